@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what Parley and its tests need on a fresh Debian machine, skipping what is already there.
+# Usage: scripts/setup.sh [--test]   (--test adds the real peers the test suite drives)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v openssl >/dev/null || need+=(openssl)
+if [ "${1:-}" = "--test" ]; then
+  command -v sipp >/dev/null || need+=(sip-tester)
+  command -v baresip >/dev/null || need+=(baresip-core)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi

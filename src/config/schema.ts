@@ -1,0 +1,319 @@
+// The shape of parley.yaml. Every object is strict so a misspelt key is an error rather than a
+// silently ignored setting, and every option carries its documentation (.describe) so that
+// docs/configuration.md is generated from this file.
+import { accessSync, constants } from 'node:fs';
+import { isIP, isIPv6 } from 'node:net';
+import { z } from 'zod';
+import { parseUri } from '../sip/uri.js';
+
+export const TRANSPORTS = ['udp', 'tcp', 'tls', 'ws', 'wss'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
+/** Transports that need tls.cert and tls.key. */
+const SECURE_TRANSPORTS: ReadonlySet<Transport> = new Set(['tls', 'wss']);
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const DIGEST_ALGORITHMS = ['SHA-256', 'MD5'] as const;
+export type DigestAlgorithm = (typeof DIGEST_ALGORITHMS)[number];
+
+/** One socket to listen on. `host` is bare (no brackets around IPv6), as node:net expects it. */
+export interface Listener {
+  proto: Transport;
+  host: string;
+  port: number;
+}
+
+/**
+ * The address put in Via and Contact instead of a listener's. `host` is written as in a SIP URI:
+ * lower-cased, IPv6 in brackets.
+ */
+export interface AdvertisedAddress {
+  host: string;
+  port?: number;
+}
+
+const HOSTNAME =
+  /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+const LISTEN_FORMAT = `expected PROTO:HOST:PORT with PROTO one of ${TRANSPORTS.join(', ')}`;
+
+function isHostname(text: string): boolean {
+  return HOSTNAME.test(text) || isIP(text) === 4;
+}
+
+/** Splits "host", "host:port", "[v6]" or "[v6]:port"; the host comes back without brackets. */
+function splitHostPort(text: string): { host: string; port?: string; bracketed: boolean } | undefined {
+  const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(text);
+  if (bracketed) {
+    return isIPv6(bracketed[1]) ? { host: bracketed[1], port: bracketed[2], bracketed: true } : undefined;
+  }
+  const [host, port, ...rest] = text.split(':');
+  return rest.length === 0 && isHostname(host) ? { host, port, bracketed: false } : undefined;
+}
+
+function parsePort(text: string): number | undefined {
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  return port <= 65535 ? port : undefined;
+}
+
+/** Parses "PROTO:HOST:PORT"; undefined when the text is not of that form. */
+export function parseListener(text: string): Listener | undefined {
+  const colon = text.indexOf(':');
+  if (colon < 0) return undefined;
+  const proto = text.slice(0, colon).toLowerCase() as Transport;
+  if (!TRANSPORTS.includes(proto)) return undefined;
+  const address = splitHostPort(text.slice(colon + 1));
+  const port = address?.port === undefined ? undefined : parsePort(address.port);
+  return address && port !== undefined ? { proto, host: address.host.toLowerCase(), port } : undefined;
+}
+
+export function formatListener({ proto, host, port }: Listener): string {
+  return `${proto}:${isIPv6(host) ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * Builds the regular expression a route's `domain` or `user` stands for: it must match the
+ * whole value, and domains compare case-insensitively as DNS names do.
+ */
+export function compileRoutePattern(source: string, caseInsensitive: boolean): RegExp {
+  return new RegExp(`^(?:${source})$`, caseInsensitive ? 'i' : '');
+}
+
+export function realmFor(config: Config, domain: string): string {
+  return config.auth.realm ?? domain;
+}
+
+// Every option of a section has a default, so an absent section is an empty one; so is a null one,
+// which is what YAML makes of "auth:" with every child commented out.
+function section<Shape extends Record<string, z.ZodDefault<z.ZodTypeAny>>>(shape: Shape) {
+  return z.preprocess((value) => value ?? {}, z.object(shape).strict());
+}
+
+function uniqueItems<Item>(identity: (item: Item) => string) {
+  return (items: Item[], ctx: z.RefinementCtx): void => {
+    const firstIndex = new Map<string, number>();
+    items.forEach((item, index) => {
+      const seen = firstIndex.get(identity(item));
+      if (seen === undefined) firstIndex.set(identity(item), index);
+      else ctx.addIssue({ code: 'custom', path: [index], message: `same as ${formatKey([...ctx.path, seen])}` });
+    });
+  };
+}
+
+/** Renders a path the way users write it: `routes[1].handler`. */
+export function formatKey(path: readonly (string | number)[]): string {
+  return path.map((part, i) => (typeof part === 'number' ? `[${part}]` : i === 0 ? part : `.${part}`)).join('');
+}
+
+const positiveInt = z.number().int().positive();
+
+const readablePath = z
+  .string()
+  .min(1)
+  .superRefine((path, ctx) => {
+    try {
+      accessSync(path, constants.R_OK);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `cannot read ${path} (${(error as NodeJS.ErrnoException).code})` });
+    }
+  });
+
+const domain = z
+  .string()
+  .toLowerCase()
+  .refine((name) => isHostname(name) || (/^\[[^\]]+\]$/.test(name) && isIPv6(name.slice(1, -1))), {
+    message: 'expected a hostname or IP address',
+  });
+
+const listener = z.string().transform((text, ctx) => {
+  const parsed = parseListener(text);
+  // Fatal, so the uniqueness check of the whole list never sees an entry that did not parse.
+  if (!parsed) ctx.addIssue({ code: 'custom', message: LISTEN_FORMAT, fatal: true });
+  return parsed ?? z.NEVER;
+});
+
+const advertisedAddress = z.string().transform((text, ctx): AdvertisedAddress => {
+  const address = splitHostPort(text);
+  const port = address?.port === undefined ? undefined : parsePort(address.port);
+  if (!address || (address.port !== undefined && port === undefined)) {
+    ctx.addIssue({ code: 'custom', message: 'expected HOST or HOST:PORT (IPv6 as [::1])', fatal: true });
+    return z.NEVER;
+  }
+  const host = address.bracketed ? `[${address.host.toLowerCase()}]` : address.host.toLowerCase();
+  return port === undefined ? { host } : { host, port };
+});
+
+const databaseUrl = z.string().refine((url) => /^sqlite:.+/.test(url) || /^postgres(?:ql)?:\/\/./.test(url), {
+  message: 'expected sqlite:PATH or postgres://USER@HOST/DATABASE',
+});
+
+const sipUri = z.string().superRefine((text, ctx) => {
+  try {
+    const { scheme, host } = parseUri(text);
+    if ((scheme !== 'sip' && scheme !== 'sips') || !host) throw new Error('expected a sip: or sips: URI');
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
+
+// Compiled bare, not through compileRoutePattern, so that the error quotes the pattern as written.
+const routePattern = z.string().superRefine((source, ctx) => {
+  try {
+    new RegExp(source);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
+
+const METHOD_NAMES = 'expected a SIP method name or a list of them';
+const methodName = z
+  .string()
+  .toUpperCase()
+  .regex(/^[A-Z]+$/, METHOD_NAMES);
+
+const route = z
+  .object({
+    method: z
+      .union([methodName, z.array(methodName).min(1)], { errorMap: () => ({ message: METHOD_NAMES }) })
+      .transform((methods) => (Array.isArray(methods) ? methods : [methods]))
+      .optional()
+      .describe('Request methods the route applies to, one name or a list (upper-cased); any method when absent.'),
+    domain: routePattern
+      .optional()
+      .describe('Regular expression the whole Request-URI domain must match, case-insensitively; any domain when absent.'),
+    user: routePattern
+      .optional()
+      .describe('Regular expression the whole Request-URI user part must match; any user when absent.'),
+    handler: z.string().min(1).describe('Name of the handler that takes matching requests, e.g. relay or reject.'),
+    status: z.number().int().min(300).max(699).optional().describe('Final response status (300-699) for the reject handler.'),
+    reason: z.string().optional().describe('Reason phrase sent with `status`.'),
+  })
+  .strict();
+
+const DEFAULT_LISTEN = ['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060', 'ws:127.0.0.1:8080'];
+
+const baseSchema = z
+  .object({
+    domains: z
+      .array(domain)
+      .min(1)
+      .superRefine(uniqueItems((name: string) => name))
+      .default(['localhost'])
+      .describe('SIP domains this server is responsible for (hostnames, lower-cased). At least one.'),
+    listen: z
+      .array(listener)
+      .min(1)
+      .superRefine(uniqueItems(formatListener))
+      .default(DEFAULT_LISTEN)
+      .describe(`Sockets to listen on, each PROTO:HOST:PORT with PROTO one of ${TRANSPORTS.join(', ')}; IPv6 hosts in brackets, e.g. tcp:[::1]:5060.`),
+    advertise: advertisedAddress
+      .nullable()
+      .default(null)
+      .describe('HOST[:PORT] put in Via and Contact instead of the listening address, e.g. behind NAT; null uses the listener.'),
+    tls: section({
+      cert: readablePath.nullable().default(null).describe('PEM certificate chain file; required when a tls or wss listener exists.'),
+      key: readablePath.nullable().default(null).describe('PEM private key file; required when a tls or wss listener exists.'),
+      ca: readablePath.nullable().default(null).describe('PEM file of CA certificates to trust instead of the system ones.'),
+    }),
+    database: databaseUrl
+      .default('sqlite:./data/parley.db')
+      .describe('Where users, registrations and stored messages live: sqlite:PATH or postgres://USER:PASSWORD@HOST/DATABASE.'),
+    log: section({
+      level: z.enum(LOG_LEVELS).default('info').describe(`Least severe level logged: ${LOG_LEVELS.join(', ')}.`),
+    }),
+    auth: section({
+      policy: z
+        .enum(['open', 'required'])
+        .default('open')
+        .describe('open: anyone may register and send; required: REGISTER and requests from local users must pass digest authentication.'),
+      realm: z
+        .string()
+        .min(1)
+        .nullable()
+        .default(null)
+        .describe('Digest realm; null makes each domain its own realm. `parley user add` hashes passwords with the same rule.'),
+      algorithms: z
+        .array(z.enum(DIGEST_ALGORITHMS))
+        .min(1)
+        .superRefine(uniqueItems((algorithm: string) => algorithm))
+        .default(['SHA-256', 'MD5'])
+        .describe('Digest algorithms offered, in this order: SHA-256, MD5 or both.'),
+      nonce_expires: positiveInt.default(300).describe('Seconds a nonce stays valid.'),
+    }),
+    registrar: section({
+      min_expires: positiveInt.default(60).describe('Shortest registration accepted, in seconds; shorter ones get 423 Interval Too Brief.'),
+      max_expires: positiveInt.default(3600).describe('Longest registration granted, in seconds; longer requests are cut to it.'),
+      default_expires: positiveInt.default(3600).describe('Registration length, in seconds, when the client asks for none.'),
+      max_contacts: positiveInt.default(10).describe('Most contacts one address-of-record may have registered at once.'),
+    }),
+    relay: section({
+      outbound_proxy: sipUri
+        .nullable()
+        .default(null)
+        .describe('SIP URI requests to foreign domains are sent through; null refuses them.'),
+      foreign_domain_status: z
+        .union([z.literal(403), z.literal(404)], { errorMap: () => ({ message: 'expected 403 or 404' }) })
+        .default(403)
+        .describe('Response (403 or 404) to a request for a foreign domain when there is no outbound_proxy.'),
+      max_body: positiveInt.default(65536).describe('Largest MESSAGE body relayed, in bytes; larger ones get 413.'),
+      fork_timeout: positiveInt.default(32).describe('Seconds to wait for a final response from the contacts a request is forked to (Timer F bound).'),
+    }),
+    offline: section({
+      enabled: z.boolean().default(true).describe('Store messages for known users who are not registered, and deliver them when they register.'),
+      max_per_user: positiveInt.default(100).describe('Most stored messages waiting for one user; further ones are refused.'),
+      expires: positiveInt.default(604800).describe('Seconds a stored message is kept before it is dropped.'),
+    }),
+    sip: section({
+      t1: positiveInt.default(500).describe('RFC 3261 T1, round-trip time estimate, in milliseconds.'),
+      t2: positiveInt.default(4000).describe('RFC 3261 T2, longest retransmit interval, in milliseconds; at least t1.'),
+      t4: positiveInt.default(5000).describe('RFC 3261 T4, time a message may linger in the network, in milliseconds.'),
+      max_message_size: positiveInt.default(65535).describe('Largest SIP message accepted on any transport, in bytes.'),
+      mtu: positiveInt.default(1300).describe('Size in bytes above which a request meant for UDP is sent over TCP (RFC 3261 §18.1.1).'),
+      tcp_idle_timeout: positiveInt.default(600).describe('Seconds an idle TCP, TLS or WebSocket connection is kept open.'),
+      max_forwards: z.number().int().min(1).max(255).default(70).describe('Max-Forwards put in requests Parley originates (1-255).'),
+      user_agent: z.string().min(1).default('Parley').describe('Value of the User-Agent and Server headers.'),
+    }),
+    routes: z
+      .array(route)
+      .min(1)
+      .default([{ handler: 'relay' }])
+      .describe('Routing table for requests; the first route whose method, domain and user all match takes the request.'),
+  })
+  .strict();
+
+function checkAcrossSections(config: z.output<typeof baseSchema>, ctx: z.RefinementCtx): void {
+  const { min_expires, default_expires, max_expires } = config.registrar;
+  if (min_expires > max_expires) {
+    ctx.addIssue({ code: 'custom', path: ['registrar', 'min_expires'], message: `must not exceed max_expires (${max_expires})` });
+  } else if (default_expires < min_expires || default_expires > max_expires) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['registrar', 'default_expires'],
+      message: `must be between min_expires (${min_expires}) and max_expires (${max_expires})`,
+    });
+  }
+  if (config.sip.t2 < config.sip.t1) {
+    ctx.addIssue({ code: 'custom', path: ['sip', 't2'], message: `must not be less than t1 (${config.sip.t1})` });
+  }
+  const secureIndex = config.listen.findIndex((l) => SECURE_TRANSPORTS.has(l.proto));
+  if (secureIndex >= 0) {
+    const needer = `listen[${secureIndex}] (${formatListener(config.listen[secureIndex])})`;
+    for (const file of ['cert', 'key'] as const) {
+      if (config.tls[file] === null) {
+        ctx.addIssue({ code: 'custom', path: ['tls', file], message: `required by ${needer}` });
+      }
+    }
+  }
+}
+
+export const configSchema = baseSchema.superRefine(checkAcrossSections);
+
+export type Config = z.output<typeof configSchema>;
+export type Route = Config['routes'][number];
+
+/** A complete configuration with every option at its default. */
+export function defaultConfig(): Config {
+  return configSchema.parse({});
+}

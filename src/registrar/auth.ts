@@ -1,0 +1,69 @@
+// The authentication policy: who must prove who they are, and the challenge when they have not.
+import type { UserStore } from '../store/types.js';
+import type { IncomingRequest } from '../sip/index.js';
+import { DigestAuthenticator, type DigestAlgorithm, parseDigest } from './digest.js';
+
+export interface AuthPolicyOptions {
+  policy: 'open' | 'required';
+  realmFor(domain: string): string;
+  algorithms: DigestAlgorithm[];
+  nonceExpires: number;
+}
+
+/** Registrar-style (401, Authorization) for REGISTER; proxy-style (407, Proxy-Authorization) for the rest. */
+type Style = { status: 401 | 407; challenge: string; credentials: string };
+const REGISTRAR: Style = { status: 401, challenge: 'www-authenticate', credentials: 'authorization' };
+const PROXY: Style = { status: 407, challenge: 'proxy-authenticate', credentials: 'proxy-authorization' };
+
+export class AuthPolicy {
+  private readonly authenticators = new Map<string, DigestAuthenticator>();
+
+  constructor(
+    private readonly users: UserStore,
+    private readonly options: AuthPolicyOptions,
+  ) {}
+
+  get required(): boolean {
+    return this.options.policy === 'required';
+  }
+
+  private authenticatorFor(realm: string): DigestAuthenticator {
+    let authenticator = this.authenticators.get(realm);
+    if (!authenticator) {
+      authenticator = new DigestAuthenticator({ realm, algorithms: this.options.algorithms, nonceExpires: this.options.nonceExpires });
+      this.authenticators.set(realm, authenticator);
+    }
+    return authenticator;
+  }
+
+  /**
+   * Checks that the request carries valid credentials of `username@domain`. When it does not, the
+   * challenge (or 403 for credentials of someone else) has been sent and false comes back.
+   */
+  async verify(request: IncomingRequest, username: string, domain: string): Promise<boolean> {
+    const style = request.message.method === 'REGISTER' ? REGISTRAR : PROXY;
+    const realm = this.options.realmFor(domain);
+    const authenticator = this.authenticatorFor(realm);
+    const offered = request.message
+      .getAll(style.credentials)
+      .map(parseDigest)
+      .find((d) => d?.realm === realm);
+    if (!offered) return this.challenge(request, style, authenticator, false);
+    if (offered.username !== username) {
+      request.reply(403, 'Forbidden (credentials of another user)');
+      return false;
+    }
+    const stored = await this.users.get(username, domain);
+    if (!stored) return this.challenge(request, style, authenticator, false);
+    const result = authenticator.verify(request.message.method, offered, stored);
+    if (result.ok) return true;
+    return this.challenge(request, style, authenticator, result.stale);
+  }
+
+  private challenge(request: IncomingRequest, style: Style, authenticator: DigestAuthenticator, stale: boolean): false {
+    request.reply(style.status, undefined, {
+      headers: authenticator.challenges(stale).map((value) => ({ name: style.challenge, value })),
+    });
+    return false;
+  }
+}

@@ -1,0 +1,213 @@
+// Assembles Parley: store, transports, transaction layer, registrar, relay and the routing table,
+// and runs the checks every request passes before a handler sees it.
+import type { Logger } from 'pino';
+import { openStore, type Store } from '../store/index.js';
+import type { Config } from '../config/index.js';
+import { realmFor } from '../config/index.js';
+import {
+  type IncomingRequest, SipStack, TimerQueue, TransportLayer, type SipUri, parseNameAddr, parseUri,
+} from '../sip/index.js';
+import { AuthPolicy, Registrar } from '../registrar/index.js';
+import { Relay, loopKey } from '../relay/index.js';
+import { type RequestHandler, Router } from './router.js';
+
+export interface ServerOptions {
+  logger: Logger;
+}
+
+/** Methods RFC 3261 and its extensions define; anything else is answered 501 rather than 405. */
+const KNOWN_METHODS = new Set([
+  'INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER',
+  'MESSAGE', 'UPDATE',
+]);
+
+export class ParleyServer {
+  readonly log: Logger;
+  readonly router: Router;
+  readonly timers = new TimerQueue();
+  readonly domains: Set<string>;
+  store!: Store;
+  transports!: TransportLayer;
+  stack!: SipStack;
+  registrar!: Registrar;
+  relay!: Relay;
+  auth!: AuthPolicy;
+  private stopping = false;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(
+    readonly config: Config,
+    options: ServerOptions,
+  ) {
+    this.log = options.logger;
+    this.domains = new Set(config.domains.map((d) => d.toLowerCase()));
+    this.router = new Router(config.routes);
+    this.router.register({ name: 'relay', methods: ['MESSAGE'], handle: (request) => this.relay.handle(request) });
+    this.router.register({
+      name: 'reject',
+      methods: [...KNOWN_METHODS].filter((m) => m !== 'ACK'),
+      handle: (request, route) => request.reply(route.status ?? 403, route.reason),
+    });
+    this.router.register({
+      name: 'reply',
+      methods: [...KNOWN_METHODS].filter((m) => m !== 'ACK'),
+      handle: (request, route) => request.reply(route.status ?? 200, route.reason),
+    });
+  }
+
+  /** Registers a handler plugin (rooms, gateways, ...) to be named in the routing table. */
+  handle(handler: RequestHandler): this {
+    this.router.register(handler);
+    return this;
+  }
+
+  async start(): Promise<void> {
+    this.router.compile();
+    const config = this.config;
+    this.store = await openStore(config.database);
+    try {
+      this.transports = new TransportLayer({
+        listen: config.listen,
+        tls: config.tls.cert && config.tls.key ? { cert: config.tls.cert, key: config.tls.key, ca: config.tls.ca ?? undefined } : undefined,
+        maxMessageSize: config.sip.max_message_size,
+        idleTimeout: config.sip.tcp_idle_timeout,
+      });
+      this.stack = new SipStack(this.transports, this.timers, {
+        t1: config.sip.t1,
+        t2: config.sip.t2,
+        t4: config.sip.t4,
+        mtu: config.sip.mtu,
+        userAgent: config.sip.user_agent,
+        advertise: config.advertise ? `${config.advertise.host}${config.advertise.port ? `:${config.advertise.port}` : ''}` : undefined,
+      });
+      this.registrar = new Registrar(
+        this.store.locations,
+        {
+          minExpires: config.registrar.min_expires,
+          maxExpires: config.registrar.max_expires,
+          defaultExpires: config.registrar.default_expires,
+          maxContacts: config.registrar.max_contacts,
+        },
+        (id) => this.transports.isConnected(id),
+      );
+      this.auth = new AuthPolicy(this.store.users, {
+        policy: config.auth.policy,
+        realmFor: (domain) => realmFor(config, domain),
+        algorithms: config.auth.algorithms,
+        nonceExpires: config.auth.nonce_expires,
+      });
+      this.relay = new Relay(
+        this.stack,
+        this.registrar,
+        this.store.offline,
+        {
+          domains: this.domains,
+          outboundProxy: config.relay.outbound_proxy ?? undefined,
+          foreignDomainStatus: config.relay.foreign_domain_status,
+          maxBody: config.relay.max_body,
+          offline: { enabled: config.offline.enabled, maxPerUser: config.offline.max_per_user, expires: config.offline.expires },
+        },
+        this.log.child({ module: 'relay' }),
+      );
+      this.transports.on('connectionClosed', (id) => this.registrar.connectionClosed(id));
+      this.transports.on('error', (error) => this.log.warn({ err: error.message }, 'transport error'));
+      this.stack.on('error', (error) => this.log.debug({ err: error.message }, 'send failed'));
+      this.stack.on('request', (request) => this.track(this.dispatch(request)));
+      await this.registrar.start();
+      await this.transports.start();
+      this.timers.start();
+      this.relay.start();
+    } catch (error) {
+      await this.store.close();
+      throw error;
+    }
+    this.log.info({ listen: this.transports.bound.map((b) => `${b.proto}:${b.host}:${b.port}`), domains: [...this.domains] }, 'parley started');
+  }
+
+  /** Stops taking requests, lets the ones in progress finish (up to `graceMs`), then closes everything. */
+  async stop(graceMs = 5000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const deadline = new Promise((resolve) => setTimeout(resolve, graceMs).unref());
+    await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
+    this.relay?.stop();
+    this.registrar?.stop();
+    this.timers.stop();
+    await this.transports?.stop();
+    await this.store?.close();
+    this.log.info('parley stopped');
+  }
+
+  private track(work: Promise<void>): void {
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
+  }
+
+  private async dispatch(request: IncomingRequest): Promise<void> {
+    try {
+      await this.route(request);
+    } catch (error) {
+      this.log.error({ err: error, method: request.message.method, callId: request.message.get('call-id') }, 'request failed');
+      if (!request.replied) request.reply(500, 'Server Internal Error');
+    }
+  }
+
+  private async route(request: IncomingRequest): Promise<void> {
+    const message = request.message;
+    const method = message.method;
+    if (this.stopping) return request.reply(503, 'Service Unavailable (shutting down)', { headers: [{ name: 'retry-after', value: '5' }] });
+    if (!KNOWN_METHODS.has(method)) return request.reply(501, 'Not Implemented', { headers: [this.allowHeader()] });
+    let target: SipUri;
+    try {
+      target = message.requestUri;
+    } catch {
+      return request.reply(400, 'Bad Request-URI');
+    }
+    if (target.scheme !== 'sip' && target.scheme !== 'sips') return request.reply(416, 'Unsupported URI Scheme');
+    const maxForwards = message.get('max-forwards');
+    if (maxForwards !== undefined && Number(maxForwards) === 0 && method !== 'OPTIONS') return request.reply(483, 'Too Many Hops');
+    if (this.stack.hasLooped(message, loopKey(message))) return request.reply(482, 'Loop Detected');
+    const proxyRequire = message.getAll('proxy-require');
+    if (proxyRequire.length > 0) {
+      return request.reply(420, 'Bad Extension', { headers: [{ name: 'unsupported', value: proxyRequire.join(', ') }] });
+    }
+    const local = this.domains.has(target.host);
+
+    if (method === 'OPTIONS' && (!target.user || !local)) return this.answerOptions(request);
+    if (method === 'REGISTER') {
+      if (!local) return request.reply(403, 'Forbidden (domain not served here)');
+      const to = parseUri(message.to.uri);
+      if (!this.domains.has(to.host)) return request.reply(403, 'Forbidden (domain not served here)');
+      if (this.auth.required && !(await this.auth.verify(request, to.user, to.host))) return;
+      return this.registrar.handle(request, `${to.user}@${to.host}`);
+    }
+    if (this.auth.required) {
+      const from = parseUri(parseNameAddr(message.get('from')!).uri);
+      if (this.domains.has(from.host) && !(await this.auth.verify(request, from.user, from.host))) return;
+    }
+    if (method === 'OPTIONS') return this.answerOptions(request);
+    const match = this.router.match(method, target.user, target.host);
+    if (!match) return request.reply(404, 'Not Found (no route)');
+    if (!match.handler.methods.includes(method)) return request.reply(405, 'Method Not Allowed', { headers: [this.allowHeader()] });
+    await match.handler.handle(request, match.route);
+  }
+
+  private allowHeader() {
+    return { name: 'allow', value: this.router.allowedMethods().join(', ') };
+  }
+
+  private answerOptions(request: IncomingRequest): void {
+    request.reply(200, 'OK', {
+      headers: [
+        this.allowHeader(),
+        { name: 'accept', value: 'text/plain, message/cpim, application/im-iscomposing+xml, */*' },
+        { name: 'accept-encoding', value: 'identity' },
+        { name: 'supported', value: 'path, outbound' },
+      ],
+    });
+  }
+}
+
+export function createServer(config: Config, options: ServerOptions): ParleyServer {
+  return new ParleyServer(config, options);
+}

@@ -1,0 +1,212 @@
+// Structured forms of the headers Parley reads: name-addr (From, To, Contact, Route), Via, CSeq,
+// and the splitting of comma-separated header values (RFC 3261 §7.3.1).
+
+export class HeaderError extends Error {
+  override name = 'HeaderError';
+}
+
+/** Long canonical names of the compact forms (RFC 3261 §7.3.3 and later RFCs). */
+export const COMPACT_FORMS: Record<string, string> = {
+  a: 'accept-contact', b: 'referred-by', c: 'content-type', d: 'request-disposition', e: 'content-encoding',
+  f: 'from', i: 'call-id', j: 'reject-contact', k: 'supported', l: 'content-length', m: 'contact',
+  n: 'identity-info', o: 'event', r: 'refer-to', s: 'subject', t: 'to', u: 'allow-events', v: 'via',
+  x: 'session-expires', y: 'identity',
+};
+
+/** Headers whose values are comma-separated lists that may also be split across header lines. */
+export const LIST_HEADERS = new Set([
+  'via', 'route', 'record-route', 'contact', 'path', 'allow', 'supported', 'require', 'proxy-require',
+  'unsupported', 'accept', 'accept-encoding', 'accept-language', 'allow-events', 'content-encoding',
+  'content-language', 'in-reply-to', 'service-route',
+]);
+
+const DISPLAY_CASE: Record<string, string> = {
+  'call-id': 'Call-ID', cseq: 'CSeq', 'www-authenticate': 'WWW-Authenticate', 'mime-version': 'MIME-Version',
+  'sip-etag': 'SIP-ETag', 'sip-if-match': 'SIP-If-Match', 'rseq': 'RSeq', 'rack': 'RAck',
+};
+
+/** "content-length" -> "Content-Length", with the RFC's irregular spellings. */
+export function displayName(name: string): string {
+  return DISPLAY_CASE[name] ?? name.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
+}
+
+/** Splits a header value at commas that are outside quotes and angle brackets. */
+export function splitList(value: string): string[] {
+  if (!value.includes(',')) return [value.trim()];
+  const out: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (quoted) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) quoted = false;
+    } else if (c === 34) quoted = true;
+    else if (c === 60 /* < */) depth++;
+    else if (c === 62 /* > */) depth--;
+    else if (c === 44 /* , */ && depth === 0) {
+      out.push(value.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  if (quoted || depth !== 0) throw new HeaderError('unbalanced quotes or angle brackets');
+  out.push(value.slice(start).trim());
+  return out;
+}
+
+export type Params = Map<string, string | null>;
+
+/** Parses ";a=b;c" header parameters starting at the first ';' of `text`. Names are lower-cased. */
+export function parseParams(text: string): Params {
+  const params: Params = new Map();
+  let i = 0;
+  while (i < text.length) {
+    while (text[i] === ' ' || text[i] === '\t') i++;
+    if (i >= text.length) break;
+    if (text[i] !== ';') throw new HeaderError(`expected ";" before "${text.slice(i)}"`);
+    i++;
+    while (text[i] === ' ' || text[i] === '\t') i++;
+    let j = i;
+    while (j < text.length && !'=; \t'.includes(text[j]!)) j++;
+    const name = text.slice(i, j).toLowerCase();
+    if (!name || !TOKEN.test(name)) throw new HeaderError(`bad parameter name "${text.slice(i, j)}"`);
+    while (text[j] === ' ' || text[j] === '\t') j++;
+    if (text[j] === '=') {
+      j++;
+      while (text[j] === ' ' || text[j] === '\t') j++;
+      if (text[j] === '"') {
+        const end = closingQuote(text, j);
+        params.set(name, text.slice(j, end + 1));
+        i = end + 1;
+      } else {
+        let k = j;
+        while (k < text.length && text[k] !== ';' && text[k] !== ' ' && text[k] !== '\t') k++;
+        const value = text.slice(j, k);
+        if (!value || !PARAM_VALUE.test(value)) throw new HeaderError(`bad value for parameter "${name}"`);
+        params.set(name, value);
+        i = k;
+      }
+    } else {
+      params.set(name, null);
+      i = j;
+    }
+  }
+  return params;
+}
+
+export const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
+const PARAM_VALUE = /^[A-Za-z0-9\-.!%*_+`'~[\]:]+$/;
+
+function closingQuote(text: string, open: number): number {
+  for (let i = open + 1; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\\') i++;
+    else if (c === '"') return i;
+  }
+  throw new HeaderError('unterminated quoted string');
+}
+
+export function unquote(value: string): string {
+  if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) {
+    return value.slice(1, -1).replace(/\\(.)/g, '$1');
+  }
+  return value;
+}
+
+export function quote(value: string): string {
+  return `"${value.replace(/(["\\])/g, '\\$1')}"`;
+}
+
+/** A From/To/Contact/Route value: display name, URI text and header parameters. */
+export interface NameAddr {
+  displayName?: string;
+  uri: string;
+  params: Params;
+}
+
+export function parseNameAddr(value: string): NameAddr {
+  const text = value.trim();
+  let displayName: string | undefined;
+  let uri: string;
+  let rest: string;
+  let open: number;
+  if (text.startsWith('"')) {
+    const end = closingQuote(text, 0);
+    displayName = unquote(text.slice(0, end + 1));
+    open = text.indexOf('<', end + 1);
+    if (open < 0 || text.slice(end + 1, open).trim() !== '') throw new HeaderError('expected "<" after display name');
+  } else {
+    open = text.indexOf('<');
+  }
+  if (open >= 0) {
+    if (displayName === undefined) {
+      const name = text.slice(0, open).trim();
+      if (name) {
+        if (!/^[A-Za-z0-9\-.!%*_+`'~ \t]+$/.test(name)) throw new HeaderError(`bad display name "${name}"`);
+        displayName = name.replace(/[ \t]+/g, ' ');
+      }
+    }
+    const close = text.indexOf('>', open);
+    if (close < 0) throw new HeaderError('missing ">"');
+    uri = text.slice(open + 1, close);
+    rest = text.slice(close + 1);
+  } else {
+    // addr-spec form: parameters after the URI belong to the header, not the URI (RFC 3261 §20.10).
+    const semi = text.indexOf(';');
+    uri = semi >= 0 ? text.slice(0, semi) : text;
+    rest = semi >= 0 ? text.slice(semi) : '';
+    if (/[,?]/.test(uri)) throw new HeaderError('URI with "," or "?" must be enclosed in "<>"');
+  }
+  uri = uri.trim();
+  if (!uri || /\s/.test(uri)) throw new HeaderError(`bad URI "${uri}"`);
+  return { displayName, uri, params: parseParams(rest) };
+}
+
+export function formatParams(params: Params): string {
+  let out = '';
+  for (const [name, value] of params) out += value === null ? `;${name}` : `;${name}=${value}`;
+  return out;
+}
+
+export function formatNameAddr(addr: NameAddr): string {
+  const name = addr.displayName ? `${quote(addr.displayName)} ` : '';
+  return `${name}<${addr.uri}>${formatParams(addr.params)}`;
+}
+
+export interface Via {
+  transport: string;
+  host: string;
+  port?: number;
+  params: Params;
+  branch?: string;
+}
+
+export function parseVia(value: string): Via {
+  const m = /^SIP[ \t]*\/[ \t]*2\.0[ \t]*\/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]+(\[[0-9a-fA-F:.]+\]|[^ \t:;]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*(.*)$/i.exec(
+    value.trim(),
+  );
+  if (!m) throw new HeaderError(`bad Via "${value}"`);
+  const port = m[3] === undefined ? undefined : Number(m[3]);
+  if (port !== undefined && port > 65535) throw new HeaderError(`bad Via port ${m[3]}`);
+  const params = parseParams(m[4]!);
+  const branch = params.get('branch');
+  return { transport: m[1]!.toUpperCase(), host: m[2]!.toLowerCase(), port, params, branch: branch ?? undefined };
+}
+
+export function formatVia(via: Via): string {
+  return `SIP/2.0/${via.transport} ${via.host}${via.port !== undefined ? `:${via.port}` : ''}${formatParams(via.params)}`;
+}
+
+export interface CSeq {
+  seq: number;
+  method: string;
+}
+
+export function parseCSeq(value: string): CSeq {
+  const m = /^([0-9]{1,10})[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)$/.exec(value.trim());
+  if (!m) throw new HeaderError(`bad CSeq "${value}"`);
+  const seq = Number(m[1]);
+  if (seq > 0xffffffff) throw new HeaderError('CSeq number above 2**32-1');
+  return { seq, method: m[2]! };
+}

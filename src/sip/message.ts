@@ -1,0 +1,214 @@
+// The SIP message model: start line, ordered header list, body. Structured header values are
+// parsed on first use and cached, so the hot path pays only for what it reads.
+import { type CSeq, type NameAddr, type Via, LIST_HEADERS, displayName, parseCSeq, parseNameAddr, parseVia, splitList } from './headers.js';
+import { type SipUri, parseUri } from './uri.js';
+
+export interface Header {
+  /** Lower-cased long form ("v" is stored as "via"). */
+  name: string;
+  value: string;
+}
+
+const CRLF = '\r\n';
+
+export class SipMessage {
+  /** Request method; '' for a response. */
+  method: string;
+  /** Request-URI text; '' for a response. */
+  uri: string;
+  /** Status code; 0 for a request. */
+  status: number;
+  reason: string;
+  headers: Header[];
+  body: Buffer;
+  private parsed: { vias?: Via[]; from?: NameAddr; to?: NameAddr; cseq?: CSeq; requestUri?: SipUri } = {};
+
+  constructor(init: { method?: string; uri?: string; status?: number; reason?: string; headers?: Header[]; body?: Buffer }) {
+    this.method = init.method ?? '';
+    this.uri = init.uri ?? '';
+    this.status = init.status ?? 0;
+    this.reason = init.reason ?? '';
+    this.headers = init.headers ?? [];
+    this.body = init.body ?? EMPTY;
+  }
+
+  get isRequest(): boolean {
+    return this.status === 0;
+  }
+
+  get(name: string): string | undefined {
+    for (const h of this.headers) if (h.name === name) return h.value;
+    return undefined;
+  }
+
+  /** Every value of a header, list headers split at their commas. */
+  getAll(name: string): string[] {
+    const out: string[] = [];
+    const list = LIST_HEADERS.has(name);
+    for (const h of this.headers) {
+      if (h.name !== name) continue;
+      if (list) out.push(...splitList(h.value));
+      else out.push(h.value);
+    }
+    return out;
+  }
+
+  has(name: string): boolean {
+    return this.headers.some((h) => h.name === name);
+  }
+
+  /** Replaces every value of `name` with one value, in the place of the first. */
+  set(name: string, value: string): this {
+    const at = this.headers.findIndex((h) => h.name === name);
+    this.remove(name);
+    this.headers.splice(at < 0 ? this.headers.length : at, 0, { name, value });
+    return this;
+  }
+
+  add(name: string, value: string): this {
+    this.headers.push({ name, value });
+    this.parsed = {};
+    return this;
+  }
+
+  /** Inserts before the first header of that name (or at the top): how a proxy adds its Via. */
+  prepend(name: string, value: string): this {
+    const at = this.headers.findIndex((h) => h.name === name);
+    this.headers.splice(at < 0 ? 0 : at, 0, { name, value });
+    this.parsed = {};
+    return this;
+  }
+
+  remove(name: string): this {
+    this.headers = this.headers.filter((h) => h.name !== name);
+    this.parsed = {};
+    return this;
+  }
+
+  /** Removes the first value of a list header (the topmost Via or Route). */
+  removeFirstValue(name: string): this {
+    const at = this.headers.findIndex((h) => h.name === name);
+    if (at < 0) return this;
+    const values = splitList(this.headers[at]!.value);
+    if (values.length <= 1) this.headers.splice(at, 1);
+    else this.headers[at] = { name, value: values.slice(1).join(', ') };
+    this.parsed = {};
+    return this;
+  }
+
+  get vias(): Via[] {
+    return (this.parsed.vias ??= this.getAll('via').map(parseVia));
+  }
+
+  get via(): Via {
+    const via = this.vias[0];
+    if (!via) throw new Error('message has no Via');
+    return via;
+  }
+
+  get from(): NameAddr {
+    return (this.parsed.from ??= parseNameAddr(this.required('from')));
+  }
+
+  get to(): NameAddr {
+    return (this.parsed.to ??= parseNameAddr(this.required('to')));
+  }
+
+  get callId(): string {
+    return this.required('call-id');
+  }
+
+  get cseq(): CSeq {
+    return (this.parsed.cseq ??= parseCSeq(this.required('cseq')));
+  }
+
+  get requestUri(): SipUri {
+    return (this.parsed.requestUri ??= parseUri(this.uri));
+  }
+
+  /** Invalidates cached parses after the request-URI or headers were edited in place. */
+  touch(): this {
+    this.parsed = {};
+    return this;
+  }
+
+  private required(name: string): string {
+    const value = this.get(name);
+    if (value === undefined) throw new Error(`message has no ${displayName(name)}`);
+    return value;
+  }
+
+  /** The wire form. Content-Length is always written from the body. */
+  toBuffer(): Buffer {
+    let head = this.isRequest ? `${this.method} ${this.uri} SIP/2.0${CRLF}` : `SIP/2.0 ${this.status} ${this.reason}${CRLF}`;
+    for (const h of this.headers) {
+      if (h.name !== 'content-length') head += `${displayName(h.name)}: ${h.value}${CRLF}`;
+    }
+    head += `Content-Length: ${this.body.length}${CRLF}${CRLF}`;
+    if (this.body.length === 0) return Buffer.from(head, 'utf8');
+    const headBytes = Buffer.byteLength(head, 'utf8');
+    const out = Buffer.allocUnsafe(headBytes + this.body.length);
+    out.write(head, 0, 'utf8');
+    this.body.copy(out, headBytes);
+    return out;
+  }
+
+  toString(): string {
+    return this.toBuffer().toString('utf8');
+  }
+}
+
+export const EMPTY = Buffer.alloc(0);
+
+/** Reason phrases of the responses Parley sends. */
+export const REASONS: Record<number, string> = {
+  100: 'Trying', 180: 'Ringing', 200: 'OK', 202: 'Accepted', 400: 'Bad Request', 401: 'Unauthorized',
+  403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 407: 'Proxy Authentication Required',
+  408: 'Request Timeout', 413: 'Request Entity Too Large', 414: 'Request-URI Too Long', 415: 'Unsupported Media Type',
+  416: 'Unsupported URI Scheme', 420: 'Bad Extension', 423: 'Interval Too Brief', 480: 'Temporarily Unavailable',
+  481: 'Call/Transaction Does Not Exist', 482: 'Loop Detected', 483: 'Too Many Hops', 486: 'Busy Here',
+  488: 'Not Acceptable Here', 489: 'Bad Event', 500: 'Server Internal Error', 501: 'Not Implemented',
+  503: 'Service Unavailable', 504: 'Server Time-out', 505: 'Version Not Supported', 513: 'Message Too Large',
+  600: 'Busy Everywhere', 603: 'Decline', 604: 'Does Not Exist Anywhere',
+};
+
+const TAG_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789';
+
+export function randomToken(length = 10): string {
+  let out = '';
+  for (let i = 0; i < length; i++) out += TAG_CHARS[(Math.random() * TAG_CHARS.length) | 0];
+  return out;
+}
+
+/**
+ * Builds a response to `request` (RFC 3261 §8.2.6): Via, From, Call-ID and CSeq copied,
+ * a To tag added when the request had none.
+ */
+export function createResponse(
+  request: SipMessage,
+  status: number,
+  reason = REASONS[status] ?? 'Unknown',
+  toTag?: string,
+): SipMessage {
+  const headers: Header[] = [];
+  let to: string | undefined;
+  for (const h of request.headers) {
+    switch (h.name) {
+      case 'via':
+      case 'from':
+      case 'call-id':
+      case 'cseq':
+        headers.push(h);
+        break;
+      case 'to':
+        to = h.value;
+        headers.push(h);
+        break;
+    }
+  }
+  if (to !== undefined && status > 100 && !/;\s*tag\s*=/i.test(to)) {
+    const i = headers.findIndex((h) => h.name === 'to');
+    headers[i] = { name: 'to', value: `${to};tag=${toTag ?? randomToken()}` };
+  }
+  return new SipMessage({ status, reason, headers });
+}

@@ -1,0 +1,346 @@
+// Non-INVITE transactions (RFC 3261 §17.1.2, §17.2.2) over the transport layer, with Via
+// stamping (RFC 3581) and response routing (§18.2.2). Everything above talks to the network
+// through this: `on('request')` for what arrives, `request()` for what Parley sends.
+import { EventEmitter } from 'node:events';
+import { type Header, SipMessage, createResponse, randomToken, REASONS } from './message.js';
+import { canAnswer, type SipParseError } from './parser.js';
+import { formatVia } from './headers.js';
+import type { TimerHandle, TimerQueue } from './timers.js';
+import type { TransportLayer } from './transport/layer.js';
+import { type Peer, type Protocol, RELIABLE } from './transport/types.js';
+
+export const BRANCH_COOKIE = 'z9hG4bK';
+
+export interface StackOptions {
+  t1: number;
+  t2: number;
+  t4: number;
+  /** Host[:port] put in Via and Contact instead of the listen address (behind NAT, or a name). */
+  advertise?: string;
+  /** Bytes above which a UDP request goes over TCP when Parley can (RFC 3261 §18.1.1). */
+  mtu: number;
+  userAgent: string;
+}
+
+export interface ReplyOptions {
+  headers?: Header[];
+  body?: Buffer | string;
+  contentType?: string;
+}
+
+/** A request that arrived, with the one way to answer it: its server transaction. */
+export interface IncomingRequest {
+  readonly message: SipMessage;
+  readonly source: Peer;
+  readonly replied: boolean;
+  reply(status: number, reason?: string, options?: ReplyOptions): void;
+  respond(response: SipMessage): void;
+}
+
+interface ServerTransaction extends IncomingRequest {
+  key: string;
+  lastResponse?: Buffer;
+  final: boolean;
+  responseTarget: Peer;
+}
+
+interface ClientTransaction {
+  branch: string;
+  method: string;
+  done: boolean;
+  resolve(response: SipMessage): void;
+  timers: TimerHandle[];
+}
+
+export interface StackStats {
+  requestsIn: number;
+  responsesOut: number;
+  requestsOut: number;
+  retransmissionsAbsorbed: number;
+  malformed: number;
+  serverTransactions: number;
+  clientTransactions: number;
+}
+
+export declare interface SipStack {
+  on(event: 'request', listener: (request: IncomingRequest) => void): this;
+  on(event: 'error', listener: (error: Error) => void): this;
+}
+
+export class SipStack extends EventEmitter {
+  private readonly server = new Map<string, ServerTransaction>();
+  private readonly client = new Map<string, ClientTransaction>();
+  readonly stats: StackStats = {
+    requestsIn: 0, responsesOut: 0, requestsOut: 0, retransmissionsAbsorbed: 0, malformed: 0,
+    serverTransactions: 0, clientTransactions: 0,
+  };
+
+  constructor(
+    readonly transports: TransportLayer,
+    readonly timers: TimerQueue,
+    readonly options: StackOptions,
+  ) {
+    super();
+    transports.on('message', (message, source) => {
+      if (message.isRequest) this.onRequest(message, source);
+      else this.onResponse(message);
+    });
+    transports.on('malformed', (error, source) => this.onMalformed(error, source));
+  }
+
+  /** The sent-by Parley puts in its Via for a protocol. */
+  sentBy(proto: Protocol): string {
+    if (this.options.advertise) return this.options.advertise;
+    const local = this.transports.local(proto) ?? this.transports.bound[0];
+    if (!local) return '127.0.0.1';
+    const host = local.host.includes(':') ? `[${local.host}]` : local.host;
+    return `${host}:${local.port}`;
+  }
+
+  /** A URI at which peers reach Parley, e.g. for Contact headers of requests it originates. */
+  localUri(proto: Protocol = 'udp', user?: string): string {
+    const transport = proto === 'udp' ? '' : `;transport=${proto}`;
+    return `sip:${user ? `${user}@` : ''}${this.sentBy(proto)}${transport}`;
+  }
+
+  private onRequest(message: SipMessage, source: Peer): void {
+    this.stats.requestsIn++;
+    if (message.method === 'ACK') return; // only INVITE has ACKs; Parley answers INVITE statelessly
+    const key = transactionKey(message);
+    const existing = this.server.get(key);
+    if (existing) {
+      this.stats.retransmissionsAbsorbed++;
+      if (existing.lastResponse) this.transmit(existing.lastResponse, existing.responseTarget);
+      return;
+    }
+    const responseTarget = stampVia(message, source);
+    const transaction = this.createServerTransaction(key, message, source, responseTarget);
+    this.server.set(key, transaction);
+    this.stats.serverTransactions = this.server.size;
+    this.emit('request', transaction);
+  }
+
+  private createServerTransaction(key: string, message: SipMessage, source: Peer, responseTarget: Peer): ServerTransaction {
+    const stack = this;
+    const transaction: ServerTransaction = {
+      key,
+      message,
+      source,
+      responseTarget,
+      final: false,
+      get replied() {
+        return transaction.final;
+      },
+      reply(status, reason, options) {
+        transaction.respond(stack.buildResponse(message, status, reason, options));
+      },
+      respond(response) {
+        if (transaction.final) return;
+        const bytes = response.toBuffer();
+        transaction.lastResponse = bytes;
+        stack.stats.responsesOut++;
+        stack.transmit(bytes, responseTarget);
+        if (response.status < 200) return;
+        transaction.final = true;
+        // Timer J: absorb retransmissions for 64·T1 on unreliable transports, none on reliable ones.
+        if (RELIABLE[source.proto]) stack.dropServer(key);
+        else stack.timers.schedule(64 * stack.options.t1, () => stack.dropServer(key));
+      },
+    };
+    return transaction;
+  }
+
+  private dropServer(key: string): void {
+    this.server.delete(key);
+    this.stats.serverTransactions = this.server.size;
+  }
+
+  buildResponse(request: SipMessage, status: number, reason?: string, options: ReplyOptions = {}): SipMessage {
+    const response = createResponse(request, status, reason ?? REASONS[status]);
+    if (options.headers) response.headers.push(...options.headers);
+    if (status >= 200 && status < 300) response.add('server', this.options.userAgent);
+    if (options.body !== undefined) {
+      response.body = typeof options.body === 'string' ? Buffer.from(options.body, 'utf8') : options.body;
+      response.add('content-type', options.contentType ?? 'text/plain;charset=utf-8');
+    }
+    return response;
+  }
+
+  private onMalformed(error: SipParseError, source: Peer): void {
+    this.stats.malformed++;
+    const partial = error.partial;
+    if (!canAnswer(partial)) return;
+    try {
+      const target = stampVia(partial, source);
+      const response = createResponse(partial, error.status, error.reason.replace(/[\r\n]/g, ' '));
+      this.stats.responsesOut++;
+      this.transmit(response.toBuffer(), target);
+    } catch {
+      // Not even a response could be formed: dropping is what RFC 3261 §16.3 leaves.
+    }
+  }
+
+  private transmit(bytes: Buffer, target: Peer): void {
+    this.transports.send(bytes, target).catch((error: Error) => this.emit('error', error));
+  }
+
+  private onResponse(response: SipMessage): void {
+    let branch: string | undefined;
+    try {
+      branch = response.via.branch;
+    } catch {
+      return;
+    }
+    if (!branch) return;
+    const transaction = this.client.get(branch);
+    if (!transaction || transaction.done || response.cseq.method !== transaction.method) return;
+    if (response.status < 200) return;
+    transaction.done = true;
+    for (const timer of transaction.timers) timer.cancel();
+    transaction.resolve(response);
+  }
+
+  /**
+   * Sends a request in a non-INVITE client transaction and resolves with its final response;
+   * a timeout resolves with a synthesized 408 and an unreachable peer with 503, never a rejection.
+   * The caller's request must not carry Parley's Via yet: it is added here, its branch starting
+   * with `loopKey` when given so the request can be recognised if it ever comes back.
+   */
+  request(message: SipMessage, target: Peer, loopKey?: string): Promise<SipMessage> {
+    let proto = target.proto;
+    const branch = `${BRANCH_COOKIE}${loopKey ? `${loopKey}.` : ''}${randomToken(16)}`;
+    // RFC 3261 §18.1.1: a large request goes over a congestion-controlled transport when possible.
+    let bytes = this.withVia(message, proto, branch);
+    if (proto === 'udp' && bytes.length > this.options.mtu && this.transports.has('tcp')) {
+      proto = 'tcp';
+      message.removeFirstValue('via');
+      bytes = this.withVia(message, proto, branch);
+    }
+    const sendTarget: Peer = { ...target, proto };
+    this.stats.requestsOut++;
+    return new Promise<SipMessage>((resolve) => {
+      const transaction: ClientTransaction = {
+        branch,
+        method: message.method,
+        done: false,
+        timers: [],
+        resolve: (response) => {
+          // Timer K keeps the branch for T4 so retransmitted responses are absorbed.
+          this.timers.schedule(RELIABLE[proto] ? 0 : this.options.t4, () => {
+            this.client.delete(branch);
+            this.stats.clientTransactions = this.client.size;
+          });
+          resolve(response);
+        },
+      };
+      this.client.set(branch, transaction);
+      this.stats.clientTransactions = this.client.size;
+      const fail = (status: number, reason: string) => {
+        if (transaction.done) return;
+        transaction.done = true;
+        for (const timer of transaction.timers) timer.cancel();
+        transaction.resolve(createResponse(message, status, reason));
+      };
+      const send = (via: Protocol, data: Buffer): Promise<void> =>
+        this.transports.send(data, { ...sendTarget, proto: via }).catch(() => {
+          if (via === 'tcp' && target.proto === 'udp') {
+            // RFC 3261 §18.1.1: when the TCP attempt fails, the request is retried over UDP.
+            message.removeFirstValue('via');
+            proto = 'udp';
+            const udpBytes = this.withVia(message, 'udp', branch);
+            bytes = udpBytes;
+            this.armRetransmit(transaction, () => send('udp', udpBytes));
+            return send('udp', udpBytes);
+          }
+          fail(503, 'Service Unavailable (transport error)');
+        });
+      transaction.timers.push(this.timers.schedule(64 * this.options.t1, () => fail(408, 'Request Timeout')));
+      if (!RELIABLE[proto]) this.armRetransmit(transaction, () => send(proto, bytes));
+      void send(proto, bytes);
+    });
+  }
+
+  /** Timer E: retransmit at T1, doubling up to T2, until a final response or Timer F. */
+  private armRetransmit(transaction: ClientTransaction, resend: () => void): void {
+    const step = (interval: number) => {
+      transaction.timers.push(
+        this.timers.schedule(interval, () => {
+          if (transaction.done) return;
+          resend();
+          step(Math.min(interval * 2, this.options.t2));
+        }),
+      );
+    };
+    step(this.options.t1);
+  }
+
+  private withVia(message: SipMessage, proto: Protocol, branch: string): Buffer {
+    message.prepend('via', formatVia({ transport: proto.toUpperCase(), host: this.sentBy(proto), params: new Map([['branch', branch], ['rport', null]]) }));
+    return message.toBuffer();
+  }
+
+  /** Builds a request Parley originates (no Via yet: request() adds it). */
+  createRequest(init: {
+    method: string;
+    uri: string;
+    from: string;
+    to: string;
+    callId?: string;
+    cseq?: number;
+    headers?: Header[];
+    body?: Buffer;
+    contentType?: string;
+  }): SipMessage {
+    const headers: Header[] = [
+      { name: 'max-forwards', value: '70' },
+      { name: 'from', value: init.from.includes(';tag=') ? init.from : `${init.from};tag=${randomToken()}` },
+      { name: 'to', value: init.to },
+      { name: 'call-id', value: init.callId ?? `${randomToken(20)}@parley` },
+      { name: 'cseq', value: `${init.cseq ?? 1} ${init.method}` },
+      { name: 'user-agent', value: this.options.userAgent },
+      ...(init.headers ?? []),
+    ];
+    if (init.body && init.body.length > 0) headers.push({ name: 'content-type', value: init.contentType ?? 'text/plain;charset=utf-8' });
+    return new SipMessage({ method: init.method, uri: init.uri, headers, body: init.body });
+  }
+
+  /** True when one of the request's Vias is Parley's own, sent for the same request: a loop. */
+  hasLooped(message: SipMessage, loopKey: string): boolean {
+    const mark = `${BRANCH_COOKIE}${loopKey}.`;
+    return message.vias.some((via) => via.branch?.startsWith(mark) && this.transports.bound.some((b) => via.host === b.host || via.host === this.options.advertise?.split(':')[0]));
+  }
+}
+
+/** RFC 3261 §17.2.3 matching key; RFC 2543 peers without the magic cookie fall back to dialog fields. */
+function transactionKey(message: SipMessage): string {
+  const via = message.via;
+  const sentBy = `${via.host}:${via.port ?? ''}`;
+  if (via.branch?.startsWith(BRANCH_COOKIE)) return `${via.branch}|${sentBy}|${message.method}`;
+  return `${message.uri}|${message.from.params.get('tag') ?? ''}|${message.callId}|${message.get('cseq')}|${sentBy}`;
+}
+
+/**
+ * Adds received/rport to the top Via (RFC 3261 §18.2.1, RFC 3581) and works out where
+ * responses go (§18.2.2): the same connection on streams, the source address on UDP when rport
+ * was asked for, else the source host with the Via port.
+ */
+function stampVia(message: SipMessage, source: Peer): Peer {
+  const via = message.via;
+  const wantsRport = via.params.has('rport');
+  let changed = false;
+  if (via.host !== source.host && via.host !== `[${source.host}]`) {
+    via.params.set('received', source.host);
+    changed = true;
+  }
+  if (wantsRport) {
+    via.params.set('received', source.host);
+    via.params.set('rport', String(source.port));
+    changed = true;
+  }
+  if (changed) {
+    message.removeFirstValue('via');
+    message.prepend('via', formatVia(via));
+  }
+  if (RELIABLE[source.proto]) return source;
+  return { proto: 'udp', host: source.host, port: wantsRport ? source.port : (via.port ?? 5060) };
+}

@@ -1,0 +1,111 @@
+// One timer structure for every transaction. SIP timers take a handful of distinct durations
+// (T1·2^n, 64·T1, T4), so each duration gets a FIFO whose entries expire in insertion order:
+// scheduling and cancelling are O(1) and one interval drives them all, instead of one
+// setTimeout per transaction.
+
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+export interface TimerHandle {
+  cancel(): void;
+}
+
+interface Entry extends TimerHandle {
+  due: number;
+  fire: (() => void) | undefined;
+}
+
+class Fifo {
+  items: Entry[] = [];
+  head = 0;
+  push(entry: Entry): void {
+    this.items.push(entry);
+  }
+  /** Compacts now and then so a long-lived queue does not grow without bound. */
+  shift(): void {
+    this.head++;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+  }
+  get first(): Entry | undefined {
+    return this.items[this.head];
+  }
+  get size(): number {
+    return this.items.length - this.head;
+  }
+}
+
+export class TimerQueue {
+  private readonly queues = new Map<number, Fifo>();
+  private interval: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly clock: Clock = systemClock,
+    /** How often due timers are looked for, ms; SIP's shortest timer is T1 = 500 ms. */
+    private readonly resolution = 10,
+  ) {}
+
+  schedule(delay: number, fire: () => void): TimerHandle {
+    let queue = this.queues.get(delay);
+    if (!queue) this.queues.set(delay, (queue = new Fifo()));
+    const entry: Entry = {
+      due: this.clock.now() + delay,
+      fire,
+      cancel() {
+        entry.fire = undefined;
+      },
+    };
+    queue.push(entry);
+    return entry;
+  }
+
+  /** Fires every timer that is due. Called by the interval, or by tests after moving a fake clock. */
+  tick(): void {
+    const now = this.clock.now();
+    for (const queue of this.queues.values()) {
+      for (let entry = queue.first; entry && entry.due <= now; entry = queue.first) {
+        queue.shift();
+        const fire = entry.fire;
+        entry.fire = undefined;
+        fire?.();
+      }
+    }
+  }
+
+  /** Live plus cancelled-but-not-yet-dropped entries; for metrics. */
+  get pending(): number {
+    let n = 0;
+    for (const q of this.queues.values()) n += q.size;
+    return n;
+  }
+
+  start(): void {
+    this.interval ??= setInterval(() => this.tick(), this.resolution);
+    this.interval.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.interval);
+    this.interval = undefined;
+  }
+}
+
+/** A clock tests move by hand. */
+export class FakeClock implements Clock {
+  constructor(private time = 1_000_000) {}
+  now(): number {
+    return this.time;
+  }
+  advance(ms: number, timers?: TimerQueue, step = 10): void {
+    const end = this.time + ms;
+    while (this.time < end) {
+      this.time = Math.min(end, this.time + step);
+      timers?.tick();
+    }
+  }
+}

@@ -1,0 +1,64 @@
+// Cuts a byte stream into SIP messages by Content-Length (RFC 3261 §18.3).
+import { SipParseError, findHeadEnd, parseContentLength, parseHead, validate } from '../parser.js';
+import type { SipMessage } from '../message.js';
+
+const CRLF_BYTE = 0x0d;
+const LF_BYTE = 0x0a;
+
+export type FrameResult = { message: SipMessage } | { error: SipParseError; fatal: boolean } | { keepalive: true };
+
+export class StreamFramer {
+  private buffer: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly maxMessageSize: number) {}
+
+  /** Feeds bytes; returns what became complete. A fatal error means the stream cannot be resynchronised. */
+  push(chunk: Buffer): FrameResult[] {
+    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    const out: FrameResult[] = [];
+    for (;;) {
+      // Leading CRLFs are keepalives (RFC 5626 §3.5.1): a double CRLF asks for a single CRLF back.
+      let skip = 0;
+      while (skip < this.buffer.length && (this.buffer[skip] === CRLF_BYTE || this.buffer[skip] === LF_BYTE)) skip++;
+      if (skip > 0) {
+        if (skip >= 4) out.push({ keepalive: true });
+        this.buffer = this.buffer.subarray(skip);
+      }
+      if (this.buffer.length === 0) break;
+      const end = findHeadEnd(this.buffer);
+      if (!end) {
+        if (this.buffer.length > this.maxMessageSize) {
+          out.push({ error: new SipParseError('Message Too Large', undefined, 513), fatal: true });
+        }
+        break;
+      }
+      let message: SipMessage;
+      let length: number;
+      try {
+        message = parseHead(this.buffer.toString('utf8', 0, end.at));
+        const lengthText = message.get('content-length');
+        // On a stream a missing Content-Length can only mean an empty body.
+        length = lengthText === undefined ? 0 : parseContentLength(lengthText, message);
+      } catch (error) {
+        out.push({ error: error as SipParseError, fatal: true });
+        break;
+      }
+      const total = end.at + end.length + length;
+      if (total > this.maxMessageSize) {
+        out.push({ error: new SipParseError('Message Too Large', message, 513), fatal: true });
+        break;
+      }
+      if (this.buffer.length < total) break;
+      message.body = Buffer.from(this.buffer.subarray(end.at + end.length, total));
+      this.buffer = this.buffer.subarray(total);
+      try {
+        validate(message);
+        out.push({ message });
+      } catch (error) {
+        out.push({ error: error as SipParseError, fatal: false });
+      }
+    }
+    if (this.buffer.length === 0) this.buffer = Buffer.alloc(0);
+    return out;
+  }
+}

@@ -1,0 +1,325 @@
+// All of Parley's SIP listeners behind one object: messages in, bytes out to a peer over the
+// right socket or connection. Stream connections are indexed by id and by remote address, so
+// responses and later requests reuse the connection the client opened (RFC 3261 §18, RFC 5626).
+import { createSocket, type Socket as UdpSocket, type RemoteInfo } from 'node:dgram';
+import { createServer as createTcpServer, connect as tcpConnect, isIP, type Server as TcpServer, type Socket } from 'node:net';
+import { createServer as createTlsServer, connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { SipParseError, parseMessage } from '../parser.js';
+import { StreamFramer } from './framer.js';
+import {
+  type Address, type ListenSpec, type Peer, type Protocol, type TlsFiles, TransportError, formatPeer,
+} from './types.js';
+
+export interface TransportOptions {
+  listen: ListenSpec[];
+  tls?: TlsFiles;
+  maxMessageSize: number;
+  /** Seconds a stream connection may stay silent before it is closed. */
+  idleTimeout: number;
+  /** Whether outgoing TLS connections check the peer's certificate. */
+  verifyTlsPeers?: boolean;
+}
+
+interface Connection {
+  id: string;
+  proto: Protocol;
+  remote: Address;
+  lastActive: number;
+  write(data: Buffer): void;
+  close(): void;
+}
+
+export declare interface TransportLayer {
+  on(event: 'message', listener: (message: import('../message.js').SipMessage, source: Peer) => void): this;
+  on(event: 'malformed', listener: (error: SipParseError, source: Peer) => void): this;
+  on(event: 'connectionClosed', listener: (connectionId: string) => void): this;
+  on(event: 'error', listener: (error: Error) => void): this;
+}
+
+export class TransportLayer extends EventEmitter {
+  private readonly udpSockets = new Map<string, UdpSocket>();
+  private readonly servers: Array<TcpServer | HttpServer> = [];
+  private readonly wsServers: WebSocketServer[] = [];
+  private readonly connections = new Map<string, Connection>();
+  private readonly connectionByRemote = new Map<string, string>();
+  private readonly pendingConnects = new Map<string, Promise<Connection>>();
+  private nextConnectionId = 1;
+  private idleSweep: NodeJS.Timeout | undefined;
+  private tlsMaterial: { cert: Buffer; key: Buffer; ca?: Buffer } | undefined;
+  /** Bound addresses, with real ports when port 0 was asked for. */
+  readonly bound: ListenSpec[] = [];
+
+  constructor(private readonly options: TransportOptions) {
+    super();
+  }
+
+  async start(): Promise<void> {
+    if (this.options.tls) {
+      this.tlsMaterial = {
+        cert: readFileSync(this.options.tls.cert),
+        key: readFileSync(this.options.tls.key),
+        ca: this.options.tls.ca ? readFileSync(this.options.tls.ca) : undefined,
+      };
+    }
+    for (const spec of this.options.listen) {
+      const port = await this.startListener(spec);
+      this.bound.push({ ...spec, port });
+    }
+    this.idleSweep = setInterval(() => this.closeIdle(), 5000).unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.idleSweep);
+    for (const ws of this.wsServers) ws.close();
+    for (const c of this.connections.values()) c.close();
+    await Promise.all(this.servers.map((s) => new Promise<void>((done) => s.close(() => done()))));
+    for (const socket of this.udpSockets.values()) socket.close();
+    this.udpSockets.clear();
+    this.connections.clear();
+    this.connectionByRemote.clear();
+  }
+
+  /** The address Parley listens on for a protocol (the first such listener). */
+  local(proto: Protocol): ListenSpec | undefined {
+    return this.bound.find((b) => b.proto === proto);
+  }
+
+  has(proto: Protocol): boolean {
+    return this.bound.some((b) => b.proto === proto);
+  }
+
+  isConnected(connectionId: string): boolean {
+    return this.connections.has(connectionId);
+  }
+
+  /**
+   * Sends bytes to a peer. A connectionId that is still open wins; otherwise stream protocols reuse
+   * any connection to that address or open one (tcp/tls; ws/wss peers can only be reached on
+   * their own connection). Resolves once written; rejects with TransportError when the peer is unreachable.
+   */
+  async send(data: Buffer, target: Peer): Promise<void> {
+    if (target.proto === 'udp') return this.sendUdp(data, target);
+    const connection = this.findConnection(target) ?? (await this.connect(target));
+    connection.lastActive = Date.now();
+    connection.write(data);
+  }
+
+  private findConnection(target: Peer): Connection | undefined {
+    if (target.connectionId) {
+      const byId = this.connections.get(target.connectionId);
+      if (byId) return byId;
+    }
+    const id = this.connectionByRemote.get(formatPeer(target));
+    return id ? this.connections.get(id) : undefined;
+  }
+
+  private sendUdp(data: Buffer, target: Address): Promise<void> {
+    const family = isIP(target.host) === 6 ? 6 : 4;
+    const socket = this.udpSocketFor(family);
+    if (!socket) return Promise.reject(new TransportError(`no UDP listener for IPv${family}`));
+    return new Promise((resolve, reject) => {
+      socket.send(data, target.port, target.host, (error) => (error ? reject(new TransportError(error.message)) : resolve()));
+    });
+  }
+
+  private udpSocketFor(family: 4 | 6): UdpSocket | undefined {
+    for (const [host, socket] of this.udpSockets) if ((isIP(host) === 6 ? 6 : 4) === family) return socket;
+    return undefined;
+  }
+
+  private connect(target: Address): Promise<Connection> {
+    if (target.proto === 'ws' || target.proto === 'wss') {
+      return Promise.reject(new TransportError(`no open WebSocket connection to ${formatPeer(target)}`));
+    }
+    const proto = target.proto === 'tls' ? 'tls' : 'tcp';
+    const key = formatPeer(target);
+    const pending = this.pendingConnects.get(key);
+    if (pending) return pending;
+    const attempt = new Promise<Connection>((resolve, reject) => {
+      const socket: Socket | TLSSocket =
+        target.proto === 'tls'
+          ? tlsConnect({
+              host: target.host,
+              port: target.port,
+              servername: isIP(target.host) ? undefined : target.host,
+              ca: this.tlsMaterial?.ca,
+              rejectUnauthorized: this.options.verifyTlsPeers ?? true,
+            })
+          : tcpConnect({ host: target.host, port: target.port });
+      const onError = (error: Error) => reject(new TransportError(`cannot connect to ${key}: ${error.message}`));
+      socket.once('error', onError);
+      socket.once(proto === 'tls' ? 'secureConnect' : 'connect', () => {
+        socket.off('error', onError);
+        resolve(this.adoptStream(socket, proto));
+      });
+      socket.setTimeout(10_000, () => socket.destroy(new Error('connect timeout')));
+    }).finally(() => this.pendingConnects.delete(key));
+    this.pendingConnects.set(key, attempt);
+    return attempt;
+  }
+
+  private async startListener(spec: ListenSpec): Promise<number> {
+    switch (spec.proto) {
+      case 'udp':
+        return this.startUdp(spec);
+      case 'tcp':
+        return this.listenServer(createTcpServer((socket) => this.adoptStream(socket, 'tcp')), spec);
+      case 'tls':
+        return this.listenServer(
+          createTlsServer(this.requireTls(), (socket) => this.adoptStream(socket, 'tls')).on('tlsClientError', () => {}),
+          spec,
+        );
+      case 'ws':
+      case 'wss':
+        return this.startWebSocket(spec);
+    }
+  }
+
+  private requireTls(): { cert: Buffer; key: Buffer } {
+    if (!this.tlsMaterial) throw new TransportError('a tls or wss listener needs tls.cert and tls.key');
+    return this.tlsMaterial;
+  }
+
+  private startUdp(spec: ListenSpec): Promise<number> {
+    const socket = createSocket({ type: isIP(spec.host) === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    socket.on('message', (data: Buffer, rinfo: RemoteInfo) => this.onDatagram(data, rinfo));
+    socket.on('error', (error) => this.emit('error', error));
+    return new Promise((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(spec.port, spec.host, () => {
+        socket.off('error', reject);
+        this.udpSockets.set(spec.host, socket);
+        resolve(socket.address().port);
+      });
+    });
+  }
+
+  private onDatagram(data: Buffer, rinfo: RemoteInfo): void {
+    const source: Peer = { proto: 'udp', host: rinfo.address, port: rinfo.port };
+    if (isKeepalive(data)) return;
+    if (data.length > this.options.maxMessageSize) {
+      this.emit('malformed', new SipParseError('Message Too Large', undefined, 513), source);
+      return;
+    }
+    try {
+      this.emit('message', parseMessage(data), source);
+    } catch (error) {
+      if (error instanceof SipParseError) this.emit('malformed', error, source);
+      else this.emit('error', error as Error);
+    }
+  }
+
+  private listenServer(server: TcpServer | HttpServer, spec: ListenSpec): Promise<number> {
+    this.servers.push(server);
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(spec.port, spec.host, () => {
+        server.off('error', reject);
+        server.on('error', (error) => this.emit('error', error));
+        const address = server.address();
+        resolve(typeof address === 'object' && address ? address.port : spec.port);
+      });
+    });
+  }
+
+  private register(connection: Omit<Connection, 'id' | 'lastActive'>): Connection {
+    const id = `c${this.nextConnectionId++}`;
+    const full: Connection = { ...connection, id, lastActive: Date.now() };
+    this.connections.set(id, full);
+    this.connectionByRemote.set(formatPeer(full.remote), id);
+    return full;
+  }
+
+  private unregister(connection: Connection): void {
+    if (!this.connections.delete(connection.id)) return;
+    const key = formatPeer(connection.remote);
+    if (this.connectionByRemote.get(key) === connection.id) this.connectionByRemote.delete(key);
+    this.emit('connectionClosed', connection.id);
+  }
+
+  private adoptStream(socket: Socket | TLSSocket, proto: 'tcp' | 'tls'): Connection {
+    socket.setNoDelay(true);
+    socket.setTimeout(0);
+    const remote: Address = { proto, host: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+    const connection = this.register({
+      proto,
+      remote,
+      write: (data) => socket.write(data),
+      close: () => socket.destroy(),
+    });
+    const source: Peer = { ...remote, connectionId: connection.id };
+    const framer = new StreamFramer(this.options.maxMessageSize);
+    socket.on('data', (chunk: Buffer) => {
+      connection.lastActive = Date.now();
+      for (const result of framer.push(chunk)) {
+        if ('message' in result) this.emit('message', result.message, source);
+        else if ('keepalive' in result) socket.write('\r\n');
+        else {
+          this.emit('malformed', result.error, source);
+          if (result.fatal) socket.end();
+        }
+      }
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.unregister(connection));
+    return connection;
+  }
+
+  private startWebSocket(spec: ListenSpec): Promise<number> {
+    const http = spec.proto === 'wss' ? createHttpsServer(this.requireTls()) : createHttpServer();
+    http.on('request', (_req, res) => {
+      res.writeHead(426, { Upgrade: 'websocket', 'Content-Type': 'text/plain' }).end('SIP over WebSocket (RFC 7118): connect with subprotocol "sip"\n');
+    });
+    const wss = new WebSocketServer({ noServer: true, maxPayload: this.options.maxMessageSize, handleProtocols: () => 'sip' });
+    this.wsServers.push(wss);
+    http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const offered = (request.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim().toLowerCase());
+      if (!offered.includes('sip')) {
+        socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nsubprotocol "sip" required (RFC 7118)\n');
+        return;
+      }
+      wss.handleUpgrade(request, socket, head, (ws) => this.adoptWebSocket(ws, request, spec.proto as 'ws' | 'wss'));
+    });
+    return this.listenServer(http, spec);
+  }
+
+  private adoptWebSocket(ws: WebSocket, request: IncomingMessage, proto: 'ws' | 'wss'): void {
+    const remote: Address = { proto, host: request.socket.remoteAddress ?? '', port: request.socket.remotePort ?? 0 };
+    const connection = this.register({
+      proto,
+      remote,
+      write: (data) => ws.send(data.toString('utf8')),
+      close: () => ws.terminate(),
+    });
+    const source: Peer = { ...remote, connectionId: connection.id };
+    ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+      connection.lastActive = Date.now();
+      const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+      if (isKeepalive(bytes)) return;
+      try {
+        this.emit('message', parseMessage(bytes), source);
+      } catch (error) {
+        if (error instanceof SipParseError) this.emit('malformed', error, source);
+        else this.emit('error', error as Error);
+      }
+    });
+    ws.on('error', () => ws.terminate());
+    ws.on('close', () => this.unregister(connection));
+  }
+
+  private closeIdle(): void {
+    const limit = Date.now() - this.options.idleTimeout * 1000;
+    for (const connection of this.connections.values()) if (connection.lastActive < limit) connection.close();
+  }
+}
+
+function isKeepalive(data: Buffer): boolean {
+  for (const byte of data) if (byte !== 0x0d && byte !== 0x0a) return false;
+  return true;
+}

@@ -1,0 +1,164 @@
+// SIP, SIPS and tel URIs (RFC 3261 §19.1, RFC 3966), plus an opaque form for any other scheme.
+
+export interface SipUri {
+  scheme: string;
+  /** Unescaped user part; '' when absent. For tel: the subscriber number. */
+  user: string;
+  password?: string;
+  /** Lower-cased host; IPv6 references keep their brackets. '' for tel and opaque URIs. */
+  host: string;
+  port?: number;
+  params: Map<string, string | null>;
+  headers: Map<string, string>;
+  /** Everything after "scheme:" for schemes Parley does not interpret. */
+  opaque?: string;
+}
+
+export class UriError extends Error {
+  override name = 'UriError';
+}
+
+const HOST_CHARS = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9.])?)$/;
+const USER_CHARS = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})*$/;
+const PASSWORD_CHARS = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*$/;
+const PARAM_CHARS = /^(?:[A-Za-z0-9\-_.!~*'()[\]/:&+$]|%[0-9A-Fa-f]{2})+$/;
+const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/;
+
+export function unescapeUriPart(part: string): string {
+  if (!part.includes('%')) return part;
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new UriError(`bad escape in "${part}"`);
+  }
+}
+
+/** Parses a URI; throws UriError naming what is wrong. */
+export function parseUri(text: string): SipUri {
+  const colon = text.indexOf(':');
+  if (colon <= 0) throw new UriError(`no scheme in URI "${text}"`);
+  const scheme = text.slice(0, colon).toLowerCase();
+  if (!SCHEME.test(scheme)) throw new UriError(`bad URI scheme "${text.slice(0, colon)}"`);
+  const rest = text.slice(colon + 1);
+  if (/[\s<>"]/.test(rest)) throw new UriError(`illegal character in URI "${text}"`);
+  if (scheme === 'sip' || scheme === 'sips') return parseSipRest(scheme, rest);
+  if (scheme === 'tel') return parseTelRest(rest);
+  return { scheme, user: '', host: '', params: new Map(), headers: new Map(), opaque: rest };
+}
+
+function parseSipRest(scheme: string, rest: string): SipUri {
+  let headersPart = '';
+  const question = rest.indexOf('?');
+  if (question >= 0) {
+    headersPart = rest.slice(question + 1);
+    rest = rest.slice(0, question);
+  }
+  let user = '';
+  let password: string | undefined;
+  const at = rest.lastIndexOf('@');
+  if (at >= 0) {
+    const userinfo = rest.slice(0, at);
+    rest = rest.slice(at + 1);
+    const pw = userinfo.indexOf(':');
+    const rawUser = pw >= 0 ? userinfo.slice(0, pw) : userinfo;
+    if (rawUser === '') throw new UriError('empty user part before "@"');
+    if (!USER_CHARS.test(rawUser)) throw new UriError(`illegal character in user part "${rawUser}"`);
+    user = unescapeUriPart(rawUser);
+    if (pw >= 0) {
+      const rawPassword = userinfo.slice(pw + 1);
+      if (!PASSWORD_CHARS.test(rawPassword)) throw new UriError('illegal character in password');
+      password = unescapeUriPart(rawPassword);
+    }
+  }
+  const semi = rest.indexOf(';');
+  const hostport = semi >= 0 ? rest.slice(0, semi) : rest;
+  const { host, port } = parseHostPort(hostport);
+  const params = semi >= 0 ? parseUriParams(rest.slice(semi + 1)) : new Map<string, string | null>();
+  const headers = new Map<string, string>();
+  if (headersPart) {
+    for (const pair of headersPart.split('&')) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) throw new UriError(`bad URI header "${pair}"`);
+      headers.set(unescapeUriPart(pair.slice(0, eq)), unescapeUriPart(pair.slice(eq + 1)));
+    }
+  }
+  return { scheme, user, password, host, port, params, headers };
+}
+
+function parseTelRest(rest: string): SipUri {
+  const semi = rest.indexOf(';');
+  const number = semi >= 0 ? rest.slice(0, semi) : rest;
+  if (!/^\+?[0-9A-Fa-f*#().\-]+$/.test(number)) throw new UriError(`bad telephone number "${number}"`);
+  const params = semi >= 0 ? parseUriParams(rest.slice(semi + 1)) : new Map<string, string | null>();
+  return { scheme: 'tel', user: number, host: '', params, headers: new Map() };
+}
+
+export function parseHostPort(hostport: string): { host: string; port?: number } {
+  let host = hostport;
+  let portText: string | undefined;
+  if (hostport.startsWith('[')) {
+    const close = hostport.indexOf(']');
+    if (close < 0) throw new UriError(`unclosed IPv6 reference "${hostport}"`);
+    host = hostport.slice(0, close + 1);
+    const after = hostport.slice(close + 1);
+    if (after) {
+      if (!after.startsWith(':')) throw new UriError(`junk after IPv6 reference "${hostport}"`);
+      portText = after.slice(1);
+    }
+  } else {
+    const colon = hostport.indexOf(':');
+    if (colon >= 0) {
+      host = hostport.slice(0, colon);
+      portText = hostport.slice(colon + 1);
+    }
+  }
+  if (!HOST_CHARS.test(host)) throw new UriError(`bad host "${host}"`);
+  let port: number | undefined;
+  if (portText !== undefined) {
+    if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535) throw new UriError(`bad port "${portText}"`);
+    port = Number(portText);
+  }
+  return { host: host.toLowerCase(), port };
+}
+
+function parseUriParams(text: string): Map<string, string | null> {
+  const params = new Map<string, string | null>();
+  for (const param of text.split(';')) {
+    if (param === '') throw new UriError('empty URI parameter');
+    const eq = param.indexOf('=');
+    const name = eq >= 0 ? param.slice(0, eq) : param;
+    const value = eq >= 0 ? param.slice(eq + 1) : null;
+    if (!PARAM_CHARS.test(name) || (value !== null && value !== '' && !PARAM_CHARS.test(value))) {
+      throw new UriError(`bad URI parameter "${param}"`);
+    }
+    params.set(unescapeUriPart(name).toLowerCase(), value === null ? null : unescapeUriPart(value));
+  }
+  return params;
+}
+
+const USER_ESCAPE = /[^A-Za-z0-9\-_.!~*'()&=+$,;?/]/g;
+
+export function escapeUser(user: string): string {
+  return user.replace(USER_ESCAPE, (c) => encodeURIComponent(c));
+}
+
+export function formatUri(uri: SipUri): string {
+  if (uri.opaque !== undefined) return `${uri.scheme}:${uri.opaque}`;
+  let out = `${uri.scheme}:`;
+  if (uri.scheme === 'tel') out += uri.user;
+  else {
+    if (uri.user) out += escapeUser(uri.user) + (uri.password !== undefined ? `:${encodeURIComponent(uri.password)}` : '') + '@';
+    out += uri.host;
+    if (uri.port !== undefined) out += `:${uri.port}`;
+  }
+  for (const [name, value] of uri.params) out += value === null ? `;${name}` : `;${name}=${value}`;
+  if (uri.headers.size) {
+    out += '?' + [...uri.headers].map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+  }
+  return out;
+}
+
+/** The address-of-record key of a URI: "user@host" (host lower-cased, user as is). */
+export function aorOf(uri: SipUri): string {
+  return uri.user ? `${uri.user}@${uri.host}` : uri.host;
+}

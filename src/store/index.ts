@@ -1,0 +1,3 @@
+export { openStore } from './open.js';
+export { StoreError } from './types.js';
+export type * from './types.js';

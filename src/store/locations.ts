@@ -1,0 +1,78 @@
+import type { Insertable, Kysely, Selectable } from 'kysely';
+import { deleteExpired, nullsAbsent } from './rows.js';
+import type { Database, LocationsTable } from './schema.js';
+import type { Binding, LocationStore } from './types.js';
+
+export class LocationRepository implements LocationStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** Rows are stored under the aor argument, whatever the bindings' own aor field says. */
+  async replace(aor: string, bindings: Binding[]): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('locations').where('aor', '=', aor).execute();
+      if (bindings.length > 0) {
+        await trx
+          .insertInto('locations')
+          .values(bindings.map((binding) => toLocationRow(aor, binding)))
+          .execute();
+      }
+      await trx
+        .insertInto('known_aors')
+        .values({ aor, first_seen: Date.now() })
+        .onConflict((conflict) => conflict.column('aor').doNothing())
+        .execute();
+    });
+  }
+
+  async listAll(): Promise<Binding[]> {
+    const rows = await this.db.selectFrom('locations').selectAll().orderBy('aor').orderBy('contact').execute();
+    return rows.map(toBinding);
+  }
+
+  removeExpired(now: number): Promise<number> {
+    return deleteExpired(this.db, 'locations', now);
+  }
+
+  async isKnown(aor: string): Promise<boolean> {
+    const row = await this.db.selectFrom('known_aors').select('aor').where('aor', '=', aor).executeTakeFirst();
+    return row !== undefined;
+  }
+}
+
+function toLocationRow(aor: string, binding: Binding): Insertable<LocationsTable> {
+  return {
+    aor,
+    contact: binding.contact,
+    expires_at: binding.expiresAt,
+    q: binding.q,
+    call_id: binding.callId,
+    cseq: binding.cseq,
+    source: binding.source,
+    connection_id: binding.connectionId ?? null,
+    instance: binding.instance ?? null,
+    reg_id: binding.regId ?? null,
+    user_agent: binding.userAgent ?? null,
+    path: binding.path ?? null,
+    updated_at: binding.updatedAt,
+  };
+}
+
+function toBinding(row: Selectable<LocationsTable>): Binding {
+  return {
+    aor: row.aor,
+    contact: row.contact,
+    expiresAt: row.expires_at,
+    q: row.q,
+    callId: row.call_id,
+    cseq: row.cseq,
+    source: row.source,
+    updatedAt: row.updated_at,
+    ...nullsAbsent({
+      connectionId: row.connection_id,
+      instance: row.instance,
+      regId: row.reg_id,
+      userAgent: row.user_agent,
+      path: row.path,
+    }),
+  };
+}

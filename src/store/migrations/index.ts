@@ -1,0 +1,14 @@
+// Every schema migration, in order. Names sort alphabetically into execution order,
+// so a new migration is a new "NNN_name" entry here; applied ones are never edited.
+import type { Kysely } from 'kysely';
+import type { StoreDriver } from '../types.js';
+import { core } from './001_core.js';
+
+export interface StoreMigration {
+  // Kysely<any>: a migration works on the schema as it was at its version, not on today's Database type.
+  up(db: Kysely<any>, driver: StoreDriver): Promise<void>;
+}
+
+export const migrations: Readonly<Record<string, StoreMigration>> = {
+  '001_core': core,
+};

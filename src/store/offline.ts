@@ -1,0 +1,82 @@
+import type { Kysely, Selectable } from 'kysely';
+import { deleteExpired } from './rows.js';
+import type { Database, OfflineMessagesTable } from './schema.js';
+import type { OfflineStore, StoredMessage } from './types.js';
+
+export class OfflineRepository implements OfflineStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /**
+   * Messages already expired when this one arrives do not take up the recipient's quota,
+   * so a sweep that has not run yet cannot make a mailbox look full.
+   * On PostgreSQL two concurrent adds for one recipient may both pass the check (read committed).
+   */
+  async add(message: Omit<StoredMessage, 'id'>, maxPerUser: number): Promise<number | 'full'> {
+    return this.db.transaction().execute(async (trx) => {
+      const { waiting } = await trx
+        .selectFrom('offline_messages')
+        .select((eb) => eb.fn.countAll<number>().as('waiting'))
+        .where('aor', '=', message.aor)
+        .where('expires_at', '>', message.receivedAt)
+        .executeTakeFirstOrThrow();
+      if (waiting >= maxPerUser) return 'full';
+
+      const { id } = await trx
+        .insertInto('offline_messages')
+        .values({
+          aor: message.aor,
+          from_header: message.fromHeader,
+          to_header: message.toHeader,
+          content_type: message.contentType,
+          body: message.body,
+          received_at: message.receivedAt,
+          expires_at: message.expiresAt,
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      return id;
+    });
+  }
+
+  async listFor(aor: string, now: number): Promise<StoredMessage[]> {
+    const rows = await this.db
+      .selectFrom('offline_messages')
+      .selectAll()
+      .where('aor', '=', aor)
+      .where('expires_at', '>', now)
+      .orderBy('id')
+      .execute();
+    return rows.map(toStoredMessage);
+  }
+
+  async remove(id: number): Promise<void> {
+    await this.db.deleteFrom('offline_messages').where('id', '=', id).execute();
+  }
+
+  removeExpired(now: number): Promise<number> {
+    return deleteExpired(this.db, 'offline_messages', now);
+  }
+
+  /** Every stored message of the AOR, expired ones not yet removed included. */
+  async count(aor: string): Promise<number> {
+    const { stored } = await this.db
+      .selectFrom('offline_messages')
+      .select((eb) => eb.fn.countAll<number>().as('stored'))
+      .where('aor', '=', aor)
+      .executeTakeFirstOrThrow();
+    return stored;
+  }
+}
+
+function toStoredMessage(row: Selectable<OfflineMessagesTable>): StoredMessage {
+  return {
+    id: row.id,
+    aor: row.aor,
+    fromHeader: row.from_header,
+    toHeader: row.to_header,
+    contentType: row.content_type,
+    body: row.body,
+    receivedAt: row.received_at,
+    expiresAt: row.expires_at,
+  };
+}

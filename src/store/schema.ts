@@ -1,0 +1,51 @@
+// Row shapes of the tables as Kysely sees them. Column names are the SQL ones;
+// repositories map rows to the camelCase records of types.ts.
+// A module adding tables in a new migration adds their row types here too.
+import type { Generated } from 'kysely';
+
+export interface UsersTable {
+  username: string;
+  domain: string;
+  ha1_md5: string;
+  ha1_sha256: string;
+  created_at: number;
+}
+
+export interface LocationsTable {
+  aor: string;
+  contact: string;
+  expires_at: number;
+  q: number;
+  call_id: string;
+  cseq: number;
+  source: string;
+  connection_id: string | null;
+  instance: string | null;
+  reg_id: number | null;
+  user_agent: string | null;
+  path: string | null;
+  updated_at: number;
+}
+
+export interface KnownAorsTable {
+  aor: string;
+  first_seen: number;
+}
+
+export interface OfflineMessagesTable {
+  id: Generated<number>;
+  aor: string;
+  from_header: string;
+  to_header: string;
+  content_type: string;
+  body: Buffer;
+  received_at: number;
+  expires_at: number;
+}
+
+export interface Database {
+  users: UsersTable;
+  locations: LocationsTable;
+  known_aors: KnownAorsTable;
+  offline_messages: OfflineMessagesTable;
+}

@@ -1,0 +1,102 @@
+// The typed interfaces every Parley module uses to reach persistent state.
+// Protocol code depends on these only, never on the SQL behind them.
+
+/** A digest user. HA1 values are stored, never the password. */
+export interface UserRecord {
+  username: string;
+  domain: string;
+  /** hex MD5(username:realm:password) */
+  ha1Md5: string;
+  /** hex SHA-256(username:realm:password) */
+  ha1Sha256: string;
+  createdAt: number;
+}
+
+export interface UserStore {
+  /** Inserts or replaces the user's credentials. */
+  put(user: Omit<UserRecord, 'createdAt'>): Promise<void>;
+  get(username: string, domain: string): Promise<UserRecord | undefined>;
+  /** True when a user was removed. */
+  remove(username: string, domain: string): Promise<boolean>;
+  list(domain?: string): Promise<UserRecord[]>;
+}
+
+/** One registered contact of an address-of-record (RFC 3261 §10). */
+export interface Binding {
+  /** "user@domain", lower-cased domain */
+  aor: string;
+  /** The Contact URI exactly as registered. */
+  contact: string;
+  /** Absolute expiry, ms since the epoch. */
+  expiresAt: number;
+  q: number;
+  callId: string;
+  cseq: number;
+  /** Where the REGISTER came from, "proto:host:port"; requests go there (NAT, connection reuse). */
+  source: string;
+  /** Connection id of the stream transport the REGISTER arrived on, when any. Not meaningful after a restart. */
+  connectionId?: string;
+  /** +sip.instance and reg-id (RFC 5626) when the client sent them. */
+  instance?: string;
+  regId?: number;
+  userAgent?: string;
+  /** Path header values (RFC 3327), joined with ", ". */
+  path?: string;
+  updatedAt: number;
+}
+
+export interface LocationStore {
+  /** Atomically replaces all bindings of an AOR (an empty list removes them) and marks the AOR as known. */
+  replace(aor: string, bindings: Binding[]): Promise<void>;
+  /** Every stored binding, to warm the in-memory location table at start. */
+  listAll(): Promise<Binding[]>;
+  /** Removes bindings whose expiresAt <= now; returns how many. */
+  removeExpired(now: number): Promise<number>;
+  /** True when the AOR has ever registered (so a message to it is stored rather than refused with 404). */
+  isKnown(aor: string): Promise<boolean>;
+}
+
+/** A MESSAGE kept for a recipient who was not reachable (RFC 3428 offline storage). */
+export interface StoredMessage {
+  id: number;
+  /** Recipient AOR, "user@domain". */
+  aor: string;
+  /** From header value of the original request (name-addr with tag stripped). */
+  fromHeader: string;
+  /** To header value of the original request (tag stripped). */
+  toHeader: string;
+  contentType: string;
+  body: Buffer;
+  /** When Parley accepted it, ms since the epoch; sent back as the Date header on delivery. */
+  receivedAt: number;
+  expiresAt: number;
+}
+
+export interface OfflineStore {
+  /** Inserts unless the recipient already has maxPerUser messages waiting; returns the id, or 'full'. Atomic. */
+  add(message: Omit<StoredMessage, 'id'>, maxPerUser: number): Promise<number | 'full'>;
+  /** Messages waiting for an AOR, oldest first, not expired. */
+  listFor(aor: string, now: number): Promise<StoredMessage[]>;
+  remove(id: number): Promise<void>;
+  removeExpired(now: number): Promise<number>;
+  count(aor: string): Promise<number>;
+}
+
+export type StoreDriver = 'sqlite' | 'postgres';
+
+export interface Store {
+  readonly driver: StoreDriver;
+  readonly users: UserStore;
+  readonly locations: LocationStore;
+  readonly offline: OfflineStore;
+  close(): Promise<void>;
+}
+
+export type StoreErrorCode = 'BAD_URL' | 'CONNECT_FAILED' | 'MIGRATION_FAILED';
+
+export class StoreError extends Error {
+  constructor(readonly code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreError';
+  }
+}
