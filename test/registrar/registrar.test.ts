@@ -1,0 +1,129 @@
+// Registrar rules of RFC 3261 §10.3 against a real SQLite store.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openStore } from '../../src/store/index.js';
+import { Registrar } from '../../src/registrar/index.js';
+import { parseMessage, createResponse, type IncomingRequest, type SipMessage, type Header } from '../../src/sip/index.js';
+
+const options = { minExpires: 60, maxExpires: 3600, defaultExpires: 1800, maxContacts: 3 };
+let cseq = 1;
+
+function register(contacts: string[], extra: Header[] = [], callId = 'reg-1'): { request: IncomingRequest; response: () => SipMessage } {
+  const lines = [
+    'REGISTER sip:localhost SIP/2.0',
+    'Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK' + cseq,
+    'From: <sip:alice@localhost>;tag=a', 'To: <sip:alice@localhost>', `Call-ID: ${callId}`, `CSeq: ${cseq++} REGISTER`,
+    ...contacts.map((c) => `Contact: ${c}`),
+    ...extra.map((h) => `${h.name}: ${h.value}`),
+    'Content-Length: 0', '', '',
+  ];
+  const message = parseMessage(Buffer.from(lines.join('\r\n')));
+  let sent: SipMessage | undefined;
+  const request: IncomingRequest = {
+    message,
+    source: { proto: 'udp', host: '127.0.0.1', port: 5070 },
+    get replied() {
+      return sent !== undefined;
+    },
+    reply(status, reason, opts) {
+      sent = createResponse(message, status, reason);
+      if (opts?.headers) sent.headers.push(...opts.headers);
+    },
+    respond(r) {
+      sent = r;
+    },
+  };
+  return { request, response: () => sent! };
+}
+
+async function setup() {
+  const path = join(mkdtempSync(join(tmpdir(), 'parley-reg-')), 'db.sqlite');
+  const store = await openStore(`sqlite:${path}`);
+  const registrar = new Registrar(store.locations, options, () => false);
+  await registrar.start();
+  return { store, registrar, path };
+}
+
+async function run(registrar: Registrar, contacts: string[], extra: Header[] = [], callId?: string) {
+  const r = register(contacts, extra, callId);
+  await registrar.handle(r.request, 'alice@localhost');
+  return r.response();
+}
+
+test('Expires header and per-contact expires; several contacts ordered by q', async () => {
+  const { registrar, store } = await setup();
+  const response = await run(registrar, ['<sip:alice@127.0.0.1:5070>;q=0.5', '<sip:alice@127.0.0.1:5071>;expires=120'], [{ name: 'expires', value: '600' }]);
+  assert.equal(response.status, 200);
+  const contacts = response.getAll('contact');
+  assert.equal(contacts.length, 2);
+  assert.match(contacts.find((c) => c.includes('5071'))!, /expires=120/);
+  assert.match(contacts.find((c) => c.includes('5070'))!, /expires=600/);
+  assert.deepEqual(registrar.lookup('alice@localhost').map((b) => b.contact), ['sip:alice@127.0.0.1:5071', 'sip:alice@127.0.0.1:5070']);
+  registrar.stop();
+  await store.close();
+});
+
+test('423 with Min-Expires below the minimum; the maximum caps; no Expires means the default', async () => {
+  const { registrar, store } = await setup();
+  const brief = await run(registrar, ['<sip:alice@127.0.0.1:5070>'], [{ name: 'expires', value: '10' }]);
+  assert.equal(brief.status, 423);
+  assert.equal(brief.get('min-expires'), '60');
+  const capped = await run(registrar, ['<sip:alice@127.0.0.1:5070>'], [{ name: 'expires', value: '99999' }]);
+  assert.match(capped.get('contact')!, /expires=3600/);
+  const defaulted = await run(registrar, ['<sip:alice@127.0.0.1:5072>']);
+  assert.match(defaulted.getAll('contact').find((c) => c.includes('5072'))!, /expires=1800/);
+  registrar.stop();
+  await store.close();
+});
+
+test('Contact * with Expires 0 removes every binding; without Expires 0 it is refused', async () => {
+  const { registrar, store } = await setup();
+  await run(registrar, ['<sip:alice@127.0.0.1:5070>', '<sip:alice@127.0.0.1:5071>']);
+  assert.equal((await run(registrar, ['*'])).status, 400);
+  assert.equal((await run(registrar, ['*'], [{ name: 'expires', value: '0' }])).status, 200);
+  assert.equal(registrar.lookup('alice@localhost').length, 0);
+  assert.equal(await registrar.isKnown('alice@localhost'), true, 'an unregistered user stays known');
+  registrar.stop();
+  await store.close();
+});
+
+test('refresh keeps one binding; an older CSeq on the same Call-ID is refused with 500', async () => {
+  const { registrar, store } = await setup();
+  await run(registrar, ['<sip:alice@127.0.0.1:5070>'], [], 'same');
+  await run(registrar, ['<sip:alice@127.0.0.1:5070>'], [], 'same');
+  assert.equal(registrar.lookup('alice@localhost').length, 1);
+  cseq -= 5;
+  const stale = await run(registrar, ['<sip:alice@127.0.0.1:5070>'], [], 'same');
+  assert.equal(stale.status, 500);
+  cseq += 10;
+  registrar.stop();
+  await store.close();
+});
+
+test('too many contacts are refused; bindings survive a restart', async () => {
+  const { registrar, store, path } = await setup();
+  const many = await run(registrar, ['<sip:a@127.0.0.1:1>', '<sip:a@127.0.0.1:2>', '<sip:a@127.0.0.1:3>', '<sip:a@127.0.0.1:4>']);
+  assert.equal(many.status, 403);
+  await run(registrar, ['<sip:alice@127.0.0.1:5070>']);
+  registrar.stop();
+  await store.close();
+  const reopened = await openStore(`sqlite:${path}`);
+  const again = new Registrar(reopened.locations, options, () => false);
+  await again.start();
+  assert.deepEqual(again.lookup('alice@localhost').map((b) => b.contact), ['sip:alice@127.0.0.1:5070']);
+  again.stop();
+  await reopened.close();
+});
+
+test('a contact unregistered with expires=0 goes, the others stay', async () => {
+  const { registrar, store } = await setup();
+  await run(registrar, ['<sip:alice@127.0.0.1:5070>', '<sip:alice@127.0.0.1:5071>']);
+  const r = await run(registrar, ['<sip:alice@127.0.0.1:5070>;expires=0']);
+  assert.equal(r.status, 200);
+  assert.deepEqual(registrar.lookup('alice@localhost').map((b) => b.contact), ['sip:alice@127.0.0.1:5071']);
+  registrar.stop();
+  await store.close();
+});

@@ -1,0 +1,67 @@
+// auth.policy: required — REGISTER and requests from local users must pass digest authentication.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, type TestServer } from '../support/server.js';
+import { TestUA } from '../support/ua.js';
+import { computeHa1 } from '../../src/registrar/index.js';
+
+let s: TestServer;
+const agents: TestUA[] = [];
+const ua = async (user: string, password?: string) => {
+  const agent = await TestUA.create({ user, password, server: s.udp });
+  agents.push(agent);
+  return agent;
+};
+
+before(async () => {
+  s = await startServer({ auth: { policy: 'required' } as never });
+  for (const [user, password] of [['alice', 'alice-secret'], ['bob', 'bob-secret']]) {
+    await s.server.store.users.put({ username: user!, domain: 'localhost', ...computeHa1(user!, 'localhost', password!) });
+  }
+});
+after(async () => {
+  for (const agent of agents) agent.close();
+  await s.stop();
+});
+
+test('REGISTER without credentials is challenged with 401 for SHA-256 and MD5', async () => {
+  const alice = await ua('alice');
+  const r = await alice.register();
+  assert.equal(r.status, 401);
+  const challenges = r.getAll('www-authenticate');
+  assert.equal(challenges.length, 2);
+  assert.match(challenges[0]!, /algorithm=SHA-256/);
+  assert.match(challenges[1]!, /algorithm=MD5/);
+});
+
+test('REGISTER with the right password is accepted; a wrong one is challenged again', async () => {
+  assert.equal((await (await ua('alice', 'alice-secret')).register()).status, 200);
+  assert.equal((await (await ua('alice', 'wrong')).register()).status, 401);
+});
+
+test('credentials of another user are refused with 403', async () => {
+  const mallory = await ua('bob', 'alice-secret');
+  // Answer bob's challenge with alice's name: the registrar must not let alice register as bob.
+  const first = await mallory.send(mallory.build('REGISTER', 'sip:localhost', { to: '<sip:bob@localhost>', headers: [{ name: 'contact', value: '<sip:bob@127.0.0.1:9>' }] }));
+  const nonce = /nonce="([^"]+)"/.exec(first.getAll('www-authenticate')[0]!)![1];
+  const retry = mallory.build('REGISTER', 'sip:localhost', { to: '<sip:bob@localhost>', headers: [{ name: 'contact', value: '<sip:bob@127.0.0.1:9>' }] });
+  retry.add('authorization', `Digest username="alice", realm="localhost", nonce="${nonce}", uri="sip:localhost", response="00", algorithm=SHA-256`);
+  assert.equal((await mallory.send(retry)).status, 403);
+});
+
+test('a MESSAGE from a local user needs Proxy-Authorization (407), then goes through', async () => {
+  const bob = await ua('bob', 'bob-secret');
+  assert.equal((await bob.register()).status, 200);
+  const alice = await ua('alice', 'alice-secret');
+  const unauthenticated = await alice.send(alice.build('MESSAGE', 'sip:bob@localhost', { body: 'hi' }));
+  assert.equal(unauthenticated.status, 407);
+  assert.ok(unauthenticated.get('proxy-authenticate'));
+  const received = bob.waitForRequest((m) => m.method === 'MESSAGE');
+  assert.equal((await alice.message('sip:bob@localhost', 'authenticated hello')).status, 200);
+  assert.equal((await received).body.toString(), 'authenticated hello');
+});
+
+test('passwords and digest responses never reach the log', () => {
+  const text = s.logs.join('');
+  assert.ok(!text.includes('alice-secret') && !text.includes('bob-secret'));
+});

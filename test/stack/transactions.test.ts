@@ -1,0 +1,123 @@
+// Non-INVITE transactions (RFC 3261 §17) on a fake clock and a fake transport that records what is sent.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { FakeClock, SipStack, TimerQueue, parseMessage, createResponse, type Peer, type IncomingRequest, type SipMessage } from '../../src/sip/index.js';
+import type { TransportLayer } from '../../src/sip/transport/layer.js';
+
+class FakeTransport extends EventEmitter {
+  sent: Array<{ message: SipMessage; target: Peer; at: number }> = [];
+  bound = [{ proto: 'udp', host: '127.0.0.1', port: 5060 }, { proto: 'tcp', host: '127.0.0.1', port: 5060 }];
+  constructor(private readonly clock: FakeClock) {
+    super();
+  }
+  async send(data: Buffer, target: Peer): Promise<void> {
+    this.sent.push({ message: parseMessage(data), target, at: this.clock.now() });
+  }
+  local(proto: string) {
+    return this.bound.find((b) => b.proto === proto);
+  }
+  has(proto: string) {
+    return this.bound.some((b) => b.proto === proto);
+  }
+}
+
+function setup() {
+  const clock = new FakeClock();
+  const timers = new TimerQueue(clock);
+  const transport = new FakeTransport(clock);
+  const stack = new SipStack(transport as unknown as TransportLayer, timers, { t1: 500, t2: 4000, t4: 5000, mtu: 1300, userAgent: 'test' });
+  return { clock, timers, transport, stack };
+}
+
+const peer: Peer = { proto: 'udp', host: '127.0.0.2', port: 5070 };
+
+function incoming(branch = 'z9hG4bKabc', proto = 'UDP') {
+  return parseMessage(
+    Buffer.from(
+      `MESSAGE sip:bob@localhost SIP/2.0\r\nVia: SIP/2.0/${proto} 127.0.0.2:5070;branch=${branch}\r\nMax-Forwards: 70\r\n` +
+        'From: <sip:alice@localhost>;tag=1\r\nTo: <sip:bob@localhost>\r\nCall-ID: c1\r\nCSeq: 1 MESSAGE\r\nContent-Length: 2\r\n\r\nhi',
+    ),
+  );
+}
+
+test('client transaction over UDP retransmits at T1, 2T1, 4T1 up to T2 and times out with 408 at 64·T1', async () => {
+  const { clock, timers, transport, stack } = setup();
+  const request = stack.createRequest({ method: 'MESSAGE', uri: 'sip:x@127.0.0.2:5070', from: '<sip:a@localhost>', to: '<sip:x@localhost>', body: Buffer.from('hi') });
+  const result = stack.request(request, peer);
+  clock.advance(64 * 500 + 10, timers);
+  const response = await result;
+  assert.equal(response.status, 408);
+  const gaps = transport.sent.slice(1).map((s, i) => s.at - transport.sent[i]!.at);
+  assert.deepEqual(gaps.slice(0, 5), [500, 1000, 2000, 4000, 4000]);
+  assert.equal(new Set(transport.sent.map((s) => s.message.via.branch)).size, 1, 'retransmissions keep the branch');
+  const sends = transport.sent.length;
+  clock.advance(10_000, timers);
+  assert.equal(transport.sent.length, sends, 'nothing sent after Timer F');
+});
+
+test('client transaction stops retransmitting on a final response and resolves with it', async () => {
+  const { clock, timers, transport, stack } = setup();
+  const request = stack.createRequest({ method: 'MESSAGE', uri: 'sip:x@127.0.0.2:5070', from: '<sip:a@localhost>', to: '<sip:x@localhost>' });
+  const result = stack.request(request, peer);
+  clock.advance(600, timers);
+  const sent = transport.sent[0]!.message;
+  transport.emit('message', createResponse(sent, 100), peer);
+  transport.emit('message', createResponse(sent, 202), peer);
+  assert.equal((await result).status, 202);
+  const count = transport.sent.length;
+  clock.advance(10_000, timers);
+  assert.equal(transport.sent.length, count);
+});
+
+test('server transaction: a retransmission is absorbed before the answer and answered again after it', () => {
+  const { clock, timers, transport, stack } = setup();
+  const seen: IncomingRequest[] = [];
+  stack.on('request', (r) => seen.push(r));
+  transport.emit('message', incoming(), peer);
+  transport.emit('message', incoming(), peer);
+  assert.equal(seen.length, 1, 'processed once');
+  assert.equal(transport.sent.length, 0, 'nothing to resend yet');
+  seen[0]!.reply(200);
+  transport.emit('message', incoming(), peer);
+  assert.equal(seen.length, 1);
+  assert.equal(transport.sent.length, 2);
+  assert.equal(transport.sent[1]!.message.status, 200);
+  assert.equal(transport.sent[1]!.message.get('to'), transport.sent[0]!.message.get('to'), 'the same response, same To tag');
+  clock.advance(64 * 500 + 20, timers);
+  transport.emit('message', incoming(), peer);
+  assert.equal(seen.length, 2, 'after Timer J the transaction is gone');
+});
+
+test('server transaction over a reliable transport is dropped as soon as it is answered (Timer J = 0)', () => {
+  const { transport, stack } = setup();
+  const seen: IncomingRequest[] = [];
+  stack.on('request', (r) => seen.push(r));
+  const tcpPeer: Peer = { proto: 'tcp', host: '127.0.0.2', port: 40000, connectionId: 'c1' };
+  transport.emit('message', incoming('z9hG4bKtcp', 'TCP'), tcpPeer);
+  seen[0]!.reply(200);
+  assert.equal(transport.sent[0]!.target.connectionId, 'c1', 'response goes back on the same connection');
+  assert.equal(stack.stats.serverTransactions, 0);
+});
+
+test('responses follow rport and received (RFC 3581)', () => {
+  const { transport, stack } = setup();
+  stack.on('request', (r: IncomingRequest) => r.reply(200));
+  const natted: Peer = { proto: 'udp', host: '10.0.0.9', port: 33333 };
+  const message = incoming('z9hG4bKnat');
+  message.set('via', 'SIP/2.0/UDP 192.168.1.5:5060;branch=z9hG4bKnat;rport');
+  transport.emit('message', message, natted);
+  const sent = transport.sent[0]!;
+  assert.deepEqual({ host: sent.target.host, port: sent.target.port }, { host: '10.0.0.9', port: 33333 });
+  assert.match(sent.message.get('via')!, /received=10\.0\.0\.9/);
+  assert.match(sent.message.get('via')!, /rport=33333/);
+});
+
+test('a request over the MTU goes over TCP (RFC 3261 §18.1.1)', async () => {
+  const { transport, stack } = setup();
+  const request = stack.createRequest({ method: 'MESSAGE', uri: 'sip:x@127.0.0.2:5070', from: '<sip:a@localhost>', to: '<sip:x@localhost>', body: Buffer.alloc(2000, 'a') });
+  void stack.request(request, peer);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(transport.sent[0]!.target.proto, 'tcp');
+  assert.match(transport.sent[0]!.message.get('via')!, /^SIP\/2\.0\/TCP/);
+});
