@@ -1,7 +1,6 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { generate } from 'selfsigned';
 import { HELP_OPTION, parseCommandLine, printHelp, UsageError, type Command } from './args.js';
 
 const USAGE = `Usage: parley cert --out DIR [--host NAME]... [--days N]
@@ -36,6 +35,8 @@ async function createSelfSigned(hosts: string[], days: number): Promise<{ cert: 
     ...addresses.map((ip) => ({ type: IP_ADDRESS, ip }) as const),
   ];
   const notBeforeDate = new Date();
+  // Loaded only here: it is the slowest import of all, and only this command needs it.
+  const { generate } = await import('selfsigned');
   const pems = await generate([{ name: 'commonName', value: hosts[0] }], {
     keyType: 'ec',
     curve: 'P-256',

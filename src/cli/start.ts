@@ -1,7 +1,6 @@
 import { loadConfig } from '../config/index.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { CONFIG_OPTION, DB_OPTION, HELP_OPTION, parseCommandLine, printHelp, type Command } from './args.js';
-import { summarize } from './check-config.js';
 
 const USAGE = `Usage: parley start [--config FILE] [--listen PROTO:HOST:PORT]... [--domain NAME]...
                     [--db URL] [--log-level LEVEL]
@@ -74,7 +73,6 @@ export const startCommand: Command = {
       process.stderr.write(`parley: cannot start: ${(error as Error).message}\n`);
       return 1;
     }
-    logger.info(summarize(config));
     return stopOnSignal(server, logger);
   },
 };

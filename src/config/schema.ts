@@ -81,6 +81,7 @@ export function compileRoutePattern(source: string, caseInsensitive: boolean): R
   return new RegExp(`^(?:${source})$`, caseInsensitive ? 'i' : '');
 }
 
+/** The digest realm of a domain's users: auth.realm, or else the domain itself. */
 export function realmFor(config: Config, domain: string): string {
   return config.auth.realm ?? domain;
 }

@@ -1,2 +1,2 @@
-export { createLogger, REDACTED_PATHS, type Logger } from './logger.js';
+export { createLogger, type Logger } from './logger.js';
 export { redactUrlPassword } from './redact.js';

@@ -19,7 +19,7 @@ const SECRET_FIELDS = [
   'ha1_sha256',
 ];
 
-export const REDACTED_PATHS = SECRET_FIELDS.flatMap((field) => {
+const REDACTED_PATHS = SECRET_FIELDS.flatMap((field) => {
   const nested = field.startsWith('[') ? `*${field}` : `*.${field}`;
   return [field, nested];
 });

@@ -2,7 +2,7 @@
 // request-URI picks the handler. Handlers are plugins registered by name, each saying which
 // methods it serves, so rooms and gateways plug in as one more name in the table.
 import type { IncomingRequest } from '../sip/index.js';
-import { compileRoutePattern, type Route } from '../config/index.js';
+import { ConfigError, compileRoutePattern, type Route } from '../config/index.js';
 
 export interface RequestHandler {
   readonly name: string;
@@ -42,7 +42,7 @@ export class Router {
   compile(): void {
     this.compiled = this.routes.map((route, index) => {
       if (!this.handlers.has(route.handler)) {
-        throw new RouterError(`routes[${index}].handler: no handler named "${route.handler}" (known: ${[...this.handlers.keys()].join(', ')})`);
+        throw new ConfigError([{ key: `routes[${index}].handler`, reason: `no handler named "${route.handler}" (known: ${[...this.handlers.keys()].join(', ')})` }]);
       }
       return {
         route,
