@@ -7,6 +7,7 @@ import pg from 'pg';
 import { LocationRepository } from './locations.js';
 import { migrations } from './migrations/index.js';
 import { OfflineRepository } from './offline.js';
+import { RoomRepository } from './rooms.js';
 import type { Database } from './schema.js';
 import { StoreError, type Store, type StoreErrorCode } from './types.js';
 import { UserRepository } from './users.js';
@@ -36,6 +37,11 @@ export async function openStore(url: string): Promise<Store> {
   return {
     driver: target.driver,
     ...createRepositories(db),
+    async rooms(tables) {
+      const repository = new RoomRepository(db, tables);
+      await repository.ensureTables(target.driver);
+      return repository;
+    },
     close: () => db.destroy(),
   };
 }
@@ -48,16 +54,15 @@ function parseStoreUrl(url: string): StoreTarget {
     return { driver: 'sqlite', path: path === ':memory:' ? path : resolve(path) };
   }
   if (scheme === 'postgres' || scheme === 'postgresql') {
-    let parsed: URL;
     try {
-      parsed = new URL(url);
+      const parsed = new URL(url);
+      const password = decodeURIComponent(parsed.password);
+      if (parsed.password) parsed.password = '***';
+      return { driver: 'postgres', url, redactedUrl: parsed.toString(), password };
     } catch {
       // The URL itself is left out of the message: it may carry a password.
       throw new StoreError('BAD_URL', `Store URL with scheme "${scheme}:" is not a valid URL; expected ${ACCEPTED_FORMS}`);
     }
-    const password = decodeURIComponent(parsed.password);
-    if (parsed.password) parsed.password = '***';
-    return { driver: 'postgres', url, redactedUrl: parsed.toString(), password };
   }
   const named = scheme === undefined ? 'has no scheme' : `has unsupported scheme "${scheme}:"`;
   throw new StoreError('BAD_URL', `Store URL ${named}; expected ${ACCEPTED_FORMS}`);
@@ -65,15 +70,17 @@ function parseStoreUrl(url: string): StoreTarget {
 
 function openSqlite(target: SqliteTarget): Kysely<Database> {
   const { path } = target;
+  let database: SqliteDatabase.Database | undefined;
   try {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    const database = new SqliteDatabase(path);
+    database = new SqliteDatabase(path);
     database.pragma('journal_mode = WAL');
     // FULL makes every commit durable before the write resolves; NORMAL in WAL mode could lose the last ones on power loss.
     database.pragma('synchronous = FULL');
     database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     return new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
   } catch (error) {
+    database?.close();
     throw storeFailure('CONNECT_FAILED', 'Cannot open', target, error);
   }
 }

@@ -43,7 +43,53 @@ export interface OfflineMessagesTable {
   expires_at: number;
 }
 
+/** Kamailio imc schema: flag bits as in its imc_mng.h. */
+export interface ImcRoomsTable {
+  id: Generated<number>;
+  name: string;
+  domain: string;
+  flag: number;
+}
+
+export interface ImcMembersTable {
+  id: Generated<number>;
+  username: string;
+  domain: string;
+  /** The room URI, "sip:name@domain", as Kamailio writes it. */
+  room: string;
+  flag: number;
+}
+
+export interface ParleyImcRoomsTable {
+  name: string;
+  domain: string;
+  topic: string | null;
+  created_at: number;
+}
+
+export interface ParleyImcMembersTable {
+  room: string;
+  username: string;
+  domain: string;
+  nick: string | null;
+}
+
+export interface ParleyImcHistoryTable {
+  id: Generated<number>;
+  room: string;
+  sender: string;
+  nick: string;
+  content_type: string;
+  body: Buffer;
+  created_at: number;
+}
+
 export interface Database {
+  imc_rooms: ImcRoomsTable;
+  imc_members: ImcMembersTable;
+  parley_imc_rooms: ParleyImcRoomsTable;
+  parley_imc_members: ParleyImcMembersTable;
+  parley_imc_history: ParleyImcHistoryTable;
   users: UsersTable;
   locations: LocationsTable;
   known_aors: KnownAorsTable;

@@ -82,6 +82,64 @@ export interface OfflineStore {
   count(aor: string): Promise<number>;
 }
 
+export type RoomRole = 'owner' | 'admin' | 'member';
+
+/** A chat room; `private` rooms admit invited users only. */
+export interface RoomRecord {
+  name: string;
+  domain: string;
+  private: boolean;
+  topic?: string;
+  createdAt: number;
+}
+
+/** A room member. `invited` members were invited and have not accepted yet. */
+export interface RoomMemberRecord {
+  roomName: string;
+  roomDomain: string;
+  username: string;
+  domain: string;
+  role: RoomRole;
+  invited: boolean;
+  nick?: string;
+}
+
+export interface RoomHistoryEntry {
+  roomName: string;
+  roomDomain: string;
+  /** "user@domain" of the sender. */
+  sender: string;
+  nick: string;
+  contentType: string;
+  body: Buffer;
+  at: number;
+}
+
+/**
+ * Rooms and members, kept in tables compatible with Kamailio's imc module (imc_rooms, imc_members,
+ * same columns and flag bits) plus Parley's own tables for topics, nicknames and history.
+ * Every method resolves only once its change is committed.
+ */
+export interface RoomStore {
+  loadAll(): Promise<{ rooms: RoomRecord[]; members: RoomMemberRecord[] }>;
+  createRoom(room: RoomRecord, owner: RoomMemberRecord): Promise<void>;
+  destroyRoom(name: string, domain: string): Promise<void>;
+  /** Inserts or updates a member (role, invited flag, nick). */
+  putMember(member: RoomMemberRecord): Promise<void>;
+  removeMember(roomName: string, roomDomain: string, username: string, domain: string): Promise<void>;
+  setTopic(name: string, domain: string, topic: string | undefined): Promise<void>;
+  appendHistory(entries: RoomHistoryEntry[]): Promise<void>;
+  /** The last `limit` entries of a room, oldest first; older ones beyond `limit` are deleted. */
+  recentHistory(name: string, domain: string, limit: number): Promise<RoomHistoryEntry[]>;
+}
+
+export interface RoomTables {
+  /** Kamailio's rooms_table parameter. */
+  rooms: string;
+  /** Kamailio's members_table parameter. */
+  members: string;
+}
+
 export type StoreDriver = 'sqlite' | 'postgres';
 
 export interface Store {
@@ -89,6 +147,8 @@ export interface Store {
   readonly users: UserStore;
   readonly locations: LocationStore;
   readonly offline: OfflineStore;
+  /** The room tables under the configured names, created when missing. */
+  rooms(tables: RoomTables): Promise<RoomStore>;
   close(): Promise<void>;
 }
 

@@ -2,6 +2,7 @@
 import type { Kysely } from 'kysely';
 import type { StoreMigration } from './index.js';
 import type { StoreDriver } from '../types.js';
+import { blobType, withIdColumn } from './columns.js';
 
 export const core: StoreMigration = {
   async up(db: Kysely<any>, driver: StoreDriver) {
@@ -39,17 +40,12 @@ export const core: StoreMigration = {
       .addColumn('first_seen', 'bigint', (c) => c.notNull())
       .execute();
 
-    // SQLite's AUTOINCREMENT never reuses the id of a deleted row, as a sequence never does on PostgreSQL.
-    await db.schema
-      .createTable('offline_messages')
-      .addColumn('id', driver === 'postgres' ? 'bigserial' : 'integer', (c) =>
-        driver === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
-      )
+    await withIdColumn(db.schema.createTable('offline_messages'), driver)
       .addColumn('aor', 'text', (c) => c.notNull())
       .addColumn('from_header', 'text', (c) => c.notNull())
       .addColumn('to_header', 'text', (c) => c.notNull())
       .addColumn('content_type', 'text', (c) => c.notNull())
-      .addColumn('body', driver === 'postgres' ? 'bytea' : 'blob', (c) => c.notNull())
+      .addColumn('body', blobType(driver), (c) => c.notNull())
       .addColumn('received_at', 'bigint', (c) => c.notNull())
       .addColumn('expires_at', 'bigint', (c) => c.notNull())
       .execute();

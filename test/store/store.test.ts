@@ -1,0 +1,364 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
+import SqliteDatabase from 'better-sqlite3';
+import { openStore, StoreError, type Binding, type Store, type StoredMessage, type StoreDriver } from '../../src/store/index.js';
+import { freePort, startPostgres, type PostgresServer } from '../support/postgres.js';
+
+/** Well past 2^32 ms, so a column too narrow for real timestamps would show. */
+const NOW = 1_750_000_000_000;
+const MINUTE = 60_000;
+
+interface Backend {
+  start(): Promise<void>;
+  /** URL of a database no other test uses. */
+  freshUrl(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+function sqliteBackend(): Backend {
+  let dir = '';
+  let files = 0;
+  return {
+    async start() {
+      dir = await mkdtemp(join(tmpdir(), 'parley-store-'));
+    },
+    async freshUrl() {
+      files += 1;
+      return `sqlite:${join(dir, `store-${files}.db`)}`;
+    },
+    async stop() {
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function postgresBackend(): Backend {
+  let server: PostgresServer | undefined;
+  let databases = 0;
+  return {
+    async start() {
+      server = await startPostgres();
+    },
+    async freshUrl() {
+      databases += 1;
+      return server!.createDatabase(`parley_test_${databases}`);
+    },
+    async stop() {
+      await server?.stop();
+    },
+  };
+}
+
+function binding(aor: string, contact: string, overrides: Partial<Binding> = {}): Binding {
+  return {
+    aor,
+    contact,
+    expiresAt: NOW + 60 * MINUTE,
+    q: 1,
+    callId: `call-${contact}`,
+    cseq: 1,
+    source: 'udp:192.0.2.10:5060',
+    updatedAt: NOW,
+    ...overrides,
+  };
+}
+
+function message(aor: string, overrides: Partial<Omit<StoredMessage, 'id'>> = {}): Omit<StoredMessage, 'id'> {
+  return {
+    aor,
+    fromHeader: '"Alice" <sip:alice@example.com>',
+    toHeader: `<sip:${aor}>`,
+    contentType: 'text/plain;charset=utf-8',
+    body: Buffer.from('hello'),
+    receivedAt: NOW,
+    expiresAt: NOW + 60 * MINUTE,
+    ...overrides,
+  };
+}
+
+const backends: Record<StoreDriver, () => Backend> = { sqlite: sqliteBackend, postgres: postgresBackend };
+
+for (const [driver, createBackend] of Object.entries(backends)) {
+  describe(`store on ${driver}`, () => {
+    const backend = createBackend();
+    let url = '';
+    let store: Store;
+
+    before(() => backend.start());
+    after(() => backend.stop());
+    beforeEach(async () => {
+      url = await backend.freshUrl();
+      store = await openStore(url);
+    });
+    afterEach(() => store.close());
+
+    test('reports its driver', () => {
+      assert.equal(store.driver, driver);
+    });
+
+    describe('users', () => {
+      const alice = { username: 'alice', domain: 'a.example', ha1Md5: 'md5-1', ha1Sha256: 'sha-1' };
+
+      test('put then get returns the credentials and a creation time', async () => {
+        const startedAt = Date.now();
+        await store.users.put(alice);
+        const stored = await store.users.get('alice', 'a.example');
+        assert.ok(stored);
+        assert.deepEqual({ ...stored, createdAt: 0 }, { ...alice, createdAt: 0 });
+        assert.equal(typeof stored.createdAt, 'number');
+        assert.ok(stored.createdAt >= startedAt && stored.createdAt <= Date.now());
+        assert.equal(await store.users.get('alice', 'b.example'), undefined);
+        assert.equal(await store.users.get('bob', 'a.example'), undefined);
+      });
+
+      test('put again replaces the credentials and keeps the creation time', async () => {
+        await store.users.put(alice);
+        const first = await store.users.get('alice', 'a.example');
+        await store.users.put({ ...alice, ha1Md5: 'md5-2', ha1Sha256: 'sha-2' });
+        const replaced = await store.users.get('alice', 'a.example');
+        assert.deepEqual(replaced, { ...alice, ha1Md5: 'md5-2', ha1Sha256: 'sha-2', createdAt: first!.createdAt });
+        assert.equal((await store.users.list()).length, 1);
+      });
+
+      test('remove reports whether a user was there', async () => {
+        await store.users.put(alice);
+        assert.equal(await store.users.remove('alice', 'a.example'), true);
+        assert.equal(await store.users.get('alice', 'a.example'), undefined);
+        assert.equal(await store.users.remove('alice', 'a.example'), false);
+      });
+
+      test('list orders by domain then username and filters by domain', async () => {
+        for (const [username, domain] of [['zed', 'a.example'], ['bob', 'b.example'], ['amy', 'a.example']]) {
+          await store.users.put({ username: username!, domain: domain!, ha1Md5: 'm', ha1Sha256: 's' });
+        }
+        const names = (users: { username: string; domain: string }[]) => users.map((u) => `${u.username}@${u.domain}`);
+        assert.deepEqual(names(await store.users.list()), ['amy@a.example', 'zed@a.example', 'bob@b.example']);
+        assert.deepEqual(names(await store.users.list('b.example')), ['bob@b.example']);
+        assert.deepEqual(await store.users.list('c.example'), []);
+      });
+    });
+
+    describe('locations', () => {
+      const aor = 'alice@a.example';
+
+      test('replace stores bindings with every field, optional ones absent when not given', async () => {
+        const full = binding(aor, '<sip:alice@192.0.2.10:5060;transport=tcp>', {
+          q: 0.7,
+          cseq: 42,
+          connectionId: 'conn-7',
+          instance: '<urn:uuid:00000000-0000-1000-8000-000a95a0e128>',
+          regId: 1,
+          userAgent: 'baresip',
+          path: '<sip:edge1.example;lr>, <sip:edge2.example;lr>',
+        });
+        const bare = binding(aor, 'sip:alice@198.51.100.7');
+        await store.locations.replace(aor, [full, bare]);
+        const listed = await store.locations.listAll();
+        assert.deepEqual(listed, [full, bare]);
+        assert.equal('connectionId' in listed[1]!, false);
+      });
+
+      test('replace swaps the whole set of an AOR and leaves other AORs alone', async () => {
+        const bob = binding('bob@a.example', 'sip:bob@192.0.2.20');
+        await store.locations.replace('bob@a.example', [bob]);
+        await store.locations.replace(aor, [binding(aor, 'sip:alice@192.0.2.1'), binding(aor, 'sip:alice@192.0.2.2')]);
+        const changed = binding(aor, 'sip:alice@192.0.2.2', { cseq: 2, expiresAt: NOW + 2 * MINUTE });
+        await store.locations.replace(aor, [changed, binding(aor, 'sip:alice@192.0.2.3')]);
+        assert.deepEqual(await store.locations.listAll(), [changed, binding(aor, 'sip:alice@192.0.2.3'), bob]);
+      });
+
+      test('replace with no bindings removes them but the AOR stays known', async () => {
+        assert.equal(await store.locations.isKnown(aor), false);
+        await store.locations.replace(aor, [binding(aor, 'sip:alice@192.0.2.1')]);
+        await store.locations.replace(aor, []);
+        assert.deepEqual(await store.locations.listAll(), []);
+        assert.equal(await store.locations.isKnown(aor), true);
+        assert.equal(await store.locations.isKnown('bob@a.example'), false);
+      });
+
+      test('replace is all or nothing', async () => {
+        const original = binding(aor, 'sip:alice@192.0.2.1');
+        await store.locations.replace(aor, [original]);
+        const duplicate = binding(aor, 'sip:alice@192.0.2.9');
+        await assert.rejects(store.locations.replace(aor, [duplicate, duplicate]));
+        assert.deepEqual(await store.locations.listAll(), [original]);
+      });
+
+      test('removeExpired removes bindings expiring at or before now', async () => {
+        await store.locations.replace(aor, [
+          binding(aor, 'sip:alice@192.0.2.1', { expiresAt: NOW - 1 }),
+          binding(aor, 'sip:alice@192.0.2.2', { expiresAt: NOW }),
+          binding(aor, 'sip:alice@192.0.2.3', { expiresAt: NOW + 1 }),
+        ]);
+        assert.equal(await store.locations.removeExpired(NOW), 2);
+        assert.deepEqual(
+          (await store.locations.listAll()).map((b) => b.contact),
+          ['sip:alice@192.0.2.3'],
+        );
+        assert.equal(await store.locations.removeExpired(NOW), 0);
+      });
+    });
+
+    describe('offline messages', () => {
+      const aor = 'bob@a.example';
+
+      test('listFor returns the AOR\'s unexpired messages oldest first', async () => {
+        const first = await store.offline.add(message(aor, { body: Buffer.from('one') }), 10);
+        await store.offline.add(message('carol@a.example'), 10);
+        const expired = await store.offline.add(message(aor, { expiresAt: NOW + MINUTE }), 10);
+        const third = await store.offline.add(message(aor, { body: Buffer.from('three'), receivedAt: NOW + 5 }), 10);
+        assert.equal(typeof first, 'number');
+        assert.ok((expired as number) > (first as number) && (third as number) > (expired as number));
+
+        const listed = await store.offline.listFor(aor, NOW + MINUTE);
+        assert.deepEqual(listed, [
+          { id: first, ...message(aor, { body: Buffer.from('one') }) },
+          { id: third, ...message(aor, { body: Buffer.from('three'), receivedAt: NOW + 5 }) },
+        ]);
+        assert.deepEqual(await store.offline.listFor('nobody@a.example', NOW), []);
+      });
+
+      test('add refuses with full at the per-user limit, counting only that AOR', async () => {
+        await store.offline.add(message('carol@a.example'), 2);
+        const first = await store.offline.add(message(aor), 2);
+        await store.offline.add(message(aor), 2);
+        assert.equal(await store.offline.add(message(aor), 2), 'full');
+        assert.equal(await store.offline.count(aor), 2);
+
+        await store.offline.remove(first as number);
+        assert.equal(await store.offline.count(aor), 1);
+        assert.equal(typeof (await store.offline.add(message(aor), 2)), 'number');
+        assert.equal(await store.offline.count(aor), 2);
+      });
+
+      test('messages already expired do not count against the limit', async () => {
+        await store.offline.add(message(aor, { expiresAt: NOW + MINUTE }), 1);
+        const later = message(aor, { receivedAt: NOW + MINUTE, expiresAt: NOW + 2 * MINUTE });
+        assert.equal(typeof (await store.offline.add(later, 1)), 'number');
+        assert.equal(await store.offline.add(later, 1), 'full');
+      });
+
+      test('a binary body comes back byte for byte as a Buffer', async () => {
+        const body = Buffer.from([0x00, 0xff, 0xfe, 0x80, 0xc3, 0x28, 0x0a, 0x00]);
+        await store.offline.add(message(aor, { contentType: 'application/octet-stream', body }), 10);
+        const [stored] = await store.offline.listFor(aor, NOW);
+        assert.ok(Buffer.isBuffer(stored!.body));
+        assert.deepEqual([...stored!.body], [...body]);
+      });
+
+      test('removeExpired removes messages expiring at or before now and count follows', async () => {
+        await store.offline.add(message(aor, { expiresAt: NOW }), 10);
+        await store.offline.add(message(aor, { expiresAt: NOW + 1 }), 10);
+        await store.offline.add(message('carol@a.example', { expiresAt: NOW - 1 }), 10);
+        assert.equal(await store.offline.count(aor), 2);
+        assert.equal(await store.offline.removeExpired(NOW), 2);
+        assert.equal(await store.offline.count(aor), 1);
+        assert.equal(await store.offline.count('carol@a.example'), 0);
+      });
+
+      test('remove of an unknown id does nothing', async () => {
+        const id = await store.offline.add(message(aor), 10);
+        await store.offline.remove((id as number) + 1000);
+        assert.equal(await store.offline.count(aor), 1);
+      });
+    });
+
+    test('reopening runs migrations again without touching the data', async () => {
+      await store.users.put({ username: 'alice', domain: 'a.example', ha1Md5: 'm', ha1Sha256: 's' });
+      await store.locations.replace('alice@a.example', [binding('alice@a.example', 'sip:alice@192.0.2.1')]);
+      await store.close();
+      store = await openStore(url);
+      await store.close();
+      store = await openStore(url);
+      assert.equal((await store.users.get('alice', 'a.example'))?.ha1Md5, 'm');
+      assert.equal((await store.locations.listAll()).length, 1);
+      assert.equal(await store.locations.isKnown('alice@a.example'), true);
+    });
+  });
+}
+
+describe('openStore', () => {
+  let dir = '';
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'parley-open-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  async function assertStoreError(opening: Promise<Store>, code: StoreError['code']): Promise<StoreError> {
+    const error = await opening.then(
+      () => assert.fail('openStore should have failed'),
+      (error: unknown) => error,
+    );
+    assert.ok(error instanceof StoreError, `expected a StoreError, got ${String(error)}`);
+    assert.equal(error.code, code);
+    return error;
+  }
+
+  test('creates the parent directories of a relative sqlite path and uses WAL', async () => {
+    const file = join(dir, 'nested', 'deeper', 'parley.db');
+    const store = await openStore(`sqlite:${relative(process.cwd(), file)}`);
+    await store.users.put({ username: 'alice', domain: 'a.example', ha1Md5: 'm', ha1Sha256: 's' });
+    await store.close();
+    const raw = new SqliteDatabase(file, { readonly: true });
+    try {
+      assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+      assert.deepEqual(raw.prepare('select username from users').all(), [{ username: 'alice' }]);
+    } finally {
+      raw.close();
+    }
+  });
+
+  test('opens an in-memory sqlite store', async () => {
+    const store = await openStore('sqlite::memory:');
+    try {
+      await store.locations.replace('alice@a.example', []);
+      assert.equal(await store.locations.isKnown('alice@a.example'), true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('rejects an unsupported scheme with BAD_URL naming it and the accepted forms', async () => {
+    const error = await assertStoreError(openStore('mysql://parley:hunter2@db.example/parley'), 'BAD_URL');
+    assert.match(error.message, /"mysql:"/);
+    assert.match(error.message, /sqlite:PATH/);
+    assert.match(error.message, /postgres:\/\//);
+    assert.doesNotMatch(error.message, /hunter2/);
+  });
+
+  test('rejects a URL without a scheme and an empty sqlite path with BAD_URL', async () => {
+    await assertStoreError(openStore('parley.db'), 'BAD_URL');
+    await assertStoreError(openStore('sqlite:'), 'BAD_URL');
+  });
+
+  test('an unreachable postgres gives CONNECT_FAILED without the password', async () => {
+    const port = await freePort();
+    const error = await assertStoreError(openStore(`postgres://parley:s3cret-Pa55@127.0.0.1:${port}/parley`), 'CONNECT_FAILED');
+    assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
+    assert.doesNotMatch(error.message, /s3cret-Pa55/);
+  });
+
+  test('a postgres URL that does not parse gives BAD_URL without the password', async () => {
+    const error = await assertStoreError(openStore('postgres://parley:s3cret-%zz@[db/parley'), 'BAD_URL');
+    assert.doesNotMatch(error.message, /s3cret/);
+  });
+
+  test('a sqlite path that cannot be opened gives CONNECT_FAILED', async () => {
+    await writeFile(join(dir, 'not-a-dir'), '');
+    await assertStoreError(openStore(`sqlite:${join(dir, 'not-a-dir', 'parley.db')}`), 'CONNECT_FAILED');
+    await writeFile(join(dir, 'not-a-database'), 'plain text, not SQLite');
+    await assertStoreError(openStore(`sqlite:${join(dir, 'not-a-database')}`), 'CONNECT_FAILED');
+  });
+
+  test('a schema that conflicts with a migration gives MIGRATION_FAILED naming it', async () => {
+    const file = join(dir, 'conflicting.db');
+    const raw = new SqliteDatabase(file);
+    raw.exec('create table users (something_else text)');
+    raw.close();
+    const error = await assertStoreError(openStore(`sqlite:${file}`), 'MIGRATION_FAILED');
+    assert.match(error.message, /001_core/);
+  });
+});
