@@ -276,6 +276,26 @@ const baseSchema = z
       max_forwards: z.number().int().min(1).max(255).default(70).describe('Max-Forwards put in requests Parley originates (1-255).'),
       user_agent: z.string().min(1).default('Parley').describe('Value of the User-Agent and Server headers.'),
     }),
+    imc: section({
+      enabled: z.boolean().default(true).describe('Serve chat rooms: MESSAGEs to the manager and to room addresses of the local domains go to the room service.'),
+      manager: z.string().regex(/^[A-Za-z0-9\-_.!~*'()&=+$,;?/]+$/, 'expected a SIP user part').default('chat-manager').describe('User part of the manager address, sip:<manager>@<domain>, which takes #create, #rooms and #help.'),
+      room_pattern: z.string().regex(/^[A-Za-z0-9\-_.!~'()&=+$,;?/*]+$/, 'expected a SIP user part with * wildcards').default('chat-*').describe('Room user parts, with * matching any characters; a room name must match it.'),
+      cmd_start_char: z.string().length(1).default('#').describe('Character that starts a command line in a MESSAGE body (imc_cmd_start_char).'),
+      create_on_join: z.boolean().default(true).describe('#join of a room that does not exist creates it.'),
+      check_on_create: z.boolean().default(false).describe('Refuse to create a room whose address is that of a known user.'),
+      outbound_proxy: sipUri.nullable().default(null).describe('Next hop for room MESSAGEs to members of other domains; null sends them by their address.'),
+      extra_hdrs: z.string().nullable().default(null).describe('Header lines ("Name: value", several separated by CRLF or newlines) added to every MESSAGE the room service sends.'),
+      history: z.number().int().min(0).default(20).describe('Messages a member gets on joining, the last of the room; 0 disables history.'),
+      cpim: z.boolean().default(false).describe('Send room messages as message/cpim (RFC 3862) carrying the real sender, instead of "<nick> text".'),
+      rooms_table: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an SQL table name').default('imc_rooms').describe('Table of rooms, Kamailio imc schema.'),
+      members_table: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an SQL table name').default('imc_members').describe('Table of room members, Kamailio imc schema.'),
+      hash_size: z.number().int().min(1).max(16).default(4).describe('Power of two of the expected room count, sizing the in-memory index (Kamailio hash_size).'),
+      max_members: positiveInt.default(100).describe('Most members (invited ones included) a room may have.'),
+      max_rooms_per_user: positiveInt.default(10).describe('Most rooms one user may own.'),
+      max_body: positiveInt.default(4096).describe('Largest room message or command, in bytes; larger ones are refused.'),
+      max_rate: positiveInt.default(20).describe('Room messages per second one sender may post, on average.'),
+      rate_burst: positiveInt.default(100).describe('Room messages one sender may post at once before max_rate applies.'),
+    }),
     routes: z
       .array(route)
       .min(1)

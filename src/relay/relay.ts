@@ -38,6 +38,8 @@ export interface OutgoingMessage {
   headers?: Header[];
   /** Original time of the message, sent as the Date header. */
   date?: Date;
+  /** Next hop for a recipient in another domain, instead of relay.outbound_proxy. */
+  outboundProxy?: string;
 }
 
 /** Statuses that mean "nobody took it now", after which storing is the right thing (RFC 3428 §7). */
@@ -113,7 +115,7 @@ export class Relay {
       return { status: 416, reason: 'Unsupported URI', stored: false };
     }
     if (!this.isLocal(target)) {
-      const response = await this.sendForeign(message, target);
+      const response = await this.sendForeign(message, target, outgoing.outboundProxy ?? this.options.outboundProxy);
       return { status: response.status, reason: response.reason, stored: false };
     }
     const result = await this.deliverLocal(aorOf(target), message, loopKey(message));
@@ -130,13 +132,12 @@ export class Relay {
       request.reply(483, 'Too Many Hops');
       return;
     }
-    const response = await this.sendForeign(copy, target);
+    const response = await this.sendForeign(copy, target, this.options.outboundProxy);
     response.removeFirstValue('via');
     request.respond(response);
   }
 
-  private async sendForeign(message: SipMessage, target: SipUri): Promise<SipMessage> {
-    const proxy = this.options.outboundProxy;
+  private async sendForeign(message: SipMessage, target: SipUri, proxy: string | undefined): Promise<SipMessage> {
     const hop = proxy ? parseUri(proxy) : target;
     const peer = await resolveHop(hop);
     if (!peer) return createResponse(message, 404, 'Not Found (domain not served here)');

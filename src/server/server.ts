@@ -10,6 +10,7 @@ import {
 import { AuthPolicy, Registrar } from '../registrar/index.js';
 import { Relay, loopKey } from '../relay/index.js';
 import { type RequestHandler, Router } from './router.js';
+import { RoomService, escapeRegExp, globSource, parseExtraHeaders } from '../imc/index.js';
 
 export interface ServerOptions {
   logger: Logger;
@@ -32,6 +33,8 @@ export class ParleyServer {
   registrar!: Registrar;
   relay!: Relay;
   auth!: AuthPolicy;
+  /** The room service, when imc.enabled. */
+  rooms?: RoomService;
   private stopping = false;
   private readonly inFlight = new Set<Promise<void>>();
 
@@ -53,6 +56,11 @@ export class ParleyServer {
       methods: [...KNOWN_METHODS].filter((m) => m !== 'ACK'),
       handle: (request, route) => request.reply(route.status ?? 200, route.reason),
     });
+    if (config.imc.enabled) {
+      this.router.register({ name: 'imc', methods: ['MESSAGE'], handle: (request) => this.rooms!.handle(request) });
+      const roomUsers = `${escapeRegExp(config.imc.manager)}|${globSource(config.imc.room_pattern)}`;
+      this.router.prepend({ method: ['MESSAGE'], domain: config.domains.map(escapeRegExp).join('|'), user: roomUsers, handler: 'imc' });
+    }
   }
 
   /** Registers a handler plugin (rooms, gateways, ...) to be named in the routing table. */
@@ -109,6 +117,33 @@ export class ParleyServer {
         },
         this.log.child({ module: 'relay' }),
       );
+      if (config.imc.enabled) {
+        this.rooms = new RoomService(
+          await this.store.rooms({ rooms: config.imc.rooms_table, members: config.imc.members_table }),
+          this.relay,
+          (aor) => this.registrar.isKnown(aor),
+          {
+            domains: this.domains,
+            manager: config.imc.manager,
+            roomPattern: config.imc.room_pattern,
+            cmdStartChar: config.imc.cmd_start_char,
+            createOnJoin: config.imc.create_on_join,
+            checkOnCreate: config.imc.check_on_create,
+            outboundProxy: config.imc.outbound_proxy ?? undefined,
+            extraHeaders: parseExtraHeaders(config.imc.extra_hdrs),
+            history: config.imc.history,
+            cpim: config.imc.cpim,
+            maxMembers: config.imc.max_members,
+            maxRoomsPerUser: config.imc.max_rooms_per_user,
+            maxBody: config.imc.max_body,
+            maxRate: config.imc.max_rate,
+            rateBurst: config.imc.rate_burst,
+            requireIdentity: config.auth.policy === 'required',
+          },
+          this.log.child({ module: 'imc' }),
+        );
+        await this.rooms.start();
+      }
       this.transports.on('connectionClosed', (id) => this.registrar.connectionClosed(id));
       this.transports.on('error', (error) => this.log.warn({ err: error.message }, 'transport error'));
       this.stack.on('error', (error) => this.log.debug({ err: error.message }, 'send failed'));
@@ -130,6 +165,7 @@ export class ParleyServer {
     this.stopping = true;
     const deadline = new Promise((resolve) => setTimeout(resolve, graceMs).unref());
     await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
+    await this.rooms?.stop();
     this.relay?.stop();
     this.registrar?.stop();
     this.timers.stop();
@@ -183,7 +219,10 @@ export class ParleyServer {
     }
     if (this.auth.required) {
       const from = parseUri(parseNameAddr(message.get('from')!).uri);
-      if (this.domains.has(from.host) && !(await this.auth.verify(request, from.user, from.host))) return;
+      if (this.domains.has(from.host)) {
+        if (!(await this.auth.verify(request, from.user, from.host))) return;
+        request.identity = `${from.user}@${from.host}`;
+      }
     }
     if (method === 'OPTIONS') return this.answerOptions(request);
     const match = this.router.match(method, target.user, target.host);

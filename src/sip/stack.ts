@@ -33,6 +33,8 @@ export interface IncomingRequest {
   readonly message: SipMessage;
   readonly source: Peer;
   readonly replied: boolean;
+  /** "user@domain" proven by digest authentication on this request, when it was checked. */
+  identity?: string;
   reply(status: number, reason?: string, options?: ReplyOptions): void;
   respond(response: SipMessage): void;
 }

@@ -27,6 +27,7 @@ export class TestUA {
   readonly callId = `${randomToken(12)}@test`;
   localPort = 0;
   private closed = false;
+  private readonly seenBranches = new Set<string>();
 
   private constructor(readonly options: Required<Omit<UaOptions, 'password'>> & { password?: string }) {}
 
@@ -74,6 +75,13 @@ export class TestUA {
 
   private onData(message: SipMessage): void {
     if (message.isRequest) {
+      // A UAS transaction absorbs retransmissions: answer again, record once.
+      const key = `${message.via.branch}|${message.method}`;
+      if (this.seenBranches.has(key)) {
+        if (message.method !== 'ACK') this.sendRaw(createResponse(message, this.answer).toBuffer());
+        return;
+      }
+      this.seenBranches.add(key);
       this.received.push(message);
       const waiter = this.requestWaiters.findIndex((w) => w.test(message));
       if (message.method !== 'ACK') this.sendRaw(createResponse(message, this.answer).toBuffer());
@@ -100,7 +108,7 @@ export class TestUA {
     });
   }
 
-  build(method: string, uri: string, extra: { to?: string; headers?: Header[]; body?: string; contentType?: string } = {}): SipMessage {
+  build(method: string, uri: string, extra: { to?: string; headers?: Header[]; body?: string | Buffer; contentType?: string } = {}): SipMessage {
     const branch = `z9hG4bK${randomToken(12)}`;
     const headers: Header[] = [
       { name: 'via', value: `SIP/2.0/${this.options.proto.toUpperCase()} 127.0.0.1:${this.localPort};branch=${branch};rport` },
@@ -176,7 +184,7 @@ export class TestUA {
     );
   }
 
-  message(to: string, body: string, headers: Header[] = [], contentType?: string): Promise<SipMessage> {
+  message(to: string, body: string | Buffer, headers: Header[] = [], contentType?: string): Promise<SipMessage> {
     return this.sendAuthenticated(() => this.build('MESSAGE', to, { body, headers, contentType }));
   }
 
