@@ -10,6 +10,7 @@ if [ "${1:-}" = "--test" ]; then
   command -v sipp >/dev/null || need+=(sip-tester)
   command -v baresip >/dev/null || need+=(baresip-core)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+  command -v prosody >/dev/null || need+=(prosody)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
@@ -17,6 +18,8 @@ if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Packaged servers start themselves on install; the tests start their own on loopback ports.
+  for service in postgresql prosody; do $SUDO service "$service" stop >/dev/null 2>&1 || true; done
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
