@@ -1,0 +1,124 @@
+// The relay's behaviour over real SIP traffic; run against each store driver by the *.test.ts files beside it.
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, type TestServer } from '../support/server.js';
+import { TestUA } from '../support/ua.js';
+
+export function relaySuite(driver: string, database: () => Promise<string | undefined>): void {
+  describe(`relay on ${driver}`, () => {
+    let s: TestServer;
+    const uas: TestUA[] = [];
+    const ua = async (user: string, proto: 'udp' | 'tcp' = 'udp') => {
+      const agent = await TestUA.create({ user, proto, server: proto === 'udp' ? s.udp : s.tcp });
+      uas.push(agent);
+      return agent;
+    };
+
+    before(async () => {
+      s = await startServer({ relay: { max_body: 2000 } as never, database: await database() });
+    });
+    after(async () => {
+      for (const agent of uas) agent.close();
+      await s.stop();
+    });
+
+    test('two registered users exchange MESSAGEs both ways', async () => {
+      const alice = await ua('alice');
+      const bob = await ua('bob', 'tcp');
+      assert.equal((await alice.register()).status, 200);
+      assert.equal((await bob.register()).status, 200);
+      const toBob = bob.waitForRequest((m) => m.method === 'MESSAGE');
+      const r1 = await alice.message('sip:bob@localhost', 'hello bob ☃');
+      assert.equal(r1.status, 200);
+      const got = await toBob;
+      assert.equal(got.body.toString(), 'hello bob ☃');
+      assert.match(got.get('from')!, /sip:alice@localhost/);
+      assert.equal(got.uri, bob.contact);
+      const toAlice = alice.waitForRequest((m) => m.method === 'MESSAGE');
+      assert.equal((await bob.message('sip:alice@localhost', 'hi alice')).status, 200);
+      assert.equal((await toAlice).body.toString(), 'hi alice');
+    });
+
+    test('the recipient\'s failure is relayed back to the sender', async () => {
+      const carol = await ua('carol');
+      const dave = await ua('dave');
+      await carol.register();
+      await dave.register();
+      dave.answer = 486;
+      const r = await carol.message('sip:dave@localhost', 'busy?');
+      assert.equal(r.status, 486);
+    });
+
+    test('a MESSAGE to an unknown local user gets 404', async () => {
+      const eve = await ua('eve');
+      const r = await eve.message('sip:nobody@localhost', 'anyone?');
+      assert.equal(r.status, 404);
+    });
+
+    test('a message for a known user who is offline is stored (202) and delivered on registration with its Date', async () => {
+      const frank = await ua('frank');
+      const grace = await ua('grace');
+      await grace.register();
+      assert.equal((await grace.register(0)).status, 200);
+      const r1 = await frank.message('sip:grace@localhost', 'first');
+      const r2 = await frank.message('sip:grace@localhost', 'second');
+      assert.equal(r1.status, 202);
+      assert.equal(r2.status, 202);
+      const first = grace.waitForRequest((m) => m.body.toString() === 'first');
+      const second = grace.waitForRequest((m) => m.body.toString() === 'second');
+      await grace.register();
+      const [a, b] = await Promise.all([first, second]);
+      assert.ok(a.get('date'), 'stored message carries its original Date');
+      assert.match(a.get('from')!, /sip:frank@localhost/);
+      assert.ok(grace.received.indexOf(a) < grace.received.indexOf(b), 'delivered in order');
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(await s.server.store.offline.count('grace@localhost'), 0, 'removed after the 2xx');
+    });
+
+    test('a retransmitted MESSAGE is delivered once', async () => {
+      const henry = await ua('henry');
+      const ivy = await ua('ivy');
+      await ivy.register();
+      const request = henry.build('MESSAGE', 'sip:ivy@localhost', { body: 'once' });
+      const bytes = request.toBuffer();
+      henry.sendRaw(bytes);
+      henry.sendRaw(bytes);
+      const response = await henry.send(request);
+      henry.sendRaw(bytes);
+      assert.equal(response.status, 200);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(ivy.received.filter((m) => m.body.toString() === 'once').length, 1);
+    });
+
+    test('INVITE gets 405 with Allow; an unknown method gets 501; OPTIONS is answered', async () => {
+      const jack = await ua('jack');
+      const invite = await jack.send(jack.build('INVITE', 'sip:bob@localhost'));
+      assert.equal(invite.status, 405);
+      assert.match(invite.get('allow')!, /MESSAGE/);
+      const foo = await jack.send(jack.build('FOO', 'sip:bob@localhost'));
+      assert.equal(foo.status, 501);
+      const options = await jack.send(jack.build('OPTIONS', 'sip:localhost'));
+      assert.equal(options.status, 200);
+      assert.match(options.get('allow')!, /REGISTER/);
+    });
+
+    test('limits and policy: 413 for a big body, 403 for a foreign domain, 483 at Max-Forwards 0', async () => {
+      const kate = await ua('kate');
+      assert.equal((await kate.message('sip:bob@localhost', 'x'.repeat(2001))).status, 413);
+      assert.equal((await kate.message('sip:someone@example.org', 'hi')).status, 403);
+      const hop = kate.build('MESSAGE', 'sip:bob@localhost', { body: 'hop', headers: [] });
+      hop.set('max-forwards', '0');
+      assert.equal((await kate.send(hop)).status, 483);
+    });
+
+    test('malformed requests get 400 naming the problem and the server keeps serving', async () => {
+      const leo = await ua('leo');
+      const bad = leo.build('MESSAGE', 'sip:bob@localhost', { body: 'x' });
+      bad.set('cseq', 'banana MESSAGE');
+      const response = await leo.send(bad);
+      assert.equal(response.status, 400);
+      assert.match(response.reason, /CSeq/);
+      assert.equal((await leo.send(leo.build('OPTIONS', 'sip:localhost'))).status, 200);
+    });
+  });
+}
