@@ -2,7 +2,6 @@
 // (the first 2xx wins), stored for later when nobody can take it, and refused when the user is
 // unknown. The same path serves messages Parley itself originates (rooms, gateways), so they too
 // reach WebSocket members and the offline store.
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Binding, OfflineStore } from '../store/types.js';
 import {
@@ -274,10 +273,19 @@ function betterFinal(candidate: number, current: number): boolean {
  * carrying the same hash has looped (RFC 3261 §16.3 step 4); a different hash is a spiral.
  */
 export function loopKey(message: SipMessage): string {
-  return createHash('sha1')
-    .update(`${message.uri}|${message.from.params.get('tag') ?? ''}|${message.get('to')}|${message.callId}|${message.cseq.seq}`)
-    .digest('base64url')
-    .slice(0, 10);
+  return fnv1a(`${message.uri}|${message.from.params.get('tag') ?? ''}|${message.get('to')}|${message.callId}|${message.cseq.seq}`);
+}
+
+/** A fast non-cryptographic hash: loop detection needs to tell requests apart, not to resist forgery. */
+function fnv1a(text: string): string {
+  let a = 0x811c9dc5;
+  let b = 0x01000193;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+  }
+  return (a >>> 0).toString(36) + (b >>> 0).toString(36);
 }
 
 function withoutTag(value: string): string {

@@ -202,7 +202,7 @@ export class ParleyServer {
     if (target.scheme !== 'sip' && target.scheme !== 'sips') return request.reply(416, 'Unsupported URI Scheme');
     const maxForwards = message.get('max-forwards');
     if (maxForwards !== undefined && Number(maxForwards) === 0 && method !== 'OPTIONS') return request.reply(483, 'Too Many Hops');
-    if (this.stack.hasLooped(message, loopKey(message))) return request.reply(482, 'Loop Detected');
+    if (this.stack.hasLooped(message, loopKey)) return request.reply(482, 'Loop Detected');
     const proxyRequire = message.getAll('proxy-require');
     if (proxyRequire.length > 0) {
       return request.reply(420, 'Bad Extension', { headers: [{ name: 'unsupported', value: proxyRequire.join(', ') }] });

@@ -306,10 +306,19 @@ export class SipStack extends EventEmitter {
     return new SipMessage({ method: init.method, uri: init.uri, headers, body: init.body });
   }
 
-  /** True when one of the request's Vias is Parley's own, sent for the same request: a loop. */
-  hasLooped(message: SipMessage, loopKey: string): boolean {
-    const mark = `${BRANCH_COOKIE}${loopKey}.`;
-    return message.vias.some((via) => via.branch?.startsWith(mark) && this.transports.bound.some((b) => via.host === b.host || via.host === this.options.advertise?.split(':')[0]));
+  /**
+   * True when one of the request's Vias is Parley's own, sent for the same request: a loop.
+   * The key is computed only when a Via of Parley's is present, which ordinary requests lack.
+   */
+  hasLooped(message: SipMessage, loopKey: (message: SipMessage) => string): boolean {
+    const ours = message.vias.filter((via) => via.branch?.startsWith(BRANCH_COOKIE) && this.isOwnHost(via.host));
+    if (ours.length === 0) return false;
+    const mark = `${BRANCH_COOKIE}${loopKey(message)}.`;
+    return ours.some((via) => via.branch!.startsWith(mark));
+  }
+
+  private isOwnHost(host: string): boolean {
+    return this.transports.bound.some((b) => host === b.host) || host === this.options.advertise?.split(':')[0];
   }
 }
 
