@@ -16,6 +16,8 @@ export interface RelayOptions {
   outboundProxy?: string;
   foreignDomainStatus: number;
   maxBody: number;
+  /** Seconds to wait for the final response of a forwarded request. */
+  forkTimeout: number;
   offline: { enabled: boolean; maxPerUser: number; expires: number };
 }
 
@@ -141,7 +143,7 @@ export class Relay {
     const peer = await resolveHop(hop);
     if (!peer) return createResponse(message, 404, 'Not Found (domain not served here)');
     if (proxy) message.prepend('route', `<${proxy};lr>`);
-    return this.stack.request(message, peer);
+    return this.stack.request(message, peer, { timeout: this.options.forkTimeout * 1000 });
   }
 
   /**
@@ -197,7 +199,7 @@ export class Relay {
           resolve(createResponse(message, 483, 'Too Many Hops'));
           return;
         }
-        void this.stack.request(copy, peer, loop).then((response) => {
+        void this.stack.request(copy, peer, { loopKey: loop, timeout: this.options.forkTimeout * 1000 }).then((response) => {
           pending--;
           if (done) return;
           if (response.status < 300) {

@@ -113,6 +113,7 @@ export class ParleyServer {
           outboundProxy: config.relay.outbound_proxy ?? undefined,
           foreignDomainStatus: config.relay.foreign_domain_status,
           maxBody: config.relay.max_body,
+          forkTimeout: config.relay.fork_timeout,
           offline: { enabled: config.offline.enabled, maxPerUser: config.offline.max_per_user, expires: config.offline.expires },
         },
         this.log.child({ module: 'relay' }),

@@ -207,8 +207,10 @@ export class SipStack extends EventEmitter {
    * a timeout resolves with a synthesized 408 and an unreachable peer with 503, never a rejection.
    * The caller's request must not carry Parley's Via yet: it is added here, its branch starting
    * with `loopKey` when given so the request can be recognised if it ever comes back.
+   * `timeout` (ms) bounds the wait for a final response below Timer F.
    */
-  request(message: SipMessage, target: Peer, loopKey?: string): Promise<SipMessage> {
+  request(message: SipMessage, target: Peer, options: { loopKey?: string; timeout?: number } = {}): Promise<SipMessage> {
+    const { loopKey, timeout = 64 * this.options.t1 } = options;
     let proto = target.proto;
     const branch = `${BRANCH_COOKIE}${loopKey ? `${loopKey}.` : ''}${randomToken(16)}`;
     // RFC 3261 §18.1.1: a large request goes over a congestion-controlled transport when possible.
@@ -256,7 +258,7 @@ export class SipStack extends EventEmitter {
           }
           fail(503, 'Service Unavailable (transport error)');
         });
-      transaction.timers.push(this.timers.schedule(64 * this.options.t1, () => fail(408, 'Request Timeout')));
+      transaction.timers.push(this.timers.schedule(Math.min(timeout, 64 * this.options.t1), () => fail(408, 'Request Timeout')));
       if (!RELIABLE[proto]) this.armRetransmit(transaction, () => send(proto, bytes));
       void send(proto, bytes);
     });
