@@ -16,6 +16,8 @@ export interface RelayOptions {
   outboundProxy?: string;
   foreignDomainStatus: number;
   maxBody: number;
+  /** Whether a local AOR belongs to a user (provisioned or ever registered): unknown ones get 404. */
+  isKnownUser(aor: string): Promise<boolean>;
   /** Seconds to wait for the final response of a forwarded request. */
   forkTimeout: number;
   offline: { enabled: boolean; maxPerUser: number; expires: number };
@@ -160,7 +162,7 @@ export class Relay {
         return { status: best.status, reason: best.reason, response: best };
       }
       if (!UNREACHABLE.has(best.status)) return { status: best.status, reason: best.reason, response: best };
-    } else if (!(await this.registrar.isKnown(aor))) {
+    } else if (!(await this.options.isKnownUser(aor))) {
       return { status: 404, reason: 'Not Found' };
     }
     return this.store(aor, message);

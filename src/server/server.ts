@@ -5,12 +5,13 @@ import { openStore, type Store } from '../store/index.js';
 import type { Config } from '../config/index.js';
 import { realmFor } from '../config/index.js';
 import {
-  type IncomingRequest, SipStack, TimerQueue, TransportLayer, type SipUri, parseNameAddr, parseUri,
+  type IncomingRequest, SipStack, TimerQueue, TransportLayer, type SipUri, type SipMessage, parseNameAddr, parseUri,
 } from '../sip/index.js';
 import { AuthPolicy, Registrar } from '../registrar/index.js';
 import { Relay, loopKey } from '../relay/index.js';
 import { type RequestHandler, Router } from './router.js';
 import { RoomService, escapeRegExp, globSource, parseExtraHeaders } from '../imc/index.js';
+import { AdminServer } from '../admin/index.js';
 
 export interface ServerOptions {
   logger: Logger;
@@ -35,6 +36,8 @@ export class ParleyServer {
   auth!: AuthPolicy;
   /** The room service, when imc.enabled. */
   rooms?: RoomService;
+  /** The management endpoint (RPC, metrics), when admin.enabled. */
+  admin?: AdminServer;
   private stopping = false;
   private readonly inFlight = new Set<Promise<void>>();
 
@@ -114,6 +117,7 @@ export class ParleyServer {
           foreignDomainStatus: config.relay.foreign_domain_status,
           maxBody: config.relay.max_body,
           forkTimeout: config.relay.fork_timeout,
+          isKnownUser: this.isKnownUser,
           offline: { enabled: config.offline.enabled, maxPerUser: config.offline.max_per_user, expires: config.offline.expires },
         },
         this.log.child({ module: 'relay' }),
@@ -122,7 +126,7 @@ export class ParleyServer {
         this.rooms = new RoomService(
           await this.store.rooms({ rooms: config.imc.rooms_table, members: config.imc.members_table }),
           this.relay,
-          (aor) => this.registrar.isKnown(aor),
+          this.isKnownUser,
           {
             domains: this.domains,
             manager: config.imc.manager,
@@ -145,6 +149,10 @@ export class ParleyServer {
         );
         await this.rooms.start();
       }
+      if (config.admin.enabled) {
+        this.admin = new AdminServer(this, this.log.child({ module: 'admin' }));
+        await this.admin.start();
+      }
       this.transports.on('connectionClosed', (id) => this.registrar.connectionClosed(id));
       this.transports.on('error', (error) => this.log.warn({ err: error.message }, 'transport error'));
       this.stack.on('error', (error) => this.log.debug({ err: error.message }, 'send failed'));
@@ -154,6 +162,7 @@ export class ParleyServer {
       this.timers.start();
       this.relay.start();
     } catch (error) {
+      await this.admin?.stop();
       await this.store.close();
       throw error;
     }
@@ -166,6 +175,7 @@ export class ParleyServer {
     this.stopping = true;
     const deadline = new Promise((resolve) => setTimeout(resolve, graceMs).unref());
     await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
+    await this.admin?.stop();
     await this.rooms?.stop();
     this.relay?.stop();
     this.registrar?.stop();
@@ -208,6 +218,7 @@ export class ParleyServer {
     if (proxyRequire.length > 0) {
       return request.reply(420, 'Bad Extension', { headers: [{ name: 'unsupported', value: proxyRequire.join(', ') }] });
     }
+    this.consumeOwnRoutes(message);
     const local = this.domains.has(target.host);
 
     if (method === 'OPTIONS' && (!target.user || !local)) return this.answerOptions(request);
@@ -231,6 +242,28 @@ export class ParleyServer {
     if (!match.handler.methods.includes(method)) return request.reply(405, 'Method Not Allowed', { headers: [this.allowHeader()] });
     await match.handler.handle(request, match.route);
   }
+
+  /** Loose routing (RFC 3261 §16.4): Route entries naming Parley itself are used up here, not forwarded. */
+  private consumeOwnRoutes(message: SipMessage): void {
+    for (let top = message.getAll('route')[0]; top !== undefined; top = message.getAll('route')[0]) {
+      let uri: SipUri;
+      try {
+        uri = parseUri(parseNameAddr(top).uri);
+      } catch {
+        return;
+      }
+      const ours = (this.domains.has(uri.host) && !uri.user) || this.stack.isOwnAddress(uri.host, uri.port);
+      if (!ours) return;
+      message.removeFirstValue('route');
+    }
+  }
+
+  /** A local user exists when provisioned (digest users) or when it has ever registered. */
+  readonly isKnownUser = async (aor: string): Promise<boolean> => {
+    if (await this.registrar.isKnown(aor)) return true;
+    const at = aor.lastIndexOf('@');
+    return (await this.store.users.get(aor.slice(0, at), aor.slice(at + 1))) !== undefined;
+  };
 
   private allowHeader() {
     return { name: 'allow', value: this.router.allowedMethods().join(', ') };

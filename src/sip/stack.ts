@@ -313,14 +313,20 @@ export class SipStack extends EventEmitter {
    * The key is computed only when a Via of Parley's is present, which ordinary requests lack.
    */
   hasLooped(message: SipMessage, loopKey: (message: SipMessage) => string): boolean {
-    const ours = message.vias.filter((via) => via.branch?.startsWith(BRANCH_COOKIE) && this.isOwnHost(via.host));
+    const ours = message.vias.filter((via) => via.branch?.startsWith(BRANCH_COOKIE) && this.isOwnAddress(via.host, via.port));
     if (ours.length === 0) return false;
     const mark = `${BRANCH_COOKIE}${loopKey(message)}.`;
     return ours.some((via) => via.branch!.startsWith(mark));
   }
 
-  private isOwnHost(host: string): boolean {
-    return this.transports.bound.some((b) => host === b.host) || host === this.options.advertise?.split(':')[0];
+  /** Whether host[:port] is one of Parley's listening addresses (or the advertised one). */
+  isOwnAddress(host: string, port?: number): boolean {
+    const bare = host.replace(/^\[|\]$/g, '');
+    if (this.options.advertise) {
+      const advertised = this.options.advertise;
+      if (advertised === host || advertised === `${host}:${port}` || (port === undefined && advertised.startsWith(`${host}:`))) return true;
+    }
+    return this.transports.bound.some((b) => bare === b.host && (port === undefined || port === b.port));
   }
 }
 

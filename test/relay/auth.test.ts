@@ -15,7 +15,7 @@ const ua = async (user: string, password?: string) => {
 
 before(async () => {
   s = await startServer({ auth: { policy: 'required' } as never });
-  for (const [user, password] of [['alice', 'alice-secret'], ['bob', 'bob-secret']]) {
+  for (const [user, password] of [['alice', 'alice-secret'], ['bob', 'bob-secret'], ['carol', 'carol-secret']]) {
     await s.server.store.users.put({ username: user!, domain: 'localhost', ...computeHa1(user!, 'localhost', password!) });
   }
 });
@@ -59,6 +59,12 @@ test('a MESSAGE from a local user needs Proxy-Authorization (407), then goes thr
   const received = bob.waitForRequest((m) => m.method === 'MESSAGE');
   assert.equal((await alice.message('sip:bob@localhost', 'authenticated hello')).status, 200);
   assert.equal((await received).body.toString(), 'authenticated hello');
+});
+
+test('a provisioned user who never registered is known: a MESSAGE to her is stored (202), an unknown user gets 404', async () => {
+  const bob = await ua('bob', 'bob-secret');
+  assert.equal((await bob.message('sip:carol@localhost', 'for later')).status, 202);
+  assert.equal((await bob.message('sip:nobody@localhost', 'lost?')).status, 404);
 });
 
 test('passwords and digest responses never reach the log', () => {

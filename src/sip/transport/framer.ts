@@ -9,6 +9,8 @@ export type FrameResult = { message: SipMessage } | { error: SipParseError; fata
 
 export class StreamFramer {
   private buffer: Buffer = Buffer.alloc(0);
+  /** CR/LF bytes seen between messages, possibly across chunks: every four make one ping. */
+  private keepaliveBytes = 0;
 
   constructor(private readonly maxMessageSize: number) {}
 
@@ -21,10 +23,12 @@ export class StreamFramer {
       let skip = 0;
       while (skip < this.buffer.length && (this.buffer[skip] === CRLF_BYTE || this.buffer[skip] === LF_BYTE)) skip++;
       if (skip > 0) {
-        if (skip >= 4) out.push({ keepalive: true });
+        this.keepaliveBytes += skip;
+        for (; this.keepaliveBytes >= 4; this.keepaliveBytes -= 4) out.push({ keepalive: true });
         this.buffer = this.buffer.subarray(skip);
       }
       if (this.buffer.length === 0) break;
+      this.keepaliveBytes = 0;
       const end = findHeadEnd(this.buffer);
       if (!end) {
         if (this.buffer.length > this.maxMessageSize) {
