@@ -11,7 +11,6 @@ import { AuthPolicy, Registrar } from '../registrar/index.js';
 import { Relay, loopKey } from '../relay/index.js';
 import { type RequestHandler, Router } from './router.js';
 import { RoomService, escapeRegExp, globSource, parseExtraHeaders } from '../imc/index.js';
-import { AdminServer } from '../admin/index.js';
 
 export interface ServerOptions {
   logger: Logger;
@@ -36,8 +35,6 @@ export class ParleyServer {
   auth!: AuthPolicy;
   /** The room service, when imc.enabled. */
   rooms?: RoomService;
-  /** The management endpoint (RPC, metrics), when admin.enabled. */
-  admin?: AdminServer;
   private stopping = false;
   private readonly inFlight = new Set<Promise<void>>();
 
@@ -149,10 +146,6 @@ export class ParleyServer {
         );
         await this.rooms.start();
       }
-      if (config.admin.enabled) {
-        this.admin = new AdminServer(this, this.log.child({ module: 'admin' }));
-        await this.admin.start();
-      }
       this.transports.on('connectionClosed', (id) => this.registrar.connectionClosed(id));
       this.transports.on('error', (error) => this.log.warn({ err: error.message }, 'transport error'));
       this.stack.on('error', (error) => this.log.debug({ err: error.message }, 'send failed'));
@@ -162,7 +155,6 @@ export class ParleyServer {
       this.timers.start();
       this.relay.start();
     } catch (error) {
-      await this.admin?.stop();
       await this.store.close();
       throw error;
     }
@@ -175,7 +167,6 @@ export class ParleyServer {
     this.stopping = true;
     const deadline = new Promise((resolve) => setTimeout(resolve, graceMs).unref());
     await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
-    await this.admin?.stop();
     await this.rooms?.stop();
     this.relay?.stop();
     this.registrar?.stop();
