@@ -67,7 +67,7 @@ export class Registrar extends EventEmitter {
   }
 
   /** Where to send a request for a binding, or undefined when it cannot be reached now. */
-  targetOf(binding: Binding): Peer | undefined {
+  targetOf(binding: Pick<Binding, 'source' | 'connectionId' | 'contact'>): Peer | undefined {
     const source = parsePeer(binding.source);
     if (!source) return undefined;
     if (source.proto === 'udp') return source;
@@ -156,16 +156,20 @@ export class Registrar extends EventEmitter {
     } catch (error) {
       return { status: 400, reason: `Bad Contact: ${(error as Error).message}` };
     }
-    const next = new Map(current.map((b) => [b.contact, b]));
+    const before = new Map(current.map((b) => [b.contact, b]));
+    const next = new Map(before);
     for (const contact of contacts) {
       const param = contact.params.get('expires');
       const asked = param !== undefined && param !== null ? parseExpires(param) : (headerExpires ?? this.options.defaultExpires);
       if (asked === undefined) return { status: 400, reason: 'Bad expires parameter' };
-      const existing = next.get(contact.uri) ?? sameInstance(current, contact);
+      // Compared with the bindings from before this request: a contact listed twice in it is one
+      // binding, the later listing winning, not an out-of-order refresh.
+      const existing = before.get(contact.uri) ?? sameInstance(current, contact);
       if (existing && existing.callId === callId && existing.cseq >= cseq) {
         return { status: 500, reason: 'Out of order CSeq for this Call-ID' };
       }
       if (existing) next.delete(existing.contact);
+      next.delete(contact.uri);
       if (asked === 0) continue;
       if (asked < this.options.minExpires) {
         return { status: 423, headers: [{ name: 'min-expires', value: String(this.options.minExpires) }] };

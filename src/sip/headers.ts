@@ -25,9 +25,16 @@ const DISPLAY_CASE: Record<string, string> = {
   'sip-etag': 'SIP-ETag', 'sip-if-match': 'SIP-If-Match', 'rseq': 'RSeq', 'rack': 'RAck',
 };
 
-/** "content-length" -> "Content-Length", with the RFC's irregular spellings. */
+const displayNames = new Map<string, string>();
+
+/** "content-length" -> "Content-Length", with the RFC's irregular spellings. Memoised: it runs for every header sent. */
 export function displayName(name: string): string {
-  return DISPLAY_CASE[name] ?? name.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
+  let display = displayNames.get(name);
+  if (display === undefined) {
+    display = DISPLAY_CASE[name] ?? name.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
+    if (displayNames.size < 1000) displayNames.set(name, display);
+  }
+  return display;
 }
 
 /** Splits a header value at commas that are outside quotes and angle brackets. */
@@ -150,6 +157,8 @@ export function parseNameAddr(value: string): NameAddr {
     const close = text.indexOf('>', open);
     if (close < 0) throw new HeaderError('missing ">"');
     uri = text.slice(open + 1, close);
+    // No LWS may follow "<" or precede ">" (LAQUOT/RAQUOT, RFC 3261 §25.1; RFC 4475 §3.1.2.14).
+    if (/\s/.test(uri)) throw new HeaderError(`whitespace in URI "${uri}"`);
     rest = text.slice(close + 1);
   } else {
     // addr-spec form: parameters after the URI belong to the header, not the URI (RFC 3261 §20.10).
@@ -183,7 +192,9 @@ export interface Via {
 }
 
 export function parseVia(value: string): Via {
-  const m = /^SIP[ \t]*\/[ \t]*2\.0[ \t]*\/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]+(\[[0-9a-fA-F:.]+\]|[^ \t:;]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*(.*)$/i.exec(
+  // Any protocol name and version is readable (sent-protocol, RFC 3261 §20.42), so that a request of an
+  // unsupported version can still be answered with a 505.
+  const m = /^[A-Za-z0-9\-.!%*_+`'~]+[ \t]*\/[ \t]*[A-Za-z0-9\-.!%*_+`'~]+[ \t]*\/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]+(\[[0-9a-fA-F:.]+\]|[^ \t:;]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*(.*)$/i.exec(
     value.trim(),
   );
   if (!m) throw new HeaderError(`bad Via "${value}"`);

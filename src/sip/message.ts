@@ -206,9 +206,18 @@ export function createResponse(
         break;
     }
   }
-  if (to !== undefined && status > 100 && !/;\s*tag\s*=/i.test(to)) {
+  if (to !== undefined && status > 100 && !hasToTag(request)) {
     const i = headers.findIndex((h) => h.name === 'to');
     headers[i] = { name: 'to', value: `${to};tag=${toTag ?? randomToken()}` };
   }
   return new SipMessage({ status, reason, headers });
+}
+
+/** Whether the To carries a tag header parameter; a "tag" URI parameter inside <> is not one. */
+function hasToTag(request: SipMessage): boolean {
+  try {
+    return request.to.params.has('tag');
+  } catch {
+    return false;
+  }
 }

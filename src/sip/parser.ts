@@ -1,25 +1,35 @@
 // Parses SIP messages from datagrams and from stream framing (RFC 3261 §7, §18.3, §25).
 // Errors carry a reason phrase for the 400 and, when enough was read, the message itself,
 // so the transport layer can still answer instead of dropping.
-import { COMPACT_FORMS, HeaderError, TOKEN, parseCSeq, parseNameAddr, parseVia } from './headers.js';
-import { EMPTY, type Header, SipMessage } from './message.js';
-import { UriError, parseUri } from './uri.js';
+import { COMPACT_FORMS, HeaderError, TOKEN, displayName, parseNameAddr, parseVia } from './headers.js';
+import { EMPTY, SipMessage } from './message.js';
+import { MAX_URI_LENGTH, UriError, parseUri } from './uri.js';
 
 export class SipParseError extends Error {
   override name = 'SipParseError';
+  /** Reason phrase for the 400 (or `status`) response. */
+  readonly reason: string;
   constructor(
-    /** Reason phrase for the 400 (or `status`) response. */
-    readonly reason: string,
+    reason: string,
     /** The message as far as it could be read; a response can be built when it has the core headers. */
     readonly partial?: SipMessage,
     readonly status = 400,
   ) {
-    super(reason);
+    // The reason often quotes the input: what may not stand in a Reason-Phrase (RFC 3261 §25.1), and the
+    // line separators some receivers end lines at, must not reach the response.
+    const phrase = reason.replace(/[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]/g, ' ');
+    super(phrase);
+    this.reason = phrase;
   }
 }
 
 const SEPARATOR = Buffer.from('\r\n\r\n');
 const LF_SEPARATOR = Buffer.from('\n\n');
+const CR = 0x0d;
+const LF = 0x0a;
+/** Bounds on what one message may make the parser do; past them it is refused rather than parsed. */
+const MAX_HEADERS = 200;
+const MAX_FIELD_LENGTH = 8192;
 
 /** Finds where the header block ends: the index of the empty line and the length of its terminator. */
 export function findHeadEnd(buf: Buffer, from = 0): { at: number; length: number } | undefined {
@@ -35,9 +45,12 @@ export function findHeadEnd(buf: Buffer, from = 0): { at: number; length: number
  * (RFC 3261 §18.3); a Content-Length larger than what arrived is an error.
  */
 export function parseMessage(buf: Buffer): SipMessage {
-  const end = findHeadEnd(buf);
+  // Leading CRLFs (RFC 3261 §7.5) go before the end of the head is looked for, or they would be taken for it.
+  let start = 0;
+  while (buf[start] === CR || buf[start] === LF) start++;
+  const end = findHeadEnd(buf, start);
   const headEnd = end ? end.at : buf.length;
-  const message = parseHead(buf.toString('utf8', 0, headEnd));
+  const message = parseHead(buf.toString('utf8', start, headEnd));
   let body = end ? buf.subarray(headEnd + end.length) : EMPTY;
   const lengthText = message.get('content-length');
   if (lengthText !== undefined) {
@@ -63,39 +76,70 @@ export function parseHead(head: string): SipMessage {
   while (first < lines.length && lines[first] === '') first++; // RFC 3261 §7.5: leading CRLFs are ignored
   const startLine = lines[first];
   if (startLine === undefined) throw new SipParseError('Empty message');
-  const headers: Header[] = [];
-  for (let i = first + 1; i < lines.length; i++) {
+  const message = new SipMessage({});
+  // A start-line error is raised once the headers are read, so that it carries what a response needs.
+  const startLineError = readStartLine(startLine, message);
+  readHeaders(lines, first + 1, message);
+  if (startLineError) throw startLineError;
+  return message;
+}
+
+/** Fills in method and URI, or status and reason; returns what is wrong with the line instead of throwing it. */
+function readStartLine(line: string, message: SipMessage): SipParseError | undefined {
+  if (line.includes('\r')) return new SipParseError('Bare CR in the start line', message);
+  if (line.startsWith('SIP/')) {
+    // The code is exactly three digits and the space after it is required (RFC 3261 §25.1), so that
+    // "SIP/2.0 4294967301 ..." is not read as a 429 (RFC 4475 §3.1.2.19); an absent reason is tolerated.
+    // The reason may hold any UTF-8, U+2028 included, hence the s flag.
+    const m = /^SIP\/([0-9]+\.[0-9]+) ([0-9]{3})(?: (.*))?$/s.exec(line);
+    if (!m) return new SipParseError('Bad status line', message);
+    if (m[1] !== '2.0') return new SipParseError('Version Not Supported', message, 505);
+    const status = Number(m[2]);
+    if (status < 100 || status > 699) return new SipParseError('Bad status code', message);
+    message.status = status;
+    message.reason = m[3] ?? '';
+    return undefined;
+  }
+  const parts = line.split(' ');
+  // Taken before the rest of the line is checked, so that a malformed request line can still be answered.
+  if (TOKEN.test(parts[0]!)) message.method = parts[0]!;
+  if (parts.length !== 3) return new SipParseError('Malformed request line', message);
+  const [, uri, version] = parts as [string, string, string];
+  if (!message.method) return new SipParseError('Bad method', message);
+  if (!/^SIP\/[0-9]+\.[0-9]+$/i.test(version)) return new SipParseError('Malformed request line', message);
+  if (version.toUpperCase() !== 'SIP/2.0') return new SipParseError('Version Not Supported', message, 505);
+  if (uri.length > MAX_URI_LENGTH) return new SipParseError('Request-URI Too Long', message, 414);
+  message.uri = uri;
+  return undefined;
+}
+
+/** Appends the header fields of `lines` from `first` on to `message`, unfolding continuation lines. */
+function readHeaders(lines: string[], first: number, message: SipMessage): void {
+  const headers = message.headers;
+  for (let i = first; i < lines.length; i++) {
     let line = lines[i]!;
     while (i + 1 < lines.length && (lines[i + 1]!.startsWith(' ') || lines[i + 1]!.startsWith('\t'))) {
-      line += ' ' + lines[++i]!.trim();
+      line += ' ' + trimWhitespace(lines[++i]!);
     }
     if (line === '') continue;
+    // Some receivers end lines at a lone CR: passed on, it would inject a header field.
+    if (line.includes('\r')) throw new SipParseError('Bare CR in a header field', message);
+    if (headers.length === MAX_HEADERS) throw new SipParseError(`More than ${MAX_HEADERS} header fields`, message);
     const colon = line.indexOf(':');
-    if (colon <= 0) throw new SipParseError(`Malformed header line "${truncate(line)}"`, new SipMessage({ headers }));
+    if (colon <= 0) throw new SipParseError(`Malformed header line "${truncate(line)}"`, message);
     const rawName = line.slice(0, colon).trimEnd();
-    if (!TOKEN.test(rawName)) throw new SipParseError(`Bad header name "${truncate(rawName)}"`, new SipMessage({ headers }));
+    if (!TOKEN.test(rawName)) throw new SipParseError(`Bad header name "${truncate(rawName)}"`, message);
     const lower = rawName.toLowerCase();
-    headers.push({ name: COMPACT_FORMS[lower] ?? lower, value: line.slice(colon + 1).trim() });
+    const value = trimWhitespace(line.slice(colon + 1));
+    if (value.length > MAX_FIELD_LENGTH) {
+      throw new SipParseError(`${truncate(rawName)} header longer than ${MAX_FIELD_LENGTH} characters`, message);
+    }
+    headers.push({ name: COMPACT_FORMS[lower] ?? lower, value });
   }
-  if (startLine.startsWith('SIP/')) {
-    const m = /^SIP\/([0-9]+\.[0-9]+) ([0-9]{3}) ?(.*)$/.exec(startLine);
-    if (!m) throw new SipParseError('Bad status line', new SipMessage({ headers }));
-    if (m[1] !== '2.0') throw new SipParseError('Version Not Supported', new SipMessage({ headers }), 505);
-    const status = Number(m[2]);
-    if (status < 100 || status > 699) throw new SipParseError('Bad status code', new SipMessage({ headers }));
-    return new SipMessage({ status, reason: m[3]!, headers });
-  }
-  const parts = startLine.split(' ');
-  const partial = new SipMessage({ headers });
-  if (parts.length !== 3) throw new SipParseError('Malformed request line', partial);
-  const [method, uri, version] = parts as [string, string, string];
-  if (!TOKEN.test(method)) throw new SipParseError('Bad method', partial);
-  partial.method = method;
-  if (!/^SIP\/[0-9]+\.[0-9]+$/i.test(version)) throw new SipParseError('Malformed request line', partial);
-  if (version.toUpperCase() !== 'SIP/2.0') throw new SipParseError('Version Not Supported', partial, 505);
-  partial.uri = uri;
-  return partial;
 }
+
+/** Header fields that must not repeat (only list headers may, RFC 3261 §7.3.1), each with a bit of its own. */
+const SINGLE_VALUED = new Map(['from', 'to', 'call-id', 'cseq', 'max-forwards', 'content-length'].map((name, i) => [name, 1 << i]));
 
 /** Checks the headers every transaction needs (RFC 3261 §8.1.1) and the request-URI. */
 export function validate(message: SipMessage): void {
@@ -103,18 +147,24 @@ export function validate(message: SipMessage): void {
     if (!message.has(name)) throw new SipParseError(`Missing ${name === 'call-id' ? 'Call-ID' : name === 'cseq' ? 'CSeq' : name[0]!.toUpperCase() + name.slice(1)} header`, message);
   }
   try {
+    const repeated = firstRepeated(message);
+    if (repeated) throw new HeaderError(`more than one ${displayName(repeated)} header`);
+    // Read through the message's own getters, so that what is parsed here is cached for later use.
     if (message.vias.length === 0) throw new HeaderError('empty Via');
-    parseNameAddr(message.get('from')!);
-    parseNameAddr(message.get('to')!);
-    const cseq = parseCSeq(message.get('cseq')!);
-    if (message.headers.filter((h) => h.name === 'cseq' || h.name === 'call-id').length > 2) {
-      throw new HeaderError('duplicate Call-ID or CSeq');
-    }
+    // From and To URIs are read by the layers above: a malformed one must be a 400 here, not a 500 there.
+    parseUri(message.from.uri);
+    parseUri(message.to.uri);
+    for (const contact of message.getAll('contact')) if (contact !== '*') parseNameAddr(contact);
+    const cseq = message.cseq;
     if (message.isRequest) {
       if (cseq.method !== message.method) throw new HeaderError('CSeq method does not match the request method');
       const maxForwards = message.get('max-forwards');
-      if (maxForwards !== undefined && !/^[0-9]{1,3}$/.test(maxForwards)) throw new HeaderError('bad Max-Forwards');
-      parseUri(message.uri);
+      // Leading zeros are allowed (RFC 4475 §3.1.1.1), values above 255 are not (RFC 3261 §20.22).
+      if (maxForwards !== undefined && !(/^[0-9]+$/.test(maxForwards) && Number(maxForwards) <= 255)) {
+        throw new HeaderError('bad Max-Forwards');
+      }
+      // A Request-URI may not carry headers (RFC 3261 §19.1.1; RFC 4475 §3.1.2.11).
+      if (message.requestUri.headers.size > 0) throw new UriError('headers in the Request-URI');
     }
   } catch (error) {
     if (error instanceof HeaderError || error instanceof UriError) {
@@ -124,15 +174,39 @@ export function validate(message: SipMessage): void {
   }
 }
 
-/** Whether `partial` has what a response needs (RFC 3261 §8.2.6): a readable Via and the dialog headers. */
+/**
+ * Whether a response can be sent for `partial`: a request other than ACK with a readable top Via and a
+ * CSeq, which is what the client matches a response on (RFC 3261 §17.1.3). From, To and Call-ID are
+ * copied when present, but RFC 4475 §3.3.1 asks for a 400 even to a request that lacks them.
+ */
 export function canAnswer(partial: SipMessage | undefined): partial is SipMessage {
   if (!partial || !partial.isRequest || !partial.method || partial.method === 'ACK') return false;
   try {
     parseVia(partial.getAll('via')[0] ?? '');
-    return partial.has('from') && partial.has('to') && partial.has('call-id') && partial.has('cseq');
+    return partial.has('cseq');
   } catch {
     return false;
   }
+}
+
+function firstRepeated(message: SipMessage): string | undefined {
+  let seen = 0;
+  for (const { name } of message.headers) {
+    const bit = SINGLE_VALUED.get(name);
+    if (bit === undefined) continue;
+    if (seen & bit) return name;
+    seen |= bit;
+  }
+  return undefined;
+}
+
+/** Trims SP and HTAB only: String.prototype.trim would also strip U+FEFF and other characters of the value. */
+function trimWhitespace(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && (text.charCodeAt(start) === 32 || text.charCodeAt(start) === 9)) start++;
+  while (end > start && (text.charCodeAt(end - 1) === 32 || text.charCodeAt(end - 1) === 9)) end--;
+  return text.slice(start, end);
 }
 
 function capitalize(text: string): string {

@@ -33,8 +33,12 @@ export function unescapeUriPart(part: string): string {
   }
 }
 
+/** Longest URI accepted: bounds the work and the size of error messages an attacker can cause. */
+export const MAX_URI_LENGTH = 8192;
+
 /** Parses a URI; throws UriError naming what is wrong. */
 export function parseUri(text: string): SipUri {
+  if (text.length > MAX_URI_LENGTH) throw new UriError(`URI longer than ${MAX_URI_LENGTH} characters`);
   const colon = text.indexOf(':');
   if (colon <= 0) throw new UriError(`no scheme in URI "${text}"`);
   const scheme = text.slice(0, colon).toLowerCase();
@@ -47,14 +51,10 @@ export function parseUri(text: string): SipUri {
 }
 
 function parseSipRest(scheme: string, rest: string): SipUri {
-  let headersPart = '';
-  const question = rest.indexOf('?');
-  if (question >= 0) {
-    headersPart = rest.slice(question + 1);
-    rest = rest.slice(0, question);
-  }
   let user = '';
   let password: string | undefined;
+  // The user part may hold '?' and ';' (RFC 3261 §25.1 "user-unreserved"), but '@' appears nowhere
+  // after it, so the userinfo has to be cut off before looking for parameters and headers.
   const at = rest.lastIndexOf('@');
   if (at >= 0) {
     const userinfo = rest.slice(0, at);
@@ -69,6 +69,12 @@ function parseSipRest(scheme: string, rest: string): SipUri {
       if (!PASSWORD_CHARS.test(rawPassword)) throw new UriError('illegal character in password');
       password = unescapeUriPart(rawPassword);
     }
+  }
+  let headersPart = '';
+  const question = rest.indexOf('?');
+  if (question >= 0) {
+    headersPart = rest.slice(question + 1);
+    rest = rest.slice(0, question);
   }
   const semi = rest.indexOf(';');
   const hostport = semi >= 0 ? rest.slice(0, semi) : rest;
@@ -137,9 +143,15 @@ function parseUriParams(text: string): Map<string, string | null> {
 }
 
 const USER_ESCAPE = /[^A-Za-z0-9\-_.!~*'()&=+$,;?/]/g;
+const PARAM_ESCAPE = /[^A-Za-z0-9\-_.!~*'()[\]/:&+$]/g;
 
 export function escapeUser(user: string): string {
   return user.replace(USER_ESCAPE, (c) => encodeURIComponent(c));
+}
+
+/** Escapes what a uri-parameter may not hold literally, so that formatting then parsing gives the value back. */
+function escapeParam(text: string): string {
+  return text.replace(PARAM_ESCAPE, (c) => encodeURIComponent(c));
 }
 
 export function formatUri(uri: SipUri): string {
@@ -151,7 +163,7 @@ export function formatUri(uri: SipUri): string {
     out += uri.host;
     if (uri.port !== undefined) out += `:${uri.port}`;
   }
-  for (const [name, value] of uri.params) out += value === null ? `;${name}` : `;${name}=${value}`;
+  for (const [name, value] of uri.params) out += value === null ? `;${escapeParam(name)}` : `;${escapeParam(name)}=${escapeParam(value)}`;
   if (uri.headers.size) {
     out += '?' + [...uri.headers].map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
   }
