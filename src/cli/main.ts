@@ -5,10 +5,12 @@ import { ConfigError } from '../config/index.js';
 import { listCommands, runCommandGroup, UsageError } from './args.js';
 import { certCommand } from './cert.js';
 import { checkConfigCommand } from './check-config.js';
+import { importImcCommand } from './import-imc.js';
+import { membersCommand, roomsCommand, rpcCommand } from './rpc.js';
 import { startCommand } from './start.js';
 import { userCommand } from './user.js';
 
-const COMMANDS = [startCommand, checkConfigCommand, userCommand, certCommand];
+const COMMANDS = [startCommand, checkConfigCommand, userCommand, certCommand, rpcCommand, roomsCommand, membersCommand, importImcCommand];
 
 const USAGE = `Usage: parley <command> [options]
 

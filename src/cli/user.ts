@@ -1,6 +1,5 @@
 import { loadConfig, realmFor, type Config } from '../config/index.js';
 import { computeHa1 } from '../registrar/credentials.js';
-import type { Store } from '../store/index.js';
 import {
   CONFIG_OPTION,
   DB_OPTION,
@@ -13,6 +12,7 @@ import {
   type Command,
 } from './args.js';
 import { readPassword } from './password.js';
+import { withStore } from './store.js';
 
 const STORE_OPTIONS_HELP = `  -c, --config FILE         configuration file, for the domains, the realm and the database
       --db URL              database, instead of the configuration's
@@ -37,17 +37,6 @@ function loadStoreConfig(values: { config?: string; db?: string }): Config {
 function requireServedDomain(config: Config, domain: string): void {
   if (!config.domains.includes(domain)) {
     throw new Error(`${domain} is not one of the configured domains (${config.domains.join(', ')})`);
-  }
-}
-
-async function withStore<T>(config: Config, use: (store: Store) => Promise<T>): Promise<T> {
-  // Loaded only here so that the other commands do not load the database drivers.
-  const { openStore } = await import('../store/index.js');
-  const store = await openStore(config.database);
-  try {
-    return await use(store);
-  } finally {
-    await store.close();
   }
 }
 

@@ -4,6 +4,7 @@ export { configOptions, renderConfigReference, type OptionReference } from './re
 export {
   DIGEST_ALGORITHMS,
   LOG_LEVELS,
+  PRESENCE_POLICIES,
   TRANSPORTS,
   compileRoutePattern,
   configSchema,
@@ -14,8 +15,10 @@ export {
   type AdvertisedAddress,
   type Config,
   type DigestAlgorithm,
+  type HostPort,
   type Listener,
   type LogLevel,
+  type PresencePolicy,
   type Route,
   type Transport,
 } from './schema.js';

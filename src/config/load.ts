@@ -12,6 +12,7 @@ export interface ConfigOverrides {
   domains?: string[];
   database?: string;
   logLevel?: string;
+  adminListen?: string;
 }
 
 type Mapping = Record<string, unknown>;
@@ -54,12 +55,13 @@ function readDocument(path: string): Mapping {
   return content;
 }
 
-function applyOverrides(document: Mapping, { listen, domains, database, logLevel }: ConfigOverrides): Mapping {
+function applyOverrides(document: Mapping, { listen, domains, database, logLevel, adminListen }: ConfigOverrides): Mapping {
   const merged = { ...document };
   if (listen?.length) merged.listen = listen;
   if (domains?.length) merged.domains = domains;
   if (database !== undefined) merged.database = database;
   if (logLevel !== undefined) merged.log = { ...(isMapping(document.log) ? document.log : {}), level: logLevel };
+  if (adminListen !== undefined) merged.admin = { ...(isMapping(document.admin) ? document.admin : {}), listen: adminListen };
   return merged;
 }
 

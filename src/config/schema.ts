@@ -18,6 +18,12 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const DIGEST_ALGORITHMS = ['SHA-256', 'MD5'] as const;
 export type DigestAlgorithm = (typeof DIGEST_ALGORITHMS)[number];
 
+export const PRESENCE_POLICIES = ['open', 'same-domain'] as const;
+export type PresencePolicy = (typeof PRESENCE_POLICIES)[number];
+
+/** Longest presence expiry: each publication and subscription has its own timer, which Node caps at 2^31-1 ms. */
+const MAX_PRESENCE_EXPIRES = 2_147_483;
+
 /** One socket to listen on. `host` is bare (no brackets around IPv6), as node:net expects it. */
 export interface Listener {
   proto: Transport;
@@ -41,6 +47,12 @@ const LISTEN_FORMAT = `expected PROTO:HOST:PORT with PROTO one of ${TRANSPORTS.j
 
 function isHostname(text: string): boolean {
   return HOSTNAME.test(text) || isIP(text) === 4;
+}
+
+/** A TCP address to listen on; `host` is bare (no brackets around IPv6), as node:net expects it. */
+export interface HostPort {
+  host: string;
+  port: number;
 }
 
 /** Splits "host", "host:port", "[v6]" or "[v6]:port"; the host comes back without brackets. */
@@ -144,6 +156,16 @@ const advertisedAddress = z.string().transform((text, ctx): AdvertisedAddress =>
   }
   const host = address.bracketed ? `[${address.host.toLowerCase()}]` : address.host.toLowerCase();
   return port === undefined ? { host } : { host, port };
+});
+
+const hostPort = z.string().transform((text, ctx): HostPort => {
+  const address = splitHostPort(text);
+  const port = address?.port === undefined ? undefined : parsePort(address.port);
+  if (!address || port === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected HOST:PORT (IPv6 as [::1]:PORT)', fatal: true });
+    return z.NEVER;
+  }
+  return { host: address.host.toLowerCase(), port };
 });
 
 const databaseUrl = z.string().refine((url) => /^sqlite:.+/.test(url) || /^postgres(?:ql)?:\/\/./.test(url), {
@@ -296,6 +318,76 @@ const baseSchema = z
       max_rate: positiveInt.default(20).describe('Room messages per second one sender may post, on average.'),
       rate_burst: positiveInt.default(100).describe('Room messages one sender may post at once before max_rate applies.'),
     }),
+    admin: section({
+      enabled: z.boolean().default(true).describe('Serve the management HTTP endpoint: JSON-RPC at /rpc (what `parley rpc`, `parley rooms` and `parley members` call) and Prometheus metrics at /metrics.'),
+      listen: hostPort.default('127.0.0.1:8090').describe('HOST:PORT of the management endpoint. It controls the whole server: keep it on loopback or a private network.'),
+      token: z
+        .string()
+        .min(16)
+        .nullable()
+        .default(null)
+        .describe('Bearer token /rpc requires (at least 16 characters); null generates a random one at every start and writes it to admin.token beside the SQLite database (./data/ with PostgreSQL), readable by its owner only, where the parley command finds it.'),
+      metrics_token: z.boolean().default(false).describe('Require the token for /metrics too; by default /metrics is open to whoever reaches admin.listen.'),
+    }),
+    presence: section({
+      enabled: z.boolean().default(true).describe('Serve presence (RFC 3856): PUBLISH and SUBSCRIBE for addresses of the local domains go to the presence agent, which keeps everything in memory.'),
+      min_expires: positiveInt.max(MAX_PRESENCE_EXPIRES).default(60).describe('Shortest publication or subscription accepted, in seconds; shorter ones get 423 Interval Too Brief.'),
+      max_expires: positiveInt.max(MAX_PRESENCE_EXPIRES).default(3600).describe('Longest publication or subscription granted, in seconds; longer requests are cut to it.'),
+      default_expires: positiveInt.max(MAX_PRESENCE_EXPIRES).default(3600).describe('Length of a publication or subscription, in seconds, when the request asks for none.'),
+      policy: z
+        .enum(PRESENCE_POLICIES)
+        .default('open')
+        .describe('Who may watch whom: open: anyone; same-domain: only users of the presentity\'s own domain (others get 403).'),
+    }),
+    xmpp: section({
+      enabled: z.boolean().default(false).describe('Run the XMPP gateway: MESSAGEs to gateway_domain go to XMPP users, and XMPP users reach SIP users through xmpp_domain.'),
+      backend: z
+        .enum(['component', 'server'])
+        .default('component')
+        .describe('component: connect to an XMPP server as an XEP-0114 component at xmpp_host:xmpp_port; server: be the XMPP server of xmpp_domain itself (not implemented yet).'),
+      address_mapping: z
+        .enum(['separator', 'rfc7247'])
+        .default('separator')
+        .describe('separator: `sip:user*jabber.example@GATEWAY_DOMAIN` is `user@jabber.example`, and XMPP users write to `sipuser*sip.example@XMPP_DOMAIN` (`*` being domain_separator); rfc7247: the same address on both sides (RFC 7247 direct mapping), `sip:user@GATEWAY_DOMAIN` is `user@GATEWAY_DOMAIN` and `user@XMPP_DOMAIN` is `sip:user@XMPP_DOMAIN`.'),
+      domain_separator: z
+        .string()
+        .regex(/^[!~*()=+$,;?]$/, 'expected one of ! ~ * ( ) = + $ , ; ?')
+        .default('*')
+        .describe('Character between user and domain in a mapped address (separator mapping); one of ! ~ * ( ) = + $ , ; ? as those are valid in SIP user parts and JID localparts but not in domain names.'),
+      gateway_domain: domain
+        .nullable()
+        .default(null)
+        .describe('SIP domain of the gateway: MESSAGEs to it go to XMPP. Not one of domains. null: the same as xmpp_domain.'),
+      xmpp_domain: domain
+        .nullable()
+        .default(null)
+        .describe('XMPP domain of the gateway, the component name the XMPP server knows it by; required when enabled. With rfc7247 mapping it must be one of domains.'),
+      xmpp_host: z
+        .string()
+        .refine(isHostname, { message: 'expected a hostname or IPv4 address' })
+        .default('127.0.0.1')
+        .describe('Host of the XMPP server the component connects to.'),
+      xmpp_port: z.number().int().min(1).max(65535).default(5347).describe('Component port of the XMPP server (XEP-0114).'),
+      xmpp_password: z
+        .string()
+        .min(1)
+        .nullable()
+        .default(null)
+        .describe('Shared secret of the component (component_secret in Prosody); required when enabled. Never logged.'),
+      message_type: z
+        .enum(['chat', 'normal'])
+        .default('chat')
+        .describe('Type of the XMPP `<message/>` made from a SIP MESSAGE: chat (a one-to-one conversation) or normal (a single message).'),
+      delay_time: z
+        .number()
+        .positive()
+        .default(90)
+        .describe('Seconds messages for XMPP wait while the XMPP server is unreachable; older ones fail back to their sender, and once the link has been down this long new ones are refused with 503.'),
+      max_queue: positiveInt.default(1000).describe('Most messages waiting for the XMPP server; further ones are refused with 503.'),
+      reconnect_min: z.number().positive().default(1).describe('Seconds before the first reconnection attempt after the XMPP link is lost; doubled at each failure.'),
+      reconnect_max: z.number().positive().default(60).describe('Longest wait between reconnection attempts, in seconds; at least reconnect_min.'),
+      keepalive: z.number().positive().default(60).describe('Seconds between whitespace keepalives on the XMPP link, which find a dead connection.'),
+    }),
     routes: z
       .array(route)
       .min(1)
@@ -305,15 +397,17 @@ const baseSchema = z
   .strict();
 
 function checkAcrossSections(config: z.output<typeof baseSchema>, ctx: z.RefinementCtx): void {
-  const { min_expires, default_expires, max_expires } = config.registrar;
-  if (min_expires > max_expires) {
-    ctx.addIssue({ code: 'custom', path: ['registrar', 'min_expires'], message: `must not exceed max_expires (${max_expires})` });
-  } else if (default_expires < min_expires || default_expires > max_expires) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['registrar', 'default_expires'],
-      message: `must be between min_expires (${min_expires}) and max_expires (${max_expires})`,
-    });
+  for (const section of ['registrar', 'presence'] as const) {
+    const { min_expires, default_expires, max_expires } = config[section];
+    if (min_expires > max_expires) {
+      ctx.addIssue({ code: 'custom', path: [section, 'min_expires'], message: `must not exceed max_expires (${max_expires})` });
+    } else if (default_expires < min_expires || default_expires > max_expires) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [section, 'default_expires'],
+        message: `must be between min_expires (${min_expires}) and max_expires (${max_expires})`,
+      });
+    }
   }
   if (config.sip.t2 < config.sip.t1) {
     ctx.addIssue({ code: 'custom', path: ['sip', 't2'], message: `must not be less than t1 (${config.sip.t1})` });
@@ -326,6 +420,25 @@ function checkAcrossSections(config: z.output<typeof baseSchema>, ctx: z.Refinem
         ctx.addIssue({ code: 'custom', path: ['tls', file], message: `required by ${needer}` });
       }
     }
+  }
+  if (config.xmpp.enabled) checkXmpp(config, ctx);
+}
+
+function checkXmpp(config: z.output<typeof baseSchema>, ctx: z.RefinementCtx): void {
+  const { xmpp, domains } = config;
+  for (const key of ['xmpp_domain', 'xmpp_password'] as const) {
+    if (xmpp[key] === null) ctx.addIssue({ code: 'custom', path: ['xmpp', key], message: 'required when xmpp.enabled is true' });
+  }
+  const gatewayDomain = xmpp.gateway_domain ?? xmpp.xmpp_domain;
+  if (gatewayDomain !== null && domains.includes(gatewayDomain)) {
+    const implied = xmpp.gateway_domain === null ? ' (xmpp_domain, as gateway_domain is null)' : '';
+    ctx.addIssue({ code: 'custom', path: ['xmpp', 'gateway_domain'], message: `${gatewayDomain}${implied} is one of domains, but MESSAGEs to the gateway domain go to XMPP` });
+  }
+  if (xmpp.address_mapping === 'rfc7247' && xmpp.xmpp_domain !== null && !domains.includes(xmpp.xmpp_domain)) {
+    ctx.addIssue({ code: 'custom', path: ['xmpp', 'xmpp_domain'], message: 'must be one of domains with rfc7247 mapping: XMPP users write to SIP users at that domain' });
+  }
+  if (xmpp.reconnect_max < xmpp.reconnect_min) {
+    ctx.addIssue({ code: 'custom', path: ['xmpp', 'reconnect_max'], message: `must not be less than reconnect_min (${xmpp.reconnect_min})` });
   }
 }
 

@@ -11,6 +11,9 @@ import { AuthPolicy, Registrar } from '../registrar/index.js';
 import { Relay, loopKey } from '../relay/index.js';
 import { type RequestHandler, Router } from './router.js';
 import { RoomService, escapeRegExp, globSource, parseExtraHeaders } from '../imc/index.js';
+import { PRESENCE_METHODS, PresenceAgent, presenceRoute } from '../presence/index.js';
+import { AdminServer } from '../admin/index.js';
+import { XmppGateway, gatewayDomainOf, xmppGatewayOptions } from '../xmpp/index.js';
 
 export interface ServerOptions {
   logger: Logger;
@@ -35,6 +38,12 @@ export class ParleyServer {
   auth!: AuthPolicy;
   /** The room service, when imc.enabled. */
   rooms?: RoomService;
+  /** The presence agent, when presence.enabled; gateways use it as a PresenceService. */
+  presence?: PresenceAgent;
+  /** The management endpoint (RPC, metrics), when admin.enabled. */
+  admin?: AdminServer;
+  /** The XMPP gateway, when xmpp.enabled. */
+  xmpp?: XmppGateway;
   private stopping = false;
   private readonly inFlight = new Set<Promise<void>>();
 
@@ -60,6 +69,14 @@ export class ParleyServer {
       this.router.register({ name: 'imc', methods: ['MESSAGE'], handle: (request) => this.rooms!.handle(request) });
       const roomUsers = `${escapeRegExp(config.imc.manager)}|${globSource(config.imc.room_pattern)}`;
       this.router.prepend({ method: ['MESSAGE'], domain: config.domains.map(escapeRegExp).join('|'), user: roomUsers, handler: 'imc' });
+    }
+    if (config.presence.enabled) {
+      this.router.register({ name: 'presence', methods: PRESENCE_METHODS, handle: (request) => this.presence!.handle(request) });
+      this.router.prepend(presenceRoute(config));
+    }
+    if (config.xmpp.enabled) {
+      this.router.register({ name: 'xmpp', methods: ['MESSAGE'], handle: (request) => this.xmpp!.handle(request) });
+      this.router.prepend({ method: ['MESSAGE'], domain: escapeRegExp(gatewayDomainOf(config)), handler: 'xmpp' });
     }
   }
 
@@ -119,6 +136,11 @@ export class ParleyServer {
         },
         this.log.child({ module: 'relay' }),
       );
+      if (config.xmpp.enabled) this.xmpp = new XmppGateway(xmppGatewayOptions(config), this.relay, this.log.child({ module: 'xmpp' }));
+      if (config.presence.enabled) {
+        const { min_expires: minExpires, max_expires: maxExpires, default_expires: defaultExpires, policy } = config.presence;
+        this.presence = new PresenceAgent(this.stack, this.registrar, { minExpires, maxExpires, defaultExpires, policy }, this.log.child({ module: 'presence' }));
+      }
       if (config.imc.enabled) {
         this.rooms = new RoomService(
           await this.store.rooms({ rooms: config.imc.rooms_table, members: config.imc.members_table }),
@@ -146,6 +168,10 @@ export class ParleyServer {
         );
         await this.rooms.start();
       }
+      if (config.admin.enabled) {
+        this.admin = new AdminServer(this, this.log.child({ module: 'admin' }));
+        await this.admin.start();
+      }
       this.transports.on('connectionClosed', (id) => this.registrar.connectionClosed(id));
       this.transports.on('error', (error) => this.log.warn({ err: error.message }, 'transport error'));
       this.stack.on('error', (error) => this.log.debug({ err: error.message }, 'send failed'));
@@ -154,7 +180,9 @@ export class ParleyServer {
       await this.transports.start();
       this.timers.start();
       this.relay.start();
+      this.xmpp?.start();
     } catch (error) {
+      await this.admin?.stop();
       await this.store.close();
       throw error;
     }
@@ -167,7 +195,10 @@ export class ParleyServer {
     this.stopping = true;
     const deadline = new Promise((resolve) => setTimeout(resolve, graceMs).unref());
     await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
+    await this.admin?.stop();
     await this.rooms?.stop();
+    await this.presence?.stop();
+    await this.xmpp?.stop();
     this.relay?.stop();
     this.registrar?.stop();
     this.timers.stop();

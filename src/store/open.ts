@@ -32,7 +32,7 @@ function createRepositories(db: Kysely<Database>) {
 
 export async function openStore(url: string): Promise<Store> {
   const target = parseStoreUrl(url);
-  const db = target.driver === 'sqlite' ? openSqlite(target) : await openPostgres(target);
+  const db = target.driver === 'sqlite' ? openSqlite(target, 'read-write') : await openPostgres(target);
   await migrateToLatest(db, target);
   return {
     driver: target.driver,
@@ -44,6 +44,16 @@ export async function openStore(url: string): Promise<Store> {
     },
     close: () => db.destroy(),
   };
+}
+
+/**
+ * A connection to another program's database (e.g. Kamailio's, to import from), named by a URL of
+ * the same forms: no migrations, and a SQLite file is opened read-only, so it is neither created
+ * nor changed.
+ */
+export async function openForeignDatabase(url: string): Promise<Kysely<Database>> {
+  const target = parseStoreUrl(url);
+  return target.driver === 'sqlite' ? openSqlite(target, 'read-only') : openPostgres(target);
 }
 
 function parseStoreUrl(url: string): StoreTarget {
@@ -68,15 +78,19 @@ function parseStoreUrl(url: string): StoreTarget {
   throw new StoreError('BAD_URL', `Store URL ${named}; expected ${ACCEPTED_FORMS}`);
 }
 
-function openSqlite(target: SqliteTarget): Kysely<Database> {
+function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): Kysely<Database> {
   const { path } = target;
   let database: SqliteDatabase.Database | undefined;
   try {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    database = new SqliteDatabase(path);
-    database.pragma('journal_mode = WAL');
-    // FULL makes every commit durable before the write resolves; NORMAL in WAL mode could lose the last ones on power loss.
-    database.pragma('synchronous = FULL');
+    if (mode === 'read-only') {
+      database = new SqliteDatabase(path, { readonly: true, fileMustExist: true });
+    } else {
+      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+      database = new SqliteDatabase(path);
+      database.pragma('journal_mode = WAL');
+      // FULL makes every commit durable before the write resolves; NORMAL in WAL mode could lose the last ones on power loss.
+      database.pragma('synchronous = FULL');
+    }
     database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     return new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
   } catch (error) {

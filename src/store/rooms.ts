@@ -16,6 +16,34 @@ function memberFlag(member: RoomMemberRecord): number {
   return role | (member.invited ? MEMBER_INVITED : 0);
 }
 
+/** A Kamailio room row, with Parley's own columns when the row has them. */
+function roomFromRow(row: { name: string; domain: string; flag: number; topic?: string | null; created_at?: number | null }): RoomRecord {
+  return { name: row.name, domain: row.domain, private: (row.flag & ROOM_PRIVATE) !== 0, topic: row.topic ?? undefined, createdAt: row.created_at ?? 0 };
+}
+
+/** A Kamailio member row, with Parley's nick when the row has one. */
+function memberFromRow(row: { username: string; domain: string; room: string; flag: number; nick?: string | null }): RoomMemberRecord {
+  const [roomName, roomDomain] = splitRoomUri(row.room);
+  return {
+    roomName,
+    roomDomain,
+    username: row.username,
+    domain: row.domain,
+    role: row.flag & MEMBER_OWNER ? 'owner' : row.flag & MEMBER_ADMIN ? 'admin' : 'member',
+    invited: (row.flag & MEMBER_INVITED) !== 0,
+    nick: row.nick ?? undefined,
+  };
+}
+
+/** Rooms and members of bare Kamailio imc tables, such as another server's, to import them. */
+export async function readImcTables(db: Kysely<Database>, tables: RoomTables): Promise<{ rooms: RoomRecord[]; members: RoomMemberRecord[] }> {
+  const roomsTable = tables.rooms as 'imc_rooms';
+  const membersTable = tables.members as 'imc_members';
+  const roomRows = await db.selectFrom(roomsTable).select(['name', 'domain', 'flag']).orderBy('id').execute();
+  const memberRows = await db.selectFrom(membersTable).select(['username', 'domain', 'room', 'flag']).orderBy('id').execute();
+  return { rooms: roomRows.map(roomFromRow), members: memberRows.map(memberFromRow) };
+}
+
 /** "sip:name@domain" -> [name, domain]. */
 function splitRoomUri(uri: string): [string, string] {
   const bare = uri.replace(/^sips?:/, '');
@@ -83,27 +111,7 @@ export class RoomRepository implements RoomStore {
       .select([`${this.membersTable}.username`, `${this.membersTable}.domain`, `${this.membersTable}.room`, `${this.membersTable}.flag`, 'extra.nick'])
       .orderBy(`${this.membersTable}.id`)
       .execute();
-    return {
-      rooms: roomRows.map((r) => ({
-        name: r.name,
-        domain: r.domain,
-        private: (r.flag & ROOM_PRIVATE) !== 0,
-        topic: r.topic ?? undefined,
-        createdAt: r.created_at ?? 0,
-      })),
-      members: memberRows.map((m) => {
-        const [roomName, roomDomain] = splitRoomUri(m.room);
-        return {
-          roomName,
-          roomDomain,
-          username: m.username,
-          domain: m.domain,
-          role: m.flag & MEMBER_OWNER ? 'owner' : m.flag & MEMBER_ADMIN ? 'admin' : 'member',
-          invited: (m.flag & MEMBER_INVITED) !== 0,
-          nick: m.nick ?? undefined,
-        };
-      }),
-    };
+    return { rooms: roomRows.map(roomFromRow), members: memberRows.map(memberFromRow) };
   }
 
   async createRoom(room: RoomRecord, owner: RoomMemberRecord): Promise<void> {

@@ -1,39 +1,16 @@
 // Runs the `parley` command as a user would and checks what they would see.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { computeHa1 } from '../../src/registrar/credentials.js';
 import { openStore } from '../../src/store/index.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = join(ROOT, 'bin', 'parley.js');
+import { parley, ROOT } from '../support/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'parley-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-interface Outcome {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function parley(args: string[], input = ''): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: 'pipe' });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
 
 function writeFile(name: string, text: string): string {
   const path = join(dir, name);
@@ -45,7 +22,7 @@ describe('parley', () => {
   test('--help lists the subcommands', async () => {
     const { code, stdout } = await parley(['--help']);
     assert.equal(code, 0);
-    for (const command of ['start', 'check-config', 'user', 'cert']) assert.match(stdout, new RegExp(`^  ${command} `, 'm'));
+    for (const command of ['start', 'check-config', 'user', 'cert', 'rpc', 'rooms', 'members', 'import-imc']) assert.match(stdout, new RegExp(`^  ${command} `, 'm'));
   });
 
   test('--version prints the package version', async () => {
@@ -54,7 +31,7 @@ describe('parley', () => {
   });
 
   test('every subcommand has --help', async () => {
-    const commands = [['start'], ['check-config'], ['user'], ['user', 'add'], ['user', 'del'], ['user', 'list'], ['cert']];
+    const commands = [['start'], ['check-config'], ['user'], ['user', 'add'], ['user', 'del'], ['user', 'list'], ['cert'], ['rpc'], ['rooms'], ['members'], ['import-imc']];
     const outcomes = await Promise.all(commands.map((args) => parley([...args, '--help'])));
     commands.forEach((args, i) => {
       assert.equal(outcomes[i].code, 0, args.join(' '));

@@ -20,7 +20,7 @@ export interface TestServer {
 
 export type ConfigPatch = { [K in keyof Config]?: Config[K] extends object ? Partial<Config[K]> | Config[K] : Config[K] };
 
-/** A config for tests: loopback, port 0 everywhere, sqlite in a temp dir unless `database` is given. */
+/** A config for tests: loopback, port 0 everywhere (the admin endpoint too), sqlite in a temp dir unless `database` is given. */
 export function testConfig(patch: ConfigPatch = {}, dir = mkdtempSync(join(tmpdir(), 'parley-test-'))): Config {
   const base = defaultConfig();
   const config = { ...base } as Record<string, unknown>;
@@ -38,6 +38,7 @@ export function testConfig(patch: ConfigPatch = {}, dir = mkdtempSync(join(tmpdi
       { proto: 'ws', host: '127.0.0.1', port: 0 },
     ];
   }
+  if (!patch.admin?.listen) result.admin = { ...result.admin, listen: { host: '127.0.0.1', port: 0 } };
   if (!patch.database) result.database = `sqlite:${join(dir, 'parley.db')}`;
   return result;
 }

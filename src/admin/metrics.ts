@@ -1,0 +1,54 @@
+// Prometheus metrics. The counts already live in the stats objects of the stack, the relay and the
+// room service; every metric reads its value from them when scraped, so the message path pays nothing.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { activeMembers } from '../imc/rooms.js';
+import type { ManagedServer } from './server.js';
+
+export function createMetricsRegistry(parley: ManagedServer): Registry {
+  // A registry of its own: the process-wide default one would mix servers started in one process.
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  // A counter cannot be set, only increased: it is zeroed and raised to the total it mirrors.
+  const counter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+
+  counter('parley_sip_requests_in_total', 'SIP requests received, retransmissions included.', () => parley.stack.stats.requestsIn);
+  counter('parley_sip_responses_out_total', 'SIP responses sent.', () => parley.stack.stats.responsesOut);
+  counter('parley_sip_malformed_total', 'SIP messages dropped or refused as malformed.', () => parley.stack.stats.malformed);
+  counter('parley_relay_relayed_total', 'Requests a registered contact of a local user accepted.', () => parley.relay.stats.relayed);
+  counter('parley_relay_stored_total', 'MESSAGE requests stored for offline delivery.', () => parley.relay.stats.stored);
+  counter('parley_relay_delivered_total', 'Stored messages delivered after the recipient registered.', () => parley.relay.stats.delivered);
+  gauge('parley_registrar_aors', 'Addresses-of-record with bindings.', () => parley.registrar.aorCount);
+
+  const rooms = parley.rooms;
+  if (rooms) {
+    gauge('parley_imc_active_rooms', 'Chat rooms (the imc active_rooms statistic).', () => rooms.rooms.size);
+    gauge('parley_imc_members', 'Members of all chat rooms, invited ones not counted.', () => {
+      let members = 0;
+      for (const room of rooms.rooms.values()) members += activeMembers(room).length;
+      return members;
+    });
+    counter('parley_imc_messages_in_total', 'Messages posted to chat rooms.', () => rooms.stats.messagesIn);
+    counter('parley_imc_messages_out_total', 'Room messages delivered to members.', () => rooms.stats.messagesOut);
+    counter('parley_imc_deliveries_failed_total', 'Room messages a member could not be given.', () => rooms.stats.deliveriesFailed);
+  }
+  return registry;
+}

@@ -1,0 +1,133 @@
+// JSON-RPC 2.0 (https://www.jsonrpc.org/specification): single calls, batches and notifications,
+// with parameters by name or by position, over a table of methods whose parameters are strings.
+import type { Logger } from 'pino';
+
+export const RpcErrorCode = {
+  PARSE_ERROR: -32700,
+  INVALID_REQUEST: -32600,
+  METHOD_NOT_FOUND: -32601,
+  INVALID_PARAMS: -32602,
+  INTERNAL_ERROR: -32603,
+  /** The server understood the call and declined it, e.g. "no room sip:chat-x@localhost". */
+  REFUSED: -32000,
+} as const;
+
+export class RpcError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RpcError';
+  }
+}
+
+export interface RpcParam {
+  name: string;
+  optional?: boolean;
+}
+
+export type RpcArguments = Record<string, string | undefined>;
+
+export interface RpcMethod {
+  /** In positional order. */
+  params: readonly RpcParam[];
+  call(args: RpcArguments): unknown;
+}
+
+export type RpcMethods = Record<string, RpcMethod>;
+
+type RequestId = string | number | null;
+
+interface RpcResponse {
+  jsonrpc: '2.0';
+  id: RequestId;
+  result?: unknown;
+  error?: { code: number; message: string };
+}
+
+export class RpcDispatcher {
+  constructor(
+    private readonly methods: RpcMethods,
+    private readonly log: Logger,
+  ) {}
+
+  /** The response body for a request body; undefined when nothing is to be answered (notifications only). */
+  async handle(body: string): Promise<RpcResponse | RpcResponse[] | undefined> {
+    let request: unknown;
+    try {
+      request = JSON.parse(body);
+    } catch {
+      return failure(null, new RpcError(RpcErrorCode.PARSE_ERROR, 'parse error: the body is not JSON'));
+    }
+    if (!Array.isArray(request)) return this.handleOne(request);
+    if (request.length === 0) return failure(null, new RpcError(RpcErrorCode.INVALID_REQUEST, 'invalid request: empty batch'));
+    const responses: RpcResponse[] = [];
+    // One after another, so that a batch changing rooms applies its calls in the order written.
+    for (const item of request) {
+      const response = await this.handleOne(item);
+      if (response) responses.push(response);
+    }
+    return responses.length > 0 ? responses : undefined;
+  }
+
+  private async handleOne(request: unknown): Promise<RpcResponse | undefined> {
+    if (!isObject(request) || request.jsonrpc !== '2.0' || typeof request.method !== 'string' || !isRequestId(request.id)) {
+      const id = isObject(request) && isRequestId(request.id) ? (request.id ?? null) : null;
+      return failure(id, new RpcError(RpcErrorCode.INVALID_REQUEST, 'invalid request: expected {"jsonrpc": "2.0", "method": ..., "id": ...}'));
+    }
+    const isNotification = !('id' in request);
+    const id = request.id ?? null;
+    try {
+      const method = Object.hasOwn(this.methods, request.method) ? this.methods[request.method] : undefined;
+      if (!method) throw new RpcError(RpcErrorCode.METHOD_NOT_FOUND, `method not found: ${request.method}`);
+      const result = await method.call(bindParams(method.params, request.params));
+      return isNotification ? undefined : { jsonrpc: '2.0', id, result: result ?? null };
+    } catch (error) {
+      if (!(error instanceof RpcError)) {
+        this.log.error({ err: error, method: request.method }, 'rpc method failed');
+        error = new RpcError(RpcErrorCode.INTERNAL_ERROR, 'internal error');
+      }
+      return isNotification ? undefined : failure(id, error as RpcError);
+    }
+  }
+}
+
+function failure(id: RequestId, error: RpcError): RpcResponse {
+  return { jsonrpc: '2.0', id, error: { code: error.code, message: error.message } };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isRequestId(id: unknown): id is RequestId | undefined {
+  return id === undefined || id === null || typeof id === 'string' || typeof id === 'number';
+}
+
+export function invalidParams(message: string): RpcError {
+  return new RpcError(RpcErrorCode.INVALID_PARAMS, `invalid params: ${message}`);
+}
+
+/** Turns params by position or by name into named arguments, checking each against the method's list. */
+function bindParams(specs: readonly RpcParam[], params: unknown): RpcArguments {
+  let named: Record<string, unknown>;
+  if (params === undefined) named = {};
+  else if (Array.isArray(params)) {
+    if (params.length > specs.length) throw invalidParams(`expected at most ${specs.length} by position, got ${params.length}`);
+    named = Object.fromEntries(params.map((value, i) => [specs[i]!.name, value]));
+  } else if (isObject(params)) named = params;
+  else throw invalidParams('params must be an object (by name) or an array (by position)');
+
+  const unknown = Object.keys(named).find((name) => !specs.some((spec) => spec.name === name));
+  if (unknown !== undefined) throw invalidParams(`unknown param "${unknown}"`);
+  const args: RpcArguments = {};
+  for (const { name, optional } of specs) {
+    const value = named[name];
+    if (value === undefined || value === null) {
+      if (!optional) throw invalidParams(`"${name}" is required`);
+    } else if (typeof value !== 'string' || value === '') throw invalidParams(`"${name}" must be a non-empty string`);
+    else args[name] = value;
+  }
+  return args;
+}

@@ -1,0 +1,372 @@
+// The presence agent (RFC 3856) of Parley's users. It keeps what presentities PUBLISH (RFC 3903)
+// and what non-SIP sources report, falls back on registration for users who published nothing,
+// and holds the SUBSCRIBE dialogs (RFC 6665) it sends a NOTIFY in at every change. All of it
+// lives in memory: a restart forgets publications and subscriptions alike, and a graceful stop
+// tells subscribers to come back at once.
+import { EventEmitter } from 'node:events';
+import { isIPv6 } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Config, PresencePolicy, Route } from '../config/index.js';
+import { escapeRegExp } from '../imc/index.js';
+import type { Registrar } from '../registrar/index.js';
+import {
+  type Header, type IncomingRequest, type SipMessage, type SipStack, aorOf, createResponse, escapeUser, formatPeer, parseNameAddr,
+  parseUri, randomToken,
+} from '../sip/index.js';
+import { type ExpiryLimits, grantExpires, parseExpires } from './expires.js';
+import { CLOSED, OPEN, PIDF_TYPE, PidfError, type PresenceState, buildPidf, composeStates, parsePidf, sameState } from './pidf.js';
+import { PublicationStore } from './publications.js';
+import { type PresenceEvents, type PresenceService, REGISTRATION, SIP_PUBLICATION } from './service.js';
+import { type Subscription, type TerminationReason, dialogKey, subscriptionState } from './subscription.js';
+
+export interface PresenceOptions extends ExpiryLimits {
+  /** Who may watch whom: anyone, or only watchers of the presentity's own domain. */
+  policy: PresencePolicy;
+}
+
+/** What the presence handler serves; NOTIFY only to answer that Parley subscribed to nothing. */
+export const PRESENCE_METHODS = ['PUBLISH', 'SUBSCRIBE', 'NOTIFY'] as const;
+
+const EVENT_PACKAGE = 'presence';
+const ALLOW_EVENTS: Header = { name: 'allow-events', value: EVENT_PACKAGE };
+const ACCEPT_PIDF: Header = { name: 'accept', value: PIDF_TYPE };
+/** NOTIFY answers after which the subscriber is gone (RFC 6665 §4.2.2): the dialog is, or it stopped answering. */
+const SUBSCRIBER_GONE = new Set([408, 481]);
+/** How long a stop waits for subscribers to answer their last NOTIFY. */
+const STOP_NOTIFY_WAIT_MS = 1000;
+
+/**
+ * The route that hands the presence agent its requests: those for the local domains, and the
+ * in-dialog ones, which go to the Contact it gave, an address of Parley itself.
+ */
+export function presenceRoute(config: Config): Route {
+  const ownHosts = config.listen.map((listener) => (isIPv6(listener.host) ? `[${listener.host}]` : listener.host));
+  if (config.advertise) ownHosts.push(config.advertise.host);
+  const hosts = new Set([...config.domains, ...ownHosts]);
+  return { method: [...PRESENCE_METHODS], domain: [...hosts].map(escapeRegExp).join('|'), handler: 'presence' };
+}
+
+export class PresenceAgent extends EventEmitter<PresenceEvents> implements PresenceService {
+  private readonly publications: PublicationStore;
+  /** What non-SIP sources reported, by address, then by source. */
+  private readonly external = new Map<string, Map<string, PresenceState>>();
+  private readonly dialogs = new Map<string, Subscription>();
+  private readonly watched = new Map<string, Set<Subscription>>();
+  /** The state last announced for each address whose state is not CLOSED: absent means CLOSED. */
+  private readonly announced = new Map<string, PresenceState>();
+  private readonly deliveries = new Set<Promise<void>>();
+
+  constructor(
+    private readonly stack: SipStack,
+    private readonly registrar: Registrar,
+    private readonly options: PresenceOptions,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.publications = new PublicationStore(options, (aor) => this.update(aor, SIP_PUBLICATION));
+    registrar.on('registered', (aor) => this.update(aor, REGISTRATION));
+    registrar.on('unregistered', (aor) => this.update(aor, REGISTRATION));
+  }
+
+  stateOf(aor: string): PresenceState {
+    const published = [...this.publications.statesOf(aor), ...(this.external.get(aor)?.values() ?? [])];
+    if (published.length > 0) return composeStates(published);
+    return this.registrar.lookup(aor).length > 0 ? OPEN : CLOSED;
+  }
+
+  publishFrom(source: string, aor: string, state: PresenceState | null): void {
+    const bySource = this.external.get(aor) ?? new Map<string, PresenceState>();
+    if (state) bySource.set(source, state);
+    else bySource.delete(source);
+    if (bySource.size > 0) this.external.set(aor, bySource);
+    else this.external.delete(aor);
+    this.update(aor, source);
+  }
+
+  watchersOf(aor: string): string[] {
+    return [...new Set([...(this.watched.get(aor) ?? [])].map((subscription) => subscription.watcher))];
+  }
+
+  handle(request: IncomingRequest): void {
+    switch (request.message.method) {
+      case 'PUBLISH':
+        return this.publish(request);
+      case 'SUBSCRIBE':
+        return this.subscribe(request);
+      default:
+        return request.reply(481, 'Subscription Does Not Exist');
+    }
+  }
+
+  /** Ends every subscription with "deactivated", so that subscribers come back at once, and forgets publications. */
+  async stop(): Promise<void> {
+    for (const subscription of [...this.dialogs.values()]) this.end(subscription, 'deactivated');
+    this.publications.clear();
+    await Promise.race([Promise.allSettled([...this.deliveries]), sleep(STOP_NOTIFY_WAIT_MS, undefined, { ref: false })]);
+  }
+
+  private publish(request: IncomingRequest): void {
+    const message = request.message;
+    if (eventPackage(message) !== EVENT_PACKAGE) return request.reply(489, 'Bad Event', { headers: [ALLOW_EVENTS] });
+    const presentity = aorOf(message.requestUri);
+    const publisher = senderOf(request);
+    if (publisher === undefined) return request.reply(400, 'Bad From header');
+    if (publisher !== presentity) return request.reply(403, 'Forbidden (only a presentity publishes its presence)');
+    const expires = expiresOf(message);
+    if (expires === 'malformed') return request.reply(400, 'Bad Expires header');
+    let state: PresenceState | undefined;
+    if (message.body.length > 0) {
+      if (mediaTypeOf(message.get('content-type') ?? '') !== PIDF_TYPE) {
+        return request.reply(415, 'Unsupported Media Type', { headers: [ACCEPT_PIDF] });
+      }
+      try {
+        state = parsePidf(message.body.toString('utf8'));
+      } catch (error) {
+        if (!(error instanceof PidfError)) throw error;
+        return request.reply(400, `Bad Request (${error.message})`.replace(/[\r\n]+/g, ' '));
+      }
+    }
+    const outcome = this.publications.publish(presentity, { ifMatch: message.get('sip-if-match'), expires, state });
+    switch (outcome.status) {
+      case 200: {
+        const headers: Header[] = [{ name: 'expires', value: String(outcome.expires) }];
+        if (outcome.etag) headers.push({ name: 'sip-etag', value: outcome.etag });
+        request.reply(200, 'OK', { headers });
+        return this.update(presentity, SIP_PUBLICATION);
+      }
+      case 423:
+        return request.reply(423, 'Interval Too Brief', { headers: [{ name: 'min-expires', value: String(outcome.minExpires) }] });
+      default:
+        return request.reply(outcome.status, outcome.reason);
+    }
+  }
+
+  private subscribe(request: IncomingRequest): void {
+    const message = request.message;
+    if (eventPackage(message) !== EVENT_PACKAGE) return request.reply(489, 'Bad Event', { headers: [ALLOW_EVENTS] });
+    const asked = expiresOf(message);
+    if (asked === 'malformed') return request.reply(400, 'Bad Expires header');
+    const expires = grantExpires(asked, this.options);
+    if (expires === undefined) {
+      return request.reply(423, 'Interval Too Brief', { headers: [{ name: 'min-expires', value: String(this.options.minExpires) }] });
+    }
+    if (message.to.params.has('tag')) return this.refresh(request, expires);
+    return this.create(request, expires);
+  }
+
+  private create(request: IncomingRequest, expires: number): void {
+    const message = request.message;
+    if (!acceptsPidf(message)) return request.reply(406, 'Not Acceptable', { headers: [ACCEPT_PIDF] });
+    const remoteTarget = contactOf(message);
+    if (remoteTarget === undefined) return request.reply(400, 'Bad Request (a SUBSCRIBE needs a Contact)');
+    const watcher = senderOf(request);
+    if (watcher === undefined) return request.reply(400, 'Bad From header');
+    const target = message.requestUri;
+    const presentity = aorOf(target);
+    if (!this.allows(watcher, presentity)) return request.reply(403, 'Forbidden (not allowed to watch this address)');
+    const localTag = randomToken();
+    const subscription: Subscription = {
+      dialog: dialogKey(message.callId, localTag, message.from.params.get('tag') ?? ''),
+      presentity,
+      watcher,
+      callId: message.callId,
+      localTag,
+      local: `${message.get('to')};tag=${localTag}`,
+      remote: message.get('from')!,
+      event: message.get('event')!,
+      routeSet: message.getAll('record-route'),
+      contact: `<${this.stack.localUri(request.source.proto, target.user ? escapeUser(target.user) : undefined)}>`,
+      remoteTarget,
+      flow: request.source,
+      remoteCSeq: message.cseq.seq,
+      localCSeq: 0,
+      expiresAt: Date.now() + expires * 1000,
+      notifying: false,
+      outdated: false,
+    };
+    this.accept(request, subscription, expires);
+    // Expires: 0 is a fetch (RFC 6665 §4.4.3): one NOTIFY with the state, and the subscription is over.
+    if (expires === 0) return this.end(subscription, 'timeout');
+    this.dialogs.set(subscription.dialog, subscription);
+    const watchers = this.watched.get(presentity) ?? new Set();
+    this.watched.set(presentity, watchers.add(subscription));
+    this.expireIn(subscription, expires);
+    this.log.debug({ presentity, watcher, expires }, 'presence subscription');
+    this.announce(() => this.emit('watch', presentity, watcher));
+    this.notify(subscription);
+  }
+
+  private refresh(request: IncomingRequest, expires: number): void {
+    const message = request.message;
+    const subscription = this.dialogs.get(dialogKey(message.callId, message.to.params.get('tag') ?? '', message.from.params.get('tag') ?? ''));
+    if (!subscription) return request.reply(481, 'Subscription Does Not Exist');
+    if (message.cseq.seq <= subscription.remoteCSeq) return request.reply(500, 'Server Internal Error (CSeq out of order)');
+    subscription.remoteCSeq = message.cseq.seq;
+    subscription.remoteTarget = contactOf(message) ?? subscription.remoteTarget;
+    subscription.flow = request.source;
+    this.accept(request, subscription, expires);
+    if (expires === 0) return this.end(subscription, 'timeout');
+    this.expireIn(subscription, expires);
+    this.notify(subscription);
+  }
+
+  /** The 200 to a SUBSCRIBE (RFC 6665 deprecates 202: whether it is pending is the NOTIFY's to say). */
+  private accept(request: IncomingRequest, subscription: Subscription, expires: number): void {
+    const response = createResponse(request.message, 200, 'OK', subscription.localTag);
+    response.add('expires', String(expires));
+    response.add('contact', subscription.contact);
+    request.respond(response);
+  }
+
+  private allows(watcher: string, presentity: string): boolean {
+    return this.options.policy === 'open' || domainOf(watcher) === domainOf(presentity);
+  }
+
+  private expireIn(subscription: Subscription, expires: number): void {
+    clearTimeout(subscription.expiry);
+    subscription.expiresAt = Date.now() + expires * 1000;
+    subscription.expiry = setTimeout(() => this.end(subscription, 'timeout'), expires * 1000).unref();
+  }
+
+  /** Ends a subscription with a last NOTIFY saying why. */
+  private end(subscription: Subscription, reason: TerminationReason): void {
+    this.forget(subscription);
+    subscription.ended = reason;
+    this.notify(subscription);
+  }
+
+  /** Stops keeping a subscription, without a word to the subscriber. */
+  private forget(subscription: Subscription): void {
+    clearTimeout(subscription.expiry);
+    if (!this.dialogs.delete(subscription.dialog)) return;
+    const watchers = this.watched.get(subscription.presentity);
+    watchers?.delete(subscription);
+    if (watchers?.size === 0) this.watched.delete(subscription.presentity);
+    this.announce(() => this.emit('unwatch', subscription.presentity, subscription.watcher));
+  }
+
+  /** Works out the state of `aor` after `source` may have changed it, and tells whoever follows it. */
+  private update(aor: string, source: string): void {
+    const state = this.stateOf(aor);
+    if (sameState(state, this.announced.get(aor) ?? CLOSED)) return;
+    if (sameState(state, CLOSED)) this.announced.delete(aor);
+    else this.announced.set(aor, state);
+    for (const subscription of this.watched.get(aor) ?? []) this.notify(subscription);
+    this.announce(() => this.emit('change', aor, state, source));
+  }
+
+  /** Runs an emit to plug-ins: a listener that throws must not break the request or timer behind the event. */
+  private announce(emit: () => boolean): void {
+    try {
+      emit();
+    } catch (error) {
+      this.log.error({ err: error }, 'presence listener failed');
+    }
+  }
+
+  /**
+   * Sends the subscriber the current state. NOTIFYs of one subscription go one at a time, so that
+   * they cannot overtake each other; changes made meanwhile are sent together once it is answered.
+   */
+  private notify(subscription: Subscription): void {
+    if (subscription.notifying) {
+      subscription.outdated = true;
+      return;
+    }
+    subscription.notifying = true;
+    const delivery: Promise<void> = this.deliver(subscription).finally(() => {
+      subscription.notifying = false;
+      this.deliveries.delete(delivery);
+    });
+    this.deliveries.add(delivery);
+  }
+
+  private async deliver(subscription: Subscription): Promise<void> {
+    do {
+      subscription.outdated = false;
+      const peer = this.registrar.targetOf({
+        source: formatPeer(subscription.flow),
+        connectionId: subscription.flow.connectionId,
+        contact: subscription.remoteTarget,
+      });
+      const status = peer && (await this.stack.request(this.notifyRequest(subscription), peer)).status;
+      if (!status || SUBSCRIBER_GONE.has(status)) {
+        this.log.info({ presentity: subscription.presentity, watcher: subscription.watcher, status: status ?? 'unreachable' }, 'presence subscriber gone; subscription dropped');
+        this.forget(subscription);
+        return;
+      }
+    } while (subscription.outdated);
+  }
+
+  private notifyRequest(subscription: Subscription): SipMessage {
+    const headers: Header[] = [
+      ...subscription.routeSet.map((route) => ({ name: 'route', value: route })),
+      { name: 'event', value: subscription.event },
+      { name: 'subscription-state', value: subscriptionState(subscription, Date.now()) },
+      { name: 'contact', value: subscription.contact },
+    ];
+    return this.stack.createRequest({
+      method: 'NOTIFY',
+      uri: subscription.remoteTarget,
+      from: subscription.local,
+      to: subscription.remote,
+      callId: subscription.callId,
+      cseq: ++subscription.localCSeq,
+      headers,
+      body: Buffer.from(buildPidf(uriOf(subscription.presentity), this.stateOf(subscription.presentity)), 'utf8'),
+      contentType: PIDF_TYPE,
+    });
+  }
+}
+
+/** The event package of a SUBSCRIBE or PUBLISH, without parameters; undefined without an Event header. */
+function eventPackage(message: SipMessage): string | undefined {
+  return message.get('event')?.split(';')[0]!.trim().toLowerCase();
+}
+
+/** Seconds asked for in Expires: undefined without the header, 'malformed' when it is not a number. */
+function expiresOf(message: SipMessage): number | undefined | 'malformed' {
+  const header = message.get('expires');
+  return header === undefined ? undefined : (parseExpires(header) ?? 'malformed');
+}
+
+function mediaTypeOf(value: string): string {
+  return value.split(';')[0]!.trim().toLowerCase();
+}
+
+/** Whether PIDF is among what the subscriber accepts; no Accept header means the package's default, PIDF. */
+function acceptsPidf(message: SipMessage): boolean {
+  const ranges = message.getAll('accept').map(mediaTypeOf);
+  return ranges.length === 0 || ranges.some((range) => range === PIDF_TYPE || range === 'application/*' || range === '*/*');
+}
+
+/** The URI of the first Contact; undefined when there is none or it does not parse. */
+function contactOf(message: SipMessage): string | undefined {
+  try {
+    const uri = parseNameAddr(message.getAll('contact')[0] ?? '').uri;
+    parseUri(uri);
+    return uri;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Who sent a request: the authenticated identity when there is one, else the From address. */
+function senderOf(request: IncomingRequest): string | undefined {
+  try {
+    return request.identity ?? aorOf(parseUri(request.message.from.uri));
+  } catch {
+    return undefined;
+  }
+}
+
+function domainOf(aor: string): string {
+  return aor.slice(aor.lastIndexOf('@') + 1);
+}
+
+/** The SIP URI of a "user@domain" address, the entity a PIDF document is about. */
+function uriOf(aor: string): string {
+  const at = aor.lastIndexOf('@');
+  return at < 0 ? `sip:${aor}` : `sip:${escapeUser(aor.slice(0, at))}@${aor.slice(at + 1)}`;
+}

@@ -1,0 +1,205 @@
+// The gateway's connection to the XMPP server as a component (XEP-0114), through @xmpp/component:
+// handshake, whitespace keepalive, reconnection with exponential backoff, and a stream that bad
+// input from the server closes (to be opened again) instead of crashing Parley.
+import { EventEmitter, once } from 'node:events';
+import { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import xml from '@xmpp/xml';
+import { component, type Component, type XmppError } from '@xmpp/component';
+
+export type LinkState = 'down' | 'online' | 'stopped';
+
+export interface ComponentLinkOptions {
+  host: string;
+  port: number;
+  /** The component's domain, as the XMPP server knows it. */
+  domain: string;
+  password: string;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  keepaliveMs: number;
+}
+
+interface LinkEvents {
+  online: [];
+  stanza: [xml.Element];
+}
+
+/** Time allowed for connecting, opening the stream and the handshake, together. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Time a stream being closed may take before its socket is dropped. */
+const CLOSE_GRACE_MS = 5_000;
+
+export class ComponentLink extends EventEmitter<LinkEvents> {
+  state: LinkState = 'stopped';
+  /** Stream and connection errors. */
+  errors = 0;
+  reconnects = 0;
+  private readonly entity: Component;
+  private readonly service: string;
+  private downSince = Date.now();
+  private retryDelay: number;
+  private failedAttempts = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private lastError: Error | undefined;
+
+  constructor(
+    private readonly options: ComponentLinkOptions,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.service = `xmpp://${options.host}:${options.port}`;
+    this.retryDelay = options.reconnectMinMs;
+    this.entity = component({ service: this.service, domain: options.domain, password: options.password });
+    // The backoff below replaces the library's retry, which waits one second every time.
+    this.entity.reconnect.stop();
+    guardAgainstBadInput(this.entity);
+    this.entity.on('status', (status: string) => this.onStatus(status));
+    this.entity.on('error', (error: Error) => this.onError(error));
+    this.entity.on('stanza', (stanza: xml.Element) => this.emit('stanza', stanza));
+  }
+
+  get online(): boolean {
+    return this.state === 'online';
+  }
+
+  /** Milliseconds since the link was last usable (or since it started trying); 0 while online. */
+  downFor(now: number): number {
+    return this.online ? 0 : now - this.downSince;
+  }
+
+  start(): void {
+    this.state = 'down';
+    this.downSince = Date.now();
+    void this.attempt();
+  }
+
+  async stop(): Promise<void> {
+    this.state = 'stopped';
+    clearTimeout(this.retryTimer);
+    clearInterval(this.keepaliveTimer);
+    try {
+      await this.entity.stop();
+    } catch {
+      // Closed already.
+    }
+  }
+
+  /** Writes a stanza; false when the link is not online. */
+  send(stanza: xml.Element): boolean {
+    if (!this.online) return false;
+    // A failed write is followed by the socket closing, which takes the link down.
+    this.entity.write(serialize(stanza)).catch((error: Error) => this.log.debug({ err: error.message }, 'XMPP write failed'));
+    return true;
+  }
+
+  private async attempt(): Promise<void> {
+    try {
+      await Promise.all([
+        once(this.entity, 'online', { signal: AbortSignal.timeout(HANDSHAKE_TIMEOUT_MS) }),
+        this.entity.connect(this.service).then(() => this.entity.open({ domain: this.options.domain })),
+      ]);
+    } catch {
+      // Reported through 'error'. Dropping the socket ends the attempt with the one 'disconnect'
+      // that schedules the next.
+      this.entity.socket?.destroy();
+    }
+  }
+
+  private onStatus(status: string): void {
+    if (this.state === 'stopped') return;
+    if (status === 'online') {
+      this.state = 'online';
+      this.retryDelay = this.options.reconnectMinMs;
+      this.failedAttempts = 0;
+      this.lastError = undefined;
+      this.keepaliveTimer = setInterval(() => this.keepalive(), this.options.keepaliveMs).unref();
+      this.log.info({ domain: this.options.domain, server: this.service }, 'XMPP component link online');
+      this.emit('online');
+    } else if (this.online) {
+      this.state = 'down';
+      this.downSince = Date.now();
+      clearInterval(this.keepaliveTimer);
+      this.log.warn({ domain: this.options.domain, status }, 'XMPP component link lost; reconnecting');
+      const socket = this.entity.socket;
+      setTimeout(() => socket?.destroy(), CLOSE_GRACE_MS).unref();
+    }
+    if (status === 'disconnect') this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    clearTimeout(this.retryTimer);
+    const delay = this.retryDelay;
+    this.retryDelay = Math.min(this.retryDelay * 2, this.options.reconnectMaxMs);
+    this.retryTimer = setTimeout(() => {
+      this.reconnects++;
+      void this.attempt();
+    }, delay).unref();
+  }
+
+  private keepalive(): void {
+    this.entity.write(' ').catch((error: Error) => this.log.debug({ err: error.message }, 'XMPP keepalive failed'));
+  }
+
+  private onError(error: Error): void {
+    // A refused handshake is emitted twice, as the stream error and as the handshake's failure.
+    if (error === this.lastError) return;
+    this.lastError = error;
+    this.errors++;
+    const domain = this.options.domain;
+    const { condition, text } = error as XmppError;
+    if (condition === 'not-authorized') {
+      this.log.error({ domain, server: this.service }, 'component handshake refused: check xmpp_password');
+    } else if (condition === 'host-unknown') {
+      this.log.error({ domain, server: this.service }, 'the XMPP server has no component of this domain: check xmpp_domain and its configuration');
+    } else if (condition === 'conflict') {
+      this.log.error({ domain, server: this.service }, 'another component is connected for this domain');
+    } else if (error instanceof xml.XMLError) {
+      this.log.warn({ err: error.message }, 'malformed XML from the XMPP server: stream closed, reconnecting');
+    } else if (condition) {
+      this.log.warn({ condition, text }, 'XMPP stream error');
+    } else if (this.failedAttempts++ === 0) {
+      // Unreachable servers are retried for as long as they stay so: said once, not at every retry.
+      this.log.warn({ err: error.message, server: this.service }, 'XMPP server unreachable; retrying');
+    } else {
+      this.log.debug({ err: error.message }, 'XMPP connection attempt failed');
+    }
+  }
+}
+
+/**
+ * The stanza as XML text. Carriage returns are written as character references: a literal one
+ * would reach the recipient as a line feed (XML 1.0 §2.11 end-of-line handling).
+ */
+function serialize(stanza: xml.Element): string {
+  return stanza.toString().replace(/\r/g, '&#13;');
+}
+
+/**
+ * @xmpp/connection 0.13 decodes each TCP chunk on its own (garbling a character split between two
+ * chunks), lets exceptions of the XML parser escape the socket's 'data' handler (an unknown entity
+ * from the server would take the process down), and after a parse error drops its parser while the
+ * socket may still deliver data (which then meets no parser and throws). Bad input must instead end
+ * the stream with a bad-format stream error, as a parse error the parser reports itself does.
+ */
+function guardAgainstBadInput(entity: Component): void {
+  entity.Socket = Utf8Socket;
+  entity._onData = (data) => {
+    const parser = entity.parser;
+    if (!parser) return;
+    try {
+      parser.write(String(data));
+    } catch (error) {
+      if (entity.parser === parser) entity._onParserError(new xml.XMLError((error as Error).message));
+    }
+  };
+}
+
+/** A socket that decodes UTF-8 across chunk boundaries. */
+class Utf8Socket extends Socket {
+  constructor() {
+    super();
+    this.setEncoding('utf8');
+  }
+}

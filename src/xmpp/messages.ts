@@ -1,0 +1,112 @@
+// One instant message in its two forms (RFC 7572): a SIP MESSAGE with a text/plain body, and an XMPP
+// <message/> stanza. Body ↔ <body/>, Subject ↔ <subject/>, Content-Language ↔ xml:lang; a MESSAGE's
+// Call-ID names the <thread/> (the other way, the relay picks the Call-ID). Only text XML 1.0 can
+// carry crosses: a SIP body is bytes, an XML document is not.
+import xml from '@xmpp/xml';
+import { type Header, type SipMessage, parseParams } from '../sip/index.js';
+
+export interface InstantMessage {
+  body: string;
+  subject?: string;
+  /** XMPP thread (from SIP only: a Call-ID). */
+  thread?: string;
+  /** Language tag of the text (xml:lang, Content-Language). */
+  language?: string;
+}
+
+/** How to answer a SIP MESSAGE the gateway cannot carry. */
+export interface Refusal {
+  status: number;
+  reason: string;
+  headers?: Header[];
+}
+
+export const TEXT_PLAIN = 'text/plain;charset=utf-8';
+
+/** XML 1.0 §2.2 Char: what a document may contain at all, escaped or not. */
+const NOT_XML_CHAR = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+const LANGUAGE_TAG = /^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*$/;
+const UTF8_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii']);
+
+/** The instant message a SIP MESSAGE carries, or why the gateway cannot carry it. */
+export function readSipMessage(message: SipMessage, maxBody: number): InstantMessage | Refusal {
+  const contentType = parseContentType(message.get('content-type') ?? 'text/plain');
+  if (contentType?.type !== 'text/plain' || !UTF8_CHARSETS.has(contentType.charset ?? 'utf-8')) {
+    return { status: 415, reason: 'Unsupported Media Type (XMPP carries text/plain in UTF-8 only)', headers: [{ name: 'accept', value: 'text/plain' }] };
+  }
+  if (message.body.length > maxBody) return { status: 413, reason: 'Request Entity Too Large' };
+  if (message.body.length === 0) return { status: 400, reason: 'Bad Request (empty message)' };
+  const body = decodeUtf8(message.body);
+  if (body === undefined) return { status: 415, reason: 'Unsupported Media Type (body is not UTF-8)' };
+  const subject = message.get('subject');
+  if (NOT_XML_CHAR.test(body) || (subject !== undefined && NOT_XML_CHAR.test(subject))) {
+    return { status: 400, reason: 'Bad Request (control characters XML cannot carry)' };
+  }
+  const language = message.get('content-language')?.split(',')[0]!.trim();
+  return {
+    body,
+    subject: subject || undefined,
+    thread: message.callId,
+    language: language && LANGUAGE_TAG.test(language) ? language : undefined,
+  };
+}
+
+/** The <message/> stanza for an instant message. */
+export function messageStanza(im: InstantMessage, attrs: { from: string; to: string; id: string; type: string }): xml.Element {
+  return xml(
+    'message',
+    { ...attrs, 'xml:lang': im.language },
+    im.subject !== undefined && xml('subject', {}, im.subject),
+    xml('body', {}, im.body),
+    im.thread !== undefined && xml('thread', {}, im.thread),
+  );
+}
+
+/**
+ * The instant message a <message/> stanza carries; undefined when it has no body (chat states,
+ * receipts and other payloads that have no SIP form). Of several bodies (RFC 6121 §5.2.3) the one
+ * in the stanza's own language is taken.
+ */
+export function readStanza(stanza: xml.Element): InstantMessage | undefined {
+  const stanzaLanguage = stanza.attrs['xml:lang'];
+  const pick = (name: string) => {
+    const candidates = stanza.getChildren(name);
+    return candidates.find((child) => (child.attrs['xml:lang'] ?? stanzaLanguage) === stanzaLanguage) ?? candidates[0];
+  };
+  const body = pick('body');
+  if (!body) return undefined;
+  const language = body.attrs['xml:lang'] ?? stanzaLanguage;
+  return {
+    body: body.text(),
+    subject: pick('subject')?.text(),
+    language: language && LANGUAGE_TAG.test(language) ? language : undefined,
+  };
+}
+
+/** The headers of a SIP MESSAGE carrying an instant message; its body is `im.body` as TEXT_PLAIN. */
+export function sipHeaders(im: InstantMessage): Header[] {
+  const headers: Header[] = [];
+  // A header value is one line: a multi-line subject is joined.
+  if (im.subject) headers.push({ name: 'subject', value: im.subject.replace(/\s*[\r\n]+\s*/g, ' ') });
+  if (im.language) headers.push({ name: 'content-language', value: im.language });
+  return headers;
+}
+
+function parseContentType(value: string): { type: string; charset?: string } | undefined {
+  const semi = value.indexOf(';');
+  try {
+    const params = semi < 0 ? new Map<string, string | null>() : parseParams(value.slice(semi));
+    const charset = params.get('charset')?.replace(/^"|"$/g, '').toLowerCase();
+    return { type: (semi < 0 ? value : value.slice(0, semi)).trim().toLowerCase(), charset };
+  } catch {
+    return undefined;
+  }
+}
+
+function decodeUtf8(bytes: Buffer): string | undefined {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}

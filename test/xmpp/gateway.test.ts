@@ -1,0 +1,153 @@
+// The XMPP gateway against what a real XMPP server does not do on demand: a server sending malformed
+// XML or splitting a character between two TCP segments (a scripted XEP-0114 server here), and no
+// server at all (queueing, delay_time, 503). test/xmpp/prosody.test.ts has the real server.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { type Server, type Socket, createServer } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { eventually } from '../support/eventually.js';
+import { freeTcpPort } from '../support/process.js';
+import { type TestServer, startServer } from '../support/server.js';
+import { TestUA } from '../support/ua.js';
+
+const COMPONENT_DOMAIN = 'sip.xmpp.example';
+const SECRET = 'scripted-server-secret';
+const ROMEO = `sip:romeo*xmpp.example@${COMPONENT_DOMAIN}`;
+
+function xmppConfig(port: number, more: Record<string, unknown> = {}) {
+  return {
+    xmpp: { enabled: true, xmpp_domain: COMPONENT_DOMAIN, xmpp_password: SECRET, xmpp_port: port, reconnect_min: 0.1, reconnect_max: 0.2, ...more },
+  };
+}
+
+/** An XEP-0114 server that accepts any handshake, records what each connection sent, and writes what the test says. */
+class ScriptedXmppServer {
+  readonly connections: Array<{ socket: Socket; input: string }> = [];
+  private readonly server: Server = createServer((socket) => this.accept(socket));
+
+  async listen(): Promise<number> {
+    this.server.listen(0, '127.0.0.1');
+    await once(this.server, 'listening');
+    return (this.server.address() as { port: number }).port;
+  }
+
+  get latest(): { socket: Socket; input: string } {
+    return this.connections.at(-1)!;
+  }
+
+  close(): void {
+    for (const { socket } of this.connections) socket.destroy();
+    this.server.close();
+  }
+
+  private accept(socket: Socket): void {
+    const connection = { socket, input: '' };
+    this.connections.push(connection);
+    socket.setEncoding('utf8');
+    socket.on('error', () => {});
+    socket.on('data', (chunk: string) => {
+      connection.input += chunk;
+      if (chunk.includes('<stream:stream')) {
+        socket.write(`<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' from='${COMPONENT_DOMAIN}' id='s${this.connections.length}'>`);
+      }
+      if (chunk.includes('<handshake>')) socket.write('<handshake/>');
+      if (chunk.includes('</stream:stream>')) socket.end('</stream:stream>');
+    });
+  }
+}
+
+describe('against a scripted XMPP server', () => {
+  let xmppServer: ScriptedXmppServer;
+  let parley: TestServer;
+  let alice: TestUA;
+
+  before(async () => {
+    xmppServer = new ScriptedXmppServer();
+    parley = await startServer(xmppConfig(await xmppServer.listen()));
+    alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
+    assert.equal((await alice.register()).status, 200);
+    await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 'gateway online');
+  });
+
+  after(async () => {
+    alice.close();
+    await parley.stop();
+    xmppServer.close();
+  });
+
+  for (const [what, stanza] of [
+    ['an unknown entity', `<message from='romeo@xmpp.example' to='alice*localhost@${COMPONENT_DOMAIN}'><body>&bogus;</body></message>`],
+    ['a mismatched end tag', `<message from='romeo@xmpp.example' to='alice*localhost@${COMPONENT_DOMAIN}'><body>x</presence>`],
+  ]) {
+    test(`malformed XML (${what}) closes the stream with bad-format, and the link comes back`, async () => {
+      const before = xmppServer.connections.length;
+      const bad = xmppServer.latest;
+      bad.socket.write(stanza);
+      await eventually(() => bad.input.includes('bad-format') || undefined, 'a bad-format stream error');
+      await eventually(() => xmppServer.connections.length > before || undefined, 'a new connection');
+      await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 'gateway online again');
+      assert.ok(parley.logs.some((line) => line.includes('malformed XML from the XMPP server')));
+      const options = await alice.send(alice.build('OPTIONS', 'sip:localhost'));
+      assert.equal(options.status, 200, 'Parley still answers');
+    });
+  }
+
+  test('a character split between two TCP segments arrives whole', async () => {
+    const stanza = Buffer.from(`<message from='romeo@xmpp.example/r' to='alice*localhost@${COMPONENT_DOMAIN}' type='chat'><body>split 🎉 here</body></message>`);
+    const middleOfEmoji = stanza.indexOf(Buffer.from('🎉')) + 2;
+    const received = alice.waitForRequest((request) => request.method === 'MESSAGE');
+    xmppServer.latest.socket.write(stanza.subarray(0, middleOfEmoji));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    xmppServer.latest.socket.write(stanza.subarray(middleOfEmoji));
+    const message = await received;
+    assert.equal(message.body.toString('utf8'), 'split 🎉 here');
+    assert.equal(message.from.uri, `sip:romeo*xmpp.example@${COMPONENT_DOMAIN}`);
+  });
+});
+
+describe('without a reachable XMPP server', () => {
+  let parley: TestServer;
+  let alice: TestUA;
+
+  before(async () => {
+    parley = await startServer(xmppConfig(await freeTcpPort(), { delay_time: 1, max_queue: 2 }));
+    alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
+    assert.equal((await alice.register()).status, 200);
+  });
+
+  after(async () => {
+    alice.close();
+    await parley.stop();
+  });
+
+  test('messages wait up to delay_time and then fail back to their sender; the queue is bounded', async () => {
+    const answers = [];
+    for (const text of ['first', 'second', 'third']) answers.push(await alice.message(ROMEO, text));
+    assert.deepEqual(answers.map((response) => response.status), [202, 202, 503]);
+    assert.match(answers[2]!.reason, /queue full/);
+    assert.equal(parley.server.xmpp!.stats.queued, 2);
+
+    const notifications = await eventually(() => {
+      const found = alice.received.filter((request) => request.method === 'MESSAGE');
+      return found.length === 2 ? found : undefined;
+    }, 'two error notifications', 5000);
+    for (const [index, text] of ['first', 'second'].entries()) {
+      const notification = notifications[index]!;
+      assert.equal(notification.from.uri, ROMEO);
+      assert.match(notification.body.toString(), new RegExp(`^Your message to romeo@xmpp.example was not delivered: .*unreachable.*\\(408\\)\\.\\n> ${text}$`));
+    }
+    assert.equal(parley.server.xmpp!.stats.expired, 2);
+  });
+
+  test('once the link has been down longer than delay_time, MESSAGEs get 503 at once', async () => {
+    const response = await alice.message(ROMEO, 'too late');
+    assert.equal(response.status, 503);
+    assert.match(response.reason, /unreachable/);
+    assert.ok(response.get('retry-after'));
+    assert.equal(parley.logs.filter((line) => line.includes('XMPP server unreachable; retrying')).length, 1, 'said once, not at every retry');
+  });
+});
+
+test('backend server is refused at start, saying it is not implemented', async () => {
+  await assert.rejects(startServer(xmppConfig(5347, { backend: 'server' })), /xmpp\.backend server: not implemented yet/);
+});
