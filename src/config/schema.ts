@@ -210,10 +210,15 @@ const route = z
       .optional()
       .describe('Regular expression the whole Request-URI user part must match; any user when absent.'),
     handler: z.string().min(1).describe('Name of the handler that takes matching requests, e.g. relay or reject.'),
-    status: z.number().int().min(300).max(699).optional().describe('Final response status (300-699) for the reject handler.'),
+    status: z.number().int().min(200).max(699).optional().describe('Final response status for the reject (300-699, default 403) and reply (200-699, default 200) handlers.'),
     reason: z.string().optional().describe('Reason phrase sent with `status`.'),
   })
-  .strict();
+  .strict()
+  .superRefine((route, ctx) => {
+    if (route.handler === 'reject' && route.status !== undefined && route.status < 300) {
+      ctx.addIssue({ code: 'custom', path: ['status'], message: 'a reject status is 300-699' });
+    }
+  });
 
 const DEFAULT_LISTEN = ['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060', 'ws:127.0.0.1:8080'];
 

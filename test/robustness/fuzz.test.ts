@@ -212,7 +212,10 @@ describe(`Parley process under fuzzed input (seed ${SEED_TEXT}, ${UDP_INPUTS} UD
   }
 
   async function assertAlive(when: string): Promise<void> {
-    assert.ok(parley.alive, `Parley exited after ${when}; stderr:\n${parley.stderr.join('\n')}`);
+    if (!parley.alive) {
+      const { code, signal } = await parley.exited;
+      assert.fail(`Parley exited (code ${code}, signal ${signal}) after ${when}; stderr:\n${parley.stderr.join('\n')}\nlast log lines:\n${parley.logs.slice(-5).join('\n')}`);
+    }
     assert.ok(await ping(), `Parley no longer answers OPTIONS after ${when}`);
   }
 

@@ -44,6 +44,9 @@ export declare interface TransportLayer {
 
 export class TransportLayer extends EventEmitter {
   private readonly udpSockets = new Map<string, UdpSocket>();
+  /** The first UDP listener of each address family: where datagrams to that family leave from. */
+  private udp4: UdpSocket | undefined;
+  private udp6: UdpSocket | undefined;
   private readonly servers: Array<TcpServer | HttpServer> = [];
   private readonly wsServers: WebSocketServer[] = [];
   private readonly connections = new Map<string, Connection>();
@@ -81,6 +84,7 @@ export class TransportLayer extends EventEmitter {
     await Promise.all(this.servers.map((s) => new Promise<void>((done) => s.close(() => done()))));
     for (const socket of this.udpSockets.values()) socket.close();
     this.udpSockets.clear();
+    this.udp4 = this.udp6 = undefined;
     this.connections.clear();
     this.connectionByRemote.clear();
   }
@@ -103,8 +107,17 @@ export class TransportLayer extends EventEmitter {
    * any connection to that address or open one (tcp/tls; ws/wss peers can only be reached on
    * their own connection). Resolves once written; rejects with TransportError when the peer is unreachable.
    */
-  async send(data: Buffer, target: Peer): Promise<void> {
-    if (target.proto === 'udp') return this.sendUdp(data, target);
+  send(data: Buffer, target: Peer): Promise<void> {
+    if (target.proto !== 'udp') return this.sendStream(data, target);
+    // Fire and forget: UDP gives no delivery report worth a promise per datagram on the hot path;
+    // socket errors surface as 'error' events and lost datagrams through transaction timers.
+    const socket = target.host.includes(':') ? this.udp6 : this.udp4;
+    if (!socket) return Promise.reject(new TransportError(`no UDP listener for ${target.host.includes(':') ? 'IPv6' : 'IPv4'}`));
+    socket.send(data, target.port, target.host);
+    return SENT;
+  }
+
+  private async sendStream(data: Buffer, target: Peer): Promise<void> {
     const connection = this.findConnection(target) ?? (await this.connect(target));
     connection.lastActive = Date.now();
     connection.write(data);
@@ -117,20 +130,6 @@ export class TransportLayer extends EventEmitter {
     }
     const id = this.connectionByRemote.get(formatPeer(target));
     return id ? this.connections.get(id) : undefined;
-  }
-
-  private sendUdp(data: Buffer, target: Address): Promise<void> {
-    const family = isIP(target.host) === 6 ? 6 : 4;
-    const socket = this.udpSocketFor(family);
-    if (!socket) return Promise.reject(new TransportError(`no UDP listener for IPv${family}`));
-    return new Promise((resolve, reject) => {
-      socket.send(data, target.port, target.host, (error) => (error ? reject(new TransportError(error.message)) : resolve()));
-    });
-  }
-
-  private udpSocketFor(family: 4 | 6): UdpSocket | undefined {
-    for (const [host, socket] of this.udpSockets) if ((isIP(host) === 6 ? 6 : 4) === family) return socket;
-    return undefined;
   }
 
   private connect(target: Address): Promise<Connection> {
@@ -195,6 +194,8 @@ export class TransportLayer extends EventEmitter {
       socket.bind(spec.port, spec.host, () => {
         socket.off('error', reject);
         this.udpSockets.set(spec.host, socket);
+        if (isIP(spec.host) === 6) this.udp6 ??= socket;
+        else this.udp4 ??= socket;
         resolve(socket.address().port);
       });
     });
@@ -318,6 +319,8 @@ export class TransportLayer extends EventEmitter {
     for (const connection of this.connections.values()) if (connection.lastActive < limit) connection.close();
   }
 }
+
+const SENT = Promise.resolve();
 
 function isKeepalive(data: Buffer): boolean {
   for (const byte of data) if (byte !== 0x0d && byte !== 0x0a) return false;
