@@ -42,6 +42,15 @@ export function parleyMethods(parley: ManagedServer, startedAt: number): RpcMeth
         imc: parley.rooms ? { rooms: parley.rooms.rooms.size, ...parley.rooms.stats } : null,
       }),
     },
+    'xmpp.status': {
+      params: [],
+      call: () => {
+        const xmpp = parley.xmpp;
+        if (!xmpp) throw new RpcError(RpcErrorCode.REFUSED, 'the XMPP gateway is disabled (xmpp.enabled is false)');
+        const { backend, xmpp_domain: xmppDomain, xmpp_host: host, xmpp_port: port } = parley.config.xmpp;
+        return { backend, domain: xmppDomain, server: `${host}:${port}`, ...xmpp.stats, presence: xmpp.presenceStats ?? null };
+      },
+    },
     'registrar.lookup': {
       params: [{ name: 'aor' }],
       call: ({ aor }) => {

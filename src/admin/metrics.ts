@@ -50,5 +50,26 @@ export function createMetricsRegistry(parley: ManagedServer): Registry {
     counter('parley_imc_messages_out_total', 'Room messages delivered to members.', () => rooms.stats.messagesOut);
     counter('parley_imc_deliveries_failed_total', 'Room messages a member could not be given.', () => rooms.stats.deliveriesFailed);
   }
+
+  const xmpp = parley.xmpp;
+  if (xmpp) {
+    gauge('parley_xmpp_connected', 'Whether the XMPP link (component stream) is up: 1 or 0.', () => (xmpp.stats.state === 'online' ? 1 : 0));
+    counter('parley_xmpp_stanzas_in_total', 'Stanzas received from the XMPP server.', () => xmpp.stats.stanzasIn);
+    counter('parley_xmpp_stanzas_out_total', 'Stanzas sent to the XMPP server.', () => xmpp.stats.stanzasOut);
+    gauge('parley_xmpp_queued', 'Stanzas waiting for the XMPP link.', () => xmpp.stats.queued);
+    new Counter({
+      name: 'parley_xmpp_errors_total',
+      help: 'XMPP errors, by kind: link (stream and connection errors), stanza (stanza errors returned for messages from SIP), expired (messages from SIP that never reached the XMPP server).',
+      labelNames: ['kind'],
+      registers: [registry],
+      collect() {
+        const stats = xmpp.stats;
+        this.reset();
+        this.inc({ kind: 'link' }, stats.linkErrors);
+        this.inc({ kind: 'stanza' }, stats.stanzaErrors);
+        this.inc({ kind: 'expired' }, stats.expired);
+      },
+    });
+  }
   return registry;
 }

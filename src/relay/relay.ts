@@ -43,6 +43,8 @@ export interface OutgoingMessage {
   date?: Date;
   /** Next hop for a recipient in another domain, instead of relay.outbound_proxy. */
   outboundProxy?: string;
+  /** Call-ID of the MESSAGE (e.g. an XMPP thread); a new one when absent. */
+  callId?: string;
 }
 
 /** Statuses that mean "nobody took it now", after which storing is the right thing (RFC 3428 §7). */
@@ -109,7 +111,7 @@ export class Relay {
     if (outgoing.date) headers.push({ name: 'date', value: outgoing.date.toUTCString() });
     const message = this.stack.createRequest({
       method: 'MESSAGE', uri: stripToUri(outgoing.to), from: outgoing.from, to: outgoing.to, headers, body,
-      contentType: outgoing.contentType,
+      contentType: outgoing.contentType, callId: outgoing.callId,
     });
     let target: SipUri;
     try {

@@ -77,6 +77,8 @@ export class ParleyServer {
     if (config.xmpp.enabled) {
       this.router.register({ name: 'xmpp', methods: ['MESSAGE'], handle: (request) => this.xmpp!.handle(request) });
       this.router.prepend({ method: ['MESSAGE'], domain: escapeRegExp(gatewayDomainOf(config)), handler: 'xmpp' });
+      // RFC 7248: SIP users watch XMPP users at their gateway addresses; the agent keeps those dialogs.
+      if (config.presence.enabled) this.router.prepend({ method: ['SUBSCRIBE'], domain: escapeRegExp(gatewayDomainOf(config)), handler: 'presence' });
     }
   }
 
@@ -136,10 +138,13 @@ export class ParleyServer {
         },
         this.log.child({ module: 'relay' }),
       );
-      if (config.xmpp.enabled) this.xmpp = new XmppGateway(xmppGatewayOptions(config), this.relay, this.log.child({ module: 'xmpp' }));
       if (config.presence.enabled) {
         const { min_expires: minExpires, max_expires: maxExpires, default_expires: defaultExpires, policy } = config.presence;
         this.presence = new PresenceAgent(this.stack, this.registrar, { minExpires, maxExpires, defaultExpires, policy }, this.log.child({ module: 'presence' }));
+      }
+      if (config.xmpp.enabled) {
+        const presence = this.presence && { service: this.presence, isKnownUser: this.isKnownUser };
+        this.xmpp = new XmppGateway(xmppGatewayOptions(config), this.relay, this.log.child({ module: 'xmpp' }), presence);
       }
       if (config.imc.enabled) {
         this.rooms = new RoomService(
@@ -197,8 +202,9 @@ export class ParleyServer {
     await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
     await this.admin?.stop();
     await this.rooms?.stop();
-    await this.presence?.stop();
+    // The gateway first: the subscriptions the agent ends must not cancel XMPP users' approvals.
     await this.xmpp?.stop();
+    await this.presence?.stop();
     this.relay?.stop();
     this.registrar?.stop();
     this.timers.stop();

@@ -46,6 +46,15 @@ interface ServerTransaction extends IncomingRequest {
   responseTarget: Peer;
 }
 
+/**
+ * What a server transaction keeps once answered, through Timer J: the bytes to resend. The request
+ * and its handler state are let go, so tens of thousands of answered transactions stay cheap.
+ */
+interface AnsweredTransaction {
+  lastResponse: Buffer;
+  responseTarget: Peer;
+}
+
 interface ClientTransaction {
   branch: string;
   method: string;
@@ -70,7 +79,7 @@ export declare interface SipStack {
 }
 
 export class SipStack extends EventEmitter {
-  private readonly server = new Map<string, ServerTransaction>();
+  private readonly server = new Map<string, ServerTransaction | AnsweredTransaction>();
   private readonly client = new Map<string, ClientTransaction>();
   readonly stats: StackStats = {
     requestsIn: 0, responsesOut: 0, requestsOut: 0, retransmissionsAbsorbed: 0, malformed: 0,
@@ -146,7 +155,10 @@ export class SipStack extends EventEmitter {
         transaction.final = true;
         // Timer J: absorb retransmissions for 64·T1 on unreliable transports, none on reliable ones.
         if (RELIABLE[source.proto]) stack.dropServer(key);
-        else stack.timers.schedule(64 * stack.options.t1, () => stack.dropServer(key));
+        else {
+          stack.server.set(key, { lastResponse: bytes, responseTarget });
+          stack.timers.schedule(64 * stack.options.t1, () => stack.dropServer(key));
+        }
       },
     };
     return transaction;

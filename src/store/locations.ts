@@ -1,4 +1,4 @@
-import type { Insertable, Kysely, Selectable } from 'kysely';
+import type { Insertable, Kysely, Selectable, Transaction } from 'kysely';
 import { deleteExpired, nullsAbsent } from './rows.js';
 import type { Database, LocationsTable } from './schema.js';
 import type { Binding, LocationStore } from './types.js';
@@ -6,22 +6,42 @@ import type { Binding, LocationStore } from './types.js';
 export class LocationRepository implements LocationStore {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /** Rows are stored under the aor argument, whatever the bindings' own aor field says. */
-  async replace(aor: string, bindings: Binding[]): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('locations').where('aor', '=', aor).execute();
-      if (bindings.length > 0) {
-        await trx
-          .insertInto('locations')
-          .values(bindings.map((binding) => toLocationRow(aor, binding)))
-          .execute();
-      }
-      await trx
-        .insertInto('known_aors')
-        .values({ aor, first_seen: Date.now() })
-        .onConflict((conflict) => conflict.column('aor').doNothing())
-        .execute();
+  private pending: PendingReplace[] = [];
+  private flushing: Promise<void> | undefined;
+
+  /**
+   * Rows are stored under the aor argument, whatever the bindings' own aor field says.
+   * Replacements asked for while a commit is under way are committed together in the next
+   * transaction (group commit): each still resolves only once its rows are durable, but a burst of
+   * REGISTERs shares one disk sync instead of waiting for one each.
+   */
+  replace(aor: string, bindings: Binding[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ aor, bindings, resolve, reject });
+      if (!this.flushing) this.flushing = new Promise<void>((started) => setImmediate(started)).then(() => this.flush());
     });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending;
+      this.pending = [];
+      try {
+        await this.db.transaction().execute(async (trx) => {
+          for (const entry of batch) await writeBindings(trx, entry.aor, entry.bindings);
+        });
+        for (const entry of batch) entry.resolve();
+      } catch {
+        // One failing entry must not fail the others: commit them one by one to find it.
+        for (const entry of batch) {
+          await this.db
+            .transaction()
+            .execute((trx) => writeBindings(trx, entry.aor, entry.bindings))
+            .then(entry.resolve, entry.reject);
+        }
+      }
+    }
+    this.flushing = undefined;
   }
 
   async listAll(): Promise<Binding[]> {
@@ -37,6 +57,28 @@ export class LocationRepository implements LocationStore {
     const row = await this.db.selectFrom('known_aors').select('aor').where('aor', '=', aor).executeTakeFirst();
     return row !== undefined;
   }
+}
+
+interface PendingReplace {
+  aor: string;
+  bindings: Binding[];
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+async function writeBindings(trx: Transaction<Database>, aor: string, bindings: Binding[]): Promise<void> {
+  await trx.deleteFrom('locations').where('aor', '=', aor).execute();
+  if (bindings.length > 0) {
+    await trx
+      .insertInto('locations')
+      .values(bindings.map((binding) => toLocationRow(aor, binding)))
+      .execute();
+  }
+  await trx
+    .insertInto('known_aors')
+    .values({ aor, first_seen: Date.now() })
+    .onConflict((conflict) => conflict.column('aor').doNothing())
+    .execute();
 }
 
 function toLocationRow(aor: string, binding: Binding): Insertable<LocationsTable> {

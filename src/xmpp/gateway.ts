@@ -12,9 +12,10 @@ import { type IncomingRequest, type SipMessage, type SipUri, escapeUser, parseUr
 import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, unescapeLocal } from './addresses.js';
 import { type StanzaError, conditionForStatus, errorReply, readStanzaError, statusForCondition } from './errors.js';
 import { ComponentLink, type LinkState } from './link.js';
-import { type Refusal, TEXT_PLAIN, messageStanza, readSipMessage, readStanza, sipHeaders } from './messages.js';
+import { type Refusal, TEXT_PLAIN, callIdOfThread, messageStanza, readSipMessage, readStanza, sipHeaders } from './messages.js';
 import type { XmppGatewayOptions } from './options.js';
 import { OutboundQueue } from './queue.js';
+import { PresenceBridge, type PresenceBridgeStats, type PresenceHooks } from './presence.js';
 
 export interface XmppStats {
   state: LinkState;
@@ -72,11 +73,14 @@ export class XmppGateway {
   private readonly idPrefix = randomBytes(4).toString('hex');
   private lastId = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** Presence both ways (RFC 7248), when the server has a presence agent. */
+  private readonly presence: PresenceBridge | undefined;
 
   constructor(
     private readonly options: XmppGatewayOptions,
     private readonly relay: Relay,
     private readonly log: Logger,
+    presence?: PresenceHooks,
   ) {
     if (options.backend === 'server') throw new Error('xmpp.backend server: not implemented yet');
     this.addresses = addressMapping(options.addresses);
@@ -89,6 +93,16 @@ export class XmppGateway {
     this.link = new ComponentLink(options.link, log);
     this.link.on('online', () => this.flush());
     this.link.on('stanza', (stanza) => this.onStanza(stanza));
+    if (presence) {
+      const bridgeOptions = { addresses: this.addresses, gatewayDomain, xmppDomain, localDomains: options.localDomains };
+      this.presence = new PresenceBridge(presence, bridgeOptions, (stanza) => void this.submit({ stanza }), log.child({ part: 'presence' }));
+      this.link.on('online', () => this.presence!.online());
+    }
+  }
+
+  /** Presence subscriptions across the gateway; undefined without a presence agent. */
+  get presenceStats(): PresenceBridgeStats | undefined {
+    return this.presence?.stats;
   }
 
   get stats(): XmppStats {
@@ -103,12 +117,14 @@ export class XmppGateway {
 
   /** Starts connecting; messages wait (up to delay_time) until the link is up. */
   start(): void {
+    this.presence?.start();
     this.link.start();
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(1000, this.options.delayTimeMs)).unref();
   }
 
   async stop(): Promise<void> {
     clearInterval(this.sweepTimer);
+    await this.presence?.stop();
     await this.link.stop();
     for (const outgoing of this.queue.drain()) this.failBack(outgoing, 503, 'the gateway stopped before the XMPP server could take it');
     await Promise.allSettled([...this.deliveries.values()]);
@@ -193,7 +209,8 @@ export class XmppGateway {
 
   private onStanza(stanza: xml.Element): void {
     this.counters.stanzasIn++;
-    // Presence has no mapping yet, and the library answers iq requests itself.
+    if (stanza.is('presence')) return this.presence?.onPresence(stanza);
+    // The library answers iq requests itself.
     if (!stanza.is('message')) return;
     const type = stanza.attrs.type ?? 'normal';
     if (type === 'error') return this.onStanzaError(stanza);
@@ -215,7 +232,7 @@ export class XmppGateway {
     const body = Buffer.from(im.body, 'utf8');
     if (body.length > this.options.maxBody) return bounce({ condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
     this.deliverInOrder(to, async () => {
-      const result = await this.relay.send({ from: `<${from}>`, to, body, contentType: TEXT_PLAIN, headers: sipHeaders(im) });
+      const result = await this.relay.send({ from: `<${from}>`, to, body, contentType: TEXT_PLAIN, headers: sipHeaders(im), callId: callIdOfThread(im.thread) });
       if (result.status < 300) this.counters.xmppToSip++;
       else bounce({ condition: conditionForStatus(result.status), text: `${result.status} ${result.reason}` });
     });

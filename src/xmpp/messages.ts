@@ -8,7 +8,7 @@ import { type Header, type SipMessage, parseParams } from '../sip/index.js';
 export interface InstantMessage {
   body: string;
   subject?: string;
-  /** XMPP thread (from SIP only: a Call-ID). */
+  /** XMPP thread: from SIP, the Call-ID; from XMPP, the Call-ID when it can be one (see callIdOfThread). */
   thread?: string;
   /** Language tag of the text (xml:lang, Content-Language). */
   language?: string;
@@ -75,12 +75,26 @@ export function readStanza(stanza: xml.Element): InstantMessage | undefined {
   };
   const body = pick('body');
   if (!body) return undefined;
+  const thread = stanza.getChildText('thread');
   const language = body.attrs['xml:lang'] ?? stanzaLanguage;
   return {
     body: body.text(),
     subject: pick('subject')?.text(),
     language: language && LANGUAGE_TAG.test(language) ? language : undefined,
+    ...(thread === null ? {} : { thread }),
   };
+}
+
+/** RFC 3261 §25.1 Call-ID: word ["@" word]. */
+const CALL_ID = /^[A-Za-z0-9\-.!%*_+`'~()<>:\\"/[\]?{}]+(?:@[A-Za-z0-9\-.!%*_+`'~()<>:\\"/[\]?{}]+)?$/;
+const MAX_CALL_ID = 256;
+
+/**
+ * The Call-ID of the SIP MESSAGE carrying a message of this XMPP thread, so that SIP clients see
+ * the conversation as one (RFC 7572 §6); undefined (a new Call-ID) when the thread cannot be one.
+ */
+export function callIdOfThread(thread: string | undefined): string | undefined {
+  return thread !== undefined && thread.length <= MAX_CALL_ID && CALL_ID.test(thread) ? thread : undefined;
 }
 
 /** The headers of a SIP MESSAGE carrying an instant message; its body is `im.body` as TEXT_PLAIN. */

@@ -9,6 +9,8 @@ import type { Prosody } from './prosody.js';
 
 export class XmppUser {
   readonly messages: xml.Element[] = [];
+  /** Presence stanzas received (the user's own, reflected by its server, included). */
+  readonly presences: xml.Element[] = [];
   private readonly waiters: Array<() => void> = [];
 
   private constructor(
@@ -16,8 +18,9 @@ export class XmppUser {
     readonly jid: string,
   ) {
     session.on('stanza', (stanza: xml.Element) => {
-      if (!stanza.is('message')) return;
-      this.messages.push(stanza);
+      if (stanza.is('presence')) this.presences.push(stanza);
+      else if (stanza.is('message')) this.messages.push(stanza);
+      else return;
       for (const wake of this.waiters.splice(0)) wake();
     });
     session.on('online', () => void session.send(xml('presence')));
@@ -50,6 +53,37 @@ export class XmppUser {
   /** Sends a message (type chat unless `attrs` says otherwise) with the given body and children. */
   async send(to: string, body: string, attrs: Record<string, string> = {}, ...children: xml.Element[]): Promise<void> {
     await this.session.send(xml('message', { to, type: 'chat', ...attrs }, xml('body', {}, body), ...children));
+  }
+
+  /**
+   * Asks for the roster, which makes this session an "interested resource" (RFC 6121 §2.1.6): only
+   * those get subscription answers (subscribed, unsubscribed) and probe results from the server.
+   */
+  async fetchRoster(): Promise<void> {
+    await this.session.send(xml('iq', { type: 'get', id: `roster-${Date.now()}` }, xml('query', { xmlns: 'jabber:iq:roster' })));
+  }
+
+  /** Sends a presence stanza: broadcast presence without `to`, a subscription request or answer with `type`. */
+  async sendPresence(attrs: Record<string, string> = {}, ...children: xml.Element[]): Promise<void> {
+    await this.session.send(xml('presence', attrs, ...children));
+  }
+
+  /** Resolves with the first presence stanza matching `test` among those received from index `since` on. */
+  async waitForPresence(test: (stanza: xml.Element) => boolean, since = 0, timeoutMs = 10_000): Promise<xml.Element> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.presences.slice(since).find(test);
+      if (found) return found;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`${this.jid}: no matching presence within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
   }
 
   /** Resolves with the received messages once `count` match `test` (those already received count). */

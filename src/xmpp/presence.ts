@@ -1,0 +1,372 @@
+// Presence across the gateway (RFC 7248), both ways, on top of the presence agent (PresenceService):
+//
+// - SIP users watching XMPP users. A SIP SUBSCRIBE to an XMPP user's mapped address (gateway
+//   domain) is routed to the presence agent, which keeps the dialog and sends the NOTIFYs; its
+//   `watch` event makes the gateway ask the XMPP contact for a subscription (<presence
+//   type='subscribe'/>) and probe it, from the JID the SIP watcher has on XMPP. What the contact's
+//   resources say comes back as <presence/> and is published into the agent with
+//   publishFrom('xmpp', presentity, state), so every SIP watcher of that address is notified.
+//   `unwatch` of the last subscription of a watcher sends <presence type='unsubscribe'/>.
+// - XMPP users watching SIP users. A subscription request to a SIP user's JID is approved at once
+//   when the user exists (provisioned, or registered once), and the user's current state is sent;
+//   every later change of that state (a REGISTER, a PUBLISH, their expiry) is sent to each XMPP
+//   watcher as <presence/> or <presence type='unavailable'/>. A probe is answered with the current
+//   state; an unsubscribe forgets the watcher.
+//
+// Show and activities (RFC 7248 leaves <show/> to the implementation; these are Parley's choices):
+//   XMPP -> SIP: away -> away; xa -> away + "extended-away" (an <rpid:other>); dnd -> busy;
+//                chat and none -> no activity (just open). <status/> -> note.
+//   SIP -> XMPP: busy, on-the-phone, meeting, appointment, presentation, performance, worship,
+//                steering -> dnd; extended-away, vacation, holiday, permanent-absence, sleeping,
+//                travel -> xa; away, meal, breakfast, dinner, in-transit, shopping -> away;
+//                anything else -> no <show/>. Notes -> <status/> (joined by line breaks).
+//
+// Everything is kept in memory. After a restart XMPP watchers are found again through the probes
+// their servers send when they come online, and SIP watchers subscribe again (the agent ends their
+// dialogs with "deactivated" when it stops). The agent keeps one state per address, so every SIP
+// watcher of an XMPP contact sees what the contact lets any one of them see.
+import type { Logger } from 'pino';
+import xml from '@xmpp/xml';
+import type { PresenceService, PresenceState } from '../presence/index.js';
+import { type SipUri, aorOf, escapeUser, parseUri } from '../sip/index.js';
+import { type AddressMapping, type Jid, formatJid, parseJid } from './addresses.js';
+
+/** The source name the gateway publishes under; changes it caused itself come back with it. */
+export const XMPP_SOURCE = 'xmpp';
+
+export interface PresenceHooks {
+  service: PresenceService;
+  /** Whether a local SIP user ("user@domain") exists, to approve XMPP subscription requests to it. */
+  isKnownUser(aor: string): Promise<boolean>;
+}
+
+export interface PresenceBridgeOptions {
+  addresses: AddressMapping;
+  gatewayDomain: string;
+  xmppDomain: string;
+  localDomains: ReadonlySet<string>;
+}
+
+export interface PresenceBridgeStats {
+  /** XMPP users subscribed to SIP users (pairs). */
+  xmppWatchers: number;
+  /** XMPP contacts SIP users watch. */
+  xmppContacts: number;
+  presenceIn: number;
+  presenceOut: number;
+}
+
+/** An XMPP contact some SIP users watch, under one SIP address. */
+interface Contact {
+  /** The contact's bare JID. */
+  jid: string;
+  /** The presentity address SIP users subscribed to ("user@gateway.domain"). */
+  presentity: string;
+  /** What each available resource said, by resource. */
+  resources: Map<string, { state: PresenceState; priority: number }>;
+  /** Whether the contact approved (it said subscribed, or sent presence): probing it is safe. */
+  approved: boolean;
+}
+
+const SHOW_ACTIVITIES: Record<string, string[]> = {
+  away: ['away'],
+  xa: ['away', 'extended-away'],
+  dnd: ['busy'],
+  chat: [],
+};
+const DND_ACTIVITIES = new Set(['busy', 'on-the-phone', 'meeting', 'appointment', 'presentation', 'performance', 'worship', 'steering']);
+const XA_ACTIVITIES = new Set(['extended-away', 'vacation', 'holiday', 'permanent-absence', 'sleeping', 'travel']);
+const AWAY_ACTIVITIES = new Set(['away', 'meal', 'breakfast', 'dinner', 'in-transit', 'shopping']);
+/** How available each <show/> is, to pick the resource that speaks for a contact with several. */
+const SHOW_RANK: Record<string, number> = { chat: 4, '': 3, away: 2, xa: 1, dnd: 0 };
+
+/** The PresenceState an available or unavailable <presence/> stanza states. */
+export function stateOfStanza(stanza: xml.Element): PresenceState {
+  const status = stanza.getChildText('status')?.trim();
+  const notes = status ? [status] : [];
+  if (stanza.attrs.type === 'unavailable') return { basic: 'closed', notes, activities: [] };
+  const show = stanza.getChildText('show')?.trim() ?? '';
+  return { basic: 'open', notes, activities: SHOW_ACTIVITIES[show] ?? [] };
+}
+
+/** The <show/> value for a set of RPID activities; undefined for plain availability. */
+export function showOfActivities(activities: readonly string[]): 'dnd' | 'xa' | 'away' | undefined {
+  if (activities.some((a) => DND_ACTIVITIES.has(a))) return 'dnd';
+  if (activities.some((a) => XA_ACTIVITIES.has(a))) return 'xa';
+  if (activities.some((a) => AWAY_ACTIVITIES.has(a))) return 'away';
+  return undefined;
+}
+
+/** The <presence/> stanza stating a SIP user's state. */
+export function stanzaOfState(state: PresenceState, attrs: { from: string; to: string }): xml.Element {
+  const status = state.notes.length > 0 ? xml('status', {}, state.notes.join('\n')) : undefined;
+  if (state.basic === 'closed') return xml('presence', { ...attrs, type: 'unavailable' }, status);
+  const show = showOfActivities(state.activities);
+  return xml('presence', attrs, show && xml('show', {}, show), status);
+}
+
+export class PresenceBridge {
+  /** SIP user ("user@domain") -> XMPP watcher (bare JID) -> the JID the watcher knows the user as. */
+  private readonly xmppWatchers = new Map<string, Map<string, string>>();
+  /** Presentity address -> the XMPP contact behind it. */
+  private readonly contacts = new Map<string, Contact>();
+  /** Contact bare JID -> presentity addresses of it (one, unless SIP users spelt it differently). */
+  private readonly presentitiesOf = new Map<string, Set<string>>();
+  /** Subscription handling waits for isKnownUser; one chain keeps requests of a watcher in order. */
+  private chain: Promise<void> = Promise.resolve();
+  private readonly counters = { presenceIn: 0, presenceOut: 0 };
+  private readonly listeners = {
+    change: (aor: string, state: PresenceState, source: string) => this.onSipChange(aor, state, source),
+    watch: (presentity: string, watcher: string) => this.onWatch(presentity, watcher),
+    unwatch: (presentity: string, watcher: string) => this.onUnwatch(presentity, watcher),
+  };
+
+  constructor(
+    private readonly hooks: PresenceHooks,
+    private readonly options: PresenceBridgeOptions,
+    /** Sends (or queues) a stanza on the link. */
+    private readonly send: (stanza: xml.Element) => void,
+    private readonly log: Logger,
+  ) {}
+
+  get stats(): PresenceBridgeStats {
+    let xmppWatchers = 0;
+    for (const watchers of this.xmppWatchers.values()) xmppWatchers += watchers.size;
+    return { ...this.counters, xmppWatchers, xmppContacts: this.presentitiesOf.size };
+  }
+
+  start(): void {
+    const service = this.hooks.service;
+    service.on('change', this.listeners.change).on('watch', this.listeners.watch).on('unwatch', this.listeners.unwatch);
+  }
+
+  /**
+   * Stops following the agent before it ends its subscriptions (which must not cancel the XMPP
+   * contacts' approvals), and tells XMPP watchers that the SIP users are unavailable.
+   */
+  async stop(): Promise<void> {
+    const service = this.hooks.service;
+    service.off('change', this.listeners.change).off('watch', this.listeners.watch).off('unwatch', this.listeners.unwatch);
+    await this.chain;
+    for (const [aor, watchers] of this.xmppWatchers) {
+      for (const [watcher, as] of watchers) this.emit(xml('presence', { from: as, to: watcher, type: 'unavailable' }));
+      this.xmppWatchers.delete(aor);
+    }
+    for (const presentity of this.contacts.keys()) service.publishFrom(XMPP_SOURCE, presentity, null);
+    this.contacts.clear();
+    this.presentitiesOf.clear();
+  }
+
+  /**
+   * The link is (again) up: ask every watched contact that approved for its presence, which may
+   * have changed meanwhile. (A probe to a contact that has not approved yet is answered by its
+   * server with "unsubscribed", which Prosody takes as refusing the pending request.)
+   */
+  online(): void {
+    for (const contact of this.contacts.values()) {
+      if (!contact.approved) continue;
+      for (const watcher of this.hooks.service.watchersOf(contact.presentity)) {
+        const from = this.watcherJid(watcher);
+        if (from) this.emit(xml('presence', { from, to: contact.jid, type: 'probe' }));
+      }
+    }
+  }
+
+  /** A <presence/> stanza from XMPP. */
+  onPresence(stanza: xml.Element): void {
+    this.counters.presenceIn++;
+    const from = parseJid(stanza.attrs.from ?? '');
+    const to = parseJid(stanza.attrs.to ?? '');
+    if (!from || !to) return;
+    const type = stanza.attrs.type ?? 'available';
+    switch (type) {
+      case 'available':
+      case 'unavailable':
+        return this.onContactPresence(from, stanza);
+      case 'subscribe':
+      case 'probe':
+      case 'unsubscribe':
+        return this.serially(() => this.onWatcherRequest(type, from, to));
+      case 'unsubscribed':
+      case 'error':
+        // The contact refused or cancelled the subscription, or its server could not deliver: its
+        // presence is no longer known.
+        this.log.debug({ from: stanza.attrs.from, to: stanza.attrs.to, type }, 'XMPP presence subscription refused or failed');
+        return this.forgetResources(bare(from));
+      case 'subscribed':
+        // The contact approved; its server sends its presence next.
+        for (const contact of this.contactsOf(bare(from))) contact.approved = true;
+        return;
+      default:
+        return;
+    }
+  }
+
+  // XMPP contacts watched by SIP users.
+
+  private onWatch(presentity: string, watcher: string): void {
+    const jid = this.contactJid(presentity);
+    if (!jid) return;
+    const from = this.watcherJid(watcher);
+    if (!from) {
+      this.log.debug({ presentity, watcher }, 'SIP watcher has no XMPP address; XMPP presence not asked for');
+      return;
+    }
+    const contact = this.contacts.get(presentity) ?? { jid, presentity, resources: new Map(), approved: false };
+    if (!this.contacts.has(presentity)) {
+      this.contacts.set(presentity, contact);
+      const presentities = this.presentitiesOf.get(jid) ?? new Set();
+      this.presentitiesOf.set(jid, presentities.add(presentity));
+    }
+    this.log.debug({ presentity, watcher, contact: jid }, 'SIP user watches an XMPP contact');
+    // RFC 6121 §3.1.3: a subscription approved before is approved again at once by the contact's
+    // server, which sends the contact's presence with it (Prosody does); no probe, see online().
+    this.emit(xml('presence', { from, to: jid, type: 'subscribe' }));
+  }
+
+  private onUnwatch(presentity: string, watcher: string): void {
+    const contact = this.contacts.get(presentity);
+    if (!contact) return;
+    const remaining = this.hooks.service.watchersOf(presentity);
+    if (!remaining.includes(watcher)) {
+      const from = this.watcherJid(watcher);
+      if (from) this.emit(xml('presence', { from, to: contact.jid, type: 'unsubscribe' }));
+    }
+    if (remaining.length > 0) return;
+    this.contacts.delete(presentity);
+    const presentities = this.presentitiesOf.get(contact.jid);
+    presentities?.delete(presentity);
+    if (presentities?.size === 0) this.presentitiesOf.delete(contact.jid);
+    this.hooks.service.publishFrom(XMPP_SOURCE, presentity, null);
+  }
+
+  private onContactPresence(from: Jid, stanza: xml.Element): void {
+    for (const contact of this.contactsOf(bare(from))) {
+      contact.approved = true;
+      const state = stateOfStanza(stanza);
+      if (state.basic === 'open') {
+        const priority = Number.parseInt(stanza.getChildText('priority') ?? '0', 10);
+        contact.resources.set(from.resource, { state, priority: Number.isFinite(priority) ? priority : 0 });
+      } else if (from.resource === '') {
+        // Unavailable from the bare JID: every resource is gone.
+        contact.resources.clear();
+      } else {
+        contact.resources.delete(from.resource);
+      }
+      this.hooks.service.publishFrom(XMPP_SOURCE, contact.presentity, contact.resources.size > 0 ? speaker(contact) : state);
+    }
+  }
+
+  private forgetResources(jid: string): void {
+    for (const contact of this.contactsOf(jid)) {
+      contact.resources.clear();
+      contact.approved = false;
+      this.hooks.service.publishFrom(XMPP_SOURCE, contact.presentity, null);
+    }
+  }
+
+  /** The contacts (one per presentity address) behind a bare JID. */
+  private contactsOf(jid: string): Contact[] {
+    return [...(this.presentitiesOf.get(jid) ?? [])].map((presentity) => this.contacts.get(presentity)!);
+  }
+
+  /** The bare JID behind a presentity address of the gateway domain; undefined for any other address. */
+  private contactJid(presentity: string): string | undefined {
+    const uri = uriOfAor(presentity);
+    if (!uri || uri.host !== this.options.gatewayDomain) return undefined;
+    const jid = this.options.addresses.xmppRecipient(uri);
+    // An XMPP address of the gateway's own domain leads back to SIP.
+    if (!jid || jid.domain === this.options.xmppDomain) return undefined;
+    return formatJid(jid);
+  }
+
+  /** The JID a SIP user has on XMPP. */
+  private watcherJid(watcher: string): string | undefined {
+    const uri = uriOfAor(watcher);
+    if (!uri || !this.options.localDomains.has(uri.host)) return undefined;
+    const jid = this.options.addresses.xmppSender(uri);
+    return jid && formatJid(jid);
+  }
+
+  // XMPP users watching SIP users.
+
+  private async onWatcherRequest(type: 'subscribe' | 'probe' | 'unsubscribe', from: Jid, to: Jid): Promise<void> {
+    const watcher = bare(from);
+    const as = bare(to);
+    const aor = this.sipUserOf(to);
+    const watchers = aor ? this.xmppWatchers.get(aor) : undefined;
+    if (type === 'unsubscribe') {
+      if (aor && watchers?.delete(watcher)) {
+        if (watchers.size === 0) this.xmppWatchers.delete(aor);
+        this.log.debug({ aor, watcher }, 'XMPP user stopped watching a SIP user');
+      }
+      // RFC 6121 §3.3.3: the contact's presence is no longer sent to the former subscriber.
+      this.emit(xml('presence', { from: as, to: watcher, type: 'unavailable' }));
+      return;
+    }
+    if (!aor || !(await this.hooks.isKnownUser(aor))) {
+      // RFC 6121 §3.1.3 / §4.3.2: no such user: refused.
+      this.emit(xml('presence', { from: as, to: watcher, type: 'unsubscribed' }));
+      return;
+    }
+    if (type === 'subscribe') this.emit(xml('presence', { from: as, to: watcher, type: 'subscribed' }));
+    // A probe comes from the server of a watcher whose subscription was approved before (perhaps
+    // before a restart, as watchers are kept in memory): it is a watcher again.
+    const known = this.xmppWatchers.get(aor) ?? new Map<string, string>();
+    if (!known.has(watcher)) this.log.debug({ aor, watcher }, 'XMPP user watches a SIP user');
+    this.xmppWatchers.set(aor, known.set(watcher, as));
+    this.emit(stanzaOfState(this.hooks.service.stateOf(aor), { from: as, to: watcher }));
+  }
+
+  private onSipChange(aor: string, state: PresenceState, source: string): void {
+    if (source === XMPP_SOURCE) return;
+    for (const [watcher, as] of this.xmppWatchers.get(aor) ?? []) this.emit(stanzaOfState(state, { from: as, to: watcher }));
+  }
+
+  /** The local SIP user ("user@domain") a JID of the gateway's XMPP domain stands for. */
+  private sipUserOf(jid: Jid): string | undefined {
+    if (jid.domain !== this.options.xmppDomain) return undefined;
+    const address = this.options.addresses.sipRecipient({ ...jid, resource: '' });
+    if (!address) return undefined;
+    try {
+      const uri = parseUri(address);
+      return this.options.localDomains.has(uri.host) ? aorOf(uri) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private serially(work: () => Promise<void>): void {
+    this.chain = this.chain.then(work).catch((error: unknown) => this.log.error({ err: error }, 'XMPP presence subscription handling failed'));
+  }
+
+  private emit(stanza: xml.Element): void {
+    this.counters.presenceOut++;
+    this.send(stanza);
+  }
+}
+
+function bare(jid: Jid): string {
+  return formatJid({ ...jid, resource: '' });
+}
+
+/** The state of the resource that speaks for a contact: highest priority, then most available. */
+function speaker(contact: Contact): PresenceState {
+  let best: { state: PresenceState; priority: number; rank: number } | undefined;
+  for (const { state, priority } of contact.resources.values()) {
+    const rank = SHOW_RANK[showOfActivities(state.activities) ?? ''] ?? 0;
+    if (!best || priority > best.priority || (priority === best.priority && rank > best.rank)) best = { state, priority, rank };
+  }
+  return best!.state;
+}
+
+/** The SIP URI of a "user@domain" address, as the agent keys them. */
+function uriOfAor(aor: string): SipUri | undefined {
+  const at = aor.lastIndexOf('@');
+  if (at <= 0) return undefined;
+  try {
+    return parseUri(`sip:${escapeUser(aor.slice(0, at))}@${aor.slice(at + 1)}`);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,241 @@
+// Presence through the XMPP gateway (RFC 7248) against a real Prosody: a SIP user watching an XMPP
+// user, an XMPP user watching a SIP user; then the gateway's status in the admin RPC and metrics,
+// and an XMPP thread carried as the Call-ID.
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, test } from 'node:test';
+import xml from '@xmpp/xml';
+import type { PresenceState } from '../../src/presence/index.js';
+import { rpc, scrape, sample } from '../admin/client.js';
+import { eventually } from '../support/eventually.js';
+import { Watch, pidf, publish, stateIn } from '../support/presence.js';
+import { Prosody } from '../support/prosody.js';
+import { type TestServer, startServer } from '../support/server.js';
+import { TestUA } from '../support/ua.js';
+import { XmppUser } from '../support/xmpp-user.js';
+
+let prosody: Prosody;
+let parley: TestServer;
+let alice: TestUA;
+let bob: TestUA;
+let mercutio: XmppUser;
+let tybalt: XmppUser;
+
+/** The separator convention: how SIP users write to XMPP users, and XMPP users to SIP users. */
+const sipAddressOf = (user: string) => `sip:${user}*${prosody.domain}@${prosody.componentDomain}`;
+const jidOf = (sipUser: string) => `${sipUser}*localhost@${prosody.componentDomain}`;
+
+/** Reads NOTIFYs of a watch until one states what `expected` says (intermediate ones are skipped). */
+async function notified(watch: Watch, expected: Partial<PresenceState>, timeoutMs = 8000): Promise<PresenceState> {
+  const deadline = Date.now() + timeoutMs;
+  const seen: PresenceState[] = [];
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`no NOTIFY with ${JSON.stringify(expected)}; got ${JSON.stringify(seen)}`);
+    let state: PresenceState;
+    try {
+      state = stateIn(await watch.nextNotify(left));
+    } catch {
+      throw new Error(`no NOTIFY with ${JSON.stringify(expected)}; got ${JSON.stringify(seen)}`);
+    }
+    seen.push(state);
+    const matches = Object.entries(expected).every(([key, value]) => JSON.stringify(state[key as keyof PresenceState]) === JSON.stringify(value));
+    if (matches) return state;
+  }
+}
+
+/** Presence from `from` of `type` (undefined: available) received by `user` since index `since`. */
+const presenceFrom = (user: XmppUser, from: string, type: string | undefined, since: number) =>
+  user.waitForPresence((p) => p.attrs.from === from && p.attrs.type === type, since);
+
+before(async () => {
+  prosody = await Prosody.start();
+  await Promise.all([prosody.register('mercutio', 'password'), prosody.register('tybalt', 'password')]);
+  [mercutio, tybalt] = await Promise.all([XmppUser.connect(prosody, 'mercutio'), XmppUser.connect(prosody, 'tybalt')]);
+  await Promise.all([mercutio.fetchRoster(), tybalt.fetchRoster()]);
+  parley = await startServer({
+    xmpp: {
+      enabled: true,
+      xmpp_domain: prosody.componentDomain,
+      xmpp_password: prosody.componentSecret,
+      xmpp_port: prosody.componentPort,
+      reconnect_min: 0.1,
+      reconnect_max: 0.5,
+    },
+  });
+  alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
+  bob = await TestUA.create({ proto: 'tcp', user: 'bob', server: parley.tcp });
+  assert.equal((await alice.register()).status, 200);
+  // bob has registered once, so he exists, and is offline now.
+  assert.equal((await bob.register()).status, 200);
+  assert.equal((await bob.register(0)).status, 200);
+  await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 'XMPP link online');
+});
+
+after(async () => {
+  alice?.close();
+  bob?.close();
+  await Promise.all([mercutio?.stop(), tybalt?.stop()]);
+  await parley?.stop();
+  await prosody?.stop();
+});
+
+describe('a SIP user watching an XMPP user', () => {
+  test('gets NOTIFYs as the contact approves, goes away with a status, busy, extended away, and offline', async () => {
+    const since = mercutio.presences.length;
+    const { response, watch } = await Watch.subscribe(alice, sipAddressOf('mercutio'), { expires: 600 });
+    assert.equal(response.status, 200);
+    assert.equal((await notified(watch!, {})).basic, 'closed', 'nothing known before the contact approves');
+
+    const request = await presenceFrom(mercutio, jidOf('alice'), 'subscribe', since);
+    assert.equal(request.attrs.to, mercutio.jid);
+    await mercutio.sendPresence({ to: jidOf('alice'), type: 'subscribed' });
+    await notified(watch!, { basic: 'open', notes: [], activities: [] });
+
+    await mercutio.sendPresence({}, xml('show', {}, 'away'), xml('status', {}, 'Gone fishing 🎣 <back> & soon'));
+    await notified(watch!, { basic: 'open', notes: ['Gone fishing 🎣 <back> & soon'], activities: ['away'] });
+
+    await mercutio.sendPresence({}, xml('show', {}, 'dnd'), xml('status', {}, 'Duelling'));
+    await notified(watch!, { basic: 'open', notes: ['Duelling'], activities: ['busy'] });
+
+    await mercutio.sendPresence({}, xml('show', {}, 'xa'));
+    await notified(watch!, { basic: 'open', notes: [], activities: ['away', 'extended-away'] });
+
+    await mercutio.sendPresence({ type: 'unavailable' }, xml('status', {}, 'A plague o’ both your houses'));
+    await notified(watch!, { basic: 'closed', notes: ['A plague o’ both your houses'] });
+
+    await mercutio.sendPresence({}, xml('show', {}, 'chat'));
+    await notified(watch!, { basic: 'open', notes: [], activities: [] });
+
+    // Ending the SIP subscription ends the XMPP one.
+    const before = mercutio.presences.length;
+    assert.equal((await watch!.refresh(0)).status, 200);
+    await presenceFrom(mercutio, jidOf('alice'), 'unsubscribe', before);
+    await eventually(() => parley.server.xmpp!.presenceStats!.xmppContacts === 0 || undefined, 'contact forgotten');
+  });
+});
+
+describe('an XMPP user watching a SIP user', () => {
+  test('is approved, then sees the SIP user come online on REGISTER, its PUBLISHed note, and go offline on un-REGISTER', async () => {
+    let since = tybalt.presences.length;
+    await tybalt.sendPresence({ to: jidOf('bob'), type: 'subscribe' });
+    await presenceFrom(tybalt, jidOf('bob'), 'subscribed', since);
+    await presenceFrom(tybalt, jidOf('bob'), 'unavailable', since);
+
+    since = tybalt.presences.length;
+    assert.equal((await bob.register()).status, 200);
+    const online = await presenceFrom(tybalt, jidOf('bob'), undefined, since);
+    assert.equal(online.getChild('show'), undefined);
+    assert.equal(online.getChild('status'), undefined);
+
+    since = tybalt.presences.length;
+    const published = await publish(bob, { body: pidf(bob.aor, 'open', { note: 'In a meeting', activities: ['meeting'] }), expires: 600 });
+    assert.equal(published.status, 200);
+    const busy = await presenceFrom(tybalt, jidOf('bob'), undefined, since);
+    assert.equal(busy.getChildText('show'), 'dnd');
+    assert.equal(busy.getChildText('status'), 'In a meeting');
+
+    since = tybalt.presences.length;
+    assert.equal((await publish(bob, { etag: published.get('sip-etag')!, expires: 0 })).status, 200);
+    const plain = await presenceFrom(tybalt, jidOf('bob'), undefined, since);
+    assert.equal(plain.getChild('status'), undefined);
+
+    since = tybalt.presences.length;
+    assert.equal((await bob.register(0)).status, 200);
+    await presenceFrom(tybalt, jidOf('bob'), 'unavailable', since);
+  });
+
+  test('a probe (the watcher coming back online) is answered with the current state', async () => {
+    assert.equal((await bob.register()).status, 200);
+    await tybalt.stop();
+    tybalt = await XmppUser.connect(prosody, 'tybalt');
+    await tybalt.fetchRoster();
+    await presenceFrom(tybalt, jidOf('bob'), undefined, 0);
+  });
+
+  test('an unsubscribe is the end of it', async () => {
+    assert.equal(parley.server.xmpp!.presenceStats!.xmppWatchers, 1);
+    await tybalt.sendPresence({ to: jidOf('bob'), type: 'unsubscribe' });
+    await eventually(() => parley.server.xmpp!.presenceStats!.xmppWatchers === 0 || undefined, 'watcher forgotten');
+    const since = tybalt.presences.length;
+    assert.equal((await bob.register(0)).status, 200);
+    await sleep(300);
+    assert.deepEqual(tybalt.presences.slice(since).filter((p) => p.attrs.from === jidOf('bob') && p.attrs.type !== 'unavailable'), []);
+  });
+
+  test('a subscription request to an unknown SIP user is refused', async () => {
+    const since = tybalt.presences.length;
+    await tybalt.sendPresence({ to: jidOf('ghost'), type: 'subscribe' });
+    await presenceFrom(tybalt, jidOf('ghost'), 'unsubscribed', since);
+  });
+});
+
+describe('threads', () => {
+  test('an XMPP thread becomes the Call-ID of the MESSAGE when it can be one', async () => {
+    await tybalt.send(jidOf('alice'), 'in a thread', {}, xml('thread', {}, 'thread-42@xmpp.test'));
+    await tybalt.send(jidOf('alice'), 'odd thread', {}, xml('thread', {}, 'not a call id'));
+    const inThread = await eventually(() => alice.received.find((m) => m.body.toString() === 'in a thread'), 'message in a thread delivered');
+    assert.equal(inThread.callId, 'thread-42@xmpp.test');
+    const odd = await eventually(() => alice.received.find((m) => m.body.toString() === 'odd thread'), 'odd thread delivered');
+    assert.notEqual(odd.callId, 'not a call id');
+  });
+});
+
+describe('status', () => {
+  test('xmpp.status and the metrics show the link up and the counts', async () => {
+    const { result, error } = await rpc(parley, 'xmpp.status');
+    assert.equal(error, undefined);
+    assert.equal(result.state, 'online');
+    assert.equal(result.backend, 'component');
+    assert.equal(result.domain, prosody.componentDomain);
+    assert.ok(result.stanzasIn > 0 && result.stanzasOut > 0, JSON.stringify(result));
+    assert.equal(result.queued, 0);
+    assert.equal(result.linkErrors, 0);
+    assert.ok(result.presence.presenceIn > 0, JSON.stringify(result.presence));
+
+    const { status, text } = await scrape(parley);
+    assert.equal(status, 200);
+    assert.equal(sample(text, 'parley_xmpp_connected'), 1);
+    assert.ok(sample(text, 'parley_xmpp_stanzas_in_total')! >= result.stanzasIn);
+    assert.ok(sample(text, 'parley_xmpp_stanzas_out_total')! >= result.stanzasOut);
+    assert.equal(sample(text, 'parley_xmpp_queued'), 0);
+    assert.match(text, /^parley_xmpp_errors_total\{kind="link"\} 0$/m);
+    assert.match(text, /^parley_xmpp_errors_total\{kind="stanza"\} 0$/m);
+  });
+
+  test('xmpp.status is refused when the gateway is disabled', async () => {
+    const plain = await startServer();
+    try {
+      const { error } = await rpc(plain, 'xmpp.status');
+      assert.equal(error?.code, -32000);
+      assert.match(error!.message, /disabled/);
+      assert.equal(sample((await scrape(plain)).text, 'parley_xmpp_connected'), undefined);
+    } finally {
+      await plain.stop();
+    }
+  });
+});
+
+describe('a graceful stop', () => {
+  test('tells XMPP watchers the SIP users are unavailable, and keeps the XMPP contacts\' approvals', async () => {
+    assert.equal((await bob.register()).status, 200);
+    let since = tybalt.presences.length;
+    await tybalt.sendPresence({ to: jidOf('bob'), type: 'subscribe' });
+    await presenceFrom(tybalt, jidOf('bob'), undefined, since);
+    const asked = mercutio.presences.length;
+    const { watch } = await Watch.subscribe(alice, sipAddressOf('mercutio'), { expires: 600 });
+    // The earlier unsubscribe ended mercutio's approval: he is asked again.
+    await presenceFrom(mercutio, jidOf('alice'), 'subscribe', asked);
+    await mercutio.sendPresence({ to: jidOf('alice'), type: 'subscribed' });
+    await notified(watch!, { basic: 'open' });
+
+    since = tybalt.presences.length;
+    const mercutioSince = mercutio.presences.length;
+    await parley.stop();
+    await presenceFrom(tybalt, jidOf('bob'), 'unavailable', since);
+    const ended = () => alice.received.find((m) => m.method === 'NOTIFY' && m.callId === watch!.callId && m.get('subscription-state')!.startsWith('terminated'));
+    assert.match((await eventually(ended, 'last NOTIFY')).get('subscription-state')!, /^terminated;reason=deactivated/);
+    await sleep(200);
+    assert.deepEqual(mercutio.presences.slice(mercutioSince).map(String), []);
+  });
+});
