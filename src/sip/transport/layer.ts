@@ -8,6 +8,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { SipParseError, parseMessage } from '../parser.js';
@@ -186,7 +187,12 @@ export class TransportLayer extends EventEmitter {
   }
 
   private startUdp(spec: ListenSpec): Promise<number> {
-    const socket = createSocket({ type: isIP(spec.host) === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    const socket = createSocket({
+      type: isIP(spec.host) === 6 ? 'udp6' : 'udp4',
+      recvBufferSize: 4 << 20,
+      sendBufferSize: 4 << 20,
+      lookup: resolveForSend,
+    });
     socket.on('message', (data: Buffer, rinfo: RemoteInfo) => this.onDatagram(data, rinfo));
     socket.on('error', (error) => this.emit('error', error));
     return new Promise((resolve, reject) => {
@@ -321,6 +327,20 @@ export class TransportLayer extends EventEmitter {
 }
 
 const SENT = Promise.resolve();
+
+/**
+ * dgram resolves every destination before sending, even a literal IP, through dns.lookup and a
+ * deferred callback; nearly every datagram Parley sends goes to a literal IP, answered here at once.
+ */
+function resolveForSend(
+  address: string,
+  options: number | LookupOneOptions,
+  callback: (error: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const literal = isIP(address);
+  if (literal) callback(null, address, literal);
+  else dnsLookup(address, typeof options === 'number' ? { family: options } : options, callback);
+}
 
 function isKeepalive(data: Buffer): boolean {
   for (const byte of data) if (byte !== 0x0d && byte !== 0x0a) return false;
