@@ -234,6 +234,7 @@ export class RoomService {
 
   private takeToken(sender: string): boolean {
     const now = Date.now();
+    if (this.buckets.size > 10_000) this.forgetIdleSenders(now);
     const bucket = this.buckets.get(sender) ?? { tokens: this.options.rateBurst, at: now };
     bucket.tokens = Math.min(this.options.rateBurst, bucket.tokens + ((now - bucket.at) / 1000) * this.options.maxRate);
     bucket.at = now;
@@ -241,6 +242,12 @@ export class RoomService {
     if (bucket.tokens < 1) return false;
     bucket.tokens -= 1;
     return true;
+  }
+
+  /** Senders whose allowance has refilled are no different from new ones: their entries can go. */
+  private forgetIdleSenders(now: number): void {
+    const refill = (this.options.rateBurst / this.options.maxRate) * 1000;
+    for (const [sender, bucket] of this.buckets) if (now - bucket.at >= refill) this.buckets.delete(sender);
   }
 
   private async runCommand(line: string, sender: string, targetUser: string, targetDomain: string): Promise<string> {
