@@ -11,6 +11,8 @@ if [ "${1:-}" = "--test" ]; then
   command -v baresip >/dev/null || need+=(baresip-core)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
   command -v prosody >/dev/null || need+=(prosody)
+  # libunbound for Prosody, whose own resolver ignores /etc/hosts (the s2s test names live there).
+  dpkg -s lua-unbound >/dev/null 2>&1 || need+=(lua-unbound)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"

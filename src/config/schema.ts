@@ -349,7 +349,7 @@ const baseSchema = z
       backend: z
         .enum(['component', 'server'])
         .default('component')
-        .describe('component: connect to an XMPP server as an XEP-0114 component at xmpp_host:xmpp_port; server: be the XMPP server of xmpp_domain itself (not implemented yet).'),
+        .describe('component: connect to an XMPP server as an XEP-0114 component at xmpp_host:xmpp_port; server: be the XMPP server of xmpp_domain itself, federating with other XMPP servers over s2s (s2s_listen, s2s_port, dialback_secret).'),
       address_mapping: z
         .enum(['separator', 'rfc7247'])
         .default('separator')
@@ -378,7 +378,7 @@ const baseSchema = z
         .min(1)
         .nullable()
         .default(null)
-        .describe('Shared secret of the component (component_secret in Prosody); required when enabled. Never logged.'),
+        .describe('Shared secret of the component (component_secret in Prosody); required when enabled in component mode. Never logged.'),
       message_type: z
         .enum(['chat', 'normal'])
         .default('chat')
@@ -392,6 +392,57 @@ const baseSchema = z
       reconnect_min: z.number().positive().default(1).describe('Seconds before the first reconnection attempt after the XMPP link is lost; doubled at each failure.'),
       reconnect_max: z.number().positive().default(60).describe('Longest wait between reconnection attempts, in seconds; at least reconnect_min.'),
       keepalive: z.number().positive().default(60).describe('Seconds between whitespace keepalives on the XMPP link, which find a dead connection.'),
+      s2s_listen: z
+        .string()
+        .refine((text) => isHostname(text) || isIP(text) !== 0, { message: 'expected a hostname or IP address' })
+        .default('0.0.0.0')
+        .describe('Server mode: address the server-to-server listener binds to (xmpp_host and xmpp_port are for component mode only).'),
+      s2s_port: z.number().int().min(0).max(65535).default(5269).describe('Server mode: port of the server-to-server listener (RFC 6120 default 5269; 0: any free port).'),
+      resolver: z
+        .string()
+        .refine((text) => {
+          const address = splitHostPort(text);
+          return address !== undefined && isIP(address.host) !== 0 && (address.port === undefined || parsePort(address.port) !== undefined);
+        }, { message: 'expected IP or IP:PORT ([IPv6]:PORT)' })
+        .nullable()
+        .default(null)
+        .describe('Server mode: DNS server for the SRV (_xmpp-server._tcp) and A/AAAA lookups of remote domains, IP[:PORT]; null: the system\'s resolver, falling back to the system\'s lookup (/etc/hosts).'),
+      tls_cert: readablePath.nullable().default(null).describe('Server mode: PEM certificate for STARTTLS on s2s streams; null: tls.cert. Without either, STARTTLS is not offered to incoming streams.'),
+      tls_key: readablePath.nullable().default(null).describe('Server mode: PEM private key for STARTTLS on s2s streams; null: tls.key.'),
+      dialback_secret: z
+        .string()
+        .min(16)
+        .nullable()
+        .default(null)
+        .describe('Server mode: secret of the Server Dialback keys (XEP-0185), at least 16 characters; null: a random one at each start. Never logged.'),
+      s2s_idle: z.number().positive().default(600).describe('Server mode: seconds after which a server-to-server stream that carried no stanza is closed.'),
+    }),
+    gateway: section({
+      enabled: z.boolean().default(false).describe('Run the per-user gateways: SIP users link their own accounts on other IM networks (XMPP) and chat from SIP through them. Needs secret_key (or PARLEY_GATEWAY_KEY).'),
+      registrar: sipUri
+        .nullable()
+        .default(null)
+        .describe('Address of the gateway (the seeds\' registrar parameter): users send #link, #accounts, #help... to it, and notices come from it. null: sip:gateway@<first of domains>.'),
+      jdomain: z
+        .string()
+        .regex(/^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?:=[!~*()=+$,;?])?$/i, 'expected ALIAS or ALIAS=<delimiter>, e.g. xmpp.example.com=*')
+        .nullable()
+        .default(null)
+        .describe('SIP domain of the XMPP network and its delimiter, ALIAS=<delim> (the jabber seed\'s jdomain): sip:juliet*example.net@ALIAS is juliet@example.net. null: xmpp.<first of domains>=*.'),
+      cache_time: positiveInt.default(600).describe('Seconds a session stays online without traffic while its SIP user is not registered (jab_go_offline).'),
+      delay_time: positiveInt.default(90).describe('Seconds a message waits for its session to come online; then the sender gets an error notification.'),
+      priority: z.number().int().min(-128).max(127).default(9).describe('Presence priority of the gateway\'s XMPP sessions (-128..127).'),
+      max_sessions: positiveInt.default(1000).describe('Most network sessions online or connecting at once, over all users.'),
+      max_sessions_per_user: positiveInt.default(4).describe('Most network sessions of one SIP user at once.'),
+      secret_key: z
+        .string()
+        .min(16)
+        .nullable()
+        .default(null)
+        .describe('Key (at least 16 characters) that encrypts the linked accounts\' passwords at rest (AES-256-GCM); null: the environment variable PARLEY_GATEWAY_KEY. Required when enabled; changing it makes stored passwords unreadable. Never logged.'),
+      allow_unauthenticated: z.boolean().default(false).describe('Take commands and messages from senders who did not pass digest authentication (auth.policy open). For testing only: anyone could link accounts or write as another user.'),
+      reconnect_min: z.number().positive().default(1).describe('Seconds before reconnecting a session whose connection failed or was lost; doubled at each failure.'),
+      reconnect_max: z.number().positive().default(60).describe('Longest wait between reconnection attempts of a session, in seconds; at least reconnect_min.'),
     }),
     routes: z
       .array(route)
@@ -427,12 +478,16 @@ function checkAcrossSections(config: z.output<typeof baseSchema>, ctx: z.Refinem
     }
   }
   if (config.xmpp.enabled) checkXmpp(config, ctx);
+  if (config.gateway.enabled) checkGateway(config, ctx);
 }
 
 function checkXmpp(config: z.output<typeof baseSchema>, ctx: z.RefinementCtx): void {
   const { xmpp, domains } = config;
-  for (const key of ['xmpp_domain', 'xmpp_password'] as const) {
+  for (const key of xmpp.backend === 'component' ? (['xmpp_domain', 'xmpp_password'] as const) : (['xmpp_domain'] as const)) {
     if (xmpp[key] === null) ctx.addIssue({ code: 'custom', path: ['xmpp', key], message: 'required when xmpp.enabled is true' });
+  }
+  if ((xmpp.tls_cert === null) !== (xmpp.tls_key === null)) {
+    ctx.addIssue({ code: 'custom', path: ['xmpp', xmpp.tls_cert === null ? 'tls_cert' : 'tls_key'], message: 'tls_cert and tls_key go together' });
   }
   const gatewayDomain = xmpp.gateway_domain ?? xmpp.xmpp_domain;
   if (gatewayDomain !== null && domains.includes(gatewayDomain)) {
@@ -444,6 +499,20 @@ function checkXmpp(config: z.output<typeof baseSchema>, ctx: z.RefinementCtx): v
   }
   if (xmpp.reconnect_max < xmpp.reconnect_min) {
     ctx.addIssue({ code: 'custom', path: ['xmpp', 'reconnect_max'], message: `must not be less than reconnect_min (${xmpp.reconnect_min})` });
+  }
+}
+
+function checkGateway(config: z.output<typeof baseSchema>, ctx: z.RefinementCtx): void {
+  const { gateway, domains } = config;
+  if (gateway.secret_key === null && (process.env.PARLEY_GATEWAY_KEY ?? '').length < 16) {
+    ctx.addIssue({ code: 'custom', path: ['gateway', 'secret_key'], message: 'required when gateway.enabled is true (or PARLEY_GATEWAY_KEY, at least 16 characters)' });
+  }
+  const alias = gateway.jdomain?.split('=')[0]!.toLowerCase();
+  if (alias !== undefined && domains.includes(alias)) {
+    ctx.addIssue({ code: 'custom', path: ['gateway', 'jdomain'], message: `${alias} is one of domains, but MESSAGEs to the network alias go to the gateway` });
+  }
+  if (gateway.reconnect_max < gateway.reconnect_min) {
+    ctx.addIssue({ code: 'custom', path: ['gateway', 'reconnect_max'], message: `must not be less than reconnect_min (${gateway.reconnect_min})` });
   }
 }
 

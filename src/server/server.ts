@@ -14,6 +14,7 @@ import { RoomService, escapeRegExp, globSource, parseExtraHeaders } from '../imc
 import { PRESENCE_METHODS, PresenceAgent, presenceRoute } from '../presence/index.js';
 import { AdminServer } from '../admin/index.js';
 import { XmppGateway, gatewayDomainOf, xmppGatewayOptions } from '../xmpp/index.js';
+import { GatewayService, gatewayOptions, gatewayRoutes } from '../gateway/index.js';
 
 export interface ServerOptions {
   logger: Logger;
@@ -44,6 +45,8 @@ export class ParleyServer {
   admin?: AdminServer;
   /** The XMPP gateway, when xmpp.enabled. */
   xmpp?: XmppGateway;
+  /** The per-user gateways (users' own accounts on other networks), when gateway.enabled. */
+  gateway?: GatewayService;
   private stopping = false;
   private readonly inFlight = new Set<Promise<void>>();
 
@@ -79,6 +82,10 @@ export class ParleyServer {
       this.router.prepend({ method: ['MESSAGE'], domain: escapeRegExp(gatewayDomainOf(config)), handler: 'xmpp' });
       // RFC 7248: SIP users watch XMPP users at their gateway addresses; the agent keeps those dialogs.
       if (config.presence.enabled) this.router.prepend({ method: ['SUBSCRIBE'], domain: escapeRegExp(gatewayDomainOf(config)), handler: 'presence' });
+    }
+    if (config.gateway.enabled) {
+      this.router.register({ name: 'gateway', methods: ['MESSAGE'], handle: (request) => this.gateway!.handle(request) });
+      for (const route of gatewayRoutes(config)) this.router.prepend(route);
     }
   }
 
@@ -146,6 +153,10 @@ export class ParleyServer {
         const presence = this.presence && { service: this.presence, isKnownUser: this.isKnownUser };
         this.xmpp = new XmppGateway(xmppGatewayOptions(config), this.relay, this.log.child({ module: 'xmpp' }), presence);
       }
+      if (config.gateway.enabled) {
+        const dependencies = { accounts: this.store.gatewayAccounts, relay: this.relay, registrar: this.registrar };
+        this.gateway = new GatewayService(gatewayOptions(config), dependencies, this.log.child({ module: 'gateway' }));
+      }
       if (config.imc.enabled) {
         this.rooms = new RoomService(
           await this.store.rooms({ rooms: config.imc.rooms_table, members: config.imc.members_table }),
@@ -186,6 +197,7 @@ export class ParleyServer {
       this.timers.start();
       this.relay.start();
       this.xmpp?.start();
+      this.gateway?.start();
     } catch (error) {
       await this.admin?.stop();
       await this.store.close();
@@ -202,6 +214,7 @@ export class ParleyServer {
     await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
     await this.admin?.stop();
     await this.rooms?.stop();
+    await this.gateway?.stop();
     // The gateway first: the subscriptions the agent ends must not cancel XMPP users' approvals.
     await this.xmpp?.stop();
     await this.presence?.stop();

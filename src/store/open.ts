@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationProvider } from 'kysely';
 import pg from 'pg';
+import { GatewayAccountRepository } from './accounts.js';
 import { LocationRepository } from './locations.js';
 import { migrations } from './migrations/index.js';
 import { OfflineRepository } from './offline.js';
@@ -27,6 +28,7 @@ function createRepositories(db: Kysely<Database>) {
     users: new UserRepository(db),
     locations: new LocationRepository(db),
     offline: new OfflineRepository(db),
+    gatewayAccounts: new GatewayAccountRepository(db),
   };
 }
 

@@ -84,7 +84,25 @@ export interface ParleyImcHistoryTable {
   created_at: number;
 }
 
+/** Kamailio purple's account map, plus Parley's columns; ext_pass is sealed (AES-256-GCM). */
+export interface PurplemapTable {
+  id: Generated<number>;
+  sip_user: string;
+  ext_user: string;
+  ext_prot: string;
+  ext_pass: string | null;
+  server: string | null;
+  port: number | null;
+  tls: string;
+  /** 1 or 0 (an integer on both drivers). */
+  enabled: number;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
+  purplemap: PurplemapTable;
   imc_rooms: ImcRoomsTable;
   imc_members: ImcMembersTable;
   parley_imc_rooms: ParleyImcRoomsTable;

@@ -140,6 +140,45 @@ export interface RoomTables {
   members: string;
 }
 
+/** How a gateway session secures its connection: STARTTLS required, TLS from the first byte, or none. */
+export type GatewayTlsMode = 'starttls' | 'direct' | 'none';
+
+/** A SIP user's account on another network (a row of `purplemap`). */
+export interface GatewayAccount {
+  id: number;
+  /** The SIP user, "sip:alice@example.com" as in Kamailio's purplemap. */
+  sipUser: string;
+  /** The account on the other network, e.g. "alice@example.net". */
+  extUser: string;
+  /** Network id ("xmpp", "irc"), or a seed alias ("prpl-jabber") in imported rows. */
+  extProt: string;
+  /** The password sealed by the gateway's key; never the password itself. */
+  extPass?: string;
+  /** Server to connect to; absent: the account's own domain. */
+  server?: string;
+  port?: number;
+  tls: GatewayTlsMode;
+  /** false once the network refused the password, until the account is linked again. */
+  enabled: boolean;
+  lastError?: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type NewGatewayAccount = Pick<GatewayAccount, 'sipUser' | 'extUser' | 'extProt' | 'extPass' | 'server' | 'port' | 'tls'>;
+
+export interface GatewayAccountStore {
+  /** Inserts the account, or replaces password, server, port and TLS mode of the same (sipUser, extProt, extUser), enabling it and clearing its error. */
+  put(account: NewGatewayAccount): Promise<GatewayAccount>;
+  get(id: number): Promise<GatewayAccount | undefined>;
+  /** The accounts of a SIP user, by id. */
+  listFor(sipUser: string): Promise<GatewayAccount[]>;
+  list(): Promise<GatewayAccount[]>;
+  /** True when an account was removed. */
+  remove(id: number): Promise<boolean>;
+  setStatus(id: number, status: { enabled: boolean; lastError: string | null }): Promise<void>;
+}
+
 export type StoreDriver = 'sqlite' | 'postgres';
 
 export interface Store {
@@ -147,6 +186,8 @@ export interface Store {
   readonly users: UserStore;
   readonly locations: LocationStore;
   readonly offline: OfflineStore;
+  /** The per-user gateway's account map (purplemap). */
+  readonly gatewayAccounts: GatewayAccountStore;
   /** The room tables under the configured names, created when missing. */
   rooms(tables: RoomTables): Promise<RoomStore>;
   close(): Promise<void>;

@@ -11,7 +11,8 @@ import type { Relay } from '../relay/index.js';
 import { type IncomingRequest, type SipMessage, type SipUri, escapeUser, parseUri } from '../sip/index.js';
 import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, unescapeLocal } from './addresses.js';
 import { type StanzaError, conditionForStatus, errorReply, readStanzaError, statusForCondition } from './errors.js';
-import { ComponentLink, type LinkState } from './link.js';
+import { type XmppLink, createLink } from './backend.js';
+import type { LinkState } from './link.js';
 import { type Refusal, TEXT_PLAIN, callIdOfThread, messageStanza, readSipMessage, readStanza, sipHeaders } from './messages.js';
 import type { XmppGatewayOptions } from './options.js';
 import { OutboundQueue } from './queue.js';
@@ -60,7 +61,7 @@ const MAX_SENT = 10_000;
 const EXCERPT_LENGTH = 80;
 
 export class XmppGateway {
-  private readonly link: ComponentLink;
+  private readonly link: XmppLink;
   private readonly addresses: AddressMapping;
   private readonly queue: OutboundQueue<Outgoing>;
   /** Messages from SIP sent to XMPP, by stanza id, oldest first. */
@@ -82,7 +83,6 @@ export class XmppGateway {
     private readonly log: Logger,
     presence?: PresenceHooks,
   ) {
-    if (options.backend === 'server') throw new Error('xmpp.backend server: not implemented yet');
     this.addresses = addressMapping(options.addresses);
     const { convention, separator, gatewayDomain, xmppDomain } = options.addresses;
     this.hints =
@@ -90,7 +90,7 @@ export class XmppGateway {
         ? { sip: `write to XMPP users as user${separator}xmpp.domain@${gatewayDomain}`, xmpp: `write to SIP users as user${separator}sip.domain@${xmppDomain}` }
         : { sip: 'no XMPP address for this user', xmpp: 'no SIP address for this user' };
     this.queue = new OutboundQueue(options.maxQueue, options.delayTimeMs);
-    this.link = new ComponentLink(options.link, log);
+    this.link = createLink(options, log);
     this.link.on('online', () => this.flush());
     this.link.on('stanza', (stanza) => this.onStanza(stanza));
     if (presence) {

@@ -1,12 +1,16 @@
 // The gateway's settings, read from the xmpp section of the configuration.
+import { randomBytes } from 'node:crypto';
 import { ConfigError, type Config } from '../config/index.js';
 import type { AddressOptions } from './addresses.js';
 import type { ComponentLinkOptions } from './link.js';
+import type { S2sLinkOptions } from './s2s/link.js';
 
 export interface XmppGatewayOptions {
   backend: Config['xmpp']['backend'];
   addresses: AddressOptions;
   link: ComponentLinkOptions;
+  /** Server mode (backend server): the s2s listener and outgoing streams. */
+  server?: S2sLinkOptions;
   messageType: Config['xmpp']['message_type'];
   delayTimeMs: number;
   maxQueue: number;
@@ -36,16 +40,34 @@ export function xmppGatewayOptions(config: Config): XmppGatewayOptions {
       host: xmpp.xmpp_host,
       port: xmpp.xmpp_port,
       domain: xmppDomain,
-      password: required(xmpp.xmpp_password, 'xmpp_password'),
+      password: xmpp.backend === 'server' ? (xmpp.xmpp_password ?? '') : required(xmpp.xmpp_password, 'xmpp_password'),
       reconnectMinMs: xmpp.reconnect_min * 1000,
       reconnectMaxMs: xmpp.reconnect_max * 1000,
       keepaliveMs: xmpp.keepalive * 1000,
     },
+    server: xmpp.backend === 'server' ? s2sOptions(config, xmppDomain) : undefined,
     messageType: xmpp.message_type,
     delayTimeMs: xmpp.delay_time * 1000,
     maxQueue: xmpp.max_queue,
     localDomains: new Set(config.domains),
     maxBody: config.relay.max_body,
+  };
+}
+
+function s2sOptions(config: Config, domain: string): S2sLinkOptions {
+  const xmpp = config.xmpp;
+  const cert = xmpp.tls_cert ?? config.tls.cert;
+  const key = xmpp.tls_key ?? config.tls.key;
+  return {
+    domain,
+    listenHost: xmpp.s2s_listen,
+    port: xmpp.s2s_port,
+    resolver: xmpp.resolver ?? undefined,
+    tls: cert !== null && key !== null ? { cert, key } : undefined,
+    secret: xmpp.dialback_secret ?? randomBytes(32).toString('hex'),
+    idleMs: xmpp.s2s_idle * 1000,
+    connectTimeoutMs: Math.min(xmpp.delay_time * 1000, 60_000),
+    maxQueue: xmpp.max_queue,
   };
 }
 

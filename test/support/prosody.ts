@@ -24,6 +24,12 @@ export interface ProsodyOptions {
   domain?: string;
   componentDomain?: string;
   componentSecret?: string;
+  /** Another configuration template (default test/fixtures/prosody/prosody.cfg.lua). */
+  template?: URL;
+  /** Further {{PLACEHOLDERS}} of the template. */
+  values?: Record<string, string | number>;
+  /** Runs before Prosody starts, with its directory (certificates go there). */
+  setup?: (dir: string) => void;
 }
 
 export class Prosody {
@@ -50,8 +56,10 @@ export class Prosody {
       DOMAIN: this.domain,
       COMPONENT_DOMAIN: this.componentDomain,
       COMPONENT_SECRET: this.componentSecret,
+      ...options.values,
     };
-    const template = readFileSync(TEMPLATE, 'utf8');
+    options.setup?.(this.dir);
+    const template = readFileSync(options.template ?? TEMPLATE, 'utf8');
     writeFileSync(this.config, template.replace(/\{\{([A-Z_0-9]+)\}\}/g, (_, name: string) => String(values[name])));
   }
 

@@ -148,6 +148,12 @@ describe('without a reachable XMPP server', () => {
   });
 });
 
-test('backend server is refused at start, saying it is not implemented', async () => {
-  await assert.rejects(startServer(xmppConfig(5347, { backend: 'server' })), /xmpp\.backend server: not implemented yet/);
+test('backend server starts a server-to-server listener instead of a component link', async () => {
+  const parley = await startServer(xmppConfig(5347, { backend: 'server', xmpp_password: null, s2s_listen: '127.0.0.1', s2s_port: 0 }));
+  try {
+    await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 's2s listener online');
+    assert.ok(parley.logs.some((line) => line.includes('XMPP server (s2s) listening')));
+  } finally {
+    await parley.stop();
+  }
 });

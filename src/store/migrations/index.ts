@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import type { StoreDriver } from '../types.js';
 import { core } from './001_core.js';
 import { rooms } from './002_rooms.js';
+import { gateway } from './003_gateway.js';
 
 export interface StoreMigration {
   // Kysely<any>: a migration works on the schema as it was at its version, not on today's Database type.
@@ -13,4 +14,5 @@ export interface StoreMigration {
 export const migrations: Readonly<Record<string, StoreMigration>> = {
   '001_core': core,
   '002_rooms': rooms,
+  '003_gateway': gateway,
 };

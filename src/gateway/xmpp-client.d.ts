@@ -1,0 +1,30 @@
+// Types for the part of @xmpp/client 0.14 the gateway's XMPP sessions use; the package ships none.
+// Declarations of the same module merge (test/support/xmpp-client.d.ts declares what the tests use):
+// members repeated here have the same types.
+declare module '@xmpp/client' {
+  import type { EventEmitter } from 'node:events';
+  import type xml from '@xmpp/xml';
+
+  export interface Client extends EventEmitter {
+    readonly status: string;
+    /** The bound JID once online. */
+    readonly jid: { toString(): string } | null;
+    readonly reconnect: { stop(): void };
+    start(): Promise<unknown>;
+    stop(): Promise<unknown>;
+    send(element: xml.Element): Promise<void>;
+    /** True once the connection is encrypted (direct TLS, or STARTTLS negotiated). */
+    isSecure(): boolean;
+    /** Feeds what the socket read to the XML parser. */
+    _onData(data: Buffer | string): void;
+  }
+
+  export type SaslAuthenticate = (credentials: { username: string; password: string }, mechanism: string) => Promise<void>;
+
+  export function client(options: {
+    service: string;
+    domain: string;
+    resource?: string;
+    credentials: (authenticate: SaslAuthenticate, mechanisms: string[], fast: unknown, entity: Client) => Promise<void>;
+  }): Client;
+}

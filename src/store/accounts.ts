@@ -1,0 +1,80 @@
+// The per-user gateway's account map, in Kamailio purple's `purplemap` table.
+import type { Kysely, Selectable } from 'kysely';
+import type { Database, PurplemapTable } from './schema.js';
+import type { GatewayAccount, GatewayAccountStore, GatewayTlsMode, NewGatewayAccount } from './types.js';
+
+const TLS_MODES: ReadonlySet<string> = new Set<GatewayTlsMode>(['starttls', 'direct', 'none']);
+
+export class GatewayAccountRepository implements GatewayAccountStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async put(account: NewGatewayAccount): Promise<GatewayAccount> {
+    const now = Date.now();
+    const values = {
+      ext_pass: account.extPass ?? null,
+      server: account.server ?? null,
+      port: account.port ?? null,
+      tls: account.tls,
+      enabled: 1,
+      last_error: null,
+      updated_at: now,
+    };
+    await this.db
+      .insertInto('purplemap')
+      .values({ sip_user: account.sipUser, ext_user: account.extUser, ext_prot: account.extProt, created_at: now, ...values })
+      .onConflict((conflict) => conflict.columns(['sip_user', 'ext_prot', 'ext_user']).doUpdateSet(values))
+      .execute();
+    const row = await this.db
+      .selectFrom('purplemap')
+      .selectAll()
+      .where('sip_user', '=', account.sipUser)
+      .where('ext_prot', '=', account.extProt)
+      .where('ext_user', '=', account.extUser)
+      .executeTakeFirstOrThrow();
+    return toAccount(row);
+  }
+
+  async get(id: number): Promise<GatewayAccount | undefined> {
+    const row = await this.db.selectFrom('purplemap').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toAccount(row);
+  }
+
+  async listFor(sipUser: string): Promise<GatewayAccount[]> {
+    const rows = await this.db.selectFrom('purplemap').selectAll().where('sip_user', '=', sipUser).orderBy('id').execute();
+    return rows.map(toAccount);
+  }
+
+  async list(): Promise<GatewayAccount[]> {
+    return (await this.db.selectFrom('purplemap').selectAll().orderBy('id').execute()).map(toAccount);
+  }
+
+  async remove(id: number): Promise<boolean> {
+    const result = await this.db.deleteFrom('purplemap').where('id', '=', id).executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  }
+
+  async setStatus(id: number, status: { enabled: boolean; lastError: string | null }): Promise<void> {
+    await this.db
+      .updateTable('purplemap')
+      .set({ enabled: status.enabled ? 1 : 0, last_error: status.lastError, updated_at: Date.now() })
+      .where('id', '=', id)
+      .execute();
+  }
+}
+
+function toAccount(row: Selectable<PurplemapTable>): GatewayAccount {
+  return {
+    id: Number(row.id),
+    sipUser: row.sip_user,
+    extUser: row.ext_user,
+    extProt: row.ext_prot,
+    extPass: row.ext_pass ?? undefined,
+    server: row.server ?? undefined,
+    port: row.port ?? undefined,
+    tls: TLS_MODES.has(row.tls) ? (row.tls as GatewayTlsMode) : 'starttls',
+    enabled: Number(row.enabled) !== 0,
+    lastError: row.last_error ?? undefined,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}

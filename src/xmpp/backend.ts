@@ -1,0 +1,30 @@
+// What the gateway needs of its connection to XMPP, whichever the backend: the component link
+// (link.ts, XEP-0114 to an XMPP server) or Parley's own server-to-server link (s2s/, server mode).
+import type { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type xml from '@xmpp/xml';
+import { ComponentLink, type LinkState } from './link.js';
+import type { XmppGatewayOptions } from './options.js';
+import { S2sLink } from './s2s/link.js';
+
+export interface XmppLink extends EventEmitter<{ online: []; stanza: [xml.Element] }> {
+  readonly state: LinkState;
+  readonly online: boolean;
+  /** Stream and connection errors. */
+  readonly errors: number;
+  readonly reconnects: number;
+  /** Milliseconds since the link was last usable; 0 while online. */
+  downFor(now: number): number;
+  start(): void;
+  stop(): Promise<void>;
+  /** Sends a stanza (or, in server mode, queues it for its domain's stream); false when the link is not online. */
+  send(stanza: xml.Element): boolean;
+}
+
+export function createLink(options: XmppGatewayOptions, log: Logger): XmppLink {
+  if (options.backend === 'server') {
+    if (!options.server) throw new Error('xmpp.backend server: no s2s options');
+    return new S2sLink(options.server, log);
+  }
+  return new ComponentLink(options.link, log);
+}

@@ -1,0 +1,513 @@
+// Parley as the XMPP server of xmpp_domain (server mode): server-to-server streams (RFC 6120) in
+// both directions, STARTTLS, and Server Dialback (XEP-0220) to authenticate domains both ways.
+// Incoming streams carry stanzas from remote domains once their db:result is verified with the
+// domain's authoritative server; one outgoing stream per remote domain, found through SRV
+// (resolve.ts), carries Parley's stanzas once the remote server accepts its dialback key, and
+// stanzas wait on it while it connects. A stanza that cannot be delivered (no server, refused,
+// timed out) comes back to the gateway as the stanza error a remote server would have sent.
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { type AddressInfo, type Server, type Socket, connect, createServer } from 'node:net';
+import { type SecureContext, TLSSocket, connect as tlsConnect, createSecureContext } from 'node:tls';
+import type { Logger } from 'pino';
+import xml from '@xmpp/xml';
+import { parseJid } from '../addresses.js';
+import { errorReply } from '../errors.js';
+import type { LinkState } from '../link.js';
+import { dialbackKey, verifyDialbackKey } from './dialback.js';
+import { ServerResolver } from './resolve.js';
+import { NS_DIALBACK_FEATURE, NS_TLS, XmlStream } from './stream.js';
+
+export interface S2sLinkOptions {
+  /** The XMPP domain Parley serves (xmpp_domain). */
+  domain: string;
+  listenHost: string;
+  /** 0: any free port (tests). */
+  port: number;
+  /** DNS server for SRV and address lookups, "host:port"; undefined: the system's. */
+  resolver?: string;
+  /** PEM files for STARTTLS; without them no STARTTLS is offered (outgoing streams still use it). */
+  tls?: { cert: string; key: string };
+  /** Secret of the dialback keys (XEP-0185). */
+  secret: string;
+  /** Streams without a stanza for this long are closed. */
+  idleMs: number;
+  /** Longest time stanzas wait for an outgoing stream to be connected and authenticated. */
+  connectTimeoutMs: number;
+  /** Most stanzas waiting per remote domain. */
+  maxQueue: number;
+}
+
+export interface PeerStatus {
+  domain: string;
+  direction: 'in' | 'out';
+  state: string;
+  secure: boolean;
+}
+
+interface LinkEvents {
+  online: [];
+  stanza: [xml.Element];
+}
+
+const SOCKET_TIMEOUT_MS = 10_000;
+const VERIFY_TIMEOUT_MS = 30_000;
+const LISTEN_RETRY_MS = 5_000;
+const NS_PING = 'urn:xmpp:ping';
+const STANZAS = new Set(['message', 'presence', 'iq']);
+
+export class S2sLink extends EventEmitter<LinkEvents> {
+  state: LinkState = 'stopped';
+  /** Stream errors and failed connections. */
+  errors = 0;
+  /** Times listening had to be retried. */
+  reconnects = 0;
+  private readonly resolver: ServerResolver;
+  private readonly secureContext: SecureContext | undefined;
+  private server: Server | undefined;
+  private readonly incoming = new Set<Incoming>();
+  private readonly outgoing = new Map<string, Outgoing>();
+  private downSince = Date.now();
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly options: S2sLinkOptions,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.resolver = new ServerResolver(options.resolver);
+    this.secureContext = options.tls && createSecureContext({ cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key) });
+  }
+
+  get online(): boolean {
+    return this.state === 'online';
+  }
+
+  downFor(now: number): number {
+    return this.online ? 0 : now - this.downSince;
+  }
+
+  /** The address the s2s listener is bound to, once online. */
+  address(): AddressInfo | undefined {
+    const address = this.server?.address();
+    return address && typeof address === 'object' ? address : undefined;
+  }
+
+  peers(): PeerStatus[] {
+    return [
+      ...[...this.incoming].flatMap((session) =>
+        [...session.domains].map((domain) => ({ domain, direction: 'in' as const, state: 'authenticated', secure: session.stream.secure })),
+      ),
+      ...[...this.outgoing.values()].map((session) => ({ domain: session.domain, direction: 'out' as const, state: session.state, secure: session.stream?.secure ?? false })),
+    ];
+  }
+
+  start(): void {
+    this.state = 'down';
+    this.downSince = Date.now();
+    this.listen();
+  }
+
+  async stop(): Promise<void> {
+    this.state = 'stopped';
+    clearTimeout(this.retryTimer);
+    const server = this.server;
+    this.server = undefined;
+    for (const session of this.outgoing.values()) session.shutdown('remote-server-timeout', 'the gateway stopped');
+    this.outgoing.clear();
+    for (const session of this.incoming) session.stream.close();
+    this.incoming.clear();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Sends a stanza to the server of its recipient's domain; false when the link is not online. */
+  send(stanza: xml.Element): boolean {
+    if (!this.online) return false;
+    const to = parseJid(stanza.attrs.to ?? '');
+    if (!to || to.domain === this.options.domain) {
+      this.log.debug({ to: stanza.attrs.to }, 'stanza for no remote domain dropped');
+      return true;
+    }
+    this.outgoingTo(to.domain).enqueue(stanza);
+    return true;
+  }
+
+  private listen(): void {
+    const server = createServer((socket) => this.accept(socket));
+    this.server = server;
+    server.once('error', (error) => {
+      this.log.error({ err: error.message, host: this.options.listenHost, port: this.options.port }, 's2s listener failed; retrying');
+      this.errors++;
+      server.close();
+      if (this.state === 'stopped') return;
+      this.retryTimer = setTimeout(() => {
+        this.reconnects++;
+        this.listen();
+      }, LISTEN_RETRY_MS).unref();
+    });
+    server.listen(this.options.port, this.options.listenHost, () => {
+      if (this.state === 'stopped' || this.server !== server) return void server.close();
+      this.state = 'online';
+      const { address, port } = this.address()!;
+      this.log.info({ domain: this.options.domain, address, port, tls: Boolean(this.secureContext) }, 'XMPP server (s2s) listening');
+      this.emit('online');
+    });
+  }
+
+  private outgoingTo(domain: string): Outgoing {
+    let session = this.outgoing.get(domain);
+    if (!session || session.state === 'closed') {
+      session = new Outgoing(domain, this);
+      this.outgoing.set(domain, session);
+      void session.connect();
+    }
+    return session;
+  }
+
+  // ---- incoming streams ----
+
+  private accept(socket: Socket): void {
+    if (this.state !== 'online') return void socket.destroy();
+    const session: Incoming = {
+      id: randomBytes(12).toString('hex'),
+      stream: new XmlStream(socket, this.log, this.options.idleMs, () => session.stream.close()),
+      domains: new Set(),
+    };
+    this.incoming.add(session);
+    const { stream } = session;
+    stream.on('closed', () => this.incoming.delete(session));
+    stream.on('open', (attrs) => this.onIncomingOpen(session, attrs));
+    stream.on('element', (element) => this.onIncomingElement(session, element));
+  }
+
+  private onIncomingOpen(session: Incoming, attrs: Record<string, string | undefined>): void {
+    const { stream } = session;
+    const header = { from: this.options.domain, to: attrs.from, id: session.id };
+    if (attrs.to !== undefined && attrs.to !== this.options.domain) {
+      this.errors++;
+      return stream.fail('host-unknown', `this server is ${this.options.domain}`, header);
+    }
+    stream.open(header);
+    if (attrs.version === undefined) return; // RFC 3920 peers: no features
+    const features =
+      this.secureContext && !stream.secure
+        ? xml('stream:features', {}, xml('starttls', { xmlns: NS_TLS }, xml('required')))
+        : xml('stream:features', {}, xml('dialback', { xmlns: NS_DIALBACK_FEATURE }, xml('errors')));
+    stream.send(features);
+  }
+
+  private onIncomingElement(session: Incoming, element: xml.Element): void {
+    const { stream } = session;
+    if (element.is('starttls') && element.attrs.xmlns === NS_TLS) {
+      if (!this.secureContext || stream.secure) {
+        stream.write(`<failure xmlns='${NS_TLS}'/>`);
+        return stream.close();
+      }
+      stream.write(`<proceed xmlns='${NS_TLS}'/>`);
+      const tlsSocket = new TLSSocket(stream.detach(), { isServer: true, secureContext: this.secureContext });
+      tlsSocket.on('error', (error) => this.log.info({ err: error.message }, 's2s TLS handshake failed (incoming)'));
+      stream.upgrade(tlsSocket);
+      return;
+    }
+    if (this.secureContext && !stream.secure) {
+      this.errors++;
+      return stream.fail('policy-violation', 'STARTTLS is required');
+    }
+    if (element.name === 'db:result') return this.onDialbackResult(session, element);
+    if (element.name === 'db:verify') return this.onDialbackVerify(session, element);
+    if (!STANZAS.has(element.name)) {
+      this.errors++;
+      return stream.fail('unsupported-stanza-type', `<${element.name}/> is not a stanza`);
+    }
+    const from = parseJid(element.attrs.from ?? '');
+    const to = parseJid(element.attrs.to ?? '');
+    if (!from || !to) {
+      this.errors++;
+      return stream.fail('improper-addressing', 'stanzas need valid from and to addresses');
+    }
+    if (!session.domains.has(from.domain)) {
+      this.errors++;
+      return stream.fail('not-authorized', `${from.domain} is not authenticated on this stream`);
+    }
+    if (to.domain !== this.options.domain) {
+      this.errors++;
+      return stream.fail('host-unknown', `this server is ${this.options.domain}`);
+    }
+    if (element.is('iq')) return this.answerIq(element);
+    this.emit('stanza', element);
+  }
+
+  /** A remote server asks to be accepted as `from` (XEP-0220 §2.1.2): check the key with it. */
+  private onDialbackResult(session: Incoming, element: xml.Element): void {
+    const { stream } = session;
+    const from = element.attrs.from ?? '';
+    const to = element.attrs.to ?? '';
+    if (to !== this.options.domain) {
+      this.errors++;
+      return stream.fail('host-unknown', `this server is ${this.options.domain}`);
+    }
+    if (!parseJid(from) || from.includes('@') || from.includes('/')) {
+      return stream.send(xml('db:result', { from: to, to: from, type: 'error' }, xml('error', { type: 'cancel' }, xml('item-not-found', { xmlns: 'urn:ietf:params:xml:ns:xmpp-stanzas' }))));
+    }
+    const key = element.text().trim();
+    void this.verifyWith(from, session.id, key).then((valid) => {
+      if (!stream.isOpen) return;
+      stream.send(xml('db:result', { from: to, to: from, type: valid ? 'valid' : 'invalid' }));
+      if (valid) {
+        session.domains.add(from);
+        this.log.info({ domain: from, secure: stream.secure }, 's2s incoming stream authenticated (dialback)');
+      } else {
+        this.errors++;
+        this.log.warn({ domain: from }, 's2s dialback key refused by its authoritative server');
+        stream.close();
+      }
+    });
+  }
+
+  /** A receiving server checks a key Parley sent it (XEP-0220 §2.1.3): Parley is authoritative. */
+  private onDialbackVerify(session: Incoming, element: xml.Element): void {
+    const receiving = element.attrs.from ?? '';
+    const originating = element.attrs.to ?? '';
+    const id = element.attrs.id ?? '';
+    const valid = originating === this.options.domain && verifyDialbackKey(this.options.secret, receiving, originating, id, element.text());
+    session.stream.send(xml('db:verify', { from: originating, to: receiving, id, type: valid ? 'valid' : 'invalid' }));
+  }
+
+  /** Asks the authoritative server of `domain` whether it issued `key` for our stream `streamId`. */
+  verifyWith(domain: string, streamId: string, key: string): Promise<boolean> {
+    if (this.state !== 'online') return Promise.resolve(false);
+    return this.outgoingTo(domain).verify(streamId, key);
+  }
+
+  /** Parley answers pings; any other request gets service-unavailable (RFC 6120 §8.4). */
+  private answerIq(iq: xml.Element): void {
+    const type = iq.attrs.type;
+    if (type !== 'get' && type !== 'set') return;
+    const reply = iq.getChild('ping', NS_PING) && type === 'get'
+      ? xml('iq', { type: 'result', from: iq.attrs.to, to: iq.attrs.from, id: iq.attrs.id })
+      : errorReply(iq, { condition: 'service-unavailable' });
+    this.send(reply);
+  }
+
+  // ---- for Outgoing ----
+
+  /** @internal */
+  context(): OutgoingContext {
+    return { options: this.options, log: this.log, resolver: this.resolver, link: this };
+  }
+
+  /** @internal A stanza that could not be delivered comes back as the error a server would send. */
+  bounce(stanza: xml.Element, condition: string, text: string): void {
+    const type = stanza.attrs.type;
+    if (type === 'error' || type === 'result' || !stanza.is('message')) return;
+    this.emit('stanza', errorReply(stanza, { condition, text }));
+  }
+
+  /** @internal */
+  forget(session: Outgoing): void {
+    if (this.outgoing.get(session.domain) === session) this.outgoing.delete(session.domain);
+  }
+
+  /** @internal */
+  countError(): void {
+    this.errors++;
+  }
+}
+
+interface Incoming {
+  id: string;
+  stream: XmlStream;
+  /** Remote domains authenticated on this stream through dialback. */
+  domains: Set<string>;
+}
+
+interface OutgoingContext {
+  options: S2sLinkOptions;
+  log: Logger;
+  resolver: ServerResolver;
+  link: S2sLink;
+}
+
+type OutgoingState = 'connecting' | 'negotiating' | 'authenticating' | 'ready' | 'closed';
+
+/** The stream Parley opens to one remote domain, for its stanzas and dialback verifications. */
+class Outgoing {
+  state: OutgoingState = 'connecting';
+  stream: XmlStream | undefined;
+  private streamId: string | undefined;
+  private queue: xml.Element[] = [];
+  private readonly verifications = new Map<string, { key: string; resolve: (valid: boolean) => void; sent: boolean }>();
+  private resultSent = false;
+  private readonly deadline: NodeJS.Timeout;
+  private readonly log: Logger;
+
+  constructor(
+    readonly domain: string,
+    private readonly link: S2sLink,
+  ) {
+    const { log, options } = link.context();
+    this.log = log.child({ peer: domain });
+    this.deadline = setTimeout(() => {
+      if (this.state !== 'ready') this.shutdown('remote-server-timeout', `no authenticated stream to ${domain} within ${options.connectTimeoutMs / 1000} s`);
+    }, options.connectTimeoutMs).unref();
+  }
+
+  enqueue(stanza: xml.Element): void {
+    if (this.state === 'ready' && this.stream?.isOpen) return this.stream.send(stanza);
+    if (this.queue.length >= this.link.options.maxQueue) return this.link.bounce(stanza, 'resource-constraint', `too many stanzas waiting for ${this.domain}`);
+    this.queue.push(stanza);
+  }
+
+  verify(streamId: string, key: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish(false), VERIFY_TIMEOUT_MS).unref();
+      const finish = (valid: boolean) => {
+        clearTimeout(timer);
+        this.verifications.delete(streamId);
+        resolve(valid);
+      };
+      this.verifications.get(streamId)?.resolve(false);
+      this.verifications.set(streamId, { key, resolve: finish, sent: false });
+      if (this.state === 'authenticating' || this.state === 'ready') this.sendVerifications();
+    });
+  }
+
+  async connect(): Promise<void> {
+    const { resolver, options } = this.link.context();
+    let socket: Socket | undefined;
+    try {
+      for (const target of await resolver.targets(this.domain)) {
+        for (const address of await resolver.addresses(target.host)) {
+          if (this.state === 'closed') return;
+          socket = await openSocket(address, target.port).catch((error: Error) => {
+            this.log.debug({ address, port: target.port, err: error.message }, 's2s connection attempt failed');
+            return undefined;
+          });
+          if (socket) break;
+        }
+        if (socket) break;
+      }
+    } catch (error) {
+      this.log.debug({ err: (error as Error).message }, 's2s resolution failed');
+    }
+    if (this.state === 'closed') return void socket?.destroy();
+    if (!socket) {
+      this.log.warn('no XMPP server reachable for this domain');
+      return this.shutdown('remote-server-not-found', `no XMPP server reachable for ${this.domain}`);
+    }
+    this.state = 'negotiating';
+    const stream = new XmlStream(socket, this.log, options.idleMs, () => this.idle());
+    this.stream = stream;
+    stream.on('open', (attrs) => this.onOpen(attrs));
+    stream.on('element', (element) => this.onElement(element));
+    stream.on('closed', () => this.onClosed());
+    stream.open({ from: options.domain, to: this.domain });
+  }
+
+  private onOpen(attrs: Record<string, string | undefined>): void {
+    this.streamId = attrs.id;
+    if (attrs.from !== undefined && attrs.from !== this.domain) return this.stream!.fail('invalid-from', `expected ${this.domain}`);
+    // Without version 1.0 no features come: dialback at once.
+    if (attrs.version === undefined) this.authenticate();
+  }
+
+  private onElement(element: xml.Element): void {
+    const stream = this.stream!;
+    if (element.name === 'stream:features') {
+      if (!stream.secure && element.getChild('starttls', NS_TLS)) {
+        stream.write(`<starttls xmlns='${NS_TLS}'/>`);
+        return;
+      }
+      return this.authenticate();
+    }
+    if (element.is('proceed') && element.attrs.xmlns === NS_TLS) {
+      const tlsSocket = tlsConnect({ socket: stream.detach(), servername: this.domain, rejectUnauthorized: false });
+      tlsSocket.on('error', (error) => this.log.info({ err: error.message }, 's2s TLS handshake failed (outgoing)'));
+      stream.upgrade(tlsSocket);
+      stream.open({ from: this.link.options.domain, to: this.domain });
+      return;
+    }
+    if (element.is('failure') && element.attrs.xmlns === NS_TLS) return stream.close();
+    if (element.name === 'db:result') {
+      const type = element.attrs.type;
+      if (type === 'valid') {
+        this.state = 'ready';
+        clearTimeout(this.deadline);
+        this.log.info({ secure: stream.secure }, 's2s outgoing stream authenticated (dialback)');
+        for (const stanza of this.queue.splice(0)) stream.send(stanza);
+      } else {
+        this.link.countError();
+        this.log.warn({ type }, 's2s dialback refused by the remote server');
+        this.shutdown('remote-server-not-found', `${this.domain} refused Parley's dialback key`);
+      }
+      return;
+    }
+    if (element.name === 'db:verify') {
+      const pending = this.verifications.get(element.attrs.id ?? '');
+      pending?.resolve(element.attrs.type === 'valid' && element.attrs.from === this.domain);
+    }
+    // Anything else has no business on an outgoing stream (RFC 6120 §4.1): ignored.
+  }
+
+  /** After the features (and TLS): verifications waiting, and our own dialback key. */
+  private authenticate(): void {
+    if (this.state === 'negotiating') this.state = 'authenticating';
+    this.sendVerifications();
+    if (this.resultSent || this.streamId === undefined) return;
+    this.resultSent = true;
+    const { domain, secret } = this.link.options;
+    this.stream!.send(xml('db:result', { from: domain, to: this.domain }, dialbackKey(secret, this.domain, domain, this.streamId)));
+  }
+
+  private sendVerifications(): void {
+    for (const [id, pending] of this.verifications) {
+      if (pending.sent) continue;
+      pending.sent = true;
+      this.stream?.send(xml('db:verify', { from: this.link.options.domain, to: this.domain, id }, pending.key));
+    }
+  }
+
+  private idle(): void {
+    if (this.queue.length > 0 || this.verifications.size > 0) return;
+    this.log.debug('idle s2s stream closed');
+    this.shutdown('remote-server-timeout', 'idle');
+  }
+
+  private onClosed(): void {
+    if (this.state === 'closed') return;
+    this.shutdown('remote-server-not-found', `the stream to ${this.domain} closed before the stanza could be sent`);
+  }
+
+  /** Ends this session: waiting stanzas bounce, pending verifications fail. */
+  shutdown(condition: string, text: string): void {
+    if (this.state === 'closed') return;
+    const wasReady = this.state === 'ready';
+    this.state = 'closed';
+    clearTimeout(this.deadline);
+    this.link.forget(this);
+    if (!wasReady && condition !== 'remote-server-timeout') this.link.countError();
+    this.stream?.close();
+    for (const pending of [...this.verifications.values()]) pending.resolve(false);
+    for (const stanza of this.queue.splice(0)) this.link.bounce(stanza, condition, text);
+  }
+}
+
+function openSocket(host: string, port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    socket.setTimeout(SOCKET_TIMEOUT_MS);
+    const fail = (error: Error) => {
+      socket.destroy();
+      reject(error);
+    };
+    socket.once('error', fail);
+    socket.once('timeout', () => fail(new Error('connection timed out')));
+    socket.once('connect', () => {
+      socket.off('error', fail);
+      socket.setTimeout(0);
+      socket.removeAllListeners('timeout');
+      resolve(socket);
+    });
+  });
+}

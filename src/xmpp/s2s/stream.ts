@@ -1,0 +1,213 @@
+// One XML stream of a server-to-server connection (RFC 6120 §4), either direction: the socket
+// (plain, then TLS after STARTTLS), a parser that is replaced at each stream restart, the stream
+// header, stream errors, and an idle timer that only stanzas (not whitespace keepalives) reset.
+// Bad input never throws out of a socket handler: it ends the stream with the stream error it
+// deserves.
+import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
+import type { Logger } from 'pino';
+import xml from '@xmpp/xml';
+
+export const NS_STREAM = 'http://etherx.jabber.org/streams';
+export const NS_SERVER = 'jabber:server';
+export const NS_DIALBACK = 'jabber:server:dialback';
+export const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls';
+export const NS_STREAM_ERRORS = 'urn:ietf:params:xml:ns:xmpp-streams';
+export const NS_DIALBACK_FEATURE = 'urn:xmpp:features:dialback';
+
+interface Parser extends EventEmitter {
+  write(data: string): void;
+}
+// @xmpp/xml's streaming parser (ltx underneath): 'start' for the stream header, 'element' for each
+// top-level child, 'end' for the closing tag, 'error' for what it can tell is not well-formed.
+const Parser = createRequire(import.meta.url)('@xmpp/xml/lib/Parser.js') as new () => Parser;
+
+/** Longest text kept unparsed in one element: the parser holds a whole stanza in memory. */
+const MAX_STANZA_BYTES = 512 * 1024;
+/** Time a closing stream may take before its socket is dropped. */
+const CLOSE_GRACE_MS = 2_000;
+
+interface StreamEvents {
+  /** The peer's stream header, valid; its attributes. */
+  open: [Record<string, string | undefined>];
+  element: [xml.Element];
+  /** The connection is gone (either side closed it, or it failed). */
+  closed: [];
+}
+
+export class XmlStream extends EventEmitter<StreamEvents> {
+  /** Whether the socket is the TLS one. */
+  secure = false;
+  /** Whether our stream header is out (a stream error must follow one). */
+  private headerSent = false;
+  private ended = false;
+  private parser: Parser | undefined;
+  private decoder = new StringDecoder('utf8');
+  private pending = 0;
+  private lastStanza = Date.now();
+  private idleTimer: NodeJS.Timeout | undefined;
+  private readonly onData = (chunk: Buffer) => this.read(chunk);
+  private readonly onClose = () => this.closed();
+  private readonly onError = (error: Error) => this.log.debug({ err: error.message }, 's2s socket error');
+
+  constructor(
+    public socket: Socket,
+    private readonly log: Logger,
+    idleMs: number,
+    private readonly onIdle: () => void,
+  ) {
+    super();
+    this.attach(socket);
+    this.restart();
+    this.idleTimer = setInterval(() => {
+      if (Date.now() - this.lastStanza >= idleMs) this.onIdle();
+    }, Math.max(250, Math.min(idleMs / 4, 30_000))).unref();
+  }
+
+  get isOpen(): boolean {
+    return !this.ended;
+  }
+
+  /** Stops reading the socket (before handing it to TLS). */
+  detach(): Socket {
+    this.socket.off('data', this.onData);
+    this.socket.off('close', this.onClose);
+    this.socket.off('error', this.onError);
+    return this.socket;
+  }
+
+  /** Reads from a new socket (the TLS one) with a fresh stream: after STARTTLS both sides restart. */
+  upgrade(socket: Socket): void {
+    this.secure = true;
+    this.attach(socket);
+    this.restart();
+  }
+
+  /** A fresh parser and header, for a stream restart. */
+  restart(): void {
+    this.headerSent = false;
+    this.decoder = new StringDecoder('utf8');
+    this.pending = 0;
+    const parser = new Parser();
+    parser.on('start', (element: xml.Element) => this.onStart(element));
+    parser.on('element', (element: xml.Element) => {
+      this.pending = 0;
+      this.onElement(element);
+    });
+    parser.on('end', () => this.close());
+    parser.on('error', (error: Error) => this.fail('not-well-formed', error.message));
+    this.parser = parser;
+  }
+
+  /** Sends our stream header. */
+  open(attrs: Record<string, string | undefined>): void {
+    const attributes = Object.entries({ ...attrs, version: '1.0' })
+      .filter(([, value]) => value !== undefined)
+      .map(([name, value]) => ` ${name}='${escapeAttribute(value!)}'`)
+      .join('');
+    this.write(`<?xml version='1.0'?><stream:stream xmlns='${NS_SERVER}' xmlns:stream='${NS_STREAM}' xmlns:db='${NS_DIALBACK}'${attributes}>`);
+    this.headerSent = true;
+  }
+
+  send(element: xml.Element): void {
+    if (this.ended) return;
+    if (element.is('message') || element.is('presence') || element.is('iq')) this.lastStanza = Date.now();
+    // A literal carriage return would reach the recipient as a line feed (XML 1.0 §2.11).
+    this.write(element.toString().replace(/\r/g, '&#13;'));
+  }
+
+  write(text: string): void {
+    if (this.ended || this.socket.destroyed) return;
+    this.socket.write(text);
+  }
+
+  /** Ends the stream with a stream error (RFC 6120 §4.9), sending a header first if none went out. */
+  fail(condition: string, text?: string, headerAttrs: Record<string, string | undefined> = {}): void {
+    if (this.ended) return;
+    this.log.info({ condition, text, peer: this.socket.remoteAddress }, 's2s stream error sent');
+    if (!this.headerSent) this.open(headerAttrs);
+    const error = xml('stream:error', {}, xml(condition, { xmlns: NS_STREAM_ERRORS }), text ? xml('text', { xmlns: NS_STREAM_ERRORS }, text) : null);
+    this.write(error.toString());
+    this.close();
+  }
+
+  /** Closes the stream: our closing tag, then the socket once the peer closes or after a grace time. */
+  close(): void {
+    if (this.ended) return;
+    if (this.headerSent) this.write('</stream:stream>');
+    this.ended = true;
+    this.parser = undefined;
+    const socket = this.socket;
+    socket.end();
+    setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+    this.stopTimers();
+  }
+
+  /** Drops the connection without a word. */
+  destroy(): void {
+    this.ended = true;
+    this.parser = undefined;
+    this.socket.destroy();
+    this.stopTimers();
+  }
+
+  private attach(socket: Socket): void {
+    this.socket = socket;
+    socket.on('data', this.onData);
+    socket.on('close', this.onClose);
+    socket.on('error', this.onError);
+  }
+
+  private read(chunk: Buffer): void {
+    const parser = this.parser;
+    if (!parser) return;
+    const text = this.decoder.write(chunk);
+    this.pending += text.length;
+    if (this.pending > MAX_STANZA_BYTES) return this.fail('policy-violation', `stanzas are limited to ${MAX_STANZA_BYTES} bytes`);
+    try {
+      parser.write(text);
+    } catch (error) {
+      // ltx throws on what it cannot decode (an unknown entity, for one).
+      if (this.parser === parser) this.fail('not-well-formed', (error as Error).message);
+    }
+  }
+
+  private onStart(header: xml.Element): void {
+    const [prefix, local] = header.name.includes(':') ? header.name.split(':') : [undefined, header.name];
+    const streamNs = prefix ? header.attrs[`xmlns:${prefix}`] : header.attrs.xmlns;
+    if (local !== 'stream' || streamNs !== NS_STREAM) return this.fail('invalid-namespace', 'expected a stream:stream of http://etherx.jabber.org/streams');
+    if (header.attrs.xmlns !== NS_SERVER) return this.fail('invalid-namespace', 'server-to-server streams are of jabber:server');
+    this.emit('open', header.attrs);
+  }
+
+  private onElement(element: xml.Element): void {
+    if (element.name === 'stream:error') {
+      const condition = element.getChildElements().find((child) => child.attrs.xmlns === NS_STREAM_ERRORS && child.name !== 'text');
+      this.log.info({ condition: condition?.name, text: element.getChildText('text', NS_STREAM_ERRORS) ?? undefined }, 's2s stream error received');
+      this.close();
+      return;
+    }
+    if (element.is('message') || element.is('presence') || element.is('iq')) this.lastStanza = Date.now();
+    this.emit('element', element);
+  }
+
+  private closed(): void {
+    const wasOpen = !this.ended;
+    this.ended = true;
+    this.parser = undefined;
+    this.stopTimers();
+    if (wasOpen) this.socket.destroy();
+    this.emit('closed');
+  }
+
+  private stopTimers(): void {
+    clearInterval(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+}
+
+function escapeAttribute(value: string): string {
+  return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/'/g, '&apos;').replace(/"/g, '&quot;');
+}
