@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # `npm run bench`: Parley (and Kamailio 5.6 when installed) under sipp load; see bench/run.ts.
+# `npm run bench -- --rooms` (or `npm run bench:rooms`): the chat-room benchmark, bench/rooms.ts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v sipp >/dev/null || { echo "bench: sipp is missing (Debian package sip-tester)" >&2; exit 1; }
+for arg in "$@"; do
+  [ "$arg" = "--rooms" ] && exec node --import tsx bench/rooms.ts "$@"
+done
 exec node --import tsx bench/run.ts "$@"

@@ -9,202 +9,60 @@
 // retransmitted nothing, and it achieved at least 95 % of the asked rate. The rate doubles from
 // --start-rate until a step fails, then --refine bisection steps narrow the gap; the last passing
 // step is the "max sustained rate", reported with the p50/p99 response times sipp measured in it.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SippProcess, freePort, percentile, runSipp, summarize, type SippOptions, type SippResult } from '../test/support/sipp.js';
+import { SippProcess, freePort, percentile, runSipp, summarize, type SippOptions } from '../test/support/sipp.js';
+import {
+  DOMAIN, KAMAILIO, ROOT, achievedRate, cpuDuring, indent, launchParley, peers, rateSearch, runBounded, sleep,
+  startServer, stepOptions, stepSettings, table, udpDrops, wantKamailio, type Found, type Measured, type PingIds, type Server,
+} from './common.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const KAMAILIO = '/usr/sbin/kamailio';
-const DOMAIN = 'localhost';
+/** This script's OPTIONS pings while waiting for a server to answer. */
+const PING: PingIds = { branch: 'bench', callId: 'bench-ping' };
 const REPLY_USER = 'bench-reply';
 const RELAY_USER = 'bench-uas';
 
 const { values: args } = parseArgs({
   options: {
-    kamailio: { type: 'boolean' },
-    'no-kamailio': { type: 'boolean' },
-    'step-seconds': { type: 'string', default: '3' },
+    ...stepOptions('3', '480'),
     'start-rate': { type: 'string', default: '250' },
     'max-rate': { type: 'string', default: '64000' },
-    refine: { type: 'string', default: '2' },
-    'budget-seconds': { type: 'string', default: '480' },
   },
 });
-const STEP_S = Number(args['step-seconds']);
+const { STEP_S, REFINE, BUDGET_S } = stepSettings(args);
 const START_RATE = Number(args['start-rate']);
 const MAX_RATE = Number(args['max-rate']);
-const REFINE = Number(args.refine);
-const BUDGET_S = Number(args['budget-seconds']);
-if (args.kamailio && !existsSync(KAMAILIO)) throw new Error(`--kamailio: ${KAMAILIO} is not installed`);
-const withKamailio = args['no-kamailio'] ? false : Boolean(args.kamailio) || existsSync(KAMAILIO);
+const withKamailio = wantKamailio(args, existsSync(KAMAILIO), KAMAILIO);
 
 const work = mkdtempSync(join(tmpdir(), 'parley-bench-'));
-const children = new Set<ChildProcess>();
-const peers = new Set<SippProcess>();
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---------------------------------------------------------------------------------------------
 // Servers
 
-interface Server {
-  name: string;
-  port: number;
-  /** Processes whose CPU time is the server's (Kamailio forks its workers). */
-  pids(): number[];
-  stop(): Promise<void>;
-  /** The end of its output, for when it fails. */
-  log(): string;
-}
-
-function launch(command: string, argv: string[]): { child: ChildProcess; log: () => string } {
-  const child = spawn(command, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  const keep = (chunk: Buffer) => (log = (log + chunk.toString()).slice(-20_000));
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return { child, log: () => log };
-}
-
-/** SIGTERM (both servers stop cleanly on it), SIGKILL 5 s later. */
-async function terminate(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** Resolves once something answers an OPTIONS on udp 127.0.0.1:port; any status will do. */
-async function waitForSip(port: number, child: ChildProcess, timeoutMs = 15_000): Promise<void> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const local = socket.address().port;
-  let answered = false;
-  socket.on('message', () => (answered = true));
-  const deadline = Date.now() + timeoutMs;
-  try {
-    for (let i = 0; !answered; i++) {
-      if (child.exitCode !== null) throw new Error(`server exited with code ${child.exitCode} before answering`);
-      if (Date.now() > deadline) throw new Error(`nothing answered OPTIONS on port ${port} within ${timeoutMs} ms`);
-      const options = [
-        `OPTIONS sip:${DOMAIN} SIP/2.0`,
-        `Via: SIP/2.0/UDP 127.0.0.1:${local};branch=z9hG4bK-bench-${i};rport`,
-        'Max-Forwards: 70',
-        `From: <sip:bench@${DOMAIN}>;tag=bench`,
-        `To: <sip:${DOMAIN}>`,
-        `Call-ID: bench-ping-${i}@127.0.0.1`,
-        'CSeq: 1 OPTIONS',
-        'Content-Length: 0',
-        '',
-        '',
-      ].join('\r\n');
-      socket.send(options, port, '127.0.0.1');
-      await sleep(200);
-    }
-  } finally {
-    socket.close();
-  }
-}
-
 async function startParley(): Promise<Server> {
-  const port = await freePort();
-  const dir = join(work, 'parley');
-  mkdirSync(dir, { recursive: true });
-  const config = join(dir, 'parley.yaml');
   // No `status: 200` on the reply route: the schema takes 300-699 only, and 200 is the default.
-  writeFileSync(config, `routes:\n  - { method: MESSAGE, user: "${REPLY_USER}", handler: reply }\n  - { handler: relay }\n`);
-  const { child, log } = launch(process.execPath, [
-    'bin/parley.js', 'start', '--config', config,
-    '--listen', `udp:127.0.0.1:${port}`, '--listen', `tcp:127.0.0.1:${port}`,
-    '--db', `sqlite:${join(dir, 'parley.db')}`, '--domain', DOMAIN, '--log-level', 'warn',
-  ]);
-  await waitForSip(port, child).catch((error: Error) => Promise.reject(new Error(`Parley: ${error.message}\n${log()}`)));
-  return { name: 'Parley', port, pids: () => [child.pid!], stop: () => terminate(child), log };
+  return launchParley(work, `routes:\n  - { method: MESSAGE, user: "${REPLY_USER}", handler: reply }\n  - { handler: relay }\n`, PING);
 }
 
 async function startKamailio(): Promise<Server> {
   const port = await freePort();
   const runtime = join(work, 'kamailio');
   mkdirSync(runtime, { recursive: true });
-  const { child, log } = launch(KAMAILIO, [
+  return startServer('Kamailio', KAMAILIO, [
     '-f', join(ROOT, 'bench', 'kamailio', 'kamailio.cfg'),
     '-DD', '-E', // foreground, log to stderr
     '-m', '256', '-M', '16', // shared and per-process memory (MB): room for the registered users
     '-l', `udp:127.0.0.1:${port}`,
     '-Y', runtime,
-  ]);
-  await waitForSip(port, child).catch((error: Error) => Promise.reject(new Error(`Kamailio: ${error.message}\n${log()}`)));
-  // Its workers are forked at start and stay: look them up once, not at every CPU sample.
-  const pids = [child.pid!, ...childrenOf(child.pid!)];
-  return { name: 'Kamailio', port, pids: () => pids, stop: () => terminate(child), log };
-}
-
-function childrenOf(pid: number): number[] {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((entry) => procStat(Number(entry))?.[1] === String(pid))
-    .map(Number);
-}
-
-/** Fields of /proc/PID/stat after the command name (state, ppid, ...), or undefined once it is gone. */
-function procStat(pid: number): string[] | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * CPU use of some processes while `during` runs, in cores (1.0 = one core busy throughout).
- * Sampled, because an exited process's times can no longer be read: its last sample counts.
- */
-async function cpuDuring(pids: () => number[], during: Promise<unknown>): Promise<number> {
-  const first = new Map<number, number>();
-  const last = new Map<number, number>();
-  const sample = () => {
-    for (const pid of pids()) {
-      const fields = procStat(pid);
-      if (!fields) continue;
-      // utime and stime, in clock ticks (1/100 s on Linux).
-      const ticks = Number(fields[11]) + Number(fields[12]);
-      if (!first.has(pid)) first.set(pid, ticks);
-      last.set(pid, ticks);
-    }
-  };
-  const started = Date.now();
-  sample();
-  const timer = setInterval(sample, 100);
-  try {
-    await during;
-  } finally {
-    clearInterval(timer);
-  }
-  let ticks = 0;
-  for (const [pid, end] of last) ticks += end - first.get(pid)!;
-  return ticks / 100 / ((Date.now() - started) / 1000);
+  ], port, PING, { forks: true });
 }
 
 /** Waits until these processes are close to idle (under 5 % of a core over half a second), at most 40 s. */
 async function settle(pids: number[], deadline: number): Promise<void> {
   const until = Math.min(Date.now() + 40_000, deadline);
   while (Date.now() < until && (await cpuDuring(() => pids, sleep(500))) > 0.05);
-}
-
-/** The kernel's count of UDP datagrams dropped for a full receive buffer, all sockets. */
-function udpDrops(): number {
-  const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
-  const names = lines[0]!.split(/\s+/);
-  return Number(lines[1]!.split(/\s+/)[names.indexOf('RcvbufErrors')]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -250,8 +108,6 @@ async function startRelayUas(server: Server): Promise<SippProcess> {
     await sleep(250);
   }
 }
-
-const indent = (text: string) => text.replace(/^/gm, '    ');
 
 /** Rate, call count and bounds common to every step. */
 function load(rate: number, calls: number): Pick<SippOptions, 'rate' | 'calls' | 'limit' | 'timeoutS' | 'rttFreq' | 'statsPeriodS' | 'extraArgs'> {
@@ -321,21 +177,13 @@ const workloads: Workload[] = [
 // ---------------------------------------------------------------------------------------------
 // Stepping
 
-interface Step {
+/** sippCpu counts the sender plus the UAS when there is one. */
+interface Step extends Measured {
   rate: number;
   achieved: number;
-  result: SippResult;
-  /** CPU in cores during the step: the server's, and sipp's (sender plus UAS when there is one). */
-  serverCpu: number;
-  sippCpu: number;
-  drops: number;
-  problem?: string;
 }
 
-interface Search {
-  best?: Step;
-  /** The lowest failing step, and so what bounds `best`. */
-  failed?: Step;
+interface Search extends Found<Step> {
   steps: number;
 }
 
@@ -351,12 +199,7 @@ async function runStep(server: Server, workload: Workload, helper: Helper | unde
   ]);
   const drops = udpDrops() - dropsBefore;
   const stats = result.stats;
-  // The pace responses came at between the first and the last timed one: what sipp and the server
-  // kept up together, leaving out start-up and the wait for the last answers, which would weigh
-  // on short steps. (Calls over elapsed time when too few responses were timed.)
-  const rtts = result.rtts;
-  const span = rtts.length > 10 ? (rtts[rtts.length - 1]!.atMs - rtts[0]!.atMs) / 1000 : 0;
-  const achieved = span > 0 ? (rtts.length - 1) / span : stats && stats.elapsedS > 0 ? stats.outgoing / stats.elapsedS : 0;
+  const achieved = achievedRate(result);
   let problem: string | undefined;
   if (!stats) problem = `no statistics (sipp exit ${result.exitCode ?? result.signal})`;
   else if (stats.failed > 0 || stats.successful < calls) problem = `${calls - stats.successful} of ${calls} calls failed or unfinished`;
@@ -365,25 +208,9 @@ async function runStep(server: Server, workload: Workload, helper: Helper | unde
   return { rate, achieved, result, serverCpu, sippCpu, drops, problem };
 }
 
-/** Rounds a rate to two significant digits, so that bisected steps read well. */
-const nice = (rate: number) => {
-  const unit = 10 ** Math.max(0, Math.floor(Math.log10(rate)) - 1);
-  return Math.round(rate / unit) * unit;
-};
-
 async function search(server: Server, workload: Workload, helper: Helper | undefined, deadline: number): Promise<Search> {
   const found: Search = { steps: 0 };
-  let refinements = 0;
-  const next = (): number | undefined => {
-    if (!found.failed) {
-      const rate = found.best ? found.best.rate * 2 : START_RATE;
-      return rate <= MAX_RATE ? rate : undefined;
-    }
-    if (refinements++ >= REFINE) return undefined;
-    const low = found.best?.rate ?? 0;
-    const rate = nice((low + found.failed.rate) / 2);
-    return rate > low && rate < found.failed.rate ? rate : undefined;
-  };
+  const next = rateSearch(found, (step) => step.rate, START_RATE, (rate) => rate <= MAX_RATE, REFINE);
   for (let rate = next(); rate !== undefined; rate = next()) {
     if (Date.now() + (STEP_S + 5) * 1000 > deadline) {
       process.stderr.write(`  ${server.name} ${workload.key}: out of time budget before the ${rate}/s step\n`);
@@ -411,12 +238,6 @@ async function search(server: Server, workload: Workload, helper: Helper | undef
 
 // ---------------------------------------------------------------------------------------------
 // Report
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  const line = (r: string[]) => `| ${r.map((v, c) => v.padEnd(widths[c]!)).join(' | ')} |`;
-  return [line(rows[0]!), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
-}
 
 function report(results: Map<string, Map<string, Search>>, loadBefore: number[]): string {
   const names = [...results.keys()];
@@ -492,24 +313,5 @@ async function main(): Promise<void> {
   console.log(report(results, loadBefore));
 }
 
-async function cleanup(): Promise<void> {
-  await Promise.all([...peers].map((p) => p.stop()));
-  await Promise.all([...children].map((c) => terminate(c)));
-  rmSync(work, { recursive: true, force: true });
-}
-
 // Bounded no matter what: past the budget and a margin, everything this script started is stopped.
-const watchdog = setTimeout(() => {
-  process.stderr.write('bench: over the time budget, stopping everything\n');
-  void cleanup().then(() => process.exit(1));
-}, (BUDGET_S + 60) * 1000);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => void cleanup().then(() => process.exit(130)));
-}
-
-try {
-  await main();
-} finally {
-  clearTimeout(watchdog);
-  await cleanup();
-}
+await runBounded(main, work, BUDGET_S + 60);

@@ -1,0 +1,340 @@
+// Helpers shared by the benchmark scripts (bench/run.ts, bench/rooms.ts): starting and stopping the
+// servers, CPU and UDP accounting from /proc, and reading sipp's results. Kept free of side effects
+// at import, so that each script's own options and time budget stay in the script.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, type SippProcess, type SippResult } from '../test/support/sipp.js';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const KAMAILIO = '/usr/sbin/kamailio';
+export const DOMAIN = 'localhost';
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+/**
+ * The parseArgs options both benchmarks take, with the script's own defaults: the Kamailio switches,
+ * the step length, the bisection steps and the time budget. Each script adds its own start and
+ * maximum rates.
+ */
+export function stepOptions(stepSeconds: string, budgetSeconds: string) {
+  return {
+    kamailio: { type: 'boolean' },
+    'no-kamailio': { type: 'boolean' },
+    'step-seconds': { type: 'string', default: stepSeconds },
+    refine: { type: 'string', default: '2' },
+    'budget-seconds': { type: 'string', default: budgetSeconds },
+  } as const;
+}
+
+/** The numbers of stepOptions: step length and budget in seconds, bisection steps. */
+export function stepSettings(args: { 'step-seconds'?: string; refine?: string; 'budget-seconds'?: string }) {
+  return { STEP_S: Number(args['step-seconds']), REFINE: Number(args.refine), BUDGET_S: Number(args['budget-seconds']) };
+}
+
+/**
+ * Whether to measure Kamailio too: by default when it is installed; --kamailio insists (an error
+ * naming `missing` when it is not installed), --no-kamailio leaves it out.
+ */
+export function wantKamailio(args: { kamailio?: boolean; 'no-kamailio'?: boolean }, installed: boolean, missing: string): boolean {
+  if (args.kamailio && !installed) throw new Error(`--kamailio: ${missing} is not installed`);
+  return args['no-kamailio'] ? false : Boolean(args.kamailio) || installed;
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Indents every line by four spaces: sipp summaries and server errors nested under a step line. */
+export const indent = (text: string) => text.replace(/^/gm, '    ');
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+/**
+ * What a script started and must stop however it ends: servers (added by `launch`) and sipp peers
+ * that outlive one step (added by the script). One script runs per process, so module-level sets.
+ */
+export const children = new Set<ChildProcess>();
+export const peers = new Set<SippProcess>();
+
+/** Spawns a server and keeps the last 20 kB of its output, for the error when it fails. */
+export function launch(command: string, argv: string[], cwd = ROOT): { child: ChildProcess; log: () => string } {
+  const child = spawn(command, argv, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  const keep = (chunk: Buffer) => (text = (text + chunk.toString()).slice(-20_000));
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return { child, log: () => text };
+}
+
+/** SIGTERM (both servers stop cleanly on it), SIGKILL 5 s later. */
+export async function terminate(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Stops everything `children` and `peers` hold and removes the script's work directory. */
+export async function cleanup(work: string): Promise<void> {
+  await Promise.all([...peers].map((p) => p.stop()));
+  await Promise.all([...children].map((c) => terminate(c)));
+  rmSync(work, { recursive: true, force: true });
+}
+
+/**
+ * Runs a script's main, bounded no matter what: past `limitS` everything it started is stopped
+ * (exit 1), and so it is on SIGINT/SIGTERM (exit 130); cleanup also runs when main ends.
+ */
+export async function runBounded(main: () => Promise<void>, work: string, limitS: number): Promise<void> {
+  const watchdog = setTimeout(() => {
+    process.stderr.write('bench: over the time budget, stopping everything\n');
+    void cleanup(work).then(() => process.exit(1));
+  }, limitS * 1000);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => void cleanup(work).then(() => process.exit(130)));
+  }
+  try {
+    await main();
+  } finally {
+    clearTimeout(watchdog);
+    await cleanup(work);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+export interface Server {
+  name: string;
+  port: number;
+  /** Processes whose CPU time is the server's (Kamailio forks its workers). */
+  pids(): number[];
+  stop(): Promise<void>;
+  /** The end of its output, for when it fails. */
+  log(): string;
+}
+
+/** How a script marks its OPTIONS pings (Via branch and Call-ID prefixes), so that they tell apart in traces. */
+export interface PingIds {
+  branch: string;
+  callId: string;
+}
+
+/** Resolves once something answers an OPTIONS on udp 127.0.0.1:port; any status will do. */
+export async function waitForSip(port: number, child: ChildProcess, ids: PingIds, timeoutMs = 15_000): Promise<void> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const local = socket.address().port;
+  let answered = false;
+  socket.on('message', () => (answered = true));
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (let i = 0; !answered; i++) {
+      if (child.exitCode !== null) throw new Error(`server exited with code ${child.exitCode} before answering`);
+      if (Date.now() > deadline) throw new Error(`nothing answered OPTIONS on port ${port} within ${timeoutMs} ms`);
+      const options = [
+        `OPTIONS sip:${DOMAIN} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${local};branch=z9hG4bK-${ids.branch}-${i};rport`,
+        'Max-Forwards: 70',
+        `From: <sip:bench@${DOMAIN}>;tag=bench`,
+        `To: <sip:${DOMAIN}>`,
+        `Call-ID: ${ids.callId}-${i}@127.0.0.1`,
+        'CSeq: 1 OPTIONS',
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n');
+      socket.send(options, port, '127.0.0.1');
+      await sleep(200);
+    }
+  } finally {
+    socket.close();
+  }
+}
+
+/**
+ * Launches a server and resolves once it answers SIP; a failure carries the end of its output.
+ * `forks`: its workers are forked at start and stay (Kamailio), so they are looked up once here,
+ * not at every CPU sample, and counted with it.
+ */
+export async function startServer(
+  name: string,
+  command: string,
+  argv: string[],
+  port: number,
+  ping: PingIds,
+  { cwd = ROOT, forks = false }: { cwd?: string; forks?: boolean } = {},
+): Promise<Server> {
+  const { child, log } = launch(command, argv, cwd);
+  await waitForSip(port, child, ping).catch((error: Error) => Promise.reject(new Error(`${name}: ${error.message}\n${log()}`)));
+  const pids = forks ? [child.pid!, ...childrenOf(child.pid!)] : undefined;
+  return { name, port, pids: () => pids ?? [child.pid!], stop: () => terminate(child), log };
+}
+
+/** Parley from bin/parley.js on a free port, with `config` as its parley.yaml and a SQLite database in `work`. */
+export async function launchParley(work: string, config: string, ping: PingIds): Promise<Server> {
+  const port = await freePort();
+  const dir = join(work, 'parley');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'parley.yaml');
+  writeFileSync(file, config);
+  return startServer('Parley', process.execPath, [
+    'bin/parley.js', 'start', '--config', file,
+    '--listen', `udp:127.0.0.1:${port}`, '--listen', `tcp:127.0.0.1:${port}`,
+    '--db', `sqlite:${join(dir, 'parley.db')}`, '--domain', DOMAIN, '--log-level', 'warn',
+    // A free port for the admin endpoint too, so benchmarks can run beside each other and a running Parley.
+    '--admin-listen', '127.0.0.1:0',
+  ], port, ping);
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc accounting
+
+/** Fields of /proc/PID/stat after the command name (state, ppid, ...), or undefined once it is gone. */
+export function procStat(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+export function childrenOf(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((entry) => procStat(Number(entry))?.[1] === String(pid))
+    .map(Number);
+}
+
+/**
+ * CPU time of some processes, sampled every 100 ms, because an exited process's times can no
+ * longer be read: its last sample counts.
+ */
+export class CpuMeter {
+  private readonly first = new Map<number, number>();
+  private readonly last = new Map<number, number>();
+  private readonly started = Date.now();
+  private readonly timer: NodeJS.Timeout;
+  constructor(private readonly pids: () => number[]) {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), 100);
+  }
+  private sample(): void {
+    for (const pid of this.pids()) {
+      const fields = procStat(pid);
+      if (!fields) continue;
+      // utime and stime, in clock ticks (1/100 s on Linux).
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      if (!this.first.has(pid)) this.first.set(pid, ticks);
+      this.last.set(pid, ticks);
+    }
+  }
+  /**
+   * Stops sampling; cores busy on average (1.0 = one core throughout). `sampleLast` takes one more
+   * sample first; cpuDuring leaves it out, counting only the 100 ms samples, as bench/run.ts did.
+   */
+  stop(sampleLast = true): number {
+    if (sampleLast) this.sample();
+    clearInterval(this.timer);
+    let ticks = 0;
+    for (const [pid, end] of this.last) ticks += end - this.first.get(pid)!;
+    return ticks / 100 / ((Date.now() - this.started) / 1000);
+  }
+}
+
+/** CPU use of some processes while `during` runs, in cores (1.0 = one core busy throughout). */
+export async function cpuDuring(pids: () => number[], during: Promise<unknown>): Promise<number> {
+  const meter = new CpuMeter(pids);
+  let cores = 0;
+  try {
+    await during;
+  } finally {
+    cores = meter.stop(false);
+  }
+  return cores;
+}
+
+/** The kernel's count of UDP datagrams dropped for a full receive buffer, all sockets. */
+export function udpDrops(): number {
+  const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+  const names = lines[0]!.split(/\s+/);
+  return Number(lines[1]!.split(/\s+/)[names.indexOf('RcvbufErrors')]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// sipp results and stepping
+
+/**
+ * The pace responses came at between the first and the last timed one: what sipp and the server
+ * kept up together, leaving out start-up and the wait for the last answers, which would weigh on
+ * short steps. (Calls over elapsed time when too few responses were timed.)
+ */
+export function achievedRate(result: SippResult): number {
+  const stats = result.stats;
+  const rtts = result.rtts;
+  const span = rtts.length > 10 ? (rtts[rtts.length - 1]!.atMs - rtts[0]!.atMs) / 1000 : 0;
+  return span > 0 ? (rtts.length - 1) / span : stats && stats.elapsedS > 0 ? stats.outgoing / stats.elapsedS : 0;
+}
+
+/** What every step measures, whatever unit its rate is in. */
+export interface Measured {
+  /** The sender's sipp run. */
+  result: SippResult;
+  /** CPU in cores during the step: the server's, and the sipp processes'. */
+  serverCpu: number;
+  sippCpu: number;
+  /** UDP datagrams the kernel dropped during the step, whole machine. */
+  drops: number;
+  /** Why the step failed; undefined when it passed. */
+  problem?: string;
+}
+
+/** Where a rate search stands: the highest passing step, and the lowest failing one, which bounds it. */
+export interface Found<S> {
+  best?: S;
+  failed?: S;
+}
+
+/** Rounds a rate to two significant digits, so that bisected steps read well. */
+const nice = (rate: number) => {
+  const unit = 10 ** Math.max(0, Math.floor(Math.log10(rate)) - 1);
+  return Math.round(rate / unit) * unit;
+};
+
+/**
+ * The rates of a search, one a call, reading `found` as the script updates it: doubling from
+ * `start` while steps pass (and `fits` the rate), then after the first failure up to `refine`
+ * bisection steps between the best passing and the lowest failing rate; undefined once it is over.
+ * `rateOf` reads a step's rate in the script's unit (calls/s, posts/s).
+ */
+export function rateSearch<S>(found: Found<S>, rateOf: (step: S) => number, start: number, fits: (rate: number) => boolean, refine: number): () => number | undefined {
+  let refinements = 0;
+  return () => {
+    if (!found.failed) {
+      const rate = found.best ? rateOf(found.best) * 2 : start;
+      return fits(rate) ? rate : undefined;
+    }
+    if (refinements++ >= refine) return undefined;
+    const low = found.best ? rateOf(found.best) : 0;
+    const rate = nice((low + rateOf(found.failed)) / 2);
+    return rate > low && rate < rateOf(found.failed) ? rate : undefined;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+/** A Markdown table; the first row is the header. */
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  const line = (r: string[]) => `| ${r.map((v, c) => v.padEnd(widths[c]!)).join(' | ')} |`;
+  return [line(rows[0]!), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
+}

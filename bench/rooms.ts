@@ -1,0 +1,392 @@
+// Benchmark (not a test): chat rooms. How many room deliveries per second Parley sustains, and the
+// same against Kamailio 5.6's imc module when it is installed, in rooms of 10 and of 100 members.
+//
+//   npm run bench:rooms                              # both servers when kamailio is installed
+//   npm run bench -- --rooms                         # the same, through bench/run.sh
+//   npm run bench:rooms -- --no-kamailio --step-seconds 5 --start-deliveries 2000 --refine 3
+//
+// Per server and room size N: one sipp process registers the N members (distinct users, all with
+// contacts at its own port) and then answers every MESSAGE sent to them (bench/sipp/member.xml);
+// member 0 creates the room (#create to chat-manager), the others #join it, and member 0 posts to
+// the room with test/sipp/message.xml at rising rates. Each post is N-1 deliveries.
+//
+// A step passes when: every post got its 200, the poster retransmitted nothing and posted at >= 95 %
+// of the asked rate; the members' sipp received exactly posts x (N-1) MESSAGEs (none lost, none
+// twice); and those arrived at >= 90 % of the asked delivery rate, counted from the step's start to
+// the statistics dump (every 200 ms) at which the last one had arrived. Rates double from
+// --start-deliveries until a step fails, then --refine bisection steps narrow the gap.
+import { closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { SippProcess, freePort, parseStats, percentile, runSipp, summarize, type SippOptions } from '../test/support/sipp.js';
+import {
+  CpuMeter, DOMAIN, KAMAILIO, ROOT, achievedRate, indent, launchParley, peers, rateSearch, runBounded, sleep, startServer, stepOptions, stepSettings, table,
+  udpDrops, wantKamailio, type Found, type Measured, type PingIds, type Server,
+} from './common.js';
+
+const IMC_MODULE = '/usr/lib/x86_64-linux-gnu/kamailio/modules/imc.so';
+const DBTEXT_SCHEMA = '/usr/share/kamailio/dbtext/kamailio';
+/** This script's OPTIONS pings while waiting for a server to answer. */
+const PING: PingIds = { branch: 'rooms', callId: 'bench-rooms-ping' };
+const MEMBER_SCENARIO = join(ROOT, 'bench', 'sipp', 'member.xml');
+const ROOM_SIZES = [10, 100];
+
+const { values: args } = parseArgs({
+  options: {
+    rooms: { type: 'boolean' }, // accepted so that `bench/run.sh --rooms` can pass its arguments on
+    ...stepOptions('4', '600'),
+    'no-parley': { type: 'boolean' }, // Kamailio only, e.g. to try bench/kamailio/imc.cfg
+    // Kamailio's shared memory, MB: each copy is two tm transactions kept ~5 s after they end
+    // (wt_timer); 256 MB ran out ("short of cell shmem") near 3000 deliveries/s.
+    'kamailio-shm': { type: 'string', default: '2048' },
+    'start-deliveries': { type: 'string', default: '1000' },
+    'max-deliveries': { type: 'string', default: '256000' },
+  },
+});
+const { STEP_S, REFINE, BUDGET_S } = stepSettings(args);
+const START = Number(args['start-deliveries']);
+const MAX = Number(args['max-deliveries']);
+const withKamailio = wantKamailio(args, existsSync(KAMAILIO) && existsSync(IMC_MODULE), `${KAMAILIO} or ${IMC_MODULE}`);
+
+const work = mkdtempSync(join(tmpdir(), 'parley-bench-rooms-'));
+const log = (text: string) => process.stderr.write(`${text}\n`);
+
+// ---------------------------------------------------------------------------------------------
+// Servers (as in bench/run.ts)
+
+async function startParley(): Promise<Server> {
+  // The per-sender rate limit (20/s, bursts of 100) would refuse the poster's MESSAGEs: raised far
+  // out of the way. Everything else as shipped (history of 20 kept, written to SQLite in batches).
+  return launchParley(
+    work,
+    ['routes:', '  - { handler: relay }', 'imc:', '  max_rate: 1000000', '  rate_burst: 1000000', '  max_members: 200', ''].join('\n'),
+    PING,
+  );
+}
+
+async function startKamailio(): Promise<Server> {
+  const port = await freePort();
+  const runtime = join(work, 'kamailio');
+  mkdirSync(runtime, { recursive: true });
+  // imc loads its rooms from these db_text tables at start (empty: Kamailio's own schema files).
+  for (const table of ['version', 'imc_rooms', 'imc_members']) copyFileSync(join(DBTEXT_SCHEMA, table), join(runtime, table));
+  return startServer(
+    'Kamailio',
+    KAMAILIO,
+    [
+      '-f', join(ROOT, 'bench', 'kamailio', 'imc.cfg'),
+      '-DD', '-E',
+      '-m', args['kamailio-shm']!, '-M', '16', // shared and per-process memory, MB (see --kamailio-shm)
+      '-l', `udp:127.0.0.1:${port}`,
+      '-Y', runtime,
+      '-A', `IMC_DB="text://${runtime}"`,
+      '-A', `IMC_PROXY="sip:127.0.0.1:${port}"`,
+    ],
+    port,
+    PING,
+    { cwd: runtime, forks: true },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The members' user agent
+
+/** The last line of a growing sipp statistics file, read from its end. */
+function lastStats(file: string): { count: number; atS: number } | undefined {
+  if (!existsSync(file)) return undefined;
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const head = Buffer.alloc(Math.min(size, 8192));
+    readSync(fd, head, 0, head.length, 0);
+    const tail = Buffer.alloc(Math.min(size, 8192));
+    readSync(fd, tail, 0, tail.length, size - tail.length);
+    const header = head.toString().split('\n')[0]!;
+    const lines = tail.toString().split('\n').filter((l) => l.trim());
+    const stats = parseStats(`${header}\n${lines[lines.length - 1] ?? ''}`);
+    if (!stats || !Number.isFinite(stats.autoAnswered)) return undefined;
+    return { count: stats.autoAnswered, atS: Number(stats.columns.CurrentTime?.split('\t')[2] ?? NaN) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+interface Members {
+  uas: SippProcess;
+  users: string[];
+  /** MESSAGEs the members received so far, and when sipp last counted (epoch seconds). */
+  received(): { count: number; atS: number };
+  /** Waits until the count has not moved for `quietMs`; returns it. */
+  quiet(quietMs: number, deadline: number): Promise<number>;
+}
+
+async function startMembers(server: Server, size: number, tag: string): Promise<Members> {
+  const users = Array.from({ length: size }, (_, i) => `${tag}-m${i}`);
+  const uas = await SippProcess.start({
+    scenario: 'register.xml',
+    ooc: MEMBER_SCENARIO,
+    remote: { host: '127.0.0.1', port: server.port },
+    users: users.map((u) => [u, DOMAIN, '-']),
+    keys: { expires: 3600 },
+    vars: { expected: 200, hold_ms: BUDGET_S * 1000 },
+    calls: size,
+    rate: 200,
+    limit: size + 10,
+    timeoutS: BUDGET_S + 60,
+    traceErrors: false,
+    // Counted from its statistics every 200 ms (the later -fd wins over the one sipp.ts puts).
+    extraArgs: ['-fd', '200ms', '-buff_size', String(8 << 20)],
+  });
+  peers.add(uas);
+  const file = join(uas.dir, 'stats.csv');
+  const received = () => lastStats(file) ?? { count: 0, atS: 0 };
+  // The last member reachable through the server proves them all registered (sipp goes in order).
+  for (let attempt = 0; ; attempt++) {
+    const probe = await runSipp(message(server, users[0]!, users[size - 1]!, 'probe', 10, 1));
+    if (probe.exitCode === 0) break;
+    if (attempt === 20 || !uas.running) throw new Error(`${server.name}: the members never became reachable\n${summarize(probe)}`);
+    await sleep(250);
+  }
+  return {
+    uas,
+    users,
+    received,
+    async quiet(quietMs, deadline) {
+      let last = received().count;
+      let since = Date.now();
+      while (Date.now() < deadline) {
+        await sleep(200);
+        const now = received().count;
+        if (now !== last) (last = now), (since = Date.now());
+        else if (Date.now() - since >= quietMs) break;
+      }
+      return last;
+    },
+  };
+}
+
+function message(server: Server, from: string, to: string | string[], body: string, rate: number, calls: number, timeoutS = 10): SippOptions {
+  const targets = Array.isArray(to) ? to : [to];
+  return {
+    scenario: 'message.xml',
+    remote: { host: '127.0.0.1', port: server.port },
+    users: targets.map((t) => [from, t, DOMAIN]),
+    keys: { body },
+    vars: { expected: 200 },
+    rate,
+    calls,
+    timeoutS,
+  };
+}
+
+/** Member 0 creates the room, the others join it, one #join per member from its own address. */
+async function setUpRoom(server: Server, members: Members, room: string): Promise<void> {
+  const [owner, ...others] = members.users;
+  const created = await runSipp(message(server, owner!, 'chat-manager', `#create ${room}`, 10, 1));
+  if (created.exitCode !== 0) throw new Error(`${server.name}: #create ${room} failed\n${summarize(created)}`);
+  // message.xml sends from field0: one injection row per joining member.
+  const join = await runSipp({
+    ...message(server, '', room, '#join', 20, others.length, 60),
+    users: others.map((u) => [u, room, DOMAIN]),
+    limit: 20,
+  });
+  if (join.exitCode !== 0 || join.stats?.successful !== others.length) throw new Error(`${server.name}: #join ${room} failed\n${summarize(join)}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stepping
+
+interface Step extends Measured {
+  /** Posts per second asked, and the deliveries per second that makes. */
+  posts: number;
+  deliveries: number;
+  postedRate: number;
+  deliveredRate: number;
+  received: number;
+  expected: number;
+}
+
+type Search = Found<Step>;
+
+async function runStep(server: Server, members: Members, room: string, posts: number): Promise<Step> {
+  const size = members.users.length;
+  const calls = Math.round(posts * STEP_S);
+  const expected = calls * (size - 1);
+  const before = await members.quiet(600, Date.now() + 15_000);
+  const dropsBefore = udpDrops();
+  const startedS = Date.now() / 1000;
+  const sipp = await SippProcess.start({
+    ...message(server, members.users[0]!, room, 'benchmark message', posts, calls, STEP_S + 10),
+    limit: Math.max(200, posts * 2),
+    rttFreq: Math.max(1, Math.min(100, Math.floor(calls / 20))),
+    statsPeriodS: STEP_S + 10,
+    extraArgs: ['-buff_size', String(4 << 20)],
+  });
+  const serverMeter = new CpuMeter(() => server.pids());
+  const sippMeter = new CpuMeter(() => [sipp.pid, members.uas.pid]);
+  const result = await sipp.done;
+  // The deliveries may trail the posts: wait for them (10 s at most), then for quiet, which also
+  // shows any delivered twice.
+  let reachedS: number | undefined;
+  const waitUntil = Date.now() + 10_000;
+  while (Date.now() < waitUntil) {
+    const { count, atS } = members.received();
+    if (count - before >= expected) {
+      reachedS = atS;
+      break;
+    }
+    await sleep(100);
+  }
+  const serverCpu = serverMeter.stop();
+  const sippCpu = sippMeter.stop();
+  const received = (await members.quiet(600, Date.now() + 10_000)) - before;
+  const drops = udpDrops() - dropsBefore;
+  const stats = result.stats;
+  const postedRate = achievedRate(result);
+  // From when the poster started (its own clock, not when it was spawned) to the dump that counted
+  // the last delivery.
+  const postedFromS = Number(stats?.columns.StartTime?.split('\t')[2] ?? startedS);
+  const deliveredRate = reachedS !== undefined ? expected / (reachedS - postedFromS) : 0;
+  let problem: string | undefined;
+  if (!stats) problem = `no statistics (sipp exit ${result.exitCode ?? result.signal})`;
+  else if (stats.failed > 0 || stats.successful < calls) problem = `${calls - stats.successful} of ${calls} posts failed or unfinished`;
+  else if (stats.retransmissions > 0) problem = `${stats.retransmissions} retransmissions of posts`;
+  else if (received < expected) problem = `${expected - received} of ${expected} deliveries lost`;
+  else if (received > expected) problem = `${received - expected} deliveries more than ${expected}`;
+  else if (postedRate < 0.95 * posts) problem = `posted only ${Math.round(postedRate)}/s`;
+  else if (deliveredRate < 0.9 * posts * (size - 1)) problem = `delivered only ${Math.round(deliveredRate)}/s`;
+  return { posts, deliveries: posts * (size - 1), postedRate, deliveredRate, received, expected, result, serverCpu, sippCpu, drops, problem };
+}
+
+async function search(server: Server, members: Members, room: string, deadline: number): Promise<Search> {
+  const size = members.users.length;
+  const found: Search = {};
+  const startPosts = Math.max(1, Math.round(START / (size - 1)));
+  const next = rateSearch(found, (step) => step.posts, startPosts, (posts) => posts * (size - 1) <= MAX, REFINE);
+  for (let posts = next(); posts !== undefined; posts = next()) {
+    if (Date.now() + (STEP_S + 15) * 1000 > deadline) {
+      log(`  ${server.name} ${size} members: out of time budget before the ${posts} posts/s step`);
+      break;
+    }
+    const step = await runStep(server, members, room, posts);
+    const rtts = step.result.rtts.map((r) => r.ms);
+    log(
+      `  ${server.name.padEnd(8)} ${String(size).padStart(3)} members ${String(posts).padStart(5)} posts/s = ${String(step.deliveries).padStart(6)} deliveries/s  ` +
+        `${(step.problem ?? 'ok').padEnd(40)} posted ${Math.round(step.postedRate)}/s delivered ${Math.round(step.deliveredRate)}/s (${step.received}/${step.expected})` +
+        `  p50 ${percentile(rtts, 50)} ms p99 ${percentile(rtts, 99)} ms  CPU server ${step.serverCpu.toFixed(2)} sipp ${step.sippCpu.toFixed(2)}  UDP drops ${step.drops}`,
+    );
+    if (step.problem) {
+      found.failed = step;
+      const errors = server.log().split('\n').filter((l) => /ERROR|CRITICAL|error/.test(l)).slice(-3);
+      if (errors.length) log(indent(`${server.name}'s last errors:\n${errors.join('\n')}`));
+    }
+    else found.best = step;
+    await sleep(500);
+  }
+  return found;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+function report(results: Map<string, Map<number, Search | string>>, loadBefore: number[]): string {
+  const names = [...results.keys()];
+  const header = ['room', ...names.flatMap((n) => [`${n} deliveries/s`, 'posts/s', 'p50 ms', 'p99 ms', 'CPU srv/sipp'])];
+  if (names.length > 1) header.push(`${names[0]}/${names[1]}`);
+  const rows = [header];
+  const stops: string[] = [];
+  for (const size of ROOM_SIZES) {
+    const row = [`${size} members`];
+    const maxima: number[] = [];
+    for (const name of names) {
+      const found = results.get(name)!.get(size);
+      if (typeof found === 'string' || !found) {
+        row.push(found ? 'error' : 'not run', '-', '-', '-', '-');
+        maxima.push(NaN);
+        stops.push(`  ${name}, ${size} members: ${found ?? 'not run'}`);
+        continue;
+      }
+      const best = found.best;
+      maxima.push(best?.deliveries ?? NaN);
+      if (best) {
+        const rtts = best.result.rtts.map((r) => r.ms);
+        row.push(String(best.deliveries), String(best.posts), String(percentile(rtts, 50)), String(percentile(rtts, 99)), `${best.serverCpu.toFixed(2)}/${best.sippCpu.toFixed(2)}`);
+      } else row.push(`< ${Math.max(1, Math.round(START / (size - 1))) * (size - 1)}`, '-', '-', '-', '-');
+      stops.push(`  ${name}, ${size} members: ${found.failed ? `${found.failed.deliveries}/s (${found.failed.posts} posts/s) failed: ${found.failed.problem}` : 'no step failed'}`);
+    }
+    if (names.length > 1) row.push(maxima.every(Number.isFinite) ? (maxima[0]! / maxima[1]!).toFixed(2) : '-');
+    rows.push(row);
+  }
+  const cores = cpus().length;
+  return `
+Parley rooms benchmark, ${new Date().toISOString()}, ${cores} cores (${cpus()[0]?.model ?? 'unknown CPU'}), sipp over UDP on 127.0.0.1
+The ${cores} cores are shared with sipp (the poster and the members' UA, up to a core each) and with other work on this machine:
+load average before ${loadBefore.map((l) => l.toFixed(1)).join(' ')}, after ${loadavg().map((l) => l.toFixed(1)).join(' ')} (this run adds ~2; anything above is other work)
+${table(rows)}
+
+deliveries/s  posts/s x (members - 1) of the highest passing step: every post answered 200, no post
+              retransmitted, >= 95 % of the post rate achieved, the members' sipp received exactly
+              posts x (members - 1) MESSAGEs (none lost, none twice) at >= 90 % of the asked delivery
+              rate (the poster's start to the 200 ms statistics dump that counted the last one)
+              (${STEP_S} s steps, doubling from ~${START} deliveries/s until one fails, then ${REFINE} bisection
+              steps: the limit lies between this and the failing rate below)
+p50/p99       the poster's response times in that step, whole ms (0 means < 1 ms). Parley answers a
+              post before fanning it out; Kamailio's imc_manager() sends every copy first, so its
+              response time includes the fan-out.
+CPU           cores busy during that step: the server's, then both sipp processes'
+Parley: one Node.js process, SQLite; imc.max_rate/rate_burst raised to 1000000 (the default 20/s
+        limit would refuse the poster); history of 20 kept (written in batches). Copies go through
+        its relay to the registered contacts, each a client transaction.
+${withKamailio ? `Kamailio 5.6: bench/kamailio/imc.cfg, children=2, -m ${args['kamailio-shm']} MB shared memory, imc rooms in memory (db_text tables loaded at start),
+        usrloc db_mode 0; imc sends each copy via its outbound_proxy, the server itself, which
+        looks the member up and relays it: two transactions per copy, as a real imc setup does.
+` : ''}Why each search stopped:
+${stops.join('\n')}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const deadline = Date.now() + BUDGET_S * 1000;
+  const loadBefore = loadavg();
+  if (!withKamailio) log(`rooms: Kamailio's side skipped (${args['no-kamailio'] ? '--no-kamailio' : `${KAMAILIO} or ${IMC_MODULE} missing`})`);
+  const starters: Array<() => Promise<Server>> = [...(args['no-parley'] ? [] : [startParley]), ...(withKamailio ? [startKamailio] : [])];
+  const results = new Map<string, Map<number, Search | string>>();
+  let pairsLeft = starters.length * ROOM_SIZES.length;
+  for (const start of starters) {
+    const server = await start();
+    log(`${server.name} listening on udp:127.0.0.1:${server.port}`);
+    const bySize = new Map<number, Search | string>();
+    results.set(server.name, bySize);
+    try {
+      for (const size of ROOM_SIZES) {
+        const share = (deadline - Date.now()) / pairsLeft--;
+        const room = `chat-bench${size}`;
+        let members: Members | undefined;
+        try {
+          members = await startMembers(server, size, `r${size}`);
+          await setUpRoom(server, members, room);
+          const joined = await members.quiet(1000, Date.now() + 30_000);
+          log(`  ${server.name}: ${room} set up, ${size} members; the members received ${joined} notices`);
+          // Warm-up, not measured: JIT compilation, first history writes, socket buffers.
+          await runStep(server, members, room, Math.max(1, Math.round(200 / (size - 1))));
+          bySize.set(size, await search(server, members, room, Date.now() + share));
+        } catch (error) {
+          log(`  ${server.name} ${size} members: ${(error as Error).message}`);
+          bySize.set(size, (error as Error).message.split('\n')[0]!);
+        } finally {
+          if (members) {
+            peers.delete(members.uas);
+            await members.uas.stop();
+          }
+        }
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+  console.log(report(results, loadBefore));
+}
+
+await runBounded(main, work, BUDGET_S + 90);

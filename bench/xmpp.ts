@@ -1,0 +1,559 @@
+// Benchmark (not a test): the XMPP gateway in component mode. How many messages per second go
+// through it with none lost, SIP -> XMPP and XMPP -> SIP, with their end-to-end latencies, for
+// Parley and for Kamailio 5.6's xmpp module (Debian kamailio-xmpp-modules) when it is installed.
+//
+//   npm run bench:xmpp                                  # both servers when the xmpp module is installed
+//   npm run bench:xmpp -- --no-kamailio --step-seconds 5 --start-rate 500 --refine 3
+//
+// One real Prosody (test/support/prosody.ts, test/fixtures/prosody/prosody.cfg.lua) on loopback with
+// the component registered; each server in turn connects to it as that component.
+//
+// (1) SIP -> XMPP: sipp (bench/sipp/xmpp-message.xml) posts MESSAGEs from bench-sender@localhost to
+//     sip:bench-rx*xmpp.test@<component>, each answered 202; an @xmpp/client session of bench-rx
+//     counts them and takes each one's latency from the send time sipp put in its body.
+// (2) XMPP -> SIP: an @xmpp/client session of bench-tx writes to bench-sip*localhost@<component>;
+//     bench-sip is registered by a sipp UAS (test/sipp/register.xml + bench/sipp/xmpp-member.xml),
+//     which answers each MESSAGE and logs when it got it and the body, which holds the send time.
+//
+// A step sends at a fixed rate for a few seconds. It passes when every message arrived exactly once
+// (and, SIP side, every MESSAGE got its 202 without a retransmission), the sender achieved >= 95 % of
+// the rate, and the arrivals came at >= 90 % of it. Rates double from --start-rate until a step
+// fails, then --refine bisection steps narrow the gap (the rate search of bench/common.ts).
+import { type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { client, type Client } from '@xmpp/client';
+import xml from '@xmpp/xml';
+import { Prosody } from '../test/support/prosody.js';
+import { SippProcess, freePort, percentile, summarize, type SippResult } from '../test/support/sipp.js';
+import {
+  CpuMeter, DOMAIN, KAMAILIO, ROOT, achievedRate, indent, launchParley, peers, rateSearch, runBounded, sleep, startServer, stepOptions,
+  stepSettings, table, udpDrops, wantKamailio, type Found, type PingIds, type Server,
+} from './common.js';
+
+const XMPP_MODULE = '/usr/lib/x86_64-linux-gnu/kamailio/modules/xmpp.so';
+const PING: PingIds = { branch: 'xmpp', callId: 'bench-xmpp-ping' };
+const MESSAGE_SCENARIO = join(ROOT, 'bench', 'sipp', 'xmpp-message.xml');
+const MEMBER_SCENARIO = join(ROOT, 'bench', 'sipp', 'xmpp-member.xml');
+const SIP_SENDER = 'bench-sender';
+const SIP_USER = 'bench-sip';
+const XMPP_RECEIVER = 'bench-rx';
+const XMPP_SENDER = 'bench-tx';
+const XMPP_PASSWORD = 'bench-password';
+
+const { values: args } = parseArgs({
+  options: {
+    ...stepOptions('3', '420'),
+    'start-rate': { type: 'string', default: '200' },
+    'max-rate': { type: 'string', default: '64000' },
+  },
+});
+const { STEP_S, REFINE, BUDGET_S } = stepSettings(args);
+const START_RATE = Number(args['start-rate']);
+const MAX_RATE = Number(args['max-rate']);
+const withKamailio = wantKamailio(args, existsSync(KAMAILIO) && existsSync(XMPP_MODULE), `${KAMAILIO} or ${XMPP_MODULE}`);
+
+const work = mkdtempSync(join(tmpdir(), 'parley-bench-xmpp-'));
+const log = (text: string) => process.stderr.write(`${text}\n`);
+
+let prosody: Prosody | undefined;
+
+// ---------------------------------------------------------------------------------------------
+// XMPP side: one @xmpp/client session per user, recording arrival times as stanzas come
+
+interface Arrival {
+  /** Send time (epoch ms) from the body, and arrival time (epoch ms). */
+  sentMs: number;
+  atMs: number;
+}
+
+class XmppSession {
+  /** Arrivals by the step tag at the start of each body. */
+  readonly arrivals = new Map<string, Arrival[]>();
+  errors = 0;
+  lastError = '';
+
+  private constructor(readonly session: Client) {}
+
+  static async connect(server: Prosody, username: string): Promise<XmppSession> {
+    const session = client({
+      service: server.service,
+      domain: server.domain,
+      resource: 'bench',
+      // PLAIN over loopback: the client's SCRAM in JavaScript takes seconds.
+      credentials: (authenticate) => authenticate({ username, password: XMPP_PASSWORD }, 'PLAIN'),
+    });
+    const self = new XmppSession(session);
+    // @xmpp/connection decodes each TCP chunk on its own, garbling a character split between two.
+    const onData = session._onData.bind(session);
+    const decoder = new StringDecoder('utf8');
+    session._onData = (data) => onData(decoder.write(data));
+    session.on('error', () => {});
+    session.on('stanza', (stanza: xml.Element) => {
+      if (!stanza.is('message')) return;
+      if (stanza.attrs.type === 'error') {
+        self.errors++;
+        self.lastError = stanza.toString().slice(0, 300);
+        return;
+      }
+      const body = stanza.getChildText('body');
+      if (!body) return;
+      const fields = body.trim().split(/\s+/);
+      // SIP -> XMPP bodies end with sipp's epoch seconds (with microseconds).
+      const sentMs = Number(fields[fields.length - 1]) * 1000;
+      const list = self.arrivals.get(fields[0]!) ?? [];
+      list.push({ sentMs, atMs: Date.now() });
+      self.arrivals.set(fields[0]!, list);
+    });
+    await session.start();
+    await session.send(xml('presence'));
+    return self;
+  }
+
+  count(tag: string): number {
+    return this.arrivals.get(tag)?.length ?? 0;
+  }
+
+  async stop(): Promise<void> {
+    await this.session.stop().catch(() => {});
+  }
+}
+
+/** Waits until `count()` has not moved for `quietMs` (at most until `deadline`); returns it. */
+async function quiet(count: () => number, quietMs: number, deadline: number): Promise<number> {
+  let last = count();
+  let since = Date.now();
+  while (Date.now() < deadline) {
+    await sleep(100);
+    const now = count();
+    if (now !== last) (last = now), (since = Date.now());
+    else if (Date.now() - since >= quietMs) break;
+  }
+  return last;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+async function startParley(p: Prosody): Promise<Server> {
+  return launchParley(
+    work,
+    [
+      'routes:',
+      '  - { handler: relay }',
+      'xmpp:',
+      '  enabled: true',
+      '  backend: component',
+      `  xmpp_domain: ${p.componentDomain}`,
+      `  gateway_domain: ${p.componentDomain}`,
+      '  xmpp_host: 127.0.0.1',
+      `  xmpp_port: ${p.componentPort}`,
+      `  xmpp_password: ${p.componentSecret}`,
+      '  reconnect_min: 0.2',
+      '  reconnect_max: 1',
+      '',
+    ].join('\n'),
+    PING,
+  );
+}
+
+async function startKamailio(p: Prosody): Promise<Server> {
+  const port = await freePort();
+  const runtime = join(work, 'kamailio');
+  mkdirSync(runtime, { recursive: true });
+  return startServer(
+    'Kamailio',
+    KAMAILIO,
+    [
+      '-f', join(ROOT, 'bench', 'kamailio', 'xmpp.cfg'),
+      '-DD', '-E',
+      '-m', '512', '-M', '16',
+      '-l', `udp:127.0.0.1:${port}`,
+      '-Y', runtime,
+      '-A', `XMPP_DOMAIN="${p.componentDomain}"`,
+      '-A', `XMPP_PORT=${p.componentPort}`,
+      '-A', `XMPP_PASSWORD="${p.componentSecret}"`,
+      '-A', `XMPP_PROXY="sip:127.0.0.1:${port}"`,
+    ],
+    port,
+    PING,
+    { forks: true },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps
+
+interface Step {
+  rate: number;
+  sent: number;
+  /** The sender's own pace, and the arrivals' (first to last). */
+  sentRate: number;
+  arrivedRate: number;
+  received: number;
+  latencies: number[];
+  /** sipp's response times (SIP -> XMPP only). */
+  rtts: number[];
+  serverCpu: number;
+  prosodyCpu: number;
+  drops: number;
+  problem?: string;
+}
+
+type Search = Found<Step>;
+
+interface Direction {
+  key: string;
+  label: string;
+  /** Runs once per server: starts what the direction needs; resolves once a probe went through. */
+  prepare(server: Server): Promise<Runner>;
+}
+
+interface Runner {
+  step(rate: number, tag: string): Promise<Step>;
+  /** Waits until the server has caught up after a failed step. */
+  settle(deadline: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function arrivalStats(arrivals: Arrival[], expected: number) {
+  const latencies = arrivals.map((a) => a.atMs - a.sentMs).sort((a, b) => a - b);
+  const first = Math.min(...arrivals.map((a) => a.sentMs));
+  const last = Math.max(...arrivals.map((a) => a.atMs));
+  const arrivedRate = arrivals.length > 1 && last > first ? expected / ((last - first) / 1000) : 0;
+  return { latencies, arrivedRate };
+}
+
+function judge(step: Omit<Step, 'problem'>, extra?: string): string | undefined {
+  if (extra) return extra;
+  if (step.received < step.sent) return `${step.sent - step.received} of ${step.sent} lost`;
+  if (step.received > step.sent) return `${step.received - step.sent} more than ${step.sent} arrived`;
+  if (step.sentRate < 0.95 * step.rate) return `sent only ${Math.round(step.sentRate)}/s`;
+  if (step.arrivedRate < 0.9 * step.rate) return `arrived only at ${Math.round(step.arrivedRate)}/s`;
+  return undefined;
+}
+
+const meters = (server: Server) => ({ server: new CpuMeter(() => server.pids()), prosody: new CpuMeter(() => (prosody?.pid ? [prosody.pid] : [])) });
+
+const sipToXmpp: Direction = {
+  key: 'sip2xmpp',
+  label: '(1) SIP -> XMPP',
+  async prepare(server) {
+    const p = prosody!;
+    const receiver = await XmppSession.connect(p, XMPP_RECEIVER);
+    const sipp = (rate: number, calls: number, tag: string) =>
+      SippProcess.start({
+        scenario: MESSAGE_SCENARIO,
+        remote: { host: '127.0.0.1', port: server.port },
+        users: [[SIP_SENDER, DOMAIN, `${XMPP_RECEIVER}*${p.domain}`, p.componentDomain]],
+        keys: { body: tag },
+        vars: { expected: 202 },
+        rate,
+        calls,
+        limit: Math.max(200, rate * 2),
+        timeoutS: STEP_S + 10,
+        rttFreq: Math.max(1, Math.min(100, Math.floor(calls / 20))),
+        statsPeriodS: STEP_S + 10,
+        extraArgs: ['-buff_size', String(4 << 20)],
+      });
+    // The link comes up some time after the server answers SIP: probe until a message arrives.
+    for (let attempt = 0; ; attempt++) {
+      const tag = `probe${attempt}`;
+      const probe = await (await sipp(10, 1, tag)).done;
+      if (probe.exitCode === 0 && (await quiet(() => receiver.count(tag), 300, Date.now() + 3000)) > 0) break;
+      if (attempt === 20) throw new Error(`${server.name}: no SIP -> XMPP message went through\n${summarize(probe)}`);
+      await sleep(500);
+    }
+    return {
+      async step(rate, tag) {
+        const calls = Math.round(rate * STEP_S);
+        const dropsBefore = udpDrops();
+        const meter = meters(server);
+        const sender = await sipp(rate, calls, tag);
+        const result: SippResult = await sender.done;
+        await quiet(() => receiver.count(tag), 1000, Date.now() + 15_000);
+        const serverCpu = meter.server.stop();
+        const prosodyCpu = meter.prosody.stop();
+        const arrivals = receiver.arrivals.get(tag) ?? [];
+        const stats = result.stats;
+        let sipProblem: string | undefined;
+        if (!stats) sipProblem = `no statistics (sipp exit ${result.exitCode ?? result.signal})`;
+        else if (stats.failed > 0 || stats.successful < calls) sipProblem = `${calls - stats.successful} of ${calls} MESSAGEs failed or unfinished`;
+        else if (stats.retransmissions > 0) sipProblem = `${stats.retransmissions} retransmissions`;
+        const partial = {
+          rate,
+          sent: calls,
+          sentRate: achievedRate(result),
+          received: arrivals.length,
+          ...arrivalStats(arrivals, calls),
+          rtts: result.rtts.map((r) => r.ms).sort((a, b) => a - b),
+          serverCpu,
+          prosodyCpu,
+          drops: udpDrops() - dropsBefore,
+        };
+        const problem = judge(partial, sipProblem);
+        if (sipProblem && result.errors) log(indent(result.errors.split('\n').slice(-4).join('\n')));
+        return { ...partial, problem };
+      },
+      async settle(deadline) {
+        await quiet(() => [...receiver.arrivals.values()].reduce((n, l) => n + l.length, 0), 2000, Math.min(deadline, Date.now() + 30_000));
+      },
+      stop: () => receiver.stop(),
+    };
+  },
+};
+
+/** The log lines the UAS wrote since the last call: read incrementally from the end of its log file. */
+function logReader(file: string) {
+  let offset = 0;
+  let rest = '';
+  return () => {
+    if (!existsSync(file)) return [];
+    const fd = openSync(file, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      if (size <= offset) return [];
+      const buffer = Buffer.alloc(size - offset);
+      readSync(fd, buffer, 0, buffer.length, offset);
+      offset = size;
+      const lines = (rest + buffer.toString('latin1')).split('\n');
+      rest = lines.pop()!;
+      return lines.map((l) => l.replace(/\r$/, '')).filter((l) => l.trim());
+    } finally {
+      closeSync(fd);
+    }
+  };
+}
+
+const xmppToSip: Direction = {
+  key: 'xmpp2sip',
+  label: '(2) XMPP -> SIP',
+  async prepare(server) {
+    const p = prosody!;
+    const uas = await SippProcess.start({
+      scenario: 'register.xml',
+      ooc: MEMBER_SCENARIO,
+      remote: { host: '127.0.0.1', port: server.port },
+      users: [[SIP_USER, DOMAIN, '-']],
+      keys: { expires: 3600 },
+      vars: { expected: 200, hold_ms: BUDGET_S * 1000 },
+      calls: 1,
+      timeoutS: BUDGET_S + 60,
+      logs: true,
+      traceErrors: false,
+      extraArgs: ['-buff_size', String(8 << 20)],
+    });
+    peers.add(uas);
+    const sender = await XmppSession.connect(p, XMPP_SENDER);
+    const to = `${SIP_USER}*${DOMAIN}@${p.componentDomain}`;
+    const read = logReader(join(uas.dir, 'logs.log'));
+    const arrivals = new Map<string, Arrival[]>();
+    const collect = () => {
+      for (const line of read()) {
+        // "DATE\tTIME\tEPOCH.US TAG SEQ SENT_MS"
+        const fields = line.trim().split(/\s+/);
+        const atMs = Number(fields[2]) * 1000;
+        const list = arrivals.get(fields[3]!) ?? [];
+        list.push({ atMs, sentMs: Number(fields[5]) });
+        arrivals.set(fields[3]!, list);
+      }
+    };
+    const count = (tag: string) => (collect(), arrivals.get(tag)?.length ?? 0);
+    const total = () => (collect(), [...arrivals.values()].reduce((n, l) => n + l.length, 0));
+    const send = (tag: string, seq: number) =>
+      sender.session.send(xml('message', { to, type: 'chat' }, xml('body', {}, `${tag} ${seq} ${Date.now()}`)));
+    for (let attempt = 0; ; attempt++) {
+      const tag = `probe${attempt}`;
+      await send(tag, 0);
+      if ((await quiet(() => count(tag), 300, Date.now() + 2000)) > 0) break;
+      if (attempt === 20 || !uas.running) {
+        throw new Error(`${server.name}: no XMPP -> SIP message reached the UAS (XMPP errors: ${sender.errors} ${sender.lastError})\n${indent(server.log().slice(-1500))}`);
+      }
+      await sleep(500);
+    }
+    return {
+      async step(rate, tag) {
+        const total = Math.round(rate * STEP_S);
+        const errorsBefore = sender.errors;
+        const dropsBefore = udpDrops();
+        const meter = meters(server);
+        // Paced by the clock: every 5 ms, as many as are due by then.
+        const started = Date.now();
+        let sent = 0;
+        while (sent < total) {
+          const due = Math.min(total, Math.ceil(((Date.now() - started) / 1000) * rate));
+          const batch: Array<Promise<void>> = [];
+          for (; sent < due; sent++) batch.push(send(tag, sent));
+          await Promise.all(batch);
+          await sleep(5);
+        }
+        const sentRate = (total - 1) / ((Date.now() - started) / 1000) || 0;
+        await quiet(() => count(tag), 1000, Date.now() + 15_000);
+        const serverCpu = meter.server.stop();
+        const prosodyCpu = meter.prosody.stop();
+        const got = arrivals.get(tag) ?? [];
+        const errors = sender.errors - errorsBefore;
+        const partial = {
+          rate,
+          sent: total,
+          sentRate: Math.min(sentRate, rate),
+          received: got.length,
+          ...arrivalStats(got, total),
+          rtts: [],
+          serverCpu,
+          prosodyCpu,
+          drops: udpDrops() - dropsBefore,
+        };
+        const problem = judge(partial, errors > 0 ? `${errors} XMPP errors back, e.g. ${sender.lastError}` : !uas.running ? 'the UAS exited' : undefined);
+        return { ...partial, problem };
+      },
+      async settle(deadline) {
+        await quiet(total, 2000, Math.min(deadline, Date.now() + 30_000));
+      },
+      async stop() {
+        await sender.stop();
+        peers.delete(uas);
+        await uas.stop();
+      },
+    };
+  },
+};
+
+const directions = [sipToXmpp, xmppToSip];
+
+async function search(server: Server, direction: Direction, runner: Runner, deadline: number): Promise<Search> {
+  const found: Search = {};
+  let steps = 0;
+  const next = rateSearch(found, (step) => step.rate, START_RATE, (rate) => rate <= MAX_RATE, REFINE);
+  for (let rate = next(); rate !== undefined; rate = next()) {
+    if (Date.now() + (STEP_S + 10) * 1000 > deadline) {
+      log(`  ${server.name} ${direction.key}: out of time budget before the ${rate}/s step`);
+      break;
+    }
+    const step = await runner.step(rate, `${direction.key}-${steps++}-${rate}`);
+    log(
+      `  ${server.name.padEnd(8)} ${direction.key.padEnd(8)} ${String(rate).padStart(6)}/s  ${(step.problem ?? 'ok').padEnd(36)}` +
+        ` sent ${Math.round(step.sentRate)}/s arrived ${Math.round(step.arrivedRate)}/s (${step.received}/${step.sent})` +
+        `  latency p50 ${percentile(step.latencies, 50).toFixed(1)} p99 ${percentile(step.latencies, 99).toFixed(1)} ms` +
+        `  CPU server ${step.serverCpu.toFixed(2)} prosody ${step.prosodyCpu.toFixed(2)}  UDP drops ${step.drops}`,
+    );
+    if (step.problem) {
+      found.failed = step;
+      const errors = server.log().split('\n').filter((l) => /ERROR|CRITICAL|error/.test(l)).slice(-3);
+      if (errors.length) log(indent(`${server.name}'s last errors:\n${errors.join('\n')}`));
+      await runner.settle(deadline);
+    } else {
+      found.best = step;
+      await sleep(500);
+    }
+  }
+  return found;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+function report(results: Map<string, Map<string, Search | string>>, loadBefore: number[]): string {
+  const names = [...results.keys()];
+  const header = ['direction', ...names.flatMap((n) => [`${n} max msg/s`, 'p50 ms', 'p99 ms', 'CPU srv/prosody'])];
+  if (names.length > 1) header.push(`${names[0]}/${names[1]}`);
+  const rows = [header];
+  const stops: string[] = [];
+  for (const direction of directions) {
+    const row = [direction.label];
+    const maxima: number[] = [];
+    for (const name of names) {
+      const found = results.get(name)!.get(direction.key);
+      if (typeof found === 'string' || !found) {
+        row.push(found ? 'error' : 'not run', '-', '-', '-');
+        maxima.push(NaN);
+        stops.push(`  ${name}, ${direction.label}: ${found ?? 'not run'}`);
+        continue;
+      }
+      const best = found.best;
+      maxima.push(best?.rate ?? NaN);
+      if (best) {
+        row.push(String(best.rate), percentile(best.latencies, 50).toFixed(1), percentile(best.latencies, 99).toFixed(1), `${best.serverCpu.toFixed(2)}/${best.prosodyCpu.toFixed(2)}`);
+      } else row.push(`< ${START_RATE}`, '-', '-', '-');
+      stops.push(`  ${name}, ${direction.label}: ${found.failed ? `${found.failed.rate}/s failed: ${found.failed.problem}` : 'no step failed'}`);
+    }
+    if (names.length > 1) row.push(maxima.every(Number.isFinite) ? (maxima[0]! / maxima[1]!).toFixed(2) : '-');
+    rows.push(row);
+  }
+  const cores = cpus().length;
+  return `
+Parley XMPP gateway benchmark, ${new Date().toISOString()}, ${cores} cores (${cpus()[0]?.model ?? 'unknown CPU'}), component mode, Prosody ${prosodyVersion} on 127.0.0.1
+load average before ${loadBefore.map((l) => l.toFixed(1)).join(' ')}, after ${loadavg().map((l) => l.toFixed(1)).join(' ')}: the machine may be shared; this run adds ~3 (server, Prosody, sipp, node)
+${table(rows)}
+
+max msg/s  highest passing step: every message arrived exactly once at >= 90 % of the rate, the sender
+           kept >= 95 % of it, and (SIP -> XMPP) every MESSAGE got its 202 with no retransmission
+           (${STEP_S} s steps, doubling from ${START_RATE}/s until one fails, then ${REFINE} bisection steps: the
+           limit lies between max msg/s and the failing rate below)
+p50/p99    end-to-end latency in that step, sender to receiver: SIP -> XMPP from sipp's send time in the
+           body to the @xmpp/client receiver's arrival (Node's clock, ms); XMPP -> SIP from the
+           @xmpp/client sender's send time to the sipp UAS's log timestamp (us resolution)
+CPU        cores busy during that step: the server's (Kamailio: all its processes), then Prosody's
+The senders, the receivers (one Node.js process with @xmpp/client, one sipp) and Prosody share the
+${cores} cores with the server; at the highest rates Prosody or the @xmpp/client side may be the limit.
+Parley: one Node.js process, SQLite, xmpp.backend component, max_queue ${1000} (default).
+${names.includes('Kamailio') ? 'Kamailio 5.6: bench/kamailio/xmpp.cfg, children=2, xmpp module (component backend: one process for the XMPP link),\n           MESSAGEs from XMPP sent to its outbound_proxy, itself, then lookup + t_relay to the UAS.\n' : ''}Why each search stopped:
+${stops.join('\n')}`;
+}
+
+let prosodyVersion = '';
+
+async function main(): Promise<void> {
+  const deadline = Date.now() + BUDGET_S * 1000;
+  const loadBefore = loadavg();
+  if (!withKamailio) log(`xmpp: Kamailio's side skipped (${args['no-kamailio'] ? '--no-kamailio' : `${KAMAILIO} or ${XMPP_MODULE} missing`})`);
+  prosody = await Prosody.start({ values: { LOG_LEVEL: 'warn' } });
+  prosodyVersion = (await import('node:child_process')).execFileSync('prosody', ['-v'], { encoding: 'utf8' }).match(/Prosody (\S+)/)?.[1] ?? '';
+  await Promise.all([XMPP_RECEIVER, XMPP_SENDER].map((u) => prosody!.register(u, XMPP_PASSWORD)));
+  log(`Prosody ${prosodyVersion} on c2s ${prosody.c2sPort}, component ${prosody.componentDomain} on ${prosody.componentPort}`);
+  const starters: Array<(p: Prosody) => Promise<Server>> = withKamailio ? [startParley, startKamailio] : [startParley];
+  const results = new Map<string, Map<string, Search | string>>();
+  let pairsLeft = starters.length * directions.length;
+  try {
+    for (const start of starters) {
+      const server = await start(prosody);
+      log(`${server.name} listening on udp:127.0.0.1:${server.port}`);
+      const byDirection = new Map<string, Search | string>();
+      results.set(server.name, byDirection);
+      try {
+        for (const direction of directions) {
+          const share = (deadline - Date.now()) / pairsLeft--;
+          let runner: Runner | undefined;
+          try {
+            runner = await direction.prepare(server);
+            // Warm-up, not measured: JIT compilation, socket buffers, the link's first stanzas.
+            await runner.step(100, `${direction.key}-warmup`);
+            await sleep(500);
+            byDirection.set(direction.key, await search(server, direction, runner, Date.now() + share));
+          } catch (error) {
+            log(`  ${server.name} ${direction.key}: ${(error as Error).message}`);
+            byDirection.set(direction.key, (error as Error).message.split('\n')[0]!);
+          } finally {
+            await runner?.stop();
+          }
+        }
+      } finally {
+        await server.stop();
+      }
+    }
+  } finally {
+    await prosody.stop();
+  }
+  console.log(report(results, loadBefore));
+}
+
+// Bounded no matter what: past the budget and a margin, everything this script started is stopped
+// (Prosody by its pid through test/support/prosody.ts, on exit at the latest).
+process.once('exit', () => {
+  const child = (prosody as unknown as { child?: ChildProcess } | undefined)?.child;
+  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
+await runBounded(main, work, BUDGET_S + 120);
