@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { RpcErrorCode } from '../../src/admin/index.js';
 import type { SipMessage } from '../../src/sip/index.js';
 import { startServer, type TestServer } from '../support/server.js';
-import { TestUA } from '../support/ua.js';
+import { TestUA, UserPool } from '../support/ua.js';
 import { adminToken, adminUrl, postRpc, rpc, sample, scrape } from './client.js';
 
 const MANAGER = 'sip:chat-manager@localhost';
@@ -15,17 +15,9 @@ const fromUser = (m: SipMessage) => /sip:([^@>]+)@/.exec(m.get('from') ?? '')?.[
 
 describe('admin endpoint', () => {
   let s: TestServer;
-  const agents = new Map<string, TestUA>();
+  const users = new UserPool(() => s.udp);
 
-  async function user(name: string): Promise<TestUA> {
-    let agent = agents.get(name);
-    if (!agent) {
-      agent = await TestUA.create({ user: name, server: s.udp });
-      agents.set(name, agent);
-      assert.equal((await agent.register()).status, 200);
-    }
-    return agent;
-  }
+  const user = (name: string) => users.get(name);
 
   /** Sends a command and resolves with the reply the room or the manager sends back. */
   async function command(agent: TestUA, to: string, text: string): Promise<string> {
@@ -48,7 +40,7 @@ describe('admin endpoint', () => {
     await notice(alice!, 'hello from bob');
   });
   after(async () => {
-    for (const agent of agents.values()) agent.close();
+    users.closeAll();
     await s.stop();
   });
 

@@ -3,29 +3,21 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, type TestServer } from '../support/server.js';
-import { TestUA } from '../support/ua.js';
+import { UserPool } from '../support/ua.js';
 import { command, receivedWith, sleep } from './room-helpers.js';
 
 describe('room limits', () => {
   let s: TestServer;
-  const agents = new Map<string, TestUA>();
+  const users = new UserPool(() => s.udp);
   const manager = 'sip:chat-manager@localhost';
 
-  async function user(name: string): Promise<TestUA> {
-    let agent = agents.get(name);
-    if (!agent) {
-      agent = await TestUA.create({ user: name, server: s.udp });
-      agents.set(name, agent);
-      assert.equal((await agent.register()).status, 200);
-    }
-    return agent;
-  }
+  const user = (name: string) => users.get(name);
 
   before(async () => {
     s = await startServer({ imc: { max_members: 3, max_rooms_per_user: 2, max_rate: 1, rate_burst: 3, max_body: 200, history: 0 } });
   });
   after(async () => {
-    for (const agent of agents.values()) agent.close();
+    users.closeAll();
     await s.stop();
   });
 

@@ -6,24 +6,16 @@ import assert from 'node:assert/strict';
 import { computeHa1 } from '../../src/registrar/index.js';
 import type { SipMessage } from '../../src/sip/index.js';
 import { startServer, type TestServer } from '../support/server.js';
-import { TestUA } from '../support/ua.js';
+import { UserPool } from '../support/ua.js';
 import { command, commandMessage } from './room-helpers.js';
 
 describe('room options', () => {
   let s: TestServer;
-  const agents = new Map<string, TestUA>();
+  const users = new UserPool(() => s.udp);
   const manager = 'sip:chat-manager@localhost';
   const room = 'sip:chat-opts@localhost';
 
-  async function user(name: string): Promise<TestUA> {
-    let agent = agents.get(name);
-    if (!agent) {
-      agent = await TestUA.create({ user: name, server: s.udp });
-      agents.set(name, agent);
-      assert.equal((await agent.register()).status, 200);
-    }
-    return agent;
-  }
+  const user = (name: string) => users.get(name);
 
   const xRoom = (m: SipMessage) => m.getAll('x-room');
 
@@ -31,7 +23,7 @@ describe('room options', () => {
     s = await startServer({ imc: { extra_hdrs: 'X-Room: parley', cpim: true, create_on_join: false, check_on_create: true, history: 5 } });
   });
   after(async () => {
-    for (const agent of agents.values()) agent.close();
+    users.closeAll();
     await s.stop();
   });
 

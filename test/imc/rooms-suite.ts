@@ -6,25 +6,17 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type TestServer } from '../support/server.js';
-import { TestUA } from '../support/ua.js';
+import { TestUA, UserPool } from '../support/ua.js';
 import type { SipMessage } from '../../src/sip/index.js';
 
 export function roomsSuite(driver: string, makeDatabase: () => Promise<string | undefined>): void {
   describe(`rooms on ${driver}`, () => {
     let s: TestServer;
-    const agents = new Map<string, TestUA>();
+    const users = new UserPool(() => s.udp);
     let database: string;
     const imc = { history: 3, max_rate: 10000, rate_burst: 10000, max_members: 60 };
 
-    async function user(name: string): Promise<TestUA> {
-      let agent = agents.get(name);
-      if (!agent) {
-        agent = await TestUA.create({ user: name, server: s.udp });
-        agents.set(name, agent);
-        assert.equal((await agent.register()).status, 200);
-      }
-      return agent;
-    }
+    const user = (name: string) => users.get(name);
 
     const fromUser = (m: SipMessage) => /sip:([^@>]+)@/.exec(m.get('from') ?? '')?.[1];
 
@@ -44,7 +36,7 @@ export function roomsSuite(driver: string, makeDatabase: () => Promise<string | 
       s = await startServer({ database, imc: imc as never });
     });
     after(async () => {
-      for (const agent of agents.values()) agent.close();
+      users.closeAll();
       await s.stop();
     });
 
@@ -195,8 +187,7 @@ export function roomsSuite(driver: string, makeDatabase: () => Promise<string | 
         assert.deepEqual(s.server.rooms!.listMembers('chat-team'), before);
         assert.ok(before!.some((m) => m.nick === 'bobby'));
         assert.equal(s.server.rooms!.findRoom('chat-team')?.topic, 'plans for friday');
-        for (const agent of agents.values()) agent.close();
-        agents.clear();
+        users.closeAll();
       });
     });
 

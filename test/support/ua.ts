@@ -204,3 +204,26 @@ function lenientParse(data: Buffer): SipMessage {
     throw error;
   }
 }
+
+/** Registered test users by name, each created and registered on first use. */
+export class UserPool {
+  private readonly agents = new Map<string, TestUA>();
+
+  constructor(private readonly server: () => { host: string; port: number }) {}
+
+  async get(name: string): Promise<TestUA> {
+    let agent = this.agents.get(name);
+    if (!agent) {
+      agent = await TestUA.create({ user: name, server: this.server() });
+      this.agents.set(name, agent);
+      const registered = await agent.register();
+      if (registered.status !== 200) throw new Error(`${name} could not register: ${registered.status} ${registered.reason}`);
+    }
+    return agent;
+  }
+
+  closeAll(): void {
+    for (const agent of this.agents.values()) agent.close();
+    this.agents.clear();
+  }
+}
