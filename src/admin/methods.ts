@@ -48,7 +48,7 @@ export function parleyMethods(parley: ManagedServer, startedAt: number): RpcMeth
         const xmpp = parley.xmpp;
         if (!xmpp) throw new RpcError(RpcErrorCode.REFUSED, 'the XMPP gateway is disabled (xmpp.enabled is false)');
         const { backend, xmpp_domain: xmppDomain, xmpp_host: host, xmpp_port: port } = parley.config.xmpp;
-        return { backend, domain: xmppDomain, server: `${host}:${port}`, ...xmpp.stats, presence: xmpp.presenceStats ?? null };
+        return { backend, domain: xmppDomain, server: `${host}:${port}`, ...xmpp.stats, peers: xmpp.peers, presence: xmpp.presenceStats ?? null };
       },
     },
     'registrar.lookup': {

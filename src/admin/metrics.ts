@@ -4,6 +4,9 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { activeMembers } from '../imc/rooms.js';
 import type { ManagedServer } from './server.js';
 
+/** Peer states in which stanzas flow: a component online, an s2s stream authenticated or ready. */
+const USABLE_PEER_STATES = new Set(['online', 'authenticated', 'ready']);
+
 export function createMetricsRegistry(parley: ManagedServer): Registry {
   // A registry of its own: the process-wide default one would mix servers started in one process.
   const registry = new Registry();
@@ -57,6 +60,18 @@ export function createMetricsRegistry(parley: ManagedServer): Registry {
     counter('parley_xmpp_stanzas_in_total', 'Stanzas received from the XMPP server.', () => xmpp.stats.stanzasIn);
     counter('parley_xmpp_stanzas_out_total', 'Stanzas sent to the XMPP server.', () => xmpp.stats.stanzasOut);
     gauge('parley_xmpp_queued', 'Stanzas waiting for the XMPP link.', () => xmpp.stats.queued);
+    new Gauge({
+      name: 'parley_xmpp_peer_up',
+      help: 'Streams with XMPP servers (the component server, or s2s peer domains by direction): 1 when usable, 0 otherwise.',
+      labelNames: ['domain', 'direction'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const peer of xmpp.peers) {
+          this.set({ domain: peer.domain, direction: peer.direction }, USABLE_PEER_STATES.has(peer.state) ? 1 : 0);
+        }
+      },
+    });
     new Counter({
       name: 'parley_xmpp_errors_total',
       help: 'XMPP errors, by kind: link (stream and connection errors), stanza (stanza errors returned for messages from SIP), expired (messages from SIP that never reached the XMPP server).',

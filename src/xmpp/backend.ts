@@ -3,7 +3,7 @@
 import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type xml from '@xmpp/xml';
-import { ComponentLink, type LinkState } from './link.js';
+import { ComponentLink, type LinkState, type PeerStatus } from './link.js';
 import type { XmppGatewayOptions } from './options.js';
 import { S2sLink } from './s2s/link.js';
 
@@ -19,6 +19,8 @@ export interface XmppLink extends EventEmitter<{ online: []; stanza: [xml.Elemen
   stop(): Promise<void>;
   /** Sends a stanza (or, in server mode, queues it for its domain's stream); false when the link is not online. */
   send(stanza: xml.Element): boolean;
+  /** Streams with XMPP servers and their state, for status and metrics. */
+  peers(): PeerStatus[];
 }
 
 export function createLink(options: XmppGatewayOptions, log: Logger): XmppLink {

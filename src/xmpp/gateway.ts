@@ -12,7 +12,7 @@ import { type IncomingRequest, type SipMessage, type SipUri, escapeUser, parseUr
 import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, unescapeLocal } from './addresses.js';
 import { type StanzaError, conditionForStatus, errorReply, readStanzaError, statusForCondition } from './errors.js';
 import { type XmppLink, createLink } from './backend.js';
-import type { LinkState } from './link.js';
+import type { LinkState, PeerStatus } from './link.js';
 import { type Refusal, TEXT_PLAIN, callIdOfThread, messageStanza, readSipMessage, readStanza, sipHeaders } from './messages.js';
 import type { XmppGatewayOptions } from './options.js';
 import { OutboundQueue } from './queue.js';
@@ -113,6 +113,11 @@ export class XmppGateway {
       linkErrors: this.link.errors,
       reconnects: this.link.reconnects,
     };
+  }
+
+  /** Streams with XMPP servers: the component's server, or each s2s peer domain and direction. */
+  get peers(): PeerStatus[] {
+    return this.link.peers();
   }
 
   /** Starts connecting; messages wait (up to delay_time) until the link is up. */

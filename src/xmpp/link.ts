@@ -9,6 +9,14 @@ import { component, type Component, type XmppError } from '@xmpp/component';
 
 export type LinkState = 'down' | 'online' | 'stopped';
 
+/** One XMPP server Parley has a stream with: the component's server, or an s2s peer domain. */
+export interface PeerStatus {
+  domain: string;
+  direction: 'in' | 'out';
+  state: string;
+  secure: boolean;
+}
+
 export interface ComponentLinkOptions {
   host: string;
   port: number;
@@ -67,6 +75,11 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
   /** Milliseconds since the link was last usable (or since it started trying); 0 while online. */
   downFor(now: number): number {
     return this.online ? 0 : now - this.downSince;
+  }
+
+  /** The component's one peer: the XMPP server it is connected to. */
+  peers(): PeerStatus[] {
+    return [{ domain: `${this.options.host}:${this.options.port}`, direction: 'out', state: this.state, secure: false }];
   }
 
   start(): void {

@@ -192,6 +192,7 @@ describe('status', () => {
     assert.equal(result.queued, 0);
     assert.equal(result.linkErrors, 0);
     assert.ok(result.presence.presenceIn > 0, JSON.stringify(result.presence));
+    assert.deepEqual(result.peers, [{ domain: `${parley.config.xmpp.xmpp_host}:${parley.config.xmpp.xmpp_port}`, direction: 'out', state: 'online', secure: false }]);
 
     const { status, text } = await scrape(parley);
     assert.equal(status, 200);
@@ -199,6 +200,7 @@ describe('status', () => {
     assert.ok(sample(text, 'parley_xmpp_stanzas_in_total')! >= result.stanzasIn);
     assert.ok(sample(text, 'parley_xmpp_stanzas_out_total')! >= result.stanzasOut);
     assert.equal(sample(text, 'parley_xmpp_queued'), 0);
+    assert.match(text, /^parley_xmpp_peer_up\{domain="[^"]+",direction="out"\} 1$/m);
     assert.match(text, /^parley_xmpp_errors_total\{kind="link"\} 0$/m);
     assert.match(text, /^parley_xmpp_errors_total\{kind="stanza"\} 0$/m);
   });

@@ -146,7 +146,7 @@ describe('federation with Prosody over s2s (STARTTLS + dialback)', { timeout: 60
   });
 
   test('both directions ran over TLS, authenticated by dialback', () => {
-    const peers = (parley.server.xmpp as unknown as { link: { peers(): Array<{ domain: string; direction: string; secure: boolean }> } }).link.peers();
+    const peers = parley.server.xmpp!.peers;
     assert.ok(peers.some((peer) => peer.domain === PROSODY_DOMAIN && peer.direction === 'out' && peer.secure), JSON.stringify(peers));
     assert.ok(peers.some((peer) => peer.domain === PROSODY_DOMAIN && peer.direction === 'in' && peer.secure), JSON.stringify(peers));
   });

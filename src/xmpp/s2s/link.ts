@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
 import { parseJid } from '../addresses.js';
 import { errorReply } from '../errors.js';
-import type { LinkState } from '../link.js';
+import type { LinkState, PeerStatus } from '../link.js';
 import { dialbackKey, verifyDialbackKey } from './dialback.js';
 import { ServerResolver } from './resolve.js';
 import { NS_DIALBACK_FEATURE, NS_TLS, XmlStream } from './stream.js';
@@ -37,13 +37,6 @@ export interface S2sLinkOptions {
   connectTimeoutMs: number;
   /** Most stanzas waiting per remote domain. */
   maxQueue: number;
-}
-
-export interface PeerStatus {
-  domain: string;
-  direction: 'in' | 'out';
-  state: string;
-  secure: boolean;
 }
 
 interface LinkEvents {
