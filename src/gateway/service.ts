@@ -6,7 +6,7 @@
 // network enters SIP through the relay (every contact of the user, or the offline store).
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Relay } from '../relay/index.js';
+import { OrderedDeliveries, type Relay } from '../relay/index.js';
 import type { Registrar } from '../registrar/index.js';
 import { type IncomingRequest, type SipUri, escapeUser, parseUri } from '../sip/index.js';
 import type { GatewayAccount, GatewayAccountStore, GatewayTlsMode } from '../store/types.js';
@@ -76,7 +76,7 @@ export class GatewayService {
   private readonly byAlias = new Map<string, NetworkAdapter>();
   private readonly byNetwork = new Map<NetworkId, NetworkAdapter>();
   private readonly live = new Map<number, Live>();
-  private readonly deliveries = new Map<string, Promise<void>>();
+  private readonly deliveries = new OrderedDeliveries((error, recipient) => this.log.error({ err: error, recipient }, 'gateway delivery into SIP failed'));
   private readonly counters = { sipToNetwork: 0, networkToSip: 0, commands: 0, refused: 0, undelivered: 0, accountFailures: 0 };
   private readonly idPrefix = randomBytes(4).toString('hex');
   private lastId = 0;
@@ -126,7 +126,7 @@ export class GatewayService {
     this.deps.registrar.off('registered', this.onRegistered);
     this.deps.registrar.off('unregistered', this.onUnregistered);
     await Promise.allSettled([...this.live.values()].map((live) => this.end(live, 'the gateway stopped')));
-    await Promise.allSettled([...this.deliveries.values()]);
+    await this.deliveries.drain();
   }
 
   /** The `gateway` routing handler: a MESSAGE to the gateway's address or to a network's domain. */
@@ -252,7 +252,7 @@ export class GatewayService {
     const address = live.adapter.sipAddressOf(from);
     if (!address) return;
     const to = live.account.sipUser;
-    this.deliverInOrder(to, async () => {
+    this.deliveries.add(to, async () => {
       const result = await this.deps.relay.send({ from: `<${address}>`, to, body: Buffer.from(im.body, 'utf8'), contentType: TEXT_PLAIN, headers: sipHeaders(im) });
       if (result.status < 300) this.counters.networkToSip++;
       else this.log.info({ to, status: result.status }, 'message from the network not delivered into SIP');
@@ -458,7 +458,7 @@ export class GatewayService {
 
   /** A notice from the gateway's address. */
   private reply(sipUser: string, text: string): void {
-    this.deliverInOrder(sipUser, async () => {
+    this.deliveries.add(sipUser, async () => {
       const result = await this.deps.relay.send({ from: `<${this.options.registrarAddress}>`, to: sipUser, body: text, contentType: TEXT_PLAIN });
       if (result.status >= 300) this.log.info({ sipUser, status: result.status }, 'gateway notice not delivered');
     });
@@ -468,19 +468,11 @@ export class GatewayService {
   private notify(origin: Origin, status: number, explanation: string): void {
     this.log.info({ sender: origin.sender, contact: origin.contact, status, explanation }, 'message from SIP not delivered to the network');
     const body = `Your message to ${origin.contact} was not delivered: ${explanation} (${status}).\n> ${origin.excerpt}`;
-    this.deliverInOrder(origin.sender, async () => {
+    this.deliveries.add(origin.sender, async () => {
       await this.deps.relay.send({ from: `<${origin.target}>`, to: origin.sender, body, contentType: TEXT_PLAIN });
     });
   }
 
-  private deliverInOrder(recipient: string, work: () => Promise<void>): void {
-    const previous = this.deliveries.get(recipient) ?? Promise.resolve();
-    const next = previous.then(work).catch((error: unknown) => this.log.error({ err: error, recipient }, 'gateway delivery into SIP failed'));
-    this.deliveries.set(recipient, next);
-    void next.then(() => {
-      if (this.deliveries.get(recipient) === next) this.deliveries.delete(recipient);
-    });
-  }
 
   private newId(): string {
     return `${this.idPrefix}-${++this.lastId}`;

@@ -3,7 +3,7 @@
 // one ordered queue per member, so offline members get them from the offline store.
 import type { Logger } from 'pino';
 import type { RoomHistoryEntry, RoomStore } from '../store/types.js';
-import type { Relay } from '../relay/index.js';
+import { OrderedDeliveries, type Relay } from '../relay/index.js';
 import type { RequestHandler } from '../server/router.js';
 import { type IncomingRequest, type Header, parseUri, quote, UriError } from '../sip/index.js';
 import { type Command, helpText, parseCommand } from './commands.js';
@@ -47,7 +47,7 @@ export class RoomService {
   readonly rooms = new Map<string, Room>();
   readonly stats: ImcStats = { messagesIn: 0, messagesOut: 0, deliveriesFailed: 0, commands: 0 };
   private readonly roomPattern: RegExp;
-  private readonly memberQueues = new Map<string, Promise<void>>();
+  private readonly memberQueues = new OrderedDeliveries((error) => this.log.error({ err: error }, 'room delivery error'));
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private pendingHistory: RoomHistoryEntry[] = [];
   private historyFlush: Promise<void> | undefined;
@@ -77,7 +77,7 @@ export class RoomService {
 
   async stop(): Promise<void> {
     clearInterval(this.historyTimer);
-    await Promise.allSettled([...this.memberQueues.values()]);
+    await this.memberQueues.drain();
     await this.flushHistory();
   }
 
@@ -192,17 +192,9 @@ export class RoomService {
             this.log.info({ room: roomUri(room), recipient, status: result.status }, 'room delivery failed');
           }
         });
-    this.enqueue(recipient, send);
+    this.memberQueues.add(recipient, send);
   }
 
-  private enqueue(recipient: string, work: () => Promise<void>): void {
-    const previous = this.memberQueues.get(recipient) ?? Promise.resolve();
-    const next = previous.then(work).catch((error: unknown) => this.log.error({ err: error }, 'room delivery error'));
-    this.memberQueues.set(recipient, next);
-    void next.then(() => {
-      if (this.memberQueues.get(recipient) === next) this.memberQueues.delete(recipient);
-    });
-  }
 
   private render(room: Room, entry: RoomHistoryEntry): { contentType: string; body: Buffer } {
     if (this.options.cpim) {
@@ -217,7 +209,7 @@ export class RoomService {
 
   /** A notice from the room (or the manager) to one user. */
   private notify(fromUser: string, domain: string, to: string, text: string): void {
-    this.enqueue(to, () =>
+    this.memberQueues.add(to, () =>
       this.relay
         .send({ from: `<sip:${fromUser}@${domain}>`, to: `sip:${to}`, body: text, headers: this.options.extraHeaders, outboundProxy: this.options.outboundProxy })
         .then(() => undefined),

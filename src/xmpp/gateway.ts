@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type xml from '@xmpp/xml';
-import type { Relay } from '../relay/index.js';
+import { OrderedDeliveries, type Relay } from '../relay/index.js';
 import { type IncomingRequest, type SipMessage, type SipUri, escapeUser, parseUri } from '../sip/index.js';
 import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, unescapeLocal } from './addresses.js';
 import { type StanzaError, conditionForStatus, errorReply, readStanzaError, statusForCondition } from './errors.js';
@@ -67,7 +67,7 @@ export class XmppGateway {
   /** Messages from SIP sent to XMPP, by stanza id, oldest first. */
   private readonly sent = new Map<string, SipOrigin & { at: number }>();
   /** Deliveries into SIP: one chain per SIP recipient, so that each gets its messages in order. */
-  private readonly deliveries = new Map<string, Promise<void>>();
+  private readonly deliveries = new OrderedDeliveries((error, recipient) => this.log.error({ err: error, recipient }, 'delivery into SIP failed'));
   private readonly counters = { stanzasIn: 0, stanzasOut: 0, sipToXmpp: 0, xmppToSip: 0, refused: 0, stanzaErrors: 0, expired: 0 };
   /** How each side writes to the other, told to those who got it wrong. */
   private readonly hints: { sip: string; xmpp: string };
@@ -132,7 +132,7 @@ export class XmppGateway {
     await this.presence?.stop();
     await this.link.stop();
     for (const outgoing of this.queue.drain()) this.failBack(outgoing, 503, 'the gateway stopped before the XMPP server could take it');
-    await Promise.allSettled([...this.deliveries.values()]);
+    await this.deliveries.drain();
   }
 
   /** The `xmpp` routing handler: a SIP MESSAGE for the gateway domain. */
@@ -236,7 +236,7 @@ export class XmppGateway {
     if (!from) return bounce({ condition: 'jid-malformed', text: 'the sender has no SIP address' });
     const body = Buffer.from(im.body, 'utf8');
     if (body.length > this.options.maxBody) return bounce({ condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
-    this.deliverInOrder(to, async () => {
+    this.deliveries.add(to, async () => {
       const result = await this.relay.send({ from: `<${from}>`, to, body, contentType: TEXT_PLAIN, headers: sipHeaders(im), callId: callIdOfThread(im.thread) });
       if (result.status < 300) this.counters.xmppToSip++;
       else bounce({ condition: conditionForStatus(result.status), text: `${result.status} ${result.reason}` });
@@ -261,20 +261,12 @@ export class XmppGateway {
     const recipient = `${unescapeLocal(origin.recipient.local)}@${origin.recipient.domain}`;
     this.log.info({ sender: origin.sender, recipient, status, explanation }, 'message from SIP not delivered to XMPP');
     const body = `Your message to ${recipient} was not delivered: ${explanation} (${status}).\n> ${origin.excerpt}`;
-    this.deliverInOrder(origin.sender, async () => {
+    this.deliveries.add(origin.sender, async () => {
       const result = await this.relay.send({ from: `<${origin.target}>`, to: origin.sender, body, contentType: TEXT_PLAIN });
       if (result.status >= 300) this.log.info({ sender: origin.sender, status: result.status }, 'error notification not delivered');
     });
   }
 
-  private deliverInOrder(recipient: string, work: () => Promise<void>): void {
-    const previous = this.deliveries.get(recipient) ?? Promise.resolve();
-    const next = previous.then(work).catch((error: unknown) => this.log.error({ err: error, recipient }, 'delivery into SIP failed'));
-    this.deliveries.set(recipient, next);
-    void next.then(() => {
-      if (this.deliveries.get(recipient) === next) this.deliveries.delete(recipient);
-    });
-  }
 
   private newId(): string {
     return `${this.idPrefix}-${++this.lastId}`;

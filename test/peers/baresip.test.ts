@@ -7,6 +7,7 @@ import { TestUA } from '../support/ua.js';
 import { baresipMissing, startBaresip, type Baresip } from '../support/baresip.js';
 import { computeHa1 } from '../../src/registrar/index.js';
 import { realmFor } from '../../src/config/index.js';
+import { eventually } from '../support/eventually.js';
 
 let s: TestServer;
 const peers: Baresip[] = [];
@@ -28,16 +29,6 @@ async function baresip(user: string, transport: 'udp' | 'tcp', peer?: string): P
 
 const shown = (from: string, text: string) => new RegExp(`${from}: "${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`);
 
-/** Polls until `check` returns something truthy. */
-async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 before(async () => {
   const missing = baresipMissing();

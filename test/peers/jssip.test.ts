@@ -8,6 +8,7 @@ import { TestUA } from '../support/ua.js';
 import { JsSipClient } from '../support/jssip.js';
 import { computeHa1 } from '../../src/registrar/index.js';
 import { realmFor } from '../../src/config/index.js';
+import { eventually } from '../support/eventually.js';
 
 let s: TestServer;
 let url: string;
@@ -27,15 +28,6 @@ async function udpUser(user: string): Promise<TestUA> {
   return agent;
 }
 
-async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** Opens a WebSocket with the given subprotocols; resolves with the HTTP status of a refused upgrade or the agreed protocol. */
 function upgrade(protocols: string[]): Promise<{ status: number; protocol?: string; body?: string }> {
