@@ -1,8 +1,10 @@
 // The RPC methods: the imc module's MI commands (imc.list_rooms, imc.list_members) and statistic
-// (imc.active_rooms) under their Kamailio names, room administration, and a look at the server.
+// (imc.active_rooms) under their Kamailio names, room administration, a look at the server, and
+// the per-user gateway's (gateway-methods.ts).
 import { formatListener } from '../config/index.js';
 import { RoomRefusal, type RoomService } from '../imc/index.js';
 import type { Binding } from '../store/index.js';
+import { gatewayMethods } from './gateway-methods.js';
 import { RpcError, RpcErrorCode, invalidParams, type RpcMethods } from './rpc.js';
 import type { ManagedServer } from './server.js';
 
@@ -65,6 +67,7 @@ export function parleyMethods(parley: ManagedServer, startedAt: number): RpcMeth
         return users.map((user) => ({ user: `sip:${user.username}@${user.domain}`, createdAt: new Date(user.createdAt).toISOString() }));
       },
     },
+    ...gatewayMethods(parley),
   };
 }
 

@@ -1,5 +1,6 @@
-// Prometheus metrics. The counts already live in the stats objects of the stack, the relay and the
-// room service; every metric reads its value from them when scraped, so the message path pays nothing.
+// Prometheus metrics. The counts already live in the stats objects of the stack, the relay, the room
+// service and the gateways; every metric reads its value from them when scraped, so the message
+// path pays nothing.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { activeMembers } from '../imc/rooms.js';
 import type { ManagedServer } from './server.js';
@@ -85,6 +86,28 @@ export function createMetricsRegistry(parley: ManagedServer): Registry {
         this.inc({ kind: 'expired' }, stats.expired);
       },
     });
+  }
+
+  const gateway = parley.gateway;
+  if (gateway) {
+    new Gauge({
+      name: 'parley_gateway_sessions',
+      help: 'Sessions of linked accounts of the per-user gateway, by network and state (connecting, online, stopped, failed).',
+      labelNames: ['network', 'state'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [network, states] of Object.entries(gateway.stats.networks)) {
+          for (const [state, count] of Object.entries(states)) this.set({ network, state }, count);
+        }
+      },
+    });
+    counter('parley_gateway_messages_to_network_total', 'SIP MESSAGEs the per-user gateway took to a network.', () => gateway.stats.sipToNetwork);
+    counter('parley_gateway_messages_to_sip_total', 'Messages from a network the per-user gateway delivered or stored for a SIP user.', () => gateway.stats.networkToSip);
+    counter('parley_gateway_commands_total', 'Commands (#link, #accounts...) sent to the per-user gateway.', () => gateway.stats.commands);
+    counter('parley_gateway_refused_total', 'SIP requests the per-user gateway refused.', () => gateway.stats.refused);
+    counter('parley_gateway_undelivered_total', 'Messages from SIP that never reached their network (the sender was told).', () => gateway.stats.undelivered);
+    counter('parley_gateway_account_failures_total', 'Linked accounts a network refused (wrong password...), which were then disabled.', () => gateway.stats.accountFailures);
   }
   return registry;
 }

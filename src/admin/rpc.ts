@@ -25,6 +25,8 @@ export class RpcError extends Error {
 export interface RpcParam {
   name: string;
   optional?: boolean;
+  /** A whole number, from JSON as a number or a string of digits; the method gets its digits. */
+  integer?: boolean;
 }
 
 export type RpcArguments = Record<string, string | undefined>;
@@ -122,10 +124,14 @@ function bindParams(specs: readonly RpcParam[], params: unknown): RpcArguments {
   const unknown = Object.keys(named).find((name) => !specs.some((spec) => spec.name === name));
   if (unknown !== undefined) throw invalidParams(`unknown param "${unknown}"`);
   const args: RpcArguments = {};
-  for (const { name, optional } of specs) {
+  for (const { name, optional, integer } of specs) {
     const value = named[name];
     if (value === undefined || value === null) {
       if (!optional) throw invalidParams(`"${name}" is required`);
+    } else if (integer) {
+      const digits = typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? String(value) : value;
+      if (typeof digits !== 'string' || !/^\d{1,15}$/.test(digits)) throw invalidParams(`"${name}" must be a whole number`);
+      args[name] = digits;
     } else if (typeof value !== 'string' || value === '') throw invalidParams(`"${name}" must be a non-empty string`);
     else args[name] = value;
   }

@@ -9,7 +9,7 @@ import { RpcDispatcher } from './rpc.js';
 import { tokenFilePath, tokensMatch, writeGeneratedToken } from './token.js';
 
 /** The parts of a running server the endpoint reports on and acts on. */
-export type ManagedServer = Pick<ParleyServer, 'config' | 'domains' | 'store' | 'transports' | 'stack' | 'registrar' | 'relay' | 'rooms' | 'xmpp'>;
+export type ManagedServer = Pick<ParleyServer, 'config' | 'domains' | 'store' | 'transports' | 'stack' | 'registrar' | 'relay' | 'rooms' | 'xmpp' | 'gateway'>;
 
 /** Far above any real call or batch; a bound on what one request can make the server buffer. */
 const MAX_BODY_BYTES = 1 << 20;

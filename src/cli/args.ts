@@ -56,3 +56,8 @@ export function listCommands(commands: readonly Command[]): string {
   const width = Math.max(...commands.map((command) => command.name.length)) + 2;
   return commands.map((command) => `  ${command.name.padEnd(width)}${command.summary}`).join('\n');
 }
+
+/** "1 room", "3 rooms": a count with its noun, for reports. */
+export function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}

@@ -1,9 +1,8 @@
 // `parley import-imc`: copies the rooms and members of a Kamailio imc database into Parley's store.
-import { loadConfig } from '../config/index.js';
 import { redactUrlPassword } from '../log/index.js';
 import type { RoomMemberRecord, RoomStore, RoomTables } from '../store/index.js';
-import { CONFIG_OPTION, DB_OPTION, HELP_OPTION, parseCommandLine, printHelp, UsageError, type Command } from './args.js';
-import { withStore } from './store.js';
+import { count, parseCommandLine, printHelp, UsageError, type Command } from './args.js';
+import { loadStoreConfig, STORE_OPTIONS, withForeignDatabase, withStore } from './store.js';
 
 const USAGE = `Usage: parley import-imc --from URL [--rooms-table NAME] [--members-table NAME]
                          [--config FILE] [--db URL]
@@ -23,9 +22,7 @@ Options:
 `;
 
 const OPTIONS = {
-  ...HELP_OPTION,
-  ...CONFIG_OPTION,
-  ...DB_OPTION,
+  ...STORE_OPTIONS,
   from: { type: 'string' },
   'rooms-table': { type: 'string', default: 'imc_rooms' },
   'members-table': { type: 'string', default: 'imc_members' },
@@ -40,15 +37,8 @@ interface ImportReport {
   skipped: string[];
 }
 
-async function readKamailio(url: string, tables: RoomTables): Promise<RoomsAndMembers> {
-  // Loaded only here so that the other commands do not load the database drivers.
-  const { openForeignDatabase, readImcTables } = await import('../store/index.js');
-  const db = await openForeignDatabase(url);
-  try {
-    return await readImcTables(db, tables);
-  } finally {
-    await db.destroy();
-  }
+function readKamailio(url: string, tables: RoomTables): Promise<RoomsAndMembers> {
+  return withForeignDatabase(url, async (db) => (await import('../store/index.js')).readImcTables(db, tables));
 }
 
 async function importRooms(source: RoomsAndMembers, target: RoomStore): Promise<ImportReport> {
@@ -77,8 +67,6 @@ async function importRooms(source: RoomsAndMembers, target: RoomStore): Promise<
   return report;
 }
 
-const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
-
 export const importImcCommand: Command = {
   name: 'import-imc',
   summary: "copy a Kamailio imc database's rooms and members into Parley's",
@@ -86,7 +74,7 @@ export const importImcCommand: Command = {
     const { values } = parseCommandLine({ args, options: OPTIONS }, USAGE);
     if (values.help) return printHelp(USAGE);
     if (values.from === undefined) throw new UsageError('missing --from URL', USAGE);
-    const config = loadConfig(values.config, { database: values.db });
+    const config = loadStoreConfig(values);
     const source = await readKamailio(values.from, { rooms: values['rooms-table'], members: values['members-table'] });
     const tables = { rooms: config.imc.rooms_table, members: config.imc.members_table };
     const report = await withStore(config, async (store) => importRooms(source, await store.rooms(tables)));

@@ -3,14 +3,19 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/index.js';
 import { listCommands, runCommandGroup, UsageError } from './args.js';
+import { accountsCommand } from './accounts.js';
 import { certCommand } from './cert.js';
 import { checkConfigCommand } from './check-config.js';
 import { importImcCommand } from './import-imc.js';
+import { importPurplemapCommand } from './import-purplemap.js';
 import { membersCommand, roomsCommand, rpcCommand } from './rpc.js';
 import { startCommand } from './start.js';
 import { userCommand } from './user.js';
 
-const COMMANDS = [startCommand, checkConfigCommand, userCommand, certCommand, rpcCommand, roomsCommand, membersCommand, importImcCommand];
+const COMMANDS = [
+  startCommand, checkConfigCommand, userCommand, accountsCommand, certCommand, rpcCommand, roomsCommand, membersCommand, importImcCommand,
+  importPurplemapCommand,
+];
 
 const USAGE = `Usage: parley <command> [options]
 

@@ -11,7 +11,9 @@ strings. Exit code 1 when the server answers with an error; its message goes to 
 
 Methods: imc.list_rooms, imc.list_members ROOM, imc.active_rooms, imc.destroy_room ROOM,
 imc.add_member ROOM USER, imc.remove_member ROOM USER, core.status, registrar.lookup AOR,
-users.list [DOMAIN].
+users.list [DOMAIN], gateway.status, gateway.accounts.list [SIP_USER], gateway.accounts.add
+SIP_USER NETWORK EXT_USER PASSWORD [SERVER PORT TLS], gateway.accounts.remove ID,
+gateway.accounts.test ID [TIMEOUT].
 
 Options:
 ${ADMIN_CLIENT_HELP}
@@ -51,7 +53,7 @@ export const rpcCommand: Command = {
 };
 
 /** Left-aligned columns, two spaces apart, under an upper-case header. */
-function formatTable(header: string[], rows: string[][]): string {
+export function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
   const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd();
   return [header, ...rows].map(line).join('\n') + '\n';

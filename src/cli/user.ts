@@ -1,24 +1,12 @@
-import { loadConfig, realmFor, type Config } from '../config/index.js';
+import { realmFor, type Config } from '../config/index.js';
 import { computeHa1 } from '../registrar/credentials.js';
-import {
-  CONFIG_OPTION,
-  DB_OPTION,
-  HELP_OPTION,
-  listCommands,
-  parseCommandLine,
-  printHelp,
-  runCommandGroup,
-  UsageError,
-  type Command,
-} from './args.js';
+import { listCommands, parseCommandLine, printHelp, runCommandGroup, UsageError, type Command } from './args.js';
 import { readPassword } from './password.js';
-import { withStore } from './store.js';
+import { loadStoreConfig, STORE_OPTIONS, withStore } from './store.js';
 
 const STORE_OPTIONS_HELP = `  -c, --config FILE         configuration file, for the domains, the realm and the database
       --db URL              database, instead of the configuration's
   -h, --help                show this help`;
-
-const STORE_OPTIONS = { ...HELP_OPTION, ...CONFIG_OPTION, ...DB_OPTION } as const;
 
 // SIP user parts cannot hold '@', ':' or spaces (RFC 3261 §25.1), and ':' would also make the
 // digest's username:realm:password ambiguous.
@@ -28,10 +16,6 @@ function parseAddress(text: string, usage: string): { username: string; domain: 
   const match = ADDRESS.exec(text);
   if (!match) throw new UsageError(`expected USER@DOMAIN, got "${text}"`, usage);
   return { username: match[1], domain: match[2].toLowerCase() };
-}
-
-function loadStoreConfig(values: { config?: string; db?: string }): Config {
-  return loadConfig(values.config, { database: values.db });
 }
 
 function requireServedDomain(config: Config, domain: string): void {

@@ -5,6 +5,7 @@ export {
   DIGEST_ALGORITHMS,
   LOG_LEVELS,
   PRESENCE_POLICIES,
+  SQL_TABLE_NAME,
   TRANSPORTS,
   compileRoutePattern,
   configSchema,

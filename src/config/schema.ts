@@ -121,6 +121,12 @@ export function formatKey(path: readonly (string | number)[]): string {
 }
 
 const positiveInt = z.number().int().positive();
+/** A table name of a Kamailio module's configuration (its *_table parameters). */
+export const SQL_TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const tableName = z.string().regex(SQL_TABLE_NAME, 'expected an SQL table name');
+/** A network's SIP domain and the delimiter of its addresses, ALIAS=<delim> (the jabber seed's jdomain form). */
+const networkAlias = (example: string) =>
+  z.string().regex(/^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?:=[!~*()=+$,;?])?$/i, `expected ALIAS or ALIAS=<delimiter>, e.g. ${example}=*`).nullable().default(null);
 
 const readablePath = z
   .string()
@@ -314,8 +320,8 @@ const baseSchema = z
       extra_hdrs: z.string().nullable().default(null).describe('Header lines ("Name: value", several separated by CRLF or newlines) added to every MESSAGE the room service sends.'),
       history: z.number().int().min(0).default(20).describe('Messages a member gets on joining, the last of the room; 0 disables history.'),
       cpim: z.boolean().default(false).describe('Send room messages as message/cpim (RFC 3862) carrying the real sender, instead of "<nick> text".'),
-      rooms_table: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an SQL table name').default('imc_rooms').describe('Table of rooms, Kamailio imc schema.'),
-      members_table: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an SQL table name').default('imc_members').describe('Table of room members, Kamailio imc schema.'),
+      rooms_table: tableName.default('imc_rooms').describe('Table of rooms, Kamailio imc schema.'),
+      members_table: tableName.default('imc_members').describe('Table of room members, Kamailio imc schema.'),
       hash_size: z.number().int().min(1).max(16).default(4).describe('Power of two of the expected room count, sizing the in-memory index (Kamailio hash_size).'),
       max_members: positiveInt.default(100).describe('Most members (invited ones included) a room may have.'),
       max_rooms_per_user: positiveInt.default(10).describe('Most rooms one user may own.'),
@@ -416,19 +422,37 @@ const baseSchema = z
         .default(null)
         .describe('Server mode: secret of the Server Dialback keys (XEP-0185), at least 16 characters; null: a random one at each start. Never logged.'),
       s2s_idle: z.number().positive().default(600).describe('Server mode: seconds after which a server-to-server stream that carried no stanza is closed.'),
+      s2s_require_tls: z.boolean().default(true).describe('Server mode: outgoing server-to-server streams must be encrypted; to a server that offers no STARTTLS nothing is sent, and its messages fail back to their senders.'),
+      s2s_verify_certificates: z.boolean().default(true).describe('Server mode: the certificate of a server Parley connects to must be trusted (s2s_ca) and valid for its domain; otherwise the stream is closed and its messages fail back. false: Server Dialback alone authenticates it.'),
+      s2s_ca: readablePath.nullable().default(null).describe('Server mode: PEM file of the certificate authorities trusted for s2s_verify_certificates; null: Node\'s bundled list.'),
     }),
     gateway: section({
-      enabled: z.boolean().default(false).describe('Run the per-user gateways: SIP users link their own accounts on other IM networks (XMPP) and chat from SIP through them. Needs secret_key (or PARLEY_GATEWAY_KEY).'),
+      enabled: z.boolean().default(false).describe('Run the per-user gateways: SIP users link their own accounts on other IM networks (XMPP, IRC) and chat from SIP through them. Needs secret_key (or PARLEY_GATEWAY_KEY).'),
       registrar: sipUri
         .nullable()
         .default(null)
         .describe('Address of the gateway (the seeds\' registrar parameter): users send #link, #accounts, #help... to it, and notices come from it. null: sip:gateway@<first of domains>.'),
-      jdomain: z
-        .string()
-        .regex(/^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?:=[!~*()=+$,;?])?$/i, 'expected ALIAS or ALIAS=<delimiter>, e.g. xmpp.example.com=*')
-        .nullable()
-        .default(null)
-        .describe('SIP domain of the XMPP network and its delimiter, ALIAS=<delim> (the jabber seed\'s jdomain): sip:juliet*example.net@ALIAS is juliet@example.net. null: xmpp.<first of domains>=*.'),
+      jdomain: networkAlias('xmpp.example.com').describe(
+        'SIP domain of the XMPP network and its delimiter, ALIAS=<delim> (the jabber seed\'s jdomain): sip:juliet*example.net@ALIAS is juliet@example.net. null: xmpp.<first of domains>=*.',
+      ),
+      irc_domain: networkAlias('irc.example.com').describe(
+        'SIP domain of the IRC network and its delimiter, ALIAS=<delim>: sip:bob*irc.libera.chat@ALIAS is the nick bob on irc.libera.chat, sip:%23parley*irc.libera.chat@ALIAS the channel #parley there. Not one of domains, not the jdomain alias. null: irc.<first of domains>=*.',
+      ),
+      irc_line_limit: z
+        .number()
+        .int()
+        .min(100)
+        .max(480)
+        .default(400)
+        .describe('Most bytes (UTF-8) of text in one IRC PRIVMSG: longer lines of a message are split, at a space when there is one. Within the 512-byte IRC line with room for the sender\'s prefix.'),
+      aliases: z
+        .preprocess(
+          // The jabber seed's own form, "N;alias1=<delim1>;...;aliasN=<delimN>;", is taken as it is.
+          (value) => (typeof value === 'string' ? value.split(';').map((part) => part.trim()).filter((part, index) => part !== '' && !(index === 0 && /^\d+$/.test(part))) : value),
+          z.array(z.string().regex(/^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?:=[!~*()=+$,;?%])?$/i, 'expected ALIAS=<delimiter>, e.g. msn.example.com=%')),
+        )
+        .default([])
+        .describe('XMPP transports to other networks (the jabber seed\'s aliases), each ALIAS=<delim> with ALIAS the transport\'s JID: sip:bob*hotmail.com@ALIAS is sent from the user\'s XMPP account to bob<delim>hotmail.com@ALIAS, and a message to a transport that said it is offline gets 480. The seed\'s "N;alias1=<delim1>;..." string is accepted too.'),
       cache_time: positiveInt.default(600).describe('Seconds a session stays online without traffic while its SIP user is not registered (jab_go_offline).'),
       delay_time: positiveInt.default(90).describe('Seconds a message waits for its session to come online; then the sender gets an error notification.'),
       priority: z.number().int().min(-128).max(127).default(9).describe('Presence priority of the gateway\'s XMPP sessions (-128..127).'),
@@ -441,8 +465,13 @@ const baseSchema = z
         .default(null)
         .describe('Key (at least 16 characters) that encrypts the linked accounts\' passwords at rest (AES-256-GCM); null: the environment variable PARLEY_GATEWAY_KEY. Required when enabled; changing it makes stored passwords unreadable. Never logged.'),
       allow_unauthenticated: z.boolean().default(false).describe('Take commands and messages from senders who did not pass digest authentication (auth.policy open). For testing only: anyone could link accounts or write as another user.'),
+      map_local_users: z.boolean().default(true).describe('The purple seed\'s mapping: a MESSAGE to a local user who is not registered but has a linked account goes there from the sender\'s own account on that network (when the sender has one); a message from a contact who is a SIP user\'s linked account arrives as from that SIP user.'),
+      jaddress: z.string().regex(/^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$/i, 'expected a host name or IP address').nullable().default(null).describe('XMPP server to connect to for accounts linked without a server of their own (the jabber seed\'s jaddress); null: the server of the account\'s domain.'),
+      jport: z.number().int().min(1).max(65535).nullable().default(null).describe('Port of jaddress (the jabber seed\'s jport); null: 5222, or 5223 for direct TLS.'),
+      sleep_time: positiveInt.default(20).describe('Seconds between two checks for sessions idle longer than cache_time (the jabber seed\'s sleep_time).'),
       reconnect_min: z.number().positive().default(1).describe('Seconds before reconnecting a session whose connection failed or was lost; doubled at each failure.'),
       reconnect_max: z.number().positive().default(60).describe('Longest wait between reconnection attempts of a session, in seconds; at least reconnect_min.'),
+      db_table: tableName.default('purplemap').describe('Table of the linked accounts (the purple seed\'s db_table): Kamailio purple\'s purplemap columns plus Parley\'s; created when missing.'),
     }),
     routes: z
       .array(route)
@@ -511,6 +540,21 @@ function checkGateway(config: z.output<typeof baseSchema>, ctx: z.RefinementCtx)
   if (alias !== undefined && domains.includes(alias)) {
     ctx.addIssue({ code: 'custom', path: ['gateway', 'jdomain'], message: `${alias} is one of domains, but MESSAGEs to the network alias go to the gateway` });
   }
+  const ircAlias = (gateway.irc_domain ?? `irc.${domains[0]}`).split('=')[0]!.toLowerCase();
+  const implied = gateway.irc_domain === null ? ' (irc_domain is null)' : '';
+  if (domains.includes(ircAlias)) {
+    ctx.addIssue({ code: 'custom', path: ['gateway', 'irc_domain'], message: `${ircAlias}${implied} is one of domains, but MESSAGEs to the network alias go to the gateway` });
+  } else if (ircAlias === (alias ?? `xmpp.${domains[0]}`)) {
+    ctx.addIssue({ code: 'custom', path: ['gateway', 'irc_domain'], message: `${ircAlias} is the XMPP network's alias (jdomain) too; each network needs its own` });
+  }
+  const networkAliases = new Set([alias ?? `xmpp.${domains[0]}`, ircAlias]);
+  gateway.aliases.forEach((entry, index) => {
+    const transport = entry.split('=')[0]!.toLowerCase();
+    if (domains.includes(transport) || networkAliases.has(transport)) {
+      ctx.addIssue({ code: 'custom', path: ['gateway', 'aliases', index], message: `${transport} is one of domains or another network's alias; a transport needs its own` });
+    }
+    networkAliases.add(transport);
+  });
   if (gateway.reconnect_max < gateway.reconnect_min) {
     ctx.addIssue({ code: 'custom', path: ['gateway', 'reconnect_max'], message: `must not be less than reconnect_min (${gateway.reconnect_min})` });
   }

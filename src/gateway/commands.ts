@@ -1,5 +1,5 @@
 // The #commands users send to the gateway's address: one line, a name, whitespace-separated arguments.
-export type GatewayCommandName = 'link' | 'unlink' | 'accounts' | 'online' | 'offline' | 'status' | 'help';
+export type GatewayCommandName = 'link' | 'unlink' | 'accounts' | 'online' | 'offline' | 'status' | 'allow' | 'deny' | 'help';
 
 interface Spec {
   name: GatewayCommandName;
@@ -16,6 +16,8 @@ const SPECS: Spec[] = [
   { name: 'online', syntax: 'online [account]', summary: 'connect your accounts (also done when you register)', required: 0, max: 1 },
   { name: 'offline', syntax: 'offline [account]', summary: 'disconnect your accounts', required: 0, max: 1 },
   { name: 'status', syntax: 'status', summary: 'the state of each session', required: 0, max: 0 },
+  { name: 'allow', syntax: 'allow <contact>', summary: 'let a contact who asked see your presence', required: 1, max: 1 },
+  { name: 'deny', syntax: 'deny <contact>', summary: 'refuse a contact who asked to see your presence', required: 1, max: 1 },
   { name: 'help', syntax: 'help', summary: 'this list', required: 0, max: 0 },
 ];
 

@@ -6,9 +6,16 @@ export interface GatewayOptions {
   /** The gateway's own address (commands to it, notices from it). */
   registrar: SipUri;
   registrarAddress: string;
-  /** The XMPP network's SIP domain and the delimiter of its addresses. */
-  xmpp: { alias: string; delimiter: string };
+  /** The XMPP network's SIP domain and the delimiter of its addresses; where accounts without a server of their own connect (jaddress, jport). */
+  xmpp: { alias: string; delimiter: string; host?: string; port?: number; transports: Array<{ alias: string; delimiter: string }> };
+  /** The IRC network's SIP domain, the delimiter of its addresses, and the most bytes of text in one PRIVMSG. */
+  irc: { alias: string; delimiter: string; lineLimit: number };
   cacheTimeMs: number;
+  /** How often idle sessions are looked for. */
+  sleepTimeMs: number;
+  /** Map MESSAGEs to local users onto their linked accounts (purple). */
+  mapLocalUsers: boolean;
+
   delayTimeMs: number;
   priority: number;
   maxSessions: number;
@@ -26,11 +33,26 @@ export function gatewayRegistrarOf(config: Config): string {
   return config.gateway.registrar ?? `sip:gateway@${config.domains[0]}`;
 }
 
-/** "alias=<delim>" (the jabber seed's jdomain) split; null: xmpp.<first domain> with "*". */
-export function xmppAliasOf(config: Config): { alias: string; delimiter: string } {
-  const jdomain = config.gateway.jdomain ?? `xmpp.${config.domains[0]}=*`;
-  const [alias, delimiter] = jdomain.split('=');
+/** A network's "alias=<delim>" setting (the jabber seed's jdomain form) split; null: <network>.<first domain> with "*". */
+function aliasOf(setting: string | null, network: string, config: Config): { alias: string; delimiter: string } {
+  const [alias, delimiter] = (setting ?? `${network}.${config.domains[0]}=*`).split('=');
   return { alias: alias!.toLowerCase(), delimiter: delimiter || '*' };
+}
+
+export function xmppAliasOf(config: Config): { alias: string; delimiter: string } {
+  return aliasOf(config.gateway.jdomain, 'xmpp', config);
+}
+
+/** The XMPP transports (aliases), each with its delimiter; "%" when none is given. */
+export function transportsOf(config: Config): Array<{ alias: string; delimiter: string }> {
+  return config.gateway.aliases.map((entry) => {
+    const [alias, delimiter] = entry.split('=');
+    return { alias: alias!.toLowerCase(), delimiter: delimiter || '%' };
+  });
+}
+
+export function ircAliasOf(config: Config): { alias: string; delimiter: string } {
+  return aliasOf(config.gateway.irc_domain, 'irc', config);
 }
 
 export function gatewayOptions(config: Config, env: NodeJS.ProcessEnv = process.env): GatewayOptions {
@@ -43,8 +65,12 @@ export function gatewayOptions(config: Config, env: NodeJS.ProcessEnv = process.
   return {
     registrar: parseUri(registrarAddress),
     registrarAddress,
-    xmpp: xmppAliasOf(config),
+    xmpp: { ...xmppAliasOf(config), host: gateway.jaddress ?? undefined, port: gateway.jport ?? undefined, transports: transportsOf(config) },
+    irc: { ...ircAliasOf(config), lineLimit: gateway.irc_line_limit },
     cacheTimeMs: gateway.cache_time * 1000,
+    sleepTimeMs: gateway.sleep_time * 1000,
+    mapLocalUsers: gateway.map_local_users,
+
     delayTimeMs: gateway.delay_time * 1000,
     priority: gateway.priority,
     maxSessions: gateway.max_sessions,
@@ -58,12 +84,34 @@ export function gatewayOptions(config: Config, env: NodeJS.ProcessEnv = process.
   };
 }
 
-/** The routes that send MESSAGEs to the gateway: its own address, and any user of a network's domain. */
+/** The SIP domains of the networks served. */
+function networkAliasesOf(config: Config): string[] {
+  return [xmppAliasOf(config).alias, ircAliasOf(config).alias, ...transportsOf(config).map((t) => t.alias)];
+}
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * The routes that send requests to the gateway: MESSAGEs to its own address and to any user of a
+ * network's domain; with presence, SUBSCRIBEs to those users go to the presence agent, which
+ * keeps the dialogs while the gateway watches the contacts.
+ */
 export function gatewayRoutes(config: Config): Route[] {
   const registrar = parseUri(gatewayRegistrarOf(config));
-  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return [
+  const aliases = networkAliasesOf(config).map(escape).join('|');
+  const routes: Route[] = [
     { method: ['MESSAGE'], domain: escape(registrar.host), user: escape(registrar.user), handler: 'gateway' },
-    { method: ['MESSAGE'], domain: escape(xmppAliasOf(config).alias), handler: 'gateway' },
+    { method: ['MESSAGE'], domain: aliases, handler: 'gateway' },
   ];
+  if (config.presence.enabled) routes.push({ method: ['SUBSCRIBE'], domain: aliases, handler: 'presence' });
+  return routes;
+}
+
+/**
+ * With map_local_users, MESSAGEs to local users pass the gateway (which hands them back to the
+ * relay unless purple's mapping applies); this route goes after the other modules' routes.
+ */
+export function mappedUsersRoute(config: Config): Route | undefined {
+  if (!config.gateway.enabled || !config.gateway.map_local_users) return undefined;
+  return { method: ['MESSAGE'], domain: config.domains.map(escape).join('|'), handler: 'gateway' };
 }

@@ -4,29 +4,47 @@
 // One session per linked account goes online when its SIP user registers or asks (#online), and
 // offline on #offline, on unregistration, or after cache_time without traffic. What comes from a
 // network enters SIP through the relay (every contact of the user, or the offline store).
+//
+// Group chats: "#join" sent to a room's address enters it, "#leave" leaves; what the user writes
+// there goes to the room, and the room's traffic comes from that address with the speaker's nick.
+// Presence: what the SIP user publishes becomes the account's presence; a SIP watcher of a
+// contact's address makes the account watch the contact, whose presence the agent then publishes
+// under that address; a contact asking to see the user is answered with #allow or #deny.
+// The purple mapping: a MESSAGE to a local user who is not registered but has a linked account
+// goes from the sender's own account on that network; a message from a contact who is a linked
+// account of a SIP user arrives as from that SIP user.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { OrderedDeliveries, type Relay } from '../relay/index.js';
+import type { PresenceService, PresenceState } from '../presence/index.js';
 import type { Registrar } from '../registrar/index.js';
-import { type IncomingRequest, type SipUri, escapeUser, parseUri } from '../sip/index.js';
-import type { GatewayAccount, GatewayAccountStore, GatewayTlsMode } from '../store/types.js';
+import { type IncomingRequest, type SipUri, aorOf, escapeUser, parseUri, quote } from '../sip/index.js';
+import type { GatewayAccount, GatewayAccountStore } from '../store/types.js';
 import { type InstantMessage, TEXT_PLAIN, readSipMessage, sipHeaders } from '../xmpp/messages.js';
 import type { NetworkAdapter, NetworkSession, SessionState } from './adapter.js';
+import { AccountError, type AccountRequest, type PreparedAccount, prepareAccount, sessionSettings } from './accounts.js';
 import { gatewayHelp, parseGatewayCommand, type GatewayCommand } from './commands.js';
 import type { GatewayOptions } from './options.js';
 import { type NetworkId, networkOf } from './protocols.js';
 import { SecretBox, sealContext } from './secrets.js';
-import { XmppNetwork } from './xmpp-network.js';
+import { createNetworks } from './networks.js';
 
 export interface GatewayDependencies {
   accounts: GatewayAccountStore;
   relay: Relay;
   registrar: Registrar;
+  /** The presence agent, when presence is served: presence then crosses the gateway both ways. */
+  presence?: PresenceService;
 }
+
+/** The source name of the presence the gateway publishes into the agent. */
+const PRESENCE_SOURCE = 'gateway';
 
 export interface GatewayStats {
   /** Sessions by state. */
   sessions: Record<SessionState, number>;
+  /** Sessions by state, per network served. */
+  networks: Partial<Record<NetworkId, Record<SessionState, number>>>;
   /** SIP MESSAGEs taken to a network (answered 202). */
   sipToNetwork: number;
   /** Network messages the relay delivered or stored. */
@@ -50,7 +68,9 @@ interface Origin {
 
 interface Pending {
   id: string;
+  /** The contact, or the group chat when `room`. */
   contact: string;
+  room: boolean;
   im: InstantMessage;
   origin: Origin;
   since: number;
@@ -63,13 +83,17 @@ interface Live {
   lastTraffic: number;
   pending: Pending[];
   sent: Map<string, Origin & { at: number }>;
+  /** Contacts SIP watchers asked this account to watch. */
+  watched: Set<string>;
+  /** Contacts waiting for #allow or #deny. */
+  requests: Set<string>;
+  /** Group chats the user was told they are in. */
+  inRooms: Set<string>;
 }
 
 const SENT_TTL_MS = 10 * 60_000;
 const MAX_SENT = 1000;
 const EXCERPT_LENGTH = 80;
-const HOST = /^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$/i;
-const TLS_MODES = new Set<GatewayTlsMode>(['starttls', 'direct', 'none']);
 
 export class GatewayService {
   private readonly box: SecretBox;
@@ -81,20 +105,27 @@ export class GatewayService {
   private readonly idPrefix = randomBytes(4).toString('hex');
   private lastId = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private lastIdleCheck = 0;
   private readonly onRegistered = (aor: string) => void this.registered(aor).catch((error: unknown) => this.log.error({ err: error, aor }, 'gateway: bringing sessions online failed'));
   private readonly onUnregistered = (aor: string) => {
     if (this.deps.registrar.lookup(aor).length === 0) void this.takeOffline(`sip:${aor}`, undefined, 'you unregistered');
   };
+  private readonly onPresenceChange = (aor: string, state: PresenceState, source: string) => {
+    if (source === PRESENCE_SOURCE) return;
+    for (const live of this.sessionsOf(sipUserOf(aor))) live.session.setPresence(state);
+  };
+  private readonly onWatch = (presentity: string, watcher: string) => void this.watch(presentity, watcher, true).catch((error: unknown) => this.log.error({ err: error, presentity }, 'gateway: watching a contact failed'));
+  private readonly onUnwatch = (presentity: string, watcher: string) => void this.watch(presentity, watcher, false).catch((error: unknown) => this.log.error({ err: error, presentity }, 'gateway: unwatching a contact failed'));
 
   constructor(
     private readonly options: GatewayOptions,
     private readonly deps: GatewayDependencies,
     private readonly log: Logger,
-    adapters: NetworkAdapter[] = [new XmppNetwork(options.xmpp.alias, options.xmpp.delimiter, log.child({ network: 'xmpp' }))],
+    adapters: NetworkAdapter[] = createNetworks(options, log),
   ) {
     this.box = new SecretBox(options.secretKey);
     for (const adapter of adapters) {
-      this.byAlias.set(adapter.alias, adapter);
+      for (const alias of [adapter.alias, ...(adapter.extraAliases ?? [])]) this.byAlias.set(alias, adapter);
       this.byNetwork.set(adapter.id, adapter);
     }
   }
@@ -105,9 +136,38 @@ export class GatewayService {
   }
 
   get stats(): GatewayStats {
-    const sessions: Record<SessionState, number> = { connecting: 0, online: 0, stopped: 0, failed: 0 };
-    for (const live of this.live.values()) sessions[live.session.state]++;
-    return { sessions, ...this.counters };
+    const none = (): Record<SessionState, number> => ({ connecting: 0, online: 0, stopped: 0, failed: 0 });
+    const sessions = none();
+    const networks: GatewayStats['networks'] = {};
+    for (const id of this.byNetwork.keys()) networks[id] = none();
+    for (const live of this.live.values()) {
+      sessions[live.session.state]++;
+      networks[live.adapter.id]![live.session.state]++;
+    }
+    return { sessions, networks, ...this.counters };
+  }
+
+  /** The adapters of the networks served, by network id. */
+  get networks(): ReadonlyMap<NetworkId, NetworkAdapter> {
+    return this.byNetwork;
+  }
+
+  /** The key that seals and opens the stored passwords. */
+  get secrets(): SecretBox {
+    return this.box;
+  }
+
+  /**
+   * Tells the service an account was changed or removed behind its back (CLI, RPC): a session
+   * with the old credentials ends; when the account still exists, is enabled and its SIP user is
+   * registered, a new session starts.
+   */
+  async accountChanged(accountId: number): Promise<void> {
+    const live = this.live.get(accountId);
+    if (live) await this.end(live, 'the account was changed by the operator');
+    const account = await this.deps.accounts.get(accountId);
+    if (!account?.enabled || !this.byNetwork.has(networkOf(account.extProt)!)) return;
+    if (this.deps.registrar.lookup(aorOfSipUser(account.sipUser)).length > 0) this.bringOnline(account);
   }
 
   /** The state of an account's session; 'stopped' when it has none. */
@@ -115,16 +175,24 @@ export class GatewayService {
     return this.live.get(accountId)?.session.state ?? 'stopped';
   }
 
-  start(): void {
+  /** Listens to the registrar and presence, and brings online the accounts of the users registered already (after a restart). */
+  async start(): Promise<void> {
     this.deps.registrar.on('registered', this.onRegistered);
     this.deps.registrar.on('unregistered', this.onUnregistered);
+    this.deps.presence?.on('change', this.onPresenceChange).on('watch', this.onWatch).on('unwatch', this.onUnwatch);
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(1000, this.options.delayTimeMs)).unref();
+    const registered = new Set<string>();
+    for (const account of await this.deps.accounts.list()) {
+      if (this.deps.registrar.lookup(aorOfSipUser(account.sipUser)).length > 0) registered.add(aorOfSipUser(account.sipUser));
+    }
+    await Promise.all([...registered].map((aor) => this.registered(aor)));
   }
 
   async stop(): Promise<void> {
     clearInterval(this.sweepTimer);
     this.deps.registrar.off('registered', this.onRegistered);
     this.deps.registrar.off('unregistered', this.onUnregistered);
+    this.deps.presence?.off('change', this.onPresenceChange).off('watch', this.onWatch).off('unwatch', this.onUnwatch);
     await Promise.allSettled([...this.live.values()].map((live) => this.end(live, 'the gateway stopped')));
     await this.deliveries.drain();
   }
@@ -139,52 +207,109 @@ export class GatewayService {
       return this.refuse(request, 400, 'Bad Request (From URI)');
     }
     const target = message.requestUri;
+    const aor = aorOf(sender);
+    const sipUser = sipUserOf(aor);
+    const authenticated = request.identity === aor || this.options.allowUnauthenticated;
+    const isCommand = target.host === this.options.registrar.host && target.user === this.options.registrar.user;
+    const adapter = this.byAlias.get(target.host);
+    if (!isCommand && !adapter) {
+      // A local user's address (map_local_users): through the network only when purple's mapping applies.
+      const local = this.options.localDomains.has(sender.host) && sender.user !== '' && authenticated;
+      return local ? this.toMappedUser(request, sipUser, target) : this.deps.relay.handle(request);
+    }
     if (!this.options.localDomains.has(sender.host) || !sender.user) {
       return this.refuse(request, 403, 'Forbidden (the gateway serves local users only)');
     }
-    const aor = `${sender.user}@${sender.host}`;
-    const sipUser = `sip:${escapeUser(sender.user)}@${sender.host}`;
-    const authenticated = request.identity === aor || this.options.allowUnauthenticated;
-    const isCommand = target.host === this.options.registrar.host && target.user === this.options.registrar.user;
     if (!authenticated) {
       this.refuse(request, 403, 'Forbidden (the gateway takes authenticated senders only)');
       if (isCommand) this.reply(sipUser, 'Refused: the gateway takes commands only from a sender who passed digest authentication. Nothing was changed.');
       return;
     }
     if (isCommand) return this.command(request, sipUser, aor);
-    const adapter = this.byAlias.get(target.host);
-    if (!adapter) return this.refuse(request, 404, 'Not Found (no such network)');
-    return this.forward(request, adapter, sipUser, target);
+    return this.forward(request, adapter!, sipUser, target);
   }
 
   // --- SIP -> network --------------------------------------------------------------------------
 
   private async forward(request: IncomingRequest, adapter: NetworkAdapter, sipUser: string, target: SipUri): Promise<void> {
-    const accounts = (await this.deps.accounts.listFor(sipUser)).filter((a) => networkOf(a.extProt) === adapter.id);
-    if (accounts.length === 0) {
-      return this.refuse(request, 403, `Forbidden (no ${adapter.id} account linked; send #link to ${this.options.registrarAddress})`);
-    }
-    const account = accounts.find((a) => a.enabled);
-    if (!account) {
-      return this.refuse(request, 480, `Temporarily Unavailable (your ${adapter.id} account is disabled: ${accounts[0]!.lastError ?? 'refused'}; #link it again)`);
-    }
-    const contact = adapter.contactOf(target);
-    if (!contact) return this.refuse(request, 404, `Not Found (write to user${this.options.xmpp.delimiter}server@${adapter.alias})`);
+    const named = adapter.roomOf(target);
+    const contact = named?.room ?? adapter.contactOf(target);
+    const account = await this.accountFor(request, sipUser, adapter, contact);
+    if (!account) return;
+    if (!contact) return this.refuse(request, 404, `Not Found (write to ${adapter.addressHint})`);
     const im = readSipMessage(request.message, this.options.maxBody);
     if ('status' in im) return this.refuse(request, im.status, im.reason, im.headers);
     const live = this.bringOnline(account);
     if (typeof live === 'string') return this.refuse(request, 503, `Service Unavailable (${live})`);
-    const now = Date.now();
-    live.lastTraffic = now;
-    const origin: Origin = { sender: sipUser, target: `sip:${escapeUser(target.user)}@${target.host}`, contact, excerpt: excerptOf(im.body) };
-    const pending: Pending = { id: this.newId(), contact, im, origin, since: now };
+    const roomCommand = /^#(join|leave)\s*$/i.exec(im.body.trim())?.[1]?.toLowerCase();
+    if (roomCommand === 'join') {
+      live.lastTraffic = Date.now();
+      live.session.join(contact, named?.nick ?? aorOf(parseUri(sipUser)).split('@')[0]!);
+      this.counters.commands++;
+      return request.reply(202, 'Accepted');
+    }
+    const inRoom = live.session.rooms.has(contact);
+    if (roomCommand === 'leave') {
+      if (!inRoom) return this.refuse(request, 404, `Not Found (you are not in ${contact})`);
+      live.session.leave(contact);
+      this.counters.commands++;
+      return request.reply(200, 'OK');
+    }
+    if (named && !inRoom) return this.refuse(request, 480, `Temporarily Unavailable (you are not in ${contact}; send #join to this address first)`);
+    const unreachable = live.session.unreachable?.(contact);
+    if (unreachable) return this.refuse(request, 480, `Temporarily Unavailable (${unreachable})`);
+    this.send(request, live, { id: this.newId(), contact, room: inRoom, im, origin: this.originOf(sipUser, target, contact, im), since: Date.now() });
+  }
+
+  /** The MESSAGE to a local user whose linked account is on a network the sender has an account on too (purple's mapping). */
+  private async toMappedUser(request: IncomingRequest, sipUser: string, target: SipUri): Promise<void> {
+    const recipient = aorOf(target);
+    if (this.deps.registrar.lookup(recipient).length > 0) return this.deps.relay.handle(request);
+    const theirs = (await this.deps.accounts.listFor(sipUserOf(recipient))).filter((a) => a.enabled);
+    const mine = (await this.deps.accounts.listFor(sipUser)).filter((a) => a.enabled);
+    for (const their of theirs) {
+      const network = networkOf(their.extProt);
+      const adapter = network && this.byNetwork.get(network);
+      const account = adapter && mine.find((a) => networkOf(a.extProt) === network && (adapter.reaches?.(a.extUser, their.extUser) ?? true));
+      if (!account || !adapter) continue;
+      const im = readSipMessage(request.message, this.options.maxBody);
+      if ('status' in im) return this.refuse(request, im.status, im.reason, im.headers);
+      const live = this.bringOnline(account);
+      if (typeof live === 'string') break;
+      return this.send(request, live, { id: this.newId(), contact: their.extUser, room: false, im, origin: this.originOf(sipUser, target, their.extUser, im), since: Date.now() });
+    }
+    return this.deps.relay.handle(request);
+  }
+
+  /** The sender's enabled account on the network that reaches the contact; undefined once the request was refused for want of one. */
+  private async accountFor(request: IncomingRequest, sipUser: string, adapter: NetworkAdapter, contact: string | undefined): Promise<GatewayAccount | undefined> {
+    const linked = (await this.deps.accounts.listFor(sipUser)).filter((a) => networkOf(a.extProt) === adapter.id);
+    const accounts = contact === undefined || !adapter.reaches ? linked : linked.filter((a) => adapter.reaches!(a.extUser, contact));
+    if (accounts.length === 0) {
+      const which = linked.length > 0 ? `${adapter.id} account linked that reaches ${contact}` : `${adapter.id} account linked`;
+      this.refuse(request, 403, `Forbidden (no ${which}; send #link to ${this.options.registrarAddress})`);
+      return undefined;
+    }
+    const account = accounts.find((a) => a.enabled);
+    if (!account) this.refuse(request, 480, `Temporarily Unavailable (your ${adapter.id} account is disabled: ${accounts[0]!.lastError ?? 'refused'}; #link it again)`);
+    return account;
+  }
+
+  private originOf(sipUser: string, target: SipUri, contact: string, im: InstantMessage): Origin {
+    return { sender: sipUser, target: `sip:${escapeUser(target.user)}@${target.host}`, contact, excerpt: excerptOf(im.body) };
+  }
+
+  /** Sends now, or when the session comes online (within delay_time); 202 either way. */
+  private send(request: IncomingRequest, live: Live, pending: Pending): void {
+    live.lastTraffic = pending.since;
     if (!this.transmit(live, pending)) live.pending.push(pending);
     this.counters.sipToNetwork++;
     request.reply(202, 'Accepted');
   }
 
   private transmit(live: Live, pending: Pending): boolean {
-    if (!live.session.send(pending.contact, pending.im, pending.id)) return false;
+    const sent = pending.room ? live.session.sendToRoom(pending.contact, pending.im, pending.id) : live.session.send(pending.contact, pending.im, pending.id);
+    if (!sent) return false;
     live.sent.set(pending.id, { ...pending.origin, at: Date.now() });
     if (live.sent.size > MAX_SENT) live.sent.delete(live.sent.keys().next().value!);
     return true;
@@ -202,7 +327,7 @@ export class GatewayService {
     const adapter = this.byNetwork.get(networkOf(account.extProt)!);
     if (!adapter) return `the ${account.extProt} network is not served here`;
     if (this.live.size >= this.options.maxSessions) return 'the gateway has as many sessions as it may';
-    const mine = [...this.live.values()].filter((l) => l.account.sipUser === account.sipUser).length;
+    const mine = this.sessionsOf(account.sipUser).length;
     if (mine >= this.options.maxSessionsPerUser) return `you have ${mine} sessions, the most allowed`;
     let password: string;
     try {
@@ -213,14 +338,39 @@ export class GatewayService {
     }
     const session = adapter.createSession(
       { id: account.id, extUser: account.extUser, password, server: account.server, port: account.port, tls: account.tls },
-      { priority: this.options.priority, reconnectMinMs: this.options.reconnectMinMs, reconnectMaxMs: this.options.reconnectMaxMs },
+      sessionSettings(this.options),
     );
-    const live: Live = { account, adapter, session, lastTraffic: Date.now(), pending: [], sent: new Map() };
+    const live: Live = { account, adapter, session, lastTraffic: Date.now(), pending: [], sent: new Map(), watched: new Set(), requests: new Set(), inRooms: new Set() };
     this.live.set(account.id, live);
+    if (this.deps.presence) session.setPresence(this.deps.presence.stateOf(aorOfSipUser(account.sipUser)));
     session.on('online', () => {
+      for (const contact of live.watched) session.watch(contact);
       for (const pending of live.pending.splice(0)) this.transmit(live, pending);
     });
     session.on('message', (from, im) => this.fromNetwork(live, from, im));
+    session.on('roomMessage', (room, nick, im) => this.fromRoom(live, room, nick, im));
+    session.on('joined', (room, nick) => {
+      if (live.inRooms.has(room)) return;
+      live.inRooms.add(room);
+      this.notice(live, room, `You are in ${room} as ${nick}. Write to this address to talk there; send #leave to leave.`);
+    });
+    session.on('left', (room, reason) => {
+      live.inRooms.delete(room);
+      this.failPending(live, 480, `you are not in ${room}`, (p) => p.room && p.contact === room);
+      this.notice(live, room, reason === undefined ? `You left ${room}.` : `You are no longer in ${room}: ${reason}.`);
+    });
+    session.on('presence', (contact, state) => {
+      const address = adapter.sipAddressOf(contact);
+      if (address) this.deps.presence?.publishFrom(PRESENCE_SOURCE, aorOf(parseUri(address)), state);
+    });
+    session.on('subscriptionRequest', (contact) => {
+      live.requests.add(contact);
+      this.reply(
+        account.sipUser,
+        `${contact} asks to see the presence of your ${adapter.id} account ${account.extUser}. ` +
+          `Answer #allow ${contact} or #deny ${contact}.`,
+      );
+    });
     session.on('undelivered', (id, status, explanation) => {
       const origin = live.sent.get(id);
       if (!origin) return;
@@ -253,15 +403,52 @@ export class GatewayService {
     if (!address) return;
     const to = live.account.sipUser;
     this.deliveries.add(to, async () => {
-      const result = await this.deps.relay.send({ from: `<${address}>`, to, body: Buffer.from(im.body, 'utf8'), contentType: TEXT_PLAIN, headers: sipHeaders(im) });
-      if (result.status < 300) this.counters.networkToSip++;
-      else this.log.info({ to, status: result.status }, 'message from the network not delivered into SIP');
+      // A contact who is a SIP user's linked account writes as that SIP user (purple's mapping).
+      const mapped = (await this.deps.accounts.withExtUser(from)).find((a) => networkOf(a.extProt) === live.adapter.id && a.sipUser !== to);
+      await this.intoSip(to, `<${mapped?.sipUser ?? address}>`, im);
     });
+  }
+
+  private fromRoom(live: Live, room: string, nick: string, im: InstantMessage): void {
+    live.lastTraffic = Date.now();
+    const address = live.adapter.roomAddressOf(room);
+    if (!address) return;
+    const to = live.account.sipUser;
+    // The speaker in the display name, and in the text as chat rooms show it (for clients that hide display names).
+    const said = { ...im, body: `<${nick}> ${im.body}` };
+    this.deliveries.add(to, () => this.intoSip(to, `${quote(nick)} <${address}>`, said));
+  }
+
+  private async intoSip(to: string, from: string, im: InstantMessage): Promise<void> {
+    const result = await this.deps.relay.send({ from, to, body: Buffer.from(im.body, 'utf8'), contentType: TEXT_PLAIN, headers: sipHeaders(im) });
+    if (result.status < 300) this.counters.networkToSip++;
+    else this.log.info({ to, status: result.status }, 'message from the network not delivered into SIP');
+  }
+
+  /** A SIP watcher came or went for a contact's address: the watcher's account on that network watches the contact. */
+  private async watch(presentity: string, watcher: string, on: boolean): Promise<void> {
+    const at = presentity.lastIndexOf('@');
+    const adapter = this.byAlias.get(presentity.slice(at + 1));
+    if (!adapter) return;
+    const contact = adapter.contactOf(parseUri(`sip:${escapeUser(presentity.slice(0, at))}@${presentity.slice(at + 1)}`));
+    if (!contact) return;
+    const account = (await this.deps.accounts.listFor(sipUserOf(watcher))).find((a) => a.enabled && networkOf(a.extProt) === adapter.id);
+    if (!account) return;
+    if (!on) {
+      const live = this.live.get(account.id);
+      live?.watched.delete(contact);
+      live?.session.unwatch(contact);
+      return;
+    }
+    const live = this.bringOnline(account);
+    if (typeof live === 'string') return void this.log.info({ watcher, contact, reason: live }, 'gateway: cannot watch a contact');
+    live.watched.add(contact);
+    live.session.watch(contact);
   }
 
   /** Ends the user's sessions (all, or those matching `which`); resolves with the accounts ended. */
   private async takeOffline(sipUser: string, which: ((account: GatewayAccount) => boolean) | undefined, why: string): Promise<GatewayAccount[]> {
-    const ended = [...this.live.values()].filter((l) => l.account.sipUser === sipUser && (!which || which(l.account)));
+    const ended = this.sessionsOf(sipUser).filter((l) => !which || which(l.account));
     await Promise.all(ended.map((live) => this.end(live, why)));
     return ended.map((live) => live.account);
   }
@@ -284,6 +471,8 @@ export class GatewayService {
 
   private sweep(): void {
     const now = Date.now();
+    const checkIdle = now - this.lastIdleCheck >= this.options.sleepTimeMs;
+    if (checkIdle) this.lastIdleCheck = now;
     for (const live of [...this.live.values()]) {
       const expired = live.pending.filter((p) => now - p.since > this.options.delayTimeMs);
       if (expired.length > 0) {
@@ -297,17 +486,23 @@ export class GatewayService {
         if (now - at <= SENT_TTL_MS) break;
         live.sent.delete(id);
       }
-      const aor = live.account.sipUser.replace(/^sips?:/, '');
+      if (!checkIdle) continue;
       const idle = now - live.lastTraffic > this.options.cacheTimeMs && live.pending.length === 0;
-      if (idle && this.deps.registrar.lookup(aor).length === 0) void this.end(live, `no traffic for ${this.options.cacheTimeMs / 1000} s`);
+      if (idle && this.deps.registrar.lookup(aorOfSipUser(live.account.sipUser)).length === 0) void this.end(live, `no traffic for ${this.options.cacheTimeMs / 1000} s`);
     }
   }
 
-  private failPending(live: Live, status: number, explanation: string): void {
-    for (const pending of live.pending.splice(0)) {
+  private failPending(live: Live, status: number, explanation: string, which: (pending: Pending) => boolean = () => true): void {
+    const failed = live.pending.filter(which);
+    live.pending = live.pending.filter((pending) => !failed.includes(pending));
+    for (const pending of failed) {
       this.counters.undelivered++;
       this.notify(pending.origin, status, explanation);
     }
+  }
+
+  private sessionsOf(sipUser: string): Live[] {
+    return [...this.live.values()].filter((live) => live.account.sipUser === sipUser);
   }
 
   // --- commands --------------------------------------------------------------------------------
@@ -370,6 +565,15 @@ export class GatewayService {
         if (ended.length === 0) return 'No session was online.';
         return ended.map((a) => `${networkName(a)} ${a.extUser}: offline`).join('\n');
       }
+      case 'allow':
+      case 'deny': {
+        const allow = command.name === 'allow';
+        const live = this.sessionsOf(sipUser).find((l) => l.requests.has(args[0]!)) ?? this.sessionsOf(sipUser).find((l) => l.session.state === 'online' && l.adapter.normalizeUser(args[0]!) !== undefined);
+        if (!live) return `No session of yours is online that ${args[0]} could be answered on; #status lists them.`;
+        live.requests.delete(args[0]!);
+        live.session.answerSubscription(args[0]!, allow);
+        return allow ? `${args[0]} may now see the presence of ${live.account.extUser}.` : `${args[0]} may not see the presence of ${live.account.extUser}.`;
+      }
       case 'status': {
         const accounts = await this.deps.accounts.listFor(sipUser);
         const registered = this.deps.registrar.lookup(aor).length > 0;
@@ -387,32 +591,22 @@ export class GatewayService {
   }
 
   private async link(args: string[], sipUser: string, aor: string, syntax: string): Promise<string> {
-    const [networkName_, user, password, ...rest] = args as [string, string, string, ...string[]];
-    const network = networkOf(networkName_);
-    if (!network) return `Unknown network "${networkName_}"; usage: ${syntax}`;
-    const adapter = this.byNetwork.get(network);
-    if (!adapter) return `The ${network} network is not served here yet.`;
-    const extUser = adapter.normalizeUser(user);
-    if (!extUser) return `"${user}" is not a ${network} account (expected user@server); usage: ${syntax}`;
-    let server: string | undefined;
-    let port: number | undefined;
-    let tls: GatewayTlsMode = 'starttls';
+    const [network, extUser, password, ...rest] = args as [string, string, string, ...string[]];
+    const request: AccountRequest = { network, extUser, password };
     for (const option of rest) {
-      const tlsMode = /^tls=(.*)$/i.exec(option)?.[1]?.toLowerCase();
-      if (tlsMode !== undefined) {
-        if (!TLS_MODES.has(tlsMode as GatewayTlsMode)) return `tls must be starttls, direct or none; usage: ${syntax}`;
-        tls = tlsMode as GatewayTlsMode;
-        continue;
-      }
-      const hostPort = /^([^:]+)(?::(\d{1,5}))?$/.exec(option);
-      if (!hostPort || !HOST.test(hostPort[1]!) || (hostPort[2] !== undefined && (Number(hostPort[2]) < 1 || Number(hostPort[2]) > 65535))) {
-        return `"${option}" is not host[:port] nor tls=...; usage: ${syntax}`;
-      }
-      server = hostPort[1]!.toLowerCase();
-      port = hostPort[2] === undefined ? undefined : Number(hostPort[2]);
+      const tls = /^tls=(.*)$/i.exec(option)?.[1];
+      if (tls !== undefined) request.tls = tls;
+      else request.server = option;
     }
-    const identity = { sipUser, extProt: network, extUser };
-    const account = await this.deps.accounts.put({ ...identity, extPass: this.box.seal(password, sealContext(identity)), server, port, tls });
+    let prepared: PreparedAccount;
+    try {
+      prepared = prepareAccount(sipUser, request, this.byNetwork, this.box);
+    } catch (error) {
+      if (!(error instanceof AccountError)) throw error;
+      const sentence = error.message[0]!.toUpperCase() + error.message.slice(1);
+      return error.kind === 'usage' ? `${sentence}; usage: ${syntax}` : `${sentence}.`;
+    }
+    const account = await this.deps.accounts.put(prepared.account);
     // New credentials: a session with the old ones ends.
     await this.takeOffline(sipUser, (a) => a.id === account.id, 'account linked again');
     const registered = this.deps.registrar.lookup(aor).length > 0;
@@ -421,8 +615,9 @@ export class GatewayService {
       const live = this.bringOnline(account);
       next = typeof live === 'string' ? `It cannot go online now: ${live}.` : 'Connecting now.';
     }
-    return `Linked ${network} account ${extUser} as number ${account.id}${server ? ` through ${server}${port ? `:${port}` : ''}` : ''} (TLS: ${tls}). ` +
-      `Write to its contacts as user${this.options.xmpp.delimiter}server@${adapter.alias}. ${next}`;
+    const { server, port, tls } = account;
+    return `Linked ${prepared.adapter.id} account ${account.extUser} as number ${account.id}${server ? ` through ${server}${port ? `:${port}` : ''}` : ''} (TLS: ${tls}). ` +
+      `Write to its contacts as ${prepared.adapter.addressHint}. ${next}`;
   }
 
   private describe(account: GatewayAccount): string {
@@ -464,6 +659,15 @@ export class GatewayService {
     });
   }
 
+  /** A notice about a group chat, from its address. */
+  private notice(live: Live, room: string, text: string): void {
+    const address = live.adapter.roomAddressOf(room);
+    const to = live.account.sipUser;
+    this.deliveries.add(to, async () => {
+      await this.deps.relay.send({ from: `<${address ?? this.options.registrarAddress}>`, to, body: text, contentType: TEXT_PLAIN });
+    });
+  }
+
   /** The error notification for a message from SIP: to its sender, from the address it wrote to. */
   private notify(origin: Origin, status: number, explanation: string): void {
     this.log.info({ sender: origin.sender, contact: origin.contact, status, explanation }, 'message from SIP not delivered to the network');
@@ -477,6 +681,16 @@ export class GatewayService {
   private newId(): string {
     return `${this.idPrefix}-${++this.lastId}`;
   }
+}
+
+/** "sip:alice@example.com" for the registrar's "alice@example.com". */
+function sipUserOf(aor: string): string {
+  const at = aor.lastIndexOf('@');
+  return `sip:${escapeUser(aor.slice(0, at))}@${aor.slice(at + 1)}`;
+}
+
+function aorOfSipUser(sipUser: string): string {
+  return aorOf(parseUri(sipUser));
 }
 
 function networkName(account: GatewayAccount): string {

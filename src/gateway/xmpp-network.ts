@@ -3,15 +3,23 @@
 // backoff after a lost or failed connection. A refused password, a server that does not host the
 // account's domain, or a TLS requirement the server cannot meet fail the session for good: the
 // service tells the user once, and nothing retries.
+//
+// Group chats are XEP-0045 rooms: the jabber seed's nick<delim>room<delim>conference.server names
+// one with a nick; room@conference.server/nick is joined without history (a SIP user has no
+// scrollback to merge it into), and re-joined after each reconnection. Presence is the account's
+// own roster (RFC 6121): watch() asks a contact for a subscription, and the contact's resources are
+// composed into one state, the way the XMPP gateway composes them.
 import { EventEmitter } from 'node:events';
 import { StringDecoder } from 'node:string_decoder';
 import { client, type Client, type SaslAuthenticate } from '@xmpp/client';
 import xml from '@xmpp/xml';
 import type { Logger } from 'pino';
-import type { SipUri } from '../sip/index.js';
-import { type Jid, addressMapping, formatJid, parseJid } from '../xmpp/addresses.js';
+import type { PresenceState } from '../presence/index.js';
+import { type SipUri, escapeUser } from '../sip/index.js';
+import { type Jid, addressMapping, escapeLocal, formatJid, parseJid, unescapeLocal } from '../xmpp/addresses.js';
 import { readStanzaError, statusForCondition } from '../xmpp/errors.js';
 import { type InstantMessage, messageStanza, readStanza } from '../xmpp/messages.js';
+import { type ResourceStates, applyPresence, stanzaOfState } from '../xmpp/presence.js';
 import type { NetworkAdapter, NetworkSession, SessionAccount, SessionEvents, SessionSettings, SessionState } from './adapter.js';
 
 const DEFAULT_PORT = 5222;
@@ -24,19 +32,55 @@ const PERMANENT_CONDITIONS = new Set([
   'mechanism-too-weak', 'host-unknown', 'improper-addressing', 'policy-violation', 'not-authorized',
 ]);
 
+const MUC = 'http://jabber.org/protocol/muc';
+const MUC_USER = 'http://jabber.org/protocol/muc#user';
+/** XEP-0045 status codes: 110 this is you, 301 banned, 307 kicked, 321/322 removed by affiliation or members-only, 332 shutdown. */
+const LEFT_BECAUSE: Record<string, string> = {
+  '301': 'you were banned from the room',
+  '307': 'you were kicked from the room',
+  '321': 'your affiliation was removed',
+  '322': 'the room became members-only',
+  '332': 'the room service is shutting down',
+};
+
+const AVAILABLE: PresenceState = { basic: 'open', notes: [], activities: [] };
+
 class PermanentError extends Error {}
+
+export interface XmppNetworkSettings {
+  /** The network's SIP domain and the delimiter of its addresses (the jabber seed's jdomain). */
+  alias: string;
+  delimiter: string;
+  /** Where accounts linked without a server of their own connect (jaddress, jport); undefined: their domain's server. */
+  host?: string;
+  port?: number;
+  /** Transports to other networks: their JID, a SIP domain too, and the delimiter their addresses use. */
+  transports: Array<{ alias: string; delimiter: string }>;
+}
 
 export class XmppNetwork implements NetworkAdapter {
   readonly id = 'xmpp' as const;
   private readonly mapping;
 
+  readonly alias: string;
+  readonly extraAliases: readonly string[];
+  private readonly delimiter: string;
+  private readonly transports: ReadonlyMap<string, string>;
+
   constructor(
-    readonly alias: string,
-    delimiter: string,
+    private readonly settings: XmppNetworkSettings,
     private readonly log: Logger,
   ) {
+    this.alias = settings.alias;
+    this.delimiter = settings.delimiter;
+    this.transports = new Map(settings.transports.map((t) => [t.alias, t.delimiter]));
+    this.extraAliases = [...this.transports.keys()];
     // The jabber seed's addresses are the xmpp gateway's separator convention under another domain.
-    this.mapping = addressMapping({ convention: 'separator', separator: delimiter, gatewayDomain: alias, xmppDomain: alias });
+    this.mapping = addressMapping({ convention: 'separator', separator: this.delimiter, gatewayDomain: this.alias, xmppDomain: this.alias });
+  }
+
+  get addressHint(): string {
+    return `user${this.delimiter}server@${this.alias}`;
   }
 
   normalizeUser(extUser: string): string | undefined {
@@ -45,31 +89,67 @@ export class XmppNetwork implements NetworkAdapter {
   }
 
   contactOf(target: SipUri): string | undefined {
+    const transportDelimiter = this.transports.get(target.host);
+    if (transportDelimiter !== undefined) {
+      // The seed's aliases: sip:bob*hotmail.com@msn.example.com is bob%hotmail.com@msn.example.com.
+      const jid = parseJid(`${escapeLocal(target.user.split(this.delimiter).join(transportDelimiter)) ?? ''}@${target.host}`);
+      return jid?.local && !jid.resource ? formatJid(jid) : undefined;
+    }
     const jid = this.mapping.xmppRecipient(target);
     return jid && formatJid(jid);
   }
 
   sipAddressOf(contact: string): string | undefined {
     const jid = parseJid(contact);
-    return jid && this.mapping.sipSender({ ...jid, resource: '' });
+    if (!jid) return undefined;
+    const transportDelimiter = this.transports.get(jid.domain);
+    if (transportDelimiter !== undefined && jid.local) {
+      return `sip:${escapeUser(unescapeLocal(jid.local).split(transportDelimiter).join(this.delimiter))}@${jid.domain}`;
+    }
+    return this.mapping.sipSender({ ...jid, resource: '' });
+  }
+
+  roomOf(target: SipUri): { room: string; nick?: string } | undefined {
+    if (target.host !== this.alias) return undefined;
+    const parts = target.user.split(this.delimiter);
+    if (parts.length !== 3 || parts.some((part) => part === '')) return undefined;
+    const [nick, local, domain] = parts as [string, string, string];
+    const room = parseJid(`${local}@${domain}`);
+    return room?.local && !room.resource ? { room: formatJid(room), nick } : undefined;
+  }
+
+  roomAddressOf(room: string): string | undefined {
+    return this.sipAddressOf(room);
   }
 
   createSession(account: SessionAccount, settings: SessionSettings): NetworkSession {
-    return new XmppSession(account, settings, this.log.child({ account: account.extUser }));
+    const { host, port } = this.settings;
+    const server = account.server ?? host;
+    const connectTo = { ...account, server, port: account.port ?? (account.server ? undefined : port) };
+    return new XmppSession(connectTo, settings, this.extraAliases, this.log.child({ account: account.extUser }));
   }
 }
 
 export class XmppSession extends EventEmitter<SessionEvents> implements NetworkSession {
   state: SessionState = 'stopped';
+  /** Room JID -> nick, for the rooms joined or being joined. */
+  readonly rooms = new Map<string, string>();
   private readonly jid: Jid;
+  private presence: PresenceState | undefined;
+  /** Contact bare JID -> what its resources said. */
+  private readonly contacts = new Map<string, ResourceStates>();
   private entity: Client | undefined;
   private retryDelay: number;
   private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
 
+  /** Transport JID -> why it is offline, for those that said so. */
+  private readonly transportsDown = new Map<string, string>();
+
   constructor(
     private readonly account: SessionAccount,
     private readonly settings: SessionSettings,
+    private readonly transports: readonly string[],
     private readonly log: Logger,
   ) {
     super();
@@ -89,7 +169,15 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
   async stop(): Promise<void> {
     this.state = 'stopped';
     clearTimeout(this.retryTimer);
+    this.forgetContacts();
     await this.drop();
+  }
+
+  /** Without a connection nothing is known of the contacts: each one known available becomes unavailable. */
+  private forgetContacts(): void {
+    for (const contact of this.contacts.keys()) this.emit('presence', contact, null);
+    this.contacts.clear();
+    this.transportsDown.clear();
   }
 
   send(to: string, im: InstantMessage, id: string): boolean {
@@ -98,6 +186,69 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
     const stanza = messageStanza(im, { from: entity.jid?.toString() ?? formatJid(this.jid), to, id, type: 'chat' });
     entity.send(stanza).catch((error: Error) => this.log.debug({ err: error.message }, 'XMPP write failed'));
     return true;
+  }
+
+  join(room: string, nick: string): boolean {
+    this.rooms.set(room, nick);
+    if (this.state !== 'online') return false;
+    this.enter(room, nick);
+    return true;
+  }
+
+  leave(room: string): void {
+    const nick = this.rooms.get(room);
+    if (nick === undefined) return;
+    this.rooms.delete(room);
+    this.emit('left', room, undefined);
+    this.write(xml('presence', { to: `${room}/${nick}`, type: 'unavailable' }));
+  }
+
+  sendToRoom(room: string, im: InstantMessage, id: string): boolean {
+    const entity = this.entity;
+    if (this.state !== 'online' || !entity || !this.rooms.has(room)) return false;
+    this.write(messageStanza(im, { from: entity.jid?.toString() ?? formatJid(this.jid), to: room, id, type: 'groupchat' }));
+    return true;
+  }
+
+  setPresence(state: PresenceState): void {
+    this.presence = state;
+    if (this.state === 'online') this.write(this.ownPresence());
+  }
+
+  watch(contact: string): void {
+    // A subscription already approved is answered at once by the contact's server; a new one waits for the contact.
+    this.write(xml('presence', { to: contact, type: 'subscribe' }));
+  }
+
+  unwatch(): void {
+    // The roster subscription is the user's, kept for their other clients: SIP watchers coming and going do not change it.
+  }
+
+  answerSubscription(contact: string, allow: boolean): void {
+    this.write(xml('presence', { to: contact, type: allow ? 'subscribed' : 'unsubscribed' }));
+  }
+
+  unreachable(contact: string): string | undefined {
+    const domain = parseJid(contact)?.domain ?? '';
+    const down = this.transportsDown.get(domain);
+    return down === undefined ? undefined : `the ${domain} transport is offline${down ? `: ${down}` : ''}`;
+  }
+
+  private write(stanza: xml.Element): void {
+    if (this.state !== 'online' || !this.entity) return;
+    this.entity.send(stanza).catch((error: Error) => this.log.debug({ err: error.message }, 'XMPP write failed'));
+  }
+
+  private enter(room: string, nick: string): void {
+    this.write(xml('presence', { to: `${room}/${nick}` }, xml('x', { xmlns: MUC }, xml('history', { maxstanzas: '0' }))));
+  }
+
+  /** Available with the priority that makes the server route messages for the bare JID here, and the published show/status. */
+  private ownPresence(): xml.Element {
+    // Closed is not sent as unavailable: the session stays online for messages, as the SIP user's other devices may.
+    const state = this.presence ?? AVAILABLE;
+    const shown = state.basic === 'open' ? state : { ...state, basic: 'open' as const, activities: ['away'] };
+    return stanzaOfState(shown, {}, xml('priority', {}, String(this.settings.priority)));
   }
 
   private get service(): string {
@@ -136,8 +287,8 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
     this.state = 'online';
     this.failures = 0;
     this.retryDelay = this.settings.reconnectMinMs;
-    // Available, with the priority that makes the server route messages for the bare JID here.
-    await entity.send(xml('presence', {}, xml('priority', {}, String(this.settings.priority)))).catch(() => {});
+    await entity.send(this.ownPresence()).catch(() => {});
+    for (const [room, nick] of this.rooms) this.enter(room, nick);
     this.log.info({ jid: entity.jid?.toString() }, 'XMPP session online');
     this.emit('online');
   }
@@ -172,6 +323,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
       this.state = 'connecting';
       this.log.info('XMPP session lost; reconnecting');
       this.emit('offline', 'connection lost');
+      this.forgetContacts();
       void this.drop();
       this.scheduleRetry();
     });
@@ -198,19 +350,75 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
   }
 
   private onStanza(stanza: xml.Element): void {
+    if (stanza.is('presence')) return this.onPresence(stanza);
     if (!stanza.is('message')) return;
     const type = stanza.attrs.type ?? 'normal';
+    const from = parseJid(stanza.attrs.from ?? '');
     if (type === 'error') {
       const { condition, text } = readStanzaError(stanza);
       this.emit('undelivered', stanza.attrs.id ?? '', statusForCondition(condition), `XMPP error ${condition}${text ? ` (${text})` : ''}`);
       return;
     }
-    // Group chats are not mapped yet; headlines and bodiless stanzas (chat states) have no SIP form.
-    if (type === 'groupchat') return;
+    // Headlines and bodiless stanzas (chat states, room subjects) have no SIP form.
     const im = readStanza(stanza);
-    const from = parseJid(stanza.attrs.from ?? '');
     if (!im || !from?.local) return;
-    this.emit('message', formatJid({ ...from, resource: '' }), im);
+    const bareFrom = formatJid({ ...from, resource: '' });
+    if (type === 'groupchat') {
+      const nick = this.rooms.get(bareFrom);
+      // Own messages come back as the room's echo; history replayed on joining carries <delay/>.
+      if (nick === undefined || from.resource === '' || from.resource === nick || stanza.getChild('delay', 'urn:xmpp:delay')) return;
+      this.emit('roomMessage', bareFrom, from.resource, im);
+      return;
+    }
+    this.emit('message', bareFrom, im);
+  }
+
+  private onPresence(stanza: xml.Element): void {
+    const from = parseJid(stanza.attrs.from ?? '');
+    if (from && !from.local && this.transports.includes(from.domain)) return this.onTransportPresence(from.domain, stanza);
+    if (!from?.local) return;
+    const contact = formatJid({ ...from, resource: '' });
+    const type = stanza.attrs.type;
+    if (this.rooms.has(contact)) return this.onRoomPresence(contact, from.resource, stanza);
+    // Presence of a room left already (our own unavailable echoed back) is not a contact's.
+    if (stanza.getChild('x', MUC_USER)) return;
+    if (type === 'subscribe') return void this.emit('subscriptionRequest', contact);
+    if (type !== undefined && type !== 'unavailable') return;
+    const resources = this.contacts.get(contact) ?? new Map();
+    const state = applyPresence(resources, from.resource, stanza);
+    if (resources.size > 0) this.contacts.set(contact, resources);
+    else this.contacts.delete(contact);
+    this.emit('presence', contact, state.basic === 'open' ? state : null);
+  }
+
+  /** Gateway detection (the jabber seed's): a transport's own presence says whether it can carry messages. */
+  private onTransportPresence(transport: string, stanza: xml.Element): void {
+    const type = stanza.attrs.type;
+    if (type === undefined) this.transportsDown.delete(transport);
+    else if (type === 'unavailable' || type === 'error') this.transportsDown.set(transport, stanza.getChildText('status')?.trim() ?? '');
+  }
+
+  private onRoomPresence(room: string, nick: string, stanza: xml.Element): void {
+    const mine = this.rooms.get(room);
+    if (stanza.attrs.type === 'error') {
+      if (nick !== mine) return;
+      const { condition, text } = readStanzaError(stanza);
+      this.rooms.delete(room);
+      this.emit('left', room, condition === 'conflict' ? `the nick ${mine} is taken` : `the room refused you: ${condition}${text ? ` (${text})` : ''}`);
+      return;
+    }
+    const codes = new Set(stanza.getChild('x', MUC_USER)?.getChildren('status').map((s) => s.attrs.code as string) ?? []);
+    if (!codes.has('110') && nick !== mine) return;
+    if (stanza.attrs.type === 'unavailable') {
+      // Our own unavailable after leave() has no room entry left; one we did not ask for says why.
+      this.rooms.delete(room);
+      const reason = [...codes].map((code) => LEFT_BECAUSE[code]).find(Boolean) ?? 'you left the room';
+      this.emit('left', room, reason);
+      return;
+    }
+    // The room may have changed our nick (status 210).
+    this.rooms.set(room, nick);
+    this.emit('joined', room, nick);
   }
 }
 

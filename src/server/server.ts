@@ -14,7 +14,7 @@ import { RoomService, escapeRegExp, globSource, parseExtraHeaders } from '../imc
 import { PRESENCE_METHODS, PresenceAgent, presenceRoute } from '../presence/index.js';
 import { AdminServer } from '../admin/index.js';
 import { XmppGateway, gatewayDomainOf, xmppGatewayOptions } from '../xmpp/index.js';
-import { GatewayService, gatewayOptions, gatewayRoutes } from '../gateway/index.js';
+import { GatewayService, gatewayOptions, gatewayRoutes, mappedUsersRoute } from '../gateway/index.js';
 
 export interface ServerOptions {
   logger: Logger;
@@ -68,6 +68,9 @@ export class ParleyServer {
       methods: [...KNOWN_METHODS].filter((m) => m !== 'ACK'),
       handle: (request, route) => request.reply(route.status ?? 200, route.reason),
     });
+    // First prepended, so last of the modules' routes: rooms and the gateways' own addresses go before it.
+    const mapped = mappedUsersRoute(config);
+    if (mapped) this.router.prepend(mapped);
     if (config.imc.enabled) {
       this.router.register({ name: 'imc', methods: ['MESSAGE'], handle: (request) => this.rooms!.handle(request) });
       const roomUsers = `${escapeRegExp(config.imc.manager)}|${globSource(config.imc.room_pattern)}`;
@@ -154,7 +157,8 @@ export class ParleyServer {
         this.xmpp = new XmppGateway(xmppGatewayOptions(config), this.relay, this.log.child({ module: 'xmpp' }), presence);
       }
       if (config.gateway.enabled) {
-        const dependencies = { accounts: this.store.gatewayAccounts, relay: this.relay, registrar: this.registrar };
+        const accounts = await this.store.gatewayAccountsIn(config.gateway.db_table);
+        const dependencies = { accounts, relay: this.relay, registrar: this.registrar, presence: this.presence };
         this.gateway = new GatewayService(gatewayOptions(config), dependencies, this.log.child({ module: 'gateway' }));
       }
       if (config.imc.enabled) {
@@ -197,7 +201,7 @@ export class ParleyServer {
       this.timers.start();
       this.relay.start();
       this.xmpp?.start();
-      this.gateway?.start();
+      await this.gateway?.start();
     } catch (error) {
       await this.admin?.stop();
       await this.store.close();

@@ -1,12 +1,36 @@
-// The per-user gateway's account map, in Kamailio purple's `purplemap` table.
+// The per-user gateway's account map, in Kamailio purple's `purplemap` table (or the one
+// gateway.db_table names, as the seed's db_table parameter does).
 import type { Kysely, Selectable } from 'kysely';
+import { createAccountMapTable } from './migrations/003_gateway.js';
 import type { Database, PurplemapTable } from './schema.js';
-import type { GatewayAccount, GatewayAccountStore, GatewayTlsMode, NewGatewayAccount } from './types.js';
+import type { GatewayAccount, GatewayAccountStore, GatewayTlsMode, KamailioAccountRow, NewGatewayAccount, StoreDriver } from './types.js';
 
 const TLS_MODES: ReadonlySet<string> = new Set<GatewayTlsMode>(['starttls', 'direct', 'none']);
 
+/** The rows of a bare Kamailio purplemap table, such as another server's, to import them. */
+export async function readPurplemapTable(db: Kysely<Database>, table: string): Promise<KamailioAccountRow[]> {
+  const rows = await db.selectFrom(table as 'purplemap').select(['id', 'sip_user', 'ext_user', 'ext_prot', 'ext_pass']).orderBy('id').execute();
+  return rows.map((row) => ({ id: Number(row.id), sipUser: row.sip_user, extUser: row.ext_user, extProt: row.ext_prot, extPass: row.ext_pass ?? undefined }));
+}
+
+/**
+ * The table name is configurable; Kysely's typed builders take it cast to the typed one, which
+ * only changes the SQL identifier.
+ */
 export class GatewayAccountRepository implements GatewayAccountStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  private readonly table: 'purplemap';
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    table = 'purplemap',
+  ) {
+    this.table = table as 'purplemap';
+  }
+
+  /** Creates the table when this database does not have it yet (a gateway.db_table other than purplemap). */
+  async ensureTable(driver: StoreDriver): Promise<void> {
+    await createAccountMapTable(this.db, driver, this.table, true);
+  }
 
   async put(account: NewGatewayAccount): Promise<GatewayAccount> {
     const now = Date.now();
@@ -20,12 +44,12 @@ export class GatewayAccountRepository implements GatewayAccountStore {
       updated_at: now,
     };
     await this.db
-      .insertInto('purplemap')
+      .insertInto(this.table)
       .values({ sip_user: account.sipUser, ext_user: account.extUser, ext_prot: account.extProt, created_at: now, ...values })
       .onConflict((conflict) => conflict.columns(['sip_user', 'ext_prot', 'ext_user']).doUpdateSet(values))
       .execute();
     const row = await this.db
-      .selectFrom('purplemap')
+      .selectFrom(this.table)
       .selectAll()
       .where('sip_user', '=', account.sipUser)
       .where('ext_prot', '=', account.extProt)
@@ -35,27 +59,32 @@ export class GatewayAccountRepository implements GatewayAccountStore {
   }
 
   async get(id: number): Promise<GatewayAccount | undefined> {
-    const row = await this.db.selectFrom('purplemap').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.db.selectFrom(this.table).selectAll().where('id', '=', id).executeTakeFirst();
     return row && toAccount(row);
   }
 
   async listFor(sipUser: string): Promise<GatewayAccount[]> {
-    const rows = await this.db.selectFrom('purplemap').selectAll().where('sip_user', '=', sipUser).orderBy('id').execute();
+    const rows = await this.db.selectFrom(this.table).selectAll().where('sip_user', '=', sipUser).orderBy('id').execute();
+    return rows.map(toAccount);
+  }
+
+  async withExtUser(extUser: string): Promise<GatewayAccount[]> {
+    const rows = await this.db.selectFrom(this.table).selectAll().where('ext_user', '=', extUser).orderBy('id').execute();
     return rows.map(toAccount);
   }
 
   async list(): Promise<GatewayAccount[]> {
-    return (await this.db.selectFrom('purplemap').selectAll().orderBy('id').execute()).map(toAccount);
+    return (await this.db.selectFrom(this.table).selectAll().orderBy('id').execute()).map(toAccount);
   }
 
   async remove(id: number): Promise<boolean> {
-    const result = await this.db.deleteFrom('purplemap').where('id', '=', id).executeTakeFirst();
+    const result = await this.db.deleteFrom(this.table).where('id', '=', id).executeTakeFirst();
     return result.numDeletedRows > 0n;
   }
 
   async setStatus(id: number, status: { enabled: boolean; lastError: string | null }): Promise<void> {
     await this.db
-      .updateTable('purplemap')
+      .updateTable(this.table)
       .set({ enabled: status.enabled ? 1 : 0, last_error: status.lastError, updated_at: Date.now() })
       .where('id', '=', id)
       .execute();

@@ -36,9 +36,22 @@ export async function openStore(url: string): Promise<Store> {
   const target = parseStoreUrl(url);
   const db = target.driver === 'sqlite' ? openSqlite(target, 'read-write') : await openPostgres(target);
   await migrateToLatest(db, target);
+  const repositories = createRepositories(db);
+  const accountMaps = new Map<string, Promise<GatewayAccountRepository>>([['purplemap', Promise.resolve(repositories.gatewayAccounts)]]);
   return {
     driver: target.driver,
-    ...createRepositories(db),
+    ...repositories,
+    gatewayAccountsIn(table) {
+      let map = accountMaps.get(table);
+      if (!map) {
+        const repository = new GatewayAccountRepository(db, table);
+        map = repository.ensureTable(target.driver).then(() => repository);
+        accountMaps.set(table, map);
+        // A failure is the caller's to report; the next call tries again.
+        map.catch(() => accountMaps.delete(table));
+      }
+      return map;
+    },
     async rooms(tables) {
       const repository = new RoomRepository(db, tables);
       await repository.ensureTables(target.driver);

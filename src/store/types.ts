@@ -173,10 +173,21 @@ export interface GatewayAccountStore {
   get(id: number): Promise<GatewayAccount | undefined>;
   /** The accounts of a SIP user, by id. */
   listFor(sipUser: string): Promise<GatewayAccount[]>;
+  /** The accounts with this external id, on any network (the purple mapping: who is alice@example.net on SIP). */
+  withExtUser(extUser: string): Promise<GatewayAccount[]>;
   list(): Promise<GatewayAccount[]>;
   /** True when an account was removed. */
   remove(id: number): Promise<boolean>;
   setStatus(id: number, status: { enabled: boolean; lastError: string | null }): Promise<void>;
+}
+
+/** A row of Kamailio purple's own purplemap (its columns only; ext_pass in the clear), as an import reads it. */
+export interface KamailioAccountRow {
+  id: number;
+  sipUser: string;
+  extUser: string;
+  extProt: string;
+  extPass?: string;
 }
 
 export type StoreDriver = 'sqlite' | 'postgres';
@@ -188,6 +199,8 @@ export interface Store {
   readonly offline: OfflineStore;
   /** The per-user gateway's account map (purplemap). */
   readonly gatewayAccounts: GatewayAccountStore;
+  /** The account map under another table name (gateway.db_table), created when missing; purplemap: gatewayAccounts. */
+  gatewayAccountsIn(table: string): Promise<GatewayAccountStore>;
   /** The room tables under the configured names, created when missing. */
   rooms(tables: RoomTables): Promise<RoomStore>;
   close(): Promise<void>;

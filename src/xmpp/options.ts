@@ -68,6 +68,9 @@ function s2sOptions(config: Config, domain: string): S2sLinkOptions {
     idleMs: xmpp.s2s_idle * 1000,
     connectTimeoutMs: Math.min(xmpp.delay_time * 1000, 60_000),
     maxQueue: xmpp.max_queue,
+    requireTls: xmpp.s2s_require_tls,
+    verifyCertificates: xmpp.s2s_verify_certificates,
+    ca: xmpp.s2s_ca ?? undefined,
   };
 }
 

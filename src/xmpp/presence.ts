@@ -63,7 +63,7 @@ interface Contact {
   /** The presentity address SIP users subscribed to ("user@gateway.domain"). */
   presentity: string;
   /** What each available resource said, by resource. */
-  resources: Map<string, { state: PresenceState; priority: number }>;
+  resources: ResourceStates;
   /** Whether the contact approved (it said subscribed, or sent presence): probing it is safe. */
   approved: boolean;
 }
@@ -97,12 +97,12 @@ export function showOfActivities(activities: readonly string[]): 'dnd' | 'xa' | 
   return undefined;
 }
 
-/** The <presence/> stanza stating a SIP user's state. */
-export function stanzaOfState(state: PresenceState, attrs: { from: string; to: string }): xml.Element {
+/** The <presence/> stanza stating a SIP user's state; `extra` children (e.g. <priority/>) go into an available one. */
+export function stanzaOfState(state: PresenceState, attrs: { from?: string; to?: string }, ...extra: xml.Element[]): xml.Element {
   const status = state.notes.length > 0 ? xml('status', {}, state.notes.join('\n')) : undefined;
   if (state.basic === 'closed') return xml('presence', { ...attrs, type: 'unavailable' }, status);
   const show = showOfActivities(state.activities);
-  return xml('presence', attrs, show && xml('show', {}, show), status);
+  return xml('presence', attrs, show && xml('show', {}, show), status, ...extra);
 }
 
 export class PresenceBridge {
@@ -243,17 +243,7 @@ export class PresenceBridge {
   private onContactPresence(from: Jid, stanza: xml.Element): void {
     for (const contact of this.contactsOf(bare(from))) {
       contact.approved = true;
-      const state = stateOfStanza(stanza);
-      if (state.basic === 'open') {
-        const priority = Number.parseInt(stanza.getChildText('priority') ?? '0', 10);
-        contact.resources.set(from.resource, { state, priority: Number.isFinite(priority) ? priority : 0 });
-      } else if (from.resource === '') {
-        // Unavailable from the bare JID: every resource is gone.
-        contact.resources.clear();
-      } else {
-        contact.resources.delete(from.resource);
-      }
-      this.hooks.service.publishFrom(XMPP_SOURCE, contact.presentity, contact.resources.size > 0 ? speaker(contact) : state);
+      this.hooks.service.publishFrom(XMPP_SOURCE, contact.presentity, applyPresence(contact.resources, from.resource, stanza));
     }
   }
 
@@ -350,14 +340,35 @@ function bare(jid: Jid): string {
   return formatJid({ ...jid, resource: '' });
 }
 
+/** What each available resource of a contact said, by resource. */
+export type ResourceStates = Map<string, { state: PresenceState; priority: number }>;
+
+/**
+ * Records what an available or unavailable <presence/> from one resource says, and returns the
+ * contact's state as a whole: that of its speaking resource, or the unavailable state when none is left.
+ */
+export function applyPresence(resources: ResourceStates, resource: string, stanza: xml.Element): PresenceState {
+  const state = stateOfStanza(stanza);
+  if (state.basic === 'open') {
+    const priority = Number.parseInt(stanza.getChildText('priority') ?? '0', 10);
+    resources.set(resource, { state, priority: Number.isFinite(priority) ? priority : 0 });
+  } else if (resource === '') {
+    // Unavailable from the bare JID: every resource is gone.
+    resources.clear();
+  } else {
+    resources.delete(resource);
+  }
+  return speakingState(resources) ?? state;
+}
+
 /** The state of the resource that speaks for a contact: highest priority, then most available. */
-function speaker(contact: Contact): PresenceState {
+function speakingState(resources: ResourceStates): PresenceState | undefined {
   let best: { state: PresenceState; priority: number; rank: number } | undefined;
-  for (const { state, priority } of contact.resources.values()) {
+  for (const { state, priority } of resources.values()) {
     const rank = SHOW_RANK[showOfActivities(state.activities) ?? ''] ?? 0;
     if (!best || priority > best.priority || (priority === best.priority && rank > best.rank)) best = { state, priority, rank };
   }
-  return best!.state;
+  return best?.state;
 }
 
 /** The SIP URI of a "user@domain" address, as the agent keys them. */

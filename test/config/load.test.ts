@@ -83,6 +83,12 @@ describe('values', () => {
     assert.deepEqual(load('advertise: "[2001:db8::1]"\n').advertise, { host: '[2001:db8::1]' });
   });
 
+  test('gateway.aliases takes a list or the jabber seed\'s "N;alias=<delim>;..." string', () => {
+    assert.deepEqual(load('gateway:\n  aliases: "2;msn.example.com=%;icq.example.com=~;"\n').gateway.aliases, ['msn.example.com=%', 'icq.example.com=~']);
+    assert.deepEqual(load('gateway:\n  aliases: [msn.example.com=%]\n').gateway.aliases, ['msn.example.com=%']);
+    assert.equal(failure('gateway:\n  aliases: "1;msn example=%;"\n').message, 'config: gateway.aliases[0]: expected ALIAS=<delimiter>, e.g. msn.example.com=%');
+  });
+
   test('route patterns match whole values; domains regardless of case', () => {
     assert.ok(compileRoutePattern('a.*', true).test('AB'));
     assert.ok(!compileRoutePattern('a|b', false).test('ab'));

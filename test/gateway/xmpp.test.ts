@@ -5,10 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type xml from '@xmpp/xml';
-import { realmFor } from '../../src/config/index.js';
-import { computeHa1 } from '../../src/registrar/index.js';
-import type { SipMessage } from '../../src/sip/index.js';
 import { eventually } from '../support/eventually.js';
+import { GATEWAY, bodyOf, command, fromGateway, gatewayConfig, notices, sipUser, startGatewayServer } from '../support/gateway.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
@@ -17,7 +15,6 @@ import { XmppUser } from '../support/xmpp-user.js';
 const SIP_PASSWORD = 'alice-sip-secret';
 const XMPP_PASSWORD = 'Xmpp-Secret-4711';
 const WRONG_PASSWORD = 'Wrong-Secret-0815';
-const GATEWAY = 'sip:gateway@localhost';
 const ALIAS = 'xmpp.localhost';
 
 let prosody: Prosody;
@@ -25,36 +22,14 @@ let parley: TestServer;
 let alice: TestUA;
 let juliet: XmppUser;
 
-const gatewayConfig = { enabled: true, secret_key: 'a-test-key-of-some-length', reconnect_min: 0.1, reconnect_max: 0.5 };
-const bodyOf = (m: SipMessage) => m.body.toString('utf8');
-const fromGateway = (m: SipMessage) => m.method === 'MESSAGE' && m.from.uri === GATEWAY;
-
-async function notices(ua: TestUA, count: number, test: (text: string) => boolean, timeoutMs = 10_000): Promise<string[]> {
-  return eventually(() => {
-    const found = ua.received.filter(fromGateway).map(bodyOf).filter(test);
-    return found.length >= count ? found : undefined;
-  }, `${count} gateway notices for ${ua.aor}`, timeoutMs);
-}
-
-/** Sends a command and resolves with the gateway's reply (the first notice after it). */
-async function command(ua: TestUA, text: string): Promise<string> {
-  const before = ua.received.filter(fromGateway).length;
-  const response = await ua.message(GATEWAY, text);
-  assert.equal(response.status, 200, `${text.split(' ')[0]}: ${response.status} ${response.reason}`);
-  const replies = await notices(ua, before + 1, () => true);
-  return replies[before]!;
-}
-
 const linkCommand = (user: string, password: string) => `#link xmpp ${user}@${prosody.domain} ${password} 127.0.0.1:${prosody.c2sPort} tls=none`;
 
 before(async () => {
   prosody = await Prosody.start();
   await Promise.all([prosody.register('alice', XMPP_PASSWORD), prosody.register('juliet', 'password'), prosody.register('carol', 'carol-right')]);
   juliet = await XmppUser.connect(prosody, 'juliet');
-  parley = await startServer({ auth: { policy: 'required' }, gateway: gatewayConfig });
-  const realm = realmFor(parley.config, 'localhost');
-  await parley.server.store.users.put({ username: 'alice', domain: 'localhost', ...computeHa1('alice', realm, SIP_PASSWORD) });
-  alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp, password: SIP_PASSWORD });
+  parley = await startGatewayServer();
+  alice = await sipUser(parley, 'alice', SIP_PASSWORD);
 });
 
 after(async () => {

@@ -4,7 +4,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { once } from 'node:events';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -129,6 +130,84 @@ export function freeTcpPort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:`port` (a server started in the background). */
+export async function waitForPort(port: number, name: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const accepted = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, HOST);
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (accepted) return;
+    if (Date.now() > deadline) throw new Error(`${name}: port ${port} not accepting within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** A configuration template of test/fixtures with its {{PLACEHOLDERS}} filled in. */
+export function fillTemplate(template: URL, values: Record<string, string | number>): string {
+  return readFileSync(template, 'utf8').replace(/\{\{([A-Z_0-9]+)\}\}/g, (_, name: string) => String(values[name]));
+}
+
+/**
+ * A real server (Prosody, ngIRCd...) for tests, spawned directly in the foreground: started until its
+ * ports accept connections, stopped by its pid, killed by pid if the test process exits first.
+ */
+export class ForegroundServer {
+  private child: ChildProcess | undefined;
+
+  constructor(
+    private readonly serverName: string,
+    private readonly argv: readonly [string, ...string[]],
+    private readonly ports: readonly number[],
+  ) {}
+
+  /** The server's own log, the end of which is shown when it exits while starting. */
+  log(): string {
+    return '';
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Starts the server (again, after stop: same command, same ports). */
+  async start(): Promise<void> {
+    installExitHook();
+    const [command, ...args] = this.argv;
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child = child;
+    const exit = once(child, 'exit');
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const spawned = await Promise.race([once(child, 'spawn').then(() => true), once(child, 'error').then(() => false)]);
+    if (!spawned) throw new Error(`${this.serverName}: cannot run ${command} (not installed? scripts/setup.sh --test installs it)`);
+    const pid = child.pid!;
+    running.add(pid);
+    void exit.then(() => running.delete(pid));
+    const exited = exit.then(() => {
+      throw new Error(`${this.serverName} exited while starting:\n${stderr}\n${this.log().slice(-2000)}`);
+    });
+    exited.catch(() => {}); // reported through the race below, when it happens then
+    await Promise.race([Promise.all(this.ports.map((port) => waitForPort(port, this.serverName))), exited]);
+  }
+
+  /** SIGTERM by pid, SIGKILL if it does not exit in time; resolves once it has exited. */
+  async stop(timeoutMs = 5_000): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exit = once(child, 'exit');
+    process.kill(child.pid!, 'SIGTERM');
+    const timer = setTimeout(() => child.pid && process.kill(child.pid, 'SIGKILL'), timeoutMs);
+    await exit;
+    clearTimeout(timer);
+  }
 }
 
 /** A new temporary directory, removed when the test process exits. */

@@ -21,3 +21,13 @@ declare module '@xmpp/client' {
     credentials: (authenticate: Authenticate, mechanisms: string[]) => Promise<void>;
   }): Client;
 }
+
+// What the tests use of @xmpp/component beyond src/xmpp/xmpp-js.d.ts: a component as a plain entity (a transport).
+declare module '@xmpp/component' {
+  import type xml from '@xmpp/xml';
+
+  export interface Component {
+    start(): Promise<unknown>;
+    send(element: xml.Element): Promise<void>;
+  }
+}

@@ -9,10 +9,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type xml from '@xmpp/xml';
+import xml from '@xmpp/xml';
 import type { SipMessage } from '../../src/sip/index.js';
 import { eventually } from '../support/eventually.js';
 import { tempDir } from '../support/process.js';
+import { Watch, pidf, publish, stateIn } from '../support/presence.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
@@ -29,6 +30,7 @@ let prosody: Prosody;
 let parley: TestServer;
 let alice: TestUA;
 let juliet: XmppUser;
+let prosodyCert = '';
 
 function addHosts(): void {
   originalHosts = readFileSync(HOSTS, 'utf8');
@@ -53,6 +55,7 @@ function certificate(dir: string, name: string): { cert: string; key: string } {
 }
 
 const bodyOf = (stanza: xml.Element) => stanza.getChildText('body') ?? '';
+const sipTextOf = (message: SipMessage) => message.body.toString('utf8');
 
 async function sipMessages(ua: TestUA, count: number, test: (request: SipMessage) => boolean, timeoutMs = 20_000): Promise<SipMessage[]> {
   return eventually(() => {
@@ -92,11 +95,12 @@ before(async () => {
     domain: PROSODY_DOMAIN,
     template: new URL('../fixtures/prosody/prosody-s2s.cfg.lua', import.meta.url),
     values: { S2S_INTERFACE: PROSODY_IP, S2S_PORT: 5269 },
-    setup: (dir) => void certificate(dir, PROSODY_DOMAIN),
+    setup: (dir) => void (prosodyCert = certificate(dir, PROSODY_DOMAIN).cert),
   });
   await prosody.register('juliet', 'password');
   juliet = await XmppUser.connect(prosody, 'juliet');
   parley = await startServer({
+    presence: { enabled: true },
     xmpp: {
       enabled: true,
       backend: 'server',
@@ -106,6 +110,8 @@ before(async () => {
       tls_cert: parleyTls.cert,
       tls_key: parleyTls.key,
       dialback_secret: 'a dialback secret for the tests',
+      // Prosody's self-signed certificate is the one authority trusted for outgoing streams.
+      s2s_ca: prosodyCert,
     },
   });
   alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
@@ -145,10 +151,57 @@ describe('federation with Prosody over s2s (STARTTLS + dialback)', { timeout: 60
     assert.equal(message!.to.uri, 'sip:alice@localhost');
   });
 
+  test('presence over s2s: a SIP SUBSCRIBE to the Prosody user gets NOTIFY open once she approves, with her status', async () => {
+    const mark = juliet.presences.length;
+    const { response, watch } = await Watch.subscribe(alice, `sip:juliet*${PROSODY_DOMAIN}@${PARLEY_DOMAIN}`, { expires: 600 });
+    assert.equal(response.status, 200);
+    await juliet.waitForPresence((p) => p.attrs.from === `alice*localhost@${PARLEY_DOMAIN}` && p.attrs.type === 'subscribe', mark, 30_000);
+    await juliet.sendPresence({ to: `alice*localhost@${PARLEY_DOMAIN}`, type: 'subscribed' });
+    await juliet.sendPresence({}, xml('show', {}, 'away'), xml('status', {}, 'Across the federation'));
+    const notify = await eventually(async () => {
+      const next = await watch!.nextNotify(20_000);
+      return stateIn(next).notes.includes('Across the federation') ? next : undefined;
+    }, 'NOTIFY with juliet\'s status', 30_000);
+    assert.equal(stateIn(notify).basic, 'open');
+    assert.ok(stateIn(notify).activities.includes('away'));
+  });
+
+  test('presence over s2s: the Prosody user subscribed to the SIP user sees her PUBLISHed note', async () => {
+    await juliet.fetchRoster();
+    const mark = juliet.presences.length;
+    await juliet.sendPresence({ to: `alice*localhost@${PARLEY_DOMAIN}`, type: 'subscribe' });
+    await juliet.waitForPresence((p) => p.attrs.from === `alice*localhost@${PARLEY_DOMAIN}` && p.attrs.type === 'subscribed', mark, 30_000);
+    assert.equal((await publish(alice, { body: pidf(alice.aor, 'open', { note: 'Federated note' }), expires: 600 })).status, 200);
+    const seen = await juliet.waitForPresence((p) => p.attrs.from?.startsWith(`alice*localhost@${PARLEY_DOMAIN}`) === true && p.getChildText('status') === 'Federated note', mark, 30_000);
+    assert.equal(seen.attrs.type, undefined);
+  });
+
   test('both directions ran over TLS, authenticated by dialback', () => {
     const peers = parley.server.xmpp!.peers;
     assert.ok(peers.some((peer) => peer.domain === PROSODY_DOMAIN && peer.direction === 'out' && peer.secure), JSON.stringify(peers));
     assert.ok(peers.some((peer) => peer.domain === PROSODY_DOMAIN && peer.direction === 'in' && peer.secure), JSON.stringify(peers));
+  });
+});
+
+describe('certificate verification of outgoing streams', { timeout: 60_000 }, () => {
+  test('a peer whose certificate is not trusted gets nothing; the SIP sender is told why', async () => {
+    // A second Parley that trusts only Node's bundled authorities, not Prosody's self-signed certificate.
+    const strict = await startServer({
+      xmpp: { enabled: true, backend: 'server', xmpp_domain: 'strict.test', s2s_listen: PARLEY_IP, s2s_port: 0, dialback_secret: 'another dialback secret for tests' },
+    });
+    const bob = await TestUA.create({ proto: 'tcp', user: 'bob', server: strict.tcp });
+    try {
+      assert.equal((await bob.register()).status, 200);
+      const mark = juliet.messages.length;
+      const response = await bob.message(`sip:juliet*${PROSODY_DOMAIN}@strict.test`, 'must not cross an unverified stream');
+      const failure = response.status >= 300 ? `${response.status} ${response.reason}` : sipTextOf((await sipMessages(bob, 1, (m) => /not delivered|not valid/i.test(m.body.toString())))[0]!);
+      assert.match(failure, /certificate of prosody\.test is not valid for it/);
+      assert.equal(juliet.messages.slice(mark).filter((m) => bodyOf(m).startsWith('must not cross')).length, 0);
+      assert.match(strict.logs.join(''), /s2s peer certificate refused/);
+    } finally {
+      bob.close();
+      await strict.stop();
+    }
   });
 });
 

@@ -6,21 +6,31 @@ import type { StoreMigration } from './index.js';
 import type { StoreDriver } from '../types.js';
 import { withIdColumn } from './columns.js';
 
+/**
+ * The account map under the name `table`: the migration makes the default `purplemap`, and
+ * gateway.db_table names another, made the same way (ifNotExists) the first time it is used.
+ */
+export async function createAccountMapTable(db: Kysely<any>, driver: StoreDriver, table: string, ifNotExists = false): Promise<void> {
+  const create = db.schema.createTable(table);
+  await withIdColumn(ifNotExists ? create.ifNotExists() : create, driver)
+    .addColumn('sip_user', 'text', (c) => c.notNull())
+    .addColumn('ext_user', 'text', (c) => c.notNull())
+    .addColumn('ext_prot', 'text', (c) => c.notNull())
+    .addColumn('ext_pass', 'text')
+    .addColumn('server', 'text')
+    .addColumn('port', 'integer')
+    .addColumn('tls', 'text', (c) => c.notNull().defaultTo('starttls'))
+    .addColumn('enabled', 'integer', (c) => c.notNull().defaultTo(1))
+    .addColumn('last_error', 'text')
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('updated_at', 'bigint', (c) => c.notNull())
+    .execute();
+  const index = db.schema.createIndex(`${table}_account`);
+  await (ifNotExists ? index.ifNotExists() : index).on(table).columns(['sip_user', 'ext_prot', 'ext_user']).unique().execute();
+}
+
 export const gateway: StoreMigration = {
   async up(db: Kysely<any>, driver: StoreDriver) {
-    await withIdColumn(db.schema.createTable('purplemap'), driver)
-      .addColumn('sip_user', 'text', (c) => c.notNull())
-      .addColumn('ext_user', 'text', (c) => c.notNull())
-      .addColumn('ext_prot', 'text', (c) => c.notNull())
-      .addColumn('ext_pass', 'text')
-      .addColumn('server', 'text')
-      .addColumn('port', 'integer')
-      .addColumn('tls', 'text', (c) => c.notNull().defaultTo('starttls'))
-      .addColumn('enabled', 'integer', (c) => c.notNull().defaultTo(1))
-      .addColumn('last_error', 'text')
-      .addColumn('created_at', 'bigint', (c) => c.notNull())
-      .addColumn('updated_at', 'bigint', (c) => c.notNull())
-      .execute();
-    await db.schema.createIndex('purplemap_account').on('purplemap').columns(['sip_user', 'ext_prot', 'ext_user']).unique().execute();
+    await createAccountMapTable(db, driver, 'purplemap');
   },
 };

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { type AddressInfo, type Server, type Socket, connect, createServer } from 'node:net';
-import { type SecureContext, TLSSocket, connect as tlsConnect, createSecureContext } from 'node:tls';
+import { type SecureContext, TLSSocket, checkServerIdentity, connect as tlsConnect, createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
 import { parseJid } from '../addresses.js';
@@ -37,6 +37,12 @@ export interface S2sLinkOptions {
   connectTimeoutMs: number;
   /** Most stanzas waiting per remote domain. */
   maxQueue: number;
+  /** Outgoing streams must be encrypted: a peer that offers no STARTTLS is not sent anything. */
+  requireTls: boolean;
+  /** Outgoing streams: the peer's certificate must be valid for its domain (or the stream is closed). */
+  verifyCertificates: boolean;
+  /** PEM file of the certificate authorities trusted for that; undefined: Node's bundled ones. */
+  ca?: string;
 }
 
 interface LinkEvents {
@@ -58,6 +64,7 @@ export class S2sLink extends EventEmitter<LinkEvents> {
   reconnects = 0;
   private readonly resolver: ServerResolver;
   private readonly secureContext: SecureContext | undefined;
+  private cas: string | undefined;
   private server: Server | undefined;
   private readonly incoming = new Set<Incoming>();
   private readonly outgoing = new Map<string, Outgoing>();
@@ -75,6 +82,13 @@ export class S2sLink extends EventEmitter<LinkEvents> {
 
   get online(): boolean {
     return this.state === 'online';
+  }
+
+  /** The certificate authorities of options.ca, read once. */
+  trustedCas(): string | undefined {
+    if (this.options.ca === undefined) return undefined;
+    this.cas ??= readFileSync(this.options.ca, 'utf8');
+    return this.cas;
   }
 
   downFor(now: number): number {
@@ -412,11 +426,27 @@ class Outgoing {
         stream.write(`<starttls xmlns='${NS_TLS}'/>`);
         return;
       }
+      if (!stream.secure && this.link.options.requireTls) {
+        this.link.countError();
+        this.log.warn('s2s peer offers no STARTTLS; nothing is sent unencrypted (xmpp.s2s_require_tls)');
+        return this.shutdown('remote-server-not-found', `${this.domain} offers no encryption (STARTTLS), which Parley requires`);
+      }
       return this.authenticate();
     }
     if (element.is('proceed') && element.attrs.xmlns === NS_TLS) {
-      const tlsSocket = tlsConnect({ socket: stream.detach(), servername: this.domain, rejectUnauthorized: false });
+      const { verifyCertificates, ca } = this.link.options;
+      // Verification is ours (after the handshake) so that a refusal is logged and bounced with its reason.
+      const tlsSocket = tlsConnect({ socket: stream.detach(), servername: this.domain, rejectUnauthorized: false, ca: ca === undefined ? undefined : this.link.trustedCas() });
       tlsSocket.on('error', (error) => this.log.info({ err: error.message }, 's2s TLS handshake failed (outgoing)'));
+      if (verifyCertificates) {
+        tlsSocket.once('secureConnect', () => {
+          const problem = certificateProblem(tlsSocket, this.domain);
+          if (!problem) return;
+          this.link.countError();
+          this.log.warn({ problem }, 's2s peer certificate refused (xmpp.s2s_verify_certificates)');
+          this.shutdown('remote-server-not-found', `the certificate of ${this.domain} is not valid for it: ${problem}`);
+        });
+      }
       stream.upgrade(tlsSocket);
       stream.open({ from: this.link.options.domain, to: this.domain });
       return;
@@ -503,4 +533,10 @@ function openSocket(host: string, port: number): Promise<Socket> {
       resolve(socket);
     });
   });
+}
+
+/** Why a peer's certificate does not vouch for `domain` (untrusted, expired, another name); undefined when it does. */
+function certificateProblem(socket: TLSSocket, domain: string): string | undefined {
+  if (!socket.authorized) return String(socket.authorizationError ?? 'not trusted');
+  return checkServerIdentity(domain, socket.getPeerCertificate())?.message;
 }
