@@ -45,7 +45,7 @@ let aliceAccount = 0;
 
 before(async () => {
   prosody = await Prosody.start();
-  await Promise.all([prosody.register('alice', 'alice-xmpp'), prosody.register('bob', 'bob-xmpp'), prosody.register('juliet', 'password')]);
+  await Promise.all([prosody.register('alice', 'alice-xmpp'), prosody.register('bob', 'bob-xmpp'), prosody.register('juliet', 'password'), prosody.register('romeo', 'romeo-xmpp')]);
   juliet = await XmppUser.connect(prosody, 'juliet');
   await juliet.fetchRoster();
   parley = await startServer({
@@ -66,6 +66,22 @@ after(async () => {
   await juliet?.stop();
   await parley?.stop();
   await prosody?.stop();
+});
+
+describe('a contact who is no SIP user', () => {
+  test('writes first, and the SIP user\'s answer to the address it came from reaches it', async () => {
+    const romeo = await XmppUser.connect(prosody, 'romeo', 'romeo-xmpp');
+    try {
+      await romeo.send(`alice@${prosody.domain}`, 'Romeo here, out of the blue');
+      const first = await sipMessages(alice, (m) => bodyOf(m) === 'Romeo here, out of the blue', 'romeo\'s first message');
+      assert.equal(first.from.uri, `sip:romeo*${prosody.domain}@${ALIAS}`);
+      assert.equal((await alice.message(first.from.uri, 'Hello stranger')).status, 202);
+      const answer = await romeo.waitForMessage((m) => textOf(m) === 'Hello stranger');
+      assert.match(answer.attrs.from!, new RegExp(`^alice@${prosody.domain.replace(/\./g, '\\.')}/`));
+    } finally {
+      await romeo.stop();
+    }
+  });
 });
 
 describe('presence through the linked account', () => {
