@@ -1,12 +1,17 @@
-// Helpers shared by the benchmark scripts (bench/run.ts, bench/rooms.ts): starting and stopping the
-// servers, CPU and UDP accounting from /proc, and reading sipp's results. Kept free of side effects
-// at import, so that each script's own options and time budget stay in the script.
-import { spawn, type ChildProcess } from 'node:child_process';
+// Helpers shared by the benchmark scripts (bench/run.ts, bench/rooms.ts, bench/xmpp.ts,
+// bench/gateway.ts): starting and stopping the servers, CPU and UDP accounting from /proc, reading
+// sipp's results, and XMPP receivers that time what arrives. Kept free of side effects at import,
+// so that each script's own options and time budget stay in the script.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
-import { freePort, type SippProcess, type SippResult } from '../test/support/sipp.js';
+import { client, type Client } from '@xmpp/client';
+import xml from '@xmpp/xml';
+import type { Prosody } from '../test/support/prosody.js';
+import { freePort, type SippOptions, type SippProcess, type SippResult } from '../test/support/sipp.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const KAMAILIO = '/usr/sbin/kamailio';
@@ -46,6 +51,15 @@ export function wantKamailio(args: { kamailio?: boolean; 'no-kamailio'?: boolean
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A Debian package's installed version, for a report; '(version unknown)' when dpkg cannot tell. */
+export function packageVersion(name: string): string {
+  try {
+    return execFileSync('dpkg-query', ['-W', '-f', '${Version}', name], { encoding: 'utf8' });
+  } catch {
+    return '(version unknown)';
+  }
+}
+
 /** Indents every line by four spaces: sipp summaries and server errors nested under a step line. */
 export const indent = (text: string) => text.replace(/^/gm, '    ');
 
@@ -59,9 +73,12 @@ export const indent = (text: string) => text.replace(/^/gm, '    ');
 export const children = new Set<ChildProcess>();
 export const peers = new Set<SippProcess>();
 
-/** Spawns a server and keeps the last 20 kB of its output, for the error when it fails. */
-export function launch(command: string, argv: string[], cwd = ROOT): { child: ChildProcess; log: () => string } {
-  const child = spawn(command, argv, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Spawns a server and keeps the last 20 kB of its output, for the error when it fails; `ipc` opens
+ * Node's message channel to it (a Node.js server that answers requests, bench/gateway-server.ts).
+ */
+export function launch(command: string, argv: string[], cwd = ROOT, { ipc = false } = {}): { child: ChildProcess; log: () => string } {
+  const child = spawn(command, argv, { cwd, stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc' as const] : [])] });
   let text = '';
   const keep = (chunk: Buffer) => (text = (text + chunk.toString()).slice(-20_000));
   child.stdout!.on('data', keep);
@@ -284,6 +301,37 @@ export function achievedRate(result: SippResult): number {
   return span > 0 ? (rtts.length - 1) / span : stats && stats.elapsedS > 0 ? stats.outgoing / stats.elapsedS : 0;
 }
 
+/** Why a sipp run failed (an error status, no answer, a retransmission); undefined when it did not. */
+export function sippProblem(result: SippResult, calls: number, what = 'MESSAGEs'): string | undefined {
+  const stats = result.stats;
+  if (!stats) return `no statistics (sipp exit ${result.exitCode ?? result.signal})`;
+  if (stats.failed > 0 || stats.successful < calls) return `${calls - stats.successful} of ${calls} ${what} failed or unfinished`;
+  if (stats.retransmissions > 0) return `${stats.retransmissions} retransmissions`;
+  return undefined;
+}
+
+/**
+ * sipp options for MESSAGEs into a gateway (bench/sipp/xmpp-message.xml), each to be answered 202:
+ * `calls` at `rate`, the injection rows (from_user;from_domain;to_user;to_domain) taken in turn,
+ * each body `tag`, the call number and sipp's send time.
+ */
+export function gatewayMessages(port: number, users: string[][], tag: string, rate: number, calls: number, timeoutS: number): SippOptions {
+  return {
+    scenario: join(ROOT, 'bench', 'sipp', 'xmpp-message.xml'),
+    remote: { host: '127.0.0.1', port },
+    users,
+    keys: { body: tag },
+    vars: { expected: 202 },
+    rate,
+    calls,
+    limit: Math.max(200, rate * 2),
+    timeoutS,
+    rttFreq: Math.max(1, Math.min(100, Math.floor(calls / 20))),
+    statsPeriodS: timeoutS,
+    extraArgs: ['-buff_size', String(4 << 20)],
+  };
+}
+
 /** What every step measures, whatever unit its rate is in. */
 export interface Measured {
   /** The sender's sipp run. */
@@ -327,6 +375,112 @@ export function rateSearch<S>(found: Found<S>, rateOf: (step: S) => number, star
     const rate = nice((low + rateOf(found.failed)) / 2);
     return rate > low && rate < rateOf(found.failed) ? rate : undefined;
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// XMPP side: @xmpp/client sessions recording arrival times as stanzas come
+
+export interface Arrival {
+  /** Send time (epoch ms) from the body, and arrival time (epoch ms). */
+  sentMs: number;
+  atMs: number;
+}
+
+export class XmppSession {
+  /** Arrivals by the step tag at the start of each body. */
+  readonly arrivals = new Map<string, Arrival[]>();
+  errors = 0;
+  lastError = '';
+
+  private constructor(readonly session: Client) {}
+
+  static async connect(server: Prosody, username: string, password: string): Promise<XmppSession> {
+    const session = client({
+      service: server.service,
+      domain: server.domain,
+      resource: 'bench',
+      // PLAIN over loopback: the client's SCRAM in JavaScript takes seconds.
+      credentials: (authenticate) => authenticate({ username, password }, 'PLAIN'),
+    });
+    const self = new XmppSession(session);
+    // @xmpp/connection decodes each TCP chunk on its own, garbling a character split between two.
+    const onData = session._onData.bind(session);
+    const decoder = new StringDecoder('utf8');
+    session._onData = (data) => onData(decoder.write(data));
+    session.on('error', () => {});
+    session.on('stanza', (stanza: xml.Element) => {
+      if (!stanza.is('message')) return;
+      if (stanza.attrs.type === 'error') {
+        self.errors++;
+        self.lastError = stanza.toString().slice(0, 300);
+        return;
+      }
+      const body = stanza.getChildText('body');
+      if (!body) return;
+      const fields = body.trim().split(/\s+/);
+      // SIP -> XMPP bodies end with sipp's epoch seconds (with microseconds).
+      const sentMs = Number(fields[fields.length - 1]) * 1000;
+      const list = self.arrivals.get(fields[0]!) ?? [];
+      list.push({ sentMs, atMs: Date.now() });
+      self.arrivals.set(fields[0]!, list);
+    });
+    await session.start();
+    await session.send(xml('presence'));
+    return self;
+  }
+
+  count(tag: string): number {
+    return this.arrivals.get(tag)?.length ?? 0;
+  }
+
+  async stop(): Promise<void> {
+    await this.session.stop().catch(() => {});
+  }
+}
+
+/** Waits until `count()` has not moved for `quietMs` (at most until `deadline`); returns it. */
+export async function quiet(count: () => number, quietMs: number, deadline: number): Promise<number> {
+  let last = count();
+  let since = Date.now();
+  while (Date.now() < deadline) {
+    await sleep(100);
+    const now = count();
+    if (now !== last) (last = now), (since = Date.now());
+    else if (Date.now() - since >= quietMs) break;
+  }
+  return last;
+}
+
+/** The latencies of a step's arrivals, sorted, and the rate `expected` messages came at, first send to last arrival. */
+export function arrivalStats(arrivals: Arrival[], expected: number) {
+  const latencies = arrivals.map((a) => a.atMs - a.sentMs).sort((a, b) => a - b);
+  const first = Math.min(...arrivals.map((a) => a.sentMs));
+  const last = Math.max(...arrivals.map((a) => a.atMs));
+  const arrivedRate = arrivals.length > 1 && last > first ? expected / ((last - first) / 1000) : 0;
+  return { latencies, arrivedRate };
+}
+
+/** What a delivery step measured, for deliveryProblem. */
+export interface Delivery {
+  rate: number;
+  sent: number;
+  /** The sender's own pace, and the arrivals' (first to last). */
+  sentRate: number;
+  arrivedRate: number;
+  received: number;
+}
+
+/**
+ * Why a delivery step failed (`extra`: the sender's own complaint first): a message lost or
+ * duplicated, the sender below 95 % of the rate, or the arrivals below 90 % of it.
+ */
+export function deliveryProblem(step: Delivery, extra?: string): string | undefined {
+  if (extra) return extra;
+  if (step.received < step.sent) return `${step.sent - step.received} of ${step.sent} lost`;
+  if (step.received > step.sent) return `${step.received - step.sent} more than ${step.sent} arrived`;
+  if (step.sentRate < 0.95 * step.rate) return `sent only ${Math.round(step.sentRate)}/s`;
+  if (step.arrivedRate < 0.9 * step.rate) return `arrived only at ${Math.round(step.arrivedRate)}/s`;
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

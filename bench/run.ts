@@ -3,6 +3,7 @@
 //
 //   npm run bench                                  # both servers when kamailio is installed
 //   npm run bench -- --no-kamailio                 # Parley only
+//   npm run bench -- --only relay                  # one workload (reply, relay, register)
 //   npm run bench -- --step-seconds 5 --start-rate 500 --refine 3
 //
 // A step runs sipp at a fixed call rate for a few seconds. It passes when every call succeeded, sipp
@@ -29,6 +30,8 @@ const { values: args } = parseArgs({
     ...stepOptions('3', '480'),
     'start-rate': { type: 'string', default: '250' },
     'max-rate': { type: 'string', default: '64000' },
+    /** Only these workloads (reply, relay, register), comma-separated. */
+    only: { type: 'string' },
   },
 });
 const { STEP_S, REFINE, BUDGET_S } = stepSettings(args);
@@ -137,7 +140,7 @@ function messageTo(user: string) {
   });
 }
 
-const workloads: Workload[] = [
+const allWorkloads: Workload[] = [
   { key: 'reply', label: '(a) MESSAGE answered by the server', sipp: messageTo(REPLY_USER) },
   {
     key: 'relay',
@@ -173,6 +176,8 @@ const workloads: Workload[] = [
     }),
   },
 ];
+const workloads = args.only === undefined ? allWorkloads : allWorkloads.filter((w) => args.only!.split(',').includes(w.key));
+if (workloads.length === 0) throw new Error(`--only: none of ${args.only}; workloads: ${allWorkloads.map((w) => w.key).join(', ')}`);
 
 // ---------------------------------------------------------------------------------------------
 // Stepping

@@ -19,24 +19,21 @@
 // (and, SIP side, every MESSAGE got its 202 without a retransmission), the sender achieved >= 95 % of
 // the rate, and the arrivals came at >= 90 % of it. Rates double from --start-rate until a step
 // fails, then --refine bisection steps narrow the gap (the rate search of bench/common.ts).
-import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readSync } from 'node:fs';
-import { StringDecoder } from 'node:string_decoder';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { client, type Client } from '@xmpp/client';
 import xml from '@xmpp/xml';
 import { Prosody } from '../test/support/prosody.js';
 import { SippProcess, freePort, percentile, summarize, type SippResult } from '../test/support/sipp.js';
 import {
-  CpuMeter, DOMAIN, KAMAILIO, ROOT, achievedRate, indent, launchParley, peers, rateSearch, runBounded, sleep, startServer, stepOptions,
-  stepSettings, table, udpDrops, wantKamailio, type Found, type PingIds, type Server,
+  CpuMeter, DOMAIN, KAMAILIO, ROOT, XmppSession, achievedRate, arrivalStats, deliveryProblem, gatewayMessages, indent, launchParley, packageVersion,
+  peers, quiet, rateSearch, runBounded, sippProblem, sleep, startServer, stepOptions, stepSettings, table, udpDrops, wantKamailio,
+  type Arrival, type Delivery, type Found, type PingIds, type Server,
 } from './common.js';
 
 const XMPP_MODULE = '/usr/lib/x86_64-linux-gnu/kamailio/modules/xmpp.so';
 const PING: PingIds = { branch: 'xmpp', callId: 'bench-xmpp-ping' };
-const MESSAGE_SCENARIO = join(ROOT, 'bench', 'sipp', 'xmpp-message.xml');
 const MEMBER_SCENARIO = join(ROOT, 'bench', 'sipp', 'xmpp-member.xml');
 const SIP_SENDER = 'bench-sender';
 const SIP_USER = 'bench-sip';
@@ -61,80 +58,6 @@ const work = mkdtempSync(join(tmpdir(), 'parley-bench-xmpp-'));
 const log = (text: string) => process.stderr.write(`${text}\n`);
 
 let prosody: Prosody | undefined;
-
-// ---------------------------------------------------------------------------------------------
-// XMPP side: one @xmpp/client session per user, recording arrival times as stanzas come
-
-interface Arrival {
-  /** Send time (epoch ms) from the body, and arrival time (epoch ms). */
-  sentMs: number;
-  atMs: number;
-}
-
-class XmppSession {
-  /** Arrivals by the step tag at the start of each body. */
-  readonly arrivals = new Map<string, Arrival[]>();
-  errors = 0;
-  lastError = '';
-
-  private constructor(readonly session: Client) {}
-
-  static async connect(server: Prosody, username: string): Promise<XmppSession> {
-    const session = client({
-      service: server.service,
-      domain: server.domain,
-      resource: 'bench',
-      // PLAIN over loopback: the client's SCRAM in JavaScript takes seconds.
-      credentials: (authenticate) => authenticate({ username, password: XMPP_PASSWORD }, 'PLAIN'),
-    });
-    const self = new XmppSession(session);
-    // @xmpp/connection decodes each TCP chunk on its own, garbling a character split between two.
-    const onData = session._onData.bind(session);
-    const decoder = new StringDecoder('utf8');
-    session._onData = (data) => onData(decoder.write(data));
-    session.on('error', () => {});
-    session.on('stanza', (stanza: xml.Element) => {
-      if (!stanza.is('message')) return;
-      if (stanza.attrs.type === 'error') {
-        self.errors++;
-        self.lastError = stanza.toString().slice(0, 300);
-        return;
-      }
-      const body = stanza.getChildText('body');
-      if (!body) return;
-      const fields = body.trim().split(/\s+/);
-      // SIP -> XMPP bodies end with sipp's epoch seconds (with microseconds).
-      const sentMs = Number(fields[fields.length - 1]) * 1000;
-      const list = self.arrivals.get(fields[0]!) ?? [];
-      list.push({ sentMs, atMs: Date.now() });
-      self.arrivals.set(fields[0]!, list);
-    });
-    await session.start();
-    await session.send(xml('presence'));
-    return self;
-  }
-
-  count(tag: string): number {
-    return this.arrivals.get(tag)?.length ?? 0;
-  }
-
-  async stop(): Promise<void> {
-    await this.session.stop().catch(() => {});
-  }
-}
-
-/** Waits until `count()` has not moved for `quietMs` (at most until `deadline`); returns it. */
-async function quiet(count: () => number, quietMs: number, deadline: number): Promise<number> {
-  let last = count();
-  let since = Date.now();
-  while (Date.now() < deadline) {
-    await sleep(100);
-    const now = count();
-    if (now !== last) (last = now), (since = Date.now());
-    else if (Date.now() - since >= quietMs) break;
-  }
-  return last;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Servers
@@ -188,13 +111,7 @@ async function startKamailio(p: Prosody): Promise<Server> {
 // ---------------------------------------------------------------------------------------------
 // Steps
 
-interface Step {
-  rate: number;
-  sent: number;
-  /** The sender's own pace, and the arrivals' (first to last). */
-  sentRate: number;
-  arrivedRate: number;
-  received: number;
+interface Step extends Delivery {
   latencies: number[];
   /** sipp's response times (SIP -> XMPP only). */
   rtts: number[];
@@ -220,23 +137,6 @@ interface Runner {
   stop(): Promise<void>;
 }
 
-function arrivalStats(arrivals: Arrival[], expected: number) {
-  const latencies = arrivals.map((a) => a.atMs - a.sentMs).sort((a, b) => a - b);
-  const first = Math.min(...arrivals.map((a) => a.sentMs));
-  const last = Math.max(...arrivals.map((a) => a.atMs));
-  const arrivedRate = arrivals.length > 1 && last > first ? expected / ((last - first) / 1000) : 0;
-  return { latencies, arrivedRate };
-}
-
-function judge(step: Omit<Step, 'problem'>, extra?: string): string | undefined {
-  if (extra) return extra;
-  if (step.received < step.sent) return `${step.sent - step.received} of ${step.sent} lost`;
-  if (step.received > step.sent) return `${step.received - step.sent} more than ${step.sent} arrived`;
-  if (step.sentRate < 0.95 * step.rate) return `sent only ${Math.round(step.sentRate)}/s`;
-  if (step.arrivedRate < 0.9 * step.rate) return `arrived only at ${Math.round(step.arrivedRate)}/s`;
-  return undefined;
-}
-
 const meters = (server: Server) => ({ server: new CpuMeter(() => server.pids()), prosody: new CpuMeter(() => (prosody?.pid ? [prosody.pid] : [])) });
 
 const sipToXmpp: Direction = {
@@ -244,22 +144,10 @@ const sipToXmpp: Direction = {
   label: '(1) SIP -> XMPP',
   async prepare(server) {
     const p = prosody!;
-    const receiver = await XmppSession.connect(p, XMPP_RECEIVER);
+    const receiver = await XmppSession.connect(p, XMPP_RECEIVER, XMPP_PASSWORD);
+    const rows = [[SIP_SENDER, DOMAIN, `${XMPP_RECEIVER}*${p.domain}`, p.componentDomain]];
     const sipp = (rate: number, calls: number, tag: string, timeoutS = STEP_S + 10) =>
-      SippProcess.start({
-        scenario: MESSAGE_SCENARIO,
-        remote: { host: '127.0.0.1', port: server.port },
-        users: [[SIP_SENDER, DOMAIN, `${XMPP_RECEIVER}*${p.domain}`, p.componentDomain]],
-        keys: { body: tag },
-        vars: { expected: 202 },
-        rate,
-        calls,
-        limit: Math.max(200, rate * 2),
-        timeoutS,
-        rttFreq: Math.max(1, Math.min(100, Math.floor(calls / 20))),
-        statsPeriodS: STEP_S + 10,
-        extraArgs: ['-buff_size', String(4 << 20)],
-      });
+      SippProcess.start(gatewayMessages(server.port, rows, tag, rate, calls, timeoutS));
     // The link comes up some time after the server answers SIP: probe until a message arrives.
     for (let attempt = 0; ; attempt++) {
       const tag = `probe${attempt}`;
@@ -282,11 +170,7 @@ const sipToXmpp: Direction = {
         const serverCpu = meter.server.stop();
         const prosodyCpu = meter.prosody.stop();
         const arrivals = receiver.arrivals.get(tag) ?? [];
-        const stats = result.stats;
-        let sipProblem: string | undefined;
-        if (!stats) sipProblem = `no statistics (sipp exit ${result.exitCode ?? result.signal})`;
-        else if (stats.failed > 0 || stats.successful < calls) sipProblem = `${calls - stats.successful} of ${calls} MESSAGEs failed or unfinished`;
-        else if (stats.retransmissions > 0) sipProblem = `${stats.retransmissions} retransmissions`;
+        const sipProblem = sippProblem(result, calls);
         const partial = {
           rate,
           sent: calls,
@@ -298,7 +182,7 @@ const sipToXmpp: Direction = {
           prosodyCpu,
           drops: udpDrops() - dropsBefore,
         };
-        const problem = judge(partial, sipProblem);
+        const problem = deliveryProblem(partial, sipProblem);
         if (sipProblem && result.errors) log(indent(result.errors.split('\n').slice(-4).join('\n')));
         return { ...partial, problem };
       },
@@ -351,7 +235,7 @@ const xmppToSip: Direction = {
       extraArgs: ['-buff_size', String(8 << 20)],
     });
     peers.add(uas);
-    const sender = await XmppSession.connect(p, XMPP_SENDER);
+    const sender = await XmppSession.connect(p, XMPP_SENDER, XMPP_PASSWORD);
     const to = `${SIP_USER}*${DOMAIN}@${p.componentDomain}`;
     const read = logReader(join(uas.dir, 'logs.log'));
     const arrivals = new Map<string, Arrival[]>();
@@ -414,7 +298,7 @@ const xmppToSip: Direction = {
           prosodyCpu,
           drops: udpDrops() - dropsBefore,
         };
-        const problem = judge(partial, errors > 0 ? `${errors} XMPP errors back, e.g. ${sender.lastError}` : !uas.running ? 'the UAS exited' : undefined);
+        const problem = deliveryProblem(partial, errors > 0 ? `${errors} XMPP errors back, e.g. ${sender.lastError}` : !uas.running ? 'the UAS exited' : undefined);
         return { ...partial, problem };
       },
       async settle(deadline) {
@@ -517,11 +401,7 @@ async function main(): Promise<void> {
   const deadline = Date.now() + BUDGET_S * 1000;
   const loadBefore = loadavg();
   if (!withKamailio) log(`xmpp: Kamailio's side skipped (${args['no-kamailio'] ? '--no-kamailio' : `${KAMAILIO} or ${XMPP_MODULE} missing`})`);
-  try {
-    prosodyVersion = execFileSync('dpkg-query', ['-W', '-f', '${Version}', 'prosody'], { encoding: 'utf8' });
-  } catch {
-    prosodyVersion = '(version unknown)';
-  }
+  prosodyVersion = packageVersion('prosody');
   prosody = await Prosody.start({ values: { LOG_LEVEL: 'warn' } });
   await Promise.all([XMPP_RECEIVER, XMPP_SENDER].map((u) => prosody!.register(u, XMPP_PASSWORD)));
   log(`Prosody ${prosodyVersion} on c2s ${prosody.c2sPort}, component ${prosody.componentDomain} on ${prosody.componentPort}`);

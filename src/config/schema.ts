@@ -457,6 +457,7 @@ const baseSchema = z
       delay_time: positiveInt.default(90).describe('Seconds a message waits for its session to come online; then the sender gets an error notification.'),
       priority: z.number().int().min(-128).max(127).default(9).describe('Presence priority of the gateway\'s XMPP sessions (-128..127).'),
       max_sessions: positiveInt.default(1000).describe('Most network sessions online or connecting at once, over all users.'),
+      max_connecting: positiveInt.default(16).describe('Most XMPP sessions logging in at once (TLS and SCRAM cost CPU); the others wait their turn, so bringing many online after a restart does not stall SIP traffic.'),
       max_sessions_per_user: positiveInt.default(4).describe('Most network sessions of one SIP user at once.'),
       secret_key: z
         .string()

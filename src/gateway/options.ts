@@ -7,7 +7,7 @@ export interface GatewayOptions {
   registrar: SipUri;
   registrarAddress: string;
   /** The XMPP network's SIP domain and the delimiter of its addresses; where accounts without a server of their own connect (jaddress, jport). */
-  xmpp: { alias: string; delimiter: string; host?: string; port?: number; transports: Array<{ alias: string; delimiter: string }> };
+  xmpp: { alias: string; delimiter: string; host?: string; port?: number; transports: Array<{ alias: string; delimiter: string }>; maxConnecting: number };
   /** The IRC network's SIP domain, the delimiter of its addresses, and the most bytes of text in one PRIVMSG. */
   irc: { alias: string; delimiter: string; lineLimit: number };
   cacheTimeMs: number;
@@ -65,7 +65,7 @@ export function gatewayOptions(config: Config, env: NodeJS.ProcessEnv = process.
   return {
     registrar: parseUri(registrarAddress),
     registrarAddress,
-    xmpp: { ...xmppAliasOf(config), host: gateway.jaddress ?? undefined, port: gateway.jport ?? undefined, transports: transportsOf(config) },
+    xmpp: { ...xmppAliasOf(config), host: gateway.jaddress ?? undefined, port: gateway.jport ?? undefined, transports: transportsOf(config), maxConnecting: gateway.max_connecting },
     irc: { ...ircAliasOf(config), lineLimit: gateway.irc_line_limit },
     cacheTimeMs: gateway.cache_time * 1000,
     sleepTimeMs: gateway.sleep_time * 1000,

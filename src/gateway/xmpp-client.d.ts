@@ -10,7 +10,13 @@ declare module '@xmpp/client' {
     /** The bound JID once online. */
     readonly jid: { toString(): string } | null;
     readonly reconnect: { stop(): void };
+    readonly options: { service: string; domain: string };
+    /** The parser of the open stream; null between streams. */
+    readonly parser: object | null;
+    readonly socket: import('node:net').Socket | null;
     start(): Promise<unknown>;
+    connect(service: string): Promise<unknown>;
+    open(options: { domain: string }): Promise<unknown>;
     stop(): Promise<unknown>;
     send(element: xml.Element): Promise<void>;
     /** True once the connection is encrypted (direct TLS, or STARTTLS negotiated). */
@@ -25,6 +31,8 @@ declare module '@xmpp/client' {
     service: string;
     domain: string;
     resource?: string;
+    /** Milliseconds the library waits for each step (stream open, close); 2000 by default. */
+    timeout?: number;
     credentials: (authenticate: SaslAuthenticate, mechanisms: string[], fast: unknown, entity: Client) => Promise<void>;
   }): Client;
 }

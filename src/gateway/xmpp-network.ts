@@ -20,12 +20,15 @@ import { type Jid, addressMapping, escapeLocal, formatJid, parseJid, unescapeLoc
 import { readStanzaError, statusForCondition } from '../xmpp/errors.js';
 import { type InstantMessage, messageStanza, readStanza } from '../xmpp/messages.js';
 import { type ResourceStates, applyPresence, stanzaOfState } from '../xmpp/presence.js';
+import { installFastScram } from './scram.js';
 import type { NetworkAdapter, NetworkSession, SessionAccount, SessionEvents, SessionSettings, SessionState } from './adapter.js';
 
 const DEFAULT_PORT = 5222;
 const DIRECT_TLS_PORT = 5223;
-/** Time allowed for connecting, TLS, authentication and binding, together. */
+/** Time allowed for connecting, TLS, authentication and binding, together, once a login slot is had. */
 const CONNECT_TIMEOUT_MS = 20_000;
+/** Time the library waits for each step (stream open, close): its 2 s default fails under load. */
+const STEP_TIMEOUT_MS = 10_000;
 /** SASL conditions (RFC 6120 §6.5) and stream errors (§4.9.3) after which retrying cannot help. */
 const PERMANENT_CONDITIONS = new Set([
   'not-authorized', 'account-disabled', 'credentials-expired', 'encryption-required', 'invalid-mechanism',
@@ -56,6 +59,8 @@ export interface XmppNetworkSettings {
   port?: number;
   /** Transports to other networks: their JID, a SIP domain too, and the delimiter their addresses use. */
   transports: Array<{ alias: string; delimiter: string }>;
+  /** Most sessions logging in at once; the others wait their turn (a mass bring-up must not starve the event loop). */
+  maxConnecting: number;
 }
 
 export class XmppNetwork implements NetworkAdapter {
@@ -65,6 +70,7 @@ export class XmppNetwork implements NetworkAdapter {
   readonly alias: string;
   readonly extraAliases: readonly string[];
   private readonly delimiter: string;
+  private readonly logins: Slots;
   private readonly transports: ReadonlyMap<string, string>;
 
   constructor(
@@ -75,6 +81,8 @@ export class XmppNetwork implements NetworkAdapter {
     this.delimiter = settings.delimiter;
     this.transports = new Map(settings.transports.map((t) => [t.alias, t.delimiter]));
     this.extraAliases = [...this.transports.keys()];
+    this.logins = new Slots(settings.maxConnecting);
+    installFastScram();
     // The jabber seed's addresses are the xmpp gateway's separator convention under another domain.
     this.mapping = addressMapping({ convention: 'separator', separator: this.delimiter, gatewayDomain: this.alias, xmppDomain: this.alias });
   }
@@ -126,7 +134,7 @@ export class XmppNetwork implements NetworkAdapter {
     const { host, port } = this.settings;
     const server = account.server ?? host;
     const connectTo = { ...account, server, port: account.port ?? (account.server ? undefined : port) };
-    return new XmppSession(connectTo, settings, this.extraAliases, this.log.child({ account: account.extUser }));
+    return new XmppSession(connectTo, settings, { transports: this.extraAliases, logins: this.logins }, this.log.child({ account: account.extUser }));
   }
 }
 
@@ -146,10 +154,14 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
   /** Transport JID -> why it is offline, for those that said so. */
   private readonly transportsDown = new Map<string, string>();
 
+  private readonly transports: readonly string[];
+  private readonly logins: Slots;
+  private attempts = 0;
+
   constructor(
     private readonly account: SessionAccount,
     private readonly settings: SessionSettings,
-    private readonly transports: readonly string[],
+    network: { transports: readonly string[]; logins: Slots },
     private readonly log: Logger,
   ) {
     super();
@@ -157,6 +169,8 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
     if (!jid?.local) throw new Error(`not a JID: ${account.extUser}`);
     this.jid = jid;
     this.retryDelay = settings.reconnectMinMs;
+    this.transports = network.transports;
+    this.logins = network.logins;
   }
 
   start(): void {
@@ -258,15 +272,20 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
   }
 
   private async attempt(): Promise<void> {
+    const attempt = ++this.attempts;
+    const release = await this.logins.acquire();
+    // Stopped meanwhile, or stopped and started again (that start made an attempt of its own).
+    if (this.state !== 'connecting' || attempt !== this.attempts) return release();
     const entity = this.createEntity();
     this.entity = entity;
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        entity.start(),
+        startEntity(entity),
         new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('connection timed out')), CONNECT_TIMEOUT_MS))),
       ]);
     } catch (error) {
+      release();
       if (this.entity !== entity || this.state !== 'connecting') return;
       await this.drop();
       if (this.state !== 'connecting') return;
@@ -283,6 +302,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
     } finally {
       clearTimeout(timer);
     }
+    release();
     if (this.entity !== entity || this.state !== 'connecting') return;
     this.state = 'online';
     this.failures = 0;
@@ -300,6 +320,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
       service: this.service,
       domain: this.jid.domain,
       resource: `parley-${this.account.id}`,
+      timeout: STEP_TIMEOUT_MS,
       credentials: async (authenticate: SaslAuthenticate, mechanisms: string[], _fast: unknown, session: Client) => {
         const secure = session.isSecure();
         if (tls !== 'none' && !secure) throw new PermanentError('the server offers no TLS (STARTTLS), and the account requires it');
@@ -315,7 +336,10 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
     const onData = entity._onData.bind(entity);
     let decoder = new StringDecoder('utf8');
     entity.on('connect', () => (decoder = new StringDecoder('utf8')));
-    entity._onData = (data) => onData(typeof data === 'string' ? data : decoder.write(data));
+    entity._onData = (data) => {
+      // Data can still come after the library dropped its parser (xmpp.js #860): it has no reader then.
+      if (entity.parser) onData(typeof data === 'string' ? data : decoder.write(data));
+    };
     entity.on('error', (error: Error) => this.log.debug({ err: describe(error) }, 'XMPP session error'));
     entity.on('stanza', (stanza: xml.Element) => this.onStanza(stanza));
     entity.on('status', (status: string) => {
@@ -345,8 +369,13 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
     if (!entity) return;
     entity.removeAllListeners('stanza');
     entity.removeAllListeners('status');
+    entity.removeAllListeners('error');
     entity.on('error', () => {});
+    // The library gives up waiting for the socket to close after its timeout and forgets it, still open.
+    const socket = entity.socket;
+    socket?.on('error', () => {});
     await entity.stop().catch(() => {});
+    socket?.destroy();
   }
 
   private onStanza(stanza: xml.Element): void {
@@ -419,6 +448,52 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
     // The room may have changed our nick (status 210).
     this.rooms.set(room, nick);
     this.emit('joined', room, nick);
+  }
+}
+
+/**
+ * The library's start() (connect, open, wait for online) leaves its wait for "online" without a
+ * handler when opening fails, so a later socket error would reject it unhandled; this one handles it.
+ */
+async function startEntity(entity: Client): Promise<void> {
+  const online = new Promise<void>((resolve, reject) => {
+    const settle = (error?: Error) => {
+      entity.off('online', onOnline);
+      entity.off('error', settle);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onOnline = () => settle();
+    entity.on('online', onOnline);
+    entity.on('error', settle);
+  });
+  online.catch(() => {});
+  await entity.connect(entity.options.service);
+  await entity.open({ domain: entity.options.domain });
+  await online;
+}
+
+/** A counting semaphore: at most `size` holders at once, the others queued in order. */
+class Slots {
+  private free: number;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(size: number) {
+    this.free = size;
+  }
+
+  /** Resolves with the function that gives the slot back (once). */
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
   }
 }
 
