@@ -275,6 +275,7 @@ const baseSchema = z
         .default(['SHA-256', 'MD5'])
         .describe('Digest algorithms offered, in this order: SHA-256, MD5 or both.'),
       nonce_expires: positiveInt.default(300).describe('Seconds a nonce stays valid.'),
+      check_uri: z.boolean().default(true).describe('Refuse (400) credentials whose digest uri is not the request\'s Request-URI (RFC 2617 §3.2.2.5), so that an answer captured for one request cannot serve another; false for clients that put something else there.'),
     }),
     registrar: section({
       min_expires: positiveInt.default(60).describe('Shortest registration accepted, in seconds; shorter ones get 423 Interval Too Brief.'),

@@ -1,6 +1,6 @@
 // The authentication policy: who must prove who they are, and the challenge when they have not.
 import type { UserStore } from '../store/types.js';
-import type { IncomingRequest } from '../sip/index.js';
+import { type IncomingRequest, type SipUri, parseUri } from '../sip/index.js';
 import { DigestAuthenticator, type DigestAlgorithm, parseDigest } from './digest.js';
 
 export interface AuthPolicyOptions {
@@ -8,6 +8,8 @@ export interface AuthPolicyOptions {
   realmFor(domain: string): string;
   algorithms: DigestAlgorithm[];
   nonceExpires: number;
+  /** Whether the digest uri must name the Request-URI. */
+  checkUri: boolean;
 }
 
 /** Registrar-style (401, Authorization) for REGISTER; proxy-style (407, Proxy-Authorization) for the rest. */
@@ -53,6 +55,10 @@ export class AuthPolicy {
       request.reply(403, 'Forbidden (credentials of another user)');
       return false;
     }
+    if (this.options.checkUri && !sameResource(offered.uri, request.message.requestUri)) {
+      request.reply(400, 'Bad Request (the digest uri is not the Request-URI)');
+      return false;
+    }
     const stored = await this.users.get(username, domain);
     if (!stored) return this.challenge(request, style, authenticator, false);
     const result = authenticator.verify(request.message.method, offered, stored);
@@ -66,4 +72,18 @@ export class AuthPolicy {
     });
     return false;
   }
+}
+
+const DEFAULT_PORTS: Record<string, number> = { sip: 5060, sips: 5061 };
+
+/** Whether the digest uri names the same resource as the Request-URI: scheme, user, host and port (parameters aside). */
+function sameResource(digestUri: string, requestUri: SipUri): boolean {
+  let uri: SipUri;
+  try {
+    uri = parseUri(digestUri);
+  } catch {
+    return false;
+  }
+  const portOf = (u: SipUri) => u.port ?? DEFAULT_PORTS[u.scheme];
+  return uri.scheme === requestUri.scheme && uri.user === requestUri.user && uri.host === requestUri.host && portOf(uri) === portOf(requestUri);
 }

@@ -132,6 +132,7 @@ export class ParleyServer {
         realmFor: (domain) => realmFor(config, domain),
         algorithms: config.auth.algorithms,
         nonceExpires: config.auth.nonce_expires,
+        checkUri: config.auth.check_uri,
       });
       this.relay = new Relay(
         this.stack,

@@ -1,6 +1,7 @@
 // auth.policy: required — REGISTER and requests from local users must pass digest authentication.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { startServer, type TestServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
 import { computeHa1 } from '../../src/registrar/index.js';
@@ -47,6 +48,26 @@ test('credentials of another user are refused with 403', async () => {
   const retry = mallory.build('REGISTER', 'sip:localhost', { to: '<sip:bob@localhost>', headers: [{ name: 'contact', value: '<sip:bob@127.0.0.1:9>' }] });
   retry.add('authorization', `Digest username="alice", realm="localhost", nonce="${nonce}", uri="sip:localhost", response="00", algorithm=SHA-256`);
   assert.equal((await mallory.send(retry)).status, 403);
+});
+
+test('credentials computed for another Request-URI are refused with 400, whatever the password', async () => {
+  const alice = await ua('alice', 'alice-secret');
+  const register = () => alice.build('REGISTER', 'sip:localhost', { to: '<sip:alice@localhost>', headers: [{ name: 'contact', value: '<sip:alice@127.0.0.1:9>' }] });
+  const challenge = (await alice.send(register())).getAll('www-authenticate')[0]!;
+  const nonce = /nonce="([^"]+)"/.exec(challenge)![1]!;
+  const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+  const uri = 'sip:elsewhere.example';
+  const response = sha256(`${sha256('alice:localhost:alice-secret')}:${nonce}:00000001:c0ffee:auth:${sha256(`REGISTER:${uri}`)}`);
+  const replayed = register();
+  replayed.add('authorization', `Digest username="alice", realm="localhost", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=SHA-256, qop=auth, nc=00000001, cnonce="c0ffee"`);
+  const refused = await alice.send(replayed);
+  assert.equal(refused.status, 400);
+  assert.equal(refused.reason, 'Bad Request (the digest uri is not the Request-URI)');
+  // The same answer for the right uri is taken.
+  const right = register();
+  const rightResponse = sha256(`${sha256('alice:localhost:alice-secret')}:${nonce}:00000002:c0ffee:auth:${sha256('REGISTER:sip:localhost')}`);
+  right.add('authorization', `Digest username="alice", realm="localhost", nonce="${nonce}", uri="sip:localhost", response="${rightResponse}", algorithm=SHA-256, qop=auth, nc=00000002, cnonce="c0ffee"`);
+  assert.equal((await alice.send(right)).status, 200);
 });
 
 test('a MESSAGE from a local user needs Proxy-Authorization (407), then goes through', async () => {

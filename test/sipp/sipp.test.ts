@@ -41,6 +41,8 @@ function register(server: TestServer, user: string, options: { password?: string
     vars: { expected: options.expected ?? 200, hold_ms: 0 },
     calls: 1,
     timeoutS: 10,
+    // sipp's digest uri is the server's address unless told; Parley wants the Request-URI (sip:DOMAIN).
+    extraArgs: ['-auth_uri', DOMAIN],
   });
 }
 
