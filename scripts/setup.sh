@@ -14,6 +14,7 @@ if [ "${1:-}" = "--test" ]; then
   # libunbound for Prosody, whose own resolver ignores /etc/hosts (the s2s test names live there).
   dpkg -s lua-unbound >/dev/null 2>&1 || need+=(lua-unbound)
   command -v ngircd >/dev/null || [ -x /usr/sbin/ngircd ] || need+=(ngircd)
+  command -v tinyproxy >/dev/null || [ -x /usr/sbin/tinyproxy ] || need+=(tinyproxy)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
@@ -22,7 +23,7 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # Packaged servers start themselves on install; the tests start their own on loopback ports.
-  for service in postgresql prosody ngircd; do $SUDO service "$service" stop >/dev/null 2>&1 || true; done
+  for service in postgresql prosody ngircd tinyproxy; do $SUDO service "$service" stop >/dev/null 2>&1 || true; done
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -15,6 +15,8 @@ declare module 'irc-framework' {
     encoding?: string;
     version?: string | false;
     auto_reconnect?: boolean;
+    /** The transport class (default: the library's TCP/TLS one). */
+    transport?: unknown;
     ping_interval?: number;
     ping_timeout?: number;
   }

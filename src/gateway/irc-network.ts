@@ -30,11 +30,16 @@
 // has it (ngIRCd has not: then watching does nothing).
 import { EventEmitter } from 'node:events';
 import { Client, type ChannelEvent, type IrcMessage, type MessageEvent } from 'irc-framework';
+import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
 import { OPEN, type PresenceState } from '../presence/index.js';
 import { type SipUri, escapeUser } from '../sip/index.js';
 import type { InstantMessage } from '../xmpp/messages.js';
+import { type HttpProxy, ircTransportThrough } from './http-proxy.js';
 import type { NetworkAdapter, NetworkSession, SessionAccount, SessionEvents, SessionSettings, SessionState } from './adapter.js';
+
+/** irc-framework's TCP/TLS transport, which a proxied session extends (the package exports only its default choice). */
+const NetTransport = createRequire(import.meta.url)('irc-framework/src/transports/net') as new (...args: unknown[]) => object;
 
 const PLAIN_PORT = 6667;
 const TLS_PORT = 6697;
@@ -93,6 +98,8 @@ export interface IrcNetworkSettings {
   delimiter: string;
   /** Most UTF-8 bytes of text in one PRIVMSG (irc_line_limit). */
   lineLimit: number;
+  /** The HTTP proxy sessions connect through; undefined: directly. */
+  proxy?: HttpProxy;
 }
 
 export class IrcNetwork implements NetworkAdapter {
@@ -142,7 +149,8 @@ export class IrcNetwork implements NetworkAdapter {
   }
 
   createSession(account: SessionAccount, settings: SessionSettings): NetworkSession {
-    return new IrcSession(account, settings, this.settings.lineLimit, this.log.child({ account: account.extUser }));
+    const { lineLimit, proxy } = this.settings;
+    return new IrcSession(account, settings, { lineLimit, transport: proxy && ircTransportThrough(NetTransport, proxy) }, this.log.child({ account: account.extUser }));
   }
 
   private idOf(target: SipUri): IrcId | undefined {
@@ -173,11 +181,14 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
   private readonly lastSent = new Map<string, string>();
   private readonly watched = new Set<string>();
   private away: string | undefined;
+  private readonly lineLimit: number;
+  /** irc-framework's transport through the HTTP proxy; undefined: its own, direct. */
+  private readonly transport: unknown;
 
   constructor(
     private readonly account: SessionAccount,
     private readonly settings: SessionSettings,
-    private readonly lineLimit: number,
+    network: { lineLimit: number; transport?: unknown },
     private readonly log: Logger,
   ) {
     super();
@@ -186,6 +197,8 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
     this.nick = id.name;
     this.server = id.server;
     this.retryDelay = settings.reconnectMinMs;
+    this.lineLimit = network.lineLimit;
+    this.transport = network.transport;
   }
 
   get rooms(): ReadonlyMap<string, string> {
@@ -318,6 +331,7 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
       version: 'Parley SIP gateway',
       // Reconnection is this session's (with backoff, and never after a refusal), not the library's.
       auto_reconnect: false,
+      ...(this.transport ? { transport: this.transport } : {}),
     });
   }
 

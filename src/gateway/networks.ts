@@ -6,5 +6,6 @@ import { IrcNetwork } from './irc-network.js';
 import { XmppNetwork } from './xmpp-network.js';
 
 export function createNetworks(options: GatewayOptions, log: Logger): NetworkAdapter[] {
-  return [new XmppNetwork(options.xmpp, log.child({ network: 'xmpp' })), new IrcNetwork(options.irc, log.child({ network: 'irc' }))];
+  const { proxy } = options;
+  return [new XmppNetwork({ ...options.xmpp, proxy }, log.child({ network: 'xmpp' })), new IrcNetwork({ ...options.irc, proxy }, log.child({ network: 'irc' }))];
 }

@@ -1,6 +1,7 @@
 // The gateway's settings, read from the gateway section of the configuration.
 import { ConfigError, type Config, type Route } from '../config/index.js';
 import { parseUri, type SipUri } from '../sip/index.js';
+import type { HttpProxy } from './http-proxy.js';
 
 export interface GatewayOptions {
   /** The gateway's own address (commands to it, notices from it). */
@@ -11,6 +12,8 @@ export interface GatewayOptions {
   /** The IRC network's SIP domain, the delimiter of its addresses, and the most bytes of text in one PRIVMSG. */
   irc: { alias: string; delimiter: string; lineLimit: number };
   cacheTimeMs: number;
+  /** The HTTP proxy network sessions connect through; undefined: directly. */
+  proxy?: HttpProxy;
   /** How often idle sessions are looked for. */
   sleepTimeMs: number;
   /** Map MESSAGEs to local users onto their linked accounts (purple). */
@@ -69,6 +72,7 @@ export function gatewayOptions(config: Config, env: NodeJS.ProcessEnv = process.
     irc: { ...ircAliasOf(config), lineLimit: gateway.irc_line_limit },
     cacheTimeMs: gateway.cache_time * 1000,
     sleepTimeMs: gateway.sleep_time * 1000,
+    proxy: gateway.http_proxy_host === null ? undefined : { host: gateway.http_proxy_host, port: gateway.http_proxy_port },
     mapLocalUsers: gateway.map_local_users,
 
     delayTimeMs: gateway.delay_time * 1000,

@@ -11,6 +11,8 @@ declare module '@xmpp/client' {
     readonly jid: { toString(): string } | null;
     readonly reconnect: { stop(): void };
     readonly options: { service: string; domain: string };
+    /** The connection methods (TCP, TLS, WebSocket), each with the socket class it connects with. */
+    transports: Array<{ prototype: { Socket: unknown; socketParameters(service: string): unknown } }>;
     /** The parser of the open stream; null between streams. */
     readonly parser: object | null;
     readonly socket: import('node:net').Socket | null;

@@ -20,6 +20,7 @@ import { type Jid, addressMapping, escapeLocal, formatJid, parseJid, unescapeLoc
 import { readStanzaError, statusForCondition } from '../xmpp/errors.js';
 import { type InstantMessage, messageStanza, readStanza } from '../xmpp/messages.js';
 import { type ResourceStates, applyPresence, stanzaOfState } from '../xmpp/presence.js';
+import { type HttpProxy, xmppThroughProxy } from './http-proxy.js';
 import { installFastScram } from './scram.js';
 import type { NetworkAdapter, NetworkSession, SessionAccount, SessionEvents, SessionSettings, SessionState } from './adapter.js';
 
@@ -61,6 +62,8 @@ export interface XmppNetworkSettings {
   transports: Array<{ alias: string; delimiter: string }>;
   /** Most sessions logging in at once; the others wait their turn (a mass bring-up must not starve the event loop). */
   maxConnecting: number;
+  /** The HTTP proxy sessions connect through; undefined: directly. */
+  proxy?: HttpProxy;
 }
 
 export class XmppNetwork implements NetworkAdapter {
@@ -134,7 +137,8 @@ export class XmppNetwork implements NetworkAdapter {
     const { host, port } = this.settings;
     const server = account.server ?? host;
     const connectTo = { ...account, server, port: account.port ?? (account.server ? undefined : port) };
-    return new XmppSession(connectTo, settings, { transports: this.extraAliases, logins: this.logins }, this.log.child({ account: account.extUser }));
+    const network = { transports: this.extraAliases, logins: this.logins, proxy: this.settings.proxy };
+    return new XmppSession(connectTo, settings, network, this.log.child({ account: account.extUser }));
   }
 }
 
@@ -156,12 +160,13 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
 
   private readonly transports: readonly string[];
   private readonly logins: Slots;
+  private readonly proxy: HttpProxy | undefined;
   private attempts = 0;
 
   constructor(
     private readonly account: SessionAccount,
     private readonly settings: SessionSettings,
-    network: { transports: readonly string[]; logins: Slots },
+    network: { transports: readonly string[]; logins: Slots; proxy?: HttpProxy },
     private readonly log: Logger,
   ) {
     super();
@@ -171,6 +176,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
     this.retryDelay = settings.reconnectMinMs;
     this.transports = network.transports;
     this.logins = network.logins;
+    this.proxy = network.proxy;
   }
 
   start(): void {
@@ -332,6 +338,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
     });
     // Reconnection is this session's (with backoff and a stop after a refusal), not the library's.
     entity.reconnect.stop();
+    if (this.proxy) xmppThroughProxy(entity, this.proxy);
     // @xmpp/connection decodes each chunk on its own, garbling a character split between two.
     const onData = entity._onData.bind(entity);
     let decoder = new StringDecoder('utf8');
