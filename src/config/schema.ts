@@ -146,6 +146,9 @@ const domain = z
     message: 'expected a hostname or IP address',
   });
 
+/** A host to connect to or bind: a name or an IP address as it is written (no brackets). */
+const hostOrIp = z.string().refine((text) => isHostname(text) || isIP(text) !== 0, { message: 'expected a hostname or IP address' });
+
 const listener = z.string().transform((text, ctx) => {
   const parsed = parseListener(text);
   // Fatal, so the uniqueness check of the whole list never sees an entry that did not parse.
@@ -399,9 +402,7 @@ const baseSchema = z
       reconnect_min: z.number().positive().default(1).describe('Seconds before the first reconnection attempt after the XMPP link is lost; doubled at each failure.'),
       reconnect_max: z.number().positive().default(60).describe('Longest wait between reconnection attempts, in seconds; at least reconnect_min.'),
       keepalive: z.number().positive().default(60).describe('Seconds between whitespace keepalives on the XMPP link, which find a dead connection.'),
-      s2s_listen: z
-        .string()
-        .refine((text) => isHostname(text) || isIP(text) !== 0, { message: 'expected a hostname or IP address' })
+      s2s_listen: hostOrIp
         .default('0.0.0.0')
         .describe('Server mode: address the server-to-server listener binds to (xmpp_host and xmpp_port are for component mode only).'),
       s2s_port: z.number().int().min(0).max(65535).default(5269).describe('Server mode: port of the server-to-server listener (RFC 6120 default 5269; 0: any free port).'),
@@ -467,10 +468,10 @@ const baseSchema = z
         .default(null)
         .describe('Key (at least 16 characters) that encrypts the linked accounts\' passwords at rest (AES-256-GCM); null: the environment variable PARLEY_GATEWAY_KEY. Required when enabled; changing it makes stored passwords unreadable. Never logged.'),
       allow_unauthenticated: z.boolean().default(false).describe('Take commands and messages from senders who did not pass digest authentication (auth.policy open). For testing only: anyone could link accounts or write as another user.'),
-      http_proxy_host: z.string().regex(/^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$/i, 'expected a host name or IP address').nullable().default(null).describe('HTTP proxy the network sessions (XMPP, IRC) connect through with CONNECT, TLS inside the tunnel (the purple seed\'s httpProxy_host); null: they connect directly.'),
+      http_proxy_host: hostOrIp.nullable().default(null).describe('HTTP proxy the network sessions (XMPP, IRC) connect through with CONNECT, TLS inside the tunnel (the purple seed\'s httpProxy_host); null: they connect directly.'),
       http_proxy_port: z.number().int().min(1).max(65535).default(3128).describe('Port of http_proxy_host (the purple seed\'s httpProxy_port).'),
       map_local_users: z.boolean().default(true).describe('The purple seed\'s mapping: a MESSAGE to a local user who is not registered but has a linked account goes there from the sender\'s own account on that network (when the sender has one); a message from a contact who is a SIP user\'s linked account arrives as from that SIP user.'),
-      jaddress: z.string().regex(/^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$/i, 'expected a host name or IP address').nullable().default(null).describe('XMPP server to connect to for accounts linked without a server of their own (the jabber seed\'s jaddress); null: the server of the account\'s domain.'),
+      jaddress: hostOrIp.nullable().default(null).describe('XMPP server to connect to for accounts linked without a server of their own (the jabber seed\'s jaddress); null: the server of the account\'s domain.'),
       jport: z.number().int().min(1).max(65535).nullable().default(null).describe('Port of jaddress (the jabber seed\'s jport); null: 5222, or 5223 for direct TLS.'),
       sleep_time: positiveInt.default(20).describe('Seconds between two checks for sessions idle longer than cache_time (the jabber seed\'s sleep_time).'),
       reconnect_min: z.number().positive().default(1).describe('Seconds before reconnecting a session whose connection failed or was lost; doubled at each failure.'),

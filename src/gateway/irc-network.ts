@@ -8,8 +8,7 @@
 // never does). Under the alias they are sip:<nick><delim><server>@<alias> and
 // sip:%23channel<delim><server>@<alias> (SIP user-part escaping; split at the last delimiter). A
 // session reaches only its own network: the service picks the account that reaches() the contact
-// or room; a session says so in unreachable(), and answers 'undelivered' (404) when given another
-// network's id all the same.
+// or room; a session given another network's id all the same answers 'undelivered' (404).
 //
 // TLS: 'direct' and 'starttls' (the #link default) both mean TLS from the first byte, port 6697 by
 // default, since IRC has no STARTTLS in use; 'none' is plain text, port 6667. The password, when not
@@ -233,14 +232,14 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
 
   /** The nick or channel an id names on the account's network, or why it names none. */
   private resolve(id: string, form: RegExp, what: string): IrcId | string {
-    const reason = this.unreachable(id);
+    const reason = this.elsewhere(id);
     if (reason) return reason;
     const parsed = parseId(id)!;
     return form.test(parsed.name) ? parsed : `${id} is not ${what}`;
   }
 
-  /** Contacts and channels of other IRC networks than the account's cannot be reached through it. */
-  unreachable(contact: string): string | undefined {
+  /** Why an id is not on the account's network (the service picks accounts that reach() their contact; this guards the session). */
+  private elsewhere(contact: string): string | undefined {
     const id = parseId(contact);
     if (!id) return `${contact} is not an IRC nick@server or #channel@server`;
     return id.server === this.server ? undefined : `${contact} is on ${id.server}; your IRC account ${this.account.extUser} is on ${this.server}`;

@@ -38,8 +38,13 @@ export function gatewayRegistrarOf(config: Config): string {
 
 /** A network's "alias=<delim>" setting (the jabber seed's jdomain form) split; null: <network>.<first domain> with "*". */
 function aliasOf(setting: string | null, network: string, config: Config): { alias: string; delimiter: string } {
-  const [alias, delimiter] = (setting ?? `${network}.${config.domains[0]}=*`).split('=');
-  return { alias: alias!.toLowerCase(), delimiter: delimiter || '*' };
+  return splitAlias(setting ?? `${network}.${config.domains[0]}`, '*');
+}
+
+/** "alias=<delim>" split, the alias lower-cased; `delimiter` when the entry gives none. */
+function splitAlias(entry: string, delimiter: string): { alias: string; delimiter: string } {
+  const [alias, given] = entry.split('=');
+  return { alias: alias!.toLowerCase(), delimiter: given || delimiter };
 }
 
 export function xmppAliasOf(config: Config): { alias: string; delimiter: string } {
@@ -48,10 +53,7 @@ export function xmppAliasOf(config: Config): { alias: string; delimiter: string 
 
 /** The XMPP transports (aliases), each with its delimiter; "%" when none is given. */
 export function transportsOf(config: Config): Array<{ alias: string; delimiter: string }> {
-  return config.gateway.aliases.map((entry) => {
-    const [alias, delimiter] = entry.split('=');
-    return { alias: alias!.toLowerCase(), delimiter: delimiter || '%' };
-  });
+  return config.gateway.aliases.map((entry) => splitAlias(entry, '%'));
 }
 
 export function ircAliasOf(config: Config): { alias: string; delimiter: string } {

@@ -20,7 +20,7 @@ import type { PresenceService, PresenceState } from '../presence/index.js';
 import type { Registrar } from '../registrar/index.js';
 import { type IncomingRequest, type SipUri, aorOf, escapeUser, parseUri, quote } from '../sip/index.js';
 import type { GatewayAccount, GatewayAccountStore } from '../store/types.js';
-import { type InstantMessage, TEXT_PLAIN, readSipMessage, sipHeaders } from '../xmpp/messages.js';
+import { type InstantMessage, TEXT_PLAIN, excerptOf, readSipMessage, sipHeaders } from '../xmpp/messages.js';
 import type { NetworkAdapter, NetworkSession, SessionState } from './adapter.js';
 import { AccountError, type AccountRequest, type PreparedAccount, prepareAccount, sessionSettings } from './accounts.js';
 import { gatewayHelp, parseGatewayCommand, type GatewayCommand } from './commands.js';
@@ -93,7 +93,6 @@ interface Live {
 
 const SENT_TTL_MS = 10 * 60_000;
 const MAX_SENT = 1000;
-const EXCERPT_LENGTH = 80;
 
 export class GatewayService {
   private readonly box: SecretBox;
@@ -112,7 +111,7 @@ export class GatewayService {
   };
   private readonly onPresenceChange = (aor: string, state: PresenceState, source: string) => {
     if (source === PRESENCE_SOURCE) return;
-    for (const live of this.sessionsOf(sipUserOf(aor))) live.session.setPresence(state);
+    for (const live of this.sessionsOf(sipAddressOfAor(aor))) live.session.setPresence(state);
   };
   private readonly onWatch = (presentity: string, watcher: string) => void this.watch(presentity, watcher, true).catch((error: unknown) => this.log.error({ err: error, presentity }, 'gateway: watching a contact failed'));
   private readonly onUnwatch = (presentity: string, watcher: string) => void this.watch(presentity, watcher, false).catch((error: unknown) => this.log.error({ err: error, presentity }, 'gateway: unwatching a contact failed'));
@@ -181,11 +180,9 @@ export class GatewayService {
     this.deps.registrar.on('unregistered', this.onUnregistered);
     this.deps.presence?.on('change', this.onPresenceChange).on('watch', this.onWatch).on('unwatch', this.onUnwatch);
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(1000, this.options.delayTimeMs)).unref();
-    const registered = new Set<string>();
-    for (const account of await this.deps.accounts.list()) {
-      if (this.deps.registrar.lookup(aorOfSipUser(account.sipUser)).length > 0) registered.add(aorOfSipUser(account.sipUser));
-    }
-    await Promise.all([...registered].map((aor) => this.registered(aor)));
+    const users = new Set((await this.deps.accounts.list()).map((account) => aorOfSipUser(account.sipUser)));
+    const registered = [...users].filter((aor) => this.deps.registrar.lookup(aor).length > 0);
+    await Promise.all(registered.map((aor) => this.registered(aor)));
   }
 
   async stop(): Promise<void> {
@@ -208,7 +205,7 @@ export class GatewayService {
     }
     const target = message.requestUri;
     const aor = aorOf(sender);
-    const sipUser = sipUserOf(aor);
+    const sipUser = sipAddressOfAor(aor);
     const authenticated = request.identity === aor || this.options.allowUnauthenticated;
     const isCommand = target.host === this.options.registrar.host && target.user === this.options.registrar.user;
     const adapter = this.byAlias.get(target.host);
@@ -264,8 +261,9 @@ export class GatewayService {
   /** The MESSAGE to a local user whose linked account is on a network the sender has an account on too (purple's mapping). */
   private async toMappedUser(request: IncomingRequest, sipUser: string, target: SipUri): Promise<void> {
     const recipient = aorOf(target);
-    if (this.deps.registrar.lookup(recipient).length > 0) return this.deps.relay.handle(request);
-    const theirs = (await this.deps.accounts.listFor(sipUserOf(recipient))).filter((a) => a.enabled);
+    if (!target.user || this.deps.registrar.lookup(recipient).length > 0) return this.deps.relay.handle(request);
+    const theirs = (await this.deps.accounts.listFor(sipAddressOfAor(recipient))).filter((a) => a.enabled);
+    if (theirs.length === 0) return this.deps.relay.handle(request);
     const mine = (await this.deps.accounts.listFor(sipUser)).filter((a) => a.enabled);
     for (const their of theirs) {
       const network = networkOf(their.extProt);
@@ -296,7 +294,7 @@ export class GatewayService {
   }
 
   private originOf(sipUser: string, target: SipUri, contact: string, im: InstantMessage): Origin {
-    return { sender: sipUser, target: `sip:${escapeUser(target.user)}@${target.host}`, contact, excerpt: excerptOf(im.body) };
+    return { sender: sipUser, target: sipAddressOfAor(aorOf(target)), contact, excerpt: excerptOf(im.body) };
   }
 
   /** Sends now, or when the session comes online (within delay_time); 202 either way. */
@@ -427,12 +425,11 @@ export class GatewayService {
 
   /** A SIP watcher came or went for a contact's address: the watcher's account on that network watches the contact. */
   private async watch(presentity: string, watcher: string, on: boolean): Promise<void> {
-    const at = presentity.lastIndexOf('@');
-    const adapter = this.byAlias.get(presentity.slice(at + 1));
-    if (!adapter) return;
-    const contact = adapter.contactOf(parseUri(`sip:${escapeUser(presentity.slice(0, at))}@${presentity.slice(at + 1)}`));
-    if (!contact) return;
-    const account = (await this.deps.accounts.listFor(sipUserOf(watcher))).find((a) => a.enabled && networkOf(a.extProt) === adapter.id);
+    const target = parseUri(sipAddressOfAor(presentity));
+    const adapter = this.byAlias.get(target.host);
+    const contact = adapter?.contactOf(target);
+    if (!adapter || !contact) return;
+    const account = (await this.deps.accounts.listFor(sipAddressOfAor(watcher))).find((a) => a.enabled && networkOf(a.extProt) === adapter.id);
     if (!account) return;
     if (!on) {
       const live = this.live.get(account.id);
@@ -683,8 +680,8 @@ export class GatewayService {
   }
 }
 
-/** "sip:alice@example.com" for the registrar's "alice@example.com". */
-function sipUserOf(aor: string): string {
+/** "sip:alice@example.com" for the registrar's (and the presence agent's) "alice@example.com". */
+function sipAddressOfAor(aor: string): string {
   const at = aor.lastIndexOf('@');
   return `sip:${escapeUser(aor.slice(0, at))}@${aor.slice(at + 1)}`;
 }
@@ -695,9 +692,4 @@ function aorOfSipUser(sipUser: string): string {
 
 function networkName(account: GatewayAccount): string {
   return networkOf(account.extProt) ?? account.extProt;
-}
-
-function excerptOf(text: string): string {
-  const characters = [...text.replace(/\s+/g, ' ').trim()];
-  return characters.length > EXCERPT_LENGTH ? `${characters.slice(0, EXCERPT_LENGTH - 1).join('')}…` : characters.join('');
 }

@@ -13,7 +13,7 @@ import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, une
 import { type StanzaError, conditionForStatus, errorReply, readStanzaError, statusForCondition } from './errors.js';
 import { type XmppLink, createLink } from './backend.js';
 import type { LinkState, PeerStatus } from './link.js';
-import { type Refusal, TEXT_PLAIN, callIdOfThread, messageStanza, readSipMessage, readStanza, sipHeaders } from './messages.js';
+import { type Refusal, TEXT_PLAIN, callIdOfThread, excerptOf, messageStanza, readSipMessage, readStanza, sipHeaders } from './messages.js';
 import type { XmppGatewayOptions } from './options.js';
 import { OutboundQueue } from './queue.js';
 import { PresenceBridge, type PresenceBridgeStats, type PresenceHooks } from './presence.js';
@@ -58,7 +58,6 @@ interface Outgoing {
 /** How long a sent message is remembered, for a stanza error that may come back for it. */
 const SENT_TTL_MS = 10 * 60_000;
 const MAX_SENT = 10_000;
-const EXCERPT_LENGTH = 80;
 
 export class XmppGateway {
   private readonly link: XmppLink;
@@ -275,10 +274,4 @@ export class XmppGateway {
 
 function sipAddress(uri: SipUri): string {
   return `sip:${escapeUser(uri.user)}@${uri.host}`;
-}
-
-/** The start of a message on one line, cut between characters (code points), not inside one. */
-function excerptOf(text: string): string {
-  const characters = [...text.replace(/\s+/g, ' ').trim()];
-  return characters.length > EXCERPT_LENGTH ? `${characters.slice(0, EXCERPT_LENGTH - 1).join('')}…` : characters.join('');
 }

@@ -124,3 +124,11 @@ function decodeUtf8(bytes: Buffer): string | undefined {
     return undefined;
   }
 }
+
+const EXCERPT_LENGTH = 80;
+
+/** The start of a message on one line, cut between characters (code points), not inside one: what an error notification quotes. */
+export function excerptOf(text: string): string {
+  const characters = [...text.replace(/\s+/g, ' ').trim()];
+  return characters.length > EXCERPT_LENGTH ? `${characters.slice(0, EXCERPT_LENGTH - 1).join('')}…` : characters.join('');
+}
