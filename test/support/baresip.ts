@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -48,24 +48,30 @@ export interface Baresip {
   stop(): Promise<void>;
 }
 
-/** A port free for both UDP and TCP on 127.0.0.1 (baresip's sip_listen opens both). */
+/**
+ * A port free for both UDP and TCP on 127.0.0.1 (baresip's sip_listen opens both), with the next
+ * port free for TCP too: baresip's SIP/TLS transport binds there and fails the start when taken.
+ */
 async function freeSipPort(): Promise<number> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const udp = createSocket('udp4');
     await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
     const port = udp.address().port;
-    const tcp = createServer();
-    const ok = await new Promise<boolean>((resolve) => {
-      tcp.once('error', () => resolve(false));
-      tcp.listen(port, '127.0.0.1', () => resolve(true));
-    });
+    const held = [await holdTcp(port), await holdTcp(port + 1)];
     udp.close();
-    if (ok) {
-      await new Promise<void>((resolve) => tcp.close(() => resolve()));
-      return port;
-    }
+    await Promise.all(held.map((server) => server && new Promise<void>((resolve) => server.close(() => resolve()))));
+    if (held.every(Boolean)) return port;
   }
   throw new Error('no port free for both UDP and TCP on 127.0.0.1');
+}
+
+/** Listens on a TCP port of 127.0.0.1, or gives undefined when it is taken. */
+function holdTcp(port: number): Promise<Server | undefined> {
+  const server = createServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(undefined));
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
 }
 
 export async function startBaresip(options: BaresipOptions): Promise<Baresip> {
