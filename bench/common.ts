@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { client, type Client } from '@xmpp/client';
 import xml from '@xmpp/xml';
 import type { Prosody } from '../test/support/prosody.js';
-import { freePort, type SippOptions, type SippProcess, type SippResult } from '../test/support/sipp.js';
+import { SippProcess, freePort, runSipp, summarize, type SippOptions, type SippResult } from '../test/support/sipp.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const KAMAILIO = '/usr/sbin/kamailio';
@@ -209,6 +209,32 @@ export async function launchParley(work: string, config: string, ping: PingIds):
     // A free port for the admin endpoint too, so benchmarks can run beside each other and a running Parley.
     '--admin-listen', '127.0.0.1:0',
   ], port, ping);
+}
+
+/**
+ * A sipp UAS that registers `user` and answers every MESSAGE 200 for `holdS` seconds; resolves once
+ * `probe` (one MESSAGE to that user) gets its 200, which proves the registration took.
+ */
+export async function startRelayUas(server: Server, user: string, holdS: number, probe: SippOptions): Promise<SippProcess> {
+  const uas = await SippProcess.start({
+    scenario: 'register.xml',
+    ooc: 'answer.xml',
+    remote: { host: '127.0.0.1', port: server.port },
+    users: [[user, DOMAIN, '-']],
+    keys: { expires: 3600 },
+    vars: { expected: 200, hold_ms: holdS * 1000, answer_delay_ms: 0 },
+    calls: 1,
+    timeoutS: holdS + 60,
+    traceErrors: false,
+    extraArgs: ['-buff_size', String(4 << 20)],
+  });
+  peers.add(uas);
+  for (let attempt = 0; ; attempt++) {
+    const result = await runSipp(probe);
+    if (result.exitCode === 0) return uas;
+    if (attempt === 20) throw new Error(`${server.name}: the relay UAS never became reachable\n${summarize(result)}`);
+    await sleep(250);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { SippProcess, freePort, percentile, runSipp, summarize, type SippOptions } from '../test/support/sipp.js';
 import {
   DOMAIN, KAMAILIO, ROOT, achievedRate, cpuDuring, indent, launchParley, peers, rateSearch, runBounded, sleep,
-  startServer, stepOptions, stepSettings, table, udpDrops, wantKamailio, type Found, type Measured, type PingIds, type Server,
+  startRelayUas, startServer, stepOptions, stepSettings, table, udpDrops, wantKamailio, type Found, type Measured, type PingIds, type Server,
 } from './common.js';
 
 /** This script's OPTIONS pings while waiting for a server to answer. */
@@ -88,30 +88,6 @@ interface Workload {
   sipp(server: Server, rate: number, calls: number, step: number): SippOptions;
 }
 
-/** The UAS of workload (b): registers RELAY_USER, then answers every MESSAGE; resolves once reachable. */
-async function startRelayUas(server: Server): Promise<SippProcess> {
-  const uas = await SippProcess.start({
-    scenario: 'register.xml',
-    ooc: 'answer.xml',
-    remote: { host: '127.0.0.1', port: server.port },
-    users: [[RELAY_USER, DOMAIN, '-']],
-    keys: { expires: 3600 },
-    vars: { expected: 200, hold_ms: BUDGET_S * 1000, answer_delay_ms: 0 },
-    calls: 1,
-    timeoutS: BUDGET_S + 60,
-    traceErrors: false,
-    extraArgs: ['-buff_size', String(4 << 20)],
-  });
-  peers.add(uas);
-  // The first MESSAGE that gets its 200 proves the UAS registered.
-  for (let attempt = 0; ; attempt++) {
-    const probe = await runSipp({ ...messageTo(RELAY_USER)(server, 10, 1), timeoutS: 5 });
-    if (probe.exitCode === 0) return uas;
-    if (attempt === 20) throw new Error(`${server.name}: the relay UAS never became reachable\n${summarize(probe)}`);
-    await sleep(250);
-  }
-}
-
 /** Rate, call count and bounds common to every step. */
 function load(rate: number, calls: number): Pick<SippOptions, 'rate' | 'calls' | 'limit' | 'timeoutS' | 'rttFreq' | 'statsPeriodS' | 'extraArgs'> {
   return {
@@ -146,14 +122,15 @@ const allWorkloads: Workload[] = [
     key: 'relay',
     label: '(b) MESSAGE relayed to a registered sipp UAS',
     async prepare(server) {
-      let uas = await startRelayUas(server);
+      const start = () => startRelayUas(server, RELAY_USER, BUDGET_S, { ...messageTo(RELAY_USER)(server, 10, 1), timeoutS: 5 });
+      let uas = await start();
       return {
         pids: () => [uas.pid],
         async ready() {
           if (uas.running) return;
           process.stderr.write(`  ${server.name}: the relay UAS had exited, restarting it\n${indent(summarize(await uas.done))}\n`);
           peers.delete(uas);
-          uas = await startRelayUas(server);
+          uas = await start();
         },
         async stop() {
           peers.delete(uas);

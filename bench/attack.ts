@@ -1,0 +1,176 @@
+// Benchmark (not a test): legitimate MESSAGE relay at a fixed rate, first alone, then while an
+// attacker (bench/attacker.ts, its own process, from other loopback addresses) sends malformed
+// datagrams, holds slowloris TCP connections, floods REGISTER for random users and writes garbage
+// on s2s streams. Prints, for both phases, the share of legitimate requests that succeeded, sipp's
+// p50/p99 response times, Parley's peak RSS and CPU, and what the attacker managed.
+//
+//   npm run bench:attack
+//   npm run bench:attack -- --rate 1000 --seconds 20
+//
+// Goal: >= 99.9 % of legitimate requests succeed under attack, p99 under 50 ms, RSS under 512 MiB.
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { SippProcess, freePort, percentile, type SippOptions } from '../test/support/sipp.js';
+import { CpuMeter, DOMAIN, ROOT, launch, launchParley, runBounded, sleep, startRelayUas, table, type PingIds, type Server } from './common.js';
+
+const PING: PingIds = { branch: 'attack', callId: 'attack-ping' };
+const RELAY_USER = 'bench-uas';
+const GOALS = { successShare: 0.999, p99Ms: 50, rssMiB: 512 };
+
+const { values: args } = parseArgs({
+  options: {
+    rate: { type: 'string', default: '1000' },
+    seconds: { type: 'string', default: '20' },
+    'malformed-rate': { type: 'string', default: '20000' },
+    'register-rate': { type: 'string', default: '2000' },
+    slowloris: { type: 'string', default: '2000' },
+  },
+});
+const RATE = Number(args.rate);
+const SECONDS = Number(args.seconds);
+const work = mkdtempSync(join(tmpdir(), 'parley-attack-'));
+
+/**
+ * Parley as an operator would put it on a public address, with the legitimate traffic on
+ * 127.0.0.1 and the attacker on other loopback addresses. The XMPP gateway is its own s2s server,
+ * so that its port takes garbage too.
+ */
+function parleyConfig(s2sPort: number): string {
+  return `
+auth:
+  policy: open
+xmpp:
+  enabled: true
+  backend: server
+  xmpp_domain: xmpp.localhost
+  s2s_listen: 127.0.0.1
+  s2s_port: ${s2sPort}
+routes:
+  - { handler: relay }
+`;
+}
+
+/** The resident memory of a process in MiB; undefined once it has exited. */
+function vmRssMiB(pid: number): number | undefined {
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+interface Phase {
+  name: string;
+  calls: number;
+  successful: number;
+  p50: number;
+  p99: number;
+  rssMiB: number;
+  /** Whether Parley was gone by the end of the phase. */
+  exited: boolean;
+  cpu: number;
+  attacker?: Record<string, number>;
+}
+
+/** One phase: sipp sends RATE MESSAGEs/s for SECONDS to the relay UAS, with `beside` running alongside. */
+async function phase(name: string, server: Server, beside?: () => Promise<Record<string, number>>): Promise<Phase> {
+  const calls = RATE * SECONDS;
+  const options: SippOptions = {
+    scenario: 'message.xml',
+    remote: { host: '127.0.0.1', port: server.port },
+    users: [['bench-sender', RELAY_USER, DOMAIN]],
+    keys: { body: 'legitimate message' },
+    vars: { expected: 200 },
+    rate: RATE,
+    calls,
+    limit: RATE * 2,
+    timeoutS: SECONDS + 40,
+    rttFreq: 1,
+    statsPeriodS: SECONDS + 40,
+    extraArgs: ['-buff_size', String(4 << 20)],
+  };
+  const pid = server.pids()[0]!;
+  let rssMiB = 0;
+  const sampleRss = () => (rssMiB = Math.max(rssMiB, vmRssMiB(pid) ?? 0));
+  const rssTimer = setInterval(sampleRss, 200);
+  sampleRss();
+  const meter = new CpuMeter(() => server.pids());
+  const attack = beside?.();
+  const sipp = await SippProcess.start(options);
+  const [result, attacker] = await Promise.all([sipp.done, attack]);
+  const cpu = meter.stop();
+  clearInterval(rssTimer);
+  const rtts = result.rtts.map((r) => r.ms);
+  return {
+    name, calls, successful: result.stats?.successful ?? 0, p50: percentile(rtts, 50), p99: percentile(rtts, 99), rssMiB,
+    exited: vmRssMiB(pid) === undefined, cpu, attacker,
+  };
+}
+
+/** Runs bench/attacker.ts for the phase and resolves with its report. */
+function attacker(server: Server, s2sPort: number): () => Promise<Record<string, number>> {
+  return async () => {
+    const { child, log } = launch(process.execPath, [
+      '--import', 'tsx', join(ROOT, 'bench', 'attacker.ts'), '--sip-port', String(server.port), '--s2s-port', String(s2sPort),
+      '--seconds', String(SECONDS), '--malformed-rate', args['malformed-rate']!, '--register-rate', args['register-rate']!,
+      '--slowloris', args.slowloris!,
+    ]);
+    const [code] = (await once(child, 'exit')) as [number | null];
+    if (code !== 0) throw new Error(`attacker exited with ${code}\n${log()}`);
+    return JSON.parse(log().trim().split('\n').pop()!) as Record<string, number>;
+  };
+}
+
+function report(phases: Phase[], loadBefore: number[]): string {
+  const rows = [['phase', 'legitimate MESSAGEs', 'succeeded', 'p50 ms', 'p99 ms', 'Parley peak RSS MiB', 'Parley CPU']];
+  for (const p of phases) {
+    rows.push([
+      p.name, String(p.calls), `${((100 * p.successful) / p.calls).toFixed(2)} %`, String(p.p50), String(p.p99),
+      p.exited ? `${p.rssMiB.toFixed(0)} (then Parley EXITED)` : p.rssMiB.toFixed(0), p.cpu.toFixed(2),
+    ]);
+  }
+  const attacked = phases.find((p) => p.attacker);
+  const verdict = attacked
+    ? [
+        `succeeded >= ${GOALS.successShare * 100} %: ${attacked.successful / attacked.calls >= GOALS.successShare ? 'met' : 'NOT met'}`,
+        `p99 < ${GOALS.p99Ms} ms: ${attacked.p99 < GOALS.p99Ms ? 'met' : 'NOT met'}`,
+        `RSS < ${GOALS.rssMiB} MiB: ${attacked.rssMiB < GOALS.rssMiB ? 'met' : 'NOT met'}`,
+        `Parley alive: ${attacked.exited ? 'NO' : 'yes'}`,
+      ].join('; ')
+    : 'no attacked phase ran';
+  return `
+Parley under attack, ${new Date().toISOString()}, ${cpus().length} cores, load average before ${loadBefore.map((l) => l.toFixed(1)).join(' ')}
+legitimate: sipp MESSAGE relayed to a registered sipp UAS at ${RATE}/s for ${SECONDS} s, from 127.0.0.1
+attacker (bench/attacker.ts, one process, the same cores): ${args['malformed-rate']} malformed datagrams/s from 127.0.0.2,
+  ${args['register-rate']} REGISTER/s for random users from 127.0.0.4, ${args.slowloris} slowloris TCP connections from
+  127.0.0.10-19, garbage s2s streams from 127.0.0.5
+${table(rows)}
+
+attacker's account: ${JSON.stringify(attacked?.attacker ?? {})}
+goals: ${verdict}`;
+}
+
+async function main(): Promise<void> {
+  const loadBefore = loadavg();
+  const s2sPort = await freePort();
+  const server = await launchParley(work, parleyConfig(s2sPort), PING);
+  process.stderr.write(`Parley listening on udp:127.0.0.1:${server.port}, s2s on ${s2sPort}\n`);
+  try {
+    await startRelayUas(server, RELAY_USER, 4 * SECONDS + 120, {
+      scenario: 'message.xml', remote: { host: '127.0.0.1', port: server.port }, users: [['bench-sender', RELAY_USER, DOMAIN]],
+      keys: { body: 'probe' }, vars: { expected: 200 }, rate: 10, calls: 1, timeoutS: 5,
+    });
+    const phases = [await phase('alone', server)];
+    await sleep(2000);
+    phases.push(await phase('under attack', server, attacker(server, s2sPort)));
+    console.log(report(phases, loadBefore));
+  } finally {
+    await server.stop();
+  }
+}
+
+await runBounded(main, work, 4 * SECONDS + 240);
