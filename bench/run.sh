@@ -3,6 +3,7 @@
 # `npm run bench -- --rooms` (or `npm run bench:rooms`): the chat-room benchmark, bench/rooms.ts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/with-node.sh
 command -v sipp >/dev/null || { echo "bench: sipp is missing (Debian package sip-tester)" >&2; exit 1; }
 for arg in "$@"; do
   [ "$arg" = "--rooms" ] && exec node --import tsx bench/rooms.ts "$@"

@@ -3,6 +3,7 @@
 # Usage: scripts/setup.sh [--test]   (--test adds the real peers the test suite drives)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/with-node.sh
 
 need=()
 command -v openssl >/dev/null || need+=(openssl)
@@ -26,7 +27,10 @@ if [ ${#need[@]} -gt 0 ]; then
   for service in postgresql prosody ngircd tinyproxy; do $SUDO service "$service" stop >/dev/null 2>&1 || true; done
 fi
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: installing npm packages"
+# Native addons are built for one Node.js ABI: a node_modules built under another Node is built anew.
+abi="$(node -p process.versions.modules)"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ "$(cat node_modules/.node-abi 2>/dev/null)" != "$abi" ]; then
+  echo "setup: installing npm packages for Node.js $(node --version)"
   npm ci --no-audit --no-fund --loglevel=error
+  echo "$abi" > node_modules/.node-abi
 fi

@@ -2,6 +2,7 @@
 # The whole test suite on a fresh Debian machine: installs what is missing, type-checks, runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/with-node.sh
 bash scripts/setup.sh --test
 npx tsc -p tsconfig.json --noEmit
 mapfile -t files < <(find test -name '*.test.ts' | sort)
