@@ -205,6 +205,8 @@ for (const [driver, createBackend] of Object.entries(backends)) {
     describe('offline messages', () => {
       const aor = 'bob@a.example';
 
+      const everything = { afterId: 0, limit: 1000 };
+
       test('listFor returns the AOR\'s unexpired messages oldest first', async () => {
         const first = await store.offline.add(message(aor, { body: Buffer.from('one') }), 10);
         await store.offline.add(message('carol@a.example'), 10);
@@ -213,12 +215,31 @@ for (const [driver, createBackend] of Object.entries(backends)) {
         assert.equal(typeof first, 'number');
         assert.ok((expired as number) > (first as number) && (third as number) > (expired as number));
 
-        const listed = await store.offline.listFor(aor, NOW + MINUTE);
+        const listed = await store.offline.listFor(aor, NOW + MINUTE, everything);
         assert.deepEqual(listed, [
           { id: first, ...message(aor, { body: Buffer.from('one') }) },
           { id: third, ...message(aor, { body: Buffer.from('three'), receivedAt: NOW + 5 }) },
         ]);
-        assert.deepEqual(await store.offline.listFor('nobody@a.example', NOW), []);
+        assert.deepEqual(await store.offline.listFor('nobody@a.example', NOW, everything), []);
+      });
+
+      test('listFor returns a page: at most limit messages after the id given', async () => {
+        const ids: number[] = [];
+        for (let i = 0; i < 5; i++) ids.push((await store.offline.add(message(aor, { body: Buffer.from(`m${i}`) }), 10)) as number);
+        const first = await store.offline.listFor(aor, NOW, { afterId: 0, limit: 2 });
+        assert.deepEqual(first.map((m) => m.id), ids.slice(0, 2));
+        const second = await store.offline.listFor(aor, NOW, { afterId: ids[1]!, limit: 2 });
+        assert.deepEqual(second.map((m) => m.body.toString()), ['m2', 'm3']);
+        const last = await store.offline.listFor(aor, NOW, { afterId: ids[3]!, limit: 2 });
+        assert.deepEqual(last.map((m) => m.id), ids.slice(4));
+      });
+
+      test('the sender\'s Date is kept apart from the receive time', async () => {
+        const sentAt = Date.UTC(9999, 0, 1);
+        await store.offline.add(message(aor, { sentAt }), 10);
+        const [stored] = await store.offline.listFor(aor, NOW, everything);
+        assert.equal(stored!.sentAt, sentAt);
+        assert.equal(stored!.receivedAt, NOW);
       });
 
       test('add refuses with full at the per-user limit, counting only that AOR', async () => {
@@ -244,7 +265,7 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       test('a binary body comes back byte for byte as a Buffer', async () => {
         const body = Buffer.from([0x00, 0xff, 0xfe, 0x80, 0xc3, 0x28, 0x0a, 0x00]);
         await store.offline.add(message(aor, { contentType: 'application/octet-stream', body }), 10);
-        const [stored] = await store.offline.listFor(aor, NOW);
+        const [stored] = await store.offline.listFor(aor, NOW, everything);
         assert.ok(Buffer.isBuffer(stored!.body));
         assert.deepEqual([...stored!.body], [...body]);
       });
