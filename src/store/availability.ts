@@ -59,6 +59,8 @@ export class StoreAvailability {
     private readonly driver: StoreDriver,
     /** The reason of a driver error as it may be logged (a postgres password masked). */
     private readonly describe: (error: unknown) => string,
+    /** Called when an outage starts (false) and when it ends (true). */
+    private readonly changed: (available: boolean) => void = () => {},
   ) {}
 
   /** From now on, outages are logged here. */
@@ -77,6 +79,7 @@ export class StoreAvailability {
       if (!this.outage) {
         this.outage = { since: Date.now(), lastStatementBefore: this.statements };
         this.log?.warn({ reason }, `store unavailable: ${reason}, retrying`);
+        this.changed(false);
       }
       throw new StoreError('UNAVAILABLE', `Store unavailable: ${reason}`, { cause: error });
     }
@@ -84,6 +87,7 @@ export class StoreAvailability {
     if (this.outage && writes && statement > this.outage.lastStatementBefore) {
       this.log?.info({ unavailableMs: Date.now() - this.outage.since }, 'store available again');
       this.outage = undefined;
+      this.changed(true);
     }
     return result;
   }

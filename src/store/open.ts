@@ -20,7 +20,9 @@ const ACCEPTED_FORMS = 'sqlite:PATH, sqlite::memory: or postgres://user:password
  * How long a statement waits for another process's lock on the SQLite file. better-sqlite3 is
  * synchronous: the wait blocks the whole process, every transport and timer, so it is kept short;
  * past it the statement fails as "store unavailable" and the request gets 503 with Retry-After.
- * Commits of other Parley processes (the CLI) take milliseconds, far below it.
+ * Commits of other Parley processes (the CLI) take milliseconds, far below it. Once a lock has
+ * outlasted it, statements do not wait at all until one gets through again, so a lock held for
+ * long does not stall the process 200 ms per request.
  */
 const SQLITE_BUSY_TIMEOUT_MS = 200;
 const POSTGRES_CONNECT_TIMEOUT_MS = 10_000;
@@ -47,8 +49,7 @@ export interface OpenStoreOptions {
 
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
   const target = parseStoreUrl(url);
-  const availability = new StoreAvailability(target.driver, (error) => reasonOf(target, error));
-  const db = target.driver === 'sqlite' ? openSqlite(target, 'read-write', availability) : await openPostgres(target, availability);
+  const { db, availability } = target.driver === 'sqlite' ? openSqlite(target, 'read-write') : await openPostgres(target);
   await migrateToLatest(db, target);
   // Only now: a store unavailable while opening fails the start rather than being retried.
   if (options.log) availability.reportTo(options.log);
@@ -84,8 +85,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
  */
 export async function openForeignDatabase(url: string): Promise<Kysely<Database>> {
   const target = parseStoreUrl(url);
-  const availability = new StoreAvailability(target.driver, (error) => reasonOf(target, error));
-  return target.driver === 'sqlite' ? openSqlite(target, 'read-only', availability) : openPostgres(target, availability);
+  return (target.driver === 'sqlite' ? openSqlite(target, 'read-only') : await openPostgres(target)).db;
 }
 
 function parseStoreUrl(url: string): StoreTarget {
@@ -110,7 +110,13 @@ function parseStoreUrl(url: string): StoreTarget {
   throw new StoreError('BAD_URL', `Store URL ${named}; expected ${ACCEPTED_FORMS}`);
 }
 
-function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only', availability: StoreAvailability): Kysely<Database> {
+/** A database opened, with what watches its availability. */
+interface OpenDatabase {
+  db: Kysely<Database>;
+  availability: StoreAvailability;
+}
+
+function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): OpenDatabase {
   const { path } = target;
   let database: SqliteDatabase.Database | undefined;
   try {
@@ -124,14 +130,18 @@ function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only', avai
       database.pragma('synchronous = FULL');
     }
     database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
-    return new Kysely<Database>({ dialect: watchedDialect(new SqliteDialect({ database }), availability) });
+    const opened = database;
+    const availability = new StoreAvailability('sqlite', (error) => reasonOf(target, error), (available) =>
+      opened.pragma(`busy_timeout = ${available ? SQLITE_BUSY_TIMEOUT_MS : 0}`),
+    );
+    return { db: new Kysely<Database>({ dialect: watchedDialect(new SqliteDialect({ database }), availability) }), availability };
   } catch (error) {
     database?.close();
     throw storeFailure('CONNECT_FAILED', 'Cannot open', target, error);
   }
 }
 
-async function openPostgres(target: PostgresTarget, availability: StoreAvailability): Promise<Kysely<Database>> {
+async function openPostgres(target: PostgresTarget): Promise<OpenDatabase> {
   // Timestamps and ids are bigint columns; as ms since the epoch they stay far below 2^53, so a JS number holds them exactly.
   const types = new pg.TypeOverrides();
   types.setTypeParser(PG_INT8_OID, Number);
@@ -145,10 +155,11 @@ async function openPostgres(target: PostgresTarget, availability: StoreAvailabil
   // way fails on its own) and the pool drops it when it is released, as it is no longer queryable.
   pool.on('error', () => {});
   pool.on('connect', (client) => client.on('error', () => {}));
+  const availability = new StoreAvailability('postgres', (error) => reasonOf(target, error));
   const db = new Kysely<Database>({ dialect: watchedDialect(new PostgresDialect({ pool }), availability) });
   try {
     await sql`select 1`.execute(db);
-    return db;
+    return { db, availability };
   } catch (error) {
     await db.destroy();
     throw storeFailure('CONNECT_FAILED', 'Cannot connect to', target, error);
