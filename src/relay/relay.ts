@@ -256,7 +256,7 @@ export class Relay {
         if (page.length < OFFLINE_PAGE_SIZE) return;
       }
     } catch (error) {
-      if (isStoreUnavailable(error)) this.log.info({ aor }, 'offline delivery paused: store unavailable; kept for the next registration');
+      if (isStoreUnavailable(error)) this.log.debug({ aor }, 'offline delivery paused: store unavailable; kept for the next registration');
       else this.log.error({ err: error, aor }, 'offline delivery error');
     } finally {
       this.delivering.delete(aor);

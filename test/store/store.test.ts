@@ -318,6 +318,30 @@ describe('openStore', () => {
     return error;
   }
 
+  test('a sqlite file locked by another process: writes fail at once as UNAVAILABLE, reads go on, writes work once released', async () => {
+    const file = join(dir, 'locked.db');
+    const store = await openStore(`sqlite:${file}`);
+    const lock = new SqliteDatabase(file);
+    try {
+      await store.users.put({ username: 'alice', domain: 'a.example', ha1Md5: 'm', ha1Sha256: 's' });
+      lock.exec('BEGIN EXCLUSIVE');
+      const refused = await store.users.put({ username: 'bob', domain: 'a.example', ha1Md5: 'm', ha1Sha256: 's' }).then(
+        () => assert.fail('a write went through a held lock'),
+        (error: unknown) => error,
+      );
+      assert.ok(refused instanceof StoreError, `expected a StoreError, got ${String(refused)}`);
+      assert.equal(refused.code, 'UNAVAILABLE');
+      assert.match(refused.message, /database is locked/);
+      assert.equal((await store.users.get('alice', 'a.example'))?.ha1Md5, 'm');
+      lock.exec('ROLLBACK');
+      await store.users.put({ username: 'bob', domain: 'a.example', ha1Md5: 'm', ha1Sha256: 's' });
+      assert.deepEqual((await store.users.list('a.example')).map((u) => u.username), ['alice', 'bob']);
+    } finally {
+      lock.close();
+      await store.close();
+    }
+  });
+
   test('creates the parent directories of a relative sqlite path and uses WAL', async () => {
     const file = join(dir, 'nested', 'deeper', 'parley.db');
     const store = await openStore(`sqlite:${relative(process.cwd(), file)}`);
