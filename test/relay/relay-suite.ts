@@ -83,7 +83,7 @@ export function relaySuite(driver: string, database: () => Promise<string | unde
       await nina.register();
       assert.equal((await nina.register(0)).status, 200);
       const farFuture = 'Fri, 01 Jan 9999 00:00:00 GMT';
-      const sendDated = (body: string) => mallory.send(mallory.build('MESSAGE', 'sip:nina@localhost', { body, headers: [{ name: 'date', value: farFuture }] }));
+      const sendDated = (body: string) => mallory.message('sip:nina@localhost', body, [{ name: 'date', value: farFuture }]);
       const before = Date.now();
       for (const body of ['one', 'two', 'three']) assert.equal((await sendDated(body)).status, 202);
       const after = Date.now();
