@@ -5,6 +5,8 @@ import { join, relative } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
 import { openStore, StoreError, type Binding, type Store, type StoredMessage, type StoreDriver } from '../../src/store/index.js';
+import pg from 'pg';
+import { eventually } from '../support/eventually.js';
 import { freePort, startPostgres, type PostgresServer } from '../support/postgres.js';
 
 /** Well past 2^32 ms, so a column too narrow for real timestamps would show. */
@@ -286,6 +288,36 @@ for (const [driver, createBackend] of Object.entries(backends)) {
         assert.equal(await store.offline.count(aor), 1);
       });
     });
+
+    if (driver === 'postgres') {
+      test('a connection lost mid-statement fails it as UNAVAILABLE, the process goes on and a new connection serves the next', async () => {
+        await store.users.put({ username: 'alice', domain: 'a.example', ha1Md5: 'm', ha1Sha256: 's' });
+        const admin = new pg.Client({ connectionString: url });
+        await admin.connect();
+        try {
+          // The read waits on the lock, so its server process can be killed while the statement is under way.
+          await admin.query('begin');
+          await admin.query('lock table users in access exclusive mode');
+          const blocked = store.users.get('alice', 'a.example').then(
+            () => assert.fail('the statement survived its connection'),
+            (error: unknown) => error,
+          );
+          const waiting = await eventually(async () => {
+            const { rows } = await admin.query<{ pid: number }>("select pid from pg_stat_activity where wait_event_type = 'Lock' and query like '%users%'");
+            return rows[0]?.pid;
+          }, 'the read waiting on the lock');
+          process.kill(waiting, 'SIGKILL');
+          const failed = await blocked;
+          assert.ok(failed instanceof StoreError, `expected a StoreError, got ${String(failed)}`);
+          assert.equal(failed.code, 'UNAVAILABLE');
+        } finally {
+          await admin.end().catch(() => {});
+        }
+        // The server restarts its processes after one was killed; the pool dropped the dead connection.
+        const user = await eventually(() => store.users.get('alice', 'a.example').catch(() => undefined), 'a read through a new connection', 20_000);
+        assert.equal(user.ha1Md5, 'm');
+      });
+    }
 
     test('reopening runs migrations again without touching the data', async () => {
       await store.users.put({ username: 'alice', domain: 'a.example', ha1Md5: 'm', ha1Sha256: 's' });
