@@ -124,8 +124,10 @@ export class RoomService {
       try {
         answer = await this.runCommand(text.trim(), sender, target.user, target.host);
       } catch (error) {
-        if (!(error instanceof Refusal)) throw error;
-        answer = `refused: ${error.message}`;
+        // A command's effect is committed before anything else changes: failing there, it did nothing.
+        if (isStoreUnavailable(error)) answer = 'not done: the store is unavailable; try again in a moment';
+        else if (error instanceof Refusal) answer = `refused: ${error.message}`;
+        else throw error;
       }
       return replyTo(answer);
     }

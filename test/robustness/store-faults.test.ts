@@ -75,6 +75,10 @@ describe('database faults', () => {
       const live = bob.waitForRequest((m) => m.body.toString() === 'live');
       assert.equal((await alice.message('sip:bob@localhost', 'live')).status, 200);
       await live;
+      // A room command answered 200 at once is told it was not done.
+      const notDone = bob.waitForRequest((m) => m.body.toString().includes('store is unavailable'));
+      assert.equal((await bob.message('sip:chat-manager@localhost', '#create chat-locked')).status, 200);
+      assert.match((await notDone).body.toString(), /not done: the store is unavailable/);
       // The expiry sweep (every 5 s) runs into the lock too, and is postponed.
       await parley.waitForLog(/"task":"expired bindings sweep".*"msg":"postponed: store unavailable"/, 15_000);
     } finally {
