@@ -5,7 +5,9 @@ import { join, relative } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
 import { openStore, StoreError, type Binding, type Store, type StoredMessage, type StoreDriver } from '../../src/store/index.js';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
+import { migrations } from '../../src/store/migrations/index.js';
 import { eventually } from '../support/eventually.js';
 import { freePort, startPostgres, type PostgresServer } from '../support/postgres.js';
 
@@ -79,6 +81,12 @@ function message(aor: string, overrides: Partial<Omit<StoredMessage, 'id'>> = {}
     expiresAt: NOW + 60 * MINUTE,
     ...overrides,
   };
+}
+
+/** A database at the URL without Parley's store around it, to set up an older schema. */
+function rawDatabase(driver: StoreDriver, url: string): Kysely<any> {
+  if (driver === 'sqlite') return new Kysely({ dialect: new SqliteDialect({ database: new SqliteDatabase(url.slice('sqlite:'.length)) }) });
+  return new Kysely({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url }) }) });
 }
 
 const backends: Record<StoreDriver, () => Backend> = { sqlite: sqliteBackend, postgres: postgresBackend };
@@ -319,6 +327,28 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       });
     }
 
+    test('messages stored before receive times were kept apart still show the Date they showed', async () => {
+      const aor = 'bob@a.example';
+      const earlier = await backend.freshUrl();
+      const old = rawDatabase(driver as StoreDriver, earlier);
+      const before = Object.entries(migrations).filter(([name]) => name < '004');
+      const provider = { getMigrations: async () => Object.fromEntries(before.map(([name, m]) => [name, { up: (db: Kysely<any>) => m.up(db, driver as StoreDriver) }])) };
+      assert.equal((await new Migrator({ db: old, provider }).migrateToLatest()).error, undefined);
+      const sendersDate = Date.UTC(2001, 0, 1);
+      await old.insertInto('offline_messages')
+        .values({ aor, from_header: '<sip:alice@a.example>', to_header: `<sip:${aor}>`, content_type: 'text/plain', body: Buffer.from('old'), received_at: sendersDate, expires_at: NOW + MINUTE })
+        .execute();
+      await old.destroy();
+
+      const migrated = await openStore(earlier);
+      try {
+        const [stored] = await migrated.offline.listFor(aor, NOW, { afterId: 0, limit: 10 });
+        assert.equal(stored!.sentAt, sendersDate);
+      } finally {
+        await migrated.close();
+      }
+    });
+
     test('reopening runs migrations again without touching the data', async () => {
       await store.users.put({ username: 'alice', domain: 'a.example', ha1Md5: 'm', ha1Sha256: 's' });
       await store.locations.replace('alice@a.example', [binding('alice@a.example', 'sip:alice@192.0.2.1')]);
@@ -350,7 +380,7 @@ describe('openStore', () => {
     return error;
   }
 
-  test('a sqlite file locked by another process: writes fail at once as UNAVAILABLE, reads go on, writes work once released', async () => {
+  test('a sqlite file locked by another process: writes fail as UNAVAILABLE, reads go on, writes work once released', async () => {
     const file = join(dir, 'locked.db');
     const store = await openStore(`sqlite:${file}`);
     const lock = new SqliteDatabase(file);
