@@ -19,7 +19,7 @@ import { OrderedDeliveries, type Relay } from '../relay/index.js';
 import type { PresenceService, PresenceState } from '../presence/index.js';
 import type { Registrar } from '../registrar/index.js';
 import { type IncomingRequest, type SipUri, aorOf, escapeUser, parseUri, quote } from '../sip/index.js';
-import type { GatewayAccount, GatewayAccountStore } from '../store/types.js';
+import { logBackgroundFailure, type GatewayAccount, type GatewayAccountStore } from '../store/index.js';
 import { type InstantMessage, TEXT_PLAIN, excerptOf, readSipMessage, sipHeaders } from '../xmpp/messages.js';
 import type { NetworkAdapter, NetworkSession, SessionState } from './adapter.js';
 import { AccountError, type AccountRequest, type PreparedAccount, prepareAccount, sessionSettings } from './accounts.js';
@@ -331,7 +331,9 @@ export class GatewayService {
     try {
       password = this.box.open(account.extPass ?? '', sealContext(account));
     } catch {
-      void this.deps.accounts.setStatus(account.id, { enabled: false, lastError: 'the stored password cannot be read; link the account again' });
+      void this.deps.accounts
+        .setStatus(account.id, { enabled: false, lastError: 'the stored password cannot be read; link the account again' })
+        .catch(logBackgroundFailure(this.log, 'disabling a gateway account'));
       return 'the stored password cannot be read; link the account again';
     }
     const session = adapter.createSession(
@@ -386,7 +388,8 @@ export class GatewayService {
     const { account, adapter } = live;
     if (this.live.get(account.id) === live) this.live.delete(account.id);
     this.failPending(live, 403, `your ${adapter.id} account ${account.extUser} was refused`);
-    await this.deps.accounts.setStatus(account.id, { enabled: false, lastError: reason });
+    // Unsaved (store unavailable), the account is tried again at the user's next registration.
+    await this.deps.accounts.setStatus(account.id, { enabled: false, lastError: reason }).catch(logBackgroundFailure(this.log, 'disabling a gateway account'));
     this.log.warn({ sipUser: account.sipUser, network: adapter.id, account: account.extUser, reason }, 'gateway account refused; disabled');
     this.reply(
       account.sipUser,

@@ -2,7 +2,7 @@
 // in the store first and in memory second, then confirm; room messages fan out through the relay,
 // one ordered queue per member, so offline members get them from the offline store.
 import type { Logger } from 'pino';
-import type { RoomHistoryEntry, RoomStore } from '../store/types.js';
+import { isStoreUnavailable, type RoomHistoryEntry, type RoomStore } from '../store/index.js';
 import { OrderedDeliveries, type Relay } from '../relay/index.js';
 import type { RequestHandler } from '../server/router.js';
 import { type IncomingRequest, type Header, parseUri, quote, UriError } from '../sip/index.js';
@@ -41,6 +41,8 @@ export interface ImcStats {
 class Refusal extends Error {}
 
 const MAX_NAME = 64;
+/** History entries kept in memory while the store is unavailable; beyond, the oldest are dropped (joiners see the last few per room only). */
+const MAX_UNSAVED_HISTORY = 2000;
 const USER_PART = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$/;
 
 export class RoomService {
@@ -122,8 +124,10 @@ export class RoomService {
       try {
         answer = await this.runCommand(text.trim(), sender, target.user, target.host);
       } catch (error) {
-        if (!(error instanceof Refusal)) throw error;
-        answer = `refused: ${error.message}`;
+        // A command's effect is committed before anything else changes: failing there, it did nothing.
+        if (isStoreUnavailable(error)) answer = 'not done: the store is unavailable; try again in a moment';
+        else if (error instanceof Refusal) answer = `refused: ${error.message}`;
+        else throw error;
       }
       return replyTo(answer);
     }
@@ -166,7 +170,11 @@ export class RoomService {
     this.pendingHistory = [];
     this.historyFlush = this.store
       .appendHistory(batch)
-      .catch((error: unknown) => this.log.error({ err: error }, 'room history not saved'))
+      .catch((error: unknown) => {
+        if (!isStoreUnavailable(error)) return this.log.error({ err: error }, 'room history not saved');
+        // The store logs the outage; the batch waits for the next tick.
+        this.pendingHistory = [...batch, ...this.pendingHistory].slice(-MAX_UNSAVED_HISTORY);
+      })
       .finally(() => (this.historyFlush = undefined));
     return this.historyFlush;
   }

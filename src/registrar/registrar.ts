@@ -1,7 +1,8 @@
 // REGISTER handling (RFC 3261 §10.3) over an in-memory location table that is written through
 // to the store before the 200 OK goes out, so an acknowledged registration survives a crash.
 import { EventEmitter } from 'node:events';
-import type { Binding, LocationStore } from '../store/types.js';
+import type { Logger } from 'pino';
+import { logBackgroundFailure, type Binding, type LocationStore } from '../store/index.js';
 import { type IncomingRequest, type Peer, RELIABLE, formatPeer, parseNameAddr, parsePeer, parseUri, type NameAddr } from '../sip/index.js';
 import type { Header } from '../sip/message.js';
 
@@ -31,6 +32,7 @@ export class Registrar extends EventEmitter {
     private readonly store: LocationStore,
     private readonly options: RegistrarOptions,
     private readonly isConnected: (connectionId: string) => boolean,
+    private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
     super();
@@ -45,7 +47,9 @@ export class Registrar extends EventEmitter {
       list.push(rest);
       this.table.set(binding.aor, list);
     }
-    this.sweepTimer = setInterval(() => void this.sweep(), 5000).unref();
+    // A sweep the store cannot complete is done again by the next one.
+    const sweepFailed = logBackgroundFailure(this.log, 'expired bindings sweep');
+    this.sweepTimer = setInterval(() => void this.sweep().catch(sweepFailed), 5000).unref();
   }
 
   stop(): void {
@@ -87,7 +91,8 @@ export class Registrar extends EventEmitter {
     for (const [aor, bindings] of this.table) {
       if (!bindings.some((b) => b.connectionId === connectionId && /^wss?:/.test(b.source))) continue;
       const kept = bindings.filter((b) => b.connectionId !== connectionId);
-      void this.commit(aor, kept);
+      // Not dropped, such a binding is only useless: unreachable (targetOf), it expires in time.
+      void this.commit(aor, kept).catch(logBackgroundFailure(this.log, 'dropping the bindings of a closed WebSocket'));
     }
   }
 

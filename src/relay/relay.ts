@@ -3,7 +3,7 @@
 // unknown. The same path serves messages Parley itself originates (rooms, gateways), so they too
 // reach WebSocket members and the offline store.
 import type { Logger } from 'pino';
-import type { Binding, OfflineStore } from '../store/types.js';
+import { isStoreUnavailable, logBackgroundFailure, type Binding, type OfflineStore, type StoredMessage } from '../store/index.js';
 import {
   type IncomingRequest, type Peer, SipMessage, type SipStack, type SipUri, createResponse, parseNameAddr, formatNameAddr,
   parseUri, aorOf,
@@ -50,6 +50,12 @@ export interface OutgoingMessage {
 /** Statuses that mean "nobody took it now", after which storing is the right thing (RFC 3428 §7). */
 const UNREACHABLE = new Set([408, 480, 503, 504]);
 
+/** The reason phrase of the 503 for anything that needed the store while it was unavailable. */
+export const STORE_UNAVAILABLE_REASON = 'Service Unavailable (store unavailable)';
+
+/** Stored messages read at once when delivering them to a user who registered. */
+const OFFLINE_PAGE_SIZE = 100;
+
 export interface RelayStats {
   relayed: number;
   stored: number;
@@ -73,7 +79,9 @@ export class Relay {
   }
 
   start(): void {
-    this.sweepTimer = setInterval(() => void this.offline.removeExpired(Date.now()), 60_000).unref();
+    // A sweep the store cannot complete is done again by the next one.
+    const sweepFailed = logBackgroundFailure(this.log, 'expired offline messages sweep');
+    this.sweepTimer = setInterval(() => void this.offline.removeExpired(Date.now()).catch(sweepFailed), 60_000).unref();
   }
 
   stop(): void {
@@ -123,8 +131,14 @@ export class Relay {
       const response = await this.sendForeign(message, target, outgoing.outboundProxy ?? this.options.outboundProxy);
       return { status: response.status, reason: response.reason, stored: false };
     }
-    const result = await this.deliverLocal(aorOf(target), message, loopKey(message));
-    return { status: result.status, reason: result.reason, stored: result.status === 202 };
+    try {
+      const result = await this.deliverLocal(aorOf(target), message, loopKey(message));
+      return { status: result.status, reason: result.reason, stored: result.status === 202 };
+    } catch (error) {
+      // What a SIP sender would be answered: the module that sends tells its own sender.
+      if (isStoreUnavailable(error)) return { status: 503, reason: STORE_UNAVAILABLE_REASON, stored: false };
+      throw error;
+    }
   }
 
   private async forwardForeign(request: IncomingRequest, target: SipUri): Promise<void> {
@@ -180,7 +194,9 @@ export class Relay {
         toHeader: withoutTag(message.get('to')!),
         contentType: message.get('content-type') ?? 'text/plain',
         body: Buffer.from(message.body),
-        receivedAt: dateOf(message) ?? now,
+        // The limit and the expiry count from Parley's clock: a sender's Date could be anything.
+        receivedAt: now,
+        sentAt: dateOf(message),
         expiresAt: now + this.options.offline.expires * 1000,
       },
       this.options.offline.maxPerUser,
@@ -221,38 +237,55 @@ export class Relay {
     });
   }
 
-  /** Delivers stored messages to an AOR that just registered, oldest first, removing each on 2xx. */
+  /**
+   * Delivers stored messages to an AOR that just registered, oldest first, removing each on 2xx.
+   * They are read a page at a time, the next page once the previous one is delivered, so a user
+   * with thousands waiting does not have them all in memory at once.
+   */
   async deliverStored(aor: string): Promise<void> {
     if (this.delivering.has(aor)) return;
     this.delivering.add(aor);
     try {
-      for (const stored of await this.offline.listFor(aor, Date.now())) {
-        const message = this.stack.createRequest({
-          method: 'MESSAGE',
-          uri: stripToUri(stored.toHeader),
-          from: stored.fromHeader,
-          to: stored.toHeader,
-          headers: [{ name: 'date', value: new Date(stored.receivedAt).toUTCString() }],
-          body: stored.body,
-          contentType: stored.contentType,
-        });
-        const bindings = this.registrar.lookup(aor);
-        const targets = bindings.map((b) => ({ binding: b, peer: this.registrar.targetOf(b) })).filter((t) => t.peer);
-        if (targets.length === 0) break;
-        const response = await this.fork(message, targets as Array<{ binding: Binding; peer: Peer }>, loopKey(message));
-        if (response.status >= 300) {
-          this.stats.failed++;
-          this.log.info({ aor, id: stored.id, status: response.status }, 'offline delivery failed; kept for the next registration');
-          break;
+      let afterId = 0;
+      for (;;) {
+        const page = await this.offline.listFor(aor, Date.now(), { afterId, limit: OFFLINE_PAGE_SIZE });
+        for (const stored of page) {
+          if (!(await this.deliverOne(aor, stored))) return;
+          afterId = stored.id;
         }
-        await this.offline.remove(stored.id);
-        this.stats.delivered++;
+        if (page.length < OFFLINE_PAGE_SIZE) return;
       }
     } catch (error) {
-      this.log.error({ err: error, aor }, 'offline delivery error');
+      if (isStoreUnavailable(error)) this.log.debug({ aor }, 'offline delivery paused: store unavailable; kept for the next registration');
+      else this.log.error({ err: error, aor }, 'offline delivery error');
     } finally {
       this.delivering.delete(aor);
     }
+  }
+
+  /** Sends one stored message to the AOR's contacts; true when it was taken and removed from the store. */
+  private async deliverOne(aor: string, stored: StoredMessage): Promise<boolean> {
+    const message = this.stack.createRequest({
+      method: 'MESSAGE',
+      uri: stripToUri(stored.toHeader),
+      from: stored.fromHeader,
+      to: stored.toHeader,
+      headers: [{ name: 'date', value: new Date(stored.sentAt ?? stored.receivedAt).toUTCString() }],
+      body: stored.body,
+      contentType: stored.contentType,
+    });
+    const bindings = this.registrar.lookup(aor);
+    const targets = bindings.map((b) => ({ binding: b, peer: this.registrar.targetOf(b) })).filter((t) => t.peer);
+    if (targets.length === 0) return false;
+    const response = await this.fork(message, targets as Array<{ binding: Binding; peer: Peer }>, loopKey(message));
+    if (response.status >= 300) {
+      this.stats.failed++;
+      this.log.info({ aor, id: stored.id, status: response.status }, 'offline delivery failed; kept for the next registration');
+      return false;
+    }
+    await this.offline.remove(stored.id);
+    this.stats.delivered++;
+    return true;
   }
 }
 

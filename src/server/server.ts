@@ -1,14 +1,14 @@
 // Assembles Parley: store, transports, transaction layer, registrar, relay and the routing table,
 // and runs the checks every request passes before a handler sees it.
 import type { Logger } from 'pino';
-import { openStore, type Store } from '../store/index.js';
+import { isStoreUnavailable, openStore, type Store } from '../store/index.js';
 import type { Config } from '../config/index.js';
 import { realmFor } from '../config/index.js';
 import {
   type IncomingRequest, SipStack, TimerQueue, TransportLayer, type SipUri, type SipMessage, parseNameAddr, parseUri,
 } from '../sip/index.js';
 import { AuthPolicy, Registrar } from '../registrar/index.js';
-import { Relay, loopKey } from '../relay/index.js';
+import { Relay, STORE_UNAVAILABLE_REASON, loopKey } from '../relay/index.js';
 import { type RequestHandler, Router } from './router.js';
 import { RoomService, escapeRegExp, globSource, parseExtraHeaders } from '../imc/index.js';
 import { PRESENCE_METHODS, PresenceAgent, presenceRoute } from '../presence/index.js';
@@ -19,6 +19,9 @@ import { GatewayService, gatewayOptions, gatewayRoutes, mappedUsersRoute } from 
 export interface ServerOptions {
   logger: Logger;
 }
+
+/** Seconds a client is asked to wait before trying again while the store is unavailable. */
+const STORE_RETRY_AFTER_SECONDS = 5;
 
 /** Methods RFC 3261 and its extensions define; anything else is answered 501 rather than 405. */
 const KNOWN_METHODS = new Set([
@@ -101,7 +104,7 @@ export class ParleyServer {
   async start(): Promise<void> {
     this.router.compile();
     const config = this.config;
-    this.store = await openStore(config.database);
+    this.store = await openStore(config.database, { log: this.log.child({ module: 'store' }) });
     try {
       this.transports = new TransportLayer({
         listen: config.listen,
@@ -126,6 +129,7 @@ export class ParleyServer {
           maxContacts: config.registrar.max_contacts,
         },
         (id) => this.transports.isConnected(id),
+        this.log.child({ module: 'registrar' }),
       );
       this.auth = new AuthPolicy(this.store.users, {
         policy: config.auth.policy,
@@ -240,7 +244,16 @@ export class ParleyServer {
     try {
       await this.route(request);
     } catch (error) {
-      this.log.error({ err: error, method: request.message.method, callId: request.message.get('call-id') }, 'request failed');
+      const context = { method: request.message.method, callId: request.message.get('call-id') };
+      if (isStoreUnavailable(error)) {
+        // The outage itself is logged once by the store.
+        this.log.debug(context, 'request refused: store unavailable');
+        if (!request.replied) {
+          request.reply(503, STORE_UNAVAILABLE_REASON, { headers: [{ name: 'retry-after', value: String(STORE_RETRY_AFTER_SECONDS) }] });
+        }
+        return;
+      }
+      this.log.error({ err: error, ...context }, 'request failed');
       if (!request.replied) request.reply(500, 'Server Internal Error');
     }
   }

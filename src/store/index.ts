@@ -1,4 +1,5 @@
-export { openForeignDatabase, openStore } from './open.js';
+export { openForeignDatabase, openStore, type OpenStoreOptions } from './open.js';
+export { isStoreUnavailable, logBackgroundFailure } from './availability.js';
 export { readImcTables } from './rooms.js';
 export { readPurplemapTable } from './accounts.js';
 export { readPurplemapDump } from './mysql-dump.js';

@@ -1,4 +1,5 @@
 import type { Insertable, Kysely, Selectable, Transaction } from 'kysely';
+import { isStoreUnavailable } from './availability.js';
 import { deleteExpired, nullsAbsent } from './rows.js';
 import type { Database, LocationsTable } from './schema.js';
 import type { Binding, LocationStore } from './types.js';
@@ -31,7 +32,12 @@ export class LocationRepository implements LocationStore {
           for (const entry of batch) await writeBindings(trx, entry.aor, entry.bindings);
         });
         for (const entry of batch) entry.resolve();
-      } catch {
+      } catch (error) {
+        // Nothing gets through while the store is unavailable: trying each entry would only wait longer.
+        if (isStoreUnavailable(error)) {
+          for (const entry of batch) entry.reject(error);
+          continue;
+        }
         // One failing entry must not fail the others: commit them one by one to find it.
         for (const entry of batch) {
           await this.db

@@ -1,5 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
-import { deleteExpired } from './rows.js';
+import { deleteExpired, nullsAbsent } from './rows.js';
 import type { Database, OfflineMessagesTable } from './schema.js';
 import type { OfflineStore, StoredMessage } from './types.js';
 
@@ -30,6 +30,7 @@ export class OfflineRepository implements OfflineStore {
           content_type: message.contentType,
           body: message.body,
           received_at: message.receivedAt,
+          sent_at: message.sentAt ?? null,
           expires_at: message.expiresAt,
         })
         .returning('id')
@@ -38,13 +39,15 @@ export class OfflineRepository implements OfflineStore {
     });
   }
 
-  async listFor(aor: string, now: number): Promise<StoredMessage[]> {
+  async listFor(aor: string, now: number, page: { afterId: number; limit: number }): Promise<StoredMessage[]> {
     const rows = await this.db
       .selectFrom('offline_messages')
       .selectAll()
       .where('aor', '=', aor)
       .where('expires_at', '>', now)
+      .where('id', '>', page.afterId)
       .orderBy('id')
+      .limit(page.limit)
       .execute();
     return rows.map(toStoredMessage);
   }
@@ -78,5 +81,6 @@ function toStoredMessage(row: Selectable<OfflineMessagesTable>): StoredMessage {
     body: row.body,
     receivedAt: row.received_at,
     expiresAt: row.expires_at,
+    ...nullsAbsent({ sentAt: row.sent_at }),
   };
 }

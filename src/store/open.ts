@@ -4,6 +4,8 @@ import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationProvider } from 'kysely';
 import pg from 'pg';
+import type { Logger } from 'pino';
+import { StoreAvailability, watchedDialect } from './availability.js';
 import { GatewayAccountRepository } from './accounts.js';
 import { LocationRepository } from './locations.js';
 import { migrations } from './migrations/index.js';
@@ -14,7 +16,15 @@ import { StoreError, type Store, type StoreErrorCode } from './types.js';
 import { UserRepository } from './users.js';
 
 const ACCEPTED_FORMS = 'sqlite:PATH, sqlite::memory: or postgres://user:password@host:port/database';
-const SQLITE_BUSY_TIMEOUT_MS = 5_000;
+/**
+ * How long a statement waits for another process's lock on the SQLite file. better-sqlite3 is
+ * synchronous: the wait blocks the whole process, every transport and timer, so it is kept short;
+ * past it the statement fails as "store unavailable" and the request gets 503 with Retry-After.
+ * Commits of other Parley processes (the CLI) take milliseconds, far below it. Once a lock has
+ * outlasted it, statements do not wait at all until one gets through again, so a lock held for
+ * long does not stall the process 200 ms per request.
+ */
+const SQLITE_BUSY_TIMEOUT_MS = 200;
 const POSTGRES_CONNECT_TIMEOUT_MS = 10_000;
 const PG_INT8_OID = 20;
 
@@ -32,10 +42,17 @@ function createRepositories(db: Kysely<Database>) {
   };
 }
 
-export async function openStore(url: string): Promise<Store> {
+export interface OpenStoreOptions {
+  /** Where outages are reported: once when the store becomes unavailable, once when it is back. */
+  log?: Logger;
+}
+
+export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
   const target = parseStoreUrl(url);
-  const db = target.driver === 'sqlite' ? openSqlite(target, 'read-write') : await openPostgres(target);
+  const { db, availability } = target.driver === 'sqlite' ? openSqlite(target, 'read-write') : await openPostgres(target);
   await migrateToLatest(db, target);
+  // Only now: a store unavailable while opening fails the start rather than being retried.
+  if (options.log) availability.reportTo(options.log);
   const repositories = createRepositories(db);
   const accountMaps = new Map<string, Promise<GatewayAccountRepository>>([['purplemap', Promise.resolve(repositories.gatewayAccounts)]]);
   return {
@@ -68,7 +85,7 @@ export async function openStore(url: string): Promise<Store> {
  */
 export async function openForeignDatabase(url: string): Promise<Kysely<Database>> {
   const target = parseStoreUrl(url);
-  return target.driver === 'sqlite' ? openSqlite(target, 'read-only') : openPostgres(target);
+  return (target.driver === 'sqlite' ? openSqlite(target, 'read-only') : await openPostgres(target)).db;
 }
 
 function parseStoreUrl(url: string): StoreTarget {
@@ -93,7 +110,13 @@ function parseStoreUrl(url: string): StoreTarget {
   throw new StoreError('BAD_URL', `Store URL ${named}; expected ${ACCEPTED_FORMS}`);
 }
 
-function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): Kysely<Database> {
+/** A database opened, with what watches its availability. */
+interface OpenDatabase {
+  db: Kysely<Database>;
+  availability: StoreAvailability;
+}
+
+function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): OpenDatabase {
   const { path } = target;
   let database: SqliteDatabase.Database | undefined;
   try {
@@ -107,14 +130,18 @@ function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): Kys
       database.pragma('synchronous = FULL');
     }
     database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
-    return new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+    const opened = database;
+    const availability = new StoreAvailability('sqlite', (error) => reasonOf(target, error), (available) =>
+      opened.pragma(`busy_timeout = ${available ? SQLITE_BUSY_TIMEOUT_MS : 0}`),
+    );
+    return { db: new Kysely<Database>({ dialect: watchedDialect(new SqliteDialect({ database }), availability) }), availability };
   } catch (error) {
     database?.close();
     throw storeFailure('CONNECT_FAILED', 'Cannot open', target, error);
   }
 }
 
-async function openPostgres(target: PostgresTarget): Promise<Kysely<Database>> {
+async function openPostgres(target: PostgresTarget): Promise<OpenDatabase> {
   // Timestamps and ids are bigint columns; as ms since the epoch they stay far below 2^53, so a JS number holds them exactly.
   const types = new pg.TypeOverrides();
   types.setTypeParser(PG_INT8_OID, Number);
@@ -123,12 +150,16 @@ async function openPostgres(target: PostgresTarget): Promise<Kysely<Database>> {
     connectionTimeoutMillis: POSTGRES_CONNECT_TIMEOUT_MS,
     types,
   });
-  // An idle client losing its connection (server restart) must not crash the process; the pool replaces it.
+  // A client losing its connection (server restart) must not crash the process: idle, the pool
+  // reports it here and drops it; checked out, the client itself emits 'error' (the statement under
+  // way fails on its own) and the pool drops it when it is released, as it is no longer queryable.
   pool.on('error', () => {});
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  pool.on('connect', (client) => client.on('error', () => {}));
+  const availability = new StoreAvailability('postgres', (error) => reasonOf(target, error));
+  const db = new Kysely<Database>({ dialect: watchedDialect(new PostgresDialect({ pool }), availability) });
   try {
     await sql`select 1`.execute(db);
-    return db;
+    return { db, availability };
   } catch (error) {
     await db.destroy();
     throw storeFailure('CONNECT_FAILED', 'Cannot connect to', target, error);
@@ -154,13 +185,17 @@ async function migrateToLatest(db: Kysely<Database>, target: StoreTarget): Promi
 /** The message names the database and the reason, with a postgres password masked wherever it would appear. */
 function storeFailure(code: StoreErrorCode, summary: string, target: StoreTarget, error: unknown): StoreError {
   const where = target.driver === 'sqlite' ? `SQLite database ${target.path}` : target.redactedUrl;
-  let reason = describeError(error);
-  if (target.driver === 'postgres' && target.password !== '') reason = reason.split(target.password).join('***');
-  return new StoreError(code, `${summary} ${where}: ${reason}`, { cause: error });
+  return new StoreError(code, `${summary} ${where}: ${reasonOf(target, error)}`, { cause: error });
+}
+
+function reasonOf(target: StoreTarget, error: unknown): string {
+  const reason = describeError(error);
+  return target.driver === 'postgres' && target.password !== '' ? reason.split(target.password).join('***') : reason;
 }
 
 /** Node reports a refused connection to a name with several addresses as an AggregateError with an empty message. */
 function describeError(error: unknown): string {
+  if (error instanceof StoreError && error.code === 'UNAVAILABLE') return describeError(error.cause);
   if (error instanceof AggregateError && error.message === '') return error.errors.map(describeError).join('; ');
   if (error instanceof Error) return error.message || error.name;
   return String(error);

@@ -40,6 +40,7 @@ export interface OfflineMessagesTable {
   content_type: string;
   body: Buffer;
   received_at: number;
+  sent_at: number | null;
   expires_at: number;
 }
 

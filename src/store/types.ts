@@ -67,16 +67,18 @@ export interface StoredMessage {
   toHeader: string;
   contentType: string;
   body: Buffer;
-  /** When Parley accepted it, ms since the epoch; sent back as the Date header on delivery. */
+  /** When Parley accepted it, ms since the epoch: what the per-user limit and the expiry count from. */
   receivedAt: number;
+  /** The sender's Date header, when it had a valid one: sent back as the Date on delivery instead of receivedAt. */
+  sentAt?: number;
   expiresAt: number;
 }
 
 export interface OfflineStore {
-  /** Inserts unless the recipient already has maxPerUser messages waiting; returns the id, or 'full'. Atomic. */
+  /** Inserts unless the recipient already has maxPerUser messages waiting at receivedAt; returns the id, or 'full'. Atomic. */
   add(message: Omit<StoredMessage, 'id'>, maxPerUser: number): Promise<number | 'full'>;
-  /** Messages waiting for an AOR, oldest first, not expired. */
-  listFor(aor: string, now: number): Promise<StoredMessage[]>;
+  /** Up to `page.limit` messages waiting for an AOR with an id above `page.afterId`, oldest first, not expired. */
+  listFor(aor: string, now: number, page: { afterId: number; limit: number }): Promise<StoredMessage[]>;
   remove(id: number): Promise<void>;
   removeExpired(now: number): Promise<number>;
   count(aor: string): Promise<number>;
@@ -206,7 +208,8 @@ export interface Store {
   close(): Promise<void>;
 }
 
-export type StoreErrorCode = 'BAD_URL' | 'CONNECT_FAILED' | 'MIGRATION_FAILED';
+/** UNAVAILABLE: the database is locked, restarting or unreachable for now; the same statement may succeed later. */
+export type StoreErrorCode = 'BAD_URL' | 'CONNECT_FAILED' | 'MIGRATION_FAILED' | 'UNAVAILABLE';
 
 export class StoreError extends Error {
   constructor(readonly code: StoreErrorCode, message: string, options?: { cause?: unknown }) {

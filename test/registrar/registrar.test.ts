@@ -4,11 +4,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createLogger } from '../../src/log/index.js';
 import { openStore } from '../../src/store/index.js';
 import { Registrar } from '../../src/registrar/index.js';
 import { parseMessage, createResponse, type IncomingRequest, type SipMessage, type Header } from '../../src/sip/index.js';
 
 const options = { minExpires: 60, maxExpires: 3600, defaultExpires: 1800, maxContacts: 3 };
+const silent = createLogger('silent');
 let cseq = 1;
 
 function register(contacts: string[], extra: Header[] = [], callId = 'reg-1'): { request: IncomingRequest; response: () => SipMessage } {
@@ -42,7 +44,7 @@ function register(contacts: string[], extra: Header[] = [], callId = 'reg-1'): {
 async function setup() {
   const path = join(mkdtempSync(join(tmpdir(), 'parley-reg-')), 'db.sqlite');
   const store = await openStore(`sqlite:${path}`);
-  const registrar = new Registrar(store.locations, options, () => false);
+  const registrar = new Registrar(store.locations, options, () => false, silent);
   await registrar.start();
   return { store, registrar, path };
 }
@@ -111,7 +113,7 @@ test('too many contacts are refused; bindings survive a restart', async () => {
   registrar.stop();
   await store.close();
   const reopened = await openStore(`sqlite:${path}`);
-  const again = new Registrar(reopened.locations, options, () => false);
+  const again = new Registrar(reopened.locations, options, () => false, silent);
   await again.start();
   assert.deepEqual(again.lookup('alice@localhost').map((b) => b.contact), ['sip:alice@127.0.0.1:5070']);
   again.stop();

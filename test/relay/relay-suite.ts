@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { startServer, type TestServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
 
+const OFFLINE_EXPIRES = 3600;
+
 export function relaySuite(driver: string, database: () => Promise<string | undefined>): void {
   describe(`relay on ${driver}`, () => {
     let s: TestServer;
@@ -15,7 +17,7 @@ export function relaySuite(driver: string, database: () => Promise<string | unde
     };
 
     before(async () => {
-      s = await startServer({ relay: { max_body: 2000 } as never, database: await database() });
+      s = await startServer({ relay: { max_body: 2000 } as never, offline: { max_per_user: 3, expires: OFFLINE_EXPIRES }, database: await database() });
     });
     after(async () => {
       for (const agent of uas) agent.close();
@@ -73,6 +75,66 @@ export function relaySuite(driver: string, database: () => Promise<string | unde
       assert.ok(grace.received.indexOf(a) < grace.received.indexOf(b), 'delivered in order');
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(await s.server.store.offline.count('grace@localhost'), 0, 'removed after the 2xx');
+    });
+
+    test('a far-future Date neither bypasses max_per_user nor delays expiry, and the recipient still sees it', async () => {
+      const mallory = await ua('mallory');
+      const nina = await ua('nina');
+      await nina.register();
+      assert.equal((await nina.register(0)).status, 200);
+      const farFuture = 'Fri, 01 Jan 9999 00:00:00 GMT';
+      const sendDated = (body: string) => mallory.message('sip:nina@localhost', body, [{ name: 'date', value: farFuture }]);
+      const before = Date.now();
+      for (const body of ['one', 'two', 'three']) assert.equal((await sendDated(body)).status, 202);
+      const after = Date.now();
+      const full = await sendDated('four');
+      assert.equal(full.status, 486, `${full.status} ${full.reason}`);
+      assert.match(full.reason, /full/);
+
+      const stored = await s.server.store.offline.listFor('nina@localhost', after, { afterId: 0, limit: 10 });
+      assert.equal(stored.length, 3);
+      for (const message of stored) {
+        assert.ok(message.receivedAt >= before && message.receivedAt <= after, `received at ${message.receivedAt}, not between ${before} and ${after}`);
+        assert.equal(message.expiresAt, message.receivedAt + OFFLINE_EXPIRES * 1000);
+        assert.equal(message.sentAt, Date.parse(farFuture));
+      }
+
+      const delivered = nina.waitForRequest((m) => m.body.toString() === 'three');
+      await nina.register();
+      assert.equal((await delivered).get('date'), farFuture, 'the recipient sees the Date the sender wrote');
+      assert.deepEqual(nina.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString()), ['one', 'two', 'three']);
+    });
+
+    test('2,000 stored messages are delivered in order on registration, read a page at a time', async () => {
+      const aor = 'olga@localhost';
+      const olga = await ua('olga');
+      await olga.register();
+      assert.equal((await olga.register(0)).status, 200);
+      const offline = s.server.store.offline;
+      const now = Date.now();
+      const total = 2000;
+      for (let i = 0; i < total; i++) {
+        const message = { aor, fromHeader: '<sip:pete@localhost>', toHeader: `<sip:${aor}>`, contentType: 'text/plain', body: Buffer.from(`m${i}`), receivedAt: now, expiresAt: now + 60_000 };
+        assert.equal(typeof (await offline.add(message, total)), 'number');
+      }
+      const pageSizes: number[] = [];
+      const listFor = offline.listFor;
+      offline.listFor = async (...args) => {
+        const page = await listFor.apply(offline, args);
+        pageSizes.push(page.length);
+        return page;
+      };
+      try {
+        const last = olga.waitForRequest((m) => m.body.toString() === `m${total - 1}`, 60_000);
+        await olga.register();
+        await last;
+      } finally {
+        offline.listFor = listFor;
+      }
+      const bodies = olga.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString());
+      assert.deepEqual(bodies, Array.from({ length: total }, (_, i) => `m${i}`), 'every message, once, in order');
+      assert.ok(Math.max(...pageSizes) <= 100, `pages of ${Math.max(...pageSizes)} messages`);
+      assert.ok(pageSizes.length >= total / 100, `${pageSizes.length} pages`);
     });
 
     test('a retransmitted MESSAGE is delivered once', async () => {

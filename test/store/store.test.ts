@@ -5,6 +5,10 @@ import { join, relative } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
 import { openStore, StoreError, type Binding, type Store, type StoredMessage, type StoreDriver } from '../../src/store/index.js';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { migrations } from '../../src/store/migrations/index.js';
+import { eventually } from '../support/eventually.js';
 import { freePort, startPostgres, type PostgresServer } from '../support/postgres.js';
 
 /** Well past 2^32 ms, so a column too narrow for real timestamps would show. */
@@ -77,6 +81,12 @@ function message(aor: string, overrides: Partial<Omit<StoredMessage, 'id'>> = {}
     expiresAt: NOW + 60 * MINUTE,
     ...overrides,
   };
+}
+
+/** A database at the URL without Parley's store around it, to set up an older schema. */
+function rawDatabase(driver: StoreDriver, url: string): Kysely<any> {
+  if (driver === 'sqlite') return new Kysely({ dialect: new SqliteDialect({ database: new SqliteDatabase(url.slice('sqlite:'.length)) }) });
+  return new Kysely({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url }) }) });
 }
 
 const backends: Record<StoreDriver, () => Backend> = { sqlite: sqliteBackend, postgres: postgresBackend };
@@ -205,6 +215,8 @@ for (const [driver, createBackend] of Object.entries(backends)) {
     describe('offline messages', () => {
       const aor = 'bob@a.example';
 
+      const everything = { afterId: 0, limit: 1000 };
+
       test('listFor returns the AOR\'s unexpired messages oldest first', async () => {
         const first = await store.offline.add(message(aor, { body: Buffer.from('one') }), 10);
         await store.offline.add(message('carol@a.example'), 10);
@@ -213,12 +225,31 @@ for (const [driver, createBackend] of Object.entries(backends)) {
         assert.equal(typeof first, 'number');
         assert.ok((expired as number) > (first as number) && (third as number) > (expired as number));
 
-        const listed = await store.offline.listFor(aor, NOW + MINUTE);
+        const listed = await store.offline.listFor(aor, NOW + MINUTE, everything);
         assert.deepEqual(listed, [
           { id: first, ...message(aor, { body: Buffer.from('one') }) },
           { id: third, ...message(aor, { body: Buffer.from('three'), receivedAt: NOW + 5 }) },
         ]);
-        assert.deepEqual(await store.offline.listFor('nobody@a.example', NOW), []);
+        assert.deepEqual(await store.offline.listFor('nobody@a.example', NOW, everything), []);
+      });
+
+      test('listFor returns a page: at most limit messages after the id given', async () => {
+        const ids: number[] = [];
+        for (let i = 0; i < 5; i++) ids.push((await store.offline.add(message(aor, { body: Buffer.from(`m${i}`) }), 10)) as number);
+        const first = await store.offline.listFor(aor, NOW, { afterId: 0, limit: 2 });
+        assert.deepEqual(first.map((m) => m.id), ids.slice(0, 2));
+        const second = await store.offline.listFor(aor, NOW, { afterId: ids[1]!, limit: 2 });
+        assert.deepEqual(second.map((m) => m.body.toString()), ['m2', 'm3']);
+        const last = await store.offline.listFor(aor, NOW, { afterId: ids[3]!, limit: 2 });
+        assert.deepEqual(last.map((m) => m.id), ids.slice(4));
+      });
+
+      test('the sender\'s Date is kept apart from the receive time', async () => {
+        const sentAt = Date.UTC(9999, 0, 1);
+        await store.offline.add(message(aor, { sentAt }), 10);
+        const [stored] = await store.offline.listFor(aor, NOW, everything);
+        assert.equal(stored!.sentAt, sentAt);
+        assert.equal(stored!.receivedAt, NOW);
       });
 
       test('add refuses with full at the per-user limit, counting only that AOR', async () => {
@@ -244,7 +275,7 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       test('a binary body comes back byte for byte as a Buffer', async () => {
         const body = Buffer.from([0x00, 0xff, 0xfe, 0x80, 0xc3, 0x28, 0x0a, 0x00]);
         await store.offline.add(message(aor, { contentType: 'application/octet-stream', body }), 10);
-        const [stored] = await store.offline.listFor(aor, NOW);
+        const [stored] = await store.offline.listFor(aor, NOW, everything);
         assert.ok(Buffer.isBuffer(stored!.body));
         assert.deepEqual([...stored!.body], [...body]);
       });
@@ -264,6 +295,58 @@ for (const [driver, createBackend] of Object.entries(backends)) {
         await store.offline.remove((id as number) + 1000);
         assert.equal(await store.offline.count(aor), 1);
       });
+    });
+
+    if (driver === 'postgres') {
+      test('a connection lost mid-statement fails it as UNAVAILABLE, the process goes on and a new connection serves the next', async () => {
+        await store.users.put({ username: 'alice', domain: 'a.example', ha1Md5: 'm', ha1Sha256: 's' });
+        const admin = new pg.Client({ connectionString: url });
+        await admin.connect();
+        try {
+          // The read waits on the lock, so its server process can be killed while the statement is under way.
+          await admin.query('begin');
+          await admin.query('lock table users in access exclusive mode');
+          const blocked = store.users.get('alice', 'a.example').then(
+            () => assert.fail('the statement survived its connection'),
+            (error: unknown) => error,
+          );
+          const waiting = await eventually(async () => {
+            const { rows } = await admin.query<{ pid: number }>("select pid from pg_stat_activity where wait_event_type = 'Lock' and query like '%users%'");
+            return rows[0]?.pid;
+          }, 'the read waiting on the lock');
+          process.kill(waiting, 'SIGKILL');
+          const failed = await blocked;
+          assert.ok(failed instanceof StoreError, `expected a StoreError, got ${String(failed)}`);
+          assert.equal(failed.code, 'UNAVAILABLE');
+        } finally {
+          await admin.end().catch(() => {});
+        }
+        // The server restarts its processes after one was killed; the pool dropped the dead connection.
+        const user = await eventually(() => store.users.get('alice', 'a.example').catch(() => undefined), 'a read through a new connection', 20_000);
+        assert.equal(user.ha1Md5, 'm');
+      });
+    }
+
+    test('messages stored before receive times were kept apart still show the Date they showed', async () => {
+      const aor = 'bob@a.example';
+      const earlier = await backend.freshUrl();
+      const old = rawDatabase(driver as StoreDriver, earlier);
+      const before = Object.entries(migrations).filter(([name]) => name < '004');
+      const provider = { getMigrations: async () => Object.fromEntries(before.map(([name, m]) => [name, { up: (db: Kysely<any>) => m.up(db, driver as StoreDriver) }])) };
+      assert.equal((await new Migrator({ db: old, provider }).migrateToLatest()).error, undefined);
+      const sendersDate = Date.UTC(2001, 0, 1);
+      await old.insertInto('offline_messages')
+        .values({ aor, from_header: '<sip:alice@a.example>', to_header: `<sip:${aor}>`, content_type: 'text/plain', body: Buffer.from('old'), received_at: sendersDate, expires_at: NOW + MINUTE })
+        .execute();
+      await old.destroy();
+
+      const migrated = await openStore(earlier);
+      try {
+        const [stored] = await migrated.offline.listFor(aor, NOW, { afterId: 0, limit: 10 });
+        assert.equal(stored!.sentAt, sendersDate);
+      } finally {
+        await migrated.close();
+      }
     });
 
     test('reopening runs migrations again without touching the data', async () => {
@@ -296,6 +379,30 @@ describe('openStore', () => {
     assert.equal(error.code, code);
     return error;
   }
+
+  test('a sqlite file locked by another process: writes fail as UNAVAILABLE, reads go on, writes work once released', async () => {
+    const file = join(dir, 'locked.db');
+    const store = await openStore(`sqlite:${file}`);
+    const lock = new SqliteDatabase(file);
+    try {
+      await store.users.put({ username: 'alice', domain: 'a.example', ha1Md5: 'm', ha1Sha256: 's' });
+      lock.exec('BEGIN EXCLUSIVE');
+      const refused = await store.users.put({ username: 'bob', domain: 'a.example', ha1Md5: 'm', ha1Sha256: 's' }).then(
+        () => assert.fail('a write went through a held lock'),
+        (error: unknown) => error,
+      );
+      assert.ok(refused instanceof StoreError, `expected a StoreError, got ${String(refused)}`);
+      assert.equal(refused.code, 'UNAVAILABLE');
+      assert.match(refused.message, /database is locked/);
+      assert.equal((await store.users.get('alice', 'a.example'))?.ha1Md5, 'm');
+      lock.exec('ROLLBACK');
+      await store.users.put({ username: 'bob', domain: 'a.example', ha1Md5: 'm', ha1Sha256: 's' });
+      assert.deepEqual((await store.users.list('a.example')).map((u) => u.username), ['alice', 'bob']);
+    } finally {
+      lock.close();
+      await store.close();
+    }
+  });
 
   test('creates the parent directories of a relative sqlite path and uses WAL', async () => {
     const file = join(dir, 'nested', 'deeper', 'parley.db');

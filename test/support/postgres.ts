@@ -1,5 +1,5 @@
 // A throwaway PostgreSQL server for tests: its own cluster in a temp dir, loopback only, trust auth.
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readdirSync } from 'node:fs';
 import { chown, mkdtemp, rm } from 'node:fs/promises';
@@ -18,6 +18,12 @@ export interface PostgresServer {
   url: string;
   /** Creates another empty database and returns its URL, for tests that need a schema of their own. */
   createDatabase(name: string): Promise<string>;
+  /** The postmaster's pid, while it runs. */
+  readonly pid: number | undefined;
+  /** Stops the server by its pid (fast shutdown: clients are disconnected), keeping its data. */
+  halt(): Promise<void>;
+  /** Starts the halted server again on the same port and data directory; resolves once it accepts connections. */
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -39,35 +45,52 @@ export async function startPostgres(): Promise<PostgresServer> {
   }
 
   const port = await freePort();
-  // Spawned directly rather than through runuser so the pid we hold is the postmaster's own.
-  const server = spawn(
-    join(binDir, 'postgres'),
-    ['-D', dataDir, '-p', String(port), '-k', baseDir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'],
-    { cwd: baseDir, stdio: ['ignore', 'ignore', 'pipe'], ...owner },
-  );
+  const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  let server: ChildProcess;
+  let exited: Promise<unknown>;
   let stderrTail = '';
-  server.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_CHARS);
-  });
-  const exited = once(server, 'exit');
+  const running = () => server.exitCode === null && server.signalCode === null;
+  const launch = async () => {
+    // Spawned directly rather than through runuser so the pid we hold is the postmaster's own.
+    server = spawn(
+      join(binDir, 'postgres'),
+      ['-D', dataDir, '-p', String(port), '-k', baseDir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'],
+      { cwd: baseDir, stdio: ['ignore', 'ignore', 'pipe'], ...owner },
+    );
+    server.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_CHARS);
+    });
+    exited = once(server, 'exit');
+    await waitUntilAccepting(adminUrl, () => !running(), () => stderrTail);
+  };
+  const halt = async () => {
+    if (!running()) return;
+    process.kill(server.pid!, 'SIGINT'); // fast shutdown: disconnect clients, no waiting for them
+    await exited;
+  };
 
   const stop = async () => {
-    if (server.exitCode === null && server.signalCode === null) {
-      server.kill('SIGINT'); // fast shutdown: disconnect clients, no waiting for them
-      await exited;
-    }
+    await halt();
     await rm(baseDir, { recursive: true, force: true });
   };
 
-  const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
   const createDatabase = async (name: string) => {
     await withClient(adminUrl, (client) => client.query(`create database ${pg.escapeIdentifier(name)}`));
     return `postgres://postgres@127.0.0.1:${port}/${name}`;
   };
 
   try {
-    await waitUntilAccepting(adminUrl, () => server.exitCode !== null || server.signalCode !== null, () => stderrTail);
-    return { url: await createDatabase('parley_test'), createDatabase, stop };
+    await launch();
+    return {
+      url: await createDatabase('parley_test'),
+      createDatabase,
+      get pid() {
+        return running() ? server.pid : undefined;
+      },
+      halt,
+      resume: launch,
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

@@ -5,6 +5,7 @@ import type { StoreDriver } from '../types.js';
 import { core } from './001_core.js';
 import { rooms } from './002_rooms.js';
 import { gateway } from './003_gateway.js';
+import { offlineSentAt } from './004_offline_sent_at.js';
 
 export interface StoreMigration {
   // Kysely<any>: a migration works on the schema as it was at its version, not on today's Database type.
@@ -15,4 +16,5 @@ export const migrations: Readonly<Record<string, StoreMigration>> = {
   '001_core': core,
   '002_rooms': rooms,
   '003_gateway': gateway,
+  '004_offline_sent_at': offlineSentAt,
 };

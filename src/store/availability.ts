@@ -1,0 +1,159 @@
+// Store outages: a SQLite database locked by another process, a PostgreSQL server restarting or
+// unreachable. Every statement passes through here. A driver error that means "not now" becomes a
+// StoreError 'UNAVAILABLE' (requests get 503 with Retry-After, background tasks try again on their
+// next tick), and the outage is logged once when it starts and once when it is over, whatever
+// the number of requests and ticks in between.
+import type { Logger } from 'pino';
+import type { CompiledQuery, DatabaseConnection, Dialect, Driver, QueryResult, TransactionSettings } from 'kysely';
+import { StoreError, type StoreDriver } from './types.js';
+
+/** better-sqlite3 codes: locked by another connection, disk full or failing. */
+const SQLITE_UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|PROTOCOL)/;
+/** Node socket errors while reaching the PostgreSQL server. */
+const NETWORK_UNAVAILABLE = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|EHOSTDOWN|EAI_AGAIN)$/;
+/** SQLSTATE: class 08 connection exception, class 53 insufficient resources, 57P01-57P03 shutting down, restarting, starting up. */
+const POSTGRES_UNAVAILABLE = /^(08[0-9A-Z]{3}|53[0-9A-Z]{3}|57P0[123])$/;
+/** pg's own errors for a connection lost or never made carry no code. */
+const POSTGRES_CONNECTION_LOST = /Connection terminated|timeout exceeded when trying to connect|not queryable/;
+
+/** True when the error, or one it was caused by, says the store is unavailable for now. */
+export function isStoreUnavailable(error: unknown): boolean {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof StoreError && cause.code === 'UNAVAILABLE') return true;
+  }
+  return false;
+}
+
+/**
+ * The rejection handler of work nobody waits for (timers, events). An outage is logged by the store
+ * once, not by each task at each tick; other failures are logged as they happen.
+ */
+export function logBackgroundFailure(log: Logger, task: string): (error: unknown) => void {
+  return (error) => {
+    if (isStoreUnavailable(error)) log.debug({ task }, 'postponed: store unavailable');
+    else log.error({ err: error, task }, `${task} failed`);
+  };
+}
+
+function meansUnavailable(driver: StoreDriver, error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (driver === 'sqlite') return typeof code === 'string' && SQLITE_UNAVAILABLE.test(code);
+  if (error instanceof AggregateError && error.errors.some((inner) => meansUnavailable(driver, inner))) return true;
+  if (typeof code === 'string' && (NETWORK_UNAVAILABLE.test(code) || POSTGRES_UNAVAILABLE.test(code))) return true;
+  return POSTGRES_CONNECTION_LOST.test(error.message);
+}
+
+/** A statement whose success shows the store takes writes again (SQLite may serve reads while another process holds the write lock). */
+function provesWritable(query: CompiledQuery): boolean {
+  const kind = query.query.kind;
+  return kind === 'InsertQueryNode' || kind === 'UpdateQueryNode' || kind === 'DeleteQueryNode';
+}
+
+export class StoreAvailability {
+  private outage: { since: number; lastStatementBefore: number } | undefined;
+  private statements = 0;
+  private log: Logger | undefined;
+
+  constructor(
+    private readonly driver: StoreDriver,
+    /** The reason of a driver error as it may be logged (a postgres password masked). */
+    private readonly describe: (error: unknown) => string,
+    /** Called when an outage starts (false) and when it ends (true). */
+    private readonly changed: (available: boolean) => void = () => {},
+  ) {}
+
+  /** From now on, outages are logged here. */
+  reportTo(log: Logger): void {
+    this.log = log;
+  }
+
+  async run<T>(work: () => Promise<T>, writes = false): Promise<T> {
+    const statement = ++this.statements;
+    let result: T;
+    try {
+      result = await work();
+    } catch (error) {
+      if (!meansUnavailable(this.driver, error)) throw error;
+      const reason = this.describe(error);
+      if (!this.outage) {
+        this.outage = { since: Date.now(), lastStatementBefore: this.statements };
+        this.log?.warn({ reason }, `store unavailable: ${reason}, retrying`);
+        this.changed(false);
+      }
+      throw new StoreError('UNAVAILABLE', `Store unavailable: ${reason}`, { cause: error });
+    }
+    // A statement started before the outage began proves nothing about its end.
+    if (this.outage && writes && statement > this.outage.lastStatementBefore) {
+      this.log?.info({ unavailableMs: Date.now() - this.outage.since }, 'store available again');
+      this.outage = undefined;
+      this.changed(true);
+    }
+    return result;
+  }
+}
+
+/** The dialect with every connection attempt and statement run through `availability`. */
+export function watchedDialect(dialect: Dialect, availability: StoreAvailability): Dialect {
+  return {
+    createAdapter: () => dialect.createAdapter(),
+    createQueryCompiler: () => dialect.createQueryCompiler(),
+    createIntrospector: (db) => dialect.createIntrospector(db),
+    createDriver: () => new WatchedDriver(dialect.createDriver(), availability),
+  };
+}
+
+class WatchedConnection implements DatabaseConnection {
+  constructor(
+    readonly inner: DatabaseConnection,
+    private readonly availability: StoreAvailability,
+  ) {}
+
+  executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    return this.availability.run(() => this.inner.executeQuery<R>(query), provesWritable(query));
+  }
+
+  streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    return this.inner.streamQuery<R>(query, chunkSize);
+  }
+}
+
+/** Parley uses no savepoints, so the driver offers none. */
+class WatchedDriver implements Driver {
+  constructor(
+    private readonly driver: Driver,
+    private readonly availability: StoreAvailability,
+  ) {}
+
+  init(): Promise<void> {
+    return this.driver.init();
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    return new WatchedConnection(await this.availability.run(() => this.driver.acquireConnection()), this.availability);
+  }
+
+  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    return this.availability.run(() => this.driver.beginTransaction(innerOf(connection), settings));
+  }
+
+  commitTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.availability.run(() => this.driver.commitTransaction(innerOf(connection)));
+  }
+
+  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.availability.run(() => this.driver.rollbackTransaction(innerOf(connection)));
+  }
+
+  releaseConnection(connection: DatabaseConnection): Promise<void> {
+    return this.driver.releaseConnection(innerOf(connection));
+  }
+
+  destroy(): Promise<void> {
+    return this.driver.destroy();
+  }
+}
+
+function innerOf(connection: DatabaseConnection): DatabaseConnection {
+  return connection instanceof WatchedConnection ? connection.inner : connection;
+}
