@@ -263,8 +263,8 @@ const baseSchema = z
     auth: section({
       policy: z
         .enum(['open', 'required'])
-        .default('open')
-        .describe('open: anyone may register and send; required: REGISTER and requests from local users must pass digest authentication.'),
+        .default('required')
+        .describe('required: REGISTER and requests from local users must pass digest authentication (users are created with `parley user add`); open: anyone may register and send as anyone, for a loopback demo only (a warning is logged when a SIP listener is on another address).'),
       realm: z
         .string()
         .min(1)
