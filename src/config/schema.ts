@@ -320,7 +320,7 @@ const baseSchema = z
       cmd_start_char: z.string().length(1).default('#').describe('Character that starts a command line in a MESSAGE body (imc_cmd_start_char).'),
       create_on_join: z.boolean().default(true).describe('#join of a room that does not exist creates it.'),
       check_on_create: z.boolean().default(false).describe('Refuse to create a room whose address is that of a known user.'),
-      outbound_proxy: sipUri.nullable().default(null).describe('Next hop for room MESSAGEs to members of other domains; null sends them by their address.'),
+      outbound_proxy: sipUri.nullable().default(null).describe('Next hop for room MESSAGEs to members of other domains; null: relay.outbound_proxy, and without one they are not sent.'),
       extra_hdrs: z.string().nullable().default(null).describe('Header lines ("Name: value", several separated by CRLF or newlines) added to every MESSAGE the room service sends.'),
       history: z.number().int().min(0).default(20).describe('Messages a member gets on joining, the last of the room; 0 disables history.'),
       cpim: z.boolean().default(false).describe('Send room messages as message/cpim (RFC 3862) carrying the real sender, instead of "<nick> text".'),

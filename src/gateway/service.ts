@@ -219,7 +219,8 @@ export class GatewayService {
     }
     if (!authenticated) {
       this.refuse(request, 403, 'Forbidden (the gateway takes authenticated senders only)');
-      if (isCommand) this.reply(sipUser, 'Refused: the gateway takes commands only from a sender who passed digest authentication. Nothing was changed.');
+      // The From is unproven: the user hears of it only on the contacts it registered.
+      if (isCommand && this.deps.relay.hasContacts(aor)) this.reply(sipUser, 'Refused: the gateway takes commands only from a sender who passed digest authentication. Nothing was changed.');
       return;
     }
     if (isCommand) return this.command(request, sipUser, aor);

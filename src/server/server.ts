@@ -151,7 +151,7 @@ export class ParleyServer {
       );
       if (config.presence.enabled) {
         const { min_expires: minExpires, max_expires: maxExpires, default_expires: defaultExpires, policy } = config.presence;
-        this.presence = new PresenceAgent(this.stack, this.registrar, { minExpires, maxExpires, defaultExpires, policy }, this.log.child({ module: 'presence' }));
+        this.presence = new PresenceAgent(this.stack, this.registrar, this.relay, { minExpires, maxExpires, defaultExpires, policy }, this.log.child({ module: 'presence' }));
       }
       if (config.xmpp.enabled) {
         const presence = this.presence && { service: this.presence, isKnownUser: this.isKnownUser };

@@ -1,0 +1,81 @@
+// What Parley originates (command replies, history, room fan-out, NOTIFYs) follows the policy of
+// forwarded requests: a foreign domain only through relay.outbound_proxy, else nothing is sent. So
+// a forged From naming some host, with auth.policy open, cannot make Parley send anything there.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket, type Socket } from 'node:dgram';
+import { randomInt } from 'node:crypto';
+import { startServer, type TestServer } from '../support/server.js';
+import { TestUA } from '../support/ua.js';
+import { eventually } from '../support/eventually.js';
+import { Watch } from '../support/presence.js';
+import { command } from '../imc/room-helpers.js';
+
+/** A UDP socket at 5060, SIP's default port, of a loopback address of its own: the host a forged From names. */
+async function victimSocket(): Promise<{ socket: Socket; host: string; received: Buffer[] }> {
+  for (;;) {
+    const host = `127.${randomInt(1, 255)}.${randomInt(0, 256)}.${randomInt(1, 255)}`;
+    const socket = createSocket('udp4');
+    const received: Buffer[] = [];
+    socket.on('message', (data) => received.push(data));
+    const bound = await new Promise<boolean>((resolve) => {
+      socket.once('error', () => resolve(false));
+      socket.bind(5060, host, () => resolve(true));
+    });
+    if (bound) return { socket, host, received };
+    socket.close();
+  }
+}
+
+describe('nothing of Parley\'s own goes to a host an unauthenticated From names (auth.policy open)', () => {
+  let s: TestServer;
+  let victim: Awaited<ReturnType<typeof victimSocket>>;
+  const agents: TestUA[] = [];
+  let alice: TestUA;
+  /** Sends with From sip:x@VICTIM, from a socket of its own (the responses come back to it, as to any sender). */
+  let forger: TestUA;
+  const manager = 'sip:chat-manager@localhost';
+  const notSent = () => s.logs.filter((line) => line.includes('request for a foreign domain not sent') && line.includes(victim.host)).length;
+
+  before(async () => {
+    victim = await victimSocket();
+    s = await startServer({ auth: { policy: 'open' } });
+    alice = await TestUA.create({ user: 'alice', server: s.udp });
+    forger = await TestUA.create({ user: 'x', domain: victim.host, server: s.udp });
+    agents.push(alice, forger);
+    assert.equal((await alice.register()).status, 200);
+  });
+  after(async () => {
+    for (const agent of agents) agent.close();
+    victim.socket.close();
+    await s.stop();
+  });
+
+  test('#help from a forged foreign From gets its 200 but no reply; a registered local user gets the help', async () => {
+    const before = notSent();
+    assert.equal((await forger.message(manager, '#help')).status, 200);
+    assert.match(await command(alice, manager, '#help'), /#create/);
+    // The command was answered and its reply dropped before reaching the relay: nothing was even tried.
+    assert.equal(notSent(), before);
+    assert.deepEqual(victim.received, []);
+  });
+
+  test('#join from a forged foreign From sends neither reply nor history, and room posts do not go there', async () => {
+    assert.match(await command(alice, manager, '#create chat-reflect'), /created room/);
+    const room = 'sip:chat-reflect@localhost';
+    assert.equal((await alice.message(room, 'in the history')).status, 200);
+    assert.equal((await forger.message(room, '#join')).status, 200);
+    assert.equal((await alice.message(room, 'after the join')).status, 200);
+    // The forged member is in the room (auth is open), but what the room sends it is refused by the relay's policy.
+    await eventually(() => s.logs.some((line) => line.includes('room delivery failed') && line.includes(`x@${victim.host}`) && line.includes('"status":403')), 'the fan-out to the foreign member refused');
+    assert.ok(notSent() > 0);
+    assert.deepEqual(victim.received, []);
+  });
+
+  test('a SUBSCRIBE from a foreign watcher is refused with the foreign-domain status: no NOTIFY can follow', async () => {
+    const { response } = await Watch.subscribe(forger, 'sip:alice@localhost');
+    assert.equal(response.status, 403);
+    assert.equal(response.reason, 'Forbidden (domain not served here)');
+    assert.deepEqual(victim.received, []);
+  });
+});
