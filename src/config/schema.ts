@@ -467,6 +467,7 @@ const baseSchema = z
         .nullable()
         .default(null)
         .describe('Key (at least 16 characters) that encrypts the linked accounts\' passwords at rest (AES-256-GCM); null: the environment variable PARLEY_GATEWAY_KEY. Required when enabled; changing it makes stored passwords unreadable. Never logged.'),
+      allow_user_servers: z.boolean().default(false).describe('Let users name the server their account connects to (#link ... host[:port]). false: sessions connect only where the operator says, jaddress/jport or the server of the account\'s own domain, so #link cannot probe hosts of the operator\'s network; `parley accounts add` and the RPC set servers either way.'),
       allow_unauthenticated: z.boolean().default(false).describe('Take commands and messages from senders who did not pass digest authentication (auth.policy open). For testing only: anyone could link accounts or write as another user.'),
       http_proxy_host: hostOrIp.nullable().default(null).describe('HTTP proxy the network sessions (XMPP, IRC) connect through with CONNECT, TLS inside the tunnel (the purple seed\'s httpProxy_host); null: they connect directly.'),
       http_proxy_port: z.number().int().min(1).max(65535).default(3128).describe('Port of http_proxy_host (the purple seed\'s httpProxy_port).'),

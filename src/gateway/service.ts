@@ -596,6 +596,13 @@ export class GatewayService {
       if (tls !== undefined) request.tls = tls;
       else request.server = option;
     }
+    if (request.server !== undefined && !this.options.allowUserServers) {
+      const where = networkOf(network) === 'xmpp' && this.options.xmpp.host
+        ? `${this.options.xmpp.host}${this.options.xmpp.port ? `:${this.options.xmpp.port}` : ''}, the server the operator set`
+        : "the server of the account's own domain";
+      return `Refused: this gateway does not connect to servers users choose (${request.server.slice(0, 64)}); ` +
+        `send the #link again without it, and the account connects to ${where}. Nothing was changed.`;
+    }
     let prepared: PreparedAccount;
     try {
       prepared = prepareAccount(sipUser, request, this.byNetwork, this.box);
