@@ -79,3 +79,33 @@ describe('nothing of Parley\'s own goes to a host an unauthenticated From names 
     assert.deepEqual(victim.received, []);
   });
 });
+
+describe('with relay.outbound_proxy, what Parley originates for a foreign domain goes through the proxy', () => {
+  let s: TestServer;
+  let proxy: TestUA;
+  let watcher: TestUA;
+  let alice: TestUA;
+
+  before(async () => {
+    // The proxy is a UA of its own: it answers 200 to whatever it gets, as a proxy passing it on would.
+    proxy = await TestUA.create({ user: 'proxy', server: { host: '127.0.0.1', port: 9 } });
+    s = await startServer({ auth: { policy: 'open' }, relay: { outbound_proxy: `sip:127.0.0.1:${proxy.localPort}` } });
+    watcher = await TestUA.create({ user: 'w', domain: 'example.org', server: s.udp });
+    alice = await TestUA.create({ user: 'alice', server: s.udp });
+    assert.equal((await alice.register()).status, 200);
+  });
+  after(async () => {
+    for (const agent of [proxy, watcher, alice]) agent.close();
+    await s.stop();
+  });
+
+  test('a foreign watcher\'s NOTIFYs go to the proxy, routed on to the watcher\'s Contact', async () => {
+    const notify = proxy.waitForRequest((m) => m.method === 'NOTIFY');
+    const { response } = await Watch.subscribe(watcher, 'sip:alice@localhost');
+    assert.equal(response.status, 200);
+    const received = await notify;
+    assert.equal(received.uri, watcher.contact);
+    assert.equal(received.getAll('route')[0], `<sip:127.0.0.1:${proxy.localPort};lr>`);
+    assert.equal(watcher.received.filter((m) => m.method === 'NOTIFY').length, 0);
+  });
+});
