@@ -3,33 +3,16 @@
 // a forged From naming some host, with auth.policy open, cannot make Parley send anything there.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createSocket, type Socket } from 'node:dgram';
-import { randomInt } from 'node:crypto';
 import { startServer, type TestServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
 import { eventually } from '../support/eventually.js';
 import { Watch } from '../support/presence.js';
+import { type Victim, victimSocket } from '../support/victim.js';
 import { command } from '../imc/room-helpers.js';
-
-/** A UDP socket at 5060, SIP's default port, of a loopback address of its own: the host a forged From names. */
-async function victimSocket(): Promise<{ socket: Socket; host: string; received: Buffer[] }> {
-  for (;;) {
-    const host = `127.${randomInt(1, 255)}.${randomInt(0, 256)}.${randomInt(1, 255)}`;
-    const socket = createSocket('udp4');
-    const received: Buffer[] = [];
-    socket.on('message', (data) => received.push(data));
-    const bound = await new Promise<boolean>((resolve) => {
-      socket.once('error', () => resolve(false));
-      socket.bind(5060, host, () => resolve(true));
-    });
-    if (bound) return { socket, host, received };
-    socket.close();
-  }
-}
 
 describe('nothing of Parley\'s own goes to a host an unauthenticated From names (auth.policy open)', () => {
   let s: TestServer;
-  let victim: Awaited<ReturnType<typeof victimSocket>>;
+  let victim: Victim;
   const agents: TestUA[] = [];
   let alice: TestUA;
   /** Sends with From sip:x@VICTIM, from a socket of its own (the responses come back to it, as to any sender). */
@@ -47,7 +30,7 @@ describe('nothing of Parley\'s own goes to a host an unauthenticated From names 
   });
   after(async () => {
     for (const agent of agents) agent.close();
-    victim.socket.close();
+    victim.close();
     await s.stop();
   });
 
