@@ -8,6 +8,8 @@ import { TestUA } from '../support/ua.js';
 import { eventually } from '../support/eventually.js';
 import { Watch } from '../support/presence.js';
 import { type Victim, victimSocket } from '../support/victim.js';
+import { GATEWAY, gatewayConfig } from '../support/gateway.js';
+import { computeHa1 } from '../../src/registrar/index.js';
 import { command } from '../imc/room-helpers.js';
 
 describe('nothing of Parley\'s own goes to a host an unauthenticated From names (auth.policy open)', () => {
@@ -90,5 +92,33 @@ describe('with relay.outbound_proxy, what Parley originates for a foreign domain
     assert.equal(received.uri, watcher.contact);
     assert.equal(received.getAll('route')[0], `<sip:127.0.0.1:${proxy.localPort};lr>`);
     assert.equal(watcher.received.filter((m) => m.method === 'NOTIFY').length, 0);
+  });
+});
+
+describe('the per-user gateway answers an unauthenticated command only on the contacts its user registered', () => {
+  let s: TestServer;
+  let bob: TestUA;
+  /** Writes as carol@localhost, a provisioned user who is not registered. */
+  let forger: TestUA;
+
+  before(async () => {
+    s = await startServer({ auth: { policy: 'open' }, gateway: gatewayConfig });
+    await s.server.store.users.put({ username: 'carol', domain: 'localhost', ...computeHa1('carol', 'localhost', 'carol-secret') });
+    forger = await TestUA.create({ user: 'carol', server: s.udp });
+    bob = await TestUA.create({ user: 'bob', server: s.udp });
+    assert.equal((await bob.register()).status, 200);
+  });
+  after(async () => {
+    forger.close();
+    bob.close();
+    await s.stop();
+  });
+
+  test('a forged From of an unregistered user gets 403 and nothing in that user\'s offline store; a registered one hears why', async () => {
+    assert.equal((await forger.message(GATEWAY, '#accounts')).status, 403);
+    const refused = bob.waitForRequest((m) => m.method === 'MESSAGE' && m.from.uri === GATEWAY);
+    assert.equal((await bob.message(GATEWAY, '#accounts')).status, 403);
+    assert.match((await refused).body.toString(), /^Refused: the gateway takes commands only from a sender who passed digest authentication/);
+    assert.deepEqual(await s.server.store.offline.listFor('carol@localhost', Date.now()), []);
   });
 });
