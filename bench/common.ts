@@ -195,13 +195,16 @@ export async function startServer(
   return { name, port, pids: () => pids ?? [child.pid!], stop: () => terminate(child), log };
 }
 
-/** Parley from bin/parley.js on a free port, with `config` as its parley.yaml and a SQLite database in `work`. */
+/**
+ * Parley from bin/parley.js on a free port, with `config` as its parley.yaml (authentication open:
+ * the load is unauthenticated) and a SQLite database in `work`.
+ */
 export async function launchParley(work: string, config: string, ping: PingIds): Promise<Server> {
   const port = await freePort();
   const dir = join(work, 'parley');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'parley.yaml');
-  writeFileSync(file, config);
+  writeFileSync(file, `auth:\n  policy: open\n${config}`);
   return startServer('Parley', process.execPath, [
     'bin/parley.js', 'start', '--config', file,
     '--listen', `udp:127.0.0.1:${port}`, '--listen', `tcp:127.0.0.1:${port}`,

@@ -495,6 +495,7 @@ async function main(): Promise<void> {
         database,
         log: { level: 'warn' },
         admin: { enabled: false },
+        auth: { policy: 'open' },
         gateway: { enabled: true, secret_key: SECRET_KEY, allow_unauthenticated: true, max_sessions: USERS },
       }),
     );

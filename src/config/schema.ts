@@ -263,8 +263,8 @@ const baseSchema = z
     auth: section({
       policy: z
         .enum(['open', 'required'])
-        .default('open')
-        .describe('open: anyone may register and send; required: REGISTER and requests from local users must pass digest authentication.'),
+        .default('required')
+        .describe('required: REGISTER and requests from local users must pass digest authentication (users are created with `parley user add`); open: anyone may register and send as anyone, for a loopback demo only (a warning is logged when a SIP listener is on another address).'),
       realm: z
         .string()
         .min(1)
@@ -320,7 +320,7 @@ const baseSchema = z
       cmd_start_char: z.string().length(1).default('#').describe('Character that starts a command line in a MESSAGE body (imc_cmd_start_char).'),
       create_on_join: z.boolean().default(true).describe('#join of a room that does not exist creates it.'),
       check_on_create: z.boolean().default(false).describe('Refuse to create a room whose address is that of a known user.'),
-      outbound_proxy: sipUri.nullable().default(null).describe('Next hop for room MESSAGEs to members of other domains; null sends them by their address.'),
+      outbound_proxy: sipUri.nullable().default(null).describe('Next hop for room MESSAGEs to members of other domains; null: relay.outbound_proxy, and without one they are not sent.'),
       extra_hdrs: z.string().nullable().default(null).describe('Header lines ("Name: value", several separated by CRLF or newlines) added to every MESSAGE the room service sends.'),
       history: z.number().int().min(0).default(20).describe('Messages a member gets on joining, the last of the room; 0 disables history.'),
       cpim: z.boolean().default(false).describe('Send room messages as message/cpim (RFC 3862) carrying the real sender, instead of "<nick> text".'),
@@ -467,6 +467,7 @@ const baseSchema = z
         .nullable()
         .default(null)
         .describe('Key (at least 16 characters) that encrypts the linked accounts\' passwords at rest (AES-256-GCM); null: the environment variable PARLEY_GATEWAY_KEY. Required when enabled; changing it makes stored passwords unreadable. Never logged.'),
+      allow_user_servers: z.boolean().default(false).describe('Let users name the server their account connects to (#link ... host[:port]). false: sessions connect only where the operator says, jaddress/jport or the server of the account\'s own domain, so #link cannot probe hosts of the operator\'s network; `parley accounts add` and the RPC set servers either way.'),
       allow_unauthenticated: z.boolean().default(false).describe('Take commands and messages from senders who did not pass digest authentication (auth.policy open). For testing only: anyone could link accounts or write as another user.'),
       http_proxy_host: hostOrIp.nullable().default(null).describe('HTTP proxy the network sessions (XMPP, IRC) connect through with CONNECT, TLS inside the tunnel (the purple seed\'s httpProxy_host); null: they connect directly.'),
       http_proxy_port: z.number().int().min(1).max(65535).default(3128).describe('Port of http_proxy_host (the purple seed\'s httpProxy_port).'),

@@ -25,6 +25,8 @@ export interface GatewayOptions {
   maxSessionsPerUser: number;
   secretKey: string;
   allowUnauthenticated: boolean;
+  /** Whether #link may name the server to connect to (gateway.allow_user_servers). */
+  allowUserServers: boolean;
   reconnectMinMs: number;
   reconnectMaxMs: number;
   localDomains: ReadonlySet<string>;
@@ -83,6 +85,7 @@ export function gatewayOptions(config: Config, env: NodeJS.ProcessEnv = process.
     maxSessionsPerUser: gateway.max_sessions_per_user,
     secretKey,
     allowUnauthenticated: gateway.allow_unauthenticated,
+    allowUserServers: gateway.allow_user_servers,
     reconnectMinMs: gateway.reconnect_min * 1000,
     reconnectMaxMs: gateway.reconnect_max * 1000,
     localDomains: new Set(config.domains.map((d) => d.toLowerCase())),

@@ -219,7 +219,8 @@ export class GatewayService {
     }
     if (!authenticated) {
       this.refuse(request, 403, 'Forbidden (the gateway takes authenticated senders only)');
-      if (isCommand) this.reply(sipUser, 'Refused: the gateway takes commands only from a sender who passed digest authentication. Nothing was changed.');
+      // The From is unproven: the user hears of it only on the contacts it registered.
+      if (isCommand && this.deps.relay.hasContacts(aor)) this.reply(sipUser, 'Refused: the gateway takes commands only from a sender who passed digest authentication. Nothing was changed.');
       return;
     }
     if (isCommand) return this.command(request, sipUser, aor);
@@ -597,6 +598,13 @@ export class GatewayService {
       const tls = /^tls=(.*)$/i.exec(option)?.[1];
       if (tls !== undefined) request.tls = tls;
       else request.server = option;
+    }
+    if (request.server !== undefined && !this.options.allowUserServers) {
+      const where = networkOf(network) === 'xmpp' && this.options.xmpp.host
+        ? `${this.options.xmpp.host}${this.options.xmpp.port ? `:${this.options.xmpp.port}` : ''}, the server the operator set`
+        : "the server of the account's own domain";
+      return `Refused: this gateway does not connect to servers users choose (${request.server.slice(0, 64)}); ` +
+        `send the #link again without it, and the account connects to ${where}. Nothing was changed.`;
     }
     let prepared: PreparedAccount;
     try {

@@ -106,7 +106,11 @@ export class RoomService {
     const here = isManager ? undefined : this.rooms.get(roomKey(target.user, target.host));
     const contentType = (message.get('content-type') ?? 'text/plain').toLowerCase();
     const isText = contentType.startsWith('text/plain');
-    const replyTo = (text: string) => this.notify(target.user, target.host, sender, text);
+    const answerable = this.answerable(sender);
+    const replyTo = (text: string) => {
+      if (answerable) this.notify(target.user, target.host, sender, text);
+      else this.log.debug({ sender }, 'no reply: the sender is neither authenticated nor a registered local user');
+    };
 
     if (message.body.length > this.options.maxBody) {
       request.reply(413, 'Request Entity Too Large');
@@ -213,6 +217,17 @@ export class RoomService {
     }
     if (!entry.contentType.startsWith('text/plain')) return { contentType: entry.contentType, body: entry.body };
     return { contentType: 'text/plain;charset=utf-8', body: Buffer.concat([Buffer.from(`<${entry.nick}> `), entry.body]) };
+  }
+
+  /**
+   * Whether command replies and history may go to a sender: one proven by digest authentication
+   * (required for every sender when requireIdentity), or else a local user registered now, who
+   * gets them on the contacts it registered. Never to an address only an unauthenticated From names.
+   */
+  private answerable(sender: string): boolean {
+    if (this.options.requireIdentity) return true;
+    const [, domain] = splitAor(sender);
+    return this.options.domains.has(domain) && this.relay.hasContacts(sender);
   }
 
   /** A notice from the room (or the manager) to one user. */
@@ -374,15 +389,18 @@ export class RoomService {
     return this.admit(room, sender, member);
   }
 
-  /** Makes the sender an active member (new, or an accepted invitation), announces it and sends history. */
-  private async admit(room: Room, sender: string, invited: Member | undefined): Promise<string> {
+  /**
+   * Makes the sender an active member (new, or an accepted invitation), announces it and sends
+   * history, to a sender who joined by command only when it is answerable.
+   */
+  private async admit(room: Room, sender: string, invited: Member | undefined, byOperator = false): Promise<string> {
     if (!invited && room.members.size >= this.options.maxMembers) throw new Refusal(`${roomUri(room)} is full (${this.options.maxMembers} members)`);
     const [username, domain] = splitAor(sender);
     const member: Member = invited ? { ...invited, invited: false } : { username, domain, role: 'member', invited: false };
     await this.store.putMember(toMemberRecord(room, member));
     room.members.set(sender, member);
     this.announce(room, `${displayNick(member)} (sip:${sender}) has joined the room`, sender);
-    await this.sendHistory(room, sender);
+    if (byOperator || this.answerable(sender)) await this.sendHistory(room, sender);
     return `you joined ${roomUri(room)}${room.topic ? `; topic: ${room.topic}` : ''}`;
   }
 
@@ -569,7 +587,7 @@ export class RoomService {
     const user = this.userArg(userText, room.domain);
     const aor = aorOfMember(user);
     if (room.members.get(aor)?.invited === false) throw new Refusal(`sip:${aor} is a member already`);
-    return this.admit(room, aor, room.members.get(aor));
+    return this.admit(room, aor, room.members.get(aor), true);
   }
 
   async adminRemoveMember(roomText: string, userText: string): Promise<string> {

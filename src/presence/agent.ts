@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { Config, PresencePolicy, Route } from '../config/index.js';
 import { escapeRegExp } from '../imc/index.js';
 import type { Registrar } from '../registrar/index.js';
+import type { Relay } from '../relay/index.js';
 import {
   type Header, type IncomingRequest, type SipMessage, type SipStack, aorOf, createResponse, escapeUser, formatPeer, parseNameAddr,
   parseUri, randomToken,
@@ -60,6 +61,8 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
   constructor(
     private readonly stack: SipStack,
     private readonly registrar: Registrar,
+    /** The foreign-domain policy: NOTIFYs to watchers of other domains go only through relay.outbound_proxy. */
+    private readonly relay: Relay,
     private readonly options: PresenceOptions,
     private readonly log: Logger,
   ) {
@@ -165,6 +168,10 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     const target = message.requestUri;
     const presentity = aorOf(target);
     if (!this.allows(watcher, presentity)) return request.reply(403, 'Forbidden (not allowed to watch this address)');
+    if (!this.relay.isLocalDomain(domainOf(watcher)) && !this.relay.reachesForeignDomains) {
+      const refusal = this.relay.foreignDomainRefusal();
+      return request.reply(refusal.status, refusal.reason);
+    }
     const localTag = randomToken();
     const subscription: Subscription = {
       dialog: dialogKey(message.callId, localTag, message.from.params.get('tag') ?? ''),
@@ -285,18 +292,24 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
   private async deliver(subscription: Subscription): Promise<void> {
     do {
       subscription.outdated = false;
-      const peer = this.registrar.targetOf({
-        source: formatPeer(subscription.flow),
-        connectionId: subscription.flow.connectionId,
-        contact: subscription.remoteTarget,
-      });
-      const status = peer && (await this.stack.request(this.notifyRequest(subscription), peer)).status;
+      const status = await this.sendNotify(subscription);
       if (!status || SUBSCRIBER_GONE.has(status)) {
         this.log.info({ presentity: subscription.presentity, watcher: subscription.watcher, status: status ?? 'unreachable' }, 'presence subscriber gone; subscription dropped');
         this.forget(subscription);
         return;
       }
     } while (subscription.outdated);
+  }
+
+  /** The NOTIFY's final status; undefined when the subscriber cannot be reached. */
+  private async sendNotify(subscription: Subscription): Promise<number | undefined> {
+    if (!this.relay.isLocalDomain(domainOf(subscription.watcher))) return (await this.relay.sendForeign(this.notifyRequest(subscription))).status;
+    const peer = this.registrar.targetOf({
+      source: formatPeer(subscription.flow),
+      connectionId: subscription.flow.connectionId,
+      contact: subscription.remoteTarget,
+    });
+    return peer && (await this.stack.request(this.notifyRequest(subscription), peer)).status;
   }
 
   private notifyRequest(subscription: Subscription): SipMessage {

@@ -1,6 +1,7 @@
 // Digest authentication (RFC 3261 §22, RFC 7616, RFC 8760: MD5 and SHA-256, qop=auth).
 // Nonces are self-validating (time + random, signed with a per-process key), so no nonce table
-// is needed; a small nonce-count map rejects replays within a nonce's life.
+// is needed to issue them; a bounded nonce-count table rejects replays within a nonce's life.
+// qop=auth is required: an RFC 2069 answer carries no nonce count, so it could be replayed.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { parseParams, quote, unquote } from '../sip/headers.js';
 
@@ -16,6 +17,8 @@ export interface DigestOptions {
   algorithms: DigestAlgorithm[];
   /** Seconds a nonce stays valid; after that the client is told stale=true. */
   nonceExpires: number;
+  /** Most nonces whose count is remembered at once (default 100,000); the least recently used go first. */
+  maxTrackedNonces?: number;
   now?: () => number;
 }
 
@@ -37,13 +40,28 @@ export type VerifyResult = { ok: true; username: string } | { ok: false; stale: 
 const hash = (algorithm: DigestAlgorithm, text: string) =>
   createHash(algorithm === 'MD5' ? 'md5' : 'sha256').update(text, 'utf8').digest('hex');
 
+const NONCE_COUNT = /^[0-9a-f]{8}$/i;
+
 export class DigestAuthenticator {
   private readonly key = randomBytes(32);
-  private readonly seenCounts = new Map<string, number>();
+  /** Last nonce count seen per nonce, least recently used first (a Map keeps insertion order). */
+  private readonly seenCounts = new Map<string, { count: number; issuedAt: number }>();
+  /**
+   * Issue time of the newest nonce whose count was forgotten to keep the table within its size:
+   * an untracked nonce issued no later could be a replay and is refused as stale.
+   */
+  private forgottenUpTo = -Infinity;
   private readonly now: () => number;
+  private readonly maxTrackedNonces: number;
 
   constructor(private readonly options: DigestOptions) {
     this.now = options.now ?? Date.now;
+    this.maxTrackedNonces = options.maxTrackedNonces ?? 100_000;
+  }
+
+  /** How many nonces' counts are remembered now. */
+  get trackedNonces(): number {
+    return this.seenCounts.size;
   }
 
   get realm(): string {
@@ -67,51 +85,53 @@ export class DigestAuthenticator {
     return Buffer.concat([body, mac]).toString('base64url');
   }
 
-  /** undefined when the nonce is not one of ours; else its age in ms. */
-  private nonceAge(nonce: string): number | undefined {
+  /** undefined when the nonce is not one of ours; else when it was issued (ms since the epoch). */
+  private issuedAt(nonce: string): number | undefined {
     const raw = Buffer.from(nonce, 'base64url');
     if (raw.length !== 28) return undefined;
     const mac = createHmac('sha256', this.key).update(raw.subarray(0, 16)).digest().subarray(0, 12);
     if (!timingSafeEqual(mac, raw.subarray(16))) return undefined;
-    return this.now() - Number(raw.readBigUInt64BE(0));
+    return Number(raw.readBigUInt64BE(0));
+  }
+
+  private expired(issuedAt: number): boolean {
+    return this.now() - issuedAt > this.options.nonceExpires * 1000;
   }
 
   /** Checks a parsed Authorization against the user's stored HA1 values for `method`. */
   verify(method: string, credentials: DigestResponse, stored: DigestCredentials): VerifyResult {
     if (credentials.realm !== this.options.realm) return { ok: false, stale: false, reason: 'wrong realm' };
     if (!this.options.algorithms.includes(credentials.algorithm)) return { ok: false, stale: false, reason: 'algorithm not offered' };
-    const age = this.nonceAge(credentials.nonce);
-    if (age === undefined) return { ok: false, stale: false, reason: 'unknown nonce' };
+    const issuedAt = this.issuedAt(credentials.nonce);
+    if (issuedAt === undefined) return { ok: false, stale: false, reason: 'unknown nonce' };
+    const { qop, cnonce, nc } = credentials;
+    if (qop !== 'auth' || !cnonce || nc === undefined || !NONCE_COUNT.test(nc)) return { ok: false, stale: false, reason: 'qop=auth with nc and cnonce required' };
     const ha1 = credentials.algorithm === 'MD5' ? stored.ha1Md5 : stored.ha1Sha256;
     const ha2 = hash(credentials.algorithm, `${method}:${credentials.uri}`);
-    let expected: string;
-    if (credentials.qop) {
-      if (credentials.qop !== 'auth' || !credentials.cnonce || !credentials.nc) return { ok: false, stale: false, reason: 'bad qop parameters' };
-      expected = hash(credentials.algorithm, `${ha1}:${credentials.nonce}:${credentials.nc}:${credentials.cnonce}:auth:${ha2}`);
-    } else {
-      expected = hash(credentials.algorithm, `${ha1}:${credentials.nonce}:${ha2}`);
-    }
+    const expected = hash(credentials.algorithm, `${ha1}:${credentials.nonce}:${nc}:${cnonce}:auth:${ha2}`);
     const given = Buffer.from(credentials.response.toLowerCase());
     const want = Buffer.from(expected);
     if (given.length !== want.length || !timingSafeEqual(given, want)) return { ok: false, stale: false, reason: 'wrong password' };
-    // A right answer to an expired nonce is stale, not wrong: the client retries without asking its user.
-    if (age > this.options.nonceExpires * 1000) return { ok: false, stale: true, reason: 'nonce expired' };
-    if (credentials.nc) {
-      const count = parseInt(credentials.nc, 16);
-      const last = this.seenCounts.get(credentials.nonce) ?? 0;
-      if (!(count > last)) return { ok: false, stale: false, reason: 'nonce count replayed' };
-      this.rememberCount(credentials.nonce, count);
-    }
+    // From here the answer is right but its nonce cannot be taken again: that is stale, not wrong,
+    // so the client retries with the fresh nonce of the new challenge without asking its user.
+    if (this.expired(issuedAt)) return { ok: false, stale: true, reason: 'nonce expired' };
+    const count = parseInt(nc, 16);
+    const last = this.seenCounts.get(credentials.nonce)?.count ?? (issuedAt <= this.forgottenUpTo ? Infinity : 0);
+    if (!(count > last)) return { ok: false, stale: true, reason: 'nonce count reused' };
+    this.rememberCount(credentials.nonce, count, issuedAt);
     return { ok: true, username: credentials.username };
   }
 
-  private rememberCount(nonce: string, count: number): void {
-    this.seenCounts.set(nonce, count);
-    if (this.seenCounts.size > 100_000) {
-      for (const old of this.seenCounts.keys()) {
-        const age = this.nonceAge(old);
-        if (age === undefined || age > this.options.nonceExpires * 1000) this.seenCounts.delete(old);
-      }
+  /** Records a nonce's count as its most recent use; drops expired nonces and, past the cap, the least recently used. */
+  private rememberCount(nonce: string, count: number, issuedAt: number): void {
+    this.seenCounts.delete(nonce);
+    this.seenCounts.set(nonce, { count, issuedAt });
+    for (const [oldest, seen] of this.seenCounts) {
+      if (this.expired(seen.issuedAt)) this.seenCounts.delete(oldest);
+      else if (this.seenCounts.size > this.maxTrackedNonces) {
+        this.seenCounts.delete(oldest);
+        this.forgottenUpTo = Math.max(this.forgottenUpTo, seen.issuedAt);
+      } else break;
     }
   }
 }

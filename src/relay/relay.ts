@@ -41,7 +41,7 @@ export interface OutgoingMessage {
   headers?: Header[];
   /** Original time of the message, sent as the Date header. */
   date?: Date;
-  /** Next hop for a recipient in another domain, instead of relay.outbound_proxy. */
+  /** Next hop set by the operator for a recipient in another domain, instead of relay.outbound_proxy; without either, nothing is sent. */
   outboundProxy?: string;
   /** Call-ID of the MESSAGE (e.g. an XMPP thread); a new one when absent. */
   callId?: string;
@@ -89,7 +89,11 @@ export class Relay {
   }
 
   isLocal(uri: SipUri): boolean {
-    return this.options.domains.has(uri.host);
+    return this.isLocalDomain(uri.host);
+  }
+
+  isLocalDomain(domain: string): boolean {
+    return this.options.domains.has(domain);
   }
 
   /** Handles a MESSAGE that arrived from the network. */
@@ -101,7 +105,7 @@ export class Relay {
     }
     const target = message.requestUri;
     if (!this.isLocal(target)) {
-      await this.forwardForeign(request, target);
+      await this.forwardForeign(request);
       return;
     }
     const aor = aorOf(target);
@@ -128,7 +132,7 @@ export class Relay {
       return { status: 416, reason: 'Unsupported URI', stored: false };
     }
     if (!this.isLocal(target)) {
-      const response = await this.sendForeign(message, target, outgoing.outboundProxy ?? this.options.outboundProxy);
+      const response = await this.sendForeign(message, outgoing.outboundProxy);
       return { status: response.status, reason: response.reason, stored: false };
     }
     try {
@@ -141,9 +145,21 @@ export class Relay {
     }
   }
 
-  private async forwardForeign(request: IncomingRequest, target: SipUri): Promise<void> {
-    if (!this.options.outboundProxy) {
-      request.reply(this.options.foreignDomainStatus, this.options.foreignDomainStatus === 404 ? 'Not Found' : 'Forbidden (domain not served here)');
+  /** Whether requests for foreign domains go out at all: only through relay.outbound_proxy. */
+  get reachesForeignDomains(): boolean {
+    return this.options.outboundProxy !== undefined;
+  }
+
+  /** What a request for a foreign domain gets when there is no outbound proxy to send it through (relay.foreign_domain_status). */
+  foreignDomainRefusal(): { status: number; reason: string } {
+    const status = this.options.foreignDomainStatus;
+    return { status, reason: status === 404 ? 'Not Found' : 'Forbidden (domain not served here)' };
+  }
+
+  private async forwardForeign(request: IncomingRequest): Promise<void> {
+    if (!this.reachesForeignDomains) {
+      const refusal = this.foreignDomainRefusal();
+      request.reply(refusal.status, refusal.reason);
       return;
     }
     const copy = forwardCopy(request.message, request.message.uri);
@@ -151,17 +167,32 @@ export class Relay {
       request.reply(483, 'Too Many Hops');
       return;
     }
-    const response = await this.sendForeign(copy, target, this.options.outboundProxy);
+    const response = await this.sendForeign(copy);
     response.removeFirstValue('via');
     request.respond(response);
   }
 
-  private async sendForeign(message: SipMessage, target: SipUri, proxy: string | undefined): Promise<SipMessage> {
-    const hop = proxy ? parseUri(proxy) : target;
-    const peer = await resolveHop(hop);
-    if (!peer) return createResponse(message, 404, 'Not Found (domain not served here)');
-    if (proxy) message.prepend('route', `<${proxy};lr>`);
+  /**
+   * Sends a request for a foreign domain, forwarded or Parley's own (room messages, replies, NOTIFYs,
+   * gateway messages): only through `proxy` (an operator's next hop) or relay.outbound_proxy, never
+   * straight to a host a request named, so that a forged From cannot make Parley a reflector.
+   * Without a proxy nothing is sent and the answer is the foreign-domain refusal.
+   */
+  async sendForeign(message: SipMessage, proxy: string | undefined = this.options.outboundProxy): Promise<SipMessage> {
+    if (!proxy) {
+      this.log.debug({ method: message.method, uri: message.uri }, 'request for a foreign domain not sent: no outbound proxy');
+      const refusal = this.foreignDomainRefusal();
+      return createResponse(message, refusal.status, refusal.reason);
+    }
+    const peer = await resolveHop(parseUri(proxy));
+    if (!peer) return createResponse(message, 404, 'Not Found (outbound proxy not resolved)');
+    message.prepend('route', `<${proxy};lr>`);
     return this.stack.request(message, peer, { timeout: this.options.forkTimeout * 1000 });
+  }
+
+  /** Whether a local AOR has a live registered contact now. */
+  hasContacts(aor: string): boolean {
+    return this.registrar.lookup(aor).length > 0;
   }
 
   /**

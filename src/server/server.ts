@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import { isStoreUnavailable, openStore, type Store } from '../store/index.js';
 import type { Config } from '../config/index.js';
-import { realmFor } from '../config/index.js';
+import { formatListener, realmFor } from '../config/index.js';
 import {
   type IncomingRequest, SipStack, TimerQueue, TransportLayer, type SipUri, type SipMessage, parseNameAddr, parseUri,
 } from '../sip/index.js';
@@ -155,7 +155,7 @@ export class ParleyServer {
       );
       if (config.presence.enabled) {
         const { min_expires: minExpires, max_expires: maxExpires, default_expires: defaultExpires, policy } = config.presence;
-        this.presence = new PresenceAgent(this.stack, this.registrar, { minExpires, maxExpires, defaultExpires, policy }, this.log.child({ module: 'presence' }));
+        this.presence = new PresenceAgent(this.stack, this.registrar, this.relay, { minExpires, maxExpires, defaultExpires, policy }, this.log.child({ module: 'presence' }));
       }
       if (config.xmpp.enabled) {
         const presence = this.presence && { service: this.presence, isKnownUser: this.isKnownUser };
@@ -213,6 +213,15 @@ export class ParleyServer {
       throw error;
     }
     this.log.info({ listen: this.transports.bound.map((b) => `${b.proto}:${b.host}:${b.port}`), domains: [...this.domains] }, 'parley started');
+    if (config.auth.policy === 'open') this.warnOfOpenListeners();
+  }
+
+  /** auth.policy open is for a loopback demo: on an address others reach, anyone may register and write as anyone. */
+  private warnOfOpenListeners(): void {
+    for (const listener of this.transports.bound) {
+      if (isLoopback(listener.host)) continue;
+      this.log.warn({ listener: formatListener(listener) }, `auth.policy is open on ${formatListener(listener)}, an address other hosts can reach: anyone may register and send as any user; set auth.policy: required`);
+    }
   }
 
   /** Stops taking requests, lets the ones in progress finish (up to `graceMs`), then closes everything. */
@@ -338,6 +347,11 @@ export class ParleyServer {
       ],
     });
   }
+}
+
+/** Whether a listening host can be reached from this machine only. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^(?:::ffff:)?127\./i.test(host);
 }
 
 export function createServer(config: Config, options: ServerOptions): ParleyServer {

@@ -10,7 +10,8 @@ import { type ConfigPatch, type TestServer, startServer } from './server.js';
 import { TestUA } from './ua.js';
 
 export const GATEWAY = 'sip:gateway@localhost';
-export const gatewayConfig = { enabled: true, secret_key: 'a-test-key-of-some-length', reconnect_min: 0.1, reconnect_max: 0.5 };
+/** allow_user_servers: the test's XMPP and IRC servers listen on loopback ports of their own, named in #link. */
+export const gatewayConfig = { enabled: true, secret_key: 'a-test-key-of-some-length', reconnect_min: 0.1, reconnect_max: 0.5, allow_user_servers: true };
 
 export const bodyOf = (m: SipMessage) => m.body.toString('utf8');
 export const fromGateway = (m: SipMessage) => m.method === 'MESSAGE' && m.from.uri === GATEWAY;

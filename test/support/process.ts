@@ -3,7 +3,7 @@
 // killed by pid when the test process exits, whatever happened to the test.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -59,7 +59,7 @@ export interface StartOptions {
   /** Directory for the default database; default a new temporary one, removed at exit. */
   dir?: string;
   logLevel?: string;
-  /** More arguments after `start`. */
+  /** More arguments after `start`; without a `--config` among them, a config with auth.policy open is given. */
   args?: string[];
   /** How long to wait for 'parley started'. */
   startTimeoutMs?: number;
@@ -218,6 +218,13 @@ export function tempDir(prefix = 'parley-proc-'): string {
   return dir;
 }
 
+/** A config file that only opens authentication, as tests that send unauthenticated requests need. */
+function openAuthConfig(dir: string): string {
+  const file = join(dir, 'open-auth.yaml');
+  writeFileSync(file, 'auth:\n  policy: open\n');
+  return file;
+}
+
 /** Starts `parley start` and resolves once it logged 'parley started'. */
 export async function startParley(options: StartOptions = {}): Promise<ParleyProcess> {
   const fixedPorts = options.udpPort !== undefined || options.tcpPort !== undefined;
@@ -235,16 +242,19 @@ async function startOnce(options: StartOptions): Promise<ParleyProcess> {
   installExitHook();
   const udpPort = options.udpPort ?? (await freeUdpPort());
   const tcpPort = options.tcpPort ?? (await freeTcpPort());
-  const db = options.db ?? `sqlite:${join(options.dir ?? tempDir(), 'parley.db')}`;
+  const dir = options.dir ?? tempDir();
+  const db = options.db ?? `sqlite:${join(dir, 'parley.db')}`;
+  const extra = options.args ?? [];
+  const config = extra.includes('--config') ? [] : ['--config', openAuthConfig(dir)];
   const args = [
-    BIN, 'start',
+    BIN, 'start', ...config,
     '--listen', `udp:${HOST}:${udpPort}`,
     '--listen', `tcp:${HOST}:${tcpPort}`,
     '--db', db,
     '--domain', 'localhost',
     '--log-level', options.logLevel ?? 'info',
     '--admin-listen', `${HOST}:0`,
-    ...(options.args ?? []),
+    ...extra,
   ];
   const child: ChildProcess = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid;

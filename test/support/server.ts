@@ -20,9 +20,13 @@ export interface TestServer {
 
 export type ConfigPatch = { [K in keyof Config]?: Config[K] extends object ? Partial<Config[K]> | Config[K] : Config[K] };
 
-/** A config for tests: loopback, port 0 everywhere (the admin endpoint too), sqlite in a temp dir unless `database` is given. */
+/**
+ * A config for tests: loopback, port 0 everywhere (the admin endpoint too), sqlite in a temp dir
+ * unless `database` is given, and auth.policy open unless `auth` says otherwise.
+ */
 export function testConfig(patch: ConfigPatch = {}, dir = mkdtempSync(join(tmpdir(), 'parley-test-'))): Config {
-  const base = defaultConfig();
+  const defaults = defaultConfig();
+  const base = { ...defaults, auth: { ...defaults.auth, policy: 'open' } };
   const config = { ...base } as Record<string, unknown>;
   for (const [key, value] of Object.entries(patch)) {
     const current = (base as Record<string, unknown>)[key];

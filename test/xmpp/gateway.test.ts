@@ -9,6 +9,7 @@ import { eventually } from '../support/eventually.js';
 import { freeTcpPort } from '../support/process.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
+import { victimSocket } from '../support/victim.js';
 
 const COMPONENT_DOMAIN = 'sip.xmpp.example';
 const SECRET = 'scripted-server-secret';
@@ -91,6 +92,19 @@ describe('against a scripted XMPP server', () => {
       assert.equal(options.status, 200, 'Parley still answers');
     });
   }
+
+  test('a message for a SIP user of a foreign domain is not sent there without an outbound proxy: an error goes back', async () => {
+    const victim = await victimSocket();
+    try {
+      const connection = xmppServer.latest;
+      connection.socket.write(`<message id='far-1' from='romeo@xmpp.example/r' to='x*${victim.host}@${COMPONENT_DOMAIN}' type='chat'><body>hello</body></message>`);
+      const error = await eventually(() => /<message type="error"[^>]*id="far-1">.*?<\/message>/.exec(connection.input)?.[0], 'an error for the message');
+      assert.match(error, /<forbidden xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"\/><text [^>]*>403 Forbidden \(domain not served here\)<\/text>/);
+      assert.deepEqual(victim.received, []);
+    } finally {
+      victim.close();
+    }
+  });
 
   test('a character split between two TCP segments arrives whole', async () => {
     const stanza = Buffer.from(`<message from='romeo@xmpp.example/r' to='alice*localhost@${COMPONENT_DOMAIN}' type='chat'><body>split 🎉 here</body></message>`);

@@ -1,0 +1,49 @@
+// The shipped authentication policy: required unless the operator opens it, with a warning when an
+// open Parley listens where other hosts reach it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { defaultConfig } from '../../src/config/index.js';
+import { startServer } from '../support/server.js';
+import { TestUA } from '../support/ua.js';
+
+const openWarnings = (logs: string[]) => logs.filter((line) => line.includes('"level":"warn"') && line.includes('auth.policy is open'));
+
+test('a configuration that says nothing about auth challenges REGISTER with 401', async () => {
+  const s = await startServer({ auth: defaultConfig().auth });
+  const alice = await TestUA.create({ user: 'alice', server: s.udp });
+  try {
+    const response = await alice.register();
+    assert.equal(response.status, 401);
+    assert.ok(response.get('www-authenticate'));
+    assert.deepEqual(openWarnings(s.logs), []);
+  } finally {
+    alice.close();
+    await s.stop();
+  }
+});
+
+test('auth.policy open on a listener other hosts reach logs a warning naming that listener', async () => {
+  const s = await startServer({
+    auth: { policy: 'open' },
+    listen: [
+      { proto: 'udp', host: '0.0.0.0', port: 0 },
+      { proto: 'tcp', host: '127.0.0.1', port: 0 },
+    ],
+  });
+  try {
+    const warnings = openWarnings(s.logs);
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0]!, new RegExp(`"listener":"udp:0\\.0\\.0\\.0:${s.udp.port}"`));
+  } finally {
+    await s.stop();
+  }
+});
+
+test('auth.policy open on loopback only starts without a warning', async () => {
+  const s = await startServer({ auth: { policy: 'open' } });
+  try {
+    assert.deepEqual(openWarnings(s.logs), []);
+  } finally {
+    await s.stop();
+  }
+});
