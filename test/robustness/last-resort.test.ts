@@ -12,7 +12,7 @@ const REJECT_ON_SIGNAL = fileURLToPath(new URL('../support/reject-on-signal.ts',
 after(() => killAll());
 
 test('an unhandled rejection is logged with its module and counted, and Parley keeps serving', async () => {
-  const parley = await startParley({ nodeArgs: ['--import', 'tsx', '--import', REJECT_ON_SIGNAL] });
+  const parley = await startParley({ nodeArgs: ['--import', 'tsx', '--import', REJECT_ON_SIGNAL], expectInternalErrors: true });
   const alice = await TestUA.create({ user: 'alice', proto: 'udp', server: parley.udp });
   try {
     const listening = JSON.parse(await parley.waitForLog('admin endpoint listening')) as { listen: string };
