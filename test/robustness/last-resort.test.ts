@@ -1,11 +1,15 @@
-// The last resort of `parley start`: an error that escaped every handler is logged with its module
-// and counted in parley_internal_errors_total, and the process keeps serving.
+// Errors that escape a handler: a request whose handling fails, answer included, is only logged; the
+// last resort of `parley start` logs an error nothing handled with its module, counts it in
+// parley_internal_errors_total, and keeps serving.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { moduleOf } from '../../src/log/index.js';
+import { randomToken } from '../../src/sip/index.js';
+import { startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
 import { killAll, startParley } from '../support/process.js';
+import { bindUdp, closeUdp, request, transact } from './wire.js';
 
 const REJECT_ON_SIGNAL = fileURLToPath(new URL('../support/reject-on-signal.ts', import.meta.url));
 
@@ -37,4 +41,28 @@ test('an unhandled rejection is logged with its module and counted, and Parley k
 test('an error none of whose stack frames is in a Parley module is counted as unknown', () => {
   assert.equal(moduleOf(new Error('thrown by a test')), 'unknown');
   assert.equal(moduleOf('a rejection with a string'), 'unknown');
+});
+
+test('a request none of whose answers can be sent (Via port 0, no rport) is given up, and Parley keeps serving', async () => {
+  const parley = await startServer();
+  const socket = await bindUdp();
+  try {
+    const unanswerable = [
+      'OPTIONS sip:localhost SIP/2.0',
+      `Via: SIP/2.0/UDP 127.0.0.1:0;branch=z9hG4bK${randomToken(12)}`,
+      'From: <sip:probe@localhost>;tag=1',
+      'To: <sip:localhost>',
+      `Call-ID: ${randomToken(12)}@probe`,
+      'CSeq: 1 OPTIONS',
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n');
+    socket.send(unanswerable, parley.udp.port, parley.udp.host);
+    const answer = await transact(socket, parley.udp, request('OPTIONS', 'sip:localhost', socket.address().port));
+    assert.equal(answer?.status, 200, 'Parley no longer answers');
+  } finally {
+    closeUdp(socket);
+    await parley.stop();
+  }
 });
