@@ -3,7 +3,6 @@
 // parley_internal_errors_total, and keeps serving.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
 import { moduleOf } from '../../src/log/index.js';
 import { randomToken } from '../../src/sip/index.js';
 import { startServer } from '../support/server.js';
@@ -11,12 +10,13 @@ import { TestUA } from '../support/ua.js';
 import { killAll, startParley } from '../support/process.js';
 import { bindUdp, closeUdp, request, transact } from './wire.js';
 
-const REJECT_ON_SIGNAL = fileURLToPath(new URL('../support/reject-on-signal.ts', import.meta.url));
+/** Makes SIGUSR2 provoke an unhandled rejection in the process; `?throw`, an uncaught exception. */
+const FAIL_ON_SIGNAL = new URL('../support/fail-on-signal.ts', import.meta.url).href;
 
 after(() => killAll());
 
 test('an unhandled rejection is logged with its module and counted, and Parley keeps serving', async () => {
-  const parley = await startParley({ nodeArgs: ['--import', 'tsx', '--import', REJECT_ON_SIGNAL], expectInternalErrors: true });
+  const parley = await startParley({ nodeArgs: ['--import', 'tsx', '--import', FAIL_ON_SIGNAL], expectInternalErrors: true });
   const alice = await TestUA.create({ user: 'alice', proto: 'udp', server: parley.udp });
   try {
     const listening = JSON.parse(await parley.waitForLog('admin endpoint listening')) as { listen: string };
@@ -34,6 +34,21 @@ test('an unhandled rejection is logged with its module and counted, and Parley k
     assert.match(await metrics(), /^parley_internal_errors_total\{module="sip"\} 1$/m);
   } finally {
     alice.close();
+    await parley.stop();
+  }
+});
+
+test('an uncaught exception is logged with its module, then Parley exits with code 1 for a fresh start', async () => {
+  const parley = await startParley({ nodeArgs: ['--import', 'tsx', '--import', `${FAIL_ON_SIGNAL}?throw`], expectInternalErrors: true });
+  try {
+    parley.kill('SIGUSR2');
+    const status = await parley.exited;
+    assert.deepEqual(status, { code: 1, signal: null });
+    const logged = parley.entries().find((entry) => String(entry.msg).startsWith('internal error: uncaught exception'));
+    assert.ok(logged, `no internal error logged:\n${parley.logs.slice(-5).join('\n')}\n${parley.stderr.join('\n')}`);
+    assert.equal(logged.level, 'error');
+    assert.equal(logged.module, 'sip');
+  } finally {
     await parley.stop();
   }
 });
