@@ -43,7 +43,7 @@ export function createMetricsRegistry(parley: ManagedServer): Registry {
   counter('parley_relay_delivered_total', 'Stored messages delivered after the recipient registered.', () => parley.relay.stats.delivered);
   new Counter({
     name: 'parley_internal_errors_total',
-    help: 'Errors that escaped every handler (unhandled rejections), by the Parley module they came from; each was logged. Counted when Parley runs as `parley start`.',
+    help: 'Errors that escaped every handler (unhandled rejections), by the Parley module they came from; each was logged. Counted by the last resort of `parley start` (or reportInternalError).',
     labelNames: ['module'],
     registers: [registry],
     collect() {
