@@ -299,7 +299,7 @@ export class CpuMeter {
 /** CPU use of some processes while `during` runs, in cores (1.0 = one core busy throughout). */
 export async function cpuDuring(pids: () => number[], during: Promise<unknown>): Promise<number> {
   const meter = new CpuMeter(pids);
-  let cores = 0;
+  let cores: number;
   try {
     await during;
   } finally {
@@ -474,7 +474,7 @@ export async function quiet(count: () => number, quietMs: number, deadline: numb
   while (Date.now() < deadline) {
     await sleep(100);
     const now = count();
-    if (now !== last) (last = now), (since = Date.now());
+    if (now !== last) [last, since] = [now, Date.now()];
     else if (Date.now() - since >= quietMs) break;
   }
   return last;

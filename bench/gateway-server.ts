@@ -27,7 +27,8 @@ const status = (): Status => {
 };
 
 let stopping: Promise<void> | undefined;
-const stop = () => (stopping ??= server.stop().finally(() => process.exit(0)));
+// Stopping ends with process.exit, a failed stop included: no rejection outlives it.
+const stop = () => void (stopping ??= server.stop().finally(() => process.exit(0)));
 process.once('SIGTERM', stop);
 process.once('disconnect', stop);
 

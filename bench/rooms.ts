@@ -158,7 +158,7 @@ async function startMembers(server: Server, size: number, tag: string): Promise<
       while (Date.now() < deadline) {
         await sleep(200);
         const now = received().count;
-        if (now !== last) (last = now), (since = Date.now());
+        if (now !== last) [last, since] = [now, Date.now()];
         else if (Date.now() - since >= quietMs) break;
       }
       return last;

@@ -3,6 +3,7 @@
 // path pays nothing.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { activeMembers } from '../imc/rooms.js';
+import { internalErrors } from '../log/index.js';
 import type { ManagedServer } from './server.js';
 
 /** Peer states in which stanzas flow: a component online, an s2s stream authenticated or ready. */
@@ -40,6 +41,16 @@ export function createMetricsRegistry(parley: ManagedServer): Registry {
   counter('parley_relay_relayed_total', 'Requests a registered contact of a local user accepted.', () => parley.relay.stats.relayed);
   counter('parley_relay_stored_total', 'MESSAGE requests stored for offline delivery.', () => parley.relay.stats.stored);
   counter('parley_relay_delivered_total', 'Stored messages delivered after the recipient registered.', () => parley.relay.stats.delivered);
+  new Counter({
+    name: 'parley_internal_errors_total',
+    help: 'Errors that escaped every handler (unhandled rejections), by the Parley module they came from; each was logged. Counted by the last resort of `parley start` (or reportInternalError).',
+    labelNames: ['module'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [module, count] of internalErrors) this.inc({ module }, count);
+    },
+  });
   gauge('parley_registrar_aors', 'Addresses-of-record with bindings.', () => parley.registrar.aorCount);
 
   const rooms = parley.rooms;

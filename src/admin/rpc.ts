@@ -86,11 +86,9 @@ export class RpcDispatcher {
       const result = await method.call(bindParams(method.params, request.params));
       return isNotification ? undefined : { jsonrpc: '2.0', id, result: result ?? null };
     } catch (error) {
-      if (!(error instanceof RpcError)) {
-        this.log.error({ err: error, method: request.method }, 'rpc method failed');
-        error = new RpcError(RpcErrorCode.INTERNAL_ERROR, 'internal error');
-      }
-      return isNotification ? undefined : failure(id, error as RpcError);
+      if (error instanceof RpcError) return isNotification ? undefined : failure(id, error);
+      this.log.error({ err: error, method: request.method }, 'rpc method failed');
+      return isNotification ? undefined : failure(id, new RpcError(RpcErrorCode.INTERNAL_ERROR, 'internal error'));
     }
   }
 }

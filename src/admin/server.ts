@@ -61,7 +61,8 @@ export class AdminServer {
 
   private track(work: Promise<void>): void {
     this.inFlight.add(work);
-    void work.finally(() => this.inFlight.delete(work));
+    // Only a failed error answer gets here: given up, logged, never an unhandled rejection.
+    work.catch((error: unknown) => this.log.error({ err: error }, 'admin request failed, and so did its error answer')).finally(() => this.inFlight.delete(work));
   }
 
   private async serve(request: IncomingMessage, response: ServerResponse): Promise<void> {

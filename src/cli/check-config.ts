@@ -23,10 +23,10 @@ export function summarize(config: Config): string {
 export const checkConfigCommand: Command = {
   name: 'check-config',
   summary: 'validate a configuration file and summarize it',
-  async run(args) {
+  run(args) {
     const { values } = parseCommandLine({ args, options: { ...HELP_OPTION, ...CONFIG_OPTION } }, USAGE);
-    if (values.help) return printHelp(USAGE);
+    if (values.help) return Promise.resolve(printHelp(USAGE));
     process.stdout.write(`config OK: ${summarize(loadConfig(values.config))}\n`);
-    return 0;
+    return Promise.resolve(0);
   },
 };

@@ -1,5 +1,5 @@
 import { loadConfig } from '../config/index.js';
-import { createLogger, type Logger } from '../log/index.js';
+import { createLogger, reportInternalError, type Logger } from '../log/index.js';
 import { CONFIG_OPTION, DB_OPTION, HELP_OPTION, parseCommandLine, printHelp, type Command } from './args.js';
 
 const USAGE = `Usage: parley start [--config FILE] [--listen PROTO:HOST:PORT]... [--domain NAME]...
@@ -52,6 +52,21 @@ function stopOnSignal(server: { stop(): Promise<void> }, logger: Logger): Promis
   });
 }
 
+/**
+ * The last resort for errors that escaped every handler. The command installs it, not the server:
+ * a library must not decide what the process does with them.
+ */
+function installLastResortHandlers(logger: Logger): void {
+  // A rejection nobody handled failed one operation, which already ended: the others go on.
+  process.on('unhandledRejection', (reason) => reportInternalError(logger, 'unhandled rejection', reason));
+  // An exception thrown through a callback may have left any state half-changed: exit, so that the
+  // service manager (systemd's Restart=on-failure) starts a clean process.
+  process.on('uncaughtException', (error) => {
+    reportInternalError(logger, 'uncaught exception', error);
+    process.exit(1);
+  });
+}
+
 export const startCommand: Command = {
   name: 'start',
   summary: 'run the server',
@@ -66,6 +81,7 @@ export const startCommand: Command = {
       adminListen: values['admin-listen'],
     });
     const logger = createLogger(config.log.level);
+    installLastResortHandlers(logger);
     // Loaded only here so that the other commands do not pay for the whole server.
     const { createServer } = await import('../server/index.js');
     const server = createServer(config, { logger });

@@ -1,2 +1,3 @@
 export { createLogger, type Logger } from './logger.js';
 export { redactUrlPassword } from './redact.js';
+export { internalErrors, moduleOf, reportInternalError } from './internal-errors.js';

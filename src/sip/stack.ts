@@ -265,13 +265,13 @@ export class SipStack extends EventEmitter {
             proto = 'udp';
             const udpBytes = this.withVia(message, 'udp', branch);
             bytes = udpBytes;
-            this.armRetransmit(transaction, () => send('udp', udpBytes));
+            this.armRetransmit(transaction, () => void send('udp', udpBytes));
             return send('udp', udpBytes);
           }
           fail(503, 'Service Unavailable (transport error)');
         });
       transaction.timers.push(this.timers.schedule(Math.min(timeout, 64 * this.options.t1), () => fail(408, 'Request Timeout')));
-      if (!RELIABLE[proto]) this.armRetransmit(transaction, () => send(proto, bytes));
+      if (!RELIABLE[proto]) this.armRetransmit(transaction, () => void send(proto, bytes));
       void send(proto, bytes);
     });
   }

@@ -168,10 +168,10 @@ async function openPostgres(target: PostgresTarget): Promise<OpenDatabase> {
 
 async function migrateToLatest(db: Kysely<Database>, target: StoreTarget): Promise<void> {
   const provider: MigrationProvider = {
-    async getMigrations() {
-      return Object.fromEntries(
+    getMigrations() {
+      return Promise.resolve(Object.fromEntries(
         Object.entries(migrations).map(([name, migration]) => [name, { up: (schemaDb) => migration.up(schemaDb, target.driver) }]),
-      );
+      ));
     },
   };
   const { error, results } = await new Migrator({ db, provider }).migrateToLatest();

@@ -61,6 +61,10 @@ export interface StartOptions {
   logLevel?: string;
   /** More arguments after `start`; without a `--config` among them, a config with auth.policy open is given. */
   args?: string[];
+  /** Options for node, before Parley's script (e.g. `--import` a module into the process). */
+  nodeArgs?: string[];
+  /** The test provokes internal errors on purpose; otherwise each one logged fails the test running then. */
+  expectInternalErrors?: boolean;
   /** How long to wait for 'parley started'. */
   startTimeoutMs?: number;
 }
@@ -247,6 +251,7 @@ async function startOnce(options: StartOptions): Promise<ParleyProcess> {
   const extra = options.args ?? [];
   const config = extra.includes('--config') ? [] : ['--config', openAuthConfig(dir)];
   const args = [
+    ...(options.nodeArgs ?? []),
     BIN, 'start', ...config,
     '--listen', `udp:${HOST}:${udpPort}`,
     '--listen', `tcp:${HOST}:${tcpPort}`,
@@ -293,6 +298,13 @@ async function startOnce(options: StartOptions): Promise<ParleyProcess> {
     });
   };
   lines(child.stdout!, logs, (line) => {
+    // Parley's last-resort handler logs an error nothing handled and serves on, so the test would not
+    // notice: thrown here, node:test fails the test running at that moment, as for its own process.
+    if (!options.expectInternalErrors && line.includes('"msg":"internal error: ')) {
+      process.nextTick(() => {
+        throw new Error(`parley (pid ${pid}) logged an internal error: ${line}`);
+      });
+    }
     for (let i = logWaiters.length - 1; i >= 0; i--) {
       if (logWaiters[i]!.test(line)) logWaiters.splice(i, 1)[0]!.resolve(line);
     }

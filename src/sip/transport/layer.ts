@@ -114,7 +114,12 @@ export class TransportLayer extends EventEmitter {
     // socket errors surface as 'error' events and lost datagrams through transaction timers.
     const socket = target.host.includes(':') ? this.udp6 : this.udp4;
     if (!socket) return Promise.reject(new TransportError(`no UDP listener for ${target.host.includes(':') ? 'IPv6' : 'IPv4'}`));
-    socket.send(data, target.port, target.host);
+    try {
+      socket.send(data, target.port, target.host);
+    } catch (error) {
+      // An address dgram refuses at once (port 0...) fails like any other send: a rejection, never a throw.
+      return Promise.reject(error as Error);
+    }
     return SENT;
   }
 
