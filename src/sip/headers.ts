@@ -1,5 +1,7 @@
 // Structured forms of the headers Parley reads: name-addr (From, To, Contact, Route), Via, CSeq,
 // and the splitting of comma-separated header values (RFC 3261 §7.3.1).
+import { isIP } from 'node:net';
+import { isValidHost, portNumber } from './uri.js';
 
 export class HeaderError extends Error {
   override name = 'HeaderError';
@@ -198,11 +200,23 @@ export function parseVia(value: string): Via {
     value.trim(),
   );
   if (!m) throw new HeaderError(`bad Via "${value}"`);
-  const port = m[3] === undefined ? undefined : Number(m[3]);
-  if (port !== undefined && port > 65535) throw new HeaderError(`bad Via port ${m[3]}`);
+  // sent-by, received and rport are where responses go (RFC 3261 §18.2.2, RFC 3581): each must be an address.
+  if (!isValidHost(m[2]!)) throw new HeaderError(`bad Via host "${m[2]}"`);
+  const port = m[3] === undefined ? undefined : portNumber(m[3]);
+  if (m[3] !== undefined && port === undefined) throw new HeaderError(`bad Via port ${m[3]}`);
   const params = parseParams(m[4]!);
+  const received = params.get('received');
+  if (received !== undefined && !isIpLiteral(received)) throw new HeaderError('bad Via received');
+  const rport = params.get('rport');
+  if (rport !== undefined && rport !== null && portNumber(rport) === undefined) throw new HeaderError(`bad Via rport ${rport}`);
   const branch = params.get('branch');
   return { transport: m[1]!.toUpperCase(), host: m[2]!.toLowerCase(), port, params, branch: branch ?? undefined };
+}
+
+/** An IPv4 or IPv6 address, the latter with or without brackets (RFC 3261 and RFC 5118 §4.5 spell it both ways). */
+function isIpLiteral(value: string | null): boolean {
+  if (value === null) return false;
+  return value.charCodeAt(0) === 91 /* [ */ ? isValidHost(value) : isIP(value) !== 0;
 }
 
 export function formatVia(via: Via): string {

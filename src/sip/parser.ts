@@ -152,9 +152,13 @@ export function validate(message: SipMessage): void {
     // Read through the message's own getters, so that what is parsed here is cached for later use.
     if (message.vias.length === 0) throw new HeaderError('empty Via');
     // From and To URIs are read by the layers above: a malformed one must be a 400 here, not a 500 there.
-    parseUri(message.from.uri);
-    parseUri(message.to.uri);
-    for (const contact of message.getAll('contact')) if (contact !== '*') parseNameAddr(contact);
+    uriOf('From', message.from.uri);
+    uriOf('To', message.to.uri);
+    // Contact, Route, Record-Route and Path URIs become destinations (bindings, next hops): an address
+    // no socket can take (port 0, a host that is no host) is refused here, naming the header.
+    for (const name of ADDRESS_HEADERS) {
+      for (const value of message.getAll(name)) if (value !== '*' || name !== 'contact') uriOf(displayName(name), parseNameAddr(value).uri);
+    }
     const cseq = message.cseq;
     if (message.isRequest) {
       if (cseq.method !== message.method) throw new HeaderError('CSeq method does not match the request method');
@@ -170,6 +174,17 @@ export function validate(message: SipMessage): void {
     if (error instanceof HeaderError || error instanceof UriError) {
       throw new SipParseError(capitalize(error.message), message);
     }
+    throw error;
+  }
+}
+
+const ADDRESS_HEADERS = ['contact', 'route', 'record-route', 'path'] as const;
+
+function uriOf(header: string, text: string): void {
+  try {
+    parseUri(text);
+  } catch (error) {
+    if (error instanceof UriError) throw new HeaderError(`bad ${header} URI: ${error.message}`);
     throw error;
   }
 }
