@@ -123,8 +123,20 @@ export function unquote(value: string): string {
   return value;
 }
 
+/** A quoted-string of any text: `"` and `\` escaped, and what cannot be quoted (CR, LF, other controls) made a space. */
 export function quote(value: string): string {
-  return `"${value.replace(/(["\\])/g, '\\$1')}"`;
+  return `"${safeHeaderValue(value).replace(/(["\\])/g, '\\$1')}"`;
+}
+
+// Control characters but HTAB (RFC 3261 §25.1 allows none in a header value), C1 controls and the
+// Unicode line and paragraph separators: CR or LF would end the header line and start another, and
+// some receivers also end lines at the others.
+const UNSAFE_IN_HEADER = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]/;
+const UNSAFE_IN_HEADER_ALL = new RegExp(UNSAFE_IN_HEADER.source, 'g');
+
+/** `value` with every character that may not stand in a header line replaced by a space. */
+export function safeHeaderValue(value: string): string {
+  return UNSAFE_IN_HEADER.test(value) ? value.replace(UNSAFE_IN_HEADER_ALL, ' ') : value;
 }
 
 /** A From/To/Contact/Route value: display name, URI text and header parameters. */

@@ -3,11 +3,14 @@
 // never reach a socket call that would throw and take the process down.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Socket as UdpSocket } from 'node:dgram';
+import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
+import { createResponse, parseMessage } from '../../src/sip/index.js';
 import { TransportLayer } from '../../src/sip/transport/layer.js';
 import { TransportError, formatPeer } from '../../src/sip/transport/types.js';
 import { killAll, startParley, type ParleyProcess } from '../support/process.js';
-import { bindUdp, closeUdp, request, transact } from './wire.js';
+import { startServer, type TestServer } from '../support/server.js';
+import { TestUA } from '../support/ua.js';
+import { bindUdp, closeUdp, lenient, request, sleep, transact } from './wire.js';
 
 describe('a bad socket address in a request does not stop the process', () => {
   let parley: ParleyProcess;
@@ -69,6 +72,33 @@ describe('a bad socket address in a request does not stop the process', () => {
   });
 });
 
+describe('a request whose top Via names no address', () => {
+  let s: TestServer;
+  let socket: UdpSocket;
+
+  before(async () => {
+    s = await startServer();
+    socket = await bindUdp();
+  });
+
+  after(async () => {
+    closeUdp(socket);
+    await s.stop();
+  });
+
+  test('is dropped and counted as malformed, with no response sent anywhere', async () => {
+    const malformed = s.server.stack.stats.malformed;
+    const responsesOut = s.server.stack.stats.responsesOut;
+    const bad = request('OPTIONS', 'sip:localhost', socket.address().port);
+    bad.set('via', 'SIP/2.0/UDP 127.0.0.1:0;branch=z9hG4bKportzero');
+    socket.send(bad.toBuffer(), s.udp.port, s.udp.host);
+    // Datagrams are read in order: once the next one is answered, the bad one has been dealt with.
+    assert.equal((await transact(socket, s.udp, request('OPTIONS', 'sip:localhost', socket.address().port)))?.status, 200);
+    assert.equal(s.server.stack.stats.malformed, malformed + 1);
+    assert.equal(s.server.stack.stats.responsesOut, responsesOut + 1, 'only the good OPTIONS was answered');
+  });
+});
+
 describe('the transport layer never throws on send', () => {
   let layer: TransportLayer;
 
@@ -92,4 +122,54 @@ describe('the transport layer never throws on send', () => {
       await assert.rejects(sent!, TransportError);
     });
   }
+});
+
+describe('no header line is injected through a name', () => {
+  let s: TestServer;
+  let bob: UdpSocket;
+  const atBob: Buffer[] = [];
+
+  before(async () => {
+    s = await startServer({ imc: { max_rate: 1000, rate_burst: 1000 } as never });
+    bob = await bindUdp();
+    // Bob answers every request 200 and keeps the bytes as they came.
+    bob.on('message', (data: Buffer, from: RemoteInfo) => {
+      const message = lenient(data);
+      if (!message?.isRequest) return;
+      atBob.push(data);
+      bob.send(createResponse(message, 200).toBuffer(), from.port, from.address);
+    });
+    const contact: Array<[string, string]> = [['Contact', `<sip:bob@127.0.0.1:${bob.address().port}>`]];
+    const registered = await transact(bob, s.udp, request('REGISTER', 'sip:localhost', bob.address().port, { from: '<sip:bob@localhost>', to: '<sip:bob@localhost>', headers: contact }));
+    assert.equal(registered?.status, 200);
+  });
+
+  after(async () => {
+    closeUdp(bob);
+    await s.stop();
+  });
+
+  test('a user part holding %0D%0A, shown as a room nick, reaches the other members inside the From display name', async () => {
+    const create = await transact(bob, s.udp, request('MESSAGE', 'sip:chat-manager@localhost', bob.address().port, { from: '<sip:bob@localhost>', body: '#create chat-wire' }));
+    assert.equal(create?.status, 200);
+    const mallory = await TestUA.create({ user: 'mallory%0D%0AX-Injected%3A%20yes', server: s.udp });
+    try {
+      assert.equal((await mallory.message('sip:chat-wire@localhost', '#join')).status, 200);
+      assert.equal((await mallory.message('sip:chat-wire@localhost', 'hello from mallory')).status, 200);
+      const deadline = Date.now() + 5000;
+      let delivered: Buffer | undefined;
+      while (!delivered && Date.now() < deadline) {
+        delivered = atBob.find((data) => data.includes('hello from mallory'));
+        await sleep(20);
+      }
+      assert.ok(delivered, 'the room message did not reach bob');
+      const head = delivered.toString('utf8', 0, delivered.indexOf('\r\n\r\n')).split('\r\n');
+      assert.deepEqual(head.filter((line) => /^X-Injected/i.test(line) || /[\r\n]/.test(line)), [], head.join('\n'));
+      const message = parseMessage(delivered);
+      assert.equal(message.from.displayName, 'mallory  X-Injected: yes');
+      assert.equal(message.from.uri, 'sip:chat-wire@localhost');
+    } finally {
+      mallory.close();
+    }
+  });
 });

@@ -457,6 +457,27 @@ describe('serialization', () => {
     'l: 5',
   ];
 
+  it('writes no control character but HTAB into a header line, however the value got into the message', () => {
+    const injected = 'x\r\nX-Injected: yes\u0000\u0085\u2028\tend';
+    const message = new SipMessage({ method: 'MESSAGE', uri: 'sip:bob@example.com', headers: [...parseMessage(wire(CORE)).headers, { name: 'subject', value: injected }] });
+    message.add('x-added', injected).set('x-set', injected).prepend('x-prepended', injected);
+    const response = new SipMessage({ status: 400, reason: `Bad\r\nX-Reason: 1`, headers: [{ name: 'x-built', value: injected }] });
+    const badUri = new SipMessage({ method: 'MESSAGE', uri: `sip:bob@example.com\r\nX-Uri: 1` });
+    for (const sent of [message, response, badUri]) {
+      const lines = sent.toString().split('\r\n');
+      assert.deepEqual(lines.filter((line) => /^X-(Injected|Uri|Reason):/i.test(line) || /[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]/.test(line)), [], sent.toString());
+    }
+    assert.equal(message.get('x-added'), 'x  X-Injected: yes   \tend');
+    assert.equal(parseMessage(message.toBuffer()).get('subject'), 'x  X-Injected: yes   \tend');
+  });
+
+  it('quotes any text as a display name that reads back: quotes and backslashes escaped, line breaks made spaces', () => {
+    const value = formatNameAddr({ displayName: 'Mallory "M" \\o/\r\nX-Injected: yes', uri: 'sip:m@example.com', params: new Map() });
+    assert.equal(value, '"Mallory \\"M\\" \\\\o/  X-Injected: yes" <sip:m@example.com>');
+    assert.equal(parseNameAddr(value).displayName, 'Mallory "M" \\o/  X-Injected: yes');
+    assert.equal(quote('a\u0000b'), '"a b"');
+  });
+
   it('gives back equal values when its output is parsed again', () => {
     const message = parseMessage(wire(FOLDED_AND_COMPACT, 'hello'));
     const again = parseMessage(message.toBuffer());
