@@ -35,7 +35,7 @@ export class SipMessage {
     this.uri = safeHeaderValue(init.uri ?? '');
     this.status = init.status ?? 0;
     this.reason = safeHeaderValue(init.reason ?? '');
-    this.headers = init.headers ? init.headers.map(safeHeader) : [];
+    this.headers = init.headers ? safeHeaders(init.headers) : [];
     this.body = init.body ?? EMPTY;
   }
 
@@ -167,10 +167,18 @@ export class SipMessage {
 
 export const EMPTY = Buffer.alloc(0);
 
-/** The header itself when its value is safe to write (nearly always): no copy on the forwarding path. */
-function safeHeader(header: Header): Header {
-  const value = safeHeaderValue(header.value);
-  return value === header.value ? header : { name: header.name, value };
+/**
+ * The list a message is built with, an unsafe value replaced in place by a safe copy of its header
+ * (the list becomes the message's own, as before; the Header objects, which may be shared, are not
+ * changed). Nothing is allocated when every value is safe, as nearly always.
+ */
+function safeHeaders(headers: Header[]): Header[] {
+  for (let i = 0; i < headers.length; i++) {
+    const header = headers[i]!;
+    const value = safeHeaderValue(header.value);
+    if (value !== header.value) headers[i] = { name: header.name, value };
+  }
+  return headers;
 }
 
 /** Reason phrases of the responses Parley sends. */

@@ -187,7 +187,7 @@ export class SipStack extends EventEmitter {
     try {
       // Only the top Via is read: one further down may be what made the request malformed.
       const target = stampVia(partial, parseVia(partial.getAll('via')[0]!), source);
-      const response = createResponse(partial, error.status, error.reason.replace(/[\r\n]/g, ' '));
+      const response = createResponse(partial, error.status, error.reason);
       this.stats.responsesOut++;
       this.transmit(response.toBuffer(), target);
     } catch {
