@@ -26,9 +26,9 @@ export class SipMessage {
   private parsed: { vias?: Via[]; from?: NameAddr; to?: NameAddr; cseq?: CSeq; requestUri?: SipUri } = {};
 
   /**
-   * Every way a value gets into a message other than the parser (which refuses them) goes through
-   * here or add/set/prepend, and there CR, LF and other controls become spaces: whatever a feature
-   * builds a value from (a nick, a decoded user part, an XMPP name), it cannot start a header line.
+   * Every way a value gets into a message but the parser (which leaves no CR or LF in a value) goes
+   * through here or add/set/prepend, and there CR, LF and other controls become spaces: whatever a
+   * feature builds a value from (a nick, a decoded user part, an XMPP name), it cannot start a header line.
    */
   constructor(init: { method?: string; uri?: string; status?: number; reason?: string; headers?: Header[]; body?: Buffer }) {
     this.method = init.method ?? '';

@@ -157,7 +157,10 @@ export function validate(message: SipMessage): void {
     // Contact, Route, Record-Route and Path URIs become destinations (bindings, next hops): an address
     // no socket can take (port 0, a host that is no host) is refused here, naming the header.
     for (const name of ADDRESS_HEADERS) {
-      for (const value of message.getAll(name)) if (value !== '*' || name !== 'contact') uriOf(displayName(name), parseNameAddr(value).uri);
+      for (const value of message.getAll(name)) {
+        if (name === 'contact' && value === '*') continue;
+        uriOf(displayName(name), parseNameAddr(value).uri);
+      }
     }
     const cseq = message.cseq;
     if (message.isRequest) {
@@ -180,6 +183,7 @@ export function validate(message: SipMessage): void {
 
 const ADDRESS_HEADERS = ['contact', 'route', 'record-route', 'path'] as const;
 
+/** Checks a URI of a header; what is wrong is said with the header's name, e.g. "bad Contact URI: bad port "0"". */
 function uriOf(header: string, text: string): void {
   try {
     parseUri(text);
