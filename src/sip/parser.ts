@@ -3,7 +3,7 @@
 // so the transport layer can still answer instead of dropping.
 import { COMPACT_FORMS, HeaderError, TOKEN, displayName, parseNameAddr, parseVia } from './headers.js';
 import { EMPTY, SipMessage } from './message.js';
-import { MAX_URI_LENGTH, UriError, parseUri } from './uri.js';
+import { MAX_URI_LENGTH, type SipUri, UriError, parseUri } from './uri.js';
 
 export class SipParseError extends Error {
   override name = 'SipParseError';
@@ -152,14 +152,14 @@ export function validate(message: SipMessage): void {
     // Read through the message's own getters, so that what is parsed here is cached for later use.
     if (message.vias.length === 0) throw new HeaderError('empty Via');
     // From and To URIs are read by the layers above: a malformed one must be a 400 here, not a 500 there.
-    uriOf('From', message.from.uri);
-    uriOf('To', message.to.uri);
+    uriOf('From URI', () => parseUri(message.from.uri));
+    uriOf('To URI', () => parseUri(message.to.uri));
     // Contact, Route, Record-Route and Path URIs become destinations (bindings, next hops): an address
     // no socket can take (port 0, a host that is no host) is refused here, naming the header.
     for (const name of ADDRESS_HEADERS) {
       for (const value of message.getAll(name)) {
         if (name === 'contact' && value === '*') continue;
-        uriOf(displayName(name), parseNameAddr(value).uri);
+        uriOf(`${displayName(name)} URI`, () => parseUri(parseNameAddr(value).uri));
       }
     }
     const cseq = message.cseq;
@@ -171,7 +171,7 @@ export function validate(message: SipMessage): void {
         throw new HeaderError('bad Max-Forwards');
       }
       // A Request-URI may not carry headers (RFC 3261 §19.1.1; RFC 4475 §3.1.2.11).
-      if (message.requestUri.headers.size > 0) throw new UriError('headers in the Request-URI');
+      if (uriOf('Request-URI', () => message.requestUri).headers.size > 0) throw new UriError('headers in the Request-URI');
     }
   } catch (error) {
     if (error instanceof HeaderError || error instanceof UriError) {
@@ -183,12 +183,12 @@ export function validate(message: SipMessage): void {
 
 const ADDRESS_HEADERS = ['contact', 'route', 'record-route', 'path'] as const;
 
-/** Checks a URI of a header; what is wrong is said with the header's name, e.g. "bad Contact URI: bad port "0"". */
-function uriOf(header: string, text: string): void {
+/** Reads a URI; what is wrong with it is said with `what` it is, e.g. "bad Contact URI: bad port "0"". */
+function uriOf(what: string, read: () => SipUri): SipUri {
   try {
-    parseUri(text);
+    return read();
   } catch (error) {
-    if (error instanceof UriError) throw new HeaderError(`bad ${header} URI: ${error.message}`);
+    if (error instanceof UriError) throw new HeaderError(`bad ${what}: ${error.message}`);
     throw error;
   }
 }

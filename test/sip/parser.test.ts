@@ -363,6 +363,11 @@ describe('checks on the headers every transaction needs', () => {
     });
   }
 
+  it('refuses a Request-URI naming port 0 with a 400 that says so', () => {
+    const error = parseError(wire(CORE, '', 'MESSAGE sip:bob@example.com:0 SIP/2.0'));
+    assert.deepEqual([error.status, error.reason, canAnswer(error.partial)], [400, 'Bad Request-URI: bad port "0"', true]);
+  });
+
   it('accepts Max-Forwards with leading zeros, a Contact of "*", and several Contact lines', () => {
     const message = parseMessage(wire([...replacing('max-forwards', 'Max-Forwards: 0068'), 'Contact: *']));
     assert.equal(message.get('max-forwards'), '0068');
