@@ -138,19 +138,8 @@ export class DigestAuthenticator {
 
 /** Parses `Digest username="..", ...`; undefined when it is not a usable Digest header. */
 export function parseDigest(value: string): DigestResponse | undefined {
-  const m = /^\s*Digest\s+/i.exec(value);
-  if (!m) return undefined;
-  let params: Map<string, string | null>;
-  try {
-    // Digest parameters are comma-separated; as ';'-parameters they reuse the header parameter parser.
-    params = parseParams(';' + splitDigestParams(value.slice(m[0].length)).join(';'));
-  } catch {
-    return undefined;
-  }
-  const get = (name: string) => {
-    const v = params.get(name);
-    return v === null || v === undefined ? undefined : unquote(v);
-  };
+  const get = digestParams(value);
+  if (!get) return undefined;
   const username = get('username');
   const realm = get('realm');
   const nonce = get('nonce');
@@ -164,6 +153,30 @@ export function parseDigest(value: string): DigestResponse | undefined {
     cnonce: get('cnonce'), nc: get('nc'), qop: get('qop'), opaque: get('opaque'),
   };
 }
+
+/** The realm Digest credentials are for, complete or not; undefined when there is none to read. */
+export function digestRealm(value: string): string | undefined {
+  return digestParams(value)?.('realm');
+}
+
+/** A reader of the parameters of a Digest header (unquoted), or undefined when it is not one. */
+function digestParams(value: string): ((name: string) => string | undefined) | undefined {
+  const m = DIGEST_SCHEME.exec(value);
+  if (!m) return undefined;
+  let params: Map<string, string | null>;
+  try {
+    // Digest parameters are comma-separated; as ';'-parameters they reuse the header parameter parser.
+    params = parseParams(';' + splitDigestParams(value.slice(m[0].length)).join(';'));
+  } catch {
+    return undefined;
+  }
+  return (name) => {
+    const v = params.get(name);
+    return v === null || v === undefined ? undefined : unquote(v);
+  };
+}
+
+const DIGEST_SCHEME = /^\s*Digest\s+/i;
 
 function splitDigestParams(text: string): string[] {
   const out: string[] = [];

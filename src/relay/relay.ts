@@ -10,9 +10,12 @@ import {
 } from '../sip/index.js';
 import type { Header } from '../sip/message.js';
 import type { Registrar } from '../registrar/registrar.js';
+import { digestRealm } from '../registrar/digest.js';
 
 export interface RelayOptions {
   domains: Set<string>;
+  /** Digest realms of those domains: credentials for them are used up here, never passed on (RFC 3261 §22.3). */
+  realms: ReadonlySet<string>;
   outboundProxy?: string;
   foreignDomainStatus: number;
   maxBody: number;
@@ -162,7 +165,7 @@ export class Relay {
       request.reply(refusal.status, refusal.reason);
       return;
     }
-    const copy = forwardCopy(request.message, request.message.uri);
+    const copy = forwardCopy(request.message, request.message.uri, this.options.realms);
     if (!copy) {
       request.reply(483, 'Too Many Hops');
       return;
@@ -245,7 +248,7 @@ export class Relay {
       let best: SipMessage | undefined;
       let done = false;
       for (const { binding, peer } of targets) {
-        const copy = forwardCopy(message, binding.contact, binding.path);
+        const copy = forwardCopy(message, binding.contact, this.options.realms, binding.path);
         if (!copy) {
           resolve(createResponse(message, 483, 'Too Many Hops'));
           return;
@@ -320,15 +323,28 @@ export class Relay {
   }
 }
 
-/** A copy of `message` for the next hop, or undefined when Max-Forwards is exhausted. */
-function forwardCopy(message: SipMessage, requestUri: string, path?: string): SipMessage | undefined {
+/**
+ * A copy of `message` for the next hop, or undefined when Max-Forwards is exhausted. What vouches for
+ * the sender does not travel on: credentials for Parley's own realms (RFC 3261 §22.3), and
+ * P-Asserted-Identity and Identity, which only a trusted source may assert (RFC 3325 §5, RFC 8224 §6)
+ * and Parley trusts no source yet.
+ */
+function forwardCopy(message: SipMessage, requestUri: string, realms: ReadonlySet<string>, path?: string): SipMessage | undefined {
   const maxForwards = Number(message.get('max-forwards') ?? '70');
   if (maxForwards <= 0) return undefined;
-  const copy = new SipMessage({ method: message.method, uri: requestUri, headers: [...message.headers], body: message.body });
+  const headers = message.headers.filter((h) => {
+    if (UNTRUSTED_IDENTITY.has(h.name)) return false;
+    if (h.name !== 'authorization' && h.name !== 'proxy-authorization') return true;
+    const realm = digestRealm(h.value);
+    return realm === undefined || !realms.has(realm);
+  });
+  const copy = new SipMessage({ method: message.method, uri: requestUri, headers, body: message.body });
   copy.set('max-forwards', String(maxForwards - 1));
   if (path) copy.prepend('route', path);
   return copy;
 }
+
+const UNTRUSTED_IDENTITY = new Set(['p-asserted-identity', 'identity', 'identity-info']);
 
 /** RFC 3261 §16.7 step 6: 6xx beats everything, then the lowest class, 408/503-like answers last. */
 function betterFinal(candidate: number, current: number): boolean {

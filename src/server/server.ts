@@ -144,6 +144,7 @@ export class ParleyServer {
         this.store.offline,
         {
           domains: this.domains,
+          realms: new Set([...this.domains].map((domain) => realmFor(config, domain))),
           outboundProxy: config.relay.outbound_proxy ?? undefined,
           foreignDomainStatus: config.relay.foreign_domain_status,
           maxBody: config.relay.max_body,

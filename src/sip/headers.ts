@@ -1,5 +1,7 @@
 // Structured forms of the headers Parley reads: name-addr (From, To, Contact, Route), Via, CSeq,
 // and the splitting of comma-separated header values (RFC 3261 §7.3.1).
+import { isIP } from 'node:net';
+import { isValidHost, portNumber } from './uri.js';
 
 export class HeaderError extends Error {
   override name = 'HeaderError';
@@ -121,8 +123,20 @@ export function unquote(value: string): string {
   return value;
 }
 
+/** A quoted-string of any text: `"` and `\` escaped, and what cannot be quoted (CR, LF, other controls) made a space. */
 export function quote(value: string): string {
-  return `"${value.replace(/(["\\])/g, '\\$1')}"`;
+  return `"${safeHeaderValue(value).replace(/(["\\])/g, '\\$1')}"`;
+}
+
+// Control characters but HTAB (RFC 3261 §25.1 allows none in a header value), C1 controls and the
+// Unicode line and paragraph separators: CR or LF would end the header line and start another, and
+// some receivers also end lines at the others.
+const UNSAFE_IN_HEADER = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]/;
+const UNSAFE_IN_HEADER_ALL = new RegExp(UNSAFE_IN_HEADER.source, 'g');
+
+/** `value` with every character that may not stand in a header line replaced by a space. */
+export function safeHeaderValue(value: string): string {
+  return UNSAFE_IN_HEADER.test(value) ? value.replace(UNSAFE_IN_HEADER_ALL, ' ') : value;
 }
 
 /** A From/To/Contact/Route value: display name, URI text and header parameters. */
@@ -198,11 +212,23 @@ export function parseVia(value: string): Via {
     value.trim(),
   );
   if (!m) throw new HeaderError(`bad Via "${value}"`);
-  const port = m[3] === undefined ? undefined : Number(m[3]);
-  if (port !== undefined && port > 65535) throw new HeaderError(`bad Via port ${m[3]}`);
+  // sent-by, received and rport are where responses go (RFC 3261 §18.2.2, RFC 3581): each must be an address.
+  if (!isValidHost(m[2]!)) throw new HeaderError(`bad Via host "${m[2]}"`);
+  const port = m[3] === undefined ? undefined : portNumber(m[3]);
+  if (m[3] !== undefined && port === undefined) throw new HeaderError(`bad Via port ${m[3]}`);
   const params = parseParams(m[4]!);
+  const received = params.get('received');
+  if (received !== undefined && !isIpLiteral(received)) throw new HeaderError('bad Via received');
+  const rport = params.get('rport');
+  if (rport !== undefined && rport !== null && portNumber(rport) === undefined) throw new HeaderError(`bad Via rport ${rport}`);
   const branch = params.get('branch');
   return { transport: m[1]!.toUpperCase(), host: m[2]!.toLowerCase(), port, params, branch: branch ?? undefined };
+}
+
+/** An IPv4 or IPv6 address, the latter with or without brackets (RFC 3261 and RFC 5118 §4.5 spell it both ways). */
+function isIpLiteral(value: string | null): boolean {
+  if (value === null) return false;
+  return value.charCodeAt(0) === 91 /* [ */ ? isValidHost(value) : isIP(value) !== 0;
 }
 
 export function formatVia(via: Via): string {

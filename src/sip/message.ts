@@ -1,6 +1,8 @@
 // The SIP message model: start line, ordered header list, body. Structured header values are
 // parsed on first use and cached, so the hot path pays only for what it reads.
-import { type CSeq, type NameAddr, type Via, LIST_HEADERS, displayName, parseCSeq, parseNameAddr, parseVia, splitList } from './headers.js';
+import {
+  type CSeq, type NameAddr, type Via, LIST_HEADERS, displayName, parseCSeq, parseNameAddr, parseVia, safeHeaderValue, splitList,
+} from './headers.js';
 import { type SipUri, parseUri } from './uri.js';
 
 export interface Header {
@@ -23,12 +25,17 @@ export class SipMessage {
   body: Buffer;
   private parsed: { vias?: Via[]; from?: NameAddr; to?: NameAddr; cseq?: CSeq; requestUri?: SipUri } = {};
 
+  /**
+   * Every way a value gets into a message but the parser (which leaves no CR or LF in a value) goes
+   * through here or add/set/prepend, and there CR, LF and other controls become spaces: whatever a
+   * feature builds a value from (a nick, a decoded user part, an XMPP name), it cannot start a header line.
+   */
   constructor(init: { method?: string; uri?: string; status?: number; reason?: string; headers?: Header[]; body?: Buffer }) {
     this.method = init.method ?? '';
-    this.uri = init.uri ?? '';
+    this.uri = safeHeaderValue(init.uri ?? '');
     this.status = init.status ?? 0;
-    this.reason = init.reason ?? '';
-    this.headers = init.headers ?? [];
+    this.reason = safeHeaderValue(init.reason ?? '');
+    this.headers = init.headers ? safeHeaders(init.headers) : [];
     this.body = init.body ?? EMPTY;
   }
 
@@ -61,12 +68,12 @@ export class SipMessage {
   set(name: string, value: string): this {
     const at = this.headers.findIndex((h) => h.name === name);
     this.remove(name);
-    this.headers.splice(at < 0 ? this.headers.length : at, 0, { name, value });
+    this.headers.splice(at < 0 ? this.headers.length : at, 0, { name, value: safeHeaderValue(value) });
     return this;
   }
 
   add(name: string, value: string): this {
-    this.headers.push({ name, value });
+    this.headers.push({ name, value: safeHeaderValue(value) });
     this.parsed = {};
     return this;
   }
@@ -74,7 +81,7 @@ export class SipMessage {
   /** Inserts before the first header of that name (or at the top): how a proxy adds its Via. */
   prepend(name: string, value: string): this {
     const at = this.headers.findIndex((h) => h.name === name);
-    this.headers.splice(at < 0 ? 0 : at, 0, { name, value });
+    this.headers.splice(at < 0 ? 0 : at, 0, { name, value: safeHeaderValue(value) });
     this.parsed = {};
     return this;
   }
@@ -159,6 +166,20 @@ export class SipMessage {
 }
 
 export const EMPTY = Buffer.alloc(0);
+
+/**
+ * The list a message is built with, an unsafe value replaced in place by a safe copy of its header
+ * (the list becomes the message's own, as before; the Header objects, which may be shared, are not
+ * changed). Nothing is allocated when every value is safe, as nearly always.
+ */
+function safeHeaders(headers: Header[]): Header[] {
+  for (let i = 0; i < headers.length; i++) {
+    const header = headers[i]!;
+    const value = safeHeaderValue(header.value);
+    if (value !== header.value) headers[i] = { name: header.name, value };
+  }
+  return headers;
+}
 
 /** Reason phrases of the responses Parley sends. */
 export const REASONS: Record<number, string> = {

@@ -3,7 +3,7 @@
 // so the transport layer can still answer instead of dropping.
 import { COMPACT_FORMS, HeaderError, TOKEN, displayName, parseNameAddr, parseVia } from './headers.js';
 import { EMPTY, SipMessage } from './message.js';
-import { MAX_URI_LENGTH, UriError, parseUri } from './uri.js';
+import { MAX_URI_LENGTH, type SipUri, UriError, parseUri } from './uri.js';
 
 export class SipParseError extends Error {
   override name = 'SipParseError';
@@ -152,9 +152,16 @@ export function validate(message: SipMessage): void {
     // Read through the message's own getters, so that what is parsed here is cached for later use.
     if (message.vias.length === 0) throw new HeaderError('empty Via');
     // From and To URIs are read by the layers above: a malformed one must be a 400 here, not a 500 there.
-    parseUri(message.from.uri);
-    parseUri(message.to.uri);
-    for (const contact of message.getAll('contact')) if (contact !== '*') parseNameAddr(contact);
+    uriOf('From URI', () => parseUri(message.from.uri));
+    uriOf('To URI', () => parseUri(message.to.uri));
+    // Contact, Route, Record-Route and Path URIs become destinations (bindings, next hops): an address
+    // no socket can take (port 0, a host that is no host) is refused here, naming the header.
+    for (const name of ADDRESS_HEADERS) {
+      for (const value of message.getAll(name)) {
+        if (name === 'contact' && value === '*') continue;
+        uriOf(`${displayName(name)} URI`, () => parseUri(parseNameAddr(value).uri));
+      }
+    }
     const cseq = message.cseq;
     if (message.isRequest) {
       if (cseq.method !== message.method) throw new HeaderError('CSeq method does not match the request method');
@@ -164,12 +171,24 @@ export function validate(message: SipMessage): void {
         throw new HeaderError('bad Max-Forwards');
       }
       // A Request-URI may not carry headers (RFC 3261 §19.1.1; RFC 4475 §3.1.2.11).
-      if (message.requestUri.headers.size > 0) throw new UriError('headers in the Request-URI');
+      if (uriOf('Request-URI', () => message.requestUri).headers.size > 0) throw new UriError('headers in the Request-URI');
     }
   } catch (error) {
     if (error instanceof HeaderError || error instanceof UriError) {
       throw new SipParseError(capitalize(error.message), message);
     }
+    throw error;
+  }
+}
+
+const ADDRESS_HEADERS = ['contact', 'route', 'record-route', 'path'] as const;
+
+/** Reads a URI; what is wrong with it is said with `what` it is, e.g. "bad Contact URI: bad port "0"". */
+function uriOf(what: string, read: () => SipUri): SipUri {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof UriError) throw new HeaderError(`bad ${what}: ${error.message}`);
     throw error;
   }
 }

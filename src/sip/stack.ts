@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { type Header, SipMessage, createResponse, randomToken, REASONS } from './message.js';
 import { canAnswer, type SipParseError } from './parser.js';
-import { formatVia } from './headers.js';
+import { type Via, formatVia, parseVia } from './headers.js';
 import type { TimerHandle, TimerQueue } from './timers.js';
 import type { TransportLayer } from './transport/layer.js';
 import { type Peer, type Protocol, RELIABLE } from './transport/types.js';
@@ -124,7 +124,7 @@ export class SipStack extends EventEmitter {
       if (existing.lastResponse) this.transmit(existing.lastResponse, existing.responseTarget);
       return;
     }
-    const responseTarget = stampVia(message, source);
+    const responseTarget = stampVia(message, message.via, source);
     const transaction = this.createServerTransaction(key, message, source, responseTarget);
     this.server.set(key, transaction);
     this.stats.serverTransactions = this.server.size;
@@ -171,7 +171,7 @@ export class SipStack extends EventEmitter {
 
   buildResponse(request: SipMessage, status: number, reason?: string, options: ReplyOptions = {}): SipMessage {
     const response = createResponse(request, status, reason ?? REASONS[status]);
-    if (options.headers) response.headers.push(...options.headers);
+    for (const header of options.headers ?? []) response.add(header.name, header.value);
     if (status >= 200 && status < 300) response.add('server', this.options.userAgent);
     if (options.body !== undefined) {
       response.body = typeof options.body === 'string' ? Buffer.from(options.body, 'utf8') : options.body;
@@ -185,8 +185,9 @@ export class SipStack extends EventEmitter {
     const partial = error.partial;
     if (!canAnswer(partial)) return;
     try {
-      const target = stampVia(partial, source);
-      const response = createResponse(partial, error.status, error.reason.replace(/[\r\n]/g, ' '));
+      // Only the top Via is read: one further down may be what made the request malformed.
+      const target = stampVia(partial, parseVia(partial.getAll('via')[0]!), source);
+      const response = createResponse(partial, error.status, error.reason);
       this.stats.responsesOut++;
       this.transmit(response.toBuffer(), target);
     } catch {
@@ -195,7 +196,10 @@ export class SipStack extends EventEmitter {
   }
 
   private transmit(bytes: Buffer, target: Peer): void {
-    this.transports.send(bytes, target).catch((error: Error) => this.emit('error', error));
+    this.transports.send(bytes, target).catch((error: Error) => {
+      // An 'error' event nobody listens to would throw here, inside a rejection handler.
+      if (this.listenerCount('error') > 0) this.emit('error', error);
+    });
   }
 
   private onResponse(response: SipMessage): void {
@@ -355,8 +359,7 @@ function transactionKey(message: SipMessage): string {
  * responses go (§18.2.2): the same connection on streams, the source address on UDP when rport
  * was asked for, else the source host with the Via port.
  */
-function stampVia(message: SipMessage, source: Peer): Peer {
-  const via = message.via;
+function stampVia(message: SipMessage, via: Via, source: Peer): Peer {
   const wantsRport = via.params.has('rport');
   let changed = false;
   if (via.host !== source.host && via.host !== `[${source.host}]`) {

@@ -1,4 +1,5 @@
 // SIP, SIPS and tel URIs (RFC 3261 §19.1, RFC 3966), plus an opaque form for any other scheme.
+import { isIPv4, isIPv6 } from 'node:net';
 
 export interface SipUri {
   scheme: string;
@@ -18,7 +19,6 @@ export class UriError extends Error {
   override name = 'UriError';
 }
 
-const HOST_CHARS = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9.])?)$/;
 const USER_CHARS = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})*$/;
 const PASSWORD_CHARS = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*$/;
 const PARAM_CHARS = /^(?:[A-Za-z0-9\-_.!~*'()[\]/:&+$]|%[0-9A-Fa-f]{2})+$/;
@@ -118,13 +118,57 @@ export function parseHostPort(hostport: string): { host: string; port?: number }
       portText = hostport.slice(colon + 1);
     }
   }
-  if (!HOST_CHARS.test(host)) throw new UriError(`bad host "${host}"`);
+  if (!isValidHost(host)) throw new UriError(`bad host "${host}"`);
   let port: number | undefined;
   if (portText !== undefined) {
-    if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535) throw new UriError(`bad port "${portText}"`);
-    port = Number(portText);
+    port = portNumber(portText);
+    if (port === undefined) throw new UriError(`bad port "${portText}"`);
   }
   return { host: host.toLowerCase(), port };
+}
+
+/**
+ * Whether `host` is something a socket can be pointed at: a DNS name (RFC 3261 §25.1 hostname: labels of
+ * letters, digits and inner hyphens, the last one starting with a letter), an IPv4 address, or an IPv6
+ * address in brackets. Wire values that later become destinations are checked with this where parsed.
+ */
+export function isValidHost(host: string): boolean {
+  if (host.charCodeAt(0) === 91 /* [ */) return host.charCodeAt(host.length - 1) === 93 /* ] */ && isIPv6(host.slice(1, -1));
+  return isIPv4(host) || isHostname(host);
+}
+
+function isHostname(host: string): boolean {
+  // One trailing dot (a fully qualified name) is allowed.
+  const end = host.charCodeAt(host.length - 1) === 46 /* . */ ? host.length - 1 : host.length;
+  if (end === 0 || end > 253) return false;
+  let labelStart = 0;
+  for (let i = 0; i <= end; i++) {
+    const c = i === end ? 46 : host.charCodeAt(i);
+    if (c === 46) {
+      const length = i - labelStart;
+      if (length === 0 || length > 63 || host.charCodeAt(i - 1) === 45 /* - */) return false;
+      if (i === end && !isLetter(host.charCodeAt(labelStart))) return false; // toplabel: IPv4-like names are not names
+      labelStart = i + 1;
+    } else if (c === 45) {
+      if (i === labelStart) return false;
+    } else if (!isLetter(c) && !(c >= 48 && c <= 57)) return false;
+  }
+  return true;
+}
+
+function isLetter(c: number): boolean {
+  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+}
+
+/** A port a socket can use (1-65535) from its decimal text, or undefined. Port 0 means "any" to a socket: not a destination. */
+export function portNumber(text: string): number | undefined {
+  if (text.length === 0 || text.length > 5) return undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return undefined;
+  }
+  const port = Number(text);
+  return port >= 1 && port <= 65535 ? port : undefined;
 }
 
 function parseUriParams(text: string): Map<string, string | null> {

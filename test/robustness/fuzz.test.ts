@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { SipParseError, parseMessage } from '../../src/sip/parser.js';
+import { parseVia } from '../../src/sip/headers.js';
 import { StreamFramer } from '../../src/sip/transport/framer.js';
 import { TestUA } from '../support/ua.js';
 import { killAll, startParley, type ParleyProcess } from '../support/process.js';
@@ -251,7 +252,8 @@ describe(`Parley process under fuzzed input (seed ${SEED_TEXT}, ${UDP_INPUTS} UD
           }
           let branch: string | undefined;
           try {
-            branch = seen.message?.via.branch;
+            // The top Via alone: a 400 repeats the input's Vias, the bad one that caused it included.
+            branch = seen.message && parseVia(seen.message.getAll('via')[0] ?? '').branch;
           } catch {
             // no readable Via: a problem reported below
           }
@@ -389,10 +391,9 @@ describe(`Parley process under fuzzed input (seed ${SEED_TEXT}, ${UDP_INPUTS} UD
     // Was: lines were split on /\r?\n/, so "hi\rX-Injected: yes" stayed one value and went out again to
     // alice, where a receiver that ends lines at CR reads an injected header field.
     const before = alice.requests;
-    const message = request('MESSAGE', 'sip:alice@localhost', control.address().port, {
-      headers: [['subject', 'hi\rX-Injected: yes']],
-      body: 'x',
-    });
+    const message = request('MESSAGE', 'sip:alice@localhost', control.address().port, { body: 'x' });
+    // Pushed as is: the message model would make the CR a space.
+    message.headers.push({ name: 'subject', value: 'hi\rX-Injected: yes' });
     const response = await transact(control, parley.udp, message, 3000);
     assert.equal(response?.status, 400, `${response?.status} ${response?.reason}`);
     assert.equal(alice.requests, before, 'the MESSAGE was relayed to alice');

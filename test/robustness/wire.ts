@@ -63,7 +63,8 @@ export function transact(socket: UdpSocket, server: Endpoint, message: SipMessag
       const response = lenient(data);
       if (!response || response.isRequest || response.status < 200) return;
       try {
-        if (response.via.branch !== branch) return;
+        // Only the top Via: a 400 repeats the request's Vias, the bad one that caused it included.
+        if (parseVia(response.getAll('via')[0] ?? '').branch !== branch) return;
       } catch {
         return;
       }

@@ -238,7 +238,14 @@ describe('Via', () => {
     });
   }
 
-  for (const value of ['SIP/2.0 host', 'SIP/2.0/UDP', 'SIP/2.0/UDP host:123456', 'SIP/2.0/UDP host;;', 'SIP/2.0/UDP host junk']) {
+  for (const value of [
+    'SIP/2.0 host', 'SIP/2.0/UDP', 'SIP/2.0/UDP host:123456', 'SIP/2.0/UDP host;;', 'SIP/2.0/UDP host junk',
+    // Where responses would go: a port, host, received or rport no socket can take.
+    'SIP/2.0/UDP 1.2.3.4:0;branch=z9hG4bK1', 'SIP/2.0/UDP 1.2.3.4:65536', 'SIP/2.0/UDP 1.2.3.4:00000', 'SIP/2.0/UDP ho_st',
+    'SIP/2.0/UDP [2001:db8:::1]', 'SIP/2.0/UDP [zz::1]:5060', 'SIP/2.0/UDP 1.2.3.4.5', 'SIP/2.0/UDP -host',
+    'SIP/2.0/UDP host;received=', 'SIP/2.0/UDP host;received=evil.example.com', 'SIP/2.0/UDP host;received=1.2.3.999',
+    'SIP/2.0/UDP host;rport=0', 'SIP/2.0/UDP host;rport=65536', 'SIP/2.0/UDP host;rport=x',
+  ]) {
     it(`refuses ${value}`, () => assert.throws(() => parseVia(value)));
   }
 });
@@ -333,8 +340,19 @@ describe('checks on the headers every transaction needs', () => {
     ['a malformed Contact', [...CORE, 'Contact: <sip:a@example.com>, "unterminated <sip:b@example.com>'], /Unbalanced/],
     ['a Contact URI with headers outside <>', [...CORE, 'Contact: sip:a@example.com?Route=%3Csip:b%3E'], /enclosed/],
     ['a malformed From', replacing('from', 'From: Bell, Alexander <sip:a@example.com>;tag=1'), /display name/],
-    ['a To whose URI is malformed', replacing('to', 'To: <sip:carol@]>'), /Bad host/],
-    ['a From whose URI is malformed', replacing('from', 'From: <sip:a@example.com:http>;tag=1'), /Bad port/],
+    ['a To whose URI is malformed', replacing('to', 'To: <sip:carol@]>'), /Bad To URI: bad host/],
+    ['a From whose URI is malformed', replacing('from', 'From: <sip:a@example.com:http>;tag=1'), /Bad From URI: bad port/],
+    ['a second Via with port 0', [...CORE, 'Via: SIP/2.0/UDP 192.0.2.7:0;branch=z9hG4bK2'], /Bad Via port 0/],
+    ['a second Via with port 65536', [...CORE, 'Via: SIP/2.0/UDP 192.0.2.7:65536;branch=z9hG4bK2'], /Bad Via port 65536/],
+    ['a second Via whose host is no host', [...CORE, 'Via: SIP/2.0/UDP exa_mple.com;branch=z9hG4bK2'], /Bad Via host/],
+    ['a second Via whose received is no address', [...CORE, 'Via: SIP/2.0/UDP b.example.com;received=b.example.com'], /Bad Via received/],
+    ['a second Via whose rport is 0', [...CORE, 'Via: SIP/2.0/UDP b.example.com;rport=0'], /Bad Via rport 0/],
+    ['a Contact with port 0', [...CORE, 'Contact: <sip:a@192.0.2.7:0>'], /Bad Contact URI: bad port "0"/],
+    ['a Contact whose host is no host', [...CORE, 'Contact: <sip:a@192.0.2.777>'], /Bad Contact URI: bad host/],
+    ['a Contact with an IPv6 address that is none', [...CORE, 'Contact: <sip:a@[2001:db8:::1]:5060>'], /Bad Contact URI: bad host/],
+    ['a Route with port 65536', [...CORE, 'Route: <sip:proxy.example.com:65536;lr>'], /Bad Route URI: bad port/],
+    ['a Record-Route with port 0', [...CORE, 'Record-Route: <sip:proxy.example.com:0;lr>'], /Bad Record-Route URI: bad port/],
+    ['a Path whose host is no host', [...CORE, 'Path: <sip:-edge.example.com;lr>'], /Bad Path URI: bad host/],
   ];
   for (const [what, headers, reason] of BAD) {
     it(`refuses ${what} with a 400 that can be answered`, () => {
@@ -344,6 +362,11 @@ describe('checks on the headers every transaction needs', () => {
       assert.ok(canAnswer(error.partial));
     });
   }
+
+  it('refuses a Request-URI naming port 0 with a 400 that says so', () => {
+    const error = parseError(wire(CORE, '', 'MESSAGE sip:bob@example.com:0 SIP/2.0'));
+    assert.deepEqual([error.status, error.reason, canAnswer(error.partial)], [400, 'Bad Request-URI: bad port "0"', true]);
+  });
 
   it('accepts Max-Forwards with leading zeros, a Contact of "*", and several Contact lines', () => {
     const message = parseMessage(wire([...replacing('max-forwards', 'Max-Forwards: 0068'), 'Contact: *']));
@@ -356,7 +379,7 @@ describe('checks on the headers every transaction needs', () => {
     assert.equal(canAnswer(ack.partial), false);
     const response = parseError(wire(replacing('cseq', 'CSeq: x'), '', 'SIP/2.0 200 OK'));
     assert.equal(canAnswer(response.partial), false);
-    for (const via of [[], ['Via: SIP/2.0/UDP'], ['Via: SIP/2.0/UDP a.example.com;;, SIP/2.0/UDP b.example.com']]) {
+    for (const via of [[], ['Via: SIP/2.0/UDP'], ['Via: SIP/2.0/UDP a.example.com;;, SIP/2.0/UDP b.example.com'], ['Via: SIP/2.0/UDP 1.2.3.4:0;branch=z9hG4bK1']]) {
       assert.equal(canAnswer(parseError(wire(replacing('via', ...via))).partial), false, via.join());
     }
     assert.equal(canAnswer(undefined), false);
@@ -438,6 +461,27 @@ describe('serialization', () => {
     'X-Unknown: ;;,,',
     'l: 5',
   ];
+
+  it('writes no control character but HTAB into a header line, however the value got into the message', () => {
+    const injected = 'x\r\nX-Injected: yes\u0000\u0085\u2028\tend';
+    const message = new SipMessage({ method: 'MESSAGE', uri: 'sip:bob@example.com', headers: [...parseMessage(wire(CORE)).headers, { name: 'subject', value: injected }] });
+    message.add('x-added', injected).set('x-set', injected).prepend('x-prepended', injected);
+    const response = new SipMessage({ status: 400, reason: `Bad\r\nX-Reason: 1`, headers: [{ name: 'x-built', value: injected }] });
+    const badUri = new SipMessage({ method: 'MESSAGE', uri: `sip:bob@example.com\r\nX-Uri: 1` });
+    for (const sent of [message, response, badUri]) {
+      const lines = sent.toString().split('\r\n');
+      assert.deepEqual(lines.filter((line) => /^X-(Injected|Uri|Reason):/i.test(line) || /[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]/.test(line)), [], sent.toString());
+    }
+    assert.equal(message.get('x-added'), 'x  X-Injected: yes   \tend');
+    assert.equal(parseMessage(message.toBuffer()).get('subject'), 'x  X-Injected: yes   \tend');
+  });
+
+  it('quotes any text as a display name that reads back: quotes and backslashes escaped, line breaks made spaces', () => {
+    const value = formatNameAddr({ displayName: 'Mallory "M" \\o/\r\nX-Injected: yes', uri: 'sip:m@example.com', params: new Map() });
+    assert.equal(value, '"Mallory \\"M\\" \\\\o/  X-Injected: yes" <sip:m@example.com>');
+    assert.equal(parseNameAddr(value).displayName, 'Mallory "M" \\o/  X-Injected: yes');
+    assert.equal(quote('a\u0000b'), '"a b"');
+  });
 
   it('gives back equal values when its output is parsed again', () => {
     const message = parseMessage(wire(FOLDED_AND_COMPACT, 'hello'));

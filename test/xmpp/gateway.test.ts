@@ -117,6 +117,15 @@ describe('against a scripted XMPP server', () => {
     assert.equal(message.body.toString('utf8'), 'split 🎉 here');
     assert.equal(message.from.uri, `sip:romeo*xmpp.example@${COMPONENT_DOMAIN}`);
   });
+
+  test('an XMPP subject with line breaks of any kind becomes one Subject header line', async () => {
+    const subject = 'one&#13;&#10;X-Injected: yes&#x2028;X-Also: yes&#x85;X-Too: yes';
+    const received = alice.waitForRequest((request) => request.method === 'MESSAGE' && request.body.toString() === 'with a subject');
+    xmppServer.latest.socket.write(`<message from='romeo@xmpp.example/r' to='alice*localhost@${COMPONENT_DOMAIN}' type='chat'><subject>${subject}</subject><body>with a subject</body></message>`);
+    const message = await received;
+    assert.deepEqual(message.headers.filter((header) => header.name.startsWith('x-')), []);
+    assert.equal(message.get('subject'), 'one X-Injected: yes X-Also: yes X-Too: yes');
+  });
 });
 
 describe('without a reachable XMPP server', () => {

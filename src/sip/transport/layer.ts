@@ -107,8 +107,12 @@ export class TransportLayer extends EventEmitter {
    * Sends bytes to a peer. A connectionId that is still open wins; otherwise stream protocols reuse
    * any connection to that address or open one (tcp/tls; ws/wss peers can only be reached on
    * their own connection). Resolves once written; rejects with TransportError when the peer is unreachable.
+   * Never throws: whatever a peer's message named as its address, the failure is a rejection.
    */
   send(data: Buffer, target: Peer): Promise<void> {
+    if (!(target.port >= 1 && target.port <= 65535 && Number.isInteger(target.port)) || target.host === '') {
+      return Promise.reject(new TransportError(`cannot send to ${formatPeer(target)}: not an address`));
+    }
     if (target.proto !== 'udp') return this.sendStream(data, target);
     // Fire and forget: UDP gives no delivery report worth a promise per datagram on the hot path;
     // socket errors surface as 'error' events and lost datagrams through transaction timers.
@@ -117,8 +121,8 @@ export class TransportLayer extends EventEmitter {
     try {
       socket.send(data, target.port, target.host);
     } catch (error) {
-      // An address dgram refuses at once (port 0...) fails like any other send: a rejection, never a throw.
-      return Promise.reject(error as Error);
+      // dgram throws at once for what it can tell is wrong (a closed socket while stopping, a bad argument).
+      return Promise.reject(new TransportError(`cannot send to ${formatPeer(target)}: ${(error as Error).message}`));
     }
     return SENT;
   }
