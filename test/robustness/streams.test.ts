@@ -143,6 +143,17 @@ describe('stream messages', () => {
     patient.socket.destroy();
   });
 
+  test('messages over rate_limit on a connection are answered 503 on it, and the connection stays', async () => {
+    const s = await server({ rate_limit: 2, rate_window: 60, exempt_sources: [] });
+    const stream = await RawStream.open(s.tcp.port);
+    const answers = [await stream.options(), await stream.options(), await stream.options()];
+    assert.deepEqual(answers.map((response) => response.status), [200, 200, 503]);
+    assert.equal(answers[2]!.get('retry-after'), '30');
+    assert.equal(s.server.transports.stats.refused.rate, 1);
+    assert.equal(stream.closed, false);
+    stream.socket.destroy();
+  });
+
   test('a message that breaks framing is answered 400, then the connection is destroyed, whatever the peer sends after it', async () => {
     const s = await server({});
     const stream = await RawStream.open(s.tcp.port);
