@@ -1,7 +1,8 @@
-// The per-source rate limiter and address ranges, on an explicit clock.
+// Per-source limits on an explicit clock, and what the stream framer keeps of a hostile stream.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AddressRanges, SourceRateLimiter, parseCidr } from '../../src/sip/transport/limits.js';
+import { StreamFramer } from '../../src/sip/transport/framer.js';
 
 test('CIDR ranges: IPv4, IPv6, a bare address; anything else is refused', () => {
   assert.deepEqual(parseCidr('10.0.0.0/8'), { address: '10.0.0.0', prefix: 8, family: 'ipv4' });
@@ -33,4 +34,23 @@ test('sources whose allowance is whole again are forgotten; the table never grow
   assert.equal(limiter.tracked, 1);
   for (let i = 0; i < 120_000; i++) limiter.admit(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 1000);
   assert.equal(limiter.tracked, 100_000);
+});
+
+test('a head arriving a byte at a time is framed, whichever separator ends it', () => {
+  for (const separator of ['\r\n\r\n', '\n\n']) {
+    const framer = new StreamFramer(65535);
+    const text = `OPTIONS sip:localhost SIP/2.0${separator.slice(0, separator.length / 2)}Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK1\r\nFrom: <sip:a@localhost>;tag=1\r\nTo: <sip:localhost>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70${separator}`;
+    const results = [...Buffer.from(text)].flatMap((byte) => framer.push(Buffer.from([byte])));
+    assert.equal(results.length, 1, JSON.stringify(separator));
+    assert.ok('message' in results[0]!);
+    assert.equal(framer.buffered, 0);
+  }
+});
+
+test('after a fatal framing error the framer keeps nothing of what follows', () => {
+  const framer = new StreamFramer(1024);
+  const [result] = framer.push(Buffer.from('OPTIONS sip:localhost SIP/2.0\r\nContent-Length: many\r\n\r\n'));
+  assert.ok(result && 'error' in result && result.fatal);
+  for (let i = 0; i < 100; i++) assert.deepEqual(framer.push(Buffer.alloc(64 * 1024, 'x')), []);
+  assert.equal(framer.buffered, 0);
 });
