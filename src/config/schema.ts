@@ -376,6 +376,12 @@ const baseSchema = z
         .enum(PRESENCE_POLICIES)
         .default('open')
         .describe('Who may watch whom: open: anyone; same-domain: only users of the presentity\'s own domain (others get 403).'),
+      max_publications_per_presentity: positiveInt
+        .default(10)
+        .describe('Most publications (one per device, RFC 3903) one address may have at once; a further new one gets 503 with Retry-After until the first of them expires.'),
+      max_publications: positiveInt.default(50000).describe('Most publications kept at once, all addresses together; a further new one gets 503 with Retry-After.'),
+      max_subscriptions_per_watcher: positiveInt.default(1000).describe('Most presence subscriptions one watcher may hold at once; a further new one gets 403.'),
+      max_subscriptions: positiveInt.default(50000).describe('Most presence subscriptions kept at once, all watchers together; a further new one gets 503 with Retry-After.'),
     }),
     xmpp: section({
       enabled: z.boolean().default(false).describe('Run the XMPP gateway: MESSAGEs to gateway_domain go to XMPP users, and XMPP users reach SIP users through xmpp_domain.'),
