@@ -6,6 +6,7 @@ import type { Socket as UdpSocket } from 'node:dgram';
 import type { SipMessage } from '../../src/sip/index.js';
 import { startServer, type ConfigPatch, type TestServer } from '../support/server.js';
 import { eventually } from '../support/eventually.js';
+import { sample, scrape } from '../admin/client.js';
 import { bindUdp, closeUdp, lenient, request, sleep, transact } from './wire.js';
 
 const servers: TestServer[] = [];
@@ -63,6 +64,9 @@ describe('per-source rate', () => {
     assert.equal(logged.length, 1, 'five refusals in a row are logged once');
     assert.equal(logged[0]!.reason, 'rate');
     assert.equal(logged[0]!.host, '127.0.0.1');
+    const metrics = (await scrape(s)).text;
+    assert.equal(sample(metrics, 'parley_sip_refused_total{reason="rate"}'), 5);
+    assert.equal(sample(metrics, 'parley_sip_refused_total{reason="connections"}'), 0);
 
     await sleep(1000);
     assert.equal((await transact(from, s.udp, request('OPTIONS', 'sip:localhost', from.address().port)))?.status, 200);

@@ -7,6 +7,7 @@ import { type SipMessage, randomToken } from '../../src/sip/index.js';
 import { startServer, type ConfigPatch, type TestServer } from '../support/server.js';
 import { StreamUA } from '../support/stream-ua.js';
 import { eventually } from '../support/eventually.js';
+import { sample, scrape } from '../admin/client.js';
 import { StreamSplitter, lenient, request, sleep } from './wire.js';
 
 const servers: TestServer[] = [];
@@ -79,6 +80,9 @@ describe('stream connection limits', () => {
     const [logged] = refusals(s, 'connections_per_ip');
     assert.equal(logged?.host, '127.0.0.1');
     assert.equal(logged?.level, 'warn');
+    const metrics = (await scrape(s)).text;
+    assert.equal(sample(metrics, 'parley_sip_refused_total{reason="connections_per_ip"}'), 1);
+    assert.equal(sample(metrics, 'parley_sip_connections'), 3);
 
     assert.equal((await admitted[0]!.options()).status, 200, 'an admitted connection no longer serves');
     admitted[2]!.socket.destroy();
