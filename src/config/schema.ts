@@ -315,7 +315,7 @@ const baseSchema = z
         .number()
         .positive()
         .default(10)
-        .describe('Seconds a SIP message may take to arrive whole on a TCP or TLS connection once its first byte came; a connection that takes longer (slowloris) is closed.'),
+        .describe('Seconds a SIP message may take to arrive whole on a TCP or TLS connection once its first byte came, and a TLS handshake or WebSocket upgrade request to complete; a connection that takes longer (slowloris) is closed.'),
       max_connections: positiveInt.default(10000).describe('Most TCP, TLS and WebSocket connections peers may have open at once, all listeners together; a further one is closed at once.'),
       max_connections_per_ip: positiveInt.default(200).describe('Most TCP, TLS and WebSocket connections one source IP address may have open at once (exempt_sources aside); a further one is closed at once.'),
       rate_limit: z

@@ -3,6 +3,12 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { type SipMessage, randomToken } from '../../src/sip/index.js';
 import { startServer, type ConfigPatch, type TestServer } from '../support/server.js';
 import { StreamUA } from '../support/stream-ua.js';
@@ -10,13 +16,16 @@ import { eventually } from '../support/eventually.js';
 import { sample, scrape } from '../admin/client.js';
 import { StreamSplitter, lenient, request, sleep } from './wire.js';
 
+const ROOT = join(fileURLToPath(import.meta.url), '..', '..', '..');
 const servers: TestServer[] = [];
+const dirs: string[] = [];
 after(async () => {
   for (const server of servers) await server.stop();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-async function server(sip: ConfigPatch['sip']): Promise<TestServer> {
-  const started = await startServer({ sip, presence: { enabled: false } });
+async function server(sip: ConfigPatch['sip'], patch: ConfigPatch = {}): Promise<TestServer> {
+  const started = await startServer({ sip, presence: { enabled: false }, ...patch });
   servers.push(started);
   return started;
 }
@@ -145,6 +154,36 @@ describe('stream messages', () => {
     assert.equal((await patient.options()).status, 200);
     assert.equal(s.server.transports.stats.refused.message_timeout, 1);
     patient.socket.destroy();
+  });
+
+  test('a TLS handshake and a WebSocket upgrade request have message_timeout to complete too', async () => {
+    const certDir = mkdtempSync(join(tmpdir(), 'parley-cert-'));
+    dirs.push(certDir);
+    await promisify(execFile)(process.execPath, [join(ROOT, 'bin', 'parley.js'), 'cert', '--out', certDir, '--host', 'localhost'], { cwd: ROOT });
+    const s = await server({ message_timeout: 1 }, {
+      listen: [
+        { proto: 'udp', host: '127.0.0.1', port: 0 },
+        { proto: 'tcp', host: '127.0.0.1', port: 0 },
+        { proto: 'tls', host: '127.0.0.1', port: 0 },
+        { proto: 'ws', host: '127.0.0.1', port: 0 },
+      ],
+      tls: { cert: join(certDir, 'cert.pem'), key: join(certDir, 'key.pem') },
+    });
+    const port = (proto: string) => s.server.transports.bound.find((listener) => listener.proto === proto)!.port;
+
+    const handshake = await RawStream.open(port('tls'));
+    handshake.socket.write(Buffer.from([0x16, 0x03, 0x01])); // the start of a TLS record, and no more
+    await handshake.closedByParley();
+    assert.equal(s.server.transports.stats.refused.message_timeout, 1);
+
+    const upgrade = await RawStream.open(port('ws'));
+    upgrade.socket.write('GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n');
+    const dribble = setInterval(() => upgrade.socket.write('X-Slow: 1\r\n'), 200);
+    try {
+      await upgrade.closedByParley();
+    } finally {
+      clearInterval(dribble);
+    }
   });
 
   test('messages over rate_limit on a connection are answered 503 on it, and the connection stays', async () => {

@@ -25,7 +25,7 @@ export interface TransportOptions {
   maxMessageSize: number;
   /** Seconds a stream connection may stay silent before it is closed. */
   idleTimeout: number;
-  /** Seconds a message may take to arrive whole on a TCP or TLS connection once its first byte came. */
+  /** Seconds a message may take to arrive whole on a TCP or TLS connection once its first byte came; also the TLS handshake and WebSocket upgrade deadline. */
   messageTimeout: number;
   /** Most stream connections peers may have open at once (TCP, TLS and WebSocket together). */
   maxConnections: number;
@@ -107,6 +107,10 @@ export class TransportLayer extends EventEmitter {
     this.exempt = new AddressRanges(options.exemptSources);
     const rate = options.rate;
     this.rate = rate && new SourceRateLimiter(rate.limit, rate.window * 1000, this.exempt);
+  }
+
+  private get messageTimeoutMs(): number {
+    return this.options.messageTimeout * 1000;
   }
 
   /** Open stream connections, both those peers opened and Parley's own. */
@@ -226,7 +230,14 @@ export class TransportLayer extends EventEmitter {
         return this.listenServer(createTcpServer(), spec, (socket) => this.adoptStream(socket, 'tcp'));
       case 'tls':
         return this.listenServer(
-          createTlsServer(this.requireTls(), (socket) => this.adoptStream(socket, 'tls')).on('tlsClientError', () => {}),
+          createTlsServer({ ...this.requireTls(), handshakeTimeout: this.messageTimeoutMs }, (socket) => this.adoptStream(socket, 'tls')).on(
+            'tlsClientError',
+            (error: NodeJS.ErrnoException, socket: TLSSocket) => {
+              // A failed handshake leaves the connection of no use: Node does not close it by itself.
+              if (error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.refuse('message_timeout', socket.remoteAddress ?? '');
+              socket.destroy();
+            },
+          ),
           spec,
         );
       case 'ws':
@@ -408,7 +419,7 @@ export class TransportLayer extends EventEmitter {
         messageDeadline = setTimeout(() => {
           this.refuse('message_timeout', remote.host);
           socket.destroy();
-        }, this.options.messageTimeout * 1000).unref();
+        }, this.messageTimeoutMs).unref();
       }
     });
     socket.on('error', () => socket.destroy());
@@ -420,7 +431,13 @@ export class TransportLayer extends EventEmitter {
   }
 
   private startWebSocket(spec: ListenSpec): Promise<number> {
-    const http = spec.proto === 'wss' ? createHttpsServer(this.requireTls()) : createHttpServer();
+    // The upgrade request is a message too: its headers get the same deadline (Node answers 408).
+    const deadlines = {
+      headersTimeout: this.messageTimeoutMs,
+      requestTimeout: this.messageTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, this.messageTimeoutMs),
+    };
+    const http = spec.proto === 'wss' ? createHttpsServer({ ...this.requireTls(), ...deadlines }) : createHttpServer(deadlines);
     http.on('request', (_req, res) => {
       res.writeHead(426, { Upgrade: 'websocket', 'Content-Type': 'text/plain' }).end('SIP over WebSocket (RFC 7118): connect with subprotocol "sip"\n');
     });
