@@ -186,15 +186,20 @@ describe('stream messages', () => {
     }
   });
 
-  test('messages over rate_limit on a connection are answered 503 on it, and the connection stays', async () => {
+  test('messages over rate_limit on a connection are answered 503 on it, and the connection stays; the rate is per IP over every transport', async () => {
     const s = await server({ rate_limit: 2, rate_window: 60, exempt_sources: [] });
     const stream = await RawStream.open(s.tcp.port);
     const answers = [await stream.options(), await stream.options(), await stream.options()];
     assert.deepEqual(answers.map((response) => response.status), [200, 200, 503]);
     assert.equal(answers[2]!.get('retry-after'), '30');
-    assert.equal(s.server.transports.stats.refused.rate, 1);
     assert.equal(stream.closed, false);
+
+    const ws = await StreamUA.connect({ proto: 'ws', user: 'dave', server: { host: s.ws!.host, port: s.ws!.port } });
+    const overWebSocket = await ws.send(ws.build('OPTIONS', 'sip:localhost'));
+    assert.equal(overWebSocket.status, 503);
+    assert.equal(s.server.transports.stats.refused.rate, 2);
     stream.socket.destroy();
+    ws.close();
   });
 
   test('a message that breaks framing is answered 400, then the connection is destroyed, whatever the peer sends after it', async () => {

@@ -100,7 +100,7 @@ export class TransportLayer extends EventEmitter {
   private readonly refusalReports = new Map<RefusalReason, { at: number; unreported: number }>();
   /** Bound addresses, with real ports when port 0 was asked for. */
   readonly bound: ListenSpec[] = [];
-  readonly stats: TransportStats = { refused: { rate: 0, connections: 0, connections_per_ip: 0, message_timeout: 0 } };
+  readonly stats: TransportStats = { refused: Object.fromEntries(REFUSAL_REASONS.map((reason) => [reason, 0])) as Record<RefusalReason, number> };
 
   constructor(private readonly options: TransportOptions) {
     super();
@@ -276,7 +276,7 @@ export class TransportLayer extends EventEmitter {
     if (isKeepalive(data)) return;
     const source: Peer = { proto: 'udp', host: rinfo.address, port: rinfo.port };
     // Before parsing: a flood costs one Map lookup per datagram.
-    if (this.rate && !this.rate.admit(rinfo.address)) return this.refuseOverRate(() => parseMessage(data), source);
+    if (this.overRate(rinfo.address)) return this.refuseOverRate(() => parseMessage(data), source);
     if (data.length > this.options.maxMessageSize) {
       this.emit('malformed', new SipParseError('Message Too Large', undefined, 513), source);
       return;
@@ -363,10 +363,9 @@ export class TransportLayer extends EventEmitter {
     if (message.isRequest) this.emit('rateLimited', message, source, this.rate!.retryAfter(source.host));
   }
 
-  /** A message that arrived whole on a stream, passed on when its source is within its rate. */
-  private receive(message: SipMessage, source: Peer): void {
-    if (!this.rate || this.rate.admit(source.host)) this.emit('message', message, source);
-    else this.refuseOverRate(() => message, source);
+  /** Takes one message from the allowance of `host`: true when it had none left. */
+  private overRate(host: string): boolean {
+    return this.rate !== undefined && !this.rate.admit(host);
   }
 
   private register(connection: Omit<Connection, 'id' | 'lastActive'>): Connection {
@@ -402,8 +401,10 @@ export class TransportLayer extends EventEmitter {
       connection.lastActive = Date.now();
       const results = framer.push(chunk);
       for (const result of results) {
-        if ('message' in result) this.receive(result.message, source);
-        else if ('keepalive' in result) socket.write('\r\n');
+        if ('message' in result) {
+          if (this.overRate(remote.host)) this.refuseOverRate(() => result.message, source);
+          else this.emit('message', result.message, source);
+        } else if ('keepalive' in result) socket.write('\r\n');
         else {
           // The stack answers 400 at once, before the connection goes.
           this.emit('malformed', result.error, source);
@@ -467,8 +468,9 @@ export class TransportLayer extends EventEmitter {
       connection.lastActive = Date.now();
       const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       if (isKeepalive(bytes)) return;
+      if (this.overRate(remote.host)) return this.refuseOverRate(() => parseMessage(bytes), source);
       try {
-        this.receive(parseMessage(bytes), source);
+        this.emit('message', parseMessage(bytes), source);
       } catch (error) {
         if (error instanceof SipParseError) this.emit('malformed', error, source);
         else this.emit('error', error as Error);
