@@ -323,7 +323,7 @@ const baseSchema = z
         .int()
         .min(0)
         .default(1000)
-        .describe('SIP messages one source IP address may send per rate_window, like Kamailio\'s pike (exempt_sources aside); counted per datagram and per stream message, before parsing. Further requests get 503 with Retry-After, or nothing (rate_action). 0: no limit.'),
+        .describe('SIP messages one source IP address may send per rate_window, like Kamailio\'s pike (exempt_sources aside); counted per datagram (before it is parsed) and per stream message. Further requests get 503 with Retry-After, or nothing (rate_action). 0: no limit.'),
       rate_window: z.number().positive().default(10).describe('Seconds over which rate_limit counts; the allowance refills evenly over this time.'),
       rate_action: z
         .enum(['reply', 'drop'])

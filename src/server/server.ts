@@ -155,22 +155,14 @@ export class ParleyServer {
         this.log.child({ module: 'relay' }),
       );
       if (config.presence.enabled) {
-        const presence = config.presence;
-        this.presence = new PresenceAgent(
-          this.stack,
-          this.registrar,
-          {
-            minExpires: presence.min_expires,
-            maxExpires: presence.max_expires,
-            defaultExpires: presence.default_expires,
-            policy: presence.policy,
-            maxPublicationsPerPresentity: presence.max_publications_per_presentity,
-            maxPublications: presence.max_publications,
-            maxSubscriptionsPerWatcher: presence.max_subscriptions_per_watcher,
-            maxSubscriptions: presence.max_subscriptions,
-          },
-          this.log.child({ module: 'presence' }),
-        );
+        const { min_expires: minExpires, max_expires: maxExpires, default_expires: defaultExpires, policy } = config.presence;
+        const limits = {
+          maxPublicationsPerPresentity: config.presence.max_publications_per_presentity,
+          maxPublications: config.presence.max_publications,
+          maxSubscriptionsPerWatcher: config.presence.max_subscriptions_per_watcher,
+          maxSubscriptions: config.presence.max_subscriptions,
+        };
+        this.presence = new PresenceAgent(this.stack, this.registrar, { minExpires, maxExpires, defaultExpires, policy, ...limits }, this.log.child({ module: 'presence' }));
       }
       if (config.xmpp.enabled) {
         const presence = this.presence && { service: this.presence, isKnownUser: this.isKnownUser };
