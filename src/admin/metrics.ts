@@ -4,6 +4,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { activeMembers } from '../imc/rooms.js';
 import { internalErrors } from '../log/index.js';
+import { REFUSAL_REASONS } from '../sip/index.js';
 import type { ManagedServer } from './server.js';
 
 /** Peer states in which stanzas flow: a component online, an s2s stream authenticated or ready. */
@@ -38,6 +39,17 @@ export function createMetricsRegistry(parley: ManagedServer): Registry {
   counter('parley_sip_requests_in_total', 'SIP requests received, retransmissions included.', () => parley.stack.stats.requestsIn);
   counter('parley_sip_responses_out_total', 'SIP responses sent.', () => parley.stack.stats.responsesOut);
   counter('parley_sip_malformed_total', 'SIP messages dropped or refused as malformed.', () => parley.stack.stats.malformed);
+  new Counter({
+    name: 'parley_sip_refused_total',
+    help: 'SIP traffic turned away, by reason: rate (a message over sip.rate_limit), connections and connections_per_ip (a connection over sip.max_connections or sip.max_connections_per_ip), message_timeout (a connection closed for a message slower than sip.message_timeout).',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const reason of REFUSAL_REASONS) this.inc({ reason }, parley.transports.stats.refused[reason]);
+    },
+  });
+  gauge('parley_sip_connections', 'Open TCP, TLS and WebSocket connections.', () => parley.transports.connectionCount);
   counter('parley_relay_relayed_total', 'Requests a registered contact of a local user accepted.', () => parley.relay.stats.relayed);
   counter('parley_relay_stored_total', 'MESSAGE requests stored for offline delivery.', () => parley.relay.stats.stored);
   counter('parley_relay_delivered_total', 'Stored messages delivered after the recipient registered.', () => parley.relay.stats.delivered);

@@ -5,6 +5,7 @@ import { accessSync, constants } from 'node:fs';
 import { isIP, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { parseUri } from '../sip/uri.js';
+import { parseCidr } from '../sip/transport/limits.js';
 
 export const TRANSPORTS = ['udp', 'tcp', 'tls', 'ws', 'wss'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
@@ -310,6 +311,28 @@ const baseSchema = z
       max_message_size: positiveInt.default(65535).describe('Largest SIP message accepted on any transport, in bytes.'),
       mtu: positiveInt.default(1300).describe('Size in bytes above which a request meant for UDP is sent over TCP (RFC 3261 §18.1.1).'),
       tcp_idle_timeout: positiveInt.default(600).describe('Seconds an idle TCP, TLS or WebSocket connection is kept open.'),
+      message_timeout: z
+        .number()
+        .positive()
+        .default(10)
+        .describe('Seconds a SIP message may take to arrive whole on a TCP or TLS connection once its first byte came, and a TLS handshake or WebSocket upgrade request to complete; a connection that takes longer (slowloris) is closed.'),
+      max_connections: positiveInt.default(10000).describe('Most TCP, TLS and WebSocket connections peers may have open at once, all listeners together; a further one is closed at once.'),
+      max_connections_per_ip: positiveInt.default(200).describe('Most TCP, TLS and WebSocket connections one source IP address may have open at once (exempt_sources aside); a further one is closed at once.'),
+      rate_limit: z
+        .number()
+        .int()
+        .min(0)
+        .default(1000)
+        .describe('SIP messages one source IP address may send per rate_window, like Kamailio\'s pike (exempt_sources aside); counted per datagram (before it is parsed) and per stream message. Further requests get 503 with Retry-After, or nothing (rate_action). 0: no limit.'),
+      rate_window: z.number().positive().default(10).describe('Seconds over which rate_limit counts; the allowance refills evenly over this time.'),
+      rate_action: z
+        .enum(['reply', 'drop'])
+        .default('reply')
+        .describe('What a request over rate_limit gets: reply: 503 Service Unavailable with Retry-After; drop: nothing. Responses over the limit are always dropped.'),
+      exempt_sources: z
+        .array(z.string().refine((text) => parseCidr(text) !== undefined, { message: 'expected an IP address or CIDR range, e.g. 192.0.2.0/24' }))
+        .default(['127.0.0.0/8', '::1'])
+        .describe('Source addresses (IP or CIDR) neither rate_limit nor max_connections_per_ip applies to: loopback by default, so local tools and benchmarks are not throttled; add front proxies that carry many users.'),
       max_forwards: z.number().int().min(1).max(255).default(70).describe('Max-Forwards put in requests Parley originates (1-255).'),
       user_agent: z.string().min(1).default('Parley').describe('Value of the User-Agent and Server headers.'),
     }),
@@ -353,6 +376,12 @@ const baseSchema = z
         .enum(PRESENCE_POLICIES)
         .default('open')
         .describe('Who may watch whom: open: anyone; same-domain: only users of the presentity\'s own domain (others get 403).'),
+      max_publications_per_presentity: positiveInt
+        .default(10)
+        .describe('Most publications (one per device, RFC 3903) one address may have at once; a further new one gets 503 with Retry-After until the first of them expires.'),
+      max_publications: positiveInt.default(50000).describe('Most publications kept at once, all addresses together; a further new one gets 503 with Retry-After.'),
+      max_subscriptions_per_watcher: positiveInt.default(1000).describe('Most presence subscriptions one watcher may hold at once; a further new one gets 403.'),
+      max_subscriptions: positiveInt.default(50000).describe('Most presence subscriptions kept at once, all watchers together; a further new one gets 503 with Retry-After.'),
     }),
     xmpp: section({
       enabled: z.boolean().default(false).describe('Run the XMPP gateway: MESSAGEs to gateway_domain go to XMPP users, and XMPP users reach SIP users through xmpp_domain.'),

@@ -15,15 +15,19 @@ import {
   type Header, type IncomingRequest, type SipMessage, type SipStack, aorOf, createResponse, escapeUser, formatPeer, parseNameAddr,
   parseUri, randomToken,
 } from '../sip/index.js';
-import { type ExpiryLimits, grantExpires, parseExpires } from './expires.js';
+import { RETRY_WHEN_FULL, grantExpires, parseExpires } from './expires.js';
 import { CLOSED, OPEN, PIDF_TYPE, PidfError, type PresenceState, buildPidf, composeStates, parsePidf, sameState } from './pidf.js';
-import { PublicationStore } from './publications.js';
+import { type PublicationLimits, PublicationStore } from './publications.js';
 import { type PresenceEvents, type PresenceService, REGISTRATION, SIP_PUBLICATION } from './service.js';
 import { type Subscription, type TerminationReason, dialogKey, subscriptionState } from './subscription.js';
 
-export interface PresenceOptions extends ExpiryLimits {
+export interface PresenceOptions extends PublicationLimits {
   /** Who may watch whom: anyone, or only watchers of the presentity's own domain. */
   policy: PresencePolicy;
+  /** Most subscriptions one watcher may hold at once. */
+  maxSubscriptionsPerWatcher: number;
+  /** Most subscriptions the agent holds at once. */
+  maxSubscriptions: number;
 }
 
 /** What the presence handler serves; NOTIFY only to answer that Parley subscribed to nothing. */
@@ -54,6 +58,8 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
   private readonly external = new Map<string, Map<string, PresenceState>>();
   private readonly dialogs = new Map<string, Subscription>();
   private readonly watched = new Map<string, Set<Subscription>>();
+  /** Subscriptions held by each watcher. */
+  private readonly watching = new Map<string, number>();
   /** The state last announced for each address whose state is not CLOSED: absent means CLOSED. */
   private readonly announced = new Map<string, PresenceState>();
   private readonly deliveries = new Set<Promise<void>>();
@@ -140,6 +146,8 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
       }
       case 423:
         return request.reply(423, 'Interval Too Brief', { headers: [{ name: 'min-expires', value: String(outcome.minExpires) }] });
+      case 503:
+        return request.reply(503, outcome.reason, { headers: [{ name: 'retry-after', value: String(outcome.retryAfter) }] });
       default:
         return request.reply(outcome.status, outcome.reason);
     }
@@ -172,6 +180,13 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
       const refusal = this.relay.foreignDomainRefusal();
       return request.reply(refusal.status, refusal.reason);
     }
+    // A fetch (Expires: 0) keeps nothing, so no limit applies to it.
+    if (expires > 0 && (this.watching.get(watcher) ?? 0) >= this.options.maxSubscriptionsPerWatcher) {
+      return request.reply(403, 'Forbidden (too many subscriptions from this watcher)');
+    }
+    if (expires > 0 && this.dialogs.size >= this.options.maxSubscriptions) {
+      return request.reply(503, 'Service Unavailable (too many presence subscriptions)', { headers: [{ name: 'retry-after', value: String(RETRY_WHEN_FULL) }] });
+    }
     const localTag = randomToken();
     const subscription: Subscription = {
       dialog: dialogKey(message.callId, localTag, message.from.params.get('tag') ?? ''),
@@ -196,6 +211,7 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     // Expires: 0 is a fetch (RFC 6665 §4.4.3): one NOTIFY with the state, and the subscription is over.
     if (expires === 0) return this.end(subscription, 'timeout');
     this.dialogs.set(subscription.dialog, subscription);
+    this.watching.set(watcher, (this.watching.get(watcher) ?? 0) + 1);
     const watchers = this.watched.get(presentity) ?? new Set();
     this.watched.set(presentity, watchers.add(subscription));
     this.expireIn(subscription, expires);
@@ -250,6 +266,9 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     const watchers = this.watched.get(subscription.presentity);
     watchers?.delete(subscription);
     if (watchers?.size === 0) this.watched.delete(subscription.presentity);
+    const held = (this.watching.get(subscription.watcher) ?? 1) - 1;
+    if (held > 0) this.watching.set(subscription.watcher, held);
+    else this.watching.delete(subscription.watcher);
     this.announce(() => this.emit('unwatch', subscription.presentity, subscription.watcher));
   }
 

@@ -6,6 +6,9 @@ export interface ExpiryLimits {
   defaultExpires: number;
 }
 
+/** Retry-After, in seconds, when every publication or subscription place is taken: by then some have expired. */
+export const RETRY_WHEN_FULL = 60;
+
 /** Seconds in an Expires header value; undefined when it is not a number of seconds. */
 export function parseExpires(text: string): number | undefined {
   const trimmed = text.trim();

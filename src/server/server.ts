@@ -111,6 +111,11 @@ export class ParleyServer {
         tls: config.tls.cert && config.tls.key ? { cert: config.tls.cert, key: config.tls.key, ca: config.tls.ca ?? undefined } : undefined,
         maxMessageSize: config.sip.max_message_size,
         idleTimeout: config.sip.tcp_idle_timeout,
+        messageTimeout: config.sip.message_timeout,
+        maxConnections: config.sip.max_connections,
+        maxConnectionsPerIp: config.sip.max_connections_per_ip,
+        rate: config.sip.rate_limit > 0 ? { limit: config.sip.rate_limit, window: config.sip.rate_window, action: config.sip.rate_action } : undefined,
+        exemptSources: config.sip.exempt_sources,
       });
       this.stack = new SipStack(this.transports, this.timers, {
         t1: config.sip.t1,
@@ -156,7 +161,13 @@ export class ParleyServer {
       );
       if (config.presence.enabled) {
         const { min_expires: minExpires, max_expires: maxExpires, default_expires: defaultExpires, policy } = config.presence;
-        this.presence = new PresenceAgent(this.stack, this.registrar, this.relay, { minExpires, maxExpires, defaultExpires, policy }, this.log.child({ module: 'presence' }));
+        const limits = {
+          maxPublicationsPerPresentity: config.presence.max_publications_per_presentity,
+          maxPublications: config.presence.max_publications,
+          maxSubscriptionsPerWatcher: config.presence.max_subscriptions_per_watcher,
+          maxSubscriptions: config.presence.max_subscriptions,
+        };
+        this.presence = new PresenceAgent(this.stack, this.registrar, this.relay, { minExpires, maxExpires, defaultExpires, policy, ...limits }, this.log.child({ module: 'presence' }));
       }
       if (config.xmpp.enabled) {
         const presence = this.presence && { service: this.presence, isKnownUser: this.isKnownUser };
@@ -200,6 +211,7 @@ export class ParleyServer {
       }
       this.transports.on('connectionClosed', (id) => this.registrar.connectionClosed(id));
       this.transports.on('error', (error) => this.log.warn({ err: error.message }, 'transport error'));
+      this.transports.on('refused', (refusal) => this.log.warn(refusal, 'SIP traffic refused'));
       this.stack.on('error', (error) => this.log.debug({ err: error.message }, 'send failed'));
       this.stack.on('request', (request) => this.track(this.dispatch(request)));
       await this.registrar.start();

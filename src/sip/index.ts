@@ -7,6 +7,6 @@ export {
 } from './headers.js';
 export { parseUri, formatUri, aorOf, escapeUser, UriError, type SipUri } from './uri.js';
 export { TimerQueue, FakeClock, systemClock, type Clock, type TimerHandle } from './timers.js';
-export { TransportLayer, type TransportOptions } from './transport/layer.js';
+export { TransportLayer, type TransportOptions, type TransportStats, type Refusal, type RefusalReason, REFUSAL_REASONS } from './transport/layer.js';
 export { type Protocol, type Peer, type Address, type ListenSpec, RELIABLE, formatPeer, parsePeer } from './transport/types.js';
 export { SipStack, BRANCH_COOKIE, type IncomingRequest, type ReplyOptions, type StackOptions } from './stack.js';

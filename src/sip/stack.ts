@@ -97,6 +97,12 @@ export class SipStack extends EventEmitter {
       else this.onResponse(message);
     });
     transports.on('malformed', (error, source) => this.onMalformed(error, source));
+    // No transaction for these: a source over its rate must not make Parley keep anything.
+    transports.on('rateLimited', (request, source, retryAfter) =>
+      this.answerStatelessly(request, source, 503, 'Service Unavailable (too many requests from this address)', [
+        { name: 'retry-after', value: String(retryAfter) },
+      ]),
+    );
   }
 
   /** The sent-by Parley puts in its Via for a protocol. */
@@ -182,12 +188,17 @@ export class SipStack extends EventEmitter {
 
   private onMalformed(error: SipParseError, source: Peer): void {
     this.stats.malformed++;
-    const partial = error.partial;
-    if (!canAnswer(partial)) return;
+    if (error.partial) this.answerStatelessly(error.partial, source, error.status, error.reason);
+  }
+
+  /** Answers a request outside any transaction (RFC 3261 §8.2.6): malformed ones, refused ones. */
+  private answerStatelessly(request: SipMessage, source: Peer, status: number, reason: string, headers: Header[] = []): void {
+    if (!canAnswer(request)) return;
     try {
       // Only the top Via is read: one further down may be what made the request malformed.
-      const target = stampVia(partial, parseVia(partial.getAll('via')[0]!), source);
-      const response = createResponse(partial, error.status, error.reason);
+      const target = stampVia(request, parseVia(request.getAll('via')[0]!), source);
+      const response = createResponse(request, status, reason);
+      response.headers.push(...headers);
       this.stats.responsesOut++;
       this.transmit(response.toBuffer(), target);
     } catch {

@@ -201,6 +201,11 @@ describe('errors', () => {
     assert.match(failure('- udp:127.0.0.1:5060\n').message, /expected a mapping of options at the top level/);
   });
 
+  test('exempt_sources takes IP addresses and CIDR ranges only', () => {
+    assert.deepEqual(load('sip: { exempt_sources: [192.0.2.0/24, "2001:db8::/32", 198.51.100.7] }\n').sip.exempt_sources, ['192.0.2.0/24', '2001:db8::/32', '198.51.100.7']);
+    assert.equal(failure('sip: { exempt_sources: [192.0.2.0/33] }\n').message, 'config: sip.exempt_sources[0]: expected an IP address or CIDR range, e.g. 192.0.2.0/24');
+  });
+
   test('every problem is listed, one a line', () => {
     const error = failure('domains: []\nregistrar: { max_contact: 3 }\nrelay: { foreign_domain_status: 500 }\nsip: { max_forwards: 0 }\n');
     assert.deepEqual(error.message.split('\n'), [

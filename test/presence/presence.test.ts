@@ -228,6 +228,41 @@ describe('presence policy same-domain and expiry limits', () => {
   });
 });
 
+describe('presence limits', () => {
+  const suite = serverForSuite({ presence: { max_subscriptions_per_watcher: 2, max_subscriptions: 3, max_publications_per_presentity: 1 } });
+
+  test('a watcher over max_subscriptions_per_watcher gets 403, everyone over max_subscriptions 503 with Retry-After', async () => {
+    const vera = await suite.ua('vera');
+    const walt = await suite.ua('walt');
+    const first = await subscribed(vera, 'sip:p1@localhost');
+    await subscribed(vera, 'sip:p2@localhost');
+    const third = (await Watch.subscribe(vera, 'sip:p3@localhost')).response;
+    assert.equal(third.status, 403);
+    assert.equal(third.reason, 'Forbidden (too many subscriptions from this watcher)');
+    assert.equal((await Watch.subscribe(vera, 'sip:p3@localhost', { expires: 0 })).response.status, 200, 'a fetch keeps nothing, so it is not limited');
+
+    await subscribed(walt, 'sip:p1@localhost');
+    const full = (await Watch.subscribe(walt, 'sip:p2@localhost')).response;
+    assert.equal(full.status, 503);
+    assert.equal(full.reason, 'Service Unavailable (too many presence subscriptions)');
+    assert.equal(full.get('retry-after'), '60');
+
+    assert.equal((await first.refresh(0)).status, 200);
+    await subscribed(vera, 'sip:p3@localhost');
+  });
+
+  test('a new publication over max_publications_per_presentity gets 503 with Retry-After; the existing one is still refreshed', async () => {
+    const xena = await suite.ua('xena');
+    const published = await publish(xena, { body: pidf('sip:xena@localhost', 'open'), expires: 600 });
+    assert.equal(published.status, 200);
+    const second = await publish(xena, { body: pidf('sip:xena@localhost', 'closed') });
+    assert.equal(second.status, 503);
+    assert.equal(second.reason, 'Service Unavailable (too many publications for this presentity)');
+    assert.match(second.get('retry-after') ?? '', /^(600|599)$/);
+    assert.equal((await publish(xena, { etag: published.get('sip-etag') })).status, 200);
+  });
+});
+
 describe('presence on a graceful stop', () => {
   const suite = serverForSuite({});
 

@@ -10,9 +10,12 @@ describe('publications (RFC 3903 entity tags and expiry)', () => {
   let expired: string[];
 
   beforeEach(() => {
-    mock.timers.enable({ apis: ['setTimeout'] });
+    mock.timers.enable({ apis: ['setTimeout', 'Date'] });
     expired = [];
-    store = new PublicationStore({ minExpires: 60, maxExpires: 3600, defaultExpires: 1800 }, (aor) => expired.push(aor));
+    store = new PublicationStore(
+      { minExpires: 60, maxExpires: 3600, defaultExpires: 1800, maxPublicationsPerPresentity: 3, maxPublications: 5 },
+      (aor) => expired.push(aor),
+    );
   });
   afterEach(() => {
     store.clear();
@@ -84,5 +87,30 @@ describe('publications (RFC 3903 entity tags and expiry)', () => {
     mock.timers.tick(1_000);
     assert.deepEqual(expired, ['bob@localhost']);
     assert.deepEqual(store.statesOf('bob@localhost'), []);
+  });
+
+  test('a presentity has at most maxPublicationsPerPresentity: a further new one gets 503 until the first expires; updates still pass', () => {
+    const first = tagOf(store.publish('bob@localhost', { state: OPEN, expires: 600 }));
+    mock.timers.tick(100_000);
+    store.publish('bob@localhost', { state: BUSY });
+    const third = tagOf(store.publish('bob@localhost', { state: CLOSED }));
+    assert.deepEqual(store.publish('bob@localhost', { state: OPEN }), {
+      status: 503,
+      reason: 'Service Unavailable (too many publications for this presentity)',
+      retryAfter: 500,
+    });
+    assert.equal(store.publish('bob@localhost', { ifMatch: third, state: OPEN }).status, 200, 'a modification is no new publication');
+    accepted(store.publish('alice@localhost', { state: OPEN }));
+    mock.timers.tick(500_000);
+    assert.deepEqual(expired, ['bob@localhost']);
+    assert.equal(store.publish('bob@localhost', { ifMatch: first, state: OPEN }).status, 412);
+    accepted(store.publish('bob@localhost', { state: OPEN }));
+  });
+
+  test('at most maxPublications in all: a further new one gets 503; a removal frees a place', () => {
+    const tags = ['a', 'b', 'c', 'd', 'e'].map((user) => tagOf(store.publish(`${user}@localhost`, { state: OPEN })));
+    assert.deepEqual(store.publish('f@localhost', { state: OPEN }), { status: 503, reason: 'Service Unavailable (too many publications)', retryAfter: 60 });
+    assert.equal(store.publish('a@localhost', { ifMatch: tags[0], expires: 0 }).status, 200);
+    accepted(store.publish('f@localhost', { state: OPEN }));
   });
 });

@@ -103,7 +103,15 @@ describe('the transport layer never throws on send', () => {
   let layer: TransportLayer;
 
   before(async () => {
-    layer = new TransportLayer({ listen: [{ proto: 'udp', host: '127.0.0.1', port: 0 }], maxMessageSize: 65535, idleTimeout: 60 });
+    layer = new TransportLayer({
+      listen: [{ proto: 'udp', host: '127.0.0.1', port: 0 }],
+      maxMessageSize: 65535,
+      idleTimeout: 60,
+      messageTimeout: 10,
+      maxConnections: 100,
+      maxConnectionsPerIp: 10,
+      exemptSources: [],
+    });
     await layer.start();
   });
 

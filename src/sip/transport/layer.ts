@@ -11,8 +11,10 @@ import { EventEmitter } from 'node:events';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { SipMessage } from '../message.js';
 import { SipParseError, parseMessage } from '../parser.js';
 import { StreamFramer } from './framer.js';
+import { AddressRanges, SourceRateLimiter } from './limits.js';
 import {
   type Address, type ListenSpec, type Peer, type Protocol, type TlsFiles, TransportError, formatPeer,
 } from './types.js';
@@ -23,9 +25,40 @@ export interface TransportOptions {
   maxMessageSize: number;
   /** Seconds a stream connection may stay silent before it is closed. */
   idleTimeout: number;
+  /** Seconds a message may take to arrive whole on a TCP or TLS connection once its first byte came; also the TLS handshake and WebSocket upgrade deadline. */
+  messageTimeout: number;
+  /** Most stream connections peers may have open at once (TCP, TLS and WebSocket together). */
+  maxConnections: number;
+  /** Most stream connections one source address may have open at once. */
+  maxConnectionsPerIp: number;
+  /** SIP messages one source address may send per `window` seconds; absent: no limit. */
+  rate?: { limit: number; window: number; action: 'reply' | 'drop' };
+  /** Source addresses (IP or CIDR) that neither `rate` nor `maxConnectionsPerIp` applies to. */
+  exemptSources: readonly string[];
   /** Whether outgoing TLS connections check the peer's certificate. */
   verifyTlsPeers?: boolean;
 }
+
+/** Why Parley turned traffic away: a message over the rate, a connection over a limit, a message that came too slowly. */
+export type RefusalReason = 'rate' | 'connections' | 'connections_per_ip' | 'message_timeout';
+
+export const REFUSAL_REASONS: readonly RefusalReason[] = ['rate', 'connections', 'connections_per_ip', 'message_timeout'];
+
+/** A refusal as reported: the latest one, and how many of that reason went unreported since the last report. */
+export interface Refusal {
+  reason: RefusalReason;
+  host: string;
+  unreported: number;
+}
+
+export interface TransportStats {
+  refused: Record<RefusalReason, number>;
+}
+
+/** At most one 'refused' event per reason in this time, so that a flood does not flood the log too. */
+const REFUSAL_REPORT_INTERVAL_MS = 10_000;
+/** How long a connection closed for a framing error may take to send its last response. */
+const FLUSH_GRACE_MS = 2000;
 
 interface Connection {
   id: string;
@@ -39,6 +72,9 @@ interface Connection {
 export declare interface TransportLayer {
   on(event: 'message', listener: (message: import('../message.js').SipMessage, source: Peer) => void): this;
   on(event: 'malformed', listener: (error: SipParseError, source: Peer) => void): this;
+  /** A request over the rate limit, to be answered 503 with Retry-After (rate action `reply`). */
+  on(event: 'rateLimited', listener: (request: SipMessage, source: Peer, retryAfter: number) => void): this;
+  on(event: 'refused', listener: (refusal: Refusal) => void): this;
   on(event: 'connectionClosed', listener: (connectionId: string) => void): this;
   on(event: 'error', listener: (error: Error) => void): this;
 }
@@ -56,11 +92,30 @@ export class TransportLayer extends EventEmitter {
   private nextConnectionId = 1;
   private idleSweep: NodeJS.Timeout | undefined;
   private tlsMaterial: { cert: Buffer; key: Buffer; ca?: Buffer } | undefined;
+  private readonly exempt: AddressRanges;
+  private readonly rate: SourceRateLimiter | undefined;
+  /** Connections peers opened, in total and by source address (those Parley opened are not counted). */
+  private inboundConnections = 0;
+  private readonly inboundFrom = new Map<string, number>();
+  private readonly refusalReports = new Map<RefusalReason, { at: number; unreported: number }>();
   /** Bound addresses, with real ports when port 0 was asked for. */
   readonly bound: ListenSpec[] = [];
+  readonly stats: TransportStats = { refused: Object.fromEntries(REFUSAL_REASONS.map((reason) => [reason, 0])) as Record<RefusalReason, number> };
 
   constructor(private readonly options: TransportOptions) {
     super();
+    this.exempt = new AddressRanges(options.exemptSources);
+    const rate = options.rate;
+    this.rate = rate && new SourceRateLimiter(rate.limit, rate.window * 1000, this.exempt);
+  }
+
+  private get messageTimeoutMs(): number {
+    return this.options.messageTimeout * 1000;
+  }
+
+  /** Open stream connections, both those peers opened and Parley's own. */
+  get connectionCount(): number {
+    return this.connections.size;
   }
 
   async start(): Promise<void> {
@@ -75,7 +130,10 @@ export class TransportLayer extends EventEmitter {
       const port = await this.startListener(spec);
       this.bound.push({ ...spec, port });
     }
-    this.idleSweep = setInterval(() => this.closeIdle(), 5000).unref();
+    this.idleSweep = setInterval(() => {
+      this.closeIdle();
+      this.rate?.forgetIdle();
+    }, 5000).unref();
   }
 
   async stop(): Promise<void> {
@@ -178,10 +236,17 @@ export class TransportLayer extends EventEmitter {
       case 'udp':
         return this.startUdp(spec);
       case 'tcp':
-        return this.listenServer(createTcpServer((socket) => this.adoptStream(socket, 'tcp')), spec);
+        return this.listenServer(createTcpServer(), spec, (socket) => this.adoptStream(socket, 'tcp'));
       case 'tls':
         return this.listenServer(
-          createTlsServer(this.requireTls(), (socket) => this.adoptStream(socket, 'tls')).on('tlsClientError', () => {}),
+          createTlsServer({ ...this.requireTls(), handshakeTimeout: this.messageTimeoutMs }, (socket) => this.adoptStream(socket, 'tls')).on(
+            'tlsClientError',
+            (error: NodeJS.ErrnoException, socket: TLSSocket) => {
+              // A failed handshake leaves the connection of no use: Node does not close it by itself.
+              if (error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.refuse('message_timeout', socket.remoteAddress ?? '');
+              socket.destroy();
+            },
+          ),
           spec,
         );
       case 'ws':
@@ -217,8 +282,10 @@ export class TransportLayer extends EventEmitter {
   }
 
   private onDatagram(data: Buffer, rinfo: RemoteInfo): void {
-    const source: Peer = { proto: 'udp', host: rinfo.address, port: rinfo.port };
     if (isKeepalive(data)) return;
+    const source: Peer = { proto: 'udp', host: rinfo.address, port: rinfo.port };
+    // Before parsing: a flood costs one Map lookup per datagram.
+    if (this.overRate(rinfo.address)) return this.refuseOverRate(() => parseMessage(data), source);
     if (data.length > this.options.maxMessageSize) {
       this.emit('malformed', new SipParseError('Message Too Large', undefined, 513), source);
       return;
@@ -231,8 +298,16 @@ export class TransportLayer extends EventEmitter {
     }
   }
 
-  private listenServer(server: TcpServer | HttpServer, spec: ListenSpec): Promise<number> {
+  /**
+   * Listens; every connection a peer opens is counted against the limits first, and `adopt`
+   * (for plain TCP) only sees those admitted. TLS and HTTP servers have taken the socket already:
+   * closing it ends their handshake or request.
+   */
+  private listenServer(server: TcpServer | HttpServer, spec: ListenSpec, adopt?: (socket: Socket) => void): Promise<number> {
     this.servers.push(server);
+    server.on('connection', (socket: Socket) => {
+      if (this.admitConnection(socket)) adopt?.(socket);
+    });
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(spec.port, spec.host, () => {
@@ -242,6 +317,64 @@ export class TransportLayer extends EventEmitter {
         resolve(typeof address === 'object' && address ? address.port : spec.port);
       });
     });
+  }
+
+  private admitConnection(socket: Socket): boolean {
+    const host = socket.remoteAddress;
+    if (host === undefined) {
+      socket.destroy(); // already gone
+      return false;
+    }
+    const fromHost = this.inboundFrom.get(host) ?? 0;
+    const refusal: RefusalReason | undefined =
+      this.inboundConnections >= this.options.maxConnections ? 'connections'
+      : fromHost >= this.options.maxConnectionsPerIp && !this.exempt.has(host) ? 'connections_per_ip'
+      : undefined;
+    if (refusal) {
+      socket.destroy();
+      this.refuse(refusal, host);
+      return false;
+    }
+    this.inboundConnections++;
+    this.inboundFrom.set(host, fromHost + 1);
+    socket.once('close', () => {
+      this.inboundConnections--;
+      const left = (this.inboundFrom.get(host) ?? 1) - 1;
+      if (left > 0) this.inboundFrom.set(host, left);
+      else this.inboundFrom.delete(host);
+    });
+    return true;
+  }
+
+  /** Counts a refusal, and reports it unless one of the same reason was reported a moment ago. */
+  private refuse(reason: RefusalReason, host: string): void {
+    this.stats.refused[reason]++;
+    const now = Date.now();
+    const report = this.refusalReports.get(reason);
+    if (report && now - report.at < REFUSAL_REPORT_INTERVAL_MS) {
+      report.unreported++;
+      return;
+    }
+    this.refusalReports.set(reason, { at: now, unreported: 0 });
+    this.emit('refused', { reason, host, unreported: report?.unreported ?? 0 });
+  }
+
+  /** A message from a source over its rate: counted, and a request answered 503 unless the action is to drop. */
+  private refuseOverRate(read: () => SipMessage, source: Peer): void {
+    this.refuse('rate', source.host);
+    if (this.options.rate?.action !== 'reply') return;
+    let message: SipMessage;
+    try {
+      message = read();
+    } catch {
+      return; // what does not parse is not answered when over the rate
+    }
+    if (message.isRequest) this.emit('rateLimited', message, source, this.rate!.retryAfter(source.host));
+  }
+
+  /** Takes one message from the allowance of `host`: true when it had none left. */
+  private overRate(host: string): boolean {
+    return this.rate !== undefined && !this.rate.admit(host);
   }
 
   private register(connection: Omit<Connection, 'id' | 'lastActive'>): Connection {
@@ -271,24 +404,50 @@ export class TransportLayer extends EventEmitter {
     });
     const source: Peer = { ...remote, connectionId: connection.id };
     const framer = new StreamFramer(this.options.maxMessageSize);
+    // Armed while a message is incomplete: a peer dribbling bytes (slowloris) is cut off.
+    let messageDeadline: NodeJS.Timeout | undefined;
     socket.on('data', (chunk: Buffer) => {
       connection.lastActive = Date.now();
-      for (const result of framer.push(chunk)) {
-        if ('message' in result) this.emit('message', result.message, source);
-        else if ('keepalive' in result) socket.write('\r\n');
+      const results = framer.push(chunk);
+      for (const result of results) {
+        if ('message' in result) {
+          if (this.overRate(remote.host)) this.refuseOverRate(() => result.message, source);
+          else this.emit('message', result.message, source);
+        } else if ('keepalive' in result) socket.write('\r\n');
         else {
+          // The stack answers 400 at once, before the connection goes.
           this.emit('malformed', result.error, source);
-          if (result.fatal) socket.end();
+          if (result.fatal) closeAfterFlush(socket);
         }
+      }
+      // What is buffered now began in this chunk when something completed in it: its clock starts now.
+      if (results.length > 0 || framer.buffered === 0) {
+        clearTimeout(messageDeadline);
+        messageDeadline = undefined;
+      }
+      if (framer.buffered > 0 && messageDeadline === undefined) {
+        messageDeadline = setTimeout(() => {
+          this.refuse('message_timeout', remote.host);
+          socket.destroy();
+        }, this.messageTimeoutMs).unref();
       }
     });
     socket.on('error', () => socket.destroy());
-    socket.on('close', () => this.unregister(connection));
+    socket.on('close', () => {
+      clearTimeout(messageDeadline);
+      this.unregister(connection);
+    });
     return connection;
   }
 
   private startWebSocket(spec: ListenSpec): Promise<number> {
-    const http = spec.proto === 'wss' ? createHttpsServer(this.requireTls()) : createHttpServer();
+    // The upgrade request is a message too: its headers get the same deadline (Node answers 408).
+    const deadlines = {
+      headersTimeout: this.messageTimeoutMs,
+      requestTimeout: this.messageTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, this.messageTimeoutMs),
+    };
+    const http = spec.proto === 'wss' ? createHttpsServer({ ...this.requireTls(), ...deadlines }) : createHttpServer(deadlines);
     http.on('request', (_req, res) => {
       res.writeHead(426, { Upgrade: 'websocket', 'Content-Type': 'text/plain' }).end('SIP over WebSocket (RFC 7118): connect with subprotocol "sip"\n');
     });
@@ -318,6 +477,7 @@ export class TransportLayer extends EventEmitter {
       connection.lastActive = Date.now();
       const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       if (isKeepalive(bytes)) return;
+      if (this.overRate(remote.host)) return this.refuseOverRate(() => parseMessage(bytes), source);
       try {
         this.emit('message', parseMessage(bytes), source);
       } catch (error) {
@@ -349,6 +509,16 @@ function resolveForSend(
   const literal = isIP(address);
   if (literal) callback(null, address, literal);
   else dnsLookup(address, typeof options === 'number' ? { family: options } : options, callback);
+}
+
+/**
+ * Sends what was written (the 400 for a message that broke framing), then destroys the connection:
+ * nothing more is read meanwhile, so a peer that goes on sending cannot make Parley buffer it.
+ */
+function closeAfterFlush(socket: Socket): void {
+  socket.pause();
+  socket.end(() => socket.destroy());
+  setTimeout(() => socket.destroy(), FLUSH_GRACE_MS).unref();
 }
 
 function isKeepalive(data: Buffer): boolean {
