@@ -427,6 +427,12 @@ const baseSchema = z
       s2s_require_tls: z.boolean().default(true).describe('Server mode: outgoing server-to-server streams must be encrypted; to a server that offers no STARTTLS nothing is sent, and its messages fail back to their senders.'),
       s2s_verify_certificates: z.boolean().default(true).describe('Server mode: the certificate of a server Parley connects to must be trusted (s2s_ca) and valid for its domain; otherwise the stream is closed and its messages fail back. false: Server Dialback alone authenticates it.'),
       s2s_ca: readablePath.nullable().default(null).describe('Server mode: PEM file of the certificate authorities trusted for s2s_verify_certificates; null: Node\'s bundled list.'),
+      s2s_max_unauthenticated: positiveInt.default(100).describe('Server mode: most incoming server-to-server streams not yet authenticated (by dialback), in total; a connection over the limit gets the stream error <policy-violation/> and is closed.'),
+      s2s_max_unauthenticated_per_ip: positiveInt.default(10).describe('Server mode: most incoming server-to-server streams not yet authenticated from one IP address; over it, <policy-violation/> and closed.'),
+      s2s_auth_timeout: z.number().positive().default(60).describe('Server mode: seconds an incoming server-to-server stream has to authenticate a domain (by dialback); after that it is closed with <connection-timeout/>.'),
+      s2s_dials_per_minute: positiveInt.default(6).describe('Server mode: most outgoing connections to one remote domain in a minute (for messages and dialback checks together); beyond that, its messages fail back to their senders at once until the minute has passed.'),
+      max_stanza_size: positiveInt.min(4096).default(262144).describe('Largest stanza (or stream header) Parley reads from an XMPP peer, in bytes: on s2s streams, the component link and the per-user gateway\'s XMPP sessions. A larger one ends the stream with <policy-violation/> before it is buffered whole.'),
+      max_xml_depth: positiveInt.min(8).default(64).describe('Deepest nesting of XML elements Parley reads from an XMPP peer (the stream element counts as 1, a stanza as 2); deeper ends the stream with <policy-violation/>.'),
     }),
     gateway: section({
       enabled: z.boolean().default(false).describe('Run the per-user gateways: SIP users link their own accounts on other IM networks (XMPP, IRC) and chat from SIP through them. Needs secret_key (or PARLEY_GATEWAY_KEY).'),

@@ -75,18 +75,18 @@ describe('against a scripted XMPP server', () => {
     xmppServer.close();
   });
 
-  for (const [what, stanza] of [
-    ['an unknown entity', `<message from='romeo@xmpp.example' to='alice*localhost@${COMPONENT_DOMAIN}'><body>&bogus;</body></message>`],
-    ['a mismatched end tag', `<message from='romeo@xmpp.example' to='alice*localhost@${COMPONENT_DOMAIN}'><body>x</presence>`],
+  for (const [what, stanza, condition] of [
+    ['an unknown entity', `<message from='romeo@xmpp.example' to='alice*localhost@${COMPONENT_DOMAIN}'><body>&bogus;</body></message>`, 'restricted-xml'],
+    ['a mismatched end tag', `<message from='romeo@xmpp.example' to='alice*localhost@${COMPONENT_DOMAIN}'><body>x</presence>`, 'not-well-formed'],
   ]) {
-    test(`malformed XML (${what}) closes the stream with bad-format, and the link comes back`, async () => {
+    test(`malformed XML (${what}) closes the stream with ${condition}, and the link comes back`, async () => {
       const before = xmppServer.connections.length;
       const bad = xmppServer.latest;
       bad.socket.write(stanza);
-      await eventually(() => bad.input.includes('bad-format') || undefined, 'a bad-format stream error');
+      await eventually(() => bad.input.includes(`<${condition} `) || undefined, `a ${condition} stream error`);
       await eventually(() => xmppServer.connections.length > before || undefined, 'a new connection');
       await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 'gateway online again');
-      assert.ok(parley.logs.some((line) => line.includes('malformed XML from the XMPP server')));
+      assert.ok(parley.logs.some((line) => line.includes('bad XML from the XMPP server')));
       const options = await alice.send(alice.build('OPTIONS', 'sip:localhost'));
       assert.equal(options.status, 200, 'Parley still answers');
     });
