@@ -53,6 +53,8 @@ export class XmlGuard {
   private depth = 0;
   private bytes = 0;
   private quote = 0;
+  /** In a start tag, after an '=': the next character that is not whitespace must be a quote. */
+  private awaitingValue = false;
   /** The last two characters scanned, for the ends of tags, CDATA sections and the declaration. */
   private previous = 0;
   private beforePrevious = 0;
@@ -80,6 +82,14 @@ export class XmlGuard {
         if (c === 0x27 || c === 0x22) {
           this.quote = c;
           this.state = State.AttributeValue;
+          this.awaitingValue = false;
+        } else if (c === 0x3d /* = */) {
+          this.awaitingValue = true;
+        } else if (c === 0x3c) {
+          throw new XmlViolation('not-well-formed', "'<' inside a tag");
+        } else if (this.awaitingValue && c > 0x20) {
+          // ltx would read on to the next quote, however far: the peer could hold a stanza open with one '='.
+          throw new XmlViolation('not-well-formed', 'an attribute value without quotes');
         } else if (c === 0x3e /* > */) {
           this.state = State.Text;
           if (this.previous === 0x2f /* / */) this.elementEnded();
@@ -89,6 +99,7 @@ export class XmlGuard {
         if (c === this.quote) this.state = State.StartTag;
         else if (c === 0x3c) throw new XmlViolation('not-well-formed', "'<' in an attribute value");
       } else if (state === State.EndTag) {
+        if (c === 0x3c) throw new XmlViolation('not-well-formed', "'<' inside a tag");
         if (c === 0x3e) {
           this.state = State.Text;
           this.depth--;
@@ -185,9 +196,9 @@ const Parser = createRequire(import.meta.url)('@xmpp/xml/lib/Parser.js') as new 
 /**
  * A parser class (for `new`, as @xmpp/connection makes one per stream) that checks its input
  * against `limits` first, and reports any bad input, its own or the parser's (ltx throws on some),
- * as one 'error' event: after it the parser reads and emits nothing more.
+ * once: as an 'error' event, or to `report` when given. After that it reads and emits nothing more.
  */
-export function guardedParser(limits: XmlLimits): new () => StreamParser {
+export function guardedParser(limits: XmlLimits, report?: (error: Error, parser: StreamParser) => void): new () => StreamParser {
   return class GuardedParser extends Parser {
     private readonly guard = new XmlGuard(limits);
     private failed = false;
@@ -206,7 +217,8 @@ export function guardedParser(limits: XmlLimits): new () => StreamParser {
       if (this.failed) return false;
       if (event === 'error') {
         this.failed = true;
-        if (this.listenerCount('error') === 0) return false;
+        if (report) report(args[0] as Error, this);
+        if (report || this.listenerCount('error') === 0) return Boolean(report);
       }
       return super.emit(event, ...args);
     }
@@ -220,7 +232,6 @@ interface Connection extends EventEmitter {
   Parser: new () => StreamParser;
   _onData(data: string | Buffer): void;
   _onElement(element: xml.Element): void;
-  _onParserError(error: Error): void;
   _streamError(condition: string): Promise<unknown>;
   _detachParser(): void;
 }
@@ -236,23 +247,28 @@ interface Connection extends EventEmitter {
  */
 export function guardConnection(entity: object, limits: XmlLimits): void {
   const connection = entity as Connection;
-  connection.Parser = guardedParser(limits);
+  // The library's own handler (private in 0.14) would answer every parse error with <bad-format/>.
+  const violated = (error: Error, parser: object | null) => {
+    if (parser === null || connection.parser !== parser) return;
+    connection._detachParser();
+    void connection._streamError(conditionOf(error));
+    connection.emit('error', error);
+  };
+  const Parser = guardedParser(limits, violated);
+  // A client sets its transport's parser at each connect: for TCP and TLS, the only transports
+  // Parley's sessions use, that is @xmpp/xml's, which this one is.
+  Object.defineProperty(connection, 'Parser', { get: () => Parser, set: () => {}, configurable: true });
   let decoder = new StringDecoder('utf8');
   connection.on('connect', () => (decoder = new StringDecoder('utf8')));
   connection._onData = (data) => {
     const parser = connection.parser as StreamParser | null;
     if (parser) parser.write(typeof data === 'string' ? data : decoder.write(data));
   };
-  connection._onParserError = (error) => {
-    connection._detachParser();
-    void connection._streamError(conditionOf(error));
-    connection.emit('error', error);
-  };
   const onElement = connection._onElement.bind(connection);
   connection._onElement = (element) => {
     // Resource binding (an iq) comes before 'online'; messages and presence have no business there.
     if (connection.status !== 'online' && (element.name === 'message' || element.name === 'presence')) {
-      return connection._onParserError(new XmlViolation('not-authorized', `<${element.name}/> before the stream was authenticated`));
+      return violated(new XmlViolation('not-authorized', `<${element.name}/> before the stream was authenticated`), connection.parser);
     }
     onElement(element);
   };
