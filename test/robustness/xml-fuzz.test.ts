@@ -9,7 +9,7 @@
 // still relays, and the link or session that met a rogue server reconnects.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { type Server, type Socket, connect, createServer } from 'node:net';
+import { type Server, type Socket, createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { rpc } from '../admin/client.js';
 import { eventually } from '../support/eventually.js';
@@ -17,6 +17,7 @@ import { gatewayConfig, sipUser } from '../support/gateway.js';
 import { freeTcpPort } from '../support/process.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
+import { RawXmppPeer, s2sHeader, streamErrorIn, writeAll } from '../support/xmpp-peer.js';
 import { fuzzSeed } from './mutate.js';
 import { type XmlCase, mutatedCase, streamCases } from './xml-cases.js';
 
@@ -25,25 +26,6 @@ const MUTATIONS = 300;
 const PARLEY_DOMAIN = 'parley.test';
 const ROGUE_DOMAIN = 'rogue.test';
 const RSS_GROWTH_LIMIT = 256 * 1024 * 1024;
-
-/** The condition of the first stream error in `text`, if any. */
-function streamErrorIn(text: string): string | undefined {
-  return /<stream:error><([a-z-]+) xmlns=["']urn:ietf:params:xml:ns:xmpp-streams["']/.exec(text)?.[1];
-}
-
-/**
- * Writes the chunks as fast as the peer reads them, until all are written, `stop()` says so, or the
- * connection is gone; resolves with the characters written.
- */
-async function writeAll(socket: Socket, chunks: Iterable<string>, stop: () => boolean): Promise<number> {
-  let written = 0;
-  for (const chunk of chunks) {
-    if (stop() || socket.destroyed || !socket.writable) break;
-    written += chunk.length;
-    if (!socket.write(chunk)) await Promise.race([once(socket, 'drain'), once(socket, 'close')]);
-  }
-  return written;
-}
 
 /** Checks a case's outcome: the stream error it deserves (any, for a mutation), and a 10 MB input cut short. */
 function checkOutcome(c: XmlCase, condition: string | undefined, written: number, allowed: readonly string[]): void {
@@ -67,27 +49,16 @@ describe(`incoming s2s streams (seed 0x${SEED.toString(16)})`, { timeout: 60_000
   let bob: TestUA;
   let rssBefore: number;
 
-  const header = (attrs = `xmlns='jabber:server' from='${ROGUE_DOMAIN}' to='${PARLEY_DOMAIN}' version='1.0'`) =>
-    `<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' ${attrs}>`;
+  const header = (attrs?: string) => s2sHeader(ROGUE_DOMAIN, PARLEY_DOMAIN, attrs);
   const addressing = { from: `mallory@${ROGUE_DOMAIN}`, to: `alice*localhost@${PARLEY_DOMAIN}` };
   const chunksOf = (...chunks: string[]) => () => chunks;
 
   /** Sends a case on a new connection to Parley's s2s port; resolves with the stream error Parley ended it with. */
   async function exchange(c: XmlCase, preamble = header()): Promise<{ condition: string | undefined; written: number }> {
-    const socket = connect(port, '127.0.0.1');
-    socket.on('error', () => {});
-    await once(socket, 'connect');
-    let reply = '';
-    socket.setEncoding('utf8').on('data', (text: string) => (reply += text));
-    // Parley ends its stream; the peer then closes its side, as RFC 6120 §4.4 asks.
-    socket.on('end', () => socket.end());
-    const closed = once(socket, 'close');
-    const written = await writeAll(socket, [preamble, ...c.chunks()], () => reply.includes('</stream:stream>'));
-    const timer = setTimeout(() => socket.destroy(new Error('Parley did not close the stream')), 10_000);
-    await closed;
-    clearTimeout(timer);
-    assert.match(reply, /<\/stream:stream>$/, `${c.name}: the stream is closed properly`);
-    return { condition: streamErrorIn(reply), written };
+    const peer = await RawXmppPeer.connect(port);
+    const written = await peer.write(preamble, c.chunks());
+    await peer.finished().catch((error: Error) => assert.fail(`${c.name}: ${error.message}`));
+    return { condition: peer.streamError, written };
   }
 
   before(async () => {
