@@ -67,6 +67,8 @@ const NS_PING = 'urn:xmpp:ping';
 /** Most dialback requests one incoming stream may have waiting for their authoritative servers. */
 const MAX_PENDING_DIALBACKS = 10;
 const DIAL_WINDOW_MS = 60_000;
+/** Domains whose recent dials are remembered before the ones not dialled for a minute are forgotten. */
+const MAX_TRACKED_DOMAINS = 1000;
 const STANZAS = new Set(['message', 'presence', 'iq']);
 
 export class S2sLink extends EventEmitter<LinkEvents> {
@@ -386,6 +388,9 @@ export class S2sLink extends EventEmitter<LinkEvents> {
    * peer keeps naming in dialback requests, is not dialled without end.
    */
   mayDial(domain: string, now = Date.now()): boolean {
+    if (this.dials.size > MAX_TRACKED_DOMAINS) {
+      for (const [known, times] of this.dials) if (now - times.at(-1)! >= DIAL_WINDOW_MS) this.dials.delete(known);
+    }
     const recent = (this.dials.get(domain) ?? []).filter((time) => now - time < DIAL_WINDOW_MS);
     const allowed = recent.length < this.options.dialsPerMinute;
     if (allowed) recent.push(now);
