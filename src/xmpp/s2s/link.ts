@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { type AddressInfo, type Server, type Socket, connect, createServer } from 'node:net';
-import { type SecureContext, TLSSocket, checkServerIdentity, connect as tlsConnect, createSecureContext } from 'node:tls';
+import { type Server as TlsServer, TLSSocket, checkServerIdentity, connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
 import { parseJid } from '../addresses.js';
@@ -18,7 +18,7 @@ import type { LinkState, PeerStatus } from '../link.js';
 import { dialbackKey, verifyDialbackKey } from './dialback.js';
 import { ServerResolver } from './resolve.js';
 import type { XmlLimits } from '../xml-guard.js';
-import { NS_DIALBACK_FEATURE, NS_SERVER, NS_TLS, XmlStream } from './stream.js';
+import { NS_DIALBACK_FEATURE, NS_SASL, NS_SERVER, NS_TLS, XmlStream } from './stream.js';
 
 export interface S2sLinkOptions {
   /** The XMPP domain Parley serves (xmpp_domain). */
@@ -78,7 +78,10 @@ export class S2sLink extends EventEmitter<LinkEvents> {
   /** Times listening had to be retried. */
   reconnects = 0;
   private readonly resolver: ServerResolver;
-  private readonly secureContext: SecureContext | undefined;
+  /** Does the TLS handshakes of incoming STARTTLS (sockets are given to it; it never listens). */
+  private readonly tlsAcceptor: TlsServer | undefined;
+  /** Remote address and port -> the incoming session whose STARTTLS handshake is under way. */
+  private readonly handshakes = new Map<string, Incoming>();
   private cas: string | undefined;
   private server: Server | undefined;
   private readonly incoming = new Set<Incoming>();
@@ -94,12 +97,28 @@ export class S2sLink extends EventEmitter<LinkEvents> {
   ) {
     super();
     this.resolver = new ServerResolver(options.resolver);
-    this.secureContext = options.tls && createSecureContext({ cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key) });
+    if (options.tls) {
+      // A tls.Server, unlike a bare server-side TLSSocket, checks the certificate a peer presents
+      // (against the authorities of s2s_ca): asked for, not required, it may authenticate the
+      // peer's domain (SASL EXTERNAL); without one, dialback does.
+      this.tlsAcceptor = createTlsServer({ cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key), ca: this.trustedCas(), requestCert: true, rejectUnauthorized: false });
+      this.tlsAcceptor.on('secureConnection', (socket: TLSSocket) => {
+        const session = this.takeHandshake(socket);
+        if (session) session.stream.upgrade(socket);
+        else socket.destroy();
+      });
+      this.tlsAcceptor.on('tlsClientError', (error, socket) => {
+        this.log.info({ err: error.message }, 's2s TLS handshake failed (incoming)');
+        const session = this.takeHandshake(socket);
+        if (session) this.forgetIncoming(session);
+        socket.destroy();
+      });
+    }
   }
 
   /** Incoming streams must be encrypted before anything but STARTTLS: always when Parley offers it. */
   private get incomingNeedsTls(): boolean {
-    return this.options.requireTls || this.secureContext !== undefined;
+    return this.options.requireTls || this.tlsAcceptor !== undefined;
   }
 
   get online(): boolean {
@@ -179,8 +198,8 @@ export class S2sLink extends EventEmitter<LinkEvents> {
       if (this.state === 'stopped' || this.server !== server) return void server.close();
       this.state = 'online';
       const { address, port } = this.address()!;
-      this.log.info({ domain: this.options.domain, address, port, tls: Boolean(this.secureContext) }, 'XMPP server (s2s) listening');
-      if (!this.secureContext && this.options.requireTls) {
+      this.log.info({ domain: this.options.domain, address, port, tls: Boolean(this.tlsAcceptor) }, 'XMPP server (s2s) listening');
+      if (!this.tlsAcceptor && this.options.requireTls) {
         this.log.warn('xmpp.s2s_require_tls without a certificate (xmpp.tls_cert or tls.cert): incoming server-to-server streams cannot be encrypted and are refused');
       }
       this.emit('online');
@@ -224,10 +243,7 @@ export class S2sLink extends EventEmitter<LinkEvents> {
       }, options.authTimeoutMs).unref(),
     };
     this.incoming.add(session);
-    stream.on('closed', () => {
-      clearTimeout(session.authDeadline);
-      this.incoming.delete(session);
-    });
+    stream.on('closed', () => this.forgetIncoming(session));
     stream.on('open', (attrs) => this.onIncomingOpen(session, attrs));
     stream.on('element', (element) => this.onIncomingElement(session, element));
   }
@@ -244,36 +260,78 @@ export class S2sLink extends EventEmitter<LinkEvents> {
       this.errors++;
       return stream.fail('unsupported-version', 'Parley speaks XMPP 1.0 streams, with STARTTLS', { ...header, version: '1.0' });
     }
-    if (this.options.requireTls && !this.secureContext) {
+    if (this.options.requireTls && !this.tlsAcceptor) {
       this.errors++;
       return stream.fail('policy-violation', 'Parley accepts only encrypted server-to-server streams but has no certificate to offer STARTTLS with', header);
     }
+    session.peerDomain = attrs.from;
     stream.open(header);
     if (attrs.version === undefined) return; // RFC 3920 peers: no features
     const features =
-      this.secureContext && !stream.secure
+      this.tlsAcceptor && !stream.secure
         ? xml('stream:features', {}, xml('starttls', { xmlns: NS_TLS }, xml('required')))
-        : xml('stream:features', {}, xml('dialback', { xmlns: NS_DIALBACK_FEATURE }, xml('errors')));
+        : xml(
+            'stream:features',
+            {},
+            this.externalProblem(session) === undefined ? xml('mechanisms', { xmlns: NS_SASL }, xml('mechanism', {}, 'EXTERNAL')) : null,
+            xml('dialback', { xmlns: NS_DIALBACK_FEATURE }, xml('errors')),
+          );
     stream.send(features);
+  }
+
+  /**
+   * Why the certificate the peer presented does not authenticate the domain its stream header
+   * names (XEP-0178): certificates not verified, none, untrusted, for another domain, or that
+   * domain authenticated already. Undefined when it does: SASL EXTERNAL is offered then.
+   */
+  private externalProblem(session: Incoming): string | undefined {
+    const { stream, peerDomain } = session;
+    if (!this.options.verifyCertificates) return 'certificates are not verified (xmpp.s2s_verify_certificates)';
+    if (!(stream.socket instanceof TLSSocket)) return 'the stream is not encrypted';
+    if (peerDomain === undefined || !parseJid(peerDomain) || peerDomain.includes('@') || peerDomain.includes('/')) return 'the stream header names no domain';
+    if (session.domains.has(peerDomain)) return `${peerDomain} is authenticated already`;
+    return certificateProblem(stream.socket, peerDomain);
+  }
+
+  /** SASL EXTERNAL (RFC 6120 §6, XEP-0178): the peer's certificate authenticates its domain; the stream restarts. */
+  private onSaslAuth(session: Incoming, element: xml.Element): void {
+    const { stream, peerDomain } = session;
+    const fail = (condition: string, why: string) => {
+      this.errors++;
+      this.log.info({ domain: peerDomain, why }, 's2s SASL EXTERNAL refused; dialback may still authenticate the stream');
+      stream.send(xml('failure', { xmlns: NS_SASL }, xml(condition)));
+    };
+    if (element.attrs.mechanism !== 'EXTERNAL') return fail('invalid-mechanism', `mechanism ${element.attrs.mechanism ?? 'none'}`);
+    const problem = this.externalProblem(session);
+    if (problem !== undefined) return fail('not-authorized', problem);
+    // The authorization identity, when given, must be the domain the certificate is valid for.
+    const given = element.text().trim();
+    const authzid = given === '' || given === '=' ? peerDomain : Buffer.from(given, 'base64').toString('utf8');
+    if (authzid !== peerDomain) return fail('invalid-authzid', `authorization identity ${authzid ?? ''}`);
+    session.domains.add(peerDomain!);
+    this.log.info({ domain: peerDomain }, 's2s incoming stream authenticated (certificate, SASL EXTERNAL)');
+    stream.write(`<success xmlns='${NS_SASL}'/>`);
+    stream.restart();
   }
 
   private onIncomingElement(session: Incoming, element: xml.Element): void {
     const { stream } = session;
     if (element.is('starttls') && element.attrs.xmlns === NS_TLS) {
-      if (!this.secureContext || stream.secure) {
+      if (!this.tlsAcceptor || stream.secure) {
         stream.write(`<failure xmlns='${NS_TLS}'/>`);
         return stream.close();
       }
       stream.write(`<proceed xmlns='${NS_TLS}'/>`);
-      const tlsSocket = new TLSSocket(stream.detach(), { isServer: true, secureContext: this.secureContext });
-      tlsSocket.on('error', (error) => this.log.info({ err: error.message }, 's2s TLS handshake failed (incoming)'));
-      stream.upgrade(tlsSocket);
+      const socket = stream.detach();
+      this.handshakes.set(endpointOf(socket), session);
+      this.tlsAcceptor.emit('connection', socket);
       return;
     }
     if (this.incomingNeedsTls && !stream.secure) {
       this.errors++;
       return stream.fail('policy-violation', 'STARTTLS is required');
     }
+    if (element.is('auth') && element.attrs.xmlns === NS_SASL) return this.onSaslAuth(session, element);
     if (element.name === 'db:result' || element.name === 'db:verify') {
       // Parley sends its dialback requests on its outgoing streams: answers have no place here (XEP-0220 §2.1).
       if (element.attrs.type !== undefined) {
@@ -399,6 +457,20 @@ export class S2sLink extends EventEmitter<LinkEvents> {
     return allowed;
   }
 
+  /** The incoming session whose STARTTLS handshake gave `socket` (the TLS one: it has the same remote end). */
+  private takeHandshake(socket: Socket): Incoming | undefined {
+    const key = endpointOf(socket);
+    const session = this.handshakes.get(key);
+    this.handshakes.delete(key);
+    return session;
+  }
+
+  private forgetIncoming(session: Incoming): void {
+    clearTimeout(session.authDeadline);
+    this.incoming.delete(session);
+    session.stream.destroy();
+  }
+
   /** @internal */
   forget(session: Outgoing): void {
     if (this.outgoing.get(session.domain) === session) this.outgoing.delete(session.domain);
@@ -414,7 +486,9 @@ interface Incoming {
   id: string;
   ip: string | undefined;
   stream: XmlStream;
-  /** Remote domains authenticated on this stream through dialback. */
+  /** The domain the peer's stream header names (from). */
+  peerDomain?: string;
+  /** Remote domains authenticated on this stream, through dialback or the peer's certificate. */
   domains: Set<string>;
   /** Remote domains whose dialback key is being checked with their authoritative server. */
   pending: Set<string>;
@@ -626,6 +700,10 @@ class Outgoing {
     for (const pending of [...this.verifications.values()]) pending.resolve(false);
     for (const stanza of this.queue.splice(0)) this.link.bounce(stanza, condition, text);
   }
+}
+
+function endpointOf(socket: Socket): string {
+  return `${socket.remoteAddress}|${socket.remotePort}`;
 }
 
 function openSocket(host: string, port: number): Promise<Socket> {

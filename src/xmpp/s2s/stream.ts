@@ -14,6 +14,7 @@ export const NS_STREAM = 'http://etherx.jabber.org/streams';
 export const NS_SERVER = 'jabber:server';
 export const NS_DIALBACK = 'jabber:server:dialback';
 export const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls';
+export const NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
 export const NS_STREAM_ERRORS = 'urn:ietf:params:xml:ns:xmpp-streams';
 export const NS_DIALBACK_FEATURE = 'urn:xmpp:features:dialback';
 
