@@ -251,7 +251,8 @@ export function guardConnection(entity: object, limits: XmlLimits): void {
   const violated = (error: Error, parser: object | null) => {
     if (parser === null || connection.parser !== parser) return;
     connection._detachParser();
-    void connection._streamError(conditionOf(error));
+    // The stream error is a courtesy to the peer: the connection ends either way.
+    connection._streamError(conditionOf(error)).catch(() => {});
     connection.emit('error', error);
   };
   const Parser = guardedParser(limits, violated);

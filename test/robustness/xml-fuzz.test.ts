@@ -8,8 +8,6 @@
 // buffering it, and change nothing else: Parley keeps running within bounded memory, a SIP MESSAGE
 // still relays, and the link or session that met a rogue server reconnects.
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { type Server, type Socket, createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { rpc } from '../admin/client.js';
 import { eventually } from '../support/eventually.js';
@@ -17,7 +15,7 @@ import { gatewayConfig, sipUser } from '../support/gateway.js';
 import { freeTcpPort } from '../support/process.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
-import { RawXmppPeer, s2sHeader, streamErrorIn, writeAll } from '../support/xmpp-peer.js';
+import { RawXmppPeer, type ScriptedConnection, ScriptedXmppServer, s2sHeader, streamErrorIn, writeAll } from '../support/xmpp-peer.js';
 import { fuzzSeed } from './mutate.js';
 import { type XmlCase, mutatedCase, streamCases } from './xml-cases.js';
 
@@ -132,11 +130,11 @@ describe(`incoming s2s streams (seed 0x${SEED.toString(16)})`, { timeout: 60_000
   });
 });
 
-/** One connection to the rogue server: what Parley sent on it, and whether Parley authenticated (handshake or bind). */
-interface RogueConnection {
-  socket: Socket;
-  input: string;
+/** One connection to the rogue server: whether Parley authenticated on it (handshake or bind), and how far it got. */
+interface RogueConnection extends ScriptedConnection {
   authenticated: boolean;
+  headers: number;
+  saslDone: boolean;
 }
 
 /**
@@ -144,76 +142,60 @@ interface RogueConnection {
  * client server (SASL ANONYMOUS, resource binding). It plays along until the test makes it write
  * something hostile, or (preAuth) writes that right after its first stream header.
  */
-class RogueServer {
-  readonly connections: RogueConnection[] = [];
+class RogueServer extends ScriptedXmppServer<RogueConnection> {
   /** Written on the next connection after the first stream header, instead of authenticating. */
   preAuth: XmlCase | undefined;
-  private readonly server: Server = createServer((socket) => this.accept(socket));
 
   constructor(
     private readonly kind: 'component' | 'client',
     private readonly domain: string,
-  ) {}
-
-  async listen(): Promise<number> {
-    this.server.listen(0, '127.0.0.1');
-    await once(this.server, 'listening');
-    return (this.server.address() as { port: number }).port;
-  }
-
-  get latest(): RogueConnection {
-    return this.connections.at(-1)!;
-  }
-
-  close(): void {
-    for (const { socket } of this.connections) socket.destroy();
-    this.server.close();
+  ) {
+    super();
   }
 
   /** Writes a case on the latest connection; resolves with the stream error Parley ended it with and what was written. */
-  async attack(c: XmlCase, connection = this.latest): Promise<{ condition: string | undefined; written: number }> {
+  async attack(c: XmlCase): Promise<{ condition: string | undefined; written: number }> {
+    const connection = this.latest!;
     const written = await writeAll(connection.socket, c.chunks(), () => connection.input.includes('</stream:stream>'));
     const condition = await eventually(() => streamErrorIn(connection.input), `${c.name}: a stream error from Parley`);
     return { condition, written };
   }
 
-  private accept(socket: Socket): void {
-    const connection: RogueConnection = { socket, input: '', authenticated: false };
-    this.connections.push(connection);
-    const preAuth = this.preAuth;
-    this.preAuth = undefined;
-    let headers = 0;
-    let saslDone = false;
-    socket.setEncoding('utf8');
-    socket.on('error', () => {});
-    socket.on('data', (chunk: string) => {
-      connection.input += chunk;
-      if (connection.input.split('<stream:stream').length - 1 > headers) {
-        headers++;
-        const ns = this.kind === 'component' ? 'jabber:component:accept' : 'jabber:client';
-        socket.write(`<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='${ns}' from='${this.domain}' id='s${this.connections.length}-${headers}' version='1.0'>`);
-        if (this.kind === 'client') {
-          socket.write(saslDone
-            ? `<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>`
-            : `<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>ANONYMOUS</mechanism></mechanisms></stream:features>`);
-        }
-        if (preAuth && headers === 1) return void writeAll(socket, preAuth.chunks(), () => false);
+  protected override accepted(connection: ScriptedConnection): RogueConnection {
+    return { ...connection, authenticated: false, headers: 0, saslDone: false };
+  }
+
+  protected override answer(connection: RogueConnection, chunk: string): void {
+    const { socket } = connection;
+    if (connection.input.split('<stream:stream').length - 1 > connection.headers) {
+      connection.headers++;
+      const ns = this.kind === 'component' ? 'jabber:component:accept' : 'jabber:client';
+      socket.write(`<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='${ns}' from='${this.domain}' id='s${this.connections.length}-${connection.headers}' version='1.0'>`);
+      if (this.kind === 'client') {
+        socket.write(connection.saslDone
+          ? `<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>`
+          : `<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>ANONYMOUS</mechanism></mechanisms></stream:features>`);
       }
-      if (this.kind === 'component' && chunk.includes('<handshake>') && !connection.authenticated) {
-        connection.authenticated = true;
-        socket.write('<handshake/>');
+      const preAuth = this.preAuth;
+      if (preAuth && connection.headers === 1) {
+        this.preAuth = undefined;
+        return void writeAll(socket, preAuth.chunks(), () => false);
       }
-      if (this.kind === 'client' && chunk.includes('<auth') && !saslDone) {
-        saslDone = true;
-        socket.write(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`);
-      }
-      const bind = /<iq[^>]*\sid=["']([^"']+)["'][^>]*><bind/.exec(chunk);
-      if (this.kind === 'client' && bind && !connection.authenticated) {
-        connection.authenticated = true;
-        socket.write(`<iq type='result' id='${bind[1]}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>alice@${this.domain}/parley</jid></bind></iq>`);
-      }
-      if (chunk.includes('</stream:stream>')) socket.end('</stream:stream>');
-    });
+    }
+    if (this.kind === 'component' && chunk.includes('<handshake>') && !connection.authenticated) {
+      connection.authenticated = true;
+      socket.write('<handshake/>');
+    }
+    if (this.kind === 'client' && chunk.includes('<auth') && !connection.saslDone) {
+      connection.saslDone = true;
+      socket.write(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`);
+    }
+    const bind = /<iq[^>]*\sid=["']([^"']+)["'][^>]*><bind/.exec(chunk);
+    if (this.kind === 'client' && bind && !connection.authenticated) {
+      connection.authenticated = true;
+      socket.write(`<iq type='result' id='${bind[1]}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>alice@${this.domain}/parley</jid></bind></iq>`);
+    }
+    if (chunk.includes('</stream:stream>')) socket.end('</stream:stream>');
   }
 }
 
@@ -278,7 +260,7 @@ function rogueServerSuite(kind: 'component' | 'client'): void {
     await ready();
     const before = rogue.connections.length;
     rogue.preAuth = { name: 'before authentication', chunks: () => [`<message from='${spoofed.from}' to='${spoofed.to}' type='chat'><body>before authentication</body></message>`], expect: ['not-authorized'] };
-    rogue.latest.socket.destroy();
+    rogue.latest!.socket.destroy();
     const attacked = await eventually(() => rogue.connections[before], 'a new connection');
     await eventually(() => streamErrorIn(attacked.input) === 'not-authorized' || undefined, `<not-authorized/> (got ${attacked.input.slice(-300)})`);
     await ready();
@@ -291,7 +273,7 @@ function rogueServerSuite(kind: 'component' | 'client'): void {
     const target = component ? `sip:romeo*xmpp.example@${ROGUE}` : `sip:romeo*${ROGUE}@xmpp.localhost`;
     const response = await alice.message(target, `to romeo after the ${kind} fuzzing`);
     assert.equal(response.status, 202, `${response.status} ${response.reason}`);
-    await eventually(() => rogue.latest.input.includes(`to romeo after the ${kind} fuzzing`) || undefined, 'the message on the new stream');
+    await eventually(() => rogue.latest!.input.includes(`to romeo after the ${kind} fuzzing`) || undefined, 'the message on the new stream');
     assert.ok(parley.logs.some((line) => line.includes('bad XML from the XMPP server')));
     const growth = process.memoryUsage().rss - rssBefore;
     assert.ok(growth < RSS_GROWTH_LIMIT, `RSS grew by ${Math.round(growth / 1024 / 1024)} MiB`);

@@ -1,8 +1,9 @@
-// A raw XMPP peer for tests of what Parley does with hostile or odd streams: writes what the test
-// says on a TCP connection (as fast as it is read, and no longer than the stream is open), and
-// records the reply, its stream error, and the close.
+// Raw XMPP peers for tests of what Parley does with hostile or odd streams: a client of Parley's
+// s2s port that writes what the test says (as fast as it is read, and no longer than the stream is
+// open) and records the reply, its stream error and the close; and a server on loopback that
+// answers Parley's connections as a script says and records what Parley sent.
 import { once } from 'node:events';
-import { type Socket, connect } from 'node:net';
+import { type Server, type Socket, connect, createServer } from 'node:net';
 import { eventually } from './eventually.js';
 
 /** The condition of the first stream error in `text`, if any. */
@@ -24,9 +25,22 @@ export async function writeAll(socket: Socket, chunks: Iterable<string>, stop: (
   for (const chunk of chunks) {
     if (stop() || socket.destroyed || !socket.writable) break;
     written += chunk.length;
-    if (!socket.write(chunk)) await Promise.race([once(socket, 'drain'), once(socket, 'close')]);
+    if (!socket.write(chunk)) await drainedOrClosed(socket);
   }
   return written;
+}
+
+/** Resolves when the socket can take more, or is closed (never rejects: an error closes it). */
+function drainedOrClosed(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
 }
 
 export class RawXmppPeer {
@@ -39,7 +53,7 @@ export class RawXmppPeer {
     socket.setEncoding('utf8').on('data', (text: string) => (this.reply += text));
     // When the other side ends its stream, this one closes too, as RFC 6120 §4.4 asks.
     socket.on('end', () => socket.end());
-    this.closed = once(socket, 'close');
+    this.closed = new Promise((resolve) => socket.once('close', resolve));
   }
 
   /** Connects to host:port (from `localAddress`, another loopback address, when given). */
@@ -72,5 +86,56 @@ export class RawXmppPeer {
     clearTimeout(timer);
     if (!this.reply.endsWith('</stream:stream>')) throw new Error(`the stream was not closed properly within ${timeoutMs} ms: ${JSON.stringify(this.reply.slice(-300))}`);
     return this.reply;
+  }
+}
+
+/** One connection to a ScriptedXmppServer: what Parley sent on it so far. */
+export interface ScriptedConnection {
+  socket: Socket;
+  input: string;
+}
+
+/**
+ * A server on loopback that runs `script` on each chunk Parley sends, after adding it to the
+ * connection's input (subclasses override answer(), and accepted() to keep more per connection).
+ */
+export class ScriptedXmppServer<Connection extends ScriptedConnection = ScriptedConnection> {
+  readonly connections: Connection[] = [];
+  private readonly server: Server;
+
+  constructor(private readonly script: (connection: Connection, chunk: string) => void = () => {}) {
+    this.server = createServer((socket) => {
+      const connection = this.accepted({ socket, input: '' });
+      this.connections.push(connection);
+      socket.setEncoding('utf8');
+      socket.on('error', () => {});
+      socket.on('data', (chunk: string) => {
+        connection.input += chunk;
+        this.answer(connection, chunk);
+      });
+    });
+  }
+
+  get latest(): Connection | undefined {
+    return this.connections.at(-1);
+  }
+
+  async listen(): Promise<number> {
+    this.server.listen(0, '127.0.0.1');
+    await once(this.server, 'listening');
+    return (this.server.address() as { port: number }).port;
+  }
+
+  close(): void {
+    for (const { socket } of this.connections) socket.destroy();
+    this.server.close();
+  }
+
+  protected accepted(connection: ScriptedConnection): Connection {
+    return connection as Connection;
+  }
+
+  protected answer(connection: Connection, chunk: string): void {
+    this.script(connection, chunk);
   }
 }

@@ -3,15 +3,13 @@
 // minute, and Server Dialback (XEP-0220) taken only in the state and on the stream it belongs to,
 // with TLS first when xmpp.s2s_require_tls says so (XEP-0178's order).
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { type Server, type Socket, createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { DnsServer } from '../support/dns-server.js';
 import { eventually } from '../support/eventually.js';
 import { freeTcpPort } from '../support/process.js';
 import { type ConfigPatch, type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
-import { RawXmppPeer, s2sHeader } from '../support/xmpp-peer.js';
+import { RawXmppPeer, ScriptedXmppServer, s2sHeader } from '../support/xmpp-peer.js';
 
 const PARLEY_DOMAIN = 'parley.test';
 const ROGUE_DOMAIN = 'rogue.test';
@@ -88,43 +86,13 @@ test('an incoming stream that does not authenticate in time is closed with <conn
   }
 });
 
-/** A remote XMPP server on loopback that answers each connection as `script` says. */
-class RemoteServer {
-  readonly connections: Array<{ socket: Socket; input: string }> = [];
-  private readonly server: Server;
-
-  constructor(script: (socket: Socket, input: string, connection: { socket: Socket; input: string }) => void) {
-    this.server = createServer((socket) => {
-      const connection = { socket, input: '' };
-      this.connections.push(connection);
-      socket.setEncoding('utf8');
-      socket.on('error', () => {});
-      socket.on('data', (chunk: string) => {
-        connection.input += chunk;
-        script(socket, chunk, connection);
-      });
-    });
-  }
-
-  async listen(): Promise<number> {
-    this.server.listen(0, '127.0.0.1');
-    await once(this.server, 'listening');
-    return (this.server.address() as { port: number }).port;
-  }
-
-  close(): void {
-    for (const { socket } of this.connections) socket.destroy();
-    this.server.close();
-  }
-}
-
 describe('outgoing streams', () => {
   let dns: DnsServer;
   let parley: TestServer;
   let alice: TestUA;
-  let refusing: RemoteServer;
-  let early: RemoteServer;
-  let wrongPair: RemoteServer;
+  let refusing: ScriptedXmppServer;
+  let early: ScriptedXmppServer;
+  let wrongPair: ScriptedXmppServer;
 
   /** Resolves with the text of alice's next notice about an undelivered message to `domain`. */
   async function failureNotice(domain: string, before: number): Promise<string> {
@@ -140,13 +108,13 @@ describe('outgoing streams', () => {
   before(async () => {
     const header = (from: string) => `<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='${from}' to='${PARLEY_DOMAIN}' id='remote-1' version='1.0'>`;
     // Takes the connection and drops it at once: the domain keeps failing.
-    refusing = new RemoteServer((socket) => socket.destroy());
+    refusing = new ScriptedXmppServer(({ socket }) => socket.destroy());
     // Says Parley is accepted before Parley has sent its dialback key.
-    early = new RemoteServer((socket, chunk) => {
+    early = new ScriptedXmppServer(({ socket }, chunk) => {
       if (chunk.includes('<stream:stream')) socket.write(`${header('early.test')}<db:result from='early.test' to='${PARLEY_DOMAIN}' type='valid'/>`);
     });
     // Answers Parley's dialback request for another domain pair than the one asked.
-    wrongPair = new RemoteServer((socket, chunk) => {
+    wrongPair = new ScriptedXmppServer(({ socket }, chunk) => {
       if (chunk.includes('<stream:stream')) socket.write(`${header('pair.test')}<stream:features/>`);
       if (chunk.includes('<db:result')) socket.write(`<db:result from='other.test' to='${PARLEY_DOMAIN}' type='valid'/>`);
     });
