@@ -256,6 +256,19 @@ function rogueServerSuite(kind: 'component' | 'client'): void {
     });
   }
 
+  test('a stanza with invalid JIDs is not delivered, and the stream carries on', async () => {
+    await ready();
+    const connection = rogue.latest!;
+    const valid = component ? { from: 'romeo@xmpp.example/r', to: spoofed.to } : { from: `juliet@${ROGUE}/r`, to: spoofed.to };
+    connection.socket.write(`<message from='@@${ROGUE}' to='${spoofed.to}' type='chat'><body>from nobody</body></message>`);
+    connection.socket.write(`<message from='${valid.from}' to='${valid.to}' type='chat'><body>from someone</body></message>`);
+    await alice.waitForRequest((request) => request.method === 'MESSAGE' && request.body.toString() === 'from someone');
+    assert.ok(!alice.received.some((request) => request.method === 'MESSAGE' && request.body.toString() === 'from nobody'));
+    assert.equal(streamErrorIn(connection.input), undefined);
+    // The component answers for what it was sent (RFC 6120 §8.3.3.8); a client session just drops it.
+    if (component) await eventually(() => connection.input.includes('jid-malformed') || undefined, 'a jid-malformed stanza error');
+  });
+
   test('a stanza before authentication ends the stream with <not-authorized/> and is not delivered', async () => {
     await ready();
     const before = rogue.connections.length;
