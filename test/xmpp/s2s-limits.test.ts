@@ -169,6 +169,41 @@ describe('outgoing streams', () => {
   });
 });
 
+describe('incoming dialback', () => {
+  let dns: DnsServer;
+  let port: number;
+  let parley: TestServer;
+
+  before(async () => {
+    dns = await DnsServer.start({ 'sentinel.test': [{ type: 'A', address: '127.0.0.1' }] });
+    port = await freeTcpPort();
+    parley = await serverMode(port, { resolver: dns.address });
+  });
+
+  after(async () => {
+    await parley?.stop();
+    dns?.close();
+  });
+
+  /** Sends a dialback request for `domain` on a new stream, which makes Parley look for that domain's server. */
+  async function askAbout(domain: string, before = ''): Promise<RawXmppPeer> {
+    const peer = await RawXmppPeer.connect(port);
+    await peer.write(s2sHeader(ROGUE_DOMAIN, PARLEY_DOMAIN) + before + `<db:result from='${domain}' to='${PARLEY_DOMAIN}'>0123456789abcdef</db:result>`);
+    return peer;
+  }
+
+  test('what comes after a stream error in the same packet is not read: a dialback request there is not acted on', async () => {
+    const peer = await askAbout('after-error.test', `<db:verify from='${ROGUE_DOMAIN}' to='${PARLEY_DOMAIN}' id='x' type='valid'/>`);
+    await peer.finished();
+    assert.equal(peer.streamError, 'not-authorized');
+    // A request on another stream goes through the same lookup: once it is seen, the first would have been.
+    const sentinel = await askAbout('sentinel.test');
+    await eventually(() => dns.queries.some((query) => query.includes('sentinel.test')) || undefined, 'the sentinel lookup');
+    sentinel.socket.destroy();
+    assert.ok(!dns.queries.some((query) => query.includes('after-error.test')), dns.queries.join(', '));
+  });
+});
+
 describe('with s2s_require_tls', () => {
   let port: number;
   let parley: TestServer;

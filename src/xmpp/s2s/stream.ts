@@ -84,10 +84,12 @@ export class XmlStream extends EventEmitter<StreamEvents> {
     this.headerSent = false;
     this.decoder = new StringDecoder('utf8');
     const parser = new this.Parser();
-    parser.on('start', (element: xml.Element) => this.onStart(element));
-    parser.on('element', (element: xml.Element) => this.onElement(element));
-    parser.on('end', () => this.close());
-    parser.on('error', (error: Error) => this.fail(conditionOf(error), error.message));
+    // What follows in a chunk after the stream ended or restarted (STARTTLS, SASL) is not read.
+    const current = () => this.parser === parser;
+    parser.on('start', (element: xml.Element) => current() && this.onStart(element));
+    parser.on('element', (element: xml.Element) => current() && this.onElement(element));
+    parser.on('end', () => current() && this.close());
+    parser.on('error', (error: Error) => current() && this.fail(conditionOf(error), error.message));
     this.parser = parser;
   }
 
