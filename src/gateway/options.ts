@@ -1,6 +1,8 @@
 // The gateway's settings, read from the gateway section of the configuration.
 import { ConfigError, type Config, type Route } from '../config/index.js';
 import { parseUri, type SipUri } from '../sip/index.js';
+import { xmlLimitsOf } from '../xmpp/options.js';
+import type { XmlLimits } from '../xmpp/xml-guard.js';
 import type { HttpProxy } from './http-proxy.js';
 
 export interface GatewayOptions {
@@ -8,7 +10,7 @@ export interface GatewayOptions {
   registrar: SipUri;
   registrarAddress: string;
   /** The XMPP network's SIP domain and the delimiter of its addresses; where accounts without a server of their own connect (jaddress, jport). */
-  xmpp: { alias: string; delimiter: string; host?: string; port?: number; transports: Array<{ alias: string; delimiter: string }>; maxConnecting: number };
+  xmpp: { alias: string; delimiter: string; host?: string; port?: number; transports: Array<{ alias: string; delimiter: string }>; maxConnecting: number; xml: XmlLimits };
   /** The IRC network's SIP domain, the delimiter of its addresses, and the most bytes of text in one PRIVMSG. */
   irc: { alias: string; delimiter: string; lineLimit: number };
   cacheTimeMs: number;
@@ -72,7 +74,7 @@ export function gatewayOptions(config: Config, env: NodeJS.ProcessEnv = process.
   return {
     registrar: parseUri(registrarAddress),
     registrarAddress,
-    xmpp: { ...xmppAliasOf(config), host: gateway.jaddress ?? undefined, port: gateway.jport ?? undefined, transports: transportsOf(config), maxConnecting: gateway.max_connecting },
+    xmpp: { ...xmppAliasOf(config), host: gateway.jaddress ?? undefined, port: gateway.jport ?? undefined, transports: transportsOf(config), maxConnecting: gateway.max_connecting, xml: xmlLimitsOf(config) },
     irc: { ...ircAliasOf(config), lineLimit: gateway.irc_line_limit },
     cacheTimeMs: gateway.cache_time * 1000,
     sleepTimeMs: gateway.sleep_time * 1000,

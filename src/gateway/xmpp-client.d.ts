@@ -13,8 +13,6 @@ declare module '@xmpp/client' {
     readonly options: { service: string; domain: string };
     /** The connection methods (TCP, TLS, WebSocket), each with the socket class it connects with. */
     transports: Array<{ prototype: { Socket: unknown; socketParameters(service: string): unknown } }>;
-    /** The parser of the open stream; null between streams. */
-    readonly parser: object | null;
     readonly socket: import('node:net').Socket | null;
     start(): Promise<unknown>;
     connect(service: string): Promise<unknown>;
@@ -23,8 +21,6 @@ declare module '@xmpp/client' {
     send(element: xml.Element): Promise<void>;
     /** True once the connection is encrypted (direct TLS, or STARTTLS negotiated). */
     isSecure(): boolean;
-    /** Feeds what the socket read to the XML parser. */
-    _onData(data: Buffer | string): void;
   }
 
   export type SaslAuthenticate = (credentials: { username: string; password: string }, mechanism: string) => Promise<void>;

@@ -10,7 +10,6 @@
 // own roster (RFC 6121): watch() asks a contact for a subscription, and the contact's resources are
 // composed into one state, the way the XMPP gateway composes them.
 import { EventEmitter } from 'node:events';
-import { StringDecoder } from 'node:string_decoder';
 import { client, type Client, type SaslAuthenticate } from '@xmpp/client';
 import xml from '@xmpp/xml';
 import type { Logger } from 'pino';
@@ -20,6 +19,7 @@ import { type Jid, addressMapping, escapeLocal, formatJid, parseJid, unescapeLoc
 import { readStanzaError, statusForCondition } from '../xmpp/errors.js';
 import { type InstantMessage, messageStanza, readStanza } from '../xmpp/messages.js';
 import { type ResourceStates, applyPresence, stanzaOfState } from '../xmpp/presence.js';
+import { type XmlLimits, XmlViolation, guardConnection } from '../xmpp/xml-guard.js';
 import { type HttpProxy, xmppThroughProxy } from './http-proxy.js';
 import { installFastScram } from './scram.js';
 import type { NetworkAdapter, NetworkSession, SessionAccount, SessionEvents, SessionSettings, SessionState } from './adapter.js';
@@ -64,6 +64,8 @@ export interface XmppNetworkSettings {
   maxConnecting: number;
   /** The HTTP proxy sessions connect through; undefined: directly. */
   proxy?: HttpProxy;
+  /** What sessions accept of their servers' XML. */
+  xml: XmlLimits;
 }
 
 export class XmppNetwork implements NetworkAdapter {
@@ -137,7 +139,7 @@ export class XmppNetwork implements NetworkAdapter {
     const { host, port } = this.settings;
     const server = account.server ?? host;
     const connectTo = { ...account, server, port: account.port ?? (account.server ? undefined : port) };
-    const network = { transports: this.extraAliases, logins: this.logins, proxy: this.settings.proxy };
+    const network = { transports: this.extraAliases, logins: this.logins, proxy: this.settings.proxy, xml: this.settings.xml };
     return new XmppSession(connectTo, settings, network, this.log.child({ account: account.extUser }));
   }
 }
@@ -161,12 +163,13 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
   private readonly transports: readonly string[];
   private readonly logins: Slots;
   private readonly proxy: HttpProxy | undefined;
+  private readonly xmlLimits: XmlLimits;
   private attempts = 0;
 
   constructor(
     private readonly account: SessionAccount,
     private readonly settings: SessionSettings,
-    network: { transports: readonly string[]; logins: Slots; proxy?: HttpProxy },
+    network: { transports: readonly string[]; logins: Slots; proxy?: HttpProxy; xml: XmlLimits },
     private readonly log: Logger,
   ) {
     super();
@@ -177,6 +180,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
     this.transports = network.transports;
     this.logins = network.logins;
     this.proxy = network.proxy;
+    this.xmlLimits = network.xml;
   }
 
   start(): void {
@@ -339,15 +343,12 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
     // Reconnection is this session's (with backoff and a stop after a refusal), not the library's.
     entity.reconnect.stop();
     if (this.proxy) xmppThroughProxy(entity, this.proxy);
-    // @xmpp/connection decodes each chunk on its own, garbling a character split between two.
-    const onData = entity._onData.bind(entity);
-    let decoder = new StringDecoder('utf8');
-    entity.on('connect', () => (decoder = new StringDecoder('utf8')));
-    entity._onData = (data) => {
-      // Data can still come after the library dropped its parser (xmpp.js #860): it has no reader then.
-      if (entity.parser) onData(typeof data === 'string' ? data : decoder.write(data));
-    };
-    entity.on('error', (error: Error) => this.log.debug({ err: describe(error) }, 'XMPP session error'));
+    // The server may be hostile: its XML is bounded, and bad XML ends the stream (then a reconnection).
+    guardConnection(entity, this.xmlLimits);
+    entity.on('error', (error: Error) => {
+      if (error instanceof XmlViolation) this.log.warn({ reason: describe(error), service: this.service }, 'bad XML from the XMPP server: stream closed');
+      else this.log.debug({ err: describe(error) }, 'XMPP session error');
+    });
     entity.on('stanza', (stanza: xml.Element) => this.onStanza(stanza));
     entity.on('status', (status: string) => {
       if (status !== 'disconnect' || this.entity !== entity || this.state !== 'online') return;
@@ -506,6 +507,8 @@ class Slots {
 
 function isPermanent(error: unknown): boolean {
   if (error instanceof PermanentError) return true;
+  // Bad XML from the server ended the stream on Parley's side: the next connection may go better.
+  if (error instanceof XmlViolation) return false;
   const condition = (error as { condition?: unknown }).condition;
   return typeof condition === 'string' && PERMANENT_CONDITIONS.has(condition);
 }

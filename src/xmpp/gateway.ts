@@ -183,11 +183,13 @@ export class XmppGateway {
   }
 
   private transmit({ stanza, origin }: Outgoing): void {
+    // Recorded first: the link may refuse the stanza at once, with the stanza error a server would send.
+    if (origin) {
+      this.sent.set(stanza.attrs.id!, { ...origin, at: Date.now() });
+      if (this.sent.size > MAX_SENT) this.sent.delete(this.sent.keys().next().value!);
+    }
     this.link.send(stanza);
     this.counters.stanzasOut++;
-    if (!origin) return;
-    this.sent.set(stanza.attrs.id!, { ...origin, at: Date.now() });
-    if (this.sent.size > MAX_SENT) this.sent.delete(this.sent.keys().next().value!);
   }
 
   private flush(): void {

@@ -2,10 +2,10 @@
 // handshake, whitespace keepalive, reconnection with exponential backoff, and a stream that bad
 // input from the server closes (to be opened again) instead of crashing Parley.
 import { EventEmitter, once } from 'node:events';
-import { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
 import { component, type Component, type XmppError } from '@xmpp/component';
+import { type XmlLimits, guardConnection } from './xml-guard.js';
 
 export type LinkState = 'down' | 'online' | 'stopped';
 
@@ -26,6 +26,8 @@ export interface ComponentLinkOptions {
   reconnectMinMs: number;
   reconnectMaxMs: number;
   keepaliveMs: number;
+  /** What the link accepts of the server's XML. */
+  xml: XmlLimits;
 }
 
 interface LinkEvents {
@@ -62,7 +64,8 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
     this.entity = component({ service: this.service, domain: options.domain, password: options.password });
     // The backoff below replaces the library's retry, which waits one second every time.
     this.entity.reconnect.stop();
-    guardAgainstBadInput(this.entity);
+    // Bad input from the server closes the stream (to be opened again) instead of crashing Parley.
+    guardConnection(this.entity, options.xml);
     this.entity.on('status', (status: string) => this.onStatus(status));
     this.entity.on('error', (error: Error) => this.onError(error));
     this.entity.on('stanza', (stanza: xml.Element) => this.emit('stanza', stanza));
@@ -162,14 +165,14 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
     this.errors++;
     const domain = this.options.domain;
     const { condition, text } = error as XmppError;
-    if (condition === 'not-authorized') {
+    if (error instanceof xml.XMLError) {
+      this.log.warn({ err: error.message, condition }, 'bad XML from the XMPP server: stream closed, reconnecting');
+    } else if (condition === 'not-authorized') {
       this.log.error({ domain, server: this.service }, 'component handshake refused: check xmpp_password');
     } else if (condition === 'host-unknown') {
       this.log.error({ domain, server: this.service }, 'the XMPP server has no component of this domain: check xmpp_domain and its configuration');
     } else if (condition === 'conflict') {
       this.log.error({ domain, server: this.service }, 'another component is connected for this domain');
-    } else if (error instanceof xml.XMLError) {
-      this.log.warn({ err: error.message }, 'malformed XML from the XMPP server: stream closed, reconnecting');
     } else if (condition) {
       this.log.warn({ condition, text }, 'XMPP stream error');
     } else if (this.failedAttempts++ === 0) {
@@ -187,32 +190,4 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
  */
 function serialize(stanza: xml.Element): string {
   return stanza.toString().replace(/\r/g, '&#13;');
-}
-
-/**
- * @xmpp/connection 0.13 decodes each TCP chunk on its own (garbling a character split between two
- * chunks), lets exceptions of the XML parser escape the socket's 'data' handler (an unknown entity
- * from the server would take the process down), and after a parse error drops its parser while the
- * socket may still deliver data (which then meets no parser and throws). Bad input must instead end
- * the stream with a bad-format stream error, as a parse error the parser reports itself does.
- */
-function guardAgainstBadInput(entity: Component): void {
-  entity.Socket = Utf8Socket;
-  entity._onData = (data) => {
-    const parser = entity.parser;
-    if (!parser) return;
-    try {
-      parser.write(String(data));
-    } catch (error) {
-      if (entity.parser === parser) entity._onParserError(new xml.XMLError((error as Error).message));
-    }
-  };
-}
-
-/** A socket that decodes UTF-8 across chunk boundaries. */
-class Utf8Socket extends Socket {
-  constructor() {
-    super();
-    this.setEncoding('utf8');
-  }
 }

@@ -4,6 +4,7 @@ import { ConfigError, type Config } from '../config/index.js';
 import type { AddressOptions } from './addresses.js';
 import type { ComponentLinkOptions } from './link.js';
 import type { S2sLinkOptions } from './s2s/link.js';
+import type { XmlLimits } from './xml-guard.js';
 
 export interface XmppGatewayOptions {
   backend: Config['xmpp']['backend'];
@@ -44,6 +45,7 @@ export function xmppGatewayOptions(config: Config): XmppGatewayOptions {
       reconnectMinMs: xmpp.reconnect_min * 1000,
       reconnectMaxMs: xmpp.reconnect_max * 1000,
       keepaliveMs: xmpp.keepalive * 1000,
+      xml: xmlLimitsOf(config),
     },
     server: xmpp.backend === 'server' ? s2sOptions(config, xmppDomain) : undefined,
     messageType: xmpp.message_type,
@@ -52,6 +54,11 @@ export function xmppGatewayOptions(config: Config): XmppGatewayOptions {
     localDomains: new Set(config.domains),
     maxBody: config.relay.max_body,
   };
+}
+
+/** What Parley accepts of the XML any XMPP peer sends it. */
+export function xmlLimitsOf(config: Config): XmlLimits {
+  return { maxStanzaBytes: config.xmpp.max_stanza_size, maxDepth: config.xmpp.max_xml_depth };
 }
 
 function s2sOptions(config: Config, domain: string): S2sLinkOptions {
@@ -71,6 +78,11 @@ function s2sOptions(config: Config, domain: string): S2sLinkOptions {
     requireTls: xmpp.s2s_require_tls,
     verifyCertificates: xmpp.s2s_verify_certificates,
     ca: xmpp.s2s_ca ?? undefined,
+    xml: xmlLimitsOf(config),
+    maxUnauthenticated: xmpp.s2s_max_unauthenticated,
+    maxUnauthenticatedPerIp: xmpp.s2s_max_unauthenticated_per_ip,
+    authTimeoutMs: xmpp.s2s_auth_timeout * 1000,
+    dialsPerMinute: xmpp.s2s_dials_per_minute,
   };
 }
 

@@ -1,5 +1,5 @@
 // Types for the parts of xmpp.js 0.13 (@xmpp/xml, @xmpp/component) the gateway uses; the packages
-// ship none. Members starting with "_" are internals the link overrides (see link.ts).
+// ship none. The internals the link changes are typed where it changes them (xml-guard.ts).
 
 declare module '@xmpp/xml' {
   namespace xml {
@@ -31,22 +31,13 @@ declare module '@xmpp/component' {
     text?: string;
   }
 
-  export interface StreamParser extends EventEmitter {
-    write(data: string): void;
-  }
-
   export interface Component extends EventEmitter {
     readonly socket: Socket | null;
-    readonly parser: StreamParser | null;
-    /** The socket class a connection is made with. */
-    Socket: new () => Socket;
     readonly reconnect: { stop(): void };
     connect(service: string): Promise<void>;
     open(options: { domain: string }): Promise<unknown>;
     stop(): Promise<unknown>;
     write(data: string): Promise<void>;
-    _onData(data: string | Buffer): void;
-    _onParserError(error: Error): void;
   }
 
   export function component(options: { service: string; domain: string; password: string }): Component;

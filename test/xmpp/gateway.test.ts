@@ -2,14 +2,13 @@
 // XML or splitting a character between two TCP segments (a scripted XEP-0114 server here), and no
 // server at all (queueing, delay_time, 503). test/xmpp/prosody.test.ts has the real server.
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { type Server, type Socket, createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { eventually } from '../support/eventually.js';
 import { freeTcpPort } from '../support/process.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
 import { victimSocket } from '../support/victim.js';
+import { ScriptedXmppServer } from '../support/xmpp-peer.js';
 
 const COMPONENT_DOMAIN = 'sip.xmpp.example';
 const SECRET = 'scripted-server-secret';
@@ -22,39 +21,15 @@ function xmppConfig(port: number, more: Record<string, unknown> = {}) {
 }
 
 /** An XEP-0114 server that accepts any handshake, records what each connection sent, and writes what the test says. */
-class ScriptedXmppServer {
-  readonly connections: Array<{ socket: Socket; input: string }> = [];
-  private readonly server: Server = createServer((socket) => this.accept(socket));
-
-  async listen(): Promise<number> {
-    this.server.listen(0, '127.0.0.1');
-    await once(this.server, 'listening');
-    return (this.server.address() as { port: number }).port;
-  }
-
-  get latest(): { socket: Socket; input: string } {
-    return this.connections.at(-1)!;
-  }
-
-  close(): void {
-    for (const { socket } of this.connections) socket.destroy();
-    this.server.close();
-  }
-
-  private accept(socket: Socket): void {
-    const connection = { socket, input: '' };
-    this.connections.push(connection);
-    socket.setEncoding('utf8');
-    socket.on('error', () => {});
-    socket.on('data', (chunk: string) => {
-      connection.input += chunk;
-      if (chunk.includes('<stream:stream')) {
-        socket.write(`<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' from='${COMPONENT_DOMAIN}' id='s${this.connections.length}'>`);
-      }
-      if (chunk.includes('<handshake>')) socket.write('<handshake/>');
-      if (chunk.includes('</stream:stream>')) socket.end('</stream:stream>');
-    });
-  }
+function componentServer(): ScriptedXmppServer {
+  let streams = 0;
+  return new ScriptedXmppServer(({ socket }, chunk) => {
+    if (chunk.includes('<stream:stream')) {
+      socket.write(`<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' from='${COMPONENT_DOMAIN}' id='s${++streams}'>`);
+    }
+    if (chunk.includes('<handshake>')) socket.write('<handshake/>');
+    if (chunk.includes('</stream:stream>')) socket.end('</stream:stream>');
+  });
 }
 
 describe('against a scripted XMPP server', () => {
@@ -63,7 +38,7 @@ describe('against a scripted XMPP server', () => {
   let alice: TestUA;
 
   before(async () => {
-    xmppServer = new ScriptedXmppServer();
+    xmppServer = componentServer();
     parley = await startServer(xmppConfig(await xmppServer.listen()));
     alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
     assert.equal((await alice.register()).status, 200);
@@ -76,18 +51,18 @@ describe('against a scripted XMPP server', () => {
     xmppServer.close();
   });
 
-  for (const [what, stanza] of [
-    ['an unknown entity', `<message from='romeo@xmpp.example' to='alice*localhost@${COMPONENT_DOMAIN}'><body>&bogus;</body></message>`],
-    ['a mismatched end tag', `<message from='romeo@xmpp.example' to='alice*localhost@${COMPONENT_DOMAIN}'><body>x</presence>`],
+  for (const [what, stanza, condition] of [
+    ['an unknown entity', `<message from='romeo@xmpp.example' to='alice*localhost@${COMPONENT_DOMAIN}'><body>&bogus;</body></message>`, 'restricted-xml'],
+    ['a mismatched end tag', `<message from='romeo@xmpp.example' to='alice*localhost@${COMPONENT_DOMAIN}'><body>x</presence>`, 'not-well-formed'],
   ]) {
-    test(`malformed XML (${what}) closes the stream with bad-format, and the link comes back`, async () => {
+    test(`malformed XML (${what}) closes the stream with ${condition}, and the link comes back`, async () => {
       const before = xmppServer.connections.length;
-      const bad = xmppServer.latest;
+      const bad = xmppServer.latest!;
       bad.socket.write(stanza);
-      await eventually(() => bad.input.includes('bad-format') || undefined, 'a bad-format stream error');
+      await eventually(() => bad.input.includes(`<${condition} `) || undefined, `a ${condition} stream error`);
       await eventually(() => xmppServer.connections.length > before || undefined, 'a new connection');
       await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 'gateway online again');
-      assert.ok(parley.logs.some((line) => line.includes('malformed XML from the XMPP server')));
+      assert.ok(parley.logs.some((line) => line.includes('bad XML from the XMPP server')));
       const options = await alice.send(alice.build('OPTIONS', 'sip:localhost'));
       assert.equal(options.status, 200, 'Parley still answers');
     });
@@ -96,7 +71,7 @@ describe('against a scripted XMPP server', () => {
   test('a message for a SIP user of a foreign domain is not sent there without an outbound proxy: an error goes back', async () => {
     const victim = await victimSocket();
     try {
-      const connection = xmppServer.latest;
+      const connection = xmppServer.latest!;
       connection.socket.write(`<message id='far-1' from='romeo@xmpp.example/r' to='x*${victim.host}@${COMPONENT_DOMAIN}' type='chat'><body>hello</body></message>`);
       const error = await eventually(() => /<message type="error"[^>]*id="far-1">.*?<\/message>/.exec(connection.input)?.[0], 'an error for the message');
       assert.match(error, /<forbidden xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"\/><text [^>]*>403 Forbidden \(domain not served here\)<\/text>/);
@@ -110,9 +85,9 @@ describe('against a scripted XMPP server', () => {
     const stanza = Buffer.from(`<message from='romeo@xmpp.example/r' to='alice*localhost@${COMPONENT_DOMAIN}' type='chat'><body>split 🎉 here</body></message>`);
     const middleOfEmoji = stanza.indexOf(Buffer.from('🎉')) + 2;
     const received = alice.waitForRequest((request) => request.method === 'MESSAGE');
-    xmppServer.latest.socket.write(stanza.subarray(0, middleOfEmoji));
+    xmppServer.latest!.socket.write(stanza.subarray(0, middleOfEmoji));
     await new Promise((resolve) => setTimeout(resolve, 50));
-    xmppServer.latest.socket.write(stanza.subarray(middleOfEmoji));
+    xmppServer.latest!.socket.write(stanza.subarray(middleOfEmoji));
     const message = await received;
     assert.equal(message.body.toString('utf8'), 'split 🎉 here');
     assert.equal(message.from.uri, `sip:romeo*xmpp.example@${COMPONENT_DOMAIN}`);
@@ -121,7 +96,7 @@ describe('against a scripted XMPP server', () => {
   test('an XMPP subject with line breaks of any kind becomes one Subject header line', async () => {
     const subject = 'one&#13;&#10;X-Injected: yes&#x2028;X-Also: yes&#x85;X-Too: yes';
     const received = alice.waitForRequest((request) => request.method === 'MESSAGE' && request.body.toString() === 'with a subject');
-    xmppServer.latest.socket.write(`<message from='romeo@xmpp.example/r' to='alice*localhost@${COMPONENT_DOMAIN}' type='chat'><subject>${subject}</subject><body>with a subject</body></message>`);
+    xmppServer.latest!.socket.write(`<message from='romeo@xmpp.example/r' to='alice*localhost@${COMPONENT_DOMAIN}' type='chat'><subject>${subject}</subject><body>with a subject</body></message>`);
     const message = await received;
     assert.deepEqual(message.headers.filter((header) => header.name.startsWith('x-')), []);
     assert.equal(message.get('subject'), 'one X-Injected: yes X-Also: yes X-Too: yes');

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { type AddressInfo, type Server, type Socket, connect, createServer } from 'node:net';
-import { type SecureContext, TLSSocket, checkServerIdentity, connect as tlsConnect, createSecureContext } from 'node:tls';
+import { type Server as TlsServer, TLSSocket, checkServerIdentity, connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
 import { parseJid } from '../addresses.js';
@@ -17,7 +17,8 @@ import { errorReply } from '../errors.js';
 import type { LinkState, PeerStatus } from '../link.js';
 import { dialbackKey, verifyDialbackKey } from './dialback.js';
 import { ServerResolver } from './resolve.js';
-import { NS_DIALBACK_FEATURE, NS_TLS, XmlStream } from './stream.js';
+import type { XmlLimits } from '../xml-guard.js';
+import { NS_DIALBACK_FEATURE, NS_SASL, NS_SERVER, NS_TLS, XmlStream } from './stream.js';
 
 export interface S2sLinkOptions {
   /** The XMPP domain Parley serves (xmpp_domain). */
@@ -43,6 +44,15 @@ export interface S2sLinkOptions {
   verifyCertificates: boolean;
   /** PEM file of the certificate authorities trusted for that; undefined: Node's bundled ones. */
   ca?: string;
+  /** What Parley accepts of a peer's XML. */
+  xml: XmlLimits;
+  /** Most incoming streams not authenticated yet, in total and from one IP address. */
+  maxUnauthenticated: number;
+  maxUnauthenticatedPerIp: number;
+  /** Time an incoming stream has to authenticate a domain. */
+  authTimeoutMs: number;
+  /** Most outgoing connections to one domain in a minute. */
+  dialsPerMinute: number;
 }
 
 interface LinkEvents {
@@ -54,6 +64,11 @@ const SOCKET_TIMEOUT_MS = 10_000;
 const VERIFY_TIMEOUT_MS = 30_000;
 const LISTEN_RETRY_MS = 5_000;
 const NS_PING = 'urn:xmpp:ping';
+/** Most dialback requests one incoming stream may have waiting for their authoritative servers. */
+const MAX_PENDING_DIALBACKS = 10;
+const DIAL_WINDOW_MS = 60_000;
+/** Domains whose recent dials are remembered before the ones not dialled for a minute are forgotten. */
+const MAX_TRACKED_DOMAINS = 1000;
 const STANZAS = new Set(['message', 'presence', 'iq']);
 
 export class S2sLink extends EventEmitter<LinkEvents> {
@@ -63,13 +78,18 @@ export class S2sLink extends EventEmitter<LinkEvents> {
   /** Times listening had to be retried. */
   reconnects = 0;
   private readonly resolver: ServerResolver;
-  private readonly secureContext: SecureContext | undefined;
+  /** Does the TLS handshakes of incoming STARTTLS (sockets are given to it; it never listens). */
+  private readonly tlsAcceptor: TlsServer | undefined;
+  /** Remote address and port -> the incoming session whose STARTTLS handshake is under way. */
+  private readonly handshakes = new Map<string, Incoming>();
   private cas: string | undefined;
   private server: Server | undefined;
   private readonly incoming = new Set<Incoming>();
   private readonly outgoing = new Map<string, Outgoing>();
   private downSince = Date.now();
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Remote domain -> times of the outgoing connections to it in the last minute. */
+  private readonly dials = new Map<string, number[]>();
 
   constructor(
     readonly options: S2sLinkOptions,
@@ -77,7 +97,28 @@ export class S2sLink extends EventEmitter<LinkEvents> {
   ) {
     super();
     this.resolver = new ServerResolver(options.resolver);
-    this.secureContext = options.tls && createSecureContext({ cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key) });
+    if (options.tls) {
+      // A tls.Server, unlike a bare server-side TLSSocket, checks the certificate a peer presents
+      // (against the authorities of s2s_ca): asked for, not required, it may authenticate the
+      // peer's domain (SASL EXTERNAL); without one, dialback does.
+      this.tlsAcceptor = createTlsServer({ cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key), ca: this.trustedCas(), requestCert: true, rejectUnauthorized: false });
+      this.tlsAcceptor.on('secureConnection', (socket: TLSSocket) => {
+        const session = this.takeHandshake(socket);
+        if (session) session.stream.upgrade(socket);
+        else socket.destroy();
+      });
+      this.tlsAcceptor.on('tlsClientError', (error, socket) => {
+        this.log.info({ err: error.message }, 's2s TLS handshake failed (incoming)');
+        const session = this.takeHandshake(socket);
+        if (session) this.forgetIncoming(session);
+        socket.destroy();
+      });
+    }
+  }
+
+  /** Incoming streams must be encrypted before anything but STARTTLS: always when Parley offers it. */
+  private get incomingNeedsTls(): boolean {
+    return this.options.requireTls || this.tlsAcceptor !== undefined;
   }
 
   get online(): boolean {
@@ -157,7 +198,10 @@ export class S2sLink extends EventEmitter<LinkEvents> {
       if (this.state === 'stopped' || this.server !== server) return void server.close();
       this.state = 'online';
       const { address, port } = this.address()!;
-      this.log.info({ domain: this.options.domain, address, port, tls: Boolean(this.secureContext) }, 'XMPP server (s2s) listening');
+      this.log.info({ domain: this.options.domain, address, port, tls: Boolean(this.tlsAcceptor) }, 'XMPP server (s2s) listening');
+      if (!this.tlsAcceptor && this.options.requireTls) {
+        this.log.warn('xmpp.s2s_require_tls without a certificate (xmpp.tls_cert or tls.cert): incoming server-to-server streams cannot be encrypted and are refused');
+      }
       this.emit('online');
     });
   }
@@ -176,14 +220,30 @@ export class S2sLink extends EventEmitter<LinkEvents> {
 
   private accept(socket: Socket): void {
     if (this.state !== 'online') return void socket.destroy();
+    const { options } = this;
+    const stream = new XmlStream(socket, this.log, options.idleMs, () => stream.close(), options.xml);
+    const unauthenticated = [...this.incoming].filter((session) => session.domains.size === 0);
+    const fromSameIp = unauthenticated.filter((session) => session.ip === socket.remoteAddress).length;
+    if (unauthenticated.length >= options.maxUnauthenticated || fromSameIp >= options.maxUnauthenticatedPerIp) {
+      this.errors++;
+      const limit = fromSameIp >= options.maxUnauthenticatedPerIp ? `${options.maxUnauthenticatedPerIp} from one address` : `${options.maxUnauthenticated}`;
+      return stream.fail('policy-violation', `too many streams not authenticated yet (at most ${limit})`, { from: options.domain });
+    }
     const session: Incoming = {
       id: randomBytes(12).toString('hex'),
-      stream: new XmlStream(socket, this.log, this.options.idleMs, () => session.stream.close()),
+      ip: socket.remoteAddress,
+      stream,
       domains: new Set(),
+      pending: new Set(),
+      // A stream that never authenticates would hold its place for as long as the peer likes.
+      authDeadline: setTimeout(() => {
+        if (session.domains.size > 0) return;
+        this.errors++;
+        stream.fail('connection-timeout', `no domain authenticated within ${options.authTimeoutMs / 1000} s`);
+      }, options.authTimeoutMs).unref(),
     };
     this.incoming.add(session);
-    const { stream } = session;
-    stream.on('closed', () => this.incoming.delete(session));
+    stream.on('closed', () => this.forgetIncoming(session));
     stream.on('open', (attrs) => this.onIncomingOpen(session, attrs));
     stream.on('element', (element) => this.onIncomingElement(session, element));
   }
@@ -195,37 +255,98 @@ export class S2sLink extends EventEmitter<LinkEvents> {
       this.errors++;
       return stream.fail('host-unknown', `this server is ${this.options.domain}`, header);
     }
+    if (attrs.version === undefined ? this.incomingNeedsTls : !/^1\.\d+$/.test(attrs.version)) {
+      // Without version 1.0 there are no stream features, so no STARTTLS (RFC 6120 §4.7.5).
+      this.errors++;
+      return stream.fail('unsupported-version', 'Parley speaks XMPP 1.0 streams, with STARTTLS', { ...header, version: '1.0' });
+    }
+    if (this.options.requireTls && !this.tlsAcceptor) {
+      this.errors++;
+      return stream.fail('policy-violation', 'Parley accepts only encrypted server-to-server streams but has no certificate to offer STARTTLS with', header);
+    }
+    session.peerDomain = attrs.from;
     stream.open(header);
     if (attrs.version === undefined) return; // RFC 3920 peers: no features
     const features =
-      this.secureContext && !stream.secure
+      this.tlsAcceptor && !stream.secure
         ? xml('stream:features', {}, xml('starttls', { xmlns: NS_TLS }, xml('required')))
-        : xml('stream:features', {}, xml('dialback', { xmlns: NS_DIALBACK_FEATURE }, xml('errors')));
+        : xml(
+            'stream:features',
+            {},
+            this.externalProblem(session) === undefined ? xml('mechanisms', { xmlns: NS_SASL }, xml('mechanism', {}, 'EXTERNAL')) : null,
+            xml('dialback', { xmlns: NS_DIALBACK_FEATURE }, xml('errors')),
+          );
     stream.send(features);
+  }
+
+  /**
+   * Why the certificate the peer presented does not authenticate the domain its stream header
+   * names (XEP-0178): certificates not verified, none, untrusted, for another domain, or that
+   * domain authenticated already. Undefined when it does: SASL EXTERNAL is offered then.
+   */
+  private externalProblem(session: Incoming): string | undefined {
+    const { stream, peerDomain } = session;
+    if (!this.options.verifyCertificates) return 'certificates are not verified (xmpp.s2s_verify_certificates)';
+    if (!(stream.socket instanceof TLSSocket)) return 'the stream is not encrypted';
+    if (peerDomain === undefined || !parseJid(peerDomain) || peerDomain.includes('@') || peerDomain.includes('/')) return 'the stream header names no domain';
+    if (session.domains.has(peerDomain)) return `${peerDomain} is authenticated already`;
+    return certificateProblem(stream.socket, peerDomain);
+  }
+
+  /** SASL EXTERNAL (RFC 6120 §6, XEP-0178): the peer's certificate authenticates its domain; the stream restarts. */
+  private onSaslAuth(session: Incoming, element: xml.Element): void {
+    const { stream, peerDomain } = session;
+    const fail = (condition: string, why: string) => {
+      this.errors++;
+      this.log.info({ domain: peerDomain, why }, 's2s SASL EXTERNAL refused; dialback may still authenticate the stream');
+      stream.send(xml('failure', { xmlns: NS_SASL }, xml(condition)));
+    };
+    if (element.attrs.mechanism !== 'EXTERNAL') return fail('invalid-mechanism', `mechanism ${element.attrs.mechanism ?? 'none'}`);
+    const problem = this.externalProblem(session);
+    if (problem !== undefined) return fail('not-authorized', problem);
+    // The authorization identity, when given, must be the domain the certificate is valid for.
+    const given = element.text().trim();
+    const authzid = given === '' || given === '=' ? peerDomain : Buffer.from(given, 'base64').toString('utf8');
+    if (authzid !== peerDomain) return fail('invalid-authzid', `authorization identity ${authzid ?? ''}`);
+    session.domains.add(peerDomain!);
+    this.log.info({ domain: peerDomain }, 's2s incoming stream authenticated (certificate, SASL EXTERNAL)');
+    stream.write(`<success xmlns='${NS_SASL}'/>`);
+    stream.restart();
   }
 
   private onIncomingElement(session: Incoming, element: xml.Element): void {
     const { stream } = session;
     if (element.is('starttls') && element.attrs.xmlns === NS_TLS) {
-      if (!this.secureContext || stream.secure) {
+      if (!this.tlsAcceptor || stream.secure) {
         stream.write(`<failure xmlns='${NS_TLS}'/>`);
         return stream.close();
       }
       stream.write(`<proceed xmlns='${NS_TLS}'/>`);
-      const tlsSocket = new TLSSocket(stream.detach(), { isServer: true, secureContext: this.secureContext });
-      tlsSocket.on('error', (error) => this.log.info({ err: error.message }, 's2s TLS handshake failed (incoming)'));
-      stream.upgrade(tlsSocket);
+      const socket = stream.detach();
+      this.handshakes.set(endpointOf(socket), session);
+      this.tlsAcceptor.emit('connection', socket);
       return;
     }
-    if (this.secureContext && !stream.secure) {
+    if (this.incomingNeedsTls && !stream.secure) {
       this.errors++;
       return stream.fail('policy-violation', 'STARTTLS is required');
     }
-    if (element.name === 'db:result') return this.onDialbackResult(session, element);
-    if (element.name === 'db:verify') return this.onDialbackVerify(session, element);
+    if (element.is('auth') && element.attrs.xmlns === NS_SASL) return this.onSaslAuth(session, element);
+    if (element.name === 'db:result' || element.name === 'db:verify') {
+      // Parley sends its dialback requests on its outgoing streams: answers have no place here (XEP-0220 §2.1).
+      if (element.attrs.type !== undefined) {
+        this.errors++;
+        return stream.fail('not-authorized', `Parley asked nothing this <${element.name} type='${element.attrs.type}'/> could answer on this stream`);
+      }
+      return element.name === 'db:result' ? this.onDialbackResult(session, element) : this.onDialbackVerify(session, element);
+    }
     if (!STANZAS.has(element.name)) {
       this.errors++;
       return stream.fail('unsupported-stanza-type', `<${element.name}/> is not a stanza`);
+    }
+    if (element.attrs.xmlns !== undefined && element.attrs.xmlns !== NS_SERVER) {
+      this.errors++;
+      return stream.fail('invalid-namespace', `stanzas between servers are of ${NS_SERVER}`);
     }
     const from = parseJid(element.attrs.from ?? '');
     const to = parseJid(element.attrs.to ?? '');
@@ -257,8 +378,16 @@ export class S2sLink extends EventEmitter<LinkEvents> {
     if (!parseJid(from) || from.includes('@') || from.includes('/')) {
       return stream.send(xml('db:result', { from: to, to: from, type: 'error' }, xml('error', { type: 'cancel' }, xml('item-not-found', { xmlns: 'urn:ietf:params:xml:ns:xmpp-stanzas' }))));
     }
+    // A request repeated while the first is checked, or for a domain accepted already, needs no second check.
+    if (session.pending.has(from) || session.domains.has(from)) return;
+    if (session.pending.size >= MAX_PENDING_DIALBACKS) {
+      this.errors++;
+      return stream.fail('policy-violation', `at most ${MAX_PENDING_DIALBACKS} dialback requests may wait on one stream`);
+    }
+    session.pending.add(from);
     const key = element.text().trim();
     void this.verifyWith(from, session.id, key).then((valid) => {
+      session.pending.delete(from);
       if (!stream.isOpen) return;
       stream.send(xml('db:result', { from: to, to: from, type: valid ? 'valid' : 'invalid' }));
       if (valid) {
@@ -311,6 +440,37 @@ export class S2sLink extends EventEmitter<LinkEvents> {
     this.emit('stanza', errorReply(stanza, { condition, text }));
   }
 
+  /**
+   * @internal Records a connection to `domain` about to be made; false (and nothing recorded) when
+   * there were dialsPerMinute in the last minute already: a domain that keeps failing, or that a
+   * peer keeps naming in dialback requests, is not dialled without end.
+   */
+  mayDial(domain: string, now = Date.now()): boolean {
+    if (this.dials.size > MAX_TRACKED_DOMAINS) {
+      for (const [known, times] of this.dials) if (now - times.at(-1)! >= DIAL_WINDOW_MS) this.dials.delete(known);
+    }
+    const recent = (this.dials.get(domain) ?? []).filter((time) => now - time < DIAL_WINDOW_MS);
+    const allowed = recent.length < this.options.dialsPerMinute;
+    if (allowed) recent.push(now);
+    if (recent.length > 0) this.dials.set(domain, recent);
+    else this.dials.delete(domain);
+    return allowed;
+  }
+
+  /** The incoming session whose STARTTLS handshake gave `socket` (the TLS one: it has the same remote end). */
+  private takeHandshake(socket: Socket): Incoming | undefined {
+    const key = endpointOf(socket);
+    const session = this.handshakes.get(key);
+    this.handshakes.delete(key);
+    return session;
+  }
+
+  private forgetIncoming(session: Incoming): void {
+    clearTimeout(session.authDeadline);
+    this.incoming.delete(session);
+    session.stream.destroy();
+  }
+
   /** @internal */
   forget(session: Outgoing): void {
     if (this.outgoing.get(session.domain) === session) this.outgoing.delete(session.domain);
@@ -324,9 +484,15 @@ export class S2sLink extends EventEmitter<LinkEvents> {
 
 interface Incoming {
   id: string;
+  ip: string | undefined;
   stream: XmlStream;
-  /** Remote domains authenticated on this stream through dialback. */
+  /** The domain the peer's stream header names (from). */
+  peerDomain?: string;
+  /** Remote domains authenticated on this stream, through dialback or the peer's certificate. */
   domains: Set<string>;
+  /** Remote domains whose dialback key is being checked with their authoritative server. */
+  pending: Set<string>;
+  authDeadline: NodeJS.Timeout;
 }
 
 interface OutgoingContext {
@@ -346,6 +512,8 @@ class Outgoing {
   private queue: xml.Element[] = [];
   private readonly verifications = new Map<string, { key: string; resolve: (valid: boolean) => void; sent: boolean }>();
   private resultSent = false;
+  /** Why the session ended: what stanzas given to it afterwards bounce with. */
+  private closedWith = { condition: 'remote-server-not-found', text: '' };
   private readonly deadline: NodeJS.Timeout;
   private readonly log: Logger;
 
@@ -361,12 +529,14 @@ class Outgoing {
   }
 
   enqueue(stanza: xml.Element): void {
+    if (this.state === 'closed') return this.link.bounce(stanza, this.closedWith.condition, this.closedWith.text);
     if (this.state === 'ready' && this.stream?.isOpen) return this.stream.send(stanza);
     if (this.queue.length >= this.link.options.maxQueue) return this.link.bounce(stanza, 'resource-constraint', `too many stanzas waiting for ${this.domain}`);
     this.queue.push(stanza);
   }
 
   verify(streamId: string, key: string): Promise<boolean> {
+    if (this.state === 'closed') return Promise.resolve(false);
     return new Promise((resolve) => {
       const timer = setTimeout(() => finish(false), VERIFY_TIMEOUT_MS).unref();
       const finish = (valid: boolean) => {
@@ -382,6 +552,10 @@ class Outgoing {
 
   async connect(): Promise<void> {
     const { resolver, options } = this.link.context();
+    if (!this.link.mayDial(this.domain)) {
+      this.log.warn({ limit: options.dialsPerMinute }, 'too many s2s connections to this domain in the last minute (xmpp.s2s_dials_per_minute); not dialling');
+      return this.shutdown('remote-server-timeout', `Parley connected to ${this.domain} ${options.dialsPerMinute} times in the last minute; try again later`);
+    }
     let socket: Socket | undefined;
     try {
       for (const target of await resolver.targets(this.domain)) {
@@ -404,7 +578,7 @@ class Outgoing {
       return this.shutdown('remote-server-not-found', `no XMPP server reachable for ${this.domain}`);
     }
     this.state = 'negotiating';
-    const stream = new XmlStream(socket, this.log, options.idleMs, () => this.idle());
+    const stream = new XmlStream(socket, this.log, options.idleMs, () => this.idle(), options.xml);
     this.stream = stream;
     stream.on('open', (attrs) => this.onOpen(attrs));
     stream.on('element', (element) => this.onElement(element));
@@ -454,6 +628,11 @@ class Outgoing {
     if (element.is('failure') && element.attrs.xmlns === NS_TLS) return stream.close();
     if (element.name === 'db:result') {
       const type = element.attrs.type;
+      // Only the answer to the one request Parley made on this stream, for this domain pair (XEP-0220 §2.1.4).
+      if (!this.resultSent || this.state !== 'authenticating' || !this.isOurPair(element)) {
+        this.link.countError();
+        return stream.fail('not-authorized', `Parley asked for no dialback result from ${element.attrs.from ?? 'nobody'} to ${element.attrs.to ?? 'nobody'} on this stream`);
+      }
       if (type === 'valid') {
         this.state = 'ready';
         clearTimeout(this.deadline);
@@ -467,10 +646,16 @@ class Outgoing {
       return;
     }
     if (element.name === 'db:verify') {
+      // An answer for a verification Parley did not ask on this stream is ignored (XEP-0220 §2.4).
       const pending = this.verifications.get(element.attrs.id ?? '');
-      pending?.resolve(element.attrs.type === 'valid' && element.attrs.from === this.domain);
+      if (pending?.sent && this.isOurPair(element)) pending.resolve(element.attrs.type === 'valid');
     }
     // Anything else has no business on an outgoing stream (RFC 6120 §4.1): ignored.
+  }
+
+  /** Whether a dialback answer is from the remote domain to Parley's. */
+  private isOurPair(element: xml.Element): boolean {
+    return element.attrs.from?.toLowerCase() === this.domain && element.attrs.to?.toLowerCase() === this.link.options.domain;
   }
 
   /** After the features (and TLS): verifications waiting, and our own dialback key. */
@@ -507,6 +692,7 @@ class Outgoing {
     if (this.state === 'closed') return;
     const wasReady = this.state === 'ready';
     this.state = 'closed';
+    this.closedWith = { condition, text };
     clearTimeout(this.deadline);
     this.link.forget(this);
     if (!wasReady && condition !== 'remote-server-timeout') this.link.countError();
@@ -514,6 +700,10 @@ class Outgoing {
     for (const pending of [...this.verifications.values()]) pending.resolve(false);
     for (const stanza of this.queue.splice(0)) this.link.bounce(stanza, condition, text);
   }
+}
+
+function endpointOf(socket: Socket): string {
+  return `${socket.remoteAddress}|${socket.remotePort}`;
 }
 
 function openSocket(host: string, port: number): Promise<Socket> {

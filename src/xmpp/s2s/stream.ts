@@ -4,28 +4,20 @@
 // Bad input never throws out of a socket handler: it ends the stream with the stream error it
 // deserves.
 import { EventEmitter } from 'node:events';
-import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
+import { type StreamParser, type XmlLimits, conditionOf, guardedParser } from '../xml-guard.js';
 
 export const NS_STREAM = 'http://etherx.jabber.org/streams';
 export const NS_SERVER = 'jabber:server';
 export const NS_DIALBACK = 'jabber:server:dialback';
 export const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls';
+export const NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
 export const NS_STREAM_ERRORS = 'urn:ietf:params:xml:ns:xmpp-streams';
 export const NS_DIALBACK_FEATURE = 'urn:xmpp:features:dialback';
 
-interface Parser extends EventEmitter {
-  write(data: string): void;
-}
-// @xmpp/xml's streaming parser (ltx underneath): 'start' for the stream header, 'element' for each
-// top-level child, 'end' for the closing tag, 'error' for what it can tell is not well-formed.
-const Parser = createRequire(import.meta.url)('@xmpp/xml/lib/Parser.js') as new () => Parser;
-
-/** Longest text kept unparsed in one element: the parser holds a whole stanza in memory. */
-const MAX_STANZA_BYTES = 512 * 1024;
 /** Time a closing stream may take before its socket is dropped. */
 const CLOSE_GRACE_MS = 2_000;
 
@@ -43,9 +35,9 @@ export class XmlStream extends EventEmitter<StreamEvents> {
   /** Whether our stream header is out (a stream error must follow one). */
   private headerSent = false;
   private ended = false;
-  private parser: Parser | undefined;
+  private parser: StreamParser | undefined;
+  private readonly Parser: new () => StreamParser;
   private decoder = new StringDecoder('utf8');
-  private pending = 0;
   private lastStanza = Date.now();
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly onData = (chunk: Buffer) => this.read(chunk);
@@ -57,8 +49,10 @@ export class XmlStream extends EventEmitter<StreamEvents> {
     private readonly log: Logger,
     idleMs: number,
     private readonly onIdle: () => void,
+    limits: XmlLimits,
   ) {
     super();
+    this.Parser = guardedParser(limits);
     this.attach(socket);
     this.restart();
     this.idleTimer = setInterval(() => {
@@ -89,15 +83,13 @@ export class XmlStream extends EventEmitter<StreamEvents> {
   restart(): void {
     this.headerSent = false;
     this.decoder = new StringDecoder('utf8');
-    this.pending = 0;
-    const parser = new Parser();
-    parser.on('start', (element: xml.Element) => this.onStart(element));
-    parser.on('element', (element: xml.Element) => {
-      this.pending = 0;
-      this.onElement(element);
-    });
-    parser.on('end', () => this.close());
-    parser.on('error', (error: Error) => this.fail('not-well-formed', error.message));
+    const parser = new this.Parser();
+    // What follows in a chunk after the stream ended or restarted (STARTTLS, SASL) is not read.
+    const current = () => this.parser === parser;
+    parser.on('start', (element: xml.Element) => current() && this.onStart(element));
+    parser.on('element', (element: xml.Element) => current() && this.onElement(element));
+    parser.on('end', () => current() && this.close());
+    parser.on('error', (error: Error) => current() && this.fail(conditionOf(error), error.message));
     this.parser = parser;
   }
 
@@ -161,17 +153,8 @@ export class XmlStream extends EventEmitter<StreamEvents> {
   }
 
   private read(chunk: Buffer): void {
-    const parser = this.parser;
-    if (!parser) return;
-    const text = this.decoder.write(chunk);
-    this.pending += text.length;
-    if (this.pending > MAX_STANZA_BYTES) return this.fail('policy-violation', `stanzas are limited to ${MAX_STANZA_BYTES} bytes`);
-    try {
-      parser.write(text);
-    } catch (error) {
-      // ltx throws on what it cannot decode (an unknown entity, for one).
-      if (this.parser === parser) this.fail('not-well-formed', (error as Error).message);
-    }
+    // The guarded parser reports bad input (over a limit, forbidden, not well-formed) as an 'error'.
+    this.parser?.write(this.decoder.write(chunk));
   }
 
   private onStart(header: xml.Element): void {
