@@ -270,8 +270,9 @@ async function startOnce(options: StartOptions): Promise<ParleyProcess> {
   const stderr: string[] = [];
   const logWaiters: Array<{ test: (line: string) => boolean; resolve: (line: string) => void }> = [];
   let status: ExitStatus | undefined;
+  // 'close', not 'exit': the last log lines may still be in the pipe when the process has exited.
   const exited = new Promise<ExitStatus>((resolve) => {
-    child.once('exit', (code, signal) => {
+    child.once('close', (code, signal) => {
       running.delete(pid);
       status = { code, signal };
       resolve(status);
