@@ -3,6 +3,7 @@ export { loadConfig, type ConfigOverrides } from './load.js';
 export { configOptions, renderConfigReference, type OptionReference } from './reference.js';
 export {
   DIGEST_ALGORITHMS,
+  LOG_FORMATS,
   LOG_LEVELS,
   PRESENCE_POLICIES,
   SQL_TABLE_NAME,
@@ -18,6 +19,7 @@ export {
   type DigestAlgorithm,
   type HostPort,
   type Listener,
+  type LogFormat,
   type LogLevel,
   type PresencePolicy,
   type Route,
