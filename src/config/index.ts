@@ -1,5 +1,6 @@
 export { ConfigError, type ConfigIssue } from './errors.js';
 export { loadConfig, type ConfigOverrides } from './load.js';
+export { configRisks, isLoopbackHost, openPolicyRisk, type ConfigRisk } from './risks.js';
 export { configOptions, renderConfigReference, type OptionReference } from './reference.js';
 export {
   DIGEST_ALGORITHMS,

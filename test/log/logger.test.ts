@@ -23,7 +23,7 @@ describe('log format', () => {
     logEvent('pretty', out);
     assert.match(
       out.text(),
-      /^\d\d:\d\d:\d\d\.\d{3} INFO  registrar: user registered user=alice@localhost password=\[redacted\] request=\{"authorization":"\[redacted\]"\} note="two words"\n$/,
+      /^\d\d:\d\d:\d\d\.\d{3} INFO {2}registrar: user registered user=alice@localhost password=\[redacted\] request=\{"authorization":"\[redacted\]"\} note="two words"\n$/,
     );
   });
 
@@ -49,7 +49,7 @@ describe('log format', () => {
   test('auto writes readable lines to a terminal', () => {
     const out = sink(true);
     logEvent('auto', out);
-    assert.match(out.text(), /^\d\d:\d\d:\d\d\.\d{3} INFO  registrar: user registered /);
+    assert.match(out.text(), /^\d\d:\d\d:\d\d\.\d{3} INFO {2}registrar: user registered /);
   });
 
   test('json stays JSON on a terminal', () => {
