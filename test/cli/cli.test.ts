@@ -8,6 +8,7 @@ import { after, describe, test } from 'node:test';
 import { computeHa1 } from '../../src/registrar/credentials.js';
 import { openStore } from '../../src/store/index.js';
 import { parley, ROOT } from '../support/cli.js';
+import { startParley } from '../support/process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'parley-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -307,5 +308,20 @@ describe('parley cert', () => {
     const { code, stderr } = await parley(['cert']);
     assert.equal(code, 2);
     assert.match(stderr, /--out DIR is required/);
+  });
+});
+
+describe('parley start logs', () => {
+  test('--log-format pretty writes readable lines; by default a pipe gets JSON', async () => {
+    const pretty = await startParley({ args: ['--log-format', 'pretty'] });
+    const json = await startParley();
+    try {
+      const started = await pretty.waitForLog('parley started');
+      assert.match(started, /^\d\d:\d\d:\d\d\.\d{3} INFO {2}parley started listen=\["udp:127\.0\.0\.1:\d+","tcp:127\.0\.0\.1:\d+"\] domains=\["localhost"\]$/);
+      const [event] = json.entries().filter((entry) => entry.msg === 'parley started');
+      assert.equal(event?.level, 'info');
+    } finally {
+      await Promise.all([pretty.stop(), json.stop()]);
+    }
   });
 });
