@@ -1,4 +1,4 @@
-import { configRisks, formatListener, loadConfig, type Config } from '../config/index.js';
+import { configRisks, formatHostPort, formatListener, loadConfig, type Config } from '../config/index.js';
 import { gatewayRegistrarOf, ircAliasOf, transportsOf, xmppAliasOf } from '../gateway/options.js';
 import { redactUrlPassword } from '../log/index.js';
 import { gatewayDomainOf } from '../xmpp/options.js';
@@ -65,7 +65,7 @@ function gatewaySummary(config: Config): string {
   const irc = ircAliasOf(config);
   const transports = transportsOf(config).map(({ alias }) => alias);
   const servers =
-    gateway.jaddress === null ? "XMPP accounts connect to their domain's server" : `XMPP accounts connect to ${gateway.jaddress}:${gateway.jport ?? 5222}`;
+    gateway.jaddress === null ? "XMPP accounts connect to their domain's server" : `XMPP accounts connect to ${gateway.jaddress}${gateway.jport === null ? '' : `:${gateway.jport}`}`;
   return [
     `commands to ${gatewayRegistrarOf(config)}`,
     `networks: xmpp as ${xmpp.alias}, irc as ${irc.alias}${transports.length > 0 ? `, transports ${transports.join(', ')}` : ''}`,
@@ -78,7 +78,7 @@ function gatewaySummary(config: Config): string {
 function adminSummary({ admin }: Config): string {
   if (!admin.enabled) return OFF;
   const token = admin.token === null ? 'RPC token generated at each start' : 'RPC token set';
-  return `http://${admin.listen.host}:${admin.listen.port}, ${token}, /metrics ${admin.metrics_token ? 'with the token' : 'open'}`;
+  return `http://${formatHostPort(admin.listen)}, ${token}, /metrics ${admin.metrics_token ? 'with the token' : 'open'}`;
 }
 
 /** What the configuration enables, one `name: value` line per feature. */

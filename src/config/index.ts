@@ -12,6 +12,7 @@ export {
   compileRoutePattern,
   configSchema,
   defaultConfig,
+  formatHostPort,
   formatListener,
   parseListener,
   realmFor,

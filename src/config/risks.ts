@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { AddressRanges, parseCidr } from '../sip/transport/limits.js';
-import { formatListener, type Config, type Listener } from './schema.js';
+import { formatHostPort, formatListener, type Config, type Listener } from './schema.js';
 
 export interface ConfigRisk {
   key: string;
@@ -95,7 +95,7 @@ export function configRisks(config: Config): ConfigRisk[] {
   if (admin.enabled && !isLoopbackHost(admin.listen.host) && admin.token === null) {
     risks.push({
       key: 'admin.token',
-      reason: `null while admin.listen (${admin.listen.host}:${admin.listen.port}) is reachable from other hosts: the endpoint controls the whole server; set a token of your own or listen on loopback`,
+      reason: `null while admin.listen (${formatHostPort(admin.listen)}) is reachable from other hosts: the endpoint controls the whole server; set a token of your own or listen on loopback`,
     });
   }
   risks.push(...xmppRisks(config));

@@ -85,8 +85,12 @@ export function parseListener(text: string): Listener | undefined {
   return address && port !== undefined ? { proto, host: address.host.toLowerCase(), port } : undefined;
 }
 
-export function formatListener({ proto, host, port }: Listener): string {
-  return `${proto}:${isIPv6(host) ? `[${host}]` : host}:${port}`;
+export function formatHostPort({ host, port }: HostPort): string {
+  return `${isIPv6(host) ? `[${host}]` : host}:${port}`;
+}
+
+export function formatListener(listener: Listener): string {
+  return `${listener.proto}:${formatHostPort(listener)}`;
 }
 
 /**

@@ -119,7 +119,7 @@ describe('parley check-config', () => {
         '  presence: policy same-domain\n' +
         "  xmpp:     XMPP server, s2s on 0.0.0.0:5269; SIP domain xmpp.example.com, XMPP domain xmpp.example.com, separator mapping; peers: any domain, found by DNS SRV through the system's resolver; " +
         `TLS required, certificate ${cert}; remote certificates verified against Node's authorities\n` +
-        "  gateways: commands to sip:gateway@example.com; networks: xmpp as xmpp.example.com, irc as irc.example.com; XMPP accounts connect to xmpp.example.net:5222; " +
+        "  gateways: commands to sip:gateway@example.com; networks: xmpp as xmpp.example.com, irc as irc.example.com; XMPP accounts connect to xmpp.example.net; " +
         'through the HTTP proxy 127.0.0.1:3128; at most 1000 sessions, 4 per user\n' +
         '  admin:    http://0.0.0.0:8090, RPC token set, /metrics with the token\n',
     );
@@ -154,6 +154,19 @@ describe('parley check-config', () => {
     assert.match(lines[6], /server-to-server streams cannot use TLS$/);
     assert.match(lines[7], /messages to other XMPP servers may travel unencrypted/);
     assert.match(lines[8], /authenticated by Server Dialback alone/);
+  });
+
+  test('summarizes the XMPP component mode and an admin endpoint on IPv6 loopback', async () => {
+    const config = writeFile('component.yaml', [
+      'xmpp: { enabled: true, xmpp_domain: sip.xmpp.example, xmpp_password: secret, xmpp_host: xmpp.example, address_mapping: separator }',
+      'admin: { listen: "[::1]:8090" }',
+    ].join('\n'));
+    const { code, stdout, stderr } = await parley(['check-config', '-c', config]);
+    assert.equal(code, 0);
+    assert.match(stdout, /^ {2}xmpp: {5}component of the XMPP server xmpp\.example:5347; SIP domain sip\.xmpp\.example, XMPP domain sip\.xmpp\.example, separator mapping$/m);
+    assert.match(stdout, /^ {2}admin: {4}http:\/\/\[::1\]:8090, /m);
+    assert.doesNotMatch(stdout, /secret/);
+    assert.equal(stderr, '');
   });
 
   test('warns of s2s without a certificate, and of a key that is not the certificate\'s', async () => {
