@@ -3,7 +3,7 @@ import { createLogger, reportInternalError, type Logger } from '../log/index.js'
 import { CONFIG_OPTION, DB_OPTION, HELP_OPTION, parseCommandLine, printHelp, type Command } from './args.js';
 
 const USAGE = `Usage: parley start [--config FILE] [--listen PROTO:HOST:PORT]... [--domain NAME]...
-                    [--db URL] [--log-level LEVEL] [--admin-listen HOST:PORT]
+                    [--db URL] [--log-level LEVEL] [--log-format FORMAT] [--admin-listen HOST:PORT]
 
 Runs the server until SIGTERM or SIGINT, then stops it cleanly (a second signal exits at once).
 Options given here replace the configuration file's.
@@ -14,6 +14,7 @@ Options:
   -d, --domain NAME              SIP domain served; repeatable
       --db URL                   sqlite:PATH or postgres://USER:PASSWORD@HOST/DATABASE
       --log-level LEVEL          trace, debug, info, warn, error, fatal or silent
+      --log-format FORMAT        json, pretty (readable lines) or auto (pretty on a terminal)
       --admin-listen HOST:PORT   management endpoint (RPC, metrics), e.g. 127.0.0.1:0 for any free port
   -h, --help                     show this help
 `;
@@ -25,6 +26,7 @@ const OPTIONS = {
   listen: { type: 'string', short: 'l', multiple: true },
   domain: { type: 'string', short: 'd', multiple: true },
   'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
   'admin-listen': { type: 'string' },
 } as const;
 
@@ -78,9 +80,10 @@ export const startCommand: Command = {
       domains: values.domain,
       database: values.db,
       logLevel: values['log-level'],
+      logFormat: values['log-format'],
       adminListen: values['admin-listen'],
     });
-    const logger = createLogger(config.log.level);
+    const logger = createLogger(config.log.level, undefined, config.log.format);
     installLastResortHandlers(logger);
     // Loaded only here so that the other commands do not pay for the whole server.
     const { createServer } = await import('../server/index.js');

@@ -1,8 +1,10 @@
 export { ConfigError, type ConfigIssue } from './errors.js';
 export { loadConfig, type ConfigOverrides } from './load.js';
+export { configRisks, isLoopbackHost, openPolicyRisk, type ConfigRisk } from './risks.js';
 export { configOptions, renderConfigReference, type OptionReference } from './reference.js';
 export {
   DIGEST_ALGORITHMS,
+  LOG_FORMATS,
   LOG_LEVELS,
   PRESENCE_POLICIES,
   SQL_TABLE_NAME,
@@ -10,6 +12,7 @@ export {
   compileRoutePattern,
   configSchema,
   defaultConfig,
+  formatHostPort,
   formatListener,
   parseListener,
   realmFor,
@@ -18,6 +21,7 @@ export {
   type DigestAlgorithm,
   type HostPort,
   type Listener,
+  type LogFormat,
   type LogLevel,
   type PresencePolicy,
   type Route,

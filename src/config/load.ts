@@ -12,6 +12,7 @@ export interface ConfigOverrides {
   domains?: string[];
   database?: string;
   logLevel?: string;
+  logFormat?: string;
   adminListen?: string;
 }
 
@@ -55,12 +56,13 @@ function readDocument(path: string): Mapping {
   return content;
 }
 
-function applyOverrides(document: Mapping, { listen, domains, database, logLevel, adminListen }: ConfigOverrides): Mapping {
+function applyOverrides(document: Mapping, { listen, domains, database, logLevel, logFormat, adminListen }: ConfigOverrides): Mapping {
   const merged = { ...document };
   if (listen?.length) merged.listen = listen;
   if (domains?.length) merged.domains = domains;
   if (database !== undefined) merged.database = database;
   if (logLevel !== undefined) merged.log = { ...(isMapping(document.log) ? document.log : {}), level: logLevel };
+  if (logFormat !== undefined) merged.log = { ...(isMapping(merged.log) ? merged.log : {}), format: logFormat };
   if (adminListen !== undefined) merged.admin = { ...(isMapping(document.admin) ? document.admin : {}), listen: adminListen };
   return merged;
 }

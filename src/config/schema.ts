@@ -16,6 +16,9 @@ const SECURE_TRANSPORTS: ReadonlySet<Transport> = new Set(['tls', 'wss']);
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 export const DIGEST_ALGORITHMS = ['SHA-256', 'MD5'] as const;
 export type DigestAlgorithm = (typeof DIGEST_ALGORITHMS)[number];
 
@@ -82,8 +85,12 @@ export function parseListener(text: string): Listener | undefined {
   return address && port !== undefined ? { proto, host: address.host.toLowerCase(), port } : undefined;
 }
 
-export function formatListener({ proto, host, port }: Listener): string {
-  return `${proto}:${isIPv6(host) ? `[${host}]` : host}:${port}`;
+export function formatHostPort({ host, port }: HostPort): string {
+  return `${isIPv6(host) ? `[${host}]` : host}:${port}`;
+}
+
+export function formatListener(listener: Listener): string {
+  return `${listener.proto}:${formatHostPort(listener)}`;
 }
 
 /**
@@ -260,6 +267,10 @@ const baseSchema = z
       .describe('Where users, registrations and stored messages live: sqlite:PATH or postgres://USER:PASSWORD@HOST/DATABASE.'),
     log: section({
       level: z.enum(LOG_LEVELS).default('info').describe(`Least severe level logged: ${LOG_LEVELS.join(', ')}.`),
+      format: z
+        .enum(LOG_FORMATS)
+        .default('auto')
+        .describe('json: one JSON object a line (for the journal and log collectors); pretty: one readable line an event, `HH:MM:SS.mmm LEVEL module: message key=value...`; auto: pretty when standard output is a terminal, json otherwise. Secrets are redacted in both.'),
     }),
     auth: section({
       policy: z

@@ -1,4 +1,6 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
+import type { LogFormat } from '../config/schema.js';
+import { prettyDestination } from './pretty.js';
 
 export type { Logger };
 
@@ -24,8 +26,15 @@ const REDACTED_PATHS = SECRET_FIELDS.flatMap((field) => {
   return [field, nested];
 });
 
-/** A logger writing one JSON line per event to `destination` (standard output by default). */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+function isTerminal(stream: unknown): boolean {
+  return (stream as { isTTY?: boolean }).isTTY === true;
+}
+
+/**
+ * A logger writing to `destination` (standard output by default) one JSON line per event, or with
+ * `format` pretty one readable line; auto is pretty when the destination is a terminal.
+ */
+export function createLogger(level: string, destination?: DestinationStream, format: LogFormat = 'json'): Logger {
   const options = {
     level,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
@@ -33,5 +42,9 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     // Level names rather than pino's numbers, so the lines read without a lookup table.
     formatters: { level: (label: string) => ({ level: label }) },
   };
+  const out = destination ?? process.stdout;
+  const pretty = format === 'pretty' || (format === 'auto' && isTerminal(out));
+  if (pretty) return pino(options, prettyDestination(out));
+  // Without a destination pino writes to standard output itself, faster than through process.stdout.
   return destination ? pino(options, destination) : pino(options);
 }

@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import { isStoreUnavailable, openStore, type Store } from '../store/index.js';
 import type { Config } from '../config/index.js';
-import { formatListener, realmFor } from '../config/index.js';
+import { formatListener, openPolicyRisk, realmFor } from '../config/index.js';
 import {
   type IncomingRequest, SipStack, TimerQueue, TransportLayer, type SipUri, type SipMessage, parseNameAddr, parseUri,
 } from '../sip/index.js';
@@ -232,8 +232,8 @@ export class ParleyServer {
   /** auth.policy open is for a loopback demo: on an address others reach, anyone may register and write as anyone. */
   private warnOfOpenListeners(): void {
     for (const listener of this.transports.bound) {
-      if (isLoopback(listener.host)) continue;
-      this.log.warn({ listener: formatListener(listener) }, `auth.policy is open on ${formatListener(listener)}, an address other hosts can reach: anyone may register and send as any user; set auth.policy: required`);
+      const risk = openPolicyRisk(this.config, listener);
+      if (risk) this.log.warn({ listener: formatListener(listener) }, `${risk.key}: ${risk.reason}`);
     }
   }
 
@@ -361,11 +361,6 @@ export class ParleyServer {
       ],
     });
   }
-}
-
-/** Whether a listening host can be reached from this machine only. */
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^(?:::ffff:)?127\./i.test(host);
 }
 
 export function createServer(config: Config, options: ServerOptions): ParleyServer {

@@ -8,6 +8,7 @@ import { after, describe, test } from 'node:test';
 import { computeHa1 } from '../../src/registrar/credentials.js';
 import { openStore } from '../../src/store/index.js';
 import { parley, ROOT } from '../support/cli.js';
+import { startParley } from '../support/process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'parley-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -58,20 +59,146 @@ describe('parley', () => {
 });
 
 describe('parley check-config', () => {
-  test('summarizes a valid configuration', async () => {
-    const { code, stdout } = await parley(['check-config', '--config', 'parley.yaml']);
+  /** A self-signed pair valid from `from` for `days`, written to DIR/NAME.{crt,key}. */
+  async function certificate(name: string, from: Date, days: number): Promise<{ cert: string; key: string }> {
+    const { generate } = await import('selfsigned');
+    const pems = await generate([{ name: 'commonName', value: 'sip.example.com' }], {
+      keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate: from, notAfterDate: new Date(from.getTime() + days * 86_400_000),
+    });
+    return { cert: writeFile(`${name}.crt`, pems.cert), key: writeFile(`${name}.key`, pems.private) };
+  }
+
+  test('summarizes the sample parley.yaml, with no warning', async () => {
+    const { code, stdout, stderr } = await parley(['check-config', '--config', 'parley.yaml']);
     assert.equal(code, 0);
     assert.equal(
       stdout,
-      'config OK: listening on udp:127.0.0.1:5060, tcp:127.0.0.1:5060, ws:127.0.0.1:8080; domains localhost; database sqlite:./data/parley.db\n',
+      'config OK\n' +
+        '  listen:   udp:127.0.0.1:5060, tcp:127.0.0.1:5060, ws:127.0.0.1:8080\n' +
+        '  domains:  localhost\n' +
+        '  auth:     open: anyone may register and send as anyone\n' +
+        '  database: sqlite:./data/parley.db\n' +
+        '  relay:    other domains refused (403)\n' +
+        '  offline:  stored, 100 per user for 604800 s\n' +
+        '  rooms:    manager sip:chat-manager@localhost, rooms chat-*, history 20\n' +
+        '  presence: policy open\n' +
+        '  xmpp:     off\n' +
+        '  gateways: off\n' +
+        '  admin:    http://127.0.0.1:8090, RPC token generated at each start, /metrics open\n',
     );
+    assert.equal(stderr, '');
+  });
+
+  test('summarizes every feature of a public server set up safely, with no warning', async () => {
+    const { cert, key } = await certificate('good', new Date(Date.now() - 86_400_000), 365);
+    const config = writeFile('public.yaml', [
+      'domains: [example.com]',
+      'listen: ["udp:0.0.0.0:5060", "tls:0.0.0.0:5061"]',
+      `tls: { cert: ${cert}, key: ${key} }`,
+      'database: postgres://parley:hunter2@db.example/parley',
+      'relay: { outbound_proxy: "sip:proxy.example.com" }',
+      'imc: { enabled: false }',
+      'presence: { policy: same-domain }',
+      'xmpp: { enabled: true, backend: server, xmpp_domain: xmpp.example.com, dialback_secret: "0123456789abcdef" }',
+      'gateway: { enabled: true, secret_key: "0123456789abcdef", jaddress: xmpp.example.net, http_proxy_host: 127.0.0.1 }',
+      'admin: { listen: "0.0.0.0:8090", token: "0123456789abcdef0123", metrics_token: true }',
+    ].join('\n'));
+    const { code, stdout, stderr } = await parley(['check-config', '-c', config]);
+    assert.equal(code, 0);
+    assert.equal(
+      stdout,
+      'config OK\n' +
+        '  listen:   udp:0.0.0.0:5060, tls:0.0.0.0:5061\n' +
+        `  tls:      certificate ${cert}, key ${key}\n` +
+        '  domains:  example.com\n' +
+        '  auth:     required, digest SHA-256 and MD5, realm per domain\n' +
+        '  database: postgres://parley:***@db.example/parley\n' +
+        '  relay:    other domains through sip:proxy.example.com\n' +
+        '  offline:  stored, 100 per user for 604800 s\n' +
+        '  rooms:    off\n' +
+        '  presence: policy same-domain\n' +
+        "  xmpp:     XMPP server, s2s on 0.0.0.0:5269; SIP domain xmpp.example.com, XMPP domain xmpp.example.com, separator mapping; peers: any domain, found by DNS SRV through the system's resolver; " +
+        `TLS required, certificate ${cert}; remote certificates verified against Node's authorities\n` +
+        "  gateways: commands to sip:gateway@example.com; networks: xmpp as xmpp.example.com, irc as irc.example.com; XMPP accounts connect to xmpp.example.net; " +
+        'through the HTTP proxy 127.0.0.1:3128; at most 1000 sessions, 4 per user\n' +
+        '  admin:    http://0.0.0.0:8090, RPC token set, /metrics with the token\n',
+    );
+    assert.equal(stderr, '');
+  });
+
+  test('warns of each risky combination, naming its key, and still exits 0', async () => {
+    const expired = await certificate('expired', new Date(Date.now() - 30 * 86_400_000), 10);
+    const config = writeFile('risky.yaml', [
+      'listen: ["udp:127.0.0.1:5060", "tcp:0.0.0.0:5060", "wss:[::]:8443"]',
+      `tls: { cert: ${expired.cert}, key: ${expired.key} }`,
+      'auth: { policy: open }',
+      'sip: { exempt_sources: [127.0.0.0/8, "::1", 10.0.0.0/8, "::1/64"] }',
+      'admin: { listen: "0.0.0.0:8090" }',
+      `xmpp: { enabled: true, backend: server, xmpp_domain: xmpp.example.com, tls_cert: ${expired.cert}, tls_key: ${expired.key}, s2s_require_tls: false, s2s_verify_certificates: false }`,
+    ].join('\n'));
+    const { code, stderr } = await parley(['check-config', '-c', config]);
+    assert.equal(code, 0);
+    const lines = stderr.trimEnd().split('\n');
+    const expiry = /^the certificate \S+expired\.crt expired on .+ GMT$/;
+    assert.deepEqual(lines.map((line) => /^warning: ([\w.]+): /.exec(line)?.[1]), [
+      'auth.policy', 'auth.policy', 'tls.cert', 'sip.exempt_sources', 'sip.exempt_sources', 'admin.token',
+      'xmpp.tls_cert', 'xmpp.s2s_require_tls', 'xmpp.s2s_verify_certificates',
+    ]);
+    assert.match(lines[0], /auth\.policy: open on tcp:0\.0\.0\.0:5060, an address other hosts can reach: anyone may register and send as any user/);
+    assert.match(lines[1], /open on wss:\[::\]:8443/);
+    assert.match(lines[2].split('; ')[0].replace('warning: tls.cert: ', ''), expiry);
+    assert.match(lines[2], /; wss:\[::\]:8443 will fail every handshake$/);
+    assert.match(lines[3], /10\.0\.0\.0\/8 is not loopback: its sources escape rate_limit and max_connections_per_ip/);
+    assert.match(lines[4], /::1\/64 is not loopback/);
+    assert.match(lines[5], /admin\.token: null while admin\.listen \(0\.0\.0\.0:8090\) is reachable from other hosts/);
+    assert.match(lines[6], /server-to-server streams cannot use TLS$/);
+    assert.match(lines[7], /messages to other XMPP servers may travel unencrypted/);
+    assert.match(lines[8], /authenticated by Server Dialback alone/);
+  });
+
+  test('summarizes the XMPP component mode and an admin endpoint on IPv6 loopback', async () => {
+    const config = writeFile('component.yaml', [
+      'xmpp: { enabled: true, xmpp_domain: sip.xmpp.example, xmpp_password: secret, xmpp_host: xmpp.example, address_mapping: separator }',
+      'admin: { listen: "[::1]:8090" }',
+    ].join('\n'));
+    const { code, stdout, stderr } = await parley(['check-config', '-c', config]);
+    assert.equal(code, 0);
+    assert.match(stdout, /^ {2}xmpp: {5}component of the XMPP server xmpp\.example:5347; SIP domain sip\.xmpp\.example, XMPP domain sip\.xmpp\.example, separator mapping$/m);
+    assert.match(stdout, /^ {2}admin: {4}http:\/\/\[::1\]:8090, /m);
+    assert.doesNotMatch(stdout, /secret/);
+    assert.equal(stderr, '');
+  });
+
+  test('warns of s2s without a certificate, and of a key that is not the certificate\'s', async () => {
+    const one = await certificate('one', new Date(Date.now() - 86_400_000), 365);
+    const other = await certificate('other', new Date(Date.now() - 86_400_000), 365);
+    const config = writeFile('mismatch.yaml', [
+      'listen: ["tls:127.0.0.1:5061"]',
+      `tls: { cert: ${one.cert}, key: ${other.key} }`,
+      'xmpp: { enabled: true, backend: server, xmpp_domain: xmpp.example.com }',
+    ].join('\n'));
+    const withoutCert = writeFile('no-cert.yaml', 'xmpp: { enabled: true, backend: server, xmpp_domain: xmpp.example.com }\n');
+    const [mismatch, noCert] = await Promise.all([parley(['check-config', '-c', config]), parley(['check-config', '-c', withoutCert])]);
+    assert.match(mismatch.stderr, /^warning: tls\.cert: \S+one\.crt and \S+other\.key cannot serve TLS: .*key values mismatch.*; tls:127\.0\.0\.1:5061 will fail every handshake\n/);
+    assert.match(mismatch.stderr, /\nwarning: tls\.cert: .*; server-to-server streams cannot use TLS\n$/);
+    assert.equal(
+      noCert.stderr,
+      'warning: xmpp.tls_cert: no certificate for server-to-server streams (xmpp.tls_cert, tls.cert): other XMPP servers cannot connect with TLS, so Parley refuses them\n',
+    );
+  });
+
+  test('a TLS listener whose certificate cannot be read is an error naming the key, exit 2', async () => {
+    const config = writeFile('unreadable.yaml', `listen: ["tls:127.0.0.1:5061"]\ntls: { cert: ${join(dir, 'missing.crt')}, key: ${join(dir, 'missing.key')} }\n`);
+    const { code, stderr } = await parley(['check-config', '-c', config]);
+    assert.equal(code, 2);
+    assert.match(stderr, /^config: tls\.cert: cannot read \S+missing\.crt \(ENOENT\)\nconfig: tls\.key: cannot read/);
   });
 
   test('does not show the database password', async () => {
     const config = writeFile('postgres.yaml', 'database: postgres://parley:hunter2@db.example/parley\n');
     const { code, stdout } = await parley(['check-config', '-c', config]);
     assert.equal(code, 0);
-    assert.match(stdout, /database postgres:\/\/parley:\*\*\*@db\.example\/parley/);
+    assert.match(stdout, /database: postgres:\/\/parley:\*\*\*@db\.example\/parley/);
     assert.doesNotMatch(stdout, /hunter2/);
   });
 
@@ -194,5 +321,20 @@ describe('parley cert', () => {
     const { code, stderr } = await parley(['cert']);
     assert.equal(code, 2);
     assert.match(stderr, /--out DIR is required/);
+  });
+});
+
+describe('parley start logs', () => {
+  test('--log-format pretty writes readable lines; by default a pipe gets JSON', async () => {
+    const pretty = await startParley({ args: ['--log-format', 'pretty'] });
+    const json = await startParley();
+    try {
+      const started = await pretty.waitForLog('parley started');
+      assert.match(started, /^\d\d:\d\d:\d\d\.\d{3} INFO {2}parley started listen=\["udp:127\.0\.0\.1:\d+","tcp:127\.0\.0\.1:\d+"\] domains=\["localhost"\]$/);
+      const [event] = json.entries().filter((entry) => entry.msg === 'parley started');
+      assert.equal(event?.level, 'info');
+    } finally {
+      await Promise.all([pretty.stop(), json.stop()]);
+    }
   });
 });

@@ -6,7 +6,7 @@ import { defaultConfig } from '../../src/config/index.js';
 import { startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
 
-const openWarnings = (logs: string[]) => logs.filter((line) => line.includes('"level":"warn"') && line.includes('auth.policy is open'));
+const openWarnings = (logs: string[]) => logs.filter((line) => line.includes('"level":"warn"') && line.includes('auth.policy: open on'));
 
 test('a configuration that says nothing about auth challenges REGISTER with 401', async () => {
   const s = await startServer({ auth: defaultConfig().auth });

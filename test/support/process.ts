@@ -384,7 +384,8 @@ async function startOnce(options: StartOptions): Promise<ParleyProcess> {
     },
   };
 
-  const started = waitForLog('"parley started"', options.startTimeoutMs ?? 30_000);
+  // As a JSON event, or a readable line with --log-format pretty.
+  const started = waitForLog(/"parley started"|^\S+ INFO {2}parley started /, options.startTimeoutMs ?? 30_000);
   started.catch(() => {}); // reported through the race below
   const early = exited.then((s) => {
     throw new Error(`parley exited before it started (code ${s.code}, signal ${s.signal}):\n${stderr.join('\n')}\n${logs.slice(-10).join('\n')}`);
