@@ -45,6 +45,7 @@ export function xmppGatewayOptions(config: Config): XmppGatewayOptions {
       reconnectMinMs: xmpp.reconnect_min * 1000,
       reconnectMaxMs: xmpp.reconnect_max * 1000,
       keepaliveMs: xmpp.keepalive * 1000,
+      maxUnconfirmed: xmpp.max_queue,
       xml: xmlLimitsOf(config),
     },
     server: xmpp.backend === 'server' ? s2sOptions(config, xmppDomain) : undefined,
