@@ -121,11 +121,6 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
     }
   }
 
-  /** Stanzas written that the server has not confirmed yet: written again after a reconnection. */
-  get unconfirmedCount(): number {
-    return this.unconfirmed.length;
-  }
-
   /** Writes a stanza, kept until a ping answer confirms it; false when the link is not online. */
   send(stanza: xml.Element): boolean {
     if (!this.online) return false;

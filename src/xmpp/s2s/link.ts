@@ -565,7 +565,7 @@ class Outgoing {
     const text = `no XMPP server of ${this.domain} could be reached within ${seconds} s${this.lastFailure ? ` (${this.lastFailure})` : ''}`;
     this.log.info({ stanzas: expired.length, failure: this.lastFailure }, 's2s stanzas waited delay_time in vain');
     for (const stanza of expired) this.link.bounce(stanza, 'remote-server-timeout', text);
-    if (this.state === 'retrying' && !this.waitedFor()) this.shutdown('remote-server-timeout', text);
+    if (this.state === 'retrying') this.closeIfUnneeded();
   }
 
   /** Whether anything waits for a stream: stanzas, or dialback verifications. */
@@ -591,17 +591,19 @@ class Outgoing {
   async connect(): Promise<void> {
     const { resolver, options } = this.link.context();
     if (!this.link.mayDial(this.domain)) {
-      const reason = `Parley connected to ${this.domain} ${options.dialsPerMinute} times in the last minute; try again later`;
       // Retries keep within the bound and wait; a domain that keeps failing anew is not dialled.
-      if (this.dialled) return this.retryLater(reason);
+      if (this.dialled) return this.retryLater();
       this.log.warn({ limit: options.dialsPerMinute }, 'too many s2s connections to this domain in the last minute (xmpp.s2s_dials_per_minute); not dialling');
-      return this.shutdown('remote-server-timeout', reason);
+      return this.shutdown('remote-server-timeout', `Parley connected to ${this.domain} ${options.dialsPerMinute} times in the last minute; try again later`);
     }
     this.dialled = true;
     let socket: Socket | undefined;
     let failure = `no address found for ${this.domain}`;
     try {
-      for (const target of await resolver.targets(this.domain)) {
+      const targets = await resolver.targets(this.domain);
+      // Said by the domain itself, not a failure to reach it: not worth retrying.
+      if (targets.length === 0) return this.shutdown('remote-server-not-found', `${this.domain} offers no XMPP service`);
+      for (const target of targets) {
         for (const address of await resolver.addresses(target.host)) {
           if (this.state === 'closed') return;
           socket = await openSocket(address, target.port).catch((error: Error) => {
@@ -615,6 +617,7 @@ class Outgoing {
       }
     } catch (error) {
       this.log.debug({ err: (error as Error).message }, 's2s resolution failed');
+      failure = (error as Error).message;
     }
     if (this.state === 'closed') return void socket?.destroy();
     if (!socket) return this.unreachable(failure);
@@ -743,27 +746,36 @@ class Outgoing {
     this.link.countError();
     if (this.lastFailure === undefined) this.log.warn({ reason }, 'XMPP server of this domain unreachable; retrying while messages wait for it');
     else this.log.debug({ reason }, 's2s connection attempt failed');
-    this.retryLater(reason);
+    this.lastFailure = reason;
+    this.retryLater();
   }
 
   /** Dials again after the backoff, while something waits for a stream. */
-  private retryLater(reason: string): void {
-    this.lastFailure = reason;
+  private retryLater(): void {
     clearTimeout(this.deadline);
     this.tlsHandshaking = false;
     this.stream?.removeAllListeners();
     this.stream?.destroy();
     this.stream = undefined;
-    if (!this.waitedFor()) return this.shutdown('remote-server-timeout', reason);
+    if (this.closeIfUnneeded()) return;
     this.state = 'retrying';
     // Verifications written on the lost stream go out again on the next.
     for (const pending of this.verifications.values()) pending.sent = false;
     const delay = this.retryDelay;
     this.retryDelay = Math.min(delay * 2, this.link.options.reconnectMaxMs);
     this.retryTimer = setTimeout(() => {
+      // Dialback verifications give up by themselves: nothing may be left to dial for.
+      if (this.closeIfUnneeded()) return;
       this.state = 'connecting';
       void this.connect();
     }, delay).unref();
+  }
+
+  /** Ends the session when nothing waits for a stream any more; whether it did. */
+  private closeIfUnneeded(): boolean {
+    if (this.waitedFor()) return false;
+    this.shutdown('remote-server-timeout', this.lastFailure ?? `nothing waits for a stream to ${this.domain}`);
+    return true;
   }
 
   /** Ends this session: waiting stanzas bounce, pending verifications fail. */
