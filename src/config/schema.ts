@@ -437,9 +437,9 @@ const baseSchema = z
         .number()
         .positive()
         .default(90)
-        .describe('Seconds messages for XMPP wait while the XMPP server is unreachable; older ones fail back to their sender, and once the link has been down this long new ones are refused with 503.'),
-      max_queue: positiveInt.default(1000).describe('Most messages waiting for the XMPP server; further ones are refused with 503.'),
-      reconnect_min: z.number().positive().default(1).describe('Seconds before the first reconnection attempt after the XMPP link is lost; doubled at each failure.'),
+        .describe('Seconds messages for XMPP wait while the XMPP server is unreachable (server mode: the server of their domain); older ones fail back to their sender, and once the link has been down this long new ones are refused with 503.'),
+      max_queue: positiveInt.default(1000).describe('Most messages waiting for the XMPP server; further ones are refused with 503. In component mode also the most stanzas kept after writing until the server confirms them (an XEP-0199 ping answer); beyond that the oldest is taken as delivered. In server mode, per remote domain.'),
+      reconnect_min: z.number().positive().default(1).describe('Seconds before the first reconnection attempt after the XMPP link is lost (server mode: before dialling again a remote domain whose server could not be reached); doubled at each failure.'),
       reconnect_max: z.number().positive().default(60).describe('Longest wait between reconnection attempts, in seconds; at least reconnect_min.'),
       keepalive: z.number().positive().default(60).describe('Seconds between whitespace keepalives on the XMPP link, which find a dead connection.'),
       s2s_listen: hostOrIp
@@ -470,7 +470,7 @@ const baseSchema = z
       s2s_max_unauthenticated: positiveInt.default(100).describe('Server mode: most incoming server-to-server streams not yet authenticated, in total; a connection over the limit gets the stream error `<policy-violation/>` and is closed.'),
       s2s_max_unauthenticated_per_ip: positiveInt.default(10).describe('Server mode: most incoming server-to-server streams not yet authenticated from one IP address; over it, `<policy-violation/>` and closed.'),
       s2s_auth_timeout: z.number().positive().default(60).describe('Server mode: seconds an incoming server-to-server stream has to authenticate a domain (by dialback or certificate); after that it is closed with `<connection-timeout/>`.'),
-      s2s_dials_per_minute: positiveInt.default(6).describe('Server mode: most outgoing connections to one remote domain in a minute (for messages and dialback checks together); beyond that, its messages fail back to their senders at once until the minute has passed.'),
+      s2s_dials_per_minute: positiveInt.default(6).describe('Server mode: most outgoing connections to one remote domain in a minute (for messages and dialback checks together); beyond that, retries wait, and messages for a domain no stream is trying to reach fail back to their senders at once until the minute has passed.'),
       max_stanza_size: positiveInt.min(4096).default(262144).describe('Largest stanza (or stream header) Parley reads from an XMPP peer, in bytes: on s2s streams, the component link and the per-user gateway\'s XMPP sessions. A larger one ends the stream with `<policy-violation/>` before it is buffered whole.'),
       max_xml_depth: positiveInt.min(8).default(64).describe('Deepest nesting of XML elements Parley reads from an XMPP peer (the stream element counts as 1, a stanza as 2); deeper ends the stream with `<policy-violation/>`.'),
     }),

@@ -1,10 +1,17 @@
 // The gateway's connection to the XMPP server as a component (XEP-0114), through @xmpp/component:
 // handshake, whitespace keepalive, reconnection with exponential backoff, and a stream that bad
 // input from the server closes (to be opened again) instead of crashing Parley.
+// XEP-0114 acknowledges nothing, and a stanza written as the server goes away may never be read.
+// So every stanza written is kept until a later round trip covers it: an XEP-0199 ping written
+// after it, whose answer (result or error) proves the server read everything before it on that
+// stream. What no answer covered when the link is lost is written again, in order, on the next
+// stream, before anything newer: delivery is at least once.
+import { randomBytes } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
 import { component, type Component, type XmppError } from '@xmpp/component';
+import { parseJid } from './addresses.js';
 import { type XmlLimits, guardConnection } from './xml-guard.js';
 
 export type LinkState = 'down' | 'online' | 'stopped';
@@ -26,6 +33,8 @@ export interface ComponentLinkOptions {
   reconnectMinMs: number;
   reconnectMaxMs: number;
   keepaliveMs: number;
+  /** Most stanzas kept until the server confirms them (xmpp.max_queue); beyond that the oldest is taken as delivered. */
+  maxUnconfirmed: number;
   /** What the link accepts of the server's XML. */
   xml: XmlLimits;
 }
@@ -39,6 +48,7 @@ interface LinkEvents {
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Time a stream being closed may take before its socket is dropped. */
 const CLOSE_GRACE_MS = 5_000;
+const NS_PING = 'urn:xmpp:ping';
 
 export class ComponentLink extends EventEmitter<LinkEvents> {
   state: LinkState = 'stopped';
@@ -53,6 +63,13 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
   private retryTimer: NodeJS.Timeout | undefined;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private lastError: Error | undefined;
+  /** Stanzas written (on this stream or an earlier one) that no ping answer has covered yet, oldest first. */
+  private unconfirmed: xml.Element[] = [];
+  /** The ping in flight on this stream: its id, when it was written, and how many of `unconfirmed` precede it. */
+  private ping: { id: string; at: number; covers: number } | undefined;
+  private pingPending = false;
+  private pings = 0;
+  private readonly pingPrefix = `parley-ping-${randomBytes(4).toString('hex')}`;
 
   constructor(
     private readonly options: ComponentLinkOptions,
@@ -68,7 +85,9 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
     guardConnection(this.entity, options.xml);
     this.entity.on('status', (status: string) => this.onStatus(status));
     this.entity.on('error', (error: Error) => this.onError(error));
-    this.entity.on('stanza', (stanza: xml.Element) => this.emit('stanza', stanza));
+    this.entity.on('stanza', (stanza: xml.Element) => {
+      if (!this.isPingAnswer(stanza)) this.emit('stanza', stanza);
+    });
   }
 
   get online(): boolean {
@@ -102,11 +121,57 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
     }
   }
 
-  /** Writes a stanza; false when the link is not online. */
+  /** Writes a stanza, kept until a ping answer confirms it; false when the link is not online. */
   send(stanza: xml.Element): boolean {
     if (!this.online) return false;
+    this.write(stanza);
+    this.unconfirmed.push(stanza);
+    if (this.unconfirmed.length > this.options.maxUnconfirmed) {
+      // Written long ago and most likely read: given up on rather than kept without bound.
+      this.unconfirmed.shift();
+      if (this.ping && this.ping.covers > 0) this.ping.covers--;
+      this.log.debug({ limit: this.options.maxUnconfirmed }, 'XMPP stanza no longer kept for resending (xmpp.max_queue unconfirmed)');
+    }
+    this.schedulePing();
+    return true;
+  }
+
+  private write(stanza: xml.Element): void {
     // A failed write is followed by the socket closing, which takes the link down.
     this.entity.write(serialize(stanza)).catch((error: Error) => this.log.debug({ err: error.message }, 'XMPP write failed'));
+  }
+
+  /** One ping after the stanzas written in this turn of the event loop, unless one is in flight already. */
+  private schedulePing(): void {
+    if (this.ping || this.pingPending) return;
+    this.pingPending = true;
+    setImmediate(() => {
+      this.pingPending = false;
+      if (!this.ping) this.sendPing();
+    });
+  }
+
+  /**
+   * Pings the server of the latest unconfirmed stanza's recipient: the component's server answers
+   * for its own domains, and routes the ping elsewhere only after it has read what came before.
+   */
+  private sendPing(): void {
+    const last = this.unconfirmed.at(-1);
+    if (!this.online || !last) return;
+    const id = `${this.pingPrefix}-${++this.pings}`;
+    const to = parseJid(last.attrs.to ?? '')?.domain;
+    this.ping = { id, at: Date.now(), covers: this.unconfirmed.length };
+    this.write(xml('iq', { type: 'get', id, from: this.options.domain, to }, xml('ping', { xmlns: NS_PING })));
+  }
+
+  /** Whether `stanza` answers the ping in flight; if so, what it covers is confirmed. */
+  private isPingAnswer(stanza: xml.Element): boolean {
+    const ping = this.ping;
+    const type = stanza.attrs.type;
+    if (!ping || !stanza.is('iq') || stanza.attrs.id !== ping.id || (type !== 'result' && type !== 'error')) return false;
+    this.ping = undefined;
+    this.unconfirmed.splice(0, ping.covers);
+    if (this.unconfirmed.length > 0) this.schedulePing();
     return true;
   }
 
@@ -132,11 +197,14 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
       this.lastError = undefined;
       this.keepaliveTimer = setInterval(() => this.keepalive(), this.options.keepaliveMs).unref();
       this.log.info({ domain: this.options.domain, server: this.service }, 'XMPP component link online');
+      this.resendUnconfirmed();
       this.emit('online');
     } else if (this.online) {
       this.state = 'down';
       this.downSince = Date.now();
       clearInterval(this.keepaliveTimer);
+      // Its answer, if any, would come on a stream that is gone.
+      this.ping = undefined;
       this.log.warn({ domain: this.options.domain, status }, 'XMPP component link lost; reconnecting');
       const socket = this.entity.socket;
       setTimeout(() => socket?.destroy(), CLOSE_GRACE_MS).unref();
@@ -154,7 +222,21 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
     }, delay).unref();
   }
 
+  /** What the lost stream may not have delivered goes first on the new one, in order. */
+  private resendUnconfirmed(): void {
+    if (this.unconfirmed.length === 0) return;
+    this.log.info({ stanzas: this.unconfirmed.length }, 'writing again what the XMPP server had not confirmed before the link was lost');
+    for (const stanza of this.unconfirmed) this.write(stanza);
+    this.schedulePing();
+  }
+
   private keepalive(): void {
+    // A ping unanswered for a keepalive period (lost, or routed to a server that stays silent) is
+    // replaced by one that covers everything written.
+    if (this.unconfirmed.length > 0 && (!this.ping || Date.now() - this.ping.at >= this.options.keepaliveMs)) {
+      this.ping = undefined;
+      return this.sendPing();
+    }
     this.entity.write(' ').catch((error: Error) => this.log.debug({ err: error.message }, 'XMPP keepalive failed'));
   }
 

@@ -120,8 +120,9 @@ export class ScriptedXmppServer<Connection extends ScriptedConnection = Scripted
     return this.connections.at(-1);
   }
 
-  async listen(): Promise<number> {
-    this.server.listen(0, '127.0.0.1');
+  /** Listens on `port` of 127.0.0.1 (default: a free one); resolves with the port. */
+  async listen(port = 0): Promise<number> {
+    this.server.listen(port, '127.0.0.1');
     await once(this.server, 'listening');
     return (this.server.address() as { port: number }).port;
   }

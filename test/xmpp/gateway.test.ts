@@ -8,7 +8,7 @@ import { freeTcpPort } from '../support/process.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
 import { victimSocket } from '../support/victim.js';
-import { ScriptedXmppServer } from '../support/xmpp-peer.js';
+import { type ScriptedConnection, ScriptedXmppServer } from '../support/xmpp-peer.js';
 
 const COMPONENT_DOMAIN = 'sip.xmpp.example';
 const SECRET = 'scripted-server-secret';
@@ -20,17 +20,26 @@ function xmppConfig(port: number, more: Record<string, unknown> = {}) {
   };
 }
 
-/** An XEP-0114 server that accepts any handshake, records what each connection sent, and writes what the test says. */
-function componentServer(): ScriptedXmppServer {
+/**
+ * An XEP-0114 server that accepts any handshake, records what each connection sent, and writes what
+ * the test says; `more` runs after it on each chunk Parley sends.
+ */
+function componentServer(more: (connection: ScriptedConnection, chunk: string) => void = () => {}): ScriptedXmppServer {
   let streams = 0;
-  return new ScriptedXmppServer(({ socket }, chunk) => {
+  return new ScriptedXmppServer((connection, chunk) => {
+    const { socket } = connection;
     if (chunk.includes('<stream:stream')) {
       socket.write(`<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' from='${COMPONENT_DOMAIN}' id='s${++streams}'>`);
     }
     if (chunk.includes('<handshake>')) socket.write('<handshake/>');
     if (chunk.includes('</stream:stream>')) socket.end('</stream:stream>');
+    more(connection, chunk);
   });
 }
+
+/** The ids of the XEP-0199 pings in `text`. */
+const pingIds = (text: string) => [...text.matchAll(/<iq type="get" id="([^"]+)"[^>]*><ping xmlns="urn:xmpp:ping"\/><\/iq>/g)].map((match) => match[1]!);
+const occurrences = (text: string, what: string) => text.split(what).length - 1;
 
 describe('against a scripted XMPP server', () => {
   let xmppServer: ScriptedXmppServer;
@@ -101,6 +110,49 @@ describe('against a scripted XMPP server', () => {
     assert.deepEqual(message.headers.filter((header) => header.name.startsWith('x-')), []);
     assert.equal(message.get('subject'), 'one X-Injected: yes X-Also: yes X-Too: yes');
   });
+});
+
+test('a message the server read but did not confirm before going away is written again on the next stream; confirmed ones are not', async () => {
+  const lost = 'written as the server went away';
+  const confirmed = 'confirmed by a ping answer';
+  const xmppServer = componentServer((connection, chunk) => {
+    const index = xmppServer.connections.indexOf(connection);
+    // The first stream ends as soon as a message arrives, with the ping after it unanswered.
+    if (index === 0) {
+      if (chunk.includes('<message')) connection.socket.destroy();
+      return;
+    }
+    for (const id of pingIds(chunk)) {
+      const answer = `<iq type='result' id='${id}' from='xmpp.example' to='${COMPONENT_DOMAIN}'/>`;
+      const confirmedAt = connection.input.indexOf(confirmed);
+      // The second stream ends once the ping after the second message is answered.
+      if (index === 1 && confirmedAt >= 0 && confirmedAt < connection.input.indexOf(id)) connection.socket.end(`${answer}</stream:stream>`);
+      else connection.socket.write(answer);
+    }
+  });
+  const parley = await startServer(xmppConfig(await xmppServer.listen()));
+  const alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
+  try {
+    assert.equal((await alice.register()).status, 200);
+    await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 'gateway online');
+    assert.equal((await alice.message(ROMEO, lost)).status, 202);
+    await eventually(() => xmppServer.connections[1]?.input.includes(lost) || undefined, 'the message written again on the second stream');
+    assert.equal(occurrences(xmppServer.connections[0]!.input, lost), 1);
+
+    assert.equal((await alice.message(ROMEO, confirmed)).status, 202);
+    await eventually(() => xmppServer.connections[2]?.input.includes('<handshake>') || undefined, 'a third stream');
+    assert.equal((await alice.message(ROMEO, 'on the third stream')).status, 202);
+    const third = await eventually(() => (xmppServer.connections[2]!.input.includes('on the third stream') ? xmppServer.connections[2]!.input : undefined), 'the third message');
+    assert.equal(occurrences(third, lost), 0, 'confirmed on the second stream: not written again');
+    assert.equal(occurrences(third, confirmed), 0, 'confirmed on the second stream: not written again');
+    const all = xmppServer.connections.map((connection) => connection.input).join('');
+    assert.deepEqual([occurrences(all, lost), occurrences(all, confirmed)], [2, 1]);
+    assert.equal(xmppServer.connections.length, 3);
+  } finally {
+    alice.close();
+    await parley.stop();
+    xmppServer.close();
+  }
 });
 
 describe('without a reachable XMPP server', () => {

@@ -188,6 +188,22 @@ describe('Prosody restart', () => {
   });
 });
 
+describe('Prosody killed', () => {
+  test('messages Prosody had not read when it died are written again once it is back: every one arrives', async () => {
+    const gateway = parley.server.xmpp!;
+    await gatewayOnline(parley);
+    // Frozen, Prosody reads nothing: what the gateway writes now waits in its socket buffer and dies with it.
+    process.kill(prosody.pid!, 'SIGSTOP');
+    for (let i = 0; i < 5; i++) assert.equal((await alice.message(sipAddressOf('romeo'), `killed ${i}`)).status, 202);
+    assert.equal(gateway.stats.state, 'online');
+    await prosody.stop(0);
+    await prosody.start();
+    await gatewayOnline(parley);
+    const received = await romeo.waitForMessages(5, (m) => bodyOf(m).startsWith('killed '), 15_000);
+    assert.deepEqual(received.map(bodyOf), Array.from({ length: 5 }, (_, i) => `killed ${i}`));
+  });
+});
+
 describe('wrong component secret', () => {
   test('is reported clearly, without the secret, and Parley stays up', async () => {
     const secret = 'not-the-component-secret';

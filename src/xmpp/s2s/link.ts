@@ -3,8 +3,11 @@
 // Incoming streams carry stanzas from remote domains once their db:result is verified with the
 // domain's authoritative server; one outgoing stream per remote domain, found through SRV
 // (resolve.ts), carries Parley's stanzas once the remote server accepts its dialback key, and
-// stanzas wait on it while it connects. A stanza that cannot be delivered (no server, refused,
-// timed out) comes back to the gateway as the stanza error a remote server would have sent.
+// stanzas wait on it while it connects. A domain whose server cannot be reached (no address, the
+// connection refused or timed out, the TLS handshake failed) is dialled again with exponential
+// backoff while stanzas wait for it, each up to delay_time. A stanza that cannot be delivered
+// (waited too long, refused by the peer) comes back to the gateway as the stanza error a remote
+// server would have sent.
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -14,6 +17,7 @@ import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
 import { parseJid } from '../addresses.js';
 import { errorReply } from '../errors.js';
+import { OutboundQueue } from '../queue.js';
 import type { LinkState, PeerStatus } from '../link.js';
 import { dialbackKey, verifyDialbackKey } from './dialback.js';
 import { ServerResolver } from './resolve.js';
@@ -34,8 +38,13 @@ export interface S2sLinkOptions {
   secret: string;
   /** Streams without a stanza for this long are closed. */
   idleMs: number;
-  /** Longest time stanzas wait for an outgoing stream to be connected and authenticated. */
+  /** Longest time one outgoing connection may take to be authenticated. */
   connectTimeoutMs: number;
+  /** Longest time a stanza waits for an outgoing stream to its domain (xmpp.delay_time). */
+  delayTimeMs: number;
+  /** Wait before dialling an unreachable domain again, doubled at each failure up to reconnectMaxMs. */
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
   /** Most stanzas waiting per remote domain. */
   maxQueue: number;
   /** Outgoing streams must be encrypted: a peer that offers no STARTTLS is not sent anything. */
@@ -88,6 +97,7 @@ export class S2sLink extends EventEmitter<LinkEvents> {
   private readonly outgoing = new Map<string, Outgoing>();
   private downSince = Date.now();
   private retryTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
   /** Remote domain -> times of the outgoing connections to it in the last minute. */
   private readonly dials = new Map<string, number[]>();
 
@@ -155,11 +165,16 @@ export class S2sLink extends EventEmitter<LinkEvents> {
     this.state = 'down';
     this.downSince = Date.now();
     this.listen();
+    this.sweepTimer = setInterval(() => {
+      const now = Date.now();
+      for (const session of [...this.outgoing.values()]) session.expire(now);
+    }, Math.min(1000, this.options.delayTimeMs)).unref();
   }
 
   async stop(): Promise<void> {
     this.state = 'stopped';
     clearTimeout(this.retryTimer);
+    clearInterval(this.sweepTimer);
     const server = this.server;
     this.server = undefined;
     for (const session of this.outgoing.values()) session.shutdown('remote-server-timeout', 'the gateway stopped');
@@ -502,19 +517,28 @@ interface OutgoingContext {
   link: S2sLink;
 }
 
-type OutgoingState = 'connecting' | 'negotiating' | 'authenticating' | 'ready' | 'closed';
+type OutgoingState = 'connecting' | 'retrying' | 'negotiating' | 'authenticating' | 'ready' | 'closed';
 
 /** The stream Parley opens to one remote domain, for its stanzas and dialback verifications. */
 class Outgoing {
   state: OutgoingState = 'connecting';
   stream: XmlStream | undefined;
   private streamId: string | undefined;
-  private queue: xml.Element[] = [];
+  /** Stanzas waiting for the stream to be authenticated, each up to delay_time. */
+  private readonly queue: OutboundQueue<xml.Element>;
   private readonly verifications = new Map<string, { key: string; resolve: (valid: boolean) => void; sent: boolean }>();
   private resultSent = false;
   /** Why the session ended: what stanzas given to it afterwards bounce with. */
   private closedWith = { condition: 'remote-server-not-found', text: '' };
-  private readonly deadline: NodeJS.Timeout;
+  /** Time the connection under way has to be authenticated. */
+  private deadline: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelay: number;
+  private dialled = false;
+  /** Why the latest connection attempt failed, told to the senders of stanzas that waited in vain. */
+  private lastFailure: string | undefined;
+  /** Whether the TLS handshake after STARTTLS is under way: a connection lost then is a failure to reach the server. */
+  private tlsHandshaking = false;
   private readonly log: Logger;
 
   constructor(
@@ -523,16 +547,30 @@ class Outgoing {
   ) {
     const { log, options } = link.context();
     this.log = log.child({ peer: domain });
-    this.deadline = setTimeout(() => {
-      if (this.state !== 'ready') this.shutdown('remote-server-timeout', `no authenticated stream to ${domain} within ${options.connectTimeoutMs / 1000} s`);
-    }, options.connectTimeoutMs).unref();
+    this.queue = new OutboundQueue(options.maxQueue, options.delayTimeMs);
+    this.retryDelay = options.reconnectMinMs;
   }
 
   enqueue(stanza: xml.Element): void {
     if (this.state === 'closed') return this.link.bounce(stanza, this.closedWith.condition, this.closedWith.text);
     if (this.state === 'ready' && this.stream?.isOpen) return this.stream.send(stanza);
-    if (this.queue.length >= this.link.options.maxQueue) return this.link.bounce(stanza, 'resource-constraint', `too many stanzas waiting for ${this.domain}`);
-    this.queue.push(stanza);
+    if (!this.queue.push(stanza, Date.now())) this.link.bounce(stanza, 'resource-constraint', `too many stanzas waiting for ${this.domain}`);
+  }
+
+  /** Stanzas that waited delay_time fail back to their senders; with nothing left to wait for, retrying stops. */
+  expire(now: number): void {
+    const expired = this.queue.takeExpired(now);
+    if (expired.length === 0) return;
+    const seconds = this.link.options.delayTimeMs / 1000;
+    const text = `no XMPP server of ${this.domain} could be reached within ${seconds} s${this.lastFailure ? ` (${this.lastFailure})` : ''}`;
+    this.log.info({ stanzas: expired.length, failure: this.lastFailure }, 's2s stanzas waited delay_time in vain');
+    for (const stanza of expired) this.link.bounce(stanza, 'remote-server-timeout', text);
+    if (this.state === 'retrying') this.closeIfUnneeded();
+  }
+
+  /** Whether anything waits for a stream: stanzas, or dialback verifications. */
+  private waitedFor(): boolean {
+    return this.queue.size > 0 || this.verifications.size > 0;
   }
 
   verify(streamId: string, key: string): Promise<boolean> {
@@ -553,16 +591,24 @@ class Outgoing {
   async connect(): Promise<void> {
     const { resolver, options } = this.link.context();
     if (!this.link.mayDial(this.domain)) {
+      // Retries keep within the bound and wait; a domain that keeps failing anew is not dialled.
+      if (this.dialled) return this.retryLater();
       this.log.warn({ limit: options.dialsPerMinute }, 'too many s2s connections to this domain in the last minute (xmpp.s2s_dials_per_minute); not dialling');
       return this.shutdown('remote-server-timeout', `Parley connected to ${this.domain} ${options.dialsPerMinute} times in the last minute; try again later`);
     }
+    this.dialled = true;
     let socket: Socket | undefined;
+    let failure = `no address found for ${this.domain}`;
     try {
-      for (const target of await resolver.targets(this.domain)) {
+      const targets = await resolver.targets(this.domain);
+      // Said by the domain itself, not a failure to reach it: not worth retrying.
+      if (targets.length === 0) return this.shutdown('remote-server-not-found', `${this.domain} offers no XMPP service`);
+      for (const target of targets) {
         for (const address of await resolver.addresses(target.host)) {
           if (this.state === 'closed') return;
           socket = await openSocket(address, target.port).catch((error: Error) => {
             this.log.debug({ address, port: target.port, err: error.message }, 's2s connection attempt failed');
+            failure = error.message;
             return undefined;
           });
           if (socket) break;
@@ -571,13 +617,16 @@ class Outgoing {
       }
     } catch (error) {
       this.log.debug({ err: (error as Error).message }, 's2s resolution failed');
+      failure = (error as Error).message;
     }
     if (this.state === 'closed') return void socket?.destroy();
-    if (!socket) {
-      this.log.warn('no XMPP server reachable for this domain');
-      return this.shutdown('remote-server-not-found', `no XMPP server reachable for ${this.domain}`);
-    }
+    if (!socket) return this.unreachable(failure);
     this.state = 'negotiating';
+    this.resultSent = false;
+    this.streamId = undefined;
+    this.deadline = setTimeout(() => {
+      if (this.state !== 'ready') this.shutdown('remote-server-timeout', `no authenticated stream to ${this.domain} within ${options.connectTimeoutMs / 1000} s`);
+    }, options.connectTimeoutMs).unref();
     const stream = new XmlStream(socket, this.log, options.idleMs, () => this.idle(), options.xml);
     this.stream = stream;
     stream.on('open', (attrs) => this.onOpen(attrs));
@@ -611,6 +660,8 @@ class Outgoing {
       const { verifyCertificates, ca } = this.link.options;
       // Verification is ours (after the handshake) so that a refusal is logged and bounced with its reason.
       const tlsSocket = tlsConnect({ socket: stream.detach(), servername: this.domain, rejectUnauthorized: false, ca: ca === undefined ? undefined : this.link.trustedCas() });
+      this.tlsHandshaking = true;
+      tlsSocket.once('secureConnect', () => (this.tlsHandshaking = false));
       tlsSocket.on('error', (error) => this.log.info({ err: error.message }, 's2s TLS handshake failed (outgoing)'));
       if (verifyCertificates) {
         tlsSocket.once('secureConnect', () => {
@@ -636,8 +687,10 @@ class Outgoing {
       if (type === 'valid') {
         this.state = 'ready';
         clearTimeout(this.deadline);
+        this.retryDelay = this.link.options.reconnectMinMs;
+        this.lastFailure = undefined;
         this.log.info({ secure: stream.secure }, 's2s outgoing stream authenticated (dialback)');
-        for (const stanza of this.queue.splice(0)) stream.send(stanza);
+        for (const stanza of this.queue.drain()) stream.send(stanza);
       } else {
         this.link.countError();
         this.log.warn({ type }, 's2s dialback refused by the remote server');
@@ -677,14 +730,52 @@ class Outgoing {
   }
 
   private idle(): void {
-    if (this.queue.length > 0 || this.verifications.size > 0) return;
+    if (this.waitedFor()) return;
     this.log.debug('idle s2s stream closed');
     this.shutdown('remote-server-timeout', 'idle');
   }
 
   private onClosed(): void {
     if (this.state === 'closed') return;
+    if (this.tlsHandshaking) return this.unreachable(`the TLS handshake with ${this.domain} failed`);
     this.shutdown('remote-server-not-found', `the stream to ${this.domain} closed before the stanza could be sent`);
+  }
+
+  /** A connection attempt that did not reach the server: what waits, waits for the next one. */
+  private unreachable(reason: string): void {
+    this.link.countError();
+    if (this.lastFailure === undefined) this.log.warn({ reason }, 'XMPP server of this domain unreachable; retrying while messages wait for it');
+    else this.log.debug({ reason }, 's2s connection attempt failed');
+    this.lastFailure = reason;
+    this.retryLater();
+  }
+
+  /** Dials again after the backoff, while something waits for a stream. */
+  private retryLater(): void {
+    clearTimeout(this.deadline);
+    this.tlsHandshaking = false;
+    this.stream?.removeAllListeners();
+    this.stream?.destroy();
+    this.stream = undefined;
+    if (this.closeIfUnneeded()) return;
+    this.state = 'retrying';
+    // Verifications written on the lost stream go out again on the next.
+    for (const pending of this.verifications.values()) pending.sent = false;
+    const delay = this.retryDelay;
+    this.retryDelay = Math.min(delay * 2, this.link.options.reconnectMaxMs);
+    this.retryTimer = setTimeout(() => {
+      // Dialback verifications give up by themselves: nothing may be left to dial for.
+      if (this.closeIfUnneeded()) return;
+      this.state = 'connecting';
+      void this.connect();
+    }, delay).unref();
+  }
+
+  /** Ends the session when nothing waits for a stream any more; whether it did. */
+  private closeIfUnneeded(): boolean {
+    if (this.waitedFor()) return false;
+    this.shutdown('remote-server-timeout', this.lastFailure ?? `nothing waits for a stream to ${this.domain}`);
+    return true;
   }
 
   /** Ends this session: waiting stanzas bounce, pending verifications fail. */
@@ -694,11 +785,12 @@ class Outgoing {
     this.state = 'closed';
     this.closedWith = { condition, text };
     clearTimeout(this.deadline);
+    clearTimeout(this.retryTimer);
     this.link.forget(this);
     if (!wasReady && condition !== 'remote-server-timeout') this.link.countError();
     this.stream?.close();
     for (const pending of [...this.verifications.values()]) pending.resolve(false);
-    for (const stanza of this.queue.splice(0)) this.link.bounce(stanza, condition, text);
+    for (const stanza of this.queue.drain()) this.link.bounce(stanza, condition, text);
   }
 }
 
