@@ -265,6 +265,17 @@ describe('presence limits', () => {
   });
 });
 
+describe('presence limits under concurrent SUBSCRIBEs', () => {
+  const suite = serverForSuite({ presence: { max_subscriptions: 2 } });
+
+  test('places being written count: of five SUBSCRIBEs at once, two are accepted and three get 503', async () => {
+    const watchers = await Promise.all(['w1', 'w2', 'w3', 'w4', 'w5'].map((user) => suite.ua(user)));
+    const responses = await Promise.all(watchers.map((watcher) => Watch.subscribe(watcher, 'sip:star@localhost', { expires: 600 })));
+    assert.deepEqual(responses.map(({ response }) => response.status).sort(), [200, 200, 503, 503, 503]);
+    assert.equal(suite.server.server.presence!.watchersOf('star@localhost').length, 2);
+  });
+});
+
 describe('presence while the store is unavailable', () => {
   const suite = serverForSuite({});
 
