@@ -43,7 +43,7 @@ const ALLOW_EVENTS: Header = { name: 'allow-events', value: EVENT_PACKAGE };
 const ACCEPT_PIDF: Header = { name: 'accept', value: PIDF_TYPE };
 /** NOTIFY answers after which the subscriber is gone (RFC 6665 §4.2.2): the dialog is, or it stopped answering. */
 const SUBSCRIBER_GONE = new Set([408, 481]);
-/** How long a stop waits for subscribers to answer their last NOTIFY. */
+/** How long a stop waits for subscribers to answer the NOTIFYs under way. */
 const STOP_NOTIFY_WAIT_MS = 1000;
 
 /**
