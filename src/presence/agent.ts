@@ -1,8 +1,9 @@
 // The presence agent (RFC 3856) of Parley's users. It keeps what presentities PUBLISH (RFC 3903)
 // and what non-SIP sources report, falls back on registration for users who published nothing,
-// and holds the SUBSCRIBE dialogs (RFC 6665) it sends a NOTIFY in at every change. All of it
-// lives in memory: a restart forgets publications and subscriptions alike, and a graceful stop
-// tells subscribers to come back at once.
+// and holds the SUBSCRIBE dialogs (RFC 6665) it sends a NOTIFY in at every change. Publications
+// and subscriptions are written to the store before the PUBLISH or SUBSCRIBE is answered, and taken
+// back at start: after a restart, graceful or not, refreshes find their entity tags and dialogs,
+// and every watcher is sent the state of the moment in its own dialog.
 import { EventEmitter } from 'node:events';
 import { isIPv6 } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,15 +12,19 @@ import type { Config, PresencePolicy, Route } from '../config/index.js';
 import { escapeRegExp } from '../imc/index.js';
 import type { Registrar } from '../registrar/index.js';
 import type { Relay } from '../relay/index.js';
+import { logBackgroundFailure, type PresenceStore } from '../store/index.js';
 import {
   type Header, type IncomingRequest, type SipMessage, type SipStack, aorOf, createResponse, escapeUser, formatPeer, parseNameAddr,
   parseUri, randomToken,
 } from '../sip/index.js';
 import { RETRY_WHEN_FULL, grantExpires, parseExpires } from './expires.js';
 import { CLOSED, OPEN, PIDF_TYPE, PidfError, type PresenceState, buildPidf, composeStates, parsePidf, sameState } from './pidf.js';
-import { type PublicationLimits, PublicationStore } from './publications.js';
+import { type PublicationLimits, PublicationStore, type PublishedDocument } from './publications.js';
 import { type PresenceEvents, type PresenceService, REGISTRATION, SIP_PUBLICATION } from './service.js';
-import { type Subscription, type TerminationReason, dialogKey, subscriptionState } from './subscription.js';
+import { KeyedSerializer } from './serial.js';
+import {
+  NOTIFY_CSEQ_BLOCK, type Subscription, type TerminationReason, dialogKey, restoredSubscription, storedSubscription, subscriptionState,
+} from './subscription.js';
 
 export interface PresenceOptions extends PublicationLimits {
   /** Who may watch whom: anyone, or only watchers of the presentity's own domain. */
@@ -38,7 +43,7 @@ const ALLOW_EVENTS: Header = { name: 'allow-events', value: EVENT_PACKAGE };
 const ACCEPT_PIDF: Header = { name: 'accept', value: PIDF_TYPE };
 /** NOTIFY answers after which the subscriber is gone (RFC 6665 §4.2.2): the dialog is, or it stopped answering. */
 const SUBSCRIBER_GONE = new Set([408, 481]);
-/** How long a stop waits for subscribers to answer their last NOTIFY. */
+/** How long a stop waits for subscribers to answer the NOTIFYs under way. */
 const STOP_NOTIFY_WAIT_MS = 1000;
 
 /**
@@ -58,8 +63,13 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
   private readonly external = new Map<string, Map<string, PresenceState>>();
   private readonly dialogs = new Map<string, Subscription>();
   private readonly watched = new Map<string, Set<Subscription>>();
-  /** Subscriptions held by each watcher. */
+  /** Subscriptions held by each watcher, and being written. */
   private readonly watching = new Map<string, number>();
+  /** New subscriptions being written: their places are taken. */
+  private creating = 0;
+  /** SUBSCRIBEs and expiries of one dialog, one at a time. */
+  private readonly serial = new KeyedSerializer();
+  private stopped = false;
   /** The state last announced for each address whose state is not CLOSED: absent means CLOSED. */
   private readonly announced = new Map<string, PresenceState>();
   private readonly deliveries = new Set<Promise<void>>();
@@ -69,11 +79,12 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     private readonly registrar: Registrar,
     /** The foreign-domain policy: NOTIFYs to watchers of other domains go only through relay.outbound_proxy. */
     private readonly relay: Relay,
+    private readonly store: PresenceStore,
     private readonly options: PresenceOptions,
     private readonly log: Logger,
   ) {
     super();
-    this.publications = new PublicationStore(options, (aor) => this.update(aor, SIP_PUBLICATION));
+    this.publications = new PublicationStore(options, store, (aor) => this.update(aor, SIP_PUBLICATION), log);
     registrar.on('registered', (aor) => this.update(aor, REGISTRATION));
     registrar.on('unregistered', (aor) => this.update(aor, REGISTRATION));
   }
@@ -97,7 +108,8 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     return [...new Set([...(this.watched.get(aor) ?? [])].map((subscription) => subscription.watcher))];
   }
 
-  handle(request: IncomingRequest): void {
+  /** Rejects with the store's error when it cannot take a change: the server answers 503. */
+  async handle(request: IncomingRequest): Promise<void> {
     switch (request.message.method) {
       case 'PUBLISH':
         return this.publish(request);
@@ -108,14 +120,42 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     }
   }
 
-  /** Ends every subscription with "deactivated", so that subscribers come back at once, and forgets publications. */
+  /** Takes back from the store the publications and subscriptions not expired yet; before requests come. */
+  async load(): Promise<void> {
+    const { publications, subscriptions } = await this.store.loadPresence(Date.now());
+    this.publications.restore(publications);
+    for (const stored of subscriptions) {
+      const subscription = restoredSubscription(stored);
+      if (!subscription) continue;
+      this.countWatcher(subscription.watcher, 1);
+      this.hold(subscription);
+    }
+  }
+
+  /**
+   * Once gateways listen and transports are up: tells gateways who watches whom, and sends every
+   * subscriber of the last run the state now, in its dialog, as it may have changed meanwhile.
+   */
+  start(): void {
+    for (const aor of new Set([...this.publications.presentities(), ...this.watched.keys()])) this.remember(aor, this.stateOf(aor));
+    for (const subscription of this.dialogs.values()) {
+      this.announce(() => this.emit('watch', subscription.presentity, subscription.watcher));
+      this.notify(subscription);
+    }
+  }
+
+  /**
+   * Stops notifying and expiring; publications and subscriptions stay in the store, and the next
+   * start takes them back, so subscribers are not asked to subscribe again.
+   */
   async stop(): Promise<void> {
-    for (const subscription of [...this.dialogs.values()]) this.end(subscription, 'deactivated');
-    this.publications.clear();
+    this.stopped = true;
+    this.publications.stop();
+    for (const subscription of this.dialogs.values()) clearTimeout(subscription.expiry);
     await Promise.race([Promise.allSettled([...this.deliveries]), sleep(STOP_NOTIFY_WAIT_MS, undefined, { ref: false })]);
   }
 
-  private publish(request: IncomingRequest): void {
+  private async publish(request: IncomingRequest): Promise<void> {
     const message = request.message;
     if (eventPackage(message) !== EVENT_PACKAGE) return request.reply(489, 'Bad Event', { headers: [ALLOW_EVENTS] });
     const presentity = aorOf(message.requestUri);
@@ -124,19 +164,20 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     if (publisher !== presentity) return request.reply(403, 'Forbidden (only a presentity publishes its presence)');
     const expires = expiresOf(message);
     if (expires === 'malformed') return request.reply(400, 'Bad Expires header');
-    let state: PresenceState | undefined;
+    let body: PublishedDocument | undefined;
     if (message.body.length > 0) {
       if (mediaTypeOf(message.get('content-type') ?? '') !== PIDF_TYPE) {
         return request.reply(415, 'Unsupported Media Type', { headers: [ACCEPT_PIDF] });
       }
+      const document = message.body.toString('utf8');
       try {
-        state = parsePidf(message.body.toString('utf8'));
+        body = { document, state: parsePidf(document) };
       } catch (error) {
         if (!(error instanceof PidfError)) throw error;
         return request.reply(400, `Bad Request (${error.message})`.replace(/[\r\n]+/g, ' '));
       }
     }
-    const outcome = this.publications.publish(presentity, { ifMatch: message.get('sip-if-match'), expires, state });
+    const outcome = await this.publications.publish(presentity, { ifMatch: message.get('sip-if-match'), expires, body });
     switch (outcome.status) {
       case 200: {
         const headers: Header[] = [{ name: 'expires', value: String(outcome.expires) }];
@@ -153,7 +194,7 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     }
   }
 
-  private subscribe(request: IncomingRequest): void {
+  private subscribe(request: IncomingRequest): Promise<void> | void {
     const message = request.message;
     if (eventPackage(message) !== EVENT_PACKAGE) return request.reply(489, 'Bad Event', { headers: [ALLOW_EVENTS] });
     const asked = expiresOf(message);
@@ -166,7 +207,7 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     return this.create(request, expires);
   }
 
-  private create(request: IncomingRequest, expires: number): void {
+  private async create(request: IncomingRequest, expires: number): Promise<void> {
     const message = request.message;
     if (!acceptsPidf(message)) return request.reply(406, 'Not Acceptable', { headers: [ACCEPT_PIDF] });
     const remoteTarget = contactOf(message);
@@ -184,7 +225,7 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     if (expires > 0 && (this.watching.get(watcher) ?? 0) >= this.options.maxSubscriptionsPerWatcher) {
       return request.reply(403, 'Forbidden (too many subscriptions from this watcher)');
     }
-    if (expires > 0 && this.dialogs.size >= this.options.maxSubscriptions) {
+    if (expires > 0 && this.dialogs.size + this.creating >= this.options.maxSubscriptions) {
       return request.reply(503, 'Service Unavailable (too many presence subscriptions)', { headers: [{ name: 'retry-after', value: String(RETRY_WHEN_FULL) }] });
     }
     const localTag = randomToken();
@@ -194,6 +235,7 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
       watcher,
       callId: message.callId,
       localTag,
+      remoteTag: message.from.params.get('tag') ?? '',
       local: `${message.get('to')};tag=${localTag}`,
       remote: message.get('from')!,
       event: message.get('event')!,
@@ -203,35 +245,57 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
       flow: request.source,
       remoteCSeq: message.cseq.seq,
       localCSeq: 0,
+      savedCSeq: NOTIFY_CSEQ_BLOCK,
       expiresAt: Date.now() + expires * 1000,
       notifying: false,
       outdated: false,
     };
-    this.accept(request, subscription, expires);
     // Expires: 0 is a fetch (RFC 6665 §4.4.3): one NOTIFY with the state, and the subscription is over.
-    if (expires === 0) return this.end(subscription, 'timeout');
-    this.dialogs.set(subscription.dialog, subscription);
-    this.watching.set(watcher, (this.watching.get(watcher) ?? 0) + 1);
-    const watchers = this.watched.get(presentity) ?? new Set();
-    this.watched.set(presentity, watchers.add(subscription));
-    this.expireIn(subscription, expires);
+    if (expires === 0) {
+      this.accept(request, subscription, expires);
+      return this.end(subscription, 'timeout');
+    }
+    // The places are taken while the write is under way, so that other SUBSCRIBEs cannot exceed the limits meanwhile.
+    this.creating++;
+    this.countWatcher(watcher, 1);
+    try {
+      await this.store.putSubscription(storedSubscription(subscription));
+    } catch (error) {
+      this.countWatcher(watcher, -1);
+      throw error;
+    } finally {
+      this.creating--;
+    }
+    this.hold(subscription);
+    this.accept(request, subscription, expires);
     this.log.debug({ presentity, watcher, expires }, 'presence subscription');
     this.announce(() => this.emit('watch', presentity, watcher));
     this.notify(subscription);
   }
 
-  private refresh(request: IncomingRequest, expires: number): void {
+  private refresh(request: IncomingRequest, expires: number): Promise<void> {
     const message = request.message;
-    const subscription = this.dialogs.get(dialogKey(message.callId, message.to.params.get('tag') ?? '', message.from.params.get('tag') ?? ''));
-    if (!subscription) return request.reply(481, 'Subscription Does Not Exist');
-    if (message.cseq.seq <= subscription.remoteCSeq) return request.reply(500, 'Server Internal Error (CSeq out of order)');
-    subscription.remoteCSeq = message.cseq.seq;
-    subscription.remoteTarget = contactOf(message) ?? subscription.remoteTarget;
-    subscription.flow = request.source;
-    this.accept(request, subscription, expires);
-    if (expires === 0) return this.end(subscription, 'timeout');
-    this.expireIn(subscription, expires);
-    this.notify(subscription);
+    const dialog = dialogKey(message.callId, message.to.params.get('tag') ?? '', message.from.params.get('tag') ?? '');
+    return this.serial.run(dialog, async () => {
+      const subscription = this.dialogs.get(dialog);
+      if (!subscription) return request.reply(481, 'Subscription Does Not Exist');
+      if (message.cseq.seq <= subscription.remoteCSeq) return request.reply(500, 'Server Internal Error (CSeq out of order)');
+      const refreshed = {
+        remoteCSeq: message.cseq.seq,
+        remoteTarget: contactOf(message) ?? subscription.remoteTarget,
+        flow: request.source,
+        expiresAt: Date.now() + expires * 1000,
+      };
+      if (expires === 0) await this.store.removeSubscription(subscription);
+      else await this.store.putSubscription(storedSubscription({ ...subscription, ...refreshed }));
+      // The subscriber stopped answering while the write was under way.
+      if (this.dialogs.get(dialog) !== subscription) return request.reply(481, 'Subscription Does Not Exist');
+      Object.assign(subscription, refreshed);
+      this.accept(request, subscription, expires);
+      if (expires === 0) return this.end(subscription, 'timeout');
+      this.expireAt(subscription);
+      this.notify(subscription);
+    });
   }
 
   /** The 200 to a SUBSCRIBE (RFC 6665 deprecates 202: whether it is pending is the NOTIFY's to say). */
@@ -246,10 +310,34 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     return this.options.policy === 'open' || domainOf(watcher) === domainOf(presentity);
   }
 
-  private expireIn(subscription: Subscription, expires: number): void {
+  /** Holds a subscription whose place was counted already, until it expires. */
+  private hold(subscription: Subscription): void {
+    this.dialogs.set(subscription.dialog, subscription);
+    const watchers = this.watched.get(subscription.presentity) ?? new Set();
+    this.watched.set(subscription.presentity, watchers.add(subscription));
+    this.expireAt(subscription);
+  }
+
+  private countWatcher(watcher: string, change: 1 | -1): void {
+    const held = (this.watching.get(watcher) ?? 0) + change;
+    if (held > 0) this.watching.set(watcher, held);
+    else this.watching.delete(watcher);
+  }
+
+  private expireAt(subscription: Subscription): void {
     clearTimeout(subscription.expiry);
-    subscription.expiresAt = Date.now() + expires * 1000;
-    subscription.expiry = setTimeout(() => this.end(subscription, 'timeout'), expires * 1000).unref();
+    // After the SUBSCRIBEs of the dialog under way: a refresh among them may have arrived in time.
+    const expire = () => void this.serial.run(subscription.dialog, () => {
+      if (subscription.expiresAt > Date.now() || this.dialogs.get(subscription.dialog) !== subscription) return;
+      this.end(subscription, 'timeout');
+      this.unstore(subscription);
+    });
+    subscription.expiry = setTimeout(expire, Math.max(0, subscription.expiresAt - Date.now())).unref();
+  }
+
+  /** Removes an ended subscription from the store, in the background: left there, it is dropped once expired. */
+  private unstore(subscription: Subscription): void {
+    void this.store.removeSubscription(subscription).catch(logBackgroundFailure(this.log, 'removing a presence subscription'));
   }
 
   /** Ends a subscription with a last NOTIFY saying why. */
@@ -266,9 +354,7 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     const watchers = this.watched.get(subscription.presentity);
     watchers?.delete(subscription);
     if (watchers?.size === 0) this.watched.delete(subscription.presentity);
-    const held = (this.watching.get(subscription.watcher) ?? 1) - 1;
-    if (held > 0) this.watching.set(subscription.watcher, held);
-    else this.watching.delete(subscription.watcher);
+    this.countWatcher(subscription.watcher, -1);
     this.announce(() => this.emit('unwatch', subscription.presentity, subscription.watcher));
   }
 
@@ -276,10 +362,14 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
   private update(aor: string, source: string): void {
     const state = this.stateOf(aor);
     if (sameState(state, this.announced.get(aor) ?? CLOSED)) return;
-    if (sameState(state, CLOSED)) this.announced.delete(aor);
-    else this.announced.set(aor, state);
+    this.remember(aor, state);
     for (const subscription of this.watched.get(aor) ?? []) this.notify(subscription);
     this.announce(() => this.emit('change', aor, state, source));
+  }
+
+  private remember(aor: string, state: PresenceState): void {
+    if (sameState(state, CLOSED)) this.announced.delete(aor);
+    else this.announced.set(aor, state);
   }
 
   /** Runs an emit to plug-ins: a listener that throws must not break the request or timer behind the event. */
@@ -296,6 +386,7 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
    * they cannot overtake each other; changes made meanwhile are sent together once it is answered.
    */
   private notify(subscription: Subscription): void {
+    if (this.stopped) return;
     if (subscription.notifying) {
       subscription.outdated = true;
       return;
@@ -311,13 +402,31 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
   private async deliver(subscription: Subscription): Promise<void> {
     do {
       subscription.outdated = false;
+      await this.saveCSeq(subscription);
       const status = await this.sendNotify(subscription);
       if (!status || SUBSCRIBER_GONE.has(status)) {
         this.log.info({ presentity: subscription.presentity, watcher: subscription.watcher, status: status ?? 'unreachable' }, 'presence subscriber gone; subscription dropped');
         this.forget(subscription);
+        if (!subscription.ended) this.unstore(subscription);
         return;
       }
-    } while (subscription.outdated);
+    } while (subscription.outdated && !this.stopped);
+  }
+
+  /**
+   * Makes sure the store knows a CSeq at least as high as the next NOTIFY's, so that NOTIFYs after
+   * a restart go on above it; raised a block at a time, it costs one write per NOTIFY_CSEQ_BLOCK NOTIFYs.
+   */
+  private async saveCSeq(subscription: Subscription): Promise<void> {
+    if (subscription.ended || subscription.localCSeq < subscription.savedCSeq) return;
+    const saved = subscription.localCSeq + NOTIFY_CSEQ_BLOCK;
+    try {
+      await this.store.setNotifyCSeq(subscription, saved);
+      subscription.savedCSeq = saved;
+    } catch (error) {
+      // The NOTIFY goes anyway: only a crash before the next successful save could make a later NOTIFY repeat a CSeq.
+      logBackgroundFailure(this.log, 'saving the CSeq of NOTIFYs')(error);
+    }
   }
 
   /** The NOTIFY's final status; undefined when the subscriber cannot be reached. */

@@ -167,7 +167,7 @@ export class ParleyServer {
           maxSubscriptionsPerWatcher: config.presence.max_subscriptions_per_watcher,
           maxSubscriptions: config.presence.max_subscriptions,
         };
-        this.presence = new PresenceAgent(this.stack, this.registrar, this.relay, { minExpires, maxExpires, defaultExpires, policy, ...limits }, this.log.child({ module: 'presence' }));
+        this.presence = new PresenceAgent(this.stack, this.registrar, this.relay, this.store.presence, { minExpires, maxExpires, defaultExpires, policy, ...limits }, this.log.child({ module: 'presence' }));
       }
       if (config.xmpp.enabled) {
         const presence = this.presence && { service: this.presence, isKnownUser: this.isKnownUser };
@@ -215,11 +215,13 @@ export class ParleyServer {
       this.stack.on('error', (error) => this.log.debug({ err: error.message }, 'send failed'));
       this.stack.on('request', (request) => this.track(this.dispatch(request)));
       await this.registrar.start();
+      await this.presence?.load();
       await this.transports.start();
       this.timers.start();
       this.relay.start();
       this.xmpp?.start();
       await this.gateway?.start();
+      this.presence?.start();
     } catch (error) {
       await this.admin?.stop();
       await this.store.close();
@@ -245,10 +247,10 @@ export class ParleyServer {
     await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
     await this.admin?.stop();
     await this.rooms?.stop();
-    await this.gateway?.stop();
-    // The gateway first: the subscriptions the agent ends must not cancel XMPP users' approvals.
-    await this.xmpp?.stop();
+    // The agent first: its subscriptions go on after the restart, so what the gateways withdraw as they stop must not reach watchers.
     await this.presence?.stop();
+    await this.gateway?.stop();
+    await this.xmpp?.stop();
     this.relay?.stop();
     this.registrar?.stop();
     this.timers.stop();

@@ -1,53 +1,22 @@
 import type { Insertable, Kysely, Selectable, Transaction } from 'kysely';
-import { isStoreUnavailable } from './availability.js';
+import { GroupCommit } from './group-commit.js';
 import { deleteExpired, nullsAbsent } from './rows.js';
 import type { Database, LocationsTable } from './schema.js';
 import type { Binding, LocationStore } from './types.js';
 
 export class LocationRepository implements LocationStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  private readonly commits: GroupCommit;
 
-  private pending: PendingReplace[] = [];
-  private flushing: Promise<void> | undefined;
-
-  /**
-   * Rows are stored under the aor argument, whatever the bindings' own aor field says.
-   * Replacements asked for while a commit is under way are committed together in the next
-   * transaction (group commit): each still resolves only once its rows are durable, but a burst of
-   * REGISTERs shares one disk sync instead of waiting for one each.
-   */
-  replace(aor: string, bindings: Binding[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ aor, bindings, resolve, reject });
-      if (!this.flushing) this.flushing = new Promise<void>((started) => setImmediate(started)).then(() => this.flush());
-    });
+  constructor(private readonly db: Kysely<Database>) {
+    this.commits = new GroupCommit(db);
   }
 
-  private async flush(): Promise<void> {
-    while (this.pending.length > 0) {
-      const batch = this.pending;
-      this.pending = [];
-      try {
-        await this.db.transaction().execute(async (trx) => {
-          for (const entry of batch) await writeBindings(trx, entry.aor, entry.bindings);
-        });
-        for (const entry of batch) entry.resolve();
-      } catch (error) {
-        // Nothing gets through while the store is unavailable: trying each entry would only wait longer.
-        if (isStoreUnavailable(error)) {
-          for (const entry of batch) entry.reject(error);
-          continue;
-        }
-        // One failing entry must not fail the others: commit them one by one to find it.
-        for (const entry of batch) {
-          await this.db
-            .transaction()
-            .execute((trx) => writeBindings(trx, entry.aor, entry.bindings))
-            .then(entry.resolve, entry.reject);
-        }
-      }
-    }
-    this.flushing = undefined;
+  /**
+   * Rows are stored under the aor argument, whatever the bindings' own aor field says. A burst of
+   * REGISTERs is committed together (group commit), each resolving once its rows are durable.
+   */
+  replace(aor: string, bindings: Binding[]): Promise<void> {
+    return this.commits.run((trx) => writeBindings(trx, aor, bindings));
   }
 
   async listAll(): Promise<Binding[]> {
@@ -63,13 +32,6 @@ export class LocationRepository implements LocationStore {
     const row = await this.db.selectFrom('known_aors').select('aor').where('aor', '=', aor).executeTakeFirst();
     return row !== undefined;
   }
-}
-
-interface PendingReplace {
-  aor: string;
-  bindings: Binding[];
-  resolve(): void;
-  reject(error: unknown): void;
 }
 
 async function writeBindings(trx: Transaction<Database>, aor: string, bindings: Binding[]): Promise<void> {

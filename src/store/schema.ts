@@ -44,6 +44,36 @@ export interface OfflineMessagesTable {
   expires_at: number;
 }
 
+export interface PresencePublicationsTable {
+  id: Generated<number>;
+  presentity: string;
+  etag: string;
+  /** The PIDF document as published. */
+  document: string;
+  expires_at: number;
+}
+
+/** A SUBSCRIBE dialog of the presence agent; NOTIFYs go From local_header To remote_header. */
+export interface PresenceSubscriptionsTable {
+  call_id: string;
+  local_tag: string;
+  remote_tag: string;
+  presentity: string;
+  watcher: string;
+  local_header: string;
+  remote_header: string;
+  event: string;
+  /** JSON array of the Record-Route values, in order. */
+  route_set: string;
+  contact: string;
+  remote_target: string;
+  /** "proto:host:port" the latest SUBSCRIBE came from. */
+  source: string;
+  remote_cseq: number;
+  local_cseq: number;
+  expires_at: number;
+}
+
 /** Kamailio imc schema: flag bits as in its imc_mng.h. */
 export interface ImcRoomsTable {
   id: Generated<number>;
@@ -113,4 +143,6 @@ export interface Database {
   locations: LocationsTable;
   known_aors: KnownAorsTable;
   offline_messages: OfflineMessagesTable;
+  presence_publications: PresencePublicationsTable;
+  presence_subscriptions: PresenceSubscriptionsTable;
 }

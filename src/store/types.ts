@@ -84,6 +84,68 @@ export interface OfflineStore {
   count(aor: string): Promise<number>;
 }
 
+/** A presence publication (RFC 3903) as kept across restarts. */
+export interface StoredPublication {
+  /** Given by the store; a presentity's publications compose in id order, the order they were first made. */
+  id: number;
+  /** "user@domain". */
+  presentity: string;
+  etag: string;
+  /** The PIDF document as published. */
+  document: string;
+  expiresAt: number;
+}
+
+export type PublicationChange = Pick<StoredPublication, 'etag' | 'document' | 'expiresAt'>;
+
+/** The three identifiers of a SUBSCRIBE dialog; localTag is Parley's. */
+export interface DialogId {
+  callId: string;
+  localTag: string;
+  remoteTag: string;
+}
+
+/** A presence subscription (RFC 6665 dialog) as kept across restarts. */
+export interface StoredSubscription extends DialogId {
+  presentity: string;
+  watcher: string;
+  /** The From of NOTIFYs: the SUBSCRIBE's To with Parley's tag. */
+  localHeader: string;
+  /** The To of NOTIFYs: the SUBSCRIBE's From. */
+  remoteHeader: string;
+  /** The SUBSCRIBE's Event header. */
+  event: string;
+  routeSet: string[];
+  /** The Contact Parley gave. */
+  contact: string;
+  /** The subscriber's Contact URI. */
+  remoteTarget: string;
+  /** Where the latest SUBSCRIBE came from, "proto:host:port". */
+  source: string;
+  remoteCSeq: number;
+  /** No NOTIFY of the dialog has used a CSeq above this one. */
+  localCSeq: number;
+  expiresAt: number;
+}
+
+/**
+ * The presence agent's publications and subscriptions. Writes are committed in the order they are
+ * asked for, a burst of them together; each resolves once committed.
+ */
+export interface PresenceStore {
+  /** Inserts a publication; resolves with its id. */
+  addPublication(publication: Omit<StoredPublication, 'id'>): Promise<number>;
+  updatePublication(id: number, change: PublicationChange): Promise<void>;
+  removePublication(id: number): Promise<void>;
+  /** Inserts the subscription, or replaces the one of the same dialog. */
+  putSubscription(subscription: StoredSubscription): Promise<void>;
+  /** Raises the CSeq NOTIFYs of the dialog may use up to; nothing when the dialog is not stored. */
+  setNotifyCSeq(dialog: DialogId, localCSeq: number): Promise<void>;
+  removeSubscription(dialog: DialogId): Promise<void>;
+  /** Removes what has expired at `now`, then returns the rest: publications in id order. */
+  loadPresence(now: number): Promise<{ publications: StoredPublication[]; subscriptions: StoredSubscription[] }>;
+}
+
 export type RoomRole = 'owner' | 'admin' | 'member';
 
 /** A chat room; `private` rooms admit invited users only. */
@@ -199,6 +261,7 @@ export interface Store {
   readonly users: UserStore;
   readonly locations: LocationStore;
   readonly offline: OfflineStore;
+  readonly presence: PresenceStore;
   /** The per-user gateway's account map (purplemap). */
   readonly gatewayAccounts: GatewayAccountStore;
   /** The account map under another table name (gateway.db_table), created when missing; purplemap: gatewayAccounts. */

@@ -21,10 +21,11 @@
 //                travel -> xa; away, meal, breakfast, dinner, in-transit, shopping -> away;
 //                anything else -> no <show/>. Notes -> <status/> (joined by line breaks).
 //
-// Everything is kept in memory. After a restart XMPP watchers are found again through the probes
-// their servers send when they come online, and SIP watchers subscribe again (the agent ends their
-// dialogs with "deactivated" when it stops). The agent keeps one state per address, so every SIP
-// watcher of an XMPP contact sees what the contact lets any one of them see.
+// The bridge keeps everything in memory. After a restart XMPP watchers are found again through the
+// probes their servers send when they come online; the agent takes its SIP subscriptions back from
+// the store and reports them with `watch`, so their XMPP contacts are asked again. The agent keeps
+// one state per address, so every SIP watcher of an XMPP contact sees what the contact lets any one
+// of them see.
 import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
 import type { PresenceService, PresenceState } from '../presence/index.js';
@@ -141,8 +142,8 @@ export class PresenceBridge {
   }
 
   /**
-   * Stops following the agent before it ends its subscriptions (which must not cancel the XMPP
-   * contacts' approvals), and tells XMPP watchers that the SIP users are unavailable.
+   * Stops following the agent, so that nothing of the stop cancels the XMPP contacts' approvals,
+   * and tells XMPP watchers that the SIP users are unavailable.
    */
   async stop(): Promise<void> {
     const service = this.hooks.service;

@@ -1,7 +1,9 @@
 // The presence agent over real SIP traffic: PUBLISH, SUBSCRIBE/NOTIFY and registration-derived state.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import SqliteDatabase from 'better-sqlite3';
 import { startServer, type TestServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
 import { Watch, pidf, publish, stateIn } from '../support/presence.js';
@@ -14,7 +16,7 @@ function serverForSuite(patch: Parameters<typeof startServer>[0]) {
     s = await startServer(patch);
   });
   after(async () => {
-    await s.stop(); // first, so that subscribers still answer the NOTIFYs of the stop
+    await s.stop();
     for (const agent of uas) agent.close();
   });
   return {
@@ -263,14 +265,51 @@ describe('presence limits', () => {
   });
 });
 
-describe('presence on a graceful stop', () => {
+describe('presence limits under concurrent SUBSCRIBEs', () => {
+  const suite = serverForSuite({ presence: { max_subscriptions: 2 } });
+
+  test('places being written count: of five SUBSCRIBEs at once, two are accepted and three get 503', async () => {
+    const watchers = await Promise.all(['w1', 'w2', 'w3', 'w4', 'w5'].map((user) => suite.ua(user)));
+    const responses = await Promise.all(watchers.map((watcher) => Watch.subscribe(watcher, 'sip:star@localhost', { expires: 600 })));
+    assert.deepEqual(responses.map(({ response }) => response.status).sort(), [200, 200, 503, 503, 503]);
+    assert.equal(suite.server.server.presence!.watchersOf('star@localhost').length, 2);
+  });
+});
+
+describe('presence while the store is unavailable', () => {
   const suite = serverForSuite({});
 
-  test('subscribers are told to subscribe again (terminated;reason=deactivated)', async () => {
-    const uma = await suite.ua('uma');
-    const watch = await subscribed(uma, 'sip:vera@localhost');
-    await watch.nextNotify();
-    await suite.server.server.stop(1000);
-    assert.equal((await watch.nextNotify()).get('subscription-state'), 'terminated;reason=deactivated');
+  test('PUBLISH and SUBSCRIBE get 503 with Retry-After and change nothing; once the store is back, tags and dialogs are as before', async () => {
+    const erin = await suite.ua('erin');
+    const frank = await suite.ua('frank');
+    const published = await publish(erin, { body: pidf('sip:erin@localhost', 'open', { note: 'here' }), expires: 600 });
+    assert.equal(published.status, 200);
+    const etag = published.get('sip-etag')!;
+    const watch = await subscribed(frank, 'sip:erin@localhost', 600);
+    assert.deepEqual(stateIn(await watch.nextNotify()).notes, ['here']);
+
+    const lock = new SqliteDatabase(join(suite.server.dir, 'parley.db'));
+    lock.exec('BEGIN EXCLUSIVE');
+    try {
+      const refused = [
+        await publish(erin, { etag, body: pidf('sip:erin@localhost', 'closed') }),
+        await publish(erin, { body: pidf('sip:erin@localhost', 'closed') }),
+        (await Watch.subscribe(frank, 'sip:grace@localhost')).response,
+        await watch.refresh(0),
+      ];
+      for (const response of refused) {
+        assert.equal(response.status, 503, `${response.cseq.method}: ${response.status} ${response.reason}`);
+        assert.match(response.reason, /store unavailable/);
+        assert.ok(Number(response.get('retry-after')) > 0);
+      }
+    } finally {
+      lock.exec('ROLLBACK');
+      lock.close();
+    }
+    await watch.noNotifyWithin(300);
+    assert.deepEqual(suite.server.server.presence!.watchersOf('erin@localhost'), ['frank@localhost']);
+    assert.equal((await publish(erin, { etag, expires: 600 })).status, 200, 'the entity tag is still good');
+    assert.equal((await watch.refresh(600)).status, 200, 'the dialog is still there');
+    assert.deepEqual(stateIn(await watch.nextNotify()).notes, ['here']);
   });
 });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
-import { openStore, StoreError, type Binding, type Store, type StoredMessage, type StoreDriver } from '../../src/store/index.js';
+import { openStore, StoreError, type Binding, type Store, type StoredMessage, type StoredSubscription, type StoreDriver } from '../../src/store/index.js';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import { migrations } from '../../src/store/migrations/index.js';
@@ -294,6 +294,58 @@ for (const [driver, createBackend] of Object.entries(backends)) {
         const id = await store.offline.add(message(aor), 10);
         await store.offline.remove((id as number) + 1000);
         assert.equal(await store.offline.count(aor), 1);
+      });
+    });
+
+    describe('presence', () => {
+      const dialog = { callId: 'a84b4c76e66710@pc33', localTag: 'p1', remoteTag: '1928301774' };
+      const subscription = (overrides: Partial<StoredSubscription> = {}): StoredSubscription => ({
+        ...dialog,
+        presentity: 'bob@b.example',
+        watcher: 'alice@a.example',
+        localHeader: '<sip:bob@b.example>;tag=p1',
+        remoteHeader: '"Alice" <sip:alice@a.example>;tag=1928301774',
+        event: 'presence;id=7',
+        routeSet: ['<sip:p1.example;lr>', '<sip:p2.example;lr>, <sip:p3.example;lr>'],
+        contact: '<sip:bob@192.0.2.1:5060>',
+        remoteTarget: 'sip:alice@198.51.100.7:5062;transport=tcp',
+        source: 'tcp:198.51.100.7:40112',
+        remoteCSeq: 2_147_483_647,
+        localCSeq: 100,
+        expiresAt: NOW + 10 * MINUTE,
+        ...overrides,
+      });
+
+      test('publications come back in the order they were first made, changed and removed as written; expired ones are deleted', async () => {
+        const document = '<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:bob@b.example"/>';
+        const first = await store.presence.addPublication({ presentity: 'bob@b.example', etag: 'e1', document, expiresAt: NOW + MINUTE });
+        const second = await store.presence.addPublication({ presentity: 'bob@b.example', etag: 'e2', document, expiresAt: NOW + MINUTE });
+        const removed = await store.presence.addPublication({ presentity: 'carol@b.example', etag: 'e3', document, expiresAt: NOW + MINUTE });
+        await store.presence.addPublication({ presentity: 'dave@b.example', etag: 'e4', document, expiresAt: NOW });
+        await store.presence.updatePublication(first, { etag: 'e5', document: `${document} `, expiresAt: NOW + 2 * MINUTE });
+        await store.presence.removePublication(removed);
+        const { publications } = await store.presence.loadPresence(NOW);
+        assert.deepEqual(publications, [
+          { id: first, presentity: 'bob@b.example', etag: 'e5', document: `${document} `, expiresAt: NOW + 2 * MINUTE },
+          { id: second, presentity: 'bob@b.example', etag: 'e2', document, expiresAt: NOW + MINUTE },
+        ]);
+        assert.ok(second > first);
+        assert.equal((await store.presence.loadPresence(NOW - MINUTE)).publications.length, 2, 'the expired one was deleted');
+      });
+
+      test('a subscription comes back with every field; put again replaces it, the NOTIFY CSeq is raised, removal and expiry delete it', async () => {
+        await store.presence.putSubscription(subscription());
+        await store.presence.putSubscription(subscription({ callId: 'other', expiresAt: NOW }));
+        assert.deepEqual((await store.presence.loadPresence(NOW)).subscriptions, [subscription()]);
+
+        const refreshed = subscription({ remoteTarget: 'sip:alice@198.51.100.8', source: 'udp:198.51.100.8:5060', remoteCSeq: 3, expiresAt: NOW + 20 * MINUTE });
+        await store.presence.putSubscription(refreshed);
+        await store.presence.setNotifyCSeq(dialog, 200);
+        await store.presence.setNotifyCSeq({ ...dialog, remoteTag: 'unknown' }, 300);
+        assert.deepEqual((await store.presence.loadPresence(NOW)).subscriptions, [{ ...refreshed, localCSeq: 200 }]);
+
+        await store.presence.removeSubscription(dialog);
+        assert.deepEqual((await store.presence.loadPresence(NOW - MINUTE)).subscriptions, []);
       });
     });
 

@@ -2,12 +2,14 @@
 // user, an XMPP user watching a SIP user; then the gateway's status in the admin RPC and metrics,
 // and an XMPP thread carried as the Call-ID.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import xml from '@xmpp/xml';
 import type { PresenceState } from '../../src/presence/index.js';
 import { rpc, scrape, sample } from '../admin/client.js';
 import { eventually } from '../support/eventually.js';
+import { tempDir } from '../support/process.js';
 import { Watch, pidf, publish, stateIn } from '../support/presence.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
@@ -48,21 +50,22 @@ async function notified(watch: Watch, expected: Partial<PresenceState>, timeoutM
 const presenceFrom = (user: XmppUser, from: string, type: string | undefined, since: number) =>
   user.waitForPresence((p) => p.attrs.from === from && p.attrs.type === type, since);
 
+/** The gateway, a component of the test's Prosody. */
+const gatewayConfig = () => ({
+  enabled: true,
+  xmpp_domain: prosody.componentDomain,
+  xmpp_password: prosody.componentSecret,
+  xmpp_port: prosody.componentPort,
+  reconnect_min: 0.1,
+  reconnect_max: 0.5,
+});
+
 before(async () => {
   prosody = await Prosody.start();
   await Promise.all([prosody.register('mercutio', 'password'), prosody.register('tybalt', 'password')]);
   [mercutio, tybalt] = await Promise.all([XmppUser.connect(prosody, 'mercutio'), XmppUser.connect(prosody, 'tybalt')]);
   await Promise.all([mercutio.fetchRoster(), tybalt.fetchRoster()]);
-  parley = await startServer({
-    xmpp: {
-      enabled: true,
-      xmpp_domain: prosody.componentDomain,
-      xmpp_password: prosody.componentSecret,
-      xmpp_port: prosody.componentPort,
-      reconnect_min: 0.1,
-      reconnect_max: 0.5,
-    },
-  });
+  parley = await startServer({ xmpp: gatewayConfig() });
   alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
   bob = await TestUA.create({ proto: 'tcp', user: 'bob', server: parley.tcp });
   assert.equal((await alice.register()).status, 200);
@@ -219,7 +222,7 @@ describe('status', () => {
 });
 
 describe('a graceful stop', () => {
-  test('tells XMPP watchers the SIP users are unavailable, and keeps the XMPP contacts\' approvals', async () => {
+  test('tells XMPP watchers the SIP users are unavailable, keeps the XMPP contacts\' approvals, and ends no SIP subscription', async () => {
     assert.equal((await bob.register()).status, 200);
     let since = tybalt.presences.length;
     await tybalt.sendPresence({ to: jidOf('bob'), type: 'subscribe' });
@@ -233,11 +236,39 @@ describe('a graceful stop', () => {
 
     since = tybalt.presences.length;
     const mercutioSince = mercutio.presences.length;
+    const notifiesBefore = alice.received.length;
     await parley.stop();
     await presenceFrom(tybalt, jidOf('bob'), 'unavailable', since);
-    const ended = () => alice.received.find((m) => m.method === 'NOTIFY' && m.callId === watch!.callId && m.get('subscription-state')!.startsWith('terminated'));
-    assert.match((await eventually(ended, 'last NOTIFY')).get('subscription-state')!, /^terminated;reason=deactivated/);
     await sleep(200);
     assert.deepEqual(mercutio.presences.slice(mercutioSince).map(String), []);
+    // The subscription goes on after a restart: alice is neither told it ended nor that mercutio left.
+    const notifies = alice.received.slice(notifiesBefore).filter((m) => m.method === 'NOTIFY' && m.callId === watch!.callId);
+    assert.deepEqual(notifies.map((m) => `${m.get('subscription-state')} ${m.body.toString()}`), []);
+  });
+});
+
+describe('a restart', () => {
+  test('a SIP subscription to an XMPP user goes on: the gateway asks the XMPP user again, and the watcher learns what changed meanwhile', async () => {
+    await parley.stop(); // the component's domain is this test's now
+    const database = `sqlite:${join(tempDir(), 'parley.db')}`;
+    let server = await startServer({ xmpp: gatewayConfig(), database });
+    const romeo = await TestUA.create({ user: 'romeo', server: server.udp });
+    try {
+      await eventually(() => server.server.xmpp!.stats.state === 'online' || undefined, 'XMPP link online');
+      const since = mercutio.presences.length;
+      const { watch } = await Watch.subscribe(romeo, sipAddressOf('mercutio'), { expires: 600 });
+      await presenceFrom(mercutio, jidOf('romeo'), 'subscribe', since);
+      await mercutio.sendPresence({ to: jidOf('romeo'), type: 'subscribed' });
+      await notified(watch!, { basic: 'open' });
+
+      await server.stop();
+      await mercutio.sendPresence({}, xml('show', {}, 'away'), xml('status', {}, 'Fighting Tybalt'));
+      server = await startServer({ xmpp: gatewayConfig(), database, listen: [{ proto: 'udp', host: '127.0.0.1', port: server.udp.port }] });
+
+      await notified(watch!, { basic: 'open', notes: ['Fighting Tybalt'], activities: ['away'] });
+    } finally {
+      romeo.close();
+      await server.stop();
+    }
   });
 });

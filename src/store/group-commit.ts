@@ -1,0 +1,55 @@
+// Group commit: writes asked for while a transaction is being committed wait, and go together in
+// the next one. Each still resolves only once its rows are durable, but a burst of requests shares
+// one disk sync instead of waiting for one each. Writes are committed in the order they were asked
+// for, so a removal asked for after a change is never undone by it.
+import type { Kysely, Transaction } from 'kysely';
+import { isStoreUnavailable } from './availability.js';
+import type { Database } from './schema.js';
+
+/** Statements that belong together; run again on their own when a batch they were in failed. */
+export type Write<R> = (trx: Transaction<Database>) => Promise<R>;
+
+interface PendingWrite {
+  write: Write<unknown>;
+  resolve(result: unknown): void;
+  reject(error: unknown): void;
+}
+
+export class GroupCommit {
+  private pending: PendingWrite[] = [];
+  private flushing: Promise<void> | undefined;
+
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** Resolves with what `write` returned once it is committed. */
+  run<R>(write: Write<R>): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.pending.push({ write, resolve: resolve as (result: unknown) => void, reject });
+      if (!this.flushing) this.flushing = new Promise<void>((started) => setImmediate(started)).then(() => this.flush());
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending;
+      this.pending = [];
+      try {
+        const results = await this.db.transaction().execute(async (trx) => {
+          const done: unknown[] = [];
+          for (const entry of batch) done.push(await entry.write(trx));
+          return done;
+        });
+        batch.forEach((entry, i) => entry.resolve(results[i]));
+      } catch (error) {
+        // Nothing gets through while the store is unavailable: trying each entry would only wait longer.
+        if (isStoreUnavailable(error)) {
+          for (const entry of batch) entry.reject(error);
+          continue;
+        }
+        // One failing entry must not fail the others: commit them one by one to find it.
+        for (const entry of batch) await this.db.transaction().execute(entry.write).then(entry.resolve, entry.reject);
+      }
+    }
+    this.flushing = undefined;
+  }
+}
