@@ -84,6 +84,7 @@ export function createMetricsRegistry(parley: ManagedServer): Registry {
     counter('parley_xmpp_stanzas_in_total', 'Stanzas received from the XMPP server.', () => xmpp.stats.stanzasIn);
     counter('parley_xmpp_stanzas_out_total', 'Stanzas sent to the XMPP server.', () => xmpp.stats.stanzasOut);
     gauge('parley_xmpp_queued', 'Stanzas waiting for the XMPP link.', () => xmpp.stats.queued);
+    gauge('parley_xmpp_unconfirmed', 'Stanzas written to the XMPP server and not yet confirmed by it (written again after a reconnection).', () => xmpp.stats.unconfirmed);
     new Gauge({
       name: 'parley_xmpp_peer_up',
       help: 'Streams with XMPP servers (the component server, or s2s peer domains by direction): 1 when usable, 0 otherwise.',

@@ -13,6 +13,8 @@ export interface XmppLink extends EventEmitter<{ online: []; stanza: [xml.Elemen
   /** Stream and connection errors. */
   readonly errors: number;
   readonly reconnects: number;
+  /** Stanzas written to the server that it has not confirmed yet, kept to be written again after a reconnection. */
+  readonly unconfirmed: number;
   /** Milliseconds since the link was last usable; 0 while online. */
   downFor(now: number): number;
   start(): void;

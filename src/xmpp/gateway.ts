@@ -24,6 +24,8 @@ export interface XmppStats {
   stanzasOut: number;
   /** Stanzas waiting for the link. */
   queued: number;
+  /** Stanzas written that the XMPP server has not confirmed yet (component link; written again after a reconnection). */
+  unconfirmed: number;
   /** SIP MESSAGEs taken to XMPP (answered 202). */
   sipToXmpp: number;
   /** XMPP messages the relay delivered or stored. */
@@ -109,6 +111,7 @@ export class XmppGateway {
       ...this.counters,
       state: this.link.state,
       queued: this.queue.size,
+      unconfirmed: this.link.unconfirmed,
       linkErrors: this.link.errors,
       reconnects: this.link.reconnects,
     };

@@ -64,7 +64,7 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private lastError: Error | undefined;
   /** Stanzas written (on this stream or an earlier one) that no ping answer has covered yet, oldest first. */
-  private unconfirmed: xml.Element[] = [];
+  private unconfirmedStanzas: xml.Element[] = [];
   /** The ping in flight on this stream: its id, when it was written, and how many of `unconfirmed` precede it. */
   private ping: { id: string; at: number; covers: number } | undefined;
   private pingPending = false;
@@ -92,6 +92,10 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
 
   get online(): boolean {
     return this.state === 'online';
+  }
+
+  get unconfirmed(): number {
+    return this.unconfirmedStanzas.length;
   }
 
   /** Milliseconds since the link was last usable (or since it started trying); 0 while online. */
@@ -125,10 +129,10 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
   send(stanza: xml.Element): boolean {
     if (!this.online) return false;
     this.write(stanza);
-    this.unconfirmed.push(stanza);
-    if (this.unconfirmed.length > this.options.maxUnconfirmed) {
+    this.unconfirmedStanzas.push(stanza);
+    if (this.unconfirmedStanzas.length > this.options.maxUnconfirmed) {
       // Written long ago and most likely read: given up on rather than kept without bound.
-      this.unconfirmed.shift();
+      this.unconfirmedStanzas.shift();
       if (this.ping && this.ping.covers > 0) this.ping.covers--;
       this.log.debug({ limit: this.options.maxUnconfirmed }, 'XMPP stanza no longer kept for resending (xmpp.max_queue unconfirmed)');
     }
@@ -156,11 +160,11 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
    * for its own domains, and routes the ping elsewhere only after it has read what came before.
    */
   private sendPing(): void {
-    const last = this.unconfirmed.at(-1);
+    const last = this.unconfirmedStanzas.at(-1);
     if (!this.online || !last) return;
     const id = `${this.pingPrefix}-${++this.pings}`;
     const to = parseJid(last.attrs.to ?? '')?.domain;
-    this.ping = { id, at: Date.now(), covers: this.unconfirmed.length };
+    this.ping = { id, at: Date.now(), covers: this.unconfirmedStanzas.length };
     this.write(xml('iq', { type: 'get', id, from: this.options.domain, to }, xml('ping', { xmlns: NS_PING })));
   }
 
@@ -170,8 +174,8 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
     const type = stanza.attrs.type;
     if (!ping || !stanza.is('iq') || stanza.attrs.id !== ping.id || (type !== 'result' && type !== 'error')) return false;
     this.ping = undefined;
-    this.unconfirmed.splice(0, ping.covers);
-    if (this.unconfirmed.length > 0) this.schedulePing();
+    this.unconfirmedStanzas.splice(0, ping.covers);
+    if (this.unconfirmedStanzas.length > 0) this.schedulePing();
     return true;
   }
 
@@ -224,16 +228,16 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
 
   /** What the lost stream may not have delivered goes first on the new one, in order. */
   private resendUnconfirmed(): void {
-    if (this.unconfirmed.length === 0) return;
-    this.log.info({ stanzas: this.unconfirmed.length }, 'writing again what the XMPP server had not confirmed before the link was lost');
-    for (const stanza of this.unconfirmed) this.write(stanza);
+    if (this.unconfirmedStanzas.length === 0) return;
+    this.log.info({ stanzas: this.unconfirmedStanzas.length }, 'writing again what the XMPP server had not confirmed before the link was lost');
+    for (const stanza of this.unconfirmedStanzas) this.write(stanza);
     this.schedulePing();
   }
 
   private keepalive(): void {
     // A ping unanswered for a keepalive period (lost, or routed to a server that stays silent) is
     // replaced by one that covers everything written.
-    if (this.unconfirmed.length > 0 && (!this.ping || Date.now() - this.ping.at >= this.options.keepaliveMs)) {
+    if (this.unconfirmedStanzas.length > 0 && (!this.ping || Date.now() - this.ping.at >= this.options.keepaliveMs)) {
       this.ping = undefined;
       return this.sendPing();
     }

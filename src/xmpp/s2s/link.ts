@@ -135,6 +135,11 @@ export class S2sLink extends EventEmitter<LinkEvents> {
     return this.state === 'online';
   }
 
+  /** Server-to-server streams confirm nothing: a stanza is done once written (what waits for a stream is queued). */
+  get unconfirmed(): number {
+    return 0;
+  }
+
   /** The certificate authorities of options.ca, read once. */
   trustedCas(): string | undefined {
     if (this.options.ca === undefined) return undefined;
