@@ -355,6 +355,8 @@ const baseSchema = z
       max_body: positiveInt.default(4096).describe('Largest room message or command, in bytes; larger ones are refused.'),
       max_rate: positiveInt.default(20).describe('Room messages per second one sender may post, on average.'),
       rate_burst: positiveInt.default(100).describe('Room messages one sender may post at once before max_rate applies.'),
+      max_backlog: positiveInt.default(1000).describe('Room messages waiting for delivery to one member past which new posts to a room of that member get 503 with Retry-After.'),
+      max_pending: positiveInt.default(100_000).describe('Room messages waiting for delivery in all past which new posts get 503 with Retry-After.'),
     }),
     admin: section({
       enabled: z.boolean().default(true).describe('Serve the management HTTP endpoint: JSON-RPC at /rpc (what `parley rpc`, `parley rooms` and `parley members` call) and Prometheus metrics at /metrics.'),

@@ -181,6 +181,7 @@ export class ParleyServer {
       if (config.imc.enabled) {
         this.rooms = new RoomService(
           await this.store.rooms({ rooms: config.imc.rooms_table, members: config.imc.members_table }),
+          this.store.outbox,
           this.relay,
           this.isKnownUser,
           {
@@ -200,6 +201,8 @@ export class ParleyServer {
             maxRate: config.imc.max_rate,
             rateBurst: config.imc.rate_burst,
             requireIdentity: config.auth.policy === 'required',
+            maxBacklog: config.imc.max_backlog,
+            maxPending: config.imc.max_pending,
           },
           this.log.child({ module: 'imc' }),
         );
@@ -220,6 +223,7 @@ export class ParleyServer {
       this.relay.start();
       this.xmpp?.start();
       await this.gateway?.start();
+      await this.rooms?.deliverPending();
     } catch (error) {
       await this.admin?.stop();
       await this.store.close();

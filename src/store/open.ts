@@ -10,6 +10,7 @@ import { GatewayAccountRepository } from './accounts.js';
 import { LocationRepository } from './locations.js';
 import { migrations } from './migrations/index.js';
 import { OfflineRepository } from './offline.js';
+import { OutboxRepository } from './outbox.js';
 import { RoomRepository } from './rooms.js';
 import type { Database } from './schema.js';
 import { StoreError, type Store, type StoreErrorCode } from './types.js';
@@ -38,6 +39,7 @@ function createRepositories(db: Kysely<Database>) {
     users: new UserRepository(db),
     locations: new LocationRepository(db),
     offline: new OfflineRepository(db),
+    outbox: new OutboxRepository(db),
     gatewayAccounts: new GatewayAccountRepository(db),
   };
 }

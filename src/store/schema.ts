@@ -102,6 +102,21 @@ export interface PurplemapTable {
   updated_at: number;
 }
 
+export interface OutboxTable {
+  id: Generated<number>;
+  kind: string;
+  /** JSON array of the recipients' keys. */
+  recipients: string;
+  payload: Buffer;
+  created_at: number;
+}
+
+export interface OutboxCursorsTable {
+  kind: string;
+  recipient: string;
+  done_id: number;
+}
+
 export interface Database {
   purplemap: PurplemapTable;
   imc_rooms: ImcRoomsTable;
@@ -113,4 +128,6 @@ export interface Database {
   locations: LocationsTable;
   known_aors: KnownAorsTable;
   offline_messages: OfflineMessagesTable;
+  outbox: OutboxTable;
+  outbox_cursors: OutboxCursorsTable;
 }

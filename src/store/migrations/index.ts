@@ -6,6 +6,7 @@ import { core } from './001_core.js';
 import { rooms } from './002_rooms.js';
 import { gateway } from './003_gateway.js';
 import { offlineSentAt } from './004_offline_sent_at.js';
+import { outbox } from './005_outbox.js';
 
 export interface StoreMigration {
   // Kysely<any>: a migration works on the schema as it was at its version, not on today's Database type.
@@ -17,4 +18,5 @@ export const migrations: Readonly<Record<string, StoreMigration>> = {
   '002_rooms': rooms,
   '003_gateway': gateway,
   '004_offline_sent_at': offlineSentAt,
+  '005_outbox': outbox,
 };
