@@ -64,6 +64,12 @@ describe('database faults', () => {
     const dir = tempDir();
     const parley = await parleyOn(dir);
     const { alice, bob, carol } = await users(parley);
+    const created = bob.waitForRequest((m) => m.body.toString().startsWith('created room'));
+    assert.equal((await bob.message('sip:chat-manager@localhost', '#create chat-posts')).status, 200);
+    await created;
+    const joined = bob.waitForRequest((m) => m.body.toString().includes('has joined'));
+    assert.equal((await alice.message('sip:chat-posts@localhost', '#join')).status, 200);
+    await joined;
 
     const lock = new SqliteDatabase(join(dir, 'parley.db'));
     lock.pragma('busy_timeout = 5000');
@@ -79,6 +85,8 @@ describe('database faults', () => {
       const notDone = bob.waitForRequest((m) => m.body.toString().includes('store is unavailable'));
       assert.equal((await bob.message('sip:chat-manager@localhost', '#create chat-locked')).status, 200);
       assert.match((await notDone).body.toString(), /not done: the store is unavailable/);
+      // A room post is answered only once it is in the outbox.
+      assertStoreUnavailable(await bob.message('sip:chat-posts@localhost', 'posted while locked'), 'room post while locked');
       // The expiry sweep (every 5 s) runs into the lock too, and is postponed.
       await parley.waitForLog(/"task":"expired bindings sweep".*"msg":"postponed: store unavailable"/, 15_000);
     } finally {
