@@ -171,7 +171,7 @@ export class ParleyServer {
       }
       if (config.xmpp.enabled) {
         const presence = this.presence && { service: this.presence, isKnownUser: this.isKnownUser };
-        this.xmpp = new XmppGateway(xmppGatewayOptions(config), this.relay, this.log.child({ module: 'xmpp' }), presence);
+        this.xmpp = new XmppGateway(xmppGatewayOptions(config), this.relay, this.store.outbox, this.log.child({ module: 'xmpp' }), presence);
       }
       if (config.gateway.enabled) {
         const accounts = await this.store.gatewayAccountsIn(config.gateway.db_table);
@@ -221,7 +221,7 @@ export class ParleyServer {
       await this.transports.start();
       this.timers.start();
       this.relay.start();
-      this.xmpp?.start();
+      await this.xmpp?.start();
       await this.gateway?.start();
       await this.rooms?.deliverPending();
     } catch (error) {
