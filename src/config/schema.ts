@@ -494,6 +494,7 @@ const baseSchema = z
         .describe('XMPP transports to other networks (the jabber seed\'s aliases), each ALIAS=<delim> with ALIAS the transport\'s JID: sip:bob*hotmail.com@ALIAS is sent from the user\'s XMPP account to bob<delim>hotmail.com@ALIAS, and a message to a transport that said it is offline gets 480. The seed\'s "N;alias1=<delim1>;..." string is accepted too.'),
       cache_time: positiveInt.default(600).describe('Seconds a session stays online without traffic while its SIP user is not registered (jab_go_offline).'),
       delay_time: positiveInt.default(90).describe('Seconds a message waits for its session to come online; then the sender gets an error notification.'),
+      max_queue: positiveInt.default(100).describe('Messages waiting for one account\'s session (kept in the store\'s outbox) past which further ones get 503 with Retry-After; over all sessions, max_sessions times as many.'),
       priority: z.number().int().min(-128).max(127).default(9).describe('Presence priority of the gateway\'s XMPP sessions (-128..127).'),
       max_sessions: positiveInt.default(1000).describe('Most network sessions online or connecting at once, over all users.'),
       max_connecting: positiveInt.default(16).describe('Most XMPP sessions logging in at once (TLS and SCRAM cost CPU); the others wait their turn, so bringing many online after a restart does not stall SIP traffic.'),

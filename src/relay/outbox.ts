@@ -128,7 +128,8 @@ export class Outbox<Item> {
     for (;;) {
       // Left pending in the store: the next start delivers it.
       if (this.stopping) return;
-      if ((await this.delivery.deliver(item, recipient, record.createdAt)) === 'done') break;
+      if ((await this.attempt(item, recipient, record.createdAt)) === 'done') break;
+      if (this.stopping) return;
       await new Promise((resolve) => setTimeout(resolve, RETRY_MS).unref());
     }
     this.release(recipient);
@@ -141,6 +142,17 @@ export class Outbox<Item> {
       this.finished.push(record.id);
     }
     this.scheduleProgress();
+  }
+
+  /** A leg that throws is tried again while the store is unavailable; otherwise it is logged and given up, so one bad item cannot hold up its recipient for ever. */
+  private async attempt(item: Item, recipient: string, acceptedAt: number): Promise<LegOutcome> {
+    try {
+      return await this.delivery.deliver(item, recipient, acceptedAt);
+    } catch (error) {
+      if (isStoreUnavailable(error)) return 'retry';
+      this.log.error({ err: error, kind: this.kind, recipient }, 'outbox delivery failed; given up');
+      return 'done';
+    }
   }
 
   private release(recipient: string): void {
