@@ -354,6 +354,7 @@ export class GatewayService {
       return this.undelivered(pending, { status: 480, explanation: `you are not in ${pending.contact}` });
     }
     if (this.transmit(live, pending)) return 'done';
+    if (Date.now() - pending.since > this.options.delayTimeMs) return this.undelivered(pending, this.tooLate(live));
     return new Promise((settle) => live.pending.push({ pending, settle }));
   }
 
@@ -365,6 +366,10 @@ export class GatewayService {
     if (!account?.enabled) return { status: 403, explanation: 'the account is no longer linked' };
     const live = this.bringOnline(account);
     return typeof live === 'string' ? { status: 503, explanation: live } : live;
+  }
+
+  private tooLate(live: Live): Ended {
+    return { status: 408, explanation: `your ${live.adapter.id} session was not online within ${this.options.delayTimeMs / 1000} s` };
   }
 
   private undelivered(pending: Pending, why: Ended): LegOutcome {
@@ -543,8 +548,7 @@ export class GatewayService {
     const checkIdle = now - this.lastIdleCheck >= this.options.sleepTimeMs;
     if (checkIdle) this.lastIdleCheck = now;
     for (const live of [...this.live.values()]) {
-      const late = { status: 408, explanation: `your ${live.adapter.id} session was not online within ${this.options.delayTimeMs / 1000} s` };
-      this.failPending(live, late, (pending) => now - pending.since > this.options.delayTimeMs, false);
+      this.failPending(live, this.tooLate(live), (pending) => now - pending.since > this.options.delayTimeMs, false);
       for (const [id, { at }] of live.sent) {
         if (now - at <= SENT_TTL_MS) break;
         live.sent.delete(id);

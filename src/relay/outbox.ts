@@ -50,6 +50,9 @@ export class Outbox<Item> {
   private progressTimer: NodeJS.Timeout | undefined;
   private progressWrite: Promise<void> = Promise.resolve();
   private stopping = false;
+  /** Settles once start() has queued what was pending: new messages are written and queued behind it, in id order. */
+  private readonly loaded: Promise<void>;
+  private markLoaded!: () => void;
 
   constructor(
     private readonly store: OutboxStore,
@@ -59,7 +62,9 @@ export class Outbox<Item> {
     private readonly queues: OrderedDeliveries,
     private readonly limits: OutboxLimits,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.loaded = new Promise((resolve) => (this.markLoaded = resolve));
+  }
 
   /** Messages pending. */
   get size(): number {
@@ -73,6 +78,14 @@ export class Outbox<Item> {
 
   /** Delivers again what was pending when Parley stopped or was killed; resolves with how many messages. */
   async start(): Promise<number> {
+    try {
+      return await this.load();
+    } finally {
+      this.markLoaded();
+    }
+  }
+
+  private async load(): Promise<number> {
     const { records, cursors } = await this.store.pending(this.kind);
     for (const record of records) {
       const left = record.recipients.filter((recipient) => (cursors.get(recipient) ?? 0) < record.id);
@@ -90,6 +103,8 @@ export class Outbox<Item> {
    */
   async submit(item: Item, recipients: string[], now = Date.now()): Promise<void> {
     if (recipients.length === 0) return;
+    // Written before what was pending is loaded, it would be loaded and queued twice.
+    await this.loaded;
     if (this.size >= this.limits.maxMessages) throw new OutboxFull(`${this.size} messages waiting for delivery`);
     const crowded = recipients.find((recipient) => this.backlogOf(recipient) >= this.limits.maxPerRecipient);
     if (crowded !== undefined) throw new OutboxFull(`${this.backlogOf(crowded)} messages waiting for ${crowded}`);
