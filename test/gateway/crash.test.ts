@@ -23,14 +23,14 @@ after(async () => {
   await prosody?.stop();
 });
 
-test('MESSAGEs answered 202 before the kill, their session not online, reach the XMPP contact after the restart, in order', async () => {
+test('MESSAGEs answered 202 before the kill, their session not online, reach the XMPP contact after the restart, in order; max_queue bounds them', async () => {
   prosody = await Prosody.start();
   await Promise.all([prosody.register('alice', XMPP_PASSWORD), prosody.register('juliet', 'password')]);
   await prosody.stop();
 
   const dir = tempDir();
   const config = join(dir, 'gateway.yaml');
-  const gateway = { ...gatewayConfig, allow_unauthenticated: true, delay_time: 120 };
+  const gateway = { ...gatewayConfig, allow_unauthenticated: true, delay_time: 120, max_queue: 3 };
   writeFileSync(config, `auth:\n  policy: open\ngateway:\n${Object.entries(gateway).map(([key, value]) => `  ${key}: ${String(value)}\n`).join('')}`);
   const first = await startParley({ dir, args: ['--config', config] });
   const alice = await TestUA.create({ user: 'alice', server: first.udp });
@@ -38,7 +38,13 @@ test('MESSAGEs answered 202 before the kill, their session not online, reach the
   const link = `#link xmpp alice@${prosody.domain} ${XMPP_PASSWORD} 127.0.0.1:${prosody.c2sPort} tls=none`;
   assert.equal((await alice.message(GATEWAY, link)).status, 200);
   const texts = ['one', 'two', 'three'];
-  for (const text of texts) assert.equal((await alice.message(`sip:juliet*${prosody.domain}@xmpp.localhost`, text)).status, 202);
+  const julietAddress = `sip:juliet*${prosody.domain}@xmpp.localhost`;
+  for (const text of texts) assert.equal((await alice.message(julietAddress, text)).status, 202);
+  // max_queue messages wait for the session: the next is refused, not queued without bound.
+  const refused = await alice.message(julietAddress, 'four');
+  assert.equal(refused.status, 503);
+  assert.equal(refused.reason, 'Service Unavailable (too many messages waiting for your session)');
+  assert.equal(refused.get('retry-after'), '5');
   first.kill('SIGKILL');
   assert.equal((await first.exited).signal, 'SIGKILL');
 
@@ -48,6 +54,7 @@ test('MESSAGEs answered 202 before the kill, their session not online, reach the
   try {
     await juliet.waitForMessage((m) => m.getChildText('body') === 'three', 30_000);
     const received = juliet.messages.map((m) => m.getChildText('body')).filter((body) => texts.includes(body ?? ''));
+    assert.ok(!juliet.messages.some((m) => m.getChildText('body') === 'four'), 'the refused message went nowhere');
     assert.deepEqual([...new Set(received)], texts, 'each one, in order (one sent again after the restart is a tolerated duplicate)');
   } finally {
     await second.stop();
