@@ -82,7 +82,10 @@ describe('room posts survive kill -9', () => {
       const carol = await user('carol', parley.udp);
       assert.match(await command(alice, 'sip:chat-manager@localhost', '#create chat-burst'), /created room/);
       assert.match(await command(bob, room, '#join'), /you joined/);
+      const carolJoined = bob.waitForRequest((m) => m.body.toString().includes('carol') && m.body.toString().includes('has joined'));
       assert.match(await command(carol, room, '#join'), /you joined/);
+      // Answered before bob goes silent: otherwise that notice, not the posts, would be what waits at the kill.
+      await carolJoined;
 
       // bob's device stops answering: his posts wait in Parley, one after another, when the kill comes.
       bob.answer = null;
