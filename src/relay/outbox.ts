@@ -12,7 +12,7 @@ import { isStoreUnavailable, logBackgroundFailure, type OutboxRecord, type Outbo
 import type { OrderedDeliveries } from './ordered.js';
 
 /** How long done legs are gathered before their marks are written (the duplicate window after a kill). */
-export const PROGRESS_DELAY_MS = 50;
+const PROGRESS_DELAY_MS = 50;
 /** How long a leg that could not be done, or progress that could not be written (store unavailable), waits before it is tried again. */
 const RETRY_MS = 1000;
 
@@ -44,7 +44,9 @@ export class Outbox<Item> {
   private readonly remaining = new Map<number, number>();
   /** Legs not done yet, by recipient (reserved ones included). */
   private readonly backlog = new Map<string, number>();
+  /** Messages being written, counted against the bound before they are. */
   private reserved = 0;
+  /** Progress not written yet: rows done for everyone, and per recipient the last row done for it. */
   private finished: number[] = [];
   private readonly cursors = new Map<string, number>();
   private progressTimer: NodeJS.Timeout | undefined;
