@@ -429,7 +429,7 @@ const baseSchema = z
         .positive()
         .default(90)
         .describe('Seconds messages for XMPP wait while the XMPP server is unreachable; older ones fail back to their sender, and once the link has been down this long new ones are refused with 503.'),
-      max_queue: positiveInt.default(1000).describe('Most messages waiting for the XMPP server; further ones are refused with 503.'),
+      max_queue: positiveInt.default(1000).describe('Most messages waiting for the XMPP server (kept in the store\'s outbox, so a restart still sends them); further ones are refused with 503.'),
       reconnect_min: z.number().positive().default(1).describe('Seconds before the first reconnection attempt after the XMPP link is lost; doubled at each failure.'),
       reconnect_max: z.number().positive().default(60).describe('Longest wait between reconnection attempts, in seconds; at least reconnect_min.'),
       keepalive: z.number().positive().default(60).describe('Seconds between whitespace keepalives on the XMPP link, which find a dead connection.'),
