@@ -366,6 +366,8 @@ const baseSchema = z
       max_body: positiveInt.default(4096).describe('Largest room message or command, in bytes; larger ones are refused.'),
       max_rate: positiveInt.default(20).describe('Room messages per second one sender may post, on average.'),
       rate_burst: positiveInt.default(100).describe('Room messages one sender may post at once before max_rate applies.'),
+      max_backlog: positiveInt.default(1000).describe('Room messages waiting for delivery to one member past which new posts to a room of that member get 503 with Retry-After.'),
+      max_pending: positiveInt.default(100_000).describe('Room messages waiting for delivery in all past which new posts get 503 with Retry-After.'),
     }),
     admin: section({
       enabled: z.boolean().default(true).describe('Serve the management HTTP endpoint: JSON-RPC at /rpc (what `parley rpc`, `parley rooms` and `parley members` call) and Prometheus metrics at /metrics.'),
@@ -438,7 +440,7 @@ const baseSchema = z
         .positive()
         .default(90)
         .describe('Seconds messages for XMPP wait while the XMPP server is unreachable (server mode: the server of their domain); older ones fail back to their sender, and once the link has been down this long new ones are refused with 503.'),
-      max_queue: positiveInt.default(1000).describe('Most messages waiting for the XMPP server; further ones are refused with 503. In component mode also the most stanzas kept after writing until the server confirms them (an XEP-0199 ping answer); beyond that the oldest is taken as delivered. In server mode, per remote domain.'),
+      max_queue: positiveInt.default(1000).describe('Most messages waiting for the XMPP server (kept in the store\'s outbox, so a restart still sends them); further ones are refused with 503. In component mode also the most stanzas kept after writing until the server confirms them (an XEP-0199 ping answer); beyond that the oldest is taken as delivered. In server mode, per remote domain.'),
       reconnect_min: z.number().positive().default(1).describe('Seconds before the first reconnection attempt after the XMPP link is lost (server mode: before dialling again a remote domain whose server could not be reached); doubled at each failure.'),
       reconnect_max: z.number().positive().default(60).describe('Longest wait between reconnection attempts, in seconds; at least reconnect_min.'),
       keepalive: z.number().positive().default(60).describe('Seconds between whitespace keepalives on the XMPP link, which find a dead connection.'),
@@ -503,6 +505,7 @@ const baseSchema = z
         .describe('XMPP transports to other networks (the jabber seed\'s aliases), each ALIAS=<delim> with ALIAS the transport\'s JID: sip:bob*hotmail.com@ALIAS is sent from the user\'s XMPP account to bob<delim>hotmail.com@ALIAS, and a message to a transport that said it is offline gets 480. The seed\'s "N;alias1=<delim1>;..." string is accepted too.'),
       cache_time: positiveInt.default(600).describe('Seconds a session stays online without traffic while its SIP user is not registered (jab_go_offline).'),
       delay_time: positiveInt.default(90).describe('Seconds a message waits for its session to come online; then the sender gets an error notification.'),
+      max_queue: positiveInt.default(100).describe('Messages waiting for one account\'s session (kept in the store\'s outbox) past which further ones get 503 with Retry-After; over all sessions, max_sessions times as many.'),
       priority: z.number().int().min(-128).max(127).default(9).describe('Presence priority of the gateway\'s XMPP sessions (-128..127).'),
       max_sessions: positiveInt.default(1000).describe('Most network sessions online or connecting at once, over all users.'),
       max_connecting: positiveInt.default(16).describe('Most XMPP sessions logging in at once (TLS and SCRAM cost CPU); the others wait their turn, so bringing many online after a restart does not stall SIP traffic.'),

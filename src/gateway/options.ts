@@ -22,6 +22,8 @@ export interface GatewayOptions {
   mapLocalUsers: boolean;
 
   delayTimeMs: number;
+  /** Messages waiting for one account's session past which new ones get 503; all sessions together, max_sessions times that. */
+  maxQueue: number;
   priority: number;
   maxSessions: number;
   maxSessionsPerUser: number;
@@ -82,6 +84,7 @@ export function gatewayOptions(config: Config, env: NodeJS.ProcessEnv = process.
     mapLocalUsers: gateway.map_local_users,
 
     delayTimeMs: gateway.delay_time * 1000,
+    maxQueue: gateway.max_queue,
     priority: gateway.priority,
     maxSessions: gateway.max_sessions,
     maxSessionsPerUser: gateway.max_sessions_per_user,

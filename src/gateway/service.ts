@@ -2,8 +2,10 @@
 // accounts on other networks, and the `gateway` routing handler takes MESSAGEs to the gateway's
 // address (#commands) and to the networks' SIP domains (messages sent from the user's own account).
 // One session per linked account goes online when its SIP user registers or asks (#online), and
-// offline on #offline, on unregistration, or after cache_time without traffic. What comes from a
-// network enters SIP through the relay (every contact of the user, or the offline store).
+// offline on #offline, on unregistration, or after cache_time without traffic. A MESSAGE answered
+// 202 is in the store's outbox first: it waits there for its session (up to delay_time), across a
+// restart too (kill -9 included). What comes from a network enters SIP through the relay (every
+// contact of the user, or the offline store).
 //
 // Group chats: "#join" sent to a room's address enters it, "#leave" leaves; what the user writes
 // there goes to the room, and the room's traffic comes from that address with the speaker's nick.
@@ -15,11 +17,11 @@
 // account of a SIP user arrives as from that SIP user.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { OrderedDeliveries, type Relay } from '../relay/index.js';
+import { type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, jsonCodec } from '../relay/index.js';
 import type { PresenceService, PresenceState } from '../presence/index.js';
 import type { Registrar } from '../registrar/index.js';
 import { type IncomingRequest, type SipUri, aorOf, escapeUser, parseUri, quote } from '../sip/index.js';
-import { logBackgroundFailure, type GatewayAccount, type GatewayAccountStore } from '../store/index.js';
+import { logBackgroundFailure, type GatewayAccount, type GatewayAccountStore, type OutboxStore } from '../store/index.js';
 import { type InstantMessage, TEXT_PLAIN, excerptOf, readSipMessage, sipHeaders } from '../xmpp/messages.js';
 import type { NetworkAdapter, NetworkSession, SessionState } from './adapter.js';
 import { AccountError, type AccountRequest, type PreparedAccount, prepareAccount, sessionSettings } from './accounts.js';
@@ -31,6 +33,8 @@ import { createNetworks } from './networks.js';
 
 export interface GatewayDependencies {
   accounts: GatewayAccountStore;
+  /** Where MESSAGEs answered 202 wait for their session. */
+  outbox: OutboxStore;
   relay: Relay;
   registrar: Registrar;
   /** The presence agent, when presence is served: presence then crosses the gateway both ways. */
@@ -66,14 +70,29 @@ interface Origin {
   excerpt: string;
 }
 
+/** A MESSAGE answered 202, as the outbox keeps it until its session took it. */
 interface Pending {
+  accountId: number;
   id: string;
   /** The contact, or the group chat when `room`. */
   contact: string;
   room: boolean;
   im: InstantMessage;
   origin: Origin;
+  /** When it was answered 202: delay_time counts from there. */
   since: number;
+}
+
+/** A message waiting for its session to come online, and how to end its wait. */
+interface Waiting {
+  pending: Pending;
+  settle(outcome: LegOutcome): void;
+}
+
+/** Why an account's session ended: what its messages still waiting are failed with. */
+interface Ended {
+  status: number;
+  explanation: string;
 }
 
 interface Live {
@@ -81,7 +100,8 @@ interface Live {
   adapter: NetworkAdapter;
   session: NetworkSession;
   lastTraffic: number;
-  pending: Pending[];
+  /** The message (the first of the account's queue) waiting for the session to come online. */
+  pending: Waiting[];
   sent: Map<string, Origin & { at: number }>;
   /** Contacts SIP watchers asked this account to watch. */
   watched: Set<string>;
@@ -93,12 +113,19 @@ interface Live {
 
 const SENT_TTL_MS = 10 * 60_000;
 const MAX_SENT = 1000;
+/** Retry-After of a MESSAGE refused because too many wait for its session. */
+const QUEUE_RETRY_AFTER_SECONDS = 5;
 
 export class GatewayService {
   private readonly box: SecretBox;
   private readonly byAlias = new Map<string, NetworkAdapter>();
   private readonly byNetwork = new Map<NetworkId, NetworkAdapter>();
   private readonly live = new Map<number, Live>();
+  /** Accounts whose session ended, by id, until one starts again: their messages still waiting fail. */
+  private readonly ended = new Map<number, Ended>();
+  /** Deliveries to the networks, one queue per account, and the outbox they come from. */
+  private readonly toNetworks = new OrderedDeliveries((error, account) => this.log.error({ err: error, account }, 'gateway delivery to a network failed'));
+  private readonly outbox: Outbox<Pending>;
   private readonly deliveries = new OrderedDeliveries((error, recipient) => this.log.error({ err: error, recipient }, 'gateway delivery into SIP failed'));
   private readonly counters = { sipToNetwork: 0, networkToSip: 0, commands: 0, refused: 0, undelivered: 0, accountFailures: 0 };
   private readonly idPrefix = randomBytes(4).toString('hex');
@@ -123,6 +150,8 @@ export class GatewayService {
     adapters: NetworkAdapter[] = createNetworks(options, log),
   ) {
     this.box = new SecretBox(options.secretKey);
+    const limits = { maxMessages: options.maxQueue * options.maxSessions, maxPerRecipient: options.maxQueue };
+    this.outbox = new Outbox(deps.outbox, 'gateway', jsonCodec<Pending>(), { deliver: (pending) => this.deliverPending(pending) }, this.toNetworks, limits, log);
     for (const adapter of adapters) {
       for (const alias of [adapter.alias, ...(adapter.extraAliases ?? [])]) this.byAlias.set(alias, adapter);
       this.byNetwork.set(adapter.id, adapter);
@@ -183,6 +212,7 @@ export class GatewayService {
     const users = new Set((await this.deps.accounts.list()).map((account) => aorOfSipUser(account.sipUser)));
     const registered = [...users].filter((aor) => this.deps.registrar.lookup(aor).length > 0);
     await Promise.all(registered.map((aor) => this.registered(aor)));
+    await this.outbox.start();
   }
 
   async stop(): Promise<void> {
@@ -190,6 +220,10 @@ export class GatewayService {
     this.deps.registrar.off('registered', this.onRegistered);
     this.deps.registrar.off('unregistered', this.onUnregistered);
     this.deps.presence?.off('change', this.onPresenceChange).off('watch', this.onWatch).off('unwatch', this.onUnwatch);
+    // What waits for a session stays in the outbox for the next start.
+    const stopped = this.outbox.stop();
+    for (const live of this.live.values()) for (const waiting of live.pending.splice(0)) waiting.settle('retry');
+    await stopped;
     await Promise.allSettled([...this.live.values()].map((live) => this.end(live, 'the gateway stopped')));
     await this.deliveries.drain();
   }
@@ -256,7 +290,7 @@ export class GatewayService {
     if (named && !inRoom) return this.refuse(request, 480, `Temporarily Unavailable (you are not in ${contact}; send #join to this address first)`);
     const unreachable = live.session.unreachable?.(contact);
     if (unreachable) return this.refuse(request, 480, `Temporarily Unavailable (${unreachable})`);
-    this.send(request, live, { id: this.newId(), contact, room: inRoom, im, origin: this.originOf(sipUser, target, contact, im), since: Date.now() });
+    return this.send(request, live, { accountId: account.id, id: this.newId(), contact, room: inRoom, im, origin: this.originOf(sipUser, target, contact, im), since: Date.now() });
   }
 
   /** The MESSAGE to a local user whose linked account is on a network the sender has an account on too (purple's mapping). */
@@ -275,7 +309,7 @@ export class GatewayService {
       if ('status' in im) return this.refuse(request, im.status, im.reason, im.headers);
       const live = this.bringOnline(account);
       if (typeof live === 'string') break;
-      return this.send(request, live, { id: this.newId(), contact: their.extUser, room: false, im, origin: this.originOf(sipUser, target, their.extUser, im), since: Date.now() });
+      return this.send(request, live, { accountId: account.id, id: this.newId(), contact: their.extUser, room: false, im, origin: this.originOf(sipUser, target, their.extUser, im), since: Date.now() });
     }
     return this.deps.relay.handle(request);
   }
@@ -298,12 +332,50 @@ export class GatewayService {
     return { sender: sipUser, target: sipAddressOfAor(aorOf(target)), contact, excerpt: excerptOf(im.body) };
   }
 
-  /** Sends now, or when the session comes online (within delay_time); 202 either way. */
-  private send(request: IncomingRequest, live: Live, pending: Pending): void {
+  /** Puts the message in the outbox, for the session to send now or once online (within delay_time); 202 once it is there. */
+  private async send(request: IncomingRequest, live: Live, pending: Pending): Promise<void> {
     live.lastTraffic = pending.since;
-    if (!this.transmit(live, pending)) live.pending.push(pending);
+    try {
+      await this.outbox.submit(pending, [String(pending.accountId)], pending.since);
+    } catch (error) {
+      // A store unavailable is answered 503 with Retry-After by the server's dispatch.
+      if (!(error instanceof OutboxFull)) throw error;
+      return this.refuse(request, 503, 'Service Unavailable (too many messages waiting for your session)', [{ name: 'retry-after', value: String(QUEUE_RETRY_AFTER_SECONDS) }]);
+    }
     this.counters.sipToNetwork++;
     request.reply(202, 'Accepted');
+  }
+
+  /** One message from the outbox to its session: sent, or failed back to its sender; waits while the session comes online. */
+  private async deliverPending(pending: Pending): Promise<LegOutcome> {
+    const live = this.live.get(pending.accountId) ?? (await this.resume(pending.accountId));
+    if (!('session' in live)) return this.undelivered(pending, live);
+    if (pending.room && live.session.state === 'online' && !live.session.rooms.has(pending.contact)) {
+      return this.undelivered(pending, { status: 480, explanation: `you are not in ${pending.contact}` });
+    }
+    if (this.transmit(live, pending)) return 'done';
+    if (Date.now() - pending.since > this.options.delayTimeMs) return this.undelivered(pending, this.tooLate(live));
+    return new Promise((settle) => live.pending.push({ pending, settle }));
+  }
+
+  /** The session of an account with messages waiting and no session: ended, or not started yet since the restart. */
+  private async resume(accountId: number): Promise<Live | Ended> {
+    const ended = this.ended.get(accountId);
+    if (ended) return ended;
+    const account = await this.deps.accounts.get(accountId);
+    if (!account?.enabled) return { status: 403, explanation: 'the account is no longer linked' };
+    const live = this.bringOnline(account);
+    return typeof live === 'string' ? { status: 503, explanation: live } : live;
+  }
+
+  private tooLate(live: Live): Ended {
+    return { status: 408, explanation: `your ${live.adapter.id} session was not online within ${this.options.delayTimeMs / 1000} s` };
+  }
+
+  private undelivered(pending: Pending, why: Ended): LegOutcome {
+    this.counters.undelivered++;
+    this.notify(pending.origin, why.status, why.explanation);
+    return 'done';
   }
 
   private transmit(live: Live, pending: Pending): boolean {
@@ -343,10 +415,11 @@ export class GatewayService {
     );
     const live: Live = { account, adapter, session, lastTraffic: Date.now(), pending: [], sent: new Map(), watched: new Set(), requests: new Set(), inRooms: new Set() };
     this.live.set(account.id, live);
+    this.ended.delete(account.id);
     if (this.deps.presence) session.setPresence(this.deps.presence.stateOf(aorOfSipUser(account.sipUser)));
     session.on('online', () => {
       for (const contact of live.watched) session.watch(contact);
-      for (const pending of live.pending.splice(0)) this.transmit(live, pending);
+      for (const waiting of live.pending.splice(0)) waiting.settle(this.transmit(live, waiting.pending) ? 'done' : this.undelivered(waiting.pending, { status: 503, explanation: 'the session did not take it' }));
     });
     session.on('message', (from, im) => this.fromNetwork(live, from, im));
     session.on('roomMessage', (room, nick, im) => this.fromRoom(live, room, nick, im));
@@ -357,7 +430,7 @@ export class GatewayService {
     });
     session.on('left', (room, reason) => {
       live.inRooms.delete(room);
-      this.failPending(live, 480, `you are not in ${room}`, (p) => p.room && p.contact === room);
+      this.failPending(live, { status: 480, explanation: `you are not in ${room}` }, (p) => p.room && p.contact === room);
       this.notice(live, room, reason === undefined ? `You left ${room}.` : `You are no longer in ${room}: ${reason}.`);
     });
     session.on('presence', (contact, state) => {
@@ -388,7 +461,7 @@ export class GatewayService {
     this.counters.accountFailures++;
     const { account, adapter } = live;
     if (this.live.get(account.id) === live) this.live.delete(account.id);
-    this.failPending(live, 403, `your ${adapter.id} account ${account.extUser} was refused`);
+    this.failPending(live, { status: 403, explanation: `your ${adapter.id} account ${account.extUser} was refused` });
     // Unsaved (store unavailable), the account is tried again at the user's next registration.
     await this.deps.accounts.setStatus(account.id, { enabled: false, lastError: reason }).catch(logBackgroundFailure(this.log, 'disabling a gateway account'));
     this.log.warn({ sipUser: account.sipUser, network: adapter.id, account: account.extUser, reason }, 'gateway account refused; disabled');
@@ -456,7 +529,7 @@ export class GatewayService {
 
   private async end(live: Live, why: string): Promise<void> {
     if (this.live.get(live.account.id) === live) this.live.delete(live.account.id);
-    this.failPending(live, 503, `the session went offline (${why})`);
+    this.failPending(live, { status: 503, explanation: `the session went offline (${why})` });
     this.log.info({ sipUser: live.account.sipUser, account: live.account.extUser, why }, 'gateway session offline');
     await live.session.stop();
   }
@@ -475,31 +548,23 @@ export class GatewayService {
     const checkIdle = now - this.lastIdleCheck >= this.options.sleepTimeMs;
     if (checkIdle) this.lastIdleCheck = now;
     for (const live of [...this.live.values()]) {
-      const expired = live.pending.filter((p) => now - p.since > this.options.delayTimeMs);
-      if (expired.length > 0) {
-        live.pending = live.pending.filter((p) => !expired.includes(p));
-        for (const pending of expired) {
-          this.counters.undelivered++;
-          this.notify(pending.origin, 408, `your ${live.adapter.id} session was not online within ${this.options.delayTimeMs / 1000} s`);
-        }
-      }
+      this.failPending(live, this.tooLate(live), (pending) => now - pending.since > this.options.delayTimeMs, false);
       for (const [id, { at }] of live.sent) {
         if (now - at <= SENT_TTL_MS) break;
         live.sent.delete(id);
       }
       if (!checkIdle) continue;
-      const idle = now - live.lastTraffic > this.options.cacheTimeMs && live.pending.length === 0;
+      const idle = now - live.lastTraffic > this.options.cacheTimeMs && this.outbox.backlogOf(String(live.account.id)) === 0;
       if (idle && this.deps.registrar.lookup(aorOfSipUser(live.account.sipUser)).length === 0) void this.end(live, `no traffic for ${this.options.cacheTimeMs / 1000} s`);
     }
   }
 
-  private failPending(live: Live, status: number, explanation: string, which: (pending: Pending) => boolean = () => true): void {
-    const failed = live.pending.filter(which);
-    live.pending = live.pending.filter((pending) => !failed.includes(pending));
-    for (const pending of failed) {
-      this.counters.undelivered++;
-      this.notify(pending.origin, status, explanation);
-    }
+  /** Fails back the waiting messages `which` selects; when the session `ends`, those queued behind them fail the same way. */
+  private failPending(live: Live, why: Ended, which: (pending: Pending) => boolean = () => true, ends = true): void {
+    if (ends) this.ended.set(live.account.id, why);
+    const failed = live.pending.filter((waiting) => which(waiting.pending));
+    live.pending = live.pending.filter((waiting) => !failed.includes(waiting));
+    for (const waiting of failed) waiting.settle(this.undelivered(waiting.pending, why));
   }
 
   private sessionsOf(sipUser: string): Live[] {
@@ -582,7 +647,8 @@ export class GatewayService {
         for (const account of accounts) {
           const live = this.live.get(account.id);
           const state = live ? live.session.state : account.enabled ? 'offline' : `disabled (${account.lastError ?? 'refused'})`;
-          const queued = live && live.pending.length > 0 ? `, ${live.pending.length} message(s) waiting` : '';
+          const waiting = this.outbox.backlogOf(String(account.id));
+          const queued = live && waiting > 0 ? `, ${waiting} message(s) waiting` : '';
           lines.push(`${account.id}. ${networkName(account)} ${account.extUser}: ${state}${queued}`);
         }
         if (accounts.length === 0) lines.push('No linked accounts.');

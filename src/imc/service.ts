@@ -1,9 +1,10 @@
 // The room service: IRC-like rooms over SIP MESSAGE (the imc module's job). Commands change state
-// in the store first and in memory second, then confirm; room messages fan out through the relay,
-// one ordered queue per member, so offline members get them from the offline store.
+// in the store first and in memory second, then confirm; a room message is in the outbox before it is
+// confirmed, and fans out through the relay, one ordered queue per member, so offline members get it
+// from the offline store and a restart, even after kill -9, still delivers it.
 import type { Logger } from 'pino';
-import { isStoreUnavailable, type RoomHistoryEntry, type RoomStore } from '../store/index.js';
-import { OrderedDeliveries, type Relay } from '../relay/index.js';
+import { isStoreUnavailable, type OutboxStore, type RoomHistoryEntry, type RoomStore } from '../store/index.js';
+import { type DeliveryResult, type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, STORE_UNAVAILABLE_REASON, bodyCodec } from '../relay/index.js';
 import type { RequestHandler } from '../server/router.js';
 import { type IncomingRequest, type Header, parseUri, quote, UriError } from '../sip/index.js';
 import { type Command, helpText, parseCommand } from './commands.js';
@@ -28,6 +29,9 @@ export interface ImcOptions {
   rateBurst: number;
   /** Whether commands and messages must come from a sender proven by digest authentication. */
   requireIdentity: boolean;
+  /** Posts waiting for delivery to one member, and in all, past which new posts get 503. */
+  maxBacklog: number;
+  maxPending: number;
 }
 
 export interface ImcStats {
@@ -41,6 +45,8 @@ export interface ImcStats {
 class Refusal extends Error {}
 
 const MAX_NAME = 64;
+/** Retry-After of a post refused because deliveries are behind. */
+const BACKLOG_RETRY_AFTER_SECONDS = 5;
 /** History entries kept in memory while the store is unavailable; beyond, the oldest are dropped (joiners see the last few per room only). */
 const MAX_UNSAVED_HISTORY = 2000;
 const USER_PART = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$/;
@@ -50,6 +56,8 @@ export class RoomService {
   readonly stats: ImcStats = { messagesIn: 0, messagesOut: 0, deliveriesFailed: 0, commands: 0 };
   private readonly roomPattern: RegExp;
   private readonly memberQueues = new OrderedDeliveries((error) => this.log.error({ err: error }, 'room delivery error'));
+  /** Posts confirmed and not yet delivered to every member. */
+  private readonly posts: Outbox<RoomHistoryEntry>;
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private pendingHistory: RoomHistoryEntry[] = [];
   private historyFlush: Promise<void> | undefined;
@@ -57,12 +65,15 @@ export class RoomService {
 
   constructor(
     private readonly store: RoomStore,
+    outbox: OutboxStore,
     private readonly relay: Relay,
     private readonly isKnownUser: (aor: string) => Promise<boolean>,
     private readonly options: ImcOptions,
     private readonly log: Logger,
   ) {
     this.roomPattern = new RegExp(`^${globSource(options.roomPattern)}$`);
+    const limits = { maxMessages: options.maxPending, maxPerRecipient: options.maxBacklog };
+    this.posts = new Outbox(outbox, 'room', bodyCodec<RoomHistoryEntry>(), { deliver: (entry, recipient) => this.deliverPost(entry, recipient) }, this.memberQueues, limits, log);
   }
 
   async start(): Promise<void> {
@@ -77,9 +88,14 @@ export class RoomService {
     this.log.info({ rooms: this.rooms.size }, 'rooms loaded');
   }
 
+  /** Delivers the posts confirmed before the last stop (or kill) and not delivered then; once SIP is up. */
+  async deliverPending(): Promise<void> {
+    await this.posts.start();
+  }
+
   async stop(): Promise<void> {
     clearInterval(this.historyTimer);
-    await this.memberQueues.drain();
+    await this.posts.stop();
     await this.flushHistory();
   }
 
@@ -144,15 +160,25 @@ export class RoomService {
     if (!member || member.invited) return request.reply(403, 'Forbidden (not a member of this room)');
     if (!this.takeToken(sender)) return request.reply(503, 'Service Unavailable (sending too fast)', { headers: [{ name: 'retry-after', value: '1' }] });
     if (text !== undefined && text.includes('\0')) return request.reply(400, 'Bad Request (NUL in text)');
+    const postType = contentType === 'text/plain' || !message.get('content-type') ? 'text/plain;charset=utf-8' : message.get('content-type')!;
+    try {
+      await this.post(here, member, sender, postType, message.body);
+    } catch (error) {
+      // A store unavailable is answered 503 with Retry-After by the server's dispatch.
+      if (!(error instanceof OutboxFull)) throw error;
+      this.log.info({ room: roomUri(here), reason: error.message }, 'room post refused: deliveries are behind');
+      return request.reply(503, 'Service Unavailable (room deliveries are behind)', { headers: [{ name: 'retry-after', value: String(BACKLOG_RETRY_AFTER_SECONDS) }] });
+    }
     request.reply(200, 'OK');
     this.stats.messagesIn++;
-    this.post(here, member, sender, contentType === 'text/plain' || !message.get('content-type') ? 'text/plain;charset=utf-8' : message.get('content-type')!, message.body);
   }
 
-  /** Fans a message out to every active member but the sender, and records it in the history. */
-  private post(room: Room, member: Member, sender: string, contentType: string, body: Buffer): void {
+  /** Puts a message in the outbox for every active member but the sender (resolving once it is durable), and records it in the history. */
+  private async post(room: Room, member: Member, sender: string, contentType: string, body: Buffer): Promise<void> {
     const at = Date.now();
     const entry: RoomHistoryEntry = { roomName: room.name, roomDomain: room.domain, sender, nick: displayNick(member), contentType, body, at };
+    const recipients = activeMembers(room).map(aorOfMember).filter((aor) => aor !== sender);
+    await this.posts.submit(entry, recipients, at);
     if (this.options.history > 0 && contentType.startsWith('text/plain')) {
       this.pendingHistory.push(entry);
       if (room.history) {
@@ -160,10 +186,6 @@ export class RoomService {
         if (room.history.length > this.options.history) room.history.shift();
       }
       if (this.pendingHistory.length >= 200) void this.flushHistory();
-    }
-    for (const recipient of activeMembers(room)) {
-      if (aorOfMember(recipient) === sender) continue;
-      this.deliver(room, aorOfMember(recipient), entry);
     }
   }
 
@@ -183,35 +205,41 @@ export class RoomService {
     return this.historyFlush;
   }
 
-  /** Queues one delivery to a member; each member's deliveries go out one after another, in order. */
-  private deliver(room: Room, recipient: string, entry: RoomHistoryEntry, date?: Date): void {
-    const { contentType, body } = this.render(room, entry);
-    const send = () =>
-      this.relay
-        .send({
-          from: `${quote(entry.nick)} <${roomUri(room)}>`,
-          to: `sip:${recipient}`,
-          body,
-          contentType,
-          headers: this.options.extraHeaders,
-          date,
-          outboundProxy: this.options.outboundProxy,
-        })
-        .then((result) => {
-          if (result.status < 300) this.stats.messagesOut++;
-          else {
-            this.stats.deliveriesFailed++;
-            this.log.info({ room: roomUri(room), recipient, status: result.status }, 'room delivery failed');
-          }
-        });
-    this.memberQueues.add(recipient, send);
+  /** One leg of a post: done once delivered, stored offline or refused for good; tried again while the offline store is unavailable. */
+  private async deliverPost(entry: RoomHistoryEntry, recipient: string): Promise<LegOutcome> {
+    const result = await this.send(entry, recipient);
+    return result.status === 503 && result.reason === STORE_UNAVAILABLE_REASON ? 'retry' : 'done';
   }
 
+  /** A history entry to a member who joined, in the member's queue after what it was sent before. */
+  private replay(entry: RoomHistoryEntry, recipient: string): void {
+    this.memberQueues.add(recipient, () => this.send(entry, recipient, new Date(entry.at)).then(() => undefined));
+  }
 
-  private render(room: Room, entry: RoomHistoryEntry): { contentType: string; body: Buffer } {
+  private async send(entry: RoomHistoryEntry, recipient: string, date?: Date): Promise<DeliveryResult> {
+    const room = roomUri({ name: entry.roomName, domain: entry.roomDomain });
+    const { contentType, body } = this.render(room, entry);
+    const result = await this.relay.send({
+      from: `${quote(entry.nick)} <${room}>`,
+      to: `sip:${recipient}`,
+      body,
+      contentType,
+      headers: this.options.extraHeaders,
+      date,
+      outboundProxy: this.options.outboundProxy,
+    });
+    if (result.status < 300) this.stats.messagesOut++;
+    else {
+      this.stats.deliveriesFailed++;
+      this.log.info({ room, recipient, status: result.status }, 'room delivery failed');
+    }
+    return result;
+  }
+
+  private render(room: string, entry: RoomHistoryEntry): { contentType: string; body: Buffer } {
     if (this.options.cpim) {
       const head =
-        `From: ${quote(entry.nick)} <sip:${entry.sender}>\r\nTo: <${roomUri(room)}>\r\nDateTime: ${new Date(entry.at).toISOString()}\r\n\r\n` +
+        `From: ${quote(entry.nick)} <sip:${entry.sender}>\r\nTo: <${room}>\r\nDateTime: ${new Date(entry.at).toISOString()}\r\n\r\n` +
         `Content-Type: ${entry.contentType}\r\n\r\n`;
       return { contentType: 'message/cpim', body: Buffer.concat([Buffer.from(head), entry.body]) };
     }
@@ -410,7 +438,7 @@ export class RoomService {
       await this.flushHistory();
       room.history = await this.store.recentHistory(room.name, room.domain, this.options.history);
     }
-    for (const entry of room.history) this.deliver(room, recipient, entry, new Date(entry.at));
+    for (const entry of room.history) this.replay(entry, recipient);
   }
 
   private async invite(command: Command, sender: string, targetRoom: { name: string; domain: string } | undefined): Promise<string> {

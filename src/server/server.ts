@@ -171,16 +171,17 @@ export class ParleyServer {
       }
       if (config.xmpp.enabled) {
         const presence = this.presence && { service: this.presence, isKnownUser: this.isKnownUser };
-        this.xmpp = new XmppGateway(xmppGatewayOptions(config), this.relay, this.log.child({ module: 'xmpp' }), presence);
+        this.xmpp = new XmppGateway(xmppGatewayOptions(config), this.relay, this.store.outbox, this.log.child({ module: 'xmpp' }), presence);
       }
       if (config.gateway.enabled) {
         const accounts = await this.store.gatewayAccountsIn(config.gateway.db_table);
-        const dependencies = { accounts, relay: this.relay, registrar: this.registrar, presence: this.presence };
+        const dependencies = { accounts, outbox: this.store.outbox, relay: this.relay, registrar: this.registrar, presence: this.presence };
         this.gateway = new GatewayService(gatewayOptions(config), dependencies, this.log.child({ module: 'gateway' }));
       }
       if (config.imc.enabled) {
         this.rooms = new RoomService(
           await this.store.rooms({ rooms: config.imc.rooms_table, members: config.imc.members_table }),
+          this.store.outbox,
           this.relay,
           this.isKnownUser,
           {
@@ -200,6 +201,8 @@ export class ParleyServer {
             maxRate: config.imc.max_rate,
             rateBurst: config.imc.rate_burst,
             requireIdentity: config.auth.policy === 'required',
+            maxBacklog: config.imc.max_backlog,
+            maxPending: config.imc.max_pending,
           },
           this.log.child({ module: 'imc' }),
         );
@@ -219,9 +222,10 @@ export class ParleyServer {
       await this.transports.start();
       this.timers.start();
       this.relay.start();
-      this.xmpp?.start();
+      await this.xmpp?.start();
       await this.gateway?.start();
       this.presence?.start();
+      await this.rooms?.deliverPending();
     } catch (error) {
       await this.admin?.stop();
       await this.store.close();

@@ -11,6 +11,7 @@ import { LocationRepository } from './locations.js';
 import { migrations } from './migrations/index.js';
 import { OfflineRepository } from './offline.js';
 import { PresenceRepository } from './presence.js';
+import { OutboxRepository } from './outbox.js';
 import { RoomRepository } from './rooms.js';
 import type { Database } from './schema.js';
 import { StoreError, type Store, type StoreErrorCode } from './types.js';
@@ -40,6 +41,7 @@ function createRepositories(db: Kysely<Database>) {
     locations: new LocationRepository(db),
     offline: new OfflineRepository(db),
     presence: new PresenceRepository(db),
+    outbox: new OutboxRepository(db),
     gatewayAccounts: new GatewayAccountRepository(db),
   };
 }

@@ -132,6 +132,21 @@ export interface PurplemapTable {
   updated_at: number;
 }
 
+export interface OutboxTable {
+  id: Generated<number>;
+  kind: string;
+  /** JSON array of the recipients' keys. */
+  recipients: string;
+  payload: Buffer;
+  created_at: number;
+}
+
+export interface OutboxCursorsTable {
+  kind: string;
+  recipient: string;
+  done_id: number;
+}
+
 export interface Database {
   purplemap: PurplemapTable;
   imc_rooms: ImcRoomsTable;
@@ -145,4 +160,6 @@ export interface Database {
   offline_messages: OfflineMessagesTable;
   presence_publications: PresencePublicationsTable;
   presence_subscriptions: PresenceSubscriptionsTable;
+  outbox: OutboxTable;
+  outbox_cursors: OutboxCursorsTable;
 }

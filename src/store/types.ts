@@ -146,6 +146,36 @@ export interface PresenceStore {
   loadPresence(now: number): Promise<{ publications: StoredPublication[]; subscriptions: StoredSubscription[] }>;
 }
 
+/** A message acknowledged to its sender and not yet delivered to all its recipients. */
+export interface OutboxRecord {
+  id: number;
+  /** Which module's message ("room", "xmpp", "gateway"): each loads its own. */
+  kind: string;
+  /** Keys of the recipients, each with its own ordered delivery. */
+  recipients: string[];
+  /** The message as its module encoded it. */
+  payload: Buffer;
+  createdAt: number;
+}
+
+/** Delivery progress: rows done for every recipient, and per recipient the last row done for it. */
+export interface OutboxProgress {
+  finished: number[];
+  cursors: Array<{ kind: string; recipient: string; doneId: number }>;
+}
+
+export interface OutboxStore {
+  /**
+   * Stores a message; resolves with its id once committed. Adds and progress asked for while a
+   * commit is under way share the next transaction (group commit); ids follow the order of the calls.
+   */
+  add(record: Omit<OutboxRecord, 'id'>): Promise<number>;
+  /** Deletes finished rows and advances cursors, in the same group commit as adds. */
+  record(progress: OutboxProgress): Promise<void>;
+  /** The rows of a kind still pending, oldest first, and the cursors of their recipients. */
+  pending(kind: string): Promise<{ records: OutboxRecord[]; cursors: Map<string, number> }>;
+}
+
 export type RoomRole = 'owner' | 'admin' | 'member';
 
 /** A chat room; `private` rooms admit invited users only. */
@@ -262,6 +292,8 @@ export interface Store {
   readonly locations: LocationStore;
   readonly offline: OfflineStore;
   readonly presence: PresenceStore;
+  /** Acknowledged messages not yet delivered everywhere (rooms, gateways). */
+  readonly outbox: OutboxStore;
   /** The per-user gateway's account map (purplemap). */
   readonly gatewayAccounts: GatewayAccountStore;
   /** The account map under another table name (gateway.db_table), created when missing; purplemap: gatewayAccounts. */

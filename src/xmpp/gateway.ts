@@ -1,19 +1,21 @@
 // The XMPP gateway. The `xmpp` routing handler takes SIP MESSAGEs for the gateway domain to XMPP
 // users; messages XMPP users send to the gateway's XMPP domain go into SIP through the relay, so
 // local users get them on every device or from the offline store. XMPP acknowledges nothing, so a
-// MESSAGE the gateway takes is answered 202; a stanza error coming back later, or a message that
+// MESSAGE the gateway takes is answered 202, once it is in the store's outbox: it goes to the XMPP
+// server even after a restart (kill -9 included). A stanza error coming back later, or a message that
 // waited for the link longer than delay_time, is told to the SIP sender in a MESSAGE from the address
 // it wrote to (RFC 7247 §8).
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type xml from '@xmpp/xml';
-import { OrderedDeliveries, type Relay } from '../relay/index.js';
+import { type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, jsonCodec } from '../relay/index.js';
+import type { OutboxStore } from '../store/index.js';
 import { type IncomingRequest, type SipMessage, type SipUri, escapeUser, parseUri } from '../sip/index.js';
 import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, unescapeLocal } from './addresses.js';
 import { type StanzaError, conditionForStatus, errorReply, readStanzaError, statusForCondition } from './errors.js';
 import { type XmppLink, createLink } from './backend.js';
 import type { LinkState, PeerStatus } from './link.js';
-import { type Refusal, TEXT_PLAIN, callIdOfThread, excerptOf, messageStanza, readSipMessage, readStanza, sipHeaders } from './messages.js';
+import { type InstantMessage, type Refusal, TEXT_PLAIN, callIdOfThread, excerptOf, messageStanza, readSipMessage, readStanza, sipHeaders } from './messages.js';
 import type { XmppGatewayOptions } from './options.js';
 import { OutboundQueue } from './queue.js';
 import { PresenceBridge, type PresenceBridgeStats, type PresenceHooks } from './presence.js';
@@ -34,7 +36,7 @@ export interface XmppStats {
   refused: number;
   /** Stanza errors XMPP returned for messages from SIP. */
   stanzaErrors: number;
-  /** Messages from SIP that never reached the XMPP server: waited past delay_time, or left at shutdown. */
+  /** Messages from SIP that never reached the XMPP server: waited past delay_time. */
   expired: number;
   /** Stream and connection errors of the link. */
   linkErrors: number;
@@ -57,6 +59,16 @@ interface Outgoing {
   origin?: SipOrigin;
 }
 
+/** A SIP user's message taken for XMPP, as the outbox keeps it. */
+interface AcceptedMessage {
+  im: InstantMessage;
+  attrs: { from: string; to: string; id: string; type: string };
+  origin: SipOrigin;
+}
+
+/** The outbox key of the messages for XMPP: one queue, in the order they were taken, as the link sends them. */
+const TO_XMPP = 'xmpp';
+
 /** How long a sent message is remembered, for a stanza error that may come back for it. */
 const SENT_TTL_MS = 10 * 60_000;
 const MAX_SENT = 10_000;
@@ -64,7 +76,13 @@ const MAX_SENT = 10_000;
 export class XmppGateway {
   private readonly link: XmppLink;
   private readonly addresses: AddressMapping;
+  /** Stanzas of the gateway's own (presence, error replies) waiting for the link; messages from SIP wait in `accepted`. */
   private readonly queue: OutboundQueue<Outgoing>;
+  /** Messages from SIP answered 202 and not yet sent to XMPP. */
+  private readonly accepted: Outbox<AcceptedMessage>;
+  private readonly toXmpp = new OrderedDeliveries((error) => this.log.error({ err: error }, 'sending to XMPP failed'));
+  /** Wakes the message waiting for the link, at stop. */
+  private readonly wakeups = new Set<() => void>();
   /** Messages from SIP sent to XMPP, by stanza id, oldest first. */
   private readonly sent = new Map<string, SipOrigin & { at: number }>();
   /** Deliveries into SIP: one chain per SIP recipient, so that each gets its messages in order. */
@@ -81,6 +99,7 @@ export class XmppGateway {
   constructor(
     private readonly options: XmppGatewayOptions,
     private readonly relay: Relay,
+    outbox: OutboxStore,
     private readonly log: Logger,
     presence?: PresenceHooks,
   ) {
@@ -91,6 +110,8 @@ export class XmppGateway {
         ? { sip: `write to XMPP users as user${separator}xmpp.domain@${gatewayDomain}`, xmpp: `write to SIP users as user${separator}sip.domain@${xmppDomain}` }
         : { sip: 'no XMPP address for this user', xmpp: 'no SIP address for this user' };
     this.queue = new OutboundQueue(options.maxQueue, options.delayTimeMs);
+    const limits = { maxMessages: options.maxQueue, maxPerRecipient: options.maxQueue };
+    this.accepted = new Outbox(outbox, 'xmpp', jsonCodec<AcceptedMessage>(), { deliver: (message, _, at) => this.sendAccepted(message, at) }, this.toXmpp, limits, log);
     this.link = createLink(options, log);
     this.link.on('online', () => this.flush());
     this.link.on('stanza', (stanza) => this.onStanza(stanza));
@@ -110,7 +131,7 @@ export class XmppGateway {
     return {
       ...this.counters,
       state: this.link.state,
-      queued: this.queue.size,
+      queued: this.queue.size + this.accepted.size,
       unconfirmed: this.link.unconfirmed,
       linkErrors: this.link.errors,
       reconnects: this.link.reconnects,
@@ -122,36 +143,54 @@ export class XmppGateway {
     return this.link.peers();
   }
 
-  /** Starts connecting; messages wait (up to delay_time) until the link is up. */
-  start(): void {
+  /** Starts connecting; messages, those taken before the last stop included, wait (up to delay_time) until the link is up. */
+  async start(): Promise<void> {
     this.presence?.start();
     this.link.start();
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(1000, this.options.delayTimeMs)).unref();
+    await this.accepted.start();
   }
 
+  /** Messages taken and not yet sent stay in the outbox for the next start. */
   async stop(): Promise<void> {
     clearInterval(this.sweepTimer);
+    const stopped = this.accepted.stop();
+    for (const wake of this.wakeups) wake();
+    await stopped;
     await this.presence?.stop();
     await this.link.stop();
-    for (const outgoing of this.queue.drain()) this.failBack(outgoing, 503, 'the gateway stopped before the XMPP server could take it');
+    this.queue.drain();
     await this.deliveries.drain();
   }
 
-  /** The `xmpp` routing handler: a SIP MESSAGE for the gateway domain. */
-  handle(request: IncomingRequest): void {
-    const refusal = this.forward(request.message);
-    if (refusal) {
+  /** The `xmpp` routing handler: a SIP MESSAGE for the gateway domain; 202 once it is in the outbox. */
+  async handle(request: IncomingRequest): Promise<void> {
+    let taken = this.take(request.message);
+    if (!('status' in taken)) {
+      try {
+        await this.accepted.submit(taken, [TO_XMPP]);
+      } catch (error) {
+        // A store unavailable is answered 503 with Retry-After by the server's dispatch.
+        if (!(error instanceof OutboxFull)) throw error;
+        taken = { status: 503, reason: 'Service Unavailable (XMPP queue full)', headers: this.retryAfter() };
+      }
+    }
+    if ('status' in taken) {
       this.counters.refused++;
-      this.log.debug({ status: refusal.status, reason: refusal.reason, to: request.message.uri }, 'MESSAGE for XMPP refused');
-      request.reply(refusal.status, refusal.reason, { headers: refusal.headers });
+      this.log.debug({ status: taken.status, reason: taken.reason, to: request.message.uri }, 'MESSAGE for XMPP refused');
+      request.reply(taken.status, taken.reason, { headers: taken.headers });
       return;
     }
     this.counters.sipToXmpp++;
     request.reply(202, 'Accepted');
   }
 
-  /** Sends or queues the XMPP form of a SIP MESSAGE; what to answer instead when it cannot. */
-  private forward(message: SipMessage): Refusal | undefined {
+  private retryAfter(): Array<{ name: string; value: string }> {
+    return [{ name: 'retry-after', value: String(Math.ceil(this.options.link.reconnectMaxMs / 1000)) }];
+  }
+
+  /** The XMPP form of a SIP MESSAGE, or what to answer instead when the gateway cannot carry it. */
+  private take(message: SipMessage): AcceptedMessage | Refusal {
     let sender: SipUri;
     try {
       sender = parseUri(message.from.uri);
@@ -167,15 +206,38 @@ export class XmppGateway {
     if (to.domain === this.options.addresses.xmppDomain) return { status: 482, reason: 'Loop Detected (that XMPP address leads back to SIP)' };
     const im = readSipMessage(message, this.options.maxBody);
     if ('status' in im) return im;
-    const now = Date.now();
-    const retryAfter = [{ name: 'retry-after', value: String(Math.ceil(this.options.link.reconnectMaxMs / 1000)) }];
-    if (this.link.downFor(now) > this.options.delayTimeMs) {
-      return { status: 503, reason: 'Service Unavailable (XMPP server unreachable)', headers: retryAfter };
+    if (this.link.downFor(Date.now()) > this.options.delayTimeMs) {
+      return { status: 503, reason: 'Service Unavailable (XMPP server unreachable)', headers: this.retryAfter() };
     }
-    const stanza = messageStanza(im, { from: formatJid(from), to: formatJid(to), id: this.newId(), type: this.options.messageType });
-    const origin = { sender: sipAddress(sender), target: sipAddress(target), recipient: to, excerpt: excerptOf(im.body) };
-    if (!this.submit({ stanza, origin }, now)) return { status: 503, reason: 'Service Unavailable (XMPP queue full)', headers: retryAfter };
-    return undefined;
+    const attrs = { from: formatJid(from), to: formatJid(to), id: this.newId(), type: this.options.messageType };
+    return { im, attrs, origin: { sender: sipAddress(sender), target: sipAddress(target), recipient: to, excerpt: excerptOf(im.body) } };
+  }
+
+  /** Sends a message taken from SIP once the link is up; fails it back once it waited delay_time since it was taken. */
+  private async sendAccepted(message: AcceptedMessage, acceptedAt: number): Promise<LegOutcome> {
+    const deadline = acceptedAt + this.options.delayTimeMs;
+    if (!this.link.online && Date.now() < deadline) await this.linkOnline(deadline);
+    const outgoing = { stanza: messageStanza(message.im, message.attrs), origin: message.origin };
+    if (this.link.online) this.transmit(outgoing);
+    else if (Date.now() >= deadline) this.failBack(outgoing, 408, `the XMPP server was unreachable for ${this.options.delayTimeMs / 1000} s`);
+    // Woken by the stop: it stays in the outbox.
+    else return 'retry';
+    return 'done';
+  }
+
+  /** Resolves when the link is online, at `deadline`, or at stop, whichever comes first. */
+  private linkOnline(deadline: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.link.off('online', wake);
+        this.wakeups.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, deadline - Date.now());
+      this.link.on('online', wake);
+      this.wakeups.add(wake);
+    });
   }
 
   /** Sends a stanza, or queues it while the link is down; false when the queue is full. */
@@ -199,11 +261,10 @@ export class XmppGateway {
     for (const outgoing of this.queue.drain()) this.transmit(outgoing);
   }
 
-  /** Fails back what waited too long for the link, and forgets sent messages no error came for. */
+  /** Drops the gateway's own stanzas that waited too long for the link, and forgets sent messages no error came for. */
   private sweep(): void {
     const now = Date.now();
-    const waited = `the XMPP server was unreachable for ${this.options.delayTimeMs / 1000} s`;
-    for (const outgoing of this.queue.takeExpired(now)) this.failBack(outgoing, 408, waited);
+    this.queue.takeExpired(now);
     for (const [id, { at }] of this.sent) {
       if (now - at <= SENT_TTL_MS) break;
       this.sent.delete(id);

@@ -129,3 +129,39 @@ describe('room limits', () => {
     assert.equal(receivedWith(bob, 'big ', start).length, 0, 'the large message was not broadcast');
   });
 });
+
+describe('room deliveries behind', () => {
+  let s: TestServer;
+  const users = new UserPool(() => s.udp);
+
+  before(async () => {
+    s = await startServer({ imc: { max_backlog: 2, history: 0 } });
+  });
+  after(async () => {
+    users.closeAll();
+    await s.stop();
+  });
+
+  test('max_backlog: with that many posts waiting for a member, a new post gets 503 with Retry-After, and 200 again once they are delivered', async () => {
+    const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((name) => users.get(name)));
+    const room = 'sip:chat-slow@localhost';
+    assert.match(await command(alice, 'sip:chat-manager@localhost', '#create chat-slow'), /created room/);
+    assert.match(await command(bob, room, '#join'), /you joined/);
+    assert.match(await command(carol, room, '#join'), /you joined/);
+
+    bob.answer = null;
+    assert.equal((await alice.message(room, 'one')).status, 200);
+    assert.equal((await alice.message(room, 'two')).status, 200);
+    const refused = await alice.message(room, 'three');
+    assert.equal(refused.status, 503);
+    assert.equal(refused.reason, 'Service Unavailable (room deliveries are behind)');
+    assert.equal(refused.get('retry-after'), '5');
+
+    bob.answer = 200;
+    await bob.waitForRequest((m) => m.body.toString() === '<alice> two', 15_000);
+    const four = bob.waitForRequest((m) => m.body.toString() === '<carol> four');
+    assert.equal((await carol.message(room, 'four')).status, 200);
+    await four;
+    assert.deepEqual(receivedWith(bob, 'three'), [], 'the refused post went nowhere');
+  });
+});

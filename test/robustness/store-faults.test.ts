@@ -9,7 +9,7 @@ import SqliteDatabase from 'better-sqlite3';
 import type { SipMessage } from '../../src/sip/index.js';
 import { eventually } from '../support/eventually.js';
 import { startPostgres, type PostgresServer } from '../support/postgres.js';
-import { killAll, startParley, tempDir, type Endpoint, type ParleyProcess } from '../support/process.js';
+import { freeTcpPort, killAll, startParley, tempDir, type Endpoint, type ParleyProcess } from '../support/process.js';
 import { TestUA } from '../support/ua.js';
 import { sleep } from './wire.js';
 
@@ -28,10 +28,11 @@ async function ua(user: string, server: Endpoint): Promise<TestUA> {
   return agent;
 }
 
-/** Parley on `db` (default: SQLite in `dir`), open registration, no practical offline limit. */
+/** Parley on `db` (default: SQLite in `dir`), open registration, no practical offline limit, the XMPP gateway towards a server not there. */
 async function parleyOn(dir: string, db?: string): Promise<ParleyProcess> {
   const config = join(dir, 'parley.yaml');
-  writeFileSync(config, 'auth:\n  policy: open\noffline:\n  max_per_user: 100000\n');
+  const xmpp = `xmpp:\n  enabled: true\n  xmpp_domain: sip.xmpp.example\n  xmpp_password: secret\n  xmpp_port: ${await freeTcpPort()}\n`;
+  writeFileSync(config, `auth:\n  policy: open\noffline:\n  max_per_user: 100000\n${xmpp}`);
   return startParley({ dir, db, logLevel: 'debug', args: ['--config', config] });
 }
 
@@ -64,6 +65,12 @@ describe('database faults', () => {
     const dir = tempDir();
     const parley = await parleyOn(dir);
     const { alice, bob, carol } = await users(parley);
+    const created = bob.waitForRequest((m) => m.body.toString().startsWith('created room'));
+    assert.equal((await bob.message('sip:chat-manager@localhost', '#create chat-posts')).status, 200);
+    await created;
+    const joined = bob.waitForRequest((m) => m.body.toString().includes('has joined'));
+    assert.equal((await alice.message('sip:chat-posts@localhost', '#join')).status, 200);
+    await joined;
 
     const lock = new SqliteDatabase(join(dir, 'parley.db'));
     lock.pragma('busy_timeout = 5000');
@@ -79,6 +86,10 @@ describe('database faults', () => {
       const notDone = bob.waitForRequest((m) => m.body.toString().includes('store is unavailable'));
       assert.equal((await bob.message('sip:chat-manager@localhost', '#create chat-locked')).status, 200);
       assert.match((await notDone).body.toString(), /not done: the store is unavailable/);
+      // A room post is answered only once it is in the outbox.
+      assertStoreUnavailable(await bob.message('sip:chat-posts@localhost', 'posted while locked'), 'room post while locked');
+      // So is a MESSAGE the XMPP gateway takes.
+      assertStoreUnavailable(await bob.message('sip:romeo*xmpp.example@sip.xmpp.example', 'for XMPP while locked'), 'MESSAGE for XMPP while locked');
       // The expiry sweep (every 5 s) runs into the lock too, and is postponed.
       await parley.waitForLog(/"task":"expired bindings sweep".*"msg":"postponed: store unavailable"/, 15_000);
     } finally {

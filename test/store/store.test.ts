@@ -349,6 +349,33 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       });
     });
 
+    describe('outbox', () => {
+      const record = (kind: string, recipients: string[], text: string) => ({ kind, recipients, payload: Buffer.from(text), createdAt: 1000 });
+
+      test('adds made together get ids in the order asked, and come back pending, per kind, oldest first', async () => {
+        const ids = await Promise.all(['a', 'b', 'c'].map((text) => store.outbox.add(record('room', ['x@h', 'y@h'], text))));
+        const other = await store.outbox.add(record('xmpp', ['xmpp'], 'd'));
+        assert.deepEqual([...ids].sort((p, q) => p - q), ids);
+        assert.ok(other > ids[2]!);
+        const { records, cursors } = await store.outbox.pending('room');
+        assert.deepEqual(records.map((r) => [r.id, r.recipients, r.payload.toString(), r.createdAt]), ids.map((id, i) => [id, ['x@h', 'y@h'], 'abc'[i], 1000]));
+        assert.equal(cursors.size, 0);
+      });
+
+      test('progress deletes finished rows and keeps the cursors of recipients done with rows still pending', async () => {
+        const [first, second] = await Promise.all(['a', 'b'].map((text) => store.outbox.add(record('room', ['x@h', 'y@h'], text))));
+        await store.outbox.record({ finished: [], cursors: [{ kind: 'room', recipient: 'x@h', doneId: first! }] });
+        await store.outbox.record({ finished: [first!], cursors: [{ kind: 'room', recipient: 'x@h', doneId: second! }] });
+        const { records, cursors } = await store.outbox.pending('room');
+        assert.deepEqual(records.map((r) => r.id), [second]);
+        assert.deepEqual([...cursors], [['x@h', second]]);
+        await store.outbox.record({ finished: [second!], cursors: [] });
+        const after = await store.outbox.pending('room');
+        assert.deepEqual(after.records, []);
+        assert.equal(after.cursors.size, 0, 'cursors below every pending row are gone');
+      });
+    });
+
     if (driver === 'postgres') {
       test('a connection lost mid-statement fails it as UNAVAILABLE, the process goes on and a new connection serves the next', async () => {
         await store.users.put({ username: 'alice', domain: 'a.example', ha1Md5: 'm', ha1Sha256: 's' });

@@ -17,8 +17,8 @@ export interface UaOptions {
 
 export class TestUA {
   readonly received: SipMessage[] = [];
-  /** Status this UA answers incoming requests with. */
-  answer = 200;
+  /** Status this UA answers incoming requests with; null: it records them and never answers (a device gone unresponsive). */
+  answer: number | null = 200;
   private readonly waiters = new Map<string, (m: SipMessage) => void>();
   private readonly requestWaiters: Array<{ test: (m: SipMessage) => boolean; resolve: (m: SipMessage) => void }> = [];
   private udp?: UdpSocket;
@@ -78,13 +78,13 @@ export class TestUA {
       // A UAS transaction absorbs retransmissions: answer again, record once.
       const key = `${message.via.branch}|${message.method}`;
       if (this.seenBranches.has(key)) {
-        if (message.method !== 'ACK') this.sendRaw(createResponse(message, this.answer).toBuffer());
+        this.respond(message);
         return;
       }
       this.seenBranches.add(key);
       this.received.push(message);
       const waiter = this.requestWaiters.findIndex((w) => w.test(message));
-      if (message.method !== 'ACK') this.sendRaw(createResponse(message, this.answer).toBuffer());
+      this.respond(message);
       if (waiter >= 0) this.requestWaiters.splice(waiter, 1)[0]!.resolve(message);
       return;
     }
@@ -92,6 +92,10 @@ export class TestUA {
     const key = `${message.via.branch}`;
     this.waiters.get(key)?.(message);
     this.waiters.delete(key);
+  }
+
+  private respond(request: SipMessage): void {
+    if (request.method !== 'ACK' && this.answer !== null) this.sendRaw(createResponse(request, this.answer).toBuffer());
   }
 
   /** Resolves with the next incoming request matching `test` (or the one already received). */

@@ -1,10 +1,13 @@
 // The XMPP gateway against what a real XMPP server does not do on demand: a server sending malformed
 // XML or splitting a character between two TCP segments (a scripted XEP-0114 server here), and no
-// server at all (queueing, delay_time, 503). test/xmpp/prosody.test.ts has the real server.
+// server at all (queueing, delay_time, 503), and messages answered 202 while it was unreachable
+// surviving kill -9. test/xmpp/prosody.test.ts has the real server.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { eventually } from '../support/eventually.js';
-import { freeTcpPort } from '../support/process.js';
+import { freeTcpPort, killAll, startParley, tempDir } from '../support/process.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
 import { victimSocket } from '../support/victim.js';
@@ -206,4 +209,45 @@ test('backend server starts a server-to-server listener instead of a component l
   } finally {
     await parley.stop();
   }
+});
+
+describe('kill -9 with messages waiting for the XMPP server', () => {
+  after(() => killAll());
+
+  /** A config file for Parley as a component of the XMPP server on `port`. */
+  function componentConfig(dir: string, port: number): string {
+    const file = join(dir, `xmpp-${port}.yaml`);
+    const xmpp = { enabled: true, xmpp_domain: COMPONENT_DOMAIN, xmpp_password: SECRET, xmpp_port: port, reconnect_min: 0.1, reconnect_max: 0.2, delay_time: 60 };
+    writeFileSync(file, `auth:\n  policy: open\nxmpp:\n${Object.entries(xmpp).map(([key, value]) => `  ${key}: ${String(value)}\n`).join('')}`);
+    return file;
+  }
+
+  test('every MESSAGE answered 202 before the kill reaches the XMPP server after the restart, in order', async () => {
+    const dir = tempDir();
+    const first = await startParley({ dir, args: ['--config', componentConfig(dir, await freeTcpPort())] });
+    const alice = await TestUA.create({ user: 'alice', server: first.udp });
+    const xmppServer = componentServer();
+    try {
+      assert.equal((await alice.register()).status, 200);
+      const texts = ['one', 'two', 'three', 'four', 'five'];
+      for (const text of texts) assert.equal((await alice.message(ROMEO, text)).status, 202);
+      first.kill('SIGKILL');
+      assert.equal((await first.exited).signal, 'SIGKILL');
+
+      const port = await xmppServer.listen();
+      const second = await startParley({ db: first.db, dir, udpPort: first.udp.port, tcpPort: first.tcp.port, args: ['--config', componentConfig(dir, port)] });
+      try {
+        const sent = () => xmppServer.connections.map((connection) => connection.input).join('');
+        await eventually(() => sent().includes('<body>five</body>'), 'the last message at the XMPP server', 15_000);
+        const positions = texts.map((text) => sent().indexOf(`<body>${text}</body>`));
+        assert.ok(positions.every((position, index) => position >= 0 && (index === 0 || position > positions[index - 1]!)), `in order: ${positions.join(', ')}`);
+        assert.match(sent(), new RegExp(`<message [^>]*to=.romeo@xmpp.example.`));
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      alice.close();
+      xmppServer.close();
+    }
+  });
 });

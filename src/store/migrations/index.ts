@@ -7,6 +7,7 @@ import { rooms } from './002_rooms.js';
 import { gateway } from './003_gateway.js';
 import { offlineSentAt } from './004_offline_sent_at.js';
 import { presence } from './005_presence.js';
+import { outbox } from './006_outbox.js';
 
 export interface StoreMigration {
   // Kysely<any>: a migration works on the schema as it was at its version, not on today's Database type.
@@ -19,4 +20,5 @@ export const migrations: Readonly<Record<string, StoreMigration>> = {
   '003_gateway': gateway,
   '004_offline_sent_at': offlineSentAt,
   '005_presence': presence,
+  '006_outbox': outbox,
 };

@@ -1,0 +1,235 @@
+/**
+ * What Parley acknowledged is durable: a room post answered 200 and a gateway MESSAGE answered 202
+ * are in the store's outbox before the answer goes out, and are delivered after a restart, even
+ * one after kill -9. One row per message with the list of its recipients (group-committed with
+ * the other rows and progress marks of the same moment); each recipient gets its messages in order,
+ * through the same per-recipient queue as the module's other deliveries. A leg that is done is
+ * marked in batches; a row done for everyone is deleted. At start, what is pending is delivered
+ * again: at least once, and a leg done in the last PROGRESS_DELAY_MS before a kill may come twice.
+ */
+import type { Logger } from 'pino';
+import { isStoreUnavailable, logBackgroundFailure, type OutboxRecord, type OutboxStore } from '../store/index.js';
+import type { OrderedDeliveries } from './ordered.js';
+
+/** How long done legs are gathered before their marks are written (the duplicate window after a kill). */
+const PROGRESS_DELAY_MS = 50;
+/** How long a leg that could not be done, or progress that could not be written (store unavailable), waits before it is tried again. */
+const RETRY_MS = 1000;
+
+/** What became of one leg: done (delivered, stored offline, or failed for good and told), or to be tried again later. */
+export type LegOutcome = 'done' | 'retry';
+
+export interface OutboxCodec<Item> {
+  encode(item: Item): Buffer;
+  decode(payload: Buffer): Item;
+}
+
+export interface OutboxLimits {
+  /** Messages of this kind pending at once. */
+  maxMessages: number;
+  /** Messages pending for one recipient. */
+  maxPerRecipient: number;
+}
+
+/** The outbox is past one of its bounds: nothing was stored, the sender is to try again later. */
+export class OutboxFull extends Error {}
+
+export interface OutboxDelivery<Item> {
+  /** One leg: the item to one recipient; `acceptedAt` is when the sender was answered. */
+  deliver(item: Item, recipient: string, acceptedAt: number): Promise<LegOutcome>;
+}
+
+export class Outbox<Item> {
+  /** Rows in delivery, by id: legs not done yet. */
+  private readonly remaining = new Map<number, number>();
+  /** Legs not done yet, by recipient (reserved ones included). */
+  private readonly backlog = new Map<string, number>();
+  /** Messages being written, counted against the bound before they are. */
+  private reserved = 0;
+  /** Progress not written yet: rows done for everyone, and per recipient the last row done for it. */
+  private finished: number[] = [];
+  private readonly cursors = new Map<string, number>();
+  private progressTimer: NodeJS.Timeout | undefined;
+  private progressWrite: Promise<void> = Promise.resolve();
+  private stopping = false;
+  /** Settles once start() has queued what was pending: new messages are written and queued behind it, in id order. */
+  private readonly loaded: Promise<void>;
+  private markLoaded!: () => void;
+
+  constructor(
+    private readonly store: OutboxStore,
+    private readonly kind: string,
+    private readonly codec: OutboxCodec<Item>,
+    private readonly delivery: OutboxDelivery<Item>,
+    private readonly queues: OrderedDeliveries,
+    private readonly limits: OutboxLimits,
+    private readonly log: Logger,
+  ) {
+    this.loaded = new Promise((resolve) => (this.markLoaded = resolve));
+  }
+
+  /** Messages pending. */
+  get size(): number {
+    return this.remaining.size + this.reserved;
+  }
+
+  /** Legs pending for one recipient. */
+  backlogOf(recipient: string): number {
+    return this.backlog.get(recipient) ?? 0;
+  }
+
+  /** Delivers again what was pending when Parley stopped or was killed; resolves with how many messages. */
+  async start(): Promise<number> {
+    try {
+      return await this.load();
+    } finally {
+      this.markLoaded();
+    }
+  }
+
+  private async load(): Promise<number> {
+    const { records, cursors } = await this.store.pending(this.kind);
+    for (const record of records) {
+      const left = record.recipients.filter((recipient) => (cursors.get(recipient) ?? 0) < record.id);
+      if (left.length === 0) this.finished.push(record.id);
+      else this.dispatch(record, this.codec.decode(record.payload), left);
+    }
+    if (this.finished.length > 0) this.scheduleProgress();
+    if (records.length > 0) this.log.info({ kind: this.kind, messages: records.length }, 'outbox: delivering what was pending at the last stop');
+    return records.length;
+  }
+
+  /**
+   * Stores the item for its recipients; resolves once it is durable and queued, so the sender may
+   * be answered. Rejects with OutboxFull past a bound, or with the store's error (nothing queued).
+   */
+  async submit(item: Item, recipients: string[], now = Date.now()): Promise<void> {
+    if (recipients.length === 0) return;
+    // Written before what was pending is loaded, it would be loaded and queued twice.
+    await this.loaded;
+    if (this.size >= this.limits.maxMessages) throw new OutboxFull(`${this.size} messages waiting for delivery`);
+    const crowded = recipients.find((recipient) => this.backlogOf(recipient) >= this.limits.maxPerRecipient);
+    if (crowded !== undefined) throw new OutboxFull(`${this.backlogOf(crowded)} messages waiting for ${crowded}`);
+    this.reserved++;
+    for (const recipient of recipients) this.backlog.set(recipient, this.backlogOf(recipient) + 1);
+    let id: number;
+    try {
+      id = await this.store.add({ kind: this.kind, recipients, payload: this.codec.encode(item), createdAt: now });
+    } catch (error) {
+      for (const recipient of recipients) this.release(recipient);
+      throw error;
+    } finally {
+      this.reserved--;
+    }
+    for (const recipient of recipients) this.release(recipient);
+    this.dispatch({ id, kind: this.kind, recipients, payload: Buffer.alloc(0), createdAt: now }, item, recipients);
+  }
+
+  /** Waits for the legs under way (each ends done or postponed) and writes their progress. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.queues.drain();
+    clearTimeout(this.progressTimer);
+    await this.writeProgress();
+  }
+
+  private dispatch(record: OutboxRecord, item: Item, recipients: string[]): void {
+    this.remaining.set(record.id, recipients.length);
+    for (const recipient of recipients) {
+      this.backlog.set(recipient, this.backlogOf(recipient) + 1);
+      this.queues.add(recipient, () => this.runLeg(record, item, recipient));
+    }
+  }
+
+  private async runLeg(record: OutboxRecord, item: Item, recipient: string): Promise<void> {
+    for (;;) {
+      // Left pending in the store: the next start delivers it.
+      if (this.stopping) return;
+      if ((await this.attempt(item, recipient, record.createdAt)) === 'done') break;
+      if (this.stopping) return;
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS).unref());
+    }
+    this.release(recipient);
+    const left = this.remaining.get(record.id)! - 1;
+    if (left > 0) {
+      this.remaining.set(record.id, left);
+      this.cursors.set(recipient, record.id);
+    } else {
+      this.remaining.delete(record.id);
+      this.finished.push(record.id);
+    }
+    this.scheduleProgress();
+  }
+
+  /** A leg that throws is tried again while the store is unavailable; otherwise it is logged and given up, so one bad item cannot hold up its recipient for ever. */
+  private async attempt(item: Item, recipient: string, acceptedAt: number): Promise<LegOutcome> {
+    try {
+      return await this.delivery.deliver(item, recipient, acceptedAt);
+    } catch (error) {
+      if (isStoreUnavailable(error)) return 'retry';
+      this.log.error({ err: error, kind: this.kind, recipient }, 'outbox delivery failed; given up');
+      return 'done';
+    }
+  }
+
+  private release(recipient: string): void {
+    const left = this.backlogOf(recipient) - 1;
+    if (left > 0) this.backlog.set(recipient, left);
+    else this.backlog.delete(recipient);
+  }
+
+  private scheduleProgress(): void {
+    this.progressTimer ??= setTimeout(() => {
+      this.progressTimer = undefined;
+      void this.writeProgress();
+    }, PROGRESS_DELAY_MS);
+  }
+
+  private writeProgress(): Promise<void> {
+    const finished = this.finished;
+    // A cursor matters only while a row at or below it is pending (rows enter `remaining` in id order).
+    const oldest = this.remaining.keys().next().value;
+    const cursors = [...this.cursors].filter(([, doneId]) => oldest !== undefined && oldest <= doneId);
+    this.finished = [];
+    this.cursors.clear();
+    if (finished.length === 0 && cursors.length === 0) return this.progressWrite;
+    const progress = { finished, cursors: cursors.map(([recipient, doneId]) => ({ kind: this.kind, recipient, doneId })) };
+    this.progressWrite = this.store.record(progress).catch((error: unknown) => {
+      logBackgroundFailure(this.log, 'outbox progress')(error);
+      // Not written, those legs would only come again after a restart; while running, they are tried again.
+      if (!isStoreUnavailable(error) || this.stopping) return;
+      this.finished.push(...finished);
+      for (const [recipient, doneId] of cursors) if ((this.cursors.get(recipient) ?? 0) < doneId) this.cursors.set(recipient, doneId);
+      this.progressTimer ??= setTimeout(() => {
+        this.progressTimer = undefined;
+        void this.writeProgress();
+      }, RETRY_MS);
+    });
+    return this.progressWrite;
+  }
+}
+
+/** Items of plain JSON values. */
+export function jsonCodec<Item>(): OutboxCodec<Item> {
+  return {
+    encode: (item) => Buffer.from(JSON.stringify(item), 'utf8'),
+    decode: (payload) => JSON.parse(payload.toString('utf8')) as Item,
+  };
+}
+
+/** Items of JSON values and a binary `body`, stored as it is: a length-prefixed JSON head, then the body. */
+export function bodyCodec<Item extends { body: Buffer }>(): OutboxCodec<Item> {
+  return {
+    encode: ({ body, ...head }) => {
+      const json = Buffer.from(JSON.stringify(head), 'utf8');
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(json.length);
+      return Buffer.concat([length, json, body]);
+    },
+    decode: (payload) => {
+      const length = payload.readUInt32BE(0);
+      const head = JSON.parse(payload.subarray(4, 4 + length).toString('utf8')) as Omit<Item, 'body'>;
+      return { ...head, body: Buffer.from(payload.subarray(4 + length)) } as Item;
+    },
+  };
+}

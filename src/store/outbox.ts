@@ -1,0 +1,63 @@
+import type { Kysely, Transaction } from 'kysely';
+import { GroupCommit } from './group-commit.js';
+import type { Database } from './schema.js';
+import type { OutboxProgress, OutboxRecord, OutboxStore } from './types.js';
+
+/** Rows per DELETE or upsert statement: far below SQLite's limit on bound variables. */
+const CHUNK = 500;
+
+export class OutboxRepository implements OutboxStore {
+  /** Adds and progress share transactions (group commit, as registrations do), in the order asked for. */
+  private readonly commits: GroupCommit;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.commits = new GroupCommit(db);
+  }
+
+  add(record: Omit<OutboxRecord, 'id'>): Promise<number> {
+    return this.commits.run(async (trx) => {
+      const row = await trx
+        .insertInto('outbox')
+        .values({ kind: record.kind, recipients: JSON.stringify(record.recipients), payload: record.payload, created_at: record.createdAt })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      return row.id;
+    });
+  }
+
+  record(progress: OutboxProgress): Promise<void> {
+    return this.commits.run((trx) => writeProgress(trx, progress));
+  }
+
+  async pending(kind: string): Promise<{ records: OutboxRecord[]; cursors: Map<string, number> }> {
+    const rows = await this.db.selectFrom('outbox').selectAll().where('kind', '=', kind).orderBy('id').execute();
+    const cursorRows = await this.db.selectFrom('outbox_cursors').select(['recipient', 'done_id']).where('kind', '=', kind).execute();
+    return {
+      records: rows.map((row) => ({ id: row.id, kind: row.kind, recipients: JSON.parse(row.recipients) as string[], payload: row.payload, createdAt: row.created_at })),
+      cursors: new Map(cursorRows.map((row) => [row.recipient, row.done_id])),
+    };
+  }
+}
+
+async function writeProgress(trx: Transaction<Database>, progress: OutboxProgress): Promise<void> {
+  const finished = progress.finished;
+  const cursors = new Map<string, { kind: string; recipient: string; done_id: number }>();
+  for (const { kind, recipient, doneId } of progress.cursors) {
+    const key = `${kind}\n${recipient}`;
+    if ((cursors.get(key)?.done_id ?? -1) < doneId) cursors.set(key, { kind, recipient, done_id: doneId });
+  }
+  for (let start = 0; start < finished.length; start += CHUNK) {
+    await trx.deleteFrom('outbox').where('id', 'in', finished.slice(start, start + CHUNK)).execute();
+  }
+  const values = [...cursors.values()];
+  for (let start = 0; start < values.length; start += CHUNK) {
+    await trx
+      .insertInto('outbox_cursors')
+      .values(values.slice(start, start + CHUNK))
+      .onConflict((conflict) => conflict.columns(['kind', 'recipient']).doUpdateSet((eb) => ({ done_id: eb.ref('excluded.done_id') })))
+      .execute();
+  }
+  // A cursor below every pending row tells nothing any more.
+  const oldest = await trx.selectFrom('outbox').select((eb) => eb.fn.min('id').as('id')).executeTakeFirst();
+  await trx.deleteFrom('outbox_cursors').where('done_id', '<', oldest?.id ?? Number.MAX_SAFE_INTEGER).execute();
+}
