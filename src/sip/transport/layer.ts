@@ -114,7 +114,12 @@ export class TransportLayer extends EventEmitter {
     // socket errors surface as 'error' events and lost datagrams through transaction timers.
     const socket = target.host.includes(':') ? this.udp6 : this.udp4;
     if (!socket) return Promise.reject(new TransportError(`no UDP listener for ${target.host.includes(':') ? 'IPv6' : 'IPv4'}`));
-    socket.send(data, target.port, target.host);
+    try {
+      socket.send(data, target.port, target.host);
+    } catch (error) {
+      // dgram throws synchronously on an address it cannot send to at all, e.g. port 0 from a Via.
+      return Promise.reject(new TransportError(`cannot send to ${formatPeer(target)}: ${(error as Error).message}`));
+    }
     return SENT;
   }
 
