@@ -15,7 +15,11 @@ declare module '@xmpp/client' {
     transports: Array<{ prototype: { Socket: unknown; socketParameters(service: string): unknown } }>;
     /** The parser of the open stream; null between streams. */
     readonly parser: object | null;
-    readonly socket: import('node:net').Socket | null;
+    /**
+     * The connection: a net.Socket over TCP; over direct TLS @xmpp/tls's wrapper, which has no
+     * destroy() and holds the TLS socket in `socket` (null once closed).
+     */
+    readonly socket: import('node:net').Socket | TlsSocketWrapper | null;
     start(): Promise<unknown>;
     connect(service: string): Promise<unknown>;
     open(options: { domain: string }): Promise<unknown>;
@@ -25,6 +29,10 @@ declare module '@xmpp/client' {
     isSecure(): boolean;
     /** Feeds what the socket read to the XML parser. */
     _onData(data: Buffer | string): void;
+  }
+
+  export interface TlsSocketWrapper extends EventEmitter {
+    readonly socket: import('node:tls').TLSSocket | null;
   }
 
   export type SaslAuthenticate = (credentials: { username: string; password: string }, mechanism: string) => Promise<void>;
