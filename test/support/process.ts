@@ -61,6 +61,8 @@ export interface StartOptions {
   logLevel?: string;
   /** More arguments after `start`. */
   args?: string[];
+  /** Arguments for node itself, before the script (e.g. `--import` of a preload). */
+  nodeArgs?: string[];
   /** How long to wait for 'parley started'. */
   startTimeoutMs?: number;
 }
@@ -237,6 +239,7 @@ async function startOnce(options: StartOptions): Promise<ParleyProcess> {
   const tcpPort = options.tcpPort ?? (await freeTcpPort());
   const db = options.db ?? `sqlite:${join(options.dir ?? tempDir(), 'parley.db')}`;
   const args = [
+    ...(options.nodeArgs ?? []),
     BIN, 'start',
     '--listen', `udp:${HOST}:${udpPort}`,
     '--listen', `tcp:${HOST}:${tcpPort}`,
