@@ -56,7 +56,7 @@ const ANSWER_TIMEOUT_MS = 3000;
  * VmRSS reaches the bound rather than lazily, and turns a leak into an out-of-memory exit.
  */
 const RSS_LIMIT_KB = 512 * 1024;
-const HEAP_LIMIT_MB = 256;
+const HEAP_LIMIT_MB = 192;
 const MAX_UDP_RATE = 600;
 /** sip.max_message_size, left at its default. */
 const MAX_MESSAGE_SIZE = 65_535;
@@ -119,39 +119,59 @@ class Recent {
   }
 }
 
-/** Outstanding requests by branch, at most `size` at once; each settles on its response or a timeout. */
+/** Cases awaiting their response, by branch, at most `size` at once; each settles on its response or a timeout. */
 class Window {
-  private readonly waiting = new Map<string, { done: (answered: boolean) => void; timer: NodeJS.Timeout }>();
+  private readonly waiting = new Map<string, { c: SemanticCase; timer: NodeJS.Timeout; done?: () => void }>();
   private readonly slotWaiters: Array<() => void> = [];
 
-  constructor(readonly size: number) {}
+  constructor(
+    readonly size: number,
+    private readonly target: Target,
+  ) {}
 
   async slot(): Promise<void> {
     while (this.waiting.size >= this.size) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
   }
 
-  expect(branch: string, done: (answered: boolean) => void): void {
-    const timer = setTimeout(() => this.settle(branch, false), ANSWER_TIMEOUT_MS);
-    this.waiting.set(branch, { done, timer });
+  /** Waits for the answer to `c` (which has a branch); `done` runs when it settles either way. */
+  expect(c: SemanticCase, done?: () => void): void {
+    const branch = c.branch!;
+    const timer = setTimeout(() => {
+      this.settle(branch);
+      this.target.noAnswer(c);
+    }, ANSWER_TIMEOUT_MS);
+    this.waiting.set(branch, { c, timer, done });
   }
 
-  /** Settles the request with this branch; false when none was waiting (a late or unrelated response). */
-  settle(branch: string, answered: boolean): boolean {
+  /** The case waiting for this branch, now settled; undefined for a late or unrelated response. */
+  settle(branch: string): SemanticCase | undefined {
     const entry = this.waiting.get(branch);
-    if (!entry) return false;
+    if (!entry) return undefined;
     this.waiting.delete(branch);
     clearTimeout(entry.timer);
-    entry.done(answered);
+    entry.done?.();
     this.slotWaiters.shift()?.();
-    return true;
+    return entry.c;
   }
 
   settleAll(): void {
-    for (const branch of [...this.waiting.keys()]) this.settle(branch, false);
+    for (const branch of [...this.waiting.keys()]) this.settle(branch);
   }
 
   async drain(): Promise<void> {
     while (this.waiting.size > 0) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+  }
+
+  /** What to do with a message Parley sent to the fuzzer: answer a request, settle a case with a final response. */
+  receiver(transport: Transport): (data: Buffer, reply: (bytes: Buffer) => void) => void {
+    return (data, reply) => {
+      const seen = this.target.seen(data, transport);
+      if (seen.isRequest) return answer(data, reply);
+      const branch = branchOf(seen);
+      if (seen.status < 200 || branch === undefined) return;
+      const c = this.settle(branch);
+      if (c) this.target.answered(c, seen.status);
+    };
   }
 }
 
@@ -204,7 +224,6 @@ class Target {
   alice!: TestUA;
   bob!: TestUA;
   carol!: TestUA;
-  peakRssKb = 0;
   /** VmRSS at each check, in MiB. */
   readonly rssHistoryMb: number[] = [];
   checks = 0;
@@ -267,7 +286,6 @@ class Target {
       this.fail(`Parley exited (code ${code}, signal ${signal}) during ${after}; stderr:\n${this.parley.stderr.slice(-30).join('\n')}`);
     }
     const rss = this.parley.rssKb() ?? 0;
-    this.peakRssKb = Math.max(this.peakRssKb, rss);
     this.rssHistoryMb.push(Math.round(rss / 1024));
     if (rss > RSS_LIMIT_KB) this.fail(`VmRSS ${rss} kB after ${after} (limit ${RSS_LIMIT_KB} kB)`);
     const body = `still relaying after ${after} (${this.checks})`;
@@ -352,18 +370,9 @@ function branchOf(seen: Inspection): string | undefined {
 
 async function fuzzUdp(target: Target, first: number, count: number): Promise<void> {
   const sockets: UdpSocket[] = await Promise.all(Array.from({ length: 4 }, () => bindUdp()));
-  const window = new Window(UDP_WINDOW);
-  const byBranch = new Map<string, SemanticCase>();
-  for (const socket of sockets) {
-    socket.on('message', (data: Buffer, rinfo) => {
-      const seen = target.seen(data, 'UDP');
-      if (seen.isRequest) return answer(data, (bytes) => socket.send(bytes, rinfo.port, rinfo.address));
-      const branch = branchOf(seen);
-      const sent = branch === undefined ? undefined : byBranch.get(branch);
-      if (!sent || seen.status < 200) return;
-      if (window.settle(branch!, true)) target.answered(sent, seen.status);
-    });
-  }
+  const window = new Window(UDP_WINDOW, target);
+  const receive = window.receiver('UDP');
+  for (const socket of sockets) socket.on('message', (data: Buffer, rinfo) => receive(data, (bytes) => socket.send(bytes, rinfo.port, rinfo.address)));
   try {
     for (let batchStart = first; batchStart < first + count; batchStart += UDP_BATCH) {
       await target.refreshNonce();
@@ -381,13 +390,7 @@ async function fuzzUdp(target: Target, first: number, count: number): Promise<vo
         target.tally.sent++;
         // Only a response that comes back to this socket can be waited for: rport, a readable branch, one datagram.
         const expected = expectationFor(bytes);
-        if (c.branch && c.rport && expected.answerable && expected.branch === c.branch && bytes.length <= 65_507) {
-          byBranch.set(c.branch, c);
-          window.expect(c.branch, (answered) => {
-            byBranch.delete(c.branch!);
-            if (!answered) target.noAnswer(c);
-          });
-        }
+        if (c.branch && c.rport && expected.answerable && expected.branch === c.branch && bytes.length <= 65_507) window.expect(c);
         socket.send(bytes, target.parley.udp.port, target.parley.udp.host);
       }
       await window.drain();
@@ -456,16 +459,8 @@ function framesCleanly(bytes: Buffer): boolean {
 }
 
 async function fuzzStream(target: Target, transport: Exclude<Transport, 'UDP'>, first: number, count: number): Promise<void> {
-  const window = new Window(STREAM_WINDOW);
-  const byBranch = new Map<string, SemanticCase>();
-  const onMessage = (data: Buffer, reply: (bytes: Buffer) => void) => {
-    const seen = target.seen(data, transport);
-    if (seen.isRequest) return answer(data, reply);
-    const branch = branchOf(seen);
-    const sent = branch === undefined ? undefined : byBranch.get(branch);
-    if (!sent || seen.status < 200) return;
-    if (window.settle(branch!, true)) target.answered(sent, seen.status);
-  };
+  const window = new Window(STREAM_WINDOW, target);
+  const onMessage = window.receiver(transport);
   const pool: Array<StreamConnection | undefined> = [];
   /** Connections opened for one case each (a Content-Length that does not match would desynchronise a shared one). */
   const singles = new Set<StreamConnection>();
@@ -493,22 +488,12 @@ async function fuzzStream(target: Target, transport: Exclude<Transport, 'UDP'>, 
       const expected = expectationFor(bytes);
       // A WebSocket message over the size limit closes the connection (1009) without a SIP answer.
       const answerable = transport !== 'WS' || bytes.length <= MAX_MESSAGE_SIZE;
-      if (c.branch && answerable && expected.answerable && expected.branch === c.branch) {
-        byBranch.set(c.branch, c);
-        window.expect(c.branch, (answered) => {
-          byBranch.delete(c.branch!);
-          if (!answered) target.noAnswer(c);
-          if (alone) {
-            connection.close();
-            singles.delete(connection);
-          }
-        });
-      } else if (alone) {
-        setTimeout(() => {
-          connection.close();
-          singles.delete(connection);
-        }, 200);
-      }
+      const closeAlone = () => {
+        connection.close();
+        singles.delete(connection);
+      };
+      if (c.branch && answerable && expected.answerable && expected.branch === c.branch) window.expect(c, alone ? closeAlone : undefined);
+      else if (alone) setTimeout(closeAlone, 200);
       connection.write(bytes);
     }
     await window.drain();
