@@ -99,23 +99,34 @@ class Tally {
   }
 }
 
-/** The cases sent last, to print when something fails. */
+/**
+ * The cases sent last, to print when something fails: any of those still awaiting an answer may be
+ * the culprit, so each is named (and can be written again by its number); the last ones in full.
+ */
 class Recent {
   private readonly entries: Array<{ c: SemanticCase; bytes: Buffer; transport: Transport }> = [];
+  /** The last case sent before the process exited, once it has. */
+  exitedAfter: number | undefined;
 
   add(c: SemanticCase, bytes: Buffer, transport: Transport): void {
     this.entries.push({ c, bytes, transport });
-    if (this.entries.length > LAST_CASES_SHOWN) this.entries.shift();
+    if (this.entries.length > UDP_WINDOW) this.entries.shift();
+  }
+
+  get last(): number | undefined {
+    return this.entries.at(-1)?.c.index;
   }
 
   describe(): string {
-    return this.entries
-      .map(({ c, bytes, transport }) => {
-        const shown = bytes.subarray(0, BYTES_SHOWN).toString('latin1');
-        const more = bytes.length > BYTES_SHOWN ? ` …(${bytes.length - BYTES_SHOWN} more bytes)` : '';
-        return `  case ${describeCase(c)} over ${transport}, ${bytes.length} bytes (latin1):\n    ${JSON.stringify(shown)}${more}\n    reproduce: node --import tsx test/robustness/semantic.ts ${SEED_TEXT} ${c.index} ${transport}`;
-      })
-      .join('\n');
+    const named = this.entries.slice(0, -LAST_CASES_SHOWN).map(({ c, bytes, transport }) => `  case ${describeCase(c)} over ${transport}, ${bytes.length} bytes`);
+    const shown = this.entries.slice(-LAST_CASES_SHOWN).map(({ c, bytes, transport }) => {
+      const text = bytes.subarray(0, BYTES_SHOWN).toString('latin1');
+      const more = bytes.length > BYTES_SHOWN ? ` …(${bytes.length - BYTES_SHOWN} more bytes)` : '';
+      return `  case ${describeCase(c)} over ${transport}, ${bytes.length} bytes (latin1):\n    ${JSON.stringify(text)}${more}`;
+    });
+    const exited = this.exitedAfter === undefined ? '' : `  (the process exited after case #${this.exitedAfter} was sent)\n`;
+    const reproduce = `  any case again: node --import tsx test/robustness/semantic.ts ${SEED_TEXT} NUMBER UDP|TCP|TLS|WS > case.bin`;
+    return `${exited}${[...named, ...shown].join('\n')}\n${reproduce}`;
   }
 }
 
@@ -256,6 +267,7 @@ class Target {
       nodeArgs: ['--import', PRELOAD, `--max-old-space-size=${HEAP_LIMIT_MB}`],
       args: ['--config', config, '--listen', `tls:127.0.0.1:${tlsPort}`, '--listen', `ws:127.0.0.1:${wsPort}`],
     });
+    void this.parley.exited.then(() => (this.recent.exitedAfter = this.recent.last));
     this.tls = { host: '127.0.0.1', port: tlsPort };
     this.ws = { host: '127.0.0.1', port: wsPort };
     const ua = async (user: string) => {
