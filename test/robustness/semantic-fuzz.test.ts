@@ -138,6 +138,7 @@ class Window {
   constructor(
     readonly size: number,
     private readonly target: Target,
+    private readonly transport: Transport,
   ) {}
 
   async slot(): Promise<void> {
@@ -149,7 +150,7 @@ class Window {
     const branch = c.branch!;
     const timer = setTimeout(() => {
       this.settle(branch);
-      this.target.noAnswer(c);
+      this.target.noAnswer(c, this.transport);
     }, ANSWER_TIMEOUT_MS);
     this.waiting.set(branch, { c, timer, done });
   }
@@ -174,9 +175,9 @@ class Window {
   }
 
   /** What to do with a message Parley sent to the fuzzer: answer a request, settle a case with a final response. */
-  receiver(transport: Transport): (data: Buffer, reply: (bytes: Buffer) => void) => void {
+  receiver(): (data: Buffer, reply: (bytes: Buffer) => void) => void {
     return (data, reply) => {
-      const seen = this.target.seen(data, transport);
+      const seen = this.target.seen(data, this.transport);
       if (seen.isRequest) return answer(data, reply);
       const branch = branchOf(seen);
       if (seen.status < 200 || branch === undefined) return;
@@ -342,9 +343,10 @@ class Target {
     return seen;
   }
 
-  noAnswer(c: SemanticCase): void {
+  noAnswer(c: SemanticCase, transport: Transport): void {
     this.tally.unanswered++;
-    if (this.tally.unansweredCases.length < 10) this.tally.unansweredCases.push(describeCase(c));
+    const shown = this.tally.unansweredCases.filter((line) => line.endsWith(transport)).length;
+    if (shown < 5) this.tally.unansweredCases.push(`${describeCase(c)} over ${transport}`);
   }
 
   answered(c: SemanticCase, status: number): void {
@@ -382,8 +384,8 @@ function branchOf(seen: Inspection): string | undefined {
 
 async function fuzzUdp(target: Target, first: number, count: number): Promise<void> {
   const sockets: UdpSocket[] = await Promise.all(Array.from({ length: 4 }, () => bindUdp()));
-  const window = new Window(UDP_WINDOW, target);
-  const receive = window.receiver('UDP');
+  const window = new Window(UDP_WINDOW, target, 'UDP');
+  const receive = window.receiver();
   for (const socket of sockets) socket.on('message', (data: Buffer, rinfo) => receive(data, (bytes) => socket.send(bytes, rinfo.port, rinfo.address)));
   try {
     for (let batchStart = first; batchStart < first + count; batchStart += UDP_BATCH) {
@@ -471,8 +473,8 @@ function framesCleanly(bytes: Buffer): boolean {
 }
 
 async function fuzzStream(target: Target, transport: Exclude<Transport, 'UDP'>, first: number, count: number): Promise<void> {
-  const window = new Window(STREAM_WINDOW, target);
-  const onMessage = window.receiver(transport);
+  const window = new Window(STREAM_WINDOW, target, transport);
+  const onMessage = window.receiver();
   const pool: Array<StreamConnection | undefined> = [];
   /** Connections opened for one case each (a Content-Length that does not match would desynchronise a shared one). */
   const singles = new Set<StreamConnection>();

@@ -357,7 +357,7 @@ function edit(d: Draft, place: Place, change: (text: string) => string): void {
   else set(d, place, change(get(d, place) ?? ''));
 }
 
-type Mutation = (d: Draft, rng: Rng, c: SemanticCase) => string;
+type Mutation = (d: Draft, rng: Rng) => string;
 
 const MUTATIONS: Record<string, Mutation> = {
   viaPort: (d, rng) => {
@@ -568,7 +568,7 @@ export function semanticCase(seed: number, index: number): SemanticCase {
   };
   const c: SemanticCase = { index, target: target.name, mutations: [], rport: true, breaksFraming: false, authenticate: false, draft };
   const count = rng.chance(0.05) ? 0 : rng.chance(0.6) ? 1 : rng.range(2, 3);
-  for (let n = 0; n < count; n++) c.mutations.push(MUTATIONS[rng.pick(MUTATION_NAMES)]!(draft, rng, c));
+  for (let n = 0; n < count; n++) c.mutations.push(MUTATIONS[rng.pick(MUTATION_NAMES)]!(draft, rng));
   const branchParam = draft.via.params.find(([n]) => n === 'branch');
   c.branch = c.mutations.includes('no via') || branchParam?.[1] !== branch ? undefined : branch;
   c.rport = draft.via.params.some(([n, v]) => n === 'rport' && v === null);
