@@ -9,7 +9,8 @@ export default tseslint.config(
   tseslint.configs.recommended,
   {
     languageOptions: {
-      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+      // Plain-JavaScript preloads of the tests (loaded before tsx) are outside tsconfig's project.
+      parserOptions: { projectService: { allowDefaultProject: ['test/robustness/*.mjs'] }, tsconfigRootDir: import.meta.dirname },
     },
     rules: {
       '@typescript-eslint/no-floating-promises': [

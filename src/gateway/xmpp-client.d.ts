@@ -13,7 +13,13 @@ declare module '@xmpp/client' {
     readonly options: { service: string; domain: string };
     /** The connection methods (TCP, TLS, WebSocket), each with the socket class it connects with. */
     transports: Array<{ prototype: { Socket: unknown; socketParameters(service: string): unknown } }>;
-    readonly socket: import('node:net').Socket | null;
+    /** The parser of the open stream; null between streams. */
+    readonly parser: object | null;
+    /**
+     * The connection: a net.Socket over TCP; over direct TLS @xmpp/tls's wrapper, which has no
+     * destroy() and holds the TLS socket in `socket` (null once closed).
+     */
+    readonly socket: import('node:net').Socket | TlsSocketWrapper | null;
     start(): Promise<unknown>;
     connect(service: string): Promise<unknown>;
     open(options: { domain: string }): Promise<unknown>;
@@ -21,6 +27,10 @@ declare module '@xmpp/client' {
     send(element: xml.Element): Promise<void>;
     /** True once the connection is encrypted (direct TLS, or STARTTLS negotiated). */
     isSecure(): boolean;
+  }
+
+  export interface TlsSocketWrapper extends EventEmitter {
+    readonly socket: import('node:tls').TLSSocket | null;
   }
 
   export type SaslAuthenticate = (credentials: { username: string; password: string }, mechanism: string) => Promise<void>;

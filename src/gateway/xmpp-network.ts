@@ -383,7 +383,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
     const socket = entity.socket;
     socket?.on('error', () => {});
     await entity.stop().catch(() => {});
-    socket?.destroy();
+    (socket && 'destroy' in socket ? socket : socket?.socket)?.destroy();
   }
 
   private onStanza(stanza: xml.Element): void {

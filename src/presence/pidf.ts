@@ -14,6 +14,9 @@ const RPID_ACTIVITIES = new Set([
   'steering', 'travel', 'tv', 'unknown', 'vacation', 'working', 'worship',
 ]);
 
+/** Far deeper than PIDF with RPID needs (about 6 levels), far shallower than what overflows the stack. */
+const MAX_DEPTH = 100;
+
 export type BasicStatus = 'open' | 'closed';
 
 /** What Parley knows of a presentity: what SIP watchers are told, and what a gateway maps (RFC 7248). */
@@ -46,6 +49,7 @@ export function parsePidf(xml: string): PresenceState {
     throw new PidfError(`malformed XML (${(error as Error).message})`);
   }
   if (!root.is('presence', PIDF_NS)) throw new PidfError(`the root element is not <presence xmlns="${PIDF_NS}">`);
+  checkDepth(root);
   const basics = root.getChildren('tuple', PIDF_NS).map(basicOf);
   const notes = descendants(root, 'note', [PIDF_NS, DATA_MODEL_NS]).map((note) => note.getText());
   const activities = descendants(root, 'activities', [RPID_NS]).flatMap((list) => list.getChildElements().map(activityOf));
@@ -99,6 +103,19 @@ function basicOf(tuple: Element): BasicStatus | undefined {
 function activityOf(element: Element): string {
   const name = element.getName();
   return name === 'other' ? element.getText() : name;
+}
+
+/**
+ * Refuses a document nested deeper than MAX_DEPTH, walking it without recursion: the searches below
+ * and ltx's namespace lookup recurse once per level, and a deep enough document overflows the stack.
+ */
+function checkDepth(root: Element): void {
+  const pending: Array<[Element, number]> = [[root, 1]];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [element, depth] = next;
+    if (depth > MAX_DEPTH) throw new PidfError(`nested deeper than ${MAX_DEPTH} elements`);
+    for (const child of element.getChildElements()) pending.push([child, depth + 1]);
+  }
 }
 
 /** Elements named `name` in one of `namespaces`, anywhere below `root`, in document order. */

@@ -48,6 +48,17 @@ describe('PIDF parsing', () => {
       assert.throws(() => parsePidf(bad), PidfError, bad);
     }
   });
+
+  test('regression: a document nested 8,000 deep is refused with a PidfError, not a stack overflow', () => {
+    // Was (found by the semantic fuzzer): the recursive search for <note> and activities overflowed the
+    // stack on a deep document; the RangeError became a 500 and a 'request failed' error in the log.
+    for (const name of ['x', 'note']) {
+      const deep = pidf('sip:a@b', 'open').replace('</tuple>', `${`<${name}>`.repeat(8000)}deep${`</${name}>`.repeat(8000)}</tuple>`);
+      assert.throws(() => parsePidf(deep), (error: unknown) => error instanceof PidfError && /nested deeper than \d+ elements/.test(error.message), name);
+    }
+    const sane = pidf('sip:a@b', 'open').replace('</tuple>', `${'<x>'.repeat(20)}${'</x>'.repeat(20)}</tuple>`);
+    assert.equal(parsePidf(sane).basic, 'open');
+  });
 });
 
 describe('PIDF building', () => {

@@ -48,7 +48,15 @@ export class TestUA {
   private async open(): Promise<void> {
     if (this.options.proto === 'udp') {
       this.udp = createSocket('udp4');
-      this.udp.on('message', (data) => this.onData(lenientParse(data)));
+      this.udp.on('message', (data) => {
+        let message: SipMessage;
+        try {
+          message = lenientParse(data);
+        } catch {
+          return; // a request that does not parse is dropped, as a phone would
+        }
+        this.onData(message);
+      });
       await new Promise<void>((resolve) => this.udp!.bind(0, '127.0.0.1', resolve));
       this.localPort = this.udp.address().port;
     } else {
