@@ -1,5 +1,6 @@
 // In-memory model of rooms and members, mirrored from the store at start and kept in step
 // with it by the room service (which writes the store first).
+import { escapeUser } from '../sip/index.js';
 import type { RoomHistoryEntry, RoomMemberRecord, RoomRecord, RoomRole } from '../store/types.js';
 
 export interface Member {
@@ -24,7 +25,8 @@ export interface Room {
 
 export const aorOfMember = (m: { username: string; domain: string }) => `${m.username}@${m.domain}`;
 export const roomKey = (name: string, domain: string) => `${name}@${domain}`;
-export const roomUri = (room: { name: string; domain: string }) => `sip:${room.name}@${room.domain}`;
+/** The room's address; a name taken from a command's text may hold what a URI user part must escape (`%`, spaces...). */
+export const roomUri = (room: { name: string; domain: string }) => `sip:${escapeUser(room.name)}@${room.domain}`;
 export const displayNick = (m: Member) => m.nick ?? m.username;
 
 /** Members who take part in the room: everyone but those still invited. */
