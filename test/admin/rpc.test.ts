@@ -36,8 +36,10 @@ describe('admin endpoint', () => {
     assert.match(await command(bob!, 'sip:chat-x@localhost', '#join'), /you joined/);
     assert.match(await command(alice!, MANAGER, '#create chat-hidden private'), /created private room/);
     assert.match(await command(alice!, 'sip:chat-hidden@localhost', '#invite carol'), /invited/);
+    // Waited for before posting: the post may reach alice before bob has his 200.
+    const heard = notice(alice!, 'hello from bob');
     assert.equal((await bob!.message('sip:chat-x@localhost', 'hello from bob')).status, 200);
-    await notice(alice!, 'hello from bob');
+    await heard;
   });
   after(async () => {
     users.closeAll();
