@@ -12,7 +12,7 @@ import { escapeRegExp } from '../imc/index.js';
 import type { Registrar } from '../registrar/index.js';
 import type { Relay } from '../relay/index.js';
 import {
-  type Header, type IncomingRequest, type SipMessage, type SipStack, aorOf, createResponse, escapeUser, formatPeer, parseNameAddr,
+  type Header, type IncomingRequest, type SipMessage, type SipStack, aorOf, createResponse, escapeUser, parseNameAddr,
   parseUri, randomToken,
 } from '../sip/index.js';
 import { RETRY_WHEN_FULL, grantExpires, parseExpires } from './expires.js';
@@ -324,7 +324,7 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
   private async sendNotify(subscription: Subscription): Promise<number | undefined> {
     if (!this.relay.isLocalDomain(domainOf(subscription.watcher))) return (await this.relay.sendForeign(this.notifyRequest(subscription))).status;
     const peer = this.registrar.targetOf({
-      source: formatPeer(subscription.flow),
+      source: subscription.flow,
       connectionId: subscription.flow.connectionId,
       contact: subscription.remoteTarget,
     });

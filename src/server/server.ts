@@ -306,13 +306,13 @@ export class ParleyServer {
     if (method === 'OPTIONS' && (!target.user || !local)) return this.answerOptions(request);
     if (method === 'REGISTER') {
       if (!local) return request.reply(403, 'Forbidden (domain not served here)');
-      const to = parseUri(message.to.uri);
+      const to = message.toUri;
       if (!this.domains.has(to.host)) return request.reply(403, 'Forbidden (domain not served here)');
       if (this.auth.required && !(await this.auth.verify(request, to.user, to.host))) return;
       return this.registrar.handle(request, `${to.user}@${to.host}`);
     }
     if (this.auth.required) {
-      const from = parseUri(parseNameAddr(message.get('from')!).uri);
+      const from = message.fromUri;
       if (this.domains.has(from.host)) {
         if (!(await this.auth.verify(request, from.user, from.host))) return;
         request.identity = `${from.user}@${from.host}`;

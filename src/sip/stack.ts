@@ -39,13 +39,6 @@ export interface IncomingRequest {
   respond(response: SipMessage): void;
 }
 
-interface ServerTransaction extends IncomingRequest {
-  key: string;
-  lastResponse?: Buffer;
-  final: boolean;
-  responseTarget: Peer;
-}
-
 /**
  * What a server transaction keeps once answered, through Timer J: the bytes to resend. The request
  * and its handler state are let go, so tens of thousands of answered transactions stay cheap.
@@ -131,43 +124,23 @@ export class SipStack extends EventEmitter {
       return;
     }
     const responseTarget = stampVia(message, message.via, source);
-    const transaction = this.createServerTransaction(key, message, source, responseTarget);
+    const transaction = new ServerTransaction(this, key, message, source, responseTarget);
     this.server.set(key, transaction);
     this.stats.serverTransactions = this.server.size;
     this.emit('request', transaction);
   }
 
-  private createServerTransaction(key: string, message: SipMessage, source: Peer, responseTarget: Peer): ServerTransaction {
-    const stack = this;
-    const transaction: ServerTransaction = {
-      key,
-      message,
-      source,
-      responseTarget,
-      final: false,
-      get replied() {
-        return transaction.final;
-      },
-      reply(status, reason, options) {
-        transaction.respond(stack.buildResponse(message, status, reason, options));
-      },
-      respond(response) {
-        if (transaction.final) return;
-        const bytes = response.toBuffer();
-        transaction.lastResponse = bytes;
-        stack.stats.responsesOut++;
-        stack.transmit(bytes, responseTarget);
-        if (response.status < 200) return;
-        transaction.final = true;
-        // Timer J: absorb retransmissions for 64·T1 on unreliable transports, none on reliable ones.
-        if (RELIABLE[source.proto]) stack.dropServer(key);
-        else {
-          stack.server.set(key, { lastResponse: bytes, responseTarget });
-          stack.timers.schedule(64 * stack.options.t1, () => stack.dropServer(key));
-        }
-      },
-    };
-    return transaction;
+  /** Sends a server transaction's response; a final one ends it (RFC 3261 §17.2.2). */
+  sendResponse(transaction: ServerTransaction, bytes: Buffer, final: boolean): void {
+    this.stats.responsesOut++;
+    this.transmit(bytes, transaction.responseTarget);
+    if (!final) return;
+    // Timer J: absorb retransmissions for 64·T1 on unreliable transports, none on reliable ones.
+    if (RELIABLE[transaction.source.proto]) this.dropServer(transaction.key);
+    else {
+      this.server.set(transaction.key, { lastResponse: bytes, responseTarget: transaction.responseTarget });
+      this.timers.schedule(64 * this.options.t1, () => this.dropServer(transaction.key));
+    }
   }
 
   private dropServer(key: string): void {
@@ -357,6 +330,37 @@ export class SipStack extends EventEmitter {
   }
 }
 
+/** A request that arrived and its server transaction, until its final response. */
+class ServerTransaction implements IncomingRequest {
+  identity?: string;
+  lastResponse?: Buffer;
+  final = false;
+
+  constructor(
+    private readonly stack: SipStack,
+    readonly key: string,
+    readonly message: SipMessage,
+    readonly source: Peer,
+    readonly responseTarget: Peer,
+  ) {}
+
+  get replied(): boolean {
+    return this.final;
+  }
+
+  reply(status: number, reason?: string, options?: ReplyOptions): void {
+    this.respond(this.stack.buildResponse(this.message, status, reason, options));
+  }
+
+  respond(response: SipMessage): void {
+    if (this.final) return;
+    const bytes = response.toBuffer();
+    this.lastResponse = bytes;
+    if (response.status >= 200) this.final = true;
+    this.stack.sendResponse(this, bytes, this.final);
+  }
+}
+
 /** RFC 3261 §17.2.3 matching key; RFC 2543 peers without the magic cookie fall back to dialog fields. */
 function transactionKey(message: SipMessage): string {
   const via = message.via;
@@ -382,10 +386,7 @@ function stampVia(message: SipMessage, via: Via, source: Peer): Peer {
     via.params.set('rport', String(source.port));
     changed = true;
   }
-  if (changed) {
-    message.removeFirstValue('via');
-    message.prepend('via', formatVia(via));
-  }
+  if (changed) message.replaceTopVia(via);
   if (RELIABLE[source.proto]) return source;
   return { proto: 'udp', host: source.host, port: wantsRport ? source.port : (via.port ?? 5060) };
 }

@@ -3,6 +3,7 @@ import { isStoreUnavailable } from './availability.js';
 import { deleteExpired, nullsAbsent } from './rows.js';
 import type { Database, LocationsTable } from './schema.js';
 import type { Binding, LocationStore } from './types.js';
+import { formatPeer, parsePeer } from '../sip/transport/types.js';
 
 export class LocationRepository implements LocationStore {
   constructor(private readonly db: Kysely<Database>) {}
@@ -52,7 +53,8 @@ export class LocationRepository implements LocationStore {
 
   async listAll(): Promise<Binding[]> {
     const rows = await this.db.selectFrom('locations').selectAll().orderBy('aor').orderBy('contact').execute();
-    return rows.map(toBinding);
+    // A row whose source is no address (written by hand, or by another program) would reach no one.
+    return rows.flatMap((row) => toBinding(row) ?? []);
   }
 
   removeExpired(now: number): Promise<number> {
@@ -95,7 +97,7 @@ function toLocationRow(aor: string, binding: Binding): Insertable<LocationsTable
     q: binding.q,
     call_id: binding.callId,
     cseq: binding.cseq,
-    source: binding.source,
+    source: formatPeer(binding.source),
     connection_id: binding.connectionId ?? null,
     instance: binding.instance ?? null,
     reg_id: binding.regId ?? null,
@@ -105,7 +107,9 @@ function toLocationRow(aor: string, binding: Binding): Insertable<LocationsTable
   };
 }
 
-function toBinding(row: Selectable<LocationsTable>): Binding {
+function toBinding(row: Selectable<LocationsTable>): Binding | undefined {
+  const source = parsePeer(row.source);
+  if (!source) return undefined;
   return {
     aor: row.aor,
     contact: row.contact,
@@ -113,7 +117,7 @@ function toBinding(row: Selectable<LocationsTable>): Binding {
     q: row.q,
     callId: row.call_id,
     cseq: row.cseq,
-    source: row.source,
+    source,
     updatedAt: row.updated_at,
     ...nullsAbsent({
       connectionId: row.connection_id,

@@ -64,7 +64,7 @@ function binding(aor: string, contact: string, overrides: Partial<Binding> = {})
     q: 1,
     callId: `call-${contact}`,
     cseq: 1,
-    source: 'udp:192.0.2.10:5060',
+    source: { proto: 'udp', host: '192.0.2.10', port: 5060 },
     updatedAt: NOW,
     ...overrides,
   };
