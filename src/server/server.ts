@@ -259,8 +259,14 @@ export class ParleyServer {
 
   private track(work: Promise<void>): void {
     this.inFlight.add(work);
-    // Only a failed error answer gets here: given up, logged, never an unhandled rejection.
-    work.catch((error: unknown) => this.log.error({ err: error }, 'request failed, and so did its error answer')).finally(() => this.inFlight.delete(work));
+    work.then(
+      () => this.inFlight.delete(work),
+      (error: unknown) => {
+        this.inFlight.delete(work);
+        // Only a failed error answer gets here: given up, logged, never an unhandled rejection.
+        this.log.error({ err: error }, 'request failed, and so did its error answer');
+      },
+    );
   }
 
   private async dispatch(request: IncomingRequest): Promise<void> {

@@ -129,8 +129,9 @@ export class SipMessage {
   replaceTopVia(via: Via): this {
     const at = this.indexOf('via');
     const value = safeHeaderValue(formatVia(via));
-    const values = splitList(this.headers[at]!.value);
-    if (values.length <= 1) this.headers[at] = { name: 'via', value };
+    const line = this.headers[at]!.value;
+    const values = line.includes(',') ? splitList(line) : undefined;
+    if (!values || values.length <= 1) this.headers[at] = { name: 'via', value };
     else this.headers.splice(at, 1, { name: 'via', value }, { name: 'via', value: values.slice(1).join(', ') });
     if (this.cachedVias) this.cachedVias[0] = via;
     return this;

@@ -128,14 +128,31 @@ function readHeaders(lines: string[], first: number, message: SipMessage): void 
     const colon = line.indexOf(':');
     if (colon <= 0) throw new SipParseError(`Malformed header line "${truncate(line)}"`, message);
     const rawName = line.slice(0, colon).trimEnd();
-    if (!TOKEN.test(rawName)) throw new SipParseError(`Bad header name "${truncate(rawName)}"`, message);
-    const lower = rawName.toLowerCase();
+    const name = headerName(rawName);
+    if (name === undefined) throw new SipParseError(`Bad header name "${truncate(rawName)}"`, message);
     const value = trimWhitespace(line.slice(colon + 1));
     if (value.length > MAX_FIELD_LENGTH) {
       throw new SipParseError(`${truncate(rawName)} header longer than ${MAX_FIELD_LENGTH} characters`, message);
     }
-    headers.push({ name: COMPACT_FORMS[lower] ?? lower, value });
+    headers.push({ name, value });
   }
+}
+
+const headerNames = new Map<string, string>();
+
+/**
+ * The name a header is stored under ("v" and "VIA" as "via"), or undefined when `raw` is no token.
+ * Memoised, as displayName() is: the same few spellings come in every message.
+ */
+function headerName(raw: string): string | undefined {
+  let name = headerNames.get(raw);
+  if (name === undefined) {
+    if (!TOKEN.test(raw)) return undefined;
+    const lower = raw.toLowerCase();
+    name = COMPACT_FORMS[lower] ?? lower;
+    if (headerNames.size < 1000) headerNames.set(raw, name);
+  }
+  return name;
 }
 
 /** Header fields that must not repeat (only list headers may, RFC 3261 §7.3.1), each with a bit of its own. */

@@ -313,20 +313,24 @@ export class SipStack extends EventEmitter {
    * The key is computed only when a Via of Parley's is present, which ordinary requests lack.
    */
   hasLooped(message: SipMessage, loopKey: (message: SipMessage) => string): boolean {
-    const ours = message.vias.filter((via) => via.branch?.startsWith(BRANCH_COOKIE) && this.isOwnAddress(via.host, via.port));
-    if (ours.length === 0) return false;
-    const mark = `${BRANCH_COOKIE}${loopKey(message)}.`;
-    return ours.some((via) => via.branch!.startsWith(mark));
+    let mark: string | undefined;
+    for (const via of message.vias) {
+      if (!via.branch?.startsWith(BRANCH_COOKIE) || !this.isOwnAddress(via.host, via.port)) continue;
+      mark ??= `${BRANCH_COOKIE}${loopKey(message)}.`;
+      if (via.branch.startsWith(mark)) return true;
+    }
+    return false;
   }
 
   /** Whether host[:port] is one of Parley's listening addresses (or the advertised one). */
   isOwnAddress(host: string, port?: number): boolean {
-    const bare = host.replace(/^\[|\]$/g, '');
+    const bare = host.charCodeAt(0) === 91 /* [ */ ? host.slice(1, -1) : host;
     if (this.options.advertise) {
       const advertised = this.options.advertise;
       if (advertised === host || advertised === `${host}:${port}` || (port === undefined && advertised.startsWith(`${host}:`))) return true;
     }
-    return this.transports.bound.some((b) => bare === b.host && (port === undefined || port === b.port));
+    for (const b of this.transports.bound) if (bare === b.host && (port === undefined || port === b.port)) return true;
+    return false;
   }
 }
 
