@@ -48,14 +48,6 @@ interface AnsweredTransaction {
   responseTarget: Peer;
 }
 
-interface ClientTransaction {
-  branch: string;
-  method: string;
-  done: boolean;
-  resolve(response: SipMessage): void;
-  timers: TimerHandle[];
-}
-
 export interface StackStats {
   requestsIn: number;
   responsesOut: number;
@@ -195,11 +187,9 @@ export class SipStack extends EventEmitter {
     }
     if (!branch) return;
     const transaction = this.client.get(branch);
-    if (!transaction || transaction.done || response.cseq.method !== transaction.method) return;
+    if (!transaction || transaction.done || response.cseq.method !== transaction.message.method) return;
     if (response.status < 200) return;
-    transaction.done = true;
-    for (const timer of transaction.timers) timer.cancel();
-    transaction.resolve(response);
+    transaction.complete(response);
   }
 
   /**
@@ -220,65 +210,23 @@ export class SipStack extends EventEmitter {
       message.removeFirstValue('via');
       bytes = this.withVia(message, proto, branch);
     }
-    const sendTarget: Peer = { ...target, proto };
     this.stats.requestsOut++;
     return new Promise<SipMessage>((resolve) => {
-      const transaction: ClientTransaction = {
-        branch,
-        method: message.method,
-        done: false,
-        timers: [],
-        resolve: (response) => {
-          // Timer K keeps the branch for T4 so retransmitted responses are absorbed.
-          this.timers.schedule(RELIABLE[proto] ? 0 : this.options.t4, () => {
-            this.client.delete(branch);
-            this.stats.clientTransactions = this.client.size;
-          });
-          resolve(response);
-        },
-      };
+      const transaction = new ClientTransaction(this, message, branch, target, proto, bytes, resolve);
       this.client.set(branch, transaction);
       this.stats.clientTransactions = this.client.size;
-      const fail = (status: number, reason: string) => {
-        if (transaction.done) return;
-        transaction.done = true;
-        for (const timer of transaction.timers) timer.cancel();
-        transaction.resolve(createResponse(message, status, reason));
-      };
-      const send = (via: Protocol, data: Buffer): Promise<void> =>
-        this.transports.send(data, { ...sendTarget, proto: via }).catch(() => {
-          if (via === 'tcp' && target.proto === 'udp') {
-            // RFC 3261 §18.1.1: when the TCP attempt fails, the request is retried over UDP.
-            message.removeFirstValue('via');
-            proto = 'udp';
-            const udpBytes = this.withVia(message, 'udp', branch);
-            bytes = udpBytes;
-            this.armRetransmit(transaction, () => void send('udp', udpBytes));
-            return send('udp', udpBytes);
-          }
-          fail(503, 'Service Unavailable (transport error)');
-        });
-      transaction.timers.push(this.timers.schedule(Math.min(timeout, 64 * this.options.t1), () => fail(408, 'Request Timeout')));
-      if (!RELIABLE[proto]) this.armRetransmit(transaction, () => void send(proto, bytes));
-      void send(proto, bytes);
+      transaction.start(Math.min(timeout, 64 * this.options.t1));
     });
   }
 
-  /** Timer E: retransmit at T1, doubling up to T2, until a final response or Timer F. */
-  private armRetransmit(transaction: ClientTransaction, resend: () => void): void {
-    const step = (interval: number) => {
-      transaction.timers.push(
-        this.timers.schedule(interval, () => {
-          if (transaction.done) return;
-          resend();
-          step(Math.min(interval * 2, this.options.t2));
-        }),
-      );
-    };
-    step(this.options.t1);
+  /** Forgets a client transaction once Timer K has run out. */
+  dropClient(branch: string): void {
+    this.client.delete(branch);
+    this.stats.clientTransactions = this.client.size;
   }
 
-  private withVia(message: SipMessage, proto: Protocol, branch: string): Buffer {
+  /** Puts Parley's Via with `branch` on top of the request; its wire form. */
+  withVia(message: SipMessage, proto: Protocol, branch: string): Buffer {
     message.prepend('via', formatVia({ transport: proto.toUpperCase(), host: this.sentBy(proto), params: new Map([['branch', branch], ['rport', null]]) }));
     return message.toBuffer();
   }
@@ -363,6 +311,81 @@ class ServerTransaction implements IncomingRequest {
     if (response.status >= 200) this.final = true;
     this.stack.sendResponse(this, bytes, this.final);
   }
+}
+
+/** A request Parley sent (RFC 3261 §17.1.2), until its final response or a timeout. */
+class ClientTransaction {
+  done = false;
+  private timeout: TimerHandle | undefined;
+  private retransmit: TimerHandle | undefined;
+  private interval = 0;
+  private sendTarget: Peer;
+
+  constructor(
+    private readonly stack: SipStack,
+    readonly message: SipMessage,
+    readonly branch: string,
+    private readonly target: Peer,
+    private proto: Protocol,
+    private bytes: Buffer,
+    private readonly settle: (response: SipMessage) => void,
+  ) {
+    this.sendTarget = { ...target, proto };
+  }
+
+  /** Sends the request and arms Timer F (`timeout`) and, on an unreliable transport, Timer E. */
+  start(timeout: number): void {
+    this.timeout = this.stack.timers.schedule(timeout, () => this.fail(408, 'Request Timeout'));
+    if (!RELIABLE[this.proto]) this.armRetransmit();
+    this.send();
+  }
+
+  /** Ends the transaction with its final response; Timer K keeps the branch for T4 so retransmitted responses are absorbed. */
+  complete(response: SipMessage): void {
+    if (this.done) return;
+    this.done = true;
+    this.timeout?.cancel();
+    this.retransmit?.cancel();
+    const branch = this.branch;
+    const stack = this.stack;
+    stack.timers.schedule(RELIABLE[this.proto] ? 0 : stack.options.t4, () => stack.dropClient(branch));
+    this.settle(response);
+  }
+
+  private fail(status: number, reason: string): void {
+    if (!this.done) this.complete(createResponse(this.message, status, reason));
+  }
+
+  private send(): void {
+    this.stack.transports.send(this.bytes, this.sendTarget).catch(this.onSendFailed);
+  }
+
+  private readonly onSendFailed = (): void => {
+    if (this.proto === 'tcp' && this.target.proto === 'udp') {
+      // RFC 3261 §18.1.1: when the TCP attempt fails, the request is retried over UDP.
+      this.message.removeFirstValue('via');
+      this.proto = 'udp';
+      this.sendTarget = { ...this.target, proto: 'udp' };
+      this.bytes = this.stack.withVia(this.message, 'udp', this.branch);
+      this.armRetransmit();
+      this.send();
+      return;
+    }
+    this.fail(503, 'Service Unavailable (transport error)');
+  };
+
+  /** Timer E: retransmit at T1, doubling up to T2, until a final response or Timer F. */
+  private armRetransmit(): void {
+    this.interval = this.stack.options.t1;
+    this.retransmit = this.stack.timers.schedule(this.interval, this.onRetransmitTimer);
+  }
+
+  private readonly onRetransmitTimer = (): void => {
+    if (this.done) return;
+    this.send();
+    this.interval = Math.min(this.interval * 2, this.stack.options.t2);
+    this.retransmit = this.stack.timers.schedule(this.interval, this.onRetransmitTimer);
+  };
 }
 
 /** RFC 3261 §17.2.3 matching key; RFC 2543 peers without the magic cookie fall back to dialog fields. */
