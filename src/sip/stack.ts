@@ -122,7 +122,7 @@ export class SipStack extends EventEmitter {
     this.emit('request', transaction);
   }
 
-  /** Sends a server transaction's response; a final one ends it (RFC 3261 §17.2.2). */
+  /** Sends a server transaction's response; a final one ends it (RFC 3261 §17.2.2). For ServerTransaction only. */
   sendResponse(transaction: ServerTransaction, bytes: Buffer, final: boolean): void {
     this.stats.responsesOut++;
     this.transmit(bytes, transaction.responseTarget);
@@ -219,7 +219,7 @@ export class SipStack extends EventEmitter {
     });
   }
 
-  /** Forgets a client transaction once Timer K has run out. */
+  /** Forgets a client transaction once Timer K has run out. For ClientTransaction only. */
   dropClient(branch: string): void {
     this.client.delete(branch);
     this.stats.clientTransactions = this.client.size;
