@@ -66,7 +66,9 @@ async function main(): Promise<void> {
   await server.start();
   const port = server.transports.bound[0]!.port;
 
-  const client = new Worker(new URL(import.meta.url), { workerData: { port, window: Number(args.window) }, execArgv: process.execArgv });
+  // The worker gets the loader (tsx) only: flags such as --trace-gc or --cpu-prof are for the server's thread.
+  const loader = process.execArgv.flatMap((arg, i, all) => (arg === '--import' ? [arg, all[i + 1]!] : arg.startsWith('--import=') ? [arg] : []));
+  const client = new Worker(new URL(import.meta.url), { workerData: { port, window: Number(args.window) }, execArgv: loader });
   let runs = 0;
   const drive = (workload: Workload, count: number) =>
     new Promise<void>((resolve, reject) => {

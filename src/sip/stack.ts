@@ -128,10 +128,12 @@ export class SipStack extends EventEmitter {
     this.transmit(bytes, transaction.responseTarget);
     if (!final) return;
     // Timer J: absorb retransmissions for 64·T1 on unreliable transports, none on reliable ones.
-    if (RELIABLE[transaction.source.proto]) this.dropServer(transaction.key);
+    const key = transaction.key;
+    if (RELIABLE[transaction.source.proto]) this.dropServer(key);
     else {
-      this.server.set(transaction.key, { lastResponse: bytes, responseTarget: transaction.responseTarget });
-      this.timers.schedule(64 * this.options.t1, () => this.dropServer(transaction.key));
+      // Only the key is kept for the timer: the request goes with the transaction, now answered.
+      this.server.set(key, { lastResponse: bytes, responseTarget: transaction.responseTarget });
+      this.timers.schedule(64 * this.options.t1, () => this.dropServer(key));
     }
   }
 
