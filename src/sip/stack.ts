@@ -65,7 +65,7 @@ export declare interface SipStack {
 
 export class SipStack extends EventEmitter {
   private readonly server = new Map<string, ServerTransaction | AnsweredTransaction>();
-  private readonly client = new Map<string, ClientTransaction>();
+  private readonly client = new Map<string, ClientTransaction | typeof FINISHED>();
   readonly stats: StackStats = {
     requestsIn: 0, responsesOut: 0, requestsOut: 0, retransmissionsAbsorbed: 0, malformed: 0,
     serverTransactions: 0, clientTransactions: 0,
@@ -221,10 +221,17 @@ export class SipStack extends EventEmitter {
     });
   }
 
-  /** Forgets a client transaction once Timer K has run out. For ClientTransaction only. */
-  dropClient(branch: string): void {
-    this.client.delete(branch);
-    this.stats.clientTransactions = this.client.size;
+  /**
+   * Keeps a finished client transaction's branch through Timer K (T4, none on reliable transports) so
+   * that retransmitted responses are absorbed; the request and whoever waited for it are let go.
+   * For ClientTransaction only.
+   */
+  finishClient(branch: string, reliable: boolean): void {
+    this.client.set(branch, FINISHED);
+    this.timers.schedule(reliable ? 0 : this.options.t4, () => {
+      this.client.delete(branch);
+      this.stats.clientTransactions = this.client.size;
+    });
   }
 
   /** Puts Parley's Via with `branch` on top of the request; its wire form. */
@@ -315,6 +322,9 @@ class ServerTransaction implements IncomingRequest {
   }
 }
 
+/** What a client transaction leaves behind through Timer K: only that it is over. */
+const FINISHED = { done: true } as const;
+
 /** A request Parley sent (RFC 3261 §17.1.2), until its final response or a timeout. */
 class ClientTransaction {
   done = false;
@@ -342,15 +352,13 @@ class ClientTransaction {
     this.send();
   }
 
-  /** Ends the transaction with its final response; Timer K keeps the branch for T4 so retransmitted responses are absorbed. */
+  /** Ends the transaction with its final response. */
   complete(response: SipMessage): void {
     if (this.done) return;
     this.done = true;
     this.timeout?.cancel();
     this.retransmit?.cancel();
-    const branch = this.branch;
-    const stack = this.stack;
-    stack.timers.schedule(RELIABLE[this.proto] ? 0 : stack.options.t4, () => stack.dropClient(branch));
+    this.stack.finishClient(this.branch, RELIABLE[this.proto]);
     this.settle(response);
   }
 
