@@ -302,9 +302,8 @@ export class ParleyServer {
     const maxForwards = message.get('max-forwards');
     if (maxForwards !== undefined && Number(maxForwards) === 0 && method !== 'OPTIONS') return request.reply(483, 'Too Many Hops');
     if (this.stack.hasLooped(message, loopKey)) return request.reply(482, 'Loop Detected');
-    const proxyRequire = message.getAll('proxy-require');
-    if (proxyRequire.length > 0) {
-      return request.reply(420, 'Bad Extension', { headers: [{ name: 'unsupported', value: proxyRequire.join(', ') }] });
+    if (message.has('proxy-require')) {
+      return request.reply(420, 'Bad Extension', { headers: [{ name: 'unsupported', value: message.getAll('proxy-require').join(', ') }] });
     }
     this.consumeOwnRoutes(message);
     const local = this.domains.has(target.host);
@@ -333,6 +332,7 @@ export class ParleyServer {
 
   /** Loose routing (RFC 3261 §16.4): Route entries naming Parley itself are used up here, not forwarded. */
   private consumeOwnRoutes(message: SipMessage): void {
+    if (!message.has('route')) return;
     for (let top = message.getAll('route')[0]; top !== undefined; top = message.getAll('route')[0]) {
       let uri: SipUri;
       try {

@@ -144,7 +144,7 @@ export class SipStack extends EventEmitter {
 
   buildResponse(request: SipMessage, status: number, reason?: string, options: ReplyOptions = {}): SipMessage {
     const response = createResponse(request, status, reason ?? REASONS[status]);
-    for (const header of options.headers ?? []) response.add(header.name, header.value);
+    if (options.headers) for (const header of options.headers) response.add(header.name, header.value);
     if (status >= 200 && status < 300) response.add('server', this.options.userAgent);
     if (options.body !== undefined) {
       response.body = typeof options.body === 'string' ? Buffer.from(options.body, 'utf8') : options.body;
