@@ -8,9 +8,17 @@
 // median is reported.
 //
 //   npm run bench:hotpath -- [--requests 20000] [--warmup 5000] [--repeat 5] [--window 32] [--only reply,relay,register]
+//
+// With --instructions N, each workload instead runs twice under valgrind's callgrind, once with N
+// requests and once with 2N, and the difference of the server thread's instruction counts divided
+// by N is reported: a figure no other load on the machine changes (GC work done on V8's helper
+// threads is not in it). Slow: minutes per workload.
 import { createSocket, type RemoteInfo } from 'node:dgram';
-import { rmSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { GCProfiler } from 'node:v8';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -48,6 +56,7 @@ async function main(): Promise<void> {
       repeat: { type: 'string', default: '5' },
       window: { type: 'string', default: '32' },
       only: { type: 'string' },
+      instructions: { type: 'string' },
     },
   });
   const requests = Number(args.requests);
@@ -55,6 +64,7 @@ async function main(): Promise<void> {
   const repeat = Number(args.repeat);
   const workloads = (args.only?.split(',') ?? Object.keys(WORKLOADS)) as Workload[];
   for (const workload of workloads) if (!(workload in WORKLOADS)) throw new Error(`unknown workload ${workload}`);
+  if (args.instructions) return countInstructions(workloads, Number(args.instructions), warmup);
 
   const config = testConfig({
     listen: [{ proto: 'udp', host: '127.0.0.1', port: 0 }],
@@ -109,6 +119,32 @@ async function main(): Promise<void> {
       `| ${WORKLOADS[row.workload]} | ${row.cpuMin.toFixed(1)} | ${row.cpu.toFixed(1)} | ${row.user.toFixed(1)} | ${Math.round(row.bytes)} | ${row.gcs.toFixed(2)} | ${row.gcMs.toFixed(2)} |`,
     );
   }
+}
+
+/** Instructions per request of the server thread, from two callgrind runs of each workload (see the top). */
+function countInstructions(workloads: Workload[], count: number, warmup: number): void {
+  const dir = mkdtempSync(join(tmpdir(), 'parley-callgrind-'));
+  const serverThread = (requests: number, workload: Workload): number => {
+    const out = join(dir, `${workload}-${requests}.out`);
+    execFileSync('valgrind', [
+      '--tool=callgrind', '--separate-threads=yes', `--callgrind-out-file=${out}`,
+      process.execPath, ...process.execArgv, fileURLToPath(import.meta.url),
+      '--only', workload, '--requests', String(requests), '--warmup', String(warmup), '--repeat', '1',
+    ], { stdio: 'ignore' });
+    // Thread 1 is the main thread, where the server runs.
+    const totals = /^(?:summary|totals): (\d+)/m.exec(readFileSync(`${out}-01`, 'utf8'));
+    if (!totals) throw new Error(`no instruction count in ${out}-01`);
+    return Number(totals[1]);
+  };
+  console.log(`Parley hot path under callgrind, server thread only: instructions per request, from runs of ${count} and ${2 * count} requests`);
+  console.log('');
+  console.log('| workload | instructions/request |');
+  console.log('|---|---|');
+  for (const workload of workloads) {
+    const perRequest = (serverThread(2 * count, workload) - serverThread(count, workload)) / count;
+    console.log(`| ${WORKLOADS[workload]} | ${Math.round(perRequest)} |`);
+  }
+  rmSync(dir, { recursive: true, force: true });
 }
 
 interface Sample {
