@@ -4,6 +4,7 @@
 import { formatListener } from '../config/index.js';
 import { RoomRefusal, type RoomService } from '../imc/index.js';
 import type { Binding } from '../store/index.js';
+import { formatPeer } from '../sip/index.js';
 import { gatewayMethods } from './gateway-methods.js';
 import { RpcError, RpcErrorCode, invalidParams, type RpcMethods } from './rpc.js';
 import type { ManagedServer } from './server.js';
@@ -97,7 +98,7 @@ function describeBinding(binding: Binding) {
     contact: binding.contact,
     expires: Math.max(0, Math.round((binding.expiresAt - Date.now()) / 1000)),
     q: binding.q,
-    source: binding.source,
+    source: formatPeer(binding.source),
     userAgent: binding.userAgent ?? null,
     instance: binding.instance ?? null,
     regId: binding.regId ?? null,

@@ -14,7 +14,7 @@ import type { Registrar } from '../registrar/index.js';
 import type { Relay } from '../relay/index.js';
 import { logBackgroundFailure, type PresenceStore } from '../store/index.js';
 import {
-  type Header, type IncomingRequest, type SipMessage, type SipStack, aorOf, createResponse, escapeUser, formatPeer, parseNameAddr,
+  type Header, type IncomingRequest, type SipMessage, type SipStack, aorOf, createResponse, escapeUser, parseNameAddr,
   parseUri, randomToken,
 } from '../sip/index.js';
 import { RETRY_WHEN_FULL, grantExpires, parseExpires } from './expires.js';
@@ -433,7 +433,7 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
   private async sendNotify(subscription: Subscription): Promise<number | undefined> {
     if (!this.relay.isLocalDomain(domainOf(subscription.watcher))) return (await this.relay.sendForeign(this.notifyRequest(subscription))).status;
     const peer = this.registrar.targetOf({
-      source: formatPeer(subscription.flow),
+      source: subscription.flow,
       connectionId: subscription.flow.connectionId,
       contact: subscription.remoteTarget,
     });

@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { logBackgroundFailure, type Binding, type LocationStore } from '../store/index.js';
-import { type IncomingRequest, type Peer, RELIABLE, formatPeer, parseNameAddr, parsePeer, parseUri, type NameAddr } from '../sip/index.js';
+import { type IncomingRequest, type Peer, RELIABLE, parseUri, type NameAddr } from '../sip/index.js';
 import type { Header } from '../sip/message.js';
 
 export interface RegistrarOptions {
@@ -72,8 +72,7 @@ export class Registrar extends EventEmitter {
 
   /** Where to send a request for a binding, or undefined when it cannot be reached now. */
   targetOf(binding: Pick<Binding, 'source' | 'connectionId' | 'contact'>): Peer | undefined {
-    const source = parsePeer(binding.source);
-    if (!source) return undefined;
+    const source = binding.source;
     if (source.proto === 'udp') return source;
     if (binding.connectionId && this.isConnected(binding.connectionId)) return { ...source, connectionId: binding.connectionId };
     if (source.proto === 'ws' || source.proto === 'wss') return undefined;
@@ -89,7 +88,7 @@ export class Registrar extends EventEmitter {
   /** Drops WebSocket bindings whose connection closed: such a contact can never be reached again. */
   connectionClosed(connectionId: string): void {
     for (const [aor, bindings] of this.table) {
-      if (!bindings.some((b) => b.connectionId === connectionId && /^wss?:/.test(b.source))) continue;
+      if (!bindings.some((b) => b.connectionId === connectionId && isWebSocket(b))) continue;
       const kept = bindings.filter((b) => b.connectionId !== connectionId);
       // Not dropped, such a binding is only useless: unreachable (targetOf), it expires in time.
       void this.commit(aor, kept).catch(logBackgroundFailure(this.log, 'dropping the bindings of a closed WebSocket'));
@@ -156,7 +155,7 @@ export class Registrar extends EventEmitter {
 
     let contacts: NameAddr[];
     try {
-      contacts = contactValues.map(parseNameAddr);
+      contacts = message.contacts;
       for (const c of contacts) parseUri(c.uri);
     } catch (error) {
       return { status: 400, reason: `Bad Contact: ${(error as Error).message}` };
@@ -203,7 +202,7 @@ export class Registrar extends EventEmitter {
       q,
       callId: message.callId,
       cseq: message.cseq.seq,
-      source: formatPeer(request.source),
+      source: { proto: request.source.proto, host: request.source.host, port: request.source.port },
       connectionId: RELIABLE[request.source.proto] ? request.source.connectionId : undefined,
       instance: instance ?? undefined,
       regId: regId ? Number(regId) : undefined,
@@ -242,6 +241,10 @@ function sameInstance(current: Binding[], contact: NameAddr): Binding | undefine
 
 /** A binding learnt over a WebSocket dies with its connection; others can still be reached. */
 function reachableAfterRestart(binding: Binding): boolean {
-  return !/^wss?:/.test(binding.source);
+  return !isWebSocket(binding);
+}
+
+function isWebSocket(binding: Binding): boolean {
+  return binding.source.proto === 'ws' || binding.source.proto === 'wss';
 }
 

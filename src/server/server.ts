@@ -265,8 +265,14 @@ export class ParleyServer {
 
   private track(work: Promise<void>): void {
     this.inFlight.add(work);
-    // Only a failed error answer gets here: given up, logged, never an unhandled rejection.
-    work.catch((error: unknown) => this.log.error({ err: error }, 'request failed, and so did its error answer')).finally(() => this.inFlight.delete(work));
+    work.then(
+      () => this.inFlight.delete(work),
+      (error: unknown) => {
+        this.inFlight.delete(work);
+        // Only a failed error answer gets here: given up, logged, never an unhandled rejection.
+        this.log.error({ err: error }, 'request failed, and so did its error answer');
+      },
+    );
   }
 
   private async dispatch(request: IncomingRequest): Promise<void> {
@@ -302,9 +308,8 @@ export class ParleyServer {
     const maxForwards = message.get('max-forwards');
     if (maxForwards !== undefined && Number(maxForwards) === 0 && method !== 'OPTIONS') return request.reply(483, 'Too Many Hops');
     if (this.stack.hasLooped(message, loopKey)) return request.reply(482, 'Loop Detected');
-    const proxyRequire = message.getAll('proxy-require');
-    if (proxyRequire.length > 0) {
-      return request.reply(420, 'Bad Extension', { headers: [{ name: 'unsupported', value: proxyRequire.join(', ') }] });
+    if (message.has('proxy-require')) {
+      return request.reply(420, 'Bad Extension', { headers: [{ name: 'unsupported', value: message.getAll('proxy-require').join(', ') }] });
     }
     this.consumeOwnRoutes(message);
     const local = this.domains.has(target.host);
@@ -312,13 +317,13 @@ export class ParleyServer {
     if (method === 'OPTIONS' && (!target.user || !local)) return this.answerOptions(request);
     if (method === 'REGISTER') {
       if (!local) return request.reply(403, 'Forbidden (domain not served here)');
-      const to = parseUri(message.to.uri);
+      const to = message.toUri;
       if (!this.domains.has(to.host)) return request.reply(403, 'Forbidden (domain not served here)');
       if (this.auth.required && !(await this.auth.verify(request, to.user, to.host))) return;
       return this.registrar.handle(request, `${to.user}@${to.host}`);
     }
     if (this.auth.required) {
-      const from = parseUri(parseNameAddr(message.get('from')!).uri);
+      const from = message.fromUri;
       if (this.domains.has(from.host)) {
         if (!(await this.auth.verify(request, from.user, from.host))) return;
         request.identity = `${from.user}@${from.host}`;
@@ -333,6 +338,7 @@ export class ParleyServer {
 
   /** Loose routing (RFC 3261 §16.4): Route entries naming Parley itself are used up here, not forwarded. */
   private consumeOwnRoutes(message: SipMessage): void {
+    if (!message.has('route')) return;
     for (let top = message.getAll('route')[0]; top !== undefined; top = message.getAll('route')[0]) {
       let uri: SipUri;
       try {

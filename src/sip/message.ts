@@ -1,7 +1,7 @@
 // The SIP message model: start line, ordered header list, body. Structured header values are
 // parsed on first use and cached, so the hot path pays only for what it reads.
 import {
-  type CSeq, type NameAddr, type Via, LIST_HEADERS, displayName, parseCSeq, parseNameAddr, parseVia, safeHeaderValue, splitList,
+  type CSeq, type NameAddr, type Via, LIST_HEADERS, displayName, formatVia, parseCSeq, parseNameAddr, parseVia, safeHeaderValue, splitList,
 } from './headers.js';
 import { type SipUri, parseUri } from './uri.js';
 
@@ -23,7 +23,15 @@ export class SipMessage {
   reason: string;
   headers: Header[];
   body: Buffer;
-  private parsed: { vias?: Via[]; from?: NameAddr; to?: NameAddr; cseq?: CSeq; requestUri?: SipUri } = {};
+  // Structured values, parsed on first read and kept until their own header is edited.
+  private cachedVias: Via[] | undefined = undefined;
+  private cachedFrom: NameAddr | undefined = undefined;
+  private cachedTo: NameAddr | undefined = undefined;
+  private cachedCseq: CSeq | undefined = undefined;
+  private cachedRequestUri: SipUri | undefined = undefined;
+  private cachedFromUri: SipUri | undefined = undefined;
+  private cachedToUri: SipUri | undefined = undefined;
+  private cachedContacts: NameAddr[] | undefined = undefined;
 
   /**
    * Every way a value gets into a message but the parser (which leaves no CR or LF in a value) goes
@@ -61,50 +69,76 @@ export class SipMessage {
   }
 
   has(name: string): boolean {
-    return this.headers.some((h) => h.name === name);
+    return this.indexOf(name) >= 0;
   }
 
   /** Replaces every value of `name` with one value, in the place of the first. */
   set(name: string, value: string): this {
-    const at = this.headers.findIndex((h) => h.name === name);
-    this.remove(name);
-    this.headers.splice(at < 0 ? this.headers.length : at, 0, { name, value: safeHeaderValue(value) });
+    const header = { name, value: safeHeaderValue(value) };
+    const headers = this.headers;
+    let at = -1;
+    for (let i = 0; i < headers.length; i++) {
+      if (headers[i]!.name !== name) continue;
+      if (at < 0) {
+        at = i;
+        headers[i] = header;
+      } else headers.splice(i--, 1);
+    }
+    if (at < 0) headers.push(header);
+    this.forget(name);
     return this;
   }
 
   add(name: string, value: string): this {
     this.headers.push({ name, value: safeHeaderValue(value) });
-    this.parsed = {};
+    this.forget(name);
     return this;
   }
 
   /** Inserts before the first header of that name (or at the top): how a proxy adds its Via. */
   prepend(name: string, value: string): this {
-    const at = this.headers.findIndex((h) => h.name === name);
+    const at = this.indexOf(name);
     this.headers.splice(at < 0 ? 0 : at, 0, { name, value: safeHeaderValue(value) });
-    this.parsed = {};
+    this.forget(name);
     return this;
   }
 
   remove(name: string): this {
-    this.headers = this.headers.filter((h) => h.name !== name);
-    this.parsed = {};
+    const headers = this.headers;
+    for (let i = headers.length - 1; i >= 0; i--) if (headers[i]!.name === name) headers.splice(i, 1);
+    this.forget(name);
     return this;
   }
 
   /** Removes the first value of a list header (the topmost Via or Route). */
   removeFirstValue(name: string): this {
-    const at = this.headers.findIndex((h) => h.name === name);
+    const at = this.indexOf(name);
     if (at < 0) return this;
     const values = splitList(this.headers[at]!.value);
     if (values.length <= 1) this.headers.splice(at, 1);
     else this.headers[at] = { name, value: values.slice(1).join(', ') };
-    this.parsed = {};
+    this.forget(name);
+    return this;
+  }
+
+  /**
+   * Puts `via` in place of the topmost Via, as removing that value and prepending the new one would,
+   * and keeps it as the parsed top Via: the one edit a proxy makes to every request costs no re-parse.
+   * The message must have a Via.
+   */
+  replaceTopVia(via: Via): this {
+    const at = this.indexOf('via');
+    const value = safeHeaderValue(formatVia(via));
+    const line = this.headers[at]!.value;
+    const values = line.includes(',') ? splitList(line) : undefined;
+    if (!values || values.length <= 1) this.headers[at] = { name: 'via', value };
+    else this.headers.splice(at, 1, { name: 'via', value }, { name: 'via', value: values.slice(1).join(', ') });
+    if (this.cachedVias) this.cachedVias[0] = via;
     return this;
   }
 
   get vias(): Via[] {
-    return (this.parsed.vias ??= this.getAll('via').map(parseVia));
+    return (this.cachedVias ??= this.getAll('via').map(parseVia));
   }
 
   get via(): Via {
@@ -114,11 +148,29 @@ export class SipMessage {
   }
 
   get from(): NameAddr {
-    return (this.parsed.from ??= parseNameAddr(this.required('from')));
+    return (this.cachedFrom ??= parseNameAddr(this.required('from')));
   }
 
   get to(): NameAddr {
-    return (this.parsed.to ??= parseNameAddr(this.required('to')));
+    return (this.cachedTo ??= parseNameAddr(this.required('to')));
+  }
+
+  /** The From URI, parsed. */
+  get fromUri(): SipUri {
+    return (this.cachedFromUri ??= parseUri(this.from.uri));
+  }
+
+  /** The To URI, parsed. */
+  get toUri(): SipUri {
+    return (this.cachedToUri ??= parseUri(this.to.uri));
+  }
+
+  /** The Contact values but "*", parsed. */
+  get contacts(): NameAddr[] {
+    if (this.cachedContacts) return this.cachedContacts;
+    const contacts: NameAddr[] = [];
+    for (const value of this.getAll('contact')) if (value !== '*') contacts.push(parseNameAddr(value));
+    return (this.cachedContacts = contacts);
   }
 
   get callId(): string {
@@ -126,17 +178,45 @@ export class SipMessage {
   }
 
   get cseq(): CSeq {
-    return (this.parsed.cseq ??= parseCSeq(this.required('cseq')));
+    return (this.cachedCseq ??= parseCSeq(this.required('cseq')));
   }
 
   get requestUri(): SipUri {
-    return (this.parsed.requestUri ??= parseUri(this.uri));
+    return (this.cachedRequestUri ??= parseUri(this.uri));
   }
 
   /** Invalidates cached parses after the request-URI or headers were edited in place. */
   touch(): this {
-    this.parsed = {};
+    this.cachedVias = this.cachedFrom = this.cachedTo = this.cachedCseq = this.cachedRequestUri = undefined;
+    this.cachedFromUri = this.cachedToUri = this.cachedContacts = undefined;
     return this;
+  }
+
+  /** Drops what was parsed from header `name`, which was just edited; the other headers' parses stay. */
+  private forget(name: string): void {
+    switch (name) {
+      case 'via':
+        this.cachedVias = undefined;
+        break;
+      case 'from':
+        this.cachedFrom = this.cachedFromUri = undefined;
+        break;
+      case 'to':
+        this.cachedTo = this.cachedToUri = undefined;
+        break;
+      case 'cseq':
+        this.cachedCseq = undefined;
+        break;
+      case 'contact':
+        this.cachedContacts = undefined;
+        break;
+    }
+  }
+
+  private indexOf(name: string): number {
+    const headers = this.headers;
+    for (let i = 0; i < headers.length; i++) if (headers[i]!.name === name) return i;
+    return -1;
   }
 
   private required(name: string): string {

@@ -128,51 +128,77 @@ function readHeaders(lines: string[], first: number, message: SipMessage): void 
     const colon = line.indexOf(':');
     if (colon <= 0) throw new SipParseError(`Malformed header line "${truncate(line)}"`, message);
     const rawName = line.slice(0, colon).trimEnd();
-    if (!TOKEN.test(rawName)) throw new SipParseError(`Bad header name "${truncate(rawName)}"`, message);
-    const lower = rawName.toLowerCase();
+    const name = headerName(rawName);
+    if (name === undefined) throw new SipParseError(`Bad header name "${truncate(rawName)}"`, message);
     const value = trimWhitespace(line.slice(colon + 1));
     if (value.length > MAX_FIELD_LENGTH) {
       throw new SipParseError(`${truncate(rawName)} header longer than ${MAX_FIELD_LENGTH} characters`, message);
     }
-    headers.push({ name: COMPACT_FORMS[lower] ?? lower, value });
+    headers.push({ name, value });
   }
+}
+
+const headerNames = new Map<string, string>();
+
+/**
+ * The name a header is stored under ("v" and "VIA" as "via"), or undefined when `raw` is no token.
+ * Memoised, as displayName() is: the same few spellings come in every message.
+ */
+function headerName(raw: string): string | undefined {
+  let name = headerNames.get(raw);
+  if (name === undefined) {
+    if (!TOKEN.test(raw)) return undefined;
+    const lower = raw.toLowerCase();
+    name = COMPACT_FORMS[lower] ?? lower;
+    if (headerNames.size < 1000) headerNames.set(raw, name);
+  }
+  return name;
 }
 
 /** Header fields that must not repeat (only list headers may, RFC 3261 §7.3.1), each with a bit of its own. */
 const SINGLE_VALUED = new Map(['from', 'to', 'call-id', 'cseq', 'max-forwards', 'content-length'].map((name, i) => [name, 1 << i]));
 
-/** Checks the headers every transaction needs (RFC 3261 §8.1.1) and the request-URI. */
+const REQUIRED_HEADERS = [['via', 'Via'], ['from', 'From'], ['to', 'To'], ['call-id', 'Call-ID'], ['cseq', 'CSeq']] as const;
+
+/**
+ * Checks the headers every transaction needs (RFC 3261 §8.1.1) and, on a request, the request-URI and
+ * the addresses it carries. What is parsed here is read through the message's own getters, so it is
+ * cached for the layers above. A response is matched on its Via and CSeq alone; its URIs are not read.
+ */
 export function validate(message: SipMessage): void {
-  for (const name of ['via', 'from', 'to', 'call-id', 'cseq'] as const) {
-    if (!message.has(name)) throw new SipParseError(`Missing ${name === 'call-id' ? 'Call-ID' : name === 'cseq' ? 'CSeq' : name[0]!.toUpperCase() + name.slice(1)} header`, message);
+  for (const [name, display] of REQUIRED_HEADERS) {
+    if (!message.has(name)) throw new SipParseError(`Missing ${display} header`, message);
   }
   try {
     const repeated = firstRepeated(message);
     if (repeated) throw new HeaderError(`more than one ${displayName(repeated)} header`);
-    // Read through the message's own getters, so that what is parsed here is cached for later use.
     if (message.vias.length === 0) throw new HeaderError('empty Via');
+    if (!message.isRequest) {
+      // A response is matched on its Via and CSeq (RFC 3261 §17.1.3): its URIs are not read, but one
+      // whose From or To is no name-addr is malformed.
+      void message.from;
+      void message.to;
+      void message.cseq;
+      return;
+    }
     // From and To URIs are read by the layers above: a malformed one must be a 400 here, not a 500 there.
-    uriOf('From URI', () => parseUri(message.from.uri));
-    uriOf('To URI', () => parseUri(message.to.uri));
+    checked('From URI', fromUri, message);
+    checked('To URI', toUri, message);
     // Contact, Route, Record-Route and Path URIs become destinations (bindings, next hops): an address
     // no socket can take (port 0, a host that is no host) is refused here, naming the header.
-    for (const name of ADDRESS_HEADERS) {
-      for (const value of message.getAll(name)) {
-        if (name === 'contact' && value === '*') continue;
-        uriOf(`${displayName(name)} URI`, () => parseUri(parseNameAddr(value).uri));
-      }
+    for (const contact of message.contacts) checked('Contact URI', parseUri, contact.uri);
+    for (const name of ROUTING_HEADERS) {
+      if (!message.has(name)) continue;
+      for (const value of message.getAll(name)) checked(`${displayName(name)} URI`, addressUri, value);
     }
-    const cseq = message.cseq;
-    if (message.isRequest) {
-      if (cseq.method !== message.method) throw new HeaderError('CSeq method does not match the request method');
-      const maxForwards = message.get('max-forwards');
-      // Leading zeros are allowed (RFC 4475 §3.1.1.1), values above 255 are not (RFC 3261 §20.22).
-      if (maxForwards !== undefined && !(/^[0-9]+$/.test(maxForwards) && Number(maxForwards) <= 255)) {
-        throw new HeaderError('bad Max-Forwards');
-      }
-      // A Request-URI may not carry headers (RFC 3261 §19.1.1; RFC 4475 §3.1.2.11).
-      if (uriOf('Request-URI', () => message.requestUri).headers.size > 0) throw new UriError('headers in the Request-URI');
+    if (message.cseq.method !== message.method) throw new HeaderError('CSeq method does not match the request method');
+    const maxForwards = message.get('max-forwards');
+    // Leading zeros are allowed (RFC 4475 §3.1.1.1), values above 255 are not (RFC 3261 §20.22).
+    if (maxForwards !== undefined && !(/^[0-9]+$/.test(maxForwards) && Number(maxForwards) <= 255)) {
+      throw new HeaderError('bad Max-Forwards');
     }
+    // A Request-URI may not carry headers (RFC 3261 §19.1.1; RFC 4475 §3.1.2.11).
+    if (checked('Request-URI', requestUri, message).headers.size > 0) throw new UriError('headers in the Request-URI');
   } catch (error) {
     if (error instanceof HeaderError || error instanceof UriError) {
       throw new SipParseError(capitalize(error.message), message);
@@ -181,12 +207,17 @@ export function validate(message: SipMessage): void {
   }
 }
 
-const ADDRESS_HEADERS = ['contact', 'route', 'record-route', 'path'] as const;
+const ROUTING_HEADERS = ['route', 'record-route', 'path'] as const;
+
+const fromUri = (message: SipMessage) => message.fromUri;
+const toUri = (message: SipMessage) => message.toUri;
+const requestUri = (message: SipMessage) => message.requestUri;
+const addressUri = (nameAddr: string) => parseUri(parseNameAddr(nameAddr).uri);
 
 /** Reads a URI; what is wrong with it is said with `what` it is, e.g. "bad Contact URI: bad port "0"". */
-function uriOf(what: string, read: () => SipUri): SipUri {
+function checked<T>(what: string, read: (from: T) => SipUri, from: T): SipUri {
   try {
-    return read();
+    return read(from);
   } catch (error) {
     if (error instanceof UriError) throw new HeaderError(`bad ${what}: ${error.message}`);
     throw error;

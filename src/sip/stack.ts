@@ -39,13 +39,6 @@ export interface IncomingRequest {
   respond(response: SipMessage): void;
 }
 
-interface ServerTransaction extends IncomingRequest {
-  key: string;
-  lastResponse?: Buffer;
-  final: boolean;
-  responseTarget: Peer;
-}
-
 /**
  * What a server transaction keeps once answered, through Timer J: the bytes to resend. The request
  * and its handler state are let go, so tens of thousands of answered transactions stay cheap.
@@ -53,14 +46,6 @@ interface ServerTransaction extends IncomingRequest {
 interface AnsweredTransaction {
   lastResponse: Buffer;
   responseTarget: Peer;
-}
-
-interface ClientTransaction {
-  branch: string;
-  method: string;
-  done: boolean;
-  resolve(response: SipMessage): void;
-  timers: TimerHandle[];
 }
 
 export interface StackStats {
@@ -80,7 +65,7 @@ export declare interface SipStack {
 
 export class SipStack extends EventEmitter {
   private readonly server = new Map<string, ServerTransaction | AnsweredTransaction>();
-  private readonly client = new Map<string, ClientTransaction>();
+  private readonly client = new Map<string, ClientTransaction | typeof FINISHED>();
   readonly stats: StackStats = {
     requestsIn: 0, responsesOut: 0, requestsOut: 0, retransmissionsAbsorbed: 0, malformed: 0,
     serverTransactions: 0, clientTransactions: 0,
@@ -131,43 +116,25 @@ export class SipStack extends EventEmitter {
       return;
     }
     const responseTarget = stampVia(message, message.via, source);
-    const transaction = this.createServerTransaction(key, message, source, responseTarget);
+    const transaction = new ServerTransaction(this, key, message, source, responseTarget);
     this.server.set(key, transaction);
     this.stats.serverTransactions = this.server.size;
     this.emit('request', transaction);
   }
 
-  private createServerTransaction(key: string, message: SipMessage, source: Peer, responseTarget: Peer): ServerTransaction {
-    const stack = this;
-    const transaction: ServerTransaction = {
-      key,
-      message,
-      source,
-      responseTarget,
-      final: false,
-      get replied() {
-        return transaction.final;
-      },
-      reply(status, reason, options) {
-        transaction.respond(stack.buildResponse(message, status, reason, options));
-      },
-      respond(response) {
-        if (transaction.final) return;
-        const bytes = response.toBuffer();
-        transaction.lastResponse = bytes;
-        stack.stats.responsesOut++;
-        stack.transmit(bytes, responseTarget);
-        if (response.status < 200) return;
-        transaction.final = true;
-        // Timer J: absorb retransmissions for 64·T1 on unreliable transports, none on reliable ones.
-        if (RELIABLE[source.proto]) stack.dropServer(key);
-        else {
-          stack.server.set(key, { lastResponse: bytes, responseTarget });
-          stack.timers.schedule(64 * stack.options.t1, () => stack.dropServer(key));
-        }
-      },
-    };
-    return transaction;
+  /** Sends a server transaction's response; a final one ends it (RFC 3261 §17.2.2). For ServerTransaction only. */
+  sendResponse(transaction: ServerTransaction, bytes: Buffer, final: boolean): void {
+    this.stats.responsesOut++;
+    this.transmit(bytes, transaction.responseTarget);
+    if (!final) return;
+    // Timer J: absorb retransmissions for 64·T1 on unreliable transports, none on reliable ones.
+    const key = transaction.key;
+    if (RELIABLE[transaction.source.proto]) this.dropServer(key);
+    else {
+      // Only the key is kept for the timer: the request goes with the transaction, now answered.
+      this.server.set(key, { lastResponse: bytes, responseTarget: transaction.responseTarget });
+      this.timers.schedule(64 * this.options.t1, () => this.dropServer(key));
+    }
   }
 
   private dropServer(key: string): void {
@@ -177,7 +144,7 @@ export class SipStack extends EventEmitter {
 
   buildResponse(request: SipMessage, status: number, reason?: string, options: ReplyOptions = {}): SipMessage {
     const response = createResponse(request, status, reason ?? REASONS[status]);
-    for (const header of options.headers ?? []) response.add(header.name, header.value);
+    if (options.headers) for (const header of options.headers) response.add(header.name, header.value);
     if (status >= 200 && status < 300) response.add('server', this.options.userAgent);
     if (options.body !== undefined) {
       response.body = typeof options.body === 'string' ? Buffer.from(options.body, 'utf8') : options.body;
@@ -222,11 +189,9 @@ export class SipStack extends EventEmitter {
     }
     if (!branch) return;
     const transaction = this.client.get(branch);
-    if (!transaction || transaction.done || response.cseq.method !== transaction.method) return;
+    if (!transaction || transaction.done || response.cseq.method !== transaction.message.method) return;
     if (response.status < 200) return;
-    transaction.done = true;
-    for (const timer of transaction.timers) timer.cancel();
-    transaction.resolve(response);
+    transaction.complete(response);
   }
 
   /**
@@ -247,65 +212,30 @@ export class SipStack extends EventEmitter {
       message.removeFirstValue('via');
       bytes = this.withVia(message, proto, branch);
     }
-    const sendTarget: Peer = { ...target, proto };
     this.stats.requestsOut++;
     return new Promise<SipMessage>((resolve) => {
-      const transaction: ClientTransaction = {
-        branch,
-        method: message.method,
-        done: false,
-        timers: [],
-        resolve: (response) => {
-          // Timer K keeps the branch for T4 so retransmitted responses are absorbed.
-          this.timers.schedule(RELIABLE[proto] ? 0 : this.options.t4, () => {
-            this.client.delete(branch);
-            this.stats.clientTransactions = this.client.size;
-          });
-          resolve(response);
-        },
-      };
+      const transaction = new ClientTransaction(this, message, branch, target, proto, bytes, resolve);
       this.client.set(branch, transaction);
       this.stats.clientTransactions = this.client.size;
-      const fail = (status: number, reason: string) => {
-        if (transaction.done) return;
-        transaction.done = true;
-        for (const timer of transaction.timers) timer.cancel();
-        transaction.resolve(createResponse(message, status, reason));
-      };
-      const send = (via: Protocol, data: Buffer): Promise<void> =>
-        this.transports.send(data, { ...sendTarget, proto: via }).catch(() => {
-          if (via === 'tcp' && target.proto === 'udp') {
-            // RFC 3261 §18.1.1: when the TCP attempt fails, the request is retried over UDP.
-            message.removeFirstValue('via');
-            proto = 'udp';
-            const udpBytes = this.withVia(message, 'udp', branch);
-            bytes = udpBytes;
-            this.armRetransmit(transaction, () => void send('udp', udpBytes));
-            return send('udp', udpBytes);
-          }
-          fail(503, 'Service Unavailable (transport error)');
-        });
-      transaction.timers.push(this.timers.schedule(Math.min(timeout, 64 * this.options.t1), () => fail(408, 'Request Timeout')));
-      if (!RELIABLE[proto]) this.armRetransmit(transaction, () => void send(proto, bytes));
-      void send(proto, bytes);
+      transaction.start(Math.min(timeout, 64 * this.options.t1));
     });
   }
 
-  /** Timer E: retransmit at T1, doubling up to T2, until a final response or Timer F. */
-  private armRetransmit(transaction: ClientTransaction, resend: () => void): void {
-    const step = (interval: number) => {
-      transaction.timers.push(
-        this.timers.schedule(interval, () => {
-          if (transaction.done) return;
-          resend();
-          step(Math.min(interval * 2, this.options.t2));
-        }),
-      );
-    };
-    step(this.options.t1);
+  /**
+   * Keeps a finished client transaction's branch through Timer K (T4, none on reliable transports) so
+   * that retransmitted responses are absorbed; the request and whoever waited for it are let go.
+   * For ClientTransaction only.
+   */
+  finishClient(branch: string, reliable: boolean): void {
+    this.client.set(branch, FINISHED);
+    this.timers.schedule(reliable ? 0 : this.options.t4, () => {
+      this.client.delete(branch);
+      this.stats.clientTransactions = this.client.size;
+    });
   }
 
-  private withVia(message: SipMessage, proto: Protocol, branch: string): Buffer {
+  /** Puts Parley's Via with `branch` on top of the request; its wire form. */
+  withVia(message: SipMessage, proto: Protocol, branch: string): Buffer {
     message.prepend('via', formatVia({ transport: proto.toUpperCase(), host: this.sentBy(proto), params: new Map([['branch', branch], ['rport', null]]) }));
     return message.toBuffer();
   }
@@ -340,21 +270,132 @@ export class SipStack extends EventEmitter {
    * The key is computed only when a Via of Parley's is present, which ordinary requests lack.
    */
   hasLooped(message: SipMessage, loopKey: (message: SipMessage) => string): boolean {
-    const ours = message.vias.filter((via) => via.branch?.startsWith(BRANCH_COOKIE) && this.isOwnAddress(via.host, via.port));
-    if (ours.length === 0) return false;
-    const mark = `${BRANCH_COOKIE}${loopKey(message)}.`;
-    return ours.some((via) => via.branch!.startsWith(mark));
+    let mark: string | undefined;
+    for (const via of message.vias) {
+      if (!via.branch?.startsWith(BRANCH_COOKIE) || !this.isOwnAddress(via.host, via.port)) continue;
+      mark ??= `${BRANCH_COOKIE}${loopKey(message)}.`;
+      if (via.branch.startsWith(mark)) return true;
+    }
+    return false;
   }
 
   /** Whether host[:port] is one of Parley's listening addresses (or the advertised one). */
   isOwnAddress(host: string, port?: number): boolean {
-    const bare = host.replace(/^\[|\]$/g, '');
+    const bare = host.charCodeAt(0) === 91 /* [ */ ? host.slice(1, -1) : host;
     if (this.options.advertise) {
       const advertised = this.options.advertise;
       if (advertised === host || advertised === `${host}:${port}` || (port === undefined && advertised.startsWith(`${host}:`))) return true;
     }
-    return this.transports.bound.some((b) => bare === b.host && (port === undefined || port === b.port));
+    for (const b of this.transports.bound) if (bare === b.host && (port === undefined || port === b.port)) return true;
+    return false;
   }
+}
+
+/** A request that arrived and its server transaction, until its final response. */
+class ServerTransaction implements IncomingRequest {
+  identity?: string;
+  lastResponse?: Buffer;
+  final = false;
+
+  constructor(
+    private readonly stack: SipStack,
+    readonly key: string,
+    readonly message: SipMessage,
+    readonly source: Peer,
+    readonly responseTarget: Peer,
+  ) {}
+
+  get replied(): boolean {
+    return this.final;
+  }
+
+  reply(status: number, reason?: string, options?: ReplyOptions): void {
+    this.respond(this.stack.buildResponse(this.message, status, reason, options));
+  }
+
+  respond(response: SipMessage): void {
+    if (this.final) return;
+    const bytes = response.toBuffer();
+    this.lastResponse = bytes;
+    if (response.status >= 200) this.final = true;
+    this.stack.sendResponse(this, bytes, this.final);
+  }
+}
+
+/** What a client transaction leaves behind through Timer K: only that it is over. */
+const FINISHED = { done: true } as const;
+
+/** A request Parley sent (RFC 3261 §17.1.2), until its final response or a timeout. */
+class ClientTransaction {
+  done = false;
+  private timeout: TimerHandle | undefined;
+  private retransmit: TimerHandle | undefined;
+  private interval = 0;
+  private sendTarget: Peer;
+
+  constructor(
+    private readonly stack: SipStack,
+    readonly message: SipMessage,
+    readonly branch: string,
+    private readonly target: Peer,
+    private proto: Protocol,
+    private bytes: Buffer,
+    private readonly settle: (response: SipMessage) => void,
+  ) {
+    this.sendTarget = { ...target, proto };
+  }
+
+  /** Sends the request and arms Timer F (`timeout`) and, on an unreliable transport, Timer E. */
+  start(timeout: number): void {
+    this.timeout = this.stack.timers.schedule(timeout, () => this.fail(408, 'Request Timeout'));
+    if (!RELIABLE[this.proto]) this.armRetransmit();
+    this.send();
+  }
+
+  /** Ends the transaction with its final response. */
+  complete(response: SipMessage): void {
+    if (this.done) return;
+    this.done = true;
+    this.timeout?.cancel();
+    this.retransmit?.cancel();
+    this.stack.finishClient(this.branch, RELIABLE[this.proto]);
+    this.settle(response);
+  }
+
+  private fail(status: number, reason: string): void {
+    if (!this.done) this.complete(createResponse(this.message, status, reason));
+  }
+
+  private send(): void {
+    this.stack.transports.send(this.bytes, this.sendTarget).catch(this.onSendFailed);
+  }
+
+  private readonly onSendFailed = (): void => {
+    if (this.proto === 'tcp' && this.target.proto === 'udp') {
+      // RFC 3261 §18.1.1: when the TCP attempt fails, the request is retried over UDP.
+      this.message.removeFirstValue('via');
+      this.proto = 'udp';
+      this.sendTarget = { ...this.target, proto: 'udp' };
+      this.bytes = this.stack.withVia(this.message, 'udp', this.branch);
+      this.armRetransmit();
+      this.send();
+      return;
+    }
+    this.fail(503, 'Service Unavailable (transport error)');
+  };
+
+  /** Timer E: retransmit at T1, doubling up to T2, until a final response or Timer F. */
+  private armRetransmit(): void {
+    this.interval = this.stack.options.t1;
+    this.retransmit = this.stack.timers.schedule(this.interval, this.onRetransmitTimer);
+  }
+
+  private readonly onRetransmitTimer = (): void => {
+    if (this.done) return;
+    this.send();
+    this.interval = Math.min(this.interval * 2, this.stack.options.t2);
+    this.retransmit = this.stack.timers.schedule(this.interval, this.onRetransmitTimer);
+  };
 }
 
 /** RFC 3261 §17.2.3 matching key; RFC 2543 peers without the magic cookie fall back to dialog fields. */
@@ -382,10 +423,7 @@ function stampVia(message: SipMessage, via: Via, source: Peer): Peer {
     via.params.set('rport', String(source.port));
     changed = true;
   }
-  if (changed) {
-    message.removeFirstValue('via');
-    message.prepend('via', formatVia(via));
-  }
+  if (changed) message.replaceTopVia(via);
   if (RELIABLE[source.proto]) return source;
   return { proto: 'udp', host: source.host, port: wantsRport ? source.port : (via.port ?? 5060) };
 }

@@ -13,9 +13,15 @@ export interface TimerHandle {
   cancel(): void;
 }
 
-interface Entry extends TimerHandle {
-  due: number;
-  fire: (() => void) | undefined;
+class Entry implements TimerHandle {
+  constructor(
+    readonly due: number,
+    public fire: (() => void) | undefined,
+  ) {}
+
+  cancel(): void {
+    this.fire = undefined;
+  }
 }
 
 class Fifo {
@@ -53,13 +59,7 @@ export class TimerQueue {
   schedule(delay: number, fire: () => void): TimerHandle {
     let queue = this.queues.get(delay);
     if (!queue) this.queues.set(delay, (queue = new Fifo()));
-    const entry: Entry = {
-      due: this.clock.now() + delay,
-      fire,
-      cancel() {
-        entry.fire = undefined;
-      },
-    };
+    const entry = new Entry(this.clock.now() + delay, fire);
     queue.push(entry);
     return entry;
   }

@@ -9,8 +9,8 @@ export interface SipUri {
   /** Lower-cased host; IPv6 references keep their brackets. '' for tel and opaque URIs. */
   host: string;
   port?: number;
-  params: Map<string, string | null>;
-  headers: Map<string, string>;
+  params: ReadonlyMap<string, string | null>;
+  headers: ReadonlyMap<string, string>;
   /** Everything after "scheme:" for schemes Parley does not interpret. */
   opaque?: string;
 }
@@ -23,6 +23,8 @@ const USER_CHARS = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})*$/;
 const PASSWORD_CHARS = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*$/;
 const PARAM_CHARS = /^(?:[A-Za-z0-9\-_.!~*'()[\]/:&+$]|%[0-9A-Fa-f]{2})+$/;
 const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/;
+/** What a URI without parameters or headers holds, as nearly every one: shared, as nothing changes a parsed URI. */
+const NONE: ReadonlyMap<string, never> = new Map<string, never>();
 
 export function unescapeUriPart(part: string): string {
   if (!part.includes('%')) return part;
@@ -47,7 +49,7 @@ export function parseUri(text: string): SipUri {
   if (/[\s<>"]/.test(rest)) throw new UriError(`illegal character in URI "${text}"`);
   if (scheme === 'sip' || scheme === 'sips') return parseSipRest(scheme, rest);
   if (scheme === 'tel') return parseTelRest(rest);
-  return { scheme, user: '', host: '', params: new Map(), headers: new Map(), opaque: rest };
+  return { scheme, user: '', host: '', params: NONE, headers: NONE, opaque: rest };
 }
 
 function parseSipRest(scheme: string, rest: string): SipUri {
@@ -79,13 +81,14 @@ function parseSipRest(scheme: string, rest: string): SipUri {
   const semi = rest.indexOf(';');
   const hostport = semi >= 0 ? rest.slice(0, semi) : rest;
   const { host, port } = parseHostPort(hostport);
-  const params = semi >= 0 ? parseUriParams(rest.slice(semi + 1)) : new Map<string, string | null>();
-  const headers = new Map<string, string>();
+  const params = semi >= 0 ? parseUriParams(rest.slice(semi + 1)) : NONE;
+  let headers: ReadonlyMap<string, string> = NONE;
   if (headersPart) {
+    const parsed = (headers = new Map<string, string>());
     for (const pair of headersPart.split('&')) {
       const eq = pair.indexOf('=');
       if (eq <= 0) throw new UriError(`bad URI header "${pair}"`);
-      headers.set(unescapeUriPart(pair.slice(0, eq)), unescapeUriPart(pair.slice(eq + 1)));
+      parsed.set(unescapeUriPart(pair.slice(0, eq)), unescapeUriPart(pair.slice(eq + 1)));
     }
   }
   return { scheme, user, password, host, port, params, headers };
@@ -95,8 +98,8 @@ function parseTelRest(rest: string): SipUri {
   const semi = rest.indexOf(';');
   const number = semi >= 0 ? rest.slice(0, semi) : rest;
   if (!/^\+?[0-9A-Fa-f*#().\-]+$/.test(number)) throw new UriError(`bad telephone number "${number}"`);
-  const params = semi >= 0 ? parseUriParams(rest.slice(semi + 1)) : new Map<string, string | null>();
-  return { scheme: 'tel', user: number, host: '', params, headers: new Map() };
+  const params = semi >= 0 ? parseUriParams(rest.slice(semi + 1)) : NONE;
+  return { scheme: 'tel', user: number, host: '', params, headers: NONE };
 }
 
 export function parseHostPort(hostport: string): { host: string; port?: number } {

@@ -3,6 +3,7 @@ import { GroupCommit } from './group-commit.js';
 import { deleteExpired, nullsAbsent } from './rows.js';
 import type { Database, LocationsTable } from './schema.js';
 import type { Binding, LocationStore } from './types.js';
+import { formatPeer, parsePeer } from '../sip/transport/types.js';
 
 export class LocationRepository implements LocationStore {
   private readonly commits: GroupCommit;
@@ -21,7 +22,8 @@ export class LocationRepository implements LocationStore {
 
   async listAll(): Promise<Binding[]> {
     const rows = await this.db.selectFrom('locations').selectAll().orderBy('aor').orderBy('contact').execute();
-    return rows.map(toBinding);
+    // A row whose source is no address (written by hand, or by another program) would reach no one.
+    return rows.flatMap((row) => toBinding(row) ?? []);
   }
 
   removeExpired(now: number): Promise<number> {
@@ -57,7 +59,7 @@ function toLocationRow(aor: string, binding: Binding): Insertable<LocationsTable
     q: binding.q,
     call_id: binding.callId,
     cseq: binding.cseq,
-    source: binding.source,
+    source: formatPeer(binding.source),
     connection_id: binding.connectionId ?? null,
     instance: binding.instance ?? null,
     reg_id: binding.regId ?? null,
@@ -67,7 +69,9 @@ function toLocationRow(aor: string, binding: Binding): Insertable<LocationsTable
   };
 }
 
-function toBinding(row: Selectable<LocationsTable>): Binding {
+function toBinding(row: Selectable<LocationsTable>): Binding | undefined {
+  const source = parsePeer(row.source);
+  if (!source) return undefined;
   return {
     aor: row.aor,
     contact: row.contact,
@@ -75,7 +79,7 @@ function toBinding(row: Selectable<LocationsTable>): Binding {
     q: row.q,
     callId: row.call_id,
     cseq: row.cseq,
-    source: row.source,
+    source,
     updatedAt: row.updated_at,
     ...nullsAbsent({
       connectionId: row.connection_id,

@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationProvider, type SqliteDatabase as KyselySqliteDatabase } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { StoreAvailability, watchedDialect } from './availability.js';
@@ -138,11 +138,35 @@ function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): Ope
     const availability = new StoreAvailability('sqlite', (error) => reasonOf(target, error), (available) =>
       opened.pragma(`busy_timeout = ${available ? SQLITE_BUSY_TIMEOUT_MS : 0}`),
     );
-    return { db: new Kysely<Database>({ dialect: watchedDialect(new SqliteDialect({ database }), availability) }), availability };
+    return { db: new Kysely<Database>({ dialect: watchedDialect(new SqliteDialect({ database: preparingOnce(database) }), availability) }), availability };
   } catch (error) {
     database?.close();
     throw storeFailure('CONNECT_FAILED', 'Cannot open', target, error);
   }
+}
+
+/** Most SQL texts whose statements are kept prepared; past it the oldest is let go. */
+const MAX_PREPARED_STATEMENTS = 200;
+
+/**
+ * The database as kysely sees it, each SQL text prepared once: kysely prepares a statement for every
+ * query it runs, which cost a REGISTER more CPU than running its queries. Reusing one is safe as
+ * kysely runs one query at a time on its one connection.
+ */
+function preparingOnce(database: SqliteDatabase.Database): KyselySqliteDatabase {
+  const statements = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => database.close(),
+    prepare(text: string) {
+      let statement = statements.get(text);
+      if (statement === undefined) {
+        statement = database.prepare(text);
+        if (statements.size >= MAX_PREPARED_STATEMENTS) statements.delete(statements.keys().next().value!);
+        statements.set(text, statement);
+      }
+      return statement;
+    },
+  };
 }
 
 async function openPostgres(target: PostgresTarget): Promise<OpenDatabase> {

@@ -1,5 +1,6 @@
 // The typed interfaces every Parley module uses to reach persistent state.
 // Protocol code depends on these only, never on the SQL behind them.
+import type { Address } from '../sip/transport/types.js';
 
 /** A digest user. HA1 values are stored, never the password. */
 export interface UserRecord {
@@ -32,8 +33,8 @@ export interface Binding {
   q: number;
   callId: string;
   cseq: number;
-  /** Where the REGISTER came from, "proto:host:port"; requests go there (NAT, connection reuse). */
-  source: string;
+  /** Where the REGISTER came from; requests go there (NAT, connection reuse). Stored as "proto:host:port". */
+  source: Address;
   /** Connection id of the stream transport the REGISTER arrived on, when any. Not meaningful after a restart. */
   connectionId?: string;
   /** +sip.instance and reg-id (RFC 5626) when the client sent them. */

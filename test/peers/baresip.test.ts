@@ -6,6 +6,7 @@ import { startServer, type TestServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
 import { baresipMissing, startBaresip, type Baresip } from '../support/baresip.js';
 import { computeHa1 } from '../../src/registrar/index.js';
+import { formatPeer } from '../../src/sip/index.js';
 import { realmFor } from '../../src/config/index.js';
 import { eventually } from '../support/eventually.js';
 
@@ -61,7 +62,7 @@ test('baresip registers over UDP with digest authentication', async () => {
   const binding = bindings[0]!;
   assert.match(binding.userAgent ?? '', /baresip/i);
   assert.match(binding.contact, new RegExp(`@127\\.0\\.0\\.1:${alice.port}\\b`));
-  assert.equal(binding.source, `udp:127.0.0.1:${alice.port}`);
+  assert.equal(formatPeer(binding.source), `udp:127.0.0.1:${alice.port}`);
   assert.doesNotMatch(alice.output(), /401|403|407|failed/i, 'no authentication failure shown');
 });
 
@@ -98,7 +99,7 @@ test('baresip registers over TCP and gets a MESSAGE on its connection', async ()
   await erin.waitFor(/erin@localhost: \{0\/TCP\/v4\} 200 OK/);
   const [binding] = s.server.registrar.lookup('erin@localhost');
   assert.ok(binding, 'erin has a binding');
-  assert.match(binding.source, /^tcp:127\.0\.0\.1:\d+$/);
+  assert.match(formatPeer(binding.source), /^tcp:127\.0\.0\.1:\d+$/);
   assert.ok(binding.connectionId, 'bound to the TCP connection baresip opened');
   assert.match(binding.contact, /;transport=tcp/);
   assert.match(binding.userAgent ?? '', /baresip/i);

@@ -7,6 +7,7 @@ import { startServer, type TestServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
 import { JsSipClient } from '../support/jssip.js';
 import { computeHa1 } from '../../src/registrar/index.js';
+import { formatPeer } from '../../src/sip/index.js';
 import { realmFor } from '../../src/config/index.js';
 import { eventually } from '../support/eventually.js';
 
@@ -69,7 +70,7 @@ test('JsSIP registers carol over WebSocket', async () => {
   const bindings = s.server.registrar.lookup('carol@localhost');
   assert.equal(bindings.length, 1);
   const binding = bindings[0]!;
-  assert.match(binding.source, /^ws:127\.0\.0\.1:\d+$/);
+  assert.match(formatPeer(binding.source), /^ws:127\.0\.0\.1:\d+$/);
   assert.match(binding.contact, /;transport=ws/);
   assert.match(binding.userAgent ?? '', /JsSIP/);
   assert.ok(carol.ua.isRegistered());

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { startServer, type TestServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
 import { StreamUA } from '../support/stream-ua.js';
-import { SipMessage, createResponse, randomToken } from '../../src/sip/index.js';
+import { SipMessage, createResponse, formatPeer, randomToken } from '../../src/sip/index.js';
 import { StreamFramer } from '../../src/sip/transport/framer.js';
 
 const ROOT = join(fileURLToPath(import.meta.url), '..', '..', '..');
@@ -161,7 +161,7 @@ test('a TLS client verifies Parley\'s certificate (the one `parley cert` wrote) 
   assert.equal((await alice.register()).status, 200);
   const [binding] = s.server.registrar.lookup('alice@localhost');
   assert.ok(binding);
-  assert.equal(binding.source, `tls:127.0.0.1:${alice.localPort}`);
+  assert.equal(formatPeer(binding.source), `tls:127.0.0.1:${alice.localPort}`);
   assert.equal(binding.contact, alice.contact);
 });
 
@@ -277,7 +277,7 @@ test('a secure WebSocket client (sip subprotocol, certificate verified) register
   assert.equal((await carol.register()).status, 200);
   const [binding] = s.server.registrar.lookup('carol@localhost');
   assert.ok(binding);
-  assert.match(binding.source, /^wss:127\.0\.0\.1:\d+$/);
+  assert.match(formatPeer(binding.source), /^wss:127\.0\.0\.1:\d+$/);
   const dave = await udpUser('dave');
   const incoming = carol.waitForRequest((m) => m.method === 'MESSAGE');
   const response = await dave.message('sip:carol@localhost', 'wss 🛡️ hello');

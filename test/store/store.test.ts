@@ -64,7 +64,7 @@ function binding(aor: string, contact: string, overrides: Partial<Binding> = {})
     q: 1,
     callId: `call-${contact}`,
     cseq: 1,
-    source: 'udp:192.0.2.10:5060',
+    source: { proto: 'udp', host: '192.0.2.10', port: 5060 },
     updatedAt: NOW,
     ...overrides,
   };
@@ -178,6 +178,16 @@ for (const [driver, createBackend] of Object.entries(backends)) {
         const changed = binding(aor, 'sip:alice@192.0.2.2', { cseq: 2, expiresAt: NOW + 2 * MINUTE });
         await store.locations.replace(aor, [changed, binding(aor, 'sip:alice@192.0.2.3')]);
         assert.deepEqual(await store.locations.listAll(), [changed, binding(aor, 'sip:alice@192.0.2.3'), bob]);
+      });
+
+      test('the address a binding was registered from comes back as the same address, IPv6 and WebSocket ones too', async () => {
+        const sources = [
+          { proto: 'tls', host: '2001:db8::7', port: 5061 },
+          { proto: 'ws', host: '192.0.2.30', port: 49152 },
+        ] as const;
+        const bindings = sources.map((source, i) => binding(aor, `sip:alice@192.0.2.${i + 1}`, { source: { ...source } }));
+        await store.locations.replace(aor, bindings);
+        assert.deepEqual((await store.locations.listAll()).map((b) => b.source), sources);
       });
 
       test('replace with no bindings removes them but the AOR stays known', async () => {

@@ -1,0 +1,275 @@
+// What one request costs Parley on its hot path, in CPU time and garbage rather than in requests
+// per second, so that it can be measured on a busy shared machine. A real server (createServer, a
+// `reply` route, the relay, the registrar with its sqlite store) listens on loopback UDP; a client
+// in a worker thread sends it a fixed number of requests over a real socket, a window of them in
+// flight, and answers what the relay forwards to it. Only the server's thread is measured:
+// process.threadCpuUsage() for its CPU time, v8.GCProfiler for its collections and, from the heap
+// before and after each of them, the bytes it allocated. Each workload runs --repeat times and the
+// median is reported.
+//
+//   npm run bench:hotpath -- [--requests 20000] [--warmup 5000] [--repeat 5] [--window 32] [--only reply,relay,register]
+//
+// With --instructions N, each workload instead runs twice under valgrind's callgrind, once with N
+// requests and once with 2N, and the difference of the server thread's instruction counts divided
+// by N is reported: a figure no other load on the machine changes (GC work done on V8's helper
+// threads is not in it). Slow: minutes per workload.
+import { createSocket, type RemoteInfo } from 'node:dgram';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { GCProfiler } from 'node:v8';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { Writable } from 'node:stream';
+import { createServer } from '../src/server/index.js';
+import { createLogger } from '../src/log/index.js';
+import { testConfig } from '../test/support/server.js';
+
+const DOMAIN = 'localhost';
+const REPLY_USER = 'bench-reply';
+const RELAY_USER = 'bench-relay';
+
+type Workload = 'reply' | 'relay' | 'register';
+const WORKLOADS: Record<Workload, string> = {
+  reply: 'MESSAGE answered 200 by a reply route',
+  relay: 'MESSAGE relayed to a registered contact',
+  register: 'REGISTER, a new user each',
+};
+
+interface ClientJob {
+  workload: Workload;
+  count: number;
+  /** Distinguishes the Call-IDs and users of each run. */
+  run: string;
+}
+
+if (isMainThread) await main();
+else runClient(workerData as { port: number; window: number });
+
+async function main(): Promise<void> {
+  const { values: args } = parseArgs({
+    options: {
+      requests: { type: 'string', default: '20000' },
+      warmup: { type: 'string', default: '5000' },
+      repeat: { type: 'string', default: '5' },
+      window: { type: 'string', default: '32' },
+      only: { type: 'string' },
+      instructions: { type: 'string' },
+    },
+  });
+  const requests = Number(args.requests);
+  const warmup = Number(args.warmup);
+  const repeat = Number(args.repeat);
+  const workloads = (args.only?.split(',') ?? Object.keys(WORKLOADS)) as Workload[];
+  for (const workload of workloads) if (!(workload in WORKLOADS)) throw new Error(`unknown workload ${workload}`);
+  if (args.instructions) return countInstructions(workloads, Number(args.instructions), warmup);
+
+  const config = testConfig({
+    listen: [{ proto: 'udp', host: '127.0.0.1', port: 0 }],
+    domains: [DOMAIN],
+    routes: [{ method: ['MESSAGE'], user: REPLY_USER, handler: 'reply' }, { handler: 'relay' }],
+  } as Parameters<typeof testConfig>[0]);
+  const discard = new Writable({ write: (_chunk, _encoding, done) => done() });
+  const server = createServer(config, { logger: createLogger('warn', discard) });
+  await server.start();
+  const port = server.transports.bound[0]!.port;
+
+  // The worker gets the loader (tsx) only: flags such as --trace-gc or --cpu-prof are for the server's thread.
+  const loader = process.execArgv.flatMap((arg, i, all) => (arg === '--import' ? [arg, all[i + 1]!] : arg.startsWith('--import=') ? [arg] : []));
+  const client = new Worker(new URL(import.meta.url), { workerData: { port, window: Number(args.window) }, execArgv: loader });
+  let runs = 0;
+  const drive = (workload: Workload, count: number) =>
+    new Promise<void>((resolve, reject) => {
+      client.once('message', (reply: { error?: string }) => (reply.error ? reject(new Error(reply.error)) : resolve()));
+      client.postMessage({ workload, count, run: `r${runs++}` } satisfies ClientJob);
+    });
+
+  // The contact the relay forwards to: the client's own socket, registered once.
+  await drive('register', 1);
+  const rows: Array<{ workload: Workload; cpu: number; cpuMin: number; user: number; bytes: number; gcs: number; gcMs: number }> = [];
+  for (const workload of workloads) {
+    await drive(workload, warmup);
+    const samples: Sample[] = [];
+    for (let i = 0; i < repeat; i++) samples.push(await measure(() => drive(workload, requests), requests));
+    const median = (pick: (s: Sample) => number) => samples.map(pick).sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
+    rows.push({
+      workload,
+      cpu: median((s) => s.cpu),
+      cpuMin: Math.min(...samples.map((s) => s.cpu)),
+      user: median((s) => s.user),
+      bytes: median((s) => s.bytes),
+      gcs: median((s) => s.gcs),
+      gcMs: median((s) => s.gcMs),
+    });
+  }
+  await client.terminate();
+  await server.stop(1000);
+  rmSync(dirname(config.database.replace(/^sqlite:/, '')), { recursive: true, force: true });
+
+  console.log(`Parley hot path, server thread only: ${requests} requests per run, median of ${repeat} runs, ${args.window} in flight, Node ${process.version}`);
+  console.log('');
+  // Other processes on the machine slow the server's thread down (caches, frequency): the least CPU
+  // of the runs is the steadier figure; the bytes allocated do not depend on the load.
+  console.log('| workload | CPU µs/request (least) | CPU µs/request (median) | of which user | bytes allocated/request | GCs per 1000 requests | GC time µs/request |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const row of rows) {
+    console.log(
+      `| ${WORKLOADS[row.workload]} | ${row.cpuMin.toFixed(1)} | ${row.cpu.toFixed(1)} | ${row.user.toFixed(1)} | ${Math.round(row.bytes)} | ${row.gcs.toFixed(2)} | ${row.gcMs.toFixed(2)} |`,
+    );
+  }
+}
+
+/** Instructions per request of the server thread, from two callgrind runs of each workload (see the top). */
+function countInstructions(workloads: Workload[], count: number, warmup: number): void {
+  const dir = mkdtempSync(join(tmpdir(), 'parley-callgrind-'));
+  const serverThread = (requests: number, workload: Workload): number => {
+    const out = join(dir, `${workload}-${requests}.out`);
+    execFileSync('valgrind', [
+      '--tool=callgrind', '--separate-threads=yes', `--callgrind-out-file=${out}`,
+      process.execPath, ...process.execArgv, fileURLToPath(import.meta.url),
+      '--only', workload, '--requests', String(requests), '--warmup', String(warmup), '--repeat', '1',
+    ], { stdio: 'ignore' });
+    // Thread 1 is the main thread, where the server runs.
+    const totals = /^(?:summary|totals): (\d+)/m.exec(readFileSync(`${out}-01`, 'utf8'));
+    if (!totals) throw new Error(`no instruction count in ${out}-01`);
+    return Number(totals[1]);
+  };
+  console.log(`Parley hot path under callgrind, server thread only: instructions per request, from runs of ${count} and ${2 * count} requests`);
+  console.log('');
+  console.log('| workload | instructions/request |');
+  console.log('|---|---|');
+  for (const workload of workloads) {
+    const perRequest = (serverThread(2 * count, workload) - serverThread(count, workload)) / count;
+    console.log(`| ${WORKLOADS[workload]} | ${Math.round(perRequest)} |`);
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+interface Sample {
+  cpu: number;
+  user: number;
+  bytes: number;
+  gcs: number;
+  /** Time the collections took (GCProfiler's cost), µs per request. */
+  gcMs: number;
+}
+
+/** Per-request CPU time (µs) of this thread, bytes allocated on its heap and its collections (per 1000 requests). */
+async function measure(run: () => Promise<void>, count: number): Promise<Sample> {
+  const profiler = new GCProfiler();
+  profiler.start();
+  const heapBefore = process.memoryUsage().heapUsed;
+  const cpuBefore = process.threadCpuUsage();
+  await run();
+  const cpu = process.threadCpuUsage(cpuBefore);
+  const heapAfter = process.memoryUsage().heapUsed;
+  const { statistics } = profiler.stop();
+  // What was allocated is what the heap grew by between collections, plus what each collection found.
+  let allocated = 0;
+  let previous = heapBefore;
+  let gcMicros = 0;
+  for (const gc of statistics) {
+    allocated += gc.beforeGC.heapStatistics.usedHeapSize - previous;
+    previous = gc.afterGC.heapStatistics.usedHeapSize;
+    gcMicros += gc.cost;
+  }
+  allocated += heapAfter - previous;
+  return {
+    cpu: (cpu.user + cpu.system) / count,
+    user: cpu.user / count,
+    bytes: allocated / count,
+    gcs: (statistics.length * 1000) / count,
+    gcMs: gcMicros / count,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client, in its own thread so that its work is not counted as the server's.
+
+function runClient({ port, window }: { port: number; window: number }): void {
+  const socket = createSocket('udp4');
+  let local = 0;
+  let job: ClientJob | undefined;
+  let sent = 0;
+  let answered = 0;
+  socket.bind(0, '127.0.0.1', () => {
+    local = socket.address().port;
+  });
+  socket.on('message', (data: Buffer, rinfo: RemoteInfo) => {
+    const text = data.toString('latin1');
+    if (text.startsWith('MESSAGE ')) {
+      // A request the relay forwarded: answered 200 as a phone would.
+      socket.send(okFor(text), rinfo.port, rinfo.address);
+      return;
+    }
+    if (!job || !text.startsWith('SIP/2.0 ')) return;
+    const status = Number(text.slice(8, 11));
+    if (status !== 200) {
+      parentPort!.postMessage({ error: `${job.workload}: got ${text.slice(0, text.indexOf('\r'))}` });
+      job = undefined;
+      return;
+    }
+    answered++;
+    if (answered === job.count) {
+      job = undefined;
+      parentPort!.postMessage({});
+    } else if (sent < job.count) send();
+  });
+  const send = () => {
+    socket.send(requestFor(job!, sent++, local), port, '127.0.0.1');
+  };
+  parentPort!.on('message', (next: ClientJob) => {
+    job = next;
+    sent = 0;
+    answered = 0;
+    for (let i = 0; i < Math.min(window, next.count); i++) send();
+  });
+}
+
+function requestFor(job: ClientJob, index: number, localPort: number): string {
+  const id = `${job.run}-${index}`;
+  const via = `SIP/2.0/UDP 127.0.0.1:${localPort};branch=z9hG4bK-${id};rport`;
+  if (job.workload === 'register') {
+    // The first run registers the relay's contact; every later one a user of its own.
+    const user = job.run === 'r0' ? RELAY_USER : `user-${id}`;
+    return [
+      `REGISTER sip:${DOMAIN} SIP/2.0`,
+      `Via: ${via}`,
+      'Max-Forwards: 70',
+      `From: <sip:${user}@${DOMAIN}>;tag=${id}`,
+      `To: <sip:${user}@${DOMAIN}>`,
+      `Call-ID: ${id}@bench`,
+      'CSeq: 1 REGISTER',
+      `Contact: <sip:${user}@127.0.0.1:${localPort}>`,
+      'Expires: 3600',
+      'User-Agent: hotpath-bench',
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n');
+  }
+  const body = `Hello number ${index}`;
+  return [
+    `MESSAGE sip:${job.workload === 'reply' ? REPLY_USER : RELAY_USER}@${DOMAIN} SIP/2.0`,
+    `Via: ${via}`,
+    'Max-Forwards: 70',
+    `From: <sip:sender@${DOMAIN}>;tag=${id}`,
+    `To: <sip:${job.workload === 'reply' ? REPLY_USER : RELAY_USER}@${DOMAIN}>`,
+    `Call-ID: ${id}@bench`,
+    'CSeq: 1 MESSAGE',
+    'User-Agent: hotpath-bench',
+    'Content-Type: text/plain',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    '',
+    body,
+  ].join('\r\n');
+}
+
+/** A 200 to a request, its Via, From, To, Call-ID and CSeq copied. */
+function okFor(request: string): string {
+  const lines = request.slice(0, request.indexOf('\r\n\r\n')).split('\r\n');
+  const copied = lines.filter((line) => /^(via|v|from|f|to|t|call-id|i|cseq):/i.test(line));
+  return ['SIP/2.0 200 OK', ...copied.map((line) => (/^(to|t):/i.test(line) && !line.includes(';tag=') ? `${line};tag=uas` : line)), 'Content-Length: 0', '', ''].join('\r\n');
+}

@@ -1,0 +1,63 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { SipMessage } from '../../src/sip/message.js';
+import { parseMessage } from '../../src/sip/parser.js';
+
+const REQUEST = [
+  'MESSAGE sip:bob@example.com SIP/2.0',
+  'Via: SIP/2.0/UDP 192.0.2.4:5060;branch=z9hG4bKtop;rport, SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKbelow',
+  'Max-Forwards: 70',
+  'From: "Alice" <sip:alice@example.com>;tag=1928301774',
+  'To: <sip:bob@example.com>',
+  'Call-ID: a84b4c76e66710@pc33.example.com',
+  'CSeq: 314159 MESSAGE',
+  'Contact: <sip:alice@192.0.2.4>',
+  '',
+  '',
+].join('\r\n');
+
+const names = (message: SipMessage) => message.headers.map((h) => `${h.name}: ${h.value}`);
+
+describe('parsed header values', () => {
+  it('an edit of one header is read anew from it, while the others keep what was parsed', () => {
+    const message = parseMessage(Buffer.from(REQUEST));
+    const { from, via, cseq, contacts } = message;
+    message.set('to', '<sip:carol@example.com>').add('subject', 'hi').remove('max-forwards');
+    assert.equal(message.to.uri, 'sip:carol@example.com');
+    assert.equal(message.toUri.user, 'carol');
+    assert.equal(message.from, from);
+    assert.equal(message.via, via);
+    assert.equal(message.cseq, cseq);
+    assert.equal(message.contacts, contacts);
+    message.set('contact', '<sip:alice@192.0.2.5>');
+    assert.deepEqual(message.contacts.map((c) => c.uri), ['sip:alice@192.0.2.5']);
+  });
+
+  it('set() puts the one value where the first was and drops the others', () => {
+    const message = new SipMessage({ headers: [{ name: 'a', value: '1' }, { name: 'x', value: 'old' }, { name: 'b', value: '2' }, { name: 'x', value: 'older' }] });
+    message.set('x', 'new');
+    assert.deepEqual(names(message), ['a: 1', 'x: new', 'b: 2']);
+  });
+
+  it('a rewritten top Via goes where the old one was, and the Vias are not parsed again', () => {
+    const message = parseMessage(Buffer.from(REQUEST));
+    const [top, below] = message.vias;
+    top!.params.set('received', '198.51.100.7');
+    message.replaceTopVia(top!);
+    assert.deepEqual(names(message).slice(0, 2), [
+      'via: SIP/2.0/UDP 192.0.2.4:5060;branch=z9hG4bKtop;rport;received=198.51.100.7',
+      'via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKbelow',
+    ]);
+    assert.equal(message.vias[0], top);
+    assert.equal(message.vias[1], below);
+    assert.match(message.toString(), /^Via: SIP\/2\.0\/UDP 192\.0\.2\.4:5060;branch=z9hG4bKtop;rport;received=198\.51\.100\.7\r\nVia: SIP\/2\.0\/UDP 192\.0\.2\.9;branch=z9hG4bKbelow\r\n/m);
+  });
+
+  it('a response is answered on its Via and CSeq: a Contact URI of it that no socket could take is not read', () => {
+    const response = parseMessage(
+      Buffer.from(['SIP/2.0 200 OK', 'Via: SIP/2.0/UDP 192.0.2.4;branch=z9hG4bK1', 'From: <sip:a@example.com>;tag=1', 'To: <sip:b@example.com>;tag=2', 'Call-ID: c', 'CSeq: 1 MESSAGE', 'Contact: <sip:b@192.0.2.5:0>', '', ''].join('\r\n')),
+    );
+    assert.equal(response.status, 200);
+    assert.equal(response.cseq.method, 'MESSAGE');
+  });
+});
