@@ -39,6 +39,7 @@ export function createMetricsRegistry(parley: ManagedServer): Registry {
   counter('parley_sip_requests_in_total', 'SIP requests received, retransmissions included.', () => parley.stack.stats.requestsIn);
   counter('parley_sip_responses_out_total', 'SIP responses sent.', () => parley.stack.stats.responsesOut);
   counter('parley_sip_malformed_total', 'SIP messages dropped or refused as malformed.', () => parley.stack.stats.malformed);
+  counter('parley_sip_overloaded_total', 'Requests answered 503 because sip.max_transactions were in progress.', () => parley.stack.stats.overloaded);
   new Counter({
     name: 'parley_sip_refused_total',
     help: 'SIP traffic turned away, by reason: rate (a message over sip.rate_limit), connections and connections_per_ip (a connection over sip.max_connections or sip.max_connections_per_ip), message_timeout (a connection closed for a message slower than sip.message_timeout).',

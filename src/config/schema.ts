@@ -320,6 +320,7 @@ const baseSchema = z
       t2: positiveInt.default(4000).describe('RFC 3261 T2, longest retransmit interval, in milliseconds; at least t1.'),
       t4: positiveInt.default(5000).describe('RFC 3261 T4, time a message may linger in the network, in milliseconds.'),
       max_message_size: positiveInt.default(65535).describe('Largest SIP message accepted on any transport, in bytes.'),
+      max_transactions: positiveInt.default(100_000).describe('Requests in progress at once, past which new ones get 503 with Retry-After; also the most answered UDP requests kept to absorb their retransmissions (Timer J), the oldest let go first (a retransmission of it is then handled again). About 1 KiB each.'),
       mtu: positiveInt.default(1300).describe('Size in bytes above which a request meant for UDP is sent over TCP (RFC 3261 §18.1.1).'),
       tcp_idle_timeout: positiveInt.default(600).describe('Seconds an idle TCP, TLS or WebSocket connection is kept open.'),
       message_timeout: z

@@ -123,6 +123,7 @@ export class ParleyServer {
         t4: config.sip.t4,
         mtu: config.sip.mtu,
         userAgent: config.sip.user_agent,
+        maxTransactions: config.sip.max_transactions,
         advertise: config.advertise ? `${config.advertise.host}${config.advertise.port ? `:${config.advertise.port}` : ''}` : undefined,
       });
       this.registrar = new Registrar(

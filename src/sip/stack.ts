@@ -20,6 +20,11 @@ export interface StackOptions {
   /** Bytes above which a UDP request goes over TCP when Parley can (RFC 3261 §18.1.1). */
   mtu: number;
   userAgent: string;
+  /**
+   * Server transactions kept at once, waiting for their answer and, apart, answered ones kept to
+   * absorb retransmissions: past it a new request gets 503, and the oldest answered one is let go.
+   */
+  maxTransactions: number;
 }
 
 export interface ReplyOptions {
@@ -46,6 +51,8 @@ export interface IncomingRequest {
 interface AnsweredTransaction {
   lastResponse: Buffer;
   responseTarget: Peer;
+  /** Told apart from a later transaction of the same key, which its Timer J must leave alone. */
+  generation: number;
 }
 
 export interface StackStats {
@@ -56,6 +63,8 @@ export interface StackStats {
   malformed: number;
   serverTransactions: number;
   clientTransactions: number;
+  /** New requests answered 503 because sip.max_transactions were in progress. */
+  overloaded: number;
 }
 
 export declare interface SipStack {
@@ -63,12 +72,18 @@ export declare interface SipStack {
   on(event: 'error', listener: (error: Error) => void): this;
 }
 
+/** Seconds an overloaded Parley asks a client to wait before sending again. */
+const OVERLOAD_RETRY_AFTER_S = 5;
+
 export class SipStack extends EventEmitter {
-  private readonly server = new Map<string, ServerTransaction | AnsweredTransaction>();
+  /** Requests being handled, and answered ones kept through Timer J (oldest first): apart, so either is bounded on its own. */
+  private readonly inProgress = new Map<string, ServerTransaction>();
+  private readonly answered = new Map<string, AnsweredTransaction>();
+  private answeredGeneration = 0;
   private readonly client = new Map<string, ClientTransaction | typeof FINISHED>();
   readonly stats: StackStats = {
     requestsIn: 0, responsesOut: 0, requestsOut: 0, retransmissionsAbsorbed: 0, malformed: 0,
-    serverTransactions: 0, clientTransactions: 0,
+    serverTransactions: 0, clientTransactions: 0, overloaded: 0,
   };
 
   constructor(
@@ -109,16 +124,22 @@ export class SipStack extends EventEmitter {
     this.stats.requestsIn++;
     if (message.method === 'ACK') return; // only INVITE has ACKs; Parley answers INVITE statelessly
     const key = transactionKey(message);
-    const existing = this.server.get(key);
+    const existing = this.inProgress.get(key) ?? this.answered.get(key);
     if (existing) {
       this.stats.retransmissionsAbsorbed++;
       if (existing.lastResponse) this.transmit(existing.lastResponse, existing.responseTarget);
       return;
     }
+    if (this.inProgress.size >= this.options.maxTransactions) {
+      this.stats.overloaded++;
+      return this.answerStatelessly(message, source, 503, 'Service Unavailable (too many requests in progress)', [
+        { name: 'retry-after', value: String(OVERLOAD_RETRY_AFTER_S) },
+      ]);
+    }
     const responseTarget = stampVia(message, message.via, source);
     const transaction = new ServerTransaction(this, key, message, source, responseTarget);
-    this.server.set(key, transaction);
-    this.stats.serverTransactions = this.server.size;
+    this.inProgress.set(key, transaction);
+    this.countTransactions();
     this.emit('request', transaction);
   }
 
@@ -129,17 +150,23 @@ export class SipStack extends EventEmitter {
     if (!final) return;
     // Timer J: absorb retransmissions for 64·T1 on unreliable transports, none on reliable ones.
     const key = transaction.key;
-    if (RELIABLE[transaction.source.proto]) this.dropServer(key);
-    else {
-      // Only the key is kept for the timer: the request goes with the transaction, now answered.
-      this.server.set(key, { lastResponse: bytes, responseTarget: transaction.responseTarget });
-      this.timers.schedule(64 * this.options.t1, () => this.dropServer(key));
+    this.inProgress.delete(key);
+    if (!RELIABLE[transaction.source.proto]) {
+      // Only the key and a number are kept for the timer: the request goes with the transaction, now answered.
+      const generation = ++this.answeredGeneration;
+      this.answered.set(key, { lastResponse: bytes, responseTarget: transaction.responseTarget, generation });
+      // Past the bound the oldest goes first: a retransmission of it would be handled again, no more.
+      if (this.answered.size > this.options.maxTransactions) this.answered.delete(this.answered.keys().next().value!);
+      this.timers.schedule(64 * this.options.t1, () => {
+        if (this.answered.get(key)?.generation === generation) this.answered.delete(key);
+        this.countTransactions();
+      });
     }
+    this.countTransactions();
   }
 
-  private dropServer(key: string): void {
-    this.server.delete(key);
-    this.stats.serverTransactions = this.server.size;
+  private countTransactions(): void {
+    this.stats.serverTransactions = this.inProgress.size + this.answered.size;
   }
 
   buildResponse(request: SipMessage, status: number, reason?: string, options: ReplyOptions = {}): SipMessage {

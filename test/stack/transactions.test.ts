@@ -22,11 +22,11 @@ class FakeTransport extends EventEmitter {
   }
 }
 
-function setup() {
+function setup(maxTransactions = 1000) {
   const clock = new FakeClock();
   const timers = new TimerQueue(clock);
   const transport = new FakeTransport(clock);
-  const stack = new SipStack(transport as unknown as TransportLayer, timers, { t1: 500, t2: 4000, t4: 5000, mtu: 1300, userAgent: 'test' });
+  const stack = new SipStack(transport as unknown as TransportLayer, timers, { t1: 500, t2: 4000, t4: 5000, mtu: 1300, userAgent: 'test', maxTransactions });
   return { clock, timers, transport, stack };
 }
 
@@ -120,4 +120,35 @@ test('a request over the MTU goes over TCP (RFC 3261 §18.1.1)', async () => {
   await new Promise((r) => setImmediate(r));
   assert.equal(transport.sent[0]!.target.proto, 'tcp');
   assert.match(transport.sent[0]!.message.get('via')!, /^SIP\/2\.0\/TCP/);
+});
+
+test('past max_transactions requests in progress, a new one gets 503 with Retry-After and is not handled', () => {
+  const { transport, stack } = setup(2);
+  const seen: IncomingRequest[] = [];
+  stack.on('request', (r) => seen.push(r));
+  for (const branch of ['z9hG4bK1', 'z9hG4bK2', 'z9hG4bK3']) transport.emit('message', incoming(branch), peer);
+  assert.equal(seen.length, 2);
+  const refusal = transport.sent.at(-1)!.message;
+  assert.equal(refusal.status, 503);
+  assert.equal(refusal.reason, 'Service Unavailable (too many requests in progress)');
+  assert.equal(refusal.get('retry-after'), '5');
+  assert.equal(stack.stats.overloaded, 1);
+  seen[0]!.reply(200);
+  transport.emit('message', incoming('z9hG4bK4'), peer);
+  assert.equal(seen.length, 3, 'an answered request makes room');
+});
+
+test('past max_transactions answered ones kept for retransmissions, the oldest is let go: its retransmission is handled again', () => {
+  const { transport, stack } = setup(2);
+  const seen: IncomingRequest[] = [];
+  stack.on('request', (r) => {
+    seen.push(r);
+    r.reply(200);
+  });
+  for (const branch of ['z9hG4bK1', 'z9hG4bK2', 'z9hG4bK3']) transport.emit('message', incoming(branch), peer);
+  assert.equal(stack.stats.serverTransactions, 2, 'two answered ones kept');
+  transport.emit('message', incoming('z9hG4bK3'), peer);
+  assert.equal(seen.length, 3, 'the newest retransmission is absorbed');
+  transport.emit('message', incoming('z9hG4bK1'), peer);
+  assert.equal(seen.length, 4, 'the oldest was let go, so its retransmission is a new request');
 });
