@@ -3,21 +3,12 @@
 // on the same database and ports, still has the publications and the subscription dialogs.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { TestUA } from '../support/ua.js';
+import { udpAgents } from '../support/ua.js';
 import { killAll, startParley, type ParleyProcess } from '../support/process.js';
 import { Watch, pidf, publish, stateIn } from '../support/presence.js';
 
-const uas: TestUA[] = [];
-async function ua(user: string, server: { host: string; port: number }): Promise<TestUA> {
-  const agent = await TestUA.create({ user, proto: 'udp', server });
-  uas.push(agent);
-  return agent;
-}
-
-after(() => {
-  for (const agent of uas) agent.close();
-  killAll();
-});
+const ua = udpAgents();
+after(() => killAll());
 
 /** Ends the process with `signal` (SIGTERM: a graceful stop), then starts it again on the same database and ports. */
 async function restart(parley: ParleyProcess, signal: 'SIGKILL' | 'SIGTERM'): Promise<ParleyProcess> {

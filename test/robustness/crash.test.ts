@@ -5,21 +5,12 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { randomToken } from '../../src/sip/index.js';
-import { TestUA } from '../support/ua.js';
+import { udpAgents } from '../support/ua.js';
 import { killAll, startParley, tempDir, type ParleyProcess } from '../support/process.js';
 import { bindUdp, closeUdp, lenient, request, sleep } from './wire.js';
 
-const uas: TestUA[] = [];
-async function ua(user: string, server: { host: string; port: number }): Promise<TestUA> {
-  const agent = await TestUA.create({ user, proto: 'udp', server });
-  uas.push(agent);
-  return agent;
-}
-
-after(() => {
-  for (const agent of uas) agent.close();
-  killAll();
-});
+const ua = udpAgents();
+after(() => killAll());
 
 /** SIGKILL, then the same database and ports again. */
 async function crashAndRestart(parley: ParleyProcess): Promise<ParleyProcess> {

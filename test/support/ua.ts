@@ -3,6 +3,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { createHash } from 'node:crypto';
+import { after } from 'node:test';
 import { SipMessage, SipParseError, parseMessage, createResponse, randomToken, type Header } from '../../src/sip/index.js';
 import { StreamFramer } from '../../src/sip/transport/framer.js';
 import { parseDigest } from '../../src/registrar/index.js';
@@ -238,4 +239,17 @@ export class UserPool {
     for (const agent of this.agents.values()) agent.close();
     this.agents.clear();
   }
+}
+
+/** A maker of UDP agents for a test file, every one of them closed after it. */
+export function udpAgents(): (user: string, server: { host: string; port: number }) => Promise<TestUA> {
+  const agents: TestUA[] = [];
+  after(() => {
+    for (const agent of agents) agent.close();
+  });
+  return async (user, server) => {
+    const agent = await TestUA.create({ user, proto: 'udp', server });
+    agents.push(agent);
+    return agent;
+  };
 }
