@@ -340,7 +340,7 @@ const baseSchema = z
       rate_action: z
         .enum(['reply', 'drop'])
         .default('reply')
-        .describe('What a request over rate_limit gets: reply: 503 Service Unavailable with Retry-After; drop: nothing. Responses over the limit are always dropped.'),
+        .describe('What a request over rate_limit gets: reply: 503 Service Unavailable with Retry-After (over UDP at most one a second per source, the rest dropped, so a flood or a forged source address gets no more); drop: nothing. Responses over the limit are always dropped.'),
       exempt_sources: z
         .array(z.string().refine((text) => parseCidr(text) !== undefined, { message: 'expected an IP address or CIDR range, e.g. 192.0.2.0/24' }))
         .default(['127.0.0.0/8', '::1'])

@@ -363,6 +363,8 @@ export class TransportLayer extends EventEmitter {
   private refuseOverRate(read: () => SipMessage, source: Peer): void {
     this.refuse('rate', source.host);
     if (this.options.rate?.action !== 'reply') return;
+    // Over UDP one answer a second: a flood costs no parse and no send, and a forged source gets no reflection.
+    if (source.proto === 'udp' && !this.rate!.mayTell(source.host)) return;
     let message: SipMessage;
     try {
       message = read();

@@ -43,10 +43,14 @@ interface Allowance {
   /** Messages the source may still send now; refilled continuously up to the limit. */
   tokens: number;
   at: number;
+  /** When the source was last told it is over its rate (a 503 over UDP). */
+  toldAt?: number;
 }
 
 /** The allowance of an exempt source: looked up like the others, so the check stays one Map lookup. */
 const EXEMPT: Allowance = { tokens: Infinity, at: 0 };
+/** Least time between two 503s to one datagram source over its rate. */
+const TELL_INTERVAL_MS = 1000;
 
 /**
  * A token bucket per source IP: `limit` messages at once, refilled at `limit` per `windowMs`. A
@@ -78,6 +82,18 @@ export class SourceRateLimiter {
     allowance.at = now;
     if (allowance.tokens < 1) return false;
     allowance.tokens -= 1;
+    return true;
+  }
+
+  /**
+   * Whether a datagram source over its rate is to be told so now: once a second at most, so that a
+   * client learns its Retry-After while a flood (or a forged source address) gets no more answers
+   * than that for what it sends.
+   */
+  mayTell(host: string, now = Date.now()): boolean {
+    const allowance = this.sources.get(host);
+    if (!allowance || (allowance.toldAt !== undefined && now - allowance.toldAt < TELL_INTERVAL_MS)) return false;
+    allowance.toldAt = now;
     return true;
   }
 
