@@ -77,6 +77,7 @@ export function createMetricsRegistry(parley: ManagedServer): Registry {
     counter('parley_imc_messages_in_total', 'Messages posted to chat rooms.', () => rooms.stats.messagesIn);
     counter('parley_imc_messages_out_total', 'Room messages delivered to members.', () => rooms.stats.messagesOut);
     counter('parley_imc_deliveries_failed_total', 'Room messages a member could not be given.', () => rooms.stats.deliveriesFailed);
+    gauge('parley_imc_pending', 'Room posts acknowledged and not yet delivered to every member (kept in the outbox; imc.max_pending bounds them).', () => rooms.pendingPosts);
   }
 
   const xmpp = parley.xmpp;

@@ -173,6 +173,11 @@ export class RoomService {
     this.stats.messagesIn++;
   }
 
+  /** Posts acknowledged to their sender and not yet delivered to every member (kept in the outbox). */
+  get pendingPosts(): number {
+    return this.posts.size;
+  }
+
   /** Puts a message in the outbox for every active member but the sender (resolving once it is durable), and records it in the history. */
   private async post(room: Room, member: Member, sender: string, contentType: string, body: Buffer): Promise<void> {
     const at = Date.now();

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { startServer, type TestServer } from '../support/server.js';
 import { UserPool } from '../support/ua.js';
 import { command, receivedWith, sleep } from './room-helpers.js';
+import { eventually } from '../support/eventually.js';
+import { sample, scrape } from '../admin/client.js';
 
 describe('room limits', () => {
   let s: TestServer;
@@ -156,6 +158,7 @@ describe('room deliveries behind', () => {
     assert.equal(refused.status, 503);
     assert.equal(refused.reason, 'Service Unavailable (room deliveries are behind)');
     assert.equal(refused.get('retry-after'), '5');
+    assert.equal(sample((await scrape(s)).text, 'parley_imc_pending'), 2, 'both waiting posts show in the metrics');
 
     bob.answer = 200;
     await bob.waitForRequest((m) => m.body.toString() === '<alice> two', 15_000);
@@ -163,5 +166,6 @@ describe('room deliveries behind', () => {
     assert.equal((await carol.message(room, 'four')).status, 200);
     await four;
     assert.deepEqual(receivedWith(bob, 'three'), [], 'the refused post went nowhere');
+    await eventually(async () => sample((await scrape(s)).text, 'parley_imc_pending') === 0 || undefined, 'no post pending once delivered');
   });
 });
