@@ -178,11 +178,11 @@ export class Outbox<Item> {
     else this.backlog.delete(recipient);
   }
 
-  private scheduleProgress(): void {
+  private scheduleProgress(delayMs = PROGRESS_DELAY_MS): void {
     this.progressTimer ??= setTimeout(() => {
       this.progressTimer = undefined;
       void this.writeProgress();
-    }, PROGRESS_DELAY_MS);
+    }, delayMs);
   }
 
   private writeProgress(): Promise<void> {
@@ -200,10 +200,7 @@ export class Outbox<Item> {
       if (!isStoreUnavailable(error) || this.stopping) return;
       this.finished.push(...finished);
       for (const [recipient, doneId] of cursors) if ((this.cursors.get(recipient) ?? 0) < doneId) this.cursors.set(recipient, doneId);
-      this.progressTimer ??= setTimeout(() => {
-        this.progressTimer = undefined;
-        void this.writeProgress();
-      }, RETRY_MS);
+      this.scheduleProgress(RETRY_MS);
     });
     return this.progressWrite;
   }

@@ -1,7 +1,7 @@
 // Parses SIP messages from datagrams and from stream framing (RFC 3261 §7, §18.3, §25).
 // Errors carry a reason phrase for the 400 and, when enough was read, the message itself,
 // so the transport layer can still answer instead of dropping.
-import { COMPACT_FORMS, HeaderError, TOKEN, displayName, parseNameAddr, parseVia } from './headers.js';
+import { COMPACT_FORMS, HeaderError, TOKEN, displayName, parseNameAddr, parseVia, safeHeaderValue } from './headers.js';
 import { EMPTY, SipMessage } from './message.js';
 import { MAX_URI_LENGTH, type SipUri, UriError, parseUri } from './uri.js';
 
@@ -17,7 +17,7 @@ export class SipParseError extends Error {
   ) {
     // The reason often quotes the input: what may not stand in a Reason-Phrase (RFC 3261 §25.1), and the
     // line separators some receivers end lines at, must not reach the response.
-    const phrase = reason.replace(/[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]/g, ' ');
+    const phrase = safeHeaderValue(reason);
     super(phrase);
     this.reason = phrase;
   }
