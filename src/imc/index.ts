@@ -1,4 +1,6 @@
-// Chat rooms over SIP MESSAGE (the imc module): the room service and its command language.
-export { RoomService, RoomRefusal, parseExtraHeaders, escapeRegExp, globSource, type ImcOptions, type ImcStats } from './service.js';
+// Chat rooms over SIP MESSAGE (the imc module): the room model, the command table, the fan-out of
+// posts and notices, and the service that takes MESSAGEs for the manager and the rooms.
+export { RoomService, RoomRefusal, type ImcOptions, type ImcStats } from './service.js';
 export { parseCommand, helpText, type Command, type CommandName } from './commands.js';
-export type { Room, Member } from './rooms.js';
+export { parseExtraHeaders } from './fanout.js';
+export { escapeRegExp, globSource, type Room, type Member } from './rooms.js';

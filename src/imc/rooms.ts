@@ -1,7 +1,8 @@
-// In-memory model of rooms and members, mirrored from the store at start and kept in step
-// with it by the room service (which writes the store first).
+// The room model (Kamailio's imc_mng): rooms and their members in memory, mirrored from the store
+// at start and kept in step with it (the store is written first, so what a command confirmed
+// survives a crash), and the rules of membership: names, capacity, who joins how, who removes whom.
 import { escapeUser } from '../sip/index.js';
-import type { RoomHistoryEntry, RoomMemberRecord, RoomRecord, RoomRole } from '../store/types.js';
+import type { RoomHistoryEntry, RoomMemberRecord, RoomRecord, RoomRole, RoomStore } from '../store/types.js';
 
 export interface Member {
   username: string;
@@ -23,10 +24,19 @@ export interface Room {
   history?: RoomHistoryEntry[];
 }
 
+/** A room by its address, whether or not it exists. */
+export interface RoomRef {
+  name: string;
+  domain: string;
+}
+
+/** A refusal the sender is told about; nothing was changed. */
+export class Refusal extends Error {}
+
 export const aorOfMember = (m: { username: string; domain: string }) => `${m.username}@${m.domain}`;
 export const roomKey = (name: string, domain: string) => `${name}@${domain}`;
 /** The room's address; a name taken from a command's text may hold what a URI user part must escape (`%`, spaces...). */
-export const roomUri = (room: { name: string; domain: string }) => `sip:${escapeUser(room.name)}@${room.domain}`;
+export const roomUri = (room: RoomRef) => `sip:${escapeUser(room.name)}@${room.domain}`;
 export const displayNick = (m: Member) => m.nick ?? m.username;
 
 /** Members who take part in the room: everyone but those still invited. */
@@ -40,4 +50,194 @@ export function toRecord(room: Room): RoomRecord {
 
 export function toMemberRecord(room: Room, member: Member): RoomMemberRecord {
   return { roomName: room.name, roomDomain: room.domain, ...member };
+}
+
+export function splitAor(aor: string): [string, string] {
+  const at = aor.lastIndexOf('@');
+  return [aor.slice(0, at), aor.slice(at + 1)];
+}
+
+export function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The regular expression source of a "chat-*" style pattern. */
+export function globSource(glob: string): string {
+  return glob.split('*').map(escapeRegExp).join('.*');
+}
+
+export interface RoomRules {
+  /** The local domains, where rooms live. */
+  domains: ReadonlySet<string>;
+  manager: string;
+  /** Glob of room user parts, e.g. "chat-*". */
+  roomPattern: string;
+  maxMembers: number;
+  maxRoomsPerUser: number;
+  /** Whether a room may not take the address of a known user (imc check_on_create). */
+  checkOnCreate: boolean;
+}
+
+export const MAX_NAME = 64;
+const MAX_NICK = 32;
+const MAX_TOPIC = 256;
+const USER_PART = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$/;
+
+export class RoomModel {
+  readonly rooms = new Map<string, Room>();
+  readonly domains: ReadonlySet<string>;
+  private readonly namePattern: RegExp;
+
+  constructor(
+    private readonly store: RoomStore,
+    private readonly rules: RoomRules,
+    private readonly isKnownUser: (aor: string) => Promise<boolean>,
+  ) {
+    this.domains = rules.domains;
+    this.namePattern = new RegExp(`^${globSource(rules.roomPattern)}$`);
+  }
+
+  async load(): Promise<void> {
+    const { rooms, members } = await this.store.loadAll();
+    for (const r of rooms) this.rooms.set(roomKey(r.name, r.domain), { ...r, members: new Map() });
+    for (const m of members) {
+      const room = this.rooms.get(roomKey(m.roomName, m.roomDomain));
+      if (!room) continue;
+      room.members.set(aorOfMember(m), { username: m.username, domain: m.domain, role: m.role, invited: m.invited, nick: m.nick });
+    }
+  }
+
+  find(ref: RoomRef): Room | undefined {
+    return this.rooms.get(roomKey(ref.name, ref.domain));
+  }
+
+  existing(ref: RoomRef): Room {
+    const room = this.find(ref);
+    if (!room) throw new Refusal(`no room sip:${ref.name}@${ref.domain}`);
+    return room;
+  }
+
+  /** The sender as an active member of the room. */
+  activeMember(room: Room, aor: string): Member {
+    const member = room.members.get(aor);
+    if (!member || member.invited) throw new Refusal(`you are not a member of ${roomUri(room)}`);
+    return member;
+  }
+
+  checkName(name: string): void {
+    if (name.length === 0 || name.length > MAX_NAME) throw new Refusal(`a room name has 1 to ${MAX_NAME} characters`);
+    if (!USER_PART.test(name)) throw new Refusal(`"${name}" has characters a SIP user part cannot have`);
+    if (name === this.rules.manager) throw new Refusal('the manager address is not a room');
+    if (!this.namePattern.test(name)) throw new Refusal(`room names must match ${this.rules.roomPattern}`);
+  }
+
+  async create(ref: RoomRef, ownerAor: string, isPrivate: boolean): Promise<Room> {
+    if (this.find(ref)) throw new Refusal(`sip:${ref.name}@${ref.domain} exists already`);
+    if (this.rules.checkOnCreate && (await this.isKnownUser(`${ref.name}@${ref.domain}`))) {
+      throw new Refusal(`sip:${ref.name}@${ref.domain} is a user's address`);
+    }
+    let owned = 0;
+    for (const room of this.rooms.values()) if (room.members.get(ownerAor)?.role === 'owner') owned++;
+    if (owned >= this.rules.maxRoomsPerUser) throw new Refusal(`you own ${owned} rooms, the most allowed`);
+    const [username, domain] = splitAor(ownerAor);
+    const room: Room = { ...ref, private: isPrivate, createdAt: Date.now(), members: new Map(), history: [] };
+    const owner: Member = { username, domain, role: 'owner', invited: false };
+    await this.store.createRoom(toRecord(room), toMemberRecord(room, owner));
+    room.members.set(ownerAor, owner);
+    this.rooms.set(roomKey(room.name, room.domain), room);
+    return room;
+  }
+
+  /** Whether joining by oneself is closed to this user: a private room takes invited users only. */
+  needsInvitation(room: Room, aor: string): boolean {
+    return room.private && !room.members.has(aor);
+  }
+
+  /** The invitation of a user joining by oneself, if any; refused to members and, in a private room, to the uninvited. */
+  joining(room: Room, aor: string): Member | undefined {
+    const member = room.members.get(aor);
+    if (member && !member.invited) throw new Refusal(`you are already a member of ${roomUri(room)}`);
+    if (this.needsInvitation(room, aor)) throw new Refusal(`${roomUri(room)} is private: you need an invitation`);
+    return member;
+  }
+
+  invitation(room: Room, aor: string): Member {
+    const member = room.members.get(aor);
+    if (!member?.invited) throw new Refusal(`you have no invitation to ${roomUri(room)}`);
+    return member;
+  }
+
+  /** Makes a user an active member: new (if the room has space), or one whose invitation is accepted. */
+  async admit(room: Room, aor: string, invitation: Member | undefined): Promise<Member> {
+    if (!invitation) this.checkSpace(room);
+    const [username, domain] = splitAor(aor);
+    return this.put(room, aor, invitation ? { ...invitation, invited: false } : { username, domain, role: 'member', invited: false });
+  }
+
+  /** Adds a user who is not in the room yet, as a member or as invited. */
+  async enlist(room: Room, user: { username: string; domain: string }, invited: boolean): Promise<Member> {
+    const aor = aorOfMember(user);
+    const existing = room.members.get(aor);
+    if (existing) throw new Refusal(`sip:${aor} is ${existing.invited ? 'invited' : 'a member'} already`);
+    this.checkSpace(room);
+    return this.put(room, aor, { ...user, role: 'member', invited });
+  }
+
+  /** Who may remove whom: the owner and admins remove members, only the owner removes admins, nobody the owner. */
+  checkRemoval(actor: Member, member: Member): void {
+    if (member.role === 'owner') throw new Refusal('the owner cannot be removed');
+    if (member.role === 'admin' && actor.role !== 'owner') throw new Refusal('only the owner may remove an admin');
+  }
+
+  async remove(room: Room, member: Member): Promise<void> {
+    await this.store.removeMember(room.name, room.domain, member.username, member.domain);
+    room.members.delete(aorOfMember(member));
+  }
+
+  async setRole(room: Room, aor: string, role: Exclude<RoomRole, 'owner'>): Promise<Member> {
+    const member = room.members.get(aor);
+    if (!member || member.invited) throw new Refusal(`sip:${aor} is not a member of ${roomUri(room)}`);
+    if (member.role === 'owner') throw new Refusal("the owner's role cannot change");
+    return this.put(room, aor, { ...member, role });
+  }
+
+  async setNick(room: Room, aor: string, nick: string): Promise<Member> {
+    if (nick.length > MAX_NICK || /[<>"\\\x00-\x1f]/.test(nick)) {
+      throw new Refusal(`a nick has at most ${MAX_NICK} characters and no <, >, " or control characters`);
+    }
+    for (const [other, member] of room.members) {
+      if (other !== aor && displayNick(member).toLowerCase() === nick.toLowerCase()) throw new Refusal(`"${nick}" is taken in this room`);
+    }
+    return this.put(room, aor, { ...room.members.get(aor)!, nick });
+  }
+
+  async setTopic(room: Room, topic: string): Promise<void> {
+    if (topic.length > MAX_TOPIC) throw new Refusal(`a topic has at most ${MAX_TOPIC} characters`);
+    await this.store.setTopic(room.name, room.domain, topic);
+    room.topic = topic;
+  }
+
+  async destroy(room: Room): Promise<void> {
+    await this.store.destroyRoom(room.name, room.domain);
+    this.rooms.delete(roomKey(room.name, room.domain));
+  }
+
+  /** The owner and the admins: those who may invite. */
+  moderators(room: Room): Member[] {
+    return activeMembers(room).filter((m) => m.role !== 'member');
+  }
+
+  publicRooms(domain: string): Room[] {
+    return [...this.rooms.values()].filter((r) => r.domain === domain && !r.private);
+  }
+
+  private checkSpace(room: Room): void {
+    if (room.members.size >= this.rules.maxMembers) throw new Refusal(`${roomUri(room)} is full (${this.rules.maxMembers} members)`);
+  }
+
+  private async put(room: Room, aor: string, member: Member): Promise<Member> {
+    await this.store.putMember(toMemberRecord(room, member));
+    room.members.set(aor, member);
+    return member;
+  }
 }

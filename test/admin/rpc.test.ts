@@ -8,6 +8,7 @@ import { RpcErrorCode } from '../../src/admin/index.js';
 import type { SipMessage } from '../../src/sip/index.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { TestUA, UserPool } from '../support/ua.js';
+import { repliers } from '../imc/room-helpers.js';
 import { adminToken, adminUrl, postRpc, rpc, sample, scrape } from './client.js';
 
 const MANAGER = 'sip:chat-manager@localhost';
@@ -21,8 +22,8 @@ describe('admin endpoint', () => {
 
   /** Sends a command and resolves with the reply the room or the manager sends back. */
   async function command(agent: TestUA, to: string, text: string): Promise<string> {
-    const target = /^sip:([^@]+)@/.exec(to)![1];
-    const reply = agent.waitForRequest((m) => fromUser(m) === target && !m.body.toString().startsWith('***'));
+    const from = repliers(to, text);
+    const reply = agent.waitForRequest((m) => from.includes(fromUser(m)!) && !m.body.toString().startsWith('***'));
     assert.equal((await agent.message(to, text)).status, 200);
     return (await reply).body.toString();
   }

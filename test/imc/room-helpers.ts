@@ -14,10 +14,16 @@ export const isReplyFrom = (target: string) => (m: SipMessage): boolean =>
   !m.body.toString().startsWith('***') &&
   !m.body.toString().startsWith('<');
 
+/** The user part of the address a command's reply comes from: the one written to, or the room a #create or #join makes. */
+export function repliers(to: string, text: string): string[] {
+  const named = /^#(?:create|join)\s+(?:sip:)?([^\s@]+)/.exec(text)?.[1];
+  return [/^sip:([^@]+)@/.exec(to)![1]!, ...(named ? [named] : [])];
+}
+
 /** Sends a command (answered 200) and resolves with the reply MESSAGE the room or manager sends back. */
 export async function commandMessage(agent: TestUA, to: string, text: string): Promise<SipMessage> {
-  const target = /^sip:([^@]+)@/.exec(to)![1]!;
-  const reply = agent.waitForRequest(isReplyFrom(target));
+  const from = repliers(to, text);
+  const reply = agent.waitForRequest((m) => from.some((user) => isReplyFrom(user)(m)));
   const response = await agent.message(to, text);
   assert.equal(response.status, 200, `${text} -> ${response.status} ${response.reason}`);
   return reply;

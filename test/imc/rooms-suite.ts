@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { startServer, type TestServer } from '../support/server.js';
 import { TestUA, UserPool } from '../support/ua.js';
 import type { SipMessage } from '../../src/sip/index.js';
+import { command } from './room-helpers.js';
 
 export function roomsSuite(driver: string, makeDatabase: () => Promise<string | undefined>): void {
   describe(`rooms on ${driver}`, () => {
@@ -17,17 +18,6 @@ export function roomsSuite(driver: string, makeDatabase: () => Promise<string | 
     const imc = { history: 3, max_rate: 10000, rate_burst: 10000, max_members: 60 };
 
     const user = (name: string) => users.get(name);
-
-    const fromUser = (m: SipMessage) => /sip:([^@>]+)@/.exec(m.get('from') ?? '')?.[1];
-
-    /** Sends a command and resolves with the text of the reply MESSAGE the room or manager sends back. */
-    async function command(agent: TestUA, to: string, text: string): Promise<string> {
-      const target = /^sip:([^@]+)@/.exec(to)![1];
-      const reply = agent.waitForRequest((m) => m.method === 'MESSAGE' && fromUser(m) === target && !m.body.toString().startsWith('***') && !m.body.toString().startsWith('<'));
-      const response = await agent.message(to, text);
-      assert.equal(response.status, 200, `${text} -> ${response.status}`);
-      return (await reply).body.toString();
-    }
 
     const manager = 'sip:chat-manager@localhost';
 
@@ -149,7 +139,7 @@ export function roomsSuite(driver: string, makeDatabase: () => Promise<string | 
         const alice = await user('alice');
         const roomsBefore = JSON.stringify(s.server.rooms!.listRooms());
         assert.match(await command(alice, manager, '#frobnicate'), /refused: unknown command "frobnicate"; send #help/);
-        assert.match(await command(alice, manager, '#create'), /refused: missing argument; usage: #create <room> \[private\]/);
+        assert.match(await command(alice, manager, '#create'), /refused: name the room, or send the command to the room; usage: #create \[room\] \[private\]/);
         assert.match(await command(alice, manager, '#create chat-x public'), /refused: unknown option "public"/);
         assert.match(await command(alice, manager, '#create chat-a@example.org'), /refused: rooms live only in localhost/);
         assert.match(await command(alice, manager, '#create chat-manager'), /refused: .*(manager|must match)/);
