@@ -92,6 +92,8 @@ describe('room conversations', () => {
 
     // What the notice suggests lets dave in.
     assert.match(await command(bob, room, '#invite sip:dave@localhost'), /invited sip:dave@localhost/);
+    const told = [alice, bob, carol].map((member) => member.waitForRequest((m) => m.body.toString() === '*** dave (sip:dave@localhost) has joined the room'));
     assert.match(await command(dave, room, '#accept'), /you joined sip:chat-club@localhost/);
+    await Promise.all(told);
   });
 });
