@@ -3,6 +3,7 @@
 // original imc module and of current Kamailio), argument syntax, help text, who may run it, and its
 // handler. A command's effect is committed to the store before it is confirmed.
 import { parseUri, UriError } from '../sip/index.js';
+import type { RoomRole } from '../store/index.js';
 import type { RoomFanOut } from './fanout.js';
 import type { RoomHistory } from './history.js';
 import {
@@ -53,9 +54,8 @@ export class RoomActions {
   }
 }
 
-/** One #command being run. */
-export interface CommandCall {
-  command: Command;
+/** Who sent a command, to which address, and what running it may use. */
+export interface CommandContext {
   sender: string;
   /** Whether the sender gets replies and history (authenticated, or a registered local user). */
   answerable: boolean;
@@ -65,13 +65,20 @@ export interface CommandCall {
   domain: string;
   /** The room address the command was sent to; undefined when sent to the manager. */
   here: RoomRef | undefined;
-  /** The room it acts on: its room argument, else the one it was sent to (for commands that take a room). */
-  ref: RoomRef;
   actions: RoomActions;
 }
 
-/** A command run by a member of its room, of the role the command needs. */
-export interface MemberCall extends CommandCall {
+export interface CommandCall extends CommandContext {
+  command: Command;
+}
+
+/** A command that acts on a room: the one its room argument names, else the one it was sent to. */
+export interface RoomCall extends CommandCall {
+  ref: RoomRef;
+}
+
+/** A command run by an active member of its room, of the role the command needs. */
+export interface MemberCall extends RoomCall {
   room: Room;
   actor: Member;
 }
@@ -88,25 +95,41 @@ interface Entry {
   required: number;
   /** Most arguments; Infinity for commands taking free text. */
   max: number;
-  /** Which room it acts on: the optional argument at that index (else the room it was sent to), only the room it was sent to, or none. */
-  room: number | 'sent-to' | 'none';
 }
 
-interface OpenEntry extends Entry {
-  /** Anyone may run it; the handler applies the room's rules. */
+interface RoomlessEntry extends Entry {
+  /** Acts on no room named by the table (the handler reads its arguments). */
+  room: 'none';
   may: 'anyone';
   run(call: CommandCall): Promise<Answer> | Answer;
 }
 
-interface MemberEntry extends Entry {
-  /** Active members of the room only, of at least this role. */
-  may: 'member' | 'admin' | 'owner';
-  /** What others are told they may not do, e.g. "invite users". */
-  deed?: string;
+interface RoomEntry extends Entry {
+  /** Which room it acts on: the optional argument at that index (else the room it was sent to), or only the room it was sent to. */
+  room: number | 'sent-to';
+}
+
+interface OpenRoomEntry extends RoomEntry {
+  /** Anyone may run it; the handler applies the room's rules. */
+  may: 'anyone';
+  run(call: RoomCall): Promise<Answer> | Answer;
+}
+
+interface MemberEntry extends RoomEntry {
+  /** Active members of the room only. */
+  may: 'member';
   run(call: MemberCall): Promise<Answer> | Answer;
 }
 
-type CommandEntry = OpenEntry | MemberEntry;
+interface ModeratorEntry extends RoomEntry {
+  /** Active members of the room only, of at least this role. */
+  may: 'admin' | 'owner';
+  /** What others are told they may not do, e.g. "invite users". */
+  deed: string;
+  run(call: MemberCall): Promise<Answer> | Answer;
+}
+
+type CommandEntry = RoomlessEntry | OpenRoomEntry | MemberEntry | ModeratorEntry;
 
 const COMMANDS: CommandEntry[] = [
   {
@@ -175,7 +198,7 @@ const COMMANDS: CommandEntry[] = [
 const BY_NAME = new Map<string, CommandEntry>();
 for (const entry of COMMANDS) for (const name of [entry.name, ...entry.aliases]) BY_NAME.set(name, entry);
 
-const RANK = { member: 0, admin: 1, owner: 2 } as const;
+const RANK: Record<RoomRole, number> = { member: 0, admin: 1, owner: 2 };
 
 export function parseCommand(line: string, startChar: string): ParsedCommand {
   const text = line.slice(startChar.length).trim();
@@ -201,48 +224,43 @@ export function helpText(startChar: string): string {
   return ['Room commands ([room] defaults to the room you write to):', ...lines].join('\n');
 }
 
-/** Runs a command line sent to `target` (a room's address or the manager's); throws Refusal when it changed nothing. */
-export async function runCommand(
-  line: string,
-  call: Omit<CommandCall, 'command' | 'ref'>,
-): Promise<Answer> {
-  const start = call.actions.options.cmdStartChar;
+/** Runs a command line; throws Refusal when it changed nothing. */
+export async function runCommand(line: string, context: CommandContext): Promise<Answer> {
   if (/[\r\n]/.test(line)) throw new Refusal('a command must be a single line');
   if (line.includes('\0')) throw new Refusal('a command must not contain NUL characters');
-  const parsed = parseCommand(line, start);
+  const parsed = parseCommand(line, context.actions.options.cmdStartChar);
   if (!parsed.ok) throw new Refusal(parsed.error);
   const { command } = parsed;
   const entry = BY_NAME.get(command.name)!;
-  const ref = entry.room === 'none' ? { name: '', domain: call.domain } : roomOf(entry, command, call);
-  const open = { ...call, command, ref };
-  if (entry.may === 'anyone') return entry.run(open);
-  const room = call.actions.model.existing(ref);
-  const actor = call.actions.model.activeMember(room, call.sender);
-  if (RANK[actor.role] < RANK[entry.may]) throw new Refusal(`only the owner${entry.may === 'admin' ? ' and admins' : ''} may ${entry.deed}`);
-  return entry.run({ ...open, room, actor });
+  if (entry.room === 'none') return entry.run({ ...context, command });
+  const ref = entry.room === 'sent-to' ? sentTo(context, command) : roomArg(command.args[entry.room], context, command);
+  if (entry.may === 'anyone') return entry.run({ ...context, command, ref });
+  const room = context.actions.model.existing(ref);
+  const actor = context.actions.model.activeMember(room, context.sender);
+  if (entry.may !== 'member' && RANK[actor.role] < RANK[entry.may]) {
+    throw new Refusal(`only the owner${entry.may === 'admin' ? ' and admins' : ''} may ${entry.deed}`);
+  }
+  return entry.run({ ...context, command, ref, room, actor });
 }
 
-function roomOf(entry: Entry, command: Command, call: Omit<CommandCall, 'command' | 'ref'>): RoomRef {
-  if (entry.room === 'sent-to') {
-    if (!call.here) throw new Refusal(`send ${call.actions.options.cmdStartChar}${command.name} to the room it is for`);
-    return call.here;
-  }
-  return roomArg(command.args[entry.room as number], call, command);
+function sentTo(context: CommandContext, command: Command): RoomRef {
+  if (!context.here) throw new Refusal(`send ${context.actions.options.cmdStartChar}${command.name} to the room it is for`);
+  return context.here;
 }
 
 /** The room an argument names (sip:name@domain, name@domain or a bare name), or the one the command was sent to. */
-function roomArg(arg: string | undefined, call: Omit<CommandCall, 'command' | 'ref'>, command: Command): RoomRef {
+function roomArg(arg: string | undefined, context: CommandContext, command: Command): RoomRef {
   if (arg === undefined) {
-    if (!call.here) throw new Refusal(`name the room, or send the command to the room; usage: ${command.syntax}`);
-    return call.here;
+    if (!context.here) throw new Refusal(`name the room, or send the command to the room; usage: ${command.syntax}`);
+    return context.here;
   }
   const bare = arg.replace(/^sips?:/i, '');
   const at = bare.lastIndexOf('@');
   const name = at >= 0 ? bare.slice(0, at) : bare;
-  const domain = at >= 0 ? bare.slice(at + 1).toLowerCase() : call.domain;
-  const { domains } = call.actions.model;
+  const domain = at >= 0 ? bare.slice(at + 1).toLowerCase() : context.domain;
+  const { domains } = context.actions.model;
   if (!domains.has(domain)) throw new Refusal(`rooms live only in ${[...domains].join(', ')}, not ${domain}`);
-  call.actions.model.checkName(name);
+  context.actions.model.checkName(name);
   return { name, domain };
 }
 
@@ -274,13 +292,13 @@ async function create(call: CommandCall): Promise<Answer> {
 
 const isPrivateFlag = (word: string) => word.toLowerCase() === 'private';
 
-async function createRoom(call: CommandCall, ref: RoomRef, isPrivate: boolean): Promise<Answer> {
+async function createRoom(call: CommandContext, ref: RoomRef, isPrivate: boolean): Promise<Answer> {
   const room = await call.actions.model.create(ref, call.sender, isPrivate);
   return { text: `created ${isPrivate ? 'private ' : ''}room ${roomUri(room)}; you are its owner`, from: room };
 }
 
 /** #join: refused to the uninvited of a private room, whose owner and admins are told who knocked, so they may invite. */
-async function join(call: CommandCall): Promise<Answer> {
+async function join(call: RoomCall): Promise<Answer> {
   const { actions, sender } = call;
   const room = actions.model.find(call.ref);
   if (!room) {
@@ -314,14 +332,14 @@ async function enlist(call: MemberCall, invited: boolean): Promise<Answer> {
   return `added sip:${aor} to ${roomUri(room)}`;
 }
 
-async function accept(call: CommandCall): Promise<Answer> {
+async function accept(call: RoomCall): Promise<Answer> {
   const { actions, sender } = call;
   const room = actions.model.existing(call.ref);
   await actions.admit(room, sender, actions.model.invitation(room, sender), call.answerable);
   return `you joined ${roomUri(room)}${room.topic ? `; topic: ${room.topic}` : ''}`;
 }
 
-async function reject(call: CommandCall): Promise<Answer> {
+async function reject(call: RoomCall): Promise<Answer> {
   const { actions, sender } = call;
   const room = actions.model.existing(call.ref);
   await actions.model.remove(room, actions.model.invitation(room, sender));
@@ -349,7 +367,7 @@ async function leave(call: MemberCall): Promise<Answer> {
   return `you left ${roomUri(room)}`;
 }
 
-function members(call: CommandCall): Answer {
+function members(call: RoomCall): Answer {
   const room = call.actions.model.existing(call.ref);
   if (room.private && !room.members.has(call.sender)) throw new Refusal(`${roomUri(room)} is private`);
   const lines = [...room.members.entries()].map(([aor, m]) => `${displayNick(m)} <sip:${aor}> ${m.invited ? 'invited' : m.role}`);
