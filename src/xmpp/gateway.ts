@@ -17,6 +17,7 @@ import { type XmppLink, createLink } from './backend.js';
 import type { LinkState, PeerStatus } from './link.js';
 import { type InstantMessage, type Refusal, TEXT_PLAIN, callIdOfThread, excerptOf, messageStanza, readSipMessage, readStanza, sipHeaders } from './messages.js';
 import type { XmppGatewayOptions } from './options.js';
+import { PendingSubscriptions } from './pending.js';
 import { OutboundQueue } from './queue.js';
 import { PresenceBridge, type PresenceBridgeStats, type PresenceHooks } from './presence.js';
 
@@ -72,6 +73,8 @@ const TO_XMPP = 'xmpp';
 /** How long a sent message is remembered, for a stanza error that may come back for it. */
 const SENT_TTL_MS = 10 * 60_000;
 const MAX_SENT = 10_000;
+/** Subscription requests to SIP users who do not exist yet: how many wait, per user and in all, and for how long. */
+const PENDING_SUBSCRIPTIONS = { maxPerUser: 100, maxTotal: 10_000, ttlMs: 30 * 24 * 3600_000 };
 
 export class XmppGateway {
   private readonly link: XmppLink;
@@ -117,7 +120,9 @@ export class XmppGateway {
     this.link.on('stanza', (stanza) => this.onStanza(stanza));
     if (presence) {
       const bridgeOptions = { addresses: this.addresses, gatewayDomain, xmppDomain, localDomains: options.localDomains };
-      this.presence = new PresenceBridge(presence, bridgeOptions, (stanza) => void this.submit({ stanza }), log.child({ part: 'presence' }));
+      const presenceLog = log.child({ part: 'presence' });
+      const pending = new PendingSubscriptions(outbox, PENDING_SUBSCRIPTIONS, presenceLog);
+      this.presence = new PresenceBridge(presence, bridgeOptions, pending, (stanza) => void this.submit({ stanza }), presenceLog);
       this.link.on('online', () => this.presence!.online());
     }
   }
@@ -145,7 +150,7 @@ export class XmppGateway {
 
   /** Starts connecting; messages, those taken before the last stop included, wait (up to delay_time) until the link is up. */
   async start(): Promise<void> {
-    this.presence?.start();
+    await this.presence?.start();
     this.link.start();
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(1000, this.options.delayTimeMs)).unref();
     await this.accepted.start();
@@ -265,6 +270,7 @@ export class XmppGateway {
   private sweep(): void {
     const now = Date.now();
     this.queue.takeExpired(now);
+    this.presence?.sweep(now);
     for (const [id, { at }] of this.sent) {
       if (now - at <= SENT_TTL_MS) break;
       this.sent.delete(id);
