@@ -409,7 +409,7 @@ export class XmppGateway {
   private sipContentFor(stanza: xml.Element, from: string, to: string, text: Buffer): { body: Buffer; contentType: string } {
     const { wanted } = receiptsOf(stanza);
     const stanzaId = stanza.attrs.id;
-    if (!stanzaId || !(wanted.delivery || wanted.display)) return { body: text, contentType: TEXT_PLAIN };
+    if (!this.options.imdn || !stanzaId || !(wanted.delivery || wanted.display)) return { body: text, contentType: TEXT_PLAIN };
     const messageId = this.newId();
     this.awaitedFromSip.remember(messageId, { sender: stanza.attrs.from!, stanzaId, recipient: to, wanted });
     const body = formatCpim({
