@@ -16,12 +16,12 @@ import { type StanzaError, conditionForStatus, errorReply, readStanzaError, stat
 import { type XmppLink, createLink } from './backend.js';
 import type { LinkState, PeerStatus } from './link.js';
 import { ISCOMPOSING_TYPE, chatStateOf, chatStateOfComposing, chatStateStanza, composingOfChatState, isComposingBody, readIsComposing } from './chatstates.js';
-import { CPIM_TYPE, formatCpim } from './cpim.js';
+import { CPIM_TYPE } from './cpim.js';
 import {
   type InstantMessage, type Refusal, TEXT_PLAIN, callIdOfThread, excerptOf, mediaTypeOf, messageStanza, readSipMessage, readStanza, sipContentOf, sipHeaders,
 } from './messages.js';
 import {
-  Correlations, IMDN_TYPE, type Notification, type Wanted, imdnBody, imdnRequestHeaders, readImdn, receiptRequests, receiptStanza, receiptsOf,
+  Correlations, IMDN_TYPE, type Notification, type Wanted, cpimAskingForImdn, cpimNotification, readImdn, receiptRequests, receiptStanza, receiptsOf,
 } from './receipts.js';
 import type { XmppGatewayOptions } from './options.js';
 import { PendingSubscriptions } from './pending.js';
@@ -308,8 +308,7 @@ export class XmppGateway {
     if (this.link.online) {
       if (message.imdn) this.awaitedFromXmpp.remember(message.attrs.id, { origin: message.origin, ...message.imdn });
       this.transmit(outgoing);
-    }
-    else if (Date.now() >= deadline) this.failBack(outgoing, 408, `the XMPP server was unreachable for ${this.options.delayTimeMs / 1000} s`);
+    } else if (Date.now() >= deadline) this.failBack(outgoing, 408, `the XMPP server was unreachable for ${this.options.delayTimeMs / 1000} s`);
     // Woken by the stop: it stays in the outbox.
     else return 'retry';
     return 'done';
@@ -412,12 +411,7 @@ export class XmppGateway {
     if (!this.options.imdn || !stanzaId || !(wanted.delivery || wanted.display)) return { body: text, contentType: TEXT_PLAIN };
     const messageId = this.newId();
     this.awaitedFromSip.remember(messageId, { sender: stanza.attrs.from!, stanzaId, recipient: to, wanted });
-    const body = formatCpim({
-      headers: [{ name: 'From', value: `<${from}>` }, { name: 'To', value: `<${to}>` }, { name: 'DateTime', value: new Date().toISOString() }, ...imdnRequestHeaders(messageId, wanted)],
-      contentHeaders: [{ name: 'Content-Type', value: TEXT_PLAIN }],
-      content: text,
-    });
-    return { body, contentType: CPIM_TYPE };
+    return { body: cpimAskingForImdn({ from, to, at: new Date(), messageId }, wanted, TEXT_PLAIN, text), contentType: CPIM_TYPE };
   }
 
   /**
@@ -449,21 +443,8 @@ export class XmppGateway {
       return;
     }
     const { origin } = awaited;
-    const now = new Date();
-    const body = formatCpim({
-      headers: [
-        { name: 'From', value: `<${origin.target}>` },
-        { name: 'To', value: `<${origin.sender}>` },
-        { name: 'DateTime', value: now.toISOString() },
-        { name: 'NS', value: 'imdn <urn:ietf:params:imdn>' },
-        { name: 'imdn.Message-ID', value: this.newId() },
-      ],
-      contentHeaders: [
-        { name: 'Content-Type', value: IMDN_TYPE },
-        { name: 'Content-Disposition', value: 'notification' },
-      ],
-      content: Buffer.from(imdnBody({ messageId: awaited.messageId, disposition: receipt.disposition }, now)),
-    });
+    const envelope = { from: origin.target, to: origin.sender, at: new Date(), messageId: this.newId() };
+    const body = cpimNotification(envelope, { messageId: awaited.messageId, disposition: receipt.disposition });
     this.deliveries.add(origin.sender, async () => {
       const result = await this.relay.send({ from: `<${origin.target}>`, to: origin.sender, body, contentType: CPIM_TYPE });
       if (result.status >= 300) this.log.debug({ sender: origin.sender, status: result.status }, 'IMDN not delivered');

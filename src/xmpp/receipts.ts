@@ -10,7 +10,7 @@
 // remembers which is which for the messages it carried (Correlations, bounded in number and time).
 import xml from '@xmpp/xml';
 import { parse, type Element } from 'ltx';
-import { type CpimHeader, type CpimMessage, headerValue, namespacePrefix } from './cpim.js';
+import { type CpimHeader, type CpimMessage, formatCpim, headerValue, namespacePrefix } from './cpim.js';
 
 export const IMDN_TYPE = 'message/imdn+xml';
 export const RECEIPTS_NS = 'urn:xmpp:receipts';
@@ -49,13 +49,43 @@ export function imdnRequestOf(cpim: CpimMessage): ImdnRequest | undefined {
   return wanted.delivery || wanted.display ? { messageId, wanted } : undefined;
 }
 
-/** The CPIM message headers asking for `wanted` notifications of the message `messageId`. */
-export function imdnRequestHeaders(messageId: string, wanted: Wanted): CpimHeader[] {
+/** Who a CPIM message is from and to (SIP addresses), when, and its IMDN Message-ID. */
+export interface CpimEnvelope {
+  from: string;
+  to: string;
+  at: Date;
+  messageId: string;
+}
+
+/** The message/cpim body of a text message with IMDN headers asking for `wanted` notifications. */
+export function cpimAskingForImdn(envelope: CpimEnvelope, wanted: Wanted, contentType: string, text: Buffer): Buffer {
   const dispositions = [wanted.delivery && 'positive-delivery', wanted.display && 'display'].filter(Boolean).join(', ');
+  return formatCpim({
+    headers: [...envelopeHeaders(envelope), { name: 'imdn.Disposition-Notification', value: dispositions }],
+    contentHeaders: [{ name: 'Content-Type', value: contentType }],
+    content: text,
+  });
+}
+
+/** The message/cpim body of an IMDN, as Linphone reads one. */
+export function cpimNotification(envelope: CpimEnvelope, notification: Notification): Buffer {
+  return formatCpim({
+    headers: envelopeHeaders(envelope),
+    contentHeaders: [
+      { name: 'Content-Type', value: IMDN_TYPE },
+      { name: 'Content-Disposition', value: 'notification' },
+    ],
+    content: Buffer.from(imdnBody(notification, envelope.at)),
+  });
+}
+
+function envelopeHeaders({ from, to, at, messageId }: CpimEnvelope): CpimHeader[] {
   return [
+    { name: 'From', value: `<${from}>` },
+    { name: 'To', value: `<${to}>` },
+    { name: 'DateTime', value: at.toISOString() },
     { name: 'NS', value: `imdn <${IMDN_HEADERS_NS}>` },
     { name: 'imdn.Message-ID', value: messageId },
-    { name: 'imdn.Disposition-Notification', value: dispositions },
   ];
 }
 

@@ -11,7 +11,7 @@ import {
 } from '../../src/xmpp/chatstates.js';
 import { ContentError, decodeContent, formatCpim, parseCpim } from '../../src/xmpp/cpim.js';
 import {
-  Correlations, MARKERS_NS, RECEIPTS_NS, imdnBody, imdnRequestHeaders, imdnRequestOf, readImdn, receiptRequests, receiptStanza, receiptsOf,
+  Correlations, MARKERS_NS, RECEIPTS_NS, cpimAskingForImdn, cpimNotification, imdnBody, imdnRequestOf, readImdn, receiptRequests, receiptStanza, receiptsOf,
 } from '../../src/xmpp/receipts.js';
 
 /** A text message as Linphone wraps it in message/cpim, asking for delivery and display notifications. */
@@ -84,9 +84,20 @@ describe('message/cpim', () => {
     assert.throws(() => parseCpim(Buffer.from('not a header\r\n\r\n\r\n')), ContentError);
   });
 
-  test('the request headers Parley writes are read back', () => {
-    const cpim = { headers: imdnRequestHeaders('m-1', { delivery: true, display: false }), contentHeaders: [], content: Buffer.from('') };
-    assert.deepEqual(imdnRequestOf(parseCpim(formatCpim(cpim))), { messageId: 'm-1', wanted: { delivery: true, display: false } });
+  test('the CPIM messages Parley writes are read back: a text asking for IMDNs, and an IMDN', () => {
+    const envelope = { from: 'sip:juliet*xmpp.test@sip.xmpp.test', to: 'sip:alice@localhost', at: new Date('2026-12-06T15:00:00Z'), messageId: 'm-1' };
+    const asking = parseCpim(cpimAskingForImdn(envelope, { delivery: true, display: false }, 'text/plain;charset=utf-8', Buffer.from('hi')));
+    assert.deepEqual(imdnRequestOf(asking), { messageId: 'm-1', wanted: { delivery: true, display: false } });
+    assert.deepEqual(asking.headers.slice(0, 3), [
+      { name: 'From', value: '<sip:juliet*xmpp.test@sip.xmpp.test>' },
+      { name: 'To', value: '<sip:alice@localhost>' },
+      { name: 'DateTime', value: '2026-12-06T15:00:00.000Z' },
+    ]);
+    assert.equal(asking.content.toString(), 'hi');
+    const notification = parseCpim(cpimNotification({ ...envelope, messageId: 'm-2' }, { messageId: 'Wq4PoxyFRfu2', disposition: 'delivered' }));
+    assert.deepEqual(notification.contentHeaders, [{ name: 'Content-Type', value: 'message/imdn+xml' }, { name: 'Content-Disposition', value: 'notification' }]);
+    assert.equal(imdnRequestOf(notification), undefined, 'an IMDN asks for no IMDN');
+    assert.deepEqual(readImdn(notification.content.toString()), { messageId: 'Wq4PoxyFRfu2', disposition: 'delivered' });
   });
 });
 
