@@ -436,6 +436,10 @@ const baseSchema = z
         .enum(['chat', 'normal'])
         .default('chat')
         .describe('Type of the XMPP `<message/>` made from a SIP MESSAGE: chat (a one-to-one conversation) or normal (a single message).'),
+      imdn: z
+        .boolean()
+        .default(true)
+        .describe('Carry XMPP receipt and marker requests (XEP-0184, XEP-0333) to SIP users as message/cpim with IMDN headers (RFC 5438), as Linphone understands them, and their IMDNs back as receipts. false: messages from XMPP reach SIP as text/plain always, for SIP clients that do not read CPIM.'),
       delay_time: z
         .number()
         .positive()

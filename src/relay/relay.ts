@@ -48,6 +48,8 @@ export interface OutgoingMessage {
   outboundProxy?: string;
   /** Call-ID of the MESSAGE (e.g. an XMPP thread); a new one when absent. */
   callId?: string;
+  /** false for what is stale once late (an isComposing state): never stored offline, 480 when no device takes it now. */
+  storeOffline?: boolean;
 }
 
 /** Statuses that mean "nobody took it now", after which storing is the right thing (RFC 3428 §7). */
@@ -139,7 +141,7 @@ export class Relay {
       return { status: response.status, reason: response.reason, stored: false };
     }
     try {
-      const result = await this.deliverLocal(aorOf(target), message, loopKey(message));
+      const result = await this.deliverLocal(aorOf(target), message, loopKey(message), outgoing.storeOffline);
       return { status: result.status, reason: result.reason, stored: result.status === 202 };
     } catch (error) {
       // What a SIP sender would be answered: the module that sends tells its own sender.
@@ -202,7 +204,7 @@ export class Relay {
    * Forks to every live contact of a local AOR. With no contact, or when every fork found nobody,
    * the message is stored (202) if the user is known; an unknown user gets 404.
    */
-  private async deliverLocal(aor: string, message: SipMessage, loop: string): Promise<{ status: number; reason: string; response?: SipMessage }> {
+  private async deliverLocal(aor: string, message: SipMessage, loop: string, storeOffline = true): Promise<{ status: number; reason: string; response?: SipMessage }> {
     const bindings = this.registrar.lookup(aor);
     const targets = bindings.map((b) => ({ binding: b, peer: this.registrar.targetOf(b) })).filter((t) => t.peer);
     if (targets.length > 0) {
@@ -215,7 +217,7 @@ export class Relay {
     } else if (!(await this.options.isKnownUser(aor))) {
       return { status: 404, reason: 'Not Found' };
     }
-    return this.store(aor, message);
+    return storeOffline ? this.store(aor, message) : { status: 480, reason: 'Temporarily Unavailable' };
   }
 
   private async store(aor: string, message: SipMessage): Promise<{ status: number; reason: string }> {

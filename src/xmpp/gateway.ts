@@ -15,8 +15,16 @@ import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, une
 import { type StanzaError, conditionForStatus, errorReply, readStanzaError, statusForCondition } from './errors.js';
 import { type XmppLink, createLink } from './backend.js';
 import type { LinkState, PeerStatus } from './link.js';
-import { type InstantMessage, type Refusal, TEXT_PLAIN, callIdOfThread, excerptOf, messageStanza, readSipMessage, readStanza, sipHeaders } from './messages.js';
+import { ISCOMPOSING_TYPE, chatStateOf, chatStateOfComposing, chatStateStanza, composingOfChatState, isComposingBody, readIsComposing } from './chatstates.js';
+import { CPIM_TYPE } from './cpim.js';
+import {
+  type InstantMessage, type Refusal, TEXT_PLAIN, callIdOfThread, excerptOf, mediaTypeOf, messageStanza, readSipMessage, readStanza, sipContentOf, sipHeaders,
+} from './messages.js';
+import {
+  Correlations, IMDN_TYPE, type Notification, type Wanted, cpimAskingForImdn, cpimNotification, readImdn, receiptRequests, receiptStanza, receiptsOf,
+} from './receipts.js';
 import type { XmppGatewayOptions } from './options.js';
+import { PendingSubscriptions } from './pending.js';
 import { OutboundQueue } from './queue.js';
 import { PresenceBridge, type PresenceBridgeStats, type PresenceHooks } from './presence.js';
 
@@ -64,6 +72,34 @@ interface AcceptedMessage {
   im: InstantMessage;
   attrs: { from: string; to: string; id: string; type: string };
   origin: SipOrigin;
+  /** The IMDN Message-ID the sender gave it and the notifications it asked for (RFC 5438). */
+  imdn?: { messageId: string; wanted: Wanted };
+}
+
+/**
+ * A chat state or a receipt from SIP: sent at once, never kept in the outbox. A chat state is
+ * `transient`: stale once late, it is dropped while the link is down.
+ */
+interface Signal {
+  stanza?: xml.Element;
+  transient: boolean;
+}
+
+/** A message from SIP that asked for IMDNs, by the stanza id it went to XMPP with. */
+interface AwaitedFromXmpp {
+  origin: SipOrigin;
+  messageId: string;
+  wanted: Wanted;
+}
+
+/** A message from XMPP that asked for receipts or markers, by the IMDN Message-ID it went to SIP with. */
+interface AwaitedFromSip {
+  /** The XMPP sender (full JID: receipts go to the resource that asked) and its stanza id. */
+  sender: string;
+  stanzaId: string;
+  /** The SIP recipient, the only one whose IMDN counts. */
+  recipient: string;
+  wanted: Wanted;
 }
 
 /** The outbox key of the messages for XMPP: one queue, in the order they were taken, as the link sends them. */
@@ -72,6 +108,11 @@ const TO_XMPP = 'xmpp';
 /** How long a sent message is remembered, for a stanza error that may come back for it. */
 const SENT_TTL_MS = 10 * 60_000;
 const MAX_SENT = 10_000;
+/** How many messages awaiting receipts are remembered, each way, and for how long (a message may be read days later). */
+const MAX_AWAITED = 10_000;
+const AWAITED_TTL_MS = 7 * 24 * 3600_000;
+/** Subscription requests to SIP users who do not exist yet: how many wait, per user and in all, and for how long. */
+const PENDING_SUBSCRIPTIONS = { maxPerUser: 100, maxTotal: 10_000, ttlMs: 30 * 24 * 3600_000 };
 
 export class XmppGateway {
   private readonly link: XmppLink;
@@ -95,6 +136,9 @@ export class XmppGateway {
   private sweepTimer: NodeJS.Timeout | undefined;
   /** Presence both ways (RFC 7248), when the server has a presence agent. */
   private readonly presence: PresenceBridge | undefined;
+  /** Receipts still to come, each way. */
+  private readonly awaitedFromXmpp = new Correlations<AwaitedFromXmpp>(MAX_AWAITED, AWAITED_TTL_MS);
+  private readonly awaitedFromSip = new Correlations<AwaitedFromSip>(MAX_AWAITED, AWAITED_TTL_MS);
 
   constructor(
     private readonly options: XmppGatewayOptions,
@@ -117,7 +161,9 @@ export class XmppGateway {
     this.link.on('stanza', (stanza) => this.onStanza(stanza));
     if (presence) {
       const bridgeOptions = { addresses: this.addresses, gatewayDomain, xmppDomain, localDomains: options.localDomains };
-      this.presence = new PresenceBridge(presence, bridgeOptions, (stanza) => void this.submit({ stanza }), log.child({ part: 'presence' }));
+      const presenceLog = log.child({ part: 'presence' });
+      const pending = new PendingSubscriptions(outbox, PENDING_SUBSCRIPTIONS, presenceLog);
+      this.presence = new PresenceBridge(presence, bridgeOptions, pending, (stanza) => void this.submit({ stanza }), presenceLog);
       this.link.on('online', () => this.presence!.online());
     }
   }
@@ -145,7 +191,7 @@ export class XmppGateway {
 
   /** Starts connecting; messages, those taken before the last stop included, wait (up to delay_time) until the link is up. */
   async start(): Promise<void> {
-    this.presence?.start();
+    await this.presence?.start();
     this.link.start();
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(1000, this.options.delayTimeMs)).unref();
     await this.accepted.start();
@@ -166,6 +212,11 @@ export class XmppGateway {
   /** The `xmpp` routing handler: a SIP MESSAGE for the gateway domain; 202 once it is in the outbox. */
   async handle(request: IncomingRequest): Promise<void> {
     let taken = this.take(request.message);
+    if ('transient' in taken) {
+      if (taken.stanza) this.signal(taken);
+      request.reply(202, 'Accepted');
+      return;
+    }
     if (!('status' in taken)) {
       try {
         await this.accepted.submit(taken, [TO_XMPP]);
@@ -190,7 +241,7 @@ export class XmppGateway {
   }
 
   /** The XMPP form of a SIP MESSAGE, or what to answer instead when the gateway cannot carry it. */
-  private take(message: SipMessage): AcceptedMessage | Refusal {
+  private take(message: SipMessage): AcceptedMessage | Signal | Refusal {
     let sender: SipUri;
     try {
       sender = parseUri(message.from.uri);
@@ -204,22 +255,60 @@ export class XmppGateway {
     const to = this.addresses.xmppRecipient(target);
     if (!to) return { status: 404, reason: `Not Found (${this.hints.sip})` };
     if (to.domain === this.options.addresses.xmppDomain) return { status: 482, reason: 'Loop Detected (that XMPP address leads back to SIP)' };
-    const im = readSipMessage(message, this.options.maxBody);
+    const content = sipContentOf(message, this.options.maxBody);
+    if ('status' in content) return content;
+    const attrs = { from: formatJid(from), to: formatJid(to), id: this.newId(), type: this.options.messageType };
+    switch (mediaTypeOf(content.contentType)) {
+      case ISCOMPOSING_TYPE: {
+        const composing = readIsComposing(content.body.toString('utf8'));
+        if (!composing) return { status: 400, reason: 'Bad Request (not an isComposing document)' };
+        return { stanza: chatStateStanza(chatStateOfComposing(composing), attrs), transient: true };
+      }
+      case IMDN_TYPE: {
+        const notification = readImdn(content.body.toString('utf8'));
+        if (!notification) return { status: 400, reason: 'Bad Request (not a delivered or displayed IMDN)' };
+        return { stanza: this.receiptFor(notification, sipAddress(sender), attrs), transient: false };
+      }
+    }
+    const im = readSipMessage(message, this.options.maxBody, content);
     if ('status' in im) return im;
     if (this.link.downFor(Date.now()) > this.options.delayTimeMs) {
       return { status: 503, reason: 'Service Unavailable (XMPP server unreachable)', headers: this.retryAfter() };
     }
-    const attrs = { from: formatJid(from), to: formatJid(to), id: this.newId(), type: this.options.messageType };
-    return { im, attrs, origin: { sender: sipAddress(sender), target: sipAddress(target), recipient: to, excerpt: excerptOf(im.body) } };
+    const origin = { sender: sipAddress(sender), target: sipAddress(target), recipient: to, excerpt: excerptOf(im.body) };
+    return { im, attrs, origin, ...(content.imdn ? { imdn: content.imdn } : {}) };
+  }
+
+  /**
+   * The XEP-0184 receipt or XEP-0333 marker for an IMDN a SIP user sent about a message from XMPP;
+   * undefined when the IMDN names no message this user got from that XMPP user, or one that did not ask for it.
+   */
+  private receiptFor(notification: Notification, sender: string, attrs: { from: string; to: string; id: string }): xml.Element | undefined {
+    const awaited = this.awaitedFromSip.answer(notification, (entry) => entry.recipient === sender && bareJid(entry.sender) === attrs.to);
+    if (!awaited) {
+      this.log.debug({ sender, messageId: notification.messageId }, 'IMDN for no message from XMPP awaiting it: dropped');
+      return undefined;
+    }
+    return receiptStanza({ messageId: awaited.stanzaId, disposition: notification.disposition }, { from: attrs.from, to: awaited.sender, id: attrs.id, type: 'chat' });
+  }
+
+  /** Sends a chat state (only while the link is up) or a receipt (queued while it is down). */
+  private signal({ stanza, transient }: Signal): void {
+    if (!stanza) return;
+    if (this.link.online) this.transmit({ stanza });
+    else if (!transient) this.submit({ stanza });
   }
 
   /** Sends a message taken from SIP once the link is up; fails it back once it waited delay_time since it was taken. */
   private async sendAccepted(message: AcceptedMessage, acceptedAt: number): Promise<LegOutcome> {
     const deadline = acceptedAt + this.options.delayTimeMs;
     if (!this.link.online && Date.now() < deadline) await this.linkOnline(deadline);
-    const outgoing = { stanza: messageStanza(message.im, message.attrs), origin: message.origin };
-    if (this.link.online) this.transmit(outgoing);
-    else if (Date.now() >= deadline) this.failBack(outgoing, 408, `the XMPP server was unreachable for ${this.options.delayTimeMs / 1000} s`);
+    const requests = message.imdn ? receiptRequests(message.imdn.wanted) : [];
+    const outgoing = { stanza: messageStanza(message.im, message.attrs, ...requests), origin: message.origin };
+    if (this.link.online) {
+      if (message.imdn) this.awaitedFromXmpp.remember(message.attrs.id, { origin: message.origin, ...message.imdn });
+      this.transmit(outgoing);
+    } else if (Date.now() >= deadline) this.failBack(outgoing, 408, `the XMPP server was unreachable for ${this.options.delayTimeMs / 1000} s`);
     // Woken by the stop: it stays in the outbox.
     else return 'retry';
     return 'done';
@@ -265,6 +354,9 @@ export class XmppGateway {
   private sweep(): void {
     const now = Date.now();
     this.queue.takeExpired(now);
+    this.awaitedFromXmpp.sweep(now);
+    this.awaitedFromSip.sweep(now);
+    this.presence?.sweep(now);
     for (const [id, { at }] of this.sent) {
       if (now - at <= SENT_TTL_MS) break;
       this.sent.delete(id);
@@ -286,8 +378,7 @@ export class XmppGateway {
     if (type === 'error') return this.onStanzaError(stanza);
     if (type === 'groupchat') return;
     const im = readStanza(stanza);
-    // Chat states, receipts and the like carry no body and have no SIP form.
-    if (!im) return;
+    if (!im) return this.onSignal(stanza);
     const bounce = (error: StanzaError) => {
       this.counters.refused++;
       // RFC 6120 §5.2.2: a headline expects no answer, not even an error.
@@ -301,10 +392,62 @@ export class XmppGateway {
     if (!from) return bounce({ condition: 'jid-malformed', text: 'the sender has no SIP address' });
     const body = Buffer.from(im.body, 'utf8');
     if (body.length > this.options.maxBody) return bounce({ condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
+    const content = this.sipContentFor(stanza, from, to, body);
     this.deliveries.add(to, async () => {
-      const result = await this.relay.send({ from: `<${from}>`, to, body, contentType: TEXT_PLAIN, headers: sipHeaders(im), callId: callIdOfThread(im.thread) });
+      const result = await this.relay.send({ from: `<${from}>`, to, ...content, headers: sipHeaders(im), callId: callIdOfThread(im.thread) });
       if (result.status < 300) this.counters.xmppToSip++;
       else bounce({ condition: conditionForStatus(result.status), text: `${result.status} ${result.reason}` });
+    });
+  }
+
+  /**
+   * The body of the MESSAGE for a message from XMPP: text/plain, or, when it asks for receipts or
+   * markers, text/plain in CPIM with the IMDN headers asking for the same (remembered, to map the
+   * IMDNs that come back).
+   */
+  private sipContentFor(stanza: xml.Element, from: string, to: string, text: Buffer): { body: Buffer; contentType: string } {
+    const { wanted } = receiptsOf(stanza);
+    const stanzaId = stanza.attrs.id;
+    if (!this.options.imdn || !stanzaId || !(wanted.delivery || wanted.display)) return { body: text, contentType: TEXT_PLAIN };
+    const messageId = this.newId();
+    this.awaitedFromSip.remember(messageId, { sender: stanza.attrs.from!, stanzaId, recipient: to, wanted });
+    return { body: cpimAskingForImdn({ from, to, at: new Date(), messageId }, wanted, TEXT_PLAIN, text), contentType: CPIM_TYPE };
+  }
+
+  /**
+   * A bodiless message from XMPP: a chat state becomes an isComposing MESSAGE (never stored
+   * offline), a receipt or marker for a message from SIP an IMDN to its sender. Nothing of it is
+   * answered with an error, either way.
+   */
+  private onSignal(stanza: xml.Element): void {
+    const sender = parseJid(stanza.attrs.from ?? '');
+    const recipient = parseJid(stanza.attrs.to ?? '');
+    const to = recipient && this.addresses.sipRecipient(recipient);
+    const from = sender && this.addresses.sipSender(sender);
+    if (!to || !from) return;
+    const { answers } = receiptsOf(stanza);
+    if (answers) return this.onReceipt(answers, bareJid(stanza.attrs.from!)!, to);
+    const state = chatStateOf(stanza);
+    if (!state) return;
+    this.deliveries.add(to, async () => {
+      const body = isComposingBody(composingOfChatState(state));
+      await this.relay.send({ from: `<${from}>`, to, body, contentType: ISCOMPOSING_TYPE, storeOffline: false });
+    });
+  }
+
+  /** An XMPP receipt or marker for a message from SIP: an IMDN to the SIP sender, from the address it wrote to. */
+  private onReceipt(receipt: Notification, sender: string, recipient: string): void {
+    const awaited = this.awaitedFromXmpp.answer(receipt, (entry) => formatJid(entry.origin.recipient) === sender && entry.origin.sender === recipient);
+    if (!awaited) {
+      this.log.debug({ from: sender, id: receipt.messageId }, 'XMPP receipt for no message from SIP awaiting it: dropped');
+      return;
+    }
+    const { origin } = awaited;
+    const envelope = { from: origin.target, to: origin.sender, at: new Date(), messageId: this.newId() };
+    const body = cpimNotification(envelope, { messageId: awaited.messageId, disposition: receipt.disposition });
+    this.deliveries.add(origin.sender, async () => {
+      const result = await this.relay.send({ from: `<${origin.target}>`, to: origin.sender, body, contentType: CPIM_TYPE });
+      if (result.status >= 300) this.log.debug({ sender: origin.sender, status: result.status }, 'IMDN not delivered');
     });
   }
 
@@ -336,6 +479,12 @@ export class XmppGateway {
   private newId(): string {
     return `${this.idPrefix}-${++this.lastId}`;
   }
+}
+
+/** The bare form of a JID, as formatJid writes it; undefined for no JID. */
+function bareJid(text: string): string | undefined {
+  const jid = parseJid(text);
+  return jid && formatJid({ ...jid, resource: '' });
 }
 
 function sipAddress(uri: SipUri): string {

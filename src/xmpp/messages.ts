@@ -4,6 +4,8 @@
 // carry crosses: a SIP body is bytes, an XML document is not.
 import xml from '@xmpp/xml';
 import { type Header, type SipMessage, parseParams } from '../sip/index.js';
+import { CPIM_TYPE, ContentError, decodeContent, headerValue, parseCpim } from './cpim.js';
+import { type ImdnRequest, imdnRequestOf } from './receipts.js';
 
 export interface InstantMessage {
   body: string;
@@ -28,15 +30,46 @@ const NOT_XML_CHAR = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
 const LANGUAGE_TAG = /^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*$/;
 const UTF8_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii']);
 
-/** The instant message a SIP MESSAGE carries, or why the gateway cannot carry it. */
-export function readSipMessage(message: SipMessage, maxBody: number): InstantMessage | Refusal {
-  const contentType = parseContentType(message.get('content-type') ?? 'text/plain');
+/** What a SIP MESSAGE carries once its Content-Encoding and CPIM wrapper (RFC 3862) are undone. */
+export interface SipContent {
+  contentType: string;
+  body: Buffer;
+  /** The IMDN Message-ID and notifications the CPIM wrapper asks for. */
+  imdn?: ImdnRequest;
+}
+
+/** The content of a SIP MESSAGE: inflated (at most maxBody bytes) and unwrapped from message/cpim; or why it cannot be read. */
+export function sipContentOf(message: SipMessage, maxBody: number): SipContent | Refusal {
+  try {
+    const body = decodeContent(message.body, message.get('content-encoding'), maxBody);
+    const contentType = message.get('content-type') ?? 'text/plain';
+    if (mediaTypeOf(contentType) !== CPIM_TYPE) return { contentType, body };
+    const cpim = parseCpim(body);
+    const inner = decodeContent(cpim.content, headerValue(cpim.contentHeaders, 'content-encoding'), maxBody);
+    return { contentType: headerValue(cpim.contentHeaders, 'content-type') ?? 'text/plain', body: inner, imdn: imdnRequestOf(cpim) };
+  } catch (error) {
+    if (!(error instanceof ContentError)) throw error;
+    return { status: 415, reason: `Unsupported Media Type (${error.message})`, headers: [{ name: 'accept-encoding', value: 'deflate, identity' }] };
+  }
+}
+
+/** The media type of a Content-Type value, in lower case, without parameters. */
+export function mediaTypeOf(contentType: string): string {
+  return contentType.split(';')[0]!.trim().toLowerCase();
+}
+
+/**
+ * The instant message a SIP MESSAGE carries, or why the gateway cannot carry it; `content` is its
+ * body and type when they are not the MESSAGE's own (unwrapped from CPIM).
+ */
+export function readSipMessage(message: SipMessage, maxBody: number, content: SipContent = { contentType: message.get('content-type') ?? 'text/plain', body: message.body }): InstantMessage | Refusal {
+  const contentType = parseContentType(content.contentType);
   if (contentType?.type !== 'text/plain' || !UTF8_CHARSETS.has(contentType.charset ?? 'utf-8')) {
     return { status: 415, reason: 'Unsupported Media Type (XMPP carries text/plain in UTF-8 only)', headers: [{ name: 'accept', value: 'text/plain' }] };
   }
-  if (message.body.length > maxBody) return { status: 413, reason: 'Request Entity Too Large' };
-  if (message.body.length === 0) return { status: 400, reason: 'Bad Request (empty message)' };
-  const body = decodeUtf8(message.body);
+  if (content.body.length > maxBody) return { status: 413, reason: 'Request Entity Too Large' };
+  if (content.body.length === 0) return { status: 400, reason: 'Bad Request (empty message)' };
+  const body = decodeUtf8(content.body);
   if (body === undefined) return { status: 415, reason: 'Unsupported Media Type (body is not UTF-8)' };
   const subject = message.get('subject');
   if (NOT_XML_CHAR.test(body) || (subject !== undefined && NOT_XML_CHAR.test(subject))) {
@@ -51,14 +84,15 @@ export function readSipMessage(message: SipMessage, maxBody: number): InstantMes
   };
 }
 
-/** The <message/> stanza for an instant message. */
-export function messageStanza(im: InstantMessage, attrs: { from: string; to: string; id: string; type: string }): xml.Element {
+/** The <message/> stanza for an instant message; `extra` children (receipt requests) follow the body. */
+export function messageStanza(im: InstantMessage, attrs: { from: string; to: string; id: string; type: string }, ...extra: xml.Element[]): xml.Element {
   return xml(
     'message',
     { ...attrs, 'xml:lang': im.language },
     im.subject !== undefined && xml('subject', {}, im.subject),
     xml('body', {}, im.body),
     im.thread !== undefined && xml('thread', {}, im.thread),
+    ...extra,
   );
 }
 

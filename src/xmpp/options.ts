@@ -13,6 +13,8 @@ export interface XmppGatewayOptions {
   /** Server mode (backend server): the s2s listener and outgoing streams. */
   server?: S2sLinkOptions;
   messageType: Config['xmpp']['message_type'];
+  /** Whether XMPP receipt requests reach SIP as CPIM with IMDN headers. */
+  imdn: boolean;
   delayTimeMs: number;
   maxQueue: number;
   /** SIP domains served here: only their users write to XMPP through the gateway. */
@@ -50,6 +52,7 @@ export function xmppGatewayOptions(config: Config): XmppGatewayOptions {
     },
     server: xmpp.backend === 'server' ? s2sOptions(config, xmppDomain) : undefined,
     messageType: xmpp.message_type,
+    imdn: xmpp.imdn,
     delayTimeMs: xmpp.delay_time * 1000,
     maxQueue: xmpp.max_queue,
     localDomains: new Set(config.domains),

@@ -9,6 +9,7 @@
 //   `unwatch` of the last subscription of a watcher sends <presence type='unsubscribe'/>.
 // - XMPP users watching SIP users. A subscription request to a SIP user's JID is approved at once
 //   when the user exists (provisioned, or registered once), and the user's current state is sent;
+//   a request to a user who does not exist yet waits (pending.ts) until the user's first REGISTER;
 //   every later change of that state (a REGISTER, a PUBLISH, their expiry) is sent to each XMPP
 //   watcher as <presence/> or <presence type='unavailable'/>. A probe is answered with the current
 //   state; an unsubscribe forgets the watcher.
@@ -21,7 +22,7 @@
 //                travel -> xa; away, meal, breakfast, dinner, in-transit, shopping -> away;
 //                anything else -> no <show/>. Notes -> <status/> (joined by line breaks).
 //
-// The bridge keeps everything in memory. After a restart XMPP watchers are found again through the
+// The bridge keeps everything but pending requests in memory. After a restart XMPP watchers are found again through the
 // probes their servers send when they come online; the agent takes its SIP subscriptions back from
 // the store and reports them with `watch`, so their XMPP contacts are asked again. The agent keeps
 // one state per address, so every SIP watcher of an XMPP contact sees what the contact lets any one
@@ -31,6 +32,7 @@ import xml from '@xmpp/xml';
 import type { PresenceService, PresenceState } from '../presence/index.js';
 import { type SipUri, aorOf, escapeUser, parseUri } from '../sip/index.js';
 import { type AddressMapping, type Jid, formatJid, parseJid } from './addresses.js';
+import type { PendingRequest, PendingSubscriptions } from './pending.js';
 
 /** The source name the gateway publishes under; changes it caused itself come back with it. */
 export const XMPP_SOURCE = 'xmpp';
@@ -53,6 +55,8 @@ export interface PresenceBridgeStats {
   xmppWatchers: number;
   /** XMPP contacts SIP users watch. */
   xmppContacts: number;
+  /** XMPP subscription requests waiting for SIP users who do not exist yet. */
+  pendingSubscriptions: number;
   presenceIn: number;
   presenceOut: number;
 }
@@ -125,6 +129,8 @@ export class PresenceBridge {
   constructor(
     private readonly hooks: PresenceHooks,
     private readonly options: PresenceBridgeOptions,
+    /** Subscription requests to SIP users who do not exist yet. */
+    private readonly pending: PendingSubscriptions,
     /** Sends (or queues) a stanza on the link. */
     private readonly send: (stanza: xml.Element) => void,
     private readonly log: Logger,
@@ -133,12 +139,23 @@ export class PresenceBridge {
   get stats(): PresenceBridgeStats {
     let xmppWatchers = 0;
     for (const watchers of this.xmppWatchers.values()) xmppWatchers += watchers.size;
-    return { ...this.counters, xmppWatchers, xmppContacts: this.presentitiesOf.size };
+    return { ...this.counters, xmppWatchers, xmppContacts: this.presentitiesOf.size, pendingSubscriptions: this.pending.size };
   }
 
-  start(): void {
+  /** Follows the agent; takes back the pending requests and approves those whose user appeared meanwhile (provisioned). */
+  async start(): Promise<void> {
     const service = this.hooks.service;
     service.on('change', this.listeners.change).on('watch', this.listeners.watch).on('unwatch', this.listeners.unwatch);
+    for (const request of await this.pending.load(Date.now())) this.refuse(request);
+    for (const aor of this.pending.users()) this.serially(() => this.approvePending(aor));
+  }
+
+  /** Refuses the pending requests that waited too long. */
+  sweep(now: number): void {
+    if (this.pending.size === 0) return;
+    this.serially(async () => {
+      for (const request of await this.pending.expire(now)) this.refuse(request);
+    });
   }
 
   /**
@@ -287,6 +304,7 @@ export class PresenceBridge {
     const aor = this.sipUserOf(to);
     const watchers = aor ? this.xmppWatchers.get(aor) : undefined;
     if (type === 'unsubscribe') {
+      if (aor) await this.pending.cancel(aor, watcher);
       if (aor && watchers?.delete(watcher)) {
         if (watchers.size === 0) this.xmppWatchers.delete(aor);
         this.log.debug({ aor, watcher }, 'XMPP user stopped watching a SIP user');
@@ -295,23 +313,54 @@ export class PresenceBridge {
       this.emit(xml('presence', { from: as, to: watcher, type: 'unavailable' }));
       return;
     }
-    if (!aor || !(await this.hooks.isKnownUser(aor))) {
-      // RFC 6121 §3.1.3 / §4.3.2: no such user: refused.
-      this.emit(xml('presence', { from: as, to: watcher, type: 'unsubscribed' }));
+    if (!aor) return this.refuse({ watcher, as });
+    if (!(await this.hooks.isKnownUser(aor))) {
+      if (type === 'subscribe') return this.hold({ aor, watcher, as, at: Date.now() });
+      // RFC 6121 §4.3.2: a probe for no such user is refused, unless the watcher's request waits for it.
+      if (!this.pending.has(aor, watcher)) this.refuse({ watcher, as });
       return;
     }
-    if (type === 'subscribe') this.emit(xml('presence', { from: as, to: watcher, type: 'subscribed' }));
     // A probe comes from the server of a watcher whose subscription was approved before (perhaps
     // before a restart, as watchers are kept in memory): it is a watcher again.
+    this.approve({ aor, watcher, as }, type === 'subscribe');
+  }
+
+  /** Makes an XMPP user a watcher of a SIP user and sends the user's state; `subscribed` tells it first that it is approved. */
+  private approve({ aor, watcher, as }: Omit<PendingRequest, 'at'>, subscribed: boolean): void {
+    if (subscribed) this.emit(xml('presence', { from: as, to: watcher, type: 'subscribed' }));
     const known = this.xmppWatchers.get(aor) ?? new Map<string, string>();
     if (!known.has(watcher)) this.log.debug({ aor, watcher }, 'XMPP user watches a SIP user');
     this.xmppWatchers.set(aor, known.set(watcher, as));
     this.emit(stanzaOfState(this.hooks.service.stateOf(aor), { from: as, to: watcher }));
   }
 
+  /** RFC 6121 §3.1.3 / §4.3.2: no such user: refused. */
+  private refuse({ watcher, as }: Pick<PendingRequest, 'watcher' | 'as'>): void {
+    this.emit(xml('presence', { from: as, to: watcher, type: 'unsubscribed' }));
+  }
+
+  /** A request to a SIP user who does not exist (yet) waits for the user, or is refused when too many wait. */
+  private async hold(request: PendingRequest): Promise<void> {
+    const outcome = await this.pending.add(request);
+    if (outcome === 'full') {
+      this.log.info({ aor: request.aor, watcher: request.watcher }, 'XMPP subscription request to an unknown SIP user refused: too many pending');
+      this.refuse(request);
+    } else if (outcome === 'added') this.log.debug({ aor: request.aor, watcher: request.watcher }, 'XMPP subscription request waits for the SIP user to exist');
+  }
+
+  /** Approves the requests waiting for a SIP user once it exists. */
+  private async approvePending(aor: string): Promise<void> {
+    if (!this.pending.has(aor) || !(await this.hooks.isKnownUser(aor))) return;
+    for (const request of await this.pending.take(aor)) {
+      this.log.debug({ aor, watcher: request.watcher }, 'pending XMPP subscription request approved: the SIP user exists now');
+      this.approve(request, true);
+    }
+  }
+
   private onSipChange(aor: string, state: PresenceState, source: string): void {
     if (source === XMPP_SOURCE) return;
     for (const [watcher, as] of this.xmppWatchers.get(aor) ?? []) this.emit(stanzaOfState(state, { from: as, to: watcher }));
+    if (this.pending.has(aor)) this.serially(() => this.approvePending(aor));
   }
 
   /** The local SIP user ("user@domain") a JID of the gateway's XMPP domain stands for. */

@@ -55,6 +55,11 @@ export class XmppUser {
     await this.session.send(xml('message', { to, type: 'chat', ...attrs }, xml('body', {}, body), ...children));
   }
 
+  /** Sends a stanza as it is (chat states, receipts: messages without a body). */
+  async sendStanza(stanza: xml.Element): Promise<void> {
+    await this.session.send(stanza);
+  }
+
   /**
    * Asks for the roster, which makes this session an "interested resource" (RFC 6121 §2.1.6): only
    * those get subscription answers (subscribed, unsubscribed) and probe results from the server.

@@ -158,6 +158,28 @@ test('a message the server read but did not confirm before going away is written
   }
 });
 
+test('with imdn false, a message from XMPP asking for a receipt and a marker reaches SIP as plain text', async () => {
+  const xmppServer = componentServer();
+  const parley = await startServer(xmppConfig(await xmppServer.listen(), { imdn: false }));
+  const alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
+  try {
+    assert.equal((await alice.register()).status, 200);
+    await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 'gateway online');
+    const received = alice.waitForRequest((request) => request.method === 'MESSAGE');
+    xmppServer.latest!.socket.write(
+      `<message id='m-1' from='romeo@xmpp.example/r' to='alice*localhost@${COMPONENT_DOMAIN}' type='chat'><body>no receipts</body>` +
+        `<request xmlns='urn:xmpp:receipts'/><markable xmlns='urn:xmpp:chat-markers:0'/></message>`,
+    );
+    const message = await received;
+    assert.match(message.get('content-type') ?? '', /^text\/plain/);
+    assert.equal(message.body.toString(), 'no receipts');
+  } finally {
+    alice.close();
+    await parley.stop();
+    xmppServer.close();
+  }
+});
+
 describe('without a reachable XMPP server', () => {
   let parley: TestServer;
   let alice: TestUA;

@@ -168,10 +168,31 @@ describe('an XMPP user watching a SIP user', () => {
     assert.deepEqual(tybalt.presences.slice(since).filter((p) => p.attrs.from === jidOf('bob') && p.attrs.type !== 'unavailable'), []);
   });
 
-  test('a subscription request to an unknown SIP user is refused', async () => {
+  test('a subscription request to a SIP user who does not exist yet waits, and is approved with its presence at its first REGISTER', async () => {
     const since = tybalt.presences.length;
     await tybalt.sendPresence({ to: jidOf('ghost'), type: 'subscribe' });
-    await presenceFrom(tybalt, jidOf('ghost'), 'unsubscribed', since);
+    await eventually(() => parley.server.xmpp!.presenceStats!.pendingSubscriptions === 1 || undefined, 'request pending');
+    const ghost = await TestUA.create({ proto: 'tcp', user: 'ghost', server: parley.tcp });
+    try {
+      assert.equal((await ghost.register()).status, 200);
+      await presenceFrom(tybalt, jidOf('ghost'), 'subscribed', since);
+      await presenceFrom(tybalt, jidOf('ghost'), undefined, since);
+      const refusals = tybalt.presences.slice(since).filter((p) => p.attrs.from === jidOf('ghost') && p.attrs.type === 'unsubscribed');
+      assert.deepEqual(refusals.map(String), []);
+      assert.equal(parley.server.xmpp!.presenceStats!.pendingSubscriptions, 0);
+      // The approval holds: the SIP user going offline is told like any other watcher's.
+      const before = tybalt.presences.length;
+      assert.equal((await ghost.register(0)).status, 200);
+      await presenceFrom(tybalt, jidOf('ghost'), 'unavailable', before);
+    } finally {
+      ghost.close();
+    }
+  });
+
+  test('a subscription request to a JID that names no local SIP user is refused', async () => {
+    const since = tybalt.presences.length;
+    await tybalt.sendPresence({ to: `ghost*elsewhere.example@${prosody.componentDomain}`, type: 'subscribe' });
+    await presenceFrom(tybalt, `ghost*elsewhere.example@${prosody.componentDomain}`, 'unsubscribed', since);
   });
 });
 
@@ -270,6 +291,29 @@ describe('a restart', () => {
       await notified(watch!, { basic: 'open', notes: ['Fighting Tybalt'], activities: ['away'] });
     } finally {
       romeo.close();
+      await server.stop();
+    }
+  });
+
+  test('a subscription request waiting for a SIP user who does not exist yet survives it, and is approved at the user\'s first REGISTER', async () => {
+    const database = `sqlite:${join(tempDir(), 'parley.db')}`;
+    let server = await startServer({ xmpp: gatewayConfig(), database });
+    const phantom = await TestUA.create({ user: 'phantom', server: server.udp });
+    try {
+      await eventually(() => server.server.xmpp!.stats.state === 'online' || undefined, 'XMPP link online');
+      const since = tybalt.presences.length;
+      await tybalt.sendPresence({ to: jidOf('phantom'), type: 'subscribe' });
+      await eventually(() => server.server.xmpp!.presenceStats!.pendingSubscriptions === 1 || undefined, 'request pending');
+      await server.stop();
+
+      server = await startServer({ xmpp: gatewayConfig(), database, listen: [{ proto: 'udp', host: '127.0.0.1', port: server.udp.port }] });
+      assert.equal(server.server.xmpp!.presenceStats!.pendingSubscriptions, 1);
+      await eventually(() => server.server.xmpp!.stats.state === 'online' || undefined, 'XMPP link online');
+      assert.equal((await phantom.register()).status, 200);
+      await presenceFrom(tybalt, jidOf('phantom'), 'subscribed', since);
+      await presenceFrom(tybalt, jidOf('phantom'), undefined, since);
+    } finally {
+      phantom.close();
       await server.stop();
     }
   });
