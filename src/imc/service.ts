@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { isStoreUnavailable, type OutboxStore, type RoomHistoryEntry, type RoomStore } from '../store/index.js';
 import { type DeliveryResult, type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, STORE_UNAVAILABLE_REASON, bodyCodec } from '../relay/index.js';
-import type { RequestHandler } from '../server/router.js';
+import type { RequestHandler } from '../plugin/index.js';
 import { type IncomingRequest, type Header, parseUri, quote, UriError } from '../sip/index.js';
 import { type Command, helpText, parseCommand } from './commands.js';
 import { type Member, type Room, activeMembers, aorOfMember, displayNick, roomKey, roomUri, toMemberRecord, toRecord } from './rooms.js';
