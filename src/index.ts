@@ -4,6 +4,7 @@ export {
   type PluginRoute, type RequestHandler, type ServiceKey, type Metric, type PluginHealth,
 } from './server/index.js';
 export { RELAY } from './relay/plugin.js';
+export type { Relay } from './relay/index.js';
 export { REGISTRAR } from './registrar/plugin.js';
 export { RpcError, RpcErrorCode, type RpcMethods } from './plugin/index.js';
 export { loadConfig, defaultConfig, ConfigError, type Config } from './config/index.js';

@@ -116,18 +116,19 @@ function registerDomain(request: IncomingRequest, scope: PipelineScope): boolean
  * Digest authentication (auth.policy): a REGISTER for its To address; any other request from a
  * served domain for its From address, which becomes the request's identity.
  */
-async function authenticate(request: IncomingRequest, scope: PipelineScope): Promise<boolean> {
+function authenticate(request: IncomingRequest, scope: PipelineScope): boolean | Promise<boolean> {
   if (!scope.auth.required) return false;
   const message = request.message;
   if (message.method === 'REGISTER') {
     const to = message.toUri;
-    return !(await scope.auth.verify(request, to.user, to.host));
+    return scope.auth.verify(request, to.user, to.host).then((verified) => !verified);
   }
   const from = message.fromUri;
   if (!scope.domains.has(from.host)) return false;
-  if (!(await scope.auth.verify(request, from.user, from.host))) return true;
-  request.identity = `${from.user}@${from.host}`;
-  return false;
+  return scope.auth.verify(request, from.user, from.host).then((verified) => {
+    if (verified) request.identity = `${from.user}@${from.host}`;
+    return !verified;
+  });
 }
 
 /** OPTIONS to a local user, once authenticated, is answered by Parley for it. */
