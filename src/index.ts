@@ -1,5 +1,12 @@
-// Parley as a library: build a server from a config, add handlers, start it.
-export { createServer, ParleyServer, type ServerOptions, type RequestHandler } from './server/index.js';
+// Parley as a library: build a server from a config and a list of plugins, start it.
+export {
+  createServer, defaultPlugins, serviceKey, ParleyServer, PluginError, type ServerOptions, type ParleyPlugin, type PluginContext,
+  type PluginRoute, type RequestHandler, type ServiceKey, type Metric, type PluginHealth,
+} from './server/index.js';
+export { RELAY } from './relay/plugin.js';
+export type { Relay } from './relay/index.js';
+export { REGISTRAR } from './registrar/plugin.js';
+export { RpcError, RpcErrorCode, type RpcMethods } from './plugin/index.js';
 export { loadConfig, defaultConfig, ConfigError, type Config } from './config/index.js';
 export { createLogger, reportInternalError, type Logger } from './log/index.js';
 export { openStore, type Store } from './store/index.js';

@@ -1,4 +1,5 @@
-// Management: the JSON-RPC and Prometheus endpoint, and where its token is kept.
-export { AdminServer, type ManagedServer } from './server.js';
-export { RpcErrorCode } from './rpc.js';
+// Management: the JSON-RPC, Prometheus and health endpoint, and where its token is kept.
+export { AdminServer, type AdminContent } from './server.js';
+export { ADMIN, adminPlugin } from './plugin.js';
+export { RpcErrorCode } from '../plugin/index.js';
 export { readTokenFile, tokenFilePath } from './token.js';

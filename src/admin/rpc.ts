@@ -1,43 +1,8 @@
 // JSON-RPC 2.0 (https://www.jsonrpc.org/specification): single calls, batches and notifications,
 // with parameters by name or by position, over a table of methods whose parameters are strings.
 import type { Logger } from 'pino';
-
-export const RpcErrorCode = {
-  PARSE_ERROR: -32700,
-  INVALID_REQUEST: -32600,
-  METHOD_NOT_FOUND: -32601,
-  INVALID_PARAMS: -32602,
-  INTERNAL_ERROR: -32603,
-  /** The server understood the call and declined it, e.g. "no room sip:chat-x@localhost". */
-  REFUSED: -32000,
-} as const;
-
-export class RpcError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'RpcError';
-  }
-}
-
-export interface RpcParam {
-  name: string;
-  optional?: boolean;
-  /** A whole number, from JSON as a number or a string of digits; the method gets its digits. */
-  integer?: boolean;
-}
-
-export type RpcArguments = Record<string, string | undefined>;
-
-export interface RpcMethod {
-  /** In positional order. */
-  params: readonly RpcParam[];
-  call(args: RpcArguments): unknown;
-}
-
-export type RpcMethods = Record<string, RpcMethod>;
+import { RpcError, RpcErrorCode, invalidParams, type RpcArguments, type RpcMethods, type RpcParam } from '../plugin/index.js';
+import { isStoreUnavailable } from '../store/index.js';
 
 type RequestId = string | number | null;
 
@@ -87,6 +52,8 @@ export class RpcDispatcher {
       return isNotification ? undefined : { jsonrpc: '2.0', id, result: result ?? null };
     } catch (error) {
       if (error instanceof RpcError) return isNotification ? undefined : failure(id, error);
+      // Not the call's fault, nor the server's: the endpoint answers 503 to the whole request.
+      if (isStoreUnavailable(error)) throw error;
       this.log.error({ err: error, method: request.method }, 'rpc method failed');
       return isNotification ? undefined : failure(id, new RpcError(RpcErrorCode.INTERNAL_ERROR, 'internal error'));
     }
@@ -103,10 +70,6 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 function isRequestId(id: unknown): id is RequestId | undefined {
   return id === undefined || id === null || typeof id === 'string' || typeof id === 'number';
-}
-
-export function invalidParams(message: string): RpcError {
-  return new RpcError(RpcErrorCode.INVALID_PARAMS, `invalid params: ${message}`);
 }
 
 /** Turns params by position or by name into named arguments, checking each against the method's list. */

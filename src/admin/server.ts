@@ -1,15 +1,25 @@
-// The management endpoint: JSON-RPC at POST /rpc behind a bearer token, Prometheus at GET /metrics.
+// The management endpoint: JSON-RPC at POST /rpc behind a bearer token, Prometheus at GET /metrics,
+// the plugins' health at GET /health. What it serves is given to it (admin/plugin.ts gathers it
+// from the plugins); it knows no server.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { ParleyServer } from '../server/server.js';
+import type { Config } from '../config/index.js';
+import type { Metric, PluginHealth, RpcMethods } from '../plugin/index.js';
+import { STORE_RETRY_AFTER_SECONDS, isStoreUnavailable } from '../store/index.js';
 import { createMetricsRegistry } from './metrics.js';
-import { parleyMethods } from './methods.js';
 import { RpcDispatcher } from './rpc.js';
 import { tokenFilePath, tokensMatch, writeGeneratedToken } from './token.js';
 
-/** The parts of a running server the endpoint reports on and acts on. */
-export type ManagedServer = Pick<ParleyServer, 'config' | 'domains' | 'store' | 'transports' | 'stack' | 'registrar' | 'relay' | 'rooms' | 'xmpp' | 'gateway'>;
+export interface AdminContent {
+  settings: Config['admin'];
+  /** Where a generated token is kept: beside a SQLite database. */
+  database: string;
+  methods: RpcMethods;
+  metrics: readonly Metric[];
+  /** Each plugin's that reports one, by name. */
+  health(): Record<string, PluginHealth>;
+}
 
 /** Far above any real call or batch; a bound on what one request can make the server buffer. */
 const MAX_BODY_BYTES = 1 << 20;
@@ -22,11 +32,11 @@ export class AdminServer {
   private token = '';
 
   constructor(
-    private readonly parley: ManagedServer,
+    private readonly content: AdminContent,
     private readonly log: Logger,
   ) {
-    this.dispatcher = new RpcDispatcher(parleyMethods(parley, Date.now()), log);
-    this.metrics = createMetricsRegistry(parley);
+    this.dispatcher = new RpcDispatcher(content.methods, log);
+    this.metrics = createMetricsRegistry(content.metrics);
     this.http = createServer((request, response) => this.track(this.serve(request, response)));
   }
 
@@ -37,8 +47,8 @@ export class AdminServer {
   }
 
   async start(): Promise<void> {
-    const { listen, token } = this.parley.config.admin;
-    const tokenFile = token === null ? tokenFilePath(this.parley.config.database) : undefined;
+    const { listen, token } = this.content.settings;
+    const tokenFile = token === null ? tokenFilePath(this.content.database) : undefined;
     this.token = token ?? writeGeneratedToken(tokenFile!);
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
@@ -70,8 +80,13 @@ export class AdminServer {
       const path = pathOf(request);
       if (path === '/rpc') await this.serveRpc(request, response);
       else if (path === '/metrics') await this.serveMetrics(request, response);
-      else reply(response, 404, 'not found; try POST /rpc or GET /metrics\n');
+      else if (path === '/health') this.serveHealth(request, response);
+      else reply(response, 404, 'not found; try POST /rpc, GET /metrics or GET /health\n');
     } catch (error) {
+      if (isStoreUnavailable(error) && !response.headersSent) {
+        // The outage itself is logged once by the store.
+        return reply(response, 503, 'the store is unavailable; try again later\n', { 'retry-after': String(STORE_RETRY_AFTER_SECONDS) });
+      }
       this.log.error({ err: error }, 'admin request failed');
       if (response.headersSent) response.destroy();
       else reply(response, 500, 'internal error\n');
@@ -90,8 +105,17 @@ export class AdminServer {
 
   private async serveMetrics(request: IncomingMessage, response: ServerResponse): Promise<void> {
     if (request.method !== 'GET') return reply(response, 405, 'use GET\n', { allow: 'GET' });
-    if (this.parley.config.admin.metrics_token && !this.authorized(request)) return this.refuse(request, response);
+    if (this.content.settings.metrics_token && !this.authorized(request)) return this.refuse(request, response);
     reply(response, 200, await this.metrics.metrics(), { 'content-type': this.metrics.contentType });
+  }
+
+  /** 200 when every plugin is ok, 503 when one is degraded; behind the token as /metrics is. */
+  private serveHealth(request: IncomingMessage, response: ServerResponse): void {
+    if (request.method !== 'GET') return reply(response, 405, 'use GET\n', { allow: 'GET' });
+    if (this.content.settings.metrics_token && !this.authorized(request)) return this.refuse(request, response);
+    const plugins = this.content.health();
+    const status = Object.values(plugins).every((health) => health.status === 'ok') ? 'ok' : 'degraded';
+    reply(response, status === 'ok' ? 200 : 503, JSON.stringify({ status, plugins }), { 'content-type': 'application/json' });
   }
 
   private authorized(request: IncomingMessage): boolean {

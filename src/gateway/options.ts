@@ -1,5 +1,5 @@
 // The gateway's settings, read from the gateway section of the configuration.
-import { ConfigError, type Config, type Route } from '../config/index.js';
+import { ConfigError, type Config } from '../config/index.js';
 import { parseUri, type SipUri } from '../sip/index.js';
 import { xmlLimitsOf } from '../xmpp/options.js';
 import type { XmlLimits } from '../xmpp/xml-guard.js';
@@ -99,33 +99,6 @@ export function gatewayOptions(config: Config, env: NodeJS.ProcessEnv = process.
 }
 
 /** The SIP domains of the networks served. */
-function networkAliasesOf(config: Config): string[] {
+export function networkAliasesOf(config: Config): string[] {
   return [xmppAliasOf(config).alias, ircAliasOf(config).alias, ...transportsOf(config).map((t) => t.alias)];
-}
-
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-/**
- * The routes that send requests to the gateway: MESSAGEs to its own address and to any user of a
- * network's domain; with presence, SUBSCRIBEs to those users go to the presence agent, which
- * keeps the dialogs while the gateway watches the contacts.
- */
-export function gatewayRoutes(config: Config): Route[] {
-  const registrar = parseUri(gatewayRegistrarOf(config));
-  const aliases = networkAliasesOf(config).map(escape).join('|');
-  const routes: Route[] = [
-    { method: ['MESSAGE'], domain: escape(registrar.host), user: escape(registrar.user), handler: 'gateway' },
-    { method: ['MESSAGE'], domain: aliases, handler: 'gateway' },
-  ];
-  if (config.presence.enabled) routes.push({ method: ['SUBSCRIBE'], domain: aliases, handler: 'presence' });
-  return routes;
-}
-
-/**
- * With map_local_users, MESSAGEs to local users pass the gateway (which hands them back to the
- * relay unless purple's mapping applies); this route goes after the other modules' routes.
- */
-export function mappedUsersRoute(config: Config): Route | undefined {
-  if (!config.gateway.enabled || !config.gateway.map_local_users) return undefined;
-  return { method: ['MESSAGE'], domain: config.domains.map(escape).join('|'), handler: 'gateway' };
 }

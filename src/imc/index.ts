@@ -3,4 +3,4 @@
 export { RoomService, RoomRefusal, type ImcOptions, type ImcStats } from './service.js';
 export { parseCommand, helpText, type Command, type CommandName } from './commands.js';
 export { parseExtraHeaders } from './fanout.js';
-export { escapeRegExp, globSource, type Room, type Member } from './rooms.js';
+export { type Room, type Member } from './rooms.js';

@@ -57,12 +57,12 @@ export function splitAor(aor: string): [string, string] {
   return [aor.slice(0, at), aor.slice(at + 1)];
 }
 
-export function escapeRegExp(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** The regular expression source of a "chat-*" style pattern. */
-export function globSource(glob: string): string {
+function globSource(glob: string): string {
   return glob.split('*').map(escapeRegExp).join('.*');
 }
 

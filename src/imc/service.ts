@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { isStoreUnavailable, type OutboxStore, type RoomHistoryEntry, type RoomStore } from '../store/index.js';
 import { OutboxFull, type Relay } from '../relay/index.js';
-import type { RequestHandler } from '../server/router.js';
+import type { RequestHandler } from '../plugin/index.js';
 import { type IncomingRequest, type Header, parseUri, UriError } from '../sip/index.js';
 import { AddressRanges, SourceRateLimiter } from '../sip/transport/limits.js';
 import { type Answer, RoomActions, runCommand, userArg } from './commands.js';

@@ -5,11 +5,9 @@
 // back at start: after a restart, graceful or not, refreshes find their entity tags and dialogs,
 // and every watcher is sent the state of the moment in its own dialog.
 import { EventEmitter } from 'node:events';
-import { isIPv6 } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Config, PresencePolicy, Route } from '../config/index.js';
-import { escapeRegExp } from '../imc/index.js';
+import type { PresencePolicy } from '../config/index.js';
 import type { Registrar } from '../registrar/index.js';
 import type { Relay } from '../relay/index.js';
 import { logBackgroundFailure, type PresenceStore } from '../store/index.js';
@@ -45,17 +43,6 @@ const ACCEPT_PIDF: Header = { name: 'accept', value: PIDF_TYPE };
 const SUBSCRIBER_GONE = new Set([408, 481]);
 /** How long a stop waits for subscribers to answer the NOTIFYs under way. */
 const STOP_NOTIFY_WAIT_MS = 1000;
-
-/**
- * The route that hands the presence agent its requests: those for the local domains, and the
- * in-dialog ones, which go to the Contact it gave, an address of Parley itself.
- */
-export function presenceRoute(config: Config): Route {
-  const ownHosts = config.listen.map((listener) => (isIPv6(listener.host) ? `[${listener.host}]` : listener.host));
-  if (config.advertise) ownHosts.push(config.advertise.host);
-  const hosts = new Set([...config.domains, ...ownHosts]);
-  return { method: [...PRESENCE_METHODS], domain: [...hosts].map(escapeRegExp).join('|'), handler: 'presence' };
-}
 
 export class PresenceAgent extends EventEmitter<PresenceEvents> implements PresenceService {
   private readonly publications: PublicationStore;

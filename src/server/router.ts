@@ -1,21 +1,17 @@
-// The declarative routing table: the first route whose method, domain and user patterns match the
-// request-URI picks the handler. Handlers are plugins registered by name, each saying which
-// methods it serves, so rooms and gateways plug in as one more name in the table.
-import type { IncomingRequest } from '../sip/index.js';
+// The routing table: the first route whose method, domain and user match the request-URI picks the
+// handler. The plugins' routes (data: names, globs, the served domains) go first, then the
+// configured ones (regular expressions); handlers are registered by name, each saying which
+// methods it serves.
 import { ConfigError, compileRoutePattern, type Route } from '../config/index.js';
+import type { DomainMatch, PluginRoute, RequestHandler, RouteTarget, UserMatch } from '../plugin/index.js';
 
-export interface RequestHandler {
-  readonly name: string;
-  /** Methods the handler serves; a route sending it any other gets 405. */
-  readonly methods: readonly string[];
-  handle(request: IncomingRequest, route: Route): void | Promise<void>;
-}
+type Test = (value: string) => boolean;
 
 interface CompiledRoute {
-  route: Route;
-  methods?: Set<string>;
-  domain?: RegExp;
-  user?: RegExp;
+  target: RouteTarget;
+  methods?: ReadonlySet<string>;
+  domain?: Test;
+  user?: Test;
 }
 
 export class RouterError extends Error {
@@ -26,39 +22,44 @@ export class Router {
   private readonly handlers = new Map<string, RequestHandler>();
   private compiled: CompiledRoute[] = [];
 
-  constructor(private routes: Route[]) {}
+  constructor(
+    private readonly configured: readonly Route[],
+    private readonly servedDomains: ReadonlySet<string>,
+  ) {}
 
   register(handler: RequestHandler): void {
     if (this.handlers.has(handler.name)) throw new RouterError(`handler "${handler.name}" registered twice`);
     this.handlers.set(handler.name, handler);
   }
 
-  /** Adds a route in front of the configured ones (for modules that claim addresses of their own). */
-  prepend(route: Route): void {
-    this.routes = [route, ...this.routes];
-  }
-
-  /** Compiles the table; throws naming the route whose handler does not exist. */
-  compile(): void {
-    this.compiled = this.routes.map((route, index) => {
-      if (!this.handlers.has(route.handler)) {
-        throw new ConfigError([{ key: `routes[${index}].handler`, reason: `no handler named "${route.handler}" (known: ${[...this.handlers.keys()].join(', ')})` }]);
-      }
+  /**
+   * Compiles the plugins' routes (each with the config key of the plugin claiming it), then the
+   * configured ones; throws a ConfigError naming the key of a route whose handler does not exist.
+   */
+  compile(claimed: ReadonlyArray<{ key: string; route: PluginRoute }>): void {
+    const ordered = [...claimed.filter((c) => !c.route.fallback), ...claimed.filter((c) => c.route.fallback)];
+    const fromPlugins = ordered.map(({ key, route }) => {
+      this.checkHandler(route.handler, key);
+      return { target: { handler: route.handler }, methods: new Set(route.methods), domain: route.domain && this.domainTest(route.domain), user: route.user && userTest(route.user) };
+    });
+    const fromConfig = this.configured.map((route, index) => {
+      this.checkHandler(route.handler, `routes[${index}].handler`);
       return {
-        route,
+        target: route,
         methods: route.method ? new Set(route.method) : undefined,
-        domain: route.domain ? compileRoutePattern(route.domain, true) : undefined,
-        user: route.user ? compileRoutePattern(route.user, false) : undefined,
+        domain: route.domain ? regExpTest(compileRoutePattern(route.domain, true)) : undefined,
+        user: route.user ? regExpTest(compileRoutePattern(route.user, false)) : undefined,
       };
     });
+    this.compiled = [...fromPlugins, ...fromConfig];
   }
 
-  match(method: string, user: string, domain: string): { handler: RequestHandler; route: Route } | undefined {
+  match(method: string, user: string, domain: string): { handler: RequestHandler; route: RouteTarget } | undefined {
     for (const entry of this.compiled) {
       if (entry.methods && !entry.methods.has(method)) continue;
-      if (entry.domain && !entry.domain.test(domain)) continue;
-      if (entry.user && !entry.user.test(user)) continue;
-      return { handler: this.handlers.get(entry.route.handler)!, route: entry.route };
+      if (entry.domain && !entry.domain(domain)) continue;
+      if (entry.user && !entry.user(user)) continue;
+      return { handler: this.handlers.get(entry.target.handler)!, route: entry.target };
     }
     return undefined;
   }
@@ -69,4 +70,34 @@ export class Router {
     for (const handler of this.handlers.values()) for (const m of handler.methods) methods.add(m);
     return [...methods];
   }
+
+  private checkHandler(name: string, key: string): void {
+    if (!this.handlers.has(name)) {
+      throw new ConfigError([{ key, reason: `no handler named "${name}" (known: ${[...this.handlers.keys()].join(', ')})` }]);
+    }
+  }
+
+  private domainTest(match: DomainMatch): Test {
+    const names = new Set(match.names?.map((name) => name.toLowerCase()));
+    const served = match.served ? this.servedDomains : new Set<string>();
+    return (domain) => {
+      const host = domain.toLowerCase();
+      return names.has(host) || served.has(host);
+    };
+  }
+}
+
+function userTest(match: UserMatch): Test {
+  const names = new Set(match.names);
+  const globs = (match.globs ?? []).map(globPattern);
+  return (user) => names.has(user) || globs.some((glob) => glob.test(user));
+}
+
+function regExpTest(pattern: RegExp): Test {
+  return (value) => pattern.test(value);
+}
+
+/** `chat-*` → /^chat-.*$/: every character but `*` stands for itself. */
+function globPattern(glob: string): RegExp {
+  return new RegExp(`^${glob.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
 }

@@ -16,6 +16,9 @@ const POSTGRES_UNAVAILABLE = /^(08[0-9A-Z]{3}|53[0-9A-Z]{3}|57P0[123])$/;
 /** pg's own errors for a connection lost or never made carry no code. */
 const POSTGRES_CONNECTION_LOST = /Connection terminated|timeout exceeded when trying to connect|not queryable/;
 
+/** Seconds a client (SIP or the admin endpoint's) is asked to wait before trying again while the store is unavailable. */
+export const STORE_RETRY_AFTER_SECONDS = 5;
+
 /** True when the error, or one it was caused by, says the store is unavailable for now. */
 export function isStoreUnavailable(error: unknown): boolean {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {

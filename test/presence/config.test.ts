@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compileRoutePattern, configSchema, defaultConfig } from '../../src/config/index.js';
-import { presenceRoute } from '../../src/presence/index.js';
+import { configSchema, defaultConfig } from '../../src/config/index.js';
+import { presenceRoute } from '../../src/presence/plugin.js';
+import { Router } from '../../src/server/index.js';
 
 function issuesOf(input: unknown): string[] {
   const result = configSchema.safeParse(input);
@@ -26,10 +27,12 @@ test('the presence route takes PUBLISH, SUBSCRIBE and NOTIFY for the local domai
     advertise: 'sip.example.com:5080',
   });
   const route = presenceRoute(config);
-  assert.deepEqual(route.method, ['PUBLISH', 'SUBSCRIBE', 'NOTIFY']);
-  assert.equal(route.handler, 'presence');
-  const domain = compileRoutePattern(route.domain!, true);
-  for (const host of ['example.com', 'CHAT.example.com', '192.0.2.1', '[2001:db8::1]', 'sip.example.com']) assert.ok(domain.test(host), host);
-  for (const host of ['other.com', 'examplexcom', '192.0.2.10']) assert.ok(!domain.test(host), host);
+  assert.deepEqual(route.methods, ['PUBLISH', 'SUBSCRIBE', 'NOTIFY']);
+  const router = new Router([], new Set(config.domains));
+  router.register({ name: 'presence', methods: route.methods, handle: () => {} });
+  router.compile([{ key: 'presence', route }]);
+  const taken = (host: string) => router.match('SUBSCRIBE', 'alice', host)?.route.handler === 'presence';
+  for (const host of ['example.com', 'CHAT.example.com', '192.0.2.1', '[2001:db8::1]', 'sip.example.com']) assert.ok(taken(host), host);
+  for (const host of ['other.com', 'examplexcom', '192.0.2.10']) assert.ok(!taken(host), host);
   assert.ok(defaultConfig().presence.enabled);
 });

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { createServer, type ParleyServer } from '../../src/server/index.js';
+import { createServer, type ParleyPlugin, type ParleyServer } from '../../src/server/index.js';
 import { defaultConfig, type Config } from '../../src/config/index.js';
 import { createLogger } from '../../src/log/index.js';
 
@@ -47,7 +47,8 @@ export function testConfig(patch: ConfigPatch = {}, dir = mkdtempSync(join(tmpdi
   return result;
 }
 
-export async function startServer(patch: ConfigPatch = {}): Promise<TestServer> {
+/** `plugins`: the server's own list instead of defaultPlugins(). */
+export async function startServer(patch: ConfigPatch = {}, plugins?: ParleyPlugin[]): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'parley-test-'));
   const config = testConfig(patch, dir);
   const logs: string[] = [];
@@ -57,7 +58,7 @@ export async function startServer(patch: ConfigPatch = {}): Promise<TestServer> 
       done();
     },
   });
-  const server = createServer(config, { logger: createLogger(process.env.PARLEY_TEST_LOG ?? 'debug', sink) });
+  const server = createServer(config, { logger: createLogger(process.env.PARLEY_TEST_LOG ?? 'debug', sink), plugins });
   await server.start();
   const find = (proto: string) => {
     const b = server.transports.bound.find((l) => l.proto === proto);

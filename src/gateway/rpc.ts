@@ -1,21 +1,28 @@
 // The per-user gateway's RPC methods: the account map (list, add, remove, test) and the service's
 // counts. Passwords go in (gateway.accounts.add) and never come out: results are accountSummary's,
 // and the dispatcher logs neither parameters nor results.
-import { AccountError, accountSummary, gatewayOptions, prepareAccount, sessionSettings, sipUserOf, testAccount, type GatewayService, type SessionState } from '../gateway/index.js';
-import type { GatewayAccount, GatewayAccountStore } from '../store/index.js';
-import { RpcError, RpcErrorCode, invalidParams, type RpcMethods } from './rpc.js';
-import type { ManagedServer } from './server.js';
+import { RpcError, RpcErrorCode, invalidParams, type RpcMethods } from '../plugin/index.js';
+import type { Config } from '../config/index.js';
+import type { GatewayAccount, GatewayAccountStore, Store } from '../store/index.js';
+import { AccountError, accountSummary, prepareAccount, sessionSettings, sipUserOf, testAccount } from './accounts.js';
+import type { SessionState } from './adapter.js';
+import { gatewayOptions } from './options.js';
+import type { GatewayService } from './service.js';
 
 const ID = { name: 'id', integer: true };
 const DEFAULT_TEST_TIMEOUT_S = 20;
 const MAX_TEST_TIMEOUT_S = 120;
 
-export function gatewayMethods(parley: ManagedServer): RpcMethods {
-  const gateway = (): GatewayService => {
-    if (!parley.gateway) throw new RpcError(RpcErrorCode.REFUSED, 'the per-user gateway is disabled (gateway.enabled is false)');
-    return parley.gateway;
-  };
-  const accountMap = (): Promise<GatewayAccountStore> => parley.store.gatewayAccountsIn(parley.config.gateway.db_table);
+/** What the methods act on: the service and the store once started, and the served domains. */
+export interface GatewayScope {
+  gateway(): GatewayService;
+  store(): Store;
+  domains(): ReadonlySet<string>;
+}
+
+export function gatewayMethods(scope: GatewayScope, config: Config): RpcMethods {
+  const gateway = scope.gateway;
+  const accountMap = (): Promise<GatewayAccountStore> => scope.store().gatewayAccountsIn(config.gateway.db_table);
   const accountById = async (id: string): Promise<GatewayAccount> => {
     const account = await (await accountMap()).get(Number(id));
     if (!account) throw new RpcError(RpcErrorCode.REFUSED, `no linked account ${id}`);
@@ -32,9 +39,8 @@ export function gatewayMethods(parley: ManagedServer): RpcMethods {
     'gateway.accounts.list': {
       params: [{ name: 'sip_user', optional: true }],
       call: async ({ sip_user: sipUser }) => {
-        gateway();
         const accounts = await accountMap();
-        const list = sipUser === undefined ? await accounts.list() : await accounts.listFor(asRpcErrors(() => sipUserOf(sipUser, parley.domains)));
+        const list = sipUser === undefined ? await accounts.list() : await accounts.listFor(asRpcErrors(() => sipUserOf(sipUser, scope.domains())));
         return list.map((account) => summary(account));
       },
     },
@@ -46,7 +52,7 @@ export function gatewayMethods(parley: ManagedServer): RpcMethods {
       call: async ({ sip_user: sipUser, network, ext_user: extUser, password, server, port, tls }) => {
         const service = gateway();
         const { account } = asRpcErrors(() =>
-          prepareAccount(sipUserOf(sipUser!, parley.domains), { network: network!, extUser: extUser!, password: password!, server, port, tls }, service.networks, service.secrets),
+          prepareAccount(sipUserOf(sipUser!, scope.domains()), { network: network!, extUser: extUser!, password: password!, server, port, tls }, service.networks, service.secrets),
         );
         const stored = await (await accountMap()).put(account);
         // New credentials: a session with the old ones ends, and one with these starts if the user is registered.
@@ -72,7 +78,7 @@ export function gatewayMethods(parley: ManagedServer): RpcMethods {
         // A second login would take the place of the account's session on most servers.
         if (service.sessionState(account.id) === 'online') return { id: account.id, ok: true, detail: 'its session is online' };
         const seconds = Math.min(Math.max(Number(timeout ?? DEFAULT_TEST_TIMEOUT_S), 1), MAX_TEST_TIMEOUT_S);
-        const result = await testAccount(account, service.networks, service.secrets, sessionSettings(gatewayOptions(parley.config)), seconds * 1000);
+        const result = await testAccount(account, service.networks, service.secrets, sessionSettings(gatewayOptions(config)), seconds * 1000);
         return { id: account.id, ...result };
       },
     },

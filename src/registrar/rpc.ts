@@ -1,0 +1,41 @@
+// The registrar's RPC method: registrar.lookup, the live bindings of an address-of-record.
+import { invalidParams, type RpcMethods } from '../plugin/index.js';
+import { formatPeer } from '../sip/index.js';
+import type { Binding } from '../store/index.js';
+import type { Registrar } from './registrar.js';
+
+export function registrarMethods(registrar: () => Registrar): RpcMethods {
+  return {
+    'registrar.lookup': {
+      params: [{ name: 'aor' }],
+      call: ({ aor }) => {
+        const key = normalizeAor(aor!);
+        return { aor: `sip:${key}`, bindings: registrar().lookup(key).map(describeBinding) };
+      },
+    },
+  };
+}
+
+/** "sip:alice@Example.com" or "alice@example.com" -> "alice@example.com", the registrar's key. */
+function normalizeAor(text: string): string {
+  const bare = text.replace(/^sips?:/i, '');
+  const at = bare.lastIndexOf('@');
+  if (at <= 0 || at === bare.length - 1) {
+    throw invalidParams(`"aor" must be user@domain, got "${text.slice(0, 80)}"`);
+  }
+  return `${bare.slice(0, at)}@${bare.slice(at + 1).toLowerCase()}`;
+}
+
+/** What an operator needs to know about a binding; the registrar's bookkeeping (Call-ID, CSeq, connection id) stays inside. */
+function describeBinding(binding: Binding) {
+  return {
+    contact: binding.contact,
+    expires: Math.max(0, Math.round((binding.expiresAt - Date.now()) / 1000)),
+    q: binding.q,
+    source: formatPeer(binding.source),
+    userAgent: binding.userAgent ?? null,
+    instance: binding.instance ?? null,
+    regId: binding.regId ?? null,
+    path: binding.path ?? null,
+  };
+}

@@ -1,0 +1,48 @@
+// The relay as a plugin: the `relay` handler (MESSAGE to local users, stored while they are
+// offline; foreign domains through the outbound proxy), and RELAY, through which every other
+// plugin sends into SIP.
+import { realmFor } from '../config/index.js';
+import { REGISTRAR } from '../registrar/plugin.js';
+import { serviceKey, type ParleyPlugin } from '../plugin/index.js';
+import { Relay } from './relay.js';
+
+export const RELAY = serviceKey<Relay>('relay');
+
+export function relayPlugin(): ParleyPlugin {
+  let relay: Relay | undefined;
+  const started = (): Relay => relay!;
+  return {
+    name: 'relay',
+    requires: [REGISTRAR],
+    provides: [RELAY],
+    handlers: [{ name: 'relay', methods: ['MESSAGE'], handle: (request) => started().handle(request) }],
+    start(context) {
+      const config = context.config;
+      relay = new Relay(
+        context.stack,
+        context.require(REGISTRAR),
+        context.store.offline,
+        {
+          domains: new Set(context.domains),
+          realms: new Set([...context.domains].map((domain) => realmFor(config, domain))),
+          outboundProxy: config.relay.outbound_proxy ?? undefined,
+          foreignDomainStatus: config.relay.foreign_domain_status,
+          maxBody: config.relay.max_body,
+          forkTimeout: config.relay.fork_timeout,
+          isKnownUser: context.isKnownUser,
+          offline: { enabled: config.offline.enabled, maxPerUser: config.offline.max_per_user, expires: config.offline.expires },
+        },
+        context.log,
+      );
+      context.provide(RELAY, relay);
+    },
+    serve: () => started().start(),
+    stop: () => relay?.stop(),
+    metrics: () => [
+      { kind: 'counter', name: 'parley_relay_relayed_total', help: 'Requests a registered contact of a local user accepted.', read: () => started().stats.relayed },
+      { kind: 'counter', name: 'parley_relay_stored_total', help: 'MESSAGE requests stored for offline delivery.', read: () => started().stats.stored },
+      { kind: 'counter', name: 'parley_relay_delivered_total', help: 'Stored messages delivered after the recipient registered.', read: () => started().stats.delivered },
+    ],
+    status: () => ({ relay: { ...started().stats } }),
+  };
+}

@@ -1,0 +1,199 @@
+// The path of a request past the transaction layer: the checks every request passes, in order
+// (REQUEST_HOOKS), then the routing table, then the handler it names. A hook either answers the
+// request (and the path ends there) or lets it go on. What a handler throws is mapped here: the
+// store unavailable → 503 with Retry-After, anything else → 500.
+import type { Logger } from 'pino';
+import { STORE_RETRY_AFTER_SECONDS, isStoreUnavailable } from '../store/index.js';
+import { type IncomingRequest, type SipUri, type SipStack, parseNameAddr, parseUri } from '../sip/index.js';
+import type { AuthPolicy } from '../registrar/index.js';
+import { STORE_UNAVAILABLE_REASON, loopKey } from '../relay/index.js';
+import type { Router } from './router.js';
+
+/** Methods RFC 3261 and its extensions define; anything else is answered 501 rather than 405. */
+export const KNOWN_METHODS: ReadonlySet<string> = new Set([
+  'INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER',
+  'MESSAGE', 'UPDATE',
+]);
+
+/** What the hooks consult. */
+export interface PipelineScope {
+  readonly domains: ReadonlySet<string>;
+  readonly stack: SipStack;
+  readonly auth: AuthPolicy;
+  readonly router: Router;
+  isStopping(): boolean;
+}
+
+/** A check: true when it answered the request (the path ends), false to let the request go on. */
+export type RequestHook = (request: IncomingRequest, scope: PipelineScope) => boolean | Promise<boolean>;
+
+const storeRetryAfter = { name: 'retry-after', value: String(STORE_RETRY_AFTER_SECONDS) };
+
+function shuttingDown(request: IncomingRequest, scope: PipelineScope): boolean {
+  if (!scope.isStopping()) return false;
+  request.reply(503, 'Service Unavailable (shutting down)', { headers: [{ name: 'retry-after', value: '5' }] });
+  return true;
+}
+
+function knownMethod(request: IncomingRequest, scope: PipelineScope): boolean {
+  if (KNOWN_METHODS.has(request.message.method)) return false;
+  request.reply(501, 'Not Implemented', { headers: [allowHeader(scope.router)] });
+  return true;
+}
+
+function requestUriScheme(request: IncomingRequest): boolean {
+  let target: SipUri;
+  try {
+    target = request.message.requestUri;
+  } catch {
+    request.reply(400, 'Bad Request-URI');
+    return true;
+  }
+  if (target.scheme === 'sip' || target.scheme === 'sips') return false;
+  request.reply(416, 'Unsupported URI Scheme');
+  return true;
+}
+
+function maxForwards(request: IncomingRequest): boolean {
+  const message = request.message;
+  const value = message.get('max-forwards');
+  if (value === undefined || Number(value) !== 0 || message.method === 'OPTIONS') return false;
+  request.reply(483, 'Too Many Hops');
+  return true;
+}
+
+function loop(request: IncomingRequest, scope: PipelineScope): boolean {
+  if (!scope.stack.hasLooped(request.message, loopKey)) return false;
+  request.reply(482, 'Loop Detected');
+  return true;
+}
+
+function proxyRequire(request: IncomingRequest): boolean {
+  const message = request.message;
+  if (!message.has('proxy-require')) return false;
+  request.reply(420, 'Bad Extension', { headers: [{ name: 'unsupported', value: message.getAll('proxy-require').join(', ') }] });
+  return true;
+}
+
+/** Loose routing (RFC 3261 §16.4): Route entries naming Parley itself are used up here, not forwarded. */
+function ownRoutes(request: IncomingRequest, scope: PipelineScope): boolean {
+  const message = request.message;
+  if (!message.has('route')) return false;
+  for (let top = message.getAll('route')[0]; top !== undefined; top = message.getAll('route')[0]) {
+    let uri: SipUri;
+    try {
+      uri = parseUri(parseNameAddr(top).uri);
+    } catch {
+      return false;
+    }
+    const ours = (scope.domains.has(uri.host) && !uri.user) || scope.stack.isOwnAddress(uri.host, uri.port);
+    if (!ours) return false;
+    message.removeFirstValue('route');
+  }
+  return false;
+}
+
+/** OPTIONS to Parley itself (no user, or a domain not served here) is answered without credentials. */
+function optionsToServer(request: IncomingRequest, scope: PipelineScope): boolean {
+  const message = request.message;
+  if (message.method !== 'OPTIONS') return false;
+  const target = message.requestUri;
+  if (target.user && scope.domains.has(target.host)) return false;
+  answerOptions(request, scope.router);
+  return true;
+}
+
+/** A REGISTER binds an address of a served domain, at a served domain. */
+function registerDomain(request: IncomingRequest, scope: PipelineScope): boolean {
+  const message = request.message;
+  if (message.method !== 'REGISTER') return false;
+  if (scope.domains.has(message.requestUri.host) && scope.domains.has(message.toUri.host)) return false;
+  request.reply(403, 'Forbidden (domain not served here)');
+  return true;
+}
+
+/**
+ * Digest authentication (auth.policy): a REGISTER for its To address; any other request from a
+ * served domain for its From address, which becomes the request's identity.
+ */
+function authenticate(request: IncomingRequest, scope: PipelineScope): boolean | Promise<boolean> {
+  if (!scope.auth.required) return false;
+  const message = request.message;
+  if (message.method === 'REGISTER') {
+    const to = message.toUri;
+    return scope.auth.verify(request, to.user, to.host).then((verified) => !verified);
+  }
+  const from = message.fromUri;
+  if (!scope.domains.has(from.host)) return false;
+  return scope.auth.verify(request, from.user, from.host).then((verified) => {
+    if (verified) request.identity = `${from.user}@${from.host}`;
+    return !verified;
+  });
+}
+
+/** OPTIONS to a local user, once authenticated, is answered by Parley for it. */
+function optionsToUser(request: IncomingRequest, scope: PipelineScope): boolean {
+  if (request.message.method !== 'OPTIONS') return false;
+  answerOptions(request, scope.router);
+  return true;
+}
+
+/** In the order they run: each assumes what the earlier ones checked. */
+export const REQUEST_HOOKS: readonly RequestHook[] = [
+  shuttingDown, knownMethod, requestUriScheme, maxForwards, loop, proxyRequire, ownRoutes,
+  optionsToServer, registerDomain, authenticate, optionsToUser,
+];
+
+export class RequestPipeline {
+  constructor(
+    private readonly scope: PipelineScope,
+    private readonly log: Logger,
+    private readonly hooks: readonly RequestHook[] = REQUEST_HOOKS,
+  ) {}
+
+  /** Runs the request through the hooks, the router and its handler; never rejects unless the error answer itself fails. */
+  async dispatch(request: IncomingRequest): Promise<void> {
+    try {
+      await this.route(request);
+    } catch (error) {
+      const context = { method: request.message.method, callId: request.message.get('call-id') };
+      if (isStoreUnavailable(error)) {
+        // The outage itself is logged once by the store.
+        this.log.debug(context, 'request refused: store unavailable');
+        if (!request.replied) request.reply(503, STORE_UNAVAILABLE_REASON, { headers: [storeRetryAfter] });
+        return;
+      }
+      this.log.error({ err: error, ...context }, 'request failed');
+      if (!request.replied) request.reply(500, 'Server Internal Error');
+    }
+  }
+
+  private async route(request: IncomingRequest): Promise<void> {
+    for (const hook of this.hooks) {
+      const answered = hook(request, this.scope);
+      // Most hooks answer synchronously; only those that do not are waited for.
+      if (answered === true || (answered !== false && (await answered))) return;
+    }
+    const message = request.message;
+    const target = message.requestUri;
+    const match = this.scope.router.match(message.method, target.user, target.host);
+    if (!match) return request.reply(404, 'Not Found (no route)');
+    if (!match.handler.methods.includes(message.method)) return request.reply(405, 'Method Not Allowed', { headers: [allowHeader(this.scope.router)] });
+    await match.handler.handle(request, match.route);
+  }
+}
+
+function allowHeader(router: Router) {
+  return { name: 'allow', value: router.allowedMethods().join(', ') };
+}
+
+function answerOptions(request: IncomingRequest, router: Router): void {
+  request.reply(200, 'OK', {
+    headers: [
+      allowHeader(router),
+      { name: 'accept', value: 'text/plain, message/cpim, application/im-iscomposing+xml, */*' },
+      { name: 'accept-encoding', value: 'identity' },
+      { name: 'supported', value: 'path, outbound' },
+    ],
+  });
+}
