@@ -442,7 +442,7 @@ const baseSchema = z
         .default(90)
         .describe('Seconds messages for XMPP wait while the XMPP server is unreachable (server mode: the server of their domain); older ones fail back to their sender, and once the link has been down this long new ones are refused with 503.'),
       max_queue: positiveInt.default(1000).describe('Most messages waiting for the XMPP server (kept in the store\'s outbox, so a restart still sends them); further ones are refused with 503. In component mode also the most stanzas kept after writing until the server confirms them (an XEP-0199 ping answer); beyond that the oldest is taken as delivered. In server mode, per remote domain.'),
-      reconnect_min: z.number().positive().default(1).describe('Seconds before the first reconnection attempt after the XMPP link is lost (server mode: before dialling again a remote domain whose server could not be reached); doubled at each failure.'),
+      reconnect_min: z.number().positive().default(1).describe('Seconds before the first reconnection attempt after the XMPP link is lost (server mode: before dialling again a remote domain whose server could not be reached); each wait is drawn between the current step and twice it (spreading retries), the step doubled at each failure.'),
       reconnect_max: z.number().positive().default(60).describe('Longest wait between reconnection attempts, in seconds; at least reconnect_min.'),
       keepalive: z.number().positive().default(60).describe('Seconds between whitespace keepalives on the XMPP link, which find a dead connection.'),
       s2s_listen: hostOrIp
@@ -525,7 +525,7 @@ const baseSchema = z
       jaddress: hostOrIp.nullable().default(null).describe('XMPP server to connect to for accounts linked without a server of their own (the jabber seed\'s jaddress); null: the server of the account\'s domain.'),
       jport: z.number().int().min(1).max(65535).nullable().default(null).describe('Port of jaddress (the jabber seed\'s jport); null: 5222, or 5223 for direct TLS.'),
       sleep_time: positiveInt.default(20).describe('Seconds between two checks for sessions idle longer than cache_time (the jabber seed\'s sleep_time).'),
-      reconnect_min: z.number().positive().default(1).describe('Seconds before reconnecting a session whose connection failed or was lost; doubled at each failure.'),
+      reconnect_min: z.number().positive().default(1).describe('Seconds before reconnecting a session whose connection failed or was lost; each wait is drawn between the current step and twice it (spreading retries), the step doubled at each failure.'),
       reconnect_max: z.number().positive().default(60).describe('Longest wait between reconnection attempts of a session, in seconds; at least reconnect_min.'),
       db_table: tableName.default('purplemap').describe('Table of the linked accounts (the purple seed\'s db_table): Kamailio purple\'s purplemap columns plus Parley\'s; created when missing.'),
     }),

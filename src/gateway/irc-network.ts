@@ -33,6 +33,7 @@ import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
 import { OPEN, type PresenceState } from '../presence/index.js';
 import { type SipUri, escapeUser } from '../sip/index.js';
+import { Backoff } from '../util/backoff.js';
 import type { InstantMessage } from '../xmpp/messages.js';
 import { type HttpProxy, ircTransportThrough } from './http-proxy.js';
 import type { NetworkAdapter, NetworkSession, SessionAccount, SessionEvents, SessionSettings, SessionState } from './adapter.js';
@@ -168,7 +169,7 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
   private readonly nick: string;
   private readonly server: string;
   private client: Client | undefined;
-  private retryDelay: number;
+  private readonly backoff: Backoff;
   private retryTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
   private failures = 0;
@@ -186,7 +187,7 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
 
   constructor(
     private readonly account: SessionAccount,
-    private readonly settings: SessionSettings,
+    settings: SessionSettings,
     network: { lineLimit: number; transport?: unknown },
     private readonly log: Logger,
   ) {
@@ -195,7 +196,7 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
     if (!id || !NICK.test(id.name)) throw new Error(`not an IRC account (nick@server): ${account.extUser}`);
     this.nick = id.name;
     this.server = id.server;
-    this.retryDelay = settings.reconnectMinMs;
+    this.backoff = new Backoff(settings.reconnectMinMs, settings.reconnectMaxMs);
     this.lineLimit = network.lineLimit;
     this.transport = network.transport;
   }
@@ -207,7 +208,7 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
   start(): void {
     if (this.state === 'online' || this.state === 'connecting') return;
     this.state = 'connecting';
-    this.retryDelay = this.settings.reconnectMinMs;
+    this.backoff.reset();
     this.connect();
   }
 
@@ -340,7 +341,7 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
     this.state = 'online';
     this.wasOnline = true;
     this.failures = 0;
-    this.retryDelay = this.settings.reconnectMinMs;
+    this.backoff.reset();
     for (const room of this.joined.keys()) client.join(parseId(room)!.name);
     if (this.away) client.raw(`AWAY :${this.away}`);
     this.monitor('+', [...this.watched]);
@@ -482,8 +483,7 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
 
   private scheduleRetry(): void {
     clearTimeout(this.retryTimer);
-    const delay = this.retryDelay;
-    this.retryDelay = Math.min(this.retryDelay * 2, this.settings.reconnectMaxMs);
+    const delay = this.backoff.next();
     this.retryTimer = setTimeout(() => {
       if (this.state === 'connecting' && !this.client) this.connect();
     }, delay).unref();

@@ -15,6 +15,7 @@ import xml from '@xmpp/xml';
 import type { Logger } from 'pino';
 import type { PresenceState } from '../presence/index.js';
 import { type SipUri, escapeUser } from '../sip/index.js';
+import { Backoff } from '../util/backoff.js';
 import { type Jid, addressMapping, escapeLocal, formatJid, parseJid, unescapeLocal } from '../xmpp/addresses.js';
 import { readStanzaError, statusForCondition } from '../xmpp/errors.js';
 import { type InstantMessage, messageStanza, readStanza } from '../xmpp/messages.js';
@@ -153,7 +154,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
   /** Contact bare JID -> what its resources said. */
   private readonly contacts = new Map<string, ResourceStates>();
   private entity: Client | undefined;
-  private retryDelay: number;
+  private readonly backoff: Backoff;
   private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
 
@@ -176,7 +177,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
     const jid = parseJid(account.extUser);
     if (!jid?.local) throw new Error(`not a JID: ${account.extUser}`);
     this.jid = jid;
-    this.retryDelay = settings.reconnectMinMs;
+    this.backoff = new Backoff(settings.reconnectMinMs, settings.reconnectMaxMs);
     this.transports = network.transports;
     this.logins = network.logins;
     this.proxy = network.proxy;
@@ -186,7 +187,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
   start(): void {
     if (this.state === 'online' || this.state === 'connecting') return;
     this.state = 'connecting';
-    this.retryDelay = this.settings.reconnectMinMs;
+    this.backoff.reset();
     void this.attempt();
   }
 
@@ -316,7 +317,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
     if (this.entity !== entity || this.state !== 'connecting') return;
     this.state = 'online';
     this.failures = 0;
-    this.retryDelay = this.settings.reconnectMinMs;
+    this.backoff.reset();
     await entity.send(this.ownPresence()).catch(() => {});
     for (const [room, nick] of this.rooms) this.enter(room, nick);
     this.log.info({ jid: entity.jid?.toString() }, 'XMPP session online');
@@ -364,8 +365,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
 
   private scheduleRetry(): void {
     clearTimeout(this.retryTimer);
-    const delay = this.retryDelay;
-    this.retryDelay = Math.min(this.retryDelay * 2, this.settings.reconnectMaxMs);
+    const delay = this.backoff.next();
     this.retryTimer = setTimeout(() => {
       if (this.state === 'connecting') void this.attempt();
     }, delay).unref();
