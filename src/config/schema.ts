@@ -157,6 +157,20 @@ const domain = z
 /** A host to connect to or bind: a name or an IP address as it is written (no brackets). */
 const hostOrIp = z.string().refine((text) => isHostname(text) || isIP(text) !== 0, { message: 'expected a hostname or IP address' });
 
+/** A name linked accounts are written with: an XMPP domain, an IRC network's name (lower case, host syntax). */
+const serverName = z.string().regex(/^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$/, 'expected a lower-case name in host syntax, e.g. example.net or libera');
+
+/** Where the per-user gateway connects for the accounts of one configured server, and its TLS mode. */
+function gatewayServer<Mode extends 'starttls' | 'direct' | 'none'>(modes: [Mode, ...Mode[]], tls: Mode, hostRequired: boolean) {
+  return z
+    .object({
+      host: hostRequired ? hostOrIp : hostOrIp.nullable().default(null),
+      port: z.number().int().min(1).max(65535).nullable().default(null),
+      tls: z.enum(modes).default(tls),
+    })
+    .strict();
+}
+
 const listener = z.string().transform((text, ctx) => {
   const parsed = parseListener(text);
   // Fatal, so the uniqueness check of the whole list never sees an entry that did not parse.
@@ -524,6 +538,18 @@ const baseSchema = z
       map_local_users: z.boolean().default(true).describe('The purple seed\'s mapping: a MESSAGE to a local user who is not registered but has a linked account goes there from the sender\'s own account on that network (when the sender has one); a message from a contact who is a SIP user\'s linked account arrives as from that SIP user.'),
       jaddress: hostOrIp.nullable().default(null).describe('XMPP server to connect to for accounts linked without a server of their own (the jabber seed\'s jaddress); null: the server of the account\'s domain.'),
       jport: z.number().int().min(1).max(65535).nullable().default(null).describe('Port of jaddress (the jabber seed\'s jport); null: 5222, or 5223 for direct TLS.'),
+      xmpp_servers: z
+        .record(serverName, gatewayServer(['starttls', 'direct', 'none'], 'starttls', false))
+        .default({})
+        .describe(
+          'XMPP servers users may link accounts on, by the accounts\' domain: `{ example.net: { host, port, tls } }`, host (null: the domain itself) and port (null: 5222, 5223 for direct TLS) where to connect, tls one of starttls (the default), direct, or none for a plain-text server on a private network. #link xmpp alice@example.net <password> then needs nothing else; one naming another domain is refused with this list, unless jaddress is set (every domain through it) or allow_user_servers is true.',
+        ),
+      irc_networks: z
+        .record(serverName, gatewayServer(['direct', 'none'], 'direct', true))
+        .default({})
+        .describe(
+          'IRC networks users may link nicks on, by name: `{ libera: { host: irc.libera.chat, port: 6697, tls: direct } }`, port null: 6697 with tls direct (the default), 6667 with none. #link irc alice@libera <password> then needs nothing else, and contacts are written bob*libera@<irc_domain>; one naming another network is refused with this list unless allow_user_servers is true.',
+        ),
       sleep_time: positiveInt.default(20).describe('Seconds between two checks for sessions idle longer than cache_time (the jabber seed\'s sleep_time).'),
       reconnect_min: z.number().positive().default(1).describe('Seconds before reconnecting a session whose connection failed or was lost; each wait is drawn between the current step and twice it (spreading retries), the step doubled at each failure.'),
       reconnect_max: z.number().positive().default(60).describe('Longest wait between reconnection attempts of a session, in seconds; at least reconnect_min.'),

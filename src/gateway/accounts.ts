@@ -63,7 +63,9 @@ export function checkAccount(sipUser: string, request: Omit<AccountRequest, 'pas
   const tls = (request.tls ?? 'starttls').toLowerCase();
   if (!TLS_MODES.has(tls)) throw new AccountError(`tls must be starttls, direct or none, not "${request.tls!.slice(0, 16)}"`, 'usage');
   const { server, port } = serverOf(request);
-  return { account: { sipUser, extProt: network, extUser, server, port, tls: tls as GatewayTlsMode }, adapter };
+  const account = { sipUser, extProt: network, extUser, server, port, tls: tls as GatewayTlsMode };
+  // Stored as the session will really use it: the configured server's mode, IRC's direct TLS for starttls.
+  return { account: { ...account, tls: adapter.endpointOf(account).tls }, adapter };
 }
 
 function serverOf(request: Pick<AccountRequest, 'server' | 'port'>): { server?: string; port?: number } {

@@ -176,7 +176,7 @@ export class ParleyServer {
       }
       if (config.gateway.enabled) {
         const accounts = await this.store.gatewayAccountsIn(config.gateway.db_table);
-        const dependencies = { accounts, outbox: this.store.outbox, relay: this.relay, registrar: this.registrar, presence: this.presence };
+        const dependencies = { accounts, rooms: this.store.gatewayRooms, outbox: this.store.outbox, relay: this.relay, registrar: this.registrar, presence: this.presence };
         this.gateway = new GatewayService(gatewayOptions(config), dependencies, this.log.child({ module: 'gateway' }));
       }
       if (config.imc.enabled) {
