@@ -124,6 +124,8 @@ export interface NetworkAdapter {
   roomAddressOf(room: string): string | undefined;
   /** The servers the operator configured, by the name accounts are written with (an XMPP domain, an IRC network's name). */
   readonly servers: ReadonlyMap<string, ConfiguredServer>;
+  /** Whether accounts on servers not in `servers` connect where the operator says too (XMPP's jaddress). */
+  readonly servesEveryServer: boolean;
   /** The name of the server an account (extUser, normalized) is on: its XMPP domain, its IRC network. */
   serverNameOf(extUser: string): string;
   /** Where a session of the account connects and with which TLS mode, as it really does. */

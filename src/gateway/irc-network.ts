@@ -152,6 +152,8 @@ export class IrcNetwork implements NetworkAdapter {
     return this.settings.networks;
   }
 
+  readonly servesEveryServer = false;
+
   serverNameOf(extUser: string): string {
     return parseId(extUser)?.server ?? extUser;
   }

@@ -740,7 +740,7 @@ export class GatewayService {
   /**
    * Why #link may not link the account where it would connect, without allow_user_servers: its
    * server (XMPP domain, IRC network) is not configured, or tls= names another mode than the
-   * configured one; undefined when it may. With jaddress, every XMPP domain connects there.
+   * configured one; undefined when it may.
    */
   private unconfiguredServer({ account, adapter }: PreparedAccount, tls: string | undefined): string | undefined {
     if (this.options.allowUserServers) return undefined;
@@ -750,10 +750,10 @@ export class GatewayService {
       if (tls === undefined || tls.toLowerCase() === configured.tls) return undefined;
       return `${name} is reached with tls=${configured.tls}, as the operator configured it; send the #link again without tls=`;
     }
-    if (adapter.id === 'xmpp' && this.options.xmpp.host) return undefined;
+    if (adapter.servesEveryServer) return undefined;
     const names = [...adapter.servers.keys()];
-    const known = names.length > 0 ? `the ones configured here: ${names.join(', ')}` : `none is configured here`;
-    return `${name} is not one of the ${adapter.id} ${adapter.id === 'irc' ? 'networks' : 'servers'} this gateway connects to (${known})`;
+    const known = names.length > 0 ? `configured: ${names.join(', ')}` : 'none is configured';
+    return `this gateway connects ${adapter.id} accounts only to the servers the operator configured, and ${name} is not one (${known})`;
   }
 
   private describe(account: GatewayAccount): string {

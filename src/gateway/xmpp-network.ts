@@ -119,6 +119,11 @@ export class XmppNetwork implements NetworkAdapter {
     return this.settings.servers;
   }
 
+  /** With jaddress, every domain's accounts connect there. */
+  get servesEveryServer(): boolean {
+    return this.settings.host !== undefined;
+  }
+
   serverNameOf(extUser: string): string {
     return parseJid(extUser)?.domain ?? extUser;
   }

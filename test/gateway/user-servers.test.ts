@@ -95,11 +95,11 @@ describe('configured servers (gateway.xmpp_servers, gateway.irc_networks)', () =
   test('#link on an XMPP domain or IRC network not configured is refused with the configured ones; nothing is stored', async () => {
     assert.equal(
       await command(alice, '#link xmpp a@other.org pw'),
-      'Refused: other.org is not one of the xmpp servers this gateway connects to (the ones configured here: example.net). Nothing was changed.',
+      'Refused: this gateway connects xmpp accounts only to the servers the operator configured, and other.org is not one (configured: example.net). Nothing was changed.',
     );
     assert.equal(
       await command(alice, `#link irc alice@irc.libera.chat ${IRC_PASSWORD}`),
-      'Refused: irc.libera.chat is not one of the irc networks this gateway connects to (the ones configured here: testnet). Nothing was changed.',
+      'Refused: this gateway connects irc accounts only to the servers the operator configured, and irc.libera.chat is not one (configured: testnet). Nothing was changed.',
     );
     assert.deepEqual(await parley.server.store.gatewayAccounts.listFor('sip:alice@localhost'), []);
   });
@@ -149,11 +149,11 @@ describe('nothing configured (the default)', () => {
   test('#link is refused on every server: Parley connects nowhere the operator did not name', async () => {
     assert.equal(
       await command(alice, '#link xmpp a@example.net pw'),
-      'Refused: example.net is not one of the xmpp servers this gateway connects to (none is configured here). Nothing was changed.',
+      'Refused: this gateway connects xmpp accounts only to the servers the operator configured, and example.net is not one (none is configured). Nothing was changed.',
     );
     assert.equal(
       await command(alice, '#link irc a@irc.libera.chat pw'),
-      'Refused: irc.libera.chat is not one of the irc networks this gateway connects to (none is configured here). Nothing was changed.',
+      'Refused: this gateway connects irc accounts only to the servers the operator configured, and irc.libera.chat is not one (none is configured). Nothing was changed.',
     );
     assert.deepEqual(await parley.server.store.gatewayAccounts.listFor('sip:alice@localhost'), []);
   });
