@@ -531,12 +531,12 @@ const baseSchema = z
         .nullable()
         .default(null)
         .describe('Key (at least 16 characters) that encrypts the linked accounts\' passwords at rest (AES-256-GCM); null: the environment variable PARLEY_GATEWAY_KEY. Required when enabled; changing it makes stored passwords unreadable. Never logged.'),
-      allow_user_servers: z.boolean().default(false).describe('Let users name the server their account connects to (#link ... host[:port]). false: sessions connect only where the operator says, jaddress/jport or the server of the account\'s own domain, so #link cannot probe hosts of the operator\'s network; `parley accounts add` and the RPC set servers either way.'),
+      allow_user_servers: z.boolean().default(false).describe('Let users link accounts on any server and name the server their account connects to (#link ... host[:port]). false: #link takes accounts only on xmpp_servers and irc_networks (any XMPP domain with jaddress) and no host[:port], so #link cannot probe hosts of the operator\'s network; `parley accounts add` and the RPC set servers either way.'),
       allow_unauthenticated: z.boolean().default(false).describe('Take commands and messages from senders who did not pass digest authentication (auth.policy open). For testing only: anyone could link accounts or write as another user.'),
       http_proxy_host: hostOrIp.nullable().default(null).describe('HTTP proxy the network sessions (XMPP, IRC) connect through with CONNECT, TLS inside the tunnel (the purple seed\'s httpProxy_host); null: they connect directly.'),
       http_proxy_port: z.number().int().min(1).max(65535).default(3128).describe('Port of http_proxy_host (the purple seed\'s httpProxy_port).'),
       map_local_users: z.boolean().default(true).describe('The purple seed\'s mapping: a MESSAGE to a local user who is not registered but has a linked account goes there from the sender\'s own account on that network (when the sender has one); a message from a contact who is a SIP user\'s linked account arrives as from that SIP user.'),
-      jaddress: hostOrIp.nullable().default(null).describe('XMPP server to connect to for accounts linked without a server of their own (the jabber seed\'s jaddress); null: the server of the account\'s domain.'),
+      jaddress: hostOrIp.nullable().default(null).describe('XMPP server to connect to for accounts linked without a server of their own and not on a domain of xmpp_servers (the jabber seed\'s jaddress): #link then takes accounts on every domain. null: the server of the account\'s domain, which #link takes only with allow_user_servers.'),
       jport: z.number().int().min(1).max(65535).nullable().default(null).describe('Port of jaddress (the jabber seed\'s jport); null: 5222, or 5223 for direct TLS.'),
       xmpp_servers: z
         .record(serverName, gatewayServer(['starttls', 'direct', 'none'], 'starttls', false))
