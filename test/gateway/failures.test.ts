@@ -26,14 +26,19 @@ async function tcpServer(onConnection: (socket: Socket) => void): Promise<{ serv
   return { server, port: typeof address === 'object' && address ? address.port : 0, connections: () => count };
 }
 
-/** An XMPP server that offers SASL but no STARTTLS. */
-const withoutStarttls = (socket: Socket) =>
-  socket.once('data', () =>
-    socket.write(
-      "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='s1' from='example.net' version='1.0'>" +
-        "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1</mechanism></mechanisms></stream:features>",
-    ),
-  );
+/** An XMPP server that offers SASL but no STARTTLS: its stream header once the client's came, then its features; it closes the stream when the client does. */
+const withoutStarttls = (socket: Socket) => {
+  let received = '';
+  socket.on('data', (data: Buffer) => {
+    const opened = /<stream:stream[^>]*>/.test(received);
+    received += data.toString('utf8');
+    if (!opened && /<stream:stream[^>]*>/.test(received)) {
+      socket.write("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='s1' from='example.net' version='1.0'>");
+      socket.write("<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1</mechanism></mechanisms></stream:features>");
+    }
+    if (received.includes('</stream:stream>')) socket.end('</stream:stream>');
+  });
+};
 
 describe('failed connections of linked accounts', () => {
   let parley: TestServer;
