@@ -386,13 +386,21 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
       this.emit('offline', `connection lost (${reason})`);
       this.scheduleRetry();
     } else if (this.state === 'connecting') {
-      if (this.failures++ === 0) {
-        const told = connectionFailure(error, this.endpoint.host, this.endpoint.port) ?? `${this.endpoint.host}:${this.endpoint.port}: ${reason}`;
-        this.log.info({ reason: told }, 'IRC session could not connect; retrying');
-        this.emit('unreachable', told);
-      }
+      this.couldNotConnect(connectionFailure(error, this.endpoint.host, this.endpoint.port) ?? `${this.where}: ${reason}`);
       this.scheduleRetry();
     }
+  }
+
+  /** An attempt failed: the first of a run is logged and told (`unreachable`), the others only retried. */
+  private couldNotConnect(reason: string): void {
+    if (this.failures++ > 0) return;
+    this.log.info({ reason }, 'IRC session could not connect; retrying');
+    this.emit('unreachable', reason);
+  }
+
+  /** host:port of the server. */
+  private get where(): string {
+    return `${this.endpoint.host}:${this.endpoint.port}`;
   }
 
   /** Numerics and ERROR, as the server sent them. */
@@ -508,6 +516,7 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
   /** Gives up the connection being registered, to try again later. */
   private retry(reason: string): void {
     this.log.info({ reason }, 'IRC registration failed; retrying');
+    this.couldNotConnect(`${this.where}: ${reason}`);
     void this.drop();
     this.scheduleRetry();
   }
