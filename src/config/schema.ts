@@ -161,10 +161,10 @@ const hostOrIp = z.string().refine((text) => isHostname(text) || isIP(text) !== 
 const serverName = z.string().regex(/^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$/, 'expected a lower-case name in host syntax, e.g. example.net or libera');
 
 /** Where the per-user gateway connects for the accounts of one configured server, and its TLS mode. */
-function gatewayServer<Mode extends 'starttls' | 'direct' | 'none'>(modes: [Mode, ...Mode[]], tls: Mode, hostRequired: boolean) {
+function gatewayServer<Host extends z.ZodTypeAny, Mode extends 'starttls' | 'direct' | 'none'>(host: Host, modes: [Mode, ...Mode[]], tls: Mode) {
   return z
     .object({
-      host: hostRequired ? hostOrIp : hostOrIp.nullable().default(null),
+      host,
       port: z.number().int().min(1).max(65535).nullable().default(null),
       tls: z.enum(modes).default(tls),
     })
@@ -539,13 +539,13 @@ const baseSchema = z
       jaddress: hostOrIp.nullable().default(null).describe('XMPP server to connect to for accounts linked without a server of their own and not on a domain of xmpp_servers (the jabber seed\'s jaddress): #link then takes accounts on every domain. null: the server of the account\'s domain, which #link takes only with allow_user_servers.'),
       jport: z.number().int().min(1).max(65535).nullable().default(null).describe('Port of jaddress (the jabber seed\'s jport); null: 5222, or 5223 for direct TLS.'),
       xmpp_servers: z
-        .record(serverName, gatewayServer(['starttls', 'direct', 'none'], 'starttls', false))
+        .record(serverName, gatewayServer(hostOrIp.nullable().default(null), ['starttls', 'direct', 'none'], 'starttls'))
         .default({})
         .describe(
           'XMPP servers users may link accounts on, by the accounts\' domain: `{ example.net: { host, port, tls } }`, host (null: the domain itself) and port (null: 5222, 5223 for direct TLS) where to connect, tls one of starttls (the default), direct, or none for a plain-text server on a private network. #link xmpp alice@example.net <password> then needs nothing else; one naming another domain is refused with this list, unless jaddress is set (every domain through it) or allow_user_servers is true.',
         ),
       irc_networks: z
-        .record(serverName, gatewayServer(['direct', 'none'], 'direct', true))
+        .record(serverName, gatewayServer(hostOrIp, ['direct', 'none'], 'direct'))
         .default({})
         .describe(
           'IRC networks users may link nicks on, by name: `{ libera: { host: irc.libera.chat, port: 6697, tls: direct } }`, port null: 6697 with tls direct (the default), 6667 with none. #link irc alice@libera <password> then needs nothing else, and contacts are written bob*libera@<irc_domain>; one naming another network is refused with this list unless allow_user_servers is true.',
