@@ -64,12 +64,14 @@ function gatewaySummary(config: Config): string {
   const xmpp = xmppAliasOf(config);
   const irc = ircAliasOf(config);
   const transports = transportsOf(config).map(({ alias }) => alias);
-  const servers =
-    gateway.jaddress === null ? "XMPP accounts connect to their domain's server" : `XMPP accounts connect to ${gateway.jaddress}${gateway.jport === null ? '' : `:${gateway.jport}`}`;
+  const xmppDomains = Object.keys(gateway.xmpp_servers);
+  const ircNetworks = Object.keys(gateway.irc_networks);
+  const jaddress = gateway.jaddress === null ? '' : `${xmppDomains.length > 0 ? 'other domains' : 'every domain'} through ${gateway.jaddress}${gateway.jport === null ? '' : `:${gateway.jport}`}`;
+  const servers = `XMPP accounts on ${[...xmppDomains, jaddress].filter(Boolean).join(', ') || 'no domain'}, IRC accounts on ${ircNetworks.join(', ') || 'no network'}`;
   return [
     `commands to ${gatewayRegistrarOf(config)}`,
     `networks: xmpp as ${xmpp.alias}, irc as ${irc.alias}${transports.length > 0 ? `, transports ${transports.join(', ')}` : ''}`,
-    `${servers}${gateway.allow_user_servers ? ', or to servers users name' : ''}`,
+    `${servers}${gateway.allow_user_servers ? ', or on servers users name' : ''}`,
     gateway.http_proxy_host === null ? 'direct connections' : `through the HTTP proxy ${gateway.http_proxy_host}:${gateway.http_proxy_port}`,
     `at most ${gateway.max_sessions} sessions, ${gateway.max_sessions_per_user} per user`,
   ].join('; ');

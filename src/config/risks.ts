@@ -13,6 +13,8 @@ export interface ConfigRisk {
 }
 
 const LOOPBACK = new AddressRanges(['127.0.0.0/8', '::1']);
+/** Loopback and private networks (RFC 1918, RFC 4193 unique local), where plain text may be an operator's choice. */
+const PRIVATE = new AddressRanges(['127.0.0.0/8', '::1', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7']);
 
 /** Whether a host (a listener's, admin.listen's) can be reached from this machine only. */
 export function isLoopbackHost(host: string): boolean {
@@ -80,6 +82,18 @@ function xmppRisks(config: Config): ConfigRisk[] {
   return risks;
 }
 
+/** Servers of the per-user gateway configured with tls none on a host not known to be on a private network. */
+function gatewayRisks({ gateway }: Config): ConfigRisk[] {
+  if (!gateway.enabled) return [];
+  const servers = [
+    ...Object.entries(gateway.xmpp_servers).map(([name, { host, tls }]) => ({ key: `gateway.xmpp_servers.${name}.tls`, host: host ?? name, tls })),
+    ...Object.entries(gateway.irc_networks).map(([name, { host, tls }]) => ({ key: `gateway.irc_networks.${name}.tls`, host, tls })),
+  ];
+  return servers
+    .filter(({ host, tls }) => tls === 'none' && !PRIVATE.has(host))
+    .map(({ key, host }) => ({ key, reason: `none for ${host}, not an address of a private network: what the linked accounts send crosses the network unencrypted; use starttls or direct unless it is on a private network` }));
+}
+
 /** Every risky combination in `config`, in the order of the file. */
 export function configRisks(config: Config): ConfigRisk[] {
   const risks: ConfigRisk[] = [];
@@ -99,5 +113,6 @@ export function configRisks(config: Config): ConfigRisk[] {
     });
   }
   risks.push(...xmppRisks(config));
+  risks.push(...gatewayRisks(config));
   return risks;
 }

@@ -157,6 +157,20 @@ const domain = z
 /** A host to connect to or bind: a name or an IP address as it is written (no brackets). */
 const hostOrIp = z.string().refine((text) => isHostname(text) || isIP(text) !== 0, { message: 'expected a hostname or IP address' });
 
+/** A name linked accounts are written with: an XMPP domain, an IRC network's name (lower case, host syntax). */
+const serverName = z.string().regex(/^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$/, 'expected a lower-case name in host syntax, e.g. example.net or libera');
+
+/** Where the per-user gateway connects for the accounts of one configured server, and its TLS mode. */
+function gatewayServer<Host extends z.ZodTypeAny, Mode extends 'starttls' | 'direct' | 'none'>(host: Host, modes: [Mode, ...Mode[]], tls: Mode) {
+  return z
+    .object({
+      host,
+      port: z.number().int().min(1).max(65535).nullable().default(null),
+      tls: z.enum(modes).default(tls),
+    })
+    .strict();
+}
+
 const listener = z.string().transform((text, ctx) => {
   const parsed = parseListener(text);
   // Fatal, so the uniqueness check of the whole list never sees an entry that did not parse.
@@ -446,7 +460,7 @@ const baseSchema = z
         .default(90)
         .describe('Seconds messages for XMPP wait while the XMPP server is unreachable (server mode: the server of their domain); older ones fail back to their sender, and once the link has been down this long new ones are refused with 503.'),
       max_queue: positiveInt.default(1000).describe('Most messages waiting for the XMPP server (kept in the store\'s outbox, so a restart still sends them); further ones are refused with 503. In component mode also the most stanzas kept after writing until the server confirms them (an XEP-0199 ping answer); beyond that the oldest is taken as delivered. In server mode, per remote domain.'),
-      reconnect_min: z.number().positive().default(1).describe('Seconds before the first reconnection attempt after the XMPP link is lost (server mode: before dialling again a remote domain whose server could not be reached); doubled at each failure.'),
+      reconnect_min: z.number().positive().default(1).describe('Seconds before the first reconnection attempt after the XMPP link is lost (server mode: before dialling again a remote domain whose server could not be reached); each wait is drawn between the current step and twice it (spreading retries), the step doubled at each failure.'),
       reconnect_max: z.number().positive().default(60).describe('Longest wait between reconnection attempts, in seconds; at least reconnect_min.'),
       keepalive: z.number().positive().default(60).describe('Seconds between whitespace keepalives on the XMPP link, which find a dead connection.'),
       s2s_listen: hostOrIp
@@ -521,15 +535,27 @@ const baseSchema = z
         .nullable()
         .default(null)
         .describe('Key (at least 16 characters) that encrypts the linked accounts\' passwords at rest (AES-256-GCM); null: the environment variable PARLEY_GATEWAY_KEY. Required when enabled; changing it makes stored passwords unreadable. Never logged.'),
-      allow_user_servers: z.boolean().default(false).describe('Let users name the server their account connects to (#link ... host[:port]). false: sessions connect only where the operator says, jaddress/jport or the server of the account\'s own domain, so #link cannot probe hosts of the operator\'s network; `parley accounts add` and the RPC set servers either way.'),
+      allow_user_servers: z.boolean().default(false).describe('Let users link accounts on any server and name the server their account connects to (#link ... host[:port]). false: #link takes accounts only on xmpp_servers and irc_networks (any XMPP domain with jaddress) and no host[:port], so #link cannot probe hosts of the operator\'s network; `parley accounts add` and the RPC set servers either way.'),
       allow_unauthenticated: z.boolean().default(false).describe('Take commands and messages from senders who did not pass digest authentication (auth.policy open). For testing only: anyone could link accounts or write as another user.'),
       http_proxy_host: hostOrIp.nullable().default(null).describe('HTTP proxy the network sessions (XMPP, IRC) connect through with CONNECT, TLS inside the tunnel (the purple seed\'s httpProxy_host); null: they connect directly.'),
       http_proxy_port: z.number().int().min(1).max(65535).default(3128).describe('Port of http_proxy_host (the purple seed\'s httpProxy_port).'),
       map_local_users: z.boolean().default(true).describe('The purple seed\'s mapping: a MESSAGE to a local user who is not registered but has a linked account goes there from the sender\'s own account on that network (when the sender has one); a message from a contact who is a SIP user\'s linked account arrives as from that SIP user.'),
-      jaddress: hostOrIp.nullable().default(null).describe('XMPP server to connect to for accounts linked without a server of their own (the jabber seed\'s jaddress); null: the server of the account\'s domain.'),
+      jaddress: hostOrIp.nullable().default(null).describe('XMPP server to connect to for accounts linked without a server of their own and not on a domain of xmpp_servers (the jabber seed\'s jaddress): #link then takes accounts on every domain. null: the server of the account\'s domain, which #link takes only with allow_user_servers.'),
       jport: z.number().int().min(1).max(65535).nullable().default(null).describe('Port of jaddress (the jabber seed\'s jport); null: 5222, or 5223 for direct TLS.'),
+      xmpp_servers: z
+        .record(serverName, gatewayServer(hostOrIp.nullable().default(null), ['starttls', 'direct', 'none'], 'starttls'))
+        .default({})
+        .describe(
+          'XMPP servers users may link accounts on, by the accounts\' domain: `{ example.net: { host, port, tls } }`, host (null: the domain itself) and port (null: 5222, 5223 for direct TLS) where to connect, tls one of starttls (the default), direct, or none for a plain-text server on a private network. #link xmpp alice@example.net <password> then needs nothing else; one naming another domain is refused with this list, unless jaddress is set (every domain through it) or allow_user_servers is true.',
+        ),
+      irc_networks: z
+        .record(serverName, gatewayServer(hostOrIp, ['direct', 'none'], 'direct'))
+        .default({})
+        .describe(
+          'IRC networks users may link nicks on, by name: `{ libera: { host: irc.libera.chat, port: 6697, tls: direct } }`, port null: 6697 with tls direct (the default), 6667 with none. #link irc alice@libera <password> then needs nothing else, and contacts are written bob*libera@<irc_domain>; one naming another network is refused with this list unless allow_user_servers is true.',
+        ),
       sleep_time: positiveInt.default(20).describe('Seconds between two checks for sessions idle longer than cache_time (the jabber seed\'s sleep_time).'),
-      reconnect_min: z.number().positive().default(1).describe('Seconds before reconnecting a session whose connection failed or was lost; doubled at each failure.'),
+      reconnect_min: z.number().positive().default(1).describe('Seconds before reconnecting a session whose connection failed or was lost; each wait is drawn between the current step and twice it (spreading retries), the step doubled at each failure.'),
       reconnect_max: z.number().positive().default(60).describe('Longest wait between reconnection attempts of a session, in seconds; at least reconnect_min.'),
       db_table: tableName.default('purplemap').describe('Table of the linked accounts (the purple seed\'s db_table): Kamailio purple\'s purplemap columns plus Parley\'s; created when missing.'),
     }),

@@ -63,7 +63,9 @@ export function checkAccount(sipUser: string, request: Omit<AccountRequest, 'pas
   const tls = (request.tls ?? 'starttls').toLowerCase();
   if (!TLS_MODES.has(tls)) throw new AccountError(`tls must be starttls, direct or none, not "${request.tls!.slice(0, 16)}"`, 'usage');
   const { server, port } = serverOf(request);
-  return { account: { sipUser, extProt: network, extUser, server, port, tls: tls as GatewayTlsMode }, adapter };
+  const account = { sipUser, extProt: network, extUser, server, port, tls: tls as GatewayTlsMode };
+  // Stored as the session will really use it: the configured server's mode, IRC's direct TLS for starttls.
+  return { account: { ...account, tls: adapter.endpointOf(account).tls }, adapter };
 }
 
 function serverOf(request: Pick<AccountRequest, 'server' | 'port'>): { server?: string; port?: number } {
@@ -128,8 +130,8 @@ export type AccountTestResult = { ok: true } | { ok: false; reason: string };
 
 /**
  * Logs the account in with a session of its own, once: ok when the session comes online, the
- * network's reason when it refuses the account, a timeout when neither happens in `timeoutMs`
- * (the server unreachable: sessions retry quietly). The session is stopped in every case.
+ * network's reason when it refuses the account, why the first attempt could not connect (refused,
+ * DNS...), a timeout when none of these happens in `timeoutMs`. The session is stopped in every case.
  */
 export async function testAccount(
   account: GatewayAccount,
@@ -153,6 +155,7 @@ export async function testAccount(
     return await new Promise<AccountTestResult>((resolve) => {
       session.once('online', () => resolve({ ok: true }));
       session.once('failed', (reason) => resolve({ ok: false, reason }));
+      session.once('unreachable', (reason) => resolve({ ok: false, reason }));
       timer = setTimeout(() => resolve({ ok: false, reason: `not logged in within ${timeoutMs / 1000} s (is the server reachable?)` }), timeoutMs);
       session.start();
     });

@@ -20,13 +20,37 @@ export interface SessionAccount {
 
 export type SessionState = 'connecting' | 'online' | 'stopped' | 'failed';
 
+/**
+ * Why the network refused an account for good: `authentication` (a wrong password, a SASL
+ * failure: linking it again with the right password helps), `tls` (the TLS the account needs is
+ * not offered), `account` (banned, nick invalid or taken, server does not host the domain...).
+ */
+export type RefusalCause = 'authentication' | 'tls' | 'account';
+
+/** A server the operator configured for a network's accounts: an XMPP domain's, an IRC network's. */
+export interface ConfiguredServer {
+  /** Where to connect; absent: the server's name itself (an XMPP domain). */
+  host?: string;
+  port?: number;
+  tls: GatewayTlsMode;
+}
+
+/** Where and how a session connects, as the operator's settings and the account's own say. */
+export interface Endpoint {
+  host: string;
+  port: number;
+  tls: GatewayTlsMode;
+}
+
 export interface SessionEvents {
   /** The session can send (first time, or back after a reconnection). */
   online: [];
   /** The connection was lost; the session reconnects by itself. */
   offline: [reason: string];
-  /** The network refused the account (wrong password, no such server...): retrying will not help. */
-  failed: [reason: string];
+  /** The network refused the account (wrong password, no TLS...): retrying will not help. */
+  failed: [reason: string, cause: RefusalCause];
+  /** The first attempt of a run of failed ones could not connect (refused, unreachable, DNS, TLS...): the session keeps retrying. */
+  unreachable: [reason: string];
   /** A message from a contact (`from`: the network's id for it). */
   message: [from: string, im: InstantMessage];
   /** The network returned an error for a message sent with `id`. */
@@ -98,5 +122,13 @@ export interface NetworkAdapter {
   roomOf(target: SipUri): { room: string; nick?: string } | undefined;
   /** The SIP address (under the alias) of a group chat, from which its traffic reaches SIP users. */
   roomAddressOf(room: string): string | undefined;
+  /** The servers the operator configured, by the name accounts are written with (an XMPP domain, an IRC network's name). */
+  readonly servers: ReadonlyMap<string, ConfiguredServer>;
+  /** Whether accounts on servers not in `servers` connect where the operator says too (XMPP's jaddress). */
+  readonly servesEveryServer: boolean;
+  /** The name of the server an account (extUser, normalized) is on: its XMPP domain, its IRC network. */
+  serverNameOf(extUser: string): string;
+  /** Where a session of the account connects and with which TLS mode, as it really does. */
+  endpointOf(account: Pick<SessionAccount, 'extUser' | 'server' | 'port' | 'tls'>): Endpoint;
   createSession(account: SessionAccount, settings: SessionSettings): NetworkSession;
 }

@@ -10,8 +10,10 @@
 // session reaches only its own network: the service picks the account that reaches() the contact
 // or room; a session given another network's id all the same answers 'undelivered' (404).
 //
-// TLS: 'direct' and 'starttls' (the #link default) both mean TLS from the first byte, port 6697 by
-// default, since IRC has no STARTTLS in use; 'none' is plain text, port 6667. The password, when not
+// Networks the operator configured (irc_networks) are named by the account (nick@libera) and
+// connect where and how the configuration says. TLS: 'direct' (the default), TLS from the first
+// byte, port 6697 by default; 'starttls' means the same, since IRC has no STARTTLS in use, and is
+// shown as direct; 'none' is plain text, port 6667. The password, when not
 // empty, goes as the server password (PASS) and, when the server offers SASL, as SASL PLAIN for the
 // nick's account; it is never logged.
 //
@@ -33,9 +35,11 @@ import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
 import { OPEN, type PresenceState } from '../presence/index.js';
 import { type SipUri, escapeUser } from '../sip/index.js';
+import { Backoff } from '../util/backoff.js';
 import type { InstantMessage } from '../xmpp/messages.js';
 import { type HttpProxy, ircTransportThrough } from './http-proxy.js';
-import type { NetworkAdapter, NetworkSession, SessionAccount, SessionEvents, SessionSettings, SessionState } from './adapter.js';
+import type { ConfiguredServer, Endpoint, NetworkAdapter, NetworkSession, RefusalCause, SessionAccount, SessionEvents, SessionSettings, SessionState } from './adapter.js';
+import { connectionFailure } from './failures.js';
 
 /** irc-framework's TCP/TLS transport, which a proxied session extends (the package exports only its default choice). */
 const NetTransport = createRequire(import.meta.url)('irc-framework/src/transports/net') as new (...args: unknown[]) => object;
@@ -59,6 +63,7 @@ const FORMATTING = /\x03(?:\d{1,2}(?:,\d{1,2})?)?|\x04(?:[0-9a-f]{6}(?:,[0-9a-f]
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/g;
 /** Pre-registration ERRORs (servers that answer with ERROR instead of 464/465) that retrying cannot cure. */
 const PERMANENT_ERROR = /password|banned|[gkz]-?lined/i;
+const BAD_PASSWORD_ERROR = /password/i;
 const ACTION_PREFIX = '/me ';
 
 const JOIN_REFUSALS: Readonly<Record<string, string>> = {
@@ -99,6 +104,8 @@ export interface IrcNetworkSettings {
   lineLimit: number;
   /** The HTTP proxy sessions connect through; undefined: directly. */
   proxy?: HttpProxy;
+  /** The networks configured, by name (irc_networks). */
+  networks: ReadonlyMap<string, ConfiguredServer>;
 }
 
 export class IrcNetwork implements NetworkAdapter {
@@ -141,6 +148,25 @@ export class IrcNetwork implements NetworkAdapter {
     return `nick${this.delimiter}server@${this.alias} (channels %23channel${this.delimiter}server@${this.alias})`;
   }
 
+  get servers(): ReadonlyMap<string, ConfiguredServer> {
+    return this.settings.networks;
+  }
+
+  readonly servesEveryServer = false;
+
+  serverNameOf(extUser: string): string {
+    return parseId(extUser)?.server ?? extUser;
+  }
+
+  /** The account's own server when it has one, else the configured network it names, else the host it names. */
+  endpointOf(account: Pick<SessionAccount, 'extUser' | 'server' | 'port' | 'tls'>): Endpoint {
+    const name = this.serverNameOf(account.extUser);
+    const configured = account.server ? undefined : this.settings.networks.get(name);
+    const tls = (configured ?? account).tls === 'none' ? 'none' : 'direct';
+    const port = (configured ?? account).port ?? (tls === 'none' ? PLAIN_PORT : TLS_PORT);
+    return { host: account.server ?? configured?.host ?? name, port, tls };
+  }
+
   /** An account reaches the contacts and channels of its own IRC network (host) only. */
   reaches(extUser: string, id: string): boolean {
     const server = parseId(id)?.server;
@@ -149,7 +175,7 @@ export class IrcNetwork implements NetworkAdapter {
 
   createSession(account: SessionAccount, settings: SessionSettings): NetworkSession {
     const { lineLimit, proxy } = this.settings;
-    return new IrcSession(account, settings, { lineLimit, transport: proxy && ircTransportThrough(NetTransport, proxy) }, this.log.child({ account: account.extUser }));
+    return new IrcSession(account, this.endpointOf(account), settings, { lineLimit, transport: proxy && ircTransportThrough(NetTransport, proxy) }, this.log.child({ account: account.extUser }));
   }
 
   private idOf(target: SipUri): IrcId | undefined {
@@ -168,7 +194,7 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
   private readonly nick: string;
   private readonly server: string;
   private client: Client | undefined;
-  private retryDelay: number;
+  private readonly backoff: Backoff;
   private retryTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
   private failures = 0;
@@ -186,7 +212,8 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
 
   constructor(
     private readonly account: SessionAccount,
-    private readonly settings: SessionSettings,
+    private readonly endpoint: Endpoint,
+    settings: SessionSettings,
     network: { lineLimit: number; transport?: unknown },
     private readonly log: Logger,
   ) {
@@ -195,7 +222,7 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
     if (!id || !NICK.test(id.name)) throw new Error(`not an IRC account (nick@server): ${account.extUser}`);
     this.nick = id.name;
     this.server = id.server;
-    this.retryDelay = settings.reconnectMinMs;
+    this.backoff = new Backoff(settings.reconnectMinMs, settings.reconnectMaxMs);
     this.lineLimit = network.lineLimit;
     this.transport = network.transport;
   }
@@ -207,7 +234,7 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
   start(): void {
     if (this.state === 'online' || this.state === 'connecting') return;
     this.state = 'connecting';
-    this.retryDelay = this.settings.reconnectMinMs;
+    this.backoff.reset();
     this.connect();
   }
 
@@ -297,7 +324,8 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
   answerSubscription(): void {}
 
   private connect(): void {
-    const { tls, server, port, password } = this.account;
+    const { password } = this.account;
+    const { host, port, tls } = this.endpoint;
     const client = new Client();
     this.client = client;
     this.closing = undefined;
@@ -319,8 +347,8 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
       if (this.client === client && this.state === 'connecting') this.retry('no registration within the time allowed');
     }, CONNECT_TIMEOUT_MS).unref();
     client.connect({
-      host: server ?? this.server,
-      port: port ?? (tls === 'none' ? PLAIN_PORT : TLS_PORT),
+      host,
+      port,
       tls: tls !== 'none',
       nick: this.nick,
       username: 'parley',
@@ -340,7 +368,7 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
     this.state = 'online';
     this.wasOnline = true;
     this.failures = 0;
-    this.retryDelay = this.settings.reconnectMinMs;
+    this.backoff.reset();
     for (const room of this.joined.keys()) client.join(parseId(room)!.name);
     if (this.away) client.raw(`AWAY :${this.away}`);
     this.monitor('+', [...this.watched]);
@@ -358,9 +386,21 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
       this.emit('offline', `connection lost (${reason})`);
       this.scheduleRetry();
     } else if (this.state === 'connecting') {
-      if (this.failures++ === 0) this.log.info({ reason, host: this.account.server ?? this.server }, 'IRC session could not connect; retrying');
+      this.couldNotConnect(connectionFailure(error, this.endpoint.host, this.endpoint.port) ?? `${this.where}: ${reason}`);
       this.scheduleRetry();
     }
+  }
+
+  /** An attempt failed: the first of a run is logged and told (`unreachable`), the others only retried. */
+  private couldNotConnect(reason: string): void {
+    if (this.failures++ > 0) return;
+    this.log.info({ reason }, 'IRC session could not connect; retrying');
+    this.emit('unreachable', reason);
+  }
+
+  /** host:port of the server. */
+  private get where(): string {
+    return `${this.endpoint.host}:${this.endpoint.port}`;
   }
 
   /** Numerics and ERROR, as the server sent them. */
@@ -370,22 +410,22 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
     if (Object.hasOwn(JOIN_REFUSALS, command)) return this.refused(subject, `${JOIN_REFUSALS[command]} (${command}: ${text})`);
     switch (command) {
       case '464':
-        return this.fail(`${this.server} refused the password (464: ${text})`);
+        return this.fail(`${this.server} refused the password (464: ${text})`, 'authentication');
       case '465':
-        return this.fail(`banned from ${this.server} (465: ${text})`);
+        return this.fail(`banned from ${this.server} (465: ${text})`, 'account');
       case '902':
       case '904':
-        return this.fail(`SASL authentication as ${this.nick} failed (${command}: ${text})`);
+        return this.fail(`SASL authentication as ${this.nick} failed (${command}: ${text})`, 'authentication');
       case '432':
-        return this.fail(`${this.server} does not accept the nick ${this.nick} (432: ${text})`);
+        return this.fail(`${this.server} does not accept the nick ${this.nick} (432: ${text})`, 'account');
       case '433':
         if (this.state !== 'connecting') return;
-        if (!this.wasOnline) return this.fail(`the nick ${this.nick} is in use on ${this.server} (433)`);
+        if (!this.wasOnline) return this.fail(`the nick ${this.nick} is in use on ${this.server} (433)`, 'account');
         // Most likely this account's own connection that was lost, not yet timed out by the server.
         return this.retry(`the nick ${this.nick} is still in use (433)`);
       case 'ERROR':
         this.closing = text;
-        if (this.state === 'connecting' && PERMANENT_ERROR.test(text)) this.fail(`${this.server} refused the account: ${text}`);
+        if (this.state === 'connecting' && PERMANENT_ERROR.test(text)) this.fail(`${this.server} refused the account: ${text}`, BAD_PASSWORD_ERROR.test(text) ? 'authentication' : 'account');
         return;
       case '401':
         return this.undeliverable(subject, 404, `no one on ${this.server} uses the nick ${subject}`);
@@ -464,26 +504,26 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
     client.raw(`MONITOR ${change} ${nicks.join(',')}`);
   }
 
-  private fail(reason: string): void {
+  private fail(reason: string, cause: RefusalCause): void {
     if (this.state !== 'connecting' && this.state !== 'online') return;
     this.state = 'failed';
     clearTimeout(this.retryTimer);
     this.log.warn({ reason }, 'IRC account refused; not retrying');
     void this.drop();
-    this.emit('failed', reason);
+    this.emit('failed', reason, cause);
   }
 
   /** Gives up the connection being registered, to try again later. */
   private retry(reason: string): void {
     this.log.info({ reason }, 'IRC registration failed; retrying');
+    this.couldNotConnect(`${this.where}: ${reason}`);
     void this.drop();
     this.scheduleRetry();
   }
 
   private scheduleRetry(): void {
     clearTimeout(this.retryTimer);
-    const delay = this.retryDelay;
-    this.retryDelay = Math.min(this.retryDelay * 2, this.settings.reconnectMaxMs);
+    const delay = this.backoff.next();
     this.retryTimer = setTimeout(() => {
       if (this.state === 'connecting' && !this.client) this.connect();
     }, delay).unref();

@@ -3,6 +3,8 @@ import { ConfigError, type Config } from '../config/index.js';
 import { parseUri, type SipUri } from '../sip/index.js';
 import { xmlLimitsOf } from '../xmpp/options.js';
 import type { XmlLimits } from '../xmpp/xml-guard.js';
+import type { GatewayTlsMode } from '../store/types.js';
+import type { ConfiguredServer } from './adapter.js';
 import type { HttpProxy } from './http-proxy.js';
 
 export interface GatewayOptions {
@@ -10,9 +12,9 @@ export interface GatewayOptions {
   registrar: SipUri;
   registrarAddress: string;
   /** The XMPP network's SIP domain and the delimiter of its addresses; where accounts without a server of their own connect (jaddress, jport). */
-  xmpp: { alias: string; delimiter: string; host?: string; port?: number; transports: Array<{ alias: string; delimiter: string }>; maxConnecting: number; xml: XmlLimits };
-  /** The IRC network's SIP domain, the delimiter of its addresses, and the most bytes of text in one PRIVMSG. */
-  irc: { alias: string; delimiter: string; lineLimit: number };
+  xmpp: { alias: string; delimiter: string; host?: string; port?: number; servers: ReadonlyMap<string, ConfiguredServer>; transports: Array<{ alias: string; delimiter: string }>; maxConnecting: number; xml: XmlLimits };
+  /** The IRC network's SIP domain, the delimiter of its addresses, the most bytes of text in one PRIVMSG, and the networks configured (irc_networks). */
+  irc: { alias: string; delimiter: string; lineLimit: number; networks: ReadonlyMap<string, ConfiguredServer> };
   cacheTimeMs: number;
   /** The HTTP proxy network sessions connect through; undefined: directly. */
   proxy?: HttpProxy;
@@ -76,8 +78,16 @@ export function gatewayOptions(config: Config, env: NodeJS.ProcessEnv = process.
   return {
     registrar: parseUri(registrarAddress),
     registrarAddress,
-    xmpp: { ...xmppAliasOf(config), host: gateway.jaddress ?? undefined, port: gateway.jport ?? undefined, transports: transportsOf(config), maxConnecting: gateway.max_connecting, xml: xmlLimitsOf(config) },
-    irc: { ...ircAliasOf(config), lineLimit: gateway.irc_line_limit },
+    xmpp: {
+      ...xmppAliasOf(config),
+      host: gateway.jaddress ?? undefined,
+      port: gateway.jport ?? undefined,
+      servers: configuredServers(gateway.xmpp_servers),
+      transports: transportsOf(config),
+      maxConnecting: gateway.max_connecting,
+      xml: xmlLimitsOf(config),
+    },
+    irc: { ...ircAliasOf(config), lineLimit: gateway.irc_line_limit, networks: configuredServers(gateway.irc_networks) },
     cacheTimeMs: gateway.cache_time * 1000,
     sleepTimeMs: gateway.sleep_time * 1000,
     proxy: gateway.http_proxy_host === null ? undefined : { host: gateway.http_proxy_host, port: gateway.http_proxy_port },
@@ -96,6 +106,11 @@ export function gatewayOptions(config: Config, env: NodeJS.ProcessEnv = process.
     localDomains: new Set(config.domains.map((d) => d.toLowerCase())),
     maxBody: config.relay.max_body,
   };
+}
+
+/** xmpp_servers or irc_networks as the adapters take them. */
+function configuredServers(servers: Record<string, { host: string | null; port: number | null; tls: GatewayTlsMode }>): ReadonlyMap<string, ConfiguredServer> {
+  return new Map(Object.entries(servers).map(([name, { host, port, tls }]) => [name, { host: host ?? undefined, port: port ?? undefined, tls }]));
 }
 
 /** The SIP domains of the networks served. */

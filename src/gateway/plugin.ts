@@ -40,7 +40,7 @@ export function gatewayPlugin(): ParleyPlugin {
     async start(given) {
       context = given;
       const accounts = await given.store.gatewayAccountsIn(given.config.gateway.db_table);
-      const dependencies = { accounts, outbox: given.store.outbox, relay: given.require(RELAY), registrar: given.require(REGISTRAR), presence: given.find(PRESENCE) };
+      const dependencies = { accounts, rooms: given.store.gatewayRooms, outbox: given.store.outbox, relay: given.require(RELAY), registrar: given.require(REGISTRAR), presence: given.find(PRESENCE) };
       gateway = new GatewayService(gatewayOptions(given.config), dependencies, given.log);
       given.provide(GATEWAY, gateway);
     },

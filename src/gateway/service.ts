@@ -9,6 +9,8 @@
 //
 // Group chats: "#join" sent to a room's address enters it, "#leave" leaves; what the user writes
 // there goes to the room, and the room's traffic comes from that address with the speaker's nick.
+// The rooms an account is in are stored, and joined again whenever its session starts (after a
+// restart of Parley too).
 // Presence: what the SIP user publishes becomes the account's presence; a SIP watcher of a
 // contact's address makes the account watch the contact, whose presence the agent then publishes
 // under that address; a contact asking to see the user is answered with #allow or #deny.
@@ -21,9 +23,9 @@ import { type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, jso
 import type { PresenceService, PresenceState } from '../presence/index.js';
 import type { Registrar } from '../registrar/index.js';
 import { type IncomingRequest, type SipUri, aorOf, escapeUser, parseUri, quote } from '../sip/index.js';
-import { logBackgroundFailure, type GatewayAccount, type GatewayAccountStore, type OutboxStore } from '../store/index.js';
+import { logBackgroundFailure, type GatewayAccount, type GatewayAccountStore, type GatewayRoomStore, type OutboxStore } from '../store/index.js';
 import { type InstantMessage, TEXT_PLAIN, excerptOf, readSipMessage, sipHeaders } from '../xmpp/messages.js';
-import type { NetworkAdapter, NetworkSession, SessionState } from './adapter.js';
+import type { NetworkAdapter, NetworkSession, RefusalCause, SessionState } from './adapter.js';
 import { AccountError, type AccountRequest, type PreparedAccount, prepareAccount, sessionSettings } from './accounts.js';
 import { gatewayHelp, parseGatewayCommand, type GatewayCommand } from './commands.js';
 import type { GatewayOptions } from './options.js';
@@ -33,6 +35,8 @@ import { createNetworks } from './networks.js';
 
 export interface GatewayDependencies {
   accounts: GatewayAccountStore;
+  /** The group chats the accounts joined, joined again when their sessions start. */
+  rooms: GatewayRoomStore;
   /** Where MESSAGEs answered 202 wait for their session. */
   outbox: OutboxStore;
   relay: Relay;
@@ -107,8 +111,10 @@ interface Live {
   watched: Set<string>;
   /** Contacts waiting for #allow or #deny. */
   requests: Set<string>;
-  /** Group chats the user was told they are in. */
-  inRooms: Set<string>;
+  /** Group chats the user was told they are in (as stored), with the account's nick in each. */
+  inRooms: Map<string, string>;
+  /** Why the latest attempt to connect failed, while the session keeps trying; shown by #status. */
+  problem?: string;
 }
 
 const SENT_TTL_MS = 10 * 60_000;
@@ -413,23 +419,28 @@ export class GatewayService {
       { id: account.id, extUser: account.extUser, password, server: account.server, port: account.port, tls: account.tls },
       sessionSettings(this.options),
     );
-    const live: Live = { account, adapter, session, lastTraffic: Date.now(), pending: [], sent: new Map(), watched: new Set(), requests: new Set(), inRooms: new Set() };
+    const live: Live = { account, adapter, session, lastTraffic: Date.now(), pending: [], sent: new Map(), watched: new Set(), requests: new Set(), inRooms: new Map() };
     this.live.set(account.id, live);
     this.ended.delete(account.id);
     if (this.deps.presence) session.setPresence(this.deps.presence.stateOf(aorOfSipUser(account.sipUser)));
+    this.rejoinRooms(live);
     session.on('online', () => {
+      live.problem = undefined;
       for (const contact of live.watched) session.watch(contact);
       for (const waiting of live.pending.splice(0)) waiting.settle(this.transmit(live, waiting.pending) ? 'done' : this.undelivered(waiting.pending, { status: 503, explanation: 'the session did not take it' }));
     });
     session.on('message', (from, im) => this.fromNetwork(live, from, im));
     session.on('roomMessage', (room, nick, im) => this.fromRoom(live, room, nick, im));
     session.on('joined', (room, nick) => {
-      if (live.inRooms.has(room)) return;
-      live.inRooms.add(room);
-      this.notice(live, room, `You are in ${room} as ${nick}. Write to this address to talk there; send #leave to leave.`);
+      const known = live.inRooms.get(room);
+      if (known === nick) return;
+      live.inRooms.set(room, nick);
+      this.storeRoom(room, () => this.deps.rooms.add(account.id, room, nick));
+      if (known === undefined) this.notice(live, room, `You are in ${room} as ${nick}. Write to this address to talk there; send #leave to leave.`);
     });
     session.on('left', (room, reason) => {
       live.inRooms.delete(room);
+      this.storeRoom(room, () => this.deps.rooms.remove(account.id, room));
       this.failPending(live, { status: 480, explanation: `you are not in ${room}` }, (p) => p.room && p.contact === room);
       this.notice(live, room, reason === undefined ? `You left ${room}.` : `You are no longer in ${room}: ${reason}.`);
     });
@@ -451,13 +462,40 @@ export class GatewayService {
       live.sent.delete(id);
       this.notify(origin, status, explanation);
     });
-    session.on('failed', (reason) => void this.failed(live, reason));
+    session.on('failed', (reason, cause) => void this.failed(live, reason, cause));
+    session.on('unreachable', (reason) => {
+      live.problem = reason;
+      this.reply(
+        account.sipUser,
+        `Your ${adapter.id} account ${account.extUser} cannot connect: ${reason}. Parley keeps trying; #status shows how it goes.`,
+      );
+    });
     this.log.info({ sipUser: account.sipUser, network: adapter.id, account: account.extUser }, 'gateway session starting');
     session.start();
     return live;
   }
 
-  private async failed(live: Live, reason: string): Promise<void> {
+  /** Joins again the group chats stored for the account; the user was told of them when they first joined. */
+  private rejoinRooms(live: Live): void {
+    this.deps.rooms
+      .listFor(live.account.id)
+      .then((rooms) => {
+        if (this.live.get(live.account.id) !== live) return;
+        for (const { room, nick } of rooms) {
+          if (live.session.rooms.has(room)) continue;
+          live.inRooms.set(room, nick);
+          live.session.join(room, nick);
+        }
+      })
+      .catch(logBackgroundFailure(this.log, 'reading the group chats of a gateway account'));
+  }
+
+  /** Records a group chat joined or left; unsaved (store unavailable), it is lost at the next restart only. */
+  private storeRoom(room: string, write: () => Promise<void>): void {
+    write().catch(logBackgroundFailure(this.log, `storing the group chat ${room} of a gateway account`));
+  }
+
+  private async failed(live: Live, reason: string, cause: RefusalCause): Promise<void> {
     this.counters.accountFailures++;
     const { account, adapter } = live;
     if (this.live.get(account.id) === live) this.live.delete(account.id);
@@ -465,11 +503,12 @@ export class GatewayService {
     // Unsaved (store unavailable), the account is tried again at the user's next registration.
     await this.deps.accounts.setStatus(account.id, { enabled: false, lastError: reason }).catch(logBackgroundFailure(this.log, 'disabling a gateway account'));
     this.log.warn({ sipUser: account.sipUser, network: adapter.id, account: account.extUser, reason }, 'gateway account refused; disabled');
-    this.reply(
-      account.sipUser,
-      `Your ${adapter.id} account ${account.extUser} was refused: ${reason}. It stays offline and will not be retried; ` +
-        `send #link ${adapter.id} ${account.extUser} <password> with the right password, or #online to try again.`,
-    );
+    const advice: Record<RefusalCause, string> = {
+      authentication: `send #link ${adapter.id} ${account.extUser} <password> with the right password, or #online to try again.`,
+      tls: '#online tries again once the server offers TLS.',
+      account: '#online tries again.',
+    };
+    this.reply(account.sipUser, `Your ${adapter.id} account ${account.extUser} was refused: ${reason}. It stays offline and will not be retried; ${advice[cause]}`);
   }
 
   private fromNetwork(live: Live, from: string, im: InstantMessage): void {
@@ -601,6 +640,7 @@ export class GatewayService {
         if (!account) return `No linked account "${args[0]}"; #accounts lists them.`;
         await this.takeOffline(sipUser, (a) => a.id === account.id, 'unlinked');
         await this.deps.accounts.remove(account.id);
+        await this.deps.rooms.removeAll(account.id);
         return `Unlinked ${networkName(account)} account ${account.extUser}; its password is deleted.`;
       }
       case 'accounts': {
@@ -646,7 +686,8 @@ export class GatewayService {
         const lines = [`You are ${registered ? '' : 'not '}registered; sessions go online when you register, offline when you unregister.`];
         for (const account of accounts) {
           const live = this.live.get(account.id);
-          const state = live ? live.session.state : account.enabled ? 'offline' : `disabled (${account.lastError ?? 'refused'})`;
+          const problem = live?.problem && live.session.state === 'connecting' ? ` (last attempt: ${live.problem})` : '';
+          const state = live ? `${live.session.state}${problem}` : account.enabled ? 'offline' : `disabled (${account.lastError ?? 'refused'})`;
           const waiting = this.outbox.backlogOf(String(account.id));
           const queued = live && waiting > 0 ? `, ${waiting} message(s) waiting` : '';
           lines.push(`${account.id}. ${networkName(account)} ${account.extUser}: ${state}${queued}`);
@@ -680,6 +721,8 @@ export class GatewayService {
       const sentence = error.message[0]!.toUpperCase() + error.message.slice(1);
       return error.kind === 'usage' ? `${sentence}; usage: ${syntax}` : `${sentence}.`;
     }
+    const unconfigured = this.unconfiguredServer(prepared, request.tls);
+    if (unconfigured) return `Refused: ${unconfigured}. Nothing was changed.`;
     const account = await this.deps.accounts.put(prepared.account);
     // New credentials: a session with the old ones ends.
     await this.takeOffline(sipUser, (a) => a.id === account.id, 'account linked again');
@@ -689,15 +732,36 @@ export class GatewayService {
       const live = this.bringOnline(account);
       next = typeof live === 'string' ? `It cannot go online now: ${live}.` : 'Connecting now.';
     }
-    const { server, port, tls } = account;
-    return `Linked ${prepared.adapter.id} account ${account.extUser} as number ${account.id}${server ? ` through ${server}${port ? `:${port}` : ''}` : ''} (TLS: ${tls}). ` +
+    const { host, port, tls } = prepared.adapter.endpointOf(account);
+    return `Linked ${prepared.adapter.id} account ${account.extUser} as number ${account.id} through ${host}:${port} (TLS: ${tls}). ` +
       `Write to its contacts as ${prepared.adapter.addressHint}. ${next}`;
   }
 
+  /**
+   * Why #link may not link the account where it would connect, without allow_user_servers: its
+   * server (XMPP domain, IRC network) is not configured, or tls= names another mode than the
+   * configured one; undefined when it may.
+   */
+  private unconfiguredServer({ account, adapter }: PreparedAccount, tls: string | undefined): string | undefined {
+    if (this.options.allowUserServers) return undefined;
+    const name = adapter.serverNameOf(account.extUser);
+    const configured = adapter.servers.get(name);
+    if (configured) {
+      if (tls === undefined || tls.toLowerCase() === configured.tls) return undefined;
+      return `${name} is reached with tls=${configured.tls}, as the operator configured it; send the #link again without tls=`;
+    }
+    if (adapter.servesEveryServer) return undefined;
+    const names = [...adapter.servers.keys()];
+    const known = names.length > 0 ? `configured: ${names.join(', ')}` : 'none is configured';
+    return `this gateway connects ${adapter.id} accounts only to the servers the operator configured, and ${name} is not one (${known})`;
+  }
+
   private describe(account: GatewayAccount): string {
-    const via = account.server ? ` via ${account.server}${account.port ? `:${account.port}` : ''}` : '';
+    const adapter = this.byNetwork.get(networkOf(account.extProt)!);
+    const endpoint = adapter?.endpointOf(account);
+    const via = endpoint ? ` via ${endpoint.host}:${endpoint.port} (TLS ${endpoint.tls})` : ` (TLS ${account.tls})`;
     const state = !account.enabled ? `disabled: ${account.lastError ?? 'refused'}` : this.live.get(account.id)?.session.state ?? 'offline';
-    return `${networkName(account)} ${account.extUser}${via} (TLS ${account.tls}): ${state}`;
+    return `${networkName(account)} ${account.extUser}${via}: ${state}`;
   }
 
   /** An account by its number, its address, or network:address. */

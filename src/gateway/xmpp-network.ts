@@ -15,6 +15,7 @@ import xml from '@xmpp/xml';
 import type { Logger } from 'pino';
 import type { PresenceState } from '../presence/index.js';
 import { type SipUri, escapeUser } from '../sip/index.js';
+import { Backoff } from '../util/backoff.js';
 import { type Jid, addressMapping, escapeLocal, formatJid, parseJid, unescapeLocal } from '../xmpp/addresses.js';
 import { readStanzaError, statusForCondition } from '../xmpp/errors.js';
 import { type InstantMessage, messageStanza, readStanza } from '../xmpp/messages.js';
@@ -22,7 +23,9 @@ import { type ResourceStates, applyPresence, stanzaOfState } from '../xmpp/prese
 import { type XmlLimits, XmlViolation, guardConnection } from '../xmpp/xml-guard.js';
 import { type HttpProxy, xmppThroughProxy } from './http-proxy.js';
 import { installFastScram } from './scram.js';
-import type { NetworkAdapter, NetworkSession, SessionAccount, SessionEvents, SessionSettings, SessionState } from './adapter.js';
+import type { GatewayTlsMode } from '../store/types.js';
+import type { ConfiguredServer, Endpoint, NetworkAdapter, NetworkSession, RefusalCause, SessionAccount, SessionEvents, SessionSettings, SessionState } from './adapter.js';
+import { connectionFailure } from './failures.js';
 
 const DEFAULT_PORT = 5222;
 const DIRECT_TLS_PORT = 5223;
@@ -30,10 +33,17 @@ const DIRECT_TLS_PORT = 5223;
 const CONNECT_TIMEOUT_MS = 20_000;
 /** Time the library waits for each step (stream open, close): its 2 s default fails under load. */
 const STEP_TIMEOUT_MS = 10_000;
-/** SASL conditions (RFC 6120 §6.5) and stream errors (§4.9.3) after which retrying cannot help. */
-const PERMANENT_CONDITIONS = new Set([
-  'not-authorized', 'account-disabled', 'credentials-expired', 'encryption-required', 'invalid-mechanism',
-  'mechanism-too-weak', 'host-unknown', 'improper-addressing', 'policy-violation', 'not-authorized',
+/** SASL conditions (RFC 6120 §6.5) and stream errors (§4.9.3) after which retrying cannot help, and what each is about. */
+const PERMANENT_CONDITIONS: ReadonlyMap<string, RefusalCause> = new Map([
+  ['not-authorized', 'authentication'],
+  ['credentials-expired', 'authentication'],
+  ['encryption-required', 'tls'],
+  ['mechanism-too-weak', 'tls'],
+  ['account-disabled', 'account'],
+  ['invalid-mechanism', 'account'],
+  ['host-unknown', 'account'],
+  ['improper-addressing', 'account'],
+  ['policy-violation', 'account'],
 ]);
 
 const MUC = 'http://jabber.org/protocol/muc';
@@ -49,7 +59,14 @@ const LEFT_BECAUSE: Record<string, string> = {
 
 const AVAILABLE: PresenceState = { basic: 'open', notes: [], activities: [] };
 
-class PermanentError extends Error {}
+class PermanentError extends Error {
+  constructor(
+    message: string,
+    readonly refusal: RefusalCause,
+  ) {
+    super(message);
+  }
+}
 
 export interface XmppNetworkSettings {
   /** The network's SIP domain and the delimiter of its addresses (the jabber seed's jdomain). */
@@ -66,6 +83,8 @@ export interface XmppNetworkSettings {
   proxy?: HttpProxy;
   /** What sessions accept of their servers' XML. */
   xml: XmlLimits;
+  /** The servers configured for accounts' domains (xmpp_servers). */
+  servers: ReadonlyMap<string, ConfiguredServer>;
 }
 
 export class XmppNetwork implements NetworkAdapter {
@@ -94,6 +113,30 @@ export class XmppNetwork implements NetworkAdapter {
 
   get addressHint(): string {
     return `user${this.delimiter}server@${this.alias}`;
+  }
+
+  get servers(): ReadonlyMap<string, ConfiguredServer> {
+    return this.settings.servers;
+  }
+
+  /** With jaddress, every domain's accounts connect there. */
+  get servesEveryServer(): boolean {
+    return this.settings.host !== undefined;
+  }
+
+  serverNameOf(extUser: string): string {
+    return parseJid(extUser)?.domain ?? extUser;
+  }
+
+  /** The account's own server when it has one, else the one configured for its domain, else jaddress, else its domain's. */
+  endpointOf(account: Pick<SessionAccount, 'extUser' | 'server' | 'port' | 'tls'>): Endpoint {
+    const defaultPort = (tls: GatewayTlsMode) => (tls === 'direct' ? DIRECT_TLS_PORT : DEFAULT_PORT);
+    if (account.server) return { host: account.server, port: account.port ?? defaultPort(account.tls), tls: account.tls };
+    const domain = this.serverNameOf(account.extUser);
+    const configured = this.settings.servers.get(domain);
+    if (configured) return { host: configured.host ?? domain, port: configured.port ?? defaultPort(configured.tls), tls: configured.tls };
+    const { host, port } = this.settings;
+    return { host: host ?? domain, port: account.port ?? (host ? port : undefined) ?? defaultPort(account.tls), tls: account.tls };
   }
 
   normalizeUser(extUser: string): string | undefined {
@@ -136,11 +179,8 @@ export class XmppNetwork implements NetworkAdapter {
   }
 
   createSession(account: SessionAccount, settings: SessionSettings): NetworkSession {
-    const { host, port } = this.settings;
-    const server = account.server ?? host;
-    const connectTo = { ...account, server, port: account.port ?? (account.server ? undefined : port) };
     const network = { transports: this.extraAliases, logins: this.logins, proxy: this.settings.proxy, xml: this.settings.xml };
-    return new XmppSession(connectTo, settings, network, this.log.child({ account: account.extUser }));
+    return new XmppSession(account, this.endpointOf(account), settings, network, this.log.child({ account: account.extUser }));
   }
 }
 
@@ -153,7 +193,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
   /** Contact bare JID -> what its resources said. */
   private readonly contacts = new Map<string, ResourceStates>();
   private entity: Client | undefined;
-  private retryDelay: number;
+  private readonly backoff: Backoff;
   private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
 
@@ -168,6 +208,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
 
   constructor(
     private readonly account: SessionAccount,
+    private readonly endpoint: Endpoint,
     private readonly settings: SessionSettings,
     network: { transports: readonly string[]; logins: Slots; proxy?: HttpProxy; xml: XmlLimits },
     private readonly log: Logger,
@@ -176,7 +217,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
     const jid = parseJid(account.extUser);
     if (!jid?.local) throw new Error(`not a JID: ${account.extUser}`);
     this.jid = jid;
-    this.retryDelay = settings.reconnectMinMs;
+    this.backoff = new Backoff(settings.reconnectMinMs, settings.reconnectMaxMs);
     this.transports = network.transports;
     this.logins = network.logins;
     this.proxy = network.proxy;
@@ -186,7 +227,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
   start(): void {
     if (this.state === 'online' || this.state === 'connecting') return;
     this.state = 'connecting';
-    this.retryDelay = this.settings.reconnectMinMs;
+    this.backoff.reset();
     void this.attempt();
   }
 
@@ -275,10 +316,13 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
     return stanzaOfState(shown, {}, xml('priority', {}, String(this.settings.priority)));
   }
 
+  /** host:port of the server. */
+  private get where(): string {
+    return `${this.endpoint.host}:${this.endpoint.port}`;
+  }
+
   private get service(): string {
-    const { server, port, tls } = this.account;
-    const host = server ?? this.jid.domain;
-    return tls === 'direct' ? `xmpps://${host}:${port ?? DIRECT_TLS_PORT}` : `xmpp://${host}:${port ?? DEFAULT_PORT}`;
+    return `${this.endpoint.tls === 'direct' ? 'xmpps' : 'xmpp'}://${this.where}`;
   }
 
   private async attempt(): Promise<void> {
@@ -299,14 +343,19 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
       if (this.entity !== entity || this.state !== 'connecting') return;
       await this.drop();
       if (this.state !== 'connecting') return;
-      const reason = describe(error);
-      if (isPermanent(error)) {
+      const refusal = refusalOf(error);
+      if (refusal) {
+        const reason = describe(error);
         this.state = 'failed';
         this.log.warn({ reason }, 'XMPP account refused; not retrying');
-        this.emit('failed', reason);
+        this.emit('failed', reason, refusal);
         return;
       }
-      if (this.failures++ === 0) this.log.info({ reason, service: this.service }, 'XMPP session could not connect; retrying');
+      if (this.failures++ === 0) {
+        const reason = connectionFailure(error, this.endpoint.host, this.endpoint.port) ?? `${this.where}: ${describe(error)}`;
+        this.log.info({ reason, service: this.service }, 'XMPP session could not connect; retrying');
+        this.emit('unreachable', reason);
+      }
       this.scheduleRetry();
       return;
     } finally {
@@ -316,7 +365,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
     if (this.entity !== entity || this.state !== 'connecting') return;
     this.state = 'online';
     this.failures = 0;
-    this.retryDelay = this.settings.reconnectMinMs;
+    this.backoff.reset();
     await entity.send(this.ownPresence()).catch(() => {});
     for (const [room, nick] of this.rooms) this.enter(room, nick);
     this.log.info({ jid: entity.jid?.toString() }, 'XMPP session online');
@@ -324,7 +373,8 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
   }
 
   private createEntity(): Client {
-    const { tls, password } = this.account;
+    const { password } = this.account;
+    const { tls } = this.endpoint;
     const username = this.jid.local;
     const entity = client({
       service: this.service,
@@ -333,10 +383,10 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
       timeout: STEP_TIMEOUT_MS,
       credentials: async (authenticate: SaslAuthenticate, mechanisms: string[], _fast: unknown, session: Client) => {
         const secure = session.isSecure();
-        if (tls !== 'none' && !secure) throw new PermanentError('the server offers no TLS (STARTTLS), and the account requires it');
+        if (tls !== 'none' && !secure) throw new PermanentError(`${this.where} offers no TLS (STARTTLS), and the account requires it`, 'tls');
         // The password never crosses an unencrypted connection in the clear: SCRAM there, anything inside TLS.
         const mechanism = secure ? mechanisms[0] : mechanisms.find((m) => m !== 'PLAIN');
-        if (!mechanism) throw new PermanentError('the server offers no authentication usable without TLS');
+        if (!mechanism) throw new PermanentError(`${this.where} offers no authentication usable without TLS`, 'tls');
         await authenticate({ username, password }, mechanism);
       },
     });
@@ -364,8 +414,7 @@ export class XmppSession extends EventEmitter<SessionEvents> implements NetworkS
 
   private scheduleRetry(): void {
     clearTimeout(this.retryTimer);
-    const delay = this.retryDelay;
-    this.retryDelay = Math.min(this.retryDelay * 2, this.settings.reconnectMaxMs);
+    const delay = this.backoff.next();
     this.retryTimer = setTimeout(() => {
       if (this.state === 'connecting') void this.attempt();
     }, delay).unref();
@@ -505,12 +554,13 @@ class Slots {
   }
 }
 
-function isPermanent(error: unknown): boolean {
-  if (error instanceof PermanentError) return true;
+/** What a refusal that retrying cannot cure is about; undefined when the next attempt may succeed. */
+function refusalOf(error: unknown): RefusalCause | undefined {
+  if (error instanceof PermanentError) return error.refusal;
   // Bad XML from the server ended the stream on Parley's side: the next connection may go better.
-  if (error instanceof XmlViolation) return false;
+  if (error instanceof XmlViolation) return undefined;
   const condition = (error as { condition?: unknown }).condition;
-  return typeof condition === 'string' && PERMANENT_CONDITIONS.has(condition);
+  return typeof condition === 'string' ? PERMANENT_CONDITIONS.get(condition) : undefined;
 }
 
 function describe(error: unknown): string {

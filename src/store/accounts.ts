@@ -1,9 +1,10 @@
 // The per-user gateway's account map, in Kamailio purple's `purplemap` table (or the one
 // gateway.db_table names, as the seed's db_table parameter does).
+// Beside it, the group chats its accounts joined (gateway_rooms).
 import type { Kysely, Selectable } from 'kysely';
 import { createAccountMapTable } from './migrations/003_gateway.js';
 import type { Database, PurplemapTable } from './schema.js';
-import type { GatewayAccount, GatewayAccountStore, GatewayTlsMode, KamailioAccountRow, NewGatewayAccount, StoreDriver } from './types.js';
+import type { GatewayAccount, GatewayAccountStore, GatewayRoomStore, GatewayTlsMode, KamailioAccountRow, NewGatewayAccount, StoreDriver } from './types.js';
 
 const TLS_MODES: ReadonlySet<string> = new Set<GatewayTlsMode>(['starttls', 'direct', 'none']);
 
@@ -88,6 +89,31 @@ export class GatewayAccountRepository implements GatewayAccountStore {
       .set({ enabled: status.enabled ? 1 : 0, last_error: status.lastError, updated_at: Date.now() })
       .where('id', '=', id)
       .execute();
+  }
+}
+
+/** The group chats of the gateway's accounts (table gateway_rooms). */
+export class GatewayRoomRepository implements GatewayRoomStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async add(accountId: number, room: string, nick: string): Promise<void> {
+    await this.db
+      .insertInto('gateway_rooms')
+      .values({ account_id: accountId, room, nick })
+      .onConflict((conflict) => conflict.columns(['account_id', 'room']).doUpdateSet({ nick }))
+      .execute();
+  }
+
+  async remove(accountId: number, room: string): Promise<void> {
+    await this.db.deleteFrom('gateway_rooms').where('account_id', '=', accountId).where('room', '=', room).execute();
+  }
+
+  async removeAll(accountId: number): Promise<void> {
+    await this.db.deleteFrom('gateway_rooms').where('account_id', '=', accountId).execute();
+  }
+
+  async listFor(accountId: number): Promise<Array<{ room: string; nick: string }>> {
+    return this.db.selectFrom('gateway_rooms').select(['room', 'nick']).where('account_id', '=', accountId).orderBy('room').execute();
   }
 }
 

@@ -6,7 +6,7 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationPr
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { StoreAvailability, watchedDialect } from './availability.js';
-import { GatewayAccountRepository } from './accounts.js';
+import { GatewayAccountRepository, GatewayRoomRepository } from './accounts.js';
 import { LocationRepository } from './locations.js';
 import { migrations } from './migrations/index.js';
 import { OfflineRepository } from './offline.js';
@@ -43,6 +43,7 @@ function createRepositories(db: Kysely<Database>) {
     presence: new PresenceRepository(db),
     outbox: new OutboxRepository(db),
     gatewayAccounts: new GatewayAccountRepository(db),
+    gatewayRooms: new GatewayRoomRepository(db),
   };
 }
 

@@ -132,6 +132,12 @@ export interface PurplemapTable {
   updated_at: number;
 }
 
+export interface GatewayRoomsTable {
+  account_id: number;
+  room: string;
+  nick: string;
+}
+
 export interface OutboxTable {
   id: Generated<number>;
   kind: string;
@@ -162,4 +168,5 @@ export interface Database {
   presence_subscriptions: PresenceSubscriptionsTable;
   outbox: OutboxTable;
   outbox_cursors: OutboxCursorsTable;
+  gateway_rooms: GatewayRoomsTable;
 }

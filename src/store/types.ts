@@ -276,6 +276,17 @@ export interface GatewayAccountStore {
   setStatus(id: number, status: { enabled: boolean; lastError: string | null }): Promise<void>;
 }
 
+/** The group chats linked accounts joined through the gateway, joined again after a restart. */
+export interface GatewayRoomStore {
+  /** Records that the account is in `room` as `nick` (replacing the nick if it was there). */
+  add(accountId: number, room: string, nick: string): Promise<void>;
+  remove(accountId: number, room: string): Promise<void>;
+  /** Forgets every room of the account (unlinked). */
+  removeAll(accountId: number): Promise<void>;
+  /** The account's rooms with its nick in each. */
+  listFor(accountId: number): Promise<Array<{ room: string; nick: string }>>;
+}
+
 /** A row of Kamailio purple's own purplemap (its columns only; ext_pass in the clear), as an import reads it. */
 export interface KamailioAccountRow {
   id: number;
@@ -299,6 +310,8 @@ export interface Store {
   readonly gatewayAccounts: GatewayAccountStore;
   /** The account map under another table name (gateway.db_table), created when missing; purplemap: gatewayAccounts. */
   gatewayAccountsIn(table: string): Promise<GatewayAccountStore>;
+  /** The group chats of the gateway's accounts. */
+  readonly gatewayRooms: GatewayRoomStore;
   /** The room tables under the configured names, created when missing. */
   rooms(tables: RoomTables): Promise<RoomStore>;
   close(): Promise<void>;

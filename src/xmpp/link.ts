@@ -13,6 +13,7 @@ import xml from '@xmpp/xml';
 import { component, type Component, type XmppError } from '@xmpp/component';
 import { parseJid } from './addresses.js';
 import { type XmlLimits, guardConnection } from './xml-guard.js';
+import { Backoff } from '../util/backoff.js';
 
 export type LinkState = 'down' | 'online' | 'stopped';
 
@@ -58,7 +59,7 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
   private readonly entity: Component;
   private readonly service: string;
   private downSince = Date.now();
-  private retryDelay: number;
+  private readonly backoff: Backoff;
   private failedAttempts = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private keepaliveTimer: NodeJS.Timeout | undefined;
@@ -77,7 +78,7 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
   ) {
     super();
     this.service = `xmpp://${options.host}:${options.port}`;
-    this.retryDelay = options.reconnectMinMs;
+    this.backoff = new Backoff(options.reconnectMinMs, options.reconnectMaxMs);
     this.entity = component({ service: this.service, domain: options.domain, password: options.password });
     // The backoff below replaces the library's retry, which waits one second every time.
     this.entity.reconnect.stop();
@@ -196,7 +197,7 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
     if (this.state === 'stopped') return;
     if (status === 'online') {
       this.state = 'online';
-      this.retryDelay = this.options.reconnectMinMs;
+      this.backoff.reset();
       this.failedAttempts = 0;
       this.lastError = undefined;
       this.keepaliveTimer = setInterval(() => this.keepalive(), this.options.keepaliveMs).unref();
@@ -218,8 +219,7 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
 
   private scheduleRetry(): void {
     clearTimeout(this.retryTimer);
-    const delay = this.retryDelay;
-    this.retryDelay = Math.min(this.retryDelay * 2, this.options.reconnectMaxMs);
+    const delay = this.backoff.next();
     this.retryTimer = setTimeout(() => {
       this.reconnects++;
       void this.attempt();

@@ -2,9 +2,11 @@
 // standard input, listing, removing, and trying accounts against a real Prosody. Passwords are
 // stored sealed and never shown, whatever the command or its log level.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type AddressInfo, createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { SecretBox, sealContext } from '../../src/gateway/index.js';
 import { openStore, type GatewayAccount } from '../../src/store/index.js';
@@ -163,10 +165,18 @@ describe('parley accounts', () => {
     assert.equal((await storedAccounts()).find((a) => a.id === wrongId)!.lastError, 'not-authorized');
   });
 
-  test('test of an unreachable server times out; of no such account, or without an ID, fails', async () => {
+  test('test of an unreachable server fails with the cause, or times out; of no such account, or without an ID, fails', async () => {
     const added = await accounts(['add', 'carol@localhost', 'xmpp', `carol@${prosody.domain}`, '--server', '127.0.0.1:1', '--tls', 'none'], 'pw');
     const id = /^added account (\d+)/.exec(added.stdout)![1]!;
-    const timedOut = await accounts(['test', id, '--timeout', '1']);
+    const refused = await accounts(['test', id, '--timeout', '10']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stdout, /failed: 127\.0\.0\.1:1 refused the connection \(no server listens there\)\n$/);
+    const silent = createServer(() => {}).listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const silentPort = (silent.address() as AddressInfo).port;
+    const waiting = await accounts(['add', 'carol@localhost', 'xmpp', `dave@${prosody.domain}`, '--server', `127.0.0.1:${silentPort}`, '--tls', 'none'], 'pw');
+    const timedOut = await accounts(['test', /^added account (\d+)/.exec(waiting.stdout)![1]!, '--timeout', '1']);
+    silent.close();
     assert.equal(timedOut.code, 1);
     assert.match(timedOut.stdout, /failed: not logged in within 1 s/);
     const missing = await accounts(['test', '999']);

@@ -100,7 +100,7 @@ describe('parley check-config', () => {
       'imc: { enabled: false }',
       'presence: { policy: same-domain }',
       'xmpp: { enabled: true, backend: server, xmpp_domain: xmpp.example.com, dialback_secret: "0123456789abcdef" }',
-      'gateway: { enabled: true, secret_key: "0123456789abcdef", jaddress: xmpp.example.net, http_proxy_host: 127.0.0.1 }',
+      'gateway: { enabled: true, secret_key: "0123456789abcdef", jaddress: xmpp.example.net, http_proxy_host: 127.0.0.1, irc_networks: { libera: { host: irc.libera.chat } } }',
       'admin: { listen: "0.0.0.0:8090", token: "0123456789abcdef0123", metrics_token: true }',
     ].join('\n'));
     const { code, stdout, stderr } = await parley(['check-config', '-c', config]);
@@ -119,7 +119,7 @@ describe('parley check-config', () => {
         '  presence: policy same-domain\n' +
         "  xmpp:     XMPP server, s2s on 0.0.0.0:5269; SIP domain xmpp.example.com, XMPP domain xmpp.example.com, separator mapping; peers: any domain, found by DNS SRV through the system's resolver; " +
         `TLS required, certificate ${cert}; remote certificates verified against Node's authorities\n` +
-        "  gateways: commands to sip:gateway@example.com; networks: xmpp as xmpp.example.com, irc as irc.example.com; XMPP accounts connect to xmpp.example.net; " +
+        "  gateways: commands to sip:gateway@example.com; networks: xmpp as xmpp.example.com, irc as irc.example.com; XMPP accounts on every domain through xmpp.example.net, IRC accounts on libera; " +
         'through the HTTP proxy 127.0.0.1:3128; at most 1000 sessions, 4 per user\n' +
         '  admin:    http://0.0.0.0:8090, RPC token set, /metrics with the token\n',
     );
@@ -135,6 +135,7 @@ describe('parley check-config', () => {
       'sip: { exempt_sources: [127.0.0.0/8, "::1", 10.0.0.0/8, "::1/64"] }',
       'admin: { listen: "0.0.0.0:8090" }',
       `xmpp: { enabled: true, backend: server, xmpp_domain: xmpp.example.com, tls_cert: ${expired.cert}, tls_key: ${expired.key}, s2s_require_tls: false, s2s_verify_certificates: false }`,
+      'gateway: { enabled: true, secret_key: "0123456789abcdef", xmpp_servers: { example.net: { tls: none }, lan.example: { host: 10.1.2.3, tls: none } }, irc_networks: { libera: { host: irc.libera.chat, tls: none } } }',
     ].join('\n'));
     const { code, stderr } = await parley(['check-config', '-c', config]);
     assert.equal(code, 0);
@@ -143,6 +144,7 @@ describe('parley check-config', () => {
     assert.deepEqual(lines.map((line) => /^warning: ([\w.]+): /.exec(line)?.[1]), [
       'auth.policy', 'auth.policy', 'tls.cert', 'sip.exempt_sources', 'sip.exempt_sources', 'admin.token',
       'xmpp.tls_cert', 'xmpp.s2s_require_tls', 'xmpp.s2s_verify_certificates',
+      'gateway.xmpp_servers.example.net.tls', 'gateway.irc_networks.libera.tls',
     ]);
     assert.match(lines[0], /auth\.policy: open on tcp:0\.0\.0\.0:5060, an address other hosts can reach: anyone may register and send as any user/);
     assert.match(lines[1], /open on wss:\[::\]:8443/);
@@ -154,6 +156,8 @@ describe('parley check-config', () => {
     assert.match(lines[6], /server-to-server streams cannot use TLS$/);
     assert.match(lines[7], /messages to other XMPP servers may travel unencrypted/);
     assert.match(lines[8], /authenticated by Server Dialback alone/);
+    assert.match(lines[9], /: none for example\.net, not an address of a private network: what the linked accounts send crosses the network unencrypted/);
+    assert.match(lines[10], /: none for irc\.libera\.chat, not an address/);
   });
 
   test('summarizes the XMPP component mode and an admin endpoint on IPv6 loopback', async () => {

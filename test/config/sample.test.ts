@@ -11,12 +11,12 @@ const SAMPLE = new URL('../../parley.yaml', import.meta.url);
 /** A commented-out option: `# key: value`, `# - key: value` (a list item) or `#   key: value` under one. */
 const COMMENTED_OPTION = /^(\s*)# ((?:- |\s*)[a-z][a-z0-9_]*:(?:\s|$))/gm;
 
-/** Every option of a YAML document, keyed as configOptions() names them, with its value. */
+/** Every option of a YAML document, keyed as configOptions() names them, with its value; `{}` is the value of a map option. */
 function optionsIn(document: unknown, prefix = ''): Map<string, unknown> {
   const found = new Map<string, unknown>();
   for (const [name, value] of Object.entries(document as Record<string, unknown>)) {
     const key = prefix ? `${prefix}.${name}` : name;
-    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    if (typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length > 0) {
       for (const [inner, innerValue] of optionsIn(value, key)) found.set(inner, innerValue);
       continue;
     }

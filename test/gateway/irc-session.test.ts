@@ -22,7 +22,7 @@ type Recorded = { [E in keyof SessionEvents]: { event: E; args: SessionEvents[E]
 
 const logs: string[] = [];
 const log = createLogger('debug', new Writable({ write: (chunk, _enc, done) => done(void logs.push(String(chunk))) }));
-const network = new IrcNetwork({ alias: 'irc.localhost', delimiter: '*', lineLimit: LINE_LIMIT }, log);
+const network = new IrcNetwork({ alias: 'irc.localhost', delimiter: '*', lineLimit: LINE_LIMIT, networks: new Map() }, log);
 
 let ngircd: Ngircd;
 let bob: IrcUser;

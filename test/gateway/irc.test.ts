@@ -98,6 +98,7 @@ describe('per-user IRC gateway', () => {
     assert.match(reply, /Linked irc account carol@/);
     const [refused] = await notices(alice, 1, (text) => text.includes('was refused'), 15_000);
     assert.match(refused!, /irc account carol@127\.0\.0\.1 was refused: .*password/i);
+    assert.match(refused!, /; send #link irc carol@127\.0\.0\.1 <password> with the right password, or #online to try again\.$/);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     assert.equal(alice.received.filter(fromGateway).filter((m) => bodyOf(m).includes('was refused')).length, 1);
     const carol = (await parley.server.store.gatewayAccounts.listFor('sip:alice@localhost')).find((a) => a.extUser.startsWith('carol@'))!;

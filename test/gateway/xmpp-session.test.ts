@@ -16,7 +16,7 @@ function network(logs: string[]): XmppNetwork {
     },
   });
   return new XmppNetwork(
-    { alias: 'xmpp.localhost', delimiter: '*', transports: [], maxConnecting: 4, xml: { maxStanzaBytes: 256 * 1024, maxDepth: 64 } },
+    { alias: 'xmpp.localhost', delimiter: '*', transports: [], servers: new Map(), maxConnecting: 4, xml: { maxStanzaBytes: 256 * 1024, maxDepth: 64 } },
     createLogger('debug', sink),
   );
 }

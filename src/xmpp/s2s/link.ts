@@ -23,6 +23,7 @@ import { dialbackKey, verifyDialbackKey } from './dialback.js';
 import { ServerResolver } from './resolve.js';
 import type { XmlLimits } from '../xml-guard.js';
 import { NS_DIALBACK_FEATURE, NS_SASL, NS_SERVER, NS_TLS, XmlStream } from './stream.js';
+import { Backoff } from '../../util/backoff.js';
 
 export interface S2sLinkOptions {
   /** The XMPP domain Parley serves (xmpp_domain). */
@@ -42,7 +43,7 @@ export interface S2sLinkOptions {
   connectTimeoutMs: number;
   /** Longest time a stanza waits for an outgoing stream to its domain (xmpp.delay_time). */
   delayTimeMs: number;
-  /** Wait before dialling an unreachable domain again, doubled at each failure up to reconnectMaxMs. */
+  /** Wait before dialling an unreachable domain again (a Backoff: jittered, doubled at each failure up to reconnectMaxMs). */
   reconnectMinMs: number;
   reconnectMaxMs: number;
   /** Most stanzas waiting per remote domain. */
@@ -538,7 +539,7 @@ class Outgoing {
   /** Time the connection under way has to be authenticated. */
   private deadline: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
-  private retryDelay: number;
+  private readonly backoff: Backoff;
   private dialled = false;
   /** Why the latest connection attempt failed, told to the senders of stanzas that waited in vain. */
   private lastFailure: string | undefined;
@@ -553,7 +554,7 @@ class Outgoing {
     const { log, options } = link.context();
     this.log = log.child({ peer: domain });
     this.queue = new OutboundQueue(options.maxQueue, options.delayTimeMs);
-    this.retryDelay = options.reconnectMinMs;
+    this.backoff = new Backoff(options.reconnectMinMs, options.reconnectMaxMs);
   }
 
   enqueue(stanza: xml.Element): void {
@@ -692,7 +693,7 @@ class Outgoing {
       if (type === 'valid') {
         this.state = 'ready';
         clearTimeout(this.deadline);
-        this.retryDelay = this.link.options.reconnectMinMs;
+        this.backoff.reset();
         this.lastFailure = undefined;
         this.log.info({ secure: stream.secure }, 's2s outgoing stream authenticated (dialback)');
         for (const stanza of this.queue.drain()) stream.send(stanza);
@@ -766,8 +767,7 @@ class Outgoing {
     this.state = 'retrying';
     // Verifications written on the lost stream go out again on the next.
     for (const pending of this.verifications.values()) pending.sent = false;
-    const delay = this.retryDelay;
-    this.retryDelay = Math.min(delay * 2, this.link.options.reconnectMaxMs);
+    const delay = this.backoff.next();
     this.retryTimer = setTimeout(() => {
       // Dialback verifications give up by themselves: nothing may be left to dial for.
       if (this.closeIfUnneeded()) return;

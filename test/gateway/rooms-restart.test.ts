@@ -1,0 +1,63 @@
+// Group chats joined through the per-user gateway are stored: after a restart of Parley the
+// user's session joins its IRC channel again, and what is said there still reaches the SIP user.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import type { SipMessage } from '../../src/sip/index.js';
+import { eventually } from '../support/eventually.js';
+import { GATEWAY, bodyOf, gatewayConfig } from '../support/gateway.js';
+import { IrcUser } from '../support/irc-user.js';
+import { Ngircd } from '../support/ngircd.js';
+import { killAll, startParley, tempDir } from '../support/process.js';
+import { TestUA } from '../support/ua.js';
+
+const IRC_PASSWORD = 'Irc-Server-Pass-4711';
+const ROOM = 'sip:%23parley*127.0.0.1@irc.localhost';
+
+let ngircd: Ngircd | undefined;
+let bob: IrcUser | undefined;
+let alice: TestUA | undefined;
+after(async () => {
+  alice?.close();
+  bob?.close();
+  killAll();
+  await ngircd?.stop();
+});
+
+const fromRoom = (ua: TestUA, text: (body: string) => boolean, what: string) =>
+  eventually(() => ua.received.find((m: SipMessage) => m.method === 'MESSAGE' && m.from.uri === ROOM && text(bodyOf(m))), what, 20_000);
+
+test('an IRC channel joined with #join is joined again after a restart, and its messages reach the SIP user', async () => {
+  ngircd = await Ngircd.start({ password: IRC_PASSWORD });
+  bob = await IrcUser.connect(ngircd, 'bob', IRC_PASSWORD);
+  await bob.join('#parley');
+
+  const dir = tempDir();
+  const config = join(dir, 'gateway.yaml');
+  const gateway = { ...gatewayConfig, allow_unauthenticated: true };
+  writeFileSync(config, `auth:\n  policy: open\ngateway:\n${Object.entries(gateway).map(([key, value]) => `  ${key}: ${String(value)}\n`).join('')}`);
+  const first = await startParley({ dir, args: ['--config', config] });
+  alice = await TestUA.create({ user: 'alice', server: first.udp });
+  assert.equal((await alice.register()).status, 200);
+  assert.equal((await alice.message(GATEWAY, `#link irc alice@127.0.0.1 ${IRC_PASSWORD} 127.0.0.1:${ngircd.port} tls=none`)).status, 200);
+  await first.waitForLog('IRC session online', 20_000);
+  const joined = bob.waitFor((m) => m.command === 'JOIN' && m.nick === 'alice' && m.params[0] === '#parley', 'alice joins #parley');
+  assert.equal((await alice.message(ROOM, '#join')).status, 202);
+  await joined;
+  await fromRoom(alice, (body) => body.startsWith('You are in #parley'), 'the joined notice');
+  await first.stop();
+
+  const since = bob.lines.length;
+  const rejoined = eventually(() => bob!.lines.slice(since).find((m) => m.command === 'JOIN' && m.nick === 'alice' && m.params[0] === '#parley'), 'alice joins #parley again', 30_000);
+  const second = await startParley({ dir, db: first.db, udpPort: first.udp.port, tcpPort: first.tcp.port, args: ['--config', config] });
+  try {
+    await rejoined;
+    bob.say('#parley', 'still there after the restart?');
+    const heard = await fromRoom(alice, (body) => body.includes('still there after the restart?'), 'the channel message after the restart');
+    assert.equal(bodyOf(heard), '<bob> still there after the restart?');
+    assert.equal(alice.received.filter((m) => m.from.uri === ROOM && bodyOf(m).startsWith('You are in #parley')).length, 1, 'the user is told of the channel once, not again at the restart');
+  } finally {
+    await second.stop();
+  }
+});
