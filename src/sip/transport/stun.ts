@@ -41,6 +41,9 @@ export function stunBindingResponse(request: Buffer, host: string, port: number)
 
 /** The 4 or 16 bytes of an IP address in text form. */
 function addressBytes(host: string): Buffer | undefined {
+  // An IPv4 client of a dual-stack socket is told its IPv4 address, as it would read it.
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host);
+  if (mapped) return addressBytes(mapped[1]!);
   const family = isIP(host);
   if (family === 4) return Buffer.from(host.split('.').map(Number));
   if (family !== 6) return undefined;
