@@ -56,6 +56,18 @@ test('a temporary GRUU reaches its device while the registration lasts, then get
   }
   assert.equal((await bob.message('sip:tgruu.bm90LWlzc3VlZC1ieS1wYXJsZXktYXQtYWxs@localhost;gr', 'forged')).status, 404);
 
+  // A registration under a new Call-ID ends the temporary GRUUs of the old one (RFC 5627 §5.1).
+  const renewed = phone.build('REGISTER', 'sip:localhost', {
+    to: `<${phone.aor}>`,
+    headers: [{ name: 'contact', value: `<${phone.contact}>;+sip.instance="<${instance}>"` }, { name: 'supported', value: 'gruu' }],
+  });
+  renewed.set('call-id', 'a-new-call-id@test');
+  const current = contactParam(await phone.send(renewed), phone.contact, 'temp-gruu')!;
+  assert.equal((await bob.message(temporary, 'old one')).status, 480);
+  const toPhone = phone.waitForRequest((m) => m.method === 'MESSAGE');
+  assert.equal((await bob.message(current, 'new one')).status, 200);
+  await toPhone;
+
   assert.equal((await registerDevice(phone, { instance, expires: 0 })).status, 200);
   const gone = await bob.message(temporary, 'too late');
   assert.equal(gone.status, 480);

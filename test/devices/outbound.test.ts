@@ -56,6 +56,29 @@ test('two flows of one device: Require: outbound, a MESSAGE goes over one flow, 
   assert.deepEqual(bodies(second), ['two']);
 });
 
+test('a device answers over one flow: a 486 there is its answer, a 503 passes the request on to its next flow', async () => {
+  const firstFlow = await agent('hana', s.udp);
+  const secondFlow = await agent('hana', s.udp);
+  const bob = await agent('bob', s.udp);
+  const instance = newInstance();
+  assert.equal((await registerDevice(firstFlow, { instance, regId: 1, supported: 'outbound' })).status, 200);
+  assert.equal((await registerDevice(secondFlow, { instance, regId: 2, supported: 'outbound' })).status, 200);
+  firstFlow.answer = 486;
+  assert.equal((await bob.message('sip:hana@localhost', 'busy?')).status, 486);
+  firstFlow.answer = 503;
+  const overSecond = secondFlow.waitForRequest((m) => m.method === 'MESSAGE');
+  assert.equal((await bob.message('sip:hana@localhost', 'still there?')).status, 200);
+  assert.equal((await overSecond).body.toString(), 'still there?');
+});
+
+test('a TCP contact with ;ob is dropped when its connection closes, not dialled again', async () => {
+  const phone = await tcpFlow('ivan');
+  const ok = await phone.send(phone.build('REGISTER', 'sip:localhost', { to: `<${phone.aor}>`, headers: [{ name: 'contact', value: `<${phone.contact};ob>` }] }));
+  assert.equal(ok.status, 200);
+  phone.close();
+  await eventually(() => s.server.registrar.lookup('ivan@localhost').length === 0, 'the binding of the closed connection dropped');
+});
+
 test('an edge proxy in front: its Path is echoed and stored, and requests for the device take it as their route', async () => {
   const edge = await agent('edge', s.udp);
   const bob = await agent('bob', s.udp);
