@@ -3,7 +3,7 @@
 // its user part is the AOR, instance and a digest of the registration's Call-ID sealed with a key
 // Parley draws at start, so none is kept in memory and a restart invalidates those handed out.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { escapeUser, type SipUri } from '../sip/index.js';
+import { aorOf, escapeUser, type SipUri } from '../sip/index.js';
 
 /** The user part that marks a temporary GRUU, before its sealed token. */
 const TEMPORARY_PREFIX = 'tgruu.';
@@ -48,7 +48,7 @@ export class GruuIssuer {
    */
   read(uri: SipUri): { aor: string; device: Device } | undefined {
     const gr = uri.params.get('gr');
-    if (gr) return { aor: `${uri.user}@${uri.host}`, device: { instance: instanceUrn(gr) } };
+    if (gr) return { aor: aorOf(uri), device: { instance: instanceUrn(gr) } };
     if (!uri.user.startsWith(TEMPORARY_PREFIX)) return undefined;
     const bytes = Buffer.from(uri.user.slice(TEMPORARY_PREFIX.length), 'base64url');
     if (bytes.length <= IV_BYTES + TAG_BYTES) return undefined;

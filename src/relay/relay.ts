@@ -210,16 +210,18 @@ export class Relay {
     if (!destination) return { status: 404, reason: 'Not Found (unknown GRUU)' };
     const { aor, device } = destination;
     const devices = this.registrar.flowsByDevice(this.registrar.lookup(aor, device));
-    if (devices.length === 0 && device) return { status: 480, reason: 'Temporarily Unavailable (device not registered)' };
     if (devices.length > 0) {
       const best = await this.fork(message, devices, loop);
       if (best.status < 300) {
         this.stats.relayed++;
         return { status: best.status, reason: best.reason, response: best };
       }
-      if (!UNREACHABLE.has(best.status)) return { status: best.status, reason: best.reason, response: best };
+      // What was meant for one device is not stored, to reach every device later.
+      if (!UNREACHABLE.has(best.status) || device) return { status: best.status, reason: best.reason, response: best };
     } else if (!(await this.options.isKnownUser(aor))) {
       return { status: 404, reason: 'Not Found' };
+    } else if (device) {
+      return { status: 480, reason: 'Temporarily Unavailable (device not registered)' };
     }
     return this.store(aor, message);
   }

@@ -38,6 +38,9 @@ test('a device with Supported: gruu gets pub-gruu and temp-gruu; the public GRUU
   assert.equal((await bob.message('sip:alice@localhost', 'for every device')).status, 200);
   await toLaptop;
   assert.deepEqual(messages(laptop), ['for every device']);
+  // A message for one device that it does not take now is not stored for every device.
+  phone.answer = 480;
+  assert.equal((await bob.message(`sip:alice@localhost;gr=${instance}`, 'later?')).status, 480);
 });
 
 test('a temporary GRUU reaches its device while the registration lasts, then gets 480; one Parley did not issue gets 404', async () => {
@@ -72,6 +75,7 @@ test('a temporary GRUU reaches its device while the registration lasts, then get
   const gone = await bob.message(temporary, 'too late');
   assert.equal(gone.status, 480);
   assert.equal((await bob.message(`sip:carol@localhost;gr=${instance}`, 'too late')).status, 480);
+  assert.equal((await bob.message(`sip:nobody@localhost;gr=${instance}`, 'who?')).status, 404);
 });
 
 test('a phone registering its instance from a new address replaces its binding, outbound flow or not', async () => {
@@ -111,4 +115,15 @@ test('a GRUU is taken as From and Contact: MESSAGE, SUBSCRIBE, and the NOTIFYs r
   const notify = await notified;
   assert.equal(notify.uri, gruu, 'the NOTIFY goes to the GRUU the subscriber gave as its Contact');
   assert.match(notify.get('to')!, new RegExp(`gr=${instance}`));
+});
+
+test('a GRUU cannot be registered as a contact (403), nor a reg-id that is no number (400)', async () => {
+  const phone = await agent('fay', s.udp);
+  const register = (contact: string) => phone.send(phone.build('REGISTER', 'sip:localhost', { to: `<${phone.aor}>`, headers: [{ name: 'contact', value: contact }] }));
+  const loop = await register(`<sip:fay@localhost;gr=${newInstance()}>`);
+  assert.equal(loop.status, 403);
+  assert.equal(loop.reason, 'Forbidden (a GRUU cannot be registered as a contact)');
+  const bad = await register(`<${phone.contact}>;+sip.instance="<${newInstance()}>";reg-id=first`);
+  assert.equal(bad.status, 400);
+  assert.equal(bad.reason, 'Bad reg-id parameter');
 });
