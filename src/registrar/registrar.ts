@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { logBackgroundFailure, type Binding, type LocationStore } from '../store/index.js';
 import {
-  type IncomingRequest, type Peer, RELIABLE, parseUri, parseNameAddr, aorOf, type NameAddr, type SipMessage, type SipUri,
+  type IncomingRequest, type Peer, RELIABLE, parseUri, parseNameAddr, splitList, aorOf, type NameAddr, type SipMessage, type SipUri,
 } from '../sip/index.js';
 import type { Header } from '../sip/message.js';
 import { GruuIssuer, callIdDigest, instanceUrn, type Device } from './gruu.js';
@@ -125,9 +125,10 @@ export class Registrar extends EventEmitter {
     if (source.proto === 'udp') return source;
     if (binding.connectionId && this.isConnected(binding.connectionId)) return { ...source, connectionId: binding.connectionId };
     if (diesWithConnection(binding)) return undefined;
-    // The client's connection is gone: a stream contact is reached where its Contact says it listens.
+    // The client's connection is gone: a stream contact is reached where its Contact says it
+    // listens, or behind an edge proxy where the first hop of its Path does.
     try {
-      const uri = parseUri(binding.contact);
+      const uri = parseUri(binding.path ? parseNameAddr(splitList(binding.path)[0]!).uri : binding.contact);
       return { proto: source.proto, host: uri.host.replace(/^\[|\]$/g, ''), port: uri.port ?? (source.proto === 'tls' ? 5061 : 5060) };
     } catch {
       return undefined;

@@ -40,6 +40,7 @@ test('linphonec gets its pub-gruu, and a MESSAGE to that GRUU reaches it', { ski
   // The 200 as linphonec received it (its log holds every SIP message).
   const ok = await eventually(() => (existsSync(log) && /^Contact: .*;pub-gruu="([^"]+)"/m.exec(readFileSync(log, 'utf8'))) || undefined, 'a 200 with pub-gruu in linphonec\'s log', 20_000);
   const gruu = ok[1]!;
+  assert.match(readFileSync(log, 'utf8'), /^SIP\/2\.0 200 OK\r?\n(?:[^\r\n]+\r?\n)*?Supported: gruu, outbound\r?$/m);
   const [binding] = s.server.registrar.lookup('lina@localhost');
   assert.ok(binding?.instance, 'linphonec registered as a device');
   assert.equal(gruu, `sip:lina@localhost;gr=${binding.instance.replace(/^"<|>"$/g, '')}`);

@@ -4,8 +4,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
+import { createServer as createTcpServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
+import { createResponse, type SipMessage } from '../../src/sip/index.js';
+import { StreamFramer } from '../../src/sip/transport/framer.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { udpAgents } from '../support/ua.js';
 import { StreamUA } from '../support/stream-ua.js';
@@ -109,6 +112,42 @@ test('an edge proxy in front: its Path is echoed and stored, and requests for th
   const forwarded = await atEdge;
   assert.equal(forwarded.uri, deviceContact);
   assert.deepEqual(forwarded.getAll('route'), [path]);
+});
+
+test('behind a TCP edge proxy whose connection closed, requests go where its Path says it listens', async () => {
+  const listener = createTcpServer((socket) => {
+    const framer = new StreamFramer(1 << 16);
+    socket.on('data', (chunk: Buffer) => {
+      for (const result of framer.push(chunk)) {
+        if (!('message' in result) || !result.message.isRequest) continue;
+        atEdge.push(result.message);
+        socket.write(createResponse(result.message, 200).toBuffer());
+      }
+    });
+  });
+  const atEdge: SipMessage[] = [];
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  after(() => listener.close());
+  const edgePort = (listener.address() as { port: number }).port;
+  const edge = await tcpFlow('edge');
+  const bob = await agent('bob', s.udp);
+  const path = `<sip:edge@127.0.0.1:${edgePort};transport=tcp;lr>`;
+  const ok = await edge.send(
+    edge.build('REGISTER', 'sip:localhost', {
+      to: '<sip:hugo@localhost>',
+      headers: [
+        { name: 'via', value: 'SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKhugo' },
+        { name: 'path', value: path },
+        { name: 'contact', value: '<sip:hugo@127.0.0.1:9;transport=tcp>' },
+      ],
+    }),
+  );
+  assert.equal(ok.status, 200);
+  edge.close();
+  await eventually(() => !s.server.transports.isConnected(s.server.registrar.lookup('hugo@localhost')[0]!.connectionId!), 'the edge\'s connection closed');
+  assert.equal((await bob.message('sip:hugo@localhost', 'via the edge again')).status, 200);
+  assert.equal(atEdge[0]?.uri, 'sip:hugo@127.0.0.1:9;transport=tcp');
+  assert.deepEqual(atEdge[0]?.getAll('route'), [path]);
 });
 
 test('a STUN binding request on the SIP UDP port gets its XOR-MAPPED-ADDRESS', { timeout: 5000 }, async () => {
