@@ -10,6 +10,7 @@ command -v openssl >/dev/null || need+=(openssl)
 if [ "${1:-}" = "--test" ]; then
   command -v sipp >/dev/null || need+=(sip-tester)
   command -v baresip >/dev/null || need+=(baresip-core)
+  command -v linphonec >/dev/null || need+=(linphone-cli)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
   command -v prosody >/dev/null || need+=(prosody)
   # libunbound for Prosody, whose own resolver ignores /etc/hosts (the s2s test names live there).

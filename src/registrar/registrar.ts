@@ -1,10 +1,15 @@
 // REGISTER handling (RFC 3261 §10.3) over an in-memory location table that is written through
 // to the store before the 200 OK goes out, so an acknowledged registration survives a crash.
+// A device is its +sip.instance (else its contact): it gets GRUUs (RFC 5627), and its flows
+// (RFC 5626 reg-id) are the ways to reach it, one at a time.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { logBackgroundFailure, type Binding, type LocationStore } from '../store/index.js';
-import { type IncomingRequest, type Peer, RELIABLE, parseUri, type NameAddr } from '../sip/index.js';
+import {
+  type IncomingRequest, type Peer, RELIABLE, parseUri, parseNameAddr, splitList, aorOf, type NameAddr, type SipMessage, type SipUri,
+} from '../sip/index.js';
 import type { Header } from '../sip/message.js';
+import { GruuIssuer, callIdDigest, instanceUrn, type Device } from './gruu.js';
 
 export interface RegistrarOptions {
   minExpires: number;
@@ -22,11 +27,27 @@ export declare interface Registrar {
 /** The registrar's answer to one REGISTER, before it is sent. */
 type Outcome = { status: number; reason?: string; headers?: Header[] };
 
+/** What a request-URI of a local domain reaches: every device of an AOR, or the one a GRUU names. */
+export interface Destination {
+  aor: string;
+  device?: Device;
+}
+
+/** One way to reach a device: a binding and where to send for it now. */
+export interface Flow {
+  binding: Binding;
+  peer: Peer;
+}
+
+/** Option tags of REGISTER extensions Parley implements, answered in Supported when the client names them. */
+const EXTENSIONS = ['gruu', 'path', 'outbound'];
+
 export class Registrar extends EventEmitter {
   private readonly table = new Map<string, Binding[]>();
   private sweepTimer: NodeJS.Timeout | undefined;
   /** Serialises REGISTERs of one AOR so concurrent ones cannot lose each other's contacts. */
   private readonly queues = new Map<string, Promise<void>>();
+  private readonly gruus = new GruuIssuer();
 
   constructor(
     private readonly store: LocationStore,
@@ -41,7 +62,8 @@ export class Registrar extends EventEmitter {
   async start(): Promise<void> {
     const now = this.now();
     for (const binding of await this.store.listAll()) {
-      if (binding.expiresAt <= now || !reachableAfterRestart(binding)) continue;
+      // Its connection did not survive the restart, and nothing else reaches it.
+      if (binding.expiresAt <= now || diesWithConnection(binding)) continue;
       const { connectionId: _stale, ...rest } = binding;
       const list = this.table.get(binding.aor) ?? [];
       list.push(rest);
@@ -56,10 +78,37 @@ export class Registrar extends EventEmitter {
     clearInterval(this.sweepTimer);
   }
 
-  /** Live bindings of an AOR, highest q first. */
-  lookup(aor: string): Binding[] {
+  /** Live bindings of an AOR, highest q first; with `device`, only that device's. */
+  lookup(aor: string, device?: Device): Binding[] {
     const now = this.now();
-    return (this.table.get(aor) ?? []).filter((b) => b.expiresAt > now);
+    return (this.table.get(aor) ?? []).filter((b) => b.expiresAt > now && (!device || isOfDevice(b, device)));
+  }
+
+  /**
+   * What a local request-URI reaches: a GRUU (`gr` parameter) one device, any other URI every device
+   * of its AOR; undefined for a temporary GRUU Parley did not issue.
+   */
+  destinationOf(uri: SipUri): Destination | undefined {
+    if (!uri.params.has('gr')) return { aor: aorOf(uri) };
+    return this.gruus.read(uri);
+  }
+
+  /**
+   * The reachable flows of each device among `bindings`, one list per device, lowest reg-id first:
+   * a device is reached over one flow at a time, the next when that one fails (RFC 5626 §5.3).
+   */
+  flowsByDevice(bindings: Binding[]): Flow[][] {
+    const devices = new Map<string, Flow[]>();
+    for (const binding of bindings) {
+      const peer = this.targetOf(binding);
+      if (!peer) continue;
+      const key = binding.instance ? instanceUrn(binding.instance) : binding.contact;
+      const flows = devices.get(key);
+      if (flows) flows.push({ binding, peer });
+      else devices.set(key, [{ binding, peer }]);
+    }
+    for (const flows of devices.values()) if (flows.length > 1) flows.sort((a, b) => (a.binding.regId ?? 0) - (b.binding.regId ?? 0));
+    return [...devices.values()];
   }
 
   get aorCount(): number {
@@ -71,27 +120,32 @@ export class Registrar extends EventEmitter {
   }
 
   /** Where to send a request for a binding, or undefined when it cannot be reached now. */
-  targetOf(binding: Pick<Binding, 'source' | 'connectionId' | 'contact'>): Peer | undefined {
+  targetOf(binding: Pick<Binding, 'source' | 'connectionId' | 'contact'> & Partial<Pick<Binding, 'regId' | 'path'>>): Peer | undefined {
     const source = binding.source;
     if (source.proto === 'udp') return source;
     if (binding.connectionId && this.isConnected(binding.connectionId)) return { ...source, connectionId: binding.connectionId };
-    if (source.proto === 'ws' || source.proto === 'wss') return undefined;
-    // The client's connection is gone: a stream contact is reached where its Contact says it listens.
+    if (diesWithConnection(binding)) return undefined;
+    // The client's connection is gone: a stream contact is reached where its Contact says it
+    // listens, or behind an edge proxy where the first hop of its Path does.
     try {
-      const uri = parseUri(binding.contact);
+      const uri = parseUri(binding.path ? parseNameAddr(splitList(binding.path)[0]!).uri : binding.contact);
       return { proto: source.proto, host: uri.host.replace(/^\[|\]$/g, ''), port: uri.port ?? (source.proto === 'tls' ? 5061 : 5060) };
     } catch {
       return undefined;
     }
   }
 
-  /** Drops WebSocket bindings whose connection closed: such a contact can never be reached again. */
+  /**
+   * Drops the bindings that lived on a connection that closed (WebSocket, outbound flows): such a
+   * contact can never be reached again, and the device's other flows, if any, take over.
+   */
   connectionClosed(connectionId: string): void {
     for (const [aor, bindings] of this.table) {
-      if (!bindings.some((b) => b.connectionId === connectionId && isWebSocket(b))) continue;
-      const kept = bindings.filter((b) => b.connectionId !== connectionId);
+      const dead = (b: Binding) => b.connectionId === connectionId && diesWithConnection(b);
+      if (!bindings.some(dead)) continue;
+      const kept = bindings.filter((b) => !dead(b));
       // Not dropped, such a binding is only useless: unreachable (targetOf), it expires in time.
-      void this.commit(aor, kept).catch(logBackgroundFailure(this.log, 'dropping the bindings of a closed WebSocket'));
+      void this.commit(aor, kept).catch(logBackgroundFailure(this.log, 'dropping the bindings of a closed connection'));
     }
   }
 
@@ -110,7 +164,7 @@ export class Registrar extends EventEmitter {
     const outcome = this.evaluate(request, aor);
     if ('bindings' in outcome) {
       await this.commit(aor, outcome.bindings);
-      request.reply(200, 'OK', { headers: this.contactHeaders(aor) });
+      request.reply(200, 'OK', { headers: this.okHeaders(aor, request.message, outcome.outbound) });
       if (outcome.bindings.length > 0) this.emit('registered', aor, outcome.bindings);
       return;
     }
@@ -125,18 +179,36 @@ export class Registrar extends EventEmitter {
     } else this.table.set(aor, bindings);
   }
 
-  private contactHeaders(aor: string): Header[] {
+  /**
+   * The 200's headers: every binding, with its GRUUs when the client supports them (RFC 5627 §5.1);
+   * the extensions the client named that Parley supports; Require: outbound when its flows were
+   * taken as such (RFC 5626 §6); the Path it registered (RFC 3327 §5.3).
+   */
+  private okHeaders(aor: string, message: SipMessage, outbound: boolean): Header[] {
     const now = this.now();
-    const headers: Header[] = this.lookup(aor).map((b) => ({
-      name: 'contact',
-      value: `<${b.contact}>;expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}${b.q !== 1 ? `;q=${b.q}` : ''}`,
-    }));
+    const supported = message.has('supported') ? message.getAll('supported').map((tag) => tag.toLowerCase()) : [];
+    const gruu = supported.includes('gruu');
+    const headers: Header[] = this.lookup(aor).map((b) => {
+      let value = `<${b.contact}>;expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}${b.q !== 1 ? `;q=${b.q}` : ''}`;
+      if (b.instance) {
+        value += `;+sip.instance=${b.instance}${b.regId !== undefined ? `;reg-id=${b.regId}` : ''}`;
+        if (gruu) {
+          const instance = instanceUrn(b.instance);
+          value += `;pub-gruu="${this.gruus.publicGruu(aor, instance)}";temp-gruu="${this.gruus.temporaryGruu(aor, instance, b.callId)}"`;
+        }
+      }
+      return { name: 'contact', value };
+    });
     headers.push({ name: 'date', value: new Date(now).toUTCString() });
+    const extensions = EXTENSIONS.filter((tag) => supported.includes(tag));
+    if (extensions.length > 0) headers.push({ name: 'supported', value: extensions.join(', ') });
+    if (outbound && supported.includes('outbound')) headers.push({ name: 'require', value: 'outbound' });
+    if (supported.includes('path') && message.has('path')) headers.push({ name: 'path', value: message.getAll('path').join(', ') });
     return headers;
   }
 
   /** Works out the new binding list, or the error response; changes nothing. */
-  private evaluate(request: IncomingRequest, aor: string): Outcome | { bindings: Binding[] } {
+  private evaluate(request: IncomingRequest, aor: string): Outcome | { bindings: Binding[]; outbound: boolean } {
     const message = request.message;
     const now = this.now();
     const current = this.lookup(aor);
@@ -144,35 +216,48 @@ export class Registrar extends EventEmitter {
     const expiresHeader = message.get('expires');
     const headerExpires = expiresHeader === undefined ? undefined : parseExpires(expiresHeader);
     if (expiresHeader !== undefined && headerExpires === undefined) return { status: 400, reason: 'Bad Expires header' };
-    if (contactValues.length === 0) return { bindings: current };
+    if (contactValues.length === 0) return { bindings: current, outbound: false };
     const callId = message.callId;
     const cseq = message.cseq.seq;
 
     if (contactValues.some((c) => c === '*')) {
       if (contactValues.length !== 1 || headerExpires !== 0) return { status: 400, reason: 'Contact "*" needs Expires: 0 and no other contact' };
-      return { bindings: [] };
+      return { bindings: [], outbound: false };
     }
 
     let contacts: NameAddr[];
     try {
       contacts = message.contacts;
-      for (const c of contacts) parseUri(c.uri);
+      for (const c of contacts) {
+        const uri = parseUri(c.uri);
+        // RFC 5627 §5.1: a GRUU names a device already; registering it as one's contact would loop.
+        if (uri.params.has('gr') && aor.endsWith(`@${uri.host}`)) return { status: 403, reason: 'Forbidden (a GRUU cannot be registered as a contact)' };
+      }
     } catch (error) {
       return { status: 400, reason: `Bad Contact: ${(error as Error).message}` };
     }
     const before = new Map(current.map((b) => [b.contact, b]));
     const next = new Map(before);
+    let outbound = false;
     for (const contact of contacts) {
       const param = contact.params.get('expires');
       const asked = param !== undefined && param !== null ? parseExpires(param) : (headerExpires ?? this.options.defaultExpires);
       if (asked === undefined) return { status: 400, reason: 'Bad expires parameter' };
+      const regId = contact.params.get('reg-id');
+      if (regId !== undefined && (regId === null || !/^[0-9]{1,10}$/.test(regId))) return { status: 400, reason: 'Bad reg-id parameter' };
+      if (regId !== undefined && contact.params.get('+sip.instance')) {
+        if (!firstHopSupportsOutbound(message)) return { status: 439, reason: 'First Hop Lacks Outbound Support' };
+        outbound = true;
+      }
       // Compared with the bindings from before this request: a contact listed twice in it is one
       // binding, the later listing winning, not an out-of-order refresh.
-      const existing = before.get(contact.uri) ?? sameInstance(current, contact);
-      if (existing && existing.callId === callId && existing.cseq >= cseq) {
+      const replaced = sameDevice(current, contact);
+      const previous = before.get(contact.uri);
+      if (previous && !replaced.includes(previous)) replaced.push(previous);
+      if (replaced.some((existing) => existing.callId === callId && existing.cseq >= cseq)) {
         return { status: 500, reason: 'Out of order CSeq for this Call-ID' };
       }
-      if (existing) next.delete(existing.contact);
+      for (const existing of replaced) next.delete(existing.contact);
       next.delete(contact.uri);
       if (asked === 0) continue;
       if (asked < this.options.minExpires) {
@@ -185,7 +270,7 @@ export class Registrar extends EventEmitter {
     if (bindings.length > this.options.maxContacts) {
       return { status: 403, reason: `Too many contacts (at most ${this.options.maxContacts})` };
     }
-    return { bindings };
+    return { bindings, outbound };
   }
 
   private bindingFor(request: IncomingRequest, aor: string, contact: NameAddr, expires: number, now: number): Binding {
@@ -205,7 +290,7 @@ export class Registrar extends EventEmitter {
       source: { proto: request.source.proto, host: request.source.host, port: request.source.port },
       connectionId: RELIABLE[request.source.proto] ? request.source.connectionId : undefined,
       instance: instance ?? undefined,
-      regId: regId ? Number(regId) : undefined,
+      regId: regId && instance ? Number(regId) : undefined,
       userAgent: message.get('user-agent'),
       path: path.length ? path.join(', ') : undefined,
       updatedAt: now,
@@ -231,20 +316,54 @@ function parseExpires(text: string): number | undefined {
   return Number(trimmed);
 }
 
-/** RFC 5626: a contact from the same instance and reg-id replaces the old one even if its URI changed. */
-function sameInstance(current: Binding[], contact: NameAddr): Binding | undefined {
+/**
+ * The bindings of the device a contact comes from, which it replaces even when its URI changed (a
+ * new address): with a reg-id, that flow of the instance and a binding of it without flows
+ * (RFC 5626 §6); without, every binding of the instance (RFC 5627 §5.1: one binding per instance).
+ */
+function sameDevice(current: Binding[], contact: NameAddr): Binding[] {
   const instance = contact.params.get('+sip.instance');
-  if (!instance) return undefined;
+  if (!instance) return [];
+  const urn = instanceUrn(instance);
   const regId = contact.params.get('reg-id');
-  return current.find((b) => b.instance === instance && String(b.regId ?? '') === (regId ?? ''));
+  const flow = regId ? Number(regId) : undefined;
+  return current.filter((b) => b.instance && instanceUrn(b.instance) === urn && (flow === undefined || b.regId === undefined || b.regId === flow));
 }
 
-/** A binding learnt over a WebSocket dies with its connection; others can still be reached. */
-function reachableAfterRestart(binding: Binding): boolean {
-  return !isWebSocket(binding);
+function isOfDevice(binding: Binding, device: Device): boolean {
+  if (!binding.instance || instanceUrn(binding.instance) !== device.instance) return false;
+  return device.callIdDigest === undefined || callIdDigest(binding.callId) === device.callIdDigest;
 }
 
-function isWebSocket(binding: Binding): boolean {
-  return binding.source.proto === 'ws' || binding.source.proto === 'wss';
+/**
+ * RFC 5626 §6: flows are kept by the first hop, so a REGISTER that did not come straight from the
+ * client (more than one Via) needs that hop's `ob` in the bottom Path entry, which it added first.
+ */
+function firstHopSupportsOutbound(message: SipMessage): boolean {
+  if (message.vias.length === 1) return true;
+  const path = message.getAll('path');
+  if (path.length === 0) return false;
+  try {
+    return parseUri(parseNameAddr(path[path.length - 1]!).uri).params.has('ob');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether a binding can be reached only over the stream connection it registered on: a WebSocket
+ * client, or an outbound flow (reg-id, or `ob` in its Contact) straight from the client (no Path).
+ * Such a binding is unreachable once that connection closes, and does not outlive a restart.
+ */
+function diesWithConnection(binding: Pick<Binding, 'source' | 'contact'> & Partial<Pick<Binding, 'regId' | 'path'>>): boolean {
+  const proto = binding.source.proto;
+  if (proto === 'ws' || proto === 'wss') return true;
+  if (!RELIABLE[proto] || binding.path) return false;
+  if (binding.regId !== undefined) return true;
+  try {
+    return parseUri(binding.contact).params.has('ob');
+  } catch {
+    return false;
+  }
 }
 

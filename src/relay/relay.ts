@@ -3,13 +3,13 @@
 // unknown. The same path serves messages Parley itself originates (rooms, gateways), so they too
 // reach WebSocket members and the offline store.
 import type { Logger } from 'pino';
-import { isStoreUnavailable, logBackgroundFailure, type Binding, type OfflineStore, type StoredMessage } from '../store/index.js';
+import { isStoreUnavailable, logBackgroundFailure, type OfflineStore, type StoredMessage } from '../store/index.js';
 import {
   type IncomingRequest, type Peer, SipMessage, type SipStack, type SipUri, createResponse, parseNameAddr, formatNameAddr,
-  parseUri, aorOf,
+  parseUri,
 } from '../sip/index.js';
 import type { Header } from '../sip/message.js';
-import type { Registrar } from '../registrar/registrar.js';
+import type { Flow, Registrar } from '../registrar/registrar.js';
 import { digestRealm } from '../registrar/digest.js';
 
 export interface RelayOptions {
@@ -54,6 +54,9 @@ export interface OutgoingMessage {
 
 /** Statuses that mean "nobody took it now", after which storing is the right thing (RFC 3428 §7). */
 const UNREACHABLE = new Set([408, 480, 503, 504]);
+
+/** Statuses after which a device's next flow is tried (RFC 5626 §5.3): the request did not get through this one. */
+const FLOW_FAILED = new Set([408, 503]);
 
 /** The reason phrase of the 503 for anything that needed the store while it was unavailable. */
 export const STORE_UNAVAILABLE_REASON = 'Service Unavailable (store unavailable)';
@@ -113,8 +116,7 @@ export class Relay {
       await this.forwardForeign(request);
       return;
     }
-    const aor = aorOf(target);
-    const result = await this.deliverLocal(aor, message, loopKey(message));
+    const result = await this.deliverLocal(target, message, loopKey(message));
     if (result.response) {
       result.response.removeFirstValue('via');
       request.respond(result.response);
@@ -141,7 +143,7 @@ export class Relay {
       return { status: response.status, reason: response.reason, stored: false };
     }
     try {
-      const result = await this.deliverLocal(aorOf(target), message, loopKey(message), outgoing.storeOffline);
+      const result = await this.deliverLocal(target, message, loopKey(message), outgoing.storeOffline);
       return { status: result.status, reason: result.reason, stored: result.status === 202 };
     } catch (error) {
       // What a SIP sender would be answered: the module that sends tells its own sender.
@@ -201,21 +203,27 @@ export class Relay {
   }
 
   /**
-   * Forks to every live contact of a local AOR. With no contact, or when every fork found nobody,
-   * the message is stored (202) if the user is known; an unknown user gets 404.
+   * Forks to every live device of a local AOR, or to the one device a GRUU names. With no contact,
+   * or when every fork found nobody, the message is stored (202) if the user is known; an unknown
+   * user gets 404. A GRUU's device that is not registered gets 480: nothing is stored for it.
    */
-  private async deliverLocal(aor: string, message: SipMessage, loop: string, storeOffline = true): Promise<{ status: number; reason: string; response?: SipMessage }> {
-    const bindings = this.registrar.lookup(aor);
-    const targets = bindings.map((b) => ({ binding: b, peer: this.registrar.targetOf(b) })).filter((t) => t.peer);
-    if (targets.length > 0) {
-      const best = await this.fork(message, targets as Array<{ binding: Binding; peer: Peer }>, loop);
+  private async deliverLocal(target: SipUri, message: SipMessage, loop: string, storeOffline = true): Promise<{ status: number; reason: string; response?: SipMessage }> {
+    const destination = this.registrar.destinationOf(target);
+    if (!destination) return { status: 404, reason: 'Not Found (unknown GRUU)' };
+    const { aor, device } = destination;
+    const devices = this.registrar.flowsByDevice(this.registrar.lookup(aor, device));
+    if (devices.length > 0) {
+      const best = await this.fork(message, devices, loop);
       if (best.status < 300) {
         this.stats.relayed++;
         return { status: best.status, reason: best.reason, response: best };
       }
-      if (!UNREACHABLE.has(best.status)) return { status: best.status, reason: best.reason, response: best };
+      // What was meant for one device is not stored, to reach every device later.
+      if (!UNREACHABLE.has(best.status) || device) return { status: best.status, reason: best.reason, response: best };
     } else if (!(await this.options.isKnownUser(aor))) {
       return { status: 404, reason: 'Not Found' };
+    } else if (device) {
+      return { status: 480, reason: 'Temporarily Unavailable (device not registered)' };
     }
     return storeOffline ? this.store(aor, message) : { status: 480, reason: 'Temporarily Unavailable' };
   }
@@ -243,19 +251,15 @@ export class Relay {
     return { status: 202, reason: 'Accepted (stored for offline delivery)' };
   }
 
-  /** Parallel fork of a non-INVITE request (RFC 3261 §16.7): the first 2xx wins, else the best final. */
-  private fork(message: SipMessage, targets: Array<{ binding: Binding; peer: Peer }>, loop: string): Promise<SipMessage> {
+  /** Parallel fork of a non-INVITE request to devices (RFC 3261 §16.7): the first 2xx wins, else the best final. */
+  private fork(message: SipMessage, devices: Flow[][], loop: string): Promise<SipMessage> {
+    if (Number(message.get('max-forwards') ?? '70') <= 0) return Promise.resolve(createResponse(message, 483, 'Too Many Hops'));
     return new Promise((resolve) => {
-      let pending = targets.length;
+      let pending = devices.length;
       let best: SipMessage | undefined;
       let done = false;
-      for (const { binding, peer } of targets) {
-        const copy = forwardCopy(message, binding.contact, this.options.realms, binding.path);
-        if (!copy) {
-          resolve(createResponse(message, 483, 'Too Many Hops'));
-          return;
-        }
-        void this.stack.request(copy, peer, { loopKey: loop, timeout: this.options.forkTimeout * 1000 }).then((response) => {
+      for (const flows of devices) {
+        void this.sendToDevice(message, flows, loop).then((response) => {
           pending--;
           if (done) return;
           if (response.status < 300) {
@@ -271,6 +275,17 @@ export class Relay {
         });
       }
     });
+  }
+
+  /** Sends to a device over its first flow, and over the next one each time a flow fails (RFC 5626 §5.3). */
+  private async sendToDevice(message: SipMessage, flows: Flow[], loop: string): Promise<SipMessage> {
+    let response: SipMessage | undefined;
+    for (const { binding, peer } of flows) {
+      const copy = forwardCopy(message, binding.contact, this.options.realms, binding.path)!;
+      response = await this.stack.request(copy, peer, { loopKey: loop, timeout: this.options.forkTimeout * 1000 });
+      if (!FLOW_FAILED.has(response.status)) break;
+    }
+    return response!;
   }
 
   /**
@@ -310,10 +325,9 @@ export class Relay {
       body: stored.body,
       contentType: stored.contentType,
     });
-    const bindings = this.registrar.lookup(aor);
-    const targets = bindings.map((b) => ({ binding: b, peer: this.registrar.targetOf(b) })).filter((t) => t.peer);
-    if (targets.length === 0) return false;
-    const response = await this.fork(message, targets as Array<{ binding: Binding; peer: Peer }>, loopKey(message));
+    const devices = this.registrar.flowsByDevice(this.registrar.lookup(aor));
+    if (devices.length === 0) return false;
+    const response = await this.fork(message, devices, loopKey(message));
     if (response.status >= 300) {
       this.stats.failed++;
       this.log.info({ aor, id: stored.id, status: response.status }, 'offline delivery failed; kept for the next registration');

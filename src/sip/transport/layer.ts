@@ -15,6 +15,7 @@ import type { SipMessage } from '../message.js';
 import { SipParseError, parseMessage } from '../parser.js';
 import { StreamFramer } from './framer.js';
 import { AddressRanges, SourceRateLimiter } from './limits.js';
+import { isStun, stunBindingResponse } from './stun.js';
 import {
   type Address, type ListenSpec, type Peer, type Protocol, type TlsFiles, TransportError, formatPeer,
 } from './types.js';
@@ -267,7 +268,7 @@ export class TransportLayer extends EventEmitter {
       sendBufferSize: 4 << 20,
       lookup: resolveForSend,
     });
-    socket.on('message', (data: Buffer, rinfo: RemoteInfo) => this.onDatagram(data, rinfo));
+    socket.on('message', (data: Buffer, rinfo: RemoteInfo) => this.onDatagram(data, rinfo, socket));
     socket.on('error', (error) => this.emit('error', error));
     return new Promise((resolve, reject) => {
       socket.once('error', reject);
@@ -281,8 +282,9 @@ export class TransportLayer extends EventEmitter {
     });
   }
 
-  private onDatagram(data: Buffer, rinfo: RemoteInfo): void {
+  private onDatagram(data: Buffer, rinfo: RemoteInfo, socket: UdpSocket): void {
     if (isKeepalive(data)) return;
+    if (isStun(data)) return this.answerStun(data, rinfo, socket);
     const source: Peer = { proto: 'udp', host: rinfo.address, port: rinfo.port };
     // Before parsing: a flood costs one Map lookup per datagram.
     if (this.overRate(rinfo.address)) return this.refuseOverRate(() => parseMessage(data), source);
@@ -296,6 +298,13 @@ export class TransportLayer extends EventEmitter {
       if (error instanceof SipParseError) this.emit('malformed', error, source);
       else this.emit('error', error as Error);
     }
+  }
+
+  /** A STUN keep-alive gets its binding response from the socket it reached, within the sender's rate. */
+  private answerStun(data: Buffer, rinfo: RemoteInfo, socket: UdpSocket): void {
+    if (this.overRate(rinfo.address)) return this.refuse('rate', rinfo.address);
+    const response = stunBindingResponse(data, rinfo.address, rinfo.port);
+    if (response) socket.send(response, rinfo.port, rinfo.address);
   }
 
   /**
@@ -478,7 +487,11 @@ export class TransportLayer extends EventEmitter {
     ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
       connection.lastActive = Date.now();
       const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
-      if (isKeepalive(bytes)) return;
+      if (isKeepalive(bytes)) {
+        // A ping (double CRLF) gets its pong (single CRLF), as on TCP (RFC 5626 §3.5.1).
+        if (bytes.length >= 4) ws.send('\r\n');
+        return;
+      }
       if (this.overRate(remote.host)) return this.refuseOverRate(() => parseMessage(bytes), source);
       try {
         this.emit('message', parseMessage(bytes), source);

@@ -1,0 +1,71 @@
+// Globally routable user agent URIs (RFC 5627): addresses that reach one device of a user.
+// A public GRUU is the AOR with the device's instance URN in `gr`; a temporary one hides the AOR:
+// its user part is the AOR, instance and a digest of the registration's Call-ID sealed with a key
+// Parley draws at start, so none is kept in memory and a restart invalidates those handed out.
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { aorOf, escapeUser, type SipUri } from '../sip/index.js';
+
+/** The user part that marks a temporary GRUU, before its sealed token. */
+const TEMPORARY_PREFIX = 'tgruu.';
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+/** One device of an AOR: its instance URN and, for a temporary GRUU, the Call-ID digest it is tied to. */
+export interface Device {
+  instance: string;
+  callIdDigest?: string;
+}
+
+/** The instance URN of a `+sip.instance` value: `"<urn:uuid:...>"` loses its quotes and brackets, case does not matter. */
+export function instanceUrn(value: string): string {
+  return value.replace(/^"?<?|>?"?$/g, '').toLowerCase();
+}
+
+/** Short digest of a Call-ID: a new Call-ID for an instance invalidates its temporary GRUUs (RFC 5627 §5.1). */
+export function callIdDigest(callId: string): string {
+  return createHash('sha256').update(callId).digest('base64url').slice(0, 12);
+}
+
+export class GruuIssuer {
+  constructor(private readonly key: Buffer = randomBytes(32)) {}
+
+  publicGruu(aor: string, instance: string): string {
+    return `${sipUriOf(aor)};gr=${instance.replace(/[^A-Za-z0-9\-_.!~*'()[\]/:&+$]/g, encodeURIComponent)}`;
+  }
+
+  /** A new temporary GRUU at every call, each valid while the instance stays registered with that Call-ID. */
+  temporaryGruu(aor: string, instance: string, callId: string): string {
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.key, iv);
+    const sealed = Buffer.concat([cipher.update(`${aor}\n${instance}\n${callIdDigest(callId)}`, 'utf8'), cipher.final(), cipher.getAuthTag()]);
+    const domain = aor.slice(aor.lastIndexOf('@') + 1);
+    return `sip:${TEMPORARY_PREFIX}${Buffer.concat([iv, sealed]).toString('base64url')}@${domain};gr`;
+  }
+
+  /**
+   * The AOR and device a URI with a `gr` parameter names; undefined when it is a temporary GRUU
+   * Parley did not issue (or issued before a restart).
+   */
+  read(uri: SipUri): { aor: string; device: Device } | undefined {
+    const gr = uri.params.get('gr');
+    if (gr) return { aor: aorOf(uri), device: { instance: instanceUrn(gr) } };
+    if (!uri.user.startsWith(TEMPORARY_PREFIX)) return undefined;
+    const bytes = Buffer.from(uri.user.slice(TEMPORARY_PREFIX.length), 'base64url');
+    if (bytes.length <= IV_BYTES + TAG_BYTES) return undefined;
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', this.key, bytes.subarray(0, IV_BYTES));
+      decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
+      const plain = Buffer.concat([decipher.update(bytes.subarray(IV_BYTES, bytes.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+      const [aor, instance, digest] = plain.split('\n');
+      if (!aor || !instance || !digest) return undefined;
+      return { aor, device: { instance, callIdDigest: digest } };
+    } catch {
+      return undefined; // forged or from before a restart: the key differs
+    }
+  }
+}
+
+function sipUriOf(aor: string): string {
+  const at = aor.lastIndexOf('@');
+  return `sip:${escapeUser(aor.slice(0, at))}@${aor.slice(at + 1)}`;
+}
