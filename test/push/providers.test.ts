@@ -2,7 +2,7 @@
 // webhook: the exact requests, what each answer leads to, retries, cancel, and the kinds never
 // pushed. The stand-ins are all that is not Parley's own code.
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, verify, type KeyObject } from 'node:crypto';
+import { X509Certificate, generateKeyPairSync, verify, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +27,7 @@ const LINPHONE_IOS = `sip:alice@192.0.2.1;pn-provider=apns;pn-param=${TEAM_ID}.o
 const ANDROID = `sip:bob@192.0.2.2;pn-provider=fcm;pn-param=929129227575;pn-prid=${FCM_TOKEN}`;
 
 let dir: string;
+let standInTls: { cert: string; key: string };
 let providers: StandIn;
 let hook: StandIn;
 let apnsPublicKey: KeyObject;
@@ -40,8 +41,8 @@ let service: PushService | undefined;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'parley-push-'));
-  const tls = await selfSignedCertificate();
-  providers = await startHttp2StandIn(tls);
+  standInTls = await selfSignedCertificate();
+  providers = await startHttp2StandIn(standInTls);
   hook = await startHttpStandIn();
   const apns = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   apnsPublicKey = apns.publicKey;
@@ -52,7 +53,7 @@ before(async () => {
   files.ca = join(dir, 'ca.pem');
   files.p8 = join(dir, `AuthKey_${KEY_ID}.p8`);
   files.account = join(dir, 'service-account.json');
-  writeFileSync(files.ca, tls.cert);
+  writeFileSync(files.ca, standInTls.cert);
   writeFileSync(files.p8, p8);
   writeFileSync(
     files.account,
@@ -170,6 +171,25 @@ test('APNs: voip to the PushKit token and topic; the provider token is kept 50 m
   assert.equal(bearer(second!, 'bearer'), bearer(first!, 'bearer'));
   const renewed = decodeJwt(bearer(third!, 'bearer'), apnsPublicKey, 'ES256');
   assert.equal(renewed.claims.iat, START / 1000 + 51 * 60);
+});
+
+test('APNs with a client certificate: the connection presents it, and no provider token is sent', async () => {
+  const client = await selfSignedCertificate();
+  const certificateApns = await startHttp2StandIn(standInTls, client.cert);
+  const certFile = join(dir, 'apns-cert.pem');
+  const keyFile = join(dir, 'apns-cert-key.pem');
+  writeFileSync(certFile, client.cert);
+  writeFileSync(keyFile, client.key);
+  try {
+    const push = start({ apns_key: null, apns_key_id: null, apns_team_id: null, apns_cert: certFile, apns_cert_key: keyFile, apns_url: certificateApns.url });
+    assert.deepEqual(await push.notify(parsePushTarget(LINPHONE_IOS)!, message()), { status: 'sent' });
+    const [sent] = certificateApns.requests;
+    assert.equal(sent!.path, `/3/device/${APNS_TOKEN}`);
+    assert.equal(sent!.clientCertificate, new X509Certificate(client.cert).fingerprint256);
+    assert.equal(sent!.headers.authorization, undefined);
+  } finally {
+    await certificateApns.close();
+  }
 });
 
 test('APNs: a development build goes to the sandbox; a background push has priority 5', async () => {

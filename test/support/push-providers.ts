@@ -4,12 +4,15 @@
 import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { createSecureServer, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 
 export interface RecordedRequest {
   method: string;
   path: string;
   headers: IncomingHttpHeaders;
   body: string;
+  /** SHA-256 fingerprint of the client certificate the request came with, if any. */
+  clientCertificate?: string;
 }
 
 export interface StandInAnswer {
@@ -65,14 +68,17 @@ function recorder() {
   };
 }
 
-export async function startHttp2StandIn(tls: { cert: string; key: string }): Promise<StandIn> {
+/** `clientCa`: ask for a client certificate, and trust those it signed (APNs certificate authentication). */
+export async function startHttp2StandIn(tls: { cert: string; key: string }, clientCa?: string): Promise<StandIn> {
   const book = recorder();
-  const server: Http2SecureServer = createSecureServer(tls);
+  const server: Http2SecureServer = createSecureServer(clientCa ? { ...tls, requestCert: true, rejectUnauthorized: false, ca: clientCa } : tls);
   server.on('stream', (stream: ServerHttp2Stream, headers) => {
     const chunks: Buffer[] = [];
     stream.on('data', (chunk: Buffer) => chunks.push(chunk));
     stream.on('end', () => {
-      const request = { method: String(headers[':method']), path: String(headers[':path']), headers: headers as IncomingHttpHeaders, body: Buffer.concat(chunks).toString('utf8') };
+      const peer = (stream.session?.socket as TLSSocket | undefined)?.getPeerCertificate();
+      const request: RecordedRequest = { method: String(headers[':method']), path: String(headers[':path']), headers: headers as IncomingHttpHeaders, body: Buffer.concat(chunks).toString('utf8') };
+      if (peer?.fingerprint256) request.clientCertificate = peer.fingerprint256;
       const answer = book.record(request);
       if (answer === 'hold') {
         stream.on('close', book.heldStreamClosed);
