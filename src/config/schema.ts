@@ -579,7 +579,7 @@ const baseSchema = z
       retry_min: z.number().positive().default(1).describe('Seconds before the first new attempt at a push; each wait is drawn between the current step and twice it, the step doubled at each failure.'),
       retry_max: z.number().positive().default(60).describe('Longest wait between attempts at a push, in seconds; at least retry_min.'),
       timeout: z.number().positive().default(10).describe('Seconds a provider has to answer one request; then it counts as failed (and is tried again).'),
-      ca: readablePath.nullable().default(null).describe('PEM file of the certificate authorities trusted for the providers\' HTTPS endpoints instead of Node\'s bundled list (for a private gateway in front of them); null: Node\'s list.'),
+      ca: readablePath.nullable().default(null).describe('PEM file of certificate authorities trusted for the providers\' and the webhook\'s HTTPS endpoints besides Node\'s bundled list (for a private gateway or webhook server); null: Node\'s list alone.'),
       apns_url: urlOf(['https:']).default('https://api.push.apple.com').describe('Base URL of APNs for apps built for production (pn-provider apns); Parley POSTs to <url>/3/device/<token> over HTTP/2.'),
       apns_sandbox_url: urlOf(['https:']).default('https://api.sandbox.push.apple.com').describe('Base URL of APNs for development builds (pn-provider apns.dev).'),
       apns_key: readablePath.nullable().default(null).describe('APNs token authentication: the .p8 signing key file from the Apple developer account; Parley signs an ES256 provider token with it (kid apns_key_id, iss apns_team_id), renewed every 50 minutes. Never logged. null: certificate authentication with apns_cert, or no APNs.'),

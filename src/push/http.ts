@@ -13,7 +13,7 @@ export interface HttpResponse {
 
 /** TLS settings of a provider's connections. */
 export interface TlsOptions {
-  /** PEM certificate authorities trusted instead of Node's bundled ones. */
+  /** PEM certificate authorities trusted (Node's bundled ones when absent). */
   ca?: string | string[];
   /** Client certificate and key (APNs certificate-based authentication). */
   cert?: string;

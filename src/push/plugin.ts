@@ -19,7 +19,8 @@ export const PUSH = serviceKey<PushService>('push');
 export function createPushService(config: Config, log: Logger, now: () => number = Date.now): PushService {
   const push = config.push;
   const timeoutMs = push.timeout * 1000;
-  const tls: TlsOptions = push.ca !== null ? { ca: readFileSync(push.ca, 'utf8') } : {};
+  // The operator's CAs add to Node's: a webhook may be a public server as well as a private one.
+  const tls: TlsOptions = push.ca !== null ? { ca: [...rootCertificates, readFileSync(push.ca, 'utf8')] } : {};
   const providers: ConstructorParameters<typeof PushService>[0] = {};
   if (push.apns_key !== null || push.apns_cert !== null) {
     const token =
@@ -36,9 +37,7 @@ export function createPushService(config: Config, log: Logger, now: () => number
     providers.fcm = new FcmProvider({ url: push.fcm_url, account: loadServiceAccount(push.fcm_service_account), ttlSeconds: push.ttl, now }, new Http2Client(tls, timeoutMs));
   }
   if (push.webhook_url !== null) {
-    // A webhook's CA list adds to Node's: it may be any public server as well as a private one.
-    const webhookTls = tls.ca !== undefined ? { ca: [...rootCertificates, tls.ca as string] } : {};
-    providers.webhook = new WebhookProvider({ urlTemplate: push.webhook_url, authorization: push.webhook_authorization ?? undefined, tls: webhookTls, timeoutMs });
+    providers.webhook = new WebhookProvider({ urlTemplate: push.webhook_url, authorization: push.webhook_authorization ?? undefined, tls, timeoutMs });
   }
   return new PushService(providers, { retryMinMs: push.retry_min * 1000, retryMaxMs: push.retry_max * 1000, attempts: push.attempts }, log);
 }

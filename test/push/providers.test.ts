@@ -12,6 +12,7 @@ import { configSchema } from '../../src/config/index.js';
 import { createLogger } from '../../src/log/index.js';
 import { createPushService, parsePushTarget, PushError, type InvalidTokenReport, type PushRequest, type PushService } from '../../src/push/index.js';
 import { eventually } from '../support/eventually.js';
+import { freeTcpPort } from '../support/process.js';
 import { selfSignedCertificate, startHttp2StandIn, startHttpStandIn, type RecordedRequest, type StandIn } from '../support/push-providers.js';
 
 const APNS_TOKEN = 'a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90';
@@ -235,6 +236,14 @@ test('after its last attempt a push fails, is counted and the provider is report
   assert.equal(push.stats.failed.apns, 1);
   assert.deepEqual(await push.notify(target, message()), { status: 'sent' });
   assert.equal(push.failingProviders().size, 0);
+});
+
+test('an unreachable provider is tried again, then the push fails naming why', async () => {
+  const push = start({ attempts: 2, apns_url: `https://127.0.0.1:${await freeTcpPort()}` });
+  const outcome = await push.notify(parsePushTarget(LINPHONE_IOS)!, message());
+  assert.equal(outcome.status, 'failed');
+  assert.match((outcome as { reason: string }).reason, /ECONNREFUSED/);
+  assert.ok(logs.some((line) => line.includes('push failed, trying again') && line.includes('ECONNREFUSED')));
 });
 
 test('FCM: an OAuth2 token from a signed RS256 assertion, kept for the next push; a data-only message of high priority', async () => {
