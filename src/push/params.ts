@@ -3,6 +3,7 @@
 // also sends them in its own forms, read the way Flexisip (the server Linphone is made for) reads
 // them: APNs with two tokens in one binding, `pn-prid=<remote>:remote&<voip>:voip` with
 // `pn-param=<team>.<bundle>.remote&voip`, and the older `pn-type`, `app-id`, `pn-tok`.
+import { formatNameAddr, parseNameAddr } from '../sip/headers.js';
 import { formatUri, parseUri, type SipUri } from '../sip/uri.js';
 
 /** An Apple device: the topics are the bundle ID (remote notifications) and `<bundle>.voip` (PushKit). */
@@ -82,7 +83,7 @@ export function parsePushTarget(contact: string | SipUri): PushTarget | undefine
   }
   const legacyToken = value('pn-tok');
   if (legacyToken === undefined) return undefined;
-  const type = required(value('pn-type'), 'pn-type', 'pn-tok')?.toLowerCase();
+  const type = required(value('pn-type'), 'pn-type', 'pn-tok').toLowerCase();
   const appId = required(value(LEGACY_APP_ID), LEGACY_APP_ID, 'pn-tok');
   if (type === 'apple') {
     // app-id is the bundle ID, ".dev" or ".prod" at its end saying which APNs serves the build.
@@ -163,4 +164,17 @@ export function stripPushParams(uri: string): string {
   if (!names.some((name) => isPushParam(name, parsed.params))) return uri;
   const kept = new Map([...parsed.params].filter(([name]) => !isPushParam(name, parsed.params)));
   return formatUri({ ...parsed, params: kept });
+}
+
+/**
+ * A Contact header value (name-addr or addr-spec) without push parameters, in its URI or, where
+ * a client put them after an addr-spec, among the header's parameters. One without any comes
+ * back as it was written.
+ */
+export function stripContactPushParams(contact: string): string {
+  const addr = parseNameAddr(contact);
+  const uri = stripPushParams(addr.uri);
+  const names = [...addr.params.keys()];
+  if (uri === addr.uri && !names.some((name) => isPushParam(name, addr.params))) return contact;
+  return formatNameAddr({ ...addr, uri, params: new Map([...addr.params].filter(([name]) => !isPushParam(name, addr.params))) });
 }

@@ -2,7 +2,7 @@
 // URI forwarded without them.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parsePushTarget, PushParamsError, stripPushParams } from '../../src/push/index.js';
+import { parsePushTarget, PushParamsError, stripContactPushParams, stripPushParams } from '../../src/push/index.js';
 
 const APNS_TOKEN = 'a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90';
 const VOIP_TOKEN = 'ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100';
@@ -80,4 +80,14 @@ test('stripPushParams removes every pn-* parameter (and Linphone\'s app-id) and 
   assert.equal(stripPushParams(`sip:alice@192.0.2.1;pn-type=apple;app-id=org.linphone.phone;pn-tok=${APNS_TOKEN}`), 'sip:alice@192.0.2.1');
   // Without push parameters the URI is forwarded as it was written, app-id of another meaning included.
   assert.equal(stripPushParams('sip:Alice@192.0.2.1;Transport=TCP;app-id=x'), 'sip:Alice@192.0.2.1;Transport=TCP;app-id=x');
+});
+
+test('stripContactPushParams: a Contact header value keeps its display name and header parameters', () => {
+  assert.equal(
+    stripContactPushParams(`"Alice" <sip:alice@192.0.2.1;transport=tcp;pn-provider=fcm;pn-param=929129227575;pn-prid=${FCM_TOKEN}>;+sip.instance="<urn:uuid:1>";expires=3600`),
+    '"Alice" <sip:alice@192.0.2.1;transport=tcp>;+sip.instance="<urn:uuid:1>";expires=3600',
+  );
+  // In an addr-spec the parameters after the URI are the header's (RFC 3261 §20.10).
+  assert.equal(stripContactPushParams(`sip:alice@192.0.2.1;pn-provider=fcm;pn-prid=${FCM_TOKEN};pn-param=1;expires=60`), '<sip:alice@192.0.2.1>;expires=60');
+  assert.equal(stripContactPushParams('<sip:alice@192.0.2.1>;expires=60'), '<sip:alice@192.0.2.1>;expires=60');
 });
