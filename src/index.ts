@@ -6,6 +6,7 @@ export {
 export { RELAY } from './relay/plugin.js';
 export type { Relay } from './relay/index.js';
 export { REGISTRAR } from './registrar/plugin.js';
+export { PUSH, parsePushTarget, stripPushParams, isPushable, type PushService, type PushTarget, type PushRequest, type PushOutcome } from './push/index.js';
 export { RpcError, RpcErrorCode, type RpcMethods } from './plugin/index.js';
 export { loadConfig, defaultConfig, ConfigError, type Config } from './config/index.js';
 export { createLogger, reportInternalError, type Logger } from './log/index.js';

@@ -77,6 +77,19 @@ function gatewaySummary(config: Config): string {
   ].join('; ');
 }
 
+function pushSummary({ push }: Config): string {
+  if (!push.enabled) return OFF;
+  const apnsAuth = push.apns_key !== null ? `key ${push.apns_key_id} of team ${push.apns_team_id}` : `certificate ${push.apns_cert}`;
+  return [
+    push.apns_key !== null || push.apns_cert !== null ? `APNs (${apnsAuth}, ${push.apns_push_type} pushes)` : undefined,
+    push.fcm_service_account !== null ? `FCM (service account ${push.fcm_service_account})` : undefined,
+    // The origin only: the template's query may hold a secret.
+    push.webhook_url !== null ? `other providers through the webhook at ${new URL(push.webhook_url).origin}` : undefined,
+  ]
+    .filter((part) => part !== undefined)
+    .join('; ');
+}
+
 function adminSummary({ admin }: Config): string {
   if (!admin.enabled) return OFF;
   const token = admin.token === null ? 'RPC token generated at each start' : 'RPC token set';
@@ -97,6 +110,7 @@ export function summarize(config: Config): string {
     ['presence', presenceSummary(config)],
     ['xmpp', xmppSummary(config)],
     ['gateways', gatewaySummary(config)],
+    ['push', pushSummary(config)],
     ['admin', adminSummary(config)],
   ];
   return lines

@@ -158,6 +158,19 @@ const domain = z
 const hostOrIp = z.string().refine((text) => isHostname(text) || isIP(text) !== 0, { message: 'expected a hostname or IP address' });
 
 /** A name linked accounts are written with: an XMPP domain, an IRC network's name (lower case, host syntax). */
+/** A URL of one of the given schemes (`https:`); `placeholders` (e.g. $token) may appear in it. */
+const urlOf = (protocols: readonly string[], placeholders?: RegExp) =>
+  z.string().refine(
+    (text) => {
+      try {
+        return protocols.includes(new URL(placeholders ? text.replace(placeholders, 'x') : text).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `expected a URL starting with ${protocols.map((protocol) => `${protocol}//`).join(' or ')}` },
+  );
+
 const serverName = z.string().regex(/^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$/, 'expected a lower-case name in host syntax, e.g. example.net or libera');
 
 /** Where the per-user gateway connects for the accounts of one configured server, and its TLS mode. */
@@ -559,6 +572,27 @@ const baseSchema = z
       reconnect_max: z.number().positive().default(60).describe('Longest wait between reconnection attempts of a session, in seconds; at least reconnect_min.'),
       db_table: tableName.default('purplemap').describe('Table of the linked accounts (the purple seed\'s db_table): Kamailio purple\'s purplemap columns plus Parley\'s; created when missing.'),
     }),
+    push: section({
+      enabled: z.boolean().default(false).describe('Send push notifications (RFC 8599) through the providers configured below (APNs, FCM, a webhook) to devices that registered with pn-provider, pn-prid and pn-param (or Linphone\'s pn-type, app-id, pn-tok) and have a message waiting while they are not connected. Needs at least one provider.'),
+      ttl: positiveInt.default(3600).describe('Seconds a provider keeps trying to reach a device that is switched off (apns-expiration, FCM android.ttl).'),
+      attempts: positiveInt.max(20).default(5).describe('Most attempts at one push, the first included; a provider\'s overload (429, 5xx), an unreachable provider or an expired credential is tried again after a wait.'),
+      retry_min: z.number().positive().default(1).describe('Seconds before the first new attempt at a push; each wait is drawn between the current step and twice it, the step doubled at each failure.'),
+      retry_max: z.number().positive().default(60).describe('Longest wait between attempts at a push, in seconds; at least retry_min.'),
+      timeout: z.number().positive().default(10).describe('Seconds a provider has to answer one request; then it counts as failed (and is tried again).'),
+      ca: readablePath.nullable().default(null).describe('PEM file of certificate authorities trusted for the providers\' and the webhook\'s HTTPS endpoints besides Node\'s bundled list (for a private gateway or webhook server); null: Node\'s list alone.'),
+      apns_url: urlOf(['https:']).default('https://api.push.apple.com').describe('Base URL of APNs for apps built for production (pn-provider apns); Parley POSTs to <url>/3/device/<token> over HTTP/2.'),
+      apns_sandbox_url: urlOf(['https:']).default('https://api.sandbox.push.apple.com').describe('Base URL of APNs for development builds (pn-provider apns.dev).'),
+      apns_key: readablePath.nullable().default(null).describe('APNs token authentication: the .p8 signing key file from the Apple developer account; Parley signs an ES256 provider token with it (kid apns_key_id, iss apns_team_id), renewed every 50 minutes. Never logged. null: certificate authentication with apns_cert, or no APNs.'),
+      apns_key_id: z.string().regex(/^[A-Z0-9]{10}$/, 'expected the 10-character key ID').nullable().default(null).describe('Key ID of apns_key (10 characters); required with it.'),
+      apns_team_id: z.string().regex(/^[A-Z0-9]{10}$/, 'expected the 10-character team ID').nullable().default(null).describe('Team ID of the Apple developer account apns_key belongs to (10 characters); required with it.'),
+      apns_cert: readablePath.nullable().default(null).describe('APNs certificate authentication instead of a key: the PEM client certificate for the app\'s topic; needs apns_cert_key.'),
+      apns_cert_key: readablePath.nullable().default(null).describe('PEM private key of apns_cert. Never logged.'),
+      apns_push_type: z.enum(['alert', 'background', 'voip']).default('alert').describe('What a message push to an Apple device is: alert (a visible notification "message from <sender>", Linphone\'s pn-msg-str as its text key), background (wakes the app silently; APNs may delay or drop it), voip (PushKit, to the device\'s voip token). A device without the token the type needs gets what its token is for.'),
+      fcm_url: urlOf(['https:']).default('https://fcm.googleapis.com').describe('Base URL of the FCM HTTP v1 API; Parley POSTs to <url>/v1/projects/<project_id>/messages:send.'),
+      fcm_service_account: readablePath.nullable().default(null).describe('FCM: the service-account key file (JSON) of the Firebase project, as the Firebase console downloads it; its project_id names the project, and its private key signs the JWT exchanged at its token_uri for OAuth2 access tokens, kept until they expire. Never logged. null: no FCM.'),
+      webhook_url: urlOf(['https:', 'http:'], /\$(?:token|from|call_id|provider|param)\b/g).nullable().default(null).describe('Generic webhook for every other pn-provider: Parley POSTs JSON {provider, token, param, from, call_id} to this URL, in which $token, $from, $call_id, $provider and $param are replaced (URL-encoded). 2xx: sent; 404 or 410: the token is invalid; 429 or 5xx: tried again. null: no webhook.'),
+      webhook_authorization: z.string().min(1).nullable().default(null).describe('Value of the Authorization header sent to webhook_url (e.g. "Bearer <secret>"). Never logged. null: none.'),
+    }),
     routes: z
       .array(route)
       .min(1)
@@ -594,6 +628,7 @@ function checkAcrossSections(config: z.output<typeof baseSchema>, ctx: z.Refinem
   }
   if (config.xmpp.enabled) checkXmpp(config, ctx);
   if (config.gateway.enabled) checkGateway(config, ctx);
+  checkPush(config, ctx);
 }
 
 function checkXmpp(config: z.output<typeof baseSchema>, ctx: z.RefinementCtx): void {
@@ -643,6 +678,20 @@ function checkGateway(config: z.output<typeof baseSchema>, ctx: z.RefinementCtx)
   });
   if (gateway.reconnect_max < gateway.reconnect_min) {
     ctx.addIssue({ code: 'custom', path: ['gateway', 'reconnect_max'], message: `must not be less than reconnect_min (${gateway.reconnect_min})` });
+  }
+}
+
+function checkPush(config: z.output<typeof baseSchema>, ctx: z.RefinementCtx): void {
+  const { push } = config;
+  const issue = (key: string, message: string) => ctx.addIssue({ code: 'custom', path: ['push', key], message });
+  if (push.apns_key !== null) {
+    for (const key of ['apns_key_id', 'apns_team_id'] as const) if (push[key] === null) issue(key, 'required with apns_key');
+    if (push.apns_cert !== null) issue('apns_cert', 'apns_key and apns_cert are two ways to authenticate to APNs; choose one');
+  }
+  if ((push.apns_cert === null) !== (push.apns_cert_key === null)) issue(push.apns_cert === null ? 'apns_cert' : 'apns_cert_key', 'apns_cert and apns_cert_key go together');
+  if (push.retry_max < push.retry_min) issue('retry_max', `must not be less than retry_min (${push.retry_min})`);
+  if (push.enabled && push.apns_key === null && push.apns_cert === null && push.fcm_service_account === null && push.webhook_url === null) {
+    issue('enabled', 'needs a provider: apns_key or apns_cert (APNs), fcm_service_account (FCM) or webhook_url');
   }
 }
 

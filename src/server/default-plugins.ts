@@ -5,6 +5,7 @@ import { adminPlugin } from '../admin/plugin.js';
 import { gatewayPlugin } from '../gateway/plugin.js';
 import { roomsPlugin } from '../imc/plugin.js';
 import { presencePlugin } from '../presence/plugin.js';
+import { pushPlugin } from '../push/plugin.js';
 import { registrarPlugin } from '../registrar/plugin.js';
 import { relayPlugin } from '../relay/plugin.js';
 import { xmppPlugin } from '../xmpp/plugin.js';
@@ -12,5 +13,5 @@ import type { ParleyPlugin } from '../plugin/index.js';
 
 /** Fresh plugins for one server: each keeps the state of what it serves. */
 export function defaultPlugins(): ParleyPlugin[] {
-  return [registrarPlugin(), relayPlugin(), presencePlugin(), xmppPlugin(), gatewayPlugin(), roomsPlugin(), adminPlugin()];
+  return [registrarPlugin(), relayPlugin(), presencePlugin(), xmppPlugin(), gatewayPlugin(), roomsPlugin(), pushPlugin(), adminPlugin()];
 }

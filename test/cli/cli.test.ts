@@ -84,6 +84,7 @@ describe('parley check-config', () => {
         '  presence: policy open\n' +
         '  xmpp:     off\n' +
         '  gateways: off\n' +
+        '  push:     off\n' +
         '  admin:    http://127.0.0.1:8090, RPC token generated at each start, /metrics open\n',
     );
     assert.equal(stderr, '');
@@ -101,6 +102,7 @@ describe('parley check-config', () => {
       'presence: { policy: same-domain }',
       'xmpp: { enabled: true, backend: server, xmpp_domain: xmpp.example.com, dialback_secret: "0123456789abcdef" }',
       'gateway: { enabled: true, secret_key: "0123456789abcdef", jaddress: xmpp.example.net, http_proxy_host: 127.0.0.1, irc_networks: { libera: { host: irc.libera.chat } } }',
+      'push: { enabled: true, webhook_url: "https://push.example.com/wake?key=s3cret&token=$token" }',
       'admin: { listen: "0.0.0.0:8090", token: "0123456789abcdef0123", metrics_token: true }',
     ].join('\n'));
     const { code, stdout, stderr } = await parley(['check-config', '-c', config]);
@@ -121,6 +123,7 @@ describe('parley check-config', () => {
         `TLS required, certificate ${cert}; remote certificates verified against Node's authorities\n` +
         "  gateways: commands to sip:gateway@example.com; networks: xmpp as xmpp.example.com, irc as irc.example.com; XMPP accounts on every domain through xmpp.example.net, IRC accounts on libera; " +
         'through the HTTP proxy 127.0.0.1:3128; at most 1000 sessions, 4 per user\n' +
+        '  push:     other providers through the webhook at https://push.example.com\n' +
         '  admin:    http://0.0.0.0:8090, RPC token set, /metrics with the token\n',
     );
     assert.equal(stderr, '');
