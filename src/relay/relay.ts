@@ -5,12 +5,13 @@
 import type { Logger } from 'pino';
 import { isStoreUnavailable, logBackgroundFailure, type Binding, type OfflineStore, type StoredMessage } from '../store/index.js';
 import {
-  type IncomingRequest, type Peer, SipMessage, type SipStack, type SipUri, createResponse, parseNameAddr, formatNameAddr,
+  type IncomingRequest, type Peer, type Protocol, RELIABLE, SipMessage, type SipStack, type SipUri, createResponse, parseNameAddr, formatNameAddr,
   parseUri, aorOf,
 } from '../sip/index.js';
 import type { Header } from '../sip/message.js';
 import type { Registrar } from '../registrar/registrar.js';
 import { digestRealm } from '../registrar/digest.js';
+import type { DeliveryTurn } from './ordered.js';
 
 export interface RelayOptions {
   domains: Set<string>;
@@ -24,6 +25,8 @@ export interface RelayOptions {
   /** Seconds to wait for the final response of a forwarded request. */
   forkTimeout: number;
   offline: { enabled: boolean; maxPerUser: number; expires: number };
+  /** Ordered deliveries (OrderedDeliveries) under way at once to one recipient, by the transport their requests go over. */
+  deliveryWindow: { stream: number; udp: number };
 }
 
 /** What happened to a message Parley sent on someone's behalf. */
@@ -121,8 +124,13 @@ export class Relay {
     } else request.reply(result.status, result.reason);
   }
 
-  /** Sends a MESSAGE Parley originates; resolves with what became of it, never rejects. */
-  async send(outgoing: OutgoingMessage): Promise<DeliveryResult> {
+  /**
+   * Sends a MESSAGE Parley originates; resolves with what became of it, never rejects. With a
+   * `turn` (from OrderedDeliveries) the turn is told once the request is written, and storing it
+   * offline waits until the recipient's earlier messages have ended, so none is stored before an
+   * earlier one that will be.
+   */
+  async send(outgoing: OutgoingMessage, turn?: DeliveryTurn): Promise<DeliveryResult> {
     const body = typeof outgoing.body === 'string' ? Buffer.from(outgoing.body, 'utf8') : outgoing.body;
     const headers = [...(outgoing.headers ?? [])];
     if (outgoing.date) headers.push({ name: 'date', value: outgoing.date.toUTCString() });
@@ -137,11 +145,11 @@ export class Relay {
       return { status: 416, reason: 'Unsupported URI', stored: false };
     }
     if (!this.isLocal(target)) {
-      const response = await this.sendForeign(message, outgoing.outboundProxy);
+      const response = await this.sendForeign(message, outgoing.outboundProxy, turn);
       return { status: response.status, reason: response.reason, stored: false };
     }
     try {
-      const result = await this.deliverLocal(aorOf(target), message, loopKey(message), outgoing.storeOffline);
+      const result = await this.deliverLocal(aorOf(target), message, loopKey(message), outgoing.storeOffline, turn);
       return { status: result.status, reason: result.reason, stored: result.status === 202 };
     } catch (error) {
       // What a SIP sender would be answered: the module that sends tells its own sender.
@@ -183,7 +191,7 @@ export class Relay {
    * straight to a host a request named, so that a forged From cannot make Parley a reflector.
    * Without a proxy nothing is sent and the answer is the foreign-domain refusal.
    */
-  async sendForeign(message: SipMessage, proxy: string | undefined = this.options.outboundProxy): Promise<SipMessage> {
+  async sendForeign(message: SipMessage, proxy: string | undefined = this.options.outboundProxy, turn?: DeliveryTurn): Promise<SipMessage> {
     if (!proxy) {
       this.log.debug({ method: message.method, uri: message.uri }, 'request for a foreign domain not sent: no outbound proxy');
       const refusal = this.foreignDomainRefusal();
@@ -192,7 +200,15 @@ export class Relay {
     const peer = await resolveHop(parseUri(proxy));
     if (!peer) return createResponse(message, 404, 'Not Found (outbound proxy not resolved)');
     message.prepend('route', `<${proxy};lr>`);
-    return this.stack.request(message, peer, { timeout: this.options.forkTimeout * 1000 });
+    const response = this.stack.request(message, peer, { timeout: this.options.forkTimeout * 1000 });
+    turn?.sent(this.windowOf([peer.proto]));
+    return response;
+  }
+
+  /** How many ordered deliveries may be under way to a recipient reached over these transports. */
+  private windowOf(protocols: Protocol[]): number {
+    const { stream, udp } = this.options.deliveryWindow;
+    return Math.min(...protocols.map((proto) => (RELIABLE[proto] ? stream : udp)));
   }
 
   /** Whether a local AOR has a live registered contact now. */
@@ -204,11 +220,17 @@ export class Relay {
    * Forks to every live contact of a local AOR. With no contact, or when every fork found nobody,
    * the message is stored (202) if the user is known; an unknown user gets 404.
    */
-  private async deliverLocal(aor: string, message: SipMessage, loop: string, storeOffline = true): Promise<{ status: number; reason: string; response?: SipMessage }> {
+  private async deliverLocal(
+    aor: string, message: SipMessage, loop: string, storeOffline = true, turn?: DeliveryTurn,
+  ): Promise<{ status: number; reason: string; response?: SipMessage }> {
     const bindings = this.registrar.lookup(aor);
-    const targets = bindings.map((b) => ({ binding: b, peer: this.registrar.targetOf(b) })).filter((t) => t.peer);
-    if (targets.length > 0) {
-      const best = await this.fork(message, targets as Array<{ binding: Binding; peer: Peer }>, loop);
+    const targets = bindings.map((b) => ({ binding: b, peer: this.registrar.targetOf(b) })).filter((t) => t.peer) as Array<{ binding: Binding; peer: Peer }>;
+    // The fork writes its requests at once: from here on, the next message may follow them.
+    // With no contact nothing is written, and only storing (below) has to wait its turn.
+    const forked = targets.length > 0 ? this.fork(message, targets, loop) : undefined;
+    turn?.sent(targets.length > 0 ? this.windowOf(targets.map((t) => t.peer.proto)) : this.options.deliveryWindow.stream);
+    if (forked) {
+      const best = await forked;
       if (best.status < 300) {
         this.stats.relayed++;
         return { status: best.status, reason: best.reason, response: best };
@@ -217,7 +239,9 @@ export class Relay {
     } else if (!(await this.options.isKnownUser(aor))) {
       return { status: 404, reason: 'Not Found' };
     }
-    return storeOffline ? this.store(aor, message) : { status: 480, reason: 'Temporarily Unavailable' };
+    if (!storeOffline) return { status: 480, reason: 'Temporarily Unavailable' };
+    await turn?.previous;
+    return this.store(aor, message);
   }
 
   private async store(aor: string, message: SipMessage): Promise<{ status: number; reason: string }> {
