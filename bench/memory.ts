@@ -40,22 +40,28 @@ function positive(name: string, text: string): number {
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('bench/memory.ts needs node --expose-gc (npm run bench:memory passes it)');
 
-/** RSS once garbage is collected, and V8's heap in use, in bytes. */
-async function settledMemory(): Promise<{ rss: number; heap: number }> {
+/** RSS once garbage is collected, V8's heap in use and the heap V8 keeps reserved, in bytes. */
+async function settledMemory(): Promise<Memory> {
   for (let round = 0; round < 3; round++) {
     gc!();
     await new Promise((resolve) => setImmediate(resolve));
   }
-  const { rss, heapUsed } = process.memoryUsage();
-  return { rss, heap: heapUsed };
+  const { rss, heapUsed, heapTotal } = process.memoryUsage();
+  return { rss, heap: heapUsed, reserved: heapTotal };
 }
 
-function report(what: string, count: number, before: { rss: number; heap: number }, after: { rss: number; heap: number }, seconds: number): void {
-  const rss = after.rss - before.rss;
-  const heap = after.heap - before.heap;
+interface Memory {
+  rss: number;
+  heap: number;
+  reserved: number;
+}
+
+/** What a step added: RSS (the figure that matters), of which the JS heap in use, and the heap V8 reserved (it keeps what peaks took). */
+function report(what: string, count: number, before: Memory, after: Memory, seconds: number): void {
+  const gained = (bytes: number) => `+${(bytes / MiB).toFixed(1)} MiB (${Math.round(bytes / count)} bytes each)`;
   console.log(
-    `${what}: ${count} in ${seconds.toFixed(1)} s; RSS +${(rss / MiB).toFixed(1)} MiB (${Math.round(rss / count)} bytes each), ` +
-      `JS heap +${(heap / MiB).toFixed(1)} MiB (${Math.round(heap / count)} bytes each)`,
+    `${what}: ${count} in ${seconds.toFixed(1)} s; RSS ${gained(after.rss - before.rss)}, ` +
+      `JS heap in use ${gained(after.heap - before.heap)}, JS heap reserved +${((after.reserved - before.reserved) / MiB).toFixed(1)} MiB`,
   );
 }
 
