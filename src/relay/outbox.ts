@@ -5,8 +5,7 @@
  * the other rows and progress marks of the same moment); each recipient gets its messages in order,
  * through the same per-recipient queue as the module's other deliveries, pipelined: a leg's outcome
  * is taken into account only after the recipient's earlier legs', so its progress mark never passes
- * a leg still pending. A leg that is done is
- * marked in batches; a row done for everyone is deleted. At start, what is pending is delivered
+ * a leg still pending. A leg that is done is marked in batches; a row done for everyone is deleted. At start, what is pending is delivered
  * again: at least once, and a leg done in the last PROGRESS_DELAY_MS before a kill may come twice.
  */
 import type { Logger } from 'pino';
