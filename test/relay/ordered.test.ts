@@ -2,7 +2,9 @@
 // written, up to a window of them unanswered, still in order; offline storing and outcomes in order.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OrderedDeliveries, type DeliveryTurn } from '../../src/relay/index.js';
+import { pino } from 'pino';
+import { OrderedDeliveries, Outbox, jsonCodec, type DeliveryTurn, type LegOutcome } from '../../src/relay/index.js';
+import type { OutboxProgress, OutboxStore } from '../../src/store/index.js';
 import { createResponse, type SipMessage } from '../../src/sip/index.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
@@ -107,6 +109,38 @@ describe('OrderedDeliveries', () => {
     await queues.drain();
     assert.deepEqual(slow.afterPrevious, [0, 1, 2, 3, 4]);
   });
+});
+
+test('outbox: a leg left pending at stop keeps the later legs of its recipient pending too, though they were delivered', async () => {
+  const progress: OutboxProgress[] = [];
+  let ids = 0;
+  const store: OutboxStore = {
+    add: () => Promise.resolve(++ids),
+    record: (written) => {
+      progress.push(written);
+      return Promise.resolve();
+    },
+    pending: () => Promise.resolve({ records: [], cursors: new Map() }),
+  };
+  const delivered: string[] = [];
+  const delivery = {
+    // The first can never be stored (the store is unavailable for it); the others reach bob.
+    deliver: (text: string, _recipient: string, _at: number, turn: DeliveryTurn): Promise<LegOutcome> => {
+      turn.sent(4);
+      if (text === 'first') return Promise.resolve('retry');
+      delivered.push(text);
+      return Promise.resolve('done');
+    },
+  };
+  const outbox = new Outbox(store, 'test', jsonCodec<string>(), delivery, new OrderedDeliveries(() => assert.fail('no leg fails')), { maxMessages: 10, maxPerRecipient: 10 }, pino({ enabled: false }));
+  await outbox.start();
+  for (const text of ['first', 'second', 'third']) await outbox.submit(text, ['bob@localhost']);
+  await eventually(() => delivered.length === 2, 'second and third delivered while first waits');
+  await outbox.stop();
+  assert.deepEqual(delivered, ['second', 'third']);
+  // Nothing marked: a cursor for bob past the first would lose it at the next start.
+  assert.deepEqual(progress.flatMap((written) => [...written.finished, ...written.cursors.map((cursor) => `${cursor.recipient}:${cursor.doneId}`)]), []);
+  assert.equal(outbox.size, 3, 'all three still pending, to be delivered again at the next start');
 });
 
 describe('room posts to one member, pipelined', () => {
