@@ -336,6 +336,12 @@ const baseSchema = z
         .describe('Response (403 or 404) to a request for a foreign domain when there is no outbound_proxy.'),
       max_body: positiveInt.default(65536).describe('Largest MESSAGE body relayed, in bytes; larger ones get 413.'),
       fork_timeout: positiveInt.default(32).describe('Seconds to wait for a final response from the contacts a request is forked to (Timer F bound).'),
+      delivery_window: positiveInt
+        .default(32)
+        .describe('MESSAGEs Parley originates (room posts and notices, gateway messages) sent to one recipient over TCP, TLS or WebSocket before the first of them is answered; the stream keeps their order. 1: one at a time, each after the previous final response.'),
+      delivery_window_udp: positiveInt
+        .default(4)
+        .describe('The same over UDP: their order holds unless a datagram is lost, when its retransmission arrives after the ones sent behind it. 1: strict order, one message per round trip.'),
     }),
     offline: section({
       enabled: z.boolean().default(true).describe('Store messages for known users who are not registered, and deliver them when they register.'),

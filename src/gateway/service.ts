@@ -19,7 +19,7 @@
 // account of a SIP user arrives as from that SIP user.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, jsonCodec } from '../relay/index.js';
+import { type DeliveryTurn, type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, jsonCodec } from '../relay/index.js';
 import type { PresenceService, PresenceState } from '../presence/index.js';
 import type { Registrar } from '../registrar/index.js';
 import { type IncomingRequest, type SipUri, aorOf, escapeUser, parseUri, quote } from '../sip/index.js';
@@ -516,10 +516,10 @@ export class GatewayService {
     const address = live.adapter.sipAddressOf(from);
     if (!address) return;
     const to = live.account.sipUser;
-    this.deliveries.add(to, async () => {
+    this.deliveries.add(to, async (turn) => {
       // A contact who is a SIP user's linked account writes as that SIP user (purple's mapping).
       const mapped = (await this.deps.accounts.withExtUser(from)).find((a) => networkOf(a.extProt) === live.adapter.id && a.sipUser !== to);
-      await this.intoSip(to, `<${mapped?.sipUser ?? address}>`, im);
+      await this.intoSip(to, `<${mapped?.sipUser ?? address}>`, im, turn);
     });
   }
 
@@ -530,11 +530,11 @@ export class GatewayService {
     const to = live.account.sipUser;
     // The speaker in the display name, and in the text as chat rooms show it (for clients that hide display names).
     const said = { ...im, body: `<${nick}> ${im.body}` };
-    this.deliveries.add(to, () => this.intoSip(to, `${quote(nick)} <${address}>`, said));
+    this.deliveries.add(to, (turn) => this.intoSip(to, `${quote(nick)} <${address}>`, said, turn));
   }
 
-  private async intoSip(to: string, from: string, im: InstantMessage): Promise<void> {
-    const result = await this.deps.relay.send({ from, to, body: Buffer.from(im.body, 'utf8'), contentType: TEXT_PLAIN, headers: sipHeaders(im) });
+  private async intoSip(to: string, from: string, im: InstantMessage, turn: DeliveryTurn): Promise<void> {
+    const result = await this.deps.relay.send({ from, to, body: Buffer.from(im.body, 'utf8'), contentType: TEXT_PLAIN, headers: sipHeaders(im) }, turn);
     if (result.status < 300) this.counters.networkToSip++;
     else this.log.info({ to, status: result.status }, 'message from the network not delivered into SIP');
   }
@@ -791,8 +791,8 @@ export class GatewayService {
 
   /** A notice from the gateway's address. */
   private reply(sipUser: string, text: string): void {
-    this.deliveries.add(sipUser, async () => {
-      const result = await this.deps.relay.send({ from: `<${this.options.registrarAddress}>`, to: sipUser, body: text, contentType: TEXT_PLAIN });
+    this.deliveries.add(sipUser, async (turn) => {
+      const result = await this.deps.relay.send({ from: `<${this.options.registrarAddress}>`, to: sipUser, body: text, contentType: TEXT_PLAIN }, turn);
       if (result.status >= 300) this.log.info({ sipUser, status: result.status }, 'gateway notice not delivered');
     });
   }
@@ -801,8 +801,8 @@ export class GatewayService {
   private notice(live: Live, room: string, text: string): void {
     const address = live.adapter.roomAddressOf(room);
     const to = live.account.sipUser;
-    this.deliveries.add(to, async () => {
-      await this.deps.relay.send({ from: `<${address ?? this.options.registrarAddress}>`, to, body: text, contentType: TEXT_PLAIN });
+    this.deliveries.add(to, async (turn) => {
+      await this.deps.relay.send({ from: `<${address ?? this.options.registrarAddress}>`, to, body: text, contentType: TEXT_PLAIN }, turn);
     });
   }
 
@@ -810,8 +810,8 @@ export class GatewayService {
   private notify(origin: Origin, status: number, explanation: string): void {
     this.log.info({ sender: origin.sender, contact: origin.contact, status, explanation }, 'message from SIP not delivered to the network');
     const body = `Your message to ${origin.contact} was not delivered: ${explanation} (${status}).\n> ${origin.excerpt}`;
-    this.deliveries.add(origin.sender, async () => {
-      await this.deps.relay.send({ from: `<${origin.target}>`, to: origin.sender, body, contentType: TEXT_PLAIN });
+    this.deliveries.add(origin.sender, async (turn) => {
+      await this.deps.relay.send({ from: `<${origin.target}>`, to: origin.sender, body, contentType: TEXT_PLAIN }, turn);
     });
   }
 

@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import type { OutboxStore, RoomHistoryEntry } from '../store/index.js';
 import {
-  type DeliveryResult, type LegOutcome, type OutgoingMessage, Outbox, OrderedDeliveries, type Relay, STORE_UNAVAILABLE_REASON, bodyCodec,
+  type DeliveryResult, type DeliveryTurn, type LegOutcome, type OutgoingMessage, Outbox, OrderedDeliveries, type Relay, STORE_UNAVAILABLE_REASON, bodyCodec,
 } from '../relay/index.js';
 import { type Header, quote } from '../sip/index.js';
 import { type Room, type RoomRef, activeMembers, aorOfMember, roomUri } from './rooms.js';
@@ -47,7 +47,7 @@ export class RoomFanOut {
     private readonly log: Logger,
   ) {
     const limits = { maxMessages: options.maxPending, maxPerRecipient: options.maxBacklog };
-    this.posts = new Outbox(outbox, 'room', bodyCodec<RoomHistoryEntry>(), { deliver: (entry, recipient) => this.deliverPost(entry, recipient) }, this.queues, limits, log);
+    this.posts = new Outbox(outbox, 'room', bodyCodec<RoomHistoryEntry>(), { deliver: (entry, recipient, _, turn) => this.deliverPost(entry, recipient, turn) }, this.queues, limits, log);
   }
 
   /** Delivers the posts confirmed before the last stop (or kill) and not delivered then. */
@@ -71,7 +71,7 @@ export class RoomFanOut {
 
   /** A history entry to a member who joined, in the member's queue after what it was sent before, with its original Date. */
   replay(entry: RoomHistoryEntry, recipient: string): void {
-    this.queues.add(recipient, () => this.sendEntry(entry, recipient, new Date(entry.at)).then(() => undefined));
+    this.queues.add(recipient, (turn) => this.sendEntry(entry, recipient, turn, new Date(entry.at)).then(() => undefined));
   }
 
   /** A text from a room's (or the manager's) address to one user. */
@@ -98,22 +98,22 @@ export class RoomFanOut {
   }
 
   private send(leg: Leg, to: string): void {
-    this.queues.add(to, () => this.relay.send({ ...leg, to: `sip:${to}` }).then(() => undefined));
+    this.queues.add(to, (turn) => this.relay.send({ ...leg, to: `sip:${to}` }, turn).then(() => undefined));
   }
 
   /** One leg of a post: done once delivered, stored offline or refused for good; tried again while the offline store is unavailable. */
-  private async deliverPost(entry: RoomHistoryEntry, recipient: string): Promise<LegOutcome> {
-    const result = await this.sendEntry(entry, recipient);
+  private async deliverPost(entry: RoomHistoryEntry, recipient: string, turn: DeliveryTurn): Promise<LegOutcome> {
+    const result = await this.sendEntry(entry, recipient, turn);
     return result.status === 503 && result.reason === STORE_UNAVAILABLE_REASON ? 'retry' : 'done';
   }
 
-  private async sendEntry(entry: RoomHistoryEntry, recipient: string, date?: Date): Promise<DeliveryResult> {
+  private async sendEntry(entry: RoomHistoryEntry, recipient: string, turn: DeliveryTurn, date?: Date): Promise<DeliveryResult> {
     let leg = this.built.get(entry);
     if (!leg) {
       leg = this.render(entry);
       this.built.set(entry, leg);
     }
-    const result = await this.relay.send({ ...leg, to: `sip:${recipient}`, date });
+    const result = await this.relay.send({ ...leg, to: `sip:${recipient}`, date }, turn);
     if (result.status < 300) this.stats.messagesOut++;
     else {
       this.stats.deliveriesFailed++;

@@ -3,13 +3,14 @@
  * are in the store's outbox before the answer goes out, and are delivered after a restart, even
  * one after kill -9. One row per message with the list of its recipients (group-committed with
  * the other rows and progress marks of the same moment); each recipient gets its messages in order,
- * through the same per-recipient queue as the module's other deliveries. A leg that is done is
- * marked in batches; a row done for everyone is deleted. At start, what is pending is delivered
+ * through the same per-recipient queue as the module's other deliveries, pipelined: a leg's outcome
+ * is taken into account only after the recipient's earlier legs', so its progress mark never passes
+ * a leg still pending. A leg that is done is marked in batches; a row done for everyone is deleted. At start, what is pending is delivered
  * again: at least once, and a leg done in the last PROGRESS_DELAY_MS before a kill may come twice.
  */
 import type { Logger } from 'pino';
 import { isStoreUnavailable, logBackgroundFailure, type OutboxRecord, type OutboxStore } from '../store/index.js';
-import type { OrderedDeliveries } from './ordered.js';
+import type { DeliveryTurn, OrderedDeliveries } from './ordered.js';
 
 /** How long done legs are gathered before their marks are written (the duplicate window after a kill). */
 const PROGRESS_DELAY_MS = 50;
@@ -35,8 +36,8 @@ export interface OutboxLimits {
 export class OutboxFull extends Error {}
 
 export interface OutboxDelivery<Item> {
-  /** One leg: the item to one recipient; `acceptedAt` is when the sender was answered. */
-  deliver(item: Item, recipient: string, acceptedAt: number): Promise<LegOutcome>;
+  /** One leg: the item to one recipient; `acceptedAt` is when the sender was answered; `turn` its place in the recipient's order. */
+  deliver(item: Item, recipient: string, acceptedAt: number, turn: DeliveryTurn): Promise<LegOutcome>;
 }
 
 export class Outbox<Item> {
@@ -52,6 +53,8 @@ export class Outbox<Item> {
   private progressTimer: NodeJS.Timeout | undefined;
   private progressWrite: Promise<void> = Promise.resolve();
   private stopping = false;
+  /** Recipients with a leg left pending while stopping. */
+  private readonly abandoned = new Set<string>();
   /** Settles once start() has queued what was pending: new messages are written and queued behind it, in id order. */
   private readonly loaded: Promise<void>;
   private markLoaded!: () => void;
@@ -137,18 +140,22 @@ export class Outbox<Item> {
     this.remaining.set(record.id, recipients.length);
     for (const recipient of recipients) {
       this.backlog.set(recipient, this.backlogOf(recipient) + 1);
-      this.queues.add(recipient, () => this.runLeg(record, item, recipient));
+      this.queues.add(recipient, (turn) => this.runLeg(record, item, recipient, turn));
     }
   }
 
-  private async runLeg(record: OutboxRecord, item: Item, recipient: string): Promise<void> {
-    for (;;) {
-      // Left pending in the store: the next start delivers it.
-      if (this.stopping) return;
-      if ((await this.attempt(item, recipient, record.createdAt)) === 'done') break;
-      if (this.stopping) return;
-      await new Promise((resolve) => setTimeout(resolve, RETRY_MS).unref());
+  private async runLeg(record: OutboxRecord, item: Item, recipient: string, turn: DeliveryTurn): Promise<void> {
+    let done = false;
+    while (!done && !this.stopping) {
+      done = (await this.attempt(item, recipient, record.createdAt, turn)) === 'done';
+      if (!done && !this.stopping) await new Promise((resolve) => setTimeout(resolve, RETRY_MS).unref());
     }
+    // Left pending in the store while stopping: the next start delivers it.
+    if (!done) this.abandoned.add(recipient);
+    // The recipient's cursor says every leg up to this one is done: an earlier one comes first,
+    // and past one left pending the later ones stay pending too (delivered again at the next start).
+    await turn.previous;
+    if (this.abandoned.has(recipient)) return;
     this.release(recipient);
     const left = this.remaining.get(record.id)! - 1;
     if (left > 0) {
@@ -162,9 +169,9 @@ export class Outbox<Item> {
   }
 
   /** A leg that throws is tried again while the store is unavailable; otherwise it is logged and given up, so one bad item cannot hold up its recipient for ever. */
-  private async attempt(item: Item, recipient: string, acceptedAt: number): Promise<LegOutcome> {
+  private async attempt(item: Item, recipient: string, acceptedAt: number, turn: DeliveryTurn): Promise<LegOutcome> {
     try {
-      return await this.delivery.deliver(item, recipient, acceptedAt);
+      return await this.delivery.deliver(item, recipient, acceptedAt, turn);
     } catch (error) {
       if (isStoreUnavailable(error)) return 'retry';
       this.log.error({ err: error, kind: this.kind, recipient }, 'outbox delivery failed; given up');

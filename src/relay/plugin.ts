@@ -31,6 +31,7 @@ export function relayPlugin(): ParleyPlugin {
           forkTimeout: config.relay.fork_timeout,
           isKnownUser: context.isKnownUser,
           offline: { enabled: config.offline.enabled, maxPerUser: config.offline.max_per_user, expires: config.offline.expires },
+          deliveryWindow: { stream: config.relay.delivery_window, udp: config.relay.delivery_window_udp },
         },
         context.log,
       );

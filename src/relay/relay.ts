@@ -5,12 +5,13 @@
 import type { Logger } from 'pino';
 import { isStoreUnavailable, logBackgroundFailure, type OfflineStore, type StoredMessage } from '../store/index.js';
 import {
-  type IncomingRequest, type Peer, SipMessage, type SipStack, type SipUri, createResponse, parseNameAddr, formatNameAddr,
+  type IncomingRequest, type Peer, type Protocol, RELIABLE, SipMessage, type SipStack, type SipUri, createResponse, parseNameAddr, formatNameAddr,
   parseUri,
 } from '../sip/index.js';
 import type { Header } from '../sip/message.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import { digestRealm } from '../registrar/digest.js';
+import type { DeliveryTurn } from './ordered.js';
 
 export interface RelayOptions {
   domains: Set<string>;
@@ -24,6 +25,8 @@ export interface RelayOptions {
   /** Seconds to wait for the final response of a forwarded request. */
   forkTimeout: number;
   offline: { enabled: boolean; maxPerUser: number; expires: number };
+  /** Ordered deliveries (OrderedDeliveries) under way at once to one recipient, by the transport their requests go over. */
+  deliveryWindow: { stream: number; udp: number };
 }
 
 /** What happened to a message Parley sent on someone's behalf. */
@@ -123,8 +126,13 @@ export class Relay {
     } else request.reply(result.status, result.reason);
   }
 
-  /** Sends a MESSAGE Parley originates; resolves with what became of it, never rejects. */
-  async send(outgoing: OutgoingMessage): Promise<DeliveryResult> {
+  /**
+   * Sends a MESSAGE Parley originates; resolves with what became of it, never rejects. With a
+   * `turn` (from OrderedDeliveries) the turn is told once the request is written, and storing it
+   * offline waits until the recipient's earlier messages have ended, so none is stored before an
+   * earlier one that will be.
+   */
+  async send(outgoing: OutgoingMessage, turn?: DeliveryTurn): Promise<DeliveryResult> {
     const body = typeof outgoing.body === 'string' ? Buffer.from(outgoing.body, 'utf8') : outgoing.body;
     const headers = [...(outgoing.headers ?? [])];
     if (outgoing.date) headers.push({ name: 'date', value: outgoing.date.toUTCString() });
@@ -139,11 +147,11 @@ export class Relay {
       return { status: 416, reason: 'Unsupported URI', stored: false };
     }
     if (!this.isLocal(target)) {
-      const response = await this.sendForeign(message, outgoing.outboundProxy);
+      const response = await this.sendForeign(message, outgoing.outboundProxy, turn);
       return { status: response.status, reason: response.reason, stored: false };
     }
     try {
-      const result = await this.deliverLocal(target, message, loopKey(message), outgoing.storeOffline);
+      const result = await this.deliverLocal(target, message, loopKey(message), outgoing.storeOffline, turn);
       return { status: result.status, reason: result.reason, stored: result.status === 202 };
     } catch (error) {
       // What a SIP sender would be answered: the module that sends tells its own sender.
@@ -185,7 +193,7 @@ export class Relay {
    * straight to a host a request named, so that a forged From cannot make Parley a reflector.
    * Without a proxy nothing is sent and the answer is the foreign-domain refusal.
    */
-  async sendForeign(message: SipMessage, proxy: string | undefined = this.options.outboundProxy): Promise<SipMessage> {
+  async sendForeign(message: SipMessage, proxy: string | undefined = this.options.outboundProxy, turn?: DeliveryTurn): Promise<SipMessage> {
     if (!proxy) {
       this.log.debug({ method: message.method, uri: message.uri }, 'request for a foreign domain not sent: no outbound proxy');
       const refusal = this.foreignDomainRefusal();
@@ -194,7 +202,15 @@ export class Relay {
     const peer = await resolveHop(parseUri(proxy));
     if (!peer) return createResponse(message, 404, 'Not Found (outbound proxy not resolved)');
     message.prepend('route', `<${proxy};lr>`);
-    return this.stack.request(message, peer, { timeout: this.options.forkTimeout * 1000 });
+    const response = this.stack.request(message, peer, { timeout: this.options.forkTimeout * 1000 });
+    turn?.sent(this.windowOf([peer.proto]));
+    return response;
+  }
+
+  /** How many ordered deliveries may be under way to a recipient reached over these transports. */
+  private windowOf(protocols: Protocol[]): number {
+    const { stream, udp } = this.options.deliveryWindow;
+    return Math.min(...protocols.map((proto) => (RELIABLE[proto] ? stream : udp)));
   }
 
   /** Whether a local AOR has a live registered contact now. */
@@ -207,13 +223,19 @@ export class Relay {
    * or when every fork found nobody, the message is stored (202) if the user is known; an unknown
    * user gets 404. A GRUU's device that is not registered gets 480: nothing is stored for it.
    */
-  private async deliverLocal(target: SipUri, message: SipMessage, loop: string, storeOffline = true): Promise<{ status: number; reason: string; response?: SipMessage }> {
+  private async deliverLocal(
+    target: SipUri, message: SipMessage, loop: string, storeOffline = true, turn?: DeliveryTurn,
+  ): Promise<{ status: number; reason: string; response?: SipMessage }> {
     const destination = this.registrar.destinationOf(target);
     if (!destination) return { status: 404, reason: 'Not Found (unknown GRUU)' };
     const { aor, device } = destination;
     const devices = this.registrar.flowsByDevice(this.registrar.lookup(aor, device));
-    if (devices.length > 0) {
-      const best = await this.fork(message, devices, loop);
+    // The fork writes each device's first flow at once: from here on, the next message may follow.
+    // With no device nothing is written, and only storing (below) has to wait its turn.
+    const forked = devices.length > 0 ? this.fork(message, devices, loop) : undefined;
+    turn?.sent(devices.length > 0 ? this.windowOf(devices.map((flows) => flows[0].peer.proto)) : this.options.deliveryWindow.stream);
+    if (forked) {
+      const best = await forked;
       if (best.status < 300) {
         this.stats.relayed++;
         return { status: best.status, reason: best.reason, response: best };
@@ -225,7 +247,9 @@ export class Relay {
     } else if (device) {
       return { status: 480, reason: 'Temporarily Unavailable (device not registered)' };
     }
-    return storeOffline ? this.store(aor, message) : { status: 480, reason: 'Temporarily Unavailable' };
+    if (!storeOffline) return { status: 480, reason: 'Temporarily Unavailable' };
+    await turn?.previous;
+    return this.store(aor, message);
   }
 
   private async store(aor: string, message: SipMessage): Promise<{ status: number; reason: string }> {

@@ -393,8 +393,8 @@ export class XmppGateway {
     const body = Buffer.from(im.body, 'utf8');
     if (body.length > this.options.maxBody) return bounce({ condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
     const content = this.sipContentFor(stanza, from, to, body);
-    this.deliveries.add(to, async () => {
-      const result = await this.relay.send({ from: `<${from}>`, to, ...content, headers: sipHeaders(im), callId: callIdOfThread(im.thread) });
+    this.deliveries.add(to, async (turn) => {
+      const result = await this.relay.send({ from: `<${from}>`, to, ...content, headers: sipHeaders(im), callId: callIdOfThread(im.thread) }, turn);
       if (result.status < 300) this.counters.xmppToSip++;
       else bounce({ condition: conditionForStatus(result.status), text: `${result.status} ${result.reason}` });
     });
@@ -429,9 +429,9 @@ export class XmppGateway {
     if (answers) return this.onReceipt(answers, bareJid(stanza.attrs.from!)!, to);
     const state = chatStateOf(stanza);
     if (!state) return;
-    this.deliveries.add(to, async () => {
+    this.deliveries.add(to, async (turn) => {
       const body = isComposingBody(composingOfChatState(state));
-      await this.relay.send({ from: `<${from}>`, to, body, contentType: ISCOMPOSING_TYPE, storeOffline: false });
+      await this.relay.send({ from: `<${from}>`, to, body, contentType: ISCOMPOSING_TYPE, storeOffline: false }, turn);
     });
   }
 
@@ -445,8 +445,8 @@ export class XmppGateway {
     const { origin } = awaited;
     const envelope = { from: origin.target, to: origin.sender, at: new Date(), messageId: this.newId() };
     const body = cpimNotification(envelope, { messageId: awaited.messageId, disposition: receipt.disposition });
-    this.deliveries.add(origin.sender, async () => {
-      const result = await this.relay.send({ from: `<${origin.target}>`, to: origin.sender, body, contentType: CPIM_TYPE });
+    this.deliveries.add(origin.sender, async (turn) => {
+      const result = await this.relay.send({ from: `<${origin.target}>`, to: origin.sender, body, contentType: CPIM_TYPE }, turn);
       if (result.status >= 300) this.log.debug({ sender: origin.sender, status: result.status }, 'IMDN not delivered');
     });
   }
@@ -469,8 +469,8 @@ export class XmppGateway {
     const recipient = `${unescapeLocal(origin.recipient.local)}@${origin.recipient.domain}`;
     this.log.info({ sender: origin.sender, recipient, status, explanation }, 'message from SIP not delivered to XMPP');
     const body = `Your message to ${recipient} was not delivered: ${explanation} (${status}).\n> ${origin.excerpt}`;
-    this.deliveries.add(origin.sender, async () => {
-      const result = await this.relay.send({ from: `<${origin.target}>`, to: origin.sender, body, contentType: TEXT_PLAIN });
+    this.deliveries.add(origin.sender, async (turn) => {
+      const result = await this.relay.send({ from: `<${origin.target}>`, to: origin.sender, body, contentType: TEXT_PLAIN }, turn);
       if (result.status >= 300) this.log.info({ sender: origin.sender, status: result.status }, 'error notification not delivered');
     });
   }
