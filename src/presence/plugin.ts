@@ -41,6 +41,8 @@ export function presencePlugin(): ParleyPlugin {
         maxPublications: config.max_publications,
         maxSubscriptionsPerWatcher: config.max_subscriptions_per_watcher,
         maxSubscriptions: config.max_subscriptions,
+        maxGatewayStates: config.max_gateway_states,
+        restartNotifiesAtOnce: config.restart_notifies_at_once,
       };
       agent = new PresenceAgent(context.stack, context.require(REGISTRAR), context.require(RELAY), context.store.presence, options, context.log);
       context.provide(PRESENCE, agent);
