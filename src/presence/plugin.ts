@@ -49,6 +49,12 @@ export function presencePlugin(): ParleyPlugin {
       await agent.load();
     },
     serve: () => started().start(),
+    // A bound reached refuses what comes next: the operator raises it, or finds who fills it.
+    health: () => {
+      const full = started().full();
+      if (full.length === 0) return { status: 'ok' };
+      return { status: 'degraded', reason: full.map((table) => `${table.key} reached (${table.count} of ${table.max}): further new ones are refused`).join('; ') };
+    },
     // Before the gateways stop: its subscriptions go on after the restart, so what they withdraw as they stop must not reach watchers.
     drain: () => agent?.stop(),
   };

@@ -326,6 +326,12 @@ export interface KamailioAccountRow {
 
 export type StoreDriver = 'sqlite' | 'postgres';
 
+/** The store unavailable (locked, restarting, unreachable): since when, and the driver's reason. */
+export interface StoreOutage {
+  since: number;
+  reason: string;
+}
+
 export interface Store {
   readonly driver: StoreDriver;
   readonly users: UserStore;
@@ -342,6 +348,8 @@ export interface Store {
   readonly gatewayRooms: GatewayRoomStore;
   /** The room tables under the configured names, created when missing. */
   rooms(tables: RoomTables): Promise<RoomStore>;
+  /** The outage under way, from the last statement's failure until a write gets through; undefined while available. */
+  outage(): StoreOutage | undefined;
   close(): Promise<void>;
 }
 
