@@ -1,4 +1,4 @@
-// Presence across the XMPP gateway through kill -9: what an XMPP contact said (published into the
+// Presence across the XMPP gateway through kill -9 and a graceful stop: what an XMPP contact said (published into the
 // agent by the gateway) and who on XMPP watches a SIP user are in the store, so the process started
 // again on the same database tells a SIP watcher the contact's "away" without asking XMPP, and goes
 // on sending a SIP user's changes to its XMPP watcher without a new subscription.
@@ -28,50 +28,54 @@ function componentConfig(dir: string, port: number): string {
   return file;
 }
 
-test('kill -9: a SIP watcher is still told the XMPP contact is away, and an XMPP watcher still gets the SIP user\'s changes', async () => {
-  let romeoAnswers = true;
-  const xmppServer = xmppComponentServer(COMPONENT_DOMAIN, ({ socket }, chunk) => {
-    // Romeo's server approves the subscription and sends his presence, in the first run only.
-    if (romeoAnswers && /<presence [^>]*to="romeo@xmpp\.example" type="subscribe"/.test(chunk)) {
-      socket.write(`<presence from='romeo@xmpp.example/balcony' to='alice*localhost@${COMPONENT_DOMAIN}'><show>away</show><status>gone fishing</status></presence>`);
+for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+  test(`${signal === 'SIGKILL' ? 'kill -9' : 'a graceful stop'}: a SIP watcher is still told the XMPP contact is away, and an XMPP watcher still gets the SIP user's changes`, async () => {
+    let romeoAnswers = true;
+    const xmppServer = xmppComponentServer(COMPONENT_DOMAIN, ({ socket }, chunk) => {
+      // Romeo's server approves the subscription and sends his presence, in the first run only.
+      if (romeoAnswers && /<presence [^>]*to="romeo@xmpp\.example" type="subscribe"/.test(chunk)) {
+        socket.write(`<presence from='romeo@xmpp.example/balcony' to='alice*localhost@${COMPONENT_DOMAIN}'><show>away</show><status>gone fishing</status></presence>`);
+      }
+    });
+    const dir = tempDir();
+    const config = componentConfig(dir, await xmppServer.listen());
+    const first = await startParley({ dir, args: ['--config', config] });
+    try {
+      const alice = await ua('alice', first.udp);
+      const bob = await ua('bob', first.udp);
+      assert.equal((await bob.register()).status, 200);
+      await eventually(() => xmppServer.latest?.input.includes('<handshake>') || undefined, 'the link up');
+
+      const { response, watch } = await Watch.subscribe(alice, ROMEO, { expires: 600 });
+      assert.equal(response.status, 200);
+      assert.equal(stateIn(await watch!.nextNotify()).basic, 'closed', 'nothing known of romeo yet');
+      assert.deepEqual(stateIn(await watch!.nextNotify()), AWAY, 'what romeo\'s server said');
+
+      xmppServer.latest!.socket.write(`<presence from='juliet@xmpp.example/phone' to='${BOB_JID}' type='subscribe'/>`);
+      await eventually(() => xmppServer.latest!.input.includes(`<presence from="${BOB_JID}" to="juliet@xmpp.example" type="subscribed"/>`) || undefined, 'juliet approved');
+
+      if (signal === 'SIGKILL') first.kill('SIGKILL');
+      // A graceful stop withdraws what XMPP contacts said, but only after the presence agent stopped: the store keeps it.
+      else await first.stop();
+      assert.equal((await first.exited).signal, signal === 'SIGKILL' ? 'SIGKILL' : null);
+      romeoAnswers = false;
+      const connections = xmppServer.connections.length;
+      const second = await startParley({ db: first.db, dir, udpPort: first.udp.port, tcpPort: first.tcp.port, args: ['--config', config] });
+      try {
+        const restored = await watch!.nextNotify();
+        assert.deepEqual(stateIn(restored), AWAY, 'what romeo said before the kill, though his server said nothing since');
+
+        await eventually(() => xmppServer.connections.length > connections || undefined, 'the link up again');
+        const link = xmppServer.latest!;
+        // Bob is registered (open): juliet is told so once the link is up, without asking.
+        await eventually(() => link.input.includes(`<presence from="${BOB_JID}" to="juliet@xmpp.example"/>`) || undefined, 'juliet told bob\'s state');
+        assert.equal((await publish(bob, { body: pidf('sip:bob@localhost', 'open', { activities: ['away'] }) })).status, 200);
+        await eventually(() => link.input.includes(`<presence from="${BOB_JID}" to="juliet@xmpp.example"><show>away</show></presence>`) || undefined, 'juliet told bob is away');
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      xmppServer.close();
     }
   });
-  const dir = tempDir();
-  const config = componentConfig(dir, await xmppServer.listen());
-  const first = await startParley({ dir, args: ['--config', config] });
-  try {
-    const alice = await ua('alice', first.udp);
-    const bob = await ua('bob', first.udp);
-    assert.equal((await bob.register()).status, 200);
-    await eventually(() => xmppServer.latest?.input.includes('<handshake>') || undefined, 'the link up');
-
-    const { response, watch } = await Watch.subscribe(alice, ROMEO, { expires: 600 });
-    assert.equal(response.status, 200);
-    assert.equal(stateIn(await watch!.nextNotify()).basic, 'closed', 'nothing known of romeo yet');
-    assert.deepEqual(stateIn(await watch!.nextNotify()), AWAY, 'what romeo\'s server said');
-
-    xmppServer.latest!.socket.write(`<presence from='juliet@xmpp.example/phone' to='${BOB_JID}' type='subscribe'/>`);
-    await eventually(() => xmppServer.latest!.input.includes(`<presence from="${BOB_JID}" to="juliet@xmpp.example" type="subscribed"/>`) || undefined, 'juliet approved');
-
-    first.kill('SIGKILL');
-    assert.equal((await first.exited).signal, 'SIGKILL');
-    romeoAnswers = false;
-    const connections = xmppServer.connections.length;
-    const second = await startParley({ db: first.db, dir, udpPort: first.udp.port, tcpPort: first.tcp.port, args: ['--config', config] });
-    try {
-      const restored = await watch!.nextNotify();
-      assert.deepEqual(stateIn(restored), AWAY, 'what romeo said before the kill, though his server said nothing since');
-
-      await eventually(() => xmppServer.connections.length > connections || undefined, 'the link up again');
-      const link = xmppServer.latest!;
-      // Bob is registered (open): juliet is told so once the link is up, without asking.
-      await eventually(() => link.input.includes(`<presence from="${BOB_JID}" to="juliet@xmpp.example"/>`) || undefined, 'juliet told bob\'s state');
-      assert.equal((await publish(bob, { body: pidf('sip:bob@localhost', 'open', { activities: ['away'] }) })).status, 200);
-      await eventually(() => link.input.includes(`<presence from="${BOB_JID}" to="juliet@xmpp.example"><show>away</show></presence>`) || undefined, 'juliet told bob is away');
-    } finally {
-      await second.stop();
-    }
-  } finally {
-    xmppServer.close();
-  }
-});
+}
