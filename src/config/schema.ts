@@ -412,7 +412,7 @@ const baseSchema = z
       max_subscriptions: positiveInt.default(50000).describe('Most presence subscriptions kept at once, all watchers together; a further new one gets 503 with Retry-After.'),
       max_gateway_states: positiveInt
         .default(50000)
-        .describe('Most presence states the gateways keep published at once (one per gateway and address of its network, kept across restarts); the state of a further address is left out, with a warning.'),
+        .describe('Most presence states the gateways keep published at once (one per gateway and address of its network, kept across restarts); the state of a further address is left out (a warning is logged once while the bound is reached).'),
       max_gateway_watchers: positiveInt
         .default(50000)
         .describe('Most watchers on the gateways\' networks (XMPP users subscribed to SIP users, kept across restarts); a further subscription request is refused.'),

@@ -63,6 +63,8 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
   private readonly external = new Map<string, Map<string, PresenceState>>();
   /** Entries of `external`, all addresses together. */
   private externalCount = 0;
+  /** Said once while presence.max_gateway_states is reached, not at every state left out (a busy network would flood the log). */
+  private gatewayStatesFullWarned = false;
   /** Subscriptions of the last run whose first NOTIFY of this run waits for its turn. */
   private readonly awaitingRestartNotify = new Set<Subscription>();
   private readonly dialogs = new Map<string, Subscription>();
@@ -107,7 +109,8 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
   publishFrom(source: string, aor: string, state: PresenceState | null): void {
     const known = this.external.get(aor)?.has(source) === true;
     if (state && !known && this.externalCount >= this.options.maxGatewayStates) {
-      this.log.warn({ source, aor, max: this.options.maxGatewayStates }, 'gateway presence left out: presence.max_gateway_states reached');
+      if (!this.gatewayStatesFullWarned) this.log.warn({ source, aor, max: this.options.maxGatewayStates }, 'gateway presence left out: presence.max_gateway_states reached');
+      this.gatewayStatesFullWarned = true;
       return;
     }
     if (!state && !known) return;
@@ -124,6 +127,7 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     if (state) bySource.set(source, state);
     else bySource.delete(source);
     this.externalCount += bySource.size - before;
+    if (this.externalCount < this.options.maxGatewayStates) this.gatewayStatesFullWarned = false;
     if (bySource.size > 0) this.external.set(aor, bySource);
     else this.external.delete(aor);
   }
