@@ -3,7 +3,7 @@
 import { formatListener } from '../config/index.js';
 import { internalErrors } from '../log/index.js';
 import { REFUSAL_REASONS } from '../sip/index.js';
-import type { Metric, PluginContext, RpcMethods } from '../plugin/index.js';
+import type { Metric, PluginContext, PluginHealth, RpcMethods } from '../plugin/index.js';
 
 export function coreMethods(context: PluginContext, startedAt: number, statusFields: () => Record<string, unknown>): RpcMethods {
   return {
@@ -51,4 +51,11 @@ export function coreMetrics(context: PluginContext): Metric[] {
       read: () => [...internalErrors].map(([module, count]) => ({ labels: { module }, value: count })),
     },
   ];
+}
+
+/** The store's health, reported beside the plugins': degraded while it is unavailable. */
+export function storeHealth(context: PluginContext): PluginHealth {
+  const outage = context.store.outage();
+  if (!outage) return { status: 'ok' };
+  return { status: 'degraded', reason: `the store is unavailable since ${new Date(outage.since).toISOString()}: ${outage.reason}` };
 }

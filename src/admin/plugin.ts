@@ -4,7 +4,7 @@
 import {
   PluginError, RpcError, RpcErrorCode, serviceKey, type ComposedPlugin, type Metric, type ParleyPlugin, type PluginContext, type PluginHealth, type RpcMethods,
 } from '../plugin/index.js';
-import { coreMethods, coreMetrics } from './core.js';
+import { coreMethods, coreMetrics, storeHealth } from './core.js';
 import { AdminServer } from './server.js';
 
 export const ADMIN = serviceKey<AdminServer>('admin');
@@ -20,7 +20,11 @@ export function adminPlugin(): ParleyPlugin {
       const enabled = others.filter((entry) => entry.enabled).map((entry) => entry.plugin);
       // A disabled plugin that would report says so as "<name>": null.
       const statusFields = () => Object.assign({}, ...others.map(({ plugin: other, enabled: on }) => (other.status ? (on ? other.status() : { [other.name]: null }) : {}))) as Record<string, unknown>;
-      const health = () => Object.fromEntries(enabled.flatMap((other) => (other.health ? [[other.name, other.health()] as [string, PluginHealth]] : [])));
+      // The store is no plugin, yet every plugin depends on it: its health comes first.
+      const health = () => ({
+        store: storeHealth(context),
+        ...Object.fromEntries(enabled.flatMap((other) => (other.health ? [[other.name, other.health()] as [string, PluginHealth]] : []))),
+      });
       const methods = gatherMethods(coreMethods(context, Date.now(), statusFields), others, context);
       const metrics: Metric[] = [...coreMetrics(context), ...enabled.flatMap((other) => other.metrics?.() ?? [])];
       admin = new AdminServer({ settings: context.config.admin, database: context.config.database, methods, metrics, health }, context.log);

@@ -415,7 +415,7 @@ const baseSchema = z
       metrics_token: z.boolean().default(false).describe('Require the token for /metrics too; by default /metrics is open to whoever reaches admin.listen.'),
     }),
     presence: section({
-      enabled: z.boolean().default(true).describe('Serve presence (RFC 3856): PUBLISH and SUBSCRIBE for addresses of the local domains go to the presence agent, which keeps everything in memory.'),
+      enabled: z.boolean().default(true).describe('Serve presence (RFC 3856): PUBLISH and SUBSCRIBE for addresses of the local domains go to the presence agent, which keeps publications and subscriptions in the store across restarts.'),
       min_expires: positiveInt.max(MAX_PRESENCE_EXPIRES).default(60).describe('Shortest publication or subscription accepted, in seconds; shorter ones get 423 Interval Too Brief.'),
       max_expires: positiveInt.max(MAX_PRESENCE_EXPIRES).default(3600).describe('Longest publication or subscription granted, in seconds; longer requests are cut to it.'),
       default_expires: positiveInt.max(MAX_PRESENCE_EXPIRES).default(3600).describe('Length of a publication or subscription, in seconds, when the request asks for none.'),
@@ -429,6 +429,15 @@ const baseSchema = z
       max_publications: positiveInt.default(50000).describe('Most publications kept at once, all addresses together; a further new one gets 503 with Retry-After.'),
       max_subscriptions_per_watcher: positiveInt.default(1000).describe('Most presence subscriptions one watcher may hold at once; a further new one gets 403.'),
       max_subscriptions: positiveInt.default(50000).describe('Most presence subscriptions kept at once, all watchers together; a further new one gets 503 with Retry-After.'),
+      max_gateway_states: positiveInt
+        .default(50000)
+        .describe('Most presence states the gateways keep published at once (one per gateway and address of its network, kept across restarts); the state of a further address is left out (a warning is logged once while the bound is reached).'),
+      max_gateway_watchers: positiveInt
+        .default(50000)
+        .describe('Most watchers on the gateways\' networks (XMPP users subscribed to SIP users, kept across restarts); a further subscription request is refused.'),
+      restart_notifies_at_once: positiveInt
+        .default(20)
+        .describe('After a start, most NOTIFYs to the subscribers of the last run waiting for their answers at once; the next goes as soon as one is answered, so a device holding many subscriptions is not flooded.'),
     }),
     xmpp: section({
       enabled: z.boolean().default(false).describe('Run the XMPP gateway: MESSAGEs to gateway_domain go to XMPP users, and XMPP users reach SIP users through xmpp_domain.'),

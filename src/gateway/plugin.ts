@@ -48,5 +48,12 @@ export function gatewayPlugin(): ParleyPlugin {
     stop: () => gateway?.stop(),
     rpc: (config) => gatewayMethods({ gateway: started, store: () => context!.store, domains: () => context!.domains }, config),
     metrics: () => gatewayMetrics(started),
+    // Which accounts fail is the users' business (#status); the operator sees how many, and a cause.
+    health: () => {
+      const failing = started().failingSessions();
+      if (failing.length === 0) return { status: 'ok' };
+      const { network, problem } = failing[0]!;
+      return { status: 'degraded', reason: `${failing.length} of ${started().sessionCount} sessions cannot connect (${network}: ${problem})` };
+    },
   };
 }

@@ -158,6 +158,7 @@ export class GatewayService {
     this.box = new SecretBox(options.secretKey);
     const limits = { maxMessages: options.maxQueue * options.maxSessions, maxPerRecipient: options.maxQueue };
     this.outbox = new Outbox(deps.outbox, 'gateway', jsonCodec<Pending>(), { deliver: (pending) => this.deliverPending(pending) }, this.toNetworks, limits, log);
+    deps.relay.trackOutbox(this.outbox);
     for (const adapter of adapters) {
       for (const alias of [adapter.alias, ...(adapter.extraAliases ?? [])]) this.byAlias.set(alias, adapter);
       this.byNetwork.set(adapter.id, adapter);
@@ -179,6 +180,16 @@ export class GatewayService {
       networks[live.adapter.id]![live.session.state]++;
     }
     return { sessions, networks, ...this.counters };
+  }
+
+  /** The sessions that cannot connect (the network unreachable, Parley retrying), each with the network and why. */
+  failingSessions(): Array<{ network: string; problem: string }> {
+    return [...this.live.values()].flatMap((live) => (live.problem && live.session.state === 'connecting' ? [{ network: live.adapter.id, problem: live.problem }] : []));
+  }
+
+  /** Sessions in all, whatever their state. */
+  get sessionCount(): number {
+    return this.live.size;
   }
 
   /** The adapters of the networks served, by network id. */

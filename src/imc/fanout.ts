@@ -48,6 +48,7 @@ export class RoomFanOut {
   ) {
     const limits = { maxMessages: options.maxPending, maxPerRecipient: options.maxBacklog };
     this.posts = new Outbox(outbox, 'room', bodyCodec<RoomHistoryEntry>(), { deliver: (entry, recipient, _, turn) => this.deliverPost(entry, recipient, turn) }, this.queues, limits, log);
+    relay.trackOutbox(this.posts);
   }
 
   /** Delivers the posts confirmed before the last stop (or kill) and not delivered then. */

@@ -3,7 +3,8 @@
 // and holds the SUBSCRIBE dialogs (RFC 6665) it sends a NOTIFY in at every change. Publications
 // and subscriptions are written to the store before the PUBLISH or SUBSCRIBE is answered, and taken
 // back at start: after a restart, graceful or not, refreshes find their entity tags and dialogs,
-// and every watcher is sent the state of the moment in its own dialog.
+// and every watcher is sent the state of the moment in its own dialog, a bounded number of them at a
+// time. What the gateways report (publishFrom) is written through to the store too, and taken back.
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -31,6 +32,18 @@ export interface PresenceOptions extends PublicationLimits {
   maxSubscriptionsPerWatcher: number;
   /** Most subscriptions the agent holds at once. */
   maxSubscriptions: number;
+  /** Most states the gateways' sources may have reported at once (one per source and address). */
+  maxGatewayStates: number;
+  /** After a start, most NOTIFYs to the subscribers of the last run waiting for their answers at once. */
+  restartNotifiesAtOnce: number;
+}
+
+/** How full a bounded table of the agent is, for its health. */
+interface TableUse {
+  /** The config key of its bound. */
+  key: string;
+  count: number;
+  max: number;
 }
 
 /** What the presence handler serves; NOTIFY only to answer that Parley subscribed to nothing. */
@@ -48,6 +61,12 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
   private readonly publications: PublicationStore;
   /** What non-SIP sources reported, by address, then by source. */
   private readonly external = new Map<string, Map<string, PresenceState>>();
+  /** Entries of `external`, all addresses together. */
+  private externalCount = 0;
+  /** Said once while presence.max_gateway_states is reached, not at every state left out (a busy network would flood the log). */
+  private gatewayStatesFullWarned = false;
+  /** Subscriptions of the last run whose first NOTIFY of this run waits for its turn. */
+  private readonly awaitingRestartNotify = new Set<Subscription>();
   private readonly dialogs = new Map<string, Subscription>();
   private readonly watched = new Map<string, Set<Subscription>>();
   /** Subscriptions held by each watcher, and being written. */
@@ -82,13 +101,45 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     return this.registrar.lookup(aor).length > 0 ? OPEN : CLOSED;
   }
 
+  /**
+   * Written through to the store (in the background: nothing is acknowledged to a gateway), unless
+   * stopped: what gateways withdraw as they stop stays in the store for the next start. A new
+   * address past presence.max_gateway_states is left out.
+   */
   publishFrom(source: string, aor: string, state: PresenceState | null): void {
+    const known = this.external.get(aor)?.has(source) === true;
+    if (state && !known && this.externalCount >= this.options.maxGatewayStates) {
+      if (!this.gatewayStatesFullWarned) this.log.warn({ source, aor, max: this.options.maxGatewayStates }, 'gateway presence left out: presence.max_gateway_states reached');
+      this.gatewayStatesFullWarned = true;
+      return;
+    }
+    if (!state && !known) return;
+    this.setExternal(source, aor, state);
+    if (!this.stopped) {
+      void this.store.putGatewayState(source, aor, state && JSON.stringify(state)).catch(logBackgroundFailure(this.log, 'saving gateway presence'));
+    }
+    this.update(aor, source);
+  }
+
+  private setExternal(source: string, aor: string, state: PresenceState | null): void {
     const bySource = this.external.get(aor) ?? new Map<string, PresenceState>();
+    const before = bySource.size;
     if (state) bySource.set(source, state);
     else bySource.delete(source);
+    this.externalCount += bySource.size - before;
+    if (this.externalCount < this.options.maxGatewayStates) this.gatewayStatesFullWarned = false;
     if (bySource.size > 0) this.external.set(aor, bySource);
     else this.external.delete(aor);
-    this.update(aor, source);
+  }
+
+  /** The tables at their bound: a further new entry is refused. */
+  full(): TableUse[] {
+    const tables: TableUse[] = [
+      { key: 'presence.max_subscriptions', count: this.dialogs.size, max: this.options.maxSubscriptions },
+      { key: 'presence.max_publications', count: this.publications.size, max: this.options.maxPublications },
+      { key: 'presence.max_gateway_states', count: this.externalCount, max: this.options.maxGatewayStates },
+    ];
+    return tables.filter((table) => table.count >= table.max);
   }
 
   watchersOf(aor: string): string[] {
@@ -109,8 +160,12 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
 
   /** Takes back from the store the publications and subscriptions not expired yet; before requests come. */
   async load(): Promise<void> {
-    const { publications, subscriptions } = await this.store.loadPresence(Date.now());
+    const { publications, subscriptions, gatewayStates } = await this.store.loadPresence(Date.now());
     this.publications.restore(publications);
+    for (const stored of gatewayStates) {
+      const state = parseStoredState(stored.state);
+      if (state && this.externalCount < this.options.maxGatewayStates) this.setExternal(stored.source, stored.presentity, state);
+    }
     for (const stored of subscriptions) {
       const subscription = restoredSubscription(stored);
       if (!subscription) continue;
@@ -120,14 +175,32 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
   }
 
   /**
-   * Once gateways listen and transports are up: tells gateways who watches whom, and sends every
-   * subscriber of the last run the state now, in its dialog, as it may have changed meanwhile.
+   * Once gateways listen and transports are up: forgets what gateways reported of addresses nobody
+   * watches any more (a gateway asks again when someone does), tells gateways who watches whom, and
+   * sends every subscriber of the last run the state now, in its dialog, as it may have changed
+   * meanwhile: presence.restart_notifies_at_once at a time, the next as soon as one is answered.
    */
   start(): void {
-    for (const aor of new Set([...this.publications.presentities(), ...this.watched.keys()])) this.remember(aor, this.stateOf(aor));
+    for (const [aor, bySource] of this.external) {
+      if (this.watched.has(aor)) continue;
+      for (const source of [...bySource.keys()]) this.publishFrom(source, aor, null);
+    }
+    for (const aor of new Set([...this.publications.presentities(), ...this.watched.keys(), ...this.external.keys()])) this.remember(aor, this.stateOf(aor));
     for (const subscription of this.dialogs.values()) {
       this.announce(() => this.emit('watch', subscription.presentity, subscription.watcher));
-      this.notify(subscription);
+      this.awaitingRestartNotify.add(subscription);
+    }
+    for (let started = 0; started < this.options.restartNotifiesAtOnce; started++) this.notifyNextRestored();
+  }
+
+  /** Sends the next subscriber of the last run not notified yet its NOTIFY; once answered, the next one. */
+  private notifyNextRestored(): void {
+    for (const subscription of this.awaitingRestartNotify) {
+      this.awaitingRestartNotify.delete(subscription);
+      // Ended or notified meanwhile (a change): its turn is not needed.
+      if (subscription.notifying || this.dialogs.get(subscription.dialog) !== subscription) continue;
+      this.notify(subscription, () => this.notifyNextRestored());
+      return;
     }
   }
 
@@ -369,11 +442,13 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
   }
 
   /**
-   * Sends the subscriber the current state. NOTIFYs of one subscription go one at a time, so that
-   * they cannot overtake each other; changes made meanwhile are sent together once it is answered.
+   * Sends the subscriber the current state, then calls `delivered` once it is answered. NOTIFYs of
+   * one subscription go one at a time, so that they cannot overtake each other; changes made
+   * meanwhile are sent together once it is answered.
    */
-  private notify(subscription: Subscription): void {
+  private notify(subscription: Subscription, delivered?: () => void): void {
     if (this.stopped) return;
+    this.awaitingRestartNotify.delete(subscription);
     if (subscription.notifying) {
       subscription.outdated = true;
       return;
@@ -382,6 +457,7 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     const delivery: Promise<void> = this.deliver(subscription).finally(() => {
       subscription.notifying = false;
       this.deliveries.delete(delivery);
+      delivered?.();
     });
     this.deliveries.add(delivery);
   }
@@ -497,4 +573,16 @@ function domainOf(aor: string): string {
 function uriOf(aor: string): string {
   const at = aor.lastIndexOf('@');
   return at < 0 ? `sip:${aor}` : `sip:${escapeUser(aor.slice(0, at))}@${aor.slice(at + 1)}`;
+}
+
+/** A state the store kept as JSON; undefined when it is not one (a row written by hand). */
+function parseStoredState(json: string): PresenceState | undefined {
+  try {
+    const value = JSON.parse(json) as Partial<PresenceState>;
+    const strings = (list: unknown) => Array.isArray(list) && list.every((item) => typeof item === 'string');
+    if ((value.basic === 'open' || value.basic === 'closed') && strings(value.notes) && strings(value.activities)) return value as PresenceState;
+  } catch {
+    // Not JSON: left out like any other unusable row.
+  }
+  return undefined;
 }

@@ -41,12 +41,20 @@ export function presencePlugin(): ParleyPlugin {
         maxPublications: config.max_publications,
         maxSubscriptionsPerWatcher: config.max_subscriptions_per_watcher,
         maxSubscriptions: config.max_subscriptions,
+        maxGatewayStates: config.max_gateway_states,
+        restartNotifiesAtOnce: config.restart_notifies_at_once,
       };
       agent = new PresenceAgent(context.stack, context.require(REGISTRAR), context.require(RELAY), context.store.presence, options, context.log);
       context.provide(PRESENCE, agent);
       await agent.load();
     },
     serve: () => started().start(),
+    // A bound reached refuses what comes next: the operator raises it, or finds who fills it.
+    health: () => {
+      const full = started().full();
+      if (full.length === 0) return { status: 'ok' };
+      return { status: 'degraded', reason: full.map((table) => `${table.key} reached (${table.count} of ${table.max}): further new ones are refused`).join('; ') };
+    },
     // Before the gateways stop: its subscriptions go on after the restart, so what they withdraw as they stop must not reach watchers.
     drain: () => agent?.stop(),
   };

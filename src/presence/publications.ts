@@ -68,6 +68,11 @@ export class PublicationStore {
     this.removalFailed = logBackgroundFailure(log, 'removing an expired publication');
   }
 
+  /** Places taken, as presence.max_publications counts them. */
+  get size(): number {
+    return this.count;
+  }
+
   /**
    * Applies one PUBLISH to the presentity `aor` (RFC 3903 §6, steps 4 to 8) and writes it to the
    * store; rejects, changing nothing, when the store cannot take it.

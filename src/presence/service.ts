@@ -36,8 +36,8 @@ export interface PresenceService {
   /**
    * Sets what the non-SIP `source` (e.g. "xmpp") knows of `aor`, or withdraws it with null. It is
    * composed with the SIP publications of `aor` like one more publication, until withdrawn; SIP
-   * watchers are notified when the composed state changes. Do not use the names SIP_PUBLICATION
-   * or REGISTRATION.
+   * watchers are notified when the composed state changes. Kept in the store across restarts while
+   * somebody watches the address. Do not use the names SIP_PUBLICATION or REGISTRATION.
    */
   publishFrom(source: string, aor: string, state: PresenceState | null): void;
 

@@ -17,6 +17,9 @@ const PROGRESS_DELAY_MS = 50;
 /** How long a leg that could not be done, or progress that could not be written (store unavailable), waits before it is tried again. */
 const RETRY_MS = 1000;
 
+/** Past this share of its bound an outbox makes the relay's health degraded: senders will soon get 503. */
+const BACKLOG_WARNING_SHARE = 0.8;
+
 /** What became of one leg: done (delivered, stored offline, or failed for good and told), or to be tried again later. */
 export type LegOutcome = 'done' | 'retry';
 
@@ -74,6 +77,12 @@ export class Outbox<Item> {
   /** Messages pending. */
   get size(): number {
     return this.remaining.size + this.reserved;
+  }
+
+  /** What to say of the backlog once it is past BACKLOG_WARNING_SHARE of its bound; undefined below. */
+  backlogWarning(): string | undefined {
+    if (this.size < BACKLOG_WARNING_SHARE * this.limits.maxMessages) return undefined;
+    return `the ${this.kind} outbox holds ${this.size} messages, past ${BACKLOG_WARNING_SHARE * 100} % of its bound (${this.limits.maxMessages})`;
   }
 
   /** Legs pending for one recipient. */

@@ -45,5 +45,9 @@ export function relayPlugin(): ParleyPlugin {
       { kind: 'counter', name: 'parley_relay_delivered_total', help: 'Stored messages delivered after the recipient registered.', read: () => started().stats.delivered },
     ],
     status: () => ({ relay: { ...started().stats } }),
+    health: () => {
+      const warnings = started().backlogWarnings();
+      return warnings.length === 0 ? { status: 'ok' } : { status: 'degraded', reason: warnings.join('; ') };
+    },
   };
 }

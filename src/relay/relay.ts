@@ -10,6 +10,7 @@ import {
 } from '../sip/index.js';
 import type { Header } from '../sip/message.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
+import type { Outbox } from './outbox.js';
 import { digestRealm } from '../registrar/digest.js';
 import type { DeliveryTurn } from './ordered.js';
 
@@ -78,6 +79,8 @@ export class Relay {
   readonly stats: RelayStats = { relayed: 0, stored: 0, delivered: 0, failed: 0 };
   private readonly delivering = new Set<string>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** The outboxes of the features sending through the relay (rooms, gateways), for its health. */
+  private readonly outboxes = new Set<Pick<Outbox<unknown>, 'backlogWarning'>>();
 
   constructor(
     private readonly stack: SipStack,
@@ -97,6 +100,16 @@ export class Relay {
 
   stop(): void {
     clearInterval(this.sweepTimer);
+  }
+
+  /** Reports the backlog of `outbox` in the relay's health. */
+  trackOutbox(outbox: Pick<Outbox<unknown>, 'backlogWarning'>): void {
+    this.outboxes.add(outbox);
+  }
+
+  /** The outboxes past 80 % of their bounds, each said in a sentence. */
+  backlogWarnings(): string[] {
+    return [...this.outboxes].flatMap((outbox) => outbox.backlogWarning() ?? []);
   }
 
   isLocal(uri: SipUri): boolean {

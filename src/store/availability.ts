@@ -5,7 +5,7 @@
 // the number of requests and ticks in between.
 import type { Logger } from 'pino';
 import type { CompiledQuery, DatabaseConnection, Dialect, Driver, QueryResult, TransactionSettings } from 'kysely';
-import { StoreError, type StoreDriver } from './types.js';
+import { StoreError, type StoreDriver, type StoreOutage } from './types.js';
 
 /** better-sqlite3 codes: locked by another connection, disk full or failing. */
 const SQLITE_UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|PROTOCOL)/;
@@ -54,7 +54,7 @@ function provesWritable(query: CompiledQuery): boolean {
 }
 
 export class StoreAvailability {
-  private outage: { since: number; lastStatementBefore: number } | undefined;
+  private outage: (StoreOutage & { lastStatementBefore: number }) | undefined;
   private statements = 0;
   private log: Logger | undefined;
 
@@ -65,6 +65,11 @@ export class StoreAvailability {
     /** Called when an outage starts (false) and when it ends (true). */
     private readonly changed: (available: boolean) => void = () => {},
   ) {}
+
+  /** The outage under way; undefined while the store is available. */
+  get current(): StoreOutage | undefined {
+    return this.outage && { since: this.outage.since, reason: this.outage.reason };
+  }
 
   /** From now on, outages are logged here. */
   reportTo(log: Logger): void {
@@ -80,7 +85,7 @@ export class StoreAvailability {
       if (!meansUnavailable(this.driver, error)) throw error;
       const reason = this.describe(error);
       if (!this.outage) {
-        this.outage = { since: Date.now(), lastStatementBefore: this.statements };
+        this.outage = { since: Date.now(), reason, lastStatementBefore: this.statements };
         this.log?.warn({ reason }, `store unavailable: ${reason}, retrying`);
         this.changed(false);
       }

@@ -79,6 +79,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       await repository.ensureTables(target.driver);
       return repository;
     },
+    outage: () => availability.current,
     close: () => db.destroy(),
   };
 }

@@ -2,7 +2,9 @@ import type { Kysely, Selectable } from 'kysely';
 import { GroupCommit } from './group-commit.js';
 import { deleteExpired } from './rows.js';
 import type { Database, PresenceSubscriptionsTable } from './schema.js';
-import type { DialogId, PresenceStore, PublicationChange, StoredPublication, StoredSubscription } from './types.js';
+import type {
+  DialogId, PresenceStore, PublicationChange, StoredGatewayState, StoredGatewayWatcher, StoredPublication, StoredSubscription,
+} from './types.js';
 
 export class PresenceRepository implements PresenceStore {
   /** PUBLISH and SUBSCRIBE are acknowledged once written: a burst of them shares a commit. */
@@ -68,14 +70,55 @@ export class PresenceRepository implements PresenceStore {
     });
   }
 
-  async loadPresence(now: number): Promise<{ publications: StoredPublication[]; subscriptions: StoredSubscription[] }> {
+  putGatewayState(source: string, presentity: string, state: string | null): Promise<void> {
+    return this.commits.run(async (trx) => {
+      if (state === null) {
+        await trx.deleteFrom('presence_gateway_states').where('source', '=', source).where('presentity', '=', presentity).execute();
+        return;
+      }
+      await trx
+        .insertInto('presence_gateway_states')
+        .values({ source, presentity, state })
+        .onConflict((conflict) => conflict.columns(['source', 'presentity']).doUpdateSet({ state }))
+        .execute();
+    });
+  }
+
+  putGatewayWatcher(watcher: StoredGatewayWatcher): Promise<void> {
+    return this.commits.run(async (trx) => {
+      await trx
+        .insertInto('presence_gateway_watchers')
+        .values(watcher)
+        .onConflict((conflict) => conflict.columns(['network', 'presentity', 'watcher']).doUpdateSet({ alias: watcher.alias }))
+        .execute();
+    });
+  }
+
+  removeGatewayWatcher(watcher: Omit<StoredGatewayWatcher, 'alias'>): Promise<void> {
+    return this.commits.run(async (trx) => {
+      await trx
+        .deleteFrom('presence_gateway_watchers')
+        .where('network', '=', watcher.network)
+        .where('presentity', '=', watcher.presentity)
+        .where('watcher', '=', watcher.watcher)
+        .execute();
+    });
+  }
+
+  loadGatewayWatchers(network: string): Promise<StoredGatewayWatcher[]> {
+    return this.db.selectFrom('presence_gateway_watchers').selectAll().where('network', '=', network).execute();
+  }
+
+  async loadPresence(now: number): Promise<{ publications: StoredPublication[]; subscriptions: StoredSubscription[]; gatewayStates: StoredGatewayState[] }> {
     await deleteExpired(this.db, 'presence_publications', now);
     await deleteExpired(this.db, 'presence_subscriptions', now);
     const publications = await this.db.selectFrom('presence_publications').selectAll().orderBy('id').execute();
     const subscriptions = await this.db.selectFrom('presence_subscriptions').selectAll().execute();
+    const gatewayStates = await this.db.selectFrom('presence_gateway_states').selectAll().execute();
     return {
       publications: publications.map((row) => ({ id: row.id, presentity: row.presentity, etag: row.etag, document: row.document, expiresAt: row.expires_at })),
       subscriptions: subscriptions.map(toStoredSubscription),
+      gatewayStates,
     };
   }
 }

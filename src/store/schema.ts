@@ -74,6 +74,22 @@ export interface PresenceSubscriptionsTable {
   expires_at: number;
 }
 
+/** What a gateway (`source`) last reported of an address of its network. */
+export interface PresenceGatewayStatesTable {
+  source: string;
+  presentity: string;
+  /** JSON of the PresenceState. */
+  state: string;
+}
+
+/** A user of a gateway's network (`network`) watching a SIP user (`presentity`), who knows it as `alias`. */
+export interface PresenceGatewayWatchersTable {
+  network: string;
+  presentity: string;
+  watcher: string;
+  alias: string;
+}
+
 /** Kamailio imc schema: flag bits as in its imc_mng.h. */
 export interface ImcRoomsTable {
   id: Generated<number>;
@@ -166,6 +182,8 @@ export interface Database {
   offline_messages: OfflineMessagesTable;
   presence_publications: PresencePublicationsTable;
   presence_subscriptions: PresenceSubscriptionsTable;
+  presence_gateway_states: PresenceGatewayStatesTable;
+  presence_gateway_watchers: PresenceGatewayWatchersTable;
   outbox: OutboxTable;
   outbox_cursors: OutboxCursorsTable;
   gateway_rooms: GatewayRoomsTable;

@@ -129,6 +129,27 @@ export interface StoredSubscription extends DialogId {
   expiresAt: number;
 }
 
+/** What a gateway (`source`) reported of an address of its network. */
+export interface StoredGatewayState {
+  source: string;
+  /** "user@domain". */
+  presentity: string;
+  /** The PresenceState, as JSON. */
+  state: string;
+}
+
+/** A user of a gateway's network watching a SIP user. */
+export interface StoredGatewayWatcher {
+  /** The gateway's network ("xmpp"). */
+  network: string;
+  /** The SIP user watched, "user@domain". */
+  presentity: string;
+  /** The watcher's address on its network (a bare JID). */
+  watcher: string;
+  /** The address the watcher knows the SIP user by on its network. */
+  alias: string;
+}
+
 /**
  * The presence agent's publications and subscriptions. Writes are committed in the order they are
  * asked for, a burst of them together; each resolves once committed.
@@ -143,8 +164,15 @@ export interface PresenceStore {
   /** Raises the CSeq NOTIFYs of the dialog may use up to; nothing when the dialog is not stored. */
   setNotifyCSeq(dialog: DialogId, localCSeq: number): Promise<void>;
   removeSubscription(dialog: DialogId): Promise<void>;
-  /** Removes what has expired at `now`, then returns the rest: publications in id order. */
-  loadPresence(now: number): Promise<{ publications: StoredPublication[]; subscriptions: StoredSubscription[] }>;
+  /** Sets what a gateway reported of an address, or removes it with null. */
+  putGatewayState(source: string, presentity: string, state: string | null): Promise<void>;
+  /** Inserts a watcher of a gateway's network, or replaces its alias. */
+  putGatewayWatcher(watcher: StoredGatewayWatcher): Promise<void>;
+  removeGatewayWatcher(watcher: Omit<StoredGatewayWatcher, 'alias'>): Promise<void>;
+  /** The watchers of a gateway's network. */
+  loadGatewayWatchers(network: string): Promise<StoredGatewayWatcher[]>;
+  /** Removes what has expired at `now`, then returns the rest: publications in id order, and what the gateways reported. */
+  loadPresence(now: number): Promise<{ publications: StoredPublication[]; subscriptions: StoredSubscription[]; gatewayStates: StoredGatewayState[] }>;
 }
 
 /** A message acknowledged to its sender and not yet delivered to all its recipients. */
@@ -298,6 +326,12 @@ export interface KamailioAccountRow {
 
 export type StoreDriver = 'sqlite' | 'postgres';
 
+/** The store unavailable (locked, restarting, unreachable): since when, and the driver's reason. */
+export interface StoreOutage {
+  since: number;
+  reason: string;
+}
+
 export interface Store {
   readonly driver: StoreDriver;
   readonly users: UserStore;
@@ -314,6 +348,8 @@ export interface Store {
   readonly gatewayRooms: GatewayRoomStore;
   /** The room tables under the configured names, created when missing. */
   rooms(tables: RoomTables): Promise<RoomStore>;
+  /** The outage under way, from the last statement's failure until a write gets through; undefined while available. */
+  outage(): StoreOutage | undefined;
   close(): Promise<void>;
 }
 

@@ -156,6 +156,7 @@ export class XmppGateway {
     this.queue = new OutboundQueue(options.maxQueue, options.delayTimeMs);
     const limits = { maxMessages: options.maxQueue, maxPerRecipient: options.maxQueue };
     this.accepted = new Outbox(outbox, 'xmpp', jsonCodec<AcceptedMessage>(), { deliver: (message, _, at) => this.sendAccepted(message, at) }, this.toXmpp, limits, log);
+    relay.trackOutbox(this.accepted);
     this.link = createLink(options, log);
     this.link.on('online', () => this.flush());
     this.link.on('stanza', (stanza) => this.onStanza(stanza));

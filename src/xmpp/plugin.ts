@@ -29,7 +29,12 @@ export function xmppPlugin(): ParleyPlugin {
     handlers: [{ name: 'xmpp', methods: ['MESSAGE'], handle: (request) => started().handle(request) }],
     start(context) {
       const agent = context.find(PRESENCE);
-      const presence = agent && { service: agent, isKnownUser: context.isKnownUser };
+      const presence = agent && {
+        service: agent,
+        isKnownUser: context.isKnownUser,
+        store: context.store.presence,
+        maxWatchers: context.config.presence.max_gateway_watchers,
+      };
       gateway = new XmppGateway(xmppGatewayOptions(context.config), context.require(RELAY), context.store.outbox, context.log, presence);
       context.provide(XMPP, gateway);
     },

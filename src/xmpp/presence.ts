@@ -22,14 +22,17 @@
 //                travel -> xa; away, meal, breakfast, dinner, in-transit, shopping -> away;
 //                anything else -> no <show/>. Notes -> <status/> (joined by line breaks).
 //
-// The bridge keeps everything but pending requests in memory. After a restart XMPP watchers are found again through the
-// probes their servers send when they come online; the agent takes its SIP subscriptions back from
-// the store and reports them with `watch`, so their XMPP contacts are asked again. The agent keeps
-// one state per address, so every SIP watcher of an XMPP contact sees what the contact lets any one
-// of them see.
+// XMPP watchers of SIP users are written to the store before they are told "subscribed" (bounded by
+// presence.max_gateway_watchers), taken back at start and sent the SIP users' states whenever the
+// link comes up, so a restart needs no new subscription. What XMPP contacts said is kept by the
+// agent (publishFrom writes it through); the agent takes its SIP subscriptions back from the store
+// and reports them with `watch`, so their XMPP contacts are asked again. The agent keeps one state
+// per address, so every SIP watcher of an XMPP contact sees what the contact lets any one of them
+// see.
 import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
 import type { PresenceService, PresenceState } from '../presence/index.js';
+import type { PresenceStore } from '../store/index.js';
 import { type SipUri, aorOf, escapeUser, parseUri } from '../sip/index.js';
 import { type AddressMapping, type Jid, formatJid, parseJid } from './addresses.js';
 import type { PendingRequest, PendingSubscriptions } from './pending.js';
@@ -41,6 +44,10 @@ export interface PresenceHooks {
   service: PresenceService;
   /** Whether a local SIP user ("user@domain") exists, to approve XMPP subscription requests to it. */
   isKnownUser(aor: string): Promise<boolean>;
+  /** Where XMPP watchers of SIP users are kept across restarts. */
+  store: Pick<PresenceStore, 'putGatewayWatcher' | 'removeGatewayWatcher' | 'loadGatewayWatchers'>;
+  /** Most XMPP watchers kept (presence.max_gateway_watchers); a further subscription request is refused. */
+  maxWatchers: number;
 }
 
 export interface PresenceBridgeOptions {
@@ -113,6 +120,8 @@ export function stanzaOfState(state: PresenceState, attrs: { from?: string; to?:
 export class PresenceBridge {
   /** SIP user ("user@domain") -> XMPP watcher (bare JID) -> the JID the watcher knows the user as. */
   private readonly xmppWatchers = new Map<string, Map<string, string>>();
+  /** Pairs in xmppWatchers. */
+  private watcherCount = 0;
   /** Presentity address -> the XMPP contact behind it. */
   private readonly contacts = new Map<string, Contact>();
   /** Contact bare JID -> presentity addresses of it (one, unless SIP users spelt it differently). */
@@ -137,13 +146,17 @@ export class PresenceBridge {
   ) {}
 
   get stats(): PresenceBridgeStats {
-    let xmppWatchers = 0;
-    for (const watchers of this.xmppWatchers.values()) xmppWatchers += watchers.size;
-    return { ...this.counters, xmppWatchers, xmppContacts: this.presentitiesOf.size, pendingSubscriptions: this.pending.size };
+    return { ...this.counters, xmppWatchers: this.watcherCount, xmppContacts: this.presentitiesOf.size, pendingSubscriptions: this.pending.size };
   }
 
-  /** Follows the agent; takes back the pending requests and approves those whose user appeared meanwhile (provisioned). */
+  /**
+   * Takes back the XMPP watchers, follows the agent; takes back the pending requests and approves
+   * those whose user appeared meanwhile (provisioned).
+   */
   async start(): Promise<void> {
+    for (const { presentity, watcher, alias } of await this.hooks.store.loadGatewayWatchers(XMPP_SOURCE)) {
+      if (this.watcherCount < this.hooks.maxWatchers) this.keepWatcher(presentity, watcher, alias);
+    }
     const service = this.hooks.service;
     service.on('change', this.listeners.change).on('watch', this.listeners.watch).on('unwatch', this.listeners.unwatch);
     for (const request of await this.pending.load(Date.now())) this.refuse(request);
@@ -166,21 +179,27 @@ export class PresenceBridge {
     const service = this.hooks.service;
     service.off('change', this.listeners.change).off('watch', this.listeners.watch).off('unwatch', this.listeners.unwatch);
     await this.chain;
-    for (const [aor, watchers] of this.xmppWatchers) {
+    for (const watchers of this.xmppWatchers.values()) {
       for (const [watcher, as] of watchers) this.emit(xml('presence', { from: as, to: watcher, type: 'unavailable' }));
-      this.xmppWatchers.delete(aor);
     }
+    this.xmppWatchers.clear();
+    this.watcherCount = 0;
     for (const presentity of this.contacts.keys()) service.publishFrom(XMPP_SOURCE, presentity, null);
     this.contacts.clear();
     this.presentitiesOf.clear();
   }
 
   /**
-   * The link is (again) up: ask every watched contact that approved for its presence, which may
-   * have changed meanwhile. (A probe to a contact that has not approved yet is answered by its
-   * server with "unsubscribed", which Prosody takes as refusing the pending request.)
+   * The link is (again) up: tell every XMPP watcher the state of its SIP user, and ask every
+   * watched contact that approved for its presence, both of which may have changed meanwhile. (A
+   * probe to a contact that has not approved yet is answered by its server with "unsubscribed",
+   * which Prosody takes as refusing the pending request.)
    */
   online(): void {
+    for (const [aor, watchers] of this.xmppWatchers) {
+      const state = this.hooks.service.stateOf(aor);
+      for (const [watcher, as] of watchers) this.emit(stanzaOfState(state, { from: as, to: watcher }));
+    }
     for (const contact of this.contacts.values()) {
       if (!contact.approved) continue;
       for (const watcher of this.hooks.service.watchersOf(contact.presentity)) {
@@ -305,8 +324,9 @@ export class PresenceBridge {
     const watchers = aor ? this.xmppWatchers.get(aor) : undefined;
     if (type === 'unsubscribe') {
       if (aor) await this.pending.cancel(aor, watcher);
-      if (aor && watchers?.delete(watcher)) {
-        if (watchers.size === 0) this.xmppWatchers.delete(aor);
+      if (aor && watchers?.has(watcher)) {
+        await this.hooks.store.removeGatewayWatcher({ network: XMPP_SOURCE, presentity: aor, watcher });
+        this.forgetWatcher(aor, watcher);
         this.log.debug({ aor, watcher }, 'XMPP user stopped watching a SIP user');
       }
       // RFC 6121 §3.3.3: the contact's presence is no longer sent to the former subscriber.
@@ -321,17 +341,42 @@ export class PresenceBridge {
       return;
     }
     // A probe comes from the server of a watcher whose subscription was approved before (perhaps
-    // before a restart, as watchers are kept in memory): it is a watcher again.
-    this.approve({ aor, watcher, as }, type === 'subscribe');
+    // before the store was wiped): it is a watcher again.
+    await this.approve({ aor, watcher, as }, type === 'subscribe');
   }
 
-  /** Makes an XMPP user a watcher of a SIP user and sends the user's state; `subscribed` tells it first that it is approved. */
-  private approve({ aor, watcher, as }: Omit<PendingRequest, 'at'>, subscribed: boolean): void {
+  /**
+   * Makes an XMPP user a watcher of a SIP user, in the store first, and sends the user's state;
+   * `subscribed` tells it first that it is approved. Past presence.max_gateway_watchers a new
+   * request is refused, and a probe only answered.
+   */
+  private async approve({ aor, watcher, as }: Omit<PendingRequest, 'at'>, subscribed: boolean): Promise<void> {
+    const known = this.xmppWatchers.get(aor)?.get(watcher);
+    if (known === undefined && this.watcherCount >= this.hooks.maxWatchers) {
+      if (subscribed) {
+        this.log.info({ aor, watcher, max: this.hooks.maxWatchers }, 'XMPP subscription request refused: presence.max_gateway_watchers reached');
+        return this.refuse({ watcher, as });
+      }
+    } else if (known !== as) {
+      await this.hooks.store.putGatewayWatcher({ network: XMPP_SOURCE, presentity: aor, watcher, alias: as });
+      if (known === undefined) this.log.debug({ aor, watcher }, 'XMPP user watches a SIP user');
+      this.keepWatcher(aor, watcher, as);
+    }
     if (subscribed) this.emit(xml('presence', { from: as, to: watcher, type: 'subscribed' }));
-    const known = this.xmppWatchers.get(aor) ?? new Map<string, string>();
-    if (!known.has(watcher)) this.log.debug({ aor, watcher }, 'XMPP user watches a SIP user');
-    this.xmppWatchers.set(aor, known.set(watcher, as));
     this.emit(stanzaOfState(this.hooks.service.stateOf(aor), { from: as, to: watcher }));
+  }
+
+  private keepWatcher(aor: string, watcher: string, as: string): void {
+    const watchers = this.xmppWatchers.get(aor) ?? new Map<string, string>();
+    if (!watchers.has(watcher)) this.watcherCount++;
+    this.xmppWatchers.set(aor, watchers.set(watcher, as));
+  }
+
+  private forgetWatcher(aor: string, watcher: string): void {
+    const watchers = this.xmppWatchers.get(aor);
+    if (!watchers?.delete(watcher)) return;
+    this.watcherCount--;
+    if (watchers.size === 0) this.xmppWatchers.delete(aor);
   }
 
   /** RFC 6121 §3.1.3 / §4.3.2: no such user: refused. */
@@ -353,7 +398,7 @@ export class PresenceBridge {
     if (!this.pending.has(aor) || !(await this.hooks.isKnownUser(aor))) return;
     for (const request of await this.pending.take(aor)) {
       this.log.debug({ aor, watcher: request.watcher }, 'pending XMPP subscription request approved: the SIP user exists now');
-      this.approve(request, true);
+      await this.approve(request, true);
     }
   }
 

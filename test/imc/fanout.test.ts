@@ -14,6 +14,7 @@ function fanOutWith(cpim: boolean): { fanout: RoomFanOut; sent: OutgoingMessage[
       sent.push(message);
       return Promise.resolve({ status: 200, reason: 'OK', stored: false });
     },
+    trackOutbox: () => {},
   } as unknown as Relay;
   let ids = 0;
   const outbox: OutboxStore = {

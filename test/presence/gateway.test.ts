@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startServer, type TestServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
 import { Watch, pidf, publish, stateIn } from '../support/presence.js';
-import type { PresenceService, PresenceState } from '../../src/presence/index.js';
+import { CLOSED, OPEN, type PresenceService, type PresenceState } from '../../src/presence/index.js';
 
 describe('presence plug-in interface', () => {
   let s: TestServer;
@@ -86,4 +86,23 @@ describe('presence plug-in interface', () => {
       presence.off('change', failing);
     }
   });
+});
+
+test('what gateways publish is bounded by presence.max_gateway_states: a further address is left out, with a warning', async () => {
+  const s = await startServer({ presence: { max_gateway_states: 1 } });
+  try {
+    const presence = s.server.presence!;
+    const away: PresenceState = { basic: 'open', notes: [], activities: ['away'] };
+    presence.publishFrom('xmpp', 'romeo@xmpp.example', away);
+    presence.publishFrom('xmpp', 'juliet@xmpp.example', away);
+    assert.deepEqual(presence.stateOf('juliet@xmpp.example'), CLOSED, 'left out');
+    assert.ok(s.logs.some((line) => line.includes('gateway presence left out: presence.max_gateway_states reached')));
+    presence.publishFrom('xmpp', 'romeo@xmpp.example', OPEN);
+    assert.deepEqual(presence.stateOf('romeo@xmpp.example'), OPEN, 'a known address changes');
+    presence.publishFrom('xmpp', 'romeo@xmpp.example', null);
+    presence.publishFrom('xmpp', 'juliet@xmpp.example', away);
+    assert.deepEqual(presence.stateOf('juliet@xmpp.example'), away, 'room again once one is withdrawn');
+  } finally {
+    await s.stop();
+  }
 });

@@ -2,9 +2,12 @@
 // is in the store at that moment, so a process killed right after (or stopped), and started again
 // on the same database and ports, still has the publications and the subscription dialogs.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { eventually } from '../support/eventually.js';
 import { udpAgents } from '../support/ua.js';
-import { killAll, startParley, type ParleyProcess } from '../support/process.js';
+import { killAll, startParley, tempDir, type ParleyProcess } from '../support/process.js';
 import { Watch, pidf, publish, stateIn } from '../support/presence.js';
 
 const ua = udpAgents();
@@ -77,4 +80,34 @@ describe('presence across restarts', () => {
       }
     });
   }
+
+  test('after a restart, the subscribers of the last run are notified presence.restart_notifies_at_once at a time', async () => {
+    const dir = tempDir();
+    const config = join(dir, 'parley.yaml');
+    writeFileSync(config, 'auth:\n  policy: open\npresence:\n  restart_notifies_at_once: 5\n');
+    const first = await startParley({ dir, args: ['--config', config] });
+    const carol = await ua('carol', first.udp);
+    const watches: Watch[] = [];
+    for (let friend = 0; friend < 12; friend++) {
+      const { response, watch } = await Watch.subscribe(carol, `sip:friend${friend}@localhost`, { expires: 600 });
+      assert.equal(response.status, 200);
+      await watch!.nextNotify();
+      watches.push(watch!);
+    }
+    // Carol's phone does not answer for a while: the NOTIFYs sent wait for their answers, and are retransmitted.
+    carol.answer = null;
+    first.kill('SIGKILL');
+    await first.exited;
+    const notifiesBefore = carol.received.filter((m) => m.method === 'NOTIFY').length;
+    const second = await startParley({ db: first.db, dir, udpPort: first.udp.port, tcpPort: first.tcp.port, args: ['--config', config] });
+    try {
+      await eventually(() => carol.retransmitted.some((m) => m.method === 'NOTIFY') || undefined, 'a NOTIFY retransmitted');
+      const sent = carol.received.filter((m) => m.method === 'NOTIFY').length - notifiesBefore;
+      assert.equal(sent, 5, `NOTIFYs sent before any was answered: ${sent}`);
+      carol.answer = 200;
+      for (const watch of watches) assert.match((await watch.nextNotify(10_000)).get('subscription-state')!, /^active;expires=/);
+    } finally {
+      await second.stop();
+    }
+  });
 });

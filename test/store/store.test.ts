@@ -357,6 +357,24 @@ for (const [driver, createBackend] of Object.entries(backends)) {
         await store.presence.removeSubscription(dialog);
         assert.deepEqual((await store.presence.loadPresence(NOW - MINUTE)).subscriptions, []);
       });
+
+      test('what a gateway reported is set, replaced and removed by source and address; watchers of a network likewise', async () => {
+        const away = JSON.stringify({ basic: 'open', notes: [], activities: ['away'] });
+        await store.presence.putGatewayState('xmpp', 'romeo@x.example', JSON.stringify({ basic: 'open', notes: [], activities: [] }));
+        await store.presence.putGatewayState('xmpp', 'romeo@x.example', away);
+        await store.presence.putGatewayState('gateway', 'romeo@x.example', away);
+        await store.presence.putGatewayState('gateway', 'romeo@x.example', null);
+        await store.presence.putGatewayState('gateway', 'nobody@x.example', null);
+        assert.deepEqual((await store.presence.loadPresence(NOW)).gatewayStates, [{ source: 'xmpp', presentity: 'romeo@x.example', state: away }]);
+
+        const watcher = { network: 'xmpp', presentity: 'bob@b.example', watcher: 'juliet@x.example', alias: 'bob*b.example@sip.x.example' };
+        await store.presence.putGatewayWatcher({ ...watcher, alias: 'old' });
+        await store.presence.putGatewayWatcher(watcher);
+        await store.presence.putGatewayWatcher({ ...watcher, watcher: 'nurse@x.example' });
+        await store.presence.removeGatewayWatcher({ network: 'xmpp', presentity: 'bob@b.example', watcher: 'nurse@x.example' });
+        assert.deepEqual(await store.presence.loadGatewayWatchers('xmpp'), [watcher]);
+        assert.deepEqual(await store.presence.loadGatewayWatchers('irc'), []);
+      });
     });
 
     describe('outbox', () => {

@@ -18,6 +18,8 @@ export interface UaOptions {
 
 export class TestUA {
   readonly received: SipMessage[] = [];
+  /** Retransmissions of requests received before, in the order they came. */
+  readonly retransmitted: SipMessage[] = [];
   /** Status this UA answers incoming requests with; null: it records them and never answers (a device gone unresponsive). */
   answer: number | null = 200;
   private readonly waiters = new Map<string, (m: SipMessage) => void>();
@@ -87,6 +89,7 @@ export class TestUA {
       // A UAS transaction absorbs retransmissions: answer again, record once.
       const key = `${message.via.branch}|${message.method}`;
       if (this.seenBranches.has(key)) {
+        this.retransmitted.push(message);
         this.respond(message);
         return;
       }

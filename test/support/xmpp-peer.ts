@@ -140,3 +140,20 @@ export class ScriptedXmppServer<Connection extends ScriptedConnection = Scripted
     this.script(connection, chunk);
   }
 }
+
+/**
+ * An XEP-0114 server for the component `domain` that accepts any handshake, records what each
+ * connection sent, and writes what the test says; `more` runs after it on each chunk Parley sends.
+ */
+export function xmppComponentServer(domain: string, more: (connection: ScriptedConnection, chunk: string) => void = () => {}): ScriptedXmppServer {
+  let streams = 0;
+  return new ScriptedXmppServer((connection, chunk) => {
+    const { socket } = connection;
+    if (chunk.includes('<stream:stream')) {
+      socket.write(`<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' from='${domain}' id='s${++streams}'>`);
+    }
+    if (chunk.includes('<handshake>')) socket.write('<handshake/>');
+    if (chunk.includes('</stream:stream>')) socket.end('</stream:stream>');
+    more(connection, chunk);
+  });
+}

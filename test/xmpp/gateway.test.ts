@@ -11,7 +11,7 @@ import { freeTcpPort, killAll, startParley, tempDir } from '../support/process.j
 import { type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
 import { victimSocket } from '../support/victim.js';
-import { type ScriptedConnection, ScriptedXmppServer } from '../support/xmpp-peer.js';
+import { type ScriptedConnection, ScriptedXmppServer, xmppComponentServer } from '../support/xmpp-peer.js';
 
 const COMPONENT_DOMAIN = 'sip.xmpp.example';
 const SECRET = 'scripted-server-secret';
@@ -23,22 +23,7 @@ function xmppConfig(port: number, more: Record<string, unknown> = {}) {
   };
 }
 
-/**
- * An XEP-0114 server that accepts any handshake, records what each connection sent, and writes what
- * the test says; `more` runs after it on each chunk Parley sends.
- */
-function componentServer(more: (connection: ScriptedConnection, chunk: string) => void = () => {}): ScriptedXmppServer {
-  let streams = 0;
-  return new ScriptedXmppServer((connection, chunk) => {
-    const { socket } = connection;
-    if (chunk.includes('<stream:stream')) {
-      socket.write(`<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' from='${COMPONENT_DOMAIN}' id='s${++streams}'>`);
-    }
-    if (chunk.includes('<handshake>')) socket.write('<handshake/>');
-    if (chunk.includes('</stream:stream>')) socket.end('</stream:stream>');
-    more(connection, chunk);
-  });
-}
+const componentServer = (more?: (connection: ScriptedConnection, chunk: string) => void) => xmppComponentServer(COMPONENT_DOMAIN, more);
 
 /** The ids of the XEP-0199 pings in `text`. */
 const pingIds = (text: string) => [...text.matchAll(/<iq type="get" id="([^"]+)"[^>]*><ping xmlns="urn:xmpp:ping"\/><\/iq>/g)].map((match) => match[1]!);

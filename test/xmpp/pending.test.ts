@@ -101,7 +101,7 @@ describe('the presence bridge with pending requests', () => {
     let store = await openStore(database);
     const known = new Set<string>();
     const sent: xml.Element[] = [];
-    const hooks = { service: service(), isKnownUser: (aor: string) => Promise.resolve(known.has(aor)) };
+    const hooks = { service: service(), isKnownUser: (aor: string) => Promise.resolve(known.has(aor)), store: store.presence, maxWatchers: 10 };
     let bridge = new PresenceBridge(hooks, bridgeOptions, new PendingSubscriptions(store.outbox, { maxPerUser: 1, maxTotal: 10, ttlMs: 60_000 }, silent), (stanza) => sent.push(stanza), silent);
     await bridge.start();
     bridge.onPresence(subscribe('tybalt@xmpp.test/r', 'ghost'));
@@ -123,6 +123,7 @@ describe('the presence bridge with pending requests', () => {
     // Provisioned while Parley was down: approved at the next start.
     known.add('spectre@localhost');
     store = await openStore(database);
+    hooks.store = store.presence;
     try {
       sent.length = 0;
       bridge = new PresenceBridge(hooks, bridgeOptions, new PendingSubscriptions(store.outbox, { maxPerUser: 1, maxTotal: 10, ttlMs: 60_000 }, silent), (stanza) => sent.push(stanza), silent);
