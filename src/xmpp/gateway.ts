@@ -4,11 +4,12 @@
 // MESSAGE the gateway takes is answered 202, once it is in the store's outbox: it goes to the XMPP
 // server even after a restart (kill -9 included). A stanza error coming back later, or a message that
 // waited for the link longer than delay_time, is told to the SIP sender in a MESSAGE from the address
-// it wrote to (RFC 7247 §8).
-import { randomBytes } from 'node:crypto';
+// it wrote to (RFC 7247 §8). What every gateway does the same way (the outbox step, what was sent,
+// failure notices, ordered delivery into SIP) is the bridge's (src/bridge); this file is the XMPP edge.
 import type { Logger } from 'pino';
 import type xml from '@xmpp/xml';
-import { type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, jsonCodec } from '../relay/index.js';
+import { type Address, type InstantMessage, type Refusal, SipBridge, type SipOrigin, TEXT_PLAIN, excerptOf, mediaTypeOf, readSipMessage } from '../bridge/index.js';
+import type { LegOutcome, Outbox, Relay } from '../relay/index.js';
 import type { OutboxStore } from '../store/index.js';
 import { type IncomingRequest, type SipMessage, type SipUri, escapeUser, parseUri } from '../sip/index.js';
 import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, unescapeLocal } from './addresses.js';
@@ -17,9 +18,7 @@ import { type XmppLink, createLink } from './backend.js';
 import type { LinkState, PeerStatus } from './link.js';
 import { ISCOMPOSING_TYPE, chatStateOf, chatStateOfComposing, chatStateStanza, composingOfChatState, isComposingBody, readIsComposing } from './chatstates.js';
 import { CPIM_TYPE } from './cpim.js';
-import {
-  type InstantMessage, type Refusal, TEXT_PLAIN, callIdOfThread, excerptOf, mediaTypeOf, messageStanza, readSipMessage, readStanza, sipContentOf, sipHeaders,
-} from './messages.js';
+import { callIdOfThread, messageStanza, readStanza, sipContentOf } from './messages.js';
 import {
   Correlations, IMDN_TYPE, type Notification, type Wanted, cpimAskingForImdn, cpimNotification, readImdn, receiptRequests, receiptStanza, receiptsOf,
 } from './receipts.js';
@@ -51,16 +50,6 @@ export interface XmppStats {
   reconnects: number;
 }
 
-/** Who to tell when a message from SIP fails after its MESSAGE was answered. */
-interface SipOrigin {
-  /** SIP address of the sender. */
-  sender: string;
-  /** SIP address the sender wrote to. */
-  target: string;
-  recipient: Jid;
-  excerpt: string;
-}
-
 /** A stanza on its way to XMPP; `origin` when it carries a SIP user's message. */
 interface Outgoing {
   stanza: xml.Element;
@@ -88,6 +77,8 @@ interface Signal {
 /** A message from SIP that asked for IMDNs, by the stanza id it went to XMPP with. */
 interface AwaitedFromXmpp {
   origin: SipOrigin;
+  /** The XMPP recipient (bare JID), the only one whose receipt counts. */
+  recipient: string;
   messageId: string;
   wanted: Wanted;
 }
@@ -105,8 +96,7 @@ interface AwaitedFromSip {
 /** The outbox key of the messages for XMPP: one queue, in the order they were taken, as the link sends them. */
 const TO_XMPP = 'xmpp';
 
-/** How long a sent message is remembered, for a stanza error that may come back for it. */
-const SENT_TTL_MS = 10 * 60_000;
+/** How many sent messages are remembered, for a stanza error that may come back for one. */
 const MAX_SENT = 10_000;
 /** How many messages awaiting receipts are remembered, each way, and for how long (a message may be read days later). */
 const MAX_AWAITED = 10_000;
@@ -121,18 +111,13 @@ export class XmppGateway {
   private readonly queue: OutboundQueue<Outgoing>;
   /** Messages from SIP answered 202 and not yet sent to XMPP. */
   private readonly accepted: Outbox<AcceptedMessage>;
-  private readonly toXmpp = new OrderedDeliveries((error) => this.log.error({ err: error }, 'sending to XMPP failed'));
+  /** The outbox step, what was sent, failure notices and deliveries into SIP. */
+  private readonly bridge: SipBridge;
   /** Wakes the message waiting for the link, at stop. */
   private readonly wakeups = new Set<() => void>();
-  /** Messages from SIP sent to XMPP, by stanza id, oldest first. */
-  private readonly sent = new Map<string, SipOrigin & { at: number }>();
-  /** Deliveries into SIP: one chain per SIP recipient, so that each gets its messages in order. */
-  private readonly deliveries = new OrderedDeliveries((error, recipient) => this.log.error({ err: error, recipient }, 'delivery into SIP failed'));
   private readonly counters = { stanzasIn: 0, stanzasOut: 0, sipToXmpp: 0, xmppToSip: 0, refused: 0, stanzaErrors: 0, expired: 0 };
   /** How each side writes to the other, told to those who got it wrong. */
   private readonly hints: { sip: string; xmpp: string };
-  private readonly idPrefix = randomBytes(4).toString('hex');
-  private lastId = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   /** Presence both ways (RFC 7248), when the server has a presence agent. */
   private readonly presence: PresenceBridge | undefined;
@@ -142,7 +127,7 @@ export class XmppGateway {
 
   constructor(
     private readonly options: XmppGatewayOptions,
-    private readonly relay: Relay,
+    relay: Relay,
     outbox: OutboxStore,
     private readonly log: Logger,
     presence?: PresenceHooks,
@@ -155,7 +140,8 @@ export class XmppGateway {
         : { sip: 'no XMPP address for this user', xmpp: 'no SIP address for this user' };
     this.queue = new OutboundQueue(options.maxQueue, options.delayTimeMs);
     const limits = { maxMessages: options.maxQueue, maxPerRecipient: options.maxQueue };
-    this.accepted = new Outbox(outbox, 'xmpp', jsonCodec<AcceptedMessage>(), { deliver: (message, _, at) => this.sendAccepted(message, at) }, this.toXmpp, limits, log);
+    this.bridge = new SipBridge(relay, { network: 'XMPP', maxSent: MAX_SENT }, log);
+    this.accepted = this.bridge.outbox(outbox, TO_XMPP, (message: AcceptedMessage, at) => this.sendAccepted(upgraded(message), at), limits);
     this.link = createLink(options, log);
     this.link.on('online', () => this.flush());
     this.link.on('stanza', (stanza) => this.onStanza(stanza));
@@ -206,34 +192,26 @@ export class XmppGateway {
     await this.presence?.stop();
     await this.link.stop();
     this.queue.drain();
-    await this.deliveries.drain();
+    await this.bridge.drain();
   }
 
   /** The `xmpp` routing handler: a SIP MESSAGE for the gateway domain; 202 once it is in the outbox. */
   async handle(request: IncomingRequest): Promise<void> {
-    let taken = this.take(request.message);
+    const taken = this.take(request.message);
     if ('transient' in taken) {
       if (taken.stanza) this.signal(taken);
       request.reply(202, 'Accepted');
       return;
     }
-    if (!('status' in taken)) {
-      try {
-        await this.accepted.submit(taken, [TO_XMPP]);
-      } catch (error) {
-        // A store unavailable is answered 503 with Retry-After by the server's dispatch.
-        if (!(error instanceof OutboxFull)) throw error;
-        taken = { status: 503, reason: 'Service Unavailable (XMPP queue full)', headers: this.retryAfter() };
-      }
-    }
-    if ('status' in taken) {
-      this.counters.refused++;
-      this.log.debug({ status: taken.status, reason: taken.reason, to: request.message.uri }, 'MESSAGE for XMPP refused');
-      request.reply(taken.status, taken.reason, { headers: taken.headers });
-      return;
-    }
-    this.counters.sipToXmpp++;
-    request.reply(202, 'Accepted');
+    if ('status' in taken) return this.refuse(request, taken);
+    if (await this.bridge.accept(request, this.accepted, taken, TO_XMPP)) this.counters.sipToXmpp++;
+    else this.refuse(request, { status: 503, reason: 'Service Unavailable (XMPP queue full)', headers: this.retryAfter() });
+  }
+
+  private refuse(request: IncomingRequest, { status, reason, headers }: Refusal): void {
+    this.counters.refused++;
+    this.log.debug({ status, reason, to: request.message.uri }, 'MESSAGE for XMPP refused');
+    request.reply(status, reason, { headers });
   }
 
   private retryAfter(): Array<{ name: string; value: string }> {
@@ -257,7 +235,7 @@ export class XmppGateway {
     if (to.domain === this.options.addresses.xmppDomain) return { status: 482, reason: 'Loop Detected (that XMPP address leads back to SIP)' };
     const content = sipContentOf(message, this.options.maxBody);
     if ('status' in content) return content;
-    const attrs = { from: formatJid(from), to: formatJid(to), id: this.newId(), type: this.options.messageType };
+    const attrs = { from: formatJid(from), to: formatJid(to), id: this.bridge.newId(), type: this.options.messageType };
     switch (mediaTypeOf(content.contentType)) {
       case ISCOMPOSING_TYPE: {
         const composing = readIsComposing(content.body.toString('utf8'));
@@ -275,7 +253,7 @@ export class XmppGateway {
     if (this.link.downFor(Date.now()) > this.options.delayTimeMs) {
       return { status: 503, reason: 'Service Unavailable (XMPP server unreachable)', headers: this.retryAfter() };
     }
-    const origin = { sender: sipAddress(sender), target: sipAddress(target), recipient: to, excerpt: excerptOf(im.body) };
+    const origin = { sender: sipAddress(sender), target: sipAddress(target), recipient: recipientWords(to), excerpt: excerptOf(im.body) };
     return { im, attrs, origin, ...(content.imdn ? { imdn: content.imdn } : {}) };
   }
 
@@ -306,7 +284,7 @@ export class XmppGateway {
     const requests = message.imdn ? receiptRequests(message.imdn.wanted) : [];
     const outgoing = { stanza: messageStanza(message.im, message.attrs, ...requests), origin: message.origin };
     if (this.link.online) {
-      if (message.imdn) this.awaitedFromXmpp.remember(message.attrs.id, { origin: message.origin, ...message.imdn });
+      if (message.imdn) this.awaitedFromXmpp.remember(message.attrs.id, { origin: message.origin, recipient: message.attrs.to, ...message.imdn });
       this.transmit(outgoing);
     } else if (Date.now() >= deadline) this.failBack(outgoing, 408, `the XMPP server was unreachable for ${this.options.delayTimeMs / 1000} s`);
     // Woken by the stop: it stays in the outbox.
@@ -338,10 +316,7 @@ export class XmppGateway {
 
   private transmit({ stanza, origin }: Outgoing): void {
     // Recorded first: the link may refuse the stanza at once, with the stanza error a server would send.
-    if (origin) {
-      this.sent.set(stanza.attrs.id!, { ...origin, at: Date.now() });
-      if (this.sent.size > MAX_SENT) this.sent.delete(this.sent.keys().next().value!);
-    }
+    if (origin) this.bridge.sentToNetwork(stanza.attrs.id!, origin);
     this.link.send(stanza);
     this.counters.stanzasOut++;
   }
@@ -357,16 +332,13 @@ export class XmppGateway {
     this.awaitedFromXmpp.sweep(now);
     this.awaitedFromSip.sweep(now);
     this.presence?.sweep(now);
-    for (const [id, { at }] of this.sent) {
-      if (now - at <= SENT_TTL_MS) break;
-      this.sent.delete(id);
-    }
+    this.bridge.sweep(now);
   }
 
   private failBack({ origin }: Outgoing, status: number, explanation: string): void {
     if (!origin) return;
     this.counters.expired++;
-    this.notify(origin, status, explanation);
+    this.bridge.notifyUndelivered(origin, status, explanation);
   }
 
   private onStanza(stanza: xml.Element): void {
@@ -393,8 +365,7 @@ export class XmppGateway {
     const body = Buffer.from(im.body, 'utf8');
     if (body.length > this.options.maxBody) return bounce({ condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
     const content = this.sipContentFor(stanza, from, to, body);
-    this.deliveries.add(to, async () => {
-      const result = await this.relay.send({ from: `<${from}>`, to, ...content, headers: sipHeaders(im), callId: callIdOfThread(im.thread) });
+    this.bridge.intoSip({ kind: 'text', from: sip(from), to: sip(to), ...content, text: im, conversation: callIdOfThread(im.thread) }, (result) => {
       if (result.status < 300) this.counters.xmppToSip++;
       else bounce({ condition: conditionForStatus(result.status), text: `${result.status} ${result.reason}` });
     });
@@ -409,7 +380,7 @@ export class XmppGateway {
     const { wanted } = receiptsOf(stanza);
     const stanzaId = stanza.attrs.id;
     if (!this.options.imdn || !stanzaId || !(wanted.delivery || wanted.display)) return { body: text, contentType: TEXT_PLAIN };
-    const messageId = this.newId();
+    const messageId = this.bridge.newId();
     this.awaitedFromSip.remember(messageId, { sender: stanza.attrs.from!, stanzaId, recipient: to, wanted });
     return { body: cpimAskingForImdn({ from, to, at: new Date(), messageId }, wanted, TEXT_PLAIN, text), contentType: CPIM_TYPE };
   }
@@ -429,56 +400,46 @@ export class XmppGateway {
     if (answers) return this.onReceipt(answers, bareJid(stanza.attrs.from!)!, to);
     const state = chatStateOf(stanza);
     if (!state) return;
-    this.deliveries.add(to, async () => {
-      const body = isComposingBody(composingOfChatState(state));
-      await this.relay.send({ from: `<${from}>`, to, body, contentType: ISCOMPOSING_TYPE, storeOffline: false });
-    });
+    this.bridge.intoSip({ kind: 'typing', from: sip(from), to: sip(to), body: isComposingBody(composingOfChatState(state)), contentType: ISCOMPOSING_TYPE });
   }
 
   /** An XMPP receipt or marker for a message from SIP: an IMDN to the SIP sender, from the address it wrote to. */
   private onReceipt(receipt: Notification, sender: string, recipient: string): void {
-    const awaited = this.awaitedFromXmpp.answer(receipt, (entry) => formatJid(entry.origin.recipient) === sender && entry.origin.sender === recipient);
+    const awaited = this.awaitedFromXmpp.answer(receipt, (entry) => entry.recipient === sender && entry.origin.sender === recipient);
     if (!awaited) {
       this.log.debug({ from: sender, id: receipt.messageId }, 'XMPP receipt for no message from SIP awaiting it: dropped');
       return;
     }
     const { origin } = awaited;
-    const envelope = { from: origin.target, to: origin.sender, at: new Date(), messageId: this.newId() };
+    const envelope = { from: origin.target, to: origin.sender, at: new Date(), messageId: this.bridge.newId() };
     const body = cpimNotification(envelope, { messageId: awaited.messageId, disposition: receipt.disposition });
-    this.deliveries.add(origin.sender, async () => {
-      const result = await this.relay.send({ from: `<${origin.target}>`, to: origin.sender, body, contentType: CPIM_TYPE });
+    this.bridge.intoSip({ kind: 'receipt', from: sip(origin.target), to: sip(origin.sender), body, contentType: CPIM_TYPE }, (result) => {
       if (result.status >= 300) this.log.debug({ sender: origin.sender, status: result.status }, 'IMDN not delivered');
     });
   }
 
   private onStanzaError(stanza: xml.Element): void {
     const id = stanza.attrs.id ?? '';
-    const origin = this.sent.get(id);
-    if (!origin) {
-      this.log.debug({ id, from: stanza.attrs.from }, 'stanza error for no message sent from SIP');
-      return;
-    }
-    this.sent.delete(id);
-    this.counters.stanzaErrors++;
     const { condition, text } = readStanzaError(stanza);
-    this.notify(origin, statusForCondition(condition), `XMPP error ${condition}${text ? ` (${text})` : ''}`);
+    if (this.bridge.refusedByNetwork(id, statusForCondition(condition), `XMPP error ${condition}${text ? ` (${text})` : ''}`)) this.counters.stanzaErrors++;
+    else this.log.debug({ id, from: stanza.attrs.from }, 'stanza error for no message sent from SIP');
   }
+}
 
-  /** The error notification for a message from SIP: a MESSAGE to its sender, from the address it wrote to. */
-  private notify(origin: SipOrigin, status: number, explanation: string): void {
-    const recipient = `${unescapeLocal(origin.recipient.local)}@${origin.recipient.domain}`;
-    this.log.info({ sender: origin.sender, recipient, status, explanation }, 'message from SIP not delivered to XMPP');
-    const body = `Your message to ${recipient} was not delivered: ${explanation} (${status}).\n> ${origin.excerpt}`;
-    this.deliveries.add(origin.sender, async () => {
-      const result = await this.relay.send({ from: `<${origin.target}>`, to: origin.sender, body, contentType: TEXT_PLAIN });
-      if (result.status >= 300) this.log.info({ sender: origin.sender, status: result.status }, 'error notification not delivered');
-    });
-  }
+/** A SIP address as the bridge carries it. */
+function sip(id: string): Address {
+  return { network: 'sip', id };
+}
 
+/** An XMPP recipient as a failure notice names it: its address as the SIP user wrote it. */
+function recipientWords(jid: Jid): string {
+  return `${unescapeLocal(jid.local)}@${jid.domain}`;
+}
 
-  private newId(): string {
-    return `${this.idPrefix}-${++this.lastId}`;
-  }
+/** A message taken before the bridge kept its recipient as a JID (still in the outbox after an upgrade), with the recipient in words. */
+function upgraded(message: AcceptedMessage): AcceptedMessage {
+  const recipient = message.origin.recipient as string | Jid;
+  return typeof recipient === 'string' ? message : { ...message, origin: { ...message.origin, recipient: recipientWords(recipient) } };
 }
 
 /** The bare form of a JID, as formatJid writes it; undefined for no JID. */

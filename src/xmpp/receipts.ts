@@ -10,6 +10,7 @@
 // remembers which is which for the messages it carried (Correlations, bounded in number and time).
 import xml from '@xmpp/xml';
 import { parse, type Element } from 'ltx';
+import { Recent } from '../bridge/index.js';
 import { type CpimHeader, type CpimMessage, formatCpim, headerValue, namespacePrefix } from './cpim.js';
 
 export const IMDN_TYPE = 'message/imdn+xml';
@@ -153,22 +154,18 @@ export function receiptStanza(notification: Notification, attrs: { from: string;
  * notification it was asked for has come.
  */
 export class Correlations<Value extends { wanted: Wanted }> {
-  /** By identifier, oldest first. */
-  private readonly entries = new Map<string, Value & { at: number }>();
+  private readonly entries: Recent<Value>;
 
-  constructor(
-    private readonly max: number,
-    private readonly ttlMs: number,
-  ) {}
+  constructor(max: number, ttlMs: number) {
+    this.entries = new Recent(max, ttlMs);
+  }
 
   get size(): number {
     return this.entries.size;
   }
 
   remember(id: string, value: Value, now = Date.now()): void {
-    this.entries.delete(id);
-    this.entries.set(id, { ...value, at: now });
-    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.remember(id, value, now);
   }
 
   /**
@@ -177,21 +174,18 @@ export class Correlations<Value extends { wanted: Wanted }> {
    * forgotten once nothing more is to come.
    */
   answer(notification: Notification, from: (entry: Value) => boolean, now = Date.now()): Value | undefined {
-    const entry = this.entries.get(notification.messageId);
-    if (!entry || now - entry.at > this.ttlMs || !from(entry)) return undefined;
+    const entry = this.entries.get(notification.messageId, now);
+    if (!entry || !from(entry)) return undefined;
     const displayed = notification.disposition === 'displayed';
     if (displayed ? !entry.wanted.display : !entry.wanted.delivery) return undefined;
     const wanted = displayed ? { delivery: false, display: false } : { ...entry.wanted, delivery: false };
-    if (wanted.display) this.entries.set(notification.messageId, { ...entry, wanted });
-    else this.entries.delete(notification.messageId);
+    if (wanted.display) this.entries.update(notification.messageId, { ...entry, wanted });
+    else this.entries.forget(notification.messageId);
     return entry;
   }
 
   /** Forgets entries older than the limit. */
   sweep(now: number): void {
-    for (const [id, { at }] of this.entries) {
-      if (now - at <= this.ttlMs) break;
-      this.entries.delete(id);
-    }
+    this.entries.sweep(now);
   }
 }
