@@ -45,6 +45,7 @@ export class SipBridge {
   private readonly sent: Recent<SipOrigin>;
   private readonly idPrefix = randomBytes(4).toString('hex');
   private lastId = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly relay: Relay,
@@ -99,9 +100,21 @@ export class SipBridge {
     return true;
   }
 
-  /** Forgets sent messages no error came for in time. */
-  sweep(now: number): void {
-    this.sent.sweep(now);
+  /**
+   * Starts the sweep, every `everyMs`: sent messages no error came for in time are forgotten, and
+   * `sweep` expires what the gateway keeps itself (messages waiting too long, idle sessions...).
+   */
+  start(everyMs: number, sweep: (now: number) => void): void {
+    this.sweepTimer = setInterval(() => {
+      const now = Date.now();
+      this.sent.sweep(now);
+      sweep(now);
+    }, everyMs).unref();
+  }
+
+  /** Stops the sweep; deliveries into SIP under way go on (drain() waits for them). */
+  stop(): void {
+    clearInterval(this.sweepTimer);
   }
 
   /**

@@ -126,7 +126,6 @@ export class GatewayService {
   /** Messages answered 202, one queue per account, each waiting for its session. */
   private readonly outbox: Outbox<Pending>;
   private readonly counters = { sipToNetwork: 0, networkToSip: 0, commands: 0, refused: 0, undelivered: 0, accountFailures: 0 };
-  private sweepTimer: NodeJS.Timeout | undefined;
   private lastIdleCheck = 0;
   private readonly onRegistered = (aor: string) => void this.registered(aor).catch((error: unknown) => this.log.error({ err: error, aor }, 'gateway: bringing sessions online failed'));
   private readonly onUnregistered = (aor: string) => {
@@ -205,7 +204,7 @@ export class GatewayService {
     this.deps.registrar.on('registered', this.onRegistered);
     this.deps.registrar.on('unregistered', this.onUnregistered);
     this.deps.presence?.on('change', this.onPresenceChange).on('watch', this.onWatch).on('unwatch', this.onUnwatch);
-    this.sweepTimer = setInterval(() => this.sweep(), Math.min(1000, this.options.delayTimeMs)).unref();
+    this.bridge.start(Math.min(1000, this.options.delayTimeMs), (now) => this.sweep(now));
     const users = new Set((await this.deps.accounts.list()).map((account) => aorOfSipUser(account.sipUser)));
     const registered = [...users].filter((aor) => this.deps.registrar.lookup(aor).length > 0);
     await Promise.all(registered.map((aor) => this.registered(aor)));
@@ -213,7 +212,7 @@ export class GatewayService {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.sweepTimer);
+    this.bridge.stop();
     this.deps.registrar.off('registered', this.onRegistered);
     this.deps.registrar.off('unregistered', this.onUnregistered);
     this.deps.presence?.off('change', this.onPresenceChange).off('watch', this.onWatch).off('unwatch', this.onUnwatch);
@@ -566,9 +565,7 @@ export class GatewayService {
     }
   }
 
-  private sweep(): void {
-    const now = Date.now();
-    this.bridge.sweep(now);
+  private sweep(now: number): void {
     const checkIdle = now - this.lastIdleCheck >= this.options.sleepTimeMs;
     if (checkIdle) this.lastIdleCheck = now;
     for (const live of [...this.live.values()]) {

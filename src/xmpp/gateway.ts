@@ -118,7 +118,6 @@ export class XmppGateway {
   private readonly counters = { stanzasIn: 0, stanzasOut: 0, sipToXmpp: 0, xmppToSip: 0, refused: 0, stanzaErrors: 0, expired: 0 };
   /** How each side writes to the other, told to those who got it wrong. */
   private readonly hints: { sip: string; xmpp: string };
-  private sweepTimer: NodeJS.Timeout | undefined;
   /** Presence both ways (RFC 7248), when the server has a presence agent. */
   private readonly presence: PresenceBridge | undefined;
   /** Receipts still to come, each way. */
@@ -179,13 +178,13 @@ export class XmppGateway {
   async start(): Promise<void> {
     await this.presence?.start();
     this.link.start();
-    this.sweepTimer = setInterval(() => this.sweep(), Math.min(1000, this.options.delayTimeMs)).unref();
+    this.bridge.start(Math.min(1000, this.options.delayTimeMs), (now) => this.sweep(now));
     await this.accepted.start();
   }
 
   /** Messages taken and not yet sent stay in the outbox for the next start. */
   async stop(): Promise<void> {
-    clearInterval(this.sweepTimer);
+    this.bridge.stop();
     const stopped = this.accepted.stop();
     for (const wake of this.wakeups) wake();
     await stopped;
@@ -325,14 +324,12 @@ export class XmppGateway {
     for (const outgoing of this.queue.drain()) this.transmit(outgoing);
   }
 
-  /** Drops the gateway's own stanzas that waited too long for the link, and forgets sent messages no error came for. */
-  private sweep(): void {
-    const now = Date.now();
+  /** Drops the gateway's own stanzas that waited too long for the link, and forgets receipts that did not come. */
+  private sweep(now: number): void {
     this.queue.takeExpired(now);
     this.awaitedFromXmpp.sweep(now);
     this.awaitedFromSip.sweep(now);
     this.presence?.sweep(now);
-    this.bridge.sweep(now);
   }
 
   private failBack({ origin }: Outgoing, status: number, explanation: string): void {
