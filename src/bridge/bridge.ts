@@ -131,7 +131,7 @@ export class SipBridge {
 
   /** A text from the gateway into SIP, from `from` (the gateway's address, a room's, a contact's). */
   notice(from: string, to: string, text: string, then?: (result: DeliveryResult) => void): void {
-    this.intoSip({ kind: 'text', from: { network: 'sip', id: from }, to: { network: 'sip', id: to }, body: text, contentType: TEXT_PLAIN }, then);
+    this.intoSip({ kind: 'text', from: sipAddress(from), to: sipAddress(to), body: text, contentType: TEXT_PLAIN }, then);
   }
 
   /** Tells the sender of a message from SIP that it was not delivered, and why: a MESSAGE from the address it wrote to (RFC 7247 §8). */
@@ -147,4 +147,9 @@ export class SipBridge {
   drain(): Promise<void> {
     return this.deliveries.drain();
   }
+}
+
+/** A SIP address as the bridge carries it. */
+export function sipAddress(id: string): Address {
+  return { network: 'sip', id };
 }

@@ -1,7 +1,9 @@
 // The neutral instant message the bridge carries between SIP and another network. Each network's
-// edge converts its own form to it and from it (SIP: sip.ts; XMPP: src/xmpp/messages.ts,
-// chatstates.ts, receipts.ts; the per-user networks: their sessions), so what crosses the bridge is
-// one shape whichever way it goes.
+// edge converts its own form to it and from it (SIP: sip.ts, typing.ts, imdn.ts; XMPP:
+// src/xmpp/messages.ts, chatstates.ts, receipts.ts; the per-user networks: their sessions), so what
+// crosses the bridge is one shape whichever way it goes.
+import type { Notification, Wanted } from './imdn.js';
+import type { IsComposing } from './typing.js';
 
 /** The networks a bridge connects; a per-user gateway's own network ids too. */
 export type Network = 'sip' | 'xmpp' | 'irc';
@@ -31,19 +33,40 @@ export interface InstantMessage {
   language?: string;
 }
 
-/** One message crossing the bridge. */
-export interface BridgeMessage {
-  kind: MessageKind;
+interface Envelope {
   from: Address;
   to: Address;
-  /** The body in the form the receiving side reads it (text, an isComposing document, an IMDN in CPIM), and its type. */
-  body: Buffer | string;
+  /** The message's id where it is going (an IMDN Message-ID, a stanza id), for what comes back about it. */
+  id?: string;
+  /** When it was sent (ms since the epoch); absent: now. */
+  at?: number;
+}
+
+export interface TextMessage extends Envelope, InstantMessage {
+  kind: 'text';
+  /** The body's type; text/plain in UTF-8 is what every network carries. */
   contentType: string;
-  /** The subject and language of a text message, where it has them. */
-  text?: Pick<InstantMessage, 'subject' | 'language'>;
+  /** The receipts its sender asks for (delivered, displayed); `id` names it in them. */
+  wanted?: Wanted;
   /** The conversation it belongs to as the receiving side names one (a SIP Call-ID); absent: a new one. */
   conversation?: string;
 }
+
+export interface TypingMessage extends Envelope {
+  kind: 'typing';
+  typing: IsComposing;
+}
+
+export interface ReceiptMessage extends Envelope {
+  kind: 'receipt';
+  /** The receipt's own id (its IMDN Message-ID). */
+  id: string;
+  /** Which message (by the id it reached the receipt's sender with) and what became of it. */
+  receipt: Notification;
+}
+
+/** One message crossing the bridge. */
+export type BridgeMessage = TextMessage | TypingMessage | ReceiptMessage;
 
 export const TEXT_PLAIN = 'text/plain;charset=utf-8';
 

@@ -1,8 +1,12 @@
-// The bridge's SIP edge: the text a SIP MESSAGE carries, read into an InstantMessage (or why it
-// cannot cross), and a BridgeMessage written as the MESSAGE the relay sends into SIP.
+// The bridge's SIP edge: what a SIP MESSAGE carries, read as the bridge's kinds (text, an
+// isComposing state, an IMDN; or why it cannot cross), and a BridgeMessage written as the MESSAGE
+// the relay sends into SIP.
 import type { OutgoingMessage } from '../relay/index.js';
 import { type Header, type SipMessage, parseParams, quote } from '../sip/index.js';
-import type { Address, BridgeMessage, InstantMessage } from './message.js';
+import { CPIM_TYPE, ContentError, decodeContent, headerValue, parseCpim } from './cpim.js';
+import { type CpimEnvelope, IMDN_TYPE, type ImdnRequest, type Notification, cpimAskingForImdn, cpimNotification, imdnRequestOf, readImdn } from './imdn.js';
+import type { Address, BridgeMessage, InstantMessage, ReceiptMessage, TextMessage } from './message.js';
+import { ISCOMPOSING_TYPE, type IsComposing, isComposingBody, readIsComposing } from './typing.js';
 
 /** How to answer a SIP MESSAGE the bridge cannot carry. */
 export interface Refusal {
@@ -19,6 +23,57 @@ const UTF8_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii']);
 /** The media type of a Content-Type value, in lower case, without parameters. */
 export function mediaTypeOf(contentType: string): string {
   return contentType.split(';')[0]!.trim().toLowerCase();
+}
+
+/** What a SIP MESSAGE carries once its Content-Encoding and CPIM wrapper (RFC 3862) are undone. */
+interface SipContent {
+  contentType: string;
+  body: Buffer;
+  /** The IMDN Message-ID and notifications the CPIM wrapper asks for. */
+  imdn?: ImdnRequest;
+}
+
+/** The content of a SIP MESSAGE: inflated (at most maxBody bytes) and unwrapped from message/cpim; or why it cannot be read. */
+function sipContentOf(message: SipMessage, maxBody: number): SipContent | Refusal {
+  try {
+    const body = decodeContent(message.body, message.get('content-encoding'), maxBody);
+    const contentType = message.get('content-type') ?? 'text/plain';
+    if (mediaTypeOf(contentType) !== CPIM_TYPE) return { contentType, body };
+    const cpim = parseCpim(body);
+    const inner = decodeContent(cpim.content, headerValue(cpim.contentHeaders, 'content-encoding'), maxBody);
+    return { contentType: headerValue(cpim.contentHeaders, 'content-type') ?? 'text/plain', body: inner, imdn: imdnRequestOf(cpim) };
+  } catch (error) {
+    if (!(error instanceof ContentError)) throw error;
+    return { status: 415, reason: `Unsupported Media Type (${error.message})`, headers: [{ name: 'accept-encoding', value: 'deflate, identity' }] };
+  }
+}
+
+/** What a SIP MESSAGE carries, as the bridge's kinds (its addresses aside). */
+export type SipPayload =
+  | { kind: 'text'; text: InstantMessage; imdn?: ImdnRequest }
+  | { kind: 'typing'; typing: IsComposing }
+  | { kind: 'receipt'; receipt: Notification };
+
+/**
+ * What a SIP MESSAGE carries, read as a text (unwrapped from CPIM, with the IMDN notifications it
+ * asks for), a typing state or a receipt; or why the bridge cannot carry it.
+ */
+export function readSipPayload(message: SipMessage, maxBody: number): SipPayload | Refusal {
+  const content = sipContentOf(message, maxBody);
+  if ('status' in content) return content;
+  switch (mediaTypeOf(content.contentType)) {
+    case ISCOMPOSING_TYPE: {
+      const typing = readIsComposing(content.body.toString('utf8'));
+      return typing ? { kind: 'typing', typing } : { status: 400, reason: 'Bad Request (not an isComposing document)' };
+    }
+    case IMDN_TYPE: {
+      const receipt = readImdn(content.body.toString('utf8'));
+      return receipt ? { kind: 'receipt', receipt } : { status: 400, reason: 'Bad Request (not a delivered or displayed IMDN)' };
+    }
+  }
+  const text = readSipMessage(message, maxBody, content);
+  if ('status' in text) return text;
+  return { kind: 'text', text, ...(content.imdn ? { imdn: content.imdn } : {}) };
 }
 
 /**
@@ -60,17 +115,32 @@ export function sipHeaders(text: Pick<InstantMessage, 'subject' | 'language'>): 
   return headers;
 }
 
-/** The MESSAGE the relay sends into SIP for a message crossing the bridge; a typing state is never stored offline. */
+/**
+ * The MESSAGE the relay sends into SIP for a message crossing the bridge: a text as it is, or in
+ * CPIM asking for the IMDNs its sender wants; a typing state as an isComposing document, never
+ * stored offline (stale once late); a receipt as an IMDN in CPIM, as Linphone reads one.
+ */
 export function sipRequestOf(message: BridgeMessage): OutgoingMessage {
-  return {
-    from: nameAddrOf(message.from),
-    to: message.to.id,
-    body: message.body,
-    contentType: message.contentType,
-    ...(message.text ? { headers: sipHeaders(message.text) } : {}),
-    ...(message.conversation !== undefined ? { callId: message.conversation } : {}),
-    ...(message.kind === 'typing' ? { storeOffline: false } : {}),
-  };
+  const from = nameAddrOf(message.from);
+  const to = message.to.id;
+  switch (message.kind) {
+    case 'typing':
+      return { from, to, body: isComposingBody(message.typing), contentType: ISCOMPOSING_TYPE, storeOffline: false };
+    case 'receipt':
+      return { from, to, body: cpimNotification(envelopeOf(message, message.id), message.receipt), contentType: CPIM_TYPE };
+    case 'text':
+      return { from, to, ...textContentOf(message), headers: sipHeaders(message), ...(message.conversation !== undefined ? { callId: message.conversation } : {}) };
+  }
+}
+
+function textContentOf(message: TextMessage): { body: Buffer | string; contentType: string } {
+  const { wanted, id } = message;
+  if (!wanted || id === undefined || !(wanted.delivery || wanted.display)) return { body: message.body, contentType: message.contentType };
+  return { body: cpimAskingForImdn(envelopeOf(message, id), wanted, message.contentType, Buffer.from(message.body, 'utf8')), contentType: CPIM_TYPE };
+}
+
+function envelopeOf(message: TextMessage | ReceiptMessage, messageId: string): CpimEnvelope {
+  return { from: message.from.id, to: message.to.id, at: new Date(message.at ?? Date.now()), messageId };
 }
 
 function nameAddrOf(address: Address): string {

@@ -514,7 +514,7 @@ export class GatewayService {
   private intoSip(to: string, im: InstantMessage, sender: () => Promise<BridgeMessage['from']>): void {
     const recipient = { network: 'sip', id: to } as const;
     this.bridge.intoSip(
-      { to: recipient, make: async () => ({ kind: 'text', from: await sender(), to: recipient, body: im.body, contentType: TEXT_PLAIN, text: im }) },
+      { to: recipient, make: async () => ({ kind: 'text', from: await sender(), to: recipient, ...im, contentType: TEXT_PLAIN }) },
       (result) => {
         if (result.status < 300) this.counters.networkToSip++;
         else this.log.info({ to, status: result.status }, 'message from the network not delivered into SIP');

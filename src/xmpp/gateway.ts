@@ -8,7 +8,9 @@
 // failure notices, ordered delivery into SIP) is the bridge's (src/bridge); this file is the XMPP edge.
 import type { Logger } from 'pino';
 import type xml from '@xmpp/xml';
-import { type Address, type InstantMessage, type Refusal, SipBridge, type SipOrigin, TEXT_PLAIN, excerptOf, mediaTypeOf, readSipMessage } from '../bridge/index.js';
+import {
+  type InstantMessage, type Notification, type Refusal, SipBridge, type SipOrigin, TEXT_PLAIN, type Wanted, excerptOf, readSipPayload, sipAddress as sip,
+} from '../bridge/index.js';
 import type { LegOutcome, Outbox, Relay } from '../relay/index.js';
 import type { OutboxStore } from '../store/index.js';
 import { type IncomingRequest, type SipMessage, type SipUri, escapeUser, parseUri } from '../sip/index.js';
@@ -16,12 +18,9 @@ import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, une
 import { type StanzaError, conditionForStatus, errorReply, readStanzaError, statusForCondition } from './errors.js';
 import { type XmppLink, createLink } from './backend.js';
 import type { LinkState, PeerStatus } from './link.js';
-import { ISCOMPOSING_TYPE, chatStateOf, chatStateOfComposing, chatStateStanza, composingOfChatState, isComposingBody, readIsComposing } from './chatstates.js';
-import { CPIM_TYPE } from './cpim.js';
-import { callIdOfThread, messageStanza, readStanza, sipContentOf } from './messages.js';
-import {
-  Correlations, IMDN_TYPE, type Notification, type Wanted, cpimAskingForImdn, cpimNotification, readImdn, receiptRequests, receiptStanza, receiptsOf,
-} from './receipts.js';
+import { chatStateOf, chatStateOfComposing, chatStateStanza, composingOfChatState } from './chatstates.js';
+import { callIdOfThread, messageStanza, readStanza } from './messages.js';
+import { Correlations, receiptRequests, receiptStanza, receiptsOf } from './receipts.js';
 import type { XmppGatewayOptions } from './options.js';
 import { PendingSubscriptions } from './pending.js';
 import { OutboundQueue } from './queue.js';
@@ -232,28 +231,17 @@ export class XmppGateway {
     const to = this.addresses.xmppRecipient(target);
     if (!to) return { status: 404, reason: `Not Found (${this.hints.sip})` };
     if (to.domain === this.options.addresses.xmppDomain) return { status: 482, reason: 'Loop Detected (that XMPP address leads back to SIP)' };
-    const content = sipContentOf(message, this.options.maxBody);
-    if ('status' in content) return content;
+    const payload = readSipPayload(message, this.options.maxBody);
+    if ('status' in payload) return payload;
     const attrs = { from: formatJid(from), to: formatJid(to), id: this.bridge.newId(), type: this.options.messageType };
-    switch (mediaTypeOf(content.contentType)) {
-      case ISCOMPOSING_TYPE: {
-        const composing = readIsComposing(content.body.toString('utf8'));
-        if (!composing) return { status: 400, reason: 'Bad Request (not an isComposing document)' };
-        return { stanza: chatStateStanza(chatStateOfComposing(composing), attrs), transient: true };
-      }
-      case IMDN_TYPE: {
-        const notification = readImdn(content.body.toString('utf8'));
-        if (!notification) return { status: 400, reason: 'Bad Request (not a delivered or displayed IMDN)' };
-        return { stanza: this.receiptFor(notification, sipAddress(sender), attrs), transient: false };
-      }
-    }
-    const im = readSipMessage(message, this.options.maxBody, content);
-    if ('status' in im) return im;
+    if (payload.kind === 'typing') return { stanza: chatStateStanza(chatStateOfComposing(payload.typing), attrs), transient: true };
+    if (payload.kind === 'receipt') return { stanza: this.receiptFor(payload.receipt, sipAddress(sender), attrs), transient: false };
+    const { text: im, imdn } = payload;
     if (this.link.downFor(Date.now()) > this.options.delayTimeMs) {
       return { status: 503, reason: 'Service Unavailable (XMPP server unreachable)', headers: this.retryAfter() };
     }
     const origin = { sender: sipAddress(sender), target: sipAddress(target), recipient: recipientWords(to), excerpt: excerptOf(im.body) };
-    return { im, attrs, origin, ...(content.imdn ? { imdn: content.imdn } : {}) };
+    return { im, attrs, origin, ...(imdn ? { imdn } : {}) };
   }
 
   /**
@@ -359,27 +347,25 @@ export class XmppGateway {
     if (!to) return bounce({ condition: 'jid-malformed', text: this.hints.xmpp });
     const from = sender && this.addresses.sipSender(sender);
     if (!from) return bounce({ condition: 'jid-malformed', text: 'the sender has no SIP address' });
-    const body = Buffer.from(im.body, 'utf8');
-    if (body.length > this.options.maxBody) return bounce({ condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
-    const content = this.sipContentFor(stanza, from, to, body);
-    this.bridge.intoSip({ kind: 'text', from: sip(from), to: sip(to), ...content, text: im, conversation: callIdOfThread(im.thread) }, (result) => {
+    if (Buffer.byteLength(im.body, 'utf8') > this.options.maxBody) return bounce({ condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
+    const text = { kind: 'text', from: sip(from), to: sip(to), at: Date.now(), ...im, contentType: TEXT_PLAIN, conversation: callIdOfThread(im.thread) } as const;
+    this.bridge.intoSip({ ...text, ...this.receiptsAsked(stanza, to) }, (result) => {
       if (result.status < 300) this.counters.xmppToSip++;
       else bounce({ condition: conditionForStatus(result.status), text: `${result.status} ${result.reason}` });
     });
   }
 
   /**
-   * The body of the MESSAGE for a message from XMPP: text/plain, or, when it asks for receipts or
-   * markers, text/plain in CPIM with the IMDN headers asking for the same (remembered, to map the
-   * IMDNs that come back).
+   * The receipts a message from XMPP asks for, as SIP asks for them (IMDN, with the Message-ID it
+   * goes with), remembered to map the IMDNs that come back; none when it asks for none.
    */
-  private sipContentFor(stanza: xml.Element, from: string, to: string, text: Buffer): { body: Buffer; contentType: string } {
+  private receiptsAsked(stanza: xml.Element, to: string): { id?: string; wanted?: Wanted } {
     const { wanted } = receiptsOf(stanza);
     const stanzaId = stanza.attrs.id;
-    if (!this.options.imdn || !stanzaId || !(wanted.delivery || wanted.display)) return { body: text, contentType: TEXT_PLAIN };
-    const messageId = this.bridge.newId();
-    this.awaitedFromSip.remember(messageId, { sender: stanza.attrs.from!, stanzaId, recipient: to, wanted });
-    return { body: cpimAskingForImdn({ from, to, at: new Date(), messageId }, wanted, TEXT_PLAIN, text), contentType: CPIM_TYPE };
+    if (!this.options.imdn || !stanzaId || !(wanted.delivery || wanted.display)) return {};
+    const id = this.bridge.newId();
+    this.awaitedFromSip.remember(id, { sender: stanza.attrs.from!, stanzaId, recipient: to, wanted });
+    return { id, wanted };
   }
 
   /**
@@ -397,7 +383,7 @@ export class XmppGateway {
     if (answers) return this.onReceipt(answers, bareJid(stanza.attrs.from!)!, to);
     const state = chatStateOf(stanza);
     if (!state) return;
-    this.bridge.intoSip({ kind: 'typing', from: sip(from), to: sip(to), body: isComposingBody(composingOfChatState(state)), contentType: ISCOMPOSING_TYPE });
+    this.bridge.intoSip({ kind: 'typing', from: sip(from), to: sip(to), typing: composingOfChatState(state) });
   }
 
   /** An XMPP receipt or marker for a message from SIP: an IMDN to the SIP sender, from the address it wrote to. */
@@ -408,9 +394,8 @@ export class XmppGateway {
       return;
     }
     const { origin } = awaited;
-    const envelope = { from: origin.target, to: origin.sender, at: new Date(), messageId: this.bridge.newId() };
-    const body = cpimNotification(envelope, { messageId: awaited.messageId, disposition: receipt.disposition });
-    this.bridge.intoSip({ kind: 'receipt', from: sip(origin.target), to: sip(origin.sender), body, contentType: CPIM_TYPE }, (result) => {
+    const notification = { messageId: awaited.messageId, disposition: receipt.disposition };
+    this.bridge.intoSip({ kind: 'receipt', from: sip(origin.target), to: sip(origin.sender), id: this.bridge.newId(), at: Date.now(), receipt: notification }, (result) => {
       if (result.status >= 300) this.log.debug({ sender: origin.sender, status: result.status }, 'IMDN not delivered');
     });
   }
@@ -421,11 +406,6 @@ export class XmppGateway {
     if (this.bridge.refusedByNetwork(id, statusForCondition(condition), `XMPP error ${condition}${text ? ` (${text})` : ''}`)) this.counters.stanzaErrors++;
     else this.log.debug({ id, from: stanza.attrs.from }, 'stanza error for no message sent from SIP');
   }
-}
-
-/** A SIP address as the bridge carries it. */
-function sip(id: string): Address {
-  return { network: 'sip', id };
 }
 
 /** An XMPP recipient as a failure notice names it: its address as the SIP user wrote it. */

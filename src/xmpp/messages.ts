@@ -1,35 +1,8 @@
-// The XMPP edge of the bridge for text (RFC 7572): an instant message as an XMPP <message/> stanza,
-// and a SIP MESSAGE's content unwrapped (Content-Encoding, CPIM). Body ↔ <body/>, Subject ↔
-// <subject/>, Content-Language ↔ xml:lang; a MESSAGE's Call-ID names the <thread/> (the other way,
-// the relay picks the Call-ID). The SIP side of the same mapping is src/bridge/sip.ts.
+// The XMPP edge of the bridge for text (RFC 7572): an instant message as an XMPP <message/> stanza.
+// Body ↔ <body/>, Subject ↔ <subject/>, Content-Language ↔ xml:lang; a MESSAGE's Call-ID names the
+// <thread/> (the other way, the relay picks the Call-ID). The SIP side is src/bridge/sip.ts.
 import xml from '@xmpp/xml';
-import { type InstantMessage, LANGUAGE_TAG, type Refusal, mediaTypeOf } from '../bridge/index.js';
-import type { SipMessage } from '../sip/index.js';
-import { CPIM_TYPE, ContentError, decodeContent, headerValue, parseCpim } from './cpim.js';
-import { type ImdnRequest, imdnRequestOf } from './receipts.js';
-
-/** What a SIP MESSAGE carries once its Content-Encoding and CPIM wrapper (RFC 3862) are undone. */
-export interface SipContent {
-  contentType: string;
-  body: Buffer;
-  /** The IMDN Message-ID and notifications the CPIM wrapper asks for. */
-  imdn?: ImdnRequest;
-}
-
-/** The content of a SIP MESSAGE: inflated (at most maxBody bytes) and unwrapped from message/cpim; or why it cannot be read. */
-export function sipContentOf(message: SipMessage, maxBody: number): SipContent | Refusal {
-  try {
-    const body = decodeContent(message.body, message.get('content-encoding'), maxBody);
-    const contentType = message.get('content-type') ?? 'text/plain';
-    if (mediaTypeOf(contentType) !== CPIM_TYPE) return { contentType, body };
-    const cpim = parseCpim(body);
-    const inner = decodeContent(cpim.content, headerValue(cpim.contentHeaders, 'content-encoding'), maxBody);
-    return { contentType: headerValue(cpim.contentHeaders, 'content-type') ?? 'text/plain', body: inner, imdn: imdnRequestOf(cpim) };
-  } catch (error) {
-    if (!(error instanceof ContentError)) throw error;
-    return { status: 415, reason: `Unsupported Media Type (${error.message})`, headers: [{ name: 'accept-encoding', value: 'deflate, identity' }] };
-  }
-}
+import { type InstantMessage, LANGUAGE_TAG } from '../bridge/index.js';
 
 /** The <message/> stanza for an instant message; `extra` children (receipt requests) follow the body. */
 export function messageStanza(im: InstantMessage, attrs: { from: string; to: string; id: string; type: string }, ...extra: xml.Element[]): xml.Element {

@@ -3,9 +3,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { Recent, SipBridge, TEXT_PLAIN, sipRequestOf, type SipOrigin } from '../../src/bridge/index.js';
+import {
+  Recent, SipBridge, TEXT_PLAIN, imdnBody, imdnRequestOf, isComposingBody, parseCpim, readImdn, readIsComposing, readSipPayload, sipRequestOf, type SipOrigin,
+} from '../../src/bridge/index.js';
 import type { DeliveryResult, OutgoingMessage, Relay } from '../../src/relay/index.js';
-import type { IncomingRequest } from '../../src/sip/index.js';
+import { type IncomingRequest, parseMessage } from '../../src/sip/index.js';
 import type { OutboxStore } from '../../src/store/index.js';
 import { eventually } from '../support/eventually.js';
 
@@ -83,13 +85,45 @@ describe('delivery into SIP', () => {
   test('the SIP edge: a typing state is never stored offline, a text carries its subject and language, a speaker its name', () => {
     const from = { network: 'sip', id: 'sip:room*irc.example@gw.example.com', name: 'ally' } as const;
     const to = { network: 'sip', id: 'sip:alice@example.com' } as const;
-    const typing = sipRequestOf({ kind: 'typing', from, to, body: '<isComposing/>', contentType: 'application/im-iscomposing+xml' });
+    const typing = sipRequestOf({ kind: 'typing', from, to, typing: { state: 'active', refresh: 90 } });
     assert.equal(typing.storeOffline, false);
+    assert.equal(typing.contentType, 'application/im-iscomposing+xml');
+    assert.deepEqual(readIsComposing(typing.body.toString()), { state: 'active', refresh: 90 });
     assert.equal(typing.from, '"ally" <sip:room*irc.example@gw.example.com>');
-    const text = sipRequestOf({ kind: 'text', from, to, body: 'hi', contentType: TEXT_PLAIN, text: { subject: 'a\nb', language: 'fr' }, conversation: 'thread-1' });
+    const text = sipRequestOf({ kind: 'text', from, to, body: 'hi', contentType: TEXT_PLAIN, subject: 'a\nb', language: 'fr', conversation: 'thread-1' });
     assert.equal(text.storeOffline, undefined);
     assert.equal(text.callId, 'thread-1');
+    assert.equal(text.body, 'hi');
     assert.deepEqual(text.headers, [{ name: 'subject', value: 'a b' }, { name: 'content-language', value: 'fr' }]);
+  });
+
+  test('the SIP edge: a text asking for receipts goes in CPIM asking for IMDNs under its id; a receipt is an IMDN in CPIM', () => {
+    const from = { network: 'sip', id: 'sip:bob*xmpp.example@gw.example.com' } as const;
+    const to = { network: 'sip', id: 'sip:alice@example.com' } as const;
+    const asking = sipRequestOf({ kind: 'text', from, to, id: 'm-1', body: 'read me', contentType: TEXT_PLAIN, wanted: { delivery: true, display: true } });
+    assert.equal(asking.contentType, 'message/cpim');
+    const cpim = parseCpim(asking.body as Buffer);
+    assert.deepEqual(imdnRequestOf(cpim), { messageId: 'm-1', wanted: { delivery: true, display: true } });
+    assert.equal(cpim.content.toString(), 'read me');
+    const receipt = sipRequestOf({ kind: 'receipt', from, to, id: 'r-1', receipt: { messageId: 'm-0', disposition: 'displayed' } });
+    assert.equal(receipt.contentType, 'message/cpim');
+    assert.deepEqual(readImdn(parseCpim(receipt.body as Buffer).content.toString()), { messageId: 'm-0', disposition: 'displayed' });
+  });
+
+  test('the SIP edge the other way: a MESSAGE is read as a text, a typing state or a receipt, or refused in words', () => {
+    const message = (contentType: string, body: string) => {
+      const parsed = parseMessage(Buffer.from(
+        `MESSAGE sip:bob*xmpp.example@gw.example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\nFrom: <sip:alice@example.com>;tag=1\r\n` +
+          `To: <sip:bob*xmpp.example@gw.example.com>\r\nCall-ID: c1\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Type: ${contentType}\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      ));
+      return readSipPayload(parsed, 1000);
+    };
+    assert.deepEqual(message('text/plain', 'hello'), { kind: 'text', text: { body: 'hello', subject: undefined, thread: 'c1', language: undefined } });
+    assert.deepEqual(message('application/im-iscomposing+xml', isComposingBody({ state: 'idle' })), { kind: 'typing', typing: { state: 'idle' } });
+    assert.deepEqual(message('message/imdn+xml', imdnBody({ messageId: 'x', disposition: 'delivered' }, new Date())), { kind: 'receipt', receipt: { messageId: 'x', disposition: 'delivered' } });
+    assert.deepEqual(message('message/imdn+xml', '<imdn/>'), { status: 400, reason: 'Bad Request (not a delivered or displayed IMDN)' });
+    assert.equal((message('image/png', 'x') as { status: number }).status, 415);
   });
 });
 
