@@ -3,7 +3,9 @@ export { SipBridge, sipAddress, type SipBridgeOptions, type SipOrigin } from './
 export {
   TEXT_PLAIN, excerptOf, type Address, type BridgeMessage, type InstantMessage, type MessageKind, type Network, type ReceiptMessage, type TextMessage, type TypingMessage,
 } from './message.js';
-export { LANGUAGE_TAG, mediaTypeOf, readSipMessage, readSipPayload, sipHeaders, sipRequestOf, type Refusal, type SipPayload } from './sip.js';
+export {
+  LANGUAGE_TAG, mediaTypeOf, readSipMessage, readSipPayload, senderOf, plainSipAddress, sipHeaders, sipRequestOf, type Refusal, type SipPayload,
+} from './sip.js';
 export { Recent } from './tracker.js';
 export { CPIM_TYPE, ContentError, decodeContent, formatCpim, parseCpim } from './cpim.js';
 export {

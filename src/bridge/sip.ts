@@ -2,7 +2,7 @@
 // isComposing state, an IMDN; or why it cannot cross), and a BridgeMessage written as the MESSAGE
 // the relay sends into SIP.
 import type { OutgoingMessage } from '../relay/index.js';
-import { type Header, type SipMessage, parseParams, quote } from '../sip/index.js';
+import { type Header, type SipMessage, type SipUri, escapeUser, parseParams, parseUri, quote } from '../sip/index.js';
 import { CPIM_TYPE, ContentError, decodeContent, headerValue, parseCpim } from './cpim.js';
 import { type CpimEnvelope, IMDN_TYPE, type ImdnRequest, type Notification, cpimAskingForImdn, cpimNotification, imdnRequestOf, readImdn } from './imdn.js';
 import type { Address, BridgeMessage, InstantMessage, ReceiptMessage, TextMessage } from './message.js';
@@ -19,6 +19,20 @@ export interface Refusal {
 const NOT_XML_CHAR = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
 export const LANGUAGE_TAG = /^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*$/;
 const UTF8_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii']);
+
+/** Who sent a SIP MESSAGE, from its From URI; or the 400 for a From no one can be answered at. */
+export function senderOf(message: SipMessage): SipUri | Refusal {
+  try {
+    return parseUri(message.from.uri);
+  } catch {
+    return { status: 400, reason: 'Bad Request (From URI)' };
+  }
+}
+
+/** A SIP user's address as the gateways write it: "sip:user@domain", without port or parameters. */
+export function plainSipAddress(uri: SipUri): string {
+  return `sip:${escapeUser(uri.user)}@${uri.host}`;
+}
 
 /** The media type of a Content-Type value, in lower case, without parameters. */
 export function mediaTypeOf(contentType: string): string {

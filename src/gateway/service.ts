@@ -20,7 +20,7 @@
 // What every gateway does the same way (the outbox step, what was sent, failure notices, ordered
 // delivery into SIP) is the bridge's (src/bridge); the networks' sessions are its other edges.
 import type { Logger } from 'pino';
-import { type BridgeMessage, type InstantMessage, SipBridge, type SipOrigin, TEXT_PLAIN, excerptOf, readSipMessage } from '../bridge/index.js';
+import { type BridgeMessage, type InstantMessage, SipBridge, type SipOrigin, TEXT_PLAIN, excerptOf, readSipMessage, senderOf, plainSipAddress } from '../bridge/index.js';
 import type { LegOutcome, Outbox, Relay } from '../relay/index.js';
 import type { PresenceService, PresenceState } from '../presence/index.js';
 import type { Registrar } from '../registrar/index.js';
@@ -227,12 +227,8 @@ export class GatewayService {
   /** The `gateway` routing handler: a MESSAGE to the gateway's address or to a network's domain. */
   async handle(request: IncomingRequest): Promise<void> {
     const message = request.message;
-    let sender: SipUri;
-    try {
-      sender = parseUri(message.from.uri);
-    } catch {
-      return this.refuse(request, 400, 'Bad Request (From URI)');
-    }
+    const sender = senderOf(message);
+    if ('status' in sender) return this.refuse(request, sender.status, sender.reason);
     const target = message.requestUri;
     const aor = aorOf(sender);
     const sipUser = sipAddressOfAor(aor);
@@ -325,7 +321,7 @@ export class GatewayService {
   }
 
   private originOf(sipUser: string, target: SipUri, contact: string, im: InstantMessage): SipOrigin {
-    return { sender: sipUser, target: sipAddressOfAor(aorOf(target)), recipient: contact, excerpt: excerptOf(im.body) };
+    return { sender: sipUser, target: plainSipAddress(target), recipient: contact, excerpt: excerptOf(im.body) };
   }
 
   /** Puts the message in the outbox, for the session to send now or once online (within delay_time); 202 once it is there. */

@@ -9,11 +9,12 @@
 import type { Logger } from 'pino';
 import type xml from '@xmpp/xml';
 import {
-  type InstantMessage, type Notification, type Refusal, SipBridge, type SipOrigin, TEXT_PLAIN, type Wanted, excerptOf, readSipPayload, sipAddress as sip,
+  type InstantMessage, type Notification, type Refusal, SipBridge, type SipOrigin, TEXT_PLAIN, type Wanted, excerptOf, readSipPayload, senderOf, sipAddress,
+  plainSipAddress,
 } from '../bridge/index.js';
 import type { LegOutcome, Outbox, Relay } from '../relay/index.js';
 import type { OutboxStore } from '../store/index.js';
-import { type IncomingRequest, type SipMessage, type SipUri, escapeUser, parseUri } from '../sip/index.js';
+import type { IncomingRequest, SipMessage } from '../sip/index.js';
 import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, unescapeLocal } from './addresses.js';
 import { type StanzaError, conditionForStatus, errorReply, readStanzaError, statusForCondition } from './errors.js';
 import { type XmppLink, createLink } from './backend.js';
@@ -218,12 +219,8 @@ export class XmppGateway {
 
   /** The XMPP form of a SIP MESSAGE, or what to answer instead when the gateway cannot carry it. */
   private take(message: SipMessage): AcceptedMessage | Signal | Refusal {
-    let sender: SipUri;
-    try {
-      sender = parseUri(message.from.uri);
-    } catch {
-      return { status: 400, reason: 'Bad Request (From URI)' };
-    }
+    const sender = senderOf(message);
+    if ('status' in sender) return sender;
     if (!this.options.localDomains.has(sender.host)) return { status: 403, reason: 'Forbidden (the XMPP gateway serves local users only)' };
     const from = this.addresses.xmppSender(sender);
     if (!from) return { status: 403, reason: 'Forbidden (this sender has no XMPP address)' };
@@ -235,12 +232,12 @@ export class XmppGateway {
     if ('status' in payload) return payload;
     const attrs = { from: formatJid(from), to: formatJid(to), id: this.bridge.newId(), type: this.options.messageType };
     if (payload.kind === 'typing') return { stanza: chatStateStanza(chatStateOfComposing(payload.typing), attrs), transient: true };
-    if (payload.kind === 'receipt') return { stanza: this.receiptFor(payload.receipt, sipAddress(sender), attrs), transient: false };
+    if (payload.kind === 'receipt') return { stanza: this.receiptFor(payload.receipt, plainSipAddress(sender), attrs), transient: false };
     const { text: im, imdn } = payload;
     if (this.link.downFor(Date.now()) > this.options.delayTimeMs) {
       return { status: 503, reason: 'Service Unavailable (XMPP server unreachable)', headers: this.retryAfter() };
     }
-    const origin = { sender: sipAddress(sender), target: sipAddress(target), recipient: recipientWords(to), excerpt: excerptOf(im.body) };
+    const origin = { sender: plainSipAddress(sender), target: plainSipAddress(target), recipient: recipientWords(to), excerpt: excerptOf(im.body) };
     return { im, attrs, origin, ...(imdn ? { imdn } : {}) };
   }
 
@@ -348,7 +345,7 @@ export class XmppGateway {
     const from = sender && this.addresses.sipSender(sender);
     if (!from) return bounce({ condition: 'jid-malformed', text: 'the sender has no SIP address' });
     if (Buffer.byteLength(im.body, 'utf8') > this.options.maxBody) return bounce({ condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
-    const text = { kind: 'text', from: sip(from), to: sip(to), at: Date.now(), ...im, contentType: TEXT_PLAIN, conversation: callIdOfThread(im.thread) } as const;
+    const text = { kind: 'text', from: sipAddress(from), to: sipAddress(to), at: Date.now(), ...im, contentType: TEXT_PLAIN, conversation: callIdOfThread(im.thread) } as const;
     this.bridge.intoSip({ ...text, ...this.receiptsAsked(stanza, to) }, (result) => {
       if (result.status < 300) this.counters.xmppToSip++;
       else bounce({ condition: conditionForStatus(result.status), text: `${result.status} ${result.reason}` });
@@ -383,7 +380,7 @@ export class XmppGateway {
     if (answers) return this.onReceipt(answers, bareJid(stanza.attrs.from!)!, to);
     const state = chatStateOf(stanza);
     if (!state) return;
-    this.bridge.intoSip({ kind: 'typing', from: sip(from), to: sip(to), typing: composingOfChatState(state) });
+    this.bridge.intoSip({ kind: 'typing', from: sipAddress(from), to: sipAddress(to), typing: composingOfChatState(state) });
   }
 
   /** An XMPP receipt or marker for a message from SIP: an IMDN to the SIP sender, from the address it wrote to. */
@@ -395,7 +392,7 @@ export class XmppGateway {
     }
     const { origin } = awaited;
     const notification = { messageId: awaited.messageId, disposition: receipt.disposition };
-    this.bridge.intoSip({ kind: 'receipt', from: sip(origin.target), to: sip(origin.sender), id: this.bridge.newId(), at: Date.now(), receipt: notification }, (result) => {
+    this.bridge.intoSip({ kind: 'receipt', from: sipAddress(origin.target), to: sipAddress(origin.sender), id: this.bridge.newId(), at: Date.now(), receipt: notification }, (result) => {
       if (result.status >= 300) this.log.debug({ sender: origin.sender, status: result.status }, 'IMDN not delivered');
     });
   }
@@ -423,8 +420,4 @@ function upgraded(message: AcceptedMessage): AcceptedMessage {
 function bareJid(text: string): string | undefined {
   const jid = parseJid(text);
   return jid && formatJid({ ...jid, resource: '' });
-}
-
-function sipAddress(uri: SipUri): string {
-  return `sip:${escapeUser(uri.user)}@${uri.host}`;
 }
