@@ -2,8 +2,8 @@
 // does; the bridge's `receipt` kind, and a text's request for one, in SIP's form. XMPP's receipts
 // and markers are src/xmpp/receipts.ts.
 import xml from '@xmpp/xml';
-import { parse, type Element } from 'ltx';
 import { type CpimHeader, type CpimMessage, formatCpim, headerValue, namespacePrefix } from './cpim.js';
+import { documentRoot, xmlBody } from './xml-body.js';
 
 export const IMDN_TYPE = 'message/imdn+xml';
 const IMDN_HEADERS_NS = 'urn:ietf:params:imdn';
@@ -82,15 +82,9 @@ function envelopeHeaders({ from, to, at, messageId }: CpimEnvelope): CpimHeader[
 
 /** Reads a message/imdn+xml document; undefined when it is not a delivered or displayed notification. */
 export function readImdn(body: string): Notification | undefined {
-  let root: Element;
-  try {
-    root = parse(body);
-  } catch {
-    return undefined;
-  }
-  if (!root.is('imdn', IMDN_NS)) return undefined;
-  const messageId = root.getChild('message-id', IMDN_NS)?.getText().trim();
-  if (!messageId) return undefined;
+  const root = documentRoot(body, 'imdn', IMDN_NS);
+  const messageId = root?.getChild('message-id', IMDN_NS)?.getText().trim();
+  if (!root || !messageId) return undefined;
   const statusOf = (name: string) => root.getChild(name, IMDN_NS)?.getChild('status', IMDN_NS);
   if (statusOf('delivery-notification')?.getChild('delivered', IMDN_NS)) return { messageId, disposition: 'delivered' };
   if (statusOf('display-notification')?.getChild('displayed', IMDN_NS)) return { messageId, disposition: 'displayed' };
@@ -107,6 +101,6 @@ export function imdnBody(notification: Notification, at: Date): string {
     xml('datetime', {}, at.toISOString()),
     xml(element, {}, xml('status', {}, xml(status))),
   );
-  return `<?xml version="1.0" encoding="UTF-8"?>\n${document.toString()}`;
+  return xmlBody(document);
 }
 

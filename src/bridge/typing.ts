@@ -1,7 +1,7 @@
 // Typing notifications on SIP: isComposing documents (RFC 3994, application/im-iscomposing+xml), the
 // bridge's `typing` kind in SIP's form. XMPP's chat states are src/xmpp/chatstates.ts.
 import xml from '@xmpp/xml';
-import { parse, type Element } from 'ltx';
+import { documentRoot, xmlBody } from './xml-body.js';
 
 export const ISCOMPOSING_TYPE = 'application/im-iscomposing+xml';
 const ISCOMPOSING_NS = 'urn:ietf:params:xml:ns:im-iscomposing';
@@ -20,15 +20,9 @@ export interface IsComposing {
 
 /** Reads an isComposing document; undefined when the body is not one. */
 export function readIsComposing(body: string): IsComposing | undefined {
-  let root: Element;
-  try {
-    root = parse(body);
-  } catch {
-    return undefined;
-  }
-  if (!root.is('isComposing', ISCOMPOSING_NS)) return undefined;
-  const state = root.getChild('state', ISCOMPOSING_NS)?.getText().trim();
-  if (state !== 'active' && state !== 'idle') return undefined;
+  const root = documentRoot(body, 'isComposing', ISCOMPOSING_NS);
+  const state = root?.getChild('state', ISCOMPOSING_NS)?.getText().trim();
+  if (!root || (state !== 'active' && state !== 'idle')) return undefined;
   const refresh = Number.parseInt(root.getChild('refresh', ISCOMPOSING_NS)?.getText().trim() ?? '', 10);
   const contentType = root.getChild('contenttype', ISCOMPOSING_NS)?.getText().trim();
   return { state, ...(Number.isFinite(refresh) && refresh > 0 ? { refresh } : {}), ...(contentType ? { contentType } : {}) };
@@ -43,5 +37,5 @@ export function isComposingBody(composing: IsComposing): string {
     composing.contentType !== undefined && xml('contenttype', {}, composing.contentType),
     composing.refresh !== undefined && xml('refresh', {}, String(composing.refresh)),
   );
-  return `<?xml version="1.0" encoding="UTF-8"?>\n${document.toString()}`;
+  return xmlBody(document);
 }
