@@ -30,9 +30,8 @@ export interface SipOrigin {
 export interface SipBridgeOptions {
   /** The other network as logs name it ("XMPP", "the network"). */
   network: string;
-  /** Messages sent and not confirmed that are remembered, and for how long, for an error that may still come. */
+  /** How many messages sent and not confirmed are remembered, for an error that may still come. */
   maxSent: number;
-  sentTtlMs?: number;
 }
 
 /** How long a sent message is remembered, for an error that may come back for it. */
@@ -53,10 +52,10 @@ export class SipBridge {
     private readonly log: Logger,
   ) {
     this.deliveries = new OrderedDeliveries((error, recipient) => log.error({ err: error, recipient }, `delivery into SIP from ${options.network} failed`));
-    this.sent = new Recent(options.maxSent, options.sentTtlMs ?? SENT_TTL_MS);
+    this.sent = new Recent(options.maxSent, SENT_TTL_MS);
   }
 
-  /** A new id for what crosses the bridge: unique to this process, and not guessable from outside. */
+  /** A new id for what crosses the bridge; the random prefix keeps an earlier run's ids from being taken for this one's. */
   newId(): string {
     return `${this.idPrefix}-${++this.lastId}`;
   }

@@ -20,7 +20,7 @@
 // What every gateway does the same way (the outbox step, what was sent, failure notices, ordered
 // delivery into SIP) is the bridge's (src/bridge); the networks' sessions are its other edges.
 import type { Logger } from 'pino';
-import { type BridgeMessage, type InstantMessage, SipBridge, type SipOrigin, TEXT_PLAIN, excerptOf, readSipMessage, senderOf, plainSipAddress } from '../bridge/index.js';
+import { type Address, type InstantMessage, SipBridge, type SipOrigin, TEXT_PLAIN, excerptOf, plainSipAddress, readSipMessage, senderOf } from '../bridge/index.js';
 import type { LegOutcome, Outbox, Relay } from '../relay/index.js';
 import type { PresenceService, PresenceState } from '../presence/index.js';
 import type { Registrar } from '../registrar/index.js';
@@ -507,7 +507,7 @@ export class GatewayService {
   }
 
   /** A network's message into SIP, in order behind the recipient's others; its sender's SIP address is found in its turn. */
-  private intoSip(to: string, im: InstantMessage, sender: () => Promise<BridgeMessage['from']>): void {
+  private intoSip(to: string, im: InstantMessage, sender: () => Promise<Address>): void {
     const recipient = { network: 'sip', id: to } as const;
     this.bridge.intoSip(
       { to: recipient, make: async () => ({ kind: 'text', from: await sender(), to: recipient, ...im, contentType: TEXT_PLAIN }) },
