@@ -6,22 +6,16 @@ import { pino } from 'pino';
 import {
   Recent, SipBridge, TEXT_PLAIN, imdnBody, imdnRequestOf, isComposingBody, parseCpim, readImdn, readIsComposing, readSipPayload, sipRequestOf, type SipOrigin,
 } from '../../src/bridge/index.js';
-import type { DeliveryResult, OutgoingMessage, Relay } from '../../src/relay/index.js';
 import { type IncomingRequest, parseMessage } from '../../src/sip/index.js';
 import type { OutboxStore } from '../../src/store/index.js';
 import { eventually } from '../support/eventually.js';
+import { recordingRelay } from '../support/relay.js';
 
 const log = pino({ enabled: false });
 const origin: SipOrigin = { sender: 'sip:alice@example.com', target: 'sip:bob*xmpp.example@gw.example.com', recipient: 'bob@xmpp.example', excerpt: 'hello there' };
 
-function bridgeWith(answer: (message: OutgoingMessage) => Promise<DeliveryResult> = () => Promise.resolve({ status: 200, reason: 'OK', stored: false })) {
-  const sent: OutgoingMessage[] = [];
-  const relay = {
-    send: (message: OutgoingMessage) => {
-      sent.push(message);
-      return answer(message);
-    },
-  } as unknown as Relay;
+function bridgeWith() {
+  const { relay, sent } = recordingRelay();
   return { bridge: new SipBridge(relay, { network: 'XMPP', maxSent: 2 }, log), sent };
 }
 

@@ -5,22 +5,20 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { GatewayService, type GatewayDependencies, gatewayOptions } from '../../src/gateway/index.js';
 import { XmppGateway, xmppGatewayOptions } from '../../src/xmpp/index.js';
-import type { OutgoingMessage, Relay } from '../../src/relay/index.js';
 import type { OutboxRecord, OutboxStore } from '../../src/store/index.js';
 import { eventually } from '../support/eventually.js';
 import { freeTcpPort } from '../support/process.js';
+import { recordingRelay } from '../support/relay.js';
 import { testConfig } from '../support/server.js';
 
-/** A relay that takes every MESSAGE, and what it was given. */
-function recordingRelay(): { relay: Relay; sent: OutgoingMessage[] } {
-  const sent: OutgoingMessage[] = [];
-  const relay = {
-    send: (message: OutgoingMessage) => {
-      sent.push(message);
-      return Promise.resolve({ status: 200, reason: 'OK', stored: false });
-    },
-  } as unknown as Relay;
-  return { relay, sent };
+/** Starts the gateway, waits for the first MESSAGE it sends into SIP, and stops it. */
+async function firstSentAfterStart(gateway: { start(): Promise<void>; stop(): Promise<void> }, sent: unknown[]): Promise<void> {
+  await gateway.start();
+  try {
+    await eventually(() => sent.length === 1 || undefined, 'the failure notice');
+  } finally {
+    await gateway.stop();
+  }
 }
 
 /** An outbox store holding one row written an hour ago, as `payload`. */
@@ -42,13 +40,7 @@ test('a message taken for XMPP before the bridge, failed after an upgrade, is to
   };
   const outbox = outboxWith('xmpp', 'xmpp', before);
   const config = testConfig({ xmpp: { enabled: true, xmpp_domain: 'sip.xmpp.example', xmpp_password: 'secret', xmpp_port: await freeTcpPort(), delay_time: 1 } });
-  const gateway = new XmppGateway(xmppGatewayOptions(config), relay, outbox, pino({ enabled: false }));
-  await gateway.start();
-  try {
-    await eventually(() => sent.length === 1 || undefined, 'the failure notice');
-  } finally {
-    await gateway.stop();
-  }
+  await firstSentAfterStart(new XmppGateway(xmppGatewayOptions(config), relay, outbox, pino({ enabled: false })), sent);
   assert.equal(sent[0]!.to, 'sip:alice@localhost');
   assert.equal(sent[0]!.from, '<sip:romeo*xmpp.example@sip.xmpp.example>');
   assert.match(String(sent[0]!.body), /^Your message to romeo@xmpp\.example was not delivered: the XMPP server was unreachable for 1 s \(408\)\.\n> hello from the old days$/);
@@ -73,13 +65,7 @@ test('a message taken for a linked account before the bridge, failed after an up
     registrar: { on: () => undefined, off: () => undefined, lookup: () => [] },
   } as unknown as GatewayDependencies;
   const config = testConfig({ gateway: { enabled: true, secret_key: 'a-secret-key-of-sixteen-bytes-or-more' } });
-  const service = new GatewayService(gatewayOptions(config), deps, pino({ enabled: false }), []);
-  await service.start();
-  try {
-    await eventually(() => sent.length === 1 || undefined, 'the failure notice');
-  } finally {
-    await service.stop();
-  }
+  await firstSentAfterStart(new GatewayService(gatewayOptions(config), deps, pino({ enabled: false }), []), sent);
   assert.equal(sent[0]!.to, 'sip:alice@localhost');
   assert.equal(sent[0]!.from, '<sip:romeo*xmpp.example@xmpp.localhost>');
   assert.equal(sent[0]!.body, 'Your message to romeo@xmpp.example was not delivered: the account is no longer linked (403).\n> hello again');
