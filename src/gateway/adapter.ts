@@ -5,7 +5,7 @@ import type { EventEmitter } from 'node:events';
 import type { PresenceState } from '../presence/index.js';
 import type { GatewayTlsMode } from '../store/types.js';
 import type { SipUri } from '../sip/index.js';
-import type { InstantMessage } from '../xmpp/messages.js';
+import type { InstantMessage } from '../bridge/index.js';
 import type { NetworkId } from './protocols.js';
 
 /** A linked account as a session needs it: the password opened. */

@@ -36,7 +36,7 @@ import type { Logger } from 'pino';
 import { OPEN, type PresenceState } from '../presence/index.js';
 import { type SipUri, escapeUser } from '../sip/index.js';
 import { Backoff } from '../util/backoff.js';
-import type { InstantMessage } from '../xmpp/messages.js';
+import type { InstantMessage } from '../bridge/index.js';
 import { type HttpProxy, ircTransportThrough } from './http-proxy.js';
 import type { ConfiguredServer, Endpoint, NetworkAdapter, NetworkSession, RefusalCause, SessionAccount, SessionEvents, SessionSettings, SessionState } from './adapter.js';
 import { connectionFailure } from './failures.js';

@@ -17,14 +17,15 @@
 // The purple mapping: a MESSAGE to a local user who is not registered but has a linked account
 // goes from the sender's own account on that network; a message from a contact who is a linked
 // account of a SIP user arrives as from that SIP user.
-import { randomBytes } from 'node:crypto';
+// What every gateway does the same way (the outbox step, what was sent, failure notices, ordered
+// delivery into SIP) is the bridge's (src/bridge); the networks' sessions are its other edges.
 import type { Logger } from 'pino';
-import { type DeliveryTurn, type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, jsonCodec } from '../relay/index.js';
+import { type Address, type InstantMessage, SipBridge, type SipOrigin, TEXT_PLAIN, excerptOf, plainSipAddress, readSipMessage, senderOf } from '../bridge/index.js';
+import type { LegOutcome, Outbox, Relay } from '../relay/index.js';
 import type { PresenceService, PresenceState } from '../presence/index.js';
 import type { Registrar } from '../registrar/index.js';
-import { type IncomingRequest, type SipUri, aorOf, escapeUser, parseUri, quote } from '../sip/index.js';
+import { type IncomingRequest, type SipUri, aorOf, escapeUser, parseUri } from '../sip/index.js';
 import { logBackgroundFailure, type GatewayAccount, type GatewayAccountStore, type GatewayRoomStore, type OutboxStore } from '../store/index.js';
-import { type InstantMessage, TEXT_PLAIN, excerptOf, readSipMessage, sipHeaders } from '../xmpp/messages.js';
 import type { NetworkAdapter, NetworkSession, RefusalCause, SessionState } from './adapter.js';
 import { AccountError, type AccountRequest, type PreparedAccount, prepareAccount, sessionSettings } from './accounts.js';
 import { gatewayHelp, parseGatewayCommand, type GatewayCommand } from './commands.js';
@@ -66,14 +67,6 @@ export interface GatewayStats {
   accountFailures: number;
 }
 
-/** Who to tell when a message from SIP fails after its MESSAGE was answered. */
-interface Origin {
-  sender: string;
-  target: string;
-  contact: string;
-  excerpt: string;
-}
-
 /** A MESSAGE answered 202, as the outbox keeps it until its session took it. */
 interface Pending {
   accountId: number;
@@ -82,7 +75,7 @@ interface Pending {
   contact: string;
   room: boolean;
   im: InstantMessage;
-  origin: Origin;
+  origin: SipOrigin;
   /** When it was answered 202: delay_time counts from there. */
   since: number;
 }
@@ -106,7 +99,6 @@ interface Live {
   lastTraffic: number;
   /** The message (the first of the account's queue) waiting for the session to come online. */
   pending: Waiting[];
-  sent: Map<string, Origin & { at: number }>;
   /** Contacts SIP watchers asked this account to watch. */
   watched: Set<string>;
   /** Contacts waiting for #allow or #deny. */
@@ -117,8 +109,8 @@ interface Live {
   problem?: string;
 }
 
-const SENT_TTL_MS = 10 * 60_000;
-const MAX_SENT = 1000;
+/** How many messages sent and not confirmed are remembered per session, for an error that may come back for one. */
+const MAX_SENT_PER_SESSION = 1000;
 /** Retry-After of a MESSAGE refused because too many wait for its session. */
 const QUEUE_RETRY_AFTER_SECONDS = 5;
 
@@ -129,14 +121,11 @@ export class GatewayService {
   private readonly live = new Map<number, Live>();
   /** Accounts whose session ended, by id, until one starts again: their messages still waiting fail. */
   private readonly ended = new Map<number, Ended>();
-  /** Deliveries to the networks, one queue per account, and the outbox they come from. */
-  private readonly toNetworks = new OrderedDeliveries((error, account) => this.log.error({ err: error, account }, 'gateway delivery to a network failed'));
+  /** The outbox step, what was sent, failure notices and deliveries into SIP. */
+  private readonly bridge: SipBridge;
+  /** Messages answered 202, one queue per account, each waiting for its session. */
   private readonly outbox: Outbox<Pending>;
-  private readonly deliveries = new OrderedDeliveries((error, recipient) => this.log.error({ err: error, recipient }, 'gateway delivery into SIP failed'));
   private readonly counters = { sipToNetwork: 0, networkToSip: 0, commands: 0, refused: 0, undelivered: 0, accountFailures: 0 };
-  private readonly idPrefix = randomBytes(4).toString('hex');
-  private lastId = 0;
-  private sweepTimer: NodeJS.Timeout | undefined;
   private lastIdleCheck = 0;
   private readonly onRegistered = (aor: string) => void this.registered(aor).catch((error: unknown) => this.log.error({ err: error, aor }, 'gateway: bringing sessions online failed'));
   private readonly onUnregistered = (aor: string) => {
@@ -157,8 +146,8 @@ export class GatewayService {
   ) {
     this.box = new SecretBox(options.secretKey);
     const limits = { maxMessages: options.maxQueue * options.maxSessions, maxPerRecipient: options.maxQueue };
-    this.outbox = new Outbox(deps.outbox, 'gateway', jsonCodec<Pending>(), { deliver: (pending) => this.deliverPending(pending) }, this.toNetworks, limits, log);
-    deps.relay.trackOutbox(this.outbox);
+    this.bridge = new SipBridge(deps.relay, { network: 'the network', maxSent: MAX_SENT_PER_SESSION * options.maxSessions }, log);
+    this.outbox = this.bridge.outbox(deps.outbox, 'gateway', (pending: Pending) => this.deliverPending(upgraded(pending)), limits);
     for (const adapter of adapters) {
       for (const alias of [adapter.alias, ...(adapter.extraAliases ?? [])]) this.byAlias.set(alias, adapter);
       this.byNetwork.set(adapter.id, adapter);
@@ -225,7 +214,7 @@ export class GatewayService {
     this.deps.registrar.on('registered', this.onRegistered);
     this.deps.registrar.on('unregistered', this.onUnregistered);
     this.deps.presence?.on('change', this.onPresenceChange).on('watch', this.onWatch).on('unwatch', this.onUnwatch);
-    this.sweepTimer = setInterval(() => this.sweep(), Math.min(1000, this.options.delayTimeMs)).unref();
+    this.bridge.start(Math.min(1000, this.options.delayTimeMs), (now) => this.sweep(now));
     const users = new Set((await this.deps.accounts.list()).map((account) => aorOfSipUser(account.sipUser)));
     const registered = [...users].filter((aor) => this.deps.registrar.lookup(aor).length > 0);
     await Promise.all(registered.map((aor) => this.registered(aor)));
@@ -233,7 +222,7 @@ export class GatewayService {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.sweepTimer);
+    this.bridge.stop();
     this.deps.registrar.off('registered', this.onRegistered);
     this.deps.registrar.off('unregistered', this.onUnregistered);
     this.deps.presence?.off('change', this.onPresenceChange).off('watch', this.onWatch).off('unwatch', this.onUnwatch);
@@ -242,18 +231,14 @@ export class GatewayService {
     for (const live of this.live.values()) for (const waiting of live.pending.splice(0)) waiting.settle('retry');
     await stopped;
     await Promise.allSettled([...this.live.values()].map((live) => this.end(live, 'the gateway stopped')));
-    await this.deliveries.drain();
+    await this.bridge.drain();
   }
 
   /** The `gateway` routing handler: a MESSAGE to the gateway's address or to a network's domain. */
   async handle(request: IncomingRequest): Promise<void> {
     const message = request.message;
-    let sender: SipUri;
-    try {
-      sender = parseUri(message.from.uri);
-    } catch {
-      return this.refuse(request, 400, 'Bad Request (From URI)');
-    }
+    const sender = senderOf(message);
+    if ('status' in sender) return this.refuse(request, sender.status, sender.reason);
     const target = message.requestUri;
     const aor = aorOf(sender);
     const sipUser = sipAddressOfAor(aor);
@@ -307,7 +292,7 @@ export class GatewayService {
     if (named && !inRoom) return this.refuse(request, 480, `Temporarily Unavailable (you are not in ${contact}; send #join to this address first)`);
     const unreachable = live.session.unreachable?.(contact);
     if (unreachable) return this.refuse(request, 480, `Temporarily Unavailable (${unreachable})`);
-    return this.send(request, live, { accountId: account.id, id: this.newId(), contact, room: inRoom, im, origin: this.originOf(sipUser, target, contact, im), since: Date.now() });
+    return this.send(request, live, { accountId: account.id, id: this.bridge.newId(), contact, room: inRoom, im, origin: this.originOf(sipUser, target, contact, im), since: Date.now() });
   }
 
   /** The MESSAGE to a local user whose linked account is on a network the sender has an account on too (purple's mapping). */
@@ -326,7 +311,7 @@ export class GatewayService {
       if ('status' in im) return this.refuse(request, im.status, im.reason, im.headers);
       const live = this.bringOnline(account);
       if (typeof live === 'string') break;
-      return this.send(request, live, { accountId: account.id, id: this.newId(), contact: their.extUser, room: false, im, origin: this.originOf(sipUser, target, their.extUser, im), since: Date.now() });
+      return this.send(request, live, { accountId: account.id, id: this.bridge.newId(), contact: their.extUser, room: false, im, origin: this.originOf(sipUser, target, their.extUser, im), since: Date.now() });
     }
     return this.deps.relay.handle(request);
   }
@@ -345,22 +330,15 @@ export class GatewayService {
     return account;
   }
 
-  private originOf(sipUser: string, target: SipUri, contact: string, im: InstantMessage): Origin {
-    return { sender: sipUser, target: sipAddressOfAor(aorOf(target)), contact, excerpt: excerptOf(im.body) };
+  private originOf(sipUser: string, target: SipUri, contact: string, im: InstantMessage): SipOrigin {
+    return { sender: sipUser, target: plainSipAddress(target), recipient: contact, excerpt: excerptOf(im.body) };
   }
 
   /** Puts the message in the outbox, for the session to send now or once online (within delay_time); 202 once it is there. */
   private async send(request: IncomingRequest, live: Live, pending: Pending): Promise<void> {
     live.lastTraffic = pending.since;
-    try {
-      await this.outbox.submit(pending, [String(pending.accountId)], pending.since);
-    } catch (error) {
-      // A store unavailable is answered 503 with Retry-After by the server's dispatch.
-      if (!(error instanceof OutboxFull)) throw error;
-      return this.refuse(request, 503, 'Service Unavailable (too many messages waiting for your session)', [{ name: 'retry-after', value: String(QUEUE_RETRY_AFTER_SECONDS) }]);
-    }
-    this.counters.sipToNetwork++;
-    request.reply(202, 'Accepted');
+    if (await this.bridge.accept(request, this.outbox, pending, String(pending.accountId), pending.since)) this.counters.sipToNetwork++;
+    else this.refuse(request, 503, 'Service Unavailable (too many messages waiting for your session)', [{ name: 'retry-after', value: String(QUEUE_RETRY_AFTER_SECONDS) }]);
   }
 
   /** One message from the outbox to its session: sent, or failed back to its sender; waits while the session comes online. */
@@ -391,15 +369,14 @@ export class GatewayService {
 
   private undelivered(pending: Pending, why: Ended): LegOutcome {
     this.counters.undelivered++;
-    this.notify(pending.origin, why.status, why.explanation);
+    this.bridge.notifyUndelivered(pending.origin, why.status, why.explanation);
     return 'done';
   }
 
   private transmit(live: Live, pending: Pending): boolean {
     const sent = pending.room ? live.session.sendToRoom(pending.contact, pending.im, pending.id) : live.session.send(pending.contact, pending.im, pending.id);
     if (!sent) return false;
-    live.sent.set(pending.id, { ...pending.origin, at: Date.now() });
-    if (live.sent.size > MAX_SENT) live.sent.delete(live.sent.keys().next().value!);
+    this.bridge.sentToNetwork(sentKey(live, pending.id), pending.origin);
     return true;
   }
 
@@ -430,7 +407,7 @@ export class GatewayService {
       { id: account.id, extUser: account.extUser, password, server: account.server, port: account.port, tls: account.tls },
       sessionSettings(this.options),
     );
-    const live: Live = { account, adapter, session, lastTraffic: Date.now(), pending: [], sent: new Map(), watched: new Set(), requests: new Set(), inRooms: new Map() };
+    const live: Live = { account, adapter, session, lastTraffic: Date.now(), pending: [], watched: new Set(), requests: new Set(), inRooms: new Map() };
     this.live.set(account.id, live);
     this.ended.delete(account.id);
     if (this.deps.presence) session.setPresence(this.deps.presence.stateOf(aorOfSipUser(account.sipUser)));
@@ -467,12 +444,7 @@ export class GatewayService {
           `Answer #allow ${contact} or #deny ${contact}.`,
       );
     });
-    session.on('undelivered', (id, status, explanation) => {
-      const origin = live.sent.get(id);
-      if (!origin) return;
-      live.sent.delete(id);
-      this.notify(origin, status, explanation);
-    });
+    session.on('undelivered', (id, status, explanation) => void this.bridge.refusedByNetwork(sentKey(live, id), status, explanation));
     session.on('failed', (reason, cause) => void this.failed(live, reason, cause));
     session.on('unreachable', (reason) => {
       live.problem = reason;
@@ -527,10 +499,10 @@ export class GatewayService {
     const address = live.adapter.sipAddressOf(from);
     if (!address) return;
     const to = live.account.sipUser;
-    this.deliveries.add(to, async (turn) => {
+    this.intoSip(to, im, async () => {
       // A contact who is a SIP user's linked account writes as that SIP user (purple's mapping).
       const mapped = (await this.deps.accounts.withExtUser(from)).find((a) => networkOf(a.extProt) === live.adapter.id && a.sipUser !== to);
-      await this.intoSip(to, `<${mapped?.sipUser ?? address}>`, im, turn);
+      return { network: 'sip', id: mapped?.sipUser ?? address };
     });
   }
 
@@ -541,13 +513,19 @@ export class GatewayService {
     const to = live.account.sipUser;
     // The speaker in the display name, and in the text as chat rooms show it (for clients that hide display names).
     const said = { ...im, body: `<${nick}> ${im.body}` };
-    this.deliveries.add(to, (turn) => this.intoSip(to, `${quote(nick)} <${address}>`, said, turn));
+    this.intoSip(to, said, () => Promise.resolve({ network: 'sip', id: address, name: nick }));
   }
 
-  private async intoSip(to: string, from: string, im: InstantMessage, turn: DeliveryTurn): Promise<void> {
-    const result = await this.deps.relay.send({ from, to, body: Buffer.from(im.body, 'utf8'), contentType: TEXT_PLAIN, headers: sipHeaders(im) }, turn);
-    if (result.status < 300) this.counters.networkToSip++;
-    else this.log.info({ to, status: result.status }, 'message from the network not delivered into SIP');
+  /** A network's message into SIP, in order behind the recipient's others; its sender's SIP address is found in its turn. */
+  private intoSip(to: string, im: InstantMessage, sender: () => Promise<Address>): void {
+    const recipient = { network: 'sip', id: to } as const;
+    this.bridge.intoSip(
+      { to: recipient, make: async () => ({ kind: 'text', from: await sender(), to: recipient, ...im, contentType: TEXT_PLAIN }) },
+      (result) => {
+        if (result.status < 300) this.counters.networkToSip++;
+        else this.log.info({ to, status: result.status }, 'message from the network not delivered into SIP');
+      },
+    );
   }
 
   /** A SIP watcher came or went for a contact's address: the watcher's account on that network watches the contact. */
@@ -593,16 +571,11 @@ export class GatewayService {
     }
   }
 
-  private sweep(): void {
-    const now = Date.now();
+  private sweep(now: number): void {
     const checkIdle = now - this.lastIdleCheck >= this.options.sleepTimeMs;
     if (checkIdle) this.lastIdleCheck = now;
     for (const live of [...this.live.values()]) {
       this.failPending(live, this.tooLate(live), (pending) => now - pending.since > this.options.delayTimeMs, false);
-      for (const [id, { at }] of live.sent) {
-        if (now - at <= SENT_TTL_MS) break;
-        live.sent.delete(id);
-      }
       if (!checkIdle) continue;
       const idle = now - live.lastTraffic > this.options.cacheTimeMs && this.outbox.backlogOf(String(live.account.id)) === 0;
       if (idle && this.deps.registrar.lookup(aorOfSipUser(live.account.sipUser)).length === 0) void this.end(live, `no traffic for ${this.options.cacheTimeMs / 1000} s`);
@@ -802,34 +775,26 @@ export class GatewayService {
 
   /** A notice from the gateway's address. */
   private reply(sipUser: string, text: string): void {
-    this.deliveries.add(sipUser, async (turn) => {
-      const result = await this.deps.relay.send({ from: `<${this.options.registrarAddress}>`, to: sipUser, body: text, contentType: TEXT_PLAIN }, turn);
+    this.bridge.notice(this.options.registrarAddress, sipUser, text, (result) => {
       if (result.status >= 300) this.log.info({ sipUser, status: result.status }, 'gateway notice not delivered');
     });
   }
 
   /** A notice about a group chat, from its address. */
   private notice(live: Live, room: string, text: string): void {
-    const address = live.adapter.roomAddressOf(room);
-    const to = live.account.sipUser;
-    this.deliveries.add(to, async (turn) => {
-      await this.deps.relay.send({ from: `<${address ?? this.options.registrarAddress}>`, to, body: text, contentType: TEXT_PLAIN }, turn);
-    });
+    this.bridge.notice(live.adapter.roomAddressOf(room) ?? this.options.registrarAddress, live.account.sipUser, text);
   }
+}
 
-  /** The error notification for a message from SIP: to its sender, from the address it wrote to. */
-  private notify(origin: Origin, status: number, explanation: string): void {
-    this.log.info({ sender: origin.sender, contact: origin.contact, status, explanation }, 'message from SIP not delivered to the network');
-    const body = `Your message to ${origin.contact} was not delivered: ${explanation} (${status}).\n> ${origin.excerpt}`;
-    this.deliveries.add(origin.sender, async (turn) => {
-      await this.deps.relay.send({ from: `<${origin.target}>`, to: origin.sender, body, contentType: TEXT_PLAIN }, turn);
-    });
-  }
+/** What a session sent is known by the account's id with the message's: a network names only what its own session sent. */
+function sentKey(live: Live, id: string): string {
+  return `${live.account.id}/${id}`;
+}
 
-
-  private newId(): string {
-    return `${this.idPrefix}-${++this.lastId}`;
-  }
+/** A message taken before the bridge named its recipient `recipient` (still in the outbox after an upgrade). */
+function upgraded(pending: Pending): Pending {
+  const origin = pending.origin as SipOrigin & { contact?: string };
+  return origin.contact === undefined ? pending : { ...pending, origin: { sender: origin.sender, target: origin.target, recipient: origin.contact, excerpt: origin.excerpt } };
 }
 
 /** "sip:alice@example.com" for the registrar's (and the presence agent's) "alice@example.com". */

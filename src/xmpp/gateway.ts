@@ -4,25 +4,24 @@
 // MESSAGE the gateway takes is answered 202, once it is in the store's outbox: it goes to the XMPP
 // server even after a restart (kill -9 included). A stanza error coming back later, or a message that
 // waited for the link longer than delay_time, is told to the SIP sender in a MESSAGE from the address
-// it wrote to (RFC 7247 §8).
-import { randomBytes } from 'node:crypto';
+// it wrote to (RFC 7247 §8). What every gateway does the same way (the outbox step, what was sent,
+// failure notices, ordered delivery into SIP) is the bridge's (src/bridge); this file is the XMPP edge.
 import type { Logger } from 'pino';
 import type xml from '@xmpp/xml';
-import { type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, jsonCodec } from '../relay/index.js';
+import {
+  type InstantMessage, type Notification, type Refusal, SipBridge, type SipOrigin, TEXT_PLAIN, type Wanted, excerptOf, readSipPayload, senderOf, sipAddress,
+  plainSipAddress,
+} from '../bridge/index.js';
+import type { LegOutcome, Outbox, Relay } from '../relay/index.js';
 import type { OutboxStore } from '../store/index.js';
-import { type IncomingRequest, type SipMessage, type SipUri, escapeUser, parseUri } from '../sip/index.js';
+import type { IncomingRequest, SipMessage } from '../sip/index.js';
 import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, unescapeLocal } from './addresses.js';
 import { type StanzaError, conditionForStatus, errorReply, readStanzaError, statusForCondition } from './errors.js';
 import { type XmppLink, createLink } from './backend.js';
 import type { LinkState, PeerStatus } from './link.js';
-import { ISCOMPOSING_TYPE, chatStateOf, chatStateOfComposing, chatStateStanza, composingOfChatState, isComposingBody, readIsComposing } from './chatstates.js';
-import { CPIM_TYPE } from './cpim.js';
-import {
-  type InstantMessage, type Refusal, TEXT_PLAIN, callIdOfThread, excerptOf, mediaTypeOf, messageStanza, readSipMessage, readStanza, sipContentOf, sipHeaders,
-} from './messages.js';
-import {
-  Correlations, IMDN_TYPE, type Notification, type Wanted, cpimAskingForImdn, cpimNotification, readImdn, receiptRequests, receiptStanza, receiptsOf,
-} from './receipts.js';
+import { chatStateOf, chatStateOfComposing, chatStateStanza, composingOfChatState } from './chatstates.js';
+import { callIdOfThread, messageStanza, readStanza } from './messages.js';
+import { Correlations, receiptRequests, receiptStanza, receiptsOf } from './receipts.js';
 import type { XmppGatewayOptions } from './options.js';
 import { PendingSubscriptions } from './pending.js';
 import { OutboundQueue } from './queue.js';
@@ -49,16 +48,6 @@ export interface XmppStats {
   /** Stream and connection errors of the link. */
   linkErrors: number;
   reconnects: number;
-}
-
-/** Who to tell when a message from SIP fails after its MESSAGE was answered. */
-interface SipOrigin {
-  /** SIP address of the sender. */
-  sender: string;
-  /** SIP address the sender wrote to. */
-  target: string;
-  recipient: Jid;
-  excerpt: string;
 }
 
 /** A stanza on its way to XMPP; `origin` when it carries a SIP user's message. */
@@ -88,6 +77,8 @@ interface Signal {
 /** A message from SIP that asked for IMDNs, by the stanza id it went to XMPP with. */
 interface AwaitedFromXmpp {
   origin: SipOrigin;
+  /** The XMPP recipient (bare JID), the only one whose receipt counts. */
+  recipient: string;
   messageId: string;
   wanted: Wanted;
 }
@@ -105,8 +96,7 @@ interface AwaitedFromSip {
 /** The outbox key of the messages for XMPP: one queue, in the order they were taken, as the link sends them. */
 const TO_XMPP = 'xmpp';
 
-/** How long a sent message is remembered, for a stanza error that may come back for it. */
-const SENT_TTL_MS = 10 * 60_000;
+/** How many sent messages are remembered, for a stanza error that may come back for one. */
 const MAX_SENT = 10_000;
 /** How many messages awaiting receipts are remembered, each way, and for how long (a message may be read days later). */
 const MAX_AWAITED = 10_000;
@@ -121,19 +111,13 @@ export class XmppGateway {
   private readonly queue: OutboundQueue<Outgoing>;
   /** Messages from SIP answered 202 and not yet sent to XMPP. */
   private readonly accepted: Outbox<AcceptedMessage>;
-  private readonly toXmpp = new OrderedDeliveries((error) => this.log.error({ err: error }, 'sending to XMPP failed'));
+  /** The outbox step, what was sent, failure notices and deliveries into SIP. */
+  private readonly bridge: SipBridge;
   /** Wakes the message waiting for the link, at stop. */
   private readonly wakeups = new Set<() => void>();
-  /** Messages from SIP sent to XMPP, by stanza id, oldest first. */
-  private readonly sent = new Map<string, SipOrigin & { at: number }>();
-  /** Deliveries into SIP: one chain per SIP recipient, so that each gets its messages in order. */
-  private readonly deliveries = new OrderedDeliveries((error, recipient) => this.log.error({ err: error, recipient }, 'delivery into SIP failed'));
   private readonly counters = { stanzasIn: 0, stanzasOut: 0, sipToXmpp: 0, xmppToSip: 0, refused: 0, stanzaErrors: 0, expired: 0 };
   /** How each side writes to the other, told to those who got it wrong. */
   private readonly hints: { sip: string; xmpp: string };
-  private readonly idPrefix = randomBytes(4).toString('hex');
-  private lastId = 0;
-  private sweepTimer: NodeJS.Timeout | undefined;
   /** Presence both ways (RFC 7248), when the server has a presence agent. */
   private readonly presence: PresenceBridge | undefined;
   /** Receipts still to come, each way. */
@@ -142,7 +126,7 @@ export class XmppGateway {
 
   constructor(
     private readonly options: XmppGatewayOptions,
-    private readonly relay: Relay,
+    relay: Relay,
     outbox: OutboxStore,
     private readonly log: Logger,
     presence?: PresenceHooks,
@@ -155,8 +139,8 @@ export class XmppGateway {
         : { sip: 'no XMPP address for this user', xmpp: 'no SIP address for this user' };
     this.queue = new OutboundQueue(options.maxQueue, options.delayTimeMs);
     const limits = { maxMessages: options.maxQueue, maxPerRecipient: options.maxQueue };
-    this.accepted = new Outbox(outbox, 'xmpp', jsonCodec<AcceptedMessage>(), { deliver: (message, _, at) => this.sendAccepted(message, at) }, this.toXmpp, limits, log);
-    relay.trackOutbox(this.accepted);
+    this.bridge = new SipBridge(relay, { network: 'XMPP', maxSent: MAX_SENT }, log);
+    this.accepted = this.bridge.outbox(outbox, TO_XMPP, (message: AcceptedMessage, at) => this.sendAccepted(upgraded(message), at), limits);
     this.link = createLink(options, log);
     this.link.on('online', () => this.flush());
     this.link.on('stanza', (stanza) => this.onStanza(stanza));
@@ -194,47 +178,39 @@ export class XmppGateway {
   async start(): Promise<void> {
     await this.presence?.start();
     this.link.start();
-    this.sweepTimer = setInterval(() => this.sweep(), Math.min(1000, this.options.delayTimeMs)).unref();
+    this.bridge.start(Math.min(1000, this.options.delayTimeMs), (now) => this.sweep(now));
     await this.accepted.start();
   }
 
   /** Messages taken and not yet sent stay in the outbox for the next start. */
   async stop(): Promise<void> {
-    clearInterval(this.sweepTimer);
+    this.bridge.stop();
     const stopped = this.accepted.stop();
     for (const wake of this.wakeups) wake();
     await stopped;
     await this.presence?.stop();
     await this.link.stop();
     this.queue.drain();
-    await this.deliveries.drain();
+    await this.bridge.drain();
   }
 
   /** The `xmpp` routing handler: a SIP MESSAGE for the gateway domain; 202 once it is in the outbox. */
   async handle(request: IncomingRequest): Promise<void> {
-    let taken = this.take(request.message);
+    const taken = this.take(request.message);
     if ('transient' in taken) {
       if (taken.stanza) this.signal(taken);
       request.reply(202, 'Accepted');
       return;
     }
-    if (!('status' in taken)) {
-      try {
-        await this.accepted.submit(taken, [TO_XMPP]);
-      } catch (error) {
-        // A store unavailable is answered 503 with Retry-After by the server's dispatch.
-        if (!(error instanceof OutboxFull)) throw error;
-        taken = { status: 503, reason: 'Service Unavailable (XMPP queue full)', headers: this.retryAfter() };
-      }
-    }
-    if ('status' in taken) {
-      this.counters.refused++;
-      this.log.debug({ status: taken.status, reason: taken.reason, to: request.message.uri }, 'MESSAGE for XMPP refused');
-      request.reply(taken.status, taken.reason, { headers: taken.headers });
-      return;
-    }
-    this.counters.sipToXmpp++;
-    request.reply(202, 'Accepted');
+    if ('status' in taken) return this.refuse(request, taken);
+    if (await this.bridge.accept(request, this.accepted, taken, TO_XMPP)) this.counters.sipToXmpp++;
+    else this.refuse(request, { status: 503, reason: 'Service Unavailable (XMPP queue full)', headers: this.retryAfter() });
+  }
+
+  private refuse(request: IncomingRequest, { status, reason, headers }: Refusal): void {
+    this.counters.refused++;
+    this.log.debug({ status, reason, to: request.message.uri }, 'MESSAGE for XMPP refused');
+    request.reply(status, reason, { headers });
   }
 
   private retryAfter(): Array<{ name: string; value: string }> {
@@ -243,12 +219,8 @@ export class XmppGateway {
 
   /** The XMPP form of a SIP MESSAGE, or what to answer instead when the gateway cannot carry it. */
   private take(message: SipMessage): AcceptedMessage | Signal | Refusal {
-    let sender: SipUri;
-    try {
-      sender = parseUri(message.from.uri);
-    } catch {
-      return { status: 400, reason: 'Bad Request (From URI)' };
-    }
+    const sender = senderOf(message);
+    if ('status' in sender) return sender;
     if (!this.options.localDomains.has(sender.host)) return { status: 403, reason: 'Forbidden (the XMPP gateway serves local users only)' };
     const from = this.addresses.xmppSender(sender);
     if (!from) return { status: 403, reason: 'Forbidden (this sender has no XMPP address)' };
@@ -256,28 +228,17 @@ export class XmppGateway {
     const to = this.addresses.xmppRecipient(target);
     if (!to) return { status: 404, reason: `Not Found (${this.hints.sip})` };
     if (to.domain === this.options.addresses.xmppDomain) return { status: 482, reason: 'Loop Detected (that XMPP address leads back to SIP)' };
-    const content = sipContentOf(message, this.options.maxBody);
-    if ('status' in content) return content;
-    const attrs = { from: formatJid(from), to: formatJid(to), id: this.newId(), type: this.options.messageType };
-    switch (mediaTypeOf(content.contentType)) {
-      case ISCOMPOSING_TYPE: {
-        const composing = readIsComposing(content.body.toString('utf8'));
-        if (!composing) return { status: 400, reason: 'Bad Request (not an isComposing document)' };
-        return { stanza: chatStateStanza(chatStateOfComposing(composing), attrs), transient: true };
-      }
-      case IMDN_TYPE: {
-        const notification = readImdn(content.body.toString('utf8'));
-        if (!notification) return { status: 400, reason: 'Bad Request (not a delivered or displayed IMDN)' };
-        return { stanza: this.receiptFor(notification, sipAddress(sender), attrs), transient: false };
-      }
-    }
-    const im = readSipMessage(message, this.options.maxBody, content);
-    if ('status' in im) return im;
+    const payload = readSipPayload(message, this.options.maxBody);
+    if ('status' in payload) return payload;
+    const attrs = { from: formatJid(from), to: formatJid(to), id: this.bridge.newId(), type: this.options.messageType };
+    if (payload.kind === 'typing') return { stanza: chatStateStanza(chatStateOfComposing(payload.typing), attrs), transient: true };
+    if (payload.kind === 'receipt') return { stanza: this.receiptFor(payload.receipt, plainSipAddress(sender), attrs), transient: false };
+    const { text: im, imdn } = payload;
     if (this.link.downFor(Date.now()) > this.options.delayTimeMs) {
       return { status: 503, reason: 'Service Unavailable (XMPP server unreachable)', headers: this.retryAfter() };
     }
-    const origin = { sender: sipAddress(sender), target: sipAddress(target), recipient: to, excerpt: excerptOf(im.body) };
-    return { im, attrs, origin, ...(content.imdn ? { imdn: content.imdn } : {}) };
+    const origin = { sender: plainSipAddress(sender), target: plainSipAddress(target), recipient: recipientWords(to), excerpt: excerptOf(im.body) };
+    return { im, attrs, origin, ...(imdn ? { imdn } : {}) };
   }
 
   /**
@@ -307,7 +268,7 @@ export class XmppGateway {
     const requests = message.imdn ? receiptRequests(message.imdn.wanted) : [];
     const outgoing = { stanza: messageStanza(message.im, message.attrs, ...requests), origin: message.origin };
     if (this.link.online) {
-      if (message.imdn) this.awaitedFromXmpp.remember(message.attrs.id, { origin: message.origin, ...message.imdn });
+      if (message.imdn) this.awaitedFromXmpp.remember(message.attrs.id, { origin: message.origin, recipient: message.attrs.to, ...message.imdn });
       this.transmit(outgoing);
     } else if (Date.now() >= deadline) this.failBack(outgoing, 408, `the XMPP server was unreachable for ${this.options.delayTimeMs / 1000} s`);
     // Woken by the stop: it stays in the outbox.
@@ -339,10 +300,7 @@ export class XmppGateway {
 
   private transmit({ stanza, origin }: Outgoing): void {
     // Recorded first: the link may refuse the stanza at once, with the stanza error a server would send.
-    if (origin) {
-      this.sent.set(stanza.attrs.id!, { ...origin, at: Date.now() });
-      if (this.sent.size > MAX_SENT) this.sent.delete(this.sent.keys().next().value!);
-    }
+    if (origin) this.bridge.sentToNetwork(stanza.attrs.id!, origin);
     this.link.send(stanza);
     this.counters.stanzasOut++;
   }
@@ -351,23 +309,18 @@ export class XmppGateway {
     for (const outgoing of this.queue.drain()) this.transmit(outgoing);
   }
 
-  /** Drops the gateway's own stanzas that waited too long for the link, and forgets sent messages no error came for. */
-  private sweep(): void {
-    const now = Date.now();
+  /** Drops the gateway's own stanzas that waited too long for the link, and forgets receipts that did not come. */
+  private sweep(now: number): void {
     this.queue.takeExpired(now);
     this.awaitedFromXmpp.sweep(now);
     this.awaitedFromSip.sweep(now);
     this.presence?.sweep(now);
-    for (const [id, { at }] of this.sent) {
-      if (now - at <= SENT_TTL_MS) break;
-      this.sent.delete(id);
-    }
   }
 
   private failBack({ origin }: Outgoing, status: number, explanation: string): void {
     if (!origin) return;
     this.counters.expired++;
-    this.notify(origin, status, explanation);
+    this.bridge.notifyUndelivered(origin, status, explanation);
   }
 
   private onStanza(stanza: xml.Element): void {
@@ -391,28 +344,25 @@ export class XmppGateway {
     if (!to) return bounce({ condition: 'jid-malformed', text: this.hints.xmpp });
     const from = sender && this.addresses.sipSender(sender);
     if (!from) return bounce({ condition: 'jid-malformed', text: 'the sender has no SIP address' });
-    const body = Buffer.from(im.body, 'utf8');
-    if (body.length > this.options.maxBody) return bounce({ condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
-    const content = this.sipContentFor(stanza, from, to, body);
-    this.deliveries.add(to, async (turn) => {
-      const result = await this.relay.send({ from: `<${from}>`, to, ...content, headers: sipHeaders(im), callId: callIdOfThread(im.thread) }, turn);
+    if (Buffer.byteLength(im.body, 'utf8') > this.options.maxBody) return bounce({ condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
+    const text = { kind: 'text', from: sipAddress(from), to: sipAddress(to), at: Date.now(), ...im, contentType: TEXT_PLAIN, conversation: callIdOfThread(im.thread) } as const;
+    this.bridge.intoSip({ ...text, ...this.receiptsAsked(stanza, to) }, (result) => {
       if (result.status < 300) this.counters.xmppToSip++;
       else bounce({ condition: conditionForStatus(result.status), text: `${result.status} ${result.reason}` });
     });
   }
 
   /**
-   * The body of the MESSAGE for a message from XMPP: text/plain, or, when it asks for receipts or
-   * markers, text/plain in CPIM with the IMDN headers asking for the same (remembered, to map the
-   * IMDNs that come back).
+   * The receipts a message from XMPP asks for, as SIP asks for them (IMDN, with the Message-ID it
+   * goes with), remembered to map the IMDNs that come back; none when it asks for none.
    */
-  private sipContentFor(stanza: xml.Element, from: string, to: string, text: Buffer): { body: Buffer; contentType: string } {
+  private receiptsAsked(stanza: xml.Element, to: string): { id?: string; wanted?: Wanted } {
     const { wanted } = receiptsOf(stanza);
     const stanzaId = stanza.attrs.id;
-    if (!this.options.imdn || !stanzaId || !(wanted.delivery || wanted.display)) return { body: text, contentType: TEXT_PLAIN };
-    const messageId = this.newId();
-    this.awaitedFromSip.remember(messageId, { sender: stanza.attrs.from!, stanzaId, recipient: to, wanted });
-    return { body: cpimAskingForImdn({ from, to, at: new Date(), messageId }, wanted, TEXT_PLAIN, text), contentType: CPIM_TYPE };
+    if (!this.options.imdn || !stanzaId || !(wanted.delivery || wanted.display)) return {};
+    const id = this.bridge.newId();
+    this.awaitedFromSip.remember(id, { sender: stanza.attrs.from!, stanzaId, recipient: to, wanted });
+    return { id, wanted };
   }
 
   /**
@@ -430,64 +380,44 @@ export class XmppGateway {
     if (answers) return this.onReceipt(answers, bareJid(stanza.attrs.from!)!, to);
     const state = chatStateOf(stanza);
     if (!state) return;
-    this.deliveries.add(to, async (turn) => {
-      const body = isComposingBody(composingOfChatState(state));
-      await this.relay.send({ from: `<${from}>`, to, body, contentType: ISCOMPOSING_TYPE, storeOffline: false }, turn);
-    });
+    this.bridge.intoSip({ kind: 'typing', from: sipAddress(from), to: sipAddress(to), typing: composingOfChatState(state) });
   }
 
   /** An XMPP receipt or marker for a message from SIP: an IMDN to the SIP sender, from the address it wrote to. */
   private onReceipt(receipt: Notification, sender: string, recipient: string): void {
-    const awaited = this.awaitedFromXmpp.answer(receipt, (entry) => formatJid(entry.origin.recipient) === sender && entry.origin.sender === recipient);
+    const awaited = this.awaitedFromXmpp.answer(receipt, (entry) => entry.recipient === sender && entry.origin.sender === recipient);
     if (!awaited) {
       this.log.debug({ from: sender, id: receipt.messageId }, 'XMPP receipt for no message from SIP awaiting it: dropped');
       return;
     }
     const { origin } = awaited;
-    const envelope = { from: origin.target, to: origin.sender, at: new Date(), messageId: this.newId() };
-    const body = cpimNotification(envelope, { messageId: awaited.messageId, disposition: receipt.disposition });
-    this.deliveries.add(origin.sender, async (turn) => {
-      const result = await this.relay.send({ from: `<${origin.target}>`, to: origin.sender, body, contentType: CPIM_TYPE }, turn);
+    const notification = { messageId: awaited.messageId, disposition: receipt.disposition };
+    this.bridge.intoSip({ kind: 'receipt', from: sipAddress(origin.target), to: sipAddress(origin.sender), id: this.bridge.newId(), at: Date.now(), receipt: notification }, (result) => {
       if (result.status >= 300) this.log.debug({ sender: origin.sender, status: result.status }, 'IMDN not delivered');
     });
   }
 
   private onStanzaError(stanza: xml.Element): void {
     const id = stanza.attrs.id ?? '';
-    const origin = this.sent.get(id);
-    if (!origin) {
-      this.log.debug({ id, from: stanza.attrs.from }, 'stanza error for no message sent from SIP');
-      return;
-    }
-    this.sent.delete(id);
-    this.counters.stanzaErrors++;
     const { condition, text } = readStanzaError(stanza);
-    this.notify(origin, statusForCondition(condition), `XMPP error ${condition}${text ? ` (${text})` : ''}`);
+    if (this.bridge.refusedByNetwork(id, statusForCondition(condition), `XMPP error ${condition}${text ? ` (${text})` : ''}`)) this.counters.stanzaErrors++;
+    else this.log.debug({ id, from: stanza.attrs.from }, 'stanza error for no message sent from SIP');
   }
+}
 
-  /** The error notification for a message from SIP: a MESSAGE to its sender, from the address it wrote to. */
-  private notify(origin: SipOrigin, status: number, explanation: string): void {
-    const recipient = `${unescapeLocal(origin.recipient.local)}@${origin.recipient.domain}`;
-    this.log.info({ sender: origin.sender, recipient, status, explanation }, 'message from SIP not delivered to XMPP');
-    const body = `Your message to ${recipient} was not delivered: ${explanation} (${status}).\n> ${origin.excerpt}`;
-    this.deliveries.add(origin.sender, async (turn) => {
-      const result = await this.relay.send({ from: `<${origin.target}>`, to: origin.sender, body, contentType: TEXT_PLAIN }, turn);
-      if (result.status >= 300) this.log.info({ sender: origin.sender, status: result.status }, 'error notification not delivered');
-    });
-  }
+/** An XMPP recipient as a failure notice names it: its address as the SIP user wrote it. */
+function recipientWords(jid: Jid): string {
+  return `${unescapeLocal(jid.local)}@${jid.domain}`;
+}
 
-
-  private newId(): string {
-    return `${this.idPrefix}-${++this.lastId}`;
-  }
+/** A message taken before the bridge kept its recipient as a JID (still in the outbox after an upgrade), with the recipient in words. */
+function upgraded(message: AcceptedMessage): AcceptedMessage {
+  const recipient = message.origin.recipient as string | Jid;
+  return typeof recipient === 'string' ? message : { ...message, origin: { ...message.origin, recipient: recipientWords(recipient) } };
 }
 
 /** The bare form of a JID, as formatJid writes it; undefined for no JID. */
 function bareJid(text: string): string | undefined {
   const jid = parseJid(text);
   return jid && formatJid({ ...jid, resource: '' });
-}
-
-function sipAddress(uri: SipUri): string {
-  return `sip:${escapeUser(uri.user)}@${uri.host}`;
 }

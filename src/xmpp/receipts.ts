@@ -8,116 +8,12 @@
 //
 // Each side names the message by its own identifier (imdn.Message-ID, the stanza id); the gateway
 // remembers which is which for the messages it carried (Correlations, bounded in number and time).
+// This file is the XMPP side; the SIP side (IMDN, the bridge's `receipt` kind) is src/bridge/imdn.ts.
 import xml from '@xmpp/xml';
-import { parse, type Element } from 'ltx';
-import { type CpimHeader, type CpimMessage, formatCpim, headerValue, namespacePrefix } from './cpim.js';
+import { type Notification, Recent, type Wanted } from '../bridge/index.js';
 
-export const IMDN_TYPE = 'message/imdn+xml';
 export const RECEIPTS_NS = 'urn:xmpp:receipts';
 export const MARKERS_NS = 'urn:xmpp:chat-markers:0';
-const IMDN_HEADERS_NS = 'urn:ietf:params:imdn';
-const IMDN_NS = 'urn:ietf:params:xml:ns:imdn';
-
-/** The notifications a message asks for, in either network's terms. */
-export interface Wanted {
-  delivery: boolean;
-  display: boolean;
-}
-
-export type Disposition = 'delivered' | 'displayed';
-
-/** What an IMDN says: which message, and what became of it. */
-export interface Notification {
-  messageId: string;
-  disposition: Disposition;
-}
-
-/** What a CPIM-wrapped message says of IMDN: its Message-ID and the notifications it asks for. */
-export interface ImdnRequest {
-  messageId: string;
-  wanted: Wanted;
-}
-
-/** The IMDN Message-ID and requested notifications of a CPIM message; undefined when it asks for none. */
-export function imdnRequestOf(cpim: CpimMessage): ImdnRequest | undefined {
-  const prefix = namespacePrefix(cpim.headers, IMDN_HEADERS_NS) ?? 'imdn';
-  const messageId = headerValue(cpim.headers, `${prefix}.Message-ID`);
-  const disposition = headerValue(cpim.headers, `${prefix}.Disposition-Notification`);
-  if (!messageId || !disposition) return undefined;
-  const asked = new Set(disposition.split(',').map((value) => value.trim().toLowerCase()));
-  const wanted = { delivery: asked.has('positive-delivery'), display: asked.has('display') };
-  return wanted.delivery || wanted.display ? { messageId, wanted } : undefined;
-}
-
-/** Who a CPIM message is from and to (SIP addresses), when, and its IMDN Message-ID. */
-export interface CpimEnvelope {
-  from: string;
-  to: string;
-  at: Date;
-  messageId: string;
-}
-
-/** The message/cpim body of a text message with IMDN headers asking for `wanted` notifications. */
-export function cpimAskingForImdn(envelope: CpimEnvelope, wanted: Wanted, contentType: string, text: Buffer): Buffer {
-  const dispositions = [wanted.delivery && 'positive-delivery', wanted.display && 'display'].filter(Boolean).join(', ');
-  return formatCpim({
-    headers: [...envelopeHeaders(envelope), { name: 'imdn.Disposition-Notification', value: dispositions }],
-    contentHeaders: [{ name: 'Content-Type', value: contentType }],
-    content: text,
-  });
-}
-
-/** The message/cpim body of an IMDN, as Linphone reads one. */
-export function cpimNotification(envelope: CpimEnvelope, notification: Notification): Buffer {
-  return formatCpim({
-    headers: envelopeHeaders(envelope),
-    contentHeaders: [
-      { name: 'Content-Type', value: IMDN_TYPE },
-      { name: 'Content-Disposition', value: 'notification' },
-    ],
-    content: Buffer.from(imdnBody(notification, envelope.at)),
-  });
-}
-
-function envelopeHeaders({ from, to, at, messageId }: CpimEnvelope): CpimHeader[] {
-  return [
-    { name: 'From', value: `<${from}>` },
-    { name: 'To', value: `<${to}>` },
-    { name: 'DateTime', value: at.toISOString() },
-    { name: 'NS', value: `imdn <${IMDN_HEADERS_NS}>` },
-    { name: 'imdn.Message-ID', value: messageId },
-  ];
-}
-
-/** Reads a message/imdn+xml document; undefined when it is not a delivered or displayed notification. */
-export function readImdn(body: string): Notification | undefined {
-  let root: Element;
-  try {
-    root = parse(body);
-  } catch {
-    return undefined;
-  }
-  if (!root.is('imdn', IMDN_NS)) return undefined;
-  const messageId = root.getChild('message-id', IMDN_NS)?.getText().trim();
-  if (!messageId) return undefined;
-  const statusOf = (name: string) => root.getChild(name, IMDN_NS)?.getChild('status', IMDN_NS);
-  if (statusOf('delivery-notification')?.getChild('delivered', IMDN_NS)) return { messageId, disposition: 'delivered' };
-  if (statusOf('display-notification')?.getChild('displayed', IMDN_NS)) return { messageId, disposition: 'displayed' };
-  return undefined;
-}
-
-/** The message/imdn+xml document of a notification. */
-export function imdnBody(notification: Notification, at: Date): string {
-  const [element, status] = notification.disposition === 'delivered' ? ['delivery-notification', 'delivered'] : ['display-notification', 'displayed'];
-  const document = xml(
-    'imdn',
-    { xmlns: IMDN_NS },
-    xml('message-id', {}, notification.messageId),
-    xml('datetime', {}, at.toISOString()),
-    xml(element, {}, xml('status', {}, xml(status))),
-  );
-  return `<?xml version="1.0" encoding="UTF-8"?>\n${document.toString()}`;
-}
 
 /** The receipts a <message/> stanza asks for (with a body) or gives (without one). */
 export interface StanzaReceipts {
@@ -153,22 +49,18 @@ export function receiptStanza(notification: Notification, attrs: { from: string;
  * notification it was asked for has come.
  */
 export class Correlations<Value extends { wanted: Wanted }> {
-  /** By identifier, oldest first. */
-  private readonly entries = new Map<string, Value & { at: number }>();
+  private readonly entries: Recent<Value>;
 
-  constructor(
-    private readonly max: number,
-    private readonly ttlMs: number,
-  ) {}
+  constructor(max: number, ttlMs: number) {
+    this.entries = new Recent(max, ttlMs);
+  }
 
   get size(): number {
     return this.entries.size;
   }
 
   remember(id: string, value: Value, now = Date.now()): void {
-    this.entries.delete(id);
-    this.entries.set(id, { ...value, at: now });
-    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.remember(id, value, now);
   }
 
   /**
@@ -177,21 +69,18 @@ export class Correlations<Value extends { wanted: Wanted }> {
    * forgotten once nothing more is to come.
    */
   answer(notification: Notification, from: (entry: Value) => boolean, now = Date.now()): Value | undefined {
-    const entry = this.entries.get(notification.messageId);
-    if (!entry || now - entry.at > this.ttlMs || !from(entry)) return undefined;
+    const entry = this.entries.get(notification.messageId, now);
+    if (!entry || !from(entry)) return undefined;
     const displayed = notification.disposition === 'displayed';
     if (displayed ? !entry.wanted.display : !entry.wanted.delivery) return undefined;
     const wanted = displayed ? { delivery: false, display: false } : { ...entry.wanted, delivery: false };
-    if (wanted.display) this.entries.set(notification.messageId, { ...entry, wanted });
-    else this.entries.delete(notification.messageId);
+    if (wanted.display) this.entries.update(notification.messageId, { ...entry, wanted });
+    else this.entries.forget(notification.messageId);
     return entry;
   }
 
   /** Forgets entries older than the limit. */
   sweep(now: number): void {
-    for (const [id, { at }] of this.entries) {
-      if (now - at <= this.ttlMs) break;
-      this.entries.delete(id);
-    }
+    this.entries.sweep(now);
   }
 }

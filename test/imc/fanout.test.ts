@@ -3,19 +3,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { RoomFanOut } from '../../src/imc/fanout.js';
-import type { OutgoingMessage, Relay } from '../../src/relay/index.js';
 import type { OutboxStore, RoomHistoryEntry } from '../../src/store/index.js';
 import { eventually } from '../support/eventually.js';
+import { recordingRelay } from '../support/relay.js';
 
-function fanOutWith(cpim: boolean): { fanout: RoomFanOut; sent: OutgoingMessage[] } {
-  const sent: OutgoingMessage[] = [];
-  const relay = {
-    send: (message: OutgoingMessage) => {
-      sent.push(message);
-      return Promise.resolve({ status: 200, reason: 'OK', stored: false });
-    },
-    trackOutbox: () => {},
-  } as unknown as Relay;
+function fanOutWith(cpim: boolean) {
+  const { relay, sent } = recordingRelay();
   let ids = 0;
   const outbox: OutboxStore = {
     add: () => Promise.resolve(++ids),

@@ -4,7 +4,8 @@ import { describe, test } from 'node:test';
 import xml from '@xmpp/xml';
 import { addressMapping, escapeLocal, formatJid, parseJid, unescapeLocal } from '../../src/xmpp/index.js';
 import { conditionForStatus, errorReply, readStanzaError, statusForCondition, STANZAS_NS } from '../../src/xmpp/errors.js';
-import { messageStanza, readSipMessage, readStanza, sipHeaders } from '../../src/xmpp/messages.js';
+import { readSipMessage, sipHeaders } from '../../src/bridge/index.js';
+import { messageStanza, readStanza } from '../../src/xmpp/messages.js';
 import { SipMessage, parseUri } from '../../src/sip/index.js';
 
 const separator = addressMapping({ convention: 'separator', separator: '*', gatewayDomain: 'gw.example', xmppDomain: 'sip.xmpp.example' });

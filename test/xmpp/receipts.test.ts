@@ -7,12 +7,10 @@ import { deflateRawSync, deflateSync } from 'node:zlib';
 import { describe, test } from 'node:test';
 import xml from '@xmpp/xml';
 import {
-  CHATSTATES_NS, chatStateOf, chatStateOfComposing, chatStateStanza, composingOfChatState, isComposingBody, readIsComposing,
-} from '../../src/xmpp/chatstates.js';
-import { ContentError, decodeContent, formatCpim, parseCpim } from '../../src/xmpp/cpim.js';
-import {
-  Correlations, MARKERS_NS, RECEIPTS_NS, cpimAskingForImdn, cpimNotification, imdnBody, imdnRequestOf, readImdn, receiptRequests, receiptStanza, receiptsOf,
-} from '../../src/xmpp/receipts.js';
+  ContentError, cpimAskingForImdn, cpimNotification, decodeContent, formatCpim, imdnBody, imdnRequestOf, isComposingBody, parseCpim, readImdn, readIsComposing,
+} from '../../src/bridge/index.js';
+import { CHATSTATES_NS, chatStateOf, chatStateOfComposing, chatStateStanza, composingOfChatState } from '../../src/xmpp/chatstates.js';
+import { Correlations, MARKERS_NS, RECEIPTS_NS, receiptRequests, receiptStanza, receiptsOf } from '../../src/xmpp/receipts.js';
 
 /** A text message as Linphone wraps it in message/cpim, asking for delivery and display notifications. */
 const LINPHONE_MESSAGE = [
