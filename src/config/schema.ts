@@ -265,6 +265,11 @@ const baseSchema = z
     database: databaseUrl
       .default('sqlite:./data/parley.db')
       .describe('Where users, registrations and stored messages live: sqlite:PATH or postgres://USER:PASSWORD@HOST/DATABASE.'),
+    database_timeout: z
+      .number()
+      .positive()
+      .default(5)
+      .describe('Seconds a PostgreSQL statement, or getting a connection for it, may take; past it (a server stopped, overloaded or cut off) the request that needed it gets 503 with Retry-After and background tasks try again later. SQLite waits at most 200 ms for another process\'s lock, whatever this says.'),
     log: section({
       level: z.enum(LOG_LEVELS).default('info').describe(`Least severe level logged: ${LOG_LEVELS.join(', ')}.`),
       format: z

@@ -104,7 +104,7 @@ export class ParleyServer {
   async start(): Promise<void> {
     this.router.compile();
     const config = this.config;
-    this.store = await openStore(config.database, { log: this.log.child({ module: 'store' }) });
+    this.store = await openStore(config.database, { log: this.log.child({ module: 'store' }), queryTimeout: config.database_timeout });
     try {
       this.transports = new TransportLayer({
         listen: config.listen,
