@@ -112,6 +112,7 @@ export class ParleyServer {
         maxMessageSize: config.sip.max_message_size,
         idleTimeout: config.sip.tcp_idle_timeout,
         messageTimeout: config.sip.message_timeout,
+        maxSendBuffer: config.sip.max_send_buffer,
         maxConnections: config.sip.max_connections,
         maxConnectionsPerIp: config.sip.max_connections_per_ip,
         rate: config.sip.rate_limit > 0 ? { limit: config.sip.rate_limit, window: config.sip.rate_window, action: config.sip.rate_action } : undefined,
