@@ -133,6 +133,7 @@ export function createMetricsRegistry(parley: ManagedServer): Registry {
     counter('parley_gateway_commands_total', 'Commands (#link, #accounts...) sent to the per-user gateway.', () => gateway.stats.commands);
     counter('parley_gateway_refused_total', 'SIP requests the per-user gateway refused.', () => gateway.stats.refused);
     counter('parley_gateway_undelivered_total', 'Messages from SIP that never reached their network (the sender was told).', () => gateway.stats.undelivered);
+    gauge('parley_gateway_pending', 'MESSAGEs to a network answered 202 and not yet taken by their session (kept in the outbox; gateway.max_queue bounds them per account).', () => gateway.pendingMessages);
     counter('parley_gateway_account_failures_total', 'Linked accounts a network refused (wrong password...), which were then disabled.', () => gateway.stats.accountFailures);
   }
   return registry;

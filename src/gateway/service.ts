@@ -21,7 +21,7 @@ import { type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, jso
 import type { PresenceService, PresenceState } from '../presence/index.js';
 import type { Registrar } from '../registrar/index.js';
 import { type IncomingRequest, type SipUri, aorOf, escapeUser, parseUri, quote } from '../sip/index.js';
-import { logBackgroundFailure, type GatewayAccount, type GatewayAccountStore, type OutboxStore } from '../store/index.js';
+import { STORE_RETRY_AFTER_SECONDS, isStoreUnavailable, logBackgroundFailure, type GatewayAccount, type GatewayAccountStore, type OutboxStore } from '../store/index.js';
 import { type InstantMessage, TEXT_PLAIN, excerptOf, readSipMessage, sipHeaders } from '../xmpp/messages.js';
 import type { NetworkAdapter, NetworkSession, SessionState } from './adapter.js';
 import { AccountError, type AccountRequest, type PreparedAccount, prepareAccount, sessionSettings } from './accounts.js';
@@ -173,6 +173,11 @@ export class GatewayService {
       networks[live.adapter.id]![live.session.state]++;
     }
     return { sessions, networks, ...this.counters };
+  }
+
+  /** Messages answered 202 and not yet taken by their session (kept in the outbox). */
+  get pendingMessages(): number {
+    return this.outbox.size;
   }
 
   /** The adapters of the networks served, by network id. */
@@ -583,6 +588,8 @@ export class GatewayService {
     try {
       this.reply(sipUser, await this.run(parsed.command, sipUser, aor));
     } catch (error) {
+      // Logged once by the store; the user is told it may work in a moment.
+      if (isStoreUnavailable(error)) return this.reply(sipUser, `#${parsed.command.name} failed: temporarily unavailable (the store), try again in ${STORE_RETRY_AFTER_SECONDS} s`);
       // The command line may hold a password: it is not logged, only which command failed.
       this.log.error({ err: error, command: parsed.command.name, sipUser }, 'gateway command failed');
       this.reply(sipUser, `#${parsed.command.name} failed: internal error`);

@@ -1,7 +1,7 @@
 // Assembles Parley: store, transports, transaction layer, registrar, relay and the routing table,
 // and runs the checks every request passes before a handler sees it.
 import type { Logger } from 'pino';
-import { isStoreUnavailable, openStore, type Store } from '../store/index.js';
+import { STORE_RETRY_AFTER_SECONDS, isStoreUnavailable, openStore, type Store } from '../store/index.js';
 import type { Config } from '../config/index.js';
 import { formatListener, openPolicyRisk, realmFor } from '../config/index.js';
 import {
@@ -19,9 +19,6 @@ import { GatewayService, gatewayOptions, gatewayRoutes, mappedUsersRoute } from 
 export interface ServerOptions {
   logger: Logger;
 }
-
-/** Seconds a client is asked to wait before trying again while the store is unavailable. */
-const STORE_RETRY_AFTER_SECONDS = 5;
 
 /** Methods RFC 3261 and its extensions define; anything else is answered 501 rather than 405. */
 const KNOWN_METHODS = new Set([

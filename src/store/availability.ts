@@ -26,6 +26,9 @@ export function isQueryTimeout(error: unknown): error is Error {
   return error instanceof Error && error.message === POSTGRES_QUERY_TIMEOUT;
 }
 
+/** Seconds a client is asked to wait before trying again while the store is unavailable. */
+export const STORE_RETRY_AFTER_SECONDS = 5;
+
 /** True when the error, or one it was caused by, says the store is unavailable for now. */
 export function isStoreUnavailable(error: unknown): boolean {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {

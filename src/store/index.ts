@@ -1,5 +1,5 @@
 export { openForeignDatabase, openStore, type OpenStoreOptions } from './open.js';
-export { isStoreUnavailable, logBackgroundFailure } from './availability.js';
+export { STORE_RETRY_AFTER_SECONDS, isStoreUnavailable, logBackgroundFailure } from './availability.js';
 export { readImcTables } from './rooms.js';
 export { readPurplemapTable } from './accounts.js';
 export { readPurplemapDump } from './mysql-dump.js';
