@@ -4,7 +4,9 @@
 // from the offline store and a restart, even after kill -9, still delivers it.
 import type { Logger } from 'pino';
 import { isStoreUnavailable, type OutboxStore, type RoomHistoryEntry, type RoomStore } from '../store/index.js';
-import { type DeliveryResult, type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, STORE_UNAVAILABLE_REASON, bodyCodec } from '../relay/index.js';
+import {
+  type DeliveryResult, type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, type ResendIdentity, STORE_UNAVAILABLE_REASON, bodyCodec, resendIdentity,
+} from '../relay/index.js';
 import type { RequestHandler } from '../server/router.js';
 import { type IncomingRequest, type Header, parseUri, quote, UriError } from '../sip/index.js';
 import { type Command, helpText, parseCommand } from './commands.js';
@@ -73,7 +75,7 @@ export class RoomService {
   ) {
     this.roomPattern = new RegExp(`^${globSource(options.roomPattern)}$`);
     const limits = { maxMessages: options.maxPending, maxPerRecipient: options.maxBacklog };
-    this.posts = new Outbox(outbox, 'room', bodyCodec<RoomHistoryEntry>(), { deliver: (entry, recipient) => this.deliverPost(entry, recipient) }, this.memberQueues, limits, log);
+    this.posts = new Outbox(outbox, 'room', bodyCodec<RoomHistoryEntry>(), { deliver: (entry, recipient, _, legKey) => this.deliverPost(entry, recipient, legKey) }, this.memberQueues, limits, log);
   }
 
   async start(): Promise<void> {
@@ -211,8 +213,8 @@ export class RoomService {
   }
 
   /** One leg of a post: done once delivered, stored offline or refused for good; tried again while the offline store is unavailable. */
-  private async deliverPost(entry: RoomHistoryEntry, recipient: string): Promise<LegOutcome> {
-    const result = await this.send(entry, recipient);
+  private async deliverPost(entry: RoomHistoryEntry, recipient: string, legKey: string): Promise<LegOutcome> {
+    const result = await this.send(entry, recipient, undefined, resendIdentity(legKey));
     return result.status === 503 && result.reason === STORE_UNAVAILABLE_REASON ? 'retry' : 'done';
   }
 
@@ -221,11 +223,12 @@ export class RoomService {
     this.memberQueues.add(recipient, () => this.send(entry, recipient, new Date(entry.at)).then(() => undefined));
   }
 
-  private async send(entry: RoomHistoryEntry, recipient: string, date?: Date): Promise<DeliveryResult> {
+  private async send(entry: RoomHistoryEntry, recipient: string, date?: Date, identity?: ResendIdentity): Promise<DeliveryResult> {
     const room = roomUri({ name: entry.roomName, domain: entry.roomDomain });
     const { contentType, body } = this.render(room, entry);
     const result = await this.relay.send({
-      from: `${quote(entry.nick)} <${room}>`,
+      from: `${quote(entry.nick)} <${room}>${identity ? `;tag=${identity.fromTag}` : ''}`,
+      callId: identity?.callId,
       to: `sip:${recipient}`,
       body,
       contentType,

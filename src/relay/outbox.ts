@@ -5,7 +5,8 @@
  * the other rows and progress marks of the same moment); each recipient gets its messages in order,
  * through the same per-recipient queue as the module's other deliveries. A leg that is done is
  * marked in batches; a row done for everyone is deleted. At start, what is pending is delivered
- * again: at least once, and a leg done in the last PROGRESS_DELAY_MS before a kill may come twice.
+ * again: at least once, and a leg done in the last PROGRESS_DELAY_MS before a kill may come twice,
+ * under the same leg key both times (see resend.ts).
  */
 import type { Logger } from 'pino';
 import { isStoreUnavailable, logBackgroundFailure, type OutboxRecord, type OutboxStore } from '../store/index.js';
@@ -35,8 +36,11 @@ export interface OutboxLimits {
 export class OutboxFull extends Error {}
 
 export interface OutboxDelivery<Item> {
-  /** One leg: the item to one recipient; `acceptedAt` is when the sender was answered. */
-  deliver(item: Item, recipient: string, acceptedAt: number): Promise<LegOutcome>;
+  /**
+   * One leg: the item to one recipient; `acceptedAt` is when the sender was answered; `legKey` names
+   * this leg for good, the same when it is delivered again after a restart.
+   */
+  deliver(item: Item, recipient: string, acceptedAt: number, legKey: string): Promise<LegOutcome>;
 }
 
 export class Outbox<Item> {
@@ -145,7 +149,7 @@ export class Outbox<Item> {
     for (;;) {
       // Left pending in the store: the next start delivers it.
       if (this.stopping) return;
-      if ((await this.attempt(item, recipient, record.createdAt)) === 'done') break;
+      if ((await this.attempt(item, recipient, record)) === 'done') break;
       if (this.stopping) return;
       await new Promise((resolve) => setTimeout(resolve, RETRY_MS).unref());
     }
@@ -162,9 +166,9 @@ export class Outbox<Item> {
   }
 
   /** A leg that throws is tried again while the store is unavailable; otherwise it is logged and given up, so one bad item cannot hold up its recipient for ever. */
-  private async attempt(item: Item, recipient: string, acceptedAt: number): Promise<LegOutcome> {
+  private async attempt(item: Item, recipient: string, record: OutboxRecord): Promise<LegOutcome> {
     try {
-      return await this.delivery.deliver(item, recipient, acceptedAt);
+      return await this.delivery.deliver(item, recipient, record.createdAt, `${this.kind}.${record.id}.${record.createdAt}.${recipient}`);
     } catch (error) {
       if (isStoreUnavailable(error)) return 'retry';
       this.log.error({ err: error, kind: this.kind, recipient }, 'outbox delivery failed; given up');

@@ -9,6 +9,7 @@ import {
   parseUri, aorOf,
 } from '../sip/index.js';
 import type { Header } from '../sip/message.js';
+import { resendIdentity } from './resend.js';
 import type { Registrar } from '../registrar/registrar.js';
 import { digestRealm } from '../registrar/digest.js';
 
@@ -299,10 +300,12 @@ export class Relay {
 
   /** Sends one stored message to the AOR's contacts; true when it was taken and removed from the store. */
   private async deliverOne(aor: string, stored: StoredMessage): Promise<boolean> {
+    const identity = resendIdentity(`offline.${stored.id}.${stored.receivedAt}`);
     const message = this.stack.createRequest({
       method: 'MESSAGE',
       uri: stripToUri(stored.toHeader),
-      from: stored.fromHeader,
+      from: `${stored.fromHeader};tag=${identity.fromTag}`,
+      callId: identity.callId,
       to: stored.toHeader,
       headers: [{ name: 'date', value: new Date(stored.sentAt ?? stored.receivedAt).toUTCString() }],
       body: stored.body,
