@@ -15,9 +15,8 @@
 // The purple mapping: a MESSAGE to a local user who is not registered but has a linked account
 // goes from the sender's own account on that network; a message from a contact who is a linked
 // account of a SIP user arrives as from that SIP user.
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, jsonCodec } from '../relay/index.js';
+import { type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, jsonCodec, repeatableId, requestKey } from '../relay/index.js';
 import type { PresenceService, PresenceState } from '../presence/index.js';
 import type { Registrar } from '../registrar/index.js';
 import { type IncomingRequest, type SipUri, aorOf, escapeUser, parseUri, quote } from '../sip/index.js';
@@ -128,8 +127,6 @@ export class GatewayService {
   private readonly outbox: Outbox<Pending>;
   private readonly deliveries = new OrderedDeliveries((error, recipient) => this.log.error({ err: error, recipient }, 'gateway delivery into SIP failed'));
   private readonly counters = { sipToNetwork: 0, networkToSip: 0, commands: 0, refused: 0, undelivered: 0, accountFailures: 0 };
-  private readonly idPrefix = randomBytes(4).toString('hex');
-  private lastId = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   private lastIdleCheck = 0;
   private readonly onRegistered = (aor: string) => void this.registered(aor).catch((error: unknown) => this.log.error({ err: error, aor }, 'gateway: bringing sessions online failed'));
@@ -295,7 +292,7 @@ export class GatewayService {
     if (named && !inRoom) return this.refuse(request, 480, `Temporarily Unavailable (you are not in ${contact}; send #join to this address first)`);
     const unreachable = live.session.unreachable?.(contact);
     if (unreachable) return this.refuse(request, 480, `Temporarily Unavailable (${unreachable})`);
-    return this.send(request, live, { accountId: account.id, id: this.newId(), contact, room: inRoom, im, origin: this.originOf(sipUser, target, contact, im), since: Date.now() });
+    return this.send(request, live, { accountId: account.id, id: repeatableId(requestKey(request.message)), contact, room: inRoom, im, origin: this.originOf(sipUser, target, contact, im), since: Date.now() });
   }
 
   /** The MESSAGE to a local user whose linked account is on a network the sender has an account on too (purple's mapping). */
@@ -314,7 +311,7 @@ export class GatewayService {
       if ('status' in im) return this.refuse(request, im.status, im.reason, im.headers);
       const live = this.bringOnline(account);
       if (typeof live === 'string') break;
-      return this.send(request, live, { accountId: account.id, id: this.newId(), contact: their.extUser, room: false, im, origin: this.originOf(sipUser, target, their.extUser, im), since: Date.now() });
+      return this.send(request, live, { accountId: account.id, id: repeatableId(requestKey(request.message)), contact: their.extUser, room: false, im, origin: this.originOf(sipUser, target, their.extUser, im), since: Date.now() });
     }
     return this.deps.relay.handle(request);
   }
@@ -758,10 +755,6 @@ export class GatewayService {
     });
   }
 
-
-  private newId(): string {
-    return `${this.idPrefix}-${++this.lastId}`;
-  }
 }
 
 /** "sip:alice@example.com" for the registrar's (and the presence agent's) "alice@example.com". */

@@ -5,10 +5,11 @@
 import type { Logger } from 'pino';
 import { isStoreUnavailable, type OutboxStore, type RoomHistoryEntry, type RoomStore } from '../store/index.js';
 import {
-  type DeliveryResult, type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, type ResendIdentity, STORE_UNAVAILABLE_REASON, bodyCodec, resendIdentity,
+  type DeliveryResult, type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, type ResendIdentity, STORE_UNAVAILABLE_REASON, bodyCodec, requestKey,
+  resendIdentity,
 } from '../relay/index.js';
 import type { RequestHandler } from '../server/router.js';
-import { type IncomingRequest, type Header, parseUri, quote, UriError } from '../sip/index.js';
+import { type IncomingRequest, type Header, type SipMessage, parseUri, quote, UriError } from '../sip/index.js';
 import { type Command, helpText, parseCommand } from './commands.js';
 import { type Member, type Room, activeMembers, aorOfMember, displayNick, roomKey, roomUri, toMemberRecord, toRecord } from './rooms.js';
 
@@ -47,6 +48,9 @@ export interface ImcStats {
 class Refusal extends Error {}
 
 const MAX_NAME = 64;
+/** A post as the outbox keeps it: with what names the request it came in, so a copy sent again is recognisable. */
+type RoomPost = RoomHistoryEntry & { origin?: string };
+
 /** Retry-After of a post refused because deliveries are behind. */
 const BACKLOG_RETRY_AFTER_SECONDS = 5;
 /** History entries kept in memory while the store is unavailable; beyond, the oldest are dropped (joiners see the last few per room only). */
@@ -59,7 +63,7 @@ export class RoomService {
   private readonly roomPattern: RegExp;
   private readonly memberQueues = new OrderedDeliveries((error) => this.log.error({ err: error }, 'room delivery error'));
   /** Posts confirmed and not yet delivered to every member. */
-  private readonly posts: Outbox<RoomHistoryEntry>;
+  private readonly posts: Outbox<RoomPost>;
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private pendingHistory: RoomHistoryEntry[] = [];
   private historyFlush: Promise<void> | undefined;
@@ -75,7 +79,7 @@ export class RoomService {
   ) {
     this.roomPattern = new RegExp(`^${globSource(options.roomPattern)}$`);
     const limits = { maxMessages: options.maxPending, maxPerRecipient: options.maxBacklog };
-    this.posts = new Outbox(outbox, 'room', bodyCodec<RoomHistoryEntry>(), { deliver: (entry, recipient, _, legKey) => this.deliverPost(entry, recipient, legKey) }, this.memberQueues, limits, log);
+    this.posts = new Outbox(outbox, 'room', bodyCodec<RoomPost>(), { deliver: (post, recipient, _, legKey) => this.deliverPost(post, recipient, legKey) }, this.memberQueues, limits, log);
   }
 
   async start(): Promise<void> {
@@ -164,7 +168,7 @@ export class RoomService {
     if (text !== undefined && text.includes('\0')) return request.reply(400, 'Bad Request (NUL in text)');
     const postType = contentType === 'text/plain' || !message.get('content-type') ? 'text/plain;charset=utf-8' : message.get('content-type')!;
     try {
-      await this.post(here, member, sender, postType, message.body);
+      await this.post(here, member, sender, postType, message);
     } catch (error) {
       // A store unavailable is answered 503 with Retry-After by the server's dispatch.
       if (!(error instanceof OutboxFull)) throw error;
@@ -181,11 +185,11 @@ export class RoomService {
   }
 
   /** Puts a message in the outbox for every active member but the sender (resolving once it is durable), and records it in the history. */
-  private async post(room: Room, member: Member, sender: string, contentType: string, body: Buffer): Promise<void> {
+  private async post(room: Room, member: Member, sender: string, contentType: string, message: SipMessage): Promise<void> {
     const at = Date.now();
-    const entry: RoomHistoryEntry = { roomName: room.name, roomDomain: room.domain, sender, nick: displayNick(member), contentType, body, at };
+    const entry: RoomHistoryEntry = { roomName: room.name, roomDomain: room.domain, sender, nick: displayNick(member), contentType, body: message.body, at };
     const recipients = activeMembers(room).map(aorOfMember).filter((aor) => aor !== sender);
-    await this.posts.submit(entry, recipients, at);
+    await this.posts.submit({ ...entry, origin: requestKey(message) }, recipients, at);
     if (this.options.history > 0 && contentType.startsWith('text/plain')) {
       this.pendingHistory.push(entry);
       if (room.history) {
@@ -213,8 +217,9 @@ export class RoomService {
   }
 
   /** One leg of a post: done once delivered, stored offline or refused for good; tried again while the offline store is unavailable. */
-  private async deliverPost(entry: RoomHistoryEntry, recipient: string, legKey: string): Promise<LegOutcome> {
-    const result = await this.send(entry, recipient, undefined, resendIdentity(legKey));
+  private async deliverPost(post: RoomPost, recipient: string, legKey: string): Promise<LegOutcome> {
+    // Posts kept by an earlier version have no origin: their leg in the outbox names them.
+    const result = await this.send(post, recipient, undefined, resendIdentity(post.origin ? `room.${post.origin}.${recipient}` : legKey));
     return result.status === 503 && result.reason === STORE_UNAVAILABLE_REASON ? 'retry' : 'done';
   }
 

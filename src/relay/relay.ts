@@ -9,7 +9,7 @@ import {
   parseUri, aorOf,
 } from '../sip/index.js';
 import type { Header } from '../sip/message.js';
-import { resendIdentity } from './resend.js';
+import { requestKey, resendIdentity } from './resend.js';
 import type { Registrar } from '../registrar/registrar.js';
 import { digestRealm } from '../registrar/digest.js';
 
@@ -233,6 +233,7 @@ export class Relay {
         receivedAt: now,
         sentAt: dateOf(message),
         expiresAt: now + this.options.offline.expires * 1000,
+        origin: requestKey(message),
       },
       this.options.offline.maxPerUser,
     );
@@ -300,7 +301,7 @@ export class Relay {
 
   /** Sends one stored message to the AOR's contacts; true when it was taken and removed from the store. */
   private async deliverOne(aor: string, stored: StoredMessage): Promise<boolean> {
-    const identity = resendIdentity(`offline.${stored.id}.${stored.receivedAt}`);
+    const identity = resendIdentity(`offline.${stored.origin ?? `${stored.id}.${stored.receivedAt}`}.${aor}`);
     const message = this.stack.createRequest({
       method: 'MESSAGE',
       uri: stripToUri(stored.toHeader),

@@ -5,10 +5,9 @@
 // server even after a restart (kill -9 included). A stanza error coming back later, or a message that
 // waited for the link longer than delay_time, is told to the SIP sender in a MESSAGE from the address
 // it wrote to (RFC 7247 §8).
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type xml from '@xmpp/xml';
-import { type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, jsonCodec } from '../relay/index.js';
+import { type LegOutcome, Outbox, OutboxFull, OrderedDeliveries, type Relay, jsonCodec, repeatableId, requestKey } from '../relay/index.js';
 import type { OutboxStore } from '../store/index.js';
 import { type IncomingRequest, type SipMessage, type SipUri, escapeUser, parseUri } from '../sip/index.js';
 import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, unescapeLocal } from './addresses.js';
@@ -90,8 +89,6 @@ export class XmppGateway {
   private readonly counters = { stanzasIn: 0, stanzasOut: 0, sipToXmpp: 0, xmppToSip: 0, refused: 0, stanzaErrors: 0, expired: 0 };
   /** How each side writes to the other, told to those who got it wrong. */
   private readonly hints: { sip: string; xmpp: string };
-  private readonly idPrefix = randomBytes(4).toString('hex');
-  private lastId = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   /** Presence both ways (RFC 7248), when the server has a presence agent. */
   private readonly presence: PresenceBridge | undefined;
@@ -209,7 +206,7 @@ export class XmppGateway {
     if (this.link.downFor(Date.now()) > this.options.delayTimeMs) {
       return { status: 503, reason: 'Service Unavailable (XMPP server unreachable)', headers: this.retryAfter() };
     }
-    const attrs = { from: formatJid(from), to: formatJid(to), id: this.newId(), type: this.options.messageType };
+    const attrs = { from: formatJid(from), to: formatJid(to), id: repeatableId(requestKey(message)), type: this.options.messageType };
     return { im, attrs, origin: { sender: sipAddress(sender), target: sipAddress(target), recipient: to, excerpt: excerptOf(im.body) } };
   }
 
@@ -330,11 +327,6 @@ export class XmppGateway {
       const result = await this.relay.send({ from: `<${origin.target}>`, to: origin.sender, body, contentType: TEXT_PLAIN });
       if (result.status >= 300) this.log.info({ sender: origin.sender, status: result.status }, 'error notification not delivered');
     });
-  }
-
-
-  private newId(): string {
-    return `${this.idPrefix}-${++this.lastId}`;
   }
 }
 

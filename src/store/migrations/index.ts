@@ -8,6 +8,7 @@ import { gateway } from './003_gateway.js';
 import { offlineSentAt } from './004_offline_sent_at.js';
 import { presence } from './005_presence.js';
 import { outbox } from './006_outbox.js';
+import { offlineOrigin } from './007_offline_origin.js';
 
 export interface StoreMigration {
   // Kysely<any>: a migration works on the schema as it was at its version, not on today's Database type.
@@ -21,4 +22,5 @@ export const migrations: Readonly<Record<string, StoreMigration>> = {
   '004_offline_sent_at': offlineSentAt,
   '005_presence': presence,
   '006_outbox': outbox,
+  '007_offline_origin': offlineOrigin,
 };
