@@ -1,9 +1,11 @@
 // Chaos: a real Parley process under mixed traffic (relay between registered UAs, messages stored for
-// an offline user, room posts, the XMPP gateway to a real Prosody) is killed with -9 at random
-// moments (fixed seed) and started again on the same database and ports; Prosody is restarted once
-// meanwhile. Every message Parley acknowledged (200 or 202) reaches its recipient in the end, and a
-// message that arrives more than once comes each time under one identity (SIP: Call-ID, From tag
-// and CSeq; XMPP: the stanza id), so the recipient can tell a copy from a new message.
+// an offline user, room posts, the XMPP gateway to a real Prosody, a per-user IRC account on a real
+// ngIRCd) is killed with -9 at random moments (fixed seed) and started again on the same database
+// and ports; Prosody and ngIRCd are restarted once meanwhile. Every message Parley acknowledged (200
+// or 202) reaches its recipient in the end (over IRC, which stores nothing for a nick that is away:
+// or its sender is told it was not delivered), and a message that arrives more than once comes each
+// time under one identity (SIP: Call-ID, From tag and CSeq; XMPP: the stanza id), so the recipient
+// can tell a copy from a new message. IRC has no message ids: copies there are only counted.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -11,24 +13,33 @@ import { join } from 'node:path';
 import type { SipMessage } from '../../src/sip/index.js';
 import { eventually } from '../support/eventually.js';
 import { killAll, startParley, tempDir, type ParleyProcess } from '../support/process.js';
+import { gatewayConfig } from '../support/gateway.js';
+import { IrcUser } from '../support/irc-user.js';
+import { Ngircd } from '../support/ngircd.js';
 import { Prosody } from '../support/prosody.js';
 import { TestUA } from '../support/ua.js';
 import { XmppUser } from '../support/xmpp-user.js';
 import { sleep } from './wire.js';
 
 const SEED = 0x5eed_c4a0;
+const IRC_PASSWORD = 'Irc-Server-Pass-4711';
 const KILLS = 3;
 /** A kill comes this long after the process started serving, at random within it. */
 const KILL_AFTER_MS = { min: 300, max: 1500 };
 
 let prosody: Prosody | undefined;
 let juliet: XmppUser | undefined;
+let ngircd: Ngircd | undefined;
+/** The IRC user, and who it was before ngIRCd restarted. */
+const hanks: IrcUser[] = [];
 const agents: TestUA[] = [];
 after(async () => {
   for (const agent of agents) agent.close();
+  for (const hank of hanks) hank.close();
   killAll();
   await juliet?.stop();
   await prosody?.stop();
+  await ngircd?.stop();
 });
 
 /** mulberry32: the same kill moments on every run. */
@@ -66,14 +77,17 @@ interface Stream {
   ok: number;
   acknowledged: Set<string>;
   sent: number;
+  inFlight: boolean;
   /** Answers other than `ok`, by status, and requests never answered (Parley down). */
   refused: Map<number | 'none', number>;
 }
 
-test('kill -9 at random moments under mixed traffic, Prosody restarted once: every message acknowledged arrives, copies under one identity', async () => {
+test('kill -9 at random moments under mixed traffic, Prosody and ngIRCd restarted once: every message acknowledged arrives, copies under one identity', async () => {
   prosody = await Prosody.start();
   await prosody.register('juliet', 'password');
   juliet = await XmppUser.connect(prosody, 'juliet');
+  ngircd = await Ngircd.start({ password: IRC_PASSWORD });
+  hanks.push(await IrcUser.connect(ngircd, 'hank', IRC_PASSWORD));
 
   const dir = tempDir();
   const config = join(dir, 'parley.yaml');
@@ -81,7 +95,8 @@ test('kill -9 at random moments under mixed traffic, Prosody restarted once: eve
     config,
     'auth:\n  policy: open\noffline:\n  max_per_user: 100000\n' +
       `xmpp:\n  enabled: true\n  xmpp_domain: ${prosody.componentDomain}\n  xmpp_password: ${prosody.componentSecret}\n` +
-      `  xmpp_port: ${prosody.componentPort}\n  reconnect_min: 0.1\n  reconnect_max: 0.5\n`,
+      `  xmpp_port: ${prosody.componentPort}\n  reconnect_min: 0.1\n  reconnect_max: 0.5\n` +
+      `gateway:\n${Object.entries({ ...gatewayConfig, allow_unauthenticated: true }).map(([key, value]) => `  ${key}: ${String(value)}\n`).join('')}`,
   );
   let parley: ParleyProcess = await startParley({ dir, args: ['--config', config] });
   const restart = async (killed: ParleyProcess) => {
@@ -90,10 +105,10 @@ test('kill -9 at random moments under mixed traffic, Prosody restarted once: eve
     return startParley({ dir, db: killed.db, udpPort: killed.udp.port, tcpPort: killed.tcp.port, args: ['--config', config] });
   };
 
-  const [alice, bob, carol, dave, erin, frank] = await Promise.all(
-    ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'].map((user) => TestUA.create({ user, server: parley.udp })),
+  const [alice, bob, carol, dave, erin, frank, gina] = await Promise.all(
+    ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina'].map((user) => TestUA.create({ user, server: parley.udp })),
   );
-  agents.push(alice!, bob!, carol!, dave!, erin!, frank!);
+  agents.push(alice!, bob!, carol!, dave!, erin!, frank!, gina!);
   assert.equal((await bob!.register()).status, 200);
   assert.equal((await carol!.register()).status, 200);
   assert.equal((await carol!.register(0)).status, 200);
@@ -105,17 +120,45 @@ test('kill -9 at random moments under mixed traffic, Prosody restarted once: eve
   assert.equal((await dave!.message('sip:chat-chaos@localhost', '#join')).status, 200);
   await joined;
   await parley.waitForLog('XMPP component link online', 15_000);
+  assert.equal((await gina!.register()).status, 200);
+  const linked = gina!.waitForRequest((m) => m.body.toString().startsWith('Linked irc account'));
+  assert.equal((await gina!.message('sip:gateway@localhost', `#link irc gina@127.0.0.1 ${IRC_PASSWORD} 127.0.0.1:${ngircd.port} tls=none`)).status, 200);
+  await linked;
 
-  const stream = (name: string, from: TestUA, to: string, ok: number): Stream => ({ name, from, to, ok, acknowledged: new Set(), sent: 0, refused: new Map() });
+  const stream = (name: string, from: TestUA, to: string, ok: number): Stream => ({ name, from, to, ok, acknowledged: new Set(), sent: 0, inFlight: false, refused: new Map() });
   const streams = [
     stream('relayed', alice!, 'sip:bob@localhost', 200),
     stream('stored', alice!, 'sip:carol@localhost', 202),
     stream('posted', dave!, 'sip:chat-chaos@localhost', 200),
     stream('xmpp', frank!, `sip:juliet*${prosody.domain}@${prosody.componentDomain}`, 202),
+    stream('irc', gina!, 'sip:hank*127.0.0.1@irc.localhost', 202),
   ];
+  // Who received what, and what an acknowledged message still lacks.
+  const sipDeliveries = (ua: TestUA) =>
+    ua.received.filter((m) => m.method === 'MESSAGE').map((m) => ({ body: m.body.toString().replace(/^<dave> /, ''), identity: sipIdentity(m) }));
+  const xmppDeliveries = () => juliet!.messages.map((m) => ({ body: m.getChildText('body') ?? '', identity: m.attrs.id ?? '' }));
+  // From whatever nick gina's session had: after a kill, the old connection may hold "gina" a moment longer.
+  const ircDeliveries = () =>
+    hanks.flatMap((hank) => hank.lines.filter((m) => m.command === 'PRIVMSG' && m.params[0] === 'hank')).map((m) => ({ body: m.params.at(-1)!, identity: '' }));
+  const recipients = new Map([
+    ['relayed', () => sipDeliveries(bob!)],
+    ['stored', () => sipDeliveries(carol!)],
+    ['posted', () => sipDeliveries(erin!)],
+    ['xmpp', xmppDeliveries],
+    ['irc', ircDeliveries],
+  ]);
+  const ircNotices = () => gina!.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString());
+  const toldUndelivered = (body: string) => ircNotices().some((notice) => notice.includes('was not delivered') && notice.endsWith(`\n> ${body}`));
+  const missing = (s: Stream) => {
+    const bodies = new Set(recipients.get(s.name)!().map((delivery) => delivery.body));
+    return [...s.acknowledged].filter((body) => !bodies.has(body) && !(s.name === 'irc' && toldUndelivered(body)));
+  };
   let sending = true;
+  let ircPaused: Promise<void> | undefined;
   const traffic = streams.map(async (s) => {
     while (sending) {
+      if (s.name === 'irc') await ircPaused;
+      s.inFlight = true;
       const body = `${s.name} ${++s.sent}`;
       let status: number | 'none' = 'none';
       try {
@@ -123,6 +166,7 @@ test('kill -9 at random moments under mixed traffic, Prosody restarted once: eve
       } catch {
         // No answer within the UA's patience: Parley was down all that time; not acknowledged.
       }
+      s.inFlight = false;
       if (status === s.ok) s.acknowledged.add(body);
       else s.refused.set(status, (s.refused.get(status) ?? 0) + 1);
     }
@@ -138,6 +182,24 @@ test('kill -9 at random moments under mixed traffic, Prosody restarted once: eve
         await prosody.stop();
         await prosody.start();
       }
+      if (kill === 2) {
+        await sleep(random() * KILL_AFTER_MS.max);
+        // IRC confirms nothing: a PRIVMSG written as the server goes away, or before the session
+        // noticed it went, is lost without a word (a gap of the IRC gateway). So the IRC sender pauses
+        // around the restart, and what it was acknowledged arrives first; the other streams go on.
+        const irc = streams.find((stream) => stream.name === 'irc')!;
+        let resume!: () => void;
+        ircPaused = new Promise((resolve) => (resume = resolve));
+        await eventually(() => !irc.inFlight && missing(irc).length === 0, 'the IRC messages acknowledged so far delivered', 30_000);
+        const sessionsOnline = () => parley.logs.filter((line) => line.includes('"msg":"IRC session online"')).length;
+        const before = sessionsOnline();
+        await ngircd.stop();
+        await ngircd.start();
+        hanks.push(await IrcUser.connect(ngircd, 'hank', IRC_PASSWORD));
+        // Until gina's session has seen the server go and come back, what it writes goes nowhere.
+        await eventually(() => sessionsOnline() > before, 'gina\'s IRC session online again', 15_000);
+        resume();
+      }
     }
     await sleep(KILL_AFTER_MS.max);
   } finally {
@@ -148,19 +210,6 @@ test('kill -9 at random moments under mixed traffic, Prosody restarted once: eve
 
   // Every acknowledged message arrives: carol registers to get what was stored for her.
   assert.equal((await carol!.register()).status, 200);
-  const sipDeliveries = (ua: TestUA) =>
-    ua.received.filter((m) => m.method === 'MESSAGE').map((m) => ({ body: m.body.toString().replace(/^<dave> /, ''), identity: sipIdentity(m) }));
-  const xmppDeliveries = () => juliet!.messages.map((m) => ({ body: m.getChildText('body') ?? '', identity: m.attrs.id ?? '' }));
-  const recipients = new Map([
-    ['relayed', () => sipDeliveries(bob!)],
-    ['stored', () => sipDeliveries(carol!)],
-    ['posted', () => sipDeliveries(erin!)],
-    ['xmpp', xmppDeliveries],
-  ]);
-  const missing = (s: Stream) => {
-    const bodies = new Set(recipients.get(s.name)!().map((delivery) => delivery.body));
-    return [...s.acknowledged].filter((body) => !bodies.has(body));
-  };
   try {
     await eventually(() => streams.every((s) => missing(s).length === 0), 'every acknowledged message delivered', 30_000);
   } catch {
@@ -174,7 +223,8 @@ test('kill -9 at random moments under mixed traffic, Prosody restarted once: eve
     const ambiguous = [...identities].filter(([, seen]) => seen.size > 1).map(([body, seen]) => `${body}: ${[...seen].join(' / ')}`);
     assert.deepEqual(ambiguous, [], `${s.name}: a message delivered more than once under different identities`);
     const refused = [...s.refused].map(([status, count]) => `${count}×${status}`).join(' ');
-    summary.push(`${s.name} ${s.sent} sent, ${s.acknowledged.size} acknowledged${refused ? ` (not: ${refused})` : ''}, ${repeated} copies`);
+    const told = s.name === 'irc' ? `, ${[...s.acknowledged].filter(toldUndelivered).length} told undelivered` : '';
+    summary.push(`${s.name} ${s.sent} sent${told}, ${s.acknowledged.size} acknowledged${refused ? ` (not: ${refused})` : ''}, ${repeated} copies`);
   }
   console.log(`# chaos (seed ${SEED.toString(16)}, ${KILLS} kills): ${summary.join('; ')}`);
   assert.ok(parley.alive);
