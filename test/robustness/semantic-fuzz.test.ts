@@ -503,8 +503,10 @@ async function fuzzStream(target: Target, transport: Exclude<Transport, 'UDP'>, 
         connection = pooled && !pooled.closed ? pooled : (pool[slot] = await openStream(target, transport, onMessage));
       }
       const expected = expectationFor(bytes);
-      // A WebSocket message over the size limit closes the connection (1009) without a SIP answer.
-      const answerable = transport !== 'WS' || bytes.length <= MAX_MESSAGE_SIZE;
+      // A WebSocket message over the size limit closes the connection (1009) without a SIP answer; on
+      // TCP and TLS a Content-Length beyond the bytes sent leaves a message that is never complete,
+      // which waits for the rest until message_timeout closes the connection.
+      const answerable = transport === 'WS' ? bytes.length <= MAX_MESSAGE_SIZE : new StreamFramer(MAX_MESSAGE_SIZE).push(bytes).length > 0;
       const closeAlone = () => {
         connection.close();
         singles.delete(connection);
