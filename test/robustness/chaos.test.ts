@@ -155,6 +155,7 @@ test('kill -9 at random moments under mixed traffic, Prosody and ngIRCd restarte
   };
   let sending = true;
   let ircPaused: Promise<void> | undefined;
+  let resumeIrc = () => {};
   const traffic = streams.map(async (s) => {
     while (sending) {
       if (s.name === 'irc') await ircPaused;
@@ -188,8 +189,7 @@ test('kill -9 at random moments under mixed traffic, Prosody and ngIRCd restarte
         // noticed it went, is lost without a word (a gap of the IRC gateway). So the IRC sender pauses
         // around the restart, and what it was acknowledged arrives first; the other streams go on.
         const irc = streams.find((stream) => stream.name === 'irc')!;
-        let resume!: () => void;
-        ircPaused = new Promise((resolve) => (resume = resolve));
+        ircPaused = new Promise((resolve) => (resumeIrc = resolve));
         await eventually(() => !irc.inFlight && missing(irc).length === 0, 'the IRC messages acknowledged so far delivered', 30_000);
         const sessionsOnline = () => parley.logs.filter((line) => line.includes('"msg":"IRC session online"')).length;
         const before = sessionsOnline();
@@ -198,12 +198,13 @@ test('kill -9 at random moments under mixed traffic, Prosody and ngIRCd restarte
         hanks.push(await IrcUser.connect(ngircd, 'hank', IRC_PASSWORD));
         // Until gina's session has seen the server go and come back, what it writes goes nowhere.
         await eventually(() => sessionsOnline() > before, 'gina\'s IRC session online again', 15_000);
-        resume();
+        resumeIrc();
       }
     }
     await sleep(KILL_AFTER_MS.max);
   } finally {
     sending = false;
+    resumeIrc();
     await Promise.all(traffic);
   }
   for (const s of streams) assert.ok(s.acknowledged.size > 0, `no ${s.name} message acknowledged`);
