@@ -15,7 +15,7 @@ export function loadStoreConfig(values: { config?: string; db?: string }): Confi
 export async function withStore<T>(config: Config, use: (store: Store) => Promise<T>): Promise<T> {
   // Loaded only here so that the other commands do not load the database drivers.
   const { openStore } = await import('../store/index.js');
-  const store = await openStore(config.database);
+  const store = await openStore(config.database, { queryTimeout: config.database_timeout });
   try {
     return await use(store);
   } finally {

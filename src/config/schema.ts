@@ -292,6 +292,11 @@ const baseSchema = z
     database: databaseUrl
       .default('sqlite:./data/parley.db')
       .describe('Where users, registrations and stored messages live: sqlite:PATH or postgres://USER:PASSWORD@HOST/DATABASE.'),
+    database_timeout: z
+      .number()
+      .positive()
+      .default(5)
+      .describe('Seconds a PostgreSQL statement, or getting a connection for it, may take; past it (a server stopped, overloaded or cut off) the request that needed it gets 503 with Retry-After and background tasks try again later. SQLite waits at most 200 ms for another process\'s lock, whatever this says.'),
     log: section({
       level: z.enum(LOG_LEVELS).default('info').describe(`Least severe level logged: ${LOG_LEVELS.join(', ')}.`),
       format: z
@@ -360,7 +365,10 @@ const baseSchema = z
         .number()
         .positive()
         .default(10)
-        .describe('Seconds a SIP message may take to arrive whole on a TCP or TLS connection once its first byte came, and a TLS handshake or WebSocket upgrade request to complete; a connection that takes longer (slowloris) is closed.'),
+        .describe('Seconds a SIP message may take to arrive whole on a TCP or TLS connection once its first byte came (on a WebSocket: a frame), and a TLS handshake or WebSocket upgrade request to complete; a connection that takes longer (slowloris) is closed.'),
+      max_send_buffer: positiveInt
+        .default(4 * 1024 * 1024)
+        .describe('Bytes written to a TCP, TLS or WebSocket connection and not yet read by the peer past which Parley destroys the connection (a peer that never reads), counted in parley_sip_refused_total{reason="send_buffer"}.'),
       max_connections: positiveInt.default(10000).describe('Most TCP, TLS and WebSocket connections peers may have open at once, all listeners together; a further one is closed at once.'),
       max_connections_per_ip: positiveInt.default(200).describe('Most TCP, TLS and WebSocket connections one source IP address may have open at once (exempt_sources aside); a further one is closed at once.'),
       rate_limit: z

@@ -17,6 +17,7 @@ export function gatewayMetrics(gateway: () => GatewayService): Metric[] {
     counter('parley_gateway_commands_total', 'Commands (#link, #accounts...) sent to the per-user gateway.', () => gateway().stats.commands),
     counter('parley_gateway_refused_total', 'SIP requests the per-user gateway refused.', () => gateway().stats.refused),
     counter('parley_gateway_undelivered_total', 'Messages from SIP that never reached their network (the sender was told).', () => gateway().stats.undelivered),
+    { kind: 'gauge', name: 'parley_gateway_pending', help: 'MESSAGEs to a network answered 202 and not yet taken by their session (kept in the outbox; gateway.max_queue bounds them per account).', read: () => gateway().pendingMessages },
     counter('parley_gateway_account_failures_total', 'Linked accounts a network refused (wrong password...), which were then disabled.', () => gateway().stats.accountFailures),
   ];
 }

@@ -21,11 +21,11 @@
 // delivery into SIP) is the bridge's (src/bridge); the networks' sessions are its other edges.
 import type { Logger } from 'pino';
 import { type Address, type InstantMessage, SipBridge, type SipOrigin, TEXT_PLAIN, excerptOf, plainSipAddress, readSipMessage, senderOf } from '../bridge/index.js';
-import type { LegOutcome, Outbox, Relay } from '../relay/index.js';
+import { type LegOutcome, type Outbox, type Relay, repeatableId, requestKey } from '../relay/index.js';
 import type { PresenceService, PresenceState } from '../presence/index.js';
 import type { Registrar } from '../registrar/index.js';
 import { type IncomingRequest, type SipUri, aorOf, escapeUser, parseUri } from '../sip/index.js';
-import { logBackgroundFailure, type GatewayAccount, type GatewayAccountStore, type GatewayRoomStore, type OutboxStore } from '../store/index.js';
+import { STORE_RETRY_AFTER_SECONDS, isStoreUnavailable, logBackgroundFailure, type GatewayAccount, type GatewayAccountStore, type GatewayRoomStore, type OutboxStore } from '../store/index.js';
 import type { NetworkAdapter, NetworkSession, RefusalCause, SessionState } from './adapter.js';
 import { AccountError, type AccountRequest, type PreparedAccount, prepareAccount, sessionSettings } from './accounts.js';
 import { gatewayHelp, parseGatewayCommand, type GatewayCommand } from './commands.js';
@@ -181,6 +181,11 @@ export class GatewayService {
     return this.live.size;
   }
 
+  /** Messages answered 202 and not yet taken by their session (kept in the outbox). */
+  get pendingMessages(): number {
+    return this.outbox.size;
+  }
+
   /** The adapters of the networks served, by network id. */
   get networks(): ReadonlyMap<NetworkId, NetworkAdapter> {
     return this.byNetwork;
@@ -292,7 +297,7 @@ export class GatewayService {
     if (named && !inRoom) return this.refuse(request, 480, `Temporarily Unavailable (you are not in ${contact}; send #join to this address first)`);
     const unreachable = live.session.unreachable?.(contact);
     if (unreachable) return this.refuse(request, 480, `Temporarily Unavailable (${unreachable})`);
-    return this.send(request, live, { accountId: account.id, id: this.bridge.newId(), contact, room: inRoom, im, origin: this.originOf(sipUser, target, contact, im), since: Date.now() });
+    return this.send(request, live, { accountId: account.id, id: repeatableId(requestKey(request.message)), contact, room: inRoom, im, origin: this.originOf(sipUser, target, contact, im), since: Date.now() });
   }
 
   /** The MESSAGE to a local user whose linked account is on a network the sender has an account on too (purple's mapping). */
@@ -311,7 +316,7 @@ export class GatewayService {
       if ('status' in im) return this.refuse(request, im.status, im.reason, im.headers);
       const live = this.bringOnline(account);
       if (typeof live === 'string') break;
-      return this.send(request, live, { accountId: account.id, id: this.bridge.newId(), contact: their.extUser, room: false, im, origin: this.originOf(sipUser, target, their.extUser, im), since: Date.now() });
+      return this.send(request, live, { accountId: account.id, id: repeatableId(requestKey(request.message)), contact: their.extUser, room: false, im, origin: this.originOf(sipUser, target, their.extUser, im), since: Date.now() });
     }
     return this.deps.relay.handle(request);
   }
@@ -606,6 +611,8 @@ export class GatewayService {
     try {
       this.reply(sipUser, await this.run(parsed.command, sipUser, aor));
     } catch (error) {
+      // Logged once by the store; the user is told it may work in a moment.
+      if (isStoreUnavailable(error)) return this.reply(sipUser, `#${parsed.command.name} failed: temporarily unavailable (the store), try again in ${STORE_RETRY_AFTER_SECONDS} s`);
       // The command line may hold a password: it is not logged, only which command failed.
       this.log.error({ err: error, command: parsed.command.name, sipUser }, 'gateway command failed');
       this.reply(sipUser, `#${parsed.command.name} failed: internal error`);

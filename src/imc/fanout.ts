@@ -9,7 +9,8 @@
 import type { Logger } from 'pino';
 import type { OutboxStore, RoomHistoryEntry } from '../store/index.js';
 import {
-  type DeliveryResult, type DeliveryTurn, type LegOutcome, type OutgoingMessage, Outbox, OrderedDeliveries, type Relay, STORE_UNAVAILABLE_REASON, bodyCodec,
+  type DeliveryResult, type DeliveryTurn, type LegContext, type LegOutcome, type OutgoingMessage, Outbox, OrderedDeliveries, type Relay, type ResendIdentity,
+  STORE_UNAVAILABLE_REASON, bodyCodec, resendIdentity,
 } from '../relay/index.js';
 import { type Header, quote } from '../sip/index.js';
 import { type Room, type RoomRef, activeMembers, aorOfMember, roomUri } from './rooms.js';
@@ -32,10 +33,13 @@ export interface DeliveryStats {
 /** A MESSAGE of the rooms but for its recipient. */
 type Leg = Omit<OutgoingMessage, 'to'>;
 
+/** A post as the outbox keeps it: with what names the request it came in, so a copy sent again is recognisable. */
+type RoomPost = RoomHistoryEntry & { origin?: string };
+
 export class RoomFanOut {
   private readonly queues = new OrderedDeliveries((error) => this.log.error({ err: error }, 'room delivery error'));
   /** Posts confirmed and not yet delivered to every member. */
-  private readonly posts: Outbox<RoomHistoryEntry>;
+  private readonly posts: Outbox<RoomPost>;
   /** The MESSAGE of each post (or history entry) being delivered, built by its first leg. */
   private readonly built = new WeakMap<RoomHistoryEntry, Leg>();
 
@@ -47,7 +51,7 @@ export class RoomFanOut {
     private readonly log: Logger,
   ) {
     const limits = { maxMessages: options.maxPending, maxPerRecipient: options.maxBacklog };
-    this.posts = new Outbox(outbox, 'room', bodyCodec<RoomHistoryEntry>(), { deliver: (entry, recipient, _, turn) => this.deliverPost(entry, recipient, turn) }, this.queues, limits, log);
+    this.posts = new Outbox(outbox, 'room', bodyCodec<RoomPost>(), { deliver: (post, recipient, _, leg) => this.deliverPost(post, recipient, leg) }, this.queues, limits, log);
     relay.trackOutbox(this.posts);
   }
 
@@ -66,8 +70,8 @@ export class RoomFanOut {
   }
 
   /** Puts a post in the outbox for its recipients; resolves once it is durable (rejects with OutboxFull past a bound). */
-  post(entry: RoomHistoryEntry, recipients: string[]): Promise<void> {
-    return this.posts.submit(entry, recipients, entry.at);
+  post(entry: RoomHistoryEntry, recipients: string[], origin: string): Promise<void> {
+    return this.posts.submit({ ...entry, origin }, recipients, entry.at);
   }
 
   /** A history entry to a member who joined, in the member's queue after what it was sent before, with its original Date. */
@@ -103,18 +107,21 @@ export class RoomFanOut {
   }
 
   /** One leg of a post: done once delivered, stored offline or refused for good; tried again while the offline store is unavailable. */
-  private async deliverPost(entry: RoomHistoryEntry, recipient: string, turn: DeliveryTurn): Promise<LegOutcome> {
-    const result = await this.sendEntry(entry, recipient, turn);
+  private async deliverPost(post: RoomPost, recipient: string, leg: LegContext): Promise<LegOutcome> {
+    // Posts kept by an earlier version have no origin: their leg in the outbox names them.
+    const identity = resendIdentity(post.origin ? `room.${post.origin}.${recipient}` : leg.key);
+    const result = await this.sendEntry(post, recipient, leg.turn, undefined, identity);
     return result.status === 503 && result.reason === STORE_UNAVAILABLE_REASON ? 'retry' : 'done';
   }
 
-  private async sendEntry(entry: RoomHistoryEntry, recipient: string, turn: DeliveryTurn, date?: Date): Promise<DeliveryResult> {
+  private async sendEntry(entry: RoomHistoryEntry, recipient: string, turn: DeliveryTurn, date?: Date, identity?: ResendIdentity): Promise<DeliveryResult> {
     let leg = this.built.get(entry);
     if (!leg) {
       leg = this.render(entry);
       this.built.set(entry, leg);
     }
-    const result = await this.relay.send({ ...leg, to: `sip:${recipient}`, date }, turn);
+    const copy = identity ? { from: `${leg.from};tag=${identity.fromTag}`, callId: identity.callId } : {};
+    const result = await this.relay.send({ ...leg, ...copy, to: `sip:${recipient}`, date }, turn);
     if (result.status < 300) this.stats.messagesOut++;
     else {
       this.stats.deliveriesFailed++;

@@ -4,9 +4,9 @@
 // sender, the body and the rate, and offers the operator's actions to the admin RPC.
 import type { Logger } from 'pino';
 import { isStoreUnavailable, type OutboxStore, type RoomHistoryEntry, type RoomStore } from '../store/index.js';
-import { OutboxFull, type Relay } from '../relay/index.js';
+import { OutboxFull, type Relay, requestKey } from '../relay/index.js';
 import type { RequestHandler } from '../plugin/index.js';
-import { type IncomingRequest, type Header, parseUri, UriError } from '../sip/index.js';
+import { type IncomingRequest, type Header, type SipMessage, parseUri, UriError } from '../sip/index.js';
 import { AddressRanges, SourceRateLimiter } from '../sip/transport/limits.js';
 import { type Answer, RoomActions, runCommand, userArg } from './commands.js';
 import { RoomFanOut } from './fanout.js';
@@ -166,7 +166,7 @@ export class RoomService {
     if (text !== undefined && text.includes('\0')) return request.reply(400, 'Bad Request (NUL in text)');
     const postType = contentType === 'text/plain' || !message.get('content-type') ? 'text/plain;charset=utf-8' : message.get('content-type')!;
     try {
-      await this.post(room, member, sender, postType, message.body);
+      await this.post(room, member, sender, postType, message);
     } catch (error) {
       // A store unavailable is answered 503 with Retry-After by the server's dispatch.
       if (!(error instanceof OutboxFull)) throw error;
@@ -183,10 +183,10 @@ export class RoomService {
   }
 
   /** Puts a message in the outbox for every active member but the sender (resolving once it is durable), and records it in the history. */
-  private async post(room: Room, member: Member, sender: string, contentType: string, body: Buffer): Promise<void> {
-    const entry: RoomHistoryEntry = { roomName: room.name, roomDomain: room.domain, sender, nick: displayNick(member), contentType, body, at: Date.now() };
+  private async post(room: Room, member: Member, sender: string, contentType: string, message: SipMessage): Promise<void> {
+    const entry: RoomHistoryEntry = { roomName: room.name, roomDomain: room.domain, sender, nick: displayNick(member), contentType, body: message.body, at: Date.now() };
     const recipients = activeMembers(room).map(aorOfMember).filter((aor) => aor !== sender);
-    await this.fanout.post(entry, recipients);
+    await this.fanout.post(entry, recipients, requestKey(message));
     this.history.record(room, entry);
   }
 

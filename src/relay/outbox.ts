@@ -6,7 +6,8 @@
  * through the same per-recipient queue as the module's other deliveries, pipelined: a leg's outcome
  * is taken into account only after the recipient's earlier legs', so its progress mark never passes
  * a leg still pending. A leg that is done is marked in batches; a row done for everyone is deleted. At start, what is pending is delivered
- * again: at least once, and a leg done in the last PROGRESS_DELAY_MS before a kill may come twice.
+ * again: at least once, and a leg done in the last PROGRESS_DELAY_MS before a kill may come twice,
+ * under the same leg key both times (see resend.ts).
  */
 import type { Logger } from 'pino';
 import { isStoreUnavailable, logBackgroundFailure, type OutboxRecord, type OutboxStore } from '../store/index.js';
@@ -38,9 +39,19 @@ export interface OutboxLimits {
 /** The outbox is past one of its bounds: nothing was stored, the sender is to try again later. */
 export class OutboxFull extends Error {}
 
+/** What names one leg and places it in its recipient's order. */
+export interface LegContext {
+  key: string;
+  turn: DeliveryTurn;
+}
+
 export interface OutboxDelivery<Item> {
-  /** One leg: the item to one recipient; `acceptedAt` is when the sender was answered; `turn` its place in the recipient's order. */
-  deliver(item: Item, recipient: string, acceptedAt: number, turn: DeliveryTurn): Promise<LegOutcome>;
+  /**
+   * One leg: the item to one recipient; `acceptedAt` is when the sender was answered; `leg.key` names
+   * this leg for good, the same when it is delivered again after a restart; `leg.turn` is its place
+   * in the recipient's order.
+   */
+  deliver(item: Item, recipient: string, acceptedAt: number, leg: LegContext): Promise<LegOutcome>;
 }
 
 export class Outbox<Item> {
@@ -156,7 +167,7 @@ export class Outbox<Item> {
   private async runLeg(record: OutboxRecord, item: Item, recipient: string, turn: DeliveryTurn): Promise<void> {
     let done = false;
     while (!done && !this.stopping) {
-      done = (await this.attempt(item, recipient, record.createdAt, turn)) === 'done';
+      done = (await this.attempt(item, recipient, record, turn)) === 'done';
       if (!done && !this.stopping) await new Promise((resolve) => setTimeout(resolve, RETRY_MS).unref());
     }
     // Left pending in the store while stopping: the next start delivers it.
@@ -178,9 +189,9 @@ export class Outbox<Item> {
   }
 
   /** A leg that throws is tried again while the store is unavailable; otherwise it is logged and given up, so one bad item cannot hold up its recipient for ever. */
-  private async attempt(item: Item, recipient: string, acceptedAt: number, turn: DeliveryTurn): Promise<LegOutcome> {
+  private async attempt(item: Item, recipient: string, record: OutboxRecord, turn: DeliveryTurn): Promise<LegOutcome> {
     try {
-      return await this.delivery.deliver(item, recipient, acceptedAt, turn);
+      return await this.delivery.deliver(item, recipient, record.createdAt, { key: `${this.kind}.${record.id}.${record.createdAt}.${recipient}`, turn });
     } catch (error) {
       if (isStoreUnavailable(error)) return 'retry';
       this.log.error({ err: error, kind: this.kind, recipient }, 'outbox delivery failed; given up');

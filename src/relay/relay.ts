@@ -11,6 +11,7 @@ import {
 import type { Header } from '../sip/message.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import type { Outbox } from './outbox.js';
+import { requestKey, resendIdentity } from './resend.js';
 import { digestRealm } from '../registrar/digest.js';
 import type { DeliveryTurn } from './ordered.js';
 
@@ -279,6 +280,7 @@ export class Relay {
         receivedAt: now,
         sentAt: dateOf(message),
         expiresAt: now + this.options.offline.expires * 1000,
+        origin: requestKey(message),
       },
       this.options.offline.maxPerUser,
     );
@@ -353,10 +355,12 @@ export class Relay {
 
   /** Sends one stored message to the AOR's contacts; true when it was taken and removed from the store. */
   private async deliverOne(aor: string, stored: StoredMessage): Promise<boolean> {
+    const identity = resendIdentity(`offline.${stored.origin ?? `${stored.id}.${stored.receivedAt}`}.${aor}`);
     const message = this.stack.createRequest({
       method: 'MESSAGE',
       uri: stripToUri(stored.toHeader),
-      from: stored.fromHeader,
+      from: `${stored.fromHeader};tag=${identity.fromTag}`,
+      callId: identity.callId,
       to: stored.toHeader,
       headers: [{ name: 'date', value: new Date(stored.sentAt ?? stored.receivedAt).toUTCString() }],
       body: stored.body,

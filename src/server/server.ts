@@ -113,7 +113,7 @@ export class ParleyServer {
     const routed = this.given.filter((plugin) => enabled.includes(plugin));
     this.router.compile(routed.flatMap((plugin) => (plugin.routes?.(config) ?? []).map((route) => ({ key: plugin.section?.key ?? plugin.name, route }))));
 
-    this.store = await openStore(config.database, { log: this.log.child({ module: 'store' }) });
+    this.store = await openStore(config.database, { log: this.log.child({ module: 'store' }), queryTimeout: config.database_timeout });
     let listening = false;
     try {
       this.transports = new TransportLayer(transportOptions(config));
@@ -232,6 +232,7 @@ function transportOptions(config: Config): TransportOptions {
     maxMessageSize: sip.max_message_size,
     idleTimeout: sip.tcp_idle_timeout,
     messageTimeout: sip.message_timeout,
+    maxSendBuffer: sip.max_send_buffer,
     maxConnections: sip.max_connections,
     maxConnectionsPerIp: sip.max_connections_per_ip,
     rate: sip.rate_limit > 0 ? { limit: sip.rate_limit, window: sip.rate_window, action: sip.rate_action } : undefined,

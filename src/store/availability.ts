@@ -11,10 +11,20 @@ import { StoreError, type StoreDriver, type StoreOutage } from './types.js';
 const SQLITE_UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|PROTOCOL)/;
 /** Node socket errors while reaching the PostgreSQL server. */
 const NETWORK_UNAVAILABLE = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|EHOSTDOWN|EAI_AGAIN)$/;
-/** SQLSTATE: class 08 connection exception, class 53 insufficient resources, 57P01-57P03 shutting down, restarting, starting up. */
-const POSTGRES_UNAVAILABLE = /^(08[0-9A-Z]{3}|53[0-9A-Z]{3}|57P0[123])$/;
-/** pg's own errors for a connection lost or never made carry no code. */
-const POSTGRES_CONNECTION_LOST = /Connection terminated|timeout exceeded when trying to connect|not queryable/;
+/**
+ * SQLSTATE: class 08 connection exception, class 53 insufficient resources, 57014 statement canceled
+ * (past statement_timeout), 57P01-57P03 shutting down, restarting, starting up.
+ */
+const POSTGRES_UNAVAILABLE = /^(08[0-9A-Z]{3}|53[0-9A-Z]{3}|57014|57P0[123])$/;
+/** pg's own message for a server that did not answer a statement within query_timeout. */
+const POSTGRES_QUERY_TIMEOUT = 'Query read timeout';
+/** pg's own errors for a connection lost or never made, or a server that does not answer, carry no code. */
+const POSTGRES_CONNECTION_LOST = new RegExp(`Connection terminated|timeout exceeded when trying to connect|not queryable|${POSTGRES_QUERY_TIMEOUT}`);
+
+/** True for pg's error of a statement the server did not answer in time: its connection is of no further use. */
+export function isQueryTimeout(error: unknown): error is Error {
+  return error instanceof Error && error.message === POSTGRES_QUERY_TIMEOUT;
+}
 
 /** Seconds a client (SIP or the admin endpoint's) is asked to wait before trying again while the store is unavailable. */
 export const STORE_RETRY_AFTER_SECONDS = 5;

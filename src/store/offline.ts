@@ -32,6 +32,7 @@ export class OfflineRepository implements OfflineStore {
           received_at: message.receivedAt,
           sent_at: message.sentAt ?? null,
           expires_at: message.expiresAt,
+          origin: message.origin ?? null,
         })
         .returning('id')
         .executeTakeFirstOrThrow();
@@ -81,6 +82,6 @@ function toStoredMessage(row: Selectable<OfflineMessagesTable>): StoredMessage {
     body: row.body,
     receivedAt: row.received_at,
     expiresAt: row.expires_at,
-    ...nullsAbsent({ sentAt: row.sent_at }),
+    ...nullsAbsent({ sentAt: row.sent_at, origin: row.origin }),
   };
 }

@@ -2,10 +2,13 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationProvider, type SqliteDatabase as KyselySqliteDatabase } from 'kysely';
+import {
+  Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationProvider, type PostgresPool, type PostgresPoolClient,
+  type SqliteDatabase as KyselySqliteDatabase,
+} from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { StoreAvailability, watchedDialect } from './availability.js';
+import { StoreAvailability, isQueryTimeout, watchedDialect } from './availability.js';
 import { GatewayAccountRepository, GatewayRoomRepository } from './accounts.js';
 import { LocationRepository } from './locations.js';
 import { migrations } from './migrations/index.js';
@@ -27,7 +30,8 @@ const ACCEPTED_FORMS = 'sqlite:PATH, sqlite::memory: or postgres://user:password
  * long does not stall the process 200 ms per request.
  */
 const SQLITE_BUSY_TIMEOUT_MS = 200;
-const POSTGRES_CONNECT_TIMEOUT_MS = 10_000;
+/** How long a PostgreSQL statement, or getting a connection for it, may take unless told otherwise. */
+const DEFAULT_QUERY_TIMEOUT_SECONDS = 5;
 const PG_INT8_OID = 20;
 
 type SqliteTarget = { driver: 'sqlite'; path: string };
@@ -50,11 +54,17 @@ function createRepositories(db: Kysely<Database>) {
 export interface OpenStoreOptions {
   /** Where outages are reported: once when the store becomes unavailable, once when it is back. */
   log?: Logger;
+  /**
+   * Seconds a PostgreSQL statement, or getting a connection for it, may take; past it the statement
+   * fails as "store unavailable", so a server that hangs (stopped, overloaded, cut off) holds no request forever.
+   */
+  queryTimeout?: number;
 }
 
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
   const target = parseStoreUrl(url);
-  const { db, availability } = target.driver === 'sqlite' ? openSqlite(target, 'read-write') : await openPostgres(target);
+  const queryTimeoutMs = (options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT_SECONDS) * 1000;
+  const { db, availability } = target.driver === 'sqlite' ? openSqlite(target, 'read-write') : await openPostgres(target, queryTimeoutMs);
   await migrateToLatest(db, target);
   // Only now: a store unavailable while opening fails the start rather than being retried.
   if (options.log) availability.reportTo(options.log);
@@ -91,7 +101,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
  */
 export async function openForeignDatabase(url: string): Promise<Kysely<Database>> {
   const target = parseStoreUrl(url);
-  return (target.driver === 'sqlite' ? openSqlite(target, 'read-only') : await openPostgres(target)).db;
+  return (target.driver === 'sqlite' ? openSqlite(target, 'read-only') : await openPostgres(target, DEFAULT_QUERY_TIMEOUT_SECONDS * 1000)).db;
 }
 
 function parseStoreUrl(url: string): StoreTarget {
@@ -171,13 +181,17 @@ function preparingOnce(database: SqliteDatabase.Database): KyselySqliteDatabase 
   };
 }
 
-async function openPostgres(target: PostgresTarget): Promise<OpenDatabase> {
+async function openPostgres(target: PostgresTarget, queryTimeoutMs: number): Promise<OpenDatabase> {
   // Timestamps and ids are bigint columns; as ms since the epoch they stay far below 2^53, so a JS number holds them exactly.
   const types = new pg.TypeOverrides();
   types.setTypeParser(PG_INT8_OID, Number);
   const pool = new pg.Pool({
     connectionString: target.url,
-    connectionTimeoutMillis: POSTGRES_CONNECT_TIMEOUT_MS,
+    connectionTimeoutMillis: queryTimeoutMs,
+    // Both: the server cancels a statement that runs too long (and frees its locks); the client stops
+    // waiting for a server that does not answer at all.
+    statement_timeout: queryTimeoutMs,
+    query_timeout: queryTimeoutMs,
     types,
   });
   // A client losing its connection (server restart) must not crash the process: idle, the pool
@@ -186,7 +200,7 @@ async function openPostgres(target: PostgresTarget): Promise<OpenDatabase> {
   pool.on('error', () => {});
   pool.on('connect', (client) => client.on('error', () => {}));
   const availability = new StoreAvailability('postgres', (error) => reasonOf(target, error));
-  const db = new Kysely<Database>({ dialect: watchedDialect(new PostgresDialect({ pool }), availability) });
+  const db = new Kysely<Database>({ dialect: watchedDialect(new PostgresDialect({ pool: discardingTimedOut(pool) }), availability) });
   try {
     await sql`select 1`.execute(db);
     return { db, availability };
@@ -194,6 +208,30 @@ async function openPostgres(target: PostgresTarget): Promise<OpenDatabase> {
     await db.destroy();
     throw storeFailure('CONNECT_FAILED', 'Cannot connect to', target, error);
   }
+}
+
+/**
+ * The pool as kysely takes it, where a client whose statement timed out goes back as broken: the pool
+ * closes it rather than lending it again with that statement still pending on a server that may never answer.
+ */
+function discardingTimedOut(pool: pg.Pool): PostgresPool {
+  return {
+    async connect(): Promise<PostgresPoolClient> {
+      const client = await pool.connect();
+      let timedOut: Error | undefined;
+      // Only statements: kysely passes a cursor for streamed results, which Parley never asks for.
+      const query = async (text: string, parameters: unknown[]) => {
+        try {
+          return await client.query(text, parameters);
+        } catch (error) {
+          if (isQueryTimeout(error)) timedOut = error;
+          throw error;
+        }
+      };
+      return { query: query as unknown as PostgresPoolClient['query'], release: () => client.release(timedOut) };
+    },
+    end: () => pool.end(),
+  };
 }
 
 async function migrateToLatest(db: Kysely<Database>, target: StoreTarget): Promise<void> {

@@ -42,6 +42,7 @@ export interface OfflineMessagesTable {
   received_at: number;
   sent_at: number | null;
   expires_at: number;
+  origin: string | null;
 }
 
 export interface PresencePublicationsTable {

@@ -73,6 +73,8 @@ export interface StoredMessage {
   /** The sender's Date header, when it had a valid one: sent back as the Date on delivery instead of receivedAt. */
   sentAt?: number;
   expiresAt: number;
+  /** What names the request it came in (Call-ID, From tag, CSeq): a retransmission stored again after a restart is delivered under the same identity. */
+  origin?: string;
 }
 
 export interface OfflineStore {

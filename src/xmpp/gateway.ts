@@ -12,7 +12,7 @@ import {
   type InstantMessage, type Notification, type Refusal, SipBridge, type SipOrigin, TEXT_PLAIN, type Wanted, excerptOf, readSipPayload, senderOf, sipAddress,
   plainSipAddress,
 } from '../bridge/index.js';
-import type { LegOutcome, Outbox, Relay } from '../relay/index.js';
+import { type LegOutcome, type Outbox, type Relay, repeatableId, requestKey } from '../relay/index.js';
 import type { OutboxStore } from '../store/index.js';
 import type { IncomingRequest, SipMessage } from '../sip/index.js';
 import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, unescapeLocal } from './addresses.js';
@@ -230,7 +230,7 @@ export class XmppGateway {
     if (to.domain === this.options.addresses.xmppDomain) return { status: 482, reason: 'Loop Detected (that XMPP address leads back to SIP)' };
     const payload = readSipPayload(message, this.options.maxBody);
     if ('status' in payload) return payload;
-    const attrs = { from: formatJid(from), to: formatJid(to), id: this.bridge.newId(), type: this.options.messageType };
+    const attrs = { from: formatJid(from), to: formatJid(to), id: repeatableId(requestKey(message)), type: this.options.messageType };
     if (payload.kind === 'typing') return { stanza: chatStateStanza(chatStateOfComposing(payload.typing), attrs), transient: true };
     if (payload.kind === 'receipt') return { stanza: this.receiptFor(payload.receipt, plainSipAddress(sender), attrs), transient: false };
     const { text: im, imdn } = payload;

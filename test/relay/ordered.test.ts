@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { OrderedDeliveries, Outbox, jsonCodec, type DeliveryTurn, type LegOutcome } from '../../src/relay/index.js';
+import { OrderedDeliveries, Outbox, jsonCodec, type DeliveryTurn, type LegContext, type LegOutcome } from '../../src/relay/index.js';
 import type { OutboxProgress, OutboxStore } from '../../src/store/index.js';
 import { createResponse, type SipMessage } from '../../src/sip/index.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -125,7 +125,7 @@ test('outbox: a leg left pending at stop keeps the later legs of its recipient p
   const delivered: string[] = [];
   const delivery = {
     // The first can never be stored (the store is unavailable for it); the others reach bob.
-    deliver: (text: string, _recipient: string, _at: number, turn: DeliveryTurn): Promise<LegOutcome> => {
+    deliver: (text: string, _recipient: string, _at: number, { turn }: LegContext): Promise<LegOutcome> => {
       turn.sent(4);
       if (text === 'first') return Promise.resolve('retry');
       delivered.push(text);

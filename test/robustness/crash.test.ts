@@ -4,7 +4,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { randomToken } from '../../src/sip/index.js';
+import { randomToken, type SipMessage } from '../../src/sip/index.js';
 import { udpAgents } from '../support/ua.js';
 import { killAll, startParley, tempDir, type ParleyProcess } from '../support/process.js';
 import { bindUdp, closeUdp, lenient, request, sleep } from './wire.js';
@@ -77,6 +77,42 @@ describe('kill -9 safety', () => {
       const message = await relayed;
       assert.equal(message.body.toString(), 'after the crash');
       assert.equal(message.uri, carol.contact);
+    } finally {
+      await parley.stop();
+    }
+  });
+
+  test('a stored message and a room post delivered just before kill -9 (unconfirmed) come again after the restart as the same request: Call-ID, From tag, CSeq', async () => {
+    let parley = await startParley();
+    try {
+      const [grace, heidi] = await Promise.all([ua('grace', parley.udp), ua('heidi', parley.udp)]);
+      assert.equal((await grace.register()).status, 200);
+      const created = grace.waitForRequest((m) => m.body.toString().startsWith('created room'));
+      assert.equal((await grace.message('sip:chat-manager@localhost', '#create chat-resend')).status, 200);
+      await created;
+      const joined = grace.waitForRequest((m) => m.body.toString().includes('has joined'));
+      assert.equal((await heidi.message('sip:chat-resend@localhost', '#join')).status, 200);
+      await joined;
+      assert.equal((await grace.register(0)).status, 200);
+      assert.equal((await heidi.message('sip:grace@localhost', 'stored for grace')).status, 202);
+
+      // grace takes both and never confirms: Parley cannot know she has them.
+      grace.answer = null;
+      const stored = grace.waitForRequest((m) => m.body.toString() === 'stored for grace');
+      assert.equal((await grace.register()).status, 200);
+      const firstStored = await stored;
+      const posted = grace.waitForRequest((m) => m.body.toString().includes('posted to the room'));
+      assert.equal((await heidi.message('sip:chat-resend@localhost', 'posted to the room')).status, 200);
+      const firstPost = await posted;
+
+      grace.answer = 200;
+      const storedAgain = grace.waitForRequest((m) => m !== firstStored && m.body.toString() === 'stored for grace', 15_000);
+      const postedAgain = grace.waitForRequest((m) => m !== firstPost && m.body.toString().includes('posted to the room'), 15_000);
+      parley = await crashAndRestart(parley);
+      assert.equal((await grace.register()).status, 200);
+      const identity = (m: SipMessage) => ({ callId: m.callId, fromTag: m.from.params.get('tag'), cseq: m.get('cseq') });
+      assert.deepEqual(identity(await storedAgain), identity(firstStored), 'the stored message came again as another request');
+      assert.deepEqual(identity(await postedAgain), identity(firstPost), 'the room post came again as another request');
     } finally {
       await parley.stop();
     }

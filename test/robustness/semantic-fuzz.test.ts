@@ -6,8 +6,9 @@
 // queues) and the per-user gateway.
 //
 // After each batch: the process is alive, its VmRSS is under RSS_LIMIT_KB, and a MESSAGE from one
-// registered UA still reaches another. On a failure the seed, the case number and the exact bytes of
-// the last cases sent are printed.
+// registered UA still reaches another. At the end, every case that can be answered was (a request
+// with a readable top Via and CSeq; over UDP one asking for rport), bar one in two hundred late. On a failure
+// the seed, the case number and the exact bytes of the last cases sent are printed.
 //
 // PARLEY_FUZZ_SEED=<n> picks another seed; PARLEY_FUZZ_CASES=<n> the number of cases over both
 // configurations (npm run bench:fuzz runs a million).
@@ -21,7 +22,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
-import { createResponse } from '../../src/sip/index.js';
+import { createResponse, parseVia } from '../../src/sip/index.js';
 import { computeHa1 } from '../../src/registrar/credentials.js';
 import { openStore } from '../../src/store/index.js';
 import { canAnswer } from '../../src/sip/parser.js';
@@ -373,10 +374,12 @@ function answer(data: Buffer, write: (bytes: Buffer) => void): void {
   }
 }
 
-/** The branch of a response's top Via, when it reads. */
+/** The branch of a response's top Via, when it reads; the Vias below it, copied from the case, may not (a port 0 among 70). */
 function branchOf(seen: Inspection): string | undefined {
+  const top = seen.message?.getAll('via')[0];
+  if (top === undefined) return undefined;
   try {
-    return seen.message?.via.branch;
+    return parseVia(top).branch;
   } catch {
     return undefined;
   }
@@ -500,8 +503,10 @@ async function fuzzStream(target: Target, transport: Exclude<Transport, 'UDP'>, 
         connection = pooled && !pooled.closed ? pooled : (pool[slot] = await openStream(target, transport, onMessage));
       }
       const expected = expectationFor(bytes);
-      // A WebSocket message over the size limit closes the connection (1009) without a SIP answer.
-      const answerable = transport !== 'WS' || bytes.length <= MAX_MESSAGE_SIZE;
+      // A WebSocket message over the size limit closes the connection (1009) without a SIP answer; on
+      // TCP and TLS a Content-Length beyond the bytes sent leaves a message that is never complete,
+      // which waits for the rest until message_timeout closes the connection.
+      const answerable = transport === 'WS' ? bytes.length <= MAX_MESSAGE_SIZE : new StreamFramer(MAX_MESSAGE_SIZE).push(bytes).length > 0;
       const closeAlone = () => {
         connection.close();
         singles.delete(connection);
@@ -554,6 +559,9 @@ for (const [n, policy] of (['open', 'required'] as const).entries()) {
       assert.deepEqual(fatal.map((e) => JSON.stringify(e).slice(0, 800)), [], "'request failed' or fatal log events");
       assert.deepEqual(target.tally.injections, [], 'messages from Parley with a bare CR in a header line or a control character in the reason phrase');
       if (policy === 'required' && target.tally.sent > 1000) assert.ok(target.tally.authenticatedThrough > 0, 'no authenticated case got past the challenge');
+      // A few cases answered late on a loaded machine (or their answer dropped by a full socket buffer of
+      // this process) are tolerated; a kind of case never answered is not.
+      assert.ok(target.tally.unanswered <= target.tally.sent / 200, `${target.tally.unanswered} of ${target.tally.sent} cases unanswered, e.g.:\n${target.tally.unansweredCases.join('\n')}`);
     });
   });
 }

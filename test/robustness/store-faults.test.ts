@@ -28,11 +28,11 @@ async function ua(user: string, server: Endpoint): Promise<TestUA> {
   return agent;
 }
 
-/** Parley on `db` (default: SQLite in `dir`), open registration, no practical offline limit, the XMPP gateway towards a server not there. */
-async function parleyOn(dir: string, db?: string): Promise<ParleyProcess> {
+/** Parley on `db` (default: SQLite in `dir`), open registration, no practical offline limit, the XMPP gateway towards a server not there; `yaml` adds to its config. */
+async function parleyOn(dir: string, db?: string, yaml = ''): Promise<ParleyProcess> {
   const config = join(dir, 'parley.yaml');
   const xmpp = `xmpp:\n  enabled: true\n  xmpp_domain: sip.xmpp.example\n  xmpp_password: secret\n  xmpp_port: ${await freeTcpPort()}\n`;
-  writeFileSync(config, `auth:\n  policy: open\noffline:\n  max_per_user: 100000\n${xmpp}`);
+  writeFileSync(config, `auth:\n  policy: open\noffline:\n  max_per_user: 100000\n${xmpp}${yaml}`);
   return startParley({ dir, db, logLevel: 'debug', args: ['--config', config] });
 }
 
@@ -112,7 +112,7 @@ describe('database faults', () => {
   });
 
   test('PostgreSQL stopped and started again under traffic: 503 meanwhile, every 202 delivered, service resumes by itself', async () => {
-    postgres = await startPostgres();
+    postgres ??= await startPostgres();
     const db = await postgres.createDatabase('parley_faults');
     const parley = await parleyOn(tempDir(), db);
     const { alice, bob, carol } = await users(parley);
@@ -157,6 +157,39 @@ describe('database faults', () => {
     assert.equal((await carol.register()).status, 200);
     await last;
     assert.deepEqual(carol.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString()), acknowledged);
+    assert.equal(await parley.stop().then((status) => status.code), 0);
+  });
+
+  test('PostgreSQL hung (every process stopped): requests get 503 after database_timeout instead of waiting forever, service resumes when it goes on', async () => {
+    postgres ??= await startPostgres();
+    const db = await postgres.createDatabase('parley_hung');
+    const parley = await parleyOn(tempDir(), db, 'database_timeout: 1\n');
+    const { alice, bob, carol } = await users(parley);
+
+    postgres.freeze();
+    try {
+      assertStoreUnavailable(await alice.register(), 'REGISTER while PostgreSQL hangs');
+      assertStoreUnavailable(await alice.message('sip:carol@localhost', 'refused'), 'MESSAGE to be stored while PostgreSQL hangs');
+      // The connections whose statements timed out are not lent again: the next requests are answered as soon.
+      assertStoreUnavailable(await alice.register(), 'REGISTER again while PostgreSQL hangs');
+    } finally {
+      postgres.thaw();
+    }
+
+    await eventually(async () => (await alice.register()).status === 200, 'REGISTER accepted again', 20_000);
+    assert.equal((await alice.message('sip:carol@localhost', 'stored')).status, 202);
+    const relayed = bob.waitForRequest((m) => m.body.toString() === 'after the hang');
+    assert.equal((await alice.message('sip:bob@localhost', 'after the hang')).status, 200);
+    await relayed;
+    await parley.waitForLog('store available again');
+    const logged = outagesLogged(parley);
+    assert.equal(logged.unavailable.length, 1, `logged once per outage: ${logged.unavailable.join(' | ')}`);
+    assert.equal(logged.available, 1);
+
+    const delivered = carol.waitForRequest((m) => m.method === 'MESSAGE');
+    assert.equal((await carol.register()).status, 200);
+    assert.equal((await delivered).body.toString(), 'stored');
+    assert.ok(parley.alive, 'the process ended');
     assert.equal(await parley.stop().then((status) => status.code), 0);
   });
 });

@@ -73,6 +73,73 @@ class RawStream {
   }
 }
 
+/** A WebSocket connection made by hand (subprotocol sip), so that a frame can be sent in pieces. */
+class RawWebSocket {
+  readonly texts: string[] = [];
+  closed = false;
+  private unread = Buffer.alloc(0);
+
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (chunk: Buffer) => this.readFrames(chunk));
+    socket.on('error', () => {});
+    socket.once('close', () => (this.closed = true));
+  }
+
+  static open(port: number): Promise<RawWebSocket> {
+    const socket = connect({ port, host: '127.0.0.1' });
+    socket.write(
+      'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: sip\r\n\r\n',
+    );
+    return new Promise((resolve, reject) => {
+      let head = '';
+      const onData = (chunk: Buffer) => {
+        head += chunk.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        socket.off('data', onData);
+        if (!head.startsWith('HTTP/1.1 101')) reject(new Error(`upgrade refused: ${head}`));
+        else resolve(new RawWebSocket(socket));
+      };
+      socket.on('data', onData);
+      socket.once('error', reject);
+    });
+  }
+
+  /** A text frame as a client sends it: masked, here with a zero key, so the payload reads as it is. */
+  static frame(text: string): Buffer {
+    const payload = Buffer.from(text);
+    assert.ok(payload.length < 65536);
+    const head = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length]) : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
+    return Buffer.concat([head, Buffer.alloc(4), payload]);
+  }
+
+  /** An OPTIONS in a frame, and how to find its answer. */
+  static options(): { frame: Buffer; answered: (ws: RawWebSocket) => SipMessage | undefined } {
+    const message = request('OPTIONS', 'sip:localhost', 0);
+    const branch = `z9hG4bK${randomToken(12)}`;
+    message.set('via', `SIP/2.0/WS ${randomToken(8)}.invalid;branch=${branch}`);
+    const answered = (ws: RawWebSocket) => ws.texts.map((text) => lenient(Buffer.from(text))).find((response) => response?.via.branch === branch);
+    return { frame: RawWebSocket.frame(message.toString()), answered };
+  }
+
+  closedByParley(): Promise<boolean> {
+    return eventually(() => this.closed, 'Parley to close the WebSocket connection', 5000);
+  }
+
+  /** Server frames are unmasked; Parley sends each SIP message in one text frame. */
+  private readFrames(chunk: Buffer): void {
+    this.unread = Buffer.concat([this.unread, chunk]);
+    for (;;) {
+      if (this.unread.length < 2) return;
+      const short = this.unread[1]! & 0x7f;
+      const [length, start] = short === 126 ? [this.unread.length >= 4 ? this.unread.readUInt16BE(2) : Infinity, 4] : [short, 2];
+      if (this.unread.length < start + length) return;
+      this.texts.push(this.unread.subarray(start, start + length).toString());
+      this.unread = this.unread.subarray(start + length);
+    }
+  }
+}
+
 function refusals(s: TestServer, reason: string): Array<Record<string, unknown>> {
   return s.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry.msg === 'SIP traffic refused' && entry.reason === reason);
 }
@@ -119,7 +186,7 @@ describe('stream connection limits', () => {
     for (const stream of streams) assert.equal((await stream.options()).status, 200);
     const extra = await RawStream.open(s.tcp.port);
     await extra.closedByParley();
-    assert.deepEqual(s.server.transports.stats.refused, { rate: 0, connections: 1, connections_per_ip: 0, message_timeout: 0 });
+    assert.deepEqual(s.server.transports.stats.refused, { rate: 0, connections: 1, connections_per_ip: 0, message_timeout: 0, send_buffer: 0 });
     for (const stream of streams) stream.socket.destroy();
   });
 });
@@ -154,6 +221,76 @@ describe('stream messages', () => {
     assert.equal((await patient.options()).status, 200);
     assert.equal(s.server.transports.stats.refused.message_timeout, 1);
     patient.socket.destroy();
+  });
+
+  test('a WebSocket frame dribbled in is cut off after message_timeout; a frame in pieces within it is served, and silence between frames is kept', async () => {
+    const s = await server({ message_timeout: 1 });
+    const slow = await RawWebSocket.open(s.ws!.port);
+    const { frame } = RawWebSocket.options();
+    slow.socket.write(frame.subarray(0, 10));
+    let sent = 10;
+    const dribble = setInterval(() => slow.socket.write(frame.subarray(sent, ++sent)), 100);
+    try {
+      await slow.closedByParley();
+    } finally {
+      clearInterval(dribble);
+    }
+    assert.ok(sent < frame.length, 'the frame was never complete');
+    assert.equal(s.server.transports.stats.refused.message_timeout, 1);
+    assert.equal(refusals(s, 'message_timeout').length, 1);
+
+    const patient = await RawWebSocket.open(s.ws!.port);
+    const first = RawWebSocket.options();
+    patient.socket.write(first.frame.subarray(0, 20));
+    await sleep(500);
+    patient.socket.write(first.frame.subarray(20));
+    assert.equal((await eventually(() => first.answered(patient), 'the answer to a frame sent in two pieces')).status, 200);
+    await sleep(1500);
+    const second = RawWebSocket.options();
+    patient.socket.write(second.frame);
+    assert.equal((await eventually(() => second.answered(patient), 'the answer after a silence')).status, 200);
+    assert.equal(s.server.transports.stats.refused.message_timeout, 1);
+    assert.equal(patient.closed, false);
+    patient.socket.destroy();
+  });
+
+  test('a peer that never reads what Parley writes loses its connection past max_send_buffer, over TCP and WebSocket, counted and logged once; others go on', async () => {
+    const s = await server({ max_send_buffer: 65536 });
+    // Requests whose answers are large (they repeat every Via): Parley's answers pile up in the kernel's buffers, then in its own.
+    const padding = 'x'.repeat(7800);
+    const lowerVias = Array.from({ length: 6 }, (_, i) => `SIP/2.0/UDP 192.0.2.${i + 1}:5060;branch=z9hG4bK${randomToken(12)};pad=${padding}`);
+    const largeAnswered = (topVia: string): SipMessage => {
+      const message = request('OPTIONS', 'sip:localhost', 0);
+      message.set('via', `${topVia};branch=z9hG4bK${randomToken(12)}`);
+      for (const via of lowerVias) message.add('via', via);
+      return message;
+    };
+    const untilGivenUp = async (refusedBefore: number, socket: Socket, send: () => void) => {
+      socket.pause();
+      await eventually(() => {
+        if (s.server.transports.stats.refused.send_buffer > refusedBefore) return true;
+        if (!socket.destroyed) for (let i = 0; i < 50; i++) send();
+        return false;
+      }, 'Parley to give up on the peer that does not read', 30_000);
+      await eventually(() => s.server.transports.connectionCount === 0, 'Parley to destroy the connection');
+    };
+
+    const deaf = await RawStream.open(s.tcp.port);
+    await untilGivenUp(0, deaf.socket, () => deaf.socket.write(largeAnswered(`SIP/2.0/TCP 127.0.0.1:${deaf.socket.localPort}`).toBuffer()));
+    assert.equal(s.server.transports.stats.refused.send_buffer, 1);
+    const [logged] = refusals(s, 'send_buffer');
+    assert.equal(logged?.host, '127.0.0.1');
+    assert.equal(logged?.level, 'warn');
+    assert.equal(sample((await scrape(s)).text, 'parley_sip_refused_total{reason="send_buffer"}'), 1);
+    const other = await RawStream.open(s.tcp.port);
+    assert.equal((await other.options()).status, 200, 'another connection is served');
+    other.socket.destroy();
+    deaf.socket.destroy();
+
+    const deafWs = await RawWebSocket.open(s.ws!.port);
+    await untilGivenUp(1, deafWs.socket, () => deafWs.socket.write(RawWebSocket.frame(largeAnswered(`SIP/2.0/WS ${randomToken(8)}.invalid`).toString())));
+    assert.equal(s.server.transports.stats.refused.send_buffer, 2);
+    deafWs.socket.destroy();
   });
 
   test('a TLS handshake and a WebSocket upgrade request have message_timeout to complete too', async () => {

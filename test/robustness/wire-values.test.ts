@@ -108,6 +108,7 @@ describe('the transport layer never throws on send', () => {
       maxMessageSize: 65535,
       idleTimeout: 60,
       messageTimeout: 10,
+      maxSendBuffer: 1 << 20,
       maxConnections: 100,
       maxConnectionsPerIp: 10,
       exemptSources: [],

@@ -24,6 +24,10 @@ export interface PostgresServer {
   halt(): Promise<void>;
   /** Starts the halted server again on the same port and data directory; resolves once it accepts connections. */
   resume(): Promise<void>;
+  /** Stops the postmaster and every backend with SIGSTOP: connections stay open and nothing is answered (a hung server). */
+  freeze(): void;
+  /** Lets a frozen server go on with SIGCONT. */
+  thaw(): void;
   stop(): Promise<void>;
 }
 
@@ -69,7 +73,22 @@ export async function startPostgres(): Promise<PostgresServer> {
     await exited;
   };
 
+  // The postmaster first, so that it forks no backend the list misses.
+  const signalAll = (signal: NodeJS.Signals) => {
+    const postmaster = server.pid!;
+    process.kill(postmaster, signal);
+    const backends = execFileSync('ps', ['-o', 'pid=', '--ppid', String(postmaster)], { encoding: 'utf8' }).split('\n').filter((pid) => pid.trim() !== '');
+    for (const pid of backends) {
+      try {
+        process.kill(Number(pid), signal);
+      } catch {
+        // A backend that ended since the list was made.
+      }
+    }
+  };
+
   const stop = async () => {
+    if (running()) signalAll('SIGCONT');
     await halt();
     await rm(baseDir, { recursive: true, force: true });
   };
@@ -89,6 +108,8 @@ export async function startPostgres(): Promise<PostgresServer> {
       },
       halt,
       resume: launch,
+      freeze: () => signalAll('SIGSTOP'),
+      thaw: () => signalAll('SIGCONT'),
       stop,
     };
   } catch (error) {

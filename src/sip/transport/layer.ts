@@ -26,8 +26,10 @@ export interface TransportOptions {
   maxMessageSize: number;
   /** Seconds a stream connection may stay silent before it is closed. */
   idleTimeout: number;
-  /** Seconds a message may take to arrive whole on a TCP or TLS connection once its first byte came; also the TLS handshake and WebSocket upgrade deadline. */
+  /** Seconds a message (a WebSocket frame) may take to arrive whole on a stream connection once its first byte came; also the TLS handshake and WebSocket upgrade deadline. */
   messageTimeout: number;
+  /** Bytes written to a stream connection and not yet taken by the peer past which the connection is destroyed. */
+  maxSendBuffer: number;
   /** Most stream connections peers may have open at once (TCP, TLS and WebSocket together). */
   maxConnections: number;
   /** Most stream connections one source address may have open at once. */
@@ -40,10 +42,13 @@ export interface TransportOptions {
   verifyTlsPeers?: boolean;
 }
 
-/** Why Parley turned traffic away: a message over the rate, a connection over a limit, a message that came too slowly. */
-export type RefusalReason = 'rate' | 'connections' | 'connections_per_ip' | 'message_timeout';
+/**
+ * Why Parley turned traffic away: a message over the rate, a connection over a limit, a message that
+ * came too slowly, a peer that did not read what Parley sent it.
+ */
+export type RefusalReason = 'rate' | 'connections' | 'connections_per_ip' | 'message_timeout' | 'send_buffer';
 
-export const REFUSAL_REASONS: readonly RefusalReason[] = ['rate', 'connections', 'connections_per_ip', 'message_timeout'];
+export const REFUSAL_REASONS: readonly RefusalReason[] = ['rate', 'connections', 'connections_per_ip', 'message_timeout', 'send_buffer'];
 
 /** A refusal as reported: the latest one, and how many of that reason went unreported since the last report. */
 export interface Refusal {
@@ -383,6 +388,12 @@ export class TransportLayer extends EventEmitter {
     if (message.isRequest) this.emit('rateLimited', message, source, this.rate!.retryAfter(source.host));
   }
 
+  /** A peer that does not read what Parley writes to it: its connection goes, rather than memory growing with what waits for it. */
+  private dropUnread(host: string, destroy: () => void): void {
+    this.refuse('send_buffer', host);
+    destroy();
+  }
+
   /** Takes one message from the allowance of `host`: true when it had none left. */
   private overRate(host: string): boolean {
     return this.rate !== undefined && !this.rate.admit(host);
@@ -410,7 +421,11 @@ export class TransportLayer extends EventEmitter {
     const connection = this.register({
       proto,
       remote,
-      write: (data) => socket.write(data),
+      write: (data) => {
+        if (!socket.write(data) && socket.writableLength > this.options.maxSendBuffer && !socket.destroyed) {
+          this.dropUnread(remote.host, () => socket.destroy());
+        }
+      },
       close: () => socket.destroy(),
     });
     const source: Peer = { ...remote, connectionId: connection.id };
@@ -480,11 +495,36 @@ export class TransportLayer extends EventEmitter {
     const connection = this.register({
       proto,
       remote,
-      write: (data) => ws.send(data.toString('utf8')),
+      write: (data) => {
+        ws.send(data.toString('utf8'));
+        if (ws.bufferedAmount > this.options.maxSendBuffer && ws.readyState === ws.OPEN) this.dropUnread(remote.host, () => ws.terminate());
+      },
       close: () => ws.terminate(),
     });
     const source: Peer = { ...remote, connectionId: connection.id };
+    // A frame dribbled in (slowloris) gets message_timeout to complete, as a message over TCP. ws tells
+    // of whole frames only, so bytes that completed none are the start of an incomplete frame; ws
+    // reads the socket before this listener, so a frame a chunk completed is known here.
+    let framesCompleted = 0;
+    let framesAtLastChunk = 0;
+    let frameDeadline: NodeJS.Timeout | undefined;
+    const frameCompleted = () => framesCompleted++;
+    ws.on('ping', frameCompleted);
+    ws.on('pong', frameCompleted);
+    request.socket.on('data', () => {
+      if (framesCompleted !== framesAtLastChunk) {
+        framesAtLastChunk = framesCompleted;
+        clearTimeout(frameDeadline);
+        frameDeadline = undefined;
+      } else {
+        frameDeadline ??= setTimeout(() => {
+          this.refuse('message_timeout', remote.host);
+          ws.terminate();
+        }, this.messageTimeoutMs).unref();
+      }
+    });
     ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+      frameCompleted();
       connection.lastActive = Date.now();
       const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       if (isKeepalive(bytes)) {
@@ -501,7 +541,10 @@ export class TransportLayer extends EventEmitter {
       }
     });
     ws.on('error', () => ws.terminate());
-    ws.on('close', () => this.unregister(connection));
+    ws.on('close', () => {
+      clearTimeout(frameDeadline);
+      this.unregister(connection);
+    });
   }
 
   private closeIdle(): void {

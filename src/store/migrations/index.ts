@@ -8,6 +8,7 @@ import { gateway } from './003_gateway.js';
 import { offlineSentAt } from './004_offline_sent_at.js';
 import { presence } from './005_presence.js';
 import { outbox } from './006_outbox.js';
+import { offlineOrigin } from './007_offline_origin.js';
 import { gatewayRooms } from './008_gateway_rooms.js';
 import { presenceGateways } from './009_presence_gateways.js';
 
@@ -23,6 +24,7 @@ export const migrations: Readonly<Record<string, StoreMigration>> = {
   '004_offline_sent_at': offlineSentAt,
   '005_presence': presence,
   '006_outbox': outbox,
+  '007_offline_origin': offlineOrigin,
   '008_gateway_rooms': gatewayRooms,
   '009_presence_gateways': presenceGateways,
 };

@@ -1,0 +1,32 @@
+// The identity of a MESSAGE Parley may send more than once: a leg of an outbox row or a stored
+// message delivered again after a restart, or a message taken twice because its sender retransmitted
+// it to the restarted process. Derived from what names the message (the sender's request, else its
+// row in the store) instead of drawn at random, every copy carries the same Call-ID, From tag and
+// CSeq (or stanza id): a UA sees the same request again (RFC 3261 §8.2.2.2), not a new message.
+import { createHash } from 'node:crypto';
+import type { SipMessage } from '../sip/index.js';
+
+export interface ResendIdentity {
+  callId: string;
+  fromTag: string;
+}
+
+/** What names the request a message came in (Call-ID, From tag, CSeq): the same for each of its retransmissions. */
+export function requestKey(message: SipMessage): string {
+  return `${message.callId}|${message.from.params.get('tag') ?? ''}|${message.cseq.seq}`;
+}
+
+/** `key` must name one message to one recipient for good (see requestKey). */
+export function resendIdentity(key: string): ResendIdentity {
+  const digest = digestOf(key);
+  return { callId: `${digest.slice(0, 24)}@parley`, fromTag: digest.slice(24, 40) };
+}
+
+/** An id that is the same each time for what `key` names: the stanza id of a message, say. */
+export function repeatableId(key: string): string {
+  return digestOf(key).slice(0, 24);
+}
+
+function digestOf(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
