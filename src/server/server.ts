@@ -160,12 +160,19 @@ export class ParleyServer {
   async stop(graceMs = 5000): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    const deadline = new Promise((resolve) => setTimeout(resolve, graceMs).unref());
-    await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
-    await this.stopPlugins();
-    this.timers.stop();
-    await this.transports?.stop();
-    await this.store?.close();
+    // What stopping waits for may be due only on unref'd timers (a retry, a grace period): without a
+    // handle held meanwhile, Node could exit half-way, with the store not closed.
+    const keepAlive = setInterval(() => {}, 1000);
+    try {
+      const deadline = new Promise((resolve) => setTimeout(resolve, graceMs).unref());
+      await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
+      await this.stopPlugins();
+      this.timers.stop();
+      await this.transports?.stop();
+      await this.store?.close();
+    } finally {
+      clearInterval(keepAlive);
+    }
     this.log.info('parley stopped');
   }
 
