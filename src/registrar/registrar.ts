@@ -96,8 +96,9 @@ export class Registrar extends EventEmitter {
   }
 
   handle(request: IncomingRequest, aor: string): Promise<void> {
-    const previous = this.queues.get(aor) ?? Promise.resolve();
-    const next = previous.then(() => this.process(request, aor));
+    const previous = this.queues.get(aor);
+    // Nothing queued for the AOR, as nearly always: no hop through a resolved promise first.
+    const next = previous ? previous.then(() => this.process(request, aor)) : this.process(request, aor);
     const settled = next.catch(() => {});
     this.queues.set(aor, settled);
     void settled.then(() => {

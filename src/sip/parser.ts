@@ -71,7 +71,7 @@ export function parseContentLength(text: string, message?: SipMessage): number {
 
 /** Parses the start line and header lines; header values are unfolded and trimmed, nothing else is checked. */
 export function parseHead(head: string): SipMessage {
-  const lines = head.split(/\r?\n/);
+  const lines = splitLines(head);
   let first = 0;
   while (first < lines.length && lines[first] === '') first++; // RFC 3261 §7.5: leading CRLFs are ignored
   const startLine = lines[first];
@@ -79,9 +79,27 @@ export function parseHead(head: string): SipMessage {
   const message = new SipMessage({});
   // A start-line error is raised once the headers are read, so that it carries what a response needs.
   const startLineError = readStartLine(startLine, message);
+  // One pass over the head rather than one per value, for what the constructor would have replaced;
+  // before the headers are read, so that a message that fails there is flagged too.
+  message.uncheckedValues = UNSAFE_BESIDES_LINE_ENDS.test(head);
   readHeaders(lines, first + 1, message);
   if (startLineError) throw startLineError;
   return message;
+}
+
+/** What safeHeaderValue replaces, but CR and LF: the lines of a head are made of those. */
+const UNSAFE_BESIDES_LINE_ENDS = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]/;
+
+/** `text` split at LF and CRLF, as split(/\r?\n/) would, without a regular expression for each message. */
+function splitLines(text: string): string[] {
+  const lines: string[] = [];
+  let start = 0;
+  for (let lf = text.indexOf('\n'); lf >= 0; lf = text.indexOf('\n', start)) {
+    lines.push(text.slice(start, lf > start && text.charCodeAt(lf - 1) === CR ? lf - 1 : lf));
+    start = lf + 1;
+  }
+  lines.push(text.slice(start));
+  return lines;
 }
 
 /** Fills in method and URI, or status and reason; returns what is wrong with the line instead of throwing it. */
