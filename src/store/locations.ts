@@ -1,4 +1,4 @@
-import type { Insertable, Kysely, Selectable, Transaction } from 'kysely';
+import type { CompiledQuery, Insertable, Kysely, Selectable, Transaction } from 'kysely';
 import { CompiledStatements } from './compiled.js';
 import { GroupCommit } from './group-commit.js';
 import { deleteExpired, nullsAbsent } from './rows.js';
@@ -37,27 +37,33 @@ export class LocationRepository implements LocationStore {
     return row !== undefined;
   }
 
-  /** The statements of every REGISTER, compiled once per number of bindings (see CompiledStatements). */
-  private async writeBindings(trx: Transaction<Database>, aor: string, bindings: Binding[]): Promise<void> {
+  /**
+   * The statements of every REGISTER, compiled once per number of bindings (see CompiledStatements)
+   * and run on the transaction's connection itself: through kysely's executor each statement cost
+   * several promises more than running it.
+   */
+  private writeBindings(trx: Transaction<Database>, aor: string, bindings: Binding[]): Promise<void> {
     const statements = this.statements;
-    await trx.executeQuery(statements.compile('delete', [aor], ([aor]) => trx.deleteFrom('locations').where('aor', '=', aor as string)));
+    const remove = statements.compile('delete', [aor], ([aor]) => trx.deleteFrom('locations').where('aor', '=', aor as string));
+    let insert: CompiledQuery | undefined;
     if (bindings.length > 0) {
       const values: unknown[] = [];
       for (const binding of bindings) values.push(...locationValues(aor, binding));
-      await trx.executeQuery(
-        statements.compile(`insert ${bindings.length}`, values, (values) =>
-          trx.insertInto('locations').values(bindings.map((_, row) => toLocationRow(values.slice(row * LOCATION_COLUMNS, (row + 1) * LOCATION_COLUMNS)))),
-        ),
+      insert = statements.compile(`insert ${bindings.length}`, values, (values) =>
+        trx.insertInto('locations').values(bindings.map((_, row) => toLocationRow(values.slice(row * LOCATION_COLUMNS, (row + 1) * LOCATION_COLUMNS)))),
       );
     }
-    await trx.executeQuery(
-      statements.compile('known', [aor, Date.now()], ([aor, firstSeen]) =>
-        trx
-          .insertInto('known_aors')
-          .values({ aor: aor as string, first_seen: firstSeen as number })
-          .onConflict((conflict) => conflict.column('aor').doNothing()),
-      ),
+    const known = statements.compile('known', [aor, Date.now()], ([aor, firstSeen]) =>
+      trx
+        .insertInto('known_aors')
+        .values({ aor: aor as string, first_seen: firstSeen as number })
+        .onConflict((conflict) => conflict.column('aor').doNothing()),
     );
+    return trx.getExecutor().provideConnection(async (connection) => {
+      await connection.executeQuery(remove);
+      if (insert) await connection.executeQuery(insert);
+      await connection.executeQuery(known);
+    });
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { CompiledStatements } from './compiled.js';
 import { deleteExpired, nullsAbsent } from './rows.js';
 import type { Database, OfflineMessagesTable } from './schema.js';
@@ -42,9 +42,14 @@ export class OfflineRepository implements OfflineStore {
     });
   }
 
-  /** Run on every REGISTER (to deliver what waits for the user): compiled once, see CompiledStatements. */
+  /**
+   * Run on every REGISTER (to deliver what waits for the user): compiled once per page size, see
+   * CompiledStatements. The page size is written into the SQL: SQLite prepares a statement whose
+   * LIMIT is a parameter anew each time another value is bound to it, which cost more than the query.
+   */
   async listFor(aor: string, now: number, page: { afterId: number; limit: number }): Promise<StoredMessage[]> {
-    const query = this.statements.compile('list', [aor, now, page.afterId, page.limit], ([aor, now, afterId, limit]) =>
+    const limit = Math.floor(page.limit);
+    const query = this.statements.compile(`list ${limit}`, [aor, now, page.afterId], ([aor, now, afterId]) =>
       this.db
         .selectFrom('offline_messages')
         .selectAll()
@@ -52,7 +57,7 @@ export class OfflineRepository implements OfflineStore {
         .where('expires_at', '>', now as number)
         .where('id', '>', afterId as number)
         .orderBy('id')
-        .limit(limit as number),
+        .limit(sql.lit(limit)),
     );
     const { rows } = await this.db.executeQuery<Selectable<OfflineMessagesTable>>(query);
     return rows.map(toStoredMessage);
