@@ -216,6 +216,8 @@ export class Registrar extends EventEmitter {
   private async sweep(): Promise<void> {
     const now = this.now();
     for (const [aor, bindings] of this.table) {
+      // Most lists have nothing expired: they are left as they are rather than copied every sweep.
+      if (bindings.every((b) => b.expiresAt > now)) continue;
       const live = bindings.filter((b) => b.expiresAt > now);
       if (live.length === 0) {
         this.table.delete(aor);
