@@ -208,11 +208,13 @@ export class SipStack extends EventEmitter {
   }
 
   private transmit(bytes: Buffer, target: Peer): void {
-    this.transports.send(bytes, target).catch((error: Error) => {
-      // An 'error' event nobody listens to would throw here, inside a rejection handler.
-      if (this.listenerCount('error') > 0) this.emit('error', error);
-    });
+    this.transports.sendOrReport(bytes, target, this.reportSendFailure);
   }
+
+  private readonly reportSendFailure = (error: Error): void => {
+    // An 'error' event nobody listens to would throw here, inside a rejection handler.
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+  };
 
   private onResponse(response: SipMessage): void {
     let branch: string | undefined;
@@ -403,7 +405,7 @@ class ClientTransaction {
 
   // Methods rather than arrow-function fields: a transaction per relayed request makes no closures it may never use.
   private send(): void {
-    this.stack.transports.send(this.bytes, this.sendTarget).catch(() => this.onSendFailed());
+    this.stack.transports.sendOrReport(this.bytes, this.sendTarget, () => this.onSendFailed());
   }
 
   private onSendFailed(): void {
