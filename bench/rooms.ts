@@ -8,13 +8,14 @@
 // Per server and room size N: one sipp process registers the N members (distinct users, all with
 // contacts at its own port) and then answers every MESSAGE sent to them (bench/sipp/member.xml);
 // member 0 creates the room (#create to chat-manager), the others #join it, and member 0 posts to
-// the room with test/sipp/message.xml at rising rates. Each post is N-1 deliveries.
+// the room with bench/sipp/timed-post.xml at rising rates. Each post is N-1 deliveries (legs).
 //
-// A step passes when: every post got its 200, the poster retransmitted nothing and posted at >= 95 %
-// of the asked rate; the members' sipp received exactly posts x (N-1) MESSAGEs (none lost, none
-// twice); and those arrived at >= 90 % of the asked delivery rate, counted from the step's start to
-// the statistics dump (every 200 ms) at which the last one had arrived. Rates double from
-// --start-deliveries until a step fails, then --refine bisection steps narrow the gap.
+// A step passes when (the fan-out criterion): every post got its 200 and the poster retransmitted
+// nothing, posting at >= 95 % of the asked rate; every leg arrived: the members' sipp received
+// exactly posts x (N-1) MESSAGEs (none lost, none twice); and the one-way latency of the legs, from
+// the time the poster wrote in the body to the time the member received the copy (both sipp's
+// clock on this machine), has a p99 <= --max-p99-ms (500). Rates double from --start-deliveries
+// until a step fails, then --refine bisection steps narrow the gap.
 import { closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +31,7 @@ const DBTEXT_SCHEMA = '/usr/share/kamailio/dbtext/kamailio';
 /** This script's OPTIONS pings while waiting for a server to answer. */
 const PING: PingIds = { branch: 'rooms', callId: 'bench-rooms-ping' };
 const MEMBER_SCENARIO = join(ROOT, 'bench', 'sipp', 'member.xml');
+const POST_SCENARIO = join(ROOT, 'bench', 'sipp', 'timed-post.xml');
 const ROOM_SIZES = [10, 100];
 
 const { values: args } = parseArgs({
@@ -42,11 +44,14 @@ const { values: args } = parseArgs({
     'kamailio-shm': { type: 'string', default: '2048' },
     'start-deliveries': { type: 'string', default: '1000' },
     'max-deliveries': { type: 'string', default: '256000' },
+    /** Highest p99 one-way latency of the legs, ms, at which a step still passes. */
+    'max-p99-ms': { type: 'string', default: '500' },
   },
 });
 const { STEP_S, REFINE, BUDGET_S } = stepSettings(args);
 const START = Number(args['start-deliveries']);
 const MAX = Number(args['max-deliveries']);
+const MAX_P99_MS = Number(args['max-p99-ms']);
 const withKamailio = wantKamailio(args, existsSync(KAMAILIO) && existsSync(IMC_MODULE), `${KAMAILIO} or ${IMC_MODULE}`);
 
 const work = mkdtempSync(join(tmpdir(), 'parley-bench-rooms-'));
@@ -112,9 +117,40 @@ function lastStats(file: string): { count: number; atS: number } | undefined {
   }
 }
 
+/** A line of bench/sipp/member.xml's log: when the poster sent the copy and when the member received it. */
+const LEG_LINE = /sent=([0-9]+)(?:\.[0-9]*)?_([0-9]+)(?:\.[0-9]*)? received=([0-9]+)(?:\.[0-9]*)?_([0-9]+)/;
+
+/** Reads a growing log from where the last call stopped: the one-way latencies (ms) of the legs logged since. */
+function legLatencies(file: string): () => number[] {
+  let offset = 0;
+  let partial = '';
+  return () => {
+    if (!existsSync(file)) return [];
+    const fd = openSync(file, 'r');
+    let text: string;
+    try {
+      const chunk = Buffer.alloc(fstatSync(fd).size - offset);
+      offset += readSync(fd, chunk, 0, chunk.length, offset);
+      text = partial + chunk.toString('latin1');
+    } finally {
+      closeSync(fd);
+    }
+    const lines = text.split('\n');
+    partial = lines.pop()!;
+    const latencies: number[] = [];
+    for (const line of lines) {
+      const m = LEG_LINE.exec(line);
+      if (m) latencies.push(((Number(m[3]) - Number(m[1])) * 1e6 + Number(m[4]) - Number(m[2])) / 1000);
+    }
+    return latencies;
+  };
+}
+
 interface Members {
   uas: SippProcess;
   users: string[];
+  /** One-way latencies (ms) of the legs received since the last call. */
+  legs(): number[];
   /** MESSAGEs the members received so far, and when sipp last counted (epoch seconds). */
   received(): { count: number; atS: number };
   /** Waits until the count has not moved for `quietMs`; returns it. */
@@ -135,6 +171,7 @@ async function startMembers(server: Server, size: number, tag: string): Promise<
     limit: size + 10,
     timeoutS: BUDGET_S + 60,
     traceErrors: false,
+    logs: true,
     // Counted from its statistics every 200 ms (the later -fd wins over the one sipp.ts puts).
     extraArgs: ['-fd', '200ms', '-buff_size', String(8 << 20)],
   });
@@ -151,6 +188,7 @@ async function startMembers(server: Server, size: number, tag: string): Promise<
   return {
     uas,
     users,
+    legs: legLatencies(join(uas.dir, 'logs.log')),
     received,
     async quiet(quietMs, deadline) {
       let last = received().count;
@@ -205,6 +243,8 @@ interface Step extends Measured {
   deliveredRate: number;
   received: number;
   expected: number;
+  /** One-way latencies of the step's legs, ms: p50, p99, and how many were timed. */
+  oneWay: { p50: number; p99: number; timed: number };
 }
 
 type Search = Found<Step>;
@@ -214,10 +254,13 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
   const calls = Math.round(posts * STEP_S);
   const expected = calls * (size - 1);
   const before = await members.quiet(600, Date.now() + 15_000);
+  members.legs(); // what earlier steps left in the log
   const dropsBefore = udpDrops();
   const startedS = Date.now() / 1000;
   const sipp = await SippProcess.start({
     ...message(server, members.users[0]!, room, 'benchmark message', posts, calls, STEP_S + 10),
+    scenario: POST_SCENARIO,
+    vars: undefined, // it expects 200 and declares no variable to be told so
     limit: Math.max(200, posts * 2),
     rttFreq: Math.max(1, Math.min(100, Math.floor(calls / 20))),
     statsPeriodS: STEP_S + 10,
@@ -241,6 +284,8 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
   const serverCpu = serverMeter.stop();
   const sippCpu = sippMeter.stop();
   const received = (await members.quiet(600, Date.now() + 10_000)) - before;
+  const latencies = members.legs().sort((a, b) => a - b);
+  const oneWay = { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), timed: latencies.length };
   const drops = udpDrops() - dropsBefore;
   const stats = result.stats;
   const postedRate = achievedRate(result);
@@ -254,9 +299,15 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
   else if (stats.retransmissions > 0) problem = `${stats.retransmissions} retransmissions of posts`;
   else if (received < expected) problem = `${expected - received} of ${expected} deliveries lost`;
   else if (received > expected) problem = `${received - expected} deliveries more than ${expected}`;
+  else if (oneWay.timed < expected) problem = `${expected - oneWay.timed} of ${expected} legs carried no send time`;
+  else if (oneWay.p99 > MAX_P99_MS) problem = `one-way p99 ${oneWay.p99.toFixed(0)} ms > ${MAX_P99_MS} ms`;
   else if (postedRate < 0.95 * posts) problem = `posted only ${Math.round(postedRate)}/s`;
-  else if (deliveredRate < 0.9 * posts * (size - 1)) problem = `delivered only ${Math.round(deliveredRate)}/s`;
-  return { posts, deliveries: posts * (size - 1), postedRate, deliveredRate, received, expected, result, serverCpu, sippCpu, drops, problem };
+  return { posts, deliveries: posts * (size - 1), postedRate, deliveredRate, received, expected, oneWay, result, serverCpu, sippCpu, drops, problem };
+}
+
+/** The q-quantile of sorted values (nearest rank); NaN for none. */
+function quantile(sorted: number[], q: number): number {
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
 }
 
 async function search(server: Server, members: Members, room: string, deadline: number): Promise<Search> {
@@ -274,7 +325,7 @@ async function search(server: Server, members: Members, room: string, deadline: 
     log(
       `  ${server.name.padEnd(8)} ${String(size).padStart(3)} members ${String(posts).padStart(5)} posts/s = ${String(step.deliveries).padStart(6)} deliveries/s  ` +
         `${(step.problem ?? 'ok').padEnd(40)} posted ${Math.round(step.postedRate)}/s delivered ${Math.round(step.deliveredRate)}/s (${step.received}/${step.expected})` +
-        `  p50 ${percentile(rtts, 50)} ms p99 ${percentile(rtts, 99)} ms  CPU server ${step.serverCpu.toFixed(2)} sipp ${step.sippCpu.toFixed(2)}  UDP drops ${step.drops}`,
+        `  one-way p50 ${step.oneWay.p50.toFixed(1)} ms p99 ${step.oneWay.p99.toFixed(1)} ms  post p50 ${percentile(rtts, 50)} ms p99 ${percentile(rtts, 99)} ms  CPU server ${step.serverCpu.toFixed(2)} sipp ${step.sippCpu.toFixed(2)}  UDP drops ${step.drops}`,
     );
     if (step.problem) {
       found.failed = step;
@@ -292,7 +343,7 @@ async function search(server: Server, members: Members, room: string, deadline: 
 
 function report(results: Map<string, Map<number, Search | string>>, loadBefore: number[]): string {
   const names = [...results.keys()];
-  const header = ['room', ...names.flatMap((n) => [`${n} deliveries/s`, 'posts/s', 'p50 ms', 'p99 ms', 'CPU srv/sipp'])];
+  const header = ['room', ...names.flatMap((n) => [`${n} deliveries/s`, 'posts/s', 'one-way p50 ms', 'one-way p99 ms', 'post p99 ms', 'CPU srv/sipp'])];
   if (names.length > 1) header.push(`${names[0]}/${names[1]}`);
   const rows = [header];
   const stops: string[] = [];
@@ -302,7 +353,7 @@ function report(results: Map<string, Map<number, Search | string>>, loadBefore: 
     for (const name of names) {
       const found = results.get(name)!.get(size);
       if (typeof found === 'string' || !found) {
-        row.push(found ? 'error' : 'not run', '-', '-', '-', '-');
+        row.push(found ? 'error' : 'not run', '-', '-', '-', '-', '-');
         maxima.push(NaN);
         stops.push(`  ${name}, ${size} members: ${found ?? 'not run'}`);
         continue;
@@ -311,8 +362,11 @@ function report(results: Map<string, Map<number, Search | string>>, loadBefore: 
       maxima.push(best?.deliveries ?? NaN);
       if (best) {
         const rtts = best.result.rtts.map((r) => r.ms);
-        row.push(String(best.deliveries), String(best.posts), String(percentile(rtts, 50)), String(percentile(rtts, 99)), `${best.serverCpu.toFixed(2)}/${best.sippCpu.toFixed(2)}`);
-      } else row.push(`< ${Math.max(1, Math.round(START / (size - 1))) * (size - 1)}`, '-', '-', '-', '-');
+        row.push(
+          String(best.deliveries), String(best.posts), best.oneWay.p50.toFixed(1), best.oneWay.p99.toFixed(1), String(percentile(rtts, 99)),
+          `${best.serverCpu.toFixed(2)}/${best.sippCpu.toFixed(2)}`,
+        );
+      } else row.push(`< ${Math.max(1, Math.round(START / (size - 1))) * (size - 1)}`, '-', '-', '-', '-', '-');
       stops.push(`  ${name}, ${size} members: ${found.failed ? `${found.failed.deliveries}/s (${found.failed.posts} posts/s) failed: ${found.failed.problem}` : 'no step failed'}`);
     }
     if (names.length > 1) row.push(maxima.every(Number.isFinite) ? (maxima[0]! / maxima[1]!).toFixed(2) : '-');
@@ -325,15 +379,17 @@ The ${cores} cores are shared with sipp (the poster and the members' UA, up to a
 load average before ${loadBefore.map((l) => l.toFixed(1)).join(' ')}, after ${loadavg().map((l) => l.toFixed(1)).join(' ')} (this run adds ~2; anything above is other work)
 ${table(rows)}
 
-deliveries/s  posts/s x (members - 1) of the highest passing step: every post answered 200, no post
-              retransmitted, >= 95 % of the post rate achieved, the members' sipp received exactly
-              posts x (members - 1) MESSAGEs (none lost, none twice) at >= 90 % of the asked delivery
-              rate (the poster's start to the 200 ms statistics dump that counted the last one)
+deliveries/s  posts/s x (members - 1) of the highest passing step (the fan-out criterion): every
+              post answered 200, no post retransmitted, >= 95 % of the post rate achieved, every leg
+              arrived (the members' sipp received exactly posts x (members - 1) MESSAGEs, none lost,
+              none twice), and the legs' one-way latency p99 <= ${MAX_P99_MS} ms
               (${STEP_S} s steps, doubling from ~${START} deliveries/s until one fails, then ${REFINE} bisection
               steps: the limit lies between this and the failing rate below)
-p50/p99       the poster's response times in that step, whole ms (0 means < 1 ms). Parley answers a
-              post before fanning it out; Kamailio's imc_manager() sends every copy first, so its
-              response time includes the fan-out.
+one-way       from the send time the poster put in the body to when the member's sipp received the
+              copy, over every leg of that step (both clocks are this machine's)
+post p99      the poster's response time, whole ms (0 means < 1 ms). Parley answers a post before
+              fanning it out; Kamailio's imc_manager() sends every copy first, so its response time
+              includes the fan-out.
 CPU           cores busy during that step: the server's, then both sipp processes'
 Parley: one Node.js process, SQLite; imc.max_rate/rate_burst raised to 1000000 (the default 20/s
         limit would refuse the poster); history of 20 kept (written in batches). Copies go through

@@ -4,12 +4,16 @@
 //   npm run bench                                  # both servers when kamailio is installed
 //   npm run bench -- --no-kamailio                 # Parley only
 //   npm run bench -- --only relay                  # one workload (reply, relay, register)
+//   npm run bench -- --no-bare                     # without the bare Node.js responder
 //   npm run bench -- --step-seconds 5 --start-rate 500 --refine 3
 //
 // A step runs sipp at a fixed call rate for a few seconds. It passes when every call succeeded, sipp
 // retransmitted nothing, and it achieved at least 95 % of the asked rate. The rate doubles from
 // --start-rate until a step fails, then --refine bisection steps narrow the gap; the last passing
 // step is the "max sustained rate", reported with the p50/p99 response times sipp measured in it.
+//
+// Workload (a) is also run, in the same run, against a bare Node.js UDP responder (bench/udp-responder.ts):
+// what Node's datagram path alone sustains, the floor Parley's stateless answer is compared with.
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +27,7 @@ import {
 /** This script's OPTIONS pings while waiting for a server to answer. */
 const PING: PingIds = { branch: 'bench', callId: 'bench-ping' };
 const REPLY_USER = 'bench-reply';
+const BARE = 'bare Node';
 const RELAY_USER = 'bench-uas';
 
 const { values: args } = parseArgs({
@@ -32,12 +37,15 @@ const { values: args } = parseArgs({
     'max-rate': { type: 'string', default: '64000' },
     /** Only these workloads (reply, relay, register), comma-separated. */
     only: { type: 'string' },
+    /** Leave out the bare Node.js responder of workload (a). */
+    'no-bare': { type: 'boolean' },
   },
 });
 const { STEP_S, REFINE, BUDGET_S } = stepSettings(args);
 const START_RATE = Number(args['start-rate']);
 const MAX_RATE = Number(args['max-rate']);
 const withKamailio = wantKamailio(args, existsSync(KAMAILIO), KAMAILIO);
+const withBare = !args['no-bare'];
 
 const work = mkdtempSync(join(tmpdir(), 'parley-bench-'));
 
@@ -47,6 +55,12 @@ const work = mkdtempSync(join(tmpdir(), 'parley-bench-'));
 async function startParley(): Promise<Server> {
   // No `status: 200` on the reply route: the schema takes 300-699 only, and 200 is the default.
   return launchParley(work, `routes:\n  - { method: MESSAGE, user: "${REPLY_USER}", handler: reply }\n  - { handler: relay }\n`, PING);
+}
+
+/** The bare Node.js UDP responder (bench/udp-responder.ts), for workload (a) only. */
+async function startBareResponder(): Promise<Server> {
+  const port = await freePort();
+  return startServer(BARE, process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'udp-responder.ts'), '--port', String(port)], port, PING);
 }
 
 async function startKamailio(): Promise<Server> {
@@ -223,8 +237,8 @@ async function search(server: Server, workload: Workload, helper: Helper | undef
 
 function report(results: Map<string, Map<string, Search>>, loadBefore: number[]): string {
   const names = [...results.keys()];
-  const header = ['workload', ...names.flatMap((n) => [`${n} max/s`, 'p50 ms', 'p99 ms', 'CPU srv/sipp'])];
-  if (names.length > 1) header.push(`${names[0]}/${names[1]}`);
+  const others = names.slice(1);
+  const header = ['workload', ...names.flatMap((n) => [`${n} max/s`, 'p50 ms', 'p99 ms', 'CPU srv/sipp']), ...others.map((n) => `${names[0]}/${n}`)];
   const rows = [header];
   const stops: string[] = [];
   for (const workload of workloads) {
@@ -239,9 +253,9 @@ function report(results: Map<string, Map<string, Search>>, loadBefore: number[])
         row.push(String(best.rate), String(percentile(rtts, 50)), String(percentile(rtts, 99)), `${best.serverCpu.toFixed(2)}/${best.sippCpu.toFixed(2)}`);
       } else row.push(found ? `< ${START_RATE}` : 'not run', '-', '-', '-');
       const failed = found?.failed;
-      stops.push(`  ${name}, ${workload.label}: ${failed ? `${failed.rate}/s failed: ${failed.problem}` : 'no step failed'}`);
+      if (found) stops.push(`  ${name}, ${workload.label}: ${failed ? `${failed.rate}/s failed: ${failed.problem}` : 'no step failed'}`);
     }
-    if (names.length > 1) row.push(maxima.every(Number.isFinite) ? (maxima[0]! / maxima[1]!).toFixed(2) : '-');
+    for (let i = 1; i < names.length; i++) row.push(Number.isFinite(maxima[0]!) && Number.isFinite(maxima[i]!) ? (maxima[0]! / maxima[i]!).toFixed(2) : '-');
     rows.push(row);
   }
   const cores = cpus().length;
@@ -256,7 +270,7 @@ max/s   highest passing step: no failed call, no retransmission, >= 95 % of the 
 p50/p99 sipp's response times in that step, in whole milliseconds (its resolution: 0 means < 1 ms)
 CPU     cores busy during that step: the server's, then sipp's (sender, plus the UAS for (b))
 Parley: one Node.js process; SQLite with synchronous=FULL, a REGISTER is committed before its 200.
-${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP workers), usrloc db_mode 0 (memory only), UDP buffers up to 4 MB as for Parley.\n' : ''}sipp runs on the same ${cores} cores: up to one core per sipp process, two processes in (b); at the
+${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP workers), usrloc db_mode 0 (memory only), UDP buffers up to 4 MB as for Parley.\n' : ''}${withBare ? `${BARE}: bench/udp-responder.ts, one Node.js process answering every request 200 with no SIP stack, (a) only:\n        ${names[0]}/${BARE} is the share of Node's own datagram path Parley keeps (target >= 0.80).\n` : ''}sipp runs on the same ${cores} cores: up to one core per sipp process, two processes in (b); at the
 highest rates it competes with the server for CPU, so those numbers measure sipp as much as the server.
 Why each search stopped:
 ${stops.join('\n')}`;
@@ -267,11 +281,16 @@ ${stops.join('\n')}`;
 async function main(): Promise<void> {
   const deadline = Date.now() + BUDGET_S * 1000;
   const loadBefore = loadavg();
-  const starters: Array<() => Promise<Server>> = withKamailio ? [startParley, startKamailio] : [startParley];
+  // Which workloads each server is measured on: the bare responder can only answer.
+  const contenders: Array<{ start: () => Promise<Server>; serves: (workload: Workload) => boolean }> = [
+    { start: startParley, serves: () => true },
+    ...(withKamailio ? [{ start: startKamailio, serves: () => true }] : []),
+    ...(withBare ? [{ start: startBareResponder, serves: (workload: Workload) => workload.key === 'reply' }] : []),
+  ];
   const results = new Map<string, Map<string, Search>>();
-  let pairsLeft = starters.length * workloads.length;
-  for (const start of starters) {
-    for (const workload of workloads) {
+  let pairsLeft = contenders.reduce((pairs, contender) => pairs + workloads.filter(contender.serves).length, 0);
+  for (const { start, serves } of contenders) {
+    for (const workload of workloads.filter(serves)) {
       // A fresh server per workload: what an overloaded step left behind (transactions kept for
       // Timer J, queues, heap) must not weigh on the next workload's figures.
       const server = await start();

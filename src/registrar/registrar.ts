@@ -150,8 +150,9 @@ export class Registrar extends EventEmitter {
   }
 
   handle(request: IncomingRequest, aor: string): Promise<void> {
-    const previous = this.queues.get(aor) ?? Promise.resolve();
-    const next = previous.then(() => this.process(request, aor));
+    const previous = this.queues.get(aor);
+    // Nothing queued for the AOR, as nearly always: no hop through a resolved promise first.
+    const next = previous ? previous.then(() => this.process(request, aor)) : this.process(request, aor);
     const settled = next.catch(() => {});
     this.queues.set(aor, settled);
     void settled.then(() => {
@@ -300,6 +301,8 @@ export class Registrar extends EventEmitter {
   private async sweep(): Promise<void> {
     const now = this.now();
     for (const [aor, bindings] of this.table) {
+      // Most lists have nothing expired: they are left as they are rather than copied every sweep.
+      if (bindings.every((b) => b.expiresAt > now)) continue;
       const live = bindings.filter((b) => b.expiresAt > now);
       if (live.length === 0) {
         this.table.delete(aor);

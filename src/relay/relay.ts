@@ -8,7 +8,7 @@ import {
   type IncomingRequest, type Peer, type Protocol, RELIABLE, SipMessage, type SipStack, type SipUri, createResponse, parseNameAddr, formatNameAddr,
   parseUri,
 } from '../sip/index.js';
-import type { Header } from '../sip/message.js';
+import { type Header, withHeadersOf } from '../sip/message.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import type { Outbox } from './outbox.js';
 import { requestKey, resendIdentity } from './resend.js';
@@ -387,18 +387,32 @@ export class Relay {
  * and Parley trusts no source yet.
  */
 function forwardCopy(message: SipMessage, requestUri: string, realms: ReadonlySet<string>, path?: string): SipMessage | undefined {
-  const maxForwards = Number(message.get('max-forwards') ?? '70');
+  const maxForwardsText = message.get('max-forwards');
+  const maxForwards = maxForwardsText === undefined ? 70 : Number(maxForwardsText);
   if (maxForwards <= 0) return undefined;
-  const headers = message.headers.filter((h) => {
-    if (UNTRUSTED_IDENTITY.has(h.name)) return false;
-    if (h.name !== 'authorization' && h.name !== 'proxy-authorization') return true;
-    const realm = digestRealm(h.value);
-    return realm === undefined || !realms.has(realm);
-  });
-  const copy = new SipMessage({ method: message.method, uri: requestUri, headers, body: message.body });
-  copy.set('max-forwards', String(maxForwards - 1));
+  const headers: Header[] = [];
+  let maxForwardsAt = -1;
+  for (const header of message.headers) {
+    if (header.name === 'max-forwards') {
+      // The parser lets only one Max-Forwards through: it is replaced in place below.
+      if (maxForwardsAt < 0) maxForwardsAt = headers.length;
+      else continue;
+    } else if (!travelsOn(header, realms)) continue;
+    headers.push(header);
+  }
+  const decremented = { name: 'max-forwards', value: String(maxForwards - 1) };
+  if (maxForwardsAt < 0) headers.push(decremented);
+  else headers[maxForwardsAt] = decremented;
+  const copy = withHeadersOf(message, headers, { method: message.method, uri: requestUri, body: message.body });
   if (path) copy.prepend('route', path);
   return copy;
+}
+
+function travelsOn(header: Header, realms: ReadonlySet<string>): boolean {
+  if (UNTRUSTED_IDENTITY.has(header.name)) return false;
+  if (header.name !== 'authorization' && header.name !== 'proxy-authorization') return true;
+  const realm = digestRealm(header.value);
+  return realm === undefined || !realms.has(realm);
 }
 
 const UNTRUSTED_IDENTITY = new Set(['p-asserted-identity', 'identity', 'identity-info']);

@@ -71,26 +71,25 @@ export function parseParams(text: string): Params {
   const params: Params = new Map();
   let i = 0;
   while (i < text.length) {
-    while (text[i] === ' ' || text[i] === '\t') i++;
+    i = skipBlanks(text, i);
     if (i >= text.length) break;
-    if (text[i] !== ';') throw new HeaderError(`expected ";" before "${text.slice(i)}"`);
-    i++;
-    while (text[i] === ' ' || text[i] === '\t') i++;
+    if (text.charCodeAt(i) !== SEMICOLON) throw new HeaderError(`expected ";" before "${text.slice(i)}"`);
+    i = skipBlanks(text, i + 1);
     let j = i;
-    while (j < text.length && !'=; \t'.includes(text[j]!)) j++;
-    const name = text.slice(i, j).toLowerCase();
-    if (!name || !TOKEN.test(name)) throw new HeaderError(`bad parameter name "${text.slice(i, j)}"`);
-    while (text[j] === ' ' || text[j] === '\t') j++;
-    if (text[j] === '=') {
-      j++;
-      while (text[j] === ' ' || text[j] === '\t') j++;
-      if (text[j] === '"') {
+    while (j < text.length && !endsParamName(text.charCodeAt(j))) j++;
+    const rawName = text.slice(i, j);
+    const name = rawName.toLowerCase();
+    if (!name || !TOKEN.test(name)) throw new HeaderError(`bad parameter name "${rawName}"`);
+    j = skipBlanks(text, j);
+    if (text.charCodeAt(j) === EQUALS) {
+      j = skipBlanks(text, j + 1);
+      if (text.charCodeAt(j) === QUOTE) {
         const end = closingQuote(text, j);
         params.set(name, text.slice(j, end + 1));
         i = end + 1;
       } else {
         let k = j;
-        while (k < text.length && text[k] !== ';' && text[k] !== ' ' && text[k] !== '\t') k++;
+        while (k < text.length && !endsParamValue(text.charCodeAt(k))) k++;
         const value = text.slice(j, k);
         if (!value || !PARAM_VALUE.test(value)) throw new HeaderError(`bad value for parameter "${name}"`);
         params.set(name, value);
@@ -102,6 +101,27 @@ export function parseParams(text: string): Params {
     }
   }
   return params;
+}
+
+const SEMICOLON = 59;
+const EQUALS = 61;
+const QUOTE = 34;
+
+function isBlank(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+function skipBlanks(text: string, i: number): number {
+  while (isBlank(text.charCodeAt(i))) i++;
+  return i;
+}
+
+function endsParamName(c: number): boolean {
+  return c === EQUALS || c === SEMICOLON || isBlank(c);
+}
+
+function endsParamValue(c: number): boolean {
+  return c === SEMICOLON || isBlank(c);
 }
 
 export const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;

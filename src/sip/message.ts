@@ -1,5 +1,6 @@
 // The SIP message model: start line, ordered header list, body. Structured header values are
 // parsed on first use and cached, so the hot path pays only for what it reads.
+import { randomFillSync } from 'node:crypto';
 import {
   type CSeq, type NameAddr, type Via, LIST_HEADERS, displayName, formatVia, parseCSeq, parseNameAddr, parseVia, safeHeaderValue, splitList,
 } from './headers.js';
@@ -32,6 +33,12 @@ export class SipMessage {
   private cachedFromUri: SipUri | undefined = undefined;
   private cachedToUri: SipUri | undefined = undefined;
   private cachedContacts: NameAddr[] | undefined = undefined;
+  /**
+   * Whether a header value may hold a character that may not go out (see the constructor): only the
+   * parser leaves such values, as they were read, for the layers above to see. Headers copied from
+   * this message into another are checked again only when this is set.
+   */
+  uncheckedValues = false;
 
   /**
    * Every way a value gets into a message but the parser (which leaves no CR or LF in a value) goes
@@ -248,6 +255,21 @@ export class SipMessage {
 export const EMPTY = Buffer.alloc(0);
 
 /**
+ * A message made of header objects taken from `source` (a response's copied Via, From and To, a
+ * forwarded request's headers): they are checked as the constructor would only when `source` may
+ * hold values that may not go out, so a copy of a clean message costs no pass over its values.
+ */
+export function withHeadersOf(
+  source: SipMessage,
+  headers: Header[],
+  init: { method?: string; uri?: string; status?: number; reason?: string; body?: Buffer },
+): SipMessage {
+  const message = new SipMessage(init);
+  message.headers = source.uncheckedValues ? safeHeaders(headers) : headers;
+  return message;
+}
+
+/**
  * The list a message is built with, an unsafe value replaced in place by a safe copy of its header
  * (the list becomes the message's own, as before; the Header objects, which may be shared, are not
  * changed). Nothing is allocated when every value is safe, as nearly always.
@@ -273,12 +295,20 @@ export const REASONS: Record<number, string> = {
   600: 'Busy Everywhere', 603: 'Decline', 604: 'Does Not Exist Anywhere',
 };
 
-const TAG_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789';
+/** Random bytes drawn a block at a time: one system call for hundreds of tags and branches. */
+const randomPool = Buffer.allocUnsafe(4096);
+let randomPoolUsed = randomPool.length;
 
+/** `length` random lower-case hex digits: tags, branches, Call-IDs (at least 32 random bits, RFC 3261 §19.3, from 8 digits on). */
 export function randomToken(length = 10): string {
-  let out = '';
-  for (let i = 0; i < length; i++) out += TAG_CHARS[(Math.random() * TAG_CHARS.length) | 0];
-  return out;
+  const bytes = (length + 1) >> 1;
+  if (randomPoolUsed + bytes > randomPool.length) {
+    randomFillSync(randomPool);
+    randomPoolUsed = 0;
+  }
+  const token = randomPool.toString('hex', randomPoolUsed, randomPoolUsed + bytes);
+  randomPoolUsed += bytes;
+  return token.length === length ? token : token.slice(0, length);
 }
 
 /**
@@ -309,9 +339,9 @@ export function createResponse(
   }
   if (to !== undefined && status > 100 && !hasToTag(request)) {
     const i = headers.findIndex((h) => h.name === 'to');
-    headers[i] = { name: 'to', value: `${to};tag=${toTag ?? randomToken()}` };
+    headers[i] = { name: 'to', value: `${to};tag=${toTag === undefined ? randomToken() : safeHeaderValue(toTag)}` };
   }
-  return new SipMessage({ status, reason, headers });
+  return withHeadersOf(request, headers, { status, reason });
 }
 
 /** Whether the To carries a tag header parameter; a "tag" URI parameter inside <> is not one. */

@@ -71,7 +71,7 @@ export function parseContentLength(text: string, message?: SipMessage): number {
 
 /** Parses the start line and header lines; header values are unfolded and trimmed, nothing else is checked. */
 export function parseHead(head: string): SipMessage {
-  const lines = head.split(/\r?\n/);
+  const lines = splitLines(head);
   let first = 0;
   while (first < lines.length && lines[first] === '') first++; // RFC 3261 §7.5: leading CRLFs are ignored
   const startLine = lines[first];
@@ -79,10 +79,32 @@ export function parseHead(head: string): SipMessage {
   const message = new SipMessage({});
   // A start-line error is raised once the headers are read, so that it carries what a response needs.
   const startLineError = readStartLine(startLine, message);
+  // One pass over the head rather than one per value, for what the constructor would have replaced;
+  // before the headers are read, so that a message that fails there is flagged too.
+  message.uncheckedValues = !PRINTABLE_ASCII.test(head) && UNSAFE_BESIDES_LINE_ENDS.test(head);
   readHeaders(lines, first + 1, message);
   if (startLineError) throw startLineError;
   return message;
 }
+
+/** A head of printable ASCII lines, as nearly every one is: nothing in it for safeHeaderValue to replace. */
+const PRINTABLE_ASCII = /^[\t\r\n\x20-\x7e]*$/;
+/** What safeHeaderValue replaces, but CR and LF: the lines of a head are made of those. */
+const UNSAFE_BESIDES_LINE_ENDS = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]/;
+
+/** `text` split at LF and CRLF, as split(/\r?\n/) would, without a regular expression for each message. */
+function splitLines(text: string): string[] {
+  const lines: string[] = [];
+  let start = 0;
+  for (let lf = text.indexOf('\n'); lf >= 0; lf = text.indexOf('\n', start)) {
+    lines.push(text.slice(start, lf > start && text.charCodeAt(lf - 1) === CR ? lf - 1 : lf));
+    start = lf + 1;
+  }
+  lines.push(text.slice(start));
+  return lines;
+}
+
+const REQUEST_LINE_END = ' SIP/2.0';
 
 /** Fills in method and URI, or status and reason; returns what is wrong with the line instead of throwing it. */
 function readStartLine(line: string, message: SipMessage): SipParseError | undefined {
@@ -99,6 +121,19 @@ function readStartLine(line: string, message: SipMessage): SipParseError | undef
     message.status = status;
     message.reason = m[3] ?? '';
     return undefined;
+  }
+  // "METHOD URI SIP/2.0", as nearly every request line is, read without splitting it.
+  const uriEnd = line.length - REQUEST_LINE_END.length;
+  const space = line.indexOf(' ');
+  if (space > 0 && line.endsWith(REQUEST_LINE_END) && line.indexOf(' ', space + 1) === uriEnd && uriEnd > space + 1) {
+    const method = line.slice(0, space);
+    if (TOKEN.test(method)) {
+      message.method = method;
+      const uri = line.slice(space + 1, uriEnd);
+      if (uri.length > MAX_URI_LENGTH) return new SipParseError('Request-URI Too Long', message, 414);
+      message.uri = uri;
+      return undefined;
+    }
   }
   const parts = line.split(' ');
   // Taken before the rest of the line is checked, so that a malformed request line can still be answered.
@@ -141,6 +176,18 @@ function readHeaders(lines: string[], first: number, message: SipMessage): void 
 const headerNames = new Map<string, string>();
 
 /**
+ * The names code looks headers up by, each mapped to its own literal: a name read from the wire is
+ * stored as that very string, so each comparison with a literal is one of pointers, not of text.
+ */
+const COMMON_NAMES = new Map(
+  [
+    'via', 'from', 'to', 'call-id', 'cseq', 'max-forwards', 'content-length', 'content-type', 'contact', 'expires', 'user-agent',
+    'route', 'record-route', 'path', 'authorization', 'proxy-authorization', 'proxy-require', 'require', 'supported', 'date',
+    'event', 'subject', 'allow', 'accept', 'server', 'p-asserted-identity', 'identity', 'identity-info',
+  ].map((name) => [name, name]),
+);
+
+/**
  * The name a header is stored under ("v" and "VIA" as "via"), or undefined when `raw` is no token.
  * Memoised, as displayName() is: the same few spellings come in every message.
  */
@@ -149,16 +196,22 @@ function headerName(raw: string): string | undefined {
   if (name === undefined) {
     if (!TOKEN.test(raw)) return undefined;
     const lower = raw.toLowerCase();
-    name = COMPACT_FORMS[lower] ?? lower;
+    name = COMPACT_FORMS[lower] ?? COMMON_NAMES.get(lower) ?? lower;
     if (headerNames.size < 1000) headerNames.set(raw, name);
   }
   return name;
 }
 
-/** Header fields that must not repeat (only list headers may, RFC 3261 §7.3.1), each with a bit of its own. */
-const SINGLE_VALUED = new Map(['from', 'to', 'call-id', 'cseq', 'max-forwards', 'content-length'].map((name, i) => [name, 1 << i]));
+/** Header fields that must not repeat (only list headers may, RFC 3261 §7.3.1). */
+const SINGLE_VALUED = ['from', 'to', 'call-id', 'cseq', 'max-forwards', 'content-length'];
 
 const REQUIRED_HEADERS = [['via', 'Via'], ['from', 'From'], ['to', 'To'], ['call-id', 'Call-ID'], ['cseq', 'CSeq']] as const;
+
+const ROUTING_HEADERS = ['route', 'record-route', 'path'] as const;
+
+/** A bit for each header validate() looks for, so that one pass over the headers tells which are there. */
+const HEADER_BITS = new Map([...new Set([...SINGLE_VALUED, ...REQUIRED_HEADERS.map(([name]) => name), ...ROUTING_HEADERS])].map((name, i) => [name, 1 << i]));
+const SINGLE_VALUED_BITS = SINGLE_VALUED.reduce((bits, name) => bits | HEADER_BITS.get(name)!, 0);
 
 /**
  * Checks the headers every transaction needs (RFC 3261 §8.1.1) and, on a request, the request-URI and
@@ -166,11 +219,19 @@ const REQUIRED_HEADERS = [['via', 'Via'], ['from', 'From'], ['to', 'To'], ['call
  * cached for the layers above. A response is matched on its Via and CSeq alone; its URIs are not read.
  */
 export function validate(message: SipMessage): void {
+  // Which of the headers looked for are there, and the first that must not repeat but does.
+  let present = 0;
+  let repeated: string | undefined;
+  for (const { name } of message.headers) {
+    const bit = HEADER_BITS.get(name);
+    if (bit === undefined) continue;
+    if (present & bit & SINGLE_VALUED_BITS) repeated ??= name;
+    present |= bit;
+  }
   for (const [name, display] of REQUIRED_HEADERS) {
-    if (!message.has(name)) throw new SipParseError(`Missing ${display} header`, message);
+    if (!(present & HEADER_BITS.get(name)!)) throw new SipParseError(`Missing ${display} header`, message);
   }
   try {
-    const repeated = firstRepeated(message);
     if (repeated) throw new HeaderError(`more than one ${displayName(repeated)} header`);
     if (message.vias.length === 0) throw new HeaderError('empty Via');
     if (!message.isRequest) {
@@ -188,7 +249,7 @@ export function validate(message: SipMessage): void {
     // no socket can take (port 0, a host that is no host) is refused here, naming the header.
     for (const contact of message.contacts) checked('Contact URI', parseUri, contact.uri);
     for (const name of ROUTING_HEADERS) {
-      if (!message.has(name)) continue;
+      if (!(present & HEADER_BITS.get(name)!)) continue;
       for (const value of message.getAll(name)) checked(`${displayName(name)} URI`, addressUri, value);
     }
     if (message.cseq.method !== message.method) throw new HeaderError('CSeq method does not match the request method');
@@ -206,8 +267,6 @@ export function validate(message: SipMessage): void {
     throw error;
   }
 }
-
-const ROUTING_HEADERS = ['route', 'record-route', 'path'] as const;
 
 const fromUri = (message: SipMessage) => message.fromUri;
 const toUri = (message: SipMessage) => message.toUri;
@@ -237,17 +296,6 @@ export function canAnswer(partial: SipMessage | undefined): partial is SipMessag
   } catch {
     return false;
   }
-}
-
-function firstRepeated(message: SipMessage): string | undefined {
-  let seen = 0;
-  for (const { name } of message.headers) {
-    const bit = SINGLE_VALUED.get(name);
-    if (bit === undefined) continue;
-    if (seen & bit) return name;
-    seen |= bit;
-  }
-  return undefined;
 }
 
 /** Trims SP and HTAB only: String.prototype.trim would also strip U+FEFF and other characters of the value. */

@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { type Header, SipMessage, createResponse, randomToken, REASONS } from './message.js';
 import { canAnswer, type SipParseError } from './parser.js';
-import { type Via, formatVia, parseVia } from './headers.js';
+import { type Via, parseVia } from './headers.js';
 import type { TimerHandle, TimerQueue } from './timers.js';
 import type { TransportLayer } from './transport/layer.js';
 import { type Peer, type Protocol, RELIABLE } from './transport/types.js';
@@ -81,6 +81,7 @@ export class SipStack extends EventEmitter {
   private readonly answered = new Map<string, AnsweredTransaction>();
   private answeredGeneration = 0;
   private readonly client = new Map<string, ClientTransaction | typeof FINISHED>();
+  private readonly sentByOf = new Map<Protocol, string>();
   readonly stats: StackStats = {
     requestsIn: 0, responsesOut: 0, requestsOut: 0, retransmissionsAbsorbed: 0, malformed: 0,
     serverTransactions: 0, clientTransactions: 0, overloaded: 0,
@@ -108,10 +109,16 @@ export class SipStack extends EventEmitter {
   /** The sent-by Parley puts in its Via for a protocol. */
   sentBy(proto: Protocol): string {
     if (this.options.advertise) return this.options.advertise;
-    const local = this.transports.local(proto) ?? this.transports.bound[0];
+    const known = this.sentByOf.get(proto);
+    if (known !== undefined) return known;
+    const own = this.transports.local(proto);
+    const local = own ?? this.transports.bound[0];
     if (!local) return '127.0.0.1';
     const host = local.host.includes(':') ? `[${local.host}]` : local.host;
-    return `${host}:${local.port}`;
+    const sentBy = `${host}:${local.port}`;
+    // A listener of the protocol itself, once bound, stays: what stands in for it may still change.
+    if (own) this.sentByOf.set(proto, sentBy);
+    return sentBy;
   }
 
   /** A URI at which peers reach Parley, e.g. for Contact headers of requests it originates. */
@@ -201,11 +208,13 @@ export class SipStack extends EventEmitter {
   }
 
   private transmit(bytes: Buffer, target: Peer): void {
-    this.transports.send(bytes, target).catch((error: Error) => {
-      // An 'error' event nobody listens to would throw here, inside a rejection handler.
-      if (this.listenerCount('error') > 0) this.emit('error', error);
-    });
+    this.transports.sendOrReport(bytes, target, this.reportSendFailure);
   }
+
+  private readonly reportSendFailure = (error: Error): void => {
+    // An 'error' event nobody listens to would throw here, inside a rejection handler.
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+  };
 
   private onResponse(response: SipMessage): void {
     let branch: string | undefined;
@@ -263,7 +272,8 @@ export class SipStack extends EventEmitter {
 
   /** Puts Parley's Via with `branch` on top of the request; its wire form. */
   withVia(message: SipMessage, proto: Protocol, branch: string): Buffer {
-    message.prepend('via', formatVia({ transport: proto.toUpperCase(), host: this.sentBy(proto), params: new Map([['branch', branch], ['rport', null]]) }));
+    // What formatVia would write for this Via, without building it first.
+    message.prepend('via', `SIP/2.0/${proto.toUpperCase()} ${this.sentBy(proto)};branch=${branch};rport`);
     return message.toBuffer();
   }
 
@@ -393,11 +403,12 @@ class ClientTransaction {
     if (!this.done) this.complete(createResponse(this.message, status, reason));
   }
 
+  // Methods rather than arrow-function fields: a transaction per relayed request makes no closures it may never use.
   private send(): void {
-    this.stack.transports.send(this.bytes, this.sendTarget).catch(this.onSendFailed);
+    this.stack.transports.sendOrReport(this.bytes, this.sendTarget, () => this.onSendFailed());
   }
 
-  private readonly onSendFailed = (): void => {
+  private onSendFailed(): void {
     if (this.proto === 'tcp' && this.target.proto === 'udp') {
       // RFC 3261 §18.1.1: when the TCP attempt fails, the request is retried over UDP.
       this.message.removeFirstValue('via');
@@ -409,20 +420,20 @@ class ClientTransaction {
       return;
     }
     this.fail(503, 'Service Unavailable (transport error)');
-  };
+  }
 
   /** Timer E: retransmit at T1, doubling up to T2, until a final response or Timer F. */
   private armRetransmit(): void {
     this.interval = this.stack.options.t1;
-    this.retransmit = this.stack.timers.schedule(this.interval, this.onRetransmitTimer);
+    this.retransmit = this.stack.timers.schedule(this.interval, () => this.onRetransmitTimer());
   }
 
-  private readonly onRetransmitTimer = (): void => {
+  private onRetransmitTimer(): void {
     if (this.done) return;
     this.send();
     this.interval = Math.min(this.interval * 2, this.stack.options.t2);
-    this.retransmit = this.stack.timers.schedule(this.interval, this.onRetransmitTimer);
-  };
+    this.retransmit = this.stack.timers.schedule(this.interval, () => this.onRetransmitTimer());
+  }
 }
 
 /** RFC 3261 §17.2.3 matching key; RFC 2543 peers without the magic cookie fall back to dialog fields. */

@@ -2,17 +2,17 @@
 import { isIPv4, isIPv6 } from 'node:net';
 
 export interface SipUri {
-  scheme: string;
+  readonly scheme: string;
   /** Unescaped user part; '' when absent. For tel: the subscriber number. */
-  user: string;
-  password?: string;
+  readonly user: string;
+  readonly password?: string;
   /** Lower-cased host; IPv6 references keep their brackets. '' for tel and opaque URIs. */
-  host: string;
-  port?: number;
-  params: ReadonlyMap<string, string | null>;
-  headers: ReadonlyMap<string, string>;
+  readonly host: string;
+  readonly port?: number;
+  readonly params: ReadonlyMap<string, string | null>;
+  readonly headers: ReadonlyMap<string, string>;
   /** Everything after "scheme:" for schemes Parley does not interpret. */
-  opaque?: string;
+  readonly opaque?: string;
 }
 
 export class UriError extends Error {
@@ -38,8 +38,29 @@ export function unescapeUriPart(part: string): string {
 /** Longest URI accepted: bounds the work and the size of error messages an attacker can cause. */
 export const MAX_URI_LENGTH = 8192;
 
-/** Parses a URI; throws UriError naming what is wrong. */
+/** URIs parsed lately, by their text: the same From, To and Request-URIs come in message after message. */
+const recentUris = new Map<string, SipUri>();
+const MAX_RECENT_URIS = 2048;
+/** Longer URIs are parsed each time, so that the memo stays small. */
+const MAX_REMEMBERED_URI_LENGTH = 256;
+
+/**
+ * Parses a URI; throws UriError naming what is wrong. A parsed URI is never changed (its maps are
+ * read-only), so one parse of a text is shared by every message that carries it.
+ */
 export function parseUri(text: string): SipUri {
+  let uri = recentUris.get(text);
+  if (uri === undefined) {
+    uri = parseUriText(text);
+    if (text.length <= MAX_REMEMBERED_URI_LENGTH) {
+      if (recentUris.size >= MAX_RECENT_URIS) recentUris.clear();
+      recentUris.set(text, uri);
+    }
+  }
+  return uri;
+}
+
+function parseUriText(text: string): SipUri {
   if (text.length > MAX_URI_LENGTH) throw new UriError(`URI longer than ${MAX_URI_LENGTH} characters`);
   const colon = text.indexOf(':');
   if (colon <= 0) throw new UriError(`no scheme in URI "${text}"`);

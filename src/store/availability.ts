@@ -138,6 +138,8 @@ class WatchedConnection implements DatabaseConnection {
 
 /** Parley uses no savepoints, so the driver offers none. */
 class WatchedDriver implements Driver {
+  private readonly watched = new WeakMap<DatabaseConnection, WatchedConnection>();
+
   constructor(
     private readonly driver: Driver,
     private readonly availability: StoreAvailability,
@@ -148,7 +150,11 @@ class WatchedDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new WatchedConnection(await this.availability.run(() => this.driver.acquireConnection()), this.availability);
+    const inner = await this.availability.run(() => this.driver.acquireConnection());
+    // One wrapper per connection, not per statement: kysely also remembers each connection it sees.
+    let watched = this.watched.get(inner);
+    if (!watched) this.watched.set(inner, (watched = new WatchedConnection(inner, this.availability)));
+    return watched;
   }
 
   beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {

@@ -1,4 +1,5 @@
-import type { Insertable, Kysely, Selectable, Transaction } from 'kysely';
+import type { CompiledQuery, Insertable, Kysely, Selectable, Transaction } from 'kysely';
+import { CompiledStatements } from './compiled.js';
 import { GroupCommit } from './group-commit.js';
 import { deleteExpired, nullsAbsent } from './rows.js';
 import type { Database, LocationsTable } from './schema.js';
@@ -7,6 +8,7 @@ import { formatPeer, parsePeer } from '../sip/transport/types.js';
 
 export class LocationRepository implements LocationStore {
   private readonly commits: GroupCommit;
+  private readonly statements = new CompiledStatements();
 
   constructor(private readonly db: Kysely<Database>) {
     this.commits = new GroupCommit(db);
@@ -17,7 +19,7 @@ export class LocationRepository implements LocationStore {
    * REGISTERs is committed together (group commit), each resolving once its rows are durable.
    */
   replace(aor: string, bindings: Binding[]): Promise<void> {
-    return this.commits.run((trx) => writeBindings(trx, aor, bindings));
+    return this.commits.run((trx) => this.writeBindings(trx, aor, bindings));
   }
 
   async listAll(): Promise<Binding[]> {
@@ -34,38 +36,64 @@ export class LocationRepository implements LocationStore {
     const row = await this.db.selectFrom('known_aors').select('aor').where('aor', '=', aor).executeTakeFirst();
     return row !== undefined;
   }
-}
 
-async function writeBindings(trx: Transaction<Database>, aor: string, bindings: Binding[]): Promise<void> {
-  await trx.deleteFrom('locations').where('aor', '=', aor).execute();
-  if (bindings.length > 0) {
-    await trx
-      .insertInto('locations')
-      .values(bindings.map((binding) => toLocationRow(aor, binding)))
-      .execute();
+  /**
+   * The statements of every REGISTER, compiled once per number of bindings (see CompiledStatements)
+   * and run on the transaction's connection itself: through kysely's executor each statement cost
+   * several promises more than running it.
+   */
+  private writeBindings(trx: Transaction<Database>, aor: string, bindings: Binding[]): Promise<void> {
+    const statements = this.statements;
+    const remove = statements.compile('delete', [aor], ([aor]) => trx.deleteFrom('locations').where('aor', '=', aor as string));
+    let insert: CompiledQuery | undefined;
+    if (bindings.length > 0) {
+      const values: unknown[] = [];
+      for (const binding of bindings) values.push(...locationValues(aor, binding));
+      insert = statements.compile(`insert ${bindings.length}`, values, (values) =>
+        trx.insertInto('locations').values(bindings.map((_, row) => toLocationRow(values.slice(row * LOCATION_COLUMNS, (row + 1) * LOCATION_COLUMNS)))),
+      );
+    }
+    const known = statements.compile('known', [aor, Date.now()], ([aor, firstSeen]) =>
+      trx
+        .insertInto('known_aors')
+        .values({ aor: aor as string, first_seen: firstSeen as number })
+        .onConflict((conflict) => conflict.column('aor').doNothing()),
+    );
+    return trx.getExecutor().provideConnection(async (connection) => {
+      await connection.executeQuery(remove);
+      if (insert) await connection.executeQuery(insert);
+      await connection.executeQuery(known);
+    });
   }
-  await trx
-    .insertInto('known_aors')
-    .values({ aor, first_seen: Date.now() })
-    .onConflict((conflict) => conflict.column('aor').doNothing())
-    .execute();
 }
 
-function toLocationRow(aor: string, binding: Binding): Insertable<LocationsTable> {
+/** The values of a binding's row, in the order of toLocationRow's columns. */
+function locationValues(aor: string, binding: Binding): unknown[] {
+  return [
+    aor, binding.contact, binding.expiresAt, binding.q, binding.callId, binding.cseq, formatPeer(binding.source),
+    binding.connectionId ?? null, binding.instance ?? null, binding.regId ?? null, binding.userAgent ?? null,
+    binding.path ?? null, binding.updatedAt,
+  ];
+}
+
+const LOCATION_COLUMNS = 13;
+
+function toLocationRow(values: readonly unknown[]): Insertable<LocationsTable> {
+  const [aor, contact, expiresAt, q, callId, cseq, source, connectionId, instance, regId, userAgent, path, updatedAt] = values;
   return {
-    aor,
-    contact: binding.contact,
-    expires_at: binding.expiresAt,
-    q: binding.q,
-    call_id: binding.callId,
-    cseq: binding.cseq,
-    source: formatPeer(binding.source),
-    connection_id: binding.connectionId ?? null,
-    instance: binding.instance ?? null,
-    reg_id: binding.regId ?? null,
-    user_agent: binding.userAgent ?? null,
-    path: binding.path ?? null,
-    updated_at: binding.updatedAt,
+    aor: aor as string,
+    contact: contact as string,
+    expires_at: expiresAt as number,
+    q: q as number,
+    call_id: callId as string,
+    cseq: cseq as number,
+    source: source as string,
+    connection_id: connectionId as string | null,
+    instance: instance as string | null,
+    reg_id: regId as number | null,
+    user_agent: userAgent as string | null,
+    path: path as string | null,
+    updated_at: updatedAt as number,
   };
 }
 

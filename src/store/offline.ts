@@ -1,9 +1,12 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
+import { CompiledStatements } from './compiled.js';
 import { deleteExpired, nullsAbsent } from './rows.js';
 import type { Database, OfflineMessagesTable } from './schema.js';
 import type { OfflineStore, StoredMessage } from './types.js';
 
 export class OfflineRepository implements OfflineStore {
+  private readonly statements = new CompiledStatements();
+
   constructor(private readonly db: Kysely<Database>) {}
 
   /**
@@ -40,16 +43,24 @@ export class OfflineRepository implements OfflineStore {
     });
   }
 
+  /**
+   * Run on every REGISTER (to deliver what waits for the user): compiled once per page size, see
+   * CompiledStatements. The page size is written into the SQL: SQLite prepares a statement whose
+   * LIMIT is a parameter anew each time another value is bound to it, which cost more than the query.
+   */
   async listFor(aor: string, now: number, page: { afterId: number; limit: number }): Promise<StoredMessage[]> {
-    const rows = await this.db
-      .selectFrom('offline_messages')
-      .selectAll()
-      .where('aor', '=', aor)
-      .where('expires_at', '>', now)
-      .where('id', '>', page.afterId)
-      .orderBy('id')
-      .limit(page.limit)
-      .execute();
+    const limit = Math.floor(page.limit);
+    const query = this.statements.compile(`list ${limit}`, [aor, now, page.afterId], ([aor, now, afterId]) =>
+      this.db
+        .selectFrom('offline_messages')
+        .selectAll()
+        .where('aor', '=', aor as string)
+        .where('expires_at', '>', now as number)
+        .where('id', '>', afterId as number)
+        .orderBy('id')
+        .limit(sql.lit(limit)),
+    );
+    const { rows } = await this.db.executeQuery<Selectable<OfflineMessagesTable>>(query);
     return rows.map(toStoredMessage);
   }
 

@@ -15,6 +15,7 @@ import { migrations } from './migrations/index.js';
 import { OfflineRepository } from './offline.js';
 import { PresenceRepository } from './presence.js';
 import { OutboxRepository } from './outbox.js';
+import { queuedDialect } from './queued.js';
 import { RoomRepository } from './rooms.js';
 import type { Database } from './schema.js';
 import { StoreError, type Store, type StoreErrorCode } from './types.js';
@@ -150,7 +151,8 @@ function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): Ope
     const availability = new StoreAvailability('sqlite', (error) => reasonOf(target, error), (available) =>
       opened.pragma(`busy_timeout = ${available ? SQLITE_BUSY_TIMEOUT_MS : 0}`),
     );
-    return { db: new Kysely<Database>({ dialect: watchedDialect(new SqliteDialect({ database: preparingOnce(database) }), availability) }), availability };
+    const dialect = queuedDialect(watchedDialect(new SqliteDialect({ database: preparingOnce(database) }), availability));
+    return { db: new Kysely<Database>({ dialect }), availability };
   } catch (error) {
     database?.close();
     throw storeFailure('CONNECT_FAILED', 'Cannot open', target, error);

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SipMessage } from '../../src/sip/message.js';
-import { parseMessage } from '../../src/sip/parser.js';
+import { SipMessage, createResponse, randomToken, withHeadersOf } from '../../src/sip/message.js';
+import { type SipParseError, parseMessage } from '../../src/sip/parser.js';
 
 const REQUEST = [
   'MESSAGE sip:bob@example.com SIP/2.0',
@@ -59,5 +59,55 @@ describe('parsed header values', () => {
     );
     assert.equal(response.status, 200);
     assert.equal(response.cseq.method, 'MESSAGE');
+  });
+});
+
+describe('copies of a parsed message', () => {
+  const UNSAFE = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]/;
+  const lines = (message: SipMessage) => message.toString().split('\r\n');
+
+  it('a response to a request read with control characters in its values carries none of them', () => {
+    const request = parseMessage(Buffer.from(REQUEST.replace('"Alice"', '"Al\x07ice\x7f"').replace('To: <sip:bob@example.com>', 'To: "B\u0085ob" <sip:bob@example.com>')));
+    assert.equal(request.from.displayName, 'Al\x07ice\x7f', 'the layers above still read the value as it came');
+    const response = createResponse(request, 200, 'OK');
+    assert.deepEqual(lines(response).filter((line) => UNSAFE.test(line)), []);
+    assert.match(response.get('from')!, /^"Al ice " <sip:alice@example.com>/);
+  });
+
+  it('a request that fails further down is answered without the control characters read before', () => {
+    const wire = REQUEST.replace('"Alice"', '"Al\x07ice"').replace('Contact: <sip:alice@192.0.2.4>', 'X-Broken: a\rb');
+    const error = (() => {
+      try {
+        parseMessage(Buffer.from(wire));
+      } catch (caught) {
+        return caught as SipParseError;
+      }
+      assert.fail('a bare CR was accepted');
+    })();
+    const response = createResponse(error.partial!, 400, error.reason);
+    assert.deepEqual(lines(response).filter((line) => UNSAFE.test(line)), []);
+  });
+
+  it('a copy of a clean request shares its header objects; one of an unclean request gets safe copies', () => {
+    const clean = parseMessage(Buffer.from(REQUEST));
+    const copy = withHeadersOf(clean, [...clean.headers], { method: clean.method, uri: clean.uri });
+    assert.ok(copy.headers.every((header, i) => header === clean.headers[i]));
+    const unclean = parseMessage(Buffer.from(REQUEST.replace('"Alice"', '"Al\x00ice"')));
+    const safe = withHeadersOf(unclean, [...unclean.headers], { method: unclean.method, uri: unclean.uri });
+    assert.equal(safe.get('from'), '"Al ice" <sip:alice@example.com>;tag=1928301774');
+    assert.equal(unclean.get('from'), '"Al\x00ice" <sip:alice@example.com>;tag=1928301774', 'the original is left as it was read');
+  });
+});
+
+describe('randomToken', () => {
+  it('gives lower-case hex of the length asked, different each time, across refills of its random block', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 1000; i++) {
+      const token = randomToken(i % 2 === 0 ? 16 : 7);
+      assert.match(token, i % 2 === 0 ? /^[0-9a-f]{16}$/ : /^[0-9a-f]{7}$/);
+      seen.add(token);
+    }
+    assert.equal(seen.size, 1000);
+    assert.match(randomToken(), /^[0-9a-f]{10}$/);
   });
 });

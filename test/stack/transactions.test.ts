@@ -14,6 +14,9 @@ class FakeTransport extends EventEmitter {
   async send(data: Buffer, target: Peer): Promise<void> {
     this.sent.push({ message: parseMessage(data), target, at: this.clock.now() });
   }
+  sendOrReport(data: Buffer, target: Peer, onFailure: (error: Error) => void): void {
+    this.send(data, target).catch(onFailure);
+  }
   local(proto: string) {
     return this.bound.find((b) => b.proto === proto);
   }

@@ -191,6 +191,15 @@ export class TransportLayer extends EventEmitter {
     return SENT;
   }
 
+  /**
+   * send() for a caller that only needs to hear of a failure: a datagram handed to the socket at
+   * once, as nearly every one is, costs no promise and no later turn of the event loop.
+   */
+  sendOrReport(data: Buffer, target: Peer, onFailure: (error: Error) => void): void {
+    const sent = this.send(data, target);
+    if (sent !== SENT) sent.catch(onFailure);
+  }
+
   private async sendStream(data: Buffer, target: Peer): Promise<void> {
     const connection = this.findConnection(target) ?? (await this.connect(target));
     connection.lastActive = Date.now();

@@ -1,0 +1,38 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, SqliteDialect, sql } from 'kysely';
+import { CompiledStatements } from '../../src/store/compiled.js';
+import type { Database } from '../../src/store/schema.js';
+
+const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SqliteDatabase(':memory:') }) });
+
+describe('statements compiled once per shape', () => {
+  it('puts each value where kysely would have, in the SQL compiled the first time', () => {
+    const statements = new CompiledStatements();
+    const build = ([aor, now]: readonly unknown[]) =>
+      db.selectFrom('offline_messages').selectAll().where('expires_at', '>', now as number).where('aor', '=', aor as string);
+    const first = statements.compile('list', ['alice@example.com', 1], build);
+    const second = statements.compile('list', ['bob@example.com', 2], build);
+    const direct = build(['bob@example.com', 2]).compile();
+    assert.equal(second.sql, direct.sql);
+    assert.deepEqual(second.parameters, direct.parameters);
+    assert.equal(second.sql, first.sql);
+    assert.deepEqual(first.parameters, [1, 'alice@example.com']);
+  });
+
+  it('builds anew every time a shape whose values do not all become one parameter each', () => {
+    const statements = new CompiledStatements();
+    let built = 0;
+    const build = ([aor, limit]: readonly unknown[]) => {
+      built++;
+      return db.selectFrom('offline_messages').selectAll().where('aor', '=', aor as string).limit(sql.lit(limit as number));
+    };
+    const first = statements.compile('inlined', ['alice@example.com', 5], build);
+    const second = statements.compile('inlined', ['bob@example.com', 7], build);
+    assert.match(first.sql, /limit 5$/);
+    assert.match(second.sql, /limit 7$/);
+    assert.deepEqual(second.parameters, ['bob@example.com']);
+    assert.equal(built, 3, 'once with markers, then once for each call');
+  });
+});
