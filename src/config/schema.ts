@@ -336,6 +336,10 @@ const baseSchema = z
         .describe('Response (403 or 404) to a request for a foreign domain when there is no outbound_proxy.'),
       max_body: positiveInt.default(65536).describe('Largest MESSAGE body relayed, in bytes; larger ones get 413.'),
       fork_timeout: positiveInt.default(32).describe('Seconds to wait for a final response from the contacts a request is forked to (Timer F bound).'),
+      accept_timeout: positiveInt.default(5).describe('Seconds a sender waits for one of the recipient\'s devices to take a message kept for each device; past them it gets 202 Accepted and the devices still get it.'),
+    }),
+    devices: section({
+      remember: positiveInt.default(2_592_000).describe('Seconds a device (its +sip.instance, or its contact without one) is remembered after it last registered: a message for its user is kept for it, and delivered when it registers again, also while it is not registered.'),
     }),
     offline: section({
       enabled: z.boolean().default(true).describe('Store messages for known users who are not registered, and deliver them when they register.'),

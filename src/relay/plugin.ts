@@ -22,6 +22,7 @@ export function relayPlugin(): ParleyPlugin {
         context.stack,
         context.require(REGISTRAR),
         context.store.offline,
+        context.store.deliveries,
         {
           domains: new Set(context.domains),
           realms: new Set([...context.domains].map((domain) => realmFor(config, domain))),
@@ -31,6 +32,7 @@ export function relayPlugin(): ParleyPlugin {
           forkTimeout: config.relay.fork_timeout,
           isKnownUser: context.isKnownUser,
           offline: { enabled: config.offline.enabled, maxPerUser: config.offline.max_per_user, expires: config.offline.expires },
+          devices: { remember: config.devices.remember, acceptTimeout: config.relay.accept_timeout },
         },
         context.log,
       );

@@ -3,7 +3,7 @@
 // unknown. The same path serves messages Parley itself originates (rooms, gateways), so they too
 // reach WebSocket members and the offline store.
 import type { Logger } from 'pino';
-import { isStoreUnavailable, logBackgroundFailure, type OfflineStore, type StoredMessage } from '../store/index.js';
+import { isStoreUnavailable, logBackgroundFailure, type DeliveryStore, type OfflineStore, type StoredMessage } from '../store/index.js';
 import {
   type IncomingRequest, type Peer, SipMessage, type SipStack, type SipUri, createResponse, parseNameAddr, formatNameAddr,
   parseUri,
@@ -11,6 +11,7 @@ import {
 import type { Header } from '../sip/message.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import { digestRealm } from '../registrar/digest.js';
+import { ACCEPTED, DeviceDelivery, UNREACHABLE, storedRequest, stripToUri, type DeviceDeliveryStats } from './devices.js';
 
 export interface RelayOptions {
   domains: Set<string>;
@@ -24,6 +25,8 @@ export interface RelayOptions {
   /** Seconds to wait for the final response of a forwarded request. */
   forkTimeout: number;
   offline: { enabled: boolean; maxPerUser: number; expires: number };
+  /** Seconds a device is remembered after it last registered, and the sender waits for one to take a message. */
+  devices: { remember: number; acceptTimeout: number };
 }
 
 /** What happened to a message Parley sent on someone's behalf. */
@@ -48,12 +51,9 @@ export interface OutgoingMessage {
   outboundProxy?: string;
   /** Call-ID of the MESSAGE (e.g. an XMPP thread); a new one when absent. */
   callId?: string;
-  /** false for what is stale once late (an isComposing state): never stored offline, 480 when no device takes it now. */
+  /** false for what is stale once late (an isComposing state): never stored offline, 480 when no device takes it now. Never stored either: a message with Expires: 0 or an isComposing body. */
   storeOffline?: boolean;
 }
-
-/** Statuses that mean "nobody took it now", after which storing is the right thing (RFC 3428 §7). */
-const UNREACHABLE = new Set([408, 480, 503, 504]);
 
 /** Statuses after which a device's next flow is tried (RFC 5626 §5.3): the request did not get through this one. */
 const FLOW_FAILED = new Set([408, 503]);
@@ -63,6 +63,9 @@ export const STORE_UNAVAILABLE_REASON = 'Service Unavailable (store unavailable)
 
 /** Stored messages read at once when delivering them to a user who registered. */
 const OFFLINE_PAGE_SIZE = 100;
+
+/** A body that is stale once late (RFC 3994): never stored. */
+const IS_COMPOSING = 'application/im-iscomposing+xml';
 
 export interface RelayStats {
   relayed: number;
@@ -75,21 +78,39 @@ export class Relay {
   readonly stats: RelayStats = { relayed: 0, stored: 0, delivered: 0, failed: 0 };
   private readonly delivering = new Set<string>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly devices: DeviceDelivery;
 
   constructor(
     private readonly stack: SipStack,
     private readonly registrar: Registrar,
     private readonly offline: OfflineStore,
+    private readonly deliveries: DeliveryStore,
     private readonly options: RelayOptions,
     private readonly log: Logger,
   ) {
-    registrar.on('registered', (aor) => void this.deliverStored(aor));
+    this.devices = new DeviceDelivery(
+      deliveries, registrar, stack, (message, flows) => this.sendToDevice(message, flows, loopKey(message)),
+      { ...options.devices, maxPerUser: options.offline.maxPerUser }, log,
+    );
+    registrar.on('registered', (aor) => {
+      void this.deliverStored(aor);
+      this.devices.deliverPending(aor);
+    });
+  }
+
+  /** Messages kept per device, and stored ones devices took after registering. */
+  get deviceStats(): Readonly<DeviceDeliveryStats> {
+    return this.devices.stats;
   }
 
   start(): void {
     // A sweep the store cannot complete is done again by the next one.
     const sweepFailed = logBackgroundFailure(this.log, 'expired offline messages sweep');
-    this.sweepTimer = setInterval(() => void this.offline.removeExpired(Date.now()).catch(sweepFailed), 60_000).unref();
+    const sweep = async () => {
+      await this.offline.removeExpired(Date.now());
+      await this.deliveries.removeStale(Date.now() - this.options.devices.remember * 1000);
+    };
+    this.sweepTimer = setInterval(() => void sweep().catch(sweepFailed), 60_000).unref();
   }
 
   stop(): void {
@@ -203,14 +224,23 @@ export class Relay {
   }
 
   /**
-   * Forks to every live device of a local AOR, or to the one device a GRUU names. With no contact,
-   * or when every fork found nobody, the message is stored (202) if the user is known; an unknown
-   * user gets 404. A GRUU's device that is not registered gets 480: nothing is stored for it.
+   * Forks to every live device of a local AOR, or to the one device a GRUU names. A user with
+   * remembered devices has the message stored for each of them first (DeviceDelivery). Else, with no
+   * contact, or when every fork found nobody, the message is stored (202) if the user is known; an
+   * unknown user gets 404. A GRUU's device that is not registered gets 480: nothing is stored for it.
    */
   private async deliverLocal(target: SipUri, message: SipMessage, loop: string, storeOffline = true): Promise<{ status: number; reason: string; response?: SipMessage }> {
     const destination = this.registrar.destinationOf(target);
     if (!destination) return { status: 404, reason: 'Not Found (unknown GRUU)' };
     const { aor, device } = destination;
+    storeOffline &&= message.get('expires')?.trim() !== '0' && message.get('content-type')?.split(';')[0]!.trim().toLowerCase() !== IS_COMPOSING;
+    if (!device && storeOffline && this.options.offline.enabled && Number(message.get('max-forwards') ?? '70') > 0) {
+      const outcome = await this.devices.deliver(aor, message, this.storedRecord(aor, message), betterFinal);
+      if (outcome) {
+        if (outcome.response && outcome.status < 300) this.stats.relayed++;
+        return outcome;
+      }
+    }
     const devices = this.registrar.flowsByDevice(this.registrar.lookup(aor, device));
     if (devices.length > 0) {
       const best = await this.fork(message, devices, loop);
@@ -230,25 +260,26 @@ export class Relay {
 
   private async store(aor: string, message: SipMessage): Promise<{ status: number; reason: string }> {
     if (!this.options.offline.enabled) return { status: 480, reason: 'Temporarily Unavailable' };
-    const now = Date.now();
-    const id = await this.offline.add(
-      {
-        aor,
-        fromHeader: withoutTag(message.get('from')!),
-        toHeader: withoutTag(message.get('to')!),
-        contentType: message.get('content-type') ?? 'text/plain',
-        body: Buffer.from(message.body),
-        // The limit and the expiry count from Parley's clock: a sender's Date could be anything.
-        receivedAt: now,
-        sentAt: dateOf(message),
-        expiresAt: now + this.options.offline.expires * 1000,
-      },
-      this.options.offline.maxPerUser,
-    );
+    const id = await this.offline.add(this.storedRecord(aor, message), this.options.offline.maxPerUser);
     if (id === 'full') return { status: 486, reason: 'Busy Here (offline mailbox full)' };
     this.stats.stored++;
     this.log.debug({ aor, id }, 'message stored for offline delivery');
-    return { status: 202, reason: 'Accepted (stored for offline delivery)' };
+    return ACCEPTED;
+  }
+
+  private storedRecord(aor: string, message: SipMessage): Omit<StoredMessage, 'id'> {
+    const now = Date.now();
+    return {
+      aor,
+      fromHeader: withoutTag(message.get('from')!),
+      toHeader: withoutTag(message.get('to')!),
+      contentType: message.get('content-type') ?? 'text/plain',
+      body: Buffer.from(message.body),
+      // The limit and the expiry count from Parley's clock: a sender's Date could be anything.
+      receivedAt: now,
+      sentAt: dateOf(message),
+      expiresAt: now + this.options.offline.expires * 1000,
+    };
   }
 
   /** Parallel fork of a non-INVITE request to devices (RFC 3261 §16.7): the first 2xx wins, else the best final. */
@@ -299,7 +330,7 @@ export class Relay {
     try {
       let afterId = 0;
       for (;;) {
-        const page = await this.offline.listFor(aor, Date.now(), { afterId, limit: OFFLINE_PAGE_SIZE });
+        const page = await this.offline.listFor(aor, Date.now(), { afterId, limit: OFFLINE_PAGE_SIZE, anyDevice: true });
         for (const stored of page) {
           if (!(await this.deliverOne(aor, stored))) return;
           afterId = stored.id;
@@ -316,15 +347,7 @@ export class Relay {
 
   /** Sends one stored message to the AOR's contacts; true when it was taken and removed from the store. */
   private async deliverOne(aor: string, stored: StoredMessage): Promise<boolean> {
-    const message = this.stack.createRequest({
-      method: 'MESSAGE',
-      uri: stripToUri(stored.toHeader),
-      from: stored.fromHeader,
-      to: stored.toHeader,
-      headers: [{ name: 'date', value: new Date(stored.sentAt ?? stored.receivedAt).toUTCString() }],
-      body: stored.body,
-      contentType: stored.contentType,
-    });
+    const message = storedRequest(this.stack, stored);
     const devices = this.registrar.flowsByDevice(this.registrar.lookup(aor));
     if (devices.length === 0) return false;
     const response = await this.fork(message, devices, loopKey(message));
@@ -395,14 +418,6 @@ function withoutTag(value: string): string {
     const addr = parseNameAddr(value);
     addr.params.delete('tag');
     return formatNameAddr(addr);
-  } catch {
-    return value;
-  }
-}
-
-function stripToUri(value: string): string {
-  try {
-    return parseNameAddr(value).uri;
   } catch {
     return value;
   }

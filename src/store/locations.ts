@@ -1,9 +1,10 @@
 import type { Insertable, Kysely, Selectable, Transaction } from 'kysely';
 import { GroupCommit } from './group-commit.js';
 import { deleteExpired, nullsAbsent } from './rows.js';
-import type { Database, LocationsTable } from './schema.js';
+import type { Database, DevicesTable, LocationsTable } from './schema.js';
 import type { Binding, LocationStore } from './types.js';
 import { formatPeer, parsePeer } from '../sip/transport/types.js';
+import { deviceKey } from '../registrar/gruu.js';
 
 export class LocationRepository implements LocationStore {
   private readonly commits: GroupCommit;
@@ -49,6 +50,31 @@ async function writeBindings(trx: Transaction<Database>, aor: string, bindings: 
     .values({ aor, first_seen: Date.now() })
     .onConflict((conflict) => conflict.column('aor').doNothing())
     .execute();
+  // Devices are remembered beyond their registration, for what is sent to them while away.
+  if (bindings.length > 0) {
+    await trx
+      .insertInto('devices')
+      .values(deviceRows(aor, bindings))
+      .onConflict((conflict) =>
+        conflict.columns(['aor', 'device']).doUpdateSet((eb) => ({
+          contact: eb.ref('excluded.contact'),
+          user_agent: eb.ref('excluded.user_agent'),
+          last_seen: eb.ref('excluded.last_seen'),
+        })),
+      )
+      .execute();
+  }
+}
+
+/** One row per device (a device's flows are several bindings), as its latest registration left it. */
+function deviceRows(aor: string, bindings: Binding[]): Array<Insertable<DevicesTable>> {
+  const latest = new Map<string, Binding>();
+  for (const binding of bindings) {
+    const key = deviceKey(binding);
+    const seen = latest.get(key);
+    if (!seen || seen.updatedAt < binding.updatedAt) latest.set(key, binding);
+  }
+  return [...latest].map(([device, binding]) => ({ aor, device, contact: binding.contact, user_agent: binding.userAgent ?? null, last_seen: binding.updatedAt }));
 }
 
 function toLocationRow(aor: string, binding: Binding): Insertable<LocationsTable> {

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely, Selectable, Transaction } from 'kysely';
 import { deleteExpired, nullsAbsent } from './rows.js';
 import type { Database, OfflineMessagesTable } from './schema.js';
 import type { OfflineStore, StoredMessage } from './types.js';
@@ -6,46 +6,19 @@ import type { OfflineStore, StoredMessage } from './types.js';
 export class OfflineRepository implements OfflineStore {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /**
-   * Messages already expired when this one arrives do not take up the recipient's quota,
-   * so a sweep that has not run yet cannot make a mailbox look full.
-   * On PostgreSQL two concurrent adds for one recipient may both pass the check (read committed).
-   */
-  async add(message: Omit<StoredMessage, 'id'>, maxPerUser: number): Promise<number | 'full'> {
-    return this.db.transaction().execute(async (trx) => {
-      const { waiting } = await trx
-        .selectFrom('offline_messages')
-        .select((eb) => eb.fn.countAll<number>().as('waiting'))
-        .where('aor', '=', message.aor)
-        .where('expires_at', '>', message.receivedAt)
-        .executeTakeFirstOrThrow();
-      if (waiting >= maxPerUser) return 'full';
-
-      const { id } = await trx
-        .insertInto('offline_messages')
-        .values({
-          aor: message.aor,
-          from_header: message.fromHeader,
-          to_header: message.toHeader,
-          content_type: message.contentType,
-          body: message.body,
-          received_at: message.receivedAt,
-          sent_at: message.sentAt ?? null,
-          expires_at: message.expiresAt,
-        })
-        .returning('id')
-        .executeTakeFirstOrThrow();
-      return id;
-    });
+  add(message: Omit<StoredMessage, 'id'>, maxPerUser: number): Promise<number | 'full'> {
+    return this.db.transaction().execute((trx) => insertStoredMessage(trx, message, maxPerUser, false));
   }
 
-  async listFor(aor: string, now: number, page: { afterId: number; limit: number }): Promise<StoredMessage[]> {
-    const rows = await this.db
+  async listFor(aor: string, now: number, page: { afterId: number; limit: number; anyDevice?: boolean }): Promise<StoredMessage[]> {
+    let query = this.db
       .selectFrom('offline_messages')
       .selectAll()
       .where('aor', '=', aor)
       .where('expires_at', '>', now)
-      .where('id', '>', page.afterId)
+      .where('id', '>', page.afterId);
+    if (page.anyDevice) query = query.where('per_device', '=', 0);
+    const rows = await query
       .orderBy('id')
       .limit(page.limit)
       .execute();
@@ -71,7 +44,40 @@ export class OfflineRepository implements OfflineStore {
   }
 }
 
-function toStoredMessage(row: Selectable<OfflineMessagesTable>): StoredMessage {
+/**
+ * Inserts a stored message unless its recipient has maxPerUser waiting. Messages already expired
+ * when this one arrives do not take up the recipient's quota, so a sweep that has not run yet
+ * cannot make a mailbox look full. On PostgreSQL two concurrent adds for one recipient may both
+ * pass the check (read committed). `perDevice`: delivered per device (message_deliveries) rather
+ * than to whichever device registers next.
+ */
+export async function insertStoredMessage(trx: Transaction<Database>, message: Omit<StoredMessage, 'id'>, maxPerUser: number, perDevice: boolean): Promise<number | 'full'> {
+  const { waiting } = await trx
+    .selectFrom('offline_messages')
+    .select((eb) => eb.fn.countAll<number>().as('waiting'))
+    .where('aor', '=', message.aor)
+    .where('expires_at', '>', message.receivedAt)
+    .executeTakeFirstOrThrow();
+  if (waiting >= maxPerUser) return 'full';
+  const { id } = await trx
+    .insertInto('offline_messages')
+    .values({
+      aor: message.aor,
+      from_header: message.fromHeader,
+      to_header: message.toHeader,
+      content_type: message.contentType,
+      body: message.body,
+      received_at: message.receivedAt,
+      sent_at: message.sentAt ?? null,
+      expires_at: message.expiresAt,
+      per_device: perDevice ? 1 : 0,
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return id;
+}
+
+export function toStoredMessage(row: Selectable<OfflineMessagesTable>): StoredMessage {
   return {
     id: row.id,
     aor: row.aor,

@@ -9,6 +9,7 @@ import { offlineSentAt } from './004_offline_sent_at.js';
 import { presence } from './005_presence.js';
 import { outbox } from './006_outbox.js';
 import { gatewayRooms } from './008_gateway_rooms.js';
+import { deviceDeliveries } from './010_device_deliveries.js';
 
 export interface StoreMigration {
   // Kysely<any>: a migration works on the schema as it was at its version, not on today's Database type.
@@ -23,4 +24,5 @@ export const migrations: Readonly<Record<string, StoreMigration>> = {
   '005_presence': presence,
   '006_outbox': outbox,
   '008_gateway_rooms': gatewayRooms,
+  '010_device_deliveries': deviceDeliveries,
 };

@@ -1,0 +1,171 @@
+// Durable per-device delivery: a MESSAGE for every device of a user is stored once, with one
+// delivery row per device the user was seen registering from within devices.remember, before the
+// sender is answered. Registered devices get it at once; each device that takes it (2xx) or
+// refuses it for good loses its row; one that could not be reached (408, 480, 503, 504, a flow
+// that failed) keeps it, and gets its rows when it registers again: normal ones first, then
+// non-urgent ones, each oldest first, a page at a time.
+import type { Logger } from 'pino';
+import { isStoreUnavailable, logBackgroundFailure, type DeliveryCursor, type DeliveryStore, type StoredMessage } from '../store/index.js';
+import { parseNameAddr, type SipMessage, type SipStack } from '../sip/index.js';
+import type { Flow, Registrar } from '../registrar/registrar.js';
+import { deviceKey } from '../registrar/gruu.js';
+
+export interface DeviceDeliveryOptions {
+  /** Seconds a device is remembered after it last registered. */
+  remember: number;
+  /** Seconds the sender waits for a device to take the message before it gets 202. */
+  acceptTimeout: number;
+  maxPerUser: number;
+}
+
+/** Sends a request to one device over its flows, the next flow when one fails; never rejects. */
+export type SendToDevice = (message: SipMessage, flows: Flow[]) => Promise<SipMessage>;
+
+export interface DeliveryOutcome {
+  status: number;
+  reason: string;
+  response?: SipMessage;
+}
+
+/** Statuses after which a device keeps its delivery row: it was not reached, nothing was decided. */
+export const UNREACHABLE = new Set([408, 480, 503, 504]);
+
+/** Pending deliveries read at once for a device that registered. */
+const PAGE_SIZE = 100;
+
+export const ACCEPTED: DeliveryOutcome = { status: 202, reason: 'Accepted (stored for offline delivery)' };
+
+export interface DeviceDeliveryStats {
+  stored: number;
+  delivered: number;
+}
+
+export class DeviceDelivery {
+  readonly stats: DeviceDeliveryStats = { stored: 0, delivered: 0 };
+  /** Devices whose queue is being delivered, "aor\ndevice". */
+  private readonly draining = new Set<string>();
+  /** Deliveries sent now to a registered device, "id\ndevice": a queue being drained leaves them to that send. */
+  private readonly inFlight = new Set<string>();
+
+  constructor(
+    private readonly store: DeliveryStore,
+    private readonly registrar: Registrar,
+    private readonly stack: SipStack,
+    private readonly send: SendToDevice,
+    private readonly options: DeviceDeliveryOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Stores `record` for every device of `aor` and sends `message` to the registered ones. Undefined
+   * when the AOR has no remembered device: the message is then the offline store's, as before.
+   */
+  async deliver(aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean): Promise<DeliveryOutcome | undefined> {
+    const remembered = await this.store.devicesOf(aor, Date.now() - this.options.remember * 1000);
+    if (remembered.length === 0) return undefined;
+    const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
+    const devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
+    const priority = message.get('priority')?.trim().toLowerCase() === 'non-urgent' ? 1 : 0;
+    const id = await this.store.add(record, [...devices], priority, this.options.maxPerUser);
+    if (id === 'full') return { status: 486, reason: 'Busy Here (offline mailbox full)' };
+    this.stats.stored++;
+    this.log.debug({ aor, id, devices: devices.size, registered: live.size }, 'message stored for each device');
+    if (live.size === 0) return ACCEPTED;
+
+    return new Promise((resolve) => {
+      let waiting = live.size;
+      let best: SipMessage | undefined;
+      let someKeepIt = devices.size > live.size;
+      let answered = false;
+      const answer = (outcome: DeliveryOutcome) => {
+        if (answered) return;
+        answered = true;
+        clearTimeout(timer);
+        resolve(outcome);
+      };
+      const timer = setTimeout(() => answer(ACCEPTED), this.options.acceptTimeout * 1000);
+      for (const [device, flows] of live) {
+        void this.sendStored(id, device, message, flows).then((response) => {
+          waiting--;
+          if (response.status < 300) answer({ status: response.status, reason: response.reason, response });
+          if (UNREACHABLE.has(response.status)) someKeepIt = true;
+          if (!best || better(response.status, best.status)) best = response;
+          if (waiting === 0) answer(someKeepIt ? ACCEPTED : { status: best.status, reason: best.reason, response: best });
+        });
+      }
+    });
+  }
+
+  /** Delivers what each registered device of `aor` has still to take; called when the AOR registered. */
+  deliverPending(aor: string): void {
+    for (const flows of this.registrar.flowsByDevice(this.registrar.lookup(aor))) void this.drain(aor, deviceKey(flows[0]!.binding));
+  }
+
+  /** Sends a stored message to one device; its row goes unless the device was not reached. */
+  private async sendStored(id: number, device: string, message: SipMessage, flows: Flow[]): Promise<SipMessage> {
+    const key = `${id}\n${device}`;
+    this.inFlight.add(key);
+    try {
+      const response = await this.send(message, flows);
+      if (!UNREACHABLE.has(response.status)) {
+        // Kept when this fails: the device gets it again when it registers, rather than never.
+        await this.store.done(id, device).catch(logBackgroundFailure(this.log, 'recording a delivery'));
+      }
+      return response;
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  private async drain(aor: string, device: string): Promise<void> {
+    const queue = `${aor}\n${device}`;
+    if (this.draining.has(queue)) return;
+    this.draining.add(queue);
+    try {
+      let cursor: DeliveryCursor | undefined;
+      for (;;) {
+        const page = await this.store.pendingFor(aor, device, Date.now(), cursor, PAGE_SIZE);
+        for (const { message, priority } of page) {
+          cursor = { priority, messageId: message.id };
+          if (this.inFlight.has(`${message.id}\n${device}`)) continue;
+          const flows = this.registrar.flowsByDevice(this.registrar.lookup(aor)).find((f) => deviceKey(f[0]!.binding) === device);
+          if (!flows) return;
+          const response = await this.sendStored(message.id, device, storedRequest(this.stack, message), flows);
+          if (UNREACHABLE.has(response.status)) {
+            this.log.info({ aor, device, id: message.id, status: response.status }, 'delivery to a device failed; kept for its next registration');
+            return;
+          }
+          if (response.status < 300) this.stats.delivered++;
+        }
+        if (page.length < PAGE_SIZE) return;
+      }
+    } catch (error) {
+      if (isStoreUnavailable(error)) this.log.debug({ aor, device }, 'device delivery paused: store unavailable; kept for the next registration');
+      else this.log.error({ err: error, aor, device }, 'device delivery error');
+    } finally {
+      this.draining.delete(queue);
+    }
+  }
+}
+
+/** The MESSAGE that delivers a stored message, with the Date it was sent. */
+export function storedRequest(stack: SipStack, stored: StoredMessage): SipMessage {
+  return stack.createRequest({
+    method: 'MESSAGE',
+    uri: stripToUri(stored.toHeader),
+    from: stored.fromHeader,
+    to: stored.toHeader,
+    headers: [{ name: 'date', value: new Date(stored.sentAt ?? stored.receivedAt).toUTCString() }],
+    body: stored.body,
+    contentType: stored.contentType,
+  });
+}
+
+/** The URI of a name-addr header value, or the value itself when it is a bare URI. */
+export function stripToUri(value: string): string {
+  try {
+    return parseNameAddr(value).uri;
+  } catch {
+    return value;
+  }
+}
