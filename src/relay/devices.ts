@@ -42,8 +42,11 @@ export interface DeviceDeliveryStats {
 
 export class DeviceDelivery {
   readonly stats: DeviceDeliveryStats = { stored: 0, delivered: 0 };
-  /** Devices whose queue is being delivered, "aor\ndevice". */
-  private readonly draining = new Set<string>();
+  /**
+   * Devices whose queue is being delivered, "aor\ndevice": a new message for one of them joins its
+   * queue instead of overtaking it; `more` tells the drain to read again once it reached the end.
+   */
+  private readonly draining = new Map<string, { more: boolean }>();
   /** Deliveries sent now to a registered device, "id\ndevice": a queue being drained leaves them to that send. */
   private readonly inFlight = new Set<string>();
 
@@ -72,6 +75,13 @@ export class DeviceDelivery {
     this.log.debug({ aor, id, devices: devices.size, registered: live.size }, 'message stored for each device');
     if (live.size === 0) return ACCEPTED;
 
+    for (const device of live.keys()) {
+      const drain = this.draining.get(`${aor}\n${device}`);
+      if (!drain) continue;
+      drain.more = true;
+      live.delete(device);
+    }
+    if (live.size === 0) return ACCEPTED;
     return new Promise((resolve) => {
       let waiting = live.size;
       let best: SipMessage | undefined;
@@ -120,7 +130,8 @@ export class DeviceDelivery {
   private async drain(aor: string, device: string): Promise<void> {
     const queue = `${aor}\n${device}`;
     if (this.draining.has(queue)) return;
-    this.draining.add(queue);
+    const drain = { more: false };
+    this.draining.set(queue, drain);
     try {
       let cursor: DeliveryCursor | undefined;
       for (;;) {
@@ -137,7 +148,12 @@ export class DeviceDelivery {
           }
           if (response.status < 300) this.stats.delivered++;
         }
-        if (page.length < PAGE_SIZE) return;
+        if (page.length < PAGE_SIZE) {
+          if (!drain.more) return;
+          // Messages came while this page was delivered: a non-urgent one may sort before the cursor.
+          drain.more = false;
+          cursor = undefined;
+        }
       }
     } catch (error) {
       if (isStoreUnavailable(error)) this.log.debug({ aor, device }, 'device delivery paused: store unavailable; kept for the next registration');
