@@ -6,7 +6,7 @@
 // non-urgent ones, each oldest first, a page at a time.
 import type { Logger } from 'pino';
 import { isStoreUnavailable, logBackgroundFailure, type DeliveryCursor, type DeliveryStore, type StoredMessage } from '../store/index.js';
-import { parseNameAddr, type SipMessage, type SipStack } from '../sip/index.js';
+import { formatPeer, parseNameAddr, type SipMessage, type SipStack } from '../sip/index.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import { deviceKey } from '../registrar/gruu.js';
 
@@ -38,10 +38,27 @@ export const ACCEPTED: DeliveryOutcome = { status: 202, reason: 'Accepted (store
 export interface DeviceDeliveryStats {
   stored: number;
   delivered: number;
+  /** Deliveries waiting for a device, as of the last count in the store and what changed since. */
+  pending: number;
+}
+
+/** A device of a user as an operator sees it (RPC devices.list). */
+export interface DeviceSummary {
+  /** The instance URN, or the contact of a device registered without one. */
+  device: string;
+  instance: string | null;
+  contact: string;
+  userAgent: string | null;
+  /** When it last registered, ISO 8601. */
+  lastSeen: string;
+  /** The ways it is reached now, first one first; none when it is not registered. */
+  flows: Array<{ contact: string; source: string; regId: number | null; expires: number }>;
+  /** Messages it has still to take. */
+  pending: number;
 }
 
 export class DeviceDelivery {
-  readonly stats: DeviceDeliveryStats = { stored: 0, delivered: 0 };
+  readonly stats: DeviceDeliveryStats = { stored: 0, delivered: 0, pending: 0 };
   /**
    * Devices whose queue is being delivered, "aor\ndevice": a new message for one of them joins its
    * queue instead of overtaking it; `more` tells the drain to read again once it reached the end.
@@ -72,6 +89,7 @@ export class DeviceDelivery {
     const id = await this.store.add(record, [...devices], priority, this.options.maxPerUser);
     if (id === 'full') return { status: 486, reason: 'Busy Here (offline mailbox full)' };
     this.stats.stored++;
+    this.stats.pending += devices.size;
     this.log.debug({ aor, id, devices: devices.size, registered: live.size }, 'message stored for each device');
     if (live.size === 0) return ACCEPTED;
 
@@ -106,6 +124,41 @@ export class DeviceDelivery {
     });
   }
 
+  /** Counts the deliveries waiting in the store again (at start and after each sweep). */
+  async countPending(): Promise<void> {
+    this.stats.pending = (await this.store.pendingCounts()).reduce((sum, { pending }) => sum + pending, 0);
+  }
+
+  /** The devices of `aor`: remembered ones and registered ones, with their flows and what each has still to take. */
+  async describe(aor: string): Promise<DeviceSummary[]> {
+    const now = Date.now();
+    const [remembered, counts] = await Promise.all([this.store.devicesOf(aor, now - this.options.remember * 1000), this.store.pendingCounts(aor)]);
+    const flows = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((f) => [deviceKey(f[0]!.binding), f]));
+    const pending = new Map(counts.map((c) => [c.device, c.pending]));
+    const summaries = new Map<string, DeviceSummary>();
+    for (const device of remembered) {
+      summaries.set(device.device, {
+        device: device.device, instance: instanceOf(device.device), contact: device.contact, userAgent: device.userAgent ?? null,
+        lastSeen: new Date(device.lastSeen).toISOString(), flows: [], pending: pending.get(device.device) ?? 0,
+      });
+    }
+    for (const [device, deviceFlows] of flows) {
+      const latest = deviceFlows.reduce((a, b) => (a.binding.updatedAt >= b.binding.updatedAt ? a : b)).binding;
+      const summary = summaries.get(device) ?? {
+        device, instance: instanceOf(device), contact: latest.contact, userAgent: latest.userAgent ?? null,
+        lastSeen: new Date(latest.updatedAt).toISOString(), flows: [], pending: pending.get(device) ?? 0,
+      };
+      summary.flows = deviceFlows.map(({ binding }) => ({
+        contact: binding.contact,
+        source: formatPeer(binding.source),
+        regId: binding.regId ?? null,
+        expires: Math.max(0, Math.round((binding.expiresAt - now) / 1000)),
+      }));
+      summaries.set(device, summary);
+    }
+    return [...summaries.values()];
+  }
+
   /** Delivers what each registered device of `aor` has still to take; called when the AOR registered. */
   deliverPending(aor: string): void {
     for (const flows of this.registrar.flowsByDevice(this.registrar.lookup(aor))) void this.drain(aor, deviceKey(flows[0]!.binding));
@@ -119,7 +172,10 @@ export class DeviceDelivery {
       const response = await this.send(message, flows);
       if (!UNREACHABLE.has(response.status)) {
         // Kept when this fails: the device gets it again when it registers, rather than never.
-        await this.store.done(id, device).catch(logBackgroundFailure(this.log, 'recording a delivery'));
+        await this.store.done(id, device).then(
+          () => void this.stats.pending--,
+          logBackgroundFailure(this.log, 'recording a delivery'),
+        );
       }
       return response;
     } finally {
@@ -184,4 +240,9 @@ export function stripToUri(value: string): string {
   } catch {
     return value;
   }
+}
+
+/** A device key is its instance URN when it registered with one, else its contact (a SIP URI). */
+function instanceOf(device: string): string | null {
+  return device.startsWith('urn:') ? device : null;
 }

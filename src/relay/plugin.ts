@@ -5,6 +5,7 @@ import { realmFor } from '../config/index.js';
 import { REGISTRAR } from '../registrar/plugin.js';
 import { serviceKey, type ParleyPlugin } from '../plugin/index.js';
 import { Relay } from './relay.js';
+import { relayMethods } from './rpc.js';
 
 export const RELAY = serviceKey<Relay>('relay');
 
@@ -39,10 +40,12 @@ export function relayPlugin(): ParleyPlugin {
       context.provide(RELAY, relay);
     },
     serve: () => started().start(),
+    rpc: () => relayMethods(started),
     stop: () => relay?.stop(),
     metrics: () => [
       { kind: 'counter', name: 'parley_relay_relayed_total', help: 'Requests a registered contact of a local user accepted.', read: () => started().stats.relayed },
       { kind: 'counter', name: 'parley_relay_stored_total', help: 'MESSAGE requests stored for offline delivery.', read: () => started().stats.stored },
+      { kind: 'gauge', name: 'parley_relay_pending_deliveries', help: 'Stored messages waiting for a device of their recipient, one per device.', read: () => started().devices.stats.pending },
       { kind: 'counter', name: 'parley_relay_delivered_total', help: 'Stored messages delivered after the recipient registered.', read: () => started().stats.delivered },
     ],
     status: () => ({ relay: { ...started().stats } }),

@@ -11,7 +11,7 @@ import {
 import type { Header } from '../sip/message.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import { digestRealm } from '../registrar/digest.js';
-import { ACCEPTED, DeviceDelivery, UNREACHABLE, storedRequest, stripToUri, type DeviceDeliveryStats } from './devices.js';
+import { ACCEPTED, DeviceDelivery, UNREACHABLE, storedRequest, stripToUri } from './devices.js';
 
 export interface RelayOptions {
   domains: Set<string>;
@@ -78,7 +78,8 @@ export class Relay {
   readonly stats: RelayStats = { relayed: 0, stored: 0, delivered: 0, failed: 0 };
   private readonly delivering = new Set<string>();
   private sweepTimer: NodeJS.Timeout | undefined;
-  private readonly devices: DeviceDelivery;
+  /** Per-device delivery of what is sent to a user with remembered devices. */
+  readonly devices: DeviceDelivery;
 
   constructor(
     private readonly stack: SipStack,
@@ -98,18 +99,15 @@ export class Relay {
     });
   }
 
-  /** Messages kept per device, and stored ones devices took after registering. */
-  get deviceStats(): Readonly<DeviceDeliveryStats> {
-    return this.devices.stats;
-  }
-
   start(): void {
     // A sweep the store cannot complete is done again by the next one.
     const sweepFailed = logBackgroundFailure(this.log, 'expired offline messages sweep');
     const sweep = async () => {
       await this.offline.removeExpired(Date.now());
       await this.deliveries.removeStale(Date.now() - this.options.devices.remember * 1000);
+      await this.devices.countPending();
     };
+    void this.devices.countPending().catch(logBackgroundFailure(this.log, 'counting pending deliveries'));
     this.sweepTimer = setInterval(() => void sweep().catch(sweepFailed), 60_000).unref();
   }
 

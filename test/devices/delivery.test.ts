@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { startServer, type TestServer } from '../support/server.js';
 import { udpAgents, type TestUA } from '../support/ua.js';
 import { newInstance, registerDevice } from './devices.js';
+import { adminToken, adminUrl, rpc, sample, scrape } from '../admin/client.js';
+import { parley } from '../support/cli.js';
 
 let s: TestServer;
 const agent = udpAgents();
@@ -162,4 +164,37 @@ test('messages stored before per-device delivery (one row for the user) still go
   assert.equal((await laptop.message('sip:gil@localhost', 'live')).status, 200);
   await live;
   assert.deepEqual(messages(laptop), ['from before', 'live']);
+});
+
+test('devices.list and `parley devices list` show each device with its flows, last registration and pending messages; a metric counts what waits', async () => {
+  const { phone, laptop, sender, phoneInstance, laptopInstance, aor } = await twoDevices('kim');
+  assert.equal((await registerDevice(phone, { instance: phoneInstance, expires: 0 })).status, 200);
+  const before = sample((await scrape(s, adminToken(s))).text, 'parley_relay_pending_deliveries') ?? 0;
+  const toLaptop = laptop.waitForRequest((m) => m.method === 'MESSAGE');
+  assert.equal((await sender.message(aor, 'for the phone later')).status, 200);
+  await toLaptop;
+  assert.ok((sample((await scrape(s, adminToken(s))).text, 'parley_relay_pending_deliveries') ?? 0) >= before + 1);
+
+  const { result } = await rpc(s, 'devices.list', { user: 'sip:kim@localhost' });
+  assert.equal(result.aor, 'sip:kim@localhost');
+  const byDevice = new Map(result.devices.map((d: { device: string }) => [d.device, d]));
+  const phoneEntry = byDevice.get(phoneInstance) as { instance: string; flows: unknown[]; pending: number; lastSeen: string };
+  assert.equal(phoneEntry.instance, phoneInstance);
+  assert.deepEqual(phoneEntry.flows, [], 'not registered');
+  assert.equal(phoneEntry.pending, 1);
+  assert.ok(Date.parse(phoneEntry.lastSeen) <= Date.now());
+  const laptopEntry = byDevice.get(laptopInstance) as { flows: Array<{ contact: string; source: string }>; pending: number };
+  assert.equal(laptopEntry.flows.length, 1);
+  assert.equal(laptopEntry.flows[0]!.contact, laptop.contact);
+  assert.match(laptopEntry.flows[0]!.source, /^udp:127\.0\.0\.1:\d+$/);
+
+  const bad = await rpc(s, 'devices.list', { user: 'kim' });
+  assert.match(bad.error?.message ?? '', /"user" must be user@domain/);
+
+  const cli = await parley(['devices', 'list', 'kim@localhost', '--admin', adminUrl(s), '--token', adminToken(s)]);
+  assert.equal(cli.code, 0, cli.stderr);
+  const lines = cli.stdout.trim().split('\n');
+  assert.match(lines[0]!, /^DEVICE\s+FLOWS\s+LAST SEEN\s+PENDING/);
+  assert.match(lines.find((l) => l.startsWith(phoneInstance))!, /\s-\s+\S+\s+1\b/);
+  assert.match(lines.find((l) => l.startsWith(laptopInstance))!, /udp:127\.0\.0\.1:\d+\s+\S+\s+0\b/);
 });
