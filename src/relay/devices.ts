@@ -5,10 +5,11 @@
 // that failed) keeps it, and gets its rows when it registers again: normal ones first, then
 // non-urgent ones, each oldest first, a page at a time.
 import type { Logger } from 'pino';
-import { isStoreUnavailable, logBackgroundFailure, type DeliveryCursor, type DeliveryStore, type StoredMessage } from '../store/index.js';
+import { isStoreUnavailable, logBackgroundFailure, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
 import { formatPeer, parseNameAddr, type SipMessage, type SipStack } from '../sip/index.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import { deviceKey } from '../registrar/gruu.js';
+import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
 
 export interface DeviceDeliveryOptions {
   /** Seconds a device is remembered after it last registered. */
@@ -16,6 +17,8 @@ export interface DeviceDeliveryOptions {
   /** Seconds the sender waits for a device to take the message before it gets 202. */
   acceptTimeout: number;
   maxPerUser: number;
+  /** Wakes devices that are away and registered with push parameters (RFC 8599); absent when push is off. */
+  push?: PushService;
 }
 
 /** Sends a request to one device over its flows, the next flow when one fails; never rejects. */
@@ -91,6 +94,7 @@ export class DeviceDelivery {
     this.stats.stored++;
     this.stats.pending += devices.size;
     this.log.debug({ aor, id, devices: devices.size, registered: live.size }, 'message stored for each device');
+    this.wake(id, remembered.filter((d) => !live.has(d.device)), message);
     if (live.size === 0) return ACCEPTED;
 
     for (const device of live.keys()) {
@@ -164,6 +168,37 @@ export class DeviceDelivery {
     for (const flows of this.registrar.flowsByDevice(this.registrar.lookup(aor))) void this.drain(aor, deviceKey(flows[0]!.binding));
   }
 
+  /**
+   * Pushes to each of `devices` that registered with push parameters that message `id` waits for
+   * it; an invalid token drops the device's push parameters. Receipts (IMDN) wake no one.
+   */
+  private wake(id: number, devices: RememberedDevice[], message: SipMessage): void {
+    const push = this.options.push;
+    const kind = deliveryKind(message);
+    if (!push || kind !== 'message') return;
+    for (const device of devices) {
+      let target;
+      try {
+        target = parsePushTarget(device.contact);
+      } catch (error) {
+        this.log.debug({ aor: device.aor, device: device.device, reason: (error as Error).message }, 'device not pushed: bad push parameters');
+      }
+      if (!target) continue;
+      try {
+        void push.notify(target, { deliveryId: String(id), device: device.device, from: message.from.uri, callId: message.callId, kind }).then(async (outcome) => {
+          if (outcome.status !== 'invalid-token') return;
+          await this.store.setContact(device.aor, device.device, stripPushParams(device.contact)).then(
+            () => this.log.info({ aor: device.aor, device: device.device }, 'push parameters of the device dropped: its token is no longer valid'),
+            logBackgroundFailure(this.log, 'dropping the push parameters of a device'),
+          );
+        });
+      } catch (error) {
+        if (!(error instanceof PushError)) throw error;
+        this.log.debug({ aor: device.aor, device: device.device, reason: error.message }, 'device not pushed');
+      }
+    }
+  }
+
   /** Sends a stored message to one device; its row goes unless the device was not reached. */
   private async sendStored(id: number, device: string, message: SipMessage, flows: Flow[]): Promise<SipMessage> {
     const key = `${id}\n${device}`;
@@ -171,6 +206,7 @@ export class DeviceDelivery {
     try {
       const response = await this.send(message, flows);
       if (!UNREACHABLE.has(response.status)) {
+        this.options.push?.cancel(String(id), device);
         // Kept when this fails: the device gets it again when it registers, rather than never.
         await this.store.done(id, device).then(
           () => void this.stats.pending--,
@@ -245,4 +281,12 @@ export function stripToUri(value: string): string {
 /** A device key is its instance URN when it registered with one, else its contact (a SIP URI). */
 function instanceOf(device: string): string | null {
   return device.startsWith('urn:') ? device : null;
+}
+
+/** What a message is for push: a receipt (IMDN, RFC 5438, also inside CPIM) or a message. */
+function deliveryKind(message: SipMessage): DeliveryKind {
+  const type = message.get('content-type')?.split(';')[0]!.trim().toLowerCase();
+  if (type === 'message/imdn+xml') return 'imdn';
+  if (type === 'message/cpim' && /content-type:\s*message\/imdn\+xml/i.test(message.body.toString('utf8'))) return 'imdn';
+  return 'message';
 }

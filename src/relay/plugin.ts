@@ -3,6 +3,7 @@
 // plugin sends into SIP.
 import { realmFor } from '../config/index.js';
 import { REGISTRAR } from '../registrar/plugin.js';
+import { PUSH } from '../push/plugin.js';
 import { serviceKey, type ParleyPlugin } from '../plugin/index.js';
 import { Relay } from './relay.js';
 import { relayMethods } from './rpc.js';
@@ -15,6 +16,7 @@ export function relayPlugin(): ParleyPlugin {
   return {
     name: 'relay',
     requires: [REGISTRAR],
+    uses: [PUSH],
     provides: [RELAY],
     handlers: [{ name: 'relay', methods: ['MESSAGE'], handle: (request) => started().handle(request) }],
     start(context) {
@@ -33,7 +35,7 @@ export function relayPlugin(): ParleyPlugin {
           forkTimeout: config.relay.fork_timeout,
           isKnownUser: context.isKnownUser,
           offline: { enabled: config.offline.enabled, maxPerUser: config.offline.max_per_user, expires: config.offline.expires },
-          devices: { remember: config.devices.remember, acceptTimeout: config.relay.accept_timeout },
+          devices: { remember: config.devices.remember, acceptTimeout: config.relay.accept_timeout, push: context.find(PUSH) },
         },
         context.log,
       );

@@ -11,6 +11,7 @@ import {
 import type { Header } from '../sip/message.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import { digestRealm } from '../registrar/digest.js';
+import { stripPushParams, type PushService } from '../push/index.js';
 import { ACCEPTED, DeviceDelivery, UNREACHABLE, storedRequest, stripToUri } from './devices.js';
 
 export interface RelayOptions {
@@ -26,7 +27,7 @@ export interface RelayOptions {
   forkTimeout: number;
   offline: { enabled: boolean; maxPerUser: number; expires: number };
   /** Seconds a device is remembered after it last registered, and the sender waits for one to take a message. */
-  devices: { remember: number; acceptTimeout: number };
+  devices: { remember: number; acceptTimeout: number; push?: PushService };
 }
 
 /** What happened to a message Parley sent on someone's behalf. */
@@ -310,7 +311,9 @@ export class Relay {
   private async sendToDevice(message: SipMessage, flows: Flow[], loop: string): Promise<SipMessage> {
     let response: SipMessage | undefined;
     for (const { binding, peer } of flows) {
-      const copy = forwardCopy(message, binding.contact, this.options.realms, binding.path)!;
+      // The push parameters are for the provider alone (RFC 8599 §4.1.2).
+      const requestUri = binding.contact.includes(';pn-') ? stripPushParams(binding.contact) : binding.contact;
+      const copy = forwardCopy(message, requestUri, this.options.realms, binding.path)!;
       response = await this.stack.request(copy, peer, { loopKey: loop, timeout: this.options.forkTimeout * 1000 });
       if (!FLOW_FAILED.has(response.status)) break;
     }

@@ -12,6 +12,10 @@ export class DeliveryRepository implements DeliveryStore {
     return rows.map((row) => ({ aor: row.aor, device: row.device, contact: row.contact, lastSeen: Number(row.last_seen), ...nullsAbsent({ userAgent: row.user_agent }) }));
   }
 
+  async setContact(aor: string, device: string, contact: string): Promise<void> {
+    await this.db.updateTable('devices').set({ contact }).where('aor', '=', aor).where('device', '=', device).execute();
+  }
+
   add(message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number): Promise<number | 'full'> {
     return this.db.transaction().execute(async (trx) => {
       const id = await insertStoredMessage(trx, message, maxPerUser, true);

@@ -121,6 +121,8 @@ export interface DeliveryCursor {
 export interface DeliveryStore {
   /** The devices of an AOR seen registering at or after `since`. */
   devicesOf(aor: string, since: number): Promise<RememberedDevice[]>;
+  /** Changes the contact a device is remembered with (its push parameters dropped). */
+  setContact(aor: string, device: string, contact: string): Promise<void>;
   /** Stores a message with a delivery row for each device, unless the recipient has maxPerUser waiting; returns its id, or 'full'. Atomic. */
   add(message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number): Promise<number | 'full'>;
   /** Up to `limit` unexpired messages a device has still to take, normal before non-urgent, then oldest first, after `cursor`. */
