@@ -234,9 +234,14 @@ export class Relay {
     const { aor, device } = destination;
     storeOffline &&= message.get('expires')?.trim() !== '0' && message.get('content-type')?.split(';')[0]!.trim().toLowerCase() !== IS_COMPOSING;
     if (!device && storeOffline && this.options.offline.enabled && Number(message.get('max-forwards') ?? '70') > 0) {
-      const outcome = await this.devices.deliver(aor, message, this.storedRecord(aor, message), betterFinal);
+      // Without the store, registered devices are still reached the old way (nothing to store yet).
+      const outcome = await this.devices.deliver(aor, message, this.storedRecord(aor, message), betterFinal).catch((error: unknown) => {
+        if (isStoreUnavailable(error)) return undefined;
+        throw error;
+      });
       if (outcome) {
-        if (outcome.response && outcome.status < 300) this.stats.relayed++;
+        if (outcome === ACCEPTED) this.stats.stored++;
+        else if (outcome.response && outcome.status < 300) this.stats.relayed++;
         return outcome;
       }
     }

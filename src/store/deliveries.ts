@@ -1,11 +1,17 @@
 import type { Kysely } from 'kysely';
+import { GroupCommit } from './group-commit.js';
 import { nullsAbsent } from './rows.js';
 import { insertStoredMessage, toStoredMessage } from './offline.js';
 import type { Database } from './schema.js';
 import type { DeliveryCursor, DeliveryStore, PendingDelivery, RememberedDevice, StoredMessage } from './types.js';
 
+/** Messages stored and deliveries done are group-committed: a burst of them shares one disk sync. */
 export class DeliveryRepository implements DeliveryStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  private readonly commits: GroupCommit;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.commits = new GroupCommit(db);
+  }
 
   async devicesOf(aor: string, since: number): Promise<RememberedDevice[]> {
     const rows = await this.db.selectFrom('devices').selectAll().where('aor', '=', aor).where('last_seen', '>=', since).orderBy('device').execute();
@@ -17,7 +23,7 @@ export class DeliveryRepository implements DeliveryStore {
   }
 
   add(message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number): Promise<number | 'full'> {
-    return this.db.transaction().execute(async (trx) => {
+    return this.commits.run(async (trx) => {
       const id = await insertStoredMessage(trx, message, maxPerUser, true);
       if (id === 'full') return id;
       await trx
@@ -47,7 +53,7 @@ export class DeliveryRepository implements DeliveryStore {
   }
 
   async done(messageId: number, device: string): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+    await this.commits.run(async (trx) => {
       await trx.deleteFrom('message_deliveries').where('message_id', '=', messageId).where('device', '=', device).execute();
       const left = await trx.selectFrom('message_deliveries').select('device').where('message_id', '=', messageId).limit(1).executeTakeFirst();
       if (!left) await trx.deleteFrom('offline_messages').where('id', '=', messageId).where('per_device', '=', 1).execute();
