@@ -69,6 +69,11 @@ export class DeviceDelivery {
   private readonly draining = new Map<string, { more: boolean }>();
   /** Deliveries sent now to a registered device, "id\ndevice": a queue being drained leaves them to that send. */
   private readonly inFlight = new Set<string>();
+  /**
+   * Registered devices known to have older deliveries waiting ("aor\ndevice": a send to them failed,
+   * or they had some when Parley started): a new message goes through their queue, after those.
+   */
+  private readonly backlogged = new Set<string>();
 
   constructor(
     private readonly store: DeliveryStore,
@@ -98,9 +103,11 @@ export class DeviceDelivery {
     if (live.size === 0) return ACCEPTED;
 
     for (const device of live.keys()) {
-      const drain = this.draining.get(`${aor}\n${device}`);
-      if (!drain) continue;
-      drain.more = true;
+      const queue = `${aor}\n${device}`;
+      const drain = this.draining.get(queue);
+      if (drain) drain.more = true;
+      else if (this.backlogged.has(queue)) void this.drain(aor, device);
+      else continue;
       live.delete(device);
     }
     if (live.size === 0) return ACCEPTED;
@@ -117,10 +124,14 @@ export class DeviceDelivery {
       };
       const timer = setTimeout(() => answer(ACCEPTED), this.options.acceptTimeout * 1000);
       for (const [device, flows] of live) {
-        void this.sendStored(id, device, message, flows).then((response) => {
+        void this.sendStored(aor, id, device, message, flows).then((response) => {
           waiting--;
           if (response.status < 300) answer({ status: response.status, reason: response.reason, response });
-          if (UNREACHABLE.has(response.status)) someKeepIt = true;
+          if (UNREACHABLE.has(response.status)) {
+            someKeepIt = true;
+            // Its flow failed: a device that can be woken is.
+            this.wake(id, remembered.filter((d) => d.device === device), message);
+          }
           if (!best || better(response.status, best.status)) best = response;
           if (waiting === 0) answer(someKeepIt ? ACCEPTED : { status: best.status, reason: best.reason, response: best });
         });
@@ -128,9 +139,23 @@ export class DeviceDelivery {
     });
   }
 
-  /** Counts the deliveries waiting in the store again (at start and after each sweep). */
+  /** Counts the deliveries waiting in the store again (after each sweep). */
   async countPending(): Promise<void> {
     this.stats.pending = (await this.store.pendingCounts()).reduce((sum, { pending }) => sum + pending, 0);
+  }
+
+  /**
+   * At start: counts what waits, and delivers it to the devices still registered (bindings survive
+   * a restart); a device's later messages go after what it had waiting.
+   */
+  async resume(): Promise<void> {
+    const counts = await this.store.pendingCounts();
+    this.stats.pending = counts.reduce((sum, { pending }) => sum + pending, 0);
+    for (const { aor, device } of counts) {
+      if (this.registrar.lookup(aor).length === 0) continue;
+      this.backlogged.add(`${aor}\n${device}`);
+      void this.drain(aor, device);
+    }
   }
 
   /** The devices of `aor`: remembered ones and registered ones, with their flows and what each has still to take. */
@@ -200,12 +225,13 @@ export class DeviceDelivery {
   }
 
   /** Sends a stored message to one device; its row goes unless the device was not reached. */
-  private async sendStored(id: number, device: string, message: SipMessage, flows: Flow[]): Promise<SipMessage> {
+  private async sendStored(aor: string, id: number, device: string, message: SipMessage, flows: Flow[]): Promise<SipMessage> {
     const key = `${id}\n${device}`;
     this.inFlight.add(key);
     try {
       const response = await this.send(message, flows);
-      if (!UNREACHABLE.has(response.status)) {
+      if (UNREACHABLE.has(response.status)) this.backlogged.add(`${aor}\n${device}`);
+      else {
         this.options.push?.cancel(String(id), device);
         // Kept when this fails: the device gets it again when it registers, rather than never.
         await this.store.done(id, device).then(
@@ -233,7 +259,7 @@ export class DeviceDelivery {
           if (this.inFlight.has(`${message.id}\n${device}`)) continue;
           const flows = this.registrar.flowsByDevice(this.registrar.lookup(aor)).find((f) => deviceKey(f[0]!.binding) === device);
           if (!flows) return;
-          const response = await this.sendStored(message.id, device, storedRequest(this.stack, message), flows);
+          const response = await this.sendStored(aor, message.id, device, storedRequest(this.stack, message), flows);
           if (UNREACHABLE.has(response.status)) {
             this.log.info({ aor, device, id: message.id, status: response.status }, 'delivery to a device failed; kept for its next registration');
             return;
@@ -241,7 +267,10 @@ export class DeviceDelivery {
           if (response.status < 300) this.stats.delivered++;
         }
         if (page.length < PAGE_SIZE) {
-          if (!drain.more) return;
+          if (!drain.more) {
+            this.backlogged.delete(queue);
+            return;
+          }
           // Messages came while this page was delivered: a non-urgent one may sort before the cursor.
           drain.more = false;
           cursor = undefined;

@@ -108,7 +108,7 @@ export class Relay {
       await this.deliveries.removeStale(Date.now() - this.options.devices.remember * 1000);
       await this.devices.countPending();
     };
-    void this.devices.countPending().catch(logBackgroundFailure(this.log, 'counting pending deliveries'));
+    void this.devices.resume().catch(logBackgroundFailure(this.log, 'resuming deliveries to devices'));
     this.sweepTimer = setInterval(() => void sweep().catch(sweepFailed), 60_000).unref();
   }
 

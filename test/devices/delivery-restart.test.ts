@@ -41,3 +41,23 @@ test('kill -9 of Parley with a delivery pending for a device: the device gets it
     await parley.stop();
   }
 });
+
+test('after kill -9, a device still registered gets what it has waiting at start, without registering again', async () => {
+  let parley = await startParley();
+  try {
+    const phone = await agent('kai', parley.udp);
+    const sender = await agent('lou', parley.udp);
+    assert.equal((await registerDevice(phone, { instance: newInstance() })).status, 200);
+    phone.answer = 503;
+    assert.equal((await sender.message('sip:kai@localhost', 'busy then')).status, 202);
+
+    parley.kill('SIGKILL');
+    assert.equal((await parley.exited).signal, 'SIGKILL');
+    phone.answer = 200;
+    const again = phone.waitForRequest((m) => m.body.toString() === 'busy then' && m.has('date'), 10_000);
+    parley = await startParley({ db: parley.db, udpPort: parley.udp.port, tcpPort: parley.tcp.port });
+    await again;
+  } finally {
+    await parley.stop();
+  }
+});

@@ -198,3 +198,15 @@ test('devices.list and `parley devices list` show each device with its flows, la
   assert.match(lines.find((l) => l.startsWith(phoneInstance))!, /\s-\s+\S+\s+1\b/);
   assert.match(lines.find((l) => l.startsWith(laptopInstance))!, /udp:127\.0\.0\.1:\d+\s+\S+\s+0\b/);
 });
+
+test('a registered device that answered 503 gets that message again before the next one, without registering again', async () => {
+  const { phone, laptop, sender, laptopInstance, aor } = await twoDevices('ivy');
+  assert.equal((await registerDevice(laptop, { instance: laptopInstance, expires: 0 })).status, 200);
+  phone.answer = 503;
+  assert.equal((await sender.message(aor, 'first')).status, 202);
+  phone.answer = 200;
+  const second = phone.waitForRequest((m) => m.body.toString() === 'second');
+  assert.equal((await sender.message(aor, 'second')).status, 202);
+  await second;
+  assert.deepEqual(messages(phone), ['first', 'first', 'second'], 'the 503 answered, then the queue in order');
+});
