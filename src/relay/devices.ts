@@ -100,7 +100,6 @@ export class DeviceDelivery {
     this.stats.pending += devices.size;
     this.log.debug({ aor, id, devices: devices.size, registered: live.size }, 'message stored for each device');
     this.wake(id, remembered.filter((d) => !live.has(d.device)), message);
-    if (live.size === 0) return ACCEPTED;
 
     for (const device of live.keys()) {
       const queue = `${aor}\n${device}`;

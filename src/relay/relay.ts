@@ -1,7 +1,8 @@
 // MESSAGE relay (RFC 3428): a request for a local user is forked statefully to every live contact
 // (the first 2xx wins), stored for later when nobody can take it, and refused when the user is
-// unknown. The same path serves messages Parley itself originates (rooms, gateways), so they too
-// reach WebSocket members and the offline store.
+// unknown. For a user with remembered devices it is stored for each device first (devices.ts).
+// The same path serves messages Parley itself originates (rooms, gateways), so they too reach
+// WebSocket members and the offline store.
 import type { Logger } from 'pino';
 import { isStoreUnavailable, logBackgroundFailure, type DeliveryStore, type OfflineStore, type StoredMessage } from '../store/index.js';
 import {
@@ -26,7 +27,7 @@ export interface RelayOptions {
   /** Seconds to wait for the final response of a forwarded request. */
   forkTimeout: number;
   offline: { enabled: boolean; maxPerUser: number; expires: number };
-  /** Seconds a device is remembered after it last registered, and the sender waits for one to take a message. */
+  /** Seconds a device is remembered after it last registered, and the sender waits for one to take a message; push wakes away devices. */
   devices: { remember: number; acceptTimeout: number; push?: PushService };
 }
 
@@ -52,7 +53,7 @@ export interface OutgoingMessage {
   outboundProxy?: string;
   /** Call-ID of the MESSAGE (e.g. an XMPP thread); a new one when absent. */
   callId?: string;
-  /** false for what is stale once late (an isComposing state): never stored offline, 480 when no device takes it now. Never stored either: a message with Expires: 0 or an isComposing body. */
+  /** false for what is stale once late (an isComposing state): never stored offline, 480 when no device takes it now. */
   storeOffline?: boolean;
 }
 
@@ -232,6 +233,7 @@ export class Relay {
     const destination = this.registrar.destinationOf(target);
     if (!destination) return { status: 404, reason: 'Not Found (unknown GRUU)' };
     const { aor, device } = destination;
+    // Expires: 0 asks for now or never; an isComposing state is stale once late.
     storeOffline &&= message.get('expires')?.trim() !== '0' && message.get('content-type')?.split(';')[0]!.trim().toLowerCase() !== IS_COMPOSING;
     if (!device && storeOffline && this.options.offline.enabled && Number(message.get('max-forwards') ?? '70') > 0) {
       // Without the store, registered devices are still reached the old way (nothing to store yet).
