@@ -7,15 +7,21 @@ import { udpAgents, type TestUA } from '../support/ua.js';
 import { newInstance, registerDevice } from './devices.js';
 import { adminToken, adminUrl, rpc, sample, scrape } from '../admin/client.js';
 import { parley } from '../support/cli.js';
+import { StreamUA } from '../support/stream-ua.js';
+import { eventually } from '../support/eventually.js';
 
 let s: TestServer;
 const agent = udpAgents();
+const streams: StreamUA[] = [];
 before(async () => {
   s = await startServer({ relay: { accept_timeout: 1 } as never });
 });
-after(() => s.stop());
+after(async () => {
+  for (const ua of streams) ua.close();
+  await s.stop();
+});
 
-const messages = (ua: TestUA) => ua.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString());
+const messages = (ua: TestUA | StreamUA) => ua.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString());
 
 /** Two devices of `user`, each with its own instance, both registered, and a sender. */
 async function twoDevices(user: string) {
@@ -209,4 +215,27 @@ test('a registered device that answered 503 gets that message again before the n
   assert.equal((await sender.message(aor, 'second')).status, 202);
   await second;
   assert.deepEqual(messages(phone), ['first', 'first', 'second'], 'the 503 answered, then the queue in order');
+});
+
+test('a device whose TCP flow broke gets what came meanwhile once it registers again over a new connection', async () => {
+  const instance = newInstance();
+  const flow = await StreamUA.connect({ proto: 'tcp', user: 'joy', server: s.tcp });
+  streams.push(flow);
+  const laptop = await agent('joy', s.udp);
+  const sender = await agent('joy-friend', s.udp);
+  assert.equal((await registerDevice(flow, { instance, regId: 1, uriParams: ';ob', supported: 'outbound' })).status, 200);
+  assert.equal((await registerDevice(laptop, { instance: newInstance() })).status, 200);
+
+  flow.close();
+  await eventually(() => s.server.registrar.lookup('joy@localhost').length === 1, 'the broken flow dropped');
+  const toLaptop = laptop.waitForRequest((m) => m.method === 'MESSAGE');
+  assert.equal((await sender.message('sip:joy@localhost', 'while the flow was down')).status, 200);
+  await toLaptop;
+
+  const again = await StreamUA.connect({ proto: 'tcp', user: 'joy', server: s.tcp });
+  streams.push(again);
+  const backlog = again.waitForRequest((m) => m.method === 'MESSAGE');
+  assert.equal((await registerDevice(again, { instance, regId: 1, uriParams: ';ob', supported: 'outbound' })).status, 200);
+  assert.equal((await backlog).body.toString(), 'while the flow was down');
+  assert.deepEqual(messages(again), ['while the flow was down']);
 });
