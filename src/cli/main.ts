@@ -5,6 +5,7 @@ import { ConfigError } from '../config/index.js';
 import { listCommands, runCommandGroup, UsageError } from './args.js';
 import { accountsCommand } from './accounts.js';
 import { certCommand } from './cert.js';
+import { devicesCommand } from './devices.js';
 import { checkConfigCommand } from './check-config.js';
 import { importImcCommand } from './import-imc.js';
 import { importPurplemapCommand } from './import-purplemap.js';
@@ -13,7 +14,7 @@ import { startCommand } from './start.js';
 import { userCommand } from './user.js';
 
 const COMMANDS = [
-  startCommand, checkConfigCommand, userCommand, accountsCommand, certCommand, rpcCommand, roomsCommand, membersCommand, importImcCommand,
+  startCommand, checkConfigCommand, userCommand, accountsCommand, certCommand, rpcCommand, roomsCommand, membersCommand, devicesCommand, importImcCommand,
   importPurplemapCommand,
 ];
 

@@ -10,7 +10,7 @@ JSON object or array ('{"room": "chat-x"}', '["chat-x"]'), or NAME=VALUE pairs w
 strings. Exit code 1 when the server answers with an error; its message goes to stderr.
 
 Methods: imc.list_rooms, imc.list_members ROOM, imc.active_rooms, imc.destroy_room ROOM,
-imc.add_member ROOM USER, imc.remove_member ROOM USER, core.status, registrar.lookup AOR,
+imc.add_member ROOM USER, imc.remove_member ROOM USER, core.status, registrar.lookup AOR, devices.list USER,
 users.list [DOMAIN], gateway.status, gateway.accounts.list [SIP_USER], gateway.accounts.add
 SIP_USER NETWORK EXT_USER PASSWORD [SERVER PORT TLS], gateway.accounts.remove ID,
 gateway.accounts.test ID [TIMEOUT].

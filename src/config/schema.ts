@@ -347,6 +347,10 @@ const baseSchema = z
       delivery_window_udp: positiveInt
         .default(4)
         .describe('The same over UDP: their order holds unless a datagram is lost, when its retransmission arrives after the ones sent behind it. 1: strict order, one message per round trip.'),
+      accept_timeout: positiveInt.default(5).describe('Seconds a sender waits for one of the recipient\'s devices to take a message kept for each device; past them it gets 202 Accepted and the devices still get it.'),
+    }),
+    devices: section({
+      remember: positiveInt.default(2_592_000).describe('Seconds a device (its +sip.instance, or its contact without one) is remembered after it last registered: a message for its user is kept for it, and delivered when it registers again, also while it is not registered.'),
     }),
     offline: section({
       enabled: z.boolean().default(true).describe('Store messages for known users who are not registered, and deliver them when they register.'),

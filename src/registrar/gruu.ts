@@ -21,6 +21,11 @@ export function instanceUrn(value: string): string {
   return value.replace(/^"?<?|>?"?$/g, '').toLowerCase();
 }
 
+/** The key of the device a binding is of: its instance URN, or its contact when it has none. */
+export function deviceKey(binding: { contact: string; instance?: string }): string {
+  return binding.instance ? instanceUrn(binding.instance) : binding.contact;
+}
+
 /** Short digest of a Call-ID: a new Call-ID for an instance invalidates its temporary GRUUs (RFC 5627 §5.1). */
 export function callIdDigest(callId: string): string {
   return createHash('sha256').update(callId).digest('base64url').slice(0, 12);

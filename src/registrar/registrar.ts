@@ -9,7 +9,7 @@ import {
   type IncomingRequest, type Peer, RELIABLE, parseUri, parseNameAddr, splitList, aorOf, type NameAddr, type SipMessage, type SipUri,
 } from '../sip/index.js';
 import type { Header } from '../sip/message.js';
-import { GruuIssuer, callIdDigest, instanceUrn, type Device } from './gruu.js';
+import { GruuIssuer, callIdDigest, deviceKey, instanceUrn, type Device } from './gruu.js';
 
 export interface RegistrarOptions {
   minExpires: number;
@@ -102,7 +102,7 @@ export class Registrar extends EventEmitter {
     for (const binding of bindings) {
       const peer = this.targetOf(binding);
       if (!peer) continue;
-      const key = binding.instance ? instanceUrn(binding.instance) : binding.contact;
+      const key = deviceKey(binding);
       const flows = devices.get(key);
       if (flows) flows.push({ binding, peer });
       else devices.set(key, [{ binding, peer }]);

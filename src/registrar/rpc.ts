@@ -17,11 +17,11 @@ export function registrarMethods(registrar: () => Registrar): RpcMethods {
 }
 
 /** "sip:alice@Example.com" or "alice@example.com" -> "alice@example.com", the registrar's key. */
-function normalizeAor(text: string): string {
+export function normalizeAor(text: string, param = 'aor'): string {
   const bare = text.replace(/^sips?:/i, '');
   const at = bare.lastIndexOf('@');
   if (at <= 0 || at === bare.length - 1) {
-    throw invalidParams(`"aor" must be user@domain, got "${text.slice(0, 80)}"`);
+    throw invalidParams(`"${param}" must be user@domain, got "${text.slice(0, 80)}"`);
   }
   return `${bare.slice(0, at)}@${bare.slice(at + 1).toLowerCase()}`;
 }

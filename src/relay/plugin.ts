@@ -3,8 +3,10 @@
 // plugin sends into SIP.
 import { realmFor } from '../config/index.js';
 import { REGISTRAR } from '../registrar/plugin.js';
+import { PUSH } from '../push/plugin.js';
 import { serviceKey, type ParleyPlugin } from '../plugin/index.js';
 import { Relay } from './relay.js';
+import { relayMethods } from './rpc.js';
 
 export const RELAY = serviceKey<Relay>('relay');
 
@@ -14,6 +16,7 @@ export function relayPlugin(): ParleyPlugin {
   return {
     name: 'relay',
     requires: [REGISTRAR],
+    uses: [PUSH],
     provides: [RELAY],
     handlers: [{ name: 'relay', methods: ['MESSAGE'], handle: (request) => started().handle(request) }],
     start(context) {
@@ -22,6 +25,7 @@ export function relayPlugin(): ParleyPlugin {
         context.stack,
         context.require(REGISTRAR),
         context.store.offline,
+        context.store.deliveries,
         {
           domains: new Set(context.domains),
           realms: new Set([...context.domains].map((domain) => realmFor(config, domain))),
@@ -32,16 +36,19 @@ export function relayPlugin(): ParleyPlugin {
           isKnownUser: context.isKnownUser,
           offline: { enabled: config.offline.enabled, maxPerUser: config.offline.max_per_user, expires: config.offline.expires },
           deliveryWindow: { stream: config.relay.delivery_window, udp: config.relay.delivery_window_udp },
+          devices: { remember: config.devices.remember, acceptTimeout: config.relay.accept_timeout, push: context.find(PUSH) },
         },
         context.log,
       );
       context.provide(RELAY, relay);
     },
     serve: () => started().start(),
+    rpc: () => relayMethods(started),
     stop: () => relay?.stop(),
     metrics: () => [
       { kind: 'counter', name: 'parley_relay_relayed_total', help: 'Requests a registered contact of a local user accepted.', read: () => started().stats.relayed },
       { kind: 'counter', name: 'parley_relay_stored_total', help: 'MESSAGE requests stored for offline delivery.', read: () => started().stats.stored },
+      { kind: 'gauge', name: 'parley_relay_pending_deliveries', help: 'Stored messages waiting for a device of their recipient, one per device.', read: () => started().devices.stats.pending },
       { kind: 'counter', name: 'parley_relay_delivered_total', help: 'Stored messages delivered after the recipient registered.', read: () => started().stats.delivered },
     ],
     status: () => ({ relay: { ...started().stats } }),

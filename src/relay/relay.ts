@@ -1,9 +1,10 @@
 // MESSAGE relay (RFC 3428): a request for a local user is forked statefully to every live contact
 // (the first 2xx wins), stored for later when nobody can take it, and refused when the user is
-// unknown. The same path serves messages Parley itself originates (rooms, gateways), so they too
-// reach WebSocket members and the offline store.
+// unknown. For a user with remembered devices it is stored for each device first (devices.ts).
+// The same path serves messages Parley itself originates (rooms, gateways), so they too reach
+// WebSocket members and the offline store.
 import type { Logger } from 'pino';
-import { isStoreUnavailable, logBackgroundFailure, type OfflineStore, type StoredMessage } from '../store/index.js';
+import { isStoreUnavailable, logBackgroundFailure, type DeliveryStore, type OfflineStore, type StoredMessage } from '../store/index.js';
 import {
   type IncomingRequest, type Peer, type Protocol, RELIABLE, SipMessage, type SipStack, type SipUri, createResponse, parseNameAddr, formatNameAddr,
   parseUri,
@@ -11,9 +12,11 @@ import {
 import { type Header, withHeadersOf } from '../sip/message.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import type { Outbox } from './outbox.js';
-import { requestKey, resendIdentity } from './resend.js';
+import { requestKey } from './resend.js';
 import { digestRealm } from '../registrar/digest.js';
 import type { DeliveryTurn } from './ordered.js';
+import { stripPushParams, type PushService } from '../push/index.js';
+import { ACCEPTED, DeviceDelivery, UNREACHABLE, storedRequest, stripToUri } from './devices.js';
 
 export interface RelayOptions {
   domains: Set<string>;
@@ -29,6 +32,8 @@ export interface RelayOptions {
   offline: { enabled: boolean; maxPerUser: number; expires: number };
   /** Ordered deliveries (OrderedDeliveries) under way at once to one recipient, by the transport their requests go over. */
   deliveryWindow: { stream: number; udp: number };
+  /** Seconds a device is remembered after it last registered, and the sender waits for one to take a message; push wakes away devices. */
+  devices: { remember: number; acceptTimeout: number; push?: PushService };
 }
 
 /** What happened to a message Parley sent on someone's behalf. */
@@ -57,9 +62,6 @@ export interface OutgoingMessage {
   storeOffline?: boolean;
 }
 
-/** Statuses that mean "nobody took it now", after which storing is the right thing (RFC 3428 §7). */
-const UNREACHABLE = new Set([408, 480, 503, 504]);
-
 /** Statuses after which a device's next flow is tried (RFC 5626 §5.3): the request did not get through this one. */
 const FLOW_FAILED = new Set([408, 503]);
 
@@ -68,6 +70,9 @@ export const STORE_UNAVAILABLE_REASON = 'Service Unavailable (store unavailable)
 
 /** Stored messages read at once when delivering them to a user who registered. */
 const OFFLINE_PAGE_SIZE = 100;
+
+/** A body that is stale once late (RFC 3994): never stored. */
+const IS_COMPOSING = 'application/im-iscomposing+xml';
 
 export interface RelayStats {
   relayed: number;
@@ -82,21 +87,37 @@ export class Relay {
   private sweepTimer: NodeJS.Timeout | undefined;
   /** The outboxes of the features sending through the relay (rooms, gateways), for its health. */
   private readonly outboxes = new Set<Pick<Outbox<unknown>, 'backlogWarning'>>();
+  /** Per-device delivery of what is sent to a user with remembered devices. */
+  readonly devices: DeviceDelivery;
 
   constructor(
     private readonly stack: SipStack,
     private readonly registrar: Registrar,
     private readonly offline: OfflineStore,
+    private readonly deliveries: DeliveryStore,
     private readonly options: RelayOptions,
     private readonly log: Logger,
   ) {
-    registrar.on('registered', (aor) => void this.deliverStored(aor));
+    this.devices = new DeviceDelivery(
+      deliveries, registrar, stack, (message, flows) => this.sendToDevice(message, flows, loopKey(message)),
+      { ...options.devices, maxPerUser: options.offline.maxPerUser }, log,
+    );
+    registrar.on('registered', (aor) => {
+      void this.deliverStored(aor);
+      this.devices.deliverPending(aor);
+    });
   }
 
   start(): void {
     // A sweep the store cannot complete is done again by the next one.
     const sweepFailed = logBackgroundFailure(this.log, 'expired offline messages sweep');
-    this.sweepTimer = setInterval(() => void this.offline.removeExpired(Date.now()).catch(sweepFailed), 60_000).unref();
+    const sweep = async () => {
+      await this.offline.removeExpired(Date.now());
+      await this.deliveries.removeStale(Date.now() - this.options.devices.remember * 1000);
+      await this.devices.countPending();
+    };
+    void this.devices.resume().catch(logBackgroundFailure(this.log, 'resuming deliveries to devices'));
+    this.sweepTimer = setInterval(() => void sweep().catch(sweepFailed), 60_000).unref();
   }
 
   stop(): void {
@@ -233,9 +254,10 @@ export class Relay {
   }
 
   /**
-   * Forks to every live device of a local AOR, or to the one device a GRUU names. With no contact,
-   * or when every fork found nobody, the message is stored (202) if the user is known; an unknown
-   * user gets 404. A GRUU's device that is not registered gets 480: nothing is stored for it.
+   * Forks to every live device of a local AOR, or to the one device a GRUU names. A user with
+   * remembered devices has the message stored for each of them first (DeviceDelivery). Else, with no
+   * contact, or when every fork found nobody, the message is stored (202) if the user is known; an
+   * unknown user gets 404. A GRUU's device that is not registered gets 480: nothing is stored for it.
    */
   private async deliverLocal(
     target: SipUri, message: SipMessage, loop: string, storeOffline = true, turn?: DeliveryTurn,
@@ -243,6 +265,20 @@ export class Relay {
     const destination = this.registrar.destinationOf(target);
     if (!destination) return { status: 404, reason: 'Not Found (unknown GRUU)' };
     const { aor, device } = destination;
+    // Expires: 0 asks for now or never; an isComposing state is stale once late.
+    storeOffline &&= message.get('expires')?.trim() !== '0' && message.get('content-type')?.split(';')[0]!.trim().toLowerCase() !== IS_COMPOSING;
+    if (!device && storeOffline && this.options.offline.enabled && Number(message.get('max-forwards') ?? '70') > 0) {
+      // Without the store, registered devices are still reached the old way (nothing to store yet).
+      const outcome = await this.devices.deliver(aor, message, this.storedRecord(aor, message), betterFinal).catch((error: unknown) => {
+        if (isStoreUnavailable(error)) return undefined;
+        throw error;
+      });
+      if (outcome) {
+        if (outcome === ACCEPTED) this.stats.stored++;
+        else if (outcome.response && outcome.status < 300) this.stats.relayed++;
+        return outcome;
+      }
+    }
     const devices = this.registrar.flowsByDevice(this.registrar.lookup(aor, device));
     // The fork writes each device's first flow at once: from here on, the next message may follow.
     // With no device nothing is written, and only storing (below) has to wait its turn.
@@ -268,26 +304,27 @@ export class Relay {
 
   private async store(aor: string, message: SipMessage): Promise<{ status: number; reason: string }> {
     if (!this.options.offline.enabled) return { status: 480, reason: 'Temporarily Unavailable' };
-    const now = Date.now();
-    const id = await this.offline.add(
-      {
-        aor,
-        fromHeader: withoutTag(message.get('from')!),
-        toHeader: withoutTag(message.get('to')!),
-        contentType: message.get('content-type') ?? 'text/plain',
-        body: Buffer.from(message.body),
-        // The limit and the expiry count from Parley's clock: a sender's Date could be anything.
-        receivedAt: now,
-        sentAt: dateOf(message),
-        expiresAt: now + this.options.offline.expires * 1000,
-        origin: requestKey(message),
-      },
-      this.options.offline.maxPerUser,
-    );
+    const id = await this.offline.add(this.storedRecord(aor, message), this.options.offline.maxPerUser);
     if (id === 'full') return { status: 486, reason: 'Busy Here (offline mailbox full)' };
     this.stats.stored++;
     this.log.debug({ aor, id }, 'message stored for offline delivery');
-    return { status: 202, reason: 'Accepted (stored for offline delivery)' };
+    return ACCEPTED;
+  }
+
+  private storedRecord(aor: string, message: SipMessage): Omit<StoredMessage, 'id'> {
+    const now = Date.now();
+    return {
+      aor,
+      fromHeader: withoutTag(message.get('from')!),
+      toHeader: withoutTag(message.get('to')!),
+      contentType: message.get('content-type') ?? 'text/plain',
+      body: Buffer.from(message.body),
+      // The limit and the expiry count from Parley's clock: a sender's Date could be anything.
+      receivedAt: now,
+      sentAt: dateOf(message),
+      expiresAt: now + this.options.offline.expires * 1000,
+      origin: requestKey(message),
+    };
   }
 
   /** Parallel fork of a non-INVITE request to devices (RFC 3261 §16.7): the first 2xx wins, else the best final. */
@@ -320,7 +357,9 @@ export class Relay {
   private async sendToDevice(message: SipMessage, flows: Flow[], loop: string): Promise<SipMessage> {
     let response: SipMessage | undefined;
     for (const { binding, peer } of flows) {
-      const copy = forwardCopy(message, binding.contact, this.options.realms, binding.path)!;
+      // The push parameters are for the provider alone (RFC 8599 §4.1.2).
+      const requestUri = binding.contact.includes(';pn-') ? stripPushParams(binding.contact) : binding.contact;
+      const copy = forwardCopy(message, requestUri, this.options.realms, binding.path)!;
       response = await this.stack.request(copy, peer, { loopKey: loop, timeout: this.options.forkTimeout * 1000 });
       if (!FLOW_FAILED.has(response.status)) break;
     }
@@ -338,7 +377,7 @@ export class Relay {
     try {
       let afterId = 0;
       for (;;) {
-        const page = await this.offline.listFor(aor, Date.now(), { afterId, limit: OFFLINE_PAGE_SIZE });
+        const page = await this.offline.listFor(aor, Date.now(), { afterId, limit: OFFLINE_PAGE_SIZE, anyDevice: true });
         for (const stored of page) {
           if (!(await this.deliverOne(aor, stored))) return;
           afterId = stored.id;
@@ -355,17 +394,7 @@ export class Relay {
 
   /** Sends one stored message to the AOR's contacts; true when it was taken and removed from the store. */
   private async deliverOne(aor: string, stored: StoredMessage): Promise<boolean> {
-    const identity = resendIdentity(`offline.${stored.origin ?? `${stored.id}.${stored.receivedAt}`}.${aor}`);
-    const message = this.stack.createRequest({
-      method: 'MESSAGE',
-      uri: stripToUri(stored.toHeader),
-      from: `${stored.fromHeader};tag=${identity.fromTag}`,
-      callId: identity.callId,
-      to: stored.toHeader,
-      headers: [{ name: 'date', value: new Date(stored.sentAt ?? stored.receivedAt).toUTCString() }],
-      body: stored.body,
-      contentType: stored.contentType,
-    });
+    const message = storedRequest(this.stack, stored);
     const devices = this.registrar.flowsByDevice(this.registrar.lookup(aor));
     if (devices.length === 0) return false;
     const response = await this.fork(message, devices, loopKey(message));
@@ -450,14 +479,6 @@ function withoutTag(value: string): string {
     const addr = parseNameAddr(value);
     addr.params.delete('tag');
     return formatNameAddr(addr);
-  } catch {
-    return value;
-  }
-}
-
-function stripToUri(value: string): string {
-  try {
-    return parseNameAddr(value).uri;
   } catch {
     return value;
   }

@@ -2,9 +2,10 @@ import type { CompiledQuery, Insertable, Kysely, Selectable, Transaction } from 
 import { CompiledStatements } from './compiled.js';
 import { GroupCommit } from './group-commit.js';
 import { deleteExpired, nullsAbsent } from './rows.js';
-import type { Database, LocationsTable } from './schema.js';
+import type { Database, DevicesTable, LocationsTable } from './schema.js';
 import type { Binding, LocationStore } from './types.js';
 import { formatPeer, parsePeer } from '../sip/transport/types.js';
+import { deviceKey } from '../registrar/gruu.js';
 
 export class LocationRepository implements LocationStore {
   private readonly commits: GroupCommit;
@@ -42,7 +43,7 @@ export class LocationRepository implements LocationStore {
    * and run on the transaction's connection itself: through kysely's executor each statement cost
    * several promises more than running it.
    */
-  private writeBindings(trx: Transaction<Database>, aor: string, bindings: Binding[]): Promise<void> {
+  private async writeBindings(trx: Transaction<Database>, aor: string, bindings: Binding[]): Promise<void> {
     const statements = this.statements;
     const remove = statements.compile('delete', [aor], ([aor]) => trx.deleteFrom('locations').where('aor', '=', aor as string));
     let insert: CompiledQuery | undefined;
@@ -59,12 +60,37 @@ export class LocationRepository implements LocationStore {
         .values({ aor: aor as string, first_seen: firstSeen as number })
         .onConflict((conflict) => conflict.column('aor').doNothing()),
     );
-    return trx.getExecutor().provideConnection(async (connection) => {
+    await trx.getExecutor().provideConnection(async (connection) => {
       await connection.executeQuery(remove);
       if (insert) await connection.executeQuery(insert);
       await connection.executeQuery(known);
     });
+    // Devices are remembered beyond their registration, for what is sent to them while away.
+    if (bindings.length > 0) {
+      await trx
+        .insertInto('devices')
+        .values(deviceRows(aor, bindings))
+        .onConflict((conflict) =>
+          conflict.columns(['aor', 'device']).doUpdateSet((eb) => ({
+            contact: eb.ref('excluded.contact'),
+            user_agent: eb.ref('excluded.user_agent'),
+            last_seen: eb.ref('excluded.last_seen'),
+          })),
+        )
+        .execute();
+    }
   }
+}
+
+/** One row per device (a device's flows are several bindings), as its latest registration left it. */
+function deviceRows(aor: string, bindings: Binding[]): Array<Insertable<DevicesTable>> {
+  const latest = new Map<string, Binding>();
+  for (const binding of bindings) {
+    const key = deviceKey(binding);
+    const seen = latest.get(key);
+    if (!seen || seen.updatedAt < binding.updatedAt) latest.set(key, binding);
+  }
+  return [...latest].map(([device, binding]) => ({ aor, device, contact: binding.contact, user_agent: binding.userAgent ?? null, last_seen: binding.updatedAt }));
 }
 
 /** The values of a binding's row, in the order of toLocationRow's columns. */

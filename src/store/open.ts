@@ -13,6 +13,7 @@ import { GatewayAccountRepository, GatewayRoomRepository } from './accounts.js';
 import { LocationRepository } from './locations.js';
 import { migrations } from './migrations/index.js';
 import { OfflineRepository } from './offline.js';
+import { DeliveryRepository } from './deliveries.js';
 import { PresenceRepository } from './presence.js';
 import { OutboxRepository } from './outbox.js';
 import { queuedDialect } from './queued.js';
@@ -45,6 +46,7 @@ function createRepositories(db: Kysely<Database>) {
     users: new UserRepository(db),
     locations: new LocationRepository(db),
     offline: new OfflineRepository(db),
+    deliveries: new DeliveryRepository(db),
     presence: new PresenceRepository(db),
     outbox: new OutboxRepository(db),
     gatewayAccounts: new GatewayAccountRepository(db),

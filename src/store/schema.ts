@@ -43,6 +43,25 @@ export interface OfflineMessagesTable {
   sent_at: number | null;
   expires_at: number;
   origin: string | null;
+  /** 1: delivered to the devices of its message_deliveries rows; 0: to whichever device of the AOR registers next. */
+  per_device: Generated<number>;
+}
+
+/** A device an AOR was seen registering from: its instance URN, or its contact without one. */
+export interface DevicesTable {
+  aor: string;
+  device: string;
+  contact: string;
+  user_agent: string | null;
+  last_seen: number;
+}
+
+/** A stored message a device has still to take; priority 1 (non-urgent) waits behind 0. */
+export interface MessageDeliveriesTable {
+  message_id: number;
+  aor: string;
+  device: string;
+  priority: number;
 }
 
 export interface PresencePublicationsTable {
@@ -181,6 +200,8 @@ export interface Database {
   locations: LocationsTable;
   known_aors: KnownAorsTable;
   offline_messages: OfflineMessagesTable;
+  devices: DevicesTable;
+  message_deliveries: MessageDeliveriesTable;
   presence_publications: PresencePublicationsTable;
   presence_subscriptions: PresenceSubscriptionsTable;
   presence_gateway_states: PresenceGatewayStatesTable;

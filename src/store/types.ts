@@ -80,11 +80,61 @@ export interface StoredMessage {
 export interface OfflineStore {
   /** Inserts unless the recipient already has maxPerUser messages waiting at receivedAt; returns the id, or 'full'. Atomic. */
   add(message: Omit<StoredMessage, 'id'>, maxPerUser: number): Promise<number | 'full'>;
-  /** Up to `page.limit` messages waiting for an AOR with an id above `page.afterId`, oldest first, not expired. */
-  listFor(aor: string, now: number, page: { afterId: number; limit: number }): Promise<StoredMessage[]>;
+  /**
+   * Up to `page.limit` messages waiting for an AOR with an id above `page.afterId`, oldest first, not
+   * expired; with `anyDevice`, only those for whichever device registers next (not per device).
+   */
+  listFor(aor: string, now: number, page: { afterId: number; limit: number; anyDevice?: boolean }): Promise<StoredMessage[]>;
   remove(id: number): Promise<void>;
   removeExpired(now: number): Promise<number>;
   count(aor: string): Promise<number>;
+}
+
+/** A device an AOR was seen registering from, remembered after it unregistered. */
+export interface RememberedDevice {
+  aor: string;
+  /** Its instance URN, or its contact when it registered without one. */
+  device: string;
+  /** The contact it last registered. */
+  contact: string;
+  userAgent?: string;
+  /** When it last registered, ms since the epoch. */
+  lastSeen: number;
+}
+
+/** A stored message one device has still to take. */
+export interface PendingDelivery {
+  message: StoredMessage;
+  device: string;
+  /** 0 normal, 1 non-urgent: a device gets its normal messages first. */
+  priority: number;
+}
+
+/** Where a device's queue was read up to: its next page starts after this. */
+export interface DeliveryCursor {
+  priority: number;
+  messageId: number;
+}
+
+/**
+ * Per-device delivery of stored messages: each message is stored once (in the offline store's
+ * table, counted in its per-user limit and expiry) with one delivery row per device to take it.
+ */
+export interface DeliveryStore {
+  /** The devices of an AOR seen registering at or after `since`. */
+  devicesOf(aor: string, since: number): Promise<RememberedDevice[]>;
+  /** Changes the contact a device is remembered with (its push parameters dropped). */
+  setContact(aor: string, device: string, contact: string): Promise<void>;
+  /** Stores a message with a delivery row for each device, unless the recipient has maxPerUser waiting; returns its id, or 'full'. Atomic. */
+  add(message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number): Promise<number | 'full'>;
+  /** Up to `limit` unexpired messages a device has still to take, normal before non-urgent, then oldest first, after `cursor`. */
+  pendingFor(aor: string, device: string, now: number, cursor: DeliveryCursor | undefined, limit: number): Promise<PendingDelivery[]>;
+  /** The device took the message (or refused it for good): its row goes, and the message with its last row. */
+  done(messageId: number, device: string): Promise<void>;
+  /** Pending deliveries per device of an AOR, every AOR when absent. */
+  pendingCounts(aor?: string): Promise<Array<{ aor: string; device: string; pending: number }>>;
+  /** Forgets devices last seen before `forgetBefore` with what they had pending, and rows of messages gone (expired). */
+  removeStale(forgetBefore: number): Promise<void>;
 }
 
 /** A presence publication (RFC 3903) as kept across restarts. */
@@ -339,6 +389,8 @@ export interface Store {
   readonly users: UserStore;
   readonly locations: LocationStore;
   readonly offline: OfflineStore;
+  /** Devices remembered per AOR and what each has still to take. */
+  readonly deliveries: DeliveryStore;
   readonly presence: PresenceStore;
   /** Acknowledged messages not yet delivered everywhere (rooms, gateways). */
   readonly outbox: OutboxStore;

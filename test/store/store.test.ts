@@ -456,6 +456,54 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       }
     });
 
+    test('messages stored before per-device delivery stay, for whichever device of the user registers next', async () => {
+      const aor = 'bob@a.example';
+      const earlier = await backend.freshUrl();
+      const old = rawDatabase(driver as StoreDriver, earlier);
+      const before = Object.entries(migrations).filter(([name]) => name < '010');
+      const provider = { getMigrations: async () => Object.fromEntries(before.map(([name, m]) => [name, { up: (db: Kysely<any>) => m.up(db, driver as StoreDriver) }])) };
+      assert.equal((await new Migrator({ db: old, provider }).migrateToLatest()).error, undefined);
+      await old.insertInto('offline_messages')
+        .values({ aor, from_header: '<sip:alice@a.example>', to_header: `<sip:${aor}>`, content_type: 'text/plain', body: Buffer.from('old'), received_at: NOW, sent_at: null, expires_at: NOW + MINUTE })
+        .execute();
+      await old.destroy();
+
+      const migrated = await openStore(earlier);
+      try {
+        const stored = await migrated.offline.listFor(aor, NOW, { afterId: 0, limit: 10, anyDevice: true });
+        assert.deepEqual(stored.map((m) => m.body.toString()), ['old']);
+        assert.deepEqual(await migrated.deliveries.pendingCounts(aor), []);
+      } finally {
+        await migrated.close();
+      }
+    });
+
+    test('per-device deliveries: devices remembered from their bindings, queues by priority then age, a message gone with its last delivery', async () => {
+      const aor = 'carol@a.example';
+      const phone = { ...binding(aor, 'sip:carol@192.0.2.7'), instance: '"<urn:uuid:AB-1>"', updatedAt: NOW };
+      await store.locations.replace(aor, [phone, { ...binding(aor, 'sip:carol@192.0.2.8'), updatedAt: NOW - 5 * MINUTE }]);
+      await store.locations.replace(aor, []);
+      const devices = await store.deliveries.devicesOf(aor, NOW - MINUTE);
+      assert.deepEqual(devices.map((d) => [d.device, d.contact, d.lastSeen]), [['urn:uuid:ab-1', 'sip:carol@192.0.2.7', NOW]], 'kept after unregistering; the older one is out of the window');
+
+      const urgent = await store.deliveries.add(message(aor, { body: Buffer.from('normal') }), ['urn:uuid:ab-1', 'laptop'], 0, 10);
+      const receipt = await store.deliveries.add(message(aor, { body: Buffer.from('receipt') }), ['urn:uuid:ab-1'], 1, 10);
+      const later = await store.deliveries.add(message(aor, { body: Buffer.from('later') }), ['urn:uuid:ab-1'], 0, 10);
+      const queue = await store.deliveries.pendingFor(aor, 'urn:uuid:ab-1', NOW, undefined, 10);
+      assert.deepEqual(queue.map((d) => d.message.body.toString()), ['normal', 'later', 'receipt']);
+      const page = await store.deliveries.pendingFor(aor, 'urn:uuid:ab-1', NOW, { priority: 0, messageId: later as number }, 10);
+      assert.deepEqual(page.map((d) => d.message.id), [receipt]);
+      assert.deepEqual(await store.offline.listFor(aor, NOW, { afterId: 0, limit: 10, anyDevice: true }), [], 'not for whichever device comes next');
+
+      await store.deliveries.done(urgent as number, 'urn:uuid:ab-1');
+      assert.equal(await store.offline.count(aor), 3, 'the laptop has still to take it');
+      await store.deliveries.done(urgent as number, 'laptop');
+      assert.equal(await store.offline.count(aor), 2);
+      await store.deliveries.removeStale(NOW + MINUTE);
+      assert.deepEqual(await store.deliveries.devicesOf(aor, 0), []);
+      assert.equal(await store.offline.count(aor), 0, 'what only forgotten devices had to take goes with them');
+    });
+
     test('reopening runs migrations again without touching the data', async () => {
       await store.users.put({ username: 'alice', domain: 'a.example', ha1Md5: 'm', ha1Sha256: 's' });
       await store.locations.replace('alice@a.example', [binding('alice@a.example', 'sip:alice@192.0.2.1')]);

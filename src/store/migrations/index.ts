@@ -11,6 +11,7 @@ import { outbox } from './006_outbox.js';
 import { offlineOrigin } from './007_offline_origin.js';
 import { gatewayRooms } from './008_gateway_rooms.js';
 import { presenceGateways } from './009_presence_gateways.js';
+import { deviceDeliveries } from './010_device_deliveries.js';
 
 export interface StoreMigration {
   // Kysely<any>: a migration works on the schema as it was at its version, not on today's Database type.
@@ -27,4 +28,5 @@ export const migrations: Readonly<Record<string, StoreMigration>> = {
   '007_offline_origin': offlineOrigin,
   '008_gateway_rooms': gatewayRooms,
   '009_presence_gateways': presenceGateways,
+  '010_device_deliveries': deviceDeliveries,
 };

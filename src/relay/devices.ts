@@ -1,0 +1,324 @@
+// Durable per-device delivery: a MESSAGE for every device of a user is stored once, with one
+// delivery row per device the user was seen registering from within devices.remember, before the
+// sender is answered. Registered devices get it at once; each device that takes it (2xx) or
+// refuses it for good loses its row; one that could not be reached (408, 480, 503, 504, a flow
+// that failed) keeps it, and gets its rows when it registers again: normal ones first, then
+// non-urgent ones, each oldest first, a page at a time.
+import type { Logger } from 'pino';
+import { isStoreUnavailable, logBackgroundFailure, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
+import { formatPeer, parseNameAddr, type SipMessage, type SipStack } from '../sip/index.js';
+import type { Flow, Registrar } from '../registrar/registrar.js';
+import { deviceKey } from '../registrar/gruu.js';
+import { resendIdentity } from './resend.js';
+import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
+
+export interface DeviceDeliveryOptions {
+  /** Seconds a device is remembered after it last registered. */
+  remember: number;
+  /** Seconds the sender waits for a device to take the message before it gets 202. */
+  acceptTimeout: number;
+  maxPerUser: number;
+  /** Wakes devices that are away and registered with push parameters (RFC 8599); absent when push is off. */
+  push?: PushService;
+}
+
+/** Sends a request to one device over its flows, the next flow when one fails; never rejects. */
+export type SendToDevice = (message: SipMessage, flows: Flow[]) => Promise<SipMessage>;
+
+export interface DeliveryOutcome {
+  status: number;
+  reason: string;
+  response?: SipMessage;
+}
+
+/** Statuses after which a device keeps its delivery row: it was not reached, nothing was decided. */
+export const UNREACHABLE = new Set([408, 480, 503, 504]);
+
+/** Pending deliveries read at once for a device that registered. */
+const PAGE_SIZE = 100;
+
+export const ACCEPTED: DeliveryOutcome = { status: 202, reason: 'Accepted (stored for offline delivery)' };
+
+export interface DeviceDeliveryStats {
+  stored: number;
+  delivered: number;
+  /** Deliveries waiting for a device, as of the last count in the store and what changed since. */
+  pending: number;
+}
+
+/** A device of a user as an operator sees it (RPC devices.list). */
+export interface DeviceSummary {
+  /** The instance URN, or the contact of a device registered without one. */
+  device: string;
+  instance: string | null;
+  contact: string;
+  userAgent: string | null;
+  /** When it last registered, ISO 8601. */
+  lastSeen: string;
+  /** The ways it is reached now, first one first; none when it is not registered. */
+  flows: Array<{ contact: string; source: string; regId: number | null; expires: number }>;
+  /** Messages it has still to take. */
+  pending: number;
+}
+
+export class DeviceDelivery {
+  readonly stats: DeviceDeliveryStats = { stored: 0, delivered: 0, pending: 0 };
+  /**
+   * Devices whose queue is being delivered, "aor\ndevice": a new message for one of them joins its
+   * queue instead of overtaking it; `more` tells the drain to read again once it reached the end.
+   */
+  private readonly draining = new Map<string, { more: boolean }>();
+  /** Deliveries sent now to a registered device, "id\ndevice": a queue being drained leaves them to that send. */
+  private readonly inFlight = new Set<string>();
+  /**
+   * Registered devices known to have older deliveries waiting ("aor\ndevice": a send to them failed,
+   * or they had some when Parley started): a new message goes through their queue, after those.
+   */
+  private readonly backlogged = new Set<string>();
+
+  constructor(
+    private readonly store: DeliveryStore,
+    private readonly registrar: Registrar,
+    private readonly stack: SipStack,
+    private readonly send: SendToDevice,
+    private readonly options: DeviceDeliveryOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Stores `record` for every device of `aor` and sends `message` to the registered ones. Undefined
+   * when the AOR has no remembered device: the message is then the offline store's, as before.
+   */
+  async deliver(aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean): Promise<DeliveryOutcome | undefined> {
+    const remembered = await this.store.devicesOf(aor, Date.now() - this.options.remember * 1000);
+    if (remembered.length === 0) return undefined;
+    const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
+    const devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
+    const priority = message.get('priority')?.trim().toLowerCase() === 'non-urgent' ? 1 : 0;
+    const id = await this.store.add(record, [...devices], priority, this.options.maxPerUser);
+    if (id === 'full') return { status: 486, reason: 'Busy Here (offline mailbox full)' };
+    this.stats.stored++;
+    this.stats.pending += devices.size;
+    this.log.debug({ aor, id, devices: devices.size, registered: live.size }, 'message stored for each device');
+    this.wake(id, remembered.filter((d) => !live.has(d.device)), message);
+
+    for (const device of live.keys()) {
+      const queue = `${aor}\n${device}`;
+      const drain = this.draining.get(queue);
+      if (drain) drain.more = true;
+      else if (this.backlogged.has(queue)) void this.drain(aor, device);
+      else continue;
+      live.delete(device);
+    }
+    if (live.size === 0) return ACCEPTED;
+    return new Promise((resolve) => {
+      let waiting = live.size;
+      let best: SipMessage | undefined;
+      let someKeepIt = devices.size > live.size;
+      let answered = false;
+      const answer = (outcome: DeliveryOutcome) => {
+        if (answered) return;
+        answered = true;
+        clearTimeout(timer);
+        resolve(outcome);
+      };
+      const timer = setTimeout(() => answer(ACCEPTED), this.options.acceptTimeout * 1000);
+      for (const [device, flows] of live) {
+        void this.sendStored(aor, id, device, message, flows).then((response) => {
+          waiting--;
+          if (response.status < 300) answer({ status: response.status, reason: response.reason, response });
+          if (UNREACHABLE.has(response.status)) {
+            someKeepIt = true;
+            // Its flow failed: a device that can be woken is.
+            this.wake(id, remembered.filter((d) => d.device === device), message);
+          }
+          if (!best || better(response.status, best.status)) best = response;
+          if (waiting === 0) answer(someKeepIt ? ACCEPTED : { status: best.status, reason: best.reason, response: best });
+        });
+      }
+    });
+  }
+
+  /** Counts the deliveries waiting in the store again (after each sweep). */
+  async countPending(): Promise<void> {
+    this.stats.pending = (await this.store.pendingCounts()).reduce((sum, { pending }) => sum + pending, 0);
+  }
+
+  /**
+   * At start: counts what waits, and delivers it to the devices still registered (bindings survive
+   * a restart); a device's later messages go after what it had waiting.
+   */
+  async resume(): Promise<void> {
+    const counts = await this.store.pendingCounts();
+    this.stats.pending = counts.reduce((sum, { pending }) => sum + pending, 0);
+    for (const { aor, device } of counts) {
+      if (this.registrar.lookup(aor).length === 0) continue;
+      this.backlogged.add(`${aor}\n${device}`);
+      void this.drain(aor, device);
+    }
+  }
+
+  /** The devices of `aor`: remembered ones and registered ones, with their flows and what each has still to take. */
+  async describe(aor: string): Promise<DeviceSummary[]> {
+    const now = Date.now();
+    const [remembered, counts] = await Promise.all([this.store.devicesOf(aor, now - this.options.remember * 1000), this.store.pendingCounts(aor)]);
+    const flows = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((f) => [deviceKey(f[0]!.binding), f]));
+    const pending = new Map(counts.map((c) => [c.device, c.pending]));
+    const summaries = new Map<string, DeviceSummary>();
+    for (const device of remembered) {
+      summaries.set(device.device, {
+        device: device.device, instance: instanceOf(device.device), contact: device.contact, userAgent: device.userAgent ?? null,
+        lastSeen: new Date(device.lastSeen).toISOString(), flows: [], pending: pending.get(device.device) ?? 0,
+      });
+    }
+    for (const [device, deviceFlows] of flows) {
+      const latest = deviceFlows.reduce((a, b) => (a.binding.updatedAt >= b.binding.updatedAt ? a : b)).binding;
+      const summary = summaries.get(device) ?? {
+        device, instance: instanceOf(device), contact: latest.contact, userAgent: latest.userAgent ?? null,
+        lastSeen: new Date(latest.updatedAt).toISOString(), flows: [], pending: pending.get(device) ?? 0,
+      };
+      summary.flows = deviceFlows.map(({ binding }) => ({
+        contact: binding.contact,
+        source: formatPeer(binding.source),
+        regId: binding.regId ?? null,
+        expires: Math.max(0, Math.round((binding.expiresAt - now) / 1000)),
+      }));
+      summaries.set(device, summary);
+    }
+    return [...summaries.values()];
+  }
+
+  /** Delivers what each registered device of `aor` has still to take; called when the AOR registered. */
+  deliverPending(aor: string): void {
+    for (const flows of this.registrar.flowsByDevice(this.registrar.lookup(aor))) void this.drain(aor, deviceKey(flows[0]!.binding));
+  }
+
+  /**
+   * Pushes to each of `devices` that registered with push parameters that message `id` waits for
+   * it; an invalid token drops the device's push parameters. Receipts (IMDN) wake no one.
+   */
+  private wake(id: number, devices: RememberedDevice[], message: SipMessage): void {
+    const push = this.options.push;
+    const kind = deliveryKind(message);
+    if (!push || kind !== 'message') return;
+    for (const device of devices) {
+      let target;
+      try {
+        target = parsePushTarget(device.contact);
+      } catch (error) {
+        this.log.debug({ aor: device.aor, device: device.device, reason: (error as Error).message }, 'device not pushed: bad push parameters');
+      }
+      if (!target) continue;
+      try {
+        void push.notify(target, { deliveryId: String(id), device: device.device, from: message.from.uri, callId: message.callId, kind }).then(async (outcome) => {
+          if (outcome.status !== 'invalid-token') return;
+          await this.store.setContact(device.aor, device.device, stripPushParams(device.contact)).then(
+            () => this.log.info({ aor: device.aor, device: device.device }, 'push parameters of the device dropped: its token is no longer valid'),
+            logBackgroundFailure(this.log, 'dropping the push parameters of a device'),
+          );
+        });
+      } catch (error) {
+        if (!(error instanceof PushError)) throw error;
+        this.log.debug({ aor: device.aor, device: device.device, reason: error.message }, 'device not pushed');
+      }
+    }
+  }
+
+  /** Sends a stored message to one device; its row goes unless the device was not reached. */
+  private async sendStored(aor: string, id: number, device: string, message: SipMessage, flows: Flow[]): Promise<SipMessage> {
+    const key = `${id}\n${device}`;
+    this.inFlight.add(key);
+    try {
+      const response = await this.send(message, flows);
+      if (UNREACHABLE.has(response.status)) this.backlogged.add(`${aor}\n${device}`);
+      else {
+        this.options.push?.cancel(String(id), device);
+        // Kept when this fails: the device gets it again when it registers, rather than never.
+        await this.store.done(id, device).then(
+          () => void this.stats.pending--,
+          logBackgroundFailure(this.log, 'recording a delivery'),
+        );
+      }
+      return response;
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  private async drain(aor: string, device: string): Promise<void> {
+    const queue = `${aor}\n${device}`;
+    if (this.draining.has(queue)) return;
+    const drain = { more: false };
+    this.draining.set(queue, drain);
+    try {
+      let cursor: DeliveryCursor | undefined;
+      for (;;) {
+        const page = await this.store.pendingFor(aor, device, Date.now(), cursor, PAGE_SIZE);
+        for (const { message, priority } of page) {
+          cursor = { priority, messageId: message.id };
+          if (this.inFlight.has(`${message.id}\n${device}`)) continue;
+          const flows = this.registrar.flowsByDevice(this.registrar.lookup(aor)).find((f) => deviceKey(f[0]!.binding) === device);
+          if (!flows) return;
+          const response = await this.sendStored(aor, message.id, device, storedRequest(this.stack, message), flows);
+          if (UNREACHABLE.has(response.status)) {
+            this.log.info({ aor, device, id: message.id, status: response.status }, 'delivery to a device failed; kept for its next registration');
+            return;
+          }
+          if (response.status < 300) this.stats.delivered++;
+        }
+        if (page.length < PAGE_SIZE) {
+          if (!drain.more) {
+            this.backlogged.delete(queue);
+            return;
+          }
+          // Messages came while this page was delivered: a non-urgent one may sort before the cursor.
+          drain.more = false;
+          cursor = undefined;
+        }
+      }
+    } catch (error) {
+      if (isStoreUnavailable(error)) this.log.debug({ aor, device }, 'device delivery paused: store unavailable; kept for the next registration');
+      else this.log.error({ err: error, aor, device }, 'device delivery error');
+    } finally {
+      this.draining.delete(queue);
+    }
+  }
+}
+
+/** The MESSAGE that delivers a stored message, with the Date it was sent. */
+export function storedRequest(stack: SipStack, stored: StoredMessage): SipMessage {
+  // Each time it is sent, the same Call-ID and From tag: a UA given it twice sees one request again.
+  const identity = resendIdentity(`offline.${stored.origin ?? `${stored.id}.${stored.receivedAt}`}.${stored.aor}`);
+  return stack.createRequest({
+    method: 'MESSAGE',
+    uri: stripToUri(stored.toHeader),
+    from: `${stored.fromHeader};tag=${identity.fromTag}`,
+    callId: identity.callId,
+    to: stored.toHeader,
+    headers: [{ name: 'date', value: new Date(stored.sentAt ?? stored.receivedAt).toUTCString() }],
+    body: stored.body,
+    contentType: stored.contentType,
+  });
+}
+
+/** The URI of a name-addr header value, or the value itself when it is a bare URI. */
+export function stripToUri(value: string): string {
+  try {
+    return parseNameAddr(value).uri;
+  } catch {
+    return value;
+  }
+}
+
+/** A device key is its instance URN when it registered with one, else its contact (a SIP URI). */
+function instanceOf(device: string): string | null {
+  return device.startsWith('urn:') ? device : null;
+}
+
+/** What a message is for push: a receipt (IMDN, RFC 5438, also inside CPIM) or a message. */
+function deliveryKind(message: SipMessage): DeliveryKind {
+  const type = message.get('content-type')?.split(';')[0]!.trim().toLowerCase();
+  if (type === 'message/imdn+xml') return 'imdn';
+  if (type === 'message/cpim' && /content-type:\s*message\/imdn\+xml/i.test(message.body.toString('utf8'))) return 'imdn';
+  return 'message';
+}

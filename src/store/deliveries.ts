@@ -1,0 +1,100 @@
+import type { Kysely } from 'kysely';
+import { GroupCommit } from './group-commit.js';
+import { nullsAbsent } from './rows.js';
+import { insertStoredMessage, toStoredMessage } from './offline.js';
+import type { Database } from './schema.js';
+import type { DeliveryCursor, DeliveryStore, PendingDelivery, RememberedDevice, StoredMessage } from './types.js';
+
+/** Messages stored and deliveries done are group-committed: a burst of them shares one disk sync. */
+export class DeliveryRepository implements DeliveryStore {
+  private readonly commits: GroupCommit;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.commits = new GroupCommit(db);
+  }
+
+  async devicesOf(aor: string, since: number): Promise<RememberedDevice[]> {
+    const rows = await this.db.selectFrom('devices').selectAll().where('aor', '=', aor).where('last_seen', '>=', since).orderBy('device').execute();
+    return rows.map((row) => ({ aor: row.aor, device: row.device, contact: row.contact, lastSeen: Number(row.last_seen), ...nullsAbsent({ userAgent: row.user_agent }) }));
+  }
+
+  async setContact(aor: string, device: string, contact: string): Promise<void> {
+    await this.db.updateTable('devices').set({ contact }).where('aor', '=', aor).where('device', '=', device).execute();
+  }
+
+  add(message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number): Promise<number | 'full'> {
+    return this.commits.run(async (trx) => {
+      const id = await insertStoredMessage(trx, message, maxPerUser, true);
+      if (id === 'full') return id;
+      await trx
+        .insertInto('message_deliveries')
+        .values(devices.map((device) => ({ message_id: id, aor: message.aor, device, priority })))
+        .execute();
+      return id;
+    });
+  }
+
+  async pendingFor(aor: string, device: string, now: number, cursor: DeliveryCursor | undefined, limit: number): Promise<PendingDelivery[]> {
+    let query = this.db
+      .selectFrom('message_deliveries as d')
+      .innerJoin('offline_messages as m', 'm.id', 'd.message_id')
+      .selectAll('m')
+      .select(['d.device', 'd.priority'])
+      .where('d.aor', '=', aor)
+      .where('d.device', '=', device)
+      .where('m.expires_at', '>', now);
+    if (cursor) {
+      query = query.where((eb) =>
+        eb.or([eb('d.priority', '>', cursor.priority), eb.and([eb('d.priority', '=', cursor.priority), eb('d.message_id', '>', cursor.messageId)])]),
+      );
+    }
+    const rows = await query.orderBy('d.priority').orderBy('d.message_id').limit(limit).execute();
+    return rows.map((row) => ({ message: toStoredMessage(row), device: row.device, priority: row.priority }));
+  }
+
+  async done(messageId: number, device: string): Promise<void> {
+    await this.commits.run(async (trx) => {
+      await trx.deleteFrom('message_deliveries').where('message_id', '=', messageId).where('device', '=', device).execute();
+      const left = await trx.selectFrom('message_deliveries').select('device').where('message_id', '=', messageId).limit(1).executeTakeFirst();
+      if (!left) await trx.deleteFrom('offline_messages').where('id', '=', messageId).where('per_device', '=', 1).execute();
+    });
+  }
+
+  async pendingCounts(aor?: string): Promise<Array<{ aor: string; device: string; pending: number }>> {
+    let query = this.db
+      .selectFrom('message_deliveries')
+      .select(['aor', 'device'])
+      .select((eb) => eb.fn.countAll<number>().as('pending'))
+      .groupBy(['aor', 'device']);
+    if (aor !== undefined) query = query.where('aor', '=', aor);
+    const rows = await query.execute();
+    return rows.map((row) => ({ aor: row.aor, device: row.device, pending: Number(row.pending) }));
+  }
+
+  async removeStale(forgetBefore: number): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .deleteFrom('message_deliveries')
+        .where((eb) =>
+          eb.or([
+            eb.exists(
+              eb
+                .selectFrom('devices')
+                .select('devices.device')
+                .whereRef('devices.aor', '=', 'message_deliveries.aor')
+                .whereRef('devices.device', '=', 'message_deliveries.device')
+                .where('devices.last_seen', '<', forgetBefore),
+            ),
+            eb.not(eb.exists(eb.selectFrom('offline_messages').select('offline_messages.id').whereRef('offline_messages.id', '=', 'message_deliveries.message_id'))),
+          ]),
+        )
+        .execute();
+      await trx.deleteFrom('devices').where('last_seen', '<', forgetBefore).execute();
+      await trx
+        .deleteFrom('offline_messages')
+        .where('per_device', '=', 1)
+        .where((eb) => eb.not(eb.exists(eb.selectFrom('message_deliveries').select('message_deliveries.device').whereRef('message_deliveries.message_id', '=', 'offline_messages.id'))))
+        .execute();
+    });
+  }
+}
