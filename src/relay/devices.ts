@@ -6,10 +6,10 @@
 // non-urgent ones, each oldest first, a page at a time.
 import type { Logger } from 'pino';
 import { isStoreUnavailable, logBackgroundFailure, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
-import { formatPeer, parseNameAddr, type SipMessage, type SipStack } from '../sip/index.js';
+import { formatPeer, parseNameAddr, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import { deviceKey } from '../registrar/gruu.js';
-import { resendIdentity } from './resend.js';
+import { requestOfKey, resendIdentity } from './resend.js';
 import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
 
 export interface DeviceDeliveryOptions {
@@ -89,14 +89,23 @@ export class DeviceDelivery {
    * Stores `record` for every device of `aor` and sends `message` to the registered ones. Undefined
    * when the AOR has no remembered device: the message is then the offline store's, as before.
    */
-  async deliver(aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean): Promise<DeliveryOutcome | undefined> {
+  /**
+   * `written` is told once the message is stored and its requests to the registered devices are
+   * under way, with the transports they go over: the next message for this recipient may follow.
+   */
+  async deliver(
+    aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean, written?: (protocols: Protocol[]) => void,
+  ): Promise<DeliveryOutcome | undefined> {
     const remembered = await this.store.devicesOf(aor, Date.now() - this.options.remember * 1000);
     if (remembered.length === 0) return undefined;
     const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
     const devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
     const priority = message.get('priority')?.trim().toLowerCase() === 'non-urgent' ? 1 : 0;
     const id = await this.store.add(record, [...devices], priority, this.options.maxPerUser);
-    if (id === 'full') return { status: 486, reason: 'Busy Here (offline mailbox full)' };
+    if (id === 'full') {
+      written?.([]);
+      return { status: 486, reason: 'Busy Here (offline mailbox full)' };
+    }
     this.stats.stored++;
     this.stats.pending += devices.size;
     this.log.debug({ aor, id, devices: devices.size, registered: live.size }, 'message stored for each device');
@@ -110,7 +119,10 @@ export class DeviceDelivery {
       else continue;
       live.delete(device);
     }
-    if (live.size === 0) return ACCEPTED;
+    if (live.size === 0) {
+      written?.([]);
+      return ACCEPTED;
+    }
     return new Promise((resolve) => {
       let waiting = live.size;
       let best: SipMessage | undefined;
@@ -136,6 +148,7 @@ export class DeviceDelivery {
           if (waiting === 0) answer(someKeepIt ? ACCEPTED : { status: best.status, reason: best.reason, response: best });
         });
       }
+      written?.([...live.values()].map((flows) => flows[0]!.peer.proto));
     });
   }
 
@@ -287,13 +300,16 @@ export class DeviceDelivery {
 
 /** The MESSAGE that delivers a stored message, with the Date it was sent. */
 export function storedRequest(stack: SipStack, stored: StoredMessage): SipMessage {
-  // Each time it is sent, the same Call-ID and From tag: a UA given it twice sees one request again.
-  const identity = resendIdentity(`offline.${stored.origin ?? `${stored.id}.${stored.receivedAt}`}.${stored.aor}`);
+  // Each time it is sent, the same Call-ID, From tag and CSeq as the request it came in as (the one
+  // a registered device was given at once): a UA given it twice sees one request again.
+  const original = stored.origin === undefined ? undefined : requestOfKey(stored.origin);
+  const identity = original ?? { ...resendIdentity(`offline.${stored.id}.${stored.receivedAt}.${stored.aor}`), cseq: undefined };
   return stack.createRequest({
     method: 'MESSAGE',
     uri: stripToUri(stored.toHeader),
     from: `${stored.fromHeader};tag=${identity.fromTag}`,
     callId: identity.callId,
+    cseq: identity.cseq,
     to: stored.toHeader,
     headers: [{ name: 'date', value: new Date(stored.sentAt ?? stored.receivedAt).toUTCString() }],
     body: stored.body,

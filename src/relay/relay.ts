@@ -269,7 +269,8 @@ export class Relay {
     storeOffline &&= message.get('expires')?.trim() !== '0' && message.get('content-type')?.split(';')[0]!.trim().toLowerCase() !== IS_COMPOSING;
     if (!device && storeOffline && this.options.offline.enabled && Number(message.get('max-forwards') ?? '70') > 0) {
       // Without the store, registered devices are still reached the old way (nothing to store yet).
-      const outcome = await this.devices.deliver(aor, message, this.storedRecord(aor, message), betterFinal).catch((error: unknown) => {
+      const written = (protocols: Protocol[]) => turn?.sent(protocols.length > 0 ? this.windowOf(protocols) : this.options.deliveryWindow.stream);
+      const outcome = await this.devices.deliver(aor, message, this.storedRecord(aor, message), betterFinal, written).catch((error: unknown) => {
         if (isStoreUnavailable(error)) return undefined;
         throw error;
       });

@@ -234,12 +234,15 @@ describe('room posts to one member, pipelined', () => {
     const [first, second, third, fourth] = posts(frank, room);
     // The later ones are refused first: each is stored only once the earlier ones are.
     for (const held of [second, fourth, third, first]) answer(frank, held!, 480);
-    for (const index of [4, 5]) answer(frank, await eventually(() => posts(frank, room)[index], `post ${index + 1} at frank`), 480);
+    // frank's device is remembered: what it refused waits for it, and the later posts wait behind
+    // it in the store rather than go out before it. Whatever is sent to it meanwhile it refuses too.
+    frank.answer = 480;
     await eventually(() => s.server.relay.stats.stored - storedBefore === 6, 'six posts stored offline');
     frank.answer = 200;
     const seen = frank.received.length;
     assert.equal((await frank.register()).status, 200);
-    await eventually(() => posts(frank, room).length === 12, 'the six stored posts delivered at the new registration');
-    assert.deepEqual(bodies(frank.received.slice(seen).filter((m) => m.method === 'MESSAGE')), numbered(6));
+    const delivered = () => bodies(frank.received.slice(seen).filter((m) => m.method === 'MESSAGE'));
+    await eventually(() => delivered().length >= 6, 'the six stored posts delivered at the new registration');
+    assert.deepEqual(delivered(), numbered(6));
   });
 });
