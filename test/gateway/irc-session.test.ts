@@ -181,7 +181,7 @@ describe('IRC session against ngIRCd', () => {
     bob.say('#parley', 'Welcome, \x02Alice\x02!');
     const [r, nick, im] = await waitForEvent(alice.events, 'roomMessage');
     assert.deepEqual([r, nick, im], [room, 'bob', { body: 'Welcome, Alice!' }]);
-    assert.equal(alice.session.sendToRoom(room, { body: 'Thanks, all ☀' }, 'r1'), true);
+    assert.equal(await alice.session.sendToRoom(room, { body: 'Thanks, all ☀' }, 'r1'), true);
     await eventually(() => bob.privmsgs('alice', '#parley').includes('Thanks, all ☀') || undefined, 'bob hears alice in #parley');
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.equal(count(alice.events, 'roomMessage'), 1, 'no echo of her own message');
