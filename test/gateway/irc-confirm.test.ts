@@ -75,10 +75,10 @@ class HoldingRelay {
   ) {}
 
   static async start(target: number): Promise<HoldingRelay> {
-    let relay!: HoldingRelay;
-    const server = createServer((socket) => relay.accept(socket, target));
+    const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    relay = new HoldingRelay(server, (server.address() as { port: number }).port);
+    const relay = new HoldingRelay(server, (server.address() as { port: number }).port);
+    server.on('connection', (socket: Socket) => relay.accept(socket, target));
     return relay;
   }
 
