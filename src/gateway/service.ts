@@ -369,6 +369,8 @@ export class GatewayService {
       }
       if (await this.transmit(live, pending, leg)) return 'done';
       if (this.stopping) return 'retry';
+      // The session ended (refused, stopped) while the message waited for its confirmation: failed as those waiting were.
+      if (this.live.get(pending.accountId) !== live) return this.undelivered(pending, this.ended.get(pending.accountId) ?? { status: 503, explanation: 'the session ended' });
       if (Date.now() - pending.since > this.options.delayTimeMs) return this.undelivered(pending, this.tooLate(live));
       const outcome = await new Promise<LegOutcome | 'online'>((settle) => live.pending.push({ pending, settle }));
       if (outcome !== 'online') return outcome;
