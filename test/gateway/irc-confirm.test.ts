@@ -1,7 +1,8 @@
 // A message from SIP to IRC is done only once the IRC server confirmed it (a PONG to the PING sent
 // after it): one written as the server goes away, before the session noticed, is sent again once
 // the server is back. The session reaches a real ngIRCd through a relay that can hold what the
-// session writes (as a server that stopped reading) and refuse new connections.
+// session writes (as a server that stopped reading) and refuse new connections. A message still
+// unconfirmed when the user takes the session offline is told undelivered, as those waiting are.
 import assert from 'node:assert/strict';
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import { after, before, test } from 'node:test';
@@ -61,6 +62,20 @@ test('a message written as the IRC server goes away is delivered once it is back
 
   await eventually(() => bob.privmsgs('alice').includes('as the server goes away') || undefined, 'bob gets the message after the restart', 20_000);
   assert.deepEqual(bob.privmsgs('alice'), ['as the server goes away'], 'sent again once, and the confirmed one not again');
+  await eventually(() => parley.server.gateway!.pendingMessages === 0 || undefined, 'the server confirmed it');
+});
+
+test('a message the server has not confirmed when the user takes the session offline is told undelivered', async () => {
+  relay.hold();
+  assert.equal((await alice.message(BOB, 'just before #offline')).status, 202);
+  await eventually(() => relay.held().includes('PRIVMSG bob :just before #offline') || undefined, 'the message written to the server');
+  assert.equal((await alice.message(GATEWAY, '#offline')).status, 200);
+  const notice = await eventually(
+    () => alice.received.find((m) => m.method === 'MESSAGE' && m.from.uri === BOB && m.body.toString('utf8').endsWith('> just before #offline')),
+    'the notice that the message was not delivered',
+  );
+  assert.equal(notice.body.toString('utf8'), `Your message to bob@${SERVER} was not delivered: the session went offline (you asked) (503).\n> just before #offline`);
+  relay.open();
 });
 
 /** A TCP relay to the server that can hold what clients write (not forwarded, kept to be read) and refuse new connections while it does. */
