@@ -27,8 +27,9 @@
 // a PING written after it (a server handles a connection's lines in order), one PING for the
 // messages written in the same turn of the event loop. When the connection is lost first, those
 // messages are not sent (send() settles false) and go again after the reconnection: at least once;
-// a message the server took just before the loss, its PONG not back yet, comes twice. A body goes line by line, each cut into pieces of at most `lineLimit` UTF-8 bytes at
-// the last space that fits (that space dropped) or else between characters; a line starting with
+// a message the server took just before the loss, its PONG not back yet, comes twice. A body goes
+// line by line, each cut into pieces of at most `lineLimit` UTF-8 bytes at the last space that fits
+// (that space dropped) or else between characters; a line starting with
 // "/me " goes as CTCP ACTION, and an incoming ACTION becomes "/me text". Formatting codes are
 // stripped from what arrives, control characters from what leaves. Presence: AWAY with the note
 // when the SIP user is not plainly available; contacts are watched with MONITOR where the server
