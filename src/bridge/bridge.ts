@@ -8,7 +8,7 @@
 //     the offline store).
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { type DeliveryResult, type LegOutcome, Outbox, OutboxFull, type OutboxLimits, OrderedDeliveries, type Relay, jsonCodec } from '../relay/index.js';
+import { type DeliveryResult, type LegContext, type LegOutcome, Outbox, OutboxFull, type OutboxLimits, OrderedDeliveries, type Relay, jsonCodec } from '../relay/index.js';
 import type { IncomingRequest } from '../sip/index.js';
 import type { OutboxStore } from '../store/index.js';
 import { type Address, type BridgeMessage, TEXT_PLAIN } from './message.js';
@@ -62,11 +62,12 @@ export class SipBridge {
 
   /**
    * The outbox of the messages taken from SIP for the network, each `key` (the link, an account)
-   * a queue of its own that `deliver` empties in order, again after a restart.
+   * a queue of its own that `deliver` empties in order, again after a restart (`leg.turn.sent()`
+   * lets the next item go while one waits for the network to confirm it).
    */
-  outbox<Item>(store: OutboxStore, kind: string, deliver: (item: Item, acceptedAt: number) => Promise<LegOutcome>, limits: OutboxLimits): Outbox<Item> {
+  outbox<Item>(store: OutboxStore, kind: string, deliver: (item: Item, acceptedAt: number, leg: LegContext) => Promise<LegOutcome>, limits: OutboxLimits): Outbox<Item> {
     const toNetwork = new OrderedDeliveries((error, key) => this.log.error({ err: error, key }, `sending to ${this.options.network} failed`));
-    const outbox = new Outbox(store, kind, jsonCodec<Item>(), { deliver: (item, _, acceptedAt) => deliver(item, acceptedAt) }, toNetwork, limits, this.log);
+    const outbox = new Outbox(store, kind, jsonCodec<Item>(), { deliver: (item, _, acceptedAt, leg) => deliver(item, acceptedAt, leg) }, toNetwork, limits, this.log);
     this.relay.trackOutbox(outbox);
     return outbox;
   }

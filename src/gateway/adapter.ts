@@ -67,20 +67,27 @@ export interface SessionEvents {
   subscriptionRequest: [contact: string];
 }
 
+/**
+ * What became of a message given to a session: false, not sent (not online); true, written to the
+ * network; or, on a network that confirms what it received (IRC), a promise that settles true once
+ * the server confirmed it and false when the connection was lost before (to be sent again).
+ */
+export type Sent = boolean | Promise<boolean>;
+
 export interface NetworkSession extends EventEmitter<SessionEvents> {
   readonly state: SessionState;
   /** Starts connecting; reconnects with backoff after transient failures until stopped or failed. */
   start(): void;
   stop(): Promise<void>;
   /** Sends a message to a contact; false when not online. */
-  send(to: string, im: InstantMessage, id: string): boolean;
+  send(to: string, im: InstantMessage, id: string): Sent;
   /** Enters a group chat (kept across reconnections until leave()); false when not online. */
   join(room: string, nick: string): boolean;
   leave(room: string): void;
   /** The group chats the session is in (or joining), with its nick in each. */
   readonly rooms: ReadonlyMap<string, string>;
   /** Sends a message to a group chat the session is in; false when not online or not in it. */
-  sendToRoom(room: string, im: InstantMessage, id: string): boolean;
+  sendToRoom(room: string, im: InstantMessage, id: string): Sent;
   /** The account's own presence as the SIP user published it (kept and re-sent after reconnections). */
   setPresence(state: PresenceState): void;
   /** Asks to see a contact's presence (presence events follow); no-op on networks without presence. */

@@ -23,8 +23,13 @@
 // 433 after the session was online once is the old connection not yet timed out: retried.
 //
 // Messages: IRC has no message ids, so an error (401, 404) is matched to the latest message sent to
-// its target. A body goes line by line, each cut into pieces of at most `lineLimit` UTF-8 bytes at
-// the last space that fits (that space dropped) or else between characters; a line starting with
+// its target. Nor does it acknowledge a PRIVMSG: a message counts as sent once the server answered
+// a PING written after it (a server handles a connection's lines in order), one PING for the
+// messages written in the same turn of the event loop. When the connection is lost first, those
+// messages are not sent (send() settles false) and go again after the reconnection: at least once;
+// a message the server took just before the loss, its PONG not back yet, comes twice. A body goes
+// line by line, each cut into pieces of at most `lineLimit` UTF-8 bytes at the last space that fits
+// (that space dropped) or else between characters; a line starting with
 // "/me " goes as CTCP ACTION, and an incoming ACTION becomes "/me text". Formatting codes are
 // stripped from what arrives, control characters from what leaves. Presence: AWAY with the note
 // when the SIP user is not plainly available; contacts are watched with MONITOR where the server
@@ -38,7 +43,7 @@ import { type SipUri, escapeUser } from '../sip/index.js';
 import { Backoff } from '../util/backoff.js';
 import type { InstantMessage } from '../bridge/index.js';
 import { type HttpProxy, ircTransportThrough } from './http-proxy.js';
-import type { ConfiguredServer, Endpoint, NetworkAdapter, NetworkSession, RefusalCause, SessionAccount, SessionEvents, SessionSettings, SessionState } from './adapter.js';
+import type { ConfiguredServer, Endpoint, NetworkAdapter, NetworkSession, RefusalCause, SessionAccount, SessionEvents, SessionSettings, SessionState, Sent } from './adapter.js';
 import { connectionFailure } from './failures.js';
 
 /** irc-framework's TCP/TLS transport, which a proxied session extends (the package exports only its default choice). */
@@ -205,6 +210,10 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
   /** Lower-cased target -> id of the latest message sent to it, for matching 401/404. */
   private readonly lastSent = new Map<string, string>();
   private readonly watched = new Set<string>();
+  /** Messages written and not confirmed: those a PING was sent after, by its token, and those written since. */
+  private readonly awaitingPong = new Map<string, Array<(confirmed: boolean) => void>>();
+  private unpinged: Array<(confirmed: boolean) => void> = [];
+  private lastPingToken = 0;
   private away: string | undefined;
   private readonly lineLimit: number;
   /** irc-framework's transport through the HTTP proxy; undefined: its own, direct. */
@@ -244,7 +253,7 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
     await this.drop('Parley gateway session ended');
   }
 
-  send(to: string, im: InstantMessage, id: string): boolean {
+  send(to: string, im: InstantMessage, id: string): Sent {
     const client = this.client;
     if (this.state !== 'online' || !client) return false;
     const contact = this.resolve(to, NICK, 'a nick');
@@ -253,8 +262,7 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
       setImmediate(() => this.emit('undelivered', id, 404, contact));
       return true;
     }
-    this.write(client, contact.name, im.body, id);
-    return true;
+    return this.write(client, contact.name, im.body, id);
   }
 
   /** The nick or channel an id names on the account's network, or why it names none. */
@@ -293,11 +301,10 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
     this.emit('left', room, undefined);
   }
 
-  sendToRoom(room: string, im: InstantMessage, id: string): boolean {
+  sendToRoom(room: string, im: InstantMessage, id: string): Sent {
     const client = this.client;
     if (this.state !== 'online' || !client || !this.joined.has(room)) return false;
-    this.write(client, parseId(room)!.name, im.body, id);
-    return true;
+    return this.write(client, parseId(room)!.name, im.body, id);
   }
 
   setPresence(state: PresenceState): void {
@@ -378,6 +385,7 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
 
   private onClose(error: Error | undefined): void {
     this.client = undefined;
+    this.unconfirmedLost();
     clearTimeout(this.connectTimer);
     const reason = this.closing ?? error?.message ?? 'connection closed';
     if (this.state === 'online') {
@@ -427,6 +435,8 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
         this.closing = text;
         if (this.state === 'connecting' && PERMANENT_ERROR.test(text)) this.fail(`${this.server} refused the account: ${text}`, BAD_PASSWORD_ERROR.test(text) ? 'authentication' : 'account');
         return;
+      case 'PONG':
+        return this.confirmed(text);
       case '401':
         return this.undeliverable(subject, 404, `no one on ${this.server} uses the nick ${subject}`);
       case '404':
@@ -488,7 +498,8 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
     this.emit('undelivered', id, status, explanation);
   }
 
-  private write(client: Client, target: string, body: string, id: string): void {
+  /** Writes the message; settles true once the server confirmed it, false when the connection is lost first. */
+  private write(client: Client, target: string, body: string, id: string): Promise<boolean> {
     const key = target.toLowerCase();
     this.lastSent.delete(key);
     this.lastSent.set(key, id);
@@ -496,6 +507,34 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
     for (const { action, text } of ircLines(body, this.lineLimit)) {
       client.raw(`PRIVMSG ${target} :${action ? `\x01ACTION ${text}\x01` : text}`);
     }
+    const confirmation = new Promise<boolean>((settle) => this.unpinged.push(settle));
+    if (this.unpinged.length === 1) setImmediate(() => this.pingAfterWrites(client));
+    return confirmation;
+  }
+
+  /** A PING after the messages written since the last one: its PONG confirms them all. */
+  private pingAfterWrites(client: Client): void {
+    // Lost in the meantime, the connection's messages were settled by unconfirmedLost().
+    if (this.client !== client || this.unpinged.length === 0) return;
+    const token = `parley-${++this.lastPingToken}`;
+    this.awaitingPong.set(token, this.unpinged);
+    this.unpinged = [];
+    client.raw(`PING :${token}`);
+  }
+
+  private confirmed(token: string): void {
+    const settles = this.awaitingPong.get(token);
+    if (!settles) return;
+    this.awaitingPong.delete(token);
+    for (const settle of settles) settle(true);
+  }
+
+  /** The connection is gone: what it did not confirm is to be sent again. */
+  private unconfirmedLost(): void {
+    const settles = [...this.awaitingPong.values()].flat().concat(this.unpinged);
+    this.awaitingPong.clear();
+    this.unpinged = [];
+    for (const settle of settles) settle(false);
   }
 
   private monitor(change: '+' | '-', nicks: string[]): void {
@@ -534,6 +573,7 @@ export class IrcSession extends EventEmitter<SessionEvents> implements NetworkSe
     const client = this.client;
     this.client = undefined;
     clearTimeout(this.connectTimer);
+    this.unconfirmedLost();
     if (!client) return;
     const closed = new Promise<void>((resolve) => {
       client.once('socket close', () => resolve());

@@ -21,7 +21,7 @@
 // delivery into SIP) is the bridge's (src/bridge); the networks' sessions are its other edges.
 import type { Logger } from 'pino';
 import { type Address, type InstantMessage, SipBridge, type SipOrigin, TEXT_PLAIN, excerptOf, plainSipAddress, readSipMessage, senderOf } from '../bridge/index.js';
-import { type LegOutcome, type Outbox, type Relay, repeatableId, requestKey } from '../relay/index.js';
+import { type LegContext, type LegOutcome, type Outbox, type Relay, repeatableId, requestKey } from '../relay/index.js';
 import type { PresenceService, PresenceState } from '../presence/index.js';
 import type { Registrar } from '../registrar/index.js';
 import { type IncomingRequest, type SipUri, aorOf, escapeUser, parseUri } from '../sip/index.js';
@@ -80,10 +80,10 @@ interface Pending {
   since: number;
 }
 
-/** A message waiting for its session to come online, and how to end its wait. */
+/** A message waiting for its session to come online, and how to end its wait: with its outcome, or 'online' to send it now. */
 interface Waiting {
   pending: Pending;
-  settle(outcome: LegOutcome): void;
+  settle(outcome: LegOutcome | 'online'): void;
 }
 
 /** Why an account's session ended: what its messages still waiting are failed with. */
@@ -111,6 +111,8 @@ interface Live {
 
 /** How many messages sent and not confirmed are remembered per session, for an error that may come back for one. */
 const MAX_SENT_PER_SESSION = 1000;
+/** Messages of one account written to its network and waiting for the network to confirm them (IRC): one confirmation may cover them all. */
+const UNCONFIRMED_WINDOW = 32;
 /** Retry-After of a MESSAGE refused because too many wait for its session. */
 const QUEUE_RETRY_AFTER_SECONDS = 5;
 
@@ -125,6 +127,10 @@ export class GatewayService {
   private readonly bridge: SipBridge;
   /** Messages answered 202, one queue per account, each waiting for its session. */
   private readonly outbox: Outbox<Pending>;
+  /** Settles when the gateway stops: messages waiting for a network's confirmation then stay in the outbox for the next start. */
+  private readonly stopped: Promise<false>;
+  private markStopped!: () => void;
+  private stopping = false;
   private readonly counters = { sipToNetwork: 0, networkToSip: 0, commands: 0, refused: 0, undelivered: 0, accountFailures: 0 };
   private lastIdleCheck = 0;
   private readonly onRegistered = (aor: string) => void this.registered(aor).catch((error: unknown) => this.log.error({ err: error, aor }, 'gateway: bringing sessions online failed'));
@@ -147,7 +153,8 @@ export class GatewayService {
     this.box = new SecretBox(options.secretKey);
     const limits = { maxMessages: options.maxQueue * options.maxSessions, maxPerRecipient: options.maxQueue };
     this.bridge = new SipBridge(deps.relay, { network: 'the network', maxSent: MAX_SENT_PER_SESSION * options.maxSessions }, log);
-    this.outbox = this.bridge.outbox(deps.outbox, 'gateway', (pending: Pending) => this.deliverPending(upgraded(pending)), limits);
+    this.outbox = this.bridge.outbox(deps.outbox, 'gateway', (pending: Pending, _, leg) => this.deliverPending(upgraded(pending), leg), limits);
+    this.stopped = new Promise((resolve) => (this.markStopped = () => resolve(false)));
     for (const adapter of adapters) {
       for (const alias of [adapter.alias, ...(adapter.extraAliases ?? [])]) this.byAlias.set(alias, adapter);
       this.byNetwork.set(adapter.id, adapter);
@@ -231,8 +238,10 @@ export class GatewayService {
     this.deps.registrar.off('registered', this.onRegistered);
     this.deps.registrar.off('unregistered', this.onUnregistered);
     this.deps.presence?.off('change', this.onPresenceChange).off('watch', this.onWatch).off('unwatch', this.onUnwatch);
-    // What waits for a session stays in the outbox for the next start.
+    // What waits for a session, or for the network to confirm it, stays in the outbox for the next start.
     const stopped = this.outbox.stop();
+    this.stopping = true;
+    this.markStopped();
     for (const live of this.live.values()) for (const waiting of live.pending.splice(0)) waiting.settle('retry');
     await stopped;
     await Promise.allSettled([...this.live.values()].map((live) => this.end(live, 'the gateway stopped')));
@@ -346,16 +355,26 @@ export class GatewayService {
     else this.refuse(request, 503, 'Service Unavailable (too many messages waiting for your session)', [{ name: 'retry-after', value: String(QUEUE_RETRY_AFTER_SECONDS) }]);
   }
 
-  /** One message from the outbox to its session: sent, or failed back to its sender; waits while the session comes online. */
-  private async deliverPending(pending: Pending): Promise<LegOutcome> {
+  /**
+   * One message from the outbox to its session: sent (and confirmed, on a network that confirms),
+   * or failed back to its sender; waits while the session comes online, and sends again what a lost
+   * connection left unconfirmed.
+   */
+  private async deliverPending(pending: Pending, leg: LegContext): Promise<LegOutcome> {
     const live = this.live.get(pending.accountId) ?? (await this.resume(pending.accountId));
     if (!('session' in live)) return this.undelivered(pending, live);
-    if (pending.room && live.session.state === 'online' && !live.session.rooms.has(pending.contact)) {
-      return this.undelivered(pending, { status: 480, explanation: `you are not in ${pending.contact}` });
+    for (;;) {
+      if (pending.room && live.session.state === 'online' && !live.session.rooms.has(pending.contact)) {
+        return this.undelivered(pending, { status: 480, explanation: `you are not in ${pending.contact}` });
+      }
+      if (await this.transmit(live, pending, leg)) return 'done';
+      if (this.stopping) return 'retry';
+      // The session ended (refused, stopped) while the message waited for its confirmation: failed as those waiting were.
+      if (this.live.get(pending.accountId) !== live) return this.undelivered(pending, this.ended.get(pending.accountId) ?? { status: 503, explanation: 'the session ended' });
+      if (Date.now() - pending.since > this.options.delayTimeMs) return this.undelivered(pending, this.tooLate(live));
+      const outcome = await new Promise<LegOutcome | 'online'>((settle) => live.pending.push({ pending, settle }));
+      if (outcome !== 'online') return outcome;
     }
-    if (this.transmit(live, pending)) return 'done';
-    if (Date.now() - pending.since > this.options.delayTimeMs) return this.undelivered(pending, this.tooLate(live));
-    return new Promise((settle) => live.pending.push({ pending, settle }));
   }
 
   /** The session of an account with messages waiting and no session: ended, or not started yet since the restart. */
@@ -378,11 +397,14 @@ export class GatewayService {
     return 'done';
   }
 
-  private transmit(live: Live, pending: Pending): boolean {
+  /** Sends the message: true once written (and confirmed, on a network that confirms); false when not sent or its connection was lost first. */
+  private async transmit(live: Live, pending: Pending, leg: LegContext): Promise<boolean> {
     const sent = pending.room ? live.session.sendToRoom(pending.contact, pending.im, pending.id) : live.session.send(pending.contact, pending.im, pending.id);
-    if (!sent) return false;
+    if (sent === false) return false;
     this.bridge.sentToNetwork(sentKey(live, pending.id), pending.origin);
-    return true;
+    // The account's next message may go while this one waits for its confirmation.
+    leg.turn.sent(UNCONFIRMED_WINDOW);
+    return sent === true || Promise.race([sent, this.stopped]);
   }
 
   // --- sessions --------------------------------------------------------------------------------
@@ -420,7 +442,7 @@ export class GatewayService {
     session.on('online', () => {
       live.problem = undefined;
       for (const contact of live.watched) session.watch(contact);
-      for (const waiting of live.pending.splice(0)) waiting.settle(this.transmit(live, waiting.pending) ? 'done' : this.undelivered(waiting.pending, { status: 503, explanation: 'the session did not take it' }));
+      for (const waiting of live.pending.splice(0)) waiting.settle('online');
     });
     session.on('message', (from, im) => this.fromNetwork(live, from, im));
     session.on('roomMessage', (room, nick, im) => this.fromRoom(live, room, nick, im));

@@ -95,7 +95,7 @@ describe('IRC session against ngIRCd', () => {
 
   test('private messages both ways, in UTF-8', async () => {
     const text = 'Grüße, Bob ☀ 日本語 <&>';
-    assert.equal(alice.session.send(`bob@${ngircd.name}`, { body: text }, 'm1'), true);
+    assert.equal(await alice.session.send(`bob@${ngircd.name}`, { body: text }, 'm1'), true);
     await eventually(() => bob.privmsgs('alice').includes(text) || undefined, 'bob gets the message');
     bob.say('alice', 'Hallo Alice ünïcödé 👋');
     const [from, im] = await waitForEvent(alice.events, 'message', (_, im) => im.body === 'Hallo Alice ünïcödé 👋');
@@ -105,7 +105,7 @@ describe('IRC session against ngIRCd', () => {
   });
 
   test('/me goes as CTCP ACTION, and an ACTION arrives as /me', async () => {
-    alice.session.send(`bob@${ngircd.name}`, { body: '/me waves at Bob' }, 'm2');
+    await alice.session.send(`bob@${ngircd.name}`, { body: '/me waves at Bob' }, 'm2');
     await eventually(() => bob.privmsgs('alice').includes('\x01ACTION waves at Bob\x01') || undefined, 'bob gets the action');
     bob.say('alice', '\x01ACTION grins\x01');
     await waitForEvent(alice.events, 'message', (_, im) => im.body === '/me grins');
@@ -140,7 +140,7 @@ describe('IRC session against ngIRCd', () => {
     for (let i = 0; parts.join(' ').length < 2000; i++) parts.push(`${words[i % words.length]}${i}`);
     const text = parts.join(' ');
     const before = bob.privmsgs('alice').length;
-    alice.session.send(`bob@${ngircd.name}`, { body: text }, 'm3');
+    await alice.session.send(`bob@${ngircd.name}`, { body: text }, 'm3');
     const pieces = await eventually(() => {
       const got = bob.privmsgs('alice').slice(before);
       return got.join(' ').length >= text.length ? got : undefined;
@@ -152,13 +152,13 @@ describe('IRC session against ngIRCd', () => {
 
   test('a multi-line body goes as one PRIVMSG per line', async () => {
     const before = bob.privmsgs('alice').length;
-    alice.session.send(`bob@${ngircd.name}`, { body: 'first line\nsecond line\r\nthird' }, 'm4');
+    await alice.session.send(`bob@${ngircd.name}`, { body: 'first line\nsecond line\r\nthird' }, 'm4');
     await eventually(() => bob.privmsgs('alice').length >= before + 3 || undefined, 'three lines');
     assert.deepEqual(bob.privmsgs('alice').slice(before), ['first line', 'second line', 'third']);
   });
 
   test('a message to a nick no one uses is undelivered (404), matched to that message', async () => {
-    alice.session.send(`nobody@${ngircd.name}`, { body: 'anyone there? '.repeat(40) }, 'm5');
+    await alice.session.send(`nobody@${ngircd.name}`, { body: 'anyone there? '.repeat(40) }, 'm5');
     const [id, status, explanation] = await waitForEvent(alice.events, 'undelivered');
     assert.equal(id, 'm5');
     assert.equal(status, 404);
@@ -181,7 +181,7 @@ describe('IRC session against ngIRCd', () => {
     bob.say('#parley', 'Welcome, \x02Alice\x02!');
     const [r, nick, im] = await waitForEvent(alice.events, 'roomMessage');
     assert.deepEqual([r, nick, im], [room, 'bob', { body: 'Welcome, Alice!' }]);
-    assert.equal(alice.session.sendToRoom(room, { body: 'Thanks, all ☀' }, 'r1'), true);
+    assert.equal(await alice.session.sendToRoom(room, { body: 'Thanks, all ☀' }, 'r1'), true);
     await eventually(() => bob.privmsgs('alice', '#parley').includes('Thanks, all ☀') || undefined, 'bob hears alice in #parley');
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.equal(count(alice.events, 'roomMessage'), 1, 'no echo of her own message');

@@ -1,16 +1,20 @@
-// Group chats joined through the per-user gateway are stored: after a restart of Parley the
-// user's session joins its IRC channel again, and what is said there still reaches the SIP user.
+// Group chats joined through the per-user gateway are stored: after a restart of Parley (SIGTERM,
+// or kill -9) the user's session joins its IRC channel or XMPP room (MUC, on a real Prosody) again,
+// and what is said there still reaches the SIP user.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import xml from '@xmpp/xml';
 import type { SipMessage } from '../../src/sip/index.js';
 import { eventually } from '../support/eventually.js';
 import { GATEWAY, bodyOf, gatewayConfig } from '../support/gateway.js';
 import { IrcUser } from '../support/irc-user.js';
 import { Ngircd } from '../support/ngircd.js';
 import { killAll, startParley, tempDir } from '../support/process.js';
+import { Prosody } from '../support/prosody.js';
 import { TestUA } from '../support/ua.js';
+import { XmppUser } from '../support/xmpp-user.js';
 
 const IRC_PASSWORD = 'Irc-Server-Pass-4711';
 const ROOM = 'sip:%23parley*127.0.0.1@irc.localhost';
@@ -18,25 +22,37 @@ const ROOM = 'sip:%23parley*127.0.0.1@irc.localhost';
 let ngircd: Ngircd | undefined;
 let bob: IrcUser | undefined;
 let alice: TestUA | undefined;
+let prosody: Prosody | undefined;
+let juliet: XmppUser | undefined;
+let carol: TestUA | undefined;
 after(async () => {
   alice?.close();
   bob?.close();
-  killAll();
+  carol?.close();
+  await juliet?.stop();
   await ngircd?.stop();
+  await prosody?.stop();
+  killAll();
 });
 
-const fromRoom = (ua: TestUA, text: (body: string) => boolean, what: string) =>
-  eventually(() => ua.received.find((m: SipMessage) => m.method === 'MESSAGE' && m.from.uri === ROOM && text(bodyOf(m))), what, 20_000);
+const fromRoom = (ua: TestUA, text: (body: string) => boolean, what: string, room = ROOM) =>
+  eventually(() => ua.received.find((m: SipMessage) => m.method === 'MESSAGE' && m.from.uri === room && text(bodyOf(m))), what, 20_000);
+
+/** A directory with the configuration of a Parley serving the gateway. */
+function gatewayDir(): { dir: string; config: string } {
+  const dir = tempDir();
+  const config = join(dir, 'gateway.yaml');
+  const gateway = { ...gatewayConfig, allow_unauthenticated: true };
+  writeFileSync(config, `auth:\n  policy: open\ngateway:\n${Object.entries(gateway).map(([key, value]) => `  ${key}: ${String(value)}\n`).join('')}`);
+  return { dir, config };
+}
 
 test('an IRC channel joined with #join is joined again after a restart, and its messages reach the SIP user', async () => {
   ngircd = await Ngircd.start({ password: IRC_PASSWORD });
   bob = await IrcUser.connect(ngircd, 'bob', IRC_PASSWORD);
   await bob.join('#parley');
 
-  const dir = tempDir();
-  const config = join(dir, 'gateway.yaml');
-  const gateway = { ...gatewayConfig, allow_unauthenticated: true };
-  writeFileSync(config, `auth:\n  policy: open\ngateway:\n${Object.entries(gateway).map(([key, value]) => `  ${key}: ${String(value)}\n`).join('')}`);
+  const { dir, config } = gatewayDir();
   const first = await startParley({ dir, args: ['--config', config] });
   alice = await TestUA.create({ user: 'alice', server: first.udp });
   assert.equal((await alice.register()).status, 200);
@@ -59,5 +75,45 @@ test('an IRC channel joined with #join is joined again after a restart, and its 
     assert.equal(alice.received.filter((m) => m.from.uri === ROOM && bodyOf(m).startsWith('You are in #parley')).length, 1, 'the user is told of the channel once, not again at the restart');
   } finally {
     await second.stop();
+  }
+});
+
+test('an XMPP room joined with #join is joined again after a restart and after kill -9, and its messages reach the SIP user', async () => {
+  prosody = await Prosody.start();
+  await Promise.all([prosody.register('carol', 'carol-xmpp'), prosody.register('juliet', 'password')]);
+  const room = `lobby@conference.${prosody.domain}`;
+  const roomAddress = `sip:lobby*conference.${prosody.domain}@xmpp.localhost`;
+  juliet = await XmppUser.connect(prosody, 'juliet');
+  await juliet.sendPresence({ to: `${room}/Juliet` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' }));
+  await juliet.waitForPresence((p) => p.attrs.from === `${room}/Juliet`);
+
+  const { dir, config } = gatewayDir();
+  const first = await startParley({ dir, args: ['--config', config] });
+  carol = await TestUA.create({ user: 'carol', server: first.udp });
+  assert.equal((await carol.register()).status, 200);
+  assert.equal((await carol.message(GATEWAY, `#link xmpp carol@${prosody.domain} carol-xmpp 127.0.0.1:${prosody.c2sPort} tls=none`)).status, 200);
+  await first.waitForLog('XMPP session online', 20_000);
+  let mark = juliet.presences.length;
+  assert.equal((await carol.message(`sip:Carol*lobby*conference.${prosody.domain}@xmpp.localhost`, '#join')).status, 202);
+  await juliet.waitForPresence((p) => p.attrs.from === `${room}/Carol` && p.attrs.type === undefined, mark);
+  await fromRoom(carol, (body) => body.startsWith(`You are in ${room} as Carol`), 'the joined notice', roomAddress);
+
+  let parley = first;
+  try {
+    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+      mark = juliet.presences.length;
+      parley.kill(signal);
+      await parley.exited;
+      await juliet.waitForPresence((p) => p.attrs.from === `${room}/Carol` && p.attrs.type === 'unavailable', mark);
+      parley = await startParley({ dir, db: first.db, udpPort: first.udp.port, tcpPort: first.tcp.port, args: ['--config', config] });
+      await juliet.waitForPresence((p) => p.attrs.from === `${room}/Carol` && p.attrs.type === undefined, mark, 30_000);
+      const text = `Carol, still with us after ${signal}?`;
+      await juliet.send(room, text, { type: 'groupchat' });
+      const heard = await fromRoom(carol, (body) => body.includes(text), `the room message after ${signal}`, roomAddress);
+      assert.equal(bodyOf(heard), `<Juliet> ${text}`);
+    }
+    assert.equal(carol.received.filter((m) => m.from.uri === roomAddress && bodyOf(m).startsWith('You are in')).length, 1, 'the user is told of the room once, not again at the restarts');
+  } finally {
+    await parley.stop();
   }
 });

@@ -77,7 +77,6 @@ interface Stream {
   ok: number;
   acknowledged: Set<string>;
   sent: number;
-  inFlight: boolean;
   /** Answers other than `ok`, by status, and requests never answered (Parley down). */
   refused: Map<number | 'none', number>;
 }
@@ -125,7 +124,7 @@ test('kill -9 at random moments under mixed traffic, Prosody and ngIRCd restarte
   assert.equal((await gina!.message('sip:gateway@localhost', `#link irc gina@127.0.0.1 ${IRC_PASSWORD} 127.0.0.1:${ngircd.port} tls=none`)).status, 200);
   await linked;
 
-  const stream = (name: string, from: TestUA, to: string, ok: number): Stream => ({ name, from, to, ok, acknowledged: new Set(), sent: 0, inFlight: false, refused: new Map() });
+  const stream = (name: string, from: TestUA, to: string, ok: number): Stream => ({ name, from, to, ok, acknowledged: new Set(), sent: 0, refused: new Map() });
   const streams = [
     stream('relayed', alice!, 'sip:bob@localhost', 200),
     stream('stored', alice!, 'sip:carol@localhost', 202),
@@ -154,12 +153,8 @@ test('kill -9 at random moments under mixed traffic, Prosody and ngIRCd restarte
     return [...s.acknowledged].filter((body) => !bodies.has(body) && !(s.name === 'irc' && toldUndelivered(body)));
   };
   let sending = true;
-  let ircPaused: Promise<void> | undefined;
-  let resumeIrc = () => {};
   const traffic = streams.map(async (s) => {
     while (sending) {
-      if (s.name === 'irc') await ircPaused;
-      s.inFlight = true;
       const body = `${s.name} ${++s.sent}`;
       let status: number | 'none' = 'none';
       try {
@@ -167,7 +162,6 @@ test('kill -9 at random moments under mixed traffic, Prosody and ngIRCd restarte
       } catch {
         // No answer within the UA's patience: Parley was down all that time; not acknowledged.
       }
-      s.inFlight = false;
       if (status === s.ok) s.acknowledged.add(body);
       else s.refused.set(status, (s.refused.get(status) ?? 0) + 1);
     }
@@ -185,26 +179,15 @@ test('kill -9 at random moments under mixed traffic, Prosody and ngIRCd restarte
       }
       if (kill === 2) {
         await sleep(random() * KILL_AFTER_MS.max);
-        // IRC confirms nothing: a PRIVMSG written as the server goes away, or before the session
-        // noticed it went, is lost without a word (a gap of the IRC gateway). So the IRC sender pauses
-        // around the restart, and what it was acknowledged arrives first; the other streams go on.
-        const irc = streams.find((stream) => stream.name === 'irc')!;
-        ircPaused = new Promise((resolve) => (resumeIrc = resolve));
-        await eventually(() => !irc.inFlight && missing(irc).length === 0, 'the IRC messages acknowledged so far delivered', 30_000);
-        const sessionsOnline = () => parley.logs.filter((line) => line.includes('"msg":"IRC session online"')).length;
-        const before = sessionsOnline();
+        // The IRC sender goes on: what gina's session wrote as the server went, unconfirmed, is sent again.
         await ngircd.stop();
         await ngircd.start();
         hanks.push(await IrcUser.connect(ngircd, 'hank', IRC_PASSWORD));
-        // Until gina's session has seen the server go and come back, what it writes goes nowhere.
-        await eventually(() => sessionsOnline() > before, 'gina\'s IRC session online again', 15_000);
-        resumeIrc();
       }
     }
     await sleep(KILL_AFTER_MS.max);
   } finally {
     sending = false;
-    resumeIrc();
     await Promise.all(traffic);
   }
   for (const s of streams) assert.ok(s.acknowledged.size > 0, `no ${s.name} message acknowledged`);
