@@ -100,6 +100,10 @@ export class DeviceDelivery {
     if (remembered.length === 0) return undefined;
     const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
     const devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
+    // A device without +sip.instance cannot be recognised when it registers again (its contact
+    // changes with its connection): a user with only such devices keeps the store-for-whichever-
+    // registers-next delivery, which loses nothing for them.
+    if (![...devices].some((device) => instanceOf(device) !== null)) return undefined;
     const priority = message.get('priority')?.trim().toLowerCase() === 'non-urgent' ? 1 : 0;
     const id = await this.store.add(record, [...devices], priority, this.options.maxPerUser);
     if (id === 'full') {

@@ -1,5 +1,6 @@
 // JsSIP (the browser SIP library) in Node, over the `ws` package: a JsSIP.Socket implementation,
 // and a small wrapper that starts a UA, records what it receives and sends MESSAGEs.
+import { createHash } from 'node:crypto';
 import JsSIP from 'jssip';
 import type { IncomingRequest } from 'jssip/lib/SIPMessage.js';
 import type { IncomingMessageEvent, OutgoingMessageEvent } from 'jssip/lib/UA.js';
@@ -89,6 +90,14 @@ export interface JsSipOptions {
   password?: string;
   ca?: Buffer | string;
   registerExpires?: number;
+  /** Its +sip.instance; by default one kept per SIP URI, as a web app keeps it in local storage (RFC 5626 §4.1). */
+  instanceId?: string;
+}
+
+/** A UUID that is the same each time for `uri`: the same user's client started again is the same device. */
+function instanceIdOf(uri: string): string {
+  const hex = createHash('sha256').update(uri).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-8${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
 export class JsSipClient {
@@ -105,6 +114,7 @@ export class JsSipClient {
       password: options.password,
       register: true,
       register_expires: options.registerExpires ?? 600,
+      instance_id: options.instanceId ?? instanceIdOf(options.uri),
       connection_recovery_min_interval: 60,
       connection_recovery_max_interval: 60,
     });
