@@ -471,17 +471,33 @@ function transactionKey(message: SipMessage): string {
  */
 function stampVia(message: SipMessage, via: Via, source: Peer): Peer {
   const wantsRport = via.params.has('rport');
-  let changed = false;
-  if (via.host !== source.host && via.host !== `[${source.host}]`) {
+  if (wantsRport || (via.host !== source.host && via.host !== `[${source.host}]`)) {
+    const text = stampedViaText(message, via, source, wantsRport);
     via.params.set('received', source.host);
-    changed = true;
+    if (wantsRport) via.params.set('rport', String(source.port));
+    message.replaceTopVia(via, text);
   }
-  if (wantsRport) {
-    via.params.set('received', source.host);
-    via.params.set('rport', String(source.port));
-    changed = true;
-  }
-  if (changed) message.replaceTopVia(via);
   if (RELIABLE[source.proto]) return source;
   return { proto: 'udp', host: source.host, port: wantsRport ? source.port : (via.port ?? 5060) };
+}
+
+/** An rport parameter of a Via, with or without a value, and the blanks RFC 3261 §25.1 allows around it. */
+const RPORT_PARAM = /;[ \t]*rport[ \t]*(?:=[ \t]*[^; \t]*)?(?=[ \t]*(?:;|$))/i;
+
+/**
+ * The top Via as the sender wrote it, with received and rport as stampVia sets them: rport filled in
+ * where it stands, received added at the end, as formatVia would write them. Undefined when the text
+ * cannot simply be edited (several Vias on the line, a quoted value, a received or rport already
+ * there twice): then formatVia writes the value anew.
+ */
+function stampedViaText(message: SipMessage, via: Via, source: Peer, wantsRport: boolean): string | undefined {
+  const line = message.get('via')!;
+  if (via.params.has('received') || line.includes(',') || line.includes('"')) return undefined;
+  const received = `;received=${source.host}`;
+  if (!wantsRport) return line + received;
+  const rport = RPORT_PARAM.exec(line);
+  if (!rport) return undefined;
+  const after = line.slice(rport.index + rport[0].length);
+  if (RPORT_PARAM.test(after)) return undefined;
+  return `${line.slice(0, rport.index)};rport=${source.port}${after}${received}`;
 }
