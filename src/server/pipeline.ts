@@ -121,14 +121,17 @@ function authenticate(request: IncomingRequest, scope: PipelineScope): boolean |
   const message = request.message;
   if (message.method === 'REGISTER') {
     const to = message.toUri;
-    return scope.auth.verify(request, to.user, to.host).then((verified) => !verified);
+    const verified = scope.auth.verify(request, to.user, to.host);
+    return typeof verified === 'boolean' ? !verified : verified.then((ok) => !ok);
   }
   const from = message.fromUri;
   if (!scope.domains.has(from.host)) return false;
-  return scope.auth.verify(request, from.user, from.host).then((verified) => {
+  const identify = (verified: boolean) => {
     if (verified) request.identity = `${from.user}@${from.host}`;
     return !verified;
-  });
+  };
+  const verified = scope.auth.verify(request, from.user, from.host);
+  return typeof verified === 'boolean' ? identify(verified) : verified.then(identify);
 }
 
 /** OPTIONS to a local user, once authenticated, is answered by Parley for it. */
