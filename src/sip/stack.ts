@@ -149,9 +149,12 @@ export class SipStack extends EventEmitter {
     }
     const responseTarget = stampVia(message, message.via, source);
     const transaction = new ServerTransaction(this, key, message, source, responseTarget);
+    this.emit('request', transaction);
+    // Kept as in progress only when not answered while handed over: nothing else runs meanwhile, so a
+    // request answered at once, as most are, goes straight to the answered ones.
+    if (transaction.final) return;
     this.inProgress.set(key, transaction);
     this.countTransactions();
-    this.emit('request', transaction);
   }
 
   /** Sends a server transaction's response; a final one ends it (RFC 3261 §17.2.2). For ServerTransaction only. */
