@@ -51,14 +51,16 @@ export function parseMessage(buf: Buffer): SipMessage {
   const end = findHeadEnd(buf, start);
   const headEnd = end ? end.at : buf.length;
   const message = parseHead(buf.toString('utf8', start, headEnd));
-  let body = end ? buf.subarray(headEnd + end.length) : EMPTY;
+  // The body is cut once, where it starts and where Content-Length (if any) ends it.
+  const bodyStart = end ? headEnd + end.length : buf.length;
+  let bodyEnd = buf.length;
   const lengthText = message.get('content-length');
   if (lengthText !== undefined) {
     const length = parseContentLength(lengthText, message);
-    if (length > body.length) throw new SipParseError('Content-Length larger than the body received', message);
-    body = body.subarray(0, length);
+    if (length > bodyEnd - bodyStart) throw new SipParseError('Content-Length larger than the body received', message);
+    bodyEnd = bodyStart + length;
   }
-  message.body = body;
+  message.body = bodyEnd > bodyStart ? buf.subarray(bodyStart, bodyEnd) : EMPTY;
   validate(message);
   return message;
 }
