@@ -40,9 +40,10 @@ export class AuthPolicy {
 
   /**
    * Checks that the request carries valid credentials of `username@domain`. When it does not, the
-   * challenge (or 403 for credentials of someone else) has been sent and false comes back.
+   * challenge (or 403 for credentials of someone else) has been sent and false comes back. Only
+   * credentials to check against the store make it wait: anything else is answered at once.
    */
-  async verify(request: IncomingRequest, username: string, domain: string): Promise<boolean> {
+  verify(request: IncomingRequest, username: string, domain: string): boolean | Promise<boolean> {
     const style = request.message.method === 'REGISTER' ? REGISTRAR : PROXY;
     const realm = this.options.realmFor(domain);
     const authenticator = this.authenticatorFor(realm);
@@ -59,11 +60,12 @@ export class AuthPolicy {
       request.reply(400, 'Bad Request (the digest uri is not the Request-URI)');
       return false;
     }
-    const stored = await this.users.get(username, domain);
-    if (!stored) return this.challenge(request, style, authenticator, false);
-    const result = authenticator.verify(request.message.method, offered, stored);
-    if (result.ok) return true;
-    return this.challenge(request, style, authenticator, result.stale);
+    return this.users.get(username, domain).then((stored) => {
+      if (!stored) return this.challenge(request, style, authenticator, false);
+      const result = authenticator.verify(request.message.method, offered, stored);
+      if (result.ok) return true;
+      return this.challenge(request, style, authenticator, result.stale);
+    });
   }
 
   private challenge(request: IncomingRequest, style: Style, authenticator: DigestAuthenticator, stale: boolean): false {

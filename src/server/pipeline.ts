@@ -121,14 +121,17 @@ function authenticate(request: IncomingRequest, scope: PipelineScope): boolean |
   const message = request.message;
   if (message.method === 'REGISTER') {
     const to = message.toUri;
-    return scope.auth.verify(request, to.user, to.host).then((verified) => !verified);
+    const verified = scope.auth.verify(request, to.user, to.host);
+    return typeof verified === 'boolean' ? !verified : verified.then((ok) => !ok);
   }
   const from = message.fromUri;
   if (!scope.domains.has(from.host)) return false;
-  return scope.auth.verify(request, from.user, from.host).then((verified) => {
+  const identify = (verified: boolean) => {
     if (verified) request.identity = `${from.user}@${from.host}`;
     return !verified;
-  });
+  };
+  const verified = scope.auth.verify(request, from.user, from.host);
+  return typeof verified === 'boolean' ? identify(verified) : verified.then(identify);
 }
 
 /** OPTIONS to a local user, once authenticated, is answered by Parley for it. */
@@ -151,35 +154,53 @@ export class RequestPipeline {
     private readonly hooks: readonly RequestHook[] = REQUEST_HOOKS,
   ) {}
 
-  /** Runs the request through the hooks, the router and its handler; never rejects unless the error answer itself fails. */
-  async dispatch(request: IncomingRequest): Promise<void> {
+  /**
+   * Runs the request through the hooks, the router and its handler. What runs to its end at once, as
+   * a request answered by a hook or by a synchronous handler does, returns undefined and makes no
+   * promise; otherwise the promise of the rest, which never rejects unless the error answer itself fails.
+   */
+  dispatch(request: IncomingRequest): Promise<void> | undefined {
+    let rest: Promise<void> | undefined;
     try {
-      await this.route(request);
+      rest = this.route(request, 0);
     } catch (error) {
-      const context = { method: request.message.method, callId: request.message.get('call-id') };
-      if (isStoreUnavailable(error)) {
-        // The outage itself is logged once by the store.
-        this.log.debug(context, 'request refused: store unavailable');
-        if (!request.replied) request.reply(503, STORE_UNAVAILABLE_REASON, { headers: [storeRetryAfter] });
-        return;
+      try {
+        this.answerFailure(request, error);
+      } catch (failure) {
+        return Promise.reject(failure as Error);
       }
-      this.log.error({ err: error, ...context }, 'request failed');
-      if (!request.replied) request.reply(500, 'Server Internal Error');
+      return undefined;
     }
+    return rest?.then(undefined, (error: unknown) => this.answerFailure(request, error));
   }
 
-  private async route(request: IncomingRequest): Promise<void> {
-    for (const hook of this.hooks) {
-      const answered = hook(request, this.scope);
-      // Most hooks answer synchronously; only those that do not are waited for.
-      if (answered === true || (answered !== false && (await answered))) return;
+  private answerFailure(request: IncomingRequest, error: unknown): void {
+    const context = { method: request.message.method, callId: request.message.get('call-id') };
+    if (isStoreUnavailable(error)) {
+      // The outage itself is logged once by the store.
+      this.log.debug(context, 'request refused: store unavailable');
+      if (!request.replied) request.reply(503, STORE_UNAVAILABLE_REASON, { headers: [storeRetryAfter] });
+      return;
+    }
+    this.log.error({ err: error, ...context }, 'request failed');
+    if (!request.replied) request.reply(500, 'Server Internal Error');
+  }
+
+  /** The hooks from `first` on, then the route: at once while nothing returns a promise, after it when something does. */
+  private route(request: IncomingRequest, first: number): Promise<void> | undefined {
+    const hooks = this.hooks;
+    for (let i = first; i < hooks.length; i++) {
+      const answered = hooks[i]!(request, this.scope);
+      if (answered === true) return undefined;
+      if (answered !== false) return answered.then((done) => (done ? undefined : this.route(request, i + 1)));
     }
     const message = request.message;
     const target = message.requestUri;
     const match = this.scope.router.match(message.method, target.user, target.host);
-    if (!match) return request.reply(404, 'Not Found (no route)');
-    if (!match.handler.methods.includes(message.method)) return request.reply(405, 'Method Not Allowed', { headers: [allowHeader(this.scope.router)] });
-    await match.handler.handle(request, match.route);
+    if (!match) request.reply(404, 'Not Found (no route)');
+    else if (!match.handler.methods.includes(message.method)) request.reply(405, 'Method Not Allowed', { headers: [allowHeader(this.scope.router)] });
+    else return match.handler.handle(request, match.route) ?? undefined;
+    return undefined;
   }
 }
 

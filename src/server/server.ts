@@ -129,7 +129,11 @@ export class ParleyServer {
       this.transports.on('error', (error) => this.log.warn({ err: error.message }, 'transport error'));
       this.transports.on('refused', (refusal) => this.log.warn(refusal, 'SIP traffic refused'));
       this.stack.on('error', (error) => this.log.debug({ err: error.message }, 'send failed'));
-      this.stack.on('request', (request) => this.track(pipeline.dispatch(request)));
+      this.stack.on('request', (request) => {
+        // A request answered at once leaves nothing to wait for at stop.
+        const rest = pipeline.dispatch(request);
+        if (rest) this.track(rest);
+      });
       for (const plugin of enabled) {
         await plugin.start?.(this.contextFor(plugin));
         this.started.push(plugin);

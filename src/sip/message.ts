@@ -131,11 +131,11 @@ export class SipMessage {
   /**
    * Puts `via` in place of the topmost Via, as removing that value and prepending the new one would,
    * and keeps it as the parsed top Via: the one edit a proxy makes to every request costs no re-parse.
-   * The message must have a Via.
+   * The message must have a Via. `text` is the new value when the caller has it as text already.
    */
-  replaceTopVia(via: Via): this {
+  replaceTopVia(via: Via, text = formatVia(via)): this {
     const at = this.indexOf('via');
-    const value = safeHeaderValue(formatVia(via));
+    const value = safeHeaderValue(text);
     const line = this.headers[at]!.value;
     const values = line.includes(',') ? splitList(line) : undefined;
     if (!values || values.length <= 1) this.headers[at] = { name: 'via', value };

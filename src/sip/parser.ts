@@ -51,14 +51,16 @@ export function parseMessage(buf: Buffer): SipMessage {
   const end = findHeadEnd(buf, start);
   const headEnd = end ? end.at : buf.length;
   const message = parseHead(buf.toString('utf8', start, headEnd));
-  let body = end ? buf.subarray(headEnd + end.length) : EMPTY;
+  // The body is cut once, where it starts and where Content-Length (if any) ends it.
+  const bodyStart = end ? headEnd + end.length : buf.length;
+  let bodyEnd = buf.length;
   const lengthText = message.get('content-length');
   if (lengthText !== undefined) {
     const length = parseContentLength(lengthText, message);
-    if (length > body.length) throw new SipParseError('Content-Length larger than the body received', message);
-    body = body.subarray(0, length);
+    if (length > bodyEnd - bodyStart) throw new SipParseError('Content-Length larger than the body received', message);
+    bodyEnd = bodyStart + length;
   }
-  message.body = body;
+  message.body = bodyEnd > bodyStart ? buf.subarray(bodyStart, bodyEnd) : EMPTY;
   validate(message);
   return message;
 }
@@ -165,7 +167,7 @@ function readHeaders(lines: string[], first: number, message: SipMessage): void 
     const rawName = line.slice(0, colon).trimEnd();
     const name = headerName(rawName);
     if (name === undefined) throw new SipParseError(`Bad header name "${truncate(rawName)}"`, message);
-    const value = trimWhitespace(line.slice(colon + 1));
+    const value = trimWhitespace(line, colon + 1);
     if (value.length > MAX_FIELD_LENGTH) {
       throw new SipParseError(`${truncate(rawName)} header longer than ${MAX_FIELD_LENGTH} characters`, message);
     }
@@ -210,8 +212,14 @@ const REQUIRED_HEADERS = [['via', 'Via'], ['from', 'From'], ['to', 'To'], ['call
 const ROUTING_HEADERS = ['route', 'record-route', 'path'] as const;
 
 /** A bit for each header validate() looks for, so that one pass over the headers tells which are there. */
-const HEADER_BITS = new Map([...new Set([...SINGLE_VALUED, ...REQUIRED_HEADERS.map(([name]) => name), ...ROUTING_HEADERS])].map((name, i) => [name, 1 << i]));
-const SINGLE_VALUED_BITS = SINGLE_VALUED.reduce((bits, name) => bits | HEADER_BITS.get(name)!, 0);
+const HEADER_BITS = new Map(
+  [...new Set([...SINGLE_VALUED, ...REQUIRED_HEADERS.map(([name]) => name), ...ROUTING_HEADERS, 'contact'])].map((name, i) => [name, 1 << i]),
+);
+const bitsOf = (names: readonly string[]) => names.reduce((bits, name) => bits | HEADER_BITS.get(name)!, 0);
+const SINGLE_VALUED_BITS = bitsOf(SINGLE_VALUED);
+const REQUIRED_BITS = bitsOf(REQUIRED_HEADERS.map(([name]) => name));
+const ROUTING_BITS = bitsOf(ROUTING_HEADERS);
+const CONTACT_BIT = HEADER_BITS.get('contact')!;
 
 /**
  * Checks the headers every transaction needs (RFC 3261 §8.1.1) and, on a request, the request-URI and
@@ -228,8 +236,11 @@ export function validate(message: SipMessage): void {
     if (present & bit & SINGLE_VALUED_BITS) repeated ??= name;
     present |= bit;
   }
-  for (const [name, display] of REQUIRED_HEADERS) {
-    if (!(present & HEADER_BITS.get(name)!)) throw new SipParseError(`Missing ${display} header`, message);
+  // Looked for one by one only when one is missing, to name it.
+  if ((present & REQUIRED_BITS) !== REQUIRED_BITS) {
+    for (const [name, display] of REQUIRED_HEADERS) {
+      if (!(present & HEADER_BITS.get(name)!)) throw new SipParseError(`Missing ${display} header`, message);
+    }
   }
   try {
     if (repeated) throw new HeaderError(`more than one ${displayName(repeated)} header`);
@@ -247,10 +258,12 @@ export function validate(message: SipMessage): void {
     checked('To URI', toUri, message);
     // Contact, Route, Record-Route and Path URIs become destinations (bindings, next hops): an address
     // no socket can take (port 0, a host that is no host) is refused here, naming the header.
-    for (const contact of message.contacts) checked('Contact URI', parseUri, contact.uri);
-    for (const name of ROUTING_HEADERS) {
-      if (!(present & HEADER_BITS.get(name)!)) continue;
-      for (const value of message.getAll(name)) checked(`${displayName(name)} URI`, addressUri, value);
+    if (present & CONTACT_BIT) for (const contact of message.contacts) checked('Contact URI', parseUri, contact.uri);
+    if (present & ROUTING_BITS) {
+      for (const name of ROUTING_HEADERS) {
+        if (!(present & HEADER_BITS.get(name)!)) continue;
+        for (const value of message.getAll(name)) checked(`${displayName(name)} URI`, addressUri, value);
+      }
     }
     if (message.cseq.method !== message.method) throw new HeaderError('CSeq method does not match the request method');
     const maxForwards = message.get('max-forwards');
@@ -298,9 +311,9 @@ export function canAnswer(partial: SipMessage | undefined): partial is SipMessag
   }
 }
 
-/** Trims SP and HTAB only: String.prototype.trim would also strip U+FEFF and other characters of the value. */
-function trimWhitespace(text: string): string {
-  let start = 0;
+/** Trims SP and HTAB only (String.prototype.trim would also strip U+FEFF and other characters of the value), from `from` on. */
+function trimWhitespace(text: string, from = 0): string {
+  let start = from;
   let end = text.length;
   while (start < end && (text.charCodeAt(start) === 32 || text.charCodeAt(start) === 9)) start++;
   while (end > start && (text.charCodeAt(end - 1) === 32 || text.charCodeAt(end - 1) === 9)) end--;

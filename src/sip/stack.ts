@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { type Header, SipMessage, createResponse, randomToken, REASONS } from './message.js';
 import { canAnswer, type SipParseError } from './parser.js';
-import { type Via, parseVia } from './headers.js';
+import { type Via, parseVia, safeHeaderValue } from './headers.js';
 import type { TimerHandle, TimerQueue } from './timers.js';
 import type { TransportLayer } from './transport/layer.js';
 import { type Peer, type Protocol, RELIABLE } from './transport/types.js';
@@ -51,8 +51,8 @@ export interface IncomingRequest {
 interface AnsweredTransaction {
   lastResponse: Buffer;
   responseTarget: Peer;
-  /** Told apart from a later transaction of the same key, which its Timer J must leave alone. */
-  generation: number;
+  /** When its Timer J fires, on the timers' clock. */
+  expires: number;
 }
 
 export interface StackStats {
@@ -79,9 +79,12 @@ export class SipStack extends EventEmitter {
   /** Requests being handled, and answered ones kept through Timer J (oldest first): apart, so either is bounded on its own. */
   private readonly inProgress = new Map<string, ServerTransaction>();
   private readonly answered = new Map<string, AnsweredTransaction>();
-  private answeredGeneration = 0;
+  /** Whether a sweep of answered transactions is scheduled: one timer for all of them, not one each. */
+  private sweeping = false;
   private readonly client = new Map<string, ClientTransaction | typeof FINISHED>();
   private readonly sentByOf = new Map<Protocol, string>();
+  /** The Server header of every 2xx Parley sends, made once: header objects are replaced, never changed. */
+  private readonly serverHeader: Header;
   readonly stats: StackStats = {
     requestsIn: 0, responsesOut: 0, requestsOut: 0, retransmissionsAbsorbed: 0, malformed: 0,
     serverTransactions: 0, clientTransactions: 0, overloaded: 0,
@@ -93,6 +96,7 @@ export class SipStack extends EventEmitter {
     readonly options: StackOptions,
   ) {
     super();
+    this.serverHeader = { name: 'server', value: safeHeaderValue(options.userAgent) };
     transports.on('message', (message, source) => {
       if (message.isRequest) this.onRequest(message, source);
       else this.onResponse(message);
@@ -145,9 +149,12 @@ export class SipStack extends EventEmitter {
     }
     const responseTarget = stampVia(message, message.via, source);
     const transaction = new ServerTransaction(this, key, message, source, responseTarget);
+    this.emit('request', transaction);
+    // Kept as in progress only when not answered while handed over: nothing else runs meanwhile, so a
+    // request answered at once, as most are, goes straight to the answered ones.
+    if (transaction.final) return;
     this.inProgress.set(key, transaction);
     this.countTransactions();
-    this.emit('request', transaction);
   }
 
   /** Sends a server transaction's response; a final one ends it (RFC 3261 §17.2.2). For ServerTransaction only. */
@@ -159,18 +166,34 @@ export class SipStack extends EventEmitter {
     const key = transaction.key;
     this.inProgress.delete(key);
     if (!RELIABLE[transaction.source.proto]) {
-      // Only the key and a number are kept for the timer: the request goes with the transaction, now answered.
-      const generation = ++this.answeredGeneration;
-      this.answered.set(key, { lastResponse: bytes, responseTarget: transaction.responseTarget, generation });
+      // Only the response is kept: the request goes with the transaction, now answered.
+      const expires = this.timers.clock.now() + 64 * this.options.t1;
+      this.answered.set(key, { lastResponse: bytes, responseTarget: transaction.responseTarget, expires });
       // Past the bound the oldest goes first: a retransmission of it would be handled again, no more.
       if (this.answered.size > this.options.maxTransactions) this.answered.delete(this.answered.keys().next().value!);
-      this.timers.schedule(64 * this.options.t1, () => {
-        if (this.answered.get(key)?.generation === generation) this.answered.delete(key);
-        this.countTransactions();
-      });
+      if (!this.sweeping) {
+        this.sweeping = true;
+        this.timers.schedule(64 * this.options.t1, this.sweepAnswered);
+      }
     }
     this.countTransactions();
   }
+
+  /**
+   * Lets go of the answered transactions whose Timer J has fired. They expire in the order they were
+   * answered (the order of the map), so the sweep stops at the first still due later, and looks again
+   * every T1 while any is kept: each goes at most T1 past its 64·T1.
+   */
+  private readonly sweepAnswered = (): void => {
+    const now = this.timers.clock.now();
+    for (const [key, answered] of this.answered) {
+      if (answered.expires > now) break;
+      this.answered.delete(key);
+    }
+    this.countTransactions();
+    this.sweeping = this.answered.size > 0;
+    if (this.sweeping) this.timers.schedule(this.options.t1, this.sweepAnswered);
+  };
 
   private countTransactions(): void {
     this.stats.serverTransactions = this.inProgress.size + this.answered.size;
@@ -179,7 +202,7 @@ export class SipStack extends EventEmitter {
   buildResponse(request: SipMessage, status: number, reason?: string, options: ReplyOptions = {}): SipMessage {
     const response = createResponse(request, status, reason ?? REASONS[status]);
     if (options.headers) for (const header of options.headers) response.add(header.name, header.value);
-    if (status >= 200 && status < 300) response.add('server', this.options.userAgent);
+    if (status >= 200 && status < 300) response.headers.push(this.serverHeader);
     if (options.body !== undefined) {
       response.body = typeof options.body === 'string' ? Buffer.from(options.body, 'utf8') : options.body;
       response.add('content-type', options.contentType ?? 'text/plain;charset=utf-8');
@@ -451,17 +474,33 @@ function transactionKey(message: SipMessage): string {
  */
 function stampVia(message: SipMessage, via: Via, source: Peer): Peer {
   const wantsRport = via.params.has('rport');
-  let changed = false;
-  if (via.host !== source.host && via.host !== `[${source.host}]`) {
+  if (wantsRport || (via.host !== source.host && via.host !== `[${source.host}]`)) {
+    const text = stampedViaText(message, via, source, wantsRport);
     via.params.set('received', source.host);
-    changed = true;
+    if (wantsRport) via.params.set('rport', String(source.port));
+    message.replaceTopVia(via, text);
   }
-  if (wantsRport) {
-    via.params.set('received', source.host);
-    via.params.set('rport', String(source.port));
-    changed = true;
-  }
-  if (changed) message.replaceTopVia(via);
   if (RELIABLE[source.proto]) return source;
   return { proto: 'udp', host: source.host, port: wantsRport ? source.port : (via.port ?? 5060) };
+}
+
+/** An rport parameter of a Via, with or without a value, and the blanks RFC 3261 §25.1 allows around it. */
+const RPORT_PARAM = /;[ \t]*rport[ \t]*(?:=[ \t]*[^; \t]*)?(?=[ \t]*(?:;|$))/i;
+
+/**
+ * The top Via as the sender wrote it, with received and rport as stampVia sets them: rport filled in
+ * where it stands, received added at the end, as formatVia would write them. Undefined when the text
+ * cannot simply be edited (several Vias on the line, a quoted value, a received or rport already
+ * there twice): then formatVia writes the value anew.
+ */
+function stampedViaText(message: SipMessage, via: Via, source: Peer, wantsRport: boolean): string | undefined {
+  const line = message.get('via')!;
+  if (via.params.has('received') || line.includes(',') || line.includes('"')) return undefined;
+  const received = `;received=${source.host}`;
+  if (!wantsRport) return line + received;
+  const rport = RPORT_PARAM.exec(line);
+  if (!rport) return undefined;
+  const after = line.slice(rport.index + rport[0].length);
+  if (RPORT_PARAM.test(after)) return undefined;
+  return `${line.slice(0, rport.index)};rport=${source.port}${after}${received}`;
 }

@@ -116,6 +116,26 @@ test('responses follow rport and received (RFC 3581)', () => {
   assert.match(sent.message.get('via')!, /rport=33333/);
 });
 
+test('the stamped Via keeps the sender\'s parameters in their order: rport filled in where it stands, received last', () => {
+  const { transport, stack } = setup();
+  stack.on('request', (r: IncomingRequest) => r.reply(200));
+  const natted: Peer = { proto: 'udp', host: '10.0.0.9', port: 33333 };
+  const cases = [
+    ['SIP/2.0/UDP 192.168.1.5:5060;rport;branch=z9hG4bKa1', 'SIP/2.0/UDP 192.168.1.5:5060;rport=33333;branch=z9hG4bKa1;received=10.0.0.9'],
+    ['SIP/2.0/UDP 192.168.1.5:5060;branch=z9hG4bKa2;RPort', 'SIP/2.0/UDP 192.168.1.5:5060;branch=z9hG4bKa2;rport=33333;received=10.0.0.9'],
+    ['SIP/2.0/UDP 192.168.1.5;branch=z9hG4bKa3', 'SIP/2.0/UDP 192.168.1.5;branch=z9hG4bKa3;received=10.0.0.9'],
+    ['SIP/2.0/UDP 192.168.1.5;received=192.0.2.1;branch=z9hG4bKa4;rport', 'SIP/2.0/UDP 192.168.1.5;received=10.0.0.9;branch=z9hG4bKa4;rport=33333'],
+    ['SIP/2.0/UDP 192.168.1.5;branch=z9hG4bKa5;rport, SIP/2.0/UDP 192.0.2.2;branch=z9hG4bKb5', 'SIP/2.0/UDP 192.168.1.5;branch=z9hG4bKa5;rport=33333;received=10.0.0.9'],
+  ];
+  for (const [sent, stamped] of cases) {
+    const message = incoming('z9hG4bKunused');
+    message.set('via', sent!);
+    transport.emit('message', message, natted);
+    assert.equal(transport.sent.at(-1)!.message.get('via'), stamped);
+  }
+  assert.equal(transport.sent.length, cases.length);
+});
+
 test('a request over the MTU goes over TCP (RFC 3261 §18.1.1)', async () => {
   const { transport, stack } = setup();
   const request = stack.createRequest({ method: 'MESSAGE', uri: 'sip:x@127.0.0.2:5070', from: '<sip:a@localhost>', to: '<sip:x@localhost>', body: Buffer.alloc(2000, 'a') });
