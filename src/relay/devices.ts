@@ -75,6 +75,13 @@ export class DeviceDelivery {
    * or they had some when Parley started): a new message goes through their queue, after those.
    */
   private readonly backlogged = new Set<string>();
+  /**
+   * The AORs with a device known by +sip.instance (remembered or registering since the start): only
+   * theirs are kept per device, so only theirs cost a store read for each message. Complete once
+   * resume() has loaded the remembered ones; until then every AOR is looked up.
+   */
+  private readonly instanceUsers = new Set<string>();
+  private instanceUsersLoaded = false;
 
   constructor(
     private readonly store: DeliveryStore,
@@ -96,6 +103,7 @@ export class DeviceDelivery {
   async deliver(
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean, written?: (protocols: Protocol[]) => void,
   ): Promise<DeliveryOutcome | undefined> {
+    if (this.instanceUsersLoaded && !this.instanceUsers.has(aor)) return undefined;
     const remembered = await this.store.devicesOf(aor, Date.now() - this.options.remember * 1000);
     if (remembered.length === 0) return undefined;
     const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
@@ -166,6 +174,8 @@ export class DeviceDelivery {
    * a restart); a device's later messages go after what it had waiting.
    */
   async resume(): Promise<void> {
+    for (const aor of await this.store.aorsWithInstanceDevices(Date.now() - this.options.remember * 1000)) this.instanceUsers.add(aor);
+    this.instanceUsersLoaded = true;
     const counts = await this.store.pendingCounts();
     this.stats.pending = counts.reduce((sum, { pending }) => sum + pending, 0);
     for (const { aor, device } of counts) {
@@ -207,7 +217,9 @@ export class DeviceDelivery {
 
   /** Delivers what each registered device of `aor` has still to take; called when the AOR registered. */
   deliverPending(aor: string): void {
-    for (const flows of this.registrar.flowsByDevice(this.registrar.lookup(aor))) void this.drain(aor, deviceKey(flows[0]!.binding));
+    const devices = this.registrar.flowsByDevice(this.registrar.lookup(aor));
+    if (devices.some((flows) => flows[0]!.binding.instance)) this.instanceUsers.add(aor);
+    for (const flows of devices) void this.drain(aor, deviceKey(flows[0]!.binding));
   }
 
   /**

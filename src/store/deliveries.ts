@@ -18,6 +18,11 @@ export class DeliveryRepository implements DeliveryStore {
     return rows.map((row) => ({ aor: row.aor, device: row.device, contact: row.contact, lastSeen: Number(row.last_seen), ...nullsAbsent({ userAgent: row.user_agent }) }));
   }
 
+  async aorsWithInstanceDevices(since: number): Promise<string[]> {
+    const rows = await this.db.selectFrom('devices').select('aor').distinct().where('device', 'like', 'urn:%').where('last_seen', '>=', since).execute();
+    return rows.map((row) => row.aor);
+  }
+
   async setContact(aor: string, device: string, contact: string): Promise<void> {
     await this.db.updateTable('devices').set({ contact }).where('aor', '=', aor).where('device', '=', device).execute();
   }

@@ -123,6 +123,8 @@ export interface DeliveryCursor {
 export interface DeliveryStore {
   /** The devices of an AOR seen registering at or after `since`. */
   devicesOf(aor: string, since: number): Promise<RememberedDevice[]>;
+  /** The AORs with a device known by its +sip.instance seen registering at or after `since`. */
+  aorsWithInstanceDevices(since: number): Promise<string[]>;
   /** Changes the contact a device is remembered with (its push parameters dropped). */
   setContact(aor: string, device: string, contact: string): Promise<void>;
   /** Stores a message with a delivery row for each device, unless the recipient has maxPerUser waiting; returns its id, or 'full'. Atomic. */
