@@ -60,26 +60,38 @@ export class LocationRepository implements LocationStore {
         .values({ aor: aor as string, first_seen: firstSeen as number })
         .onConflict((conflict) => conflict.column('aor').doNothing()),
     );
+    // Devices are remembered beyond their registration, for what is sent to them while away.
+    let remember: CompiledQuery | undefined;
+    if (bindings.length > 0) {
+      const devices = deviceRows(aor, bindings);
+      const values = devices.flatMap((device) => [device.aor, device.device, device.contact, device.user_agent, device.last_seen]);
+      remember = statements.compile(`devices ${devices.length}`, values, (values) =>
+        trx
+          .insertInto('devices')
+          .values(devices.map((_, row) => toDeviceRow(values.slice(row * DEVICE_COLUMNS, (row + 1) * DEVICE_COLUMNS))))
+          .onConflict((conflict) =>
+            conflict.columns(['aor', 'device']).doUpdateSet((eb) => ({
+              contact: eb.ref('excluded.contact'),
+              user_agent: eb.ref('excluded.user_agent'),
+              last_seen: eb.ref('excluded.last_seen'),
+            })),
+          ),
+      );
+    }
     await trx.getExecutor().provideConnection(async (connection) => {
       await connection.executeQuery(remove);
       if (insert) await connection.executeQuery(insert);
       await connection.executeQuery(known);
+      if (remember) await connection.executeQuery(remember);
     });
-    // Devices are remembered beyond their registration, for what is sent to them while away.
-    if (bindings.length > 0) {
-      await trx
-        .insertInto('devices')
-        .values(deviceRows(aor, bindings))
-        .onConflict((conflict) =>
-          conflict.columns(['aor', 'device']).doUpdateSet((eb) => ({
-            contact: eb.ref('excluded.contact'),
-            user_agent: eb.ref('excluded.user_agent'),
-            last_seen: eb.ref('excluded.last_seen'),
-          })),
-        )
-        .execute();
-    }
   }
+}
+
+const DEVICE_COLUMNS = 5;
+
+function toDeviceRow(values: readonly unknown[]): Insertable<DevicesTable> {
+  const [aor, device, contact, userAgent, lastSeen] = values;
+  return { aor: aor as string, device: device as string, contact: contact as string, user_agent: userAgent as string | null, last_seen: lastSeen as number };
 }
 
 /** One row per device (a device's flows are several bindings), as its latest registration left it. */
