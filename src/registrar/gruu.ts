@@ -4,6 +4,7 @@
 // Parley draws at start, so none is kept in memory and a restart invalidates those handed out.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { aorOf, escapeUser, type SipUri } from '../sip/index.js';
+import { instanceUrn } from '../store/index.js';
 
 /** The user part that marks a temporary GRUU, before its sealed token. */
 const TEMPORARY_PREFIX = 'tgruu.';
@@ -14,16 +15,6 @@ const TAG_BYTES = 16;
 export interface Device {
   instance: string;
   callIdDigest?: string;
-}
-
-/** The instance URN of a `+sip.instance` value: `"<urn:uuid:...>"` loses its quotes and brackets, case does not matter. */
-export function instanceUrn(value: string): string {
-  return value.replace(/^"?<?|>?"?$/g, '').toLowerCase();
-}
-
-/** The key of the device a binding is of: its instance URN, or its contact when it has none. */
-export function deviceKey(binding: { contact: string; instance?: string }): string {
-  return binding.instance ? instanceUrn(binding.instance) : binding.contact;
 }
 
 /** Short digest of a Call-ID: a new Call-ID for an instance invalidates its temporary GRUUs (RFC 5627 §5.1). */

@@ -4,12 +4,12 @@
 // (RFC 5626 reg-id) are the ways to reach it, one at a time.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { logBackgroundFailure, type Binding, type LocationStore } from '../store/index.js';
+import { deviceKey, instanceUrn, logBackgroundFailure, type Binding, type LocationStore } from '../store/index.js';
 import {
   type IncomingRequest, type Peer, RELIABLE, parseUri, parseNameAddr, splitList, aorOf, type NameAddr, type SipMessage, type SipUri,
 } from '../sip/index.js';
 import type { Header } from '../sip/message.js';
-import { GruuIssuer, callIdDigest, deviceKey, instanceUrn, type Device } from './gruu.js';
+import { GruuIssuer, callIdDigest, type Device } from './gruu.js';
 
 export interface RegistrarOptions {
   minExpires: number;

@@ -5,10 +5,9 @@
 // that failed) keeps it, and gets its rows when it registers again: normal ones first, then
 // non-urgent ones, each oldest first, a page at a time.
 import type { Logger } from 'pino';
-import { isStoreUnavailable, logBackgroundFailure, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
+import { deviceKey, isStoreUnavailable, logBackgroundFailure, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
 import { formatPeer, parseNameAddr, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
-import { deviceKey } from '../registrar/gruu.js';
 import { requestOfKey, resendIdentity } from './resend.js';
 import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
 

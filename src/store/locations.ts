@@ -3,9 +3,8 @@ import { CompiledStatements } from './compiled.js';
 import { GroupCommit } from './group-commit.js';
 import { deleteExpired, nullsAbsent } from './rows.js';
 import type { Database, DevicesTable, LocationsTable } from './schema.js';
-import type { Binding, LocationStore } from './types.js';
+import { deviceKey, type Binding, type LocationStore } from './types.js';
 import { formatPeer, parsePeer } from '../sip/transport/types.js';
-import { deviceKey } from '../registrar/gruu.js';
 
 export class LocationRepository implements LocationStore {
   private readonly commits: GroupCommit;

@@ -23,6 +23,16 @@ export interface UserStore {
 }
 
 /** One registered contact of an address-of-record (RFC 3261 §10). */
+/** The instance URN of a `+sip.instance` value: `"<urn:uuid:...>"` loses its quotes and brackets, case does not matter. */
+export function instanceUrn(value: string): string {
+  return value.replace(/^"?<?|>?"?$/g, '').toLowerCase();
+}
+
+/** The key of the device a binding is of: its instance URN, or its contact when it has none. */
+export function deviceKey(binding: { contact: string; instance?: string }): string {
+  return binding.instance ? instanceUrn(binding.instance) : binding.contact;
+}
+
 export interface Binding {
   /** "user@domain", lower-cased domain */
   aor: string;
