@@ -73,9 +73,10 @@ export class SipBridge {
   }
 
   /**
-   * The durable step before the 202: `item` is in the outbox for `key`, then the MESSAGE is
-   * answered 202. False, with nothing answered, when the outbox is full; a store unavailable
-   * throws (the server's dispatch answers 503 with Retry-After).
+   * The durable step before the 202: `item` is in the outbox for `key` and the copy for the
+   * sender's other devices stored (relay/sync.ts), then the MESSAGE is answered 202. False, with
+   * nothing answered, when the outbox is full; a store unavailable throws (the server's dispatch
+   * answers 503 with Retry-After).
    */
   async accept<Item>(request: IncomingRequest, outbox: Outbox<Item>, item: Item, key: string, now = Date.now()): Promise<boolean> {
     try {
@@ -84,6 +85,7 @@ export class SipBridge {
       if (!(error instanceof OutboxFull)) throw error;
       return false;
     }
+    await this.relay.sentCopies.copy(request);
     request.reply(202, 'Accepted');
     return true;
   }

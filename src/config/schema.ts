@@ -348,6 +348,11 @@ const baseSchema = z
         .default(4)
         .describe('The same over UDP: their order holds unless a datagram is lost, when its retransmission arrives after the ones sent behind it. 1: strict order, one message per round trip.'),
       accept_timeout: positiveInt.default(5).describe('Seconds a sender waits for one of the recipient\'s devices to take a message kept for each device; past them it gets 202 Accepted and the devices still get it.'),
+      sync_sent: z.boolean().default(true).describe('Own-message sync: a MESSAGE a user of a local domain sends from one device, once taken, is copied to the user\'s other devices (From the user, To the peer, with X-Parley-Copy: sent), through the per-device delivery: a device away gets it when it registers again. Receipts, is-composing states and Expires: 0 messages are not copied; a copy is never pushed. Needs offline.enabled. The default for every domain; sync_sent_domains overrides it per domain.'),
+      sync_sent_domains: z
+        .record(domain, z.boolean())
+        .default({})
+        .describe('sync_sent per local domain, overriding it: `{ example.com: false }`. Each key must be one of domains.'),
     }),
     devices: section({
       remember: positiveInt.default(2_592_000).describe('Seconds a device (its +sip.instance, or its contact without one) is remembered after it last registered: a message for its user is kept for it, and delivered when it registers again, also while it is not registered.'),
@@ -640,6 +645,9 @@ function checkAcrossSections(config: z.output<typeof baseSchema>, ctx: z.Refinem
         message: `must be between min_expires (${min_expires}) and max_expires (${max_expires})`,
       });
     }
+  }
+  for (const name of Object.keys(config.relay.sync_sent_domains)) {
+    if (!config.domains.includes(name)) ctx.addIssue({ code: 'custom', path: ['relay', 'sync_sent_domains', name], message: `${name} is not one of domains` });
   }
   if (config.sip.t2 < config.sip.t1) {
     ctx.addIssue({ code: 'custom', path: ['sip', 't2'], message: `must not be less than t1 (${config.sip.t1})` });

@@ -173,6 +173,8 @@ export class RoomService {
       this.log.info({ room: roomUri(room), reason: error.message }, 'room post refused: deliveries are behind');
       return request.reply(503, 'Service Unavailable (room deliveries are behind)', { headers: [{ name: 'retry-after', value: String(BACKLOG_RETRY_AFTER_SECONDS) }] });
     }
+    // The room sends a post to every member but its sender: the sender's other devices get their copy.
+    await this.relay.sentCopies.copy(request);
     request.reply(200, 'OK');
     this.stats.messagesIn++;
   }

@@ -98,11 +98,13 @@ export class DeviceDelivery {
   /**
    * `written` is told once the message is stored and its requests to the registered devices are
    * under way, with the transports they go over: the next message for this recipient may follow.
+   * `except`: a device that is not to get it (the one that sent what this copies, relay/sync.ts).
    */
   async deliver(
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean, written?: (protocols: Protocol[]) => void,
+    except?: string,
   ): Promise<DeliveryOutcome | undefined> {
-    if (this.instanceUsersLoaded && !this.instanceUsers.has(aor)) return undefined;
+    if (!this.keepsPerDevice(aor)) return undefined;
     const remembered = await this.store.devicesOf(aor, Date.now() - this.options.remember * 1000);
     if (remembered.length === 0) return undefined;
     const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
@@ -111,6 +113,11 @@ export class DeviceDelivery {
     // changes with its connection): a user with only such devices keeps the store-for-whichever-
     // registers-next delivery, which loses nothing for them.
     if (![...devices].some((device) => instanceOf(device) !== null)) return undefined;
+    if (except !== undefined) {
+      devices.delete(except);
+      live.delete(except);
+      if (devices.size === 0) return undefined;
+    }
     const priority = message.get('priority')?.trim().toLowerCase() === 'non-urgent' ? 1 : 0;
     const id = await this.store.add(record, [...devices], priority, this.options.maxPerUser);
     if (id === 'full') {
@@ -161,6 +168,11 @@ export class DeviceDelivery {
       }
       written?.([...live.values()].map((flows) => flows[0]!.peer.proto));
     });
+  }
+
+  /** Whether `aor` may have messages kept per device: false only once it is known to have no device known by +sip.instance. */
+  keepsPerDevice(aor: string): boolean {
+    return !this.instanceUsersLoaded || this.instanceUsers.has(aor);
   }
 
   /** Counts the deliveries waiting in the store again (after each sweep). */
@@ -223,12 +235,13 @@ export class DeviceDelivery {
 
   /**
    * Pushes to each of `devices` that registered with push parameters that message `id` waits for
-   * it; an invalid token drops the device's push parameters. Receipts (IMDN) wake no one.
+   * it; an invalid token drops the device's push parameters. Receipts (IMDN) and copies of what
+   * the user sent (nothing new to read) wake no one.
    */
   private wake(id: number, devices: RememberedDevice[], message: SipMessage): void {
     const push = this.options.push;
     const kind = deliveryKind(message);
-    if (!push || kind !== 'message') return;
+    if (!push || kind !== 'message' || message.has(SENT_COPY.name)) return;
     for (const device of devices) {
       let target;
       try {
@@ -313,7 +326,10 @@ export class DeviceDelivery {
   }
 }
 
-/** The MESSAGE that delivers a stored message, with the Date it was sent. */
+/** What marks a copy of a message its user sent from another device (own-message sync, relay/sync.ts). */
+export const SENT_COPY = { name: 'x-parley-copy', value: 'sent' };
+
+/** The MESSAGE that delivers a stored message, with the Date it was sent (and, on a copy of the user's own, SENT_COPY). */
 export function storedRequest(stack: SipStack, stored: StoredMessage): SipMessage {
   // Each time it is sent, the same Call-ID, From tag and CSeq as the request it came in as (the one
   // a registered device was given at once): a UA given it twice sees one request again.
@@ -326,7 +342,7 @@ export function storedRequest(stack: SipStack, stored: StoredMessage): SipMessag
     callId: identity.callId,
     cseq: identity.cseq,
     to: stored.toHeader,
-    headers: [{ name: 'date', value: new Date(stored.sentAt ?? stored.receivedAt).toUTCString() }],
+    headers: [{ name: 'date', value: new Date(stored.sentAt ?? stored.receivedAt).toUTCString() }, ...(stored.sentCopy ? [SENT_COPY] : [])],
     body: stored.body,
     contentType: stored.contentType,
   });
@@ -347,7 +363,7 @@ function instanceOf(device: string): string | null {
 }
 
 /** What a message is for push: a receipt (IMDN, RFC 5438, also inside CPIM) or a message. */
-function deliveryKind(message: SipMessage): DeliveryKind {
+export function deliveryKind(message: SipMessage): DeliveryKind {
   const type = message.get('content-type')?.split(';')[0]!.trim().toLowerCase();
   if (type === 'message/imdn+xml') return 'imdn';
   if (type === 'message/cpim' && /content-type:\s*message\/imdn\+xml/i.test(message.body.toString('utf8'))) return 'imdn';

@@ -37,6 +37,7 @@ export function relayPlugin(): ParleyPlugin {
           offline: { enabled: config.offline.enabled, maxPerUser: config.offline.max_per_user, expires: config.offline.expires },
           deliveryWindow: { stream: config.relay.delivery_window, udp: config.relay.delivery_window_udp },
           devices: { remember: config.devices.remember, acceptTimeout: config.relay.accept_timeout, push: context.find(PUSH) },
+          syncSent: { enabled: config.relay.sync_sent, domains: config.relay.sync_sent_domains },
         },
         context.log,
       );

@@ -17,6 +17,7 @@ import { digestRealm } from '../registrar/digest.js';
 import type { DeliveryTurn } from './ordered.js';
 import { stripPushParams, type PushService } from '../push/index.js';
 import { ACCEPTED, DeviceDelivery, UNREACHABLE, storedRequest, stripToUri } from './devices.js';
+import { SentCopies } from './sync.js';
 
 export interface RelayOptions {
   domains: Set<string>;
@@ -34,6 +35,8 @@ export interface RelayOptions {
   deliveryWindow: { stream: number; udp: number };
   /** Seconds a device is remembered after it last registered, and the sender waits for one to take a message; push wakes away devices. */
   devices: { remember: number; acceptTimeout: number; push?: PushService };
+  /** Own-message sync: whether a local domain's users get copies of what they send on their other devices, by default and per domain. */
+  syncSent: { enabled: boolean; domains: Readonly<Record<string, boolean>> };
 }
 
 /** What happened to a message Parley sent on someone's behalf. */
@@ -89,6 +92,8 @@ export class Relay {
   private readonly outboxes = new Set<Pick<Outbox<unknown>, 'backlogWarning'>>();
   /** Per-device delivery of what is sent to a user with remembered devices. */
   readonly devices: DeviceDelivery;
+  /** Copies of what local users send, for their other devices (own-message sync). */
+  readonly sentCopies: SentCopies;
 
   constructor(
     private readonly stack: SipStack,
@@ -102,6 +107,11 @@ export class Relay {
       deliveries, registrar, stack, (message, flows) => this.sendToDevice(message, flows, loopKey(message)),
       { ...options.devices, maxPerUser: options.offline.maxPerUser }, log,
     );
+    this.sentCopies = new SentCopies(registrar, this.devices, stack, {
+      // Copies are kept per device, in the store: without it there is nothing to keep them in.
+      enabledFor: (domain) => options.offline.enabled && this.isLocalDomain(domain) && (options.syncSent.domains[domain] ?? options.syncSent.enabled),
+      record: (aor, message) => this.storedRecord(aor, message),
+    }, log);
     registrar.on('registered', (aor) => {
       void this.deliverStored(aor);
       this.devices.deliverPending(aor);
@@ -155,6 +165,7 @@ export class Relay {
       return;
     }
     const result = await this.deliverLocal(target, message, loopKey(message));
+    if (result.status < 300) await this.sentCopies.copy(request);
     if (result.response) {
       result.response.removeFirstValue('via');
       request.respond(result.response);
@@ -218,6 +229,7 @@ export class Relay {
       return;
     }
     const response = await this.sendForeign(copy);
+    if (response.status >= 200 && response.status < 300) await this.sentCopies.copy(request);
     response.removeFirstValue('via');
     request.respond(response);
   }

@@ -83,6 +83,7 @@ export async function insertStoredMessage(trx: Transaction<Database>, message: O
       expires_at: message.expiresAt,
       origin: message.origin ?? null,
       per_device: perDevice ? 1 : 0,
+      ...(message.sentCopy ? { sent_copy: 1 } : {}),
     })
     .returning('id')
     .executeTakeFirstOrThrow();
@@ -100,5 +101,6 @@ export function toStoredMessage(row: Selectable<OfflineMessagesTable>): StoredMe
     receivedAt: row.received_at,
     expiresAt: row.expires_at,
     ...nullsAbsent({ sentAt: row.sent_at, origin: row.origin }),
+    ...(row.sent_copy === 1 ? { sentCopy: true } : {}),
   };
 }

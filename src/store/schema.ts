@@ -45,6 +45,8 @@ export interface OfflineMessagesTable {
   origin: string | null;
   /** 1: delivered to the devices of its message_deliveries rows; 0: to whichever device of the AOR registers next. */
   per_device: Generated<number>;
+  /** 1: a copy of what the AOR sent from another device (own-message sync). */
+  sent_copy: Generated<number>;
 }
 
 /** A device an AOR was seen registering from: its instance URN, or its contact without one. */

@@ -85,6 +85,8 @@ export interface StoredMessage {
   expiresAt: number;
   /** What names the request it came in (Call-ID, From tag, CSeq): a retransmission stored again after a restart is delivered under the same identity. */
   origin?: string;
+  /** A copy of what the AOR itself sent from another of its devices (own-message sync): delivered marked as sent. */
+  sentCopy?: boolean;
 }
 
 export interface OfflineStore {
