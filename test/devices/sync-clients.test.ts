@@ -21,9 +21,7 @@ test('two linphonec devices and a JsSIP device of one user: each sees what bob s
   const s = await startServer();
   const phone = new LinphoneDevice(s, 'lino', { sipLog: true });
   const desk = new LinphoneDevice(s, 'lino', { sipLog: true });
-  let web: JsSipClient | undefined;
   after(async () => {
-    web?.kill();
     await Promise.all([phone.kill(), desk.kill()]);
     await s.stop();
   });
@@ -31,7 +29,8 @@ test('two linphonec devices and a JsSIP device of one user: each sees what bob s
   phone.start();
   desk.start();
   await eventually(() => devices() === 2 || undefined, 'both linphonec registered as devices', 20_000);
-  web = await JsSipClient.start({ url: `ws://127.0.0.1:${s.ws!.port}`, uri: 'sip:lino@localhost' });
+  const web = await JsSipClient.start({ url: `ws://127.0.0.1:${s.ws!.port}`, uri: 'sip:lino@localhost' });
+  after(() => web.kill());
   assert.equal(devices(), 3, 'JsSIP is the third device');
   const bob = await agent('bob', s.udp);
   assert.equal((await bob.register()).status, 200);
