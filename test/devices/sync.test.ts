@@ -9,17 +9,24 @@ import { TestUA, udpAgents } from '../support/ua.js';
 import { killAll, startParley } from '../support/process.js';
 import { newInstance, registerDevice } from './devices.js';
 import { command } from '../imc/room-helpers.js';
+import { eventually } from '../support/eventually.js';
+import { xmppComponentServer } from '../support/xmpp-peer.js';
+import { startHttpStandIn, type StandIn } from '../support/push-providers.js';
 import type { SipMessage } from '../../src/sip/index.js';
 
 let s: TestServer;
 /** Stands for the next hop towards other domains (relay.outbound_proxy): it takes every request with 200. */
 let proxy: TestUA;
+/** Stands for a push provider (a webhook). */
+let hook: StandIn;
 const agent = udpAgents();
 before(async () => {
   // It answers where its server is: Parley, once started.
   const parleyAddress = { host: '127.0.0.1', port: 0 };
   proxy = await TestUA.create({ user: 'proxy', server: parleyAddress });
+  hook = await startHttpStandIn();
   s = await startServer({
+    push: { enabled: true, attempts: 1, webhook_url: `${hook.url}/wake?call=$call_id` },
     domains: ['localhost', 'quiet.test'],
     relay: { accept_timeout: 1, outbound_proxy: `sip:127.0.0.1:${proxy.localPort}`, sync_sent_domains: { 'quiet.test': false } } as never,
   });
@@ -28,6 +35,7 @@ before(async () => {
 after(async () => {
   proxy.close();
   await s.stop();
+  await hook.close();
   killAll();
 });
 
@@ -96,6 +104,26 @@ test('a device asleep when the user sent gets the copy when it registers again, 
   assert.equal((await registerDevice(laptop, { instance: laptopInstance })).status, 200);
   await last;
   assert.deepEqual(messages(laptop).map((m) => `${m.body.toString()}${isCopy(m) ? ' (sent)' : ''}`), ['one from bob', 'one from ben (sent)', 'two from bob']);
+});
+
+test('a copy wakes no device through push; the away device gets it when it registers', async () => {
+  const { phone, laptop, bob, laptopInstance, aor } = await twoDevices('joy');
+  const push = ';pn-provider=acme;pn-prid=token-joy;pn-param=app1';
+  assert.equal((await registerDevice(laptop, { instance: laptopInstance, uriParams: push })).status, 200);
+  assert.equal((await registerDevice(laptop, { instance: laptopInstance, uriParams: push, expires: 0 })).status, 200);
+  const before = hook.requests.length;
+  assert.equal((await phone.message(bob.aor, 'not worth a push')).status, 200);
+  // Bob's message to joy, sent after, is pushed: by then a push for the copy would have been asked for.
+  const pushed = hook.nextRequest();
+  const fromBob = bob.build('MESSAGE', aor, { body: 'worth a push' });
+  assert.equal((await bob.send(fromBob)).status, 200, 'the phone took it');
+  assert.equal((await pushed).path, `/wake?call=${encodeURIComponent(fromBob.callId)}`);
+  assert.equal(hook.requests.length, before + 1, 'the copy pushed nothing');
+
+  const last = laptop.waitForRequest((m) => m.body.toString() === 'worth a push');
+  assert.equal((await registerDevice(laptop, { instance: laptopInstance, uriParams: push })).status, 200);
+  await last;
+  assert.deepEqual(messages(laptop).map((m) => `${m.body.toString()}${isCopy(m) ? ' (sent)' : ''}`), ['not worth a push (sent)', 'worth a push']);
 });
 
 test('receipts (IMDN, also in CPIM), is-composing and Expires: 0 are not copied', async () => {
@@ -174,6 +202,30 @@ test('a room post reaches the other members from the room, and the sender\'s oth
   const posts = messages(laptop).filter((m) => m.body.toString().includes('hello room'));
   assert.deepEqual(posts.map((m) => m.body.toString()), ['hello room'], 'once: the room itself sends nothing to its sender');
   assert.equal(messages(phone).filter(isCopy).length, 0);
+});
+
+test('a message to an XMPP contact through the gateway is copied to the sender\'s other devices, To the gateway address', async () => {
+  const xmppServer = xmppComponentServer('sip.xmpp.example');
+  const xmpp = await startServer({ xmpp: { enabled: true, xmpp_domain: 'sip.xmpp.example', xmpp_password: 'scripted-server-secret', xmpp_port: await xmppServer.listen() } as never });
+  try {
+    await eventually(() => xmpp.server.xmpp!.stats.state === 'online' || undefined, 'gateway online');
+    const phone = await agent('ivy', xmpp.udp);
+    const laptop = await agent('ivy', xmpp.udp);
+    assert.equal((await registerDevice(phone, { instance: newInstance() })).status, 200);
+    assert.equal((await registerDevice(laptop, { instance: newInstance() })).status, 200);
+    const romeo = 'sip:romeo*xmpp.example@sip.xmpp.example';
+    const copy = laptop.waitForRequest((m) => m.method === 'MESSAGE');
+    assert.equal((await phone.message(romeo, 'wherefore art thou')).status, 202);
+    await eventually(() => xmppServer.latest?.input.includes('<body>wherefore art thou</body>') || undefined, 'the stanza at the XMPP server');
+    const copied = await copy;
+    assert.equal(copied.body.toString(), 'wherefore art thou');
+    assert.equal(copied.get('to'), `<${romeo}>`);
+    assert.equal(isCopy(copied), true);
+    assert.deepEqual(bodies(phone), []);
+  } finally {
+    await xmpp.stop();
+    xmppServer.close();
+  }
 });
 
 test('kill -9 with a copy pending: a restarted Parley delivers it to the away device as the same request', async () => {
