@@ -206,6 +206,11 @@ describe('errors', () => {
     assert.equal(failure('sip: { exempt_sources: [192.0.2.0/33] }\n').message, 'config: sip.exempt_sources[0]: expected an IP address or CIDR range, e.g. 192.0.2.0/24');
   });
 
+  test('relay.sync_sent_domains names served domains only', () => {
+    assert.deepEqual(load('domains: [example.com]\nrelay: { sync_sent_domains: { Example.com: false } }\n').relay.sync_sent_domains, { 'example.com': false });
+    assert.equal(failure('domains: [example.com]\nrelay: { sync_sent_domains: { example.org: false } }\n').message, 'config: relay.sync_sent_domains.example.org: example.org is not one of domains');
+  });
+
   test('every problem is listed, one a line', () => {
     const error = failure('domains: []\nregistrar: { max_contact: 3 }\nrelay: { foreign_domain_status: 500 }\nsip: { max_forwards: 0 }\n');
     assert.deepEqual(error.message.split('\n'), [
