@@ -363,7 +363,7 @@ function instanceOf(device: string): string | null {
 }
 
 /** What a message is for push: a receipt (IMDN, RFC 5438, also inside CPIM) or a message. */
-export function deliveryKind(message: SipMessage): DeliveryKind {
+function deliveryKind(message: SipMessage): DeliveryKind {
   const type = message.get('content-type')?.split(';')[0]!.trim().toLowerCase();
   if (type === 'message/imdn+xml') return 'imdn';
   if (type === 'message/cpim' && /content-type:\s*message\/imdn\+xml/i.test(message.body.toString('utf8'))) return 'imdn';

@@ -111,6 +111,7 @@ export class Relay {
       // Copies are kept per device, in the store: without it there is nothing to keep them in.
       enabledFor: (domain) => options.offline.enabled && this.isLocalDomain(domain) && (options.syncSent.domains[domain] ?? options.syncSent.enabled),
       record: (aor, message) => this.storedRecord(aor, message),
+      maxBody: options.maxBody,
     }, log);
     registrar.on('registered', (aor) => {
       void this.deliverStored(aor);
@@ -165,7 +166,8 @@ export class Relay {
       return;
     }
     const result = await this.deliverLocal(target, message, loopKey(message));
-    if (result.status < 300) await this.sentCopies.copy(request);
+    const copied = result.status < 300 ? this.sentCopies.copy(request) : undefined;
+    if (copied) await copied;
     if (result.response) {
       result.response.removeFirstValue('via');
       request.respond(result.response);

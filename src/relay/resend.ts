@@ -13,7 +13,12 @@ export interface ResendIdentity {
 
 /** What names the request a message came in (Call-ID, From tag, CSeq): the same for each of its retransmissions. */
 export function requestKey(message: SipMessage): string {
-  return `${message.callId}|${message.from.params.get('tag') ?? ''}|${message.cseq.seq}`;
+  return keyOfRequest({ callId: message.callId, fromTag: message.from.params.get('tag') ?? '', cseq: message.cseq.seq });
+}
+
+/** The requestKey of the request with this Call-ID, From tag and CSeq (one Parley is to send). */
+export function keyOfRequest(request: { callId: string; fromTag: string; cseq: number }): string {
+  return `${request.callId}|${request.fromTag}|${request.cseq}`;
 }
 
 /**

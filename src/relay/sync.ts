@@ -10,20 +10,22 @@
 import type { Logger } from 'pino';
 import { type IncomingRequest, type Peer, type SipMessage, type SipStack, parseUri } from '../sip/index.js';
 import { deviceKey, instanceUrn, isStoreUnavailable, type Binding, type StoredMessage } from '../store/index.js';
-import type { Registrar } from '../registrar/registrar.js';
-import { type DeviceDelivery, deliveryKind, storedRequest } from './devices.js';
-import { requestKey, resendIdentity } from './resend.js';
+import type { Destination, Registrar } from '../registrar/registrar.js';
+import { CPIM_TYPE, ContentError, decodeContent, headerValue, parseCpim } from '../bridge/cpim.js';
+import { type DeviceDelivery, storedRequest } from './devices.js';
+import { keyOfRequest, requestKey, resendIdentity } from './resend.js';
 
 export interface SentCopyOptions {
   /** Whether the users of a local domain get copies of what they send (relay.sync_sent, relay.sync_sent_domains). */
   enabledFor(domain: string): boolean;
   /** The stored message of `message` for `aor`, as the relay stores what it keeps. */
   record(aor: string, message: SipMessage): Omit<StoredMessage, 'id'>;
+  /** relay.max_body: the most a deflated body is inflated to, to read the type inside CPIM. */
+  maxBody: number;
 }
 
-/** A body that is stale once late (RFC 3994), also inside CPIM: never copied. */
-const IS_COMPOSING = /^application\/im-iscomposing\+xml\s*(?:;|$)/i;
-const CPIM_IS_COMPOSING = /content-type:\s*application\/im-iscomposing\+xml/i;
+/** What is never copied, also inside CPIM: receipts (RFC 5438) and is-composing states (RFC 3994), which say nothing to the sender's own devices. */
+const NOT_COPIED: ReadonlySet<string> = new Set(['message/imdn+xml', 'application/im-iscomposing+xml']);
 
 /** No sender waits on a copy's outcome: no answer is better than another. */
 const NONE_BETTER = (): boolean => false;
@@ -38,18 +40,23 @@ export class SentCopies {
   ) {}
 
   /**
-   * Copies `request`, taken from a local user, to the user's other devices; resolves once the copy
-   * is stored (before the sender is answered, so an acknowledged message has its copies), never rejects.
+   * Copies `request`, taken from a local user, to the user's other devices: undefined when there is
+   * nothing to copy, else a promise (never rejected) of the copy stored, for the sender's answer to
+   * wait for, so that an acknowledged message has its copies.
    */
-  async copy(request: IncomingRequest): Promise<void> {
+  copy(request: IncomingRequest): Promise<void> | undefined {
+    const sender = this.registrar.destinationOf(request.message.fromUri);
+    if (!sender || !this.isCopied(request.message, sender.aor)) return undefined;
+    return this.store(request, sender);
+  }
+
+  private async store(request: IncomingRequest, sender: Destination): Promise<void> {
     const message = request.message;
-    const sender = this.registrar.destinationOf(message.fromUri);
-    if (!sender || !this.isCopied(message, sender.aor)) return;
     const original = this.options.record(sender.aor, message);
     // Derived from the request it copies: the copy is the same request each time it is sent, after a
     // restart or when the sender sent its request again, yet never the request itself.
     const identity = resendIdentity(`sent.${requestKey(message)}`);
-    const record: Omit<StoredMessage, 'id'> = { ...original, origin: `${identity.callId}|${identity.fromTag}|${message.cseq.seq}`, sentCopy: true };
+    const record: Omit<StoredMessage, 'id'> = { ...original, origin: keyOfRequest({ ...identity, cseq: message.cseq.seq }), sentCopy: true };
     const except = sender.device ? instanceUrn(sender.device.instance) : this.sendingDevice(request, sender.aor);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -68,12 +75,23 @@ export class SentCopies {
   private isCopied(message: SipMessage, aor: string): boolean {
     const [, domain] = aor.split('@');
     if (domain === undefined || !this.options.enabledFor(domain) || !this.devices.keepsPerDevice(aor)) return false;
-    if (message.get('expires')?.trim() === '0' || deliveryKind(message) !== 'message') return false;
-    const type = message.get('content-type') ?? '';
-    if (IS_COMPOSING.test(type) || (/^message\/cpim/i.test(type) && CPIM_IS_COMPOSING.test(message.body.toString('utf8')))) return false;
+    if (message.get('expires')?.trim() === '0' || NOT_COPIED.has(this.carriedType(message))) return false;
     // Written to the user's own address: every device of the user gets the message itself.
     const target = message.requestUri;
     return !(target.host === domain && this.registrar.destinationOf(target)?.aor === aor);
+  }
+
+  /** The media type of what `message` carries: its Content-Type, or in message/cpim (deflated or not) the content's. */
+  private carriedType(message: SipMessage): string {
+    const type = mediaType(message.get('content-type'));
+    if (type !== CPIM_TYPE) return type;
+    try {
+      const cpim = parseCpim(decodeContent(message.body, message.get('content-encoding'), this.options.maxBody));
+      return mediaType(headerValue(cpim.contentHeaders, 'content-type'));
+    } catch (error) {
+      if (!(error instanceof ContentError)) throw error;
+      return type;
+    }
   }
 
   /**
@@ -94,6 +112,11 @@ export class SentCopies {
     const binding = this.registrar.lookup(aor).find((b) => sameFlow(b, request.source));
     return binding && deviceKey(binding);
   }
+}
+
+/** A Content-Type without its parameters, lower-cased. */
+function mediaType(value: string | undefined): string {
+  return (value ?? '').split(';')[0]!.trim().toLowerCase();
 }
 
 /** Whether a request from `source` came over the flow `binding` registered on. */

@@ -4,6 +4,7 @@
 // Expires: 0 are not copied; a domain can switch it off.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { deflateSync } from 'node:zlib';
 import { startServer, type TestServer } from '../support/server.js';
 import { TestUA, udpAgents } from '../support/ua.js';
 import { killAll, startParley } from '../support/process.js';
@@ -126,20 +127,24 @@ test('a copy wakes no device through push; the away device gets it when it regis
   assert.deepEqual(messages(laptop).map((m) => `${m.body.toString()}${isCopy(m) ? ' (sent)' : ''}`), ['not worth a push (sent)', 'worth a push']);
 });
 
-test('receipts (IMDN, also in CPIM), is-composing and Expires: 0 are not copied', async () => {
+test('receipts (IMDN, also in CPIM, deflated or not), is-composing (also in CPIM) and Expires: 0 are not copied', async () => {
   const { phone, laptop, bob } = await twoDevices('cal');
   const imdn = '<?xml version="1.0"?><imdn xmlns="urn:ietf:params:xml:ns:imdn"><message-id>x1</message-id><delivery-notification><status><delivered/></status></delivery-notification></imdn>';
   assert.equal((await phone.message(bob.aor, imdn, [], 'message/imdn+xml')).status, 200);
   const cpim = `From: <sip:cal@localhost>\r\nTo: <${bob.aor}>\r\nNS: imdn <urn:ietf:params:imdn>\r\n\r\nContent-Type: message/imdn+xml\r\n\r\n${imdn}`;
   assert.equal((await phone.message(bob.aor, cpim, [], 'message/cpim')).status, 200);
+  const deflated = phone.build('MESSAGE', bob.aor, { body: deflateSync(cpim), contentType: 'message/cpim', headers: [{ name: 'content-encoding', value: 'deflate' }] });
+  assert.equal((await phone.send(deflated)).status, 200);
   const composing = '<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>';
   assert.equal((await phone.message(bob.aor, composing, [], 'application/im-iscomposing+xml')).status, 200);
+  const wrapped = `From: <sip:cal@localhost>\r\nTo: <${bob.aor}>\r\n\r\nContent-Type: application/im-iscomposing+xml\r\n\r\n${composing}`;
+  assert.equal((await phone.message(bob.aor, wrapped, [], 'message/cpim')).status, 200);
   assert.equal((await phone.message(bob.aor, 'now or never', [{ name: 'expires', value: '0' }])).status, 200);
   const copy = laptop.waitForRequest((m) => m.method === 'MESSAGE');
   assert.equal((await phone.message(bob.aor, 'a real one')).status, 200);
   assert.equal((await copy).body.toString(), 'a real one');
   assert.deepEqual(bodies(laptop), ['a real one']);
-  assert.equal(messages(bob).length, 5, 'bob got all five');
+  assert.equal(messages(bob).length, 7, 'bob got all seven');
 });
 
 test('relay.sync_sent_domains switches copies off for a domain', async () => {
