@@ -10,6 +10,8 @@ export function recordingRelay(): { relay: Relay; sent: OutgoingMessage[] } {
       return Promise.resolve({ status: 200, reason: 'OK', stored: false });
     },
     trackOutbox: () => {},
+    // Nobody here has other devices to copy what they send to.
+    sentCopies: { copy: () => undefined },
   } as unknown as Relay;
   return { relay, sent };
 }
