@@ -27,8 +27,12 @@ function tlsSummary({ tls }: Config): string | undefined {
   return tls.cert === null ? undefined : `certificate ${tls.cert}, key ${tls.key}${tls.ca === null ? '' : `, authorities ${tls.ca}`}`;
 }
 
-function relaySummary({ relay }: Config): string {
-  return relay.outbound_proxy === null ? `other domains refused (${relay.foreign_domain_status})` : `other domains through ${relay.outbound_proxy}`;
+function relaySummary({ relay, domains, offline }: Config): string {
+  const foreign = relay.outbound_proxy === null ? `other domains refused (${relay.foreign_domain_status})` : `other domains through ${relay.outbound_proxy}`;
+  // Copies are kept in the offline store, per device.
+  const synced = offline.enabled ? domains.filter((domain) => relay.sync_sent_domains[domain] ?? relay.sync_sent) : [];
+  const sync = synced.length === 0 ? 'off' : synced.length === domains.length ? 'on' : `on for ${synced.join(', ')}`;
+  return `${foreign}, own-message sync ${sync}`;
 }
 
 function offlineSummary({ offline }: Config): string {

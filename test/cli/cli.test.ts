@@ -78,7 +78,7 @@ describe('parley check-config', () => {
         '  domains:  localhost\n' +
         '  auth:     open: anyone may register and send as anyone\n' +
         '  database: sqlite:./data/parley.db\n' +
-        '  relay:    other domains refused (403)\n' +
+        '  relay:    other domains refused (403), own-message sync on\n' +
         '  offline:  stored, 100 per user for 604800 s\n' +
         '  rooms:    manager sip:chat-manager@localhost, rooms chat-*, history 20\n' +
         '  presence: policy open\n' +
@@ -97,7 +97,7 @@ describe('parley check-config', () => {
       'listen: ["udp:0.0.0.0:5060", "tls:0.0.0.0:5061"]',
       `tls: { cert: ${cert}, key: ${key} }`,
       'database: postgres://parley:hunter2@db.example/parley',
-      'relay: { outbound_proxy: "sip:proxy.example.com" }',
+      'relay: { outbound_proxy: "sip:proxy.example.com", sync_sent: false }',
       'imc: { enabled: false }',
       'presence: { policy: same-domain }',
       'xmpp: { enabled: true, backend: server, xmpp_domain: xmpp.example.com, dialback_secret: "0123456789abcdef" }',
@@ -115,7 +115,7 @@ describe('parley check-config', () => {
         '  domains:  example.com\n' +
         '  auth:     required, digest SHA-256 and MD5, realm per domain\n' +
         '  database: postgres://parley:***@db.example/parley\n' +
-        '  relay:    other domains through sip:proxy.example.com\n' +
+        '  relay:    other domains through sip:proxy.example.com, own-message sync off\n' +
         '  offline:  stored, 100 per user for 604800 s\n' +
         '  rooms:    off\n' +
         '  presence: policy same-domain\n' +
