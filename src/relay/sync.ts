@@ -45,8 +45,10 @@ export class SentCopies {
    * wait for, so that an acknowledged message has its copies.
    */
   copy(request: IncomingRequest): Promise<void> | undefined {
-    const sender = this.registrar.destinationOf(request.message.fromUri);
-    if (!sender || !this.isCopied(request.message, sender.aor)) return undefined;
+    const from = request.message.fromUri;
+    if (!this.options.enabledFor(from.host)) return undefined;
+    const sender = this.registrar.destinationOf(from);
+    if (!sender || !this.devices.keepsPerDevice(sender.aor) || !this.isCopied(request.message, sender.aor)) return undefined;
     return this.store(request, sender);
   }
 
@@ -73,12 +75,10 @@ export class SentCopies {
   }
 
   private isCopied(message: SipMessage, aor: string): boolean {
-    const [, domain] = aor.split('@');
-    if (domain === undefined || !this.options.enabledFor(domain) || !this.devices.keepsPerDevice(aor)) return false;
     if (message.get('expires')?.trim() === '0' || NOT_COPIED.has(this.carriedType(message))) return false;
     // Written to the user's own address: every device of the user gets the message itself.
     const target = message.requestUri;
-    return !(target.host === domain && this.registrar.destinationOf(target)?.aor === aor);
+    return !(target.host === message.fromUri.host && this.registrar.destinationOf(target)?.aor === aor);
   }
 
   /** The media type of what `message` carries: its Content-Type, or in message/cpim (deflated or not) the content's. */

@@ -147,6 +147,17 @@ test('receipts (IMDN, also in CPIM, deflated or not), is-composing (also in CPIM
   assert.equal(messages(bob).length, 7, 'bob got all seven');
 });
 
+test('a note to the user\'s own address reaches the other device once, as the message itself', async () => {
+  const { phone, laptop, bob, aor } = await twoDevices('kim');
+  const note = laptop.waitForRequest((m) => m.method === 'MESSAGE');
+  assert.equal((await phone.message(aor, 'note to self')).status, 200);
+  assert.equal(isCopy(await note), false);
+  const next = laptop.waitForRequest((m) => m.body.toString() === 'from bob');
+  assert.equal((await bob.message(aor, 'from bob')).status, 200);
+  await next;
+  assert.deepEqual(bodies(laptop), ['note to self', 'from bob']);
+});
+
 test('relay.sync_sent_domains switches copies off for a domain', async () => {
   const { phone, laptop, bob, aor } = await twoDevices('dee', 'quiet.test');
   assert.equal((await phone.message(bob.aor, 'not copied')).status, 200);
