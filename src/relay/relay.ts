@@ -166,8 +166,7 @@ export class Relay {
       return;
     }
     const result = await this.deliverLocal(target, message, loopKey(message));
-    const copied = result.status < 300 ? this.sentCopies.copy(request) : undefined;
-    if (copied) await copied;
+    if (result.status < 300) await this.sentCopies.copy(request);
     if (result.response) {
       result.response.removeFirstValue('via');
       request.respond(result.response);

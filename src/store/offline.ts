@@ -83,7 +83,7 @@ export async function insertStoredMessage(trx: Transaction<Database>, message: O
       expires_at: message.expiresAt,
       origin: message.origin ?? null,
       per_device: perDevice ? 1 : 0,
-      ...(message.sentCopy ? { sent_copy: 1 } : {}),
+      sent_copy: message.sentCopy ? 1 : 0,
     })
     .returning('id')
     .executeTakeFirstOrThrow();
