@@ -8,7 +8,7 @@ import { deflateSync } from 'node:zlib';
 import { startServer, type TestServer } from '../support/server.js';
 import { TestUA, udpAgents } from '../support/ua.js';
 import { killAll, startParley } from '../support/process.js';
-import { newInstance, registerDevice } from './devices.js';
+import { contactParam, newInstance, registerDevice } from './devices.js';
 import { command } from '../imc/room-helpers.js';
 import { eventually } from '../support/eventually.js';
 import { xmppComponentServer } from '../support/xmpp-peer.js';
@@ -168,8 +168,8 @@ test('relay.sync_sent_domains switches copies off for a domain', async () => {
   assert.deepEqual(await s.server.store.deliveries.pendingCounts('dee@quiet.test'), []);
 });
 
-test('the sending device is known by the +sip.instance of its Contact; one registered without an instance by the flow it sends on', async () => {
-  const { phone, laptop, bob, phoneInstance } = await twoDevices('eve');
+test('the sending device is known by the +sip.instance or the GRUU of its Contact; one registered without an instance by the flow it sends on', async () => {
+  const { phone, laptop, bob, phoneInstance, laptopInstance } = await twoDevices('eve');
   // The phone sends from another socket, naming itself in Contact.
   const elsewhere = await agent('eve', s.udp);
   const copy = laptop.waitForRequest((m) => m.method === 'MESSAGE');
@@ -177,6 +177,14 @@ test('the sending device is known by the +sip.instance of its Contact; one regis
   assert.equal((await elsewhere.message(bob.aor, 'from the phone, elsewhere', [contact])).status, 200);
   assert.equal((await copy).body.toString(), 'from the phone, elsewhere');
   assert.deepEqual(bodies(phone), []);
+
+  // The laptop, registered with GRUUs, sends from elsewhere with its public GRUU as Contact.
+  const gruu = contactParam(await registerDevice(laptop, { instance: laptopInstance, supported: 'gruu' }), laptop.contact, 'pub-gruu');
+  assert.ok(gruu);
+  const toPhone = phone.waitForRequest((m) => m.method === 'MESSAGE');
+  assert.equal((await elsewhere.message(bob.aor, 'from the laptop, elsewhere', [{ name: 'contact', value: `<${gruu}>` }])).status, 200);
+  assert.equal((await toPhone).body.toString(), 'from the laptop, elsewhere');
+  assert.deepEqual(bodies(laptop), ['from the phone, elsewhere']);
 
   // A desk phone without an instance: the phone and the laptop get the copy, the desk none.
   const desk = await agent('eve', s.udp);
