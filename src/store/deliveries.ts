@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { CompiledStatements } from './compiled.js';
 import { GroupCommit } from './group-commit.js';
 import { nullsAbsent } from './rows.js';
@@ -77,7 +77,7 @@ export class DeliveryRepository implements DeliveryStore {
         trx
           .deleteFrom('offline_messages')
           .where('id', '=', id as number)
-          .where('per_device', '=', 1)
+          .where('per_device', '=', sql.lit(1))
           .where((eb) => eb.not(eb.exists(eb.selectFrom('message_deliveries').select('device').where('message_id', '=', rowsOf as number)))),
       );
       await trx.getExecutor().provideConnection(async (connection) => {
