@@ -70,18 +70,18 @@ const { values: args } = parseArgs({
   },
 });
 const { STEP_S, REFINE, BUDGET_S } = stepSettings(args);
-const count = (name: keyof typeof args, min: number): number => {
+const wholeNumber = (name: keyof typeof args, min: number): number => {
   const value = Number(args[name]);
   if (!Number.isInteger(value) || value < min) throw new Error(`--${name} ${String(args[name])}: a whole number of at least ${min}`);
   return value;
 };
-const USERS = count('users', 1);
-const START = count('start-deliveries', LEGS);
-const MAX = count('max-deliveries', START);
-const MAX_P99_MS = count('max-p99-ms', 1);
-const SLEEPERS = count('sleepers', 1);
-const BACKLOG = count('backlog', 1);
-const WINDOW = count('window', 1);
+const USERS = wholeNumber('users', 1);
+const START = wholeNumber('start-deliveries', LEGS);
+const MAX = wholeNumber('max-deliveries', START);
+const MAX_P99_MS = wholeNumber('max-p99-ms', 1);
+const SLEEPERS = wholeNumber('sleepers', 1);
+const BACKLOG = wholeNumber('backlog', 1);
+const WINDOW = wholeNumber('window', 1);
 /** Seconds bench/rooms.ts is given for its comparison run: set up, warm-up, and its steps. */
 const ROOMS_BUDGET_S = 30 + (4 + REFINE) * (STEP_S + 8);
 
@@ -356,8 +356,9 @@ interface Step {
   serverCpu: number;
   sippCpu: number;
   drops: number;
-  /** MESSAGEs answered 200, each of which left a delivery row for its user's sleeping device. */
+  /** MESSAGEs answered 200 (each left a delivery row for its user's sleeping device), and sent. */
   answered: number;
+  sent: number;
   problem?: string;
 }
 
@@ -411,14 +412,18 @@ async function runStep(server: Server, awake: AwakeDevices[], users: string[], m
   else if (sentRate < 0.95 * messages) problem = `sent only ${Math.round(sentRate)}/s`;
   return {
     messages, deliveries: messages * LEGS, sentRate, deliveredRate, received, expected, oneWay, rtts: result.rtts.map((r) => r.ms),
-    serverCpu, sippCpu, drops: udpDrops() - dropsBefore, answered: result.stats?.successful ?? 0, problem,
+    serverCpu, sippCpu, drops: udpDrops() - dropsBefore, answered: result.stats?.successful ?? 0, sent: result.stats?.outgoing ?? 0, problem,
   };
 }
 
 interface Phase1 {
   found: Found<Step>;
-  /** MESSAGEs answered 200 over the phase (warm-up included), and the delivery rows the sleepers hold. */
+  /**
+   * MESSAGEs answered 200 and sent over the phase (warm-up included), and the delivery rows the
+   * sleepers hold: one for each answered, and for some of those a failing step left unanswered.
+   */
   answered: number;
+  sent: number;
   sleeperRows: number;
 }
 
@@ -433,8 +438,14 @@ async function phase1(server: Server, store: StoreProbe, devices: DeviceSocket, 
   }
   log(`phase 1: ${USERS} users, each with devices ${AWAKE_SLOTS.join(' and ')} registered (sipp) and device ${SLEEPING_SLOT} asleep`);
   let answered = 0;
+  let sent = 0;
+  const tally = (step: Step) => {
+    answered += step.answered;
+    sent += step.sent;
+    return step;
+  };
   // Warm-up, not measured: JIT compilation, the first store writes, socket buffers.
-  answered += (await runStep(server, awake, users, Math.max(1, Math.round(200 / LEGS)))).answered;
+  tally(await runStep(server, awake, users, Math.max(1, Math.round(200 / LEGS))));
   const found: Found<Step> = {};
   const next = rateSearch(found, (step) => step.messages, Math.max(1, Math.round(START / LEGS)), (messages) => messages * LEGS <= MAX, REFINE);
   for (let messages = next(); messages !== undefined; messages = next()) {
@@ -442,8 +453,7 @@ async function phase1(server: Server, store: StoreProbe, devices: DeviceSocket, 
       log(`  out of phase 1's time budget before the ${messages} MESSAGEs/s step`);
       break;
     }
-    const step = await runStep(server, awake, users, messages);
-    answered += step.answered;
+    const step = tally(await runStep(server, awake, users, messages));
     log(
       `  ${String(messages).padStart(5)} MESSAGEs/s = ${String(step.deliveries).padStart(6)} deliveries/s  ${(step.problem ?? 'ok').padEnd(40)} ` +
         `sent ${Math.round(step.sentRate)}/s delivered ${Math.round(step.deliveredRate)}/s (${step.received}/${step.expected})  ` +
@@ -461,7 +471,7 @@ async function phase1(server: Server, store: StoreProbe, devices: DeviceSocket, 
     peers.delete(device.uas);
     await device.uas.stop();
   }
-  return { found, answered, sleeperRows: store.pending(SLEEPING_SLOT) };
+  return { found, answered, sent, sleeperRows: store.pending(SLEEPING_SLOT) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -476,6 +486,9 @@ interface Phase2 {
   messagesAdded: number;
   registerRate: number;
   registerFailures: Map<number, number>;
+  /** Parley's CPU (cores) and the UDP datagrams dropped, from the first REGISTER to the last delivery. */
+  serverCpu: number;
+  drops: number;
   deliveryRate: number;
   elapsedS: number;
   toEach: { p50: number; p99: number };
@@ -507,6 +520,8 @@ async function phase2(server: Server, store: StoreProbe, devices: DeviceSocket):
   log(`  backlog stored at ${Math.round(fillRate)} MESSAGEs/s: ${rowsAdded} delivery rows, ${Math.round(bytesPerDelivery)} bytes of SQLite pages each; waking them`);
 
   const registeredAt = new Array<number>(SLEEPERS);
+  const dropsBefore = udpDrops();
+  const serverMeter = new CpuMeter(() => server.pids());
   const start = performance.now();
   const registerFailures = await windowed(SLEEPERS, WINDOW, 200, (i) => {
     registeredAt[i] = performance.now();
@@ -514,6 +529,9 @@ async function phase2(server: Server, store: StoreProbe, devices: DeviceSocket):
   });
   const registerRate = SLEEPERS / ((performance.now() - start) / 1000);
   const delivered = await quiet(() => devices.deliveries, 3000, Date.now() + 120_000);
+  const meteredCores = serverMeter.stop();
+  const meteredMs = performance.now() - start;
+  const drops = udpDrops() - dropsBefore;
   const toEach: number[] = [];
   const toLast: number[] = [];
   let outOfOrder = 0;
@@ -535,7 +553,9 @@ async function phase2(server: Server, store: StoreProbe, devices: DeviceSocket):
   const elapsedS = (lastMs - start) / 1000;
   return {
     fillRate, bytesPerDelivery, rssPerDelivery, rowsAdded, messagesAdded: after.messages - before.messages,
-    registerRate, registerFailures, deliveryRate: delivered / elapsedS, elapsedS,
+    registerRate, registerFailures, drops, deliveryRate: delivered / elapsedS, elapsedS,
+    // Over the time to the last delivery: the wait for quiet after it was idle.
+    serverCpu: (meteredCores * meteredMs) / Math.max(1, lastMs - start),
     toEach: { p50: quantile(toEach, 0.5), p99: quantile(toEach, 0.99) },
     toLast: { p50: quantile(toLast, 0.5), p99: quantile(toLast, 0.99) },
     delivered, expected: total, repeats: devices.repeats, outOfOrder, incomplete, leftPending: store.pending(WAKING_SLOT),
@@ -588,7 +608,7 @@ function report(one: Phase1, two: Phase2, rooms: RoomsRow | undefined, loadBefor
   const registerFailures = [...two.registerFailures].map(([status, n]) => `${n} x ${status}`).join(', ');
   const checks = [
     two.delivered === two.expected ? 'all delivered' : `${two.expected - two.delivered} of ${two.expected} NOT delivered`,
-    two.repeats === 0 ? 'none twice' : `${two.repeats} received again`,
+    two.repeats === 0 ? 'none twice' : `${two.repeats} received again (Parley's retransmissions: answers it read late, or lost)`,
     two.outOfOrder === 0 ? 'each device in the order stored' : `${two.outOfOrder} devices OUT OF ORDER`,
     two.incomplete === 0 ? '' : `${two.incomplete} devices short of their backlog`,
     two.leftPending === 0 ? 'no row left pending' : `${two.leftPending} rows still pending`,
@@ -602,12 +622,15 @@ Phase 1: MESSAGEs to ${USERS} users with 2 awake devices (sipp) and 1 asleep eac
 ${table(phase1Rows)}
 ${rooms ? `per device / room: ${ratio} (goal >= 1)${rooms.problem ? `; rooms: ${rooms.problem}` : ''}\n` : `room comparison skipped (--no-rooms); run: npm run bench:rooms -- --no-kamailio --sizes 3 --step-seconds ${STEP_S} --refine ${REFINE} --start-deliveries ${START}\n`}\
 stopped: ${failed ? `${failed.deliveries}/s (${failed.messages} MESSAGEs/s) failed: ${failed.problem}` : 'no step failed'}
-sleeping devices: ${one.sleeperRows} delivery rows pending for ${one.answered} MESSAGEs answered 200 (${one.sleeperRows === one.answered ? 'one each' : 'NOT one each'})
+sleeping devices: ${one.sleeperRows} delivery rows pending for ${one.answered} MESSAGEs answered 200 of ${one.sent} sent (${one.sleeperRows >= one.answered && one.sleeperRows <= one.sent ? 'one each' : 'NOT one each'})
 
 Phase 2: ${SLEEPERS} sleeping devices register (${WINDOW} REGISTERs outstanding at most) and take ${BACKLOG} stored MESSAGEs each
 ${table([
-  ['REGISTERs/s', 'deliveries/s', 'all done in s', 'REGISTER to each delivery p50/p99 ms', 'REGISTER to last delivery p50/p99 ms'],
-  [String(Math.round(two.registerRate)), String(Math.round(two.deliveryRate)), two.elapsedS.toFixed(1), `${ms(two.toEach.p50)} / ${ms(two.toEach.p99)}`, `${ms(two.toLast.p50)} / ${ms(two.toLast.p99)}`],
+  ['REGISTERs/s', 'deliveries/s', 'all done in s', 'REGISTER to each delivery p50/p99 ms', 'REGISTER to last delivery p50/p99 ms', 'CPU srv', 'UDP drops'],
+  [
+    String(Math.round(two.registerRate)), String(Math.round(two.deliveryRate)), two.elapsedS.toFixed(1), `${ms(two.toEach.p50)} / ${ms(two.toEach.p99)}`,
+    `${ms(two.toLast.p50)} / ${ms(two.toLast.p99)}`, two.serverCpu.toFixed(2), String(two.drops),
+  ],
 ])}
 ${two.delivered}/${two.expected} delivered: ${checks}
 backlog stored at ${Math.round(two.fillRate)} MESSAGEs/s (202); storage per pending delivery (one row per message here): ${Math.round(two.bytesPerDelivery)} bytes
