@@ -11,8 +11,8 @@
 // MESSAGEs to the users in turn with bench/sipp/timed-post.xml at rising rates: each is stored once
 // with a delivery row for each of the three devices, and sent to the two awake ones (two legs).
 // A step passes on bench/rooms.ts's fan-out criterion: every MESSAGE answered 200 and none
-// retransmitted, >= 95 % of the asked rate posted, every leg arrived (the devices' sipp received
-// exactly 2 x MESSAGEs, none lost, none twice), and the legs' one-way p99 (the sender's send time in
+// retransmitted, >= 95 % of the asked rate posted, every leg arrived (each device's sipp received
+// exactly one per MESSAGE, none lost, none twice), and the legs' one-way p99 (the sender's send time in
 // the body to the device's receipt) <= --max-p99-ms (500). Rates double from --start-deliveries
 // until a step fails, then --refine bisection steps narrow the gap; the highest passing step is
 // reported in deliveries (legs) per second.
@@ -367,6 +367,7 @@ async function runStep(server: Server, awake: AwakeDevices[], users: string[], m
   const expected = calls * LEGS;
   const receivedNow = () => awake.reduce((sum, device) => sum + device.received().count, 0);
   const before = await quiet(receivedNow, 600, Date.now() + 15_000);
+  const eachBefore = awake.map((device) => device.received().count);
   for (const device of awake) device.legs(); // what earlier steps left in the logs
   const dropsBefore = udpDrops();
   const startedS = Date.now() / 1000;
@@ -398,6 +399,8 @@ async function runStep(server: Server, awake: AwakeDevices[], users: string[], m
   const serverCpu = serverMeter.stop();
   const sippCpu = sippMeter.stop();
   const received = (await quiet(receivedNow, 600, Date.now() + 10_000)) - before;
+  // Each awake device must have had every MESSAGE, not one device some twice and the other fewer.
+  const uneven = awake.map((device, i) => device.received().count - eachBefore[i]!).findIndex((count) => count !== calls);
   const latencies = awake.flatMap((device) => device.legs()).sort((a, b) => a - b);
   const oneWay = { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), timed: latencies.length };
   const sentRate = achievedRate(result);
@@ -407,6 +410,7 @@ async function runStep(server: Server, awake: AwakeDevices[], users: string[], m
   if (problem) problem = `MESSAGEs: ${problem}`;
   else if (received < expected) problem = `${expected - received} of ${expected} deliveries lost`;
   else if (received > expected) problem = `${received - expected} deliveries more than ${expected}`;
+  else if (uneven >= 0) problem = `device ${AWAKE_SLOTS[uneven]} received ${awake[uneven]!.received().count - eachBefore[uneven]!} of ${calls}`;
   else if (oneWay.timed < expected) problem = `${expected - oneWay.timed} of ${expected} legs carried no send time`;
   else if (oneWay.p99 > MAX_P99_MS) problem = `one-way p99 ${oneWay.p99.toFixed(0)} ms > ${MAX_P99_MS} ms`;
   else if (sentRate < 0.95 * messages) problem = `sent only ${Math.round(sentRate)}/s`;
