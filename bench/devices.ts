@@ -6,7 +6,7 @@
 //   npm run bench:devices -- --users 20 --sleepers 1000 --step-seconds 3 --refine 1 --no-rooms
 //
 // Phase 1, throughput: --users (100) users; their two awake devices are two sipp processes
-// (bench/sipp/device.xml registers every user as device "a", resp. "b", then bench/sipp/member.xml
+// (bench/sipp/device.xml registers every user as device 1, resp. 2, then bench/sipp/member.xml
 // answers and times every MESSAGE), the sleeping one this script's own UDP socket. A sender posts
 // MESSAGEs to the users in turn with bench/sipp/timed-post.xml at rising rates: each is stored once
 // with a delivery row for each of the three devices, and sent to the two awake ones (two legs).
