@@ -4,14 +4,14 @@
 // so that each script's own options and time budget stay in the script.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import { client, type Client } from '@xmpp/client';
 import xml from '@xmpp/xml';
 import type { Prosody } from '../test/support/prosody.js';
-import { SippProcess, freePort, runSipp, summarize, type SippOptions, type SippResult } from '../test/support/sipp.js';
+import { SippProcess, freePort, parseStats, runSipp, summarize, type SippOptions, type SippResult } from '../test/support/sipp.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const KAMAILIO = '/usr/sbin/kamailio';
@@ -316,7 +316,7 @@ export function udpDrops(): number {
 }
 
 // ---------------------------------------------------------------------------------------------
-// sipp results and stepping
+// sipp results and stepping (and what the receivers of bench/sipp/member.xml logged)
 
 /**
  * The pace responses came at between the first and the last timed one: what sipp and the server
@@ -404,6 +404,60 @@ export function rateSearch<S>(found: Found<S>, rateOf: (step: S) => number, star
     const rate = nice((low + rateOf(found.failed)) / 2);
     return rate > low && rate < rateOf(found.failed) ? rate : undefined;
   };
+}
+
+/** The last line of a growing sipp statistics file, read from its end. */
+export function lastStats(file: string): { count: number; atS: number } | undefined {
+  if (!existsSync(file)) return undefined;
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const head = Buffer.alloc(Math.min(size, 8192));
+    readSync(fd, head, 0, head.length, 0);
+    const tail = Buffer.alloc(Math.min(size, 8192));
+    readSync(fd, tail, 0, tail.length, size - tail.length);
+    const header = head.toString().split('\n')[0]!;
+    const lines = tail.toString().split('\n').filter((l) => l.trim());
+    const stats = parseStats(`${header}\n${lines[lines.length - 1] ?? ''}`);
+    if (!stats || !Number.isFinite(stats.autoAnswered)) return undefined;
+    return { count: stats.autoAnswered, atS: Number(stats.columns.CurrentTime?.split('\t')[2] ?? NaN) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A line of bench/sipp/member.xml's log: when the poster sent the copy and when the member received it. */
+export const LEG_LINE = /sent=([0-9]+)(?:\.[0-9]*)?_([0-9]+)(?:\.[0-9]*)? received=([0-9]+)(?:\.[0-9]*)?_([0-9]+)/;
+
+/** Reads a growing log from where the last call stopped: the one-way latencies (ms) of the legs logged since. */
+export function legLatencies(file: string): () => number[] {
+  let offset = 0;
+  let partial = '';
+  return () => {
+    if (!existsSync(file)) return [];
+    const fd = openSync(file, 'r');
+    let text: string;
+    try {
+      const chunk = Buffer.alloc(fstatSync(fd).size - offset);
+      offset += readSync(fd, chunk, 0, chunk.length, offset);
+      text = partial + chunk.toString('latin1');
+    } finally {
+      closeSync(fd);
+    }
+    const lines = text.split('\n');
+    partial = lines.pop()!;
+    const latencies: number[] = [];
+    for (const line of lines) {
+      const m = LEG_LINE.exec(line);
+      if (m) latencies.push(((Number(m[3]) - Number(m[1])) * 1e6 + Number(m[4]) - Number(m[2])) / 1000);
+    }
+    return latencies;
+  };
+}
+
+/** The q-quantile of sorted values (nearest rank); NaN for none. */
+export function quantile(sorted: number[], q: number): number {
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
 }
 
 // ---------------------------------------------------------------------------------------------

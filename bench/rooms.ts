@@ -4,6 +4,7 @@
 //   npm run bench:rooms                              # both servers when kamailio is installed
 //   npm run bench -- --rooms                         # the same, through bench/run.sh
 //   npm run bench:rooms -- --no-kamailio --step-seconds 5 --start-deliveries 2000 --refine 3
+//   npm run bench:rooms -- --no-kamailio --sizes 3      # 2 legs a post, as bench/devices.ts's phase 1
 //
 // Per server and room size N: one sipp process registers the N members (distinct users, all with
 // contacts at its own port) and then answers every MESSAGE sent to them (bench/sipp/member.xml);
@@ -16,14 +17,14 @@
 // the time the poster wrote in the body to the time the member received the copy (both sipp's
 // clock on this machine), has a p99 <= --max-p99-ms (500). Rates double from --start-deliveries
 // until a step fails, then --refine bisection steps narrow the gap.
-import { closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SippProcess, freePort, parseStats, percentile, runSipp, summarize, type SippOptions } from '../test/support/sipp.js';
+import { SippProcess, freePort, percentile, runSipp, summarize, type SippOptions } from '../test/support/sipp.js';
 import {
-  CpuMeter, DOMAIN, KAMAILIO, ROOT, achievedRate, indent, launchParley, peers, rateSearch, runBounded, sleep, startServer, stepOptions, stepSettings, table,
-  udpDrops, wantKamailio, type Found, type Measured, type PingIds, type Server,
+  CpuMeter, DOMAIN, KAMAILIO, ROOT, achievedRate, indent, lastStats, launchParley, legLatencies, peers, quantile, rateSearch, runBounded, sleep, startServer,
+  stepOptions, stepSettings, table, udpDrops, wantKamailio, type Found, type Measured, type PingIds, type Server,
 } from './common.js';
 
 const IMC_MODULE = '/usr/lib/x86_64-linux-gnu/kamailio/modules/imc.so';
@@ -32,7 +33,6 @@ const DBTEXT_SCHEMA = '/usr/share/kamailio/dbtext/kamailio';
 const PING: PingIds = { branch: 'rooms', callId: 'bench-rooms-ping' };
 const MEMBER_SCENARIO = join(ROOT, 'bench', 'sipp', 'member.xml');
 const POST_SCENARIO = join(ROOT, 'bench', 'sipp', 'timed-post.xml');
-const ROOM_SIZES = [10, 100];
 
 const { values: args } = parseArgs({
   options: {
@@ -46,8 +46,12 @@ const { values: args } = parseArgs({
     'max-deliveries': { type: 'string', default: '256000' },
     /** Highest p99 one-way latency of the legs, ms, at which a step still passes. */
     'max-p99-ms': { type: 'string', default: '500' },
+    /** Room sizes, members each, poster included (bench/devices.ts compares its 2-leg fan-out with rooms of 3). */
+    sizes: { type: 'string', default: '10,100' },
   },
 });
+const ROOM_SIZES = args.sizes!.split(',').map(Number);
+if (!ROOM_SIZES.every((size) => Number.isInteger(size) && size >= 2)) throw new Error(`--sizes ${args.sizes}: room sizes of at least 2 members, comma-separated`);
 const { STEP_S, REFINE, BUDGET_S } = stepSettings(args);
 const START = Number(args['start-deliveries']);
 const MAX = Number(args['max-deliveries']);
@@ -96,55 +100,6 @@ async function startKamailio(): Promise<Server> {
 
 // ---------------------------------------------------------------------------------------------
 // The members' user agent
-
-/** The last line of a growing sipp statistics file, read from its end. */
-function lastStats(file: string): { count: number; atS: number } | undefined {
-  if (!existsSync(file)) return undefined;
-  const fd = openSync(file, 'r');
-  try {
-    const size = fstatSync(fd).size;
-    const head = Buffer.alloc(Math.min(size, 8192));
-    readSync(fd, head, 0, head.length, 0);
-    const tail = Buffer.alloc(Math.min(size, 8192));
-    readSync(fd, tail, 0, tail.length, size - tail.length);
-    const header = head.toString().split('\n')[0]!;
-    const lines = tail.toString().split('\n').filter((l) => l.trim());
-    const stats = parseStats(`${header}\n${lines[lines.length - 1] ?? ''}`);
-    if (!stats || !Number.isFinite(stats.autoAnswered)) return undefined;
-    return { count: stats.autoAnswered, atS: Number(stats.columns.CurrentTime?.split('\t')[2] ?? NaN) };
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** A line of bench/sipp/member.xml's log: when the poster sent the copy and when the member received it. */
-const LEG_LINE = /sent=([0-9]+)(?:\.[0-9]*)?_([0-9]+)(?:\.[0-9]*)? received=([0-9]+)(?:\.[0-9]*)?_([0-9]+)/;
-
-/** Reads a growing log from where the last call stopped: the one-way latencies (ms) of the legs logged since. */
-function legLatencies(file: string): () => number[] {
-  let offset = 0;
-  let partial = '';
-  return () => {
-    if (!existsSync(file)) return [];
-    const fd = openSync(file, 'r');
-    let text: string;
-    try {
-      const chunk = Buffer.alloc(fstatSync(fd).size - offset);
-      offset += readSync(fd, chunk, 0, chunk.length, offset);
-      text = partial + chunk.toString('latin1');
-    } finally {
-      closeSync(fd);
-    }
-    const lines = text.split('\n');
-    partial = lines.pop()!;
-    const latencies: number[] = [];
-    for (const line of lines) {
-      const m = LEG_LINE.exec(line);
-      if (m) latencies.push(((Number(m[3]) - Number(m[1])) * 1e6 + Number(m[4]) - Number(m[2])) / 1000);
-    }
-    return latencies;
-  };
-}
 
 interface Members {
   uas: SippProcess;
@@ -303,11 +258,6 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
   else if (oneWay.p99 > MAX_P99_MS) problem = `one-way p99 ${oneWay.p99.toFixed(0)} ms > ${MAX_P99_MS} ms`;
   else if (postedRate < 0.95 * posts) problem = `posted only ${Math.round(postedRate)}/s`;
   return { posts, deliveries: posts * (size - 1), postedRate, deliveredRate, received, expected, oneWay, result, serverCpu, sippCpu, drops, problem };
-}
-
-/** The q-quantile of sorted values (nearest rank); NaN for none. */
-function quantile(sorted: number[], q: number): number {
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
 }
 
 async function search(server: Server, members: Members, room: string, deadline: number): Promise<Search> {

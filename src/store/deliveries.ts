@@ -1,20 +1,26 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
+import { CompiledStatements } from './compiled.js';
 import { GroupCommit } from './group-commit.js';
 import { nullsAbsent } from './rows.js';
 import { insertStoredMessage, toStoredMessage } from './offline.js';
-import type { Database } from './schema.js';
+import type { Database, DevicesTable } from './schema.js';
 import type { DeliveryCursor, DeliveryStore, PendingDelivery, RememberedDevice, StoredMessage } from './types.js';
 
 /** Messages stored and deliveries done are group-committed: a burst of them shares one disk sync. */
 export class DeliveryRepository implements DeliveryStore {
   private readonly commits: GroupCommit;
+  private readonly statements = new CompiledStatements();
 
   constructor(private readonly db: Kysely<Database>) {
     this.commits = new GroupCommit(db);
   }
 
+  /** Run for every message to a user with a device known by +sip.instance: compiled once. */
   async devicesOf(aor: string, since: number): Promise<RememberedDevice[]> {
-    const rows = await this.db.selectFrom('devices').selectAll().where('aor', '=', aor).where('last_seen', '>=', since).orderBy('device').execute();
+    const query = this.statements.compile('devices of', [aor, since], ([aor, since]) =>
+      this.db.selectFrom('devices').selectAll().where('aor', '=', aor as string).where('last_seen', '>=', since as number).orderBy('device'),
+    );
+    const { rows } = await this.db.executeQuery<Selectable<DevicesTable>>(query);
     return rows.map((row) => ({ aor: row.aor, device: row.device, contact: row.contact, lastSeen: Number(row.last_seen), ...nullsAbsent({ userAgent: row.user_agent }) }));
   }
 
@@ -57,11 +63,27 @@ export class DeliveryRepository implements DeliveryStore {
     return rows.map((row) => ({ message: toStoredMessage(row), device: row.device, priority: row.priority }));
   }
 
-  async done(messageId: number, device: string): Promise<void> {
-    await this.commits.run(async (trx) => {
-      await trx.deleteFrom('message_deliveries').where('message_id', '=', messageId).where('device', '=', device).execute();
-      const left = await trx.selectFrom('message_deliveries').select('device').where('message_id', '=', messageId).limit(1).executeTakeFirst();
-      if (!left) await trx.deleteFrom('offline_messages').where('id', '=', messageId).where('per_device', '=', 1).execute();
+  /**
+   * Run for every delivery a device takes: two statements compiled once (see CompiledStatements) on
+   * the transaction's own connection, the second removing the message once its last row is gone.
+   */
+  done(messageId: number, device: string): Promise<void> {
+    const statements = this.statements;
+    return this.commits.run(async (trx) => {
+      const row = statements.compile('done', [messageId, device], ([id, device]) =>
+        trx.deleteFrom('message_deliveries').where('message_id', '=', id as number).where('device', '=', device as string),
+      );
+      const message = statements.compile('done message', [messageId, messageId], ([id, rowsOf]) =>
+        trx
+          .deleteFrom('offline_messages')
+          .where('id', '=', id as number)
+          .where('per_device', '=', sql.lit(1))
+          .where((eb) => eb.not(eb.exists(eb.selectFrom('message_deliveries').select('device').where('message_id', '=', rowsOf as number)))),
+      );
+      await trx.getExecutor().provideConnection(async (connection) => {
+        await connection.executeQuery(row);
+        await connection.executeQuery(message);
+      });
     });
   }
 
