@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { deviceKey, isStoreUnavailable, logBackgroundFailure, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
 import { formatPeer, parseNameAddr, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
-import { requestOfKey, resendIdentity } from './resend.js';
+import { resendIdentity } from './resend.js';
 import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
 
 export interface DeviceDeliveryOptions {
@@ -317,8 +317,7 @@ export class DeviceDelivery {
 export function storedRequest(stack: SipStack, stored: StoredMessage): SipMessage {
   // Each time it is sent, the same Call-ID, From tag and CSeq as the request it came in as (the one
   // a registered device was given at once): a UA given it twice sees one request again.
-  const original = stored.origin === undefined ? undefined : requestOfKey(stored.origin);
-  const identity = original ?? { ...resendIdentity(`offline.${stored.id}.${stored.receivedAt}.${stored.aor}`), cseq: undefined };
+  const identity = stored.origin ?? { ...resendIdentity(`offline.${stored.id}.${stored.receivedAt}.${stored.aor}`), cseq: undefined };
   return stack.createRequest({
     method: 'MESSAGE',
     uri: stripToUri(stored.toHeader),

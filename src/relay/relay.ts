@@ -12,7 +12,7 @@ import {
 import { type Header, withHeadersOf } from '../sip/message.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import type { Outbox } from './outbox.js';
-import { requestKey } from './resend.js';
+import { requestOrigin } from './resend.js';
 import { digestRealm } from '../registrar/digest.js';
 import type { DeliveryTurn } from './ordered.js';
 import { stripPushParams, type PushService } from '../push/index.js';
@@ -324,7 +324,7 @@ export class Relay {
       receivedAt: now,
       sentAt: dateOf(message),
       expiresAt: now + this.options.offline.expires * 1000,
-      origin: requestKey(message),
+      origin: requestOrigin(message),
     };
   }
 
