@@ -70,17 +70,22 @@ export class DeviceDelivery {
   /** Deliveries sent now to a registered device, "id\ndevice": a queue being drained leaves them to that send. */
   private readonly inFlight = new Set<string>();
   /**
-   * Registered devices known to have older deliveries waiting ("aor\ndevice": a send to them failed,
-   * or they had some when Parley started): a new message goes through their queue, after those.
+   * Devices known to have older deliveries waiting ("aor\ndevice": a send to them failed, their
+   * queue was not drained to its end, or they had some when Parley started): a new message goes
+   * through their queue, after those.
    */
   private readonly backlogged = new Set<string>();
   /**
    * The AORs with a device known by +sip.instance (remembered or registering since the start): only
-   * theirs are kept per device, so only theirs cost a store read for each message. Complete once
-   * resume() has loaded the remembered ones; until then every AOR is looked up.
+   * theirs are kept per device, so only theirs cost a store read for each message.
    */
   private readonly instanceUsers = new Set<string>();
-  private instanceUsersLoaded = false;
+  /**
+   * Whether resume() has loaded what the store held at start (instanceUsers, backlogged). Until
+   * then every AOR is looked up, with what its devices have waiting, so that no message overtakes
+   * one stored before the restart.
+   */
+  private loaded = false;
 
   constructor(
     private readonly store: DeliveryStore,
@@ -102,9 +107,13 @@ export class DeviceDelivery {
   async deliver(
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean, written?: (protocols: Protocol[]) => void,
   ): Promise<DeliveryOutcome | undefined> {
-    if (this.instanceUsersLoaded && !this.instanceUsers.has(aor)) return undefined;
-    const remembered = await this.store.devicesOf(aor, Date.now() - this.options.remember * 1000);
+    if (this.loaded && !this.instanceUsers.has(aor)) return undefined;
+    const [remembered, waiting] = await Promise.all([
+      this.store.devicesOf(aor, Date.now() - this.options.remember * 1000),
+      this.loaded ? [] : this.store.pendingCounts(aor),
+    ]);
     if (remembered.length === 0) return undefined;
+    for (const { device } of waiting) this.backlogged.add(`${aor}\n${device}`);
     const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
     const devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
     // A device without +sip.instance cannot be recognised when it registers again (its contact
@@ -174,13 +183,12 @@ export class DeviceDelivery {
    */
   async resume(): Promise<void> {
     for (const aor of await this.store.aorsWithInstanceDevices(Date.now() - this.options.remember * 1000)) this.instanceUsers.add(aor);
-    this.instanceUsersLoaded = true;
     const counts = await this.store.pendingCounts();
     this.stats.pending = counts.reduce((sum, { pending }) => sum + pending, 0);
+    for (const { aor, device } of counts) this.backlogged.add(`${aor}\n${device}`);
+    this.loaded = true;
     for (const { aor, device } of counts) {
-      if (this.registrar.lookup(aor).length === 0) continue;
-      this.backlogged.add(`${aor}\n${device}`);
-      void this.drain(aor, device);
+      if (this.registrar.lookup(aor).length > 0) void this.drain(aor, device);
     }
   }
 
@@ -278,6 +286,9 @@ export class DeviceDelivery {
     if (this.draining.has(queue)) return;
     const drain = { more: false };
     this.draining.set(queue, drain);
+    // Until it reaches the end of the queue: a drain cut short (device away, store unavailable)
+    // leaves rows that a new message must not overtake.
+    this.backlogged.add(queue);
     try {
       let cursor: DeliveryCursor | undefined;
       for (;;) {
