@@ -77,9 +77,12 @@ export class DeviceDelivery {
   private readonly backlogged = new Set<string>();
   /**
    * The AORs with a device known by +sip.instance (remembered or registering since the start): only
-   * theirs are kept per device, so only theirs cost a store read for each message.
+   * theirs are kept per device, so only theirs cost a store read for each message. Each with the
+   * sweep during which it was last seen: one that registers while a sweep forgets its devices stays.
    */
-  private readonly instanceUsers = new Set<string>();
+  private readonly instanceUsers = new Map<string, number>();
+  /** Counts the sweeps of forgotten devices (forgetStale). */
+  private sweeps = 0;
   /**
    * Whether resume() has loaded what the store held at start (instanceUsers, backlogged). Until
    * then every AOR is looked up, with what its devices have waiting, so that no message overtakes
@@ -172,6 +175,17 @@ export class DeviceDelivery {
     });
   }
 
+  /**
+   * Forgets the devices not seen registering within devices.remember, with what they had pending;
+   * a user left without a device known by +sip.instance costs no store read per message again.
+   */
+  async forgetStale(): Promise<void> {
+    const sweep = ++this.sweeps;
+    for (const aor of await this.store.removeStale(Date.now() - this.options.remember * 1000)) {
+      if ((this.instanceUsers.get(aor) ?? sweep) < sweep) this.instanceUsers.delete(aor);
+    }
+  }
+
   /** Counts the deliveries waiting in the store again (after each sweep). */
   async countPending(): Promise<void> {
     this.stats.pending = (await this.store.pendingCounts()).reduce((sum, { pending }) => sum + pending, 0);
@@ -182,7 +196,7 @@ export class DeviceDelivery {
    * a restart); a device's later messages go after what it had waiting.
    */
   async resume(): Promise<void> {
-    for (const aor of await this.store.aorsWithInstanceDevices(Date.now() - this.options.remember * 1000)) this.instanceUsers.add(aor);
+    for (const aor of await this.store.aorsWithInstanceDevices(Date.now() - this.options.remember * 1000)) this.instanceUsers.set(aor, this.sweeps);
     const counts = await this.store.pendingCounts();
     this.stats.pending = counts.reduce((sum, { pending }) => sum + pending, 0);
     for (const { aor, device } of counts) this.backlogged.add(`${aor}\n${device}`);
@@ -225,7 +239,7 @@ export class DeviceDelivery {
   /** Delivers what each registered device of `aor` has still to take; called when the AOR registered. */
   deliverPending(aor: string): void {
     const devices = this.registrar.flowsByDevice(this.registrar.lookup(aor));
-    if (devices.some((flows) => flows[0]!.binding.instance)) this.instanceUsers.add(aor);
+    if (devices.some((flows) => flows[0]!.binding.instance)) this.instanceUsers.set(aor, this.sweeps);
     for (const flows of devices) void this.drain(aor, deviceKey(flows[0]!.binding));
   }
 

@@ -94,7 +94,7 @@ export class Relay {
     private readonly stack: SipStack,
     private readonly registrar: Registrar,
     private readonly offline: OfflineStore,
-    private readonly deliveries: DeliveryStore,
+    deliveries: DeliveryStore,
     private readonly options: RelayOptions,
     private readonly log: Logger,
   ) {
@@ -113,7 +113,7 @@ export class Relay {
     const sweepFailed = logBackgroundFailure(this.log, 'expired offline messages sweep');
     const sweep = async () => {
       await this.offline.removeExpired(Date.now());
-      await this.deliveries.removeStale(Date.now() - this.options.devices.remember * 1000);
+      await this.devices.forgetStale();
       await this.devices.countPending();
     };
     void this.devices.resume().catch(logBackgroundFailure(this.log, 'resuming deliveries to devices'));

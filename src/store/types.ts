@@ -154,8 +154,11 @@ export interface DeliveryStore {
   done(messageId: number, device: string): Promise<void>;
   /** Pending deliveries per device of an AOR, every AOR when absent. */
   pendingCounts(aor?: string): Promise<Array<{ aor: string; device: string; pending: number }>>;
-  /** Forgets devices last seen before `forgetBefore` with what they had pending, and rows of messages gone (expired). */
-  removeStale(forgetBefore: number): Promise<void>;
+  /**
+   * Forgets devices last seen before `forgetBefore` with what they had pending, and rows of messages
+   * gone (expired); returns the AORs that had a device known by +sip.instance among them and have none left.
+   */
+  removeStale(forgetBefore: number): Promise<string[]>;
 }
 
 /** A presence publication (RFC 3903) as kept across restarts. */

@@ -536,8 +536,14 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       assert.equal(await store.offline.count(aor), 3, 'the laptop has still to take it');
       await store.deliveries.done(urgent as number, 'laptop');
       assert.equal(await store.offline.count(aor), 2);
-      await store.deliveries.removeStale(NOW + MINUTE);
+      const dan = 'dan@a.example';
+      await store.locations.replace(dan, [
+        { ...binding(dan, 'sip:dan@192.0.2.9'), instance: '"<urn:uuid:DA-1>"', updatedAt: NOW - 5 * MINUTE },
+        { ...binding(dan, 'sip:dan@192.0.2.10'), instance: '"<urn:uuid:DA-2>"', updatedAt: NOW + 2 * MINUTE },
+      ]);
+      assert.deepEqual(await store.deliveries.removeStale(NOW + MINUTE), [aor], 'the users left without a device known by +sip.instance');
       assert.deepEqual(await store.deliveries.devicesOf(aor, 0), []);
+      assert.deepEqual((await store.deliveries.devicesOf(dan, 0)).map((d) => d.device), ['urn:uuid:da-2']);
       assert.equal(await store.offline.count(aor), 0, 'what only forgotten devices had to take goes with them');
     });
 
