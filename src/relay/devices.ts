@@ -37,6 +37,16 @@ export const UNREACHABLE = new Set([408, 480, 503, 504]);
 const PAGE_SIZE = 100;
 
 export const ACCEPTED: DeliveryOutcome = { status: 202, reason: 'Accepted (stored for offline delivery)' };
+const MAILBOX_FULL: DeliveryOutcome = { status: 486, reason: 'Busy Here (offline mailbox full)' };
+/** What needed the store while it was unavailable gets; a sender's outbox tries its leg again. */
+export const STORE_UNAVAILABLE: DeliveryOutcome = { status: 503, reason: 'Service Unavailable (store unavailable)' };
+
+/** The devices a message for a user is for: remembered ones, registered ones with their flows, and all of them. */
+interface KnownDevices {
+  remembered: RememberedDevice[];
+  live: Map<string, Flow[]>;
+  devices: Set<string>;
+}
 
 export interface DeviceDeliveryStats {
   stored: number;
@@ -102,32 +112,23 @@ export class DeviceDelivery {
   /**
    * Stores `record` for every device of `aor` and sends `message` to the registered ones. Undefined
    * when the AOR has no remembered device: the message is then the offline store's, as before.
-   */
-  /**
    * `written` is told once the message is stored and its requests to the registered devices are
    * under way, with the transports they go over: the next message for this recipient may follow.
+   * `keptByCaller`: the caller keeps the message until this resolves (an outbox leg), so it is
+   * stored only for the devices that did not take it (see deliverKept), after `previous`.
    */
   async deliver(
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean, written?: (protocols: Protocol[]) => void,
+    keptByCaller?: { previous: Promise<void> },
   ): Promise<DeliveryOutcome | undefined> {
-    if (this.loaded && !this.instanceUsers.has(aor)) return undefined;
-    const [remembered, waiting] = await Promise.all([
-      this.store.devicesOf(aor, Date.now() - this.options.remember * 1000),
-      this.loaded ? [] : this.store.pendingCounts(aor),
-    ]);
-    if (remembered.length === 0) return undefined;
-    for (const { device } of waiting) this.backlogged.add(`${aor}\n${device}`);
-    const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
-    const devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
-    // A device without +sip.instance cannot be recognised when it registers again (its contact
-    // changes with its connection): a user with only such devices keeps the store-for-whichever-
-    // registers-next delivery, which loses nothing for them.
-    if (![...devices].some((device) => instanceOf(device) !== null)) return undefined;
-    const priority = message.get('priority')?.trim().toLowerCase() === 'non-urgent' ? 1 : 0;
-    const id = await this.store.add(record, [...devices], priority, this.options.maxPerUser);
+    const known = await this.devicesOf(aor);
+    if (!known) return undefined;
+    if (keptByCaller) return this.deliverKept(aor, message, record, better, written, keptByCaller.previous, known);
+    const { remembered, live, devices } = known;
+    const id = await this.store.add(record, [...devices], priorityOf(message), this.options.maxPerUser);
     if (id === 'full') {
       written?.([]);
-      return { status: 486, reason: 'Busy Here (offline mailbox full)' };
+      return MAILBOX_FULL;
     }
     this.stats.stored++;
     this.stats.pending += devices.size;
@@ -135,11 +136,7 @@ export class DeviceDelivery {
     this.wake(id, remembered.filter((d) => !live.has(d.device)), message);
 
     for (const device of live.keys()) {
-      const queue = `${aor}\n${device}`;
-      const drain = this.draining.get(queue);
-      if (drain) drain.more = true;
-      else if (this.backlogged.has(queue)) void this.drain(aor, device);
-      else continue;
+      if (!this.joinQueue(aor, device)) continue;
       live.delete(device);
     }
     if (live.size === 0) {
@@ -184,6 +181,87 @@ export class DeviceDelivery {
     for (const aor of await this.store.removeStale(Date.now() - this.options.remember * 1000)) {
       if ((this.instanceUsers.get(aor) ?? sweep) < sweep) this.instanceUsers.delete(aor);
     }
+  }
+
+  /**
+   * The devices of `aor`: remembered, registered (with their flows), both; undefined when the
+   * message is not to be kept per device.
+   */
+  private async devicesOf(aor: string): Promise<KnownDevices | undefined> {
+    if (this.loaded && !this.instanceUsers.has(aor)) return undefined;
+    const [remembered, waiting] = await Promise.all([
+      this.store.devicesOf(aor, Date.now() - this.options.remember * 1000),
+      this.loaded ? [] : this.store.pendingCounts(aor),
+    ]);
+    if (remembered.length === 0) return undefined;
+    for (const { device } of waiting) this.backlogged.add(`${aor}\n${device}`);
+    const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
+    const devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
+    // A device without +sip.instance cannot be recognised when it registers again (its contact
+    // changes with its connection): a user with only such devices keeps the store-for-whichever-
+    // registers-next delivery, which loses nothing for them.
+    if (![...devices].some((device) => instanceOf(device) !== null)) return undefined;
+    return { remembered, live, devices };
+  }
+
+  /**
+   * A message its caller keeps until this resolves (a room post's outbox leg): written once. The
+   * registered devices with nothing waiting get it at once; it is stored, after the recipient's
+   * earlier messages (`previous`), only for the devices that did not take it: away, with older
+   * messages waiting, or not reached. A device that refused it for good does not get it again.
+   */
+  private async deliverKept(
+    aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean,
+    written: ((protocols: Protocol[]) => void) | undefined, previous: Promise<void>, { remembered, live, devices }: KnownDevices,
+  ): Promise<DeliveryOutcome> {
+    const now = [...live].filter(([device]) => !this.isQueued(aor, device));
+    written?.(now.map(([, flows]) => flows[0]!.peer.proto));
+    const answers = await Promise.all(now.map(async ([device, flows]) => ({ device, response: await this.send(message, flows) })));
+    const left = new Set(devices);
+    const unreached = new Set<string>();
+    let best: SipMessage | undefined;
+    for (const { device, response } of answers) {
+      if (UNREACHABLE.has(response.status)) unreached.add(device);
+      else left.delete(device);
+      if (!best || better(response.status, best.status)) best = response;
+    }
+    const taken = best && best.status < 300 ? { status: best.status, reason: best.reason, response: best } : undefined;
+    if (left.size === 0) return taken ?? { status: best!.status, reason: best!.reason, response: best };
+    await previous;
+    let id;
+    try {
+      id = await this.store.add(record, [...left], priorityOf(message), this.options.maxPerUser);
+    } catch (error) {
+      // Sent already: the leg is tried again later (the same request, recognised by the devices that took it).
+      if (isStoreUnavailable(error)) return STORE_UNAVAILABLE;
+      throw error;
+    }
+    if (id === 'full') return taken ?? MAILBOX_FULL;
+    this.stats.stored++;
+    this.stats.pending += left.size;
+    this.log.debug({ aor, id, devices: left.size }, 'message stored for the devices that did not take it');
+    this.wake(id, remembered.filter((d) => left.has(d.device) && (!live.has(d.device) || unreached.has(d.device))), message);
+    for (const device of left) {
+      if (unreached.has(device)) this.backlogged.add(`${aor}\n${device}`);
+      else if (live.has(device)) this.joinQueue(aor, device);
+    }
+    return taken ?? ACCEPTED;
+  }
+
+  /** Whether a message for this device goes through its queue: one is being drained, or older messages wait. */
+  private isQueued(aor: string, device: string): boolean {
+    const queue = `${aor}\n${device}`;
+    return this.draining.has(queue) || this.backlogged.has(queue);
+  }
+
+  /** Has the device's queue deliver what was just stored for it, when it is queued; false when it is not. */
+  private joinQueue(aor: string, device: string): boolean {
+    const queue = `${aor}\n${device}`;
+    const drain = this.draining.get(queue);
+    if (drain) drain.more = true;
+    else if (this.backlogged.has(queue)) void this.drain(aor, device);
+    else return false;
+    return true;
   }
 
   /** Counts the deliveries waiting in the store again (after each sweep). */
@@ -363,6 +441,11 @@ export function stripToUri(value: string): string {
   } catch {
     return value;
   }
+}
+
+/** Priority: non-urgent messages wait behind the others in a device's queue. */
+function priorityOf(message: SipMessage): number {
+  return message.get('priority')?.trim().toLowerCase() === 'non-urgent' ? 1 : 0;
 }
 
 /** A device key is its instance URN when it registered with one, else its contact (a SIP URI). */
