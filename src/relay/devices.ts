@@ -215,8 +215,9 @@ export class DeviceDelivery {
     written: ((protocols: Protocol[]) => void) | undefined, previous: Promise<void>, { remembered, live, devices }: KnownDevices,
   ): Promise<DeliveryOutcome> {
     const now = [...live].filter(([device]) => !this.isQueued(aor, device));
+    const sending = now.map(async ([device, flows]) => ({ device, response: await this.send(message, flows) }));
     written?.(now.map(([, flows]) => flows[0]!.peer.proto));
-    const answers = await Promise.all(now.map(async ([device, flows]) => ({ device, response: await this.send(message, flows) })));
+    const answers = await Promise.all(sending);
     const left = new Set(devices);
     const unreached = new Set<string>();
     let best: SipMessage | undefined;

@@ -58,3 +58,27 @@ test('a room post reaches every device of a member, stored only for the one that
     assert.equal(posts(ua, text), 1, `${text} once`);
   }
 });
+
+test('a device that answers a room post 503 gets it again, before the next post, when it registers again', async () => {
+  const bob = await agent('bob', s.udp);
+  assert.equal((await bob.register()).status, 200);
+  assert.match(await command(bob, 'sip:chat-manager@localhost', '#create chat-busy'), /created room/);
+  const tablet = await agent('ann', s.udp);
+  const instance = newInstance();
+  assert.equal((await registerDevice(tablet, { instance })).status, 200);
+  assert.match(await command(tablet, 'sip:chat-busy@localhost', '#join'), /you joined/);
+
+  tablet.answer = 503;
+  const refused = tablet.waitForRequest((m) => m.body.toString().includes('busy now'));
+  assert.equal((await bob.message('sip:chat-busy@localhost', 'busy now')).status, 200);
+  await refused;
+  tablet.answer = 200;
+  const again = tablet.waitForRequest((m) => m.body.toString().includes('busy now'));
+  assert.equal((await registerDevice(tablet, { instance })).status, 200);
+  await again;
+  const later = tablet.waitForRequest((m) => m.body.toString().includes('after'));
+  assert.equal((await bob.message('sip:chat-busy@localhost', 'after')).status, 200);
+  await later;
+  const bodies = tablet.received.filter((m) => m.method === 'MESSAGE' && /busy now|after/.test(m.body.toString())).map((m) => m.body.toString().replace(/^<\w+> /, ''));
+  assert.deepEqual(bodies, ['busy now', 'busy now', 'after']);
+});
