@@ -1,19 +1,27 @@
 // Temporary GRUUs across restarts (RFC 5627 §5.1: valid as long as the registration they came with):
 // the key sealing them is kept in the store, so one handed out before a restart, graceful or
 // kill -9, still reaches its device after it; its key is never logged.
-import { after, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import SqliteDatabase from 'better-sqlite3';
 import { udpAgents } from '../support/ua.js';
 import { killAll, startParley, type ParleyProcess } from '../support/process.js';
+import { startPostgres, type PostgresServer } from '../support/postgres.js';
 import { contactParam, newInstance, registerDevice } from './devices.js';
 
 const agent = udpAgents();
-after(() => killAll());
+let postgres: PostgresServer;
+before(async () => {
+  postgres = await startPostgres();
+});
+after(async () => {
+  killAll();
+  await postgres.stop();
+});
 
-for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-  test(`a temporary GRUU handed out before a restart (${signal}) reaches its device after it while its registration lasts`, async () => {
-    let parley: ParleyProcess = await startParley();
+for (const [signal, driver] of [['SIGTERM', 'sqlite'], ['SIGKILL', 'sqlite'], ['SIGKILL', 'postgres']] as const) {
+  test(`a temporary GRUU handed out before a restart (${signal}, ${driver}) reaches its device after it while its registration lasts`, async () => {
+    let parley: ParleyProcess = await startParley(driver === 'postgres' ? { db: await postgres.createDatabase(`parley_gruu_${signal.toLowerCase()}`) } : {});
     try {
       const phone = await agent('gus', parley.udp);
       const sender = await agent('hal', parley.udp);
@@ -36,11 +44,13 @@ for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
       assert.equal((await registerDevice(phone, { instance, expires: 0 })).status, 200);
       assert.equal((await sender.message(temporary, 'gone')).status, 480);
 
-      const db = new SqliteDatabase(parley.db.slice('sqlite:'.length), { readonly: true });
-      const { value } = db.prepare("select value from server_keys where name = 'temporary-gruu'").get() as { value: Buffer };
-      db.close();
-      const logs = parley.logs.join('\n');
-      for (const form of ['hex', 'base64', 'base64url'] as const) assert.ok(!logs.includes(value.toString(form)), `the key is not logged (${form})`);
+      if (driver === 'sqlite') {
+        const db = new SqliteDatabase(parley.db.slice('sqlite:'.length), { readonly: true });
+        const { value } = db.prepare("select value from server_keys where name = 'temporary-gruu'").get() as { value: Buffer };
+        db.close();
+        const logs = parley.logs.join('\n');
+        for (const form of ['hex', 'base64', 'base64url'] as const) assert.ok(!logs.includes(value.toString(form)), `the key is not logged (${form})`);
+      }
     } finally {
       await parley.stop();
     }
