@@ -3,7 +3,8 @@
 // sender is answered. Registered devices get it at once; each device that takes it (2xx) or
 // refuses it for good loses its row; one that could not be reached (408, 480, 503, 504, a flow
 // that failed) keeps it, and gets its rows when it registers again: normal ones first, then
-// non-urgent ones, each oldest first, a page at a time.
+// non-urgent ones, each oldest first, a page at a time. A message its sender's outbox keeps (a
+// room post) is sent first and stored only for the devices that did not take it.
 import type { Logger } from 'pino';
 import { deviceKey, isStoreUnavailable, logBackgroundFailure, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
 import { formatPeer, parseNameAddr, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
