@@ -41,6 +41,7 @@ function gatherMethods(core: RpcMethods, plugins: readonly ComposedPlugin[], con
   const methods: RpcMethods = { ...core };
   for (const { plugin, enabled } of plugins) {
     for (const [name, method] of Object.entries(plugin.rpc?.(context.config) ?? {})) {
+      if (!name.startsWith(`${plugin.name}.`)) throw new PluginError(`plugin "${plugin.name}" names an RPC method "${name}" outside its own "${plugin.name}." names`);
       if (Object.hasOwn(methods, name)) throw new PluginError(`plugin "${plugin.name}" names an RPC method "${name}" that is taken already`);
       methods[name] = enabled ? method : { params: method.params, call: () => refuseDisabled(plugin) };
     }

@@ -120,7 +120,8 @@ export class RoomFanOut {
       leg = this.render(entry);
       this.built.set(entry, leg);
     }
-    const copy = identity ? { from: `${leg.from};tag=${identity.fromTag}`, callId: identity.callId } : {};
+    // Only a post's leg has an identity, and the outbox keeps the post until the leg is done.
+    const copy = identity ? { from: `${leg.from};tag=${identity.fromTag}`, callId: identity.callId, keptByOutbox: true } : {};
     const result = await this.relay.send({ ...leg, ...copy, to: `sip:${recipient}`, date }, turn);
     if (result.status < 300) this.stats.messagesOut++;
     else {

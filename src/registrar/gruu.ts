@@ -1,7 +1,8 @@
 // Globally routable user agent URIs (RFC 5627): addresses that reach one device of a user.
 // A public GRUU is the AOR with the device's instance URN in `gr`; a temporary one hides the AOR:
 // its user part is the AOR, instance and a digest of the registration's Call-ID sealed with a key
-// Parley draws at start, so none is kept in memory and a restart invalidates those handed out.
+// Parley drew once and keeps in its store, so none is kept in memory and those handed out before a
+// restart still reach their device while the registration they came with lasts.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { aorOf, escapeUser, type SipUri } from '../sip/index.js';
 import { instanceUrn } from '../store/index.js';
@@ -23,7 +24,8 @@ export function callIdDigest(callId: string): string {
 }
 
 export class GruuIssuer {
-  constructor(private readonly key: Buffer = randomBytes(32)) {}
+  /** `key`: 32 bytes, the same at every start (see LocationStore.serverKey). */
+  constructor(private readonly key: Buffer) {}
 
   publicGruu(aor: string, instance: string): string {
     return `${sipUriOf(aor)};gr=${instance.replace(/[^A-Za-z0-9\-_.!~*'()[\]/:&+$]/g, encodeURIComponent)}`;
@@ -40,7 +42,7 @@ export class GruuIssuer {
 
   /**
    * The AOR and device a URI with a `gr` parameter names; undefined when it is a temporary GRUU
-   * Parley did not issue (or issued before a restart).
+   * Parley did not issue.
    */
   read(uri: SipUri): { aor: string; device: Device } | undefined {
     const gr = uri.params.get('gr');
@@ -56,7 +58,7 @@ export class GruuIssuer {
       if (!aor || !instance || !digest) return undefined;
       return { aor, device: { instance, callIdDigest: digest } };
     } catch {
-      return undefined; // forged or from before a restart: the key differs
+      return undefined; // forged, or sealed with another store's key
     }
   }
 }

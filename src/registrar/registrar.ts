@@ -41,13 +41,16 @@ export interface Flow {
 
 /** Option tags of REGISTER extensions Parley implements, answered in Supported when the client names them. */
 const EXTENSIONS = ['gruu', 'path', 'outbound'];
+/** The name of the store's key that seals temporary GRUUs: one key for every start, so those handed out stay valid. */
+const TEMPORARY_GRUU_KEY = 'temporary-gruu';
 
 export class Registrar extends EventEmitter {
   private readonly table = new Map<string, Binding[]>();
   private sweepTimer: NodeJS.Timeout | undefined;
   /** Serialises REGISTERs of one AOR so concurrent ones cannot lose each other's contacts. */
   private readonly queues = new Map<string, Promise<void>>();
-  private readonly gruus = new GruuIssuer();
+  /** Set by start(): seals temporary GRUUs with the key kept in the store. */
+  private gruus!: GruuIssuer;
 
   constructor(
     private readonly store: LocationStore,
@@ -60,6 +63,7 @@ export class Registrar extends EventEmitter {
   }
 
   async start(): Promise<void> {
+    this.gruus = new GruuIssuer(await this.store.serverKey(TEMPORARY_GRUU_KEY));
     const now = this.now();
     for (const binding of await this.store.listAll()) {
       // Its connection did not survive the restart, and nothing else reaches it.

@@ -3,12 +3,13 @@
 // sender is answered. Registered devices get it at once; each device that takes it (2xx) or
 // refuses it for good loses its row; one that could not be reached (408, 480, 503, 504, a flow
 // that failed) keeps it, and gets its rows when it registers again: normal ones first, then
-// non-urgent ones, each oldest first, a page at a time.
+// non-urgent ones, each oldest first, a page at a time. A message its sender's outbox keeps (a
+// room post) is sent first and stored only for the devices that did not take it.
 import type { Logger } from 'pino';
 import { deviceKey, isStoreUnavailable, logBackgroundFailure, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
 import { formatPeer, parseNameAddr, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
-import { requestOfKey, resendIdentity } from './resend.js';
+import { resendIdentity } from './resend.js';
 import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
 
 export interface DeviceDeliveryOptions {
@@ -37,6 +38,16 @@ export const UNREACHABLE = new Set([408, 480, 503, 504]);
 const PAGE_SIZE = 100;
 
 export const ACCEPTED: DeliveryOutcome = { status: 202, reason: 'Accepted (stored for offline delivery)' };
+const MAILBOX_FULL: DeliveryOutcome = { status: 486, reason: 'Busy Here (offline mailbox full)' };
+/** What needed the store while it was unavailable gets; a sender's outbox tries its leg again. */
+export const STORE_UNAVAILABLE: DeliveryOutcome = { status: 503, reason: 'Service Unavailable (store unavailable)' };
+
+/** The devices a message for a user is for: remembered ones, registered ones with their flows, and all of them. */
+interface KnownDevices {
+  remembered: RememberedDevice[];
+  live: Map<string, Flow[]>;
+  devices: Set<string>;
+}
 
 export interface DeviceDeliveryStats {
   stored: number;
@@ -70,17 +81,25 @@ export class DeviceDelivery {
   /** Deliveries sent now to a registered device, "id\ndevice": a queue being drained leaves them to that send. */
   private readonly inFlight = new Set<string>();
   /**
-   * Registered devices known to have older deliveries waiting ("aor\ndevice": a send to them failed,
-   * or they had some when Parley started): a new message goes through their queue, after those.
+   * Devices known to have older deliveries waiting ("aor\ndevice": a send to them failed, their
+   * queue was not drained to its end, or they had some when Parley started): a new message goes
+   * through their queue, after those.
    */
   private readonly backlogged = new Set<string>();
   /**
    * The AORs with a device known by +sip.instance (remembered or registering since the start): only
-   * theirs are kept per device, so only theirs cost a store read for each message. Complete once
-   * resume() has loaded the remembered ones; until then every AOR is looked up.
+   * theirs are kept per device, so only theirs cost a store read for each message. Each with the
+   * sweep during which it was last seen: one that registers while a sweep forgets its devices stays.
    */
-  private readonly instanceUsers = new Set<string>();
-  private instanceUsersLoaded = false;
+  private readonly instanceUsers = new Map<string, number>();
+  /** Counts the sweeps of forgotten devices (forgetStale). */
+  private sweeps = 0;
+  /**
+   * Whether resume() has loaded what the store held at start (instanceUsers, backlogged). Until
+   * then every AOR is looked up, with what its devices have waiting, so that no message overtakes
+   * one stored before the restart.
+   */
+  private loaded = false;
 
   constructor(
     private readonly store: DeliveryStore,
@@ -94,35 +113,29 @@ export class DeviceDelivery {
   /**
    * Stores `record` for every device of `aor` and sends `message` to the registered ones. Undefined
    * when the AOR has no remembered device: the message is then the offline store's, as before.
-   */
-  /**
    * `written` is told once the message is stored and its requests to the registered devices are
    * under way, with the transports they go over: the next message for this recipient may follow.
+   * `keptByCaller`: the caller keeps the message until this resolves (an outbox leg), so it is
+   * stored only for the devices that did not take it (see deliverKept), after `previous`.
    * `except`: a device that is not to get it (the one that sent what this copies, relay/sync.ts).
    */
   async deliver(
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean, written?: (protocols: Protocol[]) => void,
-    except?: string,
+    { keptByCaller, except }: { keptByCaller?: { previous: Promise<void> }; except?: string } = {},
   ): Promise<DeliveryOutcome | undefined> {
-    if (!this.keepsPerDevice(aor)) return undefined;
-    const remembered = await this.store.devicesOf(aor, Date.now() - this.options.remember * 1000);
-    if (remembered.length === 0) return undefined;
-    const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
-    const devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
-    // A device without +sip.instance cannot be recognised when it registers again (its contact
-    // changes with its connection): a user with only such devices keeps the store-for-whichever-
-    // registers-next delivery, which loses nothing for them.
-    if (![...devices].some((device) => instanceOf(device) !== null)) return undefined;
+    const known = await this.devicesOf(aor);
+    if (!known) return undefined;
     if (except !== undefined) {
-      devices.delete(except);
-      live.delete(except);
-      if (devices.size === 0) return undefined;
+      known.devices.delete(except);
+      known.live.delete(except);
+      if (known.devices.size === 0) return undefined;
     }
-    const priority = message.get('priority')?.trim().toLowerCase() === 'non-urgent' ? 1 : 0;
-    const id = await this.store.add(record, [...devices], priority, this.options.maxPerUser);
+    if (keptByCaller) return this.deliverKept(aor, message, record, better, written, keptByCaller.previous, known);
+    const { remembered, live, devices } = known;
+    const id = await this.store.add(record, [...devices], priorityOf(message), this.options.maxPerUser);
     if (id === 'full') {
       written?.([]);
-      return { status: 486, reason: 'Busy Here (offline mailbox full)' };
+      return MAILBOX_FULL;
     }
     this.stats.stored++;
     this.stats.pending += devices.size;
@@ -130,11 +143,7 @@ export class DeviceDelivery {
     this.wake(id, remembered.filter((d) => !live.has(d.device)), message);
 
     for (const device of live.keys()) {
-      const queue = `${aor}\n${device}`;
-      const drain = this.draining.get(queue);
-      if (drain) drain.more = true;
-      else if (this.backlogged.has(queue)) void this.drain(aor, device);
-      else continue;
+      if (!this.joinQueue(aor, device)) continue;
       live.delete(device);
     }
     if (live.size === 0) {
@@ -172,7 +181,100 @@ export class DeviceDelivery {
 
   /** Whether `aor` may have messages kept per device: false only once it is known to have no device known by +sip.instance. */
   keepsPerDevice(aor: string): boolean {
-    return !this.instanceUsersLoaded || this.instanceUsers.has(aor);
+    return !this.loaded || this.instanceUsers.has(aor);
+  }
+
+  /**
+   * Forgets the devices not seen registering within devices.remember, with what they had pending;
+   * a user left without a device known by +sip.instance costs no store read per message again.
+   */
+  async forgetStale(): Promise<void> {
+    const sweep = ++this.sweeps;
+    for (const aor of await this.store.removeStale(Date.now() - this.options.remember * 1000)) {
+      if ((this.instanceUsers.get(aor) ?? sweep) < sweep) this.instanceUsers.delete(aor);
+    }
+  }
+
+  /**
+   * The devices of `aor`: remembered, registered (with their flows), both; undefined when the
+   * message is not to be kept per device.
+   */
+  private async devicesOf(aor: string): Promise<KnownDevices | undefined> {
+    if (!this.keepsPerDevice(aor)) return undefined;
+    const [remembered, waiting] = await Promise.all([
+      this.store.devicesOf(aor, Date.now() - this.options.remember * 1000),
+      this.loaded ? [] : this.store.pendingCounts(aor),
+    ]);
+    if (remembered.length === 0) return undefined;
+    for (const { device } of waiting) this.backlogged.add(`${aor}\n${device}`);
+    const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
+    const devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
+    // A device without +sip.instance cannot be recognised when it registers again (its contact
+    // changes with its connection): a user with only such devices keeps the store-for-whichever-
+    // registers-next delivery, which loses nothing for them.
+    if (![...devices].some((device) => instanceOf(device) !== null)) return undefined;
+    return { remembered, live, devices };
+  }
+
+  /**
+   * A message its caller keeps until this resolves (a room post's outbox leg): written once. The
+   * registered devices with nothing waiting get it at once; it is stored, after the recipient's
+   * earlier messages (`previous`), only for the devices that did not take it: away, with older
+   * messages waiting, or not reached. A device that refused it for good does not get it again.
+   */
+  private async deliverKept(
+    aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean,
+    written: ((protocols: Protocol[]) => void) | undefined, previous: Promise<void>, { remembered, live, devices }: KnownDevices,
+  ): Promise<DeliveryOutcome> {
+    const now = [...live].filter(([device]) => !this.isQueued(aor, device));
+    const sending = now.map(async ([device, flows]) => ({ device, response: await this.send(message, flows) }));
+    written?.(now.map(([, flows]) => flows[0]!.peer.proto));
+    const answers = await Promise.all(sending);
+    const left = new Set(devices);
+    const unreached = new Set<string>();
+    let best: SipMessage | undefined;
+    for (const { device, response } of answers) {
+      if (UNREACHABLE.has(response.status)) unreached.add(device);
+      else left.delete(device);
+      if (!best || better(response.status, best.status)) best = response;
+    }
+    const taken = best && best.status < 300 ? { status: best.status, reason: best.reason, response: best } : undefined;
+    if (left.size === 0) return taken ?? { status: best!.status, reason: best!.reason, response: best };
+    await previous;
+    let id;
+    try {
+      id = await this.store.add(record, [...left], priorityOf(message), this.options.maxPerUser);
+    } catch (error) {
+      // Sent already: the leg is tried again later (the same request, recognised by the devices that took it).
+      if (isStoreUnavailable(error)) return STORE_UNAVAILABLE;
+      throw error;
+    }
+    if (id === 'full') return taken ?? MAILBOX_FULL;
+    this.stats.stored++;
+    this.stats.pending += left.size;
+    this.log.debug({ aor, id, devices: left.size }, 'message stored for the devices that did not take it');
+    this.wake(id, remembered.filter((d) => left.has(d.device) && (!live.has(d.device) || unreached.has(d.device))), message);
+    for (const device of left) {
+      if (unreached.has(device)) this.backlogged.add(`${aor}\n${device}`);
+      else if (live.has(device)) this.joinQueue(aor, device);
+    }
+    return taken ?? ACCEPTED;
+  }
+
+  /** Whether a message for this device goes through its queue: one is being drained, or older messages wait. */
+  private isQueued(aor: string, device: string): boolean {
+    const queue = `${aor}\n${device}`;
+    return this.draining.has(queue) || this.backlogged.has(queue);
+  }
+
+  /** Has the device's queue deliver what was just stored for it, when it is queued; false when it is not. */
+  private joinQueue(aor: string, device: string): boolean {
+    const queue = `${aor}\n${device}`;
+    const drain = this.draining.get(queue);
+    if (drain) drain.more = true;
+    else if (this.backlogged.has(queue)) void this.drain(aor, device);
+    else return false;
+    return true;
   }
 
   /** Counts the deliveries waiting in the store again (after each sweep). */
@@ -185,14 +287,13 @@ export class DeviceDelivery {
    * a restart); a device's later messages go after what it had waiting.
    */
   async resume(): Promise<void> {
-    for (const aor of await this.store.aorsWithInstanceDevices(Date.now() - this.options.remember * 1000)) this.instanceUsers.add(aor);
-    this.instanceUsersLoaded = true;
+    for (const aor of await this.store.aorsWithInstanceDevices(Date.now() - this.options.remember * 1000)) this.instanceUsers.set(aor, this.sweeps);
     const counts = await this.store.pendingCounts();
     this.stats.pending = counts.reduce((sum, { pending }) => sum + pending, 0);
+    for (const { aor, device } of counts) this.backlogged.add(`${aor}\n${device}`);
+    this.loaded = true;
     for (const { aor, device } of counts) {
-      if (this.registrar.lookup(aor).length === 0) continue;
-      this.backlogged.add(`${aor}\n${device}`);
-      void this.drain(aor, device);
+      if (this.registrar.lookup(aor).length > 0) void this.drain(aor, device);
     }
   }
 
@@ -229,7 +330,7 @@ export class DeviceDelivery {
   /** Delivers what each registered device of `aor` has still to take; called when the AOR registered. */
   deliverPending(aor: string): void {
     const devices = this.registrar.flowsByDevice(this.registrar.lookup(aor));
-    if (devices.some((flows) => flows[0]!.binding.instance)) this.instanceUsers.add(aor);
+    if (devices.some((flows) => flows[0]!.binding.instance)) this.instanceUsers.set(aor, this.sweeps);
     for (const flows of devices) void this.drain(aor, deviceKey(flows[0]!.binding));
   }
 
@@ -291,6 +392,9 @@ export class DeviceDelivery {
     if (this.draining.has(queue)) return;
     const drain = { more: false };
     this.draining.set(queue, drain);
+    // Until it reaches the end of the queue: a drain cut short (device away, store unavailable)
+    // leaves rows that a new message must not overtake.
+    this.backlogged.add(queue);
     try {
       let cursor: DeliveryCursor | undefined;
       for (;;) {
@@ -333,8 +437,7 @@ export const SENT_COPY = { name: 'x-parley-copy', value: 'sent' };
 export function storedRequest(stack: SipStack, stored: StoredMessage): SipMessage {
   // Each time it is sent, the same Call-ID, From tag and CSeq as the request it came in as (the one
   // a registered device was given at once): a UA given it twice sees one request again.
-  const original = stored.origin === undefined ? undefined : requestOfKey(stored.origin);
-  const identity = original ?? { ...resendIdentity(`offline.${stored.id}.${stored.receivedAt}.${stored.aor}`), cseq: undefined };
+  const identity = stored.origin ?? { ...resendIdentity(`offline.${stored.id}.${stored.receivedAt}.${stored.aor}`), cseq: undefined };
   return stack.createRequest({
     method: 'MESSAGE',
     uri: stripToUri(stored.toHeader),
@@ -355,6 +458,11 @@ export function stripToUri(value: string): string {
   } catch {
     return value;
   }
+}
+
+/** Priority: non-urgent messages wait behind the others in a device's queue. */
+function priorityOf(message: SipMessage): number {
+  return message.get('priority')?.trim().toLowerCase() === 'non-urgent' ? 1 : 0;
 }
 
 /** A device key is its instance URN when it registered with one, else its contact (a SIP URI). */

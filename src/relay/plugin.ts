@@ -6,9 +6,11 @@ import { REGISTRAR } from '../registrar/plugin.js';
 import { PUSH } from '../push/plugin.js';
 import { serviceKey, type ParleyPlugin } from '../plugin/index.js';
 import { Relay } from './relay.js';
-import { relayMethods } from './rpc.js';
+import type { DeviceDelivery } from './devices.js';
 
 export const RELAY = serviceKey<Relay>('relay');
+/** Delivery to each device of a user, what it has still to take (the devices plugin shows it). */
+export const DEVICE_DELIVERY = serviceKey<DeviceDelivery>('device-delivery');
 
 export function relayPlugin(): ParleyPlugin {
   let relay: Relay | undefined;
@@ -17,7 +19,7 @@ export function relayPlugin(): ParleyPlugin {
     name: 'relay',
     requires: [REGISTRAR],
     uses: [PUSH],
-    provides: [RELAY],
+    provides: [RELAY, DEVICE_DELIVERY],
     handlers: [{ name: 'relay', methods: ['MESSAGE'], handle: (request) => started().handle(request) }],
     start(context) {
       const config = context.config;
@@ -42,9 +44,9 @@ export function relayPlugin(): ParleyPlugin {
         context.log,
       );
       context.provide(RELAY, relay);
+      context.provide(DEVICE_DELIVERY, relay.devices);
     },
     serve: () => started().start(),
-    rpc: () => relayMethods(started),
     stop: () => relay?.stop(),
     metrics: () => [
       { kind: 'counter', name: 'parley_relay_relayed_total', help: 'Requests a registered contact of a local user accepted.', read: () => started().stats.relayed },

@@ -12,11 +12,11 @@ import {
 import { type Header, withHeadersOf } from '../sip/message.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import type { Outbox } from './outbox.js';
-import { requestKey } from './resend.js';
+import { requestOrigin } from './resend.js';
 import { digestRealm } from '../registrar/digest.js';
 import type { DeliveryTurn } from './ordered.js';
 import { stripPushParams, type PushService } from '../push/index.js';
-import { ACCEPTED, DeviceDelivery, UNREACHABLE, storedRequest, stripToUri } from './devices.js';
+import { ACCEPTED, DeviceDelivery, STORE_UNAVAILABLE, UNREACHABLE, storedRequest, stripToUri } from './devices.js';
 import { SentCopies } from './sync.js';
 
 export interface RelayOptions {
@@ -63,13 +63,18 @@ export interface OutgoingMessage {
   callId?: string;
   /** false for what is stale once late (an isComposing state): never stored offline, 480 when no device takes it now. */
   storeOffline?: boolean;
+  /**
+   * The sender's outbox keeps the message until send() resolves (with a turn): stored for a
+   * recipient's devices only when some did not take it, so what all took is written once.
+   */
+  keptByOutbox?: boolean;
 }
 
 /** Statuses after which a device's next flow is tried (RFC 5626 §5.3): the request did not get through this one. */
 const FLOW_FAILED = new Set([408, 503]);
 
 /** The reason phrase of the 503 for anything that needed the store while it was unavailable. */
-export const STORE_UNAVAILABLE_REASON = 'Service Unavailable (store unavailable)';
+export const STORE_UNAVAILABLE_REASON = STORE_UNAVAILABLE.reason;
 
 /** Stored messages read at once when delivering them to a user who registered. */
 const OFFLINE_PAGE_SIZE = 100;
@@ -99,7 +104,7 @@ export class Relay {
     private readonly stack: SipStack,
     private readonly registrar: Registrar,
     private readonly offline: OfflineStore,
-    private readonly deliveries: DeliveryStore,
+    deliveries: DeliveryStore,
     private readonly options: RelayOptions,
     private readonly log: Logger,
   ) {
@@ -124,7 +129,7 @@ export class Relay {
     const sweepFailed = logBackgroundFailure(this.log, 'expired offline messages sweep');
     const sweep = async () => {
       await this.offline.removeExpired(Date.now());
-      await this.deliveries.removeStale(Date.now() - this.options.devices.remember * 1000);
+      await this.devices.forgetStale();
       await this.devices.countPending();
     };
     void this.devices.resume().catch(logBackgroundFailure(this.log, 'resuming deliveries to devices'));
@@ -198,7 +203,7 @@ export class Relay {
       return { status: response.status, reason: response.reason, stored: false };
     }
     try {
-      const result = await this.deliverLocal(target, message, loopKey(message), outgoing.storeOffline, turn);
+      const result = await this.deliverLocal(target, message, loopKey(message), outgoing.storeOffline, turn, outgoing.keptByOutbox === true);
       return { status: result.status, reason: result.reason, stored: result.status === 202 };
     } catch (error) {
       // What a SIP sender would be answered: the module that sends tells its own sender.
@@ -273,7 +278,7 @@ export class Relay {
    * unknown user gets 404. A GRUU's device that is not registered gets 480: nothing is stored for it.
    */
   private async deliverLocal(
-    target: SipUri, message: SipMessage, loop: string, storeOffline = true, turn?: DeliveryTurn,
+    target: SipUri, message: SipMessage, loop: string, storeOffline = true, turn?: DeliveryTurn, keptByOutbox = false,
   ): Promise<{ status: number; reason: string; response?: SipMessage }> {
     const destination = this.registrar.destinationOf(target);
     if (!destination) return { status: 404, reason: 'Not Found (unknown GRUU)' };
@@ -283,7 +288,8 @@ export class Relay {
     if (!device && storeOffline && this.options.offline.enabled && Number(message.get('max-forwards') ?? '70') > 0) {
       // Without the store, registered devices are still reached the old way (nothing to store yet).
       const written = (protocols: Protocol[]) => turn?.sent(protocols.length > 0 ? this.windowOf(protocols) : this.options.deliveryWindow.stream);
-      const outcome = await this.devices.deliver(aor, message, this.storedRecord(aor, message), betterFinal, written).catch((error: unknown) => {
+      const kept = keptByOutbox && turn ? { previous: turn.previous } : undefined;
+      const outcome = await this.devices.deliver(aor, message, this.storedRecord(aor, message), betterFinal, written, { keptByCaller: kept }).catch((error: unknown) => {
         if (isStoreUnavailable(error)) return undefined;
         throw error;
       });
@@ -337,7 +343,7 @@ export class Relay {
       receivedAt: now,
       sentAt: dateOf(message),
       expiresAt: now + this.options.offline.expires * 1000,
-      origin: requestKey(message),
+      origin: requestOrigin(message),
     };
   }
 

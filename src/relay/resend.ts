@@ -5,6 +5,7 @@
 // CSeq (or stanza id): a UA sees the same request again (RFC 3261 §8.2.2.2), not a new message.
 import { createHash } from 'node:crypto';
 import type { SipMessage } from '../sip/index.js';
+import type { RequestOrigin } from '../store/index.js';
 
 export interface ResendIdentity {
   callId: string;
@@ -13,25 +14,12 @@ export interface ResendIdentity {
 
 /** What names the request a message came in (Call-ID, From tag, CSeq): the same for each of its retransmissions. */
 export function requestKey(message: SipMessage): string {
-  return keyOfRequest({ callId: message.callId, fromTag: message.from.params.get('tag') ?? '', cseq: message.cseq.seq });
+  return `${message.callId}|${message.from.params.get('tag') ?? ''}|${message.cseq.seq}`;
 }
 
-/** The requestKey of the request with this Call-ID, From tag and CSeq (one Parley is to send). */
-export function keyOfRequest(request: { callId: string; fromTag: string; cseq: number }): string {
-  return `${request.callId}|${request.fromTag}|${request.cseq}`;
-}
-
-/**
- * The Call-ID, From tag and CSeq a requestKey names: a stored message is sent again as the very
- * request it came in as (or was first forwarded as). Undefined for a key not made by requestKey.
- */
-export function requestOfKey(key: string): { callId: string; fromTag: string; cseq: number } | undefined {
-  // Neither a tag (a token) nor a CSeq number holds "|"; a Call-ID does not either (RFC 3261 word).
-  const seqAt = key.lastIndexOf('|');
-  const tagAt = key.lastIndexOf('|', seqAt - 1);
-  const cseq = Number(key.slice(seqAt + 1));
-  if (tagAt <= 0 || !Number.isSafeInteger(cseq) || cseq < 0) return undefined;
-  return { callId: key.slice(0, tagAt), fromTag: key.slice(tagAt + 1, seqAt), cseq };
+/** The Call-ID, From tag and CSeq of the request a message came in: kept with it when it is stored, to send it again as that very request. */
+export function requestOrigin(message: SipMessage): RequestOrigin {
+  return { callId: message.callId, fromTag: message.from.params.get('tag') ?? '', cseq: message.cseq.seq };
 }
 
 /** `key` must name one message to one recipient for good (see requestKey). */

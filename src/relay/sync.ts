@@ -13,7 +13,7 @@ import { deviceKey, instanceUrn, isStoreUnavailable, type Binding, type StoredMe
 import type { Destination, Registrar } from '../registrar/registrar.js';
 import { CPIM_TYPE, ContentError, decodeContent, headerValue, parseCpim } from '../bridge/cpim.js';
 import { type DeviceDelivery, storedRequest } from './devices.js';
-import { keyOfRequest, requestKey, resendIdentity } from './resend.js';
+import { requestKey, resendIdentity } from './resend.js';
 
 export interface SentCopyOptions {
   /** Whether the users of a local domain get copies of what they send (relay.sync_sent, relay.sync_sent_domains). */
@@ -58,13 +58,13 @@ export class SentCopies {
     // Derived from the request it copies: the copy is the same request each time it is sent, after a
     // restart or when the sender sent its request again, yet never the request itself.
     const identity = resendIdentity(`sent.${requestKey(message)}`);
-    const record: Omit<StoredMessage, 'id'> = { ...original, origin: keyOfRequest({ ...identity, cseq: message.cseq.seq }), sentCopy: true };
+    const record: Omit<StoredMessage, 'id'> = { ...original, origin: { ...identity, cseq: message.cseq.seq }, sentCopy: true };
     const except = sender.device ? instanceUrn(sender.device.instance) : this.sendingDevice(request, sender.aor);
     try {
       // deliver() settles once the devices answered (up to relay.accept_timeout); the sender waits
       // only until the copy is stored and under way (`written`), or nothing was kept.
       await new Promise<void>((resolve, reject) => {
-        this.devices.deliver(sender.aor, storedRequest(this.stack, { ...record, id: 0 }), record, NONE_BETTER, () => resolve(), except).then((outcome) => {
+        this.devices.deliver(sender.aor, storedRequest(this.stack, { ...record, id: 0 }), record, NONE_BETTER, () => resolve(), { except }).then((outcome) => {
           if (outcome?.status === 486) this.log.info({ aor: sender.aor }, 'copy of a sent message not kept: offline mailbox full');
           resolve();
         }, reject);

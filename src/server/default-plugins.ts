@@ -2,6 +2,7 @@
 // the routes' (the plugins' routes go before the configured ones in this order) and, where no
 // service decides it, the start order; the admin endpoint comes last, as it gathers from the others.
 import { adminPlugin } from '../admin/plugin.js';
+import { devicesPlugin } from '../devices/plugin.js';
 import { gatewayPlugin } from '../gateway/plugin.js';
 import { roomsPlugin } from '../imc/plugin.js';
 import { presencePlugin } from '../presence/plugin.js';
@@ -13,5 +14,5 @@ import type { ParleyPlugin } from '../plugin/index.js';
 
 /** Fresh plugins for one server: each keeps the state of what it serves. */
 export function defaultPlugins(): ParleyPlugin[] {
-  return [registrarPlugin(), relayPlugin(), presencePlugin(), xmppPlugin(), gatewayPlugin(), roomsPlugin(), pushPlugin(), adminPlugin()];
+  return [registrarPlugin(), relayPlugin(), devicesPlugin(), presencePlugin(), xmppPlugin(), gatewayPlugin(), roomsPlugin(), pushPlugin(), adminPlugin()];
 }

@@ -98,8 +98,10 @@ export class DeliveryRepository implements DeliveryStore {
     return rows.map((row) => ({ aor: row.aor, device: row.device, pending: Number(row.pending) }));
   }
 
-  async removeStale(forgetBefore: number): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+  removeStale(forgetBefore: number): Promise<string[]> {
+    return this.db.transaction().execute(async (trx) => {
+      const forgotten = await trx.selectFrom('devices').select('aor').distinct()
+        .where('device', 'like', 'urn:%').where('last_seen', '<', forgetBefore).execute();
       await trx
         .deleteFrom('message_deliveries')
         .where((eb) =>
@@ -122,6 +124,11 @@ export class DeliveryRepository implements DeliveryStore {
         .where('per_device', '=', 1)
         .where((eb) => eb.not(eb.exists(eb.selectFrom('message_deliveries').select('message_deliveries.device').whereRef('message_deliveries.message_id', '=', 'offline_messages.id'))))
         .execute();
+      if (forgotten.length === 0) return [];
+      const aors = forgotten.map((row) => row.aor);
+      const left = await trx.selectFrom('devices').select('aor').distinct().where('device', 'like', 'urn:%').where('aor', 'in', aors).execute();
+      const kept = new Set(left.map((row) => row.aor));
+      return aors.filter((aor) => !kept.has(aor));
     });
   }
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { CompiledQuery, Insertable, Kysely, Selectable, Transaction } from 'kysely';
 import { CompiledStatements } from './compiled.js';
 import { GroupCommit } from './group-commit.js';
@@ -35,6 +36,13 @@ export class LocationRepository implements LocationStore {
   async isKnown(aor: string): Promise<boolean> {
     const row = await this.db.selectFrom('known_aors').select('aor').where('aor', '=', aor).executeTakeFirst();
     return row !== undefined;
+  }
+
+  async serverKey(name: string): Promise<Buffer> {
+    // Two processes drawing at once: the first insert wins, and both read the key it wrote.
+    await this.db.insertInto('server_keys').values({ name, value: randomBytes(32) }).onConflict((oc) => oc.column('name').doNothing()).execute();
+    const { value } = await this.db.selectFrom('server_keys').select('value').where('name', '=', name).executeTakeFirstOrThrow();
+    return Buffer.from(value);
   }
 
   /**

@@ -81,7 +81,9 @@ export async function insertStoredMessage(trx: Transaction<Database>, message: O
       received_at: message.receivedAt,
       sent_at: message.sentAt ?? null,
       expires_at: message.expiresAt,
-      origin: message.origin ?? null,
+      origin_call_id: message.origin?.callId ?? null,
+      origin_from_tag: message.origin?.fromTag ?? null,
+      origin_cseq: message.origin?.cseq ?? null,
       per_device: perDevice ? 1 : 0,
       sent_copy: message.sentCopy ? 1 : 0,
     })
@@ -100,7 +102,10 @@ export function toStoredMessage(row: Selectable<OfflineMessagesTable>): StoredMe
     body: row.body,
     receivedAt: row.received_at,
     expiresAt: row.expires_at,
-    ...nullsAbsent({ sentAt: row.sent_at, origin: row.origin }),
+    ...nullsAbsent({ sentAt: row.sent_at }),
+    ...(row.origin_call_id !== null && row.origin_from_tag !== null && row.origin_cseq !== null
+      ? { origin: { callId: row.origin_call_id, fromTag: row.origin_from_tag, cseq: Number(row.origin_cseq) } }
+      : {}),
     ...(row.sent_copy === 1 ? { sentCopy: true } : {}),
   };
 }

@@ -42,11 +42,20 @@ export interface OfflineMessagesTable {
   received_at: number;
   sent_at: number | null;
   expires_at: number;
-  origin: string | null;
+  /** The request it came in as (RequestOrigin): all three or none. */
+  origin_call_id: string | null;
+  origin_from_tag: string | null;
+  origin_cseq: number | null;
   /** 1: delivered to the devices of its message_deliveries rows; 0: to whichever device of the AOR registers next. */
   per_device: Generated<number>;
   /** 1: a copy of what the AOR sent from another device (own-message sync). */
   sent_copy: Generated<number>;
+}
+
+/** A key Parley drew once and keeps across restarts (the one sealing temporary GRUUs). */
+export interface ServerKeysTable {
+  name: string;
+  value: Buffer;
 }
 
 /** A device an AOR was seen registering from: its instance URN, or its contact without one. */
@@ -211,4 +220,5 @@ export interface Database {
   outbox: OutboxTable;
   outbox_cursors: OutboxCursorsTable;
   gateway_rooms: GatewayRoomsTable;
+  server_keys: ServerKeysTable;
 }

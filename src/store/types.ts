@@ -65,6 +65,8 @@ export interface LocationStore {
   removeExpired(now: number): Promise<number>;
   /** True when the AOR has ever registered (so a message to it is stored rather than refused with 404). */
   isKnown(aor: string): Promise<boolean>;
+  /** The 32-byte random key kept under `name`, drawn and stored the first time it is asked for (by any process). */
+  serverKey(name: string): Promise<Buffer>;
 }
 
 /** A MESSAGE kept for a recipient who was not reachable (RFC 3428 offline storage). */
@@ -83,10 +85,17 @@ export interface StoredMessage {
   /** The sender's Date header, when it had a valid one: sent back as the Date on delivery instead of receivedAt. */
   sentAt?: number;
   expiresAt: number;
-  /** What names the request it came in (Call-ID, From tag, CSeq): a retransmission stored again after a restart is delivered under the same identity. */
-  origin?: string;
+  /** What names the request it came in: a retransmission stored again after a restart is delivered under the same identity. */
+  origin?: RequestOrigin;
   /** A copy of what the AOR itself sent from another of its devices (own-message sync): delivered marked as sent. */
   sentCopy?: boolean;
+}
+
+/** The Call-ID, From tag and CSeq of a request. */
+export interface RequestOrigin {
+  callId: string;
+  fromTag: string;
+  cseq: number;
 }
 
 export interface OfflineStore {
@@ -147,8 +156,11 @@ export interface DeliveryStore {
   done(messageId: number, device: string): Promise<void>;
   /** Pending deliveries per device of an AOR, every AOR when absent. */
   pendingCounts(aor?: string): Promise<Array<{ aor: string; device: string; pending: number }>>;
-  /** Forgets devices last seen before `forgetBefore` with what they had pending, and rows of messages gone (expired). */
-  removeStale(forgetBefore: number): Promise<void>;
+  /**
+   * Forgets devices last seen before `forgetBefore` with what they had pending, and rows of messages
+   * gone (expired); returns the AORs that had a device known by +sip.instance among them and have none left.
+   */
+  removeStale(forgetBefore: number): Promise<string[]>;
 }
 
 /** A presence publication (RFC 3903) as kept across restarts. */

@@ -478,6 +478,43 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       }
     });
 
+    test('the request a message came in as is kept in typed columns; strings stored before are moved into them', async () => {
+      const aor = 'bob@a.example';
+      const earlier = await backend.freshUrl();
+      const old = rawDatabase(driver as StoreDriver, earlier);
+      const before = Object.entries(migrations).filter(([name]) => name < '011');
+      const provider = { getMigrations: async () => Object.fromEntries(before.map(([name, m]) => [name, { up: (db: Kysely<any>) => m.up(db, driver as StoreDriver) }])) };
+      assert.equal((await new Migrator({ db: old, provider }).migrateToLatest()).error, undefined);
+      const row = { aor, from_header: '<sip:alice@a.example>', to_header: `<sip:${aor}>`, content_type: 'text/plain', received_at: NOW, sent_at: null, expires_at: NOW + MINUTE };
+      for (const [body, origin] of [['kept', 'a1b2@host.example|tag-9|42'], ['unreadable', 'no separators'], ['none', null]] as const) {
+        await old.insertInto('offline_messages').values({ ...row, body: Buffer.from(body), origin }).execute();
+      }
+      await old.destroy();
+
+      const migrated = await openStore(earlier);
+      try {
+        const stored = await migrated.offline.listFor(aor, NOW, { afterId: 0, limit: 10 });
+        assert.deepEqual(stored.map((m) => [m.body.toString(), m.origin]), [
+          ['kept', { callId: 'a1b2@host.example', fromTag: 'tag-9', cseq: 42 }], ['unreadable', undefined], ['none', undefined],
+        ]);
+        const origin = { callId: 'x|y@z', fromTag: '', cseq: 2 ** 31 - 1 };
+        const id = await migrated.offline.add(message(aor, { origin }), 10);
+        assert.deepEqual((await migrated.offline.listFor(aor, NOW, { afterId: id as number - 1, limit: 1 }))[0]!.origin, origin);
+      } finally {
+        await migrated.close();
+      }
+    });
+
+    test('a server key is drawn once and kept: the same for every caller and after reopening', async () => {
+      const key = await store.locations.serverKey('temporary-gruu');
+      assert.equal(key.length, 32);
+      assert.deepEqual(await store.locations.serverKey('temporary-gruu'), key);
+      assert.notDeepEqual(await store.locations.serverKey('another'), key);
+      await store.close();
+      store = await openStore(url);
+      assert.deepEqual(await store.locations.serverKey('temporary-gruu'), key);
+    });
+
     test('per-device deliveries: devices remembered from their bindings, queues by priority then age, a message gone with its last delivery', async () => {
       const aor = 'carol@a.example';
       const phone = { ...binding(aor, 'sip:carol@192.0.2.7'), instance: '"<urn:uuid:AB-1>"', updatedAt: NOW };
@@ -499,8 +536,14 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       assert.equal(await store.offline.count(aor), 3, 'the laptop has still to take it');
       await store.deliveries.done(urgent as number, 'laptop');
       assert.equal(await store.offline.count(aor), 2);
-      await store.deliveries.removeStale(NOW + MINUTE);
+      const dan = 'dan@a.example';
+      await store.locations.replace(dan, [
+        { ...binding(dan, 'sip:dan@192.0.2.9'), instance: '"<urn:uuid:DA-1>"', updatedAt: NOW - 5 * MINUTE },
+        { ...binding(dan, 'sip:dan@192.0.2.10'), instance: '"<urn:uuid:DA-2>"', updatedAt: NOW + 2 * MINUTE },
+      ]);
+      assert.deepEqual(await store.deliveries.removeStale(NOW + MINUTE), [aor], 'the users left without a device known by +sip.instance');
       assert.deepEqual(await store.deliveries.devicesOf(aor, 0), []);
+      assert.deepEqual((await store.deliveries.devicesOf(dan, 0)).map((d) => d.device), ['urn:uuid:da-2']);
       assert.equal(await store.offline.count(aor), 0, 'what only forgotten devices had to take goes with them');
     });
 

@@ -12,6 +12,7 @@ import { offlineOrigin } from './007_offline_origin.js';
 import { gatewayRooms } from './008_gateway_rooms.js';
 import { presenceGateways } from './009_presence_gateways.js';
 import { deviceDeliveries } from './010_device_deliveries.js';
+import { originColumnsServerKeys } from './011_origin_columns_server_keys.js';
 import { offlineSentCopy } from './012_offline_sent_copy.js';
 
 export interface StoreMigration {
@@ -30,5 +31,6 @@ export const migrations: Readonly<Record<string, StoreMigration>> = {
   '008_gateway_rooms': gatewayRooms,
   '009_presence_gateways': presenceGateways,
   '010_device_deliveries': deviceDeliveries,
+  '011_origin_columns_server_keys': originColumnsServerKeys,
   '012_offline_sent_copy': offlineSentCopy,
 };
