@@ -12,6 +12,7 @@ import { offlineOrigin } from './007_offline_origin.js';
 import { gatewayRooms } from './008_gateway_rooms.js';
 import { presenceGateways } from './009_presence_gateways.js';
 import { deviceDeliveries } from './010_device_deliveries.js';
+import { receiptIds } from './013_receipt_ids.js';
 
 export interface StoreMigration {
   // Kysely<any>: a migration works on the schema as it was at its version, not on today's Database type.
@@ -29,4 +30,5 @@ export const migrations: Readonly<Record<string, StoreMigration>> = {
   '008_gateway_rooms': gatewayRooms,
   '009_presence_gateways': presenceGateways,
   '010_device_deliveries': deviceDeliveries,
+  '013_receipt_ids': receiptIds,
 };
