@@ -160,11 +160,13 @@ export class XmppGateway {
     this.link.on('online', () => this.flush());
     this.link.on('stanza', (stanza) => this.onStanza(stanza));
     if (presence) {
-      const bridgeOptions = { addresses: this.addresses, gatewayDomain, xmppDomain, localDomains: options.localDomains };
+      const bridgeOptions = { addresses: this.addresses, gatewayDomain, xmppDomain, localDomains: options.localDomains, graceMs: options.presenceGraceMs };
       const presenceLog = log.child({ part: 'presence' });
       const pending = new PendingSubscriptions(outbox, PENDING_SUBSCRIPTIONS, presenceLog);
       this.presence = new PresenceBridge(presence, bridgeOptions, pending, (stanza) => void this.submit({ stanza }), presenceLog);
       this.link.on('online', () => this.presence!.online());
+      this.link.on('stream-down', (domain) => this.presence!.streamDown(domain));
+      this.link.on('stream-up', (domain) => this.presence!.streamUp(domain));
     }
   }
 

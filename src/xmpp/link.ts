@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
 import { component, type Component, type XmppError } from '@xmpp/component';
 import { parseJid } from './addresses.js';
+import type { XmppLinkEvents } from './backend.js';
 import { type XmlLimits, guardConnection } from './xml-guard.js';
 import { Backoff } from '../util/backoff.js';
 
@@ -40,10 +41,6 @@ export interface ComponentLinkOptions {
   xml: XmlLimits;
 }
 
-interface LinkEvents {
-  online: [];
-  stanza: [xml.Element];
-}
 
 /** Time allowed for connecting, opening the stream and the handshake, together. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -51,7 +48,7 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
 const CLOSE_GRACE_MS = 5_000;
 const NS_PING = 'urn:xmpp:ping';
 
-export class ComponentLink extends EventEmitter<LinkEvents> {
+export class ComponentLink extends EventEmitter<XmppLinkEvents> {
   state: LinkState = 'stopped';
   /** Stream and connection errors. */
   errors = 0;
@@ -211,6 +208,7 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
       // Its answer, if any, would come on a stream that is gone.
       this.ping = undefined;
       this.log.warn({ domain: this.options.domain, status }, 'XMPP component link lost; reconnecting');
+      this.emit('stream-down');
       const socket = this.entity.socket;
       setTimeout(() => socket?.destroy(), CLOSE_GRACE_MS).unref();
     }
