@@ -65,14 +65,14 @@ test('the XMPP server killed: after the grace period the SIP watcher is told the
   }
 });
 
-test('kill -9 of Parley while the contact goes offline: Parley started again probes the contact, and the SIP watcher is told it is unavailable', async () => {
+test('kill -9 of Parley, started again while the XMPP server is down: after the grace period the SIP watcher is told the contact is unavailable; once the server is back, its presence is asked for again', async () => {
   const romeo = await XmppUser.connect(prosody, 'romeo');
   await romeo.fetchRoster();
   const dir = tempDir();
   const config = join(dir, 'xmpp.yaml');
   writeFileSync(
     config,
-    `auth:\n  policy: open\nxmpp:\n  enabled: true\n  xmpp_domain: ${prosody.componentDomain}\n  xmpp_password: ${prosody.componentSecret}\n  xmpp_port: ${prosody.componentPort}\n  reconnect_min: 0.1\n  reconnect_max: 0.2\n`,
+    `auth:\n  policy: open\nxmpp:\n  enabled: true\n  xmpp_domain: ${prosody.componentDomain}\n  xmpp_password: ${prosody.componentSecret}\n  xmpp_port: ${prosody.componentPort}\n  reconnect_min: 0.1\n  reconnect_max: 0.2\n  presence_grace: 0.5\n`,
   );
   const first = await startParley({ dir, args: ['--config', config] });
   const alice = await ua('alice', first.udp);
@@ -82,12 +82,16 @@ test('kill -9 of Parley while the contact goes offline: Parley started again pro
 
   first.kill('SIGKILL');
   await first.exited;
-  // Gone while Parley is: his server's "unavailable" finds no component to take it.
-  await romeo.stop();
+  process.kill(prosody.pid!, 'SIGKILL');
+  await prosody.stop();
   const second = await startParley({ db: first.db, dir, udpPort: first.udp.port, tcpPort: first.tcp.port, args: ['--config', config] });
   try {
-    assert.equal((await notified(watch!, { basic: 'closed' }, 15_000)).basic, 'closed');
+    assert.deepEqual((await notified(watch!, {})).activities, ['away'], 'what romeo said before, kept in the store');
+    assert.equal((await notified(watch!, { basic: 'closed' })).basic, 'closed');
+    await prosody.start();
+    await notified(watch!, { basic: 'open', activities: [] }, 20_000);
   } finally {
     await second.stop();
+    await romeo.stop();
   }
 });
