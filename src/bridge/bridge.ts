@@ -73,14 +73,14 @@ export class SipBridge {
   }
 
   /**
-   * The durable step before the 202: `item` is in the outbox for `key` and the copy for the
-   * sender's other devices stored (relay/sync.ts), then the MESSAGE is answered 202. False, with
-   * nothing answered, when the outbox is full; a store unavailable throws (the server's dispatch
-   * answers 503 with Retry-After).
+   * The durable step before the 202: `item` is in the outbox for `key` (and `alongside`, another
+   * write of the gateway's, done) and the copy for the sender's other devices stored
+   * (relay/sync.ts), then the MESSAGE is answered 202. False, with nothing answered, when the
+   * outbox is full; a store unavailable throws (the server's dispatch answers 503 with Retry-After).
    */
-  async accept<Item>(request: IncomingRequest, outbox: Outbox<Item>, item: Item, key: string, now = Date.now()): Promise<boolean> {
+  async accept<Item>(request: IncomingRequest, outbox: Outbox<Item>, item: Item, key: string, now = Date.now(), alongside?: Promise<void>): Promise<boolean> {
     try {
-      await outbox.submit(item, [key], now);
+      await Promise.all([outbox.submit(item, [key], now), alongside]);
     } catch (error) {
       if (!(error instanceof OutboxFull)) throw error;
       return false;

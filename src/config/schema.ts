@@ -508,6 +508,11 @@ const baseSchema = z
       reconnect_min: z.number().positive().default(1).describe('Seconds before the first reconnection attempt after the XMPP link is lost (server mode: before dialling again a remote domain whose server could not be reached); each wait is drawn between the current step and twice it (spreading retries), the step doubled at each failure.'),
       reconnect_max: z.number().positive().default(60).describe('Longest wait between reconnection attempts, in seconds; at least reconnect_min.'),
       keepalive: z.number().positive().default(60).describe('Seconds between whitespace keepalives on the XMPP link, which find a dead connection.'),
+      presence_grace: z
+        .number()
+        .nonnegative()
+        .default(15)
+        .describe('Seconds the presence of XMPP contacts is trusted after the stream it came on went down (the component link, or in server mode the stream of their domain) or after a start, until it comes (back) up: then their SIP watchers are told they are unavailable. Once it is up again, Parley asks their servers for their presence (probes).'),
       s2s_listen: hostOrIp
         .default('0.0.0.0')
         .describe('Server mode: address the server-to-server listener binds to (xmpp_host and xmpp_port are for component mode only).'),

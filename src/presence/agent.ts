@@ -142,6 +142,10 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     return tables.filter((table) => table.count >= table.max);
   }
 
+  reportedBy(source: string, aor: string): PresenceState | undefined {
+    return this.external.get(aor)?.get(source);
+  }
+
   watchersOf(aor: string): string[] {
     return [...new Set([...(this.watched.get(aor) ?? [])].map((subscription) => subscription.watcher))];
   }

@@ -44,6 +44,9 @@ export interface PresenceService {
   /** The SIP users watching `aor` now, each once. */
   watchersOf(aor: string): string[];
 
+  /** What `source` reported of `aor` and did not withdraw (this run, or the last one's kept in the store); undefined when nothing. */
+  reportedBy(source: string, aor: string): PresenceState | undefined;
+
   on<E extends keyof PresenceEvents>(event: E, listener: PresenceListener<E>): this;
   off<E extends keyof PresenceEvents>(event: E, listener: PresenceListener<E>): this;
 }

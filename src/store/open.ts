@@ -15,6 +15,7 @@ import { migrations } from './migrations/index.js';
 import { OfflineRepository } from './offline.js';
 import { DeliveryRepository } from './deliveries.js';
 import { PresenceRepository } from './presence.js';
+import { ReceiptIdRepository } from './receipt-ids.js';
 import { OutboxRepository } from './outbox.js';
 import { queuedDialect } from './queued.js';
 import { RoomRepository } from './rooms.js';
@@ -51,6 +52,7 @@ function createRepositories(db: Kysely<Database>) {
     outbox: new OutboxRepository(db),
     gatewayAccounts: new GatewayAccountRepository(db),
     gatewayRooms: new GatewayRoomRepository(db),
+    receiptIds: new ReceiptIdRepository(db),
   };
 }
 

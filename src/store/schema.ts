@@ -200,6 +200,19 @@ export interface OutboxCursorsTable {
   done_id: number;
 }
 
+/** What a gateway remembers of a message it carried, for a receipt about it still to come. */
+export interface ReceiptIdsTable {
+  id: Generated<number>;
+  /** Which side's id `message_id` is (a gateway's own names). */
+  direction: string;
+  message_id: string;
+  /** The SIP user the receipt concerns: each is bounded on its own. */
+  owner: string;
+  /** JSON of the gateway's entry. */
+  entry: string;
+  created_at: number;
+}
+
 export interface Database {
   purplemap: PurplemapTable;
   imc_rooms: ImcRoomsTable;
@@ -221,4 +234,5 @@ export interface Database {
   outbox_cursors: OutboxCursorsTable;
   gateway_rooms: GatewayRoomsTable;
   server_keys: ServerKeysTable;
+  receipt_ids: ReceiptIdsTable;
 }

@@ -283,6 +283,34 @@ export interface OutboxStore {
   pending(kind: string): Promise<{ records: OutboxRecord[]; cursors: Map<string, number> }>;
 }
 
+/** What a gateway remembers of a message it carried, for a receipt about it still to come. */
+export interface StoredReceiptId {
+  /** Which side's id `messageId` is, in the gateway's own words. */
+  direction: string;
+  messageId: string;
+  /** The SIP user the receipt concerns ("user@domain"). */
+  owner: string;
+  /** The gateway's entry, as JSON. */
+  entry: string;
+  createdAt: number;
+}
+
+/**
+ * Receipt correlations of the gateways. Writes are group-committed in the order asked for, each
+ * resolving once committed.
+ */
+export interface ReceiptIdStore {
+  /** Remembers an id (replacing one of the same direction and id), then keeps only the `maxPerOwner` newest of its owner. */
+  put(receipt: StoredReceiptId, maxPerOwner: number): Promise<void>;
+  /** The entry remembered for an id, if any and created at `notBefore` or later. */
+  get(direction: string, messageId: string, notBefore: number): Promise<StoredReceiptId | undefined>;
+  /** Replaces the entry of an id, which keeps its time and place. */
+  update(direction: string, messageId: string, entry: string): Promise<void>;
+  remove(direction: string, messageId: string): Promise<void>;
+  /** Forgets the ids created before `before`; resolves with how many. */
+  expire(before: number): Promise<number>;
+}
+
 export type RoomRole = 'owner' | 'admin' | 'member';
 
 /** A chat room; `private` rooms admit invited users only. */
@@ -426,6 +454,8 @@ export interface Store {
   gatewayAccountsIn(table: string): Promise<GatewayAccountStore>;
   /** The group chats of the gateway's accounts. */
   readonly gatewayRooms: GatewayRoomStore;
+  /** Which message is which across a gateway, for receipts still to come. */
+  readonly receiptIds: ReceiptIdStore;
   /** The room tables under the configured names, created when missing. */
   rooms(tables: RoomTables): Promise<RoomStore>;
   /** The outage under way, from the last statement's failure until a write gets through; undefined while available. */

@@ -7,7 +7,19 @@ import { ComponentLink, type LinkState, type PeerStatus } from './link.js';
 import type { XmppGatewayOptions } from './options.js';
 import { S2sLink } from './s2s/link.js';
 
-export interface XmppLink extends EventEmitter<{ online: []; stanza: [xml.Element] }> {
+/**
+ * What a link tells: it is up (again), a stanza came, and (for presence) a stream the stanzas of
+ * XMPP users of a domain come on went down (every domain's, for the component link) or, in server
+ * mode, came up again.
+ */
+export interface XmppLinkEvents {
+  online: [];
+  stanza: [xml.Element];
+  'stream-down': [domain?: string];
+  'stream-up': [domain: string];
+}
+
+export interface XmppLink extends EventEmitter<XmppLinkEvents> {
   readonly state: LinkState;
   readonly online: boolean;
   /** Stream and connection errors. */

@@ -13,7 +13,7 @@ import {
   plainSipAddress,
 } from '../bridge/index.js';
 import { type LegOutcome, type Outbox, type Relay, repeatableId, requestKey } from '../relay/index.js';
-import type { OutboxStore } from '../store/index.js';
+import { type OutboxStore, type ReceiptIdStore, logBackgroundFailure } from '../store/index.js';
 import type { IncomingRequest, SipMessage } from '../sip/index.js';
 import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, unescapeLocal } from './addresses.js';
 import { type StanzaError, conditionForStatus, errorReply, readStanzaError, statusForCondition } from './errors.js';
@@ -70,8 +70,15 @@ interface AcceptedMessage {
  * `transient`: stale once late, it is dropped while the link is down.
  */
 interface Signal {
-  stanza?: xml.Element;
+  stanza: xml.Element;
   transient: boolean;
+}
+
+/** An IMDN from a SIP user (`sender`), about a message from XMPP: its receipt or marker is a Signal. */
+interface ImdnFromSip {
+  notification: Notification;
+  sender: string;
+  attrs: { from: string; to: string; id: string };
 }
 
 /** A message from SIP that asked for IMDNs, by the stanza id it went to XMPP with. */
@@ -98,8 +105,12 @@ const TO_XMPP = 'xmpp';
 
 /** How many sent messages are remembered, for a stanza error that may come back for one. */
 const MAX_SENT = 10_000;
-/** How many messages awaiting receipts are remembered, each way, and for how long (a message may be read days later). */
+/**
+ * How many messages awaiting receipts are remembered in memory, each way, how many per SIP user in
+ * the store, and for how long (a message may be read days later).
+ */
 const MAX_AWAITED = 10_000;
+const MAX_AWAITED_PER_USER = 1000;
 const AWAITED_TTL_MS = 7 * 24 * 3600_000;
 /** Subscription requests to SIP users who do not exist yet: how many wait, per user and in all, and for how long. */
 const PENDING_SUBSCRIPTIONS = { maxPerUser: 100, maxTotal: 10_000, ttlMs: 30 * 24 * 3600_000 };
@@ -120,17 +131,21 @@ export class XmppGateway {
   private readonly hints: { sip: string; xmpp: string };
   /** Presence both ways (RFC 7248), when the server has a presence agent. */
   private readonly presence: PresenceBridge | undefined;
-  /** Receipts still to come, each way. */
-  private readonly awaitedFromXmpp = new Correlations<AwaitedFromXmpp>(MAX_AWAITED, AWAITED_TTL_MS);
-  private readonly awaitedFromSip = new Correlations<AwaitedFromSip>(MAX_AWAITED, AWAITED_TTL_MS);
+  /** Receipts still to come, each way, kept in the store across restarts. */
+  private readonly awaitedFromXmpp: Correlations<AwaitedFromXmpp>;
+  private readonly awaitedFromSip: Correlations<AwaitedFromSip>;
 
   constructor(
     private readonly options: XmppGatewayOptions,
     relay: Relay,
     outbox: OutboxStore,
+    receiptIds: ReceiptIdStore,
     private readonly log: Logger,
     presence?: PresenceHooks,
   ) {
+    const durable = { store: receiptIds, maxPerOwner: MAX_AWAITED_PER_USER, log };
+    this.awaitedFromXmpp = new Correlations(MAX_AWAITED, AWAITED_TTL_MS, { ...durable, direction: 'xmpp-stanza', ownerOf: (entry) => entry.origin.sender });
+    this.awaitedFromSip = new Correlations(MAX_AWAITED, AWAITED_TTL_MS, { ...durable, direction: 'xmpp-imdn', ownerOf: (entry) => entry.recipient });
     this.addresses = addressMapping(options.addresses);
     const { convention, separator, gatewayDomain, xmppDomain } = options.addresses;
     this.hints =
@@ -145,11 +160,13 @@ export class XmppGateway {
     this.link.on('online', () => this.flush());
     this.link.on('stanza', (stanza) => this.onStanza(stanza));
     if (presence) {
-      const bridgeOptions = { addresses: this.addresses, gatewayDomain, xmppDomain, localDomains: options.localDomains };
+      const bridgeOptions = { addresses: this.addresses, gatewayDomain, xmppDomain, localDomains: options.localDomains, graceMs: options.presenceGraceMs };
       const presenceLog = log.child({ part: 'presence' });
       const pending = new PendingSubscriptions(outbox, PENDING_SUBSCRIPTIONS, presenceLog);
       this.presence = new PresenceBridge(presence, bridgeOptions, pending, (stanza) => void this.submit({ stanza }), presenceLog);
       this.link.on('online', () => this.presence!.online());
+      this.link.on('stream-down', (domain) => this.presence!.streamDown(domain));
+      this.link.on('stream-up', (domain) => this.presence!.streamUp(domain));
     }
   }
 
@@ -197,13 +214,16 @@ export class XmppGateway {
   /** The `xmpp` routing handler: a SIP MESSAGE for the gateway domain; 202 once it is in the outbox. */
   async handle(request: IncomingRequest): Promise<void> {
     const taken = this.take(request.message);
-    if ('transient' in taken) {
-      if (taken.stanza) this.signal(taken);
+    if ('transient' in taken || 'notification' in taken) {
+      const signal = 'transient' in taken ? taken : await this.receiptFor(taken);
+      if (signal) this.signal(signal);
       request.reply(202, 'Accepted');
       return;
     }
     if ('status' in taken) return this.refuse(request, taken);
-    if (await this.bridge.accept(request, this.accepted, taken, TO_XMPP)) this.counters.sipToXmpp++;
+    // What the XMPP user's receipts will name is as durable as the message before the 202.
+    const awaited = taken.imdn && this.awaitedFromXmpp.remember(taken.attrs.id, { origin: taken.origin, recipient: taken.attrs.to, ...taken.imdn });
+    if (await this.bridge.accept(request, this.accepted, taken, TO_XMPP, Date.now(), awaited)) this.counters.sipToXmpp++;
     else this.refuse(request, { status: 503, reason: 'Service Unavailable (XMPP queue full)', headers: this.retryAfter() });
   }
 
@@ -218,7 +238,7 @@ export class XmppGateway {
   }
 
   /** The XMPP form of a SIP MESSAGE, or what to answer instead when the gateway cannot carry it. */
-  private take(message: SipMessage): AcceptedMessage | Signal | Refusal {
+  private take(message: SipMessage): AcceptedMessage | Signal | ImdnFromSip | Refusal {
     const sender = senderOf(message);
     if ('status' in sender) return sender;
     if (!this.options.localDomains.has(sender.host)) return { status: 403, reason: 'Forbidden (the XMPP gateway serves local users only)' };
@@ -232,7 +252,7 @@ export class XmppGateway {
     if ('status' in payload) return payload;
     const attrs = { from: formatJid(from), to: formatJid(to), id: repeatableId(requestKey(message)), type: this.options.messageType };
     if (payload.kind === 'typing') return { stanza: chatStateStanza(chatStateOfComposing(payload.typing), attrs), transient: true };
-    if (payload.kind === 'receipt') return { stanza: this.receiptFor(payload.receipt, plainSipAddress(sender), attrs), transient: false };
+    if (payload.kind === 'receipt') return { notification: payload.receipt, sender: plainSipAddress(sender), attrs };
     const { text: im, imdn } = payload;
     if (this.link.downFor(Date.now()) > this.options.delayTimeMs) {
       return { status: 503, reason: 'Service Unavailable (XMPP server unreachable)', headers: this.retryAfter() };
@@ -245,18 +265,18 @@ export class XmppGateway {
    * The XEP-0184 receipt or XEP-0333 marker for an IMDN a SIP user sent about a message from XMPP;
    * undefined when the IMDN names no message this user got from that XMPP user, or one that did not ask for it.
    */
-  private receiptFor(notification: Notification, sender: string, attrs: { from: string; to: string; id: string }): xml.Element | undefined {
-    const awaited = this.awaitedFromSip.answer(notification, (entry) => entry.recipient === sender && bareJid(entry.sender) === attrs.to);
+  private async receiptFor({ notification, sender, attrs }: ImdnFromSip): Promise<Signal | undefined> {
+    const awaited = await this.awaitedFromSip.answer(notification, (entry) => entry.recipient === sender && bareJid(entry.sender) === attrs.to);
     if (!awaited) {
       this.log.debug({ sender, messageId: notification.messageId }, 'IMDN for no message from XMPP awaiting it: dropped');
       return undefined;
     }
-    return receiptStanza({ messageId: awaited.stanzaId, disposition: notification.disposition }, { from: attrs.from, to: awaited.sender, id: attrs.id, type: 'chat' });
+    const stanza = receiptStanza({ messageId: awaited.stanzaId, disposition: notification.disposition }, { from: attrs.from, to: awaited.sender, id: attrs.id, type: 'chat' });
+    return { stanza, transient: false };
   }
 
   /** Sends a chat state (only while the link is up) or a receipt (queued while it is down). */
   private signal({ stanza, transient }: Signal): void {
-    if (!stanza) return;
     if (this.link.online) this.transmit({ stanza });
     else if (!transient) this.submit({ stanza });
   }
@@ -267,10 +287,7 @@ export class XmppGateway {
     if (!this.link.online && Date.now() < deadline) await this.linkOnline(deadline);
     const requests = message.imdn ? receiptRequests(message.imdn.wanted) : [];
     const outgoing = { stanza: messageStanza(message.im, message.attrs, ...requests), origin: message.origin };
-    if (this.link.online) {
-      if (message.imdn) this.awaitedFromXmpp.remember(message.attrs.id, { origin: message.origin, recipient: message.attrs.to, ...message.imdn });
-      this.transmit(outgoing);
-    } else if (Date.now() >= deadline) this.failBack(outgoing, 408, `the XMPP server was unreachable for ${this.options.delayTimeMs / 1000} s`);
+    if (this.link.online) this.transmit(outgoing); else if (Date.now() >= deadline) this.failBack(outgoing, 408, `the XMPP server was unreachable for ${this.options.delayTimeMs / 1000} s`);
     // Woken by the stop: it stays in the outbox.
     else return 'retry';
     return 'done';
@@ -346,7 +363,11 @@ export class XmppGateway {
     if (!from) return bounce({ condition: 'jid-malformed', text: 'the sender has no SIP address' });
     if (Buffer.byteLength(im.body, 'utf8') > this.options.maxBody) return bounce({ condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
     const text = { kind: 'text', from: sipAddress(from), to: sipAddress(to), at: Date.now(), ...im, contentType: TEXT_PLAIN, conversation: callIdOfThread(im.thread) } as const;
-    this.bridge.intoSip({ ...text, ...this.receiptsAsked(stanza, to) }, (result) => {
+    const { asked, remembered } = this.receiptsAsked(stanza, to);
+    const message = { ...text, ...asked };
+    // The SIP user's IMDNs may come after a restart: what they will name is in the store before they can.
+    const delivery = remembered ? { to: message.to, make: () => remembered.then(() => message) } : message;
+    this.bridge.intoSip(delivery, (result) => {
       if (result.status < 300) this.counters.xmppToSip++;
       else bounce({ condition: conditionForStatus(result.status), text: `${result.status} ${result.reason}` });
     });
@@ -354,15 +375,18 @@ export class XmppGateway {
 
   /**
    * The receipts a message from XMPP asks for, as SIP asks for them (IMDN, with the Message-ID it
-   * goes with), remembered to map the IMDNs that come back; none when it asks for none.
+   * goes with), remembered to map the IMDNs that come back (`remembered` once in the store, or
+   * given up on: the IMDNs then find it in memory only); none when it asks for none.
    */
-  private receiptsAsked(stanza: xml.Element, to: string): { id?: string; wanted?: Wanted } {
+  private receiptsAsked(stanza: xml.Element, to: string): { asked?: { id: string; wanted: Wanted }; remembered?: Promise<void> } {
     const { wanted } = receiptsOf(stanza);
     const stanzaId = stanza.attrs.id;
     if (!this.options.imdn || !stanzaId || !(wanted.delivery || wanted.display)) return {};
     const id = this.bridge.newId();
-    this.awaitedFromSip.remember(id, { sender: stanza.attrs.from!, stanzaId, recipient: to, wanted });
-    return { id, wanted };
+    const remembered = this.awaitedFromSip
+      .remember(id, { sender: stanza.attrs.from!, stanzaId, recipient: to, wanted })
+      .catch(logBackgroundFailure(this.log, 'remembering a receipt id'));
+    return { asked: { id, wanted }, remembered };
   }
 
   /**
@@ -377,15 +401,18 @@ export class XmppGateway {
     const from = sender && this.addresses.sipSender(sender);
     if (!to || !from) return;
     const { answers } = receiptsOf(stanza);
-    if (answers) return this.onReceipt(answers, bareJid(stanza.attrs.from!)!, to);
+    if (answers) {
+      this.onReceipt(answers, bareJid(stanza.attrs.from!)!, to).catch((error: unknown) => this.log.warn({ err: error }, 'XMPP receipt not mapped: store unavailable'));
+      return;
+    }
     const state = chatStateOf(stanza);
     if (!state) return;
     this.bridge.intoSip({ kind: 'typing', from: sipAddress(from), to: sipAddress(to), typing: composingOfChatState(state) });
   }
 
   /** An XMPP receipt or marker for a message from SIP: an IMDN to the SIP sender, from the address it wrote to. */
-  private onReceipt(receipt: Notification, sender: string, recipient: string): void {
-    const awaited = this.awaitedFromXmpp.answer(receipt, (entry) => entry.recipient === sender && entry.origin.sender === recipient);
+  private async onReceipt(receipt: Notification, sender: string, recipient: string): Promise<void> {
+    const awaited = await this.awaitedFromXmpp.answer(receipt, (entry) => entry.recipient === sender && entry.origin.sender === recipient);
     if (!awaited) {
       this.log.debug({ from: sender, id: receipt.messageId }, 'XMPP receipt for no message from SIP awaiting it: dropped');
       return;

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
 import { component, type Component, type XmppError } from '@xmpp/component';
 import { parseJid } from './addresses.js';
+import type { XmppLinkEvents } from './backend.js';
 import { type XmlLimits, guardConnection } from './xml-guard.js';
 import { Backoff } from '../util/backoff.js';
 
@@ -40,10 +41,6 @@ export interface ComponentLinkOptions {
   xml: XmlLimits;
 }
 
-interface LinkEvents {
-  online: [];
-  stanza: [xml.Element];
-}
 
 /** Time allowed for connecting, opening the stream and the handshake, together. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -51,7 +48,7 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
 const CLOSE_GRACE_MS = 5_000;
 const NS_PING = 'urn:xmpp:ping';
 
-export class ComponentLink extends EventEmitter<LinkEvents> {
+export class ComponentLink extends EventEmitter<XmppLinkEvents> {
   state: LinkState = 'stopped';
   /** Stream and connection errors. */
   errors = 0;
@@ -68,7 +65,11 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
   private unconfirmedStanzas: xml.Element[] = [];
   /** The ping in flight on this stream: its id, when it was written, and how many of `unconfirmed` precede it. */
   private ping: { id: string; at: number; covers: number } | undefined;
-  private pingPending = false;
+  /** A ping is to follow what this turn of the event loop writes. */
+  private pingWanted = false;
+  /** What this turn of the event loop writes, serialised: written at once (one socket write) at its end. */
+  private output: string[] = [];
+  private flushScheduled = false;
   private pings = 0;
   private readonly pingPrefix = `parley-ping-${randomBytes(4).toString('hex')}`;
 
@@ -86,6 +87,7 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
     guardConnection(this.entity, options.xml);
     this.entity.on('status', (status: string) => this.onStatus(status));
     this.entity.on('error', (error: Error) => this.onError(error));
+    onlyIqThroughMiddleware(this.entity);
     this.entity.on('stanza', (stanza: xml.Element) => {
       if (!this.isPingAnswer(stanza)) this.emit('stanza', stanza);
     });
@@ -116,6 +118,8 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
   }
 
   async stop(): Promise<void> {
+    // What was sent last (the unavailable presence of XMPP watchers' SIP users) goes before the stream closes.
+    this.flush();
     this.state = 'stopped';
     clearTimeout(this.retryTimer);
     clearInterval(this.keepaliveTimer);
@@ -142,18 +146,33 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
   }
 
   private write(stanza: xml.Element): void {
+    this.output.push(serialize(stanza));
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Writes the stanzas of this turn of the event loop together, then the ping covering them. */
+  private flush(): void {
+    if (this.pingWanted) {
+      this.pingWanted = false;
+      if (!this.ping) this.sendPing();
+    }
+    this.flushScheduled = false;
+    const text = this.output.join('');
+    this.output = [];
     // A failed write is followed by the socket closing, which takes the link down.
-    this.entity.write(serialize(stanza)).catch((error: Error) => this.log.debug({ err: error.message }, 'XMPP write failed'));
+    if (text !== '') this.entity.write(text).catch((error: Error) => this.log.debug({ err: error.message }, 'XMPP write failed'));
   }
 
   /** One ping after the stanzas written in this turn of the event loop, unless one is in flight already. */
   private schedulePing(): void {
-    if (this.ping || this.pingPending) return;
-    this.pingPending = true;
-    setImmediate(() => {
-      this.pingPending = false;
-      if (!this.ping) this.sendPing();
-    });
+    if (this.ping) return;
+    this.pingWanted = true;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
   }
 
   /**
@@ -208,9 +227,11 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
       this.state = 'down';
       this.downSince = Date.now();
       clearInterval(this.keepaliveTimer);
-      // Its answer, if any, would come on a stream that is gone.
+      // Its answer, if any, would come on a stream that is gone; what was not written yet is written again from unconfirmedStanzas.
       this.ping = undefined;
+      this.output = [];
       this.log.warn({ domain: this.options.domain, status }, 'XMPP component link lost; reconnecting');
+      this.emit('stream-down');
       const socket = this.entity.socket;
       setTimeout(() => socket?.destroy(), CLOSE_GRACE_MS).unref();
     }
@@ -267,6 +288,20 @@ export class ComponentLink extends EventEmitter<LinkEvents> {
     } else {
       this.log.debug({ err: error.message }, 'XMPP connection attempt failed');
     }
+  }
+}
+
+/**
+ * The library's middleware answers iq requests (and would take iq answers for its own requests);
+ * it builds a context, parsing both JIDs, for every element it is given: only iq are given to it,
+ * not the messages and presence that make up the traffic.
+ */
+function onlyIqThroughMiddleware(entity: Component): void {
+  for (const listener of entity.listeners('element') as Array<(element: xml.Element) => void>) {
+    entity.off('element', listener);
+    entity.on('element', (element: xml.Element) => {
+      if (element.name === 'iq') listener(element);
+    });
   }
 }
 

@@ -21,6 +21,8 @@ export interface XmppGatewayOptions {
   localDomains: ReadonlySet<string>;
   /** Largest message body carried, in bytes (relay.max_body). */
   maxBody: number;
+  /** How long XMPP contacts' presence outlives the stream it came on, or a start (xmpp.presence_grace). */
+  presenceGraceMs: number;
 }
 
 /** The SIP domain whose MESSAGEs go to XMPP. */
@@ -57,6 +59,7 @@ export function xmppGatewayOptions(config: Config): XmppGatewayOptions {
     maxQueue: xmpp.max_queue,
     localDomains: new Set(config.domains),
     maxBody: config.relay.max_body,
+    presenceGraceMs: xmpp.presence_grace * 1000,
   };
 }
 

@@ -35,7 +35,7 @@ export function xmppPlugin(): ParleyPlugin {
         store: context.store.presence,
         maxWatchers: context.config.presence.max_gateway_watchers,
       };
-      gateway = new XmppGateway(xmppGatewayOptions(context.config), context.require(RELAY), context.store.outbox, context.log, presence);
+      gateway = new XmppGateway(xmppGatewayOptions(context.config), context.require(RELAY), context.store.outbox, context.store.receiptIds, context.log, presence);
       context.provide(XMPP, gateway);
     },
     serve: () => started().start(),

@@ -55,6 +55,8 @@ export interface PresenceBridgeOptions {
   gatewayDomain: string;
   xmppDomain: string;
   localDomains: ReadonlySet<string>;
+  /** How long contacts' presence outlives the stream it came on, or a start (xmpp.presence_grace). */
+  graceMs: number;
 }
 
 export interface PresenceBridgeStats {
@@ -126,6 +128,14 @@ export class PresenceBridge {
   private readonly contacts = new Map<string, Contact>();
   /** Contact bare JID -> presentity addresses of it (one, unless SIP users spelt it differently). */
   private readonly presentitiesOf = new Map<string, Set<string>>();
+  /**
+   * Streams down, by the domain of the contacts whose presence came on them ('' for every domain:
+   * the component link, or the time before the first start of the link): the timer that tells
+   * their SIP watchers they are unavailable once the grace period is over.
+   */
+  private readonly staleAfter = new Map<string, NodeJS.Timeout>();
+  /** Domains whose stream stayed down past the grace period, whose contacts' presence was withdrawn. */
+  private readonly withdrawn = new Set<string>();
   /** Subscription handling waits for isKnownUser; one chain keeps requests of a watcher in order. */
   private chain: Promise<void> = Promise.resolve();
   private readonly counters = { presenceIn: 0, presenceOut: 0 };
@@ -161,6 +171,45 @@ export class PresenceBridge {
     service.on('change', this.listeners.change).on('watch', this.listeners.watch).on('unwatch', this.listeners.unwatch);
     for (const request of await this.pending.load(Date.now())) this.refuse(request);
     for (const aor of this.pending.users()) this.serially(() => this.approvePending(aor));
+    // What contacts said before the start is trusted only until the link is up, and a grace period at most.
+    this.streamDown();
+  }
+
+  /**
+   * The stream the presence of `domain`'s contacts comes on (every domain's without one) went
+   * down: unless it is up again within the grace period, their SIP watchers are then told they are
+   * unavailable, as their servers cannot tell when they go.
+   */
+  streamDown(domain?: string): void {
+    const key = domain ?? '';
+    if (this.staleAfter.has(key)) return;
+    const timer = setTimeout(() => {
+      this.staleAfter.delete(key);
+      this.withdrawn.add(key);
+      this.withdrawContacts(domain);
+    }, this.options.graceMs);
+    this.staleAfter.set(key, timer.unref());
+  }
+
+  /** A stream of `domain`'s contacts is up: when it was down, their presence is asked for (probes), which refreshes it. */
+  streamUp(domain: string): void {
+    if (!this.staleAfter.has(domain) && !this.withdrawn.delete(domain)) return;
+    clearTimeout(this.staleAfter.get(domain));
+    this.staleAfter.delete(domain);
+    this.probe((contact) => domainOf(contact.jid) === domain);
+  }
+
+  /** Withdraws what the contacts of `domain` (every domain without one) said: their SIP watchers are told they are unavailable. */
+  private withdrawContacts(domain?: string): void {
+    let withdrawn = 0;
+    for (const contact of this.contacts.values()) {
+      if (domain !== undefined && domainOf(contact.jid) !== domain) continue;
+      if (!this.hooks.service.reportedBy(XMPP_SOURCE, contact.presentity)) continue;
+      contact.resources.clear();
+      this.hooks.service.publishFrom(XMPP_SOURCE, contact.presentity, null);
+      withdrawn++;
+    }
+    if (withdrawn > 0) this.log.info({ domain, contacts: withdrawn, graceSeconds: this.options.graceMs / 1000 }, 'XMPP contacts unavailable: their stream stayed down past xmpp.presence_grace');
   }
 
   /** Refuses the pending requests that waited too long. */
@@ -178,6 +227,8 @@ export class PresenceBridge {
   async stop(): Promise<void> {
     const service = this.hooks.service;
     service.off('change', this.listeners.change).off('watch', this.listeners.watch).off('unwatch', this.listeners.unwatch);
+    for (const timer of this.staleAfter.values()) clearTimeout(timer);
+    this.staleAfter.clear();
     await this.chain;
     for (const watchers of this.xmppWatchers.values()) {
       for (const [watcher, as] of watchers) this.emit(xml('presence', { from: as, to: watcher, type: 'unavailable' }));
@@ -191,17 +242,28 @@ export class PresenceBridge {
 
   /**
    * The link is (again) up: tell every XMPP watcher the state of its SIP user, and ask every
-   * watched contact that approved for its presence, both of which may have changed meanwhile. (A
-   * probe to a contact that has not approved yet is answered by its server with "unsubscribed",
-   * which Prosody takes as refusing the pending request.)
+   * watched contact that approved for its presence, both of which may have changed meanwhile
+   * (the contact's server answers a probe with its presence, or "unavailable").
    */
   online(): void {
+    clearTimeout(this.staleAfter.get(''));
+    this.staleAfter.delete('');
+    this.withdrawn.delete('');
     for (const [aor, watchers] of this.xmppWatchers) {
       const state = this.hooks.service.stateOf(aor);
       for (const [watcher, as] of watchers) this.emit(stanzaOfState(state, { from: as, to: watcher }));
     }
+    this.probe(() => true);
+  }
+
+  /**
+   * Probes the contacts `which` selects that approved, from each of their SIP watchers. (A probe to
+   * a contact that has not approved yet is answered by its server with "unsubscribed", which
+   * Prosody takes as refusing the pending request.)
+   */
+  private probe(which: (contact: Contact) => boolean): void {
     for (const contact of this.contacts.values()) {
-      if (!contact.approved) continue;
+      if (!contact.approved || !which(contact)) continue;
       for (const watcher of this.hooks.service.watchersOf(contact.presentity)) {
         const from = this.watcherJid(watcher);
         if (from) this.emit(xml('presence', { from, to: contact.jid, type: 'probe' }));
@@ -249,7 +311,9 @@ export class PresenceBridge {
       this.log.debug({ presentity, watcher }, 'SIP watcher has no XMPP address; XMPP presence not asked for');
       return;
     }
-    const contact = this.contacts.get(presentity) ?? { jid, presentity, resources: new Map(), approved: false };
+    // What the contact said before a restart, kept by the agent, says it approved.
+    const approved = this.hooks.service.reportedBy(XMPP_SOURCE, presentity) !== undefined;
+    const contact = this.contacts.get(presentity) ?? { jid, presentity, resources: new Map(), approved };
     if (!this.contacts.has(presentity)) {
       this.contacts.set(presentity, contact);
       const presentities = this.presentitiesOf.get(jid) ?? new Set();
@@ -433,6 +497,11 @@ export class PresenceBridge {
 
 function bare(jid: Jid): string {
   return formatJid({ ...jid, resource: '' });
+}
+
+/** The domain of a bare JID as formatJid writes it. */
+function domainOf(jid: string): string {
+  return jid.slice(jid.indexOf('@') + 1);
 }
 
 /** What each available resource of a contact said, by resource. */

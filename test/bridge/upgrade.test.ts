@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { GatewayService, type GatewayDependencies, gatewayOptions } from '../../src/gateway/index.js';
 import { XmppGateway, xmppGatewayOptions } from '../../src/xmpp/index.js';
-import type { OutboxRecord, OutboxStore } from '../../src/store/index.js';
+import type { OutboxRecord, OutboxStore, ReceiptIdStore } from '../../src/store/index.js';
 import { eventually } from '../support/eventually.js';
 import { freeTcpPort } from '../support/process.js';
 import { recordingRelay } from '../support/relay.js';
@@ -31,6 +31,15 @@ function outboxWith(kind: string, recipient: string, payload: unknown): OutboxSt
   };
 }
 
+/** A receipt id store that keeps nothing: no receipt is awaited in these tests. */
+const NO_RECEIPT_IDS: ReceiptIdStore = {
+  put: () => Promise.resolve(),
+  get: () => Promise.resolve(undefined),
+  update: () => Promise.resolve(),
+  remove: () => Promise.resolve(),
+  expire: () => Promise.resolve(0),
+};
+
 test('a message taken for XMPP before the bridge, failed after an upgrade, is told with its recipient in words', async () => {
   const { relay, sent } = recordingRelay();
   const before = {
@@ -40,7 +49,7 @@ test('a message taken for XMPP before the bridge, failed after an upgrade, is to
   };
   const outbox = outboxWith('xmpp', 'xmpp', before);
   const config = testConfig({ xmpp: { enabled: true, xmpp_domain: 'sip.xmpp.example', xmpp_password: 'secret', xmpp_port: await freeTcpPort(), delay_time: 1 } });
-  await firstSentAfterStart(new XmppGateway(xmppGatewayOptions(config), relay, outbox, pino({ enabled: false })), sent);
+  await firstSentAfterStart(new XmppGateway(xmppGatewayOptions(config), relay, outbox, NO_RECEIPT_IDS, pino({ enabled: false })), sent);
   assert.equal(sent[0]!.to, 'sip:alice@localhost');
   assert.equal(sent[0]!.from, '<sip:romeo*xmpp.example@sip.xmpp.example>');
   assert.match(String(sent[0]!.body), /^Your message to romeo@xmpp\.example was not delivered: the XMPP server was unreachable for 1 s \(408\)\.\n> hello from the old days$/);

@@ -547,6 +547,32 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       assert.equal(await store.offline.count(aor), 0, 'what only forgotten devices had to take goes with them');
     });
 
+    describe('receipt ids', () => {
+      const receipt = (messageId: string, owner: string, createdAt: number) => ({ direction: 'xmpp-stanza', messageId, owner, entry: `{"id":"${messageId}"}`, createdAt });
+
+      test('are found by direction and id, replaced, changed and removed', async () => {
+        await store.receiptIds.put(receipt('m1', 'sip:alice@a.example', NOW), 10);
+        assert.equal((await store.receiptIds.get('xmpp-stanza', 'm1', NOW - MINUTE))?.entry, '{"id":"m1"}');
+        assert.equal(await store.receiptIds.get('xmpp-imdn', 'm1', NOW - MINUTE), undefined, 'another direction');
+        await store.receiptIds.update('xmpp-stanza', 'm1', '{"changed":true}');
+        assert.deepEqual(await store.receiptIds.get('xmpp-stanza', 'm1', NOW), { ...receipt('m1', 'sip:alice@a.example', NOW), entry: '{"changed":true}' });
+        await store.receiptIds.put(receipt('m1', 'sip:alice@a.example', NOW + 1), 10);
+        assert.equal((await store.receiptIds.get('xmpp-stanza', 'm1', NOW))?.createdAt, NOW + 1, 'replaced');
+        await store.receiptIds.remove('xmpp-stanza', 'm1');
+        assert.equal(await store.receiptIds.get('xmpp-stanza', 'm1', 0), undefined);
+      });
+
+      test('are bounded per user (the oldest go) and in time', async () => {
+        for (let i = 1; i <= 5; i++) await store.receiptIds.put(receipt(`a${i}`, 'sip:alice@a.example', NOW + i), 3);
+        await store.receiptIds.put(receipt('b1', 'sip:bob@a.example', NOW), 3);
+        const kept = async (ids: string[]) => (await Promise.all(ids.map((id) => store.receiptIds.get('xmpp-stanza', id, 0)))).map((row) => row?.messageId);
+        assert.deepEqual(await kept(['a1', 'a2', 'a3', 'a4', 'a5', 'b1']), [undefined, undefined, 'a3', 'a4', 'a5', 'b1']);
+        assert.equal(await store.receiptIds.get('xmpp-stanza', 'a3', NOW + 4), undefined, 'older than asked for');
+        assert.equal(await store.receiptIds.expire(NOW + 4), 2);
+        assert.deepEqual(await kept(['a3', 'a4', 'a5', 'b1']), [undefined, 'a4', 'a5', undefined]);
+      });
+    });
+
     test('reopening runs migrations again without touching the data', async () => {
       await store.users.put({ username: 'alice', domain: 'a.example', ha1Md5: 'm', ha1Sha256: 's' });
       await store.locations.replace('alice@a.example', [binding('alice@a.example', 'sip:alice@192.0.2.1')]);

@@ -104,3 +104,22 @@ function subscribeHeaders(ua: TestUA, options: SubscribeOptions): Header[] {
   if (options.expires !== undefined) headers.push({ name: 'expires', value: String(options.expires) });
   return headers;
 }
+
+/** Reads NOTIFYs of a watch until one states what `expected` says (intermediate ones are skipped). */
+export async function notified(watch: Watch, expected: Partial<PresenceState>, timeoutMs = 8000): Promise<PresenceState> {
+  const deadline = Date.now() + timeoutMs;
+  const seen: PresenceState[] = [];
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`no NOTIFY with ${JSON.stringify(expected)}; got ${JSON.stringify(seen)}`);
+    let state: PresenceState;
+    try {
+      state = stateIn(await watch.nextNotify(left));
+    } catch {
+      throw new Error(`no NOTIFY with ${JSON.stringify(expected)}; got ${JSON.stringify(seen)}`);
+    }
+    seen.push(state);
+    const matches = Object.entries(expected).every(([key, value]) => JSON.stringify(state[key as keyof PresenceState]) === JSON.stringify(value));
+    if (matches) return state;
+  }
+}

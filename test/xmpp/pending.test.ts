@@ -90,7 +90,7 @@ describe('pending subscription requests', () => {
 
 describe('the presence bridge with pending requests', () => {
   const addresses = { convention: 'separator' as const, separator: '*', gatewayDomain: 'sip.xmpp.test', xmppDomain: 'sip.xmpp.test' };
-  const bridgeOptions = { addresses: addressMapping(addresses), gatewayDomain: 'sip.xmpp.test', xmppDomain: 'sip.xmpp.test', localDomains: new Set(['localhost']) };
+  const bridgeOptions = { addresses: addressMapping(addresses), gatewayDomain: 'sip.xmpp.test', xmppDomain: 'sip.xmpp.test', localDomains: new Set(['localhost']), graceMs: 60_000 };
   /** An agent that knows nobody's presence and has no SIP watchers. */
   const service = () => Object.assign(new EventEmitter(), { stateOf: () => CLOSED, watchersOf: () => [], publishFrom: () => {} }) as unknown as PresenceService;
   const subscribe = (from: string, toUser: string) => xml('presence', { from, to: `${toUser}*localhost@sip.xmpp.test`, type: 'subscribe' });

@@ -17,7 +17,7 @@ import { tempDir } from '../support/process.js';
 
 const silent = createLogger('silent');
 const addresses = { convention: 'separator' as const, separator: '*', gatewayDomain: 'sip.xmpp.test', xmppDomain: 'sip.xmpp.test' };
-const bridgeOptions = { addresses: addressMapping(addresses), gatewayDomain: 'sip.xmpp.test', xmppDomain: 'sip.xmpp.test', localDomains: new Set(['localhost']) };
+const bridgeOptions = { addresses: addressMapping(addresses), gatewayDomain: 'sip.xmpp.test', xmppDomain: 'sip.xmpp.test', localDomains: new Set(['localhost']), graceMs: 60_000 };
 /** An agent in which every SIP user is open, with no SIP watchers. */
 const service = () => Object.assign(new EventEmitter(), { stateOf: () => OPEN, watchersOf: () => [], publishFrom: () => {} }) as unknown as PresenceService;
 const request = (type: string, from: string, toUser: string) => xml('presence', { from, to: `${toUser}*localhost@sip.xmpp.test`, type });

@@ -6,11 +6,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import xml from '@xmpp/xml';
-import type { PresenceState } from '../../src/presence/index.js';
 import { rpc, scrape, sample } from '../admin/client.js';
 import { eventually } from '../support/eventually.js';
 import { tempDir } from '../support/process.js';
-import { Watch, pidf, publish, stateIn } from '../support/presence.js';
+import { Watch, notified, pidf, publish } from '../support/presence.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
@@ -26,25 +25,6 @@ let tybalt: XmppUser;
 /** The separator convention: how SIP users write to XMPP users, and XMPP users to SIP users. */
 const sipAddressOf = (user: string) => `sip:${user}*${prosody.domain}@${prosody.componentDomain}`;
 const jidOf = (sipUser: string) => `${sipUser}*localhost@${prosody.componentDomain}`;
-
-/** Reads NOTIFYs of a watch until one states what `expected` says (intermediate ones are skipped). */
-async function notified(watch: Watch, expected: Partial<PresenceState>, timeoutMs = 8000): Promise<PresenceState> {
-  const deadline = Date.now() + timeoutMs;
-  const seen: PresenceState[] = [];
-  for (;;) {
-    const left = deadline - Date.now();
-    if (left <= 0) throw new Error(`no NOTIFY with ${JSON.stringify(expected)}; got ${JSON.stringify(seen)}`);
-    let state: PresenceState;
-    try {
-      state = stateIn(await watch.nextNotify(left));
-    } catch {
-      throw new Error(`no NOTIFY with ${JSON.stringify(expected)}; got ${JSON.stringify(seen)}`);
-    }
-    seen.push(state);
-    const matches = Object.entries(expected).every(([key, value]) => JSON.stringify(state[key as keyof PresenceState]) === JSON.stringify(value));
-    if (matches) return state;
-  }
-}
 
 /** Presence from `from` of `type` (undefined: available) received by `user` since index `since`. */
 const presenceFrom = (user: XmppUser, from: string, type: string | undefined, since: number) =>

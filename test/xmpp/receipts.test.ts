@@ -150,28 +150,28 @@ describe('IMDN and XMPP receipts', () => {
 describe('correlations', () => {
   const anyone = () => true;
 
-  test('an entry answers the notifications it asked for, from the right party, then goes', () => {
+  test('an entry answers the notifications it asked for, from the right party, then goes', async () => {
     const correlations = new Correlations<{ wanted: { delivery: boolean; display: boolean }; who: string }>(10, 1000);
-    correlations.remember('m1', { wanted: { delivery: true, display: true }, who: 'alice' }, 0);
-    assert.equal(correlations.answer({ messageId: 'm1', disposition: 'delivered' }, (entry) => entry.who === 'mallory', 1), undefined, 'wrong party');
-    assert.equal(correlations.answer({ messageId: 'm1', disposition: 'delivered' }, anyone, 1)?.who, 'alice');
-    assert.equal(correlations.answer({ messageId: 'm1', disposition: 'delivered' }, anyone, 2), undefined, 'delivered only once');
-    assert.equal(correlations.answer({ messageId: 'm1', disposition: 'displayed' }, anyone, 3)?.who, 'alice');
+    await correlations.remember('m1', { wanted: { delivery: true, display: true }, who: 'alice' }, 0);
+    assert.equal(await correlations.answer({ messageId: 'm1', disposition: 'delivered' }, (entry) => entry.who === 'mallory', 1), undefined, 'wrong party');
+    assert.equal((await correlations.answer({ messageId: 'm1', disposition: 'delivered' }, anyone, 1))?.who, 'alice');
+    assert.equal(await correlations.answer({ messageId: 'm1', disposition: 'delivered' }, anyone, 2), undefined, 'delivered only once');
+    assert.equal((await correlations.answer({ messageId: 'm1', disposition: 'displayed' }, anyone, 3))?.who, 'alice');
     assert.equal(correlations.size, 0);
 
-    correlations.remember('m2', { wanted: { delivery: true, display: false }, who: 'alice' }, 0);
-    assert.equal(correlations.answer({ messageId: 'm2', disposition: 'displayed' }, anyone, 1), undefined, 'display not asked for');
+    await correlations.remember('m2', { wanted: { delivery: true, display: false }, who: 'alice' }, 0);
+    assert.equal(await correlations.answer({ messageId: 'm2', disposition: 'displayed' }, anyone, 1), undefined, 'display not asked for');
   });
 
-  test('are bounded in number and in time', () => {
+  test('are bounded in number and in time', async () => {
     const correlations = new Correlations<{ wanted: { delivery: boolean; display: boolean } }>(2, 1000);
     const wanted = { delivery: true, display: false };
-    correlations.remember('a', { wanted }, 0);
-    correlations.remember('b', { wanted }, 10);
-    correlations.remember('c', { wanted }, 20);
+    await correlations.remember('a', { wanted }, 0);
+    await correlations.remember('b', { wanted }, 10);
+    await correlations.remember('c', { wanted }, 20);
     assert.equal(correlations.size, 2);
-    assert.equal(correlations.answer({ messageId: 'a', disposition: 'delivered' }, anyone, 30), undefined, 'the oldest went');
-    assert.equal(correlations.answer({ messageId: 'b', disposition: 'delivered' }, anyone, 2000), undefined, 'too old');
+    assert.equal(await correlations.answer({ messageId: 'a', disposition: 'delivered' }, anyone, 30), undefined, 'the oldest went');
+    assert.equal(await correlations.answer({ messageId: 'b', disposition: 'delivered' }, anyone, 2000), undefined, 'too old');
     correlations.sweep(2000);
     assert.equal(correlations.size, 0);
   });

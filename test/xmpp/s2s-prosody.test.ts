@@ -13,7 +13,7 @@ import xml from '@xmpp/xml';
 import type { SipMessage } from '../../src/sip/index.js';
 import { eventually } from '../support/eventually.js';
 import { tempDir } from '../support/process.js';
-import { Watch, pidf, publish, stateIn } from '../support/presence.js';
+import { Watch, notified, pidf, publish, stateIn } from '../support/presence.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
@@ -112,6 +112,7 @@ before(async () => {
       dialback_secret: 'a dialback secret for the tests',
       // Prosody's self-signed certificate is the one authority trusted for outgoing streams.
       s2s_ca: prosodyCert,
+      presence_grace: 1,
     },
   });
   alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
@@ -231,5 +232,21 @@ describe('bad input on the s2s port', { timeout: 20_000 }, () => {
     const reply = await rawExchange([STREAM_HEADER(), `<message from='mallory@${PROSODY_DOMAIN}' to='alice*localhost@${PARLEY_DOMAIN}'><body>spoofed</body></message>`]);
     assert.match(reply, /<stream:error><policy-violation /);
     assert.ok(!alice.received.some((request) => request.body.toString() === 'spoofed'));
+  });
+});
+
+describe('the Prosody server gone', { timeout: 60_000 }, () => {
+  test('killed: once the grace period is over the SIP watcher is told the Prosody user is unavailable; started again, her presence comes back', async () => {
+    const { response, watch } = await Watch.subscribe(alice, `sip:juliet*${PROSODY_DOMAIN}@${PARLEY_DOMAIN}`, { expires: 600 });
+    assert.equal(response.status, 200);
+    await notified(watch!, { basic: 'open' }, 30_000);
+
+    process.kill(prosody.pid!, 'SIGKILL');
+    await prosody.stop();
+    assert.equal((await notified(watch!, { basic: 'closed' }, 20_000)).basic, 'closed');
+
+    await prosody.start();
+    // Juliet's client comes back by itself; her server tells Parley, which asks for her presence again.
+    await notified(watch!, { basic: 'open' }, 40_000);
   });
 });

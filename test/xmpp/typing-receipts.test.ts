@@ -6,10 +6,11 @@ import { deflateSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import xml from '@xmpp/xml';
 import type { SipMessage } from '../../src/sip/index.js';
-import { formatCpim, imdnRequestOf, parseCpim, readImdn, readIsComposing } from '../../src/bridge/index.js';
+import { imdnRequestOf, parseCpim, readIsComposing } from '../../src/bridge/index.js';
 import { CHATSTATES_NS } from '../../src/xmpp/chatstates.js';
 import { MARKERS_NS, RECEIPTS_NS } from '../../src/xmpp/receipts.js';
 import { eventually } from '../support/eventually.js';
+import { contentTypeOf, imdnIn, linphoneCpim, linphoneImdn } from '../support/linphone.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
@@ -28,31 +29,7 @@ const ISCOMPOSING = 'application/im-iscomposing+xml';
 const isComposing = (state: string) =>
   `<?xml version="1.0" encoding="UTF-8"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>${state}</state><contenttype>text/plain</contenttype><refresh>60</refresh></isComposing>`;
 
-/** A MESSAGE body as Linphone writes one: CPIM with IMDN headers around `contentType` content. */
-function linphoneCpim(from: string, to: string, headers: Array<[string, string]>, contentType: string, content: string, disposition?: string): Buffer {
-  return formatCpim({
-    headers: [['From', `<${from}>`], ['To', `<${to}>`], ['DateTime', new Date().toISOString()], ['NS', 'imdn <urn:ietf:params:imdn>'], ...headers].map(([name, value]) => ({ name, value })),
-    contentHeaders: [{ name: 'Content-Type', value: contentType }, ...(disposition ? [{ name: 'Content-Disposition', value: disposition }] : [])],
-    content: Buffer.from(content),
-  });
-}
-
-/** The IMDN Linphone sends about the message `messageId`. */
-function linphoneImdn(from: string, to: string, messageId: string, disposition: 'delivered' | 'displayed'): Buffer {
-  const [element, status] = disposition === 'delivered' ? ['delivery-notification', 'delivered'] : ['display-notification', 'displayed'];
-  const imdn = `<?xml version="1.0" encoding="UTF-8"?><imdn xmlns="urn:ietf:params:xml:ns:imdn"><message-id>${messageId}</message-id><datetime>${new Date().toISOString()}</datetime><${element}><status><${status}/></status></${element}></imdn>`;
-  return linphoneCpim(from, to, [['imdn.Message-ID', `n-${Math.random().toString(36).slice(2)}`]], 'message/imdn+xml', imdn, 'notification');
-}
-
 const messagesFor = (ua: TestUA, test: (request: SipMessage) => boolean) => ua.received.filter((request) => request.method === 'MESSAGE' && test(request));
-const contentTypeOf = (request: SipMessage) => (request.get('content-type') ?? '').toLowerCase();
-/** The notification in an IMDN MESSAGE, if it is one. */
-function imdnIn(request: SipMessage) {
-  if (!contentTypeOf(request).startsWith('message/cpim')) return undefined;
-  const cpim = parseCpim(request.body);
-  return readImdn(cpim.content.toString());
-}
-
 before(async () => {
   prosody = await Prosody.start();
   await Promise.all([prosody.register('romeo', 'password'), prosody.register('juliet', 'password')]);

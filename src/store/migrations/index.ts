@@ -14,6 +14,7 @@ import { presenceGateways } from './009_presence_gateways.js';
 import { deviceDeliveries } from './010_device_deliveries.js';
 import { originColumnsServerKeys } from './011_origin_columns_server_keys.js';
 import { offlineSentCopy } from './012_offline_sent_copy.js';
+import { receiptIds } from './013_receipt_ids.js';
 
 export interface StoreMigration {
   // Kysely<any>: a migration works on the schema as it was at its version, not on today's Database type.
@@ -33,4 +34,5 @@ export const migrations: Readonly<Record<string, StoreMigration>> = {
   '010_device_deliveries': deviceDeliveries,
   '011_origin_columns_server_keys': originColumnsServerKeys,
   '012_offline_sent_copy': offlineSentCopy,
+  '013_receipt_ids': receiptIds,
 };

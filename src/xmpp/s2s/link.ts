@@ -18,6 +18,7 @@ import xml from '@xmpp/xml';
 import { parseJid } from '../addresses.js';
 import { errorReply } from '../errors.js';
 import { OutboundQueue } from '../queue.js';
+import type { XmppLinkEvents } from '../backend.js';
 import type { LinkState, PeerStatus } from '../link.js';
 import { dialbackKey, verifyDialbackKey } from './dialback.js';
 import { ServerResolver } from './resolve.js';
@@ -65,11 +66,6 @@ export interface S2sLinkOptions {
   dialsPerMinute: number;
 }
 
-interface LinkEvents {
-  online: [];
-  stanza: [xml.Element];
-}
-
 const SOCKET_TIMEOUT_MS = 10_000;
 const VERIFY_TIMEOUT_MS = 30_000;
 const LISTEN_RETRY_MS = 5_000;
@@ -81,7 +77,7 @@ const DIAL_WINDOW_MS = 60_000;
 const MAX_TRACKED_DOMAINS = 1000;
 const STANZAS = new Set(['message', 'presence', 'iq']);
 
-export class S2sLink extends EventEmitter<LinkEvents> {
+export class S2sLink extends EventEmitter<XmppLinkEvents> {
   state: LinkState = 'stopped';
   /** Stream errors and failed connections. */
   errors = 0;
@@ -242,7 +238,8 @@ export class S2sLink extends EventEmitter<LinkEvents> {
   private accept(socket: Socket): void {
     if (this.state !== 'online') return void socket.destroy();
     const { options } = this;
-    const stream = new XmlStream(socket, this.log, options.idleMs, () => stream.close(), options.xml);
+    let idle = false;
+    const stream = new XmlStream(socket, this.log, options.idleMs, () => ((idle = true), stream.close()), options.xml);
     const unauthenticated = [...this.incoming].filter((session) => session.domains.size === 0);
     const fromSameIp = unauthenticated.filter((session) => session.ip === socket.remoteAddress).length;
     if (unauthenticated.length >= options.maxUnauthenticated || fromSameIp >= options.maxUnauthenticatedPerIp) {
@@ -264,7 +261,11 @@ export class S2sLink extends EventEmitter<LinkEvents> {
       }, options.authTimeoutMs).unref(),
     };
     this.incoming.add(session);
-    stream.on('closed', () => this.forgetIncoming(session));
+    stream.on('closed', () => {
+      this.forgetIncoming(session);
+      // Closed for want of stanzas, the peer's server is not gone: it opens a stream again when it has something to say.
+      if (!idle) for (const domain of session.domains) this.incomingLost(domain);
+    });
     stream.on('open', (attrs) => this.onIncomingOpen(session, attrs));
     stream.on('element', (element) => this.onIncomingElement(session, element));
   }
@@ -329,7 +330,7 @@ export class S2sLink extends EventEmitter<LinkEvents> {
     const given = element.text().trim();
     const authzid = given === '' || given === '=' ? peerDomain : Buffer.from(given, 'base64').toString('utf8');
     if (authzid !== peerDomain) return fail('invalid-authzid', `authorization identity ${authzid ?? ''}`);
-    session.domains.add(peerDomain!);
+    this.authenticated(session, peerDomain!);
     this.log.info({ domain: peerDomain }, 's2s incoming stream authenticated (certificate, SASL EXTERNAL)');
     stream.write(`<success xmlns='${NS_SASL}'/>`);
     stream.restart();
@@ -412,7 +413,7 @@ export class S2sLink extends EventEmitter<LinkEvents> {
       if (!stream.isOpen) return;
       stream.send(xml('db:result', { from: to, to: from, type: valid ? 'valid' : 'invalid' }));
       if (valid) {
-        session.domains.add(from);
+        this.authenticated(session, from);
         this.log.info({ domain: from, secure: stream.secure }, 's2s incoming stream authenticated (dialback)');
       } else {
         this.errors++;
@@ -484,6 +485,23 @@ export class S2sLink extends EventEmitter<LinkEvents> {
     const session = this.handshakes.get(key);
     this.handshakes.delete(key);
     return session;
+  }
+
+  /** A remote domain authenticated on an incoming stream: its users' stanzas come on it. */
+  private authenticated(session: Incoming, domain: string): void {
+    session.domains.add(domain);
+    this.emit('stream-up', domain);
+  }
+
+  /** An incoming stream of `domain` is gone: unless another one carries it, its users' presence can no longer come. */
+  private incomingLost(domain: string): void {
+    if ([...this.incoming].some((other) => other.domains.has(domain))) return;
+    this.streamDown(domain);
+  }
+
+  /** @internal No stream of `domain` is up: told to the gateway (but not as Parley stops). */
+  streamDown(domain: string): void {
+    if (this.state !== 'stopped') this.emit('stream-down', domain);
   }
 
   private forgetIncoming(session: Incoming): void {
@@ -750,7 +768,10 @@ class Outgoing {
   /** A connection attempt that did not reach the server: what waits, waits for the next one. */
   private unreachable(reason: string): void {
     this.link.countError();
-    if (this.lastFailure === undefined) this.log.warn({ reason }, 'XMPP server of this domain unreachable; retrying while messages wait for it');
+    if (this.lastFailure === undefined) {
+      this.log.warn({ reason }, 'XMPP server of this domain unreachable; retrying while messages wait for it');
+      this.link.streamDown(this.domain);
+    }
     else this.log.debug({ reason }, 's2s connection attempt failed');
     this.lastFailure = reason;
     this.retryLater();
