@@ -174,8 +174,10 @@ export class DeviceDelivery {
    */
   async resume(): Promise<void> {
     for (const aor of await this.store.aorsWithInstanceDevices(Date.now() - this.options.remember * 1000)) this.instanceUsers.add(aor);
-    this.instanceUsersLoaded = true;
     const counts = await this.store.pendingCounts();
+    // A user whose instance device was forgotten may still have deliveries waiting for its others.
+    for (const { aor } of counts) this.instanceUsers.add(aor);
+    this.instanceUsersLoaded = true;
     this.stats.pending = counts.reduce((sum, { pending }) => sum + pending, 0);
     for (const { aor, device } of counts) {
       if (this.registrar.lookup(aor).length === 0) continue;
@@ -216,9 +218,12 @@ export class DeviceDelivery {
 
   /** Delivers what each registered device of `aor` has still to take; called when the AOR registered. */
   deliverPending(aor: string): void {
-    const devices = this.registrar.flowsByDevice(this.registrar.lookup(aor));
-    if (devices.some((flows) => flows[0]!.binding.instance)) this.instanceUsers.add(aor);
-    for (const flows of devices) void this.drain(aor, deviceKey(flows[0]!.binding));
+    const bindings = this.registrar.lookup(aor);
+    if (bindings.some((binding) => binding.instance)) this.instanceUsers.add(aor);
+    // Only the users deliver() keeps messages for per device can have deliveries waiting: the
+    // others' registrations cost no store read here.
+    else if (this.instanceUsersLoaded && !this.instanceUsers.has(aor)) return;
+    for (const flows of this.registrar.flowsByDevice(bindings)) void this.drain(aor, deviceKey(flows[0]!.binding));
   }
 
   /**
