@@ -1,5 +1,6 @@
 // Opens the database named by a store URL, brings its schema up to date and wires the repositories.
 import { mkdirSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import {
@@ -10,6 +11,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { StoreAvailability, isQueryTimeout, watchedDialect } from './availability.js';
 import { GatewayAccountRepository, GatewayRoomRepository } from './accounts.js';
+import { deferCommitSyncs, type DeferredSync } from './group-commit.js';
 import { LocationRepository } from './locations.js';
 import { migrations } from './migrations/index.js';
 import { OfflineRepository } from './offline.js';
@@ -154,11 +156,54 @@ function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): Ope
       opened.pragma(`busy_timeout = ${available ? SQLITE_BUSY_TIMEOUT_MS : 0}`),
     );
     const dialect = queuedDialect(watchedDialect(new SqliteDialect({ database: preparingOnce(database) }), availability));
-    return { db: new Kysely<Database>({ dialect }), availability };
+    const db = new Kysely<Database>({ dialect });
+    if (mode === 'read-write' && path !== ':memory:') deferCommitSyncs(db, walSync(path));
+    return { db, availability };
   } catch (error) {
     database?.close();
     throw storeFailure('CONNECT_FAILED', 'Cannot open', target, error);
   }
+}
+
+/**
+ * Group commits of a SQLite file: committed with synchronous = NORMAL, which writes the transaction
+ * to the write-ahead log without syncing it, then the log synced on libuv's thread pool; the next
+ * batch is committed meanwhile. What a batch acknowledges is on disk as with FULL, but the disk sync
+ * no longer stops every request of the process. Other writes keep FULL. One sync runs at a time:
+ * batches committed meanwhile share the next one.
+ */
+function walSync(path: string): DeferredSync {
+  const syncLog = async () => {
+    // Opened anew each time: the log SQLite writes now, whatever became of an earlier one.
+    const log = await open(`${path}-wal`, 'r');
+    try {
+      await log.sync();
+    } finally {
+      await log.close();
+    }
+  };
+  let running: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  const sync = (): Promise<void> => {
+    if (!running) return (running = syncLog().finally(() => (running = undefined)));
+    // What was committed after the running sync began is on the next one.
+    return (queued ??= running.catch(() => {}).then(() => {
+      queued = undefined;
+      return sync();
+    }));
+  };
+  return {
+    async unsynced(connection, commit) {
+      // Outside the transaction: SQLite does not change its safety level inside one.
+      await sql`pragma synchronous = normal`.execute(connection);
+      try {
+        return await commit();
+      } finally {
+        await sql`pragma synchronous = full`.execute(connection);
+      }
+    },
+    sync,
+  };
 }
 
 /** Most SQL texts whose statements are kept prepared; past it the oldest is let go. */
