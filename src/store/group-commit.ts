@@ -15,8 +15,8 @@ export type Write<R> = (trx: Transaction<Database>) => Promise<R>;
  * syncs. A batch's writes resolve only once `sync` has: what is acknowledged is still on disk.
  */
 export interface DeferredSync {
-  /** Runs `commit`, a transaction on `connection`, without its waiting for the disk. */
-  unsynced<R>(connection: Kysely<Database>, commit: () => Promise<R>): Promise<R>;
+  /** Runs `commit`, a transaction on the connection held for it, without its waiting for the disk. */
+  unsynced<R>(commit: () => Promise<R>): Promise<R>;
   /** Makes every transaction committed so far durable. */
   sync(): Promise<void>;
 }
@@ -55,16 +55,13 @@ export class GroupCommit {
     while (this.pending.length > 0) {
       const batch = this.pending;
       this.pending = [];
+      let results: unknown[];
       try {
-        const results = await this.commit(async (trx) => {
+        results = await this.commit(async (trx) => {
           const done: unknown[] = [];
           for (const entry of batch) done.push(await entry.write(trx));
           return done;
         });
-        const settle = () => batch.forEach((entry, i) => entry.resolve(results[i]));
-        // The next batch is committed while this one's sync is under way.
-        if (this.deferred) void this.deferred.sync().then(settle, (error: unknown) => batch.forEach((entry) => entry.reject(error)));
-        else settle();
       } catch (error) {
         // Nothing gets through while the store is unavailable: trying each entry would only wait longer.
         if (isStoreUnavailable(error)) {
@@ -73,7 +70,16 @@ export class GroupCommit {
         }
         // One failing entry must not fail the others: commit them one by one to find it.
         for (const entry of batch) await this.db.transaction().execute(entry.write).then(entry.resolve, entry.reject);
+        continue;
       }
+      // The next batch gathers while this one's sync is under way, as it would during a commit's own.
+      try {
+        await this.deferred?.sync();
+      } catch (error) {
+        for (const entry of batch) entry.reject(error);
+        continue;
+      }
+      batch.forEach((entry, i) => entry.resolve(results[i]));
     }
     this.flushing = undefined;
   }
@@ -82,6 +88,6 @@ export class GroupCommit {
   private commit<R>(write: Write<R>): Promise<R> {
     const deferred = this.deferred;
     if (!deferred) return this.db.transaction().execute(write);
-    return this.db.connection().execute((connection) => deferred.unsynced(connection, () => connection.transaction().execute(write)));
+    return this.db.connection().execute((connection) => deferred.unsynced(() => connection.transaction().execute(write)));
   }
 }

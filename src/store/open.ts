@@ -1,6 +1,6 @@
 // Opens the database named by a store URL, brings its schema up to date and wires the repositories.
-import { mkdirSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { closeSync, fsync, mkdirSync, open as openFile } from 'node:fs';
+import { promisify } from 'node:util';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import {
@@ -155,9 +155,10 @@ function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): Ope
     const availability = new StoreAvailability('sqlite', (error) => reasonOf(target, error), (available) =>
       opened.pragma(`busy_timeout = ${available ? SQLITE_BUSY_TIMEOUT_MS : 0}`),
     );
-    const dialect = queuedDialect(watchedDialect(new SqliteDialect({ database: preparingOnce(database) }), availability));
+    const wal = mode === 'read-write' && path !== ':memory:' ? walSync(database, path) : undefined;
+    const dialect = queuedDialect(watchedDialect(new SqliteDialect({ database: preparingOnce(database, wal) }), availability));
     const db = new Kysely<Database>({ dialect });
-    if (mode === 'read-write' && path !== ':memory:') deferCommitSyncs(db, walSync(path));
+    if (wal) deferCommitSyncs(db, wal);
     return { db, availability };
   } catch (error) {
     database?.close();
@@ -167,20 +168,16 @@ function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): Ope
 
 /**
  * Group commits of a SQLite file: committed with synchronous = NORMAL, which writes the transaction
- * to the write-ahead log without syncing it, then the log synced on libuv's thread pool; the next
- * batch is committed meanwhile. What a batch acknowledges is on disk as with FULL, but the disk sync
- * no longer stops every request of the process. Other writes keep FULL. One sync runs at a time:
- * batches committed meanwhile share the next one.
+ * to the write-ahead log without syncing it, then the log synced on libuv's thread pool. What a batch
+ * acknowledges is on disk as with FULL, but the disk sync no longer stops every request of the
+ * process. Other writes keep FULL. One sync runs at a time: batches committed meanwhile share the
+ * next one. The log is opened once: SQLite keeps the same file while Parley's connection is open.
  */
-function walSync(path: string): DeferredSync {
+function walSync(database: SqliteDatabase.Database, path: string): DeferredSync & { close(): void } {
+  let log: number | undefined;
   const syncLog = async () => {
-    // Opened anew each time: the log SQLite writes now, whatever became of an earlier one.
-    const log = await open(`${path}-wal`, 'r');
-    try {
-      await log.sync();
-    } finally {
-      await log.close();
-    }
+    log ??= await promisify(openFile)(`${path}-wal`, 'r');
+    await promisify(fsync)(log);
   };
   let running: Promise<void> | undefined;
   let queued: Promise<void> | undefined;
@@ -193,16 +190,20 @@ function walSync(path: string): DeferredSync {
     }));
   };
   return {
-    async unsynced(connection, commit) {
-      // Outside the transaction: SQLite does not change its safety level inside one.
-      await sql`pragma synchronous = normal`.execute(connection);
+    async unsynced(commit) {
+      // Outside the transaction (SQLite does not change its safety level inside one), while the
+      // group commit holds the one connection.
+      database.pragma('synchronous = NORMAL');
       try {
         return await commit();
       } finally {
-        await sql`pragma synchronous = full`.execute(connection);
+        database.pragma('synchronous = FULL');
       }
     },
     sync,
+    close() {
+      if (log !== undefined) closeSync(log);
+    },
   };
 }
 
@@ -212,12 +213,16 @@ const MAX_PREPARED_STATEMENTS = 200;
 /**
  * The database as kysely sees it, each SQL text prepared once: kysely prepares a statement for every
  * query it runs, which cost a REGISTER more CPU than running its queries. Reusing one is safe as
- * kysely runs one query at a time on its one connection.
+ * kysely runs one query at a time on its one connection. Closing it also closes the write-ahead
+ * log `wal` keeps open for group commits.
  */
-function preparingOnce(database: SqliteDatabase.Database): KyselySqliteDatabase {
+function preparingOnce(database: SqliteDatabase.Database, wal?: { close(): void }): KyselySqliteDatabase {
   const statements = new Map<string, SqliteDatabase.Statement>();
   return {
-    close: () => database.close(),
+    close: () => {
+      database.close();
+      wal?.close();
+    },
     prepare(text: string) {
       let statement = statements.get(text);
       if (statement === undefined) {

@@ -13,7 +13,7 @@ function database() {
   let syncStarted: () => void = () => {};
   const nextSync = () => new Promise<void>((resolve) => (syncStarted = resolve));
   deferCommitSyncs(db, {
-    unsynced: (_connection, commit) => commit(),
+    unsynced: (commit) => commit(),
     sync: () =>
       new Promise<void>((resolve, reject) => {
         started.push((error) => (error ? reject(error) : resolve()));
