@@ -269,7 +269,7 @@ max/s   highest passing step: no failed call, no retransmission, >= 95 % of the 
         the last passing and the lowest failing rate: the limit lies between max/s and that failing rate)
 p50/p99 sipp's response times in that step, in whole milliseconds (its resolution: 0 means < 1 ms)
 CPU     cores busy during that step: the server's, then sipp's (sender, plus the UAS for (b))
-Parley: one Node.js process; SQLite with synchronous=FULL, a REGISTER is committed before its 200.
+Parley: one Node.js process; SQLite, a REGISTER is committed and its log synced to disk before its 200.
 ${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP workers), usrloc db_mode 0 (memory only), UDP buffers up to 4 MB as for Parley.\n' : ''}${withBare ? `${BARE}: bench/udp-responder.ts, one Node.js process answering every request 200 with no SIP stack, (a) only:\n        ${names[0]}/${BARE} is the share of Node's own datagram path Parley keeps (target >= 0.80).\n` : ''}sipp runs on the same ${cores} cores: up to one core per sipp process, two processes in (b); at the
 highest rates it competes with the server for CPU, so those numbers measure sipp as much as the server.
 Why each search stopped:

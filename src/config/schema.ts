@@ -378,6 +378,14 @@ const baseSchema = z
       max_send_buffer: positiveInt
         .default(4 * 1024 * 1024)
         .describe('Bytes written to a TCP, TLS or WebSocket connection and not yet read by the peer past which Parley destroys the connection (a peer that never reads), counted in parley_sip_refused_total{reason="send_buffer"}.'),
+      udp_receive_buffer: positiveInt
+        .min(65536)
+        .default(4 * 1024 * 1024)
+        .describe('Bytes of kernel receive buffer (SO_RCVBUF) asked for on each UDP socket: datagrams of a burst wait there while Parley is busy (a garbage collection, a disk sync), and past it the kernel drops them. Linux gives at most net.core.rmem_max (often 212992); when it gives less than asked, Parley logs a warning at start naming the sysctl to raise.'),
+      udp_send_buffer: positiveInt
+        .min(65536)
+        .default(4 * 1024 * 1024)
+        .describe('Bytes of kernel send buffer (SO_SNDBUF) asked for on each UDP socket, at most net.core.wmem_max; a warning at start says when less was given.'),
       max_connections: positiveInt.default(10000).describe('Most TCP, TLS and WebSocket connections peers may have open at once, all listeners together; a further one is closed at once.'),
       max_connections_per_ip: positiveInt.default(200).describe('Most TCP, TLS and WebSocket connections one source IP address may have open at once (exempt_sources aside); a further one is closed at once.'),
       rate_limit: z

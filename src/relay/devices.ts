@@ -289,6 +289,8 @@ export class DeviceDelivery {
   async resume(): Promise<void> {
     for (const aor of await this.store.aorsWithInstanceDevices(Date.now() - this.options.remember * 1000)) this.instanceUsers.set(aor, this.sweeps);
     const counts = await this.store.pendingCounts();
+    // A user whose instance device was forgotten may still have deliveries waiting for its others.
+    for (const { aor } of counts) this.instanceUsers.set(aor, this.sweeps);
     this.stats.pending = counts.reduce((sum, { pending }) => sum + pending, 0);
     for (const { aor, device } of counts) this.backlogged.add(`${aor}\n${device}`);
     this.loaded = true;
@@ -329,9 +331,12 @@ export class DeviceDelivery {
 
   /** Delivers what each registered device of `aor` has still to take; called when the AOR registered. */
   deliverPending(aor: string): void {
-    const devices = this.registrar.flowsByDevice(this.registrar.lookup(aor));
-    if (devices.some((flows) => flows[0]!.binding.instance)) this.instanceUsers.set(aor, this.sweeps);
-    for (const flows of devices) void this.drain(aor, deviceKey(flows[0]!.binding));
+    const bindings = this.registrar.lookup(aor);
+    if (bindings.some((binding) => binding.instance)) this.instanceUsers.set(aor, this.sweeps);
+    // Only the users deliver() keeps messages for per device can have deliveries waiting: the
+    // others' registrations cost no store read here.
+    else if (!this.keepsPerDevice(aor)) return;
+    for (const flows of this.registrar.flowsByDevice(bindings)) void this.drain(aor, deviceKey(flows[0]!.binding));
   }
 
   /**

@@ -128,6 +128,13 @@ export class ParleyServer {
       const pipeline = new RequestPipeline({ domains: this.domains, stack: this.stack, auth, router: this.router, isStopping: () => this.stopping }, this.log);
       this.transports.on('error', (error) => this.log.warn({ err: error.message }, 'transport error'));
       this.transports.on('refused', (refusal) => this.log.warn(refusal, 'SIP traffic refused'));
+      this.transports.on('udpBufferCapped', ({ listener, buffer, asked, got }) => {
+        const [key, sysctl] = buffer === 'receive' ? ['udp_receive_buffer', 'net.core.rmem_max'] : ['udp_send_buffer', 'net.core.wmem_max'];
+        this.log.warn(
+          { listener, asked, got },
+          `UDP ${buffer} buffer smaller than sip.${key}: datagrams of a burst beyond it are dropped while Parley is busy; raise ${sysctl} (sysctl -w ${sysctl}=${asked})`,
+        );
+      });
       this.stack.on('error', (error) => this.log.debug({ err: error.message }, 'send failed'));
       this.stack.on('request', (request) => {
         // A request answered at once leaves nothing to wait for at stop.
@@ -244,6 +251,8 @@ function transportOptions(config: Config): TransportOptions {
     idleTimeout: sip.tcp_idle_timeout,
     messageTimeout: sip.message_timeout,
     maxSendBuffer: sip.max_send_buffer,
+    udpReceiveBuffer: sip.udp_receive_buffer,
+    udpSendBuffer: sip.udp_send_buffer,
     maxConnections: sip.max_connections,
     maxConnectionsPerIp: sip.max_connections_per_ip,
     rate: sip.rate_limit > 0 ? { limit: sip.rate_limit, window: sip.rate_window, action: sip.rate_action } : undefined,

@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import { type Header, SipMessage, createResponse, randomToken, REASONS } from './message.js';
 import { canAnswer, type SipParseError } from './parser.js';
 import { type Via, parseVia, safeHeaderValue } from './headers.js';
-import type { TimerHandle, TimerQueue } from './timers.js';
+import { Fifo, type TimerHandle, type TimerQueue } from './timers.js';
 import type { TransportLayer } from './transport/layer.js';
 import { type Peer, type Protocol, RELIABLE } from './transport/types.js';
 
@@ -79,6 +79,12 @@ export class SipStack extends EventEmitter {
   /** Requests being handled, and answered ones kept through Timer J (oldest first): apart, so either is bounded on its own. */
   private readonly inProgress = new Map<string, ServerTransaction>();
   private readonly answered = new Map<string, AnsweredTransaction>();
+  /**
+   * The keys of `answered` in the order they were answered, which is the order they expire in. The
+   * oldest is taken from here, not from the Map: a Map walks past every entry deleted from its front
+   * before the first live one, which made each request at the bound cost tens of microseconds.
+   */
+  private readonly answeredOrder = new Fifo<string>();
   /** Whether a sweep of answered transactions is scheduled: one timer for all of them, not one each. */
   private sweeping = false;
   private readonly client = new Map<string, ClientTransaction | typeof FINISHED>();
@@ -169,8 +175,9 @@ export class SipStack extends EventEmitter {
       // Only the response is kept: the request goes with the transaction, now answered.
       const expires = this.timers.clock.now() + 64 * this.options.t1;
       this.answered.set(key, { lastResponse: bytes, responseTarget: transaction.responseTarget, expires });
+      this.answeredOrder.push(key);
       // Past the bound the oldest goes first: a retransmission of it would be handled again, no more.
-      if (this.answered.size > this.options.maxTransactions) this.answered.delete(this.answered.keys().next().value!);
+      if (this.answered.size > this.options.maxTransactions) this.answered.delete(this.answeredOrder.shift()!);
       if (!this.sweeping) {
         this.sweeping = true;
         this.timers.schedule(64 * this.options.t1, this.sweepAnswered);
@@ -181,13 +188,14 @@ export class SipStack extends EventEmitter {
 
   /**
    * Lets go of the answered transactions whose Timer J has fired. They expire in the order they were
-   * answered (the order of the map), so the sweep stops at the first still due later, and looks again
-   * every T1 while any is kept: each goes at most T1 past its 64·T1.
+   * answered (answeredOrder), so the sweep stops at the first still due later, and looks again every
+   * T1 while any is kept: each goes at most T1 past its 64·T1.
    */
   private readonly sweepAnswered = (): void => {
     const now = this.timers.clock.now();
-    for (const [key, answered] of this.answered) {
-      if (answered.expires > now) break;
+    for (let key = this.answeredOrder.first; key !== undefined; key = this.answeredOrder.first) {
+      if ((this.answered.get(key)?.expires ?? now) > now) break;
+      this.answeredOrder.shift();
       this.answered.delete(key);
     }
     this.countTransactions();

@@ -24,21 +24,24 @@ class Entry implements TimerHandle {
   }
 }
 
-class Fifo {
-  items: Entry[] = [];
-  head = 0;
-  push(entry: Entry): void {
-    this.items.push(entry);
+/** A first-in first-out queue: push and shift in O(1), with no Map iteration (which walks past every deleted entry). */
+export class Fifo<T> {
+  private items: T[] = [];
+  private head = 0;
+  push(item: T): void {
+    this.items.push(item);
   }
-  /** Compacts now and then so a long-lived queue does not grow without bound. */
-  shift(): void {
-    this.head++;
+  /** Takes the first item out; compacts now and then so a long-lived queue does not grow without bound. */
+  shift(): T | undefined {
+    if (this.head === this.items.length) return undefined;
+    const item = this.items[this.head++];
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
+    return item;
   }
-  get first(): Entry | undefined {
+  get first(): T | undefined {
     return this.items[this.head];
   }
   get size(): number {
@@ -47,7 +50,7 @@ class Fifo {
 }
 
 export class TimerQueue {
-  private readonly queues = new Map<number, Fifo>();
+  private readonly queues = new Map<number, Fifo<Entry>>();
   private interval: NodeJS.Timeout | undefined;
 
   constructor(
@@ -58,7 +61,7 @@ export class TimerQueue {
 
   schedule(delay: number, fire: () => void): TimerHandle {
     let queue = this.queues.get(delay);
-    if (!queue) this.queues.set(delay, (queue = new Fifo()));
+    if (!queue) this.queues.set(delay, (queue = new Fifo<Entry>()));
     const entry = new Entry(this.clock.now() + delay, fire);
     queue.push(entry);
     return entry;

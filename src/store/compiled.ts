@@ -6,7 +6,7 @@ import type { CompiledQuery } from 'kysely';
 
 interface Template {
   compiled: CompiledQuery;
-  /** For each parameter of the compiled statement, the index of the value it takes. */
+  /** For each parameter of the compiled statement, the index of the value it takes; -1 for a constant of the statement's own. */
   order: number[];
 }
 
@@ -18,7 +18,8 @@ export class CompiledStatements {
 
   /**
    * The compiled statement `build` makes of `values`, `shape` naming what else it depends on (e.g.
-   * the number of rows). A shape whose compiled form does not carry each value as one parameter (a
+   * the number of rows). A constant the statement passes as a parameter of its own (e.g. `where
+   * flag = 0`) stays. A shape whose compiled form does not carry each value as one parameter (a
    * value inlined in the SQL, or used twice) is built anew every time, as kysely would.
    */
   compile(shape: string, values: readonly unknown[], build: (values: readonly unknown[]) => { compile(): CompiledQuery }): CompiledQuery {
@@ -27,13 +28,16 @@ export class CompiledStatements {
       const markers = values.map((_, i) => marker(i));
       const compiled = build(markers).compile();
       const order = compiled.parameters.map((parameter) => markers.indexOf(parameter as string));
-      const eachOnce = order.length === values.length && values.every((_, i) => order.includes(i));
+      const eachOnce = values.every((_, i) => order.indexOf(i) !== -1 && order.indexOf(i) === order.lastIndexOf(i));
       template = eachOnce ? { compiled, order } : null;
       this.templates.set(shape, template);
     }
     if (template === null) return build(values).compile();
     const parameters = new Array<unknown>(template.order.length);
-    for (let i = 0; i < parameters.length; i++) parameters[i] = values[template.order[i]!];
+    for (let i = 0; i < parameters.length; i++) {
+      const index = template.order[i]!;
+      parameters[i] = index === -1 ? template.compiled.parameters[i] : values[index];
+    }
     return { ...template.compiled, parameters };
   }
 }

@@ -1,5 +1,6 @@
 // Opens the database named by a store URL, brings its schema up to date and wires the repositories.
-import { mkdirSync } from 'node:fs';
+import { closeSync, fsync, mkdirSync, open as openFile } from 'node:fs';
+import { promisify } from 'node:util';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import {
@@ -10,6 +11,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { StoreAvailability, isQueryTimeout, watchedDialect } from './availability.js';
 import { GatewayAccountRepository, GatewayRoomRepository } from './accounts.js';
+import { deferCommitSyncs, type DeferredSync } from './group-commit.js';
 import { LocationRepository } from './locations.js';
 import { migrations } from './migrations/index.js';
 import { OfflineRepository } from './offline.js';
@@ -155,12 +157,56 @@ function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): Ope
     const availability = new StoreAvailability('sqlite', (error) => reasonOf(target, error), (available) =>
       opened.pragma(`busy_timeout = ${available ? SQLITE_BUSY_TIMEOUT_MS : 0}`),
     );
-    const dialect = queuedDialect(watchedDialect(new SqliteDialect({ database: preparingOnce(database) }), availability));
-    return { db: new Kysely<Database>({ dialect }), availability };
+    const wal = mode === 'read-write' && path !== ':memory:' ? walSync(database, path) : undefined;
+    const dialect = queuedDialect(watchedDialect(new SqliteDialect({ database: preparingOnce(database, wal) }), availability));
+    const db = new Kysely<Database>({ dialect });
+    if (wal) deferCommitSyncs(db, wal);
+    return { db, availability };
   } catch (error) {
     database?.close();
     throw storeFailure('CONNECT_FAILED', 'Cannot open', target, error);
   }
+}
+
+/**
+ * Group commits of a SQLite file: committed with synchronous = NORMAL, which writes the transaction
+ * to the write-ahead log without syncing it, then the log synced on libuv's thread pool. What a batch
+ * acknowledges is on disk as with FULL, but the disk sync no longer stops every request of the
+ * process. Other writes keep FULL. One sync runs at a time: batches committed meanwhile share the
+ * next one. The log is opened once: SQLite keeps the same file while Parley's connection is open.
+ */
+function walSync(database: SqliteDatabase.Database, path: string): DeferredSync & { close(): void } {
+  let log: number | undefined;
+  const syncLog = async () => {
+    log ??= await promisify(openFile)(`${path}-wal`, 'r');
+    await promisify(fsync)(log);
+  };
+  let running: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  const sync = (): Promise<void> => {
+    if (!running) return (running = syncLog().finally(() => (running = undefined)));
+    // What was committed after the running sync began is on the next one.
+    return (queued ??= running.catch(() => {}).then(() => {
+      queued = undefined;
+      return sync();
+    }));
+  };
+  return {
+    async unsynced(commit) {
+      // Outside the transaction (SQLite does not change its safety level inside one), while the
+      // group commit holds the one connection.
+      database.pragma('synchronous = NORMAL');
+      try {
+        return await commit();
+      } finally {
+        database.pragma('synchronous = FULL');
+      }
+    },
+    sync,
+    close() {
+      if (log !== undefined) closeSync(log);
+    },
+  };
 }
 
 /** Most SQL texts whose statements are kept prepared; past it the oldest is let go. */
@@ -169,12 +215,16 @@ const MAX_PREPARED_STATEMENTS = 200;
 /**
  * The database as kysely sees it, each SQL text prepared once: kysely prepares a statement for every
  * query it runs, which cost a REGISTER more CPU than running its queries. Reusing one is safe as
- * kysely runs one query at a time on its one connection.
+ * kysely runs one query at a time on its one connection. Closing it also closes the write-ahead
+ * log `wal` keeps open for group commits.
  */
-function preparingOnce(database: SqliteDatabase.Database): KyselySqliteDatabase {
+function preparingOnce(database: SqliteDatabase.Database, wal?: { close(): void }): KyselySqliteDatabase {
   const statements = new Map<string, SqliteDatabase.Statement>();
   return {
-    close: () => database.close(),
+    close: () => {
+      database.close();
+      wal?.close();
+    },
     prepare(text: string) {
       let statement = statements.get(text);
       if (statement === undefined) {

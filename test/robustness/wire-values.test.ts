@@ -109,6 +109,8 @@ describe('the transport layer never throws on send', () => {
       idleTimeout: 60,
       messageTimeout: 10,
       maxSendBuffer: 1 << 20,
+      udpReceiveBuffer: 1 << 20,
+      udpSendBuffer: 1 << 20,
       maxConnections: 100,
       maxConnectionsPerIp: 10,
       exemptSources: [],

@@ -21,6 +21,20 @@ describe('statements compiled once per shape', () => {
     assert.deepEqual(first.parameters, [1, 'alice@example.com']);
   });
 
+  it('keeps a constant the statement passes as a parameter, and still compiles it once', () => {
+    const statements = new CompiledStatements();
+    let built = 0;
+    const build = ([aor]: readonly unknown[]) => {
+      built++;
+      return db.selectFrom('offline_messages').selectAll().where('per_device', '=', 0).where('aor', '=', aor as string);
+    };
+    statements.compile('constant', ['alice@example.com'], build);
+    const second = statements.compile('constant', ['bob@example.com'], build);
+    assert.deepEqual(second.parameters, build(['bob@example.com']).compile().parameters);
+    assert.deepEqual(second.parameters, [0, 'bob@example.com']);
+    assert.equal(built, 2, 'once with markers, then only to compare here');
+  });
+
   it('builds anew every time a shape whose values do not all become one parameter each', () => {
     const statements = new CompiledStatements();
     let built = 0;

@@ -30,6 +30,9 @@ export interface TransportOptions {
   messageTimeout: number;
   /** Bytes written to a stream connection and not yet taken by the peer past which the connection is destroyed. */
   maxSendBuffer: number;
+  /** Kernel receive and send buffer sizes asked for on each UDP socket (SO_RCVBUF, SO_SNDBUF). */
+  udpReceiveBuffer: number;
+  udpSendBuffer: number;
   /** Most stream connections peers may have open at once (TCP, TLS and WebSocket together). */
   maxConnections: number;
   /** Most stream connections one source address may have open at once. */
@@ -49,6 +52,14 @@ export interface TransportOptions {
 export type RefusalReason = 'rate' | 'connections' | 'connections_per_ip' | 'message_timeout' | 'send_buffer';
 
 export const REFUSAL_REASONS: readonly RefusalReason[] = ['rate', 'connections', 'connections_per_ip', 'message_timeout', 'send_buffer'];
+
+/** A UDP socket's kernel buffer smaller than asked for (Linux caps it at net.core.rmem_max or wmem_max). */
+export interface UdpBufferCapped {
+  listener: string;
+  buffer: 'receive' | 'send';
+  asked: number;
+  got: number;
+}
 
 /** A refusal as reported: the latest one, and how many of that reason went unreported since the last report. */
 export interface Refusal {
@@ -81,6 +92,8 @@ export declare interface TransportLayer {
   /** A request over the rate limit, to be answered 503 with Retry-After (rate action `reply`). */
   on(event: 'rateLimited', listener: (request: SipMessage, source: Peer, retryAfter: number) => void): this;
   on(event: 'refused', listener: (refusal: Refusal) => void): this;
+  /** Told once per socket and buffer at start. */
+  on(event: 'udpBufferCapped', listener: (capped: UdpBufferCapped) => void): this;
   on(event: 'connectionClosed', listener: (connectionId: string) => void): this;
   on(event: 'error', listener: (error: Error) => void): this;
 }
@@ -278,8 +291,8 @@ export class TransportLayer extends EventEmitter {
   private startUdp(spec: ListenSpec): Promise<number> {
     const socket = createSocket({
       type: isIP(spec.host) === 6 ? 'udp6' : 'udp4',
-      recvBufferSize: 4 << 20,
-      sendBufferSize: 4 << 20,
+      recvBufferSize: this.options.udpReceiveBuffer,
+      sendBufferSize: this.options.udpSendBuffer,
       lookup: resolveForSend,
     });
     socket.on('message', (data: Buffer, rinfo: RemoteInfo) => this.onDatagram(data, rinfo, socket));
@@ -288,6 +301,13 @@ export class TransportLayer extends EventEmitter {
       socket.once('error', reject);
       socket.bind(spec.port, spec.host, () => {
         socket.off('error', reject);
+        const listener = formatPeer({ proto: 'udp', host: spec.host, port: socket.address().port });
+        // Linux reports twice what it granted, the other half being for its own bookkeeping.
+        const granted = (reported: number) => (process.platform === 'linux' ? reported / 2 : reported);
+        const receive = granted(socket.getRecvBufferSize());
+        const send = granted(socket.getSendBufferSize());
+        if (receive < this.options.udpReceiveBuffer) this.emit('udpBufferCapped', { listener, buffer: 'receive', asked: this.options.udpReceiveBuffer, got: receive });
+        if (send < this.options.udpSendBuffer) this.emit('udpBufferCapped', { listener, buffer: 'send', asked: this.options.udpSendBuffer, got: send });
         this.udpSockets.set(spec.host, socket);
         if (isIP(spec.host) === 6) this.udp6 ??= socket;
         else this.udp4 ??= socket;
