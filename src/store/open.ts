@@ -18,6 +18,7 @@ import { PresenceRepository } from './presence.js';
 import { OutboxRepository } from './outbox.js';
 import { queuedDialect } from './queued.js';
 import { RoomRepository } from './rooms.js';
+import { syncWal, walSyncedDialect, type SyncedDatabase } from './wal-sync.js';
 import type { Database } from './schema.js';
 import { StoreError, type Store, type StoreErrorCode } from './types.js';
 import { UserRepository } from './users.js';
@@ -138,22 +139,26 @@ interface OpenDatabase {
 function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): OpenDatabase {
   const { path } = target;
   let database: SqliteDatabase.Database | undefined;
+  let wal = false;
   try {
     if (mode === 'read-only') {
       database = new SqliteDatabase(path, { readonly: true, fileMustExist: true });
     } else {
       if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
       database = new SqliteDatabase(path);
-      database.pragma('journal_mode = WAL');
-      // FULL makes every commit durable before the write resolves; NORMAL in WAL mode could lose the last ones on power loss.
-      database.pragma('synchronous = FULL');
+      wal = database.pragma('journal_mode = WAL', { simple: true }) === 'wal';
+      // Every commit is durable before the write resolves: in WAL mode synced by wal-sync.ts off the
+      // event loop (NORMAL alone could lose the last ones on power loss); otherwise by SQLite (FULL).
+      database.pragma(`synchronous = ${wal ? 'NORMAL' : 'FULL'}`);
     }
     database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     const opened = database;
     const availability = new StoreAvailability('sqlite', (error) => reasonOf(target, error), (available) =>
       opened.pragma(`busy_timeout = ${available ? SQLITE_BUSY_TIMEOUT_MS : 0}`),
     );
-    const dialect = queuedDialect(watchedDialect(new SqliteDialect({ database: preparingOnce(database) }), availability));
+    const statements = preparingOnce(database);
+    const sqlite = new SqliteDialect({ database: statements });
+    const dialect = queuedDialect(watchedDialect(wal ? walSyncedDialect(sqlite, statements, () => syncWal(`${path}-wal`)) : sqlite, availability));
     return { db: new Kysely<Database>({ dialect }), availability };
   } catch (error) {
     database?.close();
@@ -169,10 +174,13 @@ const MAX_PREPARED_STATEMENTS = 200;
  * query it runs, which cost a REGISTER more CPU than running its queries. Reusing one is safe as
  * kysely runs one query at a time on its one connection.
  */
-function preparingOnce(database: SqliteDatabase.Database): KyselySqliteDatabase {
+function preparingOnce(database: SqliteDatabase.Database): KyselySqliteDatabase & SyncedDatabase {
   const statements = new Map<string, SqliteDatabase.Statement>();
   return {
     close: () => database.close(),
+    get inTransaction() {
+      return database.inTransaction;
+    },
     prepare(text: string) {
       let statement = statements.get(text);
       if (statement === undefined) {
