@@ -7,11 +7,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, SqliteDialect, type Generated } from 'kysely';
 import { syncWal, walSyncedDialect } from '../../src/store/wal-sync.js';
 
 interface Table {
-  notes: { id: number; text: string };
+  notes: { id: Generated<number>; text: string };
 }
 
 let dir: string;
