@@ -18,7 +18,7 @@ import { PresenceRepository } from './presence.js';
 import { OutboxRepository } from './outbox.js';
 import { queuedDialect } from './queued.js';
 import { RoomRepository } from './rooms.js';
-import { syncWal, walSyncedDialect, type SyncedDatabase } from './wal-sync.js';
+import { WalFile, walSyncedDialect, type SyncedDatabase } from './wal-sync.js';
 import type { Database } from './schema.js';
 import { StoreError, type Store, type StoreErrorCode } from './types.js';
 import { UserRepository } from './users.js';
@@ -158,7 +158,7 @@ function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): Ope
     );
     const statements = preparingOnce(database);
     const sqlite = new SqliteDialect({ database: statements });
-    const dialect = queuedDialect(watchedDialect(wal ? walSyncedDialect(sqlite, statements, () => syncWal(`${path}-wal`)) : sqlite, availability));
+    const dialect = queuedDialect(watchedDialect(wal ? walSyncedDialect(sqlite, statements, new WalFile(`${path}-wal`)) : sqlite, availability));
     return { db: new Kysely<Database>({ dialect }), availability };
   } catch (error) {
     database?.close();

@@ -7,7 +7,7 @@
 // thread pool before the statement resolves and before the connection goes to the next caller:
 // what is acknowledged is on disk as with FULL, no one reads through Parley what is not yet, and the
 // process serves the network meanwhile. Checkpoints sync WAL and database themselves (NORMAL does).
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { CompiledQuery, DatabaseConnection, Dialect, Driver, QueryResult, TransactionSettings } from 'kysely';
 
 /** What the connection wrapper needs of the database: its statements' read-only flag, and whether a transaction is open. */
@@ -18,34 +18,48 @@ export interface SyncedDatabase {
 
 /**
  * The dialect of a SQLite file in WAL mode with `synchronous = NORMAL`, each write durable before it
- * resolves: once a statement that wrote has run and no transaction is open, `sync` (syncWal, or a
- * stand-in in tests) runs while the connection is still held.
+ * resolves: once a statement that wrote has run and no transaction is open, the WAL is synced while
+ * the connection is still held. Closing the store closes the WAL file too.
  */
-export function walSyncedDialect(dialect: Dialect, database: SyncedDatabase, sync: () => Promise<void>): Dialect {
+export function walSyncedDialect(dialect: Dialect, database: SyncedDatabase, wal: Pick<WalFile, 'sync' | 'close'>): Dialect {
   return {
     createAdapter: () => dialect.createAdapter(),
     createQueryCompiler: () => dialect.createQueryCompiler(),
     createIntrospector: (db) => dialect.createIntrospector(db),
-    createDriver: () => new WalSyncedDriver(dialect.createDriver(), new WalSync(database, sync)),
+    createDriver: () => new WalSyncedDriver(dialect.createDriver(), new WalSync(database, () => wal.sync()), wal),
   };
 }
 
-/** Syncs a WAL file's data to disk on the thread pool; a failure is SQLite's own (SQLITE_IOERR_FSYNC), which the store takes as "unavailable". */
-export async function syncWal(walPath: string): Promise<void> {
-  let file;
-  try {
-    file = await open(walPath, 'r');
-  } catch (error) {
-    // No WAL: everything was checkpointed into the database file, which the checkpoint synced.
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw syncFailure(error);
+/**
+ * The WAL file, kept open to be synced (one call on the thread pool per commit, not three). SQLite
+ * deletes a WAL only when its last connection closes, and Parley's stays open until the store is
+ * closed, so the file opened is the one written; it is opened again only when it was not there.
+ * A failure is SQLite's own (SQLITE_IOERR_FSYNC), which the store takes as "unavailable".
+ */
+export class WalFile {
+  private file: FileHandle | undefined;
+
+  constructor(private readonly path: string) {}
+
+  async sync(): Promise<void> {
+    try {
+      this.file ??= await open(this.path, 'r');
+    } catch (error) {
+      // No WAL: everything was checkpointed into the database file, which the checkpoint synced.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw syncFailure(error);
+    }
+    try {
+      await this.file.datasync();
+    } catch (error) {
+      throw syncFailure(error);
+    }
   }
-  try {
-    await file.datasync();
-  } catch (error) {
-    throw syncFailure(error);
-  } finally {
-    await file.close();
+
+  async close(): Promise<void> {
+    const file = this.file;
+    this.file = undefined;
+    await file?.close();
   }
 }
 
@@ -100,6 +114,7 @@ class WalSyncedDriver implements Driver {
   constructor(
     private readonly driver: Driver,
     private readonly wal: WalSync,
+    private readonly file: Pick<WalFile, 'close'>,
   ) {}
 
   init(): Promise<void> {
@@ -129,7 +144,8 @@ class WalSyncedDriver implements Driver {
     return this.driver.releaseConnection(connection);
   }
 
-  destroy(): Promise<void> {
-    return this.driver.destroy();
+  async destroy(): Promise<void> {
+    await this.driver.destroy();
+    await this.file.close();
   }
 }

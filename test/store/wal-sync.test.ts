@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect, type Generated } from 'kysely';
-import { syncWal, walSyncedDialect } from '../../src/store/wal-sync.js';
+import { WalFile, walSyncedDialect } from '../../src/store/wal-sync.js';
 
 interface Table {
   notes: { id: Generated<number>; text: string };
@@ -32,7 +32,7 @@ function heldSyncs() {
       return database.inTransaction;
     },
   };
-  const db = new Kysely<Table>({ dialect: walSyncedDialect(new SqliteDialect({ database }), tracked, sync) });
+  const db = new Kysely<Table>({ dialect: walSyncedDialect(new SqliteDialect({ database }), tracked, { sync, close: async () => {} }) });
   return { db, pending, close: () => db.destroy() };
 }
 
@@ -80,10 +80,10 @@ describe('SQLite writes synced off the event loop', () => {
   });
 
   it('syncing a WAL that is not there (checkpointed away) succeeds, and a failure is SQLite\'s SQLITE_IOERR_FSYNC', async () => {
-    await syncWal(join(dir, 'absent.db-wal'));
+    await new WalFile(join(dir, 'absent.db-wal')).sync();
     const notADirectory = join(dir, 'plain-file');
     writeFileSync(notADirectory, '');
-    await assert.rejects(syncWal(join(notADirectory, 'x.db-wal')), (error: Error & { code?: string }) => {
+    await assert.rejects(new WalFile(join(notADirectory, 'x.db-wal')).sync(), (error: Error & { code?: string }) => {
       assert.equal(error.code, 'SQLITE_IOERR_FSYNC');
       assert.match(error.message, /^syncing the write-ahead log failed: ENOTDIR/);
       return true;
