@@ -16,6 +16,7 @@ import { OfflineRepository } from './offline.js';
 import { DeliveryRepository } from './deliveries.js';
 import { PresenceRepository } from './presence.js';
 import { OutboxRepository } from './outbox.js';
+import { Checkpointer } from './checkpoint.js';
 import { queuedDialect } from './queued.js';
 import { RoomRepository } from './rooms.js';
 import { WalFile, walSyncedDialect, type SyncedDatabase } from './wal-sync.js';
@@ -68,7 +69,7 @@ export interface OpenStoreOptions {
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
   const target = parseStoreUrl(url);
   const queryTimeoutMs = (options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT_SECONDS) * 1000;
-  const { db, availability } = target.driver === 'sqlite' ? openSqlite(target, 'read-write') : await openPostgres(target, queryTimeoutMs);
+  const { db, availability } = target.driver === 'sqlite' ? openSqlite(target, 'read-write', options.log) : await openPostgres(target, queryTimeoutMs);
   await migrateToLatest(db, target);
   // Only now: a store unavailable while opening fails the start rather than being retried.
   if (options.log) availability.reportTo(options.log);
@@ -136,7 +137,7 @@ interface OpenDatabase {
   availability: StoreAvailability;
 }
 
-function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): OpenDatabase {
+function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only', log?: Logger): OpenDatabase {
   const { path } = target;
   let database: SqliteDatabase.Database | undefined;
   let wal = false;
@@ -158,12 +159,38 @@ function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): Ope
     );
     const statements = preparingOnce(database);
     const sqlite = new SqliteDialect({ database: statements });
-    const dialect = queuedDialect(watchedDialect(wal ? walSyncedDialect(sqlite, statements, new WalFile(`${path}-wal`)) : sqlite, availability));
+    const dialect = queuedDialect(watchedDialect(wal ? walSyncedDialect(sqlite, statements, walOf(opened, path, log)) : sqlite, availability));
     return { db: new Kysely<Database>({ dialect }), availability };
   } catch (error) {
     database?.close();
     throw storeFailure('CONNECT_FAILED', 'Cannot open', target, error);
   }
+}
+
+/** How often the WAL is checkpointed into the database file after writes. */
+const CHECKPOINT_INTERVAL_MS = 1000;
+
+/**
+ * The WAL of a SQLite file Parley writes: synced on the thread pool after each commit, checkpointed
+ * by a worker thread (checkpoint.ts) rather than by SQLite inside a commit on the event loop.
+ */
+function walOf(database: SqliteDatabase.Database, path: string, log: Logger | undefined): Pick<WalFile, 'sync' | 'close'> {
+  const file = new WalFile(`${path}-wal`);
+  database.pragma('wal_autocheckpoint = 0');
+  const checkpointer = new Checkpointer(path, CHECKPOINT_INTERVAL_MS, (pages, reason) => {
+    database.pragma(`wal_autocheckpoint = ${pages}`);
+    log?.warn({ reason }, `SQLite checkpoints off the event loop failed (${reason}); SQLite checkpoints in its commits again`);
+  });
+  return {
+    async sync() {
+      await file.sync();
+      checkpointer.noteWrite();
+    },
+    async close() {
+      await checkpointer.close();
+      await file.close();
+    },
+  };
 }
 
 /** Most SQL texts whose statements are kept prepared; past it the oldest is let go. */

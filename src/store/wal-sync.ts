@@ -19,7 +19,7 @@ export interface SyncedDatabase {
 /**
  * The dialect of a SQLite file in WAL mode with `synchronous = NORMAL`, each write durable before it
  * resolves: once a statement that wrote has run and no transaction is open, the WAL is synced while
- * the connection is still held. Closing the store closes the WAL file too.
+ * the connection is still held. `wal` is closed before the database.
  */
 export function walSyncedDialect(dialect: Dialect, database: SyncedDatabase, wal: Pick<WalFile, 'sync' | 'close'>): Dialect {
   return {
@@ -145,7 +145,7 @@ class WalSyncedDriver implements Driver {
   }
 
   async destroy(): Promise<void> {
-    await this.driver.destroy();
     await this.file.close();
+    await this.driver.destroy();
   }
 }

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect, type Generated } from 'kysely';
+import { Checkpointer } from '../../src/store/checkpoint.js';
 import { WalFile, walSyncedDialect } from '../../src/store/wal-sync.js';
 
 interface Table {
@@ -88,5 +89,44 @@ describe('SQLite writes synced off the event loop', () => {
       assert.match(error.message, /^syncing the write-ahead log failed: ENOTDIR/);
       return true;
     });
+  });
+});
+
+describe('SQLite checkpoints in a worker thread', () => {
+  it('a checkpoint copies every frame of the WAL into the database file beside the writing connection', async () => {
+    const path = join(dir, 'checkpointed.db');
+    const database = new SqliteDatabase(path);
+    database.pragma('journal_mode = WAL');
+    database.pragma('wal_autocheckpoint = 0');
+    database.exec('create table notes (id integer primary key, text text not null)');
+    for (let i = 0; i < 50; i++) database.prepare('insert into notes (text) values (?)').run(`note ${i}`);
+    const fallBacks: string[] = [];
+    const checkpointer = new Checkpointer(path, 3_600_000, (_pages, reason) => fallBacks.push(reason));
+    try {
+      const result = await checkpointer.checkpoint();
+      assert.ok(result.log > 0, 'the WAL had frames');
+      assert.equal(result.checkpointed, result.log, 'all of them are in the database file');
+      database.prepare('insert into notes (text) values (?)').run('after the checkpoint');
+      assert.equal((database.prepare('select count(*) as n from notes').get() as { n: number }).n, 51);
+      assert.deepEqual(fallBacks, []);
+    } finally {
+      await checkpointer.close();
+      database.close();
+    }
+  });
+
+  it('a worker that cannot open the database hands checkpoints back to SQLite, once', async () => {
+    const reasons: Array<[number, string]> = [];
+    const fellBack = new Promise<void>((resolve) => {
+      const checkpointer = new Checkpointer(join(dir, 'missing.db'), 3_600_000, (pages, reason) => {
+        reasons.push([pages, reason]);
+        resolve();
+      });
+      after(() => checkpointer.close());
+    });
+    await fellBack;
+    assert.equal(reasons.length, 1);
+    assert.equal(reasons[0]![0], 1000);
+    assert.equal(reasons[0]![1], 'unable to open database file');
   });
 });
