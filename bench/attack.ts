@@ -64,6 +64,20 @@ function vmRssMiB(pid: number): number | undefined {
   }
 }
 
+/**
+ * Datagrams the kernel dropped for a full receive buffer on the UDP sockets bound to `port` (the
+ * last field of /proc/net/udp): what Parley did not read in time, told apart from what sipp lost.
+ */
+function udpSocketDrops(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  let drops = 0;
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields[1]?.endsWith(`:${hexPort}`)) drops += Number(fields[fields.length - 1]);
+  }
+  return drops;
+}
+
 interface Phase {
   name: string;
   calls: number;
@@ -71,6 +85,8 @@ interface Phase {
   p50: number;
   p99: number;
   rssMiB: number;
+  /** Datagrams to Parley's UDP port the kernel dropped, Parley not reading them in time. */
+  udpDrops: number;
   /** Whether Parley was gone by the end of the phase. */
   exited: boolean;
   cpu: number;
@@ -100,6 +116,7 @@ async function phase(name: string, server: Server, beside?: () => Promise<Record
   const rssTimer = setInterval(sampleRss, 200);
   sampleRss();
   const meter = new CpuMeter(() => server.pids());
+  const dropsBefore = udpSocketDrops(server.port);
   const attack = beside?.();
   const sipp = await SippProcess.start(options);
   const [result, attacker] = await Promise.all([sipp.done, attack]);
@@ -108,6 +125,7 @@ async function phase(name: string, server: Server, beside?: () => Promise<Record
   const rtts = result.rtts.map((r) => r.ms);
   return {
     name, calls, successful: result.stats?.successful ?? 0, p50: percentile(rtts, 50), p99: percentile(rtts, 99), rssMiB,
+    udpDrops: Math.max(0, udpSocketDrops(server.port) - dropsBefore),
     exited: vmRssMiB(pid) === undefined, cpu, attacker,
   };
 }
@@ -127,11 +145,11 @@ function attacker(server: Server, s2sPort: number): () => Promise<Record<string,
 }
 
 function report(phases: Phase[], loadBefore: number[]): string {
-  const rows = [['phase', 'legitimate MESSAGEs', 'succeeded', 'p50 ms', 'p99 ms', 'Parley peak RSS MiB', 'Parley CPU']];
+  const rows = [['phase', 'legitimate MESSAGEs', 'succeeded', 'p50 ms', 'p99 ms', 'Parley peak RSS MiB', 'Parley CPU', 'Parley UDP drops']];
   for (const p of phases) {
     rows.push([
       p.name, String(p.calls), `${((100 * p.successful) / p.calls).toFixed(2)} %`, String(p.p50), String(p.p99),
-      p.exited ? `${p.rssMiB.toFixed(0)} (then Parley EXITED)` : p.rssMiB.toFixed(0), p.cpu.toFixed(2),
+      p.exited ? `${p.rssMiB.toFixed(0)} (then Parley EXITED)` : p.rssMiB.toFixed(0), p.cpu.toFixed(2), String(p.udpDrops),
     ]);
   }
   const attacked = phases.find((p) => p.attacker);
