@@ -31,10 +31,10 @@ export function walSyncedDialect(dialect: Dialect, database: SyncedDatabase, wal
 }
 
 /**
- * The WAL file, kept open to be synced (one call on the thread pool per commit, not three). SQLite
- * deletes a WAL only when its last connection closes, and Parley's stays open until the store is
- * closed, so the file opened is the one written; it is opened again only when it was not there.
- * A failure is SQLite's own (SQLITE_IOERR_FSYNC), which the store takes as "unavailable".
+ * The WAL file, kept open to be synced rather than opened and closed for each commit. SQLite deletes
+ * a WAL only when its last connection closes, and Parley's stays open until the store is closed; were
+ * it deleted all the same (its data then checkpointed and synced), the file is opened anew. A failure
+ * is SQLite's own (SQLITE_IOERR_FSYNC), which the store takes as "unavailable".
  */
 export class WalFile {
   private file: FileHandle | undefined;
@@ -43,15 +43,16 @@ export class WalFile {
 
   async sync(): Promise<void> {
     try {
-      this.file ??= await open(this.path, 'r');
+      let file = (this.file ??= await open(this.path, 'r'));
+      if ((await file.stat()).nlink === 0) {
+        this.file = undefined;
+        await file.close();
+        file = this.file = await open(this.path, 'r');
+      }
+      await file.datasync();
     } catch (error) {
       // No WAL: everything was checkpointed into the database file, which the checkpoint synced.
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw syncFailure(error);
-    }
-    try {
-      await this.file.datasync();
-    } catch (error) {
       throw syncFailure(error);
     }
   }

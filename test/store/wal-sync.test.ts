@@ -130,3 +130,21 @@ describe('SQLite checkpoints in a worker thread', () => {
     assert.equal(reasons[0]![1], 'unable to open database file');
   });
 });
+
+describe('the WAL file', () => {
+  it('syncs on when the file it held was deleted and created again, or deleted for good', async () => {
+    const path = join(dir, 'renewed.db-wal');
+    writeFileSync(path, 'first');
+    const wal = new WalFile(path);
+    try {
+      await wal.sync();
+      rmSync(path);
+      writeFileSync(path, 'second');
+      await wal.sync();
+      rmSync(path);
+      await wal.sync();
+    } finally {
+      await wal.close();
+    }
+  });
+});
