@@ -19,6 +19,8 @@ import { CpuMeter, DOMAIN, ROOT, launch, launchParley, runBounded, sleep, startR
 const PING: PingIds = { branch: 'attack', callId: 'attack-ping' };
 const RELAY_USER = 'bench-uas';
 const GOALS = { successShare: 0.999, p99Ms: 50, rssMiB: 512 };
+/** The line bench/attacker.ts writes once its floods start. */
+const ATTACKING = 'attacking';
 
 const { values: args } = parseArgs({
   options: {
@@ -93,8 +95,11 @@ interface Phase {
   attacker?: Record<string, number>;
 }
 
+/** What runs beside the legitimate traffic: started, with the report it gives at its end. */
+type Beside = () => Promise<{ done: Promise<Record<string, number>> }>;
+
 /** One phase: sipp sends RATE MESSAGEs/s for SECONDS to the relay UAS, with `beside` running alongside. */
-async function phase(name: string, server: Server, beside?: () => Promise<Record<string, number>>): Promise<Phase> {
+async function phase(name: string, server: Server, beside?: Beside): Promise<Phase> {
   const calls = RATE * SECONDS;
   const options: SippOptions = {
     scenario: 'message.xml',
@@ -117,9 +122,9 @@ async function phase(name: string, server: Server, beside?: () => Promise<Record
   sampleRss();
   const meter = new CpuMeter(() => server.pids());
   const dropsBefore = udpSocketDrops(server.port);
-  const attack = beside?.();
+  const attack = beside && (await beside());
   const sipp = await SippProcess.start(options);
-  const [result, attacker] = await Promise.all([sipp.done, attack]);
+  const [result, attacker] = await Promise.all([sipp.done, attack?.done]);
   const cpu = meter.stop();
   clearInterval(rssTimer);
   const rtts = result.rtts.map((r) => r.ms);
@@ -130,17 +135,32 @@ async function phase(name: string, server: Server, beside?: () => Promise<Record
   };
 }
 
-/** Runs bench/attacker.ts for the phase and resolves with its report. */
-function attacker(server: Server, s2sPort: number): () => Promise<Record<string, number>> {
+/**
+ * Starts bench/attacker.ts and resolves once it attacks, with its report to come: the legitimate
+ * traffic starts then, not while tsx compiles the attacker on the same cores, which is no attack.
+ */
+function attacker(server: Server, s2sPort: number): Beside {
   return async () => {
     const { child, log } = launch(process.execPath, [
       '--import', 'tsx', join(ROOT, 'bench', 'attacker.ts'), '--sip-port', String(server.port), '--s2s-port', String(s2sPort),
       '--seconds', String(SECONDS), '--malformed-rate', args['malformed-rate']!, '--register-rate', args['register-rate']!,
       '--slowloris', args.slowloris!,
     ]);
-    const [code] = (await once(child, 'exit')) as [number | null];
-    if (code !== 0) throw new Error(`attacker exited with ${code}\n${log()}`);
-    return JSON.parse(log().trim().split('\n').pop()!) as Record<string, number>;
+    const exited = once(child, 'exit') as Promise<[number | null]>;
+    await new Promise<void>((resolve, reject) => {
+      const attacking = () => {
+        if (!log().includes(`${ATTACKING}\n`)) return;
+        child.stdout!.off('data', attacking);
+        resolve();
+      };
+      child.stdout!.on('data', attacking);
+      void exited.then(([code]) => reject(new Error(`attacker exited with ${code} before attacking\n${log()}`)));
+    });
+    const done = exited.then(([code]) => {
+      if (code !== 0) throw new Error(`attacker exited with ${code}\n${log()}`);
+      return JSON.parse(log().trim().split('\n').pop()!) as Record<string, number>;
+    });
+    return { done };
   };
 }
 
