@@ -19,6 +19,8 @@ import { CpuMeter, DOMAIN, ROOT, launch, launchParley, runBounded, sleep, startR
 const PING: PingIds = { branch: 'attack', callId: 'attack-ping' };
 const RELAY_USER = 'bench-uas';
 const GOALS = { successShare: 0.999, p99Ms: 50, rssMiB: 512 };
+/** The line bench/attacker.ts writes once its floods start. */
+const ATTACKING = 'attacking';
 
 const { values: args } = parseArgs({
   options: {
@@ -64,6 +66,20 @@ function vmRssMiB(pid: number): number | undefined {
   }
 }
 
+/**
+ * Datagrams the kernel dropped for a full receive buffer on the UDP sockets bound to `port` (the
+ * last field of /proc/net/udp): what Parley did not read in time, told apart from what sipp lost.
+ */
+function udpSocketDrops(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  let drops = 0;
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields[1]?.endsWith(`:${hexPort}`)) drops += Number(fields[fields.length - 1]);
+  }
+  return drops;
+}
+
 interface Phase {
   name: string;
   calls: number;
@@ -71,14 +87,19 @@ interface Phase {
   p50: number;
   p99: number;
   rssMiB: number;
+  /** Datagrams to Parley's UDP port the kernel dropped, Parley not reading them in time. */
+  udpDrops: number;
   /** Whether Parley was gone by the end of the phase. */
   exited: boolean;
   cpu: number;
   attacker?: Record<string, number>;
 }
 
+/** What runs beside the legitimate traffic: started, with the report it gives at its end. */
+type Beside = () => Promise<{ done: Promise<Record<string, number>> }>;
+
 /** One phase: sipp sends RATE MESSAGEs/s for SECONDS to the relay UAS, with `beside` running alongside. */
-async function phase(name: string, server: Server, beside?: () => Promise<Record<string, number>>): Promise<Phase> {
+async function phase(name: string, server: Server, beside?: Beside): Promise<Phase> {
   const calls = RATE * SECONDS;
   const options: SippOptions = {
     scenario: 'message.xml',
@@ -100,38 +121,55 @@ async function phase(name: string, server: Server, beside?: () => Promise<Record
   const rssTimer = setInterval(sampleRss, 200);
   sampleRss();
   const meter = new CpuMeter(() => server.pids());
-  const attack = beside?.();
+  const dropsBefore = udpSocketDrops(server.port);
+  const attack = beside && (await beside());
   const sipp = await SippProcess.start(options);
-  const [result, attacker] = await Promise.all([sipp.done, attack]);
+  const [result, attacker] = await Promise.all([sipp.done, attack?.done]);
   const cpu = meter.stop();
   clearInterval(rssTimer);
   const rtts = result.rtts.map((r) => r.ms);
   return {
     name, calls, successful: result.stats?.successful ?? 0, p50: percentile(rtts, 50), p99: percentile(rtts, 99), rssMiB,
+    udpDrops: Math.max(0, udpSocketDrops(server.port) - dropsBefore),
     exited: vmRssMiB(pid) === undefined, cpu, attacker,
   };
 }
 
-/** Runs bench/attacker.ts for the phase and resolves with its report. */
-function attacker(server: Server, s2sPort: number): () => Promise<Record<string, number>> {
+/**
+ * Starts bench/attacker.ts and resolves once it attacks, with its report to come: the legitimate
+ * traffic starts then, not while tsx compiles the attacker on the same cores, which is no attack.
+ */
+function attacker(server: Server, s2sPort: number): Beside {
   return async () => {
     const { child, log } = launch(process.execPath, [
       '--import', 'tsx', join(ROOT, 'bench', 'attacker.ts'), '--sip-port', String(server.port), '--s2s-port', String(s2sPort),
       '--seconds', String(SECONDS), '--malformed-rate', args['malformed-rate']!, '--register-rate', args['register-rate']!,
       '--slowloris', args.slowloris!,
     ]);
-    const [code] = (await once(child, 'exit')) as [number | null];
-    if (code !== 0) throw new Error(`attacker exited with ${code}\n${log()}`);
-    return JSON.parse(log().trim().split('\n').pop()!) as Record<string, number>;
+    const exited = once(child, 'exit') as Promise<[number | null]>;
+    await new Promise<void>((resolve, reject) => {
+      const attacking = () => {
+        if (!log().includes(`${ATTACKING}\n`)) return;
+        child.stdout!.off('data', attacking);
+        resolve();
+      };
+      child.stdout!.on('data', attacking);
+      void exited.then(([code]) => reject(new Error(`attacker exited with ${code} before attacking\n${log()}`)));
+    });
+    const done = exited.then(([code]) => {
+      if (code !== 0) throw new Error(`attacker exited with ${code}\n${log()}`);
+      return JSON.parse(log().trim().split('\n').pop()!) as Record<string, number>;
+    });
+    return { done };
   };
 }
 
 function report(phases: Phase[], loadBefore: number[]): string {
-  const rows = [['phase', 'legitimate MESSAGEs', 'succeeded', 'p50 ms', 'p99 ms', 'Parley peak RSS MiB', 'Parley CPU']];
+  const rows = [['phase', 'legitimate MESSAGEs', 'succeeded', 'p50 ms', 'p99 ms', 'Parley peak RSS MiB', 'Parley CPU', 'Parley UDP drops']];
   for (const p of phases) {
     rows.push([
       p.name, String(p.calls), `${((100 * p.successful) / p.calls).toFixed(2)} %`, String(p.p50), String(p.p99),
-      p.exited ? `${p.rssMiB.toFixed(0)} (then Parley EXITED)` : p.rssMiB.toFixed(0), p.cpu.toFixed(2),
+      p.exited ? `${p.rssMiB.toFixed(0)} (then Parley EXITED)` : p.rssMiB.toFixed(0), p.cpu.toFixed(2), String(p.udpDrops),
     ]);
   }
   const attacked = phases.find((p) => p.attacker);

@@ -1,7 +1,8 @@
 // The hostile side of bench/attack.ts, in a process of its own so that its CPU is not the
 // benchmark's: from loopback addresses other than 127.0.0.1 it sends malformed datagrams, holds
 // slowloris TCP connections, floods REGISTER for random users and writes garbage on s2s streams,
-// for --seconds, then prints what it did as one JSON line.
+// for --seconds. It prints `attacking` once the floods start and, at the end, what it did as one
+// JSON line.
 //
 //   node --import tsx bench/attacker.ts --sip-port 5060 [--s2s-port 5269] [--seconds 20]
 import { createSocket } from 'node:dgram';
@@ -168,11 +169,14 @@ async function s2sGarbage(port: number): Promise<void> {
   });
 }
 
-await Promise.all([
+// bench/attack.ts starts the legitimate traffic on this line, the attacker's start-up behind it.
+const attacks = Promise.all([
   floodMalformed(),
   floodRegister(),
   slowloris(Number(args.slowloris)),
   S2S_PORT ? s2sGarbage(S2S_PORT) : Promise.resolve(),
 ]);
+console.log('attacking');
+await attacks;
 console.log(JSON.stringify(done));
 process.exit(0);

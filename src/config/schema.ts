@@ -395,6 +395,9 @@ const baseSchema = z
         .default(1000)
         .describe('SIP messages one source IP address may send per rate_window, like Kamailio\'s pike (exempt_sources aside); counted per datagram (before it is parsed) and per stream message. Further requests get 503 with Retry-After, or nothing (rate_action). 0: no limit.'),
       rate_window: z.number().positive().default(10).describe('Seconds over which rate_limit counts; the allowance refills evenly over this time.'),
+      rate_burst: positiveInt
+        .default(200)
+        .describe('Most SIP messages one source IP address may send at once, at most rate_limit (exempt_sources aside): its allowance holds this many and refills at rate_limit per rate_window, so a flood that starts on a full allowance gets this many requests through before the pace applies, not a whole window\'s worth.'),
       rate_action: z
         .enum(['reply', 'drop'])
         .default('reply')

@@ -47,6 +47,12 @@ const TEMPORARY_GRUU_KEY = 'temporary-gruu';
 export class Registrar extends EventEmitter {
   private readonly table = new Map<string, Binding[]>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  /**
+   * The AORs with bindings that die with a connection, by connection id: a closing connection
+   * (thousands a second when a flood of them is cut) looks at its own AORs, not at every AOR.
+   * Entries may be stale (the AOR registered again elsewhere); they go when their connection closes.
+   */
+  private readonly aorsByConnection = new Map<string, Set<string>>();
   /** Serialises REGISTERs of one AOR so concurrent ones cannot lose each other's contacts. */
   private readonly queues = new Map<string, Promise<void>>();
   /** Set by start(): seals temporary GRUUs with the key kept in the store. */
@@ -144,9 +150,13 @@ export class Registrar extends EventEmitter {
    * contact can never be reached again, and the device's other flows, if any, take over.
    */
   connectionClosed(connectionId: string): void {
-    for (const [aor, bindings] of this.table) {
-      const dead = (b: Binding) => b.connectionId === connectionId && diesWithConnection(b);
-      if (!bindings.some(dead)) continue;
+    const aors = this.aorsByConnection.get(connectionId);
+    if (!aors) return;
+    this.aorsByConnection.delete(connectionId);
+    const dead = (b: Binding) => b.connectionId === connectionId && diesWithConnection(b);
+    for (const aor of aors) {
+      const bindings = this.table.get(aor);
+      if (!bindings?.some(dead)) continue;
       const kept = bindings.filter((b) => !dead(b));
       // Not dropped, such a binding is only useless: unreachable (targetOf), it expires in time.
       void this.commit(aor, kept).catch(logBackgroundFailure(this.log, 'dropping the bindings of a closed connection'));
@@ -181,7 +191,16 @@ export class Registrar extends EventEmitter {
     if (bindings.length === 0) {
       const had = this.table.delete(aor);
       if (had) this.emit('unregistered', aor);
-    } else this.table.set(aor, bindings);
+    } else {
+      this.table.set(aor, bindings);
+      for (const binding of bindings) {
+        // One whose connection closed while the store was written is left unreachable, not indexed for good.
+        if (!binding.connectionId || !diesWithConnection(binding) || !this.isConnected(binding.connectionId)) continue;
+        const aors = this.aorsByConnection.get(binding.connectionId);
+        if (aors) aors.add(aor);
+        else this.aorsByConnection.set(binding.connectionId, new Set([aor]));
+      }
+    }
   }
 
   /**

@@ -82,6 +82,26 @@ test('a TCP contact with ;ob is dropped when its connection closes, not dialled 
   await eventually(() => s.server.registrar.lookup('ivan@localhost').length === 0, 'the binding of the closed connection dropped');
 });
 
+test('a closing TCP connection drops the ;ob bindings of every AOR it carried, and none that moved to another connection', async () => {
+  const shared = await tcpFlow('lena');
+  const moving = await tcpFlow('mona');
+  const registerOn = (ua: StreamUA, user: string, contact: string) =>
+    ua.send(ua.build('REGISTER', 'sip:localhost', { to: `<sip:${user}@localhost>`, headers: [{ name: 'contact', value: `<${contact};ob>` }] }));
+  assert.equal((await registerOn(shared, 'lena', shared.contact)).status, 200);
+  assert.equal((await registerOn(shared, 'nora', shared.contact)).status, 200);
+  // mona's binding first lives on the shared connection, then the same contact registers again over her own.
+  assert.equal((await registerOn(shared, 'mona', moving.contact)).status, 200);
+  assert.equal((await registerOn(moving, 'mona', moving.contact)).status, 200);
+  shared.close();
+  await eventually(
+    () => s.server.registrar.lookup('lena@localhost').length === 0 && s.server.registrar.lookup('nora@localhost').length === 0,
+    'the bindings of the closed connection dropped',
+  );
+  assert.equal(s.server.registrar.lookup('mona@localhost').length, 1);
+  moving.close();
+  await eventually(() => s.server.registrar.lookup('mona@localhost').length === 0, 'the moved binding dropped with its own connection');
+});
+
 test('an edge proxy in front: its Path is echoed and stored, and requests for the device take it as their route', async () => {
   const edge = await agent('edge', s.udp);
   const bob = await agent('bob', s.udp);

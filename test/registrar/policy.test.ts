@@ -22,6 +22,25 @@ test('a configuration that says nothing about auth challenges REGISTER with 401'
   }
 });
 
+test('REGISTERs of unknown users, with or without credentials, get 401 and leave nothing in the store', async () => {
+  const s = await startServer({ auth: defaultConfig().auth });
+  const bare = await TestUA.create({ user: 'drifter', server: s.udp });
+  const guessing = await TestUA.create({ user: 'guesser', server: s.udp, password: 'a guess' });
+  try {
+    for (const ua of [bare, guessing]) assert.equal((await ua.register()).status, 401);
+    assert.deepEqual(await s.server.store.locations.listAll(), []);
+    for (const aor of ['drifter@localhost', 'guesser@localhost']) {
+      assert.equal(await s.server.store.locations.isKnown(aor), false, aor);
+      assert.deepEqual(await s.server.store.deliveries.devicesOf(aor, 0), [], aor);
+    }
+    assert.equal(s.server.registrar.aorCount, 0);
+  } finally {
+    bare.close();
+    guessing.close();
+    await s.stop();
+  }
+});
+
 test('auth.policy open on a listener other hosts reach logs a warning naming that listener', async () => {
   const s = await startServer({
     auth: { policy: 'open' },

@@ -88,6 +88,16 @@ describe('per-source rate', () => {
     assert.deepEqual(statuses(again), [200, 200, 200]);
   });
 
+  test('a source with its whole allowance gets rate_burst requests through at once, not rate_limit', async () => {
+    // 100 per 1000 s: one more every 10 s, none during the test.
+    const s = await server({ rate_limit: 100, rate_window: 1000, rate_burst: 3, rate_action: 'drop', exempt_sources: [] });
+    const from = await socket();
+    const responses = await burst(s, from, 8, (got) => got.length >= 3 && s.server.transports.stats.refused.rate === 5);
+    // Anything the dropped ones could have caused would have been sent while they were refused.
+    await sleep(300);
+    assert.deepEqual(statuses(responses), [200, 200, 200]);
+  });
+
   test('loopback is exempt by default', async () => {
     const s = await server({ rate_limit: 2, rate_window: 60 });
     const from = await socket();

@@ -37,8 +37,8 @@ export interface TransportOptions {
   maxConnections: number;
   /** Most stream connections one source address may have open at once. */
   maxConnectionsPerIp: number;
-  /** SIP messages one source address may send per `window` seconds; absent: no limit. */
-  rate?: { limit: number; window: number; action: 'reply' | 'drop' };
+  /** SIP messages one source address may send per `window` seconds, at most `burst` at once; absent: no limit. */
+  rate?: { limit: number; window: number; burst: number; action: 'reply' | 'drop' };
   /** Source addresses (IP or CIDR) that neither `rate` nor `maxConnectionsPerIp` applies to. */
   exemptSources: readonly string[];
   /** Whether outgoing TLS connections check the peer's certificate. */
@@ -125,7 +125,9 @@ export class TransportLayer extends EventEmitter {
     super();
     this.exempt = new AddressRanges(options.exemptSources);
     const rate = options.rate;
-    this.rate = rate && new SourceRateLimiter(rate.limit, rate.window * 1000, this.exempt);
+    // A bucket of `burst` refilled at limit per window: a flood starting on a full allowance gets `burst` through, not a window's worth.
+    const burst = rate && Math.min(rate.burst, rate.limit);
+    this.rate = rate && new SourceRateLimiter(burst!, (burst! / rate.limit) * rate.window * 1000, this.exempt);
   }
 
   private get messageTimeoutMs(): number {
