@@ -68,8 +68,9 @@ describe('room options', () => {
     assert.equal(inner.join('\r\n\r\n'), 'héllo in cpim', 'the inner body is the text as sent, not "<nick> text"');
     // History on join comes in the same form, with its original DateTime.
     const carol = await user('carol');
+    const replayed = carol.waitForRequest((m) => m.body.toString().includes('héllo in cpim'));
     assert.match(await command(alice, room, '#add carol'), /added sip:carol@localhost/);
-    const history = await carol.waitForRequest((m) => m.body.toString().includes('héllo in cpim'));
+    const history = await replayed;
     assert.match(history.get('content-type') ?? '', /^message\/cpim/i);
     assert.match(history.body.toString(), new RegExp(`^DateTime: ${dateTime.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
   });
