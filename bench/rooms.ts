@@ -4,6 +4,7 @@
 //   npm run bench:rooms                              # both servers when kamailio is installed
 //   npm run bench -- --rooms                         # the same, through bench/run.sh
 //   npm run bench:rooms -- --no-kamailio --step-seconds 5 --start-deliveries 2000 --refine 3
+//   npm run bench:rooms -- --no-kamailio --delivery-window-udp 16   # Parley with another relay.delivery_window_udp
 //
 // Per server and room size N: one sipp process registers the N members (distinct users, all with
 // contacts at its own port) and then answers every MESSAGE sent to them (bench/sipp/member.xml);
@@ -46,6 +47,8 @@ const { values: args } = parseArgs({
     'max-deliveries': { type: 'string', default: '256000' },
     /** Highest p99 one-way latency of the legs, ms, at which a step still passes. */
     'max-p99-ms': { type: 'string', default: '500' },
+    /** Parley's relay.delivery_window_udp for this run; its default when absent. */
+    'delivery-window-udp': { type: 'string' },
   },
 });
 const { STEP_S, REFINE, BUDGET_S } = stepSettings(args);
@@ -65,7 +68,11 @@ async function startParley(): Promise<Server> {
   // out of the way. Everything else as shipped (history of 20 kept, written to SQLite in batches).
   return launchParley(
     work,
-    ['routes:', '  - { handler: relay }', 'imc:', '  max_rate: 1000000', '  rate_burst: 1000000', '  max_members: 200', ''].join('\n'),
+    [
+      'routes:', '  - { handler: relay }', 'imc:', '  max_rate: 1000000', '  rate_burst: 1000000', '  max_members: 200',
+      ...(args['delivery-window-udp'] ? ['relay:', `  delivery_window_udp: ${Number(args['delivery-window-udp'])}`] : []),
+      '',
+    ].join('\n'),
     PING,
   );
 }

@@ -102,7 +102,7 @@ export class DeviceDelivery {
   async deliver(
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean, written?: (protocols: Protocol[]) => void,
   ): Promise<DeliveryOutcome | undefined> {
-    if (this.instanceUsersLoaded && !this.instanceUsers.has(aor)) return undefined;
+    if (!this.mayKeepFor(aor)) return undefined;
     const remembered = await this.store.devicesOf(aor, Date.now() - this.options.remember * 1000);
     if (remembered.length === 0) return undefined;
     const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
@@ -161,6 +161,14 @@ export class DeviceDelivery {
       }
       written?.([...live.values()].map((flows) => flows[0]!.peer.proto));
     });
+  }
+
+  /**
+   * Whether `aor` may have messages kept per device (a device known by +sip.instance, or not known
+   * yet): when false, deliver() would return undefined, and the caller need not build its record.
+   */
+  mayKeepFor(aor: string): boolean {
+    return !this.instanceUsersLoaded || this.instanceUsers.has(aor);
   }
 
   /** Counts the deliveries waiting in the store again (after each sweep). */
@@ -334,6 +342,8 @@ export function storedRequest(stack: SipStack, stored: StoredMessage): SipMessag
 
 /** The URI of a name-addr header value, or the value itself when it is a bare URI. */
 export function stripToUri(value: string): string {
+  // A bare URI without parameters (a room leg's "sip:user@domain") is its own URI: nothing to parse.
+  if (!/[<;"\s,]/.test(value)) return value;
   try {
     return parseNameAddr(value).uri;
   } catch {

@@ -85,13 +85,17 @@ export class OrderedDeliveries {
       lane.window = window;
       this.pump(recipient, lane);
     };
-    const done = this.run(work, { sent: markSent, previous }, recipient).then(() => markSent(lane.window));
-    void Promise.all([previous, done]).then(() => {
-      lane.underWay--;
-      end();
-      if (lane.underWay === 0 && lane.queued.length === 0) this.lanes.delete(recipient);
-      else this.pump(recipient, lane);
-    });
+    void this.run(work, { sent: markSent, previous }, recipient)
+      .then(() => {
+        markSent(lane.window);
+        return previous;
+      })
+      .then(() => {
+        lane.underWay--;
+        end();
+        if (lane.underWay === 0 && lane.queued.length === 0) this.lanes.delete(recipient);
+        else this.pump(recipient, lane);
+      });
   }
 
   private async run(work: OrderedWork, turn: DeliveryTurn, recipient: string): Promise<void> {

@@ -267,7 +267,7 @@ export class Relay {
     const { aor, device } = destination;
     // Expires: 0 asks for now or never; an isComposing state is stale once late.
     storeOffline &&= message.get('expires')?.trim() !== '0' && message.get('content-type')?.split(';')[0]!.trim().toLowerCase() !== IS_COMPOSING;
-    if (!device && storeOffline && this.options.offline.enabled && Number(message.get('max-forwards') ?? '70') > 0) {
+    if (!device && storeOffline && this.options.offline.enabled && this.devices.mayKeepFor(aor) && Number(message.get('max-forwards') ?? '70') > 0) {
       // Without the store, registered devices are still reached the old way (nothing to store yet).
       const written = (protocols: Protocol[]) => turn?.sent(protocols.length > 0 ? this.windowOf(protocols) : this.options.deliveryWindow.stream);
       const outcome = await this.devices.deliver(aor, message, this.storedRecord(aor, message), betterFinal, written).catch((error: unknown) => {
