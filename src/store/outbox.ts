@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import { CompiledStatements } from './compiled.js';
 import { GroupCommit } from './group-commit.js';
 import type { Database } from './schema.js';
 import type { OutboxProgress, OutboxRecord, OutboxStore } from './types.js';
@@ -9,6 +10,8 @@ const CHUNK = 500;
 export class OutboxRepository implements OutboxStore {
   /** Adds and progress share transactions (group commit, as registrations do), in the order asked for. */
   private readonly commits: GroupCommit;
+  /** The insert of every room post and gateway message, compiled once (see CompiledStatements). */
+  private readonly statements = new CompiledStatements();
 
   constructor(private readonly db: Kysely<Database>) {
     this.commits = new GroupCommit(db);
@@ -16,12 +19,15 @@ export class OutboxRepository implements OutboxStore {
 
   add(record: Omit<OutboxRecord, 'id'>): Promise<number> {
     return this.commits.run(async (trx) => {
-      const row = await trx
-        .insertInto('outbox')
-        .values({ kind: record.kind, recipients: JSON.stringify(record.recipients), payload: record.payload, created_at: record.createdAt })
-        .returning('id')
-        .executeTakeFirstOrThrow();
-      return row.id;
+      const values = [record.kind, JSON.stringify(record.recipients), record.payload, record.createdAt];
+      const insert = this.statements.compile('add', values, ([kind, recipients, payload, createdAt]) =>
+        trx
+          .insertInto('outbox')
+          .values({ kind: kind as string, recipients: recipients as string, payload: payload as Buffer, created_at: createdAt as number })
+          .returning('id'),
+      );
+      const { rows } = await trx.getExecutor().provideConnection((connection) => connection.executeQuery<{ id: number }>(insert));
+      return rows[0]!.id;
     });
   }
 
