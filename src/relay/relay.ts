@@ -169,8 +169,8 @@ export class Relay {
    */
   async send(outgoing: OutgoingMessage, turn?: DeliveryTurn): Promise<DeliveryResult> {
     const body = typeof outgoing.body === 'string' ? Buffer.from(outgoing.body, 'utf8') : outgoing.body;
-    const headers = [...(outgoing.headers ?? [])];
-    if (outgoing.date) headers.push({ name: 'date', value: outgoing.date.toUTCString() });
+    // createRequest copies them: only a Date needs a list of its own.
+    const headers = outgoing.date ? [...(outgoing.headers ?? []), { name: 'date', value: outgoing.date.toUTCString() }] : outgoing.headers;
     const message = this.stack.createRequest({
       method: 'MESSAGE', uri: stripToUri(outgoing.to), from: outgoing.from, to: outgoing.to, headers, body,
       contentType: outgoing.contentType, callId: outgoing.callId,
