@@ -120,7 +120,7 @@ export class RoomFanOut {
       leg = this.render(entry);
       this.built.set(entry, leg);
     }
-    const copy = identity ? { from: `${leg.from};tag=${identity.fromTag}`, callId: identity.callId } : {};
+    const copy = identity ? { fromTag: identity.fromTag, callId: identity.callId } : {};
     const result = await this.relay.send({ ...leg, ...copy, to: `sip:${recipient}`, date }, turn);
     if (result.status < 300) this.stats.messagesOut++;
     else {

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { isStoreUnavailable, logBackgroundFailure, type DeliveryStore, type OfflineStore, type StoredMessage } from '../store/index.js';
 import {
   type IncomingRequest, type Peer, type Protocol, RELIABLE, SipMessage, type SipStack, type SipUri, createResponse, parseNameAddr, formatNameAddr,
-  parseUri,
+  parseUri, randomToken,
 } from '../sip/index.js';
 import { type Header, withHeadersOf } from '../sip/message.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
@@ -58,12 +58,17 @@ export interface OutgoingMessage {
   outboundProxy?: string;
   /** Call-ID of the MESSAGE (e.g. an XMPP thread); a new one when absent. */
   callId?: string;
+  /** From tag (with callId, what makes a copy sent again the same request: resend.ts); a new one when absent. */
+  fromTag?: string;
   /** false for what is stale once late (an isComposing state): never stored offline, 480 when no device takes it now. */
   storeOffline?: boolean;
 }
 
 /** Statuses after which a device's next flow is tried (RFC 5626 §5.3): the request did not get through this one. */
 const FLOW_FAILED = new Set([408, 503]);
+
+/** The CSeq number of the MESSAGEs Parley originates. */
+const ORIGINATED_CSEQ = 1;
 
 /** The reason phrase of the 503 for anything that needed the store while it was unavailable. */
 export const STORE_UNAVAILABLE_REASON = 'Service Unavailable (store unavailable)';
@@ -171,9 +176,11 @@ export class Relay {
     const body = typeof outgoing.body === 'string' ? Buffer.from(outgoing.body, 'utf8') : outgoing.body;
     // createRequest copies them: only a Date needs a list of its own.
     const headers = outgoing.date ? [...(outgoing.headers ?? []), { name: 'date', value: outgoing.date.toUTCString() }] : outgoing.headers;
+    // The From tag is known here, so the loop key needs no parsing of the From just built.
+    const fromTag = outgoing.from.includes(';tag=') ? undefined : (outgoing.fromTag ?? randomToken());
     const message = this.stack.createRequest({
-      method: 'MESSAGE', uri: stripToUri(outgoing.to), from: outgoing.from, to: outgoing.to, headers, body,
-      contentType: outgoing.contentType, callId: outgoing.callId,
+      method: 'MESSAGE', uri: stripToUri(outgoing.to), from: fromTag === undefined ? outgoing.from : `${outgoing.from};tag=${fromTag}`, to: outgoing.to,
+      headers, body, contentType: outgoing.contentType, callId: outgoing.callId, cseq: ORIGINATED_CSEQ,
     });
     let target: SipUri;
     try {
@@ -186,7 +193,8 @@ export class Relay {
       return { status: response.status, reason: response.reason, stored: false };
     }
     try {
-      const result = await this.deliverLocal(target, message, loopKey(message), outgoing.storeOffline, turn);
+      const loop = fromTag === undefined ? loopKey(message) : loopKeyOf(message.uri, fromTag, message.get('to'), message.callId, ORIGINATED_CSEQ);
+      const result = await this.deliverLocal(target, message, loop, outgoing.storeOffline, turn);
       return { status: result.status, reason: result.reason, stored: result.status === 202 };
     } catch (error) {
       // What a SIP sender would be answered: the module that sends tells its own sender.
@@ -460,7 +468,11 @@ function betterFinal(candidate: number, current: number): boolean {
  * carrying the same hash has looped (RFC 3261 §16.3 step 4); a different hash is a spiral.
  */
 export function loopKey(message: SipMessage): string {
-  return fnv1a(`${message.uri}|${message.from.params.get('tag') ?? ''}|${message.get('to')}|${message.callId}|${message.cseq.seq}`);
+  return loopKeyOf(message.uri, message.from.params.get('tag') ?? '', message.get('to'), message.callId, message.cseq.seq);
+}
+
+function loopKeyOf(uri: string, fromTag: string, to: string | undefined, callId: string, cseq: number): string {
+  return fnv1a(`${uri}|${fromTag}|${to}|${callId}|${cseq}`);
 }
 
 /** A fast non-cryptographic hash: loop detection needs to tell requests apart, not to resist forgery. */
