@@ -339,6 +339,8 @@ export class Relay {
   /** Parallel fork of a non-INVITE request to devices (RFC 3261 §16.7): the first 2xx wins, else the best final. */
   private fork(message: SipMessage, devices: Flow[][], loop: string): Promise<SipMessage> {
     if (Number(message.get('max-forwards') ?? '70') <= 0) return Promise.resolve(createResponse(message, 483, 'Too Many Hops'));
+    // One device (a room member's phone, most often): its answer is the best, with nothing to gather.
+    if (devices.length === 1) return this.sendToDevice(message, devices[0]!, loop);
     return new Promise((resolve) => {
       let pending = devices.length;
       let best: SipMessage | undefined;
