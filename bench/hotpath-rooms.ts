@@ -8,6 +8,7 @@
 //
 //   npm run bench:hotpath -- --rooms [--members 10,100] [--legs 20000] [--repeat 5] [--outstanding 400]
 import { createSocket, type RemoteInfo } from 'node:dgram';
+import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Writable } from 'node:stream';
@@ -52,6 +53,8 @@ export async function roomFanOutBench(argv: string[], measure: Measure): Promise
     },
   });
   const sizes = args.members.split(',').map(Number);
+  const bad = sizes.find((size) => !Number.isInteger(size) || size < 2);
+  if (bad !== undefined) throw new Error(`--members: ${bad} is not a room size (a whole number, at least 2: the poster and one member)`);
   const config = testConfig({
     listen: [{ proto: 'udp', host: '127.0.0.1', port: 0 }],
     domains: [DOMAIN],
@@ -89,7 +92,6 @@ export async function roomFanOutBench(argv: string[], measure: Measure): Promise
   }
   await client.terminate();
   await server.stop(1000);
-  const { rmSync } = await import('node:fs');
   rmSync(dirname(config.database.replace(/^sqlite:/, '')), { recursive: true, force: true });
 
   console.log(`Parley room fan-out, server thread only: ~${args.legs} legs per run, median of ${args.repeat} runs, ${args.outstanding} legs outstanding at most, Node ${process.version}`);
