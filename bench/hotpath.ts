@@ -8,6 +8,7 @@
 // median is reported.
 //
 //   npm run bench:hotpath -- [--requests 20000] [--warmup 5000] [--repeat 5] [--window 32] [--only reply,relay,register]
+//   npm run bench:hotpath -- --rooms [--members 10,100]     # a room post, per delivered leg: bench/hotpath-rooms.ts
 //
 // With --instructions N, each workload instead runs twice under valgrind's callgrind, once with N
 // requests and once with 2N, and the difference of the server thread's instruction counts divided
@@ -26,6 +27,7 @@ import { Writable } from 'node:stream';
 import { createServer } from '../src/server/index.js';
 import { createLogger } from '../src/log/index.js';
 import { testConfig } from '../test/support/server.js';
+import { okFor, roomFanOutBench } from './hotpath-rooms.js';
 
 const DOMAIN = 'localhost';
 const REPLY_USER = 'bench-reply';
@@ -49,6 +51,8 @@ if (isMainThread) await main();
 else runClient(workerData as { port: number; window: number });
 
 async function main(): Promise<void> {
+  // The room-post case, CPU and bytes per delivered leg: bench/hotpath-rooms.ts.
+  if (process.argv.includes('--rooms')) return roomFanOutBench(process.argv.slice(2), measure);
   const { values: args } = parseArgs({
     options: {
       requests: { type: 'string', default: '20000' },
@@ -265,11 +269,4 @@ function requestFor(job: ClientJob, index: number, localPort: number): string {
     '',
     body,
   ].join('\r\n');
-}
-
-/** A 200 to a request, its Via, From, To, Call-ID and CSeq copied. */
-function okFor(request: string): string {
-  const lines = request.slice(0, request.indexOf('\r\n\r\n')).split('\r\n');
-  const copied = lines.filter((line) => /^(via|v|from|f|to|t|call-id|i|cseq):/i.test(line));
-  return ['SIP/2.0 200 OK', ...copied.map((line) => (/^(to|t):/i.test(line) && !line.includes(';tag=') ? `${line};tag=uas` : line)), 'Content-Length: 0', '', ''].join('\r\n');
 }

@@ -5,6 +5,7 @@
 //   npm run bench -- --rooms                         # the same, through bench/run.sh
 //   npm run bench:rooms -- --no-kamailio --step-seconds 5 --start-deliveries 2000 --refine 3
 //   npm run bench:rooms -- --no-kamailio --sizes 3      # 2 legs a post, as bench/devices.ts's phase 1
+//   npm run bench:rooms -- --no-kamailio --delivery-window-udp 16   # Parley with another relay.delivery_window_udp
 //
 // Per server and room size N: one sipp process registers the N members (distinct users, all with
 // contacts at its own port) and then answers every MESSAGE sent to them (bench/sipp/member.xml);
@@ -48,6 +49,8 @@ const { values: args } = parseArgs({
     'max-p99-ms': { type: 'string', default: '500' },
     /** Room sizes, members each, poster included (bench/devices.ts compares its 2-leg fan-out with rooms of 3). */
     sizes: { type: 'string', default: '10,100' },
+    /** Parley's relay.delivery_window_udp for this run; its default when absent. */
+    'delivery-window-udp': { type: 'string' },
   },
 });
 const ROOM_SIZES = args.sizes!.split(',').map(Number);
@@ -69,7 +72,11 @@ async function startParley(): Promise<Server> {
   // out of the way. Everything else as shipped (history of 20 kept, written to SQLite in batches).
   return launchParley(
     work,
-    ['routes:', '  - { handler: relay }', 'imc:', '  max_rate: 1000000', '  rate_burst: 1000000', '  max_members: 200', ''].join('\n'),
+    [
+      'routes:', '  - { handler: relay }', 'imc:', '  max_rate: 1000000', '  rate_burst: 1000000', '  max_members: 200',
+      ...(args['delivery-window-udp'] ? ['relay:', `  delivery_window_udp: ${Number(args['delivery-window-udp'])}`] : []),
+      '',
+    ].join('\n'),
     PING,
   );
 }
@@ -200,6 +207,8 @@ interface Step extends Measured {
   expected: number;
   /** One-way latencies of the step's legs, ms: p50, p99, and how many were timed. */
   oneWay: { p50: number; p99: number; timed: number };
+  /** The server's CPU time (all its threads) over the step, per leg received, µs: the posts' own cost spread over their legs. */
+  cpuPerLegUs: number;
 }
 
 type Search = Found<Step>;
@@ -221,6 +230,7 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
     statsPeriodS: STEP_S + 10,
     extraArgs: ['-buff_size', String(4 << 20)],
   });
+  const meteredFrom = Date.now();
   const serverMeter = new CpuMeter(() => server.pids());
   const sippMeter = new CpuMeter(() => [sipp.pid, members.uas.pid]);
   const result = await sipp.done;
@@ -237,8 +247,10 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
     await sleep(100);
   }
   const serverCpu = serverMeter.stop();
+  const meteredS = (Date.now() - meteredFrom) / 1000;
   const sippCpu = sippMeter.stop();
   const received = (await members.quiet(600, Date.now() + 10_000)) - before;
+  const cpuPerLegUs = received > 0 ? (serverCpu * meteredS * 1e6) / received : NaN;
   const latencies = members.legs().sort((a, b) => a - b);
   const oneWay = { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), timed: latencies.length };
   const drops = udpDrops() - dropsBefore;
@@ -257,7 +269,7 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
   else if (oneWay.timed < expected) problem = `${expected - oneWay.timed} of ${expected} legs carried no send time`;
   else if (oneWay.p99 > MAX_P99_MS) problem = `one-way p99 ${oneWay.p99.toFixed(0)} ms > ${MAX_P99_MS} ms`;
   else if (postedRate < 0.95 * posts) problem = `posted only ${Math.round(postedRate)}/s`;
-  return { posts, deliveries: posts * (size - 1), postedRate, deliveredRate, received, expected, oneWay, result, serverCpu, sippCpu, drops, problem };
+  return { posts, deliveries: posts * (size - 1), postedRate, deliveredRate, received, expected, oneWay, cpuPerLegUs, result, serverCpu, sippCpu, drops, problem };
 }
 
 async function search(server: Server, members: Members, room: string, deadline: number): Promise<Search> {
@@ -275,7 +287,7 @@ async function search(server: Server, members: Members, room: string, deadline: 
     log(
       `  ${server.name.padEnd(8)} ${String(size).padStart(3)} members ${String(posts).padStart(5)} posts/s = ${String(step.deliveries).padStart(6)} deliveries/s  ` +
         `${(step.problem ?? 'ok').padEnd(40)} posted ${Math.round(step.postedRate)}/s delivered ${Math.round(step.deliveredRate)}/s (${step.received}/${step.expected})` +
-        `  one-way p50 ${step.oneWay.p50.toFixed(1)} ms p99 ${step.oneWay.p99.toFixed(1)} ms  post p50 ${percentile(rtts, 50)} ms p99 ${percentile(rtts, 99)} ms  CPU server ${step.serverCpu.toFixed(2)} sipp ${step.sippCpu.toFixed(2)}  UDP drops ${step.drops}`,
+        `  one-way p50 ${step.oneWay.p50.toFixed(1)} ms p99 ${step.oneWay.p99.toFixed(1)} ms  post p50 ${percentile(rtts, 50)} ms p99 ${percentile(rtts, 99)} ms  CPU server ${step.serverCpu.toFixed(2)} (${step.cpuPerLegUs.toFixed(0)} µs/leg) sipp ${step.sippCpu.toFixed(2)}  UDP drops ${step.drops}`,
     );
     if (step.problem) {
       found.failed = step;
@@ -293,7 +305,7 @@ async function search(server: Server, members: Members, room: string, deadline: 
 
 function report(results: Map<string, Map<number, Search | string>>, loadBefore: number[]): string {
   const names = [...results.keys()];
-  const header = ['room', ...names.flatMap((n) => [`${n} deliveries/s`, 'posts/s', 'one-way p50 ms', 'one-way p99 ms', 'post p99 ms', 'CPU srv/sipp'])];
+  const header = ['room', ...names.flatMap((n) => [`${n} deliveries/s`, 'posts/s', 'one-way p50 ms', 'one-way p99 ms', 'post p99 ms', 'CPU srv/sipp', 'srv µs/leg'])];
   if (names.length > 1) header.push(`${names[0]}/${names[1]}`);
   const rows = [header];
   const stops: string[] = [];
@@ -303,7 +315,7 @@ function report(results: Map<string, Map<number, Search | string>>, loadBefore: 
     for (const name of names) {
       const found = results.get(name)!.get(size);
       if (typeof found === 'string' || !found) {
-        row.push(found ? 'error' : 'not run', '-', '-', '-', '-', '-');
+        row.push(found ? 'error' : 'not run', '-', '-', '-', '-', '-', '-');
         maxima.push(NaN);
         stops.push(`  ${name}, ${size} members: ${found ?? 'not run'}`);
         continue;
@@ -314,9 +326,9 @@ function report(results: Map<string, Map<number, Search | string>>, loadBefore: 
         const rtts = best.result.rtts.map((r) => r.ms);
         row.push(
           String(best.deliveries), String(best.posts), best.oneWay.p50.toFixed(1), best.oneWay.p99.toFixed(1), String(percentile(rtts, 99)),
-          `${best.serverCpu.toFixed(2)}/${best.sippCpu.toFixed(2)}`,
+          `${best.serverCpu.toFixed(2)}/${best.sippCpu.toFixed(2)}`, best.cpuPerLegUs.toFixed(0),
         );
-      } else row.push(`< ${Math.max(1, Math.round(START / (size - 1))) * (size - 1)}`, '-', '-', '-', '-', '-');
+      } else row.push(`< ${Math.max(1, Math.round(START / (size - 1))) * (size - 1)}`, '-', '-', '-', '-', '-', '-');
       stops.push(`  ${name}, ${size} members: ${found.failed ? `${found.failed.deliveries}/s (${found.failed.posts} posts/s) failed: ${found.failed.problem}` : 'no step failed'}`);
     }
     if (names.length > 1) row.push(maxima.every(Number.isFinite) ? (maxima[0]! / maxima[1]!).toFixed(2) : '-');
@@ -341,6 +353,8 @@ post p99      the poster's response time, whole ms (0 means < 1 ms). Parley answ
               fanning it out; Kamailio's imc_manager() sends every copy first, so its response time
               includes the fan-out.
 CPU           cores busy during that step: the server's, then both sipp processes'
+srv µs/leg    the server's CPU time over that step divided by the legs delivered (the posts' own
+              cost included): what a leg costs, which a busy machine changes less than the rates
 Parley: one Node.js process, SQLite; imc.max_rate/rate_burst raised to 1000000 (the default 20/s
         limit would refuse the poster); history of 20 kept (written in batches). Copies go through
         its relay to the registered contacts, each a client transaction.

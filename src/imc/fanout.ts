@@ -121,7 +121,7 @@ export class RoomFanOut {
       this.built.set(entry, leg);
     }
     // Only a post's leg has an identity, and the outbox keeps the post until the leg is done.
-    const copy = identity ? { from: `${leg.from};tag=${identity.fromTag}`, callId: identity.callId, keptByOutbox: true } : {};
+    const copy = identity ? { fromTag: identity.fromTag, callId: identity.callId, keptByOutbox: true } : {};
     const result = await this.relay.send({ ...leg, ...copy, to: `sip:${recipient}`, date }, turn);
     if (result.status < 300) this.stats.messagesOut++;
     else {

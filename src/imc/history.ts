@@ -39,7 +39,8 @@ export class RoomHistory {
       room.history.push(entry);
       if (room.history.length > this.size) room.history.shift();
     }
-    if (this.unsaved.length >= BATCH) void this.flush();
+    // While a write is under way the next starts when it ends (flush() below), not one per post.
+    if (this.unsaved.length >= BATCH && !this.flushing) void this.flush();
   }
 
   /** The last entries of a room, oldest first. */
@@ -60,12 +61,19 @@ export class RoomHistory {
     this.unsaved = [];
     this.flushing = this.store
       .appendHistory(batch)
-      .catch((error: unknown) => {
-        if (!isStoreUnavailable(error)) return this.log.error({ err: error }, 'room history not saved');
-        // The store logs the outage; the batch waits for the next tick.
-        this.unsaved = [...batch, ...this.unsaved].slice(-MAX_UNSAVED_HISTORY);
-      })
-      .finally(() => (this.flushing = undefined));
+      .then(
+        () => {
+          this.flushing = undefined;
+          // What came in meanwhile, a batch or more: written now rather than at the next tick.
+          if (this.unsaved.length >= BATCH) void this.flush();
+        },
+        (error: unknown) => {
+          this.flushing = undefined;
+          if (!isStoreUnavailable(error)) return this.log.error({ err: error }, 'room history not saved');
+          // The store logs the outage; the batch waits for the next tick.
+          this.unsaved = [...batch, ...this.unsaved].slice(-MAX_UNSAVED_HISTORY);
+        },
+      );
     return this.flushing;
   }
 }

@@ -458,6 +458,8 @@ export function storedRequest(stack: SipStack, stored: StoredMessage): SipMessag
 
 /** The URI of a name-addr header value, or the value itself when it is a bare URI. */
 export function stripToUri(value: string): string {
+  // A bare URI without parameters (a room leg's "sip:user@domain") is its own URI: nothing to parse.
+  if (!/[<;"\s,]/.test(value)) return value;
   try {
     return parseNameAddr(value).uri;
   } catch {

@@ -24,22 +24,79 @@ export interface DeliveryTurn {
 
 export type OrderedWork = (turn: DeliveryTurn) => Promise<void>;
 
-interface Queued {
-  work: OrderedWork;
-  previous: Promise<void>;
-  end: () => void;
+/** What `previous` is once there is nothing to wait for. */
+const SETTLED: Promise<void> = Promise.resolve();
+
+/**
+ * One work in its recipient's lane, and its turn. One object per work, its promise made only when
+ * someone waits for it to end: a room post has a work per member, so what each costs counts.
+ */
+class Turn implements DeliveryTurn {
+  private hasSent = false;
+  /** The work itself has finished. */
+  private finished = false;
+  /** It has finished and every earlier work of the lane has ended. */
+  private hasEnded = false;
+  private whenEnded: Promise<void> | undefined;
+  private markEnded: (() => void) | undefined;
+  /** The next work of the lane, told when this one ends. */
+  next: Turn | undefined;
+
+  constructor(
+    private readonly queues: OrderedDeliveries,
+    private readonly lane: Lane,
+    readonly work: OrderedWork,
+    /** The work queued before this one, until it has ended. */
+    private before: Turn | undefined,
+  ) {}
+
+  sent(window: number): void {
+    if (this.hasSent) return;
+    this.hasSent = true;
+    this.lane.sending = false;
+    this.lane.window = window;
+    this.queues.pump(this.lane);
+  }
+
+  get previous(): Promise<void> {
+    return this.before?.ended() ?? SETTLED;
+  }
+
+  /** Settles once this work and every earlier one have ended. */
+  ended(): Promise<void> {
+    if (this.hasEnded) return SETTLED;
+    return (this.whenEnded ??= new Promise<void>((resolve) => (this.markEnded = resolve)));
+  }
+
+  /** The work has finished (or failed): it ends now, or once the works before it have. */
+  finish(): void {
+    this.finished = true;
+    this.sent(this.lane.window);
+    if (!this.before || this.before.hasEnded) this.end();
+  }
+
+  private end(): void {
+    this.hasEnded = true;
+    this.markEnded?.();
+    this.queues.ended(this.lane);
+    const next = this.next;
+    if (!next) return;
+    next.before = undefined;
+    if (next.finished) next.end();
+  }
 }
 
 /** One recipient's works: those not started yet, and how many are under way. */
 interface Lane {
-  queued: Queued[];
+  recipient: string;
+  queued: Turn[];
   underWay: number;
   /** The latest started work has not written its request yet: the next one waits. */
   sending: boolean;
   /** Works allowed under way at once, as the latest request written said. */
   window: number;
-  /** Settles once the latest work queued has ended. */
-  tail: Promise<void>;
+  /** The latest work queued. */
+  tail: Turn | undefined;
 }
 
 export class OrderedDeliveries {
@@ -50,14 +107,14 @@ export class OrderedDeliveries {
   add(recipient: string, work: OrderedWork): void {
     let lane = this.lanes.get(recipient);
     if (!lane) {
-      lane = { queued: [], underWay: 0, sending: false, window: 1, tail: Promise.resolve() };
+      lane = { recipient, queued: [], underWay: 0, sending: false, window: 1, tail: undefined };
       this.lanes.set(recipient, lane);
     }
-    let end!: () => void;
-    const ended = new Promise<void>((resolve) => (end = resolve));
-    lane.queued.push({ work, previous: lane.tail, end });
-    lane.tail = ended;
-    this.pump(recipient, lane);
+    const turn = new Turn(this, lane, work, lane.tail);
+    if (lane.tail) lane.tail.next = turn;
+    lane.tail = turn;
+    lane.queued.push(turn);
+    this.pump(lane);
   }
 
   /** Works under way for one recipient (started, not ended). */
@@ -67,38 +124,37 @@ export class OrderedDeliveries {
 
   /** Resolves once everything queued so far has ended. */
   async drain(): Promise<void> {
-    await Promise.all([...this.lanes.values()].map((lane) => lane.tail));
+    await Promise.all([...this.lanes.values()].map((lane) => lane.tail?.ended()));
   }
 
-  private pump(recipient: string, lane: Lane): void {
-    while (!lane.sending && lane.underWay < lane.window && lane.queued.length > 0) this.begin(recipient, lane, lane.queued.shift()!);
+  /** Starts what the lane allows. For Turn only. */
+  pump(lane: Lane): void {
+    while (!lane.sending && lane.underWay < lane.window && lane.queued.length > 0) this.begin(lane, lane.queued.shift()!);
   }
 
-  private begin(recipient: string, lane: Lane, { work, previous, end }: Queued): void {
+  /** A work of the lane has ended. For Turn only. */
+  ended(lane: Lane): void {
+    lane.underWay--;
+    if (lane.underWay === 0 && lane.queued.length === 0) {
+      if (this.lanes.get(lane.recipient) === lane) this.lanes.delete(lane.recipient);
+    } else this.pump(lane);
+  }
+
+  private begin(lane: Lane, turn: Turn): void {
     lane.underWay++;
     lane.sending = true;
-    let sent = false;
-    const markSent = (window: number): void => {
-      if (sent) return;
-      sent = true;
-      lane.sending = false;
-      lane.window = window;
-      this.pump(recipient, lane);
-    };
-    const done = this.run(work, { sent: markSent, previous }, recipient).then(() => markSent(lane.window));
-    void Promise.all([previous, done]).then(() => {
-      lane.underWay--;
-      end();
-      if (lane.underWay === 0 && lane.queued.length === 0) this.lanes.delete(recipient);
-      else this.pump(recipient, lane);
-    });
-  }
-
-  private async run(work: OrderedWork, turn: DeliveryTurn, recipient: string): Promise<void> {
+    let running: Promise<void>;
     try {
-      await work(turn);
+      running = turn.work(turn);
     } catch (error) {
-      this.onError(error, recipient);
+      running = Promise.reject(error);
     }
+    void running.then(
+      () => turn.finish(),
+      (error: unknown) => {
+        this.onError(error, lane.recipient);
+        turn.finish();
+      },
+    );
   }
 }

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { isStoreUnavailable, logBackgroundFailure, type DeliveryStore, type OfflineStore, type StoredMessage } from '../store/index.js';
 import {
   type IncomingRequest, type Peer, type Protocol, RELIABLE, SipMessage, type SipStack, type SipUri, createResponse, parseNameAddr, formatNameAddr,
-  parseUri,
+  parseUri, randomToken,
 } from '../sip/index.js';
 import { type Header, withHeadersOf } from '../sip/message.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
@@ -61,6 +61,8 @@ export interface OutgoingMessage {
   outboundProxy?: string;
   /** Call-ID of the MESSAGE (e.g. an XMPP thread); a new one when absent. */
   callId?: string;
+  /** From tag (with callId, what makes a copy sent again the same request: resend.ts); a new one when absent. */
+  fromTag?: string;
   /** false for what is stale once late (an isComposing state): never stored offline, 480 when no device takes it now. */
   storeOffline?: boolean;
   /**
@@ -72,6 +74,9 @@ export interface OutgoingMessage {
 
 /** Statuses after which a device's next flow is tried (RFC 5626 §5.3): the request did not get through this one. */
 const FLOW_FAILED = new Set([408, 503]);
+
+/** The CSeq number of the MESSAGEs Parley originates. */
+const ORIGINATED_CSEQ = 1;
 
 /** The reason phrase of the 503 for anything that needed the store while it was unavailable. */
 export const STORE_UNAVAILABLE_REASON = STORE_UNAVAILABLE.reason;
@@ -186,11 +191,13 @@ export class Relay {
    */
   async send(outgoing: OutgoingMessage, turn?: DeliveryTurn): Promise<DeliveryResult> {
     const body = typeof outgoing.body === 'string' ? Buffer.from(outgoing.body, 'utf8') : outgoing.body;
-    const headers = [...(outgoing.headers ?? [])];
-    if (outgoing.date) headers.push({ name: 'date', value: outgoing.date.toUTCString() });
+    // createRequest copies them: only a Date needs a list of its own.
+    const headers = outgoing.date ? [...(outgoing.headers ?? []), { name: 'date', value: outgoing.date.toUTCString() }] : outgoing.headers;
+    // The From tag is known here, so the loop key needs no parsing of the From just built.
+    const fromTag = outgoing.from.includes(';tag=') ? undefined : (outgoing.fromTag ?? randomToken());
     const message = this.stack.createRequest({
-      method: 'MESSAGE', uri: stripToUri(outgoing.to), from: outgoing.from, to: outgoing.to, headers, body,
-      contentType: outgoing.contentType, callId: outgoing.callId,
+      method: 'MESSAGE', uri: stripToUri(outgoing.to), from: fromTag === undefined ? outgoing.from : `${outgoing.from};tag=${fromTag}`, to: outgoing.to,
+      headers, body, contentType: outgoing.contentType, callId: outgoing.callId, cseq: ORIGINATED_CSEQ,
     });
     let target: SipUri;
     try {
@@ -203,7 +210,8 @@ export class Relay {
       return { status: response.status, reason: response.reason, stored: false };
     }
     try {
-      const result = await this.deliverLocal(target, message, loopKey(message), outgoing.storeOffline, turn, outgoing.keptByOutbox === true);
+      const loop = fromTag === undefined ? loopKey(message) : loopKeyOf(message.uri, fromTag, message.get('to'), message.callId, ORIGINATED_CSEQ);
+      const result = await this.deliverLocal(target, message, loop, outgoing.storeOffline, turn, outgoing.keptByOutbox === true);
       return { status: result.status, reason: result.reason, stored: result.status === 202 };
     } catch (error) {
       // What a SIP sender would be answered: the module that sends tells its own sender.
@@ -285,7 +293,7 @@ export class Relay {
     const { aor, device } = destination;
     // Expires: 0 asks for now or never; an isComposing state is stale once late.
     storeOffline &&= message.get('expires')?.trim() !== '0' && message.get('content-type')?.split(';')[0]!.trim().toLowerCase() !== IS_COMPOSING;
-    if (!device && storeOffline && this.options.offline.enabled && Number(message.get('max-forwards') ?? '70') > 0) {
+    if (!device && storeOffline && this.options.offline.enabled && this.devices.keepsPerDevice(aor) && Number(message.get('max-forwards') ?? '70') > 0) {
       // Without the store, registered devices are still reached the old way (nothing to store yet).
       const written = (protocols: Protocol[]) => turn?.sent(protocols.length > 0 ? this.windowOf(protocols) : this.options.deliveryWindow.stream);
       const kept = keptByOutbox && turn ? { previous: turn.previous } : undefined;
@@ -350,6 +358,8 @@ export class Relay {
   /** Parallel fork of a non-INVITE request to devices (RFC 3261 §16.7): the first 2xx wins, else the best final. */
   private fork(message: SipMessage, devices: Flow[][], loop: string): Promise<SipMessage> {
     if (Number(message.get('max-forwards') ?? '70') <= 0) return Promise.resolve(createResponse(message, 483, 'Too Many Hops'));
+    // One device (a room member's phone, most often): its answer is the best, with nothing to gather.
+    if (devices.length === 1) return this.sendToDevice(message, devices[0]!, loop);
     return new Promise((resolve) => {
       let pending = devices.length;
       let best: SipMessage | undefined;
@@ -479,7 +489,11 @@ function betterFinal(candidate: number, current: number): boolean {
  * carrying the same hash has looped (RFC 3261 §16.3 step 4); a different hash is a spiral.
  */
 export function loopKey(message: SipMessage): string {
-  return fnv1a(`${message.uri}|${message.from.params.get('tag') ?? ''}|${message.get('to')}|${message.callId}|${message.cseq.seq}`);
+  return loopKeyOf(message.uri, message.from.params.get('tag') ?? '', message.get('to'), message.callId, message.cseq.seq);
+}
+
+function loopKeyOf(uri: string, fromTag: string, to: string | undefined, callId: string, cseq: number): string {
+  return fnv1a(`${uri}|${fromTag}|${to}|${callId}|${cseq}`);
 }
 
 /** A fast non-cryptographic hash: loop detection needs to tell requests apart, not to resist forgery. */

@@ -33,7 +33,7 @@ export function repeatableId(key: string): string {
   return digestOf(key).slice(0, 24);
 }
 
+/** One call, no Hash object: every leg of a room post makes one, so the cheaper form counts. */
 function digestOf(key: string): string {
-  // One-shot: a Hash object costs far more to make than the digest of a short key.
   return hash('sha256', key, 'hex');
 }
