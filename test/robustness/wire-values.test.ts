@@ -155,6 +155,14 @@ describe('no header line is injected through a name', () => {
     assert.equal(registered?.status, 200);
   });
 
+  /** The first request to bob holding `text`, waiting up to 5 s for it. */
+  async function arrivedAtBob(text: string): Promise<Buffer | undefined> {
+    const deadline = Date.now() + 5000;
+    let found: Buffer | undefined;
+    while (!(found = atBob.find((data) => data.includes(text))) && Date.now() < deadline) await sleep(20);
+    return found;
+  }
+
   after(async () => {
     closeUdp(bob);
     await s.stop();
@@ -163,16 +171,14 @@ describe('no header line is injected through a name', () => {
   test('a user part holding %0D%0A, shown as a room nick, reaches the other members inside the From display name', async () => {
     const create = await transact(bob, s.udp, request('MESSAGE', 'sip:chat-manager@localhost', bob.address().port, { from: '<sip:bob@localhost>', body: '#create chat-wire' }));
     assert.equal(create?.status, 200);
+    // A command is answered 200 at once and run after: its reply says it was.
+    assert.ok(await arrivedAtBob('created room'), 'bob was not told the room was created');
     const mallory = await TestUA.create({ user: 'mallory%0D%0AX-Injected%3A%20yes', server: s.udp });
     try {
       assert.equal((await mallory.message('sip:chat-wire@localhost', '#join')).status, 200);
+      assert.ok(await arrivedAtBob('has joined the room'), 'bob was not told mallory joined');
       assert.equal((await mallory.message('sip:chat-wire@localhost', 'hello from mallory')).status, 200);
-      const deadline = Date.now() + 5000;
-      let delivered: Buffer | undefined;
-      while (!delivered && Date.now() < deadline) {
-        delivered = atBob.find((data) => data.includes('hello from mallory'));
-        await sleep(20);
-      }
+      const delivered = await arrivedAtBob('hello from mallory');
       assert.ok(delivered, 'the room message did not reach bob');
       const head = delivered.toString('utf8', 0, delivered.indexOf('\r\n\r\n')).split('\r\n');
       assert.deepEqual(head.filter((line) => /^X-Injected/i.test(line) || /[\r\n]/.test(line)), [], head.join('\n'));
