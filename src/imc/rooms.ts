@@ -85,6 +85,8 @@ const USER_PART = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$/;
 
 export class RoomModel {
   readonly rooms = new Map<string, Room>();
+  /** Rooms being created: their names are taken, though not yet stored. */
+  private readonly creating = new Set<string>();
   readonly domains: ReadonlySet<string>;
   private readonly namePattern: RegExp;
 
@@ -132,20 +134,28 @@ export class RoomModel {
   }
 
   async create(ref: RoomRef, ownerAor: string, isPrivate: boolean): Promise<Room> {
-    if (this.find(ref)) throw new Refusal(`sip:${ref.name}@${ref.domain} exists already`);
-    if (this.rules.checkOnCreate && (await this.isKnownUser(`${ref.name}@${ref.domain}`))) {
-      throw new Refusal(`sip:${ref.name}@${ref.domain} is a user's address`);
+    const key = roomKey(ref.name, ref.domain);
+    // A room is in the map only once stored: two creations of one name in flight at once (the
+    // store's write yields to the network) must not both get as far as the store.
+    if (this.find(ref) || this.creating.has(key)) throw new Refusal(`sip:${ref.name}@${ref.domain} exists already`);
+    this.creating.add(key);
+    try {
+      if (this.rules.checkOnCreate && (await this.isKnownUser(`${ref.name}@${ref.domain}`))) {
+        throw new Refusal(`sip:${ref.name}@${ref.domain} is a user's address`);
+      }
+      let owned = 0;
+      for (const room of this.rooms.values()) if (room.members.get(ownerAor)?.role === 'owner') owned++;
+      if (owned >= this.rules.maxRoomsPerUser) throw new Refusal(`you own ${owned} rooms, the most allowed`);
+      const [username, domain] = splitAor(ownerAor);
+      const room: Room = { ...ref, private: isPrivate, createdAt: Date.now(), members: new Map(), history: [] };
+      const owner: Member = { username, domain, role: 'owner', invited: false };
+      await this.store.createRoom(toRecord(room), toMemberRecord(room, owner));
+      room.members.set(ownerAor, owner);
+      this.rooms.set(key, room);
+      return room;
+    } finally {
+      this.creating.delete(key);
     }
-    let owned = 0;
-    for (const room of this.rooms.values()) if (room.members.get(ownerAor)?.role === 'owner') owned++;
-    if (owned >= this.rules.maxRoomsPerUser) throw new Refusal(`you own ${owned} rooms, the most allowed`);
-    const [username, domain] = splitAor(ownerAor);
-    const room: Room = { ...ref, private: isPrivate, createdAt: Date.now(), members: new Map(), history: [] };
-    const owner: Member = { username, domain, role: 'owner', invited: false };
-    await this.store.createRoom(toRecord(room), toMemberRecord(room, owner));
-    room.members.set(ownerAor, owner);
-    this.rooms.set(roomKey(room.name, room.domain), room);
-    return room;
   }
 
   /** Whether joining by oneself is closed to this user: a private room takes invited users only. */
