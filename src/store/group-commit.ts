@@ -9,6 +9,25 @@ import type { Database } from './schema.js';
 /** Statements that belong together; run again on their own when a batch they were in failed. */
 export type Write<R> = (trx: Transaction<Database>) => Promise<R>;
 
+/**
+ * How a store makes a commit durable after the fact (SQLite: syncing its write-ahead log off the
+ * event loop), instead of in the commit itself, which blocks every datagram and timer while the disk
+ * syncs. A batch's writes resolve only once `sync` has: what is acknowledged is still on disk.
+ */
+export interface DeferredSync {
+  /** Runs `commit`, a transaction on the connection held for it, without its waiting for the disk. */
+  unsynced<R>(commit: () => Promise<R>): Promise<R>;
+  /** Makes every transaction committed so far durable. */
+  sync(): Promise<void>;
+}
+
+const deferredSyncs = new WeakMap<Kysely<Database>, DeferredSync>();
+
+/** From now on, group commits on `db` are made durable by `sync` rather than by their commit. */
+export function deferCommitSyncs(db: Kysely<Database>, sync: DeferredSync): void {
+  deferredSyncs.set(db, sync);
+}
+
 interface PendingWrite {
   write: Write<unknown>;
   resolve(result: unknown): void;
@@ -18,8 +37,11 @@ interface PendingWrite {
 export class GroupCommit {
   private pending: PendingWrite[] = [];
   private flushing: Promise<void> | undefined;
+  private readonly deferred: DeferredSync | undefined;
 
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(private readonly db: Kysely<Database>) {
+    this.deferred = deferredSyncs.get(db);
+  }
 
   /** Resolves with what `write` returned once it is committed. */
   run<R>(write: Write<R>): Promise<R> {
@@ -33,13 +55,13 @@ export class GroupCommit {
     while (this.pending.length > 0) {
       const batch = this.pending;
       this.pending = [];
+      let results: unknown[];
       try {
-        const results = await this.db.transaction().execute(async (trx) => {
+        results = await this.commit(async (trx) => {
           const done: unknown[] = [];
           for (const entry of batch) done.push(await entry.write(trx));
           return done;
         });
-        batch.forEach((entry, i) => entry.resolve(results[i]));
       } catch (error) {
         // Nothing gets through while the store is unavailable: trying each entry would only wait longer.
         if (isStoreUnavailable(error)) {
@@ -48,8 +70,24 @@ export class GroupCommit {
         }
         // One failing entry must not fail the others: commit them one by one to find it.
         for (const entry of batch) await this.db.transaction().execute(entry.write).then(entry.resolve, entry.reject);
+        continue;
       }
+      // The next batch gathers while this one's sync is under way, as it would during a commit's own.
+      try {
+        await this.deferred?.sync();
+      } catch (error) {
+        for (const entry of batch) entry.reject(error);
+        continue;
+      }
+      batch.forEach((entry, i) => entry.resolve(results[i]));
     }
     this.flushing = undefined;
+  }
+
+  /** `write` in one transaction, committed without waiting for the disk when the sync is deferred. */
+  private commit<R>(write: Write<R>): Promise<R> {
+    const deferred = this.deferred;
+    if (!deferred) return this.db.transaction().execute(write);
+    return this.db.connection().execute((connection) => deferred.unsynced(() => connection.transaction().execute(write)));
   }
 }

@@ -1,5 +1,6 @@
 // Opens the database named by a store URL, brings its schema up to date and wires the repositories.
-import { mkdirSync } from 'node:fs';
+import { closeSync, fsync, mkdirSync, open as openFile } from 'node:fs';
+import { promisify } from 'node:util';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import {
@@ -10,6 +11,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { StoreAvailability, isQueryTimeout, watchedDialect } from './availability.js';
 import { GatewayAccountRepository, GatewayRoomRepository } from './accounts.js';
+import { deferCommitSyncs, type DeferredSync } from './group-commit.js';
 import { LocationRepository } from './locations.js';
 import { migrations } from './migrations/index.js';
 import { OfflineRepository } from './offline.js';
@@ -17,10 +19,8 @@ import { DeliveryRepository } from './deliveries.js';
 import { PresenceRepository } from './presence.js';
 import { ReceiptIdRepository } from './receipt-ids.js';
 import { OutboxRepository } from './outbox.js';
-import { Checkpointer } from './checkpoint.js';
 import { queuedDialect } from './queued.js';
 import { RoomRepository } from './rooms.js';
-import { WalFile, walSyncedDialect, type SyncedDatabase } from './wal-sync.js';
 import type { Database } from './schema.js';
 import { StoreError, type Store, type StoreErrorCode } from './types.js';
 import { UserRepository } from './users.js';
@@ -71,7 +71,7 @@ export interface OpenStoreOptions {
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
   const target = parseStoreUrl(url);
   const queryTimeoutMs = (options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT_SECONDS) * 1000;
-  const { db, availability } = target.driver === 'sqlite' ? openSqlite(target, 'read-write', options.log) : await openPostgres(target, queryTimeoutMs);
+  const { db, availability } = target.driver === 'sqlite' ? openSqlite(target, 'read-write') : await openPostgres(target, queryTimeoutMs);
   await migrateToLatest(db, target);
   // Only now: a store unavailable while opening fails the start rather than being retried.
   if (options.log) availability.reportTo(options.log);
@@ -139,58 +139,72 @@ interface OpenDatabase {
   availability: StoreAvailability;
 }
 
-function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only', log?: Logger): OpenDatabase {
+function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): OpenDatabase {
   const { path } = target;
   let database: SqliteDatabase.Database | undefined;
-  let wal = false;
   try {
     if (mode === 'read-only') {
       database = new SqliteDatabase(path, { readonly: true, fileMustExist: true });
     } else {
       if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
       database = new SqliteDatabase(path);
-      wal = database.pragma('journal_mode = WAL', { simple: true }) === 'wal';
-      // Every commit is durable before the write resolves: in WAL mode synced by wal-sync.ts off the
-      // event loop (NORMAL alone could lose the last ones on power loss); otherwise by SQLite (FULL).
-      database.pragma(`synchronous = ${wal ? 'NORMAL' : 'FULL'}`);
+      database.pragma('journal_mode = WAL');
+      // FULL makes every commit durable before the write resolves; NORMAL in WAL mode could lose the last ones on power loss.
+      database.pragma('synchronous = FULL');
     }
     database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     const opened = database;
     const availability = new StoreAvailability('sqlite', (error) => reasonOf(target, error), (available) =>
       opened.pragma(`busy_timeout = ${available ? SQLITE_BUSY_TIMEOUT_MS : 0}`),
     );
-    const statements = preparingOnce(database);
-    const sqlite = new SqliteDialect({ database: statements });
-    const dialect = queuedDialect(watchedDialect(wal ? walSyncedDialect(sqlite, statements, walOf(opened, path, log)) : sqlite, availability));
-    return { db: new Kysely<Database>({ dialect }), availability };
+    const wal = mode === 'read-write' && path !== ':memory:' ? walSync(database, path) : undefined;
+    const dialect = queuedDialect(watchedDialect(new SqliteDialect({ database: preparingOnce(database, wal) }), availability));
+    const db = new Kysely<Database>({ dialect });
+    if (wal) deferCommitSyncs(db, wal);
+    return { db, availability };
   } catch (error) {
     database?.close();
     throw storeFailure('CONNECT_FAILED', 'Cannot open', target, error);
   }
 }
 
-/** How often the WAL is checkpointed into the database file after writes. */
-const CHECKPOINT_INTERVAL_MS = 1000;
-
 /**
- * The WAL of a SQLite file Parley writes: synced on the thread pool after each commit, checkpointed
- * by a worker thread (checkpoint.ts) rather than by SQLite inside a commit on the event loop.
+ * Group commits of a SQLite file: committed with synchronous = NORMAL, which writes the transaction
+ * to the write-ahead log without syncing it, then the log synced on libuv's thread pool. What a batch
+ * acknowledges is on disk as with FULL, but the disk sync no longer stops every request of the
+ * process. Other writes keep FULL. One sync runs at a time: batches committed meanwhile share the
+ * next one. The log is opened once: SQLite keeps the same file while Parley's connection is open.
  */
-function walOf(database: SqliteDatabase.Database, path: string, log: Logger | undefined): Pick<WalFile, 'sync' | 'close'> {
-  const file = new WalFile(`${path}-wal`);
-  database.pragma('wal_autocheckpoint = 0');
-  const checkpointer = new Checkpointer(path, CHECKPOINT_INTERVAL_MS, (pages, reason) => {
-    database.pragma(`wal_autocheckpoint = ${pages}`);
-    log?.warn({ reason }, `SQLite checkpoints off the event loop failed (${reason}); SQLite checkpoints in its commits again`);
-  });
+function walSync(database: SqliteDatabase.Database, path: string): DeferredSync & { close(): void } {
+  let log: number | undefined;
+  const syncLog = async () => {
+    log ??= await promisify(openFile)(`${path}-wal`, 'r');
+    await promisify(fsync)(log);
+  };
+  let running: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  const sync = (): Promise<void> => {
+    if (!running) return (running = syncLog().finally(() => (running = undefined)));
+    // What was committed after the running sync began is on the next one.
+    return (queued ??= running.catch(() => {}).then(() => {
+      queued = undefined;
+      return sync();
+    }));
+  };
   return {
-    async sync() {
-      await file.sync();
-      checkpointer.noteWrite();
+    async unsynced(commit) {
+      // Outside the transaction (SQLite does not change its safety level inside one), while the
+      // group commit holds the one connection.
+      database.pragma('synchronous = NORMAL');
+      try {
+        return await commit();
+      } finally {
+        database.pragma('synchronous = FULL');
+      }
     },
-    async close() {
-      await checkpointer.close();
-      await file.close();
+    sync,
+    close() {
+      if (log !== undefined) closeSync(log);
     },
   };
 }
@@ -201,14 +215,15 @@ const MAX_PREPARED_STATEMENTS = 200;
 /**
  * The database as kysely sees it, each SQL text prepared once: kysely prepares a statement for every
  * query it runs, which cost a REGISTER more CPU than running its queries. Reusing one is safe as
- * kysely runs one query at a time on its one connection.
+ * kysely runs one query at a time on its one connection. Closing it also closes the write-ahead
+ * log `wal` keeps open for group commits.
  */
-function preparingOnce(database: SqliteDatabase.Database): KyselySqliteDatabase & SyncedDatabase {
+function preparingOnce(database: SqliteDatabase.Database, wal?: { close(): void }): KyselySqliteDatabase {
   const statements = new Map<string, SqliteDatabase.Statement>();
   return {
-    close: () => database.close(),
-    get inTransaction() {
-      return database.inTransaction;
+    close: () => {
+      database.close();
+      wal?.close();
     },
     prepare(text: string) {
       let statement = statements.get(text);

@@ -1,0 +1,54 @@
+// Group commit with the disk sync deferred (SQLite): a write resolves only once the sync after its
+// commit has, and a sync that fails fails the writes it was for.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, SqliteDialect, sql } from 'kysely';
+import { GroupCommit, deferCommitSyncs } from '../../src/store/group-commit.js';
+import type { Database } from '../../src/store/schema.js';
+
+function database() {
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SqliteDatabase(':memory:') }) });
+  const started: Array<(outcome: Error | undefined) => void> = [];
+  let syncStarted: () => void = () => {};
+  const nextSync = () => new Promise<void>((resolve) => (syncStarted = resolve));
+  deferCommitSyncs(db, {
+    unsynced: (commit) => commit(),
+    sync: () =>
+      new Promise<void>((resolve, reject) => {
+        started.push((error) => (error ? reject(error) : resolve()));
+        syncStarted();
+      }),
+  });
+  return { db, started, nextSync };
+}
+
+const rows = async (db: Kysely<Database>) => (await sql<{ n: number }>`select n from t order by n`.execute(db)).rows.map((row) => row.n);
+
+test('a group-committed write is visible once committed, and resolves only once the sync after its commit has', async () => {
+  const { db, started, nextSync } = database();
+  await sql`create table t (n integer)`.execute(db);
+  const commits = new GroupCommit(db);
+  let resolved = false;
+  const syncing = nextSync();
+  const write = commits.run(async (trx) => void (await sql`insert into t values (1)`.execute(trx))).then(() => (resolved = true));
+  await syncing;
+  assert.deepEqual(await rows(db), [1]);
+  assert.equal(resolved, false, 'not acknowledged before its sync');
+  started[0]!(undefined);
+  await write;
+  assert.equal(resolved, true);
+  await db.destroy();
+});
+
+test('a sync that fails fails the writes of its batch', async () => {
+  const { db, started, nextSync } = database();
+  await sql`create table t (n integer)`.execute(db);
+  const commits = new GroupCommit(db);
+  const syncing = nextSync();
+  const write = commits.run(async (trx) => void (await sql`insert into t values (2)`.execute(trx)));
+  await syncing;
+  started[0]!(new Error('EIO: i/o error, fsync'));
+  await assert.rejects(write, /EIO/);
+  await db.destroy();
+});
