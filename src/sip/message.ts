@@ -232,49 +232,14 @@ export class SipMessage {
     return value;
   }
 
-  /**
-   * The wire form. Content-Length is always written from the body. The head is written piece by piece
-   * into one scratch buffer and copied out at its size: no string per line, none for the whole head.
-   */
+  /** The wire form. Content-Length is always written from the body. */
   toBuffer(): Buffer {
-    const body = this.body;
-    // Room for the head at its largest (three bytes per UTF-16 unit); a larger one is written as a string.
-    let bound = this.method.length + this.uri.length + this.reason.length + 64;
-    for (const h of this.headers) bound += h.name.length + h.value.length;
-    bound = 3 * (bound + 4 * this.headers.length);
-    if (bound > HEAD_SCRATCH.length) return this.toBufferViaString();
-    const scratch = HEAD_SCRATCH;
-    let at: number;
-    if (this.isRequest) {
-      at = scratch.write(this.method, 0);
-      at += scratch.write(' ', at, 'latin1');
-      at += scratch.write(this.uri, at);
-      at += scratch.write(' SIP/2.0\r\n', at, 'latin1');
-    } else {
-      at = scratch.write(`SIP/2.0 ${this.status} `, 0, 'latin1');
-      at += scratch.write(this.reason, at);
-      at += scratch.write(CRLF, at, 'latin1');
-    }
-    for (const h of this.headers) {
-      if (h.name === 'content-length') continue;
-      at += scratch.write(fieldPrefix(h.name), at);
-      at += scratch.write(h.value, at);
-      at += scratch.write(CRLF, at, 'latin1');
-    }
-    at += scratch.write(body.length === 0 ? 'Content-Length: 0\r\n\r\n' : `Content-Length: ${body.length}\r\n\r\n`, at, 'latin1');
-    const out = Buffer.allocUnsafe(at + body.length);
-    scratch.copy(out, 0, 0, at);
-    if (body.length > 0) body.copy(out, at);
-    return out;
-  }
-
-  /** toBuffer() for a head too large for the scratch buffer. */
-  private toBufferViaString(): Buffer {
     let head = this.isRequest ? `${this.method} ${this.uri} SIP/2.0${CRLF}` : `SIP/2.0 ${this.status} ${this.reason}${CRLF}`;
     for (const h of this.headers) {
-      if (h.name !== 'content-length') head += `${fieldPrefix(h.name)}${h.value}${CRLF}`;
+      if (h.name !== 'content-length') head += fieldPrefix(h.name) + h.value + CRLF;
     }
     head += `Content-Length: ${this.body.length}${CRLF}${CRLF}`;
+    if (this.body.length === 0) return Buffer.from(head, 'utf8');
     const headBytes = Buffer.byteLength(head, 'utf8');
     const out = Buffer.allocUnsafe(headBytes + this.body.length);
     out.write(head, 0, 'utf8');
@@ -288,9 +253,6 @@ export class SipMessage {
 }
 
 export const EMPTY = Buffer.alloc(0);
-
-/** Where toBuffer() writes a head; one, as messages are serialized one at a time. */
-const HEAD_SCRATCH = Buffer.allocUnsafeSlow(64 * 1024);
 
 const fieldPrefixes = new Map<string, string>();
 
