@@ -76,10 +76,14 @@ export function parseParams(text: string): Params {
     if (text.charCodeAt(i) !== SEMICOLON) throw new HeaderError(`expected ";" before "${text.slice(i)}"`);
     i = skipBlanks(text, i + 1);
     let j = i;
-    while (j < text.length && !endsParamName(text.charCodeAt(j))) j++;
+    // Whether the name is all token characters is told while it is scanned: TOKEN is tried only when not.
+    let tokenOnly = true;
+    for (let c = text.charCodeAt(j); j < text.length && !endsParamName(c); c = text.charCodeAt(++j)) {
+      if (c >= 128 || !(CHAR_CLASSES[c]! & TOKEN_CHAR)) tokenOnly = false;
+    }
     const rawName = text.slice(i, j);
     const name = rawName.toLowerCase();
-    if (!name || !TOKEN.test(name)) throw new HeaderError(`bad parameter name "${rawName}"`);
+    if (!name || !(tokenOnly || TOKEN.test(name))) throw new HeaderError(`bad parameter name "${rawName}"`);
     j = skipBlanks(text, j);
     if (text.charCodeAt(j) === EQUALS) {
       j = skipBlanks(text, j + 1);
@@ -89,9 +93,13 @@ export function parseParams(text: string): Params {
         i = end + 1;
       } else {
         let k = j;
-        while (k < text.length && !endsParamValue(text.charCodeAt(k))) k++;
+        let valueChars = true;
+        for (let c = text.charCodeAt(k); k < text.length && !endsParamValue(c); c = text.charCodeAt(++k)) {
+          if (c >= 128 || !(CHAR_CLASSES[c]! & PARAM_VALUE_CHAR)) valueChars = false;
+        }
         const value = text.slice(j, k);
-        if (!value || !PARAM_VALUE.test(value)) throw new HeaderError(`bad value for parameter "${name}"`);
+        // What PARAM_VALUE allows, checked while the value was scanned.
+        if (!value || !valueChars) throw new HeaderError(`bad value for parameter "${name}"`);
         params.set(name, value);
         i = k;
       }
@@ -126,6 +134,18 @@ function endsParamValue(c: number): boolean {
 
 export const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
 const PARAM_VALUE = /^[A-Za-z0-9\-.!%*_+`'~[\]:]+$/;
+
+const TOKEN_CHAR = 1;
+const PARAM_VALUE_CHAR = 2;
+/**
+ * For each ASCII character, whether TOKEN and PARAM_VALUE allow it (bits TOKEN_CHAR, PARAM_VALUE_CHAR), so
+ * that parseParams checks names and values as it scans them; neither allows any character past ASCII.
+ */
+const CHAR_CLASSES = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  const char = String.fromCharCode(c);
+  CHAR_CLASSES[c] = (TOKEN.test(char) ? TOKEN_CHAR : 0) | (PARAM_VALUE.test(char) ? PARAM_VALUE_CHAR : 0);
+}
 
 function closingQuote(text: string, open: number): number {
   for (let i = open + 1; i < text.length; i++) {
