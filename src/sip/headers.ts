@@ -245,24 +245,68 @@ export interface Via {
   branch?: string;
 }
 
+/**
+ * A Via value: sent-protocol, sent-by host and port, and the parameters. Any protocol name and version is
+ * readable (sent-protocol, RFC 3261 §20.42), so that a request of an unsupported version can still be
+ * answered with a 505.
+ */
+const VIA = /^[A-Za-z0-9\-.!%*_+`'~]+[ \t]*\/[ \t]*[A-Za-z0-9\-.!%*_+`'~]+[ \t]*\/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]+(\[[0-9a-fA-F:.]+\]|[^ \t:;]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*(.*)$/i;
+
+const USUAL_VIA_START = 'SIP/2.0/';
+
+/**
+ * What VIA reads from a Via of the usual form, "SIP/2.0/UDP host[:port][;params]" (blanks only where
+ * shown, no IPv6 reference): transport, host, port and parameters, read without the regular expression.
+ * Null for any other form, which VIA then reads.
+ */
+function usualVia(text: string): [transport: string, host: string, port: string | undefined, params: string] | null {
+  if (!text.startsWith(USUAL_VIA_START)) return null;
+  let i = USUAL_VIA_START.length;
+  while (isLetter(text.charCodeAt(i))) i++;
+  if (i === USUAL_VIA_START.length || text.charCodeAt(i) !== 32) return null;
+  const hostStart = i + 1;
+  let hostEnd = hostStart;
+  while (hostEnd < text.length && !endsViaHost(text.charCodeAt(hostEnd))) hostEnd++;
+  if (hostEnd === hostStart || text.charCodeAt(hostStart) === 91 /* [ */ || isBlank(text.charCodeAt(hostEnd))) return null;
+  let port: string | undefined;
+  let paramsStart = hostEnd;
+  if (text.charCodeAt(hostEnd) === 58) {
+    let portEnd = hostEnd + 1;
+    while (isDigit(text.charCodeAt(portEnd))) portEnd++;
+    if (portEnd === hostEnd + 1 || portEnd - hostEnd - 1 > 5 || (portEnd < text.length && text.charCodeAt(portEnd) !== SEMICOLON)) return null;
+    port = text.slice(hostEnd + 1, portEnd);
+    paramsStart = portEnd;
+  }
+  return [text.slice(USUAL_VIA_START.length, i), text.slice(hostStart, hostEnd), port, text.slice(paramsStart)];
+}
+
+function endsViaHost(c: number): boolean {
+  return c === 58 /* : */ || c === SEMICOLON || isBlank(c);
+}
+
+function isLetter(c: number): boolean {
+  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
 export function parseVia(value: string): Via {
-  // Any protocol name and version is readable (sent-protocol, RFC 3261 §20.42), so that a request of an
-  // unsupported version can still be answered with a 505.
-  const m = /^[A-Za-z0-9\-.!%*_+`'~]+[ \t]*\/[ \t]*[A-Za-z0-9\-.!%*_+`'~]+[ \t]*\/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]+(\[[0-9a-fA-F:.]+\]|[^ \t:;]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*(.*)$/i.exec(
-    value.trim(),
-  );
+  const text = value.trim();
+  const m = usualVia(text) ?? VIA.exec(text)?.slice(1);
   if (!m) throw new HeaderError(`bad Via "${value}"`);
   // sent-by, received and rport are where responses go (RFC 3261 §18.2.2, RFC 3581): each must be an address.
-  if (!isValidHost(m[2]!)) throw new HeaderError(`bad Via host "${m[2]}"`);
-  const port = m[3] === undefined ? undefined : portNumber(m[3]);
-  if (m[3] !== undefined && port === undefined) throw new HeaderError(`bad Via port ${m[3]}`);
-  const params = parseParams(m[4]!);
+  if (!isValidHost(m[1]!)) throw new HeaderError(`bad Via host "${m[1]}"`);
+  const port = m[2] === undefined ? undefined : portNumber(m[2]);
+  if (m[2] !== undefined && port === undefined) throw new HeaderError(`bad Via port ${m[2]}`);
+  const params = parseParams(m[3]!);
   const received = params.get('received');
   if (received !== undefined && !isIpLiteral(received)) throw new HeaderError('bad Via received');
   const rport = params.get('rport');
   if (rport !== undefined && rport !== null && portNumber(rport) === undefined) throw new HeaderError(`bad Via rport ${rport}`);
   const branch = params.get('branch');
-  return { transport: m[1]!.toUpperCase(), host: m[2]!.toLowerCase(), port, params, branch: branch ?? undefined };
+  return { transport: m[0]!.toUpperCase(), host: m[1]!.toLowerCase(), port, params, branch: branch ?? undefined };
 }
 
 /** An IPv4 or IPv6 address, the latter with or without brackets (RFC 3261 and RFC 5118 §4.5 spell it both ways). */
