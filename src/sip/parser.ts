@@ -189,12 +189,15 @@ function readField(text: string, start: number, end: number, hasCr: boolean, mes
   if (headers.length === MAX_HEADERS) throw new SipParseError(`More than ${MAX_HEADERS} header fields`, message);
   const colon = text.indexOf(':', start);
   if (colon <= start || colon >= end) throw new SipParseError(`Malformed header line "${truncate(text.slice(start, end))}"`, message);
-  const rawName = text.slice(start, colon).trimEnd();
-  const name = headerName(rawName);
-  if (name === undefined) throw new SipParseError(`Bad header name "${truncate(rawName)}"`, message);
+  let name = usualName(text, start, colon);
+  if (name === undefined) {
+    const rawName = text.slice(start, colon).trimEnd();
+    name = headerName(rawName);
+    if (name === undefined) throw new SipParseError(`Bad header name "${truncate(rawName)}"`, message);
+  }
   const value = trimWhitespace(text, colon + 1, end);
   if (value.length > MAX_FIELD_LENGTH) {
-    throw new SipParseError(`${truncate(rawName)} header longer than ${MAX_FIELD_LENGTH} characters`, message);
+    throw new SipParseError(`${truncate(text.slice(start, colon).trimEnd())} header longer than ${MAX_FIELD_LENGTH} characters`, message);
   }
   headers.push({ name, value });
 }
@@ -212,6 +215,23 @@ const COMMON_NAMES = new Map(
     'event', 'subject', 'allow', 'accept', 'server', 'p-asserted-identity', 'identity', 'identity-info',
   ].map((name) => [name, name]),
 );
+
+/**
+ * The header names as nearly every sender spells them ("Call-ID", "v"), by their length, each with the
+ * name it is stored under: usualName() finds them in the line itself, without cutting the name out.
+ */
+const USUAL_NAMES: Array<Array<[spelling: string, name: string]>> = [];
+const usual = (spelling: string, name: string) => (USUAL_NAMES[spelling.length] ??= []).push([spelling, name]);
+for (const name of COMMON_NAMES.keys()) usual(displayName(name), name);
+for (const [compact, name] of Object.entries(COMPACT_FORMS)) usual(compact, COMMON_NAMES.get(name) ?? name);
+
+/** The stored name of the header named from `start` to `colon` of `text`, when spelled as USUAL_NAMES has it. */
+function usualName(text: string, start: number, colon: number): string | undefined {
+  const candidates = USUAL_NAMES[colon - start];
+  if (candidates === undefined) return undefined;
+  for (const [spelling, name] of candidates) if (text.startsWith(spelling, start)) return name;
+  return undefined;
+}
 
 /**
  * The name a header is stored under ("v" and "VIA" as "via"), or undefined when `raw` is no token.
