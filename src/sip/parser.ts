@@ -163,7 +163,9 @@ function readHeaders(head: string, start: number, message: SipMessage): void {
   // Where the next CR is, looked for again only once passed: a head of LF-ended lines is not scanned once per line.
   let cr = head.indexOf('\r', start);
   while (start <= head.length) {
-    let { content, next } = lineEnd(head, start);
+    const line = lineEnd(head, start);
+    const content = line.content;
+    let next = line.next;
     // Folded lines are joined into a string of their own; the others, nearly all, are read in place.
     let folded: string | undefined;
     while (next < head.length && (head.charCodeAt(next) === 32 || head.charCodeAt(next) === 9)) {
