@@ -76,13 +76,16 @@ export function parseParams(text: string): Params {
     if (text.charCodeAt(i) !== SEMICOLON) throw new HeaderError(`expected ";" before "${text.slice(i)}"`);
     i = skipBlanks(text, i + 1);
     let j = i;
-    // Whether the name is all token characters is told while it is scanned: TOKEN is tried only when not.
+    // Whether the name is all token characters, and lower case, is told while it is scanned: TOKEN is
+    // tried only when not, and a name already in lower case (nearly all) is not copied into it.
     let tokenOnly = true;
+    let lowerCase = true;
     for (let c = text.charCodeAt(j); j < text.length && !endsParamName(c); c = text.charCodeAt(++j)) {
       if (c >= 128 || !(CHAR_CLASSES[c]! & TOKEN_CHAR)) tokenOnly = false;
+      if (c >= 65 && c <= 90) lowerCase = false;
     }
     const rawName = text.slice(i, j);
-    const name = rawName.toLowerCase();
+    const name = lowerCase && tokenOnly ? rawName : rawName.toLowerCase();
     if (!name || !(tokenOnly || TOKEN.test(name))) throw new HeaderError(`bad parameter name "${rawName}"`);
     j = skipBlanks(text, j);
     if (text.charCodeAt(j) === EQUALS) {

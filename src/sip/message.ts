@@ -334,7 +334,9 @@ export function createResponse(
   toTag?: string,
 ): SipMessage {
   const headers: Header[] = [];
-  let to: string | undefined;
+  // Where the first To goes, and the value of the last: the one the tag is added to.
+  let to = -1;
+  let toValue = '';
   for (const h of request.headers) {
     switch (h.name) {
       case 'via':
@@ -344,14 +346,14 @@ export function createResponse(
         headers.push(h);
         break;
       case 'to':
-        to = h.value;
+        if (to < 0) to = headers.length;
+        toValue = h.value;
         headers.push(h);
         break;
     }
   }
-  if (to !== undefined && status > 100 && !hasToTag(request)) {
-    const i = headers.findIndex((h) => h.name === 'to');
-    headers[i] = { name: 'to', value: `${to};tag=${toTag === undefined ? randomToken() : safeHeaderValue(toTag)}` };
+  if (to >= 0 && status > 100 && !hasToTag(request)) {
+    headers[to] = { name: 'to', value: `${toValue};tag=${toTag === undefined ? randomToken() : safeHeaderValue(toTag)}` };
   }
   return withHeadersOf(request, headers, { status, reason });
 }
