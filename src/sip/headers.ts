@@ -256,6 +256,7 @@ export interface Via {
 const VIA = /^[A-Za-z0-9\-.!%*_+`'~]+[ \t]*\/[ \t]*[A-Za-z0-9\-.!%*_+`'~]+[ \t]*\/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]+(\[[0-9a-fA-F:.]+\]|[^ \t:;]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*(.*)$/i;
 
 const USUAL_VIA_START = 'SIP/2.0/';
+const LINE_TERMINATOR = /[\n\r\u2028\u2029]/;
 
 /**
  * What VIA reads from a Via of the usual form, "SIP/2.0/UDP host[:port][;params]" (blanks only where
@@ -263,7 +264,8 @@ const USUAL_VIA_START = 'SIP/2.0/';
  * Null for any other form, which VIA then reads.
  */
 function usualVia(text: string): [transport: string, host: string, port: string | undefined, params: string] | null {
-  if (!text.startsWith(USUAL_VIA_START)) return null;
+  // VIA's "." takes no line terminator: a value holding one is left to it, to be refused as it was.
+  if (!text.startsWith(USUAL_VIA_START) || LINE_TERMINATOR.test(text)) return null;
   let i = USUAL_VIA_START.length;
   while (isLetter(text.charCodeAt(i))) i++;
   if (i === USUAL_VIA_START.length || text.charCodeAt(i) !== 32) return null;

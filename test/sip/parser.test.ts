@@ -232,6 +232,7 @@ describe('Via', () => {
     assert.deepEqual(read('sip / 2.0 / udp  HOST.example : 5060 ;branch=z9hG4bKx;rport'), usual);
     assert.deepEqual(read('SIP/2.0/UDP host.example'), { transport: 'UDP', host: 'host.example', port: undefined, branch: undefined, params: [] });
     assert.throws(() => parseVia('SIP/2.0/UDP host.example:123456;branch=z9hG4bKx'), /expected ";"/);
+    assert.throws(() => parseVia('SIP/2.0/UDP host.example;x="a\u2028b"'), /bad Via/);
   });
 
   const VIAS: Array<[value: string, transport: string, host: string, port: number | undefined, params: Record<string, string | null>]> = [
