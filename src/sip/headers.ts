@@ -76,10 +76,17 @@ export function parseParams(text: string): Params {
     if (text.charCodeAt(i) !== SEMICOLON) throw new HeaderError(`expected ";" before "${text.slice(i)}"`);
     i = skipBlanks(text, i + 1);
     let j = i;
-    while (j < text.length && !endsParamName(text.charCodeAt(j))) j++;
+    // Whether the name is all token characters, and lower case, is told while it is scanned: TOKEN is
+    // tried only when not, and a name already in lower case (nearly all) is not copied into it.
+    let tokenOnly = true;
+    let lowerCase = true;
+    for (let c = text.charCodeAt(j); j < text.length && !endsParamName(c); c = text.charCodeAt(++j)) {
+      if (c >= 128 || !(CHAR_CLASSES[c]! & TOKEN_CHAR)) tokenOnly = false;
+      if (c >= 65 && c <= 90) lowerCase = false;
+    }
     const rawName = text.slice(i, j);
-    const name = rawName.toLowerCase();
-    if (!name || !TOKEN.test(name)) throw new HeaderError(`bad parameter name "${rawName}"`);
+    const name = lowerCase && tokenOnly ? rawName : rawName.toLowerCase();
+    if (!name || !(tokenOnly || TOKEN.test(name))) throw new HeaderError(`bad parameter name "${rawName}"`);
     j = skipBlanks(text, j);
     if (text.charCodeAt(j) === EQUALS) {
       j = skipBlanks(text, j + 1);
@@ -89,9 +96,13 @@ export function parseParams(text: string): Params {
         i = end + 1;
       } else {
         let k = j;
-        while (k < text.length && !endsParamValue(text.charCodeAt(k))) k++;
+        let valueChars = true;
+        for (let c = text.charCodeAt(k); k < text.length && !endsParamValue(c); c = text.charCodeAt(++k)) {
+          if (c >= 128 || !(CHAR_CLASSES[c]! & PARAM_VALUE_CHAR)) valueChars = false;
+        }
         const value = text.slice(j, k);
-        if (!value || !PARAM_VALUE.test(value)) throw new HeaderError(`bad value for parameter "${name}"`);
+        // What PARAM_VALUE allows, checked while the value was scanned.
+        if (!value || !valueChars) throw new HeaderError(`bad value for parameter "${name}"`);
         params.set(name, value);
         i = k;
       }
@@ -126,6 +137,18 @@ function endsParamValue(c: number): boolean {
 
 export const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
 const PARAM_VALUE = /^[A-Za-z0-9\-.!%*_+`'~[\]:]+$/;
+
+const TOKEN_CHAR = 1;
+const PARAM_VALUE_CHAR = 2;
+/**
+ * For each ASCII character, whether TOKEN and PARAM_VALUE allow it (bits TOKEN_CHAR, PARAM_VALUE_CHAR), so
+ * that parseParams checks names and values as it scans them; neither allows any character past ASCII.
+ */
+const CHAR_CLASSES = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  const char = String.fromCharCode(c);
+  CHAR_CLASSES[c] = (TOKEN.test(char) ? TOKEN_CHAR : 0) | (PARAM_VALUE.test(char) ? PARAM_VALUE_CHAR : 0);
+}
 
 function closingQuote(text: string, open: number): number {
   for (let i = open + 1; i < text.length; i++) {
@@ -225,24 +248,70 @@ export interface Via {
   branch?: string;
 }
 
+/**
+ * A Via value: sent-protocol, sent-by host and port, and the parameters. Any protocol name and version is
+ * readable (sent-protocol, RFC 3261 §20.42), so that a request of an unsupported version can still be
+ * answered with a 505.
+ */
+const VIA = /^[A-Za-z0-9\-.!%*_+`'~]+[ \t]*\/[ \t]*[A-Za-z0-9\-.!%*_+`'~]+[ \t]*\/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]+(\[[0-9a-fA-F:.]+\]|[^ \t:;]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*(.*)$/i;
+
+const USUAL_VIA_START = 'SIP/2.0/';
+const LINE_TERMINATOR = /[\n\r\u2028\u2029]/;
+
+/**
+ * What VIA reads from a Via of the usual form, "SIP/2.0/UDP host[:port][;params]" (blanks only where
+ * shown, no IPv6 reference): transport, host, port and parameters, read without the regular expression.
+ * Null for any other form, which VIA then reads.
+ */
+function usualVia(text: string): [transport: string, host: string, port: string | undefined, params: string] | null {
+  // VIA's "." takes no line terminator: a value holding one is left to it, to be refused as it was.
+  if (!text.startsWith(USUAL_VIA_START) || LINE_TERMINATOR.test(text)) return null;
+  let i = USUAL_VIA_START.length;
+  while (isLetter(text.charCodeAt(i))) i++;
+  if (i === USUAL_VIA_START.length || text.charCodeAt(i) !== 32) return null;
+  const hostStart = i + 1;
+  let hostEnd = hostStart;
+  while (hostEnd < text.length && !endsViaHost(text.charCodeAt(hostEnd))) hostEnd++;
+  if (hostEnd === hostStart || text.charCodeAt(hostStart) === 91 /* [ */ || isBlank(text.charCodeAt(hostEnd))) return null;
+  let port: string | undefined;
+  let paramsStart = hostEnd;
+  if (text.charCodeAt(hostEnd) === 58) {
+    let portEnd = hostEnd + 1;
+    while (isDigit(text.charCodeAt(portEnd))) portEnd++;
+    if (portEnd === hostEnd + 1 || portEnd - hostEnd - 1 > 5 || (portEnd < text.length && text.charCodeAt(portEnd) !== SEMICOLON)) return null;
+    port = text.slice(hostEnd + 1, portEnd);
+    paramsStart = portEnd;
+  }
+  return [text.slice(USUAL_VIA_START.length, i), text.slice(hostStart, hostEnd), port, text.slice(paramsStart)];
+}
+
+function endsViaHost(c: number): boolean {
+  return c === 58 /* : */ || c === SEMICOLON || isBlank(c);
+}
+
+function isLetter(c: number): boolean {
+  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
 export function parseVia(value: string): Via {
-  // Any protocol name and version is readable (sent-protocol, RFC 3261 §20.42), so that a request of an
-  // unsupported version can still be answered with a 505.
-  const m = /^[A-Za-z0-9\-.!%*_+`'~]+[ \t]*\/[ \t]*[A-Za-z0-9\-.!%*_+`'~]+[ \t]*\/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]+(\[[0-9a-fA-F:.]+\]|[^ \t:;]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*(.*)$/i.exec(
-    value.trim(),
-  );
+  const text = value.trim();
+  const m = usualVia(text) ?? VIA.exec(text)?.slice(1);
   if (!m) throw new HeaderError(`bad Via "${value}"`);
   // sent-by, received and rport are where responses go (RFC 3261 §18.2.2, RFC 3581): each must be an address.
-  if (!isValidHost(m[2]!)) throw new HeaderError(`bad Via host "${m[2]}"`);
-  const port = m[3] === undefined ? undefined : portNumber(m[3]);
-  if (m[3] !== undefined && port === undefined) throw new HeaderError(`bad Via port ${m[3]}`);
-  const params = parseParams(m[4]!);
+  if (!isValidHost(m[1]!)) throw new HeaderError(`bad Via host "${m[1]}"`);
+  const port = m[2] === undefined ? undefined : portNumber(m[2]);
+  if (m[2] !== undefined && port === undefined) throw new HeaderError(`bad Via port ${m[2]}`);
+  const params = parseParams(m[3]!);
   const received = params.get('received');
   if (received !== undefined && !isIpLiteral(received)) throw new HeaderError('bad Via received');
   const rport = params.get('rport');
   if (rport !== undefined && rport !== null && portNumber(rport) === undefined) throw new HeaderError(`bad Via rport ${rport}`);
   const branch = params.get('branch');
-  return { transport: m[1]!.toUpperCase(), host: m[2]!.toLowerCase(), port, params, branch: branch ?? undefined };
+  return { transport: m[0]!.toUpperCase(), host: m[1]!.toLowerCase(), port, params, branch: branch ?? undefined };
 }
 
 /** An IPv4 or IPv6 address, the latter with or without brackets (RFC 3261 and RFC 5118 §4.5 spell it both ways). */

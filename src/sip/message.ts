@@ -236,7 +236,7 @@ export class SipMessage {
   toBuffer(): Buffer {
     let head = this.isRequest ? `${this.method} ${this.uri} SIP/2.0${CRLF}` : `SIP/2.0 ${this.status} ${this.reason}${CRLF}`;
     for (const h of this.headers) {
-      if (h.name !== 'content-length') head += `${displayName(h.name)}: ${h.value}${CRLF}`;
+      if (h.name !== 'content-length') head += fieldPrefix(h.name) + h.value + CRLF;
     }
     head += `Content-Length: ${this.body.length}${CRLF}${CRLF}`;
     if (this.body.length === 0) return Buffer.from(head, 'utf8');
@@ -253,6 +253,18 @@ export class SipMessage {
 }
 
 export const EMPTY = Buffer.alloc(0);
+
+const fieldPrefixes = new Map<string, string>();
+
+/** "Via: " for "via": the start of a header line, made once per header name. */
+function fieldPrefix(name: string): string {
+  let prefix = fieldPrefixes.get(name);
+  if (prefix === undefined) {
+    prefix = `${displayName(name)}: `;
+    if (fieldPrefixes.size < 1000) fieldPrefixes.set(name, prefix);
+  }
+  return prefix;
+}
 
 /**
  * A message made of header objects taken from `source` (a response's copied Via, From and To, a
@@ -322,7 +334,9 @@ export function createResponse(
   toTag?: string,
 ): SipMessage {
   const headers: Header[] = [];
-  let to: string | undefined;
+  // Where the first To goes, and the value of the last: the one the tag is added to.
+  let to = -1;
+  let toValue = '';
   for (const h of request.headers) {
     switch (h.name) {
       case 'via':
@@ -332,14 +346,14 @@ export function createResponse(
         headers.push(h);
         break;
       case 'to':
-        to = h.value;
+        if (to < 0) to = headers.length;
+        toValue = h.value;
         headers.push(h);
         break;
     }
   }
-  if (to !== undefined && status > 100 && !hasToTag(request)) {
-    const i = headers.findIndex((h) => h.name === 'to');
-    headers[i] = { name: 'to', value: `${to};tag=${toTag === undefined ? randomToken() : safeHeaderValue(toTag)}` };
+  if (to >= 0 && status > 100 && !hasToTag(request)) {
+    headers[to] = { name: 'to', value: `${toValue};tag=${toTag === undefined ? randomToken() : safeHeaderValue(toTag)}` };
   }
   return withHeadersOf(request, headers, { status, reason });
 }

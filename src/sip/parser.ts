@@ -71,20 +71,23 @@ export function parseContentLength(text: string, message?: SipMessage): number {
   return Number(trimmed);
 }
 
-/** Parses the start line and header lines; header values are unfolded and trimmed, nothing else is checked. */
+/**
+ * Parses the start line and header lines; header values are unfolded and trimmed, nothing else is checked.
+ * Lines end at LF or CRLF. They are read where they stand in `head`: a value is the one string cut from it.
+ */
 export function parseHead(head: string): SipMessage {
-  const lines = splitLines(head);
-  let first = 0;
-  while (first < lines.length && lines[first] === '') first++; // RFC 3261 §7.5: leading CRLFs are ignored
-  const startLine = lines[first];
-  if (startLine === undefined) throw new SipParseError('Empty message');
+  // RFC 3261 §7.5: leading CRLFs are ignored.
+  let start = 0;
+  for (let end = lineEnd(head, start); end.content === start && end.next <= head.length; end = lineEnd(head, start)) start = end.next;
+  if (start >= head.length) throw new SipParseError('Empty message');
+  const { content: startLineEnd, next: headersStart } = lineEnd(head, start);
   const message = new SipMessage({});
   // A start-line error is raised once the headers are read, so that it carries what a response needs.
-  const startLineError = readStartLine(startLine, message);
+  const startLineError = readStartLine(head.slice(start, startLineEnd), message);
   // One pass over the head rather than one per value, for what the constructor would have replaced;
   // before the headers are read, so that a message that fails there is flagged too.
   message.uncheckedValues = !PRINTABLE_ASCII.test(head) && UNSAFE_BESIDES_LINE_ENDS.test(head);
-  readHeaders(lines, first + 1, message);
+  readHeaders(head, headersStart, message);
   if (startLineError) throw startLineError;
   return message;
 }
@@ -94,16 +97,21 @@ const PRINTABLE_ASCII = /^[\t\r\n\x20-\x7e]*$/;
 /** What safeHeaderValue replaces, but CR and LF: the lines of a head are made of those. */
 const UNSAFE_BESIDES_LINE_ENDS = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]/;
 
-/** `text` split at LF and CRLF, as split(/\r?\n/) would, without a regular expression for each message. */
-function splitLines(text: string): string[] {
-  const lines: string[] = [];
-  let start = 0;
-  for (let lf = text.indexOf('\n'); lf >= 0; lf = text.indexOf('\n', start)) {
-    lines.push(text.slice(start, lf > start && text.charCodeAt(lf - 1) === CR ? lf - 1 : lf));
-    start = lf + 1;
+/**
+ * Where the line at `start` ends: its content (a CR before the LF left out), and where the next line
+ * starts (past the end of `text` after the last). One object, refilled by each call: read it at once.
+ */
+const lineBounds = { content: 0, next: 0 };
+function lineEnd(text: string, start: number): { content: number; next: number } {
+  const lf = text.indexOf('\n', start);
+  if (lf < 0) {
+    lineBounds.content = text.length;
+    lineBounds.next = text.length + 1;
+  } else {
+    lineBounds.content = lf > start && text.charCodeAt(lf - 1) === CR ? lf - 1 : lf;
+    lineBounds.next = lf + 1;
   }
-  lines.push(text.slice(start));
-  return lines;
+  return lineBounds;
 }
 
 const REQUEST_LINE_END = ' SIP/2.0';
@@ -150,29 +158,50 @@ function readStartLine(line: string, message: SipMessage): SipParseError | undef
   return undefined;
 }
 
-/** Appends the header fields of `lines` from `first` on to `message`, unfolding continuation lines. */
-function readHeaders(lines: string[], first: number, message: SipMessage): void {
-  const headers = message.headers;
-  for (let i = first; i < lines.length; i++) {
-    let line = lines[i]!;
-    while (i + 1 < lines.length && (lines[i + 1]!.startsWith(' ') || lines[i + 1]!.startsWith('\t'))) {
-      line += ' ' + trimWhitespace(lines[++i]!);
+/** Appends the header fields of the lines of `head` from `start` on to `message`, unfolding continuation lines. */
+function readHeaders(head: string, start: number, message: SipMessage): void {
+  // Where the next CR is, looked for again only once passed: a head of LF-ended lines is not scanned once per line.
+  let cr = head.indexOf('\r', start);
+  while (start <= head.length) {
+    const line = lineEnd(head, start);
+    const content = line.content;
+    let next = line.next;
+    // Folded lines are joined into a string of their own; the others, nearly all, are read in place.
+    let folded: string | undefined;
+    while (next < head.length && (head.charCodeAt(next) === 32 || head.charCodeAt(next) === 9)) {
+      folded ??= head.slice(start, content);
+      const continuation = lineEnd(head, next);
+      folded += ' ' + trimWhitespace(head, next, continuation.content);
+      next = continuation.next;
     }
-    if (line === '') continue;
-    // Some receivers end lines at a lone CR: passed on, it would inject a header field.
-    if (line.includes('\r')) throw new SipParseError('Bare CR in a header field', message);
-    if (headers.length === MAX_HEADERS) throw new SipParseError(`More than ${MAX_HEADERS} header fields`, message);
-    const colon = line.indexOf(':');
-    if (colon <= 0) throw new SipParseError(`Malformed header line "${truncate(line)}"`, message);
-    const rawName = line.slice(0, colon).trimEnd();
-    const name = headerName(rawName);
-    if (name === undefined) throw new SipParseError(`Bad header name "${truncate(rawName)}"`, message);
-    const value = trimWhitespace(line, colon + 1);
-    if (value.length > MAX_FIELD_LENGTH) {
-      throw new SipParseError(`${truncate(rawName)} header longer than ${MAX_FIELD_LENGTH} characters`, message);
+    if (folded !== undefined) readField(folded, 0, folded.length, folded.includes('\r'), message);
+    else if (content > start) {
+      if (cr >= 0 && cr < start) cr = head.indexOf('\r', start);
+      readField(head, start, content, cr >= start && cr < content, message);
     }
-    headers.push({ name, value });
+    start = next;
   }
+}
+
+/** Appends the header field of `text` from `start` to `end` to `message`. */
+function readField(text: string, start: number, end: number, hasCr: boolean, message: SipMessage): void {
+  const headers = message.headers;
+  // Some receivers end lines at a lone CR: passed on, it would inject a header field.
+  if (hasCr) throw new SipParseError('Bare CR in a header field', message);
+  if (headers.length === MAX_HEADERS) throw new SipParseError(`More than ${MAX_HEADERS} header fields`, message);
+  const colon = text.indexOf(':', start);
+  if (colon <= start || colon >= end) throw new SipParseError(`Malformed header line "${truncate(text.slice(start, end))}"`, message);
+  let name = usualName(text, start, colon);
+  if (name === undefined) {
+    const rawName = text.slice(start, colon).trimEnd();
+    name = headerName(rawName);
+    if (name === undefined) throw new SipParseError(`Bad header name "${truncate(rawName)}"`, message);
+  }
+  const value = trimWhitespace(text, colon + 1, end);
+  if (value.length > MAX_FIELD_LENGTH) {
+    throw new SipParseError(`${truncate(text.slice(start, colon).trimEnd())} header longer than ${MAX_FIELD_LENGTH} characters`, message);
+  }
+  headers.push({ name, value });
 }
 
 const headerNames = new Map<string, string>();
@@ -188,6 +217,23 @@ const COMMON_NAMES = new Map(
     'event', 'subject', 'allow', 'accept', 'server', 'p-asserted-identity', 'identity', 'identity-info',
   ].map((name) => [name, name]),
 );
+
+/**
+ * The header names as nearly every sender spells them ("Call-ID", "v"), by their length, each with the
+ * name it is stored under: usualName() finds them in the line itself, without cutting the name out.
+ */
+const USUAL_NAMES: Array<Array<[spelling: string, name: string]>> = [];
+const usual = (spelling: string, name: string) => (USUAL_NAMES[spelling.length] ??= []).push([spelling, name]);
+for (const name of COMMON_NAMES.keys()) usual(displayName(name), name);
+for (const [compact, name] of Object.entries(COMPACT_FORMS)) usual(compact, COMMON_NAMES.get(name) ?? name);
+
+/** The stored name of the header named from `start` to `colon` of `text`, when spelled as USUAL_NAMES has it. */
+function usualName(text: string, start: number, colon: number): string | undefined {
+  const candidates = USUAL_NAMES[colon - start];
+  if (candidates === undefined) return undefined;
+  for (const [spelling, name] of candidates) if (text.startsWith(spelling, start)) return name;
+  return undefined;
+}
 
 /**
  * The name a header is stored under ("v" and "VIA" as "via"), or undefined when `raw` is no token.
@@ -311,10 +357,10 @@ export function canAnswer(partial: SipMessage | undefined): partial is SipMessag
   }
 }
 
-/** Trims SP and HTAB only (String.prototype.trim would also strip U+FEFF and other characters of the value), from `from` on. */
-function trimWhitespace(text: string, from = 0): string {
+/** Trims SP and HTAB only (String.prototype.trim would also strip U+FEFF and other characters of the value), of `text` from `from` to `to`. */
+function trimWhitespace(text: string, from: number, to: number): string {
   let start = from;
-  let end = text.length;
+  let end = to;
   while (start < end && (text.charCodeAt(start) === 32 || text.charCodeAt(start) === 9)) start++;
   while (end > start && (text.charCodeAt(end - 1) === 32 || text.charCodeAt(end - 1) === 9)) end--;
   return text.slice(start, end);

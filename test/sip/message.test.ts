@@ -99,6 +99,19 @@ describe('copies of a parsed message', () => {
   });
 });
 
+describe('wire form', () => {
+  it('writes UTF-8 values, a body and a Content-Length of its own', () => {
+    const message = new SipMessage({ method: 'MESSAGE', uri: 'sip:bob@example.com', body: Buffer.from('héllo', 'utf8') });
+    message.add('via', 'SIP/2.0/UDP 192.0.2.4;branch=z9hG4bKw').add('subject', 'Grüße ✓').add('content-length', '999');
+    assert.equal(
+      message.toBuffer().toString('utf8'),
+      'MESSAGE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.4;branch=z9hG4bKw\r\nSubject: Grüße ✓\r\nContent-Length: 6\r\n\r\nhéllo',
+    );
+    const response = createResponse(parseMessage(Buffer.from(REQUEST)), 486, 'Busy Hère', 'x');
+    assert.match(response.toString(), /^SIP\/2\.0 486 Busy Hère\r\nVia: .*\r\nCall-ID: a84b4c76e66710@pc33.example.com\r\n.*Content-Length: 0\r\n\r\n$/s);
+  });
+});
+
 describe('randomToken', () => {
   it('gives lower-case hex of the length asked, different each time, across refills of its random block', () => {
     const seen = new Set<string>();

@@ -222,6 +222,19 @@ describe('name-addr and addr-spec', () => {
 });
 
 describe('Via', () => {
+  it('reads a Via of the usual form as the same Via spelled with blanks and lower case', () => {
+    const read = (value: string) => {
+      const via = parseVia(value);
+      return { ...via, params: [...via.params] };
+    };
+    const usual = read('SIP/2.0/UDP host.example:5060;branch=z9hG4bKx;rport');
+    assert.deepEqual(usual, { transport: 'UDP', host: 'host.example', port: 5060, branch: 'z9hG4bKx', params: [['branch', 'z9hG4bKx'], ['rport', null]] });
+    assert.deepEqual(read('sip / 2.0 / udp  HOST.example : 5060 ;branch=z9hG4bKx;rport'), usual);
+    assert.deepEqual(read('SIP/2.0/UDP host.example'), { transport: 'UDP', host: 'host.example', port: undefined, branch: undefined, params: [] });
+    assert.throws(() => parseVia('SIP/2.0/UDP host.example:123456;branch=z9hG4bKx'), /expected ";"/);
+    assert.throws(() => parseVia('SIP/2.0/UDP host.example;x="a\u2028b"'), /bad Via/);
+  });
+
   const VIAS: Array<[value: string, transport: string, host: string, port: number | undefined, params: Record<string, string | null>]> = [
     ['SIP/2.0/UDP pc33.example.com;branch=z9hG4bK776asdhds', 'UDP', 'pc33.example.com', undefined, { branch: 'z9hG4bK776asdhds' }],
     ['sip/2.0/tcp PC33.Example.COM:5061', 'TCP', 'pc33.example.com', 5061, {}],
