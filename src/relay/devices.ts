@@ -373,23 +373,31 @@ export class DeviceDelivery {
 
   /** Sends a stored message to one device; its row goes unless the device was not reached. */
   private async sendStored(aor: string, id: number, device: string, message: SipMessage, flows: Flow[]): Promise<SipMessage> {
+    const response = await this.sendTracked(aor, id, device, message, flows);
+    if (!UNREACHABLE.has(response.status)) await this.recordDone([id], device);
+    return response;
+  }
+
+  /** Sends a stored message to one device; a drain does not send it again meanwhile. Its row is the caller's to remove. */
+  private async sendTracked(aor: string, id: number, device: string, message: SipMessage, flows: Flow[]): Promise<SipMessage> {
     const key = `${id}\n${device}`;
     this.inFlight.add(key);
     try {
       const response = await this.send(message, flows);
       if (UNREACHABLE.has(response.status)) this.backlogged.add(`${aor}\n${device}`);
-      else {
-        this.options.push?.cancel(String(id), device);
-        // Kept when this fails: the device gets it again when it registers, rather than never.
-        await this.store.done(id, device).then(
-          () => void this.stats.pending--,
-          logBackgroundFailure(this.log, 'recording a delivery'),
-        );
-      }
+      else this.options.push?.cancel(String(id), device);
       return response;
     } finally {
       this.inFlight.delete(key);
     }
+  }
+
+  /** Removes the rows of what the device took; kept when this fails: the device gets it again when it registers, rather than never. */
+  private recordDone(ids: number[], device: string): Promise<void> {
+    return this.store.done(ids, device).then(
+      () => void (this.stats.pending -= ids.length),
+      logBackgroundFailure(this.log, 'recording a delivery'),
+    );
   }
 
   private async drain(aor: string, device: string): Promise<void> {
@@ -404,17 +412,25 @@ export class DeviceDelivery {
       let cursor: DeliveryCursor | undefined;
       for (;;) {
         const page = await this.store.pendingFor(aor, device, Date.now(), cursor, PAGE_SIZE);
-        for (const { message, priority } of page) {
-          cursor = { priority, messageId: message.id };
-          if (this.inFlight.has(`${message.id}\n${device}`)) continue;
-          const flows = this.registrar.flowsByDevice(this.registrar.lookup(aor)).find((f) => deviceKey(f[0]!.binding) === device);
-          if (!flows) return;
-          const response = await this.sendStored(aor, message.id, device, storedRequest(this.stack, message), flows);
-          if (UNREACHABLE.has(response.status)) {
-            this.log.info({ aor, device, id: message.id, status: response.status }, 'delivery to a device failed; kept for its next registration');
-            return;
+        // One commit per page rather than per message: the rows of what the device took go together
+        // once the page is sent (a crash before re-sends them as the same requests, see storedRequest).
+        const taken: number[] = [];
+        try {
+          for (const { message, priority } of page) {
+            cursor = { priority, messageId: message.id };
+            if (this.inFlight.has(`${message.id}\n${device}`)) continue;
+            const flows = this.registrar.flowsByDevice(this.registrar.lookup(aor)).find((f) => deviceKey(f[0]!.binding) === device);
+            if (!flows) return;
+            const response = await this.sendTracked(aor, message.id, device, storedRequest(this.stack, message), flows);
+            if (UNREACHABLE.has(response.status)) {
+              this.log.info({ aor, device, id: message.id, status: response.status }, 'delivery to a device failed; kept for its next registration');
+              return;
+            }
+            taken.push(message.id);
+            if (response.status < 300) this.stats.delivered++;
           }
-          if (response.status < 300) this.stats.delivered++;
+        } finally {
+          await this.recordDone(taken, device);
         }
         if (page.length < PAGE_SIZE) {
           if (!drain.more) {

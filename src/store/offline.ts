@@ -10,7 +10,7 @@ export class OfflineRepository implements OfflineStore {
   constructor(private readonly db: Kysely<Database>) {}
 
   add(message: Omit<StoredMessage, 'id'>, maxPerUser: number): Promise<number | 'full'> {
-    return this.db.transaction().execute((trx) => insertStoredMessage(trx, message, maxPerUser, false));
+    return this.db.transaction().execute((trx) => insertStoredMessage(trx, this.statements, message, maxPerUser, false));
   }
 
   /**
@@ -62,34 +62,49 @@ export class OfflineRepository implements OfflineStore {
  * pass the check (read committed). `perDevice`: delivered per device (message_deliveries) rather
  * than to whichever device registers next.
  */
-export async function insertStoredMessage(trx: Transaction<Database>, message: Omit<StoredMessage, 'id'>, maxPerUser: number, perDevice: boolean): Promise<number | 'full'> {
-  const { waiting } = await trx
-    .selectFrom('offline_messages')
-    .select((eb) => eb.fn.countAll<number>().as('waiting'))
-    .where('aor', '=', message.aor)
-    .where('expires_at', '>', message.receivedAt)
-    .executeTakeFirstOrThrow();
-  if (waiting >= maxPerUser) return 'full';
-  const { id } = await trx
-    .insertInto('offline_messages')
-    .values({
-      aor: message.aor,
-      from_header: message.fromHeader,
-      to_header: message.toHeader,
-      content_type: message.contentType,
-      body: message.body,
-      received_at: message.receivedAt,
-      sent_at: message.sentAt ?? null,
-      expires_at: message.expiresAt,
-      origin_call_id: message.origin?.callId ?? null,
-      origin_from_tag: message.origin?.fromTag ?? null,
-      origin_cseq: message.origin?.cseq ?? null,
-      per_device: perDevice ? 1 : 0,
-      sent_copy: message.sentCopy ? 1 : 0,
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  return id;
+/**
+ * Run for every MESSAGE stored: compiled once per shape (see CompiledStatements). The per-user
+ * limit counts at most `maxPerUser` of the recipient's rows, not the whole backlog.
+ */
+export async function insertStoredMessage(
+  trx: Transaction<Database>, statements: CompiledStatements, message: Omit<StoredMessage, 'id'>, maxPerUser: number, perDevice: boolean,
+): Promise<number | 'full'> {
+  const limit = Math.floor(maxPerUser);
+  const count = statements.compile(`waiting at most ${limit}`, [message.aor, message.receivedAt], ([aor, now]) =>
+    trx
+      .selectFrom((eb) =>
+        eb.selectFrom('offline_messages').select('id').where('aor', '=', aor as string).where('expires_at', '>', now as number).limit(sql.lit(limit)).as('waiting'),
+      )
+      .select((eb) => eb.fn.countAll<number>().as('waiting')),
+  );
+  const { rows: counted } = await trx.executeQuery<{ waiting: number | string }>(count);
+  if (Number(counted[0]!.waiting) >= maxPerUser) return 'full';
+  const values = [
+    message.aor, message.fromHeader, message.toHeader, message.contentType, message.body, message.receivedAt, message.sentAt ?? null, message.expiresAt,
+    message.origin?.callId ?? null, message.origin?.fromTag ?? null, message.origin?.cseq ?? null, perDevice ? 1 : 0, message.sentCopy ? 1 : 0,
+  ] as const;
+  const insert = statements.compile('store message', values, (v) =>
+    trx
+      .insertInto('offline_messages')
+      .values({
+        aor: v[0] as string,
+        from_header: v[1] as string,
+        to_header: v[2] as string,
+        content_type: v[3] as string,
+        body: v[4] as Buffer,
+        received_at: v[5] as number,
+        sent_at: v[6] as number | null,
+        expires_at: v[7] as number,
+        origin_call_id: v[8] as string | null,
+        origin_from_tag: v[9] as string | null,
+        origin_cseq: v[10] as number | null,
+        per_device: v[11] as number,
+        sent_copy: v[12] as number,
+      })
+      .returning('id'),
+  );
+  const { rows } = await trx.executeQuery<{ id: number }>(insert);
+  return Number(rows[0]!.id);
 }
 
 export function toStoredMessage(row: Selectable<OfflineMessagesTable>): StoredMessage {
