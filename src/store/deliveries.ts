@@ -2,7 +2,7 @@ import { sql, type Kysely, type Selectable } from 'kysely';
 import { CompiledStatements } from './compiled.js';
 import { GroupCommit } from './group-commit.js';
 import { nullsAbsent } from './rows.js';
-import { insertStoredMessage, toStoredMessage } from './offline.js';
+import { insertStoredMessage, toStoredMessage, type WaitingBounds } from './offline.js';
 import type { Database, DevicesTable, MessageDeliveriesTable, OfflineMessagesTable } from './schema.js';
 import type { DeliveryCursor, DeliveryStore, PendingDelivery, RememberedDevice, StoredMessage } from './types.js';
 
@@ -11,7 +11,10 @@ export class DeliveryRepository implements DeliveryStore {
   private readonly commits: GroupCommit;
   private readonly statements = new CompiledStatements();
 
-  constructor(private readonly db: Kysely<Database>) {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly waiting: WaitingBounds,
+  ) {
     this.commits = new GroupCommit(db);
   }
 
@@ -35,9 +38,9 @@ export class DeliveryRepository implements DeliveryStore {
 
   /** Run for every message kept per device: its statements compiled once per number of devices. */
   add(message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number): Promise<number | 'full'> {
-    const statements = this.statements;
+    const { statements, waiting } = this;
     return this.commits.run(async (trx) => {
-      const id = await insertStoredMessage(trx, statements, message, maxPerUser, true);
+      const id = await insertStoredMessage(trx, statements, waiting, message, maxPerUser, true);
       if (id === 'full') return id;
       const values = devices.flatMap((device) => [id, message.aor, device, priority]);
       const rows = statements.compile(`deliveries ${devices.length}`, values, (v) =>

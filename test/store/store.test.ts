@@ -547,7 +547,7 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       assert.equal(await store.offline.count(aor), 0, 'what only forgotten devices had to take goes with them');
     });
 
-    test('per-device deliveries: a page a device took goes in one call, each message with its last row; the per-user limit holds past it', async () => {
+    test('per-device deliveries: a page a device took goes in one call, each message with its last row; the per-user limit holds past it and for both stores', async () => {
       const aor = 'erin@a.example';
       const devices = ['urn:uuid:e-1', 'urn:uuid:e-2'];
       const ids: number[] = [];
@@ -562,6 +562,9 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       assert.deepEqual((await store.deliveries.pendingFor(aor, 'urn:uuid:e-2', NOW, undefined, 10)).map((d) => d.message.body.toString()), ['three']);
       assert.equal(await store.offline.count(aor), 1);
       assert.equal(typeof (await store.deliveries.add(message(aor), devices, 0, 2)), 'number');
+      assert.equal(await store.offline.add(message(aor), 2), 'full', 'one limit for the messages kept per device and the others');
+      assert.equal(typeof (await store.offline.add(message(aor), 10)), 'number');
+      assert.equal(await store.deliveries.add(message(aor), devices, 0, 3), 'full');
     });
 
     describe('receipt ids', () => {
