@@ -163,7 +163,8 @@ export class DeviceDelivery {
       };
       const timer = setTimeout(() => answer(ACCEPTED), this.options.acceptTimeout * 1000);
       for (const [device, flows] of live) {
-        void this.sendStored(aor, id, device, message, flows).then((response) => {
+        // The sender's answer waits for the row's removal: after a crash, a device that took the message does not get it again.
+        void this.sendStored(aor, id, device, message, flows, () => this.recordDone([id], device)).then((response) => {
           waiting--;
           if (response.status < 300) answer({ status: response.status, reason: response.reason, response });
           if (UNREACHABLE.has(response.status)) {
@@ -371,21 +372,23 @@ export class DeviceDelivery {
     }
   }
 
-  /** Sends a stored message to one device; its row goes unless the device was not reached. */
-  private async sendStored(aor: string, id: number, device: string, message: SipMessage, flows: Flow[]): Promise<SipMessage> {
-    const response = await this.sendTracked(aor, id, device, message, flows);
-    if (!UNREACHABLE.has(response.status)) await this.recordDone([id], device);
-    return response;
-  }
-
-  /** Sends a stored message to one device; a drain does not send it again meanwhile. Its row is the caller's to remove. */
-  private async sendTracked(aor: string, id: number, device: string, message: SipMessage, flows: Flow[]): Promise<SipMessage> {
+  /**
+   * Sends a stored message to one device; unless the device was not reached, `taken` is told once
+   * it answered (removing its row, or noting it for its page's removal). A drain does not send it
+   * again meanwhile.
+   */
+  private async sendStored(
+    aor: string, id: number, device: string, message: SipMessage, flows: Flow[], taken: (id: number) => Promise<void> | void,
+  ): Promise<SipMessage> {
     const key = `${id}\n${device}`;
     this.inFlight.add(key);
     try {
       const response = await this.send(message, flows);
       if (UNREACHABLE.has(response.status)) this.backlogged.add(`${aor}\n${device}`);
-      else this.options.push?.cancel(String(id), device);
+      else {
+        this.options.push?.cancel(String(id), device);
+        await taken(id);
+      }
       return response;
     } finally {
       this.inFlight.delete(key);
@@ -413,7 +416,8 @@ export class DeviceDelivery {
       for (;;) {
         const page = await this.store.pendingFor(aor, device, Date.now(), cursor, PAGE_SIZE);
         // One commit per page rather than per message: the rows of what the device took go together
-        // once the page is sent (a crash before re-sends them as the same requests, see storedRequest).
+        // once the page is sent. No sender waits for them; a crash before re-sends them as the same
+        // requests (see storedRequest), which the device recognises.
         const taken: number[] = [];
         try {
           for (const { message, priority } of page) {
@@ -421,16 +425,15 @@ export class DeviceDelivery {
             if (this.inFlight.has(`${message.id}\n${device}`)) continue;
             const flows = this.registrar.flowsByDevice(this.registrar.lookup(aor)).find((f) => deviceKey(f[0]!.binding) === device);
             if (!flows) return;
-            const response = await this.sendTracked(aor, message.id, device, storedRequest(this.stack, message), flows);
+            const response = await this.sendStored(aor, message.id, device, storedRequest(this.stack, message), flows, (id) => void taken.push(id));
             if (UNREACHABLE.has(response.status)) {
               this.log.info({ aor, device, id: message.id, status: response.status }, 'delivery to a device failed; kept for its next registration');
               return;
             }
-            taken.push(message.id);
             if (response.status < 300) this.stats.delivered++;
           }
         } finally {
-          await this.recordDone(taken, device);
+          if (taken.length > 0) await this.recordDone(taken, device);
         }
         if (page.length < PAGE_SIZE) {
           if (!drain.more) {

@@ -136,19 +136,27 @@ test('1,000 deliveries waiting for one device are delivered in order, a page at 
     assert.equal(typeof (await deliveries.add(message, [phoneInstance], 0, total)), 'number');
   }
   const pageSizes: number[] = [];
-  const pendingFor = deliveries.pendingFor;
+  const removals: number[] = [];
+  const { pendingFor, done } = deliveries;
   deliveries.pendingFor = async (...args) => {
     const page = await pendingFor.apply(deliveries, args);
     pageSizes.push(page.length);
     return page;
   };
+  deliveries.done = (ids, device) => {
+    removals.push(ids.length);
+    return done.call(deliveries, ids, device);
+  };
   try {
     const last = phone.waitForRequest((m) => m.body.toString() === `m${total - 1}`, 60_000);
     assert.equal((await registerDevice(phone, { instance: phoneInstance })).status, 200);
     await last;
+    await eventually(async () => (await deliveries.pendingCounts(aor)).length === 0, 'every row taken gone');
   } finally {
     deliveries.pendingFor = pendingFor;
+    deliveries.done = done;
   }
+  assert.deepEqual(removals, Array.from({ length: total / 100 }, () => 100), 'the rows a device took go a page at a time');
   assert.deepEqual(messages(phone), Array.from({ length: total }, (_, i) => `m${i}`), 'every message, once, in order');
   assert.ok(Math.max(...pageSizes) <= 100, `pages of ${Math.max(...pageSizes)}`);
   assert.ok(pageSizes.length >= total / 100, `${pageSizes.length} pages`);
