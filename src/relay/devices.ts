@@ -36,6 +36,8 @@ export const UNREACHABLE = new Set([408, 480, 503, 504]);
 
 /** Pending deliveries read at once for a device that registered. */
 const PAGE_SIZE = 100;
+/** Users whose remembered devices are kept in memory at most: past it they are all read again. */
+const MAX_CACHED_USERS = 100_000;
 
 export const ACCEPTED: DeliveryOutcome = { status: 202, reason: 'Accepted (stored for offline delivery)' };
 const MAILBOX_FULL: DeliveryOutcome = { status: 486, reason: 'Busy Here (offline mailbox full)' };
@@ -94,6 +96,15 @@ export class DeviceDelivery {
   private readonly instanceUsers = new Map<string, number>();
   /** Counts the sweeps of forgotten devices (forgetStale). */
   private sweeps = 0;
+  /**
+   * The remembered devices of each AOR read lately, all of them (whatever their last registration):
+   * a message to a user (or a copy of one the user sent) costs no store read for them. An AOR's
+   * go when one of its devices registers (written before the registrar tells), its push parameters
+   * are dropped, or a sweep forgets devices.
+   */
+  private readonly rememberedOf = new Map<string, RememberedDevice[]>();
+  /** Counts what made remembered devices change: a read begun before one is not kept. */
+  private deviceChanges = 0;
   /**
    * Whether resume() has loaded what the store held at start (instanceUsers, backlogged). Until
    * then every AOR is looked up, with what its devices have waiting, so that no message overtakes
@@ -191,7 +202,10 @@ export class DeviceDelivery {
    */
   async forgetStale(): Promise<void> {
     const sweep = ++this.sweeps;
-    for (const aor of await this.store.removeStale(Date.now() - this.options.remember * 1000)) {
+    // Before the sweep and after: no read that overlaps it is kept.
+    this.devicesChanged();
+    const forgotten = await this.store.removeStale(Date.now() - this.options.remember * 1000).finally(() => this.devicesChanged());
+    for (const aor of forgotten) {
       if ((this.instanceUsers.get(aor) ?? sweep) < sweep) this.instanceUsers.delete(aor);
     }
   }
@@ -202,10 +216,9 @@ export class DeviceDelivery {
    */
   private async devicesOf(aor: string): Promise<KnownDevices | undefined> {
     if (!this.keepsPerDevice(aor)) return undefined;
-    const [remembered, waiting] = await Promise.all([
-      this.store.devicesOf(aor, Date.now() - this.options.remember * 1000),
-      this.loaded ? [] : this.store.pendingCounts(aor),
-    ]);
+    const since = Date.now() - this.options.remember * 1000;
+    const [all, waiting] = await Promise.all([this.rememberedDevices(aor), this.loaded ? [] : this.store.pendingCounts(aor)]);
+    const remembered = all.filter((device) => device.lastSeen >= since);
     if (remembered.length === 0) return undefined;
     for (const { device } of waiting) this.backlogged.add(`${aor}\n${device}`);
     const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
@@ -215,6 +228,26 @@ export class DeviceDelivery {
     // registers-next delivery, which loses nothing for them.
     if (![...devices].some((device) => instanceOf(device) !== null)) return undefined;
     return { remembered, live, devices };
+  }
+
+  /** Every remembered device of `aor`, from memory when it was read since they last changed. */
+  private async rememberedDevices(aor: string): Promise<RememberedDevice[]> {
+    const cached = this.rememberedOf.get(aor);
+    if (cached) return cached;
+    const changes = this.deviceChanges;
+    const devices = await this.store.devicesOf(aor, 0);
+    if (changes === this.deviceChanges) {
+      if (this.rememberedOf.size >= MAX_CACHED_USERS) this.rememberedOf.clear();
+      this.rememberedOf.set(aor, devices);
+    }
+    return devices;
+  }
+
+  /** Remembered devices changed (all when `aor` is absent): the next message reads them again. */
+  private devicesChanged(aor?: string): void {
+    this.deviceChanges++;
+    if (aor === undefined) this.rememberedOf.clear();
+    else this.rememberedOf.delete(aor);
   }
 
   /**
@@ -332,6 +365,7 @@ export class DeviceDelivery {
 
   /** Delivers what each registered device of `aor` has still to take; called when the AOR registered. */
   deliverPending(aor: string): void {
+    this.devicesChanged(aor);
     const bindings = this.registrar.lookup(aor);
     if (bindings.some((binding) => binding.instance)) this.instanceUsers.set(aor, this.sweeps);
     // Only the users deliver() keeps messages for per device can have deliveries waiting: the
@@ -360,7 +394,8 @@ export class DeviceDelivery {
       try {
         void push.notify(target, { deliveryId: String(id), device: device.device, from: message.from.uri, callId: message.callId, kind }).then(async (outcome) => {
           if (outcome.status !== 'invalid-token') return;
-          await this.store.setContact(device.aor, device.device, stripPushParams(device.contact)).then(
+          this.devicesChanged(device.aor);
+          await this.store.setContact(device.aor, device.device, stripPushParams(device.contact)).finally(() => this.devicesChanged(device.aor)).then(
             () => this.log.info({ aor: device.aor, device: device.device }, 'push parameters of the device dropped: its token is no longer valid'),
             logBackgroundFailure(this.log, 'dropping the push parameters of a device'),
           );

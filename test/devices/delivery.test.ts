@@ -163,6 +163,34 @@ test('1,000 deliveries waiting for one device are delivered in order, a page at 
   assert.deepEqual(messages(laptop), [], 'rows of one device are not another\'s');
 });
 
+test('the devices of a user are read from the store once, not for every message, and again once one of them registers', async () => {
+  const { phone, laptop, sender, aor } = await twoDevices('hope');
+  const deliveries = s.server.store.deliveries;
+  const { devicesOf } = deliveries;
+  let reads = 0;
+  deliveries.devicesOf = (...args) => {
+    reads++;
+    return devicesOf.apply(deliveries, args);
+  };
+  try {
+    for (const body of ['one', 'two', 'three']) {
+      const both = [phone.waitForRequest((m) => m.body.toString() === body), laptop.waitForRequest((m) => m.body.toString() === body)];
+      assert.equal((await sender.message(aor, body)).status, 200);
+      await Promise.all(both);
+    }
+    assert.equal(reads, 1);
+    const tablet = await agent('hope', s.udp);
+    assert.equal((await registerDevice(tablet, { instance: newInstance() })).status, 200);
+    const all = [phone, laptop, tablet].map((ua) => ua.waitForRequest((m) => m.body.toString() === 'four'));
+    assert.equal((await sender.message(aor, 'four')).status, 200);
+    await Promise.all(all);
+    assert.equal(reads, 2, 'read again after the tablet registered');
+  } finally {
+    deliveries.devicesOf = devicesOf;
+  }
+  assert.deepEqual(messages(phone), ['one', 'two', 'three', 'four']);
+});
+
 test('messages stored before per-device delivery (one row for the user) still go to the next device that registers', async () => {
   const { phone, phoneInstance, laptop, laptopInstance } = await twoDevices('gil');
   assert.equal((await registerDevice(phone, { instance: phoneInstance, expires: 0 })).status, 200);
