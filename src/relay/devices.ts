@@ -36,6 +36,8 @@ export const UNREACHABLE = new Set([408, 480, 503, 504]);
 
 /** Pending deliveries read at once for a device that registered. */
 const PAGE_SIZE = 100;
+/** Users whose remembered devices are kept in memory at most: past it they are all read again. */
+const MAX_CACHED_USERS = 100_000;
 
 export const ACCEPTED: DeliveryOutcome = { status: 202, reason: 'Accepted (stored for offline delivery)' };
 const MAILBOX_FULL: DeliveryOutcome = { status: 486, reason: 'Busy Here (offline mailbox full)' };
@@ -94,6 +96,15 @@ export class DeviceDelivery {
   private readonly instanceUsers = new Map<string, number>();
   /** Counts the sweeps of forgotten devices (forgetStale). */
   private sweeps = 0;
+  /**
+   * The remembered devices of each AOR read lately, all of them (whatever their last registration):
+   * a message to a user (or a copy of one the user sent) costs no store read for them. An AOR's
+   * go when one of its devices registers (written before the registrar tells), its push parameters
+   * are dropped, or a sweep forgets devices.
+   */
+  private readonly rememberedOf = new Map<string, RememberedDevice[]>();
+  /** Counts what made remembered devices change: a read begun before one is not kept. */
+  private deviceChanges = 0;
   /**
    * Whether resume() has loaded what the store held at start (instanceUsers, backlogged). Until
    * then every AOR is looked up, with what its devices have waiting, so that no message overtakes
@@ -163,7 +174,8 @@ export class DeviceDelivery {
       };
       const timer = setTimeout(() => answer(ACCEPTED), this.options.acceptTimeout * 1000);
       for (const [device, flows] of live) {
-        void this.sendStored(aor, id, device, message, flows).then((response) => {
+        // The sender's answer waits for the row's removal: after a crash, a device that took the message does not get it again.
+        void this.sendStored(aor, id, device, message, flows, () => this.recordDone([id], device)).then((response) => {
           waiting--;
           if (response.status < 300) answer({ status: response.status, reason: response.reason, response });
           if (UNREACHABLE.has(response.status)) {
@@ -190,7 +202,10 @@ export class DeviceDelivery {
    */
   async forgetStale(): Promise<void> {
     const sweep = ++this.sweeps;
-    for (const aor of await this.store.removeStale(Date.now() - this.options.remember * 1000)) {
+    // Before the sweep and after: no read that overlaps it is kept.
+    this.devicesChanged();
+    const forgotten = await this.store.removeStale(Date.now() - this.options.remember * 1000).finally(() => this.devicesChanged());
+    for (const aor of forgotten) {
       if ((this.instanceUsers.get(aor) ?? sweep) < sweep) this.instanceUsers.delete(aor);
     }
   }
@@ -201,10 +216,9 @@ export class DeviceDelivery {
    */
   private async devicesOf(aor: string): Promise<KnownDevices | undefined> {
     if (!this.keepsPerDevice(aor)) return undefined;
-    const [remembered, waiting] = await Promise.all([
-      this.store.devicesOf(aor, Date.now() - this.options.remember * 1000),
-      this.loaded ? [] : this.store.pendingCounts(aor),
-    ]);
+    const since = Date.now() - this.options.remember * 1000;
+    const [all, waiting] = await Promise.all([this.rememberedDevices(aor), this.loaded ? [] : this.store.pendingCounts(aor)]);
+    const remembered = all.filter((device) => device.lastSeen >= since);
     if (remembered.length === 0) return undefined;
     for (const { device } of waiting) this.backlogged.add(`${aor}\n${device}`);
     const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
@@ -214,6 +228,26 @@ export class DeviceDelivery {
     // registers-next delivery, which loses nothing for them.
     if (![...devices].some((device) => instanceOf(device) !== null)) return undefined;
     return { remembered, live, devices };
+  }
+
+  /** Every remembered device of `aor`, from memory when it was read since they last changed. */
+  private async rememberedDevices(aor: string): Promise<RememberedDevice[]> {
+    const cached = this.rememberedOf.get(aor);
+    if (cached) return cached;
+    const changes = this.deviceChanges;
+    const devices = await this.store.devicesOf(aor, 0);
+    if (changes === this.deviceChanges) {
+      if (this.rememberedOf.size >= MAX_CACHED_USERS) this.rememberedOf.clear();
+      this.rememberedOf.set(aor, devices);
+    }
+    return devices;
+  }
+
+  /** Remembered devices changed (all when `aor` is absent): the next message reads them again. */
+  private devicesChanged(aor?: string): void {
+    this.deviceChanges++;
+    if (aor === undefined) this.rememberedOf.clear();
+    else this.rememberedOf.delete(aor);
   }
 
   /**
@@ -331,6 +365,7 @@ export class DeviceDelivery {
 
   /** Delivers what each registered device of `aor` has still to take; called when the AOR registered. */
   deliverPending(aor: string): void {
+    this.devicesChanged(aor);
     const bindings = this.registrar.lookup(aor);
     if (bindings.some((binding) => binding.instance)) this.instanceUsers.set(aor, this.sweeps);
     // Only the users deliver() keeps messages for per device can have deliveries waiting: the
@@ -359,7 +394,8 @@ export class DeviceDelivery {
       try {
         void push.notify(target, { deliveryId: String(id), device: device.device, from: message.from.uri, callId: message.callId, kind }).then(async (outcome) => {
           if (outcome.status !== 'invalid-token') return;
-          await this.store.setContact(device.aor, device.device, stripPushParams(device.contact)).then(
+          this.devicesChanged(device.aor);
+          await this.store.setContact(device.aor, device.device, stripPushParams(device.contact)).finally(() => this.devicesChanged(device.aor)).then(
             () => this.log.info({ aor: device.aor, device: device.device }, 'push parameters of the device dropped: its token is no longer valid'),
             logBackgroundFailure(this.log, 'dropping the push parameters of a device'),
           );
@@ -371,8 +407,14 @@ export class DeviceDelivery {
     }
   }
 
-  /** Sends a stored message to one device; its row goes unless the device was not reached. */
-  private async sendStored(aor: string, id: number, device: string, message: SipMessage, flows: Flow[]): Promise<SipMessage> {
+  /**
+   * Sends a stored message to one device; unless the device was not reached, `taken` is told once
+   * it answered (removing its row, or noting it for its page's removal). A drain does not send it
+   * again meanwhile.
+   */
+  private async sendStored(
+    aor: string, id: number, device: string, message: SipMessage, flows: Flow[], taken: (id: number) => Promise<void> | void,
+  ): Promise<SipMessage> {
     const key = `${id}\n${device}`;
     this.inFlight.add(key);
     try {
@@ -380,16 +422,20 @@ export class DeviceDelivery {
       if (UNREACHABLE.has(response.status)) this.backlogged.add(`${aor}\n${device}`);
       else {
         this.options.push?.cancel(String(id), device);
-        // Kept when this fails: the device gets it again when it registers, rather than never.
-        await this.store.done(id, device).then(
-          () => void this.stats.pending--,
-          logBackgroundFailure(this.log, 'recording a delivery'),
-        );
+        await taken(id);
       }
       return response;
     } finally {
       this.inFlight.delete(key);
     }
+  }
+
+  /** Removes the rows of what the device took; kept when this fails: the device gets it again when it registers, rather than never. */
+  private recordDone(ids: number[], device: string): Promise<void> {
+    return this.store.done(ids, device).then(
+      () => void (this.stats.pending -= ids.length),
+      logBackgroundFailure(this.log, 'recording a delivery'),
+    );
   }
 
   private async drain(aor: string, device: string): Promise<void> {
@@ -404,17 +450,25 @@ export class DeviceDelivery {
       let cursor: DeliveryCursor | undefined;
       for (;;) {
         const page = await this.store.pendingFor(aor, device, Date.now(), cursor, PAGE_SIZE);
-        for (const { message, priority } of page) {
-          cursor = { priority, messageId: message.id };
-          if (this.inFlight.has(`${message.id}\n${device}`)) continue;
-          const flows = this.registrar.flowsByDevice(this.registrar.lookup(aor)).find((f) => deviceKey(f[0]!.binding) === device);
-          if (!flows) return;
-          const response = await this.sendStored(aor, message.id, device, storedRequest(this.stack, message), flows);
-          if (UNREACHABLE.has(response.status)) {
-            this.log.info({ aor, device, id: message.id, status: response.status }, 'delivery to a device failed; kept for its next registration');
-            return;
+        // One commit per page rather than per message: the rows of what the device took go together
+        // once the page is sent. No sender waits for them; a crash before re-sends them as the same
+        // requests (see storedRequest), which the device recognises.
+        const taken: number[] = [];
+        try {
+          for (const { message, priority } of page) {
+            cursor = { priority, messageId: message.id };
+            if (this.inFlight.has(`${message.id}\n${device}`)) continue;
+            const flows = this.registrar.flowsByDevice(this.registrar.lookup(aor)).find((f) => deviceKey(f[0]!.binding) === device);
+            if (!flows) return;
+            const response = await this.sendStored(aor, message.id, device, storedRequest(this.stack, message), flows, (id) => void taken.push(id));
+            if (UNREACHABLE.has(response.status)) {
+              this.log.info({ aor, device, id: message.id, status: response.status }, 'delivery to a device failed; kept for its next registration');
+              return;
+            }
+            if (response.status < 300) this.stats.delivered++;
           }
-          if (response.status < 300) this.stats.delivered++;
+        } finally {
+          if (taken.length > 0) await this.recordDone(taken, device);
         }
         if (page.length < PAGE_SIZE) {
           if (!drain.more) {

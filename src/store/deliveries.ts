@@ -2,8 +2,8 @@ import { sql, type Kysely, type Selectable } from 'kysely';
 import { CompiledStatements } from './compiled.js';
 import { GroupCommit } from './group-commit.js';
 import { nullsAbsent } from './rows.js';
-import { insertStoredMessage, toStoredMessage } from './offline.js';
-import type { Database, DevicesTable } from './schema.js';
+import { insertStoredMessage, toStoredMessage, type WaitingBounds } from './offline.js';
+import type { Database, DevicesTable, MessageDeliveriesTable, OfflineMessagesTable } from './schema.js';
 import type { DeliveryCursor, DeliveryStore, PendingDelivery, RememberedDevice, StoredMessage } from './types.js';
 
 /** Messages stored and deliveries done are group-committed: a burst of them shares one disk sync. */
@@ -11,7 +11,10 @@ export class DeliveryRepository implements DeliveryStore {
   private readonly commits: GroupCommit;
   private readonly statements = new CompiledStatements();
 
-  constructor(private readonly db: Kysely<Database>) {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly waiting: WaitingBounds,
+  ) {
     this.commits = new GroupCommit(db);
   }
 
@@ -33,56 +36,73 @@ export class DeliveryRepository implements DeliveryStore {
     await this.db.updateTable('devices').set({ contact }).where('aor', '=', aor).where('device', '=', device).execute();
   }
 
+  /** Run for every message kept per device: its statements compiled once per number of devices. */
   add(message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number): Promise<number | 'full'> {
+    const { statements, waiting } = this;
     return this.commits.run(async (trx) => {
-      const id = await insertStoredMessage(trx, message, maxPerUser, true);
+      const id = await insertStoredMessage(trx, statements, waiting, message, maxPerUser, true);
       if (id === 'full') return id;
-      await trx
-        .insertInto('message_deliveries')
-        .values(devices.map((device) => ({ message_id: id, aor: message.aor, device, priority })))
-        .execute();
+      const values = devices.flatMap((device) => [id, message.aor, device, priority]);
+      const rows = statements.compile(`deliveries ${devices.length}`, values, (v) =>
+        trx.insertInto('message_deliveries').values(
+          devices.map((_, i) => ({ message_id: v[4 * i] as number, aor: v[4 * i + 1] as string, device: v[4 * i + 2] as string, priority: v[4 * i + 3] as number })),
+        ),
+      );
+      await trx.executeQuery(rows);
       return id;
     });
   }
 
+  /**
+   * Run for every page of a device's queue: compiled once per page size, with or without a cursor.
+   * The page size is written into the SQL (see OfflineRepository.listFor).
+   */
   async pendingFor(aor: string, device: string, now: number, cursor: DeliveryCursor | undefined, limit: number): Promise<PendingDelivery[]> {
-    let query = this.db
-      .selectFrom('message_deliveries as d')
-      .innerJoin('offline_messages as m', 'm.id', 'd.message_id')
-      .selectAll('m')
-      .select(['d.device', 'd.priority'])
-      .where('d.aor', '=', aor)
-      .where('d.device', '=', device)
-      .where('m.expires_at', '>', now);
-    if (cursor) {
-      query = query.where((eb) =>
-        eb.or([eb('d.priority', '>', cursor.priority), eb.and([eb('d.priority', '=', cursor.priority), eb('d.message_id', '>', cursor.messageId)])]),
-      );
-    }
-    const rows = await query.orderBy('d.priority').orderBy('d.message_id').limit(limit).execute();
+    const size = Math.floor(limit);
+    const values = cursor ? [aor, device, now, cursor.priority, cursor.priority, cursor.messageId] : [aor, device, now];
+    const query = this.statements.compile(`pending ${size} ${cursor !== undefined}`, values, (v) => {
+      let select = this.db
+        .selectFrom('message_deliveries as d')
+        .innerJoin('offline_messages as m', 'm.id', 'd.message_id')
+        .selectAll('m')
+        .select(['d.device', 'd.priority'])
+        .where('d.aor', '=', v[0] as string)
+        .where('d.device', '=', v[1] as string)
+        .where('m.expires_at', '>', v[2] as number);
+      if (v.length > 3) {
+        select = select.where((eb) =>
+          eb.or([eb('d.priority', '>', v[3] as number), eb.and([eb('d.priority', '=', v[4] as number), eb('d.message_id', '>', v[5] as number)])]),
+        );
+      }
+      return select.orderBy('d.priority').orderBy('d.message_id').limit(sql.lit(size));
+    });
+    const { rows } = await this.db.executeQuery<Selectable<OfflineMessagesTable> & Pick<Selectable<MessageDeliveriesTable>, 'device' | 'priority'>>(query);
     return rows.map((row) => ({ message: toStoredMessage(row), device: row.device, priority: row.priority }));
   }
 
   /**
-   * Run for every delivery a device takes: two statements compiled once (see CompiledStatements) on
-   * the transaction's own connection, the second removing the message once its last row is gone.
+   * Run for every delivery a device takes, a page of its queue at a time: two statements compiled
+   * once per number of messages, on the transaction's own connection, the second removing each
+   * message whose last row is gone.
    */
-  done(messageId: number, device: string): Promise<void> {
+  done(messageIds: readonly number[], device: string): Promise<void> {
+    if (messageIds.length === 0) return Promise.resolve();
     const statements = this.statements;
+    const count = messageIds.length;
     return this.commits.run(async (trx) => {
-      const row = statements.compile('done', [messageId, device], ([id, device]) =>
-        trx.deleteFrom('message_deliveries').where('message_id', '=', id as number).where('device', '=', device as string),
+      const rows = statements.compile(`done ${count}`, [device, ...messageIds], ([device, ...ids]) =>
+        trx.deleteFrom('message_deliveries').where('device', '=', device as string).where('message_id', 'in', ids as number[]),
       );
-      const message = statements.compile('done message', [messageId, messageId], ([id, rowsOf]) =>
+      const messages = statements.compile(`done messages ${count}`, messageIds, (ids) =>
         trx
           .deleteFrom('offline_messages')
-          .where('id', '=', id as number)
+          .where('id', 'in', ids as number[])
           .where('per_device', '=', sql.lit(1))
-          .where((eb) => eb.not(eb.exists(eb.selectFrom('message_deliveries').select('device').where('message_id', '=', rowsOf as number)))),
+          .where((eb) => eb.not(eb.exists(eb.selectFrom('message_deliveries').select('device').whereRef('message_id', '=', 'offline_messages.id')))),
       );
       await trx.getExecutor().provideConnection(async (connection) => {
-        await connection.executeQuery(row);
-        await connection.executeQuery(message);
+        await connection.executeQuery(rows);
+        await connection.executeQuery(messages);
       });
     });
   }

@@ -7,10 +7,13 @@ import type { OfflineStore, StoredMessage } from './types.js';
 export class OfflineRepository implements OfflineStore {
   private readonly statements = new CompiledStatements();
 
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly waiting: WaitingBounds,
+  ) {}
 
   add(message: Omit<StoredMessage, 'id'>, maxPerUser: number): Promise<number | 'full'> {
-    return this.db.transaction().execute((trx) => insertStoredMessage(trx, message, maxPerUser, false));
+    return this.db.transaction().execute((trx) => insertStoredMessage(trx, this.statements, this.waiting, message, maxPerUser, false));
   }
 
   /**
@@ -55,41 +58,98 @@ export class OfflineRepository implements OfflineStore {
   }
 }
 
+/** Users whose bound is kept at most: past it they are all forgotten, and each one's next message counts again. */
+const MAX_BOUNDED_USERS = 100_000;
+
+/**
+ * How many stored messages wait for each user at most, as this process stored them: the per-user
+ * limit needs a count in the store only once that bound reaches it, not on every message. Removals
+ * and expiry only lower the real number, so the bound stays one (Parley is its store's only writer).
+ */
+export class WaitingBounds {
+  private readonly bounds = new Map<string, number>();
+
+  /** The bound of `aor`, undefined when it is to be counted. */
+  get(aor: string): number | undefined {
+    return this.bounds.get(aor);
+  }
+
+  /** Counts again with the next message. */
+  forget(aor: string): void {
+    this.bounds.delete(aor);
+  }
+
+  /** What a count in the store found, below the limit. */
+  counted(aor: string, waiting: number): void {
+    if (this.bounds.size >= MAX_BOUNDED_USERS && !this.bounds.has(aor)) this.bounds.clear();
+    this.bounds.set(aor, waiting);
+  }
+
+  /** One more message stored: counted before its commit, so a batch rolled back leaves the bound higher than the number, never lower. */
+  added(aor: string): void {
+    const bound = this.bounds.get(aor);
+    if (bound !== undefined) this.bounds.set(aor, bound + 1);
+  }
+}
+
 /**
  * Inserts a stored message unless its recipient has maxPerUser waiting. Messages already expired
  * when this one arrives do not take up the recipient's quota, so a sweep that has not run yet
  * cannot make a mailbox look full. On PostgreSQL two concurrent adds for one recipient may both
  * pass the check (read committed). `perDevice`: delivered per device (message_deliveries) rather
- * than to whichever device registers next.
+ * than to whichever device registers next. Run for every MESSAGE stored: compiled once per shape
+ * (see CompiledStatements); the recipient's messages are counted only when their bound
+ * (`waiting`) reaches the limit, and then at most maxPerUser of them.
  */
-export async function insertStoredMessage(trx: Transaction<Database>, message: Omit<StoredMessage, 'id'>, maxPerUser: number, perDevice: boolean): Promise<number | 'full'> {
-  const { waiting } = await trx
-    .selectFrom('offline_messages')
-    .select((eb) => eb.fn.countAll<number>().as('waiting'))
-    .where('aor', '=', message.aor)
-    .where('expires_at', '>', message.receivedAt)
-    .executeTakeFirstOrThrow();
-  if (waiting >= maxPerUser) return 'full';
-  const { id } = await trx
-    .insertInto('offline_messages')
-    .values({
-      aor: message.aor,
-      from_header: message.fromHeader,
-      to_header: message.toHeader,
-      content_type: message.contentType,
-      body: message.body,
-      received_at: message.receivedAt,
-      sent_at: message.sentAt ?? null,
-      expires_at: message.expiresAt,
-      origin_call_id: message.origin?.callId ?? null,
-      origin_from_tag: message.origin?.fromTag ?? null,
-      origin_cseq: message.origin?.cseq ?? null,
-      per_device: perDevice ? 1 : 0,
-      sent_copy: message.sentCopy ? 1 : 0,
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  return id;
+export async function insertStoredMessage(
+  trx: Transaction<Database>, statements: CompiledStatements, waiting: WaitingBounds, message: Omit<StoredMessage, 'id'>, maxPerUser: number, perDevice: boolean,
+): Promise<number | 'full'> {
+  const bound = waiting.get(message.aor);
+  if (bound === undefined || bound >= maxPerUser) {
+    const limit = Math.floor(maxPerUser);
+    const count = statements.compile(`waiting at most ${limit}`, [message.aor, message.receivedAt], ([aor, now]) =>
+      trx
+        .selectFrom((eb) =>
+          eb.selectFrom('offline_messages').select('id').where('aor', '=', aor as string).where('expires_at', '>', now as number).limit(sql.lit(limit)).as('waiting'),
+        )
+        .select((eb) => eb.fn.countAll<number>().as('waiting')),
+    );
+    const { rows: counted } = await trx.executeQuery<{ waiting: number | string }>(count);
+    const stored = Number(counted[0]!.waiting);
+    // A count that reached the limit stopped there: it is no bound, and the next message counts again.
+    if (stored >= maxPerUser) {
+      waiting.forget(message.aor);
+      return 'full';
+    }
+    waiting.counted(message.aor, stored);
+  }
+  const values = [
+    message.aor, message.fromHeader, message.toHeader, message.contentType, message.body, message.receivedAt, message.sentAt ?? null, message.expiresAt,
+    message.origin?.callId ?? null, message.origin?.fromTag ?? null, message.origin?.cseq ?? null, perDevice ? 1 : 0, message.sentCopy ? 1 : 0,
+  ] as const;
+  const insert = statements.compile('store message', values, (v) =>
+    trx
+      .insertInto('offline_messages')
+      .values({
+        aor: v[0] as string,
+        from_header: v[1] as string,
+        to_header: v[2] as string,
+        content_type: v[3] as string,
+        body: v[4] as Buffer,
+        received_at: v[5] as number,
+        sent_at: v[6] as number | null,
+        expires_at: v[7] as number,
+        origin_call_id: v[8] as string | null,
+        origin_from_tag: v[9] as string | null,
+        origin_cseq: v[10] as number | null,
+        per_device: v[11] as number,
+        sent_copy: v[12] as number,
+      })
+      .returning('id'),
+  );
+  const { rows } = await trx.executeQuery<{ id: number }>(insert);
+  waiting.added(message.aor);
+  return Number(rows[0]!.id);
 }
 
 export function toStoredMessage(row: Selectable<OfflineMessagesTable>): StoredMessage {

@@ -14,7 +14,7 @@ import { GatewayAccountRepository, GatewayRoomRepository } from './accounts.js';
 import { deferCommitSyncs, type DeferredSync } from './group-commit.js';
 import { LocationRepository } from './locations.js';
 import { migrations } from './migrations/index.js';
-import { OfflineRepository } from './offline.js';
+import { OfflineRepository, WaitingBounds } from './offline.js';
 import { DeliveryRepository } from './deliveries.js';
 import { PresenceRepository } from './presence.js';
 import { ReceiptIdRepository } from './receipt-ids.js';
@@ -45,11 +45,12 @@ type StoreTarget = SqliteTarget | PostgresTarget;
 
 /** A new repository is one line here plus its field in the Store interface. */
 function createRepositories(db: Kysely<Database>) {
+  const waiting = new WaitingBounds();
   return {
     users: new UserRepository(db),
     locations: new LocationRepository(db),
-    offline: new OfflineRepository(db),
-    deliveries: new DeliveryRepository(db),
+    offline: new OfflineRepository(db, waiting),
+    deliveries: new DeliveryRepository(db, waiting),
     presence: new PresenceRepository(db),
     outbox: new OutboxRepository(db),
     gatewayAccounts: new GatewayAccountRepository(db),

@@ -152,8 +152,8 @@ export interface DeliveryStore {
   add(message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number): Promise<number | 'full'>;
   /** Up to `limit` unexpired messages a device has still to take, normal before non-urgent, then oldest first, after `cursor`. */
   pendingFor(aor: string, device: string, now: number, cursor: DeliveryCursor | undefined, limit: number): Promise<PendingDelivery[]>;
-  /** The device took the message (or refused it for good): its row goes, and the message with its last row. */
-  done(messageId: number, device: string): Promise<void>;
+  /** The device took these messages (or refused them for good): their rows go, and each message with its last row. */
+  done(messageIds: readonly number[], device: string): Promise<void>;
   /** Pending deliveries per device of an AOR, every AOR when absent. */
   pendingCounts(aor?: string): Promise<Array<{ aor: string; device: string; pending: number }>>;
   /**

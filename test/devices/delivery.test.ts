@@ -136,23 +136,59 @@ test('1,000 deliveries waiting for one device are delivered in order, a page at 
     assert.equal(typeof (await deliveries.add(message, [phoneInstance], 0, total)), 'number');
   }
   const pageSizes: number[] = [];
-  const pendingFor = deliveries.pendingFor;
+  const removals: number[] = [];
+  const { pendingFor, done } = deliveries;
   deliveries.pendingFor = async (...args) => {
     const page = await pendingFor.apply(deliveries, args);
     pageSizes.push(page.length);
     return page;
   };
+  deliveries.done = (ids, device) => {
+    removals.push(ids.length);
+    return done.call(deliveries, ids, device);
+  };
   try {
     const last = phone.waitForRequest((m) => m.body.toString() === `m${total - 1}`, 60_000);
     assert.equal((await registerDevice(phone, { instance: phoneInstance })).status, 200);
     await last;
+    await eventually(async () => (await deliveries.pendingCounts(aor)).length === 0, 'every row taken gone');
   } finally {
     deliveries.pendingFor = pendingFor;
+    deliveries.done = done;
   }
+  assert.deepEqual(removals, Array.from({ length: total / 100 }, () => 100), 'the rows a device took go a page at a time');
   assert.deepEqual(messages(phone), Array.from({ length: total }, (_, i) => `m${i}`), 'every message, once, in order');
   assert.ok(Math.max(...pageSizes) <= 100, `pages of ${Math.max(...pageSizes)}`);
   assert.ok(pageSizes.length >= total / 100, `${pageSizes.length} pages`);
   assert.deepEqual(messages(laptop), [], 'rows of one device are not another\'s');
+});
+
+test('the devices of a user are read from the store once, not for every message, and again once one of them registers', async () => {
+  const { phone, laptop, sender, aor } = await twoDevices('hope');
+  const deliveries = s.server.store.deliveries;
+  const { devicesOf } = deliveries;
+  let reads = 0;
+  deliveries.devicesOf = (...args) => {
+    reads++;
+    return devicesOf.apply(deliveries, args);
+  };
+  try {
+    for (const body of ['one', 'two', 'three']) {
+      const both = [phone.waitForRequest((m) => m.body.toString() === body), laptop.waitForRequest((m) => m.body.toString() === body)];
+      assert.equal((await sender.message(aor, body)).status, 200);
+      await Promise.all(both);
+    }
+    assert.equal(reads, 1);
+    const tablet = await agent('hope', s.udp);
+    assert.equal((await registerDevice(tablet, { instance: newInstance() })).status, 200);
+    const all = [phone, laptop, tablet].map((ua) => ua.waitForRequest((m) => m.body.toString() === 'four'));
+    assert.equal((await sender.message(aor, 'four')).status, 200);
+    await Promise.all(all);
+    assert.equal(reads, 2, 'read again after the tablet registered');
+  } finally {
+    deliveries.devicesOf = devicesOf;
+  }
+  assert.deepEqual(messages(phone), ['one', 'two', 'three', 'four']);
 });
 
 test('messages stored before per-device delivery (one row for the user) still go to the next device that registers', async () => {

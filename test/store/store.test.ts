@@ -532,9 +532,9 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       assert.deepEqual(page.map((d) => d.message.id), [receipt]);
       assert.deepEqual(await store.offline.listFor(aor, NOW, { afterId: 0, limit: 10, anyDevice: true }), [], 'not for whichever device comes next');
 
-      await store.deliveries.done(urgent as number, 'urn:uuid:ab-1');
+      await store.deliveries.done([urgent as number], 'urn:uuid:ab-1');
       assert.equal(await store.offline.count(aor), 3, 'the laptop has still to take it');
-      await store.deliveries.done(urgent as number, 'laptop');
+      await store.deliveries.done([urgent as number], 'laptop');
       assert.equal(await store.offline.count(aor), 2);
       const dan = 'dan@a.example';
       await store.locations.replace(dan, [
@@ -545,6 +545,26 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       assert.deepEqual(await store.deliveries.devicesOf(aor, 0), []);
       assert.deepEqual((await store.deliveries.devicesOf(dan, 0)).map((d) => d.device), ['urn:uuid:da-2']);
       assert.equal(await store.offline.count(aor), 0, 'what only forgotten devices had to take goes with them');
+    });
+
+    test('per-device deliveries: a page a device took goes in one call, each message with its last row; the per-user limit holds past it and for both stores', async () => {
+      const aor = 'erin@a.example';
+      const devices = ['urn:uuid:e-1', 'urn:uuid:e-2'];
+      const ids: number[] = [];
+      for (const body of ['one', 'two', 'three']) ids.push((await store.deliveries.add(message(aor, { body: Buffer.from(body) }), devices, 0, 5)) as number);
+      assert.equal(await store.deliveries.add(message(aor), devices, 0, 2), 'full', 'more waiting than a lower limit allows');
+      assert.equal(await store.deliveries.add(message(aor), devices, 0, 3), 'full');
+
+      await store.deliveries.done(ids, 'urn:uuid:e-1');
+      assert.deepEqual(await store.deliveries.pendingFor(aor, 'urn:uuid:e-1', NOW, undefined, 10), []);
+      assert.equal(await store.offline.count(aor), 3, 'the other device has still to take them');
+      await store.deliveries.done(ids.slice(0, 2), 'urn:uuid:e-2');
+      assert.deepEqual((await store.deliveries.pendingFor(aor, 'urn:uuid:e-2', NOW, undefined, 10)).map((d) => d.message.body.toString()), ['three']);
+      assert.equal(await store.offline.count(aor), 1);
+      assert.equal(typeof (await store.deliveries.add(message(aor), devices, 0, 2)), 'number');
+      assert.equal(await store.offline.add(message(aor), 2), 'full', 'one limit for the messages kept per device and the others');
+      assert.equal(typeof (await store.offline.add(message(aor), 10)), 'number');
+      assert.equal(await store.deliveries.add(message(aor), devices, 0, 3), 'full');
     });
 
     describe('receipt ids', () => {
