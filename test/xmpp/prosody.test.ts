@@ -10,7 +10,8 @@ import { eventually } from '../support/eventually.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
-import { XmppUser } from '../support/xmpp-user.js';
+import { componentConfig, gatewayJid, gatewaySipAddress, registeredSipUser, startComponentGateway, xmppLinkOnline, xmppUsers } from '../support/xmpp-gateway.js';
+import type { XmppUser } from '../support/xmpp-user.js';
 
 let prosody: Prosody;
 let parley: TestServer;
@@ -19,19 +20,8 @@ let romeo: XmppUser;
 let juliet: XmppUser;
 
 /** How SIP users write to an XMPP user, and how XMPP users write to alice (the separator convention). */
-const sipAddressOf = (user: string) => `sip:${user}*${prosody.domain}@${prosody.componentDomain}`;
-const aliceJid = () => `alice*localhost@${prosody.componentDomain}`;
-
-const gatewayConfig = (password: string) => ({
-  xmpp: {
-    enabled: true,
-    xmpp_domain: prosody.componentDomain,
-    xmpp_password: password,
-    xmpp_port: prosody.componentPort,
-    reconnect_min: 0.1,
-    reconnect_max: 0.5,
-  },
-});
+const sipAddressOf = (user: string) => gatewaySipAddress(prosody, user);
+const aliceJid = () => gatewayJid(prosody, 'alice');
 
 const bodyOf = (stanza: xml.Element) => stanza.getChildText('body') ?? '';
 const messagesTo = (ua: TestUA, test: (request: SipMessage) => boolean = () => true) =>
@@ -44,16 +34,11 @@ async function sipMessages(ua: TestUA, count: number, test: (request: SipMessage
   }, `${count} MESSAGEs for ${ua.aor}`, timeoutMs);
 }
 
-const gatewayOnline = (server: TestServer) => eventually(() => server.server.xmpp!.stats.state === 'online' || undefined, 'XMPP link online');
-
 before(async () => {
   prosody = await Prosody.start();
-  await Promise.all([prosody.register('romeo', 'password'), prosody.register('juliet', 'password')]);
-  [romeo, juliet] = await Promise.all([XmppUser.connect(prosody, 'romeo'), XmppUser.connect(prosody, 'juliet')]);
-  parley = await startServer(gatewayConfig(prosody.componentSecret));
-  alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
-  assert.equal((await alice.register()).status, 200);
-  await gatewayOnline(parley);
+  [romeo, juliet] = await xmppUsers(prosody, 'romeo', 'juliet');
+  parley = await startComponentGateway(prosody);
+  alice = await registeredSipUser(parley, 'alice');
 });
 
 after(async () => {
@@ -179,7 +164,7 @@ describe('Prosody restart', () => {
     assert.equal(gateway.stats.queued, 5);
 
     await prosody.start();
-    await gatewayOnline(parley);
+    await xmppLinkOnline(parley);
     assert.ok(gateway.stats.reconnects > reconnectsBefore);
     const received = await romeo.waitForMessages(10, (m) => bodyOf(m).startsWith('restart '), 15_000);
     assert.deepEqual(received.map(bodyOf), Array.from({ length: 10 }, (_, i) => `restart ${i}`));
@@ -193,14 +178,14 @@ describe('Prosody restart', () => {
 describe('Prosody killed', () => {
   test('messages Prosody had not read when it died are written again once it is back: every one arrives', async () => {
     const gateway = parley.server.xmpp!;
-    await gatewayOnline(parley);
+    await xmppLinkOnline(parley);
     // Frozen, Prosody reads nothing: what the gateway writes now waits in its socket buffer and dies with it.
     process.kill(prosody.pid!, 'SIGSTOP');
     for (let i = 0; i < 5; i++) assert.equal((await alice.message(sipAddressOf('romeo'), `killed ${i}`)).status, 202);
     assert.equal(gateway.stats.state, 'online');
     await prosody.stop(0);
     await prosody.start();
-    await gatewayOnline(parley);
+    await xmppLinkOnline(parley);
     const received = await romeo.waitForMessages(5, (m) => bodyOf(m).startsWith('killed '), 15_000);
     assert.deepEqual(received.map(bodyOf), Array.from({ length: 5 }, (_, i) => `killed ${i}`));
   });
@@ -209,7 +194,7 @@ describe('Prosody killed', () => {
 describe('wrong component secret', () => {
   test('is reported clearly, without the secret, and Parley stays up', async () => {
     const secret = 'not-the-component-secret';
-    const misconfigured = await startServer(gatewayConfig(secret));
+    const misconfigured = await startServer({ xmpp: componentConfig(prosody, { xmpp_password: secret }) });
     try {
       await eventually(() => misconfigured.logs.find((line) => line.includes('component handshake refused: check xmpp_password')), 'handshake refusal logged');
       assert.ok(!misconfigured.logs.some((line) => line.includes(secret)), 'the secret is not logged');
@@ -221,6 +206,6 @@ describe('wrong component secret', () => {
     } finally {
       await misconfigured.stop();
     }
-    await gatewayOnline(parley);
+    await xmppLinkOnline(parley);
   });
 });

@@ -12,9 +12,10 @@ import { MARKERS_NS, RECEIPTS_NS } from '../../src/xmpp/receipts.js';
 import { eventually } from '../support/eventually.js';
 import { contentTypeOf, imdnIn, linphoneCpim, linphoneImdn } from '../support/linphone.js';
 import { Prosody } from '../support/prosody.js';
-import { type TestServer, startServer } from '../support/server.js';
+import type { TestServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
-import { XmppUser } from '../support/xmpp-user.js';
+import { gatewayJid, gatewaySipAddress, registeredSipUser, startComponentGateway, xmppUsers } from '../support/xmpp-gateway.js';
+import type { XmppUser } from '../support/xmpp-user.js';
 
 let prosody: Prosody;
 let parley: TestServer;
@@ -22,8 +23,8 @@ let alice: TestUA;
 let romeo: XmppUser;
 let juliet: XmppUser;
 
-const sipAddressOf = (user: string) => `sip:${user}*${prosody.domain}@${prosody.componentDomain}`;
-const jidOf = (sipUser: string) => `${sipUser}*localhost@${prosody.componentDomain}`;
+const sipAddressOf = (user: string) => gatewaySipAddress(prosody, user);
+const jidOf = (sipUser: string) => gatewayJid(prosody, sipUser);
 const ISCOMPOSING = 'application/im-iscomposing+xml';
 
 const isComposing = (state: string) =>
@@ -32,14 +33,9 @@ const isComposing = (state: string) =>
 const messagesFor = (ua: TestUA, test: (request: SipMessage) => boolean) => ua.received.filter((request) => request.method === 'MESSAGE' && test(request));
 before(async () => {
   prosody = await Prosody.start();
-  await Promise.all([prosody.register('romeo', 'password'), prosody.register('juliet', 'password')]);
-  [romeo, juliet] = await Promise.all([XmppUser.connect(prosody, 'romeo'), XmppUser.connect(prosody, 'juliet')]);
-  parley = await startServer({
-    xmpp: { enabled: true, xmpp_domain: prosody.componentDomain, xmpp_password: prosody.componentSecret, xmpp_port: prosody.componentPort, reconnect_min: 0.1, reconnect_max: 0.5 },
-  });
-  alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
-  assert.equal((await alice.register()).status, 200);
-  await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 'XMPP link online');
+  [romeo, juliet] = await xmppUsers(prosody, 'romeo', 'juliet');
+  parley = await startComponentGateway(prosody);
+  alice = await registeredSipUser(parley, 'alice');
 });
 
 after(async () => {
