@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { RpcErrorCode } from '../../src/admin/index.js';
 import { SecretBox, sealContext } from '../../src/gateway/index.js';
-import { eventually } from '../support/eventually.js';
+import { sessionOnline } from '../support/gateway.js';
 import { Prosody } from '../support/prosody.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
@@ -56,7 +56,7 @@ describe('gateway RPC methods', () => {
       id: aliceId, sipUser: 'sip:alice@localhost', network: 'xmpp', extUser: `alice@${prosody.domain}`, server: '127.0.0.1', port: prosody.c2sPort,
       tls: 'none', enabled: true, lastError: null, session: 'connecting', createdAt: undefined, updatedAt: undefined,
     });
-    await eventually(() => s.server.gateway!.sessionState(aliceId) === 'online' || undefined, 'session online', 15_000);
+    await sessionOnline(s, aliceId);
     const [stored] = await (await s.server.store.gatewayAccountsIn('gateway_accounts')).listFor('sip:alice@localhost');
     assert.equal(new SecretBox(KEY).open(stored!.extPass!, sealContext(stored!)), XMPP_PASSWORD);
     assert.deepEqual(await s.server.store.gatewayAccounts.list(), [], 'gateway.db_table holds the accounts, not purplemap');

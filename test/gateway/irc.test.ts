@@ -8,9 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import { configSchema } from '../../src/config/index.js';
 import type { SipMessage } from '../../src/sip/index.js';
 import { eventually } from '../support/eventually.js';
-import { GATEWAY, bodyOf, command, fromGateway, notices, sipUser, startGatewayServer } from '../support/gateway.js';
-import { IrcUser } from '../support/irc-user.js';
-import { Ngircd } from '../support/ngircd.js';
+import { GATEWAY, type IrcGateway, bodyOf, command, fromGateway, ircLinkCommand, notices, sessionOnline, startIrcGateway } from '../support/gateway.js';
+import type { IrcUser } from '../support/irc-user.js';
+import type { Ngircd } from '../support/ngircd.js';
 import type { TestServer } from '../support/server.js';
 import type { TestUA } from '../support/ua.js';
 
@@ -20,28 +20,22 @@ const WRONG_PASSWORD = 'Wrong-Irc-Pass-0815';
 const ALIAS = 'irc.localhost';
 const SERVER = '127.0.0.1';
 
+let irc: IrcGateway;
 let ngircd: Ngircd;
 let parley: TestServer;
 let alice: TestUA;
 let bob: IrcUser;
 
-const linkCommand = (nick: string, password: string) => `#link irc ${nick}@${SERVER} ${password} ${SERVER}:${ngircd.port} tls=none`;
+const linkCommand = (nick: string, password: string) => ircLinkCommand(nick, password, ngircd.port);
 const sipMessage = (ua: TestUA, test: (m: SipMessage) => boolean, what: string, timeoutMs = 10_000) =>
   eventually(() => ua.received.find((m) => m.method === 'MESSAGE' && test(m)), what, timeoutMs);
 
 before(async () => {
-  ngircd = await Ngircd.start({ password: IRC_PASSWORD });
-  bob = await IrcUser.connect(ngircd, 'bob', IRC_PASSWORD);
-  parley = await startGatewayServer();
-  alice = await sipUser(parley, 'alice', SIP_PASSWORD);
+  irc = await startIrcGateway(IRC_PASSWORD, SIP_PASSWORD);
+  ({ ngircd, parley, alice, bob } = irc);
 });
 
-after(async () => {
-  alice?.close();
-  bob?.close();
-  await parley?.stop();
-  await ngircd?.stop();
-});
+after(() => irc?.stop());
 
 describe('per-user IRC gateway', () => {
   let accountId = 0;
@@ -55,7 +49,7 @@ describe('per-user IRC gateway', () => {
     assert.equal((await alice.register()).status, 200);
     const [reply] = await notices(alice, 1, (text) => text.startsWith('Linked'));
     assert.match(reply!, new RegExp(`Linked irc account alice@${SERVER} as number ${accountId}`));
-    await eventually(() => parley.server.gateway!.sessionState(accountId) === 'online' || undefined, 'session online', 15_000);
+    await sessionOnline(parley, accountId);
     bob.raw('ISON alice');
     await bob.waitFor((m) => m.command === '303' && /\balice\b/.test(m.params.at(-1)!), 'alice is on IRC');
   });

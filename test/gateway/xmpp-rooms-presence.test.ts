@@ -10,7 +10,7 @@ import { component } from '@xmpp/component';
 import xml from '@xmpp/xml';
 import type { SipMessage } from '../../src/sip/index.js';
 import { eventually } from '../support/eventually.js';
-import { GATEWAY, bodyOf, gatewayConfig } from '../support/gateway.js';
+import { GATEWAY, bodyOf, gatewayConfig, sessionOnline, xmppLinkCommand } from '../support/gateway.js';
 import { Watch, pidf, publish, stateIn } from '../support/presence.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
@@ -33,13 +33,13 @@ function sipMessages(ua: TestUA, test: (m: SipMessage) => boolean, what: string,
 }
 
 async function link(ua: TestUA, user: string, password: string): Promise<number> {
-  const response = await ua.message(GATEWAY, `#link xmpp ${user}@${prosody.domain} ${password} 127.0.0.1:${prosody.c2sPort} tls=none`);
+  const response = await ua.message(GATEWAY, xmppLinkCommand(prosody, user, password));
   assert.equal(response.status, 200);
   const accounts = await parley.server.store.gatewayAccounts.listFor(ua.aor.replace(/;.*$/, ''));
   return accounts.find((a) => a.extUser === `${user}@${prosody.domain}`)!.id;
 }
 
-const online = (id: number) => eventually(() => parley.server.gateway!.sessionState(id) === 'online' || undefined, `session ${id} online`, 15_000);
+const online = (id: number) => sessionOnline(parley, id, `session ${id} online`);
 
 let aliceAccount = 0;
 
