@@ -3,7 +3,7 @@
 // side addresses the other.
 import assert from 'node:assert/strict';
 import { eventually } from './eventually.js';
-import type { Prosody } from './prosody.js';
+import { Prosody } from './prosody.js';
 import { type ConfigPatch, type TestServer, startServer } from './server.js';
 import { TestUA } from './ua.js';
 import { XmppUser } from './xmpp-user.js';
@@ -51,4 +51,49 @@ export async function registeredSipUser(parley: TestServer, user: string): Promi
   const ua = await TestUA.create({ proto: 'tcp', user, server: parley.tcp });
   assert.equal((await ua.register()).status, 200);
   return ua;
+}
+
+/** One `T` for each name of the tuple `Names`. */
+type Each<Names extends string[], T> = { [K in keyof Names]: T };
+
+/** The component gateway end to end: a real Prosody with XMPP users online, a linked Parley, and SIP users registered on it. */
+export interface ComponentGateway<X extends string[] = string[], S extends string[] = string[]> {
+  prosody: Prosody;
+  parley: TestServer;
+  /** Online on Prosody (password "password"), in the order asked for. */
+  xmppUsers: Each<X, XmppUser>;
+  /** Registered on Parley over TCP, in the order asked for. */
+  sipUsers: Each<S, TestUA>;
+  /** Closes the users, then stops Parley and Prosody (by pid). */
+  stop(): Promise<void>;
+}
+
+export interface ComponentGatewayOptions<X extends string[], S extends string[]> {
+  xmppUsers: [...X];
+  sipUsers: [...S];
+  /** Each XMPP user fetches its roster before Parley links, as clients that take part in presence do. */
+  rosters?: boolean;
+}
+
+export async function startComponentGatewayWith<X extends string[], S extends string[]>(options: ComponentGatewayOptions<X, S>): Promise<ComponentGateway<X, S>> {
+  const prosody = await Prosody.start();
+  const xmpp: XmppUser[] = [];
+  const sip: TestUA[] = [];
+  let parley: TestServer | undefined;
+  const stop = async () => {
+    for (const ua of sip) ua.close();
+    await Promise.all(xmpp.map((user) => user.stop()));
+    await parley?.stop();
+    await prosody.stop();
+  };
+  try {
+    xmpp.push(...(await xmppUsers(prosody, ...options.xmppUsers)));
+    if (options.rosters) await Promise.all(xmpp.map((user) => user.fetchRoster()));
+    parley = await startComponentGateway(prosody);
+    for (const name of options.sipUsers) sip.push(await registeredSipUser(parley, name));
+    return { prosody, parley, xmppUsers: xmpp as Each<X, XmppUser>, sipUsers: sip as Each<S, TestUA>, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }

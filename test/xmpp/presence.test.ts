@@ -13,7 +13,7 @@ import { Watch, notified, pidf, publish } from '../support/presence.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
-import { componentConfig, gatewayJid, gatewaySipAddress, registeredSipUser, startComponentGateway, xmppLinkOnline, xmppUsers } from '../support/xmpp-gateway.js';
+import { type ComponentGateway, componentConfig, gatewayJid, gatewaySipAddress, startComponentGatewayWith, xmppLinkOnline } from '../support/xmpp-gateway.js';
 import { XmppUser } from '../support/xmpp-user.js';
 
 let prosody: Prosody;
@@ -31,24 +31,16 @@ const jidOf = (sipUser: string) => gatewayJid(prosody, sipUser);
 const presenceFrom = (user: XmppUser, from: string, type: string | undefined, since: number) =>
   user.waitForPresence((p) => p.attrs.from === from && p.attrs.type === type, since);
 
+let gateway: ComponentGateway;
+
 before(async () => {
-  prosody = await Prosody.start();
-  [mercutio, tybalt] = await xmppUsers(prosody, 'mercutio', 'tybalt');
-  await Promise.all([mercutio.fetchRoster(), tybalt.fetchRoster()]);
-  parley = await startComponentGateway(prosody);
-  alice = await registeredSipUser(parley, 'alice');
+  gateway = await startComponentGatewayWith({ xmppUsers: ['mercutio', 'tybalt'], sipUsers: ['alice', 'bob'], rosters: true });
+  ({ prosody, parley, xmppUsers: [mercutio, tybalt], sipUsers: [alice, bob] } = gateway);
   // bob has registered once, so he exists, and is offline now.
-  bob = await registeredSipUser(parley, 'bob');
   assert.equal((await bob.register(0)).status, 200);
 });
 
-after(async () => {
-  alice?.close();
-  bob?.close();
-  await Promise.all([mercutio?.stop(), tybalt?.stop()]);
-  await parley?.stop();
-  await prosody?.stop();
-});
+after(() => gateway?.stop());
 
 describe('a SIP user watching an XMPP user', () => {
   test('gets NOTIFYs as the contact approves, goes away with a status, busy, extended away, and offline', async () => {
@@ -119,6 +111,7 @@ describe('an XMPP user watching a SIP user', () => {
     assert.equal((await bob.register()).status, 200);
     await tybalt.stop();
     tybalt = await XmppUser.connect(prosody, 'tybalt');
+    gateway.xmppUsers[1] = tybalt; // stopped with the others at the end
     await tybalt.fetchRoster();
     await presenceFrom(tybalt, jidOf('bob'), undefined, 0);
   });

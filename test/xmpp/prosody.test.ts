@@ -10,7 +10,7 @@ import { eventually } from '../support/eventually.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
-import { componentConfig, gatewayJid, gatewaySipAddress, registeredSipUser, startComponentGateway, xmppLinkOnline, xmppUsers } from '../support/xmpp-gateway.js';
+import { type ComponentGateway, componentConfig, gatewayJid, gatewaySipAddress, startComponentGatewayWith, xmppLinkOnline } from '../support/xmpp-gateway.js';
 import type { XmppUser } from '../support/xmpp-user.js';
 
 let prosody: Prosody;
@@ -34,19 +34,14 @@ async function sipMessages(ua: TestUA, count: number, test: (request: SipMessage
   }, `${count} MESSAGEs for ${ua.aor}`, timeoutMs);
 }
 
+let gateway: ComponentGateway;
+
 before(async () => {
-  prosody = await Prosody.start();
-  [romeo, juliet] = await xmppUsers(prosody, 'romeo', 'juliet');
-  parley = await startComponentGateway(prosody);
-  alice = await registeredSipUser(parley, 'alice');
+  gateway = await startComponentGatewayWith({ xmppUsers: ['romeo', 'juliet'], sipUsers: ['alice'] });
+  ({ prosody, parley, xmppUsers: [romeo, juliet], sipUsers: [alice] } = gateway);
 });
 
-after(async () => {
-  alice?.close();
-  await Promise.all([romeo?.stop(), juliet?.stop()]);
-  await parley?.stop();
-  await prosody?.stop();
-});
+after(() => gateway?.stop());
 
 describe('messages between SIP and XMPP users', () => {
   test('a SIP MESSAGE reaches the XMPP user from the mapped address, answered 202', async () => {

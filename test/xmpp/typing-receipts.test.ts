@@ -14,7 +14,7 @@ import { contentTypeOf, imdnIn, linphoneCpim, linphoneImdn } from '../support/li
 import { Prosody } from '../support/prosody.js';
 import type { TestServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
-import { gatewayJid, gatewaySipAddress, registeredSipUser, startComponentGateway, xmppUsers } from '../support/xmpp-gateway.js';
+import { type ComponentGateway, gatewayJid, gatewaySipAddress, startComponentGatewayWith } from '../support/xmpp-gateway.js';
 import type { XmppUser } from '../support/xmpp-user.js';
 
 let prosody: Prosody;
@@ -31,19 +31,14 @@ const isComposing = (state: string) =>
   `<?xml version="1.0" encoding="UTF-8"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>${state}</state><contenttype>text/plain</contenttype><refresh>60</refresh></isComposing>`;
 
 const messagesFor = (ua: TestUA, test: (request: SipMessage) => boolean) => ua.received.filter((request) => request.method === 'MESSAGE' && test(request));
+let gateway: ComponentGateway;
+
 before(async () => {
-  prosody = await Prosody.start();
-  [romeo, juliet] = await xmppUsers(prosody, 'romeo', 'juliet');
-  parley = await startComponentGateway(prosody);
-  alice = await registeredSipUser(parley, 'alice');
+  gateway = await startComponentGatewayWith({ xmppUsers: ['romeo', 'juliet'], sipUsers: ['alice'] });
+  ({ prosody, parley, xmppUsers: [romeo, juliet], sipUsers: [alice] } = gateway);
 });
 
-after(async () => {
-  alice?.close();
-  await Promise.all([romeo?.stop(), juliet?.stop()]);
-  await parley?.stop();
-  await prosody?.stop();
-});
+after(() => gateway?.stop());
 
 describe('typing notifications', () => {
   test('a SIP user typing and stopping is seen by the XMPP user as <composing/> then <paused/>', async () => {
