@@ -13,7 +13,7 @@ import { Ngircd } from '../support/ngircd.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { Tinyproxy } from '../support/tinyproxy.js';
-import { TestUA } from '../support/ua.js';
+import { TestUA, waitForSipMessage } from '../support/ua.js';
 import { XmppUser } from '../support/xmpp-user.js';
 
 const IRC_PASSWORD = 'irc-server-pass';
@@ -24,7 +24,7 @@ let ngircd: Ngircd;
 let parley: TestServer;
 let alice: TestUA;
 
-const sipMessage = (test: (m: SipMessage) => boolean, what: string) => eventually(() => alice.received.find((m) => m.method === 'MESSAGE' && test(m)), what);
+const sipMessage = (test: (m: SipMessage) => boolean, what: string) => waitForSipMessage(alice, test, what);
 
 async function linkedOnline(server: TestServer, ua: TestUA, command: string, extUser: string): Promise<number> {
   assert.equal((await ua.message(GATEWAY, command)).status, 200);

@@ -7,6 +7,7 @@ import { after } from 'node:test';
 import { SipMessage, SipParseError, parseMessage, createResponse, randomToken, type Header } from '../../src/sip/index.js';
 import { StreamFramer } from '../../src/sip/transport/framer.js';
 import { parseDigest } from '../../src/registrar/index.js';
+import { eventually } from './eventually.js';
 
 export interface UaOptions {
   proto?: 'udp' | 'tcp';
@@ -255,4 +256,22 @@ export function udpAgents(): (user: string, server: { host: string; port: number
     agents.push(agent);
     return agent;
   };
+}
+
+/** The MESSAGEs `ua` has received so far that pass `test`, in the order they came. */
+export function sipMessagesTo(ua: TestUA, test: (request: SipMessage) => boolean = () => true): SipMessage[] {
+  return ua.received.filter((request) => request.method === 'MESSAGE' && test(request));
+}
+
+/** Resolves with the first MESSAGE `ua` received (before or later) that passes `test`. */
+export function waitForSipMessage(ua: TestUA, test: (request: SipMessage) => boolean, what: string, timeoutMs = 10_000): Promise<SipMessage> {
+  return eventually(() => sipMessagesTo(ua, test)[0], what, timeoutMs);
+}
+
+/** Resolves with every MESSAGE `ua` received that passes `test`, once there are at least `count`. */
+export function waitForSipMessages(ua: TestUA, count: number, test: (request: SipMessage) => boolean, timeoutMs = 10_000): Promise<SipMessage[]> {
+  return eventually(() => {
+    const found = sipMessagesTo(ua, test);
+    return found.length >= count ? found : undefined;
+  }, `${count} MESSAGEs for ${ua.aor}`, timeoutMs);
 }

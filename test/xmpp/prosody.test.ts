@@ -4,12 +4,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type xml from '@xmpp/xml';
-import type { SipMessage } from '../../src/sip/index.js';
 import { STANZAS_NS } from '../../src/xmpp/errors.js';
 import { eventually } from '../support/eventually.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
-import { TestUA } from '../support/ua.js';
+import { TestUA, waitForSipMessages } from '../support/ua.js';
 import { type ComponentGateway, componentConfig, gatewayJid, gatewaySipAddress, startComponentGatewayWith, xmppLinkOnline } from '../support/xmpp-gateway.js';
 import type { XmppUser } from '../support/xmpp-user.js';
 
@@ -24,15 +23,6 @@ const sipAddressOf = (user: string) => gatewaySipAddress(prosody, user);
 const aliceJid = () => gatewayJid(prosody, 'alice');
 
 const bodyOf = (stanza: xml.Element) => stanza.getChildText('body') ?? '';
-const messagesTo = (ua: TestUA, test: (request: SipMessage) => boolean = () => true) =>
-  ua.received.filter((request) => request.method === 'MESSAGE' && test(request));
-
-async function sipMessages(ua: TestUA, count: number, test: (request: SipMessage) => boolean, timeoutMs = 10_000): Promise<SipMessage[]> {
-  return eventually(() => {
-    const found = messagesTo(ua, test);
-    return found.length >= count ? found : undefined;
-  }, `${count} MESSAGEs for ${ua.aor}`, timeoutMs);
-}
 
 let gateway: ComponentGateway;
 
@@ -61,7 +51,7 @@ describe('messages between SIP and XMPP users', () => {
 
   test('an XMPP message reaches the SIP user from the mapped address', async () => {
     await romeo.send(aliceJid(), 'Hello Alice', { type: 'normal', 'xml:lang': 'fr' });
-    const [message] = await sipMessages(alice, 1, (m) => m.body.toString() === 'Hello Alice');
+    const [message] = await waitForSipMessages(alice, 1, (m) => m.body.toString() === 'Hello Alice');
     assert.equal(message!.from.uri, sipAddressOf('romeo'));
     assert.equal(message!.to.uri, 'sip:alice@localhost');
     assert.equal(message!.get('content-type'), 'text/plain;charset=utf-8');
@@ -73,7 +63,7 @@ describe('messages between SIP and XMPP users', () => {
     assert.equal((await alice.message(sipAddressOf('romeo'), `sip ${text}`)).status, 202);
     await romeo.waitForMessage((m) => bodyOf(m) === `sip ${text}`);
     await romeo.send(aliceJid(), `xmpp ${text}`);
-    await sipMessages(alice, 1, (m) => m.body.toString('utf8') === `xmpp ${text}`);
+    await waitForSipMessages(alice, 1, (m) => m.body.toString('utf8') === `xmpp ${text}`);
   });
 
   test('a carriage return from SIP is not turned into a line feed', async () => {
@@ -87,7 +77,7 @@ describe('messages between SIP and XMPP users', () => {
     assert.equal((await alice.message(sipAddressOf('romeo'), `sip ${long}`)).status, 202);
     await romeo.waitForMessage((m) => bodyOf(m) === `sip ${long}`);
     await romeo.send(aliceJid(), `xmpp ${long}`);
-    await sipMessages(alice, 1, (m) => m.body.toString('utf8') === `xmpp ${long}`);
+    await waitForSipMessages(alice, 1, (m) => m.body.toString('utf8') === `xmpp ${long}`);
   });
 });
 
@@ -95,7 +85,7 @@ describe('errors', () => {
   test('a message to an XMPP user that does not exist comes back as an error notification', async () => {
     const nobody = sipAddressOf('nobody');
     assert.equal((await alice.message(nobody, 'anyone there?')).status, 202);
-    const [notification] = await sipMessages(alice, 1, (m) => m.from.uri === nobody);
+    const [notification] = await waitForSipMessages(alice, 1, (m) => m.from.uri === nobody);
     assert.match(notification!.body.toString(), /^Your message to nobody@xmpp\.test was not delivered: XMPP error service-unavailable.*\(503\)\.\n> anyone there\?$/);
     assert.equal(parley.server.xmpp!.stats.stanzaErrors, 1);
   });
@@ -139,7 +129,7 @@ describe('bursts', () => {
 
   test(`${COUNT} messages from XMPP arrive complete and in order`, async () => {
     for (let i = 0; i < COUNT; i++) await juliet.send(aliceJid(), `xburst ${i}`);
-    const received = await sipMessages(alice, COUNT, (m) => m.body.toString().startsWith('xburst '), 30_000);
+    const received = await waitForSipMessages(alice, COUNT, (m) => m.body.toString().startsWith('xburst '), 30_000);
     assert.deepEqual(received.map((m) => m.body.toString()), Array.from({ length: COUNT }, (_, i) => `xburst ${i}`));
   });
 });
@@ -166,7 +156,7 @@ describe('Prosody restart', () => {
 
     await eventually(() => romeo.online || undefined, 'romeo back online');
     await romeo.send(aliceJid(), 'after the restart');
-    await sipMessages(alice, 1, (m) => m.body.toString() === 'after the restart');
+    await waitForSipMessages(alice, 1, (m) => m.body.toString() === 'after the restart');
   });
 });
 

@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { deflateSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import xml from '@xmpp/xml';
-import type { SipMessage } from '../../src/sip/index.js';
 import { imdnRequestOf, parseCpim, readIsComposing } from '../../src/bridge/index.js';
 import { CHATSTATES_NS } from '../../src/xmpp/chatstates.js';
 import { MARKERS_NS, RECEIPTS_NS } from '../../src/xmpp/receipts.js';
@@ -13,7 +12,7 @@ import { eventually } from '../support/eventually.js';
 import { contentTypeOf, imdnIn, linphoneCpim, linphoneImdn } from '../support/linphone.js';
 import { Prosody } from '../support/prosody.js';
 import type { TestServer } from '../support/server.js';
-import { TestUA } from '../support/ua.js';
+import { TestUA, sipMessagesTo } from '../support/ua.js';
 import { type ComponentGateway, gatewayJid, gatewaySipAddress, startComponentGatewayWith } from '../support/xmpp-gateway.js';
 import type { XmppUser } from '../support/xmpp-user.js';
 
@@ -30,7 +29,6 @@ const ISCOMPOSING = 'application/im-iscomposing+xml';
 const isComposing = (state: string) =>
   `<?xml version="1.0" encoding="UTF-8"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>${state}</state><contenttype>text/plain</contenttype><refresh>60</refresh></isComposing>`;
 
-const messagesFor = (ua: TestUA, test: (request: SipMessage) => boolean) => ua.received.filter((request) => request.method === 'MESSAGE' && test(request));
 let gateway: ComponentGateway;
 
 before(async () => {
@@ -80,8 +78,8 @@ describe('typing notifications', () => {
       // Each SIP recipient's deliveries go in order: the text is stored after the chat state would have been.
       await eventually(() => parley.server.relay.stats.stored >= 1 || undefined, 'text stored for bob');
       assert.equal((await bob.register()).status, 200);
-      await eventually(() => messagesFor(bob, (m) => m.body.toString() === 'Wherefore art thou')[0], 'stored text delivered');
-      assert.deepEqual(messagesFor(bob, (m) => contentTypeOf(m) === ISCOMPOSING).map((m) => m.body.toString()), []);
+      await eventually(() => sipMessagesTo(bob, (m) => m.body.toString() === 'Wherefore art thou')[0], 'stored text delivered');
+      assert.deepEqual(sipMessagesTo(bob, (m) => contentTypeOf(m) === ISCOMPOSING).map((m) => m.body.toString()), []);
       // What the gateway sends to juliet comes in order on its link: an error for the chat state would come before this.
       assert.equal((await alice.message(sipAddressOf('juliet'), 'marker')).status, 202);
       await juliet.waitForMessage((m) => m.getChildText('body') === 'marker');
