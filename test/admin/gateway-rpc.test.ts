@@ -8,7 +8,7 @@ import { SecretBox, sealContext } from '../../src/gateway/index.js';
 import { sessionOnline } from '../support/gateway.js';
 import { Prosody } from '../support/prosody.js';
 import { startServer, type TestServer } from '../support/server.js';
-import { TestUA } from '../support/ua.js';
+import { TestUA, registeredTcpUser } from '../support/ua.js';
 import { postRpc, rpc, scrape } from './client.js';
 
 const KEY = 'a-test-key-of-some-length';
@@ -31,8 +31,7 @@ before(async () => {
   prosody = await Prosody.start();
   await prosody.register('alice', XMPP_PASSWORD);
   s = await startServer({ gateway: { enabled: true, secret_key: KEY, reconnect_min: 0.1, reconnect_max: 0.5, db_table: 'gateway_accounts' } });
-  alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: s.tcp });
-  assert.equal((await alice.register()).status, 200);
+  alice = await registeredTcpUser(s.tcp, 'alice');
 });
 
 after(async () => {

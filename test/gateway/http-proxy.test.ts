@@ -13,7 +13,7 @@ import { Ngircd } from '../support/ngircd.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { Tinyproxy } from '../support/tinyproxy.js';
-import { TestUA, waitForSipMessage } from '../support/ua.js';
+import { TestUA, registeredTcpUser, waitForSipMessage } from '../support/ua.js';
 import { XmppUser } from '../support/xmpp-user.js';
 
 const IRC_PASSWORD = 'irc-server-pass';
@@ -36,8 +36,7 @@ before(async () => {
   [proxy, prosody, ngircd] = await Promise.all([Tinyproxy.start(), Prosody.start(), Ngircd.start({ password: IRC_PASSWORD })]);
   await Promise.all([prosody.register('alice', 'alice-xmpp'), prosody.register('juliet', 'password')]);
   parley = await startServer({ gateway: { ...gatewayConfig, allow_unauthenticated: true, http_proxy_host: proxy.host, http_proxy_port: proxy.port } });
-  alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
-  assert.equal((await alice.register()).status, 200);
+  alice = await registeredTcpUser(parley.tcp, 'alice');
 });
 
 after(async () => {

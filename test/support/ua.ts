@@ -1,5 +1,6 @@
 // A small SIP user agent for tests: registers, sends MESSAGEs, answers what it receives.
 // Deliberately built on Parley's message model but not on its stack, so a stack bug cannot hide itself.
+import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { createHash } from 'node:crypto';
@@ -274,4 +275,12 @@ export function waitForSipMessages(ua: TestUA, count: number, test: (request: Si
     const found = sipMessagesTo(ua, test);
     return found.length >= count ? found : undefined;
   }, `${count} MESSAGEs for ${ua.aor}`, timeoutMs);
+}
+
+/** A user of localhost on a TCP agent to `server`, registered (200). */
+export async function registeredTcpUser(server: { host: string; port: number }, user: string): Promise<TestUA> {
+  const ua = await TestUA.create({ proto: 'tcp', user, server });
+  const response = await ua.register();
+  assert.equal(response.status, 200, `REGISTER of ${user}: ${response.status} ${response.reason}`);
+  return ua;
 }

@@ -1,11 +1,10 @@
 // The XMPP gateway in component mode as the end-to-end tests drive it: a real Prosody with XMPP
 // users online, a Parley linked to it as a component, and the separator convention by which each
 // side addresses the other.
-import assert from 'node:assert/strict';
 import { eventually } from './eventually.js';
 import { Prosody } from './prosody.js';
 import { type ConfigPatch, type TestServer, startServer } from './server.js';
-import { TestUA } from './ua.js';
+import { type TestUA, registeredTcpUser } from './ua.js';
 import { XmppUser } from './xmpp-user.js';
 
 type XmppConfig = NonNullable<ConfigPatch['xmpp']>;
@@ -46,13 +45,6 @@ export async function startComponentGateway(prosody: Prosody, patch: ConfigPatch
   return parley;
 }
 
-/** A SIP user of localhost on a TCP agent, registered. */
-export async function registeredSipUser(parley: TestServer, user: string): Promise<TestUA> {
-  const ua = await TestUA.create({ proto: 'tcp', user, server: parley.tcp });
-  assert.equal((await ua.register()).status, 200);
-  return ua;
-}
-
 /** One `T` for each name of the tuple `Names`. */
 type Each<Names extends string[], T> = { [K in keyof Names]: T };
 
@@ -90,7 +82,7 @@ export async function startComponentGatewayWith<X extends string[], S extends st
     xmpp.push(...(await xmppUsers(prosody, ...options.xmppUsers)));
     if (options.rosters) await Promise.all(xmpp.map((user) => user.fetchRoster()));
     parley = await startComponentGateway(prosody);
-    for (const name of options.sipUsers) sip.push(await registeredSipUser(parley, name));
+    for (const name of options.sipUsers) sip.push(await registeredTcpUser(parley.tcp, name));
     return { prosody, parley, xmppUsers: xmpp as Each<X, XmppUser>, sipUsers: sip as Each<S, TestUA>, stop };
   } catch (error) {
     await stop();

@@ -16,7 +16,7 @@ import { tempDir } from '../support/process.js';
 import { Watch, notified, pidf, publish, stateIn } from '../support/presence.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
-import { TestUA, waitForSipMessages } from '../support/ua.js';
+import { TestUA, registeredTcpUser, waitForSipMessages } from '../support/ua.js';
 import { XmppUser } from '../support/xmpp-user.js';
 
 const HOSTS = '/etc/hosts';
@@ -110,8 +110,7 @@ before(async () => {
       presence_grace: 1,
     },
   });
-  alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
-  assert.equal((await alice.register()).status, 200);
+  alice = await registeredTcpUser(parley.tcp, 'alice');
   await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 's2s listener online');
 });
 
