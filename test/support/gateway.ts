@@ -34,6 +34,14 @@ export async function sipUser(parley: TestServer, username: string, password: st
   return TestUA.create({ proto: 'tcp', user: username, server: parley.tcp, password });
 }
 
+/** The same SIP user, registered (200). */
+export async function registeredSipUser(parley: TestServer, username: string, password: string): Promise<TestUA> {
+  const ua = await sipUser(parley, username, password);
+  const response = await ua.register();
+  assert.equal(response.status, 200, `REGISTER of ${username}: ${response.status} ${response.reason}`);
+  return ua;
+}
+
 /** Resolves with the user's first `count` gateway notices passing `test`. */
 export async function notices(ua: TestUA, count: number, test: (text: string) => boolean, timeoutMs = 10_000): Promise<string[]> {
   return eventually(() => {
