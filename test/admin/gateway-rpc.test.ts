@@ -5,10 +5,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { RpcErrorCode } from '../../src/admin/index.js';
 import { SecretBox, sealContext } from '../../src/gateway/index.js';
-import { eventually } from '../support/eventually.js';
+import { sessionOnline } from '../support/gateway.js';
 import { Prosody } from '../support/prosody.js';
 import { startServer, type TestServer } from '../support/server.js';
-import { TestUA } from '../support/ua.js';
+import { TestUA, registeredTcpUser } from '../support/ua.js';
 import { postRpc, rpc, scrape } from './client.js';
 
 const KEY = 'a-test-key-of-some-length';
@@ -31,8 +31,7 @@ before(async () => {
   prosody = await Prosody.start();
   await prosody.register('alice', XMPP_PASSWORD);
   s = await startServer({ gateway: { enabled: true, secret_key: KEY, reconnect_min: 0.1, reconnect_max: 0.5, db_table: 'gateway_accounts' } });
-  alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: s.tcp });
-  assert.equal((await alice.register()).status, 200);
+  alice = await registeredTcpUser(s.tcp, 'alice');
 });
 
 after(async () => {
@@ -56,7 +55,7 @@ describe('gateway RPC methods', () => {
       id: aliceId, sipUser: 'sip:alice@localhost', network: 'xmpp', extUser: `alice@${prosody.domain}`, server: '127.0.0.1', port: prosody.c2sPort,
       tls: 'none', enabled: true, lastError: null, session: 'connecting', createdAt: undefined, updatedAt: undefined,
     });
-    await eventually(() => s.server.gateway!.sessionState(aliceId) === 'online' || undefined, 'session online', 15_000);
+    await sessionOnline(s, aliceId);
     const [stored] = await (await s.server.store.gatewayAccountsIn('gateway_accounts')).listFor('sip:alice@localhost');
     assert.equal(new SecretBox(KEY).open(stored!.extPass!, sealContext(stored!)), XMPP_PASSWORD);
     assert.deepEqual(await s.server.store.gatewayAccounts.list(), [], 'gateway.db_table holds the accounts, not purplemap');

@@ -1,26 +1,15 @@
 // Two linphonec (Debian linphone-cli) devices of one user and a sender: a MESSAGE reaches both; one
 // device quits, a message is sent, the device starts again and gets exactly that message, once.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../support/server.js';
 import { udpAgents } from '../support/ua.js';
 import { eventually } from '../support/eventually.js';
-import { LinphoneDevice, NO_LINPHONEC } from './linphonec.js';
+import { NO_LINPHONEC, twoLinphonecDevices } from './linphonec.js';
 
 const agent = udpAgents();
 
 test('two linphonec devices of one user: both get a message; one quits, and when it starts again it gets what came meanwhile, once', { skip: NO_LINPHONEC }, async () => {
-  const s = await startServer();
-  const phone = new LinphoneDevice(s, 'lino');
-  const desk = new LinphoneDevice(s, 'lino');
-  after(async () => {
-    await Promise.all([phone.kill(), desk.kill()]);
-    await s.stop();
-  });
-  const devices = () => new Set(s.server.registrar.lookup('lino@localhost').map((b) => b.instance)).size;
-  phone.start();
-  desk.start();
-  await eventually(() => devices() === 2 || undefined, 'both linphonec registered as devices', 20_000);
+  const { s, phone, desk, devices } = await twoLinphonecDevices('lino');
 
   const bob = await agent('bob', s.udp);
   assert.equal((await bob.message('sip:lino@localhost', 'to both')).status, 200);

@@ -5,7 +5,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TestServer } from '../support/server.js';
+import { after } from 'node:test';
+import { eventually } from '../support/eventually.js';
+import { type TestServer, startServer } from '../support/server.js';
 import { fillTemplate, tempDir } from '../support/process.js';
 
 export const LINPHONEC = '/usr/bin/linphonec';
@@ -61,4 +63,29 @@ export class LinphoneDevice {
   received(text: string, from = 'sip:bob@localhost'): number {
     return this.output.split(`Message received from ${from}: ${text}`).length - 1;
   }
+}
+
+/** A Parley and two linphonec devices of one user, phone and desk, both registered. */
+export interface TwoLinphonecs {
+  s: TestServer;
+  phone: LinphoneDevice;
+  desk: LinphoneDevice;
+  /** How many devices (distinct +sip.instance) of the user the registrar holds now. */
+  devices(): number;
+}
+
+/** Starts a Parley and two linphonec devices of `user` and waits until both are registered; killed and stopped after the test. */
+export async function twoLinphonecDevices(user: string, options: { sipLog?: boolean } = {}): Promise<TwoLinphonecs> {
+  const s = await startServer();
+  const phone = new LinphoneDevice(s, user, options);
+  const desk = new LinphoneDevice(s, user, options);
+  after(async () => {
+    await Promise.all([phone.kill(), desk.kill()]);
+    await s.stop();
+  });
+  const devices = () => new Set(s.server.registrar.lookup(`${user}@localhost`).map((b) => b.instance)).size;
+  phone.start();
+  desk.start();
+  await eventually(() => devices() === 2 || undefined, 'both linphonec registered as devices', 20_000);
+  return { s, phone, desk, devices };
 }

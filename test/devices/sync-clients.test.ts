@@ -5,11 +5,10 @@
 // SIP log; JsSIP hands the request itself to the application.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../support/server.js';
 import { udpAgents } from '../support/ua.js';
 import { eventually } from '../support/eventually.js';
 import { JsSipClient } from '../support/jssip.js';
-import { LinphoneDevice, NO_LINPHONEC } from './linphonec.js';
+import { NO_LINPHONEC, twoLinphonecDevices } from './linphonec.js';
 
 const agent = udpAgents();
 
@@ -18,17 +17,7 @@ const copyLogged = (log: string, text: string) =>
   new RegExp(`^MESSAGE [^\\r\\n]+\\r?\\n(?:[^\\r\\n]+\\r?\\n)*?X-Parley-Copy: sent\\r?\\n(?:[^\\r\\n]+\\r?\\n)*\\r?\\n${text}`, 'im').test(log);
 
 test('two linphonec devices and a JsSIP device of one user: each sees what bob sent, and what the user sent from the others as sent', { skip: NO_LINPHONEC }, async () => {
-  const s = await startServer();
-  const phone = new LinphoneDevice(s, 'lino', { sipLog: true });
-  const desk = new LinphoneDevice(s, 'lino', { sipLog: true });
-  after(async () => {
-    await Promise.all([phone.kill(), desk.kill()]);
-    await s.stop();
-  });
-  const devices = () => new Set(s.server.registrar.lookup('lino@localhost').map((b) => b.instance)).size;
-  phone.start();
-  desk.start();
-  await eventually(() => devices() === 2 || undefined, 'both linphonec registered as devices', 20_000);
+  const { s, phone, desk, devices } = await twoLinphonecDevices('lino', { sipLog: true });
   const web = await JsSipClient.start({ url: `ws://127.0.0.1:${s.ws!.port}`, uri: 'sip:lino@localhost' });
   after(() => web.kill());
   assert.equal(devices(), 3, 'JsSIP is the third device');

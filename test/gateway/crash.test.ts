@@ -2,11 +2,9 @@
 // not come online (its server down) is in the outbox, and the restarted Parley sends it from the
 // user's account once the server is back.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { GATEWAY, gatewayConfig } from '../support/gateway.js';
-import { killAll, startParley, tempDir } from '../support/process.js';
+import { GATEWAY, gatewayConfigDir, xmppLinkCommand } from '../support/gateway.js';
+import { killAll, startParley } from '../support/process.js';
 import { Prosody } from '../support/prosody.js';
 import { TestUA } from '../support/ua.js';
 import { XmppUser } from '../support/xmpp-user.js';
@@ -28,14 +26,11 @@ test('MESSAGEs answered 202 before the kill, their session not online, reach the
   await Promise.all([prosody.register('alice', XMPP_PASSWORD), prosody.register('juliet', 'password')]);
   await prosody.stop();
 
-  const dir = tempDir();
-  const config = join(dir, 'gateway.yaml');
-  const gateway = { ...gatewayConfig, allow_unauthenticated: true, delay_time: 120, max_queue: 3 };
-  writeFileSync(config, `auth:\n  policy: open\ngateway:\n${Object.entries(gateway).map(([key, value]) => `  ${key}: ${String(value)}\n`).join('')}`);
+  const { dir, config } = gatewayConfigDir({ delay_time: 120, max_queue: 3 });
   const first = await startParley({ dir, args: ['--config', config] });
   const alice = await TestUA.create({ user: 'alice', server: first.udp });
   agents.push(alice);
-  const link = `#link xmpp alice@${prosody.domain} ${XMPP_PASSWORD} 127.0.0.1:${prosody.c2sPort} tls=none`;
+  const link = xmppLinkCommand(prosody, 'alice', XMPP_PASSWORD);
   assert.equal((await alice.message(GATEWAY, link)).status, 200);
   const texts = ['one', 'two', 'three'];
   const julietAddress = `sip:juliet*${prosody.domain}@xmpp.localhost`;

@@ -7,7 +7,7 @@ import { type Server, type Socket, createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { connectionFailure } from '../../src/gateway/failures.js';
 import { eventually } from '../support/eventually.js';
-import { bodyOf, command, fromGateway, notices, sipUser, startGatewayServer } from '../support/gateway.js';
+import { bodyOf, command, fromGateway, notices, registeredSipUser, startGatewayServer } from '../support/gateway.js';
 import { freeTcpPort } from '../support/process.js';
 import type { TestServer } from '../support/server.js';
 import type { TestUA } from '../support/ua.js';
@@ -47,8 +47,7 @@ describe('failed connections of linked accounts', () => {
 
   before(async () => {
     parley = await startGatewayServer();
-    alice = await sipUser(parley, 'alice', 'alice-sip');
-    assert.equal((await alice.register()).status, 200);
+    alice = await registeredSipUser(parley, 'alice', 'alice-sip');
   });
   after(async () => {
     alice?.close();

@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { SipMessage } from '../../src/sip/index.js';
 import { eventually } from '../support/eventually.js';
-import { GATEWAY, bodyOf, gatewayConfig } from '../support/gateway.js';
+import { GATEWAY, bodyOf, gatewayConfig, ircLinkCommand, sessionOnline, xmppLinkCommand } from '../support/gateway.js';
 import { IrcUser } from '../support/irc-user.js';
 import { Ngircd } from '../support/ngircd.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { Tinyproxy } from '../support/tinyproxy.js';
-import { TestUA } from '../support/ua.js';
+import { TestUA, registeredTcpUser, waitForSipMessage } from '../support/ua.js';
 import { XmppUser } from '../support/xmpp-user.js';
 
 const IRC_PASSWORD = 'irc-server-pass';
@@ -24,7 +24,7 @@ let ngircd: Ngircd;
 let parley: TestServer;
 let alice: TestUA;
 
-const sipMessage = (test: (m: SipMessage) => boolean, what: string) => eventually(() => alice.received.find((m) => m.method === 'MESSAGE' && test(m)), what);
+const sipMessage = (test: (m: SipMessage) => boolean, what: string) => waitForSipMessage(alice, test, what);
 
 async function linkedOnline(server: TestServer, ua: TestUA, command: string, extUser: string): Promise<number> {
   assert.equal((await ua.message(GATEWAY, command)).status, 200);
@@ -36,8 +36,7 @@ before(async () => {
   [proxy, prosody, ngircd] = await Promise.all([Tinyproxy.start(), Prosody.start(), Ngircd.start({ password: IRC_PASSWORD })]);
   await Promise.all([prosody.register('alice', 'alice-xmpp'), prosody.register('juliet', 'password')]);
   parley = await startServer({ gateway: { ...gatewayConfig, allow_unauthenticated: true, http_proxy_host: proxy.host, http_proxy_port: proxy.port } });
-  alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
-  assert.equal((await alice.register()).status, 200);
+  alice = await registeredTcpUser(parley.tcp, 'alice');
 });
 
 after(async () => {
@@ -50,8 +49,8 @@ describe('sessions through an HTTP proxy', () => {
   test('an XMPP session logs in through a CONNECT tunnel and carries messages both ways', async () => {
     const juliet = await XmppUser.connect(prosody, 'juliet');
     try {
-      const id = await linkedOnline(parley, alice, `#link xmpp alice@${prosody.domain} alice-xmpp 127.0.0.1:${prosody.c2sPort} tls=none`, `alice@${prosody.domain}`);
-      await eventually(() => parley.server.gateway!.sessionState(id) === 'online' || undefined, 'XMPP session online', 15_000);
+      const id = await linkedOnline(parley, alice, xmppLinkCommand(prosody, 'alice', 'alice-xmpp'), `alice@${prosody.domain}`);
+      await sessionOnline(parley, id, 'XMPP session online');
       assert.match(proxy.log(), new RegExp(`CONNECT 127\\.0\\.0\\.1:${prosody.c2sPort}`));
       assert.equal((await alice.message(`sip:juliet*${prosody.domain}@xmpp.localhost`, 'through the proxy ☂')).status, 202);
       await juliet.waitForMessage((m) => m.getChildText('body') === 'through the proxy ☂');
@@ -65,8 +64,8 @@ describe('sessions through an HTTP proxy', () => {
   test('an IRC session registers through a CONNECT tunnel and carries messages both ways', async () => {
     const bob = await IrcUser.connect(ngircd, 'bob', IRC_PASSWORD);
     try {
-      const id = await linkedOnline(parley, alice, `#link irc alice@127.0.0.1 ${IRC_PASSWORD} 127.0.0.1:${ngircd.port} tls=none`, 'alice@127.0.0.1');
-      await eventually(() => parley.server.gateway!.sessionState(id) === 'online' || undefined, 'IRC session online', 15_000);
+      const id = await linkedOnline(parley, alice, ircLinkCommand('alice', IRC_PASSWORD, ngircd.port), 'alice@127.0.0.1');
+      await sessionOnline(parley, id, 'IRC session online');
       assert.match(proxy.log(), new RegExp(`CONNECT 127\\.0\\.0\\.1:${ngircd.port}`));
       assert.equal((await alice.message('sip:bob*127.0.0.1@irc.localhost', 'IRC through the proxy')).status, 202);
       await bob.waitFor((m) => m.command === 'PRIVMSG' && m.params.at(-1) === 'IRC through the proxy', 'PM through the proxy');
@@ -84,7 +83,7 @@ describe('sessions through an HTTP proxy', () => {
     const carol = await TestUA.create({ proto: 'tcp', user: 'alice', server: other.tcp });
     try {
       assert.equal((await carol.register()).status, 200);
-      assert.equal((await carol.message(GATEWAY, `#link xmpp alice@${prosody.domain} alice-xmpp 127.0.0.1:${prosody.c2sPort} tls=none`)).status, 200);
+      assert.equal((await carol.message(GATEWAY, xmppLinkCommand(prosody, 'alice', 'alice-xmpp'))).status, 200);
       await eventually(() => /refused the tunnel to 127\.0\.0\.1:\d+: HTTP\/1\.[01] 403/.test(other.logs.join('')) || undefined, 'refusal logged', 15_000);
       const [account] = await other.server.store.gatewayAccounts.listFor('sip:alice@localhost');
       assert.equal(other.server.gateway!.sessionState(account!.id), 'connecting');

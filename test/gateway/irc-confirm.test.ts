@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import { after, before, test } from 'node:test';
 import { eventually } from '../support/eventually.js';
-import { GATEWAY, notices, sipUser, startGatewayServer } from '../support/gateway.js';
+import { GATEWAY, type IrcGateway, ircLinkCommand, notices, sessionOnline, startIrcGateway } from '../support/gateway.js';
 import { IrcUser } from '../support/irc-user.js';
-import { Ngircd } from '../support/ngircd.js';
 import type { TestServer } from '../support/server.js';
 import type { TestUA } from '../support/ua.js';
 
@@ -18,50 +17,44 @@ const IRC_PASSWORD = 'Irc-Server-Pass-4711';
 const SERVER = '127.0.0.1';
 const BOB = `sip:bob*${SERVER}@irc.localhost`;
 
-let ngircd: Ngircd;
+let irc: IrcGateway;
 let relay: HoldingRelay;
 let parley: TestServer;
 let alice: TestUA;
-let bob: IrcUser;
 
 before(async () => {
-  ngircd = await Ngircd.start({ password: IRC_PASSWORD });
-  relay = await HoldingRelay.start(ngircd.port);
-  bob = await IrcUser.connect(ngircd, 'bob', IRC_PASSWORD);
-  parley = await startGatewayServer();
-  alice = await sipUser(parley, 'alice', SIP_PASSWORD);
+  irc = await startIrcGateway(IRC_PASSWORD, SIP_PASSWORD);
+  ({ parley, alice } = irc);
+  relay = await HoldingRelay.start(irc.ngircd.port);
 });
 
 after(async () => {
-  alice?.close();
-  bob?.close();
   relay?.close();
-  await parley?.stop();
-  await ngircd?.stop();
+  await irc?.stop();
 });
 
 test('a message written as the IRC server goes away is delivered once it is back', async () => {
-  assert.equal((await alice.message(GATEWAY, `#link irc alice@${SERVER} ${IRC_PASSWORD} ${SERVER}:${relay.port} tls=none`)).status, 200);
+  assert.equal((await alice.message(GATEWAY, ircLinkCommand('alice', IRC_PASSWORD, relay.port))).status, 200);
   assert.equal((await alice.register()).status, 200);
   await notices(alice, 1, (text) => text.startsWith('Linked'));
   const [account] = await parley.server.store.gatewayAccounts.listFor('sip:alice@localhost');
-  await eventually(() => parley.server.gateway!.sessionState(account!.id) === 'online' || undefined, 'session online', 15_000);
+  await sessionOnline(parley, account!.id);
   assert.equal((await alice.message(BOB, 'before the restart')).status, 202);
-  await eventually(() => bob.privmsgs('alice').includes('before the restart') || undefined, 'bob gets the first message');
+  await eventually(() => irc.bob.privmsgs('alice').includes('before the restart') || undefined, 'bob gets the first message');
   await eventually(() => parley.server.gateway!.pendingMessages === 0 || undefined, 'the server confirmed the first message');
 
   // The server stops reading: what the session writes now never reaches it.
   relay.hold();
   assert.equal((await alice.message(BOB, 'as the server goes away')).status, 202);
   await eventually(() => relay.held().includes('PRIVMSG bob :as the server goes away') || undefined, 'the message written to the server');
-  bob.close();
-  await ngircd.stop();
-  await ngircd.start();
-  bob = await IrcUser.connect(ngircd, 'bob', IRC_PASSWORD);
+  irc.bob.close();
+  await irc.ngircd.stop();
+  await irc.ngircd.start();
+  irc.bob = await IrcUser.connect(irc.ngircd, 'bob', IRC_PASSWORD);
   relay.open();
 
-  await eventually(() => bob.privmsgs('alice').includes('as the server goes away') || undefined, 'bob gets the message after the restart', 20_000);
-  assert.deepEqual(bob.privmsgs('alice'), ['as the server goes away'], 'sent again once, and the confirmed one not again');
+  await eventually(() => irc.bob.privmsgs('alice').includes('as the server goes away') || undefined, 'bob gets the message after the restart', 20_000);
+  assert.deepEqual(irc.bob.privmsgs('alice'), ['as the server goes away'], 'sent again once, and the confirmed one not again');
   await eventually(() => parley.server.gateway!.pendingMessages === 0 || undefined, 'the server confirmed it');
 });
 

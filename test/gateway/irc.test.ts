@@ -6,13 +6,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { configSchema } from '../../src/config/index.js';
-import type { SipMessage } from '../../src/sip/index.js';
 import { eventually } from '../support/eventually.js';
-import { GATEWAY, bodyOf, command, fromGateway, notices, sipUser, startGatewayServer } from '../support/gateway.js';
-import { IrcUser } from '../support/irc-user.js';
-import { Ngircd } from '../support/ngircd.js';
+import { GATEWAY, type IrcGateway, bodyOf, command, fromGateway, ircLinkCommand, notices, sessionOnline, startIrcGateway } from '../support/gateway.js';
+import type { IrcUser } from '../support/irc-user.js';
+import type { Ngircd } from '../support/ngircd.js';
 import type { TestServer } from '../support/server.js';
-import type { TestUA } from '../support/ua.js';
+import { type TestUA, waitForSipMessage } from '../support/ua.js';
 
 const SIP_PASSWORD = 'alice-sip-secret';
 const IRC_PASSWORD = 'Irc-Server-Pass-4711';
@@ -20,28 +19,20 @@ const WRONG_PASSWORD = 'Wrong-Irc-Pass-0815';
 const ALIAS = 'irc.localhost';
 const SERVER = '127.0.0.1';
 
+let irc: IrcGateway;
 let ngircd: Ngircd;
 let parley: TestServer;
 let alice: TestUA;
 let bob: IrcUser;
 
-const linkCommand = (nick: string, password: string) => `#link irc ${nick}@${SERVER} ${password} ${SERVER}:${ngircd.port} tls=none`;
-const sipMessage = (ua: TestUA, test: (m: SipMessage) => boolean, what: string, timeoutMs = 10_000) =>
-  eventually(() => ua.received.find((m) => m.method === 'MESSAGE' && test(m)), what, timeoutMs);
+const linkCommand = (nick: string, password: string) => ircLinkCommand(nick, password, ngircd.port);
 
 before(async () => {
-  ngircd = await Ngircd.start({ password: IRC_PASSWORD });
-  bob = await IrcUser.connect(ngircd, 'bob', IRC_PASSWORD);
-  parley = await startGatewayServer();
-  alice = await sipUser(parley, 'alice', SIP_PASSWORD);
+  irc = await startIrcGateway(IRC_PASSWORD, SIP_PASSWORD);
+  ({ ngircd, parley, alice, bob } = irc);
 });
 
-after(async () => {
-  alice?.close();
-  bob?.close();
-  await parley?.stop();
-  await ngircd?.stop();
-});
+after(() => irc?.stop());
 
 describe('per-user IRC gateway', () => {
   let accountId = 0;
@@ -55,7 +46,7 @@ describe('per-user IRC gateway', () => {
     assert.equal((await alice.register()).status, 200);
     const [reply] = await notices(alice, 1, (text) => text.startsWith('Linked'));
     assert.match(reply!, new RegExp(`Linked irc account alice@${SERVER} as number ${accountId}`));
-    await eventually(() => parley.server.gateway!.sessionState(accountId) === 'online' || undefined, 'session online', 15_000);
+    await sessionOnline(parley, accountId);
     bob.raw('ISON alice');
     await bob.waitFor((m) => m.command === '303' && /\balice\b/.test(m.params.at(-1)!), 'alice is on IRC');
   });
@@ -68,13 +59,13 @@ describe('per-user IRC gateway', () => {
 
   test('a PRIVMSG to the nick reaches the SIP user from nick*server@irc.<domain>', async () => {
     bob.say('alice', 'Hi \x02Alice\x02 ünïcödé');
-    const message = await sipMessage(alice, (m) => bodyOf(m) === 'Hi Alice ünïcödé', 'message from bob');
+    const message = await waitForSipMessage(alice, (m) => bodyOf(m) === 'Hi Alice ünïcödé', 'message from bob');
     assert.equal(message.from.uri, `sip:bob*${SERVER}@${ALIAS}`);
   });
 
   test('a message to a nick no one uses comes back as an error from that address', async () => {
     assert.equal((await alice.message(`sip:nobody*${SERVER}@${ALIAS}`, 'hello?')).status, 202);
-    const error = await sipMessage(alice, (m) => m.from.uri === `sip:nobody*${SERVER}@${ALIAS}`, 'error notification');
+    const error = await waitForSipMessage(alice, (m) => m.from.uri === `sip:nobody*${SERVER}@${ALIAS}`, 'error notification');
     assert.match(bodyOf(error), /not delivered: .*nobody.*\(404\)/);
   });
 
@@ -83,9 +74,9 @@ describe('per-user IRC gateway', () => {
     await bob.join('#parley');
     assert.equal((await alice.message(room, '#join')).status, 202);
     await bob.waitFor((m) => m.command === 'JOIN' && m.nick === 'alice' && m.params[0] === '#parley', 'alice joins #parley');
-    await sipMessage(alice, (m) => m.from.uri === room && bodyOf(m).startsWith('You are in #parley'), 'joined notice');
+    await waitForSipMessage(alice, (m) => m.from.uri === room && bodyOf(m).startsWith('You are in #parley'), 'joined notice');
     bob.say('#parley', 'Welcome to the channel');
-    const heard = await sipMessage(alice, (m) => m.from.uri === room && bodyOf(m).includes('Welcome to the channel'), 'channel message');
+    const heard = await waitForSipMessage(alice, (m) => m.from.uri === room && bodyOf(m).includes('Welcome to the channel'), 'channel message');
     assert.equal(bodyOf(heard), '<bob> Welcome to the channel');
     assert.equal((await alice.message(room, 'Glad to be here ☀')).status, 202);
     await eventually(() => bob.privmsgs('alice', '#parley').includes('Glad to be here ☀') || undefined, 'bob hears alice');

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import SqliteDatabase from 'better-sqlite3';
 import { sample, scrape } from '../admin/client.js';
-import { command, gatewayConfig, notices, sipUser, startGatewayServer } from '../support/gateway.js';
+import { command, gatewayConfig, notices, registeredSipUser, startGatewayServer } from '../support/gateway.js';
 import type { TestServer } from '../support/server.js';
 import type { TestUA } from '../support/ua.js';
 
@@ -27,8 +27,7 @@ describe('the per-user gateway outbox', () => {
     const address = silent.address();
     const jport = typeof address === 'object' && address ? address.port : 0;
     parley = await startGatewayServer({ gateway: { ...gatewayConfig, allow_user_servers: false, jaddress: '127.0.0.1', jport } });
-    alice = await sipUser(parley, 'alice', 'alice-sip');
-    assert.equal((await alice.register()).status, 200);
+    alice = await registeredSipUser(parley, 'alice', 'alice-sip');
   });
   after(async () => {
     alice?.close();

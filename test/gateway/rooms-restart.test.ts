@@ -2,16 +2,14 @@
 // or kill -9) the user's session joins its IRC channel or XMPP room (MUC, on a real Prosody) again,
 // and what is said there still reaches the SIP user.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
 import xml from '@xmpp/xml';
 import type { SipMessage } from '../../src/sip/index.js';
 import { eventually } from '../support/eventually.js';
-import { GATEWAY, bodyOf, gatewayConfig } from '../support/gateway.js';
+import { GATEWAY, bodyOf, gatewayConfigDir, ircLinkCommand, xmppLinkCommand } from '../support/gateway.js';
 import { IrcUser } from '../support/irc-user.js';
 import { Ngircd } from '../support/ngircd.js';
-import { killAll, startParley, tempDir } from '../support/process.js';
+import { killAll, startParley } from '../support/process.js';
 import { Prosody } from '../support/prosody.js';
 import { TestUA } from '../support/ua.js';
 import { XmppUser } from '../support/xmpp-user.js';
@@ -38,25 +36,16 @@ after(async () => {
 const fromRoom = (ua: TestUA, text: (body: string) => boolean, what: string, room = ROOM) =>
   eventually(() => ua.received.find((m: SipMessage) => m.method === 'MESSAGE' && m.from.uri === room && text(bodyOf(m))), what, 20_000);
 
-/** A directory with the configuration of a Parley serving the gateway. */
-function gatewayDir(): { dir: string; config: string } {
-  const dir = tempDir();
-  const config = join(dir, 'gateway.yaml');
-  const gateway = { ...gatewayConfig, allow_unauthenticated: true };
-  writeFileSync(config, `auth:\n  policy: open\ngateway:\n${Object.entries(gateway).map(([key, value]) => `  ${key}: ${String(value)}\n`).join('')}`);
-  return { dir, config };
-}
-
 test('an IRC channel joined with #join is joined again after a restart, and its messages reach the SIP user', async () => {
   ngircd = await Ngircd.start({ password: IRC_PASSWORD });
   bob = await IrcUser.connect(ngircd, 'bob', IRC_PASSWORD);
   await bob.join('#parley');
 
-  const { dir, config } = gatewayDir();
+  const { dir, config } = gatewayConfigDir();
   const first = await startParley({ dir, args: ['--config', config] });
   alice = await TestUA.create({ user: 'alice', server: first.udp });
   assert.equal((await alice.register()).status, 200);
-  assert.equal((await alice.message(GATEWAY, `#link irc alice@127.0.0.1 ${IRC_PASSWORD} 127.0.0.1:${ngircd.port} tls=none`)).status, 200);
+  assert.equal((await alice.message(GATEWAY, ircLinkCommand('alice', IRC_PASSWORD, ngircd.port))).status, 200);
   await first.waitForLog('IRC session online', 20_000);
   const joined = bob.waitFor((m) => m.command === 'JOIN' && m.nick === 'alice' && m.params[0] === '#parley', 'alice joins #parley');
   assert.equal((await alice.message(ROOM, '#join')).status, 202);
@@ -87,11 +76,11 @@ test('an XMPP room joined with #join is joined again after a restart and after k
   await juliet.sendPresence({ to: `${room}/Juliet` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' }));
   await juliet.waitForPresence((p) => p.attrs.from === `${room}/Juliet`);
 
-  const { dir, config } = gatewayDir();
+  const { dir, config } = gatewayConfigDir();
   const first = await startParley({ dir, args: ['--config', config] });
   carol = await TestUA.create({ user: 'carol', server: first.udp });
   assert.equal((await carol.register()).status, 200);
-  assert.equal((await carol.message(GATEWAY, `#link xmpp carol@${prosody.domain} carol-xmpp 127.0.0.1:${prosody.c2sPort} tls=none`)).status, 200);
+  assert.equal((await carol.message(GATEWAY, xmppLinkCommand(prosody, 'carol', 'carol-xmpp'))).status, 200);
   await first.waitForLog('XMPP session online', 20_000);
   let mark = juliet.presences.length;
   assert.equal((await carol.message(`sip:Carol*lobby*conference.${prosody.domain}@xmpp.localhost`, '#join')).status, 202);

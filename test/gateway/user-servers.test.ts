@@ -10,7 +10,7 @@ import { configSchema } from '../../src/config/index.js';
 import type { TestServer } from '../support/server.js';
 import type { TestUA } from '../support/ua.js';
 import { eventually } from '../support/eventually.js';
-import { bodyOf, command, gatewayConfig, sipUser, startGatewayServer } from '../support/gateway.js';
+import { bodyOf, command, gatewayConfig, registeredSipUser, startGatewayServer } from '../support/gateway.js';
 import { IrcUser } from '../support/irc-user.js';
 import { Ngircd } from '../support/ngircd.js';
 
@@ -36,8 +36,7 @@ describe('servers of linked accounts (gateway.allow_user_servers false)', () => 
   before(async () => {
     [operators, chosen] = await Promise.all([listener(), listener()]);
     parley = await startGatewayServer({ gateway: { ...gatewayConfig, allow_user_servers: false, jaddress: '127.0.0.1', jport: operators.port } });
-    alice = await sipUser(parley, 'alice', 'alice-sip');
-    assert.equal((await alice.register()).status, 200);
+    alice = await registeredSipUser(parley, 'alice', 'alice-sip');
   });
   after(async () => {
     alice?.close();
@@ -81,8 +80,7 @@ describe('configured servers (gateway.xmpp_servers, gateway.irc_networks)', () =
         irc_networks: { testnet: { host: '127.0.0.1', port: ngircd.port, tls: 'none' } },
       },
     });
-    alice = await sipUser(parley, 'alice', 'alice-sip');
-    assert.equal((await alice.register()).status, 200);
+    alice = await registeredSipUser(parley, 'alice', 'alice-sip');
   });
   after(async () => {
     alice?.close();
@@ -138,8 +136,7 @@ describe('nothing configured (the default)', () => {
 
   before(async () => {
     parley = await startGatewayServer({ gateway: { ...gatewayConfig, allow_user_servers: false } });
-    alice = await sipUser(parley, 'alice', 'alice-sip');
-    assert.equal((await alice.register()).status, 200);
+    alice = await registeredSipUser(parley, 'alice', 'alice-sip');
   });
   after(async () => {
     alice?.close();

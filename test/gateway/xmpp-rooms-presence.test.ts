@@ -8,13 +8,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { component } from '@xmpp/component';
 import xml from '@xmpp/xml';
-import type { SipMessage } from '../../src/sip/index.js';
 import { eventually } from '../support/eventually.js';
-import { GATEWAY, bodyOf, gatewayConfig } from '../support/gateway.js';
+import { GATEWAY, bodyOf, gatewayConfig, sessionOnline, xmppLinkCommand } from '../support/gateway.js';
 import { Watch, pidf, publish, stateIn } from '../support/presence.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
-import { TestUA } from '../support/ua.js';
+import { TestUA, waitForSipMessage } from '../support/ua.js';
 import { XmppUser } from '../support/xmpp-user.js';
 
 const ALIAS = 'xmpp.localhost';
@@ -28,18 +27,14 @@ let juliet: XmppUser;
 
 const textOf = (stanza: xml.Element) => stanza.getChildText('body') ?? '';
 
-function sipMessages(ua: TestUA, test: (m: SipMessage) => boolean, what: string, timeoutMs = 10_000): Promise<SipMessage> {
-  return eventually(() => ua.received.find((m) => m.method === 'MESSAGE' && test(m)), what, timeoutMs);
-}
-
 async function link(ua: TestUA, user: string, password: string): Promise<number> {
-  const response = await ua.message(GATEWAY, `#link xmpp ${user}@${prosody.domain} ${password} 127.0.0.1:${prosody.c2sPort} tls=none`);
+  const response = await ua.message(GATEWAY, xmppLinkCommand(prosody, user, password));
   assert.equal(response.status, 200);
   const accounts = await parley.server.store.gatewayAccounts.listFor(ua.aor.replace(/;.*$/, ''));
   return accounts.find((a) => a.extUser === `${user}@${prosody.domain}`)!.id;
 }
 
-const online = (id: number) => eventually(() => parley.server.gateway!.sessionState(id) === 'online' || undefined, `session ${id} online`, 15_000);
+const online = (id: number) => sessionOnline(parley, id, `session ${id} online`);
 
 let aliceAccount = 0;
 
@@ -73,7 +68,7 @@ describe('a contact who is no SIP user', () => {
     const romeo = await XmppUser.connect(prosody, 'romeo', 'romeo-xmpp');
     try {
       await romeo.send(`alice@${prosody.domain}`, 'Romeo here, out of the blue');
-      const first = await sipMessages(alice, (m) => bodyOf(m) === 'Romeo here, out of the blue', 'romeo\'s first message');
+      const first = await waitForSipMessage(alice, (m) => bodyOf(m) === 'Romeo here, out of the blue', 'romeo\'s first message');
       assert.equal(first.from.uri, `sip:romeo*${prosody.domain}@${ALIAS}`);
       assert.equal((await alice.message(first.from.uri, 'Hello stranger')).status, 202);
       const answer = await romeo.waitForMessage((m) => textOf(m) === 'Hello stranger');
@@ -90,7 +85,7 @@ describe('presence through the linked account', () => {
   test('a contact\'s subscription request reaches the SIP user, and #allow completes it', async () => {
     const mark = juliet.presences.length;
     await juliet.sendPresence({ to: aliceJid(), type: 'subscribe' });
-    const request = await sipMessages(alice, (m) => m.from.uri === GATEWAY && bodyOf(m).includes(`juliet@${prosody.domain} asks to see`), 'subscription request notice');
+    const request = await waitForSipMessage(alice, (m) => m.from.uri === GATEWAY && bodyOf(m).includes(`juliet@${prosody.domain} asks to see`), 'subscription request notice');
     assert.match(bodyOf(request), new RegExp(`#allow juliet@${prosody.domain}`));
     assert.equal((await alice.message(GATEWAY, `#allow juliet@${prosody.domain}`)).status, 200);
     await juliet.waitForPresence((p) => p.attrs.from === aliceJid() && p.attrs.type === 'subscribed', mark);
@@ -139,14 +134,14 @@ describe('group chats', () => {
     await juliet.waitForPresence((p) => p.attrs.from === `${room()}/Juliet`, mark);
     const response = await alice.message(`sip:Alice*lobby*conference.${prosody.domain}@${ALIAS}`, '#join');
     assert.equal(response.status, 202);
-    const notice = await sipMessages(alice, (m) => m.from.uri === roomAddress() && bodyOf(m).startsWith('You are in'), 'joined notice');
+    const notice = await waitForSipMessage(alice, (m) => m.from.uri === roomAddress() && bodyOf(m).startsWith('You are in'), 'joined notice');
     assert.equal(bodyOf(notice), `You are in ${room()} as Alice. Write to this address to talk there; send #leave to leave.`);
     await juliet.waitForPresence((p) => p.attrs.from === `${room()}/Alice`, mark);
   });
 
   test('room messages both ways: the speaker\'s nick on what arrives, the user\'s nick on what is sent', async () => {
     await juliet.send(room(), 'Hello room <&> ☀', { type: 'groupchat' });
-    const heard = await sipMessages(alice, (m) => m.from.uri === roomAddress() && bodyOf(m).includes('Hello room'), 'room message');
+    const heard = await waitForSipMessage(alice, (m) => m.from.uri === roomAddress() && bodyOf(m).includes('Hello room'), 'room message');
     assert.equal(bodyOf(heard), '<Juliet> Hello room <&> ☀');
     assert.equal(heard.from.displayName, 'Juliet');
     assert.equal((await alice.message(roomAddress(), 'Hi all — ünïcödé')).status, 202);
@@ -162,7 +157,7 @@ describe('group chats', () => {
     const response = await alice.message(roomAddress(), '#leave');
     assert.equal(response.status, 200);
     await juliet.waitForPresence((p) => p.attrs.from === `${room()}/Alice` && p.attrs.type === 'unavailable', mark);
-    await sipMessages(alice, (m) => m.from.uri === roomAddress() && bodyOf(m) === `You left ${room()}.`, 'left notice');
+    await waitForSipMessage(alice, (m) => m.from.uri === roomAddress() && bodyOf(m) === `You left ${room()}.`, 'left notice');
     const refused = await alice.message(`sip:Alice*lobby*conference.${prosody.domain}@${ALIAS}`, 'anyone?');
     assert.equal(refused.status, 480);
     assert.match(refused.reason, /send #join to this address first/);
@@ -192,7 +187,7 @@ describe('purple mapping of local users', () => {
 
   test('his answer from that account arrives as from the SIP user', async () => {
     await bobXmpp.send(`alice@${prosody.domain}`, 'Yes, here.');
-    const answer = await sipMessages(alice, (m) => bodyOf(m) === 'Yes, here.', 'answer from bob');
+    const answer = await waitForSipMessage(alice, (m) => bodyOf(m) === 'Yes, here.', 'answer from bob');
     assert.equal(answer.from.uri, 'sip:bob@localhost');
   });
 
@@ -200,7 +195,7 @@ describe('purple mapping of local users', () => {
     assert.equal((await bob.register()).status, 200);
     const response = await alice.message('sip:bob@localhost', 'Now on SIP');
     assert.equal(response.status, 200);
-    await sipMessages(bob, (m) => bodyOf(m) === 'Now on SIP', 'message on SIP');
+    await waitForSipMessage(bob, (m) => bodyOf(m) === 'Now on SIP', 'message on SIP');
   });
 });
 
@@ -228,7 +223,7 @@ describe('an XMPP transport (aliases)', () => {
     assert.equal(stanza.attrs.to, `bob%hotmail.com@${transport()}`);
     assert.match(stanza.attrs.from!, new RegExp(`^alice@${prosody.domain.replace(/\./g, '\\.')}/`));
     await fromTransport(xml('message', { from: `bob%hotmail.com@${transport()}`, to: stanza.attrs.from, type: 'chat' }, xml('body', {}, 'answer via the transport')));
-    const answer = await sipMessages(alice, (m) => bodyOf(m) === 'answer via the transport', 'answer from the transport');
+    const answer = await waitForSipMessage(alice, (m) => bodyOf(m) === 'answer via the transport', 'answer from the transport');
     assert.equal(answer.from.uri, `sip:bob*hotmail.com@${transport()}`);
   });
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type xml from '@xmpp/xml';
 import { eventually } from '../support/eventually.js';
-import { GATEWAY, bodyOf, command, fromGateway, gatewayConfig, notices, sipUser, startGatewayServer } from '../support/gateway.js';
+import { GATEWAY, bodyOf, command, fromGateway, gatewayConfig, notices, sessionOnline, sipUser, startGatewayServer, xmppLinkCommand } from '../support/gateway.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
@@ -22,7 +22,7 @@ let parley: TestServer;
 let alice: TestUA;
 let juliet: XmppUser;
 
-const linkCommand = (user: string, password: string) => `#link xmpp ${user}@${prosody.domain} ${password} 127.0.0.1:${prosody.c2sPort} tls=none`;
+const linkCommand = (user: string, password: string) => xmppLinkCommand(prosody, user, password);
 
 before(async () => {
   prosody = await Prosody.start();
@@ -68,7 +68,7 @@ describe('per-user XMPP gateway', () => {
     const [reply] = await notices(alice, 1, (text) => text.startsWith('Linked'));
     assert.match(reply!, new RegExp(`Linked xmpp account alice@${prosody.domain} as number ${accountId}`));
     assert.doesNotMatch(reply!, new RegExp(XMPP_PASSWORD));
-    await eventually(() => parley.server.gateway!.sessionState(accountId) === 'online' || undefined, 'session online', 15_000);
+    await sessionOnline(parley, accountId);
   });
 
   test('a SIP MESSAGE to user*server@alias reaches the XMPP contact from the user\'s own account', async () => {
@@ -137,7 +137,7 @@ describe('per-user XMPP gateway', () => {
     assert.match(await command(alice, '#offline'), new RegExp(`alice@${prosody.domain}: offline`));
     assert.equal(parley.server.gateway!.sessionState(accountId), 'stopped');
     assert.match(await command(alice, '#online'), new RegExp(`alice@${prosody.domain}: (connecting|online)`));
-    await eventually(() => parley.server.gateway!.sessionState(accountId) === 'online' || undefined, 'session online again', 15_000);
+    await sessionOnline(parley, accountId, 'session online again');
     assert.equal((await alice.register(0)).status, 200);
     await eventually(() => parley.server.gateway!.sessionState(accountId) === 'stopped' || undefined, 'session offline after unregistering');
   });

@@ -1,5 +1,6 @@
 // A small SIP user agent for tests: registers, sends MESSAGEs, answers what it receives.
 // Deliberately built on Parley's message model but not on its stack, so a stack bug cannot hide itself.
+import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { createHash } from 'node:crypto';
@@ -7,6 +8,7 @@ import { after } from 'node:test';
 import { SipMessage, SipParseError, parseMessage, createResponse, randomToken, type Header } from '../../src/sip/index.js';
 import { StreamFramer } from '../../src/sip/transport/framer.js';
 import { parseDigest } from '../../src/registrar/index.js';
+import { eventually } from './eventually.js';
 
 export interface UaOptions {
   proto?: 'udp' | 'tcp';
@@ -255,4 +257,30 @@ export function udpAgents(): (user: string, server: { host: string; port: number
     agents.push(agent);
     return agent;
   };
+}
+
+/** The MESSAGEs `ua` has received so far that pass `test`, in the order they came. */
+export function sipMessagesTo(ua: TestUA, test: (request: SipMessage) => boolean = () => true): SipMessage[] {
+  return ua.received.filter((request) => request.method === 'MESSAGE' && test(request));
+}
+
+/** Resolves with the first MESSAGE `ua` received (before or later) that passes `test`. */
+export function waitForSipMessage(ua: TestUA, test: (request: SipMessage) => boolean, what: string, timeoutMs = 10_000): Promise<SipMessage> {
+  return eventually(() => sipMessagesTo(ua, test)[0], what, timeoutMs);
+}
+
+/** Resolves with every MESSAGE `ua` received that passes `test`, once there are at least `count`. */
+export function waitForSipMessages(ua: TestUA, count: number, test: (request: SipMessage) => boolean, timeoutMs = 10_000): Promise<SipMessage[]> {
+  return eventually(() => {
+    const found = sipMessagesTo(ua, test);
+    return found.length >= count ? found : undefined;
+  }, `${count} MESSAGEs for ${ua.aor}`, timeoutMs);
+}
+
+/** A user of localhost on a TCP agent to `server`, registered (200). */
+export async function registeredTcpUser(server: { host: string; port: number }, user: string): Promise<TestUA> {
+  const ua = await TestUA.create({ proto: 'tcp', user, server });
+  const response = await ua.register();
+  assert.equal(response.status, 200, `REGISTER of ${user}: ${response.status} ${response.reason}`);
+  return ua;
 }

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { eventually } from '../support/eventually.js';
 import { freeTcpPort, killAll, startParley, tempDir } from '../support/process.js';
 import { type TestServer, startServer } from '../support/server.js';
-import { TestUA } from '../support/ua.js';
+import { TestUA, registeredTcpUser } from '../support/ua.js';
 import { victimSocket } from '../support/victim.js';
 import { type ScriptedConnection, ScriptedXmppServer, xmppComponentServer } from '../support/xmpp-peer.js';
 
@@ -37,8 +37,7 @@ describe('against a scripted XMPP server', () => {
   before(async () => {
     xmppServer = componentServer();
     parley = await startServer(xmppConfig(await xmppServer.listen()));
-    alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
-    assert.equal((await alice.register()).status, 200);
+    alice = await registeredTcpUser(parley.tcp, 'alice');
     await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 'gateway online');
   });
 
@@ -171,8 +170,7 @@ describe('without a reachable XMPP server', () => {
 
   before(async () => {
     parley = await startServer(xmppConfig(await freeTcpPort(), { delay_time: 1, max_queue: 2 }));
-    alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
-    assert.equal((await alice.register()).status, 200);
+    alice = await registeredTcpUser(parley.tcp, 'alice');
   });
 
   after(async () => {

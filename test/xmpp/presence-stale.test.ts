@@ -12,13 +12,14 @@ import { Watch, notified } from '../support/presence.js';
 import { Prosody } from '../support/prosody.js';
 import { startServer } from '../support/server.js';
 import { TestUA, udpAgents } from '../support/ua.js';
+import { componentConfig, gatewayJid, gatewaySipAddress } from '../support/xmpp-gateway.js';
 import { XmppUser } from '../support/xmpp-user.js';
 
 let prosody: Prosody;
 const ua = udpAgents();
 
-const sipAddressOf = (user: string) => `sip:${user}*${prosody.domain}@${prosody.componentDomain}`;
-const jidOf = (sipUser: string) => `${sipUser}*localhost@${prosody.componentDomain}`;
+const sipAddressOf = (user: string) => gatewaySipAddress(prosody, user);
+const jidOf = (sipUser: string) => gatewayJid(prosody, sipUser);
 
 before(async () => {
   prosody = await Prosody.start();
@@ -41,8 +42,7 @@ async function approvedAndAway(user: XmppUser, sipUser: string, watch: Watch): P
 test('the XMPP server killed: after the grace period the SIP watcher is told the contact is unavailable; once it is back, its presence is asked for again', async () => {
   const mercutio = await XmppUser.connect(prosody, 'mercutio');
   await mercutio.fetchRoster();
-  const xmpp = { enabled: true, xmpp_domain: prosody.componentDomain, xmpp_password: prosody.componentSecret, xmpp_port: prosody.componentPort, reconnect_min: 0.1, reconnect_max: 0.3, presence_grace: 0.5 };
-  const parley = await startServer({ xmpp });
+  const parley = await startServer({ xmpp: componentConfig(prosody, { reconnect_max: 0.3, presence_grace: 0.5 }) });
   const alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
   try {
     assert.equal((await alice.register()).status, 200);

@@ -13,6 +13,7 @@ import { Watch, notified, pidf, publish } from '../support/presence.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
+import { type ComponentGateway, componentConfig, gatewayJid, gatewaySipAddress, startComponentGatewayWith, xmppLinkOnline } from '../support/xmpp-gateway.js';
 import { XmppUser } from '../support/xmpp-user.js';
 
 let prosody: Prosody;
@@ -23,45 +24,23 @@ let mercutio: XmppUser;
 let tybalt: XmppUser;
 
 /** The separator convention: how SIP users write to XMPP users, and XMPP users to SIP users. */
-const sipAddressOf = (user: string) => `sip:${user}*${prosody.domain}@${prosody.componentDomain}`;
-const jidOf = (sipUser: string) => `${sipUser}*localhost@${prosody.componentDomain}`;
+const sipAddressOf = (user: string) => gatewaySipAddress(prosody, user);
+const jidOf = (sipUser: string) => gatewayJid(prosody, sipUser);
 
 /** Presence from `from` of `type` (undefined: available) received by `user` since index `since`. */
 const presenceFrom = (user: XmppUser, from: string, type: string | undefined, since: number) =>
   user.waitForPresence((p) => p.attrs.from === from && p.attrs.type === type, since);
 
-/** The gateway, a component of the test's Prosody. */
-const gatewayConfig = () => ({
-  enabled: true,
-  xmpp_domain: prosody.componentDomain,
-  xmpp_password: prosody.componentSecret,
-  xmpp_port: prosody.componentPort,
-  reconnect_min: 0.1,
-  reconnect_max: 0.5,
-});
+let gateway: ComponentGateway;
 
 before(async () => {
-  prosody = await Prosody.start();
-  await Promise.all([prosody.register('mercutio', 'password'), prosody.register('tybalt', 'password')]);
-  [mercutio, tybalt] = await Promise.all([XmppUser.connect(prosody, 'mercutio'), XmppUser.connect(prosody, 'tybalt')]);
-  await Promise.all([mercutio.fetchRoster(), tybalt.fetchRoster()]);
-  parley = await startServer({ xmpp: gatewayConfig() });
-  alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
-  bob = await TestUA.create({ proto: 'tcp', user: 'bob', server: parley.tcp });
-  assert.equal((await alice.register()).status, 200);
+  gateway = await startComponentGatewayWith({ xmppUsers: ['mercutio', 'tybalt'], sipUsers: ['alice', 'bob'], rosters: true });
+  ({ prosody, parley, xmppUsers: [mercutio, tybalt], sipUsers: [alice, bob] } = gateway);
   // bob has registered once, so he exists, and is offline now.
-  assert.equal((await bob.register()).status, 200);
   assert.equal((await bob.register(0)).status, 200);
-  await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 'XMPP link online');
 });
 
-after(async () => {
-  alice?.close();
-  bob?.close();
-  await Promise.all([mercutio?.stop(), tybalt?.stop()]);
-  await parley?.stop();
-  await prosody?.stop();
-});
+after(() => gateway?.stop());
 
 describe('a SIP user watching an XMPP user', () => {
   test('gets NOTIFYs as the contact approves, goes away with a status, busy, extended away, and offline', async () => {
@@ -132,6 +111,7 @@ describe('an XMPP user watching a SIP user', () => {
     assert.equal((await bob.register()).status, 200);
     await tybalt.stop();
     tybalt = await XmppUser.connect(prosody, 'tybalt');
+    gateway.xmppUsers[1] = tybalt; // stopped with the others at the end
     await tybalt.fetchRoster();
     await presenceFrom(tybalt, jidOf('bob'), undefined, 0);
   });
@@ -254,10 +234,10 @@ describe('a restart', () => {
   test('a SIP subscription to an XMPP user goes on: the gateway asks the XMPP user again, and the watcher learns what changed meanwhile', async () => {
     await parley.stop(); // the component's domain is this test's now
     const database = `sqlite:${join(tempDir(), 'parley.db')}`;
-    let server = await startServer({ xmpp: gatewayConfig(), database });
+    let server = await startServer({ xmpp: componentConfig(prosody), database });
     const romeo = await TestUA.create({ user: 'romeo', server: server.udp });
     try {
-      await eventually(() => server.server.xmpp!.stats.state === 'online' || undefined, 'XMPP link online');
+      await xmppLinkOnline(server);
       const since = mercutio.presences.length;
       const { watch } = await Watch.subscribe(romeo, sipAddressOf('mercutio'), { expires: 600 });
       await presenceFrom(mercutio, jidOf('romeo'), 'subscribe', since);
@@ -266,7 +246,7 @@ describe('a restart', () => {
 
       await server.stop();
       await mercutio.sendPresence({}, xml('show', {}, 'away'), xml('status', {}, 'Fighting Tybalt'));
-      server = await startServer({ xmpp: gatewayConfig(), database, listen: [{ proto: 'udp', host: '127.0.0.1', port: server.udp.port }] });
+      server = await startServer({ xmpp: componentConfig(prosody), database, listen: [{ proto: 'udp', host: '127.0.0.1', port: server.udp.port }] });
 
       await notified(watch!, { basic: 'open', notes: ['Fighting Tybalt'], activities: ['away'] });
     } finally {
@@ -277,18 +257,18 @@ describe('a restart', () => {
 
   test('a subscription request waiting for a SIP user who does not exist yet survives it, and is approved at the user\'s first REGISTER', async () => {
     const database = `sqlite:${join(tempDir(), 'parley.db')}`;
-    let server = await startServer({ xmpp: gatewayConfig(), database });
+    let server = await startServer({ xmpp: componentConfig(prosody), database });
     const phantom = await TestUA.create({ user: 'phantom', server: server.udp });
     try {
-      await eventually(() => server.server.xmpp!.stats.state === 'online' || undefined, 'XMPP link online');
+      await xmppLinkOnline(server);
       const since = tybalt.presences.length;
       await tybalt.sendPresence({ to: jidOf('phantom'), type: 'subscribe' });
       await eventually(() => server.server.xmpp!.presenceStats!.pendingSubscriptions === 1 || undefined, 'request pending');
       await server.stop();
 
-      server = await startServer({ xmpp: gatewayConfig(), database, listen: [{ proto: 'udp', host: '127.0.0.1', port: server.udp.port }] });
+      server = await startServer({ xmpp: componentConfig(prosody), database, listen: [{ proto: 'udp', host: '127.0.0.1', port: server.udp.port }] });
       assert.equal(server.server.xmpp!.presenceStats!.pendingSubscriptions, 1);
-      await eventually(() => server.server.xmpp!.stats.state === 'online' || undefined, 'XMPP link online');
+      await xmppLinkOnline(server);
       assert.equal((await phantom.register()).status, 200);
       await presenceFrom(tybalt, jidOf('phantom'), 'subscribed', since);
       await presenceFrom(tybalt, jidOf('phantom'), undefined, since);

@@ -4,13 +4,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type xml from '@xmpp/xml';
-import type { SipMessage } from '../../src/sip/index.js';
 import { STANZAS_NS } from '../../src/xmpp/errors.js';
 import { eventually } from '../support/eventually.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
-import { TestUA } from '../support/ua.js';
-import { XmppUser } from '../support/xmpp-user.js';
+import { TestUA, waitForSipMessages } from '../support/ua.js';
+import { type ComponentGateway, componentConfig, gatewayJid, gatewaySipAddress, startComponentGatewayWith, xmppLinkOnline } from '../support/xmpp-gateway.js';
+import type { XmppUser } from '../support/xmpp-user.js';
 
 let prosody: Prosody;
 let parley: TestServer;
@@ -19,49 +19,19 @@ let romeo: XmppUser;
 let juliet: XmppUser;
 
 /** How SIP users write to an XMPP user, and how XMPP users write to alice (the separator convention). */
-const sipAddressOf = (user: string) => `sip:${user}*${prosody.domain}@${prosody.componentDomain}`;
-const aliceJid = () => `alice*localhost@${prosody.componentDomain}`;
-
-const gatewayConfig = (password: string) => ({
-  xmpp: {
-    enabled: true,
-    xmpp_domain: prosody.componentDomain,
-    xmpp_password: password,
-    xmpp_port: prosody.componentPort,
-    reconnect_min: 0.1,
-    reconnect_max: 0.5,
-  },
-});
+const sipAddressOf = (user: string) => gatewaySipAddress(prosody, user);
+const aliceJid = () => gatewayJid(prosody, 'alice');
 
 const bodyOf = (stanza: xml.Element) => stanza.getChildText('body') ?? '';
-const messagesTo = (ua: TestUA, test: (request: SipMessage) => boolean = () => true) =>
-  ua.received.filter((request) => request.method === 'MESSAGE' && test(request));
 
-async function sipMessages(ua: TestUA, count: number, test: (request: SipMessage) => boolean, timeoutMs = 10_000): Promise<SipMessage[]> {
-  return eventually(() => {
-    const found = messagesTo(ua, test);
-    return found.length >= count ? found : undefined;
-  }, `${count} MESSAGEs for ${ua.aor}`, timeoutMs);
-}
-
-const gatewayOnline = (server: TestServer) => eventually(() => server.server.xmpp!.stats.state === 'online' || undefined, 'XMPP link online');
+let gateway: ComponentGateway;
 
 before(async () => {
-  prosody = await Prosody.start();
-  await Promise.all([prosody.register('romeo', 'password'), prosody.register('juliet', 'password')]);
-  [romeo, juliet] = await Promise.all([XmppUser.connect(prosody, 'romeo'), XmppUser.connect(prosody, 'juliet')]);
-  parley = await startServer(gatewayConfig(prosody.componentSecret));
-  alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
-  assert.equal((await alice.register()).status, 200);
-  await gatewayOnline(parley);
+  gateway = await startComponentGatewayWith({ xmppUsers: ['romeo', 'juliet'], sipUsers: ['alice'] });
+  ({ prosody, parley, xmppUsers: [romeo, juliet], sipUsers: [alice] } = gateway);
 });
 
-after(async () => {
-  alice?.close();
-  await Promise.all([romeo?.stop(), juliet?.stop()]);
-  await parley?.stop();
-  await prosody?.stop();
-});
+after(() => gateway?.stop());
 
 describe('messages between SIP and XMPP users', () => {
   test('a SIP MESSAGE reaches the XMPP user from the mapped address, answered 202', async () => {
@@ -81,7 +51,7 @@ describe('messages between SIP and XMPP users', () => {
 
   test('an XMPP message reaches the SIP user from the mapped address', async () => {
     await romeo.send(aliceJid(), 'Hello Alice', { type: 'normal', 'xml:lang': 'fr' });
-    const [message] = await sipMessages(alice, 1, (m) => m.body.toString() === 'Hello Alice');
+    const [message] = await waitForSipMessages(alice, 1, (m) => m.body.toString() === 'Hello Alice');
     assert.equal(message!.from.uri, sipAddressOf('romeo'));
     assert.equal(message!.to.uri, 'sip:alice@localhost');
     assert.equal(message!.get('content-type'), 'text/plain;charset=utf-8');
@@ -93,7 +63,7 @@ describe('messages between SIP and XMPP users', () => {
     assert.equal((await alice.message(sipAddressOf('romeo'), `sip ${text}`)).status, 202);
     await romeo.waitForMessage((m) => bodyOf(m) === `sip ${text}`);
     await romeo.send(aliceJid(), `xmpp ${text}`);
-    await sipMessages(alice, 1, (m) => m.body.toString('utf8') === `xmpp ${text}`);
+    await waitForSipMessages(alice, 1, (m) => m.body.toString('utf8') === `xmpp ${text}`);
   });
 
   test('a carriage return from SIP is not turned into a line feed', async () => {
@@ -107,7 +77,7 @@ describe('messages between SIP and XMPP users', () => {
     assert.equal((await alice.message(sipAddressOf('romeo'), `sip ${long}`)).status, 202);
     await romeo.waitForMessage((m) => bodyOf(m) === `sip ${long}`);
     await romeo.send(aliceJid(), `xmpp ${long}`);
-    await sipMessages(alice, 1, (m) => m.body.toString('utf8') === `xmpp ${long}`);
+    await waitForSipMessages(alice, 1, (m) => m.body.toString('utf8') === `xmpp ${long}`);
   });
 });
 
@@ -115,7 +85,7 @@ describe('errors', () => {
   test('a message to an XMPP user that does not exist comes back as an error notification', async () => {
     const nobody = sipAddressOf('nobody');
     assert.equal((await alice.message(nobody, 'anyone there?')).status, 202);
-    const [notification] = await sipMessages(alice, 1, (m) => m.from.uri === nobody);
+    const [notification] = await waitForSipMessages(alice, 1, (m) => m.from.uri === nobody);
     assert.match(notification!.body.toString(), /^Your message to nobody@xmpp\.test was not delivered: XMPP error service-unavailable.*\(503\)\.\n> anyone there\?$/);
     assert.equal(parley.server.xmpp!.stats.stanzaErrors, 1);
   });
@@ -159,7 +129,7 @@ describe('bursts', () => {
 
   test(`${COUNT} messages from XMPP arrive complete and in order`, async () => {
     for (let i = 0; i < COUNT; i++) await juliet.send(aliceJid(), `xburst ${i}`);
-    const received = await sipMessages(alice, COUNT, (m) => m.body.toString().startsWith('xburst '), 30_000);
+    const received = await waitForSipMessages(alice, COUNT, (m) => m.body.toString().startsWith('xburst '), 30_000);
     assert.deepEqual(received.map((m) => m.body.toString()), Array.from({ length: COUNT }, (_, i) => `xburst ${i}`));
   });
 });
@@ -179,28 +149,28 @@ describe('Prosody restart', () => {
     assert.equal(gateway.stats.queued, 5);
 
     await prosody.start();
-    await gatewayOnline(parley);
+    await xmppLinkOnline(parley);
     assert.ok(gateway.stats.reconnects > reconnectsBefore);
     const received = await romeo.waitForMessages(10, (m) => bodyOf(m).startsWith('restart '), 15_000);
     assert.deepEqual(received.map(bodyOf), Array.from({ length: 10 }, (_, i) => `restart ${i}`));
 
     await eventually(() => romeo.online || undefined, 'romeo back online');
     await romeo.send(aliceJid(), 'after the restart');
-    await sipMessages(alice, 1, (m) => m.body.toString() === 'after the restart');
+    await waitForSipMessages(alice, 1, (m) => m.body.toString() === 'after the restart');
   });
 });
 
 describe('Prosody killed', () => {
   test('messages Prosody had not read when it died are written again once it is back: every one arrives', async () => {
     const gateway = parley.server.xmpp!;
-    await gatewayOnline(parley);
+    await xmppLinkOnline(parley);
     // Frozen, Prosody reads nothing: what the gateway writes now waits in its socket buffer and dies with it.
     process.kill(prosody.pid!, 'SIGSTOP');
     for (let i = 0; i < 5; i++) assert.equal((await alice.message(sipAddressOf('romeo'), `killed ${i}`)).status, 202);
     assert.equal(gateway.stats.state, 'online');
     await prosody.stop(0);
     await prosody.start();
-    await gatewayOnline(parley);
+    await xmppLinkOnline(parley);
     const received = await romeo.waitForMessages(5, (m) => bodyOf(m).startsWith('killed '), 15_000);
     assert.deepEqual(received.map(bodyOf), Array.from({ length: 5 }, (_, i) => `killed ${i}`));
   });
@@ -209,7 +179,7 @@ describe('Prosody killed', () => {
 describe('wrong component secret', () => {
   test('is reported clearly, without the secret, and Parley stays up', async () => {
     const secret = 'not-the-component-secret';
-    const misconfigured = await startServer(gatewayConfig(secret));
+    const misconfigured = await startServer({ xmpp: componentConfig(prosody, { xmpp_password: secret }) });
     try {
       await eventually(() => misconfigured.logs.find((line) => line.includes('component handshake refused: check xmpp_password')), 'handshake refusal logged');
       assert.ok(!misconfigured.logs.some((line) => line.includes(secret)), 'the secret is not logged');
@@ -221,6 +191,6 @@ describe('wrong component secret', () => {
     } finally {
       await misconfigured.stop();
     }
-    await gatewayOnline(parley);
+    await xmppLinkOnline(parley);
   });
 });

@@ -14,7 +14,8 @@ import { contentTypeOf, imdnIn, linphoneCpim, linphoneImdn } from '../support/li
 import { killAll, startParley, tempDir } from '../support/process.js';
 import { Prosody } from '../support/prosody.js';
 import { udpAgents } from '../support/ua.js';
-import { XmppUser } from '../support/xmpp-user.js';
+import { gatewayJid, gatewaySipAddress, xmppUsers } from '../support/xmpp-gateway.js';
+import type { XmppUser } from '../support/xmpp-user.js';
 
 let prosody: Prosody;
 let romeo: XmppUser;
@@ -23,8 +24,7 @@ const ua = udpAgents();
 
 before(async () => {
   prosody = await Prosody.start();
-  await Promise.all([prosody.register('romeo', 'password'), prosody.register('juliet', 'password')]);
-  [romeo, juliet] = await Promise.all([XmppUser.connect(prosody, 'romeo'), XmppUser.connect(prosody, 'juliet')]);
+  [romeo, juliet] = await xmppUsers(prosody, 'romeo', 'juliet');
 });
 
 after(async () => {
@@ -34,8 +34,8 @@ after(async () => {
 });
 
 test('kill -9 between a message and its receipt: the receipt still reaches the sender, both ways', async () => {
-  const sipAddressOf = (user: string) => `sip:${user}*${prosody.domain}@${prosody.componentDomain}`;
-  const aliceJid = `alice*localhost@${prosody.componentDomain}`;
+  const sipAddressOf = (user: string) => gatewaySipAddress(prosody, user);
+  const aliceJid = gatewayJid(prosody, 'alice');
   const dir = tempDir();
   const config = join(dir, 'xmpp.yaml');
   writeFileSync(

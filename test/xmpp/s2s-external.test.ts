@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { eventually } from '../support/eventually.js';
 import { freeTcpPort, tempDir } from '../support/process.js';
 import { type TestServer, startServer } from '../support/server.js';
-import { TestUA } from '../support/ua.js';
+import { TestUA, registeredTcpUser } from '../support/ua.js';
 import { s2sHeader, streamErrorIn } from '../support/xmpp-peer.js';
 
 const PARLEY_DOMAIN = 'parley.test';
@@ -81,8 +81,7 @@ describe('SASL EXTERNAL on incoming streams', () => {
         tls_cert: parleyCert.cert, tls_key: parleyCert.key, s2s_ca: join(dir, 'ca.crt'), dialback_secret: 'a dialback secret for the tests',
       },
     });
-    alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
-    assert.equal((await alice.register()).status, 200);
+    alice = await registeredTcpUser(parley.tcp, 'alice');
     await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 's2s listener online');
   });
 

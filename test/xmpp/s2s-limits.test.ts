@@ -8,7 +8,7 @@ import { DnsServer } from '../support/dns-server.js';
 import { eventually } from '../support/eventually.js';
 import { freeTcpPort } from '../support/process.js';
 import { type ConfigPatch, type TestServer, startServer } from '../support/server.js';
-import { TestUA } from '../support/ua.js';
+import { TestUA, registeredTcpUser } from '../support/ua.js';
 import { RawXmppPeer, ScriptedXmppServer, s2sHeader } from '../support/xmpp-peer.js';
 
 const PARLEY_DOMAIN = 'parley.test';
@@ -126,8 +126,7 @@ describe('outgoing streams', () => {
       'remote.loopback.test': [{ type: 'A', address: '127.0.0.1' }],
     });
     parley = await serverMode(await freeTcpPort(), { resolver: dns.address, s2s_dials_per_minute: 2 });
-    alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
-    assert.equal((await alice.register()).status, 200);
+    alice = await registeredTcpUser(parley.tcp, 'alice');
   });
 
   after(async () => {

@@ -16,7 +16,7 @@ import { tempDir } from '../support/process.js';
 import { Watch, notified, pidf, publish, stateIn } from '../support/presence.js';
 import { Prosody } from '../support/prosody.js';
 import { type TestServer, startServer } from '../support/server.js';
-import { TestUA } from '../support/ua.js';
+import { TestUA, registeredTcpUser, waitForSipMessages } from '../support/ua.js';
 import { XmppUser } from '../support/xmpp-user.js';
 
 const HOSTS = '/etc/hosts';
@@ -57,12 +57,7 @@ function certificate(dir: string, name: string): { cert: string; key: string } {
 const bodyOf = (stanza: xml.Element) => stanza.getChildText('body') ?? '';
 const sipTextOf = (message: SipMessage) => message.body.toString('utf8');
 
-async function sipMessages(ua: TestUA, count: number, test: (request: SipMessage) => boolean, timeoutMs = 20_000): Promise<SipMessage[]> {
-  return eventually(() => {
-    const found = ua.received.filter((request) => request.method === 'MESSAGE' && test(request));
-    return found.length >= count ? found : undefined;
-  }, `${count} MESSAGEs for ${ua.aor}`, timeoutMs);
-}
+const sipMessages = (ua: TestUA, count: number, test: (request: SipMessage) => boolean, timeoutMs = 20_000) => waitForSipMessages(ua, count, test, timeoutMs);
 
 /** What a raw TCP peer gets back from Parley's s2s port for `input`, until Parley closes. */
 async function rawExchange(input: string[], timeoutMs = 5_000): Promise<string> {
@@ -115,8 +110,7 @@ before(async () => {
       presence_grace: 1,
     },
   });
-  alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
-  assert.equal((await alice.register()).status, 200);
+  alice = await registeredTcpUser(parley.tcp, 'alice');
   await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 's2s listener online');
 });
 

@@ -8,7 +8,7 @@ import { DnsServer } from '../support/dns-server.js';
 import { eventually } from '../support/eventually.js';
 import { freeTcpPort } from '../support/process.js';
 import { type TestServer, startServer } from '../support/server.js';
-import { TestUA } from '../support/ua.js';
+import { TestUA, registeredTcpUser } from '../support/ua.js';
 import { type ScriptedConnection, ScriptedXmppServer } from '../support/xmpp-peer.js';
 
 const PARLEY_DOMAIN = 'parley.test';
@@ -39,8 +39,7 @@ async function serverMode(dns: DnsServer, more: Record<string, unknown>): Promis
     },
   });
   await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 's2s listener online');
-  const alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
-  assert.equal((await alice.register()).status, 200);
+  const alice = await registeredTcpUser(parley.tcp, 'alice');
   return { parley, alice };
 }
 

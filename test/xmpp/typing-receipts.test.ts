@@ -5,16 +5,16 @@ import assert from 'node:assert/strict';
 import { deflateSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import xml from '@xmpp/xml';
-import type { SipMessage } from '../../src/sip/index.js';
 import { imdnRequestOf, parseCpim, readIsComposing } from '../../src/bridge/index.js';
 import { CHATSTATES_NS } from '../../src/xmpp/chatstates.js';
 import { MARKERS_NS, RECEIPTS_NS } from '../../src/xmpp/receipts.js';
 import { eventually } from '../support/eventually.js';
 import { contentTypeOf, imdnIn, linphoneCpim, linphoneImdn } from '../support/linphone.js';
 import { Prosody } from '../support/prosody.js';
-import { type TestServer, startServer } from '../support/server.js';
-import { TestUA } from '../support/ua.js';
-import { XmppUser } from '../support/xmpp-user.js';
+import type { TestServer } from '../support/server.js';
+import { TestUA, sipMessagesTo } from '../support/ua.js';
+import { type ComponentGateway, gatewayJid, gatewaySipAddress, startComponentGatewayWith } from '../support/xmpp-gateway.js';
+import type { XmppUser } from '../support/xmpp-user.js';
 
 let prosody: Prosody;
 let parley: TestServer;
@@ -22,32 +22,21 @@ let alice: TestUA;
 let romeo: XmppUser;
 let juliet: XmppUser;
 
-const sipAddressOf = (user: string) => `sip:${user}*${prosody.domain}@${prosody.componentDomain}`;
-const jidOf = (sipUser: string) => `${sipUser}*localhost@${prosody.componentDomain}`;
+const sipAddressOf = (user: string) => gatewaySipAddress(prosody, user);
+const jidOf = (sipUser: string) => gatewayJid(prosody, sipUser);
 const ISCOMPOSING = 'application/im-iscomposing+xml';
 
 const isComposing = (state: string) =>
   `<?xml version="1.0" encoding="UTF-8"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>${state}</state><contenttype>text/plain</contenttype><refresh>60</refresh></isComposing>`;
 
-const messagesFor = (ua: TestUA, test: (request: SipMessage) => boolean) => ua.received.filter((request) => request.method === 'MESSAGE' && test(request));
+let gateway: ComponentGateway;
+
 before(async () => {
-  prosody = await Prosody.start();
-  await Promise.all([prosody.register('romeo', 'password'), prosody.register('juliet', 'password')]);
-  [romeo, juliet] = await Promise.all([XmppUser.connect(prosody, 'romeo'), XmppUser.connect(prosody, 'juliet')]);
-  parley = await startServer({
-    xmpp: { enabled: true, xmpp_domain: prosody.componentDomain, xmpp_password: prosody.componentSecret, xmpp_port: prosody.componentPort, reconnect_min: 0.1, reconnect_max: 0.5 },
-  });
-  alice = await TestUA.create({ proto: 'tcp', user: 'alice', server: parley.tcp });
-  assert.equal((await alice.register()).status, 200);
-  await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 'XMPP link online');
+  gateway = await startComponentGatewayWith({ xmppUsers: ['romeo', 'juliet'], sipUsers: ['alice'] });
+  ({ prosody, parley, xmppUsers: [romeo, juliet], sipUsers: [alice] } = gateway);
 });
 
-after(async () => {
-  alice?.close();
-  await Promise.all([romeo?.stop(), juliet?.stop()]);
-  await parley?.stop();
-  await prosody?.stop();
-});
+after(() => gateway?.stop());
 
 describe('typing notifications', () => {
   test('a SIP user typing and stopping is seen by the XMPP user as <composing/> then <paused/>', async () => {
@@ -89,8 +78,8 @@ describe('typing notifications', () => {
       // Each SIP recipient's deliveries go in order: the text is stored after the chat state would have been.
       await eventually(() => parley.server.relay.stats.stored >= 1 || undefined, 'text stored for bob');
       assert.equal((await bob.register()).status, 200);
-      await eventually(() => messagesFor(bob, (m) => m.body.toString() === 'Wherefore art thou')[0], 'stored text delivered');
-      assert.deepEqual(messagesFor(bob, (m) => contentTypeOf(m) === ISCOMPOSING).map((m) => m.body.toString()), []);
+      await eventually(() => sipMessagesTo(bob, (m) => m.body.toString() === 'Wherefore art thou')[0], 'stored text delivered');
+      assert.deepEqual(sipMessagesTo(bob, (m) => contentTypeOf(m) === ISCOMPOSING).map((m) => m.body.toString()), []);
       // What the gateway sends to juliet comes in order on its link: an error for the chat state would come before this.
       assert.equal((await alice.message(sipAddressOf('juliet'), 'marker')).status, 202);
       await juliet.waitForMessage((m) => m.getChildText('body') === 'marker');
