@@ -455,6 +455,44 @@ export function legLatencies(file: string): () => number[] {
   };
 }
 
+/** What answers and times every MESSAGE of a fan-out bench's receivers (room members, a user's devices). */
+const TIMED_UAS_SCENARIO = join(ROOT, 'bench', 'sipp', 'member.xml');
+
+/** A sipp process that registered its users and answers each MESSAGE they get, logging when it came. */
+export interface TimedUas {
+  uas: SippProcess;
+  /** One-way latencies (ms) of the legs received since the last call. */
+  legs(): number[];
+  /** MESSAGEs received so far, and when sipp last counted (epoch seconds). */
+  received(): { count: number; atS: number };
+}
+
+/**
+ * Starts the receivers of a fan-out bench: `registration` registers `users` (rows of sipp's
+ * injection file) for an hour, then the process answers and times what comes for `holdS` seconds.
+ */
+export async function startTimedUas(server: Server, registration: string, users: string[][], vars: Record<string, number>, holdS: number): Promise<TimedUas> {
+  const uas = await SippProcess.start({
+    scenario: registration,
+    ooc: TIMED_UAS_SCENARIO,
+    remote: { host: '127.0.0.1', port: server.port },
+    users,
+    keys: { expires: 3600 },
+    vars: { ...vars, hold_ms: holdS * 1000 },
+    calls: users.length,
+    rate: 200,
+    limit: users.length + 10,
+    timeoutS: holdS + 60,
+    traceErrors: false,
+    logs: true,
+    // Counted from its statistics every 200 ms (the later -fd wins over the one sipp.ts puts).
+    extraArgs: ['-fd', '200ms', '-buff_size', String(8 << 20)],
+  });
+  peers.add(uas);
+  const file = join(uas.dir, 'stats.csv');
+  return { uas, legs: legLatencies(join(uas.dir, 'logs.log')), received: () => lastStats(file) ?? { count: 0, atS: 0 } };
+}
+
 /** The q-quantile of sorted values (nearest rank); NaN for none. */
 export function quantile(sorted: number[], q: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;

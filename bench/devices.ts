@@ -40,13 +40,12 @@ import { parseArgs } from 'node:util';
 import SqliteDatabase from 'better-sqlite3';
 import { SippProcess, percentile, type SippOptions } from '../test/support/sipp.js';
 import {
-  CpuMeter, DOMAIN, ROOT, achievedRate, indent, lastStats, launchParley, legLatencies, peers, quantile, quiet, rateSearch, runBounded, sippProblem,
-  sleep, stepSettings, table, udpDrops, type Found, type PingIds, type Server,
+  CpuMeter, DOMAIN, ROOT, achievedRate, indent, launchParley, peers, quantile, quiet, rateSearch, runBounded, sippProblem,
+  sleep, startTimedUas, stepSettings, table, udpDrops, type Found, type PingIds, type Server, type TimedUas,
 } from './common.js';
 
 const PING: PingIds = { branch: 'devices', callId: 'bench-devices-ping' };
 const DEVICE_SCENARIO = join(ROOT, 'bench', 'sipp', 'device.xml');
-const MEMBER_SCENARIO = join(ROOT, 'bench', 'sipp', 'member.xml');
 const POST_SCENARIO = join(ROOT, 'bench', 'sipp', 'timed-post.xml');
 /** Legs of a phase-1 MESSAGE: the two awake devices of its user. */
 const LEGS = 2;
@@ -312,34 +311,8 @@ async function putToSleep(devices: DeviceSocket, users: string[], slot: number):
 // Phase 1: MESSAGE throughput to users with two awake devices and one asleep
 
 /** One awake device of every user: a sipp process that registers them all and then answers and times what comes. */
-interface AwakeDevices {
-  uas: SippProcess;
-  /** One-way latencies (ms) of the legs received since the last call. */
-  legs(): number[];
-  /** MESSAGEs received so far, and when sipp last counted (epoch seconds). */
-  received(): { count: number; atS: number };
-}
-
-async function startAwakeDevices(server: Server, users: string[], slot: number): Promise<AwakeDevices> {
-  const uas = await SippProcess.start({
-    scenario: DEVICE_SCENARIO,
-    ooc: MEMBER_SCENARIO,
-    remote: { host: '127.0.0.1', port: server.port },
-    users: users.map((u, i) => [u, DOMAIN, instanceOf(slot, i)]),
-    keys: { expires: 3600 },
-    vars: { hold_ms: BUDGET_S * 1000 },
-    calls: users.length,
-    rate: 200,
-    limit: users.length + 10,
-    timeoutS: BUDGET_S + 60,
-    traceErrors: false,
-    logs: true,
-    // Counted from its statistics every 200 ms (the later -fd wins over the one sipp.ts puts).
-    extraArgs: ['-fd', '200ms', '-buff_size', String(8 << 20)],
-  });
-  peers.add(uas);
-  const file = join(uas.dir, 'stats.csv');
-  return { uas, legs: legLatencies(join(uas.dir, 'logs.log')), received: () => lastStats(file) ?? { count: 0, atS: 0 } };
+function startAwakeDevices(server: Server, users: string[], slot: number): Promise<TimedUas> {
+  return startTimedUas(server, DEVICE_SCENARIO, users.map((u, i) => [u, DOMAIN, instanceOf(slot, i)]), {}, BUDGET_S);
 }
 
 interface Step {
@@ -362,7 +335,7 @@ interface Step {
   problem?: string;
 }
 
-async function runStep(server: Server, awake: AwakeDevices[], users: string[], messages: number): Promise<Step> {
+async function runStep(server: Server, awake: TimedUas[], users: string[], messages: number): Promise<Step> {
   const calls = Math.round(messages * STEP_S);
   const expected = calls * LEGS;
   const receivedNow = () => awake.reduce((sum, device) => sum + device.received().count, 0);

@@ -24,15 +24,14 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SippProcess, freePort, percentile, runSipp, summarize, type SippOptions } from '../test/support/sipp.js';
 import {
-  CpuMeter, DOMAIN, KAMAILIO, ROOT, achievedRate, indent, lastStats, launchParley, legLatencies, peers, quantile, rateSearch, runBounded, sleep, startServer,
-  stepOptions, stepSettings, table, udpDrops, wantKamailio, type Found, type Measured, type PingIds, type Server,
+  CpuMeter, DOMAIN, KAMAILIO, ROOT, achievedRate, indent, launchParley, peers, quantile, rateSearch, runBounded, sleep, startServer,
+  quiet, startTimedUas, stepOptions, stepSettings, table, udpDrops, wantKamailio, type Found, type Measured, type PingIds, type Server, type TimedUas,
 } from './common.js';
 
 const IMC_MODULE = '/usr/lib/x86_64-linux-gnu/kamailio/modules/imc.so';
 const DBTEXT_SCHEMA = '/usr/share/kamailio/dbtext/kamailio';
 /** This script's OPTIONS pings while waiting for a server to answer. */
 const PING: PingIds = { branch: 'rooms', callId: 'bench-rooms-ping' };
-const MEMBER_SCENARIO = join(ROOT, 'bench', 'sipp', 'member.xml');
 const POST_SCENARIO = join(ROOT, 'bench', 'sipp', 'timed-post.xml');
 
 const { values: args } = parseArgs({
@@ -108,62 +107,23 @@ async function startKamailio(): Promise<Server> {
 // ---------------------------------------------------------------------------------------------
 // The members' user agent
 
-interface Members {
-  uas: SippProcess;
+interface Members extends TimedUas {
   users: string[];
-  /** One-way latencies (ms) of the legs received since the last call. */
-  legs(): number[];
-  /** MESSAGEs the members received so far, and when sipp last counted (epoch seconds). */
-  received(): { count: number; atS: number };
   /** Waits until the count has not moved for `quietMs`; returns it. */
   quiet(quietMs: number, deadline: number): Promise<number>;
 }
 
 async function startMembers(server: Server, size: number, tag: string): Promise<Members> {
   const users = Array.from({ length: size }, (_, i) => `${tag}-m${i}`);
-  const uas = await SippProcess.start({
-    scenario: 'register.xml',
-    ooc: MEMBER_SCENARIO,
-    remote: { host: '127.0.0.1', port: server.port },
-    users: users.map((u) => [u, DOMAIN, '-']),
-    keys: { expires: 3600 },
-    vars: { expected: 200, hold_ms: BUDGET_S * 1000 },
-    calls: size,
-    rate: 200,
-    limit: size + 10,
-    timeoutS: BUDGET_S + 60,
-    traceErrors: false,
-    logs: true,
-    // Counted from its statistics every 200 ms (the later -fd wins over the one sipp.ts puts).
-    extraArgs: ['-fd', '200ms', '-buff_size', String(8 << 20)],
-  });
-  peers.add(uas);
-  const file = join(uas.dir, 'stats.csv');
-  const received = () => lastStats(file) ?? { count: 0, atS: 0 };
+  const members = await startTimedUas(server, 'register.xml', users.map((u) => [u, DOMAIN, '-']), { expected: 200 }, BUDGET_S);
   // The last member reachable through the server proves them all registered (sipp goes in order).
   for (let attempt = 0; ; attempt++) {
     const probe = await runSipp(message(server, users[0]!, users[size - 1]!, 'probe', 10, 1));
     if (probe.exitCode === 0) break;
-    if (attempt === 20 || !uas.running) throw new Error(`${server.name}: the members never became reachable\n${summarize(probe)}`);
+    if (attempt === 20 || !members.uas.running) throw new Error(`${server.name}: the members never became reachable\n${summarize(probe)}`);
     await sleep(250);
   }
-  return {
-    uas,
-    users,
-    legs: legLatencies(join(uas.dir, 'logs.log')),
-    received,
-    async quiet(quietMs, deadline) {
-      let last = received().count;
-      let since = Date.now();
-      while (Date.now() < deadline) {
-        await sleep(200);
-        const now = received().count;
-        if (now !== last) [last, since] = [now, Date.now()];
-        else if (Date.now() - since >= quietMs) break;
-      }
-      return last;
-    },
-  };
+  return { ...members, users, quiet: (quietMs, deadline) => quiet(() => members.received().count, quietMs, deadline) };
 }
 
 function message(server: Server, from: string, to: string | string[], body: string, rate: number, calls: number, timeoutS = 10): SippOptions {
