@@ -4,7 +4,7 @@ export {
   TEXT_PLAIN, excerptOf, type Address, type BridgeMessage, type InstantMessage, type MessageKind, type Network, type ReceiptMessage, type TextMessage, type TypingMessage,
 } from './message.js';
 export {
-  LANGUAGE_TAG, mediaTypeOf, readSipMessage, readSipPayload, senderOf, plainSipAddress, sipHeaders, sipRequestOf, type Refusal, type SipPayload,
+  LANGUAGE_TAG, carriedMediaType, mediaTypeOf, readSipMessage, readSipPayload, senderOf, plainSipAddress, sipHeaders, sipRequestOf, type Refusal, type SipPayload,
 } from './sip.js';
 export { Recent } from './tracker.js';
 export { CPIM_TYPE, ContentError, decodeContent, formatCpim, parseCpim } from './cpim.js';

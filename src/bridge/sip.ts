@@ -62,6 +62,12 @@ function sipContentOf(message: SipMessage, maxBody: number): SipContent | Refusa
   }
 }
 
+/** The media type of what a SIP MESSAGE carries, inside message/cpim (inflated, at most maxBody); its own when that cannot be read. */
+export function carriedMediaType(message: SipMessage, maxBody: number): string {
+  const content = sipContentOf(message, maxBody);
+  return mediaTypeOf('status' in content ? (message.get('content-type') ?? '') : content.contentType);
+}
+
 /** What a SIP MESSAGE carries, as the bridge's kinds (its addresses aside). */
 export type SipPayload =
   | { kind: 'text'; text: InstantMessage; imdn?: ImdnRequest }

@@ -11,6 +11,8 @@ import { formatPeer, parseNameAddr, type Protocol, type SipMessage, type SipStac
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import { resendIdentity } from './resend.js';
 import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
+import { mediaTypeOf } from '../bridge/sip.js';
+import { IMDN_TYPE } from '../bridge/imdn.js';
 
 export interface DeviceDeliveryOptions {
   /** Seconds a device is remembered after it last registered. */
@@ -220,7 +222,7 @@ export class DeviceDelivery {
     const [all, waiting] = await Promise.all([this.rememberedDevices(aor), this.loaded ? [] : this.store.pendingCounts(aor)]);
     const remembered = all.filter((device) => device.lastSeen >= since);
     if (remembered.length === 0) return undefined;
-    for (const { device } of waiting) this.backlogged.add(`${aor}\n${device}`);
+    for (const { device } of waiting) this.backlogged.add(queueOf(aor, device));
     const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
     const devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
     // A device without +sip.instance cannot be recognised when it registers again (its contact
@@ -289,7 +291,7 @@ export class DeviceDelivery {
     this.log.debug({ aor, id, devices: left.size }, 'message stored for the devices that did not take it');
     this.wake(id, remembered.filter((d) => left.has(d.device) && (!live.has(d.device) || unreached.has(d.device))), message);
     for (const device of left) {
-      if (unreached.has(device)) this.backlogged.add(`${aor}\n${device}`);
+      if (unreached.has(device)) this.backlogged.add(queueOf(aor, device));
       else if (live.has(device)) this.joinQueue(aor, device);
     }
     return taken ?? ACCEPTED;
@@ -297,13 +299,13 @@ export class DeviceDelivery {
 
   /** Whether a message for this device goes through its queue: one is being drained, or older messages wait. */
   private isQueued(aor: string, device: string): boolean {
-    const queue = `${aor}\n${device}`;
+    const queue = queueOf(aor, device);
     return this.draining.has(queue) || this.backlogged.has(queue);
   }
 
   /** Has the device's queue deliver what was just stored for it, when it is queued; false when it is not. */
   private joinQueue(aor: string, device: string): boolean {
-    const queue = `${aor}\n${device}`;
+    const queue = queueOf(aor, device);
     const drain = this.draining.get(queue);
     if (drain) drain.more = true;
     else if (this.backlogged.has(queue)) void this.drain(aor, device);
@@ -326,7 +328,7 @@ export class DeviceDelivery {
     // A user whose instance device was forgotten may still have deliveries waiting for its others.
     for (const { aor } of counts) this.instanceUsers.set(aor, this.sweeps);
     this.stats.pending = counts.reduce((sum, { pending }) => sum + pending, 0);
-    for (const { aor, device } of counts) this.backlogged.add(`${aor}\n${device}`);
+    for (const { aor, device } of counts) this.backlogged.add(queueOf(aor, device));
     this.loaded = true;
     for (const { aor, device } of counts) {
       if (this.registrar.lookup(aor).length > 0) void this.drain(aor, device);
@@ -419,7 +421,7 @@ export class DeviceDelivery {
     this.inFlight.add(key);
     try {
       const response = await this.send(message, flows);
-      if (UNREACHABLE.has(response.status)) this.backlogged.add(`${aor}\n${device}`);
+      if (UNREACHABLE.has(response.status)) this.backlogged.add(queueOf(aor, device));
       else {
         this.options.push?.cancel(String(id), device);
         await taken(id);
@@ -439,7 +441,7 @@ export class DeviceDelivery {
   }
 
   private async drain(aor: string, device: string): Promise<void> {
-    const queue = `${aor}\n${device}`;
+    const queue = queueOf(aor, device);
     if (this.draining.has(queue)) return;
     const drain = { more: false };
     this.draining.set(queue, drain);
@@ -526,6 +528,11 @@ function priorityOf(message: SipMessage): number {
   return message.get('priority')?.trim().toLowerCase() === 'non-urgent' ? 1 : 0;
 }
 
+/** The key of a device's queue in the maps above. */
+function queueOf(aor: string, device: string): string {
+  return `${aor}\n${device}`;
+}
+
 /** A device key is its instance URN when it registered with one, else its contact (a SIP URI). */
 function instanceOf(device: string): string | null {
   return device.startsWith('urn:') ? device : null;
@@ -533,8 +540,8 @@ function instanceOf(device: string): string | null {
 
 /** What a message is for push: a receipt (IMDN, RFC 5438, also inside CPIM) or a message. */
 function deliveryKind(message: SipMessage): DeliveryKind {
-  const type = message.get('content-type')?.split(';')[0]!.trim().toLowerCase();
-  if (type === 'message/imdn+xml') return 'imdn';
+  const type = mediaTypeOf(message.get('content-type') ?? '');
+  if (type === IMDN_TYPE) return 'imdn';
   if (type === 'message/cpim' && /content-type:\s*message\/imdn\+xml/i.test(message.body.toString('utf8'))) return 'imdn';
   return 'message';
 }

@@ -18,6 +18,8 @@ import type { DeliveryTurn } from './ordered.js';
 import { stripPushParams, type PushService } from '../push/index.js';
 import { ACCEPTED, DeviceDelivery, STORE_UNAVAILABLE, UNREACHABLE, storedRequest, stripToUri } from './devices.js';
 import { SentCopies } from './sync.js';
+import { mediaTypeOf } from '../bridge/sip.js';
+import { ISCOMPOSING_TYPE } from '../bridge/typing.js';
 
 export interface RelayOptions {
   domains: Set<string>;
@@ -83,9 +85,6 @@ export const STORE_UNAVAILABLE_REASON = STORE_UNAVAILABLE.reason;
 
 /** Stored messages read at once when delivering them to a user who registered. */
 const OFFLINE_PAGE_SIZE = 100;
-
-/** A body that is stale once late (RFC 3994): never stored. */
-const IS_COMPOSING = 'application/im-iscomposing+xml';
 
 export interface RelayStats {
   relayed: number;
@@ -292,7 +291,7 @@ export class Relay {
     if (!destination) return { status: 404, reason: 'Not Found (unknown GRUU)' };
     const { aor, device } = destination;
     // Expires: 0 asks for now or never; an isComposing state is stale once late.
-    storeOffline &&= message.get('expires')?.trim() !== '0' && message.get('content-type')?.split(';')[0]!.trim().toLowerCase() !== IS_COMPOSING;
+    storeOffline &&= message.get('expires')?.trim() !== '0' && mediaTypeOf(message.get('content-type') ?? '') !== ISCOMPOSING_TYPE;
     if (!device && storeOffline && this.options.offline.enabled && this.devices.keepsPerDevice(aor) && Number(message.get('max-forwards') ?? '70') > 0) {
       // Without the store, registered devices are still reached the old way (nothing to store yet).
       const written = (protocols: Protocol[]) => turn?.sent(protocols.length > 0 ? this.windowOf(protocols) : this.options.deliveryWindow.stream);

@@ -11,7 +11,9 @@ import type { Logger } from 'pino';
 import { type IncomingRequest, type Peer, type SipMessage, type SipStack, parseUri } from '../sip/index.js';
 import { deviceKey, instanceUrn, isStoreUnavailable, type Binding, type StoredMessage } from '../store/index.js';
 import type { Destination, Registrar } from '../registrar/registrar.js';
-import { CPIM_TYPE, ContentError, decodeContent, headerValue, parseCpim } from '../bridge/cpim.js';
+import { carriedMediaType } from '../bridge/sip.js';
+import { IMDN_TYPE } from '../bridge/imdn.js';
+import { ISCOMPOSING_TYPE } from '../bridge/typing.js';
 import { type DeviceDelivery, storedRequest } from './devices.js';
 import { requestKey, resendIdentity } from './resend.js';
 
@@ -25,7 +27,7 @@ export interface SentCopyOptions {
 }
 
 /** What is never copied, also inside CPIM: receipts (RFC 5438) and is-composing states (RFC 3994), which say nothing to the sender's own devices. */
-const NOT_COPIED: ReadonlySet<string> = new Set(['message/imdn+xml', 'application/im-iscomposing+xml']);
+const NOT_COPIED: ReadonlySet<string> = new Set([IMDN_TYPE, ISCOMPOSING_TYPE]);
 
 /** No sender waits on a copy's outcome: no answer is better than another. */
 const NONE_BETTER = (): boolean => false;
@@ -77,23 +79,10 @@ export class SentCopies {
   }
 
   private isCopied(message: SipMessage, aor: string): boolean {
-    if (message.get('expires')?.trim() === '0' || NOT_COPIED.has(this.carriedType(message))) return false;
+    if (message.get('expires')?.trim() === '0' || NOT_COPIED.has(carriedMediaType(message, this.options.maxBody))) return false;
     // Written to the user's own address: every device of the user gets the message itself.
     const target = message.requestUri;
     return !(target.host === message.fromUri.host && this.registrar.destinationOf(target)?.aor === aor);
-  }
-
-  /** The media type of what `message` carries: its Content-Type, or in message/cpim (deflated or not) the content's. */
-  private carriedType(message: SipMessage): string {
-    const type = mediaType(message.get('content-type'));
-    if (type !== CPIM_TYPE) return type;
-    try {
-      const cpim = parseCpim(decodeContent(message.body, message.get('content-encoding'), this.options.maxBody));
-      return mediaType(headerValue(cpim.contentHeaders, 'content-type'));
-    } catch (error) {
-      if (!(error instanceof ContentError)) throw error;
-      return type;
-    }
   }
 
   /**
@@ -114,11 +103,6 @@ export class SentCopies {
     const binding = this.registrar.lookup(aor).find((b) => sameFlow(b, request.source));
     return binding && deviceKey(binding);
   }
-}
-
-/** A Content-Type without its parameters, lower-cased. */
-function mediaType(value: string | undefined): string {
-  return (value ?? '').split(';')[0]!.trim().toLowerCase();
 }
 
 /** Whether a request from `source` came over the flow `binding` registered on. */
