@@ -493,11 +493,6 @@ export async function startTimedUas(server: Server, registration: string, users:
   return { uas, legs: legLatencies(join(uas.dir, 'logs.log')), received: () => lastStats(file) ?? { count: 0, atS: 0 } };
 }
 
-/** The q-quantile of sorted values (nearest rank); NaN for none. */
-export function quantile(sorted: number[], q: number): number {
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
-}
-
 // ---------------------------------------------------------------------------------------------
 // XMPP side: @xmpp/client sessions recording arrival times as stanzas come
 

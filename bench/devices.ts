@@ -40,7 +40,7 @@ import { parseArgs } from 'node:util';
 import SqliteDatabase from 'better-sqlite3';
 import { SippProcess, percentile, type SippOptions } from '../test/support/sipp.js';
 import {
-  CpuMeter, DOMAIN, ROOT, achievedRate, indent, launchParley, peers, quantile, quiet, rateSearch, runBounded, sippProblem,
+  CpuMeter, DOMAIN, ROOT, achievedRate, indent, launchParley, peers, quiet, rateSearch, runBounded, sippProblem,
   sleep, startTimedUas, stepSettings, table, udpDrops, type Found, type PingIds, type Server, type TimedUas,
 } from './common.js';
 
@@ -375,7 +375,7 @@ async function runStep(server: Server, awake: TimedUas[], users: string[], messa
   // Each awake device must have had every MESSAGE, not one device some twice and the other fewer.
   const uneven = awake.map((device, i) => device.received().count - eachBefore[i]!).findIndex((count) => count !== calls);
   const latencies = awake.flatMap((device) => device.legs()).sort((a, b) => a - b);
-  const oneWay = { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), timed: latencies.length };
+  const oneWay = { p50: percentile(latencies, 50), p99: percentile(latencies, 99), timed: latencies.length };
   const sentRate = achievedRate(result);
   const sentFromS = Number(result.stats?.columns.StartTime?.split('\t')[2] ?? startedS);
   const deliveredRate = reachedS !== undefined ? expected / (reachedS - sentFromS) : 0;
@@ -533,8 +533,8 @@ async function phase2(server: Server, store: StoreProbe, devices: DeviceSocket):
     registerRate, registerFailures, drops, deliveryRate: delivered / elapsedS, elapsedS,
     // Over the time to the last delivery: the wait for quiet after it was idle.
     serverCpu: (meteredCores * meteredMs) / Math.max(1, lastMs - start),
-    toEach: { p50: quantile(toEach, 0.5), p99: quantile(toEach, 0.99) },
-    toLast: { p50: quantile(toLast, 0.5), p99: quantile(toLast, 0.99) },
+    toEach: { p50: percentile(toEach, 50), p99: percentile(toEach, 99) },
+    toLast: { p50: percentile(toLast, 50), p99: percentile(toLast, 99) },
     delivered, expected: total, repeats: devices.repeats, outOfOrder, incomplete, leftPending: store.pending(WAKING_SLOT),
   };
 }

@@ -2,6 +2,7 @@ import { configRisks, formatHostPort, formatListener, loadConfig, type Config } 
 import { gatewayRegistrarOf, ircAliasOf, transportsOf, xmppAliasOf } from '../gateway/options.js';
 import { redactUrlPassword } from '../log/index.js';
 import { gatewayDomainOf } from '../xmpp/options.js';
+import { syncsSent } from '../relay/sync.js';
 import { CONFIG_OPTION, HELP_OPTION, parseCommandLine, printHelp, type Command } from './args.js';
 
 const USAGE = `Usage: parley check-config [--config FILE]
@@ -29,8 +30,7 @@ function tlsSummary({ tls }: Config): string | undefined {
 
 function relaySummary({ relay, domains, offline }: Config): string {
   const foreign = relay.outbound_proxy === null ? `other domains refused (${relay.foreign_domain_status})` : `other domains through ${relay.outbound_proxy}`;
-  // Copies are kept in the offline store, per device.
-  const synced = offline.enabled ? domains.filter((domain) => relay.sync_sent_domains[domain] ?? relay.sync_sent) : [];
+  const synced = domains.filter((domain) => syncsSent(domain, offline.enabled, { enabled: relay.sync_sent, domains: relay.sync_sent_domains }));
   const sync = synced.length === 0 ? 'off' : synced.length === domains.length ? 'on' : `on for ${synced.join(', ')}`;
   return `${foreign}, own-message sync ${sync}`;
 }

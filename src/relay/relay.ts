@@ -17,7 +17,7 @@ import { digestRealm } from '../registrar/digest.js';
 import type { DeliveryTurn } from './ordered.js';
 import { stripPushParams, type PushService } from '../push/index.js';
 import { ACCEPTED, DeviceDelivery, STORE_UNAVAILABLE, UNREACHABLE, storedRequest, stripToUri } from './devices.js';
-import { SentCopies } from './sync.js';
+import { SentCopies, syncsSent, type SyncSentSettings } from './sync.js';
 import { mediaTypeOf } from '../bridge/sip.js';
 import { ISCOMPOSING_TYPE } from '../bridge/typing.js';
 
@@ -38,7 +38,7 @@ export interface RelayOptions {
   /** Seconds a device is remembered after it last registered, and the sender waits for one to take a message; push wakes away devices. */
   devices: { remember: number; acceptTimeout: number; push?: PushService };
   /** Own-message sync: whether a local domain's users get copies of what they send on their other devices, by default and per domain. */
-  syncSent: { enabled: boolean; domains: Readonly<Record<string, boolean>> };
+  syncSent: SyncSentSettings;
 }
 
 /** What happened to a message Parley sent on someone's behalf. */
@@ -117,8 +117,7 @@ export class Relay {
       { ...options.devices, maxPerUser: options.offline.maxPerUser }, log,
     );
     this.sentCopies = new SentCopies(registrar, this.devices, stack, {
-      // Copies are kept per device, in the store: without it there is nothing to keep them in.
-      enabledFor: (domain) => options.offline.enabled && this.isLocalDomain(domain) && (options.syncSent.domains[domain] ?? options.syncSent.enabled),
+      enabledFor: (domain) => this.isLocalDomain(domain) && syncsSent(domain, options.offline.enabled, options.syncSent),
       record: (aor, message) => this.storedRecord(aor, message),
       maxBody: options.maxBody,
     }, log);

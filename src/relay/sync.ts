@@ -29,6 +29,17 @@ export interface SentCopyOptions {
 /** What is never copied, also inside CPIM: receipts (RFC 5438) and is-composing states (RFC 3994), which say nothing to the sender's own devices. */
 const NOT_COPIED: ReadonlySet<string> = new Set([IMDN_TYPE, ISCOMPOSING_TYPE]);
 
+/** relay.sync_sent and relay.sync_sent_domains. */
+export interface SyncSentSettings {
+  enabled: boolean;
+  domains: Readonly<Record<string, boolean>>;
+}
+
+/** Whether the users of a served `domain` get copies of what they send: only with the offline store, which keeps them. */
+export function syncsSent(domain: string, offlineEnabled: boolean, settings: SyncSentSettings): boolean {
+  return offlineEnabled && (settings.domains[domain] ?? settings.enabled);
+}
+
 /** No sender waits on a copy's outcome: no answer is better than another. */
 const NONE_BETTER = (): boolean => false;
 

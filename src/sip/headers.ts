@@ -1,7 +1,7 @@
 // Structured forms of the headers Parley reads: name-addr (From, To, Contact, Route), Via, CSeq,
 // and the splitting of comma-separated header values (RFC 3261 §7.3.1).
 import { isIP } from 'node:net';
-import { isValidHost, portNumber } from './uri.js';
+import { isDigit, isLetter, isValidHost, portNumber } from './uri.js';
 
 export class HeaderError extends Error {
   override name = 'HeaderError';
@@ -287,14 +287,6 @@ function usualVia(text: string): [transport: string, host: string, port: string 
 
 function endsViaHost(c: number): boolean {
   return c === 58 /* : */ || c === SEMICOLON || isBlank(c);
-}
-
-function isLetter(c: number): boolean {
-  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-}
-
-function isDigit(c: number): boolean {
-  return c >= 48 && c <= 57;
 }
 
 export function parseVia(value: string): Via {

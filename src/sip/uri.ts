@@ -175,13 +175,17 @@ function isHostname(host: string): boolean {
       labelStart = i + 1;
     } else if (c === 45) {
       if (i === labelStart) return false;
-    } else if (!isLetter(c) && !(c >= 48 && c <= 57)) return false;
+    } else if (!isLetter(c) && !isDigit(c)) return false;
   }
   return true;
 }
 
-function isLetter(c: number): boolean {
+export function isLetter(c: number): boolean {
   return (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+}
+
+export function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
 }
 
 /** A port a socket can use (1-65535) from its decimal text, or undefined. Port 0 means "any" to a socket: not a destination. */

@@ -22,7 +22,6 @@ export interface UserStore {
   list(domain?: string): Promise<UserRecord[]>;
 }
 
-/** One registered contact of an address-of-record (RFC 3261 §10). */
 /** The instance URN of a `+sip.instance` value: `"<urn:uuid:...>"` loses its quotes and brackets, case does not matter. */
 export function instanceUrn(value: string): string {
   return value.replace(/^"?<?|>?"?$/g, '').toLowerCase();
@@ -33,6 +32,7 @@ export function deviceKey(binding: { contact: string; instance?: string }): stri
   return binding.instance ? instanceUrn(binding.instance) : binding.contact;
 }
 
+/** One registered contact of an address-of-record (RFC 3261 §10). */
 export interface Binding {
   /** "user@domain", lower-cased domain */
   aor: string;

@@ -147,6 +147,10 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
 
   private write(stanza: xml.Element): void {
     this.output.push(serialize(stanza));
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => this.flush());
@@ -169,10 +173,7 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
   private schedulePing(): void {
     if (this.ping) return;
     this.pingWanted = true;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+    this.scheduleFlush();
   }
 
   /**

@@ -193,10 +193,15 @@ export class PresenceBridge {
 
   /** A stream of `domain`'s contacts is up: when it was down, their presence is asked for (probes), which refreshes it. */
   streamUp(domain: string): void {
-    if (!this.staleAfter.has(domain) && !this.withdrawn.delete(domain)) return;
-    clearTimeout(this.staleAfter.get(domain));
-    this.staleAfter.delete(domain);
-    this.probe((contact) => domainOf(contact.jid) === domain);
+    if (this.cancelStale(domain)) this.probe((contact) => domainOf(contact.jid) === domain);
+  }
+
+  /** Stops the grace period of `key` (a domain, '' for the link); whether it was down or its contacts withdrawn. */
+  private cancelStale(key: string): boolean {
+    const wasDown = this.staleAfter.has(key);
+    clearTimeout(this.staleAfter.get(key));
+    this.staleAfter.delete(key);
+    return this.withdrawn.delete(key) || wasDown;
   }
 
   /** Withdraws what the contacts of `domain` (every domain without one) said: their SIP watchers are told they are unavailable. */
@@ -246,9 +251,7 @@ export class PresenceBridge {
    * (the contact's server answers a probe with its presence, or "unavailable").
    */
   online(): void {
-    clearTimeout(this.staleAfter.get(''));
-    this.staleAfter.delete('');
-    this.withdrawn.delete('');
+    this.cancelStale('');
     for (const [aor, watchers] of this.xmppWatchers) {
       const state = this.hooks.service.stateOf(aor);
       for (const [watcher, as] of watchers) this.emit(stanzaOfState(state, { from: as, to: watcher }));
