@@ -263,6 +263,7 @@ export class DeviceDelivery {
     written: ((protocols: Protocol[]) => void) | undefined, previous: Promise<void>, { remembered, live, devices }: KnownDevices,
   ): Promise<DeliveryOutcome> {
     const now = [...live].filter(([device]) => !this.isQueued(aor, device));
+    const sendingSince = Date.now();
     const sending = now.map(async ([device, flows]) => ({ device, response: await this.send(message, flows) }));
     written?.(now.map(([, flows]) => flows[0]!.peer.proto));
     const answers = await Promise.all(sending);
@@ -291,10 +292,21 @@ export class DeviceDelivery {
     this.log.debug({ aor, id, devices: left.size }, 'message stored for the devices that did not take it');
     this.wake(id, remembered.filter((d) => left.has(d.device) && (!live.has(d.device) || unreached.has(d.device))), message);
     for (const device of left) {
-      if (unreached.has(device)) this.backlogged.add(queueOf(aor, device));
-      else if (live.has(device)) this.joinQueue(aor, device);
+      if (!unreached.has(device)) {
+        if (live.has(device)) this.joinQueue(aor, device);
+        continue;
+      }
+      this.backlogged.add(queueOf(aor, device));
+      // Registered again while its row was being stored: that registration's drain came too early for it.
+      if (this.registeredSince(aor, device, sendingSince)) this.joinQueue(aor, device);
     }
     return taken ?? ACCEPTED;
+  }
+
+  /** Whether `device` of `aor` registered (again) at `since` or later. */
+  private registeredSince(aor: string, device: string, since: number): boolean {
+    const flows = this.registrar.flowsByDevice(this.registrar.lookup(aor)).find((f) => deviceKey(f[0]!.binding) === device);
+    return flows?.some(({ binding }) => binding.updatedAt >= since) ?? false;
   }
 
   /** Whether a message for this device goes through its queue: one is being drained, or older messages wait. */
