@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { CompiledStatements } from './compiled.js';
-import { GroupCommit } from './group-commit.js';
+import { GroupCommit, type DeferredSync } from './group-commit.js';
 import { nullsAbsent } from './rows.js';
 import { insertStoredMessage, toStoredMessage, type WaitingBounds } from './offline.js';
 import type { Database, DevicesTable, MessageDeliveriesTable, OfflineMessagesTable } from './schema.js';
@@ -14,8 +14,9 @@ export class DeliveryRepository implements DeliveryStore {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly waiting: WaitingBounds,
+    deferredSync?: DeferredSync,
   ) {
-    this.commits = new GroupCommit(db);
+    this.commits = new GroupCommit(db, deferredSync);
   }
 
   /** Run for every message to a user with a device known by +sip.instance: compiled once. */

@@ -21,13 +21,6 @@ export interface DeferredSync {
   sync(): Promise<void>;
 }
 
-const deferredSyncs = new WeakMap<Kysely<Database>, DeferredSync>();
-
-/** From now on, group commits on `db` are made durable by `sync` rather than by their commit. */
-export function deferCommitSyncs(db: Kysely<Database>, sync: DeferredSync): void {
-  deferredSyncs.set(db, sync);
-}
-
 interface PendingWrite {
   write: Write<unknown>;
   resolve(result: unknown): void;
@@ -37,11 +30,11 @@ interface PendingWrite {
 export class GroupCommit {
   private pending: PendingWrite[] = [];
   private flushing: Promise<void> | undefined;
-  private readonly deferred: DeferredSync | undefined;
-
-  constructor(private readonly db: Kysely<Database>) {
-    this.deferred = deferredSyncs.get(db);
-  }
+  /** With `deferred`, commits are made durable by its `sync` rather than by the commit itself. */
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly deferred?: DeferredSync,
+  ) {}
 
   /** Resolves with what `write` returned once it is committed. */
   run<R>(write: Write<R>): Promise<R> {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { CompiledQuery, Insertable, Kysely, Selectable, Transaction } from 'kysely';
 import { CompiledStatements } from './compiled.js';
-import { GroupCommit } from './group-commit.js';
+import { GroupCommit, type DeferredSync } from './group-commit.js';
 import { deleteExpired, nullsAbsent } from './rows.js';
 import type { Database, DevicesTable, LocationsTable } from './schema.js';
 import { deviceKey, type Binding, type LocationStore } from './types.js';
@@ -11,8 +11,8 @@ export class LocationRepository implements LocationStore {
   private readonly commits: GroupCommit;
   private readonly statements = new CompiledStatements();
 
-  constructor(private readonly db: Kysely<Database>) {
-    this.commits = new GroupCommit(db);
+  constructor(private readonly db: Kysely<Database>, deferredSync?: DeferredSync) {
+    this.commits = new GroupCommit(db, deferredSync);
   }
 
   /**

@@ -11,7 +11,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { StoreAvailability, isQueryTimeout, watchedDialect } from './availability.js';
 import { GatewayAccountRepository, GatewayRoomRepository } from './accounts.js';
-import { deferCommitSyncs, type DeferredSync } from './group-commit.js';
+import type { DeferredSync } from './group-commit.js';
 import { LocationRepository } from './locations.js';
 import { migrations } from './migrations/index.js';
 import { OfflineRepository, WaitingBounds } from './offline.js';
@@ -43,19 +43,22 @@ type SqliteTarget = { driver: 'sqlite'; path: string };
 type PostgresTarget = { driver: 'postgres'; url: string; redactedUrl: string; password: string };
 type StoreTarget = SqliteTarget | PostgresTarget;
 
-/** A new repository is one line here plus its field in the Store interface. */
-function createRepositories(db: Kysely<Database>) {
+/**
+ * A new repository is one line here plus its field in the Store interface. Those that group-commit
+ * are given the store's `deferredSync`, if it has one.
+ */
+function createRepositories(db: Kysely<Database>, deferredSync: DeferredSync | undefined) {
   const waiting = new WaitingBounds();
   return {
     users: new UserRepository(db),
-    locations: new LocationRepository(db),
+    locations: new LocationRepository(db, deferredSync),
     offline: new OfflineRepository(db, waiting),
-    deliveries: new DeliveryRepository(db, waiting),
-    presence: new PresenceRepository(db),
-    outbox: new OutboxRepository(db),
+    deliveries: new DeliveryRepository(db, waiting, deferredSync),
+    presence: new PresenceRepository(db, deferredSync),
+    outbox: new OutboxRepository(db, deferredSync),
     gatewayAccounts: new GatewayAccountRepository(db),
     gatewayRooms: new GatewayRoomRepository(db),
-    receiptIds: new ReceiptIdRepository(db),
+    receiptIds: new ReceiptIdRepository(db, deferredSync),
   };
 }
 
@@ -72,11 +75,11 @@ export interface OpenStoreOptions {
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
   const target = parseStoreUrl(url);
   const queryTimeoutMs = (options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT_SECONDS) * 1000;
-  const { db, availability } = target.driver === 'sqlite' ? openSqlite(target, 'read-write') : await openPostgres(target, queryTimeoutMs);
+  const { db, availability, deferredSync } = target.driver === 'sqlite' ? openSqlite(target, 'read-write') : await openPostgres(target, queryTimeoutMs);
   await migrateToLatest(db, target);
   // Only now: a store unavailable while opening fails the start rather than being retried.
   if (options.log) availability.reportTo(options.log);
-  const repositories = createRepositories(db);
+  const repositories = createRepositories(db, deferredSync);
   const accountMaps = new Map<string, Promise<GatewayAccountRepository>>([['purplemap', Promise.resolve(repositories.gatewayAccounts)]]);
   return {
     driver: target.driver,
@@ -138,6 +141,8 @@ function parseStoreUrl(url: string): StoreTarget {
 interface OpenDatabase {
   db: Kysely<Database>;
   availability: StoreAvailability;
+  /** How its group commits are made durable, where not by the commit itself. */
+  deferredSync?: DeferredSync;
 }
 
 function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): OpenDatabase {
@@ -160,9 +165,7 @@ function openSqlite(target: SqliteTarget, mode: 'read-write' | 'read-only'): Ope
     );
     const wal = mode === 'read-write' && path !== ':memory:' ? walSync(database, path) : undefined;
     const dialect = queuedDialect(watchedDialect(new SqliteDialect({ database: preparingOnce(database, wal) }), availability));
-    const db = new Kysely<Database>({ dialect });
-    if (wal) deferCommitSyncs(db, wal);
-    return { db, availability };
+    return { db: new Kysely<Database>({ dialect }), availability, deferredSync: wal };
   } catch (error) {
     database?.close();
     throw storeFailure('CONNECT_FAILED', 'Cannot open', target, error);

@@ -1,6 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import { CompiledStatements } from './compiled.js';
-import { GroupCommit } from './group-commit.js';
+import { GroupCommit, type DeferredSync } from './group-commit.js';
 import type { Database } from './schema.js';
 import type { OutboxProgress, OutboxRecord, OutboxStore } from './types.js';
 
@@ -12,8 +12,8 @@ export class OutboxRepository implements OutboxStore {
   private readonly commits: GroupCommit;
   private readonly statements = new CompiledStatements();
 
-  constructor(private readonly db: Kysely<Database>) {
-    this.commits = new GroupCommit(db);
+  constructor(private readonly db: Kysely<Database>, deferredSync?: DeferredSync) {
+    this.commits = new GroupCommit(db, deferredSync);
   }
 
   add(record: Omit<OutboxRecord, 'id'>): Promise<number> {

@@ -1,5 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
-import { GroupCommit } from './group-commit.js';
+import { GroupCommit, type DeferredSync } from './group-commit.js';
 import { deleteExpired } from './rows.js';
 import type { Database, PresenceSubscriptionsTable } from './schema.js';
 import type {
@@ -10,8 +10,8 @@ export class PresenceRepository implements PresenceStore {
   /** PUBLISH and SUBSCRIBE are acknowledged once written: a burst of them shares a commit. */
   private readonly commits: GroupCommit;
 
-  constructor(private readonly db: Kysely<Database>) {
-    this.commits = new GroupCommit(db);
+  constructor(private readonly db: Kysely<Database>, deferredSync?: DeferredSync) {
+    this.commits = new GroupCommit(db, deferredSync);
   }
 
   addPublication(publication: Omit<StoredPublication, 'id'>): Promise<number> {

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { GroupCommit } from './group-commit.js';
+import { GroupCommit, type DeferredSync } from './group-commit.js';
 import type { Database } from './schema.js';
 import type { ReceiptIdStore, StoredReceiptId } from './types.js';
 
@@ -7,8 +7,8 @@ export class ReceiptIdRepository implements ReceiptIdStore {
   /** A burst of messages asking for receipts shares a commit. */
   private readonly commits: GroupCommit;
 
-  constructor(private readonly db: Kysely<Database>) {
-    this.commits = new GroupCommit(db);
+  constructor(private readonly db: Kysely<Database>, deferredSync?: DeferredSync) {
+    this.commits = new GroupCommit(db, deferredSync);
   }
 
   put(receipt: StoredReceiptId, maxPerOwner: number): Promise<void> {

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
-import { GroupCommit, deferCommitSyncs } from '../../src/store/group-commit.js';
+import { GroupCommit, type DeferredSync } from '../../src/store/group-commit.js';
 import type { Database } from '../../src/store/schema.js';
 
 function database() {
@@ -12,23 +12,23 @@ function database() {
   const started: Array<(outcome: Error | undefined) => void> = [];
   let syncStarted: () => void = () => {};
   const nextSync = () => new Promise<void>((resolve) => (syncStarted = resolve));
-  deferCommitSyncs(db, {
+  const deferred: DeferredSync = {
     unsynced: (commit) => commit(),
     sync: () =>
       new Promise<void>((resolve, reject) => {
         started.push((error) => (error ? reject(error) : resolve()));
         syncStarted();
       }),
-  });
-  return { db, started, nextSync };
+  };
+  return { db, deferred, started, nextSync };
 }
 
 const rows = async (db: Kysely<Database>) => (await sql<{ n: number }>`select n from t order by n`.execute(db)).rows.map((row) => row.n);
 
 test('a group-committed write is visible once committed, and resolves only once the sync after its commit has', async () => {
-  const { db, started, nextSync } = database();
+  const { db, deferred, started, nextSync } = database();
   await sql`create table t (n integer)`.execute(db);
-  const commits = new GroupCommit(db);
+  const commits = new GroupCommit(db, deferred);
   let resolved = false;
   const syncing = nextSync();
   const write = commits.run(async (trx) => void (await sql`insert into t values (1)`.execute(trx))).then(() => (resolved = true));
@@ -42,9 +42,9 @@ test('a group-committed write is visible once committed, and resolves only once 
 });
 
 test('a sync that fails fails the writes of its batch', async () => {
-  const { db, started, nextSync } = database();
+  const { db, deferred, started, nextSync } = database();
   await sql`create table t (n integer)`.execute(db);
-  const commits = new GroupCommit(db);
+  const commits = new GroupCommit(db, deferred);
   const syncing = nextSync();
   const write = commits.run(async (trx) => void (await sql`insert into t values (2)`.execute(trx)));
   await syncing;
