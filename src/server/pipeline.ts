@@ -114,23 +114,18 @@ function registerDomain(request: IncomingRequest, scope: PipelineScope): boolean
 
 /**
  * Digest authentication (auth.policy): a REGISTER for its To address; any other request from a
- * served domain for its From address, which becomes the request's identity.
+ * served domain for its From address. The address verified becomes the request's identity.
  */
 function authenticate(request: IncomingRequest, scope: PipelineScope): boolean | Promise<boolean> {
   if (!scope.auth.required) return false;
   const message = request.message;
-  if (message.method === 'REGISTER') {
-    const to = message.toUri;
-    const verified = scope.auth.verify(request, to.user, to.host);
-    return typeof verified === 'boolean' ? !verified : verified.then((ok) => !ok);
-  }
-  const from = message.fromUri;
-  if (!scope.domains.has(from.host)) return false;
+  const claimed = message.method === 'REGISTER' ? message.toUri : message.fromUri;
+  if (!scope.domains.has(claimed.host)) return false;
   const identify = (verified: boolean) => {
-    if (verified) request.identity = `${from.user}@${from.host}`;
+    if (verified) request.identity = `${claimed.user}@${claimed.host}`;
     return !verified;
   };
-  const verified = scope.auth.verify(request, from.user, from.host);
+  const verified = scope.auth.verify(request, claimed.user, claimed.host);
   return typeof verified === 'boolean' ? identify(verified) : verified.then(identify);
 }
 
