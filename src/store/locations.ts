@@ -53,26 +53,24 @@ export class LocationRepository implements LocationStore {
   private async writeBindings(trx: Transaction<Database>, aor: string, bindings: Binding[]): Promise<void> {
     const statements = this.statements;
     const remove = statements.compile('delete', [aor], ([aor]) => trx.deleteFrom('locations').where('aor', '=', aor as string));
-    let insert: CompiledQuery | undefined;
-    if (bindings.length > 0) {
-      const values: unknown[] = [];
-      for (const binding of bindings) values.push(...locationValues(aor, binding));
-      insert = statements.compile(`insert ${bindings.length}`, values, (values) =>
-        trx.insertInto('locations').values(bindings.map((_, row) => toLocationRow(values.slice(row * LOCATION_COLUMNS, (row + 1) * LOCATION_COLUMNS)))),
-      );
-    }
     const known = statements.compile('known', [aor, Date.now()], ([aor, firstSeen]) =>
       trx
         .insertInto('known_aors')
         .values({ aor: aor as string, first_seen: firstSeen as number })
         .onConflict((conflict) => conflict.column('aor').doNothing()),
     );
+    let insert: CompiledQuery | undefined;
     // Devices are remembered beyond their registration, for what is sent to them while away.
     let remember: CompiledQuery | undefined;
     if (bindings.length > 0) {
+      const values: unknown[] = [];
+      for (const binding of bindings) values.push(...locationValues(aor, binding));
+      insert = statements.compile(`insert ${bindings.length}`, values, (values) =>
+        trx.insertInto('locations').values(bindings.map((_, row) => toLocationRow(values.slice(row * LOCATION_COLUMNS, (row + 1) * LOCATION_COLUMNS)))),
+      );
       const devices = deviceRows(aor, bindings);
-      const values = devices.flatMap((device) => [device.aor, device.device, device.contact, device.user_agent, device.last_seen]);
-      remember = statements.compile(`devices ${devices.length}`, values, (values) =>
+      const deviceValues = devices.flatMap((device) => [device.aor, device.device, device.contact, device.user_agent, device.last_seen]);
+      remember = statements.compile(`devices ${devices.length}`, deviceValues, (values) =>
         trx
           .insertInto('devices')
           .values(devices.map((_, row) => toDeviceRow(values.slice(row * DEVICE_COLUMNS, (row + 1) * DEVICE_COLUMNS))))
