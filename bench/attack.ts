@@ -14,7 +14,9 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SippProcess, freePort, percentile, type SippOptions } from '../test/support/sipp.js';
-import { CpuMeter, DOMAIN, ROOT, launch, launchParley, runBounded, sleep, startRelayUas, table, type PingIds, type Server } from './common.js';
+import {
+  CpuMeter, DOMAIN, ROOT, launch, launchParley, residentBytes, runBounded, sleep, startRelayUas, table, type PingIds, type Server,
+} from './common.js';
 
 const PING: PingIds = { branch: 'attack', callId: 'attack-ping' };
 const RELAY_USER = 'bench-uas';
@@ -54,16 +56,6 @@ xmpp:
 routes:
   - { handler: relay }
 `;
-}
-
-/** The resident memory of a process in MiB; undefined once it has exited. */
-function vmRssMiB(pid: number): number | undefined {
-  try {
-    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match ? Number(match[1]) / 1024 : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -117,7 +109,7 @@ async function phase(name: string, server: Server, beside?: Beside): Promise<Pha
   };
   const pid = server.pids()[0]!;
   let rssMiB = 0;
-  const sampleRss = () => (rssMiB = Math.max(rssMiB, vmRssMiB(pid) ?? 0));
+  const sampleRss = () => (rssMiB = Math.max(rssMiB, (residentBytes(pid) ?? 0) / 2 ** 20));
   const rssTimer = setInterval(sampleRss, 200);
   sampleRss();
   const meter = new CpuMeter(() => server.pids());
@@ -131,7 +123,7 @@ async function phase(name: string, server: Server, beside?: Beside): Promise<Pha
   return {
     name, calls, successful: result.stats?.successful ?? 0, p50: percentile(rtts, 50), p99: percentile(rtts, 99), rssMiB,
     udpDrops: Math.max(0, udpSocketDrops(server.port) - dropsBefore),
-    exited: vmRssMiB(pid) === undefined, cpu, attacker,
+    exited: residentBytes(pid) === undefined, cpu, attacker,
   };
 }
 

@@ -32,7 +32,7 @@
 // Alone: npm run bench:rooms -- --no-kamailio --sizes 3 --step-seconds 4 --refine 2 --start-deliveries 1000
 import { spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -40,7 +40,7 @@ import { parseArgs } from 'node:util';
 import SqliteDatabase from 'better-sqlite3';
 import { SippProcess, percentile, type SippOptions } from '../test/support/sipp.js';
 import {
-  CpuMeter, DOMAIN, ROOT, achievedRate, indent, launchParley, peers, quiet, rateSearch, runBounded, sippProblem,
+  CpuMeter, DOMAIN, ROOT, achievedRate, indent, launchParley, peers, quiet, rateSearch, residentBytes, runBounded, sippProblem,
   sleep, startTimedUas, stepSettings, table, udpDrops, type Found, type PingIds, type Server, type TimedUas,
 } from './common.js';
 
@@ -124,12 +124,6 @@ class StoreProbe {
   close(): void {
     this.db.close();
   }
-}
-
-/** A process's resident memory, bytes. */
-function rss(pid: number): number {
-  const kb = /^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  return Number(kb) * 1024;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -483,7 +477,7 @@ async function phase2(server: Server, store: StoreProbe, devices: DeviceSocket):
   await putToSleep(devices, users, WAKING_SLOT);
   log(`phase 2: ${SLEEPERS} sleeping devices remembered; storing ${BACKLOG} MESSAGEs for each`);
   const before = store.usage();
-  const rssBefore = rss(server.pids()[0]!);
+  const rssBefore = residentBytes(server.pids()[0]!)!;
   // A user's next backlog MESSAGE is sent only once its previous one was answered (no more than
   // SLEEPERS outstanding), so the order stored is the order sent.
   const fillStart = performance.now();
@@ -493,7 +487,7 @@ async function phase2(server: Server, store: StoreProbe, devices: DeviceSocket):
   const after = store.usage();
   const rowsAdded = after.deliveries - before.deliveries;
   const bytesPerDelivery = (after.bytes - before.bytes) / rowsAdded;
-  const rssPerDelivery = (rss(server.pids()[0]!) - rssBefore) / rowsAdded;
+  const rssPerDelivery = (residentBytes(server.pids()[0]!)! - rssBefore) / rowsAdded;
   log(`  backlog stored at ${Math.round(fillRate)} MESSAGEs/s: ${rowsAdded} delivery rows, ${Math.round(bytesPerDelivery)} bytes of SQLite pages each; waking them`);
 
   const registeredAt = new Array<number>(SLEEPERS);
