@@ -2,10 +2,10 @@
 // does; the bridge's `receipt` kind, and a text's request for one, in SIP's form. XMPP's receipts
 // and markers are src/xmpp/receipts.ts.
 import xml from '@xmpp/xml';
-import { type CpimHeader, type CpimMessage, formatCpim, headerValue, namespacePrefix } from './cpim.js';
+import { type CpimHeader, type CpimMessage, formatCpim, headerValue, namespacePrefix } from '../util/cpim.js';
+import { IMDN_TYPE } from '../util/media-types.js';
 import { documentRoot, xmlBody } from './xml-body.js';
 
-export const IMDN_TYPE = 'message/imdn+xml';
 const IMDN_HEADERS_NS = 'urn:ietf:params:imdn';
 const IMDN_NS = 'urn:ietf:params:xml:ns:imdn';
 

@@ -4,11 +4,11 @@ export {
   TEXT_PLAIN, excerptOf, type Address, type BridgeMessage, type InstantMessage, type MessageKind, type Network, type ReceiptMessage, type TextMessage, type TypingMessage,
 } from './message.js';
 export {
-  LANGUAGE_TAG, carriedMediaType, mediaTypeOf, readSipMessage, readSipPayload, senderOf, plainSipAddress, sipHeaders, sipRequestOf, type Refusal, type SipPayload,
+  LANGUAGE_TAG, readSipMessage, readSipPayload, senderOf, plainSipAddress, sipHeaders, sipRequestOf, type Refusal, type SipPayload,
 } from './sip.js';
 export { Recent } from './tracker.js';
-export { CPIM_TYPE, ContentError, decodeContent, formatCpim, parseCpim } from './cpim.js';
+export { CPIM_TYPE, ContentError, decodeContent, formatCpim, parseCpim } from '../util/cpim.js';
 export {
-  IMDN_TYPE, cpimAskingForImdn, cpimNotification, imdnBody, imdnRequestOf, readImdn, type Disposition, type ImdnRequest, type Notification, type Wanted,
+  cpimAskingForImdn, cpimNotification, imdnBody, imdnRequestOf, readImdn, type Disposition, type ImdnRequest, type Notification, type Wanted,
 } from './imdn.js';
-export { ISCOMPOSING_TYPE, isComposingBody, readIsComposing, type ComposingState, type IsComposing } from './typing.js';
+export { isComposingBody, readIsComposing, type ComposingState, type IsComposing } from './typing.js';

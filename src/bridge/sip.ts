@@ -3,10 +3,11 @@
 // the relay sends into SIP.
 import type { OutgoingMessage } from '../relay/index.js';
 import { type Header, type SipMessage, type SipUri, escapeUser, parseParams, parseUri, quote } from '../sip/index.js';
-import { CPIM_TYPE, ContentError, decodeContent, headerValue, parseCpim } from './cpim.js';
-import { type CpimEnvelope, IMDN_TYPE, type ImdnRequest, type Notification, cpimAskingForImdn, cpimNotification, imdnRequestOf, readImdn } from './imdn.js';
+import { CPIM_TYPE, ContentError } from '../util/cpim.js';
+import { IMDN_TYPE, ISCOMPOSING_TYPE, carriedContent, mediaTypeOf } from '../util/media-types.js';
+import { type CpimEnvelope, type ImdnRequest, type Notification, cpimAskingForImdn, cpimNotification, imdnRequestOf, readImdn } from './imdn.js';
 import type { Address, BridgeMessage, InstantMessage, ReceiptMessage, TextMessage } from './message.js';
-import { ISCOMPOSING_TYPE, type IsComposing, isComposingBody, readIsComposing } from './typing.js';
+import { type IsComposing, isComposingBody, readIsComposing } from './typing.js';
 
 /** How to answer a SIP MESSAGE the bridge cannot carry. */
 export interface Refusal {
@@ -34,11 +35,6 @@ export function plainSipAddress(uri: SipUri): string {
   return `sip:${escapeUser(uri.user)}@${uri.host}`;
 }
 
-/** The media type of a Content-Type value, in lower case, without parameters. */
-export function mediaTypeOf(contentType: string): string {
-  return contentType.split(';')[0]!.trim().toLowerCase();
-}
-
 /** What a SIP MESSAGE carries once its Content-Encoding and CPIM wrapper (RFC 3862) are undone. */
 interface SipContent {
   contentType: string;
@@ -50,22 +46,12 @@ interface SipContent {
 /** The content of a SIP MESSAGE: inflated (at most maxBody bytes) and unwrapped from message/cpim; or why it cannot be read. */
 function sipContentOf(message: SipMessage, maxBody: number): SipContent | Refusal {
   try {
-    const body = decodeContent(message.body, message.get('content-encoding'), maxBody);
-    const contentType = message.get('content-type') ?? 'text/plain';
-    if (mediaTypeOf(contentType) !== CPIM_TYPE) return { contentType, body };
-    const cpim = parseCpim(body);
-    const inner = decodeContent(cpim.content, headerValue(cpim.contentHeaders, 'content-encoding'), maxBody);
-    return { contentType: headerValue(cpim.contentHeaders, 'content-type') ?? 'text/plain', body: inner, imdn: imdnRequestOf(cpim) };
+    const { contentType, body, cpim } = carriedContent(message, maxBody);
+    return { contentType, body, imdn: cpim && imdnRequestOf(cpim) };
   } catch (error) {
     if (!(error instanceof ContentError)) throw error;
     return { status: 415, reason: `Unsupported Media Type (${error.message})`, headers: [{ name: 'accept-encoding', value: 'deflate, identity' }] };
   }
-}
-
-/** The media type of what a SIP MESSAGE carries, inside message/cpim (inflated, at most maxBody); its own when that cannot be read. */
-export function carriedMediaType(message: SipMessage, maxBody: number): string {
-  const content = sipContentOf(message, maxBody);
-  return mediaTypeOf('status' in content ? (message.get('content-type') ?? '') : content.contentType);
 }
 
 /** What a SIP MESSAGE carries, as the bridge's kinds (its addresses aside). */

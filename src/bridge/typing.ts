@@ -3,7 +3,6 @@
 import xml from '@xmpp/xml';
 import { documentRoot, xmlBody } from './xml-body.js';
 
-export const ISCOMPOSING_TYPE = 'application/im-iscomposing+xml';
 const ISCOMPOSING_NS = 'urn:ietf:params:xml:ns:im-iscomposing';
 
 /** RFC 3994 §4: the states of an isComposing document. */

@@ -16,6 +16,7 @@ import {
   type Header, type IncomingRequest, type SipMessage, type SipStack, aorOf, createResponse, escapeUser, parseNameAddr,
   parseUri, randomToken,
 } from '../sip/index.js';
+import { mediaTypeOf } from '../util/media-types.js';
 import { RETRY_WHEN_FULL, grantExpires, parseExpires } from './expires.js';
 import { CLOSED, OPEN, PIDF_TYPE, PidfError, type PresenceState, buildPidf, composeStates, parsePidf, sameState } from './pidf.js';
 import { type PublicationLimits, PublicationStore, type PublishedDocument } from './publications.js';
@@ -537,10 +538,6 @@ function eventPackage(message: SipMessage): string | undefined {
 function expiresOf(message: SipMessage): number | undefined | 'malformed' {
   const header = message.get('expires');
   return header === undefined ? undefined : (parseExpires(header) ?? 'malformed');
-}
-
-function mediaTypeOf(value: string): string {
-  return value.split(';')[0]!.trim().toLowerCase();
 }
 
 /** Whether PIDF is among what the subscriber accepts; no Accept header means the package's default, PIDF. */

@@ -11,8 +11,7 @@ import { formatPeer, parseNameAddr, type Protocol, type SipMessage, type SipStac
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import { resendIdentity } from './resend.js';
 import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
-import { mediaTypeOf } from '../bridge/sip.js';
-import { IMDN_TYPE } from '../bridge/imdn.js';
+import { IMDN_TYPE, mediaTypeOf } from '../util/media-types.js';
 
 export interface DeviceDeliveryOptions {
   /** Seconds a device is remembered after it last registered. */

@@ -18,8 +18,7 @@ import type { DeliveryTurn } from './ordered.js';
 import { stripPushParams, type PushService } from '../push/index.js';
 import { ACCEPTED, DeviceDelivery, STORE_UNAVAILABLE, UNREACHABLE, storedRequest, stripToUri } from './devices.js';
 import { SentCopies, syncsSent, type SyncSentSettings } from './sync.js';
-import { mediaTypeOf } from '../bridge/sip.js';
-import { ISCOMPOSING_TYPE } from '../bridge/typing.js';
+import { ISCOMPOSING_TYPE, mediaTypeOf } from '../util/media-types.js';
 
 export interface RelayOptions {
   domains: Set<string>;

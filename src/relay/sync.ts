@@ -11,9 +11,7 @@ import type { Logger } from 'pino';
 import { type IncomingRequest, type Peer, type SipMessage, type SipStack, parseUri } from '../sip/index.js';
 import { deviceKey, instanceUrn, isStoreUnavailable, type Binding, type StoredMessage } from '../store/index.js';
 import type { Destination, Registrar } from '../registrar/registrar.js';
-import { carriedMediaType } from '../bridge/sip.js';
-import { IMDN_TYPE } from '../bridge/imdn.js';
-import { ISCOMPOSING_TYPE } from '../bridge/typing.js';
+import { IMDN_TYPE, ISCOMPOSING_TYPE, carriedMediaType } from '../util/media-types.js';
 import { type DeviceDelivery, storedRequest } from './devices.js';
 import { requestKey, resendIdentity } from './resend.js';
 
