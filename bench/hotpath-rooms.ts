@@ -8,16 +8,10 @@
 //
 //   npm run bench:hotpath -- --rooms [--members 10,100] [--legs 20000] [--repeat 5] [--outstanding 400]
 import { createSocket, type RemoteInfo } from 'node:dgram';
-import { rmSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Writable } from 'node:stream';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { createServer } from '../src/server/index.js';
-import { createLogger } from '../src/log/index.js';
-import { testConfig } from '../test/support/server.js';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { DOMAIN, startHotpathServer } from './hotpath-server.js';
 
-const DOMAIN = 'localhost';
 /** What marks a post's copies among the room's other MESSAGEs (notices). */
 const POST_TEXT = 'bench-post';
 
@@ -55,23 +49,12 @@ export async function roomFanOutBench(argv: string[], measure: Measure): Promise
   const sizes = args.members.split(',').map(Number);
   const bad = sizes.find((size) => !Number.isInteger(size) || size < 2);
   if (bad !== undefined) throw new Error(`--members: ${bad} is not a room size (a whole number, at least 2: the poster and one member)`);
-  const config = testConfig({
-    listen: [{ proto: 'udp', host: '127.0.0.1', port: 0 }],
-    domains: [DOMAIN],
+  const { drive, stop } = await startHotpathServer<ClientJob>(
     // The per-sender rate limit would refuse the poster: raised out of the way, as bench/rooms.ts does.
-    imc: { max_rate: 1_000_000, rate_burst: 1_000_000, max_members: Math.max(...sizes) + 10 },
-  } as Parameters<typeof testConfig>[0]);
-  const discard = new Writable({ write: (_chunk, _encoding, done) => done() });
-  const server = createServer(config, { logger: createLogger('warn', discard) });
-  await server.start();
-  const port = server.transports.bound[0]!.port;
-  const loader = process.execArgv.flatMap((arg, i, all) => (arg === '--import' ? [arg, all[i + 1]!] : arg.startsWith('--import=') ? [arg] : []));
-  const client = new Worker(new URL(import.meta.url), { workerData: { rooms: true, port }, execArgv: loader });
-  const drive = (job: ClientJob) =>
-    new Promise<void>((resolve, reject) => {
-      client.once('message', (reply: { error?: string }) => (reply.error ? reject(new Error(reply.error)) : resolve()));
-      client.postMessage(job);
-    });
+    { imc: { max_rate: 1_000_000, rate_burst: 1_000_000, max_members: Math.max(...sizes) + 10 } },
+    new URL(import.meta.url),
+    { rooms: true },
+  );
 
   const rows: Array<{ size: number; samples: LegSample[] }> = [];
   let runs = 0;
@@ -90,9 +73,7 @@ export async function roomFanOutBench(argv: string[], measure: Measure): Promise
     }
     rows.push({ size, samples });
   }
-  await client.terminate();
-  await server.stop(1000);
-  rmSync(dirname(config.database.replace(/^sqlite:/, '')), { recursive: true, force: true });
+  await stop();
 
   console.log(`Parley room fan-out, server thread only: ~${args.legs} legs per run, median of ${args.repeat} runs, ${args.outstanding} legs outstanding at most, Node ${process.version}`);
   console.log('');

@@ -18,18 +18,14 @@ import { createSocket, type RemoteInfo } from 'node:dgram';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { GCProfiler } from 'node:v8';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { Writable } from 'node:stream';
-import { createServer } from '../src/server/index.js';
-import { createLogger } from '../src/log/index.js';
-import { testConfig } from '../test/support/server.js';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { okFor, roomFanOutBench } from './hotpath-rooms.js';
+import { DOMAIN, startHotpathServer } from './hotpath-server.js';
 
-const DOMAIN = 'localhost';
 const REPLY_USER = 'bench-reply';
 const RELAY_USER = 'bench-relay';
 
@@ -70,25 +66,13 @@ async function main(): Promise<void> {
   for (const workload of workloads) if (!(workload in WORKLOADS)) throw new Error(`unknown workload ${workload}`);
   if (args.instructions) return countInstructions(workloads, Number(args.instructions), warmup);
 
-  const config = testConfig({
-    listen: [{ proto: 'udp', host: '127.0.0.1', port: 0 }],
-    domains: [DOMAIN],
-    routes: [{ method: ['MESSAGE'], user: REPLY_USER, handler: 'reply' }, { handler: 'relay' }],
-  } as Parameters<typeof testConfig>[0]);
-  const discard = new Writable({ write: (_chunk, _encoding, done) => done() });
-  const server = createServer(config, { logger: createLogger('warn', discard) });
-  await server.start();
-  const port = server.transports.bound[0]!.port;
-
-  // The worker gets the loader (tsx) only: flags such as --trace-gc or --cpu-prof are for the server's thread.
-  const loader = process.execArgv.flatMap((arg, i, all) => (arg === '--import' ? [arg, all[i + 1]!] : arg.startsWith('--import=') ? [arg] : []));
-  const client = new Worker(new URL(import.meta.url), { workerData: { port, window: Number(args.window) }, execArgv: loader });
+  const bench = await startHotpathServer<ClientJob>(
+    { routes: [{ method: ['MESSAGE'], user: REPLY_USER, handler: 'reply' }, { handler: 'relay' }] },
+    new URL(import.meta.url),
+    { window: Number(args.window) },
+  );
   let runs = 0;
-  const drive = (workload: Workload, count: number) =>
-    new Promise<void>((resolve, reject) => {
-      client.once('message', (reply: { error?: string }) => (reply.error ? reject(new Error(reply.error)) : resolve()));
-      client.postMessage({ workload, count, run: `r${runs++}` } satisfies ClientJob);
-    });
+  const drive = (workload: Workload, count: number) => bench.drive({ workload, count, run: `r${runs++}` });
 
   // The contact the relay forwards to: the client's own socket, registered once.
   await drive('register', 1);
@@ -108,9 +92,7 @@ async function main(): Promise<void> {
       gcMs: median((s) => s.gcMs),
     });
   }
-  await client.terminate();
-  await server.stop(1000);
-  rmSync(dirname(config.database.replace(/^sqlite:/, '')), { recursive: true, force: true });
+  await bench.stop();
 
   console.log(`Parley hot path, server thread only: ${requests} requests per run, median of ${repeat} runs, ${args.window} in flight, Node ${process.version}`);
   console.log('');
