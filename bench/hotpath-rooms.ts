@@ -10,21 +10,12 @@
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { DOMAIN, startHotpathServer } from './hotpath-server.js';
+import { DOMAIN, startHotpathServer, type Sample } from './hotpath-server.js';
 
 /** What marks a post's copies among the room's other MESSAGEs (notices). */
 const POST_TEXT = 'bench-post';
 
-/** Per-leg figures of one run, as bench/hotpath.ts's measure() gives them per request. */
-export interface LegSample {
-  cpu: number;
-  user: number;
-  bytes: number;
-  gcs: number;
-  gcMs: number;
-}
-
-type Measure = (run: () => Promise<void>, count: number) => Promise<LegSample>;
+type Measure = (run: () => Promise<void>, count: number) => Promise<Sample>;
 
 type ClientJob =
   | { kind: 'register'; users: string[] }
@@ -56,7 +47,7 @@ export async function roomFanOutBench(argv: string[], measure: Measure): Promise
     { rooms: true },
   );
 
-  const rows: Array<{ size: number; samples: LegSample[] }> = [];
+  const rows: Array<{ size: number; samples: Sample[] }> = [];
   let runs = 0;
   for (const size of sizes) {
     const users = Array.from({ length: size }, (_, i) => `room${size}-m${i}`);
@@ -66,7 +57,7 @@ export async function roomFanOutBench(argv: string[], measure: Measure): Promise
     for (const user of users.slice(1)) await drive({ kind: 'command', from: user, to: room, text: '#join' });
     const posts = (legs: number) => ({ kind: 'posts' as const, from: users[0]!, room, posts: Math.ceil(legs / (size - 1)), members: size, outstanding: Number(args.outstanding), run: `r${runs++}` });
     await drive(posts(Number(args.warmup)));
-    const samples: LegSample[] = [];
+    const samples: Sample[] = [];
     for (let i = 0; i < Number(args.repeat); i++) {
       const job = posts(Number(args.legs));
       samples.push(await measure(() => drive(job), job.posts * (size - 1)));
@@ -80,7 +71,7 @@ export async function roomFanOutBench(argv: string[], measure: Measure): Promise
   console.log('| room | CPU µs/leg (least) | CPU µs/leg (median) | of which user | bytes allocated/leg | GCs per 1000 legs | GC time µs/leg |');
   console.log('|---|---|---|---|---|---|---|');
   for (const { size, samples } of rows) {
-    const median = (pick: (s: LegSample) => number) => samples.map(pick).sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
+    const median = (pick: (s: Sample) => number) => samples.map(pick).sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
     console.log(
       `| post to ${size} members | ${Math.min(...samples.map((s) => s.cpu)).toFixed(1)} | ${median((s) => s.cpu).toFixed(1)} | ${median((s) => s.user).toFixed(1)} | ` +
         `${Math.round(median((s) => s.bytes))} | ${median((s) => s.gcs).toFixed(2)} | ${median((s) => s.gcMs).toFixed(2)} |`,

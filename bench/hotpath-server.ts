@@ -10,6 +10,16 @@ import { testConfig } from '../test/support/server.js';
 
 export const DOMAIN = 'localhost';
 
+/** What bench/hotpath.ts's measure() gives of one run, per request (per leg of a room post). */
+export interface Sample {
+  cpu: number;
+  user: number;
+  bytes: number;
+  gcs: number;
+  /** Time the collections took (GCProfiler's cost), µs per request. */
+  gcMs: number;
+}
+
 export interface HotpathServer<Job> {
   /** Sends the client a job; resolves once it says the job is done, rejects with the error it reports. */
   drive(job: Job): Promise<void>;

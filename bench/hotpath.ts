@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { GCProfiler } from 'node:v8';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { okFor, roomFanOutBench } from './hotpath-rooms.js';
-import { DOMAIN, startHotpathServer } from './hotpath-server.js';
+import { DOMAIN, startHotpathServer, type Sample } from './hotpath-server.js';
 
 const REPLY_USER = 'bench-reply';
 const RELAY_USER = 'bench-relay';
@@ -131,15 +131,6 @@ function countInstructions(workloads: Workload[], count: number, warmup: number)
     console.log(`| ${WORKLOADS[workload]} | ${Math.round(perRequest)} |`);
   }
   rmSync(dir, { recursive: true, force: true });
-}
-
-interface Sample {
-  cpu: number;
-  user: number;
-  bytes: number;
-  gcs: number;
-  /** Time the collections took (GCProfiler's cost), µs per request. */
-  gcMs: number;
 }
 
 /** Per-request CPU time (µs) of this thread, bytes allocated on its heap and its collections (per 1000 requests). */
