@@ -9,6 +9,7 @@ import {
   type IncomingRequest, type Peer, RELIABLE, parseUri, parseNameAddr, splitList, aorOf, type NameAddr, type SipMessage, type SipUri,
 } from '../sip/index.js';
 import type { Header } from '../sip/message.js';
+import { ownString } from '../util/own-string.js';
 import { GruuIssuer, callIdDigest, type Device } from './gruu.js';
 
 export interface RegistrarOptions {
@@ -306,17 +307,17 @@ export class Registrar extends EventEmitter {
     const path = message.getAll('path');
     return {
       aor,
-      contact: contact.uri,
+      contact: ownString(contact.uri),
       expiresAt: now + expires * 1000,
       q,
-      callId: message.callId,
+      callId: ownString(message.callId),
       cseq: message.cseq.seq,
       source: { proto: request.source.proto, host: request.source.host, port: request.source.port },
       connectionId: RELIABLE[request.source.proto] ? request.source.connectionId : undefined,
-      instance: instance ?? undefined,
+      instance: ownString(instance ?? undefined),
       regId: regId && instance ? Number(regId) : undefined,
-      userAgent: message.get('user-agent'),
-      path: path.length ? path.join(', ') : undefined,
+      userAgent: ownString(message.get('user-agent')),
+      path: path.length ? ownString(path.join(', ')) : undefined,
       updatedAt: now,
     };
   }

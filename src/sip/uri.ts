@@ -1,5 +1,6 @@
 // SIP, SIPS and tel URIs (RFC 3261 §19.1, RFC 3966), plus an opaque form for any other scheme.
 import { isIPv4, isIPv6 } from 'node:net';
+import { ownString } from '../util/own-string.js';
 
 export interface SipUri {
   readonly scheme: string;
@@ -51,11 +52,12 @@ const MAX_REMEMBERED_URI_LENGTH = 256;
 export function parseUri(text: string): SipUri {
   let uri = recentUris.get(text);
   if (uri === undefined) {
-    uri = parseUriText(text);
-    if (text.length <= MAX_REMEMBERED_URI_LENGTH) {
-      if (recentUris.size >= MAX_RECENT_URIS) recentUris.clear();
-      recentUris.set(text, uri);
-    }
+    if (text.length > MAX_REMEMBERED_URI_LENGTH) return parseUriText(text);
+    // Remembered in a copy of its own: a URI cut from a message would keep the whole message alive.
+    const own = ownString(text);
+    uri = parseUriText(own);
+    if (recentUris.size >= MAX_RECENT_URIS) recentUris.clear();
+    recentUris.set(own, uri);
   }
   return uri;
 }
