@@ -240,7 +240,8 @@ export class DeviceDelivery {
       for (const device of devices) {
         const flows = live.get(device);
         if (flows && !this.isQueued(aor, device)) now.push([device, flows]);
-        else if (flows) mark(device);
+        // Away, or with older messages waiting: should it register meanwhile, it still gets this one first.
+        else mark(device);
       }
       const sendingSince = Date.now();
       const answers = new Map<string, SipMessage>();
