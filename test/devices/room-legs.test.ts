@@ -82,3 +82,24 @@ test('a device that answers a room post 503 gets it again, before the next post,
   const bodies = tablet.received.filter((m) => m.method === 'MESSAGE' && /busy now|after/.test(m.body.toString())).map((m) => m.body.toString().replace(/^<\w+> /, ''));
   assert.deepEqual(bodies, ['busy now', 'busy now', 'after']);
 });
+
+test('a room\'s reply to a member is written once too: not stored when every device took it, stored for the away one only', async () => {
+  const phone = await agent('ben', s.udp);
+  const laptop = await agent('ben', s.udp);
+  const phoneInstance = newInstance();
+  assert.equal((await registerDevice(phone, { instance: phoneInstance })).status, 200);
+  assert.equal((await registerDevice(laptop, { instance: newInstance() })).status, 200);
+  const from = s.logs.length;
+  const toPhone = phone.waitForRequest((m) => m.body.toString().includes('created room'));
+  assert.match(await command(laptop, 'sip:chat-manager@localhost', '#create chat-notes'), /created room/);
+  await toPhone;
+
+  assert.equal((await registerDevice(phone, { instance: phoneInstance, expires: 0 })).status, 200);
+  assert.match(await command(laptop, 'sip:chat-manager@localhost', '#create chat-notes-2'), /created room/);
+  const later = phone.waitForRequest((m) => m.body.toString().includes('chat-notes-2'));
+  assert.equal((await registerDevice(phone, { instance: phoneInstance })).status, 200);
+  await later;
+  const stored = storedLines('ben@localhost', from);
+  assert.equal(stored.length, 1, stored.join('\n'));
+  assert.match(stored[0]!, /"devices":1\b/, 'the second reply, for the phone only');
+});
