@@ -275,7 +275,7 @@ export class DeviceDelivery {
       await turn.previous;
       let id;
       try {
-        id = await this.store.add(record, [...left], priorityOf(message), this.options.maxPerUser);
+        id = await this.add(record, left, message, turn);
       } catch (error) {
         if (!isStoreUnavailable(error)) throw error;
         // An outbox leg is tried again later (the same request, recognised by the devices that took it).
@@ -319,7 +319,7 @@ export class DeviceDelivery {
     try {
       for (const device of live.keys()) this.markStoring(aor, device, marked);
       await turn.previous;
-      id = await this.store.add(record, [...devices], priorityOf(message), this.options.maxPerUser);
+      id = await this.add(record, devices, message, turn);
     } finally {
       this.unmark(aor, marked);
       turn.release();
@@ -335,6 +335,18 @@ export class DeviceDelivery {
     for (const device of live.keys()) this.deliverStored(aor, id, device, message, remembered);
     written?.([...live.values()].map((flows) => flows[0]!.peer.proto));
     return ACCEPTED;
+  }
+
+  /**
+   * Stores `message` for `devices` in its turn: the store commits writes in the order they were
+   * asked for, so the next message of the user may ask for its own at once, in the same commit.
+   */
+  private add(record: Omit<StoredMessage, 'id'>, devices: Set<string>, message: SipMessage, turn: { release(): void }): Promise<number | 'full'> {
+    try {
+      return this.store.add(record, [...devices], priorityOf(message), this.options.maxPerUser);
+    } finally {
+      turn.release();
+    }
   }
 
   /** Resolves once `answers` has, or devices.acceptTimeout passed. */
@@ -378,8 +390,8 @@ export class DeviceDelivery {
 
   /**
    * A place in the order in which messages for `aor` are stored: `previous` settles once every
-   * message for `aor` that came before has been stored (or needed no store), so a device's rows
-   * are in the order its messages came, whichever was answered first.
+   * message for `aor` that came before has asked the store to write it (or needed no store), so a
+   * device's rows are in the order its messages came, whichever was answered first.
    */
   private storeTurn(aor: string): { previous: Promise<void>; release(): void } {
     const previous = this.storeTails.get(aor) ?? SETTLED;

@@ -135,7 +135,7 @@ test('a device away gets its messages in the order they came, though the later o
 });
 
 test('a message for a device whose queue is being delivered waits behind it', async () => {
-  const { phone, tablet, sender, tabletInstance, aor } = await phoneAndAwayTablet('eve');
+  const { tablet, sender, tabletInstance, aor } = await phoneAndAwayTablet('eve');
   assert.equal((await sender.message(aor, 'one')).status, 200);
   assert.equal((await sender.message(aor, 'two')).status, 200);
   // The tablet holds its answer to the first message of its queue while a third comes.
