@@ -138,8 +138,9 @@ export class DeviceDelivery {
    * has no remembered device: the message is then the offline store's, as before. `written` is told
    * once its requests to the registered devices are under way, with the transports they go over:
    * the next message for this recipient may follow.
-   * `keptByCaller`: the caller keeps the message until this resolves (an outbox leg): it waits for
-   * every device's answer, and stores after the recipient's earlier messages (`previous`).
+   * `keptByCaller`: the caller keeps the message until this resolves (an outbox leg): it is stored
+   * after the recipient's earlier messages (`previous`), and not refused when the store is away
+   * (STORE_UNAVAILABLE: the caller tries again).
    * `storeFirst`: stored for every device before anything is sent, and resolved without waiting for
    * their answers (a copy of what a user sent: its sender's answer waits only for the store).
    * `except`: a device that is not to get it (the one that sent what this copies, relay/sync.ts).
@@ -220,8 +221,8 @@ export class DeviceDelivery {
 
   /**
    * Write-once delivery: the registered devices with nothing waiting get the message at once; once
-   * they answered (all of them when the caller keeps the message, else within acceptTimeout) it is
-   * stored, in the order the user's messages came (storeTurn), only for the devices that did not
+   * they answered (within acceptTimeout: one still answering then gets a row, which goes when it
+   * takes the message) it is stored, in the order the user's messages came (storeTurn), only for the devices that did not
    * take it. A device that refused it for good does not get it again. While the message is on its
    * way to the store, each device it is to be stored for counts as queued (`storing`): no later
    * message is sent to it live, overtaking it.
@@ -254,7 +255,7 @@ export class DeviceDelivery {
         return response;
       })]));
       written?.(now.map(([, flows]) => flows[0]!.peer.proto));
-      if (sending.size > 0) await (previous ? Promise.all(sending.values()) : this.withinAcceptTimeout(Promise.all(sending.values())));
+      if (sending.size > 0) await this.withinAcceptTimeout(Promise.all(sending.values()));
       decided = true;
       const left = new Set(devices);
       const late: string[] = [];
@@ -425,7 +426,10 @@ export class DeviceDelivery {
 
   /** The flows of `device` of `aor` now, undefined when it is not registered. */
   private flowsOf(aor: string, device: string): Flow[] | undefined {
-    return this.registrar.flowsByDevice(this.registrar.lookup(aor)).find((f) => deviceKey(f[0]!.binding) === device);
+    const bindings = this.registrar.lookup(aor);
+    // Most often asked for a device away: its user's flows are not grouped for nothing.
+    if (!bindings.some((binding) => deviceKey(binding) === device)) return undefined;
+    return this.registrar.flowsByDevice(bindings).find((f) => deviceKey(f[0]!.binding) === device);
   }
 
   /** Whether `device` of `aor` registered (again) at `since` or later. */
