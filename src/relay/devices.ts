@@ -222,10 +222,10 @@ export class DeviceDelivery {
   /**
    * Write-once delivery: the registered devices with nothing waiting get the message at once; once
    * they answered (within acceptTimeout: one still answering then gets a row, which goes when it
-   * takes the message) it is stored, in the order the user's messages came (storeTurn), only for the devices that did not
-   * take it. A device that refused it for good does not get it again. While the message is on its
-   * way to the store, each device it is to be stored for counts as queued (`storing`): no later
-   * message is sent to it live, overtaking it.
+   * takes the message) it is stored, in the order the user's messages came (storeTurn), only for
+   * the devices that did not take it. A device that refused it for good does not get it again.
+   * While the message is on its way to the store, each device it is to be stored for counts as
+   * queued (`storing`): no later message is sent to it live, overtaking it.
    */
   private async sendThenStore(
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean,
