@@ -292,7 +292,7 @@ export class DeviceDelivery {
       this.stats.pending += left.size;
       this.log.debug({ aor, id, devices: left.size }, 'message stored for the devices that did not take it');
       this.wake(id, remembered.filter((d) => left.has(d.device) && (!live.has(d.device) || answers.has(d.device))), message);
-      for (const device of late) this.takeLate(aor, id, device, sending.get(device)!);
+      for (const device of late) this.takeLate(aor, id, device, message, sending.get(device)!, sendingSince, remembered);
       for (const device of left) {
         if (sending.has(device) && !answers.has(device)) continue;
         // Not reached: it gets it again when it registers, or with the next message; now only when
@@ -359,15 +359,19 @@ export class DeviceDelivery {
 
   /**
    * A device that had not answered when message `id` was stored for it: its row goes when it takes
-   * the message; a drain meanwhile leaves the message to this send.
+   * the message; a drain meanwhile leaves the message to this send, so a device that registered
+   * again since `sendingSince` and then did not take it gets it now.
    */
-  private takeLate(aor: string, id: number, device: string, answer: Promise<SipMessage>): void {
+  private takeLate(
+    aor: string, id: number, device: string, message: SipMessage, answer: Promise<SipMessage>, sendingSince: number, remembered: RememberedDevice[],
+  ): void {
     const key = `${id}\n${device}`;
     this.inFlight.add(key);
     void answer.then((response) => {
       this.inFlight.delete(key);
-      if (UNREACHABLE.has(response.status)) this.backlogged.add(queueOf(aor, device));
-      else return this.recordDone([id], device);
+      if (!UNREACHABLE.has(response.status)) return this.recordDone([id], device);
+      if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, remembered);
+      else this.backlogged.add(queueOf(aor, device));
     });
   }
 

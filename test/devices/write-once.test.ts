@@ -170,3 +170,17 @@ test('a device that does not answer in time gets a row before the sender\'s answ
   await next;
   assert.deepEqual(messages(phone), ['slow', 'next'], 'taken once: its registration does not bring it again');
 });
+
+test('a device that registers again while its late answer is awaited, then refuses (503), gets the message from that registration', async () => {
+  const { phone, sender, phoneInstance, aor } = await phoneAndAwayTablet('gus');
+  phone.answer = null;
+  const toPhone = phone.waitForRequest((m) => m.body.toString() === 'late');
+  assert.equal((await sender.message(aor, 'late')).status, 202, 'stored for the phone still answering');
+  const held = await toPhone;
+  assert.equal((await registerDevice(phone, { instance: phoneInstance })).status, 200);
+  phone.answer = 200;
+  const again = phone.waitForRequest((m) => m.body.toString() === 'late');
+  phone.sendRaw(createResponse(held, 503).toBuffer());
+  await again;
+  assert.deepEqual(messages(phone), ['late', 'late']);
+});
