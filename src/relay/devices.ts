@@ -272,8 +272,8 @@ export class DeviceDelivery {
       }
       const taken = best && best.status < 300 ? { status: best.status, reason: best.reason, response: best } : undefined;
       if (left.size === 0) return taken ?? { status: best!.status, reason: best!.reason, response: best };
-      await previous;
-      await turn.previous;
+      if (previous) await previous;
+      if (turn.previous !== SETTLED) await turn.previous;
       let id;
       try {
         id = await this.add(record, left, message, turn);
