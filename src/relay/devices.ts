@@ -1,10 +1,10 @@
-// Durable per-device delivery: a MESSAGE for every device of a user is stored once, with one
-// delivery row per device the user was seen registering from within devices.remember, before the
-// sender is answered. Registered devices get it at once; each device that takes it (2xx) or
-// refuses it for good loses its row; one that could not be reached (408, 480, 503, 504, a flow
-// that failed) keeps it, and gets its rows when it registers again: normal ones first, then
-// non-urgent ones, each oldest first, a page at a time. A message its sender's outbox keeps (a
-// room post) is sent first and stored only for the devices that did not take it.
+// Durable per-device delivery: a MESSAGE for a user reaches every device the user was seen
+// registering from within devices.remember, written once: the registered devices get it at once,
+// and it is stored (one message, one delivery row per device) only for the devices that did not
+// take it, before the sender is answered. One that could not be reached (408, 480, 503, 504, a flow
+// that failed) or was away keeps its row, and gets its rows when it registers again: normal ones
+// first, then non-urgent ones, each oldest first, a page at a time; one that refused it for good
+// does not. A device's messages never overtake what waits for it (see isQueued, storeTurn).
 import type { Logger } from 'pino';
 import { deviceKey, isStoreUnavailable, logBackgroundFailure, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
 import { formatPeer, parseNameAddr, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
@@ -34,6 +34,9 @@ export interface DeliveryOutcome {
 
 /** Statuses after which a device keeps its delivery row: it was not reached, nothing was decided. */
 export const UNREACHABLE = new Set([408, 480, 503, 504]);
+
+/** What a store turn waits for when nothing is stored before it. */
+const SETTLED: Promise<void> = Promise.resolve();
 
 /** Pending deliveries read at once for a device that registered. */
 const PAGE_SIZE = 100;
@@ -89,6 +92,10 @@ export class DeviceDelivery {
    * through their queue, after those.
    */
   private readonly backlogged = new Set<string>();
+  /** Devices ("aor\ndevice") with messages on their way to the store for them, how many: they count as queued meanwhile. */
+  private readonly storing = new Map<string, number>();
+  /** The latest store turn of each AOR with one under way (storeTurn). */
+  private readonly storeTails = new Map<string, Promise<void>>();
   /**
    * The AORs with a device known by +sip.instance (remembered or registering since the start): only
    * theirs are kept per device, so only theirs cost a store read for each message. Each with the
@@ -123,17 +130,23 @@ export class DeviceDelivery {
   ) {}
 
   /**
-   * Stores `record` for every device of `aor` and sends `message` to the registered ones. Undefined
-   * when the AOR has no remembered device: the message is then the offline store's, as before.
-   * `written` is told once the message is stored and its requests to the registered devices are
-   * under way, with the transports they go over: the next message for this recipient may follow.
-   * `keptByCaller`: the caller keeps the message until this resolves (an outbox leg), so it is
-   * stored only for the devices that did not take it (see deliverKept), after `previous`.
+   * Delivers `message` to every device of `aor`, written once: the registered devices with nothing
+   * waiting get it at once, and it is stored only for the devices that did not take it (away, with
+   * older messages waiting, not reached, or not answering within devices.acceptTimeout), before
+   * this resolves: what it resolves with means "durable for every device". Undefined when the AOR
+   * has no remembered device: the message is then the offline store's, as before. `written` is told
+   * once its requests to the registered devices are under way, with the transports they go over:
+   * the next message for this recipient may follow.
+   * `keptByCaller`: the caller keeps the message until this resolves (an outbox leg): it is stored
+   * after the recipient's earlier messages (`previous`), and not refused when the store is away
+   * (STORE_UNAVAILABLE: the caller tries again).
+   * `storeFirst`: stored for every device before anything is sent, and resolved without waiting for
+   * their answers (a copy of what a user sent: its sender's answer waits only for the store).
    * `except`: a device that is not to get it (the one that sent what this copies, relay/sync.ts).
    */
   async deliver(
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean, written?: (protocols: Protocol[]) => void,
-    { keptByCaller, except }: { keptByCaller?: { previous: Promise<void> }; except?: string } = {},
+    { keptByCaller, storeFirst, except }: { keptByCaller?: { previous: Promise<void> }; storeFirst?: boolean; except?: string } = {},
   ): Promise<DeliveryOutcome | undefined> {
     const known = await this.devicesOf(aor);
     if (!known) return undefined;
@@ -142,54 +155,8 @@ export class DeviceDelivery {
       known.live.delete(except);
       if (known.devices.size === 0) return undefined;
     }
-    if (keptByCaller) return this.deliverKept(aor, message, record, better, written, keptByCaller.previous, known);
-    const { remembered, live, devices } = known;
-    const id = await this.store.add(record, [...devices], priorityOf(message), this.options.maxPerUser);
-    if (id === 'full') {
-      written?.([]);
-      return MAILBOX_FULL;
-    }
-    this.stats.stored++;
-    this.stats.pending += devices.size;
-    this.log.debug({ aor, id, devices: devices.size, registered: live.size }, 'message stored for each device');
-    this.wake(id, remembered.filter((d) => !live.has(d.device)), message);
-
-    for (const device of live.keys()) {
-      if (!this.joinQueue(aor, device)) continue;
-      live.delete(device);
-    }
-    if (live.size === 0) {
-      written?.([]);
-      return ACCEPTED;
-    }
-    return new Promise((resolve) => {
-      let waiting = live.size;
-      let best: SipMessage | undefined;
-      let someKeepIt = devices.size > live.size;
-      let answered = false;
-      const answer = (outcome: DeliveryOutcome) => {
-        if (answered) return;
-        answered = true;
-        clearTimeout(timer);
-        resolve(outcome);
-      };
-      const timer = setTimeout(() => answer(ACCEPTED), this.options.acceptTimeout * 1000);
-      for (const [device, flows] of live) {
-        // The sender's answer waits for the row's removal: after a crash, a device that took the message does not get it again.
-        void this.sendStored(aor, id, device, message, flows, () => this.recordDone([id], device)).then((response) => {
-          waiting--;
-          if (response.status < 300) answer({ status: response.status, reason: response.reason, response });
-          if (UNREACHABLE.has(response.status)) {
-            someKeepIt = true;
-            // Its flow failed: a device that can be woken is.
-            this.wake(id, remembered.filter((d) => d.device === device), message);
-          }
-          if (!best || better(response.status, best.status)) best = response;
-          if (waiting === 0) answer(someKeepIt ? ACCEPTED : { status: best.status, reason: best.reason, response: best });
-        });
-      }
-      written?.([...live.values()].map((flows) => flows[0]!.peer.proto));
-    });
+    if (storeFirst) return this.storeThenSend(aor, message, record, written, known);
+    return this.sendThenStore(aor, message, record, better, written, known, keptByCaller?.previous);
   }
 
   /** Whether `aor` may have messages kept per device: false only once it is known to have no device known by +sip.instance. */
@@ -252,66 +219,231 @@ export class DeviceDelivery {
   }
 
   /**
-   * A message its caller keeps until this resolves (a room post's outbox leg): written once. The
-   * registered devices with nothing waiting get it at once; it is stored, after the recipient's
-   * earlier messages (`previous`), only for the devices that did not take it: away, with older
-   * messages waiting, or not reached. A device that refused it for good does not get it again.
+   * Write-once delivery: the registered devices with nothing waiting get the message at once; once
+   * they answered (within acceptTimeout: one still answering then gets a row, which goes when it
+   * takes the message) it is stored, in the order the user's messages came (storeTurn), only for
+   * the devices that did not take it. A device that refused it for good does not get it again.
+   * While the message is on its way to the store, each device it is to be stored for counts as
+   * queued (`storing`): no later message is sent to it live, overtaking it.
    */
-  private async deliverKept(
+  private async sendThenStore(
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean,
-    written: ((protocols: Protocol[]) => void) | undefined, previous: Promise<void>, { remembered, live, devices }: KnownDevices,
+    written: ((protocols: Protocol[]) => void) | undefined, { remembered, live, devices }: KnownDevices, previous?: Promise<void>,
   ): Promise<DeliveryOutcome> {
-    const now = [...live].filter(([device]) => !this.isQueued(aor, device));
-    const sendingSince = Date.now();
-    const sending = now.map(async ([device, flows]) => ({ device, response: await this.send(message, flows) }));
-    written?.(now.map(([, flows]) => flows[0]!.peer.proto));
-    const answers = await Promise.all(sending);
-    const left = new Set(devices);
-    const unreached = new Set<string>();
-    let best: SipMessage | undefined;
-    for (const { device, response } of answers) {
-      if (UNREACHABLE.has(response.status)) unreached.add(device);
-      else left.delete(device);
-      if (!best || better(response.status, best.status)) best = response;
+    const turn = this.storeTurn(aor);
+    const marked = new Set<string>();
+    const mark = (device: string) => {
+      if (!marked.has(device)) this.markStoring(aor, device, marked);
+    };
+    try {
+      const now: Array<[string, Flow[]]> = [];
+      for (const device of devices) {
+        const flows = live.get(device);
+        if (flows && !this.isQueued(aor, device)) now.push([device, flows]);
+        // Away, or with older messages waiting: should it register meanwhile, it still gets this one first.
+        else mark(device);
+      }
+      const sendingSince = Date.now();
+      const answers = new Map<string, SipMessage>();
+      let decided = false;
+      const sending = new Map(now.map(([device, flows]) => [device, this.send(message, flows).then((response) => {
+        if (decided) return response;
+        answers.set(device, response);
+        // Not taken: from now on no later message overtakes it to this device.
+        if (UNREACHABLE.has(response.status)) mark(device);
+        return response;
+      })]));
+      written?.(now.map(([, flows]) => flows[0]!.peer.proto));
+      if (sending.size > 0) await this.withinAcceptTimeout(Promise.all(sending.values()));
+      decided = true;
+      const left = new Set(devices);
+      const late: string[] = [];
+      let best: SipMessage | undefined;
+      for (const [device] of now) {
+        const response = answers.get(device);
+        if (!response) {
+          late.push(device);
+          mark(device);
+          continue;
+        }
+        if (!UNREACHABLE.has(response.status)) left.delete(device);
+        if (!best || better(response.status, best.status)) best = response;
+      }
+      const taken = best && best.status < 300 ? { status: best.status, reason: best.reason, response: best } : undefined;
+      if (left.size === 0) return taken ?? { status: best!.status, reason: best!.reason, response: best };
+      if (previous) await previous;
+      if (turn.previous !== SETTLED) await turn.previous;
+      let id;
+      try {
+        id = await this.add(record, left, message, turn);
+      } catch (error) {
+        if (!isStoreUnavailable(error)) throw error;
+        // An outbox leg is tried again later (the same request, recognised by the devices that took it).
+        if (previous) return STORE_UNAVAILABLE;
+        // A message some device took is not refused: what needs no write goes on while the store is away.
+        if (!taken) throw error;
+        this.log.info({ aor, devices: left.size }, 'message not kept for the devices that did not take it: store unavailable');
+        return taken;
+      }
+      this.unmark(aor, marked);
+      if (id === 'full') return taken ?? MAILBOX_FULL;
+      this.stats.stored++;
+      this.stats.pending += left.size;
+      this.log.debug({ aor, id, devices: left.size }, 'message stored for the devices that did not take it');
+      this.wake(id, remembered.filter((d) => left.has(d.device) && (!live.has(d.device) || answers.has(d.device))), message);
+      for (const device of late) this.takeLate(aor, id, device, message, sending.get(device)!, sendingSince, remembered);
+      for (const device of left) {
+        if (sending.has(device) && !answers.has(device)) continue;
+        // Not reached: it gets it again when it registers, or with the next message; now only when
+        // it registered again meanwhile (that registration's drain came too early for it).
+        if (answers.has(device) && !this.registeredSince(aor, device, sendingSince)) this.backlogged.add(queueOf(aor, device));
+        else this.deliverStored(aor, id, device, message, remembered);
+      }
+      return taken ?? ACCEPTED;
+    } finally {
+      this.unmark(aor, marked);
+      turn.release();
     }
-    const taken = best && best.status < 300 ? { status: best.status, reason: best.reason, response: best } : undefined;
-    if (left.size === 0) return taken ?? { status: best!.status, reason: best!.reason, response: best };
-    await previous;
+  }
+
+  /**
+   * Stores the message for every device, then sends it to the registered ones (through their
+   * queue when older messages wait there); resolves once it is stored, its requests under way.
+   */
+  private async storeThenSend(
+    aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, written: ((protocols: Protocol[]) => void) | undefined, { remembered, live, devices }: KnownDevices,
+  ): Promise<DeliveryOutcome> {
+    const turn = this.storeTurn(aor);
+    const marked = new Set<string>();
     let id;
     try {
-      id = await this.store.add(record, [...left], priorityOf(message), this.options.maxPerUser);
-    } catch (error) {
-      // Sent already: the leg is tried again later (the same request, recognised by the devices that took it).
-      if (isStoreUnavailable(error)) return STORE_UNAVAILABLE;
-      throw error;
+      for (const device of live.keys()) this.markStoring(aor, device, marked);
+      await turn.previous;
+      id = await this.add(record, devices, message, turn);
+    } finally {
+      this.unmark(aor, marked);
+      turn.release();
     }
-    if (id === 'full') return taken ?? MAILBOX_FULL;
+    if (id === 'full') {
+      written?.([]);
+      return MAILBOX_FULL;
+    }
     this.stats.stored++;
-    this.stats.pending += left.size;
-    this.log.debug({ aor, id, devices: left.size }, 'message stored for the devices that did not take it');
-    this.wake(id, remembered.filter((d) => left.has(d.device) && (!live.has(d.device) || unreached.has(d.device))), message);
-    for (const device of left) {
-      if (!unreached.has(device)) {
-        if (live.has(device)) this.joinQueue(aor, device);
-        continue;
-      }
-      this.backlogged.add(queueOf(aor, device));
-      // Registered again while its row was being stored: that registration's drain came too early for it.
-      if (this.registeredSince(aor, device, sendingSince)) this.joinQueue(aor, device);
+    this.stats.pending += devices.size;
+    this.log.debug({ aor, id, devices: devices.size, registered: live.size }, 'message stored for each device');
+    this.wake(id, remembered.filter((d) => !live.has(d.device)), message);
+    for (const device of live.keys()) this.deliverStored(aor, id, device, message, remembered);
+    written?.([...live.values()].map((flows) => flows[0]!.peer.proto));
+    return ACCEPTED;
+  }
+
+  /**
+   * Stores `message` for `devices` in its turn: the store commits writes in the order they were
+   * asked for, so the next message of the user may ask for its own at once, in the same commit.
+   */
+  private add(record: Omit<StoredMessage, 'id'>, devices: Set<string>, message: SipMessage, turn: { release(): void }): Promise<number | 'full'> {
+    try {
+      return this.store.add(record, [...devices], priorityOf(message), this.options.maxPerUser);
+    } finally {
+      turn.release();
     }
-    return taken ?? ACCEPTED;
+  }
+
+  /** Resolves once `answers` has, or devices.acceptTimeout passed. */
+  private async withinAcceptTimeout(answers: Promise<unknown>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([answers, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.acceptTimeout * 1000)))]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * A device that had not answered when message `id` was stored for it: its row goes when it takes
+   * the message; a drain meanwhile leaves the message to this send, so a device that registered
+   * again since `sendingSince` and then did not take it gets it now.
+   */
+  private takeLate(
+    aor: string, id: number, device: string, message: SipMessage, answer: Promise<SipMessage>, sendingSince: number, remembered: RememberedDevice[],
+  ): void {
+    const key = `${id}\n${device}`;
+    this.inFlight.add(key);
+    void answer.then((response) => {
+      this.inFlight.delete(key);
+      if (!UNREACHABLE.has(response.status)) return this.recordDone([id], device);
+      if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, remembered);
+      else this.backlogged.add(queueOf(aor, device));
+    });
+  }
+
+  /**
+   * Message `id` is stored for `device`: the device gets it now when it is registered, through its
+   * queue when older messages wait there (or are being stored), else sent at once.
+   */
+  private deliverStored(aor: string, id: number, device: string, message: SipMessage, remembered: RememberedDevice[]): void {
+    const flows = this.flowsOf(aor, device);
+    if (!flows) return;
+    if (this.isQueued(aor, device)) {
+      this.backlogged.add(queueOf(aor, device));
+      this.joinQueue(aor, device);
+      return;
+    }
+    void this.sendStored(aor, id, device, message, flows, () => this.recordDone([id], device)).then((response) => {
+      // Its flow failed: a device that can be woken is.
+      if (UNREACHABLE.has(response.status)) this.wake(id, remembered.filter((d) => d.device === device), message);
+    });
+  }
+
+  /**
+   * A place in the order in which messages for `aor` are stored: `previous` settles once every
+   * message for `aor` that came before has asked the store to write it (or needed no store), so a
+   * device's rows are in the order its messages came, whichever was answered first.
+   */
+  private storeTurn(aor: string): { previous: Promise<void>; release(): void } {
+    const previous = this.storeTails.get(aor) ?? SETTLED;
+    let release!: () => void;
+    const own = new Promise<void>((resolve) => (release = resolve));
+    const mine = previous.then(() => own);
+    this.storeTails.set(aor, mine);
+    void mine.then(() => {
+      if (this.storeTails.get(aor) === mine) this.storeTails.delete(aor);
+    });
+    return { previous, release };
+  }
+
+  /** `device` has a message on its way to the store: it counts as queued until unmark. */
+  private markStoring(aor: string, device: string, marked: Set<string>): void {
+    marked.add(device);
+    const queue = queueOf(aor, device);
+    this.storing.set(queue, (this.storing.get(queue) ?? 0) + 1);
+  }
+
+  /** What markStoring counted for `marked` is over (each once: the set is emptied). */
+  private unmark(aor: string, marked: Set<string>): void {
+    for (const device of marked) {
+      const queue = queueOf(aor, device);
+      const left = this.storing.get(queue)! - 1;
+      if (left === 0) this.storing.delete(queue);
+      else this.storing.set(queue, left);
+    }
+    marked.clear();
+  }
+
+  /** The flows of `device` of `aor` now, undefined when it is not registered. */
+  private flowsOf(aor: string, device: string): Flow[] | undefined {
+    const bindings = this.registrar.lookup(aor);
+    // Most often asked for a device away: its user's flows are not grouped for nothing.
+    if (!bindings.some((binding) => deviceKey(binding) === device)) return undefined;
+    return this.registrar.flowsByDevice(bindings).find((f) => deviceKey(f[0]!.binding) === device);
   }
 
   /** Whether `device` of `aor` registered (again) at `since` or later. */
   private registeredSince(aor: string, device: string, since: number): boolean {
-    const flows = this.registrar.flowsByDevice(this.registrar.lookup(aor)).find((f) => deviceKey(f[0]!.binding) === device);
-    return flows?.some(({ binding }) => binding.updatedAt >= since) ?? false;
+    return this.flowsOf(aor, device)?.some(({ binding }) => binding.updatedAt >= since) ?? false;
   }
 
-  /** Whether a message for this device goes through its queue: one is being drained, or older messages wait. */
+  /** Whether a message for this device goes through its queue: one is being drained, older messages wait, or are being stored. */
   private isQueued(aor: string, device: string): boolean {
     const queue = queueOf(aor, device);
-    return this.draining.has(queue) || this.backlogged.has(queue);
+    return this.draining.has(queue) || this.backlogged.has(queue) || this.storing.has(queue);
   }
 
   /** Has the device's queue deliver what was just stored for it, when it is queued; false when it is not. */
@@ -471,7 +603,7 @@ export class DeviceDelivery {
           for (const { message, priority } of page) {
             cursor = { priority, messageId: message.id };
             if (this.inFlight.has(`${message.id}\n${device}`)) continue;
-            const flows = this.registrar.flowsByDevice(this.registrar.lookup(aor)).find((f) => deviceKey(f[0]!.binding) === device);
+            const flows = this.flowsOf(aor, device);
             if (!flows) return;
             const response = await this.sendStored(aor, message.id, device, storedRequest(this.stack, message), flows, (id) => void taken.push(id));
             if (UNREACHABLE.has(response.status)) {

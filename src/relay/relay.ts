@@ -1,6 +1,7 @@
 // MESSAGE relay (RFC 3428): a request for a local user is forked statefully to every live contact
 // (the first 2xx wins), stored for later when nobody can take it, and refused when the user is
-// unknown. For a user with remembered devices it is stored for each device first (devices.ts).
+// unknown. For a user with remembered devices it is written once, for the devices that did not
+// take it (devices.ts).
 // The same path serves messages Parley itself originates (rooms, gateways), so they too reach
 // WebSocket members and the offline store.
 import type { Logger } from 'pino';
@@ -67,8 +68,9 @@ export interface OutgoingMessage {
   /** false for what is stale once late (an isComposing state): never stored offline, 480 when no device takes it now. */
   storeOffline?: boolean;
   /**
-   * The sender's outbox keeps the message until send() resolves (with a turn): stored for a
-   * recipient's devices only when some did not take it, so what all took is written once.
+   * The sender's outbox keeps the message until send() resolves (with a turn): what the recipient's
+   * devices did not take is stored after the recipient's earlier messages ended, and a store that
+   * is unavailable then makes it 503 (the outbox tries again) even when a device took it.
    */
   keptByOutbox?: boolean;
 }
@@ -278,7 +280,7 @@ export class Relay {
 
   /**
    * Forks to every live device of a local AOR, or to the one device a GRUU names. A user with
-   * remembered devices has the message stored for each of them first (DeviceDelivery). Else, with no
+   * remembered devices has it written once, for those that did not take it (DeviceDelivery). Else, with no
    * contact, or when every fork found nobody, the message is stored (202) if the user is known; an
    * unknown user gets 404. A GRUU's device that is not registered gets 480: nothing is stored for it.
    */

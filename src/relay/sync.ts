@@ -72,10 +72,10 @@ export class SentCopies {
     const record: Omit<StoredMessage, 'id'> = { ...original, origin: { ...identity, cseq: message.cseq.seq }, sentCopy: true };
     const except = sender.device ? instanceUrn(sender.device.instance) : this.sendingDevice(request, sender.aor);
     try {
-      // deliver() settles once the devices answered (up to relay.accept_timeout); the sender waits
-      // only until the copy is stored and under way (`written`), or nothing was kept.
+      // Stored for every device first: the sender waits only until the copy is stored and under way
+      // (`written`), or nothing was kept, not for the devices' answers.
       await new Promise<void>((resolve, reject) => {
-        this.devices.deliver(sender.aor, storedRequest(this.stack, { ...record, id: 0 }), record, NONE_BETTER, () => resolve(), { except }).then((outcome) => {
+        this.devices.deliver(sender.aor, storedRequest(this.stack, { ...record, id: 0 }), record, NONE_BETTER, () => resolve(), { except, storeFirst: true }).then((outcome) => {
           if (outcome?.status === 486) this.log.info({ aor: sender.aor }, 'copy of a sent message not kept: offline mailbox full');
           resolve();
         }, reject);

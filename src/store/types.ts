@@ -148,7 +148,10 @@ export interface DeliveryStore {
   aorsWithInstanceDevices(since: number): Promise<string[]>;
   /** Changes the contact a device is remembered with (its push parameters dropped). */
   setContact(aor: string, device: string, contact: string): Promise<void>;
-  /** Stores a message with a delivery row for each device, unless the recipient has maxPerUser waiting; returns its id, or 'full'. Atomic. */
+  /**
+   * Stores a message with a delivery row for each device, unless the recipient has maxPerUser
+   * waiting; returns its id, or 'full'. Atomic. Messages get ids in the order they were asked for.
+   */
   add(message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number): Promise<number | 'full'>;
   /** Up to `limit` unexpired messages a device has still to take, normal before non-urgent, then oldest first, after `cursor`. */
   pendingFor(aor: string, device: string, now: number, cursor: DeliveryCursor | undefined, limit: number): Promise<PendingDelivery[]>;

@@ -3,7 +3,9 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { udpAgents } from '../support/ua.js';
-import { killAll, startParley } from '../support/process.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { killAll, startParley, tempDir } from '../support/process.js';
 import { newInstance, registerDevice } from './devices.js';
 
 const agent = udpAgents();
@@ -57,6 +59,34 @@ test('after kill -9, a device still registered gets what it has waiting at start
     const again = phone.waitForRequest((m) => m.body.toString() === 'busy then' && m.has('date'), 10_000);
     parley = await startParley({ db: parley.db, udpPort: parley.udp.port, tcpPort: parley.tcp.port });
     await again;
+  } finally {
+    await parley.stop();
+  }
+});
+
+test('kill -9 after the sender\'s 200 while a device had not answered yet: that device gets the message after the restart', async () => {
+  const dir = tempDir();
+  const config = join(dir, 'parley.yaml');
+  writeFileSync(config, 'auth:\n  policy: open\nrelay:\n  accept_timeout: 1\n');
+  let parley = await startParley({ dir, args: ['--config', config] });
+  try {
+    const phone = await agent('max', parley.udp);
+    const laptop = await agent('max', parley.udp);
+    const sender = await agent('ned', parley.udp);
+    assert.equal((await registerDevice(phone, { instance: newInstance() })).status, 200);
+    assert.equal((await registerDevice(laptop, { instance: newInstance() })).status, 200);
+    phone.answer = null;
+    const toPhone = phone.waitForRequest((m) => m.method === 'MESSAGE');
+    assert.equal((await sender.message('sip:max@localhost', 'phone slow')).status, 200, 'the laptop took it');
+    await toPhone;
+
+    parley.kill('SIGKILL');
+    assert.equal((await parley.exited).signal, 'SIGKILL');
+    phone.answer = 200;
+    const again = phone.waitForRequest((m) => m.body.toString() === 'phone slow', 10_000);
+    parley = await startParley({ dir, db: parley.db, udpPort: parley.udp.port, tcpPort: parley.tcp.port, args: ['--config', config] });
+    await again;
+    assert.deepEqual(laptop.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString()), ['phone slow'], 'the laptop not again');
   } finally {
     await parley.stop();
   }

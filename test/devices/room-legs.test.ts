@@ -7,11 +7,13 @@ import { startServer, type TestServer } from '../support/server.js';
 import { udpAgents } from '../support/ua.js';
 import { command } from '../imc/room-helpers.js';
 import { newInstance, registerDevice } from './devices.js';
+import { eventually } from '../support/eventually.js';
+import { createResponse } from '../../src/sip/index.js';
 
 let s: TestServer;
 const agent = udpAgents();
 before(async () => {
-  s = await startServer();
+  s = await startServer({ relay: { accept_timeout: 1 } as never });
 });
 after(() => s.stop());
 
@@ -81,4 +83,56 @@ test('a device that answers a room post 503 gets it again, before the next post,
   await later;
   const bodies = tablet.received.filter((m) => m.method === 'MESSAGE' && /busy now|after/.test(m.body.toString())).map((m) => m.body.toString().replace(/^<\w+> /, ''));
   assert.deepEqual(bodies, ['busy now', 'busy now', 'after']);
+});
+
+test('a room\'s reply to a member is written once too: not stored when every device took it, stored for the away one only', async () => {
+  const phone = await agent('ben', s.udp);
+  const laptop = await agent('ben', s.udp);
+  const phoneInstance = newInstance();
+  assert.equal((await registerDevice(phone, { instance: phoneInstance })).status, 200);
+  assert.equal((await registerDevice(laptop, { instance: newInstance() })).status, 200);
+  const from = s.logs.length;
+  const toPhone = phone.waitForRequest((m) => m.body.toString().includes('created room'));
+  assert.match(await command(laptop, 'sip:chat-manager@localhost', '#create chat-notes'), /created room/);
+  await toPhone;
+
+  assert.equal((await registerDevice(phone, { instance: phoneInstance, expires: 0 })).status, 200);
+  assert.match(await command(laptop, 'sip:chat-manager@localhost', '#create chat-notes-2'), /created room/);
+  const later = phone.waitForRequest((m) => m.body.toString().includes('chat-notes-2'));
+  assert.equal((await registerDevice(phone, { instance: phoneInstance })).status, 200);
+  await later;
+  const stored = storedLines('ben@localhost', from);
+  assert.equal(stored.length, 1, stored.join('\n'));
+  assert.match(stored[0]!, /"devices":1\b/, 'the second reply, for the phone only');
+});
+
+test('a device that does not answer a room post within relay.accept_timeout gets a row for it, gone once it answers', async () => {
+  const bob = await agent('bob', s.udp);
+  assert.equal((await bob.register()).status, 200);
+  assert.match(await command(bob, 'sip:chat-manager@localhost', '#create chat-slow'), /created room/);
+  const phone = await agent('cal', s.udp);
+  const laptop = await agent('cal', s.udp);
+  const phoneInstance = newInstance();
+  assert.equal((await registerDevice(phone, { instance: phoneInstance })).status, 200);
+  assert.equal((await registerDevice(laptop, { instance: newInstance() })).status, 200);
+  assert.match(await command(laptop, 'sip:chat-slow@localhost', '#join'), /you joined/);
+
+  phone.answer = null;
+  const toPhone = phone.waitForRequest((m) => m.body.toString().includes('phone asleep'));
+  const toLaptop = laptop.waitForRequest((m) => m.body.toString().includes('phone asleep'));
+  assert.equal((await bob.message('sip:chat-slow@localhost', 'phone asleep')).status, 200);
+  const [held] = await Promise.all([toPhone, toLaptop]);
+  const waiting = async () => {
+    const rows = await s.server.store.deliveries.pendingFor('cal@localhost', phoneInstance, Date.now(), undefined, 100);
+    return rows.some(({ message }) => message.body.toString().includes('phone asleep'));
+  };
+  await eventually(waiting, 'the post stored for the phone while it still does not answer');
+  phone.sendRaw(createResponse(held, 200).toBuffer());
+  await eventually(async () => !(await waiting()), 'the phone\'s row gone once it took the post');
+  phone.answer = 200;
+  assert.equal((await registerDevice(phone, { instance: phoneInstance })).status, 200);
+  const next = phone.waitForRequest((m) => m.body.toString().includes('next'));
+  assert.equal((await bob.message('sip:chat-slow@localhost', 'next')).status, 200);
+  await next;
+  assert.equal(posts(phone, 'phone asleep'), 1, 'taken once');
 });
