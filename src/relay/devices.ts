@@ -37,6 +37,14 @@ export const UNREACHABLE = new Set([408, 480, 503, 504]);
 
 /** What a store turn waits for when nothing is stored before it. */
 const SETTLED: Promise<void> = Promise.resolve();
+/**
+ * Once a device took a message, how long at least its user's other registered devices may still
+ * answer before it is stored for them (milliseconds; or as long again as the first one took, when
+ * longer). Devices that answer together are then written for together, that is not at all, and a
+ * device asleep on its registered flow (a phone waiting for a push) delays the sender's 200 by that
+ * much, not by relay.accept_timeout.
+ */
+const AFTER_TAKEN_MS = 50;
 
 /** Pending deliveries read at once for a device that registered. */
 const PAGE_SIZE = 100;
@@ -254,7 +262,8 @@ export class DeviceDelivery {
         return response;
       })]));
       written?.(now.map(([, flows]) => flows[0]!.peer.proto));
-      if (sending.size > 0) await this.withinAcceptTimeout(Promise.all(sending.values()));
+      // An outbox leg waits for every answer: nobody waits for it, and each answer spares a write.
+      if (sending.size > 0) await this.withinAcceptTimeout(previous ? Promise.all(sending.values()) : allOrSoonAfterTaken([...sending.values()], sendingSince));
       decided = true;
       const left = new Set(devices);
       const late: string[] = [];
@@ -687,4 +696,25 @@ function deliveryKind(message: SipMessage): DeliveryKind {
   if (type === IMDN_TYPE) return 'imdn';
   if (type === 'message/cpim' && /content-type:\s*message\/imdn\+xml/i.test(message.body.toString('utf8'))) return 'imdn';
   return 'message';
+}
+
+/**
+ * Resolves once every answer came, or AFTER_TAKEN_MS (or as long again as it took, if longer)
+ * after the first 2xx.
+ */
+function allOrSoonAfterTaken(answers: Array<Promise<SipMessage>>, since: number): Promise<void> {
+  return new Promise((resolve) => {
+    let waiting = answers.length;
+    let grace: NodeJS.Timeout | undefined;
+    for (const answer of answers) {
+      void answer.then((response) => {
+        if (--waiting === 0) {
+          clearTimeout(grace);
+          resolve();
+        } else if (response.status < 300 && !grace) {
+          grace = setTimeout(resolve, Math.max(AFTER_TAKEN_MS, Date.now() - since));
+        }
+      });
+    }
+  });
 }

@@ -184,3 +184,27 @@ test('a device that registers again while its late answer is awaited, then refus
   await again;
   assert.deepEqual(messages(phone), ['late', 'late']);
 });
+
+test('a registered device that does not answer does not hold up the sender once another device took the message', async () => {
+  // accept_timeout far beyond the sender's patience (its transaction gives up after 10 s).
+  const patient = await startServer({ relay: { accept_timeout: 60 } as never });
+  try {
+    const phone = await agent('ivy', patient.udp);
+    const asleep = await agent('ivy', patient.udp);
+    const sender = await agent('ivy-friend', patient.udp);
+    const asleepInstance = newInstance();
+    assert.equal((await registerDevice(phone, { instance: newInstance() })).status, 200);
+    assert.equal((await registerDevice(asleep, { instance: asleepInstance })).status, 200);
+    asleep.answer = null;
+    const held = asleep.waitForRequest((m) => m.body.toString() === 'quick');
+    assert.equal((await sender.message('sip:ivy@localhost', 'quick')).status, 200, 'the phone took it');
+    const request = await held;
+    const rows = async () => (await patient.server.store.deliveries.pendingCounts('ivy@localhost')).find(({ device }) => device === asleepInstance)?.pending ?? 0;
+    assert.equal(await rows(), 1, 'kept for the device that has not answered, before the sender was answered');
+    asleep.sendRaw(createResponse(request, 200).toBuffer());
+    await eventually(async () => (await rows()) === 0, 'its row gone once it took the message');
+    assert.deepEqual(messages(phone), ['quick']);
+  } finally {
+    await patient.stop();
+  }
+});
