@@ -19,6 +19,11 @@
 // (and, SIP side, every MESSAGE got its 202 without a retransmission), the sender achieved >= 95 % of
 // the rate, and the arrivals came at >= 90 % of it. Rates double from --start-rate until a step
 // fails, then --refine bisection steps narrow the gap (the rate search of bench/common.ts).
+// Before the search, a fixed-rate phase (--latency-rate, 200/s, for --latency-seconds, 10 s) measures
+// the one-way latency at a rate far below the limit, where queueing adds nothing.
+//
+// The report states each figure beside its target: SIP -> XMPP >= 12,800 msg/s and XMPP -> SIP
+// >= 10,000 msg/s (twice Kamailio's xmpp module), p99 < 5 ms at 200 msg/s, every message arrived.
 import { closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,11 +52,17 @@ const { values: args } = parseArgs({
     'no-parley': { type: 'boolean' }, // Kamailio only, e.g. to try bench/kamailio/xmpp.cfg
     'start-rate': { type: 'string', default: '200' },
     'max-rate': { type: 'string', default: '64000' },
+    'latency-rate': { type: 'string', default: '200' },
+    'latency-seconds': { type: 'string', default: '10' },
   },
 });
 const { STEP_S, REFINE, BUDGET_S } = stepSettings(args);
 const START_RATE = Number(args['start-rate']);
 const MAX_RATE = Number(args['max-rate']);
+const LATENCY_RATE = Number(args['latency-rate']);
+const LATENCY_S = Number(args['latency-seconds']);
+/** What the gateway is to reach: highest rate each way, and p99 one-way latency at LATENCY_RATE. */
+const TARGETS = { sip2xmpp: 12_800, xmpp2sip: 10_000, p99Ms: 5 };
 const withKamailio = wantKamailio(args, existsSync(KAMAILIO) && existsSync(XMPP_MODULE), `${KAMAILIO} or ${XMPP_MODULE}`);
 
 const work = mkdtempSync(join(tmpdir(), 'parley-bench-xmpp-'));
@@ -121,17 +132,21 @@ interface Step extends Delivery {
   problem?: string;
 }
 
-type Search = Found<Step>;
+/** The rate search, and the fixed-rate phase before it. */
+interface Search extends Found<Step> {
+  fixed?: Step;
+}
 
 interface Direction {
-  key: string;
+  key: 'sip2xmpp' | 'xmpp2sip';
   label: string;
   /** Runs once per server: starts what the direction needs; resolves once a probe went through. */
   prepare(server: Server): Promise<Runner>;
 }
 
 interface Runner {
-  step(rate: number, tag: string): Promise<Step>;
+  /** Sends at `rate` for `seconds` (a step's length unless told). */
+  step(rate: number, tag: string, seconds?: number): Promise<Step>;
   /** Waits until the server has caught up after a failed step. */
   settle(deadline: number): Promise<void>;
   stop(): Promise<void>;
@@ -160,11 +175,11 @@ const sipToXmpp: Direction = {
       await sleep(500);
     }
     return {
-      async step(rate, tag) {
-        const calls = Math.round(rate * STEP_S);
+      async step(rate, tag, seconds = STEP_S) {
+        const calls = Math.round(rate * seconds);
         const dropsBefore = udpDrops();
         const meter = meters(server);
-        const sender = await sipp(rate, calls, tag);
+        const sender = await sipp(rate, calls, tag, seconds + 10);
         const result: SippResult = await sender.done;
         await quiet(() => receiver.count(tag), 1000, Date.now() + 15_000);
         const serverCpu = meter.server.stop();
@@ -266,8 +281,8 @@ const xmppToSip: Direction = {
       await sleep(500);
     }
     return {
-      async step(rate, tag) {
-        const total = Math.round(rate * STEP_S);
+      async step(rate, tag, seconds = STEP_S) {
+        const total = Math.round(rate * seconds);
         const errorsBefore = sender.errors;
         const dropsBefore = udpDrops();
         const meter = meters(server);
@@ -315,8 +330,26 @@ const xmppToSip: Direction = {
 
 const directions = [sipToXmpp, xmppToSip];
 
-async function search(server: Server, direction: Direction, runner: Runner, deadline: number): Promise<Search> {
-  const found: Search = {};
+function logStep(server: Server, direction: Direction, step: Step, what = `${String(step.rate).padStart(6)}/s`): void {
+  log(
+    `  ${server.name.padEnd(8)} ${direction.key.padEnd(8)} ${what}  ${(step.problem ?? 'ok').padEnd(36)}` +
+      ` sent ${Math.round(step.sentRate)}/s arrived ${Math.round(step.arrivedRate)}/s (${step.received}/${step.sent})` +
+      `  latency p50 ${percentile(step.latencies, 50).toFixed(1)} p99 ${percentile(step.latencies, 99).toFixed(1)} ms` +
+      `  CPU server ${step.serverCpu.toFixed(2)} prosody ${step.prosodyCpu.toFixed(2)}  UDP drops ${step.drops}`,
+  );
+}
+
+/** The fixed-rate phase: LATENCY_RATE for LATENCY_S, its latencies and whether every message arrived once. */
+async function fixedRate(server: Server, direction: Direction, runner: Runner): Promise<Step> {
+  const step = await runner.step(LATENCY_RATE, `${direction.key}-fixed`, LATENCY_S);
+  logStep(server, direction, step, `fixed ${LATENCY_RATE}/s ${LATENCY_S} s`);
+  if (step.problem) await runner.settle(Date.now() + 30_000);
+  else await sleep(500);
+  return step;
+}
+
+async function search(server: Server, direction: Direction, runner: Runner, deadline: number, fixed: Step): Promise<Search> {
+  const found: Search = { fixed };
   let steps = 0;
   const next = rateSearch(found, (step) => step.rate, START_RATE, (rate) => rate <= MAX_RATE, REFINE);
   for (let rate = next(); rate !== undefined; rate = next()) {
@@ -325,12 +358,7 @@ async function search(server: Server, direction: Direction, runner: Runner, dead
       break;
     }
     const step = await runner.step(rate, `${direction.key}-${steps++}-${rate}`);
-    log(
-      `  ${server.name.padEnd(8)} ${direction.key.padEnd(8)} ${String(rate).padStart(6)}/s  ${(step.problem ?? 'ok').padEnd(36)}` +
-        ` sent ${Math.round(step.sentRate)}/s arrived ${Math.round(step.arrivedRate)}/s (${step.received}/${step.sent})` +
-        `  latency p50 ${percentile(step.latencies, 50).toFixed(1)} p99 ${percentile(step.latencies, 99).toFixed(1)} ms` +
-        `  CPU server ${step.serverCpu.toFixed(2)} prosody ${step.prosodyCpu.toFixed(2)}  UDP drops ${step.drops}`,
-    );
+    logStep(server, direction, step);
     if (step.problem) {
       found.failed = step;
       const errors = server.log().split('\n').filter((l) => /ERROR|CRITICAL|error/.test(l)).slice(-3);
@@ -375,10 +403,31 @@ function report(results: Map<string, Map<string, Search | string>>, loadBefore: 
     rows.push(row);
   }
   const cores = cpus().length;
+  const met = (ok: boolean) => (ok ? 'yes' : 'NO');
+  const targetRows = [['direction', 'server', 'max msg/s', 'target', 'met', `p50 ms at ${LATENCY_RATE}/s`, 'p99 ms', 'target', 'all arrived once', 'met']];
+  for (const direction of directions) {
+    for (const name of names) {
+      const found = results.get(name)!.get(direction.key);
+      if (typeof found === 'string' || !found) continue;
+      const target = TARGETS[direction.key];
+      const max = found.best?.rate ?? 0;
+      const row = [direction.label, name, String(max), `>= ${target}`, met(max >= target)];
+      const fixed = found.fixed;
+      if (fixed) {
+        const p99 = percentile(fixed.latencies, 99);
+        const complete = fixed.received === fixed.sent && !fixed.problem;
+        row.push(percentile(fixed.latencies, 50).toFixed(1), p99.toFixed(1), `< ${TARGETS.p99Ms}`, complete ? `yes (${fixed.received}/${fixed.sent})` : `NO: ${fixed.problem}`, met(complete && p99 < TARGETS.p99Ms));
+      } else row.push('-', '-', `< ${TARGETS.p99Ms}`, '-', '-');
+      targetRows.push(row);
+    }
+  }
   return `
 Parley XMPP gateway benchmark, ${new Date().toISOString()}, ${cores} cores (${cpus()[0]?.model ?? 'unknown CPU'}), component mode, Prosody ${prosodyVersion} on 127.0.0.1
 load average before ${loadBefore.map((l) => l.toFixed(1)).join(' ')}, after ${loadavg().map((l) => l.toFixed(1)).join(' ')}: the machine may be shared; this run adds ~3 (server, Prosody, sipp, node)
 ${table(rows)}
+
+Targets: ${LATENCY_RATE} msg/s for ${LATENCY_S} s each way (before the search), then the search's maxima
+${table(targetRows)}
 
 max msg/s  highest passing step: every message arrived exactly once at >= 90 % of the rate, the sender
            kept >= 95 % of it, and (SIP -> XMPP) every MESSAGE got its 202 with no retransmission
@@ -387,6 +436,7 @@ max msg/s  highest passing step: every message arrived exactly once at >= 90 % o
 p50/p99    end-to-end latency in that step, sender to receiver: SIP -> XMPP from sipp's send time in the
            body to the @xmpp/client receiver's arrival (Node's clock, ms); XMPP -> SIP from the
            @xmpp/client sender's send time to the sipp UAS's log timestamp (us resolution)
+p50/p99 at ${LATENCY_RATE}/s  the same latencies in the fixed-rate phase; "all arrived once" as a step passes
 CPU        cores busy during that step: the server's (Kamailio: all its processes), then Prosody's
 The senders, the receivers (one Node.js process with @xmpp/client, one sipp) and Prosody share the
 ${cores} cores with the server; at the highest rates Prosody or the @xmpp/client side may be the limit.
@@ -423,7 +473,8 @@ async function main(): Promise<void> {
             // Warm-up, not measured: JIT compilation, socket buffers, the link's first stanzas.
             await runner.step(100, `${direction.key}-warmup`);
             await sleep(500);
-            byDirection.set(direction.key, await search(server, direction, runner, Date.now() + share));
+            const fixed = await fixedRate(server, direction, runner);
+            byDirection.set(direction.key, await search(server, direction, runner, Date.now() + share, fixed));
           } catch (error) {
             log(`  ${server.name} ${direction.key}: ${(error as Error).message}`);
             // Kamailio 5.6's xmpp module dies parsing Prosody's stream header (kamailio/kamailio#4154).
