@@ -223,8 +223,20 @@ export class XmppGateway {
     if ('status' in taken) return this.refuse(request, taken);
     // What the XMPP user's receipts will name is as durable as the message before the 202.
     const awaited = taken.imdn && this.awaitedFromXmpp.remember(taken.attrs.id, { origin: taken.origin, recipient: taken.attrs.to, ...taken.imdn });
-    if (await this.bridge.accept(request, this.accepted, taken, TO_XMPP, Date.now(), awaited)) this.counters.sipToXmpp++;
-    else this.refuse(request, { status: 503, reason: 'Service Unavailable (XMPP queue full)', headers: this.retryAfter() });
+    // A message refused gets no receipt: what was remembered for one goes, rather than staying until it expires.
+    const forgetAwaited = () => taken.imdn && this.awaitedFromXmpp.forget(taken.attrs.id);
+    let accepted: boolean;
+    try {
+      accepted = await this.bridge.accept(request, this.accepted, taken, TO_XMPP, Date.now(), awaited);
+    } catch (error) {
+      forgetAwaited();
+      throw error;
+    }
+    if (accepted) this.counters.sipToXmpp++;
+    else {
+      forgetAwaited();
+      this.refuse(request, { status: 503, reason: 'Service Unavailable (XMPP queue full)', headers: this.retryAfter() });
+    }
   }
 
   private refuse(request: IncomingRequest, { status, reason, headers }: Refusal): void {

@@ -107,11 +107,14 @@ export class Correlations<Value extends { wanted: Wanted }> {
       const updated = { ...entry, wanted };
       this.entries.update(id, updated);
       this.inBackground('updating a receipt id', (store, direction) => store.update(direction, id, JSON.stringify(updated)));
-    } else {
-      this.entries.forget(id);
-      this.inBackground('forgetting a receipt id', (store, direction) => store.remove(direction, id));
-    }
+    } else this.forget(id);
     return entry;
+  }
+
+  /** Forgets an entry, in the store too: every notification came, or none will (its message was refused). */
+  forget(id: string): void {
+    this.entries.forget(id);
+    this.inBackground('forgetting a receipt id', (store, direction) => store.remove(direction, id));
   }
 
   /** Forgets entries older than the limit (in the store, once a minute). */
