@@ -135,17 +135,27 @@ export class Outbox<Item> {
     if (crowded !== undefined) throw new OutboxFull(`${this.backlogOf(crowded)} messages waiting for ${crowded}`);
     this.reserved++;
     for (const recipient of recipients) this.backlog.set(recipient, this.backlogOf(recipient) + 1);
+    let dispatched = false;
+    // Delivery starts once the row is committed, while the disk sync the answer waits for is under
+    // way: a kill -9 keeps what is committed. Should the sync fail, the sender is refused a message
+    // that may still arrive (at least once, as after a lost answer).
+    const deliver = (id: number) => {
+      dispatched = true;
+      this.reserved--;
+      for (const recipient of recipients) this.release(recipient);
+      this.dispatch({ id, kind: this.kind, recipients, payload: Buffer.alloc(0), createdAt: now }, item, recipients);
+    };
     let id: number;
     try {
-      id = await this.store.add({ kind: this.kind, recipients, payload: this.codec.encode(item), createdAt: now });
+      id = await this.store.add({ kind: this.kind, recipients, payload: this.codec.encode(item), createdAt: now }, deliver);
     } catch (error) {
-      for (const recipient of recipients) this.release(recipient);
+      if (!dispatched) {
+        this.reserved--;
+        for (const recipient of recipients) this.release(recipient);
+      }
       throw error;
-    } finally {
-      this.reserved--;
     }
-    for (const recipient of recipients) this.release(recipient);
-    this.dispatch({ id, kind: this.kind, recipients, payload: Buffer.alloc(0), createdAt: now }, item, recipients);
+    if (!dispatched) deliver(id);
   }
 
   /** Waits for the legs under way (each ends done or postponed) and writes their progress. */

@@ -275,8 +275,10 @@ export interface OutboxStore {
   /**
    * Stores a message; resolves with its id once committed. Adds and progress asked for while a
    * commit is under way share the next transaction (group commit); ids follow the order of the calls.
+   * `committed` may be told the id earlier: once the row is committed, before the disk sync
+   * (SQLite), so that delivery need not wait for the disk.
    */
-  add(record: Omit<OutboxRecord, 'id'>): Promise<number>;
+  add(record: Omit<OutboxRecord, 'id'>, committed?: (id: number) => void): Promise<number>;
   /** Deletes finished rows and advances cursors, in the same group commit as adds. */
   record(progress: OutboxProgress): Promise<void>;
   /** The rows of a kind still pending, oldest first, and the cursors of their recipients. */
