@@ -4,6 +4,7 @@
 //
 //   npm run bench:xmpp                                  # both servers when the xmpp module is installed
 //   npm run bench:xmpp -- --no-kamailio --step-seconds 5 --start-rate 500 --refine 3
+//   npm run bench:xmpp -- --no-kamailio --delivery-window-udp 16   # Parley with another relay.delivery_window_udp
 //
 // One real Prosody (test/support/prosody.ts, test/fixtures/prosody/prosody.cfg.lua) on loopback with
 // the component registered; each server in turn connects to it as that component.
@@ -54,6 +55,8 @@ const { values: args } = parseArgs({
     'max-rate': { type: 'string', default: '64000' },
     'latency-rate': { type: 'string', default: '200' },
     'latency-seconds': { type: 'string', default: '10' },
+    /** Parley's relay.delivery_window_udp for this run (XMPP -> SIP goes to one UDP recipient); its default when absent. */
+    'delivery-window-udp': { type: 'string' },
   },
 });
 const { STEP_S, REFINE, BUDGET_S } = stepSettings(args);
@@ -89,6 +92,7 @@ async function startParley(p: Prosody): Promise<Server> {
       `  xmpp_password: ${p.componentSecret}`,
       '  reconnect_min: 0.2',
       '  reconnect_max: 1',
+      ...(args['delivery-window-udp'] ? ['relay:', `  delivery_window_udp: ${Number(args['delivery-window-udp'])}`] : []),
       '',
     ].join('\n'),
     PING,
@@ -440,7 +444,7 @@ p50/p99 at ${LATENCY_RATE}/s  the same latencies in the fixed-rate phase; "all a
 CPU        cores busy during that step: the server's (Kamailio: all its processes), then Prosody's
 The senders, the receivers (one Node.js process with @xmpp/client, one sipp) and Prosody share the
 ${cores} cores with the server; at the highest rates Prosody or the @xmpp/client side may be the limit.
-Parley: one Node.js process, SQLite, xmpp.backend component, max_queue ${1000} (default).
+Parley: one Node.js process, SQLite, xmpp.backend component, max_queue ${1000} (default), relay.delivery_window_udp ${args['delivery-window-udp'] ?? '4 (default)'}.
 ${names.includes('Kamailio') ? 'Kamailio 5.6: bench/kamailio/xmpp.cfg, children=2, xmpp module (component backend: one process for the XMPP link),\n           MESSAGEs from XMPP sent to its outbound_proxy, itself, then lookup + t_relay to the UAS.\n' : ''}Why each search stopped:
 ${stops.join('\n')}`;
 }
