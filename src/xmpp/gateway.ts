@@ -223,20 +223,15 @@ export class XmppGateway {
     if ('status' in taken) return this.refuse(request, taken);
     // What the XMPP user's receipts will name is as durable as the message before the 202.
     const awaited = taken.imdn && this.awaitedFromXmpp.remember(taken.attrs.id, { origin: taken.origin, recipient: taken.attrs.to, ...taken.imdn });
-    // A message refused gets no receipt: what was remembered for one goes, rather than staying until it expires.
-    const forgetAwaited = () => taken.imdn && this.awaitedFromXmpp.forget(taken.attrs.id);
-    let accepted: boolean;
+    let accepted = false;
     try {
       accepted = await this.bridge.accept(request, this.accepted, taken, TO_XMPP, Date.now(), awaited);
-    } catch (error) {
-      forgetAwaited();
-      throw error;
+    } finally {
+      // A message refused (queue full, store unavailable) gets no receipt: what was remembered for one goes, rather than staying until it expires.
+      if (!accepted && taken.imdn) this.awaitedFromXmpp.forget(taken.attrs.id);
     }
     if (accepted) this.counters.sipToXmpp++;
-    else {
-      forgetAwaited();
-      this.refuse(request, { status: 503, reason: 'Service Unavailable (XMPP queue full)', headers: this.retryAfter() });
-    }
+    else this.refuse(request, { status: 503, reason: 'Service Unavailable (XMPP queue full)', headers: this.retryAfter() });
   }
 
   private refuse(request: IncomingRequest, { status, reason, headers }: Refusal): void {
