@@ -302,8 +302,11 @@ export interface StoredReceiptId {
  * resolving once committed.
  */
 export interface ReceiptIdStore {
-  /** Remembers an id (replacing one of the same direction and id), then keeps only the `maxPerOwner` newest of its owner. */
-  put(receipt: StoredReceiptId, maxPerOwner: number): Promise<void>;
+  /**
+   * Remembers an id (replacing one of the same direction and id), then keeps only the `maxPerOwner`
+   * newest of its owner. `committed` may be told earlier, as OutboxStore.add's is.
+   */
+  put(receipt: StoredReceiptId, maxPerOwner: number, committed?: () => void): Promise<void>;
   /** The entry remembered for an id, if any and created at `notBefore` or later. */
   get(direction: string, messageId: string, notBefore: number): Promise<StoredReceiptId | undefined>;
   /** Replaces the entry of an id, which keeps its time and place. */

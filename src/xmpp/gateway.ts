@@ -382,17 +382,21 @@ export class XmppGateway {
 
   /**
    * The receipts a message from XMPP asks for, as SIP asks for them (IMDN, with the Message-ID it
-   * goes with), remembered to map the IMDNs that come back (`remembered` once in the store, or
-   * given up on: the IMDNs then find it in memory only); none when it asks for none.
+   * goes with), remembered to map the IMDNs that come back (`remembered` once committed to the
+   * store, which a kill -9 keeps, without waiting for the disk sync; or given up on: the IMDNs then
+   * find it in memory only); none when it asks for none.
    */
   private receiptsAsked(stanza: xml.Element, to: string): { asked?: { id: string; wanted: Wanted }; remembered?: Promise<void> } {
     const { wanted } = receiptsOf(stanza);
     const stanzaId = stanza.attrs.id;
     if (!this.options.imdn || !stanzaId || !(wanted.delivery || wanted.display)) return {};
     const id = this.bridge.newId();
-    const remembered = this.awaitedFromSip
-      .remember(id, { sender: stanza.attrs.from!, stanzaId, recipient: to, wanted })
-      .catch(logBackgroundFailure(this.log, 'remembering a receipt id'));
+    const remembered = new Promise<void>((committed) => {
+      void this.awaitedFromSip
+        .remember(id, { sender: stanza.attrs.from!, stanzaId, recipient: to, wanted }, Date.now(), committed)
+        .catch(logBackgroundFailure(this.log, 'remembering a receipt id'))
+        .finally(committed);
+    });
     return { asked: { id, wanted }, remembered };
   }
 

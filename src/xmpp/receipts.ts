@@ -83,12 +83,15 @@ export class Correlations<Value extends { wanted: Wanted }> {
     return this.entries.size;
   }
 
-  /** Resolves once the entry is in the store (at once without one); rejects with the store's error. */
-  remember(id: string, value: Value, now = Date.now()): Promise<void> {
+  /**
+   * Resolves once the entry is in the store (at once without one); rejects with the store's error.
+   * `committed` may be told earlier: once it is committed, before the disk sync (ReceiptIdStore.put).
+   */
+  remember(id: string, value: Value, now = Date.now(), committed?: () => void): Promise<void> {
     this.entries.remember(id, value, now);
     if (!this.durable) return Promise.resolve();
     const { store, direction, ownerOf, maxPerOwner } = this.durable;
-    return store.put({ direction, messageId: id, owner: ownerOf(value), entry: JSON.stringify(value), createdAt: now }, maxPerOwner);
+    return store.put({ direction, messageId: id, owner: ownerOf(value), entry: JSON.stringify(value), createdAt: now }, maxPerOwner, committed);
   }
 
   /**
