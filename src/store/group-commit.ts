@@ -78,7 +78,16 @@ export class GroupCommit {
         for (const entry of batch) await this.db.transaction().execute(entry.write).then(entry.resolve, entry.reject);
         continue;
       }
-      if (this.deferred) batch.forEach((entry, i) => entry.committed?.(results[i]));
+      if (this.deferred) {
+        batch.forEach((entry, i) => {
+          // What a caller does on the news is its own: a failure there is its write's, not the batch's.
+          try {
+            entry.committed?.(results[i]);
+          } catch (error) {
+            entry.reject(error);
+          }
+        });
+      }
       // The next batch gathers while this one's sync is under way, as it would during a commit's own.
       try {
         await this.deferred?.sync();
