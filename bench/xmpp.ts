@@ -131,6 +131,8 @@ interface Step extends Delivery {
   /** sipp's response times (SIP -> XMPP only). */
   rtts: number[];
   serverCpu: number;
+  /** The server's CPU time per message sent in the step (its idle share included): steadier than rates on a shared machine. */
+  serverCpuUs: number;
   prosodyCpu: number;
   drops: number;
   problem?: string;
@@ -156,7 +158,10 @@ interface Runner {
   stop(): Promise<void>;
 }
 
-const meters = (server: Server) => ({ server: new CpuMeter(() => server.pids()), prosody: new CpuMeter(() => (prosody?.pid ? [prosody.pid] : [])) });
+const meters = (server: Server) => ({ since: Date.now(), server: new CpuMeter(() => server.pids()), prosody: new CpuMeter(() => (prosody?.pid ? [prosody.pid] : [])) });
+
+/** CPU time per message, in microseconds, from cores busy since `since`. */
+const cpuUsPerMessage = (cores: number, since: number, messages: number) => (cores * (Date.now() - since) * 1000) / messages;
 
 const sipToXmpp: Direction = {
   key: 'sip2xmpp',
@@ -187,6 +192,7 @@ const sipToXmpp: Direction = {
         const result: SippResult = await sender.done;
         await quiet(() => receiver.count(tag), 1000, Date.now() + 15_000);
         const serverCpu = meter.server.stop();
+        const serverCpuUs = cpuUsPerMessage(serverCpu, meter.since, calls);
         const prosodyCpu = meter.prosody.stop();
         const arrivals = receiver.arrivals.get(tag) ?? [];
         const sipProblem = sippProblem(result, calls);
@@ -198,6 +204,7 @@ const sipToXmpp: Direction = {
           ...arrivalStats(arrivals, calls),
           rtts: result.rtts.map((r) => r.ms).sort((a, b) => a - b),
           serverCpu,
+          serverCpuUs,
           prosodyCpu,
           drops: udpDrops() - dropsBefore,
         };
@@ -303,6 +310,7 @@ const xmppToSip: Direction = {
         const sentRate = (total - 1) / ((Date.now() - started) / 1000) || 0;
         await quiet(() => count(tag), 1000, Date.now() + 15_000);
         const serverCpu = meter.server.stop();
+        const serverCpuUs = cpuUsPerMessage(serverCpu, meter.since, total);
         const prosodyCpu = meter.prosody.stop();
         const got = arrivals.get(tag) ?? [];
         const errors = sender.errors - errorsBefore;
@@ -314,6 +322,7 @@ const xmppToSip: Direction = {
           ...arrivalStats(got, total),
           rtts: [],
           serverCpu,
+          serverCpuUs,
           prosodyCpu,
           drops: udpDrops() - dropsBefore,
         };
@@ -339,7 +348,7 @@ function logStep(server: Server, direction: Direction, step: Step, what = `${Str
     `  ${server.name.padEnd(8)} ${direction.key.padEnd(8)} ${what}  ${(step.problem ?? 'ok').padEnd(36)}` +
       ` sent ${Math.round(step.sentRate)}/s arrived ${Math.round(step.arrivedRate)}/s (${step.received}/${step.sent})` +
       `  latency p50 ${percentile(step.latencies, 50).toFixed(1)} p99 ${percentile(step.latencies, 99).toFixed(1)} ms` +
-      `  CPU server ${step.serverCpu.toFixed(2)} prosody ${step.prosodyCpu.toFixed(2)}  UDP drops ${step.drops}`,
+      `  CPU server ${step.serverCpu.toFixed(2)} (${Math.round(step.serverCpuUs)} us/msg) prosody ${step.prosodyCpu.toFixed(2)}  UDP drops ${step.drops}`,
   );
 }
 
@@ -381,7 +390,7 @@ async function search(server: Server, direction: Direction, runner: Runner, dead
 
 function report(results: Map<string, Map<string, Search | string>>, loadBefore: number[]): string {
   const names = [...results.keys()];
-  const header = ['direction', ...names.flatMap((n) => [`${n} max msg/s`, 'p50 ms', 'p99 ms', 'CPU srv/prosody'])];
+  const header = ['direction', ...names.flatMap((n) => [`${n} max msg/s`, 'p50 ms', 'p99 ms', 'CPU srv/prosody', 'srv us/msg'])];
   if (names.length > 1) header.push(`${names[0]}/${names[1]}`);
   const rows = [header];
   const stops: string[] = [];
@@ -391,7 +400,7 @@ function report(results: Map<string, Map<string, Search | string>>, loadBefore: 
     for (const name of names) {
       const found = results.get(name)!.get(direction.key);
       if (typeof found === 'string' || !found) {
-        row.push(found ? 'error' : 'not run', '-', '-', '-');
+        row.push(found ? 'error' : 'not run', '-', '-', '-', '-');
         maxima.push(NaN);
         stops.push(`  ${name}, ${direction.label}: ${found ?? 'not run'}`);
         continue;
@@ -399,8 +408,10 @@ function report(results: Map<string, Map<string, Search | string>>, loadBefore: 
       const best = found.best;
       maxima.push(best?.rate ?? NaN);
       if (best) {
-        row.push(String(best.rate), percentile(best.latencies, 50).toFixed(1), percentile(best.latencies, 99).toFixed(1), `${best.serverCpu.toFixed(2)}/${best.prosodyCpu.toFixed(2)}`);
-      } else row.push(`< ${START_RATE}`, '-', '-', '-');
+        row.push(
+          String(best.rate), percentile(best.latencies, 50).toFixed(1), percentile(best.latencies, 99).toFixed(1), `${best.serverCpu.toFixed(2)}/${best.prosodyCpu.toFixed(2)}`, String(Math.round(best.serverCpuUs)),
+        );
+      } else row.push(`< ${START_RATE}`, '-', '-', '-', '-');
       stops.push(`  ${name}, ${direction.label}: ${found.failed ? `${found.failed.rate}/s failed: ${found.failed.problem}` : 'no step failed'}`);
     }
     if (names.length > 1) row.push(maxima.every(Number.isFinite) ? (maxima[0]! / maxima[1]!).toFixed(2) : '-');
@@ -441,7 +452,8 @@ p50/p99    end-to-end latency in that step, sender to receiver: SIP -> XMPP from
            body to the @xmpp/client receiver's arrival (Node's clock, ms); XMPP -> SIP from the
            @xmpp/client sender's send time to the sipp UAS's log timestamp (us resolution)
 p50/p99 at ${LATENCY_RATE}/s  the same latencies in the fixed-rate phase; "all arrived once" as a step passes
-CPU        cores busy during that step: the server's (Kamailio: all its processes), then Prosody's
+CPU        cores busy during that step: the server's (Kamailio: all its processes), then Prosody's;
+           srv us/msg: the server's CPU time in that step (its wait for the last arrivals included) per message
 The senders, the receivers (one Node.js process with @xmpp/client, one sipp) and Prosody share the
 ${cores} cores with the server; at the highest rates Prosody or the @xmpp/client side may be the limit.
 Parley: one Node.js process, SQLite, xmpp.backend component, max_queue ${1000} (default), relay.delivery_window_udp ${args['delivery-window-udp'] ?? '4 (default)'}.
