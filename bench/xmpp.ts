@@ -4,6 +4,7 @@
 //
 //   npm run bench:xmpp                                  # both servers when the xmpp module is installed
 //   npm run bench:xmpp -- --no-kamailio --step-seconds 5 --start-rate 500 --refine 3
+//   npm run bench:xmpp -- --no-kamailio --delivery-window-udp 16   # Parley with another relay.delivery_window_udp
 //
 // One real Prosody (test/support/prosody.ts, test/fixtures/prosody/prosody.cfg.lua) on loopback with
 // the component registered; each server in turn connects to it as that component.
@@ -19,6 +20,11 @@
 // (and, SIP side, every MESSAGE got its 202 without a retransmission), the sender achieved >= 95 % of
 // the rate, and the arrivals came at >= 90 % of it. Rates double from --start-rate until a step
 // fails, then --refine bisection steps narrow the gap (the rate search of bench/common.ts).
+// Before the search, a fixed-rate phase (--latency-rate, 200/s, for --latency-seconds, 10 s) measures
+// the one-way latency at a rate far below the limit, where queueing adds nothing.
+//
+// The report states each figure beside its target: SIP -> XMPP >= 12,800 msg/s and XMPP -> SIP
+// >= 10,000 msg/s (twice Kamailio's xmpp module), p99 < 5 ms at 200 msg/s, every message arrived.
 import { closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,11 +53,19 @@ const { values: args } = parseArgs({
     'no-parley': { type: 'boolean' }, // Kamailio only, e.g. to try bench/kamailio/xmpp.cfg
     'start-rate': { type: 'string', default: '200' },
     'max-rate': { type: 'string', default: '64000' },
+    'latency-rate': { type: 'string', default: '200' },
+    'latency-seconds': { type: 'string', default: '10' },
+    /** Parley's relay.delivery_window_udp for this run (XMPP -> SIP goes to one UDP recipient); its default when absent. */
+    'delivery-window-udp': { type: 'string' },
   },
 });
 const { STEP_S, REFINE, BUDGET_S } = stepSettings(args);
 const START_RATE = Number(args['start-rate']);
 const MAX_RATE = Number(args['max-rate']);
+const LATENCY_RATE = Number(args['latency-rate']);
+const LATENCY_S = Number(args['latency-seconds']);
+/** What the gateway is to reach: highest rate each way, and p99 one-way latency at LATENCY_RATE. */
+const TARGETS = { sip2xmpp: 12_800, xmpp2sip: 10_000, p99Ms: 5 };
 const withKamailio = wantKamailio(args, existsSync(KAMAILIO) && existsSync(XMPP_MODULE), `${KAMAILIO} or ${XMPP_MODULE}`);
 
 const work = mkdtempSync(join(tmpdir(), 'parley-bench-xmpp-'));
@@ -78,6 +92,7 @@ async function startParley(p: Prosody): Promise<Server> {
       `  xmpp_password: ${p.componentSecret}`,
       '  reconnect_min: 0.2',
       '  reconnect_max: 1',
+      ...(args['delivery-window-udp'] ? ['relay:', `  delivery_window_udp: ${Number(args['delivery-window-udp'])}`] : []),
       '',
     ].join('\n'),
     PING,
@@ -116,28 +131,37 @@ interface Step extends Delivery {
   /** sipp's response times (SIP -> XMPP only). */
   rtts: number[];
   serverCpu: number;
+  /** The server's CPU time per message sent in the step (its idle share included): steadier than rates on a shared machine. */
+  serverCpuUs: number;
   prosodyCpu: number;
   drops: number;
   problem?: string;
 }
 
-type Search = Found<Step>;
+/** The rate search, and the fixed-rate phase before it. */
+interface Search extends Found<Step> {
+  fixed?: Step;
+}
 
 interface Direction {
-  key: string;
+  key: 'sip2xmpp' | 'xmpp2sip';
   label: string;
   /** Runs once per server: starts what the direction needs; resolves once a probe went through. */
   prepare(server: Server): Promise<Runner>;
 }
 
 interface Runner {
-  step(rate: number, tag: string): Promise<Step>;
+  /** Sends at `rate` for `seconds` (a step's length unless told). */
+  step(rate: number, tag: string, seconds?: number): Promise<Step>;
   /** Waits until the server has caught up after a failed step. */
   settle(deadline: number): Promise<void>;
   stop(): Promise<void>;
 }
 
-const meters = (server: Server) => ({ server: new CpuMeter(() => server.pids()), prosody: new CpuMeter(() => (prosody?.pid ? [prosody.pid] : [])) });
+const meters = (server: Server) => ({ since: Date.now(), server: new CpuMeter(() => server.pids()), prosody: new CpuMeter(() => (prosody?.pid ? [prosody.pid] : [])) });
+
+/** CPU time per message, in microseconds, from cores busy since `since`. */
+const cpuUsPerMessage = (cores: number, since: number, messages: number) => (cores * (Date.now() - since) * 1000) / messages;
 
 const sipToXmpp: Direction = {
   key: 'sip2xmpp',
@@ -160,14 +184,15 @@ const sipToXmpp: Direction = {
       await sleep(500);
     }
     return {
-      async step(rate, tag) {
-        const calls = Math.round(rate * STEP_S);
+      async step(rate, tag, seconds = STEP_S) {
+        const calls = Math.round(rate * seconds);
         const dropsBefore = udpDrops();
         const meter = meters(server);
-        const sender = await sipp(rate, calls, tag);
+        const sender = await sipp(rate, calls, tag, seconds + 10);
         const result: SippResult = await sender.done;
         await quiet(() => receiver.count(tag), 1000, Date.now() + 15_000);
         const serverCpu = meter.server.stop();
+        const serverCpuUs = cpuUsPerMessage(serverCpu, meter.since, calls);
         const prosodyCpu = meter.prosody.stop();
         const arrivals = receiver.arrivals.get(tag) ?? [];
         const sipProblem = sippProblem(result, calls);
@@ -179,6 +204,7 @@ const sipToXmpp: Direction = {
           ...arrivalStats(arrivals, calls),
           rtts: result.rtts.map((r) => r.ms).sort((a, b) => a - b),
           serverCpu,
+          serverCpuUs,
           prosodyCpu,
           drops: udpDrops() - dropsBefore,
         };
@@ -266,8 +292,8 @@ const xmppToSip: Direction = {
       await sleep(500);
     }
     return {
-      async step(rate, tag) {
-        const total = Math.round(rate * STEP_S);
+      async step(rate, tag, seconds = STEP_S) {
+        const total = Math.round(rate * seconds);
         const errorsBefore = sender.errors;
         const dropsBefore = udpDrops();
         const meter = meters(server);
@@ -284,6 +310,7 @@ const xmppToSip: Direction = {
         const sentRate = (total - 1) / ((Date.now() - started) / 1000) || 0;
         await quiet(() => count(tag), 1000, Date.now() + 15_000);
         const serverCpu = meter.server.stop();
+        const serverCpuUs = cpuUsPerMessage(serverCpu, meter.since, total);
         const prosodyCpu = meter.prosody.stop();
         const got = arrivals.get(tag) ?? [];
         const errors = sender.errors - errorsBefore;
@@ -295,6 +322,7 @@ const xmppToSip: Direction = {
           ...arrivalStats(got, total),
           rtts: [],
           serverCpu,
+          serverCpuUs,
           prosodyCpu,
           drops: udpDrops() - dropsBefore,
         };
@@ -315,8 +343,26 @@ const xmppToSip: Direction = {
 
 const directions = [sipToXmpp, xmppToSip];
 
-async function search(server: Server, direction: Direction, runner: Runner, deadline: number): Promise<Search> {
-  const found: Search = {};
+function logStep(server: Server, direction: Direction, step: Step, what = `${String(step.rate).padStart(6)}/s`): void {
+  log(
+    `  ${server.name.padEnd(8)} ${direction.key.padEnd(8)} ${what}  ${(step.problem ?? 'ok').padEnd(36)}` +
+      ` sent ${Math.round(step.sentRate)}/s arrived ${Math.round(step.arrivedRate)}/s (${step.received}/${step.sent})` +
+      `  latency p50 ${percentile(step.latencies, 50).toFixed(1)} p99 ${percentile(step.latencies, 99).toFixed(1)} ms` +
+      `  CPU server ${step.serverCpu.toFixed(2)} (${Math.round(step.serverCpuUs)} us/msg) prosody ${step.prosodyCpu.toFixed(2)}  UDP drops ${step.drops}`,
+  );
+}
+
+/** The fixed-rate phase: LATENCY_RATE for LATENCY_S, its latencies and whether every message arrived once. */
+async function fixedRate(server: Server, direction: Direction, runner: Runner): Promise<Step> {
+  const step = await runner.step(LATENCY_RATE, `${direction.key}-fixed`, LATENCY_S);
+  logStep(server, direction, step, `fixed ${LATENCY_RATE}/s ${LATENCY_S} s`);
+  if (step.problem) await runner.settle(Date.now() + 30_000);
+  else await sleep(500);
+  return step;
+}
+
+async function search(server: Server, direction: Direction, runner: Runner, deadline: number, fixed: Step): Promise<Search> {
+  const found: Search = { fixed };
   let steps = 0;
   const next = rateSearch(found, (step) => step.rate, START_RATE, (rate) => rate <= MAX_RATE, REFINE);
   for (let rate = next(); rate !== undefined; rate = next()) {
@@ -325,12 +371,7 @@ async function search(server: Server, direction: Direction, runner: Runner, dead
       break;
     }
     const step = await runner.step(rate, `${direction.key}-${steps++}-${rate}`);
-    log(
-      `  ${server.name.padEnd(8)} ${direction.key.padEnd(8)} ${String(rate).padStart(6)}/s  ${(step.problem ?? 'ok').padEnd(36)}` +
-        ` sent ${Math.round(step.sentRate)}/s arrived ${Math.round(step.arrivedRate)}/s (${step.received}/${step.sent})` +
-        `  latency p50 ${percentile(step.latencies, 50).toFixed(1)} p99 ${percentile(step.latencies, 99).toFixed(1)} ms` +
-        `  CPU server ${step.serverCpu.toFixed(2)} prosody ${step.prosodyCpu.toFixed(2)}  UDP drops ${step.drops}`,
-    );
+    logStep(server, direction, step);
     if (step.problem) {
       found.failed = step;
       const errors = server.log().split('\n').filter((l) => /ERROR|CRITICAL|error/.test(l)).slice(-3);
@@ -349,7 +390,7 @@ async function search(server: Server, direction: Direction, runner: Runner, dead
 
 function report(results: Map<string, Map<string, Search | string>>, loadBefore: number[]): string {
   const names = [...results.keys()];
-  const header = ['direction', ...names.flatMap((n) => [`${n} max msg/s`, 'p50 ms', 'p99 ms', 'CPU srv/prosody'])];
+  const header = ['direction', ...names.flatMap((n) => [`${n} max msg/s`, 'p50 ms', 'p99 ms', 'CPU srv/prosody', 'srv us/msg'])];
   if (names.length > 1) header.push(`${names[0]}/${names[1]}`);
   const rows = [header];
   const stops: string[] = [];
@@ -359,7 +400,7 @@ function report(results: Map<string, Map<string, Search | string>>, loadBefore: 
     for (const name of names) {
       const found = results.get(name)!.get(direction.key);
       if (typeof found === 'string' || !found) {
-        row.push(found ? 'error' : 'not run', '-', '-', '-');
+        row.push(found ? 'error' : 'not run', '-', '-', '-', '-');
         maxima.push(NaN);
         stops.push(`  ${name}, ${direction.label}: ${found ?? 'not run'}`);
         continue;
@@ -367,18 +408,41 @@ function report(results: Map<string, Map<string, Search | string>>, loadBefore: 
       const best = found.best;
       maxima.push(best?.rate ?? NaN);
       if (best) {
-        row.push(String(best.rate), percentile(best.latencies, 50).toFixed(1), percentile(best.latencies, 99).toFixed(1), `${best.serverCpu.toFixed(2)}/${best.prosodyCpu.toFixed(2)}`);
-      } else row.push(`< ${START_RATE}`, '-', '-', '-');
+        row.push(
+          String(best.rate), percentile(best.latencies, 50).toFixed(1), percentile(best.latencies, 99).toFixed(1), `${best.serverCpu.toFixed(2)}/${best.prosodyCpu.toFixed(2)}`, String(Math.round(best.serverCpuUs)),
+        );
+      } else row.push(`< ${START_RATE}`, '-', '-', '-', '-');
       stops.push(`  ${name}, ${direction.label}: ${found.failed ? `${found.failed.rate}/s failed: ${found.failed.problem}` : 'no step failed'}`);
     }
     if (names.length > 1) row.push(maxima.every(Number.isFinite) ? (maxima[0]! / maxima[1]!).toFixed(2) : '-');
     rows.push(row);
   }
   const cores = cpus().length;
+  const met = (ok: boolean) => (ok ? 'yes' : 'NO');
+  const targetRows = [['direction', 'server', 'max msg/s', 'target', 'met', `p50 ms at ${LATENCY_RATE}/s`, 'p99 ms', 'target', 'all arrived once', 'met']];
+  for (const direction of directions) {
+    for (const name of names) {
+      const found = results.get(name)!.get(direction.key);
+      if (typeof found === 'string' || !found) continue;
+      const target = TARGETS[direction.key];
+      const max = found.best?.rate ?? 0;
+      const row = [direction.label, name, String(max), `>= ${target}`, met(max >= target)];
+      const fixed = found.fixed;
+      if (fixed) {
+        const p99 = percentile(fixed.latencies, 99);
+        const complete = fixed.received === fixed.sent && !fixed.problem;
+        row.push(percentile(fixed.latencies, 50).toFixed(1), p99.toFixed(1), `< ${TARGETS.p99Ms}`, complete ? `yes (${fixed.received}/${fixed.sent})` : `NO: ${fixed.problem}`, met(complete && p99 < TARGETS.p99Ms));
+      } else row.push('-', '-', `< ${TARGETS.p99Ms}`, '-', '-');
+      targetRows.push(row);
+    }
+  }
   return `
 Parley XMPP gateway benchmark, ${new Date().toISOString()}, ${cores} cores (${cpus()[0]?.model ?? 'unknown CPU'}), component mode, Prosody ${prosodyVersion} on 127.0.0.1
 load average before ${loadBefore.map((l) => l.toFixed(1)).join(' ')}, after ${loadavg().map((l) => l.toFixed(1)).join(' ')}: the machine may be shared; this run adds ~3 (server, Prosody, sipp, node)
 ${table(rows)}
+
+Targets: ${LATENCY_RATE} msg/s for ${LATENCY_S} s each way (before the search), then the search's maxima
+${table(targetRows)}
 
 max msg/s  highest passing step: every message arrived exactly once at >= 90 % of the rate, the sender
            kept >= 95 % of it, and (SIP -> XMPP) every MESSAGE got its 202 with no retransmission
@@ -387,10 +451,12 @@ max msg/s  highest passing step: every message arrived exactly once at >= 90 % o
 p50/p99    end-to-end latency in that step, sender to receiver: SIP -> XMPP from sipp's send time in the
            body to the @xmpp/client receiver's arrival (Node's clock, ms); XMPP -> SIP from the
            @xmpp/client sender's send time to the sipp UAS's log timestamp (us resolution)
-CPU        cores busy during that step: the server's (Kamailio: all its processes), then Prosody's
+p50/p99 at ${LATENCY_RATE}/s  the same latencies in the fixed-rate phase; "all arrived once" as a step passes
+CPU        cores busy during that step: the server's (Kamailio: all its processes), then Prosody's;
+           srv us/msg: the server's CPU time in that step (its wait for the last arrivals included) per message
 The senders, the receivers (one Node.js process with @xmpp/client, one sipp) and Prosody share the
 ${cores} cores with the server; at the highest rates Prosody or the @xmpp/client side may be the limit.
-Parley: one Node.js process, SQLite, xmpp.backend component, max_queue ${1000} (default).
+Parley: one Node.js process, SQLite, xmpp.backend component, max_queue ${1000} (default), relay.delivery_window_udp ${args['delivery-window-udp'] ?? '4 (default)'}.
 ${names.includes('Kamailio') ? 'Kamailio 5.6: bench/kamailio/xmpp.cfg, children=2, xmpp module (component backend: one process for the XMPP link),\n           MESSAGEs from XMPP sent to its outbound_proxy, itself, then lookup + t_relay to the UAS.\n' : ''}Why each search stopped:
 ${stops.join('\n')}`;
 }
@@ -423,7 +489,8 @@ async function main(): Promise<void> {
             // Warm-up, not measured: JIT compilation, socket buffers, the link's first stanzas.
             await runner.step(100, `${direction.key}-warmup`);
             await sleep(500);
-            byDirection.set(direction.key, await search(server, direction, runner, Date.now() + share));
+            const fixed = await fixedRate(server, direction, runner);
+            byDirection.set(direction.key, await search(server, direction, runner, Date.now() + share, fixed));
           } catch (error) {
             log(`  ${server.name} ${direction.key}: ${(error as Error).message}`);
             // Kamailio 5.6's xmpp module dies parsing Prosody's stream header (kamailio/kamailio#4154).

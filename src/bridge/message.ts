@@ -74,6 +74,9 @@ const EXCERPT_LENGTH = 80;
 
 /** The start of a message on one line, cut between characters (code points), not inside one: what a failure notice quotes. */
 export function excerptOf(text: string): string {
-  const characters = [...text.replace(/\s+/g, ' ').trim()];
+  const line = text.replace(/\s+/g, ' ').trim();
+  // No more code units than the limit: no more characters either, and nothing to cut.
+  if (line.length <= EXCERPT_LENGTH) return line;
+  const characters = [...line];
   return characters.length > EXCERPT_LENGTH ? `${characters.slice(0, EXCERPT_LENGTH - 1).join('')}…` : characters.join('');
 }

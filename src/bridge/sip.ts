@@ -164,9 +164,12 @@ function parseContentType(value: string): { type: string; charset?: string } | u
   }
 }
 
+/** Stateless between calls (each decode is whole): one for every message. */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 function decodeUtf8(bytes: Buffer): string | undefined {
   try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return STRICT_UTF8.decode(bytes);
   } catch {
     return undefined;
   }

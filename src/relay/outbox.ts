@@ -135,17 +135,32 @@ export class Outbox<Item> {
     if (crowded !== undefined) throw new OutboxFull(`${this.backlogOf(crowded)} messages waiting for ${crowded}`);
     this.reserved++;
     for (const recipient of recipients) this.backlog.set(recipient, this.backlogOf(recipient) + 1);
+    let stored = false;
+    // Delivery starts once the row is committed, while the disk sync the answer waits for is under
+    // way: a kill -9 keeps what is committed. Should the sync fail, the sender is refused a message
+    // that may still arrive (at least once, as after a lost answer).
     let id: number;
     try {
-      id = await this.store.add({ kind: this.kind, recipients, payload: this.codec.encode(item), createdAt: now });
+      id = await this.store.add({ kind: this.kind, recipients, payload: this.codec.encode(item), createdAt: now }, (committedId) => {
+        stored = true;
+        this.stored(committedId, item, recipients, now);
+      });
     } catch (error) {
-      for (const recipient of recipients) this.release(recipient);
+      if (!stored) this.unreserve(recipients);
       throw error;
-    } finally {
-      this.reserved--;
     }
+    if (!stored) this.stored(id, item, recipients, now);
+  }
+
+  /** The message is in the store: no longer reserved, delivered to its recipients. */
+  private stored(id: number, item: Item, recipients: string[], createdAt: number): void {
+    this.unreserve(recipients);
+    this.dispatch({ id, kind: this.kind, recipients, payload: Buffer.alloc(0), createdAt }, item, recipients);
+  }
+
+  private unreserve(recipients: string[]): void {
+    this.reserved--;
     for (const recipient of recipients) this.release(recipient);
-    this.dispatch({ id, kind: this.kind, recipients, payload: Buffer.alloc(0), createdAt: now }, item, recipients);
   }
 
   /** Waits for the legs under way (each ends done or postponed) and writes their progress. */

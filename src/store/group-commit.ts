@@ -23,6 +23,7 @@ export interface DeferredSync {
 
 interface PendingWrite {
   write: Write<unknown>;
+  committed: ((result: unknown) => void) | undefined;
   resolve(result: unknown): void;
   reject(error: unknown): void;
 }
@@ -36,10 +37,15 @@ export class GroupCommit {
     private readonly deferred?: DeferredSync,
   ) {}
 
-  /** Resolves with what `write` returned once it is committed. */
-  run<R>(write: Write<R>): Promise<R> {
+  /**
+   * Resolves with what `write` returned once it is committed. With a deferred sync, `committed`
+   * is told the result as soon as the commit is visible to readers and survives the process
+   * being killed, before the disk sync that makes it survive the machine (when it is not called,
+   * the promise's resolution is the first news).
+   */
+  run<R>(write: Write<R>, committed?: (result: R) => void): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.pending.push({ write, resolve: resolve as (result: unknown) => void, reject });
+      this.pending.push({ write, committed: committed as ((result: unknown) => void) | undefined, resolve: resolve as (result: unknown) => void, reject });
       if (!this.flushing) this.flushing = new Promise<void>((started) => setImmediate(started)).then(() => this.flush());
     });
   }
@@ -64,6 +70,16 @@ export class GroupCommit {
         // One failing entry must not fail the others: commit them one by one to find it.
         for (const entry of batch) await this.db.transaction().execute(entry.write).then(entry.resolve, entry.reject);
         continue;
+      }
+      if (this.deferred) {
+        batch.forEach((entry, i) => {
+          // What a caller does on the news is its own: a failure there is its write's, not the batch's.
+          try {
+            entry.committed?.(results[i]);
+          } catch (error) {
+            entry.reject(error);
+          }
+        });
       }
       // The next batch gathers while this one's sync is under way, as it would during a commit's own.
       try {

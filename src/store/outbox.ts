@@ -16,7 +16,7 @@ export class OutboxRepository implements OutboxStore {
     this.commits = new GroupCommit(db, deferredSync);
   }
 
-  add(record: Omit<OutboxRecord, 'id'>): Promise<number> {
+  add(record: Omit<OutboxRecord, 'id'>, committed?: (id: number) => void): Promise<number> {
     const values = [record.kind, JSON.stringify(record.recipients), record.payload, record.createdAt];
     return this.commits.run(async (trx) => {
       // Every message a gateway or room acknowledges goes through here: compiled once (see CompiledStatements).
@@ -28,7 +28,7 @@ export class OutboxRepository implements OutboxStore {
       );
       const { rows } = await trx.executeQuery<{ id: number }>(insert);
       return rows[0]!.id;
-    });
+    }, committed);
   }
 
   record(progress: OutboxProgress): Promise<void> {

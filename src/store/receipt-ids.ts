@@ -11,7 +11,7 @@ export class ReceiptIdRepository implements ReceiptIdStore {
     this.commits = new GroupCommit(db, deferredSync);
   }
 
-  put(receipt: StoredReceiptId, maxPerOwner: number): Promise<void> {
+  put(receipt: StoredReceiptId, maxPerOwner: number, committed?: () => void): Promise<void> {
     const { direction, messageId, owner, entry, createdAt } = receipt;
     return this.commits.run(async (trx) => {
       await trx.deleteFrom('receipt_ids').where('direction', '=', direction).where('message_id', '=', messageId).execute();
@@ -31,7 +31,7 @@ export class ReceiptIdRepository implements ReceiptIdStore {
         .limit(1)
         .executeTakeFirst();
       if (oldestKept) await trx.deleteFrom('receipt_ids').where('owner', '=', owner).where('id', '<', oldestKept.id).execute();
-    });
+    }, committed);
   }
 
   async get(direction: string, messageId: string, notBefore: number): Promise<StoredReceiptId | undefined> {

@@ -278,8 +278,10 @@ export interface OutboxStore {
   /**
    * Stores a message; resolves with its id once committed. Adds and progress asked for while a
    * commit is under way share the next transaction (group commit); ids follow the order of the calls.
+   * `committed` may be told the id earlier: once the row is committed, before the disk sync
+   * (SQLite), so that delivery need not wait for the disk.
    */
-  add(record: Omit<OutboxRecord, 'id'>): Promise<number>;
+  add(record: Omit<OutboxRecord, 'id'>, committed?: (id: number) => void): Promise<number>;
   /** Deletes finished rows and advances cursors, in the same group commit as adds. */
   record(progress: OutboxProgress): Promise<void>;
   /** The rows of a kind still pending, oldest first, and the cursors of their recipients. */
@@ -303,8 +305,11 @@ export interface StoredReceiptId {
  * resolving once committed.
  */
 export interface ReceiptIdStore {
-  /** Remembers an id (replacing one of the same direction and id), then keeps only the `maxPerOwner` newest of its owner. */
-  put(receipt: StoredReceiptId, maxPerOwner: number): Promise<void>;
+  /**
+   * Remembers an id (replacing one of the same direction and id), then keeps only the `maxPerOwner`
+   * newest of its owner. `committed` may be told earlier, as OutboxStore.add's is.
+   */
+  put(receipt: StoredReceiptId, maxPerOwner: number, committed?: () => void): Promise<void>;
   /** The entry remembered for an id, if any and created at `notBefore` or later. */
   get(direction: string, messageId: string, notBefore: number): Promise<StoredReceiptId | undefined>;
   /** Replaces the entry of an id, which keeps its time and place. */

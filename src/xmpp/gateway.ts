@@ -223,7 +223,14 @@ export class XmppGateway {
     if ('status' in taken) return this.refuse(request, taken);
     // What the XMPP user's receipts will name is as durable as the message before the 202.
     const awaited = taken.imdn && this.awaitedFromXmpp.remember(taken.attrs.id, { origin: taken.origin, recipient: taken.attrs.to, ...taken.imdn });
-    if (await this.bridge.accept(request, this.accepted, taken, TO_XMPP, Date.now(), awaited)) this.counters.sipToXmpp++;
+    let accepted = false;
+    try {
+      accepted = await this.bridge.accept(request, this.accepted, taken, TO_XMPP, Date.now(), awaited);
+    } finally {
+      // A message refused (queue full, store unavailable) gets no receipt: what was remembered for one goes, rather than staying until it expires.
+      if (!accepted && taken.imdn) this.awaitedFromXmpp.forget(taken.attrs.id);
+    }
+    if (accepted) this.counters.sipToXmpp++;
     else this.refuse(request, { status: 503, reason: 'Service Unavailable (XMPP queue full)', headers: this.retryAfter() });
   }
 
@@ -375,17 +382,21 @@ export class XmppGateway {
 
   /**
    * The receipts a message from XMPP asks for, as SIP asks for them (IMDN, with the Message-ID it
-   * goes with), remembered to map the IMDNs that come back (`remembered` once in the store, or
-   * given up on: the IMDNs then find it in memory only); none when it asks for none.
+   * goes with), remembered to map the IMDNs that come back (`remembered` once committed to the
+   * store, which a kill -9 keeps, without waiting for the disk sync; or given up on: the IMDNs then
+   * find it in memory only); none when it asks for none.
    */
   private receiptsAsked(stanza: xml.Element, to: string): { asked?: { id: string; wanted: Wanted }; remembered?: Promise<void> } {
     const { wanted } = receiptsOf(stanza);
     const stanzaId = stanza.attrs.id;
     if (!this.options.imdn || !stanzaId || !(wanted.delivery || wanted.display)) return {};
     const id = this.bridge.newId();
-    const remembered = this.awaitedFromSip
-      .remember(id, { sender: stanza.attrs.from!, stanzaId, recipient: to, wanted })
-      .catch(logBackgroundFailure(this.log, 'remembering a receipt id'));
+    const remembered = new Promise<void>((committed) => {
+      void this.awaitedFromSip
+        .remember(id, { sender: stanza.attrs.from!, stanzaId, recipient: to, wanted }, Date.now(), committed)
+        .catch(logBackgroundFailure(this.log, 'remembering a receipt id'))
+        .finally(committed);
+    });
     return { asked: { id, wanted }, remembered };
   }
 

@@ -204,7 +204,12 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
     try {
       await Promise.all([
         once(this.entity, 'online', { signal: AbortSignal.timeout(HANDSHAKE_TIMEOUT_MS) }),
-        this.entity.connect(this.service).then(() => this.entity.open({ domain: this.options.domain })),
+        this.entity.connect(this.service).then(() => {
+          // Each turn of the event loop is written at once (flush): Nagle's algorithm would only
+          // hold a turn's stanzas back until the server acknowledged the previous turn's.
+          this.entity.socket?.setNoDelay(true);
+          return this.entity.open({ domain: this.options.domain });
+        }),
       ]);
     } catch {
       // Reported through 'error'. Dropping the socket ends the attempt with the one 'disconnect'

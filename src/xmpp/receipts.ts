@@ -83,12 +83,15 @@ export class Correlations<Value extends { wanted: Wanted }> {
     return this.entries.size;
   }
 
-  /** Resolves once the entry is in the store (at once without one); rejects with the store's error. */
-  remember(id: string, value: Value, now = Date.now()): Promise<void> {
+  /**
+   * Resolves once the entry is in the store (at once without one); rejects with the store's error.
+   * `committed` may be told earlier: once it is committed, before the disk sync (ReceiptIdStore.put).
+   */
+  remember(id: string, value: Value, now = Date.now(), committed?: () => void): Promise<void> {
     this.entries.remember(id, value, now);
     if (!this.durable) return Promise.resolve();
     const { store, direction, ownerOf, maxPerOwner } = this.durable;
-    return store.put({ direction, messageId: id, owner: ownerOf(value), entry: JSON.stringify(value), createdAt: now }, maxPerOwner);
+    return store.put({ direction, messageId: id, owner: ownerOf(value), entry: JSON.stringify(value), createdAt: now }, maxPerOwner, committed);
   }
 
   /**
@@ -107,11 +110,14 @@ export class Correlations<Value extends { wanted: Wanted }> {
       const updated = { ...entry, wanted };
       this.entries.update(id, updated);
       this.inBackground('updating a receipt id', (store, direction) => store.update(direction, id, JSON.stringify(updated)));
-    } else {
-      this.entries.forget(id);
-      this.inBackground('forgetting a receipt id', (store, direction) => store.remove(direction, id));
-    }
+    } else this.forget(id);
     return entry;
+  }
+
+  /** Forgets an entry, in the store too: every notification came, or none will (its message was refused). */
+  forget(id: string): void {
+    this.entries.forget(id);
+    this.inBackground('forgetting a receipt id', (store, direction) => store.remove(direction, id));
   }
 
   /** Forgets entries older than the limit (in the store, once a minute). */

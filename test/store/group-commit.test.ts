@@ -52,3 +52,22 @@ test('a sync that fails fails the writes of its batch', async () => {
   await assert.rejects(write, /EIO/);
   await db.destroy();
 });
+
+test('a write is told committed before its sync; a caller failing on that news fails its own write only', async () => {
+  const { db, started, nextSync } = database();
+  await sql`create table t (n integer)`.execute(db);
+  const commits = new GroupCommit(db);
+  const told: number[] = [];
+  const syncing = nextSync();
+  const insert = (n: number) => commits.run(async (trx) => (await sql`insert into t values (${n})`.execute(trx), n), (result) => {
+    if (result === 4) throw new Error('caller failed');
+    told.push(result);
+  });
+  const writes = [insert(3), insert(4), insert(5)];
+  await syncing;
+  assert.deepEqual(told, [3, 5], 'told before the sync');
+  await assert.rejects(writes[1]!, /caller failed/);
+  started[0]!(undefined);
+  assert.deepEqual(await Promise.all([writes[0], writes[2]]), [3, 5]);
+  await db.destroy();
+});

@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import SqliteDatabase from 'better-sqlite3';
+import { linphoneCpim } from '../support/linphone.js';
 import { eventually } from '../support/eventually.js';
 import { freeTcpPort, killAll, startParley, tempDir } from '../support/process.js';
 import { type TestServer, startServer } from '../support/server.js';
@@ -204,6 +206,28 @@ describe('without a reachable XMPP server', () => {
     assert.ok(response.get('retry-after'));
     assert.equal(parley.logs.filter((line) => line.includes('XMPP server unreachable; retrying')).length, 1, 'said once, not at every retry');
   });
+});
+
+test('a MESSAGE asking for IMDNs refused with 503 (queue full) leaves no receipt id in the store', async () => {
+  const parley = await startServer(xmppConfig(await freeTcpPort(), { delay_time: 600, max_queue: 1 }));
+  const alice = await registeredTcpUser(parley.tcp, 'alice');
+  const database = new SqliteDatabase(join(parley.dir, 'parley.db'), { readonly: true });
+  try {
+    const asking = (messageId: string) =>
+      linphoneCpim('sip:alice@localhost', ROMEO, [['imdn.Message-ID', messageId], ['imdn.Disposition-Notification', 'positive-delivery']], 'text/plain;charset=UTF-8', messageId);
+    assert.equal((await alice.message(ROMEO, asking('kept'), [], 'message/cpim')).status, 202);
+    const refused = await alice.message(ROMEO, asking('refused'), [], 'message/cpim');
+    assert.equal(refused.status, 503);
+    assert.match(refused.reason, /queue full/);
+    const awaited = () =>
+      (database.prepare(`SELECT entry FROM receipt_ids WHERE direction = 'xmpp-stanza'`).all() as Array<{ entry: string }>).map((row) => (JSON.parse(row.entry) as { messageId: string }).messageId);
+    // The refused one's id was written before its 503 (and in one queue of writes with its removal).
+    await eventually(() => (awaited().join() === 'kept' ? true : undefined), "only the accepted message's receipt id stored");
+  } finally {
+    database.close();
+    alice.close();
+    await parley.stop();
+  }
 });
 
 test('backend server starts a server-to-server listener instead of a component link', async () => {

@@ -5,6 +5,12 @@
 import assert from 'node:assert/strict';
 import { deflateRawSync, deflateSync } from 'node:zlib';
 import { describe, test } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { pino } from 'pino';
+import { openStore } from '../../src/store/index.js';
 import xml from '@xmpp/xml';
 import {
   ContentError, cpimAskingForImdn, cpimNotification, decodeContent, formatCpim, imdnBody, imdnRequestOf, isComposingBody, parseCpim, readImdn, readIsComposing,
@@ -161,6 +167,27 @@ describe('correlations', () => {
 
     await correlations.remember('m2', { wanted: { delivery: true, display: false }, who: 'alice' }, 0);
     assert.equal(await correlations.answer({ messageId: 'm2', disposition: 'displayed' }, anyone, 1), undefined, 'display not asked for');
+  });
+
+  test('kept in SQLite: an entry is told committed, readable by another connection (as after a kill -9), before its disk sync resolves remember()', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'parley-correlations-'));
+    const store = await openStore(`sqlite:${join(dir, 'parley.db')}`);
+    const reader = new SqliteDatabase(join(dir, 'parley.db'), { readonly: true });
+    try {
+      const durable = { store: store.receiptIds, direction: 'xmpp-imdn', ownerOf: () => 'sip:alice@localhost', maxPerOwner: 10, log: pino({ enabled: false }) };
+      const correlations = new Correlations<{ wanted: { delivery: boolean; display: boolean } }>(10, 60_000, durable);
+      let resolved = false;
+      const seen: Array<{ resolved: boolean; rows: number }> = [];
+      const remembered = correlations.remember('m1', { wanted: { delivery: true, display: false } }, Date.now(), () => {
+        seen.push({ resolved, rows: (reader.prepare(`SELECT count(*) AS n FROM receipt_ids WHERE message_id = 'm1'`).get() as { n: number }).n });
+      });
+      await remembered.then(() => (resolved = true));
+      assert.deepEqual(seen, [{ resolved: false, rows: 1 }]);
+    } finally {
+      reader.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('are bounded in number and in time', async () => {
