@@ -322,6 +322,27 @@ export interface CSeq {
 }
 
 export function parseCSeq(value: string): CSeq {
+  return usualCSeq(value) ?? parseAnyCSeq(value);
+}
+
+/**
+ * A CSeq of the usual form, "1 MESSAGE" (digits, one space, a method, nothing around them), read
+ * without the regular expression; null for any other form, which parseAnyCSeq reads.
+ */
+function usualCSeq(value: string): CSeq | null {
+  let i = 0;
+  let seq = 0;
+  for (let c = value.charCodeAt(0); c >= 48 && c <= 57; c = value.charCodeAt(++i)) seq = seq * 10 + (c - 48);
+  if (i === 0 || i > 10 || value.charCodeAt(i) !== 32 || i + 1 === value.length) return null;
+  for (let j = i + 1; j < value.length; j++) {
+    const c = value.charCodeAt(j);
+    if (c >= 128 || !(CHAR_CLASSES[c]! & TOKEN_CHAR)) return null;
+  }
+  if (seq > 0xffffffff) throw new HeaderError('CSeq number above 2**32-1');
+  return { seq, method: value.slice(i + 1) };
+}
+
+function parseAnyCSeq(value: string): CSeq {
   const m = /^([0-9]{1,10})[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)$/.exec(value.trim());
   if (!m) throw new HeaderError(`bad CSeq "${value}"`);
   const seq = Number(m[1]);

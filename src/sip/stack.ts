@@ -2,9 +2,9 @@
 // stamping (RFC 3581) and response routing (§18.2.2). Everything above talks to the network
 // through this: `on('request')` for what arrives, `request()` for what Parley sends.
 import { EventEmitter } from 'node:events';
-import { type Header, SipMessage, createResponse, randomToken, REASONS } from './message.js';
+import { EMPTY, type Header, SipMessage, createResponse, headerLine, randomToken, responseHead, wireForm } from './message.js';
 import { canAnswer, type SipParseError } from './parser.js';
-import { type Via, parseVia, safeHeaderValue } from './headers.js';
+import { type Via, parseVia } from './headers.js';
 import { Fifo, type TimerHandle, type TimerQueue } from './timers.js';
 import type { TransportLayer } from './transport/layer.js';
 import { type Peer, type Protocol, RELIABLE } from './transport/types.js';
@@ -89,8 +89,8 @@ export class SipStack extends EventEmitter {
   private sweeping = false;
   private readonly client = new Map<string, ClientTransaction | typeof FINISHED>();
   private readonly sentByOf = new Map<Protocol, string>();
-  /** The Server header of every 2xx Parley sends, made once: header objects are replaced, never changed. */
-  private readonly serverHeader: Header;
+  /** The Server header line of every 2xx Parley sends, made once. */
+  private readonly serverLine: string;
   readonly stats: StackStats = {
     requestsIn: 0, responsesOut: 0, requestsOut: 0, retransmissionsAbsorbed: 0, malformed: 0,
     serverTransactions: 0, clientTransactions: 0, overloaded: 0,
@@ -102,7 +102,7 @@ export class SipStack extends EventEmitter {
     readonly options: StackOptions,
   ) {
     super();
-    this.serverHeader = { name: 'server', value: safeHeaderValue(options.userAgent) };
+    this.serverLine = headerLine('server', options.userAgent);
     transports.on('message', (message, source) => {
       if (message.isRequest) this.onRequest(message, source);
       else this.onResponse(message);
@@ -207,15 +207,17 @@ export class SipStack extends EventEmitter {
     this.stats.serverTransactions = this.inProgress.size + this.answered.size;
   }
 
-  buildResponse(request: SipMessage, status: number, reason?: string, options: ReplyOptions = {}): SipMessage {
-    const response = createResponse(request, status, reason ?? REASONS[status]);
-    if (options.headers) for (const header of options.headers) response.add(header.name, header.value);
-    if (status >= 200 && status < 300) response.headers.push(this.serverHeader);
+  /** The wire form of the response a server transaction's reply() sends: a Server header on a 2xx, then what `options` adds. */
+  responseBytes(request: SipMessage, status: number, reason?: string, options: ReplyOptions = {}): Buffer {
+    let head = responseHead(request, status, reason);
+    if (options.headers) head += headerLines(options.headers);
+    if (status >= 200 && status < 300) head += this.serverLine;
+    let body: Buffer = EMPTY;
     if (options.body !== undefined) {
-      response.body = typeof options.body === 'string' ? Buffer.from(options.body, 'utf8') : options.body;
-      response.add('content-type', options.contentType ?? 'text/plain;charset=utf-8');
+      body = typeof options.body === 'string' ? Buffer.from(options.body, 'utf8') : options.body;
+      head += headerLine('content-type', options.contentType ?? 'text/plain;charset=utf-8');
     }
-    return response;
+    return wireForm(head, body);
   }
 
   private onMalformed(error: SipParseError, source: Peer): void {
@@ -229,10 +231,9 @@ export class SipStack extends EventEmitter {
     try {
       // Only the top Via is read: one further down may be what made the request malformed.
       const target = stampVia(request, parseVia(request.getAll('via')[0]!), source);
-      const response = createResponse(request, status, reason);
-      response.headers.push(...headers);
+      const bytes = wireForm(responseHead(request, status, reason) + headerLines(headers), EMPTY);
       this.stats.responsesOut++;
-      this.transmit(response.toBuffer(), target);
+      this.transmit(bytes, target);
     } catch {
       // Not even a response could be formed: dropping is what RFC 3261 §16.3 leaves.
     }
@@ -378,14 +379,16 @@ class ServerTransaction implements IncomingRequest {
   }
 
   reply(status: number, reason?: string, options?: ReplyOptions): void {
-    this.respond(this.stack.buildResponse(this.message, status, reason, options));
+    if (!this.final) this.send(this.stack.responseBytes(this.message, status, reason, options), status);
   }
 
   respond(response: SipMessage): void {
-    if (this.final) return;
-    const bytes = response.toBuffer();
+    if (!this.final) this.send(response.toBuffer(), response.status);
+  }
+
+  private send(bytes: Buffer, status: number): void {
     this.lastResponse = bytes;
-    if (response.status >= 200) this.final = true;
+    if (status >= 200) this.final = true;
     this.stack.sendResponse(this, bytes, this.final);
   }
 }
@@ -465,6 +468,13 @@ class ClientTransaction {
     this.interval = Math.min(this.interval * 2, this.stack.options.t2);
     this.retransmit = this.stack.timers.schedule(this.interval, () => this.onRetransmitTimer());
   }
+}
+
+/** Header lines, CRLF-ended, of headers added to a response; a Content-Length among them is left out, as toBuffer() leaves it. */
+function headerLines(headers: readonly Header[]): string {
+  let lines = '';
+  for (const header of headers) if (header.name !== 'content-length') lines += headerLine(header.name, header.value);
+  return lines;
 }
 
 /** RFC 3261 §17.2.3 matching key; RFC 2543 peers without the magic cookie fall back to dialog fields. */
