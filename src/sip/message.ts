@@ -69,8 +69,10 @@ export class SipMessage {
     const list = LIST_HEADERS.has(name);
     for (const h of this.headers) {
       if (h.name !== name) continue;
-      if (list) out.push(...splitList(h.value));
-      else out.push(h.value);
+      // A list value without a comma, as nearly every one, is one value: no list is made for it.
+      if (!list) out.push(h.value);
+      else if (!h.value.includes(',')) out.push(h.value.trim());
+      else for (const value of splitList(h.value)) out.push(value);
     }
     return out;
   }

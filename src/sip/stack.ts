@@ -51,8 +51,6 @@ export interface IncomingRequest {
 interface AnsweredTransaction {
   lastResponse: Buffer;
   responseTarget: Peer;
-  /** When its Timer J fires, on the timers' clock. */
-  expires: number;
 }
 
 export interface StackStats {
@@ -72,6 +70,9 @@ export declare interface SipStack {
   on(event: 'error', listener: (error: Error) => void): this;
 }
 
+/** What a reply without options is given: one object for all of them. */
+const NO_OPTIONS: ReplyOptions = Object.freeze({});
+
 /** Seconds an overloaded Parley asks a client to wait before sending again. */
 const OVERLOAD_RETRY_AFTER_S = 5;
 
@@ -85,6 +86,13 @@ export class SipStack extends EventEmitter {
    * before the first live one, which made each request at the bound cost tens of microseconds.
    */
   private readonly answeredOrder = new Fifo<string>();
+  /**
+   * When the Timer J of each of answeredOrder fires, on the timers' clock, in the same order: apart
+   * from the kept entries, as a list of plain numbers, so that an entry holds no boxed number and
+   * the sweep reads no entry. A key leaves `answered` only as it leaves answeredOrder, so the two
+   * lists stay in step with the Map.
+   */
+  private readonly answeredExpiry = new Fifo<number>();
   /** Whether a sweep of answered transactions is scheduled: one timer for all of them, not one each. */
   private sweeping = false;
   private readonly client = new Map<string, ClientTransaction | typeof FINISHED>();
@@ -173,11 +181,11 @@ export class SipStack extends EventEmitter {
     this.inProgress.delete(key);
     if (!RELIABLE[transaction.source.proto]) {
       // Only the response is kept: the request goes with the transaction, now answered.
-      const expires = this.timers.clock.now() + 64 * this.options.t1;
-      this.answered.set(key, { lastResponse: bytes, responseTarget: transaction.responseTarget, expires });
+      this.answered.set(key, { lastResponse: bytes, responseTarget: transaction.responseTarget });
       this.answeredOrder.push(key);
+      this.answeredExpiry.push(this.timers.clock.now() + 64 * this.options.t1);
       // Past the bound the oldest goes first: a retransmission of it would be handled again, no more.
-      if (this.answered.size > this.options.maxTransactions) this.answered.delete(this.answeredOrder.shift()!);
+      if (this.answered.size > this.options.maxTransactions) this.forgetOldestAnswered();
       if (!this.sweeping) {
         this.sweeping = true;
         this.timers.schedule(64 * this.options.t1, this.sweepAnswered);
@@ -193,22 +201,23 @@ export class SipStack extends EventEmitter {
    */
   private readonly sweepAnswered = (): void => {
     const now = this.timers.clock.now();
-    for (let key = this.answeredOrder.first; key !== undefined; key = this.answeredOrder.first) {
-      if ((this.answered.get(key)?.expires ?? now) > now) break;
-      this.answeredOrder.shift();
-      this.answered.delete(key);
-    }
+    for (let due = this.answeredExpiry.first; due !== undefined && due <= now; due = this.answeredExpiry.first) this.forgetOldestAnswered();
     this.countTransactions();
     this.sweeping = this.answered.size > 0;
     if (this.sweeping) this.timers.schedule(this.options.t1, this.sweepAnswered);
   };
+
+  private forgetOldestAnswered(): void {
+    this.answeredExpiry.shift();
+    this.answered.delete(this.answeredOrder.shift()!);
+  }
 
   private countTransactions(): void {
     this.stats.serverTransactions = this.inProgress.size + this.answered.size;
   }
 
   /** The wire form of the response a server transaction's reply() sends: a Server header on a 2xx, then what `options` adds. */
-  responseBytes(request: SipMessage, status: number, reason?: string, options: ReplyOptions = {}): Buffer {
+  responseBytes(request: SipMessage, status: number, reason?: string, options: ReplyOptions = NO_OPTIONS): Buffer {
     let head = responseHead(request, status, reason);
     if (options.headers) head += headerLines(options.headers);
     if (status >= 200 && status < 300) head += this.serverLine;
@@ -498,8 +507,9 @@ function stampVia(message: SipMessage, via: Via, source: Peer): Peer {
     if (wantsRport) via.params.set('rport', String(source.port));
     message.replaceTopVia(via, text);
   }
-  if (RELIABLE[source.proto]) return source;
-  return { proto: 'udp', host: source.host, port: wantsRport ? source.port : (via.port ?? 5060) };
+  // Over UDP with rport, the source itself: no address of its own to keep through Timer J.
+  if (RELIABLE[source.proto] || wantsRport) return source;
+  return { proto: 'udp', host: source.host, port: via.port ?? 5060 };
 }
 
 /** An rport parameter of a Via, with or without a value, and the blanks RFC 3261 §25.1 allows around it. */
