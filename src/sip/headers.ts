@@ -84,9 +84,8 @@ export function parseParams(text: string): Params {
       if (c >= 128 || !(CHAR_CLASSES[c]! & TOKEN_CHAR)) tokenOnly = false;
       if (c >= 65 && c <= 90) lowerCase = false;
     }
-    const rawName = text.slice(i, j);
-    const name = lowerCase && tokenOnly ? rawName : rawName.toLowerCase();
-    if (!name || !(tokenOnly || TOKEN.test(name))) throw new HeaderError(`bad parameter name "${rawName}"`);
+    const name = lowerCase && tokenOnly ? (usualParamName(text, i, j) ?? text.slice(i, j)) : text.slice(i, j).toLowerCase();
+    if (!name || !(tokenOnly || TOKEN.test(name))) throw new HeaderError(`bad parameter name "${text.slice(i, j)}"`);
     j = skipBlanks(text, j);
     if (text.charCodeAt(j) === EQUALS) {
       j = skipBlanks(text, j + 1);
@@ -112,6 +111,23 @@ export function parseParams(text: string): Params {
     }
   }
   return params;
+}
+
+/**
+ * The parameter names nearly every Via, From, To and Contact carries, by their length: one read from
+ * the wire as one of them is stored as that literal, not as a new string to be hashed again.
+ */
+const USUAL_PARAM_NAMES: string[][] = [];
+for (const name of ['branch', 'rport', 'received', 'tag', 'transport', 'lr', 'expires', 'q', 'maddr', 'ttl', '+sip.instance', 'reg-id']) {
+  (USUAL_PARAM_NAMES[name.length] ??= []).push(name);
+}
+
+/** The usual parameter name that `text` holds from `start` to `end`, if it is one. */
+function usualParamName(text: string, start: number, end: number): string | undefined {
+  const candidates = USUAL_PARAM_NAMES[end - start];
+  if (candidates === undefined) return undefined;
+  for (const name of candidates) if (text.startsWith(name, start)) return name;
+  return undefined;
 }
 
 const SEMICOLON = 59;
