@@ -7,8 +7,14 @@ import type { DomainMatch, PluginRoute, RequestHandler, RouteTarget, UserMatch }
 
 type Test = (value: string) => boolean;
 
+/** What a route that matches gives: made once per route, when the table is compiled. */
+export interface RouteMatch {
+  readonly handler: RequestHandler;
+  readonly route: RouteTarget;
+}
+
 interface CompiledRoute {
-  target: RouteTarget;
+  match: RouteMatch;
   methods?: ReadonlySet<string>;
   domain?: Test;
   user?: Test;
@@ -40,12 +46,12 @@ export class Router {
     const ordered = [...claimed.filter((c) => !c.route.fallback), ...claimed.filter((c) => c.route.fallback)];
     const fromPlugins = ordered.map(({ key, route }) => {
       this.checkHandler(route.handler, key);
-      return { target: { handler: route.handler }, methods: new Set(route.methods), domain: route.domain && this.domainTest(route.domain), user: route.user && userTest(route.user) };
+      return { match: this.matchOf({ handler: route.handler }), methods: new Set(route.methods), domain: route.domain && this.domainTest(route.domain), user: route.user && userTest(route.user) };
     });
     const fromConfig = this.configured.map((route, index) => {
       this.checkHandler(route.handler, `routes[${index}].handler`);
       return {
-        target: route,
+        match: this.matchOf(route),
         methods: route.method ? new Set(route.method) : undefined,
         domain: route.domain ? regExpTest(compileRoutePattern(route.domain, true)) : undefined,
         user: route.user ? regExpTest(compileRoutePattern(route.user, false)) : undefined,
@@ -54,12 +60,12 @@ export class Router {
     this.compiled = [...fromPlugins, ...fromConfig];
   }
 
-  match(method: string, user: string, domain: string): { handler: RequestHandler; route: RouteTarget } | undefined {
+  match(method: string, user: string, domain: string): RouteMatch | undefined {
     for (const entry of this.compiled) {
       if (entry.methods && !entry.methods.has(method)) continue;
       if (entry.domain && !entry.domain(domain)) continue;
       if (entry.user && !entry.user(user)) continue;
-      return { handler: this.handlers.get(entry.target.handler)!, route: entry.target };
+      return entry.match;
     }
     return undefined;
   }
@@ -69,6 +75,11 @@ export class Router {
     const methods = new Set(['OPTIONS', 'REGISTER']);
     for (const handler of this.handlers.values()) for (const m of handler.methods) methods.add(m);
     return [...methods];
+  }
+
+  /** The match of a route whose handler checkHandler found. */
+  private matchOf(route: RouteTarget): RouteMatch {
+    return { handler: this.handlers.get(route.handler)!, route };
   }
 
   private checkHandler(name: string, key: string): void {

@@ -84,9 +84,8 @@ export function parseParams(text: string): Params {
       if (c >= 128 || !(CHAR_CLASSES[c]! & TOKEN_CHAR)) tokenOnly = false;
       if (c >= 65 && c <= 90) lowerCase = false;
     }
-    const rawName = text.slice(i, j);
-    const name = lowerCase && tokenOnly ? rawName : rawName.toLowerCase();
-    if (!name || !(tokenOnly || TOKEN.test(name))) throw new HeaderError(`bad parameter name "${rawName}"`);
+    const name = lowerCase && tokenOnly ? (usualParamName(text, i, j) ?? text.slice(i, j)) : text.slice(i, j).toLowerCase();
+    if (!name || !(tokenOnly || TOKEN.test(name))) throw new HeaderError(`bad parameter name "${text.slice(i, j)}"`);
     j = skipBlanks(text, j);
     if (text.charCodeAt(j) === EQUALS) {
       j = skipBlanks(text, j + 1);
@@ -112,6 +111,23 @@ export function parseParams(text: string): Params {
     }
   }
   return params;
+}
+
+/**
+ * The parameter names nearly every Via, From, To and Contact carries, by their length: one read from
+ * the wire as one of them is stored as that literal, not as a new string to be hashed again.
+ */
+const USUAL_PARAM_NAMES: string[][] = [];
+for (const name of ['branch', 'rport', 'received', 'tag', 'transport', 'lr', 'expires', 'q', 'maddr', 'ttl', '+sip.instance', 'reg-id']) {
+  (USUAL_PARAM_NAMES[name.length] ??= []).push(name);
+}
+
+/** The usual parameter name that `text` holds from `start` to `end`, if it is one. */
+function usualParamName(text: string, start: number, end: number): string | undefined {
+  const candidates = USUAL_PARAM_NAMES[end - start];
+  if (candidates === undefined) return undefined;
+  for (const name of candidates) if (text.startsWith(name, start)) return name;
+  return undefined;
 }
 
 const SEMICOLON = 59;
@@ -322,6 +338,27 @@ export interface CSeq {
 }
 
 export function parseCSeq(value: string): CSeq {
+  return usualCSeq(value) ?? parseAnyCSeq(value);
+}
+
+/**
+ * A CSeq of the usual form, "1 MESSAGE" (digits, one space, a method, nothing around them), read
+ * without the regular expression; null for any other form, which parseAnyCSeq reads.
+ */
+function usualCSeq(value: string): CSeq | null {
+  let i = 0;
+  let seq = 0;
+  for (let c = value.charCodeAt(0); c >= 48 && c <= 57; c = value.charCodeAt(++i)) seq = seq * 10 + (c - 48);
+  if (i === 0 || i > 10 || value.charCodeAt(i) !== 32 || i + 1 === value.length) return null;
+  for (let j = i + 1; j < value.length; j++) {
+    const c = value.charCodeAt(j);
+    if (c >= 128 || !(CHAR_CLASSES[c]! & TOKEN_CHAR)) return null;
+  }
+  if (seq > 0xffffffff) throw new HeaderError('CSeq number above 2**32-1');
+  return { seq, method: value.slice(i + 1) };
+}
+
+function parseAnyCSeq(value: string): CSeq {
   const m = /^([0-9]{1,10})[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)$/.exec(value.trim());
   if (!m) throw new HeaderError(`bad CSeq "${value}"`);
   const seq = Number(m[1]);

@@ -69,8 +69,10 @@ export class SipMessage {
     const list = LIST_HEADERS.has(name);
     for (const h of this.headers) {
       if (h.name !== name) continue;
-      if (list) out.push(...splitList(h.value));
-      else out.push(h.value);
+      // A list value without a comma, as nearly every one, is one value: no list is made for it.
+      if (!list) out.push(h.value);
+      else if (!h.value.includes(',')) out.push(h.value.trim());
+      else for (const value of splitList(h.value)) out.push(value);
     }
     return out;
   }
@@ -238,13 +240,7 @@ export class SipMessage {
     for (const h of this.headers) {
       if (h.name !== 'content-length') head += fieldPrefix(h.name) + h.value + CRLF;
     }
-    head += `Content-Length: ${this.body.length}${CRLF}${CRLF}`;
-    if (this.body.length === 0) return Buffer.from(head, 'utf8');
-    const headBytes = Buffer.byteLength(head, 'utf8');
-    const out = Buffer.allocUnsafe(headBytes + this.body.length);
-    out.write(head, 0, 'utf8');
-    this.body.copy(out, headBytes);
-    return out;
+    return wireForm(head, this.body);
   }
 
   toString(): string {
@@ -253,6 +249,25 @@ export class SipMessage {
 }
 
 export const EMPTY = Buffer.alloc(0);
+
+/**
+ * A message's bytes from its start line and header lines (`head`, each line CRLF-ended) and its body:
+ * Content-Length is written here, from the body, and the head is encoded straight into the result.
+ */
+export function wireForm(head: string, body: Buffer): Buffer {
+  const fullHead = `${head}Content-Length: ${body.length}${CRLF}${CRLF}`;
+  if (body.length === 0) return Buffer.from(fullHead, 'utf8');
+  const headBytes = Buffer.byteLength(fullHead, 'utf8');
+  const out = Buffer.allocUnsafe(headBytes + body.length);
+  out.write(fullHead, 0, 'utf8');
+  body.copy(out, headBytes);
+  return out;
+}
+
+/** One header line, CRLF-ended, of a value made safe to send (see SipMessage's constructor). */
+export function headerLine(name: string, value: string): string {
+  return fieldPrefix(name) + safeHeaderValue(value) + CRLF;
+}
 
 const fieldPrefixes = new Map<string, string>();
 
@@ -334,9 +349,8 @@ export function createResponse(
   toTag?: string,
 ): SipMessage {
   const headers: Header[] = [];
-  // Where the first To goes, and the value of the last: the one the tag is added to.
-  let to = -1;
-  let toValue = '';
+  const taggedTo = toWithTag(request, status, toTag);
+  let toSeen = false;
   for (const h of request.headers) {
     switch (h.name) {
       case 'via':
@@ -346,16 +360,47 @@ export function createResponse(
         headers.push(h);
         break;
       case 'to':
-        if (to < 0) to = headers.length;
-        toValue = h.value;
-        headers.push(h);
+        headers.push(taggedTo === undefined || toSeen ? h : { name: 'to', value: taggedTo });
+        toSeen = true;
         break;
     }
   }
-  if (to >= 0 && status > 100 && !hasToTag(request)) {
-    headers[to] = { name: 'to', value: `${toValue};tag=${toTag === undefined ? randomToken() : safeHeaderValue(toTag)}` };
-  }
   return withHeadersOf(request, headers, { status, reason });
+}
+
+/**
+ * The start line and header lines (each CRLF-ended) of the response createResponse builds, written
+ * straight from the request's header values as the parser read them: no response message, no header
+ * list. Lines the caller adds and wireForm() complete it; the bytes are those of createResponse's toBuffer().
+ */
+export function responseHead(request: SipMessage, status: number, reason = REASONS[status] ?? 'Unknown', toTag?: string): string {
+  const check = request.uncheckedValues;
+  const taggedTo = toWithTag(request, status, toTag);
+  let toSeen = false;
+  let head = `SIP/2.0 ${status} ${safeHeaderValue(reason)}${CRLF}`;
+  for (const h of request.headers) {
+    const name = h.name;
+    let value = h.value;
+    if (name === 'to') {
+      if (taggedTo !== undefined && !toSeen) value = taggedTo;
+      toSeen = true;
+    } else if (name !== 'via' && name !== 'from' && name !== 'call-id' && name !== 'cseq') continue;
+    head += fieldPrefix(name) + (check ? safeHeaderValue(value) : value) + CRLF;
+  }
+  return head;
+}
+
+/**
+ * The To value a response carries in place of the request's first To, with a tag added (RFC 3261
+ * §8.2.6.2): the last To's value, tagged; undefined when the request's To needs no tag (it has one,
+ * it has no To, or the response is a 100).
+ */
+function toWithTag(request: SipMessage, status: number, toTag: string | undefined): string | undefined {
+  if (status <= 100 || hasToTag(request)) return undefined;
+  let toValue: string | undefined;
+  for (const h of request.headers) if (h.name === 'to') toValue = h.value;
+  if (toValue === undefined) return undefined;
+  return `${toValue};tag=${toTag === undefined ? randomToken() : safeHeaderValue(toTag)}`;
 }
 
 /** Whether the To carries a tag header parameter; a "tag" URI parameter inside <> is not one. */

@@ -48,11 +48,22 @@ export function parseMessage(buf: Buffer): SipMessage {
   // Leading CRLFs (RFC 3261 §7.5) go before the end of the head is looked for, or they would be taken for it.
   let start = 0;
   while (buf[start] === CR || buf[start] === LF) start++;
-  const end = findHeadEnd(buf, start);
-  const headEnd = end ? end.at : buf.length;
-  const message = parseHead(buf.toString('utf8', start, headEnd));
+  // The head nearly always ends at a CRLF CRLF with no LF LF before it: that is one search of the
+  // bytes, the LF LF being looked for in the decoded head (an LF byte is an LF there too); only a
+  // head holding one is searched again for whichever comes first.
+  const crlf = buf.indexOf(SEPARATOR, start);
+  let headEnd = crlf < 0 ? buf.length : crlf;
+  let separator = crlf < 0 ? 0 : SEPARATOR.length;
+  let head = crlf < 0 ? undefined : buf.toString('utf8', start, headEnd);
+  if (head === undefined || head.includes('\n\n')) {
+    const end = findHeadEnd(buf, start);
+    headEnd = end ? end.at : buf.length;
+    separator = end ? end.length : 0;
+    head = buf.toString('utf8', start, headEnd);
+  }
+  const message = parseHead(head);
   // The body is cut once, where it starts and where Content-Length (if any) ends it.
-  const bodyStart = end ? headEnd + end.length : buf.length;
+  const bodyStart = headEnd + separator;
   let bodyEnd = buf.length;
   const lengthText = message.get('content-length');
   if (lengthText !== undefined) {

@@ -2,9 +2,9 @@
 // stamping (RFC 3581) and response routing (§18.2.2). Everything above talks to the network
 // through this: `on('request')` for what arrives, `request()` for what Parley sends.
 import { EventEmitter } from 'node:events';
-import { type Header, SipMessage, createResponse, randomToken, REASONS } from './message.js';
+import { EMPTY, type Header, SipMessage, createResponse, headerLine, randomToken, responseHead, wireForm } from './message.js';
 import { canAnswer, type SipParseError } from './parser.js';
-import { type Via, parseVia, safeHeaderValue } from './headers.js';
+import { type Via, parseVia } from './headers.js';
 import { Fifo, type TimerHandle, type TimerQueue } from './timers.js';
 import type { TransportLayer } from './transport/layer.js';
 import { type Peer, type Protocol, RELIABLE } from './transport/types.js';
@@ -51,8 +51,6 @@ export interface IncomingRequest {
 interface AnsweredTransaction {
   lastResponse: Buffer;
   responseTarget: Peer;
-  /** When its Timer J fires, on the timers' clock. */
-  expires: number;
 }
 
 export interface StackStats {
@@ -72,6 +70,9 @@ export declare interface SipStack {
   on(event: 'error', listener: (error: Error) => void): this;
 }
 
+/** What a reply without options is given: one object for all of them. */
+const NO_OPTIONS: ReplyOptions = Object.freeze({});
+
 /** Seconds an overloaded Parley asks a client to wait before sending again. */
 const OVERLOAD_RETRY_AFTER_S = 5;
 
@@ -85,12 +86,19 @@ export class SipStack extends EventEmitter {
    * before the first live one, which made each request at the bound cost tens of microseconds.
    */
   private readonly answeredOrder = new Fifo<string>();
+  /**
+   * When the Timer J of each of answeredOrder fires, on the timers' clock, in the same order: apart
+   * from the kept entries, as a list of plain numbers, so that an entry holds no boxed number and
+   * the sweep reads no entry. A key leaves `answered` only as it leaves answeredOrder, so the two
+   * lists stay in step with the Map.
+   */
+  private readonly answeredExpiry = new Fifo<number>();
   /** Whether a sweep of answered transactions is scheduled: one timer for all of them, not one each. */
   private sweeping = false;
   private readonly client = new Map<string, ClientTransaction | typeof FINISHED>();
   private readonly sentByOf = new Map<Protocol, string>();
-  /** The Server header of every 2xx Parley sends, made once: header objects are replaced, never changed. */
-  private readonly serverHeader: Header;
+  /** The Server header line of every 2xx Parley sends, made once. */
+  private readonly serverLine: string;
   readonly stats: StackStats = {
     requestsIn: 0, responsesOut: 0, requestsOut: 0, retransmissionsAbsorbed: 0, malformed: 0,
     serverTransactions: 0, clientTransactions: 0, overloaded: 0,
@@ -102,7 +110,7 @@ export class SipStack extends EventEmitter {
     readonly options: StackOptions,
   ) {
     super();
-    this.serverHeader = { name: 'server', value: safeHeaderValue(options.userAgent) };
+    this.serverLine = headerLine('server', options.userAgent);
     transports.on('message', (message, source) => {
       if (message.isRequest) this.onRequest(message, source);
       else this.onResponse(message);
@@ -173,11 +181,11 @@ export class SipStack extends EventEmitter {
     this.inProgress.delete(key);
     if (!RELIABLE[transaction.source.proto]) {
       // Only the response is kept: the request goes with the transaction, now answered.
-      const expires = this.timers.clock.now() + 64 * this.options.t1;
-      this.answered.set(key, { lastResponse: bytes, responseTarget: transaction.responseTarget, expires });
+      this.answered.set(key, { lastResponse: bytes, responseTarget: transaction.responseTarget });
       this.answeredOrder.push(key);
+      this.answeredExpiry.push(this.timers.clock.now() + 64 * this.options.t1);
       // Past the bound the oldest goes first: a retransmission of it would be handled again, no more.
-      if (this.answered.size > this.options.maxTransactions) this.answered.delete(this.answeredOrder.shift()!);
+      if (this.answered.size > this.options.maxTransactions) this.forgetOldestAnswered();
       if (!this.sweeping) {
         this.sweeping = true;
         this.timers.schedule(64 * this.options.t1, this.sweepAnswered);
@@ -193,29 +201,32 @@ export class SipStack extends EventEmitter {
    */
   private readonly sweepAnswered = (): void => {
     const now = this.timers.clock.now();
-    for (let key = this.answeredOrder.first; key !== undefined; key = this.answeredOrder.first) {
-      if ((this.answered.get(key)?.expires ?? now) > now) break;
-      this.answeredOrder.shift();
-      this.answered.delete(key);
-    }
+    for (let due = this.answeredExpiry.first; due !== undefined && due <= now; due = this.answeredExpiry.first) this.forgetOldestAnswered();
     this.countTransactions();
     this.sweeping = this.answered.size > 0;
     if (this.sweeping) this.timers.schedule(this.options.t1, this.sweepAnswered);
   };
 
+  private forgetOldestAnswered(): void {
+    this.answeredExpiry.shift();
+    this.answered.delete(this.answeredOrder.shift()!);
+  }
+
   private countTransactions(): void {
     this.stats.serverTransactions = this.inProgress.size + this.answered.size;
   }
 
-  buildResponse(request: SipMessage, status: number, reason?: string, options: ReplyOptions = {}): SipMessage {
-    const response = createResponse(request, status, reason ?? REASONS[status]);
-    if (options.headers) for (const header of options.headers) response.add(header.name, header.value);
-    if (status >= 200 && status < 300) response.headers.push(this.serverHeader);
+  /** The wire form of the response a server transaction's reply() sends: a Server header on a 2xx, then what `options` adds. */
+  responseBytes(request: SipMessage, status: number, reason?: string, options: ReplyOptions = NO_OPTIONS): Buffer {
+    let head = responseHead(request, status, reason);
+    if (options.headers) head += headerLines(options.headers);
+    if (status >= 200 && status < 300) head += this.serverLine;
+    let body: Buffer = EMPTY;
     if (options.body !== undefined) {
-      response.body = typeof options.body === 'string' ? Buffer.from(options.body, 'utf8') : options.body;
-      response.add('content-type', options.contentType ?? 'text/plain;charset=utf-8');
+      body = typeof options.body === 'string' ? Buffer.from(options.body, 'utf8') : options.body;
+      head += headerLine('content-type', options.contentType ?? 'text/plain;charset=utf-8');
     }
-    return response;
+    return wireForm(head, body);
   }
 
   private onMalformed(error: SipParseError, source: Peer): void {
@@ -229,10 +240,9 @@ export class SipStack extends EventEmitter {
     try {
       // Only the top Via is read: one further down may be what made the request malformed.
       const target = stampVia(request, parseVia(request.getAll('via')[0]!), source);
-      const response = createResponse(request, status, reason);
-      response.headers.push(...headers);
+      const bytes = wireForm(responseHead(request, status, reason) + headerLines(headers), EMPTY);
       this.stats.responsesOut++;
-      this.transmit(response.toBuffer(), target);
+      this.transmit(bytes, target);
     } catch {
       // Not even a response could be formed: dropping is what RFC 3261 §16.3 leaves.
     }
@@ -378,14 +388,16 @@ class ServerTransaction implements IncomingRequest {
   }
 
   reply(status: number, reason?: string, options?: ReplyOptions): void {
-    this.respond(this.stack.buildResponse(this.message, status, reason, options));
+    if (!this.final) this.send(this.stack.responseBytes(this.message, status, reason, options), status);
   }
 
   respond(response: SipMessage): void {
-    if (this.final) return;
-    const bytes = response.toBuffer();
+    if (!this.final) this.send(response.toBuffer(), response.status);
+  }
+
+  private send(bytes: Buffer, status: number): void {
     this.lastResponse = bytes;
-    if (response.status >= 200) this.final = true;
+    if (status >= 200) this.final = true;
     this.stack.sendResponse(this, bytes, this.final);
   }
 }
@@ -467,6 +479,13 @@ class ClientTransaction {
   }
 }
 
+/** Header lines, CRLF-ended, of headers added to a response; a Content-Length among them is left out, as toBuffer() leaves it. */
+function headerLines(headers: readonly Header[]): string {
+  let lines = '';
+  for (const header of headers) if (header.name !== 'content-length') lines += headerLine(header.name, header.value);
+  return lines;
+}
+
 /** RFC 3261 §17.2.3 matching key; RFC 2543 peers without the magic cookie fall back to dialog fields. */
 function transactionKey(message: SipMessage): string {
   const via = message.via;
@@ -488,8 +507,9 @@ function stampVia(message: SipMessage, via: Via, source: Peer): Peer {
     if (wantsRport) via.params.set('rport', String(source.port));
     message.replaceTopVia(via, text);
   }
-  if (RELIABLE[source.proto]) return source;
-  return { proto: 'udp', host: source.host, port: wantsRport ? source.port : (via.port ?? 5060) };
+  // Over UDP with rport, the source itself: no address of its own to keep through Timer J.
+  if (RELIABLE[source.proto] || wantsRport) return source;
+  return { proto: 'udp', host: source.host, port: via.port ?? 5060 };
 }
 
 /** An rport parameter of a Via, with or without a value, and the blanks RFC 3261 §25.1 allows around it. */

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SipMessage, createResponse, randomToken, withHeadersOf } from '../../src/sip/message.js';
+import { SipMessage, createResponse, randomToken, responseHead, withHeadersOf, wireForm } from '../../src/sip/message.js';
 import { type SipParseError, parseMessage } from '../../src/sip/parser.js';
 
 const REQUEST = [
@@ -109,6 +109,47 @@ describe('wire form', () => {
     );
     const response = createResponse(parseMessage(Buffer.from(REQUEST)), 486, 'Busy Hère', 'x');
     assert.match(response.toString(), /^SIP\/2\.0 486 Busy Hère\r\nVia: .*\r\nCall-ID: a84b4c76e66710@pc33.example.com\r\n.*Content-Length: 0\r\n\r\n$/s);
+  });
+});
+
+describe('a response written straight from the request', () => {
+  /** The message as the parser leaves it, or as far as it was read when it failed. */
+  const read = (wire: string) => {
+    try {
+      return parseMessage(Buffer.from(wire, 'utf8'));
+    } catch (error) {
+      return (error as SipParseError).partial!;
+    }
+  };
+  const CASES: Record<string, string> = {
+    'the usual request': REQUEST,
+    'compact and mixed-case names': REQUEST.replace('Via:', 'v:').replace('From:', 'f :').replace('To:', 'TO:').replace('Call-ID:', 'i:').replace('CSeq:', 'cseq:'),
+    'folded values': REQUEST.replace('To: <sip:bob@example.com>', 'To:\r\n <sip:bob@example.com>\r\n\t;x=1').replace('CSeq: 314159 MESSAGE', 'CSeq: 314159\r\n MESSAGE'),
+    'Vias on several lines, one of them a list, among other headers': REQUEST.replace('Max-Forwards: 70', 'Max-Forwards: 70\r\nVIA: SIP/2.0/TCP [2001:db8::1]:5061;branch=z9hG4bKthird , SIP/2.0/UDP h.example.com;branch=z9hG4bK4'),
+    'a To that has its tag': REQUEST.replace('To: <sip:bob@example.com>', 'To: <sip:bob@example.com>;tag=abc'),
+    'a tag inside the To URI only': REQUEST.replace('To: <sip:bob@example.com>', 'To: <sip:bob@example.com;tag=inuri>'),
+    'UTF-8 and control characters in values': REQUEST.replace('"Alice"', '"Älice\x07\u2028"').replace('To: <sip:bob@example.com>', 'To: "B\u0085öb" <sip:bob@example.com>'),
+    'two To headers, read from a request refused for them': REQUEST.replace('To: <sip:bob@example.com>', 'To: <sip:bob@example.com>\r\nTo: <sip:carol@example.com>'),
+    'no To, read from a request refused for it': REQUEST.replace('To: <sip:bob@example.com>\r\n', ''),
+    'a To that is no name-addr': REQUEST.replace('To: <sip:bob@example.com>', 'To: <sip:bob@example.com'),
+  };
+  for (const [name, wire] of Object.entries(CASES)) {
+    it(`is byte for byte what createResponse writes: ${name}`, () => {
+      const request = read(wire);
+      for (const [status, reason] of [[200, 'OK'], [100, 'Trying'], [400, 'Bad\rRequest'], [486, 'Busy Hère']] as const) {
+        const expected = createResponse(request, status, reason, 'tag1').toBuffer();
+        assert.equal(wireForm(responseHead(request, status, reason, 'tag1'), Buffer.alloc(0)).toString('utf8'), expected.toString('utf8'));
+      }
+      const withBody = createResponse(request, 200, undefined, 'tag2');
+      withBody.add('content-type', 'text/plain');
+      withBody.body = Buffer.from('réponse');
+      assert.deepEqual(wireForm(responseHead(request, 200, undefined, 'tag2') + 'Content-Type: text/plain\r\n', Buffer.from('réponse')), withBody.toBuffer());
+    });
+  }
+
+  it('tags the To afresh when the request had no tag, as createResponse does', () => {
+    const head = responseHead(parseMessage(Buffer.from(REQUEST)), 200);
+    assert.match(head, /^SIP\/2\.0 200 OK\r\nVia: SIP\/2\.0\/UDP 192\.0\.2\.4:5060;branch=z9hG4bKtop;rport, SIP\/2\.0\/UDP 192\.0\.2\.9;branch=z9hG4bKbelow\r\nFrom: "Alice" <sip:alice@example\.com>;tag=1928301774\r\nTo: <sip:bob@example\.com>;tag=[0-9a-f]{10}\r\nCall-ID: a84b4c76e66710@pc33\.example\.com\r\nCSeq: 314159 MESSAGE\r\n$/);
   });
 });
 
