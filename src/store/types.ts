@@ -106,6 +106,11 @@ export interface OfflineStore {
    * expired; with `anyDevice`, only those for whichever device registers next (not per device).
    */
   listFor(aor: string, now: number, page: { afterId: number; limit: number; anyDevice?: boolean }): Promise<StoredMessage[]>;
+  /**
+   * Whether messages for whichever device registers next may wait for an AOR: false only when the
+   * store surely holds none (then listFor with anyDevice needs not be asked). No store read.
+   */
+  mayHaveWaiting(aor: string): boolean;
   remove(id: number): Promise<void>;
   removeExpired(now: number): Promise<number>;
   count(aor: string): Promise<number>;
