@@ -97,7 +97,9 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
   }
 
   stateOf(aor: string): PresenceState {
-    const published = [...this.publications.statesOf(aor), ...(this.external.get(aor)?.values() ?? [])];
+    // Without a gateway's state, as for nearly every user, the publications' own list (asked at each REGISTER).
+    const external = this.external.get(aor);
+    const published = external ? [...this.publications.statesOf(aor), ...external.values()] : this.publications.statesOf(aor);
     if (published.length > 0) return composeStates(published);
     return this.registrar.lookup(aor).length > 0 ? OPEN : CLOSED;
   }

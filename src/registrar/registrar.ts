@@ -56,6 +56,8 @@ export class Registrar extends EventEmitter {
   private readonly aorsByConnection = new Map<string, Set<string>>();
   /** Serialises REGISTERs of one AOR so concurrent ones cannot lose each other's contacts. */
   private readonly queues = new Map<string, Promise<void>>();
+  /** The Date of the last 200 sent: see dateText(). */
+  private lastDate = { second: -1, text: '' };
   /** Set by start(): seals temporary GRUUs with the key kept in the store. */
   private gruus!: GruuIssuer;
 
@@ -89,10 +91,16 @@ export class Registrar extends EventEmitter {
     clearInterval(this.sweepTimer);
   }
 
-  /** Live bindings of an AOR, highest q first; with `device`, only that device's. */
+  /**
+   * Live bindings of an AOR, highest q first; with `device`, only that device's. Not to be changed:
+   * when all of the AOR's bindings are live, as nearly always, this is the registrar's own list.
+   */
   lookup(aor: string, device?: Device): Binding[] {
+    const bindings = this.table.get(aor);
+    if (bindings === undefined) return [];
     const now = this.now();
-    return (this.table.get(aor) ?? []).filter((b) => b.expiresAt > now && (!device || isOfDevice(b, device)));
+    if (device === undefined && bindings.every((b) => b.expiresAt > now)) return bindings;
+    return bindings.filter((b) => b.expiresAt > now && (!device || isOfDevice(b, device)));
   }
 
   /**
@@ -188,7 +196,8 @@ export class Registrar extends EventEmitter {
   }
 
   private async commit(aor: string, bindings: Binding[]): Promise<void> {
-    await this.store.replace(aor, bindings);
+    // An AOR with bindings has been marked known by the commit that stored them.
+    await this.store.replace(aor, bindings, this.table.has(aor));
     if (bindings.length === 0) {
       const had = this.table.delete(aor);
       if (had) this.emit('unregistered', aor);
@@ -224,12 +233,20 @@ export class Registrar extends EventEmitter {
       }
       return { name: 'contact', value };
     });
-    headers.push({ name: 'date', value: new Date(now).toUTCString() });
+    headers.push({ name: 'date', value: this.dateText(now) });
+    if (supported.length === 0) return headers;
     const extensions = EXTENSIONS.filter((tag) => supported.includes(tag));
     if (extensions.length > 0) headers.push({ name: 'supported', value: extensions.join(', ') });
     if (outbound && supported.includes('outbound')) headers.push({ name: 'require', value: 'outbound' });
     if (supported.includes('path') && message.has('path')) headers.push({ name: 'path', value: message.getAll('path').join(', ') });
     return headers;
+  }
+
+  /** The Date of a 200 at `now`, written once a second rather than for each REGISTER. */
+  private dateText(now: number): string {
+    const second = Math.floor(now / 1000);
+    if (second !== this.lastDate.second) this.lastDate = { second, text: new Date(second * 1000).toUTCString() };
+    return this.lastDate.text;
   }
 
   /** Works out the new binding list, or the error response; changes nothing. */

@@ -123,7 +123,7 @@ export class Relay {
       maxBody: options.maxBody,
     }, log);
     registrar.on('registered', (aor) => {
-      void this.deliverStored(aor);
+      if (this.offline.mayHaveWaiting(aor)) void this.deliverStored(aor);
       this.devices.deliverPending(aor);
     });
   }

@@ -19,8 +19,8 @@ export class LocationRepository implements LocationStore {
    * Rows are stored under the aor argument, whatever the bindings' own aor field says. A burst of
    * REGISTERs is committed together (group commit), each resolving once its rows are durable.
    */
-  replace(aor: string, bindings: Binding[]): Promise<void> {
-    return this.commits.run((trx) => this.writeBindings(trx, aor, bindings));
+  replace(aor: string, bindings: Binding[], known = false): Promise<void> {
+    return this.commits.run((trx) => this.writeBindings(trx, aor, bindings, known));
   }
 
   async listAll(): Promise<Binding[]> {
@@ -50,21 +50,15 @@ export class LocationRepository implements LocationStore {
    * and run on the transaction's connection itself: through kysely's executor each statement cost
    * several promises more than running it.
    */
-  private async writeBindings(trx: Transaction<Database>, aor: string, bindings: Binding[]): Promise<void> {
+  private async writeBindings(trx: Transaction<Database>, aor: string, bindings: Binding[], known: boolean): Promise<void> {
     const statements = this.statements;
     const remove = statements.compile('delete', [aor], ([aor]) => trx.deleteFrom('locations').where('aor', '=', aor as string));
-    const known = statements.compile('known', [aor, Date.now()], ([aor, firstSeen]) =>
-      trx
-        .insertInto('known_aors')
-        .values({ aor: aor as string, first_seen: firstSeen as number })
-        .onConflict((conflict) => conflict.column('aor').doNothing()),
-    );
     let insert: CompiledQuery | undefined;
     // Devices are remembered beyond their registration, for what is sent to them while away.
     let remember: CompiledQuery | undefined;
     if (bindings.length > 0) {
       const values: unknown[] = [];
-      for (const binding of bindings) values.push(...locationValues(aor, binding));
+      for (const binding of bindings) pushLocationValues(values, aor, binding);
       insert = statements.compile(`insert ${bindings.length}`, values, (values) =>
         trx.insertInto('locations').values(bindings.map((_, row) => toLocationRow(values.slice(row * LOCATION_COLUMNS, (row + 1) * LOCATION_COLUMNS)))),
       );
@@ -83,10 +77,18 @@ export class LocationRepository implements LocationStore {
           ),
       );
     }
+    const markKnown = known
+      ? undefined
+      : statements.compile('known', [aor, Date.now()], ([aor, firstSeen]) =>
+          trx
+            .insertInto('known_aors')
+            .values({ aor: aor as string, first_seen: firstSeen as number })
+            .onConflict((conflict) => conflict.column('aor').doNothing()),
+        );
     await trx.getExecutor().provideConnection(async (connection) => {
       await connection.executeQuery(remove);
       if (insert) await connection.executeQuery(insert);
-      await connection.executeQuery(known);
+      if (markKnown) await connection.executeQuery(markKnown);
       if (remember) await connection.executeQuery(remember);
     });
   }
@@ -110,13 +112,13 @@ function deviceRows(aor: string, bindings: Binding[]): Array<Insertable<DevicesT
   return [...latest].map(([device, binding]) => ({ aor, device, contact: binding.contact, user_agent: binding.userAgent ?? null, last_seen: binding.updatedAt }));
 }
 
-/** The values of a binding's row, in the order of toLocationRow's columns. */
-function locationValues(aor: string, binding: Binding): unknown[] {
-  return [
+/** Appends the values of a binding's row to `values`, in the order of toLocationRow's columns. */
+function pushLocationValues(values: unknown[], aor: string, binding: Binding): void {
+  values.push(
     aor, binding.contact, binding.expiresAt, binding.q, binding.callId, binding.cseq, formatPeer(binding.source),
     binding.connectionId ?? null, binding.instance ?? null, binding.regId ?? null, binding.userAgent ?? null,
     binding.path ?? null, binding.updatedAt,
-  ];
+  );
 }
 
 const LOCATION_COLUMNS = 13;

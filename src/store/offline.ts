@@ -6,14 +6,37 @@ import type { OfflineStore, StoredMessage } from './types.js';
 
 export class OfflineRepository implements OfflineStore {
   private readonly statements = new CompiledStatements();
+  private readonly waitingUsers = new WaitingUsers();
+  /** Reading which users have messages waiting, once (again after a failure). */
+  private loadingWaitingUsers: Promise<void> | undefined;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly waiting: WaitingBounds,
   ) {}
 
-  add(message: Omit<StoredMessage, 'id'>, maxPerUser: number): Promise<number | 'full'> {
-    return this.db.transaction().execute((trx) => insertStoredMessage(trx, this.statements, this.waiting, message, maxPerUser, false));
+  async add(message: Omit<StoredMessage, 'id'>, maxPerUser: number): Promise<number | 'full'> {
+    const stored = this.waitingUsers.storing(message.aor);
+    try {
+      return await this.db.transaction().execute((trx) => insertStoredMessage(trx, this.statements, this.waiting, message, maxPerUser, false));
+    } finally {
+      stored();
+    }
+  }
+
+  mayHaveWaiting(aor: string): boolean {
+    this.loadingWaitingUsers ??= this.loadWaitingUsers();
+    return this.waitingUsers.mayHave(aor);
+  }
+
+  private async loadWaitingUsers(): Promise<void> {
+    try {
+      const rows = await this.db.selectFrom('offline_messages').select('aor').distinct().where('per_device', '=', 0).execute();
+      this.waitingUsers.loaded(rows.map((row) => row.aor));
+    } catch {
+      // Until it is read, every user may have messages waiting: the next registration tries again.
+      this.loadingWaitingUsers = undefined;
+    }
   }
 
   /**
@@ -35,7 +58,9 @@ export class OfflineRepository implements OfflineStore {
       if (anyDevice) select = select.where('per_device', '=', 0);
       return select.orderBy('id').limit(sql.lit(limit));
     });
+    const read = this.waitingUsers.reading(aor);
     const { rows } = await this.db.executeQuery<Selectable<OfflineMessagesTable>>(query);
+    if (anyDevice && page.afterId === 0 && rows.length === 0) this.waitingUsers.foundNone(aor, read);
     return rows.map(toStoredMessage);
   }
 
@@ -55,6 +80,61 @@ export class OfflineRepository implements OfflineStore {
       .where('aor', '=', aor)
       .executeTakeFirstOrThrow();
     return stored;
+  }
+}
+
+/** Where a user's stores stood when a read of their messages began. */
+interface WaitingRead {
+  /** The number of the user's last store begun then. */
+  lastStore: number | undefined;
+  storesUnderWay: boolean;
+}
+
+/**
+ * The users who may have messages waiting for whichever device registers next, so that registering
+ * costs the others (nearly everyone) no store read. Until the store's list is read, anyone may. A user
+ * is added when a message for them starts being stored (committed or not, a message is never missed)
+ * and taken out by a read of all their messages that found none, with none of theirs being stored
+ * then or since: such a store would have been seen by the read. Exact while Parley is its store's
+ * only writer (as WaitingBounds).
+ */
+export class WaitingUsers {
+  private complete = false;
+  /** Each user who may have messages waiting, with the number of the last store begun for them. */
+  private readonly users = new Map<string, number>();
+  /** Stores under way, by user. */
+  private readonly underWay = new Map<string, number>();
+  private stores = 0;
+
+  mayHave(aor: string): boolean {
+    return !this.complete || this.users.has(aor);
+  }
+
+  /** What the store holds: every user with messages waiting when it was read. */
+  loaded(aors: Iterable<string>): void {
+    for (const aor of aors) if (!this.users.has(aor)) this.users.set(aor, 0);
+    this.complete = true;
+  }
+
+  /** A message for `aor` starts being stored; the function returned is called once that has ended, stored or not. */
+  storing(aor: string): () => void {
+    this.users.set(aor, ++this.stores);
+    this.underWay.set(aor, (this.underWay.get(aor) ?? 0) + 1);
+    return () => {
+      const left = this.underWay.get(aor)! - 1;
+      if (left === 0) this.underWay.delete(aor);
+      else this.underWay.set(aor, left);
+    };
+  }
+
+  /** Taken before a read of the messages of `aor` is sent to the store. */
+  reading(aor: string): WaitingRead {
+    return { lastStore: this.users.get(aor), storesUnderWay: this.underWay.has(aor) };
+  }
+
+  /** A read begun at `read` found no message waiting for `aor`. */
+  foundNone(aor: string, read: WaitingRead): void {
+    if (!read.storesUnderWay && this.users.get(aor) === read.lastStore) this.users.delete(aor);
   }
 }
 

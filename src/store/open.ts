@@ -183,8 +183,11 @@ function walSync(database: SqliteDatabase.Database, path: string): DeferredSync 
   let log: number | undefined;
   const syncLog = async () => {
     log ??= await promisify(openFile)(`${path}-wal`, 'r');
-    await promisify(fsync)(log);
+    await fsyncLog(log);
   };
+  // Run around every group commit: prepared once, as database.pragma() prepares its statement anew each time.
+  const unsyncedCommits = database.prepare('PRAGMA synchronous = NORMAL');
+  const syncedCommits = database.prepare('PRAGMA synchronous = FULL');
   let running: Promise<void> | undefined;
   let queued: Promise<void> | undefined;
   const sync = (): Promise<void> => {
@@ -199,11 +202,11 @@ function walSync(database: SqliteDatabase.Database, path: string): DeferredSync 
     async unsynced(commit) {
       // Outside the transaction (SQLite does not change its safety level inside one), while the
       // group commit holds the one connection.
-      database.pragma('synchronous = NORMAL');
+      unsyncedCommits.run();
       try {
         return await commit();
       } finally {
-        database.pragma('synchronous = FULL');
+        syncedCommits.run();
       }
     },
     sync,
@@ -212,6 +215,8 @@ function walSync(database: SqliteDatabase.Database, path: string): DeferredSync 
     },
   };
 }
+
+const fsyncLog = promisify(fsync);
 
 /** Most SQL texts whose statements are kept prepared; past it the oldest is let go. */
 const MAX_PREPARED_STATEMENTS = 200;

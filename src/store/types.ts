@@ -57,8 +57,11 @@ export interface Binding {
 }
 
 export interface LocationStore {
-  /** Atomically replaces all bindings of an AOR (an empty list removes them) and marks the AOR as known. */
-  replace(aor: string, bindings: Binding[]): Promise<void>;
+  /**
+   * Atomically replaces all bindings of an AOR (an empty list removes them) and marks the AOR as
+   * known; `known`: the caller knows it is already (it has bindings), which saves a statement.
+   */
+  replace(aor: string, bindings: Binding[], known?: boolean): Promise<void>;
   /** Every stored binding, to warm the in-memory location table at start. */
   listAll(): Promise<Binding[]>;
   /** Removes bindings whose expiresAt <= now; returns how many. */
@@ -106,6 +109,11 @@ export interface OfflineStore {
    * expired; with `anyDevice`, only those for whichever device registers next (not per device).
    */
   listFor(aor: string, now: number, page: { afterId: number; limit: number; anyDevice?: boolean }): Promise<StoredMessage[]>;
+  /**
+   * Whether messages for whichever device registers next may wait for an AOR: false only when the
+   * store surely holds none (then listFor with anyDevice needs not be asked). No store read.
+   */
+  mayHaveWaiting(aor: string): boolean;
   remove(id: number): Promise<void>;
   removeExpired(now: number): Promise<number>;
   count(aor: string): Promise<number>;

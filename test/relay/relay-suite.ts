@@ -137,6 +137,33 @@ export function relaySuite(driver: string, database: () => Promise<string | unde
       assert.ok(pageSizes.length >= total / 100, `${pageSizes.length} pages`);
     });
 
+    test('a user with nothing stored registers without a read of stored messages; one stored for them later comes at the next registration', async () => {
+      const quinn = await ua('quinn');
+      const rosa = await ua('rosa');
+      // Known and not registered: what is sent to quinn is stored.
+      assert.equal((await quinn.register()).status, 200);
+      assert.equal((await quinn.register(0)).status, 200);
+      const offline = s.server.store.offline;
+      const reads: string[] = [];
+      const listFor = offline.listFor;
+      offline.listFor = (aor, ...rest) => {
+        reads.push(aor);
+        return listFor.call(offline, aor, ...rest);
+      };
+      try {
+        assert.equal((await quinn.register()).status, 200);
+        assert.equal((await quinn.register(0)).status, 200);
+        assert.deepEqual(reads, [], 'nothing stored for quinn: no read');
+        assert.equal((await rosa.message('sip:quinn@localhost', 'kept for you')).status, 202);
+        const delivered = quinn.waitForRequest((m) => m.body.toString() === 'kept for you');
+        assert.equal((await quinn.register()).status, 200);
+        assert.match((await delivered).get('from')!, /sip:rosa@localhost/);
+        assert.deepEqual(reads, ['quinn@localhost']);
+      } finally {
+        offline.listFor = listFor;
+      }
+    });
+
     test('a retransmitted MESSAGE is delivered once', async () => {
       const henry = await ua('henry');
       const ivy = await ua('ivy');

@@ -54,9 +54,9 @@ test('a sync that fails fails the writes of its batch', async () => {
 });
 
 test('a write is told committed before its sync; a caller failing on that news fails its own write only', async () => {
-  const { db, started, nextSync } = database();
+  const { db, deferred, started, nextSync } = database();
   await sql`create table t (n integer)`.execute(db);
-  const commits = new GroupCommit(db);
+  const commits = new GroupCommit(db, deferred);
   const told: number[] = [];
   const syncing = nextSync();
   const insert = (n: number) => commits.run(async (trx) => (await sql`insert into t values (${n})`.execute(trx), n), (result) => {
