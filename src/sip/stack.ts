@@ -510,11 +510,12 @@ function headerLines(headers: readonly Header[]): string {
 
 /**
  * The To tag of a stateless answer: the same for the same request, retransmissions included (RFC
- * 3261 §8.2.7), different for another one. Made of what tells requests apart: Call-ID, From tag, CSeq
- * and the top Via's branch (§16.11 hashes the same fields for a stateless branch).
+ * 3261 §8.2.7), different for another one. Made of what tells requests apart (§16.11 hashes the same
+ * for a stateless branch): Call-ID, From (its tag with it), CSeq and the top Via's branch, as they
+ * arrived: a retransmission repeats them, and nothing needs parsing.
  */
 function statelessToTag(message: SipMessage): string {
-  return fnv1a(`${message.callId}|${message.from.params.get('tag') ?? ''}|${message.get('cseq')}|${message.via.branch ?? ''}`);
+  return fnv1a(message.callId, message.get('from') ?? '', message.get('cseq') ?? '', message.via.branch ?? '');
 }
 
 /** RFC 3261 §17.2.3 matching key; RFC 2543 peers without the magic cookie fall back to dialog fields. */
