@@ -10,7 +10,7 @@ import {
   type IncomingRequest, type Peer, type Protocol, RELIABLE, SipMessage, type SipStack, type SipUri, createResponse, parseNameAddr, formatNameAddr,
   parseUri, randomToken,
 } from '../sip/index.js';
-import { type Header, withHeadersOf } from '../sip/message.js';
+import { type Header, fnv1a, withHeadersOf } from '../sip/message.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import type { Outbox } from './outbox.js';
 import { requestOrigin } from './resend.js';
@@ -493,18 +493,6 @@ export function loopKey(message: SipMessage): string {
 
 function loopKeyOf(uri: string, fromTag: string, to: string | undefined, callId: string, cseq: number): string {
   return fnv1a(`${uri}|${fromTag}|${to}|${callId}|${cseq}`);
-}
-
-/** A fast non-cryptographic hash: loop detection needs to tell requests apart, not to resist forgery. */
-function fnv1a(text: string): string {
-  let a = 0x811c9dc5;
-  let b = 0x01000193;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x5bd1e995);
-  }
-  return (a >>> 0).toString(36) + (b >>> 0).toString(36);
 }
 
 function withoutTag(value: string): string {

@@ -34,10 +34,13 @@ export interface ServerOptions {
 
 const ANSWERING_METHODS = [...KNOWN_METHODS].filter((m) => m !== 'ACK');
 
+/** How the configured answers are sent: they have no side effect, so a retransmission is simply answered again. */
+const STATELESS = Object.freeze({ stateless: true });
+
 /** The handlers of the routing table that are no feature: a configured answer. */
 const CORE_HANDLERS: readonly RequestHandler[] = [
-  { name: 'reject', methods: ANSWERING_METHODS, handle: (request, route) => request.reply(route.status ?? 403, route.reason) },
-  { name: 'reply', methods: ANSWERING_METHODS, handle: (request, route) => request.reply(route.status ?? 200, route.reason) },
+  { name: 'reject', methods: ANSWERING_METHODS, handle: (request, route) => request.reply(route.status ?? 403, route.reason, STATELESS) },
+  { name: 'reply', methods: ANSWERING_METHODS, handle: (request, route) => request.reply(route.status ?? 200, route.reason, STATELESS) },
 ];
 
 export class ParleyServer {

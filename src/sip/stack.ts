@@ -2,7 +2,7 @@
 // stamping (RFC 3581) and response routing (§18.2.2). Everything above talks to the network
 // through this: `on('request')` for what arrives, `request()` for what Parley sends.
 import { EventEmitter } from 'node:events';
-import { EMPTY, type Header, SipMessage, createResponse, headerLine, randomToken, responseHead, wireForm } from './message.js';
+import { EMPTY, type Header, SipMessage, createResponse, fnv1a, headerLine, randomToken, responseHead, wireForm } from './message.js';
 import { canAnswer, type SipParseError } from './parser.js';
 import { type Via, parseVia } from './headers.js';
 import { Fifo, type TimerHandle, type TimerQueue } from './timers.js';
@@ -31,6 +31,12 @@ export interface ReplyOptions {
   headers?: Header[];
   body?: Buffer | string;
   contentType?: string;
+  /**
+   * Answer as a stateless UAS (RFC 3261 §8.2.7), for an answer with no side effect and a final
+   * status: nothing is kept once it is sent, and a retransmission of the request is handled again and
+   * gets the same bytes, its To tag being made from the request (statelessToTag).
+   */
+  stateless?: boolean;
 }
 
 /** A request that arrived, with the one way to answer it: its server transaction. */
@@ -58,6 +64,11 @@ export interface StackStats {
   responsesOut: number;
   requestsOut: number;
   retransmissionsAbsorbed: number;
+  /**
+   * Final responses sent with the stateless option, nothing kept after them: a retransmission of such a
+   * request is answered again and counted here (and in requestsIn), not in retransmissionsAbsorbed.
+   */
+  answeredStatelessly: number;
   malformed: number;
   serverTransactions: number;
   clientTransactions: number;
@@ -100,7 +111,7 @@ export class SipStack extends EventEmitter {
   /** The Server header line of every 2xx Parley sends, made once. */
   private readonly serverLine: string;
   readonly stats: StackStats = {
-    requestsIn: 0, responsesOut: 0, requestsOut: 0, retransmissionsAbsorbed: 0, malformed: 0,
+    requestsIn: 0, responsesOut: 0, requestsOut: 0, retransmissionsAbsorbed: 0, answeredStatelessly: 0, malformed: 0,
     serverTransactions: 0, clientTransactions: 0, overloaded: 0,
   };
 
@@ -179,7 +190,8 @@ export class SipStack extends EventEmitter {
     // Timer J: absorb retransmissions for 64·T1 on unreliable transports, none on reliable ones.
     const key = transaction.key;
     this.inProgress.delete(key);
-    if (!RELIABLE[transaction.source.proto]) {
+    if (transaction.stateless) this.stats.answeredStatelessly++;
+    else if (!RELIABLE[transaction.source.proto]) {
       // Only the response is kept: the request goes with the transaction, now answered.
       this.answered.set(key, { lastResponse: bytes, responseTarget: transaction.responseTarget });
       this.answeredOrder.push(key);
@@ -217,8 +229,8 @@ export class SipStack extends EventEmitter {
   }
 
   /** The wire form of the response a server transaction's reply() sends: a Server header on a 2xx, then what `options` adds. */
-  responseBytes(request: SipMessage, status: number, reason?: string, options: ReplyOptions = NO_OPTIONS): Buffer {
-    let head = responseHead(request, status, reason);
+  responseBytes(request: SipMessage, status: number, reason?: string, options: ReplyOptions = NO_OPTIONS, toTag?: string): Buffer {
+    let head = responseHead(request, status, reason, toTag);
     if (options.headers) head += headerLines(options.headers);
     if (status >= 200 && status < 300) head += this.serverLine;
     let body: Buffer = EMPTY;
@@ -374,6 +386,8 @@ class ServerTransaction implements IncomingRequest {
   identity?: string;
   lastResponse?: Buffer;
   final = false;
+  /** Answered with the stateless option: the stack keeps nothing once the answer is sent. */
+  stateless = false;
 
   constructor(
     private readonly stack: SipStack,
@@ -388,7 +402,15 @@ class ServerTransaction implements IncomingRequest {
   }
 
   reply(status: number, reason?: string, options?: ReplyOptions): void {
-    if (!this.final) this.send(this.stack.responseBytes(this.message, status, reason, options), status);
+    if (this.final) return;
+    let toTag: string | undefined;
+    if (options?.stateless) {
+      // A provisional answer says more is coming: only a final one can leave nothing behind.
+      if (status < 200) throw new RangeError(`a stateless answer is final (200-699), not ${status}`);
+      this.stateless = true;
+      toTag = statelessToTag(this.message);
+    }
+    this.send(this.stack.responseBytes(this.message, status, reason, options, toTag), status);
   }
 
   respond(response: SipMessage): void {
@@ -484,6 +506,16 @@ function headerLines(headers: readonly Header[]): string {
   let lines = '';
   for (const header of headers) if (header.name !== 'content-length') lines += headerLine(header.name, header.value);
   return lines;
+}
+
+/**
+ * The To tag of a stateless answer: the same for the same request, retransmissions included (RFC
+ * 3261 §8.2.7), different for another one. Made of what tells requests apart (§16.11 hashes the same
+ * for a stateless branch): Call-ID, From (its tag with it), CSeq and the top Via's branch, as they
+ * arrived: a retransmission repeats them, and nothing needs parsing.
+ */
+function statelessToTag(message: SipMessage): string {
+  return fnv1a(message.callId, message.get('from') ?? '', message.get('cseq') ?? '', message.via.branch ?? '');
 }
 
 /** RFC 3261 §17.2.3 matching key; RFC 2543 peers without the magic cookie fall back to dialog fields. */

@@ -175,3 +175,63 @@ test('past max_transactions answered ones kept for retransmissions, the oldest i
   transport.emit('message', incoming('z9hG4bK1'), peer);
   assert.equal(seen.length, 4, 'the oldest was let go, so its retransmission is a new request');
 });
+
+test('a stateless answer keeps nothing: a retransmission is handled again and gets the same response, To tag included', () => {
+  const { transport, stack } = setup();
+  const seen: IncomingRequest[] = [];
+  stack.on('request', (r: IncomingRequest) => {
+    seen.push(r);
+    r.reply(200, 'OK', { stateless: true });
+  });
+  transport.emit('message', incoming('z9hG4bKsl1'), peer);
+  assert.equal(stack.stats.serverTransactions, 0, 'nothing kept once answered');
+  transport.emit('message', incoming('z9hG4bKsl1'), peer);
+  assert.equal(seen.length, 2, 'the retransmission is a new request');
+  assert.equal(transport.sent[1]!.message.toString(), transport.sent[0]!.message.toString());
+  assert.match(transport.sent[0]!.message.get('to')!, /;tag=[0-9a-z]+$/);
+  assert.deepEqual(
+    { absorbed: stack.stats.retransmissionsAbsorbed, stateless: stack.stats.answeredStatelessly, kept: stack.stats.serverTransactions },
+    { absorbed: 0, stateless: 2, kept: 0 },
+  );
+
+  transport.emit('message', incoming('z9hG4bKsl2'), peer);
+  const otherCall = incoming('z9hG4bKsl1');
+  otherCall.set('call-id', 'c2');
+  transport.emit('message', otherCall, peer);
+  const tags = transport.sent.map((s) => s.message.to.params.get('tag'));
+  assert.equal(new Set(tags).size, 3, `another request, another tag: ${tags.join(' ')}`);
+});
+
+test('a request answered statelessly after a wait absorbs retransmissions until then, and keeps nothing after', () => {
+  const { transport, stack } = setup();
+  const seen: IncomingRequest[] = [];
+  stack.on('request', (r: IncomingRequest) => seen.push(r));
+  transport.emit('message', incoming('z9hG4bKwait'), peer);
+  transport.emit('message', incoming('z9hG4bKwait'), peer);
+  assert.deepEqual({ handled: seen.length, absorbed: stack.stats.retransmissionsAbsorbed, kept: stack.stats.serverTransactions }, { handled: 1, absorbed: 1, kept: 1 });
+  seen[0]!.reply(404, 'Not Here', { stateless: true });
+  assert.equal(stack.stats.serverTransactions, 0);
+  transport.emit('message', incoming('z9hG4bKwait'), peer);
+  assert.equal(seen.length, 2, 'handled again once answered');
+});
+
+test('a stateful answer is still kept next to stateless ones: its retransmission is absorbed', () => {
+  const { transport, stack } = setup();
+  const seen: IncomingRequest[] = [];
+  stack.on('request', (r: IncomingRequest) => {
+    seen.push(r);
+    r.reply(200, 'OK', { stateless: r.message.via.branch === 'z9hG4bKsl' });
+  });
+  for (const branch of ['z9hG4bKsl', 'z9hG4bKsf', 'z9hG4bKsl', 'z9hG4bKsf']) transport.emit('message', incoming(branch), peer);
+  assert.deepEqual(seen.map((r) => r.message.via.branch), ['z9hG4bKsl', 'z9hG4bKsf', 'z9hG4bKsl']);
+  assert.deepEqual({ absorbed: stack.stats.retransmissionsAbsorbed, stateless: stack.stats.answeredStatelessly, kept: stack.stats.serverTransactions }, { absorbed: 1, stateless: 2, kept: 1 });
+});
+
+test('a provisional answer cannot be stateless', () => {
+  const { transport, stack } = setup();
+  const seen: IncomingRequest[] = [];
+  stack.on('request', (r: IncomingRequest) => seen.push(r));
+  transport.emit('message', incoming('z9hG4bKprov'), peer);
+  assert.throws(() => seen[0]!.reply(180, 'Ringing', { stateless: true }), /a stateless answer is final \(200-699\), not 180/);
+  assert.equal(transport.sent.length, 0);
+});
