@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import type { OutboxStore, RoomHistoryEntry } from '../store/index.js';
 import {
-  type DeliveryResult, type DeliveryTurn, type LegContext, type LegOutcome, type MessageContent, Outbox, OrderedDeliveries, type PreparedMessage, type Relay,
+  type DeliveryResult, type LegContext, type LegOutcome, type MessageContent, Outbox, OrderedDeliveries, type PreparedMessage, type Relay,
   type ResendIdentity, STORE_UNAVAILABLE_REASON, bodyCodec, recipientIdentities, resendIdentity,
 } from '../relay/index.js';
 import { type Header, quote } from '../sip/index.js';
@@ -74,7 +74,7 @@ export class RoomFanOut {
 
   /** A history entry to a member who joined, in the member's queue after what it was sent before, with its original Date. */
   replay(entry: RoomHistoryEntry, recipient: string): void {
-    this.queues.add(recipient, (turn) => this.sendEntry(entry, this.render(entry, new Date(entry.at)), recipient, turn).then(() => undefined));
+    this.queues.add(recipient, async (turn) => this.count(entry, recipient, await this.relay.sendPrepared(this.render(entry, new Date(entry.at)), { to: `sip:${recipient}` }, turn)));
   }
 
   /** A text from a room's (or the manager's) address to one user. */
@@ -112,21 +112,20 @@ export class RoomFanOut {
       this.built.set(post, built);
     }
     // Posts kept by an earlier version have no origin: their leg in the outbox names them.
-    const identity = built.identities ? built.identities(recipient) : resendIdentity(leg.key);
-    const result = await this.sendEntry(post, built.message, recipient, leg.turn, identity);
+    const { callId, fromTag } = built.identities ? built.identities(recipient) : resendIdentity(leg.key);
+    // The outbox keeps the post until the leg is done.
+    const result = await this.relay.sendPrepared(built.message, { to: `sip:${recipient}`, fromTag, callId, keptByOutbox: true }, leg.turn);
+    this.count(post, recipient, result);
     return result.status === 503 && result.reason === STORE_UNAVAILABLE_REASON ? 'retry' : 'done';
   }
 
-  private async sendEntry(entry: RoomHistoryEntry, message: PreparedMessage, recipient: string, turn: DeliveryTurn, identity?: ResendIdentity): Promise<DeliveryResult> {
-    // Only a post's leg has an identity, and the outbox keeps the post until the leg is done.
-    const to = `sip:${recipient}`;
-    const result = await this.relay.sendPrepared(message, identity ? { to, fromTag: identity.fromTag, callId: identity.callId, keptByOutbox: true } : { to }, turn);
+  /** Counts a leg of a post or history entry in the room statistics; one that failed is logged. */
+  private count(entry: RoomHistoryEntry, recipient: string, result: DeliveryResult): void {
     if (result.status < 300) this.stats.messagesOut++;
     else {
       this.stats.deliveriesFailed++;
       this.log.info({ room: roomUri({ name: entry.roomName, domain: entry.roomDomain }), recipient, status: result.status }, 'room delivery failed');
     }
-    return result;
   }
 
   /** The MESSAGE of a post (a history entry with its original `date`): from the room with the speaker's nick, the text as "<nick> text" or as CPIM naming the real sender. */

@@ -458,21 +458,21 @@ export class Relay {
   }
 
   /**
-   * Sends to a device over its first flow, and over the next one each time a flow fails (RFC 5626 §5.3).
-   * A copy of a prepared message (without a Path to put in a Route) is written from its shared bytes.
+   * Sends to a device over its first flow (`from`), and over the next one each time a flow fails
+   * (RFC 5626 §5.3). A copy of a prepared message (without a Path to put in a Route) is written from
+   * its shared bytes.
    */
-  private async sendToDevice(message: SipMessage, flows: Flow[], loop: string, prepared?: PreparedMessage): Promise<SipMessage> {
-    let response: SipMessage | undefined;
-    const options = { loopKey: loop, timeout: this.options.forkTimeout * 1000 };
-    for (const { binding, peer } of flows) {
-      // The push parameters are for the provider alone (RFC 8599 §4.1.2).
-      const requestUri = binding.contact.includes(';pn-') ? stripPushParams(binding.contact) : binding.contact;
-      response = await (prepared && !binding.path
-        ? this.stack.request(message, peer, { ...options, encode: (via) => prepared.wire(message, requestUri, via) })
-        : this.stack.request(forwardCopy(message, requestUri, this.options.realms, binding.path)!, peer, options));
-      if (!FLOW_FAILED.has(response.status)) break;
-    }
-    return response!;
+  private sendToDevice(message: SipMessage, flows: Flow[], loop: string, prepared?: PreparedMessage, from = 0): Promise<SipMessage> {
+    const { binding, peer } = flows[from]!;
+    // The push parameters are for the provider alone (RFC 8599 §4.1.2).
+    const requestUri = binding.contact.includes(';pn-') ? stripPushParams(binding.contact) : binding.contact;
+    const timeout = this.options.forkTimeout * 1000;
+    const sent =
+      prepared && !binding.path
+        ? this.stack.request(message, peer, { loopKey: loop, timeout, encode: (via) => prepared.wire(message, requestUri, via) })
+        : this.stack.request(forwardCopy(message, requestUri, this.options.realms, binding.path)!, peer, { loopKey: loop, timeout });
+    if (from + 1 === flows.length) return sent;
+    return sent.then((response) => (FLOW_FAILED.has(response.status) ? this.sendToDevice(message, flows, loop, prepared, from + 1) : response));
   }
 
   /**
