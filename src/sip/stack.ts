@@ -418,7 +418,7 @@ class ClientTransaction {
     private readonly settle: (response: SipMessage) => void,
     private readonly encode: Encode | undefined,
   ) {
-    this.sendTarget = { ...target, proto };
+    this.sendTarget = proto === target.proto ? target : { ...target, proto };
   }
 
   /** Sends the request and arms Timer F (`timeout`) and, on an unreliable transport, Timer E. */
