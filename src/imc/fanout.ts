@@ -5,12 +5,13 @@
 // member sees the room's traffic in the order it happened.
 //
 // What a post or a notice sends is built once (From, body rendered with the nick or as CPIM,
-// headers); each leg only names its recipient, the Request-URI and To of the MESSAGE the relay makes.
+// headers, their wire form: Relay.prepare), and a post's identity digested once; each leg only
+// names its recipient, the Request-URI, To and Call-ID of the MESSAGE the relay sends.
 import type { Logger } from 'pino';
 import type { OutboxStore, RoomHistoryEntry } from '../store/index.js';
 import {
-  type DeliveryResult, type DeliveryTurn, type LegContext, type LegOutcome, type OutgoingMessage, Outbox, OrderedDeliveries, type Relay, type ResendIdentity,
-  STORE_UNAVAILABLE_REASON, bodyCodec, resendIdentity,
+  type DeliveryResult, type LegContext, type LegOutcome, type MessageContent, Outbox, OrderedDeliveries, type PreparedMessage, type Relay,
+  type ResendIdentity, STORE_UNAVAILABLE_REASON, bodyCodec, recipientIdentities, resendIdentity,
 } from '../relay/index.js';
 import { type Header, quote } from '../sip/index.js';
 import { type Room, type RoomRef, activeMembers, aorOfMember, roomUri } from './rooms.js';
@@ -30,9 +31,6 @@ export interface DeliveryStats {
   deliveriesFailed: number;
 }
 
-/** A MESSAGE of the rooms but for its recipient. */
-type Leg = Omit<OutgoingMessage, 'to'>;
-
 /** A post as the outbox keeps it: with what names the request it came in, so a copy sent again is recognisable. */
 type RoomPost = RoomHistoryEntry & { origin?: string };
 
@@ -40,8 +38,8 @@ export class RoomFanOut {
   private readonly queues = new OrderedDeliveries((error) => this.log.error({ err: error }, 'room delivery error'));
   /** Posts confirmed and not yet delivered to every member. */
   private readonly posts: Outbox<RoomPost>;
-  /** The MESSAGE of each post (or history entry) being delivered, built by its first leg. */
-  private readonly built = new WeakMap<RoomHistoryEntry, Leg>();
+  /** The MESSAGE of each post being delivered, and its legs' identities, made by its first leg. */
+  private readonly built = new WeakMap<RoomPost, { message: PreparedMessage; identities?: (recipient: string) => ResendIdentity }>();
 
   constructor(
     outbox: OutboxStore,
@@ -76,7 +74,7 @@ export class RoomFanOut {
 
   /** A history entry to a member who joined, in the member's queue after what it was sent before, with its original Date. */
   replay(entry: RoomHistoryEntry, recipient: string): void {
-    this.queues.add(recipient, (turn) => this.sendEntry(entry, recipient, turn, new Date(entry.at)).then(() => undefined));
+    this.queues.add(recipient, async (turn) => this.count(entry, recipient, await this.relay.sendPrepared(this.render(entry, new Date(entry.at)), { to: `sip:${recipient}` }, turn)));
   }
 
   /** A text from a room's (or the manager's) address to one user. */
@@ -98,51 +96,54 @@ export class RoomFanOut {
     }
   }
 
-  private notice(from: RoomRef, text: string): Leg {
-    return { from: `<${roomUri(from)}>`, body: Buffer.from(text, 'utf8'), headers: this.options.extraHeaders, outboundProxy: this.options.outboundProxy };
+  private notice(from: RoomRef, text: string): PreparedMessage {
+    return this.relay.prepare({ from: `<${roomUri(from)}>`, body: Buffer.from(text, 'utf8'), headers: this.options.extraHeaders, outboundProxy: this.options.outboundProxy });
   }
 
-  private send(leg: Leg, to: string): void {
-    this.queues.add(to, (turn) => this.relay.send({ ...leg, to: `sip:${to}` }, turn).then(() => undefined));
+  private send(message: PreparedMessage, to: string): void {
+    this.queues.add(to, (turn) => this.relay.sendPrepared(message, { to: `sip:${to}` }, turn).then(() => undefined));
   }
 
   /** One leg of a post: done once delivered, stored offline or refused for good; tried again while the offline store is unavailable. */
   private async deliverPost(post: RoomPost, recipient: string, leg: LegContext): Promise<LegOutcome> {
+    let built = this.built.get(post);
+    if (!built) {
+      built = { message: this.render(post), identities: post.origin ? recipientIdentities(`room.${post.origin}`) : undefined };
+      this.built.set(post, built);
+    }
     // Posts kept by an earlier version have no origin: their leg in the outbox names them.
-    const identity = resendIdentity(post.origin ? `room.${post.origin}.${recipient}` : leg.key);
-    const result = await this.sendEntry(post, recipient, leg.turn, undefined, identity);
+    const { callId, fromTag } = built.identities ? built.identities(recipient) : resendIdentity(leg.key);
+    // The outbox keeps the post until the leg is done.
+    const result = await this.relay.sendPrepared(built.message, { to: `sip:${recipient}`, fromTag, callId, keptByOutbox: true }, leg.turn);
+    this.count(post, recipient, result);
     return result.status === 503 && result.reason === STORE_UNAVAILABLE_REASON ? 'retry' : 'done';
   }
 
-  private async sendEntry(entry: RoomHistoryEntry, recipient: string, turn: DeliveryTurn, date?: Date, identity?: ResendIdentity): Promise<DeliveryResult> {
-    let leg = this.built.get(entry);
-    if (!leg) {
-      leg = this.render(entry);
-      this.built.set(entry, leg);
-    }
-    // Only a post's leg has an identity, and the outbox keeps the post until the leg is done.
-    const copy = identity ? { fromTag: identity.fromTag, callId: identity.callId, keptByOutbox: true } : {};
-    const result = await this.relay.send({ ...leg, ...copy, to: `sip:${recipient}`, date }, turn);
+  /** Counts a leg of a post or history entry in the room statistics; one that failed is logged. */
+  private count(entry: RoomHistoryEntry, recipient: string, result: DeliveryResult): void {
     if (result.status < 300) this.stats.messagesOut++;
     else {
       this.stats.deliveriesFailed++;
       this.log.info({ room: roomUri({ name: entry.roomName, domain: entry.roomDomain }), recipient, status: result.status }, 'room delivery failed');
     }
-    return result;
   }
 
-  /** The MESSAGE of a post: from the room with the speaker's nick, the text as "<nick> text" or as CPIM naming the real sender. */
-  private render(entry: RoomHistoryEntry): Leg {
+  /** The MESSAGE of a post (a history entry with its original `date`): from the room with the speaker's nick, the text as "<nick> text" or as CPIM naming the real sender. */
+  private render(entry: RoomHistoryEntry, date?: Date): PreparedMessage {
+    return this.relay.prepare({ ...this.content(entry), headers: this.options.extraHeaders, outboundProxy: this.options.outboundProxy, date });
+  }
+
+  private content(entry: RoomHistoryEntry): Pick<MessageContent, 'from' | 'contentType' | 'body'> {
     const room = roomUri({ name: entry.roomName, domain: entry.roomDomain });
-    const leg = { from: `${quote(entry.nick)} <${room}>`, headers: this.options.extraHeaders, outboundProxy: this.options.outboundProxy };
+    const from = `${quote(entry.nick)} <${room}>`;
     if (this.options.cpim) {
       const head =
         `From: ${quote(entry.nick)} <sip:${entry.sender}>\r\nTo: <${room}>\r\nDateTime: ${new Date(entry.at).toISOString()}\r\n\r\n` +
         `Content-Type: ${entry.contentType}\r\n\r\n`;
-      return { ...leg, contentType: 'message/cpim', body: Buffer.concat([Buffer.from(head), entry.body]) };
+      return { from, contentType: 'message/cpim', body: Buffer.concat([Buffer.from(head), entry.body]) };
     }
-    if (!entry.contentType.startsWith('text/plain')) return { ...leg, contentType: entry.contentType, body: entry.body };
-    return { ...leg, contentType: 'text/plain;charset=utf-8', body: Buffer.concat([Buffer.from(`<${entry.nick}> `), entry.body]) };
+    if (!entry.contentType.startsWith('text/plain')) return { from, contentType: entry.contentType, body: entry.body };
+    return { from, contentType: 'text/plain;charset=utf-8', body: Buffer.concat([Buffer.from(`<${entry.nick}> `), entry.body]) };
   }
 }
 

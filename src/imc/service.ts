@@ -120,19 +120,15 @@ export class RoomService {
     const contentType = (message.get('content-type') ?? 'text/plain').toLowerCase();
     const isText = contentType.startsWith('text/plain');
     const answerable = this.answerable(sender);
-    const replyTo = (text: string, from: RoomRef = written) => {
-      if (answerable) this.fanout.notify(from, sender, text);
-      else this.log.debug({ sender }, 'no reply: the sender is neither authenticated nor a registered local user');
-    };
 
     if (message.body.length > this.options.maxBody) {
       request.reply(413, 'Request Entity Too Large');
-      return replyTo(`refused: message larger than ${this.options.maxBody} bytes`);
+      return this.replyTo(sender, answerable, written, `refused: message larger than ${this.options.maxBody} bytes`);
     }
     const text = isText ? decodeUtf8(message.body) : undefined;
     if (isText && text === undefined) {
       request.reply(415, 'Unsupported Media Type (body is not UTF-8)');
-      return replyTo('refused: the message is not valid UTF-8 text');
+      return this.replyTo(sender, answerable, written, 'refused: the message is not valid UTF-8 text');
     }
     // Nothing to run or to show: the sender's client marks the message as failed, and nobody gets a blank line.
     if (message.body.length === 0 || text?.trim() === '') return request.reply(400, 'Bad Request (empty message)');
@@ -150,11 +146,11 @@ export class RoomService {
         else if (error instanceof Refusal) answer = `refused: ${error.message}`;
         else throw error;
       }
-      return typeof answer === 'string' ? replyTo(answer) : replyTo(answer.text, answer.from);
+      return typeof answer === 'string' ? this.replyTo(sender, answerable, written, answer) : this.replyTo(sender, answerable, answer.from, answer.text);
     }
     if (isManager) {
       request.reply(200, 'OK');
-      return replyTo(`the manager takes commands only; send ${this.options.cmdStartChar}help`);
+      return this.replyTo(sender, answerable, written, `the manager takes commands only; send ${this.options.cmdStartChar}help`);
     }
     const room = this.model.find(written);
     if (!room) return request.reply(404, 'Not Found (no such room)');
@@ -190,6 +186,15 @@ export class RoomService {
     const recipients = activeMembers(room).map(aorOfMember).filter((aor) => aor !== sender);
     await this.fanout.post(entry, recipients, requestKey(message));
     this.history.record(room, entry);
+  }
+
+  /**
+   * A reply to a sender, from a room or the manager, when the sender can be told (answerable). A
+   * method rather than a closure made by every request: tsx names each arrow function it makes.
+   */
+  private replyTo(sender: string, answerable: boolean, from: RoomRef, text: string): void {
+    if (answerable) this.fanout.notify(from, sender, text);
+    else this.log.debug({ sender }, 'no reply: the sender is neither authenticated nor a registered local user');
   }
 
   /**
@@ -259,9 +264,12 @@ export class RoomService {
 
 export { Refusal as RoomRefusal };
 
+/** One for every post: a fatal decoder keeps no state between calls that are not streamed. */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
 function decodeUtf8(body: Buffer): string | undefined {
   try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(body);
+    return strictUtf8.decode(body);
   } catch {
     return undefined;
   }

@@ -117,6 +117,11 @@ export class Registrar extends EventEmitter {
    * a device is reached over one flow at a time, the next when that one fails (RFC 5626 §5.3).
    */
   flowsByDevice(bindings: Binding[]): Flow[][] {
+    // One binding (a room member's phone, most often) is one device with one flow: nothing to group.
+    if (bindings.length === 1) {
+      const peer = this.targetOf(bindings[0]!);
+      return peer ? [[{ binding: bindings[0]!, peer }]] : [];
+    }
     const devices = new Map<string, Flow[]>();
     for (const binding of bindings) {
       const peer = this.targetOf(binding);

@@ -41,7 +41,7 @@ export class OutboxFull extends Error {}
 
 /** What names one leg and places it in its recipient's order. */
 export interface LegContext {
-  key: string;
+  readonly key: string;
   turn: DeliveryTurn;
 }
 
@@ -53,6 +53,22 @@ export interface OutboxDelivery<Item> {
    */
   deliver(item: Item, recipient: string, acceptedAt: number, leg: LegContext): Promise<LegOutcome>;
 }
+
+/** A leg's context, its key made only when asked for: most deliveries name a leg by what the sender sent instead. */
+class Leg implements LegContext {
+  constructor(
+    private readonly record: OutboxRecord,
+    private readonly recipient: string,
+    readonly turn: DeliveryTurn,
+  ) {}
+
+  get key(): string {
+    return `${this.record.kind}.${this.record.id}.${this.record.createdAt}.${this.recipient}`;
+  }
+}
+
+/** The payload of a message being delivered: the item itself is at hand. */
+const EMPTY = Buffer.alloc(0);
 
 export class Outbox<Item> {
   /** Rows in delivery, by id: legs not done yet. */
@@ -134,28 +150,29 @@ export class Outbox<Item> {
     const crowded = recipients.find((recipient) => this.backlogOf(recipient) >= this.limits.maxPerRecipient);
     if (crowded !== undefined) throw new OutboxFull(`${this.backlogOf(crowded)} messages waiting for ${crowded}`);
     this.reserved++;
-    for (const recipient of recipients) this.backlog.set(recipient, this.backlogOf(recipient) + 1);
-    let stored = false;
+    // Counted in each recipient's backlog from now on: once stored, as the legs queued.
+    this.count(recipients);
+    let queued = false;
     // Delivery starts once the row is committed, while the disk sync the answer waits for is under
     // way: a kill -9 keeps what is committed. Should the sync fail, the sender is refused a message
     // that may still arrive (at least once, as after a lost answer).
     let id: number;
     try {
       id = await this.store.add({ kind: this.kind, recipients, payload: this.codec.encode(item), createdAt: now }, (committedId) => {
-        stored = true;
+        queued = true;
         this.stored(committedId, item, recipients, now);
       });
     } catch (error) {
-      if (!stored) this.unreserve(recipients);
+      if (!queued) this.unreserve(recipients);
       throw error;
     }
-    if (!stored) this.stored(id, item, recipients, now);
+    if (!queued) this.stored(id, item, recipients, now);
   }
 
-  /** The message is in the store: no longer reserved, delivered to its recipients. */
+  /** The message is in the store: no longer reserved, its legs queued (counted in their recipients' backlogs already). */
   private stored(id: number, item: Item, recipients: string[], createdAt: number): void {
-    this.unreserve(recipients);
-    this.dispatch({ id, kind: this.kind, recipients, payload: Buffer.alloc(0), createdAt }, item, recipients);
+    this.reserved--;
+    this.queue({ id, kind: this.kind, recipients, payload: EMPTY, createdAt }, item, recipients);
   }
 
   private unreserve(recipients: string[]): void {
@@ -172,11 +189,18 @@ export class Outbox<Item> {
   }
 
   private dispatch(record: OutboxRecord, item: Item, recipients: string[]): void {
+    this.count(recipients);
+    this.queue(record, item, recipients);
+  }
+
+  private count(recipients: string[]): void {
+    for (const recipient of recipients) this.backlog.set(recipient, this.backlogOf(recipient) + 1);
+  }
+
+  /** Queues the legs of a message, counted in their recipients' backlogs already. */
+  private queue(record: OutboxRecord, item: Item, recipients: string[]): void {
     this.remaining.set(record.id, recipients.length);
-    for (const recipient of recipients) {
-      this.backlog.set(recipient, this.backlogOf(recipient) + 1);
-      this.queues.add(recipient, (turn) => this.runLeg(record, item, recipient, turn));
-    }
+    for (const recipient of recipients) this.queues.add(recipient, (turn) => this.runLeg(record, item, recipient, turn));
   }
 
   private async runLeg(record: OutboxRecord, item: Item, recipient: string, turn: DeliveryTurn): Promise<void> {
@@ -206,7 +230,7 @@ export class Outbox<Item> {
   /** A leg that throws is tried again while the store is unavailable; otherwise it is logged and given up, so one bad item cannot hold up its recipient for ever. */
   private async attempt(item: Item, recipient: string, record: OutboxRecord, turn: DeliveryTurn): Promise<LegOutcome> {
     try {
-      return await this.delivery.deliver(item, recipient, record.createdAt, { key: `${this.kind}.${record.id}.${record.createdAt}.${recipient}`, turn });
+      return await this.delivery.deliver(item, recipient, record.createdAt, new Leg(record, recipient, turn));
     } catch (error) {
       if (isStoreUnavailable(error)) return 'retry';
       this.log.error({ err: error, kind: this.kind, recipient }, 'outbox delivery failed; given up');

@@ -11,6 +11,7 @@ import {
   parseUri, randomToken,
 } from '../sip/index.js';
 import { type Header, fnv1a, withHeadersOf } from '../sip/message.js';
+import { safeHeaderValue } from '../sip/headers.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import type { Outbox } from './outbox.js';
 import { requestOrigin } from './resend.js';
@@ -73,6 +74,71 @@ export interface OutgoingMessage {
    * is unavailable then makes it 503 (the outbox tries again) even when a device took it.
    */
   keptByOutbox?: boolean;
+}
+
+/** What a message says to each of its recipients alike (Relay.prepare): all of an OutgoingMessage but whom it is for and as which request. */
+export type MessageContent = Omit<OutgoingMessage, 'to' | 'callId' | 'fromTag' | 'keptByOutbox'>;
+
+/** One recipient of a prepared message: the rest of an OutgoingMessage. */
+export type Recipient = Pick<OutgoingMessage, 'to' | 'callId' | 'fromTag' | 'keptByOutbox'>;
+
+/** Stands in for the recipient's URI in what a prepared message shares. */
+const PLACEHOLDER_URI = 'sip:x';
+
+/**
+ * A MESSAGE Parley originates, for any number of recipients. Its headers are made and checked once;
+ * a recipient's request shares them but for its From (tag), To and Call-ID. The wire form of a
+ * forwarded copy is encoded once too, from its Max-Forwards on: each copy writes only its request
+ * line, Via, From, To and Call-ID before those shared bytes.
+ */
+export class PreparedMessage {
+  /** Where From, To and Call-ID are in the headers. */
+  private readonly at: { from: number; to: number; callId: number };
+  /** The forwarded copy's Max-Forwards value, and what follows its Call-ID down to the end of the body. */
+  private readonly forwarded: { maxForwards: string; tail: Buffer };
+
+  constructor(
+    /** The request with a placeholder recipient, From tag and Call-ID. */
+    private readonly template: SipMessage,
+    /** The From carries its own tag: every copy has it as it is. */
+    readonly tagged: boolean,
+    readonly storeOffline: boolean,
+    readonly outboundProxy: string | undefined,
+    /** The template as forwarded to a device (forwardCopy): what travels on, in order. */
+    copy: SipMessage,
+  ) {
+    const names = template.headers.map((header) => header.name);
+    this.at = { from: names.indexOf('from'), to: names.indexOf('to'), callId: names.indexOf('call-id') };
+    // createRequest begins with Max-Forwards, From, To and Call-ID, as the copy does: the rest is shared.
+    const shared = copy.headers.slice(4);
+    const encoded = withHeadersOf(copy, shared, { method: template.method, uri: '', body: template.body }).toBuffer();
+    this.forwarded = { maxForwards: copy.get('max-forwards')!, tail: encoded.subarray(encoded.indexOf('\r\n') + 2) };
+  }
+
+  /** The request to `to` (a URI or name-addr): the template's headers with its own From tag (unless tagged), To and Call-ID. */
+  requestFor(to: string, fromTag: string | undefined, callId: string): SipMessage {
+    const template = this.template;
+    const headers = template.headers.slice();
+    const from = headers[this.at.from]!;
+    if (fromTag !== undefined) headers[this.at.from] = { name: 'from', value: `${from.value.slice(0, from.value.lastIndexOf(';tag='))};tag=${safeHeaderValue(fromTag)}` };
+    headers[this.at.to] = { name: 'to', value: safeHeaderValue(to) };
+    headers[this.at.callId] = { name: 'call-id', value: safeHeaderValue(callId) };
+    return withHeadersOf(template, headers, { method: template.method, uri: stripToUri(to), body: template.body });
+  }
+
+  /** The wire form of `request` (made by requestFor) forwarded to `requestUri` with `via` on top: what forwardCopy and toBuffer would write. */
+  wire(request: SipMessage, requestUri: string, via: string): Buffer {
+    const headers = request.headers;
+    const head =
+      `${request.method} ${safeHeaderValue(requestUri)} SIP/2.0\r\nVia: ${via}\r\nMax-Forwards: ${this.forwarded.maxForwards}\r\n` +
+      `From: ${headers[this.at.from]!.value}\r\nTo: ${headers[this.at.to]!.value}\r\nCall-ID: ${headers[this.at.callId]!.value}\r\n`;
+    const tail = this.forwarded.tail;
+    // Written at once into room for any head (three UTF-8 bytes per UTF-16 unit at most), not measured first.
+    const out = Buffer.allocUnsafe(3 * head.length + tail.length);
+    const headBytes = out.write(head, 0, 'utf8');
+    tail.copy(out, headBytes);
+    return out.subarray(0, headBytes + tail.length);
+  }
 }
 
 /** Statuses after which a device's next flow is tried (RFC 5626 §5.3): the request did not get through this one. */
@@ -174,7 +240,7 @@ export class Relay {
       await this.forwardForeign(request);
       return;
     }
-    const result = await this.deliverLocal(target, message, loopKey(message));
+    const result = await this.deliverLocal(target, message, loopKey(message), storesOffline(message));
     if (result.status < 300) await this.sentCopies.copy(request);
     if (result.response) {
       result.response.removeFirstValue('via');
@@ -188,16 +254,28 @@ export class Relay {
    * offline waits until the recipient's earlier messages have ended, so none is stored before an
    * earlier one that will be.
    */
-  async send(outgoing: OutgoingMessage, turn?: DeliveryTurn): Promise<DeliveryResult> {
-    const body = typeof outgoing.body === 'string' ? Buffer.from(outgoing.body, 'utf8') : outgoing.body;
+  send(outgoing: OutgoingMessage, turn?: DeliveryTurn): Promise<DeliveryResult> {
+    return this.sendPrepared(this.prepare(outgoing), outgoing, turn);
+  }
+
+  /** A message for any number of recipients (a room post to its members): what its copies share is built once, see sendPrepared. */
+  prepare(content: MessageContent): PreparedMessage {
+    const body = typeof content.body === 'string' ? Buffer.from(content.body, 'utf8') : content.body;
     // createRequest copies them: only a Date needs a list of its own.
-    const headers = outgoing.date ? [...(outgoing.headers ?? []), { name: 'date', value: outgoing.date.toUTCString() }] : outgoing.headers;
-    // The From tag is known here, so the loop key needs no parsing of the From just built.
-    const fromTag = outgoing.from.includes(';tag=') ? undefined : (outgoing.fromTag ?? randomToken());
-    const message = this.stack.createRequest({
-      method: 'MESSAGE', uri: stripToUri(outgoing.to), from: fromTag === undefined ? outgoing.from : `${outgoing.from};tag=${fromTag}`, to: outgoing.to,
-      headers, body, contentType: outgoing.contentType, callId: outgoing.callId, cseq: ORIGINATED_CSEQ,
+    const headers = content.date ? [...(content.headers ?? []), { name: 'date', value: content.date.toUTCString() }] : content.headers;
+    // Recipient, From tag and Call-ID stand in for now: each copy has its own (PreparedMessage.requestFor).
+    const template = this.stack.createRequest({
+      method: 'MESSAGE', uri: PLACEHOLDER_URI, from: content.from, to: PLACEHOLDER_URI, headers, body, contentType: content.contentType, callId: 'x', cseq: ORIGINATED_CSEQ,
     });
+    const storeOffline = content.storeOffline !== false && storesOffline(template);
+    return new PreparedMessage(template, content.from.includes(';tag='), storeOffline, content.outboundProxy, forwardCopy(template, PLACEHOLDER_URI, this.options.realms)!);
+  }
+
+  /** Sends a prepared message to one recipient, as send() does. */
+  async sendPrepared(prepared: PreparedMessage, recipient: Recipient, turn?: DeliveryTurn): Promise<DeliveryResult> {
+    // The From tag is known here, so the loop key needs no parsing of the From just built.
+    const fromTag = prepared.tagged ? undefined : (recipient.fromTag ?? randomToken());
+    const message = prepared.requestFor(recipient.to, fromTag, recipient.callId ?? `${randomToken(20)}@parley`);
     let target: SipUri;
     try {
       target = message.requestUri;
@@ -205,12 +283,12 @@ export class Relay {
       return { status: 416, reason: 'Unsupported URI', stored: false };
     }
     if (!this.isLocal(target)) {
-      const response = await this.sendForeign(message, outgoing.outboundProxy, turn);
+      const response = await this.sendForeign(message, prepared.outboundProxy, turn);
       return { status: response.status, reason: response.reason, stored: false };
     }
     try {
       const loop = fromTag === undefined ? loopKey(message) : loopKeyOf(message.uri, fromTag, message.get('to'), message.callId, ORIGINATED_CSEQ);
-      const result = await this.deliverLocal(target, message, loop, outgoing.storeOffline, turn, outgoing.keptByOutbox === true);
+      const result = await this.deliverLocal(target, message, loop, prepared.storeOffline, turn, recipient.keptByOutbox === true, prepared);
       return { status: result.status, reason: result.reason, stored: result.status === 202 };
     } catch (error) {
       // What a SIP sender would be answered: the module that sends tells its own sender.
@@ -285,13 +363,11 @@ export class Relay {
    * unknown user gets 404. A GRUU's device that is not registered gets 480: nothing is stored for it.
    */
   private async deliverLocal(
-    target: SipUri, message: SipMessage, loop: string, storeOffline = true, turn?: DeliveryTurn, keptByOutbox = false,
+    target: SipUri, message: SipMessage, loop: string, storeOffline: boolean, turn?: DeliveryTurn, keptByOutbox = false, prepared?: PreparedMessage,
   ): Promise<{ status: number; reason: string; response?: SipMessage }> {
     const destination = this.registrar.destinationOf(target);
     if (!destination) return { status: 404, reason: 'Not Found (unknown GRUU)' };
     const { aor, device } = destination;
-    // Expires: 0 asks for now or never; an isComposing state is stale once late.
-    storeOffline &&= message.get('expires')?.trim() !== '0' && mediaTypeOf(message.get('content-type') ?? '') !== ISCOMPOSING_TYPE;
     if (!device && storeOffline && this.options.offline.enabled && this.devices.keepsPerDevice(aor) && Number(message.get('max-forwards') ?? '70') > 0) {
       // Without the store, registered devices are still reached the old way (nothing to store yet).
       const written = (protocols: Protocol[]) => turn?.sent(protocols.length > 0 ? this.windowOf(protocols) : this.options.deliveryWindow.stream);
@@ -309,7 +385,7 @@ export class Relay {
     const devices = this.registrar.flowsByDevice(this.registrar.lookup(aor, device));
     // The fork writes each device's first flow at once: from here on, the next message may follow.
     // With no device nothing is written, and only storing (below) has to wait its turn.
-    const forked = devices.length > 0 ? this.fork(message, devices, loop) : undefined;
+    const forked = devices.length > 0 ? this.fork(message, devices, loop, prepared) : undefined;
     turn?.sent(devices.length > 0 ? this.windowOf(devices.map((flows) => flows[0].peer.proto)) : this.options.deliveryWindow.stream);
     if (forked) {
       const best = await forked;
@@ -355,16 +431,16 @@ export class Relay {
   }
 
   /** Parallel fork of a non-INVITE request to devices (RFC 3261 §16.7): the first 2xx wins, else the best final. */
-  private fork(message: SipMessage, devices: Flow[][], loop: string): Promise<SipMessage> {
+  private fork(message: SipMessage, devices: Flow[][], loop: string, prepared?: PreparedMessage): Promise<SipMessage> {
     if (Number(message.get('max-forwards') ?? '70') <= 0) return Promise.resolve(createResponse(message, 483, 'Too Many Hops'));
     // One device (a room member's phone, most often): its answer is the best, with nothing to gather.
-    if (devices.length === 1) return this.sendToDevice(message, devices[0]!, loop);
+    if (devices.length === 1) return this.sendToDevice(message, devices[0]!, loop, prepared);
     return new Promise((resolve) => {
       let pending = devices.length;
       let best: SipMessage | undefined;
       let done = false;
       for (const flows of devices) {
-        void this.sendToDevice(message, flows, loop).then((response) => {
+        void this.sendToDevice(message, flows, loop, prepared).then((response) => {
           pending--;
           if (done) return;
           if (response.status < 300) {
@@ -382,17 +458,23 @@ export class Relay {
     });
   }
 
-  /** Sends to a device over its first flow, and over the next one each time a flow fails (RFC 5626 §5.3). */
-  private async sendToDevice(message: SipMessage, flows: Flow[], loop: string): Promise<SipMessage> {
-    let response: SipMessage | undefined;
-    for (const { binding, peer } of flows) {
-      // The push parameters are for the provider alone (RFC 8599 §4.1.2).
-      const requestUri = binding.contact.includes(';pn-') ? stripPushParams(binding.contact) : binding.contact;
-      const copy = forwardCopy(message, requestUri, this.options.realms, binding.path)!;
-      response = await this.stack.request(copy, peer, { loopKey: loop, timeout: this.options.forkTimeout * 1000 });
-      if (!FLOW_FAILED.has(response.status)) break;
-    }
-    return response!;
+  /**
+   * Sends to a device over its first flow (`from`), and over the next one each time a flow fails
+   * (RFC 5626 §5.3). A copy of a prepared message (without a Path to put in a Route) is written from
+   * its shared bytes.
+   */
+  private sendToDevice(message: SipMessage, flows: Flow[], loop: string, prepared?: PreparedMessage, from = 0): Promise<SipMessage> {
+    const { binding, peer } = flows[from]!;
+    // The push parameters are for the provider alone (RFC 8599 §4.1.2).
+    const requestUri = binding.contact.includes(';pn-') ? stripPushParams(binding.contact) : binding.contact;
+    const timeout = this.options.forkTimeout * 1000;
+    const sent =
+      prepared && !binding.path
+        ? // Bound rather than an arrow function: tsx names every arrow function made in an object literal, a cost per leg.
+          this.stack.request(message, peer, { loopKey: loop, timeout, encode: prepared.wire.bind(prepared, message, requestUri) })
+        : this.stack.request(forwardCopy(message, requestUri, this.options.realms, binding.path)!, peer, { loopKey: loop, timeout });
+    if (from + 1 === flows.length) return sent;
+    return sent.then((response) => (FLOW_FAILED.has(response.status) ? this.sendToDevice(message, flows, loop, prepared, from + 1) : response));
   }
 
   /**
@@ -492,7 +574,12 @@ export function loopKey(message: SipMessage): string {
 }
 
 function loopKeyOf(uri: string, fromTag: string, to: string | undefined, callId: string, cseq: number): string {
-  return fnv1a(`${uri}|${fromTag}|${to}|${callId}|${cseq}`);
+  return fnv1a(uri, fromTag, to ?? 'undefined', callId, String(cseq));
+}
+
+/** Whether a message may wait in the offline store: not one asked for now or never (Expires: 0), nor an isComposing state, stale once late. */
+function storesOffline(message: SipMessage): boolean {
+  return message.get('expires')?.trim() !== '0' && mediaTypeOf(message.get('content-type') ?? '') !== ISCOMPOSING_TYPE;
 }
 
 function withoutTag(value: string): string {

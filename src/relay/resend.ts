@@ -5,6 +5,7 @@
 // CSeq (or stanza id): a UA sees the same request again (RFC 3261 §8.2.2.2), not a new message.
 import { hash } from 'node:crypto';
 import type { SipMessage } from '../sip/index.js';
+import { fnv1a } from '../sip/message.js';
 import type { RequestOrigin } from '../store/index.js';
 
 export interface ResendIdentity {
@@ -26,6 +27,21 @@ export function requestOrigin(message: SipMessage): RequestOrigin {
 export function resendIdentity(key: string): ResendIdentity {
   const digest = digestOf(key);
   return { callId: `${digest.slice(0, 24)}@parley`, fromTag: digest.slice(24, 40) };
+}
+
+/**
+ * The identities of one message's copies, one per recipient, as resendIdentity's are: `key` names
+ * the message (not a copy) and is digested once; each recipient is told apart in the Call-ID by a
+ * fast hash of its name, so that a post to a hundred members costs one digest, not a hundred.
+ */
+export function recipientIdentities(key: string): (recipient: string) => ResendIdentity {
+  const digest = digestOf(key);
+  const callId = digest.slice(0, 24);
+  const fromTag = digest.slice(24, 32);
+  return (recipient) => {
+    const mark = fnv1a(recipient);
+    return { callId: `${callId}${mark}@parley`, fromTag: `${fromTag}${mark}` };
+  };
 }
 
 /** An id that is the same each time for what `key` names: the stanza id of a message, say. */

@@ -84,6 +84,9 @@ export declare interface SipStack {
 /** What a reply without options is given: one object for all of them. */
 const NO_OPTIONS: ReplyOptions = Object.freeze({});
 
+/** Writes a request Parley sends, given the value of its own Via to put on top. */
+export type Encode = (via: string) => Buffer;
+
 /** Seconds an overloaded Parley asks a client to wait before sending again. */
 const OVERLOAD_RETRY_AFTER_S = 5;
 
@@ -288,22 +291,24 @@ export class SipStack extends EventEmitter {
    * a timeout resolves with a synthesized 408 and an unreachable peer with 503, never a rejection.
    * The caller's request must not carry Parley's Via yet: it is added here, its branch starting
    * with `loopKey` when given so the request can be recognised if it ever comes back.
-   * `timeout` (ms) bounds the wait for a final response below Timer F.
+   * `timeout` (ms) bounds the wait for a final response below Timer F. With `encode`, the caller
+   * writes the request itself, given the value of Parley's Via (many copies of one message sharing
+   * most of their bytes), and `message` is left as it is: it only answers for the request.
    */
-  request(message: SipMessage, target: Peer, options: { loopKey?: string; timeout?: number } = {}): Promise<SipMessage> {
-    const { loopKey, timeout = 64 * this.options.t1 } = options;
+  request(message: SipMessage, target: Peer, options: { loopKey?: string; timeout?: number; encode?: Encode } = {}): Promise<SipMessage> {
+    const { loopKey, timeout = 64 * this.options.t1, encode } = options;
     let proto = target.proto;
     const branch = `${BRANCH_COOKIE}${loopKey ? `${loopKey}.` : ''}${randomToken(16)}`;
     // RFC 3261 §18.1.1: a large request goes over a congestion-controlled transport when possible.
-    let bytes = this.withVia(message, proto, branch);
+    let bytes = this.withVia(message, proto, branch, encode);
     if (proto === 'udp' && bytes.length > this.options.mtu && this.transports.has('tcp')) {
       proto = 'tcp';
-      message.removeFirstValue('via');
-      bytes = this.withVia(message, proto, branch);
+      if (!encode) message.removeFirstValue('via');
+      bytes = this.withVia(message, proto, branch, encode);
     }
     this.stats.requestsOut++;
     return new Promise<SipMessage>((resolve) => {
-      const transaction = new ClientTransaction(this, message, branch, target, proto, bytes, resolve);
+      const transaction = new ClientTransaction(this, message, branch, target, proto, bytes, resolve, encode);
       this.client.set(branch, transaction);
       this.stats.clientTransactions = this.client.size;
       transaction.start(Math.min(timeout, 64 * this.options.t1));
@@ -323,10 +328,12 @@ export class SipStack extends EventEmitter {
     });
   }
 
-  /** Puts Parley's Via with `branch` on top of the request; its wire form. */
-  withVia(message: SipMessage, proto: Protocol, branch: string): Buffer {
+  /** Puts Parley's Via with `branch` on top of the request; its wire form (`encode`'s, when given, and the message is left as it is). */
+  withVia(message: SipMessage, proto: Protocol, branch: string, encode?: Encode): Buffer {
     // What formatVia would write for this Via, without building it first.
-    message.prepend('via', `SIP/2.0/${proto.toUpperCase()} ${this.sentBy(proto)};branch=${branch};rport`);
+    const via = `SIP/2.0/${proto.toUpperCase()} ${this.sentBy(proto)};branch=${branch};rport`;
+    if (encode) return encode(via);
+    message.prepend('via', via);
     return message.toBuffer();
   }
 
@@ -443,8 +450,9 @@ class ClientTransaction {
     private proto: Protocol,
     private bytes: Buffer,
     private readonly settle: (response: SipMessage) => void,
+    private readonly encode: Encode | undefined,
   ) {
-    this.sendTarget = { ...target, proto };
+    this.sendTarget = proto === target.proto ? target : { ...target, proto };
   }
 
   /** Sends the request and arms Timer F (`timeout`) and, on an unreliable transport, Timer E. */
@@ -476,10 +484,10 @@ class ClientTransaction {
   private onSendFailed(): void {
     if (this.proto === 'tcp' && this.target.proto === 'udp') {
       // RFC 3261 §18.1.1: when the TCP attempt fails, the request is retried over UDP.
-      this.message.removeFirstValue('via');
+      if (!this.encode) this.message.removeFirstValue('via');
       this.proto = 'udp';
       this.sendTarget = { ...this.target, proto: 'udp' };
-      this.bytes = this.stack.withVia(this.message, 'udp', this.branch);
+      this.bytes = this.stack.withVia(this.message, 'udp', this.branch, this.encode);
       this.armRetransmit();
       this.send();
       return;
