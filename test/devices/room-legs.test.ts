@@ -44,6 +44,8 @@ test('a room post reaches every device of a member, stored only for the one that
   const stored = storedLines('amy@localhost', from);
   assert.equal(stored.length, 1, stored.join('\n'));
   assert.match(stored[0]!, /"devices":1\b/, 'stored for the phone only');
+  // Until the phone's taking it is recorded, its queue is being delivered: a post meanwhile waits behind it, stored.
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts('amy@localhost')).every(({ pending }) => pending === 0), 'the phone\'s backlog delivered');
 
   from = s.logs.length;
   const both = [phone, laptop].map((ua) => ua.waitForRequest((m) => m.body.toString().includes('both here')));

@@ -19,7 +19,13 @@ async function serverMode(port: number, more: Record<string, unknown> = {}, patc
     ...patch,
     xmpp: { enabled: true, backend: 'server', xmpp_domain: PARLEY_DOMAIN, s2s_listen: '127.0.0.1', s2s_port: port, s2s_require_tls: false, dialback_secret: 'a dialback secret for the tests', ...more },
   });
-  await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 's2s listener online');
+  try {
+    await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 's2s listener online');
+  } catch (error) {
+    // Not left running: it would keep the test process alive after the failure.
+    await parley.stop();
+    throw error;
+  }
   return parley;
 }
 
