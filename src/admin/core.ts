@@ -34,6 +34,7 @@ export function coreMetrics(context: PluginContext): Metric[] {
     counter('parley_sip_requests_in_total', 'SIP requests received, retransmissions included.', () => stack.stats.requestsIn),
     counter('parley_sip_responses_out_total', 'SIP responses sent.', () => stack.stats.responsesOut),
     counter('parley_sip_malformed_total', 'SIP messages dropped or refused as malformed.', () => stack.stats.malformed),
+    counter('parley_sip_answered_statelessly_total', 'Requests answered statelessly (reply and reject routes; a retransmission is answered, and counted, again).', () => stack.stats.answeredStatelessly),
     counter('parley_sip_overloaded_total', 'Requests answered 503 because sip.max_transactions were in progress.', () => stack.stats.overloaded),
     {
       kind: 'counter',

@@ -223,7 +223,7 @@ describe('admin endpoint', () => {
       assert.equal(status, 200);
       for (const name of [
         'parley_imc_messages_in_total', 'parley_imc_messages_out_total', 'parley_imc_deliveries_failed_total',
-        'parley_sip_responses_out_total', 'parley_sip_malformed_total', 'parley_relay_relayed_total', 'parley_relay_stored_total',
+        'parley_sip_responses_out_total', 'parley_sip_malformed_total', 'parley_sip_answered_statelessly_total', 'parley_relay_relayed_total', 'parley_relay_stored_total',
         'parley_relay_delivered_total', 'parley_imc_members',
       ]) {
         assert.notEqual(sample(text, name), undefined, name);
