@@ -46,7 +46,8 @@ const EXTENSIONS = ['gruu', 'path', 'outbound'];
 const TEMPORARY_GRUU_KEY = 'temporary-gruu';
 
 export class Registrar extends EventEmitter {
-  private readonly table = new Map<string, Binding[]>();
+  /** Each AOR's bindings: a list is replaced, never changed, as lookup() hands it out. */
+  private readonly table = new Map<string, readonly Binding[]>();
   private sweepTimer: NodeJS.Timeout | undefined;
   /**
    * The AORs with bindings that die with a connection, by connection id: a closing connection
@@ -78,9 +79,7 @@ export class Registrar extends EventEmitter {
       // Its connection did not survive the restart, and nothing else reaches it.
       if (binding.expiresAt <= now || diesWithConnection(binding)) continue;
       const { connectionId: _stale, ...rest } = binding;
-      const list = this.table.get(binding.aor) ?? [];
-      list.push(rest);
-      this.table.set(binding.aor, list);
+      this.table.set(binding.aor, [...(this.table.get(binding.aor) ?? []), rest]);
     }
     // A sweep the store cannot complete is done again by the next one.
     const sweepFailed = logBackgroundFailure(this.log, 'expired bindings sweep');
@@ -92,10 +91,10 @@ export class Registrar extends EventEmitter {
   }
 
   /**
-   * Live bindings of an AOR, highest q first; with `device`, only that device's. Not to be changed:
-   * when all of the AOR's bindings are live, as nearly always, this is the registrar's own list.
+   * Live bindings of an AOR, highest q first; with `device`, only that device's. Read-only: when all
+   * of the AOR's bindings are live, as nearly always, this is the registrar's own list.
    */
-  lookup(aor: string, device?: Device): Binding[] {
+  lookup(aor: string, device?: Device): readonly Binding[] {
     const bindings = this.table.get(aor);
     if (bindings === undefined) return [];
     const now = this.now();
@@ -116,7 +115,7 @@ export class Registrar extends EventEmitter {
    * The reachable flows of each device among `bindings`, one list per device, lowest reg-id first:
    * a device is reached over one flow at a time, the next when that one fails (RFC 5626 §5.3).
    */
-  flowsByDevice(bindings: Binding[]): Flow[][] {
+  flowsByDevice(bindings: readonly Binding[]): Flow[][] {
     // One binding (a room member's phone, most often) is one device with one flow: nothing to group.
     if (bindings.length === 1) {
       const peer = this.targetOf(bindings[0]!);
@@ -200,7 +199,7 @@ export class Registrar extends EventEmitter {
     request.reply(outcome.status, outcome.reason, { headers: outcome.headers });
   }
 
-  private async commit(aor: string, bindings: Binding[]): Promise<void> {
+  private async commit(aor: string, bindings: readonly Binding[]): Promise<void> {
     // An AOR with bindings has been marked known by the commit that stored them.
     await this.store.replace(aor, bindings, this.table.has(aor));
     if (bindings.length === 0) {
@@ -255,7 +254,7 @@ export class Registrar extends EventEmitter {
   }
 
   /** Works out the new binding list, or the error response; changes nothing. */
-  private evaluate(request: IncomingRequest, aor: string): Outcome | { bindings: Binding[]; outbound: boolean } {
+  private evaluate(request: IncomingRequest, aor: string): Outcome | { bindings: readonly Binding[]; outbound: boolean } {
     const message = request.message;
     const now = this.now();
     const current = this.lookup(aor);
@@ -370,7 +369,7 @@ function parseExpires(text: string): number | undefined {
  * new address): with a reg-id, that flow of the instance and a binding of it without flows
  * (RFC 5626 §6); without, every binding of the instance (RFC 5627 §5.1: one binding per instance).
  */
-function sameDevice(current: Binding[], contact: NameAddr): Binding[] {
+function sameDevice(current: readonly Binding[], contact: NameAddr): Binding[] {
   const instance = contact.params.get('+sip.instance');
   if (!instance) return [];
   const urn = instanceUrn(instance);

@@ -574,7 +574,7 @@ export function loopKey(message: SipMessage): string {
 }
 
 function loopKeyOf(uri: string, fromTag: string, to: string | undefined, callId: string, cseq: number): string {
-  return fnv1a(uri, fromTag, to ?? 'undefined', callId, String(cseq));
+  return fnv1a(uri, fromTag, to ?? '', callId, String(cseq));
 }
 
 /** Whether a message may wait in the offline store: not one asked for now or never (Expires: 0), nor an isComposing state, stale once late. */

@@ -19,7 +19,7 @@ export class LocationRepository implements LocationStore {
    * Rows are stored under the aor argument, whatever the bindings' own aor field says. A burst of
    * REGISTERs is committed together (group commit), each resolving once its rows are durable.
    */
-  replace(aor: string, bindings: Binding[], known = false): Promise<void> {
+  replace(aor: string, bindings: readonly Binding[], known = false): Promise<void> {
     return this.commits.run((trx) => this.writeBindings(trx, aor, bindings, known));
   }
 
@@ -50,7 +50,7 @@ export class LocationRepository implements LocationStore {
    * and run on the transaction's connection itself: through kysely's executor each statement cost
    * several promises more than running it.
    */
-  private async writeBindings(trx: Transaction<Database>, aor: string, bindings: Binding[], known: boolean): Promise<void> {
+  private async writeBindings(trx: Transaction<Database>, aor: string, bindings: readonly Binding[], known: boolean): Promise<void> {
     const statements = this.statements;
     const remove = statements.compile('delete', [aor], ([aor]) => trx.deleteFrom('locations').where('aor', '=', aor as string));
     let insert: CompiledQuery | undefined;
@@ -102,7 +102,7 @@ function toDeviceRow(values: readonly unknown[]): Insertable<DevicesTable> {
 }
 
 /** One row per device (a device's flows are several bindings), as its latest registration left it. */
-function deviceRows(aor: string, bindings: Binding[]): Array<Insertable<DevicesTable>> {
+function deviceRows(aor: string, bindings: readonly Binding[]): Array<Insertable<DevicesTable>> {
   const latest = new Map<string, Binding>();
   for (const binding of bindings) {
     const key = deviceKey(binding);

@@ -61,7 +61,7 @@ export interface LocationStore {
    * Atomically replaces all bindings of an AOR (an empty list removes them) and marks the AOR as
    * known; `known`: the caller knows it is already (it has bindings), which saves a statement.
    */
-  replace(aor: string, bindings: Binding[], known?: boolean): Promise<void>;
+  replace(aor: string, bindings: readonly Binding[], known?: boolean): Promise<void>;
   /** Every stored binding, to warm the in-memory location table at start. */
   listAll(): Promise<Binding[]>;
   /** Removes bindings whose expiresAt <= now; returns how many. */
