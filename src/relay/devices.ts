@@ -105,11 +105,11 @@ export class DeviceDelivery {
   /** The latest store turn of each AOR with one under way (storeTurn). */
   private readonly storeTails = new Map<string, Promise<void>>();
   /**
-   * The AORs with a device known by +sip.instance (remembered or registering since the start): only
-   * theirs are kept per device, so only theirs cost a store read for each message. Each with the
-   * sweep during which it was last seen: one that registers while a sweep forgets its devices stays.
+   * The AORs with a remembered device (or registering since the start): only theirs are kept per
+   * device, so only theirs cost a store read for a message (see rememberedOf). Each with the sweep
+   * during which it was last seen: one that registers while a sweep forgets its devices stays.
    */
-  private readonly instanceUsers = new Map<string, number>();
+  private readonly deviceUsers = new Map<string, number>();
   /** Counts the sweeps of forgotten devices (forgetStale). */
   private sweeps = 0;
   /**
@@ -122,7 +122,7 @@ export class DeviceDelivery {
   /** Counts what made remembered devices change: a read begun before one is not kept. */
   private deviceChanges = 0;
   /**
-   * Whether resume() has loaded what the store held at start (instanceUsers, backlogged). Until
+   * Whether resume() has loaded what the store held at start (deviceUsers, backlogged). Until
    * then every AOR is looked up, with what its devices have waiting, so that no message overtakes
    * one stored before the restart.
    */
@@ -167,14 +167,14 @@ export class DeviceDelivery {
     return this.sendThenStore(aor, message, record, better, written, known, keptByCaller?.previous);
   }
 
-  /** Whether `aor` may have messages kept per device: false only once it is known to have no device known by +sip.instance. */
+  /** Whether `aor` may have messages kept per device: false only once it is known to have no remembered device. */
   keepsPerDevice(aor: string): boolean {
-    return !this.loaded || this.instanceUsers.has(aor);
+    return !this.loaded || this.deviceUsers.has(aor);
   }
 
   /**
    * Forgets the devices not seen registering within devices.remember, with what they had pending;
-   * a user left without a device known by +sip.instance costs no store read per message again.
+   * a user left without a device costs no store read per message again.
    */
   async forgetStale(): Promise<void> {
     const sweep = ++this.sweeps;
@@ -182,7 +182,7 @@ export class DeviceDelivery {
     this.devicesChanged();
     const forgotten = await this.store.removeStale(Date.now() - this.options.remember * 1000).finally(() => this.devicesChanged());
     for (const aor of forgotten) {
-      if ((this.instanceUsers.get(aor) ?? sweep) < sweep) this.instanceUsers.delete(aor);
+      if ((this.deviceUsers.get(aor) ?? sweep) < sweep) this.deviceUsers.delete(aor);
     }
   }
 
@@ -198,11 +198,10 @@ export class DeviceDelivery {
     if (remembered.length === 0) return undefined;
     for (const { device } of waiting) this.backlogged.add(queueOf(aor, device));
     const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
+    // A device registered without +sip.instance is its contact as registered (deviceKey): one that
+    // registers again from another address (port, transport, parameters) is a new device, and the
+    // old one's rows go once it was not seen within devices.remember.
     const devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
-    // A device without +sip.instance cannot be recognised when it registers again (its contact
-    // changes with its connection): a user with only such devices keeps the store-for-whichever-
-    // registers-next delivery, which loses nothing for them.
-    if (![...devices].some((device) => instanceOf(device) !== null)) return undefined;
     return { remembered, live, devices };
   }
 
@@ -475,10 +474,10 @@ export class DeviceDelivery {
    * a restart); a device's later messages go after what it had waiting.
    */
   async resume(): Promise<void> {
-    for (const aor of await this.store.aorsWithInstanceDevices(Date.now() - this.options.remember * 1000)) this.instanceUsers.set(aor, this.sweeps);
+    for (const aor of await this.store.aorsWithDevices(Date.now() - this.options.remember * 1000)) this.deviceUsers.set(aor, this.sweeps);
     const counts = await this.store.pendingCounts();
-    // A user whose instance device was forgotten may still have deliveries waiting for its others.
-    for (const { aor } of counts) this.instanceUsers.set(aor, this.sweeps);
+    // A user whose devices were forgotten may still have deliveries waiting for its others.
+    for (const { aor } of counts) this.deviceUsers.set(aor, this.sweeps);
     this.stats.pending = counts.reduce((sum, { pending }) => sum + pending, 0);
     for (const { aor, device } of counts) this.backlogged.add(queueOf(aor, device));
     this.loaded = true;
@@ -517,15 +516,19 @@ export class DeviceDelivery {
     return [...summaries.values()];
   }
 
-  /** Delivers what each registered device of `aor` has still to take; called when the AOR registered. */
+  /**
+   * Delivers what each registered device of `aor` has still to take; called when the AOR registered.
+   * Only a device that may have deliveries waiting costs a store read.
+   */
   deliverPending(aor: string): void {
     this.devicesChanged(aor);
     const bindings = this.registrar.lookup(aor);
-    if (bindings.some((binding) => binding.instance)) this.instanceUsers.set(aor, this.sweeps);
-    // Only the users deliver() keeps messages for per device can have deliveries waiting: the
-    // others' registrations cost no store read here.
-    else if (!this.keepsPerDevice(aor)) return;
-    for (const flows of this.registrar.flowsByDevice(bindings)) void this.drain(aor, deviceKey(flows[0]!.binding));
+    if (bindings.length === 0) return;
+    this.deviceUsers.set(aor, this.sweeps);
+    for (const flows of this.registrar.flowsByDevice(bindings)) {
+      const device = deviceKey(flows[0]!.binding);
+      if (this.isQueued(aor, device) || this.store.mayHaveWaiting(aor, device)) void this.drain(aor, device);
+    }
   }
 
   /**

@@ -2,7 +2,7 @@ import { sql, type Kysely, type Selectable } from 'kysely';
 import { CompiledStatements } from './compiled.js';
 import { GroupCommit, type DeferredSync } from './group-commit.js';
 import { nullsAbsent } from './rows.js';
-import { insertStoredMessage, toStoredMessage, type WaitingBounds } from './offline.js';
+import { WaitingUsers, insertStoredMessage, toStoredMessage, type WaitingBounds } from './offline.js';
 import type { Database, DevicesTable, MessageDeliveriesTable, OfflineMessagesTable } from './schema.js';
 import type { DeliveryCursor, DeliveryStore, PendingDelivery, RememberedDevice, StoredMessage } from './types.js';
 
@@ -10,6 +10,10 @@ import type { DeliveryCursor, DeliveryStore, PendingDelivery, RememberedDevice, 
 export class DeliveryRepository implements DeliveryStore {
   private readonly commits: GroupCommit;
   private readonly statements = new CompiledStatements();
+  /** The devices ("aor\ndevice") that may have deliveries waiting: a registration of the others costs no store read. */
+  private readonly waitingDevices = new WaitingUsers();
+  /** Reading which devices have deliveries waiting, once (again after a failure). */
+  private loadingWaitingDevices: Promise<void> | undefined;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -19,7 +23,7 @@ export class DeliveryRepository implements DeliveryStore {
     this.commits = new GroupCommit(db, deferredSync);
   }
 
-  /** Run for every message to a user with a device known by +sip.instance: compiled once. */
+  /** Run for a message to a user with a remembered device (not cached in DeviceDelivery): compiled once. */
   async devicesOf(aor: string, since: number): Promise<RememberedDevice[]> {
     const query = this.statements.compile('devices of', [aor, since], ([aor, since]) =>
       this.db.selectFrom('devices').selectAll().where('aor', '=', aor as string).where('last_seen', '>=', since as number).orderBy('device'),
@@ -28,9 +32,24 @@ export class DeliveryRepository implements DeliveryStore {
     return rows.map((row) => ({ aor: row.aor, device: row.device, contact: row.contact, lastSeen: Number(row.last_seen), ...nullsAbsent({ userAgent: row.user_agent }) }));
   }
 
-  async aorsWithInstanceDevices(since: number): Promise<string[]> {
-    const rows = await this.db.selectFrom('devices').select('aor').distinct().where('device', 'like', 'urn:%').where('last_seen', '>=', since).execute();
+  async aorsWithDevices(since: number): Promise<string[]> {
+    const rows = await this.db.selectFrom('devices').select('aor').distinct().where('last_seen', '>=', since).execute();
     return rows.map((row) => row.aor);
+  }
+
+  mayHaveWaiting(aor: string, device: string): boolean {
+    this.loadingWaitingDevices ??= this.loadWaitingDevices();
+    return this.waitingDevices.mayHave(waitingKey(aor, device));
+  }
+
+  private async loadWaitingDevices(): Promise<void> {
+    try {
+      const rows = await this.db.selectFrom('message_deliveries').select(['aor', 'device']).distinct().execute();
+      this.waitingDevices.loaded(rows.map((row) => waitingKey(row.aor, row.device)));
+    } catch {
+      // Until it is read, every device may have deliveries waiting: the next registration tries again.
+      this.loadingWaitingDevices = undefined;
+    }
   }
 
   async setContact(aor: string, device: string, contact: string): Promise<void> {
@@ -38,20 +57,25 @@ export class DeliveryRepository implements DeliveryStore {
   }
 
   /** Run for every message kept per device: its statements compiled once per number of devices. */
-  add(message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number): Promise<number | 'full'> {
+  async add(message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number): Promise<number | 'full'> {
     const { statements, waiting } = this;
-    return this.commits.run(async (trx) => {
-      const id = await insertStoredMessage(trx, statements, waiting, message, maxPerUser, true);
-      if (id === 'full') return id;
-      const values = devices.flatMap((device) => [id, message.aor, device, priority]);
-      const rows = statements.compile(`deliveries ${devices.length}`, values, (v) =>
-        trx.insertInto('message_deliveries').values(
-          devices.map((_, i) => ({ message_id: v[4 * i] as number, aor: v[4 * i + 1] as string, device: v[4 * i + 2] as string, priority: v[4 * i + 3] as number })),
-        ),
-      );
-      await trx.executeQuery(rows);
-      return id;
-    });
+    const stored = devices.map((device) => this.waitingDevices.storing(waitingKey(message.aor, device)));
+    try {
+      return await this.commits.run(async (trx) => {
+        const id = await insertStoredMessage(trx, statements, waiting, message, maxPerUser, true);
+        if (id === 'full') return id;
+        const values = devices.flatMap((device) => [id, message.aor, device, priority]);
+        const rows = statements.compile(`deliveries ${devices.length}`, values, (v) =>
+          trx.insertInto('message_deliveries').values(
+            devices.map((_, i) => ({ message_id: v[4 * i] as number, aor: v[4 * i + 1] as string, device: v[4 * i + 2] as string, priority: v[4 * i + 3] as number })),
+          ),
+        );
+        await trx.executeQuery(rows);
+        return id;
+      });
+    } finally {
+      for (const done of stored) done();
+    }
   }
 
   /**
@@ -77,7 +101,9 @@ export class DeliveryRepository implements DeliveryStore {
       }
       return select.orderBy('d.priority').orderBy('d.message_id').limit(sql.lit(size));
     });
+    const read = this.waitingDevices.reading(waitingKey(aor, device));
     const { rows } = await this.db.executeQuery<Selectable<OfflineMessagesTable> & Pick<Selectable<MessageDeliveriesTable>, 'device' | 'priority'>>(query);
+    if (cursor === undefined && rows.length === 0) this.waitingDevices.foundNone(waitingKey(aor, device), read);
     return rows.map((row) => ({ message: toStoredMessage(row), device: row.device, priority: row.priority }));
   }
 
@@ -121,8 +147,7 @@ export class DeliveryRepository implements DeliveryStore {
 
   removeStale(forgetBefore: number): Promise<string[]> {
     return this.db.transaction().execute(async (trx) => {
-      const forgotten = await trx.selectFrom('devices').select('aor').distinct()
-        .where('device', 'like', 'urn:%').where('last_seen', '<', forgetBefore).execute();
+      const forgotten = await trx.selectFrom('devices').select('aor').distinct().where('last_seen', '<', forgetBefore).execute();
       await trx
         .deleteFrom('message_deliveries')
         .where((eb) =>
@@ -147,9 +172,14 @@ export class DeliveryRepository implements DeliveryStore {
         .execute();
       if (forgotten.length === 0) return [];
       const aors = forgotten.map((row) => row.aor);
-      const left = await trx.selectFrom('devices').select('aor').distinct().where('device', 'like', 'urn:%').where('aor', 'in', aors).execute();
+      const left = await trx.selectFrom('devices').select('aor').distinct().where('aor', 'in', aors).execute();
       const kept = new Set(left.map((row) => row.aor));
       return aors.filter((aor) => !kept.has(aor));
     });
   }
+}
+
+/** The key of a device's deliveries in WaitingUsers. */
+function waitingKey(aor: string, device: string): string {
+  return `${aor}\n${device}`;
 }

@@ -91,7 +91,8 @@ interface WaitingRead {
 }
 
 /**
- * The users who may have messages waiting for whichever device registers next, so that registering
+ * The users who may have messages waiting for whichever device registers next (or, keyed by device,
+ * the devices that may have deliveries waiting: DeliveryRepository), so that registering
  * costs the others (nearly everyone) no store read. Until the store's list is read, anyone may. A user
  * is added when a message for them starts being stored (committed or not, a message is never missed)
  * and taken out by a read of all their messages that found none, with none of theirs being stored

@@ -541,10 +541,23 @@ for (const [driver, createBackend] of Object.entries(backends)) {
         { ...binding(dan, 'sip:dan@192.0.2.9'), instance: '"<urn:uuid:DA-1>"', updatedAt: NOW - 5 * MINUTE },
         { ...binding(dan, 'sip:dan@192.0.2.10'), instance: '"<urn:uuid:DA-2>"', updatedAt: NOW + 2 * MINUTE },
       ]);
-      assert.deepEqual(await store.deliveries.removeStale(NOW + MINUTE), [aor], 'the users left without a device known by +sip.instance');
+      assert.deepEqual(await store.deliveries.removeStale(NOW + MINUTE), [aor], 'the users left without a device');
       assert.deepEqual(await store.deliveries.devicesOf(aor, 0), []);
       assert.deepEqual((await store.deliveries.devicesOf(dan, 0)).map((d) => d.device), ['urn:uuid:da-2']);
       assert.equal(await store.offline.count(aor), 0, 'what only forgotten devices had to take goes with them');
+    });
+
+    test('per-device deliveries: a device may have some waiting once something was stored for it, until a read of its queue found none', async () => {
+      const aor = 'fred@a.example';
+      const device = 'sip:fred@192.0.2.11';
+      await eventually(() => !store.deliveries.mayHaveWaiting(aor, device) || undefined, 'what waits read at start: nothing for fred');
+      const id = await store.deliveries.add(message(aor), [device, 'urn:uuid:f-1'], 0, 10);
+      assert.equal(store.deliveries.mayHaveWaiting(aor, device), true);
+      await store.deliveries.done([id as number], device);
+      assert.equal(store.deliveries.mayHaveWaiting(aor, device), true, 'not known to be empty until read');
+      assert.deepEqual(await store.deliveries.pendingFor(aor, device, NOW, undefined, 10), []);
+      assert.equal(store.deliveries.mayHaveWaiting(aor, device), false);
+      assert.equal(store.deliveries.mayHaveWaiting(aor, 'urn:uuid:f-1'), true, 'the other device has still to take it');
     });
 
     test('per-device deliveries: a page a device took goes in one call, each message with its last row; the per-user limit holds past it and for both stores', async () => {

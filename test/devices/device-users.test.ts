@@ -1,6 +1,6 @@
-// Only users with a device known by +sip.instance cost a store read for each message sent to them;
-// a user whose last such device is forgotten (devices.remember) costs none again, until one of
-// their devices registers with an instance again.
+// Only users with a remembered device cost a store read for a message sent to them; a user whose
+// last device is forgotten (devices.remember) costs none again, until one of their devices
+// registers again, with +sip.instance or without.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DeviceDelivery } from '../../src/relay/devices.js';
@@ -11,11 +11,12 @@ import type { DeliveryStore, StoredMessage } from '../../src/store/index.js';
 
 const AOR = 'lea@localhost';
 
-test('a user whose last device known by +sip.instance is forgotten costs no store read per message; registering one again does', async () => {
+test('a user whose last remembered device is forgotten costs no store read per message; registering one again, with or without an instance, does', async () => {
   const reads: string[] = [];
   let forgotten: string[] = [];
   const store = {
-    aorsWithInstanceDevices: async () => [AOR],
+    aorsWithDevices: async () => [AOR],
+    mayHaveWaiting: () => false,
     pendingCounts: async () => [],
     pendingFor: async () => [],
     devicesOf: async (aor: string) => {
@@ -33,7 +34,7 @@ test('a user whose last device known by +sip.instance is forgotten costs no stor
 
   await devices.resume();
   await send();
-  assert.deepEqual(reads, [AOR], 'a user with a remembered instance device is looked up');
+  assert.deepEqual(reads, [AOR], 'a user with a remembered device is looked up');
 
   await devices.forgetStale();
   await send();
@@ -48,4 +49,13 @@ test('a user whose last device known by +sip.instance is forgotten costs no stor
   devices.deliverPending(AOR);
   await send();
   assert.deepEqual(reads, [AOR, AOR, AOR], 'registered again with an instance: looked up again');
+
+  await devices.forgetStale();
+  await send();
+  assert.deepEqual(reads, [AOR, AOR, AOR], 'forgotten again: no store read');
+
+  flows = [[{ binding: { contact: 'sip:lea@127.0.0.1:5072' } } as unknown as Flow]];
+  devices.deliverPending(AOR);
+  await send();
+  assert.deepEqual(reads, [AOR, AOR, AOR, AOR], 'registered again without an instance: looked up again');
 });

@@ -1,0 +1,101 @@
+// Devices registered without +sip.instance get every message too: such a device is its contact as
+// registered, and one asleep while another device took a message gets that message when it
+// registers again with the same contact. One that comes back from another address is a new device.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, type TestServer } from '../support/server.js';
+import { udpAgents, type TestUA } from '../support/ua.js';
+
+let s: TestServer;
+const agent = udpAgents();
+before(async () => {
+  s = await startServer({ relay: { accept_timeout: 1 } as never });
+});
+after(() => s.stop());
+
+const messages = (ua: TestUA) => ua.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString());
+
+/** Two devices of `user` registered without +sip.instance (each its own contact), and a sender. */
+async function twoContactDevices(user: string) {
+  const phone = await agent(user, s.udp);
+  const laptop = await agent(user, s.udp);
+  const sender = await agent(`${user}-friend`, s.udp);
+  assert.equal((await phone.register()).status, 200);
+  assert.equal((await laptop.register()).status, 200);
+  return { phone, laptop, sender, aor: `sip:${user}@localhost`, user: `${user}@localhost` };
+}
+
+test('a device without +sip.instance asleep while the other took a message gets exactly that message, once, when it registers again with its contact', async () => {
+  const { phone, laptop, sender, aor, user } = await twoContactDevices('cody');
+  const both = [phone, laptop].map((ua) => ua.waitForRequest((m) => m.body.toString() === 'to both'));
+  assert.equal((await sender.message(aor, 'to both')).status, 200);
+  await Promise.all(both);
+  assert.deepEqual(await s.server.store.deliveries.pendingCounts(user), [], 'taken by both: nothing stored');
+
+  assert.equal((await phone.register(0)).status, 200);
+  const toLaptop = laptop.waitForRequest((m) => m.body.toString() === 'while the phone slept');
+  assert.equal((await sender.message(aor, 'while the phone slept')).status, 200, 'the laptop took it');
+  await toLaptop;
+  assert.deepEqual(await s.server.store.deliveries.pendingCounts(user), [{ aor: user, device: phone.contact, pending: 1 }], 'kept for the phone only');
+
+  const backlog = phone.waitForRequest((m) => m.body.toString() === 'while the phone slept');
+  assert.equal((await phone.register()).status, 200);
+  await backlog;
+  // A refresh and a later message: nothing already taken comes again.
+  assert.equal((await phone.register()).status, 200);
+  const later = [phone, laptop].map((ua) => ua.waitForRequest((m) => m.body.toString() === 'later'));
+  assert.equal((await sender.message(aor, 'later')).status, 200);
+  await Promise.all(later);
+  assert.deepEqual(messages(phone), ['to both', 'while the phone slept', 'later']);
+  assert.deepEqual(messages(laptop), ['to both', 'while the phone slept', 'later']);
+  assert.deepEqual(await s.server.store.deliveries.pendingCounts(user), []);
+});
+
+test('with no device registered the sender gets 202, and each device without +sip.instance gets the message when it registers again', async () => {
+  const { phone, laptop, sender, aor, user } = await twoContactDevices('dora');
+  assert.equal((await phone.register(0)).status, 200);
+  assert.equal((await laptop.register(0)).status, 200);
+  assert.equal((await sender.message(aor, 'nobody home')).status, 202);
+  assert.deepEqual((await s.server.store.deliveries.pendingCounts(user)).map((c) => c.device).sort(), [laptop.contact, phone.contact].sort());
+  for (const ua of [laptop, phone]) {
+    const got = ua.waitForRequest((m) => m.body.toString() === 'nobody home');
+    assert.equal((await ua.register()).status, 200);
+    await got;
+  }
+  assert.deepEqual(messages(phone), ['nobody home']);
+  assert.deepEqual(messages(laptop), ['nobody home']);
+});
+
+test('a device registering from a new address is a new device: it gets what comes from then on; the old contact, still remembered, keeps its rows', async () => {
+  const { phone, laptop, sender, aor, user } = await twoContactDevices('emil');
+  assert.equal((await phone.register(0)).status, 200);
+  const toLaptop = laptop.waitForRequest((m) => m.body.toString() === 'for the old phone');
+  assert.equal((await sender.message(aor, 'for the old phone')).status, 200);
+  await toLaptop;
+
+  const moved = await agent('emil', s.udp);
+  assert.notEqual(moved.contact, phone.contact);
+  assert.equal((await moved.register()).status, 200);
+  const next = [moved, laptop].map((ua) => ua.waitForRequest((m) => m.body.toString() === 'next'));
+  assert.equal((await sender.message(aor, 'next')).status, 200);
+  await Promise.all(next);
+  assert.deepEqual(messages(moved), ['next']);
+  assert.deepEqual(await s.server.store.deliveries.pendingCounts(user), [{ aor: user, device: phone.contact, pending: 2 }]);
+});
+
+test('a message stored before (one row for the user) still goes to the next device without +sip.instance that registers', async () => {
+  const { phone, laptop, sender, aor, user } = await twoContactDevices('fay');
+  assert.equal((await phone.register(0)).status, 200);
+  assert.equal((await laptop.register(0)).status, 200);
+  const now = Date.now();
+  await s.server.store.offline.add({ aor: user, fromHeader: '<sip:hal@localhost>', toHeader: `<sip:${user}>`, contentType: 'text/plain', body: Buffer.from('from before'), receivedAt: now, expiresAt: now + 60_000 }, 10);
+  const got = laptop.waitForRequest((m) => m.body.toString() === 'from before');
+  assert.equal((await laptop.register()).status, 200);
+  await got;
+  assert.equal((await phone.register()).status, 200);
+  const live = [phone, laptop].map((ua) => ua.waitForRequest((m) => m.body.toString() === 'live'));
+  assert.equal((await sender.message(aor, 'live')).status, 200);
+  await Promise.all(live);
+  assert.deepEqual(messages(laptop), ['from before', 'live']);
+  assert.deepEqual(messages(phone), ['live'], 'taken once, by the laptop');
+});
