@@ -355,11 +355,11 @@ const baseSchema = z
         .describe('sync_sent per local domain, overriding it: `{ example.com: false }`. Each key must be one of domains.'),
     }),
     devices: section({
-      remember: positiveInt.default(2_592_000).describe('Seconds a device (its +sip.instance, or its contact without one) is remembered after it last registered: a message for its user is kept for it, and delivered when it registers again, also while it is not registered.'),
+      remember: positiveInt.default(2_592_000).describe('Seconds a device (its +sip.instance, or without one its contact URI exactly as registered) is remembered after it last registered: a message for its user is kept for it, and delivered when it registers again, also while it is not registered.'),
     }),
     offline: section({
       enabled: z.boolean().default(true).describe('Store messages for known users who are not registered, and deliver them when they register.'),
-      max_per_user: positiveInt.default(100).describe('Most stored messages waiting for one user; further ones are refused.'),
+      max_per_user: positiveInt.default(100).describe('Most stored messages waiting for one user; further ones are refused. Copies of what the user sent (own-message sync) are counted apart, against the same limit.'),
       expires: positiveInt.default(604800).describe('Seconds a stored message is kept before it is dropped.'),
     }),
     sip: section({

@@ -146,35 +146,39 @@ const MAX_BOUNDED_USERS = 100_000;
  * How many stored messages wait for each user at most, as this process stored them: the per-user
  * limit needs a count in the store only once that bound reaches it, not on every message. Removals
  * and expiry only lower the real number, so the bound stays one (Parley is its store's only writer).
+ * Keyed by quota: a user's AOR, or "aor\ncopies" for the copies of what the user sent.
  */
 export class WaitingBounds {
   private readonly bounds = new Map<string, number>();
 
-  /** The bound of `aor`, undefined when it is to be counted. */
-  get(aor: string): number | undefined {
-    return this.bounds.get(aor);
+  /** The bound of `quota`, undefined when it is to be counted. */
+  get(quota: string): number | undefined {
+    return this.bounds.get(quota);
   }
 
   /** Counts again with the next message. */
-  forget(aor: string): void {
-    this.bounds.delete(aor);
+  forget(quota: string): void {
+    this.bounds.delete(quota);
   }
 
   /** What a count in the store found, below the limit. */
-  counted(aor: string, waiting: number): void {
-    if (this.bounds.size >= MAX_BOUNDED_USERS && !this.bounds.has(aor)) this.bounds.clear();
-    this.bounds.set(aor, waiting);
+  counted(quota: string, waiting: number): void {
+    if (this.bounds.size >= MAX_BOUNDED_USERS && !this.bounds.has(quota)) this.bounds.clear();
+    this.bounds.set(quota, waiting);
   }
 
   /** One more message stored: counted before its commit, so a batch rolled back leaves the bound higher than the number, never lower. */
-  added(aor: string): void {
-    const bound = this.bounds.get(aor);
-    if (bound !== undefined) this.bounds.set(aor, bound + 1);
+  added(quota: string): void {
+    const bound = this.bounds.get(quota);
+    if (bound !== undefined) this.bounds.set(quota, bound + 1);
   }
 }
 
 /**
- * Inserts a stored message unless its recipient has maxPerUser waiting. Messages already expired
+ * Inserts a stored message unless its recipient has maxPerUser waiting. Copies of what the recipient
+ * sent (sentCopy, own-message sync) are counted apart, against the same limit: a user's own sending,
+ * while a device is away, never fills the mailbox that messages from others are refused by, and
+ * copies are still bounded. Messages already expired
  * when this one arrives do not take up the recipient's quota, so a sweep that has not run yet
  * cannot make a mailbox look full. On PostgreSQL two concurrent adds for one recipient may both
  * pass the check (read committed). `perDevice`: delivered per device (message_deliveries) rather
@@ -185,13 +189,22 @@ export class WaitingBounds {
 export async function insertStoredMessage(
   trx: Transaction<Database>, statements: CompiledStatements, waiting: WaitingBounds, message: Omit<StoredMessage, 'id'>, maxPerUser: number, perDevice: boolean,
 ): Promise<number | 'full'> {
-  const bound = waiting.get(message.aor);
+  const sentCopy = message.sentCopy ? 1 : 0;
+  const quota = sentCopy ? `${message.aor}\ncopies` : message.aor;
+  const bound = waiting.get(quota);
   if (bound === undefined || bound >= maxPerUser) {
     const limit = Math.floor(maxPerUser);
-    const count = statements.compile(`waiting at most ${limit}`, [message.aor, message.receivedAt], ([aor, now]) =>
+    const count = statements.compile(`waiting at most ${limit} ${sentCopy}`, [message.aor, message.receivedAt], ([aor, now]) =>
       trx
         .selectFrom((eb) =>
-          eb.selectFrom('offline_messages').select('id').where('aor', '=', aor as string).where('expires_at', '>', now as number).limit(sql.lit(limit)).as('waiting'),
+          eb
+            .selectFrom('offline_messages')
+            .select('id')
+            .where('aor', '=', aor as string)
+            .where('expires_at', '>', now as number)
+            .where('sent_copy', '=', sql.lit(sentCopy))
+            .limit(sql.lit(limit))
+            .as('waiting'),
         )
         .select((eb) => eb.fn.countAll<number>().as('waiting')),
     );
@@ -199,14 +212,14 @@ export async function insertStoredMessage(
     const stored = Number(counted[0]!.waiting);
     // A count that reached the limit stopped there: it is no bound, and the next message counts again.
     if (stored >= maxPerUser) {
-      waiting.forget(message.aor);
+      waiting.forget(quota);
       return 'full';
     }
-    waiting.counted(message.aor, stored);
+    waiting.counted(quota, stored);
   }
   const values = [
     message.aor, message.fromHeader, message.toHeader, message.contentType, message.body, message.receivedAt, message.sentAt ?? null, message.expiresAt,
-    message.origin?.callId ?? null, message.origin?.fromTag ?? null, message.origin?.cseq ?? null, perDevice ? 1 : 0, message.sentCopy ? 1 : 0,
+    message.origin?.callId ?? null, message.origin?.fromTag ?? null, message.origin?.cseq ?? null, perDevice ? 1 : 0, sentCopy,
   ] as const;
   const insert = statements.compile('store message', values, (v) =>
     trx
@@ -229,7 +242,7 @@ export async function insertStoredMessage(
       .returning('id'),
   );
   const { rows } = await trx.executeQuery<{ id: number }>(insert);
-  waiting.added(message.aor);
+  waiting.added(quota);
   return Number(rows[0]!.id);
 }
 
