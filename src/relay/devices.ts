@@ -238,78 +238,94 @@ export class DeviceDelivery {
     written: ((protocols: Protocol[]) => void) | undefined, { remembered, live, devices }: KnownDevices, previous?: Promise<void>,
   ): Promise<DeliveryOutcome> {
     const turn = this.storeTurn(aor);
-    const marked = new Set<string>();
-    const mark = (device: string) => {
-      if (!marked.has(device)) this.markStoring(aor, device, marked);
-    };
+    const marks = new StoringMarks(this.storing, aor);
     try {
-      const now: Array<[string, Flow[]]> = [];
+      const now = new Map<string, Flow[]>();
+      // Away, or with older messages waiting: should it register meanwhile, it still gets this one first.
+      const notSent: string[] = [];
       for (const device of devices) {
         const flows = live.get(device);
-        if (flows && !this.isQueued(aor, device)) now.push([device, flows]);
-        // Away, or with older messages waiting: should it register meanwhile, it still gets this one first.
-        else mark(device);
+        if (flows && !this.isQueued(aor, device)) now.set(device, flows);
+        else {
+          notSent.push(device);
+          marks.mark(device);
+        }
       }
       const sendingSince = Date.now();
       const answers = new Map<string, SipMessage>();
       let decided = false;
-      const sending = new Map(now.map(([device, flows]) => [device, this.send(message, flows).then((response) => {
+      const sending = new Map([...now].map(([device, flows]) => [device, this.send(message, flows).then((response) => {
         if (decided) return response;
         answers.set(device, response);
         // Not taken: from now on no later message overtakes it to this device.
-        if (UNREACHABLE.has(response.status)) mark(device);
+        if (UNREACHABLE.has(response.status)) marks.mark(device);
         return response;
       })]));
-      written?.(now.map(([, flows]) => flows[0]!.peer.proto));
+      written?.([...now.values()].map((flows) => flows[0]!.peer.proto));
       // An outbox leg waits for every answer: nobody waits for it, and each answer spares a write.
       if (sending.size > 0) await this.withinAcceptTimeout(previous ? Promise.all(sending.values()) : allOrSoonAfterTaken([...sending.values()], sendingSince));
       decided = true;
-      const left = new Set(devices);
+      /** Sent and not answered yet. */
       const late: string[] = [];
+      /** Answered 408, 480, 503 or 504. */
+      const unreached: string[] = [];
       let best: SipMessage | undefined;
-      for (const [device] of now) {
+      for (const device of now.keys()) {
         const response = answers.get(device);
         if (!response) {
           late.push(device);
-          mark(device);
+          marks.mark(device);
           continue;
         }
-        if (!UNREACHABLE.has(response.status)) left.delete(device);
+        if (UNREACHABLE.has(response.status)) unreached.push(device);
         if (!best || better(response.status, best.status)) best = response;
       }
       const taken = best && best.status < 300 ? { status: best.status, reason: best.reason, response: best } : undefined;
-      if (left.size === 0) return taken ?? { status: best!.status, reason: best!.reason, response: best };
+      const left = [...notSent, ...unreached, ...late];
+      if (left.length === 0) return taken ?? { status: best!.status, reason: best!.reason, response: best };
       if (previous) await previous;
       if (turn.previous !== SETTLED) await turn.previous;
-      let id;
+      let id: number | 'full';
+      // A drain leaves the row of a device still answering to that answer (takeLate) from the moment
+      // it can be read. Written again alone (its batch failed), the message has another id.
+      const inserted: number[] = [];
+      const notInFlight = (ids: number[]) => {
+        for (const stored of ids) for (const device of late) this.inFlight.delete(inFlightKey(stored, device));
+      };
       try {
-        id = await this.add(record, left, message, turn);
+        id = await this.add(record, left, message, turn, (stored) => {
+          inserted.push(stored);
+          for (const device of late) this.inFlight.add(inFlightKey(stored, device));
+        });
       } catch (error) {
+        notInFlight(inserted);
         if (!isStoreUnavailable(error)) throw error;
         // An outbox leg is tried again later (the same request, recognised by the devices that took it).
         if (previous) return STORE_UNAVAILABLE;
         // A message some device took is not refused: what needs no write goes on while the store is away.
         if (!taken) throw error;
-        this.log.info({ aor, devices: left.size }, 'message not kept for the devices that did not take it: store unavailable');
+        this.log.info({ aor, devices: left.length }, 'message not kept for the devices that did not take it: store unavailable');
         return taken;
       }
-      this.unmark(aor, marked);
+      notInFlight(inserted.filter((stored) => stored !== id));
+      // Before they are sent it below: they no longer count as queued for it.
+      marks.release();
       if (id === 'full') return taken ?? MAILBOX_FULL;
       this.stats.stored++;
-      this.stats.pending += left.size;
-      this.log.debug({ aor, id, devices: left.size }, 'message stored for the devices that did not take it');
-      this.wake(id, remembered.filter((d) => left.has(d.device) && (!live.has(d.device) || answers.has(d.device))), message);
+      this.stats.pending += left.length;
+      this.log.debug({ aor, id, devices: left.length }, 'message stored for the devices that did not take it');
+      this.wake(id, remembered.filter((d) => (!live.has(d.device) && notSent.includes(d.device)) || unreached.includes(d.device)), message);
       for (const device of late) this.takeLate(aor, id, device, message, sending.get(device)!, sendingSince, remembered);
-      for (const device of left) {
-        if (sending.has(device) && !answers.has(device)) continue;
-        // Not reached: it gets it again when it registers, or with the next message; now only when
-        // it registered again meanwhile (that registration's drain came too early for it).
-        if (answers.has(device) && !this.registeredSince(aor, device, sendingSince)) this.backlogged.add(queueOf(aor, device));
-        else this.deliverStored(aor, id, device, message, remembered);
+      // Not reached: it gets it again when it registers, or with the next message; now only when
+      // it registered again meanwhile (that registration's drain came too early for it).
+      for (const device of unreached) {
+        if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, remembered);
+        else this.backlogged.add(queueOf(aor, device));
       }
+      for (const device of notSent) this.deliverStored(aor, id, device, message, remembered);
       return taken ?? ACCEPTED;
     } finally {
-      this.unmark(aor, marked);
+      marks.release();
       turn.release();
     }
   }
@@ -322,14 +338,14 @@ export class DeviceDelivery {
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, written: ((protocols: Protocol[]) => void) | undefined, { remembered, live, devices }: KnownDevices,
   ): Promise<DeliveryOutcome> {
     const turn = this.storeTurn(aor);
-    const marked = new Set<string>();
+    const marks = new StoringMarks(this.storing, aor);
     let id;
     try {
-      for (const device of live.keys()) this.markStoring(aor, device, marked);
+      for (const device of live.keys()) marks.mark(device);
       await turn.previous;
-      id = await this.add(record, devices, message, turn);
+      id = await this.add(record, [...devices], message, turn);
     } finally {
-      this.unmark(aor, marked);
+      marks.release();
       turn.release();
     }
     if (id === 'full') {
@@ -349,9 +365,11 @@ export class DeviceDelivery {
    * Stores `message` for `devices` in its turn: the store commits writes in the order they were
    * asked for, so the next message of the user may ask for its own at once, in the same commit.
    */
-  private add(record: Omit<StoredMessage, 'id'>, devices: Set<string>, message: SipMessage, turn: { release(): void }): Promise<number | 'full'> {
+  private add(
+    record: Omit<StoredMessage, 'id'>, devices: string[], message: SipMessage, turn: { release(): void }, inserted?: (id: number) => void,
+  ): Promise<number | 'full'> {
     try {
-      return this.store.add(record, [...devices], priorityOf(message), this.options.maxPerUser);
+      return this.store.add(record, devices, priorityOf(message), this.options.maxPerUser, inserted);
     } finally {
       turn.release();
     }
@@ -366,14 +384,13 @@ export class DeviceDelivery {
 
   /**
    * A device that had not answered when message `id` was stored for it: its row goes when it takes
-   * the message; a drain meanwhile leaves the message to this send, so a device that registered
-   * again since `sendingSince` and then did not take it gets it now.
+   * the message; a drain meanwhile leaves the message to this send (inFlight, from the row's
+   * commit), so a device that registered again since `sendingSince` and then did not take it gets it now.
    */
   private takeLate(
     aor: string, id: number, device: string, message: SipMessage, answer: Promise<SipMessage>, sendingSince: number, remembered: RememberedDevice[],
   ): void {
-    const key = `${id}\n${device}`;
-    this.inFlight.add(key);
+    const key = inFlightKey(id, device);
     void answer.then((response) => {
       this.inFlight.delete(key);
       if (!UNREACHABLE.has(response.status)) return this.recordDone([id], device);
@@ -415,24 +432,6 @@ export class DeviceDelivery {
       if (this.storeTails.get(aor) === mine) this.storeTails.delete(aor);
     });
     return { previous, release };
-  }
-
-  /** `device` has a message on its way to the store: it counts as queued until unmark. */
-  private markStoring(aor: string, device: string, marked: Set<string>): void {
-    marked.add(device);
-    const queue = queueOf(aor, device);
-    this.storing.set(queue, (this.storing.get(queue) ?? 0) + 1);
-  }
-
-  /** What markStoring counted for `marked` is over (each once: the set is emptied). */
-  private unmark(aor: string, marked: Set<string>): void {
-    for (const device of marked) {
-      const queue = queueOf(aor, device);
-      const left = this.storing.get(queue)! - 1;
-      if (left === 0) this.storing.delete(queue);
-      else this.storing.set(queue, left);
-    }
-    marked.clear();
   }
 
   /** The flows of `device` of `aor` now, undefined when it is not registered. */
@@ -572,7 +571,7 @@ export class DeviceDelivery {
   private async sendStored(
     aor: string, id: number, device: string, message: SipMessage, flows: Flow[], taken: (id: number) => Promise<void> | void,
   ): Promise<SipMessage> {
-    const key = `${id}\n${device}`;
+    const key = inFlightKey(id, device);
     this.inFlight.add(key);
     try {
       const response = await this.send(message, flows);
@@ -614,7 +613,7 @@ export class DeviceDelivery {
         try {
           for (const { message, priority } of page) {
             cursor = { priority, messageId: message.id };
-            if (this.inFlight.has(`${message.id}\n${device}`)) continue;
+            if (this.inFlight.has(inFlightKey(message.id, device))) continue;
             const flows = this.flowsOf(aor, device);
             if (!flows) return;
             const response = await this.sendStored(aor, message.id, device, storedRequest(this.stack, message), flows, (id) => void taken.push(id));
@@ -686,6 +685,41 @@ function priorityOf(message: SipMessage): number {
 /** The key of a device's queue in the maps above. */
 function queueOf(aor: string, device: string): string {
   return `${aor}\n${device}`;
+}
+
+/** The key of a stored message on its way to a device (DeviceDelivery.inFlight). */
+function inFlightKey(id: number, device: string): string {
+  return `${id}\n${device}`;
+}
+
+/**
+ * The devices one message is on its way to the store for, counted in DeviceDelivery.storing (they
+ * count as queued meanwhile): each device once, all released once.
+ */
+class StoringMarks {
+  private readonly devices = new Set<string>();
+
+  constructor(
+    private readonly storing: Map<string, number>,
+    private readonly aor: string,
+  ) {}
+
+  mark(device: string): void {
+    if (this.devices.has(device)) return;
+    this.devices.add(device);
+    const queue = queueOf(this.aor, device);
+    this.storing.set(queue, (this.storing.get(queue) ?? 0) + 1);
+  }
+
+  release(): void {
+    for (const device of this.devices) {
+      const queue = queueOf(this.aor, device);
+      const left = this.storing.get(queue)! - 1;
+      if (left === 0) this.storing.delete(queue);
+      else this.storing.set(queue, left);
+    }
+    this.devices.clear();
+  }
 }
 
 /** A device key is its instance URN when it registered with one, else its contact (a SIP URI). */

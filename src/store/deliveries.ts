@@ -57,13 +57,14 @@ export class DeliveryRepository implements DeliveryStore {
   }
 
   /** Run for every message kept per device: its statements compiled once per number of devices. */
-  async add(message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number): Promise<number | 'full'> {
+  async add(message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number, inserted?: (id: number) => void): Promise<number | 'full'> {
     const { statements, waiting } = this;
     const stored = devices.map((device) => this.waitingDevices.storing(waitingKey(message.aor, device)));
     try {
       return await this.commits.run(async (trx) => {
         const id = await insertStoredMessage(trx, statements, waiting, message, maxPerUser, true);
         if (id === 'full') return id;
+        inserted?.(id);
         const values = devices.flatMap((device) => [id, message.aor, device, priority]);
         const rows = statements.compile(`deliveries ${devices.length}`, values, (v) =>
           trx.insertInto('message_deliveries').values(

@@ -164,8 +164,10 @@ export interface DeliveryStore {
   /**
    * Stores a message with a delivery row for each device, unless the recipient has maxPerUser
    * waiting; returns its id, or 'full'. Atomic. Messages get ids in the order they were asked for.
+   * `inserted` is told the id before the rows can be read (again with another id when the write is
+   * run again, after its batch failed).
    */
-  add(message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number): Promise<number | 'full'>;
+  add(message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number, inserted?: (id: number) => void): Promise<number | 'full'>;
   /** Up to `limit` unexpired messages a device has still to take, normal before non-urgent, then oldest first, after `cursor`. */
   pendingFor(aor: string, device: string, now: number, cursor: DeliveryCursor | undefined, limit: number): Promise<PendingDelivery[]>;
   /** The device took these messages (or refused them for good): their rows go, and each message with its last row. */

@@ -208,3 +208,58 @@ test('a registered device that does not answer does not hold up the sender once 
     await patient.stop();
   }
 });
+
+test('a device that registers again while the row of a message it has not answered yet is being committed is not sent it again', async () => {
+  const phone = await agent('kai', s.udp);
+  const laptop = await agent('kai', s.udp);
+  const sender = await agent('kai-friend', s.udp);
+  const laptopInstance = newInstance();
+  assert.equal((await registerDevice(phone, { instance: newInstance() })).status, 200);
+  assert.equal((await registerDevice(laptop, { instance: laptopInstance })).status, 200);
+  const deliveries = s.server.store.deliveries;
+  const { add, pendingFor } = deliveries;
+  // The laptop's row is committed, and its store's answer held until the laptop's drain read it.
+  let committed!: () => void;
+  const written = new Promise<void>((resolve) => (committed = resolve));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  deliveries.add = async (...args) => {
+    deliveries.add = add;
+    const id = await add.apply(deliveries, args);
+    committed();
+    await released;
+    return id;
+  };
+  let read!: (bodies: string[]) => void;
+  const drainRead = new Promise<string[]>((resolve) => (read = resolve));
+  deliveries.pendingFor = async (aor, device, ...rest) => {
+    const page = await pendingFor.call(deliveries, aor, device, ...rest);
+    if (device === laptopInstance) {
+      deliveries.pendingFor = pendingFor;
+      read(page.map(({ message }) => message.body.toString()));
+    }
+    return page;
+  };
+  try {
+    laptop.answer = null;
+    const held = laptop.waitForRequest((m) => m.body.toString() === 'once');
+    const answered = sender.message('sip:kai@localhost', 'once');
+    const request = await held;
+    await written;
+    assert.equal((await registerDevice(laptop, { instance: laptopInstance })).status, 200);
+    assert.deepEqual(await drainRead, ['once'], 'the drain read the row while the message was on its way to the laptop');
+    release();
+    assert.equal((await answered).status, 200, 'the phone took it');
+    laptop.sendRaw(createResponse(request, 200).toBuffer());
+    await eventually(async () => (await deliveries.pendingCounts('kai@localhost')).length === 0 || undefined, 'the laptop\'s row gone once it answered');
+  } finally {
+    deliveries.add = add;
+    deliveries.pendingFor = pendingFor;
+    release();
+  }
+  laptop.answer = 200;
+  const next = laptop.waitForRequest((m) => m.body.toString() === 'next');
+  assert.equal((await sender.message('sip:kai@localhost', 'next')).status, 200);
+  await next;
+  assert.deepEqual(messages(laptop), ['once', 'next'], 'sent once: the drain left it to the send under way');
+});
