@@ -355,7 +355,7 @@ const baseSchema = z
         .describe('sync_sent per local domain, overriding it: `{ example.com: false }`. Each key must be one of domains.'),
     }),
     devices: section({
-      remember: positiveInt.default(2_592_000).describe('Seconds a device (its +sip.instance, or without one its contact URI exactly as registered) is remembered after it last registered: a message for its user is kept for it, and delivered when it registers again, also while it is not registered.'),
+      remember: positiveInt.default(2_592_000).describe('Seconds a device (its +sip.instance, or without one its contact URI without parameters) is remembered after it last registered: a message for its user is kept for it, and delivered when it registers again, also while it is not registered.'),
     }),
     offline: section({
       enabled: z.boolean().default(true).describe('Store messages for known users who are not registered, and deliver them when they register.'),

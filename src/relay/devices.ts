@@ -72,7 +72,7 @@ export interface DeviceDeliveryStats {
 
 /** A device of a user as an operator sees it (RPC devices.list). */
 export interface DeviceSummary {
-  /** The instance URN, or the contact of a device registered without one. */
+  /** The instance URN, or the contact's address (URI without parameters) of a device registered without one. */
   device: string;
   instance: string | null;
   contact: string;
@@ -198,9 +198,9 @@ export class DeviceDelivery {
     if (remembered.length === 0) return undefined;
     for (const { device } of waiting) this.backlogged.add(queueOf(aor, device));
     const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
-    // A device registered without +sip.instance is its contact as registered (deviceKey): one that
-    // registers again from another address (port, transport, parameters) is a new device, and the
-    // old one's rows go once it was not seen within devices.remember.
+    // A device registered without +sip.instance is its contact's address (contactDevice): one that
+    // registers again from another address is a new device, and the old one's rows go once it was
+    // not seen within devices.remember.
     const devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
     return { remembered, live, devices };
   }
@@ -722,7 +722,7 @@ class StoringMarks {
   }
 }
 
-/** A device key is its instance URN when it registered with one, else its contact (a SIP URI). */
+/** A device key is its instance URN when it registered with one, else its contact's address (a SIP URI). */
 function instanceOf(device: string): string | null {
   return device.startsWith('urn:') ? device : null;
 }

@@ -27,9 +27,24 @@ export function instanceUrn(value: string): string {
   return value.replace(/^"?<?|>?"?$/g, '').toLowerCase();
 }
 
-/** The key of the device a binding is of: its instance URN, or its contact when it has none. */
+/** The key of the device a binding is of: its instance URN, or its contact's address when it has none (contactDevice). */
 export function deviceKey(binding: { contact: string; instance?: string }): string {
-  return binding.instance ? instanceUrn(binding.instance) : binding.contact;
+  return binding.instance ? instanceUrn(binding.instance) : contactDevice(binding.contact);
+}
+
+/**
+ * The device a contact registered without +sip.instance is: its URI without parameters or headers
+ * (scheme, user, host and port, as registered). A client that registers again from the same address
+ * with other parameters (a new `rinstance`, new push parameters) is the same device; one at another
+ * address (a new port, a new TCP connection's port) is another.
+ */
+export function contactDevice(contact: string): string {
+  // A user part may hold ';' and '?' (RFC 3261 user-unreserved): parameters begin after the host.
+  for (let i = contact.indexOf('@') + 1; i < contact.length; i++) {
+    const code = contact.charCodeAt(i);
+    if (code === 59 /* ; */ || code === 63 /* ? */) return contact.slice(0, i);
+  }
+  return contact;
 }
 
 /** One registered contact of an address-of-record (RFC 3261 §10). */

@@ -478,6 +478,41 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       }
     });
 
+    test('devices without +sip.instance kept under their whole contact move to its address: two contacts of one address are one device, what waited for either waits once', async () => {
+      const aor = 'zoe@a.example';
+      const earlier = await backend.freshUrl();
+      const old = rawDatabase(driver as StoreDriver, earlier);
+      const before = Object.entries(migrations).filter(([name]) => name < '014');
+      const provider = { getMigrations: async () => Object.fromEntries(before.map(([name, m]) => [name, { up: (db: Kysely<any>) => m.up(db, driver as StoreDriver) }])) };
+      assert.equal((await new Migrator({ db: old, provider }).migrateToLatest()).error, undefined);
+      const ids: number[] = [];
+      for (const body of ['one', 'two']) {
+        const row = { aor, from_header: '<sip:alice@a.example>', to_header: `<sip:${aor}>`, content_type: 'text/plain', body: Buffer.from(body), received_at: NOW, sent_at: null, expires_at: NOW + MINUTE, per_device: 1 };
+        ids.push(Number((await old.insertInto('offline_messages').values(row).returning('id').executeTakeFirstOrThrow()).id));
+      }
+      const first = 'sip:zoe@192.0.2.5:5060;rinstance=a';
+      const second = 'sip:zoe@192.0.2.5:5060;rinstance=b;transport=udp';
+      const devices = [[first, NOW - 2 * MINUTE], [second, NOW - MINUTE], ['urn:uuid:z-1', NOW - 3 * MINUTE], ['sip:zoe@192.0.2.6:5070', NOW - 5 * MINUTE]] as const;
+      for (const [device, lastSeen] of devices) await old.insertInto('devices').values({ aor, device, contact: device.startsWith('urn:') ? 'sip:zoe@192.0.2.7' : device, user_agent: null, last_seen: lastSeen }).execute();
+      for (const [id, device] of [[ids[0], first], [ids[0], second], [ids[0], 'urn:uuid:z-1'], [ids[1], second]] as const) {
+        await old.insertInto('message_deliveries').values({ message_id: id, aor, device, priority: 0 }).execute();
+      }
+      await old.destroy();
+
+      const migrated = await openStore(earlier);
+      try {
+        const remembered = await migrated.deliveries.devicesOf(aor, 0);
+        assert.deepEqual(remembered.map((d) => [d.device, d.contact, d.lastSeen]), [
+          ['sip:zoe@192.0.2.5:5060', second, NOW - MINUTE], ['sip:zoe@192.0.2.6:5070', 'sip:zoe@192.0.2.6:5070', NOW - 5 * MINUTE], ['urn:uuid:z-1', 'sip:zoe@192.0.2.7', NOW - 3 * MINUTE],
+        ]);
+        const queue = await migrated.deliveries.pendingFor(aor, 'sip:zoe@192.0.2.5:5060', NOW, undefined, 10);
+        assert.deepEqual(queue.map(({ message }) => message.body.toString()), ['one', 'two']);
+        assert.deepEqual((await migrated.deliveries.pendingCounts(aor)).map((c) => [c.device, c.pending]).sort(), [['sip:zoe@192.0.2.5:5060', 2], ['urn:uuid:z-1', 1]]);
+      } finally {
+        await migrated.close();
+      }
+    });
+
     test('the request a message came in as is kept in typed columns; strings stored before are moved into them', async () => {
       const aor = 'bob@a.example';
       const earlier = await backend.freshUrl();

@@ -15,6 +15,7 @@ import { deviceDeliveries } from './010_device_deliveries.js';
 import { originColumnsServerKeys } from './011_origin_columns_server_keys.js';
 import { offlineSentCopy } from './012_offline_sent_copy.js';
 import { receiptIds } from './013_receipt_ids.js';
+import { contactDevices } from './014_contact_devices.js';
 
 export interface StoreMigration {
   // Kysely<any>: a migration works on the schema as it was at its version, not on today's Database type.
@@ -35,4 +36,5 @@ export const migrations: Readonly<Record<string, StoreMigration>> = {
   '011_origin_columns_server_keys': originColumnsServerKeys,
   '012_offline_sent_copy': offlineSentCopy,
   '013_receipt_ids': receiptIds,
+  '014_contact_devices': contactDevices,
 };
