@@ -240,12 +240,12 @@ export class DeviceDelivery {
     const turn = this.storeTurn(aor);
     const marks = new StoringMarks(this.storing, aor);
     try {
-      const now = new Map<string, Flow[]>();
+      const now: Array<[string, Flow[]]> = [];
       // Away, or with older messages waiting: should it register meanwhile, it still gets this one first.
       const notSent: string[] = [];
       for (const device of devices) {
         const flows = live.get(device);
-        if (flows && !this.isQueued(aor, device)) now.set(device, flows);
+        if (flows && !this.isQueued(aor, device)) now.push([device, flows]);
         else {
           notSent.push(device);
           marks.mark(device);
@@ -254,14 +254,14 @@ export class DeviceDelivery {
       const sendingSince = Date.now();
       const answers = new Map<string, SipMessage>();
       let decided = false;
-      const sending = new Map([...now].map(([device, flows]) => [device, this.send(message, flows).then((response) => {
+      const sending = new Map(now.map(([device, flows]) => [device, this.send(message, flows).then((response) => {
         if (decided) return response;
         answers.set(device, response);
         // Not taken: from now on no later message overtakes it to this device.
         if (UNREACHABLE.has(response.status)) marks.mark(device);
         return response;
       })]));
-      written?.([...now.values()].map((flows) => flows[0]!.peer.proto));
+      written?.(now.map(([, flows]) => flows[0]!.peer.proto));
       // An outbox leg waits for every answer: nobody waits for it, and each answer spares a write.
       if (sending.size > 0) await this.withinAcceptTimeout(previous ? Promise.all(sending.values()) : allOrSoonAfterTaken([...sending.values()], sendingSince));
       decided = true;
@@ -270,7 +270,7 @@ export class DeviceDelivery {
       /** Answered 408, 480, 503 or 504. */
       const unreached: string[] = [];
       let best: SipMessage | undefined;
-      for (const device of now.keys()) {
+      for (const [device] of now) {
         const response = answers.get(device);
         if (!response) {
           late.push(device);
