@@ -1,6 +1,6 @@
 // REGISTER handling (RFC 3261 §10.3) over an in-memory location table that is written through
 // to the store before the 200 OK goes out, so an acknowledged registration survives a crash.
-// A device is its +sip.instance (else its contact): it gets GRUUs (RFC 5627), and its flows
+// A device is its +sip.instance (else its contact's address, contactDevice): it gets GRUUs (RFC 5627), and its flows
 // (RFC 5626 reg-id) are the ways to reach it, one at a time.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
