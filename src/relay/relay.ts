@@ -88,14 +88,16 @@ const PLACEHOLDER_URI = 'sip:x';
 /**
  * A MESSAGE Parley originates, for any number of recipients. Its headers are made and checked once;
  * a recipient's request shares them but for its From (tag), To and Call-ID. The wire form of a
- * forwarded copy is encoded once too, from its Max-Forwards on: each copy writes only its request
- * line, Via, From, To and Call-ID before those shared bytes.
+ * forwarded copy is encoded once too, from its Max-Forwards on, when a copy is first written that
+ * way: each copy writes only its request line, Via, From, To and Call-ID before those shared bytes.
+ * A message whose copies all go another way (to a foreign domain, or a device with a Path) never
+ * encodes them.
  */
 export class PreparedMessage {
   /** Where From, To and Call-ID are in the headers. */
   private readonly at: { from: number; to: number; callId: number };
-  /** The forwarded copy's Max-Forwards value, and what follows its Call-ID down to the end of the body. */
-  private readonly forwarded: { maxForwards: string; tail: Buffer };
+  /** The forwarded copy's Max-Forwards value, and what follows its Call-ID down to the end of the body; made by the first wire(). */
+  private forwarded: { maxForwards: string; tail: Buffer } | undefined;
 
   constructor(
     /** The request with a placeholder recipient, From tag and Call-ID. */
@@ -104,15 +106,11 @@ export class PreparedMessage {
     readonly tagged: boolean,
     readonly storeOffline: boolean,
     readonly outboundProxy: string | undefined,
-    /** The template as forwarded to a device (forwardCopy): what travels on, in order. */
-    copy: SipMessage,
+    /** The realms whose credentials do not travel on (forwardCopy). */
+    private readonly realms: ReadonlySet<string>,
   ) {
     const names = template.headers.map((header) => header.name);
     this.at = { from: names.indexOf('from'), to: names.indexOf('to'), callId: names.indexOf('call-id') };
-    // createRequest begins with Max-Forwards, From, To and Call-ID, as the copy does: the rest is shared.
-    const shared = copy.headers.slice(4);
-    const encoded = withHeadersOf(copy, shared, { method: template.method, uri: '', body: template.body }).toBuffer();
-    this.forwarded = { maxForwards: copy.get('max-forwards')!, tail: encoded.subarray(encoded.indexOf('\r\n') + 2) };
   }
 
   /** The request to `to` (a URI or name-addr): the template's headers with its own From tag (unless tagged), To and Call-ID. */
@@ -129,15 +127,25 @@ export class PreparedMessage {
   /** The wire form of `request` (made by requestFor) forwarded to `requestUri` with `via` on top: what forwardCopy and toBuffer would write. */
   wire(request: SipMessage, requestUri: string, via: string): Buffer {
     const headers = request.headers;
+    const forwarded = (this.forwarded ??= this.encodeForwarded());
     const head =
-      `${request.method} ${safeHeaderValue(requestUri)} SIP/2.0\r\nVia: ${via}\r\nMax-Forwards: ${this.forwarded.maxForwards}\r\n` +
+      `${request.method} ${safeHeaderValue(requestUri)} SIP/2.0\r\nVia: ${via}\r\nMax-Forwards: ${forwarded.maxForwards}\r\n` +
       `From: ${headers[this.at.from]!.value}\r\nTo: ${headers[this.at.to]!.value}\r\nCall-ID: ${headers[this.at.callId]!.value}\r\n`;
-    const tail = this.forwarded.tail;
+    const tail = forwarded.tail;
     // Written at once into room for any head (three UTF-8 bytes per UTF-16 unit at most), not measured first.
     const out = Buffer.allocUnsafe(3 * head.length + tail.length);
     const headBytes = out.write(head, 0, 'utf8');
     tail.copy(out, headBytes);
     return out.subarray(0, headBytes + tail.length);
+  }
+
+  /** The template as forwarded to a device (forwardCopy), encoded from its Max-Forwards value on. */
+  private encodeForwarded(): { maxForwards: string; tail: Buffer } {
+    const template = this.template;
+    const copy = forwardCopy(template, PLACEHOLDER_URI, this.realms)!;
+    // createRequest begins with Max-Forwards, From, To and Call-ID, as the copy does: the rest is shared.
+    const encoded = withHeadersOf(copy, copy.headers.slice(4), { method: template.method, uri: '', body: template.body }).toBuffer();
+    return { maxForwards: copy.get('max-forwards')!, tail: encoded.subarray(encoded.indexOf('\r\n') + 2) };
   }
 }
 
@@ -268,7 +276,7 @@ export class Relay {
       method: 'MESSAGE', uri: PLACEHOLDER_URI, from: content.from, to: PLACEHOLDER_URI, headers, body, contentType: content.contentType, callId: 'x', cseq: ORIGINATED_CSEQ,
     });
     const storeOffline = content.storeOffline !== false && storesOffline(template);
-    return new PreparedMessage(template, content.from.includes(';tag='), storeOffline, content.outboundProxy, forwardCopy(template, PLACEHOLDER_URI, this.options.realms)!);
+    return new PreparedMessage(template, content.from.includes(';tag='), storeOffline, content.outboundProxy, this.options.realms);
   }
 
   /** Sends a prepared message to one recipient, as send() does. */
