@@ -40,6 +40,8 @@ export class RoomFanOut {
   private readonly posts: Outbox<RoomPost>;
   /** The MESSAGE of each post being delivered, and its legs' identities, made by its first leg. */
   private readonly built = new WeakMap<RoomPost, { message: PreparedMessage; identities?: (recipient: string) => ResendIdentity }>();
+  /** The MESSAGE of each history entry sent to a member who joined, by entry. */
+  private readonly replayed = new WeakMap<RoomHistoryEntry, PreparedMessage>();
 
   constructor(
     outbox: OutboxStore,
@@ -74,7 +76,18 @@ export class RoomFanOut {
 
   /** A history entry to a member who joined, in the member's queue after what it was sent before, with its original Date. */
   replay(entry: RoomHistoryEntry, recipient: string): void {
-    this.queues.add(recipient, async (turn) => this.count(entry, recipient, await this.relay.sendPrepared(this.render(entry, new Date(entry.at)), { to: `sip:${recipient}` }, turn)));
+    const message = this.historyMessage(entry);
+    this.queues.add(recipient, async (turn) => this.count(entry, recipient, await this.relay.sendPrepared(message, { to: `sip:${recipient}` }, turn)));
+  }
+
+  /** The MESSAGE of a history entry: the room keeps its entries, so each is made once for every member who joins. */
+  private historyMessage(entry: RoomHistoryEntry): PreparedMessage {
+    let message = this.replayed.get(entry);
+    if (!message) {
+      message = this.render(entry, new Date(entry.at));
+      this.replayed.set(entry, message);
+    }
+    return message;
   }
 
   /** A text from a room's (or the manager's) address to one user. */
