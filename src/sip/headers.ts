@@ -177,7 +177,9 @@ function closingQuote(text: string, open: number): number {
 
 export function unquote(value: string): string {
   if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) {
-    return value.slice(1, -1).replace(/\\(.)/g, '$1');
+    const inner = value.slice(1, -1);
+    // Most quoted strings hold no escape: nothing to replace.
+    return inner.includes('\\') ? inner.replace(/\\(.)/g, '$1') : inner;
   }
   return value;
 }

@@ -281,7 +281,7 @@ const CONTACT_BIT = HEADER_BITS.get('contact')!;
 /**
  * Checks the headers every transaction needs (RFC 3261 §8.1.1) and, on a request, the request-URI and
  * the addresses it carries. What is parsed here is read through the message's own getters, so it is
- * cached for the layers above. A response is matched on its Via and CSeq alone; its URIs are not read.
+ * cached for the layers above. A response is matched on its Via and CSeq alone: nothing else of it is parsed.
  */
 export function validate(message: SipMessage): void {
   // Which of the headers looked for are there, and the first that must not repeat but does.
@@ -303,10 +303,8 @@ export function validate(message: SipMessage): void {
     if (repeated) throw new HeaderError(`more than one ${displayName(repeated)} header`);
     if (message.vias.length === 0) throw new HeaderError('empty Via');
     if (!message.isRequest) {
-      // A response is matched on its Via and CSeq (RFC 3261 §17.1.3): its URIs are not read, but one
-      // whose From or To is no name-addr is malformed.
-      void message.from;
-      void message.to;
+      // A response is matched on its top Via and CSeq (RFC 3261 §17.1.3), and nothing else of it is
+      // read: its From and To are passed on as they came, as a proxy does, unparsed.
       void message.cseq;
       return;
     }
