@@ -118,7 +118,7 @@ export class RoomFanOut {
   }
 
   /** One leg of a post: done once delivered, stored offline or refused for good; tried again while the offline store is unavailable. */
-  private async deliverPost(post: RoomPost, recipient: string, leg: LegContext): Promise<LegOutcome> {
+  private deliverPost(post: RoomPost, recipient: string, leg: LegContext): Promise<LegOutcome> {
     let built = this.built.get(post);
     if (!built) {
       built = { message: this.render(post), identities: post.origin ? recipientIdentities(`room.${post.origin}`) : undefined };
@@ -127,9 +127,10 @@ export class RoomFanOut {
     // Posts kept by an earlier version have no origin: their leg in the outbox names them.
     const { callId, fromTag } = built.identities ? built.identities(recipient) : resendIdentity(leg.key);
     // The outbox keeps the post until the leg is done.
-    const result = await this.relay.sendPrepared(built.message, { to: `sip:${recipient}`, fromTag, callId, keptByOutbox: true }, leg.turn);
-    this.count(post, recipient, result);
-    return result.status === 503 && result.reason === STORE_UNAVAILABLE_REASON ? 'retry' : 'done';
+    return this.relay.sendPrepared(built.message, { to: `sip:${recipient}`, fromTag, callId, keptByOutbox: true }, leg.turn).then((result) => {
+      this.count(post, recipient, result);
+      return result.status === 503 && result.reason === STORE_UNAVAILABLE_REASON ? 'retry' : 'done';
+    });
   }
 
   /** Counts a leg of a post or history entry in the room statistics; one that failed is logged. */

@@ -149,6 +149,18 @@ export class PreparedMessage {
   }
 }
 
+/** What a message sent to a foreign domain became. */
+const foreignResult = (response: SipMessage): DeliveryResult => ({ status: response.status, reason: response.reason, stored: false });
+
+/** What a message delivered locally became: 202 is stored for later. */
+const localResult = (result: { status: number; reason: string }): DeliveryResult => ({ status: result.status, reason: result.reason, stored: result.status === 202 });
+
+/** A store that was unavailable: what a SIP sender would be answered (the module that sends tells its own sender); any other error stays one. */
+function storeUnavailableResult(error: unknown): DeliveryResult {
+  if (isStoreUnavailable(error)) return { status: 503, reason: STORE_UNAVAILABLE_REASON, stored: false };
+  throw error;
+}
+
 /** Statuses after which a device's next flow is tried (RFC 5626 §5.3): the request did not get through this one. */
 const FLOW_FAILED = new Set([408, 503]);
 
@@ -279,8 +291,11 @@ export class Relay {
     return new PreparedMessage(template, content.from.includes(';tag='), storeOffline, content.outboundProxy, this.options.realms);
   }
 
-  /** Sends a prepared message to one recipient, as send() does. */
-  async sendPrepared(prepared: PreparedMessage, recipient: Recipient, turn?: DeliveryTurn): Promise<DeliveryResult> {
+  /**
+   * Sends a prepared message to one recipient, as send() does. Not an async function: every leg of
+   * a room post comes through here, and what it awaits is chained instead, with no frame kept per leg.
+   */
+  sendPrepared(prepared: PreparedMessage, recipient: Recipient, turn?: DeliveryTurn): Promise<DeliveryResult> {
     // The From tag is known here, so the loop key needs no parsing of the From just built.
     const fromTag = prepared.tagged ? undefined : (recipient.fromTag ?? randomToken());
     const message = prepared.requestFor(recipient.to, fromTag, recipient.callId ?? `${randomToken(20)}@parley`);
@@ -288,21 +303,17 @@ export class Relay {
     try {
       target = message.requestUri;
     } catch {
-      return { status: 416, reason: 'Unsupported URI', stored: false };
+      return Promise.resolve({ status: 416, reason: 'Unsupported URI', stored: false });
     }
-    if (!this.isLocal(target)) {
-      const response = await this.sendForeign(message, prepared.outboundProxy, turn);
-      return { status: response.status, reason: response.reason, stored: false };
-    }
+    if (!this.isLocal(target)) return this.sendForeign(message, prepared.outboundProxy, turn).then(foreignResult);
+    let delivered: Promise<{ status: number; reason: string }>;
     try {
       const loop = fromTag === undefined ? loopKey(message) : loopKeyOf(message.uri, fromTag, message.get('to'), message.callId, ORIGINATED_CSEQ);
-      const result = await this.deliverLocal(target, message, loop, prepared.storeOffline, turn, recipient.keptByOutbox === true, prepared);
-      return { status: result.status, reason: result.reason, stored: result.status === 202 };
+      delivered = this.deliverLocal(target, message, loop, prepared.storeOffline, turn, recipient.keptByOutbox === true, prepared);
     } catch (error) {
-      // What a SIP sender would be answered: the module that sends tells its own sender.
-      if (isStoreUnavailable(error)) return { status: 503, reason: STORE_UNAVAILABLE_REASON, stored: false };
-      throw error;
+      return Promise.reject(error as Error);
     }
+    return delivered.then(localResult, storeUnavailableResult);
   }
 
   /** Whether requests for foreign domains go out at all: only through relay.outbound_proxy. */
