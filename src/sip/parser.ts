@@ -301,13 +301,13 @@ export function validate(message: SipMessage): void {
   }
   try {
     if (repeated) throw new HeaderError(`more than one ${displayName(repeated)} header`);
-    if (message.vias.length === 0) throw new HeaderError('empty Via');
     if (!message.isRequest) {
-      // A response is matched on its top Via and CSeq (RFC 3261 §17.1.3), and nothing else of it is
-      // read: its From and To are passed on as they came, as a proxy does, unparsed.
+      // A response is matched on its top Via's branch and its CSeq (RFC 3261 §17.1.3), and nothing
+      // else of it is read: the branch where it stands (topViaBranch), the rest passed on as it came.
       void message.cseq;
       return;
     }
+    if (message.vias.length === 0) throw new HeaderError('empty Via');
     // From and To URIs are read by the layers above: a malformed one must be a 400 here, not a 500 there.
     checked('From URI', fromUri, message);
     checked('To URI', toUri, message);

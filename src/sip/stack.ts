@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { EMPTY, type Header, SipMessage, createResponse, fnv1a, headerLine, randomToken, responseHead, wireForm } from './message.js';
 import { canAnswer, type SipParseError } from './parser.js';
-import { type Via, parseVia } from './headers.js';
+import { type Via, parseVia, topViaBranch } from './headers.js';
 import { Fifo, type TimerHandle, type TimerQueue } from './timers.js';
 import type { TransportLayer } from './transport/layer.js';
 import { type Peer, type Protocol, RELIABLE } from './transport/types.js';
@@ -272,17 +272,12 @@ export class SipStack extends EventEmitter {
     if (this.listenerCount('error') > 0) this.emit('error', error);
   };
 
+  /** A response ends the client transaction its top Via's branch and its CSeq method name (RFC 3261 §17.1.3); nothing else of it is read here. */
   private onResponse(response: SipMessage): void {
-    let branch: string | undefined;
-    try {
-      branch = response.via.branch;
-    } catch {
-      return;
-    }
-    if (!branch) return;
-    const transaction = this.client.get(branch);
-    if (!transaction || response.cseq.method !== transaction.message.method) return;
     if (response.status < 200) return;
+    const branch = topViaBranch(response.get('via')!);
+    const transaction = branch === undefined ? undefined : this.client.get(branch);
+    if (!transaction || response.cseq.method !== transaction.message.method) return;
     transaction.complete(response);
   }
 
