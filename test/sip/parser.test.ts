@@ -299,6 +299,7 @@ describe('start line', () => {
     ['SIP/2.0 100 ', 100, ''],
     ['SIP/2.0 180', 180, ''],
     ['SIP/2.0 699 Whatever it is', 699, 'Whatever it is'],
+    ['SIP/2.0 200  OK ', 200, ' OK '],
     // Reason-Phrase allows UTF8-NONASCII (RFC 3261 §25.1), line separators included.
     ['SIP/2.0 400 Bad \u2028 thing\u2029', 400, 'Bad \u2028 thing\u2029'],
   ];
@@ -314,6 +315,9 @@ describe('start line', () => {
     ['SIP/2.0 099 Too low', 400, false],
     ['SIP/2.0 700 Too high', 400, false],
     ['SIP/2.0 20 OK', 400, false],
+    ['SIP/2.0 2x0 OK', 400, false],
+    ['SIP/2.0 200OK', 400, false],
+    ['SIP/2.0 -20 OK', 400, false],
     ['SIP/3.0 200 OK', 505, false],
     ['SIP/2.0 200 O\rK', 400, false],
     ['MESSAGE sip:bob@example.com SIP/3.0', 505, true],
