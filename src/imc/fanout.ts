@@ -40,6 +40,8 @@ export class RoomFanOut {
   private readonly posts: Outbox<RoomPost>;
   /** The MESSAGE of each post being delivered, and its legs' identities, made by its first leg. */
   private readonly built = new WeakMap<RoomPost, { message: PreparedMessage; identities?: (recipient: string) => ResendIdentity }>();
+  /** The MESSAGE of each history entry sent to a member who joined, by entry. */
+  private readonly replayed = new WeakMap<RoomHistoryEntry, PreparedMessage>();
 
   constructor(
     outbox: OutboxStore,
@@ -74,7 +76,18 @@ export class RoomFanOut {
 
   /** A history entry to a member who joined, in the member's queue after what it was sent before, with its original Date. */
   replay(entry: RoomHistoryEntry, recipient: string): void {
-    this.queues.add(recipient, async (turn) => this.count(entry, recipient, await this.relay.sendPrepared(this.render(entry, new Date(entry.at)), { to: `sip:${recipient}` }, turn)));
+    const message = this.historyMessage(entry);
+    this.queues.add(recipient, async (turn) => this.count(entry, recipient, await this.relay.sendPrepared(message, { to: `sip:${recipient}` }, turn)));
+  }
+
+  /** The MESSAGE of a history entry: the room keeps its entries, so each is made once for every member who joins. */
+  private historyMessage(entry: RoomHistoryEntry): PreparedMessage {
+    let message = this.replayed.get(entry);
+    if (!message) {
+      message = this.render(entry, new Date(entry.at));
+      this.replayed.set(entry, message);
+    }
+    return message;
   }
 
   /** A text from a room's (or the manager's) address to one user. */
@@ -105,7 +118,7 @@ export class RoomFanOut {
   }
 
   /** One leg of a post: done once delivered, stored offline or refused for good; tried again while the offline store is unavailable. */
-  private async deliverPost(post: RoomPost, recipient: string, leg: LegContext): Promise<LegOutcome> {
+  private deliverPost(post: RoomPost, recipient: string, leg: LegContext): Promise<LegOutcome> {
     let built = this.built.get(post);
     if (!built) {
       built = { message: this.render(post), identities: post.origin ? recipientIdentities(`room.${post.origin}`) : undefined };
@@ -114,9 +127,10 @@ export class RoomFanOut {
     // Posts kept by an earlier version have no origin: their leg in the outbox names them.
     const { callId, fromTag } = built.identities ? built.identities(recipient) : resendIdentity(leg.key);
     // The outbox keeps the post until the leg is done.
-    const result = await this.relay.sendPrepared(built.message, { to: `sip:${recipient}`, fromTag, callId, keptByOutbox: true }, leg.turn);
-    this.count(post, recipient, result);
-    return result.status === 503 && result.reason === STORE_UNAVAILABLE_REASON ? 'retry' : 'done';
+    return this.relay.sendPrepared(built.message, { to: `sip:${recipient}`, fromTag, callId, keptByOutbox: true }, leg.turn).then((result) => {
+      this.count(post, recipient, result);
+      return result.status === 503 && result.reason === STORE_UNAVAILABLE_REASON ? 'retry' : 'done';
+    });
   }
 
   /** Counts a leg of a post or history entry in the room statistics; one that failed is logged. */

@@ -88,14 +88,16 @@ const PLACEHOLDER_URI = 'sip:x';
 /**
  * A MESSAGE Parley originates, for any number of recipients. Its headers are made and checked once;
  * a recipient's request shares them but for its From (tag), To and Call-ID. The wire form of a
- * forwarded copy is encoded once too, from its Max-Forwards on: each copy writes only its request
- * line, Via, From, To and Call-ID before those shared bytes.
+ * forwarded copy is encoded once too, from its Max-Forwards on, when a copy is first written that
+ * way: each copy writes only its request line, Via, From, To and Call-ID before those shared bytes.
+ * A message whose copies all go another way (to a foreign domain, or a device with a Path) never
+ * encodes them.
  */
 export class PreparedMessage {
   /** Where From, To and Call-ID are in the headers. */
   private readonly at: { from: number; to: number; callId: number };
-  /** The forwarded copy's Max-Forwards value, and what follows its Call-ID down to the end of the body. */
-  private readonly forwarded: { maxForwards: string; tail: Buffer };
+  /** The forwarded copy's Max-Forwards value, and what follows its Call-ID down to the end of the body; made by the first wire(). */
+  private forwarded: { maxForwards: string; tail: Buffer } | undefined;
 
   constructor(
     /** The request with a placeholder recipient, From tag and Call-ID. */
@@ -104,15 +106,11 @@ export class PreparedMessage {
     readonly tagged: boolean,
     readonly storeOffline: boolean,
     readonly outboundProxy: string | undefined,
-    /** The template as forwarded to a device (forwardCopy): what travels on, in order. */
-    copy: SipMessage,
+    /** The realms whose credentials do not travel on (forwardCopy). */
+    private readonly realms: ReadonlySet<string>,
   ) {
     const names = template.headers.map((header) => header.name);
     this.at = { from: names.indexOf('from'), to: names.indexOf('to'), callId: names.indexOf('call-id') };
-    // createRequest begins with Max-Forwards, From, To and Call-ID, as the copy does: the rest is shared.
-    const shared = copy.headers.slice(4);
-    const encoded = withHeadersOf(copy, shared, { method: template.method, uri: '', body: template.body }).toBuffer();
-    this.forwarded = { maxForwards: copy.get('max-forwards')!, tail: encoded.subarray(encoded.indexOf('\r\n') + 2) };
   }
 
   /** The request to `to` (a URI or name-addr): the template's headers with its own From tag (unless tagged), To and Call-ID. */
@@ -129,16 +127,38 @@ export class PreparedMessage {
   /** The wire form of `request` (made by requestFor) forwarded to `requestUri` with `via` on top: what forwardCopy and toBuffer would write. */
   wire(request: SipMessage, requestUri: string, via: string): Buffer {
     const headers = request.headers;
+    const forwarded = (this.forwarded ??= this.encodeForwarded());
     const head =
-      `${request.method} ${safeHeaderValue(requestUri)} SIP/2.0\r\nVia: ${via}\r\nMax-Forwards: ${this.forwarded.maxForwards}\r\n` +
+      `${request.method} ${safeHeaderValue(requestUri)} SIP/2.0\r\nVia: ${via}\r\nMax-Forwards: ${forwarded.maxForwards}\r\n` +
       `From: ${headers[this.at.from]!.value}\r\nTo: ${headers[this.at.to]!.value}\r\nCall-ID: ${headers[this.at.callId]!.value}\r\n`;
-    const tail = this.forwarded.tail;
+    const tail = forwarded.tail;
     // Written at once into room for any head (three UTF-8 bytes per UTF-16 unit at most), not measured first.
     const out = Buffer.allocUnsafe(3 * head.length + tail.length);
     const headBytes = out.write(head, 0, 'utf8');
     tail.copy(out, headBytes);
     return out.subarray(0, headBytes + tail.length);
   }
+
+  /** The template as forwarded to a device (forwardCopy), encoded from its Max-Forwards value on. */
+  private encodeForwarded(): { maxForwards: string; tail: Buffer } {
+    const template = this.template;
+    const copy = forwardCopy(template, PLACEHOLDER_URI, this.realms)!;
+    // createRequest begins with Max-Forwards, From, To and Call-ID, as the copy does: the rest is shared.
+    const encoded = withHeadersOf(copy, copy.headers.slice(4), { method: template.method, uri: '', body: template.body }).toBuffer();
+    return { maxForwards: copy.get('max-forwards')!, tail: encoded.subarray(encoded.indexOf('\r\n') + 2) };
+  }
+}
+
+/** What a message sent to a foreign domain became. */
+const foreignResult = (response: SipMessage): DeliveryResult => ({ status: response.status, reason: response.reason, stored: false });
+
+/** What a message delivered locally became: 202 is stored for later. */
+const localResult = (result: { status: number; reason: string }): DeliveryResult => ({ status: result.status, reason: result.reason, stored: result.status === 202 });
+
+/** A store that was unavailable: what a SIP sender would be answered (the module that sends tells its own sender); any other error stays one. */
+function storeUnavailableResult(error: unknown): DeliveryResult {
+  if (isStoreUnavailable(error)) return { status: 503, reason: STORE_UNAVAILABLE_REASON, stored: false };
+  throw error;
 }
 
 /** Statuses after which a device's next flow is tried (RFC 5626 §5.3): the request did not get through this one. */
@@ -268,11 +288,14 @@ export class Relay {
       method: 'MESSAGE', uri: PLACEHOLDER_URI, from: content.from, to: PLACEHOLDER_URI, headers, body, contentType: content.contentType, callId: 'x', cseq: ORIGINATED_CSEQ,
     });
     const storeOffline = content.storeOffline !== false && storesOffline(template);
-    return new PreparedMessage(template, content.from.includes(';tag='), storeOffline, content.outboundProxy, forwardCopy(template, PLACEHOLDER_URI, this.options.realms)!);
+    return new PreparedMessage(template, content.from.includes(';tag='), storeOffline, content.outboundProxy, this.options.realms);
   }
 
-  /** Sends a prepared message to one recipient, as send() does. */
-  async sendPrepared(prepared: PreparedMessage, recipient: Recipient, turn?: DeliveryTurn): Promise<DeliveryResult> {
+  /**
+   * Sends a prepared message to one recipient, as send() does. Not an async function: every leg of
+   * a room post comes through here, and what it awaits is chained instead, with no frame kept per leg.
+   */
+  sendPrepared(prepared: PreparedMessage, recipient: Recipient, turn?: DeliveryTurn): Promise<DeliveryResult> {
     // The From tag is known here, so the loop key needs no parsing of the From just built.
     const fromTag = prepared.tagged ? undefined : (recipient.fromTag ?? randomToken());
     const message = prepared.requestFor(recipient.to, fromTag, recipient.callId ?? `${randomToken(20)}@parley`);
@@ -280,21 +303,17 @@ export class Relay {
     try {
       target = message.requestUri;
     } catch {
-      return { status: 416, reason: 'Unsupported URI', stored: false };
+      return Promise.resolve({ status: 416, reason: 'Unsupported URI', stored: false });
     }
-    if (!this.isLocal(target)) {
-      const response = await this.sendForeign(message, prepared.outboundProxy, turn);
-      return { status: response.status, reason: response.reason, stored: false };
-    }
+    if (!this.isLocal(target)) return this.sendForeign(message, prepared.outboundProxy, turn).then(foreignResult);
+    let delivered: Promise<{ status: number; reason: string }>;
     try {
       const loop = fromTag === undefined ? loopKey(message) : loopKeyOf(message.uri, fromTag, message.get('to'), message.callId, ORIGINATED_CSEQ);
-      const result = await this.deliverLocal(target, message, loop, prepared.storeOffline, turn, recipient.keptByOutbox === true, prepared);
-      return { status: result.status, reason: result.reason, stored: result.status === 202 };
+      delivered = this.deliverLocal(target, message, loop, prepared.storeOffline, turn, recipient.keptByOutbox === true, prepared);
     } catch (error) {
-      // What a SIP sender would be answered: the module that sends tells its own sender.
-      if (isStoreUnavailable(error)) return { status: 503, reason: STORE_UNAVAILABLE_REASON, stored: false };
-      throw error;
+      return Promise.reject(error as Error);
     }
+    return delivered.then(localResult, storeUnavailableResult);
   }
 
   /** Whether requests for foreign domains go out at all: only through relay.outbound_proxy. */

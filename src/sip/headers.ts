@@ -177,7 +177,9 @@ function closingQuote(text: string, open: number): number {
 
 export function unquote(value: string): string {
   if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) {
-    return value.slice(1, -1).replace(/\\(.)/g, '$1');
+    const inner = value.slice(1, -1);
+    // Most quoted strings hold no escape: nothing to replace.
+    return inner.includes('\\') ? inner.replace(/\\(.)/g, '$1') : inner;
   }
   return value;
 }
@@ -320,6 +322,42 @@ export function parseVia(value: string): Via {
   if (rport !== undefined && rport !== null && portNumber(rport) === undefined) throw new HeaderError(`bad Via rport ${rport}`);
   const branch = params.get('branch');
   return { transport: m[0]!.toUpperCase(), host: m[1]!.toLowerCase(), port, params, branch: branch ?? undefined };
+}
+
+/**
+ * The branch parameter of the first Via of `value` (a Via header's value, maybe a list), read where
+ * it stands instead of parsing the Via: what a response is matched to its client transaction on
+ * (RFC 3261 §17.1.3), for every response Parley gets. Parameter names are told apart ignoring case
+ * and blanks, as parseVia does; a Via holding a quoted string is left to parseVia. Undefined when
+ * the first Via has no branch, or is no Via parseVia reads.
+ */
+export function topViaBranch(value: string): string | undefined {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c === COMMA) return undefined;
+    if (c === QUOTE) return parsedBranch(value);
+    if (c !== SEMICOLON) continue;
+    let start = skipBlanks(value, i + 1);
+    if (value.slice(start, start + BRANCH.length).toLowerCase() !== BRANCH) continue;
+    start = skipBlanks(value, start + BRANCH.length);
+    if (value.charCodeAt(start) !== EQUALS) continue;
+    start = skipBlanks(value, start + 1);
+    let end = start;
+    for (let v = value.charCodeAt(end); end < value.length && !endsParamValue(v) && v !== COMMA; v = value.charCodeAt(++end));
+    return end > start ? value.slice(start, end) : undefined;
+  }
+  return undefined;
+}
+
+const BRANCH = 'branch';
+const COMMA = 44;
+
+function parsedBranch(value: string): string | undefined {
+  try {
+    return parseVia(splitList(value)[0]!).branch;
+  } catch {
+    return undefined;
+  }
 }
 
 /** An IPv4 or IPv6 address, the latter with or without brackets (RFC 3261 and RFC 5118 §4.5 spell it both ways). */

@@ -131,6 +131,13 @@ const REQUEST_LINE_END = ' SIP/2.0';
 function readStartLine(line: string, message: SipMessage): SipParseError | undefined {
   if (line.includes('\r')) return new SipParseError('Bare CR in the start line', message);
   if (line.startsWith('SIP/')) {
+    // "SIP/2.0 200 OK", as nearly every status line is (each member's answer to a room post), read without the regular expression.
+    const usual = usualStatus(line);
+    if (usual !== undefined) {
+      message.status = usual;
+      message.reason = line.length > USUAL_STATUS_LINE.length ? line.slice(USUAL_STATUS_LINE.length + 1) : '';
+      return undefined;
+    }
     // The code is exactly three digits and the space after it is required (RFC 3261 §25.1), so that
     // "SIP/2.0 4294967301 ..." is not read as a 429 (RFC 4475 §3.1.2.19); an absent reason is tolerated.
     // The reason may hold any UTF-8, U+2028 included, hence the s flag.
@@ -167,6 +174,21 @@ function readStartLine(line: string, message: SipMessage): SipParseError | undef
   if (uri.length > MAX_URI_LENGTH) return new SipParseError('Request-URI Too Long', message, 414);
   message.uri = uri;
   return undefined;
+}
+
+/** What a status line begins with before its reason phrase, in its usual form: "SIP/2.0 " and a code. */
+const USUAL_STATUS_LINE = 'SIP/2.0 200';
+
+/** The code of a status line "SIP/2.0 NNN" with a reason phrase after a space or none, NNN from 100 to 699; undefined for any other form. */
+function usualStatus(line: string): number | undefined {
+  if (!line.startsWith('SIP/2.0 ') || (line.length > USUAL_STATUS_LINE.length && line.charCodeAt(USUAL_STATUS_LINE.length) !== 32)) return undefined;
+  let status = 0;
+  for (let i = 8; i < USUAL_STATUS_LINE.length; i++) {
+    const digit = line.charCodeAt(i) - 48;
+    if (!(digit >= 0 && digit <= 9)) return undefined;
+    status = status * 10 + digit;
+  }
+  return status >= 100 && status <= 699 ? status : undefined;
 }
 
 /** Appends the header fields of the lines of `head` from `start` on to `message`, unfolding continuation lines. */
@@ -281,7 +303,7 @@ const CONTACT_BIT = HEADER_BITS.get('contact')!;
 /**
  * Checks the headers every transaction needs (RFC 3261 §8.1.1) and, on a request, the request-URI and
  * the addresses it carries. What is parsed here is read through the message's own getters, so it is
- * cached for the layers above. A response is matched on its Via and CSeq alone; its URIs are not read.
+ * cached for the layers above. A response is matched on its Via and CSeq alone: nothing else of it is parsed.
  */
 export function validate(message: SipMessage): void {
   // Which of the headers looked for are there, and the first that must not repeat but does.
@@ -301,15 +323,13 @@ export function validate(message: SipMessage): void {
   }
   try {
     if (repeated) throw new HeaderError(`more than one ${displayName(repeated)} header`);
-    if (message.vias.length === 0) throw new HeaderError('empty Via');
     if (!message.isRequest) {
-      // A response is matched on its Via and CSeq (RFC 3261 §17.1.3): its URIs are not read, but one
-      // whose From or To is no name-addr is malformed.
-      void message.from;
-      void message.to;
+      // A response is matched on its top Via's branch and its CSeq (RFC 3261 §17.1.3), and nothing
+      // else of it is read: the branch where it stands (topViaBranch), the rest passed on as it came.
       void message.cseq;
       return;
     }
+    if (message.vias.length === 0) throw new HeaderError('empty Via');
     // From and To URIs are read by the layers above: a malformed one must be a 400 here, not a 500 there.
     checked('From URI', fromUri, message);
     checked('To URI', toUri, message);

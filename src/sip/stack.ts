@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { EMPTY, type Header, SipMessage, createResponse, fnv1a, headerLine, randomToken, responseHead, wireForm } from './message.js';
 import { canAnswer, type SipParseError } from './parser.js';
-import { type Via, parseVia } from './headers.js';
+import { type Via, parseVia, topViaBranch } from './headers.js';
 import { Fifo, type TimerHandle, type TimerQueue } from './timers.js';
 import type { TransportLayer } from './transport/layer.js';
 import { type Peer, type Protocol, RELIABLE } from './transport/types.js';
@@ -109,7 +109,7 @@ export class SipStack extends EventEmitter {
   private readonly answeredExpiry = new Fifo<number>();
   /** Whether a sweep of answered transactions is scheduled: one timer for all of them, not one each. */
   private sweeping = false;
-  private readonly client = new Map<string, ClientTransaction | typeof FINISHED>();
+  private readonly client = new Map<string, ClientTransaction>();
   private readonly sentByOf = new Map<Protocol, string>();
   /** The Server header line of every 2xx Parley sends, made once. */
   private readonly serverLine: string;
@@ -272,17 +272,12 @@ export class SipStack extends EventEmitter {
     if (this.listenerCount('error') > 0) this.emit('error', error);
   };
 
+  /** A response ends the client transaction its top Via's branch and its CSeq method name (RFC 3261 §17.1.3); nothing else of it is read here. */
   private onResponse(response: SipMessage): void {
-    let branch: string | undefined;
-    try {
-      branch = response.via.branch;
-    } catch {
-      return;
-    }
-    if (!branch) return;
-    const transaction = this.client.get(branch);
-    if (!transaction || transaction.done || response.cseq.method !== transaction.message.method) return;
     if (response.status < 200) return;
+    const branch = topViaBranch(response.get('via')!);
+    const transaction = branch === undefined ? undefined : this.client.get(branch);
+    if (!transaction || response.cseq.method !== transaction.message.method) return;
     transaction.complete(response);
   }
 
@@ -316,16 +311,14 @@ export class SipStack extends EventEmitter {
   }
 
   /**
-   * Keeps a finished client transaction's branch through Timer K (T4, none on reliable transports) so
-   * that retransmitted responses are absorbed; the request and whoever waited for it are let go.
-   * For ClientTransaction only.
+   * Lets a finished client transaction go at once. Timer K (RFC 3261 §17.1.2.2) is there to absorb
+   * retransmissions of its response, and a response that matches no transaction is absorbed here
+   * anyway (onResponse drops it): keeping the branch for T4 would change nothing but what is kept,
+   * a branch per request sent for seconds. For ClientTransaction only.
    */
-  finishClient(branch: string, reliable: boolean): void {
-    this.client.set(branch, FINISHED);
-    this.timers.schedule(reliable ? 0 : this.options.t4, () => {
-      this.client.delete(branch);
-      this.stats.clientTransactions = this.client.size;
-    });
+  finishClient(branch: string): void {
+    this.client.delete(branch);
+    this.stats.clientTransactions = this.client.size;
   }
 
   /** Puts Parley's Via with `branch` on top of the request; its wire form (`encode`'s, when given, and the message is left as it is). */
@@ -431,9 +424,6 @@ class ServerTransaction implements IncomingRequest {
   }
 }
 
-/** What a client transaction leaves behind through Timer K: only that it is over. */
-const FINISHED = { done: true } as const;
-
 /** A request Parley sent (RFC 3261 §17.1.2), until its final response or a timeout. */
 class ClientTransaction {
   done = false;
@@ -468,7 +458,7 @@ class ClientTransaction {
     this.done = true;
     this.timeout?.cancel();
     this.retransmit?.cancel();
-    this.stack.finishClient(this.branch, RELIABLE[this.proto]);
+    this.stack.finishClient(this.branch);
     this.settle(response);
   }
 

@@ -17,10 +17,13 @@ class Entry implements TimerHandle {
   constructor(
     readonly due: number,
     public fire: (() => void) | undefined,
+    private readonly queue: DurationQueue,
   ) {}
 
   cancel(): void {
+    if (this.fire === undefined) return;
     this.fire = undefined;
+    this.queue.cancelled();
   }
 }
 
@@ -44,13 +47,47 @@ export class Fifo<T> {
   get first(): T | undefined {
     return this.items[this.head];
   }
+  /** Keeps only the items `keep` says, in their order. */
+  retain(keep: (item: T) => boolean): void {
+    this.items = this.items.slice(this.head).filter(keep);
+    this.head = 0;
+  }
   get size(): number {
     return this.items.length - this.head;
   }
 }
 
+/** Cancelled timers a queue may hold, past which (and past half of it) it lets them go at once. */
+const COMPACT_AFTER = 1024;
+
+/**
+ * The timers of one duration, in the order they fall due. A cancelled one (nearly every Timer F: a
+ * transaction is answered long before 64·T1) is let go with the others cancelled meanwhile, not
+ * kept until it would have been due: a timer held for half a minute outlives the young generation
+ * and makes the collector copy it, then keep it in the old one.
+ */
+class DurationQueue extends Fifo<Entry> {
+  private cancelledCount = 0;
+
+  /** One of its entries was cancelled. */
+  cancelled(): void {
+    if (++this.cancelledCount < COMPACT_AFTER || this.cancelledCount * 2 < this.size) return;
+    this.retain(isLive);
+    this.cancelledCount = 0;
+  }
+
+  /** The first entry, taken out as it falls due. */
+  take(): Entry | undefined {
+    const entry = this.shift();
+    if (entry !== undefined && entry.fire === undefined) this.cancelledCount--;
+    return entry;
+  }
+}
+
+const isLive = (entry: Entry) => entry.fire !== undefined;
+
 export class TimerQueue {
-  private readonly queues = new Map<number, Fifo<Entry>>();
+  private readonly queues = new Map<number, DurationQueue>();
   private interval: NodeJS.Timeout | undefined;
 
   constructor(
@@ -61,8 +98,8 @@ export class TimerQueue {
 
   schedule(delay: number, fire: () => void): TimerHandle {
     let queue = this.queues.get(delay);
-    if (!queue) this.queues.set(delay, (queue = new Fifo<Entry>()));
-    const entry = new Entry(this.clock.now() + delay, fire);
+    if (!queue) this.queues.set(delay, (queue = new DurationQueue()));
+    const entry = new Entry(this.clock.now() + delay, fire, queue);
     queue.push(entry);
     return entry;
   }
@@ -72,7 +109,7 @@ export class TimerQueue {
     const now = this.clock.now();
     for (const queue of this.queues.values()) {
       for (let entry = queue.first; entry && entry.due <= now; entry = queue.first) {
-        queue.shift();
+        queue.take();
         const fire = entry.fire;
         entry.fire = undefined;
         fire?.();

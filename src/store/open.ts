@@ -96,7 +96,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       return map;
     },
     async rooms(tables) {
-      const repository = new RoomRepository(db, tables);
+      const repository = new RoomRepository(db, tables, deferredSync);
       await repository.ensureTables(target.driver);
       return repository;
     },

@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import { GroupCommit, type DeferredSync } from './group-commit.js';
 import type { StoreDriver } from './types.js';
 import type { Database } from './schema.js';
 import type { RoomHistoryEntry, RoomMemberRecord, RoomRecord, RoomStore, RoomTables } from './types.js';
@@ -59,12 +60,17 @@ export class RoomRepository implements RoomStore {
   private readonly roomsTable: 'imc_rooms';
   private readonly membersTable: 'imc_members';
 
+  /** History rows share transactions (group commit), made durable off the event loop where the store can. */
+  private readonly commits: GroupCommit;
+
   constructor(
     private readonly db: Kysely<Database>,
     tables: RoomTables,
+    deferredSync?: DeferredSync,
   ) {
     this.roomsTable = tables.rooms as 'imc_rooms';
     this.membersTable = tables.members as 'imc_members';
+    this.commits = new GroupCommit(db, deferredSync);
   }
 
   /** Creates the Kamailio-compatible tables when this database does not have them yet. */
@@ -170,19 +176,21 @@ export class RoomRepository implements RoomStore {
 
   async appendHistory(entries: RoomHistoryEntry[]): Promise<void> {
     if (entries.length === 0) return;
-    await this.db
-      .insertInto('parley_imc_history')
-      .values(
-        entries.map((e) => ({
-          room: roomUri(e.roomName, e.roomDomain),
-          sender: e.sender,
-          nick: e.nick,
-          content_type: e.contentType,
-          body: e.body,
-          created_at: e.at,
-        })),
-      )
-      .execute();
+    await this.commits.run((trx) =>
+      trx
+        .insertInto('parley_imc_history')
+        .values(
+          entries.map((e) => ({
+            room: roomUri(e.roomName, e.roomDomain),
+            sender: e.sender,
+            nick: e.nick,
+            content_type: e.contentType,
+            body: e.body,
+            created_at: e.at,
+          })),
+        )
+        .execute(),
+    );
   }
 
   async recentHistory(name: string, domain: string, limit: number): Promise<RoomHistoryEntry[]> {

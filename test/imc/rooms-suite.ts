@@ -122,6 +122,14 @@ export function roomsSuite(driver: string, makeDatabase: () => Promise<string | 
         assert.ok(got.get('date'));
         const bodies = erin.received.map((m) => m.body.toString()).filter((b) => b.startsWith('<alice> history'));
         assert.deepEqual(bodies, ['<alice> history 2', '<alice> history 3', '<alice> history 4'], 'the last 3 (imc.history), in order');
+        // The next member who joins gets the same history, each message a request of its own.
+        const frank = await user('frank');
+        const atFrank = frank.waitForRequest((m) => m.body.toString() === '<alice> history 4');
+        await command(frank, 'sip:chat-team@localhost', '#join');
+        const again = await atFrank;
+        assert.equal(again.get('date'), got.get('date'));
+        assert.notEqual(again.callId, got.callId);
+        assert.deepEqual(frank.received.map((m) => m.body.toString()).filter((b) => b.startsWith('<alice> history')), bodies);
       });
 
       test('an offline member gets room messages when registering again', async () => {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatNameAddr, parseNameAddr, parseVia, quote, splitList, unquote } from '../../src/sip/headers.js';
+import { formatNameAddr, parseNameAddr, parseVia, quote, splitList, topViaBranch, unquote } from '../../src/sip/headers.js';
 import { SipMessage, createResponse } from '../../src/sip/message.js';
 import { canAnswer, findHeadEnd, parseMessage } from '../../src/sip/parser.js';
 import { parseError } from './expect-refusal.js';
@@ -299,6 +299,7 @@ describe('start line', () => {
     ['SIP/2.0 100 ', 100, ''],
     ['SIP/2.0 180', 180, ''],
     ['SIP/2.0 699 Whatever it is', 699, 'Whatever it is'],
+    ['SIP/2.0 200  OK ', 200, ' OK '],
     // Reason-Phrase allows UTF8-NONASCII (RFC 3261 §25.1), line separators included.
     ['SIP/2.0 400 Bad \u2028 thing\u2029', 400, 'Bad \u2028 thing\u2029'],
   ];
@@ -314,6 +315,9 @@ describe('start line', () => {
     ['SIP/2.0 099 Too low', 400, false],
     ['SIP/2.0 700 Too high', 400, false],
     ['SIP/2.0 20 OK', 400, false],
+    ['SIP/2.0 2x0 OK', 400, false],
+    ['SIP/2.0 200OK', 400, false],
+    ['SIP/2.0 -20 OK', 400, false],
     ['SIP/3.0 200 OK', 505, false],
     ['SIP/2.0 200 O\rK', 400, false],
     ['MESSAGE sip:bob@example.com SIP/3.0', 505, true],
@@ -572,4 +576,25 @@ describe('createResponse', () => {
     const response = parseMessage(createResponse(request(), 486).toBuffer());
     assert.deepEqual([response.status, response.reason, response.cseq.method], [486, 'Busy Here', 'MESSAGE']);
   });
+});
+
+describe('topViaBranch', () => {
+  const CASES: Array<[string, string | undefined]> = [
+    ['SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKabc.123;rport=5070;received=127.0.0.2', 'z9hG4bKabc.123'],
+    ['SIP/2.0/UDP 127.0.0.1:5060 ;rport ; BRANCH = z9hG4bKabc\t;received=127.0.0.2', 'z9hG4bKabc'],
+    ['SIP/2.0/TCP [2001:db8::1]:5061;branch=z9hG4bKtop, SIP/2.0/UDP h.example.com;branch=z9hG4bKbelow', 'z9hG4bKtop'],
+    ['SIP/2.0/UDP h.example.com;branch=z9hG4bKone,SIP/2.0/UDP g.example.com;branch=z9hG4bKtwo', 'z9hG4bKone'],
+    ['SIP/2.0/UDP h.example.com;rport, SIP/2.0/UDP g.example.com;branch=z9hG4bKbelow', undefined],
+    ['SIP/2.0/UDP h.example.com;branchx=z9hG4bKnot;branch=z9hG4bKyes', 'z9hG4bKyes'],
+    ['SIP/2.0/UDP h.example.com;x="a;branch=z9hG4bKquoted";branch=z9hG4bKreal', 'z9hG4bKreal'],
+    ['SIP/2.0/UDP h.example.com;branch=', undefined],
+    ['SIP/2.0/UDP h.example.com', undefined],
+  ];
+  for (const [via, branch] of CASES) {
+    it(`reads ${branch ?? 'no branch'} from ${via}`, () => {
+      assert.equal(topViaBranch(via), branch);
+      // What parseVia reads of the first Via, where it reads one.
+      if (branch !== undefined) assert.equal(parseVia(splitList(via)[0]!).branch, branch);
+    });
+  }
 });

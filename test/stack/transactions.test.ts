@@ -235,3 +235,48 @@ test('a provisional answer cannot be stateless', () => {
   assert.throws(() => seen[0]!.reply(180, 'Ringing', { stateless: true }), /a stateless answer is final \(200-699\), not 180/);
   assert.equal(transport.sent.length, 0);
 });
+
+/** A final response to `sent` as a UAS may write it, each header line given (the top Via's branch is `{branch}`). */
+function responseTo(sent: SipMessage, lines: string[]): SipMessage {
+  const head = lines.map((line) => line.replace('{branch}', sent.via.branch!)).join('\r\n');
+  return parseMessage(Buffer.from(`SIP/2.0 200 Fine\r\n${head}\r\n\r\n`));
+}
+
+test('a final response ends its client transaction whatever form its Via and CSeq take: compact names, odd case, blanks, folding', async () => {
+  const { clock, timers, transport, stack } = setup();
+  const request = stack.createRequest({ method: 'MESSAGE', uri: 'sip:x@127.0.0.2:5070', from: '<sip:a@localhost>', to: '<sip:x@localhost>', callId: 'odd' });
+  const result = stack.request(request, peer);
+  const sent = transport.sent[0]!.message;
+  transport.emit('message', responseTo(sent, [
+    'v: SIP/2.0/udp 127.0.0.1:5060 ;rport=5060 ; BRANCH = {branch};received=127.0.0.1',
+    `f: ${sent.get('from')}`,
+    'T: <sip:x@localhost>;tag=uas',
+    'i: odd',
+    'cseq:\t1\r\n  MESSAGE',
+    'l: 0',
+  ]), peer);
+  clock.advance(64 * 500 + 10, timers);
+  assert.deepEqual([(await result).status, (await result).reason], [200, 'Fine']);
+});
+
+test('a response is matched on its top Via and CSeq alone: a From or To that is no name-addr does not make it dropped', async () => {
+  const { clock, timers, transport, stack } = setup();
+  const request = stack.createRequest({ method: 'MESSAGE', uri: 'sip:x@127.0.0.2:5070', from: '<sip:a@localhost>', to: '<sip:x@localhost>', callId: 'loose' });
+  const result = stack.request(request, peer);
+  const sent = transport.sent[0]!.message;
+  transport.emit('message', responseTo(sent, [`Via: ${sent.get('via')}`, 'From: <sip:a@localhost;tag=1', 'To: sip:x@localhost>;tag=2', 'Call-ID: loose', 'CSeq: 1 MESSAGE']), peer);
+  clock.advance(64 * 500 + 10, timers);
+  assert.equal((await result).status, 200, 'not the 408 of a request whose answer was dropped');
+});
+
+test('a response to another method or another branch leaves the client transaction waiting', async () => {
+  const { clock, timers, transport, stack } = setup();
+  const request = stack.createRequest({ method: 'MESSAGE', uri: 'sip:x@127.0.0.2:5070', from: '<sip:a@localhost>', to: '<sip:x@localhost>', callId: 'other' });
+  const result = stack.request(request, peer);
+  const sent = transport.sent[0]!.message;
+  const rest = [`From: ${sent.get('from')}`, 'To: <sip:x@localhost>;tag=2', 'Call-ID: other'];
+  transport.emit('message', responseTo(sent, [`Via: ${sent.get('via')}`, ...rest, 'CSeq: 1 OPTIONS']), peer);
+  transport.emit('message', responseTo(sent, [`Via: ${sent.get('via')!.replace(sent.via.branch!, `${sent.via.branch}x`)}`, ...rest, 'CSeq: 1 MESSAGE']), peer);
+  clock.advance(64 * 500 + 10, timers);
+  assert.equal((await result).status, 408);
+});
