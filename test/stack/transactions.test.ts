@@ -92,6 +92,25 @@ test('server transaction: a retransmission is absorbed before the answer and ans
   assert.equal(seen.length, 2, 'after Timer J the transaction is gone');
 });
 
+test('server transaction: every retransmission until Timer J gets the very bytes of the answer, and the sweep lets it go', () => {
+  const { clock, timers, transport, stack } = setup();
+  const seen: IncomingRequest[] = [];
+  stack.on('request', (r) => {
+    seen.push(r);
+    r.reply(202, 'Accepted', { headers: [{ name: 'expires', value: '30' }], body: 'ok' });
+  });
+  transport.emit('message', incoming('z9hG4bKsame'), peer);
+  clock.advance(64 * 500 - 500, timers);
+  transport.emit('message', incoming('z9hG4bKsame'), peer);
+  assert.deepEqual({ handled: seen.length, sent: transport.sent.length, kept: stack.stats.serverTransactions }, { handled: 1, sent: 2, kept: 1 });
+  assert.equal(transport.sent[1]!.message.toString(), transport.sent[0]!.message.toString());
+  assert.deepEqual(transport.sent[1]!.target, transport.sent[0]!.target);
+  clock.advance(500 + 500, timers);
+  assert.equal(stack.stats.serverTransactions, 0, 'let go within T1 past Timer J');
+  transport.emit('message', incoming('z9hG4bKsame'), peer);
+  assert.equal(seen.length, 2);
+});
+
 test('server transaction over a reliable transport is dropped as soon as it is answered (Timer J = 0)', () => {
   const { transport, stack } = setup();
   const seen: IncomingRequest[] = [];
