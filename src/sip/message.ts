@@ -236,7 +236,7 @@ export class SipMessage {
 
   /** The wire form. Content-Length is always written from the body. */
   toBuffer(): Buffer {
-    const startLine = this.isRequest ? `${this.method} ${this.uri} SIP/2.0${CRLF}` : statusLine(this.status, this.reason);
+    const startLine = this.isRequest ? `${this.method} ${this.uri} SIP/2.0${CRLF}` : `SIP/2.0 ${this.status} ${this.reason}${CRLF}`;
     // The values are those made safe as they were set, or those the parser read (uncheckedValues), as they came.
     return wireForm(startLine + headerLines(this.headers, false), this.body);
   }
@@ -286,11 +286,6 @@ function appendLine(head: string, name: string, value: string): string {
 /** `head` and a header line after it, of a value made safe to send (see SipMessage's constructor). */
 function appendSafeLine(head: string, name: string, value: string): string {
   return appendLine(head, name, safeHeaderValue(value));
-}
-
-/** A response's status line, CRLF-ended. */
-function statusLine(status: number, reason: string): string {
-  return `SIP/2.0 ${status} ${reason}${CRLF}`;
 }
 
 const fieldPrefixes = new Map<string, string>();
@@ -405,7 +400,7 @@ export function createResponse(
  */
 export function responseHead(request: SipMessage, status: number, reason = REASONS[status] ?? 'Unknown', toTag?: string): string {
   const append = request.uncheckedValues ? appendSafeLine : appendLine;
-  return copyToResponse(request, status, toTag, statusLine(status, safeHeaderValue(reason)), append);
+  return copyToResponse(request, status, toTag, `SIP/2.0 ${status} ${safeHeaderValue(reason)}${CRLF}`, append);
 }
 
 function pushHeader(headers: Header[], name: string, value: string): Header[] {
