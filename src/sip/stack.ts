@@ -142,7 +142,10 @@ export class SipStack extends EventEmitter {
 
   private onRequest(message: SipMessage, source: Peer): void {
     this.stats.requestsIn++;
-    if (message.method === 'ACK') return; // only INVITE has ACKs; Parley answers INVITE statelessly
+    // An ACK gets no answer and ends nothing Parley keeps: it keeps no dialog, and its answer to an
+    // INVITE is not retransmitted on a timer but resent for each retransmitted INVITE, for 64·T1 (as
+    // long as Timer H would wait for the ACK of a non-2xx).
+    if (message.method === 'ACK') return;
     const key = transactionKey(message);
     const existing = this.inProgress.get(key) ?? this.answered.get(key);
     if (existing) {
@@ -161,7 +164,7 @@ export class SipStack extends EventEmitter {
     this.emit('request', transaction);
     // Kept as in progress only when not answered while handed over: nothing else runs meanwhile, so a
     // request answered at once, as most are, goes straight to the answered ones.
-    if (transaction.final) return;
+    if (transaction.replied) return;
     this.inProgress.set(key, transaction);
     this.countTransactions();
   }
@@ -170,7 +173,7 @@ export class SipStack extends EventEmitter {
   sendResponse(transaction: ServerTransaction, bytes: Buffer): void {
     this.stats.responsesOut++;
     this.transmit(bytes, transaction.responseTarget);
-    if (!transaction.final) return;
+    if (!transaction.replied) return;
     const key = transaction.key;
     this.inProgress.delete(key);
     if (transaction.stateless) this.stats.answeredStatelessly++;
@@ -225,8 +228,9 @@ export class SipStack extends EventEmitter {
     try {
       // Only the top Via is read: one further down may be what made the request malformed.
       const target = stampVia(request, parseVia(request.getAll('via')[0]!), source);
+      const bytes = this.responseBytes(request, status, reason, { headers });
       this.stats.responsesOut++;
-      this.transmit(this.responseBytes(request, status, reason, { headers }), target);
+      this.transmit(bytes, target);
     } catch {
       // Not even a response could be formed: dropping is what RFC 3261 §16.3 leaves.
     }
@@ -361,7 +365,8 @@ export class SipStack extends EventEmitter {
 class ServerTransaction implements IncomingRequest {
   identity?: string;
   lastResponse?: Buffer;
-  final = false;
+  /** Whether its final response was sent. */
+  replied = false;
   /** Answered with the stateless option: the stack keeps nothing once the answer is sent. */
   stateless = false;
 
@@ -373,12 +378,8 @@ class ServerTransaction implements IncomingRequest {
     readonly responseTarget: Peer,
   ) {}
 
-  get replied(): boolean {
-    return this.final;
-  }
-
   reply(status: number, reason?: string, options?: ReplyOptions): void {
-    if (this.final) return;
+    if (this.replied) return;
     let toTag: string | undefined;
     if (options?.stateless) {
       // A provisional answer says more is coming: only a final one can leave nothing behind.
@@ -390,12 +391,12 @@ class ServerTransaction implements IncomingRequest {
   }
 
   respond(response: SipMessage): void {
-    if (!this.final) this.send(response.toBuffer(), response.status);
+    if (!this.replied) this.send(response.toBuffer(), response.status);
   }
 
   private send(bytes: Buffer, status: number): void {
     this.lastResponse = bytes;
-    if (status >= 200) this.final = true;
+    if (status >= 200) this.replied = true;
     this.stack.sendResponse(this, bytes);
   }
 }

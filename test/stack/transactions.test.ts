@@ -111,6 +111,29 @@ test('server transaction: every retransmission until Timer J gets the very bytes
   assert.equal(seen.length, 2);
 });
 
+test('an INVITE refused is answered again for its retransmission, and its ACK is taken without an answer nor a handler', () => {
+  const { transport, stack } = setup();
+  const seen: IncomingRequest[] = [];
+  stack.on('request', (r) => {
+    seen.push(r);
+    r.reply(405, 'Method Not Allowed');
+  });
+  const invite = () => parseMessage(Buffer.from(incoming('z9hG4bKinv').toString().replaceAll('MESSAGE', 'INVITE')));
+  transport.emit('message', invite(), peer);
+  transport.emit('message', invite(), peer);
+  assert.equal(seen.length, 1);
+  assert.equal(transport.sent.length, 2);
+  assert.equal(transport.sent[1]!.message.toString(), transport.sent[0]!.message.toString());
+  const ack = parseMessage(
+    Buffer.from(
+      'ACK sip:bob@localhost SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5070;branch=z9hG4bKinv\r\nMax-Forwards: 70\r\nFrom: <sip:alice@localhost>;tag=1\r\n' +
+        `To: ${transport.sent[0]!.message.get('to')}\r\nCall-ID: c1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n`,
+    ),
+  );
+  transport.emit('message', ack, peer);
+  assert.deepEqual({ handled: seen.length, sent: transport.sent.length, kept: stack.stats.serverTransactions }, { handled: 1, sent: 2, kept: 1 });
+});
+
 test('server transaction over a reliable transport is dropped as soon as it is answered (Timer J = 0)', () => {
   const { transport, stack } = setup();
   const seen: IncomingRequest[] = [];
