@@ -177,9 +177,9 @@ export class SipStack extends EventEmitter {
     const key = transaction.key;
     this.inProgress.delete(key);
     if (transaction.stateless) this.stats.answeredStatelessly++;
+    // Timer J: 64·T1 on unreliable transports, none on reliable ones.
     else if (!RELIABLE[transaction.source.proto]) {
-      // Only the response is kept: the request goes with the transaction, now answered. On a
-      // reliable transport Timer J is 0: nothing is kept.
+      // Only the response is kept: the request goes with the transaction, now answered.
       this.answered.add(key, bytes, transaction.responseTarget);
       if (!this.sweeping) {
         this.sweeping = true;
