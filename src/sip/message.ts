@@ -236,11 +236,9 @@ export class SipMessage {
 
   /** The wire form. Content-Length is always written from the body. */
   toBuffer(): Buffer {
-    let head = this.isRequest ? `${this.method} ${this.uri} SIP/2.0${CRLF}` : `SIP/2.0 ${this.status} ${this.reason}${CRLF}`;
-    for (const h of this.headers) {
-      if (h.name !== 'content-length') head += fieldPrefix(h.name) + h.value + CRLF;
-    }
-    return wireForm(head, this.body);
+    const startLine = this.isRequest ? `${this.method} ${this.uri} SIP/2.0${CRLF}` : `SIP/2.0 ${this.status} ${this.reason}${CRLF}`;
+    // The values are those made safe as they were set, or those the parser read (uncheckedValues), as they came.
+    return wireForm(startLine + headerLines(this.headers, false), this.body);
   }
 
   toString(): string {
@@ -266,7 +264,28 @@ export function wireForm(head: string, body: Buffer): Buffer {
 
 /** One header line, CRLF-ended, of a value made safe to send (see SipMessage's constructor). */
 export function headerLine(name: string, value: string): string {
-  return fieldPrefix(name) + safeHeaderValue(value) + CRLF;
+  return appendSafeLine('', name, value);
+}
+
+/**
+ * The header lines, CRLF-ended, of `headers` but Content-Length (wireForm writes it from the body),
+ * each value made safe to send first when `check` is set.
+ */
+export function headerLines(headers: readonly Header[], check: boolean): string {
+  const append = check ? appendSafeLine : appendLine;
+  let lines = '';
+  for (const h of headers) if (h.name !== 'content-length') lines = append(lines, h.name, h.value);
+  return lines;
+}
+
+/** `head` and a header line after it: where every header line of a message Parley writes is written. */
+function appendLine(head: string, name: string, value: string): string {
+  return head + fieldPrefix(name) + value + CRLF;
+}
+
+/** `head` and a header line after it, of a value made safe to send (see SipMessage's constructor). */
+function appendSafeLine(head: string, name: string, value: string): string {
+  return appendLine(head, name, safeHeaderValue(value));
 }
 
 const fieldPrefixes = new Map<string, string>();
@@ -362,8 +381,8 @@ export function randomToken(length = 10): string {
 }
 
 /**
- * Builds a response to `request` (RFC 3261 §8.2.6): Via, From, Call-ID and CSeq copied,
- * a To tag added when the request had none.
+ * Builds a response to `request` (RFC 3261 §8.2.6), for a caller that needs it as a message (to add
+ * to it, to hand it on): the headers responseHead writes, as a header list.
  */
 export function createResponse(
   request: SipMessage,
@@ -371,36 +390,34 @@ export function createResponse(
   reason = REASONS[status] ?? 'Unknown',
   toTag?: string,
 ): SipMessage {
-  const headers: Header[] = [];
-  const taggedTo = toWithTag(request, status, toTag);
-  let toSeen = false;
-  for (const h of request.headers) {
-    switch (h.name) {
-      case 'via':
-      case 'from':
-      case 'call-id':
-      case 'cseq':
-        headers.push(h);
-        break;
-      case 'to':
-        headers.push(taggedTo === undefined || toSeen ? h : { name: 'to', value: taggedTo });
-        toSeen = true;
-        break;
-    }
-  }
-  return withHeadersOf(request, headers, { status, reason });
+  return withHeadersOf(request, copyToResponse(request, status, toTag, [], pushHeader), { status, reason });
 }
 
 /**
- * The start line and header lines (each CRLF-ended) of the response createResponse builds, written
- * straight from the request's header values as the parser read them: no response message, no header
- * list. Lines the caller adds and wireForm() complete it; the bytes are those of createResponse's toBuffer().
+ * The status line and header lines (each CRLF-ended) of a response to `request`, written straight
+ * from the request's header values as the parser read them: no response message, no header list.
+ * Lines the caller adds and wireForm() complete it; the bytes are those of createResponse's toBuffer().
  */
 export function responseHead(request: SipMessage, status: number, reason = REASONS[status] ?? 'Unknown', toTag?: string): string {
-  const check = request.uncheckedValues;
+  const append = request.uncheckedValues ? appendSafeLine : appendLine;
+  return copyToResponse(request, status, toTag, `SIP/2.0 ${status} ${safeHeaderValue(reason)}${CRLF}`, append);
+}
+
+function pushHeader(headers: Header[], name: string, value: string): Header[] {
+  headers.push({ name, value });
+  return headers;
+}
+
+/**
+ * What a response to `request` copies from it (RFC 3261 §8.2.6), in the request's order: every Via,
+ * the From, Call-ID and CSeq as they are, and the first To, tagged when it has no tag (toWithTag).
+ * `write` takes each name and value after `into` and gives what the next one goes after: the one
+ * choice of a response's headers, whether they are written straight as text (responseHead) or
+ * listed for a message (createResponse).
+ */
+function copyToResponse<T>(request: SipMessage, status: number, toTag: string | undefined, into: T, write: (into: T, name: string, value: string) => T): T {
   const taggedTo = toWithTag(request, status, toTag);
   let toSeen = false;
-  let head = `SIP/2.0 ${status} ${safeHeaderValue(reason)}${CRLF}`;
   for (const h of request.headers) {
     const name = h.name;
     let value = h.value;
@@ -408,9 +425,9 @@ export function responseHead(request: SipMessage, status: number, reason = REASO
       if (taggedTo !== undefined && !toSeen) value = taggedTo;
       toSeen = true;
     } else if (name !== 'via' && name !== 'from' && name !== 'call-id' && name !== 'cseq') continue;
-    head += fieldPrefix(name) + (check ? safeHeaderValue(value) : value) + CRLF;
+    into = write(into, name, value);
   }
-  return head;
+  return into;
 }
 
 /**

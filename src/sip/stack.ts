@@ -2,10 +2,11 @@
 // stamping (RFC 3581) and response routing (§18.2.2). Everything above talks to the network
 // through this: `on('request')` for what arrives, `request()` for what Parley sends.
 import { EventEmitter } from 'node:events';
-import { EMPTY, type Header, SipMessage, createResponse, fnv1a, headerLine, randomToken, responseHead, wireForm } from './message.js';
+import { EMPTY, type Header, SipMessage, createResponse, fnv1a, headerLine, headerLines, randomToken, responseHead, wireForm } from './message.js';
 import { canAnswer, type SipParseError } from './parser.js';
 import { type Via, parseVia, topViaBranch } from './headers.js';
-import { Fifo, type TimerHandle, type TimerQueue } from './timers.js';
+import { AnsweredTransactions } from './answered.js';
+import { type TimerHandle, type TimerQueue } from './timers.js';
 import type { TransportLayer } from './transport/layer.js';
 import { type Peer, type Protocol, RELIABLE } from './transport/types.js';
 
@@ -50,15 +51,6 @@ export interface IncomingRequest {
   respond(response: SipMessage): void;
 }
 
-/**
- * What a server transaction keeps once answered, through Timer J: the bytes to resend. The request
- * and its handler state are let go, so tens of thousands of answered transactions stay cheap.
- */
-interface AnsweredTransaction {
-  lastResponse: Buffer;
-  responseTarget: Peer;
-}
-
 export interface StackStats {
   requestsIn: number;
   responsesOut: number;
@@ -91,22 +83,9 @@ export type Encode = (via: string) => Buffer;
 const OVERLOAD_RETRY_AFTER_S = 5;
 
 export class SipStack extends EventEmitter {
-  /** Requests being handled, and answered ones kept through Timer J (oldest first): apart, so either is bounded on its own. */
+  /** Requests being handled, and answered ones kept through Timer J: apart, so either is bounded on its own. */
   private readonly inProgress = new Map<string, ServerTransaction>();
-  private readonly answered = new Map<string, AnsweredTransaction>();
-  /**
-   * The keys of `answered` in the order they were answered, which is the order they expire in. The
-   * oldest is taken from here, not from the Map: a Map walks past every entry deleted from its front
-   * before the first live one, which made each request at the bound cost tens of microseconds.
-   */
-  private readonly answeredOrder = new Fifo<string>();
-  /**
-   * When the Timer J of each of answeredOrder fires, on the timers' clock, in the same order: apart
-   * from the kept entries, as a list of plain numbers, so that an entry holds no boxed number and
-   * the sweep reads no entry. A key leaves `answered` only as it leaves answeredOrder, so the two
-   * lists stay in step with the Map.
-   */
-  private readonly answeredExpiry = new Fifo<number>();
+  private readonly answered: AnsweredTransactions;
   /** Whether a sweep of answered transactions is scheduled: one timer for all of them, not one each. */
   private sweeping = false;
   private readonly client = new Map<string, ClientTransaction>();
@@ -124,6 +103,8 @@ export class SipStack extends EventEmitter {
     readonly options: StackOptions,
   ) {
     super();
+    // Timer J: answered requests' retransmissions are absorbed for 64·T1 on unreliable transports.
+    this.answered = new AnsweredTransactions(timers.clock, 64 * options.t1, options.maxTransactions);
     this.serverLine = headerLine('server', options.userAgent);
     transports.on('message', (message, source) => {
       if (message.isRequest) this.onRequest(message, source);
@@ -161,7 +142,10 @@ export class SipStack extends EventEmitter {
 
   private onRequest(message: SipMessage, source: Peer): void {
     this.stats.requestsIn++;
-    if (message.method === 'ACK') return; // only INVITE has ACKs; Parley answers INVITE statelessly
+    // An ACK gets no answer and ends nothing Parley keeps: it keeps no dialog, and its answer to an
+    // INVITE is not retransmitted on a timer but resent for each retransmitted INVITE, for 64·T1 (as
+    // long as Timer H would wait for the ACK of a non-2xx).
+    if (message.method === 'ACK') return;
     const key = transactionKey(message);
     const existing = this.inProgress.get(key) ?? this.answered.get(key);
     if (existing) {
@@ -180,27 +164,23 @@ export class SipStack extends EventEmitter {
     this.emit('request', transaction);
     // Kept as in progress only when not answered while handed over: nothing else runs meanwhile, so a
     // request answered at once, as most are, goes straight to the answered ones.
-    if (transaction.final) return;
+    if (transaction.replied) return;
     this.inProgress.set(key, transaction);
     this.countTransactions();
   }
 
   /** Sends a server transaction's response; a final one ends it (RFC 3261 §17.2.2). For ServerTransaction only. */
-  sendResponse(transaction: ServerTransaction, bytes: Buffer, final: boolean): void {
+  sendResponse(transaction: ServerTransaction, bytes: Buffer): void {
     this.stats.responsesOut++;
     this.transmit(bytes, transaction.responseTarget);
-    if (!final) return;
-    // Timer J: absorb retransmissions for 64·T1 on unreliable transports, none on reliable ones.
+    if (!transaction.replied) return;
     const key = transaction.key;
     this.inProgress.delete(key);
     if (transaction.stateless) this.stats.answeredStatelessly++;
+    // Timer J: 64·T1 on unreliable transports, none on reliable ones.
     else if (!RELIABLE[transaction.source.proto]) {
       // Only the response is kept: the request goes with the transaction, now answered.
-      this.answered.set(key, { lastResponse: bytes, responseTarget: transaction.responseTarget });
-      this.answeredOrder.push(key);
-      this.answeredExpiry.push(this.timers.clock.now() + 64 * this.options.t1);
-      // Past the bound the oldest goes first: a retransmission of it would be handled again, no more.
-      if (this.answered.size > this.options.maxTransactions) this.forgetOldestAnswered();
+      this.answered.add(key, bytes, transaction.responseTarget);
       if (!this.sweeping) {
         this.sweeping = true;
         this.timers.schedule(64 * this.options.t1, this.sweepAnswered);
@@ -210,22 +190,15 @@ export class SipStack extends EventEmitter {
   }
 
   /**
-   * Lets go of the answered transactions whose Timer J has fired. They expire in the order they were
-   * answered (answeredOrder), so the sweep stops at the first still due later, and looks again every
-   * T1 while any is kept: each goes at most T1 past its 64·T1.
+   * Lets go of the answered transactions whose Timer J has fired, and looks again every T1 while any
+   * is kept: each goes at most T1 past its 64·T1. One timer for all of them, not one each.
    */
   private readonly sweepAnswered = (): void => {
-    const now = this.timers.clock.now();
-    for (let due = this.answeredExpiry.first; due !== undefined && due <= now; due = this.answeredExpiry.first) this.forgetOldestAnswered();
+    this.answered.expire();
     this.countTransactions();
     this.sweeping = this.answered.size > 0;
     if (this.sweeping) this.timers.schedule(this.options.t1, this.sweepAnswered);
   };
-
-  private forgetOldestAnswered(): void {
-    this.answeredExpiry.shift();
-    this.answered.delete(this.answeredOrder.shift()!);
-  }
 
   private countTransactions(): void {
     this.stats.serverTransactions = this.inProgress.size + this.answered.size;
@@ -234,7 +207,7 @@ export class SipStack extends EventEmitter {
   /** The wire form of the response a server transaction's reply() sends: a Server header on a 2xx, then what `options` adds. */
   responseBytes(request: SipMessage, status: number, reason?: string, options: ReplyOptions = NO_OPTIONS, toTag?: string): Buffer {
     let head = responseHead(request, status, reason, toTag);
-    if (options.headers) head += headerLines(options.headers);
+    if (options.headers) head += headerLines(options.headers, true);
     if (status >= 200 && status < 300) head += this.serverLine;
     let body: Buffer = EMPTY;
     if (options.body !== undefined) {
@@ -255,7 +228,7 @@ export class SipStack extends EventEmitter {
     try {
       // Only the top Via is read: one further down may be what made the request malformed.
       const target = stampVia(request, parseVia(request.getAll('via')[0]!), source);
-      const bytes = wireForm(responseHead(request, status, reason) + headerLines(headers), EMPTY);
+      const bytes = this.responseBytes(request, status, reason, { headers });
       this.stats.responsesOut++;
       this.transmit(bytes, target);
     } catch {
@@ -385,7 +358,8 @@ export class SipStack extends EventEmitter {
 class ServerTransaction implements IncomingRequest {
   identity?: string;
   lastResponse?: Buffer;
-  final = false;
+  /** Whether its final response was sent. */
+  replied = false;
   /** Answered with the stateless option: the stack keeps nothing once the answer is sent. */
   stateless = false;
 
@@ -397,12 +371,8 @@ class ServerTransaction implements IncomingRequest {
     readonly responseTarget: Peer,
   ) {}
 
-  get replied(): boolean {
-    return this.final;
-  }
-
   reply(status: number, reason?: string, options?: ReplyOptions): void {
-    if (this.final) return;
+    if (this.replied) return;
     let toTag: string | undefined;
     if (options?.stateless) {
       // A provisional answer says more is coming: only a final one can leave nothing behind.
@@ -414,13 +384,13 @@ class ServerTransaction implements IncomingRequest {
   }
 
   respond(response: SipMessage): void {
-    if (!this.final) this.send(response.toBuffer(), response.status);
+    if (!this.replied) this.send(response.toBuffer(), response.status);
   }
 
   private send(bytes: Buffer, status: number): void {
     this.lastResponse = bytes;
-    if (status >= 200) this.final = true;
-    this.stack.sendResponse(this, bytes, this.final);
+    if (status >= 200) this.replied = true;
+    this.stack.sendResponse(this, bytes);
   }
 }
 
@@ -497,13 +467,6 @@ class ClientTransaction {
     this.interval = Math.min(this.interval * 2, this.stack.options.t2);
     this.retransmit = this.stack.timers.schedule(this.interval, () => this.onRetransmitTimer());
   }
-}
-
-/** Header lines, CRLF-ended, of headers added to a response; a Content-Length among them is left out, as toBuffer() leaves it. */
-function headerLines(headers: readonly Header[]): string {
-  let lines = '';
-  for (const header of headers) if (header.name !== 'content-length') lines += headerLine(header.name, header.value);
-  return lines;
 }
 
 /**

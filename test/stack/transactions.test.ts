@@ -92,6 +92,48 @@ test('server transaction: a retransmission is absorbed before the answer and ans
   assert.equal(seen.length, 2, 'after Timer J the transaction is gone');
 });
 
+test('server transaction: every retransmission until Timer J gets the very bytes of the answer, and the sweep lets it go', () => {
+  const { clock, timers, transport, stack } = setup();
+  const seen: IncomingRequest[] = [];
+  stack.on('request', (r) => {
+    seen.push(r);
+    r.reply(202, 'Accepted', { headers: [{ name: 'expires', value: '30' }], body: 'ok' });
+  });
+  transport.emit('message', incoming('z9hG4bKsame'), peer);
+  clock.advance(64 * 500 - 500, timers);
+  transport.emit('message', incoming('z9hG4bKsame'), peer);
+  assert.deepEqual({ handled: seen.length, sent: transport.sent.length, kept: stack.stats.serverTransactions }, { handled: 1, sent: 2, kept: 1 });
+  assert.equal(transport.sent[1]!.message.toString(), transport.sent[0]!.message.toString());
+  assert.deepEqual(transport.sent[1]!.target, transport.sent[0]!.target);
+  clock.advance(500 + 500, timers);
+  assert.equal(stack.stats.serverTransactions, 0, 'let go within T1 past Timer J');
+  transport.emit('message', incoming('z9hG4bKsame'), peer);
+  assert.equal(seen.length, 2);
+});
+
+test('an INVITE refused is answered again for its retransmission, and its ACK is taken without an answer nor a handler', () => {
+  const { transport, stack } = setup();
+  const seen: IncomingRequest[] = [];
+  stack.on('request', (r) => {
+    seen.push(r);
+    r.reply(405, 'Method Not Allowed');
+  });
+  const invite = () => parseMessage(Buffer.from(incoming('z9hG4bKinv').toString().replaceAll('MESSAGE', 'INVITE')));
+  transport.emit('message', invite(), peer);
+  transport.emit('message', invite(), peer);
+  assert.equal(seen.length, 1);
+  assert.equal(transport.sent.length, 2);
+  assert.equal(transport.sent[1]!.message.toString(), transport.sent[0]!.message.toString());
+  const ack = parseMessage(
+    Buffer.from(
+      'ACK sip:bob@localhost SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5070;branch=z9hG4bKinv\r\nMax-Forwards: 70\r\nFrom: <sip:alice@localhost>;tag=1\r\n' +
+        `To: ${transport.sent[0]!.message.get('to')}\r\nCall-ID: c1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n`,
+    ),
+  );
+  transport.emit('message', ack, peer);
+  assert.deepEqual({ handled: seen.length, sent: transport.sent.length, kept: stack.stats.serverTransactions }, { handled: 1, sent: 2, kept: 1 });
+});
+
 test('server transaction over a reliable transport is dropped as soon as it is answered (Timer J = 0)', () => {
   const { transport, stack } = setup();
   const seen: IncomingRequest[] = [];
