@@ -9,6 +9,7 @@
 //
 //   npm run bench:hotpath -- [--requests 20000] [--warmup 5000] [--repeat 5] [--window 32] [--only reply,relay,register]
 //   npm run bench:hotpath -- --rooms [--members 10,100]     # a room post, per delivered leg: bench/hotpath-rooms.ts
+//   npm run bench:hotpath -- --xmpp [--only sip2xmpp]       # a message through the XMPP gateway: bench/hotpath-xmpp.ts
 //
 // With --instructions N, each workload instead runs twice under valgrind's callgrind, once with N
 // requests and once with 2N, and the difference of the server thread's instruction counts divided
@@ -24,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { GCProfiler } from 'node:v8';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { okFor, roomFanOutBench } from './hotpath-rooms.js';
+import { xmppGatewayBench } from './hotpath-xmpp.js';
 import { DOMAIN, startHotpathServer, type Sample } from './hotpath-server.js';
 
 const REPLY_USER = 'bench-reply';
@@ -49,6 +51,8 @@ else runClient(workerData as { port: number; window: number });
 async function main(): Promise<void> {
   // The room-post case, CPU and bytes per delivered leg: bench/hotpath-rooms.ts.
   if (process.argv.includes('--rooms')) return roomFanOutBench(process.argv.slice(2), measure);
+  // A message through the XMPP gateway, each way: bench/hotpath-xmpp.ts.
+  if (process.argv.includes('--xmpp')) return xmppGatewayBench(process.argv.slice(2), measure);
   const { values: args } = parseArgs({
     options: {
       requests: { type: 'string', default: '20000' },

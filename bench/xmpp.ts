@@ -5,6 +5,8 @@
 //   npm run bench:xmpp                                  # both servers when the xmpp module is installed
 //   npm run bench:xmpp -- --no-kamailio --step-seconds 5 --start-rate 500 --refine 3
 //   npm run bench:xmpp -- --no-kamailio --delivery-window-udp 16   # Parley with another relay.delivery_window_udp
+//   npm run bench:xmpp -- --no-kamailio --only xmpp2sip --start-rate 4000 --max-rate 4000 --cpu-prof /tmp/prof
+//                                                       # one direction at one rate, Parley's CPU profile written as it stops
 //
 // One real Prosody (test/support/prosody.ts, test/fixtures/prosody/prosody.cfg.lua) on loopback with
 // the component registered; each server in turn connects to it as that component.
@@ -55,6 +57,10 @@ const { values: args } = parseArgs({
     'max-rate': { type: 'string', default: '64000' },
     'latency-rate': { type: 'string', default: '200' },
     'latency-seconds': { type: 'string', default: '10' },
+    /** One direction only: sip2xmpp or xmpp2sip. */
+    only: { type: 'string' },
+    /** Parley writes its CPU profile (node --cpu-prof) into this directory as it stops. */
+    'cpu-prof': { type: 'string' },
     /** Parley's relay.delivery_window_udp for this run (XMPP -> SIP goes to one UDP recipient); its default when absent. */
     'delivery-window-udp': { type: 'string' },
   },
@@ -77,26 +83,34 @@ let prosody: Prosody | undefined;
 // Servers
 
 async function startParley(p: Prosody): Promise<Server> {
-  return launchParley(
-    work,
-    [
-      'routes:',
-      '  - { handler: relay }',
-      'xmpp:',
-      '  enabled: true',
-      '  backend: component',
-      `  xmpp_domain: ${p.componentDomain}`,
-      `  gateway_domain: ${p.componentDomain}`,
-      '  xmpp_host: 127.0.0.1',
-      `  xmpp_port: ${p.componentPort}`,
-      `  xmpp_password: ${p.componentSecret}`,
-      '  reconnect_min: 0.2',
-      '  reconnect_max: 1',
-      ...(args['delivery-window-udp'] ? ['relay:', `  delivery_window_udp: ${Number(args['delivery-window-udp'])}`] : []),
-      '',
-    ].join('\n'),
-    PING,
-  );
+  // Only Parley's process is profiled: the variable is back as it was once it is started.
+  const nodeOptions = process.env.NODE_OPTIONS;
+  if (args['cpu-prof']) process.env.NODE_OPTIONS = `${nodeOptions ?? ''} --cpu-prof --cpu-prof-dir=${args['cpu-prof']}`;
+  try {
+    return await launchParley(
+      work,
+      [
+        'routes:',
+        '  - { handler: relay }',
+        'xmpp:',
+        '  enabled: true',
+        '  backend: component',
+        `  xmpp_domain: ${p.componentDomain}`,
+        `  gateway_domain: ${p.componentDomain}`,
+        '  xmpp_host: 127.0.0.1',
+        `  xmpp_port: ${p.componentPort}`,
+        `  xmpp_password: ${p.componentSecret}`,
+        '  reconnect_min: 0.2',
+        '  reconnect_max: 1',
+        ...(args['delivery-window-udp'] ? ['relay:', `  delivery_window_udp: ${Number(args['delivery-window-udp'])}`] : []),
+        '',
+      ].join('\n'),
+      PING,
+    );
+  } finally {
+    if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
+    else process.env.NODE_OPTIONS = nodeOptions;
+  }
 }
 
 async function startKamailio(p: Prosody): Promise<Server> {
@@ -341,7 +355,8 @@ const xmppToSip: Direction = {
   },
 };
 
-const directions = [sipToXmpp, xmppToSip];
+const directions = [sipToXmpp, xmppToSip].filter((direction) => !args.only || direction.key === args.only);
+if (directions.length === 0) throw new Error(`--only: expected sip2xmpp or xmpp2sip, not ${args.only}`);
 
 function logStep(server: Server, direction: Direction, step: Step, what = `${String(step.rate).padStart(6)}/s`): void {
   log(
