@@ -365,7 +365,7 @@ const baseSchema = z
     sip: section({
       t1: positiveInt.default(500).describe('RFC 3261 T1, round-trip time estimate, in milliseconds.'),
       t2: positiveInt.default(4000).describe('RFC 3261 T2, longest retransmit interval, in milliseconds; at least t1.'),
-      t4: positiveInt.default(5000).describe('RFC 3261 T4, time a message may linger in the network, in milliseconds.'),
+      t4: positiveInt.default(5000).describe('RFC 3261 T4, time a message may linger in the network, in milliseconds. Accepted for files written for earlier versions and not used: Parley keeps no finished request for T4 (Timer K), a late copy of its response matching none is dropped.'),
       max_message_size: positiveInt.default(65535).describe('Largest SIP message accepted on any transport, in bytes.'),
       max_transactions: positiveInt.default(100_000).describe('Requests in progress at once, past which new ones get 503 with Retry-After; also the most answered UDP requests kept to absorb their retransmissions (Timer J), the oldest let go first (a retransmission of it is then handled again). About 1 KiB each.'),
       mtu: positiveInt.default(1300).describe('Size in bytes above which a request meant for UDP is sent over TCP (RFC 3261 §18.1.1).'),

@@ -268,7 +268,6 @@ function stackOptions(config: Config): StackOptions {
   return {
     t1: sip.t1,
     t2: sip.t2,
-    t4: sip.t4,
     mtu: sip.mtu,
     userAgent: sip.user_agent,
     maxTransactions: sip.max_transactions,

@@ -15,7 +15,6 @@ export const BRANCH_COOKIE = 'z9hG4bK';
 export interface StackOptions {
   t1: number;
   t2: number;
-  t4: number;
   /** Host[:port] put in Via and Contact instead of the listen address (behind NAT, or a name). */
   advertise?: string;
   /** Bytes above which a UDP request goes over TCP when Parley can (RFC 3261 §18.1.1). */

@@ -22,7 +22,7 @@ function setup({ paths = {}, outboundProxy }: { paths?: Record<string, string>; 
     has: () => false,
   });
   const stack = new SipStack(transport as unknown as TransportLayer, new TimerQueue(new FakeClock()), {
-    t1: 500, t2: 4000, t4: 5000, mtu: 1300, userAgent: 'Parley test', maxTransactions: 100,
+    t1: 500, t2: 4000, mtu: 1300, userAgent: 'Parley test', maxTransactions: 100,
   });
   const binding = (aor: string) => ({ aor, contact: `sip:${aor.split('@')[0]}@127.0.0.2:5070;ob`, source: member, path: paths[aor] });
   // Every member has one registered phone.

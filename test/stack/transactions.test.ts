@@ -29,7 +29,7 @@ function setup(maxTransactions = 1000) {
   const clock = new FakeClock();
   const timers = new TimerQueue(clock);
   const transport = new FakeTransport(clock);
-  const stack = new SipStack(transport as unknown as TransportLayer, timers, { t1: 500, t2: 4000, t4: 5000, mtu: 1300, userAgent: 'test', maxTransactions });
+  const stack = new SipStack(transport as unknown as TransportLayer, timers, { t1: 500, t2: 4000, mtu: 1300, userAgent: 'test', maxTransactions });
   return { clock, timers, transport, stack };
 }
 
