@@ -78,12 +78,12 @@ export class LocationRepository implements LocationStore {
     }
     if (bindings.length > 0) {
       // Devices are remembered beyond their registration, for what is sent to them while away.
-      const devices = deviceRows(aor, bindings);
-      const deviceValues = devices.flatMap((device) => [device.aor, device.device, device.contact, device.user_agent, device.last_seen]);
-      compiled.push(statements.compile(`devices ${devices.length}`, deviceValues, (values) =>
+      const deviceValues = deviceRowValues(aor, bindings);
+      const devices = deviceValues.length / DEVICE_COLUMNS;
+      compiled.push(statements.compile(`devices ${devices}`, deviceValues, (values) =>
         db
           .insertInto('devices')
-          .values(devices.map((_, row) => toDeviceRow(values.slice(row * DEVICE_COLUMNS, (row + 1) * DEVICE_COLUMNS))))
+          .values(Array.from({ length: devices }, (_, row) => toDeviceRow(values.slice(row * DEVICE_COLUMNS, (row + 1) * DEVICE_COLUMNS))))
           .onConflict((conflict) =>
             conflict.columns(['aor', 'device']).doUpdateSet((eb) => ({
               contact: eb.ref('excluded.contact'),
@@ -111,15 +111,26 @@ function toDeviceRow(values: readonly unknown[]): Insertable<DevicesTable> {
   return { aor: aor as string, device: device as string, contact: contact as string, user_agent: userAgent as string | null, last_seen: lastSeen as number };
 }
 
-/** One row per device (a device's flows are several bindings), as its latest registration left it. */
-function deviceRows(aor: string, bindings: readonly Binding[]): Array<Insertable<DevicesTable>> {
+/**
+ * The values of one row per device (a device's flows are several bindings), as its latest
+ * registration left it, in toDeviceRow's order.
+ */
+function deviceRowValues(aor: string, bindings: readonly Binding[]): unknown[] {
+  const values: unknown[] = [];
+  const push = (device: string, binding: Binding) => values.push(aor, device, binding.contact, binding.userAgent ?? null, binding.updatedAt);
+  // One binding, as nearly always: one device, nothing to group.
+  if (bindings.length === 1) {
+    push(deviceKey(bindings[0]!), bindings[0]!);
+    return values;
+  }
   const latest = new Map<string, Binding>();
   for (const binding of bindings) {
     const key = deviceKey(binding);
     const seen = latest.get(key);
     if (!seen || seen.updatedAt < binding.updatedAt) latest.set(key, binding);
   }
-  return [...latest].map(([device, binding]) => ({ aor, device, contact: binding.contact, user_agent: binding.userAgent ?? null, last_seen: binding.updatedAt }));
+  for (const [device, binding] of latest) push(device, binding);
+  return values;
 }
 
 /** Appends the values of a binding's row to `values`, in the order of toLocationRow's columns. */

@@ -79,8 +79,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   const queryTimeoutMs = (options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT_SECONDS) * 1000;
   const { db, availability, deferredSync } = target.driver === 'sqlite' ? openSqlite(target, 'read-write') : await openPostgres(target, queryTimeoutMs);
   await migrateToLatest(db, target);
-  // After the migrations: the writer's thread writes into the tables they made.
-  const writer = target.driver === 'sqlite' && target.path !== ':memory:' ? new SqliteWriter(target.path, SQLITE_BUSY_TIMEOUT_MS) : undefined;
+  const writer = target.driver === 'sqlite' && target.path !== ':memory:' ? await openWriter(db, target) : undefined;
   // Only now: a store unavailable while opening fails the start rather than being retried.
   if (options.log) availability.reportTo(options.log);
   const repositories = createRepositories(db, deferredSync, writer && {
@@ -113,6 +112,16 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       await db.destroy();
     },
   };
+}
+
+/** The writer thread of a SQLite file, after the migrations: it writes into the tables they made. */
+async function openWriter(db: Kysely<Database>, target: SqliteTarget): Promise<SqliteWriter> {
+  try {
+    return await SqliteWriter.open(target.path, SQLITE_BUSY_TIMEOUT_MS);
+  } catch (error) {
+    await db.destroy();
+    throw storeFailure('CONNECT_FAILED', 'Cannot open', target, error);
+  }
 }
 
 /**

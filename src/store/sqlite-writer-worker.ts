@@ -31,11 +31,11 @@ export interface WriteFailure {
   message: string;
 }
 
-/** The answer to a batch once its writes are durable or failed: one entry per write, null when it was committed. */
-export interface FromWriter {
-  id: number;
-  failures: Array<WriteFailure | null>;
-}
+/**
+ * `ready` once the thread has its connection; then the answer to each batch once its writes are
+ * durable or failed: one entry per write, null when it was committed.
+ */
+export type FromWriter = { ready: true } | { id: number; failures: Array<WriteFailure | null> };
 
 const { path, busyTimeoutMs } = workerData as WriterData;
 const port = parentPort!;
@@ -52,6 +52,7 @@ let queued: Array<{ id: number; writes: Statement[][] }> = [];
 const begin = database.prepare('BEGIN IMMEDIATE');
 const commitStatement = database.prepare('COMMIT');
 const rollback = database.prepare('ROLLBACK');
+port.postMessage({ ready: true } satisfies FromWriter);
 let flushScheduled = false;
 
 port.on('message', (message: ToWriter) => {
@@ -86,9 +87,8 @@ function flush(): void {
   }
   let at = 0;
   for (const batch of batches) {
-    const reply: FromWriter = { id: batch.id, failures: failures.slice(at, at + batch.writes.length) };
+    port.postMessage({ id: batch.id, failures: failures.slice(at, at + batch.writes.length) } satisfies FromWriter);
     at += batch.writes.length;
-    port.postMessage(reply);
   }
 }
 

@@ -34,21 +34,35 @@ export class SqliteWriter implements StatementWriter {
   /** Set once the thread is gone (it failed, or close()): every write from then on fails with it. */
   private ended: Error | undefined;
   private readonly exited: Promise<void>;
+  private readonly ready: Promise<void>;
 
-  constructor(path: string, busyTimeoutMs: number) {
+  /** A writer whose thread has its connection to the file, so that no write waits for the thread to start. */
+  static async open(path: string, busyTimeoutMs: number): Promise<SqliteWriter> {
+    const writer = new SqliteWriter(path, busyTimeoutMs);
+    await writer.ready;
+    return writer;
+  }
+
+  private constructor(path: string, busyTimeoutMs: number) {
     const data: WriterData = { path, busyTimeoutMs };
     this.worker = new Worker(new URL(`./sqlite-writer-worker.${FROM_SOURCES ? 'ts' : 'js'}`, import.meta.url), {
       workerData: data,
       execArgv: FROM_SOURCES ? ['--import', import.meta.resolve('tsx')] : [],
     });
-    // Only writes under way keep the process alive (see write()).
-    this.worker.unref();
-    this.worker.on('message', (reply: FromWriter) => this.answered(reply));
-    this.worker.on('error', (error) => this.end(new Error(`SQLite writer failed: ${error.message}`, { cause: error })));
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.on('message', (reply: FromWriter) => ('ready' in reply ? resolve() : this.answered(reply)));
+      this.worker.on('error', (error) => {
+        const failure = new Error(`SQLite writer failed: ${error.message}`, { cause: error });
+        this.end(failure);
+        reject(failure);
+      });
+    });
     this.exited = new Promise((resolve) => this.worker.once('exit', () => {
       this.end(new Error('SQLite writer stopped'));
       resolve();
     }));
+    // Only writes under way keep the process alive (see write()), once it is ready.
+    void this.ready.then(() => this.sent.size === 0 && this.worker.unref(), () => {});
   }
 
   write(statements: readonly CompiledQuery[]): Promise<void> {
@@ -106,7 +120,7 @@ export class SqliteWriter implements StatementWriter {
     return { id, newSql, count: batch.length, writes };
   }
 
-  private answered({ id, failures }: FromWriter): void {
+  private answered({ id, failures }: { id: number; failures: Array<WriteFailure | null> }): void {
     const batch = this.sent.get(id);
     if (!batch) return;
     this.sent.delete(id);

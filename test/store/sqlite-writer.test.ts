@@ -32,7 +32,7 @@ const rows = (reader: SqliteDatabase.Database) => (reader.prepare('select n from
 
 test('a write resolves once committed: another connection sees it, and several writes asked for together all land', async () => {
   const { path, reader } = databaseFile();
-  const writer = new SqliteWriter(path, 200);
+  const writer = await SqliteWriter.open(path, 200);
   try {
     await writer.write([insert(1), insert(2)]);
     assert.deepEqual(rows(reader), [1, 2]);
@@ -46,7 +46,7 @@ test('a write resolves once committed: another connection sees it, and several w
 
 test('a failing write among others asked for at the same time fails alone, leaving none of its statements; the others are committed', async () => {
   const { path, reader } = databaseFile();
-  const writer = new SqliteWriter(path, 200);
+  const writer = await SqliteWriter.open(path, 200);
   try {
     const outcomes = await Promise.allSettled([
       writer.write([insert(1)]),
@@ -67,7 +67,7 @@ test('a failing write among others asked for at the same time fails alone, leavi
 
 test('a file locked by another process fails the write with SQLITE_BUSY; once released, writes go through', async () => {
   const { path, reader } = databaseFile();
-  const writer = new SqliteWriter(path, 50);
+  const writer = await SqliteWriter.open(path, 50);
   try {
     reader.exec('BEGIN EXCLUSIVE');
     try {
@@ -85,7 +85,7 @@ test('a file locked by another process fails the write with SQLITE_BUSY; once re
 
 test('close waits for the writes asked for before it; a write after it is refused', async () => {
   const { path, reader } = databaseFile();
-  const writer = new SqliteWriter(path, 200);
+  const writer = await SqliteWriter.open(path, 200);
   const before = writer.write([insert(1)]);
   await writer.close();
   await before;
