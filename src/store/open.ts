@@ -72,6 +72,11 @@ export interface OpenStoreOptions {
    * fails as "store unavailable", so a server that hangs (stopped, overloaded, cut off) holds no request forever.
    */
   queryTimeout?: number;
+  /**
+   * Whether a SQLite file's registrar bindings are committed on a thread of their own (default
+   * true, see sqlite-writer.ts); a command that does not serve REGISTERs need not start one.
+   */
+  writerThread?: boolean;
 }
 
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
@@ -79,7 +84,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   const queryTimeoutMs = (options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT_SECONDS) * 1000;
   const { db, availability, deferredSync } = target.driver === 'sqlite' ? openSqlite(target, 'read-write') : await openPostgres(target, queryTimeoutMs);
   await migrateToLatest(db, target);
-  const writer = target.driver === 'sqlite' && target.path !== ':memory:' ? await openWriter(db, target) : undefined;
+  const writer = target.driver === 'sqlite' && target.path !== ':memory:' && options.writerThread !== false ? await openWriter(db, target) : undefined;
   // Only now: a store unavailable while opening fails the start rather than being retried.
   if (options.log) availability.reportTo(options.log);
   const repositories = createRepositories(db, deferredSync, writer && {
