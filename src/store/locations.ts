@@ -27,7 +27,7 @@ export class LocationRepository implements LocationStore {
    */
   replace(aor: string, bindings: readonly Binding[], known = false): Promise<void> {
     const statements = this.bindingStatements(aor, bindings, known);
-    if (this.writer) return this.writer.write(statements);
+    if (this.writer) return this.writer.write(statements).then(nothing);
     return this.commits.run((trx) => runAll(trx, statements));
   }
 
@@ -38,6 +38,8 @@ export class LocationRepository implements LocationStore {
   }
 
   removeExpired(now: number): Promise<number> {
+    // On the writer's thread, the table scan does not hold up the event loop, nor its lock the writer.
+    if (this.writer) return this.writer.write([this.db.deleteFrom('locations').where('expires_at', '<=', now).compile()]);
     return deleteExpired(this.db, 'locations', now);
   }
 
@@ -96,6 +98,8 @@ export class LocationRepository implements LocationStore {
     return compiled;
   }
 }
+
+const nothing = () => {};
 
 /** Runs `statements` on the transaction's connection itself, one after the other. */
 function runAll(trx: Transaction<Database>, statements: readonly CompiledQuery[]): Promise<void> {

@@ -31,11 +31,11 @@ export interface WriteFailure {
   message: string;
 }
 
-/**
- * `ready` once the thread has its connection; then the answer to each batch once its writes are
- * durable or failed: one entry per write, null when it was committed.
- */
-export type FromWriter = { ready: true } | { id: number; failures: Array<WriteFailure | null> };
+/** For each write of a batch: the number of rows its statements changed, or why it failed. */
+export type WriteOutcome = number | WriteFailure;
+
+/** `ready` once the thread has its connection; then the outcomes of each batch once its writes are durable or failed. */
+export type FromWriter = { ready: true } | { id: number; outcomes: WriteOutcome[] };
 
 const { path, busyTimeoutMs } = workerData as WriterData;
 const port = parentPort!;
@@ -76,35 +76,33 @@ function flush(): void {
   const batches = queued;
   queued = [];
   const writes = batches.flatMap((batch) => batch.writes);
-  const failures = commitAll(writes);
-  if (failures.some((failure) => failure === null)) {
+  const outcomes = commitAll(writes);
+  if (outcomes.some((outcome) => typeof outcome === 'number')) {
     try {
       log ??= openSync(`${path}-wal`, 'r');
       fsyncSync(log);
     } catch (error) {
-      failures.fill(failureOf(error));
+      outcomes.fill(failureOf(error));
     }
   }
   let at = 0;
   for (const batch of batches) {
-    port.postMessage({ id: batch.id, failures: failures.slice(at, at + batch.writes.length) } satisfies FromWriter);
+    port.postMessage({ id: batch.id, outcomes: outcomes.slice(at, at + batch.writes.length) } satisfies FromWriter);
     at += batch.writes.length;
   }
 }
 
 /** Commits `writes` in one transaction; when that fails, each on its own, so one bad write fails only itself. */
-function commitAll(writes: Statement[][]): Array<WriteFailure | null> {
+function commitAll(writes: Statement[][]): WriteOutcome[] {
   try {
-    commit(writes);
-    return writes.map(() => null);
+    return commit(writes);
   } catch (error) {
     const failure = failureOf(error);
     // Nothing gets through while the store is unavailable: trying each write would only wait longer.
     if (writes.length === 1 || isSqliteUnavailableCode(failure.code)) return writes.map(() => failure);
     return writes.map((write) => {
       try {
-        commit([write]);
-        return null;
+        return commit([write])[0]!;
       } catch (error) {
         return failureOf(error);
       }
@@ -112,11 +110,17 @@ function commitAll(writes: Statement[][]): Array<WriteFailure | null> {
   }
 }
 
-function commit(writes: Statement[][]): void {
+/** Commits `writes` in one transaction; the rows each changed. */
+function commit(writes: Statement[][]): number[] {
   begin.run();
   try {
-    for (const write of writes) for (const { sql, parameters } of write) (prepared[sql] ??= database.prepare(texts[sql]!)).run(parameters);
+    const changed = writes.map((write) => {
+      let rows = 0;
+      for (const { sql, parameters } of write) rows += (prepared[sql] ??= database.prepare(texts[sql]!)).run(parameters).changes;
+      return rows;
+    });
     commitStatement.run();
+    return changed;
   } catch (error) {
     if (database.inTransaction) rollback.run();
     throw error;

@@ -7,16 +7,19 @@
 // read made after it. Writes are committed in the order they were asked for.
 import { Worker } from 'node:worker_threads';
 import type { CompiledQuery } from 'kysely';
-import type { FromWriter, ToWriter, WriteFailure, WriterData } from './sqlite-writer-worker.js';
+import type { FromWriter, ToWriter, WriteFailure, WriteOutcome, WriterData } from './sqlite-writer-worker.js';
 
-/** Where statements that belong together are committed, durably, before the promise resolves. */
+/**
+ * Where statements that belong together are committed, durably, before the promise resolves with
+ * the number of rows they changed.
+ */
 export interface StatementWriter {
-  write(statements: readonly CompiledQuery[]): Promise<void>;
+  write(statements: readonly CompiledQuery[]): Promise<number>;
 }
 
 interface PendingWrite {
   statements: readonly CompiledQuery[];
-  resolve(): void;
+  resolve(changed: number): void;
   reject(error: unknown): void;
 }
 
@@ -65,9 +68,9 @@ export class SqliteWriter implements StatementWriter {
     void this.ready.then(() => this.sent.size === 0 && this.worker.unref(), () => {});
   }
 
-  write(statements: readonly CompiledQuery[]): Promise<void> {
+  write(statements: readonly CompiledQuery[]): Promise<number> {
     if (this.ended) return Promise.reject(this.ended);
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<number>((resolve, reject) => {
       this.pending.push({ statements, resolve, reject });
       if (this.sendScheduled) return;
       this.sendScheduled = true;
@@ -120,15 +123,15 @@ export class SqliteWriter implements StatementWriter {
     return { id, newSql, count: batch.length, writes };
   }
 
-  private answered({ id, failures }: { id: number; failures: Array<WriteFailure | null> }): void {
+  private answered({ id, outcomes }: { id: number; outcomes: WriteOutcome[] }): void {
     const batch = this.sent.get(id);
     if (!batch) return;
     this.sent.delete(id);
     if (this.sent.size === 0) this.worker.unref();
     batch.forEach((write, i) => {
-      const failure = failures[i];
-      if (failure) write.reject(errorOf(failure));
-      else write.resolve();
+      const outcome = outcomes[i]!;
+      if (typeof outcome === 'number') write.resolve(outcome);
+      else write.reject(errorOf(outcome));
     });
   }
 

@@ -30,11 +30,11 @@ function databaseFile(): { path: string; reader: SqliteDatabase.Database } {
 const insert = (n: unknown) => CompiledQuery.raw('insert into t (n) values (?)', [n]);
 const rows = (reader: SqliteDatabase.Database) => (reader.prepare('select n from t order by n').all() as Array<{ n: number }>).map((row) => row.n);
 
-test('a write resolves once committed: another connection sees it, and several writes asked for together all land', async () => {
+test('a write resolves once committed, with the rows it changed: another connection sees it, and several writes asked for together all land', async () => {
   const { path, reader } = databaseFile();
   const writer = await SqliteWriter.open(path, 200);
   try {
-    await writer.write([insert(1), insert(2)]);
+    assert.equal(await writer.write([insert(1), insert(2)]), 2, 'rows changed');
     assert.deepEqual(rows(reader), [1, 2]);
     await Promise.all([3, 4, 5, 6].map((n) => writer.write([insert(n)])));
     assert.deepEqual(rows(reader), [1, 2, 3, 4, 5, 6]);
