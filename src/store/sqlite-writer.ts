@@ -94,9 +94,17 @@ export class SqliteWriter implements StatementWriter {
     const batch = this.pending;
     this.pending = [];
     const id = this.nextId++;
+    const message = this.encode(id, batch);
+    try {
+      this.worker.postMessage(message);
+    } catch (error) {
+      // A value that cannot be sent to another thread: nothing of the batch was, its new texts included.
+      for (const sql of message.newSql) this.sqlNumbers.delete(sql);
+      for (const write of batch) write.reject(error);
+      return;
+    }
     this.sent.set(id, batch);
     if (this.sent.size === 1) this.worker.ref();
-    this.worker.postMessage(this.encode(id, batch));
   }
 
   /**
@@ -104,7 +112,7 @@ export class SqliteWriter implements StatementWriter {
    * Copying a message between threads costs by the object: one array of numbers and values is
    * much cheaper than an object per statement with its text.
    */
-  private encode(id: number, batch: readonly PendingWrite[]): ToWriter {
+  private encode(id: number, batch: readonly PendingWrite[]): ToWriter & { newSql: string[] } {
     const newSql: string[] = [];
     const writes: unknown[] = [];
     for (const { statements } of batch) {

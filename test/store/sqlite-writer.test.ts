@@ -65,6 +65,19 @@ test('a failing write among others asked for at the same time fails alone, leavi
   }
 });
 
+test('a write with a value that cannot be sent to the thread is refused; the writer goes on', async () => {
+  const { path, reader } = databaseFile();
+  const writer = await SqliteWriter.open(path, 200);
+  try {
+    await assert.rejects(writer.write([insert(() => 1)]), /could not be cloned/);
+    await writer.write([insert(1)]);
+    assert.deepEqual(rows(reader), [1]);
+  } finally {
+    await writer.close();
+    reader.close();
+  }
+});
+
 test('a file locked by another process fails the write with SQLITE_BUSY; once released, writes go through', async () => {
   const { path, reader } = databaseFile();
   const writer = await SqliteWriter.open(path, 50);
