@@ -114,9 +114,13 @@ export class SqliteWriter implements StatementWriter {
    */
   private encode(id: number, batch: readonly PendingWrite[]): ToWriter & { newSql: string[] } {
     const newSql: string[] = [];
-    const writes: unknown[] = [];
+    // Sized once rather than grown value by value.
+    let length = batch.length;
+    for (const { statements } of batch) for (const { parameters } of statements) length += 2 + parameters.length;
+    const writes = new Array<unknown>(length);
+    let at = 0;
     for (const { statements } of batch) {
-      writes.push(statements.length);
+      writes[at++] = statements.length;
       for (const { sql, parameters } of statements) {
         let number = this.sqlNumbers.get(sql);
         if (number === undefined) {
@@ -124,8 +128,9 @@ export class SqliteWriter implements StatementWriter {
           this.sqlNumbers.set(sql, number);
           newSql.push(sql);
         }
-        writes.push(number, parameters.length);
-        for (const parameter of parameters) writes.push(parameter);
+        writes[at++] = number;
+        writes[at++] = parameters.length;
+        for (const parameter of parameters) writes[at++] = parameter;
       }
     }
     return { id, newSql, count: batch.length, writes };
