@@ -84,7 +84,11 @@ export class SqliteWriter implements StatementWriter {
     while (!this.ended && (this.pending.length > 0 || this.sent.size > 0)) {
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    if (!this.ended) this.worker.postMessage({ close: true } satisfies ToWriter);
+    if (!this.ended) {
+      // Kept alive until the thread has closed its connection, whatever else the process still has.
+      this.worker.ref();
+      this.worker.postMessage({ close: true } satisfies ToWriter);
+    }
     await this.exited;
   }
 

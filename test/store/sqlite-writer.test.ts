@@ -4,11 +4,13 @@
 // apart by it; closing waits for the writes asked for before.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { CompiledQuery } from 'kysely';
+import { fileURLToPath } from 'node:url';
 import { SqliteWriter } from '../../src/store/sqlite-writer.js';
 
 const dirs: string[] = [];
@@ -104,5 +106,23 @@ test('close waits for the writes asked for before it; a write after it is refuse
   await before;
   assert.deepEqual(rows(reader), [1]);
   await assert.rejects(writer.write([insert(2)]), /SQLite writer stopped/);
+  reader.close();
+});
+
+test('close completes in a process that has nothing else to do, and the write before it is kept', () => {
+  const { path, reader } = databaseFile();
+  const writer = new URL('../../src/store/sqlite-writer.ts', import.meta.url).href;
+  const script = `
+    import { CompiledQuery } from 'kysely';
+    import { SqliteWriter } from ${JSON.stringify(writer)};
+    const writer = await SqliteWriter.open(${JSON.stringify(path)}, 200);
+    await writer.write([CompiledQuery.raw('insert into t (n) values (?)', [7])]);
+    await writer.close();
+    console.log('closed');
+  `;
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const output = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
+  assert.equal(output.trim(), 'closed');
+  assert.deepEqual(rows(reader), [7]);
   reader.close();
 });
