@@ -15,7 +15,8 @@ export function loadStoreConfig(values: { config?: string; db?: string }): Confi
 export async function withStore<T>(config: Config, use: (store: Store) => Promise<T>): Promise<T> {
   // Loaded only here so that the other commands do not load the database drivers.
   const { openStore } = await import('../store/index.js');
-  const store = await openStore(config.database, { queryTimeout: config.database_timeout });
+  // A command serves no REGISTER: its bindings writes, if any, need no thread of their own.
+  const store = await openStore(config.database, { queryTimeout: config.database_timeout, writerThread: false });
   try {
     return await use(store);
   } finally {

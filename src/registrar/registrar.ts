@@ -180,11 +180,12 @@ export class Registrar extends EventEmitter {
     const previous = this.queues.get(aor);
     // Nothing queued for the AOR, as nearly always: no hop through a resolved promise first.
     const next = previous ? previous.then(() => this.process(request, aor)) : this.process(request, aor);
-    const settled = next.catch(() => {});
-    this.queues.set(aor, settled);
-    void settled.then(() => {
+    // Whatever the outcome, the next REGISTER of the AOR may go; the last one settled leaves no entry.
+    const done = () => {
       if (this.queues.get(aor) === settled) this.queues.delete(aor);
-    });
+    };
+    const settled: Promise<void> = next.then(done, done);
+    this.queues.set(aor, settled);
     return next;
   }
 

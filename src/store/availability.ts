@@ -48,10 +48,15 @@ export function logBackgroundFailure(log: Logger, task: string): (error: unknown
   };
 }
 
+/** True for a better-sqlite3 error code that says the store is unavailable for now. */
+export function isSqliteUnavailableCode(code: unknown): boolean {
+  return typeof code === 'string' && SQLITE_UNAVAILABLE.test(code);
+}
+
 function meansUnavailable(driver: StoreDriver, error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
-  if (driver === 'sqlite') return typeof code === 'string' && SQLITE_UNAVAILABLE.test(code);
+  if (driver === 'sqlite') return isSqliteUnavailableCode(code);
   if (error instanceof AggregateError && error.errors.some((inner) => meansUnavailable(driver, inner))) return true;
   if (typeof code === 'string' && (NETWORK_UNAVAILABLE.test(code) || POSTGRES_UNAVAILABLE.test(code))) return true;
   return POSTGRES_CONNECTION_LOST.test(error.message);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { CompiledQuery, Insertable, Kysely, Selectable, Transaction } from 'kysely';
 import { CompiledStatements } from './compiled.js';
 import { GroupCommit, type DeferredSync } from './group-commit.js';
+import type { StatementWriter } from './sqlite-writer.js';
 import { deleteExpired, nullsAbsent } from './rows.js';
 import type { Database, DevicesTable, LocationsTable } from './schema.js';
 import { deviceKey, type Binding, type LocationStore } from './types.js';
@@ -11,7 +12,12 @@ export class LocationRepository implements LocationStore {
   private readonly commits: GroupCommit;
   private readonly statements = new CompiledStatements();
 
-  constructor(private readonly db: Kysely<Database>, deferredSync?: DeferredSync) {
+  /** With `writer` (SQLite in a file), bindings are written by it, off the event loop; else by a group commit of `db`'s. */
+  constructor(
+    private readonly db: Kysely<Database>,
+    deferredSync?: DeferredSync,
+    private readonly writer?: StatementWriter,
+  ) {
     this.commits = new GroupCommit(db, deferredSync);
   }
 
@@ -20,7 +26,9 @@ export class LocationRepository implements LocationStore {
    * REGISTERs is committed together (group commit), each resolving once its rows are durable.
    */
   replace(aor: string, bindings: readonly Binding[], known = false): Promise<void> {
-    return this.commits.run((trx) => this.writeBindings(trx, aor, bindings, known));
+    const statements = this.bindingStatements(aor, bindings, known);
+    if (this.writer) return this.writer.write(statements).then(nothing);
+    return this.commits.run((trx) => runAll(trx, statements));
   }
 
   async listAll(): Promise<Binding[]> {
@@ -30,6 +38,8 @@ export class LocationRepository implements LocationStore {
   }
 
   removeExpired(now: number): Promise<number> {
+    // On the writer's thread, the table scan does not hold up the event loop, nor its lock the writer.
+    if (this.writer) return this.writer.write([this.db.deleteFrom('locations').where('expires_at', '<=', now).compile()]);
     return deleteExpired(this.db, 'locations', now);
   }
 
@@ -46,28 +56,36 @@ export class LocationRepository implements LocationStore {
   }
 
   /**
-   * The statements of every REGISTER, compiled once per number of bindings (see CompiledStatements)
-   * and run on the transaction's connection itself: through kysely's executor each statement cost
-   * several promises more than running it.
+   * The statements of every REGISTER, compiled once per number of bindings (see CompiledStatements):
+   * the writer runs them as they are; kysely, through its executor, cost several promises more per
+   * statement than running it.
    */
-  private async writeBindings(trx: Transaction<Database>, aor: string, bindings: readonly Binding[], known: boolean): Promise<void> {
-    const statements = this.statements;
-    const remove = statements.compile('delete', [aor], ([aor]) => trx.deleteFrom('locations').where('aor', '=', aor as string));
-    let insert: CompiledQuery | undefined;
-    // Devices are remembered beyond their registration, for what is sent to them while away.
-    let remember: CompiledQuery | undefined;
+  private bindingStatements(aor: string, bindings: readonly Binding[], known: boolean): CompiledQuery[] {
+    const { db, statements } = this;
+    const compiled = [statements.compile('delete', [aor], ([aor]) => db.deleteFrom('locations').where('aor', '=', aor as string))];
     if (bindings.length > 0) {
       const values: unknown[] = [];
       for (const binding of bindings) pushLocationValues(values, aor, binding);
-      insert = statements.compile(`insert ${bindings.length}`, values, (values) =>
-        trx.insertInto('locations').values(bindings.map((_, row) => toLocationRow(values.slice(row * LOCATION_COLUMNS, (row + 1) * LOCATION_COLUMNS)))),
-      );
-      const devices = deviceRows(aor, bindings);
-      const deviceValues = devices.flatMap((device) => [device.aor, device.device, device.contact, device.user_agent, device.last_seen]);
-      remember = statements.compile(`devices ${devices.length}`, deviceValues, (values) =>
-        trx
+      compiled.push(statements.compile(`insert ${bindings.length}`, values, (values) =>
+        db.insertInto('locations').values(bindings.map((_, row) => toLocationRow(values.slice(row * LOCATION_COLUMNS, (row + 1) * LOCATION_COLUMNS)))),
+      ));
+    }
+    if (!known) {
+      compiled.push(statements.compile('known', [aor, Date.now()], ([aor, firstSeen]) =>
+        db
+          .insertInto('known_aors')
+          .values({ aor: aor as string, first_seen: firstSeen as number })
+          .onConflict((conflict) => conflict.column('aor').doNothing()),
+      ));
+    }
+    if (bindings.length > 0) {
+      // Devices are remembered beyond their registration, for what is sent to them while away.
+      const deviceValues = deviceRowValues(aor, bindings);
+      const devices = deviceValues.length / DEVICE_COLUMNS;
+      compiled.push(statements.compile(`devices ${devices}`, deviceValues, (values) =>
+        db
           .insertInto('devices')
-          .values(devices.map((_, row) => toDeviceRow(values.slice(row * DEVICE_COLUMNS, (row + 1) * DEVICE_COLUMNS))))
+          .values(Array.from({ length: devices }, (_, row) => toDeviceRow(values.slice(row * DEVICE_COLUMNS, (row + 1) * DEVICE_COLUMNS))))
           .onConflict((conflict) =>
             conflict.columns(['aor', 'device']).doUpdateSet((eb) => ({
               contact: eb.ref('excluded.contact'),
@@ -75,23 +93,19 @@ export class LocationRepository implements LocationStore {
               last_seen: eb.ref('excluded.last_seen'),
             })),
           ),
-      );
+      ));
     }
-    const markKnown = known
-      ? undefined
-      : statements.compile('known', [aor, Date.now()], ([aor, firstSeen]) =>
-          trx
-            .insertInto('known_aors')
-            .values({ aor: aor as string, first_seen: firstSeen as number })
-            .onConflict((conflict) => conflict.column('aor').doNothing()),
-        );
-    await trx.getExecutor().provideConnection(async (connection) => {
-      await connection.executeQuery(remove);
-      if (insert) await connection.executeQuery(insert);
-      if (markKnown) await connection.executeQuery(markKnown);
-      if (remember) await connection.executeQuery(remember);
-    });
+    return compiled;
   }
+}
+
+const nothing = () => {};
+
+/** Runs `statements` on the transaction's connection itself, one after the other. */
+function runAll(trx: Transaction<Database>, statements: readonly CompiledQuery[]): Promise<void> {
+  return trx.getExecutor().provideConnection(async (connection) => {
+    for (const statement of statements) await connection.executeQuery(statement);
+  });
 }
 
 const DEVICE_COLUMNS = 5;
@@ -101,15 +115,26 @@ function toDeviceRow(values: readonly unknown[]): Insertable<DevicesTable> {
   return { aor: aor as string, device: device as string, contact: contact as string, user_agent: userAgent as string | null, last_seen: lastSeen as number };
 }
 
-/** One row per device (a device's flows are several bindings), as its latest registration left it. */
-function deviceRows(aor: string, bindings: readonly Binding[]): Array<Insertable<DevicesTable>> {
+/**
+ * The values of one row per device (a device's flows are several bindings), as its latest
+ * registration left it, in toDeviceRow's order.
+ */
+function deviceRowValues(aor: string, bindings: readonly Binding[]): unknown[] {
+  const values: unknown[] = [];
+  const push = (device: string, binding: Binding) => values.push(aor, device, binding.contact, binding.userAgent ?? null, binding.updatedAt);
+  // One binding, as nearly always: one device, nothing to group.
+  if (bindings.length === 1) {
+    push(deviceKey(bindings[0]!), bindings[0]!);
+    return values;
+  }
   const latest = new Map<string, Binding>();
   for (const binding of bindings) {
     const key = deviceKey(binding);
     const seen = latest.get(key);
     if (!seen || seen.updatedAt < binding.updatedAt) latest.set(key, binding);
   }
-  return [...latest].map(([device, binding]) => ({ aor, device, contact: binding.contact, user_agent: binding.userAgent ?? null, last_seen: binding.updatedAt }));
+  for (const [device, binding] of latest) push(device, binding);
+  return values;
 }
 
 /** Appends the values of a binding's row to `values`, in the order of toLocationRow's columns. */

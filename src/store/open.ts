@@ -22,6 +22,7 @@ import { OutboxRepository } from './outbox.js';
 import { queuedDialect } from './queued.js';
 import { RoomRepository } from './rooms.js';
 import type { Database } from './schema.js';
+import { SqliteWriter, type StatementWriter } from './sqlite-writer.js';
 import { StoreError, type Store, type StoreErrorCode } from './types.js';
 import { UserRepository } from './users.js';
 
@@ -45,13 +46,14 @@ type StoreTarget = SqliteTarget | PostgresTarget;
 
 /**
  * A new repository is one line here plus its field in the Store interface. Those that group-commit
- * are given the store's `deferredSync`, if it has one.
+ * are given the store's `deferredSync`, if it has one; the registrar's bindings, the most frequent
+ * write, go to the store's `writer` (a thread of their own) when it has one.
  */
-function createRepositories(db: Kysely<Database>, deferredSync: DeferredSync | undefined) {
+function createRepositories(db: Kysely<Database>, deferredSync: DeferredSync | undefined, writer: StatementWriter | undefined) {
   const waiting = new WaitingBounds();
   return {
     users: new UserRepository(db),
-    locations: new LocationRepository(db, deferredSync),
+    locations: new LocationRepository(db, deferredSync, writer),
     offline: new OfflineRepository(db, waiting),
     deliveries: new DeliveryRepository(db, waiting, deferredSync),
     presence: new PresenceRepository(db, deferredSync),
@@ -70,6 +72,11 @@ export interface OpenStoreOptions {
    * fails as "store unavailable", so a server that hangs (stopped, overloaded, cut off) holds no request forever.
    */
   queryTimeout?: number;
+  /**
+   * Whether a SQLite file's registrar bindings are committed on a thread of their own (default
+   * true, see sqlite-writer.ts); a command that does not serve REGISTERs need not start one.
+   */
+  writerThread?: boolean;
 }
 
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
@@ -77,9 +84,13 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   const queryTimeoutMs = (options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT_SECONDS) * 1000;
   const { db, availability, deferredSync } = target.driver === 'sqlite' ? openSqlite(target, 'read-write') : await openPostgres(target, queryTimeoutMs);
   await migrateToLatest(db, target);
+  const writer = target.driver === 'sqlite' && target.path !== ':memory:' && options.writerThread !== false ? await openWriter(db, target) : undefined;
   // Only now: a store unavailable while opening fails the start rather than being retried.
   if (options.log) availability.reportTo(options.log);
-  const repositories = createRepositories(db, deferredSync);
+  const repositories = createRepositories(db, deferredSync, writer && {
+    // Its failures are the store's as those of any statement: an outage is told apart and logged once.
+    write: (statements) => availability.run(() => writer.write(statements), true),
+  });
   const accountMaps = new Map<string, Promise<GatewayAccountRepository>>([['purplemap', Promise.resolve(repositories.gatewayAccounts)]]);
   return {
     driver: target.driver,
@@ -101,8 +112,21 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       return repository;
     },
     outage: () => availability.current,
-    close: () => db.destroy(),
+    async close() {
+      await writer?.close();
+      await db.destroy();
+    },
   };
+}
+
+/** The writer thread of a SQLite file, after the migrations: it writes into the tables they made. */
+async function openWriter(db: Kysely<Database>, target: SqliteTarget): Promise<SqliteWriter> {
+  try {
+    return await SqliteWriter.open(target.path, SQLITE_BUSY_TIMEOUT_MS);
+  } catch (error) {
+    await db.destroy();
+    throw storeFailure('CONNECT_FAILED', 'Cannot open', target, error);
+  }
 }
 
 /**

@@ -82,6 +82,32 @@ describe('kill -9 safety', () => {
     }
   });
 
+  test('a burst of registrations, committed together, survives kill -9 right after the last 200: each is reached and its next REGISTER lists it', async () => {
+    let parley = await startParley();
+    try {
+      const users = await Promise.all(Array.from({ length: 30 }, (_, i) => ua(`burst${i}`, parley.udp)));
+      const sender = await ua('sender', parley.udp);
+      const responses = await Promise.all(users.map((user) => user.register()));
+      assert.deepEqual(responses.map((r) => r.status), users.map(() => 200));
+
+      parley = await crashAndRestart(parley);
+
+      for (const user of users) {
+        const relayed = user.waitForRequest((m) => m.method === 'MESSAGE', 10_000);
+        const response = await sender.message(user.aor, `to ${user.aor}`);
+        assert.equal(response.status, 200, `${user.aor}: ${response.status} ${response.reason}`);
+        assert.equal((await relayed).body.toString(), `to ${user.aor}`);
+      }
+      // A REGISTER without Contact asks for the bindings: the one from before the crash is there.
+      const first = users[0]!;
+      const listed = await first.send(first.build('REGISTER', 'sip:localhost', { to: `<${first.aor}>` }));
+      assert.equal(listed.status, 200);
+      assert.ok(listed.getAll('contact').some((value) => value.startsWith(`<${first.contact}>;expires=`)), `200 Contact: ${listed.getAll('contact').join(', ')}`);
+    } finally {
+      await parley.stop();
+    }
+  });
+
   test('a stored message and a room post delivered just before kill -9 (unconfirmed) come again after the restart as the same request: Call-ID, From tag, CSeq', async () => {
     let parley = await startParley();
     try {

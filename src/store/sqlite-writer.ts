@@ -1,0 +1,168 @@
+// Group commits of a SQLite file on a thread of their own. better-sqlite3 is synchronous: run on the
+// event loop, every statement and commit of a write stops every datagram and timer meanwhile. A
+// SqliteWriter hands the statements of each write, as data, to a worker thread with its own
+// connection to the file (sqlite-writer-worker.ts), which commits those that arrive together in one
+// transaction and syncs the write-ahead log before answering: a write resolves only once it is
+// durable, so what is acknowledged survives kill -9 and a crash of the machine, and is seen by every
+// read made after it. Writes are committed in the order they were asked for.
+import { Worker } from 'node:worker_threads';
+import type { CompiledQuery } from 'kysely';
+import type { FromWriter, ToWriter, WriteFailure, WriteOutcome, WriterData } from './sqlite-writer-worker.js';
+
+/**
+ * Where statements that belong together are committed, durably, before the promise resolves with
+ * the number of rows they changed.
+ */
+export interface StatementWriter {
+  write(statements: readonly CompiledQuery[]): Promise<number>;
+}
+
+interface PendingWrite {
+  statements: readonly CompiledQuery[];
+  resolve(changed: number): void;
+  reject(error: unknown): void;
+}
+
+/** Run from the sources (tsx) the worker is a .ts file, and needs tsx loaded in its thread too. */
+const FROM_SOURCES = import.meta.url.endsWith('.ts');
+
+export class SqliteWriter implements StatementWriter {
+  private readonly worker: Worker;
+  private pending: PendingWrite[] = [];
+  private readonly sent = new Map<number, PendingWrite[]>();
+  private nextId = 0;
+  /** The number the thread knows each SQL text by, as they were first sent. */
+  private readonly sqlNumbers = new Map<string, number>();
+  private sendScheduled = false;
+  /** Set once the thread is gone (it failed, or close()): every write from then on fails with it. */
+  private ended: Error | undefined;
+  private readonly exited: Promise<void>;
+  private readonly ready: Promise<void>;
+
+  /** A writer whose thread has its connection to the file, so that no write waits for the thread to start. */
+  static async open(path: string, busyTimeoutMs: number): Promise<SqliteWriter> {
+    const writer = new SqliteWriter(path, busyTimeoutMs);
+    await writer.ready;
+    return writer;
+  }
+
+  private constructor(path: string, busyTimeoutMs: number) {
+    const data: WriterData = { path, busyTimeoutMs };
+    this.worker = new Worker(new URL(`./sqlite-writer-worker.${FROM_SOURCES ? 'ts' : 'js'}`, import.meta.url), {
+      workerData: data,
+      execArgv: FROM_SOURCES ? ['--import', import.meta.resolve('tsx')] : [],
+    });
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.on('message', (reply: FromWriter) => ('ready' in reply ? resolve() : this.answered(reply)));
+      this.worker.on('error', (error) => {
+        const failure = new Error(`SQLite writer failed: ${error.message}`, { cause: error });
+        this.end(failure);
+        reject(failure);
+      });
+    });
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => {
+      this.end(new Error('SQLite writer stopped'));
+      resolve();
+    }));
+    // Only writes under way keep the process alive (see write()), once it is ready.
+    void this.ready.then(() => this.sent.size === 0 && this.worker.unref(), () => {});
+  }
+
+  write(statements: readonly CompiledQuery[]): Promise<number> {
+    if (this.ended) return Promise.reject(this.ended);
+    return new Promise<number>((resolve, reject) => {
+      this.pending.push({ statements, resolve, reject });
+      if (this.sendScheduled) return;
+      this.sendScheduled = true;
+      // The writes asked for by the requests handled meanwhile go in the same message.
+      setImmediate(() => this.send());
+    });
+  }
+
+  /** Stops the thread once every write asked for is answered. */
+  async close(): Promise<void> {
+    while (!this.ended && (this.pending.length > 0 || this.sent.size > 0)) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    if (!this.ended) {
+      // Kept alive until the thread has closed its connection, whatever else the process still has.
+      this.worker.ref();
+      this.worker.postMessage({ close: true } satisfies ToWriter);
+    }
+    await this.exited;
+  }
+
+  private send(): void {
+    this.sendScheduled = false;
+    if (this.ended || this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    const id = this.nextId++;
+    const message = this.encode(id, batch);
+    try {
+      this.worker.postMessage(message);
+    } catch (error) {
+      // A value that cannot be sent to another thread: nothing of the batch was, its new texts included.
+      for (const sql of message.newSql) this.sqlNumbers.delete(sql);
+      for (const write of batch) write.reject(error);
+      return;
+    }
+    this.sent.set(id, batch);
+    if (this.sent.size === 1) this.worker.ref();
+  }
+
+  /**
+   * A batch as the thread reads it: flat, and each SQL text sent once, then named by its number.
+   * Copying a message between threads costs by the object: one array of numbers and values is
+   * much cheaper than an object per statement with its text.
+   */
+  private encode(id: number, batch: readonly PendingWrite[]): ToWriter & { newSql: string[] } {
+    const newSql: string[] = [];
+    // Sized once rather than grown value by value.
+    let length = batch.length;
+    for (const { statements } of batch) for (const { parameters } of statements) length += 2 + parameters.length;
+    const writes = new Array<unknown>(length);
+    let at = 0;
+    for (const { statements } of batch) {
+      writes[at++] = statements.length;
+      for (const { sql, parameters } of statements) {
+        let number = this.sqlNumbers.get(sql);
+        if (number === undefined) {
+          number = this.sqlNumbers.size;
+          this.sqlNumbers.set(sql, number);
+          newSql.push(sql);
+        }
+        writes[at++] = number;
+        writes[at++] = parameters.length;
+        for (const parameter of parameters) writes[at++] = parameter;
+      }
+    }
+    return { id, newSql, count: batch.length, writes };
+  }
+
+  private answered({ id, outcomes }: { id: number; outcomes: WriteOutcome[] }): void {
+    const batch = this.sent.get(id);
+    if (!batch) return;
+    this.sent.delete(id);
+    if (this.sent.size === 0) this.worker.unref();
+    batch.forEach((write, i) => {
+      const outcome = outcomes[i]!;
+      if (typeof outcome === 'number') write.resolve(outcome);
+      else write.reject(errorOf(outcome));
+    });
+  }
+
+  private end(error: Error): void {
+    if (this.ended) return;
+    this.ended = error;
+    for (const batch of this.sent.values()) for (const write of batch) write.reject(error);
+    for (const write of this.pending) write.reject(error);
+    this.sent.clear();
+    this.pending = [];
+  }
+}
+
+/** The driver error a failure stood for, with its code, as availability.ts reads it. */
+function errorOf({ code, message }: WriteFailure): Error {
+  return Object.assign(new Error(message), code === undefined ? {} : { code });
+}

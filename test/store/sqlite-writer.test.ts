@@ -1,0 +1,128 @@
+// The SQLite writer thread: what it acknowledges is committed and seen by any connection reading
+// after; writes asked for together share a transaction, yet one that fails fails only itself; a file
+// locked by another process fails the writes with the driver's code, as the store tells outages
+// apart by it; closing waits for the writes asked for before.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { CompiledQuery } from 'kysely';
+import { fileURLToPath } from 'node:url';
+import { SqliteWriter } from '../../src/store/sqlite-writer.js';
+
+const dirs: string[] = [];
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A SQLite file in WAL mode with a table t (n unique), as the store leaves it, and a reader on it. */
+function databaseFile(): { path: string; reader: SqliteDatabase.Database } {
+  const dir = mkdtempSync(join(tmpdir(), 'parley-writer-'));
+  dirs.push(dir);
+  const path = join(dir, 'store.db');
+  const reader = new SqliteDatabase(path);
+  reader.pragma('journal_mode = WAL');
+  reader.exec('create table t (n integer unique not null)');
+  return { path, reader };
+}
+
+const insert = (n: unknown) => CompiledQuery.raw('insert into t (n) values (?)', [n]);
+const rows = (reader: SqliteDatabase.Database) => (reader.prepare('select n from t order by n').all() as Array<{ n: number }>).map((row) => row.n);
+
+test('a write resolves once committed, with the rows it changed: another connection sees it, and several writes asked for together all land', async () => {
+  const { path, reader } = databaseFile();
+  const writer = await SqliteWriter.open(path, 200);
+  try {
+    assert.equal(await writer.write([insert(1), insert(2)]), 2, 'rows changed');
+    assert.deepEqual(rows(reader), [1, 2]);
+    await Promise.all([3, 4, 5, 6].map((n) => writer.write([insert(n)])));
+    assert.deepEqual(rows(reader), [1, 2, 3, 4, 5, 6]);
+  } finally {
+    await writer.close();
+    reader.close();
+  }
+});
+
+test('a failing write among others asked for at the same time fails alone, leaving none of its statements; the others are committed', async () => {
+  const { path, reader } = databaseFile();
+  const writer = await SqliteWriter.open(path, 200);
+  try {
+    const outcomes = await Promise.allSettled([
+      writer.write([insert(1)]),
+      // Its first statement is fine, its second breaks the unique constraint: neither is kept.
+      writer.write([insert(2), insert(1)]),
+      writer.write([insert(3)]),
+    ]);
+    assert.deepEqual(outcomes.map((outcome) => outcome.status), ['fulfilled', 'rejected', 'fulfilled']);
+    const failure = (outcomes[1] as PromiseRejectedResult).reason as Error & { code?: string };
+    assert.match(failure.message, /UNIQUE constraint failed: t\.n/);
+    assert.equal(failure.code, 'SQLITE_CONSTRAINT_UNIQUE');
+    assert.deepEqual(rows(reader), [1, 3]);
+  } finally {
+    await writer.close();
+    reader.close();
+  }
+});
+
+test('a write with a value that cannot be sent to the thread is refused; the writer goes on', async () => {
+  const { path, reader } = databaseFile();
+  const writer = await SqliteWriter.open(path, 200);
+  try {
+    await assert.rejects(writer.write([insert(() => 1)]), /could not be cloned/);
+    await writer.write([insert(1)]);
+    assert.deepEqual(rows(reader), [1]);
+  } finally {
+    await writer.close();
+    reader.close();
+  }
+});
+
+test('a file locked by another process fails the write with SQLITE_BUSY; once released, writes go through', async () => {
+  const { path, reader } = databaseFile();
+  const writer = await SqliteWriter.open(path, 50);
+  try {
+    reader.exec('BEGIN EXCLUSIVE');
+    try {
+      await assert.rejects(writer.write([insert(1)]), (error: Error & { code?: string }) => error.code === 'SQLITE_BUSY' && /database is locked/.test(error.message));
+    } finally {
+      reader.exec('ROLLBACK');
+    }
+    await writer.write([insert(2)]);
+    assert.deepEqual(rows(reader), [2]);
+  } finally {
+    await writer.close();
+    reader.close();
+  }
+});
+
+test('close waits for the writes asked for before it; a write after it is refused', async () => {
+  const { path, reader } = databaseFile();
+  const writer = await SqliteWriter.open(path, 200);
+  const before = writer.write([insert(1)]);
+  await writer.close();
+  await before;
+  assert.deepEqual(rows(reader), [1]);
+  await assert.rejects(writer.write([insert(2)]), /SQLite writer stopped/);
+  reader.close();
+});
+
+test('close completes in a process that has nothing else to do, and the write before it is kept', () => {
+  const { path, reader } = databaseFile();
+  const writer = new URL('../../src/store/sqlite-writer.ts', import.meta.url).href;
+  const script = `
+    import { CompiledQuery } from 'kysely';
+    import { SqliteWriter } from ${JSON.stringify(writer)};
+    const writer = await SqliteWriter.open(${JSON.stringify(path)}, 200);
+    await writer.write([CompiledQuery.raw('insert into t (n) values (?)', [7])]);
+    await writer.close();
+    console.log('closed');
+  `;
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const output = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
+  assert.equal(output.trim(), 'closed');
+  assert.deepEqual(rows(reader), [7]);
+  reader.close();
+});
