@@ -26,50 +26,104 @@ interface PendingWrite {
 /** Run from the sources (tsx) the worker is a .ts file, and needs tsx loaded in its thread too. */
 const FROM_SOURCES = import.meta.url.endsWith('.ts');
 
+/**
+ * The code of the error a write gets when the thread stopped before answering it, or while a new one
+ * is started: the store counts it as unavailable (availability.ts), so a REGISTER gets 503 with
+ * Retry-After, not 500, and the outage is logged once.
+ */
+export const WRITER_LOST = 'SQLITE_WRITER_LOST';
+/** How long after the thread stopped a new one is started, doubling to the most while starts fail. */
+const RESTART_FIRST_MS = 100;
+const RESTART_MOST_MS = 5_000;
+
 export class SqliteWriter implements StatementWriter {
-  private readonly worker: Worker;
+  /** The thread, undefined between one that stopped unasked and the next one started. */
+  private worker: Worker | undefined;
   private pending: PendingWrite[] = [];
   private readonly sent = new Map<number, PendingWrite[]>();
   private nextId = 0;
-  /** The number the thread knows each SQL text by, as they were first sent. */
+  /** The number the current thread knows each SQL text by, as they were first sent to it. */
   private readonly sqlNumbers = new Map<string, number>();
   private sendScheduled = false;
-  /** Set once the thread is gone (it failed, or close()): every write from then on fails with it. */
+  /** Set by close(): every write from then on fails with it. */
   private ended: Error | undefined;
-  private readonly exited: Promise<void>;
-  private readonly ready: Promise<void>;
+  /** Why the last thread stopped unasked, while no new one is ready: writes fail with it. */
+  private lost: Error | undefined;
+  private restartDelayMs = RESTART_FIRST_MS;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private exited: Promise<void> = Promise.resolve();
 
   /** A writer whose thread has its connection to the file, so that no write waits for the thread to start. */
   static async open(path: string, busyTimeoutMs: number): Promise<SqliteWriter> {
-    const writer = new SqliteWriter(path, busyTimeoutMs);
-    await writer.ready;
+    const writer = new SqliteWriter({ path, busyTimeoutMs });
+    try {
+      await writer.start();
+    } catch (error) {
+      // A file the first thread cannot open fails the start: no thread is tried again for it.
+      await writer.close();
+      throw error;
+    }
     return writer;
   }
 
-  private constructor(path: string, busyTimeoutMs: number) {
-    const data: WriterData = { path, busyTimeoutMs };
-    this.worker = new Worker(new URL(`./sqlite-writer-worker.${FROM_SOURCES ? 'ts' : 'js'}`, import.meta.url), {
-      workerData: data,
+  private constructor(private readonly data: WriterData) {}
+
+  /**
+   * Starts a thread; resolves once it has its connection. A thread that later stops unasked (a fault
+   * in it) fails the writes it had not answered, as an outage, and another is started after a
+   * backoff: the writes asked for meanwhile fail the same way, those after it go to the new one.
+   */
+  private start(): Promise<void> {
+    const worker = new Worker(new URL(`./sqlite-writer-worker.${FROM_SOURCES ? 'ts' : 'js'}`, import.meta.url), {
+      workerData: this.data,
       execArgv: FROM_SOURCES ? ['--import', import.meta.resolve('tsx')] : [],
     });
-    this.ready = new Promise((resolve, reject) => {
-      this.worker.on('message', (reply: FromWriter) => ('ready' in reply ? resolve() : this.answered(reply)));
-      this.worker.on('error', (error) => {
-        const failure = new Error(`SQLite writer failed: ${error.message}`, { cause: error });
-        this.end(failure);
+    this.worker = worker;
+    this.sqlNumbers.clear();
+    let failure: Error | undefined;
+    const ready = new Promise<void>((resolve, reject) => {
+      worker.on('message', (reply: FromWriter) => {
+        if (!('ready' in reply)) return this.answered(reply);
+        this.lost = undefined;
+        this.restartDelayMs = RESTART_FIRST_MS;
+        resolve();
+      });
+      worker.on('error', (error) => {
+        failure = new Error(`SQLite writer failed: ${error.message}`, { cause: error });
         reject(failure);
       });
     });
-    this.exited = new Promise((resolve) => this.worker.once('exit', () => {
-      this.end(new Error('SQLite writer stopped'));
+    this.exited = new Promise((resolve) => worker.once('exit', () => {
+      if (this.worker === worker) this.stopped(failure ?? new Error('SQLite writer stopped'));
       resolve();
     }));
-    // Only writes under way keep the process alive (see write()), once it is ready.
-    void this.ready.then(() => this.sent.size === 0 && this.worker.unref(), () => {});
+    // Only writes under way keep the process alive (see send()), once it is ready.
+    void ready.then(() => this.sent.size === 0 && worker.unref(), () => {});
+    return ready;
+  }
+
+  /** The thread is gone: what it had not answered fails; unless closing, a new one comes later. */
+  private stopped(cause: Error): void {
+    this.worker = undefined;
+    const error = this.ended ?? Object.assign(new Error(`${cause.message}; its writes are refused until it is started again`, { cause }), { code: WRITER_LOST });
+    for (const batch of this.sent.values()) for (const write of batch) write.reject(error);
+    for (const write of this.pending) write.reject(error);
+    this.sent.clear();
+    this.pending = [];
+    if (this.ended) return;
+    this.lost = error;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      // A start that fails ends in stopped() again, with a longer wait.
+      this.start().catch(() => {});
+    }, this.restartDelayMs);
+    this.restartTimer.unref();
+    this.restartDelayMs = Math.min(this.restartDelayMs * 2, RESTART_MOST_MS);
   }
 
   write(statements: readonly CompiledQuery[]): Promise<number> {
-    if (this.ended) return Promise.reject(this.ended);
+    const refused = this.ended ?? this.lost;
+    if (refused) return Promise.reject(refused);
     return new Promise<number>((resolve, reject) => {
       this.pending.push({ statements, resolve, reject });
       if (this.sendScheduled) return;
@@ -81,10 +135,12 @@ export class SqliteWriter implements StatementWriter {
 
   /** Stops the thread once every write asked for is answered. */
   async close(): Promise<void> {
-    while (!this.ended && (this.pending.length > 0 || this.sent.size > 0)) {
+    while (!this.ended && this.worker && (this.pending.length > 0 || this.sent.size > 0)) {
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    if (!this.ended) {
+    this.ended ??= new Error('SQLite writer stopped: the store is closed');
+    clearTimeout(this.restartTimer);
+    if (this.worker) {
       // Kept alive until the thread has closed its connection, whatever else the process still has.
       this.worker.ref();
       this.worker.postMessage({ close: true } satisfies ToWriter);
@@ -94,13 +150,14 @@ export class SqliteWriter implements StatementWriter {
 
   private send(): void {
     this.sendScheduled = false;
-    if (this.ended || this.pending.length === 0) return;
+    const worker = this.worker;
+    if (!worker || this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
     const id = this.nextId++;
     const message = this.encode(id, batch);
     try {
-      this.worker.postMessage(message);
+      worker.postMessage(message);
     } catch (error) {
       // A value that cannot be sent to another thread: nothing of the batch was, its new texts included.
       for (const sql of message.newSql) this.sqlNumbers.delete(sql);
@@ -108,7 +165,7 @@ export class SqliteWriter implements StatementWriter {
       return;
     }
     this.sent.set(id, batch);
-    if (this.sent.size === 1) this.worker.ref();
+    if (this.sent.size === 1) worker.ref();
   }
 
   /**
@@ -144,21 +201,12 @@ export class SqliteWriter implements StatementWriter {
     const batch = this.sent.get(id);
     if (!batch) return;
     this.sent.delete(id);
-    if (this.sent.size === 0) this.worker.unref();
+    if (this.sent.size === 0) this.worker?.unref();
     batch.forEach((write, i) => {
       const outcome = outcomes[i]!;
       if (typeof outcome === 'number') write.resolve(outcome);
       else write.reject(errorOf(outcome));
     });
-  }
-
-  private end(error: Error): void {
-    if (this.ended) return;
-    this.ended = error;
-    for (const batch of this.sent.values()) for (const write of batch) write.reject(error);
-    for (const write of this.pending) write.reject(error);
-    this.sent.clear();
-    this.pending = [];
   }
 }
 

@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { CompiledQuery } from 'kysely';
 import { fileURLToPath } from 'node:url';
-import { SqliteWriter } from '../../src/store/sqlite-writer.js';
+import { SqliteWriter, WRITER_LOST } from '../../src/store/sqlite-writer.js';
+import type { Worker } from 'node:worker_threads';
+import { isSqliteUnavailableCode } from '../../src/store/availability.js';
 
 const dirs: string[] = [];
 after(() => {
@@ -125,4 +127,36 @@ test('close completes in a process that has nothing else to do, and the write be
   assert.equal(output.trim(), 'closed');
   assert.deepEqual(rows(reader), [7]);
   reader.close();
+});
+
+test('a thread that stops unasked fails the writes it had not answered as an outage, and a new one takes the writes after it', async () => {
+  const { path, reader } = databaseFile();
+  const writer = await SqliteWriter.open(path, 200);
+  try {
+    await writer.write([insert(1)]);
+    // A fault inside the thread, as an uncaught error there would end it.
+    const thread = (writer as unknown as { worker: Worker }).worker;
+    const unanswered = writer.write([insert(2)]);
+    await thread.terminate();
+    const lost = (error: Error & { code?: string }) => error.code === WRITER_LOST && isSqliteUnavailableCode(error.code);
+    await assert.rejects(unanswered, lost, 'the write the thread had not answered');
+    await assert.rejects(writer.write([insert(3)]), lost, 'a write while no thread runs');
+    // The next thread comes within its backoff (the first is 100 ms).
+    let written = false;
+    for (let attempt = 0; attempt < 100 && !written; attempt++) {
+      written = await writer.write([insert(4)]).then(() => true, () => false);
+      if (!written) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(written, 'a write after the new thread started is committed');
+    assert.ok([[1, 4], [1, 2, 4]].some((expected) => JSON.stringify(rows(reader)) === JSON.stringify(expected)), `rows ${JSON.stringify(rows(reader))}`);
+  } finally {
+    await writer.close();
+    reader.close();
+  }
+});
+
+test('a file the thread cannot open fails opening the writer', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'parley-writer-'));
+  dirs.push(dir);
+  await assert.rejects(SqliteWriter.open(join(dir, 'missing', 'store.db'), 200), /SQLite writer failed/);
 });
