@@ -198,10 +198,13 @@ export class DeviceDelivery {
     if (remembered.length === 0) return undefined;
     for (const { device } of waiting) this.backlogged.add(queueOf(aor, device));
     const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
-    // A device registered without +sip.instance is its contact's address (contactDevice): one that
-    // registers again from another address is a new device, and the old one's rows go once it was
-    // not seen within devices.remember.
     const devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
+    // A device registered without +sip.instance is its contact's address (contactDevice), which a
+    // client over TCP, TLS or a WebSocket changes with each connection (a new local port): such a
+    // device coming back is not recognised. A user with only such devices keeps the one-row offline
+    // store, taken by whichever of them registers next, so the one that comes back gets what came;
+    // next to a device with an instance, each keeps rows of its own.
+    if (![...devices].some((device) => instanceOf(device) !== null)) return undefined;
     return { remembered, live, devices };
   }
 

@@ -1,12 +1,14 @@
-// Devices registered without +sip.instance get every message too: such a device is its contact's
+// Devices registered without +sip.instance next to one with: each such device is its contact's
 // address (its URI without parameters), and one asleep while another device took a message gets
 // that message when it registers again from that address, whatever its parameters (a softphone's
-// new `rinstance`). One that comes back from another address is a new device.
+// new `rinstance`). One that comes back from another address is a new device. (A user with only
+// devices without an instance keeps the one-row offline store: test/peers/transports.test.ts.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, type TestServer } from '../support/server.js';
 import { udpAgents, type TestUA } from '../support/ua.js';
 import { eventually } from '../support/eventually.js';
+import { newInstance, registerDevice } from './devices.js';
 
 let s: TestServer;
 const agent = udpAgents();
@@ -17,14 +19,18 @@ after(() => s.stop());
 
 const messages = (ua: TestUA) => ua.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString());
 
-/** Two devices of `user` registered without +sip.instance (each its own contact), and a sender. */
+/** Two devices of `user` registered without +sip.instance (each its own contact), a tablet with one, and a sender. */
 async function twoContactDevices(user: string) {
   const phone = await agent(user, s.udp);
   const laptop = await agent(user, s.udp);
+  const tablet = await agent(user, s.udp);
+  const instance = newInstance();
   const sender = await agent(`${user}-friend`, s.udp);
   assert.equal((await phone.register()).status, 200);
   assert.equal((await laptop.register()).status, 200);
-  return { phone, laptop, sender, aor: `sip:${user}@localhost`, user: `${user}@localhost` };
+  assert.equal((await registerDevice(tablet, { instance })).status, 200);
+  const tabletAway = async () => assert.equal((await registerDevice(tablet, { instance, expires: 0 })).status, 200);
+  return { phone, laptop, tabletAway, instance, sender, aor: `sip:${user}@localhost`, user: `${user}@localhost` };
 }
 
 test('a device without +sip.instance asleep while the other took a message gets exactly that message, once, when it registers again with its contact', async () => {
@@ -54,11 +60,12 @@ test('a device without +sip.instance asleep while the other took a message gets 
 });
 
 test('with no device registered the sender gets 202, and each device without +sip.instance gets the message when it registers again', async () => {
-  const { phone, laptop, sender, aor, user } = await twoContactDevices('dora');
+  const { phone, laptop, tabletAway, instance, sender, aor, user } = await twoContactDevices('dora');
   assert.equal((await phone.register(0)).status, 200);
   assert.equal((await laptop.register(0)).status, 200);
+  await tabletAway();
   assert.equal((await sender.message(aor, 'nobody home')).status, 202);
-  assert.deepEqual((await s.server.store.deliveries.pendingCounts(user)).map((c) => c.device).sort(), [laptop.contact, phone.contact].sort());
+  assert.deepEqual((await s.server.store.deliveries.pendingCounts(user)).map((c) => c.device).sort(), [laptop.contact, phone.contact, instance].sort());
   for (const ua of [laptop, phone]) {
     const got = ua.waitForRequest((m) => m.body.toString() === 'nobody home');
     assert.equal((await ua.register()).status, 200);
@@ -86,9 +93,10 @@ test('a device registering from a new address (port) is a new device: it gets wh
 });
 
 test('a message stored before (one row for the user) still goes to the next device without +sip.instance that registers', async () => {
-  const { phone, laptop, sender, aor, user } = await twoContactDevices('fay');
+  const { phone, laptop, tabletAway, sender, aor, user } = await twoContactDevices('fay');
   assert.equal((await phone.register(0)).status, 200);
   assert.equal((await laptop.register(0)).status, 200);
+  await tabletAway();
   const now = Date.now();
   await s.server.store.offline.add({ aor: user, fromHeader: '<sip:hal@localhost>', toHeader: `<sip:${user}>`, contentType: 'text/plain', body: Buffer.from('from before'), receivedAt: now, expiresAt: now + 60_000 }, 10);
   const got = laptop.waitForRequest((m) => m.body.toString() === 'from before');
