@@ -40,6 +40,11 @@ export class XmlStream extends EventEmitter<StreamEvents> {
   private decoder = new StringDecoder('utf8');
   private lastStanza = Date.now();
   private idleTimer: NodeJS.Timeout | undefined;
+  /** Whether something was written in this turn of the event loop (see acknowledge). */
+  private wrote = false;
+  private acknowledgementScheduled = false;
+  /** False once the socket is handed to TLS (detach), until the TLS one is attached. */
+  private attached = false;
   private readonly onData = (chunk: Buffer) => this.read(chunk);
   private readonly onClose = () => this.closed();
   private readonly onError = (error: Error) => this.log.debug({ err: error.message }, 's2s socket error');
@@ -66,6 +71,7 @@ export class XmlStream extends EventEmitter<StreamEvents> {
 
   /** Stops reading the socket (before handing it to TLS). */
   detach(): Socket {
+    this.attached = false;
     this.socket.off('data', this.onData);
     this.socket.off('close', this.onClose);
     this.socket.off('error', this.onError);
@@ -112,6 +118,7 @@ export class XmlStream extends EventEmitter<StreamEvents> {
 
   write(text: string): void {
     if (this.ended || this.socket.destroyed) return;
+    this.wrote = true;
     this.socket.write(text);
   }
 
@@ -147,14 +154,36 @@ export class XmlStream extends EventEmitter<StreamEvents> {
 
   private attach(socket: Socket): void {
     this.socket = socket;
+    this.attached = true;
+    // What we write goes at once: Nagle's algorithm would hold a stanza back until the peer
+    // acknowledged the one before, which a peer that only reads this stream does late (delayed ACK).
+    socket.setNoDelay(true);
     socket.on('data', this.onData);
     socket.on('close', this.onClose);
     socket.on('error', this.onError);
   }
 
   private read(chunk: Buffer): void {
+    // Before parsing: what the stanzas read make us write in this turn carries the acknowledgement.
+    this.acknowledge();
     // The guarded parser reports bad input (over a limit, forbidden, not well-formed) as an 'error'.
     this.parser?.write(this.decoder.write(chunk));
+  }
+
+  /**
+   * An incoming stream only carries the peer's stanzas, so our TCP acknowledgements of them would
+   * wait for the delayed-ACK timer, and a peer keeping Nagle's algorithm (Prosody does by default)
+   * holds its next stanzas until then. When nothing else is written in this turn of the event loop,
+   * a whitespace (allowed between stanzas, RFC 6120 §4.6.1) carries the acknowledgement at once.
+   */
+  private acknowledge(): void {
+    if (this.acknowledgementScheduled) return;
+    this.acknowledgementScheduled = true;
+    this.wrote = false;
+    setImmediate(() => {
+      this.acknowledgementScheduled = false;
+      if (!this.wrote && this.attached && this.headerSent) this.write(' ');
+    });
   }
 
   private onStart(header: xml.Element): void {
