@@ -105,11 +105,11 @@ export class DeviceDelivery {
   /** The latest store turn of each AOR with one under way (storeTurn). */
   private readonly storeTails = new Map<string, Promise<void>>();
   /**
-   * The AORs with a remembered device (or registering since the start): only theirs are kept per
-   * device, so only theirs cost a store read for a message (see rememberedOf). Each with the sweep
+   * The AORs with a device known by +sip.instance (remembered, or registering since the start): only
+   * theirs are kept per device (see devicesOf), so only theirs cost a store read for a message. Each with the sweep
    * during which it was last seen: one that registers while a sweep forgets its devices stays.
    */
-  private readonly deviceUsers = new Map<string, number>();
+  private readonly instanceUsers = new Map<string, number>();
   /** Counts the sweeps of forgotten devices (forgetStale). */
   private sweeps = 0;
   /**
@@ -122,7 +122,7 @@ export class DeviceDelivery {
   /** Counts what made remembered devices change: a read begun before one is not kept. */
   private deviceChanges = 0;
   /**
-   * Whether resume() has loaded what the store held at start (deviceUsers, backlogged). Until
+   * Whether resume() has loaded what the store held at start (instanceUsers, backlogged). Until
    * then every AOR is looked up, with what its devices have waiting, so that no message overtakes
    * one stored before the restart.
    */
@@ -167,14 +167,14 @@ export class DeviceDelivery {
     return this.sendThenStore(aor, message, record, better, written, known, keptByCaller?.previous);
   }
 
-  /** Whether `aor` may have messages kept per device: false only once it is known to have no remembered device. */
+  /** Whether `aor` may have messages kept per device: false only once it is known to have no device known by +sip.instance. */
   keepsPerDevice(aor: string): boolean {
-    return !this.loaded || this.deviceUsers.has(aor);
+    return !this.loaded || this.instanceUsers.has(aor);
   }
 
   /**
    * Forgets the devices not seen registering within devices.remember, with what they had pending;
-   * a user left without a device costs no store read per message again.
+   * a user left without a device known by +sip.instance costs no store read per message again.
    */
   async forgetStale(): Promise<void> {
     const sweep = ++this.sweeps;
@@ -182,7 +182,7 @@ export class DeviceDelivery {
     this.devicesChanged();
     const forgotten = await this.store.removeStale(Date.now() - this.options.remember * 1000).finally(() => this.devicesChanged());
     for (const aor of forgotten) {
-      if ((this.deviceUsers.get(aor) ?? sweep) < sweep) this.deviceUsers.delete(aor);
+      if ((this.instanceUsers.get(aor) ?? sweep) < sweep) this.instanceUsers.delete(aor);
     }
   }
 
@@ -476,10 +476,10 @@ export class DeviceDelivery {
    * a restart); a device's later messages go after what it had waiting.
    */
   async resume(): Promise<void> {
-    for (const aor of await this.store.aorsWithDevices(Date.now() - this.options.remember * 1000)) this.deviceUsers.set(aor, this.sweeps);
+    for (const aor of await this.store.aorsWithInstanceDevices(Date.now() - this.options.remember * 1000)) this.instanceUsers.set(aor, this.sweeps);
     const counts = await this.store.pendingCounts();
     // A user whose devices were forgotten may still have deliveries waiting for its others.
-    for (const { aor } of counts) this.deviceUsers.set(aor, this.sweeps);
+    for (const { aor } of counts) this.instanceUsers.set(aor, this.sweeps);
     this.stats.pending = counts.reduce((sum, { pending }) => sum + pending, 0);
     for (const { aor, device } of counts) this.backlogged.add(queueOf(aor, device));
     this.loaded = true;
@@ -526,7 +526,7 @@ export class DeviceDelivery {
     this.devicesChanged(aor);
     const bindings = this.registrar.lookup(aor);
     if (bindings.length === 0) return;
-    this.deviceUsers.set(aor, this.sweeps);
+    if (bindings.some((binding) => binding.instance)) this.instanceUsers.set(aor, this.sweeps);
     for (const flows of this.registrar.flowsByDevice(bindings)) {
       const device = deviceKey(flows[0]!.binding);
       if (this.isQueued(aor, device) || this.store.mayHaveWaiting(aor, device)) void this.drain(aor, device);

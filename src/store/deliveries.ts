@@ -32,8 +32,8 @@ export class DeliveryRepository implements DeliveryStore {
     return rows.map((row) => ({ aor: row.aor, device: row.device, contact: row.contact, lastSeen: Number(row.last_seen), ...nullsAbsent({ userAgent: row.user_agent }) }));
   }
 
-  async aorsWithDevices(since: number): Promise<string[]> {
-    const rows = await this.db.selectFrom('devices').select('aor').distinct().where('last_seen', '>=', since).execute();
+  async aorsWithInstanceDevices(since: number): Promise<string[]> {
+    const rows = await this.db.selectFrom('devices').select('aor').distinct().where('device', 'like', 'urn:%').where('last_seen', '>=', since).execute();
     return rows.map((row) => row.aor);
   }
 
@@ -148,7 +148,8 @@ export class DeliveryRepository implements DeliveryStore {
 
   removeStale(forgetBefore: number): Promise<string[]> {
     return this.db.transaction().execute(async (trx) => {
-      const forgotten = await trx.selectFrom('devices').select('aor').distinct().where('last_seen', '<', forgetBefore).execute();
+      const forgotten = await trx.selectFrom('devices').select('aor').distinct()
+        .where('device', 'like', 'urn:%').where('last_seen', '<', forgetBefore).execute();
       await trx
         .deleteFrom('message_deliveries')
         .where((eb) =>
@@ -173,7 +174,7 @@ export class DeliveryRepository implements DeliveryStore {
         .execute();
       if (forgotten.length === 0) return [];
       const aors = forgotten.map((row) => row.aor);
-      const left = await trx.selectFrom('devices').select('aor').distinct().where('aor', 'in', aors).execute();
+      const left = await trx.selectFrom('devices').select('aor').distinct().where('device', 'like', 'urn:%').where('aor', 'in', aors).execute();
       const kept = new Set(left.map((row) => row.aor));
       return aors.filter((aor) => !kept.has(aor));
     });

@@ -167,8 +167,8 @@ export interface DeliveryCursor {
 export interface DeliveryStore {
   /** The devices of an AOR seen registering at or after `since`. */
   devicesOf(aor: string, since: number): Promise<RememberedDevice[]>;
-  /** The AORs with a device seen registering at or after `since`. */
-  aorsWithDevices(since: number): Promise<string[]>;
+  /** The AORs with a device known by its +sip.instance seen registering at or after `since`. */
+  aorsWithInstanceDevices(since: number): Promise<string[]>;
   /**
    * Whether the device may have deliveries waiting: false only once the store was read and nothing
    * was stored for it since a read of its queue found none. Exact while Parley is the store's only writer.
@@ -191,7 +191,7 @@ export interface DeliveryStore {
   pendingCounts(aor?: string): Promise<Array<{ aor: string; device: string; pending: number }>>;
   /**
    * Forgets devices last seen before `forgetBefore` with what they had pending, and rows of messages
-   * gone (expired); returns the AORs that had a device among them and have none left.
+   * gone (expired); returns the AORs that had a device known by +sip.instance among them and have none left.
    */
   removeStale(forgetBefore: number): Promise<string[]>;
 }
