@@ -465,6 +465,21 @@ export function legLatencies(file: string): () => number[] {
   };
 }
 
+/**
+ * The latencies `read` (a legLatencies reader) gives until `expected` are in or `waitMs` passed:
+ * sipp counts a MESSAGE in its statistics before its log line reaches the file, so the lines of
+ * the last legs of a step may come a moment after the count.
+ */
+export async function loggedLegs(read: () => number[], expected: number, waitMs = 2_000): Promise<number[]> {
+  const latencies = read();
+  const until = Date.now() + waitMs;
+  while (latencies.length < expected && Date.now() < until) {
+    await sleep(50);
+    latencies.push(...read());
+  }
+  return latencies;
+}
+
 /** What answers and times every MESSAGE of a fan-out bench's receivers (room members, a user's devices). */
 const TIMED_UAS_SCENARIO = join(ROOT, 'bench', 'sipp', 'member.xml');
 

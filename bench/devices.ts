@@ -40,7 +40,7 @@ import { parseArgs } from 'node:util';
 import SqliteDatabase from 'better-sqlite3';
 import { SippProcess, percentile, type SippOptions } from '../test/support/sipp.js';
 import {
-  CpuMeter, DOMAIN, ROOT, achievedRate, indent, launchParley, peers, quiet, rateSearch, residentBytes, runBounded, sippProblem,
+  CpuMeter, DOMAIN, ROOT, achievedRate, indent, launchParley, loggedLegs, peers, quiet, rateSearch, residentBytes, runBounded, sippProblem,
   sleep, startTimedUas, stepSettings, table, udpDrops, type Found, type PingIds, type Server, type TimedUas,
 } from './common.js';
 
@@ -368,7 +368,7 @@ async function runStep(server: Server, awake: TimedUas[], users: string[], messa
   const received = (await quiet(receivedNow, 600, Date.now() + 10_000)) - before;
   // Each awake device must have had every MESSAGE, not one device some twice and the other fewer.
   const uneven = awake.map((device, i) => device.received().count - eachBefore[i]!).findIndex((count) => count !== calls);
-  const latencies = awake.flatMap((device) => device.legs()).sort((a, b) => a - b);
+  const latencies = (await Promise.all(awake.map((device) => loggedLegs(device.legs, calls)))).flat().sort((a, b) => a - b);
   const oneWay = { p50: percentile(latencies, 50), p99: percentile(latencies, 99), timed: latencies.length };
   const sentRate = achievedRate(result);
   const sentFromS = Number(result.stats?.columns.StartTime?.split('\t')[2] ?? startedS);

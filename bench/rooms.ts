@@ -25,7 +25,7 @@ import { parseArgs } from 'node:util';
 import { SippProcess, freePort, percentile, runSipp, summarize, type SippOptions } from '../test/support/sipp.js';
 import {
   CpuMeter, DOMAIN, KAMAILIO, ROOT, achievedRate, indent, launchParley, peers, rateSearch, runBounded, sleep, startServer,
-  quiet, startTimedUas, stepOptions, stepSettings, table, udpDrops, wantKamailio, type Found, type Measured, type PingIds, type Server, type TimedUas,
+  loggedLegs, quiet, startTimedUas, stepOptions, stepSettings, table, udpDrops, wantKamailio, type Found, type Measured, type PingIds, type Server, type TimedUas,
 } from './common.js';
 
 const IMC_MODULE = '/usr/lib/x86_64-linux-gnu/kamailio/modules/imc.so';
@@ -211,7 +211,7 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
   const sippCpu = sippMeter.stop();
   const received = (await members.quiet(600, Date.now() + 10_000)) - before;
   const cpuPerLegUs = received > 0 ? (serverCpu * meteredS * 1e6) / received : NaN;
-  const latencies = members.legs().sort((a, b) => a - b);
+  const latencies = (await loggedLegs(members.legs, received)).sort((a, b) => a - b);
   const oneWay = { p50: percentile(latencies, 50), p99: percentile(latencies, 99), timed: latencies.length };
   const drops = udpDrops() - dropsBefore;
   const stats = result.stats;
