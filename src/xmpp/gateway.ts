@@ -17,11 +17,11 @@ import { type OutboxStore, type ReceiptIdStore, logBackgroundFailure } from '../
 import type { IncomingRequest, SipMessage } from '../sip/index.js';
 import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, unescapeLocal } from './addresses.js';
 import { type StanzaError, conditionForStatus, errorReply, readStanzaError, statusForCondition } from './errors.js';
-import { type XmppLink, createLink } from './backend.js';
+import { type OutboundStanza, type XmppLink, createLink } from './backend.js';
 import type { LinkState, PeerStatus } from './link.js';
 import { chatStateOf, chatStateOfComposing, chatStateStanza, composingOfChatState } from './chatstates.js';
-import { callIdOfThread, messageStanza, readStanza } from './messages.js';
-import { Correlations, receiptRequests, receiptStanza, receiptsOf } from './receipts.js';
+import { callIdOfThread, readStanza, writtenMessage } from './messages.js';
+import { Correlations, receiptStanza, receiptsOf } from './receipts.js';
 import type { XmppGatewayOptions } from './options.js';
 import { PendingSubscriptions } from './pending.js';
 import { OutboundQueue } from './queue.js';
@@ -52,7 +52,7 @@ export interface XmppStats {
 
 /** A stanza on its way to XMPP; `origin` when it carries a SIP user's message. */
 interface Outgoing {
-  stanza: xml.Element;
+  stanza: OutboundStanza;
   origin?: SipOrigin;
 }
 
@@ -292,8 +292,7 @@ export class XmppGateway {
   private async sendAccepted(message: AcceptedMessage, acceptedAt: number): Promise<LegOutcome> {
     const deadline = acceptedAt + this.options.delayTimeMs;
     if (!this.link.online && Date.now() < deadline) await this.linkOnline(deadline);
-    const requests = message.imdn ? receiptRequests(message.imdn.wanted) : [];
-    const outgoing = { stanza: messageStanza(message.im, message.attrs, ...requests), origin: message.origin };
+    const outgoing = { stanza: writtenMessage(message.im, message.attrs, message.imdn?.wanted), origin: message.origin };
     if (this.link.online) this.transmit(outgoing); else if (Date.now() >= deadline) this.failBack(outgoing, 408, `the XMPP server was unreachable for ${this.options.delayTimeMs / 1000} s`);
     // Woken by the stop: it stays in the outbox.
     else return 'retry';

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
 import { component, type Component, type XmppError } from '@xmpp/component';
 import { parseJid } from './addresses.js';
-import type { XmppLinkEvents } from './backend.js';
+import type { OutboundStanza, XmppLinkEvents } from './backend.js';
 import { type XmlLimits, guardConnection } from './xml-guard.js';
 import { Backoff } from '../util/backoff.js';
 
@@ -62,7 +62,7 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private lastError: Error | undefined;
   /** Stanzas written (on this stream or an earlier one) that no ping answer has covered yet, oldest first. */
-  private unconfirmedStanzas: xml.Element[] = [];
+  private unconfirmedStanzas: OutboundStanza[] = [];
   /** The ping in flight on this stream: its id, when it was written, and how many of `unconfirmed` precede it. */
   private ping: { id: string; at: number; covers: number } | undefined;
   /** A ping is to follow what this turn of the event loop writes. */
@@ -131,7 +131,7 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
   }
 
   /** Writes a stanza, kept until a ping answer confirms it; false when the link is not online. */
-  send(stanza: xml.Element): boolean {
+  send(stanza: OutboundStanza): boolean {
     if (!this.online) return false;
     this.write(stanza);
     this.unconfirmedStanzas.push(stanza);
@@ -145,7 +145,7 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
     return true;
   }
 
-  private write(stanza: xml.Element): void {
+  private write(stanza: OutboundStanza): void {
     this.output.push(serialize(stanza));
     this.scheduleFlush();
   }
@@ -315,6 +315,6 @@ function onlyIqThroughMiddleware(entity: Component): void {
  * The stanza as XML text. Carriage returns are written as character references: a literal one
  * would reach the recipient as a line feed (XML 1.0 §2.11 end-of-line handling).
  */
-function serialize(stanza: xml.Element): string {
+function serialize(stanza: OutboundStanza): string {
   return stanza.toString().replace(/\r/g, '&#13;');
 }
