@@ -345,8 +345,8 @@ const baseSchema = z
         .default(32)
         .describe('MESSAGEs Parley originates (room posts and notices, gateway messages) sent to one recipient over TCP, TLS or WebSocket before the first of them is answered; the stream keeps their order. 1: one at a time, each after the previous final response.'),
       delivery_window_udp: positiveInt
-        .default(4)
-        .describe('The same over UDP: their order holds unless a datagram is lost, when its retransmission arrives after the ones sent behind it. 1: strict order, one message per round trip.'),
+        .default(16)
+        .describe('The same over UDP: their order holds unless a datagram is lost, when its retransmission arrives after the ones sent behind it. 1: strict order, one message per round trip (n: at most n per round trip to one recipient).'),
       accept_timeout: positiveInt.default(5).describe('Seconds a message kept for each device waits for the recipient\'s registered devices to answer before it is stored for those that did not take it (once one device took it, the others have 50 ms more, or as long again as it took); past them it is stored for those still answering too, and the sender gets 200 when a device took it, else 202 Accepted; the devices still get it.'),
       sync_sent: z.boolean().default(true).describe('Own-message sync: a MESSAGE a user of a local domain sends from one device, once taken, is copied to the user\'s other devices (From the user, To the peer, with X-Parley-Copy: sent), through the per-device delivery: a device away gets it when it registers again. Receipts, is-composing states and Expires: 0 messages are not copied; a copy is never pushed. Needs offline.enabled. The default for every domain; sync_sent_domains overrides it per domain.'),
       sync_sent_domains: z

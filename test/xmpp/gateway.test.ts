@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
+import { createResponse } from '../../src/sip/index.js';
 import { linphoneCpim } from '../support/linphone.js';
 import { eventually } from '../support/eventually.js';
 import { freeTcpPort, killAll, startParley, tempDir } from '../support/process.js';
@@ -35,6 +36,7 @@ describe('against a scripted XMPP server', () => {
   let xmppServer: ScriptedXmppServer;
   let parley: TestServer;
   let alice: TestUA;
+  const phones: TestUA[] = [];
 
   before(async () => {
     xmppServer = componentServer();
@@ -46,6 +48,7 @@ describe('against a scripted XMPP server', () => {
   after(async () => {
     alice.close();
     await parley.stop();
+    for (const phone of phones) phone.close();
     xmppServer.close();
   });
 
@@ -89,6 +92,36 @@ describe('against a scripted XMPP server', () => {
     const message = await received;
     assert.equal(message.body.toString('utf8'), 'split 🎉 here');
     assert.equal(message.from.uri, `sip:romeo*xmpp.example@${COMPONENT_DOMAIN}`);
+  });
+
+  test('a burst from XMPP to one phone on UDP: 16 go out unanswered (relay.delivery_window_udp), in order, the rest as they are answered', async () => {
+    const window = 16;
+    const count = 40;
+    const bob = await TestUA.create({ user: 'bob', proto: 'udp', server: parley.udp });
+    try {
+      assert.equal((await bob.register()).status, 200);
+      bob.answer = null;
+      const fromRomeo = () => bob.received.filter((m) => m.method === 'MESSAGE' && m.from.uri === ROMEO);
+      const bodies = () => fromRomeo().map((m) => m.body.toString());
+      const numbered = (n: number) => Array.from({ length: n }, (_, index) => `burst ${index + 1}`);
+      const stanzas = numbered(count).map((body) => `<message from='romeo@xmpp.example/r' to='bob*localhost@${COMPONENT_DOMAIN}' type='chat'><body>${body}</body></message>`);
+      xmppServer.latest!.socket.write(stanzas.join(''));
+      await eventually(() => fromRomeo().length >= window || undefined, `${window} messages at bob before any is answered`);
+      // Sent once the burst is queued, alice's MESSAGE arrives behind anything the gateway sent before it.
+      const marker = bob.waitForRequest((m) => m.body.toString() === 'marker');
+      const markerSent = alice.message(bob.aor, 'marker');
+      bob.sendRaw(createResponse(await marker, 200).toBuffer());
+      assert.equal((await markerSent).status, 200);
+      assert.deepEqual(bodies(), numbered(window), 'the window, in order, and nothing more');
+      for (let answered = 0; answered < count; answered++) {
+        bob.sendRaw(createResponse(await eventually(() => fromRomeo()[answered], `message ${answered + 1} at bob`), 200).toBuffer());
+      }
+      assert.deepEqual(bodies(), numbered(count));
+    } finally {
+      // Open, answering, until Parley stops: a request still on its way would otherwise wait out its timeout at the stop.
+      bob.answer = 200;
+      phones.push(bob);
+    }
   });
 
   test('an XMPP subject with line breaks of any kind becomes one Subject header line', async () => {
