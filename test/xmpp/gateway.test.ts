@@ -199,6 +199,36 @@ test('with imdn false, a message from XMPP asking for a receipt and a marker rea
   }
 });
 
+test('messages from XMPP for a SIP user with max_queue of them waiting go back as resource-constraint; those taken arrive in order', async () => {
+  const xmppServer = componentServer();
+  const parley = await startServer(xmppConfig(await xmppServer.listen(), { max_queue: 20 }));
+  const bob = await TestUA.create({ proto: 'udp', user: 'bob', server: parley.udp });
+  try {
+    assert.equal((await bob.register()).status, 200);
+    await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 'gateway online');
+    bob.answer = null;
+    const stanzas = Array.from({ length: 30 }, (_, index) => `<message id='b${index + 1}' from='romeo@xmpp.example/r' to='bob*localhost@${COMPONENT_DOMAIN}' type='chat'><body>queued ${index + 1}</body></message>`);
+    xmppServer.latest!.socket.write(stanzas.join(''));
+    const bounced = await eventually(() => {
+      const errors = [...xmppServer.latest!.input.matchAll(/<message type="error" [^>]*id="(b\d+)"><error type="wait"><resource-constraint [^>]*\/><text [^>]*>([^<]*)<\/text>/g)];
+      return errors.length === 10 ? errors : undefined;
+    }, 'ten messages bounced');
+    assert.deepEqual(bounced.map((match) => match[1]), Array.from({ length: 10 }, (_, index) => `b${index + 21}`));
+    assert.equal(bounced[0]![2], '20 messages are waiting for delivery to sip:bob@localhost: try again later');
+    // The twenty taken arrive, in order, as bob answers them.
+    const fromRomeo = () => bob.received.filter((m) => m.method === 'MESSAGE' && m.from.uri === ROMEO);
+    for (let answered = 0; answered < 20; answered++) {
+      bob.sendRaw(createResponse(await eventually(() => fromRomeo()[answered], `message ${answered + 1} at bob`), 200).toBuffer());
+    }
+    assert.deepEqual(fromRomeo().map((m) => m.body.toString()), Array.from({ length: 20 }, (_, index) => `queued ${index + 1}`));
+  } finally {
+    bob.answer = 200;
+    await parley.stop();
+    bob.close();
+    xmppServer.close();
+  }
+});
+
 describe('without a reachable XMPP server', () => {
   let parley: TestServer;
   let alice: TestUA;
