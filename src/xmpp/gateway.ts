@@ -369,7 +369,7 @@ export class XmppGateway {
     if (!from) return bounce({ condition: 'jid-malformed', text: 'the sender has no SIP address' });
     if (Buffer.byteLength(im.body, 'utf8') > this.options.maxBody) return bounce({ condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
     // Nothing slows an XMPP sender down: past the bound, messages for a recipient who takes them slower than they come go back.
-    if (this.bridge.waitingFor(to) >= this.options.maxQueue) return bounce({ condition: 'resource-constraint', text: `${this.options.maxQueue} messages are waiting for delivery to ${to}: try again later` });
+    if (this.bridge.waitingFor(to) >= this.options.maxQueueToSip) return bounce({ condition: 'resource-constraint', text: `${this.options.maxQueueToSip} messages are waiting for delivery to ${to}: try again later` });
     const text = { kind: 'text', from: sipAddress(from), to: sipAddress(to), at: Date.now(), ...im, contentType: TEXT_PLAIN, conversation: callIdOfThread(im.thread) } as const;
     const { asked, remembered } = this.receiptsAsked(stanza, to);
     const message = { ...text, ...asked };
@@ -419,7 +419,7 @@ export class XmppGateway {
     }
     const state = chatStateOf(stanza);
     // Stale once late: dropped rather than queued behind a recipient's full backlog.
-    if (!state || this.bridge.waitingFor(to) >= this.options.maxQueue) return;
+    if (!state || this.bridge.waitingFor(to) >= this.options.maxQueueToSip) return;
     this.bridge.intoSip({ kind: 'typing', from: sipAddress(from), to: sipAddress(to), typing: composingOfChatState(state) });
   }
 

@@ -199,9 +199,9 @@ test('with imdn false, a message from XMPP asking for a receipt and a marker rea
   }
 });
 
-test('messages from XMPP for a SIP user with max_queue of them waiting go back as resource-constraint; those taken arrive in order', async () => {
+test('messages from XMPP for a SIP user with max_queue_to_sip of them waiting go back as resource-constraint; those taken arrive in order', async () => {
   const xmppServer = componentServer();
-  const parley = await startServer(xmppConfig(await xmppServer.listen(), { max_queue: 20 }));
+  const parley = await startServer(xmppConfig(await xmppServer.listen(), { max_queue_to_sip: 20 }));
   const bob = await TestUA.create({ proto: 'udp', user: 'bob', server: parley.udp });
   try {
     assert.equal((await bob.register()).status, 200);
