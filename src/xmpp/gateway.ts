@@ -356,20 +356,15 @@ export class XmppGateway {
     if (type === 'groupchat') return;
     const im = readStanza(stanza);
     if (!im) return this.onSignal(stanza);
-    const bounce = (error: StanzaError) => {
-      this.counters.refused++;
-      // RFC 6120 §5.2.2: a headline expects no answer, not even an error.
-      if (type !== 'headline') this.submit({ stanza: errorReply(stanza, error) });
-    };
     const sender = parseJid(stanza.attrs.from ?? '');
     const recipient = parseJid(stanza.attrs.to ?? '');
     const to = recipient && this.addresses.sipRecipient(recipient);
-    if (!to) return bounce({ condition: 'jid-malformed', text: this.hints.xmpp });
+    if (!to) return this.bounce(stanza, { condition: 'jid-malformed', text: this.hints.xmpp });
     const from = sender && this.addresses.sipSender(sender);
-    if (!from) return bounce({ condition: 'jid-malformed', text: 'the sender has no SIP address' });
-    if (Buffer.byteLength(im.body, 'utf8') > this.options.maxBody) return bounce({ condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
+    if (!from) return this.bounce(stanza, { condition: 'jid-malformed', text: 'the sender has no SIP address' });
+    if (Buffer.byteLength(im.body, 'utf8') > this.options.maxBody) return this.bounce(stanza, { condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
     // Nothing slows an XMPP sender down: past the bound, messages for a recipient who takes them slower than they come go back.
-    if (this.bridge.waitingFor(to) >= this.options.maxQueueToSip) return bounce({ condition: 'resource-constraint', text: `${this.options.maxQueueToSip} messages are waiting for delivery to ${to}: try again later` });
+    if (this.bridge.waitingFor(to) >= this.options.maxQueueToSip) return this.bounce(stanza, { condition: 'resource-constraint', text: `${this.options.maxQueueToSip} messages are waiting for delivery to ${to}: try again later` });
     const text = { kind: 'text', from: sipAddress(from), to: sipAddress(to), at: Date.now(), ...im, contentType: TEXT_PLAIN, conversation: callIdOfThread(im.thread) } as const;
     const { asked, remembered } = this.receiptsAsked(stanza, to);
     const message = { ...text, ...asked };
@@ -377,8 +372,15 @@ export class XmppGateway {
     const delivery = remembered ? { to: message.to, make: () => remembered.then(() => message) } : message;
     this.bridge.intoSip(delivery, (result) => {
       if (result.status < 300) this.counters.xmppToSip++;
-      else bounce({ condition: conditionForStatus(result.status), text: `${result.status} ${result.reason}` });
+      else this.bounce(stanza, { condition: conditionForStatus(result.status), text: `${result.status} ${result.reason}` });
     });
+  }
+
+  /** Answers a message from XMPP that does not reach SIP with a stanza error. */
+  private bounce(stanza: xml.Element, error: StanzaError): void {
+    this.counters.refused++;
+    // RFC 6120 §5.2.2: a headline expects no answer, not even an error.
+    if (stanza.attrs.type !== 'headline') this.submit({ stanza: errorReply(stanza, error) });
   }
 
   /**

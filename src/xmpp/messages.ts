@@ -83,20 +83,22 @@ function escapeAttribute(value: string): string {
  */
 export function readStanza(stanza: xml.Element): InstantMessage | undefined {
   const stanzaLanguage = stanza.attrs['xml:lang'];
-  const pick = (name: string) => {
-    const candidates = stanza.getChildren(name);
-    return candidates.find((child) => (child.attrs['xml:lang'] ?? stanzaLanguage) === stanzaLanguage) ?? candidates[0];
-  };
-  const body = pick('body');
+  const body = childInLanguage(stanza, 'body', stanzaLanguage);
   if (!body) return undefined;
   const thread = stanza.getChildText('thread');
   const language = body.attrs['xml:lang'] ?? stanzaLanguage;
   return {
     body: body.text(),
-    subject: pick('subject')?.text(),
+    subject: childInLanguage(stanza, 'subject', stanzaLanguage)?.text(),
     language: language && LANGUAGE_TAG.test(language) ? language : undefined,
     ...(thread === null ? {} : { thread }),
   };
+}
+
+/** Of the children `name`, the one in `language` (the stanza's, which they inherit), else the first. */
+function childInLanguage(stanza: xml.Element, name: string, language: string | undefined): xml.Element | undefined {
+  const candidates = stanza.getChildren(name);
+  return candidates.find((child) => (child.attrs['xml:lang'] ?? language) === language) ?? candidates[0];
 }
 
 /** RFC 3261 §25.1 Call-ID: word ["@" word]. */
