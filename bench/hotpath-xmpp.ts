@@ -2,7 +2,8 @@
 // gateway (component mode), in CPU time and bytes allocated on the server's thread. A real server
 // (createServer, the relay, the XMPP gateway with its outbox on the sqlite store) listens on
 // loopback UDP; a client in a worker thread is both sides: a SIP phone (UDP) and the XMPP server
-// the component connects to (a scripted one: handshake, ping answers; test/support/xmpp-peer.ts).
+// the component connects to (a scripted one: handshake, ping answers; test/support/xmpp-peer.ts),
+// whose socket keeps Nagle's algorithm, as Prosody's does by default.
 //   sip2xmpp: MESSAGEs to sip:bench-rx*xmpp.test@<component>, a window of them unanswered; a run
 //             ends once each got its 202 and its stanza reached the XMPP side.
 //   xmpp2sip: <message/> stanzas to bench-sip*localhost@<component>, a window of them not yet

@@ -70,6 +70,8 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
   /** What this turn of the event loop writes, serialised: written at once (one socket write) at its end. */
   private output: string[] = [];
   private flushScheduled = false;
+  /** The server wrote to us in this turn: if nothing else is written, a whitespace carries the acknowledgement back at once. */
+  private acknowledgementWanted = false;
   private pings = 0;
   private readonly pingPrefix = `parley-ping-${randomBytes(4).toString('hex')}`;
 
@@ -163,10 +165,17 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
       if (!this.ping) this.sendPing();
     }
     this.flushScheduled = false;
-    const text = this.output.join('');
+    const text = this.output.join('') || (this.acknowledgementWanted && this.online ? ' ' : '');
+    this.acknowledgementWanted = false;
     this.output = [];
     // A failed write is followed by the socket closing, which takes the link down.
     if (text !== '') this.entity.write(text).catch((error: Error) => this.log.debug({ err: error.message }, 'XMPP write failed'));
+  }
+
+  /** Acknowledges what the server wrote at the end of this turn of the event loop (see attempt()). */
+  private acknowledge(): void {
+    this.acknowledgementWanted = true;
+    this.scheduleFlush();
   }
 
   /** One ping after the stanzas written in this turn of the event loop, unless one is in flight already. */
@@ -208,6 +217,10 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
           // Each turn of the event loop is written at once (flush): Nagle's algorithm would only
           // hold a turn's stanzas back until the server acknowledged the previous turn's.
           this.entity.socket?.setNoDelay(true);
+          // The same the other way: a server that keeps Nagle's algorithm (Prosody does by default)
+          // holds its next stanzas until we acknowledge what it wrote, and a gateway that only reads
+          // acknowledges late (delayed ACK). What we write in return carries the acknowledgement.
+          this.entity.socket?.on('data', () => this.acknowledge());
           return this.entity.open({ domain: this.options.domain });
         }),
       ]);

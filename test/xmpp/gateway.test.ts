@@ -124,6 +124,17 @@ describe('against a scripted XMPP server', () => {
     }
   });
 
+  test("what the server writes is acknowledged at once, by a whitespace when nothing else is to be written (a server keeping Nagle's algorithm is not held up)", async () => {
+    const connection = xmppServer.latest!;
+    const before = connection.input.length;
+    const received = alice.waitForRequest((request) => request.method === 'MESSAGE' && request.body.toString() === 'acknowledged');
+    connection.socket.write(`<message from='romeo@xmpp.example/r' to='alice*localhost@${COMPONENT_DOMAIN}' type='chat'><body>acknowledged</body></message>`);
+    await received;
+    // The keepalive (a whitespace too) comes only after xmpp.keepalive, 60 s.
+    const answer = await eventually(() => connection.input.slice(before) || undefined, 'something written back');
+    assert.match(answer, /^ +$/);
+  });
+
   test('an XMPP subject with line breaks of any kind becomes one Subject header line', async () => {
     const subject = 'one&#13;&#10;X-Injected: yes&#x2028;X-Also: yes&#x85;X-Too: yes';
     const received = alice.waitForRequest((request) => request.method === 'MESSAGE' && request.body.toString() === 'with a subject');
