@@ -40,6 +40,8 @@ const SENT_TTL_MS = 10 * 60_000;
 export class SipBridge {
   /** Deliveries into SIP: one chain per SIP recipient, so that each gets its messages in order. */
   private readonly deliveries: OrderedDeliveries;
+  /** Deliveries into SIP not finished yet, by recipient. */
+  private readonly waiting = new Map<string, number>();
   /** What was sent to the network and not confirmed, by the id it went with. */
   private readonly sent: Recent<SipOrigin>;
   private readonly idPrefix = randomBytes(4).toString('hex');
@@ -127,10 +129,23 @@ export class SipBridge {
    * a sender's SIP address, is looked up in order too).
    */
   intoSip(message: BridgeMessage | { to: Address; make: () => Promise<BridgeMessage> }, then?: (result: DeliveryResult) => void): void {
-    this.deliveries.add(message.to.id, async (turn) => {
-      const result = await this.relay.send(sipRequestOf('make' in message ? await message.make() : message), turn);
-      then?.(result);
+    const recipient = message.to.id;
+    this.waiting.set(recipient, this.waitingFor(recipient) + 1);
+    this.deliveries.add(recipient, async (turn) => {
+      try {
+        const result = await this.relay.send(sipRequestOf('make' in message ? await message.make() : message), turn);
+        then?.(result);
+      } finally {
+        const left = this.waitingFor(recipient) - 1;
+        if (left > 0) this.waiting.set(recipient, left);
+        else this.waiting.delete(recipient);
+      }
     });
+  }
+
+  /** Deliveries into SIP queued or under way for one recipient (its SIP address): what a gateway bounds. */
+  waitingFor(recipient: string): number {
+    return this.waiting.get(recipient) ?? 0;
   }
 
   /** A text from the gateway into SIP, from `from` (the gateway's address, a room's, a contact's). */

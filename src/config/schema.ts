@@ -345,8 +345,8 @@ const baseSchema = z
         .default(32)
         .describe('MESSAGEs Parley originates (room posts and notices, gateway messages) sent to one recipient over TCP, TLS or WebSocket before the first of them is answered; the stream keeps their order. 1: one at a time, each after the previous final response.'),
       delivery_window_udp: positiveInt
-        .default(4)
-        .describe('The same over UDP: their order holds unless a datagram is lost, when its retransmission arrives after the ones sent behind it. 1: strict order, one message per round trip.'),
+        .default(16)
+        .describe('The same over UDP: their order holds unless a datagram is lost, when its retransmission arrives after the ones sent behind it. 1: strict order, one message per round trip (n: at most n per round trip to one recipient).'),
       accept_timeout: positiveInt.default(5).describe('Seconds a message kept for each device waits for the recipient\'s registered devices to answer before it is stored for those that did not take it (once one device took it, the others have 50 ms more, or as long again as it took); past them it is stored for those still answering too, and the sender gets 200 when a device took it, else 202 Accepted; the devices still get it.'),
       sync_sent: z.boolean().default(true).describe('Own-message sync: a MESSAGE a user of a local domain sends from one device, once taken, is copied to the user\'s other devices (From the user, To the peer, with X-Parley-Copy: sent), through the per-device delivery: a device away gets it when it registers again. Receipts, is-composing states and Expires: 0 messages are not copied; a copy is never pushed. Needs offline.enabled. The default for every domain; sync_sent_domains overrides it per domain.'),
       sync_sent_domains: z
@@ -516,6 +516,7 @@ const baseSchema = z
         .default(90)
         .describe('Seconds messages for XMPP wait while the XMPP server is unreachable (server mode: the server of their domain); older ones fail back to their sender, and once the link has been down this long new ones are refused with 503.'),
       max_queue: positiveInt.default(1000).describe('Most messages waiting for the XMPP server (kept in the store\'s outbox, so a restart still sends them); further ones are refused with 503. In component mode also the most stanzas kept after writing until the server confirms them (an XEP-0199 ping answer); beyond that the oldest is taken as delivered. In server mode, per remote domain.'),
+      max_queue_to_sip: positiveInt.default(10_000).describe('Most messages from XMPP waiting for delivery to one SIP user (sent and not yet answered, or queued behind those, in order); further ones go back to their senders as resource-constraint errors (try again later). XMPP has no other way to slow a sender down.'),
       reconnect_min: z.number().positive().default(1).describe('Seconds before the first reconnection attempt after the XMPP link is lost (server mode: before dialling again a remote domain whose server could not be reached); each wait is drawn between the current step and twice it (spreading retries), the step doubled at each failure.'),
       reconnect_max: z.number().positive().default(60).describe('Longest wait between reconnection attempts, in seconds; at least reconnect_min.'),
       keepalive: z.number().positive().default(60).describe('Seconds between whitespace keepalives on the XMPP link, which find a dead connection.'),

@@ -19,6 +19,9 @@ export interface XmppLinkEvents {
   'stream-up': [domain: string];
 }
 
+/** What a link writes: an element, or a stanza written as text already (messages.ts WrittenStanza). */
+export type OutboundStanza = Pick<xml.Element, 'name' | 'attrs' | 'is' | 'toString'>;
+
 export interface XmppLink extends EventEmitter<XmppLinkEvents> {
   readonly state: LinkState;
   readonly online: boolean;
@@ -32,7 +35,7 @@ export interface XmppLink extends EventEmitter<XmppLinkEvents> {
   start(): void;
   stop(): Promise<void>;
   /** Sends a stanza (or, in server mode, queues it for its domain's stream); false when the link is not online. */
-  send(stanza: xml.Element): boolean;
+  send(stanza: OutboundStanza): boolean;
   /** Streams with XMPP servers and their state, for status and metrics. */
   peers(): PeerStatus[];
 }

@@ -133,7 +133,7 @@ export function readStanzaError(stanza: xml.Element): StanzaError {
 }
 
 /** The error reply to `stanza` (RFC 6120 §8.2): addresses swapped, same id. */
-export function errorReply(stanza: xml.Element, { condition, text }: StanzaError): xml.Element {
+export function errorReply(stanza: Pick<xml.Element, 'name' | 'attrs'>, { condition, text }: StanzaError): xml.Element {
   return xml(
     stanza.name,
     { type: 'error', from: stanza.attrs.to, to: stanza.attrs.from, id: stanza.attrs.id },

@@ -17,11 +17,11 @@ import { type OutboxStore, type ReceiptIdStore, logBackgroundFailure } from '../
 import type { IncomingRequest, SipMessage } from '../sip/index.js';
 import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, unescapeLocal } from './addresses.js';
 import { type StanzaError, conditionForStatus, errorReply, readStanzaError, statusForCondition } from './errors.js';
-import { type XmppLink, createLink } from './backend.js';
+import { type OutboundStanza, type XmppLink, createLink } from './backend.js';
 import type { LinkState, PeerStatus } from './link.js';
 import { chatStateOf, chatStateOfComposing, chatStateStanza, composingOfChatState } from './chatstates.js';
-import { callIdOfThread, messageStanza, readStanza } from './messages.js';
-import { Correlations, receiptRequests, receiptStanza, receiptsOf } from './receipts.js';
+import { callIdOfThread, readStanza, writtenMessage } from './messages.js';
+import { Correlations, receiptStanza, receiptsOf } from './receipts.js';
 import type { XmppGatewayOptions } from './options.js';
 import { PendingSubscriptions } from './pending.js';
 import { OutboundQueue } from './queue.js';
@@ -52,7 +52,7 @@ export interface XmppStats {
 
 /** A stanza on its way to XMPP; `origin` when it carries a SIP user's message. */
 interface Outgoing {
-  stanza: xml.Element;
+  stanza: OutboundStanza;
   origin?: SipOrigin;
 }
 
@@ -292,8 +292,7 @@ export class XmppGateway {
   private async sendAccepted(message: AcceptedMessage, acceptedAt: number): Promise<LegOutcome> {
     const deadline = acceptedAt + this.options.delayTimeMs;
     if (!this.link.online && Date.now() < deadline) await this.linkOnline(deadline);
-    const requests = message.imdn ? receiptRequests(message.imdn.wanted) : [];
-    const outgoing = { stanza: messageStanza(message.im, message.attrs, ...requests), origin: message.origin };
+    const outgoing = { stanza: writtenMessage(message.im, message.attrs, message.imdn?.wanted), origin: message.origin };
     if (this.link.online) this.transmit(outgoing); else if (Date.now() >= deadline) this.failBack(outgoing, 408, `the XMPP server was unreachable for ${this.options.delayTimeMs / 1000} s`);
     // Woken by the stop: it stays in the outbox.
     else return 'retry';
@@ -357,18 +356,15 @@ export class XmppGateway {
     if (type === 'groupchat') return;
     const im = readStanza(stanza);
     if (!im) return this.onSignal(stanza);
-    const bounce = (error: StanzaError) => {
-      this.counters.refused++;
-      // RFC 6120 §5.2.2: a headline expects no answer, not even an error.
-      if (type !== 'headline') this.submit({ stanza: errorReply(stanza, error) });
-    };
     const sender = parseJid(stanza.attrs.from ?? '');
     const recipient = parseJid(stanza.attrs.to ?? '');
     const to = recipient && this.addresses.sipRecipient(recipient);
-    if (!to) return bounce({ condition: 'jid-malformed', text: this.hints.xmpp });
+    if (!to) return this.bounce(stanza, { condition: 'jid-malformed', text: this.hints.xmpp });
     const from = sender && this.addresses.sipSender(sender);
-    if (!from) return bounce({ condition: 'jid-malformed', text: 'the sender has no SIP address' });
-    if (Buffer.byteLength(im.body, 'utf8') > this.options.maxBody) return bounce({ condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
+    if (!from) return this.bounce(stanza, { condition: 'jid-malformed', text: 'the sender has no SIP address' });
+    if (Buffer.byteLength(im.body, 'utf8') > this.options.maxBody) return this.bounce(stanza, { condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
+    // Nothing slows an XMPP sender down: past the bound, messages for a recipient who takes them slower than they come go back.
+    if (this.bridge.waitingFor(to) >= this.options.maxQueueToSip) return this.bounce(stanza, { condition: 'resource-constraint', text: `${this.options.maxQueueToSip} messages are waiting for delivery to ${to}: try again later` });
     const text = { kind: 'text', from: sipAddress(from), to: sipAddress(to), at: Date.now(), ...im, contentType: TEXT_PLAIN, conversation: callIdOfThread(im.thread) } as const;
     const { asked, remembered } = this.receiptsAsked(stanza, to);
     const message = { ...text, ...asked };
@@ -376,8 +372,15 @@ export class XmppGateway {
     const delivery = remembered ? { to: message.to, make: () => remembered.then(() => message) } : message;
     this.bridge.intoSip(delivery, (result) => {
       if (result.status < 300) this.counters.xmppToSip++;
-      else bounce({ condition: conditionForStatus(result.status), text: `${result.status} ${result.reason}` });
+      else this.bounce(stanza, { condition: conditionForStatus(result.status), text: `${result.status} ${result.reason}` });
     });
+  }
+
+  /** Answers a message from XMPP that does not reach SIP with a stanza error. */
+  private bounce(stanza: xml.Element, error: StanzaError): void {
+    this.counters.refused++;
+    // RFC 6120 §5.2.2: a headline expects no answer, not even an error.
+    if (stanza.attrs.type !== 'headline') this.submit({ stanza: errorReply(stanza, error) });
   }
 
   /**
@@ -417,7 +420,8 @@ export class XmppGateway {
       return;
     }
     const state = chatStateOf(stanza);
-    if (!state) return;
+    // Stale once late: dropped rather than queued behind a recipient's full backlog.
+    if (!state || this.bridge.waitingFor(to) >= this.options.maxQueueToSip) return;
     this.bridge.intoSip({ kind: 'typing', from: sipAddress(from), to: sipAddress(to), typing: composingOfChatState(state) });
   }
 

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
 import { component, type Component, type XmppError } from '@xmpp/component';
 import { parseJid } from './addresses.js';
-import type { XmppLinkEvents } from './backend.js';
+import type { OutboundStanza, XmppLinkEvents } from './backend.js';
 import { type XmlLimits, guardConnection } from './xml-guard.js';
 import { Backoff } from '../util/backoff.js';
 
@@ -62,7 +62,7 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private lastError: Error | undefined;
   /** Stanzas written (on this stream or an earlier one) that no ping answer has covered yet, oldest first. */
-  private unconfirmedStanzas: xml.Element[] = [];
+  private unconfirmedStanzas: OutboundStanza[] = [];
   /** The ping in flight on this stream: its id, when it was written, and how many of `unconfirmed` precede it. */
   private ping: { id: string; at: number; covers: number } | undefined;
   /** A ping is to follow what this turn of the event loop writes. */
@@ -70,6 +70,8 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
   /** What this turn of the event loop writes, serialised: written at once (one socket write) at its end. */
   private output: string[] = [];
   private flushScheduled = false;
+  /** The server wrote to us in this turn: if nothing else is written, a whitespace carries the acknowledgement back at once. */
+  private acknowledgementWanted = false;
   private pings = 0;
   private readonly pingPrefix = `parley-ping-${randomBytes(4).toString('hex')}`;
 
@@ -131,7 +133,7 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
   }
 
   /** Writes a stanza, kept until a ping answer confirms it; false when the link is not online. */
-  send(stanza: xml.Element): boolean {
+  send(stanza: OutboundStanza): boolean {
     if (!this.online) return false;
     this.write(stanza);
     this.unconfirmedStanzas.push(stanza);
@@ -145,7 +147,7 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
     return true;
   }
 
-  private write(stanza: xml.Element): void {
+  private write(stanza: OutboundStanza): void {
     this.output.push(serialize(stanza));
     this.scheduleFlush();
   }
@@ -163,10 +165,17 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
       if (!this.ping) this.sendPing();
     }
     this.flushScheduled = false;
-    const text = this.output.join('');
+    const text = this.output.join('') || (this.acknowledgementWanted && this.online ? ' ' : '');
+    this.acknowledgementWanted = false;
     this.output = [];
     // A failed write is followed by the socket closing, which takes the link down.
     if (text !== '') this.entity.write(text).catch((error: Error) => this.log.debug({ err: error.message }, 'XMPP write failed'));
+  }
+
+  /** Acknowledges what the server wrote at the end of this turn of the event loop (see attempt()). */
+  private acknowledge(): void {
+    this.acknowledgementWanted = true;
+    this.scheduleFlush();
   }
 
   /** One ping after the stanzas written in this turn of the event loop, unless one is in flight already. */
@@ -208,6 +217,10 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
           // Each turn of the event loop is written at once (flush): Nagle's algorithm would only
           // hold a turn's stanzas back until the server acknowledged the previous turn's.
           this.entity.socket?.setNoDelay(true);
+          // The same the other way: a server that keeps Nagle's algorithm (Prosody does by default)
+          // holds its next stanzas until we acknowledge what it wrote, and a gateway that only reads
+          // acknowledges late (delayed ACK). What we write in return carries the acknowledgement.
+          this.entity.socket?.on('data', () => this.acknowledge());
           return this.entity.open({ domain: this.options.domain });
         }),
       ]);
@@ -315,6 +328,6 @@ function onlyIqThroughMiddleware(entity: Component): void {
  * The stanza as XML text. Carriage returns are written as character references: a literal one
  * would reach the recipient as a line feed (XML 1.0 §2.11 end-of-line handling).
  */
-function serialize(stanza: xml.Element): string {
+function serialize(stanza: OutboundStanza): string {
   return stanza.toString().replace(/\r/g, '&#13;');
 }

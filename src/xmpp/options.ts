@@ -17,6 +17,8 @@ export interface XmppGatewayOptions {
   imdn: boolean;
   delayTimeMs: number;
   maxQueue: number;
+  /** Most messages from XMPP waiting for delivery to one SIP user (xmpp.max_queue_to_sip). */
+  maxQueueToSip: number;
   /** SIP domains served here: only their users write to XMPP through the gateway. */
   localDomains: ReadonlySet<string>;
   /** Largest message body carried, in bytes (relay.max_body). */
@@ -57,6 +59,7 @@ export function xmppGatewayOptions(config: Config): XmppGatewayOptions {
     imdn: xmpp.imdn,
     delayTimeMs: xmpp.delay_time * 1000,
     maxQueue: xmpp.max_queue,
+    maxQueueToSip: xmpp.max_queue_to_sip,
     localDomains: new Set(config.domains),
     maxBody: config.relay.max_body,
     presenceGraceMs: xmpp.presence_grace * 1000,

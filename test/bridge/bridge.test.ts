@@ -55,6 +55,27 @@ describe('failures told to the SIP sender', () => {
     assert.equal(recent.size, 1);
     assert.equal(recent.get('c', 1550), 'C');
   });
+
+  test('an entry remembered again is the newest; one forgotten leaves room; the bound holds through any number', () => {
+    const recent = new Recent<number>(3, 1000);
+    for (const id of ['a', 'b', 'c']) recent.remember(id, 1, 0);
+    recent.remember('a', 2, 10);
+    recent.remember('d', 1, 20);
+    assert.equal(recent.get('b', 20), undefined, 'b, now the oldest, went');
+    assert.equal(recent.get('a', 20), 2);
+    recent.forget('c');
+    recent.remember('e', 1, 30);
+    assert.deepEqual(['a', 'd', 'e'].map((id) => recent.get(id, 30)), [2, 1, 1], 'the forgotten one made room: nothing else went');
+    for (let i = 0; i < 10_000; i++) {
+      recent.remember(`m${i}`, i, 40);
+      if (i % 2 === 0) recent.forget(`m${i}`);
+    }
+    assert.equal(recent.size, 3);
+    assert.deepEqual([9995, 9997, 9999].map((i) => recent.get(`m${i}`, 40)), [9995, 9997, 9999]);
+    recent.update('m9995', -1);
+    recent.sweep(1000 + 41);
+    assert.equal(recent.size, 0);
+  });
 });
 
 describe('delivery into SIP', () => {

@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
+import { createResponse } from '../../src/sip/index.js';
 import { linphoneCpim } from '../support/linphone.js';
 import { eventually } from '../support/eventually.js';
 import { freeTcpPort, killAll, startParley, tempDir } from '../support/process.js';
@@ -35,6 +36,7 @@ describe('against a scripted XMPP server', () => {
   let xmppServer: ScriptedXmppServer;
   let parley: TestServer;
   let alice: TestUA;
+  const phones: TestUA[] = [];
 
   before(async () => {
     xmppServer = componentServer();
@@ -46,6 +48,7 @@ describe('against a scripted XMPP server', () => {
   after(async () => {
     alice.close();
     await parley.stop();
+    for (const phone of phones) phone.close();
     xmppServer.close();
   });
 
@@ -89,6 +92,47 @@ describe('against a scripted XMPP server', () => {
     const message = await received;
     assert.equal(message.body.toString('utf8'), 'split 🎉 here');
     assert.equal(message.from.uri, `sip:romeo*xmpp.example@${COMPONENT_DOMAIN}`);
+  });
+
+  test('a burst from XMPP to one phone on UDP: 16 go out unanswered (relay.delivery_window_udp), in order, the rest as they are answered', async () => {
+    const window = 16;
+    const count = 40;
+    const bob = await TestUA.create({ user: 'bob', proto: 'udp', server: parley.udp });
+    try {
+      assert.equal((await bob.register()).status, 200);
+      bob.answer = null;
+      const fromRomeo = () => bob.received.filter((m) => m.method === 'MESSAGE' && m.from.uri === ROMEO);
+      const bodies = () => fromRomeo().map((m) => m.body.toString());
+      const numbered = (n: number) => Array.from({ length: n }, (_, index) => `burst ${index + 1}`);
+      const stanzas = numbered(count).map((body) => `<message from='romeo@xmpp.example/r' to='bob*localhost@${COMPONENT_DOMAIN}' type='chat'><body>${body}</body></message>`);
+      xmppServer.latest!.socket.write(stanzas.join(''));
+      await eventually(() => fromRomeo().length >= window || undefined, `${window} messages at bob before any is answered`);
+      // Sent once the burst is queued, alice's MESSAGE arrives behind anything the gateway sent before it.
+      const marker = bob.waitForRequest((m) => m.body.toString() === 'marker');
+      const markerSent = alice.message(bob.aor, 'marker');
+      bob.sendRaw(createResponse(await marker, 200).toBuffer());
+      assert.equal((await markerSent).status, 200);
+      assert.deepEqual(bodies(), numbered(window), 'the window, in order, and nothing more');
+      for (let answered = 0; answered < count; answered++) {
+        bob.sendRaw(createResponse(await eventually(() => fromRomeo()[answered], `message ${answered + 1} at bob`), 200).toBuffer());
+      }
+      assert.deepEqual(bodies(), numbered(count));
+    } finally {
+      // Open, answering, until Parley stops: a request still on its way would otherwise wait out its timeout at the stop.
+      bob.answer = 200;
+      phones.push(bob);
+    }
+  });
+
+  test("what the server writes is acknowledged at once, by a whitespace when nothing else is to be written (a server keeping Nagle's algorithm is not held up)", async () => {
+    const connection = xmppServer.latest!;
+    const before = connection.input.length;
+    const received = alice.waitForRequest((request) => request.method === 'MESSAGE' && request.body.toString() === 'acknowledged');
+    connection.socket.write(`<message from='romeo@xmpp.example/r' to='alice*localhost@${COMPONENT_DOMAIN}' type='chat'><body>acknowledged</body></message>`);
+    await received;
+    // The keepalive (a whitespace too) comes only after xmpp.keepalive, 60 s.
+    const answer = await eventually(() => connection.input.slice(before) || undefined, 'something written back');
+    assert.match(answer, /^ +$/);
   });
 
   test('an XMPP subject with line breaks of any kind becomes one Subject header line', async () => {
@@ -162,6 +206,36 @@ test('with imdn false, a message from XMPP asking for a receipt and a marker rea
   } finally {
     alice.close();
     await parley.stop();
+    xmppServer.close();
+  }
+});
+
+test('messages from XMPP for a SIP user with max_queue_to_sip of them waiting go back as resource-constraint; those taken arrive in order', async () => {
+  const xmppServer = componentServer();
+  const parley = await startServer(xmppConfig(await xmppServer.listen(), { max_queue_to_sip: 20 }));
+  const bob = await TestUA.create({ proto: 'udp', user: 'bob', server: parley.udp });
+  try {
+    assert.equal((await bob.register()).status, 200);
+    await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 'gateway online');
+    bob.answer = null;
+    const stanzas = Array.from({ length: 30 }, (_, index) => `<message id='b${index + 1}' from='romeo@xmpp.example/r' to='bob*localhost@${COMPONENT_DOMAIN}' type='chat'><body>queued ${index + 1}</body></message>`);
+    xmppServer.latest!.socket.write(stanzas.join(''));
+    const bounced = await eventually(() => {
+      const errors = [...xmppServer.latest!.input.matchAll(/<message type="error" [^>]*id="(b\d+)"><error type="wait"><resource-constraint [^>]*\/><text [^>]*>([^<]*)<\/text>/g)];
+      return errors.length === 10 ? errors : undefined;
+    }, 'ten messages bounced');
+    assert.deepEqual(bounced.map((match) => match[1]), Array.from({ length: 10 }, (_, index) => `b${index + 21}`));
+    assert.equal(bounced[0]![2], '20 messages are waiting for delivery to sip:bob@localhost: try again later');
+    // The twenty taken arrive, in order, as bob answers them.
+    const fromRomeo = () => bob.received.filter((m) => m.method === 'MESSAGE' && m.from.uri === ROMEO);
+    for (let answered = 0; answered < 20; answered++) {
+      bob.sendRaw(createResponse(await eventually(() => fromRomeo()[answered], `message ${answered + 1} at bob`), 200).toBuffer());
+    }
+    assert.deepEqual(fromRomeo().map((m) => m.body.toString()), Array.from({ length: 20 }, (_, index) => `queued ${index + 1}`));
+  } finally {
+    bob.answer = 200;
+    await parley.stop();
+    bob.close();
     xmppServer.close();
   }
 });

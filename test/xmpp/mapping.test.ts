@@ -5,7 +5,9 @@ import xml from '@xmpp/xml';
 import { addressMapping, escapeLocal, formatJid, parseJid, unescapeLocal } from '../../src/xmpp/index.js';
 import { conditionForStatus, errorReply, readStanzaError, statusForCondition, STANZAS_NS } from '../../src/xmpp/errors.js';
 import { readSipMessage, sipHeaders } from '../../src/bridge/index.js';
-import { messageStanza, readStanza } from '../../src/xmpp/messages.js';
+import { messageStanza, readStanza, writtenMessage } from '../../src/xmpp/messages.js';
+import { receiptRequests } from '../../src/xmpp/receipts.js';
+import { guardedParser } from '../../src/xmpp/xml-guard.js';
 import { SipMessage, parseUri } from '../../src/sip/index.js';
 
 const separator = addressMapping({ convention: 'separator', separator: '*', gatewayDomain: 'gw.example', xmppDomain: 'sip.xmpp.example' });
@@ -116,6 +118,27 @@ describe('messages (RFC 7572)', () => {
       stanza.toString(),
       '<message from="a@b" to="c@d" id="1" type="chat" xml:lang="fr"><subject>S</subject><body>&lt;hi&gt; &amp; ]]&gt;</body><thread>abc@host</thread></message>',
     );
+  });
+
+  test('the stanza written from a template is the element, escaped alike, and reads back as the same message', () => {
+    const attrs = { from: 'alice*localhost@gw.example', to: "o\\27neil@xmpp.example", id: 'id-"1"&<2>', type: 'chat' };
+    const im = { body: '<b>Tom & "Jerry"</b> \'x\' ]]> ok', subject: 'R&D <today>', thread: `a<b>"c'd@host`, language: 'en-GB' };
+    for (const wanted of [undefined, { delivery: true, display: false }, { delivery: true, display: true }]) {
+      const written = writtenMessage(im, attrs, wanted);
+      const element = messageStanza(im, attrs, ...(wanted ? receiptRequests(wanted) : []));
+      assert.equal(written.toString(), element.toString());
+      assert.equal(written.attrs.to, attrs.to);
+      assert.ok(written.is('message'));
+    }
+    // Through the parser the link reads with: the same message.
+    const parser = new (guardedParser({ maxStanzaBytes: 65536, maxDepth: 10 }))();
+    const read: xml.Element[] = [];
+    parser.on('element', (element: xml.Element) => read.push(element));
+    parser.write(`<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>${writtenMessage(im, attrs).toString()}`);
+    assert.deepEqual(readStanza(read[0]!), im);
+    assert.deepEqual({ ...read[0]!.attrs }, { ...attrs, 'xml:lang': 'en-GB' });
+    // What an element would leave for the link to mend: carriage returns, and line ends in attributes, which XML would make spaces.
+    assert.equal(writtenMessage({ body: 'a\r\nb' }, { ...attrs, id: 'x\ty\n' }).toString(), `<message from="${attrs.from}" to="${attrs.to}" id="x&#9;y&#10;" type="chat"><body>a&#13;\nb</body></message>`);
   });
 
   test('what XML or XMPP cannot carry is refused', () => {

@@ -66,6 +66,17 @@ describe('messages between SIP and XMPP users', () => {
     await waitForSipMessages(alice, 1, (m) => m.body.toString('utf8') === `xmpp ${text}`);
   });
 
+  test('a subject and a Call-ID (the thread) with XML specials arrive as they were written', async () => {
+    const subject = `R&D <"today"> 'x' ]]>`;
+    const request = alice.build('MESSAGE', sipAddressOf('romeo'), { body: 'specials around it', headers: [{ name: 'subject', value: subject }] });
+    const callId = `a<b>"c'd@host`;
+    request.headers.find((header) => header.name === 'call-id')!.value = callId;
+    assert.equal((await alice.send(request)).status, 202);
+    const stanza = await romeo.waitForMessage((m) => bodyOf(m) === 'specials around it');
+    assert.equal(stanza.getChildText('subject'), subject);
+    assert.equal(stanza.getChildText('thread'), callId);
+  });
+
   test('a carriage return from SIP is not turned into a line feed', async () => {
     assert.equal((await alice.message(sipAddressOf('romeo'), 'crlf\r\nend')).status, 202);
     await romeo.waitForMessage((m) => bodyOf(m) === 'crlf\r\nend');

@@ -18,7 +18,7 @@ import xml from '@xmpp/xml';
 import { parseJid } from '../addresses.js';
 import { errorReply } from '../errors.js';
 import { OutboundQueue } from '../queue.js';
-import type { XmppLinkEvents } from '../backend.js';
+import type { OutboundStanza, XmppLinkEvents } from '../backend.js';
 import type { LinkState, PeerStatus } from '../link.js';
 import { dialbackKey, verifyDialbackKey } from './dialback.js';
 import { ServerResolver } from './resolve.js';
@@ -187,7 +187,7 @@ export class S2sLink extends EventEmitter<XmppLinkEvents> {
   }
 
   /** Sends a stanza to the server of its recipient's domain; false when the link is not online. */
-  send(stanza: xml.Element): boolean {
+  send(stanza: OutboundStanza): boolean {
     if (!this.online) return false;
     const to = parseJid(stanza.attrs.to ?? '');
     if (!to || to.domain === this.options.domain) {
@@ -456,7 +456,7 @@ export class S2sLink extends EventEmitter<XmppLinkEvents> {
   }
 
   /** @internal A stanza that could not be delivered comes back as the error a server would send. */
-  bounce(stanza: xml.Element, condition: string, text: string): void {
+  bounce(stanza: OutboundStanza, condition: string, text: string): void {
     const type = stanza.attrs.type;
     if (type === 'error' || type === 'result' || !stanza.is('message')) return;
     this.emit('stanza', errorReply(stanza, { condition, text }));
@@ -549,7 +549,7 @@ class Outgoing {
   stream: XmlStream | undefined;
   private streamId: string | undefined;
   /** Stanzas waiting for the stream to be authenticated, each up to delay_time. */
-  private readonly queue: OutboundQueue<xml.Element>;
+  private readonly queue: OutboundQueue<OutboundStanza>;
   private readonly verifications = new Map<string, { key: string; resolve: (valid: boolean) => void; sent: boolean }>();
   private resultSent = false;
   /** Why the session ended: what stanzas given to it afterwards bounce with. */
@@ -575,7 +575,7 @@ class Outgoing {
     this.backoff = new Backoff(options.reconnectMinMs, options.reconnectMaxMs);
   }
 
-  enqueue(stanza: xml.Element): void {
+  enqueue(stanza: OutboundStanza): void {
     if (this.state === 'closed') return this.link.bounce(stanza, this.closedWith.condition, this.closedWith.text);
     if (this.state === 'ready' && this.stream?.isOpen) return this.stream.send(stanza);
     if (!this.queue.push(stanza, Date.now())) this.link.bounce(stanza, 'resource-constraint', `too many stanzas waiting for ${this.domain}`);

@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
+import type { OutboundStanza } from '../backend.js';
 import { type StreamParser, type XmlLimits, conditionOf, guardedParser } from '../xml-guard.js';
 
 export const NS_STREAM = 'http://etherx.jabber.org/streams';
@@ -109,7 +110,7 @@ export class XmlStream extends EventEmitter<StreamEvents> {
     this.headerSent = true;
   }
 
-  send(element: xml.Element): void {
+  send(element: OutboundStanza): void {
     if (this.ended) return;
     if (element.is('message') || element.is('presence') || element.is('iq')) this.lastStanza = Date.now();
     // A literal carriage return would reach the recipient as a line feed (XML 1.0 §2.11).
