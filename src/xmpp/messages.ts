@@ -72,7 +72,7 @@ function escapeText(text: string): string {
 }
 
 /** An attribute value between double quotes: also the quotes, and tabs and line ends as references (attribute value normalisation would make them spaces). */
-function escapeAttribute(value: string): string {
+export function escapeAttribute(value: string): string {
   return ATTRIBUTE_SPECIALS.test(value) ? value.replace(ATTRIBUTE_SPECIALS_ALL, referenceOf) : value;
 }
 

@@ -9,6 +9,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
 import type { OutboundStanza } from '../backend.js';
+import { escapeAttribute } from '../messages.js';
 import { type StreamParser, type XmlLimits, conditionOf, guardedParser } from '../xml-guard.js';
 
 export const NS_STREAM = 'http://etherx.jabber.org/streams';
@@ -219,8 +220,4 @@ export class XmlStream extends EventEmitter<StreamEvents> {
     clearInterval(this.idleTimer);
     this.idleTimer = undefined;
   }
-}
-
-function escapeAttribute(value: string): string {
-  return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/'/g, '&apos;').replace(/"/g, '&quot;');
 }
