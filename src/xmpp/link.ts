@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
 import { component, type Component, type XmppError } from '@xmpp/component';
 import { parseJid } from './addresses.js';
+import { PromptAcknowledgement } from './acknowledgement.js';
 import type { OutboundStanza, XmppLinkEvents } from './backend.js';
 import { type XmlLimits, guardConnection } from './xml-guard.js';
 import { Backoff } from '../util/backoff.js';
@@ -70,8 +71,8 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
   /** What this turn of the event loop writes, serialised: written at once (one socket write) at its end. */
   private output: string[] = [];
   private flushScheduled = false;
-  /** The server wrote to us in this turn: if nothing else is written, a whitespace carries the acknowledgement back at once. */
-  private acknowledgementWanted = false;
+  /** What the server writes is acknowledged at once (see attempt()). */
+  private readonly acknowledgement = new PromptAcknowledgement(() => this.writeWhitespace());
   private pings = 0;
   private readonly pingPrefix = `parley-ping-${randomBytes(4).toString('hex')}`;
 
@@ -149,6 +150,8 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
 
   private write(stanza: OutboundStanza): void {
     this.output.push(serialize(stanza));
+    // Written at the end of this turn: that write carries the acknowledgement of what the server wrote.
+    this.acknowledgement.written();
     this.scheduleFlush();
   }
 
@@ -165,17 +168,20 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
       if (!this.ping) this.sendPing();
     }
     this.flushScheduled = false;
-    const text = this.output.join('') || (this.acknowledgementWanted && this.online ? ' ' : '');
-    this.acknowledgementWanted = false;
+    const text = this.output.join('');
     this.output = [];
-    // A failed write is followed by the socket closing, which takes the link down.
-    if (text !== '') this.entity.write(text).catch((error: Error) => this.log.debug({ err: error.message }, 'XMPP write failed'));
+    if (text !== '') this.writeText(text);
   }
 
-  /** Acknowledges what the server wrote at the end of this turn of the event loop (see attempt()). */
-  private acknowledge(): void {
-    this.acknowledgementWanted = true;
-    this.scheduleFlush();
+  private writeText(text: string): void {
+    this.acknowledgement.written();
+    // A failed write is followed by the socket closing, which takes the link down.
+    this.entity.write(text).catch((error: Error) => this.log.debug({ err: error.message }, 'XMPP write failed'));
+  }
+
+  /** A whitespace: the keepalive, or the acknowledgement of what the server wrote when nothing else is written. */
+  private writeWhitespace(): void {
+    if (this.online) this.writeText(' ');
   }
 
   /** One ping after the stanzas written in this turn of the event loop, unless one is in flight already. */
@@ -220,7 +226,7 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
           // The same the other way: a server that keeps Nagle's algorithm (Prosody does by default)
           // holds its next stanzas until we acknowledge what it wrote, and a gateway that only reads
           // acknowledges late (delayed ACK). What we write in return carries the acknowledgement.
-          this.entity.socket?.on('data', () => this.acknowledge());
+          this.entity.socket?.on('data', () => this.acknowledgement.read());
           return this.entity.open({ domain: this.options.domain });
         }),
       ]);
@@ -281,7 +287,7 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
       this.ping = undefined;
       return this.sendPing();
     }
-    this.entity.write(' ').catch((error: Error) => this.log.debug({ err: error.message }, 'XMPP keepalive failed'));
+    this.writeWhitespace();
   }
 
   private onError(error: Error): void {
