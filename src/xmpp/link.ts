@@ -48,6 +48,8 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Time a stream being closed may take before its socket is dropped. */
 const CLOSE_GRACE_MS = 5_000;
 const NS_PING = 'urn:xmpp:ping';
+/** How long the stanzas written gather before a ping covers them. */
+const PING_DELAY_MS = 20;
 
 export class ComponentLink extends EventEmitter<XmppLinkEvents> {
   state: LinkState = 'stopped';
@@ -66,8 +68,8 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
   private unconfirmedStanzas: OutboundStanza[] = [];
   /** The ping in flight on this stream: its id, when it was written, and how many of `unconfirmed` precede it. */
   private ping: { id: string; at: number; covers: number } | undefined;
-  /** A ping is to follow what this turn of the event loop writes. */
-  private pingWanted = false;
+  /** Set while the stanzas a ping is to cover gather (see schedulePing). */
+  private pingTimer: NodeJS.Timeout | undefined;
   /** What this turn of the event loop writes, serialised: written at once (one socket write) at its end. */
   private output: string[] = [];
   private flushScheduled = false;
@@ -125,6 +127,7 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
     this.flush();
     this.state = 'stopped';
     clearTimeout(this.retryTimer);
+    clearTimeout(this.pingTimer);
     clearInterval(this.keepaliveTimer);
     try {
       await this.entity.stop();
@@ -161,12 +164,8 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
     setImmediate(() => this.flush());
   }
 
-  /** Writes the stanzas of this turn of the event loop together, then the ping covering them. */
+  /** Writes what this turn of the event loop wrote together. */
   private flush(): void {
-    if (this.pingWanted) {
-      this.pingWanted = false;
-      if (!this.ping) this.sendPing();
-    }
     this.flushScheduled = false;
     const text = this.output.join('');
     this.output = [];
@@ -184,11 +183,18 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
     if (this.online) this.writeText(' ');
   }
 
-  /** One ping after the stanzas written in this turn of the event loop, unless one is in flight already. */
+  /**
+   * One ping after the stanzas written in the next PING_DELAY_MS, unless one is in flight already:
+   * at a few messages a second each would otherwise cost the server an iq of its own (and us its
+   * answer and the acknowledgement of that), though nothing waits for the confirmation while the
+   * link stays up.
+   */
   private schedulePing(): void {
-    if (this.ping) return;
-    this.pingWanted = true;
-    this.scheduleFlush();
+    if (this.ping || this.pingTimer) return;
+    this.pingTimer = setTimeout(() => {
+      this.pingTimer = undefined;
+      if (!this.ping) this.sendPing();
+    }, PING_DELAY_MS).unref();
   }
 
   /**
