@@ -71,26 +71,31 @@ export class GroupCommit {
         for (const entry of batch) await this.db.transaction().execute(entry.write).then(entry.resolve, entry.reject);
         continue;
       }
-      if (this.deferred) {
-        batch.forEach((entry, i) => {
-          // What a caller does on the news is its own: a failure there is its write's, not the batch's.
-          try {
-            entry.committed?.(results[i]);
-          } catch (error) {
-            entry.reject(error);
-          }
-        });
-      }
-      // The next batch gathers while this one's sync is under way, as it would during a commit's own.
-      try {
-        await this.deferred?.sync();
-      } catch (error) {
-        for (const entry of batch) entry.reject(error);
-        continue;
-      }
-      batch.forEach((entry, i) => entry.resolve(results[i]));
+      if (this.deferred) this.settleOnceSynced(this.deferred, batch, results);
+      else batch.forEach((entry, i) => entry.resolve(results[i]));
     }
     this.flushing = undefined;
+  }
+
+  /**
+   * Tells the batch's callers it is committed, and resolves their writes once the disk sync that
+   * covers it is done. The next batch does not wait for that sync: it is committed meanwhile, and
+   * made durable by the sync after it (syncs run one at a time, in order), so a write asked for
+   * during a sync is under way at once instead of after it.
+   */
+  private settleOnceSynced(deferred: DeferredSync, batch: PendingWrite[], results: unknown[]): void {
+    batch.forEach((entry, i) => {
+      // What a caller does on the news is its own: a failure there is its write's, not the batch's.
+      try {
+        entry.committed?.(results[i]);
+      } catch (error) {
+        entry.reject(error);
+      }
+    });
+    void deferred.sync().then(
+      () => batch.forEach((entry, i) => entry.resolve(results[i])),
+      (error: unknown) => batch.forEach((entry) => entry.reject(error)),
+    );
   }
 
   /** `write` in one transaction, committed without waiting for the disk when the sync is deferred. */

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
 import { component, type Component, type XmppError } from '@xmpp/component';
 import { parseJid } from './addresses.js';
+import { PromptAcknowledgement } from './acknowledgement.js';
 import type { OutboundStanza, XmppLinkEvents } from './backend.js';
 import { type XmlLimits, guardConnection } from './xml-guard.js';
 import { Backoff } from '../util/backoff.js';
@@ -47,6 +48,8 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Time a stream being closed may take before its socket is dropped. */
 const CLOSE_GRACE_MS = 5_000;
 const NS_PING = 'urn:xmpp:ping';
+/** How long the stanzas written gather before a ping covers them. */
+const PING_DELAY_MS = 20;
 
 export class ComponentLink extends EventEmitter<XmppLinkEvents> {
   state: LinkState = 'stopped';
@@ -65,13 +68,13 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
   private unconfirmedStanzas: OutboundStanza[] = [];
   /** The ping in flight on this stream: its id, when it was written, and how many of `unconfirmed` precede it. */
   private ping: { id: string; at: number; covers: number } | undefined;
-  /** A ping is to follow what this turn of the event loop writes. */
-  private pingWanted = false;
+  /** Set while the stanzas a ping is to cover gather (see schedulePing). */
+  private pingTimer: NodeJS.Timeout | undefined;
   /** What this turn of the event loop writes, serialised: written at once (one socket write) at its end. */
   private output: string[] = [];
   private flushScheduled = false;
-  /** The server wrote to us in this turn: if nothing else is written, a whitespace carries the acknowledgement back at once. */
-  private acknowledgementWanted = false;
+  /** What the server writes is acknowledged at once (see attempt()). */
+  private readonly acknowledgement = new PromptAcknowledgement(() => this.writeWhitespace());
   private pings = 0;
   private readonly pingPrefix = `parley-ping-${randomBytes(4).toString('hex')}`;
 
@@ -124,6 +127,7 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
     this.flush();
     this.state = 'stopped';
     clearTimeout(this.retryTimer);
+    clearTimeout(this.pingTimer);
     clearInterval(this.keepaliveTimer);
     try {
       await this.entity.stop();
@@ -149,6 +153,8 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
 
   private write(stanza: OutboundStanza): void {
     this.output.push(serialize(stanza));
+    // Written at the end of this turn: that write carries the acknowledgement of what the server wrote.
+    this.acknowledgement.written();
     this.scheduleFlush();
   }
 
@@ -158,31 +164,37 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
     setImmediate(() => this.flush());
   }
 
-  /** Writes the stanzas of this turn of the event loop together, then the ping covering them. */
+  /** Writes what this turn of the event loop wrote together. */
   private flush(): void {
-    if (this.pingWanted) {
-      this.pingWanted = false;
-      if (!this.ping) this.sendPing();
-    }
     this.flushScheduled = false;
-    const text = this.output.join('') || (this.acknowledgementWanted && this.online ? ' ' : '');
-    this.acknowledgementWanted = false;
+    const text = this.output.join('');
     this.output = [];
+    if (text !== '') this.writeText(text);
+  }
+
+  private writeText(text: string): void {
+    this.acknowledgement.written();
     // A failed write is followed by the socket closing, which takes the link down.
-    if (text !== '') this.entity.write(text).catch((error: Error) => this.log.debug({ err: error.message }, 'XMPP write failed'));
+    this.entity.write(text).catch((error: Error) => this.log.debug({ err: error.message }, 'XMPP write failed'));
   }
 
-  /** Acknowledges what the server wrote at the end of this turn of the event loop (see attempt()). */
-  private acknowledge(): void {
-    this.acknowledgementWanted = true;
-    this.scheduleFlush();
+  /** A whitespace: the keepalive, or the acknowledgement of what the server wrote when nothing else is written. */
+  private writeWhitespace(): void {
+    if (this.online) this.writeText(' ');
   }
 
-  /** One ping after the stanzas written in this turn of the event loop, unless one is in flight already. */
+  /**
+   * One ping after the stanzas written in the next PING_DELAY_MS, unless one is in flight already:
+   * at a few messages a second each would otherwise cost the server an iq of its own (and us its
+   * answer and the acknowledgement of that), though nothing waits for the confirmation while the
+   * link stays up.
+   */
   private schedulePing(): void {
-    if (this.ping) return;
-    this.pingWanted = true;
-    this.scheduleFlush();
+    if (this.ping || this.pingTimer) return;
+    this.pingTimer = setTimeout(() => {
+      this.pingTimer = undefined;
+      if (!this.ping) this.sendPing();
+    }, PING_DELAY_MS).unref();
   }
 
   /**
@@ -220,7 +232,7 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
           // The same the other way: a server that keeps Nagle's algorithm (Prosody does by default)
           // holds its next stanzas until we acknowledge what it wrote, and a gateway that only reads
           // acknowledges late (delayed ACK). What we write in return carries the acknowledgement.
-          this.entity.socket?.on('data', () => this.acknowledge());
+          this.entity.socket?.on('data', () => this.acknowledgement.read());
           return this.entity.open({ domain: this.options.domain });
         }),
       ]);
@@ -281,7 +293,7 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
       this.ping = undefined;
       return this.sendPing();
     }
-    this.entity.write(' ').catch((error: Error) => this.log.debug({ err: error.message }, 'XMPP keepalive failed'));
+    this.writeWhitespace();
   }
 
   private onError(error: Error): void {

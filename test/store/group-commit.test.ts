@@ -71,3 +71,33 @@ test('a write is told committed before its sync; a caller failing on that news f
   assert.deepEqual(await Promise.all([writes[0], writes[2]]), [3, 5]);
   await db.destroy();
 });
+
+test('a write asked for while the sync of the batch before runs is committed at once, and resolves after the sync that follows its commit', async () => {
+  const { db, deferred, started, nextSync } = database();
+  await sql`create table t (n integer)`.execute(db);
+  const commits = new GroupCommit(db, deferred);
+  const settled: string[] = [];
+  const firstSyncing = nextSync();
+  const first = commits.run(async (trx) => void (await sql`insert into t values (6)`.execute(trx))).then(() => settled.push('first'));
+  await firstSyncing;
+  const secondSyncing = nextSync();
+  let told: () => void = () => {};
+  const secondCommitted = new Promise<void>((resolve) => (told = resolve));
+  const second = commits.run(async (trx) => void (await sql`insert into t values (7)`.execute(trx)), () => told()).then(() => settled.push('second'));
+  // A handful of turns of the event loop: far more than a commit on :memory: takes, and no sync ends meanwhile.
+  const turns = (async () => {
+    for (let i = 0; i < 20; i++) await new Promise(setImmediate);
+    return 'still waiting';
+  })();
+  assert.equal(await Promise.race([secondCommitted.then(() => 'committed'), turns]), 'committed', 'committed while the first sync runs');
+  await secondSyncing;
+  assert.deepEqual(await rows(db), [6, 7]);
+  assert.equal(started.length, 2, 'its own sync follows its commit');
+  started[0]!(undefined);
+  await first;
+  assert.deepEqual(settled, ['first'], 'not acknowledged by the sync that began before its commit');
+  started[1]!(undefined);
+  await second;
+  assert.deepEqual(settled, ['first', 'second']);
+  await db.destroy();
+});

@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
+import { PromptAcknowledgement } from '../acknowledgement.js';
 import type { OutboundStanza } from '../backend.js';
 import { escapeAttribute } from '../messages.js';
 import { type StreamParser, type XmlLimits, conditionOf, guardedParser } from '../xml-guard.js';
@@ -42,9 +43,10 @@ export class XmlStream extends EventEmitter<StreamEvents> {
   private decoder = new StringDecoder('utf8');
   private lastStanza = Date.now();
   private idleTimer: NodeJS.Timeout | undefined;
-  /** Whether something was written in this turn of the event loop (see acknowledge). */
-  private wrote = false;
-  private acknowledgementScheduled = false;
+  /** What the peer writes is acknowledged at once: an incoming stream carries only the peer's stanzas. */
+  private readonly acknowledgement = new PromptAcknowledgement(() => {
+    if (this.attached && this.headerSent) this.write(' ');
+  });
   /** False once the socket is handed to TLS (detach), until the TLS one is attached. */
   private attached = false;
   private readonly onData = (chunk: Buffer) => this.read(chunk);
@@ -120,7 +122,7 @@ export class XmlStream extends EventEmitter<StreamEvents> {
 
   write(text: string): void {
     if (this.ended || this.socket.destroyed) return;
-    this.wrote = true;
+    this.acknowledgement.written();
     this.socket.write(text);
   }
 
@@ -167,25 +169,9 @@ export class XmlStream extends EventEmitter<StreamEvents> {
 
   private read(chunk: Buffer): void {
     // Before parsing: what the stanzas read make us write in this turn carries the acknowledgement.
-    this.acknowledge();
+    this.acknowledgement.read();
     // The guarded parser reports bad input (over a limit, forbidden, not well-formed) as an 'error'.
     this.parser?.write(this.decoder.write(chunk));
-  }
-
-  /**
-   * An incoming stream only carries the peer's stanzas, so our TCP acknowledgements of them would
-   * wait for the delayed-ACK timer, and a peer keeping Nagle's algorithm (Prosody does by default)
-   * holds its next stanzas until then. When nothing else is written in this turn of the event loop,
-   * a whitespace (allowed between stanzas, RFC 6120 §4.6.1) carries the acknowledgement at once.
-   */
-  private acknowledge(): void {
-    if (this.acknowledgementScheduled) return;
-    this.acknowledgementScheduled = true;
-    this.wrote = false;
-    setImmediate(() => {
-      this.acknowledgementScheduled = false;
-      if (!this.wrote && this.attached && this.headerSent) this.write(' ');
-    });
   }
 
   private onStart(header: xml.Element): void {
