@@ -21,7 +21,8 @@ import { parseArgs } from 'node:util';
 import { SippProcess, freePort, percentile, runSipp, summarize, type SippOptions } from '../test/support/sipp.js';
 import {
   DOMAIN, KAMAILIO, ROOT, achievedRate, cpuDuring, indent, launchParley, peers, rateSearch, runBounded, sleep,
-  startRelayUas, startServer, stepOptions, stepSettings, table, udpDrops, wantKamailio, type Found, type Measured, type PingIds, type Server,
+  startRelayUas, startServer, stepOptions, stepSettings, table, udpDrops, wantKamailio, UdpReceiveWatch,
+  type Found, type Measured, type PingIds, type Server, type UdpSocketCounters,
 } from './common.js';
 
 /** This script's OPTIONS pings while waiting for a server to answer. */
@@ -177,6 +178,9 @@ if (workloads.length === 0) throw new Error(`--only: none of ${args.only}; workl
 interface Step extends Measured {
   rate: number;
   achieved: number;
+  /** The receive side of the server's socket and of the sender's (sipp's): who fell behind when datagrams were lost. */
+  serverSocket: UdpSocketCounters;
+  sippSocket: UdpSocketCounters;
 }
 
 interface Search extends Found<Step> {
@@ -188,11 +192,14 @@ async function runStep(server: Server, workload: Workload, helper: Helper | unde
   const calls = Math.round(rate * STEP_S);
   const dropsBefore = udpDrops();
   const sipp = await SippProcess.start(workload.sipp(server, rate, calls, step));
+  const sockets = new UdpReceiveWatch(() => [server.port, sipp.port]);
   const [result, serverCpu, sippCpu] = await Promise.all([
     sipp.done,
     cpuDuring(() => server.pids(), sipp.done),
     cpuDuring(() => [sipp.pid, ...(helper?.pids() ?? [])], sipp.done),
   ]);
+  const socket = sockets.stop();
+  const [serverSocket, sippSocket] = [socket(server.port), socket(sipp.port)];
   const drops = udpDrops() - dropsBefore;
   const stats = result.stats;
   const achieved = achievedRate(result);
@@ -201,8 +208,13 @@ async function runStep(server: Server, workload: Workload, helper: Helper | unde
   else if (stats.failed > 0 || stats.successful < calls) problem = `${calls - stats.successful} of ${calls} calls failed or unfinished`;
   else if (stats.retransmissions > 0) problem = `${stats.retransmissions} retransmissions`;
   else if (achieved < 0.95 * rate) problem = `achieved only ${Math.round(achieved)}/s`;
-  return { rate, achieved, result, serverCpu, sippCpu, drops, problem };
+  // Lost datagrams are told by whose socket overflowed: the server's, or sipp's own (sipp reads one
+  // datagram per turn of its loop, and a sipp that falls behind fails the step as much as the server).
+  if (problem && serverSocket.drops + sippSocket.drops > 0) problem += ` (dropped at server ${serverSocket.drops}, at sipp ${sippSocket.drops})`;
+  return { rate, achieved, result, serverCpu, sippCpu, drops, serverSocket, sippSocket, problem };
 }
+
+const kB = (bytes: number) => Math.round(bytes / 1024);
 
 async function search(server: Server, workload: Workload, helper: Helper | undefined, deadline: number): Promise<Search> {
   const found: Search = { steps: 0 };
@@ -217,7 +229,8 @@ async function search(server: Server, workload: Workload, helper: Helper | undef
     process.stderr.write(
       `  ${server.name.padEnd(8)} ${workload.key.padEnd(8)} ${String(rate).padStart(6)}/s  ${(step.problem ?? 'ok').padEnd(38)}` +
         ` achieved ${String(Math.round(step.achieved)).padStart(6)}/s  p50 ${percentile(rtts, 50)} ms  p99 ${percentile(rtts, 99)} ms` +
-        `  CPU server ${step.serverCpu.toFixed(2)} sipp ${step.sippCpu.toFixed(2)}  UDP drops (whole machine) ${step.drops}\n`,
+        `  CPU server ${step.serverCpu.toFixed(2)} sipp ${step.sippCpu.toFixed(2)}  UDP drops (whole machine) ${step.drops}` +
+        `  most queued server ${kB(step.serverSocket.queued)} kB sipp ${kB(step.sippSocket.queued)} kB\n`,
     );
     if (step.problem) {
       found.failed = step;
