@@ -394,6 +394,23 @@ export function achievedRate(result: SippResult): number {
   return span > 0 ? (rtts.length - 1) / span : stats && stats.elapsedS > 0 ? stats.outgoing / stats.elapsedS : 0;
 }
 
+/**
+ * The pace sipp sent the timed requests at, each sent when its response came less its response time:
+ * below the asked rate when sipp itself could not keep up, as its call generator counts the calls it
+ * could not start within a millisecond as started, and never makes them up.
+ */
+export function offeredRate(result: SippResult): number {
+  const rtts = result.rtts;
+  if (rtts.length <= 10) return achievedRate(result);
+  let first = Infinity;
+  let last = -Infinity;
+  for (const { atMs, ms } of rtts) {
+    first = Math.min(first, atMs - ms);
+    last = Math.max(last, atMs - ms);
+  }
+  return last > first ? (rtts.length - 1) / ((last - first) / 1000) : 0;
+}
+
 /** Why a sipp run failed (an error status, no answer, a retransmission); undefined when it did not. */
 export function sippProblem(result: SippResult, calls: number, what = 'MESSAGEs'): string | undefined {
   const stats = result.stats;
