@@ -9,13 +9,13 @@
 //
 // Goal: >= 99.9 % of legitimate requests succeed under attack, p99 under 50 ms, RSS under 512 MiB.
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SippProcess, freePort, percentile, type SippOptions } from '../test/support/sipp.js';
 import {
-  CpuMeter, DOMAIN, ROOT, launch, launchParley, residentBytes, runBounded, sleep, startRelayUas, table, type PingIds, type Server,
+  CpuMeter, DOMAIN, ROOT, launch, launchParley, residentBytes, runBounded, sleep, startRelayUas, table, udpSocketCounters, type PingIds, type Server,
 } from './common.js';
 
 const PING: PingIds = { branch: 'attack', callId: 'attack-ping' };
@@ -56,20 +56,6 @@ xmpp:
 routes:
   - { handler: relay }
 `;
-}
-
-/**
- * Datagrams the kernel dropped for a full receive buffer on the UDP sockets bound to `port` (the
- * last field of /proc/net/udp): what Parley did not read in time, told apart from what sipp lost.
- */
-function udpSocketDrops(port: number): number {
-  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  let drops = 0;
-  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
-    const fields = line.trim().split(/\s+/);
-    if (fields[1]?.endsWith(`:${hexPort}`)) drops += Number(fields[fields.length - 1]);
-  }
-  return drops;
 }
 
 interface Phase {
@@ -113,7 +99,7 @@ async function phase(name: string, server: Server, beside?: Beside): Promise<Pha
   const rssTimer = setInterval(sampleRss, 200);
   sampleRss();
   const meter = new CpuMeter(() => server.pids());
-  const dropsBefore = udpSocketDrops(server.port);
+  const dropsBefore = udpSocketCounters(server.port).drops;
   const attack = beside && (await beside());
   const sipp = await SippProcess.start(options);
   const [result, attacker] = await Promise.all([sipp.done, attack?.done]);
@@ -122,7 +108,7 @@ async function phase(name: string, server: Server, beside?: Beside): Promise<Pha
   const rtts = result.rtts.map((r) => r.ms);
   return {
     name, calls, successful: result.stats?.successful ?? 0, p50: percentile(rtts, 50), p99: percentile(rtts, 99), rssMiB,
-    udpDrops: Math.max(0, udpSocketDrops(server.port) - dropsBefore),
+    udpDrops: Math.max(0, udpSocketCounters(server.port).drops - dropsBefore),
     exited: residentBytes(pid) === undefined, cpu, attacker,
   };
 }

@@ -318,6 +318,60 @@ export async function cpuDuring(pids: () => number[], during: Promise<unknown>):
   return cores;
 }
 
+/** What /proc/net/udp tells of the UDP sockets bound to a port: drops for a full receive buffer, and bytes waiting to be read. */
+export interface UdpSocketCounters {
+  drops: number;
+  queued: number;
+}
+
+/**
+ * The counters of the IPv4 UDP sockets bound to `port`, summed (the last field of /proc/net/udp, and
+ * rx_queue): what one process did not read in time, told apart from what its peer lost.
+ */
+export function udpSocketCounters(port: number): UdpSocketCounters {
+  const hexPort = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const counters = { drops: 0, queued: 0 };
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (!fields[1]?.endsWith(hexPort)) continue;
+    counters.drops += Number(fields[fields.length - 1]);
+    counters.queued += parseInt(fields[4]!.split(':')[1]!, 16);
+  }
+  return counters;
+}
+
+/**
+ * The receive side of each UDP port of a step, sampled every 20 ms while it runs: datagrams dropped
+ * since it started, and the most bytes that waited to be read at once (the buffer holds about
+ * twice what SO_RCVBUF asked for, in the kernel's accounting of whole packets). Tells whether the
+ * server or sipp fell behind when a step lost datagrams.
+ */
+export class UdpReceiveWatch {
+  private readonly first = new Map<number, number>();
+  private readonly last = new Map<number, number>();
+  private readonly peak = new Map<number, number>();
+  private readonly timer: NodeJS.Timeout;
+  constructor(private readonly ports: () => number[]) {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), 20);
+  }
+  private sample(): void {
+    for (const port of this.ports()) {
+      const { drops, queued } = udpSocketCounters(port);
+      if (!this.first.has(port)) this.first.set(port, drops);
+      // A socket closed meanwhile (sipp exiting) reads as 0: its last real sample stands.
+      if (drops >= (this.last.get(port) ?? 0)) this.last.set(port, drops);
+      this.peak.set(port, Math.max(this.peak.get(port) ?? 0, queued));
+    }
+  }
+  /** Stops sampling; per port, the drops since the first sample and the highest receive queue (bytes). */
+  stop(): (port: number) => UdpSocketCounters {
+    this.sample();
+    clearInterval(this.timer);
+    return (port) => ({ drops: (this.last.get(port) ?? 0) - (this.first.get(port) ?? 0), queued: this.peak.get(port) ?? 0 });
+  }
+}
+
 /** The kernel's count of UDP datagrams dropped for a full receive buffer, all sockets. */
 export function udpDrops(): number {
   const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
@@ -338,6 +392,23 @@ export function achievedRate(result: SippResult): number {
   const rtts = result.rtts;
   const span = rtts.length > 10 ? (rtts[rtts.length - 1]!.atMs - rtts[0]!.atMs) / 1000 : 0;
   return span > 0 ? (rtts.length - 1) / span : stats && stats.elapsedS > 0 ? stats.outgoing / stats.elapsedS : 0;
+}
+
+/**
+ * The pace sipp sent the timed requests at, each sent when its response came less its response time:
+ * below the asked rate when sipp itself could not keep up, as its call generator counts the calls it
+ * could not start within a millisecond as started, and never makes them up.
+ */
+export function offeredRate(result: SippResult): number {
+  const rtts = result.rtts;
+  if (rtts.length <= 10) return achievedRate(result);
+  let first = Infinity;
+  let last = -Infinity;
+  for (const { atMs, ms } of rtts) {
+    first = Math.min(first, atMs - ms);
+    last = Math.max(last, atMs - ms);
+  }
+  return last > first ? (rtts.length - 1) / ((last - first) / 1000) : 0;
 }
 
 /** Why a sipp run failed (an error status, no answer, a retransmission); undefined when it did not. */

@@ -8,7 +8,8 @@
 //   npm run bench -- --step-seconds 5 --start-rate 500 --refine 3
 //
 // A step runs sipp at a fixed call rate for a few seconds. It passes when every call succeeded, sipp
-// retransmitted nothing, and it achieved at least 95 % of the asked rate. The rate doubles from
+// retransmitted nothing, and it achieved at least 95 % of the asked rate; a failing step says whether
+// sipp itself sent below the rate and whose UDP socket dropped datagrams. The rate doubles from
 // --start-rate until a step fails, then --refine bisection steps narrow the gap; the last passing
 // step is the "max sustained rate", reported with the p50/p99 response times sipp measured in it.
 //
@@ -20,8 +21,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SippProcess, freePort, percentile, runSipp, summarize, type SippOptions } from '../test/support/sipp.js';
 import {
-  DOMAIN, KAMAILIO, ROOT, achievedRate, cpuDuring, indent, launchParley, peers, rateSearch, runBounded, sleep,
-  startRelayUas, startServer, stepOptions, stepSettings, table, udpDrops, wantKamailio, type Found, type Measured, type PingIds, type Server,
+  DOMAIN, KAMAILIO, ROOT, achievedRate, cpuDuring, indent, launchParley, offeredRate, peers, rateSearch, runBounded, sleep,
+  startRelayUas, startServer, stepOptions, stepSettings, table, udpDrops, wantKamailio, UdpReceiveWatch,
+  type Found, type Measured, type PingIds, type Server, type UdpSocketCounters,
 } from './common.js';
 
 /** This script's OPTIONS pings while waiting for a server to answer. */
@@ -177,6 +179,11 @@ if (workloads.length === 0) throw new Error(`--only: none of ${args.only}; workl
 interface Step extends Measured {
   rate: number;
   achieved: number;
+  /** What sipp sent: below `rate` when the sender, not the server, fell behind. */
+  offered: number;
+  /** The receive side of the server's socket and of the sender's (sipp's): who fell behind when datagrams were lost. */
+  serverSocket: UdpSocketCounters;
+  sippSocket: UdpSocketCounters;
 }
 
 interface Search extends Found<Step> {
@@ -188,21 +195,30 @@ async function runStep(server: Server, workload: Workload, helper: Helper | unde
   const calls = Math.round(rate * STEP_S);
   const dropsBefore = udpDrops();
   const sipp = await SippProcess.start(workload.sipp(server, rate, calls, step));
+  const sockets = new UdpReceiveWatch(() => [server.port, sipp.port]);
   const [result, serverCpu, sippCpu] = await Promise.all([
     sipp.done,
     cpuDuring(() => server.pids(), sipp.done),
     cpuDuring(() => [sipp.pid, ...(helper?.pids() ?? [])], sipp.done),
   ]);
+  const socket = sockets.stop();
+  const [serverSocket, sippSocket] = [socket(server.port), socket(sipp.port)];
   const drops = udpDrops() - dropsBefore;
   const stats = result.stats;
   const achieved = achievedRate(result);
+  const offered = offeredRate(result);
   let problem: string | undefined;
   if (!stats) problem = `no statistics (sipp exit ${result.exitCode ?? result.signal})`;
   else if (stats.failed > 0 || stats.successful < calls) problem = `${calls - stats.successful} of ${calls} calls failed or unfinished`;
   else if (stats.retransmissions > 0) problem = `${stats.retransmissions} retransmissions`;
-  else if (achieved < 0.95 * rate) problem = `achieved only ${Math.round(achieved)}/s`;
-  return { rate, achieved, result, serverCpu, sippCpu, drops, problem };
+  else if (achieved < 0.95 * rate) problem = offered < 0.95 * rate ? `sipp sent only ${Math.round(offered)}/s` : `achieved only ${Math.round(achieved)}/s`;
+  // Lost datagrams are told by whose socket overflowed: the server's, or sipp's own (sipp reads one
+  // datagram per turn of its loop, and a sipp that falls behind fails the step as much as the server).
+  if (problem && serverSocket.drops + sippSocket.drops > 0) problem += ` (dropped at server ${serverSocket.drops}, at sipp ${sippSocket.drops})`;
+  return { rate, achieved, offered, result, serverCpu, sippCpu, drops, serverSocket, sippSocket, problem };
 }
+
+const kB = (bytes: number) => Math.round(bytes / 1024);
 
 async function search(server: Server, workload: Workload, helper: Helper | undefined, deadline: number): Promise<Search> {
   const found: Search = { steps: 0 };
@@ -216,8 +232,9 @@ async function search(server: Server, workload: Workload, helper: Helper | undef
     const rtts = step.result.rtts.map((r) => r.ms);
     process.stderr.write(
       `  ${server.name.padEnd(8)} ${workload.key.padEnd(8)} ${String(rate).padStart(6)}/s  ${(step.problem ?? 'ok').padEnd(38)}` +
-        ` achieved ${String(Math.round(step.achieved)).padStart(6)}/s  p50 ${percentile(rtts, 50)} ms  p99 ${percentile(rtts, 99)} ms` +
-        `  CPU server ${step.serverCpu.toFixed(2)} sipp ${step.sippCpu.toFixed(2)}  UDP drops (whole machine) ${step.drops}\n`,
+        ` sent ${String(Math.round(step.offered)).padStart(6)}/s achieved ${String(Math.round(step.achieved)).padStart(6)}/s  p50 ${percentile(rtts, 50)} ms  p99 ${percentile(rtts, 99)} ms` +
+        `  CPU server ${step.serverCpu.toFixed(2)} sipp ${step.sippCpu.toFixed(2)}  UDP drops (whole machine) ${step.drops}` +
+        `  most queued server ${kB(step.serverSocket.queued)} kB sipp ${kB(step.sippSocket.queued)} kB\n`,
     );
     if (step.problem) {
       found.failed = step;
@@ -265,6 +282,7 @@ load average before ${loadBefore.map((l) => l.toFixed(1)).join(' ')}, after ${lo
 ${table(rows)}
 
 max/s   highest passing step: no failed call, no retransmission, >= 95 % of the rate achieved
+        ("sipp sent only": sipp itself fell below the rate; "dropped at": whose socket overflowed)
         (${STEP_S} s steps, doubling from ${START_RATE}/s until one fails, then ${REFINE} bisection steps between
         the last passing and the lowest failing rate: the limit lies between max/s and that failing rate)
 p50/p99 sipp's response times in that step, in whole milliseconds (its resolution: 0 means < 1 ms)

@@ -361,7 +361,20 @@ export function fnv1a(...parts: string[]): string {
       b = Math.imul(b ^ c, 0x5bd1e995);
     }
   }
-  return (a >>> 0).toString(36) + (b >>> 0).toString(36);
+  return base36(a >>> 0) + base36(b >>> 0);
+}
+
+const BASE36_DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz';
+
+/**
+ * `u.toString(36)` for an unsigned 32-bit integer, in the same digits: V8 writes a number past the
+ * small-integer range in another base by floating-point steps, several times slower, so the last
+ * digit is split off to leave a small integer.
+ */
+function base36(u: number): string {
+  if (u < 0x40000000) return u.toString(36);
+  const rest = Math.floor(u / 36);
+  return rest.toString(36) + BASE36_DIGITS[u - rest * 36]!;
 }
 
 /** Random bytes drawn a block at a time: one system call for hundreds of tags and branches. */

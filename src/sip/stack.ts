@@ -146,7 +146,8 @@ export class SipStack extends EventEmitter {
     // long as Timer H would wait for the ACK of a non-2xx).
     if (message.method === 'ACK') return;
     const key = transactionKey(message);
-    const existing = this.inProgress.get(key) ?? this.answered.get(key);
+    // With no transaction kept, as under a load answered statelessly, there is nothing to match: the key is not hashed.
+    const existing = this.inProgress.size === 0 && this.answered.size === 0 ? undefined : (this.inProgress.get(key) ?? this.answered.get(key));
     if (existing) {
       this.stats.retransmissionsAbsorbed++;
       if (existing.lastResponse) this.transmit(existing.lastResponse, existing.responseTarget);
@@ -174,7 +175,8 @@ export class SipStack extends EventEmitter {
     this.transmit(bytes, transaction.responseTarget);
     if (!transaction.replied) return;
     const key = transaction.key;
-    this.inProgress.delete(key);
+    // A request answered while it is handed over was never kept in progress.
+    if (this.inProgress.size > 0) this.inProgress.delete(key);
     if (transaction.stateless) this.stats.answeredStatelessly++;
     // Timer J: 64·T1 on unreliable transports, none on reliable ones.
     else if (!RELIABLE[transaction.source.proto]) {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SipMessage, createResponse, randomToken, responseHead, withHeadersOf, wireForm } from '../../src/sip/message.js';
+import { SipMessage, createResponse, fnv1a, randomToken, responseHead, withHeadersOf, wireForm } from '../../src/sip/message.js';
 import { type SipParseError, parseMessage } from '../../src/sip/parser.js';
 
 const REQUEST = [
@@ -163,5 +163,14 @@ describe('randomToken', () => {
     }
     assert.equal(seen.size, 1000);
     assert.match(randomToken(), /^[0-9a-f]{10}$/);
+  });
+});
+
+describe('fnv1a', () => {
+  it('gives the tokens it always gave, so that the Call-IDs of resent copies and stateless To tags stay the same across versions', () => {
+    assert.equal(fnv1a('alice@example.com'), '158r9l21sgr2aa');
+    assert.equal(fnv1a('a84b4c76e66710@pc33.atlanta.com', '<sip:alice@atlanta.com>;tag=1928301774', '314159 MESSAGE', 'z9hG4bK776asdhds'), '1rnldzg1clsatq');
+    // Its first half lies past 2^30, where the digits are written in two steps; its second below.
+    assert.equal(fnv1a(''), 'ztntfp9zloz');
   });
 });
