@@ -218,6 +218,8 @@ export class Outbox<Item> {
     }
     // Left pending in the store while stopping: the next start delivers it.
     if (!done) this.abandoned.add(recipient);
+    // Only the bookkeeping below waits for the earlier legs: the recipient's next legs may go meanwhile.
+    turn.answered();
     // The recipient's cursor says every leg up to this one is done: an earlier one comes first,
     // and past one left pending the later ones stay pending too (delivered again at the next start).
     await turn.previous;
