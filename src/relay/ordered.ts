@@ -32,8 +32,8 @@ export interface DeliveryTurn {
 
 export type OrderedWork = (turn: DeliveryTurn) => Promise<void>;
 
-/** What `previous` is once there is nothing to wait for. */
-const SETTLED: Promise<void> = Promise.resolve();
+/** What `previous` is once there is nothing to wait for: a work may go on at once rather than await it. */
+export const SETTLED: Promise<void> = Promise.resolve();
 
 /**
  * One work in its recipient's lane, and its turn. One object per work, its promise made only when
