@@ -97,6 +97,8 @@ const PLACEHOLDER_URI = 'sip:x';
 export class PreparedMessage {
   /** Where From, To and Call-ID are in the headers. */
   private readonly at: { from: number; to: number; callId: number };
+  /** The template's From up to its tag: each copy puts its own after it. */
+  private readonly untaggedFrom: string;
   /** The forwarded copy's Max-Forwards value, and what follows its Call-ID down to the end of the body; made by the first wire(). */
   private forwarded: { maxForwards: string; tail: Buffer } | undefined;
 
@@ -112,14 +114,15 @@ export class PreparedMessage {
   ) {
     const names = template.headers.map((header) => header.name);
     this.at = { from: names.indexOf('from'), to: names.indexOf('to'), callId: names.indexOf('call-id') };
+    const from = template.headers[this.at.from]!.value;
+    this.untaggedFrom = from.slice(0, from.lastIndexOf(';tag='));
   }
 
   /** The request to `to` (a URI or name-addr): the template's headers with its own From tag (unless tagged), To and Call-ID. */
   requestFor(to: string, fromTag: string | undefined, callId: string): SipMessage {
     const template = this.template;
     const headers = template.headers.slice();
-    const from = headers[this.at.from]!;
-    if (fromTag !== undefined) headers[this.at.from] = { name: 'from', value: `${from.value.slice(0, from.value.lastIndexOf(';tag='))};tag=${safeHeaderValue(fromTag)}` };
+    if (fromTag !== undefined) headers[this.at.from] = { name: 'from', value: `${this.untaggedFrom};tag=${safeHeaderValue(fromTag)}` };
     headers[this.at.to] = { name: 'to', value: safeHeaderValue(to) };
     headers[this.at.callId] = { name: 'call-id', value: safeHeaderValue(callId) };
     return withHeadersOf(template, headers, { method: template.method, uri: stripToUri(to), body: template.body });

@@ -78,6 +78,9 @@ const NO_OPTIONS: ReplyOptions = Object.freeze({});
 /** Writes a request Parley sends, given the value of its own Via to put on top. */
 export type Encode = (via: string) => Buffer;
 
+/** A protocol as a Via names it: a table rather than a string made per request sent. */
+const VIA_TRANSPORT: Record<Protocol, string> = { udp: 'UDP', tcp: 'TCP', tls: 'TLS', ws: 'WS', wss: 'WSS' };
+
 /** Seconds an overloaded Parley asks a client to wait before sending again. */
 const OVERLOAD_RETRY_AFTER_S = 5;
 
@@ -296,7 +299,7 @@ export class SipStack extends EventEmitter {
   /** Puts Parley's Via with `branch` on top of the request; its wire form (`encode`'s, when given, and the message is left as it is). */
   withVia(message: SipMessage, proto: Protocol, branch: string, encode?: Encode): Buffer {
     // What formatVia would write for this Via, without building it first.
-    const via = `SIP/2.0/${proto.toUpperCase()} ${this.sentBy(proto)};branch=${branch};rport`;
+    const via = `SIP/2.0/${VIA_TRANSPORT[proto]} ${this.sentBy(proto)};branch=${branch};rport`;
     if (encode) return encode(via);
     message.prepend('via', via);
     return message.toBuffer();
