@@ -10,12 +10,10 @@
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { DOMAIN, startHotpathServer, type Sample } from './hotpath-server.js';
+import { DOMAIN, RUN_OPTIONS, type Measure, type Measured, measureRuns, okFor, printMeasured, startHotpathServer } from './hotpath-server.js';
 
 /** What marks a post's copies among the room's other MESSAGEs (notices). */
 const POST_TEXT = 'bench-post';
-
-type Measure = (run: () => Promise<void>, count: number) => Promise<Sample>;
 
 type ClientJob =
   | { kind: 'register'; users: string[] }
@@ -32,51 +30,40 @@ export async function roomFanOutBench(argv: string[], measure: Measure): Promise
       rooms: { type: 'boolean' },
       members: { type: 'string', default: '10,100' },
       legs: { type: 'string', default: '20000' },
-      warmup: { type: 'string', default: '5000' },
-      repeat: { type: 'string', default: '5' },
+      ...RUN_OPTIONS,
       outstanding: { type: 'string', default: '400' },
     },
   });
   const sizes = args.members.split(',').map(Number);
   const bad = sizes.find((size) => !Number.isInteger(size) || size < 2);
   if (bad !== undefined) throw new Error(`--members: ${bad} is not a room size (a whole number, at least 2: the poster and one member)`);
-  const { drive, stop } = await startHotpathServer<ClientJob>(
+  const server = await startHotpathServer<ClientJob>(
     // The per-sender rate limit would refuse the poster: raised out of the way, as bench/rooms.ts does.
     { imc: { max_rate: 1_000_000, rate_burst: 1_000_000, max_members: Math.max(...sizes) + 10 } },
     new URL(import.meta.url),
     { rooms: true },
   );
 
-  const rows: Array<{ size: number; samples: Sample[] }> = [];
+  const rows: Measured[] = [];
   let runs = 0;
   for (const size of sizes) {
     const users = Array.from({ length: size }, (_, i) => `room${size}-m${i}`);
     const room = `chat-hotpath${size}`;
-    await drive({ kind: 'register', users });
-    await drive({ kind: 'command', from: users[0]!, to: 'chat-manager', text: `#create ${room}` });
-    for (const user of users.slice(1)) await drive({ kind: 'command', from: user, to: room, text: '#join' });
-    const posts = (legs: number) => ({ kind: 'posts' as const, from: users[0]!, room, posts: Math.ceil(legs / (size - 1)), members: size, outstanding: Number(args.outstanding), run: `r${runs++}` });
-    await drive(posts(Number(args.warmup)));
-    const samples: Sample[] = [];
-    for (let i = 0; i < Number(args.repeat); i++) {
-      const job = posts(Number(args.legs));
-      samples.push(await measure(() => drive(job), job.posts * (size - 1)));
-    }
-    rows.push({ size, samples });
+    await server.drive({ kind: 'register', users });
+    await server.drive({ kind: 'command', from: users[0]!, to: 'chat-manager', text: `#create ${room}` });
+    for (const user of users.slice(1)) await server.drive({ kind: 'command', from: user, to: room, text: '#join' });
+    const posts = (legs: number) => {
+      const job = { kind: 'posts' as const, from: users[0]!, room, posts: Math.ceil(legs / (size - 1)), members: size, outstanding: Number(args.outstanding), run: `r${runs++}` };
+      return { job, count: job.posts * (size - 1) };
+    };
+    rows.push(await measureRuns(`post to ${size} members`, server, measure, posts, { warmup: Number(args.warmup), requests: Number(args.legs), repeat: Number(args.repeat) }));
   }
-  await stop();
+  await server.stop();
 
-  console.log(`Parley room fan-out, server thread only: ~${args.legs} legs per run, median of ${args.repeat} runs, ${args.outstanding} legs outstanding at most, Node ${process.version}`);
-  console.log('');
-  console.log('| room | CPU µs/leg (least) | CPU µs/leg (median) | of which user | bytes allocated/leg | GCs per 1000 legs | GC time µs/leg |');
-  console.log('|---|---|---|---|---|---|---|');
-  for (const { size, samples } of rows) {
-    const median = (pick: (s: Sample) => number) => samples.map(pick).sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
-    console.log(
-      `| post to ${size} members | ${Math.min(...samples.map((s) => s.cpu)).toFixed(1)} | ${median((s) => s.cpu).toFixed(1)} | ${median((s) => s.user).toFixed(1)} | ` +
-        `${Math.round(median((s) => s.bytes))} | ${median((s) => s.gcs).toFixed(2)} | ${median((s) => s.gcMs).toFixed(2)} |`,
-    );
-  }
+  printMeasured(
+    `Parley room fan-out, server thread only: ~${args.legs} legs per run, median of ${args.repeat} runs, ${args.outstanding} legs outstanding at most, Node ${process.version}`,
+    'room', 'leg', rows,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,11 +177,4 @@ function runClient({ port }: { port: number }): void {
   parentPort!.on('message', (job: ClientJob) => {
     run(job).then(() => parentPort!.postMessage({}), (error: Error) => fail(error.message));
   });
-}
-
-/** A 200 to a request, its Via, From, To, Call-ID and CSeq copied (bench/hotpath.ts's client answers with it too). */
-export function okFor(request: string): string {
-  const lines = request.slice(0, request.indexOf('\r\n\r\n')).split('\r\n');
-  const copied = lines.filter((line) => /^(via|v|from|f|to|t|call-id|i|cseq):/i.test(line));
-  return ['SIP/2.0 200 OK', ...copied.map((line) => (/^(to|t):/i.test(line) && !line.includes(';tag=') ? `${line};tag=uas` : line)), 'Content-Length: 0', '', ''].join('\r\n');
 }

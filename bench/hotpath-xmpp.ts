@@ -20,15 +20,12 @@ import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { freePort } from '../test/support/sipp.js';
 import { xmppComponentServer } from '../test/support/xmpp-peer.js';
-import { okFor } from './hotpath-rooms.js';
-import { DOMAIN, startHotpathServer, type Sample } from './hotpath-server.js';
+import { DOMAIN, RUN_OPTIONS, type Measure, type Measured, measureRuns, okFor, printMeasured, startHotpathServer } from './hotpath-server.js';
 
 const COMPONENT = 'sip.xmpp.test';
 const SIP_USER = 'bench-sip';
 const DIRECTIONS = { sip2xmpp: 'SIP MESSAGE to XMPP (202, stanza written)', xmpp2sip: 'XMPP <message/> to a registered SIP phone (200)' };
 type Direction = keyof typeof DIRECTIONS;
-
-type Measure = (run: () => Promise<void>, count: number) => Promise<Sample>;
 
 type ClientJob = { kind: 'connect' } | { kind: 'register' } | { kind: Direction; count: number; run: string };
 
@@ -48,8 +45,7 @@ export async function xmppGatewayBench(argv: string[], measure: Measure): Promis
     options: {
       xmpp: { type: 'boolean' },
       messages: { type: 'string', default: '20000' },
-      warmup: { type: 'string', default: '5000' },
-      repeat: { type: 'string', default: '5' },
+      ...RUN_OPTIONS,
       window: { type: 'string', default: '32' },
       only: { type: 'string' },
       'delivery-window-udp': { type: 'string' },
@@ -60,38 +56,22 @@ export async function xmppGatewayBench(argv: string[], measure: Measure): Promis
   const xmppPort = await freePort();
   const xmpp = { enabled: true, backend: 'component', xmpp_domain: COMPONENT, gateway_domain: COMPONENT, xmpp_host: '127.0.0.1', xmpp_port: xmppPort, xmpp_password: 'bench', reconnect_min: 0.05, reconnect_max: 0.1 };
   const relay = args['delivery-window-udp'] ? { relay: { delivery_window_udp: Number(args['delivery-window-udp']) } } : {};
-  const { drive, stop } = await startHotpathServer<ClientJob>({ routes: [{ handler: 'relay' }], xmpp, ...relay }, new URL(import.meta.url), { xmpp: true, xmppPort, window: Number(args.window) });
-  await drive({ kind: 'connect' });
-  await drive({ kind: 'register' });
-  const rows: Array<{ direction: Direction; samples: Sample[]; rates: number[] }> = [];
+  const server = await startHotpathServer<ClientJob>({ routes: [{ handler: 'relay' }], xmpp, ...relay }, new URL(import.meta.url), { xmpp: true, xmppPort, window: Number(args.window) });
+  await server.drive({ kind: 'connect' });
+  await server.drive({ kind: 'register' });
+  const rows: Measured[] = [];
   let runs = 0;
   for (const direction of directions) {
-    await drive({ kind: direction, count: Number(args.warmup), run: `r${runs++}` });
-    const samples: Sample[] = [];
-    const rates: number[] = [];
-    for (let i = 0; i < Number(args.repeat); i++) {
-      const job = { kind: direction, count: Number(args.messages), run: `r${runs++}` };
-      const started = performance.now();
-      samples.push(await measure(() => drive(job), job.count));
-      rates.push((job.count * 1000) / (performance.now() - started));
-    }
-    rows.push({ direction, samples, rates });
+    const messages = (count: number) => ({ job: { kind: direction, count, run: `r${runs++}` }, count });
+    rows.push(await measureRuns(DIRECTIONS[direction], server, measure, messages, { warmup: Number(args.warmup), requests: Number(args.messages), repeat: Number(args.repeat) }));
   }
-  await stop();
+  await server.stop();
 
   const window = args['delivery-window-udp'] ?? 'default';
-  console.log(`Parley XMPP gateway (component), server thread only: ${args.messages} messages per run, median of ${args.repeat} runs, ${args.window} in flight, relay.delivery_window_udp ${window}, Node ${process.version}`);
-  console.log('');
-  console.log('| direction | CPU µs/message (least) | CPU µs/message (median) | of which user | bytes allocated/message | GCs per 1000 messages | GC time µs/message | messages/s (median) |');
-  console.log('|---|---|---|---|---|---|---|---|');
-  for (const { direction, samples, rates } of rows) {
-    const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-    const of = (pick: (s: Sample) => number) => median(samples.map(pick));
-    console.log(
-      `| ${DIRECTIONS[direction]} | ${Math.min(...samples.map((s) => s.cpu)).toFixed(1)} | ${of((s) => s.cpu).toFixed(1)} | ${of((s) => s.user).toFixed(1)} | ` +
-        `${Math.round(of((s) => s.bytes))} | ${of((s) => s.gcs).toFixed(2)} | ${of((s) => s.gcMs).toFixed(2)} | ${Math.round(median(rates))} |`,
-    );
-  }
+  printMeasured(
+    `Parley XMPP gateway (component), server thread only: ${args.messages} messages per run, median of ${args.repeat} runs, ${args.window} in flight, relay.delivery_window_udp ${window}, Node ${process.version}`,
+    'direction', 'message', rows,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

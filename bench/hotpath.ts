@@ -24,9 +24,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { GCProfiler } from 'node:v8';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { okFor, roomFanOutBench } from './hotpath-rooms.js';
+import { roomFanOutBench } from './hotpath-rooms.js';
 import { xmppGatewayBench } from './hotpath-xmpp.js';
-import { DOMAIN, startHotpathServer, type Sample } from './hotpath-server.js';
+import { DOMAIN, okFor, startHotpathServer, type Sample } from './hotpath-server.js';
 
 const REPLY_USER = 'bench-reply';
 const RELAY_USER = 'bench-relay';

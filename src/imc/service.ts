@@ -183,7 +183,9 @@ export class RoomService {
   /** Puts a message in the outbox for every active member but the sender (resolving once it is durable), and records it in the history. */
   private async post(room: Room, member: Member, sender: string, contentType: string, message: SipMessage): Promise<void> {
     const entry: RoomHistoryEntry = { roomName: room.name, roomDomain: room.domain, sender, nick: displayNick(member), contentType, body: message.body, at: Date.now() };
-    const recipients = activeMembers(room).map(aorOfMember).filter((aor) => aor !== sender);
+    // Read off the members' keys (their AORs): a post to a large room makes no list of members first, nor a string each.
+    const recipients: string[] = [];
+    for (const [aor, each] of room.members) if (!each.invited && aor !== sender) recipients.push(aor);
     await this.fanout.post(entry, recipients, requestKey(message));
     this.history.record(room, entry);
   }

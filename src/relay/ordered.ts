@@ -7,9 +7,12 @@
  *
  * A work ends in order: it "ends" once it is done and every earlier work of its recipient has
  * ended. What must not overtake an earlier message (storing offline after a 408 or 480, recording
- * an outbox leg done) waits for `turn.previous`. A work that never says it has sent (one that
- * talks to a network, not to SIP) lets the next one start only when it is done: strictly one after
- * the other, as a window of 1.
+ * an outbox leg done) waits for `turn.previous`. The window counts the works whose request is not
+ * answered yet: one answered that only waits for an earlier one (`turn.answered()`) makes room for
+ * the next, so a request lost on the way (answered only once retransmitted, T1 later) delays
+ * itself, not the recipient's later messages. A work that never says it has sent (one that talks to
+ * a network, not to SIP) lets the next one start only when it is done: strictly one after the
+ * other, as a window of 1.
  */
 export interface DeliveryTurn {
   /**
@@ -18,14 +21,19 @@ export interface DeliveryTurn {
    * Calling it again does nothing.
    */
   sent(window: number): void;
+  /**
+   * The work's request is answered (or given up): what the work still does only waits for its
+   * turn, and it no longer counts against the window. Finishing says it too; calling it again does nothing.
+   */
+  answered(): void;
   /** Settles (never rejects) once every earlier work of the recipient has ended. */
   readonly previous: Promise<void>;
 }
 
 export type OrderedWork = (turn: DeliveryTurn) => Promise<void>;
 
-/** What `previous` is once there is nothing to wait for. */
-const SETTLED: Promise<void> = Promise.resolve();
+/** What `previous` is once there is nothing to wait for: a work may go on at once rather than await it. */
+export const SETTLED: Promise<void> = Promise.resolve();
 
 /**
  * One work in its recipient's lane, and its turn. One object per work, its promise made only when
@@ -33,6 +41,8 @@ const SETTLED: Promise<void> = Promise.resolve();
  */
 class Turn implements DeliveryTurn {
   private hasSent = false;
+  /** It no longer counts in its lane's works under way (answered, or finished). */
+  private hasAnswered = false;
   /** The work itself has finished. */
   private finished = false;
   /** It has finished and every earlier work of the lane has ended. */
@@ -58,6 +68,13 @@ class Turn implements DeliveryTurn {
     this.queues.pump(this.lane);
   }
 
+  answered(): void {
+    if (this.hasAnswered) return;
+    this.hasAnswered = true;
+    this.lane.underWay--;
+    this.queues.pump(this.lane);
+  }
+
   get previous(): Promise<void> {
     return this.before?.ended() ?? SETTLED;
   }
@@ -72,13 +89,15 @@ class Turn implements DeliveryTurn {
   finish(): void {
     this.finished = true;
     this.sent(this.lane.window);
+    this.answered();
     if (!this.before || this.before.hasEnded) this.end();
   }
 
   private end(): void {
     this.hasEnded = true;
     this.markEnded?.();
-    this.queues.ended(this.lane);
+    // The lane's last work has ended, so every one before it has: the lane has nothing left.
+    if (this.lane.tail === this) this.queues.emptied(this.lane);
     const next = this.next;
     if (!next) return;
     next.before = undefined;
@@ -90,6 +109,7 @@ class Turn implements DeliveryTurn {
 interface Lane {
   recipient: string;
   queued: Turn[];
+  /** Works started and not answered yet (Turn.answered): what the window bounds. */
   underWay: number;
   /** The latest started work has not written its request yet: the next one waits. */
   sending: boolean;
@@ -117,7 +137,7 @@ export class OrderedDeliveries {
     this.pump(lane);
   }
 
-  /** Works under way for one recipient (started, not ended). */
+  /** Works under way for one recipient (started, not answered). */
   underWay(recipient: string): number {
     return this.lanes.get(recipient)?.underWay ?? 0;
   }
@@ -132,12 +152,9 @@ export class OrderedDeliveries {
     while (!lane.sending && lane.underWay < lane.window && lane.queued.length > 0) this.begin(lane, lane.queued.shift()!);
   }
 
-  /** A work of the lane has ended. For Turn only. */
-  ended(lane: Lane): void {
-    lane.underWay--;
-    if (lane.underWay === 0 && lane.queued.length === 0) {
-      if (this.lanes.get(lane.recipient) === lane) this.lanes.delete(lane.recipient);
-    } else this.pump(lane);
+  /** Every work of the lane has ended: it goes, and the recipient's next work starts a lane of its own. For Turn only. */
+  emptied(lane: Lane): void {
+    if (this.lanes.get(lane.recipient) === lane) this.lanes.delete(lane.recipient);
   }
 
   private begin(lane: Lane, turn: Turn): void {

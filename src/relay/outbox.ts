@@ -11,7 +11,7 @@
  */
 import type { Logger } from 'pino';
 import { isStoreUnavailable, logBackgroundFailure, type OutboxRecord, type OutboxStore } from '../store/index.js';
-import type { DeliveryTurn, OrderedDeliveries } from './ordered.js';
+import { type DeliveryTurn, type OrderedDeliveries, SETTLED } from './ordered.js';
 
 /** How long done legs are gathered before their marks are written (the duplicate window after a kill). */
 const PROGRESS_DELAY_MS = 50;
@@ -57,8 +57,8 @@ export interface OutboxDelivery<Item> {
 /** A leg's context, its key made only when asked for: most deliveries name a leg by what the sender sent instead. */
 class Leg implements LegContext {
   constructor(
-    private readonly record: OutboxRecord,
-    private readonly recipient: string,
+    readonly record: OutboxRecord,
+    readonly recipient: string,
     readonly turn: DeliveryTurn,
   ) {}
 
@@ -200,27 +200,47 @@ export class Outbox<Item> {
   /** Queues the legs of a message, counted in their recipients' backlogs already. */
   private queue(record: OutboxRecord, item: Item, recipients: string[]): void {
     this.remaining.set(record.id, recipients.length);
-    for (const recipient of recipients) this.queues.add(recipient, (turn) => this.runLeg(record, item, recipient, turn));
+    for (const recipient of recipients) this.queues.add(recipient, (turn) => this.runLeg(new Leg(record, recipient, turn), item));
   }
 
-  private async runLeg(record: OutboxRecord, item: Item, recipient: string, turn: DeliveryTurn): Promise<void> {
-    let done = false;
-    while (!done && !this.stopping) {
-      // Tried here rather than in a function of its own: each leg of a room post runs this, and an async call more is a frame more per leg.
-      let outcome: LegOutcome;
-      try {
-        outcome = await this.delivery.deliver(item, recipient, record.createdAt, new Leg(record, recipient, turn));
-      } catch (error) {
-        outcome = this.failed(error, recipient);
-      }
-      done = outcome === 'done';
-      if (!done && !this.stopping) await new Promise((resolve) => setTimeout(resolve, RETRY_MS).unref());
-    }
+  /**
+   * One leg, tried until it is done (again after RETRY_MS while it says so), then recorded in its
+   * recipient's order. Chained rather than an async function: each leg of a room post runs this, and
+   * an async function keeps a frame, and makes a promise more, per leg.
+   */
+  private runLeg(leg: Leg, item: Item): Promise<void> {
     // Left pending in the store while stopping: the next start delivers it.
-    if (!done) this.abandoned.add(recipient);
+    if (this.stopping) return Promise.resolve(this.legEnded(leg, false));
+    let outcome: Promise<LegOutcome>;
+    try {
+      outcome = this.delivery.deliver(item, leg.recipient, leg.record.createdAt, leg);
+    } catch (error) {
+      outcome = Promise.reject(error);
+    }
+    return outcome.then(
+      (result) => this.attempted(leg, item, result),
+      (error: unknown) => this.attempted(leg, item, this.failed(error, leg.recipient)),
+    );
+  }
+
+  private attempted(leg: Leg, item: Item, outcome: LegOutcome): Promise<void> | undefined {
+    if (outcome === 'done' || this.stopping) return this.legEnded(leg, outcome === 'done');
+    return new Promise((resolve) => setTimeout(resolve, RETRY_MS).unref()).then(() => this.runLeg(leg, item));
+  }
+
+  /** A leg done, or left pending (`done` false) while stopping: recorded once every earlier leg of its recipient is. */
+  private legEnded(leg: Leg, done: boolean): Promise<void> | undefined {
+    if (!done) this.abandoned.add(leg.recipient);
+    // Only the bookkeeping below waits for the earlier legs: the recipient's next legs may go meanwhile.
+    leg.turn.answered();
     // The recipient's cursor says every leg up to this one is done: an earlier one comes first,
     // and past one left pending the later ones stay pending too (delivered again at the next start).
-    await turn.previous;
+    const previous = leg.turn.previous;
+    if (previous === SETTLED) return this.recordLeg(leg);
+    return previous.then(() => this.recordLeg(leg));
+  }
+
+  private recordLeg({ record, recipient }: Leg): undefined {
     if (this.abandoned.has(recipient)) return;
     this.release(recipient);
     const left = this.remaining.get(record.id)! - 1;

@@ -16,6 +16,7 @@ import type { Flow, Registrar } from '../registrar/registrar.js';
 import type { Outbox } from './outbox.js';
 import { requestOrigin } from './resend.js';
 import { digestRealm } from '../registrar/digest.js';
+import type { Device } from '../registrar/gruu.js';
 import type { DeliveryTurn } from './ordered.js';
 import { stripPushParams, type PushService } from '../push/index.js';
 import { ACCEPTED, DeviceDelivery, STORE_UNAVAILABLE, UNREACHABLE, storedRequest, stripToUri } from './devices.js';
@@ -96,6 +97,8 @@ const PLACEHOLDER_URI = 'sip:x';
 export class PreparedMessage {
   /** Where From, To and Call-ID are in the headers. */
   private readonly at: { from: number; to: number; callId: number };
+  /** The template's From up to its tag: each copy puts its own after it. */
+  private readonly untaggedFrom: string;
   /** The forwarded copy's Max-Forwards value, and what follows its Call-ID down to the end of the body; made by the first wire(). */
   private forwarded: { maxForwards: string; tail: Buffer } | undefined;
 
@@ -111,14 +114,15 @@ export class PreparedMessage {
   ) {
     const names = template.headers.map((header) => header.name);
     this.at = { from: names.indexOf('from'), to: names.indexOf('to'), callId: names.indexOf('call-id') };
+    const from = template.headers[this.at.from]!.value;
+    this.untaggedFrom = from.slice(0, from.lastIndexOf(';tag='));
   }
 
   /** The request to `to` (a URI or name-addr): the template's headers with its own From tag (unless tagged), To and Call-ID. */
   requestFor(to: string, fromTag: string | undefined, callId: string): SipMessage {
     const template = this.template;
     const headers = template.headers.slice();
-    const from = headers[this.at.from]!;
-    if (fromTag !== undefined) headers[this.at.from] = { name: 'from', value: `${from.value.slice(0, from.value.lastIndexOf(';tag='))};tag=${safeHeaderValue(fromTag)}` };
+    if (fromTag !== undefined) headers[this.at.from] = { name: 'from', value: `${this.untaggedFrom};tag=${safeHeaderValue(fromTag)}` };
     headers[this.at.to] = { name: 'to', value: safeHeaderValue(to) };
     headers[this.at.callId] = { name: 'call-id', value: safeHeaderValue(callId) };
     return withHeadersOf(template, headers, { method: template.method, uri: stripToUri(to), body: template.body });
@@ -148,6 +152,9 @@ export class PreparedMessage {
     return { maxForwards: copy.get('max-forwards')!, tail: encoded.subarray(encoded.indexOf('\r\n') + 2) };
   }
 }
+
+/** What a message delivered to a local user became: the final response, when there was one to a request sent. */
+type LocalOutcome = { status: number; reason: string; response?: SipMessage };
 
 /** What a message sent to a foreign domain became. */
 const foreignResult = (response: SipMessage): DeliveryResult => ({ status: response.status, reason: response.reason, stored: false });
@@ -366,8 +373,12 @@ export class Relay {
 
   /** How many ordered deliveries may be under way to a recipient reached over these transports. */
   private windowOf(protocols: Protocol[]): number {
-    const { stream, udp } = this.options.deliveryWindow;
-    return Math.min(...protocols.map((proto) => (RELIABLE[proto] ? stream : udp)));
+    return Math.min(...protocols.map((proto) => this.transportWindow(proto)));
+  }
+
+  /** windowOf() for one transport (a room member's phone, most often), with no list made. */
+  private transportWindow(proto: Protocol): number {
+    return RELIABLE[proto] ? this.options.deliveryWindow.stream : this.options.deliveryWindow.udp;
   }
 
   /** Whether a local AOR has a live registered contact now. */
@@ -381,44 +392,72 @@ export class Relay {
    * contact, or when every fork found nobody, the message is stored (202) if the user is known; an
    * unknown user gets 404. A GRUU's device that is not registered gets 480: nothing is stored for it.
    */
-  private async deliverLocal(
+  private deliverLocal(
     target: SipUri, message: SipMessage, loop: string, storeOffline: boolean, turn?: DeliveryTurn, keptByOutbox = false, prepared?: PreparedMessage,
-  ): Promise<{ status: number; reason: string; response?: SipMessage }> {
+  ): Promise<LocalOutcome> {
     const destination = this.registrar.destinationOf(target);
-    if (!destination) return { status: 404, reason: 'Not Found (unknown GRUU)' };
+    if (!destination) return Promise.resolve({ status: 404, reason: 'Not Found (unknown GRUU)' });
     const { aor, device } = destination;
     if (!device && storeOffline && this.options.offline.enabled && this.devices.keepsPerDevice(aor) && Number(message.get('max-forwards') ?? '70') > 0) {
-      // Without the store, registered devices are still reached the old way (nothing to store yet).
-      const written = (protocols: Protocol[]) => turn?.sent(protocols.length > 0 ? this.windowOf(protocols) : this.options.deliveryWindow.stream);
-      const kept = keptByOutbox && turn ? { previous: turn.previous } : undefined;
-      const outcome = await this.devices.deliver(aor, message, this.storedRecord(aor, message), betterFinal, written, { keptByCaller: kept }).catch((error: unknown) => {
-        if (isStoreUnavailable(error)) return undefined;
-        throw error;
-      });
-      if (outcome) {
-        if (outcome === ACCEPTED) this.stats.stored++;
-        else if (outcome.response && outcome.status < 300) this.stats.relayed++;
-        return outcome;
-      }
+      return this.deliverPerDevice(aor, message, loop, turn, keptByOutbox, prepared);
     }
+    return this.forkOrStore(aor, device, message, loop, storeOffline, turn, prepared);
+  }
+
+  /** A user with remembered devices: written once for those that did not take it (DeviceDelivery); without the store, forked the old way. */
+  private async deliverPerDevice(aor: string, message: SipMessage, loop: string, turn?: DeliveryTurn, keptByOutbox = false, prepared?: PreparedMessage): Promise<LocalOutcome> {
+    const written = (protocols: Protocol[]) => turn?.sent(protocols.length > 0 ? this.windowOf(protocols) : this.options.deliveryWindow.stream);
+    const kept = keptByOutbox && turn ? { previous: turn.previous } : undefined;
+    const outcome = await this.devices.deliver(aor, message, this.storedRecord(aor, message), betterFinal, written, { keptByCaller: kept }).catch((error: unknown) => {
+      if (isStoreUnavailable(error)) return undefined;
+      throw error;
+    });
+    if (outcome) {
+      if (outcome === ACCEPTED) this.stats.stored++;
+      else if (outcome.response && outcome.status < 300) this.stats.relayed++;
+      return outcome;
+    }
+    // Without the store, registered devices are still reached the old way (nothing to store yet).
+    return this.forkOrStore(aor, undefined, message, loop, true, turn, prepared);
+  }
+
+  /**
+   * Forks to the live devices (`device`: the one a GRUU names), and stores what none of them took.
+   * Not an async function: every leg of a room post comes through here, and what it awaits is
+   * chained instead, with no frame kept per leg.
+   */
+  private forkOrStore(
+    aor: string, device: Device | undefined, message: SipMessage, loop: string, storeOffline: boolean, turn?: DeliveryTurn, prepared?: PreparedMessage,
+  ): Promise<LocalOutcome> {
     const devices = this.registrar.flowsByDevice(this.registrar.lookup(aor, device));
     // The fork writes each device's first flow at once: from here on, the next message may follow.
     // With no device nothing is written, and only storing (below) has to wait its turn.
-    const forked = devices.length > 0 ? this.fork(message, devices, loop, prepared) : undefined;
-    turn?.sent(devices.length > 0 ? this.windowOf(devices.map((flows) => flows[0].peer.proto)) : this.options.deliveryWindow.stream);
-    if (forked) {
-      const best = await forked;
+    if (devices.length === 0) {
+      turn?.sent(this.options.deliveryWindow.stream);
+      return this.storeUnreached(aor, device, message, storeOffline, turn);
+    }
+    const forked = this.fork(message, devices, loop, prepared);
+    turn?.sent(devices.length === 1 ? this.transportWindow(devices[0]![0].peer.proto) : this.windowOf(devices.map((flows) => flows[0].peer.proto)));
+    return forked.then((best) => {
       if (best.status < 300) {
         this.stats.relayed++;
         return { status: best.status, reason: best.reason, response: best };
       }
       // What was meant for one device is not stored, to reach every device later.
       if (!UNREACHABLE.has(best.status) || device) return { status: best.status, reason: best.reason, response: best };
-    } else if (!(await this.options.isKnownUser(aor))) {
-      return { status: 404, reason: 'Not Found' };
-    } else if (device) {
-      return { status: 480, reason: 'Temporarily Unavailable (device not registered)' };
-    }
+      return this.storeWhenDue(aor, message, storeOffline, turn);
+    });
+  }
+
+  /** No device to fork to: stored for the user if known (404 otherwise); a GRUU's device that is not registered gets 480. */
+  private async storeUnreached(aor: string, device: Device | undefined, message: SipMessage, storeOffline: boolean, turn?: DeliveryTurn): Promise<LocalOutcome> {
+    if (!(await this.options.isKnownUser(aor))) return { status: 404, reason: 'Not Found' };
+    if (device) return { status: 480, reason: 'Temporarily Unavailable (device not registered)' };
+    return this.storeWhenDue(aor, message, storeOffline, turn);
+  }
+
+  /** Stores the message offline once the recipient's earlier messages have ended (480 when it is not to be stored). */
+  private async storeWhenDue(aor: string, message: SipMessage, storeOffline: boolean, turn?: DeliveryTurn): Promise<LocalOutcome> {
     if (!storeOffline) return { status: 480, reason: 'Temporarily Unavailable' };
     await turn?.previous;
     return this.store(aor, message);

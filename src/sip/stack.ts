@@ -78,6 +78,12 @@ const NO_OPTIONS: ReplyOptions = Object.freeze({});
 /** Writes a request Parley sends, given the value of its own Via to put on top. */
 export type Encode = (via: string) => Buffer;
 
+/** What a client transaction settles with before request() gives it its promise's resolve. */
+const ignoreResponse = (): void => {};
+
+/** A protocol as a Via names it: a table rather than a string made per request sent. */
+const VIA_TRANSPORT: Record<Protocol, string> = { udp: 'UDP', tcp: 'TCP', tls: 'TLS', ws: 'WS', wss: 'WSS' };
+
 /** Seconds an overloaded Parley asks a client to wait before sending again. */
 const OVERLOAD_RETRY_AFTER_S = 5;
 
@@ -276,12 +282,13 @@ export class SipStack extends EventEmitter {
       bytes = this.withVia(message, proto, branch, encode);
     }
     this.stats.requestsOut++;
-    return new Promise<SipMessage>((resolve) => {
-      const transaction = new ClientTransaction(this, message, branch, target, proto, bytes, resolve, encode);
-      this.client.set(branch, transaction);
-      this.stats.clientTransactions = this.client.size;
-      transaction.start(Math.min(timeout, 64 * this.options.t1));
-    });
+    const transaction = new ClientTransaction(this, message, branch, target, proto, bytes, encode);
+    // The promise's executor holds the transaction alone, not every variable of this call: a request per room leg.
+    const response = new Promise<SipMessage>((resolve) => (transaction.settle = resolve));
+    this.client.set(branch, transaction);
+    this.stats.clientTransactions = this.client.size;
+    transaction.start(Math.min(timeout, 64 * this.options.t1));
+    return response;
   }
 
   /**
@@ -298,7 +305,7 @@ export class SipStack extends EventEmitter {
   /** Puts Parley's Via with `branch` on top of the request; its wire form (`encode`'s, when given, and the message is left as it is). */
   withVia(message: SipMessage, proto: Protocol, branch: string, encode?: Encode): Buffer {
     // What formatVia would write for this Via, without building it first.
-    const via = `SIP/2.0/${proto.toUpperCase()} ${this.sentBy(proto)};branch=${branch};rport`;
+    const via = `SIP/2.0/${VIA_TRANSPORT[proto]} ${this.sentBy(proto)};branch=${branch};rport`;
     if (encode) return encode(via);
     message.prepend('via', via);
     return message.toBuffer();
@@ -398,6 +405,8 @@ class ServerTransaction implements IncomingRequest {
 /** A request Parley sent (RFC 3261 §17.1.2), until its final response or a timeout. */
 class ClientTransaction {
   done = false;
+  /** Resolves the promise request() returned; set as soon as the transaction is made. */
+  settle: (response: SipMessage) => void = ignoreResponse;
   private timeout: TimerHandle | undefined;
   private retransmit: TimerHandle | undefined;
   private interval = 0;
@@ -410,7 +419,6 @@ class ClientTransaction {
     private readonly target: Peer,
     private proto: Protocol,
     private bytes: Buffer,
-    private readonly settle: (response: SipMessage) => void,
     private readonly encode: Encode | undefined,
   ) {
     this.sendTarget = proto === target.proto ? target : { ...target, proto };

@@ -14,8 +14,11 @@ import { command } from '../imc/room-helpers.js';
 /** Lets every promise callback and I/O callback queued so far run. */
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
-/** Works that say they have sent with `window`, then wait until `finish[index]` is called (before they start, too). */
-function gatedWorks(count: number, window: number) {
+/**
+ * Works that say they have sent with `window`, then wait until `finish[index]` is called (before
+ * they start, too); then, with `answering`, say they are answered before they wait for their turn.
+ */
+function gatedWorks(count: number, window: number, answering = false) {
   const started: number[] = [];
   const afterPrevious: number[] = [];
   const finish: Array<(error?: Error) => void> = [];
@@ -24,6 +27,7 @@ function gatedWorks(count: number, window: number) {
     started.push(index);
     turn.sent(window);
     await gate;
+    if (answering) turn.answered();
     await turn.previous;
     afterPrevious.push(index);
   });
@@ -52,6 +56,36 @@ describe('OrderedDeliveries', () => {
     assert.deepEqual(afterPrevious, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert.deepEqual(started, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert.equal(queues.underWay('bob'), 0);
+  });
+
+  test('a work answered while an earlier one is not makes room in the window: the next starts, and they still end in order', async () => {
+    const queues = new OrderedDeliveries(() => assert.fail('no work fails'));
+    const { works, started, afterPrevious, finish } = gatedWorks(8, 4, true);
+    for (const work of works) queues.add('bob', work);
+    await settle();
+    assert.deepEqual(started, [0, 1, 2, 3]);
+    // The first is not answered (its request lost, say): the ones behind it are, and more go out.
+    for (const index of [1, 2, 3]) finish[index]!();
+    await settle();
+    assert.deepEqual(started, [0, 1, 2, 3, 4, 5, 6]);
+    assert.equal(queues.underWay('bob'), 4);
+    assert.deepEqual(afterPrevious, [], 'none ends before the first');
+    for (const index of [4, 5, 6, 7]) finish[index]!();
+    await settle();
+    assert.deepEqual(started, [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert.deepEqual(afterPrevious, []);
+    finish[0]!();
+    await queues.drain();
+    assert.deepEqual(afterPrevious, [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert.equal(queues.underWay('bob'), 0);
+    // The lane went with its last work: the next one starts at once, in a lane of its own.
+    const next = gatedWorks(1, 4, true);
+    queues.add('bob', next.works[0]!);
+    await settle();
+    assert.deepEqual(next.started, [0]);
+    next.finish[0]!();
+    await queues.drain();
+    assert.deepEqual(next.afterPrevious, [0]);
   });
 
   test('a work that fails mid-window is reported, and the ones behind it go on in order', async () => {
@@ -212,6 +246,25 @@ describe('room posts to one member, pipelined', () => {
       assert.deepEqual(bodies(posts(bob, room)), numbered(20));
     });
   }
+
+  test('over udp: a post its member has not answered holds up only itself, not the posts behind it', async () => {
+    const gina = await agent('gina', 'udp');
+    const room = await roomWith('lost', [gina]);
+    const post = (number: number) => eventually(() => posts(gina, room).find((m) => m.body.toString() === `<alice> post ${number}`), `post ${number} at gina`);
+    gina.answer = null;
+    for (let index = 1; index <= 4; index++) assert.equal((await alice.message(room, `post ${index}`)).status, 200);
+    const first = await post(1);
+    // The first stays unanswered, as if it were lost on the way; the second, of the same window of 2, is answered.
+    answer(gina, await post(2), 200);
+    answer(gina, await post(3), 200);
+    answer(gina, await post(4), 200);
+    const failedBefore = s.server.rooms!.stats.deliveriesFailed;
+    answer(gina, first, 200);
+    gina.answer = 200;
+    await eventually(() => s.server.rooms!.pendingPosts === 0, 'every post delivered');
+    assert.equal(s.server.rooms!.stats.deliveriesFailed, failedBefore);
+    assert.deepEqual(bodies(posts(gina, room)), numbered(4));
+  });
 
   test('a member who answers nothing does not hold up the others', async () => {
     const dave = await agent('dave', 'tcp');
