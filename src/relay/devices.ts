@@ -6,8 +6,8 @@
 // first, then non-urgent ones, each oldest first, a page at a time; one that refused it for good
 // does not. A device's messages never overtake what waits for it (see isQueued, storeTurn).
 import type { Logger } from 'pino';
-import { deviceKey, isStoreUnavailable, logBackgroundFailure, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
-import { formatPeer, parseNameAddr, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
+import { deviceKey, isInstanceDevice, isStoreUnavailable, logBackgroundFailure, type Binding, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
+import { formatPeer, parseNameAddr, parseUri, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import { resendIdentity } from './resend.js';
 import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
@@ -105,11 +105,17 @@ export class DeviceDelivery {
   /** The latest store turn of each AOR with one under way (storeTurn). */
   private readonly storeTails = new Map<string, Promise<void>>();
   /**
-   * The AORs with a device known by +sip.instance (remembered, or registering since the start): only
-   * theirs are kept per device (see devicesOf), so only theirs cost a store read for a message. Each with the sweep
-   * during which it was last seen: one that registers while a sweep forgets its devices stays.
+   * The AORs with a remembered device (or registering since the start): only what is sent to them is
+   * kept per device, and only theirs cost a store read for a message or a new address. Each with the
+   * sweep during which it was last seen: one that registers while a sweep forgets its devices stays.
    */
-  private readonly instanceUsers = new Map<string, number>();
+  private readonly deviceUsers = new Map<string, number>();
+  /**
+   * Devices ("aor\ndevice") recognised as another one that registered from a new address
+   * (recognise), with the device they are now: what was on its way to the store for them when
+   * their rows moved is stored for the device they became. Dropped when such a device registers again.
+   */
+  private readonly movedTo = new Map<string, string>();
   /** Counts the sweeps of forgotten devices (forgetStale). */
   private sweeps = 0;
   /**
@@ -149,7 +155,8 @@ export class DeviceDelivery {
    * after the recipient's earlier messages (`previous`), and not refused when the store is away
    * (STORE_UNAVAILABLE: the caller tries again).
    * `storeFirst`: stored for every device before anything is sent, and resolved without waiting for
-   * their answers (a copy of what a user sent: its sender's answer waits only for the store).
+   * their answers (a copy of what a user sent: its sender's answer waits only for the store); not
+   * kept (undefined) for a user without a device known by +sip.instance.
    * `except`: a device that is not to get it (the one that sent what this copies, relay/sync.ts).
    */
   async deliver(
@@ -158,6 +165,9 @@ export class DeviceDelivery {
   ): Promise<DeliveryOutcome | undefined> {
     const known = await this.devicesOf(aor);
     if (!known) return undefined;
+    // A copy of what the user sent goes to users with a device known by +sip.instance only: a client
+    // without one (a plain softphone) would show it as a message from its own user.
+    if (storeFirst && ![...known.devices].some(isInstanceDevice)) return undefined;
     if (except !== undefined) {
       known.devices.delete(except);
       known.live.delete(except);
@@ -167,9 +177,52 @@ export class DeviceDelivery {
     return this.sendThenStore(aor, message, record, better, written, known, keptByCaller?.previous);
   }
 
-  /** Whether `aor` may have messages kept per device: false only once it is known to have no device known by +sip.instance. */
+  /** Whether `aor` may have messages kept per device: false only once it is known to have no remembered device. */
   keepsPerDevice(aor: string): boolean {
-    return !this.loaded || this.instanceUsers.has(aor);
+    return !this.loaded || this.deviceUsers.has(aor);
+  }
+
+  /**
+   * The device of `aor` when it is its only one, registered, with nothing waiting, and known from
+   * memory (no store read): the message is then forked to it as to a user without devices, with no
+   * write unless it cannot be reached (storeUnreached). Undefined when the message goes through
+   * deliver. A device that can be woken by a push goes through deliver (relay.accept_timeout).
+   */
+  soleDevice(aor: string): string | undefined {
+    if (!this.loaded) return undefined;
+    const remembered = this.rememberedOf.get(aor);
+    if (remembered?.length !== 1) return undefined;
+    const bindings = this.registrar.lookup(aor);
+    if (bindings.length !== 1) return undefined;
+    const { device, lastSeen } = remembered[0]!;
+    const binding = bindings[0]!;
+    if (lastSeen < Date.now() - this.options.remember * 1000 || (this.options.push && binding.contact.includes(';pn-'))) return undefined;
+    return deviceKey(binding) === device && !this.isQueued(aor, device) ? device : undefined;
+  }
+
+  /**
+   * `device`, the only one of `aor` (soleDevice), was not reached (408, 480, 503, 504): the message
+   * is kept for it, in the order the user's messages came, and it gets it when it registers again.
+   */
+  async storeUnreached(aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, device: string, sendingSince: number): Promise<DeliveryOutcome> {
+    const turn = this.storeTurn(aor);
+    const marks = new StoringMarks(this.storing, aor);
+    marks.mark(device);
+    try {
+      await turn.previous;
+      const id = await this.add(record, [device], message, turn);
+      marks.release();
+      if (id === 'full') return MAILBOX_FULL;
+      this.stats.stored++;
+      this.stats.pending++;
+      this.log.debug({ aor, id, device }, 'message stored for the device that was not reached');
+      if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, this.rememberedOf.get(aor) ?? []);
+      else this.backlogged.add(queueOf(aor, device));
+      return ACCEPTED;
+    } finally {
+      marks.release();
+      turn.release();
+    }
   }
 
   /**
@@ -182,8 +235,71 @@ export class DeviceDelivery {
     this.devicesChanged();
     const forgotten = await this.store.removeStale(Date.now() - this.options.remember * 1000).finally(() => this.devicesChanged());
     for (const aor of forgotten) {
-      if ((this.instanceUsers.get(aor) ?? sweep) < sweep) this.instanceUsers.delete(aor);
+      if ((this.deviceUsers.get(aor) ?? sweep) < sweep) this.deviceUsers.delete(aor);
     }
+  }
+
+  /**
+   * A device registering without +sip.instance from an address the user was not seen at is the one
+   * it was before when it matches a remembered device of the user that is gone (not registered, or
+   * only over a connection that closed) with nothing but the port changed: the same User-Agent, and
+   * the same scheme, user, host and transport in its contact. A client over TCP, TLS or a WebSocket
+   * comes back from a new local port with each connection, a softphone restarted from a new UDP
+   * port. It takes their place: what waited for them waits for it, once, in order (store.takeOver),
+   * and their bindings are dropped (returned to the registrar), so it is neither a second device nor
+   * leaves a ghost behind. Run by the registrar for the REGISTER of `aor` itself (authenticated when
+   * auth.policy is required), before its bindings are written, for the bindings it adds
+   * (`fresh`); no store read for a user without a remembered device (the first registration of each).
+   */
+  recognise(aor: string, fresh: readonly Binding[], current: readonly Binding[]): Promise<Binding[]> | undefined {
+    if (!this.keepsPerDevice(aor)) return undefined;
+    // Not recognised, it registers as a new device: what waited stays with the one it was.
+    return this.takeOverGone(aor, fresh, current).catch((error: unknown) => {
+      if (isStoreUnavailable(error)) this.log.info({ aor }, 'device not recognised: store unavailable');
+      else this.log.error({ err: error, aor }, 'recognising a device failed');
+      return [];
+    });
+  }
+
+  private async takeOverGone(aor: string, fresh: readonly Binding[], current: readonly Binding[]): Promise<Binding[]> {
+    const remembered = await this.store.devicesOf(aor, Date.now() - this.options.remember * 1000);
+    const known = new Set(remembered.map((d) => d.device));
+    const registered = new Set(current.filter((binding) => !this.registrar.isGone(binding)).map(deviceKey));
+    const replaced: Binding[] = [];
+    for (const binding of fresh) {
+      const device = deviceKey(binding);
+      if (known.has(device)) continue;
+      const client = clientOf(binding.contact, binding.userAgent);
+      const was = remembered
+        .filter((d) => known.has(d.device) && !isInstanceDevice(d.device) && !registered.has(d.device) && clientOf(d.contact, d.userAgent) === client)
+        .map((d) => d.device);
+      if (client === undefined || was.length === 0) continue;
+      this.devicesChanged(aor);
+      await this.store.takeOver(aor, device, was).finally(() => this.devicesChanged(aor));
+      this.movedTo.delete(queueOf(aor, device));
+      if (this.movedTo.size >= MAX_CACHED_USERS) this.movedTo.clear();
+      for (const old of was) {
+        known.delete(old);
+        this.movedTo.set(queueOf(aor, old), device);
+        if (this.backlogged.delete(queueOf(aor, old))) this.backlogged.add(queueOf(aor, device));
+      }
+      known.add(device);
+      replaced.push(...current.filter((b) => was.includes(deviceKey(b))));
+      this.log.info({ aor, device, was }, 'device registered from a new address recognised: it takes over what waited for it');
+    }
+    return replaced;
+  }
+
+  /** `devices` of `aor`, each recognised since as another (recognise) replaced by that one, once. */
+  private followMoves(aor: string, devices: Iterable<string>): Set<string> {
+    const moved = new Set<string>();
+    for (const device of devices) {
+      let now = device;
+      // A chain of recognitions is at most as long as the map.
+      for (let hops = 0, next; hops < this.movedTo.size && (next = this.movedTo.get(queueOf(aor, now))) !== undefined; hops++) now = next;
+      moved.add(now);
+    }
+    return moved;
   }
 
   /**
@@ -198,13 +314,8 @@ export class DeviceDelivery {
     if (remembered.length === 0) return undefined;
     for (const { device } of waiting) this.backlogged.add(queueOf(aor, device));
     const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
-    const devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
-    // A device registered without +sip.instance is its contact's address (contactDevice), which a
-    // client over TCP, TLS or a WebSocket changes with each connection (a new local port): such a
-    // device coming back is not recognised. A user with only such devices keeps the one-row offline
-    // store, taken by whichever of them registers next, so the one that comes back gets what came;
-    // next to a device with an instance, each keeps rows of its own.
-    if (![...devices].some((device) => instanceOf(device) !== null)) return undefined;
+    let devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
+    if (this.movedTo.size > 0) devices = this.followMoves(aor, devices);
     return { remembered, live, devices };
   }
 
@@ -372,7 +483,9 @@ export class DeviceDelivery {
     record: Omit<StoredMessage, 'id'>, devices: string[], message: SipMessage, turn: { release(): void }, inserted?: (id: number) => void,
   ): Promise<number | 'full'> {
     try {
-      return this.store.add(record, devices, priorityOf(message), this.options.maxPerUser, inserted);
+      // Devices recognised as another since this message was looked up: stored for that one.
+      const to = this.movedTo.size > 0 ? [...this.followMoves(record.aor, devices)] : devices;
+      return this.store.add(record, to, priorityOf(message), this.options.maxPerUser, inserted);
     } finally {
       turn.release();
     }
@@ -476,10 +589,10 @@ export class DeviceDelivery {
    * a restart); a device's later messages go after what it had waiting.
    */
   async resume(): Promise<void> {
-    for (const aor of await this.store.aorsWithInstanceDevices(Date.now() - this.options.remember * 1000)) this.instanceUsers.set(aor, this.sweeps);
+    for (const aor of await this.store.aorsWithDevices(Date.now() - this.options.remember * 1000)) this.deviceUsers.set(aor, this.sweeps);
     const counts = await this.store.pendingCounts();
     // A user whose devices were forgotten may still have deliveries waiting for its others.
-    for (const { aor } of counts) this.instanceUsers.set(aor, this.sweeps);
+    for (const { aor } of counts) this.deviceUsers.set(aor, this.sweeps);
     this.stats.pending = counts.reduce((sum, { pending }) => sum + pending, 0);
     for (const { aor, device } of counts) this.backlogged.add(queueOf(aor, device));
     this.loaded = true;
@@ -497,14 +610,14 @@ export class DeviceDelivery {
     const summaries = new Map<string, DeviceSummary>();
     for (const device of remembered) {
       summaries.set(device.device, {
-        device: device.device, instance: instanceOf(device.device), contact: device.contact, userAgent: device.userAgent ?? null,
+        device: device.device, instance: isInstanceDevice(device.device) ? device.device : null, contact: device.contact, userAgent: device.userAgent ?? null,
         lastSeen: new Date(device.lastSeen).toISOString(), flows: [], pending: pending.get(device.device) ?? 0,
       });
     }
     for (const [device, deviceFlows] of flows) {
       const latest = deviceFlows.reduce((a, b) => (a.binding.updatedAt >= b.binding.updatedAt ? a : b)).binding;
       const summary = summaries.get(device) ?? {
-        device, instance: instanceOf(device), contact: latest.contact, userAgent: latest.userAgent ?? null,
+        device, instance: isInstanceDevice(device) ? device : null, contact: latest.contact, userAgent: latest.userAgent ?? null,
         lastSeen: new Date(latest.updatedAt).toISOString(), flows: [], pending: pending.get(device) ?? 0,
       };
       summary.flows = deviceFlows.map(({ binding }) => ({
@@ -526,9 +639,11 @@ export class DeviceDelivery {
     this.devicesChanged(aor);
     const bindings = this.registrar.lookup(aor);
     if (bindings.length === 0) return;
-    if (bindings.some((binding) => binding.instance)) this.instanceUsers.set(aor, this.sweeps);
+    this.deviceUsers.set(aor, this.sweeps);
     for (const flows of this.registrar.flowsByDevice(bindings)) {
       const device = deviceKey(flows[0]!.binding);
+      // Registered again itself: it is no longer the one it was recognised as.
+      if (this.movedTo.size > 0) this.movedTo.delete(queueOf(aor, device));
       if (this.isQueued(aor, device) || this.store.mayHaveWaiting(aor, device)) void this.drain(aor, device);
     }
   }
@@ -725,9 +840,18 @@ class StoringMarks {
   }
 }
 
-/** A device key is its instance URN when it registered with one, else its contact's address (a SIP URI). */
-function instanceOf(device: string): string | null {
-  return device.startsWith('urn:') ? device : null;
+/**
+ * What tells a client apart from the user's other devices without +sip.instance, the port left out:
+ * its User-Agent, and its contact's scheme, user, host and transport. Undefined for a contact that
+ * is no URI.
+ */
+function clientOf(contact: string, userAgent: string | undefined): string | undefined {
+  try {
+    const uri = parseUri(contact);
+    return [userAgent ?? '', uri.scheme, uri.user, uri.host, uri.params.get('transport')?.toLowerCase() ?? 'udp'].join('\n');
+  } catch {
+    return undefined;
+  }
 }
 
 /** What a message is for push: a receipt (IMDN, RFC 5438, also inside CPIM) or a message. */

@@ -208,6 +208,7 @@ export class Relay {
       record: (aor, message) => this.storedRecord(aor, message),
       maxBody: options.maxBody,
     }, log);
+    if (options.offline.enabled) registrar.recogniseDevicesWith((aor, fresh, current) => this.devices.recognise(aor, fresh, current));
     registrar.on('registered', (aor) => {
       if (this.offline.mayHaveWaiting(aor)) void this.deliverStored(aor);
       this.devices.deliverPending(aor);
@@ -387,7 +388,10 @@ export class Relay {
     const destination = this.registrar.destinationOf(target);
     if (!destination) return { status: 404, reason: 'Not Found (unknown GRUU)' };
     const { aor, device } = destination;
-    if (!device && storeOffline && this.options.offline.enabled && this.devices.keepsPerDevice(aor) && Number(message.get('max-forwards') ?? '70') > 0) {
+    // A user's only device, registered with nothing waiting, is forked to; stored for if not reached.
+    let sole: string | undefined;
+    if (!device && storeOffline && this.options.offline.enabled && this.devices.keepsPerDevice(aor) && Number(message.get('max-forwards') ?? '70') > 0
+      && (sole = this.devices.soleDevice(aor)) === undefined) {
       // Without the store, registered devices are still reached the old way (nothing to store yet).
       const written = (protocols: Protocol[]) => turn?.sent(protocols.length > 0 ? this.windowOf(protocols) : this.options.deliveryWindow.stream);
       const kept = keptByOutbox && turn ? { previous: turn.previous } : undefined;
@@ -401,6 +405,7 @@ export class Relay {
         return outcome;
       }
     }
+    const sendingSince = Date.now();
     const devices = this.registrar.flowsByDevice(this.registrar.lookup(aor, device));
     // The fork writes each device's first flow at once: from here on, the next message may follow.
     // With no device nothing is written, and only storing (below) has to wait its turn.
@@ -421,7 +426,10 @@ export class Relay {
     }
     if (!storeOffline) return { status: 480, reason: 'Temporarily Unavailable' };
     await turn?.previous;
-    return this.store(aor, message);
+    if (sole === undefined) return this.store(aor, message);
+    const outcome = await this.devices.storeUnreached(aor, message, this.storedRecord(aor, message), sole, sendingSince);
+    if (outcome === ACCEPTED) this.stats.stored++;
+    return outcome;
   }
 
   private async store(aor: string, message: SipMessage): Promise<{ status: number; reason: string }> {

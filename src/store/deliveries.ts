@@ -32,9 +32,35 @@ export class DeliveryRepository implements DeliveryStore {
     return rows.map((row) => ({ aor: row.aor, device: row.device, contact: row.contact, lastSeen: Number(row.last_seen), ...nullsAbsent({ userAgent: row.user_agent }) }));
   }
 
-  async aorsWithInstanceDevices(since: number): Promise<string[]> {
-    const rows = await this.db.selectFrom('devices').select('aor').distinct().where('device', 'like', 'urn:%').where('last_seen', '>=', since).execute();
+  async aorsWithDevices(since: number): Promise<string[]> {
+    const rows = await this.db.selectFrom('devices').select('aor').distinct().where('last_seen', '>=', since).execute();
     return rows.map((row) => row.aor);
+  }
+
+  /**
+   * Committed in the order writes were asked for (after the messages already on their way for the
+   * devices taken over): their rows move to `device` (a message waiting for two of them waits once),
+   * and so does the latest one's remembered row, unless `device` has one; they are no longer remembered.
+   */
+  takeOver(aor: string, device: string, from: readonly string[]): Promise<void> {
+    const key = waitingKey(aor, device);
+    const stored = this.waitingDevices.storing(key);
+    return this.commits.run(async (trx) => {
+      await trx
+        .insertInto('message_deliveries')
+        .columns(['message_id', 'aor', 'device', 'priority'])
+        .expression((eb) =>
+          eb.selectFrom('message_deliveries').select(['message_id', 'aor', sql.val(device).as('device'), 'priority']).where('aor', '=', aor).where('device', 'in', from),
+        )
+        .onConflict((conflict) => conflict.columns(['message_id', 'device']).doNothing())
+        .execute();
+      await trx.deleteFrom('message_deliveries').where('aor', '=', aor).where('device', 'in', from).execute();
+      const latest = await trx.selectFrom('devices').selectAll().where('aor', '=', aor).where('device', 'in', from).orderBy('last_seen', 'desc').limit(1).executeTakeFirst();
+      if (latest) {
+        await trx.insertInto('devices').values({ ...latest, device }).onConflict((conflict) => conflict.columns(['aor', 'device']).doNothing()).execute();
+      }
+      await trx.deleteFrom('devices').where('aor', '=', aor).where('device', 'in', from).execute();
+    }).finally(stored);
   }
 
   mayHaveWaiting(aor: string, device: string): boolean {
@@ -148,8 +174,7 @@ export class DeliveryRepository implements DeliveryStore {
 
   removeStale(forgetBefore: number): Promise<string[]> {
     return this.db.transaction().execute(async (trx) => {
-      const forgotten = await trx.selectFrom('devices').select('aor').distinct()
-        .where('device', 'like', 'urn:%').where('last_seen', '<', forgetBefore).execute();
+      const forgotten = await trx.selectFrom('devices').select('aor').distinct().where('last_seen', '<', forgetBefore).execute();
       await trx
         .deleteFrom('message_deliveries')
         .where((eb) =>
@@ -174,7 +199,7 @@ export class DeliveryRepository implements DeliveryStore {
         .execute();
       if (forgotten.length === 0) return [];
       const aors = forgotten.map((row) => row.aor);
-      const left = await trx.selectFrom('devices').select('aor').distinct().where('device', 'like', 'urn:%').where('aor', 'in', aors).execute();
+      const left = await trx.selectFrom('devices').select('aor').distinct().where('aor', 'in', aors).execute();
       const kept = new Set(left.map((row) => row.aor));
       return aors.filter((aor) => !kept.has(aor));
     });

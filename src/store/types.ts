@@ -27,6 +27,14 @@ export function instanceUrn(value: string): string {
   return value.replace(/^"?<?|>?"?$/g, '').toLowerCase();
 }
 
+/**
+ * Whether a device key is an instance URN (RFC 5627 §4.2: a +sip.instance is a URN) rather than a
+ * contact's address (a SIP URI): the one definition of a device known by +sip.instance.
+ */
+export function isInstanceDevice(device: string): boolean {
+  return device.startsWith('urn:');
+}
+
 /** The key of the device a binding is of: its instance URN, or its contact's address when it has none (contactDevice). */
 export function deviceKey(binding: { contact: string; instance?: string }): string {
   return binding.instance ? instanceUrn(binding.instance) : contactDevice(binding.contact);
@@ -167,8 +175,13 @@ export interface DeliveryCursor {
 export interface DeliveryStore {
   /** The devices of an AOR seen registering at or after `since`. */
   devicesOf(aor: string, since: number): Promise<RememberedDevice[]>;
-  /** The AORs with a device known by its +sip.instance seen registering at or after `since`. */
-  aorsWithInstanceDevices(since: number): Promise<string[]>;
+  /** The AORs with a device seen registering at or after `since`. */
+  aorsWithDevices(since: number): Promise<string[]>;
+  /**
+   * `device` of `aor` (registering from a new address) is what `from` were: what waits for them
+   * waits for it, and they are forgotten (see DeviceDelivery.recognise).
+   */
+  takeOver(aor: string, device: string, from: readonly string[]): Promise<void>;
   /**
    * Whether the device may have deliveries waiting: false only once the store was read and nothing
    * was stored for it since a read of its queue found none. Exact while Parley is the store's only writer.
@@ -191,7 +204,7 @@ export interface DeliveryStore {
   pendingCounts(aor?: string): Promise<Array<{ aor: string; device: string; pending: number }>>;
   /**
    * Forgets devices last seen before `forgetBefore` with what they had pending, and rows of messages
-   * gone (expired); returns the AORs that had a device known by +sip.instance among them and have none left.
+   * gone (expired); returns the AORs that had a device among them and have none left.
    */
   removeStale(forgetBefore: number): Promise<string[]>;
 }
