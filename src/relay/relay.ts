@@ -220,6 +220,8 @@ export class Relay {
     const sweepFailed = logBackgroundFailure(this.log, 'expired offline messages sweep');
     const sweep = async () => {
       await this.offline.removeExpired(Date.now());
+      // What another writer of the store stored (countPending too, for the devices' rows).
+      await this.offline.rereadWaiting();
       await this.devices.forgetStale();
       await this.devices.countPending();
     };

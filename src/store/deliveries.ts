@@ -169,6 +169,7 @@ export class DeliveryRepository implements DeliveryStore {
       .groupBy(['aor', 'device']);
     if (aor !== undefined) query = query.where('aor', '=', aor);
     const rows = await query.execute();
+    if (aor === undefined) this.waitingDevices.loaded(rows.map((row) => waitingKey(row.aor, row.device)));
     return rows.map((row) => ({ aor: row.aor, device: row.device, pending: Number(row.pending) }));
   }
 

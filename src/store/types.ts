@@ -137,6 +137,11 @@ export interface OfflineStore {
    * store surely holds none (then listFor with anyDevice needs not be asked). No store read.
    */
   mayHaveWaiting(aor: string): boolean;
+  /**
+   * Reads again which users have messages waiting, and has each user's stored messages counted again
+   * for the per-user limit: what another writer of the store (a second Parley) stored is seen.
+   */
+  rereadWaiting(): Promise<void>;
   remove(id: number): Promise<void>;
   removeExpired(now: number): Promise<number>;
   count(aor: string): Promise<number>;
@@ -184,7 +189,8 @@ export interface DeliveryStore {
   takeOver(aor: string, device: string, from: readonly string[]): Promise<void>;
   /**
    * Whether the device may have deliveries waiting: false only once the store was read and nothing
-   * was stored for it since a read of its queue found none. Exact while Parley is the store's only writer.
+   * was stored for it since a read of its queue found none. Exact while Parley is the store's only
+   * writer; another writer's deliveries are seen from the next pendingCounts() of every AOR.
    */
   mayHaveWaiting(aor: string, device: string): boolean;
   /** Changes the contact a device is remembered with (its push parameters dropped). */
@@ -200,7 +206,10 @@ export interface DeliveryStore {
   pendingFor(aor: string, device: string, now: number, cursor: DeliveryCursor | undefined, limit: number): Promise<PendingDelivery[]>;
   /** The device took these messages (or refused them for good): their rows go, and each message with its last row. */
   done(messageIds: readonly number[], device: string): Promise<void>;
-  /** Pending deliveries per device of an AOR, every AOR when absent. */
+  /**
+   * Pending deliveries per device of an AOR, every AOR when absent: then also what mayHaveWaiting
+   * knows, so that deliveries another writer of the store stored are seen.
+   */
   pendingCounts(aor?: string): Promise<Array<{ aor: string; device: string; pending: number }>>;
   /**
    * Forgets devices last seen before `forgetBefore` with what they had pending, and rows of messages
