@@ -163,11 +163,10 @@ export class DeviceDelivery {
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean, written?: (protocols: Protocol[]) => void,
     { keptByCaller, storeFirst, except }: { keptByCaller?: { previous: Promise<void> }; storeFirst?: boolean; except?: string } = {},
   ): Promise<DeliveryOutcome | undefined> {
-    const known = await this.devicesOf(aor);
-    if (!known) return undefined;
     // A copy of what the user sent goes to users with a device known by +sip.instance only: a client
     // without one (a plain softphone) would show it as a message from its own user.
-    if (storeFirst && ![...known.devices].some(isInstanceDevice)) return undefined;
+    const known = await this.devicesOf(aor, storeFirst);
+    if (!known) return undefined;
     if (except !== undefined) {
       known.devices.delete(except);
       known.live.delete(except);
@@ -183,10 +182,12 @@ export class DeviceDelivery {
   }
 
   /**
-   * The device of `aor` when it is its only one, registered, with nothing waiting, and known from
-   * memory (no store read): the message is then forked to it as to a user without devices, with no
-   * write unless it cannot be reached (storeUnreached). Undefined when the message goes through
-   * deliver. A device that can be woken by a push goes through deliver (relay.accept_timeout).
+   * The device of `aor` when it is its only one, without +sip.instance, registered, with nothing
+   * waiting, and known from memory (no store read): the message is then forked to it as before
+   * devices were remembered (the sender waits for its answer), with no write unless it is not
+   * reached (storeUnreached). Undefined when the message goes through deliver: a device with an
+   * instance or one that can be woken by a push answers within relay.accept_timeout or has the
+   * message stored.
    */
   soleDevice(aor: string): string | undefined {
     if (!this.loaded) return undefined;
@@ -195,9 +196,12 @@ export class DeviceDelivery {
     const bindings = this.registrar.lookup(aor);
     if (bindings.length !== 1) return undefined;
     const { device, lastSeen } = remembered[0]!;
-    const binding = bindings[0]!;
-    if (lastSeen < Date.now() - this.options.remember * 1000 || (this.options.push && binding.contact.includes(';pn-'))) return undefined;
-    return deviceKey(binding) === device && !this.isQueued(aor, device) ? device : undefined;
+    const { contact, instance } = bindings[0]!;
+    // Its contact is its address (contactDevice), maybe with parameters: compared without cutting them off.
+    const next = contact.charCodeAt(device.length);
+    if (instance || !contact.startsWith(device) || !(Number.isNaN(next) || next === 59 /* ; */ || next === 63 /* ? */)) return undefined;
+    if (lastSeen < Date.now() - this.options.remember * 1000 || (this.options.push && contact.includes(';pn-'))) return undefined;
+    return this.isQueued(aor, device) ? undefined : device;
   }
 
   /**
@@ -304,14 +308,15 @@ export class DeviceDelivery {
 
   /**
    * The devices of `aor`: remembered, registered (with their flows), both; undefined when the
-   * message is not to be kept per device.
+   * message is not to be kept per device (`instanceUsersOnly`: when none is known by +sip.instance).
+   * A registered device is remembered (written with its binding).
    */
-  private async devicesOf(aor: string): Promise<KnownDevices | undefined> {
+  private async devicesOf(aor: string, instanceUsersOnly = false): Promise<KnownDevices | undefined> {
     if (!this.keepsPerDevice(aor)) return undefined;
     const since = Date.now() - this.options.remember * 1000;
     const [all, waiting] = await Promise.all([this.rememberedDevices(aor), this.loaded ? [] : this.store.pendingCounts(aor)]);
     const remembered = all.filter((device) => device.lastSeen >= since);
-    if (remembered.length === 0) return undefined;
+    if (remembered.length === 0 || (instanceUsersOnly && !remembered.some((d) => isInstanceDevice(d.device)))) return undefined;
     for (const { device } of waiting) this.backlogged.add(queueOf(aor, device));
     const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
     let devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
@@ -565,6 +570,7 @@ export class DeviceDelivery {
 
   /** Whether a message for this device goes through its queue: one is being drained, older messages wait, or are being stored. */
   private isQueued(aor: string, device: string): boolean {
+    if (this.draining.size === 0 && this.backlogged.size === 0 && this.storing.size === 0) return false;
     const queue = queueOf(aor, device);
     return this.draining.has(queue) || this.backlogged.has(queue) || this.storing.has(queue);
   }
