@@ -23,6 +23,8 @@ export declare interface Registrar {
   /** An AOR gained or refreshed bindings: the moment to deliver what waits for it. */
   on(event: 'registered', listener: (aor: string, bindings: Binding[]) => void): this;
   on(event: 'unregistered', listener: (aor: string) => void): this;
+  /** Bindings of an AOR expired without being registered again (their devices stopped refreshing them). */
+  on(event: 'expired', listener: (aor: string, bindings: Binding[]) => void): this;
 }
 
 /**
@@ -379,6 +381,7 @@ export class Registrar extends EventEmitter {
       // Most lists have nothing expired: they are left as they are rather than copied every sweep.
       if (bindings.every((b) => b.expiresAt > now)) continue;
       const live = bindings.filter((b) => b.expiresAt > now);
+      this.emit('expired', aor, bindings.filter((b) => b.expiresAt <= now));
       if (live.length === 0) {
         this.table.delete(aor);
         this.emit('unregistered', aor);

@@ -116,6 +116,12 @@ export class DeviceDelivery {
    * their rows moved is stored for the device they became. Dropped when such a device registers again.
    */
   private readonly movedTo = new Map<string, string>();
+  /**
+   * Devices ("aor\ndevice") still registered when a device like them (recognise) registered from a
+   * new address, with that device and when: should their bindings expire unrefreshed since, they
+   * were it (a client over UDP that came back on a new port without unregistering), see bindingsExpired.
+   */
+  private readonly maybeNow = new Map<string, { device: string; since: number }>();
   /** Counts the sweeps of forgotten devices (forgetStale). */
   private sweeps = 0;
   /**
@@ -206,15 +212,16 @@ export class DeviceDelivery {
 
   /**
    * `device`, the only one of `aor` (soleDevice), was not reached (408, 480, 503, 504): the message
-   * is kept for it, in the order the user's messages came, and it gets it when it registers again.
+   * is kept for it, and it gets it when it registers again. Stored when it failed, as the offline
+   * store did: a message that must not overtake the recipient's earlier ones (an outbox leg) is
+   * passed once they ended. It takes no store turn: one taken by a later message (storeTurn) may be
+   * waiting for this one to end.
    */
   async storeUnreached(aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, device: string, sendingSince: number): Promise<DeliveryOutcome> {
-    const turn = this.storeTurn(aor);
     const marks = new StoringMarks(this.storing, aor);
     marks.mark(device);
     try {
-      await turn.previous;
-      const id = await this.add(record, [device], message, turn);
+      const id = await this.store.add(record, [...this.followMoves(aor, [device])], priorityOf(message), this.options.maxPerUser);
       marks.release();
       if (id === 'full') return MAILBOX_FULL;
       this.stats.stored++;
@@ -225,7 +232,6 @@ export class DeviceDelivery {
       return ACCEPTED;
     } finally {
       marks.release();
-      turn.release();
     }
   }
 
@@ -245,8 +251,8 @@ export class DeviceDelivery {
 
   /**
    * A device registering without +sip.instance from an address the user was not seen at is the one
-   * it was before when it matches a remembered device of the user that is gone (not registered, or
-   * only over a connection that closed) with nothing but the port changed: the same User-Agent, and
+   * it was before when it matches a remembered device of the user that is gone (not registered, only
+   * over a connection that closed, or not taking what is sent to it) with nothing but the port changed: the same User-Agent, and
    * the same scheme, user, host and transport in its contact. A client over TCP, TLS or a WebSocket
    * comes back from a new local port with each connection, a softphone restarted from a new UDP
    * port. It takes their place: what waited for them waits for it, once, in order (store.takeOver),
@@ -268,16 +274,25 @@ export class DeviceDelivery {
   private async takeOverGone(aor: string, fresh: readonly Binding[], current: readonly Binding[]): Promise<Binding[]> {
     const remembered = await this.store.devicesOf(aor, Date.now() - this.options.remember * 1000);
     const known = new Set(remembered.map((d) => d.device));
-    const registered = new Set(current.filter((binding) => !this.registrar.isGone(binding)).map(deviceKey));
+    // Gone: registered only over a closed connection, or still registered without taking what was
+    // sent to it lately (it has deliveries waiting that could not be sent: a UDP client that came back
+    // on a new port without unregistering, its old port no longer answering).
+    const registered = new Set(current.filter((binding) => !this.registrar.isGone(binding)).map(deviceKey).filter((device) => !this.backlogged.has(queueOf(aor, device))));
     const replaced: Binding[] = [];
     for (const binding of fresh) {
       const device = deviceKey(binding);
       if (known.has(device)) continue;
       const client = clientOf(binding.contact, binding.userAgent);
-      const was = remembered
-        .filter((d) => known.has(d.device) && !isInstanceDevice(d.device) && !registered.has(d.device) && clientOf(d.contact, d.userAgent) === client)
-        .map((d) => d.device);
-      if (client === undefined || was.length === 0) continue;
+      const alike = client === undefined ? [] : remembered.filter((d) => known.has(d.device) && !isInstanceDevice(d.device) && clientOf(d.contact, d.userAgent) === client);
+      const was = alike.filter((d) => !registered.has(d.device)).map((d) => d.device);
+      // A device like it still registered may be another one: it is taken for this one only once it
+      // stops refreshing its binding.
+      for (const d of alike) {
+        if (!registered.has(d.device)) continue;
+        if (this.maybeNow.size >= MAX_CACHED_USERS) this.maybeNow.clear();
+        this.maybeNow.set(queueOf(aor, d.device), { device, since: binding.updatedAt });
+      }
+      if (was.length === 0) continue;
       this.devicesChanged(aor);
       await this.store.takeOver(aor, device, was).finally(() => this.devicesChanged(aor));
       this.movedTo.delete(queueOf(aor, device));
@@ -292,6 +307,36 @@ export class DeviceDelivery {
       this.log.info({ aor, device, was }, 'device registered from a new address recognised: it takes over what waited for it');
     }
     return replaced;
+  }
+
+  /**
+   * Bindings of `aor` expired: a device without +sip.instance with no binding left that a device
+   * like it registered from a new address after it last refreshed (recognise) was that device, which
+   * takes over what it had waiting from before then (what came since, that one got); it is forgotten.
+   */
+  bindingsExpired(aor: string, expired: readonly Binding[]): void {
+    if (this.maybeNow.size === 0) return;
+    const left = new Set(this.registrar.lookup(aor).map(deviceKey));
+    for (const binding of expired) {
+      const old = deviceKey(binding);
+      const successor = this.maybeNow.get(queueOf(aor, old));
+      if (!successor || left.has(old)) continue;
+      this.maybeNow.delete(queueOf(aor, old));
+      // Registered again after the other came: another device, which stopped since.
+      if (binding.updatedAt >= successor.since) continue;
+      const [device] = this.followMoves(aor, [successor.device]);
+      void this.replaceExpired(aor, old, device!, successor.since).catch(logBackgroundFailure(this.log, 'recognising a device whose binding expired'));
+    }
+  }
+
+  private async replaceExpired(aor: string, old: string, device: string, since: number): Promise<void> {
+    this.devicesChanged(aor);
+    await this.store.takeOver(aor, device, [old], since).finally(() => this.devicesChanged(aor));
+    this.movedTo.set(queueOf(aor, old), device);
+    this.backlogged.delete(queueOf(aor, old));
+    this.backlogged.add(queueOf(aor, device));
+    this.log.info({ aor, device, was: old }, 'device whose binding expired recognised as one that registered from a new address: it takes over what waited for it');
+    if (this.flowsOf(aor, device)) void this.drain(aor, device);
   }
 
   /** `devices` of `aor`, each recognised since as another (recognise) replaced by that one, once. */

@@ -208,7 +208,10 @@ export class Relay {
       record: (aor, message) => this.storedRecord(aor, message),
       maxBody: options.maxBody,
     }, log);
-    if (options.offline.enabled) registrar.recogniseDevicesWith((aor, fresh, current) => this.devices.recognise(aor, fresh, current));
+    if (options.offline.enabled) {
+      registrar.recogniseDevicesWith((aor, fresh, current) => this.devices.recognise(aor, fresh, current));
+      registrar.on('expired', (aor, bindings) => this.devices.bindingsExpired(aor, bindings));
+    }
     registrar.on('registered', (aor) => {
       if (this.offline.mayHaveWaiting(aor)) void this.deliverStored(aor);
       this.devices.deliverPending(aor);

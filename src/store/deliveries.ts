@@ -39,22 +39,32 @@ export class DeliveryRepository implements DeliveryStore {
 
   /**
    * Committed in the order writes were asked for (after the messages already on their way for the
-   * devices taken over): their rows move to `device` (a message waiting for two of them waits once),
-   * and so does the latest one's remembered row, unless `device` has one; they are no longer remembered.
+   * devices taken over): their rows move to `device` (a message waiting for two of them waits once;
+   * with `receivedBefore`, only those of messages received before then, the others go), and so
+   * does the latest one's remembered row, unless `device` has one; they are no longer remembered.
    */
-  takeOver(aor: string, device: string, from: readonly string[]): Promise<void> {
-    const key = waitingKey(aor, device);
-    const stored = this.waitingDevices.storing(key);
+  takeOver(aor: string, device: string, from: readonly string[], receivedBefore?: number): Promise<void> {
+    const stored = this.waitingDevices.storing(waitingKey(aor, device));
     return this.commits.run(async (trx) => {
       await trx
         .insertInto('message_deliveries')
         .columns(['message_id', 'aor', 'device', 'priority'])
-        .expression((eb) =>
-          eb.selectFrom('message_deliveries').select(['message_id', 'aor', sql.val(device).as('device'), 'priority']).where('aor', '=', aor).where('device', 'in', from),
-        )
+        .expression((eb) => {
+          const rows = eb.selectFrom('message_deliveries').select(['message_id', 'aor', sql.val(device).as('device'), 'priority']).where('aor', '=', aor).where('device', 'in', from);
+          if (receivedBefore === undefined) return rows;
+          return rows.where('message_id', 'in', eb.selectFrom('offline_messages').select('id').where('aor', '=', aor).where('received_at', '<', receivedBefore));
+        })
         .onConflict((conflict) => conflict.columns(['message_id', 'device']).doNothing())
         .execute();
       await trx.deleteFrom('message_deliveries').where('aor', '=', aor).where('device', 'in', from).execute();
+      if (receivedBefore !== undefined) {
+        await trx
+          .deleteFrom('offline_messages')
+          .where('aor', '=', aor)
+          .where('per_device', '=', 1)
+          .where((eb) => eb.not(eb.exists(eb.selectFrom('message_deliveries').select('device').whereRef('message_id', '=', 'offline_messages.id'))))
+          .execute();
+      }
       const latest = await trx.selectFrom('devices').selectAll().where('aor', '=', aor).where('device', 'in', from).orderBy('last_seen', 'desc').limit(1).executeTakeFirst();
       if (latest) {
         await trx.insertInto('devices').values({ ...latest, device }).onConflict((conflict) => conflict.columns(['aor', 'device']).doNothing()).execute();

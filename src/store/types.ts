@@ -184,9 +184,10 @@ export interface DeliveryStore {
   aorsWithDevices(since: number): Promise<string[]>;
   /**
    * `device` of `aor` (registering from a new address) is what `from` were: what waits for them
-   * waits for it, and they are forgotten (see DeviceDelivery.recognise).
+   * waits for it (with `receivedBefore`, only what was received before then), and they are
+   * forgotten (see DeviceDelivery.recognise).
    */
-  takeOver(aor: string, device: string, from: readonly string[]): Promise<void>;
+  takeOver(aor: string, device: string, from: readonly string[], receivedBefore?: number): Promise<void>;
   /**
    * Whether the device may have deliveries waiting: false only once the store was read and nothing
    * was stored for it since a read of its queue found none. Exact while Parley is the store's only

@@ -7,14 +7,16 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, type TestServer } from '../support/server.js';
 import { StreamUA } from '../support/stream-ua.js';
+import { udpAgents, type TestUA } from '../support/ua.js';
 import { eventually } from '../support/eventually.js';
 import { rpc } from '../admin/client.js';
 import type { SipMessage } from '../../src/sip/index.js';
 
 let s: TestServer;
+const udpAgent = udpAgents();
 const closers: Array<() => void> = [];
 before(async () => {
-  s = await startServer({ relay: { accept_timeout: 1 } as never });
+  s = await startServer({ relay: { accept_timeout: 1 } as never, registrar: { min_expires: 1 } as never });
 });
 after(async () => {
   for (const close of closers) close();
@@ -86,6 +88,7 @@ test('a TCP client without +sip.instance that lost its connection while another 
   await backlog;
   assert.deepEqual(back.messages(), ['first while away', 'second while away']);
   assert.deepEqual(s.server.registrar.lookup(user).map((b) => b.contact).sort(), [back.ua.contact, laptop.ua.contact].sort(), 'the old connection\'s binding replaced');
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what it took recorded');
 
   const later = [back.got('later'), laptop.got('later')];
   assert.equal((await sender.ua.message('sip:zoe@localhost', 'later')).status, 200);
@@ -117,4 +120,54 @@ test('a user\'s only device without +sip.instance, registered but not reached, k
   await backlog;
   assert.deepEqual(back.messages(), ['kept for the phone']);
   assert.equal((await devicesOf(user)).length, 1, 'one device');
+});
+
+/** A REGISTER of a UDP client's contact with its User-Agent. */
+function registerUdp(ua: TestUA, userAgent: string, expires: number): Promise<SipMessage> {
+  return ua.send(ua.build('REGISTER', 'sip:localhost', {
+    to: `<${ua.aor}>`,
+    headers: [{ name: 'contact', value: `<${ua.contact}>` }, { name: 'expires', value: String(expires) }, { name: 'user-agent', value: userAgent }],
+  }));
+}
+
+test('a UDP client without +sip.instance that came back on a new port without unregistering, its old port not answering, gets at once what its old port did not take; the old binding is dropped', async () => {
+  const user = 'uma@localhost';
+  const crashed = await udpAgent('uma', s.udp);
+  const sender = await udpAgent('tom', s.udp);
+  assert.equal((await registerUdp(crashed, ZOIPER, 3600)).status, 200);
+  // The app died: nothing takes what comes to its port.
+  crashed.answer = 503;
+  assert.equal((await sender.message('sip:uma@localhost', 'while it was down')).status, 202);
+
+  const back = await udpAgent('uma', s.udp);
+  const backlog = back.waitForRequest((m) => m.body.toString() === 'while it was down');
+  assert.equal((await registerUdp(back, ZOIPER, 3600)).status, 200);
+  await backlog;
+  assert.deepEqual(s.server.registrar.lookup(user).map((b) => b.contact), [back.contact]);
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what it took recorded');
+  const live = back.waitForRequest((m) => m.body.toString() === 'after it came back');
+  assert.equal((await sender.message('sip:uma@localhost', 'after it came back')).status, 200);
+  await live;
+  assert.deepEqual(crashed.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString()), ['while it was down']);
+  assert.deepEqual(back.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString()), ['while it was down', 'after it came back']);
+  assert.deepEqual((await devicesOf(user)).map((d) => d.device), [back.contact.replace(/;.*/, '')]);
+});
+
+test('a UDP client without +sip.instance that came back on a new port while its old binding looked alive: once that binding expired unrefreshed, the old address is forgotten with what it had waiting since, which the new one took', async () => {
+  const user = 'ugo@localhost';
+  const crashed = await udpAgent('ugo', s.udp);
+  const sender = await udpAgent('tim', s.udp);
+  assert.equal((await registerUdp(crashed, ZOIPER, 2)).status, 200);
+  crashed.answer = 503;
+  const back = await udpAgent('ugo', s.udp);
+  assert.equal((await registerUdp(back, ZOIPER, 3600)).status, 200);
+  assert.equal(s.server.registrar.lookup(user).length, 2, 'the old one, still registered, may be another device');
+  const live = back.waitForRequest((m) => m.body.toString() === 'after it came back');
+  assert.equal((await sender.message('sip:ugo@localhost', 'after it came back')).status, 200);
+  await live;
+  assert.deepEqual((await s.server.store.deliveries.pendingCounts(user)).map((c) => c.device), [crashed.contact.replace(/;.*/, '')], 'kept for the old port meanwhile');
+
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'the old port\'s binding expired, its deliveries gone', 15_000);
+  assert.deepEqual((await devicesOf(user)).map((d) => d.device), [back.contact.replace(/;.*/, '')]);
+  assert.deepEqual(back.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString()), ['after it came back'], 'taken once');
 });
