@@ -201,12 +201,13 @@ export class DeviceDelivery {
     if (remembered?.length !== 1) return undefined;
     const bindings = this.registrar.lookup(aor);
     if (bindings.length !== 1) return undefined;
-    const { device, lastSeen } = remembered[0]!;
+    // Registered, it is remembered whenever it was last seen: no look at the clock.
+    const { device } = remembered[0]!;
     const { contact, instance } = bindings[0]!;
     // Its contact is its address (contactDevice), maybe with parameters: compared without cutting them off.
     const next = contact.charCodeAt(device.length);
     if (instance || !contact.startsWith(device) || !(Number.isNaN(next) || next === 59 /* ; */ || next === 63 /* ? */)) return undefined;
-    if (lastSeen < Date.now() - this.options.remember * 1000 || (this.options.push && contact.includes(';pn-'))) return undefined;
+    if (this.options.push && contact.includes(';pn-')) return undefined;
     return this.isQueued(aor, device) ? undefined : device;
   }
 
