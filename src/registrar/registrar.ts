@@ -23,7 +23,16 @@ export declare interface Registrar {
   /** An AOR gained or refreshed bindings: the moment to deliver what waits for it. */
   on(event: 'registered', listener: (aor: string, bindings: Binding[]) => void): this;
   on(event: 'unregistered', listener: (aor: string) => void): this;
+  /** Bindings of an AOR expired without being registered again (their devices stopped refreshing them). */
+  on(event: 'expired', listener: (aor: string, bindings: Binding[]) => void): this;
 }
+
+/**
+ * Recognises devices registering without +sip.instance from a new address (`fresh`, among the AOR's
+ * `current` bindings) as ones the AOR had: the bindings of those they were, which they replace.
+ * Undefined when it needs no look.
+ */
+export type DeviceRecogniser = (aor: string, fresh: readonly Binding[], current: readonly Binding[]) => Promise<Binding[]> | undefined;
 
 /** The registrar's answer to one REGISTER, before it is sent. */
 type Outcome = { status: number; reason?: string; headers?: Header[] };
@@ -61,6 +70,8 @@ export class Registrar extends EventEmitter {
   private lastDate = { second: -1, text: '' };
   /** Set by start(): seals temporary GRUUs with the key kept in the store. */
   private gruus!: GruuIssuer;
+  /** Who recognises a device registering from a new address (per-device delivery): none by default. */
+  private recogniser: DeviceRecogniser | undefined;
 
   constructor(
     private readonly store: LocationStore,
@@ -134,6 +145,16 @@ export class Registrar extends EventEmitter {
     return [...devices.values()];
   }
 
+  /** Has `recogniser` tell which device a contact registering from a new address was, before its bindings are written. */
+  recogniseDevicesWith(recogniser: DeviceRecogniser): void {
+    this.recogniser = recogniser;
+  }
+
+  /** Whether a binding's device left it: it was registered over a stream connection that is closed (or was, before a restart). */
+  isGone(binding: Binding): boolean {
+    return RELIABLE[binding.source.proto] && !(binding.connectionId && this.isConnected(binding.connectionId));
+  }
+
   get aorCount(): number {
     return this.table.size;
   }
@@ -192,9 +213,15 @@ export class Registrar extends EventEmitter {
   private async process(request: IncomingRequest, aor: string): Promise<void> {
     const outcome = this.evaluate(request, aor);
     if ('bindings' in outcome) {
-      await this.commit(aor, outcome.bindings);
+      let bindings = outcome.bindings;
+      const recognised = outcome.fresh && this.recogniser?.(aor, outcome.fresh, this.lookup(aor));
+      if (recognised) {
+        const replaced = await recognised;
+        if (replaced.length > 0) bindings = bindings.filter((binding) => !replaced.includes(binding));
+      }
+      await this.commit(aor, bindings);
       request.reply(200, 'OK', { headers: this.okHeaders(aor, request.message, outcome.outbound) });
-      if (outcome.bindings.length > 0) this.emit('registered', aor, outcome.bindings);
+      if (bindings.length > 0) this.emit('registered', aor, bindings);
       return;
     }
     request.reply(outcome.status, outcome.reason, { headers: outcome.headers });
@@ -255,7 +282,7 @@ export class Registrar extends EventEmitter {
   }
 
   /** Works out the new binding list, or the error response; changes nothing. */
-  private evaluate(request: IncomingRequest, aor: string): Outcome | { bindings: readonly Binding[]; outbound: boolean } {
+  private evaluate(request: IncomingRequest, aor: string): Outcome | { bindings: readonly Binding[]; outbound: boolean; fresh?: Binding[] } {
     const message = request.message;
     const now = this.now();
     const current = this.lookup(aor);
@@ -286,6 +313,8 @@ export class Registrar extends EventEmitter {
     const before = new Map(current.map((b) => [b.contact, b]));
     const next = new Map(before);
     let outbound = false;
+    /** Bindings without +sip.instance of contacts not bound before: devices that may have come back from a new address. */
+    let fresh: Binding[] | undefined;
     for (const contact of contacts) {
       const param = contact.params.get('expires');
       const asked = param !== undefined && param !== null ? parseExpires(param) : (headerExpires ?? this.options.defaultExpires);
@@ -311,13 +340,15 @@ export class Registrar extends EventEmitter {
         return { status: 423, headers: [{ name: 'min-expires', value: String(this.options.minExpires) }] };
       }
       const expires = Math.min(asked, this.options.maxExpires);
-      next.set(contact.uri, this.bindingFor(request, aor, contact, expires, now));
+      const binding = this.bindingFor(request, aor, contact, expires, now);
+      next.set(contact.uri, binding);
+      if (!previous && !binding.instance) (fresh ??= []).push(binding);
     }
     const bindings = [...next.values()].sort((a, b) => b.q - a.q);
     if (bindings.length > this.options.maxContacts) {
       return { status: 403, reason: `Too many contacts (at most ${this.options.maxContacts})` };
     }
-    return { bindings, outbound };
+    return { bindings, outbound, fresh };
   }
 
   private bindingFor(request: IncomingRequest, aor: string, contact: NameAddr, expires: number, now: number): Binding {
@@ -350,6 +381,7 @@ export class Registrar extends EventEmitter {
       // Most lists have nothing expired: they are left as they are rather than copied every sweep.
       if (bindings.every((b) => b.expiresAt > now)) continue;
       const live = bindings.filter((b) => b.expiresAt > now);
+      this.emit('expired', aor, bindings.filter((b) => b.expiresAt <= now));
       if (live.length === 0) {
         this.table.delete(aor);
         this.emit('unregistered', aor);

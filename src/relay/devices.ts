@@ -6,8 +6,8 @@
 // first, then non-urgent ones, each oldest first, a page at a time; one that refused it for good
 // does not. A device's messages never overtake what waits for it (see isQueued, storeTurn).
 import type { Logger } from 'pino';
-import { deviceKey, isStoreUnavailable, logBackgroundFailure, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
-import { formatPeer, parseNameAddr, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
+import { deviceKey, isInstanceDevice, isStoreUnavailable, logBackgroundFailure, type Binding, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
+import { formatPeer, parseNameAddr, parseUri, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import { resendIdentity } from './resend.js';
 import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
@@ -105,11 +105,23 @@ export class DeviceDelivery {
   /** The latest store turn of each AOR with one under way (storeTurn). */
   private readonly storeTails = new Map<string, Promise<void>>();
   /**
-   * The AORs with a device known by +sip.instance (remembered, or registering since the start): only
-   * theirs are kept per device (see devicesOf), so only theirs cost a store read for a message. Each with the sweep
-   * during which it was last seen: one that registers while a sweep forgets its devices stays.
+   * The AORs with a remembered device (or registering since the start): only what is sent to them is
+   * kept per device, and only theirs cost a store read for a message or a new address. Each with the
+   * sweep during which it was last seen: one that registers while a sweep forgets its devices stays.
    */
-  private readonly instanceUsers = new Map<string, number>();
+  private readonly deviceUsers = new Map<string, number>();
+  /**
+   * Devices ("aor\ndevice") recognised as another one that registered from a new address
+   * (recognise), with the device they are now: what was on its way to the store for them when
+   * their rows moved is stored for the device they became. Dropped when such a device registers again.
+   */
+  private readonly movedTo = new Map<string, string>();
+  /**
+   * Devices ("aor\ndevice") still registered when a device like them (recognise) registered from a
+   * new address, with that device and when: should their bindings expire unrefreshed since, they
+   * were it (a client over UDP that came back on a new port without unregistering), see bindingsExpired.
+   */
+  private readonly maybeNow = new Map<string, { device: string; since: number }>();
   /** Counts the sweeps of forgotten devices (forgetStale). */
   private sweeps = 0;
   /**
@@ -149,14 +161,17 @@ export class DeviceDelivery {
    * after the recipient's earlier messages (`previous`), and not refused when the store is away
    * (STORE_UNAVAILABLE: the caller tries again).
    * `storeFirst`: stored for every device before anything is sent, and resolved without waiting for
-   * their answers (a copy of what a user sent: its sender's answer waits only for the store).
+   * their answers (a copy of what a user sent: its sender's answer waits only for the store); not
+   * kept (undefined) for a user without a device known by +sip.instance.
    * `except`: a device that is not to get it (the one that sent what this copies, relay/sync.ts).
    */
   async deliver(
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean, written?: (protocols: Protocol[]) => void,
     { keptByCaller, storeFirst, except }: { keptByCaller?: { previous: Promise<void> }; storeFirst?: boolean; except?: string } = {},
   ): Promise<DeliveryOutcome | undefined> {
-    const known = await this.devicesOf(aor);
+    // A copy of what the user sent goes to users with a device known by +sip.instance only: a client
+    // without one (a plain softphone) would show it as a message from its own user.
+    const known = await this.devicesOf(aor, storeFirst);
     if (!known) return undefined;
     if (except !== undefined) {
       known.devices.delete(except);
@@ -167,9 +182,58 @@ export class DeviceDelivery {
     return this.sendThenStore(aor, message, record, better, written, known, keptByCaller?.previous);
   }
 
-  /** Whether `aor` may have messages kept per device: false only once it is known to have no device known by +sip.instance. */
+  /** Whether `aor` may have messages kept per device: false only once it is known to have no remembered device. */
   keepsPerDevice(aor: string): boolean {
-    return !this.loaded || this.instanceUsers.has(aor);
+    return !this.loaded || this.deviceUsers.has(aor);
+  }
+
+  /**
+   * The device of `aor` when it is its only one, without +sip.instance, registered, with nothing
+   * waiting, and known from memory (no store read): the message is then forked to it as before
+   * devices were remembered (the sender waits for its answer), with no write unless it is not
+   * reached (storeUnreached). Undefined when the message goes through deliver: a device with an
+   * instance or one that can be woken by a push answers within relay.accept_timeout or has the
+   * message stored.
+   */
+  soleDevice(aor: string): string | undefined {
+    if (!this.loaded) return undefined;
+    const remembered = this.rememberedOf.get(aor);
+    if (remembered?.length !== 1) return undefined;
+    const bindings = this.registrar.lookup(aor);
+    if (bindings.length !== 1) return undefined;
+    // Registered, it is remembered whenever it was last seen: no look at the clock.
+    const { device } = remembered[0]!;
+    const { contact, instance } = bindings[0]!;
+    // Its contact is its address (contactDevice), maybe with parameters: compared without cutting them off.
+    const next = contact.charCodeAt(device.length);
+    if (instance || !contact.startsWith(device) || !(Number.isNaN(next) || next === 59 /* ; */ || next === 63 /* ? */)) return undefined;
+    if (this.options.push && contact.includes(';pn-')) return undefined;
+    return this.isQueued(aor, device) ? undefined : device;
+  }
+
+  /**
+   * `device`, the only one of `aor` (soleDevice), was not reached (408, 480, 503, 504): the message
+   * is kept for it, and it gets it when it registers again. Stored when it failed, as the offline
+   * store did: a message that must not overtake the recipient's earlier ones (an outbox leg) is
+   * passed once they ended. It takes no store turn: one taken by a later message (storeTurn) may be
+   * waiting for this one to end.
+   */
+  async storeUnreached(aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, device: string, sendingSince: number): Promise<DeliveryOutcome> {
+    const marks = new StoringMarks(this.storing, aor);
+    marks.mark(device);
+    try {
+      const id = await this.store.add(record, [...this.followMoves(aor, [device])], priorityOf(message), this.options.maxPerUser);
+      marks.release();
+      if (id === 'full') return MAILBOX_FULL;
+      this.stats.stored++;
+      this.stats.pending++;
+      this.log.debug({ aor, id, device }, 'message stored for the device that was not reached');
+      if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, this.rememberedOf.get(aor) ?? []);
+      else this.backlogged.add(queueOf(aor, device));
+      return ACCEPTED;
+    } finally {
+      marks.release();
+    }
   }
 
   /**
@@ -182,29 +246,127 @@ export class DeviceDelivery {
     this.devicesChanged();
     const forgotten = await this.store.removeStale(Date.now() - this.options.remember * 1000).finally(() => this.devicesChanged());
     for (const aor of forgotten) {
-      if ((this.instanceUsers.get(aor) ?? sweep) < sweep) this.instanceUsers.delete(aor);
+      if ((this.deviceUsers.get(aor) ?? sweep) < sweep) this.deviceUsers.delete(aor);
     }
   }
 
   /**
-   * The devices of `aor`: remembered, registered (with their flows), both; undefined when the
-   * message is not to be kept per device.
+   * A device registering without +sip.instance from an address the user was not seen at is the one
+   * it was before when it matches a remembered device of the user that is gone (not registered, only
+   * over a connection that closed, or not taking what is sent to it) with nothing but the port changed: the same User-Agent, and
+   * the same scheme, user, host and transport in its contact. A client over TCP, TLS or a WebSocket
+   * comes back from a new local port with each connection, a softphone restarted from a new UDP
+   * port. It takes their place: what waited for them waits for it, once, in order (store.takeOver),
+   * and their bindings are dropped (returned to the registrar), so it is neither a second device nor
+   * leaves a ghost behind. Run by the registrar for the REGISTER of `aor` itself (authenticated when
+   * auth.policy is required), before its bindings are written, for the bindings it adds
+   * (`fresh`); no store read for a user without a remembered device (the first registration of each).
    */
-  private async devicesOf(aor: string): Promise<KnownDevices | undefined> {
+  recognise(aor: string, fresh: readonly Binding[], current: readonly Binding[]): Promise<Binding[]> | undefined {
+    if (!this.keepsPerDevice(aor)) return undefined;
+    // Not recognised, it registers as a new device: what waited stays with the one it was.
+    return this.takeOverGone(aor, fresh, current).catch((error: unknown) => {
+      if (isStoreUnavailable(error)) this.log.info({ aor }, 'device not recognised: store unavailable');
+      else this.log.error({ err: error, aor }, 'recognising a device failed');
+      return [];
+    });
+  }
+
+  private async takeOverGone(aor: string, fresh: readonly Binding[], current: readonly Binding[]): Promise<Binding[]> {
+    const remembered = await this.store.devicesOf(aor, Date.now() - this.options.remember * 1000);
+    const known = new Set(remembered.map((d) => d.device));
+    // Gone: registered only over a closed connection, or still registered without taking what was
+    // sent to it lately (it has deliveries waiting that could not be sent: a UDP client that came back
+    // on a new port without unregistering, its old port no longer answering).
+    const registered = new Set(current.filter((binding) => !this.registrar.isGone(binding)).map(deviceKey).filter((device) => !this.backlogged.has(queueOf(aor, device))));
+    const replaced: Binding[] = [];
+    for (const binding of fresh) {
+      const device = deviceKey(binding);
+      if (known.has(device)) continue;
+      const client = clientOf(binding.contact, binding.userAgent);
+      const alike = client === undefined ? [] : remembered.filter((d) => known.has(d.device) && !isInstanceDevice(d.device) && clientOf(d.contact, d.userAgent) === client);
+      const was = alike.filter((d) => !registered.has(d.device)).map((d) => d.device);
+      // A device like it still registered may be another one: it is taken for this one only once it
+      // stops refreshing its binding.
+      for (const d of alike) {
+        if (!registered.has(d.device)) continue;
+        if (this.maybeNow.size >= MAX_CACHED_USERS) this.maybeNow.clear();
+        this.maybeNow.set(queueOf(aor, d.device), { device, since: binding.updatedAt });
+      }
+      if (was.length === 0) continue;
+      this.devicesChanged(aor);
+      await this.store.takeOver(aor, device, was).finally(() => this.devicesChanged(aor));
+      this.movedTo.delete(queueOf(aor, device));
+      if (this.movedTo.size >= MAX_CACHED_USERS) this.movedTo.clear();
+      for (const old of was) {
+        known.delete(old);
+        this.movedTo.set(queueOf(aor, old), device);
+        if (this.backlogged.delete(queueOf(aor, old))) this.backlogged.add(queueOf(aor, device));
+      }
+      known.add(device);
+      replaced.push(...current.filter((b) => was.includes(deviceKey(b))));
+      this.log.info({ aor, device, was }, 'device registered from a new address recognised: it takes over what waited for it');
+    }
+    return replaced;
+  }
+
+  /**
+   * Bindings of `aor` expired: a device without +sip.instance with no binding left that a device
+   * like it registered from a new address after it last refreshed (recognise) was that device, which
+   * takes over what it had waiting from before then (what came since, that one got); it is forgotten.
+   */
+  bindingsExpired(aor: string, expired: readonly Binding[]): void {
+    if (this.maybeNow.size === 0) return;
+    const left = new Set(this.registrar.lookup(aor).map(deviceKey));
+    for (const binding of expired) {
+      const old = deviceKey(binding);
+      const successor = this.maybeNow.get(queueOf(aor, old));
+      if (!successor || left.has(old)) continue;
+      this.maybeNow.delete(queueOf(aor, old));
+      // Registered again after the other came: another device, which stopped since.
+      if (binding.updatedAt >= successor.since) continue;
+      const [device] = this.followMoves(aor, [successor.device]);
+      void this.replaceExpired(aor, old, device!, successor.since).catch(logBackgroundFailure(this.log, 'recognising a device whose binding expired'));
+    }
+  }
+
+  private async replaceExpired(aor: string, old: string, device: string, since: number): Promise<void> {
+    this.devicesChanged(aor);
+    await this.store.takeOver(aor, device, [old], since).finally(() => this.devicesChanged(aor));
+    this.movedTo.set(queueOf(aor, old), device);
+    this.backlogged.delete(queueOf(aor, old));
+    this.backlogged.add(queueOf(aor, device));
+    this.log.info({ aor, device, was: old }, 'device whose binding expired recognised as one that registered from a new address: it takes over what waited for it');
+    if (this.flowsOf(aor, device)) void this.drain(aor, device);
+  }
+
+  /** `devices` of `aor`, each recognised since as another (recognise) replaced by that one, once. */
+  private followMoves(aor: string, devices: Iterable<string>): Set<string> {
+    const moved = new Set<string>();
+    for (const device of devices) {
+      let now = device;
+      // A chain of recognitions is at most as long as the map.
+      for (let hops = 0, next; hops < this.movedTo.size && (next = this.movedTo.get(queueOf(aor, now))) !== undefined; hops++) now = next;
+      moved.add(now);
+    }
+    return moved;
+  }
+
+  /**
+   * The devices of `aor`: remembered, registered (with their flows), both; undefined when the
+   * message is not to be kept per device (`instanceUsersOnly`: when none is known by +sip.instance).
+   * A registered device is remembered (written with its binding).
+   */
+  private async devicesOf(aor: string, instanceUsersOnly = false): Promise<KnownDevices | undefined> {
     if (!this.keepsPerDevice(aor)) return undefined;
     const since = Date.now() - this.options.remember * 1000;
     const [all, waiting] = await Promise.all([this.rememberedDevices(aor), this.loaded ? [] : this.store.pendingCounts(aor)]);
     const remembered = all.filter((device) => device.lastSeen >= since);
-    if (remembered.length === 0) return undefined;
+    if (remembered.length === 0 || (instanceUsersOnly && !remembered.some((d) => isInstanceDevice(d.device)))) return undefined;
     for (const { device } of waiting) this.backlogged.add(queueOf(aor, device));
     const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
-    const devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
-    // A device registered without +sip.instance is its contact's address (contactDevice), which a
-    // client over TCP, TLS or a WebSocket changes with each connection (a new local port): such a
-    // device coming back is not recognised. A user with only such devices keeps the one-row offline
-    // store, taken by whichever of them registers next, so the one that comes back gets what came;
-    // next to a device with an instance, each keeps rows of its own.
-    if (![...devices].some((device) => instanceOf(device) !== null)) return undefined;
+    let devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
+    if (this.movedTo.size > 0) devices = this.followMoves(aor, devices);
     return { remembered, live, devices };
   }
 
@@ -372,7 +534,9 @@ export class DeviceDelivery {
     record: Omit<StoredMessage, 'id'>, devices: string[], message: SipMessage, turn: { release(): void }, inserted?: (id: number) => void,
   ): Promise<number | 'full'> {
     try {
-      return this.store.add(record, devices, priorityOf(message), this.options.maxPerUser, inserted);
+      // Devices recognised as another since this message was looked up: stored for that one.
+      const to = this.movedTo.size > 0 ? [...this.followMoves(record.aor, devices)] : devices;
+      return this.store.add(record, to, priorityOf(message), this.options.maxPerUser, inserted);
     } finally {
       turn.release();
     }
@@ -452,6 +616,7 @@ export class DeviceDelivery {
 
   /** Whether a message for this device goes through its queue: one is being drained, older messages wait, or are being stored. */
   private isQueued(aor: string, device: string): boolean {
+    if (this.draining.size === 0 && this.backlogged.size === 0 && this.storing.size === 0) return false;
     const queue = queueOf(aor, device);
     return this.draining.has(queue) || this.backlogged.has(queue) || this.storing.has(queue);
   }
@@ -476,10 +641,10 @@ export class DeviceDelivery {
    * a restart); a device's later messages go after what it had waiting.
    */
   async resume(): Promise<void> {
-    for (const aor of await this.store.aorsWithInstanceDevices(Date.now() - this.options.remember * 1000)) this.instanceUsers.set(aor, this.sweeps);
+    for (const aor of await this.store.aorsWithDevices(Date.now() - this.options.remember * 1000)) this.deviceUsers.set(aor, this.sweeps);
     const counts = await this.store.pendingCounts();
     // A user whose devices were forgotten may still have deliveries waiting for its others.
-    for (const { aor } of counts) this.instanceUsers.set(aor, this.sweeps);
+    for (const { aor } of counts) this.deviceUsers.set(aor, this.sweeps);
     this.stats.pending = counts.reduce((sum, { pending }) => sum + pending, 0);
     for (const { aor, device } of counts) this.backlogged.add(queueOf(aor, device));
     this.loaded = true;
@@ -497,14 +662,14 @@ export class DeviceDelivery {
     const summaries = new Map<string, DeviceSummary>();
     for (const device of remembered) {
       summaries.set(device.device, {
-        device: device.device, instance: instanceOf(device.device), contact: device.contact, userAgent: device.userAgent ?? null,
+        device: device.device, instance: isInstanceDevice(device.device) ? device.device : null, contact: device.contact, userAgent: device.userAgent ?? null,
         lastSeen: new Date(device.lastSeen).toISOString(), flows: [], pending: pending.get(device.device) ?? 0,
       });
     }
     for (const [device, deviceFlows] of flows) {
       const latest = deviceFlows.reduce((a, b) => (a.binding.updatedAt >= b.binding.updatedAt ? a : b)).binding;
       const summary = summaries.get(device) ?? {
-        device, instance: instanceOf(device), contact: latest.contact, userAgent: latest.userAgent ?? null,
+        device, instance: isInstanceDevice(device) ? device : null, contact: latest.contact, userAgent: latest.userAgent ?? null,
         lastSeen: new Date(latest.updatedAt).toISOString(), flows: [], pending: pending.get(device) ?? 0,
       };
       summary.flows = deviceFlows.map(({ binding }) => ({
@@ -526,9 +691,11 @@ export class DeviceDelivery {
     this.devicesChanged(aor);
     const bindings = this.registrar.lookup(aor);
     if (bindings.length === 0) return;
-    if (bindings.some((binding) => binding.instance)) this.instanceUsers.set(aor, this.sweeps);
+    this.deviceUsers.set(aor, this.sweeps);
     for (const flows of this.registrar.flowsByDevice(bindings)) {
       const device = deviceKey(flows[0]!.binding);
+      // Registered again itself: it is no longer the one it was recognised as.
+      if (this.movedTo.size > 0) this.movedTo.delete(queueOf(aor, device));
       if (this.isQueued(aor, device) || this.store.mayHaveWaiting(aor, device)) void this.drain(aor, device);
     }
   }
@@ -725,9 +892,18 @@ class StoringMarks {
   }
 }
 
-/** A device key is its instance URN when it registered with one, else its contact's address (a SIP URI). */
-function instanceOf(device: string): string | null {
-  return device.startsWith('urn:') ? device : null;
+/**
+ * What tells a client apart from the user's other devices without +sip.instance, the port left out:
+ * its User-Agent, and its contact's scheme, user, host and transport. Undefined for a contact that
+ * is no URI.
+ */
+function clientOf(contact: string, userAgent: string | undefined): string | undefined {
+  try {
+    const uri = parseUri(contact);
+    return [userAgent ?? '', uri.scheme, uri.user, uri.host, uri.params.get('transport')?.toLowerCase() ?? 'udp'].join('\n');
+  } catch {
+    return undefined;
+  }
 }
 
 /** What a message is for push: a receipt (IMDN, RFC 5438, also inside CPIM) or a message. */

@@ -155,6 +155,8 @@ export class PreparedMessage {
 
 /** What a message delivered to a local user became: the final response, when there was one to a request sent. */
 type LocalOutcome = { status: number; reason: string; response?: SipMessage };
+/** A user's only device (DeviceDelivery.soleDevice) a message is forked to, and since when it was sent. */
+type SoleDevice = { device: string; since: number };
 
 /** What a message sent to a foreign domain became. */
 const foreignResult = (response: SipMessage): DeliveryResult => ({ status: response.status, reason: response.reason, stored: false });
@@ -215,6 +217,10 @@ export class Relay {
       record: (aor, message) => this.storedRecord(aor, message),
       maxBody: options.maxBody,
     }, log);
+    if (options.offline.enabled) {
+      registrar.recogniseDevicesWith((aor, fresh, current) => this.devices.recognise(aor, fresh, current));
+      registrar.on('expired', (aor, bindings) => this.devices.bindingsExpired(aor, bindings));
+    }
     registrar.on('registered', (aor) => {
       if (this.offline.mayHaveWaiting(aor)) void this.deliverStored(aor);
       this.devices.deliverPending(aor);
@@ -226,6 +232,8 @@ export class Relay {
     const sweepFailed = logBackgroundFailure(this.log, 'expired offline messages sweep');
     const sweep = async () => {
       await this.offline.removeExpired(Date.now());
+      // What another writer of the store stored (countPending too, for the devices' rows).
+      await this.offline.rereadWaiting();
       await this.devices.forgetStale();
       await this.devices.countPending();
     };
@@ -398,10 +406,13 @@ export class Relay {
     const destination = this.registrar.destinationOf(target);
     if (!destination) return Promise.resolve({ status: 404, reason: 'Not Found (unknown GRUU)' });
     const { aor, device } = destination;
-    if (!device && storeOffline && this.options.offline.enabled && this.devices.keepsPerDevice(aor) && Number(message.get('max-forwards') ?? '70') > 0) {
+    // A user's only device, registered with nothing waiting, is forked to; stored for if not reached.
+    let sole: string | undefined;
+    if (!device && storeOffline && this.options.offline.enabled && this.devices.keepsPerDevice(aor) && Number(message.get('max-forwards') ?? '70') > 0
+      && (sole = this.devices.soleDevice(aor)) === undefined) {
       return this.deliverPerDevice(aor, message, loop, turn, keptByOutbox, prepared);
     }
-    return this.forkOrStore(aor, device, message, loop, storeOffline, turn, prepared);
+    return this.forkOrStore(aor, device, message, loop, storeOffline, turn, prepared, sole === undefined ? undefined : { device: sole, since: Date.now() });
   }
 
   /** A user with remembered devices: written once for those that did not take it (DeviceDelivery); without the store, forked the old way. */
@@ -422,19 +433,20 @@ export class Relay {
   }
 
   /**
-   * Forks to the live devices (`device`: the one a GRUU names), and stores what none of them took.
+   * Forks to the live devices (`device`: the one a GRUU names), and stores what none of them took
+   * (for `sole`, a user's only device, in its own row).
    * Not an async function: every leg of a room post comes through here, and what it awaits is
    * chained instead, with no frame kept per leg.
    */
   private forkOrStore(
-    aor: string, device: Device | undefined, message: SipMessage, loop: string, storeOffline: boolean, turn?: DeliveryTurn, prepared?: PreparedMessage,
+    aor: string, device: Device | undefined, message: SipMessage, loop: string, storeOffline: boolean, turn?: DeliveryTurn, prepared?: PreparedMessage, sole?: SoleDevice,
   ): Promise<LocalOutcome> {
     const devices = this.registrar.flowsByDevice(this.registrar.lookup(aor, device));
     // The fork writes each device's first flow at once: from here on, the next message may follow.
     // With no device nothing is written, and only storing (below) has to wait its turn.
     if (devices.length === 0) {
       turn?.sent(this.options.deliveryWindow.stream);
-      return this.storeUnreached(aor, device, message, storeOffline, turn);
+      return this.storeUnreached(aor, device, message, storeOffline, turn, sole);
     }
     const forked = this.fork(message, devices, loop, prepared);
     turn?.sent(devices.length === 1 ? this.transportWindow(devices[0]![0].peer.proto) : this.windowOf(devices.map((flows) => flows[0].peer.proto)));
@@ -445,22 +457,25 @@ export class Relay {
       }
       // What was meant for one device is not stored, to reach every device later.
       if (!UNREACHABLE.has(best.status) || device) return { status: best.status, reason: best.reason, response: best };
-      return this.storeWhenDue(aor, message, storeOffline, turn);
+      return this.storeWhenDue(aor, message, storeOffline, turn, sole);
     });
   }
 
   /** No device to fork to: stored for the user if known (404 otherwise); a GRUU's device that is not registered gets 480. */
-  private async storeUnreached(aor: string, device: Device | undefined, message: SipMessage, storeOffline: boolean, turn?: DeliveryTurn): Promise<LocalOutcome> {
+  private async storeUnreached(aor: string, device: Device | undefined, message: SipMessage, storeOffline: boolean, turn?: DeliveryTurn, sole?: SoleDevice): Promise<LocalOutcome> {
     if (!(await this.options.isKnownUser(aor))) return { status: 404, reason: 'Not Found' };
     if (device) return { status: 480, reason: 'Temporarily Unavailable (device not registered)' };
-    return this.storeWhenDue(aor, message, storeOffline, turn);
+    return this.storeWhenDue(aor, message, storeOffline, turn, sole);
   }
 
   /** Stores the message offline once the recipient's earlier messages have ended (480 when it is not to be stored). */
-  private async storeWhenDue(aor: string, message: SipMessage, storeOffline: boolean, turn?: DeliveryTurn): Promise<LocalOutcome> {
+  private async storeWhenDue(aor: string, message: SipMessage, storeOffline: boolean, turn?: DeliveryTurn, sole?: SoleDevice): Promise<LocalOutcome> {
     if (!storeOffline) return { status: 480, reason: 'Temporarily Unavailable' };
     await turn?.previous;
-    return this.store(aor, message);
+    if (sole === undefined) return this.store(aor, message);
+    const outcome = await this.devices.storeUnreached(aor, message, this.storedRecord(aor, message), sole.device, sole.since);
+    if (outcome === ACCEPTED) this.stats.stored++;
+    return outcome;
   }
 
   private async store(aor: string, message: SipMessage): Promise<{ status: number; reason: string }> {

@@ -32,9 +32,45 @@ export class DeliveryRepository implements DeliveryStore {
     return rows.map((row) => ({ aor: row.aor, device: row.device, contact: row.contact, lastSeen: Number(row.last_seen), ...nullsAbsent({ userAgent: row.user_agent }) }));
   }
 
-  async aorsWithInstanceDevices(since: number): Promise<string[]> {
-    const rows = await this.db.selectFrom('devices').select('aor').distinct().where('device', 'like', 'urn:%').where('last_seen', '>=', since).execute();
+  async aorsWithDevices(since: number): Promise<string[]> {
+    const rows = await this.db.selectFrom('devices').select('aor').distinct().where('last_seen', '>=', since).execute();
     return rows.map((row) => row.aor);
+  }
+
+  /**
+   * Committed in the order writes were asked for (after the messages already on their way for the
+   * devices taken over): their rows move to `device` (a message waiting for two of them waits once;
+   * with `receivedBefore`, only those of messages received before then, the others go), and so
+   * does the latest one's remembered row, unless `device` has one; they are no longer remembered.
+   */
+  takeOver(aor: string, device: string, from: readonly string[], receivedBefore?: number): Promise<void> {
+    const stored = this.waitingDevices.storing(waitingKey(aor, device));
+    return this.commits.run(async (trx) => {
+      await trx
+        .insertInto('message_deliveries')
+        .columns(['message_id', 'aor', 'device', 'priority'])
+        .expression((eb) => {
+          const rows = eb.selectFrom('message_deliveries').select(['message_id', 'aor', sql.val(device).as('device'), 'priority']).where('aor', '=', aor).where('device', 'in', from);
+          if (receivedBefore === undefined) return rows;
+          return rows.where('message_id', 'in', eb.selectFrom('offline_messages').select('id').where('aor', '=', aor).where('received_at', '<', receivedBefore));
+        })
+        .onConflict((conflict) => conflict.columns(['message_id', 'device']).doNothing())
+        .execute();
+      await trx.deleteFrom('message_deliveries').where('aor', '=', aor).where('device', 'in', from).execute();
+      if (receivedBefore !== undefined) {
+        await trx
+          .deleteFrom('offline_messages')
+          .where('aor', '=', aor)
+          .where('per_device', '=', 1)
+          .where((eb) => eb.not(eb.exists(eb.selectFrom('message_deliveries').select('device').whereRef('message_id', '=', 'offline_messages.id'))))
+          .execute();
+      }
+      const latest = await trx.selectFrom('devices').selectAll().where('aor', '=', aor).where('device', 'in', from).orderBy('last_seen', 'desc').limit(1).executeTakeFirst();
+      if (latest) {
+        await trx.insertInto('devices').values({ ...latest, device }).onConflict((conflict) => conflict.columns(['aor', 'device']).doNothing()).execute();
+      }
+      await trx.deleteFrom('devices').where('aor', '=', aor).where('device', 'in', from).execute();
+    }).finally(stored);
   }
 
   mayHaveWaiting(aor: string, device: string): boolean {
@@ -143,13 +179,13 @@ export class DeliveryRepository implements DeliveryStore {
       .groupBy(['aor', 'device']);
     if (aor !== undefined) query = query.where('aor', '=', aor);
     const rows = await query.execute();
+    if (aor === undefined) this.waitingDevices.loaded(rows.map((row) => waitingKey(row.aor, row.device)));
     return rows.map((row) => ({ aor: row.aor, device: row.device, pending: Number(row.pending) }));
   }
 
   removeStale(forgetBefore: number): Promise<string[]> {
     return this.db.transaction().execute(async (trx) => {
-      const forgotten = await trx.selectFrom('devices').select('aor').distinct()
-        .where('device', 'like', 'urn:%').where('last_seen', '<', forgetBefore).execute();
+      const forgotten = await trx.selectFrom('devices').select('aor').distinct().where('last_seen', '<', forgetBefore).execute();
       await trx
         .deleteFrom('message_deliveries')
         .where((eb) =>
@@ -174,7 +210,7 @@ export class DeliveryRepository implements DeliveryStore {
         .execute();
       if (forgotten.length === 0) return [];
       const aors = forgotten.map((row) => row.aor);
-      const left = await trx.selectFrom('devices').select('aor').distinct().where('device', 'like', 'urn:%').where('aor', 'in', aors).execute();
+      const left = await trx.selectFrom('devices').select('aor').distinct().where('aor', 'in', aors).execute();
       const kept = new Set(left.map((row) => row.aor));
       return aors.filter((aor) => !kept.has(aor));
     });

@@ -31,12 +31,21 @@ export class OfflineRepository implements OfflineStore {
 
   private async loadWaitingUsers(): Promise<void> {
     try {
-      const rows = await this.db.selectFrom('offline_messages').select('aor').distinct().where('per_device', '=', 0).execute();
-      this.waitingUsers.loaded(rows.map((row) => row.aor));
+      await this.readWaitingUsers();
     } catch {
       // Until it is read, every user may have messages waiting: the next registration tries again.
       this.loadingWaitingUsers = undefined;
     }
+  }
+
+  private async readWaitingUsers(): Promise<void> {
+    const rows = await this.db.selectFrom('offline_messages').select('aor').distinct().where('per_device', '=', 0).execute();
+    this.waitingUsers.loaded(rows.map((row) => row.aor));
+  }
+
+  async rereadWaiting(): Promise<void> {
+    this.waiting.forgetAll();
+    await this.readWaitingUsers();
   }
 
   /**
@@ -97,7 +106,8 @@ interface WaitingRead {
  * is added when a message for them starts being stored (committed or not, a message is never missed)
  * and taken out by a read of all their messages that found none, with none of theirs being stored
  * then or since: such a store would have been seen by the read. Exact while Parley is its store's
- * only writer (as WaitingBounds).
+ * only writer; what another writer stores is seen when the list is read again (`loaded`, at each
+ * sweep): until then a registration of its user may read nothing, and the message waits for the next.
  */
 export class WaitingUsers {
   private complete = false;
@@ -145,7 +155,9 @@ const MAX_BOUNDED_USERS = 100_000;
 /**
  * How many stored messages wait for each user at most, as this process stored them: the per-user
  * limit needs a count in the store only once that bound reaches it, not on every message. Removals
- * and expiry only lower the real number, so the bound stays one (Parley is its store's only writer).
+ * and expiry only lower the real number, so the bound stays one while Parley is its store's only
+ * writer; what another writer stores is counted once the bounds are forgotten (forgetAll, at each
+ * sweep): until then a user may get more than the limit, never a message refused for nothing.
  * Keyed by quota: a user's AOR, or "aor\ncopies" for the copies of what the user sent.
  */
 export class WaitingBounds {
@@ -159,6 +171,11 @@ export class WaitingBounds {
   /** Counts again with the next message. */
   forget(quota: string): void {
     this.bounds.delete(quota);
+  }
+
+  /** Every quota counts again with its next message. */
+  forgetAll(): void {
+    this.bounds.clear();
   }
 
   /** What a count in the store found, below the limit. */

@@ -27,6 +27,14 @@ export function instanceUrn(value: string): string {
   return value.replace(/^"?<?|>?"?$/g, '').toLowerCase();
 }
 
+/**
+ * Whether a device key is an instance URN (RFC 5627 §4.2: a +sip.instance is a URN) rather than a
+ * contact's address (a SIP URI): the one definition of a device known by +sip.instance.
+ */
+export function isInstanceDevice(device: string): boolean {
+  return device.startsWith('urn:');
+}
+
 /** The key of the device a binding is of: its instance URN, or its contact's address when it has none (contactDevice). */
 export function deviceKey(binding: { contact: string; instance?: string }): string {
   return binding.instance ? instanceUrn(binding.instance) : contactDevice(binding.contact);
@@ -129,6 +137,11 @@ export interface OfflineStore {
    * store surely holds none (then listFor with anyDevice needs not be asked). No store read.
    */
   mayHaveWaiting(aor: string): boolean;
+  /**
+   * Reads again which users have messages waiting, and has each user's stored messages counted again
+   * for the per-user limit: what another writer of the store (a second Parley) stored is seen.
+   */
+  rereadWaiting(): Promise<void>;
   remove(id: number): Promise<void>;
   removeExpired(now: number): Promise<number>;
   count(aor: string): Promise<number>;
@@ -167,11 +180,18 @@ export interface DeliveryCursor {
 export interface DeliveryStore {
   /** The devices of an AOR seen registering at or after `since`. */
   devicesOf(aor: string, since: number): Promise<RememberedDevice[]>;
-  /** The AORs with a device known by its +sip.instance seen registering at or after `since`. */
-  aorsWithInstanceDevices(since: number): Promise<string[]>;
+  /** The AORs with a device seen registering at or after `since`. */
+  aorsWithDevices(since: number): Promise<string[]>;
+  /**
+   * `device` of `aor` (registering from a new address) is what `from` were: what waits for them
+   * waits for it (with `receivedBefore`, only what was received before then), and they are
+   * forgotten (see DeviceDelivery.recognise).
+   */
+  takeOver(aor: string, device: string, from: readonly string[], receivedBefore?: number): Promise<void>;
   /**
    * Whether the device may have deliveries waiting: false only once the store was read and nothing
-   * was stored for it since a read of its queue found none. Exact while Parley is the store's only writer.
+   * was stored for it since a read of its queue found none. Exact while Parley is the store's only
+   * writer; another writer's deliveries are seen from the next pendingCounts() of every AOR.
    */
   mayHaveWaiting(aor: string, device: string): boolean;
   /** Changes the contact a device is remembered with (its push parameters dropped). */
@@ -187,11 +207,14 @@ export interface DeliveryStore {
   pendingFor(aor: string, device: string, now: number, cursor: DeliveryCursor | undefined, limit: number): Promise<PendingDelivery[]>;
   /** The device took these messages (or refused them for good): their rows go, and each message with its last row. */
   done(messageIds: readonly number[], device: string): Promise<void>;
-  /** Pending deliveries per device of an AOR, every AOR when absent. */
+  /**
+   * Pending deliveries per device of an AOR, every AOR when absent: then also what mayHaveWaiting
+   * knows, so that deliveries another writer of the store stored are seen.
+   */
   pendingCounts(aor?: string): Promise<Array<{ aor: string; device: string; pending: number }>>;
   /**
    * Forgets devices last seen before `forgetBefore` with what they had pending, and rows of messages
-   * gone (expired); returns the AORs that had a device known by +sip.instance among them and have none left.
+   * gone (expired); returns the AORs that had a device among them and have none left.
    */
   removeStale(forgetBefore: number): Promise<string[]>;
 }

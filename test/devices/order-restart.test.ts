@@ -24,8 +24,8 @@ function slowStartStore(): { plugin: ParleyPlugin; release(): void } {
     name: 'slow-start-store',
     start(context) {
       const deliveries = context.store.deliveries;
-      const read = deliveries.aorsWithInstanceDevices.bind(deliveries);
-      deliveries.aorsWithInstanceDevices = async (since) => {
+      const read = deliveries.aorsWithDevices.bind(deliveries);
+      deliveries.aorsWithDevices = async (since) => {
         await released;
         return read(since);
       };

@@ -595,6 +595,49 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       assert.equal(store.deliveries.mayHaveWaiting(aor, 'urn:uuid:f-1'), true, 'the other device has still to take it');
     });
 
+    test('per-device deliveries: a device recognised as others takes over their rows (a message waiting for two of them once, in queue order) and the latest one\'s remembered row', async () => {
+      const aor = 'ida@a.example';
+      const [first, second, now] = ['sip:ida@192.0.2.20:5060', 'sip:ida@192.0.2.20:5070', 'sip:ida@192.0.2.20:5080'];
+      await store.locations.replace(aor, [
+        binding(aor, `${first};transport=tcp`, { updatedAt: NOW - 2 * MINUTE, userAgent: 'Z 5.6' }),
+        binding(aor, `${second};transport=tcp`, { updatedAt: NOW - MINUTE, userAgent: 'Z 5.6' }),
+      ]);
+      await store.locations.replace(aor, []);
+      const both = await store.deliveries.add(message(aor), [first, second], 0, 10);
+      const later = await store.deliveries.add(message(aor), [second], 1, 10);
+      const last = await store.deliveries.add(message(aor), [first], 0, 10);
+      await store.deliveries.takeOver(aor, now, [first, second]);
+      assert.deepEqual((await store.deliveries.pendingFor(aor, now, NOW, undefined, 10)).map((d) => d.message.id), [both, last, later]);
+      assert.deepEqual(await store.deliveries.pendingCounts(aor), [{ aor, device: now, pending: 3 }]);
+      assert.deepEqual((await store.deliveries.devicesOf(aor, 0)).map((d) => [d.device, d.contact, d.lastSeen, d.userAgent]), [[now, `${second};transport=tcp`, NOW - MINUTE, 'Z 5.6']]);
+      assert.equal(store.deliveries.mayHaveWaiting(aor, now), true);
+    });
+
+    test('a second writer of the store (another Parley): who has messages waiting and how many is read again at each sweep, so what it stored is delivered and counted', async () => {
+      const other = await openStore(url);
+      try {
+        const aor = 'gus@a.example';
+        const device = 'sip:gus@192.0.2.12';
+        await eventually(() => !store.offline.mayHaveWaiting(aor) || undefined, 'read at start: nothing for gus');
+        await eventually(() => !store.deliveries.mayHaveWaiting(aor, device) || undefined, 'read at start: nothing for his phone');
+        await other.offline.add(message(aor), 10);
+        await other.deliveries.add(message(aor), [device], 0, 10);
+        await store.offline.rereadWaiting();
+        assert.equal(store.offline.mayHaveWaiting(aor), true, 'his next registration reads what waits');
+        await store.deliveries.pendingCounts();
+        assert.equal(store.deliveries.mayHaveWaiting(aor, device), true, 'his phone\'s next registration reads its queue');
+
+        const hal = 'hal@a.example';
+        assert.equal(typeof (await store.offline.add(message(hal), 2)), 'number');
+        assert.equal(typeof (await other.offline.add(message(hal), 2)), 'number');
+        await store.offline.rereadWaiting();
+        assert.equal(await store.offline.add(message(hal), 2), 'full', 'the other writer\'s message counted');
+        assert.equal(await store.offline.count(hal), 2);
+      } finally {
+        await other.close();
+      }
+    });
+
     test('per-device deliveries: a page a device took goes in one call, each message with its last row; the per-user limit holds past it and for both stores', async () => {
       const aor = 'erin@a.example';
       const devices = ['urn:uuid:e-1', 'urn:uuid:e-2'];

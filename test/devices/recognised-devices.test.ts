@@ -1,0 +1,173 @@
+// Users whose devices all register without +sip.instance (Zoiper, MicroSIP over TCP) get every
+// message on every device too: a device is its contact's address, and one that comes back from a
+// new address (a new TCP connection's port) is recognised as the one it was when nothing but the
+// port changed (same User-Agent, scheme, user, host and transport) and that one is gone: it takes
+// over what waited for it, once, in order, and leaves no second device behind.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, type TestServer } from '../support/server.js';
+import { StreamUA } from '../support/stream-ua.js';
+import { udpAgents, type TestUA } from '../support/ua.js';
+import { eventually } from '../support/eventually.js';
+import { rpc } from '../admin/client.js';
+import type { SipMessage } from '../../src/sip/index.js';
+
+let s: TestServer;
+const udpAgent = udpAgents();
+const closers: Array<() => void> = [];
+before(async () => {
+  s = await startServer({ relay: { accept_timeout: 1 } as never, registrar: { min_expires: 1 } as never });
+});
+after(async () => {
+  for (const close of closers) close();
+  await s.stop();
+});
+
+const ZOIPER = 'Z 5.6.1 v2.10.20.1';
+const MICROSIP = 'MicroSIP/3.21.3';
+
+/** A client over TCP for `user` with its User-Agent, on a connection of its own. */
+async function tcpClient(user: string, userAgent: string) {
+  const ua = await StreamUA.connect({ proto: 'tcp', user, server: s.tcp });
+  closers.push(() => ua.close());
+  const register = (expires = 3600): Promise<SipMessage> =>
+    ua.send(ua.build('REGISTER', 'sip:localhost', {
+      to: `<${ua.aor}>`,
+      headers: [{ name: 'contact', value: `<${ua.contact}>` }, { name: 'expires', value: String(expires) }, { name: 'user-agent', value: userAgent }],
+    }));
+  const messages = () => ua.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString());
+  const got = (body: string) => ua.waitForRequest((m) => m.method === 'MESSAGE' && m.body.toString() === body);
+  return { ua, register, messages, got };
+}
+
+/** Closes the client's connection and waits until Parley saw it closed; its binding stays, unreachable. */
+async function dropConnection(client: { ua: StreamUA }, aor: string): Promise<void> {
+  const binding = s.server.registrar.lookup(aor).find((b) => b.contact === client.ua.contact)!;
+  client.ua.close();
+  await eventually(() => !s.server.transports.isConnected(binding.connectionId!), 'the connection seen closed');
+}
+
+async function devicesOf(user: string): Promise<Array<{ device: string; pending: number; flows: unknown[] }>> {
+  return (await rpc(s, 'devices.list', { user: `sip:${user}` })).result.devices;
+}
+
+test('a TCP client without +sip.instance that lost its connection while another device took messages gets exactly those, once, in order, when it comes back from a new port; it is not a second device', async () => {
+  const user = 'zoe@localhost';
+  const desktop = await tcpClient('zoe', ZOIPER);
+  const laptop = await tcpClient('zoe', MICROSIP);
+  const sender = await tcpClient('yann', ZOIPER);
+  assert.equal((await desktop.register()).status, 200);
+  assert.equal((await laptop.register()).status, 200);
+  assert.equal((await sender.register()).status, 200);
+  const both = [desktop.got('to both'), laptop.got('to both')];
+  assert.equal((await sender.ua.message('sip:zoe@localhost', 'to both')).status, 200);
+  await Promise.all(both);
+
+  await dropConnection(desktop, user);
+  for (const body of ['first while away', 'second while away']) {
+    const toLaptop = laptop.got(body);
+    assert.equal((await sender.ua.message('sip:zoe@localhost', body)).status, 200, 'the laptop took it');
+    await toLaptop;
+  }
+  assert.deepEqual(await s.server.store.deliveries.pendingCounts(user), [{ aor: user, device: desktop.ua.contact.replace(/;.*/, ''), pending: 2 }], 'kept for the desktop only');
+
+  // Another client of the same user from the same host is not the desktop: it takes nothing over.
+  const other = await tcpClient('zoe', 'Linphone/5.2.0');
+  assert.equal((await other.register()).status, 200);
+  assert.equal((await other.register(0)).status, 200);
+  assert.deepEqual(other.messages(), []);
+  // Nor is the same client of another user.
+  const stranger = await tcpClient('xena', ZOIPER);
+  assert.equal((await stranger.register()).status, 200);
+  assert.deepEqual(stranger.messages(), []);
+
+  const back = await tcpClient('zoe', ZOIPER);
+  assert.notEqual(back.ua.contact, desktop.ua.contact, 'a new port');
+  const backlog = back.got('second while away');
+  assert.equal((await back.register()).status, 200);
+  await backlog;
+  assert.deepEqual(back.messages(), ['first while away', 'second while away']);
+  assert.deepEqual(s.server.registrar.lookup(user).map((b) => b.contact).sort(), [back.ua.contact, laptop.ua.contact].sort(), 'the old connection\'s binding replaced');
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what it took recorded');
+
+  const later = [back.got('later'), laptop.got('later')];
+  assert.equal((await sender.ua.message('sip:zoe@localhost', 'later')).status, 200);
+  await Promise.all(later);
+  assert.deepEqual(back.messages(), ['first while away', 'second while away', 'later']);
+  assert.deepEqual(laptop.messages(), ['to both', 'first while away', 'second while away', 'later']);
+  const address = (ua: StreamUA) => ua.contact.replace(/;.*/, '');
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 1 || undefined, 'what the desktop took gone');
+  assert.deepEqual(await s.server.store.deliveries.pendingCounts(user), [{ aor: user, device: address(other.ua), pending: 1 }], 'only the other client, away, has something waiting');
+  const devices = await devicesOf(user);
+  assert.deepEqual(devices.map((d) => d.device).sort(), [back.ua, laptop.ua, other.ua].map(address).sort(), 'no ghost of the desktop');
+});
+
+test('a user\'s only device without +sip.instance, registered but not reached, keeps the message for itself: it gets it when it comes back from a new connection', async () => {
+  const user = 'walt@localhost';
+  const phone = await tcpClient('walt', MICROSIP);
+  const sender = await tcpClient('vera', MICROSIP);
+  assert.equal((await phone.register()).status, 200);
+  const live = phone.got('live');
+  assert.equal((await sender.ua.message('sip:walt@localhost', 'live')).status, 200);
+  await live;
+  await dropConnection(phone, user);
+  assert.equal((await sender.ua.message('sip:walt@localhost', 'kept for the phone')).status, 202);
+  assert.deepEqual((await s.server.store.deliveries.pendingCounts(user)).map((c) => c.pending), [1], 'kept for that device');
+
+  const back = await tcpClient('walt', MICROSIP);
+  const backlog = back.got('kept for the phone');
+  assert.equal((await back.register()).status, 200);
+  await backlog;
+  assert.deepEqual(back.messages(), ['kept for the phone']);
+  assert.equal((await devicesOf(user)).length, 1, 'one device');
+});
+
+/** A REGISTER of a UDP client's contact with its User-Agent. */
+function registerUdp(ua: TestUA, userAgent: string, expires: number): Promise<SipMessage> {
+  return ua.send(ua.build('REGISTER', 'sip:localhost', {
+    to: `<${ua.aor}>`,
+    headers: [{ name: 'contact', value: `<${ua.contact}>` }, { name: 'expires', value: String(expires) }, { name: 'user-agent', value: userAgent }],
+  }));
+}
+
+test('a UDP client without +sip.instance that came back on a new port without unregistering, its old port not answering, gets at once what its old port did not take; the old binding is dropped', async () => {
+  const user = 'uma@localhost';
+  const crashed = await udpAgent('uma', s.udp);
+  const sender = await udpAgent('tom', s.udp);
+  assert.equal((await registerUdp(crashed, ZOIPER, 3600)).status, 200);
+  // The app died: nothing takes what comes to its port.
+  crashed.answer = 503;
+  assert.equal((await sender.message('sip:uma@localhost', 'while it was down')).status, 202);
+
+  const back = await udpAgent('uma', s.udp);
+  const backlog = back.waitForRequest((m) => m.body.toString() === 'while it was down');
+  assert.equal((await registerUdp(back, ZOIPER, 3600)).status, 200);
+  await backlog;
+  assert.deepEqual(s.server.registrar.lookup(user).map((b) => b.contact), [back.contact]);
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what it took recorded');
+  const live = back.waitForRequest((m) => m.body.toString() === 'after it came back');
+  assert.equal((await sender.message('sip:uma@localhost', 'after it came back')).status, 200);
+  await live;
+  assert.deepEqual(crashed.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString()), ['while it was down']);
+  assert.deepEqual(back.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString()), ['while it was down', 'after it came back']);
+  assert.deepEqual((await devicesOf(user)).map((d) => d.device), [back.contact.replace(/;.*/, '')]);
+});
+
+test('a UDP client without +sip.instance that came back on a new port while its old binding looked alive: once that binding expired unrefreshed, the old address is forgotten with what it had waiting since, which the new one took', async () => {
+  const user = 'ugo@localhost';
+  const crashed = await udpAgent('ugo', s.udp);
+  const sender = await udpAgent('tim', s.udp);
+  assert.equal((await registerUdp(crashed, ZOIPER, 2)).status, 200);
+  crashed.answer = 503;
+  const back = await udpAgent('ugo', s.udp);
+  assert.equal((await registerUdp(back, ZOIPER, 3600)).status, 200);
+  assert.equal(s.server.registrar.lookup(user).length, 2, 'the old one, still registered, may be another device');
+  const live = back.waitForRequest((m) => m.body.toString() === 'after it came back');
+  assert.equal((await sender.message('sip:ugo@localhost', 'after it came back')).status, 200);
+  await live;
+  assert.deepEqual((await s.server.store.deliveries.pendingCounts(user)).map((c) => c.device), [crashed.contact.replace(/;.*/, '')], 'kept for the old port meanwhile');
+
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'the old port\'s binding expired, its deliveries gone', 15_000);
+  assert.deepEqual((await devicesOf(user)).map((d) => d.device), [back.contact.replace(/;.*/, '')]);
+  assert.deepEqual(back.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString()), ['after it came back'], 'taken once');
+});
