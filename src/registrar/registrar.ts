@@ -65,7 +65,7 @@ export class Registrar extends EventEmitter {
    * No binding in the table expires before this (ms since the epoch): a bound, lowered as bindings
    * are stored and worked out again by each sweep that goes through the table, so that a sweep
    * before it (every sweep while registrations last longer than the sweep period) has nothing to
-   * look at among the tens of thousands of AORs.
+   * look at among the tens of thousands of AORs, and lookup() none of an AOR's bindings.
    */
   private earliestExpiry = Infinity;
 
@@ -106,7 +106,8 @@ export class Registrar extends EventEmitter {
     const bindings = this.table.get(aor);
     if (bindings === undefined) return [];
     const now = this.now();
-    if (device === undefined && bindings.every((b) => b.expiresAt > now)) return bindings;
+    // Before the earliest expiry in the table, every binding is live: nothing to look at.
+    if (device === undefined && (now < this.earliestExpiry || bindings.every((b) => b.expiresAt > now))) return bindings;
     return bindings.filter((b) => b.expiresAt > now && (!device || isOfDevice(b, device)));
   }
 

@@ -130,7 +130,7 @@ test('a contact unregistered with expires=0 goes, the others stay', async () => 
   await store.close();
 });
 
-test('an expired binding is dropped by the next sweep, one registered after a sweep found nothing due included', async (t) => {
+test('an expired binding is no longer looked up and is dropped by the next sweep, one registered after a sweep found nothing due included', async (t) => {
   t.mock.timers.enable({ apis: ['setInterval'] });
   let now = Date.now();
   const path = join(mkdtempSync(join(tmpdir(), 'parley-reg-')), 'db.sqlite');
@@ -147,6 +147,8 @@ test('an expired binding is dropped by the next sweep, one registered after a sw
   assert.equal(registrar.aorCount, 1, 'nothing expired yet');
   await registerAs('bob@localhost', 60);
   now += 61_000;
+  assert.equal(registrar.lookup('bob@localhost').length, 0, 'an expired binding is not looked up, swept or not');
+  assert.equal(registrar.lookup('alice@localhost').length, 1);
   t.mock.timers.tick(5000);
   assert.deepEqual(unregistered, ['bob@localhost']);
   assert.equal(registrar.aorCount, 1);
