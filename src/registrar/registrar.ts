@@ -72,6 +72,13 @@ export class Registrar extends EventEmitter {
   private gruus!: GruuIssuer;
   /** Who recognises a device registering from a new address (per-device delivery): none by default. */
   private recogniser: DeviceRecogniser | undefined;
+  /**
+   * No binding in the table expires before this (ms since the epoch): a bound, lowered as bindings
+   * are stored and worked out again by each sweep that goes through the table, so that a sweep
+   * before it (every sweep while registrations last longer than the sweep period) has nothing to
+   * look at among the tens of thousands of AORs, and lookup() none of an AOR's bindings.
+   */
+  private earliestExpiry = Infinity;
 
   constructor(
     private readonly store: LocationStore,
@@ -91,6 +98,7 @@ export class Registrar extends EventEmitter {
       if (binding.expiresAt <= now || diesWithConnection(binding)) continue;
       const { connectionId: _stale, ...rest } = binding;
       this.table.set(binding.aor, [...(this.table.get(binding.aor) ?? []), rest]);
+      this.earliestExpiry = Math.min(this.earliestExpiry, binding.expiresAt);
     }
     // A sweep the store cannot complete is done again by the next one.
     const sweepFailed = logBackgroundFailure(this.log, 'expired bindings sweep');
@@ -109,7 +117,8 @@ export class Registrar extends EventEmitter {
     const bindings = this.table.get(aor);
     if (bindings === undefined) return [];
     const now = this.now();
-    if (device === undefined && bindings.every((b) => b.expiresAt > now)) return bindings;
+    // Before the earliest expiry in the table, every binding is live: nothing to look at.
+    if (device === undefined && (now < this.earliestExpiry || bindings.every((b) => b.expiresAt > now))) return bindings;
     return bindings.filter((b) => b.expiresAt > now && (!device || isOfDevice(b, device)));
   }
 
@@ -193,7 +202,10 @@ export class Registrar extends EventEmitter {
       if (!bindings?.some(dead)) continue;
       const kept = bindings.filter((b) => !dead(b));
       // Not dropped, such a binding is only useless: unreachable (targetOf), it expires in time.
-      void this.commit(aor, kept).catch(logBackgroundFailure(this.log, 'dropping the bindings of a closed connection'));
+      void this.store
+        .replace(aor, kept, true)
+        .then(() => this.stored(aor, kept))
+        .catch(logBackgroundFailure(this.log, 'dropping the bindings of a closed connection'));
     }
   }
 
@@ -202,12 +214,16 @@ export class Registrar extends EventEmitter {
     // Nothing queued for the AOR, as nearly always: no hop through a resolved promise first.
     const next = previous ? previous.then(() => this.process(request, aor)) : this.process(request, aor);
     // Whatever the outcome, the next REGISTER of the AOR may go; the last one settled leaves no entry.
-    const done = () => {
-      if (this.queues.get(aor) === settled) this.queues.delete(aor);
-    };
-    const settled: Promise<void> = next.then(done, done);
+    const settled: Promise<void> = next.then(
+      () => this.dequeue(aor, settled),
+      () => this.dequeue(aor, settled),
+    );
     this.queues.set(aor, settled);
     return next;
+  }
+
+  private dequeue(aor: string, settled: Promise<void>): void {
+    if (this.queues.get(aor) === settled) this.queues.delete(aor);
   }
 
   private async process(request: IncomingRequest, aor: string): Promise<void> {
@@ -219,7 +235,9 @@ export class Registrar extends EventEmitter {
         const replaced = await recognised;
         if (replaced.length > 0) bindings = bindings.filter((binding) => !replaced.includes(binding));
       }
-      await this.commit(aor, bindings);
+      // An AOR with bindings has been marked known by the commit that stored them.
+      await this.store.replace(aor, bindings, this.table.has(aor));
+      this.stored(aor, bindings);
       request.reply(200, 'OK', { headers: this.okHeaders(aor, request.message, outcome.outbound) });
       if (bindings.length > 0) this.emit('registered', aor, bindings);
       return;
@@ -227,15 +245,15 @@ export class Registrar extends EventEmitter {
     request.reply(outcome.status, outcome.reason, { headers: outcome.headers });
   }
 
-  private async commit(aor: string, bindings: readonly Binding[]): Promise<void> {
-    // An AOR with bindings has been marked known by the commit that stored them.
-    await this.store.replace(aor, bindings, this.table.has(aor));
+  /** Makes the AOR's bindings those just stored. */
+  private stored(aor: string, bindings: readonly Binding[]): void {
     if (bindings.length === 0) {
       const had = this.table.delete(aor);
       if (had) this.emit('unregistered', aor);
     } else {
       this.table.set(aor, bindings);
       for (const binding of bindings) {
+        if (binding.expiresAt < this.earliestExpiry) this.earliestExpiry = binding.expiresAt;
         // One whose connection closed while the store was written is left unreachable, not indexed for good.
         if (!binding.connectionId || !diesWithConnection(binding) || !this.isConnected(binding.connectionId)) continue;
         const aors = this.aorsByConnection.get(binding.connectionId);
@@ -310,8 +328,7 @@ export class Registrar extends EventEmitter {
     } catch (error) {
       return { status: 400, reason: `Bad Contact: ${(error as Error).message}` };
     }
-    const before = new Map(current.map((b) => [b.contact, b]));
-    const next = new Map(before);
+    const next = new Map(current.map((b) => [b.contact, b]));
     let outbound = false;
     /** Bindings without +sip.instance of contacts not bound before: devices that may have come back from a new address. */
     let fresh: Binding[] | undefined;
@@ -328,7 +345,8 @@ export class Registrar extends EventEmitter {
       // Compared with the bindings from before this request: a contact listed twice in it is one
       // binding, the later listing winning, not an out-of-order refresh.
       const replaced = sameDevice(current, contact);
-      const previous = before.get(contact.uri);
+      // Few bindings (maxContacts at most): a look through them costs less than a map of them.
+      const previous = current.find((b) => b.contact === contact.uri);
       if (previous && !replaced.includes(previous)) replaced.push(previous);
       if (replaced.some((existing) => existing.callId === callId && existing.cseq >= cseq)) {
         return { status: 500, reason: 'Out of order CSeq for this Call-ID' };
@@ -377,17 +395,31 @@ export class Registrar extends EventEmitter {
 
   private async sweep(): Promise<void> {
     const now = this.now();
-    for (const [aor, bindings] of this.table) {
+    if (now >= this.earliestExpiry) this.dropExpired(now);
+    // Every time: the store may hold rows the table does not (those left out at start).
+    await this.store.removeExpired(now);
+  }
+
+  /** Drops the expired bindings from the table, and works out when the next one expires. */
+  private dropExpired(now: number): void {
+    let earliest = Infinity;
+    // forEach, not for...of: no [aor, bindings] pair is made for each of the AORs.
+    this.table.forEach((bindings, aor) => {
+      let live = 0;
+      for (const binding of bindings) {
+        if (binding.expiresAt <= now) continue;
+        live++;
+        if (binding.expiresAt < earliest) earliest = binding.expiresAt;
+      }
       // Most lists have nothing expired: they are left as they are rather than copied every sweep.
-      if (bindings.every((b) => b.expiresAt > now)) continue;
-      const live = bindings.filter((b) => b.expiresAt > now);
+      if (live === bindings.length) return;
       this.emit('expired', aor, bindings.filter((b) => b.expiresAt <= now));
-      if (live.length === 0) {
+      if (live === 0) {
         this.table.delete(aor);
         this.emit('unregistered', aor);
-      } else if (live.length !== bindings.length) this.table.set(aor, live);
-    }
-    await this.store.removeExpired(now);
+      } else this.table.set(aor, bindings.filter((b) => b.expiresAt > now));
+    });
+    this.earliestExpiry = earliest;
   }
 }
 

@@ -25,9 +25,10 @@ export class LocationRepository implements LocationStore {
    * Rows are stored under the aor argument, whatever the bindings' own aor field says. A burst of
    * REGISTERs is committed together (group commit), each resolving once its rows are durable.
    */
-  replace(aor: string, bindings: readonly Binding[], known = false): Promise<void> {
+  replace(aor: string, bindings: readonly Binding[], known = false): Promise<unknown> {
     const statements = this.bindingStatements(aor, bindings, known);
-    if (this.writer) return this.writer.write(statements).then(nothing);
+    // The writer's own promise (of the rows changed), rather than one more made of it for nothing.
+    if (this.writer) return this.writer.write(statements);
     return this.commits.run((trx) => runAll(trx, statements));
   }
 
@@ -61,45 +62,64 @@ export class LocationRepository implements LocationStore {
    * statement than running it.
    */
   private bindingStatements(aor: string, bindings: readonly Binding[], known: boolean): CompiledQuery[] {
-    const { db, statements } = this;
-    const compiled = [statements.compile('delete', [aor], ([aor]) => db.deleteFrom('locations').where('aor', '=', aor as string))];
+    const { statements, build } = this;
+    const compiled = [statements.compile('delete', [aor], build.delete)];
     if (bindings.length > 0) {
       const values: unknown[] = [];
       for (const binding of bindings) pushLocationValues(values, aor, binding);
-      compiled.push(statements.compile(`insert ${bindings.length}`, values, (values) =>
-        db.insertInto('locations').values(bindings.map((_, row) => toLocationRow(values.slice(row * LOCATION_COLUMNS, (row + 1) * LOCATION_COLUMNS)))),
-      ));
+      compiled.push(statements.compile(INSERT_SHAPES.of(bindings.length), values, build.insert));
     }
-    if (!known) {
-      compiled.push(statements.compile('known', [aor, Date.now()], ([aor, firstSeen]) =>
-        db
-          .insertInto('known_aors')
-          .values({ aor: aor as string, first_seen: firstSeen as number })
-          .onConflict((conflict) => conflict.column('aor').doNothing()),
-      ));
-    }
+    if (!known) compiled.push(statements.compile('known', [aor, Date.now()], build.known));
     if (bindings.length > 0) {
       // Devices are remembered beyond their registration, for what is sent to them while away.
       const deviceValues = deviceRowValues(aor, bindings);
-      const devices = deviceValues.length / DEVICE_COLUMNS;
-      compiled.push(statements.compile(`devices ${devices}`, deviceValues, (values) =>
-        db
-          .insertInto('devices')
-          .values(Array.from({ length: devices }, (_, row) => toDeviceRow(values.slice(row * DEVICE_COLUMNS, (row + 1) * DEVICE_COLUMNS))))
-          .onConflict((conflict) =>
-            conflict.columns(['aor', 'device']).doUpdateSet((eb) => ({
-              contact: eb.ref('excluded.contact'),
-              user_agent: eb.ref('excluded.user_agent'),
-              last_seen: eb.ref('excluded.last_seen'),
-            })),
-          ),
-      ));
+      compiled.push(statements.compile(DEVICES_SHAPES.of(deviceValues.length / DEVICE_COLUMNS), deviceValues, build.devices));
     }
     return compiled;
   }
+
+  /**
+   * The statements of bindingStatements, as kysely builds them from their values: made once, not
+   * for each REGISTER, as they are called only for a shape's first statement.
+   */
+  private readonly build = {
+    delete: ([aor]: readonly unknown[]) => this.db.deleteFrom('locations').where('aor', '=', aor as string),
+    insert: (values: readonly unknown[]) => this.db.insertInto('locations').values(rowsOf(values, LOCATION_COLUMNS, toLocationRow)),
+    known: ([aor, firstSeen]: readonly unknown[]) =>
+      this.db
+        .insertInto('known_aors')
+        .values({ aor: aor as string, first_seen: firstSeen as number })
+        .onConflict((conflict) => conflict.column('aor').doNothing()),
+    devices: (values: readonly unknown[]) =>
+      this.db
+        .insertInto('devices')
+        .values(rowsOf(values, DEVICE_COLUMNS, toDeviceRow))
+        .onConflict((conflict) =>
+          conflict.columns(['aor', 'device']).doUpdateSet((eb) => ({
+            contact: eb.ref('excluded.contact'),
+            user_agent: eb.ref('excluded.user_agent'),
+            last_seen: eb.ref('excluded.last_seen'),
+          })),
+        ),
+  };
 }
 
-const nothing = () => {};
+/** The names of a statement's shapes by its number of rows, each made once rather than for every REGISTER. */
+class ShapeNames {
+  private readonly names: string[] = [];
+  constructor(private readonly kind: string) {}
+  of(rows: number): string {
+    return (this.names[rows] ??= `${this.kind} ${rows}`);
+  }
+}
+
+const INSERT_SHAPES = new ShapeNames('insert');
+const DEVICES_SHAPES = new ShapeNames('devices');
+
+/** The rows `values` hold, `columns` values each, as `toRow` makes them. */
+function rowsOf<Row>(values: readonly unknown[], columns: number, toRow: (values: readonly unknown[]) => Row): Row[] {
+  return Array.from({ length: values.length / columns }, (_, row) => toRow(values.slice(row * columns, (row + 1) * columns)));
+}
 
 /** Runs `statements` on the transaction's connection itself, one after the other. */
 function runAll(trx: Transaction<Database>, statements: readonly CompiledQuery[]): Promise<void> {
@@ -121,10 +141,9 @@ function toDeviceRow(values: readonly unknown[]): Insertable<DevicesTable> {
  */
 function deviceRowValues(aor: string, bindings: readonly Binding[]): unknown[] {
   const values: unknown[] = [];
-  const push = (device: string, binding: Binding) => values.push(aor, device, binding.contact, binding.userAgent ?? null, binding.updatedAt);
   // One binding, as nearly always: one device, nothing to group.
   if (bindings.length === 1) {
-    push(deviceKey(bindings[0]!), bindings[0]!);
+    pushDeviceValues(values, aor, deviceKey(bindings[0]!), bindings[0]!);
     return values;
   }
   const latest = new Map<string, Binding>();
@@ -133,8 +152,13 @@ function deviceRowValues(aor: string, bindings: readonly Binding[]): unknown[] {
     const seen = latest.get(key);
     if (!seen || seen.updatedAt < binding.updatedAt) latest.set(key, binding);
   }
-  for (const [device, binding] of latest) push(device, binding);
+  for (const [device, binding] of latest) pushDeviceValues(values, aor, device, binding);
   return values;
+}
+
+/** Appends the values of a device's row to `values`, in toDeviceRow's order. */
+function pushDeviceValues(values: unknown[], aor: string, device: string, binding: Binding): void {
+  values.push(aor, device, binding.contact, binding.userAgent ?? null, binding.updatedAt);
 }
 
 /** Appends the values of a binding's row to `values`, in the order of toLocationRow's columns. */

@@ -83,8 +83,9 @@ export interface LocationStore {
   /**
    * Atomically replaces all bindings of an AOR (an empty list removes them) and marks the AOR as
    * known; `known`: the caller knows it is already (it has bindings), which saves a statement.
+   * Resolves once that is durable (with nothing to read).
    */
-  replace(aor: string, bindings: readonly Binding[], known?: boolean): Promise<void>;
+  replace(aor: string, bindings: readonly Binding[], known?: boolean): Promise<unknown>;
   /** Every stored binding, to warm the in-memory location table at start. */
   listAll(): Promise<Binding[]>;
   /** Removes bindings whose expiresAt <= now; returns how many. */

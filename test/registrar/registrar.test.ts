@@ -129,3 +129,33 @@ test('a contact unregistered with expires=0 goes, the others stay', async () => 
   registrar.stop();
   await store.close();
 });
+
+test('an expired binding is no longer looked up and is dropped by the next sweep, one registered after a sweep found nothing due included', async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval'] });
+  let now = Date.now();
+  const path = join(mkdtempSync(join(tmpdir(), 'parley-reg-')), 'db.sqlite');
+  const store = await openStore(`sqlite:${path}`);
+  const registrar = new Registrar(store.locations, options, () => false, silent, () => now);
+  await registrar.start();
+  const unregistered: string[] = [];
+  registrar.on('unregistered', (aor: string) => unregistered.push(aor));
+  const registerAs = (aor: string, expires: number) =>
+    registrar.handle(register(['<sip:phone@127.0.0.1:5070>'], [{ name: 'expires', value: String(expires) }]).request, aor);
+  await registerAs('alice@localhost', 3600);
+  now += 1000_000;
+  t.mock.timers.tick(5000);
+  assert.equal(registrar.aorCount, 1, 'nothing expired yet');
+  await registerAs('bob@localhost', 60);
+  now += 61_000;
+  assert.equal(registrar.lookup('bob@localhost').length, 0, 'an expired binding is not looked up, swept or not');
+  assert.equal(registrar.lookup('alice@localhost').length, 1);
+  t.mock.timers.tick(5000);
+  assert.deepEqual(unregistered, ['bob@localhost']);
+  assert.equal(registrar.aorCount, 1);
+  now += 3600_000;
+  t.mock.timers.tick(5000);
+  assert.deepEqual(unregistered, ['bob@localhost', 'alice@localhost']);
+  assert.equal(registrar.aorCount, 0);
+  registrar.stop();
+  await store.close();
+});
