@@ -151,9 +151,12 @@ export class SipStack extends EventEmitter {
     // INVITE is not retransmitted on a timer but resent for each retransmitted INVITE, for 64·T1 (as
     // long as Timer H would wait for the ACK of a non-2xx).
     if (message.method === 'ACK') return;
-    const key = transactionKey(message);
-    // With no transaction kept, as under a load answered statelessly, there is nothing to match: the key is not hashed.
-    const existing = this.inProgress.size === 0 && this.answered.size === 0 ? undefined : (this.inProgress.get(key) ?? this.answered.get(key));
+    // With no transaction kept, as under a load answered statelessly, there is nothing to match: the
+    // key is neither hashed nor, for a request with an RFC 3261 branch, even written until it is kept.
+    const nothingKept = this.inProgress.size === 0 && this.answered.size === 0;
+    const topVia = message.via;
+    const key = nothingKept && topVia.branch?.startsWith(BRANCH_COOKIE) ? undefined : transactionKey(message);
+    const existing = key === undefined || nothingKept ? undefined : (this.inProgress.get(key) ?? this.answered.get(key));
     if (existing) {
       this.stats.retransmissionsAbsorbed++;
       if (existing.lastResponse) this.transmit(existing.lastResponse, existing.responseTarget);
@@ -165,13 +168,13 @@ export class SipStack extends EventEmitter {
         { name: 'retry-after', value: String(OVERLOAD_RETRY_AFTER_S) },
       ]);
     }
-    const responseTarget = stampVia(message, message.via, source);
-    const transaction = new ServerTransaction(this, key, message, source, responseTarget);
+    const responseTarget = stampVia(message, topVia, source);
+    const transaction = new ServerTransaction(this, key, topVia, message, source, responseTarget);
     this.emit('request', transaction);
     // Kept as in progress only when not answered while handed over: nothing else runs meanwhile, so a
     // request answered at once, as most are, goes straight to the answered ones.
     if (transaction.replied) return;
-    this.inProgress.set(key, transaction);
+    this.inProgress.set(transaction.key, transaction);
     this.countTransactions();
   }
 
@@ -180,14 +183,13 @@ export class SipStack extends EventEmitter {
     this.stats.responsesOut++;
     this.transmit(bytes, transaction.responseTarget);
     if (!transaction.replied) return;
-    const key = transaction.key;
     // A request answered while it is handed over was never kept in progress.
-    if (this.inProgress.size > 0) this.inProgress.delete(key);
+    if (this.inProgress.size > 0) this.inProgress.delete(transaction.key);
     if (transaction.stateless) this.stats.answeredStatelessly++;
     // Timer J: 64·T1 on unreliable transports, none on reliable ones.
     else if (!RELIABLE[transaction.source.proto]) {
       // Only the response is kept: the request goes with the transaction, now answered.
-      this.answered.add(key, bytes, transaction.responseTarget);
+      this.answered.add(transaction.key, bytes, transaction.responseTarget);
       if (!this.sweeping) {
         this.sweeping = true;
         this.timers.schedule(64 * this.options.t1, this.sweepAnswered);
@@ -373,11 +375,19 @@ class ServerTransaction implements IncomingRequest {
 
   constructor(
     private readonly stack: SipStack,
-    readonly key: string,
+    /** The matching key when it was needed on arrival; else written from `topVia` once asked for. */
+    private matchingKey: string | undefined,
+    /** The top Via as the request came: a handler may edit the message, not what it is matched on. */
+    private readonly topVia: Via,
     readonly message: SipMessage,
     readonly source: Peer,
     readonly responseTarget: Peer,
   ) {}
+
+  /** RFC 3261 §17.2.3 matching key, as transactionKey() writes it. */
+  get key(): string {
+    return (this.matchingKey ??= branchKey(this.topVia, this.message.method));
+  }
 
   reply(status: number, reason?: string, options?: ReplyOptions): void {
     if (this.replied) return;
@@ -491,9 +501,13 @@ function statelessToTag(message: SipMessage): string {
 /** RFC 3261 §17.2.3 matching key; RFC 2543 peers without the magic cookie fall back to dialog fields. */
 function transactionKey(message: SipMessage): string {
   const via = message.via;
-  const sentBy = `${via.host}:${via.port ?? ''}`;
-  if (via.branch?.startsWith(BRANCH_COOKIE)) return `${via.branch}|${sentBy}|${message.method}`;
-  return `${message.uri}|${message.from.params.get('tag') ?? ''}|${message.callId}|${message.get('cseq')}|${sentBy}`;
+  if (via.branch?.startsWith(BRANCH_COOKIE)) return branchKey(via, message.method);
+  return `${message.uri}|${message.from.params.get('tag') ?? ''}|${message.callId}|${message.get('cseq')}|${via.host}:${via.port ?? ''}`;
+}
+
+/** The key of a request whose top Via carries an RFC 3261 branch: the branch, the sent-by and the method. */
+function branchKey(via: Via, method: string): string {
+  return `${via.branch}|${via.host}:${via.port ?? ''}|${method}`;
 }
 
 /**

@@ -611,6 +611,7 @@ function closeAfterFlush(socket: Socket): void {
 }
 
 function isKeepalive(data: Buffer): boolean {
-  for (const byte of data) if (byte !== 0x0d && byte !== 0x0a) return false;
+  // Indexed rather than iterated: every datagram passes here, and a SIP one fails at its first byte.
+  for (let i = 0; i < data.length; i++) if (data[i] !== 0x0d && data[i] !== 0x0a) return false;
   return true;
 }
