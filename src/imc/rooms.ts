@@ -44,6 +44,13 @@ export function activeMembers(room: Room): Member[] {
   return [...room.members.values()].filter((m) => !m.invited);
 }
 
+/** The AORs of the active members but `except`, read off the members' keys: a post to a large room makes no list of members first, nor a string each. */
+export function activeMemberAors(room: Room, except: string): string[] {
+  const aors: string[] = [];
+  for (const [aor, member] of room.members) if (!member.invited && aor !== except) aors.push(aor);
+  return aors;
+}
+
 export function toRecord(room: Room): RoomRecord {
   return { name: room.name, domain: room.domain, private: room.private, topic: room.topic, createdAt: room.createdAt };
 }

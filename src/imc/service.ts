@@ -12,7 +12,7 @@ import { type Answer, RoomActions, runCommand, userArg } from './commands.js';
 import { RoomFanOut } from './fanout.js';
 import { RoomHistory } from './history.js';
 import {
-  type Member, type Room, type RoomRef, Refusal, RoomModel, activeMembers, aorOfMember, displayNick, roomUri, splitAor,
+  type Member, type Room, type RoomRef, Refusal, RoomModel, activeMemberAors, activeMembers, aorOfMember, displayNick, roomUri, splitAor,
 } from './rooms.js';
 
 export interface ImcOptions {
@@ -183,10 +183,7 @@ export class RoomService {
   /** Puts a message in the outbox for every active member but the sender (resolving once it is durable), and records it in the history. */
   private async post(room: Room, member: Member, sender: string, contentType: string, message: SipMessage): Promise<void> {
     const entry: RoomHistoryEntry = { roomName: room.name, roomDomain: room.domain, sender, nick: displayNick(member), contentType, body: message.body, at: Date.now() };
-    // Read off the members' keys (their AORs): a post to a large room makes no list of members first, nor a string each.
-    const recipients: string[] = [];
-    for (const [aor, each] of room.members) if (!each.invited && aor !== sender) recipients.push(aor);
-    await this.fanout.post(entry, recipients, requestKey(message));
+    await this.fanout.post(entry, activeMemberAors(room, sender), requestKey(message));
     this.history.record(room, entry);
   }
 

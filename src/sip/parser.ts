@@ -135,7 +135,7 @@ function readStartLine(line: string, message: SipMessage): SipParseError | undef
     const usual = usualStatus(line);
     if (usual !== undefined) {
       message.status = usual;
-      message.reason = line.length > USUAL_STATUS_LINE.length ? line.slice(USUAL_STATUS_LINE.length + 1) : '';
+      message.reason = line.length > STATUS_CODE_END ? line.slice(STATUS_CODE_END + 1) : '';
       return undefined;
     }
     // The code is exactly three digits and the space after it is required (RFC 3261 §25.1), so that
@@ -176,14 +176,15 @@ function readStartLine(line: string, message: SipMessage): SipParseError | undef
   return undefined;
 }
 
-/** What a status line begins with before its reason phrase, in its usual form: "SIP/2.0 " and a code. */
-const USUAL_STATUS_LINE = 'SIP/2.0 200';
+/** Where the code of a status line "SIP/2.0 NNN ..." begins, and where it ends. */
+const STATUS_CODE_START = 'SIP/2.0 '.length;
+const STATUS_CODE_END = STATUS_CODE_START + 3;
 
 /** The code of a status line "SIP/2.0 NNN" with a reason phrase after a space or none, NNN from 100 to 699; undefined for any other form. */
 function usualStatus(line: string): number | undefined {
-  if (!line.startsWith('SIP/2.0 ') || (line.length > USUAL_STATUS_LINE.length && line.charCodeAt(USUAL_STATUS_LINE.length) !== 32)) return undefined;
+  if (!line.startsWith('SIP/2.0 ') || (line.length > STATUS_CODE_END && line.charCodeAt(STATUS_CODE_END) !== 32)) return undefined;
   let status = 0;
-  for (let i = 8; i < USUAL_STATUS_LINE.length; i++) {
+  for (let i = STATUS_CODE_START; i < STATUS_CODE_END; i++) {
     const digit = line.charCodeAt(i) - 48;
     if (!(digit >= 0 && digit <= 9)) return undefined;
     status = status * 10 + digit;

@@ -111,32 +111,34 @@ test('server transaction: every retransmission until Timer J gets the very bytes
   assert.equal(seen.length, 2);
 });
 
-test('a request kept while its handler works is matched on its Via as it came, whatever the handler puts on top of its message', () => {
+/**
+ * A request with `branch` handled once, its retransmission absorbed while its handler works and
+ * answered again with its 200 once replied.
+ */
+function assertMatchedWhileKeptAndAnswered(branch: string, onRequest: (request: IncomingRequest) => void = () => {}): void {
   const { transport, stack } = setup();
   const seen: IncomingRequest[] = [];
   stack.on('request', (r) => {
     seen.push(r);
+    onRequest(r);
+  });
+  transport.emit('message', incoming(branch), peer);
+  transport.emit('message', incoming(branch), peer);
+  assert.equal(seen.length, 1, 'the retransmission is absorbed');
+  seen[0]!.reply(200);
+  transport.emit('message', incoming(branch), peer);
+  assert.deepEqual({ handled: seen.length, sent: transport.sent.map((s) => s.message.status) }, { handled: 1, sent: [200, 200] });
+}
+
+test('a request kept while its handler works is matched on its Via as it came, whatever the handler puts on top of its message', () => {
+  assertMatchedWhileKeptAndAnswered('z9hG4bKkept', (r) => {
     // As a proxy would before forwarding: a Via of its own on top of the request.
     r.message.prepend('via', 'SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKown');
   });
-  transport.emit('message', incoming('z9hG4bKkept'), peer);
-  transport.emit('message', incoming('z9hG4bKkept'), peer);
-  assert.equal(seen.length, 1, 'the retransmission is absorbed');
-  seen[0]!.reply(200);
-  transport.emit('message', incoming('z9hG4bKkept'), peer);
-  assert.deepEqual({ handled: seen.length, sent: transport.sent.map((s) => s.message.status) }, { handled: 1, sent: [200, 200] });
 });
 
 test('a request without an RFC 3261 branch is matched on its dialog fields, with nothing kept before it came as with transactions kept', () => {
-  const { transport, stack } = setup();
-  const seen: IncomingRequest[] = [];
-  stack.on('request', (r) => seen.push(r));
-  transport.emit('message', incoming('old2543'), peer);
-  transport.emit('message', incoming('old2543'), peer);
-  assert.equal(seen.length, 1, 'the retransmission is absorbed');
-  seen[0]!.reply(200);
-  transport.emit('message', incoming('old2543'), peer);
-  assert.deepEqual({ handled: seen.length, sent: transport.sent.map((s) => s.message.status) }, { handled: 1, sent: [200, 200] });
+  assertMatchedWhileKeptAndAnswered('old2543');
 });
 
 test('an INVITE refused is answered again for its retransmission, and its ACK is taken without an answer nor a handler', () => {
