@@ -141,7 +141,7 @@ test('a thread that stops unasked fails the writes it had not answered as an out
     const lost = (error: Error & { code?: string }) => error.code === WRITER_LOST && isSqliteUnavailableCode(error.code);
     await assert.rejects(unanswered, lost, 'the write the thread had not answered');
     await assert.rejects(writer.write([insert(3)]), lost, 'a write while no thread runs');
-    // The next thread comes within its backoff (the first is 100 ms).
+    // The next thread comes within its backoff (the first is 100 to 200 ms).
     let written = false;
     for (let attempt = 0; attempt < 100 && !written; attempt++) {
       written = await writer.write([insert(4)]).then(() => true, () => false);
