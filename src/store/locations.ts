@@ -3,7 +3,7 @@ import type { CompiledQuery, Insertable, Kysely, Selectable, Transaction } from 
 import { CompiledStatements } from './compiled.js';
 import { GroupCommit, type DeferredSync } from './group-commit.js';
 import type { StatementWriter } from './sqlite-writer.js';
-import { deleteExpired, nullsAbsent } from './rows.js';
+import { deleteExpired, expiredRows, nullsAbsent } from './rows.js';
 import type { Database, DevicesTable, LocationsTable } from './schema.js';
 import { deviceKey, type Binding, type LocationStore } from './types.js';
 import { formatPeer, parsePeer } from '../sip/transport/types.js';
@@ -40,7 +40,7 @@ export class LocationRepository implements LocationStore {
 
   removeExpired(now: number): Promise<number> {
     // On the writer's thread, the table scan does not hold up the event loop, nor its lock the writer.
-    if (this.writer) return this.writer.write([this.db.deleteFrom('locations').where('expires_at', '<=', now).compile()]);
+    if (this.writer) return this.writer.write([expiredRows(this.db, 'locations', now).compile()]);
     return deleteExpired(this.db, 'locations', now);
   }
 

@@ -13,8 +13,13 @@ export function nullsAbsent<T extends object>(values: T): NullsAbsent<T> {
 
 type ExpiringTable = { [T in keyof Database]: Database[T] extends { expires_at: number } ? T : never }[keyof Database];
 
+/** The statement deleting the rows of a table whose expires_at <= now. */
+export function expiredRows(db: Kysely<Database>, table: ExpiringTable, now: number) {
+  return db.deleteFrom(table).where('expires_at', '<=', now);
+}
+
 /** Deletes the rows of a table whose expires_at <= now; returns how many. */
 export async function deleteExpired(db: Kysely<Database>, table: ExpiringTable, now: number): Promise<number> {
-  const result = await db.deleteFrom(table).where('expires_at', '<=', now).executeTakeFirst();
+  const result = await expiredRows(db, table, now).executeTakeFirst();
   return Number(result.numDeletedRows);
 }

@@ -8,6 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import type { CompiledQuery } from 'kysely';
 import type { FromWriter, ToWriter, WriteFailure, WriteOutcome, WriterData } from './sqlite-writer-worker.js';
+import { Backoff } from '../util/backoff.js';
 
 /**
  * Where statements that belong together are committed, durably, before the promise resolves with
@@ -32,9 +33,9 @@ const FROM_SOURCES = import.meta.url.endsWith('.ts');
  * Retry-After, not 500, and the outage is logged once.
  */
 export const WRITER_LOST = 'SQLITE_WRITER_LOST';
-/** How long after the thread stopped a new one is started, doubling to the most while starts fail. */
-const RESTART_FIRST_MS = 100;
-const RESTART_MOST_MS = 5_000;
+/** How long after the thread stopped a new one is started: from this, doubling while starts fail, to the most. */
+const RESTART_MIN_MS = 100;
+const RESTART_MAX_MS = 5_000;
 /** Most values encode()'s array keeps between batches: a few hundred REGISTERs' worth. */
 const GATHERED_KEPT = 16_384;
 
@@ -56,7 +57,7 @@ export class SqliteWriter implements StatementWriter {
   private ended: Error | undefined;
   /** Why the last thread stopped unasked, while no new one is ready: writes fail with it. */
   private lost: Error | undefined;
-  private restartDelayMs = RESTART_FIRST_MS;
+  private readonly restartBackoff = new Backoff(RESTART_MIN_MS, RESTART_MAX_MS);
   private restartTimer: NodeJS.Timeout | undefined;
   private exited: Promise<void> = Promise.resolve();
 
@@ -92,7 +93,7 @@ export class SqliteWriter implements StatementWriter {
       worker.on('message', (reply: FromWriter) => {
         if (!('ready' in reply)) return this.answered(reply);
         this.lost = undefined;
-        this.restartDelayMs = RESTART_FIRST_MS;
+        this.restartBackoff.reset();
         resolve();
       });
       worker.on('error', (error) => {
@@ -123,9 +124,8 @@ export class SqliteWriter implements StatementWriter {
       this.restartTimer = undefined;
       // A start that fails ends in stopped() again, with a longer wait.
       this.start().catch(() => {});
-    }, this.restartDelayMs);
+    }, this.restartBackoff.next());
     this.restartTimer.unref();
-    this.restartDelayMs = Math.min(this.restartDelayMs * 2, RESTART_MOST_MS);
   }
 
   write(statements: readonly CompiledQuery[]): Promise<number> {

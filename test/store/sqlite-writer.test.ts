@@ -31,74 +31,58 @@ function databaseFile(): { path: string; reader: SqliteDatabase.Database } {
   return { path, reader };
 }
 
+/** Runs `body` with a writer on a new databaseFile() and its reader, and closes both after. */
+async function withWriter(busyTimeoutMs: number, body: (writer: SqliteWriter, reader: SqliteDatabase.Database) => Promise<void>): Promise<void> {
+  const { path, reader } = databaseFile();
+  const writer = await SqliteWriter.open(path, busyTimeoutMs);
+  try {
+    await body(writer, reader);
+  } finally {
+    await writer.close();
+    reader.close();
+  }
+}
+
 const insert = (n: unknown) => CompiledQuery.raw('insert into t (n) values (?)', [n]);
 const rows = (reader: SqliteDatabase.Database) => (reader.prepare('select n from t order by n').all() as Array<{ n: number }>).map((row) => row.n);
 
-test('a write resolves once committed, with the rows it changed: another connection sees it, and several writes asked for together all land', async () => {
-  const { path, reader } = databaseFile();
-  const writer = await SqliteWriter.open(path, 200);
-  try {
-    assert.equal(await writer.write([insert(1), insert(2)]), 2, 'rows changed');
-    assert.deepEqual(rows(reader), [1, 2]);
-    await Promise.all([3, 4, 5, 6].map((n) => writer.write([insert(n)])));
-    assert.deepEqual(rows(reader), [1, 2, 3, 4, 5, 6]);
-  } finally {
-    await writer.close();
-    reader.close();
-  }
-});
+test('a write resolves once committed, with the rows it changed: another connection sees it, and several writes asked for together all land', () => withWriter(200, async (writer, reader) => {
+  assert.equal(await writer.write([insert(1), insert(2)]), 2, 'rows changed');
+  assert.deepEqual(rows(reader), [1, 2]);
+  await Promise.all([3, 4, 5, 6].map((n) => writer.write([insert(n)])));
+  assert.deepEqual(rows(reader), [1, 2, 3, 4, 5, 6]);
+}));
 
-test('a failing write among others asked for at the same time fails alone, leaving none of its statements; the others are committed', async () => {
-  const { path, reader } = databaseFile();
-  const writer = await SqliteWriter.open(path, 200);
-  try {
-    const outcomes = await Promise.allSettled([
-      writer.write([insert(1)]),
-      // Its first statement is fine, its second breaks the unique constraint: neither is kept.
-      writer.write([insert(2), insert(1)]),
-      writer.write([insert(3)]),
-    ]);
-    assert.deepEqual(outcomes.map((outcome) => outcome.status), ['fulfilled', 'rejected', 'fulfilled']);
-    const failure = (outcomes[1] as PromiseRejectedResult).reason as Error & { code?: string };
-    assert.match(failure.message, /UNIQUE constraint failed: t\.n/);
-    assert.equal(failure.code, 'SQLITE_CONSTRAINT_UNIQUE');
-    assert.deepEqual(rows(reader), [1, 3]);
-  } finally {
-    await writer.close();
-    reader.close();
-  }
-});
+test('a failing write among others asked for at the same time fails alone, leaving none of its statements; the others are committed', () => withWriter(200, async (writer, reader) => {
+  const outcomes = await Promise.allSettled([
+    writer.write([insert(1)]),
+    // Its first statement is fine, its second breaks the unique constraint: neither is kept.
+    writer.write([insert(2), insert(1)]),
+    writer.write([insert(3)]),
+  ]);
+  assert.deepEqual(outcomes.map((outcome) => outcome.status), ['fulfilled', 'rejected', 'fulfilled']);
+  const failure = (outcomes[1] as PromiseRejectedResult).reason as Error & { code?: string };
+  assert.match(failure.message, /UNIQUE constraint failed: t\.n/);
+  assert.equal(failure.code, 'SQLITE_CONSTRAINT_UNIQUE');
+  assert.deepEqual(rows(reader), [1, 3]);
+}));
 
-test('a write with a value that cannot be sent to the thread is refused; the writer goes on', async () => {
-  const { path, reader } = databaseFile();
-  const writer = await SqliteWriter.open(path, 200);
-  try {
-    await assert.rejects(writer.write([insert(() => 1)]), /could not be cloned/);
-    await writer.write([insert(1)]);
-    assert.deepEqual(rows(reader), [1]);
-  } finally {
-    await writer.close();
-    reader.close();
-  }
-});
+test('a write with a value that cannot be sent to the thread is refused; the writer goes on', () => withWriter(200, async (writer, reader) => {
+  await assert.rejects(writer.write([insert(() => 1)]), /could not be cloned/);
+  await writer.write([insert(1)]);
+  assert.deepEqual(rows(reader), [1]);
+}));
 
-test('a file locked by another process fails the write with SQLITE_BUSY; once released, writes go through', async () => {
-  const { path, reader } = databaseFile();
-  const writer = await SqliteWriter.open(path, 50);
+test('a file locked by another process fails the write with SQLITE_BUSY; once released, writes go through', () => withWriter(50, async (writer, reader) => {
+  reader.exec('BEGIN EXCLUSIVE');
   try {
-    reader.exec('BEGIN EXCLUSIVE');
-    try {
-      await assert.rejects(writer.write([insert(1)]), (error: Error & { code?: string }) => error.code === 'SQLITE_BUSY' && /database is locked/.test(error.message));
-    } finally {
-      reader.exec('ROLLBACK');
-    }
-    await writer.write([insert(2)]);
-    assert.deepEqual(rows(reader), [2]);
+    await assert.rejects(writer.write([insert(1)]), (error: Error & { code?: string }) => error.code === 'SQLITE_BUSY' && /database is locked/.test(error.message));
   } finally {
-    await writer.close();
-    reader.close();
+    reader.exec('ROLLBACK');
   }
-});
+  await writer.write([insert(2)]);
+  assert.deepEqual(rows(reader), [2]);
+}));
 
 test('close waits for the writes asked for before it; a write after it is refused', async () => {
   const { path, reader } = databaseFile();
@@ -129,31 +113,24 @@ test('close completes in a process that has nothing else to do, and the write be
   reader.close();
 });
 
-test('a thread that stops unasked fails the writes it had not answered as an outage, and a new one takes the writes after it', async () => {
-  const { path, reader } = databaseFile();
-  const writer = await SqliteWriter.open(path, 200);
-  try {
-    await writer.write([insert(1)]);
-    // A fault inside the thread, as an uncaught error there would end it.
-    const thread = (writer as unknown as { worker: Worker }).worker;
-    const unanswered = writer.write([insert(2)]);
-    await thread.terminate();
-    const lost = (error: Error & { code?: string }) => error.code === WRITER_LOST && isSqliteUnavailableCode(error.code);
-    await assert.rejects(unanswered, lost, 'the write the thread had not answered');
-    await assert.rejects(writer.write([insert(3)]), lost, 'a write while no thread runs');
-    // The next thread comes within its backoff (the first is 100 ms).
-    let written = false;
-    for (let attempt = 0; attempt < 100 && !written; attempt++) {
-      written = await writer.write([insert(4)]).then(() => true, () => false);
-      if (!written) await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    assert.ok(written, 'a write after the new thread started is committed');
-    assert.ok([[1, 4], [1, 2, 4]].some((expected) => JSON.stringify(rows(reader)) === JSON.stringify(expected)), `rows ${JSON.stringify(rows(reader))}`);
-  } finally {
-    await writer.close();
-    reader.close();
+test('a thread that stops unasked fails the writes it had not answered as an outage, and a new one takes the writes after it', () => withWriter(200, async (writer, reader) => {
+  await writer.write([insert(1)]);
+  // A fault inside the thread, as an uncaught error there would end it.
+  const thread = (writer as unknown as { worker: Worker }).worker;
+  const unanswered = writer.write([insert(2)]);
+  await thread.terminate();
+  const lost = (error: Error & { code?: string }) => error.code === WRITER_LOST && isSqliteUnavailableCode(error.code);
+  await assert.rejects(unanswered, lost, 'the write the thread had not answered');
+  await assert.rejects(writer.write([insert(3)]), lost, 'a write while no thread runs');
+  // The next thread comes within its backoff (the first is 100 to 200 ms).
+  let written = false;
+  for (let attempt = 0; attempt < 100 && !written; attempt++) {
+    written = await writer.write([insert(4)]).then(() => true, () => false);
+    if (!written) await new Promise((resolve) => setTimeout(resolve, 20));
   }
-});
+  assert.ok(written, 'a write after the new thread started is committed');
+  assert.ok([[1, 4], [1, 2, 4]].some((expected) => JSON.stringify(rows(reader)) === JSON.stringify(expected)), `rows ${JSON.stringify(rows(reader))}`);
+}));
 
 test('a file the thread cannot open fails opening the writer', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'parley-writer-'));

@@ -105,6 +105,16 @@ for (const [driver, createBackend] of Object.entries(backends)) {
     });
     afterEach(() => store.close());
 
+    /** A new database with only the migrations before `first`, as an earlier Parley left it, open without the store. */
+    async function migratedBefore(first: string): Promise<{ url: string; old: Kysely<any> }> {
+      const earlier = await backend.freshUrl();
+      const old = rawDatabase(driver as StoreDriver, earlier);
+      const before = Object.entries(migrations).filter(([name]) => name < first);
+      const provider = { getMigrations: async () => Object.fromEntries(before.map(([name, m]) => [name, { up: (db: Kysely<any>) => m.up(db, driver as StoreDriver) }])) };
+      assert.equal((await new Migrator({ db: old, provider }).migrateToLatest()).error, undefined);
+      return { url: earlier, old };
+    }
+
     test('reports its driver', () => {
       assert.equal(store.driver, driver);
     });
@@ -436,11 +446,7 @@ for (const [driver, createBackend] of Object.entries(backends)) {
 
     test('messages stored before receive times were kept apart still show the Date they showed', async () => {
       const aor = 'bob@a.example';
-      const earlier = await backend.freshUrl();
-      const old = rawDatabase(driver as StoreDriver, earlier);
-      const before = Object.entries(migrations).filter(([name]) => name < '004');
-      const provider = { getMigrations: async () => Object.fromEntries(before.map(([name, m]) => [name, { up: (db: Kysely<any>) => m.up(db, driver as StoreDriver) }])) };
-      assert.equal((await new Migrator({ db: old, provider }).migrateToLatest()).error, undefined);
+      const { url: earlier, old } = await migratedBefore('004');
       const sendersDate = Date.UTC(2001, 0, 1);
       await old.insertInto('offline_messages')
         .values({ aor, from_header: '<sip:alice@a.example>', to_header: `<sip:${aor}>`, content_type: 'text/plain', body: Buffer.from('old'), received_at: sendersDate, expires_at: NOW + MINUTE })
@@ -458,11 +464,7 @@ for (const [driver, createBackend] of Object.entries(backends)) {
 
     test('messages stored before per-device delivery stay, for whichever device of the user registers next', async () => {
       const aor = 'bob@a.example';
-      const earlier = await backend.freshUrl();
-      const old = rawDatabase(driver as StoreDriver, earlier);
-      const before = Object.entries(migrations).filter(([name]) => name < '010');
-      const provider = { getMigrations: async () => Object.fromEntries(before.map(([name, m]) => [name, { up: (db: Kysely<any>) => m.up(db, driver as StoreDriver) }])) };
-      assert.equal((await new Migrator({ db: old, provider }).migrateToLatest()).error, undefined);
+      const { url: earlier, old } = await migratedBefore('010');
       await old.insertInto('offline_messages')
         .values({ aor, from_header: '<sip:alice@a.example>', to_header: `<sip:${aor}>`, content_type: 'text/plain', body: Buffer.from('old'), received_at: NOW, sent_at: null, expires_at: NOW + MINUTE })
         .execute();
@@ -480,11 +482,7 @@ for (const [driver, createBackend] of Object.entries(backends)) {
 
     test('devices without +sip.instance kept under their whole contact move to its address: two contacts of one address are one device, what waited for either waits once', async () => {
       const aor = 'zoe@a.example';
-      const earlier = await backend.freshUrl();
-      const old = rawDatabase(driver as StoreDriver, earlier);
-      const before = Object.entries(migrations).filter(([name]) => name < '014');
-      const provider = { getMigrations: async () => Object.fromEntries(before.map(([name, m]) => [name, { up: (db: Kysely<any>) => m.up(db, driver as StoreDriver) }])) };
-      assert.equal((await new Migrator({ db: old, provider }).migrateToLatest()).error, undefined);
+      const { url: earlier, old } = await migratedBefore('014');
       const ids: number[] = [];
       for (const body of ['one', 'two']) {
         const row = { aor, from_header: '<sip:alice@a.example>', to_header: `<sip:${aor}>`, content_type: 'text/plain', body: Buffer.from(body), received_at: NOW, sent_at: null, expires_at: NOW + MINUTE, per_device: 1 };
@@ -515,11 +513,7 @@ for (const [driver, createBackend] of Object.entries(backends)) {
 
     test('the request a message came in as is kept in typed columns; strings stored before are moved into them', async () => {
       const aor = 'bob@a.example';
-      const earlier = await backend.freshUrl();
-      const old = rawDatabase(driver as StoreDriver, earlier);
-      const before = Object.entries(migrations).filter(([name]) => name < '011');
-      const provider = { getMigrations: async () => Object.fromEntries(before.map(([name, m]) => [name, { up: (db: Kysely<any>) => m.up(db, driver as StoreDriver) }])) };
-      assert.equal((await new Migrator({ db: old, provider }).migrateToLatest()).error, undefined);
+      const { url: earlier, old } = await migratedBefore('011');
       const row = { aor, from_header: '<sip:alice@a.example>', to_header: `<sip:${aor}>`, content_type: 'text/plain', received_at: NOW, sent_at: null, expires_at: NOW + MINUTE };
       for (const [body, origin] of [['kept', 'a1b2@host.example|tag-9|42'], ['unreadable', 'no separators'], ['none', null]] as const) {
         await old.insertInto('offline_messages').values({ ...row, body: Buffer.from(body), origin }).execute();
