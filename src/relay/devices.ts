@@ -6,7 +6,7 @@
 // first, then non-urgent ones, each oldest first, a page at a time; one that refused it for good
 // does not. A device's messages never overtake what waits for it (see isQueued, storeTurn).
 import type { Logger } from 'pino';
-import { deviceKey, isInstanceDevice, isStoreUnavailable, logBackgroundFailure, type Binding, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
+import { deviceKey, isContactOfDevice, isInstanceDevice, isStoreUnavailable, logBackgroundFailure, type Binding, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
 import { formatPeer, parseNameAddr, parseUri, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import { resendIdentity } from './resend.js';
@@ -204,9 +204,7 @@ export class DeviceDelivery {
     // Registered, it is remembered whenever it was last seen: no look at the clock.
     const { device } = remembered[0]!;
     const { contact, instance } = bindings[0]!;
-    // Its contact is its address (contactDevice), maybe with parameters: compared without cutting them off.
-    const next = contact.charCodeAt(device.length);
-    if (instance || !contact.startsWith(device) || !(Number.isNaN(next) || next === 59 /* ; */ || next === 63 /* ? */)) return undefined;
+    if (instance || !isContactOfDevice(contact, device)) return undefined;
     if (this.options.push && contact.includes(';pn-')) return undefined;
     return this.isQueued(aor, device) ? undefined : device;
   }

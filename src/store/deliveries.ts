@@ -80,8 +80,8 @@ export class DeliveryRepository implements DeliveryStore {
 
   private async loadWaitingDevices(): Promise<void> {
     try {
-      const rows = await this.db.selectFrom('message_deliveries').select(['aor', 'device']).distinct().execute();
-      this.waitingDevices.loaded(rows.map((row) => waitingKey(row.aor, row.device)));
+      // Counting every AOR's deliveries reads the devices that have some (as at each sweep).
+      await this.pendingCounts();
     } catch {
       // Until it is read, every device may have deliveries waiting: the next registration tries again.
       this.loadingWaitingDevices = undefined;

@@ -3,5 +3,5 @@ export { STORE_RETRY_AFTER_SECONDS, isStoreUnavailable, logBackgroundFailure } f
 export { readImcTables } from './rooms.js';
 export { readPurplemapTable } from './accounts.js';
 export { readPurplemapDump } from './mysql-dump.js';
-export { StoreError, deviceKey, instanceUrn, isInstanceDevice } from './types.js';
+export { StoreError, deviceKey, instanceUrn, isContactOfDevice, isInstanceDevice } from './types.js';
 export type * from './types.js';

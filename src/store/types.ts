@@ -55,6 +55,16 @@ export function contactDevice(contact: string): string {
   return contact;
 }
 
+/**
+ * Whether `contact` (registered without +sip.instance) is of the device `device`, a contact's
+ * address made by contactDevice: whether that is contactDevice(contact), found without cutting the
+ * contact's parameters off (run for every message to a user's only device, DeviceDelivery.soleDevice).
+ */
+export function isContactOfDevice(contact: string, device: string): boolean {
+  const next = contact.charCodeAt(device.length);
+  return contact.startsWith(device) && (Number.isNaN(next) || next === 59 /* ; */ || next === 63 /* ? */);
+}
+
 /** One registered contact of an address-of-record (RFC 3261 §10). */
 export interface Binding {
   /** "user@domain", lower-cased domain */

@@ -6,9 +6,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, type TestServer } from '../support/server.js';
-import { udpAgents, type TestUA } from '../support/ua.js';
+import { udpAgents } from '../support/ua.js';
 import { eventually } from '../support/eventually.js';
-import { newInstance, registerDevice } from './devices.js';
+import { messages, newInstance, registerDevice } from './devices.js';
 
 let s: TestServer;
 const agent = udpAgents();
@@ -16,8 +16,6 @@ before(async () => {
   s = await startServer({ relay: { accept_timeout: 1 } as never });
 });
 after(() => s.stop());
-
-const messages = (ua: TestUA) => ua.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString());
 
 /** Two devices of `user` registered without +sip.instance (each its own contact), a tablet with one, and a sender. */
 async function twoContactDevices(user: string) {

@@ -16,6 +16,9 @@ export interface DeviceRegistration {
   headers?: Header[];
 }
 
+/** The bodies of the MESSAGEs a UA received, in the order they came. */
+export const messages = (ua: TestUA) => ua.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString());
+
 export function newInstance(): string {
   return `urn:uuid:${randomUUID()}`;
 }

@@ -5,10 +5,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, type TestServer } from '../support/server.js';
-import { udpAgents, type TestUA } from '../support/ua.js';
+import { udpAgents } from '../support/ua.js';
 import { createResponse, type SipMessage } from '../../src/sip/index.js';
 import type { DeliveryStore } from '../../src/store/index.js';
-import { newInstance, registerDevice } from './devices.js';
+import { messages, newInstance, registerDevice } from './devices.js';
 import { eventually } from '../support/eventually.js';
 
 let s: TestServer;
@@ -18,7 +18,6 @@ before(async () => {
 });
 after(() => s.stop());
 
-const messages = (ua: TestUA) => ua.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString());
 const storedLines = (aor: string, from: number) => s.logs.slice(from).filter((line) => line.includes('"msg":"message stored') && line.includes(`"aor":"${aor}"`));
 
 /** Two devices of `user` registered with instances of their own, the second then away; and a sender. */
