@@ -3,8 +3,20 @@
 // address. Two contacts of one address become one device, last seen when the later was; a message
 // waiting for both waits once for it.
 import type { Kysely } from 'kysely';
-import { contactDevice } from '../types.js';
 import type { StoreMigration } from './index.js';
+
+/**
+ * A contact's address as this migration defines it (contactDevice in store/types.ts when it was
+ * written): its own copy, so that what the migration did stays the same whatever that rule becomes.
+ */
+function addressOf(contact: string): string {
+  // A user part may hold ';' and '?' (RFC 3261 user-unreserved): parameters begin after the host.
+  for (let i = contact.indexOf('@') + 1; i < contact.length; i++) {
+    const code = contact.charCodeAt(i);
+    if (code === 59 /* ; */ || code === 63 /* ? */) return contact.slice(0, i);
+  }
+  return contact;
+}
 
 export const contactDevices: StoreMigration = {
   async up(db: Kysely<any>) {
@@ -16,7 +28,7 @@ export const contactDevices: StoreMigration = {
       .execute();
     type DeviceRow = { aor: string; device: string; contact: string; user_agent: string | null; last_seen: number | string };
     for (const { aor, device, contact, user_agent, last_seen } of devices as DeviceRow[]) {
-      const address = contactDevice(device);
+      const address = addressOf(device);
       if (address === device) continue;
       // The latest registration of an address is the one that stays.
       await db
@@ -39,7 +51,7 @@ export const contactDevices: StoreMigration = {
       .execute();
     type DeliveryRow = { message_id: number | string; aor: string; device: string; priority: number };
     for (const { message_id, aor, device, priority } of deliveries as DeliveryRow[]) {
-      const address = contactDevice(device);
+      const address = addressOf(device);
       if (address === device) continue;
       await db
         .insertInto('message_deliveries')
