@@ -406,12 +406,10 @@ export class Relay {
     const destination = this.registrar.destinationOf(target);
     if (!destination) return Promise.resolve({ status: 404, reason: 'Not Found (unknown GRUU)' });
     const { aor, device } = destination;
+    const perDevice = !device && storeOffline && this.options.offline.enabled && this.devices.keepsPerDevice(aor) && Number(message.get('max-forwards') ?? '70') > 0;
     // A user's only device, registered with nothing waiting, is forked to; stored for if not reached.
-    let sole: string | undefined;
-    if (!device && storeOffline && this.options.offline.enabled && this.devices.keepsPerDevice(aor) && Number(message.get('max-forwards') ?? '70') > 0
-      && (sole = this.devices.soleDevice(aor)) === undefined) {
-      return this.deliverPerDevice(aor, message, loop, turn, keptByOutbox, prepared);
-    }
+    const sole = perDevice ? this.devices.soleDevice(aor) : undefined;
+    if (perDevice && sole === undefined) return this.deliverPerDevice(aor, message, loop, turn, keptByOutbox, prepared);
     return this.forkOrStore(aor, device, message, loop, storeOffline, turn, prepared, sole === undefined ? undefined : { device: sole, since: Date.now() });
   }
 
