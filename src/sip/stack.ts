@@ -174,6 +174,7 @@ export class SipStack extends EventEmitter {
     // Kept as in progress only when not answered while handed over: nothing else runs meanwhile, so a
     // request answered at once, as most are, goes straight to the answered ones.
     if (transaction.replied) return;
+    transaction.kept = true;
     this.inProgress.set(transaction.key, transaction);
     this.countTransactions();
   }
@@ -183,8 +184,8 @@ export class SipStack extends EventEmitter {
     this.stats.responsesOut++;
     this.transmit(bytes, transaction.responseTarget);
     if (!transaction.replied) return;
-    // A request answered while it is handed over was never kept in progress.
-    if (this.inProgress.size > 0) this.inProgress.delete(transaction.key);
+    // A request answered while it is handed over was never kept in progress, nor its key written.
+    if (transaction.kept) this.inProgress.delete(transaction.key);
     if (transaction.stateless) this.stats.answeredStatelessly++;
     // Timer J: 64·T1 on unreliable transports, none on reliable ones.
     else if (!RELIABLE[transaction.source.proto]) {
@@ -372,6 +373,8 @@ class ServerTransaction implements IncomingRequest {
   replied = false;
   /** Answered with the stateless option: the stack keeps nothing once the answer is sent. */
   stateless = false;
+  /** Kept in progress by the stack: not answered while it was handed over. */
+  kept = false;
 
   constructor(
     private readonly stack: SipStack,
