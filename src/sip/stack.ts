@@ -236,10 +236,20 @@ export class SipStack extends EventEmitter {
     if (this.listenerCount('error') > 0) this.emit('error', error);
   };
 
-  /** A response ends the client transaction its top Via's branch and its CSeq method name (RFC 3261 §17.1.3); nothing else of it is read here. */
+  /**
+   * A response ends the client transaction its top Via's branch and its CSeq method name (RFC 3261
+   * §17.1.3); nothing else of it is read here. One whose top Via's branch is malformed is dropped, as
+   * malformed, whatever its status.
+   */
   private onResponse(response: SipMessage): void {
+    let branch: string | undefined;
+    try {
+      branch = topViaBranch(response.get('via')!);
+    } catch {
+      this.stats.malformed++;
+      return;
+    }
     if (response.status < 200) return;
-    const branch = topViaBranch(response.get('via')!);
     const transaction = branch === undefined ? undefined : this.client.get(branch);
     if (!transaction || response.cseq.method !== transaction.message.method) return;
     transaction.complete(response);
