@@ -72,10 +72,10 @@ interface Phase {
   /** Whether Parley was gone by the end of the phase. */
   exited: boolean;
   cpu: number;
-  /** Ms per second of the phase that Parley's event-loop thread, and sipp, were runnable but waited for a CPU. */
+  /** Ms per second of the traffic that Parley's event-loop thread, and sipp, were runnable but waited for a CPU. */
   parleyWaitMs?: number;
   sippWaitMs?: number;
-  /** Share of the last 10 s, at the phase's end, in which some runnable task waited for a CPU (Linux PSI). */
+  /** Share of the last 10 s, at the traffic's end, in which some runnable task waited for a CPU (Linux PSI). */
   cpuPressure?: number;
   attacker?: Record<string, number>;
 }
@@ -137,20 +137,25 @@ async function phase(name: string, server: Server, beside?: Beside): Promise<Pha
   // sipp's, read while it runs: its /proc entry goes with it.
   let sippWait: number | undefined;
   const waitTimer = setInterval(() => (sippWait = runQueueWaitMs(sipp.pid) ?? sippWait), 200);
-  const [result, attacker] = await Promise.all([sipp.done, attack?.done]);
-  const cpu = meter.stop();
+  // CPU used and waited for are read over the traffic's SECONDS, not over the wait for late answers after them.
+  const traffic = Promise.race([sipp.done.catch(() => undefined), sleep(SECONDS * 1000)]).then(() => {
+    const seconds = (Date.now() - started) / 1000;
+    const parleyWaitAfter = runQueueWaitMs(pid);
+    return {
+      cpu: meter.stop(),
+      parleyWaitMs: parleyWaitBefore === undefined || parleyWaitAfter === undefined ? undefined : (parleyWaitAfter - parleyWaitBefore) / seconds,
+      sippWaitMs: sippWait === undefined ? undefined : sippWait / seconds,
+      cpuPressure: cpuPressure(),
+    };
+  });
+  const [result, attacker, used] = await Promise.all([sipp.done, attack?.done, traffic]);
   clearInterval(rssTimer);
   clearInterval(waitTimer);
-  const seconds = (Date.now() - started) / 1000;
-  const parleyWaitAfter = runQueueWaitMs(pid);
   const rtts = result.rtts.map((r) => r.ms);
   return {
     name, calls, successful: result.stats?.successful ?? 0, p50: percentile(rtts, 50), p99: percentile(rtts, 99), rssMiB,
     udpDrops: Math.max(0, udpSocketCounters(server.port).drops - dropsBefore),
-    exited: residentBytes(pid) === undefined, cpu,
-    parleyWaitMs: parleyWaitBefore === undefined || parleyWaitAfter === undefined ? undefined : (parleyWaitAfter - parleyWaitBefore) / seconds,
-    sippWaitMs: sippWait === undefined ? undefined : sippWait / seconds,
-    cpuPressure: cpuPressure(), attacker,
+    exited: residentBytes(pid) === undefined, ...used, attacker,
   };
 }
 
