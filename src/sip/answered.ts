@@ -77,6 +77,7 @@ export class AnsweredTransactions {
     while (this.oldest !== undefined && this.oldest.expires <= now) this.removeOldest();
   }
 
+  /** Lets go of the expired ones, then looks again every sweepEvery while any is kept; none is scheduled once all are gone. */
   private readonly sweep = (): void => {
     this.expire();
     this.sweeping = this.byKey.size > 0;
