@@ -2,14 +2,16 @@
 // attacker (bench/attacker.ts, its own process, from other loopback addresses) sends malformed
 // datagrams, holds slowloris TCP connections, floods REGISTER for random users and writes garbage
 // on s2s streams. Prints, for both phases, the share of legitimate requests that succeeded, sipp's
-// p50/p99 response times, Parley's peak RSS and CPU, and what the attacker managed.
+// p50/p99 response times, Parley's peak RSS and CPU, and what the attacker managed; and, for
+// telling the machine's noise from Parley's, how long Parley's event-loop thread and sipp waited
+// for a CPU while they had work (their run-queue wait) and the machine's CPU pressure.
 //
 //   npm run bench:attack
 //   npm run bench:attack -- --rate 1000 --seconds 20
 //
 // Goal: >= 99.9 % of legitimate requests succeed under attack, p99 under 50 ms, RSS under 512 MiB.
 import { once } from 'node:events';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -70,7 +72,34 @@ interface Phase {
   /** Whether Parley was gone by the end of the phase. */
   exited: boolean;
   cpu: number;
+  /** Ms per second of the traffic that Parley's event-loop thread, and sipp, were runnable but waited for a CPU. */
+  parleyWaitMs?: number;
+  sippWaitMs?: number;
+  /** Share of the last 10 s, at the traffic's end, in which some runnable task waited for a CPU (Linux PSI). */
+  cpuPressure?: number;
   attacker?: Record<string, number>;
+}
+
+/**
+ * Ms the main thread of `pid` has waited, runnable, for a CPU since it started: the second field
+ * of /proc/PID/schedstat, in ns. Undefined where the kernel does not say, or once the process is gone.
+ */
+function runQueueWaitMs(pid: number): number | undefined {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e6;
+  } catch {
+    return undefined;
+  }
+}
+
+/** "some avg10" of /proc/pressure/cpu, in %; undefined without PSI. */
+function cpuPressure(): number | undefined {
+  try {
+    const avg10 = /^some avg10=([0-9.]+)/.exec(readFileSync('/proc/pressure/cpu', 'utf8'))?.[1];
+    return avg10 === undefined ? undefined : Number(avg10);
+  } catch {
+    return undefined;
+  }
 }
 
 /** What runs beside the legitimate traffic: started, with the report it gives at its end. */
@@ -98,18 +127,35 @@ async function phase(name: string, server: Server, beside?: Beside): Promise<Pha
   const sampleRss = () => (rssMiB = Math.max(rssMiB, (residentBytes(pid) ?? 0) / 2 ** 20));
   const rssTimer = setInterval(sampleRss, 200);
   sampleRss();
-  const meter = new CpuMeter(() => server.pids());
   const dropsBefore = udpSocketCounters(server.port).drops;
   const attack = beside && (await beside());
+  // From here: the attacker's start-up, Parley idle meanwhile, is no part of the phase's CPU.
+  const meter = new CpuMeter(() => server.pids());
+  const started = Date.now();
+  const parleyWaitBefore = runQueueWaitMs(pid);
   const sipp = await SippProcess.start(options);
-  const [result, attacker] = await Promise.all([sipp.done, attack?.done]);
-  const cpu = meter.stop();
+  // sipp's, read while it runs: its /proc entry goes with it.
+  let sippWait: number | undefined;
+  const waitTimer = setInterval(() => (sippWait = runQueueWaitMs(sipp.pid) ?? sippWait), 200);
+  // CPU used and waited for are read over the traffic's SECONDS, not over the wait for late answers after them.
+  const traffic = Promise.race([sipp.done.catch(() => undefined), sleep(SECONDS * 1000)]).then(() => {
+    const seconds = (Date.now() - started) / 1000;
+    const parleyWaitAfter = runQueueWaitMs(pid);
+    return {
+      cpu: meter.stop(),
+      parleyWaitMs: parleyWaitBefore === undefined || parleyWaitAfter === undefined ? undefined : (parleyWaitAfter - parleyWaitBefore) / seconds,
+      sippWaitMs: sippWait === undefined ? undefined : sippWait / seconds,
+      cpuPressure: cpuPressure(),
+    };
+  });
+  const [result, attacker, used] = await Promise.all([sipp.done, attack?.done, traffic]);
   clearInterval(rssTimer);
+  clearInterval(waitTimer);
   const rtts = result.rtts.map((r) => r.ms);
   return {
     name, calls, successful: result.stats?.successful ?? 0, p50: percentile(rtts, 50), p99: percentile(rtts, 99), rssMiB,
     udpDrops: Math.max(0, udpSocketCounters(server.port).drops - dropsBefore),
-    exited: residentBytes(pid) === undefined, cpu, attacker,
+    exited: residentBytes(pid) === undefined, ...used, attacker,
   };
 }
 
@@ -143,11 +189,16 @@ function attacker(server: Server, s2sPort: number): Beside {
 }
 
 function report(phases: Phase[], loadBefore: number[]): string {
-  const rows = [['phase', 'legitimate MESSAGEs', 'succeeded', 'p50 ms', 'p99 ms', 'Parley peak RSS MiB', 'Parley CPU', 'Parley UDP drops']];
+  const rows = [[
+    'phase', 'legitimate MESSAGEs', 'succeeded', 'p50 ms', 'p99 ms', 'Parley peak RSS MiB', 'Parley CPU', 'Parley UDP drops',
+    'Parley waiting for a CPU ms/s', 'sipp waiting for a CPU ms/s', 'CPU pressure',
+  ]];
+  const known = (value: number | undefined, unit = '') => (value === undefined ? 'n/a' : `${value.toFixed(0)}${unit}`);
   for (const p of phases) {
     rows.push([
       p.name, String(p.calls), `${((100 * p.successful) / p.calls).toFixed(2)} %`, String(p.p50), String(p.p99),
       p.exited ? `${p.rssMiB.toFixed(0)} (then Parley EXITED)` : p.rssMiB.toFixed(0), p.cpu.toFixed(2), String(p.udpDrops),
+      known(p.parleyWaitMs), known(p.sippWaitMs), known(p.cpuPressure, ' %'),
     ]);
   }
   const attacked = phases.find((p) => p.attacker);
@@ -166,6 +217,9 @@ attacker (bench/attacker.ts, one process, the same cores): ${args['malformed-rat
   ${args['register-rate']} REGISTER/s for random users from 127.0.0.4, ${args.slowloris} slowloris TCP connections from
   127.0.0.10-19, garbage s2s streams from 127.0.0.5
 ${table(rows)}
+waiting for a CPU: runnable but not running (/proc/PID/schedstat; Parley's event-loop thread, the sending sipp); CPU
+pressure: share of the last 10 s some task waited for a CPU. Where these are high, so is every response time, attacked
+or not: the tail is then the machine's (other processes, the attacker itself on the same cores), not Parley's work.
 
 attacker's account: ${JSON.stringify(attacked?.attacker ?? {})}
 goals: ${verdict}`;

@@ -329,7 +329,8 @@ export function parseVia(value: string): Via {
  * it stands instead of parsing the Via: what a response is matched to its client transaction on
  * (RFC 3261 §17.1.3), for every response Parley gets. Parameter names are told apart ignoring case
  * and blanks, as parseVia does; a Via holding a quoted string is left to parseVia. Undefined when
- * the first Via has no branch, or is no Via parseVia reads.
+ * the first Via has no branch; a HeaderError when its branch has characters parseVia refuses (none
+ * at all, or any no parameter value may hold), as parseVia's own when it reads the Via.
  */
 export function topViaBranch(value: string): string | undefined {
   for (let i = 0; i < value.length; i++) {
@@ -343,8 +344,11 @@ export function topViaBranch(value: string): string | undefined {
     if (value.charCodeAt(start) !== EQUALS) continue;
     start = skipBlanks(value, start + 1);
     let end = start;
-    for (let v = value.charCodeAt(end); end < value.length && !endsParamValue(v) && v !== COMMA; v = value.charCodeAt(++end));
-    return end > start ? value.slice(start, end) : undefined;
+    for (let v = value.charCodeAt(end); end < value.length && !endsParamValue(v) && v !== COMMA; v = value.charCodeAt(++end)) {
+      if (v >= 128 || !(CHAR_CLASSES[v]! & PARAM_VALUE_CHAR)) throw new HeaderError(`bad Via branch "${value.slice(start)}"`);
+    }
+    if (end === start) throw new HeaderError('bad Via branch: empty');
+    return value.slice(start, end);
   }
   return undefined;
 }
@@ -353,11 +357,7 @@ const BRANCH = 'branch';
 const COMMA = 44;
 
 function parsedBranch(value: string): string | undefined {
-  try {
-    return parseVia(splitList(value)[0]!).branch;
-  } catch {
-    return undefined;
-  }
+  return parseVia(splitList(value)[0]!).branch;
 }
 
 /** An IPv4 or IPv6 address, the latter with or without brackets (RFC 3261 and RFC 5118 §4.5 spell it both ways). */

@@ -91,16 +91,11 @@ export class SipStack extends EventEmitter {
   /** Requests being handled, and answered ones kept through Timer J: apart, so either is bounded on its own. */
   private readonly inProgress = new Map<string, ServerTransaction>();
   private readonly answered: AnsweredTransactions;
-  /** Whether a sweep of answered transactions is scheduled: one timer for all of them, not one each. */
-  private sweeping = false;
   private readonly client = new Map<string, ClientTransaction>();
   private readonly sentByOf = new Map<Protocol, string>();
   /** The Server header line of every 2xx Parley sends, made once. */
   private readonly serverLine: string;
-  readonly stats: StackStats = {
-    requestsIn: 0, responsesOut: 0, requestsOut: 0, retransmissionsAbsorbed: 0, answeredStatelessly: 0, malformed: 0,
-    serverTransactions: 0, clientTransactions: 0, overloaded: 0,
-  };
+  readonly stats: StackStats;
 
   constructor(
     readonly transports: TransportLayer,
@@ -109,7 +104,16 @@ export class SipStack extends EventEmitter {
   ) {
     super();
     // Timer J: answered requests' retransmissions are absorbed for 64·T1 on unreliable transports.
-    this.answered = new AnsweredTransactions(timers.clock, 64 * options.t1, options.maxTransactions);
+    const answered = (this.answered = new AnsweredTransactions(timers, 64 * options.t1, options.t1, options.maxTransactions));
+    const inProgress = this.inProgress;
+    this.stats = {
+      requestsIn: 0, responsesOut: 0, requestsOut: 0, retransmissionsAbsorbed: 0, answeredStatelessly: 0, malformed: 0,
+      // Counted when read: answered ones are let go on the answered set's own timer.
+      get serverTransactions() {
+        return inProgress.size + answered.size;
+      },
+      clientTransactions: 0, overloaded: 0,
+    };
     this.serverLine = headerLine('server', options.userAgent);
     transports.on('message', (message, source) => {
       if (message.isRequest) this.onRequest(message, source);
@@ -174,8 +178,8 @@ export class SipStack extends EventEmitter {
     // Kept as in progress only when not answered while handed over: nothing else runs meanwhile, so a
     // request answered at once, as most are, goes straight to the answered ones.
     if (transaction.replied) return;
+    transaction.kept = true;
     this.inProgress.set(transaction.key, transaction);
-    this.countTransactions();
   }
 
   /** Sends a server transaction's response; a final one ends it (RFC 3261 §17.2.2). For ServerTransaction only. */
@@ -183,34 +187,12 @@ export class SipStack extends EventEmitter {
     this.stats.responsesOut++;
     this.transmit(bytes, transaction.responseTarget);
     if (!transaction.replied) return;
-    // A request answered while it is handed over was never kept in progress.
-    if (this.inProgress.size > 0) this.inProgress.delete(transaction.key);
+    // A request answered while it is handed over was never kept in progress, nor its key written.
+    if (transaction.kept) this.inProgress.delete(transaction.key);
     if (transaction.stateless) this.stats.answeredStatelessly++;
     // Timer J: 64·T1 on unreliable transports, none on reliable ones.
-    else if (!RELIABLE[transaction.source.proto]) {
-      // Only the response is kept: the request goes with the transaction, now answered.
-      this.answered.add(transaction.key, bytes, transaction.responseTarget);
-      if (!this.sweeping) {
-        this.sweeping = true;
-        this.timers.schedule(64 * this.options.t1, this.sweepAnswered);
-      }
-    }
-    this.countTransactions();
-  }
-
-  /**
-   * Lets go of the answered transactions whose Timer J has fired, and looks again every T1 while any
-   * is kept: each goes at most T1 past its 64·T1. One timer for all of them, not one each.
-   */
-  private readonly sweepAnswered = (): void => {
-    this.answered.expire();
-    this.countTransactions();
-    this.sweeping = this.answered.size > 0;
-    if (this.sweeping) this.timers.schedule(this.options.t1, this.sweepAnswered);
-  };
-
-  private countTransactions(): void {
-    this.stats.serverTransactions = this.inProgress.size + this.answered.size;
+    // Only the response is kept: the request goes with the transaction, now answered.
+    else if (!RELIABLE[transaction.source.proto]) this.answered.add(transaction.key, bytes, transaction.responseTarget);
   }
 
   /** The wire form of the response a server transaction's reply() sends: a Server header on a 2xx, then what `options` adds. */
@@ -254,10 +236,20 @@ export class SipStack extends EventEmitter {
     if (this.listenerCount('error') > 0) this.emit('error', error);
   };
 
-  /** A response ends the client transaction its top Via's branch and its CSeq method name (RFC 3261 §17.1.3); nothing else of it is read here. */
+  /**
+   * A response ends the client transaction its top Via's branch and its CSeq method name (RFC 3261
+   * §17.1.3); nothing else of it is read here. One whose top Via's branch is malformed is dropped, as
+   * malformed, whatever its status.
+   */
   private onResponse(response: SipMessage): void {
+    let branch: string | undefined;
+    try {
+      branch = topViaBranch(response.get('via')!);
+    } catch {
+      this.stats.malformed++;
+      return;
+    }
     if (response.status < 200) return;
-    const branch = topViaBranch(response.get('via')!);
     const transaction = branch === undefined ? undefined : this.client.get(branch);
     if (!transaction || response.cseq.method !== transaction.message.method) return;
     transaction.complete(response);
@@ -372,6 +364,8 @@ class ServerTransaction implements IncomingRequest {
   replied = false;
   /** Answered with the stateless option: the stack keeps nothing once the answer is sent. */
   stateless = false;
+  /** Kept in progress by the stack: not answered while it was handed over. */
+  kept = false;
 
   constructor(
     private readonly stack: SipStack,

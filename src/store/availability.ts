@@ -6,12 +6,13 @@
 import type { Logger } from 'pino';
 import type { CompiledQuery, DatabaseConnection, Dialect, Driver, QueryResult, TransactionSettings } from 'kysely';
 import { StoreError, type StoreDriver, type StoreOutage } from './types.js';
+import { WRITER_LOST } from './sqlite-writer.js';
 
 /**
  * better-sqlite3 codes of a store unavailable for now (locked by another connection, disk full or
  * failing), and the writer thread's while it is started again (sqlite-writer.ts).
  */
-const SQLITE_UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|PROTOCOL|WRITER_LOST)/;
+const SQLITE_UNAVAILABLE = new RegExp(`^(SQLITE_(BUSY|LOCKED|FULL|IOERR|PROTOCOL)|${WRITER_LOST})`);
 /** Node socket errors while reaching the PostgreSQL server. */
 const NETWORK_UNAVAILABLE = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|EHOSTDOWN|EAI_AGAIN)$/;
 /**

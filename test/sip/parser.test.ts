@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatNameAddr, parseNameAddr, parseVia, quote, splitList, topViaBranch, unquote } from '../../src/sip/headers.js';
+import { HeaderError, formatNameAddr, parseNameAddr, parseVia, quote, splitList, topViaBranch, unquote } from '../../src/sip/headers.js';
 import { SipMessage, createResponse } from '../../src/sip/message.js';
 import { canAnswer, findHeadEnd, parseMessage } from '../../src/sip/parser.js';
 import { parseError } from './expect-refusal.js';
@@ -587,7 +587,6 @@ describe('topViaBranch', () => {
     ['SIP/2.0/UDP h.example.com;rport, SIP/2.0/UDP g.example.com;branch=z9hG4bKbelow', undefined],
     ['SIP/2.0/UDP h.example.com;branchx=z9hG4bKnot;branch=z9hG4bKyes', 'z9hG4bKyes'],
     ['SIP/2.0/UDP h.example.com;x="a;branch=z9hG4bKquoted";branch=z9hG4bKreal', 'z9hG4bKreal'],
-    ['SIP/2.0/UDP h.example.com;branch=', undefined],
     ['SIP/2.0/UDP h.example.com', undefined],
   ];
   for (const [via, branch] of CASES) {
@@ -595,6 +594,19 @@ describe('topViaBranch', () => {
       assert.equal(topViaBranch(via), branch);
       // What parseVia reads of the first Via, where it reads one.
       if (branch !== undefined) assert.equal(parseVia(splitList(via)[0]!).branch, branch);
+    });
+  }
+  for (const via of [
+    'SIP/2.0/UDP h.example.com;branch=',
+    'SIP/2.0/UDP h.example.com;branch= ;rport',
+    'SIP/2.0/UDP h.example.com;branch=z9hG4bK<abc>',
+    'SIP/2.0/UDP h.example.com;branch=z9hG4bK\u00e9t\u00e9;rport',
+    'SIP/2.0/UDP h.example.com;branch=z9hG4bK"x";rport',
+    'SIP/2.0/UDP h.example.com;x="q";branch=z9hG4bK{}',
+  ]) {
+    it(`refuses the malformed branch of ${via}, as parseVia does`, () => {
+      assert.throws(() => topViaBranch(via), HeaderError);
+      assert.throws(() => parseVia(splitList(via)[0]!), HeaderError);
     });
   }
 });

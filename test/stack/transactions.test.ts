@@ -352,3 +352,18 @@ test('a response to another method or another branch leaves the client transacti
   clock.advance(64 * 500 + 10, timers);
   assert.equal((await result).status, 408);
 });
+
+test('a response whose top Via has a malformed branch is dropped as malformed, and its client transaction waits on', async () => {
+  const { clock, timers, transport, stack } = setup();
+  const request = stack.createRequest({ method: 'MESSAGE', uri: 'sip:x@127.0.0.2:5070', from: '<sip:a@localhost>', to: '<sip:x@localhost>', callId: 'bad-branch' });
+  const result = stack.request(request, peer);
+  const sent = transport.sent[0]!.message;
+  const rest = [`From: ${sent.get('from')}`, 'To: <sip:x@localhost>;tag=2', 'Call-ID: bad-branch', 'CSeq: 1 MESSAGE'];
+  for (const branch of ['{branch}<', '{branch}\u00e9', '', '"{branch}']) {
+    transport.emit('message', responseTo(sent, [`Via: SIP/2.0/UDP 127.0.0.1:5060;rport=5060;branch=${branch}`, ...rest]), peer);
+  }
+  assert.equal(stack.stats.malformed, 4);
+  transport.emit('message', responseTo(sent, [`Via: ${sent.get('via')}`, ...rest]), peer);
+  clock.advance(64 * 500 + 10, timers);
+  assert.equal((await result).status, 200, 'the well-formed answer, not one of those dropped');
+});

@@ -321,9 +321,13 @@ export class TransportLayer extends EventEmitter {
   private onDatagram(data: Buffer, rinfo: RemoteInfo, socket: UdpSocket): void {
     if (isKeepalive(data)) return;
     if (isStun(data)) return this.answerStun(data, rinfo, socket);
+    // Before parsing: a flood costs one Map lookup per datagram, and nothing is made for it but,
+    // once a second, its answer (not even its source, nor a closure to parse it).
+    if (this.overRate(rinfo.address)) {
+      if (this.tellsOverRate(rinfo.address, 'udp')) this.answerOverRate(() => parseMessage(data), { proto: 'udp', host: rinfo.address, port: rinfo.port });
+      return;
+    }
     const source: Peer = { proto: 'udp', host: rinfo.address, port: rinfo.port };
-    // Before parsing: a flood costs one Map lookup per datagram.
-    if (this.overRate(rinfo.address)) return this.refuseOverRate(() => parseMessage(data), source);
     if (data.length > this.options.maxMessageSize) {
       this.emit('malformed', new SipParseError('Message Too Large', undefined, 513), source);
       return;
@@ -406,10 +410,19 @@ export class TransportLayer extends EventEmitter {
 
   /** A message from a source over its rate: counted, and a request answered 503 unless the action is to drop. */
   private refuseOverRate(read: () => SipMessage, source: Peer): void {
-    this.refuse('rate', source.host);
-    if (this.options.rate?.action !== 'reply') return;
+    if (this.tellsOverRate(source.host, source.proto)) this.answerOverRate(read, source);
+  }
+
+  /** Counts a message over the rate, and tells whether its sender is to be answered. */
+  private tellsOverRate(host: string, proto: Protocol): boolean {
+    this.refuse('rate', host);
+    if (this.options.rate?.action !== 'reply') return false;
     // Over UDP one answer a second: a flood costs no parse and no send, and a forged source gets no reflection.
-    if (source.proto === 'udp' && !this.rate!.mayTell(source.host)) return;
+    return proto !== 'udp' || this.rate!.mayTell(host);
+  }
+
+  /** Answers 503 to the message over the rate, when it is a request and parses. */
+  private answerOverRate(read: () => SipMessage, source: Peer): void {
     let message: SipMessage;
     try {
       message = read();
