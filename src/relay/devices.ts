@@ -227,6 +227,7 @@ export class DeviceDelivery {
   async storeUnreached(aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, device: string, sendingSince: number): Promise<DeliveryOutcome> {
     const marks = new StoringMarks(this.storing, aor);
     marks.mark(device);
+    if (this.successors.size > 0) this.answered(aor, device, false);
     try {
       const id = await this.store.add(record, [...this.followMoves(aor, [device])], priorityOf(message), this.options.maxPerUser);
       marks.release();
@@ -235,7 +236,7 @@ export class DeviceDelivery {
       this.stats.pending++;
       this.log.debug({ aor, id, device }, 'message stored for the device that was not reached');
       if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, this.rememberedOf.get(aor) ?? []);
-      else this.backlogged.add(queueOf(aor, device));
+      else if (!this.takenOver(aor, device)) this.backlogged.add(queueOf(aor, device));
       return ACCEPTED;
     } finally {
       marks.release();
@@ -292,12 +293,12 @@ export class DeviceDelivery {
       const client = clientOf(binding.contact, binding.userAgent);
       const alike = client === undefined ? [] : remembered.filter((d) => known.has(d.device) && !isInstanceDevice(d.device) && clientOf(d.contact, d.userAgent) === client);
       const was = alike.filter((d) => !registered.has(d.device)).map((d) => d.device);
-      // A device like it still registered may be another one: it is taken for this one only once it
-      // fails to take what is sent to it, or stops refreshing its binding.
-      for (const d of alike) {
-        if (registered.has(d.device)) this.noteSuccessor(aor, d.device, device, binding.updatedAt, current);
+      if (was.length === 0) {
+        // A device like it still registered may be another one: it is taken for this one only once it
+        // fails to take what is sent to it, or stops refreshing its binding.
+        for (const d of alike) this.noteSuccessor(aor, d.device, device, binding.updatedAt, current);
+        continue;
       }
-      if (was.length === 0) continue;
       await this.takeOverFrom(aor, was, device);
       for (const old of was) known.delete(old);
       known.add(device);
@@ -382,14 +383,14 @@ export class DeviceDelivery {
   }
 
   /**
-   * `device` of `aor` answered a request it was sent with `status`: noted as maybe the same device as
-   * one that registered since from a new address (successors), it is another when it answered, and
-   * that one when it was not reached: that one takes over what it had waiting.
+   * `device` of `aor` answered a request it was sent, or was not `reached` (408, 480, 503, 504): noted
+   * as maybe the same device as one that registered since from a new address (successors), it is
+   * another when it answered, and that one when it was not reached: that one takes over what it had waiting.
    */
-  private answered(aor: string, device: string, status: number): void {
+  private answered(aor: string, device: string, reached: boolean): void {
     const successor = this.successors.get(aor)?.get(device);
     if (!successor || successor.settling) return;
-    if (!UNREACHABLE.has(status)) this.forgetSuccessor(aor, device);
+    if (reached) this.forgetSuccessor(aor, device);
     else this.succeed(aor, device, successor, this.registrar.lookup(aor).filter((b) => deviceKey(b) === device));
   }
 
@@ -525,7 +526,7 @@ export class DeviceDelivery {
       const answers = new Map<string, SipMessage>();
       let decided = false;
       const sending = new Map(now.map(([device, flows]) => [device, this.send(message, flows).then((response) => {
-        if (this.successors.size > 0) this.answered(aor, device, response.status);
+        if (this.successors.size > 0) this.answered(aor, device, !UNREACHABLE.has(response.status));
         if (decided) return response;
         answers.set(device, response);
         // Not taken: from now on no later message overtakes it to this device.
@@ -858,7 +859,7 @@ export class DeviceDelivery {
     let took = false;
     try {
       const response = await this.send(message, flows);
-      if (this.successors.size > 0) this.answered(aor, device, response.status);
+      if (this.successors.size > 0) this.answered(aor, device, !UNREACHABLE.has(response.status));
       if (UNREACHABLE.has(response.status)) {
         if (!this.takenOver(aor, device)) this.backlogged.add(queueOf(aor, device));
       } else {

@@ -36,7 +36,8 @@ test('a device without +sip.instance asleep while the other took a message gets 
   const both = [phone, laptop].map((ua) => ua.waitForRequest((m) => m.body.toString() === 'to both'));
   assert.equal((await sender.message(aor, 'to both')).status, 200);
   await Promise.all(both);
-  assert.deepEqual(await s.server.store.deliveries.pendingCounts(user), [], 'taken by both: nothing stored');
+  // The laptop, a client like the phone from a new port, got its first message once the phone took it too (another device).
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'taken by both: nothing kept');
 
   assert.equal((await phone.register(0)).status, 200);
   const toLaptop = laptop.waitForRequest((m) => m.body.toString() === 'while the phone slept');
