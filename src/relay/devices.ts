@@ -130,6 +130,12 @@ export class DeviceDelivery {
    * one goes before them should it be taken over (see succeed).
    */
   private readonly successors = new Map<string, Map<string, Successor>>();
+  /**
+   * The AORs whose messages kept for whichever device registers (the offline store's, from before
+   * devices were remembered) are being delivered, with that delivery: their devices' queues wait for
+   * it, as what waits in them came later.
+   */
+  private readonly storedFirst = new Map<string, Promise<void>>();
   /** Counts the sweeps of forgotten devices (forgetStale). */
   private sweeps = 0;
   /**
@@ -724,12 +730,13 @@ export class DeviceDelivery {
 
   /**
    * Whether a message for this device goes through its queue: one is being drained, older messages
-   * wait, or are being stored, or it may be a device that still looks alive at its old address (isHeld).
+   * wait, or are being stored, or it may be a device that still looks alive at its old address
+   * (isHeld), or its user's messages from before devices were remembered are being delivered (storedFirst).
    */
   private isQueued(aor: string, device: string): boolean {
-    if (this.draining.size === 0 && this.backlogged.size === 0 && this.storing.size === 0 && this.successors.size === 0) return false;
+    if (this.draining.size === 0 && this.backlogged.size === 0 && this.storing.size === 0 && this.successors.size === 0 && this.storedFirst.size === 0) return false;
     const queue = queueOf(aor, device);
-    return this.draining.has(queue) || this.backlogged.has(queue) || this.storing.has(queue) || this.isHeld(aor, device);
+    return this.draining.has(queue) || this.backlogged.has(queue) || this.storing.has(queue) || this.isHeld(aor, device) || this.storedFirst.has(aor);
   }
 
   /** Has the device's queue deliver what was just stored for it, when it is queued; false when it is not. */
@@ -796,19 +803,35 @@ export class DeviceDelivery {
 
   /**
    * Delivers what each registered device of `aor` has still to take; called when the AOR registered.
-   * Only a device that may have deliveries waiting costs a store read.
+   * Only a device that may have deliveries waiting costs a store read. `storedBefore`: the delivery
+   * of the AOR's messages kept for whichever device registers (older than any kept per device), which
+   * the devices' queues wait for.
    */
-  deliverPending(aor: string): void {
+  deliverPending(aor: string, storedBefore?: Promise<void>): void {
     this.devicesChanged(aor);
     const bindings = this.registrar.lookup(aor);
     if (bindings.length === 0) return;
     this.deviceUsers.set(aor, this.sweeps);
     const noted = this.successors.get(aor);
     if (noted) this.settleSuccessors(aor, noted, bindings);
-    for (const flows of this.registrar.flowsByDevice(bindings)) {
+    if (storedBefore) {
+      this.storedFirst.set(aor, storedBefore);
+      void storedBefore.then(() => {
+        if (this.storedFirst.get(aor) !== storedBefore) return;
+        this.storedFirst.delete(aor);
+        this.drainRegistered(aor, this.registrar.flowsByDevice(this.registrar.lookup(aor)));
+      });
+    }
+    const devices = this.registrar.flowsByDevice(bindings);
+    // Registered again itself: it is no longer the one it was recognised as.
+    if (this.movedTo.size > 0) for (const flows of devices) this.movedTo.delete(queueOf(aor, deviceKey(flows[0]!.binding)));
+    this.drainRegistered(aor, devices);
+  }
+
+  /** Drains the queue of each of `devices` of `aor` (their flows) that may have deliveries waiting. */
+  private drainRegistered(aor: string, devices: Flow[][]): void {
+    for (const flows of devices) {
       const device = deviceKey(flows[0]!.binding);
-      // Registered again itself: it is no longer the one it was recognised as.
-      if (this.movedTo.size > 0) this.movedTo.delete(queueOf(aor, device));
       if (this.isQueued(aor, device) || this.store.mayHaveWaiting(aor, device)) void this.drain(aor, device);
     }
   }
@@ -912,8 +935,9 @@ export class DeviceDelivery {
   private async drain(aor: string, device: string): Promise<void> {
     const queue = queueOf(aor, device);
     if (this.draining.has(queue)) return;
-    if (this.successors.size > 0 && this.isHeld(aor, device)) {
-      // Gone on once it is known whether it is the device at its old address (forgetSuccessor).
+    if ((this.successors.size > 0 && this.isHeld(aor, device)) || this.storedFirst.has(aor)) {
+      // Gone on once it is known whether it is the device at its old address (forgetSuccessor), or
+      // its user's older messages are delivered (deliverPending).
       this.backlogged.add(queue);
       return;
     }
