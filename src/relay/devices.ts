@@ -1091,13 +1091,16 @@ class StoringMarks {
 
 /**
  * What tells a client apart from the user's other devices without +sip.instance, the port left out:
- * its User-Agent, and its contact's scheme, user, host and transport. Undefined for a contact that
- * is no URI.
+ * its User-Agent, and its contact's scheme, user, host and transport. A web client over a WebSocket
+ * makes up its contact's user and a `.invalid` host each time it starts (RFC 7118 §5): they tell
+ * nothing, only its User-Agent does. Undefined for a contact that is no URI.
  */
 function clientOf(contact: string, userAgent: string | undefined): string | undefined {
   try {
     const uri = parseUri(contact);
-    return [userAgent ?? '', uri.scheme, uri.user, uri.host, uri.params.get('transport')?.toLowerCase() ?? 'udp'].join('\n');
+    const transport = uri.params.get('transport')?.toLowerCase() ?? 'udp';
+    const madeUp = (transport === 'ws' || transport === 'wss') && uri.host.toLowerCase().endsWith('.invalid');
+    return [userAgent ?? '', uri.scheme, madeUp ? '' : uri.user, madeUp ? '.invalid' : uri.host, transport].join('\n');
   } catch {
     return undefined;
   }

@@ -10,7 +10,7 @@ import { StreamUA } from '../support/stream-ua.js';
 import { udpAgents, type TestUA } from '../support/ua.js';
 import { eventually } from '../support/eventually.js';
 import { rpc } from '../admin/client.js';
-import { createResponse, type SipMessage } from '../../src/sip/index.js';
+import { createResponse, randomToken, type SipMessage } from '../../src/sip/index.js';
 
 let s: TestServer;
 const udpAgent = udpAgents();
@@ -260,4 +260,49 @@ test('a UDP client whose old port answers a message while a client like it that 
   await secondToBack;
   await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what it took recorded');
   assert.deepEqual(bodies(back), ['second'], 'the first one, taken at the old port, not again');
+});
+
+/** A web client over a WebSocket for `user`, with a contact of a made-up user and `.invalid` host, as a browser SIP library draws each time it starts. */
+async function webClient(user: string, userAgent: string) {
+  const ua = await StreamUA.connect({ proto: 'ws', user, server: s.ws! });
+  closers.push(() => ua.close());
+  const contact = `sip:${randomToken(8)}@${ua.viaHost};transport=ws`;
+  const register = (): Promise<SipMessage> =>
+    ua.send(ua.build('REGISTER', 'sip:localhost', {
+      to: `<${ua.aor}>`,
+      headers: [{ name: 'contact', value: `<${contact}>` }, { name: 'expires', value: '600' }, { name: 'user-agent', value: userAgent }],
+    }));
+  const messages = () => ua.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString());
+  return { ua, contact, register, messages };
+}
+
+test('a web client over a WebSocket without +sip.instance, reloaded (a new made-up contact on a new connection) after its connection closed, is the one it was: it gets what came meanwhile, in order, and leaves no ghost', async () => {
+  const user = 'wanda@localhost';
+  const JSSIP = 'JsSIP 3.10.1';
+  const laptop = await udpAgent('wanda', s.udp);
+  const sender = await udpAgent('vic', s.udp);
+  assert.equal((await registerUdp(laptop, MICROSIP, 3600)).status, 200);
+  const tab = await webClient('wanda', JSSIP);
+  assert.equal((await tab.register()).status, 200);
+  const first = tab.ua.waitForRequest((m) => m.body.toString() === 'before the reload');
+  assert.equal((await sender.message(`sip:${user}`, 'before the reload')).status, 200);
+  await first;
+
+  const binding = s.server.registrar.lookup(user).find((b) => b.contact === tab.contact)!;
+  tab.ua.close();
+  await eventually(() => !s.server.transports.isConnected(binding.connectionId!), 'the connection seen closed');
+  for (const body of ['during the reload 1', 'during the reload 2']) assert.equal((await sender.message(`sip:${user}`, body)).status, 200, 'the laptop took it');
+
+  // Another web client of the user is not that tab.
+  const other = await webClient('wanda', 'SIP.js/0.21.2');
+  assert.equal((await other.register()).status, 200);
+  const reloaded = await webClient('wanda', JSSIP);
+  const backlog = reloaded.ua.waitForRequest((m) => m.body.toString() === 'during the reload 2');
+  assert.equal((await reloaded.register()).status, 200);
+  await backlog;
+  assert.deepEqual(reloaded.messages(), ['during the reload 1', 'during the reload 2']);
+  assert.deepEqual(other.messages(), []);
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what it took recorded');
+  const devices = (await devicesOf(user)).map((d) => d.device).sort();
+  assert.deepEqual(devices, [address(laptop), other.contact.replace(/;.*/, ''), reloaded.contact.replace(/;.*/, '')].sort(), 'no ghost of the tab');
 });
