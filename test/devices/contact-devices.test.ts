@@ -131,7 +131,8 @@ test('messages stored before (one row for the user) reach a device before what w
   await eventually(() => messages(phone).length === 6 || undefined, 'every message delivered');
   assert.deepEqual(messages(phone), ['before 1', 'before 2', 'before 3', 'kept 1', 'kept 2', 'kept 3']);
   const live = phone.waitForRequest((m) => m.body.toString() === 'live');
-  assert.equal((await sender.message(`sip:${user}`, 'live')).status, 200);
+  // Taken at once, or (its queue still recording what it took) through its queue.
+  assert.ok([200, 202].includes((await sender.message(`sip:${user}`, 'live')).status));
   await live;
   assert.deepEqual(messages(phone).slice(6), ['live']);
 });
