@@ -209,10 +209,26 @@ export class Registrar extends EventEmitter {
     }
   }
 
+  /** Drops `dropped` from the AOR's bindings (a device found to be one that registered since from a new address), after the REGISTERs under way; one refreshed since stays. */
+  drop(aor: string, dropped: readonly Binding[]): Promise<void> {
+    return this.serialise(aor, async () => {
+      const bindings = this.table.get(aor);
+      if (!bindings?.some((b) => dropped.includes(b))) return;
+      const kept = bindings.filter((b) => !dropped.includes(b));
+      await this.store.replace(aor, kept, true);
+      this.stored(aor, kept);
+    });
+  }
+
   handle(request: IncomingRequest, aor: string): Promise<void> {
+    return this.serialise(aor, () => this.process(request, aor));
+  }
+
+  /** Runs `work` on the AOR's bindings once what was asked for them before ended. */
+  private serialise(aor: string, work: () => Promise<void>): Promise<void> {
     const previous = this.queues.get(aor);
     // Nothing queued for the AOR, as nearly always: no hop through a resolved promise first.
-    const next = previous ? previous.then(() => this.process(request, aor)) : this.process(request, aor);
+    const next = previous ? previous.then(work) : work();
     // Whatever the outcome, the next REGISTER of the AOR may go; the last one settled leaves no entry.
     const settled: Promise<void> = next.then(
       () => this.dequeue(aor, settled),

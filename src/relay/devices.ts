@@ -89,11 +89,16 @@ export class DeviceDelivery {
   readonly stats: DeviceDeliveryStats = { stored: 0, delivered: 0, pending: 0 };
   /**
    * Devices whose queue is being delivered, "aor\ndevice": a new message for one of them joins its
-   * queue instead of overtaking it; `more` tells the drain to read again once it reached the end.
+   * queue instead of overtaking it; `more` tells the drain to read again once it reached the end;
+   * `taken`, the messages of its page the device took, whose rows are not removed yet.
    */
-  private readonly draining = new Map<string, { more: boolean }>();
-  /** Deliveries sent now to a registered device, "id\ndevice": a queue being drained leaves them to that send. */
-  private readonly inFlight = new Set<string>();
+  private readonly draining = new Map<string, { more: boolean; taken: number[] }>();
+  /**
+   * Deliveries sent now to a registered device, "id\ndevice": a queue being drained leaves them to
+   * that send. A device taken over (recognise) hands its legs on to the one it became, under that
+   * one's key too: that one's queue waits for their answers (see InFlightLeg).
+   */
+  private readonly inFlight = new Map<string, InFlightLeg>();
   /**
    * Devices known to have older deliveries waiting ("aor\ndevice": a send to them failed, their
    * queue was not drained to its end, or they had some when Parley started): a new message goes
@@ -117,11 +122,20 @@ export class DeviceDelivery {
    */
   private readonly movedTo = new Map<string, string>();
   /**
-   * Devices ("aor\ndevice") still registered when a device like them (recognise) registered from a
-   * new address, with that device and when: should their bindings expire unrefreshed since, they
-   * were it (a client over UDP that came back on a new port without unregistering), see bindingsExpired.
+   * Of each AOR, the devices still registered when a device like them (recognise) registered from a
+   * new address, with that device and when. Until each is known to be another device (it answers
+   * what is sent to it, registers again or unregisters) or that device (a send to it fails, or its
+   * bindings expire unrefreshed: a client over UDP that came back on a new port without
+   * unregistering), the new device's messages wait in its queue (isHeld): what waited for the old
+   * one goes before them should it be taken over (see succeed).
    */
-  private readonly maybeNow = new Map<string, { device: string; since: number }>();
+  private readonly successors = new Map<string, Map<string, Successor>>();
+  /**
+   * The AORs whose messages kept for whichever device registers (the offline store's, from before
+   * devices were remembered) are being delivered, with that delivery: their devices' queues wait for
+   * it, as what waits in them came later.
+   */
+  private readonly storedFirst = new Map<string, Promise<void>>();
   /** Counts the sweeps of forgotten devices (forgetStale). */
   private sweeps = 0;
   /**
@@ -219,6 +233,7 @@ export class DeviceDelivery {
   async storeUnreached(aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, device: string, sendingSince: number): Promise<DeliveryOutcome> {
     const marks = new StoringMarks(this.storing, aor);
     marks.mark(device);
+    if (this.successors.size > 0) this.answered(aor, device, false);
     try {
       const id = await this.store.add(record, [...this.followMoves(aor, [device])], priorityOf(message), this.options.maxPerUser);
       marks.release();
@@ -227,7 +242,7 @@ export class DeviceDelivery {
       this.stats.pending++;
       this.log.debug({ aor, id, device }, 'message stored for the device that was not reached');
       if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, this.rememberedOf.get(aor) ?? []);
-      else this.backlogged.add(queueOf(aor, device));
+      else if (!this.takenOver(aor, device)) this.backlogged.add(queueOf(aor, device));
       return ACCEPTED;
     } finally {
       marks.release();
@@ -284,23 +299,14 @@ export class DeviceDelivery {
       const client = clientOf(binding.contact, binding.userAgent);
       const alike = client === undefined ? [] : remembered.filter((d) => known.has(d.device) && !isInstanceDevice(d.device) && clientOf(d.contact, d.userAgent) === client);
       const was = alike.filter((d) => !registered.has(d.device)).map((d) => d.device);
-      // A device like it still registered may be another one: it is taken for this one only once it
-      // stops refreshing its binding.
-      for (const d of alike) {
-        if (!registered.has(d.device)) continue;
-        if (this.maybeNow.size >= MAX_CACHED_USERS) this.maybeNow.clear();
-        this.maybeNow.set(queueOf(aor, d.device), { device, since: binding.updatedAt });
+      if (was.length === 0) {
+        // A device like it still registered may be another one: it is taken for this one only once it
+        // fails to take what is sent to it, or stops refreshing its binding.
+        for (const d of alike) this.noteSuccessor(aor, d.device, device, binding.updatedAt, current);
+        continue;
       }
-      if (was.length === 0) continue;
-      this.devicesChanged(aor);
-      await this.store.takeOver(aor, device, was).finally(() => this.devicesChanged(aor));
-      this.movedTo.delete(queueOf(aor, device));
-      if (this.movedTo.size >= MAX_CACHED_USERS) this.movedTo.clear();
-      for (const old of was) {
-        known.delete(old);
-        this.movedTo.set(queueOf(aor, old), device);
-        if (this.backlogged.delete(queueOf(aor, old))) this.backlogged.add(queueOf(aor, device));
-      }
+      await this.takeOverFrom(aor, was, device);
+      for (const old of was) known.delete(old);
       known.add(device);
       replaced.push(...current.filter((b) => was.includes(deviceKey(b))));
       this.log.info({ aor, device, was }, 'device registered from a new address recognised: it takes over what waited for it');
@@ -309,33 +315,141 @@ export class DeviceDelivery {
   }
 
   /**
-   * Bindings of `aor` expired: a device without +sip.instance with no binding left that a device
-   * like it registered from a new address after it last refreshed (recognise) was that device, which
-   * takes over what it had waiting from before then (what came since, that one got); it is forgotten.
+   * Moves what waited for `from` to `device` (store.takeOver), which they are from now on. First,
+   * what they took that is not recorded yet is (committed before the move, it does not move); from
+   * then on what is on its way to the store for them is stored for it, what they answer is recorded
+   * for it too, and the legs they still await an answer for are its own: its queue waits for them
+   * rather than sending them again (not with `receivedBefore`: it has its own rows of what came since).
    */
-  bindingsExpired(aor: string, expired: readonly Binding[]): void {
-    if (this.maybeNow.size === 0) return;
-    const left = new Set(this.registrar.lookup(aor).map(deviceKey));
-    for (const binding of expired) {
-      const old = deviceKey(binding);
-      const successor = this.maybeNow.get(queueOf(aor, old));
-      if (!successor || left.has(old)) continue;
-      this.maybeNow.delete(queueOf(aor, old));
-      // Registered again after the other came: another device, which stopped since.
-      if (binding.updatedAt >= successor.since) continue;
-      const [device] = this.followMoves(aor, [successor.device]);
-      void this.replaceExpired(aor, old, device!, successor.since).catch(logBackgroundFailure(this.log, 'recognising a device whose binding expired'));
+  private async takeOverFrom(aor: string, from: readonly string[], device: string, receivedBefore?: number): Promise<void> {
+    for (const old of from) {
+      const drain = this.draining.get(queueOf(aor, old));
+      if (drain && drain.taken.length > 0) void this.recordDone(aor, drain.taken.splice(0), old);
+    }
+    this.movedTo.delete(queueOf(aor, device));
+    if (this.movedTo.size >= MAX_CACHED_USERS) this.movedTo.clear();
+    for (const old of from) this.movedTo.set(queueOf(aor, old), device);
+    if (receivedBefore === undefined) this.handOnLegs(from, device);
+    this.devicesChanged(aor);
+    try {
+      await this.store.takeOver(aor, device, from, receivedBefore);
+    } catch (error) {
+      for (const old of from) this.movedTo.delete(queueOf(aor, old));
+      throw error;
+    } finally {
+      this.devicesChanged(aor);
+    }
+    for (const old of from) this.backlogged.delete(queueOf(aor, old));
+    // It may have rows now: a new message goes after them.
+    this.backlogged.add(queueOf(aor, device));
+  }
+
+  /** The legs on their way to `from` are also `device`'s (see InFlightLeg). */
+  private handOnLegs(from: readonly string[], device: string): void {
+    if (this.inFlight.size === 0) return;
+    const handed: Array<[string, InFlightLeg]> = [];
+    for (const [key, leg] of this.inFlight) {
+      const cut = key.indexOf('\n');
+      if (!from.includes(key.slice(cut + 1))) continue;
+      const theirs = inFlightKey(Number(key.slice(0, cut)), device);
+      if (!this.inFlight.has(theirs)) handed.push([theirs, leg]);
+    }
+    for (const [key, leg] of handed) {
+      leg.keys.push(key);
+      this.inFlight.set(key, leg);
     }
   }
 
-  private async replaceExpired(aor: string, old: string, device: string, since: number): Promise<void> {
-    this.devicesChanged(aor);
-    await this.store.takeOver(aor, device, [old], since).finally(() => this.devicesChanged(aor));
-    this.movedTo.set(queueOf(aor, old), device);
-    this.backlogged.delete(queueOf(aor, old));
-    this.backlogged.add(queueOf(aor, device));
-    this.log.info({ aor, device, was: old }, 'device whose binding expired recognised as one that registered from a new address: it takes over what waited for it');
-    if (this.flowsOf(aor, device)) void this.drain(aor, device);
+  /** Notes that `old` of `aor`, registered as `current` says, may be `device`, which registered from a new address `since`. */
+  private noteSuccessor(aor: string, old: string, device: string, since: number, current: readonly Binding[]): void {
+    if (this.successors.size >= MAX_CACHED_USERS) this.successors.clear();
+    let noted = this.successors.get(aor);
+    if (!noted) this.successors.set(aor, (noted = new Map()));
+    const expiresAt = Math.max(...current.filter((b) => deviceKey(b) === old).map((b) => b.expiresAt));
+    noted.set(old, { device, since, expiresAt });
+  }
+
+  /** Whether `device` of `aor` is a device noted as maybe another that still looks alive (successors): its messages wait in its queue. */
+  private isHeld(aor: string, device: string): boolean {
+    const noted = this.successors.get(aor);
+    if (!noted) return false;
+    for (const successor of noted.values()) if (successor.device === device) return true;
+    return false;
+  }
+
+  /** `old` of `aor` is known to be another device than its noted successor, or it was and that one took over: that one's queue goes on. */
+  private forgetSuccessor(aor: string, old: string): void {
+    const noted = this.successors.get(aor);
+    const successor = noted?.get(old);
+    if (!successor) return;
+    noted!.delete(old);
+    if (noted!.size === 0) this.successors.delete(aor);
+    const [device] = this.followMoves(aor, [successor.device]);
+    if (!this.isHeld(aor, successor.device) && this.isQueued(aor, device!) && this.flowsOf(aor, device!)) void this.drain(aor, device!);
+  }
+
+  /**
+   * `device` of `aor` answered a request it was sent, or was not `reached` (408, 480, 503, 504): noted
+   * as maybe the same device as one that registered since from a new address (successors), it is
+   * another when it answered, and that one when it was not reached: that one takes over what it had waiting.
+   */
+  private answered(aor: string, device: string, reached: boolean): void {
+    const successor = this.successors.get(aor)?.get(device);
+    if (!successor || successor.settling) return;
+    if (reached) this.forgetSuccessor(aor, device);
+    else this.succeed(aor, device, successor, this.registrar.lookup(aor).filter((b) => deviceKey(b) === device));
+  }
+
+  /**
+   * `old` of `aor`, noted as maybe `successor.device`, was it: that device takes over what it had
+   * waiting from before it came (what came since, that device has itself: its messages waited in
+   * its queue meanwhile), in order with those, and `old`'s `bindings` left are dropped.
+   */
+  private succeed(aor: string, old: string, successor: Successor, bindings: readonly Binding[]): void {
+    successor.settling = true;
+    const [device] = this.followMoves(aor, [successor.device]);
+    const done = async () => {
+      await this.takeOverFrom(aor, [old], device!, successor.since);
+      this.log.info({ aor, device, was: old }, 'device recognised as one that registered since from a new address: it takes over what waited for it');
+      if (bindings.length > 0) await this.registrar.drop(aor, bindings);
+    };
+    void done()
+      .catch(logBackgroundFailure(this.log, 'recognising a device that is gone'))
+      .finally(() => this.forgetSuccessor(aor, old));
+  }
+
+  /**
+   * Bindings of `aor` expired: a device without +sip.instance with no binding left that a device
+   * like it registered from a new address after it last refreshed (recognise) was that device.
+   */
+  bindingsExpired(aor: string, expired: readonly Binding[]): void {
+    const noted = this.successors.get(aor);
+    if (!noted) return;
+    const left = new Set(this.registrar.lookup(aor).map(deviceKey));
+    for (const binding of expired) {
+      const old = deviceKey(binding);
+      const successor = noted.get(old);
+      if (!successor || successor.settling || left.has(old)) continue;
+      // Registered again after the other came: another device, which stopped since.
+      if (binding.updatedAt >= successor.since) this.forgetSuccessor(aor, old);
+      else this.succeed(aor, old, successor, []);
+    }
+  }
+
+  /**
+   * At a registration of `aor`, of the devices `noted` as maybe another (successors): one that
+   * registered again since the other came, or is no longer registered before its binding expired
+   * (it unregistered), is another device; one whose binding expired unrefreshed was the other.
+   */
+  private settleSuccessors(aor: string, noted: Map<string, Successor>, bindings: readonly Binding[]): void {
+    const now = Date.now();
+    for (const [old, successor] of noted) {
+      if (successor.settling) continue;
+      const own = bindings.filter((binding) => deviceKey(binding) === old);
+      if (own.length > 0 && own.every((binding) => binding.updatedAt < successor.since)) continue;
+      if (own.length === 0 && now >= successor.expiresAt) this.succeed(aor, old, successor, []);
+      else this.forgetSuccessor(aor, old);
+    }
   }
 
   /** `devices` of `aor`, each recognised since as another (recognise) replaced by that one, once. */
@@ -418,6 +532,7 @@ export class DeviceDelivery {
       const answers = new Map<string, SipMessage>();
       let decided = false;
       const sending = new Map(now.map(([device, flows]) => [device, this.send(message, flows).then((response) => {
+        if (this.successors.size > 0) this.answered(aor, device, !UNREACHABLE.has(response.status));
         if (decided) return response;
         answers.set(device, response);
         // Not taken: from now on no later message overtakes it to this device.
@@ -453,12 +568,12 @@ export class DeviceDelivery {
       // it can be read. Written again alone (its batch failed), the message has another id.
       const inserted: number[] = [];
       const notInFlight = (ids: number[]) => {
-        for (const stored of ids) for (const device of late) this.inFlight.delete(inFlightKey(stored, device));
+        for (const stored of ids) for (const device of late) this.land(inFlightKey(stored, device), false);
       };
       try {
         id = await this.add(record, left, message, turn, (stored) => {
           inserted.push(stored);
-          for (const device of late) this.inFlight.add(inFlightKey(stored, device));
+          for (const device of late) this.fly(inFlightKey(stored, device));
         });
       } catch (error) {
         notInFlight(inserted);
@@ -557,8 +672,9 @@ export class DeviceDelivery {
   ): void {
     const key = inFlightKey(id, device);
     void answer.then((response) => {
-      this.inFlight.delete(key);
-      if (!UNREACHABLE.has(response.status)) return this.recordDone([id], device);
+      if (!UNREACHABLE.has(response.status)) return this.recordDone(aor, [id], device).finally(() => this.land(key, true));
+      this.land(key, false);
+      if (this.takenOver(aor, device)) return;
       if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, remembered);
       else this.backlogged.add(queueOf(aor, device));
     });
@@ -576,7 +692,7 @@ export class DeviceDelivery {
       this.joinQueue(aor, device);
       return;
     }
-    void this.sendStored(aor, id, device, message, flows, () => this.recordDone([id], device)).then((response) => {
+    void this.sendStored(aor, id, device, message, flows, () => this.recordDone(aor, [id], device)).then((response) => {
       // Its flow failed: a device that can be woken is.
       if (UNREACHABLE.has(response.status)) this.wake(id, remembered.filter((d) => d.device === device), message);
     });
@@ -612,11 +728,15 @@ export class DeviceDelivery {
     return this.flowsOf(aor, device)?.some(({ binding }) => binding.updatedAt >= since) ?? false;
   }
 
-  /** Whether a message for this device goes through its queue: one is being drained, older messages wait, or are being stored. */
+  /**
+   * Whether a message for this device goes through its queue: one is being drained, older messages
+   * wait, or are being stored, or it may be a device that still looks alive at its old address
+   * (isHeld), or its user's messages from before devices were remembered are being delivered (storedFirst).
+   */
   private isQueued(aor: string, device: string): boolean {
-    if (this.draining.size === 0 && this.backlogged.size === 0 && this.storing.size === 0) return false;
+    if (this.draining.size === 0 && this.backlogged.size === 0 && this.storing.size === 0 && this.successors.size === 0 && this.storedFirst.size === 0) return false;
     const queue = queueOf(aor, device);
-    return this.draining.has(queue) || this.backlogged.has(queue) || this.storing.has(queue);
+    return this.draining.has(queue) || this.backlogged.has(queue) || this.storing.has(queue) || this.isHeld(aor, device) || this.storedFirst.has(aor);
   }
 
   /** Has the device's queue deliver what was just stored for it, when it is queued; false when it is not. */
@@ -683,17 +803,35 @@ export class DeviceDelivery {
 
   /**
    * Delivers what each registered device of `aor` has still to take; called when the AOR registered.
-   * Only a device that may have deliveries waiting costs a store read.
+   * Only a device that may have deliveries waiting costs a store read. `storedBefore`: the delivery
+   * of the AOR's messages kept for whichever device registers (older than any kept per device), which
+   * the devices' queues wait for.
    */
-  deliverPending(aor: string): void {
+  deliverPending(aor: string, storedBefore?: Promise<void>): void {
     this.devicesChanged(aor);
     const bindings = this.registrar.lookup(aor);
     if (bindings.length === 0) return;
     this.deviceUsers.set(aor, this.sweeps);
-    for (const flows of this.registrar.flowsByDevice(bindings)) {
+    const noted = this.successors.get(aor);
+    if (noted) this.settleSuccessors(aor, noted, bindings);
+    if (storedBefore) {
+      this.storedFirst.set(aor, storedBefore);
+      void storedBefore.then(() => {
+        if (this.storedFirst.get(aor) !== storedBefore) return;
+        this.storedFirst.delete(aor);
+        this.drainRegistered(aor, this.registrar.flowsByDevice(this.registrar.lookup(aor)));
+      });
+    }
+    const devices = this.registrar.flowsByDevice(bindings);
+    // Registered again itself: it is no longer the one it was recognised as.
+    if (this.movedTo.size > 0) for (const flows of devices) this.movedTo.delete(queueOf(aor, deviceKey(flows[0]!.binding)));
+    this.drainRegistered(aor, devices);
+  }
+
+  /** Drains the queue of each of `devices` of `aor` (their flows) that may have deliveries waiting. */
+  private drainRegistered(aor: string, devices: Flow[][]): void {
+    for (const flows of devices) {
       const device = deviceKey(flows[0]!.binding);
-      // Registered again itself: it is no longer the one it was recognised as.
-      if (this.movedTo.size > 0) this.movedTo.delete(queueOf(aor, device));
       if (this.isQueued(aor, device) || this.store.mayHaveWaiting(aor, device)) void this.drain(aor, device);
     }
   }
@@ -740,23 +878,55 @@ export class DeviceDelivery {
     aor: string, id: number, device: string, message: SipMessage, flows: Flow[], taken: (id: number) => Promise<void> | void,
   ): Promise<SipMessage> {
     const key = inFlightKey(id, device);
-    this.inFlight.add(key);
+    this.fly(key);
+    let took = false;
     try {
       const response = await this.send(message, flows);
-      if (UNREACHABLE.has(response.status)) this.backlogged.add(queueOf(aor, device));
-      else {
+      if (this.successors.size > 0) this.answered(aor, device, !UNREACHABLE.has(response.status));
+      if (UNREACHABLE.has(response.status)) {
+        if (!this.takenOver(aor, device)) this.backlogged.add(queueOf(aor, device));
+      } else {
         this.options.push?.cancel(String(id), device);
         await taken(id);
+        took = true;
       }
       return response;
     } finally {
-      this.inFlight.delete(key);
+      this.land(key, took);
     }
   }
 
+  /** A leg of a stored message is on its way (inFlight). */
+  private fly(key: string): void {
+    this.inFlight.set(key, { keys: [key] });
+  }
+
+  /** The leg `key` was answered, the message `taken` or not: the queues waiting for it go on. */
+  private land(key: string, taken: boolean): void {
+    const leg = this.inFlight.get(key);
+    if (!leg) return;
+    for (const other of leg.keys) if (this.inFlight.get(other) === leg) this.inFlight.delete(other);
+    if (leg.waiting) for (const resolve of leg.waiting) resolve(taken);
+  }
+
+  /**
+   * When `device` of `aor`, which did not take what it was sent, was taken over (takeOverFrom): the
+   * device it became keeps the row, and gets it through its queue. False when it was not.
+   */
+  private takenOver(aor: string, device: string): boolean {
+    if (this.movedTo.size === 0 || !this.movedTo.has(queueOf(aor, device))) return false;
+    const [now] = this.followMoves(aor, [device]);
+    this.backlogged.add(queueOf(aor, now!));
+    this.joinQueue(aor, now!);
+    return true;
+  }
+
   /** Removes the rows of what the device took; kept when this fails: the device gets it again when it registers, rather than never. */
-  private recordDone(ids: number[], device: string): Promise<void> {
-    return this.store.done(ids, device).then(
+  private recordDone(aor: string, ids: number[], device: string): Promise<void> {
+    // Taken over since it was sent: the row moved to the device it became (asked after the move, committed after it).
+    const [now] = this.movedTo.size > 0 ? this.followMoves(aor, [device]) : [device];
+    const done = now === device ? this.store.done(ids, device) : Promise.all([this.store.done(ids, device), this.store.done(ids, now!)]);
+    return done.then(
       () => void (this.stats.pending -= ids.length),
       logBackgroundFailure(this.log, 'recording a delivery'),
     );
@@ -765,7 +935,13 @@ export class DeviceDelivery {
   private async drain(aor: string, device: string): Promise<void> {
     const queue = queueOf(aor, device);
     if (this.draining.has(queue)) return;
-    const drain = { more: false };
+    if ((this.successors.size > 0 && this.isHeld(aor, device)) || this.storedFirst.has(aor)) {
+      // Gone on once it is known whether it is the device at its old address (forgetSuccessor), or
+      // its user's older messages are delivered (deliverPending).
+      this.backlogged.add(queue);
+      return;
+    }
+    const drain = { more: false, taken: [] as number[] };
     this.draining.set(queue, drain);
     // Until it reaches the end of the queue: a drain cut short (device away, store unavailable)
     // leaves rows that a new message must not overtake.
@@ -777,11 +953,15 @@ export class DeviceDelivery {
         // One commit per page rather than per message: the rows of what the device took go together
         // once the page is sent. No sender waits for them; a crash before re-sends them as the same
         // requests (see storedRequest), which the device recognises.
-        const taken: number[] = [];
+        // Kept with the drain: a takeover of this device records them first (takeOverFrom).
+        const taken = drain.taken;
         try {
           for (const { message, priority } of page) {
             cursor = { priority, messageId: message.id };
-            if (this.inFlight.has(inFlightKey(message.id, device))) continue;
+            const key = inFlightKey(message.id, device);
+            const leg = this.inFlight.get(key);
+            // Its own send decides; one to a device it took over since, it waits for: that one may take it.
+            if (leg && (leg.keys[0] === key || (await new Promise<boolean>((resolve) => (leg.waiting ??= []).push(resolve))))) continue;
             const flows = this.flowsOf(aor, device);
             if (!flows) return;
             const response = await this.sendStored(aor, message.id, device, storedRequest(this.stack, message), flows, (id) => void taken.push(id));
@@ -792,7 +972,7 @@ export class DeviceDelivery {
             if (response.status < 300) this.stats.delivered++;
           }
         } finally {
-          if (taken.length > 0) await this.recordDone(taken, device);
+          if (taken.length > 0) await this.recordDone(aor, taken.splice(0), device);
         }
         if (page.length < PAGE_SIZE) {
           if (!drain.more) {
@@ -855,6 +1035,25 @@ function queueOf(aor: string, device: string): string {
   return `${aor}\n${device}`;
 }
 
+/**
+ * A stored message on its way to a device (DeviceDelivery.inFlight): its keys there, its device's
+ * and those of the devices that took that one over since (which wait for its answer rather than
+ * sending it again), and what those wait with.
+ */
+interface InFlightLeg {
+  keys: string[];
+  waiting?: Array<(taken: boolean) => void>;
+}
+
+/** A device noted as maybe another that still looks alive (DeviceDelivery.successors): from when, and until when that one is registered. */
+interface Successor {
+  device: string;
+  since: number;
+  expiresAt: number;
+  /** Known to be that one: its takeover is under way. */
+  settling?: boolean;
+}
+
 /** The key of a stored message on its way to a device (DeviceDelivery.inFlight). */
 function inFlightKey(id: number, device: string): string {
   return `${id}\n${device}`;
@@ -892,13 +1091,16 @@ class StoringMarks {
 
 /**
  * What tells a client apart from the user's other devices without +sip.instance, the port left out:
- * its User-Agent, and its contact's scheme, user, host and transport. Undefined for a contact that
- * is no URI.
+ * its User-Agent, and its contact's scheme, user, host and transport. A web client over a WebSocket
+ * makes up its contact's user and a `.invalid` host each time it starts (RFC 7118 §5): they tell
+ * nothing, only its User-Agent does. Undefined for a contact that is no URI.
  */
 function clientOf(contact: string, userAgent: string | undefined): string | undefined {
   try {
     const uri = parseUri(contact);
-    return [userAgent ?? '', uri.scheme, uri.user, uri.host, uri.params.get('transport')?.toLowerCase() ?? 'udp'].join('\n');
+    const transport = uri.params.get('transport')?.toLowerCase() ?? 'udp';
+    const madeUp = (transport === 'ws' || transport === 'wss') && uri.host.toLowerCase().endsWith('.invalid');
+    return [userAgent ?? '', uri.scheme, madeUp ? '' : uri.user, madeUp ? '.invalid' : uri.host, transport].join('\n');
   } catch {
     return undefined;
   }

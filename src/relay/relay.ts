@@ -191,7 +191,8 @@ export interface RelayStats {
 
 export class Relay {
   readonly stats: RelayStats = { relayed: 0, stored: 0, delivered: 0, failed: 0 };
-  private readonly delivering = new Set<string>();
+  /** The delivery of what is stored for whichever device of an AOR registers (deliverStored) under way, by AOR. */
+  private readonly delivering = new Map<string, Promise<void>>();
   private sweepTimer: NodeJS.Timeout | undefined;
   /** The outboxes of the features sending through the relay (rooms, gateways), for its health. */
   private readonly outboxes = new Set<Pick<Outbox<unknown>, 'backlogWarning'>>();
@@ -222,8 +223,9 @@ export class Relay {
       registrar.on('expired', (aor, bindings) => this.devices.bindingsExpired(aor, bindings));
     }
     registrar.on('registered', (aor) => {
-      if (this.offline.mayHaveWaiting(aor)) void this.deliverStored(aor);
-      this.devices.deliverPending(aor);
+      // Kept for whichever device registers (from before devices were remembered), they are older
+      // than what waits for each device: the devices' queues wait for them.
+      this.devices.deliverPending(aor, this.offline.mayHaveWaiting(aor) ? this.deliverStored(aor) : undefined);
     });
   }
 
@@ -551,11 +553,19 @@ export class Relay {
   /**
    * Delivers stored messages to an AOR that just registered, oldest first, removing each on 2xx.
    * They are read a page at a time, the next page once the previous one is delivered, so a user
-   * with thousands waiting does not have them all in memory at once.
+   * with thousands waiting does not have them all in memory at once. Never rejects; a delivery
+   * under way for the AOR is the one returned.
    */
-  async deliverStored(aor: string): Promise<void> {
-    if (this.delivering.has(aor)) return;
-    this.delivering.add(aor);
+  deliverStored(aor: string): Promise<void> {
+    let delivery = this.delivering.get(aor);
+    if (!delivery) {
+      delivery = this.deliverStoredPages(aor).finally(() => this.delivering.delete(aor));
+      this.delivering.set(aor, delivery);
+    }
+    return delivery;
+  }
+
+  private async deliverStoredPages(aor: string): Promise<void> {
     try {
       let afterId = 0;
       for (;;) {
@@ -569,8 +579,6 @@ export class Relay {
     } catch (error) {
       if (isStoreUnavailable(error)) this.log.debug({ aor }, 'offline delivery paused: store unavailable; kept for the next registration');
       else this.log.error({ err: error, aor }, 'offline delivery error');
-    } finally {
-      this.delivering.delete(aor);
     }
   }
 

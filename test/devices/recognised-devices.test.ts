@@ -10,7 +10,7 @@ import { StreamUA } from '../support/stream-ua.js';
 import { udpAgents, type TestUA } from '../support/ua.js';
 import { eventually } from '../support/eventually.js';
 import { rpc } from '../admin/client.js';
-import type { SipMessage } from '../../src/sip/index.js';
+import { createResponse, randomToken, type SipMessage } from '../../src/sip/index.js';
 
 let s: TestServer;
 const udpAgent = udpAgents();
@@ -153,21 +153,156 @@ test('a UDP client without +sip.instance that came back on a new port without un
   assert.deepEqual((await devicesOf(user)).map((d) => d.device), [back.contact.replace(/;.*/, '')]);
 });
 
-test('a UDP client without +sip.instance that came back on a new port while its old binding looked alive: once that binding expired unrefreshed, the old address is forgotten with what it had waiting since, which the new one took', async () => {
+/** The bodies of the MESSAGEs a UA received, in the order they came. */
+const bodies = (ua: TestUA) => ua.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString());
+const address = (ua: TestUA) => ua.contact.replace(/;.*/, '');
+
+/** A user's two devices over UDP: a laptop that takes what it gets, and a phone with the Zoiper User-Agent. */
+async function laptopAndPhone(user: string, phoneExpires = 3600) {
+  const laptop = await udpAgent(user, s.udp);
+  const phone = await udpAgent(user, s.udp);
+  assert.equal((await registerUdp(laptop, MICROSIP, 3600)).status, 200);
+  assert.equal((await registerUdp(phone, ZOIPER, phoneExpires)).status, 200);
+  return { laptop, phone };
+}
+
+test('a UDP client without +sip.instance that came back on a new port while its old port looked alive, a message still on its way there: what comes meanwhile waits until the old port fails that message, then the new one gets both in order and the old binding is dropped', async () => {
+  const user = 'ugne@localhost';
+  const { laptop, phone: old } = await laptopAndPhone('ugne');
+  const sender = await udpAgent('taro', s.udp);
+  // The app dies with a message on its way to its port.
+  old.answer = null;
+  const first = old.waitForRequest((m) => m.body.toString() === 'before it came back');
+  assert.equal((await sender.message(`sip:${user}`, 'before it came back')).status, 200, 'the laptop took it');
+  const firstToOld = await first;
+
+  const back = await udpAgent('ugne', s.udp);
+  assert.equal((await registerUdp(back, ZOIPER, 3600)).status, 200);
+  assert.equal(s.server.registrar.lookup(user).length, 3, 'the old port, still registered, may be another device');
+  const second = old.waitForRequest((m) => m.body.toString() === 'after it came back');
+  assert.equal((await sender.message(`sip:${user}`, 'after it came back')).status, 200, 'the laptop took it');
+  const secondToOld = await second;
+  assert.deepEqual(bodies(back), [], 'not before the old port is known to be another device or this one');
+
+  const both = back.waitForRequest((m) => m.body.toString() === 'after it came back');
+  old.sendRaw(createResponse(firstToOld, 503).toBuffer());
+  await both;
+  assert.deepEqual(bodies(back), ['before it came back', 'after it came back']);
+  await eventually(() => s.server.registrar.lookup(user).length === 2 || undefined, 'the old binding dropped');
+  assert.deepEqual(s.server.registrar.lookup(user).map((b) => b.contact).sort(), [back.contact, laptop.contact].sort());
+  old.sendRaw(createResponse(secondToOld, 503).toBuffer());
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what it took recorded');
+
+  const live = back.waitForRequest((m) => m.body.toString() === 'later');
+  assert.equal((await sender.message(`sip:${user}`, 'later')).status, 200);
+  await live;
+  assert.deepEqual(bodies(back), ['before it came back', 'after it came back', 'later']);
+  assert.deepEqual(bodies(laptop), ['before it came back', 'after it came back', 'later']);
+  assert.deepEqual((await devicesOf(user)).map((d) => d.device).sort(), [address(back), address(laptop)].sort(), 'no ghost of the old port');
+});
+
+test('a UDP client without +sip.instance that came back on a new port while its old binding looked alive: once that binding expired unrefreshed, the new one gets what the old one had waiting from before, not what it took itself', async () => {
   const user = 'ugo@localhost';
-  const crashed = await udpAgent('ugo', s.udp);
+  const { phone: old } = await laptopAndPhone('ugo', 2);
   const sender = await udpAgent('tim', s.udp);
-  assert.equal((await registerUdp(crashed, ZOIPER, 2)).status, 200);
-  crashed.answer = 503;
+  old.answer = null;
+  const first = old.waitForRequest((m) => m.body.toString() === 'before it came back');
+  assert.equal((await sender.message(`sip:${user}`, 'before it came back')).status, 200);
+  const firstToOld = await first;
   const back = await udpAgent('ugo', s.udp);
   assert.equal((await registerUdp(back, ZOIPER, 3600)).status, 200);
-  assert.equal(s.server.registrar.lookup(user).length, 2, 'the old one, still registered, may be another device');
-  const live = back.waitForRequest((m) => m.body.toString() === 'after it came back');
-  assert.equal((await sender.message('sip:ugo@localhost', 'after it came back')).status, 200);
-  await live;
-  assert.deepEqual((await s.server.store.deliveries.pendingCounts(user)).map((c) => c.device), [crashed.contact.replace(/;.*/, '')], 'kept for the old port meanwhile');
 
-  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'the old port\'s binding expired, its deliveries gone', 15_000);
-  assert.deepEqual((await devicesOf(user)).map((d) => d.device), [back.contact.replace(/;.*/, '')]);
-  assert.deepEqual(back.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString()), ['after it came back'], 'taken once');
+  const backlog = back.waitForRequest((m) => m.body.toString() === 'before it came back', 15_000);
+  await backlog;
+  assert.deepEqual(s.server.registrar.lookup(user).map((b) => b.contact).includes(old.contact), false, 'the old binding expired');
+  old.sendRaw(createResponse(firstToOld, 408).toBuffer());
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what it took recorded');
+  assert.deepEqual(bodies(back), ['before it came back'], 'taken once');
+  assert.equal((await devicesOf(user)).some((d) => d.device === address(old)), false, 'the old address forgotten');
+});
+
+test('two phones of one model behind one NAT, each with its own port: the second one to register gets its first message once the first phone took that message too, and both keep getting every message', async () => {
+  const user = 'uri@localhost';
+  const { phone: first } = await laptopAndPhone('uri');
+  const sender = await udpAgent('toni', s.udp);
+  const second = await udpAgent('uri', s.udp);
+  assert.equal((await registerUdp(second, ZOIPER, 3600)).status, 200);
+  const toSecond = second.waitForRequest((m) => m.body.toString() === 'hello');
+  assert.equal((await sender.message(`sip:${user}`, 'hello')).status, 200);
+  await toSecond;
+  const again = [first, second].map((ua) => ua.waitForRequest((m) => m.body.toString() === 'again'));
+  assert.equal((await sender.message(`sip:${user}`, 'again')).status, 200);
+  await Promise.all(again);
+  assert.deepEqual(bodies(first), ['hello', 'again']);
+  assert.deepEqual(bodies(second), ['hello', 'again']);
+  assert.equal(s.server.registrar.lookup(user).length, 3, 'neither taken for the other');
+});
+
+test('a UDP client whose old port answers a message while a client like it that came back on a new port takes over what waited there: the new one does not get that message again', async () => {
+  const user = 'ulla@localhost';
+  const old = await udpAgent('ulla', s.udp);
+  const sender = await udpAgent('tess', s.udp);
+  assert.equal((await registerUdp(old, ZOIPER, 3600)).status, 200);
+  old.answer = 503;
+  assert.equal((await sender.message(`sip:${user}`, 'first')).status, 202);
+  // The old port answers no more for a while: the first message, sent again with the next one, waits there.
+  old.answer = null;
+  const resent = old.waitForRequest((m) => m.body.toString() === 'first');
+  assert.equal((await sender.message(`sip:${user}`, 'second')).status, 202);
+  const firstAgain = await resent;
+
+  const back = await udpAgent('ulla', s.udp);
+  assert.equal((await registerUdp(back, ZOIPER, 3600)).status, 200);
+  assert.deepEqual(s.server.registrar.lookup(user).map((b) => b.contact), [back.contact], 'the old port taken for the new one');
+  const secondToBack = back.waitForRequest((m) => m.body.toString() === 'second');
+  // The old port's answer comes while the new one takes over what waited for it.
+  old.sendRaw(createResponse(firstAgain, 200).toBuffer());
+  await secondToBack;
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what it took recorded');
+  assert.deepEqual(bodies(back), ['second'], 'the first one, taken at the old port, not again');
+});
+
+/** A web client over a WebSocket for `user`, with a contact of a made-up user and `.invalid` host, as a browser SIP library draws each time it starts. */
+async function webClient(user: string, userAgent: string) {
+  const ua = await StreamUA.connect({ proto: 'ws', user, server: s.ws! });
+  closers.push(() => ua.close());
+  const contact = `sip:${randomToken(8)}@${ua.viaHost};transport=ws`;
+  const register = (): Promise<SipMessage> =>
+    ua.send(ua.build('REGISTER', 'sip:localhost', {
+      to: `<${ua.aor}>`,
+      headers: [{ name: 'contact', value: `<${contact}>` }, { name: 'expires', value: '600' }, { name: 'user-agent', value: userAgent }],
+    }));
+  const messages = () => ua.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString());
+  return { ua, contact, register, messages };
+}
+
+test('a web client over a WebSocket without +sip.instance, reloaded (a new made-up contact on a new connection) after its connection closed, is the one it was: it gets what came meanwhile, in order, and leaves no ghost', async () => {
+  const user = 'wanda@localhost';
+  const JSSIP = 'JsSIP 3.10.1';
+  const laptop = await udpAgent('wanda', s.udp);
+  const sender = await udpAgent('vic', s.udp);
+  assert.equal((await registerUdp(laptop, MICROSIP, 3600)).status, 200);
+  const tab = await webClient('wanda', JSSIP);
+  assert.equal((await tab.register()).status, 200);
+  const first = tab.ua.waitForRequest((m) => m.body.toString() === 'before the reload');
+  assert.equal((await sender.message(`sip:${user}`, 'before the reload')).status, 200);
+  await first;
+
+  const binding = s.server.registrar.lookup(user).find((b) => b.contact === tab.contact)!;
+  tab.ua.close();
+  await eventually(() => !s.server.transports.isConnected(binding.connectionId!), 'the connection seen closed');
+  for (const body of ['during the reload 1', 'during the reload 2']) assert.equal((await sender.message(`sip:${user}`, body)).status, 200, 'the laptop took it');
+
+  // Another web client of the user is not that tab.
+  const other = await webClient('wanda', 'SIP.js/0.21.2');
+  assert.equal((await other.register()).status, 200);
+  const reloaded = await webClient('wanda', JSSIP);
+  const backlog = reloaded.ua.waitForRequest((m) => m.body.toString() === 'during the reload 2');
+  assert.equal((await reloaded.register()).status, 200);
+  await backlog;
+  assert.deepEqual(reloaded.messages(), ['during the reload 1', 'during the reload 2']);
+  assert.deepEqual(other.messages(), []);
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what it took recorded');
+  const devices = (await devicesOf(user)).map((d) => d.device).sort();
+  assert.deepEqual(devices, [address(laptop), other.contact.replace(/;.*/, ''), reloaded.contact.replace(/;.*/, '')].sort(), 'no ghost of the tab');
 });
