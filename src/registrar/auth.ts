@@ -1,7 +1,7 @@
 // The authentication policy: who must prove who they are, and the challenge when they have not.
 import type { UserStore } from '../store/types.js';
 import { type IncomingRequest, type SipUri, parseUri } from '../sip/index.js';
-import { DigestAuthenticator, type DigestAlgorithm, parseDigest } from './digest.js';
+import { DigestAuthenticator, type DigestAlgorithm, type DigestResponse, parseDigest } from './digest.js';
 
 export interface AuthPolicyOptions {
   policy: 'open' | 'required';
@@ -47,10 +47,13 @@ export class AuthPolicy {
     const style = request.message.method === 'REGISTER' ? REGISTRAR : PROXY;
     const realm = this.options.realmFor(domain);
     const authenticator = this.authenticatorFor(realm);
-    const offered = request.message
-      .getAll(style.credentials)
-      .map(parseDigest)
-      .find((d) => d?.realm === realm);
+    let offered: DigestResponse | undefined;
+    for (const value of request.message.getAll(style.credentials)) {
+      const parsed = parseDigest(value);
+      if (parsed?.realm !== realm) continue;
+      offered = parsed;
+      break;
+    }
     if (!offered) return this.challenge(request, style, authenticator, false);
     if (offered.username !== username) {
       request.reply(403, 'Forbidden (credentials of another user)');
