@@ -387,7 +387,7 @@ export class Registrar extends EventEmitter {
     const q = qText ? Math.min(1, Math.max(0, Number(qText) || 0)) : 1;
     const instance = contact.params.get('+sip.instance');
     const regId = contact.params.get('reg-id');
-    const path = message.getAll('path');
+    const path = message.has('path') ? message.getAll('path') : undefined;
     return {
       aor,
       contact: ownString(contact.uri),
@@ -400,7 +400,7 @@ export class Registrar extends EventEmitter {
       instance: ownString(instance ?? undefined),
       regId: regId && instance ? Number(regId) : undefined,
       userAgent: ownString(message.get('user-agent')),
-      path: path.length ? ownString(path.join(', ')) : undefined,
+      path: path?.length ? ownString(path.join(', ')) : undefined,
       updatedAt: now,
     };
   }
