@@ -1,7 +1,7 @@
 // The authentication policy: who must prove who they are, and the challenge when they have not.
 import type { UserStore } from '../store/types.js';
 import { type IncomingRequest, type SipUri, parseUri } from '../sip/index.js';
-import { DigestAuthenticator, type DigestAlgorithm, type DigestResponse, parseDigest } from './digest.js';
+import { DigestAuthenticator, type DigestAlgorithm, type DigestCredentials, type DigestResponse, parseDigest } from './digest.js';
 
 export interface AuthPolicyOptions {
   policy: 'open' | 'required';
@@ -63,12 +63,19 @@ export class AuthPolicy {
       request.reply(400, 'Bad Request (the digest uri is not the Request-URI)');
       return false;
     }
+    // Credentials read lately are checked at once, without a turn through a promise.
+    const cached = this.users.cached?.(username, domain);
+    if (cached) return this.check(request, style, authenticator, offered, cached);
     return this.users.get(username, domain).then((stored) => {
       if (!stored) return this.challenge(request, style, authenticator, false);
-      const result = authenticator.verify(request.message.method, offered, stored);
-      if (result.ok) return true;
-      return this.challenge(request, style, authenticator, result.stale);
+      return this.check(request, style, authenticator, offered, stored);
     });
+  }
+
+  private check(request: IncomingRequest, style: Style, authenticator: DigestAuthenticator, offered: DigestResponse, stored: DigestCredentials): boolean {
+    const result = authenticator.verify(request.message.method, offered, stored);
+    if (result.ok) return true;
+    return this.challenge(request, style, authenticator, result.stale);
   }
 
   private challenge(request: IncomingRequest, style: Style, authenticator: DigestAuthenticator, stale: boolean): false {

@@ -23,7 +23,7 @@ export class UserRepository implements UserStore {
    * this repository drops its user at once; one made by another process shows once the entry is older
    * than the cache's seconds. Users not found are not kept: one just added is found at once.
    */
-  private readonly cached = new Map<string, { user: UserRecord; readAt: number }>();
+  private readonly entries = new Map<string, { user: UserRecord; readAt: number }>();
   /** Counts changes made through this repository: a read begun before one is not kept. */
   private changes = 0;
   private readonly cacheMs: number;
@@ -61,20 +61,26 @@ export class UserRepository implements UserStore {
     }
   }
 
+  cached(username: string, domain: string): UserRecord | undefined {
+    if (this.cacheMs === 0) return undefined;
+    const hit = this.entries.get(cacheKey(username, domain));
+    return hit && this.now() - hit.readAt < this.cacheMs ? hit.user : undefined;
+  }
+
   get(username: string, domain: string): Promise<UserRecord | undefined> {
     if (this.cacheMs === 0) return this.read(username, domain);
+    const hit = this.cached(username, domain);
+    if (hit) return Promise.resolve(hit);
     const key = cacheKey(username, domain);
     const now = this.now();
-    const hit = this.cached.get(key);
-    if (hit && now - hit.readAt < this.cacheMs) return Promise.resolve(hit.user);
     const changes = this.changes;
     return this.read(username, domain).then((user) => {
       if (changes !== this.changes) return user;
       // Delete first: a user read again goes last, among those read latest.
-      this.cached.delete(key);
+      this.entries.delete(key);
       if (!user) return user;
-      this.cached.set(key, { user, readAt: now });
-      if (this.cached.size > this.maxCached) this.cached.delete(this.cached.keys().next().value!);
+      this.entries.set(key, { user, readAt: now });
+      if (this.entries.size > this.maxCached) this.entries.delete(this.entries.keys().next().value!);
       return user;
     });
   }
@@ -112,7 +118,7 @@ export class UserRepository implements UserStore {
   /** A user changed through this repository: the change shows in the next read, and in none begun before it. */
   private changed(username: string, domain: string): void {
     this.changes++;
-    this.cached.delete(cacheKey(username, domain));
+    this.entries.delete(cacheKey(username, domain));
   }
 }
 
