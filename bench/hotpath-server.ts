@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
-import { createServer } from '../src/server/index.js';
+import { createServer, type ParleyServer } from '../src/server/index.js';
 import { createLogger } from '../src/log/index.js';
 import { testConfig } from '../test/support/server.js';
 
@@ -38,6 +38,8 @@ export const RUN_OPTIONS = {
 } as const;
 
 export interface HotpathServer<Job> {
+  /** The server measured, for what a workload needs in its store beforehand. */
+  server: ParleyServer;
   /** Sends the client a job; resolves once it says the job is done, rejects with the error it reports. */
   drive(job: Job): Promise<void>;
   /** Stops the client and the server and removes the server's store. */
@@ -63,6 +65,7 @@ export async function startHotpathServer<Job>(settings: object, client: URL, dat
   const loader = process.execArgv.flatMap((arg, i, all) => (arg === '--import' ? [arg, all[i + 1]!] : arg.startsWith('--import=') ? [arg] : []));
   const worker = new Worker(client, { workerData: { ...data, port }, execArgv: loader });
   return {
+    server,
     drive: (job) =>
       new Promise<void>((resolve, reject) => {
         worker.once('message', (reply: { error?: string }) => (reply.error ? reject(new Error(reply.error)) : resolve()));

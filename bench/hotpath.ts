@@ -7,7 +7,7 @@
 // before and after each of them, the bytes it allocated. Each workload runs --repeat times and the
 // median is reported.
 //
-//   npm run bench:hotpath -- [--requests 20000] [--warmup 5000] [--repeat 5] [--window 32] [--only reply,relay,register]
+//   npm run bench:hotpath -- [--requests 20000] [--warmup 5000] [--repeat 5] [--window 32] [--only reply,relay,register,register-auth]
 //   npm run bench:hotpath -- --rooms [--members 10,100]     # a room post, per delivered leg: bench/hotpath-rooms.ts
 //   npm run bench:hotpath -- --xmpp [--only sip2xmpp]       # a message through the XMPP gateway: bench/hotpath-xmpp.ts
 //
@@ -15,6 +15,7 @@
 // requests and once with 2N, and the difference of the server thread's instruction counts divided
 // by N is reported: a figure no other load on the machine changes (GC work done on V8's helper
 // threads is not in it). Slow: minutes per workload.
+import { createHash } from 'node:crypto';
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -26,16 +27,22 @@ import { GCProfiler } from 'node:v8';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { roomFanOutBench } from './hotpath-rooms.js';
 import { xmppGatewayBench } from './hotpath-xmpp.js';
-import { DOMAIN, okFor, startHotpathServer, type Sample } from './hotpath-server.js';
+import { DOMAIN, okFor, startHotpathServer, type HotpathServer, type Sample } from './hotpath-server.js';
+import { computeHa1 } from '../src/registrar/index.js';
 
 const REPLY_USER = 'bench-reply';
 const RELAY_USER = 'bench-relay';
 
-type Workload = 'reply' | 'relay' | 'register';
+/** register-auth's users (auth.policy required), each refreshing its registration in turn with digest credentials. */
+const AUTH_USERS = 1000;
+const AUTH_PASSWORD = 'bench-secret';
+
+type Workload = 'reply' | 'relay' | 'register' | 'register-auth';
 const WORKLOADS: Record<Workload, string> = {
   reply: 'MESSAGE answered 200 by a reply route',
   relay: 'MESSAGE relayed to a registered contact',
   register: 'REGISTER, a new user each',
+  'register-auth': `REGISTER with digest credentials, a refresh of one of ${AUTH_USERS} users`,
 };
 
 interface ClientJob {
@@ -70,13 +77,16 @@ async function main(): Promise<void> {
   for (const workload of workloads) if (!(workload in WORKLOADS)) throw new Error(`unknown workload ${workload}`);
   if (args.instructions) return countInstructions(workloads, Number(args.instructions), warmup);
 
-  const bench = await startHotpathServer<ClientJob>(
+  const open = await startHotpathServer<ClientJob>(
     { routes: [{ method: ['MESSAGE'], user: REPLY_USER, handler: 'reply' }, { handler: 'relay' }] },
     new URL(import.meta.url),
     { window: Number(args.window) },
   );
+  // Authenticated REGISTERs need a server whose users must authenticate, which the other workloads' senders do not.
+  const authenticating = workloads.includes('register-auth') ? await startAuthenticatingServer(Number(args.window)) : undefined;
   let runs = 0;
-  const drive = (workload: Workload, count: number) => bench.drive({ workload, count, run: `r${runs++}` });
+  const drive = (workload: Workload, count: number) =>
+    (workload === 'register-auth' ? authenticating! : open).drive({ workload, count, run: `r${runs++}` });
 
   // The contact the relay forwards to: the client's own socket, registered once.
   await drive('register', 1);
@@ -96,7 +106,8 @@ async function main(): Promise<void> {
       gcMs: median((s) => s.gcMs),
     });
   }
-  await bench.stop();
+  await open.stop();
+  await authenticating?.stop();
 
   console.log(`Parley hot path, server thread only: ${requests} requests per run, median of ${repeat} runs, ${args.window} in flight, Node ${process.version}`);
   console.log('');
@@ -109,6 +120,20 @@ async function main(): Promise<void> {
       `| ${WORKLOADS[row.workload]} | ${row.cpuMin.toFixed(1)} | ${row.cpu.toFixed(1)} | ${row.user.toFixed(1)} | ${Math.round(row.bytes)} | ${row.gcs.toFixed(2)} | ${row.gcMs.toFixed(2)} |`,
     );
   }
+}
+
+/** A server with auth.policy required and register-auth's users in its store. */
+async function startAuthenticatingServer(window: number): Promise<HotpathServer<ClientJob>> {
+  const bench = await startHotpathServer<ClientJob>({ auth: { policy: 'required' } }, new URL(import.meta.url), { window });
+  for (let i = 0; i < AUTH_USERS; i++) {
+    const username = authUser(i);
+    await bench.server.store.users.put({ username, domain: DOMAIN, ...computeHa1(username, DOMAIN, AUTH_PASSWORD) });
+  }
+  return bench;
+}
+
+function authUser(index: number): string {
+  return `auth-${index % AUTH_USERS}`;
 }
 
 /** Instructions per request of the server thread, from two callgrind runs of each workload (see the top). */
@@ -187,6 +212,14 @@ function runClient({ port, window }: { port: number; window: number }): void {
     }
     if (!job || !text.startsWith('SIP/2.0 ')) return;
     const status = Number(text.slice(8, 11));
+    const nonce = status === 401 && job.workload === 'register-auth' ? /nonce="([^"]+)"/.exec(text)?.[1] : undefined;
+    if (nonce) {
+      // A user's first REGISTER: its phone answers the challenge, and uses the nonce from then on.
+      const user = /^To: <sip:([^@]+)@/m.exec(text)![1]!;
+      authStates.set(user, { nonce, count: 0, cseq: authStates.get(user)?.cseq ?? 1 });
+      socket.send(authenticatedRegister(user, local), port, '127.0.0.1');
+      return;
+    }
     if (status !== 200) {
       parentPort!.postMessage({ error: `${job.workload}: got ${text.slice(0, text.indexOf('\r'))}` });
       job = undefined;
@@ -209,7 +242,40 @@ function runClient({ port, window }: { port: number; window: number }): void {
   });
 }
 
+/** What the client's phone of each register-auth user keeps: the nonce it was given, its count, and its CSeq. */
+const authStates = new Map<string, { nonce?: string; count: number; cseq: number }>();
+/** Counts the register-auth REGISTERs of every run, so that the users take their turns across runs. */
+let authRegisters = 0;
+
+/** A refresh of `user`'s registration, with credentials once its phone has a nonce. */
+function authenticatedRegister(user: string, localPort: number): string {
+  const state = authStates.get(user) ?? { count: 0, cseq: 1 };
+  authStates.set(user, state);
+  const cseq = state.cseq++;
+  const lines = [
+    `REGISTER sip:${DOMAIN} SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${localPort};branch=z9hG4bK-${user}-${cseq};rport`,
+    'Max-Forwards: 70',
+    `From: <sip:${user}@${DOMAIN}>;tag=${user}-${cseq}`,
+    `To: <sip:${user}@${DOMAIN}>`,
+    `Call-ID: ${user}@bench`,
+    `CSeq: ${cseq} REGISTER`,
+    `Contact: <sip:${user}@127.0.0.1:${localPort}>`,
+    'Expires: 3600',
+    'User-Agent: hotpath-bench',
+  ];
+  if (state.nonce) {
+    const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+    const nc = (++state.count).toString(16).padStart(8, '0');
+    const uri = `sip:${DOMAIN}`;
+    const response = sha256(`${sha256(`${user}:${DOMAIN}:${AUTH_PASSWORD}`)}:${state.nonce}:${nc}:0a4f113b:auth:${sha256(`REGISTER:${uri}`)}`);
+    lines.push(`Authorization: Digest username="${user}", realm="${DOMAIN}", nonce="${state.nonce}", uri="${uri}", response="${response}", algorithm=SHA-256, qop=auth, nc=${nc}, cnonce="0a4f113b"`);
+  }
+  return [...lines, 'Content-Length: 0', '', ''].join('\r\n');
+}
+
 function requestFor(job: ClientJob, index: number, localPort: number): string {
+  if (job.workload === 'register-auth') return authenticatedRegister(authUser(authRegisters++), localPort);
   const id = `${job.run}-${index}`;
   const via = `SIP/2.0/UDP 127.0.0.1:${localPort};branch=z9hG4bK-${id};rport`;
   if (job.workload === 'register') {

@@ -323,6 +323,12 @@ const baseSchema = z
         .describe('Digest algorithms offered, in this order: SHA-256, MD5 or both.'),
       nonce_expires: positiveInt.default(300).describe('Seconds a nonce stays valid.'),
       check_uri: z.boolean().default(true).describe('Refuse (400) credentials whose digest uri is not the request\'s Request-URI (RFC 2617 §3.2.2.5), so that an answer captured for one request cannot serve another; false for clients that put something else there.'),
+      credentials_cache_seconds: z
+        .number()
+        .int()
+        .min(0)
+        .default(10)
+        .describe('Seconds a user\'s credentials, once read from the store, are kept in memory for digest authentication (0: read for every request). A password change or removal by `parley user add` or `parley user del` (another process) takes effect in a running server within this time.'),
     }),
     registrar: section({
       min_expires: positiveInt.default(60).describe('Shortest registration accepted, in seconds; shorter ones get 423 Interval Too Brief.'),

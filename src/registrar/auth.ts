@@ -1,7 +1,7 @@
 // The authentication policy: who must prove who they are, and the challenge when they have not.
 import type { UserStore } from '../store/types.js';
 import { type IncomingRequest, type SipUri, parseUri } from '../sip/index.js';
-import { DigestAuthenticator, type DigestAlgorithm, parseDigest } from './digest.js';
+import { DigestAuthenticator, type DigestAlgorithm, type DigestCredentials, type DigestResponse, parseDigest } from './digest.js';
 
 export interface AuthPolicyOptions {
   policy: 'open' | 'required';
@@ -47,10 +47,13 @@ export class AuthPolicy {
     const style = request.message.method === 'REGISTER' ? REGISTRAR : PROXY;
     const realm = this.options.realmFor(domain);
     const authenticator = this.authenticatorFor(realm);
-    const offered = request.message
-      .getAll(style.credentials)
-      .map(parseDigest)
-      .find((d) => d?.realm === realm);
+    let offered: DigestResponse | undefined;
+    for (const value of request.message.getAll(style.credentials)) {
+      const parsed = parseDigest(value);
+      if (parsed?.realm !== realm) continue;
+      offered = parsed;
+      break;
+    }
     if (!offered) return this.challenge(request, style, authenticator, false);
     if (offered.username !== username) {
       request.reply(403, 'Forbidden (credentials of another user)');
@@ -60,12 +63,19 @@ export class AuthPolicy {
       request.reply(400, 'Bad Request (the digest uri is not the Request-URI)');
       return false;
     }
+    // Credentials read lately are checked at once, without a turn through a promise.
+    const cached = this.users.cached?.(username, domain);
+    if (cached) return this.check(request, style, authenticator, offered, cached);
     return this.users.get(username, domain).then((stored) => {
       if (!stored) return this.challenge(request, style, authenticator, false);
-      const result = authenticator.verify(request.message.method, offered, stored);
-      if (result.ok) return true;
-      return this.challenge(request, style, authenticator, result.stale);
+      return this.check(request, style, authenticator, offered, stored);
     });
+  }
+
+  private check(request: IncomingRequest, style: Style, authenticator: DigestAuthenticator, offered: DigestResponse, stored: DigestCredentials): boolean {
+    const result = authenticator.verify(request.message.method, offered, stored);
+    if (result.ok) return true;
+    return this.challenge(request, style, authenticator, result.stale);
   }
 
   private challenge(request: IncomingRequest, style: Style, authenticator: DigestAuthenticator, stale: boolean): false {

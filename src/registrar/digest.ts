@@ -3,7 +3,7 @@
 // is needed to issue them; a bounded nonce-count table rejects replays within a nonce's life.
 // qop=auth is required: an RFC 2069 answer carries no nonce count, so it could be replayed.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { parseParams, quote, unquote } from '../sip/headers.js';
+import { quote } from '../sip/headers.js';
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256';
 
@@ -102,7 +102,9 @@ export class DigestAuthenticator {
   verify(method: string, credentials: DigestResponse, stored: DigestCredentials): VerifyResult {
     if (credentials.realm !== this.options.realm) return { ok: false, stale: false, reason: 'wrong realm' };
     if (!this.options.algorithms.includes(credentials.algorithm)) return { ok: false, stale: false, reason: 'algorithm not offered' };
-    const issuedAt = this.issuedAt(credentials.nonce);
+    // A nonce whose count is remembered was found ours when first used: its seal is not checked again.
+    const seen = this.seenCounts.get(credentials.nonce);
+    const issuedAt = seen ? seen.issuedAt : this.issuedAt(credentials.nonce);
     if (issuedAt === undefined) return { ok: false, stale: false, reason: 'unknown nonce' };
     const { qop, cnonce, nc } = credentials;
     if (qop !== 'auth' || !cnonce || nc === undefined || !NONCE_COUNT.test(nc)) return { ok: false, stale: false, reason: 'qop=auth with nc and cnonce required' };
@@ -116,7 +118,7 @@ export class DigestAuthenticator {
     // so the client retries with the fresh nonce of the new challenge without asking its user.
     if (this.expired(issuedAt)) return { ok: false, stale: true, reason: 'nonce expired' };
     const count = parseInt(nc, 16);
-    const last = this.seenCounts.get(credentials.nonce)?.count ?? (issuedAt <= this.forgottenUpTo ? Infinity : 0);
+    const last = seen ? seen.count : issuedAt <= this.forgottenUpTo ? Infinity : 0;
     if (!(count > last)) return { ok: false, stale: true, reason: 'nonce count reused' };
     this.rememberCount(credentials.nonce, count, issuedAt);
     return { ok: true, username: credentials.username };
@@ -138,59 +140,67 @@ export class DigestAuthenticator {
 
 /** Parses `Digest username="..", ...`; undefined when it is not a usable Digest header. */
 export function parseDigest(value: string): DigestResponse | undefined {
-  const get = digestParams(value);
-  if (!get) return undefined;
-  const username = get('username');
-  const realm = get('realm');
-  const nonce = get('nonce');
-  const uri = get('uri');
-  const response = get('response');
+  const params = digestParams(value);
+  if (!params) return undefined;
+  const { username, realm, nonce, uri, response } = params;
   if (username === undefined || realm === undefined || !nonce || !uri || !response) return undefined;
-  const algorithmText = (get('algorithm') ?? 'MD5').toUpperCase();
+  const algorithmText = params.algorithm === undefined ? 'MD5' : params.algorithm.toUpperCase();
   if (algorithmText !== 'MD5' && algorithmText !== 'SHA-256') return undefined;
   return {
     username, realm, nonce, uri, response, algorithm: algorithmText,
-    cnonce: get('cnonce'), nc: get('nc'), qop: get('qop'), opaque: get('opaque'),
+    cnonce: params.cnonce, nc: params.nc, qop: params.qop, opaque: params.opaque,
   };
 }
 
 /** The realm Digest credentials are for, complete or not; undefined when there is none to read. */
 export function digestRealm(value: string): string | undefined {
-  return digestParams(value)?.('realm');
+  return digestParams(value)?.realm;
 }
 
-/** A reader of the parameters of a Digest header (unquoted), or undefined when it is not one. */
-function digestParams(value: string): ((name: string) => string | undefined) | undefined {
-  const m = DIGEST_SCHEME.exec(value);
-  if (!m) return undefined;
-  let params: Map<string, string | null>;
-  try {
-    // Digest parameters are comma-separated; as ';'-parameters they reuse the header parameter parser.
-    params = parseParams(';' + splitDigestParams(value.slice(m[0].length)).join(';'));
-  } catch {
-    return undefined;
-  }
-  return (name) => {
-    const v = params.get(name);
-    return v === null || v === undefined ? undefined : unquote(v);
+/** The parameters of a Digest header Parley reads, unquoted; those it does not read are checked and left out. */
+type DigestParams = Partial<Record<'username' | 'realm' | 'nonce' | 'uri' | 'response' | 'algorithm' | 'cnonce' | 'nc' | 'qop' | 'opaque', string>>;
+
+const DIGEST_SCHEME = /^\s*Digest\s+/iy;
+/**
+ * One comma-separated parameter: a token name, and a quoted string (group 2) or a bare value (group
+ * 3), or none. Read in one pass over the header rather than cut into parts first.
+ */
+const DIGEST_PARAM = /[ \t]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)[ \t]*(?:=[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^\s",;=]+)))?[ \t]*(?:,|$)/y;
+/** Commas and blanks between parameters: empty ones are skipped. */
+const DIGEST_GAP = /[ \t,]*/y;
+
+/** The parameters of a Digest header, or undefined when it is not one or cannot be read; of a name given twice, the last. */
+function digestParams(value: string): DigestParams | undefined {
+  DIGEST_SCHEME.lastIndex = 0;
+  if (!DIGEST_SCHEME.test(value)) return undefined;
+  // Every field from the start: one shape for every header, not one per order its parameters come in.
+  const params: DigestParams = {
+    username: undefined, realm: undefined, nonce: undefined, uri: undefined, response: undefined,
+    algorithm: undefined, cnonce: undefined, nc: undefined, qop: undefined, opaque: undefined,
   };
-}
-
-const DIGEST_SCHEME = /^\s*Digest\s+/i;
-
-function splitDigestParams(text: string): string[] {
-  const out: string[] = [];
-  let quoted = false;
-  let start = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted && c === '\\') i++;
-    else if (c === '"') quoted = !quoted;
-    else if (c === ',' && !quoted) {
-      out.push(text.slice(start, i).trim());
-      start = i + 1;
+  let at = DIGEST_SCHEME.lastIndex;
+  for (;;) {
+    DIGEST_GAP.lastIndex = at;
+    DIGEST_GAP.test(value);
+    at = DIGEST_GAP.lastIndex;
+    if (at >= value.length) return params;
+    DIGEST_PARAM.lastIndex = at;
+    const m = DIGEST_PARAM.exec(value);
+    if (!m) return undefined;
+    at = DIGEST_PARAM.lastIndex;
+    const quoted = m[2];
+    const text = quoted === undefined ? m[3] : quoted.includes('\\') ? quoted.replace(/\\(.)/g, '$1') : quoted;
+    switch (m[1]!.toLowerCase()) {
+      case 'username': params.username = text; break;
+      case 'realm': params.realm = text; break;
+      case 'nonce': params.nonce = text; break;
+      case 'uri': params.uri = text; break;
+      case 'response': params.response = text; break;
+      case 'algorithm': params.algorithm = text; break;
+      case 'cnonce': params.cnonce = text; break;
+      case 'nc': params.nc = text; break;
+      case 'qop': params.qop = text; break;
+      case 'opaque': params.opaque = text; break;
     }
   }
-  out.push(text.slice(start).trim());
-  return out.filter((p) => p !== '');
 }

@@ -200,12 +200,8 @@ export class Registrar extends EventEmitter {
     for (const aor of aors) {
       const bindings = this.table.get(aor);
       if (!bindings?.some(dead)) continue;
-      const kept = bindings.filter((b) => !dead(b));
       // Not dropped, such a binding is only useless: unreachable (targetOf), it expires in time.
-      void this.store
-        .replace(aor, kept, true)
-        .then(() => this.stored(aor, kept))
-        .catch(logBackgroundFailure(this.log, 'dropping the bindings of a closed connection'));
+      this.commit(aor, bindings.filter((b) => !dead(b))).catch(logBackgroundFailure(this.log, 'dropping the bindings of a closed connection'));
     }
   }
 
@@ -246,19 +242,24 @@ export class Registrar extends EventEmitter {
     const outcome = this.evaluate(request, aor);
     if ('bindings' in outcome) {
       let bindings = outcome.bindings;
-      const recognised = outcome.fresh && this.recogniser?.(aor, outcome.fresh, this.lookup(aor));
+      const recognised = outcome.fresh && this.recogniser?.(aor, outcome.fresh, outcome.current);
       if (recognised) {
         const replaced = await recognised;
         if (replaced.length > 0) bindings = bindings.filter((binding) => !replaced.includes(binding));
       }
-      // An AOR with bindings has been marked known by the commit that stored them.
-      await this.store.replace(aor, bindings, this.table.has(aor));
-      this.stored(aor, bindings);
-      request.reply(200, 'OK', { headers: this.okHeaders(aor, request.message, outcome.outbound) });
+      await this.commit(aor, bindings);
+      request.reply(200, 'OK', { headers: this.okHeaders(aor, bindings, request.message, outcome.outbound) });
       if (bindings.length > 0) this.emit('registered', aor, bindings);
       return;
     }
     request.reply(outcome.status, outcome.reason, { headers: outcome.headers });
+  }
+
+  /** Writes the AOR's bindings to the store, then makes them the table's. */
+  private async commit(aor: string, bindings: readonly Binding[]): Promise<void> {
+    // An AOR with bindings has been marked known by the commit that stored them.
+    await this.store.replace(aor, bindings, this.table.has(aor));
+    this.stored(aor, bindings);
   }
 
   /** Makes the AOR's bindings those just stored. */
@@ -284,11 +285,11 @@ export class Registrar extends EventEmitter {
    * the extensions the client named that Parley supports; Require: outbound when its flows were
    * taken as such (RFC 5626 §6); the Path it registered (RFC 3327 §5.3).
    */
-  private okHeaders(aor: string, message: SipMessage, outbound: boolean): Header[] {
+  private okHeaders(aor: string, bindings: readonly Binding[], message: SipMessage, outbound: boolean): Header[] {
     const now = this.now();
     const supported = message.has('supported') ? message.getAll('supported').map((tag) => tag.toLowerCase()) : [];
     const gruu = supported.includes('gruu');
-    const headers: Header[] = this.lookup(aor).map((b) => {
+    const headers: Header[] = bindings.map((b) => {
       let value = `<${b.contact}>;expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}${b.q !== 1 ? `;q=${b.q}` : ''}`;
       if (b.instance) {
         value += `;+sip.instance=${b.instance}${b.regId !== undefined ? `;reg-id=${b.regId}` : ''}`;
@@ -315,8 +316,15 @@ export class Registrar extends EventEmitter {
     return this.lastDate.text;
   }
 
-  /** Works out the new binding list, or the error response; changes nothing. */
-  private evaluate(request: IncomingRequest, aor: string): Outcome | { bindings: readonly Binding[]; outbound: boolean; fresh?: Binding[] } {
+  /**
+   * Works out the new binding list, or the error response; changes nothing. `current` is the AOR's
+   * live bindings it started from, `fresh` the ones without +sip.instance of contacts not bound before
+   * (devices that may have come back from a new address).
+   */
+  private evaluate(
+    request: IncomingRequest,
+    aor: string,
+  ): Outcome | { bindings: readonly Binding[]; outbound: boolean; fresh?: Binding[]; current: readonly Binding[] } {
     const message = request.message;
     const now = this.now();
     const current = this.lookup(aor);
@@ -324,13 +332,13 @@ export class Registrar extends EventEmitter {
     const expiresHeader = message.get('expires');
     const headerExpires = expiresHeader === undefined ? undefined : parseExpires(expiresHeader);
     if (expiresHeader !== undefined && headerExpires === undefined) return { status: 400, reason: 'Bad Expires header' };
-    if (contactValues.length === 0) return { bindings: current, outbound: false };
+    if (contactValues.length === 0) return { bindings: current, outbound: false, current };
     const callId = message.callId;
     const cseq = message.cseq.seq;
 
-    if (contactValues.some((c) => c === '*')) {
+    if (contactValues.length === 1 ? contactValues[0] === '*' : contactValues.includes('*')) {
       if (contactValues.length !== 1 || headerExpires !== 0) return { status: 400, reason: 'Contact "*" needs Expires: 0 and no other contact' };
-      return { bindings: [], outbound: false };
+      return { bindings: [], outbound: false, current };
     }
 
     let contacts: NameAddr[];
@@ -344,9 +352,10 @@ export class Registrar extends EventEmitter {
     } catch (error) {
       return { status: 400, reason: `Bad Contact: ${(error as Error).message}` };
     }
-    const next = new Map(current.map((b) => [b.contact, b]));
+    // The new list, one binding per contact, a contact's latest in the place it was set last. Few
+    // bindings (maxContacts at most): a look through them costs less than a map of them.
+    const next = current.slice();
     let outbound = false;
-    /** Bindings without +sip.instance of contacts not bound before: devices that may have come back from a new address. */
     let fresh: Binding[] | undefined;
     for (const contact of contacts) {
       const param = contact.params.get('expires');
@@ -354,35 +363,38 @@ export class Registrar extends EventEmitter {
       if (asked === undefined) return { status: 400, reason: 'Bad expires parameter' };
       const regId = contact.params.get('reg-id');
       if (regId !== undefined && (regId === null || !/^[0-9]{1,10}$/.test(regId))) return { status: 400, reason: 'Bad reg-id parameter' };
-      if (regId !== undefined && contact.params.get('+sip.instance')) {
+      const instance = contact.params.get('+sip.instance');
+      if (regId !== undefined && instance) {
         if (!firstHopSupportsOutbound(message)) return { status: 439, reason: 'First Hop Lacks Outbound Support' };
         outbound = true;
       }
       // Compared with the bindings from before this request: a contact listed twice in it is one
       // binding, the later listing winning, not an out-of-order refresh.
-      const replaced = sameDevice(current, contact);
-      // Few bindings (maxContacts at most): a look through them costs less than a map of them.
-      const previous = current.find((b) => b.contact === contact.uri);
-      if (previous && !replaced.includes(previous)) replaced.push(previous);
-      if (replaced.some((existing) => existing.callId === callId && existing.cseq >= cseq)) {
-        return { status: 500, reason: 'Out of order CSeq for this Call-ID' };
+      const urn = instance ? instanceUrn(instance) : undefined;
+      const flow = regId ? Number(regId) : undefined;
+      let previous: Binding | undefined;
+      for (const existing of current) {
+        const sameContact = existing.contact === contact.uri;
+        if (sameContact) previous = existing;
+        else if (urn === undefined || !isOfFlow(existing, urn, flow)) continue;
+        if (existing.callId === callId && existing.cseq >= cseq) return { status: 500, reason: 'Out of order CSeq for this Call-ID' };
+        removeContact(next, existing.contact);
       }
-      for (const existing of replaced) next.delete(existing.contact);
-      next.delete(contact.uri);
+      removeContact(next, contact.uri);
       if (asked === 0) continue;
       if (asked < this.options.minExpires) {
         return { status: 423, headers: [{ name: 'min-expires', value: String(this.options.minExpires) }] };
       }
       const expires = Math.min(asked, this.options.maxExpires);
       const binding = this.bindingFor(request, aor, contact, expires, now);
-      next.set(contact.uri, binding);
+      next.push(binding);
       if (!previous && !binding.instance) (fresh ??= []).push(binding);
     }
-    const bindings = [...next.values()].sort((a, b) => b.q - a.q);
-    if (bindings.length > this.options.maxContacts) {
+    if (next.length > this.options.maxContacts) {
       return { status: 403, reason: `Too many contacts (at most ${this.options.maxContacts})` };
     }
-    return { bindings, outbound, fresh };
+    if (next.length > 1) next.sort(byPreference);
+    return { bindings: next, outbound, fresh, current };
   }
 
   private bindingFor(request: IncomingRequest, aor: string, contact: NameAddr, expires: number, now: number): Binding {
@@ -391,7 +403,7 @@ export class Registrar extends EventEmitter {
     const q = qText ? Math.min(1, Math.max(0, Number(qText) || 0)) : 1;
     const instance = contact.params.get('+sip.instance');
     const regId = contact.params.get('reg-id');
-    const path = message.getAll('path');
+    const path = message.has('path') ? message.getAll('path') : undefined;
     return {
       aor,
       contact: ownString(contact.uri),
@@ -404,7 +416,7 @@ export class Registrar extends EventEmitter {
       instance: ownString(instance ?? undefined),
       regId: regId && instance ? Number(regId) : undefined,
       userAgent: ownString(message.get('user-agent')),
-      path: path.length ? ownString(path.join(', ')) : undefined,
+      path: path?.length ? ownString(path.join(', ')) : undefined,
       updatedAt: now,
     };
   }
@@ -446,18 +458,25 @@ function parseExpires(text: string): number | undefined {
 }
 
 /**
- * The bindings of the device a contact comes from, which it replaces even when its URI changed (a
- * new address): with a reg-id, that flow of the instance and a binding of it without flows
- * (RFC 5626 §6); without, every binding of the instance (RFC 5627 §5.1: one binding per instance).
+ * Whether a binding is of the device a contact comes from, which it replaces even when its URI
+ * changed (a new address): with a reg-id (`flow`), that flow of the instance and a binding of it
+ * without flows (RFC 5626 §6); without, every binding of the instance (RFC 5627 §5.1: one binding per instance).
  */
-function sameDevice(current: readonly Binding[], contact: NameAddr): Binding[] {
-  const instance = contact.params.get('+sip.instance');
-  if (!instance) return [];
-  const urn = instanceUrn(instance);
-  const regId = contact.params.get('reg-id');
-  const flow = regId ? Number(regId) : undefined;
-  return current.filter((b) => b.instance && instanceUrn(b.instance) === urn && (flow === undefined || b.regId === undefined || b.regId === flow));
+function isOfFlow(binding: Binding, urn: string, flow: number | undefined): boolean {
+  return !!binding.instance && instanceUrn(binding.instance) === urn && (flow === undefined || binding.regId === undefined || binding.regId === flow);
 }
+
+/** Takes the binding of `contact` out of `bindings`, if there is one (there is at most one). */
+function removeContact(bindings: Binding[], contact: string): void {
+  for (let i = 0; i < bindings.length; i++) {
+    if (bindings[i]!.contact !== contact) continue;
+    bindings.splice(i, 1);
+    return;
+  }
+}
+
+/** Highest q first. */
+const byPreference = (a: Binding, b: Binding) => b.q - a.q;
 
 function isOfDevice(binding: Binding, device: Device): boolean {
   if (!binding.instance || instanceUrn(binding.instance) !== device.instance) return false;

@@ -116,7 +116,11 @@ export class ParleyServer {
     const routed = this.given.filter((plugin) => enabled.includes(plugin));
     this.router.compile(routed.flatMap((plugin) => (plugin.routes?.(config) ?? []).map((route) => ({ key: plugin.section?.key ?? plugin.name, route }))));
 
-    this.store = await openStore(config.database, { log: this.log.child({ module: 'store' }), queryTimeout: config.database_timeout });
+    this.store = await openStore(config.database, {
+      log: this.log.child({ module: 'store' }),
+      queryTimeout: config.database_timeout,
+      credentialsCache: { seconds: config.auth.credentials_cache_seconds },
+    });
     let listening = false;
     try {
       this.transports = new TransportLayer(transportOptions(config));

@@ -24,7 +24,7 @@ import { RoomRepository } from './rooms.js';
 import type { Database } from './schema.js';
 import { SqliteWriter, type StatementWriter } from './sqlite-writer.js';
 import { StoreError, type Store, type StoreErrorCode } from './types.js';
-import { UserRepository } from './users.js';
+import { UserRepository, type CredentialsCacheOptions } from './users.js';
 
 const ACCEPTED_FORMS = 'sqlite:PATH, sqlite::memory: or postgres://user:password@host:port/database';
 /**
@@ -49,10 +49,10 @@ type StoreTarget = SqliteTarget | PostgresTarget;
  * are given the store's `deferredSync`, if it has one; the registrar's bindings, the most frequent
  * write, go to the store's `writer` (a thread of their own) when it has one.
  */
-function createRepositories(db: Kysely<Database>, deferredSync: DeferredSync | undefined, writer: StatementWriter | undefined) {
+function createRepositories(db: Kysely<Database>, deferredSync: DeferredSync | undefined, writer: StatementWriter | undefined, credentialsCache?: CredentialsCacheOptions) {
   const waiting = new WaitingBounds();
   return {
-    users: new UserRepository(db),
+    users: new UserRepository(db, credentialsCache),
     locations: new LocationRepository(db, deferredSync, writer),
     offline: new OfflineRepository(db, waiting),
     deliveries: new DeliveryRepository(db, waiting, deferredSync),
@@ -77,6 +77,8 @@ export interface OpenStoreOptions {
    * true, see sqlite-writer.ts); a command that does not serve REGISTERs need not start one.
    */
   writerThread?: boolean;
+  /** How long users read for digest authentication are kept in memory (default: not at all). */
+  credentialsCache?: CredentialsCacheOptions;
 }
 
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
@@ -90,7 +92,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   const repositories = createRepositories(db, deferredSync, writer && {
     // Its failures are the store's as those of any statement: an outage is told apart and logged once.
     write: (statements) => availability.run(() => writer.write(statements), true),
-  });
+  }, options.credentialsCache);
   const accountMaps = new Map<string, Promise<GatewayAccountRepository>>([['purplemap', Promise.resolve(repositories.gatewayAccounts)]]);
   return {
     driver: target.driver,

@@ -17,6 +17,8 @@ export interface UserStore {
   /** Inserts or replaces the user's credentials. */
   put(user: Omit<UserRecord, 'createdAt'>): Promise<void>;
   get(username: string, domain: string): Promise<UserRecord | undefined>;
+  /** The user as read lately (see UserRepository), without waiting; undefined when not cached: get() tells. */
+  cached?(username: string, domain: string): UserRecord | undefined;
   /** True when a user was removed. */
   remove(username: string, domain: string): Promise<boolean>;
   list(domain?: string): Promise<UserRecord[]>;

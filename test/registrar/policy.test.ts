@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { defaultConfig } from '../../src/config/index.js';
 import { startServer } from '../support/server.js';
 import { TestUA } from '../support/ua.js';
+import { openStore, type Store } from '../../src/store/index.js';
+import { computeHa1 } from '../../src/registrar/index.js';
 
 const openWarnings = (logs: string[]) => logs.filter((line) => line.includes('"level":"warn"') && line.includes('auth.policy: open on'));
 
@@ -63,6 +65,35 @@ test('auth.policy open on loopback only starts without a warning', async () => {
   try {
     assert.deepEqual(openWarnings(s.logs), []);
   } finally {
+    await s.stop();
+  }
+});
+
+test('a password changed or a user removed through the server\'s store takes effect at once; by another process, only once the credentials the server read have aged out', async () => {
+  const s = await startServer({ auth: { ...defaultConfig().auth, credentials_cache_seconds: 3600 } });
+  const cli = await openStore(s.config.database, { writerThread: false });
+  const agents: TestUA[] = [];
+  const register = async (password: string) => {
+    const ua = await TestUA.create({ user: 'alice', server: s.udp, password });
+    agents.push(ua);
+    return (await ua.register()).status;
+  };
+  const setPassword = (store: Store, password: string) => store.users.put({ username: 'alice', domain: 'localhost', ...computeHa1('alice', 'localhost', password) });
+  try {
+    await setPassword(s.server.store, 'first');
+    assert.equal(await register('first'), 200);
+    await setPassword(s.server.store, 'second');
+    assert.equal(await register('first'), 401);
+    assert.equal(await register('second'), 200);
+    // Another process (parley user add): the server goes on with the credentials it read, for auth.credentials_cache_seconds.
+    await setPassword(cli, 'third');
+    assert.equal(await register('second'), 200);
+    assert.equal(await register('third'), 401);
+    assert.equal(await s.server.store.users.remove('alice', 'localhost'), true);
+    assert.equal(await register('second'), 401);
+  } finally {
+    for (const ua of agents) ua.close();
+    await cli.close();
     await s.stop();
   }
 });
