@@ -288,10 +288,18 @@ export class XmppGateway {
     else if (!transient) this.submit({ stanza });
   }
 
-  /** Sends a message taken from SIP once the link is up; fails it back once it waited delay_time since it was taken. */
-  private async sendAccepted(message: AcceptedMessage, acceptedAt: number): Promise<LegOutcome> {
+  /**
+   * Sends a message taken from SIP once the link is up; fails it back once it waited delay_time
+   * since it was taken. While the link is up, the outcome at once rather than its promise (see Outbox.runLeg).
+   */
+  private sendAccepted(message: AcceptedMessage, acceptedAt: number): LegOutcome | Promise<LegOutcome> {
     const deadline = acceptedAt + this.options.delayTimeMs;
-    if (!this.link.online && Date.now() < deadline) await this.linkOnline(deadline);
+    if (!this.link.online && Date.now() < deadline) return this.linkOnline(deadline).then(() => this.sendTaken(message, deadline));
+    return this.sendTaken(message, deadline);
+  }
+
+  /** A message from SIP to XMPP, once the link is up or its wait over: sent, failed back, or left in the outbox (stopping). */
+  private sendTaken(message: AcceptedMessage, deadline: number): LegOutcome {
     const outgoing = { stanza: writtenMessage(message.im, message.attrs, message.imdn?.wanted), origin: message.origin };
     if (this.link.online) this.transmit(outgoing); else if (Date.now() >= deadline) this.failBack(outgoing, 408, `the XMPP server was unreachable for ${this.options.delayTimeMs / 1000} s`);
     // Woken by the stop: it stays in the outbox.
