@@ -88,7 +88,9 @@ export class SipBridge {
       if (!(error instanceof OutboxFull)) throw error;
       return false;
     }
-    await this.relay.sentCopies.copy(request);
+    // Most senders keep no copies: no turn of promises for nothing.
+    const copied = this.relay.sentCopies.copy(request);
+    if (copied) await copied;
     request.reply(202, 'Accepted');
     return true;
   }
