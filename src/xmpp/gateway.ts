@@ -265,7 +265,7 @@ export class XmppGateway {
       return { status: 503, reason: 'Service Unavailable (XMPP server unreachable)', headers: this.retryAfter() };
     }
     const origin = { sender: plainSipAddress(sender), target: plainSipAddress(target), recipient: recipientWords(to), excerpt: excerptOf(im.body) };
-    return { im, attrs, origin, ...(imdn ? { imdn } : {}) };
+    return imdn ? { im, attrs, origin, imdn } : { im, attrs, origin };
   }
 
   /**
@@ -373,9 +373,8 @@ export class XmppGateway {
     if (Buffer.byteLength(im.body, 'utf8') > this.options.maxBody) return this.bounce(stanza, { condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
     // Nothing slows an XMPP sender down: past the bound, messages for a recipient who takes them slower than they come go back.
     if (this.bridge.waitingFor(to) >= this.options.maxQueueToSip) return this.bounce(stanza, { condition: 'resource-constraint', text: `${this.options.maxQueueToSip} messages are waiting for delivery to ${to}: try again later` });
-    const text = { kind: 'text', from: sipAddress(from), to: sipAddress(to), at: Date.now(), ...im, contentType: TEXT_PLAIN, conversation: callIdOfThread(im.thread) } as const;
     const { asked, remembered } = this.receiptsAsked(stanza, to);
-    const message = { ...text, ...asked };
+    const message = { kind: 'text', from: sipAddress(from), to: sipAddress(to), at: Date.now(), ...im, contentType: TEXT_PLAIN, conversation: callIdOfThread(im.thread), ...asked } as const;
     // The SIP user's IMDNs may come after a restart: what they will name is in the store before they can.
     const delivery = remembered ? { to: message.to, make: () => remembered.then(() => message) } : message;
     this.bridge.intoSip(delivery, (result) => {
