@@ -158,12 +158,14 @@ export class Outbox<Item> {
     let queued = false;
     // Delivery starts once the row is committed, while the disk sync the answer waits for is under
     // way: a kill -9 keeps what is committed. Should the sync fail, the sender is refused a message
-    // that may still arrive (at least once, as after a lost answer).
+    // that may still arrive (at least once, as after a lost answer). The legs start once the store
+    // is done telling the batch (in its order): delivered at once, a batch's legs would otherwise
+    // hold back the start of the sync its senders' answers wait for.
     let id: number;
     try {
       id = await this.store.add({ kind: this.kind, recipients, payload: this.codec.encode(item), createdAt: now }, (committedId) => {
         queued = true;
-        this.stored(committedId, item, recipients, now);
+        queueMicrotask(() => this.stored(committedId, item, recipients, now));
       });
     } catch (error) {
       if (!queued) this.unreserve(recipients);

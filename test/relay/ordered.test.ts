@@ -249,6 +249,33 @@ test('outbox: legs delivered at once (an outcome, not a promise) are delivered i
   assert.equal(outbox.size, 0);
 });
 
+test("outbox: a batch's legs start once the store has told the whole batch committed, so its disk sync is not held back by them", async () => {
+  const events: string[] = [];
+  const adds: Array<{ committed?: (id: number) => void; resolve: (id: number) => void }> = [];
+  const store: OutboxStore = {
+    add: (_record, committed) => new Promise((resolve) => adds.push({ committed, resolve })),
+    record: () => Promise.resolve(),
+    pending: () => Promise.resolve({ records: [], cursors: new Map() }),
+  };
+  const delivery = {
+    deliver: (text: string): LegOutcome => {
+      events.push(`delivered ${text}`);
+      return 'done';
+    },
+  };
+  const outbox = new Outbox(store, 'test', jsonCodec<string>(), delivery, new OrderedDeliveries(() => assert.fail('no leg fails')), { maxMessages: 10, maxPerRecipient: 10 }, pino({ enabled: false }));
+  await outbox.start();
+  const submitted = ['one', 'two'].map((text) => outbox.submit(text, ['xmpp']));
+  await eventually(() => adds.length === 2 || undefined, 'both rows asked for');
+  // One batch, as group commit tells it: every row committed, then the sync starts, then it is done.
+  adds.forEach(({ committed }, index) => committed!(index + 1));
+  events.push('sync started');
+  adds.forEach(({ resolve }, index) => resolve(index + 1));
+  await Promise.all(submitted);
+  await outbox.stop();
+  assert.deepEqual(events, ['sync started', 'delivered one', 'delivered two']);
+});
+
 describe('room posts to one member, pipelined', () => {
   let s: TestServer;
   let alice: TestUA;
