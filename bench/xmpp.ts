@@ -36,7 +36,7 @@ import { defaultConfig } from '../src/config/schema.js';
 import { Prosody } from '../test/support/prosody.js';
 import { SippProcess, freePort, percentile, summarize, type SippResult } from '../test/support/sipp.js';
 import {
-  CpuMeter, DOMAIN, KAMAILIO, ROOT, XmppSession, achievedRate, arrivalStats, deliveryProblem, gatewayMessages, indent, launchParley, packageVersion,
+  CpuMeter, DOMAIN, KAMAILIO, ROOT, XmppSession, achievedRate, epochMs, arrivalStats, deliveryProblem, gatewayMessages, indent, launchParley, packageVersion,
   peers, quiet, rateSearch, runBounded, sippProblem, sleep, startServer, stepOptions, stepSettings, table, udpDrops, wantKamailio,
   type Arrival, type Delivery, type Found, type PingIds, type Server,
 } from './common.js';
@@ -293,7 +293,7 @@ const xmppToSip: Direction = {
     const count = (tag: string) => (collect(), arrivals.get(tag)?.length ?? 0);
     const total = () => (collect(), [...arrivals.values()].reduce((n, l) => n + l.length, 0));
     const send = (tag: string, seq: number) =>
-      sender.session.send(xml('message', { to, type: 'chat' }, xml('body', {}, `${tag} ${seq} ${Date.now()}`)));
+      sender.session.send(xml('message', { to, type: 'chat' }, xml('body', {}, `${tag} ${seq} ${epochMs().toFixed(3)}`)));
     for (let attempt = 0; ; attempt++) {
       const tag = `probe${attempt}`;
       await send(tag, 0);
@@ -465,7 +465,7 @@ max msg/s  highest passing step: every message arrived exactly once at >= 90 % o
            (${STEP_S} s steps, doubling from ${START_RATE}/s until one fails, then ${REFINE} bisection steps: the
            limit lies between max msg/s and the failing rate below)
 p50/p99    end-to-end latency in that step, sender to receiver: SIP -> XMPP from sipp's send time in the
-           body to the @xmpp/client receiver's arrival (Node's clock, ms); XMPP -> SIP from the
+           body to the @xmpp/client receiver's arrival (Node's clock, sub-ms); XMPP -> SIP from the
            @xmpp/client sender's send time to the sipp UAS's log timestamp (us resolution)
 p50/p99 at ${LATENCY_RATE}/s  the same latencies in the fixed-rate phase; "all arrived once" as a step passes
 CPU        cores busy during that step: the server's (Kamailio: all its processes), then Prosody's;

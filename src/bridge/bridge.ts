@@ -67,7 +67,7 @@ export class SipBridge {
    * a queue of its own that `deliver` empties in order, again after a restart (`leg.turn.sent()`
    * lets the next item go while one waits for the network to confirm it).
    */
-  outbox<Item>(store: OutboxStore, kind: string, deliver: (item: Item, acceptedAt: number, leg: LegContext) => Promise<LegOutcome>, limits: OutboxLimits): Outbox<Item> {
+  outbox<Item>(store: OutboxStore, kind: string, deliver: (item: Item, acceptedAt: number, leg: LegContext) => LegOutcome | Promise<LegOutcome>, limits: OutboxLimits): Outbox<Item> {
     const toNetwork = new OrderedDeliveries((error, key) => this.log.error({ err: error, key }, `sending to ${this.options.network} failed`));
     const outbox = new Outbox(store, kind, jsonCodec<Item>(), { deliver: (item, _, acceptedAt, leg) => deliver(item, acceptedAt, leg) }, toNetwork, limits, this.log);
     this.relay.trackOutbox(outbox);
@@ -82,12 +82,15 @@ export class SipBridge {
    */
   async accept<Item>(request: IncomingRequest, outbox: Outbox<Item>, item: Item, key: string, now = Date.now(), alongside?: Promise<void>): Promise<boolean> {
     try {
-      await Promise.all([outbox.submit(item, [key], now), alongside]);
+      const submitted = outbox.submit(item, [key], now);
+      await (alongside ? Promise.all([submitted, alongside]) : submitted);
     } catch (error) {
       if (!(error instanceof OutboxFull)) throw error;
       return false;
     }
-    await this.relay.sentCopies.copy(request);
+    // Most senders keep no copies: no turn of promises for nothing.
+    const copied = this.relay.sentCopies.copy(request);
+    if (copied) await copied;
     request.reply(202, 'Accepted');
     return true;
   }

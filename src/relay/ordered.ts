@@ -28,12 +28,22 @@ export interface DeliveryTurn {
   answered(): void;
   /** Settles (never rejects) once every earlier work of the recipient has ended. */
   readonly previous: Promise<void>;
+  /**
+   * Runs `then` at once when every earlier work of the recipient has ended, else once they have:
+   * its result, or the promise of it. What waits for its turn this way costs no promise when
+   * nothing is before it.
+   */
+  afterPrevious<Result>(then: () => Result): Result | Promise<Result>;
 }
 
-export type OrderedWork = (turn: DeliveryTurn) => Promise<void>;
+/**
+ * A work: done once its promise settles, or at once when it returns nothing (one that finished
+ * without waiting for anything saves its recipient's lane a promise and a callback).
+ */
+export type OrderedWork = (turn: DeliveryTurn) => Promise<void> | void;
 
-/** What `previous` is once there is nothing to wait for: a work may go on at once rather than await it. */
-export const SETTLED: Promise<void> = Promise.resolve();
+/** What `previous` is once there is nothing to wait for. */
+const SETTLED: Promise<void> = Promise.resolve();
 
 /**
  * One work in its recipient's lane, and its turn. One object per work, its promise made only when
@@ -79,6 +89,12 @@ class Turn implements DeliveryTurn {
     return this.before?.ended() ?? SETTLED;
   }
 
+  afterPrevious<Result>(then: () => Result): Result | Promise<Result> {
+    const before = this.before;
+    if (!before || before.hasEnded) return then();
+    return before.ended().then(then);
+  }
+
   /** Settles once this work and every earlier one have ended. */
   ended(): Promise<void> {
     if (this.hasEnded) return SETTLED;
@@ -93,22 +109,23 @@ class Turn implements DeliveryTurn {
     if (!this.before || this.before.hasEnded) this.end();
   }
 
+  /** Ends this work, and the finished ones after it that only waited for it: a loop, however many they are. */
   private end(): void {
-    this.hasEnded = true;
-    this.markEnded?.();
-    // The lane's last work has ended, so every one before it has: the lane has nothing left.
-    if (this.lane.tail === this) this.queues.emptied(this.lane);
-    const next = this.next;
-    if (!next) return;
-    next.before = undefined;
-    if (next.finished) next.end();
+    for (let turn: Turn | undefined = this; turn; turn = turn.next?.finished ? turn.next : undefined) {
+      turn.hasEnded = true;
+      turn.markEnded?.();
+      // The lane's last work has ended, so every one before it has: the lane has nothing left.
+      if (this.lane.tail === turn) this.queues.emptied(this.lane);
+      if (turn.next) turn.next.before = undefined;
+    }
   }
 }
 
 /** One recipient's works: those not started yet, and how many are under way. */
 interface Lane {
   recipient: string;
-  queued: Turn[];
+  /** The first work not started yet; the others follow it by `next`. */
+  queued: Turn | undefined;
   /** Works started and not answered yet (Turn.answered): what the window bounds. */
   underWay: number;
   /** The latest started work has not written its request yet: the next one waits. */
@@ -117,6 +134,8 @@ interface Lane {
   window: number;
   /** The latest work queued. */
   tail: Turn | undefined;
+  /** pump() is starting works. */
+  pumping: boolean;
 }
 
 export class OrderedDeliveries {
@@ -127,13 +146,13 @@ export class OrderedDeliveries {
   add(recipient: string, work: OrderedWork): void {
     let lane = this.lanes.get(recipient);
     if (!lane) {
-      lane = { recipient, queued: [], underWay: 0, sending: false, window: 1, tail: undefined };
+      lane = { recipient, queued: undefined, underWay: 0, sending: false, window: 1, tail: undefined, pumping: false };
       this.lanes.set(recipient, lane);
     }
     const turn = new Turn(this, lane, work, lane.tail);
     if (lane.tail) lane.tail.next = turn;
     lane.tail = turn;
-    lane.queued.push(turn);
+    lane.queued ??= turn;
     this.pump(lane);
   }
 
@@ -147,9 +166,22 @@ export class OrderedDeliveries {
     await Promise.all([...this.lanes.values()].map((lane) => lane.tail?.ended()));
   }
 
-  /** Starts what the lane allows. For Turn only. */
+  /**
+   * Starts what the lane allows. For Turn only. A work that says it has sent, or finishes, as it
+   * starts calls this again from within: the loop already under way goes on instead, so that a long
+   * lane of works finishing at once is a loop, not a recursion as deep as the lane.
+   */
   pump(lane: Lane): void {
-    while (!lane.sending && lane.underWay < lane.window && lane.queued.length > 0) this.begin(lane, lane.queued.shift()!);
+    if (lane.pumping) return;
+    lane.pumping = true;
+    try {
+      for (let turn = lane.queued; turn && !lane.sending && lane.underWay < lane.window; turn = lane.queued) {
+        lane.queued = turn.next;
+        this.begin(lane, turn);
+      }
+    } finally {
+      lane.pumping = false;
+    }
   }
 
   /** Every work of the lane has ended: it goes, and the recipient's next work starts a lane of its own. For Turn only. */
@@ -160,12 +192,13 @@ export class OrderedDeliveries {
   private begin(lane: Lane, turn: Turn): void {
     lane.underWay++;
     lane.sending = true;
-    let running: Promise<void>;
+    let running: Promise<void> | void;
     try {
       running = turn.work(turn);
     } catch (error) {
       running = Promise.reject(error);
     }
+    if (!running) return turn.finish();
     void running.then(
       () => turn.finish(),
       (error: unknown) => {

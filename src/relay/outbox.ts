@@ -11,7 +11,7 @@
  */
 import type { Logger } from 'pino';
 import { isStoreUnavailable, logBackgroundFailure, type OutboxRecord, type OutboxStore } from '../store/index.js';
-import { type DeliveryTurn, type OrderedDeliveries, SETTLED } from './ordered.js';
+import type { DeliveryTurn, OrderedDeliveries } from './ordered.js';
 
 /** How long done legs are gathered before their marks are written (the duplicate window after a kill). */
 const PROGRESS_DELAY_MS = 50;
@@ -51,7 +51,7 @@ export interface OutboxDelivery<Item> {
    * this leg for good, the same when it is delivered again after a restart; `leg.turn` is its place
    * in the recipient's order.
    */
-  deliver(item: Item, recipient: string, acceptedAt: number, leg: LegContext): Promise<LegOutcome>;
+  deliver(item: Item, recipient: string, acceptedAt: number, leg: LegContext): LegOutcome | Promise<LegOutcome>;
 }
 
 /** A leg's context, its key made only when asked for: most deliveries name a leg by what the sender sent instead. */
@@ -88,6 +88,8 @@ export class Outbox<Item> {
   /** Settles once start() has queued what was pending: new messages are written and queued behind it, in id order. */
   private readonly loaded: Promise<void>;
   private markLoaded!: () => void;
+  /** `loaded` has settled: a message need not wait for it (a turn of promises less per message). */
+  private isLoaded = false;
 
   constructor(
     private readonly store: OutboxStore,
@@ -99,6 +101,7 @@ export class Outbox<Item> {
     private readonly log: Logger,
   ) {
     this.loaded = new Promise((resolve) => (this.markLoaded = resolve));
+    void this.loaded.then(() => (this.isLoaded = true));
   }
 
   /** Messages pending. */
@@ -145,7 +148,7 @@ export class Outbox<Item> {
   async submit(item: Item, recipients: string[], now = Date.now()): Promise<void> {
     if (recipients.length === 0) return;
     // Written before what was pending is loaded, it would be loaded and queued twice.
-    await this.loaded;
+    if (!this.isLoaded) await this.loaded;
     if (this.size >= this.limits.maxMessages) throw new OutboxFull(`${this.size} messages waiting for delivery`);
     const crowded = recipients.find((recipient) => this.backlogOf(recipient) >= this.limits.maxPerRecipient);
     if (crowded !== undefined) throw new OutboxFull(`${this.backlogOf(crowded)} messages waiting for ${crowded}`);
@@ -155,12 +158,14 @@ export class Outbox<Item> {
     let queued = false;
     // Delivery starts once the row is committed, while the disk sync the answer waits for is under
     // way: a kill -9 keeps what is committed. Should the sync fail, the sender is refused a message
-    // that may still arrive (at least once, as after a lost answer).
+    // that may still arrive (at least once, as after a lost answer). The legs start once the store
+    // is done telling the batch (in its order): delivered at once, a batch's legs would otherwise
+    // hold back the start of the sync its senders' answers wait for.
     let id: number;
     try {
       id = await this.store.add({ kind: this.kind, recipients, payload: this.codec.encode(item), createdAt: now }, (committedId) => {
         queued = true;
-        this.stored(committedId, item, recipients, now);
+        queueMicrotask(() => this.stored(committedId, item, recipients, now));
       });
     } catch (error) {
       if (!queued) this.unreserve(recipients);
@@ -206,17 +211,20 @@ export class Outbox<Item> {
   /**
    * One leg, tried until it is done (again after RETRY_MS while it says so), then recorded in its
    * recipient's order. Chained rather than an async function: each leg of a room post runs this, and
-   * an async function keeps a frame, and makes a promise more, per leg.
+   * an async function keeps a frame, and makes a promise more, per leg. A leg delivered at once
+   * (an outcome, not its promise) and recorded at once (nothing before it) returns nothing: no
+   * promise at all.
    */
-  private runLeg(leg: Leg, item: Item): Promise<void> {
+  private runLeg(leg: Leg, item: Item): Promise<void> | undefined {
     // Left pending in the store while stopping: the next start delivers it.
-    if (this.stopping) return Promise.resolve(this.legEnded(leg, false));
-    let outcome: Promise<LegOutcome>;
+    if (this.stopping) return this.legEnded(leg, false);
+    let outcome: LegOutcome | Promise<LegOutcome>;
     try {
       outcome = this.delivery.deliver(item, leg.recipient, leg.record.createdAt, leg);
     } catch (error) {
-      outcome = Promise.reject(error);
+      outcome = this.failed(error, leg.recipient);
     }
+    if (typeof outcome === 'string') return this.attempted(leg, item, outcome);
     return outcome.then(
       (result) => this.attempted(leg, item, result),
       (error: unknown) => this.attempted(leg, item, this.failed(error, leg.recipient)),
@@ -235,9 +243,7 @@ export class Outbox<Item> {
     leg.turn.answered();
     // The recipient's cursor says every leg up to this one is done: an earlier one comes first,
     // and past one left pending the later ones stay pending too (delivered again at the next start).
-    const previous = leg.turn.previous;
-    if (previous === SETTLED) return this.recordLeg(leg);
-    return previous.then(() => this.recordLeg(leg));
+    return leg.turn.afterPrevious(() => this.recordLeg(leg));
   }
 
   private recordLeg({ record, recipient }: Leg): undefined {

@@ -265,7 +265,7 @@ export class XmppGateway {
       return { status: 503, reason: 'Service Unavailable (XMPP server unreachable)', headers: this.retryAfter() };
     }
     const origin = { sender: plainSipAddress(sender), target: plainSipAddress(target), recipient: recipientWords(to), excerpt: excerptOf(im.body) };
-    return { im, attrs, origin, ...(imdn ? { imdn } : {}) };
+    return imdn ? { im, attrs, origin, imdn } : { im, attrs, origin };
   }
 
   /**
@@ -288,10 +288,18 @@ export class XmppGateway {
     else if (!transient) this.submit({ stanza });
   }
 
-  /** Sends a message taken from SIP once the link is up; fails it back once it waited delay_time since it was taken. */
-  private async sendAccepted(message: AcceptedMessage, acceptedAt: number): Promise<LegOutcome> {
+  /**
+   * Sends a message taken from SIP once the link is up; fails it back once it waited delay_time
+   * since it was taken. While the link is up, the outcome at once rather than its promise (see Outbox.runLeg).
+   */
+  private sendAccepted(message: AcceptedMessage, acceptedAt: number): LegOutcome | Promise<LegOutcome> {
     const deadline = acceptedAt + this.options.delayTimeMs;
-    if (!this.link.online && Date.now() < deadline) await this.linkOnline(deadline);
+    if (!this.link.online && Date.now() < deadline) return this.linkOnline(deadline).then(() => this.sendTaken(message, deadline));
+    return this.sendTaken(message, deadline);
+  }
+
+  /** A message from SIP to XMPP, once the link is up or its wait over: sent, failed back, or left in the outbox (stopping). */
+  private sendTaken(message: AcceptedMessage, deadline: number): LegOutcome {
     const outgoing = { stanza: writtenMessage(message.im, message.attrs, message.imdn?.wanted), origin: message.origin };
     if (this.link.online) this.transmit(outgoing); else if (Date.now() >= deadline) this.failBack(outgoing, 408, `the XMPP server was unreachable for ${this.options.delayTimeMs / 1000} s`);
     // Woken by the stop: it stays in the outbox.
@@ -365,9 +373,8 @@ export class XmppGateway {
     if (Buffer.byteLength(im.body, 'utf8') > this.options.maxBody) return this.bounce(stanza, { condition: 'policy-violation', text: `messages are limited to ${this.options.maxBody} bytes` });
     // Nothing slows an XMPP sender down: past the bound, messages for a recipient who takes them slower than they come go back.
     if (this.bridge.waitingFor(to) >= this.options.maxQueueToSip) return this.bounce(stanza, { condition: 'resource-constraint', text: `${this.options.maxQueueToSip} messages are waiting for delivery to ${to}: try again later` });
-    const text = { kind: 'text', from: sipAddress(from), to: sipAddress(to), at: Date.now(), ...im, contentType: TEXT_PLAIN, conversation: callIdOfThread(im.thread) } as const;
     const { asked, remembered } = this.receiptsAsked(stanza, to);
-    const message = { ...text, ...asked };
+    const message = { kind: 'text', from: sipAddress(from), to: sipAddress(to), at: Date.now(), ...im, contentType: TEXT_PLAIN, conversation: callIdOfThread(im.thread), ...asked } as const;
     // The SIP user's IMDNs may come after a restart: what they will name is in the store before they can.
     const delivery = remembered ? { to: message.to, make: () => remembered.then(() => message) } : message;
     this.bridge.intoSip(delivery, (result) => {

@@ -13,6 +13,7 @@ import xml from '@xmpp/xml';
 import { component, type Component, type XmppError } from '@xmpp/component';
 import { parseJid } from './addresses.js';
 import { PromptAcknowledgement } from './acknowledgement.js';
+import { WrittenStanza, escapeAttribute } from './messages.js';
 import type { OutboundStanza, XmppLinkEvents } from './backend.js';
 import { type XmlLimits, guardConnection } from './xml-guard.js';
 import { Backoff } from '../util/backoff.js';
@@ -207,7 +208,7 @@ export class ComponentLink extends EventEmitter<XmppLinkEvents> {
     const id = `${this.pingPrefix}-${++this.pings}`;
     const to = parseJid(last.attrs.to ?? '')?.domain;
     this.ping = { id, at: Date.now(), covers: this.unconfirmedStanzas.length };
-    this.write(xml('iq', { type: 'get', id, from: this.options.domain, to }, xml('ping', { xmlns: NS_PING })));
+    this.write(pingStanza(id, this.options.domain, to));
   }
 
   /** Whether `stanza` answers the ping in flight; if so, what it covers is confirmed. */
@@ -338,8 +339,15 @@ function onlyIqThroughMiddleware(entity: Component): void {
 
 /**
  * The stanza as XML text. Carriage returns are written as character references: a literal one
- * would reach the recipient as a line feed (XML 1.0 §2.11 end-of-line handling).
+ * would reach the recipient as a line feed (XML 1.0 §2.11 end-of-line handling). A stanza written
+ * from a template has them so already.
  */
 function serialize(stanza: OutboundStanza): string {
-  return stanza.toString().replace(/\r/g, '&#13;');
+  return stanza instanceof WrittenStanza ? stanza.toString() : stanza.toString().replace(/\r/g, '&#13;');
+}
+
+/** An XEP-0199 ping, written from a template: one goes out every PING_DELAY_MS while stanzas are. */
+function pingStanza(id: string, from: string, to: string | undefined): WrittenStanza {
+  const toAttribute = to === undefined ? '' : ` to="${escapeAttribute(to)}"`;
+  return new WrittenStanza('iq', { type: 'get', id, from, to }, `<iq type="get" id="${escapeAttribute(id)}" from="${escapeAttribute(from)}"${toAttribute}><ping xmlns="${NS_PING}"/></iq>`);
 }

@@ -7,6 +7,7 @@ import {
   Recent, SipBridge, TEXT_PLAIN, imdnBody, imdnRequestOf, isComposingBody, parseCpim, readImdn, readIsComposing, readSipPayload, sipRequestOf, type SipOrigin,
 } from '../../src/bridge/index.js';
 import { type IncomingRequest, parseMessage } from '../../src/sip/index.js';
+import type { LegOutcome } from '../../src/relay/index.js';
 import type { OutboxStore } from '../../src/store/index.js';
 import { eventually } from '../support/eventually.js';
 import { recordingRelay } from '../support/relay.js';
@@ -148,7 +149,7 @@ describe('the outbox step before the 202', () => {
     const delivered: string[] = [];
     let hold!: () => void;
     const held = new Promise<void>((resolve) => (hold = resolve));
-    const outbox = bridge.outbox(memoryOutbox(), 'test', async (item: { text: string }) => {
+    const outbox = bridge.outbox(memoryOutbox(), 'test', async (item: { text: string }): Promise<LegOutcome> => {
       await held;
       delivered.push(item.text);
       return 'done';

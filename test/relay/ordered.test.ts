@@ -123,6 +123,51 @@ describe('OrderedDeliveries', () => {
     assert.deepEqual(started, [0, 1, 2]);
   });
 
+  test('afterPrevious runs at once when nothing is before the work, and after the earlier works otherwise', async () => {
+    const queues = new OrderedDeliveries(() => assert.fail('no work fails'));
+    const order: string[] = [];
+    let release!: () => void;
+    queues.add('bob', async (turn) => {
+      const result = turn.afterPrevious(() => 'first, at once');
+      assert.equal(result, 'first, at once', 'the result itself, not a promise of it');
+      order.push(result);
+      turn.sent(4);
+      await new Promise<void>((resolve) => (release = resolve));
+      order.push('first done');
+    });
+    let second: unknown;
+    queues.add('bob', (turn) => {
+      second = turn.afterPrevious(() => {
+        order.push('second, after the first');
+        return 2;
+      });
+    });
+    await settle();
+    assert.ok(second instanceof Promise, 'the first has not ended: the second waits for it');
+    assert.deepEqual(order, ['first, at once']);
+    release();
+    assert.equal(await second, 2);
+    await queues.drain();
+    assert.deepEqual(order, ['first, at once', 'first done', 'second, after the first']);
+  });
+
+  test('works done as they start (returning no promise) run in order, a long lane of them as a loop', async () => {
+    const queues = new OrderedDeliveries(() => assert.fail('no work fails'));
+    let release!: () => void;
+    queues.add('xmpp', () => new Promise<void>((resolve) => (release = resolve)));
+    const ran: number[] = [];
+    // Deeper than the stack allows as a recursion.
+    const count = 200_000;
+    for (let index = 0; index < count; index++) queues.add('xmpp', () => void ran.push(index));
+    await settle();
+    assert.deepEqual(ran, []);
+    release();
+    await queues.drain();
+    assert.equal(ran.length, count);
+    assert.ok(ran.every((value, index) => value === index), 'in the order queued');
+    assert.equal(queues.underWay('xmpp'), 0);
+  });
+
   test('a recipient whose works hang holds up only itself', async () => {
     const queues = new OrderedDeliveries(() => assert.fail('no work fails'));
     const slow = gatedWorks(5, 2);
@@ -175,6 +220,60 @@ test('outbox: a leg left pending at stop keeps the later legs of its recipient p
   // Nothing marked: a cursor for bob past the first would lose it at the next start.
   assert.deepEqual(progress.flatMap((written) => [...written.finished, ...written.cursors.map((cursor) => `${cursor.recipient}:${cursor.doneId}`)]), []);
   assert.equal(outbox.size, 3, 'all three still pending, to be delivered again at the next start');
+});
+
+test('outbox: legs delivered at once (an outcome, not a promise) are delivered in order and marked done', async () => {
+  const progress: OutboxProgress[] = [];
+  let ids = 0;
+  const store: OutboxStore = {
+    add: () => Promise.resolve(++ids),
+    record: (written) => {
+      progress.push(written);
+      return Promise.resolve();
+    },
+    pending: () => Promise.resolve({ records: [], cursors: new Map() }),
+  };
+  const delivered: string[] = [];
+  const delivery = {
+    deliver: (text: string): LegOutcome => {
+      delivered.push(text);
+      return 'done';
+    },
+  };
+  const outbox = new Outbox(store, 'test', jsonCodec<string>(), delivery, new OrderedDeliveries(() => assert.fail('no leg fails')), { maxMessages: 10, maxPerRecipient: 10 }, pino({ enabled: false }));
+  await outbox.start();
+  await Promise.all(['one', 'two', 'three'].map((text) => outbox.submit(text, ['xmpp'])));
+  await outbox.stop();
+  assert.deepEqual(delivered, ['one', 'two', 'three']);
+  assert.deepEqual(progress.flatMap((written) => written.finished), [1, 2, 3], 'every row done for its one recipient');
+  assert.equal(outbox.size, 0);
+});
+
+test("outbox: a batch's legs start once the store has told the whole batch committed, so its disk sync is not held back by them", async () => {
+  const events: string[] = [];
+  const adds: Array<{ committed?: (id: number) => void; resolve: (id: number) => void }> = [];
+  const store: OutboxStore = {
+    add: (_record, committed) => new Promise((resolve) => adds.push({ committed, resolve })),
+    record: () => Promise.resolve(),
+    pending: () => Promise.resolve({ records: [], cursors: new Map() }),
+  };
+  const delivery = {
+    deliver: (text: string): LegOutcome => {
+      events.push(`delivered ${text}`);
+      return 'done';
+    },
+  };
+  const outbox = new Outbox(store, 'test', jsonCodec<string>(), delivery, new OrderedDeliveries(() => assert.fail('no leg fails')), { maxMessages: 10, maxPerRecipient: 10 }, pino({ enabled: false }));
+  await outbox.start();
+  const submitted = ['one', 'two'].map((text) => outbox.submit(text, ['xmpp']));
+  await eventually(() => adds.length === 2 || undefined, 'both rows asked for');
+  // One batch, as group commit tells it: every row committed, then the sync starts, then it is done.
+  adds.forEach(({ committed }, index) => committed!(index + 1));
+  events.push('sync started');
+  adds.forEach(({ resolve }, index) => resolve(index + 1));
+  await Promise.all(submitted);
+  await outbox.stop();
+  assert.deepEqual(events, ['sync started', 'delivered one', 'delivered two']);
 });
 
 describe('room posts to one member, pipelined', () => {
