@@ -210,9 +210,7 @@ export class Registrar extends EventEmitter {
     return this.serialise(aor, async () => {
       const bindings = this.table.get(aor);
       if (!bindings?.some((b) => dropped.includes(b))) return;
-      const kept = bindings.filter((b) => !dropped.includes(b));
-      await this.store.replace(aor, kept, true);
-      this.stored(aor, kept);
+      await this.commit(aor, bindings.filter((b) => !dropped.includes(b)));
     });
   }
 
