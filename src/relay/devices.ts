@@ -562,7 +562,7 @@ export class DeviceDelivery {
       const left = [...notSent, ...unreached, ...late];
       if (left.length === 0) return taken ?? { status: best!.status, reason: best!.reason, response: best };
       if (previous) await previous;
-      if (turn.previous !== SETTLED) await turn.previous;
+      await turn.previous;
       let id: number | 'full';
       // A drain leaves the row of a device still answering to that answer (takeLate) from the moment
       // it can be read. Written again alone (its batch failed), the message has another id.
