@@ -190,7 +190,8 @@ describe('OrderedDeliveries', () => {
   });
 });
 
-test('outbox: a leg left pending at stop keeps the later legs of its recipient pending too, though they were delivered', async () => {
+/** An outbox store with nothing pending at start that numbers rows in order and keeps the progress recorded. */
+function recordingStore(): { store: OutboxStore; progress: OutboxProgress[] } {
   const progress: OutboxProgress[] = [];
   let ids = 0;
   const store: OutboxStore = {
@@ -201,6 +202,11 @@ test('outbox: a leg left pending at stop keeps the later legs of its recipient p
     },
     pending: () => Promise.resolve({ records: [], cursors: new Map() }),
   };
+  return { store, progress };
+}
+
+test('outbox: a leg left pending at stop keeps the later legs of its recipient pending too, though they were delivered', async () => {
+  const { store, progress } = recordingStore();
   const delivered: string[] = [];
   const delivery = {
     // The first can never be stored (the store is unavailable for it); the others reach bob.
@@ -223,16 +229,7 @@ test('outbox: a leg left pending at stop keeps the later legs of its recipient p
 });
 
 test('outbox: legs delivered at once (an outcome, not a promise) are delivered in order and marked done', async () => {
-  const progress: OutboxProgress[] = [];
-  let ids = 0;
-  const store: OutboxStore = {
-    add: () => Promise.resolve(++ids),
-    record: (written) => {
-      progress.push(written);
-      return Promise.resolve();
-    },
-    pending: () => Promise.resolve({ records: [], cursors: new Map() }),
-  };
+  const { store, progress } = recordingStore();
   const delivered: string[] = [];
   const delivery = {
     deliver: (text: string): LegOutcome => {
