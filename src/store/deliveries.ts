@@ -1,15 +1,37 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { CompiledQuery, sql, type Kysely, type Selectable } from 'kysely';
 import { CompiledStatements } from './compiled.js';
 import { GroupCommit, type DeferredSync } from './group-commit.js';
+import type { StatementWriter } from './sqlite-writer.js';
 import { nullsAbsent } from './rows.js';
-import { WaitingUsers, insertStoredMessage, toStoredMessage, type WaitingBounds } from './offline.js';
+import {
+  WaitingUsers, insertStoredMessage, isFull, quotaOf, storedMessageRow, storedMessageValues, toStoredMessage, type WaitingBounds,
+} from './offline.js';
 import type { Database, DevicesTable, MessageDeliveriesTable, OfflineMessagesTable } from './schema.js';
 import type { DeliveryCursor, DeliveryStore, PendingDelivery, RememberedDevice, StoredMessage } from './types.js';
 
-/** Messages stored and deliveries done are group-committed: a burst of them shares one disk sync. */
+/**
+ * The rows of a message for each device of a JSON array, after the message's own insert, whose id
+ * they take: the id is read once, before the first of them changes `last_insert_rowid()`.
+ */
+const DELIVERIES_OF_LAST_MESSAGE = `with message (id) as materialized (select last_insert_rowid())
+  insert into message_deliveries (message_id, aor, device, priority) select message.id, ?, json_each.value, ? from message, json_each(?)`;
+
+/**
+ * Messages stored and deliveries done are group-committed: a burst of them shares one disk sync.
+ * With a writer (SQLite in a file), messages are stored by it, off the event loop.
+ */
 export class DeliveryRepository implements DeliveryStore {
   private readonly commits: GroupCommit;
   private readonly statements = new CompiledStatements();
+  /**
+   * Per AOR, while a message of it waits to be counted before it is stored (see addByWriter): the
+   * moment its write is asked for. A later message of the AOR asks for its own after, in order.
+   */
+  private readonly counting = new Map<string, Promise<void>>();
+  /** The last message stored by the writer, once answered (failed or not): everything asked for before is then too. */
+  private lastAdd: Promise<unknown> = Promise.resolve();
+  /** The highest id of a message the writer stored, as answered: see pendingFor. */
+  private answeredUpTo = 0;
   /** The devices ("aor\ndevice") that may have deliveries waiting: a registration of the others costs no store read. */
   private readonly waitingDevices = new WaitingUsers();
   /** Reading which devices have deliveries waiting, once (again after a failure). */
@@ -19,6 +41,7 @@ export class DeliveryRepository implements DeliveryStore {
     private readonly db: Kysely<Database>,
     private readonly waiting: WaitingBounds,
     deferredSync?: DeferredSync,
+    private readonly writer?: StatementWriter,
   ) {
     this.commits = new GroupCommit(db, deferredSync);
   }
@@ -45,7 +68,8 @@ export class DeliveryRepository implements DeliveryStore {
    */
   takeOver(aor: string, device: string, from: readonly string[], receivedBefore?: number): Promise<void> {
     const stored = this.waitingDevices.storing(waitingKey(aor, device));
-    return this.commits.run(async (trx) => {
+    // After the messages the writer is storing: theirs are rows to move too.
+    return this.lastAdd.then(() => this.commits.run(async (trx) => {
       await trx
         .insertInto('message_deliveries')
         .columns(['message_id', 'aor', 'device', 'priority'])
@@ -70,7 +94,7 @@ export class DeliveryRepository implements DeliveryStore {
         await trx.insertInto('devices').values({ ...latest, device }).onConflict((conflict) => conflict.columns(['aor', 'device']).doNothing()).execute();
       }
       await trx.deleteFrom('devices').where('aor', '=', aor).where('device', 'in', from).execute();
-    }).finally(stored);
+    })).finally(stored);
   }
 
   mayHaveWaiting(aor: string, device: string): boolean {
@@ -97,6 +121,7 @@ export class DeliveryRepository implements DeliveryStore {
     const { statements, waiting } = this;
     const stored = devices.map((device) => this.waitingDevices.storing(waitingKey(message.aor, device)));
     try {
+      if (this.writer) return await this.addByWriter(this.writer, message, devices, priority, maxPerUser, inserted);
       return await this.commits.run(async (trx) => {
         const id = await insertStoredMessage(trx, statements, waiting, message, maxPerUser, true);
         if (id === 'full') return id;
@@ -113,6 +138,49 @@ export class DeliveryRepository implements DeliveryStore {
     } finally {
       for (const done of stored) done();
     }
+  }
+
+  /**
+   * Stores the message and its rows in one write of the writer's, asked for in the order add was
+   * called for the AOR. When its quota is to be counted (insertStoredMessage), it is counted once
+   * the writes asked for before are committed, and the AOR's later messages wait for that.
+   */
+  private async addByWriter(
+    writer: StatementWriter, message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number, inserted?: (id: number) => void,
+  ): Promise<number | 'full'> {
+    const before = this.counting.get(message.aor);
+    if (before === undefined && !this.waiting.toCount(quotaOf(message), maxPerUser)) return this.store(writer, message, devices, priority, inserted);
+    let asked!: () => void;
+    const turn = new Promise<void>((resolve) => (asked = resolve));
+    this.counting.set(message.aor, turn);
+    try {
+      await before;
+      if (this.waiting.toCount(quotaOf(message), maxPerUser)) {
+        await this.lastAdd;
+        if (await isFull(this.db, this.statements, this.waiting, message, maxPerUser)) return 'full';
+      }
+      const id = this.store(writer, message, devices, priority, inserted);
+      asked();
+      return await id;
+    } finally {
+      asked();
+      if (this.counting.get(message.aor) === turn) this.counting.delete(message.aor);
+    }
+  }
+
+  /** Asks the writer to store the message and its rows; its id is told `inserted` once answered. */
+  private async store(writer: StatementWriter, message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, inserted?: (id: number) => void): Promise<number> {
+    const db = this.db;
+    const insert = this.statements.compile('store message by writer', storedMessageValues(message, true), (v) => storedMessageRow(db, v));
+    const rows = CompiledQuery.raw(DELIVERIES_OF_LAST_MESSAGE, [message.aor, priority, JSON.stringify(devices)]);
+    this.waiting.added(quotaOf(message));
+    const written = writer.insert([insert, rows]);
+    this.lastAdd = written.catch(() => {});
+    const id = await written;
+    if (id === undefined) throw new Error('stored message not inserted');
+    this.answeredUpTo = Math.max(this.answeredUpTo, id);
+    inserted?.(id);
+    return id;
   }
 
   /**
@@ -141,7 +209,11 @@ export class DeliveryRepository implements DeliveryStore {
     const read = this.waitingDevices.reading(waitingKey(aor, device));
     const { rows } = await this.db.executeQuery<Selectable<OfflineMessagesTable> & Pick<Selectable<MessageDeliveriesTable>, 'device' | 'priority'>>(query);
     if (cursor === undefined && rows.length === 0) this.waitingDevices.foundNone(waitingKey(aor, device), read);
-    return rows.map((row) => ({ message: toStoredMessage(row), device: row.device, priority: row.priority }));
+    // A row the writer committed is read once its caller knows its id, as a transaction's, told before
+    // its commit: while the device has a message on its way to the store, the newer rows are left.
+    const storing = this.writer !== undefined && this.waitingDevices.reading(waitingKey(aor, device)).storesUnderWay;
+    const answered = storing ? rows.filter((row) => row.id <= this.answeredUpTo) : rows;
+    return answered.map((row) => ({ message: toStoredMessage(row), device: row.device, priority: row.priority }));
   }
 
   /**

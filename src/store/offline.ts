@@ -163,9 +163,10 @@ const MAX_BOUNDED_USERS = 100_000;
 export class WaitingBounds {
   private readonly bounds = new Map<string, number>();
 
-  /** The bound of `quota`, undefined when it is to be counted. */
-  get(quota: string): number | undefined {
-    return this.bounds.get(quota);
+  /** Whether the next message of `quota` is to be counted in the store before it is stored. */
+  toCount(quota: string, maxPerUser: number): boolean {
+    const bound = this.bounds.get(quota);
+    return bound === undefined || bound >= maxPerUser;
   }
 
   /** Counts again with the next message. */
@@ -206,61 +207,78 @@ export class WaitingBounds {
 export async function insertStoredMessage(
   trx: Transaction<Database>, statements: CompiledStatements, waiting: WaitingBounds, message: Omit<StoredMessage, 'id'>, maxPerUser: number, perDevice: boolean,
 ): Promise<number | 'full'> {
-  const sentCopy = message.sentCopy ? 1 : 0;
-  const quota = sentCopy ? `${message.aor}\ncopies` : message.aor;
-  const bound = waiting.get(quota);
-  if (bound === undefined || bound >= maxPerUser) {
-    const limit = Math.floor(maxPerUser);
-    const count = statements.compile(`waiting at most ${limit} ${sentCopy}`, [message.aor, message.receivedAt], ([aor, now]) =>
-      trx
-        .selectFrom((eb) =>
-          eb
-            .selectFrom('offline_messages')
-            .select('id')
-            .where('aor', '=', aor as string)
-            .where('expires_at', '>', now as number)
-            .where('sent_copy', '=', sql.lit(sentCopy))
-            .limit(sql.lit(limit))
-            .as('waiting'),
-        )
-        .select((eb) => eb.fn.countAll<number>().as('waiting')),
-    );
-    const { rows: counted } = await trx.executeQuery<{ waiting: number | string }>(count);
-    const stored = Number(counted[0]!.waiting);
-    // A count that reached the limit stopped there: it is no bound, and the next message counts again.
-    if (stored >= maxPerUser) {
-      waiting.forget(quota);
-      return 'full';
-    }
-    waiting.counted(quota, stored);
-  }
-  const values = [
-    message.aor, message.fromHeader, message.toHeader, message.contentType, message.body, message.receivedAt, message.sentAt ?? null, message.expiresAt,
-    message.origin?.callId ?? null, message.origin?.fromTag ?? null, message.origin?.cseq ?? null, perDevice ? 1 : 0, sentCopy,
-  ] as const;
-  const insert = statements.compile('store message', values, (v) =>
-    trx
-      .insertInto('offline_messages')
-      .values({
-        aor: v[0] as string,
-        from_header: v[1] as string,
-        to_header: v[2] as string,
-        content_type: v[3] as string,
-        body: v[4] as Buffer,
-        received_at: v[5] as number,
-        sent_at: v[6] as number | null,
-        expires_at: v[7] as number,
-        origin_call_id: v[8] as string | null,
-        origin_from_tag: v[9] as string | null,
-        origin_cseq: v[10] as number | null,
-        per_device: v[11] as number,
-        sent_copy: v[12] as number,
-      })
-      .returning('id'),
-  );
+  if (waiting.toCount(quotaOf(message), maxPerUser) && (await isFull(trx, statements, waiting, message, maxPerUser))) return 'full';
+  const insert = statements.compile('store message', storedMessageValues(message, perDevice), (v) => storedMessageRow(trx, v).returning('id'));
   const { rows } = await trx.executeQuery<{ id: number }>(insert);
-  waiting.added(quota);
+  waiting.added(quotaOf(message));
   return Number(rows[0]!.id);
+}
+
+/** The quota `message` counts against: its recipient's, or that of the copies of what the recipient sent. */
+export function quotaOf(message: Omit<StoredMessage, 'id'>): string {
+  return message.sentCopy ? `${message.aor}\ncopies` : message.aor;
+}
+
+/**
+ * Whether the quota of `message` has maxPerUser waiting, counted by `db` (at most that many), which
+ * sets its bound in `waiting` (see insertStoredMessage).
+ */
+export async function isFull(
+  db: Kysely<Database>, statements: CompiledStatements, waiting: WaitingBounds, message: Omit<StoredMessage, 'id'>, maxPerUser: number,
+): Promise<boolean> {
+  const sentCopy = message.sentCopy ? 1 : 0;
+  const quota = quotaOf(message);
+  const limit = Math.floor(maxPerUser);
+  const count = statements.compile(`waiting at most ${limit} ${sentCopy}`, [message.aor, message.receivedAt], ([aor, now]) =>
+    db
+      .selectFrom((eb) =>
+        eb
+          .selectFrom('offline_messages')
+          .select('id')
+          .where('aor', '=', aor as string)
+          .where('expires_at', '>', now as number)
+          .where('sent_copy', '=', sql.lit(sentCopy))
+          .limit(sql.lit(limit))
+          .as('waiting'),
+      )
+      .select((eb) => eb.fn.countAll<number>().as('waiting')),
+  );
+  const { rows: counted } = await db.executeQuery<{ waiting: number | string }>(count);
+  const stored = Number(counted[0]!.waiting);
+  // A count that reached the limit stopped there: it is no bound, and the next message counts again.
+  if (stored >= maxPerUser) {
+    waiting.forget(quota);
+    return true;
+  }
+  waiting.counted(quota, stored);
+  return false;
+}
+
+/** The values of a stored message's row, in the order storedMessageRow takes them. */
+export function storedMessageValues(message: Omit<StoredMessage, 'id'>, perDevice: boolean): unknown[] {
+  return [
+    message.aor, message.fromHeader, message.toHeader, message.contentType, message.body, message.receivedAt, message.sentAt ?? null, message.expiresAt,
+    message.origin?.callId ?? null, message.origin?.fromTag ?? null, message.origin?.cseq ?? null, perDevice ? 1 : 0, message.sentCopy ? 1 : 0,
+  ];
+}
+
+/** The insert of a stored message's row made of `v` (storedMessageValues). */
+export function storedMessageRow(db: Kysely<Database>, v: readonly unknown[]) {
+  return db.insertInto('offline_messages').values({
+    aor: v[0] as string,
+    from_header: v[1] as string,
+    to_header: v[2] as string,
+    content_type: v[3] as string,
+    body: v[4] as Buffer,
+    received_at: v[5] as number,
+    sent_at: v[6] as number | null,
+    expires_at: v[7] as number,
+    origin_call_id: v[8] as string | null,
+    origin_from_tag: v[9] as string | null,
+    origin_cseq: v[10] as number | null,
+    per_device: v[11] as number,
+    sent_copy: v[12] as number,
+  });
 }
 
 export function toStoredMessage(row: Selectable<OfflineMessagesTable>): StoredMessage {

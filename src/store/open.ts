@@ -46,8 +46,9 @@ type StoreTarget = SqliteTarget | PostgresTarget;
 
 /**
  * A new repository is one line here plus its field in the Store interface. Those that group-commit
- * are given the store's `deferredSync`, if it has one; the registrar's bindings, the most frequent
- * write, go to the store's `writer` (a thread of their own) when it has one.
+ * are given the store's `deferredSync`, if it has one; the writes of every REGISTER and relayed
+ * MESSAGE (bindings, messages stored per device, outbox rows) go to the store's `writer` (a thread
+ * of their own) when it has one.
  */
 function createRepositories(db: Kysely<Database>, deferredSync: DeferredSync | undefined, writer: StatementWriter | undefined) {
   const waiting = new WaitingBounds();
@@ -55,9 +56,9 @@ function createRepositories(db: Kysely<Database>, deferredSync: DeferredSync | u
     users: new UserRepository(db),
     locations: new LocationRepository(db, deferredSync, writer),
     offline: new OfflineRepository(db, waiting),
-    deliveries: new DeliveryRepository(db, waiting, deferredSync),
+    deliveries: new DeliveryRepository(db, waiting, deferredSync, writer),
     presence: new PresenceRepository(db, deferredSync),
-    outbox: new OutboxRepository(db, deferredSync),
+    outbox: new OutboxRepository(db, deferredSync, writer),
     gatewayAccounts: new GatewayAccountRepository(db),
     gatewayRooms: new GatewayRoomRepository(db),
     receiptIds: new ReceiptIdRepository(db, deferredSync),
@@ -90,6 +91,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   const repositories = createRepositories(db, deferredSync, writer && {
     // Its failures are the store's as those of any statement: an outage is told apart and logged once.
     write: (statements) => availability.run(() => writer.write(statements), true),
+    insert: (statements) => availability.run(() => writer.insert(statements), true),
   });
   const accountMaps = new Map<string, Promise<GatewayAccountRepository>>([['purplemap', Promise.resolve(repositories.gatewayAccounts)]]);
   return {

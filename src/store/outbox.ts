@@ -1,6 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import { CompiledStatements } from './compiled.js';
 import { GroupCommit, type DeferredSync } from './group-commit.js';
+import type { StatementWriter } from './sqlite-writer.js';
 import type { Database } from './schema.js';
 import type { OutboxProgress, OutboxRecord, OutboxStore } from './types.js';
 
@@ -12,24 +13,35 @@ export class OutboxRepository implements OutboxStore {
   private readonly commits: GroupCommit;
   private readonly statements = new CompiledStatements();
 
-  constructor(private readonly db: Kysely<Database>, deferredSync?: DeferredSync) {
+  /** With `writer` (SQLite in a file), rows are added by it, off the event loop; else by a group commit of `db`'s. */
+  constructor(
+    private readonly db: Kysely<Database>,
+    deferredSync?: DeferredSync,
+    private readonly writer?: StatementWriter,
+  ) {
     this.commits = new GroupCommit(db, deferredSync);
   }
 
+  /**
+   * Resolves with the row's id once it is durable; `committed` may be told it earlier (see
+   * GroupCommit.run), not with a writer, which answers once the row is durable.
+   */
   add(record: Omit<OutboxRecord, 'id'>, committed?: (id: number) => void): Promise<number> {
     const values = [record.kind, JSON.stringify(record.recipients), record.payload, record.createdAt];
+    if (this.writer) {
+      const insert = this.statements.compile('add by writer', values, this.insertRow);
+      return this.writer.insert([insert]).then(insertedId);
+    }
     return this.commits.run(async (trx) => {
       // Every message a gateway or room acknowledges goes through here: compiled once (see CompiledStatements).
-      const insert = this.statements.compile('add', values, ([kind, recipients, payload, createdAt]) =>
-        trx
-          .insertInto('outbox')
-          .values({ kind: kind as string, recipients: recipients as string, payload: payload as Buffer, created_at: createdAt as number })
-          .returning('id'),
-      );
+      const insert = this.statements.compile('add', values, (v) => this.insertRow(v).returning('id'));
       const { rows } = await trx.executeQuery<{ id: number }>(insert);
       return rows[0]!.id;
     }, committed);
   }
+
+  private readonly insertRow = ([kind, recipients, payload, createdAt]: readonly unknown[]) =>
+    this.db.insertInto('outbox').values({ kind: kind as string, recipients: recipients as string, payload: payload as Buffer, created_at: createdAt as number });
 
   record(progress: OutboxProgress): Promise<void> {
     return this.commits.run((trx) => writeProgress(trx, progress));
@@ -43,6 +55,12 @@ export class OutboxRepository implements OutboxStore {
       cursors: new Map(cursorRows.map((row) => [row.recipient, row.done_id])),
     };
   }
+}
+
+/** The id of a row a writer inserted: a plain INSERT always inserts one. */
+function insertedId(id: number | undefined): number {
+  if (id === undefined) throw new Error('outbox row not inserted');
+  return id;
 }
 
 async function writeProgress(trx: Transaction<Database>, progress: OutboxProgress): Promise<void> {

@@ -34,8 +34,18 @@ export interface WriteFailure {
 /** For each write of a batch: the number of rows its statements changed, or why it failed. */
 export type WriteOutcome = number | WriteFailure;
 
-/** `ready` once the thread has its connection; then the outcomes of each batch once its writes are durable or failed. */
-export type FromWriter = { ready: true } | { id: number; outcomes: WriteOutcome[] };
+/**
+ * `ready` once the thread has its connection; then the outcomes of each batch once its writes are
+ * durable or failed, and for each write the row id its first statement inserted (0 when none): the
+ * id of a message stored, which the main thread has no other way to learn.
+ */
+export type FromWriter = { ready: true } | { id: number; outcomes: WriteOutcome[]; insertedIds: number[] };
+
+/** What a transaction's writes did, each: the rows its statements changed, and the row id its first statement inserted (0 when none). */
+interface Committed {
+  changed: number[];
+  insertedIds: number[];
+}
 
 const { path, busyTimeoutMs } = workerData as WriterData;
 const port = parentPort!;
@@ -76,7 +86,8 @@ function flush(): void {
   const batches = queued;
   queued = [];
   const writes = batches.flatMap((batch) => batch.writes);
-  const outcomes = commitAll(writes);
+  const insertedIds = new Array<number>(writes.length).fill(0);
+  const outcomes = commitAll(writes, insertedIds);
   if (outcomes.some((outcome) => typeof outcome === 'number')) {
     try {
       log ??= openSync(`${path}-wal`, 'r');
@@ -87,22 +98,30 @@ function flush(): void {
   }
   let at = 0;
   for (const batch of batches) {
-    port.postMessage({ id: batch.id, outcomes: outcomes.slice(at, at + batch.writes.length) } satisfies FromWriter);
+    const end = at + batch.writes.length;
+    port.postMessage({ id: batch.id, outcomes: outcomes.slice(at, end), insertedIds: insertedIds.slice(at, end) } satisfies FromWriter);
     at += batch.writes.length;
   }
 }
 
-/** Commits `writes` in one transaction; when that fails, each on its own, so one bad write fails only itself. */
-function commitAll(writes: Statement[][]): WriteOutcome[] {
+/**
+ * Commits `writes` in one transaction, setting `insertedIds` of those committed; when that fails,
+ * each on its own, so one bad write fails only itself.
+ */
+function commitAll(writes: Statement[][], insertedIds: number[]): WriteOutcome[] {
   try {
-    return commit(writes);
+    const committed = commit(writes);
+    insertedIds.splice(0, writes.length, ...committed.insertedIds);
+    return committed.changed;
   } catch (error) {
     const failure = failureOf(error);
     // Nothing gets through while the store is unavailable: trying each write would only wait longer.
     if (writes.length === 1 || isSqliteUnavailableCode(failure.code)) return writes.map(() => failure);
-    return writes.map((write) => {
+    return writes.map((write, i) => {
       try {
-        return commit([write])[0]!;
+        const committed = commit([write]);
+        insertedIds[i] = committed.insertedIds[0]!;
+        return committed.changed[0]!;
       } catch (error) {
         return failureOf(error);
       }
@@ -110,17 +129,25 @@ function commitAll(writes: Statement[][]): WriteOutcome[] {
   }
 }
 
-/** Commits `writes` in one transaction; the rows each changed. */
-function commit(writes: Statement[][]): number[] {
+/** Commits `writes` in one transaction. */
+function commit(writes: Statement[][]): Committed {
   begin.run();
   try {
-    const changed = writes.map((write) => {
+    const changed: number[] = [];
+    const insertedIds: number[] = [];
+    for (const write of writes) {
       let rows = 0;
-      for (const { sql, parameters } of write) rows += (prepared[sql] ??= database.prepare(texts[sql]!)).run(parameters).changes;
-      return rows;
-    });
+      let insertedId = 0;
+      write.forEach(({ sql, parameters }, i) => {
+        const result = (prepared[sql] ??= database.prepare(texts[sql]!)).run(parameters);
+        rows += result.changes;
+        if (i === 0 && result.changes > 0) insertedId = Number(result.lastInsertRowid);
+      });
+      changed.push(rows);
+      insertedIds.push(insertedId);
+    }
     commitStatement.run();
-    return changed;
+    return { changed, insertedIds };
   } catch (error) {
     if (database.inTransaction) rollback.run();
     throw error;

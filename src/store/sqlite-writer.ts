@@ -16,11 +16,19 @@ import { Backoff } from '../util/backoff.js';
  */
 export interface StatementWriter {
   write(statements: readonly CompiledQuery[]): Promise<number>;
+  /**
+   * As write, resolving with the row id the first statement inserted, undefined when it inserted
+   * none (e.g. an INSERT ... SELECT whose condition did not hold). Later statements reach that row
+   * as `last_insert_rowid()`, as long as no statement between inserted another.
+   */
+  insert(statements: readonly CompiledQuery[]): Promise<number | undefined>;
 }
 
 interface PendingWrite {
   statements: readonly CompiledQuery[];
-  resolve(changed: number): void;
+  /** Resolved with the row id its first statement inserted, rather than with the rows it changed. */
+  insert: boolean;
+  resolve(result: number | undefined): void;
   reject(error: unknown): void;
 }
 
@@ -129,10 +137,18 @@ export class SqliteWriter implements StatementWriter {
   }
 
   write(statements: readonly CompiledQuery[]): Promise<number> {
+    return this.ask(statements, false) as Promise<number>;
+  }
+
+  insert(statements: readonly CompiledQuery[]): Promise<number | undefined> {
+    return this.ask(statements, true);
+  }
+
+  private ask(statements: readonly CompiledQuery[], insert: boolean): Promise<number | undefined> {
     const refused = this.ended ?? this.lost;
     if (refused) return Promise.reject(refused);
-    return new Promise<number>((resolve, reject) => {
-      this.pending.push({ statements, resolve, reject });
+    return new Promise<number | undefined>((resolve, reject) => {
+      this.pending.push({ statements, insert, resolve, reject });
       if (this.sendScheduled) return;
       this.sendScheduled = true;
       // The writes asked for by the requests handled meanwhile go in the same message.
@@ -207,15 +223,16 @@ export class SqliteWriter implements StatementWriter {
     return { id, newSql, count: batch.length, writes };
   }
 
-  private answered({ id, outcomes }: { id: number; outcomes: WriteOutcome[] }): void {
+  private answered({ id, outcomes, insertedIds }: { id: number; outcomes: WriteOutcome[]; insertedIds: number[] }): void {
     const batch = this.sent.get(id);
     if (!batch) return;
     this.sent.delete(id);
     if (this.sent.size === 0) this.worker?.unref();
     batch.forEach((write, i) => {
       const outcome = outcomes[i]!;
-      if (typeof outcome === 'number') write.resolve(outcome);
-      else write.reject(errorOf(outcome));
+      if (typeof outcome !== 'number') write.reject(errorOf(outcome));
+      else if (write.insert) write.resolve(insertedIds[i] || undefined);
+      else write.resolve(outcome);
     });
   }
 }
