@@ -33,9 +33,8 @@ export class DeliveryRepository implements DeliveryStore {
   /** The highest id of a message the writer stored, as answered: see pendingFor. */
   private answeredUpTo = 0;
   /** The devices ("aor\ndevice") that may have deliveries waiting: a registration of the others costs no store read. */
-  private readonly waitingDevices = new WaitingUsers();
-  /** Reading which devices have deliveries waiting, once (again after a failure). */
-  private loadingWaitingDevices: Promise<void> | undefined;
+  // Counting every AOR's deliveries reads the devices that have some (as at each sweep).
+  private readonly waitingDevices = new WaitingUsers(() => this.pendingCounts());
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -98,18 +97,7 @@ export class DeliveryRepository implements DeliveryStore {
   }
 
   mayHaveWaiting(aor: string, device: string): boolean {
-    this.loadingWaitingDevices ??= this.loadWaitingDevices();
     return this.waitingDevices.mayHave(waitingKey(aor, device));
-  }
-
-  private async loadWaitingDevices(): Promise<void> {
-    try {
-      // Counting every AOR's deliveries reads the devices that have some (as at each sweep).
-      await this.pendingCounts();
-    } catch {
-      // Until it is read, every device may have deliveries waiting: the next registration tries again.
-      this.loadingWaitingDevices = undefined;
-    }
   }
 
   async setContact(aor: string, device: string, contact: string): Promise<void> {

@@ -6,9 +6,7 @@ import type { OfflineStore, StoredMessage } from './types.js';
 
 export class OfflineRepository implements OfflineStore {
   private readonly statements = new CompiledStatements();
-  private readonly waitingUsers = new WaitingUsers();
-  /** Reading which users have messages waiting, once (again after a failure). */
-  private loadingWaitingUsers: Promise<void> | undefined;
+  private readonly waitingUsers = new WaitingUsers(() => this.readWaitingUsers());
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -25,17 +23,7 @@ export class OfflineRepository implements OfflineStore {
   }
 
   mayHaveWaiting(aor: string): boolean {
-    this.loadingWaitingUsers ??= this.loadWaitingUsers();
     return this.waitingUsers.mayHave(aor);
-  }
-
-  private async loadWaitingUsers(): Promise<void> {
-    try {
-      await this.readWaitingUsers();
-    } catch {
-      // Until it is read, every user may have messages waiting: the next registration tries again.
-      this.loadingWaitingUsers = undefined;
-    }
   }
 
   private async readWaitingUsers(): Promise<void> {
@@ -111,13 +99,23 @@ interface WaitingRead {
  */
 export class WaitingUsers {
   private complete = false;
+  /** The store's list being read, once (again after a failure). */
+  private loading: Promise<void> | undefined;
   /** Each user who may have messages waiting, with the number of the last store begun for them. */
   private readonly users = new Map<string, number>();
   /** Stores under way, by user. */
   private readonly underWay = new Map<string, number>();
   private stores = 0;
 
+  /** `read` reads the store's list and tells it by `loaded`: asked for by the first mayHave. */
+  constructor(private readonly read: () => Promise<unknown>) {}
+
   mayHave(aor: string): boolean {
+    this.loading ??= this.read().then(
+      () => {},
+      // Until it is read, anyone may have messages waiting: the next call tries again.
+      () => (this.loading = undefined),
+    );
     return !this.complete || this.users.has(aor);
   }
 

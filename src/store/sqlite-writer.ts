@@ -68,6 +68,8 @@ export class SqliteWriter implements StatementWriter {
   private readonly restartBackoff = new Backoff(RESTART_MIN_MS, RESTART_MAX_MS);
   private restartTimer: NodeJS.Timeout | undefined;
   private exited: Promise<void> = Promise.resolve();
+  /** Set by close() while writes asked for are unanswered: called once every one is. */
+  private drained: (() => void) | undefined;
 
   /** A writer whose thread has its connection to the file, so that no write waits for the thread to start. */
   static async open(path: string, busyTimeoutMs: number): Promise<SqliteWriter> {
@@ -126,6 +128,7 @@ export class SqliteWriter implements StatementWriter {
     for (const write of this.pending) write.reject(error);
     this.sent.clear();
     this.pending = [];
+    this.drained?.();
     if (this.ended) return;
     this.lost = error;
     this.restartTimer = setTimeout(() => {
@@ -158,9 +161,9 @@ export class SqliteWriter implements StatementWriter {
 
   /** Stops the thread once every write asked for is answered. */
   async close(): Promise<void> {
-    while (!this.ended && this.worker && (this.pending.length > 0 || this.sent.size > 0)) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+    // Again once drained: what was asked for in answer to the last writes is waited for too.
+    while (!this.ended && this.worker && !this.isDrained()) await new Promise<void>((resolve) => (this.drained = resolve));
+    this.drained = undefined;
     this.ended ??= new Error('SQLite writer stopped: the store is closed');
     clearTimeout(this.restartTimer);
     if (this.worker) {
@@ -185,6 +188,7 @@ export class SqliteWriter implements StatementWriter {
       // A value that cannot be sent to another thread: nothing of the batch was, its new texts included.
       for (const sql of message.newSql) this.sqlNumbers.delete(sql);
       for (const write of batch) write.reject(error);
+      if (this.isDrained()) this.drained?.();
       return;
     }
     this.sent.set(id, batch);
@@ -234,6 +238,12 @@ export class SqliteWriter implements StatementWriter {
       else if (write.insert) write.resolve(insertedIds[i] || undefined);
       else write.resolve(outcome);
     });
+    if (this.isDrained()) this.drained?.();
+  }
+
+  /** Whether every write asked for is answered. */
+  private isDrained(): boolean {
+    return this.pending.length === 0 && this.sent.size === 0;
   }
 }
 
