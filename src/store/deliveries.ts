@@ -1,6 +1,6 @@
 import { CompiledQuery, sql, type Kysely, type Selectable } from 'kysely';
 import { CompiledStatements } from './compiled.js';
-import { GroupCommit, type DeferredSync } from './group-commit.js';
+import { GroupCommit, runAll, type DeferredSync } from './group-commit.js';
 import type { StatementWriter } from './sqlite-writer.js';
 import { nullsAbsent } from './rows.js';
 import {
@@ -18,7 +18,7 @@ const DELIVERIES_OF_LAST_MESSAGE = `with message (id) as materialized (select la
 
 /**
  * Messages stored and deliveries done are group-committed: a burst of them shares one disk sync.
- * With a writer (SQLite in a file), messages are stored by it, off the event loop.
+ * With a writer (SQLite in a file), they are written by it, off the event loop.
  */
 export class DeliveryRepository implements DeliveryStore {
   private readonly commits: GroupCommit;
@@ -206,29 +206,26 @@ export class DeliveryRepository implements DeliveryStore {
 
   /**
    * Run for every delivery a device takes, a page of its queue at a time: two statements compiled
-   * once per number of messages, on the transaction's own connection, the second removing each
-   * message whose last row is gone.
+   * once per number of messages, committed together, the second removing each message whose last
+   * row is gone.
    */
-  done(messageIds: readonly number[], device: string): Promise<void> {
-    if (messageIds.length === 0) return Promise.resolve();
-    const statements = this.statements;
+  async done(messageIds: readonly number[], device: string): Promise<void> {
+    if (messageIds.length === 0) return;
+    const { statements, db } = this;
     const count = messageIds.length;
-    return this.commits.run(async (trx) => {
-      const rows = statements.compile(`done ${count}`, [device, ...messageIds], ([device, ...ids]) =>
-        trx.deleteFrom('message_deliveries').where('device', '=', device as string).where('message_id', 'in', ids as number[]),
-      );
-      const messages = statements.compile(`done messages ${count}`, messageIds, (ids) =>
-        trx
-          .deleteFrom('offline_messages')
-          .where('id', 'in', ids as number[])
-          .where('per_device', '=', sql.lit(1))
-          .where((eb) => eb.not(eb.exists(eb.selectFrom('message_deliveries').select('device').whereRef('message_id', '=', 'offline_messages.id')))),
-      );
-      await trx.getExecutor().provideConnection(async (connection) => {
-        await connection.executeQuery(rows);
-        await connection.executeQuery(messages);
-      });
-    });
+    const rows = statements.compile(`done ${count}`, [device, ...messageIds], ([device, ...ids]) =>
+      db.deleteFrom('message_deliveries').where('device', '=', device as string).where('message_id', 'in', ids as number[]),
+    );
+    const messages = statements.compile(`done messages ${count}`, messageIds, (ids) =>
+      db
+        .deleteFrom('offline_messages')
+        .where('id', 'in', ids as number[])
+        .where('per_device', '=', sql.lit(1))
+        .where((eb) => eb.not(eb.exists(eb.selectFrom('message_deliveries').select('device').whereRef('message_id', '=', 'offline_messages.id')))),
+    );
+    // On the writer too: two connections writing the file would wait for each other's lock.
+    if (this.writer) await this.writer.write([rows, messages]);
+    else await this.commits.run((trx) => runAll(trx, [rows, messages]));
   }
 
   async pendingCounts(aor?: string): Promise<Array<{ aor: string; device: string; pending: number }>> {
