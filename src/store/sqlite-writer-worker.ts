@@ -1,8 +1,9 @@
 // The thread of a SqliteWriter (sqlite-writer.ts): its own connection to the SQLite file, on which
 // the writes the main thread sends are committed together and the write-ahead log synced before
-// each is answered. Every batch that arrives while one is committed and synced goes in the next
-// transaction, so a burst shares one disk sync; writes are committed in the order they came.
-import { closeSync, fsyncSync, openSync } from 'node:fs';
+// each is answered. Every batch that arrives while one is committed goes in the next transaction,
+// committed while the disk syncs the one before, and those committed meanwhile share the next sync;
+// writes are committed, and answered, in the order they came.
+import { closeSync, fsync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import SqliteDatabase from 'better-sqlite3';
 import { isSqliteUnavailableCode } from './availability.js';
@@ -64,12 +65,19 @@ const commitStatement = database.prepare('COMMIT');
 const rollback = database.prepare('ROLLBACK');
 port.postMessage({ ready: true } satisfies FromWriter);
 let flushScheduled = false;
+/**
+ * The last sync of the log asked for: each starts once the one before has ended, and covers every
+ * commit made before it started. Meanwhile the next batches are committed, their sync after it.
+ */
+let syncing: Promise<void> = Promise.resolve();
 
 port.on('message', (message: ToWriter) => {
   if ('close' in message) {
-    database.close();
-    if (log !== undefined) closeSync(log);
-    port.close();
+    void syncing.then(() => {
+      database.close();
+      if (log !== undefined) closeSync(log);
+      port.close();
+    });
     return;
   }
   texts.push(...message.newSql);
@@ -88,20 +96,33 @@ function flush(): void {
   const writes = batches.flatMap((batch) => batch.writes);
   const insertedIds = new Array<number>(writes.length).fill(0);
   const outcomes = commitAll(writes, insertedIds);
-  if (outcomes.some((outcome) => typeof outcome === 'number')) {
+  const answer = () => {
+    let at = 0;
+    for (const batch of batches) {
+      const end = at + batch.writes.length;
+      port.postMessage({ id: batch.id, outcomes: outcomes.slice(at, end), insertedIds: insertedIds.slice(at, end) } satisfies FromWriter);
+      at = end;
+    }
+  };
+  if (!outcomes.some((outcome) => typeof outcome === 'number')) return answer();
+  // Not synced here: the next batches are committed while the disk syncs this one.
+  syncing = syncing.then(syncLog).then(answer, (error: unknown) => {
+    outcomes.fill(failureOf(error));
+    answer();
+  });
+}
+
+/** Makes every commit so far durable: the write-ahead log on disk. */
+function syncLog(): Promise<void> {
+  return new Promise((resolve, reject) => {
     try {
       log ??= openSync(`${path}-wal`, 'r');
-      fsyncSync(log);
     } catch (error) {
-      outcomes.fill(failureOf(error));
+      reject(error);
+      return;
     }
-  }
-  let at = 0;
-  for (const batch of batches) {
-    const end = at + batch.writes.length;
-    port.postMessage({ id: batch.id, outcomes: outcomes.slice(at, end), insertedIds: insertedIds.slice(at, end) } satisfies FromWriter);
-    at += batch.writes.length;
-  }
+    fsync(log, (error) => (error ? reject(error) : resolve()));
+  });
 }
 
 /**

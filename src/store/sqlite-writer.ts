@@ -215,7 +215,7 @@ export class SqliteWriter implements StatementWriter {
         }
         gathered[at++] = number;
         gathered[at++] = parameters.length;
-        for (const parameter of parameters) gathered[at++] = parameter;
+        for (const parameter of parameters) gathered[at++] = parameter instanceof Uint8Array ? ownBytes(parameter) : parameter;
       }
     }
     // A copy of a packed array (filled from its start, never sized beforehand) is packed too: an
@@ -245,6 +245,14 @@ export class SqliteWriter implements StatementWriter {
   private isDrained(): boolean {
     return this.pending.length === 0 && this.sent.size === 0;
   }
+}
+
+/**
+ * `bytes` alone in its memory: a small Buffer is a view of a pool shared by many, and a view is
+ * copied to another thread with all the memory it views (kilobytes for a message's few bytes).
+ */
+function ownBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
 }
 
 /** The driver error a failure stood for, with its code, as availability.ts reads it. */
