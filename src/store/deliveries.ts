@@ -3,9 +3,7 @@ import { CompiledStatements } from './compiled.js';
 import { GroupCommit, runAll, type DeferredSync } from './group-commit.js';
 import type { StatementWriter } from './sqlite-writer.js';
 import { nullsAbsent } from './rows.js';
-import {
-  WaitingUsers, insertStoredMessage, isFull, quotaOf, storedMessageRow, storedMessageValues, toStoredMessage, type WaitingBounds,
-} from './offline.js';
+import { WaitingUsers, insertStoredMessage, toStoredMessage, type StoredMessageWriter, type WaitingBounds } from './offline.js';
 import type { Database, DevicesTable, MessageDeliveriesTable, OfflineMessagesTable } from './schema.js';
 import type { DeliveryCursor, DeliveryStore, PendingDelivery, RememberedDevice, StoredMessage } from './types.js';
 
@@ -23,13 +21,6 @@ const DELIVERIES_OF_LAST_MESSAGE = `with message (id) as materialized (select la
 export class DeliveryRepository implements DeliveryStore {
   private readonly commits: GroupCommit;
   private readonly statements = new CompiledStatements();
-  /**
-   * Per AOR, while a message of it waits to be counted before it is stored (see addByWriter): the
-   * moment its write is asked for. A later message of the AOR asks for its own after, in order.
-   */
-  private readonly counting = new Map<string, Promise<void>>();
-  /** The last message stored by the writer, once answered (failed or not): everything asked for before is then too. */
-  private lastAdd: Promise<unknown> = Promise.resolve();
   /** The highest id of a message the writer stored, as answered: see pendingFor. */
   private answeredUpTo = 0;
   /** The devices ("aor\ndevice") that may have deliveries waiting: a registration of the others costs no store read. */
@@ -40,7 +31,7 @@ export class DeliveryRepository implements DeliveryStore {
     private readonly db: Kysely<Database>,
     private readonly waiting: WaitingBounds,
     deferredSync?: DeferredSync,
-    private readonly writer?: StatementWriter,
+    private readonly writer?: { statements: StatementWriter; messages: StoredMessageWriter },
   ) {
     this.commits = new GroupCommit(db, deferredSync);
   }
@@ -68,7 +59,7 @@ export class DeliveryRepository implements DeliveryStore {
   takeOver(aor: string, device: string, from: readonly string[], receivedBefore?: number): Promise<void> {
     const stored = this.waitingDevices.storing(waitingKey(aor, device));
     // After the messages the writer is storing: theirs are rows to move too.
-    return this.lastAdd.then(() => this.commits.run(async (trx) => {
+    return (this.writer?.messages.lastWrite ?? Promise.resolve()).then(() => this.commits.run(async (trx) => {
       await trx
         .insertInto('message_deliveries')
         .columns(['message_id', 'aor', 'device', 'priority'])
@@ -109,7 +100,7 @@ export class DeliveryRepository implements DeliveryStore {
     const { statements, waiting } = this;
     const stored = devices.map((device) => this.waitingDevices.storing(waitingKey(message.aor, device)));
     try {
-      if (this.writer) return await this.addByWriter(this.writer, message, devices, priority, maxPerUser, inserted);
+      if (this.writer) return await this.addByWriter(this.writer.messages, message, devices, priority, maxPerUser, inserted);
       return await this.commits.run(async (trx) => {
         const id = await insertStoredMessage(trx, statements, waiting, message, maxPerUser, true);
         if (id === 'full') return id;
@@ -128,47 +119,15 @@ export class DeliveryRepository implements DeliveryStore {
     }
   }
 
-  /**
-   * Stores the message and its rows in one write of the writer's, asked for in the order add was
-   * called for the AOR. When its quota is to be counted (insertStoredMessage), it is counted once
-   * the writes asked for before are committed, and the AOR's later messages wait for that.
-   */
-  private async addByWriter(
-    writer: StatementWriter, message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number, inserted?: (id: number) => void,
+  /** The message and its rows in one write; the id is known to pendingFor before it is told `inserted`. */
+  private addByWriter(
+    messages: StoredMessageWriter, message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number, inserted?: (id: number) => void,
   ): Promise<number | 'full'> {
-    const before = this.counting.get(message.aor);
-    if (before === undefined && !this.waiting.toCount(quotaOf(message), maxPerUser)) return this.store(writer, message, devices, priority, inserted);
-    let asked!: () => void;
-    const turn = new Promise<void>((resolve) => (asked = resolve));
-    this.counting.set(message.aor, turn);
-    try {
-      await before;
-      if (this.waiting.toCount(quotaOf(message), maxPerUser)) {
-        await this.lastAdd;
-        if (await isFull(this.db, this.statements, this.waiting, message, maxPerUser)) return 'full';
-      }
-      const id = this.store(writer, message, devices, priority, inserted);
-      asked();
-      return await id;
-    } finally {
-      asked();
-      if (this.counting.get(message.aor) === turn) this.counting.delete(message.aor);
-    }
-  }
-
-  /** Asks the writer to store the message and its rows; its id is told `inserted` once answered. */
-  private async store(writer: StatementWriter, message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, inserted?: (id: number) => void): Promise<number> {
-    const db = this.db;
-    const insert = this.statements.compile('store message by writer', storedMessageValues(message, true), (v) => storedMessageRow(db, v));
     const rows = CompiledQuery.raw(DELIVERIES_OF_LAST_MESSAGE, [message.aor, priority, JSON.stringify(devices)]);
-    this.waiting.added(quotaOf(message));
-    const written = writer.insert([insert, rows]);
-    this.lastAdd = written.catch(() => {});
-    const id = await written;
-    if (id === undefined) throw new Error('stored message not inserted');
-    this.answeredUpTo = Math.max(this.answeredUpTo, id);
-    inserted?.(id);
-    return id;
+    return messages.add(message, maxPerUser, true, [rows], (id) => {
+      this.answeredUpTo = Math.max(this.answeredUpTo, id);
+      inserted?.(id);
+    });
   }
 
   /**
@@ -224,7 +183,7 @@ export class DeliveryRepository implements DeliveryStore {
         .where((eb) => eb.not(eb.exists(eb.selectFrom('message_deliveries').select('device').whereRef('message_id', '=', 'offline_messages.id')))),
     );
     // On the writer too: two connections writing the file would wait for each other's lock.
-    if (this.writer) await this.writer.write([rows, messages]);
+    if (this.writer) await this.writer.statements.write([rows, messages]);
     else await this.commits.run((trx) => runAll(trx, [rows, messages]));
   }
 

@@ -1,5 +1,6 @@
-import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { sql, type CompiledQuery, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { CompiledStatements } from './compiled.js';
+import type { StatementWriter } from './sqlite-writer.js';
 import { deleteExpired, nullsAbsent } from './rows.js';
 import type { Database, OfflineMessagesTable } from './schema.js';
 import type { OfflineStore, StoredMessage } from './types.js';
@@ -8,14 +9,17 @@ export class OfflineRepository implements OfflineStore {
   private readonly statements = new CompiledStatements();
   private readonly waitingUsers = new WaitingUsers(() => this.readWaitingUsers());
 
+  /** With `writer` (SQLite in a file), messages are stored by it, off the event loop. */
   constructor(
     private readonly db: Kysely<Database>,
     private readonly waiting: WaitingBounds,
+    private readonly writer?: StoredMessageWriter,
   ) {}
 
   async add(message: Omit<StoredMessage, 'id'>, maxPerUser: number): Promise<number | 'full'> {
     const stored = this.waitingUsers.storing(message.aor);
     try {
+      if (this.writer) return await this.writer.add(message, maxPerUser, false, []);
       return await this.db.transaction().execute((trx) => insertStoredMessage(trx, this.statements, this.waiting, message, maxPerUser, false));
     } finally {
       stored();
@@ -210,6 +214,67 @@ export async function insertStoredMessage(
   const { rows } = await trx.executeQuery<{ id: number }>(insert);
   waiting.added(quotaOf(message));
   return Number(rows[0]!.id);
+}
+
+/**
+ * Stored messages written by a SQLite writer thread (for both repositories, which share the quotas
+ * of `waiting`), each with the statements that go with it, in the order they were asked for per
+ * recipient. A message whose quota is to be counted (insertStoredMessage) is counted once every
+ * write asked for before is committed, and the recipient's later messages wait for that; the others
+ * go to the writer at once.
+ */
+export class StoredMessageWriter {
+  private readonly statements = new CompiledStatements();
+  /** Per AOR, while a message of it is being counted: the moment its write is asked for. */
+  private readonly counting = new Map<string, Promise<void>>();
+  /** The last message asked for, once answered (failed or not): every write asked for before is then too. */
+  lastWrite: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly writer: StatementWriter,
+    private readonly waiting: WaitingBounds,
+  ) {}
+
+  /**
+   * Resolves with the message's id once it and `after` (which reach it as `last_insert_rowid()`)
+   * are durable, or 'full'; `inserted` is told the id first.
+   */
+  async add(
+    message: Omit<StoredMessage, 'id'>, maxPerUser: number, perDevice: boolean, after: readonly CompiledQuery[], inserted?: (id: number) => void,
+  ): Promise<number | 'full'> {
+    const before = this.counting.get(message.aor);
+    if (before === undefined && !this.waiting.toCount(quotaOf(message), maxPerUser)) return this.insert(message, perDevice, after, inserted);
+    let asked!: () => void;
+    const turn = new Promise<void>((resolve) => (asked = resolve));
+    this.counting.set(message.aor, turn);
+    try {
+      await before;
+      if (this.waiting.toCount(quotaOf(message), maxPerUser)) {
+        await this.lastWrite;
+        if (await isFull(this.db, this.statements, this.waiting, message, maxPerUser)) return 'full';
+      }
+      const id = this.insert(message, perDevice, after, inserted);
+      asked();
+      return await id;
+    } finally {
+      asked();
+      if (this.counting.get(message.aor) === turn) this.counting.delete(message.aor);
+    }
+  }
+
+  private async insert(message: Omit<StoredMessage, 'id'>, perDevice: boolean, after: readonly CompiledQuery[], inserted?: (id: number) => void): Promise<number> {
+    const db = this.db;
+    const insert = this.statements.compile('store message by writer', storedMessageValues(message, perDevice), (v) => storedMessageRow(db, v));
+    this.waiting.added(quotaOf(message));
+    const written = this.writer.insert([insert, ...after]);
+    this.lastWrite = written.catch(() => {});
+    const id = await written;
+    // A plain INSERT inserts its row.
+    if (id === undefined) throw new Error('stored message not inserted');
+    inserted?.(id);
+    return id;
+  }
 }
 
 /** The quota `message` counts against: its recipient's, or that of the copies of what the recipient sent. */

@@ -14,7 +14,7 @@ import { GatewayAccountRepository, GatewayRoomRepository } from './accounts.js';
 import type { DeferredSync } from './group-commit.js';
 import { LocationRepository } from './locations.js';
 import { migrations } from './migrations/index.js';
-import { OfflineRepository, WaitingBounds } from './offline.js';
+import { OfflineRepository, StoredMessageWriter, WaitingBounds } from './offline.js';
 import { DeliveryRepository } from './deliveries.js';
 import { PresenceRepository } from './presence.js';
 import { ReceiptIdRepository } from './receipt-ids.js';
@@ -52,11 +52,12 @@ type StoreTarget = SqliteTarget | PostgresTarget;
  */
 function createRepositories(db: Kysely<Database>, deferredSync: DeferredSync | undefined, writer: StatementWriter | undefined) {
   const waiting = new WaitingBounds();
+  const writes = writer && { statements: writer, messages: new StoredMessageWriter(db, writer, waiting) };
   return {
     users: new UserRepository(db),
     locations: new LocationRepository(db, deferredSync, writer),
-    offline: new OfflineRepository(db, waiting),
-    deliveries: new DeliveryRepository(db, waiting, deferredSync, writer),
+    offline: new OfflineRepository(db, waiting, writes?.messages),
+    deliveries: new DeliveryRepository(db, waiting, deferredSync, writes),
     presence: new PresenceRepository(db, deferredSync),
     outbox: new OutboxRepository(db, deferredSync, writer),
     gatewayAccounts: new GatewayAccountRepository(db),
