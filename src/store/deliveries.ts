@@ -21,6 +21,8 @@ const DELIVERIES_OF_LAST_MESSAGE = `with message (id) as materialized (select la
 export class DeliveryRepository implements DeliveryStore {
   private readonly commits: GroupCommit;
   private readonly statements = new CompiledStatements();
+  /** The last deliveries done the writer was asked for, once answered (failed or not). */
+  private lastDone: Promise<unknown> = Promise.resolve();
   /** The highest id of a message the writer stored, as answered: see pendingFor. */
   private answeredUpTo = 0;
   /** The devices ("aor\ndevice") that may have deliveries waiting: a registration of the others costs no store read. */
@@ -58,8 +60,10 @@ export class DeliveryRepository implements DeliveryStore {
    */
   takeOver(aor: string, device: string, from: readonly string[], receivedBefore?: number): Promise<void> {
     const stored = this.waitingDevices.storing(waitingKey(aor, device));
-    // After the messages the writer is storing: theirs are rows to move too.
-    return (this.writer?.messages.lastWrite ?? Promise.resolve()).then(() => this.commits.run(async (trx) => {
+    // After the writer's writes asked for before: the messages it is storing have rows to move too,
+    // and the rows taken are gone before.
+    const before = this.writer ? Promise.all([this.writer.messages.answered(aor), this.lastDone]) : Promise.resolve();
+    return before.then(() => this.commits.run(async (trx) => {
       await trx
         .insertInto('message_deliveries')
         .columns(['message_id', 'aor', 'device', 'priority'])
@@ -183,8 +187,11 @@ export class DeliveryRepository implements DeliveryStore {
         .where((eb) => eb.not(eb.exists(eb.selectFrom('message_deliveries').select('device').whereRef('message_id', '=', 'offline_messages.id')))),
     );
     // On the writer too: two connections writing the file would wait for each other's lock.
-    if (this.writer) await this.writer.statements.write([rows, messages]);
-    else await this.commits.run((trx) => runAll(trx, [rows, messages]));
+    if (this.writer) {
+      const written = this.writer.statements.write([rows, messages]);
+      this.lastDone = written.catch(() => {});
+      await written;
+    } else await this.commits.run((trx) => runAll(trx, [rows, messages]));
   }
 
   async pendingCounts(aor?: string): Promise<Array<{ aor: string; device: string; pending: number }>> {

@@ -228,7 +228,7 @@ export class StoredMessageWriter {
   /** Per AOR, while a message of it is being counted: the moment its write is asked for. */
   private readonly counting = new Map<string, Promise<void>>();
   /** The last message asked for, once answered (failed or not): every write asked for before is then too. */
-  lastWrite: Promise<unknown> = Promise.resolve();
+  private lastWrite: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -261,6 +261,12 @@ export class StoredMessageWriter {
       asked();
       if (this.counting.get(message.aor) === turn) this.counting.delete(message.aor);
     }
+  }
+
+  /** Resolves once every message for `aor` asked for so far is answered, stored or not. */
+  async answered(aor: string): Promise<void> {
+    await this.counting.get(aor);
+    await this.lastWrite;
   }
 
   private async insert(message: Omit<StoredMessage, 'id'>, perDevice: boolean, after: readonly CompiledQuery[], inserted?: (id: number) => void): Promise<number> {
