@@ -219,16 +219,19 @@ export async function insertStoredMessage(
 /**
  * Stored messages written by a SQLite writer thread (for both repositories, which share the quotas
  * of `waiting`), each with the statements that go with it, in the order they were asked for per
- * recipient. A message whose quota is to be counted (insertStoredMessage) is counted once every
- * write asked for before is committed, and the recipient's later messages wait for that; the others
- * go to the writer at once.
+ * recipient. A message whose quota is to be counted (insertStoredMessage) is counted once the
+ * recipient's messages asked for before are committed, and the recipient's later messages wait for
+ * that; the others go to the writer at once.
  */
 export class StoredMessageWriter {
   private readonly statements = new CompiledStatements();
   /** Per AOR, while a message of it is being counted: the moment its write is asked for. */
   private readonly counting = new Map<string, Promise<void>>();
-  /** The last message asked for, once answered (failed or not): every write asked for before is then too. */
-  private lastWrite: Promise<unknown> = Promise.resolve();
+  /**
+   * Per AOR with messages on their way to the writer: the last one asked for, once answered (stored
+   * or not); those asked for before it are answered by then too.
+   */
+  private readonly unanswered = new Map<string, Promise<void>>();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -251,7 +254,7 @@ export class StoredMessageWriter {
     try {
       await before;
       if (this.waiting.toCount(quotaOf(message), maxPerUser)) {
-        await this.lastWrite;
+        await this.unanswered.get(message.aor);
         if (await isFull(this.db, this.statements, this.waiting, message, maxPerUser)) return 'full';
       }
       const id = this.insert(message, perDevice, after, inserted);
@@ -266,7 +269,7 @@ export class StoredMessageWriter {
   /** Resolves once every message for `aor` asked for so far is answered, stored or not. */
   async answered(aor: string): Promise<void> {
     await this.counting.get(aor);
-    await this.lastWrite;
+    await this.unanswered.get(aor);
   }
 
   private async insert(message: Omit<StoredMessage, 'id'>, perDevice: boolean, after: readonly CompiledQuery[], inserted?: (id: number) => void): Promise<number> {
@@ -274,7 +277,13 @@ export class StoredMessageWriter {
     const insert = this.statements.compile('store message by writer', storedMessageValues(message, perDevice), (v) => storedMessageRow(db, v));
     this.waiting.added(quotaOf(message));
     const written = this.writer.insert([insert, ...after]);
-    this.lastWrite = written.catch(() => {});
+    const { aor } = message;
+    const answered = written.then(
+      () => {},
+      () => {},
+    );
+    this.unanswered.set(aor, answered);
+    void answered.then(() => this.unanswered.get(aor) === answered && this.unanswered.delete(aor));
     const id = await written;
     // A plain INSERT inserts its row.
     if (id === undefined) throw new Error('stored message not inserted');
