@@ -67,7 +67,9 @@ port.postMessage({ ready: true } satisfies FromWriter);
 let flushScheduled = false;
 /**
  * The last sync of the log asked for: each starts once the one before has ended, and covers every
- * commit made before it started. Meanwhile the next batches are committed, their sync after it.
+ * commit made before it started. Meanwhile the next batches are committed, their sync after it:
+ * answers keep the order of the writes, which callers rely on (an outbox's recipient gets its
+ * messages in the order their rows were answered).
  */
 let syncing: Promise<void> = Promise.resolve();
 
