@@ -66,10 +66,10 @@ const rollback = database.prepare('ROLLBACK');
 port.postMessage({ ready: true } satisfies FromWriter);
 let flushScheduled = false;
 /**
- * The last sync of the log asked for: each starts once the one before has ended, and covers every
- * commit made before it started. Meanwhile the next batches are committed, their sync after it:
- * answers keep the order of the writes, which callers rely on (an outbox's recipient gets its
- * messages in the order their rows were answered).
+ * The answer of the last batch synced, once sent. Each batch's sync starts right after its commit
+ * (covering every commit before it, whatever syncs are under way), while the next batches are
+ * committed; a batch is answered after those before it: answers keep the order of the writes,
+ * which callers rely on (an outbox's recipient gets its messages in the order their rows were answered).
  */
 let syncing: Promise<void> = Promise.resolve();
 
@@ -108,10 +108,10 @@ function flush(): void {
   };
   if (!outcomes.some((outcome) => typeof outcome === 'number')) return answer();
   // Not synced here: the next batches are committed while the disk syncs this one.
-  syncing = syncing.then(syncLog).then(answer, (error: unknown) => {
+  const synced = syncLog().catch((error: unknown) => {
     outcomes.fill(failureOf(error));
-    answer();
   });
+  syncing = Promise.all([syncing, synced]).then(answer);
 }
 
 /** Makes every commit so far durable: the write-ahead log on disk. */
