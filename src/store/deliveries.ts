@@ -1,24 +1,39 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { CompiledQuery, sql, type Kysely, type Selectable } from 'kysely';
 import { CompiledStatements } from './compiled.js';
-import { GroupCommit, type DeferredSync } from './group-commit.js';
+import { GroupCommit, runAll, type DeferredSync } from './group-commit.js';
+import type { StatementWriter } from './sqlite-writer.js';
 import { nullsAbsent } from './rows.js';
-import { WaitingUsers, insertStoredMessage, toStoredMessage, type WaitingBounds } from './offline.js';
+import { WaitingUsers, insertStoredMessage, toStoredMessage, type StoredMessageWriter, type WaitingBounds } from './offline.js';
 import type { Database, DevicesTable, MessageDeliveriesTable, OfflineMessagesTable } from './schema.js';
 import type { DeliveryCursor, DeliveryStore, PendingDelivery, RememberedDevice, StoredMessage } from './types.js';
 
-/** Messages stored and deliveries done are group-committed: a burst of them shares one disk sync. */
+/**
+ * The rows of a message for each device of a JSON array, after the message's own insert, whose id
+ * they take: the id is read once, before the first of them changes `last_insert_rowid()`.
+ */
+const DELIVERIES_OF_LAST_MESSAGE = `with message (id) as materialized (select last_insert_rowid())
+  insert into message_deliveries (message_id, aor, device, priority) select message.id, ?, json_each.value, ? from message, json_each(?)`;
+
+/**
+ * Messages stored and deliveries done are group-committed: a burst of them shares one disk sync.
+ * With a writer (SQLite in a file), they are written by it, off the event loop.
+ */
 export class DeliveryRepository implements DeliveryStore {
   private readonly commits: GroupCommit;
   private readonly statements = new CompiledStatements();
+  /** The last deliveries done the writer was asked for, once answered (failed or not). */
+  private lastDone: Promise<unknown> = Promise.resolve();
+  /** The highest id of a message the writer stored, as answered: see pendingFor. */
+  private answeredUpTo = 0;
   /** The devices ("aor\ndevice") that may have deliveries waiting: a registration of the others costs no store read. */
-  private readonly waitingDevices = new WaitingUsers();
-  /** Reading which devices have deliveries waiting, once (again after a failure). */
-  private loadingWaitingDevices: Promise<void> | undefined;
+  // Counting every AOR's deliveries reads the devices that have some (as at each sweep).
+  private readonly waitingDevices = new WaitingUsers(() => this.pendingCounts());
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly waiting: WaitingBounds,
     deferredSync?: DeferredSync,
+    private readonly writer?: { statements: StatementWriter; messages: StoredMessageWriter },
   ) {
     this.commits = new GroupCommit(db, deferredSync);
   }
@@ -45,7 +60,10 @@ export class DeliveryRepository implements DeliveryStore {
    */
   takeOver(aor: string, device: string, from: readonly string[], receivedBefore?: number): Promise<void> {
     const stored = this.waitingDevices.storing(waitingKey(aor, device));
-    return this.commits.run(async (trx) => {
+    // After the writer's writes asked for before: the messages it is storing have rows to move too,
+    // and the rows taken are gone before.
+    const before = this.writer ? Promise.all([this.writer.messages.answered(aor), this.lastDone]) : Promise.resolve();
+    return before.then(() => this.commits.run(async (trx) => {
       await trx
         .insertInto('message_deliveries')
         .columns(['message_id', 'aor', 'device', 'priority'])
@@ -70,22 +88,11 @@ export class DeliveryRepository implements DeliveryStore {
         await trx.insertInto('devices').values({ ...latest, device }).onConflict((conflict) => conflict.columns(['aor', 'device']).doNothing()).execute();
       }
       await trx.deleteFrom('devices').where('aor', '=', aor).where('device', 'in', from).execute();
-    }).finally(stored);
+    })).finally(stored);
   }
 
   mayHaveWaiting(aor: string, device: string): boolean {
-    this.loadingWaitingDevices ??= this.loadWaitingDevices();
     return this.waitingDevices.mayHave(waitingKey(aor, device));
-  }
-
-  private async loadWaitingDevices(): Promise<void> {
-    try {
-      // Counting every AOR's deliveries reads the devices that have some (as at each sweep).
-      await this.pendingCounts();
-    } catch {
-      // Until it is read, every device may have deliveries waiting: the next registration tries again.
-      this.loadingWaitingDevices = undefined;
-    }
   }
 
   async setContact(aor: string, device: string, contact: string): Promise<void> {
@@ -97,6 +104,7 @@ export class DeliveryRepository implements DeliveryStore {
     const { statements, waiting } = this;
     const stored = devices.map((device) => this.waitingDevices.storing(waitingKey(message.aor, device)));
     try {
+      if (this.writer) return await this.addByWriter(this.writer.messages, message, devices, priority, maxPerUser, inserted);
       return await this.commits.run(async (trx) => {
         const id = await insertStoredMessage(trx, statements, waiting, message, maxPerUser, true);
         if (id === 'full') return id;
@@ -113,6 +121,17 @@ export class DeliveryRepository implements DeliveryStore {
     } finally {
       for (const done of stored) done();
     }
+  }
+
+  /** The message and its rows in one write; the id is known to pendingFor before it is told `inserted`. */
+  private addByWriter(
+    messages: StoredMessageWriter, message: Omit<StoredMessage, 'id'>, devices: string[], priority: number, maxPerUser: number, inserted?: (id: number) => void,
+  ): Promise<number | 'full'> {
+    const rows = CompiledQuery.raw(DELIVERIES_OF_LAST_MESSAGE, [message.aor, priority, JSON.stringify(devices)]);
+    return messages.add(message, maxPerUser, true, [rows], (id) => {
+      this.answeredUpTo = Math.max(this.answeredUpTo, id);
+      inserted?.(id);
+    });
   }
 
   /**
@@ -141,34 +160,38 @@ export class DeliveryRepository implements DeliveryStore {
     const read = this.waitingDevices.reading(waitingKey(aor, device));
     const { rows } = await this.db.executeQuery<Selectable<OfflineMessagesTable> & Pick<Selectable<MessageDeliveriesTable>, 'device' | 'priority'>>(query);
     if (cursor === undefined && rows.length === 0) this.waitingDevices.foundNone(waitingKey(aor, device), read);
-    return rows.map((row) => ({ message: toStoredMessage(row), device: row.device, priority: row.priority }));
+    // A row the writer committed is read once its caller knows its id, as a transaction's, told before
+    // its commit: while the device has a message on its way to the store, the newer rows are left.
+    const storing = this.writer !== undefined && this.waitingDevices.reading(waitingKey(aor, device)).storesUnderWay;
+    const answered = storing ? rows.filter((row) => row.id <= this.answeredUpTo) : rows;
+    return answered.map((row) => ({ message: toStoredMessage(row), device: row.device, priority: row.priority }));
   }
 
   /**
    * Run for every delivery a device takes, a page of its queue at a time: two statements compiled
-   * once per number of messages, on the transaction's own connection, the second removing each
-   * message whose last row is gone.
+   * once per number of messages, committed together, the second removing each message whose last
+   * row is gone.
    */
-  done(messageIds: readonly number[], device: string): Promise<void> {
-    if (messageIds.length === 0) return Promise.resolve();
-    const statements = this.statements;
+  async done(messageIds: readonly number[], device: string): Promise<void> {
+    if (messageIds.length === 0) return;
+    const { statements, db } = this;
     const count = messageIds.length;
-    return this.commits.run(async (trx) => {
-      const rows = statements.compile(`done ${count}`, [device, ...messageIds], ([device, ...ids]) =>
-        trx.deleteFrom('message_deliveries').where('device', '=', device as string).where('message_id', 'in', ids as number[]),
-      );
-      const messages = statements.compile(`done messages ${count}`, messageIds, (ids) =>
-        trx
-          .deleteFrom('offline_messages')
-          .where('id', 'in', ids as number[])
-          .where('per_device', '=', sql.lit(1))
-          .where((eb) => eb.not(eb.exists(eb.selectFrom('message_deliveries').select('device').whereRef('message_id', '=', 'offline_messages.id')))),
-      );
-      await trx.getExecutor().provideConnection(async (connection) => {
-        await connection.executeQuery(rows);
-        await connection.executeQuery(messages);
-      });
-    });
+    const rows = statements.compile(`done ${count}`, [device, ...messageIds], ([device, ...ids]) =>
+      db.deleteFrom('message_deliveries').where('device', '=', device as string).where('message_id', 'in', ids as number[]),
+    );
+    const messages = statements.compile(`done messages ${count}`, messageIds, (ids) =>
+      db
+        .deleteFrom('offline_messages')
+        .where('id', 'in', ids as number[])
+        .where('per_device', '=', sql.lit(1))
+        .where((eb) => eb.not(eb.exists(eb.selectFrom('message_deliveries').select('device').whereRef('message_id', '=', 'offline_messages.id')))),
+    );
+    // On the writer too: two connections writing the file would wait for each other's lock.
+    if (this.writer) {
+      const written = this.writer.statements.write([rows, messages]);
+      this.lastDone = written.catch(() => {});
+      await written;
+    } else await this.commits.run((trx) => runAll(trx, [rows, messages]));
   }
 
   async pendingCounts(aor?: string): Promise<Array<{ aor: string; device: string; pending: number }>> {

@@ -2,7 +2,7 @@
 // the next one. Each still resolves only once its rows are durable, but a burst of requests shares
 // one disk sync instead of waiting for one each. Writes are committed in the order they were asked
 // for, so a removal asked for after a change is never undone by it.
-import type { Kysely, Transaction } from 'kysely';
+import type { CompiledQuery, Kysely, Transaction } from 'kysely';
 import { isStoreUnavailable } from './availability.js';
 import type { Database } from './schema.js';
 
@@ -104,4 +104,11 @@ export class GroupCommit {
     if (!deferred) return this.db.transaction().execute(write);
     return this.db.connection().execute((connection) => deferred.unsynced(() => connection.transaction().execute(write)));
   }
+}
+
+/** Runs `statements` on the transaction's connection itself, one after the other. */
+export function runAll(trx: Transaction<Database>, statements: readonly CompiledQuery[]): Promise<void> {
+  return trx.getExecutor().provideConnection(async (connection) => {
+    for (const statement of statements) await connection.executeQuery(statement);
+  });
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import type { CompiledQuery, Insertable, Kysely, Selectable, Transaction } from 'kysely';
+import type { CompiledQuery, Insertable, Kysely, Selectable } from 'kysely';
 import { CompiledStatements } from './compiled.js';
-import { GroupCommit, type DeferredSync } from './group-commit.js';
+import { GroupCommit, runAll, type DeferredSync } from './group-commit.js';
 import type { StatementWriter } from './sqlite-writer.js';
 import { deleteExpired, expiredRows, nullsAbsent } from './rows.js';
 import type { Database, DevicesTable, LocationsTable } from './schema.js';
@@ -119,13 +119,6 @@ const DEVICES_SHAPES = new ShapeNames('devices');
 /** The rows `values` hold, `columns` values each, as `toRow` makes them. */
 function rowsOf<Row>(values: readonly unknown[], columns: number, toRow: (values: readonly unknown[]) => Row): Row[] {
   return Array.from({ length: values.length / columns }, (_, row) => toRow(values.slice(row * columns, (row + 1) * columns)));
-}
-
-/** Runs `statements` on the transaction's connection itself, one after the other. */
-function runAll(trx: Transaction<Database>, statements: readonly CompiledQuery[]): Promise<void> {
-  return trx.getExecutor().provideConnection(async (connection) => {
-    for (const statement of statements) await connection.executeQuery(statement);
-  });
 }
 
 const DEVICE_COLUMNS = 5;

@@ -1,23 +1,25 @@
-import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { sql, type CompiledQuery, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { CompiledStatements } from './compiled.js';
+import type { StatementWriter } from './sqlite-writer.js';
 import { deleteExpired, nullsAbsent } from './rows.js';
 import type { Database, OfflineMessagesTable } from './schema.js';
 import type { OfflineStore, StoredMessage } from './types.js';
 
 export class OfflineRepository implements OfflineStore {
   private readonly statements = new CompiledStatements();
-  private readonly waitingUsers = new WaitingUsers();
-  /** Reading which users have messages waiting, once (again after a failure). */
-  private loadingWaitingUsers: Promise<void> | undefined;
+  private readonly waitingUsers = new WaitingUsers(() => this.readWaitingUsers());
 
+  /** With `writer` (SQLite in a file), messages are stored by it, off the event loop. */
   constructor(
     private readonly db: Kysely<Database>,
     private readonly waiting: WaitingBounds,
+    private readonly writer?: StoredMessageWriter,
   ) {}
 
   async add(message: Omit<StoredMessage, 'id'>, maxPerUser: number): Promise<number | 'full'> {
     const stored = this.waitingUsers.storing(message.aor);
     try {
+      if (this.writer) return await this.writer.add(message, maxPerUser, false, []);
       return await this.db.transaction().execute((trx) => insertStoredMessage(trx, this.statements, this.waiting, message, maxPerUser, false));
     } finally {
       stored();
@@ -25,17 +27,7 @@ export class OfflineRepository implements OfflineStore {
   }
 
   mayHaveWaiting(aor: string): boolean {
-    this.loadingWaitingUsers ??= this.loadWaitingUsers();
     return this.waitingUsers.mayHave(aor);
-  }
-
-  private async loadWaitingUsers(): Promise<void> {
-    try {
-      await this.readWaitingUsers();
-    } catch {
-      // Until it is read, every user may have messages waiting: the next registration tries again.
-      this.loadingWaitingUsers = undefined;
-    }
   }
 
   private async readWaitingUsers(): Promise<void> {
@@ -111,13 +103,23 @@ interface WaitingRead {
  */
 export class WaitingUsers {
   private complete = false;
+  /** The store's list being read, once (again after a failure). */
+  private loading: Promise<void> | undefined;
   /** Each user who may have messages waiting, with the number of the last store begun for them. */
   private readonly users = new Map<string, number>();
   /** Stores under way, by user. */
   private readonly underWay = new Map<string, number>();
   private stores = 0;
 
+  /** `read` reads the store's list and tells it by `loaded`: asked for by the first mayHave. */
+  constructor(private readonly read: () => Promise<unknown>) {}
+
   mayHave(aor: string): boolean {
+    this.loading ??= this.read().then(
+      () => {},
+      // Until it is read, anyone may have messages waiting: the next call tries again.
+      () => (this.loading = undefined),
+    );
     return !this.complete || this.users.has(aor);
   }
 
@@ -163,9 +165,10 @@ const MAX_BOUNDED_USERS = 100_000;
 export class WaitingBounds {
   private readonly bounds = new Map<string, number>();
 
-  /** The bound of `quota`, undefined when it is to be counted. */
-  get(quota: string): number | undefined {
-    return this.bounds.get(quota);
+  /** Whether the next message of `quota` is to be counted in the store before it is stored. */
+  toCount(quota: string, maxPerUser: number): boolean {
+    const bound = this.bounds.get(quota);
+    return bound === undefined || bound >= maxPerUser;
   }
 
   /** Counts again with the next message. */
@@ -206,61 +209,154 @@ export class WaitingBounds {
 export async function insertStoredMessage(
   trx: Transaction<Database>, statements: CompiledStatements, waiting: WaitingBounds, message: Omit<StoredMessage, 'id'>, maxPerUser: number, perDevice: boolean,
 ): Promise<number | 'full'> {
-  const sentCopy = message.sentCopy ? 1 : 0;
-  const quota = sentCopy ? `${message.aor}\ncopies` : message.aor;
-  const bound = waiting.get(quota);
-  if (bound === undefined || bound >= maxPerUser) {
-    const limit = Math.floor(maxPerUser);
-    const count = statements.compile(`waiting at most ${limit} ${sentCopy}`, [message.aor, message.receivedAt], ([aor, now]) =>
-      trx
-        .selectFrom((eb) =>
-          eb
-            .selectFrom('offline_messages')
-            .select('id')
-            .where('aor', '=', aor as string)
-            .where('expires_at', '>', now as number)
-            .where('sent_copy', '=', sql.lit(sentCopy))
-            .limit(sql.lit(limit))
-            .as('waiting'),
-        )
-        .select((eb) => eb.fn.countAll<number>().as('waiting')),
-    );
-    const { rows: counted } = await trx.executeQuery<{ waiting: number | string }>(count);
-    const stored = Number(counted[0]!.waiting);
-    // A count that reached the limit stopped there: it is no bound, and the next message counts again.
-    if (stored >= maxPerUser) {
-      waiting.forget(quota);
-      return 'full';
-    }
-    waiting.counted(quota, stored);
-  }
-  const values = [
-    message.aor, message.fromHeader, message.toHeader, message.contentType, message.body, message.receivedAt, message.sentAt ?? null, message.expiresAt,
-    message.origin?.callId ?? null, message.origin?.fromTag ?? null, message.origin?.cseq ?? null, perDevice ? 1 : 0, sentCopy,
-  ] as const;
-  const insert = statements.compile('store message', values, (v) =>
-    trx
-      .insertInto('offline_messages')
-      .values({
-        aor: v[0] as string,
-        from_header: v[1] as string,
-        to_header: v[2] as string,
-        content_type: v[3] as string,
-        body: v[4] as Buffer,
-        received_at: v[5] as number,
-        sent_at: v[6] as number | null,
-        expires_at: v[7] as number,
-        origin_call_id: v[8] as string | null,
-        origin_from_tag: v[9] as string | null,
-        origin_cseq: v[10] as number | null,
-        per_device: v[11] as number,
-        sent_copy: v[12] as number,
-      })
-      .returning('id'),
-  );
+  if (waiting.toCount(quotaOf(message), maxPerUser) && (await isFull(trx, statements, waiting, message, maxPerUser))) return 'full';
+  const insert = statements.compile('store message', storedMessageValues(message, perDevice), (v) => storedMessageRow(trx, v).returning('id'));
   const { rows } = await trx.executeQuery<{ id: number }>(insert);
-  waiting.added(quota);
+  waiting.added(quotaOf(message));
   return Number(rows[0]!.id);
+}
+
+/**
+ * Stored messages written by a SQLite writer thread (for both repositories, which share the quotas
+ * of `waiting`), each with the statements that go with it, in the order they were asked for per
+ * recipient. A message whose quota is to be counted (insertStoredMessage) is counted once the
+ * recipient's messages asked for before are committed, and the recipient's later messages wait for
+ * that; the others go to the writer at once.
+ */
+export class StoredMessageWriter {
+  private readonly statements = new CompiledStatements();
+  /** Per AOR, while a message of it is being counted: the moment its write is asked for. */
+  private readonly counting = new Map<string, Promise<void>>();
+  /**
+   * Per AOR with messages on their way to the writer: the last one asked for, once answered (stored
+   * or not); those asked for before it are answered by then too.
+   */
+  private readonly unanswered = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly writer: StatementWriter,
+    private readonly waiting: WaitingBounds,
+  ) {}
+
+  /**
+   * Resolves with the message's id once it and `after` (which reach it as `last_insert_rowid()`)
+   * are durable, or 'full'; `inserted` is told the id first.
+   */
+  async add(
+    message: Omit<StoredMessage, 'id'>, maxPerUser: number, perDevice: boolean, after: readonly CompiledQuery[], inserted?: (id: number) => void,
+  ): Promise<number | 'full'> {
+    const before = this.counting.get(message.aor);
+    if (before === undefined && !this.waiting.toCount(quotaOf(message), maxPerUser)) return this.insert(message, perDevice, after, inserted);
+    let asked!: () => void;
+    const turn = new Promise<void>((resolve) => (asked = resolve));
+    this.counting.set(message.aor, turn);
+    try {
+      await before;
+      if (this.waiting.toCount(quotaOf(message), maxPerUser)) {
+        await this.unanswered.get(message.aor);
+        if (await isFull(this.db, this.statements, this.waiting, message, maxPerUser)) return 'full';
+      }
+      const id = this.insert(message, perDevice, after, inserted);
+      asked();
+      return await id;
+    } finally {
+      asked();
+      if (this.counting.get(message.aor) === turn) this.counting.delete(message.aor);
+    }
+  }
+
+  /** Resolves once every message for `aor` asked for so far is answered, stored or not. */
+  async answered(aor: string): Promise<void> {
+    await this.counting.get(aor);
+    await this.unanswered.get(aor);
+  }
+
+  private async insert(message: Omit<StoredMessage, 'id'>, perDevice: boolean, after: readonly CompiledQuery[], inserted?: (id: number) => void): Promise<number> {
+    const db = this.db;
+    const insert = this.statements.compile('store message by writer', storedMessageValues(message, perDevice), (v) => storedMessageRow(db, v));
+    this.waiting.added(quotaOf(message));
+    const written = this.writer.insert([insert, ...after]);
+    const { aor } = message;
+    const answered = written.then(
+      () => {},
+      () => {},
+    );
+    this.unanswered.set(aor, answered);
+    void answered.then(() => this.unanswered.get(aor) === answered && this.unanswered.delete(aor));
+    const id = await written;
+    // A plain INSERT inserts its row.
+    if (id === undefined) throw new Error('stored message not inserted');
+    inserted?.(id);
+    return id;
+  }
+}
+
+/** The quota `message` counts against: its recipient's, or that of the copies of what the recipient sent. */
+export function quotaOf(message: Omit<StoredMessage, 'id'>): string {
+  return message.sentCopy ? `${message.aor}\ncopies` : message.aor;
+}
+
+/**
+ * Whether the quota of `message` has maxPerUser waiting, counted by `db` (at most that many), which
+ * sets its bound in `waiting` (see insertStoredMessage).
+ */
+export async function isFull(
+  db: Kysely<Database>, statements: CompiledStatements, waiting: WaitingBounds, message: Omit<StoredMessage, 'id'>, maxPerUser: number,
+): Promise<boolean> {
+  const sentCopy = message.sentCopy ? 1 : 0;
+  const quota = quotaOf(message);
+  const limit = Math.floor(maxPerUser);
+  const count = statements.compile(`waiting at most ${limit} ${sentCopy}`, [message.aor, message.receivedAt], ([aor, now]) =>
+    db
+      .selectFrom((eb) =>
+        eb
+          .selectFrom('offline_messages')
+          .select('id')
+          .where('aor', '=', aor as string)
+          .where('expires_at', '>', now as number)
+          .where('sent_copy', '=', sql.lit(sentCopy))
+          .limit(sql.lit(limit))
+          .as('waiting'),
+      )
+      .select((eb) => eb.fn.countAll<number>().as('waiting')),
+  );
+  const { rows: counted } = await db.executeQuery<{ waiting: number | string }>(count);
+  const stored = Number(counted[0]!.waiting);
+  // A count that reached the limit stopped there: it is no bound, and the next message counts again.
+  if (stored >= maxPerUser) {
+    waiting.forget(quota);
+    return true;
+  }
+  waiting.counted(quota, stored);
+  return false;
+}
+
+/** The values of a stored message's row, in the order storedMessageRow takes them. */
+export function storedMessageValues(message: Omit<StoredMessage, 'id'>, perDevice: boolean): unknown[] {
+  return [
+    message.aor, message.fromHeader, message.toHeader, message.contentType, message.body, message.receivedAt, message.sentAt ?? null, message.expiresAt,
+    message.origin?.callId ?? null, message.origin?.fromTag ?? null, message.origin?.cseq ?? null, perDevice ? 1 : 0, message.sentCopy ? 1 : 0,
+  ];
+}
+
+/** The insert of a stored message's row made of `v` (storedMessageValues). */
+export function storedMessageRow(db: Kysely<Database>, v: readonly unknown[]) {
+  return db.insertInto('offline_messages').values({
+    aor: v[0] as string,
+    from_header: v[1] as string,
+    to_header: v[2] as string,
+    content_type: v[3] as string,
+    body: v[4] as Buffer,
+    received_at: v[5] as number,
+    sent_at: v[6] as number | null,
+    expires_at: v[7] as number,
+    origin_call_id: v[8] as string | null,
+    origin_from_tag: v[9] as string | null,
+    origin_cseq: v[10] as number | null,
+    per_device: v[11] as number,
+    sent_copy: v[12] as number,
+  });
 }
 
 export function toStoredMessage(row: Selectable<OfflineMessagesTable>): StoredMessage {

@@ -14,7 +14,7 @@ import { GatewayAccountRepository, GatewayRoomRepository } from './accounts.js';
 import type { DeferredSync } from './group-commit.js';
 import { LocationRepository } from './locations.js';
 import { migrations } from './migrations/index.js';
-import { OfflineRepository, WaitingBounds } from './offline.js';
+import { OfflineRepository, StoredMessageWriter, WaitingBounds } from './offline.js';
 import { DeliveryRepository } from './deliveries.js';
 import { PresenceRepository } from './presence.js';
 import { ReceiptIdRepository } from './receipt-ids.js';
@@ -46,18 +46,20 @@ type StoreTarget = SqliteTarget | PostgresTarget;
 
 /**
  * A new repository is one line here plus its field in the Store interface. Those that group-commit
- * are given the store's `deferredSync`, if it has one; the registrar's bindings, the most frequent
- * write, go to the store's `writer` (a thread of their own) when it has one.
+ * are given the store's `deferredSync`, if it has one; the writes of every REGISTER and relayed
+ * MESSAGE (bindings, messages stored per device, outbox rows) go to the store's `writer` (a thread
+ * of their own) when it has one.
  */
 function createRepositories(db: Kysely<Database>, deferredSync: DeferredSync | undefined, writer: StatementWriter | undefined, credentialsCache?: CredentialsCacheOptions) {
   const waiting = new WaitingBounds();
+  const writes = writer && { statements: writer, messages: new StoredMessageWriter(db, writer, waiting) };
   return {
     users: new UserRepository(db, credentialsCache),
     locations: new LocationRepository(db, deferredSync, writer),
-    offline: new OfflineRepository(db, waiting),
-    deliveries: new DeliveryRepository(db, waiting, deferredSync),
+    offline: new OfflineRepository(db, waiting, writes?.messages),
+    deliveries: new DeliveryRepository(db, waiting, deferredSync, writes),
     presence: new PresenceRepository(db, deferredSync),
-    outbox: new OutboxRepository(db, deferredSync),
+    outbox: new OutboxRepository(db, deferredSync, writer),
     gatewayAccounts: new GatewayAccountRepository(db),
     gatewayRooms: new GatewayRoomRepository(db),
     receiptIds: new ReceiptIdRepository(db, deferredSync),
@@ -92,6 +94,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   const repositories = createRepositories(db, deferredSync, writer && {
     // Its failures are the store's as those of any statement: an outage is told apart and logged once.
     write: (statements) => availability.run(() => writer.write(statements), true),
+    insert: (statements) => availability.run(() => writer.insert(statements), true),
   }, options.credentialsCache);
   const accountMaps = new Map<string, Promise<GatewayAccountRepository>>([['purplemap', Promise.resolve(repositories.gatewayAccounts)]]);
   return {

@@ -1,6 +1,7 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type CompiledQuery, type Kysely } from 'kysely';
 import { CompiledStatements } from './compiled.js';
-import { GroupCommit, type DeferredSync } from './group-commit.js';
+import { GroupCommit, runAll, type DeferredSync } from './group-commit.js';
+import type { StatementWriter } from './sqlite-writer.js';
 import type { Database } from './schema.js';
 import type { OutboxProgress, OutboxRecord, OutboxStore } from './types.js';
 
@@ -12,27 +13,41 @@ export class OutboxRepository implements OutboxStore {
   private readonly commits: GroupCommit;
   private readonly statements = new CompiledStatements();
 
-  constructor(private readonly db: Kysely<Database>, deferredSync?: DeferredSync) {
+  /** With `writer` (SQLite in a file), rows are added and progress written by it, off the event loop; else by a group commit of `db`'s. */
+  constructor(
+    private readonly db: Kysely<Database>,
+    deferredSync?: DeferredSync,
+    private readonly writer?: StatementWriter,
+  ) {
     this.commits = new GroupCommit(db, deferredSync);
   }
 
+  /**
+   * Resolves with the row's id once it is durable; `committed` may be told it earlier (see
+   * GroupCommit.run), not with a writer, which answers once the row is durable.
+   */
   add(record: Omit<OutboxRecord, 'id'>, committed?: (id: number) => void): Promise<number> {
     const values = [record.kind, JSON.stringify(record.recipients), record.payload, record.createdAt];
+    if (this.writer) {
+      const insert = this.statements.compile('add by writer', values, this.insertRow);
+      return this.writer.insert([insert]).then(insertedId);
+    }
     return this.commits.run(async (trx) => {
       // Every message a gateway or room acknowledges goes through here: compiled once (see CompiledStatements).
-      const insert = this.statements.compile('add', values, ([kind, recipients, payload, createdAt]) =>
-        trx
-          .insertInto('outbox')
-          .values({ kind: kind as string, recipients: recipients as string, payload: payload as Buffer, created_at: createdAt as number })
-          .returning('id'),
-      );
+      const insert = this.statements.compile('add', values, (v) => this.insertRow(v).returning('id'));
       const { rows } = await trx.executeQuery<{ id: number }>(insert);
       return rows[0]!.id;
     }, committed);
   }
 
-  record(progress: OutboxProgress): Promise<void> {
-    return this.commits.run((trx) => writeProgress(trx, progress));
+  private readonly insertRow = ([kind, recipients, payload, createdAt]: readonly unknown[]) =>
+    this.db.insertInto('outbox').values({ kind: kind as string, recipients: recipients as string, payload: payload as Buffer, created_at: createdAt as number });
+
+  async record(progress: OutboxProgress): Promise<void> {
+    const statements = progressStatements(this.db, progress);
+    // On the writer too: two connections writing the file would wait for each other's lock.
+    if (this.writer) await this.writer.write(statements);
+    else await this.commits.run((trx) => runAll(trx, statements));
   }
 
   async pending(kind: string): Promise<{ records: OutboxRecord[]; cursors: Map<string, number> }> {
@@ -45,25 +60,39 @@ export class OutboxRepository implements OutboxStore {
   }
 }
 
-async function writeProgress(trx: Transaction<Database>, progress: OutboxProgress): Promise<void> {
+/** The id of a row a writer inserted: a plain INSERT always inserts one. */
+function insertedId(id: number | undefined): number {
+  if (id === undefined) throw new Error('outbox row not inserted');
+  return id;
+}
+
+function progressStatements(db: Kysely<Database>, progress: OutboxProgress): CompiledQuery[] {
   const finished = progress.finished;
   const cursors = new Map<string, { kind: string; recipient: string; done_id: number }>();
   for (const { kind, recipient, doneId } of progress.cursors) {
     const key = `${kind}\n${recipient}`;
     if ((cursors.get(key)?.done_id ?? -1) < doneId) cursors.set(key, { kind, recipient, done_id: doneId });
   }
+  const statements: CompiledQuery[] = [];
   for (let start = 0; start < finished.length; start += CHUNK) {
-    await trx.deleteFrom('outbox').where('id', 'in', finished.slice(start, start + CHUNK)).execute();
+    statements.push(db.deleteFrom('outbox').where('id', 'in', finished.slice(start, start + CHUNK)).compile());
   }
   const values = [...cursors.values()];
   for (let start = 0; start < values.length; start += CHUNK) {
-    await trx
-      .insertInto('outbox_cursors')
-      .values(values.slice(start, start + CHUNK))
-      .onConflict((conflict) => conflict.columns(['kind', 'recipient']).doUpdateSet((eb) => ({ done_id: eb.ref('excluded.done_id') })))
-      .execute();
+    statements.push(
+      db
+        .insertInto('outbox_cursors')
+        .values(values.slice(start, start + CHUNK))
+        .onConflict((conflict) => conflict.columns(['kind', 'recipient']).doUpdateSet((eb) => ({ done_id: eb.ref('excluded.done_id') })))
+        .compile(),
+    );
   }
   // A cursor below every pending row tells nothing any more.
-  const oldest = await trx.selectFrom('outbox').select((eb) => eb.fn.min('id').as('id')).executeTakeFirst();
-  await trx.deleteFrom('outbox_cursors').where('done_id', '<', oldest?.id ?? Number.MAX_SAFE_INTEGER).execute();
+  statements.push(
+    db
+      .deleteFrom('outbox_cursors')
+      .where('done_id', '<', (eb) => eb.fn.coalesce(eb.selectFrom('outbox').select((eb) => eb.fn.min('id').as('id')), sql.lit(Number.MAX_SAFE_INTEGER)))
+      .compile(),
+  );
+  return statements;
 }

@@ -1,8 +1,9 @@
 // The thread of a SqliteWriter (sqlite-writer.ts): its own connection to the SQLite file, on which
 // the writes the main thread sends are committed together and the write-ahead log synced before
-// each is answered. Every batch that arrives while one is committed and synced goes in the next
-// transaction, so a burst shares one disk sync; writes are committed in the order they came.
-import { closeSync, fsyncSync, openSync } from 'node:fs';
+// each is answered. Every batch that arrives while one is committed goes in the next transaction,
+// committed while the disk syncs the one before, and those committed meanwhile share the next sync;
+// writes are committed, and answered, in the order they came.
+import { closeSync, fsync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import SqliteDatabase from 'better-sqlite3';
 import { isSqliteUnavailableCode } from './availability.js';
@@ -34,8 +35,18 @@ export interface WriteFailure {
 /** For each write of a batch: the number of rows its statements changed, or why it failed. */
 export type WriteOutcome = number | WriteFailure;
 
-/** `ready` once the thread has its connection; then the outcomes of each batch once its writes are durable or failed. */
-export type FromWriter = { ready: true } | { id: number; outcomes: WriteOutcome[] };
+/**
+ * `ready` once the thread has its connection; then the outcomes of each batch once its writes are
+ * durable or failed, and for each write the row id its first statement inserted (0 when none): the
+ * id of a message stored, which the main thread has no other way to learn.
+ */
+export type FromWriter = { ready: true } | { id: number; outcomes: WriteOutcome[]; insertedIds: number[] };
+
+/** What a transaction's writes did, each: the rows its statements changed, and the row id its first statement inserted (0 when none). */
+interface Committed {
+  changed: number[];
+  insertedIds: number[];
+}
 
 const { path, busyTimeoutMs } = workerData as WriterData;
 const port = parentPort!;
@@ -54,12 +65,21 @@ const commitStatement = database.prepare('COMMIT');
 const rollback = database.prepare('ROLLBACK');
 port.postMessage({ ready: true } satisfies FromWriter);
 let flushScheduled = false;
+/**
+ * The answer of the last batch synced, once sent. Each batch's sync starts right after its commit
+ * (covering every commit before it, whatever syncs are under way), while the next batches are
+ * committed; a batch is answered after those before it: answers keep the order of the writes,
+ * which callers rely on (an outbox's recipient gets its messages in the order their rows were answered).
+ */
+let syncing: Promise<void> = Promise.resolve();
 
 port.on('message', (message: ToWriter) => {
   if ('close' in message) {
-    database.close();
-    if (log !== undefined) closeSync(log);
-    port.close();
+    void syncing.then(() => {
+      database.close();
+      if (log !== undefined) closeSync(log);
+      port.close();
+    });
     return;
   }
   texts.push(...message.newSql);
@@ -76,33 +96,55 @@ function flush(): void {
   const batches = queued;
   queued = [];
   const writes = batches.flatMap((batch) => batch.writes);
-  const outcomes = commitAll(writes);
-  if (outcomes.some((outcome) => typeof outcome === 'number')) {
-    try {
-      log ??= openSync(`${path}-wal`, 'r');
-      fsyncSync(log);
-    } catch (error) {
-      outcomes.fill(failureOf(error));
+  const insertedIds = new Array<number>(writes.length).fill(0);
+  const outcomes = commitAll(writes, insertedIds);
+  const answer = () => {
+    let at = 0;
+    for (const batch of batches) {
+      const end = at + batch.writes.length;
+      port.postMessage({ id: batch.id, outcomes: outcomes.slice(at, end), insertedIds: insertedIds.slice(at, end) } satisfies FromWriter);
+      at = end;
     }
-  }
-  let at = 0;
-  for (const batch of batches) {
-    port.postMessage({ id: batch.id, outcomes: outcomes.slice(at, at + batch.writes.length) } satisfies FromWriter);
-    at += batch.writes.length;
-  }
+  };
+  if (!outcomes.some((outcome) => typeof outcome === 'number')) return answer();
+  // Not synced here: the next batches are committed while the disk syncs this one.
+  const synced = syncLog().catch((error: unknown) => {
+    outcomes.fill(failureOf(error));
+  });
+  syncing = Promise.all([syncing, synced]).then(answer);
 }
 
-/** Commits `writes` in one transaction; when that fails, each on its own, so one bad write fails only itself. */
-function commitAll(writes: Statement[][]): WriteOutcome[] {
+/** Makes every commit so far durable: the write-ahead log on disk. */
+function syncLog(): Promise<void> {
+  return new Promise((resolve, reject) => {
+    try {
+      log ??= openSync(`${path}-wal`, 'r');
+    } catch (error) {
+      reject(error);
+      return;
+    }
+    fsync(log, (error) => (error ? reject(error) : resolve()));
+  });
+}
+
+/**
+ * Commits `writes` in one transaction, setting `insertedIds` of those committed; when that fails,
+ * each on its own, so one bad write fails only itself.
+ */
+function commitAll(writes: Statement[][], insertedIds: number[]): WriteOutcome[] {
   try {
-    return commit(writes);
+    const committed = commit(writes);
+    insertedIds.splice(0, writes.length, ...committed.insertedIds);
+    return committed.changed;
   } catch (error) {
     const failure = failureOf(error);
     // Nothing gets through while the store is unavailable: trying each write would only wait longer.
     if (writes.length === 1 || isSqliteUnavailableCode(failure.code)) return writes.map(() => failure);
-    return writes.map((write) => {
+    return writes.map((write, i) => {
       try {
-        return commit([write])[0]!;
+        const committed = commit([write]);
+        insertedIds[i] = committed.insertedIds[0]!;
+        return committed.changed[0]!;
       } catch (error) {
         return failureOf(error);
       }
@@ -110,17 +152,25 @@ function commitAll(writes: Statement[][]): WriteOutcome[] {
   }
 }
 
-/** Commits `writes` in one transaction; the rows each changed. */
-function commit(writes: Statement[][]): number[] {
+/** Commits `writes` in one transaction. */
+function commit(writes: Statement[][]): Committed {
   begin.run();
   try {
-    const changed = writes.map((write) => {
+    const changed: number[] = [];
+    const insertedIds: number[] = [];
+    for (const write of writes) {
       let rows = 0;
-      for (const { sql, parameters } of write) rows += (prepared[sql] ??= database.prepare(texts[sql]!)).run(parameters).changes;
-      return rows;
-    });
+      let insertedId = 0;
+      write.forEach(({ sql, parameters }, i) => {
+        const result = (prepared[sql] ??= database.prepare(texts[sql]!)).run(parameters);
+        rows += result.changes;
+        if (i === 0 && result.changes > 0) insertedId = Number(result.lastInsertRowid);
+      });
+      changed.push(rows);
+      insertedIds.push(insertedId);
+    }
     commitStatement.run();
-    return changed;
+    return { changed, insertedIds };
   } catch (error) {
     if (database.inTransaction) rollback.run();
     throw error;

@@ -16,11 +16,19 @@ import { Backoff } from '../util/backoff.js';
  */
 export interface StatementWriter {
   write(statements: readonly CompiledQuery[]): Promise<number>;
+  /**
+   * As write, resolving with the row id the first statement inserted, undefined when it inserted
+   * none (e.g. an INSERT ... SELECT whose condition did not hold). Later statements reach that row
+   * as `last_insert_rowid()`, as long as no statement between inserted another.
+   */
+  insert(statements: readonly CompiledQuery[]): Promise<number | undefined>;
 }
 
 interface PendingWrite {
   statements: readonly CompiledQuery[];
-  resolve(changed: number): void;
+  /** Resolved with the row id its first statement inserted, rather than with the rows it changed. */
+  insert: boolean;
+  resolve(result: number | undefined): void;
   reject(error: unknown): void;
 }
 
@@ -60,6 +68,8 @@ export class SqliteWriter implements StatementWriter {
   private readonly restartBackoff = new Backoff(RESTART_MIN_MS, RESTART_MAX_MS);
   private restartTimer: NodeJS.Timeout | undefined;
   private exited: Promise<void> = Promise.resolve();
+  /** Set by close() while writes asked for are unanswered: called once every one is. */
+  private drained: (() => void) | undefined;
 
   /** A writer whose thread has its connection to the file, so that no write waits for the thread to start. */
   static async open(path: string, busyTimeoutMs: number): Promise<SqliteWriter> {
@@ -118,6 +128,7 @@ export class SqliteWriter implements StatementWriter {
     for (const write of this.pending) write.reject(error);
     this.sent.clear();
     this.pending = [];
+    this.drained?.();
     if (this.ended) return;
     this.lost = error;
     this.restartTimer = setTimeout(() => {
@@ -129,10 +140,18 @@ export class SqliteWriter implements StatementWriter {
   }
 
   write(statements: readonly CompiledQuery[]): Promise<number> {
+    return this.ask(statements, false) as Promise<number>;
+  }
+
+  insert(statements: readonly CompiledQuery[]): Promise<number | undefined> {
+    return this.ask(statements, true);
+  }
+
+  private ask(statements: readonly CompiledQuery[], insert: boolean): Promise<number | undefined> {
     const refused = this.ended ?? this.lost;
     if (refused) return Promise.reject(refused);
-    return new Promise<number>((resolve, reject) => {
-      this.pending.push({ statements, resolve, reject });
+    return new Promise<number | undefined>((resolve, reject) => {
+      this.pending.push({ statements, insert, resolve, reject });
       if (this.sendScheduled) return;
       this.sendScheduled = true;
       // The writes asked for by the requests handled meanwhile go in the same message.
@@ -142,9 +161,9 @@ export class SqliteWriter implements StatementWriter {
 
   /** Stops the thread once every write asked for is answered. */
   async close(): Promise<void> {
-    while (!this.ended && this.worker && (this.pending.length > 0 || this.sent.size > 0)) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+    // Again once drained: what was asked for in answer to the last writes is waited for too.
+    while (!this.ended && this.worker && !this.isDrained()) await new Promise<void>((resolve) => (this.drained = resolve));
+    this.drained = undefined;
     this.ended ??= new Error('SQLite writer stopped: the store is closed');
     clearTimeout(this.restartTimer);
     if (this.worker) {
@@ -169,6 +188,7 @@ export class SqliteWriter implements StatementWriter {
       // A value that cannot be sent to another thread: nothing of the batch was, its new texts included.
       for (const sql of message.newSql) this.sqlNumbers.delete(sql);
       for (const write of batch) write.reject(error);
+      if (this.isDrained()) this.drained?.();
       return;
     }
     this.sent.set(id, batch);
@@ -195,7 +215,7 @@ export class SqliteWriter implements StatementWriter {
         }
         gathered[at++] = number;
         gathered[at++] = parameters.length;
-        for (const parameter of parameters) gathered[at++] = parameter;
+        for (const parameter of parameters) gathered[at++] = parameter instanceof Uint8Array ? ownBytes(parameter) : parameter;
       }
     }
     // A copy of a packed array (filled from its start, never sized beforehand) is packed too: an
@@ -207,17 +227,32 @@ export class SqliteWriter implements StatementWriter {
     return { id, newSql, count: batch.length, writes };
   }
 
-  private answered({ id, outcomes }: { id: number; outcomes: WriteOutcome[] }): void {
+  private answered({ id, outcomes, insertedIds }: { id: number; outcomes: WriteOutcome[]; insertedIds: number[] }): void {
     const batch = this.sent.get(id);
     if (!batch) return;
     this.sent.delete(id);
     if (this.sent.size === 0) this.worker?.unref();
     batch.forEach((write, i) => {
       const outcome = outcomes[i]!;
-      if (typeof outcome === 'number') write.resolve(outcome);
-      else write.reject(errorOf(outcome));
+      if (typeof outcome !== 'number') write.reject(errorOf(outcome));
+      else if (write.insert) write.resolve(insertedIds[i] || undefined);
+      else write.resolve(outcome);
     });
+    if (this.isDrained()) this.drained?.();
   }
+
+  /** Whether every write asked for is answered. */
+  private isDrained(): boolean {
+    return this.pending.length === 0 && this.sent.size === 0;
+  }
+}
+
+/**
+ * `bytes` alone in its memory: a small Buffer is a view of a pool shared by many, and a view is
+ * copied to another thread with all the memory it views (kilobytes for a message's few bytes).
+ */
+function ownBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
 }
 
 /** The driver error a failure stood for, with its code, as availability.ts reads it. */

@@ -345,7 +345,7 @@ export interface OutboxStore {
    * Stores a message; resolves with its id once committed. Adds and progress asked for while a
    * commit is under way share the next transaction (group commit); ids follow the order of the calls.
    * `committed` may be told the id earlier: once the row is committed, before the disk sync
-   * (SQLite), so that delivery need not wait for the disk.
+   * (where the event loop commits), so that delivery need not wait for the disk.
    */
   add(record: Omit<OutboxRecord, 'id'>, committed?: (id: number) => void): Promise<number>;
   /** Deletes finished rows and advances cursors, in the same group commit as adds. */

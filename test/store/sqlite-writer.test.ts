@@ -53,6 +53,16 @@ test('a write resolves once committed, with the rows it changed: another connect
   assert.deepEqual(rows(reader), [1, 2, 3, 4, 5, 6]);
 }));
 
+test('an insert resolves with the id of the row its first statement inserted, which its later statements reach; none when it inserted nothing', () => withWriter(200, async (writer, reader) => {
+  reader.exec('create table message (id integer primary key autoincrement, body text not null); create table copy (message_id integer not null, n integer not null)');
+  const message = (body: string) => CompiledQuery.raw('insert into message (body) select ? where ? not in (select body from message)', [body, body]);
+  const copies = CompiledQuery.raw('with m (id) as materialized (select last_insert_rowid()) insert into copy (message_id, n) select m.id, json_each.value from m, json_each(?)', ['[1,2,3]']);
+  const [first, second, again] = await Promise.all([writer.insert([message('a'), copies]), writer.insert([message('b'), copies]), writer.insert([message('a')])]);
+  assert.deepEqual([first, second, again], [1, 2, undefined], 'ids in the order asked for; undefined for the insert whose condition did not hold');
+  const copied = reader.prepare('select message_id, n from copy order by message_id, n').all();
+  assert.deepEqual(copied, [1, 2].flatMap((id) => [1, 2, 3].map((n) => ({ message_id: id, n }))), 'each copy row has its message\'s id');
+}));
+
 test('a failing write among others asked for at the same time fails alone, leaving none of its statements; the others are committed', () => withWriter(200, async (writer, reader) => {
   const outcomes = await Promise.allSettled([
     writer.write([insert(1)]),

@@ -652,6 +652,21 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       assert.equal(await store.deliveries.add(message(aor), devices, 0, 3), 'full');
     });
 
+    test('per-device deliveries: messages asked for together, the first of them counted against the limit, are stored in the order asked, each device\'s rows with its message, up to the limit', async () => {
+      const aor = 'fay@a.example';
+      const devices = ['urn:uuid:f-1', 'urn:uuid:f-2', 'urn:uuid:f-3'];
+      const inserted: number[] = [];
+      const outcomes = await Promise.all(['one', 'two', 'three', 'four'].map((body) => store.deliveries.add(message(aor, { body: Buffer.from(body) }), devices, 0, 3, (id) => inserted.push(id))));
+      assert.equal(outcomes[3], 'full', 'the fourth is past the limit');
+      const ids = outcomes.slice(0, 3) as number[];
+      assert.deepEqual([...ids].sort((a, b) => a - b), ids, 'ids in the order asked');
+      assert.deepEqual([...inserted].sort((a, b) => a - b), ids, 'each id told as inserted');
+      for (const device of devices) {
+        const queue = await store.deliveries.pendingFor(aor, device, NOW, undefined, 10);
+        assert.deepEqual(queue.map((d) => [d.message.id, d.message.body.toString()]), [[ids[0], 'one'], [ids[1], 'two'], [ids[2], 'three']], device);
+      }
+    });
+
     describe('receipt ids', () => {
       const receipt = (messageId: string, owner: string, createdAt: number) => ({ direction: 'xmpp-stanza', messageId, owner, entry: `{"id":"${messageId}"}`, createdAt });
 
