@@ -158,6 +158,9 @@ type LocalOutcome = { status: number; reason: string; response?: SipMessage };
 /** A user's only device (DeviceDelivery.soleDevice) a message is forked to, and since when it was sent. */
 type SoleDevice = { device: string; since: number };
 
+/** A message no device took, when it is not to be stored. */
+const NOT_KEPT: LocalOutcome = { status: 480, reason: 'Temporarily Unavailable' };
+
 /** What a message sent to a foreign domain became. */
 const foreignResult = (response: SipMessage): DeliveryResult => ({ status: response.status, reason: response.reason, stored: false });
 
@@ -419,17 +422,25 @@ export class Relay {
   private async deliverPerDevice(aor: string, message: SipMessage, loop: string, turn?: DeliveryTurn, keptByOutbox = false, prepared?: PreparedMessage): Promise<LocalOutcome> {
     const written = (protocols: Protocol[]) => turn?.sent(protocols.length > 0 ? this.windowOf(protocols) : this.options.deliveryWindow.stream);
     const kept = keptByOutbox && turn ? { previous: turn.previous } : undefined;
+    let unavailable: unknown;
     const outcome = await this.devices.deliver(aor, message, this.storedRecord(aor, message), betterFinal, written, { keptByCaller: kept }).catch((error: unknown) => {
-      if (isStoreUnavailable(error)) return undefined;
-      throw error;
+      if (!isStoreUnavailable(error)) throw error;
+      unavailable = error;
+      return undefined;
     });
     if (outcome) {
       if (outcome === ACCEPTED) this.stats.stored++;
       else if (outcome.response && outcome.status < 300) this.stats.relayed++;
       return outcome;
     }
-    // Without the store, registered devices are still reached the old way (nothing to store yet).
-    return this.forkOrStore(aor, undefined, message, loop, true, turn, prepared);
+    // Not kept per device: stored for whichever device registers when none takes it.
+    if (unavailable === undefined) return this.forkOrStore(aor, undefined, message, loop, true, turn, prepared);
+    // Without the store, registered devices are still reached the old way. What none of them takes
+    // is refused as the outage is (503), not kept for whichever device registers, even should the
+    // store be back by now: such a row is delivered before what already waits for each device.
+    const forked = await this.forkOrStore(aor, undefined, message, loop, false, turn, prepared);
+    if (forked === NOT_KEPT) throw unavailable;
+    return forked;
   }
 
   /**
@@ -470,7 +481,7 @@ export class Relay {
 
   /** Stores the message offline once the recipient's earlier messages have ended (480 when it is not to be stored). */
   private async storeWhenDue(aor: string, message: SipMessage, storeOffline: boolean, turn?: DeliveryTurn, sole?: SoleDevice): Promise<LocalOutcome> {
-    if (!storeOffline) return { status: 480, reason: 'Temporarily Unavailable' };
+    if (!storeOffline) return NOT_KEPT;
     await turn?.previous;
     if (sole === undefined) return this.store(aor, message);
     const outcome = await this.devices.storeUnreached(aor, message, this.storedRecord(aor, message), sole.device, sole.since);
