@@ -66,16 +66,19 @@ const rollback = database.prepare('ROLLBACK');
 port.postMessage({ ready: true } satisfies FromWriter);
 let flushScheduled = false;
 /**
- * The answer of the last batch synced, once sent. Each batch's sync starts right after its commit
- * (covering every commit before it, whatever syncs are under way), while the next batches are
- * committed; a batch is answered after those before it: answers keep the order of the writes,
+ * The answers of the batches committed since the running sync began, each given the sync's failure
+ * if any. One sync at a time: it starts when the first batch after it is committed and covers every
+ * commit made until it starts, so the batches committed while the disk syncs share the next one,
+ * rather than each starting a sync of its own on the same file. Answers keep the order of the writes,
  * which callers rely on (an outbox's recipient gets its messages in the order their rows were answered).
  */
-let syncing: Promise<void> = Promise.resolve();
+let unsynced: Array<(failure: unknown) => void> = [];
+/** Settles once no sync runs and every batch committed is answered. */
+let syncing: Promise<void> | undefined;
 
 port.on('message', (message: ToWriter) => {
   if ('close' in message) {
-    void syncing.then(() => {
+    void (syncing ?? Promise.resolve()).then(() => {
       database.close();
       if (log !== undefined) closeSync(log);
       port.close();
@@ -106,12 +109,25 @@ function flush(): void {
       at = end;
     }
   };
-  if (!outcomes.some((outcome) => typeof outcome === 'number')) return answer();
-  // Not synced here: the next batches are committed while the disk syncs this one.
-  const synced = syncLog().catch((error: unknown) => {
-    outcomes.fill(failureOf(error));
+  const committedAny = outcomes.some((outcome) => typeof outcome === 'number');
+  unsynced.push((failure) => {
+    if (failure !== undefined && committedAny) outcomes.fill(failureOf(failure));
+    answer();
   });
-  syncing = Promise.all([syncing, synced]).then(answer);
+  // Not synced here: the next batches are committed while the disk syncs.
+  syncing ??= syncUntilAnswered();
+}
+
+/** Syncs the log for the batches committed so far and answers them, again while more were committed meanwhile. */
+async function syncUntilAnswered(): Promise<void> {
+  while (unsynced.length > 0) {
+    const covered = unsynced;
+    unsynced = [];
+    let failure: unknown;
+    await syncLog().catch((error: unknown) => (failure = error));
+    for (const answer of covered) answer(failure);
+  }
+  syncing = undefined;
 }
 
 /** Makes every commit so far durable: the write-ahead log on disk. */
