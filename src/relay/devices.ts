@@ -136,6 +136,13 @@ export class DeviceDelivery {
    * it, as what waits in them came later.
    */
   private readonly storedFirst = new Map<string, Promise<void>>();
+  /**
+   * Messages forked the old way to a user's only device (soleDevice) and not ended yet, how many by
+   * AOR (all to that device: it is the only one).
+   */
+  private readonly soleSends = new Map<string, number>();
+  /** Of those AORs, the ones where a device that may be that one registered since: the store turn their later messages wait in (storeAfterSoleSends). */
+  private readonly soleTurns = new Map<string, { release(): void }>();
   /** Counts the sweeps of forgotten devices (forgetStale). */
   private sweeps = 0;
   /**
@@ -223,6 +230,40 @@ export class DeviceDelivery {
     return this.isQueued(aor, device) ? undefined : device;
   }
 
+  /** `sending`, a message forked to the only device of `aor` (soleDevice), is under way until it settles (soleSends). */
+  soleSend<T>(aor: string, sending: Promise<T>): Promise<T> {
+    this.soleSends.set(aor, (this.soleSends.get(aor) ?? 0) + 1);
+    // then rather than finally: a third of what finally allocates, for every message to such a device.
+    return sending.then(
+      (outcome) => {
+        this.soleSendEnded(aor);
+        return outcome;
+      },
+      (error: unknown) => {
+        this.soleSendEnded(aor);
+        throw error;
+      },
+    );
+  }
+
+  private soleSendEnded(aor: string): void {
+    const left = this.soleSends.get(aor)! - 1;
+    if (left > 0) return void this.soleSends.set(aor, left);
+    this.soleSends.delete(aor);
+    this.soleTurns.get(aor)?.release();
+    this.soleTurns.delete(aor);
+  }
+
+  /**
+   * A device registered for `aor` from a new address that may be (or is) the user's only device,
+   * which messages are being forked to the old way: one of them not reached is stored for the new
+   * one (storeUnreached) only once it ends. Until then the user's later messages wait to be stored,
+   * so that the new one gets its messages in the order they came.
+   */
+  private storeAfterSoleSends(aor: string): void {
+    if (this.soleSends.has(aor) && !this.soleTurns.has(aor)) this.soleTurns.set(aor, this.storeTurn(aor));
+  }
+
   /**
    * `device`, the only one of `aor` (soleDevice), was not reached (408, 480, 503, 504): the message
    * is kept for it, and it gets it when it registers again. Stored when it failed, as the offline
@@ -305,6 +346,7 @@ export class DeviceDelivery {
         for (const d of alike) this.noteSuccessor(aor, d.device, device, binding.updatedAt, current);
         continue;
       }
+      this.storeAfterSoleSends(aor);
       await this.takeOverFrom(aor, was, device);
       for (const old of was) known.delete(old);
       known.add(device);
@@ -319,7 +361,8 @@ export class DeviceDelivery {
    * what they took that is not recorded yet is (committed before the move, it does not move); from
    * then on what is on its way to the store for them is stored for it, what they answer is recorded
    * for it too, and the legs they still await an answer for are its own: its queue waits for them
-   * rather than sending them again (not with `receivedBefore`: it has its own rows of what came since).
+   * rather than sending them again (with `receivedBefore`, those of the messages whose rows move: of
+   * what came since, it has its own rows, which wait for nothing at the address it left).
    */
   private async takeOverFrom(aor: string, from: readonly string[], device: string, receivedBefore?: number): Promise<void> {
     for (const old of from) {
@@ -329,7 +372,7 @@ export class DeviceDelivery {
     this.movedTo.delete(queueOf(aor, device));
     if (this.movedTo.size >= MAX_CACHED_USERS) this.movedTo.clear();
     for (const old of from) this.movedTo.set(queueOf(aor, old), device);
-    if (receivedBefore === undefined) this.handOnLegs(from, device);
+    this.handOnLegs(from, device, receivedBefore);
     this.devicesChanged(aor);
     try {
       await this.store.takeOver(aor, device, from, receivedBefore);
@@ -344,8 +387,8 @@ export class DeviceDelivery {
     this.backlogged.add(queueOf(aor, device));
   }
 
-  /** The legs on their way to `from` are also `device`'s (see InFlightLeg). */
-  private handOnLegs(from: readonly string[], device: string): void {
+  /** The legs on their way to `from` are also `device`'s (see InFlightLeg), for the messages received before `receivedBefore` when given. */
+  private handOnLegs(from: readonly string[], device: string, receivedBefore?: number): void {
     if (this.inFlight.size === 0) return;
     const handed: Array<[string, InFlightLeg]> = [];
     for (const [key, leg] of this.inFlight) {
@@ -356,6 +399,7 @@ export class DeviceDelivery {
     }
     for (const [key, leg] of handed) {
       leg.keys.push(key);
+      leg.movedBefore = receivedBefore;
       this.inFlight.set(key, leg);
     }
   }
@@ -367,6 +411,7 @@ export class DeviceDelivery {
     if (!noted) this.successors.set(aor, (noted = new Map()));
     const expiresAt = Math.max(...current.filter((b) => deviceKey(b) === old).map((b) => b.expiresAt));
     noted.set(old, { device, since, expiresAt });
+    this.storeAfterSoleSends(aor);
   }
 
   /** Whether `device` of `aor` is a device noted as maybe another that still looks alive (successors): its messages wait in its queue. */
@@ -960,8 +1005,10 @@ export class DeviceDelivery {
             cursor = { priority, messageId: message.id };
             const key = inFlightKey(message.id, device);
             const leg = this.inFlight.get(key);
-            // Its own send decides; one to a device it took over since, it waits for: that one may take it.
-            if (leg && (leg.keys[0] === key || (await new Promise<boolean>((resolve) => (leg.waiting ??= []).push(resolve))))) continue;
+            // Its own send decides; one to a device it took over since, it waits for: that one may take it
+            // (not one of a message that came after it registered, whose row here is its own).
+            const handed = leg !== undefined && leg.keys[0] !== key && message.receivedAt < (leg.movedBefore ?? Infinity);
+            if (leg && (leg.keys[0] === key || (handed && (await new Promise<boolean>((resolve) => (leg.waiting ??= []).push(resolve)))))) continue;
             const flows = this.flowsOf(aor, device);
             if (!flows) return;
             const response = await this.sendStored(aor, message.id, device, storedRequest(this.stack, message), flows, (id) => void taken.push(id));
@@ -1043,6 +1090,8 @@ function queueOf(aor: string, device: string): string {
 interface InFlightLeg {
   keys: string[];
   waiting?: Array<(taken: boolean) => void>;
+  /** Handed on with what was received before then only (takeOverFrom with `receivedBefore`): a message received since is not waited for. */
+  movedBefore?: number;
 }
 
 /** A device noted as maybe another that still looks alive (DeviceDelivery.successors): from when, and until when that one is registered. */

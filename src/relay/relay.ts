@@ -415,7 +415,10 @@ export class Relay {
     // A user's only device, registered with nothing waiting, is forked to; stored for if not reached.
     const sole = perDevice ? this.devices.soleDevice(aor) : undefined;
     if (perDevice && sole === undefined) return this.deliverPerDevice(aor, message, loop, turn, keptByOutbox, prepared);
-    return this.forkOrStore(aor, device, message, loop, storeOffline, turn, prepared, sole === undefined ? undefined : { device: sole, since: Date.now() });
+    if (sole === undefined) return this.forkOrStore(aor, device, message, loop, storeOffline, turn, prepared);
+    // Under way until stored if not reached: a device that may be this one registering meanwhile
+    // has its later messages stored after it (DeviceDelivery.soleSends).
+    return this.devices.soleSend(aor, this.forkOrStore(aor, device, message, loop, storeOffline, turn, prepared, { device: sole, since: Date.now() }));
   }
 
   /** A user with remembered devices: written once for those that did not take it (DeviceDelivery); without the store, forked the old way. */

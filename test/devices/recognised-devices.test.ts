@@ -212,13 +212,87 @@ test('a UDP client without +sip.instance that came back on a new port while its 
   const back = await udpAgent('ugo', s.udp);
   assert.equal((await registerUdp(back, ZOIPER, 3600)).status, 200);
 
-  const backlog = back.waitForRequest((m) => m.body.toString() === 'before it came back', 15_000);
-  await backlog;
+  await eventually(async () => !(await devicesOf(user)).some((d) => d.device === address(old)) || undefined, 'the old port taken over once its binding expired', 15_000);
   assert.deepEqual(s.server.registrar.lookup(user).map((b) => b.contact).includes(old.contact), false, 'the old binding expired');
+  // Sent there before the new one came, it waits for the old port's answer: that port could still take it.
+  const backlog = back.waitForRequest((m) => m.body.toString() === 'before it came back');
   old.sendRaw(createResponse(firstToOld, 408).toBuffer());
+  await backlog;
   await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what it took recorded');
   assert.deepEqual(bodies(back), ['before it came back'], 'taken once');
   assert.equal((await devicesOf(user)).some((d) => d.device === address(old)), false, 'the old address forgotten');
+});
+
+test('a UDP client without +sip.instance that came back on a new port, its old port then failing a message: what the old port had not answered yet from before waits for that answer, and one it takes late the new one does not get again', async () => {
+  const user = 'ulrik@localhost';
+  const { laptop, phone: old } = await laptopAndPhone('ulrik');
+  const sender = await udpAgent('tilda', s.udp);
+  old.answer = null;
+  const first = old.waitForRequest((m) => m.body.toString() === 'before it came back');
+  assert.equal((await sender.message(`sip:${user}`, 'before it came back')).status, 200, 'the laptop took it');
+  const firstToOld = await first;
+  const back = await udpAgent('ulrik', s.udp);
+  assert.equal((await registerUdp(back, ZOIPER, 3600)).status, 200);
+  const second = old.waitForRequest((m) => m.body.toString() === 'after it came back');
+  assert.equal((await sender.message(`sip:${user}`, 'after it came back')).status, 200, 'the laptop took it');
+  const secondToOld = await second;
+
+  const deliveries = s.server.store.deliveries;
+  const { pendingFor } = deliveries;
+  let takenOverRead!: () => void;
+  const read = new Promise<void>((resolve) => (takenOverRead = resolve));
+  deliveries.pendingFor = async (...args) => {
+    const page = await pendingFor.apply(deliveries, args);
+    if (args[1] === address(back) && page.some((d) => d.message.body.toString() === 'before it came back')) takenOverRead();
+    return page;
+  };
+  try {
+    const secondToBack = back.waitForRequest((m) => m.body.toString() === 'after it came back');
+    // The old port fails what came after: it was the client that came back, which takes over from it.
+    old.sendRaw(createResponse(secondToOld, 503).toBuffer());
+    await read;
+    // Its queue read, the old port takes the message from before, late.
+    old.sendRaw(createResponse(firstToOld, 200).toBuffer());
+    await secondToBack;
+  } finally {
+    deliveries.pendingFor = pendingFor;
+  }
+  assert.deepEqual(bodies(back), ['after it came back'], 'not what the old port took');
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what it took recorded');
+  assert.deepEqual(bodies(laptop), ['before it came back', 'after it came back']);
+  assert.deepEqual((await devicesOf(user)).map((d) => d.device).sort(), [address(back), address(laptop)].sort(), 'no ghost of the old port');
+});
+
+test('a user\'s only device over UDP without +sip.instance that came back on a new port while a message was on its way to its old port: the new one gets that message, once the old port failed it, before what came after it came back', async () => {
+  const user = 'ulf@localhost';
+  const old = await udpAgent('ulf', s.udp);
+  const sender = await udpAgent('tove', s.udp);
+  assert.equal((await registerUdp(old, ZOIPER, 3600)).status, 200);
+  // Its devices read: the next message is forked to it, the user's only device, and stored only if not reached.
+  assert.equal((await sender.message(`sip:${user}`, 'live')).status, 200);
+  old.answer = null;
+  const first = old.waitForRequest((m) => m.body.toString() === 'before it came back');
+  const firstSent = sender.message(`sip:${user}`, 'before it came back');
+  const firstToOld = await first;
+
+  const back = await udpAgent('ulf', s.udp);
+  assert.equal((await registerUdp(back, ZOIPER, 3600)).status, 200);
+  assert.equal(s.server.registrar.lookup(user).length, 2, 'the old port, still registered, may be another device');
+  const second = old.waitForRequest((m) => m.body.toString() === 'after it came back');
+  const secondSent = sender.message(`sip:${user}`, 'after it came back');
+  const secondToOld = await second;
+  const toBack = ['before it came back', 'after it came back'].map((body) => back.waitForRequest((m) => m.body.toString() === body));
+  // The old port fails what came after: it was the client that came back, which takes over from it.
+  old.sendRaw(createResponse(secondToOld, 503).toBuffer());
+  await eventually(() => s.server.registrar.lookup(user).length === 1 || undefined, 'the old binding dropped');
+  old.sendRaw(createResponse(firstToOld, 503).toBuffer());
+  assert.equal((await firstSent).status, 202);
+  assert.equal((await secondSent).status, 202);
+  await Promise.all(toBack);
+  assert.deepEqual(bodies(back), ['before it came back', 'after it came back']);
+  assert.deepEqual(bodies(old), ['live', 'before it came back', 'after it came back']);
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what it took recorded');
+  assert.deepEqual((await devicesOf(user)).map((d) => d.device), [address(back)]);
 });
 
 test('two phones of one model behind one NAT, each with its own port: the second one to register gets its first message once the first phone took that message too, and both keep getting every message', async () => {
