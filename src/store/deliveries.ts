@@ -21,8 +21,6 @@ const DELIVERIES_OF_LAST_MESSAGE = `with message (id) as materialized (select la
 export class DeliveryRepository implements DeliveryStore {
   private readonly commits: GroupCommit;
   private readonly statements = new CompiledStatements();
-  /** The last deliveries done the writer was asked for, once answered (failed or not). */
-  private lastDone: Promise<unknown> = Promise.resolve();
   /** The highest id of a message the writer stored, as answered: see pendingFor. */
   private answeredUpTo = 0;
   /** The devices ("aor\ndevice") that may have deliveries waiting: a registration of the others costs no store read. */
@@ -57,14 +55,27 @@ export class DeliveryRepository implements DeliveryStore {
    * devices taken over): their rows move to `device` (a message waiting for two of them waits once;
    * with `receivedBefore`, only those of messages received before then, the others go), and so
    * does the latest one's remembered row, unless `device` has one; they are no longer remembered.
+   * With a writer, its statements are one write of it, asked once the messages for `aor` asked
+   * for before are (StoredMessageWriter.asked): committed after them and the deliveries done asked
+   * for before, on the writer's connection, so never waiting for a lock the writer holds.
    */
   takeOver(aor: string, device: string, from: readonly string[], receivedBefore?: number): Promise<void> {
     const stored = this.waitingDevices.storing(waitingKey(aor, device));
-    // After the writer's writes asked for before: the messages it is storing have rows to move too,
-    // and the rows taken are gone before.
-    const before = this.writer ? Promise.all([this.writer.messages.answered(aor), this.lastDone]) : Promise.resolve();
-    return before.then(() => this.commits.run(async (trx) => {
-      await trx
+    const statements = this.takeOverStatements(aor, device, from, receivedBefore);
+    let written: Promise<unknown>;
+    if (this.writer) {
+      const { statements: writer, messages } = this.writer;
+      // A message still being counted against its recipient's limit is asked of the writer later: its rows move too.
+      const counting = messages.asked(aor);
+      written = counting ? counting.then(() => writer.write(statements)) : writer.write(statements);
+    } else written = this.commits.run((trx) => runAll(trx, statements));
+    return written.then(() => {}).finally(stored);
+  }
+
+  private takeOverStatements(aor: string, device: string, from: readonly string[], receivedBefore: number | undefined): CompiledQuery[] {
+    const { db } = this;
+    const statements = [
+      db
         .insertInto('message_deliveries')
         .columns(['message_id', 'aor', 'device', 'priority'])
         .expression((eb) => {
@@ -73,22 +84,32 @@ export class DeliveryRepository implements DeliveryStore {
           return rows.where('message_id', 'in', eb.selectFrom('offline_messages').select('id').where('aor', '=', aor).where('received_at', '<', receivedBefore));
         })
         .onConflict((conflict) => conflict.columns(['message_id', 'device']).doNothing())
-        .execute();
-      await trx.deleteFrom('message_deliveries').where('aor', '=', aor).where('device', 'in', from).execute();
-      if (receivedBefore !== undefined) {
-        await trx
+        .compile(),
+      db.deleteFrom('message_deliveries').where('aor', '=', aor).where('device', 'in', from).compile(),
+    ];
+    if (receivedBefore !== undefined) {
+      statements.push(
+        db
           .deleteFrom('offline_messages')
           .where('aor', '=', aor)
           .where('per_device', '=', 1)
           .where((eb) => eb.not(eb.exists(eb.selectFrom('message_deliveries').select('device').whereRef('message_id', '=', 'offline_messages.id'))))
-          .execute();
-      }
-      const latest = await trx.selectFrom('devices').selectAll().where('aor', '=', aor).where('device', 'in', from).orderBy('last_seen', 'desc').limit(1).executeTakeFirst();
-      if (latest) {
-        await trx.insertInto('devices').values({ ...latest, device }).onConflict((conflict) => conflict.columns(['aor', 'device']).doNothing()).execute();
-      }
-      await trx.deleteFrom('devices').where('aor', '=', aor).where('device', 'in', from).execute();
-    })).finally(stored);
+          .compile(),
+      );
+    }
+    statements.push(
+      // The select has a WHERE: SQLite would read an ON CONFLICT right after a bare FROM as a join's ON.
+      db
+        .insertInto('devices')
+        .columns(['aor', 'device', 'contact', 'user_agent', 'last_seen'])
+        .expression((eb) =>
+          eb.selectFrom('devices').select(['aor', sql.val(device).as('device'), 'contact', 'user_agent', 'last_seen']).where('aor', '=', aor).where('device', 'in', from).orderBy('last_seen', 'desc').limit(1),
+        )
+        .onConflict((conflict) => conflict.columns(['aor', 'device']).doNothing())
+        .compile(),
+      db.deleteFrom('devices').where('aor', '=', aor).where('device', 'in', from).compile(),
+    );
+    return statements;
   }
 
   mayHaveWaiting(aor: string, device: string): boolean {
@@ -187,11 +208,8 @@ export class DeliveryRepository implements DeliveryStore {
         .where((eb) => eb.not(eb.exists(eb.selectFrom('message_deliveries').select('device').whereRef('message_id', '=', 'offline_messages.id')))),
     );
     // On the writer too: two connections writing the file would wait for each other's lock.
-    if (this.writer) {
-      const written = this.writer.statements.write([rows, messages]);
-      this.lastDone = written.catch(() => {});
-      await written;
-    } else await this.commits.run((trx) => runAll(trx, [rows, messages]));
+    if (this.writer) await this.writer.statements.write([rows, messages]);
+    else await this.commits.run((trx) => runAll(trx, [rows, messages]));
   }
 
   async pendingCounts(aor?: string): Promise<Array<{ aor: string; device: string; pending: number }>> {

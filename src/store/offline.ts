@@ -266,10 +266,12 @@ export class StoredMessageWriter {
     }
   }
 
-  /** Resolves once every message for `aor` asked for so far is answered, stored or not. */
-  async answered(aor: string): Promise<void> {
-    await this.counting.get(aor);
-    await this.unanswered.get(aor);
+  /**
+   * While messages for `aor` are being counted: settles once every one asked for so far is asked of
+   * the writer (or found 'full'), so a write asked after that is committed after them.
+   */
+  asked(aor: string): Promise<void> | undefined {
+    return this.counting.get(aor);
   }
 
   private async insert(message: Omit<StoredMessage, 'id'>, perDevice: boolean, after: readonly CompiledQuery[], inserted?: (id: number) => void): Promise<number> {

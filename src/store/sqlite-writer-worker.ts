@@ -17,9 +17,19 @@ export interface WriterData {
  * What the main thread sends: `count` writes, each statements that are committed together or not at
  * all; or the order to stop. `writes` is flat: for each write its number of statements, then for
  * each statement the number of its SQL text, its number of parameters and the parameters. A text is
- * numbered in the order it was first sent, in `newSql`.
+ * numbered in the order it was first sent, in `newSql`. A binary value is in `bytes`, one after the
+ * other: `bytesAt` are the places of `writes` that have their lengths instead.
  */
-export type ToWriter = { id: number; newSql: string[]; count: number; writes: unknown[] } | { close: true };
+export type ToWriter = WriterBatch | { close: true };
+
+export interface WriterBatch {
+  id: number;
+  newSql: string[];
+  count: number;
+  writes: unknown[];
+  bytes?: ArrayBuffer;
+  bytesAt?: number[];
+}
 
 interface Statement {
   sql: number;
@@ -86,6 +96,7 @@ port.on('message', (message: ToWriter) => {
     return;
   }
   texts.push(...message.newSql);
+  if (message.bytes) putBinaries(message.writes, message.bytes, message.bytesAt!);
   queued.push({ id: message.id, writes: decode(message.count, message.writes) });
   if (!flushScheduled) {
     flushScheduled = true;
@@ -190,6 +201,16 @@ function commit(writes: Statement[][]): Committed {
   } catch (error) {
     if (database.inTransaction) rollback.run();
     throw error;
+  }
+}
+
+/** Puts each binary value of `bytes` in its place of `flat`, which has its length (see ToWriter). */
+function putBinaries(flat: unknown[], bytes: ArrayBuffer, bytesAt: readonly number[]): void {
+  let offset = 0;
+  for (const at of bytesAt) {
+    const length = flat[at] as number;
+    flat[at] = new Uint8Array(bytes, offset, length);
+    offset += length;
   }
 }
 

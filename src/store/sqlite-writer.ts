@@ -7,7 +7,7 @@
 // read made after it. Writes are committed in the order they were asked for.
 import { Worker } from 'node:worker_threads';
 import type { CompiledQuery } from 'kysely';
-import type { FromWriter, ToWriter, WriteFailure, WriteOutcome, WriterData } from './sqlite-writer-worker.js';
+import type { FromWriter, ToWriter, WriteFailure, WriteOutcome, WriterBatch, WriterData } from './sqlite-writer-worker.js';
 import { Backoff } from '../util/backoff.js';
 
 /**
@@ -183,7 +183,7 @@ export class SqliteWriter implements StatementWriter {
     const id = this.nextId++;
     const message = this.encode(id, batch);
     try {
-      worker.postMessage(message);
+      worker.postMessage(message, message.bytes ? [message.bytes] : []);
     } catch (error) {
       // A value that cannot be sent to another thread: nothing of the batch was, its new texts included.
       for (const sql of message.newSql) this.sqlNumbers.delete(sql);
@@ -198,11 +198,17 @@ export class SqliteWriter implements StatementWriter {
   /**
    * A batch as the thread reads it: flat, and each SQL text sent once, then named by its number.
    * Copying a message between threads costs by the object: one array of numbers and values is
-   * much cheaper than an object per statement with its text.
+   * much cheaper than an object per statement with its text. The bytes of every binary value (a
+   * message's body) are gathered in one buffer, handed over rather than copied: each sent on its own
+   * would cost a buffer of its own, and a small Buffer is a view of a pool shared by many, which
+   * would be copied with all the memory it views.
    */
-  private encode(id: number, batch: readonly PendingWrite[]): ToWriter & { newSql: string[] } {
+  private encode(id: number, batch: readonly PendingWrite[]): WriterBatch {
     const newSql: string[] = [];
     const gathered = this.gathered;
+    const binaries: Uint8Array[] = [];
+    const bytesAt: number[] = [];
+    let byteLength = 0;
     let at = 0;
     for (const { statements } of batch) {
       gathered[at++] = statements.length;
@@ -215,7 +221,14 @@ export class SqliteWriter implements StatementWriter {
         }
         gathered[at++] = number;
         gathered[at++] = parameters.length;
-        for (const parameter of parameters) gathered[at++] = parameter instanceof Uint8Array ? ownBytes(parameter) : parameter;
+        for (const parameter of parameters) {
+          if (parameter instanceof Uint8Array) {
+            binaries.push(parameter);
+            bytesAt.push(at);
+            byteLength += parameter.byteLength;
+            gathered[at++] = parameter.byteLength;
+          } else gathered[at++] = parameter;
+        }
       }
     }
     // A copy of a packed array (filled from its start, never sized beforehand) is packed too: an
@@ -224,7 +237,15 @@ export class SqliteWriter implements StatementWriter {
     const writes = gathered.slice(0, at);
     // What is kept past a burst's batch would hold that many values for as long.
     if (gathered.length > GATHERED_KEPT) this.gathered = [];
-    return { id, newSql, count: batch.length, writes };
+    if (binaries.length === 0) return { id, newSql, count: batch.length, writes };
+    // Not from the pool: the buffer handed over is the thread's alone.
+    const bytes = Buffer.allocUnsafeSlow(byteLength);
+    let offset = 0;
+    for (const binary of binaries) {
+      bytes.set(binary, offset);
+      offset += binary.byteLength;
+    }
+    return { id, newSql, count: batch.length, writes, bytes: bytes.buffer as ArrayBuffer, bytesAt };
   }
 
   private answered({ id, outcomes, insertedIds }: { id: number; outcomes: WriteOutcome[]; insertedIds: number[] }): void {
@@ -245,14 +266,6 @@ export class SqliteWriter implements StatementWriter {
   private isDrained(): boolean {
     return this.pending.length === 0 && this.sent.size === 0;
   }
-}
-
-/**
- * `bytes` alone in its memory: a small Buffer is a view of a pool shared by many, and a view is
- * copied to another thread with all the memory it views (kilobytes for a message's few bytes).
- */
-function ownBytes(bytes: Uint8Array): Uint8Array {
-  return bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
 }
 
 /** The driver error a failure stood for, with its code, as availability.ts reads it. */

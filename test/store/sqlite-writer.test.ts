@@ -63,6 +63,22 @@ test('an insert resolves with the id of the row its first statement inserted, wh
   assert.deepEqual(copied, [1, 2].flatMap((id) => [1, 2, 3].map((n) => ({ message_id: id, n }))), 'each copy row has its message\'s id');
 }));
 
+test('binary values asked for together land each with its own bytes: a small Buffer of the shared pool, a view into a larger array, an empty one', () => withWriter(200, async (writer, reader) => {
+  reader.exec('create table blob (n integer not null, bytes blob not null)');
+  const blob = (n: number, bytes: Uint8Array) => CompiledQuery.raw('insert into blob (n, bytes) values (?, ?)', [n, bytes]);
+  const large = Uint8Array.from({ length: 64 }, (_, i) => i);
+  const pooled = Buffer.from('hello');
+  assert.notEqual(pooled.byteLength, pooled.buffer.byteLength, 'a view of the pool');
+  await Promise.all([
+    writer.write([blob(1, pooled), blob(2, large.subarray(10, 13))]),
+    writer.write([blob(3, new Uint8Array(0))]),
+    writer.write([blob(4, Buffer.from('world'))]),
+  ]);
+  const stored = (reader.prepare('select n, bytes from blob order by n').all() as Array<{ n: number; bytes: Buffer }>).map((row) => [row.n, [...row.bytes]]);
+  assert.deepEqual(stored, [[1, [...Buffer.from('hello')]], [2, [10, 11, 12]], [3, []], [4, [...Buffer.from('world')]]]);
+  assert.equal(pooled.toString(), 'hello', 'what was asked for is left as it was');
+}));
+
 test('a failing write among others asked for at the same time fails alone, leaving none of its statements; the others are committed', () => withWriter(200, async (writer, reader) => {
   const outcomes = await Promise.allSettled([
     writer.write([insert(1)]),

@@ -607,6 +607,25 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       assert.equal(store.deliveries.mayHaveWaiting(aor, now), true);
     });
 
+    test('per-device deliveries: a takeover asked right after a store (counted against the limit) and a delivery done moves the one, not the other; a store asked after it for the device taking over comes after what moved', async () => {
+      const aor = 'ivy@a.example';
+      const [old, now] = ['sip:ivy@192.0.2.21:5060', 'sip:ivy@192.0.2.21:5070'];
+      await store.locations.replace(aor, [binding(aor, `${old};transport=tcp`, { updatedAt: NOW - MINUTE })]);
+      await store.locations.replace(aor, []);
+      const taken = await store.deliveries.add(message(aor, { body: Buffer.from('taken') }), [old], 0, 10);
+      // A copy of what ivy sent is the first of its quota: counted in the store before it is stored.
+      await Promise.all([
+        store.deliveries.add(message(aor, { body: Buffer.from('waiting'), sentCopy: true }), [old], 0, 10),
+        store.deliveries.done([taken as number], old),
+        store.deliveries.takeOver(aor, now, [old]),
+        store.deliveries.add(message(aor, { body: Buffer.from('after') }), [now], 0, 10),
+      ]);
+      assert.deepEqual((await store.deliveries.pendingFor(aor, now, NOW, undefined, 10)).map((d) => d.message.body.toString()), ['waiting', 'after']);
+      assert.deepEqual(await store.deliveries.pendingCounts(aor), [{ aor, device: now, pending: 2 }]);
+      assert.equal(await store.offline.count(aor), 2, 'the message taken is gone');
+      assert.deepEqual((await store.deliveries.devicesOf(aor, 0)).map((d) => [d.device, d.lastSeen]), [[now, NOW - MINUTE]]);
+    });
+
     test('a second writer of the store (another Parley): who has messages waiting and how many is read again at each sweep, so what it stored is delivered and counted', async () => {
       const other = await openStore(url);
       try {
