@@ -6,7 +6,14 @@
 import type { Logger } from 'pino';
 import type { CompiledQuery, DatabaseConnection, Dialect, Driver, QueryResult, TransactionSettings } from 'kysely';
 import { StoreError, type StoreDriver, type StoreOutage } from './types.js';
-import { WRITER_LOST } from './sqlite-writer.js';
+
+/**
+ * The code of the error a SQLite writer thread's write gets when the thread stopped before answering
+ * it, or while a new one is started (sqlite-writer.ts): counted as unavailable, so a REGISTER gets 503
+ * with Retry-After, not 500, and the outage is logged once. Here, with the other codes, rather than in
+ * sqlite-writer.ts, which the writer thread, reading these codes, need not load.
+ */
+export const WRITER_LOST = 'SQLITE_WRITER_LOST';
 
 /**
  * better-sqlite3 codes of a store unavailable for now (locked by another connection, disk full or

@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import type { CompiledQuery } from 'kysely';
 import type { FromWriter, ToWriter, WriteFailure, WriteOutcome, WriterBatch, WriterData } from './sqlite-writer-worker.js';
 import { Backoff } from '../util/backoff.js';
+import { WRITER_LOST } from './availability.js';
 
 /**
  * Where statements that belong together are committed, durably, before the promise resolves with
@@ -35,12 +36,6 @@ interface PendingWrite {
 /** Run from the sources (tsx) the worker is a .ts file, and needs tsx loaded in its thread too. */
 const FROM_SOURCES = import.meta.url.endsWith('.ts');
 
-/**
- * The code of the error a write gets when the thread stopped before answering it, or while a new one
- * is started: the store counts it as unavailable (availability.ts), so a REGISTER gets 503 with
- * Retry-After, not 500, and the outage is logged once.
- */
-export const WRITER_LOST = 'SQLITE_WRITER_LOST';
 /** How long after the thread stopped a new one is started: from this, doubling while starts fail, to the most. */
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 5_000;

@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { CompiledQuery } from 'kysely';
 import { fileURLToPath } from 'node:url';
-import { SqliteWriter, WRITER_LOST } from '../../src/store/sqlite-writer.js';
+import { SqliteWriter } from '../../src/store/sqlite-writer.js';
 import type { Worker } from 'node:worker_threads';
-import { isSqliteUnavailableCode } from '../../src/store/availability.js';
+import { WRITER_LOST, isSqliteUnavailableCode } from '../../src/store/availability.js';
 
 const dirs: string[] = [];
 after(() => {
