@@ -230,12 +230,18 @@ export class DeviceDelivery {
     return this.isQueued(aor, device) ? undefined : device;
   }
 
-  /** `sending`, a message forked to the only device of `aor` (soleDevice), is under way until it settles (soleSends). */
-  soleSend<T>(aor: string, sending: Promise<T>): Promise<T> {
+  /**
+   * `sending`, a message forked to `device`, the only device of `aor` (soleDevice), is under way
+   * until it settles (soleSends). Its answer, when the device gave one, tells whether a device like
+   * it that registered since from a new address is another one (answered); one not reached is told
+   * by storeUnreached.
+   */
+  soleSend<T extends DeliveryOutcome>(aor: string, device: string, sending: Promise<T>): Promise<T> {
     this.soleSends.set(aor, (this.soleSends.get(aor) ?? 0) + 1);
     // then rather than finally: a third of what finally allocates, for every message to such a device.
     return sending.then(
       (outcome) => {
+        if (outcome.response && this.successors.size > 0) this.answered(aor, device, !UNREACHABLE.has(outcome.status));
         this.soleSendEnded(aor);
         return outcome;
       },

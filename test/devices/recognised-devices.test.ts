@@ -295,6 +295,37 @@ test('a user\'s only device over UDP without +sip.instance that came back on a n
   assert.deepEqual((await devicesOf(user)).map((d) => d.device), [address(back)]);
 });
 
+test('a user\'s only device over UDP without +sip.instance that takes, at its old port, a message sent there before a client like it registered from a new port is another device: the new one gets what came since at once, once, without waiting for the old port', async () => {
+  const user = 'uwe@localhost';
+  const old = await udpAgent('uwe', s.udp);
+  const sender = await udpAgent('tekla', s.udp);
+  assert.equal((await registerUdp(old, ZOIPER, 3600)).status, 200);
+  // Its devices read: the next message is forked to it, the user's only device.
+  assert.equal((await sender.message(`sip:${user}`, 'live')).status, 200);
+  old.answer = null;
+  const first = old.waitForRequest((m) => m.body.toString() === 'before the other came');
+  const firstSent = sender.message(`sip:${user}`, 'before the other came');
+  const firstToOld = await first;
+
+  const other = await udpAgent('uwe', s.udp);
+  assert.equal((await registerUdp(other, ZOIPER, 3600)).status, 200);
+  assert.equal(s.server.registrar.lookup(user).length, 2, 'the old port, still registered, may be another device');
+  // The old port takes what it was sent as the user's only device: a device lives there.
+  old.sendRaw(createResponse(firstToOld, 200).toBuffer());
+  assert.equal((await firstSent).status, 200);
+
+  // The old port no longer answers for now: what comes next waits for it there, not for the other one.
+  const second = old.waitForRequest((m) => m.body.toString() === 'after the other came');
+  const toOther = other.waitForRequest((m) => m.body.toString() === 'after the other came');
+  assert.equal((await sender.message(`sip:${user}`, 'after the other came')).status, 200, 'the other one took it');
+  await toOther;
+  old.sendRaw(createResponse(await second, 200).toBuffer());
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what both took recorded');
+  assert.deepEqual(bodies(other), ['after the other came']);
+  assert.deepEqual(bodies(old), ['live', 'before the other came', 'after the other came']);
+  assert.equal(s.server.registrar.lookup(user).length, 2, 'neither taken for the other');
+});
+
 test('two phones of one model behind one NAT, each with its own port: the second one to register gets its first message once the first phone took that message too, and both keep getting every message', async () => {
   const user = 'uri@localhost';
   const { phone: first } = await laptopAndPhone('uri');
