@@ -123,11 +123,13 @@ export class DeviceDelivery {
   private readonly movedTo = new Map<string, string>();
   /**
    * Of each AOR, the devices still registered when a device like them (recognise) registered from a
-   * new address, with that device and when. Until each is known to be another device (it answers
-   * what is sent to it, registers again or unregisters) or that device (a send to it fails, or its
-   * bindings expire unrefreshed: a client over UDP that came back on a new port without
-   * unregistering), the new device's messages wait in its queue (isHeld): what waited for the old
-   * one goes before them should it be taken over (see succeed).
+   * new address, with that device and when. Each is known to be another device when it answers what
+   * is sent to it, registers again or unregisters, and that device when its bindings expire
+   * unrefreshed (a softphone that came back on a new port without unregistering) or, registered
+   * over a stream, a send to it fails. Until then the messages of a device whose old address is a
+   * stream connection wait in its queue (isHeld): what waited for the old one goes before them
+   * should it be taken over (see succeed). Over UDP nothing waits: two phones of one model behind
+   * one NAT are as likely as one phone on a new port.
    */
   private readonly successors = new Map<string, Map<string, Successor>>();
   /**
@@ -312,8 +314,9 @@ export class DeviceDelivery {
 
   /**
    * A device registering without +sip.instance from an address the user was not seen at is the one
-   * it was before when it matches a remembered device of the user that is gone (not registered, only
-   * over a connection that closed, or not taking what is sent to it) with nothing but the port changed: the same User-Agent, and
+   * it was before when it matches a remembered device of the user that is gone (not registered, or
+   * only over a connection that closed or did not take what was sent over it; one still registered
+   * over UDP is another device until its binding expires, see successors) with nothing but the port changed: the same User-Agent, and
    * the same scheme, user, host and transport in its contact. A client over TCP, TLS or a WebSocket
    * comes back from a new local port with each connection, a softphone restarted from a new UDP
    * port. It takes their place: what waited for them waits for it, once, in order (store.takeOver),
@@ -335,10 +338,13 @@ export class DeviceDelivery {
   private async takeOverGone(aor: string, fresh: readonly Binding[], current: readonly Binding[]): Promise<Binding[]> {
     const remembered = await this.store.devicesOf(aor, Date.now() - this.options.remember * 1000);
     const known = new Set(remembered.map((d) => d.device));
-    // Gone: registered only over a closed connection, or still registered without taking what was
-    // sent to it lately (it has deliveries waiting that could not be sent: a UDP client that came back
-    // on a new port without unregistering, its old port no longer answering).
-    const registered = new Set(current.filter((binding) => !this.registrar.isGone(binding)).map(deviceKey).filter((device) => !this.backlogged.has(queueOf(aor, device))));
+    // Another device: still registered over UDP (two phones of one model behind one NAT, each on its
+    // own port; a phone out of coverage a moment), or over a stream connection that is open and took
+    // what was sent to it lately. Gone: registered only over a closed connection, or over one that did
+    // not take what was sent (it has deliveries waiting that could not be sent).
+    const registered = new Set(
+      current.filter((binding) => isDatagram(binding) || (!this.registrar.isGone(binding) && !this.backlogged.has(queueOf(aor, deviceKey(binding))))).map(deviceKey),
+    );
     const replaced: Binding[] = [];
     for (const binding of fresh) {
       const device = deviceKey(binding);
@@ -348,7 +354,7 @@ export class DeviceDelivery {
       const was = alike.filter((d) => !registered.has(d.device)).map((d) => d.device);
       if (was.length === 0) {
         // A device like it still registered may be another one: it is taken for this one only once it
-        // fails to take what is sent to it, or stops refreshing its binding.
+        // stops refreshing its binding, or, over a stream, fails to take what is sent to it.
         for (const d of alike) this.noteSuccessor(aor, d.device, device, binding.updatedAt, current);
         continue;
       }
@@ -415,16 +421,21 @@ export class DeviceDelivery {
     if (this.successors.size >= MAX_CACHED_USERS) this.successors.clear();
     let noted = this.successors.get(aor);
     if (!noted) this.successors.set(aor, (noted = new Map()));
-    const expiresAt = Math.max(...current.filter((b) => deviceKey(b) === old).map((b) => b.expiresAt));
-    noted.set(old, { device, since, expiresAt });
+    const own = current.filter((b) => deviceKey(b) === old);
+    const expiresAt = Math.max(...own.map((b) => b.expiresAt));
+    // Over UDP, another device is as likely (one NAT, one model): neither waits for the other.
+    noted.set(old, { device, since, expiresAt, holds: !own.every(isDatagram) });
     this.storeAfterSoleSends(aor);
   }
 
-  /** Whether `device` of `aor` is a device noted as maybe another that still looks alive (successors): its messages wait in its queue. */
+  /**
+   * Whether `device` of `aor` is a device noted as maybe another that still looks alive over a
+   * stream connection (successors): its messages wait in its queue.
+   */
   private isHeld(aor: string, device: string): boolean {
     const noted = this.successors.get(aor);
     if (!noted) return false;
-    for (const successor of noted.values()) if (successor.device === device) return true;
+    for (const successor of noted.values()) if (successor.device === device && successor.holds) return true;
     return false;
   }
 
@@ -442,13 +453,15 @@ export class DeviceDelivery {
   /**
    * `device` of `aor` answered a request it was sent, or was not `reached` (408, 480, 503, 504): noted
    * as maybe the same device as one that registered since from a new address (successors), it is
-   * another when it answered, and that one when it was not reached: that one takes over what it had waiting.
+   * another when it answered, and, over a stream, that one when it was not reached: that one takes
+   * over what it had waiting. Over UDP a phone not reached a moment (out of coverage, busy) is still
+   * the phone it was: only its binding expiring tells.
    */
   private answered(aor: string, device: string, reached: boolean): void {
     const successor = this.successors.get(aor)?.get(device);
     if (!successor || successor.settling) return;
     if (reached) this.forgetSuccessor(aor, device);
-    else this.succeed(aor, device, successor, this.registrar.lookup(aor).filter((b) => deviceKey(b) === device));
+    else if (successor.holds) this.succeed(aor, device, successor, this.registrar.lookup(aor).filter((b) => deviceKey(b) === device));
   }
 
   /**
@@ -1105,6 +1118,8 @@ interface Successor {
   device: string;
   since: number;
   expiresAt: number;
+  /** Its messages wait until that one is known to be another device or this one (isHeld): that one is registered over a stream. */
+  holds: boolean;
   /** Known to be that one: its takeover is under way. */
   settling?: boolean;
 }
@@ -1159,6 +1174,11 @@ function clientOf(contact: string, userAgent: string | undefined): string | unde
   } catch {
     return undefined;
   }
+}
+
+/** Whether a binding was registered over UDP, where a new port tells nothing of which device it is. */
+function isDatagram(binding: Binding): boolean {
+  return binding.source.proto === 'udp';
 }
 
 /** What a message is for push: a receipt (IMDN, RFC 5438, also inside CPIM) or a message. */
