@@ -7,9 +7,12 @@
 // does not. A device's messages never overtake what waits for it (see isQueued, storeTurn).
 import type { Logger } from 'pino';
 import { deviceKey, isContactOfDevice, isInstanceDevice, isStoreUnavailable, logBackgroundFailure, type Binding, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
-import { formatPeer, parseNameAddr, parseUri, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
+import { formatPeer, parseNameAddr, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import { resendIdentity } from './resend.js';
+import { likeness, stillRegistered } from './device-recognition.js';
+import { Successors, type Successor } from './successors.js';
+import { Takeovers, queueOf } from './takeover.js';
 import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
 import { IMDN_TYPE, mediaTypeOf } from '../util/media-types.js';
 
@@ -116,20 +119,12 @@ export class DeviceDelivery {
    */
   private readonly deviceUsers = new Map<string, number>();
   /**
-   * Devices ("aor\ndevice") recognised as another one that registered from a new address
-   * (recognise), with the device they are now: what was on its way to the store for them when
-   * their rows moved is stored for the device they became. Dropped when such a device registers again.
+   * Devices still registered when a device like them registered from a new address, until it is
+   * known whether they are that device (successors.ts): the new one's messages may wait meanwhile (isHeld).
    */
-  private readonly movedTo = new Map<string, string>();
-  /**
-   * Of each AOR, the devices still registered when a device like them (recognise) registered from a
-   * new address, with that device and when. Until each is known to be another device (it answers
-   * what is sent to it, registers again or unregisters) or that device (a send to it fails, or its
-   * bindings expire unrefreshed: a client over UDP that came back on a new port without
-   * unregistering), the new device's messages wait in its queue (isHeld): what waited for the old
-   * one goes before them should it be taken over (see succeed).
-   */
-  private readonly successors = new Map<string, Map<string, Successor>>();
+  private readonly successors: Successors;
+  /** Devices recognised as one that registered from a new address, which took over what waited for them (takeover.ts). */
+  private readonly takeovers: Takeovers;
   /**
    * The AORs whose messages kept for whichever device registers (the offline store's, from before
    * devices were remembered) are being delivered, with that delivery: their devices' queues wait for
@@ -138,7 +133,9 @@ export class DeviceDelivery {
   private readonly storedFirst = new Map<string, Promise<void>>();
   /**
    * Messages forked the old way to a user's only device (soleDevice) and not ended yet, how many by
-   * AOR (all to that device: it is the only one).
+   * AOR (all to that device: it is the only one). A count rather than a store turn each (storeTurn):
+   * a turn is taken for them only once a device that may be that one registers (soleTurns), and a
+   * turn per message would cost every message to such a device about 700 bytes more (bench:hotpath relay).
    */
   private readonly soleSends = new Map<string, number>();
   /** Of those AORs, the ones where a device that may be that one registered since: the store turn their later messages wait in (storeAfterSoleSends). */
@@ -168,7 +165,30 @@ export class DeviceDelivery {
     private readonly send: SendToDevice,
     private readonly options: DeviceDeliveryOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.successors = new Successors({
+      wasThatDevice: (aor, old, successor, bindings) => this.wasThatDevice(aor, old, successor, bindings),
+      released: (aor, device) => {
+        const [now] = this.takeovers.followMoves(aor, [device]);
+        if (this.isQueued(aor, now!) && this.flowsOf(aor, now!)) void this.drain(aor, now!);
+      },
+    }, (aor) => this.registrar.lookup(aor));
+    this.takeovers = new Takeovers(store, {
+      recordTaken: (aor, from) => {
+        for (const old of from) {
+          const drain = this.draining.get(queueOf(aor, old));
+          if (drain && drain.taken.length > 0) void this.recordDone(aor, drain.taken.splice(0), old);
+        }
+      },
+      handOnLegs: (from, device, receivedBefore) => this.handOnLegs(from, device, receivedBefore),
+      devicesChanged: (aor) => this.devicesChanged(aor),
+      moved: (aor, from, device) => {
+        for (const old of from) this.backlogged.delete(queueOf(aor, old));
+        // It may have rows now: a new message goes after them.
+        this.backlogged.add(queueOf(aor, device));
+      },
+    });
+  }
 
   /**
    * Delivers `message` to every device of `aor`, written once: the registered devices with nothing
@@ -230,12 +250,18 @@ export class DeviceDelivery {
     return this.isQueued(aor, device) ? undefined : device;
   }
 
-  /** `sending`, a message forked to the only device of `aor` (soleDevice), is under way until it settles (soleSends). */
-  soleSend<T>(aor: string, sending: Promise<T>): Promise<T> {
+  /**
+   * `sending`, a message forked to `device`, the only device of `aor` (soleDevice), is under way
+   * until it settles (soleSends). Its answer, when the device gave one, tells whether a device like
+   * it that registered since from a new address is another one (answered); one not reached is told
+   * by storeUnreached.
+   */
+  soleSend<T extends DeliveryOutcome>(aor: string, device: string, sending: Promise<T>): Promise<T> {
     this.soleSends.set(aor, (this.soleSends.get(aor) ?? 0) + 1);
     // then rather than finally: a third of what finally allocates, for every message to such a device.
     return sending.then(
       (outcome) => {
+        if (outcome.response && this.successors.size > 0) this.successors.answered(aor, device, !UNREACHABLE.has(outcome.status));
         this.soleSendEnded(aor);
         return outcome;
       },
@@ -274,9 +300,9 @@ export class DeviceDelivery {
   async storeUnreached(aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, device: string, sendingSince: number): Promise<DeliveryOutcome> {
     const marks = new StoringMarks(this.storing, aor);
     marks.mark(device);
-    if (this.successors.size > 0) this.answered(aor, device, false);
+    if (this.successors.size > 0) this.successors.answered(aor, device, false);
     try {
-      const id = await this.store.add(record, [...this.followMoves(aor, [device])], priorityOf(message), this.options.maxPerUser);
+      const id = await this.store.add(record, [...this.takeovers.followMoves(aor, [device])], priorityOf(message), this.options.maxPerUser);
       marks.release();
       if (id === 'full') return MAILBOX_FULL;
       this.stats.stored++;
@@ -306,13 +332,11 @@ export class DeviceDelivery {
 
   /**
    * A device registering without +sip.instance from an address the user was not seen at is the one
-   * it was before when it matches a remembered device of the user that is gone (not registered, only
-   * over a connection that closed, or not taking what is sent to it) with nothing but the port changed: the same User-Agent, and
-   * the same scheme, user, host and transport in its contact. A client over TCP, TLS or a WebSocket
-   * comes back from a new local port with each connection, a softphone restarted from a new UDP
-   * port. It takes their place: what waited for them waits for it, once, in order (store.takeOver),
-   * and their bindings are dropped (returned to the registrar), so it is neither a second device nor
-   * leaves a ghost behind. Run by the registrar for the REGISTER of `aor` itself (authenticated when
+   * it was before when it matches a remembered device of the user that is gone with nothing but the
+   * port changed (device-recognition.ts). It takes their place: what waited for them waits for it,
+   * once, in order (takeover.ts), and their bindings are dropped (returned to the registrar), so it
+   * is neither a second device nor leaves a ghost behind; one like it still registered is noted
+   * (successors.ts). Run by the registrar for the REGISTER of `aor` itself (authenticated when
    * auth.policy is required), before its bindings are written, for the bindings it adds
    * (`fresh`); no store read for a user without a remembered device (the first registration of each).
    */
@@ -329,62 +353,26 @@ export class DeviceDelivery {
   private async takeOverGone(aor: string, fresh: readonly Binding[], current: readonly Binding[]): Promise<Binding[]> {
     const remembered = await this.store.devicesOf(aor, Date.now() - this.options.remember * 1000);
     const known = new Set(remembered.map((d) => d.device));
-    // Gone: registered only over a closed connection, or still registered without taking what was
-    // sent to it lately (it has deliveries waiting that could not be sent: a UDP client that came back
-    // on a new port without unregistering, its old port no longer answering).
-    const registered = new Set(current.filter((binding) => !this.registrar.isGone(binding)).map(deviceKey).filter((device) => !this.backlogged.has(queueOf(aor, device))));
+    const registered = stillRegistered(current, (binding) => this.registrar.isGone(binding) || this.backlogged.has(queueOf(aor, deviceKey(binding))));
     const replaced: Binding[] = [];
     for (const binding of fresh) {
       const device = deviceKey(binding);
       if (known.has(device)) continue;
-      const client = clientOf(binding.contact, binding.userAgent);
-      const alike = client === undefined ? [] : remembered.filter((d) => known.has(d.device) && !isInstanceDevice(d.device) && clientOf(d.contact, d.userAgent) === client);
-      const was = alike.filter((d) => !registered.has(d.device)).map((d) => d.device);
+      const { was, mayBe } = likeness(binding, remembered, known, registered);
       if (was.length === 0) {
-        // A device like it still registered may be another one: it is taken for this one only once it
-        // fails to take what is sent to it, or stops refreshing its binding.
-        for (const d of alike) this.noteSuccessor(aor, d.device, device, binding.updatedAt, current);
+        // A device like it still registered may be another one (successors).
+        for (const old of mayBe) this.successors.note(aor, old, device, binding.updatedAt, current);
+        if (mayBe.length > 0) this.storeAfterSoleSends(aor);
         continue;
       }
       this.storeAfterSoleSends(aor);
-      await this.takeOverFrom(aor, was, device);
+      await this.takeovers.takeOver(aor, was, device);
       for (const old of was) known.delete(old);
       known.add(device);
       replaced.push(...current.filter((b) => was.includes(deviceKey(b))));
       this.log.info({ aor, device, was }, 'device registered from a new address recognised: it takes over what waited for it');
     }
     return replaced;
-  }
-
-  /**
-   * Moves what waited for `from` to `device` (store.takeOver), which they are from now on. First,
-   * what they took that is not recorded yet is (committed before the move, it does not move); from
-   * then on what is on its way to the store for them is stored for it, what they answer is recorded
-   * for it too, and the legs they still await an answer for are its own: its queue waits for them
-   * rather than sending them again (with `receivedBefore`, those of the messages whose rows move: of
-   * what came since, it has its own rows, which wait for nothing at the address it left).
-   */
-  private async takeOverFrom(aor: string, from: readonly string[], device: string, receivedBefore?: number): Promise<void> {
-    for (const old of from) {
-      const drain = this.draining.get(queueOf(aor, old));
-      if (drain && drain.taken.length > 0) void this.recordDone(aor, drain.taken.splice(0), old);
-    }
-    this.movedTo.delete(queueOf(aor, device));
-    if (this.movedTo.size >= MAX_CACHED_USERS) this.movedTo.clear();
-    for (const old of from) this.movedTo.set(queueOf(aor, old), device);
-    this.handOnLegs(from, device, receivedBefore);
-    this.devicesChanged(aor);
-    try {
-      await this.store.takeOver(aor, device, from, receivedBefore);
-    } catch (error) {
-      for (const old of from) this.movedTo.delete(queueOf(aor, old));
-      throw error;
-    } finally {
-      this.devicesChanged(aor);
-    }
-    for (const old of from) this.backlogged.delete(queueOf(aor, old));
-    // It may have rows now: a new message goes after them.
-    this.backlogged.add(queueOf(aor, device));
   }
 
   /** The legs on their way to `from` are also `device`'s (see InFlightLeg), for the messages received before `receivedBefore` when given. */
@@ -404,109 +392,25 @@ export class DeviceDelivery {
     }
   }
 
-  /** Notes that `old` of `aor`, registered as `current` says, may be `device`, which registered from a new address `since`. */
-  private noteSuccessor(aor: string, old: string, device: string, since: number, current: readonly Binding[]): void {
-    if (this.successors.size >= MAX_CACHED_USERS) this.successors.clear();
-    let noted = this.successors.get(aor);
-    if (!noted) this.successors.set(aor, (noted = new Map()));
-    const expiresAt = Math.max(...current.filter((b) => deviceKey(b) === old).map((b) => b.expiresAt));
-    noted.set(old, { device, since, expiresAt });
-    this.storeAfterSoleSends(aor);
-  }
-
-  /** Whether `device` of `aor` is a device noted as maybe another that still looks alive (successors): its messages wait in its queue. */
-  private isHeld(aor: string, device: string): boolean {
-    const noted = this.successors.get(aor);
-    if (!noted) return false;
-    for (const successor of noted.values()) if (successor.device === device) return true;
-    return false;
-  }
-
-  /** `old` of `aor` is known to be another device than its noted successor, or it was and that one took over: that one's queue goes on. */
-  private forgetSuccessor(aor: string, old: string): void {
-    const noted = this.successors.get(aor);
-    const successor = noted?.get(old);
-    if (!successor) return;
-    noted!.delete(old);
-    if (noted!.size === 0) this.successors.delete(aor);
-    const [device] = this.followMoves(aor, [successor.device]);
-    if (!this.isHeld(aor, successor.device) && this.isQueued(aor, device!) && this.flowsOf(aor, device!)) void this.drain(aor, device!);
-  }
-
   /**
-   * `device` of `aor` answered a request it was sent, or was not `reached` (408, 480, 503, 504): noted
-   * as maybe the same device as one that registered since from a new address (successors), it is
-   * another when it answered, and that one when it was not reached: that one takes over what it had waiting.
+   * `old` of `aor`, noted as maybe `successor.device`, was it (successors): that device takes over
+   * what it had waiting from before it came (what came since, that device has itself), in order
+   * with those, and `old`'s `bindings` left are dropped.
    */
-  private answered(aor: string, device: string, reached: boolean): void {
-    const successor = this.successors.get(aor)?.get(device);
-    if (!successor || successor.settling) return;
-    if (reached) this.forgetSuccessor(aor, device);
-    else this.succeed(aor, device, successor, this.registrar.lookup(aor).filter((b) => deviceKey(b) === device));
+  /** Bindings of `aor` expired: one of them may show a device was one that registered since from a new address (successors). */
+  bindingsExpired(aor: string, expired: readonly Binding[]): void {
+    this.successors.expired(aor, expired);
   }
 
-  /**
-   * `old` of `aor`, noted as maybe `successor.device`, was it: that device takes over what it had
-   * waiting from before it came (what came since, that device has itself: its messages waited in
-   * its queue meanwhile), in order with those, and `old`'s `bindings` left are dropped.
-   */
-  private succeed(aor: string, old: string, successor: Successor, bindings: readonly Binding[]): void {
-    successor.settling = true;
-    const [device] = this.followMoves(aor, [successor.device]);
-    const done = async () => {
-      await this.takeOverFrom(aor, [old], device!, successor.since);
+  private async wasThatDevice(aor: string, old: string, successor: Successor, bindings: readonly Binding[]): Promise<void> {
+    const [device] = this.takeovers.followMoves(aor, [successor.device]);
+    try {
+      await this.takeovers.takeOver(aor, [old], device!, successor.since);
       this.log.info({ aor, device, was: old }, 'device recognised as one that registered since from a new address: it takes over what waited for it');
       if (bindings.length > 0) await this.registrar.drop(aor, bindings);
-    };
-    void done()
-      .catch(logBackgroundFailure(this.log, 'recognising a device that is gone'))
-      .finally(() => this.forgetSuccessor(aor, old));
-  }
-
-  /**
-   * Bindings of `aor` expired: a device without +sip.instance with no binding left that a device
-   * like it registered from a new address after it last refreshed (recognise) was that device.
-   */
-  bindingsExpired(aor: string, expired: readonly Binding[]): void {
-    const noted = this.successors.get(aor);
-    if (!noted) return;
-    const left = new Set(this.registrar.lookup(aor).map(deviceKey));
-    for (const binding of expired) {
-      const old = deviceKey(binding);
-      const successor = noted.get(old);
-      if (!successor || successor.settling || left.has(old)) continue;
-      // Registered again after the other came: another device, which stopped since.
-      if (binding.updatedAt >= successor.since) this.forgetSuccessor(aor, old);
-      else this.succeed(aor, old, successor, []);
+    } catch (error) {
+      logBackgroundFailure(this.log, 'recognising a device that is gone')(error);
     }
-  }
-
-  /**
-   * At a registration of `aor`, of the devices `noted` as maybe another (successors): one that
-   * registered again since the other came, or is no longer registered before its binding expired
-   * (it unregistered), is another device; one whose binding expired unrefreshed was the other.
-   */
-  private settleSuccessors(aor: string, noted: Map<string, Successor>, bindings: readonly Binding[]): void {
-    const now = Date.now();
-    for (const [old, successor] of noted) {
-      if (successor.settling) continue;
-      const own = bindings.filter((binding) => deviceKey(binding) === old);
-      if (own.length > 0 && own.every((binding) => binding.updatedAt < successor.since)) continue;
-      if (own.length === 0 && now >= successor.expiresAt) this.succeed(aor, old, successor, []);
-      else this.forgetSuccessor(aor, old);
-    }
-  }
-
-  /** `devices` of `aor`, each recognised since as another (recognise) replaced by that one, once. */
-  private followMoves(aor: string, devices: Iterable<string>): Set<string> {
-    const moved = new Set<string>();
-    for (const device of devices) {
-      let now = device;
-      // A chain of recognitions is at most as long as the map.
-      for (let hops = 0, next; hops < this.movedTo.size && (next = this.movedTo.get(queueOf(aor, now))) !== undefined; hops++) now = next;
-      moved.add(now);
-    }
-    return moved;
   }
 
   /**
@@ -523,7 +427,7 @@ export class DeviceDelivery {
     for (const { device } of waiting) this.backlogged.add(queueOf(aor, device));
     const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
     let devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
-    if (this.movedTo.size > 0) devices = this.followMoves(aor, devices);
+    if (this.takeovers.size > 0) devices = this.takeovers.followMoves(aor, devices);
     return { remembered, live, devices };
   }
 
@@ -577,7 +481,7 @@ export class DeviceDelivery {
       const answers = new Map<string, SipMessage>();
       let decided = false;
       const sending = new Map(now.map(([device, flows]) => [device, this.send(message, flows).then((response) => {
-        if (this.successors.size > 0) this.answered(aor, device, !UNREACHABLE.has(response.status));
+        if (this.successors.size > 0) this.successors.answered(aor, device, !UNREACHABLE.has(response.status));
         if (decided) return response;
         answers.set(device, response);
         // Not taken: from now on no later message overtakes it to this device.
@@ -693,7 +597,7 @@ export class DeviceDelivery {
   ): Promise<number | 'full'> {
     try {
       // Devices recognised as another since this message was looked up: stored for that one.
-      const to = this.movedTo.size > 0 ? [...this.followMoves(record.aor, devices)] : devices;
+      const to = this.takeovers.size > 0 ? [...this.takeovers.followMoves(record.aor, devices)] : devices;
       return this.store.add(record, to, priorityOf(message), this.options.maxPerUser, inserted);
     } finally {
       turn.release();
@@ -781,7 +685,7 @@ export class DeviceDelivery {
   private isQueued(aor: string, device: string): boolean {
     if (this.draining.size === 0 && this.backlogged.size === 0 && this.storing.size === 0 && this.successors.size === 0 && this.storedFirst.size === 0) return false;
     const queue = queueOf(aor, device);
-    return this.draining.has(queue) || this.backlogged.has(queue) || this.storing.has(queue) || this.isHeld(aor, device) || this.storedFirst.has(aor);
+    return this.draining.has(queue) || this.backlogged.has(queue) || this.storing.has(queue) || this.successors.isHeld(aor, device) || this.storedFirst.has(aor);
   }
 
   /** Has the device's queue deliver what was just stored for it, when it is queued; false when it is not. */
@@ -857,8 +761,7 @@ export class DeviceDelivery {
     const bindings = this.registrar.lookup(aor);
     if (bindings.length === 0) return;
     this.deviceUsers.set(aor, this.sweeps);
-    const noted = this.successors.get(aor);
-    if (noted) this.settleSuccessors(aor, noted, bindings);
+    if (this.successors.size > 0) this.successors.registered(aor, bindings);
     if (storedBefore) {
       this.storedFirst.set(aor, storedBefore);
       void storedBefore.then(() => {
@@ -869,7 +772,7 @@ export class DeviceDelivery {
     }
     const devices = this.registrar.flowsByDevice(bindings);
     // Registered again itself: it is no longer the one it was recognised as.
-    if (this.movedTo.size > 0) for (const flows of devices) this.movedTo.delete(queueOf(aor, deviceKey(flows[0]!.binding)));
+    if (this.takeovers.size > 0) for (const flows of devices) this.takeovers.registeredAgain(aor, deviceKey(flows[0]!.binding));
     this.drainRegistered(aor, devices);
   }
 
@@ -927,7 +830,7 @@ export class DeviceDelivery {
     let took = false;
     try {
       const response = await this.send(message, flows);
-      if (this.successors.size > 0) this.answered(aor, device, !UNREACHABLE.has(response.status));
+      if (this.successors.size > 0) this.successors.answered(aor, device, !UNREACHABLE.has(response.status));
       if (UNREACHABLE.has(response.status)) {
         if (!this.takenOver(aor, device)) this.backlogged.add(queueOf(aor, device));
       } else {
@@ -955,12 +858,12 @@ export class DeviceDelivery {
   }
 
   /**
-   * When `device` of `aor`, which did not take what it was sent, was taken over (takeOverFrom): the
+   * When `device` of `aor`, which did not take what it was sent, was taken over (takeover.ts): the
    * device it became keeps the row, and gets it through its queue. False when it was not.
    */
   private takenOver(aor: string, device: string): boolean {
-    if (this.movedTo.size === 0 || !this.movedTo.has(queueOf(aor, device))) return false;
-    const [now] = this.followMoves(aor, [device]);
+    if (this.takeovers.size === 0 || !this.takeovers.has(aor, device)) return false;
+    const [now] = this.takeovers.followMoves(aor, [device]);
     this.backlogged.add(queueOf(aor, now!));
     this.joinQueue(aor, now!);
     return true;
@@ -969,7 +872,7 @@ export class DeviceDelivery {
   /** Removes the rows of what the device took; kept when this fails: the device gets it again when it registers, rather than never. */
   private recordDone(aor: string, ids: number[], device: string): Promise<void> {
     // Taken over since it was sent: the row moved to the device it became (asked after the move, committed after it).
-    const [now] = this.movedTo.size > 0 ? this.followMoves(aor, [device]) : [device];
+    const [now] = this.takeovers.size > 0 ? this.takeovers.followMoves(aor, [device]) : [device];
     const done = now === device ? this.store.done(ids, device) : Promise.all([this.store.done(ids, device), this.store.done(ids, now!)]);
     return done.then(
       () => void (this.stats.pending -= ids.length),
@@ -980,8 +883,8 @@ export class DeviceDelivery {
   private async drain(aor: string, device: string): Promise<void> {
     const queue = queueOf(aor, device);
     if (this.draining.has(queue)) return;
-    if ((this.successors.size > 0 && this.isHeld(aor, device)) || this.storedFirst.has(aor)) {
-      // Gone on once it is known whether it is the device at its old address (forgetSuccessor), or
+    if ((this.successors.size > 0 && this.successors.isHeld(aor, device)) || this.storedFirst.has(aor)) {
+      // Gone on once it is known whether it is the device at its old address (successors), or
       // its user's older messages are delivered (deliverPending).
       this.backlogged.add(queue);
       return;
@@ -998,7 +901,7 @@ export class DeviceDelivery {
         // One commit per page rather than per message: the rows of what the device took go together
         // once the page is sent. No sender waits for them; a crash before re-sends them as the same
         // requests (see storedRequest), which the device recognises.
-        // Kept with the drain: a takeover of this device records them first (takeOverFrom).
+        // Kept with the drain: a takeover of this device records them first (TakeoverHost.recordTaken).
         const taken = drain.taken;
         try {
           for (const { message, priority } of page) {
@@ -1077,10 +980,6 @@ function priorityOf(message: SipMessage): number {
   return message.get('priority')?.trim().toLowerCase() === 'non-urgent' ? 1 : 0;
 }
 
-/** The key of a device's queue in the maps above. */
-function queueOf(aor: string, device: string): string {
-  return `${aor}\n${device}`;
-}
 
 /**
  * A stored message on its way to a device (DeviceDelivery.inFlight): its keys there, its device's
@@ -1090,17 +989,8 @@ function queueOf(aor: string, device: string): string {
 interface InFlightLeg {
   keys: string[];
   waiting?: Array<(taken: boolean) => void>;
-  /** Handed on with what was received before then only (takeOverFrom with `receivedBefore`): a message received since is not waited for. */
+  /** Handed on with what was received before then only (a takeover with `receivedBefore`): a message received since is not waited for. */
   movedBefore?: number;
-}
-
-/** A device noted as maybe another that still looks alive (DeviceDelivery.successors): from when, and until when that one is registered. */
-interface Successor {
-  device: string;
-  since: number;
-  expiresAt: number;
-  /** Known to be that one: its takeover is under way. */
-  settling?: boolean;
 }
 
 /** The key of a stored message on its way to a device (DeviceDelivery.inFlight). */
@@ -1135,23 +1025,6 @@ class StoringMarks {
       else this.storing.set(queue, left);
     }
     this.devices.clear();
-  }
-}
-
-/**
- * What tells a client apart from the user's other devices without +sip.instance, the port left out:
- * its User-Agent, and its contact's scheme, user, host and transport. A web client over a WebSocket
- * makes up its contact's user and a `.invalid` host each time it starts (RFC 7118 §5): they tell
- * nothing, only its User-Agent does. Undefined for a contact that is no URI.
- */
-function clientOf(contact: string, userAgent: string | undefined): string | undefined {
-  try {
-    const uri = parseUri(contact);
-    const transport = uri.params.get('transport')?.toLowerCase() ?? 'udp';
-    const madeUp = (transport === 'ws' || transport === 'wss') && uri.host.toLowerCase().endsWith('.invalid');
-    return [userAgent ?? '', uri.scheme, madeUp ? '' : uri.user, madeUp ? '.invalid' : uri.host, transport].join('\n');
-  } catch {
-    return undefined;
   }
 }
 

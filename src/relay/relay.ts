@@ -418,7 +418,7 @@ export class Relay {
     if (sole === undefined) return this.forkOrStore(aor, device, message, loop, storeOffline, turn, prepared);
     // Under way until stored if not reached: a device that may be this one registering meanwhile
     // has its later messages stored after it (DeviceDelivery.soleSends).
-    return this.devices.soleSend(aor, this.forkOrStore(aor, device, message, loop, storeOffline, turn, prepared, { device: sole, since: Date.now() }));
+    return this.devices.soleSend(aor, sole, this.forkOrStore(aor, device, message, loop, storeOffline, turn, prepared, { device: sole, since: Date.now() }));
   }
 
   /** A user with remembered devices: written once for those that did not take it (DeviceDelivery); without the store, forked the old way. */

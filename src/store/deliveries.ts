@@ -26,6 +26,12 @@ export class DeliveryRepository implements DeliveryStore {
   /** The devices ("aor\ndevice") that may have deliveries waiting: a registration of the others costs no store read. */
   // Counting every AOR's deliveries reads the devices that have some (as at each sweep).
   private readonly waitingDevices = new WaitingUsers(() => this.pendingCounts());
+  /**
+   * By device: a takeover from or to it (takeOver) whose write waits for a message being counted,
+   * settled once written. The deliveries it is done with wait for it: one asked for after the
+   * takeover and committed before would leave a row the move then hands on (delivered twice) or not move one.
+   */
+  private readonly takingOver = new Map<string, Promise<void>>();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -57,7 +63,8 @@ export class DeliveryRepository implements DeliveryStore {
    * does the latest one's remembered row, unless `device` has one; they are no longer remembered.
    * With a writer, its statements are one write of it, asked once the messages for `aor` asked
    * for before are (StoredMessageWriter.asked): committed after them and the deliveries done asked
-   * for before, on the writer's connection, so never waiting for a lock the writer holds.
+   * for before, and before those of its devices asked for after (done waits for it), on the writer's
+   * connection, so never waiting for a lock the writer holds.
    */
   takeOver(aor: string, device: string, from: readonly string[], receivedBefore?: number): Promise<void> {
     const stored = this.waitingDevices.storing(waitingKey(aor, device));
@@ -67,9 +74,27 @@ export class DeliveryRepository implements DeliveryStore {
       const { statements: writer, messages } = this.writer;
       // A message still being counted against its recipient's limit is asked of the writer later: its rows move too.
       const counting = messages.asked(aor);
-      written = counting ? counting.then(() => writer.write(statements)) : writer.write(statements);
+      if (counting) {
+        written = counting.then(() => writer.write(statements));
+        this.laterTakeOver([device, ...from], written);
+      } else written = writer.write(statements);
     } else written = this.commits.run((trx) => runAll(trx, statements));
     return written.then(() => {}).finally(stored);
+  }
+
+  /**
+   * A takeover of `devices` asked of the writer later than it was asked for (`written`): what they
+   * are done with is asked after it (done), so that it is committed after the move, as when asked at once.
+   */
+  private laterTakeOver(devices: readonly string[], written: Promise<unknown>): void {
+    const settled = written.then(
+      () => {},
+      () => {},
+    );
+    for (const device of devices) this.takingOver.set(device, settled);
+    void settled.then(() => {
+      for (const device of devices) if (this.takingOver.get(device) === settled) this.takingOver.delete(device);
+    });
   }
 
   private takeOverStatements(aor: string, device: string, from: readonly string[], receivedBefore: number | undefined): CompiledQuery[] {
@@ -208,7 +233,11 @@ export class DeliveryRepository implements DeliveryStore {
         .where((eb) => eb.not(eb.exists(eb.selectFrom('message_deliveries').select('device').whereRef('message_id', '=', 'offline_messages.id')))),
     );
     // On the writer too: two connections writing the file would wait for each other's lock.
-    if (this.writer) await this.writer.statements.write([rows, messages]);
+    if (this.writer) {
+      const takingOver = this.takingOver.get(device);
+      if (takingOver) await takingOver;
+      await this.writer.statements.write([rows, messages]);
+    }
     else await this.commits.run((trx) => runAll(trx, [rows, messages]));
   }
 

@@ -198,7 +198,8 @@ export interface DeliveryStore {
   /**
    * `device` of `aor` (registering from a new address) is what `from` were: what waits for them
    * waits for it (with `receivedBefore`, only what was received before then), and they are
-   * forgotten (see DeviceDelivery.recognise).
+   * forgotten (see relay/takeover.ts). Committed in the order writes were asked for: after the
+   * messages and deliveries done asked for before, before the deliveries done asked for after.
    */
   takeOver(aor: string, device: string, from: readonly string[], receivedBefore?: number): Promise<void>;
   /**

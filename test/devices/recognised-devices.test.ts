@@ -47,6 +47,33 @@ async function dropConnection(client: { ua: StreamUA }, aor: string): Promise<vo
   await eventually(() => !s.server.transports.isConnected(binding.connectionId!), 'the connection seen closed');
 }
 
+/** The bodies of the MESSAGEs a UA received, in the order they came. */
+const bodies = (ua: { received: SipMessage[] }) => ua.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString());
+const address = (ua: { contact: string }) => ua.contact.replace(/;.*/, '');
+
+/** A user's two devices over UDP: a laptop that takes what it gets, and a phone with the Zoiper User-Agent. */
+async function laptopAndPhone(user: string, phoneExpires = 3600) {
+  const laptop = await udpAgent(user, s.udp);
+  const phone = await udpAgent(user, s.udp);
+  assert.equal((await registerUdp(laptop, MICROSIP, 3600)).status, 200);
+  assert.equal((await registerUdp(phone, ZOIPER, phoneExpires)).status, 200);
+  return { laptop, phone };
+}
+
+/** A user's two devices: a laptop over UDP that takes what it gets, and a phone with the Zoiper User-Agent over a TCP connection of its own. */
+async function laptopAndTcpPhone(user: string) {
+  const laptop = await udpAgent(user, s.udp);
+  assert.equal((await registerUdp(laptop, MICROSIP, 3600)).status, 200);
+  return { laptop, phone: await tcpPhone(user) };
+}
+
+/** A client of `user` with the Zoiper User-Agent over a TCP connection of its own, registered; another one is, to the server, the same client from a new port. */
+async function tcpPhone(user: string): Promise<StreamUA> {
+  const back = await tcpClient(user, ZOIPER);
+  assert.equal((await back.register()).status, 200);
+  return back.ua;
+}
+
 async function devicesOf(user: string): Promise<Array<{ device: string; pending: number; flows: unknown[] }>> {
   return (await rpc(s, 'devices.list', { user: `sip:${user}` })).result.devices;
 }
@@ -130,67 +157,58 @@ function registerUdp(ua: TestUA, userAgent: string, expires: number): Promise<Si
   }));
 }
 
-test('a UDP client without +sip.instance that came back on a new port without unregistering, its old port not answering, gets at once what its old port did not take; the old binding is dropped', async () => {
+test('two phones of one model without +sip.instance behind one NAT, the first one not reached for a while when the second one registers: the second does not replace it, each gets every message once, the first its own backlog in order once it is reached again', async () => {
   const user = 'uma@localhost';
-  const crashed = await udpAgent('uma', s.udp);
+  const first = await udpAgent('uma', s.udp);
   const sender = await udpAgent('tom', s.udp);
-  assert.equal((await registerUdp(crashed, ZOIPER, 3600)).status, 200);
-  // The app died: nothing takes what comes to its port.
-  crashed.answer = 503;
-  assert.equal((await sender.message('sip:uma@localhost', 'while it was down')).status, 202);
+  assert.equal((await registerUdp(first, ZOIPER, 3600)).status, 200);
+  // Out of coverage a moment: what comes to its port is not taken.
+  first.answer = 503;
+  assert.equal((await sender.message('sip:uma@localhost', 'while the first was away')).status, 202);
 
-  const back = await udpAgent('uma', s.udp);
-  const backlog = back.waitForRequest((m) => m.body.toString() === 'while it was down');
-  assert.equal((await registerUdp(back, ZOIPER, 3600)).status, 200);
-  await backlog;
-  assert.deepEqual(s.server.registrar.lookup(user).map((b) => b.contact), [back.contact]);
-  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what it took recorded');
-  const live = back.waitForRequest((m) => m.body.toString() === 'after it came back');
-  assert.equal((await sender.message('sip:uma@localhost', 'after it came back')).status, 200);
-  await live;
-  assert.deepEqual(crashed.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString()), ['while it was down']);
-  assert.deepEqual(back.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString()), ['while it was down', 'after it came back']);
-  assert.deepEqual((await devicesOf(user)).map((d) => d.device), [back.contact.replace(/;.*/, '')]);
+  const second = await udpAgent('uma', s.udp);
+  assert.equal((await registerUdp(second, ZOIPER, 3600)).status, 200);
+  assert.deepEqual(s.server.registrar.lookup(user).map((b) => b.contact).sort(), [first.contact, second.contact].sort(), 'two devices');
+  const toSecond = second.waitForRequest((m) => m.body.toString() === 'to both');
+  assert.equal((await sender.message('sip:uma@localhost', 'to both')).status, 200, 'the second one took it');
+  await toSecond;
+
+  // Back in coverage, the first one refreshes its registration from its port: what waited for it comes, in order.
+  first.answer = 200;
+  const reached = first.received.length;
+  assert.equal((await registerUdp(first, ZOIPER, 3600)).status, 200);
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what both took recorded');
+  const later = [first, second].map((ua) => ua.waitForRequest((m) => m.body.toString() === 'later'));
+  assert.equal((await sender.message('sip:uma@localhost', 'later')).status, 200);
+  await Promise.all(later);
+  assert.deepEqual(bodies(first).slice(reached), ['while the first was away', 'to both', 'later'], 'its backlog once, in order, then the next one');
+  assert.deepEqual(bodies(second), ['to both', 'later'], 'not what came before it registered');
+  assert.deepEqual((await devicesOf(user)).map((d) => d.device).sort(), [address(first), address(second)].sort());
 });
-
-/** The bodies of the MESSAGEs a UA received, in the order they came. */
-const bodies = (ua: TestUA) => ua.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString());
-const address = (ua: TestUA) => ua.contact.replace(/;.*/, '');
-
-/** A user's two devices over UDP: a laptop that takes what it gets, and a phone with the Zoiper User-Agent. */
-async function laptopAndPhone(user: string, phoneExpires = 3600) {
-  const laptop = await udpAgent(user, s.udp);
-  const phone = await udpAgent(user, s.udp);
-  assert.equal((await registerUdp(laptop, MICROSIP, 3600)).status, 200);
-  assert.equal((await registerUdp(phone, ZOIPER, phoneExpires)).status, 200);
-  return { laptop, phone };
-}
-
-test('a UDP client without +sip.instance that came back on a new port while its old port looked alive, a message still on its way there: what comes meanwhile waits until the old port fails that message, then the new one gets both in order and the old binding is dropped', async () => {
+test('a TCP client without +sip.instance that came back over a new connection while its old one looked open, a message still on its way there: what comes meanwhile waits until the old connection fails that message, then the new one gets both in order and the old binding is dropped', async () => {
   const user = 'ugne@localhost';
-  const { laptop, phone: old } = await laptopAndPhone('ugne');
+  const { laptop, phone: old } = await laptopAndTcpPhone('ugne');
   const sender = await udpAgent('taro', s.udp);
-  // The app dies with a message on its way to its port.
+  // The app dies with a message on its way over its connection, which does not look closed (a phone that changed networks).
   old.answer = null;
   const first = old.waitForRequest((m) => m.body.toString() === 'before it came back');
   assert.equal((await sender.message(`sip:${user}`, 'before it came back')).status, 200, 'the laptop took it');
   const firstToOld = await first;
 
-  const back = await udpAgent('ugne', s.udp);
-  assert.equal((await registerUdp(back, ZOIPER, 3600)).status, 200);
-  assert.equal(s.server.registrar.lookup(user).length, 3, 'the old port, still registered, may be another device');
+  const back = await tcpPhone('ugne');
+  assert.equal(s.server.registrar.lookup(user).length, 3, 'the old connection, still registered, may be another device');
   const second = old.waitForRequest((m) => m.body.toString() === 'after it came back');
   assert.equal((await sender.message(`sip:${user}`, 'after it came back')).status, 200, 'the laptop took it');
   const secondToOld = await second;
-  assert.deepEqual(bodies(back), [], 'not before the old port is known to be another device or this one');
+  assert.deepEqual(bodies(back), [], 'not before the old connection is known to be another device or this one');
 
   const both = back.waitForRequest((m) => m.body.toString() === 'after it came back');
-  old.sendRaw(createResponse(firstToOld, 503).toBuffer());
+  old.write(createResponse(firstToOld, 503).toBuffer());
   await both;
   assert.deepEqual(bodies(back), ['before it came back', 'after it came back']);
   await eventually(() => s.server.registrar.lookup(user).length === 2 || undefined, 'the old binding dropped');
   assert.deepEqual(s.server.registrar.lookup(user).map((b) => b.contact).sort(), [back.contact, laptop.contact].sort());
-  old.sendRaw(createResponse(secondToOld, 503).toBuffer());
+  old.write(createResponse(secondToOld, 503).toBuffer());
   await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what it took recorded');
 
   const live = back.waitForRequest((m) => m.body.toString() === 'later');
@@ -198,7 +216,7 @@ test('a UDP client without +sip.instance that came back on a new port while its 
   await live;
   assert.deepEqual(bodies(back), ['before it came back', 'after it came back', 'later']);
   assert.deepEqual(bodies(laptop), ['before it came back', 'after it came back', 'later']);
-  assert.deepEqual((await devicesOf(user)).map((d) => d.device).sort(), [address(back), address(laptop)].sort(), 'no ghost of the old port');
+  assert.deepEqual((await devicesOf(user)).map((d) => d.device).sort(), [address(back), address(laptop)].sort(), 'no ghost of the old connection');
 });
 
 test('a UDP client without +sip.instance that came back on a new port while its old binding looked alive: once that binding expired unrefreshed, the new one gets what the old one had waiting from before, not what it took itself', async () => {
@@ -223,16 +241,15 @@ test('a UDP client without +sip.instance that came back on a new port while its 
   assert.equal((await devicesOf(user)).some((d) => d.device === address(old)), false, 'the old address forgotten');
 });
 
-test('a UDP client without +sip.instance that came back on a new port, its old port then failing a message: what the old port had not answered yet from before waits for that answer, and one it takes late the new one does not get again', async () => {
+test('a TCP client without +sip.instance that came back over a new connection, its old one then failing a message: what the old connection had not answered yet from before waits for that answer, and one it takes late the new one does not get again', async () => {
   const user = 'ulrik@localhost';
-  const { laptop, phone: old } = await laptopAndPhone('ulrik');
+  const { laptop, phone: old } = await laptopAndTcpPhone('ulrik');
   const sender = await udpAgent('tilda', s.udp);
   old.answer = null;
   const first = old.waitForRequest((m) => m.body.toString() === 'before it came back');
   assert.equal((await sender.message(`sip:${user}`, 'before it came back')).status, 200, 'the laptop took it');
   const firstToOld = await first;
-  const back = await udpAgent('ulrik', s.udp);
-  assert.equal((await registerUdp(back, ZOIPER, 3600)).status, 200);
+  const back = await tcpPhone('ulrik');
   const second = old.waitForRequest((m) => m.body.toString() === 'after it came back');
   assert.equal((await sender.message(`sip:${user}`, 'after it came back')).status, 200, 'the laptop took it');
   const secondToOld = await second;
@@ -248,26 +265,25 @@ test('a UDP client without +sip.instance that came back on a new port, its old p
   };
   try {
     const secondToBack = back.waitForRequest((m) => m.body.toString() === 'after it came back');
-    // The old port fails what came after: it was the client that came back, which takes over from it.
-    old.sendRaw(createResponse(secondToOld, 503).toBuffer());
+    // The old connection fails what came after: it was the client that came back, which takes over from it.
+    old.write(createResponse(secondToOld, 503).toBuffer());
     await read;
-    // Its queue read, the old port takes the message from before, late.
-    old.sendRaw(createResponse(firstToOld, 200).toBuffer());
+    // Its queue read, the old connection takes the message from before, late.
+    old.write(createResponse(firstToOld, 200).toBuffer());
     await secondToBack;
   } finally {
     deliveries.pendingFor = pendingFor;
   }
-  assert.deepEqual(bodies(back), ['after it came back'], 'not what the old port took');
+  assert.deepEqual(bodies(back), ['after it came back'], 'not what the old connection took');
   await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what it took recorded');
   assert.deepEqual(bodies(laptop), ['before it came back', 'after it came back']);
-  assert.deepEqual((await devicesOf(user)).map((d) => d.device).sort(), [address(back), address(laptop)].sort(), 'no ghost of the old port');
+  assert.deepEqual((await devicesOf(user)).map((d) => d.device).sort(), [address(back), address(laptop)].sort(), 'no ghost of the old connection');
 });
 
-test('a user\'s only device over UDP without +sip.instance that came back on a new port while a message was on its way to its old port: the new one gets that message, once the old port failed it, before what came after it came back', async () => {
+test('a user\'s only device over TCP without +sip.instance that came back over a new connection while a message was on its way over its old one: the new one gets that message, once the old connection failed it, before what came after it came back', async () => {
   const user = 'ulf@localhost';
-  const old = await udpAgent('ulf', s.udp);
+  const old = await tcpPhone('ulf');
   const sender = await udpAgent('tove', s.udp);
-  assert.equal((await registerUdp(old, ZOIPER, 3600)).status, 200);
   // Its devices read: the next message is forked to it, the user's only device, and stored only if not reached.
   assert.equal((await sender.message(`sip:${user}`, 'live')).status, 200);
   old.answer = null;
@@ -275,17 +291,16 @@ test('a user\'s only device over UDP without +sip.instance that came back on a n
   const firstSent = sender.message(`sip:${user}`, 'before it came back');
   const firstToOld = await first;
 
-  const back = await udpAgent('ulf', s.udp);
-  assert.equal((await registerUdp(back, ZOIPER, 3600)).status, 200);
-  assert.equal(s.server.registrar.lookup(user).length, 2, 'the old port, still registered, may be another device');
+  const back = await tcpPhone('ulf');
+  assert.equal(s.server.registrar.lookup(user).length, 2, 'the old connection, still registered, may be another device');
   const second = old.waitForRequest((m) => m.body.toString() === 'after it came back');
   const secondSent = sender.message(`sip:${user}`, 'after it came back');
   const secondToOld = await second;
   const toBack = ['before it came back', 'after it came back'].map((body) => back.waitForRequest((m) => m.body.toString() === body));
-  // The old port fails what came after: it was the client that came back, which takes over from it.
-  old.sendRaw(createResponse(secondToOld, 503).toBuffer());
+  // The old connection fails what came after: it was the client that came back, which takes over from it.
+  old.write(createResponse(secondToOld, 503).toBuffer());
   await eventually(() => s.server.registrar.lookup(user).length === 1 || undefined, 'the old binding dropped');
-  old.sendRaw(createResponse(firstToOld, 503).toBuffer());
+  old.write(createResponse(firstToOld, 503).toBuffer());
   assert.equal((await firstSent).status, 202);
   assert.equal((await secondSent).status, 202);
   await Promise.all(toBack);
@@ -295,15 +310,49 @@ test('a user\'s only device over UDP without +sip.instance that came back on a n
   assert.deepEqual((await devicesOf(user)).map((d) => d.device), [address(back)]);
 });
 
-test('two phones of one model behind one NAT, each with its own port: the second one to register gets its first message once the first phone took that message too, and both keep getting every message', async () => {
+test('a user\'s only device over TCP without +sip.instance that takes, over its old connection, a message sent there before a client like it registered over a new one is another device: the new one gets what came since at once, once, without waiting for the old connection', async () => {
+  const user = 'uwe@localhost';
+  const old = await tcpPhone('uwe');
+  const sender = await udpAgent('tekla', s.udp);
+  // Its devices read: the next message is forked to it, the user's only device.
+  assert.equal((await sender.message(`sip:${user}`, 'live')).status, 200);
+  old.answer = null;
+  const first = old.waitForRequest((m) => m.body.toString() === 'before the other came');
+  const firstSent = sender.message(`sip:${user}`, 'before the other came');
+  const firstToOld = await first;
+
+  const other = await tcpPhone('uwe');
+  assert.equal(s.server.registrar.lookup(user).length, 2, 'the old connection, still registered, may be another device');
+  // The old connection takes what it was sent as the user's only device: a device lives there.
+  old.write(createResponse(firstToOld, 200).toBuffer());
+  assert.equal((await firstSent).status, 200);
+
+  // The old connection no longer answers for now: what comes next waits for it there, not for the other one.
+  const second = old.waitForRequest((m) => m.body.toString() === 'after the other came');
+  const toOther = other.waitForRequest((m) => m.body.toString() === 'after the other came');
+  assert.equal((await sender.message(`sip:${user}`, 'after the other came')).status, 200, 'the other one took it');
+  await toOther;
+  old.write(createResponse(await second, 200).toBuffer());
+  await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what both took recorded');
+  assert.deepEqual(bodies(other), ['after the other came']);
+  assert.deepEqual(bodies(old), ['live', 'before the other came', 'after the other came']);
+  assert.equal(s.server.registrar.lookup(user).length, 2, 'neither taken for the other');
+});
+
+test('two phones of one model behind one NAT, each with its own port, are two devices: the second one to register gets its first message at once, without waiting for the first phone\'s answer, and both keep getting every message', async () => {
   const user = 'uri@localhost';
   const { phone: first } = await laptopAndPhone('uri');
   const sender = await udpAgent('toni', s.udp);
   const second = await udpAgent('uri', s.udp);
   assert.equal((await registerUdp(second, ZOIPER, 3600)).status, 200);
+  // The first phone answers later.
+  first.answer = null;
+  const toFirst = first.waitForRequest((m) => m.body.toString() === 'hello');
   const toSecond = second.waitForRequest((m) => m.body.toString() === 'hello');
-  assert.equal((await sender.message(`sip:${user}`, 'hello')).status, 200);
+  assert.equal((await sender.message(`sip:${user}`, 'hello')).status, 200, 'the second phone took it');
   await toSecond;
+  first.sendRaw(createResponse(await toFirst, 200).toBuffer());
+  first.answer = 200;
   const again = [first, second].map((ua) => ua.waitForRequest((m) => m.body.toString() === 'again'));
   assert.equal((await sender.message(`sip:${user}`, 'again')).status, 200);
   await Promise.all(again);
@@ -312,28 +361,26 @@ test('two phones of one model behind one NAT, each with its own port: the second
   assert.equal(s.server.registrar.lookup(user).length, 3, 'neither taken for the other');
 });
 
-test('a UDP client whose old port answers a message while a client like it that came back on a new port takes over what waited there: the new one does not get that message again', async () => {
+test('a TCP client whose old connection answers a message while a client like it that came back over a new connection takes over what waited there: the new one does not get that message again', async () => {
   const user = 'ulla@localhost';
-  const old = await udpAgent('ulla', s.udp);
+  const old = await tcpPhone('ulla');
   const sender = await udpAgent('tess', s.udp);
-  assert.equal((await registerUdp(old, ZOIPER, 3600)).status, 200);
   old.answer = 503;
   assert.equal((await sender.message(`sip:${user}`, 'first')).status, 202);
-  // The old port answers no more for a while: the first message, sent again with the next one, waits there.
+  // The old connection answers no more for a while: the first message, sent again with the next one, waits there.
   old.answer = null;
   const resent = old.waitForRequest((m) => m.body.toString() === 'first');
   assert.equal((await sender.message(`sip:${user}`, 'second')).status, 202);
   const firstAgain = await resent;
 
-  const back = await udpAgent('ulla', s.udp);
-  assert.equal((await registerUdp(back, ZOIPER, 3600)).status, 200);
-  assert.deepEqual(s.server.registrar.lookup(user).map((b) => b.contact), [back.contact], 'the old port taken for the new one');
+  const back = await tcpPhone('ulla');
+  assert.deepEqual(s.server.registrar.lookup(user).map((b) => b.contact), [back.contact], 'the old connection taken for the new one');
   const secondToBack = back.waitForRequest((m) => m.body.toString() === 'second');
-  // The old port's answer comes while the new one takes over what waited for it.
-  old.sendRaw(createResponse(firstAgain, 200).toBuffer());
+  // The old connection's answer comes while the new one takes over what waited for it.
+  old.write(createResponse(firstAgain, 200).toBuffer());
   await secondToBack;
   await eventually(async () => (await s.server.store.deliveries.pendingCounts(user)).length === 0 || undefined, 'what it took recorded');
-  assert.deepEqual(bodies(back), ['second'], 'the first one, taken at the old port, not again');
+  assert.deepEqual(bodies(back), ['second'], 'the first one, taken over the old connection, not again');
 });
 
 /** A web client over a WebSocket for `user`, with a contact of a made-up user and `.invalid` host, as a browser SIP library draws each time it starts. */

@@ -20,8 +20,8 @@ export interface StreamUaOptions {
 
 export class StreamUA {
   readonly received: SipMessage[] = [];
-  /** Status this UA answers incoming requests with. */
-  answer = 200;
+  /** Status this UA answers incoming requests with; null: it does not answer them (the caller may, with write). */
+  answer: number | null = 200;
   localPort = 0;
   readonly callId = `${randomToken(12)}@stream-test`;
   /** The host in Via and Contact: RFC 7118 clients have no reachable address, so a random .invalid name. */
@@ -102,7 +102,7 @@ export class StreamUA {
   private onMessage(message: SipMessage): void {
     if (message.isRequest) {
       this.received.push(message);
-      if (message.method !== 'ACK') this.write(createResponse(message, this.answer).toBuffer());
+      if (message.method !== 'ACK' && this.answer !== null) this.write(createResponse(message, this.answer).toBuffer());
       const index = this.requestWaiters.findIndex((w) => w.test(message));
       if (index >= 0) this.requestWaiters.splice(index, 1)[0]!.resolve(message);
       return;
