@@ -145,7 +145,9 @@ function load(rate: number, calls: number): Pick<SippOptions, 'rate' | 'calls' |
     // sipp throttles itself at -l open calls: two seconds' worth is far more than a keeping-up
     // server leaves open, so reaching it means the server is behind; the achieved rate shows it.
     limit: Math.max(200, rate * 2),
-    timeoutS: STEP_S + 10,
+    // A run still going 3 s after its last call was sent has had a request retransmitted (T1 is
+    // 500 ms) and failed: waiting longer for its stragglers only costs the time of later steps.
+    timeoutS: STEP_S + 3,
     rttFreq: 100,
     statsPeriodS: STEP_S + 10,
     // The 4 MB socket buffers Parley asks for, for sipp too: a burst sipp itself dropped would make
@@ -405,7 +407,8 @@ CPU     cores busy during that step (median of its runs): the server's, then sip
 Parley: one Node.js process; SQLite, a REGISTER is committed and its log synced to disk before its 200.
 ${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP workers), usrloc db_mode 0 (memory only), UDP buffers up to 4 MB as for Parley.\n' : ''}${withBare ? `${BARE}: bench/udp-responder.ts, one Node.js process answering every request 200 with no SIP stack, (a) only:\n        ${names[0]}/${BARE} is the share of Node's own datagram path Parley keeps (target >= 0.80).\n` : ''}${pinning ? `Each server has CPU ${pinning.server} to itself but for other work on the machine (Kamailio's two workers share it), sipp has the rest.` : `sipp runs on the same ${cores} cores: up to one core per sipp process, two processes in (b); at the\nhighest rates it competes with the server for CPU, so those numbers measure sipp as much as the server.`}
 
-Every step (medians of its runs; µs CPU/answer: the server's CPU time over the answers it gave):
+Every step (medians of its runs; µs CPU/answer: the server's CPU time over the answers it gave, telling
+only on passing steps, as a failing one also spends it on what it dropped or was sent again):
 ${table(stepRows)}
 Why each search stopped:
 ${stops.join('\n')}`;
