@@ -443,8 +443,10 @@ async function main(): Promise<void> {
         contenders.push(contender);
         process.stderr.write(`${server.name} listening on udp:127.0.0.1:${server.port} for ${workload.key}\n`);
         contender.helper = await workload.prepare?.(server);
-        // Warm-up, not measured: JIT compilation, first database writes, socket buffers.
-        await runSipp(workload.sipp(server, 200, 400, -1));
+        // Warm-up, not measured: JIT compilation (enough calls for V8's optimizing tier, or the first
+        // step of a search started high would measure Parley's interpreter), first database writes,
+        // socket buffers.
+        await runSipp(workload.sipp(server, 1000, 2000, -1));
       }
       const share = ((deadline - Date.now()) * contenders.length) / serverRunsLeft;
       serverRunsLeft -= contenders.length;
