@@ -358,10 +358,27 @@ async function measure(contenders: Contender[], workload: Workload, deadline: nu
 // ---------------------------------------------------------------------------------------------
 // Report
 
+/**
+ * What `first`'s rate would be against `other`'s were both held back by their CPU alone: other's
+ * CPU time per answer over first's, at the highest rate both passed, with that rate. The same cores
+ * and the same moment of the run, so steadier than the ratio of the highest rates, which a starved
+ * sipp caps alike for every server on a busy machine.
+ */
+function cpuRatio(first: Contender | undefined, other: Contender | undefined): string {
+  const passed = (contender: Contender | undefined) => new Map(contender?.steps.filter((step) => !step.problem).map((step) => [step.rate, step]));
+  const [mine, theirs] = [passed(first), passed(other)];
+  const rate = Math.max(...[...mine.keys()].filter((r) => theirs.has(r)));
+  if (!Number.isFinite(rate)) return '-';
+  return `${(cpuPerAnswer(theirs.get(rate)!) / cpuPerAnswer(mine.get(rate)!)).toFixed(2)} at ${rate}/s`;
+}
+
 function report(results: Map<Workload, Contender[]>, loadBefore: number[]): string {
   const names = [...new Set([...results.values()].flatMap((contenders) => contenders.map((c) => c.server.name)))];
   const others = names.slice(1);
-  const header = ['workload', ...names.flatMap((n) => [`${n} max/s`, 'p50 ms', 'p99 ms', 'CPU srv/sipp']), ...others.map((n) => `${names[0]}/${n}`)];
+  const header = [
+    'workload', ...names.flatMap((n) => [`${n} max/s`, 'p50 ms', 'p99 ms', 'CPU srv/sipp']),
+    ...others.map((n) => `${names[0]}/${n}`), ...others.map((n) => `${names[0]}/${n} by CPU`),
+  ];
   const rows = [header];
   const stepRows = [['workload', 'server', 'rate/s', 'runs ok', 'achieved/s', 'p50 ms', 'p99 ms', 'CPU srv/sipp', 'µs CPU/answer']];
   const stops: string[] = [];
@@ -379,6 +396,8 @@ function report(results: Map<Workload, Contender[]>, loadBefore: number[]): stri
       if (contender) stops.push(`  ${name}, ${workload.label}: ${failed ? `${failed.rate}/s failed: ${failed.problem}` : 'no step failed'}`);
     }
     for (let i = 1; i < names.length; i++) row.push(Number.isFinite(maxima[0]!) && Number.isFinite(maxima[i]!) ? (maxima[0]! / maxima[i]!).toFixed(2) : '-');
+    const first = contenders.find((c) => c.server.name === names[0]);
+    for (const name of others) row.push(cpuRatio(first, contenders.find((c) => c.server.name === name)));
     rows.push(row);
     const steps = contenders.flatMap((c) => c.steps.map((step) => ({ name: c.server.name, step })));
     steps.sort((a, b) => a.step.rate - b.step.rate || names.indexOf(a.name) - names.indexOf(b.name));
@@ -405,7 +424,9 @@ max/s   highest passing step: a majority of its ${REPEATS} runs passed (no faile
 p50/p99 sipp's response times in that step's runs, in whole milliseconds (its resolution: 0 means < 1 ms)
 CPU     cores busy during that step (median of its runs): the server's, then sipp's (sender, plus the UAS for (b))
 Parley: one Node.js process; SQLite, a REGISTER is committed and its log synced to disk before its 200.
-${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP workers), usrloc db_mode 0 (memory only), UDP buffers up to 4 MB as for Parley.\n' : ''}${withBare ? `${BARE}: bench/udp-responder.ts, one Node.js process answering every request 200 with no SIP stack, (a) only:\n        ${names[0]}/${BARE} is the share of Node's own datagram path Parley keeps (target >= 0.80).\n` : ''}${pinning ? `Each server has CPU ${pinning.server} to itself but for other work on the machine (Kamailio's two workers share it), sipp has the rest.` : `sipp runs on the same ${cores} cores: up to one core per sipp process, two processes in (b); at the\nhighest rates it competes with the server for CPU, so those numbers measure sipp as much as the server.`}
+${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP workers), usrloc db_mode 0 (memory only), UDP buffers up to 4 MB as for Parley.\n' : ''}${withBare ? `${BARE}: bench/udp-responder.ts, one Node.js process answering every request 200 with no SIP stack, (a) only:\n        ${names[0]}/${BARE} is the share of Node's own datagram path Parley keeps (target >= 0.80).\n` : ''}by CPU  the same ratio from the servers' CPU time per answer at the highest rate both passed,
+        what it would be were each held back by its own core alone.
+${pinning ? `Each server has CPU ${pinning.server} to itself but for other work on the machine (Kamailio's two workers share it), sipp has the rest.` : `sipp runs on the same ${cores} cores: up to one core per sipp process, two processes in (b); at the\nhighest rates it competes with the server for CPU, so those numbers measure sipp as much as the server.`}
 
 Every step (medians of its runs; µs CPU/answer: the server's CPU time over the answers it gave, telling
 only on passing steps, as a failing one also spends it on what it dropped or was sent again):
