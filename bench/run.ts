@@ -20,7 +20,8 @@
 // and two cores or more, each server is pinned to the last CPU and every sipp to the others (--no-pin
 // leaves them free): at saturation the server and sipp no longer take cores from each other, which
 // made the top steps swing from run to run. Every run reports the server's CPU and its CPU time
-// per answer, which compares the servers below saturation, where rates alone cannot.
+// per answer, which compares the servers below saturation, where rates alone cannot; the summary
+// turns it into a ratio too ("by CPU"), at the highest rate both servers passed.
 //
 // The rate doubles from --start-rate until a step fails, then --refine bisection steps narrow the
 // gap; the last passing step is the "max sustained rate", reported with the p50/p99 response times
