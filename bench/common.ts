@@ -306,6 +306,20 @@ export class CpuMeter {
   }
 }
 
+/**
+ * Restricts processes, every thread of them, to `cpuList` (taskset's syntax, e.g. "1" or "0-2");
+ * threads and processes they start later inherit it. A process that is already gone is skipped.
+ */
+export function pinToCpus(pids: number[], cpuList: string): void {
+  for (const pid of pids) {
+    try {
+      execFileSync('taskset', ['-a', '-p', '-c', cpuList, String(pid)], { stdio: 'ignore' });
+    } catch (error) {
+      if (procStat(pid)) throw new Error(`taskset could not pin process ${pid} to CPU ${cpuList}: ${(error as Error).message}`);
+    }
+  }
+}
+
 /** CPU use of some processes while `during` runs, in cores (1.0 = one core busy throughout). */
 export async function cpuDuring(pids: () => number[], during: Promise<unknown>): Promise<number> {
   const meter = new CpuMeter(pids);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `npm run bench`: Parley (and Kamailio 5.6 when installed) under sipp load; see bench/run.ts.
+# `npm run bench`: Parley (and Kamailio 5.6 and a bare Node.js responder) under sipp load, taking
+# turns at each rate step, pinned apart from sipp with taskset; see bench/run.ts.
 # `npm run bench -- --rooms` (or `npm run bench:rooms`): the chat-room benchmark, bench/rooms.ts.
 set -euo pipefail
 cd "$(dirname "$0")/.."

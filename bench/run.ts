@@ -5,23 +5,37 @@
 //   npm run bench -- --no-kamailio                 # Parley only
 //   npm run bench -- --only relay                  # one workload (reply, relay, register)
 //   npm run bench -- --no-bare                     # without the bare Node.js responder
-//   npm run bench -- --step-seconds 5 --start-rate 500 --refine 3
+//   npm run bench -- --step-seconds 5 --start-rate 500 --refine 3 --repeats 5
+//   npm run bench -- --only reply --start-rate 20000 --max-rate 20000   # one rate: CPU per answer side by side
 //
-// A step runs sipp at a fixed call rate for a few seconds. It passes when every call succeeded, sipp
-// retransmitted nothing, and it achieved at least 95 % of the asked rate; a failing step says whether
-// sipp itself sent below the rate and whose UDP socket dropped datagrams. The rate doubles from
-// --start-rate until a step fails, then --refine bisection steps narrow the gap; the last passing
-// step is the "max sustained rate", reported with the p50/p99 response times sipp measured in it.
+// A run is sipp at a fixed call rate for a few seconds against one server. It passes when every call
+// succeeded, sipp retransmitted nothing, and it achieved at least 95 % of the asked rate; a failing
+// run says whether sipp itself sent below the rate and whose UDP socket dropped datagrams.
 //
-// Workload (a) is also run, in the same run, against a bare Node.js UDP responder (bench/udp-responder.ts):
-// what Node's datagram path alone sustains, the floor Parley's stateless answer is compared with.
+// Fair and stable on a small machine: all the servers of a workload run at once, idle but for the
+// one under load, and at each rate step they take turns run by run (Parley, Kamailio, bare, then
+// Kamailio, bare, Parley, ...), each server's step being decided by a majority of --repeats runs
+// (3: two that agree, a third when they do not) and told by their medians. Other work on the
+// machine then weighs on every server alike rather than on whichever ran during it. With taskset
+// and two cores or more, each server is pinned to the last CPU and every sipp to the others (--no-pin
+// leaves them free): at saturation the server and sipp no longer take cores from each other, which
+// made the top steps swing from run to run. Every run reports the server's CPU and its CPU time
+// per answer, which compares the servers below saturation, where rates alone cannot; the summary
+// turns it into a ratio too ("by CPU"), at the highest rate both servers passed.
+//
+// The rate doubles from --start-rate until a step fails, then --refine bisection steps narrow the
+// gap; the last passing step is the "max sustained rate", reported with the p50/p99 response times
+// sipp measured in its runs. Workload (a) is also run against a bare Node.js UDP responder
+// (bench/udp-responder.ts): what Node's datagram path alone sustains, the floor Parley's stateless
+// answer is compared with. The defaults take about 10 minutes for the three workloads.
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SippProcess, freePort, percentile, runSipp, summarize, type SippOptions } from '../test/support/sipp.js';
 import {
-  DOMAIN, KAMAILIO, ROOT, achievedRate, cpuDuring, indent, launchParley, offeredRate, peers, rateSearch, runBounded, sleep,
+  DOMAIN, KAMAILIO, ROOT, achievedRate, cpuDuring, indent, launchParley, offeredRate, peers, pinToCpus, rateSearch, runBounded, sleep,
   startRelayUas, startServer, stepOptions, stepSettings, table, udpDrops, wantKamailio, UdpReceiveWatch,
   type Found, type Measured, type PingIds, type Server, type UdpSocketCounters,
 } from './common.js';
@@ -34,13 +48,17 @@ const RELAY_USER = 'bench-uas';
 
 const { values: args } = parseArgs({
   options: {
-    ...stepOptions('3', '480'),
-    'start-rate': { type: 'string', default: '250' },
+    ...stepOptions('3', '540'),
+    'start-rate': { type: 'string', default: '500' },
     'max-rate': { type: 'string', default: '64000' },
     /** Only these workloads (reply, relay, register), comma-separated. */
     only: { type: 'string' },
     /** Leave out the bare Node.js responder of workload (a). */
     'no-bare': { type: 'boolean' },
+    /** Runs that decide a step, by majority; the servers take turns run by run. */
+    repeats: { type: 'string', default: '3' },
+    /** Leave the servers and sipp free to run on any core. */
+    'no-pin': { type: 'boolean' },
   },
 });
 const { STEP_S, REFINE, BUDGET_S } = stepSettings(args);
@@ -48,6 +66,22 @@ const START_RATE = Number(args['start-rate']);
 const MAX_RATE = Number(args['max-rate']);
 const withKamailio = wantKamailio(args, existsSync(KAMAILIO), KAMAILIO);
 const withBare = !args['no-bare'];
+const REPEATS = Number(args.repeats);
+if (!(Number.isInteger(REPEATS) && REPEATS >= 1)) throw new Error(`--repeats: a whole number of runs, at least 1, not ${args.repeats}`);
+
+/** Why the servers and sipp run unpinned, or undefined when they are pinned. */
+const pinningOff = args['no-pin'] ? '--no-pin' : cpus().length < 2 ? 'one core' : !hasTaskset() ? 'taskset is missing (Debian package util-linux)' : undefined;
+/** The CPU list (taskset's syntax) each server is pinned to, and every sipp's. */
+const pinning = pinningOff ? undefined : { server: String(cpus().length - 1), sipp: cpus().length === 2 ? '0' : `0-${cpus().length - 2}` };
+
+function hasTaskset(): boolean {
+  try {
+    execFileSync('taskset', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const work = mkdtempSync(join(tmpdir(), 'parley-bench-'));
 
@@ -112,7 +146,9 @@ function load(rate: number, calls: number): Pick<SippOptions, 'rate' | 'calls' |
     // sipp throttles itself at -l open calls: two seconds' worth is far more than a keeping-up
     // server leaves open, so reaching it means the server is behind; the achieved rate shows it.
     limit: Math.max(200, rate * 2),
-    timeoutS: STEP_S + 10,
+    // A run still going 3 s after its last call was sent has had a request retransmitted (T1 is
+    // 500 ms) and failed: waiting longer for its stragglers only costs the time of later steps.
+    timeoutS: STEP_S + 3,
     rttFreq: 100,
     statsPeriodS: STEP_S + 10,
     // The 4 MB socket buffers Parley asks for, for sipp too: a burst sipp itself dropped would make
@@ -175,26 +211,50 @@ if (workloads.length === 0) throw new Error(`--only: none of ${args.only}; workl
 // ---------------------------------------------------------------------------------------------
 // Stepping
 
-/** sippCpu counts the sender plus the UAS when there is one. */
-interface Step extends Measured {
-  rate: number;
+/** One sipp run against one server at one rate; sippCpu counts the sender plus the UAS when there is one. */
+interface Run extends Measured {
   achieved: number;
-  /** What sipp sent: below `rate` when the sender, not the server, fell behind. */
+  /** What sipp sent: below the rate when the sender, not the server, fell behind. */
   offered: number;
   /** The receive side of the server's socket and of the sender's (sipp's): who fell behind when datagrams were lost. */
   serverSocket: UdpSocketCounters;
   sippSocket: UdpSocketCounters;
 }
 
-interface Search extends Found<Step> {
-  steps: number;
+/** One server at one rate: its runs, alternated with the other servers' runs, told by their medians. */
+interface Step {
+  rate: number;
+  runs: Run[];
+  /** Medians over the runs (of two, the lower). */
+  achieved: number;
+  offered: number;
+  serverCpu: number;
+  sippCpu: number;
+  /** The response times of all its runs together (ms). */
+  rtts: number[];
+  /** Why the step failed, when the majority of --repeats runs did: the first failing run's problem. */
+  problem?: string;
 }
 
-async function runStep(server: Server, workload: Workload, helper: Helper | undefined, rate: number, step: number): Promise<Step> {
+/** A server measured on a workload: what runs beside it, where its rate search stands, the steps it ran. */
+interface Contender {
+  server: Server;
+  helper?: Helper;
+  found: Found<Step>;
+  steps: Step[];
+  /** The rate of its next step; undefined once its search is over. */
+  next: () => number | undefined;
+  /** Its runs so far, numbering each run's users (fresh names for REGISTER). */
+  runs: number;
+}
+
+async function runOnce(contender: Contender, workload: Workload, rate: number): Promise<Run> {
+  const { server, helper } = contender;
   await helper?.ready();
   const calls = Math.round(rate * STEP_S);
   const dropsBefore = udpDrops();
-  const sipp = await SippProcess.start(workload.sipp(server, rate, calls, step));
+  const sipp = await SippProcess.start(workload.sipp(server, rate, calls, contender.runs++));
+  if (pinning) pinToCpus([sipp.pid, ...(helper?.pids() ?? [])], pinning.sipp);
   const sockets = new UdpReceiveWatch(() => [server.port, sipp.port]);
   const [result, serverCpu, sippCpu] = await Promise.all([
     sipp.done,
@@ -215,81 +275,163 @@ async function runStep(server: Server, workload: Workload, helper: Helper | unde
   // Lost datagrams are told by whose socket overflowed: the server's, or sipp's own (sipp reads one
   // datagram per turn of its loop, and a sipp that falls behind fails the step as much as the server).
   if (problem && serverSocket.drops + sippSocket.drops > 0) problem += ` (dropped at server ${serverSocket.drops}, at sipp ${sippSocket.drops})`;
-  return { rate, achieved, offered, result, serverCpu, sippCpu, drops, serverSocket, sippSocket, problem };
+  return { achieved, offered, result, serverCpu, sippCpu, drops, serverSocket, sippSocket, problem };
 }
 
 const kB = (bytes: number) => Math.round(bytes / 1024);
+/** Server CPU time per answer, in microseconds. */
+const cpuPerAnswer = (step: { serverCpu: number; achieved: number }) => (step.achieved > 0 ? Math.round((step.serverCpu * 1e6) / step.achieved) : NaN);
 
-async function search(server: Server, workload: Workload, helper: Helper | undefined, deadline: number): Promise<Search> {
-  const found: Search = { steps: 0 };
-  const next = rateSearch(found, (step) => step.rate, START_RATE, (rate) => rate <= MAX_RATE, REFINE);
-  for (let rate = next(); rate !== undefined; rate = next()) {
-    if (Date.now() + (STEP_S + 5) * 1000 > deadline) {
-      process.stderr.write(`  ${server.name} ${workload.key}: out of time budget before the ${rate}/s step\n`);
-      break;
+/** A server below this share of its core passed a step far from its limit: one run decides it. */
+const FAR_BELOW_LIMIT_CPU = 0.5;
+
+/**
+ * Whether a step's runs so far settle it: a majority of the --repeats runs passed, or can no longer;
+ * or its first run passed with the server far below its limit (the low steps, where repeats would
+ * only cost time).
+ */
+function decided(runs: Run[]): boolean {
+  const passed = runs.filter((run) => !run.problem).length;
+  if (runs.length === 1 && passed === 1 && runs[0]!.serverCpu < FAR_BELOW_LIMIT_CPU) return true;
+  return runs.length >= REPEATS || passed * 2 > REPEATS || (runs.length - passed) * 2 >= REPEATS;
+}
+
+function stepOf(rate: number, runs: Run[]): Step {
+  const median = (pick: (run: Run) => number) => percentile(runs.map(pick), 50);
+  const failures = runs.filter((run) => run.problem);
+  const failed = failures.length * 2 >= REPEATS;
+  return {
+    rate,
+    runs,
+    achieved: median((run) => run.achieved),
+    offered: median((run) => run.offered),
+    serverCpu: median((run) => run.serverCpu),
+    sippCpu: median((run) => run.sippCpu),
+    rtts: runs.flatMap((run) => run.result.rtts.map((r) => r.ms)),
+    problem: failed ? `${failures.length} of ${runs.length} runs failed, first: ${failures[0]!.problem}` : undefined,
+  };
+}
+
+/**
+ * Runs the rate searches of all the servers of a workload together, round by round: in a round each
+ * server still searching runs its next rate, the servers taking turns run by run (a server's second
+ * run comes after every other server's first), until a majority of --repeats runs decides its step.
+ * Between runs, every server and helper is left to fall idle, so that no run measures what an
+ * overloaded one left behind (retransmissions for up to 32 s, Timer F, tm's fr_timer).
+ */
+async function measure(contenders: Contender[], workload: Workload, deadline: number): Promise<void> {
+  const everyPid = () => contenders.flatMap((c) => [...c.server.pids(), ...(c.helper?.pids() ?? [])]);
+  let turn = 0;
+  for (;;) {
+    const round = contenders.flatMap((contender) => {
+      const rate = contender.next();
+      return rate === undefined ? [] : [{ contender, rate, runs: [] as Run[] }];
+    });
+    if (round.length === 0) return;
+    if (Date.now() + round.length * REPEATS * (STEP_S + 3) * 1000 > deadline) {
+      process.stderr.write(`  ${workload.key}: out of time budget before the round at ${round.map((r) => `${r.contender.server.name} ${r.rate}/s`).join(', ')}\n`);
+      return;
     }
-    const step = await runStep(server, workload, helper, rate, found.steps++);
-    const rtts = step.result.rtts.map((r) => r.ms);
-    process.stderr.write(
-      `  ${server.name.padEnd(8)} ${workload.key.padEnd(8)} ${String(rate).padStart(6)}/s  ${(step.problem ?? 'ok').padEnd(38)}` +
-        ` sent ${String(Math.round(step.offered)).padStart(6)}/s achieved ${String(Math.round(step.achieved)).padStart(6)}/s  p50 ${percentile(rtts, 50)} ms  p99 ${percentile(rtts, 99)} ms` +
-        `  CPU server ${step.serverCpu.toFixed(2)} sipp ${step.sippCpu.toFixed(2)}  UDP drops (whole machine) ${step.drops}` +
-        `  most queued server ${kB(step.serverSocket.queued)} kB sipp ${kB(step.sippSocket.queued)} kB\n`,
-    );
-    if (step.problem) {
-      found.failed = step;
-      // An overloaded server and UAS keep retransmitting for up to 32 s (Timer F, tm's fr_timer):
-      // the next step must not measure that.
-      await settle([...server.pids(), ...(helper?.pids() ?? [])], deadline);
-    } else {
-      found.best = step;
-      await sleep(500);
+    for (let undecided = round; undecided.length > 0; undecided = undecided.filter((r) => !decided(r.runs)), turn++) {
+      for (let i = 0; i < undecided.length; i++) {
+        const { contender, rate, runs } = undecided[(i + turn) % undecided.length]!;
+        const run = await runOnce(contender, workload, rate);
+        runs.push(run);
+        process.stderr.write(
+          `  ${contender.server.name.padEnd(9)} ${workload.key.padEnd(8)} ${String(rate).padStart(6)}/s  ${(run.problem ?? 'ok').padEnd(38)}` +
+            ` sent ${String(Math.round(run.offered)).padStart(6)}/s achieved ${String(Math.round(run.achieved)).padStart(6)}/s` +
+            `  p50 ${percentile(run.result.rtts.map((r) => r.ms), 50)} ms  p99 ${percentile(run.result.rtts.map((r) => r.ms), 99)} ms` +
+            `  CPU server ${run.serverCpu.toFixed(2)} (${cpuPerAnswer(run)} µs/answer) sipp ${run.sippCpu.toFixed(2)}  UDP drops (whole machine) ${run.drops}` +
+            `  most queued server ${kB(run.serverSocket.queued)} kB sipp ${kB(run.sippSocket.queued)} kB\n`,
+        );
+        await settle(everyPid(), deadline);
+      }
+    }
+    for (const { contender, rate, runs } of round) {
+      const step = stepOf(rate, runs);
+      contender.steps.push(step);
+      if (step.problem) contender.found.failed = step;
+      else contender.found.best = step;
     }
   }
-  return found;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Report
 
-function report(results: Map<string, Map<string, Search>>, loadBefore: number[]): string {
-  const names = [...results.keys()];
+/**
+ * What `first`'s rate would be against `other`'s were both held back by their CPU alone: other's
+ * CPU time per answer over first's, at the highest rate both passed, with that rate. The same cores
+ * and the same moment of the run, so steadier than the ratio of the highest rates, which a starved
+ * sipp caps alike for every server on a busy machine.
+ */
+function cpuRatio(first: Contender | undefined, other: Contender | undefined): string {
+  const passed = (contender: Contender | undefined) => new Map(contender?.steps.filter((step) => !step.problem).map((step) => [step.rate, step]));
+  const [mine, theirs] = [passed(first), passed(other)];
+  const rate = Math.max(...[...mine.keys()].filter((r) => theirs.has(r)));
+  if (!Number.isFinite(rate)) return '-';
+  return `${(cpuPerAnswer(theirs.get(rate)!) / cpuPerAnswer(mine.get(rate)!)).toFixed(2)} at ${rate}/s`;
+}
+
+function report(results: Map<Workload, Contender[]>, loadBefore: number[]): string {
+  const names = [...new Set([...results.values()].flatMap((contenders) => contenders.map((c) => c.server.name)))];
   const others = names.slice(1);
-  const header = ['workload', ...names.flatMap((n) => [`${n} max/s`, 'p50 ms', 'p99 ms', 'CPU srv/sipp']), ...others.map((n) => `${names[0]}/${n}`)];
+  const header = [
+    'workload', ...names.flatMap((n) => [`${n} max/s`, 'p50 ms', 'p99 ms', 'CPU srv/sipp']),
+    ...others.map((n) => `${names[0]}/${n}`), ...others.map((n) => `${names[0]}/${n} by CPU`),
+  ];
   const rows = [header];
+  const stepRows = [['workload', 'server', 'rate/s', 'runs ok', 'achieved/s', 'p50 ms', 'p99 ms', 'CPU srv/sipp', 'µs CPU/answer']];
   const stops: string[] = [];
-  for (const workload of workloads) {
+  for (const [workload, contenders] of results) {
     const row = [workload.label];
     const maxima: number[] = [];
     for (const name of names) {
-      const found = results.get(name)!.get(workload.key);
-      const best = found?.best;
+      const contender = contenders.find((c) => c.server.name === name);
+      const best = contender?.found.best;
       maxima.push(best?.rate ?? NaN);
       if (best) {
-        const rtts = best.result.rtts.map((r) => r.ms);
-        row.push(String(best.rate), String(percentile(rtts, 50)), String(percentile(rtts, 99)), `${best.serverCpu.toFixed(2)}/${best.sippCpu.toFixed(2)}`);
-      } else row.push(found ? `< ${START_RATE}` : 'not run', '-', '-', '-');
-      const failed = found?.failed;
-      if (found) stops.push(`  ${name}, ${workload.label}: ${failed ? `${failed.rate}/s failed: ${failed.problem}` : 'no step failed'}`);
+        row.push(String(best.rate), String(percentile(best.rtts, 50)), String(percentile(best.rtts, 99)), `${best.serverCpu.toFixed(2)}/${best.sippCpu.toFixed(2)}`);
+      } else row.push(contender ? `< ${START_RATE}` : 'not run', '-', '-', '-');
+      const failed = contender?.found.failed;
+      if (contender) stops.push(`  ${name}, ${workload.label}: ${failed ? `${failed.rate}/s failed: ${failed.problem}` : 'no step failed'}`);
     }
     for (let i = 1; i < names.length; i++) row.push(Number.isFinite(maxima[0]!) && Number.isFinite(maxima[i]!) ? (maxima[0]! / maxima[i]!).toFixed(2) : '-');
+    const first = contenders.find((c) => c.server.name === names[0]);
+    for (const name of others) row.push(cpuRatio(first, contenders.find((c) => c.server.name === name)));
     rows.push(row);
+    const steps = contenders.flatMap((c) => c.steps.map((step) => ({ name: c.server.name, step })));
+    steps.sort((a, b) => a.step.rate - b.step.rate || names.indexOf(a.name) - names.indexOf(b.name));
+    for (const { name, step } of steps) {
+      stepRows.push([
+        workload.key, name, String(step.rate), `${step.runs.filter((run) => !run.problem).length}/${step.runs.length}`, String(Math.round(step.achieved)),
+        String(percentile(step.rtts, 50)), String(percentile(step.rtts, 99)), `${step.serverCpu.toFixed(2)}/${step.sippCpu.toFixed(2)}`, String(cpuPerAnswer(step)),
+      ]);
+    }
   }
   const cores = cpus().length;
   return `
 Parley benchmark, ${new Date().toISOString()}, ${cores} cores (${cpus()[0]?.model ?? 'unknown CPU'}), sipp over UDP on 127.0.0.1
 load average before ${loadBefore.map((l) => l.toFixed(1)).join(' ')}, after ${loadavg().map((l) => l.toFixed(1)).join(' ')}: anything above what this run adds (~2) is other work sharing the cores
+${pinning ? `pinned with taskset: every server on CPU ${pinning.server}, every sipp on CPU ${pinning.sipp}` : `not pinned (${pinningOff}): servers and sipp share all ${cores} cores`}
 ${table(rows)}
 
-max/s   highest passing step: no failed call, no retransmission, >= 95 % of the rate achieved
-        ("sipp sent only": sipp itself fell below the rate; "dropped at": whose socket overflowed)
-        (${STEP_S} s steps, doubling from ${START_RATE}/s until one fails, then ${REFINE} bisection steps between
-        the last passing and the lowest failing rate: the limit lies between max/s and that failing rate)
-p50/p99 sipp's response times in that step, in whole milliseconds (its resolution: 0 means < 1 ms)
-CPU     cores busy during that step: the server's, then sipp's (sender, plus the UAS for (b))
+max/s   highest passing step: a majority of its ${REPEATS} runs passed (no failed call, no retransmission,
+        >= 95 % of the rate achieved; "sipp sent only": sipp itself fell below the rate;
+        "dropped at": whose socket overflowed)
+        (${STEP_S} s runs, the servers taking turns run by run at each step; doubling from ${START_RATE}/s until a
+        step fails, then ${REFINE} bisection steps between the last passing and the lowest failing rate:
+        the limit lies between max/s and that failing rate)
+p50/p99 sipp's response times in that step's runs, in whole milliseconds (its resolution: 0 means < 1 ms)
+CPU     cores busy during that step (median of its runs): the server's, then sipp's (sender, plus the UAS for (b))
 Parley: one Node.js process; SQLite, a REGISTER is committed and its log synced to disk before its 200.
-${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP workers), usrloc db_mode 0 (memory only), UDP buffers up to 4 MB as for Parley.\n' : ''}${withBare ? `${BARE}: bench/udp-responder.ts, one Node.js process answering every request 200 with no SIP stack, (a) only:\n        ${names[0]}/${BARE} is the share of Node's own datagram path Parley keeps (target >= 0.80).\n` : ''}sipp runs on the same ${cores} cores: up to one core per sipp process, two processes in (b); at the
-highest rates it competes with the server for CPU, so those numbers measure sipp as much as the server.
+${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP workers), usrloc db_mode 0 (memory only), UDP buffers up to 4 MB as for Parley.\n' : ''}${withBare ? `${BARE}: bench/udp-responder.ts, one Node.js process answering every request 200 with no SIP stack, (a) only:\n        ${names[0]}/${BARE} is the share of Node's own datagram path Parley keeps (target >= 0.80).\n` : ''}by CPU  the same ratio from the servers' CPU time per answer at the highest rate both passed,
+        what it would be were each held back by its own core alone.
+${pinning ? `Each server has CPU ${pinning.server} to itself but for other work on the machine (Kamailio's two workers share it), sipp has the rest.` : `sipp runs on the same ${cores} cores: up to one core per sipp process, two processes in (b); at the\nhighest rates it competes with the server for CPU, so those numbers measure sipp as much as the server.`}
+
+Every step (medians of its runs; µs CPU/answer: the server's CPU time over the answers it gave, telling
+only on passing steps, as a failing one also spends it on what it dropped or was sent again):
+${table(stepRows)}
 Why each search stopped:
 ${stops.join('\n')}`;
 }
@@ -300,33 +442,40 @@ async function main(): Promise<void> {
   const deadline = Date.now() + BUDGET_S * 1000;
   const loadBefore = loadavg();
   // Which workloads each server is measured on: the bare responder can only answer.
-  const contenders: Array<{ start: () => Promise<Server>; serves: (workload: Workload) => boolean }> = [
+  const servers: Array<{ start: () => Promise<Server>; serves: (workload: Workload) => boolean }> = [
     { start: startParley, serves: () => true },
     ...(withKamailio ? [{ start: startKamailio, serves: () => true }] : []),
     ...(withBare ? [{ start: startBareResponder, serves: (workload: Workload) => workload.key === 'reply' }] : []),
   ];
-  const results = new Map<string, Map<string, Search>>();
-  let pairsLeft = contenders.reduce((pairs, contender) => pairs + workloads.filter(contender.serves).length, 0);
-  for (const { start, serves } of contenders) {
-    for (const workload of workloads.filter(serves)) {
-      // A fresh server per workload: what an overloaded step left behind (transactions kept for
-      // Timer J, queues, heap) must not weigh on the next workload's figures.
-      const server = await start();
-      process.stderr.write(`${server.name} listening on udp:127.0.0.1:${server.port} for ${workload.key}\n`);
-      const byWorkload = results.get(server.name) ?? new Map<string, Search>();
-      results.set(server.name, byWorkload);
-      try {
-        const helper = await workload.prepare?.(server);
-        try {
-          // Warm-up, not measured: JIT compilation, first database writes, socket buffers.
-          await runSipp(workload.sipp(server, 200, 400, -1));
-          // Each (server, workload) pair gets an equal share of the time left.
-          const share = (deadline - Date.now()) / pairsLeft--;
-          byWorkload.set(workload.key, await search(server, workload, helper, Date.now() + share));
-        } finally {
-          await helper?.stop();
-        }
-      } finally {
+  const results = new Map<Workload, Contender[]>();
+  // Each workload gets a share of the time left by how many servers it measures.
+  let serverRunsLeft = workloads.reduce((sum, workload) => sum + servers.filter((s) => s.serves(workload)).length, 0);
+  for (const workload of workloads) {
+    const contenders: Contender[] = [];
+    results.set(workload, contenders);
+    try {
+      // Fresh servers per workload, all running for the whole of it, so that they can take turns:
+      // what an overloaded step left behind (transactions kept for Timer J, queues, heap) must not
+      // weigh on the next workload's figures.
+      for (const { start } of servers.filter((s) => s.serves(workload))) {
+        const server = await start();
+        if (pinning) pinToCpus(server.pids(), pinning.server);
+        const found: Found<Step> = {};
+        const contender: Contender = { server, found, steps: [], runs: 0, next: rateSearch(found, (step) => step.rate, START_RATE, (rate) => rate <= MAX_RATE, REFINE) };
+        contenders.push(contender);
+        process.stderr.write(`${server.name} listening on udp:127.0.0.1:${server.port} for ${workload.key}\n`);
+        contender.helper = await workload.prepare?.(server);
+        // Warm-up, not measured: JIT compilation (enough calls for V8's optimizing tier, or the first
+        // step of a search started high would measure Parley's interpreter), first database writes,
+        // socket buffers.
+        await runSipp(workload.sipp(server, 1000, 2000, -1));
+      }
+      const share = ((deadline - Date.now()) * contenders.length) / serverRunsLeft;
+      serverRunsLeft -= contenders.length;
+      await measure(contenders, workload, Date.now() + share);
+    } finally {
+      for (const { server, helper } of contenders) {
+        await helper?.stop();
         await server.stop();
       }
     }
