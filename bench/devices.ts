@@ -2,8 +2,8 @@
 // devices each, each device registered with its own +sip.instance, one device of each user asleep
 // (registered once, so Parley remembers it, then unregistered).
 //
-//   npm run bench:devices                            # ~4 minutes with the defaults
-//   npm run bench:devices -- --users 20 --sleepers 1000 --step-seconds 3 --refine 1 --no-rooms
+//   npm run bench:devices                            # ~8 minutes with the defaults (--budget-seconds 480)
+//   npm run bench:devices -- --users 20 --sleepers 1000 --step-seconds 3 --resolution 0.1 --no-rooms
 //
 // Phase 1, throughput: --users (100) users; their two awake devices are two sipp processes
 // (bench/sipp/device.xml registers every user as device 1, resp. 2, then bench/sipp/member.xml
@@ -14,8 +14,9 @@
 // retransmitted, >= 95 % of the asked rate posted, every leg arrived (each device's sipp received
 // exactly one per MESSAGE, none lost, none twice), and the legs' one-way p99 (the sender's send time in
 // the body to the device's receipt) <= --max-p99-ms (500). Rates double from --start-deliveries
-// until a step fails, then --refine bisection steps narrow the gap; the highest passing step is
-// reported in deliveries (legs) per second.
+// until a step fails, then bisection steps narrow the gap until the lowest failing rate is within
+// --resolution (4 %) of the highest passing one (--refine, 6, bisections at most; bench/knee.ts);
+// the highest passing step is reported in deliveries (legs) per second, with the failing one above.
 //
 // Phase 2, waking up: --sleepers (10,000) more users, each with one device known by +sip.instance,
 // registered and unregistered by this script's socket; --backlog (3) MESSAGEs for each are stored
@@ -27,9 +28,14 @@
 // over the delivery rows added; each such message has one row).
 //
 // Comparison: unless --no-rooms, bench/rooms.ts runs next with rooms of 3 members (a post is two
-// legs, as a MESSAGE to two awake devices is) and the same step settings, and both highest passing
-// rates are printed side by side; the goal is per-device fan-out no slower than room fan-out.
-// Alone: npm run bench:rooms -- --no-kamailio --sizes 3 --step-seconds 4 --refine 2 --start-deliveries 1000
+// legs, as a MESSAGE to two awake devices is), the same step settings and resolution, its search
+// starting at phase 1's highest passing rate and moving first to phase 1's lowest failing one, so
+// that a limit near phase 1's is bracketed as narrowly in two steps. Both brackets are printed
+// side by side with what they say of the ratio (per device over room: its lowest and highest
+// possible values); the goal is per-device fan-out no slower than room fan-out.
+// Phase 1 gets half the time left for steps once the set-ups and phase 2 are reserved, the
+// comparison all that remains.
+// Alone: npm run bench:rooms -- --no-kamailio --sizes 3 --step-seconds 4 --refine 6 --resolution 0.04 --start-deliveries 2000
 import { spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
@@ -40,9 +46,10 @@ import { parseArgs } from 'node:util';
 import SqliteDatabase from 'better-sqlite3';
 import { SippProcess, percentile, type SippOptions } from '../test/support/sipp.js';
 import {
-  CpuMeter, DOMAIN, ROOT, achievedRate, indent, launchParley, loggedLegs, peers, quiet, rateSearch, residentBytes, runBounded, sippProblem,
+  CpuMeter, DOMAIN, ROOT, achievedRate, indent, launchParley, loggedLegs, peers, quiet, residentBytes, runBounded, sippProblem,
   sleep, startTimedUas, stepSettings, table, udpDrops, type Found, type PingIds, type Server, type TimedUas,
 } from './common.js';
+import { bracketWidth, kneeSearch, ratioOf, type Bracket } from './knee.js';
 
 const PING: PingIds = { branch: 'devices', callId: 'bench-devices-ping' };
 const DEVICE_SCENARIO = join(ROOT, 'bench', 'sipp', 'device.xml');
@@ -53,10 +60,12 @@ const LEGS = 2;
 const { values: args } = parseArgs({
   options: {
     'step-seconds': { type: 'string', default: '4' },
-    refine: { type: 'string', default: '2' },
-    'budget-seconds': { type: 'string', default: '270' },
+    refine: { type: 'string', default: '6' },
+    /** The search ends once the lowest failing rate is within this share of the highest passing one. */
+    resolution: { type: 'string', default: '0.04' },
+    'budget-seconds': { type: 'string', default: '480' },
     users: { type: 'string', default: '100' },
-    'start-deliveries': { type: 'string', default: '1000' },
+    'start-deliveries': { type: 'string', default: '2000' },
     'max-deliveries': { type: 'string', default: '64000' },
     /** Highest p99 one-way latency of the legs, ms, at which a step still passes. */
     'max-p99-ms': { type: 'string', default: '500' },
@@ -81,8 +90,12 @@ const MAX_P99_MS = wholeNumber('max-p99-ms', 1);
 const SLEEPERS = wholeNumber('sleepers', 1);
 const BACKLOG = wholeNumber('backlog', 1);
 const WINDOW = wholeNumber('window', 1);
-/** Seconds bench/rooms.ts is given for its comparison run: set up, warm-up, and its steps. */
-const ROOMS_BUDGET_S = 30 + (4 + REFINE) * (STEP_S + 8);
+const RESOLUTION = Number(args.resolution);
+if (!(RESOLUTION >= 0)) throw new Error(`--resolution ${args.resolution}: a share of at least 0, e.g. 0.04 for 4 %`);
+/** Seconds a search's set-up takes, Parley or bench/rooms.ts started, devices registered, the warm-up step. */
+const SETUP_S = 30;
+/** Seconds phase 2 is given: about a minute for 10,000 sleepers. */
+const PHASE2_S = 20 + (SLEEPERS * (BACKLOG + 3)) / 1000;
 
 const work = mkdtempSync(join(tmpdir(), 'parley-bench-devices-'));
 const log = (text: string) => process.stderr.write(`${text}\n`);
@@ -418,7 +431,7 @@ async function phase1(server: Server, store: StoreProbe, devices: DeviceSocket, 
   // Warm-up, not measured: JIT compilation, the first store writes, socket buffers.
   tally(await runStep(server, awake, users, Math.max(1, Math.round(200 / LEGS))));
   const found: Found<Step> = {};
-  const next = rateSearch(found, (step) => step.messages, Math.max(1, Math.round(START / LEGS)), (messages) => messages * LEGS <= MAX, REFINE);
+  const next = kneeSearch(found, (step) => step.messages, { start: Math.max(1, Math.round(START / LEGS)), factor: 2, max: Math.floor(MAX / LEGS), resolution: RESOLUTION, refine: REFINE });
   for (let messages = next(); messages !== undefined; messages = next()) {
     if (Date.now() + (STEP_S + 15) * 1000 > deadline) {
       log(`  out of phase 1's time budget before the ${messages} MESSAGEs/s step`);
@@ -540,14 +553,25 @@ interface RoomsRow {
   deliveries: string;
   p50: string;
   p99: string;
+  /** Deliveries/s of the highest passing and the lowest failing step. */
+  bracket: Bracket;
   command: string;
   problem?: string;
 }
 
-async function roomsOfThree(): Promise<RoomsRow> {
+/** Phase 1's limit in deliveries/s. */
+function bracketOf(found: Found<Step>): Bracket {
+  return { passed: found.best?.deliveries, failed: found.failed?.deliveries };
+}
+
+/** bench/rooms.ts with rooms of 3, given `seconds`, its search starting at `near` (phase 1's bracket) when it is closed. */
+async function roomsOfThree(near: Bracket, seconds: number): Promise<RoomsRow> {
+  const start = near.passed ?? START;
+  const grow = near.passed !== undefined && near.failed !== undefined ? near.failed / near.passed : 2;
   const argv = [
-    '--no-kamailio', '--sizes', '3', '--step-seconds', String(STEP_S), '--refine', String(REFINE),
-    '--start-deliveries', String(START), '--max-deliveries', String(MAX), '--max-p99-ms', String(MAX_P99_MS), '--budget-seconds', String(ROOMS_BUDGET_S),
+    '--no-kamailio', '--sizes', '3', '--step-seconds', String(STEP_S), '--refine', String(REFINE), '--resolution', String(RESOLUTION),
+    '--start-deliveries', String(start), '--grow', grow.toFixed(4), '--max-deliveries', String(MAX), '--max-p99-ms', String(MAX_P99_MS),
+    '--budget-seconds', String(Math.round(seconds)),
   ];
   const command = `npm run bench:rooms -- ${argv.join(' ')}`;
   log(`rooms of 3 for comparison: ${command}`);
@@ -557,8 +581,15 @@ async function roomsOfThree(): Promise<RoomsRow> {
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   // | room | Parley deliveries/s | posts/s | one-way p50 ms | one-way p99 ms | ...
   const row = output.split('\n').find((line) => line.startsWith('| 3 members'))?.split('|').map((cell) => cell.trim());
-  if (!row) return { deliveries: '-', p50: '-', p99: '-', command, problem: `bench/rooms.ts exited ${code} without a result` };
-  return { deliveries: row[2]!, p50: row[4]!, p99: row[5]!, command };
+  if (!row) return { deliveries: '-', p50: '-', p99: '-', bracket: {}, command, problem: `bench/rooms.ts exited ${code} without a result` };
+  // Why each search stopped:
+  //   Parley, 3 members: 9000/s (4500 posts/s) failed: ...
+  const failed = /Parley, 3 members: ([0-9]+)\/s/.exec(output)?.[1];
+  const passed = Number(row[2]);
+  return {
+    deliveries: row[2]!, p50: row[4]!, p99: row[5]!, command,
+    bracket: { passed: Number.isFinite(passed) ? passed : undefined, failed: failed === undefined ? undefined : Number(failed) },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -574,8 +605,12 @@ function report(one: Phase1, two: Phase2, rooms: RoomsRow | undefined, loadBefor
       ? ['per device (2 awake + 1 asleep)', String(best.deliveries), String(best.messages), ms(best.oneWay.p50), ms(best.oneWay.p99), String(percentile(best.rtts, 99)), `${best.serverCpu.toFixed(2)}/${best.sippCpu.toFixed(2)}`]
       : ['per device (2 awake + 1 asleep)', `< ${START}`, '-', '-', '-', '-', '-'],
   ];
-  if (rooms) phase1Rows.push(['room of 3 (2 legs)', rooms.deliveries, '-', rooms.p50, rooms.p99, '-', '-']);
+  phase1Rows[0]!.push('failed at', 'gap');
+  phase1Rows[1]!.push(failed ? String(failed.deliveries) : '-', bracketWidth(bracketOf(one.found)));
+  if (rooms) phase1Rows.push(['room of 3 (2 legs)', rooms.deliveries, '-', rooms.p50, rooms.p99, '-', '-', rooms.bracket.failed === undefined ? '-' : String(rooms.bracket.failed), bracketWidth(rooms.bracket)]);
   const ratio = rooms && best && Number(rooms.deliveries) > 0 ? (best.deliveries / Number(rooms.deliveries)).toFixed(2) : '-';
+  const bounds = rooms && ratioOf(bracketOf(one.found), rooms.bracket);
+  const within = bounds ? `, between ${bounds.low?.toFixed(2) ?? '?'} and ${bounds.high?.toFixed(2) ?? '?'} by the brackets: goal ${bounds.verdict}` : '';
   const registerFailures = [...two.registerFailures].map(([status, n]) => `${n} x ${status}`).join(', ');
   const checks = [
     two.delivered === two.expected ? 'all delivered' : `${two.expected - two.delivered} of ${two.expected} NOT delivered`,
@@ -589,9 +624,10 @@ function report(one: Phase1, two: Phase2, rooms: RoomsRow | undefined, loadBefor
 Parley per-device delivery benchmark, ${new Date().toISOString()}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), UDP on 127.0.0.1
 load average before ${loadBefore.map((l) => l.toFixed(1)).join(' ')}, after ${loadavg().map((l) => l.toFixed(1)).join(' ')} (sipp and this script share the cores)
 
-Phase 1: MESSAGEs to ${USERS} users with 2 awake devices (sipp) and 1 asleep each; ${STEP_S} s steps from ~${START} deliveries/s, doubling, then ${REFINE} bisections
+Phase 1: MESSAGEs to ${USERS} users with 2 awake devices (sipp) and 1 asleep each; ${STEP_S} s steps from ~${START} deliveries/s, doubling,
+then bisections until the failing rate is within ${(RESOLUTION * 100).toFixed(1)} % of the passing one (${REFINE} at most); gap: how far the failing rate lies above
 ${table(phase1Rows)}
-${rooms ? `per device / room: ${ratio} (goal >= 1)${rooms.problem ? `; rooms: ${rooms.problem}` : ''}\n` : `room comparison skipped (--no-rooms); run: npm run bench:rooms -- --no-kamailio --sizes 3 --step-seconds ${STEP_S} --refine ${REFINE} --start-deliveries ${START}\n`}\
+${rooms ? `per device / room: ${ratio} of the highest passing rates (goal >= 1)${within}${rooms.problem ? `; rooms: ${rooms.problem}` : ''}\nrooms: ${rooms.command}\n` : `room comparison skipped (--no-rooms); run: npm run bench:rooms -- --no-kamailio --sizes 3 --step-seconds ${STEP_S} --refine ${REFINE} --resolution ${RESOLUTION} --start-deliveries ${START}\n`}\
 stopped: ${failed ? `${failed.deliveries}/s (${failed.messages} MESSAGEs/s) failed: ${failed.problem}` : 'no step failed'}
 sleeping devices: ${one.sleeperRows} delivery rows pending for ${one.answered} MESSAGEs answered 200 of ${one.sent} sent (${one.sleeperRows >= one.answered && one.sleeperRows <= one.sent ? 'one each' : 'NOT one each'})
 
@@ -619,7 +655,11 @@ REGISTER to    from when a sleeping device sent its REGISTER to when each (or th
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const deadline = Date.now() + (BUDGET_S - (args['no-rooms'] ? 0 : ROOMS_BUDGET_S)) * 1000;
+  const started = Date.now();
+  const deadline = started + BUDGET_S * 1000;
+  // Time for steps: the budget less phase 2 and the set-ups; phase 1 gets half of it, or all without rooms.
+  const stepsMs = (BUDGET_S - PHASE2_S - (args['no-rooms'] ? 1 : 2) * SETUP_S) * 1000;
+  if (stepsMs < 4 * (STEP_S + 15) * 1000) throw new Error(`--budget-seconds ${BUDGET_S}: too short for phase 2 (${Math.round(PHASE2_S)} s) and a few ${STEP_S} s steps`);
   const loadBefore = loadavg();
   const server = await startParley();
   log(`Parley listening on udp:127.0.0.1:${server.port}`);
@@ -628,15 +668,14 @@ async function main(): Promise<void> {
   let one: Phase1;
   let two: Phase2;
   try {
-    // Phase 2 is given what it needs (about a minute for 10,000 sleepers); phase 1 the rest.
-    one = await phase1(server, store, devices, deadline - (20 + (SLEEPERS * (BACKLOG + 3)) / 1000) * 1000);
+    one = await phase1(server, store, devices, started + SETUP_S * 1000 + (args['no-rooms'] ? stepsMs : stepsMs / 2));
     two = await phase2(server, store, devices);
   } finally {
     devices.close();
     store.close();
     await server.stop();
   }
-  const rooms = args['no-rooms'] ? undefined : await roomsOfThree();
+  const rooms = args['no-rooms'] ? undefined : await roomsOfThree(bracketOf(one.found), (deadline - Date.now()) / 1000);
   console.log(report(one, two, rooms, loadBefore));
 }
 
