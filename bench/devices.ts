@@ -334,6 +334,8 @@ interface Step {
   /** The sender's response times, ms. */
   rtts: number[];
   serverCpu: number;
+  /** Parley's CPU time (all its threads: the SQLite writer's too) over the step, per leg received, µs, as bench/rooms.ts reports it. */
+  cpuPerLegUs: number;
   sippCpu: number;
   drops: number;
   /** MESSAGEs answered 200 (each left a delivery row for its user's sleeping device), and sent. */
@@ -365,6 +367,7 @@ async function runStep(server: Server, awake: TimedUas[], users: string[], messa
     extraArgs: ['-buff_size', String(4 << 20)],
   };
   const sipp = await SippProcess.start(options);
+  const meteredFrom = Date.now();
   const serverMeter = new CpuMeter(() => server.pids());
   const sippMeter = new CpuMeter(() => [sipp.pid, ...awake.map((device) => device.uas.pid)]);
   const result = await sipp.done;
@@ -377,8 +380,10 @@ async function runStep(server: Server, awake: TimedUas[], users: string[], messa
     else await sleep(100);
   }
   const serverCpu = serverMeter.stop();
+  const meteredS = (Date.now() - meteredFrom) / 1000;
   const sippCpu = sippMeter.stop();
   const received = (await quiet(receivedNow, 600, Date.now() + 10_000)) - before;
+  const cpuPerLegUs = received > 0 ? (serverCpu * meteredS * 1e6) / received : NaN;
   // Each awake device must have had every MESSAGE, not one device some twice and the other fewer.
   const uneven = awake.map((device, i) => device.received().count - eachBefore[i]!).findIndex((count) => count !== calls);
   const latencies = (await Promise.all(awake.map((device) => loggedLegs(device.legs, calls)))).flat().sort((a, b) => a - b);
@@ -396,7 +401,7 @@ async function runStep(server: Server, awake: TimedUas[], users: string[], messa
   else if (sentRate < 0.95 * messages) problem = `sent only ${Math.round(sentRate)}/s`;
   return {
     messages, deliveries: messages * LEGS, sentRate, deliveredRate, received, expected, oneWay, rtts: result.rtts.map((r) => r.ms),
-    serverCpu, sippCpu, drops: udpDrops() - dropsBefore, answered: result.stats?.successful ?? 0, sent: result.stats?.outgoing ?? 0, problem,
+    serverCpu, cpuPerLegUs, sippCpu, drops: udpDrops() - dropsBefore, answered: result.stats?.successful ?? 0, sent: result.stats?.outgoing ?? 0, problem,
   };
 }
 
@@ -442,7 +447,7 @@ async function phase1(server: Server, store: StoreProbe, devices: DeviceSocket, 
       `  ${String(messages).padStart(5)} MESSAGEs/s = ${String(step.deliveries).padStart(6)} deliveries/s  ${(step.problem ?? 'ok').padEnd(40)} ` +
         `sent ${Math.round(step.sentRate)}/s delivered ${Math.round(step.deliveredRate)}/s (${step.received}/${step.expected})  ` +
         `one-way p50 ${step.oneWay.p50.toFixed(1)} ms p99 ${step.oneWay.p99.toFixed(1)} ms  MESSAGE p99 ${percentile(step.rtts, 99)} ms  ` +
-        `CPU server ${step.serverCpu.toFixed(2)} sipp ${step.sippCpu.toFixed(2)}  UDP drops ${step.drops}`,
+        `CPU server ${step.serverCpu.toFixed(2)} (${step.cpuPerLegUs.toFixed(0)} µs/leg) sipp ${step.sippCpu.toFixed(2)}  UDP drops ${step.drops}`,
     );
     if (step.problem) {
       found.failed = step;
@@ -551,8 +556,13 @@ async function phase2(server: Server, store: StoreProbe, devices: DeviceSocket):
 
 interface RoomsRow {
   deliveries: string;
+  /** The cells of its highest passing step: posts/s, one-way p50 and p99, the poster's p99, CPU srv/sipp, server µs per leg. */
+  posts: string;
   p50: string;
   p99: string;
+  postP99: string;
+  cpu: string;
+  cpuPerLegUs: string;
   /** Deliveries/s of the highest passing and the lowest failing step. */
   bracket: Bracket;
   command: string;
@@ -579,15 +589,17 @@ async function roomsOfThree(near: Bracket, seconds: number): Promise<RoomsRow> {
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  // | room | Parley deliveries/s | posts/s | one-way p50 ms | one-way p99 ms | ...
+  // | room | Parley deliveries/s | posts/s | one-way p50 ms | one-way p99 ms | post p99 ms | CPU srv/sipp | srv µs/leg |
   const row = output.split('\n').find((line) => line.startsWith('| 3 members'))?.split('|').map((cell) => cell.trim());
-  if (!row) return { deliveries: '-', p50: '-', p99: '-', bracket: {}, command, problem: `bench/rooms.ts exited ${code} without a result` };
+  if (!row) {
+    return { deliveries: '-', posts: '-', p50: '-', p99: '-', postP99: '-', cpu: '-', cpuPerLegUs: '-', bracket: {}, command, problem: `bench/rooms.ts exited ${code} without a result` };
+  }
   // Why each search stopped:
   //   Parley, 3 members: 9000/s (4500 posts/s) failed: ...
   const failed = /Parley, 3 members: ([0-9]+)\/s/.exec(output)?.[1];
   const passed = Number(row[2]);
   return {
-    deliveries: row[2]!, p50: row[4]!, p99: row[5]!, command,
+    deliveries: row[2]!, posts: row[3]!, p50: row[4]!, p99: row[5]!, postP99: row[6]!, cpu: row[7]!, cpuPerLegUs: row[8]!, command,
     bracket: { passed: Number.isFinite(passed) ? passed : undefined, failed: failed === undefined ? undefined : Number(failed) },
   };
 }
@@ -600,14 +612,22 @@ function report(one: Phase1, two: Phase2, rooms: RoomsRow | undefined, loadBefor
   const failed = one.found.failed;
   const ms = (value: number) => (Number.isFinite(value) ? value.toFixed(1) : '-');
   const phase1Rows = [
-    ['fan-out', 'deliveries/s', 'MESSAGEs/s', 'one-way p50 ms', 'one-way p99 ms', 'sender p99 ms', 'CPU srv/sipp'],
+    ['fan-out', 'deliveries/s', 'MESSAGEs/s', 'one-way p50 ms', 'one-way p99 ms', 'sender p99 ms', 'CPU srv/sipp', 'srv µs/leg'],
     best
-      ? ['per device (2 awake + 1 asleep)', String(best.deliveries), String(best.messages), ms(best.oneWay.p50), ms(best.oneWay.p99), String(percentile(best.rtts, 99)), `${best.serverCpu.toFixed(2)}/${best.sippCpu.toFixed(2)}`]
-      : ['per device (2 awake + 1 asleep)', `< ${START}`, '-', '-', '-', '-', '-'],
+      ? [
+        'per device (2 awake + 1 asleep)', String(best.deliveries), String(best.messages), ms(best.oneWay.p50), ms(best.oneWay.p99), String(percentile(best.rtts, 99)),
+        `${best.serverCpu.toFixed(2)}/${best.sippCpu.toFixed(2)}`, best.cpuPerLegUs.toFixed(0),
+      ]
+      : ['per device (2 awake + 1 asleep)', `< ${START}`, '-', '-', '-', '-', '-', '-'],
   ];
   phase1Rows[0]!.push('failed at', 'gap');
   phase1Rows[1]!.push(failed ? String(failed.deliveries) : '-', bracketWidth(bracketOf(one.found)));
-  if (rooms) phase1Rows.push(['room of 3 (2 legs)', rooms.deliveries, '-', rooms.p50, rooms.p99, '-', '-', rooms.bracket.failed === undefined ? '-' : String(rooms.bracket.failed), bracketWidth(rooms.bracket)]);
+  if (rooms) {
+    phase1Rows.push([
+      'room of 3 (2 legs)', rooms.deliveries, rooms.posts, rooms.p50, rooms.p99, rooms.postP99, rooms.cpu, rooms.cpuPerLegUs,
+      rooms.bracket.failed === undefined ? '-' : String(rooms.bracket.failed), bracketWidth(rooms.bracket),
+    ]);
+  }
   const ratio = rooms && best && Number(rooms.deliveries) > 0 ? (best.deliveries / Number(rooms.deliveries)).toFixed(2) : '-';
   const bounds = rooms && ratioOf(bracketOf(one.found), rooms.bracket);
   const within = bounds ? `, between ${bounds.low?.toFixed(2) ?? '?'} and ${bounds.high?.toFixed(2) ?? '?'} by the brackets: goal ${bounds.verdict}` : '';
@@ -648,6 +668,9 @@ deliveries/s   phase 1: legs per second of the highest passing step (bench/rooms
                arrived once, one-way p99 <= ${MAX_P99_MS} ms); phase 2: backlog MESSAGEs delivered over the
                time from the first REGISTER to the last delivery
 one-way        from the sender's send time in the body to the awake device's receipt (sipp clocks)
+srv µs/leg     Parley's CPU time (all its threads) over that step over the legs delivered: what a leg
+               costs, the MESSAGE's own cost and its store write included, which a busy machine
+               changes less than the rates (a room post's is its history write, in batches)
 REGISTER to    from when a sleeping device sent its REGISTER to when each (or the last) of its
                backlog came; includes the wait for a REGISTER slot of the window`;
 }
