@@ -15,7 +15,8 @@
 // exactly one per MESSAGE, none lost, none twice), and the legs' one-way p99 (the sender's send time in
 // the body to the device's receipt) <= --max-p99-ms (500). Rates double from --start-deliveries
 // until a step fails, then bisection steps narrow the gap until the lowest failing rate is within
-// --resolution (4 %) of the highest passing one (--refine, 6, bisections at most; bench/knee.ts);
+// --resolution (4 %) of the highest passing one (--refine, 6, bisections at most; bench/knee.ts); a
+// rate fails only when it failed --retries (1) times more, tried again at once (a stall of other work);
 // the highest passing step is reported in deliveries (legs) per second, with the failing one above.
 //
 // Phase 2, waking up: --sleepers (10,000) more users, each with one device known by +sip.instance,
@@ -35,7 +36,7 @@
 // possible values); the goal is per-device fan-out no slower than room fan-out.
 // Phase 1 gets half the time left for steps once the set-ups and phase 2 are reserved, the
 // comparison all that remains.
-// Alone: npm run bench:rooms -- --no-kamailio --sizes 3 --step-seconds 4 --refine 6 --resolution 0.04 --start-deliveries 2000
+// Alone: npm run bench:rooms -- --no-kamailio --sizes 3 --step-seconds 4 --refine 6 --resolution 0.04 --retries 1 --start-deliveries 2000
 import { spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
@@ -63,6 +64,8 @@ const { values: args } = parseArgs({
     refine: { type: 'string', default: '6' },
     /** The search ends once the lowest failing rate is within this share of the highest passing one. */
     resolution: { type: 'string', default: '0.04' },
+    /** How many times a failing rate is tried again before it counts as failed (a stall of other work fails one step). */
+    retries: { type: 'string', default: '1' },
     'budget-seconds': { type: 'string', default: '480' },
     users: { type: 'string', default: '100' },
     'start-deliveries': { type: 'string', default: '2000' },
@@ -91,6 +94,7 @@ const SLEEPERS = wholeNumber('sleepers', 1);
 const BACKLOG = wholeNumber('backlog', 1);
 const WINDOW = wholeNumber('window', 1);
 const RESOLUTION = Number(args.resolution);
+const RETRIES = wholeNumber('retries', 0);
 if (!(RESOLUTION >= 0)) throw new Error(`--resolution ${args.resolution}: a share of at least 0, e.g. 0.04 for 4 %`);
 /** Seconds a search's set-up takes, Parley or bench/rooms.ts started, devices registered, the warm-up step. */
 const SETUP_S = 30;
@@ -435,9 +439,10 @@ async function phase1(server: Server, store: StoreProbe, devices: DeviceSocket, 
   };
   // Warm-up, not measured: JIT compilation, the first store writes, socket buffers.
   tally(await runStep(server, awake, users, Math.max(1, Math.round(200 / LEGS))));
-  const found: Found<Step> = {};
-  const next = kneeSearch(found, (step) => step.messages, { start: Math.max(1, Math.round(START / LEGS)), factor: 2, max: Math.floor(MAX / LEGS), resolution: RESOLUTION, refine: REFINE });
-  for (let messages = next(); messages !== undefined; messages = next()) {
+  const search = kneeSearch<Step>((step) => step.messages, {
+    start: Math.max(1, Math.round(START / LEGS)), factor: 2, max: Math.floor(MAX / LEGS), resolution: RESOLUTION, refine: REFINE, retries: RETRIES,
+  });
+  for (let messages = search.next(); messages !== undefined; messages = search.next()) {
     if (Date.now() + (STEP_S + 15) * 1000 > deadline) {
       log(`  out of phase 1's time budget before the ${messages} MESSAGEs/s step`);
       break;
@@ -449,18 +454,18 @@ async function phase1(server: Server, store: StoreProbe, devices: DeviceSocket, 
         `one-way p50 ${step.oneWay.p50.toFixed(1)} ms p99 ${step.oneWay.p99.toFixed(1)} ms  MESSAGE p99 ${percentile(step.rtts, 99)} ms  ` +
         `CPU server ${step.serverCpu.toFixed(2)} (${step.cpuPerLegUs.toFixed(0)} µs/leg) sipp ${step.sippCpu.toFixed(2)}  UDP drops ${step.drops}`,
     );
+    search.record(step, !step.problem);
     if (step.problem) {
-      found.failed = step;
       const errors = server.log().split('\n').filter((l) => /ERROR|CRITICAL|error/.test(l)).slice(-3);
       if (errors.length) log(indent(`Parley's last errors:\n${errors.join('\n')}`));
-    } else found.best = step;
+    }
     await sleep(500);
   }
   for (const device of awake) {
     peers.delete(device.uas);
     await device.uas.stop();
   }
-  return { found, answered, sent, sleeperRows: store.pending(SLEEPING_SLOT) };
+  return { found: search.found, answered, sent, sleeperRows: store.pending(SLEEPING_SLOT) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -579,7 +584,7 @@ async function roomsOfThree(near: Bracket, seconds: number): Promise<RoomsRow> {
   const start = near.passed ?? START;
   const grow = near.passed !== undefined && near.failed !== undefined ? near.failed / near.passed : 2;
   const argv = [
-    '--no-kamailio', '--sizes', '3', '--step-seconds', String(STEP_S), '--refine', String(REFINE), '--resolution', String(RESOLUTION),
+    '--no-kamailio', '--sizes', '3', '--step-seconds', String(STEP_S), '--refine', String(REFINE), '--resolution', String(RESOLUTION), '--retries', String(RETRIES),
     '--start-deliveries', String(start), '--grow', grow.toFixed(4), '--max-deliveries', String(MAX), '--max-p99-ms', String(MAX_P99_MS),
     '--budget-seconds', String(Math.round(seconds)),
   ];
@@ -645,9 +650,10 @@ Parley per-device delivery benchmark, ${new Date().toISOString()}, ${cpus().leng
 load average before ${loadBefore.map((l) => l.toFixed(1)).join(' ')}, after ${loadavg().map((l) => l.toFixed(1)).join(' ')} (sipp and this script share the cores)
 
 Phase 1: MESSAGEs to ${USERS} users with 2 awake devices (sipp) and 1 asleep each; ${STEP_S} s steps from ~${START} deliveries/s, doubling,
-then bisections until the failing rate is within ${(RESOLUTION * 100).toFixed(1)} % of the passing one (${REFINE} at most); gap: how far the failing rate lies above
+then bisections until the failing rate is within ${(RESOLUTION * 100).toFixed(1)} % of the passing one (${REFINE} at most), a failing rate tried ${RETRIES + 1} times;
+gap: how far the failing rate lies above the passing one
 ${table(phase1Rows)}
-${rooms ? `per device / room: ${ratio} of the highest passing rates (goal >= 1)${within}${rooms.problem ? `; rooms: ${rooms.problem}` : ''}\nrooms: ${rooms.command}\n` : `room comparison skipped (--no-rooms); run: npm run bench:rooms -- --no-kamailio --sizes 3 --step-seconds ${STEP_S} --refine ${REFINE} --resolution ${RESOLUTION} --start-deliveries ${START}\n`}\
+${rooms ? `per device / room: ${ratio} of the highest passing rates (goal >= 1)${within}${rooms.problem ? `; rooms: ${rooms.problem}` : ''}\nrooms: ${rooms.command}\n` : `room comparison skipped (--no-rooms); run: npm run bench:rooms -- --no-kamailio --sizes 3 --step-seconds ${STEP_S} --refine ${REFINE} --resolution ${RESOLUTION} --retries ${RETRIES} --start-deliveries ${START}\n`}\
 stopped: ${failed ? `${failed.deliveries}/s (${failed.messages} MESSAGEs/s) failed: ${failed.problem}` : 'no step failed'}
 sleeping devices: ${one.sleeperRows} delivery rows pending for ${one.answered} MESSAGEs answered 200 of ${one.sent} sent (${one.sleeperRows >= one.answered && one.sleeperRows <= one.sent ? 'one each' : 'NOT one each'})
 

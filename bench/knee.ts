@@ -4,7 +4,9 @@
 // rate are within a resolution of each other, so that two searches (per-device and room fan-out)
 // are compared at a resolution both reached. It can also start near a known limit: from `start`
 // it moves by `factor`, and each further move the same way squares the factor (up to 2), so a
-// guess that was close costs two steps and a poor one little more than doubling would.
+// guess that was close costs two steps and a poor one little more than doubling would. A rate
+// that fails is tried once more before it counts as failed (--retries): on a shared machine one
+// stall of another process fails a step that passes again at once, and would end the climb there.
 import type { Found } from './common.js';
 
 export interface KneeOptions {
@@ -18,6 +20,17 @@ export interface KneeOptions {
   resolution: number;
   /** At most this many bisection steps, even if the resolution is not reached. */
   refine: number;
+  /** How many times a failing rate is tried again before it counts as failed. */
+  retries: number;
+}
+
+/** A search under way: the rate to try next (undefined once it is over), and what a step at it gave. */
+export interface KneeSearch<S> {
+  next(): number | undefined;
+  /** Records the step just run at the rate next() gave; `passed`: it met the criterion. */
+  record(step: S, passed: boolean): void;
+  /** The highest passing and the lowest failing step so far. */
+  readonly found: Found<S>;
 }
 
 /** The most by which a move of the search doubles the rate. */
@@ -33,17 +46,20 @@ function roundWithin(rate: number, span: number): number {
 }
 
 /**
- * The rates of a search, one a call, reading `found` as the script updates it (best: the highest
- * passing step, failed: the lowest failing one); undefined once it is over. `rateOf` reads a step's
- * rate in the script's unit (MESSAGEs/s, posts/s), a whole number of at least 1.
+ * A search for the highest rate that passes. `rateOf` reads a step's rate in the script's unit
+ * (MESSAGEs/s, posts/s), a whole number of at least 1.
  */
-export function kneeSearch<S>(found: Found<S>, rateOf: (step: S) => number, options: KneeOptions): () => number | undefined {
+export function kneeSearch<S>(rateOf: (step: S) => number, options: KneeOptions): KneeSearch<S> {
   if (!(options.factor > 1)) throw new Error(`rate search: factor ${options.factor} must be above 1`);
   if (!(options.resolution >= 0)) throw new Error(`rate search: resolution ${options.resolution} must be 0 or more`);
+  const found: Found<S> = {};
   let factor = options.factor;
   let started = false;
   let refinements = 0;
-  return () => {
+  /** The rate failing now, and how many times it failed. */
+  let failing: { rate: number; times: number } | undefined;
+  const next = () => {
+    if (failing) return failing.rate;
     if (!started) {
       started = true;
       return options.start <= options.max ? options.start : undefined;
@@ -63,6 +79,18 @@ export function kneeSearch<S>(found: Found<S>, rateOf: (step: S) => number, opti
     if (best !== undefined && rate > options.max) return best < options.max ? options.max : undefined;
     return rate >= 1 ? rate : undefined;
   };
+  const record = (step: S, passed: boolean) => {
+    const rate = rateOf(step);
+    if (passed) {
+      failing = undefined;
+      found.best = step;
+      return;
+    }
+    const times = failing?.rate === rate ? failing.times + 1 : 1;
+    failing = times <= options.retries ? { rate, times } : undefined;
+    if (!failing) found.failed = step;
+  };
+  return { next, record, found };
 }
 
 /** The limit a search bracketed, in deliveries/s: between `passed` (undefined: none passed) and `failed` (undefined: none failed). */
