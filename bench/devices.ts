@@ -348,9 +348,22 @@ interface Step {
   problem?: string;
 }
 
-async function runStep(server: Server, awake: TimedUas[], users: string[], messages: number): Promise<Step> {
+/**
+ * Waits (30 s at most) until the awake devices have nothing waiting in the store; returns what is
+ * still waiting. A step that failed leaves rows for them (answers lost, a device's queue then
+ * delivered in order): delivered during the next step, they would be legs it did not send.
+ */
+async function awakeQueuesDrained(store: StoreProbe): Promise<number> {
+  const waiting = () => AWAKE_SLOTS.reduce((sum, slot) => sum + store.pending(slot), 0);
+  for (const until = Date.now() + 30_000; Date.now() < until; await sleep(200)) if (waiting() === 0) return 0;
+  return waiting();
+}
+
+async function runStep(server: Server, store: StoreProbe, awake: TimedUas[], users: string[], messages: number): Promise<Step> {
   const calls = Math.round(messages * STEP_S);
   const expected = calls * LEGS;
+  const left = await awakeQueuesDrained(store);
+  if (left > 0) log(`  ${left} deliveries still wait for the awake devices after 30 s`);
   const receivedNow = () => awake.reduce((sum, device) => sum + device.received().count, 0);
   const before = await quiet(receivedNow, 600, Date.now() + 15_000);
   const eachBefore = awake.map((device) => device.received().count);
@@ -438,7 +451,7 @@ async function phase1(server: Server, store: StoreProbe, devices: DeviceSocket, 
     return step;
   };
   // Warm-up, not measured: JIT compilation, the first store writes, socket buffers.
-  tally(await runStep(server, awake, users, Math.max(1, Math.round(200 / LEGS))));
+  tally(await runStep(server, store, awake, users, Math.max(1, Math.round(200 / LEGS))));
   const search = kneeSearch<Step>((step) => step.messages, {
     start: Math.max(1, Math.round(START / LEGS)), factor: 2, max: Math.floor(MAX / LEGS), resolution: RESOLUTION, refine: REFINE, retries: RETRIES,
   });
@@ -447,7 +460,7 @@ async function phase1(server: Server, store: StoreProbe, devices: DeviceSocket, 
       log(`  out of phase 1's time budget before the ${messages} MESSAGEs/s step`);
       break;
     }
-    const step = tally(await runStep(server, awake, users, messages));
+    const step = tally(await runStep(server, store, awake, users, messages));
     log(
       `  ${String(messages).padStart(5)} MESSAGEs/s = ${String(step.deliveries).padStart(6)} deliveries/s  ${(step.problem ?? 'ok').padEnd(40)} ` +
         `sent ${Math.round(step.sentRate)}/s delivered ${Math.round(step.deliveredRate)}/s (${step.received}/${step.expected})  ` +
