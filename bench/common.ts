@@ -596,7 +596,11 @@ export async function startTimedUas(server: Server, registration: string, users:
     traceErrors: false,
     logs: true,
     // Counted from its statistics every 200 ms (the later -fd wins over the one sipp.ts puts).
-    extraArgs: ['-fd', '200ms', '-buff_size', String(8 << 20)],
+    // -deadcall_wait 0: a request answered before is answered again, as a UA's server transaction
+    // answers a retransmission, rather than dropped for 33 s (sipp's "dead call"); else a lost 200
+    // ends in a 408 at the server, and a device's queue (bench/devices.ts) waits on it. Received
+    // again, it counts twice: the step fails, as it does for the loss.
+    extraArgs: ['-fd', '200ms', '-buff_size', String(8 << 20), '-deadcall_wait', '0'],
   });
   peers.add(uas);
   const file = join(uas.dir, 'stats.csv');

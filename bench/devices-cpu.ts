@@ -3,7 +3,9 @@
 // other processes on the machine change it little. Parley runs on this thread; the devices and the
 // sender run on a worker thread. Reported: the CPU time of Parley's thread over the run
 // (process.threadCpuUsage) per delivery made to an awake device, and the store writes (messages
-// stored, deliveries recorded done) per MESSAGE. (SQLite's disk syncs run on the thread pool.)
+// stored, deliveries recorded done) per MESSAGE; and apart, the CPU time of Parley's other threads
+// per delivery (the process's less this thread's and the load's worker): the SQLite writer thread
+// and the thread pool running its disk syncs, which share the machine's cores with the main thread.
 //
 //   bash scripts/with-node.sh node --import tsx bench/devices-cpu.ts --users 20 --messages 20000 --window 100
 import { performance } from 'node:perf_hooks';
@@ -57,15 +59,21 @@ async function measure(): Promise<void> {
     await next(); // set up and warmed up
     const written = { ...writes };
     const before = process.threadCpuUsage();
+    const processBefore = process.cpuUsage();
+    const loadBefore = await worker.cpuUsage();
     const started = performance.now();
     worker.postMessage('go');
     const { failed } = await next();
     const seconds = (performance.now() - started) / 1000;
     const used = process.threadCpuUsage(before);
+    const loadUsed = await worker.cpuUsage(loadBefore);
+    const processUsed = process.cpuUsage(processBefore);
+    const micros = ({ user, system }: NodeJS.CpuUsage) => user + system;
     const legs = load.messages * LEGS;
     console.log(
       `${load.messages} MESSAGEs to ${load.users} users (2 devices awake, 1 asleep), ${load.window} at once: ${Math.round(load.messages / seconds)} MESSAGEs/s, ` +
-      `${failed} not answered 200; Parley's thread CPU ${((used.user + used.system) / legs).toFixed(1)} µs per delivery; ` +
+      `${failed} not answered 200; Parley's thread CPU ${(micros(used) / legs).toFixed(1)} µs per delivery, ` +
+      `its other threads ${((micros(processUsed) - micros(used) - micros(loadUsed)) / legs).toFixed(1)} µs; ` +
       `store writes per MESSAGE: ${((writes.stored - written.stored) / load.messages).toFixed(2)} stored, ${((writes.done - written.done) / load.messages).toFixed(2)} done`,
     );
   } finally {
@@ -111,6 +119,6 @@ async function load({ port, users, messages, window }: Load): Promise<void> {
   parentPort!.postMessage({ failed });
   await go;
   await send(messages);
+  // Running until terminated: the main thread reads this thread's CPU time after the run.
   parentPort!.postMessage({ failed });
-  for (const ua of agents) ua.close();
 }

@@ -2,8 +2,8 @@
 // devices each, each device registered with its own +sip.instance, one device of each user asleep
 // (registered once, so Parley remembers it, then unregistered).
 //
-//   npm run bench:devices                            # ~4 minutes with the defaults
-//   npm run bench:devices -- --users 20 --sleepers 1000 --step-seconds 3 --refine 1 --no-rooms
+//   npm run bench:devices                            # ~8 minutes with the defaults (--budget-seconds 480)
+//   npm run bench:devices -- --users 20 --sleepers 1000 --step-seconds 3 --resolution 0.1 --no-rooms
 //
 // Phase 1, throughput: --users (100) users; their two awake devices are two sipp processes
 // (bench/sipp/device.xml registers every user as device 1, resp. 2, then bench/sipp/member.xml
@@ -14,8 +14,10 @@
 // retransmitted, >= 95 % of the asked rate posted, every leg arrived (each device's sipp received
 // exactly one per MESSAGE, none lost, none twice), and the legs' one-way p99 (the sender's send time in
 // the body to the device's receipt) <= --max-p99-ms (500). Rates double from --start-deliveries
-// until a step fails, then --refine bisection steps narrow the gap; the highest passing step is
-// reported in deliveries (legs) per second.
+// until a step fails, then bisection steps narrow the gap until the lowest failing rate is within
+// --resolution (4 %) of the highest passing one (--refine, 6, bisections at most; bench/knee.ts); a
+// rate fails only when it failed --retries (1) times more, tried again at once (a stall of other work);
+// the highest passing step is reported in deliveries (legs) per second, with the failing one above.
 //
 // Phase 2, waking up: --sleepers (10,000) more users, each with one device known by +sip.instance,
 // registered and unregistered by this script's socket; --backlog (3) MESSAGEs for each are stored
@@ -27,9 +29,14 @@
 // over the delivery rows added; each such message has one row).
 //
 // Comparison: unless --no-rooms, bench/rooms.ts runs next with rooms of 3 members (a post is two
-// legs, as a MESSAGE to two awake devices is) and the same step settings, and both highest passing
-// rates are printed side by side; the goal is per-device fan-out no slower than room fan-out.
-// Alone: npm run bench:rooms -- --no-kamailio --sizes 3 --step-seconds 4 --refine 2 --start-deliveries 1000
+// legs, as a MESSAGE to two awake devices is), the same step settings and resolution, its search
+// starting at phase 1's highest passing rate and moving first to phase 1's lowest failing one, so
+// that a limit near phase 1's is bracketed as narrowly in two steps. Both brackets are printed
+// side by side with what they say of the ratio (per device over room: its lowest and highest
+// possible values); the goal is per-device fan-out no slower than room fan-out.
+// Phase 1 gets half the time left for steps once the set-ups and phase 2 are reserved, the
+// comparison all that remains.
+// Alone: npm run bench:rooms -- --no-kamailio --sizes 3 --step-seconds 4 --refine 6 --resolution 0.04 --retries 1 --start-deliveries 2000
 import { spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
@@ -40,9 +47,10 @@ import { parseArgs } from 'node:util';
 import SqliteDatabase from 'better-sqlite3';
 import { SippProcess, percentile, type SippOptions } from '../test/support/sipp.js';
 import {
-  CpuMeter, DOMAIN, ROOT, achievedRate, indent, launchParley, loggedLegs, peers, quiet, rateSearch, residentBytes, runBounded, sippProblem,
+  CpuMeter, DOMAIN, ROOT, achievedRate, indent, launchParley, loggedLegs, peers, quiet, residentBytes, runBounded, sippProblem,
   sleep, startTimedUas, stepSettings, table, udpDrops, type Found, type PingIds, type Server, type TimedUas,
 } from './common.js';
+import { bracketWidth, kneeSearch, ratioOf, type Bracket } from './knee.js';
 
 const PING: PingIds = { branch: 'devices', callId: 'bench-devices-ping' };
 const DEVICE_SCENARIO = join(ROOT, 'bench', 'sipp', 'device.xml');
@@ -53,10 +61,14 @@ const LEGS = 2;
 const { values: args } = parseArgs({
   options: {
     'step-seconds': { type: 'string', default: '4' },
-    refine: { type: 'string', default: '2' },
-    'budget-seconds': { type: 'string', default: '270' },
+    refine: { type: 'string', default: '6' },
+    /** The search ends once the lowest failing rate is within this share of the highest passing one. */
+    resolution: { type: 'string', default: '0.04' },
+    /** How many times a failing rate is tried again before it counts as failed (a stall of other work fails one step). */
+    retries: { type: 'string', default: '1' },
+    'budget-seconds': { type: 'string', default: '480' },
     users: { type: 'string', default: '100' },
-    'start-deliveries': { type: 'string', default: '1000' },
+    'start-deliveries': { type: 'string', default: '2000' },
     'max-deliveries': { type: 'string', default: '64000' },
     /** Highest p99 one-way latency of the legs, ms, at which a step still passes. */
     'max-p99-ms': { type: 'string', default: '500' },
@@ -81,8 +93,13 @@ const MAX_P99_MS = wholeNumber('max-p99-ms', 1);
 const SLEEPERS = wholeNumber('sleepers', 1);
 const BACKLOG = wholeNumber('backlog', 1);
 const WINDOW = wholeNumber('window', 1);
-/** Seconds bench/rooms.ts is given for its comparison run: set up, warm-up, and its steps. */
-const ROOMS_BUDGET_S = 30 + (4 + REFINE) * (STEP_S + 8);
+const RESOLUTION = Number(args.resolution);
+const RETRIES = wholeNumber('retries', 0);
+if (!(RESOLUTION >= 0)) throw new Error(`--resolution ${args.resolution}: a share of at least 0, e.g. 0.04 for 4 %`);
+/** Seconds a search's set-up takes, Parley or bench/rooms.ts started, devices registered, the warm-up step. */
+const SETUP_S = 30;
+/** Seconds phase 2 is given: about a minute for 10,000 sleepers. */
+const PHASE2_S = 20 + (SLEEPERS * (BACKLOG + 3)) / 1000;
 
 const work = mkdtempSync(join(tmpdir(), 'parley-bench-devices-'));
 const log = (text: string) => process.stderr.write(`${text}\n`);
@@ -321,6 +338,8 @@ interface Step {
   /** The sender's response times, ms. */
   rtts: number[];
   serverCpu: number;
+  /** Parley's CPU time (all its threads: the SQLite writer's too) over the step, per leg received, µs, as bench/rooms.ts reports it. */
+  cpuPerLegUs: number;
   sippCpu: number;
   drops: number;
   /** MESSAGEs answered 200 (each left a delivery row for its user's sleeping device), and sent. */
@@ -329,9 +348,22 @@ interface Step {
   problem?: string;
 }
 
-async function runStep(server: Server, awake: TimedUas[], users: string[], messages: number): Promise<Step> {
+/**
+ * Waits (30 s at most) until the awake devices have nothing waiting in the store; returns what is
+ * still waiting. A step that failed leaves rows for them (answers lost, a device's queue then
+ * delivered in order): delivered during the next step, they would be legs it did not send.
+ */
+async function awakeQueuesDrained(store: StoreProbe): Promise<number> {
+  const waiting = () => AWAKE_SLOTS.reduce((sum, slot) => sum + store.pending(slot), 0);
+  for (const until = Date.now() + 30_000; Date.now() < until; await sleep(200)) if (waiting() === 0) return 0;
+  return waiting();
+}
+
+async function runStep(server: Server, store: StoreProbe, awake: TimedUas[], users: string[], messages: number): Promise<Step> {
   const calls = Math.round(messages * STEP_S);
   const expected = calls * LEGS;
+  const left = await awakeQueuesDrained(store);
+  if (left > 0) log(`  ${left} deliveries still wait for the awake devices after 30 s`);
   const receivedNow = () => awake.reduce((sum, device) => sum + device.received().count, 0);
   const before = await quiet(receivedNow, 600, Date.now() + 15_000);
   const eachBefore = awake.map((device) => device.received().count);
@@ -352,6 +384,7 @@ async function runStep(server: Server, awake: TimedUas[], users: string[], messa
     extraArgs: ['-buff_size', String(4 << 20)],
   };
   const sipp = await SippProcess.start(options);
+  const meteredFrom = Date.now();
   const serverMeter = new CpuMeter(() => server.pids());
   const sippMeter = new CpuMeter(() => [sipp.pid, ...awake.map((device) => device.uas.pid)]);
   const result = await sipp.done;
@@ -364,8 +397,10 @@ async function runStep(server: Server, awake: TimedUas[], users: string[], messa
     else await sleep(100);
   }
   const serverCpu = serverMeter.stop();
+  const meteredS = (Date.now() - meteredFrom) / 1000;
   const sippCpu = sippMeter.stop();
   const received = (await quiet(receivedNow, 600, Date.now() + 10_000)) - before;
+  const cpuPerLegUs = received > 0 ? (serverCpu * meteredS * 1e6) / received : NaN;
   // Each awake device must have had every MESSAGE, not one device some twice and the other fewer.
   const uneven = awake.map((device, i) => device.received().count - eachBefore[i]!).findIndex((count) => count !== calls);
   const latencies = (await Promise.all(awake.map((device) => loggedLegs(device.legs, calls)))).flat().sort((a, b) => a - b);
@@ -383,7 +418,7 @@ async function runStep(server: Server, awake: TimedUas[], users: string[], messa
   else if (sentRate < 0.95 * messages) problem = `sent only ${Math.round(sentRate)}/s`;
   return {
     messages, deliveries: messages * LEGS, sentRate, deliveredRate, received, expected, oneWay, rtts: result.rtts.map((r) => r.ms),
-    serverCpu, sippCpu, drops: udpDrops() - dropsBefore, answered: result.stats?.successful ?? 0, sent: result.stats?.outgoing ?? 0, problem,
+    serverCpu, cpuPerLegUs, sippCpu, drops: udpDrops() - dropsBefore, answered: result.stats?.successful ?? 0, sent: result.stats?.outgoing ?? 0, problem,
   };
 }
 
@@ -416,33 +451,34 @@ async function phase1(server: Server, store: StoreProbe, devices: DeviceSocket, 
     return step;
   };
   // Warm-up, not measured: JIT compilation, the first store writes, socket buffers.
-  tally(await runStep(server, awake, users, Math.max(1, Math.round(200 / LEGS))));
-  const found: Found<Step> = {};
-  const next = rateSearch(found, (step) => step.messages, Math.max(1, Math.round(START / LEGS)), (messages) => messages * LEGS <= MAX, REFINE);
-  for (let messages = next(); messages !== undefined; messages = next()) {
+  tally(await runStep(server, store, awake, users, Math.max(1, Math.round(200 / LEGS))));
+  const search = kneeSearch<Step>((step) => step.messages, {
+    start: Math.max(1, Math.round(START / LEGS)), factor: 2, max: Math.floor(MAX / LEGS), resolution: RESOLUTION, refine: REFINE, retries: RETRIES,
+  });
+  for (let messages = search.next(); messages !== undefined; messages = search.next()) {
     if (Date.now() + (STEP_S + 15) * 1000 > deadline) {
       log(`  out of phase 1's time budget before the ${messages} MESSAGEs/s step`);
       break;
     }
-    const step = tally(await runStep(server, awake, users, messages));
+    const step = tally(await runStep(server, store, awake, users, messages));
     log(
       `  ${String(messages).padStart(5)} MESSAGEs/s = ${String(step.deliveries).padStart(6)} deliveries/s  ${(step.problem ?? 'ok').padEnd(40)} ` +
         `sent ${Math.round(step.sentRate)}/s delivered ${Math.round(step.deliveredRate)}/s (${step.received}/${step.expected})  ` +
         `one-way p50 ${step.oneWay.p50.toFixed(1)} ms p99 ${step.oneWay.p99.toFixed(1)} ms  MESSAGE p99 ${percentile(step.rtts, 99)} ms  ` +
-        `CPU server ${step.serverCpu.toFixed(2)} sipp ${step.sippCpu.toFixed(2)}  UDP drops ${step.drops}`,
+        `CPU server ${step.serverCpu.toFixed(2)} (${step.cpuPerLegUs.toFixed(0)} µs/leg) sipp ${step.sippCpu.toFixed(2)}  UDP drops ${step.drops}`,
     );
+    search.record(step, !step.problem);
     if (step.problem) {
-      found.failed = step;
       const errors = server.log().split('\n').filter((l) => /ERROR|CRITICAL|error/.test(l)).slice(-3);
       if (errors.length) log(indent(`Parley's last errors:\n${errors.join('\n')}`));
-    } else found.best = step;
+    }
     await sleep(500);
   }
   for (const device of awake) {
     peers.delete(device.uas);
     await device.uas.stop();
   }
-  return { found, answered, sent, sleeperRows: store.pending(SLEEPING_SLOT) };
+  return { found: search.found, answered, sent, sleeperRows: store.pending(SLEEPING_SLOT) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -538,16 +574,32 @@ async function phase2(server: Server, store: StoreProbe, devices: DeviceSocket):
 
 interface RoomsRow {
   deliveries: string;
+  /** The cells of its highest passing step: posts/s, one-way p50 and p99, the poster's p99, CPU srv/sipp, server µs per leg. */
+  posts: string;
   p50: string;
   p99: string;
+  postP99: string;
+  cpu: string;
+  cpuPerLegUs: string;
+  /** Deliveries/s of the highest passing and the lowest failing step. */
+  bracket: Bracket;
   command: string;
   problem?: string;
 }
 
-async function roomsOfThree(): Promise<RoomsRow> {
+/** Phase 1's limit in deliveries/s. */
+function bracketOf(found: Found<Step>): Bracket {
+  return { passed: found.best?.deliveries, failed: found.failed?.deliveries };
+}
+
+/** bench/rooms.ts with rooms of 3, given `seconds`, its search starting at `near` (phase 1's bracket) when it is closed. */
+async function roomsOfThree(near: Bracket, seconds: number): Promise<RoomsRow> {
+  const start = near.passed ?? START;
+  const grow = near.passed !== undefined && near.failed !== undefined ? near.failed / near.passed : 2;
   const argv = [
-    '--no-kamailio', '--sizes', '3', '--step-seconds', String(STEP_S), '--refine', String(REFINE),
-    '--start-deliveries', String(START), '--max-deliveries', String(MAX), '--max-p99-ms', String(MAX_P99_MS), '--budget-seconds', String(ROOMS_BUDGET_S),
+    '--no-kamailio', '--sizes', '3', '--step-seconds', String(STEP_S), '--refine', String(REFINE), '--resolution', String(RESOLUTION), '--retries', String(RETRIES),
+    '--start-deliveries', String(start), '--grow', grow.toFixed(4), '--max-deliveries', String(MAX), '--max-p99-ms', String(MAX_P99_MS),
+    '--budget-seconds', String(Math.round(seconds)),
   ];
   const command = `npm run bench:rooms -- ${argv.join(' ')}`;
   log(`rooms of 3 for comparison: ${command}`);
@@ -555,10 +607,19 @@ async function roomsOfThree(): Promise<RoomsRow> {
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  // | room | Parley deliveries/s | posts/s | one-way p50 ms | one-way p99 ms | ...
+  // | room | Parley deliveries/s | posts/s | one-way p50 ms | one-way p99 ms | post p99 ms | CPU srv/sipp | srv µs/leg |
   const row = output.split('\n').find((line) => line.startsWith('| 3 members'))?.split('|').map((cell) => cell.trim());
-  if (!row) return { deliveries: '-', p50: '-', p99: '-', command, problem: `bench/rooms.ts exited ${code} without a result` };
-  return { deliveries: row[2]!, p50: row[4]!, p99: row[5]!, command };
+  if (!row) {
+    return { deliveries: '-', posts: '-', p50: '-', p99: '-', postP99: '-', cpu: '-', cpuPerLegUs: '-', bracket: {}, command, problem: `bench/rooms.ts exited ${code} without a result` };
+  }
+  // Why each search stopped:
+  //   Parley, 3 members: 9000/s (4500 posts/s) failed: ...
+  const failed = /Parley, 3 members: ([0-9]+)\/s/.exec(output)?.[1];
+  const passed = Number(row[2]);
+  return {
+    deliveries: row[2]!, posts: row[3]!, p50: row[4]!, p99: row[5]!, postP99: row[6]!, cpu: row[7]!, cpuPerLegUs: row[8]!, command,
+    bracket: { passed: Number.isFinite(passed) ? passed : undefined, failed: failed === undefined ? undefined : Number(failed) },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -569,13 +630,25 @@ function report(one: Phase1, two: Phase2, rooms: RoomsRow | undefined, loadBefor
   const failed = one.found.failed;
   const ms = (value: number) => (Number.isFinite(value) ? value.toFixed(1) : '-');
   const phase1Rows = [
-    ['fan-out', 'deliveries/s', 'MESSAGEs/s', 'one-way p50 ms', 'one-way p99 ms', 'sender p99 ms', 'CPU srv/sipp'],
+    ['fan-out', 'deliveries/s', 'MESSAGEs/s', 'one-way p50 ms', 'one-way p99 ms', 'sender p99 ms', 'CPU srv/sipp', 'srv µs/leg'],
     best
-      ? ['per device (2 awake + 1 asleep)', String(best.deliveries), String(best.messages), ms(best.oneWay.p50), ms(best.oneWay.p99), String(percentile(best.rtts, 99)), `${best.serverCpu.toFixed(2)}/${best.sippCpu.toFixed(2)}`]
-      : ['per device (2 awake + 1 asleep)', `< ${START}`, '-', '-', '-', '-', '-'],
+      ? [
+        'per device (2 awake + 1 asleep)', String(best.deliveries), String(best.messages), ms(best.oneWay.p50), ms(best.oneWay.p99), String(percentile(best.rtts, 99)),
+        `${best.serverCpu.toFixed(2)}/${best.sippCpu.toFixed(2)}`, best.cpuPerLegUs.toFixed(0),
+      ]
+      : ['per device (2 awake + 1 asleep)', `< ${START}`, '-', '-', '-', '-', '-', '-'],
   ];
-  if (rooms) phase1Rows.push(['room of 3 (2 legs)', rooms.deliveries, '-', rooms.p50, rooms.p99, '-', '-']);
+  phase1Rows[0]!.push('failed at', 'gap');
+  phase1Rows[1]!.push(failed ? String(failed.deliveries) : '-', bracketWidth(bracketOf(one.found)));
+  if (rooms) {
+    phase1Rows.push([
+      'room of 3 (2 legs)', rooms.deliveries, rooms.posts, rooms.p50, rooms.p99, rooms.postP99, rooms.cpu, rooms.cpuPerLegUs,
+      rooms.bracket.failed === undefined ? '-' : String(rooms.bracket.failed), bracketWidth(rooms.bracket),
+    ]);
+  }
   const ratio = rooms && best && Number(rooms.deliveries) > 0 ? (best.deliveries / Number(rooms.deliveries)).toFixed(2) : '-';
+  const bounds = rooms && ratioOf(bracketOf(one.found), rooms.bracket);
+  const within = bounds ? `, between ${bounds.low?.toFixed(2) ?? '?'} and ${bounds.high?.toFixed(2) ?? '?'} by the brackets: goal ${bounds.verdict}` : '';
   const registerFailures = [...two.registerFailures].map(([status, n]) => `${n} x ${status}`).join(', ');
   const checks = [
     two.delivered === two.expected ? 'all delivered' : `${two.expected - two.delivered} of ${two.expected} NOT delivered`,
@@ -589,9 +662,11 @@ function report(one: Phase1, two: Phase2, rooms: RoomsRow | undefined, loadBefor
 Parley per-device delivery benchmark, ${new Date().toISOString()}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), UDP on 127.0.0.1
 load average before ${loadBefore.map((l) => l.toFixed(1)).join(' ')}, after ${loadavg().map((l) => l.toFixed(1)).join(' ')} (sipp and this script share the cores)
 
-Phase 1: MESSAGEs to ${USERS} users with 2 awake devices (sipp) and 1 asleep each; ${STEP_S} s steps from ~${START} deliveries/s, doubling, then ${REFINE} bisections
+Phase 1: MESSAGEs to ${USERS} users with 2 awake devices (sipp) and 1 asleep each; ${STEP_S} s steps from ~${START} deliveries/s, doubling,
+then bisections until the failing rate is within ${(RESOLUTION * 100).toFixed(1)} % of the passing one (${REFINE} at most), a failing rate tried ${RETRIES + 1} times;
+gap: how far the failing rate lies above the passing one
 ${table(phase1Rows)}
-${rooms ? `per device / room: ${ratio} (goal >= 1)${rooms.problem ? `; rooms: ${rooms.problem}` : ''}\n` : `room comparison skipped (--no-rooms); run: npm run bench:rooms -- --no-kamailio --sizes 3 --step-seconds ${STEP_S} --refine ${REFINE} --start-deliveries ${START}\n`}\
+${rooms ? `per device / room: ${ratio} of the highest passing rates (goal >= 1)${within}${rooms.problem ? `; rooms: ${rooms.problem}` : ''}\nrooms: ${rooms.command}\n` : `room comparison skipped (--no-rooms); run: npm run bench:rooms -- --no-kamailio --sizes 3 --step-seconds ${STEP_S} --refine ${REFINE} --resolution ${RESOLUTION} --retries ${RETRIES} --start-deliveries ${START}\n`}\
 stopped: ${failed ? `${failed.deliveries}/s (${failed.messages} MESSAGEs/s) failed: ${failed.problem}` : 'no step failed'}
 sleeping devices: ${one.sleeperRows} delivery rows pending for ${one.answered} MESSAGEs answered 200 of ${one.sent} sent (${one.sleeperRows >= one.answered && one.sleeperRows <= one.sent ? 'one each' : 'NOT one each'})
 
@@ -612,6 +687,9 @@ deliveries/s   phase 1: legs per second of the highest passing step (bench/rooms
                arrived once, one-way p99 <= ${MAX_P99_MS} ms); phase 2: backlog MESSAGEs delivered over the
                time from the first REGISTER to the last delivery
 one-way        from the sender's send time in the body to the awake device's receipt (sipp clocks)
+srv µs/leg     Parley's CPU time (all its threads) over that step over the legs delivered: what a leg
+               costs, the MESSAGE's own cost and its store write included, which a busy machine
+               changes less than the rates (a room post's is its history write, in batches)
 REGISTER to    from when a sleeping device sent its REGISTER to when each (or the last) of its
                backlog came; includes the wait for a REGISTER slot of the window`;
 }
@@ -619,7 +697,11 @@ REGISTER to    from when a sleeping device sent its REGISTER to when each (or th
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const deadline = Date.now() + (BUDGET_S - (args['no-rooms'] ? 0 : ROOMS_BUDGET_S)) * 1000;
+  const started = Date.now();
+  const deadline = started + BUDGET_S * 1000;
+  // Time for steps: the budget less phase 2 and the set-ups; phase 1 gets half of it, or all without rooms.
+  const stepsMs = (BUDGET_S - PHASE2_S - (args['no-rooms'] ? 1 : 2) * SETUP_S) * 1000;
+  if (stepsMs < 4 * (STEP_S + 15) * 1000) throw new Error(`--budget-seconds ${BUDGET_S}: too short for phase 2 (${Math.round(PHASE2_S)} s) and a few ${STEP_S} s steps`);
   const loadBefore = loadavg();
   const server = await startParley();
   log(`Parley listening on udp:127.0.0.1:${server.port}`);
@@ -628,15 +710,14 @@ async function main(): Promise<void> {
   let one: Phase1;
   let two: Phase2;
   try {
-    // Phase 2 is given what it needs (about a minute for 10,000 sleepers); phase 1 the rest.
-    one = await phase1(server, store, devices, deadline - (20 + (SLEEPERS * (BACKLOG + 3)) / 1000) * 1000);
+    one = await phase1(server, store, devices, started + SETUP_S * 1000 + (args['no-rooms'] ? stepsMs : stepsMs / 2));
     two = await phase2(server, store, devices);
   } finally {
     devices.close();
     store.close();
     await server.stop();
   }
-  const rooms = args['no-rooms'] ? undefined : await roomsOfThree();
+  const rooms = args['no-rooms'] ? undefined : await roomsOfThree(bracketOf(one.found), (deadline - Date.now()) / 1000);
   console.log(report(one, two, rooms, loadBefore));
 }
 

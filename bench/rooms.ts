@@ -17,16 +17,21 @@
 // exactly posts x (N-1) MESSAGEs (none lost, none twice); and the one-way latency of the legs, from
 // the time the poster wrote in the body to the time the member received the copy (both sipp's
 // clock on this machine), has a p99 <= --max-p99-ms (500). Rates double from --start-deliveries
-// until a step fails, then --refine bisection steps narrow the gap.
+// until a step fails, then --refine bisection steps narrow the gap, fewer once the failing rate is
+// within --resolution (a share, 0: none) of the passing one. --grow F makes the first move from the
+// start a factor F (each next one the same way squares it, up to 2): bench/devices.ts starts at its
+// own highest passing rate, growing to its lowest failing one, and gives its --resolution; a rate
+// fails only when it failed --retries (0) times more, tried again at once (bench/knee.ts).
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SippProcess, freePort, percentile, runSipp, summarize, type SippOptions } from '../test/support/sipp.js';
 import {
-  CpuMeter, DOMAIN, KAMAILIO, ROOT, achievedRate, indent, launchParley, peers, rateSearch, runBounded, sleep, startServer,
+  CpuMeter, DOMAIN, KAMAILIO, ROOT, achievedRate, indent, launchParley, peers, runBounded, sleep, startServer,
   loggedLegs, quiet, startTimedUas, stepOptions, stepSettings, table, udpDrops, wantKamailio, type Found, type Measured, type PingIds, type Server, type TimedUas,
 } from './common.js';
+import { kneeSearch } from './knee.js';
 
 const IMC_MODULE = '/usr/lib/x86_64-linux-gnu/kamailio/modules/imc.so';
 const DBTEXT_SCHEMA = '/usr/share/kamailio/dbtext/kamailio';
@@ -44,6 +49,12 @@ const { values: args } = parseArgs({
     'kamailio-shm': { type: 'string', default: '2048' },
     'start-deliveries': { type: 'string', default: '1000' },
     'max-deliveries': { type: 'string', default: '256000' },
+    /** The factor of the first move from --start-deliveries, up or down (each next one the same way squares it, up to 2). */
+    grow: { type: 'string', default: '2' },
+    /** The search ends once the lowest failing rate is within this share of the highest passing one (0: after --refine bisections). */
+    resolution: { type: 'string', default: '0' },
+    /** How many times a failing rate is tried again before it counts as failed (a stall of other work fails one step). */
+    retries: { type: 'string', default: '0' },
     /** Highest p99 one-way latency of the legs, ms, at which a step still passes. */
     'max-p99-ms': { type: 'string', default: '500' },
     /** Room sizes, members each, poster included (bench/devices.ts compares its 2-leg fan-out with rooms of 3). */
@@ -58,6 +69,9 @@ const { STEP_S, REFINE, BUDGET_S } = stepSettings(args);
 const START = Number(args['start-deliveries']);
 const MAX = Number(args['max-deliveries']);
 const MAX_P99_MS = Number(args['max-p99-ms']);
+const GROW = Number(args.grow);
+const RESOLUTION = Number(args.resolution);
+const RETRIES = Number(args.retries);
 const withKamailio = wantKamailio(args, existsSync(KAMAILIO) && existsSync(IMC_MODULE), `${KAMAILIO} or ${IMC_MODULE}`);
 
 const work = mkdtempSync(join(tmpdir(), 'parley-bench-rooms-'));
@@ -234,10 +248,10 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
 
 async function search(server: Server, members: Members, room: string, deadline: number): Promise<Search> {
   const size = members.users.length;
-  const found: Search = {};
-  const startPosts = Math.max(1, Math.round(START / (size - 1)));
-  const next = rateSearch(found, (step) => step.posts, startPosts, (posts) => posts * (size - 1) <= MAX, REFINE);
-  for (let posts = next(); posts !== undefined; posts = next()) {
+  const search = kneeSearch<Step>((step) => step.posts, {
+    start: Math.max(1, Math.round(START / (size - 1))), factor: GROW, max: Math.floor(MAX / (size - 1)), resolution: RESOLUTION, refine: REFINE, retries: RETRIES,
+  });
+  for (let posts = search.next(); posts !== undefined; posts = search.next()) {
     if (Date.now() + (STEP_S + 15) * 1000 > deadline) {
       log(`  ${server.name} ${size} members: out of time budget before the ${posts} posts/s step`);
       break;
@@ -249,15 +263,14 @@ async function search(server: Server, members: Members, room: string, deadline: 
         `${(step.problem ?? 'ok').padEnd(40)} posted ${Math.round(step.postedRate)}/s delivered ${Math.round(step.deliveredRate)}/s (${step.received}/${step.expected})` +
         `  one-way p50 ${step.oneWay.p50.toFixed(1)} ms p99 ${step.oneWay.p99.toFixed(1)} ms  post p50 ${percentile(rtts, 50)} ms p99 ${percentile(rtts, 99)} ms  CPU server ${step.serverCpu.toFixed(2)} (${step.cpuPerLegUs.toFixed(0)} µs/leg) sipp ${step.sippCpu.toFixed(2)}  UDP drops ${step.drops}`,
     );
+    search.record(step, !step.problem);
     if (step.problem) {
-      found.failed = step;
       const errors = server.log().split('\n').filter((l) => /ERROR|CRITICAL|error/.test(l)).slice(-3);
       if (errors.length) log(indent(`${server.name}'s last errors:\n${errors.join('\n')}`));
     }
-    else found.best = step;
     await sleep(500);
   }
-  return found;
+  return search.found;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -305,8 +318,8 @@ deliveries/s  posts/s x (members - 1) of the highest passing step (the fan-out c
               post answered 200, no post retransmitted, >= 95 % of the post rate achieved, every leg
               arrived (the members' sipp received exactly posts x (members - 1) MESSAGEs, none lost,
               none twice), and the legs' one-way latency p99 <= ${MAX_P99_MS} ms
-              (${STEP_S} s steps, doubling from ~${START} deliveries/s until one fails, then ${REFINE} bisection
-              steps: the limit lies between this and the failing rate below)
+              (${STEP_S} s steps from ~${START} deliveries/s, ${GROW === 2 ? 'doubling' : `x ${GROW} first`} until one fails, then up to ${REFINE}
+              bisection steps${RESOLUTION > 0 ? ` until within ${(RESOLUTION * 100).toFixed(1)} %` : ''}: the limit lies between this and the failing rate below)
 one-way       from the send time the poster put in the body to when the member's sipp received the
               copy, over every leg of that step (both clocks are this machine's)
 post p99      the poster's response time, whole ms (0 means < 1 ms). Parley answers a post before
