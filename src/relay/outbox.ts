@@ -43,6 +43,11 @@ export class OutboxFull extends Error {}
 export interface LegContext {
   readonly key: string;
   turn: DeliveryTurn;
+  /**
+   * The message was refused to its sender, its store write having failed while its legs went
+   * (OutboxDelivery.whileStoring): a leg that waited (for the network) is not to send it.
+   */
+  readonly refused: boolean;
 }
 
 export interface OutboxDelivery<Item> {
@@ -52,6 +57,25 @@ export interface OutboxDelivery<Item> {
    * in the recipient's order.
    */
   deliver(item: Item, recipient: string, acceptedAt: number, leg: LegContext): LegOutcome | Promise<LegOutcome>;
+  /**
+   * The legs may go while the message is being written to the store, rather than once it is
+   * (deliveries that never read `leg.key`, which names the row): the network gets it without
+   * waiting for the disk; the sender is still answered only once it is durable.
+   */
+  whileStoring?: boolean;
+}
+
+/** A message whose legs go while it is written (OutboxDelivery.whileStoring): its record gets its id once stored. */
+class Storing {
+  state: 'writing' | 'stored' | 'failed' = 'writing';
+  readonly settled: Promise<void>;
+
+  constructor(write: Promise<unknown>) {
+    this.settled = write.then(
+      () => void (this.state = 'stored'),
+      () => void (this.state = 'failed'),
+    );
+  }
 }
 
 /** A leg's context, its key made only when asked for: most deliveries name a leg by what the sender sent instead. */
@@ -60,10 +84,16 @@ class Leg implements LegContext {
     readonly record: OutboxRecord,
     readonly recipient: string,
     readonly turn: DeliveryTurn,
+    /** Set while its message may still be being written. */
+    readonly storing?: Storing,
   ) {}
 
   get key(): string {
     return `${this.record.kind}.${this.record.id}.${this.record.createdAt}.${this.recipient}`;
+  }
+
+  get refused(): boolean {
+    return this.storing?.state === 'failed';
   }
 }
 
@@ -155,6 +185,7 @@ export class Outbox<Item> {
     this.reserved++;
     // Counted in each recipient's backlog from now on: once stored, as the legs queued.
     this.count(recipients);
+    if (this.delivery.whileStoring) return this.submitWhileStoring(item, recipients, now);
     let queued = false;
     // Delivery starts once the row is committed, while the disk sync the answer waits for is under
     // way: a kill -9 keeps what is committed. Should the sync fail, the sender is refused a message
@@ -172,6 +203,30 @@ export class Outbox<Item> {
       throw error;
     }
     if (!queued) this.stored(id, item, recipients, now);
+  }
+
+  /**
+   * As submit, the legs queued at once, while the row is written. A message whose write fails is
+   * refused to its sender, and may still arrive if a leg went already (at least once, as after a
+   * lost answer); its legs not started by then are dropped.
+   */
+  private async submitWhileStoring(item: Item, recipients: string[], now: number): Promise<void> {
+    const record = { id: 0, kind: this.kind, recipients, payload: EMPTY, createdAt: now };
+    const write = this.store.add({ kind: this.kind, recipients, payload: this.codec.encode(item), createdAt: now }).then(
+      (id) => {
+        record.id = id;
+        this.reserved--;
+        this.remaining.set(id, recipients.length);
+      },
+      (error: unknown) => {
+        this.unreserve(recipients);
+        throw error;
+      },
+    );
+    // Settled before the sender's answer: the legs' records never wait behind it.
+    const storing = new Storing(write);
+    for (const recipient of recipients) this.queues.add(recipient, (turn) => this.runLeg(new Leg(record, recipient, turn, storing), item));
+    await write;
   }
 
   /** The message is in the store: no longer reserved, its legs queued (counted in their recipients' backlogs already). */
@@ -216,6 +271,8 @@ export class Outbox<Item> {
    * promise at all.
    */
   private runLeg(leg: Leg, item: Item): Promise<void> | undefined {
+    // Refused to its sender before it went: it does not go (its backlog was released with the refusal).
+    if (leg.refused) return undefined;
     // Left pending in the store while stopping: the next start delivers it.
     if (this.stopping) return this.legEnded(leg, false);
     let outcome: LegOutcome | Promise<LegOutcome>;
@@ -239,15 +296,17 @@ export class Outbox<Item> {
   /** A leg done, or left pending (`done` false) while stopping: recorded once every earlier leg of its recipient is. */
   private legEnded(leg: Leg, done: boolean): Promise<void> | undefined {
     if (!done) this.abandoned.add(leg.recipient);
-    // Only the bookkeeping below waits for the earlier legs: the recipient's next legs may go meanwhile.
-    leg.turn.answered();
+    // Only the bookkeeping below waits for the earlier legs (and for the row): the recipient's next legs may go meanwhile.
+    leg.turn.delivered();
     // The recipient's cursor says every leg up to this one is done: an earlier one comes first,
     // and past one left pending the later ones stay pending too (delivered again at the next start).
+    if (leg.storing?.state === 'writing') return leg.storing.settled.then(() => leg.turn.afterPrevious(() => this.recordLeg(leg)));
     return leg.turn.afterPrevious(() => this.recordLeg(leg));
   }
 
-  private recordLeg({ record, recipient }: Leg): undefined {
-    if (this.abandoned.has(recipient)) return;
+  private recordLeg({ record, recipient, storing }: Leg): undefined {
+    // Refused to its sender: its backlog was released with the refusal, and there is no row to mark.
+    if (this.abandoned.has(recipient) || storing?.state === 'failed') return;
     this.release(recipient);
     const left = this.remaining.get(record.id)! - 1;
     if (left > 0) {
