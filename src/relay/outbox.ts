@@ -66,16 +66,10 @@ export interface OutboxDelivery<Item> {
 }
 
 /** A message whose legs go while it is written (OutboxDelivery.whileStoring): its record gets its id once stored. */
-class Storing {
-  state: 'writing' | 'stored' | 'failed' = 'writing';
-  readonly settled: Promise<void>;
-
-  constructor(write: Promise<unknown>) {
-    this.settled = write.then(
-      () => void (this.state = 'stored'),
-      () => void (this.state = 'failed'),
-    );
-  }
+interface Storing {
+  state: 'writing' | 'stored' | 'failed';
+  /** Its legs that ended while it was being written: recorded once it is stored. */
+  ended: Leg[];
 }
 
 /** A leg's context, its key made only when asked for: most deliveries name a leg by what the sender sent instead. */
@@ -120,6 +114,9 @@ export class Outbox<Item> {
   private markLoaded!: () => void;
   /** `loaded` has settled: a message need not wait for it (a turn of promises less per message). */
   private isLoaded = false;
+  /** Messages being written while their legs go (whileStoring), and what stop() calls once there are none. */
+  private writing = 0;
+  private writesSettled: (() => void) | undefined;
 
   constructor(
     private readonly store: OutboxStore,
@@ -208,25 +205,34 @@ export class Outbox<Item> {
   /**
    * As submit, the legs queued at once, while the row is written. A message whose write fails is
    * refused to its sender, and may still arrive if a leg went already (at least once, as after a
-   * lost answer); its legs not started by then are dropped.
+   * lost answer); its legs not started by then are dropped. The store settles writes in the order
+   * they were asked for, so the legs ended meanwhile are recorded in their recipients' order.
    */
-  private async submitWhileStoring(item: Item, recipients: string[], now: number): Promise<void> {
+  private submitWhileStoring(item: Item, recipients: string[], now: number): Promise<void> {
     const record = { id: 0, kind: this.kind, recipients, payload: EMPTY, createdAt: now };
-    const write = this.store.add({ kind: this.kind, recipients, payload: this.codec.encode(item), createdAt: now }).then(
+    const storing: Storing = { state: 'writing', ended: [] };
+    for (const recipient of recipients) this.queues.add(recipient, (turn) => this.runLeg(new Leg(record, recipient, turn, storing), item));
+    this.writing++;
+    return this.store.add({ kind: this.kind, recipients, payload: this.codec.encode(item), createdAt: now }).then(
       (id) => {
         record.id = id;
+        storing.state = 'stored';
         this.reserved--;
         this.remaining.set(id, recipients.length);
+        for (const leg of storing.ended) void leg.turn.afterPrevious(() => this.recordLeg(leg));
+        this.writeSettled();
       },
       (error: unknown) => {
+        storing.state = 'failed';
         this.unreserve(recipients);
+        this.writeSettled();
         throw error;
       },
     );
-    // Settled before the sender's answer: the legs' records never wait behind it.
-    const storing = new Storing(write);
-    for (const recipient of recipients) this.queues.add(recipient, (turn) => this.runLeg(new Leg(record, recipient, turn, storing), item));
-    await write;
+  }
+
+  private writeSettled(): void {
+    if (--this.writing === 0) this.writesSettled?.();
   }
 
   /** The message is in the store: no longer reserved, its legs queued (counted in their recipients' backlogs already). */
@@ -244,6 +250,8 @@ export class Outbox<Item> {
   async stop(): Promise<void> {
     this.stopping = true;
     await this.queues.drain();
+    // The legs that ended while their message was written are recorded once it is.
+    if (this.writing > 0) await new Promise<void>((resolve) => (this.writesSettled = resolve));
     clearTimeout(this.progressTimer);
     await this.writeProgress();
   }
@@ -300,7 +308,7 @@ export class Outbox<Item> {
     leg.turn.delivered();
     // The recipient's cursor says every leg up to this one is done: an earlier one comes first,
     // and past one left pending the later ones stay pending too (delivered again at the next start).
-    if (leg.storing?.state === 'writing') return leg.storing.settled.then(() => leg.turn.afterPrevious(() => this.recordLeg(leg)));
+    if (leg.storing?.state === 'writing') return void leg.storing.ended.push(leg);
     return leg.turn.afterPrevious(() => this.recordLeg(leg));
   }
 
