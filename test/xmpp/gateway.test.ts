@@ -281,6 +281,29 @@ test('messages from XMPP for a SIP user with max_queue_to_sip of them waiting go
   }
 });
 
+test('a message refused 503 (its store write failed) while it waited for the XMPP server is not sent once the server is there', async () => {
+  const port = await freeTcpPort();
+  const parley = await startServer(xmppConfig(port));
+  const alice = await registeredTcpUser(parley.tcp, 'alice');
+  const xmppServer = componentServer();
+  try {
+    const hold = holdNextOutboxAdd(parley);
+    const refused = alice.message(ROMEO, 'refused while waiting');
+    await eventually(() => parley.server.xmpp!.stats.queued === 1 || undefined, 'the message waiting for the link');
+    hold.fail(new StoreError('UNAVAILABLE', 'disk I/O error'));
+    assert.equal((await refused).status, 503);
+    await xmppServer.listen(port);
+    await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 'gateway online');
+    assert.equal((await alice.message(ROMEO, 'taken later')).status, 202);
+    const input = await eventually(() => (xmppServer.latest?.input.includes('<body>taken later</body>') ? xmppServer.latest.input : undefined), 'the later message at the XMPP server');
+    assert.ok(!input.includes('refused while waiting'), 'the refused message was not sent');
+  } finally {
+    alice.close();
+    await parley.stop();
+    xmppServer.close();
+  }
+});
+
 describe('without a reachable XMPP server', () => {
   let parley: TestServer;
   let alice: TestUA;
