@@ -5,6 +5,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
@@ -664,6 +665,21 @@ export class XmppSession {
       self.arrivals.set(fields[0]!, list);
     });
     await session.start();
+    // Neither side of the client's stream holds stanzas back, so latencies are those of the servers:
+    // what it writes goes at once (no Nagle), and what Prosody writes, which keeps Nagle's algorithm,
+    // is acknowledged at once by a whitespace (as Parley's XMPP link does), not after the delayed-ACK
+    // timer, which would hold Prosody's next stanzas for up to 40 ms.
+    const socket = session.socket as Socket;
+    socket.setNoDelay(true);
+    let acknowledging = false;
+    socket.on('data', () => {
+      if (acknowledging) return;
+      acknowledging = true;
+      setImmediate(() => {
+        acknowledging = false;
+        socket.write(' ');
+      });
+    });
     await session.send(xml('presence'));
     return self;
   }

@@ -65,11 +65,14 @@ export class SipBridge {
   /**
    * The outbox of the messages taken from SIP for the network, each `key` (the link, an account)
    * a queue of its own that `deliver` empties in order, again after a restart (`leg.turn.sent()`
-   * lets the next item go while one waits for the network to confirm it).
+   * lets the next item go while one waits for the network to confirm it). With `whileStoring`, an
+   * item goes while it is being written (see OutboxDelivery.whileStoring).
    */
-  outbox<Item>(store: OutboxStore, kind: string, deliver: (item: Item, acceptedAt: number, leg: LegContext) => LegOutcome | Promise<LegOutcome>, limits: OutboxLimits): Outbox<Item> {
+  outbox<Item>(
+    store: OutboxStore, kind: string, deliver: (item: Item, acceptedAt: number, leg: LegContext) => LegOutcome | Promise<LegOutcome>, limits: OutboxLimits, whileStoring = false,
+  ): Outbox<Item> {
     const toNetwork = new OrderedDeliveries((error, key) => this.log.error({ err: error, key }, `sending to ${this.options.network} failed`));
-    const outbox = new Outbox(store, kind, jsonCodec<Item>(), { deliver: (item, _, acceptedAt, leg) => deliver(item, acceptedAt, leg) }, toNetwork, limits, this.log);
+    const outbox = new Outbox(store, kind, jsonCodec<Item>(), { deliver: (item, _, acceptedAt, leg) => deliver(item, acceptedAt, leg), whileStoring }, toNetwork, limits, this.log);
     this.relay.trackOutbox(outbox);
     return outbox;
   }

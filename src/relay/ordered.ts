@@ -26,6 +26,11 @@ export interface DeliveryTurn {
    * turn, and it no longer counts against the window. Finishing says it too; calling it again does nothing.
    */
   answered(): void;
+  /**
+   * The work's delivery is over, whether or not it said it sent: only what waits for its turn is
+   * left, and the next work may start meanwhile (as after sent(), the window unchanged, and answered()).
+   */
+  delivered(): void;
   /** Settles (never rejects) once every earlier work of the recipient has ended. */
   readonly previous: Promise<void>;
   /**
@@ -85,6 +90,11 @@ class Turn implements DeliveryTurn {
     this.queues.pump(this.lane);
   }
 
+  delivered(): void {
+    this.sent(this.lane.window);
+    this.answered();
+  }
+
   get previous(): Promise<void> {
     return this.before?.ended() ?? SETTLED;
   }
@@ -104,8 +114,7 @@ class Turn implements DeliveryTurn {
   /** The work has finished (or failed): it ends now, or once the works before it have. */
   finish(): void {
     this.finished = true;
-    this.sent(this.lane.window);
-    this.answered();
+    this.delivered();
     if (!this.before || this.before.hasEnded) this.end();
   }
 

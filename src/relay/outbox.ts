@@ -43,6 +43,11 @@ export class OutboxFull extends Error {}
 export interface LegContext {
   readonly key: string;
   turn: DeliveryTurn;
+  /**
+   * The message was refused to its sender, its store write having failed while its legs went
+   * (OutboxDelivery.whileStoring): a leg that waited (for the network) is not to send it.
+   */
+  readonly refused: boolean;
 }
 
 export interface OutboxDelivery<Item> {
@@ -52,6 +57,19 @@ export interface OutboxDelivery<Item> {
    * in the recipient's order.
    */
   deliver(item: Item, recipient: string, acceptedAt: number, leg: LegContext): LegOutcome | Promise<LegOutcome>;
+  /**
+   * The legs may go while the message is being written to the store, rather than once it is
+   * (deliveries that never read `leg.key`, which names the row): the network gets it without
+   * waiting for the disk; the sender is still answered only once it is durable.
+   */
+  whileStoring?: boolean;
+}
+
+/** A message whose legs go while it is written (OutboxDelivery.whileStoring): its record gets its id once stored. */
+interface Storing {
+  state: 'writing' | 'stored' | 'failed';
+  /** Its legs that ended while it was being written: recorded once it is stored. */
+  ended: Leg[];
 }
 
 /** A leg's context, its key made only when asked for: most deliveries name a leg by what the sender sent instead. */
@@ -60,10 +78,16 @@ class Leg implements LegContext {
     readonly record: OutboxRecord,
     readonly recipient: string,
     readonly turn: DeliveryTurn,
+    /** Set while its message may still be being written. */
+    readonly storing?: Storing,
   ) {}
 
   get key(): string {
     return `${this.record.kind}.${this.record.id}.${this.record.createdAt}.${this.recipient}`;
+  }
+
+  get refused(): boolean {
+    return this.storing?.state === 'failed';
   }
 }
 
@@ -90,6 +114,9 @@ export class Outbox<Item> {
   private markLoaded!: () => void;
   /** `loaded` has settled: a message need not wait for it (a turn of promises less per message). */
   private isLoaded = false;
+  /** Messages being written while their legs go (whileStoring), and what stop() calls once there are none. */
+  private writing = 0;
+  private writesSettled: (() => void) | undefined;
 
   constructor(
     private readonly store: OutboxStore,
@@ -155,6 +182,7 @@ export class Outbox<Item> {
     this.reserved++;
     // Counted in each recipient's backlog from now on: once stored, as the legs queued.
     this.count(recipients);
+    if (this.delivery.whileStoring) return this.submitWhileStoring(item, recipients, now);
     let queued = false;
     // Delivery starts once the row is committed, while the disk sync the answer waits for is under
     // way: a kill -9 keeps what is committed. Should the sync fail, the sender is refused a message
@@ -174,6 +202,39 @@ export class Outbox<Item> {
     if (!queued) this.stored(id, item, recipients, now);
   }
 
+  /**
+   * As submit, the legs queued at once, while the row is written. A message whose write fails is
+   * refused to its sender, and may still arrive if a leg went already (at least once, as after a
+   * lost answer); its legs not started by then are dropped. The store settles writes in the order
+   * they were asked for, so the legs ended meanwhile are recorded in their recipients' order.
+   */
+  private submitWhileStoring(item: Item, recipients: string[], now: number): Promise<void> {
+    const record = { id: 0, kind: this.kind, recipients, payload: EMPTY, createdAt: now };
+    const storing: Storing = { state: 'writing', ended: [] };
+    for (const recipient of recipients) this.queues.add(recipient, (turn) => this.runLeg(new Leg(record, recipient, turn, storing), item));
+    this.writing++;
+    return this.store.add({ kind: this.kind, recipients, payload: this.codec.encode(item), createdAt: now }).then(
+      (id) => {
+        record.id = id;
+        storing.state = 'stored';
+        this.reserved--;
+        this.remaining.set(id, recipients.length);
+        for (const leg of storing.ended) void leg.turn.afterPrevious(() => this.recordLeg(leg));
+        this.writeSettled();
+      },
+      (error: unknown) => {
+        storing.state = 'failed';
+        this.unreserve(recipients);
+        this.writeSettled();
+        throw error;
+      },
+    );
+  }
+
+  private writeSettled(): void {
+    if (--this.writing === 0) this.writesSettled?.();
+  }
+
   /** The message is in the store: no longer reserved, its legs queued (counted in their recipients' backlogs already). */
   private stored(id: number, item: Item, recipients: string[], createdAt: number): void {
     this.reserved--;
@@ -189,6 +250,8 @@ export class Outbox<Item> {
   async stop(): Promise<void> {
     this.stopping = true;
     await this.queues.drain();
+    // The legs that ended while their message was written are recorded once it is.
+    if (this.writing > 0) await new Promise<void>((resolve) => (this.writesSettled = resolve));
     clearTimeout(this.progressTimer);
     await this.writeProgress();
   }
@@ -216,6 +279,8 @@ export class Outbox<Item> {
    * promise at all.
    */
   private runLeg(leg: Leg, item: Item): Promise<void> | undefined {
+    // Refused to its sender before it went: it does not go (its backlog was released with the refusal).
+    if (leg.refused) return undefined;
     // Left pending in the store while stopping: the next start delivers it.
     if (this.stopping) return this.legEnded(leg, false);
     let outcome: LegOutcome | Promise<LegOutcome>;
@@ -239,15 +304,17 @@ export class Outbox<Item> {
   /** A leg done, or left pending (`done` false) while stopping: recorded once every earlier leg of its recipient is. */
   private legEnded(leg: Leg, done: boolean): Promise<void> | undefined {
     if (!done) this.abandoned.add(leg.recipient);
-    // Only the bookkeeping below waits for the earlier legs: the recipient's next legs may go meanwhile.
-    leg.turn.answered();
+    // Only the bookkeeping below waits for the earlier legs (and for the row): the recipient's next legs may go meanwhile.
+    leg.turn.delivered();
     // The recipient's cursor says every leg up to this one is done: an earlier one comes first,
     // and past one left pending the later ones stay pending too (delivered again at the next start).
+    if (leg.storing?.state === 'writing') return void leg.storing.ended.push(leg);
     return leg.turn.afterPrevious(() => this.recordLeg(leg));
   }
 
-  private recordLeg({ record, recipient }: Leg): undefined {
-    if (this.abandoned.has(recipient)) return;
+  private recordLeg({ record, recipient, storing }: Leg): undefined {
+    // Refused to its sender: its backlog was released with the refusal, and there is no row to mark.
+    if (this.abandoned.has(recipient) || storing?.state === 'failed') return;
     this.release(recipient);
     const left = this.remaining.get(record.id)! - 1;
     if (left > 0) {

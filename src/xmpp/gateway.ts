@@ -12,7 +12,7 @@ import {
   type InstantMessage, type Notification, type Refusal, SipBridge, type SipOrigin, TEXT_PLAIN, type Wanted, excerptOf, readSipPayload, senderOf, sipAddress,
   plainSipAddress,
 } from '../bridge/index.js';
-import { type LegOutcome, type Outbox, type Relay, repeatableId, requestKey } from '../relay/index.js';
+import { type LegContext, type LegOutcome, type Outbox, type Relay, repeatableId, requestKey } from '../relay/index.js';
 import { type OutboxStore, type ReceiptIdStore, logBackgroundFailure } from '../store/index.js';
 import type { IncomingRequest, SipMessage } from '../sip/index.js';
 import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, unescapeLocal } from './addresses.js';
@@ -155,7 +155,8 @@ export class XmppGateway {
     this.queue = new OutboundQueue(options.maxQueue, options.delayTimeMs);
     const limits = { maxMessages: options.maxQueue, maxPerRecipient: options.maxQueue };
     this.bridge = new SipBridge(relay, { network: 'XMPP', maxSent: MAX_SENT }, log);
-    this.accepted = this.bridge.outbox(outbox, TO_XMPP, (message: AcceptedMessage, at) => this.sendAccepted(upgraded(message), at), limits);
+    // Sent while the outbox row is written: the stanza does not wait for the disk, the 202 does.
+    this.accepted = this.bridge.outbox(outbox, TO_XMPP, (message: AcceptedMessage, at, leg) => this.sendAccepted(upgraded(message), at, leg), limits, true);
     this.link = createLink(options, log);
     this.link.on('online', () => this.flush());
     this.link.on('stanza', (stanza) => this.onStanza(stanza));
@@ -292,9 +293,10 @@ export class XmppGateway {
    * Sends a message taken from SIP once the link is up; fails it back once it waited delay_time
    * since it was taken. While the link is up, the outcome at once rather than its promise (see Outbox.runLeg).
    */
-  private sendAccepted(message: AcceptedMessage, acceptedAt: number): LegOutcome | Promise<LegOutcome> {
+  private sendAccepted(message: AcceptedMessage, acceptedAt: number, leg: LegContext): LegOutcome | Promise<LegOutcome> {
     const deadline = acceptedAt + this.options.delayTimeMs;
-    if (!this.link.online && Date.now() < deadline) return this.linkOnline(deadline).then(() => this.sendTaken(message, deadline));
+    // Refused to its sender (503) while it waited: it does not go later.
+    if (!this.link.online && Date.now() < deadline) return this.linkOnline(deadline).then(() => (leg.refused ? 'done' : this.sendTaken(message, deadline)));
     return this.sendTaken(message, deadline);
   }
 

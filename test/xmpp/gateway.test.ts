@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
 import { createResponse } from '../../src/sip/index.js';
+import { StoreError } from '../../src/store/index.js';
 import { linphoneCpim } from '../support/linphone.js';
 import { eventually } from '../support/eventually.js';
 import { freeTcpPort, killAll, startParley, tempDir } from '../support/process.js';
@@ -31,6 +32,21 @@ const componentServer = (more?: (connection: ScriptedConnection, chunk: string) 
 /** The ids of the XEP-0199 pings in `text`. */
 const pingIds = (text: string) => [...text.matchAll(/<iq type="get" id="([^"]+)"[^>]*><ping xmlns="urn:xmpp:ping"\/><\/iq>/g)].map((match) => match[1]!);
 const occurrences = (text: string, what: string) => text.split(what).length - 1;
+
+/** Holds the next row the outbox is asked to add until `release()` (written then) or `fail(error)`. */
+function holdNextOutboxAdd(parley: TestServer): { release(): void; fail(error: Error): void } {
+  const outbox = parley.server.store.outbox;
+  const add = outbox.add;
+  let settle!: (error?: Error) => void;
+  const decided = new Promise<Error | undefined>((resolve) => (settle = resolve));
+  outbox.add = async (...args) => {
+    outbox.add = add;
+    const error = await decided;
+    if (error) throw error;
+    return add.apply(outbox, args);
+  };
+  return { release: () => settle(), fail: (error) => settle(error) };
+}
 
 describe('against a scripted XMPP server', () => {
   let xmppServer: ScriptedXmppServer;
@@ -135,6 +151,31 @@ describe('against a scripted XMPP server', () => {
     assert.match(answer, /^ +$/);
   });
 
+  test('a message for XMPP is written to the server while the store writes it; its 202 waits for the store', async () => {
+    const connection = xmppServer.latest!;
+    const hold = holdNextOutboxAdd(parley);
+    let answered = false;
+    const sent = alice.message(ROMEO, 'not waiting for the disk').then((response) => ((answered = true), response));
+    await eventually(() => connection.input.includes('<body>not waiting for the disk</body>') || undefined, 'the stanza at the XMPP server');
+    assert.equal(answered, false, 'no 202 before the message is in the store');
+    hold.release();
+    assert.equal((await sent).status, 202);
+  });
+
+  test('a message whose store write fails is refused 503 even if its stanza went; the next one goes as usual', async () => {
+    const connection = xmppServer.latest!;
+    const hold = holdNextOutboxAdd(parley);
+    const refused = alice.message(ROMEO, 'store failing');
+    await eventually(() => connection.input.includes('<body>store failing</body>') || undefined, 'the stanza at the XMPP server');
+    hold.fail(new StoreError('UNAVAILABLE', 'disk I/O error'));
+    const response = await refused;
+    assert.equal(response.status, 503);
+    assert.ok(response.get('retry-after'), 'told when to try again');
+    assert.equal((await alice.message(ROMEO, 'store back')).status, 202);
+    await eventually(() => connection.input.includes('<body>store back</body>') || undefined, 'the next stanza at the XMPP server');
+    await eventually(() => parley.server.xmpp!.stats.queued === 0 || undefined, 'nothing left waiting for XMPP');
+  });
+
   test('an XMPP subject with line breaks of any kind becomes one Subject header line', async () => {
     const subject = 'one&#13;&#10;X-Injected: yes&#x2028;X-Also: yes&#x85;X-Too: yes';
     const received = alice.waitForRequest((request) => request.method === 'MESSAGE' && request.body.toString() === 'with a subject');
@@ -236,6 +277,29 @@ test('messages from XMPP for a SIP user with max_queue_to_sip of them waiting go
     bob.answer = 200;
     await parley.stop();
     bob.close();
+    xmppServer.close();
+  }
+});
+
+test('a message refused 503 (its store write failed) while it waited for the XMPP server is not sent once the server is there', async () => {
+  const port = await freeTcpPort();
+  const parley = await startServer(xmppConfig(port));
+  const alice = await registeredTcpUser(parley.tcp, 'alice');
+  const xmppServer = componentServer();
+  try {
+    const hold = holdNextOutboxAdd(parley);
+    const refused = alice.message(ROMEO, 'refused while waiting');
+    await eventually(() => parley.server.xmpp!.stats.queued === 1 || undefined, 'the message waiting for the link');
+    hold.fail(new StoreError('UNAVAILABLE', 'disk I/O error'));
+    assert.equal((await refused).status, 503);
+    await xmppServer.listen(port);
+    await eventually(() => parley.server.xmpp!.stats.state === 'online' || undefined, 'gateway online');
+    assert.equal((await alice.message(ROMEO, 'taken later')).status, 202);
+    const input = await eventually(() => (xmppServer.latest?.input.includes('<body>taken later</body>') ? xmppServer.latest.input : undefined), 'the later message at the XMPP server');
+    assert.ok(!input.includes('refused while waiting'), 'the refused message was not sent');
+  } finally {
+    alice.close();
+    await parley.stop();
     xmppServer.close();
   }
 });
