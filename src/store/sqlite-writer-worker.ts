@@ -20,7 +20,7 @@ export interface WriterData {
  * numbered in the order it was first sent, in `newSql`. A binary value is in `bytes`, one after the
  * other: `bytesAt` are the places of `writes` that have their lengths instead.
  */
-export type ToWriter = WriterBatch | { close: true };
+export type ToWriter = WriterBatch | { close: true } | { stats: true };
 
 export interface WriterBatch {
   id: number;
@@ -50,7 +50,21 @@ export type WriteOutcome = number | WriteFailure;
  * durable or failed, and for each write the row id its first statement inserted (0 when none): the
  * id of a message stored, which the main thread has no other way to learn.
  */
-export type FromWriter = { ready: true } | { id: number; outcomes: WriteOutcome[]; insertedIds: number[] };
+export type FromWriter = { ready: true } | { stats: WriterStats } | { id: number; outcomes: WriteOutcome[]; insertedIds: number[] };
+
+/** What the thread has done since it started, to measure what its writes cost (bench/hotpath.ts). */
+export interface WriterStats {
+  /** CPU time of the thread itself (µs, user and system): not the syncs, which run on libuv's pool. */
+  cpuMicros: number;
+  /** Batches received from the main thread. */
+  batches: number;
+  /** Transactions committed, with every batch that arrived meanwhile. */
+  transactions: number;
+  writes: number;
+  statements: number;
+  /** Syncs of the log, each covering every transaction committed before it. */
+  syncs: number;
+}
 
 /** What a transaction's writes did, each: the rows its statements changed, and the row id its first statement inserted (0 when none). */
 interface Committed {
@@ -85,6 +99,7 @@ let flushScheduled = false;
 let unsynced: Array<(failure: unknown) => void> = [];
 /** Settles once no sync runs and every batch committed is answered. */
 let syncing: Promise<void> | undefined;
+const stats: Omit<WriterStats, 'cpuMicros'> = { batches: 0, transactions: 0, writes: 0, statements: 0, syncs: 0 };
 
 port.on('message', (message: ToWriter) => {
   if ('close' in message) {
@@ -95,6 +110,12 @@ port.on('message', (message: ToWriter) => {
     });
     return;
   }
+  if ('stats' in message) {
+    const cpu = process.threadCpuUsage();
+    port.postMessage({ stats: { ...stats, cpuMicros: cpu.user + cpu.system } } satisfies FromWriter);
+    return;
+  }
+  stats.batches++;
   texts.push(...message.newSql);
   if (message.bytes) putBinaries(message.writes, message.bytes, message.bytesAt!);
   queued.push({ id: message.id, writes: decode(message.count, message.writes) });
@@ -135,6 +156,7 @@ async function syncUntilAnswered(): Promise<void> {
     const covered = unsynced;
     unsynced = [];
     let failure: unknown;
+    stats.syncs++;
     await syncLog().catch((error: unknown) => (failure = error));
     for (const answer of covered) answer(failure);
   }
@@ -181,6 +203,8 @@ function commitAll(writes: Statement[][], insertedIds: number[]): WriteOutcome[]
 
 /** Commits `writes` in one transaction. */
 function commit(writes: Statement[][]): Committed {
+  stats.transactions++;
+  stats.writes += writes.length;
   begin.run();
   try {
     const changed: number[] = [];
@@ -188,6 +212,7 @@ function commit(writes: Statement[][]): Committed {
     for (const write of writes) {
       let rows = 0;
       let insertedId = 0;
+      stats.statements += write.length;
       write.forEach(({ sql, parameters }, i) => {
         const result = (prepared[sql] ??= database.prepare(texts[sql]!)).run(parameters);
         rows += result.changes;
