@@ -121,6 +121,7 @@ async function main(): Promise<void> {
         cpu: median(writerSamples, (s) => s.cpu),
         cpuMin: Math.min(...writerSamples.map((s) => s.cpu)),
         syncs: median(writerSamples, (s) => s.syncs),
+        batchesPerTransaction: median(writerSamples, (s) => s.batchesPerTransaction),
         writesPerTransaction: median(writerSamples, (s) => s.writesPerTransaction),
         statementsPerWrite: median(writerSamples, (s) => s.statementsPerWrite),
         transactionsPerSync: median(writerSamples, (s) => s.transactionsPerSync),
@@ -146,11 +147,11 @@ async function main(): Promise<void> {
   // The store's writer thread, where REGISTERs' bindings are committed: its own CPU, not the syncs,
   // which wait on libuv's pool; and how much each transaction and sync of it covers.
   // The whole process's CPU has the client's thread in it too, and the syncs, GC helpers and pool.
-  console.log('| workload | writer thread CPU µs/request (least) | (median) | log syncs per 1000 requests | writes per transaction | statements per write | transactions per sync | whole process CPU µs/request (client included) |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('| workload | writer thread CPU µs/request (least) | (median) | log syncs per 1000 requests | batches per transaction | writes per transaction | statements per write | transactions per sync | whole process CPU µs/request (client included) |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const { workload, writer } of rows) {
     console.log(
-      `| ${WORKLOADS[workload]} | ${writer.cpuMin.toFixed(1)} | ${writer.cpu.toFixed(1)} | ${writer.syncs.toFixed(1)} | ${writer.writesPerTransaction.toFixed(1)} | ${writer.statementsPerWrite.toFixed(2)} | ${writer.transactionsPerSync.toFixed(2)} | ${writer.processCpu.toFixed(1)} |`,
+      `| ${WORKLOADS[workload]} | ${writer.cpuMin.toFixed(1)} | ${writer.cpu.toFixed(1)} | ${writer.syncs.toFixed(1)} | ${writer.batchesPerTransaction.toFixed(1)} | ${writer.writesPerTransaction.toFixed(1)} | ${writer.statementsPerWrite.toFixed(2)} | ${writer.transactionsPerSync.toFixed(2)} | ${writer.processCpu.toFixed(1)} |`,
     );
   }
 }
@@ -159,13 +160,15 @@ async function main(): Promise<void> {
 interface WriterSample {
   cpu: number;
   syncs: number;
+  /** Messages from the main thread each transaction took in. */
+  batchesPerTransaction: number;
   writesPerTransaction: number;
   statementsPerWrite: number;
   transactionsPerSync: number;
 }
 
 function writerSample(before: WriterStats | undefined, after: WriterStats | undefined, count: number): WriterSample {
-  if (!before || !after) return { cpu: 0, syncs: 0, writesPerTransaction: 0, statementsPerWrite: 0, transactionsPerSync: 0 };
+  if (!before || !after) return { cpu: 0, syncs: 0, batchesPerTransaction: 0, writesPerTransaction: 0, statementsPerWrite: 0, transactionsPerSync: 0 };
   const delta = (pick: (stats: WriterStats) => number) => pick(after) - pick(before);
   const transactions = delta((s) => s.transactions);
   const writes = delta((s) => s.writes);
@@ -173,6 +176,7 @@ function writerSample(before: WriterStats | undefined, after: WriterStats | unde
   return {
     cpu: delta((s) => s.cpuMicros) / count,
     syncs: (syncs * 1000) / count,
+    batchesPerTransaction: transactions && delta((s) => s.batches) / transactions,
     writesPerTransaction: transactions && writes / transactions,
     statementsPerWrite: writes && delta((s) => s.statements) / writes,
     transactionsPerSync: syncs && transactions / syncs,

@@ -7,7 +7,7 @@
 // read made after it. Writes are committed in the order they were asked for.
 import { Worker } from 'node:worker_threads';
 import type { CompiledQuery } from 'kysely';
-import type { FromWriter, ToWriter, WriteFailure, WriteOutcome, WriterBatch, WriterData, WriterStats } from './sqlite-writer-worker.js';
+import type { Answers, FromWriter, ToWriter, WriteFailure, WriterBatch, WriterData, WriterStats } from './sqlite-writer-worker.js';
 import { Backoff } from '../util/backoff.js';
 import { WRITER_LOST } from './availability.js';
 
@@ -257,17 +257,22 @@ export class SqliteWriter implements StatementWriter {
     return { id, newSql, count: batch.length, writes, bytes: bytes.buffer as ArrayBuffer, bytesAt };
   }
 
-  private answered({ id, outcomes, insertedIds }: { id: number; outcomes: WriteOutcome[]; insertedIds: number[] }): void {
-    const batch = this.sent.get(id);
-    if (!batch) return;
-    this.sent.delete(id);
+  private answered({ ids, outcomes, insertedIds }: Answers): void {
+    let at = 0;
+    for (const id of ids) {
+      const batch = this.sent.get(id);
+      // Every batch answered was sent to this thread and is answered once: not found, nothing after it can be placed.
+      if (!batch) break;
+      this.sent.delete(id);
+      for (const write of batch) {
+        const outcome = outcomes[at]!;
+        if (typeof outcome !== 'number') write.reject(errorOf(outcome));
+        else if (write.insert) write.resolve(insertedIds[at] || undefined);
+        else write.resolve(outcome);
+        at++;
+      }
+    }
     if (this.sent.size === 0) this.worker?.unref();
-    batch.forEach((write, i) => {
-      const outcome = outcomes[i]!;
-      if (typeof outcome !== 'number') write.reject(errorOf(outcome));
-      else if (write.insert) write.resolve(insertedIds[i] || undefined);
-      else write.resolve(outcome);
-    });
     if (this.isDrained()) this.drained?.();
   }
 
