@@ -197,20 +197,25 @@ export class Registrar extends EventEmitter {
     if (!aors) return;
     this.aorsByConnection.delete(connectionId);
     const dead = (b: Binding) => b.connectionId === connectionId && diesWithConnection(b);
-    for (const aor of aors) {
-      const bindings = this.table.get(aor);
-      if (!bindings?.some(dead)) continue;
-      // Not dropped, such a binding is only useless: unreachable (targetOf), it expires in time.
-      this.commit(aor, bindings.filter((b) => !dead(b))).catch(logBackgroundFailure(this.log, 'dropping the bindings of a closed connection'));
-    }
+    const failed = logBackgroundFailure(this.log, 'dropping the bindings of a closed connection');
+    // Not dropped, such a binding is only useless: unreachable (targetOf), it expires in time.
+    for (const aor of aors) this.dropWhere(aor, dead).catch(failed);
   }
 
   /** Drops `dropped` from the AOR's bindings (a device found to be one that registered since from a new address), after the REGISTERs under way; one refreshed since stays. */
   drop(aor: string, dropped: readonly Binding[]): Promise<void> {
+    return this.dropWhere(aor, (b) => dropped.includes(b));
+  }
+
+  /**
+   * Drops the AOR's bindings that are `gone`, once the REGISTERs of the AOR under way are stored:
+   * from the list they leave, so that a binding one of them added while the drop waited stays.
+   */
+  private dropWhere(aor: string, gone: (binding: Binding) => boolean): Promise<void> {
     return this.serialise(aor, async () => {
       const bindings = this.table.get(aor);
-      if (!bindings?.some((b) => dropped.includes(b))) return;
-      await this.commit(aor, bindings.filter((b) => !dropped.includes(b)));
+      if (!bindings?.some(gone)) return;
+      await this.commit(aor, bindings.filter((b) => !gone(b)));
     });
   }
 

@@ -117,6 +117,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       return repository;
     },
     outage: () => availability.current,
+    writerStats: () => writer?.stats() ?? Promise.resolve(undefined),
     async close() {
       await writer?.close();
       await db.destroy();

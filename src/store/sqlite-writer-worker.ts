@@ -1,8 +1,10 @@
 // The thread of a SqliteWriter (sqlite-writer.ts): its own connection to the SQLite file, on which
 // the writes the main thread sends are committed together and the write-ahead log synced before
-// each is answered. Every batch that arrives while one is committed goes in the next transaction,
-// committed while the disk syncs the one before, and those committed meanwhile share the next sync;
-// writes are committed, and answered, in the order they came.
+// each is answered. The batches that arrive while the disk syncs wait for it to end, then go in one
+// transaction, synced next: under load, transactions and syncs grow rather than multiply, so that a
+// write costs less (a transaction's own work, and a page written to the log once per sync rather
+// than by each of several transactions, are shared by more writes); writes are committed, and
+// answered, in the order they came.
 import { closeSync, fsync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import SqliteDatabase from 'better-sqlite3';
@@ -20,7 +22,7 @@ export interface WriterData {
  * numbered in the order it was first sent, in `newSql`. A binary value is in `bytes`, one after the
  * other: `bytesAt` are the places of `writes` that have their lengths instead.
  */
-export type ToWriter = WriterBatch | { close: true };
+export type ToWriter = WriterBatch | { close: true } | { stats: true };
 
 export interface WriterBatch {
   id: number;
@@ -46,11 +48,33 @@ export interface WriteFailure {
 export type WriteOutcome = number | WriteFailure;
 
 /**
- * `ready` once the thread has its connection; then the outcomes of each batch once its writes are
- * durable or failed, and for each write the row id its first statement inserted (0 when none): the
- * id of a message stored, which the main thread has no other way to learn.
+ * `ready` once the thread has its connection; then, once a sync made them durable (or they failed),
+ * the outcomes of the batches `ids`, in their order and one after the other: for each write its
+ * outcome and the row id its first statement inserted (0 when none), the id of a message stored,
+ * which the main thread has no other way to learn. One message per transaction, whatever the number
+ * of batches in it: a message costs each thread far more than the few numbers in it.
  */
-export type FromWriter = { ready: true } | { id: number; outcomes: WriteOutcome[]; insertedIds: number[] };
+export type FromWriter = { ready: true } | { stats: WriterStats } | Answers;
+
+export interface Answers {
+  ids: number[];
+  outcomes: WriteOutcome[];
+  insertedIds: number[];
+}
+
+/** What the thread has done since it started, to measure what its writes cost (bench/hotpath.ts). */
+export interface WriterStats {
+  /** CPU time of the thread itself (µs, user and system): not the syncs, which run on libuv's pool. */
+  cpuMicros: number;
+  /** Batches received from the main thread. */
+  batches: number;
+  /** Transactions committed, with every batch that arrived meanwhile. */
+  transactions: number;
+  writes: number;
+  statements: number;
+  /** Syncs of the log, each covering every transaction committed before it. */
+  syncs: number;
+}
 
 /** What a transaction's writes did, each: the rows its statements changed, and the row id its first statement inserted (0 when none). */
 interface Committed {
@@ -76,15 +100,11 @@ const rollback = database.prepare('ROLLBACK');
 port.postMessage({ ready: true } satisfies FromWriter);
 let flushScheduled = false;
 /**
- * The answers of the batches committed since the running sync began, each given the sync's failure
- * if any. One sync at a time: it starts when the first batch after it is committed and covers every
- * commit made until it starts, so the batches committed while the disk syncs share the next one,
- * rather than each starting a sync of its own on the same file. Answers keep the order of the writes,
- * which callers rely on (an outbox's recipient gets its messages in the order their rows were answered).
+ * Settles once every batch received is committed, synced and answered. One sync at a time, and no
+ * commit while it runs: the batches that arrive meanwhile are committed together when it ends.
  */
-let unsynced: Array<(failure: unknown) => void> = [];
-/** Settles once no sync runs and every batch committed is answered. */
 let syncing: Promise<void> | undefined;
+const stats: Omit<WriterStats, 'cpuMicros'> = { batches: 0, transactions: 0, writes: 0, statements: 0, syncs: 0 };
 
 port.on('message', (message: ToWriter) => {
   if ('close' in message) {
@@ -95,10 +115,17 @@ port.on('message', (message: ToWriter) => {
     });
     return;
   }
+  if ('stats' in message) {
+    const cpu = process.threadCpuUsage();
+    port.postMessage({ stats: { ...stats, cpuMicros: cpu.user + cpu.system } } satisfies FromWriter);
+    return;
+  }
+  stats.batches++;
   texts.push(...message.newSql);
   if (message.bytes) putBinaries(message.writes, message.bytes, message.bytesAt!);
   queued.push({ id: message.id, writes: decode(message.count, message.writes) });
-  if (!flushScheduled) {
+  // While a sync runs, its end commits what came meanwhile (see commitAndSync).
+  if (!flushScheduled && syncing === undefined) {
     flushScheduled = true;
     // After every message that arrived meanwhile: they share the transaction.
     setImmediate(flush);
@@ -107,38 +134,31 @@ port.on('message', (message: ToWriter) => {
 
 function flush(): void {
   flushScheduled = false;
-  const batches = queued;
-  queued = [];
-  const writes = batches.flatMap((batch) => batch.writes);
-  const insertedIds = new Array<number>(writes.length).fill(0);
-  const outcomes = commitAll(writes, insertedIds);
-  const answer = () => {
-    let at = 0;
-    for (const batch of batches) {
-      const end = at + batch.writes.length;
-      port.postMessage({ id: batch.id, outcomes: outcomes.slice(at, end), insertedIds: insertedIds.slice(at, end) } satisfies FromWriter);
-      at = end;
-    }
-  };
-  const committedAny = outcomes.some((outcome) => typeof outcome === 'number');
-  unsynced.push((failure) => {
-    if (failure !== undefined && committedAny) outcomes.fill(failureOf(failure));
-    answer();
+  const running: Promise<void> = commitAndSync().then(() => {
+    if (syncing === running) syncing = undefined;
   });
-  // Not synced here: the next batches are committed while the disk syncs.
-  syncing ??= syncUntilAnswered();
+  syncing = running;
 }
 
-/** Syncs the log for the batches committed so far and answers them, again while more were committed meanwhile. */
-async function syncUntilAnswered(): Promise<void> {
-  while (unsynced.length > 0) {
-    const covered = unsynced;
-    unsynced = [];
-    let failure: unknown;
-    await syncLog().catch((error: unknown) => (failure = error));
-    for (const answer of covered) answer(failure);
+/**
+ * Commits the batches received in one transaction, syncs the log off this thread (libuv's pool) and
+ * answers them in one message; again with those that arrived meanwhile, until none did. Answers keep
+ * the order of the writes, which callers rely on (an outbox's recipient gets its messages in the
+ * order their rows were answered).
+ */
+async function commitAndSync(): Promise<void> {
+  while (queued.length > 0) {
+    const batches = queued;
+    queued = [];
+    const writes = batches.flatMap((batch) => batch.writes);
+    const insertedIds = new Array<number>(writes.length).fill(0);
+    const outcomes = commitAll(writes, insertedIds);
+    if (outcomes.some((outcome) => typeof outcome === 'number')) {
+      stats.syncs++;
+      await syncLog().catch((error: unknown) => outcomes.fill(failureOf(error)));
+    }
+    port.postMessage({ ids: batches.map((batch) => batch.id), outcomes, insertedIds } satisfies FromWriter);
   }
-  syncing = undefined;
 }
 
 /** Makes every commit so far durable: the write-ahead log on disk. */
@@ -181,6 +201,8 @@ function commitAll(writes: Statement[][], insertedIds: number[]): WriteOutcome[]
 
 /** Commits `writes` in one transaction. */
 function commit(writes: Statement[][]): Committed {
+  stats.transactions++;
+  stats.writes += writes.length;
   begin.run();
   try {
     const changed: number[] = [];
@@ -188,6 +210,7 @@ function commit(writes: Statement[][]): Committed {
     for (const write of writes) {
       let rows = 0;
       let insertedId = 0;
+      stats.statements += write.length;
       write.forEach(({ sql, parameters }, i) => {
         const result = (prepared[sql] ??= database.prepare(texts[sql]!)).run(parameters);
         rows += result.changes;

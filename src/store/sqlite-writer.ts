@@ -7,7 +7,7 @@
 // read made after it. Writes are committed in the order they were asked for.
 import { Worker } from 'node:worker_threads';
 import type { CompiledQuery } from 'kysely';
-import type { FromWriter, ToWriter, WriteFailure, WriteOutcome, WriterBatch, WriterData } from './sqlite-writer-worker.js';
+import type { Answers, FromWriter, ToWriter, WriteFailure, WriterBatch, WriterData, WriterStats } from './sqlite-writer-worker.js';
 import { Backoff } from '../util/backoff.js';
 import { WRITER_LOST } from './availability.js';
 
@@ -63,6 +63,8 @@ export class SqliteWriter implements StatementWriter {
   private readonly restartBackoff = new Backoff(RESTART_MIN_MS, RESTART_MAX_MS);
   private restartTimer: NodeJS.Timeout | undefined;
   private exited: Promise<void> = Promise.resolve();
+  /** Who asked stats() of the current thread, in order: the thread answers in the order asked. */
+  private statsAsked: Array<(stats: WriterStats | undefined) => void> = [];
   /** Set by close() while writes asked for are unanswered: called once every one is. */
   private drained: (() => void) | undefined;
 
@@ -96,6 +98,7 @@ export class SqliteWriter implements StatementWriter {
     let failure: Error | undefined;
     const ready = new Promise<void>((resolve, reject) => {
       worker.on('message', (reply: FromWriter) => {
+        if ('stats' in reply) return this.statsAsked.shift()?.(reply.stats);
         if (!('ready' in reply)) return this.answered(reply);
         this.lost = undefined;
         this.restartBackoff.reset();
@@ -123,6 +126,7 @@ export class SqliteWriter implements StatementWriter {
     for (const write of this.pending) write.reject(error);
     this.sent.clear();
     this.pending = [];
+    for (const asked of this.statsAsked.splice(0)) asked(undefined);
     this.drained?.();
     if (this.ended) return;
     this.lost = error;
@@ -151,6 +155,16 @@ export class SqliteWriter implements StatementWriter {
       this.sendScheduled = true;
       // The writes asked for by the requests handled meanwhile go in the same message.
       setImmediate(() => this.send());
+    });
+  }
+
+  /** What the current thread has done since it started; undefined when none runs. */
+  stats(): Promise<WriterStats | undefined> {
+    const worker = this.worker;
+    if (!worker) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      this.statsAsked.push(resolve);
+      worker.postMessage({ stats: true } satisfies ToWriter);
     });
   }
 
@@ -243,17 +257,22 @@ export class SqliteWriter implements StatementWriter {
     return { id, newSql, count: batch.length, writes, bytes: bytes.buffer as ArrayBuffer, bytesAt };
   }
 
-  private answered({ id, outcomes, insertedIds }: { id: number; outcomes: WriteOutcome[]; insertedIds: number[] }): void {
-    const batch = this.sent.get(id);
-    if (!batch) return;
-    this.sent.delete(id);
+  private answered({ ids, outcomes, insertedIds }: Answers): void {
+    let at = 0;
+    for (const id of ids) {
+      const batch = this.sent.get(id);
+      // Every batch answered was sent to this thread and is answered once: not found, nothing after it can be placed.
+      if (!batch) break;
+      this.sent.delete(id);
+      for (const write of batch) {
+        const outcome = outcomes[at]!;
+        if (typeof outcome !== 'number') write.reject(errorOf(outcome));
+        else if (write.insert) write.resolve(insertedIds[at] || undefined);
+        else write.resolve(outcome);
+        at++;
+      }
+    }
     if (this.sent.size === 0) this.worker?.unref();
-    batch.forEach((write, i) => {
-      const outcome = outcomes[i]!;
-      if (typeof outcome !== 'number') write.reject(errorOf(outcome));
-      else if (write.insert) write.resolve(insertedIds[i] || undefined);
-      else write.resolve(outcome);
-    });
     if (this.isDrained()) this.drained?.();
   }
 

@@ -1,6 +1,7 @@
 // The typed interfaces every Parley module uses to reach persistent state.
 // Protocol code depends on these only, never on the SQL behind them.
 import type { Address } from '../sip/transport/types.js';
+import type { WriterStats } from './sqlite-writer-worker.js';
 
 /** A digest user. HA1 values are stored, never the password. */
 export interface UserRecord {
@@ -535,6 +536,8 @@ export interface Store {
   rooms(tables: RoomTables): Promise<RoomStore>;
   /** The outage under way, from the last statement's failure until a write gets through; undefined while available. */
   outage(): StoreOutage | undefined;
+  /** What a SQLite file's writer thread has done since it started (bench/hotpath.ts); undefined without one. */
+  writerStats?(): Promise<WriterStats | undefined>;
   close(): Promise<void>;
 }
 

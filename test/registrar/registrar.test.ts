@@ -5,15 +5,20 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/log/index.js';
-import { openStore } from '../../src/store/index.js';
+import { openStore, type LocationStore } from '../../src/store/index.js';
 import { Registrar } from '../../src/registrar/index.js';
-import { parseMessage, createResponse, type IncomingRequest, type SipMessage, type Header } from '../../src/sip/index.js';
+import { parseMessage, createResponse, type IncomingRequest, type SipMessage, type Header, type Peer } from '../../src/sip/index.js';
 
 const options = { minExpires: 60, maxExpires: 3600, defaultExpires: 1800, maxContacts: 3 };
 const silent = createLogger('silent');
 let cseq = 1;
 
-function register(contacts: string[], extra: Header[] = [], callId = 'reg-1'): { request: IncomingRequest; response: () => SipMessage } {
+function register(
+  contacts: string[],
+  extra: Header[] = [],
+  callId = 'reg-1',
+  source: Peer = { proto: 'udp', host: '127.0.0.1', port: 5070 },
+): { request: IncomingRequest; response: () => SipMessage } {
   const lines = [
     'REGISTER sip:localhost SIP/2.0',
     'Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK' + cseq,
@@ -26,7 +31,7 @@ function register(contacts: string[], extra: Header[] = [], callId = 'reg-1'): {
   let sent: SipMessage | undefined;
   const request: IncomingRequest = {
     message,
-    source: { proto: 'udp', host: '127.0.0.1', port: 5070 },
+    source,
     get replied() {
       return sent !== undefined;
     },
@@ -156,6 +161,50 @@ test('an expired binding is no longer looked up and is dropped by the next sweep
   t.mock.timers.tick(5000);
   assert.deepEqual(unregistered, ['bob@localhost', 'alice@localhost']);
   assert.equal(registrar.aorCount, 0);
+  registrar.stop();
+  await store.close();
+});
+
+test('a connection that closes while a REGISTER of its AOR is stored drops its binding after it, not the binding that REGISTER added', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'parley-reg-')), 'db.sqlite');
+  const store = await openStore(`sqlite:${path}`);
+  // The store's writes wait while `held` does, so that the close comes while the REGISTER is written.
+  let held: Promise<void> = Promise.resolve();
+  const writes: Array<Promise<unknown>> = [];
+  const locations: LocationStore = {
+    replace: (...args) => {
+      const write = held.then(() => store.locations.replace(...args));
+      writes.push(write);
+      return write;
+    },
+    listAll: () => store.locations.listAll(),
+    removeExpired: (now) => store.locations.removeExpired(now),
+    isKnown: (aor) => store.locations.isKnown(aor),
+    serverKey: (name) => store.locations.serverKey(name),
+  };
+  const connected = new Set(['ws-1']);
+  const registrar = new Registrar(locations, options, (id) => connected.has(id), silent);
+  await registrar.start();
+  const browser = register(['<sip:alice@browser.invalid;transport=ws>'], [], 'browser', { proto: 'ws', host: '127.0.0.1', port: 5080, connectionId: 'ws-1' });
+  await registrar.handle(browser.request, 'alice@localhost');
+  assert.equal(browser.response().status, 200);
+
+  let release!: () => void;
+  held = new Promise((resolve) => (release = resolve));
+  const phone = register(['<sip:alice@127.0.0.1:5071>'], [], 'phone');
+  const registering = registrar.handle(phone.request, 'alice@localhost');
+  connected.delete('ws-1');
+  registrar.connectionClosed('ws-1');
+  release();
+  await registering;
+  // Serialised with what was asked for the AOR before it: a drop of nothing waits for the close's.
+  await registrar.drop('alice@localhost', []);
+  await Promise.all(writes);
+
+  assert.equal(phone.response().status, 200);
+  assert.ok(phone.response().getAll('contact').some((c) => c.startsWith('<sip:alice@127.0.0.1:5071>')), 'the phone got its 200 with its contact');
+  assert.deepEqual(registrar.lookup('alice@localhost').map((b) => b.contact), ['sip:alice@127.0.0.1:5071'], 'the phone stays registered, the browser is gone');
+  assert.deepEqual((await store.locations.listAll()).map((b) => b.contact), ['sip:alice@127.0.0.1:5071'], 'and so it is stored');
   registrar.stop();
   await store.close();
 });

@@ -93,6 +93,27 @@ test('a failing write among others asked for at the same time fails alone, leavi
   assert.deepEqual(rows(reader), [1, 3]);
 }));
 
+test('writes asked for one by one, some while the log syncs, are each answered with their own outcome, in order; the thread counts what it did', () => withWriter(200, async (writer, reader) => {
+  const answered: number[] = [];
+  const asked: Array<Promise<number>> = [];
+  for (const [i, n] of [1, 2, 3, 2, 4, 5].entries()) {
+    const write = writer.write([insert(n)]);
+    asked.push(write);
+    write.then(() => answered.push(i), () => answered.push(i));
+    // Each in a turn of its own, so a batch of its own: those asked during a sync share the next transaction.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const settled = await Promise.allSettled(asked);
+  assert.deepEqual(settled.map((outcome) => outcome.status), ['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+  assert.match(String((settled[3] as PromiseRejectedResult).reason), /UNIQUE/);
+  assert.deepEqual(answered, [0, 1, 2, 3, 4, 5], 'answered in the order asked');
+  assert.deepEqual(rows(reader), [1, 2, 3, 4, 5]);
+  const stats = (await writer.stats())!;
+  assert.equal(stats.batches, 6);
+  assert.ok(stats.syncs >= 1 && stats.syncs <= stats.transactions, `${stats.syncs} syncs for ${stats.transactions} transactions`);
+  assert.ok(stats.statements >= 6 && stats.cpuMicros > 0);
+}));
+
 test('a write with a value that cannot be sent to the thread is refused; the writer goes on', () => withWriter(200, async (writer, reader) => {
   await assert.rejects(writer.write([insert(() => 1)]), /could not be cloned/);
   await writer.write([insert(1)]);
