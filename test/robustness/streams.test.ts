@@ -4,7 +4,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -359,6 +359,28 @@ describe('stream messages', () => {
     } finally {
       clearInterval(dribble);
     }
+  });
+
+  test('a TLS connection stops counting against max_pending_connections_per_ip at its first message', async () => {
+    const certDir = mkdtempSync(join(tmpdir(), 'parley-cert-'));
+    dirs.push(certDir);
+    await promisify(execFile)(process.execPath, [join(ROOT, 'bin', 'parley.js'), 'cert', '--out', certDir, '--host', 'localhost'], { cwd: ROOT });
+    const s = await server({ max_pending_connections_per_ip: 1, exempt_sources: [] }, {
+      listen: [
+        { proto: 'udp', host: '127.0.0.1', port: 0 },
+        { proto: 'tls', host: '127.0.0.1', port: 0 },
+      ],
+      tls: { cert: join(certDir, 'cert.pem'), key: join(certDir, 'key.pem') },
+    });
+    const tls = { host: 'localhost', port: s.server.transports.bound.find((listener) => listener.proto === 'tls')!.port };
+    const ca = readFileSync(join(certDir, 'cert.pem'));
+    const first = await StreamUA.connect({ proto: 'tls', user: 'alice', server: tls, ca });
+    assert.equal((await first.send(first.build('OPTIONS', 'sip:localhost'))).status, 200);
+    const second = await StreamUA.connect({ proto: 'tls', user: 'bob', server: tls, ca });
+    assert.equal((await second.send(second.build('OPTIONS', 'sip:localhost'))).status, 200);
+    assert.equal(s.server.transports.stats.refused.pending_connections_per_ip, 0);
+    first.close();
+    second.close();
   });
 
   test('messages over rate_limit on a connection are answered 503 on it, and the connection stays; the rate is per IP over every transport', async () => {
