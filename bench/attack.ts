@@ -177,11 +177,12 @@ async function phase(name: string, server: Server, beside?: Beside): Promise<Pha
 function failureAccount(result: SippResult): string {
   const s = result.stats;
   if (!s) return 'no statistics';
+  // sipp also notes in its error file the late copies of answers it ignored: named only when calls failed on one.
   const statuses = new Map<string, number>();
   for (const [, status] of result.errors.matchAll(/received 'SIP\/2\.0 ([^\r\n']*)/g)) statuses.set(status!, (statuses.get(status!) ?? 0) + 1);
   const byStatus = [...statuses].map(([status, count]) => `${count} x ${status}`).join(', ');
   const firstError = result.errors.split('\n').find((line) => line.trim() !== '')?.slice(0, 300);
-  return `failed ${s.failed} (timeout ${s.timeouts}, unexpected ${s.unexpected}${byStatus ? `: ${byStatus}` : ''}, wrong status ${s.testFailed}), retransmissions ${s.retransmissions}${firstError ? `; first error: ${firstError}` : ''}`;
+  return `failed ${s.failed} (timeout ${s.timeouts}, unexpected ${s.unexpected}${s.unexpected > 0 && byStatus ? `: ${byStatus}` : ''}, wrong status ${s.testFailed}), retransmissions ${s.retransmissions}${firstError ? `; first error: ${firstError}` : ''}`;
 }
 
 /** "second: count" of the answers slower than the p99 goal, for the ten seconds with the most, and the slowest answer. */
