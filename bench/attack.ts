@@ -15,13 +15,19 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SippProcess, freePort, percentile, type SippOptions } from '../test/support/sipp.js';
+import { SippProcess, freePort, percentile, type RttSample, type SippOptions, type SippResult } from '../test/support/sipp.js';
 import {
   CpuMeter, DOMAIN, ROOT, launch, launchParley, residentBytes, runBounded, sleep, startRelayUas, table, udpSocketCounters, type PingIds, type Server,
 } from './common.js';
 
 const PING: PingIds = { branch: 'attack', callId: 'attack-ping' };
 const RELAY_USER = 'bench-uas';
+/**
+ * The UAS answers a retransmitted MESSAGE again, as a user agent's server transaction does (RFC 3261
+ * §17.2.2): sipp otherwise ignores, for 33 s, whatever comes for a call it ended, so that a 200 lost
+ * on its way to Parley made the whole legitimate call fail rather than cost it one retransmission.
+ */
+const UAS_ARGS = ['-deadcall_wait', '0'];
 const GOALS = { successShare: 0.999, p99Ms: 50, rssMiB: 512 };
 /** The line bench/attacker.ts writes once its floods start. */
 const ATTACKING = 'attacking';
@@ -78,6 +84,10 @@ interface Phase {
   /** Share of the last 10 s, at the traffic's end, in which some runnable task waited for a CPU (Linux PSI). */
   cpuPressure?: number;
   attacker?: Record<string, number>;
+  /** How the legitimate calls that failed ended, and how many were retransmitted (an answer later than 500 ms). */
+  failures: string;
+  /** Answers slower than the p99 goal by second of the phase, the busiest first: whether they come in bursts. */
+  slowBursts: string;
 }
 
 /**
@@ -155,8 +165,36 @@ async function phase(name: string, server: Server, beside?: Beside): Promise<Pha
   return {
     name, calls, successful: result.stats?.successful ?? 0, p50: percentile(rtts, 50), p99: percentile(rtts, 99), rssMiB,
     udpDrops: Math.max(0, udpSocketCounters(server.port).drops - dropsBefore),
-    exited: residentBytes(pid) === undefined, ...used, attacker,
+    exited: residentBytes(pid) === undefined, ...used, attacker, failures: failureAccount(result),
+    slowBursts: slowBursts(result.rtts),
   };
+}
+
+/**
+ * The failed calls by how they ended (a final status other than 200, counted by status line; no
+ * answer at all), and sipp's retransmissions: each one is a request or its answer lost or later than 500 ms.
+ */
+function failureAccount(result: SippResult): string {
+  const s = result.stats;
+  if (!s) return 'no statistics';
+  // sipp also notes in its error file the late copies of answers it ignored: named only when calls failed on one.
+  const statuses = new Map<string, number>();
+  for (const [, status] of result.errors.matchAll(/received 'SIP\/2\.0 ([^\r\n']*)/g)) statuses.set(status!, (statuses.get(status!) ?? 0) + 1);
+  const byStatus = [...statuses].map(([status, count]) => `${count} x ${status}`).join(', ');
+  const firstError = result.errors.split('\n').find((line) => line.trim() !== '')?.slice(0, 300);
+  return `failed ${s.failed} (timeout ${s.timeouts}, unexpected ${s.unexpected}${s.unexpected > 0 && byStatus ? `: ${byStatus}` : ''}, wrong status ${s.testFailed}), retransmissions ${s.retransmissions}${firstError ? `; first error: ${firstError}` : ''}`;
+}
+
+/** "second: count" of the answers slower than the p99 goal, for the ten seconds with the most, and the slowest answer. */
+function slowBursts(rtts: RttSample[]): string {
+  const bySecond = new Map<number, number>();
+  let slowest = 0;
+  for (const { atMs, ms } of rtts) {
+    slowest = Math.max(slowest, ms);
+    if (ms >= GOALS.p99Ms) bySecond.set(Math.floor(atMs / 1000), (bySecond.get(Math.floor(atMs / 1000)) ?? 0) + 1);
+  }
+  const busiest = [...bySecond].sort((a, b) => b[1] - a[1]).slice(0, 10);
+  return `${busiest.map(([second, count]) => `${second}s: ${count}`).join(', ') || 'none'}; slowest ${slowest} ms`;
 }
 
 /**
@@ -201,6 +239,7 @@ function report(phases: Phase[], loadBefore: number[]): string {
       known(p.parleyWaitMs), known(p.sippWaitMs), known(p.cpuPressure, ' %'),
     ]);
   }
+  const failures = phases.map((p) => `${p.name}: ${p.failures}\n  answers >= ${GOALS.p99Ms} ms by second of the phase: ${p.slowBursts}`).join('\n');
   const attacked = phases.find((p) => p.attacker);
   const verdict = attacked
     ? [
@@ -221,6 +260,8 @@ waiting for a CPU: runnable but not running (/proc/PID/schedstat; Parley's event
 pressure: share of the last 10 s some task waited for a CPU. Where these are high, so is every response time, attacked
 or not: the tail is then the machine's (other processes, the attacker itself on the same cores), not Parley's work.
 
+legitimate calls that failed, and retransmissions (a request or answer lost or later than 500 ms):
+${failures}
 attacker's account: ${JSON.stringify(attacked?.attacker ?? {})}
 goals: ${verdict}`;
 }
@@ -234,7 +275,7 @@ async function main(): Promise<void> {
     await startRelayUas(server, RELAY_USER, 4 * SECONDS + 120, {
       scenario: 'message.xml', remote: { host: '127.0.0.1', port: server.port }, users: [['bench-sender', RELAY_USER, DOMAIN]],
       keys: { body: 'probe' }, vars: { expected: 200 }, rate: 10, calls: 1, timeoutS: 5,
-    });
+    }, UAS_ARGS);
     const phases = [await phase('alone', server)];
     await sleep(2000);
     phases.push(await phase('under attack', server, attacker(server, s2sPort)));

@@ -217,9 +217,10 @@ export async function launchParley(work: string, config: string, ping: PingIds):
 
 /**
  * A sipp UAS that registers `user` and answers every MESSAGE 200 for `holdS` seconds; resolves once
- * `probe` (one MESSAGE to that user) gets its 200, which proves the registration took.
+ * `probe` (one MESSAGE to that user) gets its 200, which proves the registration took. `uasArgs`
+ * go to that sipp too.
  */
-export async function startRelayUas(server: Server, user: string, holdS: number, probe: SippOptions): Promise<SippProcess> {
+export async function startRelayUas(server: Server, user: string, holdS: number, probe: SippOptions, uasArgs: string[] = []): Promise<SippProcess> {
   const uas = await SippProcess.start({
     scenario: 'register.xml',
     ooc: 'answer.xml',
@@ -230,7 +231,7 @@ export async function startRelayUas(server: Server, user: string, holdS: number,
     calls: 1,
     timeoutS: holdS + 60,
     traceErrors: false,
-    extraArgs: ['-buff_size', String(4 << 20)],
+    extraArgs: ['-buff_size', String(4 << 20), ...uasArgs],
   });
   peers.add(uas);
   for (let attempt = 0; ; attempt++) {

@@ -39,7 +39,7 @@ export function coreMetrics(context: PluginContext): Metric[] {
     {
       kind: 'counter',
       name: 'parley_sip_refused_total',
-      help: 'SIP traffic turned away, by reason: rate (a message over sip.rate_limit), connections and connections_per_ip (a connection over sip.max_connections or sip.max_connections_per_ip), message_timeout (a connection closed for a message slower than sip.message_timeout), send_buffer (a connection destroyed for more than sip.max_send_buffer bytes its peer did not read).',
+      help: 'SIP traffic turned away, by reason: rate (a message over sip.rate_limit), connections, connections_per_ip and pending_connections_per_ip (a connection over sip.max_connections, sip.max_connections_per_ip or sip.max_pending_connections_per_ip), message_timeout (a connection closed for a message slower than sip.message_timeout), send_buffer (a connection destroyed for more than sip.max_send_buffer bytes its peer did not read).',
       labelNames: ['reason'],
       read: () => REFUSAL_REASONS.map((reason) => ({ labels: { reason }, value: transports.stats.refused[reason] })),
     },

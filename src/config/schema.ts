@@ -394,6 +394,9 @@ const baseSchema = z
         .describe('Bytes of kernel send buffer (SO_SNDBUF) asked for on each UDP socket, at most net.core.wmem_max; a warning at start says when less was given.'),
       max_connections: positiveInt.default(10000).describe('Most TCP, TLS and WebSocket connections peers may have open at once, all listeners together; a further one is closed at once.'),
       max_connections_per_ip: positiveInt.default(200).describe('Most TCP, TLS and WebSocket connections one source IP address may have open at once (exempt_sources aside); a further one is closed at once.'),
+      max_pending_connections_per_ip: positiveInt
+        .default(32)
+        .describe('Most TCP, TLS and WebSocket connections one source IP address may have open that have not yet carried a whole SIP message (exempt_sources aside); a further one is closed at once, counted in parley_sip_refused_total{reason="pending_connections_per_ip"}. A client sends its first request as soon as it is connected, while slowloris holds many connections on a few bytes each, all read again at every byte.'),
       rate_limit: z
         .number()
         .int()
@@ -411,7 +414,7 @@ const baseSchema = z
       exempt_sources: z
         .array(z.string().refine((text) => parseCidr(text) !== undefined, { message: 'expected an IP address or CIDR range, e.g. 192.0.2.0/24' }))
         .default(['127.0.0.0/8', '::1'])
-        .describe('Source addresses (IP or CIDR) neither rate_limit nor max_connections_per_ip applies to: loopback by default, so local tools and benchmarks are not throttled; add front proxies that carry many users.'),
+        .describe('Source addresses (IP or CIDR) none of rate_limit, max_connections_per_ip and max_pending_connections_per_ip applies to: loopback by default, so local tools and benchmarks are not throttled; add front proxies that carry many users.'),
       max_forwards: z.number().int().min(1).max(255).default(70).describe('Max-Forwards put in requests Parley originates (1-255).'),
       user_agent: z.string().min(1).default('Parley').describe('Value of the User-Agent and Server headers.'),
     }),

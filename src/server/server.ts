@@ -262,6 +262,7 @@ function transportOptions(config: Config): TransportOptions {
     udpSendBuffer: sip.udp_send_buffer,
     maxConnections: sip.max_connections,
     maxConnectionsPerIp: sip.max_connections_per_ip,
+    maxPendingConnectionsPerIp: sip.max_pending_connections_per_ip,
     rate: sip.rate_limit > 0 ? { limit: sip.rate_limit, window: sip.rate_window, burst: sip.rate_burst, action: sip.rate_action } : undefined,
     exemptSources: sip.exempt_sources,
   };

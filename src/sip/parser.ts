@@ -18,7 +18,12 @@ export class SipParseError extends Error {
     // The reason often quotes the input: what may not stand in a Reason-Phrase (RFC 3261 §25.1), and the
     // line separators some receivers end lines at, must not reach the response.
     const phrase = safeHeaderValue(reason);
+    // What a peer sent is answered (400), never a fault of Parley's to trace: no stack is captured,
+    // which was half the cost of refusing a datagram of garbage.
+    const stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(phrase);
+    Error.stackTraceLimit = stackTraceLimit;
     this.reason = phrase;
   }
 }

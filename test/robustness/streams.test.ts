@@ -4,7 +4,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -102,6 +102,7 @@ class RawWebSocket {
       };
       socket.on('data', onData);
       socket.once('error', reject);
+      socket.once('close', () => reject(new Error('closed before the upgrade')));
     });
   }
 
@@ -180,13 +181,50 @@ describe('stream connection limits', () => {
     second.close();
   });
 
+  test('a source holding max_pending_connections_per_ip connections without a whole message (slowloris) has a further one closed at once; one that carried a message frees its place', async () => {
+    const s = await server({ max_pending_connections_per_ip: 2, exempt_sources: [] });
+    const slow = [await RawStream.open(s.tcp.port), await RawStream.open(s.tcp.port)];
+    slow[0]!.socket.write('OPTIONS sip:localhost SIP/2.0\r\nVia: SIP/2.0/TCP ');
+
+    const extra = await RawStream.open(s.tcp.port);
+    await extra.closedByParley();
+    assert.equal(s.server.transports.stats.refused.pending_connections_per_ip, 1);
+    const [logged] = refusals(s, 'pending_connections_per_ip');
+    assert.equal(logged?.host, '127.0.0.1');
+    const metrics = (await scrape(s)).text;
+    assert.equal(sample(metrics, 'parley_sip_refused_total{reason="pending_connections_per_ip"}'), 1);
+
+    assert.equal((await slow[1]!.options()).status, 200, 'a pending connection that sends a whole message is served');
+    const user = await RawStream.open(s.tcp.port);
+    assert.equal((await user.options()).status, 200, 'the place a served connection left is taken again');
+    assert.equal((await user.options()).status, 200);
+    assert.equal(s.server.transports.stats.refused.pending_connections_per_ip, 1);
+    for (const stream of [...slow, user]) stream.socket.destroy();
+  });
+
+  test('a WebSocket counts as pending until its first SIP message, not its upgrade', async () => {
+    const s = await server({ max_pending_connections_per_ip: 1, exempt_sources: [] });
+    const first = await RawWebSocket.open(s.ws!.port);
+    await assert.rejects(RawWebSocket.open(s.ws!.port), 'a second pending WebSocket from the source was upgraded');
+    assert.equal(s.server.transports.stats.refused.pending_connections_per_ip, 1);
+    const { frame, answered } = RawWebSocket.options();
+    first.socket.write(frame);
+    assert.equal((await eventually(() => answered(first), 'an answer to OPTIONS', 5000)).status, 200);
+    const second = await RawWebSocket.open(s.ws!.port);
+    const options = RawWebSocket.options();
+    second.socket.write(options.frame);
+    assert.equal((await eventually(() => options.answered(second), 'an answer to OPTIONS', 5000)).status, 200);
+    first.socket.destroy();
+    second.socket.destroy();
+  });
+
   test('loopback is exempt from max_connections_per_ip by default, not from max_connections', async () => {
     const s = await server({ max_connections_per_ip: 1, max_connections: 2 });
     const streams = [await RawStream.open(s.tcp.port), await RawStream.open(s.tcp.port)];
     for (const stream of streams) assert.equal((await stream.options()).status, 200);
     const extra = await RawStream.open(s.tcp.port);
     await extra.closedByParley();
-    assert.deepEqual(s.server.transports.stats.refused, { rate: 0, connections: 1, connections_per_ip: 0, message_timeout: 0, send_buffer: 0 });
+    assert.deepEqual(s.server.transports.stats.refused, { rate: 0, connections: 1, connections_per_ip: 0, pending_connections_per_ip: 0, message_timeout: 0, send_buffer: 0 });
     for (const stream of streams) stream.socket.destroy();
   });
 });
@@ -321,6 +359,28 @@ describe('stream messages', () => {
     } finally {
       clearInterval(dribble);
     }
+  });
+
+  test('a TLS connection stops counting against max_pending_connections_per_ip at its first message', async () => {
+    const certDir = mkdtempSync(join(tmpdir(), 'parley-cert-'));
+    dirs.push(certDir);
+    await promisify(execFile)(process.execPath, [join(ROOT, 'bin', 'parley.js'), 'cert', '--out', certDir, '--host', 'localhost'], { cwd: ROOT });
+    const s = await server({ max_pending_connections_per_ip: 1, exempt_sources: [] }, {
+      listen: [
+        { proto: 'udp', host: '127.0.0.1', port: 0 },
+        { proto: 'tls', host: '127.0.0.1', port: 0 },
+      ],
+      tls: { cert: join(certDir, 'cert.pem'), key: join(certDir, 'key.pem') },
+    });
+    const tls = { host: 'localhost', port: s.server.transports.bound.find((listener) => listener.proto === 'tls')!.port };
+    const ca = readFileSync(join(certDir, 'cert.pem'));
+    const first = await StreamUA.connect({ proto: 'tls', user: 'alice', server: tls, ca });
+    assert.equal((await first.send(first.build('OPTIONS', 'sip:localhost'))).status, 200);
+    const second = await StreamUA.connect({ proto: 'tls', user: 'bob', server: tls, ca });
+    assert.equal((await second.send(second.build('OPTIONS', 'sip:localhost'))).status, 200);
+    assert.equal(s.server.transports.stats.refused.pending_connections_per_ip, 0);
+    first.close();
+    second.close();
   });
 
   test('messages over rate_limit on a connection are answered 503 on it, and the connection stays; the rate is per IP over every transport', async () => {

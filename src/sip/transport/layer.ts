@@ -14,7 +14,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { SipMessage } from '../message.js';
 import { SipParseError, parseMessage } from '../parser.js';
 import { StreamFramer } from './framer.js';
-import { AddressRanges, SourceRateLimiter } from './limits.js';
+import { AddressRanges, PendingConnections, SourceRateLimiter } from './limits.js';
 import { isStun, stunBindingResponse } from './stun.js';
 import {
   type Address, type ListenSpec, type Peer, type Protocol, type TlsFiles, TransportError, formatPeer,
@@ -37,9 +37,11 @@ export interface TransportOptions {
   maxConnections: number;
   /** Most stream connections one source address may have open at once. */
   maxConnectionsPerIp: number;
+  /** Most stream connections one source address may have open that have not carried a whole SIP message yet; absent: no limit. */
+  maxPendingConnectionsPerIp?: number;
   /** SIP messages one source address may send per `window` seconds, at most `burst` at once; absent: no limit. */
   rate?: { limit: number; window: number; burst: number; action: 'reply' | 'drop' };
-  /** Source addresses (IP or CIDR) that neither `rate` nor `maxConnectionsPerIp` applies to. */
+  /** Source addresses (IP or CIDR) that none of `rate`, `maxConnectionsPerIp` and `maxPendingConnectionsPerIp` applies to. */
   exemptSources: readonly string[];
   /** Whether outgoing TLS connections check the peer's certificate. */
   verifyTlsPeers?: boolean;
@@ -49,9 +51,9 @@ export interface TransportOptions {
  * Why Parley turned traffic away: a message over the rate, a connection over a limit, a message that
  * came too slowly, a peer that did not read what Parley sent it.
  */
-export type RefusalReason = 'rate' | 'connections' | 'connections_per_ip' | 'message_timeout' | 'send_buffer';
+export type RefusalReason = 'rate' | 'connections' | 'connections_per_ip' | 'pending_connections_per_ip' | 'message_timeout' | 'send_buffer';
 
-export const REFUSAL_REASONS: readonly RefusalReason[] = ['rate', 'connections', 'connections_per_ip', 'message_timeout', 'send_buffer'];
+export const REFUSAL_REASONS: readonly RefusalReason[] = ['rate', 'connections', 'connections_per_ip', 'pending_connections_per_ip', 'message_timeout', 'send_buffer'];
 
 /** A UDP socket's kernel buffer smaller than asked for (Linux caps it at net.core.rmem_max or wmem_max). */
 export interface UdpBufferCapped {
@@ -116,6 +118,7 @@ export class TransportLayer extends EventEmitter {
   /** Connections peers opened, in total and by source address (those Parley opened are not counted). */
   private inboundConnections = 0;
   private readonly inboundFrom = new Map<string, number>();
+  private readonly pending = new PendingConnections();
   private readonly refusalReports = new Map<RefusalReason, { at: number; unreported: number }>();
   /** Bound addresses, with real ports when port 0 was asked for. */
   readonly bound: ListenSpec[] = [];
@@ -378,6 +381,7 @@ export class TransportLayer extends EventEmitter {
     const refusal: RefusalReason | undefined =
       this.inboundConnections >= this.options.maxConnections ? 'connections'
       : fromHost >= this.options.maxConnectionsPerIp && !this.exempt.has(host) ? 'connections_per_ip'
+      : this.pending.from(host) >= (this.options.maxPendingConnectionsPerIp ?? Infinity) && !this.exempt.has(host) ? 'pending_connections_per_ip'
       : undefined;
     if (refusal) {
       socket.destroy();
@@ -386,7 +390,10 @@ export class TransportLayer extends EventEmitter {
     }
     this.inboundConnections++;
     this.inboundFrom.set(host, fromHost + 1);
+    const port = socket.remotePort ?? 0;
+    this.pending.opened(host, port);
     socket.once('close', () => {
+      this.pending.settled(host, port);
       this.inboundConnections--;
       const left = (this.inboundFrom.get(host) ?? 1) - 1;
       if (left > 0) this.inboundFrom.set(host, left);
@@ -476,11 +483,16 @@ export class TransportLayer extends EventEmitter {
     const framer = new StreamFramer(this.options.maxMessageSize);
     // Armed while a message is incomplete: a peer dribbling bytes (slowloris) is cut off.
     let messageDeadline: NodeJS.Timeout | undefined;
+    let carriedMessage = false;
     socket.on('data', (chunk: Buffer) => {
       connection.lastActive = Date.now();
       const results = framer.push(chunk);
       for (const result of results) {
         if ('message' in result) {
+          if (!carriedMessage) {
+            carriedMessage = true;
+            this.pending.settled(remote.host, remote.port);
+          }
           if (this.overRate(remote.host)) this.refuseOverRate(() => result.message, source);
           else this.emit('message', result.message, source);
         } else if ('keepalive' in result) socket.write('\r\n');
@@ -576,6 +588,7 @@ export class TransportLayer extends EventEmitter {
         if (bytes.length >= 4) ws.send('\r\n');
         return;
       }
+      this.pending.settled(remote.host, remote.port);
       if (this.overRate(remote.host)) return this.refuseOverRate(() => parseMessage(bytes), source);
       try {
         this.emit('message', parseMessage(bytes), source);

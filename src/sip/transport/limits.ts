@@ -113,3 +113,32 @@ export class SourceRateLimiter {
     return this.sources.size;
   }
 }
+
+/**
+ * Stream connections peers opened that have not carried a whole SIP message yet, by source address.
+ * A client sends its first request as soon as it is connected; slowloris holds many connections on
+ * a few bytes each, every one of them read again at each byte. O(1) per connection.
+ */
+export class PendingConnections {
+  /** "host port" of each pending connection. */
+  private readonly pending = new Set<string>();
+  private readonly bySource = new Map<string, number>();
+
+  /** Pending connections from `host`. */
+  from(host: string): number {
+    return this.bySource.get(host) ?? 0;
+  }
+
+  opened(host: string, port: number): void {
+    this.pending.add(`${host} ${port}`);
+    this.bySource.set(host, this.from(host) + 1);
+  }
+
+  /** The connection carried a message, or closed: no longer pending (nothing when it was not). */
+  settled(host: string, port: number): void {
+    if (!this.pending.delete(`${host} ${port}`)) return;
+    const left = this.from(host) - 1;
+    if (left > 0) this.bySource.set(host, left);
+    else this.bySource.delete(host);
+  }
+}
