@@ -318,6 +318,7 @@ const xmppToSip: Direction = {
         while (sent < total) {
           const due = Math.min(total, Math.ceil(((Date.now() - started) / 1000) * rate));
           const batch: Array<Promise<void>> = [];
+          sender.writeTogether();
           for (; sent < due; sent++) batch.push(send(tag, sent));
           await Promise.all(batch);
           await sleep(5);
