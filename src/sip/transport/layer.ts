@@ -563,6 +563,7 @@ export class TransportLayer extends EventEmitter {
     // reads the socket before this listener, so a frame a chunk completed is known here.
     let framesCompleted = 0;
     let framesAtLastChunk = 0;
+    let carriedMessage = false;
     let frameDeadline: NodeJS.Timeout | undefined;
     const frameCompleted = () => framesCompleted++;
     ws.on('ping', frameCompleted);
@@ -588,7 +589,11 @@ export class TransportLayer extends EventEmitter {
         if (bytes.length >= 4) ws.send('\r\n');
         return;
       }
-      this.pending.settled(remote.host, remote.port);
+      // Once, as over TCP: not a key built and looked up for every message.
+      if (!carriedMessage) {
+        carriedMessage = true;
+        this.pending.settled(remote.host, remote.port);
+      }
       if (this.overRate(remote.host)) return this.refuseOverRate(() => parseMessage(bytes), source);
       try {
         this.emit('message', parseMessage(bytes), source);
