@@ -74,6 +74,25 @@ async function tcpPhone(user: string): Promise<StreamUA> {
   return back.ua;
 }
 
+/**
+ * `name`'s only device, over TCP without +sip.instance, with `body` from `senderName` on its way over
+ * its connection (not answered yet) when a client like it registers over a new one, `newer`.
+ */
+async function onTheWayToSoleDevice(name: string, senderName: string, body: string) {
+  const user = `${name}@localhost`;
+  const old = await tcpPhone(name);
+  const sender = await udpAgent(senderName, s.udp);
+  // Its devices read: the next message is forked to it, the user's only device, and stored only if not reached.
+  assert.equal((await sender.message(`sip:${user}`, 'live')).status, 200);
+  old.answer = null;
+  const first = old.waitForRequest((m) => m.body.toString() === body);
+  const firstSent = sender.message(`sip:${user}`, body);
+  const firstToOld = await first;
+  const newer = await tcpPhone(name);
+  assert.equal(s.server.registrar.lookup(user).length, 2, 'the old connection, still registered, may be another device');
+  return { old, sender, firstToOld, firstSent, newer };
+}
+
 async function devicesOf(user: string): Promise<Array<{ device: string; pending: number; flows: unknown[] }>> {
   return (await rpc(s, 'devices.list', { user: `sip:${user}` })).result.devices;
 }
@@ -282,17 +301,7 @@ test('a TCP client without +sip.instance that came back over a new connection, i
 
 test('a user\'s only device over TCP without +sip.instance that came back over a new connection while a message was on its way over its old one: the new one gets that message, once the old connection failed it, before what came after it came back', async () => {
   const user = 'ulf@localhost';
-  const old = await tcpPhone('ulf');
-  const sender = await udpAgent('tove', s.udp);
-  // Its devices read: the next message is forked to it, the user's only device, and stored only if not reached.
-  assert.equal((await sender.message(`sip:${user}`, 'live')).status, 200);
-  old.answer = null;
-  const first = old.waitForRequest((m) => m.body.toString() === 'before it came back');
-  const firstSent = sender.message(`sip:${user}`, 'before it came back');
-  const firstToOld = await first;
-
-  const back = await tcpPhone('ulf');
-  assert.equal(s.server.registrar.lookup(user).length, 2, 'the old connection, still registered, may be another device');
+  const { old, sender, firstToOld, firstSent, newer: back } = await onTheWayToSoleDevice('ulf', 'tove', 'before it came back');
   const second = old.waitForRequest((m) => m.body.toString() === 'after it came back');
   const secondSent = sender.message(`sip:${user}`, 'after it came back');
   const secondToOld = await second;
@@ -312,17 +321,7 @@ test('a user\'s only device over TCP without +sip.instance that came back over a
 
 test('a user\'s only device over TCP without +sip.instance that takes, over its old connection, a message sent there before a client like it registered over a new one is another device: the new one gets what came since at once, once, without waiting for the old connection', async () => {
   const user = 'uwe@localhost';
-  const old = await tcpPhone('uwe');
-  const sender = await udpAgent('tekla', s.udp);
-  // Its devices read: the next message is forked to it, the user's only device.
-  assert.equal((await sender.message(`sip:${user}`, 'live')).status, 200);
-  old.answer = null;
-  const first = old.waitForRequest((m) => m.body.toString() === 'before the other came');
-  const firstSent = sender.message(`sip:${user}`, 'before the other came');
-  const firstToOld = await first;
-
-  const other = await tcpPhone('uwe');
-  assert.equal(s.server.registrar.lookup(user).length, 2, 'the old connection, still registered, may be another device');
+  const { old, sender, firstToOld, firstSent, newer: other } = await onTheWayToSoleDevice('uwe', 'tekla', 'before the other came');
   // The old connection takes what it was sent as the user's only device: a device lives there.
   old.write(createResponse(firstToOld, 200).toBuffer());
   assert.equal((await firstSent).status, 200);
