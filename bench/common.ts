@@ -523,48 +523,80 @@ export function lastStats(file: string): { count: number; atS: number } | undefi
   }
 }
 
-/** A line of bench/sipp/member.xml's log: when the poster sent the copy and when the member received it. */
+/** A line of bench/sipp/member.xml's log: when the sender sent the copy (absent from a MESSAGE without one) and when the receiver got it. */
 export const LEG_LINE = /sent=([0-9]+)(?:\.[0-9]*)?_([0-9]+)(?:\.[0-9]*)? received=([0-9]+)(?:\.[0-9]*)?_([0-9]+)/;
 
-/** Reads a growing log from where the last call stopped: the one-way latencies (ms) of the legs logged since. */
-export function legLatencies(file: string): () => number[] {
+/** What a timed receiver's log told of the MESSAGEs it received: the one-way latencies (ms) of the timed ones, the lines of the others. */
+export interface LegLog {
+  latencies: number[];
+  /** Lines of MESSAGEs that carried no send time, as logged. */
+  untimed: string[];
+}
+
+/** The legs in some lines of bench/sipp/member.xml's log (each MESSAGE received logs one line with "received="). */
+export function parseLegLines(lines: string[]): LegLog {
+  const legs: LegLog = { latencies: [], untimed: [] };
+  for (const line of lines) {
+    const m = LEG_LINE.exec(line);
+    if (m) legs.latencies.push(((Number(m[3]) - Number(m[1])) * 1e6 + Number(m[4]) - Number(m[2])) / 1000);
+    else if (line.includes(' received=')) legs.untimed.push(line);
+  }
+  return legs;
+}
+
+/**
+ * Reads a growing log from where the last call stopped: the legs logged since. A line sipp has
+ * not finished writing is kept until its end comes, so a leg is read whole, once.
+ */
+export function legLog(file: string): () => LegLog {
   let offset = 0;
   let partial = '';
   return () => {
-    if (!existsSync(file)) return [];
+    if (!existsSync(file)) return { latencies: [], untimed: [] };
     const fd = openSync(file, 'r');
     let text: string;
     try {
       const chunk = Buffer.alloc(fstatSync(fd).size - offset);
-      offset += readSync(fd, chunk, 0, chunk.length, offset);
-      text = partial + chunk.toString('latin1');
+      const read = readSync(fd, chunk, 0, chunk.length, offset);
+      offset += read;
+      text = partial + chunk.toString('latin1', 0, read);
     } finally {
       closeSync(fd);
     }
     const lines = text.split('\n');
     partial = lines.pop()!;
-    const latencies: number[] = [];
-    for (const line of lines) {
-      const m = LEG_LINE.exec(line);
-      if (m) latencies.push(((Number(m[3]) - Number(m[1])) * 1e6 + Number(m[4]) - Number(m[2])) / 1000);
-    }
-    return latencies;
+    return parseLegLines(lines);
   };
 }
 
+/** The legs a step's receivers logged, and how many of those they counted never reached the log. */
+export interface LoggedLegs extends LegLog {
+  unlogged: number;
+}
+
 /**
- * The latencies `read` (a legLatencies reader) gives until `expected` are in or `waitMs` passed:
- * sipp counts a MESSAGE in its statistics before its log line reaches the file, so the lines of
- * the last legs of a step may come a moment after the count.
+ * The legs `read` (a legLog reader) gives until `expected` (the MESSAGEs sipp counted) are in,
+ * timed or not, or `waitMs` passed. sipp writes a MESSAGE's line before it counts it, but a line
+ * may be read half-written: its leg waits for the rest. A leg whose line never came is told apart
+ * from one that came without a send time.
  */
-export async function loggedLegs(read: () => number[], expected: number, waitMs = 2_000): Promise<number[]> {
-  const latencies = read();
+export async function loggedLegs(read: () => LegLog, expected: number, waitMs = 5_000): Promise<LoggedLegs> {
+  const legs = read();
   const until = Date.now() + waitMs;
-  while (latencies.length < expected && Date.now() < until) {
+  while (legs.latencies.length + legs.untimed.length < expected && Date.now() < until) {
     await sleep(50);
-    latencies.push(...read());
+    const more = read();
+    legs.latencies.push(...more.latencies);
+    legs.untimed.push(...more.untimed);
   }
-  return latencies;
+  return { ...legs, unlogged: Math.max(0, expected - legs.latencies.length - legs.untimed.length) };
+}
+
+/** What a fan-out step's legs say against the `expected` count, if it fails on them: a leg never logged, or one without a send time. */
+export function legsProblem(legs: LoggedLegs, expected: number): string | undefined {
+  if (legs.unlogged > 0) return `${legs.unlogged} of ${expected} legs counted by sipp never reached its log`;
+  if (legs.untimed.length > 0) return `${legs.untimed.length} of ${expected} legs carried no send time (${JSON.stringify(legs.untimed[0]!.trim())})`;
+  return undefined;
 }
 
 /** What answers and times every MESSAGE of a fan-out bench's receivers (room members, a user's devices). */
@@ -573,8 +605,8 @@ const TIMED_UAS_SCENARIO = join(ROOT, 'bench', 'sipp', 'member.xml');
 /** A sipp process that registered its users and answers each MESSAGE they get, logging when it came. */
 export interface TimedUas {
   uas: SippProcess;
-  /** One-way latencies (ms) of the legs received since the last call. */
-  legs(): number[];
+  /** The legs received since the last call. */
+  legs(): LegLog;
   /** MESSAGEs received so far, and when sipp last counted (epoch seconds). */
   received(): { count: number; atS: number };
 }
@@ -606,7 +638,7 @@ export async function startTimedUas(server: Server, registration: string, users:
   });
   peers.add(uas);
   const file = join(uas.dir, 'stats.csv');
-  return { uas, legs: legLatencies(join(uas.dir, 'logs.log')), received: () => lastStats(file) ?? { count: 0, atS: 0 } };
+  return { uas, legs: legLog(join(uas.dir, 'logs.log')), received: () => lastStats(file) ?? { count: 0, atS: 0 } };
 }
 
 // ---------------------------------------------------------------------------------------------

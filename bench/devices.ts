@@ -47,7 +47,7 @@ import { parseArgs } from 'node:util';
 import SqliteDatabase from 'better-sqlite3';
 import { SippProcess, percentile, type SippOptions } from '../test/support/sipp.js';
 import {
-  CpuMeter, DOMAIN, ROOT, achievedRate, indent, launchParley, loggedLegs, peers, quiet, residentBytes, runBounded, sippProblem,
+  CpuMeter, DOMAIN, ROOT, achievedRate, indent, launchParley, legsProblem, loggedLegs, peers, quiet, residentBytes, runBounded, sippProblem,
   sleep, startTimedUas, stepSettings, table, udpDrops, type Found, type PingIds, type Server, type TimedUas,
 } from './common.js';
 import { bracketWidth, kneeSearch, ratioOf, type Bracket } from './knee.js';
@@ -403,7 +403,10 @@ async function runStep(server: Server, store: StoreProbe, awake: TimedUas[], use
   const cpuPerLegUs = received > 0 ? (serverCpu * meteredS * 1e6) / received : NaN;
   // Each awake device must have had every MESSAGE, not one device some twice and the other fewer.
   const uneven = awake.map((device, i) => device.received().count - eachBefore[i]!).findIndex((count) => count !== calls);
-  const latencies = (await Promise.all(awake.map((device) => loggedLegs(device.legs, calls)))).flat().sort((a, b) => a - b);
+  const eachLegs = await Promise.all(awake.map((device) => loggedLegs(device.legs, calls)));
+  const legs = { latencies: eachLegs.flatMap((l) => l.latencies), untimed: eachLegs.flatMap((l) => l.untimed), unlogged: eachLegs.reduce((sum, l) => sum + l.unlogged, 0) };
+  const latencies = legs.latencies.sort((a, b) => a - b);
+  const legsFault = legsProblem(legs, expected);
   const oneWay = { p50: percentile(latencies, 50), p99: percentile(latencies, 99), timed: latencies.length };
   const sentRate = achievedRate(result);
   const sentFromS = Number(result.stats?.columns.StartTime?.split('\t')[2] ?? startedS);
@@ -413,7 +416,7 @@ async function runStep(server: Server, store: StoreProbe, awake: TimedUas[], use
   else if (received < expected) problem = `${expected - received} of ${expected} deliveries lost`;
   else if (received > expected) problem = `${received - expected} deliveries more than ${expected}`;
   else if (uneven >= 0) problem = `device ${AWAKE_SLOTS[uneven]} received ${awake[uneven]!.received().count - eachBefore[uneven]!} of ${calls}`;
-  else if (oneWay.timed < expected) problem = `${expected - oneWay.timed} of ${expected} legs carried no send time`;
+  else if (legsFault) problem = legsFault;
   else if (oneWay.p99 > MAX_P99_MS) problem = `one-way p99 ${oneWay.p99.toFixed(0)} ms > ${MAX_P99_MS} ms`;
   else if (sentRate < 0.95 * messages) problem = `sent only ${Math.round(sentRate)}/s`;
   return {

@@ -29,7 +29,7 @@ import { parseArgs } from 'node:util';
 import { SippProcess, freePort, percentile, runSipp, summarize, type SippOptions } from '../test/support/sipp.js';
 import {
   CpuMeter, DOMAIN, KAMAILIO, ROOT, achievedRate, indent, launchParley, peers, runBounded, sleep, startServer,
-  loggedLegs, quiet, startTimedUas, stepOptions, stepSettings, table, udpDrops, wantKamailio, type Found, type Measured, type PingIds, type Server, type TimedUas,
+  legsProblem, loggedLegs, quiet, startTimedUas, stepOptions, stepSettings, table, udpDrops, wantKamailio, type Found, type Measured, type PingIds, type Server, type TimedUas,
 } from './common.js';
 import { kneeSearch } from './knee.js';
 
@@ -225,8 +225,10 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
   const sippCpu = sippMeter.stop();
   const received = (await members.quiet(600, Date.now() + 10_000)) - before;
   const cpuPerLegUs = received > 0 ? (serverCpu * meteredS * 1e6) / received : NaN;
-  const latencies = (await loggedLegs(members.legs, received)).sort((a, b) => a - b);
+  const legs = await loggedLegs(members.legs, received);
+  const latencies = legs.latencies.sort((a, b) => a - b);
   const oneWay = { p50: percentile(latencies, 50), p99: percentile(latencies, 99), timed: latencies.length };
+  const legsFault = legsProblem(legs, expected);
   const drops = udpDrops() - dropsBefore;
   const stats = result.stats;
   const postedRate = achievedRate(result);
@@ -240,7 +242,7 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
   else if (stats.retransmissions > 0) problem = `${stats.retransmissions} retransmissions of posts`;
   else if (received < expected) problem = `${expected - received} of ${expected} deliveries lost`;
   else if (received > expected) problem = `${received - expected} deliveries more than ${expected}`;
-  else if (oneWay.timed < expected) problem = `${expected - oneWay.timed} of ${expected} legs carried no send time`;
+  else if (legsFault) problem = legsFault;
   else if (oneWay.p99 > MAX_P99_MS) problem = `one-way p99 ${oneWay.p99.toFixed(0)} ms > ${MAX_P99_MS} ms`;
   else if (postedRate < 0.95 * posts) problem = `posted only ${Math.round(postedRate)}/s`;
   return { posts, deliveries: posts * (size - 1), postedRate, deliveredRate, received, expected, oneWay, cpuPerLegUs, result, serverCpu, sippCpu, drops, problem };

@@ -119,22 +119,23 @@ export class RoomService {
     const isManager = target.user === this.options.manager;
     const contentType = (message.get('content-type') ?? 'text/plain').toLowerCase();
     const isText = contentType.startsWith('text/plain');
-    const answerable = this.answerable(sender);
 
     if (message.body.length > this.options.maxBody) {
       request.reply(413, 'Request Entity Too Large');
-      return this.replyTo(sender, answerable, written, `refused: message larger than ${this.options.maxBody} bytes`);
+      return this.replyTo(sender, this.answerable(sender), written, `refused: message larger than ${this.options.maxBody} bytes`);
     }
     const text = isText ? decodeUtf8(message.body) : undefined;
     if (isText && text === undefined) {
       request.reply(415, 'Unsupported Media Type (body is not UTF-8)');
-      return this.replyTo(sender, answerable, written, 'refused: the message is not valid UTF-8 text');
+      return this.replyTo(sender, this.answerable(sender), written, 'refused: the message is not valid UTF-8 text');
     }
     // Nothing to run or to show: the sender's client marks the message as failed, and nobody gets a blank line.
     if (message.body.length === 0 || text?.trim() === '') return request.reply(400, 'Bad Request (empty message)');
     if (text !== undefined && text.trimStart().startsWith(this.options.cmdStartChar)) {
       request.reply(200, 'OK');
       this.stats.commands++;
+      // Asked here, not for every request: a post never needs it.
+      const answerable = this.answerable(sender);
       let answer: Answer;
       try {
         answer = await runCommand(text.trim(), {
@@ -150,7 +151,7 @@ export class RoomService {
     }
     if (isManager) {
       request.reply(200, 'OK');
-      return this.replyTo(sender, answerable, written, `the manager takes commands only; send ${this.options.cmdStartChar}help`);
+      return this.replyTo(sender, this.answerable(sender), written, `the manager takes commands only; send ${this.options.cmdStartChar}help`);
     }
     const room = this.model.find(written);
     if (!room) return request.reply(404, 'Not Found (no such room)');
@@ -169,8 +170,10 @@ export class RoomService {
       this.log.info({ room: roomUri(room), reason: error.message }, 'room post refused: deliveries are behind');
       return request.reply(503, 'Service Unavailable (room deliveries are behind)', { headers: [{ name: 'retry-after', value: String(BACKLOG_RETRY_AFTER_SECONDS) }] });
     }
-    // The room sends a post to every member but its sender: the sender's other devices get their copy.
-    await this.relay.sentCopies.copy(request);
+    // The room sends a post to every member but its sender: the sender's other devices get their copy
+    // (most senders have none to get it: their answer then waits for no turn of the event loop).
+    const copied = this.relay.sentCopies.copy(request);
+    if (copied) await copied;
     request.reply(200, 'OK');
     this.stats.messagesIn++;
   }

@@ -229,6 +229,16 @@ export class DeviceDelivery {
   }
 
   /**
+   * Whether a copy of what `aor` sent may be kept for its devices (deliver's storeFirst): false as
+   * soon as its remembered devices, known from memory, include none with +sip.instance, so that a
+   * plain softphone's every post to a room does not build a copy to learn that it gets none.
+   */
+  keepsSentCopies(aor: string): boolean {
+    if (!this.keepsPerDevice(aor)) return false;
+    return this.rememberedOf.get(aor)?.some((device) => isInstanceDevice(device.device)) ?? true;
+  }
+
+  /**
    * The device of `aor` when it is its only one, without +sip.instance, registered, with nothing
    * waiting, and known from memory (no store read): the message is then forked to it as before
    * devices were remembered (the sender waits for its answer), with no write unless it is not

@@ -59,7 +59,7 @@ export class SentCopies {
     const from = request.message.fromUri;
     if (!this.options.enabledFor(from.host)) return undefined;
     const sender = this.registrar.destinationOf(from);
-    if (!sender || !this.devices.keepsPerDevice(sender.aor) || !this.isCopied(request.message, sender.aor)) return undefined;
+    if (!sender || !this.devices.keepsSentCopies(sender.aor) || !this.isCopied(request.message, sender.aor)) return undefined;
     return this.store(request, sender);
   }
 

@@ -91,11 +91,12 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   const writer = target.driver === 'sqlite' && target.path !== ':memory:' && options.writerThread !== false ? await openWriter(db, target) : undefined;
   // Only now: a store unavailable while opening fails the start rather than being retried.
   if (options.log) availability.reportTo(options.log);
-  const repositories = createRepositories(db, deferredSync, writer && {
+  const statementWriter: StatementWriter | undefined = writer && {
     // Its failures are the store's as those of any statement: an outage is told apart and logged once.
     write: (statements) => availability.run(() => writer.write(statements), true),
     insert: (statements) => availability.run(() => writer.insert(statements), true),
-  }, options.credentialsCache);
+  };
+  const repositories = createRepositories(db, deferredSync, statementWriter, options.credentialsCache);
   const accountMaps = new Map<string, Promise<GatewayAccountRepository>>([['purplemap', Promise.resolve(repositories.gatewayAccounts)]]);
   return {
     driver: target.driver,
@@ -112,7 +113,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       return map;
     },
     async rooms(tables) {
-      const repository = new RoomRepository(db, tables, deferredSync);
+      const repository = new RoomRepository(db, tables, deferredSync, statementWriter);
       await repository.ensureTables(target.driver);
       return repository;
     },

@@ -1,5 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
+import { CompiledStatements } from './compiled.js';
 import { GroupCommit, type DeferredSync } from './group-commit.js';
+import type { StatementWriter } from './sqlite-writer.js';
 import type { StoreDriver } from './types.js';
 import type { Database } from './schema.js';
 import type { RoomHistoryEntry, RoomMemberRecord, RoomRecord, RoomStore, RoomTables } from './types.js';
@@ -62,11 +64,14 @@ export class RoomRepository implements RoomStore {
 
   /** History rows share transactions (group commit), made durable off the event loop where the store can. */
   private readonly commits: GroupCommit;
+  private readonly statements = new CompiledStatements();
 
+  /** With `writer` (SQLite in a file), history rows are written by it, off the event loop, as the outbox's are; else by a group commit of `db`'s. */
   constructor(
     private readonly db: Kysely<Database>,
     tables: RoomTables,
     deferredSync?: DeferredSync,
+    private readonly writer?: StatementWriter,
   ) {
     this.roomsTable = tables.rooms as 'imc_rooms';
     this.membersTable = tables.members as 'imc_members';
@@ -176,6 +181,12 @@ export class RoomRepository implements RoomStore {
 
   async appendHistory(entries: RoomHistoryEntry[]): Promise<void> {
     if (entries.length === 0) return;
+    if (this.writer) {
+      // A statement per row, each compiled once (see CompiledStatements): the rows of a batch go to the thread in one message.
+      const rows = entries.map((e) => this.statements.compile('history row', [roomUri(e.roomName, e.roomDomain), e.sender, e.nick, e.contentType, e.body, e.at], this.insertHistoryRow));
+      await this.writer.write(rows);
+      return;
+    }
     await this.commits.run((trx) =>
       trx
         .insertInto('parley_imc_history')
@@ -192,6 +203,11 @@ export class RoomRepository implements RoomStore {
         .execute(),
     );
   }
+
+  private readonly insertHistoryRow = ([room, sender, nick, contentType, body, at]: readonly unknown[]) =>
+    this.db.insertInto('parley_imc_history').values({
+      room: room as string, sender: sender as string, nick: nick as string, content_type: contentType as string, body: body as Buffer, created_at: at as number,
+    });
 
   async recentHistory(name: string, domain: string, limit: number): Promise<RoomHistoryEntry[]> {
     const room = roomUri(name, domain);

@@ -228,6 +228,28 @@ test('a room post reaches the other members from the room, and the sender\'s oth
   assert.equal(messages(phone).filter(isCopy).length, 0);
 });
 
+test('room posts from a softphone without +sip.instance are not copied, until a device with one registers: the next post is copied to it', async () => {
+  const softphone = await agent('ida', s.udp);
+  const bob = await agent('ida-bob', s.udp);
+  assert.equal((await softphone.register()).status, 200);
+  assert.equal((await bob.register()).status, 200);
+  assert.match(await command(softphone, 'sip:chat-ida@localhost', '#create chat-ida'), /created/i);
+  assert.match(await command(bob, 'sip:chat-ida@localhost', '#join'), /joined|welcome/i);
+  for (const text of ['first post', 'second post']) {
+    const post = bob.waitForRequest((m) => m.body.toString().includes(text));
+    assert.equal((await softphone.message('sip:chat-ida@localhost', text)).status, 200);
+    await post;
+  }
+  const laptop = await TestUA.create({ user: 'ida', server: s.udp });
+  after(() => laptop.close());
+  assert.equal((await registerDevice(laptop, { instance: newInstance() })).status, 200);
+  const copy = laptop.waitForRequest((m) => isCopy(m));
+  assert.equal((await softphone.message('sip:chat-ida@localhost', 'third post')).status, 200);
+  assert.equal((await copy).body.toString(), 'third post');
+  assert.deepEqual(messages(laptop).filter(isCopy).map((m) => m.body.toString()), ['third post'], 'no copy of the posts before it registered');
+  assert.equal(messages(softphone).filter(isCopy).length, 0);
+});
+
 test('a message to an XMPP contact through the gateway is copied to the sender\'s other devices, To the gateway address', async () => {
   const xmppServer = xmppComponentServer('sip.xmpp.example');
   const xmpp = await startServer({ xmpp: { enabled: true, xmpp_domain: 'sip.xmpp.example', xmpp_password: 'scripted-server-secret', xmpp_port: await xmppServer.listen() } as never });
