@@ -7,10 +7,10 @@
 // does not. A device's messages never overtake what waits for it (see isQueued, storeTurn).
 import type { Logger } from 'pino';
 import { deviceKey, isContactOfDevice, isInstanceDevice, isStoreUnavailable, logBackgroundFailure, type Binding, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
-import { formatPeer, parseNameAddr, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
+import { formatPeer, isMadeUp, parseNameAddr, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import { resendIdentity } from './resend.js';
-import { likeness, stillRegistered } from './device-recognition.js';
+import { isDatagram, likeness, stillRegistered } from './device-recognition.js';
 import { Successors, type Successor } from './successors.js';
 import { Takeovers, queueOf } from './takeover.js';
 import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
@@ -53,6 +53,8 @@ const AFTER_TAKEN_MS = 50;
 const PAGE_SIZE = 100;
 /** Users whose remembered devices are kept in memory at most: past it they are all read again. */
 const MAX_CACHED_USERS = 100_000;
+/** Devices kept as silent at most (DeviceDelivery.silent): past it they are all forgotten. */
+const MAX_SILENT = 100_000;
 
 export const ACCEPTED: DeliveryOutcome = { status: 202, reason: 'Accepted (stored for offline delivery)' };
 const MAILBOX_FULL: DeliveryOutcome = { status: 486, reason: 'Busy Here (offline mailbox full)' };
@@ -108,6 +110,12 @@ export class DeviceDelivery {
    * through their queue, after those.
    */
   private readonly backlogged = new Set<string>();
+  /**
+   * Devices ("aor\ndevice") from whose address nothing came back to the last request they were sent
+   * (a timeout, a transport error: no answer, not even 408 or 503), until they answer or register
+   * again: a device like one over UDP registering from a new port gets a copy of what waits there (shareBacklog).
+   */
+  private readonly silent = new Set<string>();
   /** Devices ("aor\ndevice") with messages on their way to the store for them, how many: they count as queued meanwhile. */
   private readonly storing = new Map<string, number>();
   /** The latest store turn of each AOR with one under way (storeTurn). */
@@ -183,7 +191,10 @@ export class DeviceDelivery {
       handOnLegs: (from, device, receivedBefore) => this.handOnLegs(from, device, receivedBefore),
       devicesChanged: (aor) => this.devicesChanged(aor),
       moved: (aor, from, device) => {
-        for (const old of from) this.backlogged.delete(queueOf(aor, old));
+        for (const old of from) {
+          this.backlogged.delete(queueOf(aor, old));
+          this.silent.delete(queueOf(aor, old));
+        }
         // It may have rows now: a new message goes after them.
         this.backlogged.add(queueOf(aor, device));
       },
@@ -261,7 +272,7 @@ export class DeviceDelivery {
     // then rather than finally: a third of what finally allocates, for every message to such a device.
     return sending.then(
       (outcome) => {
-        if (outcome.response && this.successors.size > 0) this.successors.answered(aor, device, !UNREACHABLE.has(outcome.status));
+        if (outcome.response) this.answeredBy(aor, device, outcome.response);
         this.soleSendEnded(aor);
         return outcome;
       },
@@ -361,7 +372,7 @@ export class DeviceDelivery {
       const { was, mayBe } = likeness(binding, remembered, known, registered);
       if (was.length === 0) {
         // A device like it still registered may be another one (successors).
-        for (const old of mayBe) this.successors.note(aor, old, device, binding.updatedAt, current);
+        for (const old of mayBe) this.successors.note(aor, old, device, binding.updatedAt, current, await this.shareBacklog(aor, old, device, current));
         if (mayBe.length > 0) this.storeAfterSoleSends(aor);
         continue;
       }
@@ -373,6 +384,40 @@ export class DeviceDelivery {
       this.log.info({ aor, device, was }, 'device registered from a new address recognised: it takes over what waited for it');
     }
     return replaced;
+  }
+
+  /**
+   * `old` of `aor`, registered over UDP only, like `device` that registers from a new port: when
+   * nothing came back from `old`'s address lately (silent: a softphone restarted on a new port
+   * without unregistering, or a phone out of coverage), `device` gets a copy of what waits for `old`,
+   * before anything that comes after it (its queue starts with them), while `old` keeps its own
+   * (two phones of one model behind one NAT stay two devices, each getting every message). A
+   * device answering, even 408 or 503, is listening: `device` gets none of its backlog. Returns the
+   * highest message id shared, for `old`'s takeover should its binding expire unrefreshed (Successor.sharedUpTo).
+   */
+  private async shareBacklog(aor: string, old: string, device: string, current: readonly Binding[]): Promise<number | undefined> {
+    if (!this.silent.has(queueOf(aor, old)) || !current.every((b) => deviceKey(b) !== old || isDatagram(b))) return undefined;
+    const upTo = await this.store.share(aor, old, device);
+    if (upTo === 0) return undefined;
+    this.backlogged.add(queueOf(aor, device));
+    this.log.info({ aor, device, from: old }, 'device registered from a new port while one like it at its old port stopped answering: it gets what waits there first');
+    return upTo;
+  }
+
+  /**
+   * `device` of `aor` answered `response`, or Parley made it up (isMadeUp): nothing came back from
+   * its address. Successors are told whether it was reached; silent tells whether anything listens there.
+   */
+  private answeredBy(aor: string, device: string, response: SipMessage): void {
+    const reached = !UNREACHABLE.has(response.status);
+    if (this.successors.size > 0) this.successors.answered(aor, device, reached);
+    if (!reached && isMadeUp(response)) {
+      const queue = queueOf(aor, device);
+      if (this.silent.has(queue)) return;
+      if (this.silent.size >= MAX_SILENT) this.silent.clear();
+      this.silent.add(queue);
+      this.log.info({ aor, device, status: response.status }, 'nothing came back from the device\'s address');
+    } else if (this.silent.size > 0) this.silent.delete(queueOf(aor, device));
   }
 
   /** The legs on their way to `from` are also `device`'s (see InFlightLeg), for the messages received before `receivedBefore` when given. */
@@ -405,7 +450,7 @@ export class DeviceDelivery {
   private async wasThatDevice(aor: string, old: string, successor: Successor, bindings: readonly Binding[]): Promise<void> {
     const [device] = this.takeovers.followMoves(aor, [successor.device]);
     try {
-      await this.takeovers.takeOver(aor, [old], device!, successor.since);
+      await this.takeovers.takeOver(aor, [old], device!, successor.since, successor.sharedUpTo);
       this.log.info({ aor, device, was: old }, 'device recognised as one that registered since from a new address: it takes over what waited for it');
       if (bindings.length > 0) await this.registrar.drop(aor, bindings);
     } catch (error) {
@@ -481,7 +526,7 @@ export class DeviceDelivery {
       const answers = new Map<string, SipMessage>();
       let decided = false;
       const sending = new Map(now.map(([device, flows]) => [device, this.send(message, flows).then((response) => {
-        if (this.successors.size > 0) this.successors.answered(aor, device, !UNREACHABLE.has(response.status));
+        this.answeredBy(aor, device, response);
         if (decided) return response;
         answers.set(device, response);
         // Not taken: from now on no later message overtakes it to this device.
@@ -773,6 +818,7 @@ export class DeviceDelivery {
     const devices = this.registrar.flowsByDevice(bindings);
     // Registered again itself: it is no longer the one it was recognised as.
     if (this.takeovers.size > 0) for (const flows of devices) this.takeovers.registeredAgain(aor, deviceKey(flows[0]!.binding));
+    if (this.silent.size > 0) for (const flows of devices) this.silent.delete(queueOf(aor, deviceKey(flows[0]!.binding)));
     this.drainRegistered(aor, devices);
   }
 
@@ -830,7 +876,7 @@ export class DeviceDelivery {
     let took = false;
     try {
       const response = await this.send(message, flows);
-      if (this.successors.size > 0) this.successors.answered(aor, device, !UNREACHABLE.has(response.status));
+      this.answeredBy(aor, device, response);
       if (UNREACHABLE.has(response.status)) {
         if (!this.takenOver(aor, device)) this.backlogged.add(queueOf(aor, device));
       } else {
