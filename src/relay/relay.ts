@@ -158,8 +158,18 @@ type LocalOutcome = { status: number; reason: string; response?: SipMessage };
 /** A user's only device (DeviceDelivery.soleDevice) a message is forked to, and since when it was sent. */
 type SoleDevice = { device: string; since: number };
 
-/** A message no device took, when it is not to be stored. */
+/** A message no device took, when it is not to be stored: told apart by identity (wouldHaveBeenStored). */
 const NOT_KEPT: LocalOutcome = { status: 480, reason: 'Temporarily Unavailable' };
+
+/**
+ * Whether `outcome`, of forkOrStore asked not to store, says the message would have been stored had
+ * it been asked to: a known user with no device registered, or none reached (408, 480, 503, 504).
+ * A device's own refusal and an unknown user's 404 are answers, not something left to keep; a
+ * device's own 480 is NOT_KEPT too (not reached), which is why this is NOT_KEPT itself, not its status.
+ */
+function wouldHaveBeenStored(outcome: LocalOutcome): boolean {
+  return outcome === NOT_KEPT;
+}
 
 /** What a message sent to a foreign domain became. */
 const foreignResult = (response: SipMessage): DeliveryResult => ({ status: response.status, reason: response.reason, stored: false });
@@ -442,7 +452,7 @@ export class Relay {
     // is refused as the outage is (503), not kept for whichever device registers, even should the
     // store be back by now: such a row is delivered before what already waits for each device.
     const forked = await this.forkOrStore(aor, undefined, message, loop, false, turn, prepared);
-    if (forked === NOT_KEPT) throw unavailable;
+    if (wouldHaveBeenStored(forked)) throw unavailable;
     return forked;
   }
 
