@@ -4,7 +4,7 @@
 // take it, before the sender is answered. One that could not be reached (408, 480, 503, 504, a flow
 // that failed) or was away keeps its row, and gets its rows when it registers again: normal ones
 // first, then non-urgent ones, each oldest first, a page at a time; one that refused it for good
-// does not. A device's messages never overtake what waits for it (see isQueued, storeTurn).
+// does not. A device's messages never overtake what waits for it (see isQueued, store-turns.ts).
 import type { Logger } from 'pino';
 import { deviceKey, isContactOfDevice, isInstanceDevice, isStoreUnavailable, logBackgroundFailure, type Binding, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
 import { formatPeer, isMadeUp, parseNameAddr, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
@@ -13,6 +13,8 @@ import { resendIdentity } from './resend.js';
 import { isDatagram, likeness, stillRegistered } from './device-recognition.js';
 import { Successors, type Successor } from './successors.js';
 import { Takeovers, queueOf } from './takeover.js';
+import { StoreTurns, Storing } from './store-turns.js';
+import { InFlightLegs } from './in-flight.js';
 import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
 import { IMDN_TYPE, mediaTypeOf } from '../util/media-types.js';
 
@@ -38,8 +40,6 @@ export interface DeliveryOutcome {
 /** Statuses after which a device keeps its delivery row: it was not reached, nothing was decided. */
 export const UNREACHABLE = new Set([408, 480, 503, 504]);
 
-/** What a store turn waits for when nothing is stored before it. */
-const SETTLED: Promise<void> = Promise.resolve();
 /**
  * Once a device took a message, how long at least its user's other registered devices may still
  * answer before it is stored for them (milliseconds; or as long again as the first one took, when
@@ -99,11 +99,11 @@ export class DeviceDelivery {
    */
   private readonly draining = new Map<string, { more: boolean; taken: number[] }>();
   /**
-   * Deliveries sent now to a registered device, "id\ndevice": a queue being drained leaves them to
-   * that send. A device taken over (recognise) hands its legs on to the one it became, under that
-   * one's key too: that one's queue waits for their answers (see InFlightLeg).
+   * Deliveries sent now to a registered device: a queue being drained leaves them to that send. A
+   * device taken over (recognise) hands its legs on to the one it became: that one's queue waits
+   * for their answers.
    */
-  private readonly inFlight = new Map<string, InFlightLeg>();
+  private readonly inFlight = new InFlightLegs();
   /**
    * Devices known to have older deliveries waiting ("aor\ndevice": a send to them failed, their
    * queue was not drained to its end, or they had some when Parley started): a new message goes
@@ -116,10 +116,10 @@ export class DeviceDelivery {
    * again: a device like one over UDP registering from a new port gets a copy of what waits there (shareBacklog).
    */
   private readonly silent = new Set<string>();
-  /** Devices ("aor\ndevice") with messages on their way to the store for them, how many: they count as queued meanwhile. */
-  private readonly storing = new Map<string, number>();
-  /** The latest store turn of each AOR with one under way (storeTurn). */
-  private readonly storeTails = new Map<string, Promise<void>>();
+  /** Devices with messages on their way to the store for them: they count as queued meanwhile. */
+  private readonly storing = new Storing();
+  /** The order in which the messages for each user are stored. */
+  private readonly storeTurns = new StoreTurns();
   /**
    * The AORs with a remembered device (or registering since the start): only what is sent to them is
    * kept per device, and only theirs cost a store read for a message or a new address. Each with the
@@ -141,7 +141,7 @@ export class DeviceDelivery {
   private readonly storedFirst = new Map<string, Promise<void>>();
   /**
    * Messages forked the old way to a user's only device (soleDevice) and not ended yet, how many by
-   * AOR (all to that device: it is the only one). A count rather than a store turn each (storeTurn):
+   * AOR (all to that device: it is the only one). A count rather than a store turn each (StoreTurns):
    * a turn is taken for them only once a device that may be that one registers (soleTurns), and a
    * turn per message would cost every message to such a device about 700 bytes more (bench:hotpath relay).
    */
@@ -188,7 +188,7 @@ export class DeviceDelivery {
           if (drain && drain.taken.length > 0) void this.recordDone(aor, drain.taken.splice(0), old);
         }
       },
-      handOnLegs: (from, device, receivedBefore) => this.handOnLegs(from, device, receivedBefore),
+      handOnLegs: (from, device, receivedBefore) => this.inFlight.handOn(from, device, receivedBefore),
       devicesChanged: (aor) => this.devicesChanged(aor),
       moved: (aor, from, device) => {
         for (const old of from) {
@@ -298,18 +298,18 @@ export class DeviceDelivery {
    * so that the new one gets its messages in the order they came.
    */
   private storeAfterSoleSends(aor: string): void {
-    if (this.soleSends.has(aor) && !this.soleTurns.has(aor)) this.soleTurns.set(aor, this.storeTurn(aor));
+    if (this.soleSends.has(aor) && !this.soleTurns.has(aor)) this.soleTurns.set(aor, this.storeTurns.take(aor));
   }
 
   /**
    * `device`, the only one of `aor` (soleDevice), was not reached (408, 480, 503, 504): the message
    * is kept for it, and it gets it when it registers again. Stored when it failed, as the offline
    * store did: a message that must not overtake the recipient's earlier ones (an outbox leg) is
-   * passed once they ended. It takes no store turn: one taken by a later message (storeTurn) may be
+   * passed once they ended. It takes no store turn: one taken by a later message (StoreTurns) may be
    * waiting for this one to end.
    */
   async storeUnreached(aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, device: string, sendingSince: number): Promise<DeliveryOutcome> {
-    const marks = new StoringMarks(this.storing, aor);
+    const marks = this.storing.marks(aor);
     marks.mark(device);
     if (this.successors.size > 0) this.successors.answered(aor, device, false);
     try {
@@ -420,23 +420,6 @@ export class DeviceDelivery {
     } else if (this.silent.size > 0) this.silent.delete(queueOf(aor, device));
   }
 
-  /** The legs on their way to `from` are also `device`'s (see InFlightLeg), for the messages received before `receivedBefore` when given. */
-  private handOnLegs(from: readonly string[], device: string, receivedBefore?: number): void {
-    if (this.inFlight.size === 0) return;
-    const handed: Array<[string, InFlightLeg]> = [];
-    for (const [key, leg] of this.inFlight) {
-      const cut = key.indexOf('\n');
-      if (!from.includes(key.slice(cut + 1))) continue;
-      const theirs = inFlightKey(Number(key.slice(0, cut)), device);
-      if (!this.inFlight.has(theirs)) handed.push([theirs, leg]);
-    }
-    for (const [key, leg] of handed) {
-      leg.keys.push(key);
-      leg.movedBefore = receivedBefore;
-      this.inFlight.set(key, leg);
-    }
-  }
-
   /**
    * `old` of `aor`, noted as maybe `successor.device`, was it (successors): that device takes over
    * what it had waiting from before it came (what came since, that device has itself), in order
@@ -499,7 +482,7 @@ export class DeviceDelivery {
   /**
    * Write-once delivery: the registered devices with nothing waiting get the message at once; once
    * they answered (within acceptTimeout: one still answering then gets a row, which goes when it
-   * takes the message) it is stored, in the order the user's messages came (storeTurn), only for
+   * takes the message) it is stored, in the order the user's messages came (StoreTurns), only for
    * the devices that did not take it. A device that refused it for good does not get it again.
    * While the message is on its way to the store, each device it is to be stored for counts as
    * queued (`storing`): no later message is sent to it live, overtaking it.
@@ -508,8 +491,8 @@ export class DeviceDelivery {
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean,
     written: ((protocols: Protocol[]) => void) | undefined, { remembered, live, devices }: KnownDevices, previous?: Promise<void>,
   ): Promise<DeliveryOutcome> {
-    const turn = this.storeTurn(aor);
-    const marks = new StoringMarks(this.storing, aor);
+    const turn = this.storeTurns.take(aor);
+    const marks = this.storing.marks(aor);
     try {
       const now: Array<[string, Flow[]]> = [];
       // Away, or with older messages waiting: should it register meanwhile, it still gets this one first.
@@ -562,12 +545,12 @@ export class DeviceDelivery {
       // it can be read. Written again alone (its batch failed), the message has another id.
       const inserted: number[] = [];
       const notInFlight = (ids: number[]) => {
-        for (const stored of ids) for (const device of late) this.land(inFlightKey(stored, device), false);
+        for (const stored of ids) for (const device of late) this.inFlight.land(stored, device, false);
       };
       try {
         id = await this.add(record, left, message, turn, (stored) => {
           inserted.push(stored);
-          for (const device of late) this.fly(inFlightKey(stored, device));
+          for (const device of late) this.inFlight.fly(stored, device);
         });
       } catch (error) {
         notInFlight(inserted);
@@ -609,8 +592,8 @@ export class DeviceDelivery {
   private async storeThenSend(
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, written: ((protocols: Protocol[]) => void) | undefined, { remembered, live, devices }: KnownDevices,
   ): Promise<DeliveryOutcome> {
-    const turn = this.storeTurn(aor);
-    const marks = new StoringMarks(this.storing, aor);
+    const turn = this.storeTurns.take(aor);
+    const marks = this.storing.marks(aor);
     let id;
     try {
       for (const device of live.keys()) marks.mark(device);
@@ -664,10 +647,9 @@ export class DeviceDelivery {
   private takeLate(
     aor: string, id: number, device: string, message: SipMessage, answer: Promise<SipMessage>, sendingSince: number, remembered: RememberedDevice[],
   ): void {
-    const key = inFlightKey(id, device);
     void answer.then((response) => {
-      if (!UNREACHABLE.has(response.status)) return this.recordDone(aor, [id], device).finally(() => this.land(key, true));
-      this.land(key, false);
+      if (!UNREACHABLE.has(response.status)) return this.recordDone(aor, [id], device).finally(() => this.inFlight.land(id, device, true));
+      this.inFlight.land(id, device, false);
       if (this.takenOver(aor, device)) return;
       if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, remembered);
       else this.backlogged.add(queueOf(aor, device));
@@ -690,23 +672,6 @@ export class DeviceDelivery {
       // Its flow failed: a device that can be woken is.
       if (UNREACHABLE.has(response.status)) this.wake(id, remembered.filter((d) => d.device === device), message);
     });
-  }
-
-  /**
-   * A place in the order in which messages for `aor` are stored: `previous` settles once every
-   * message for `aor` that came before has asked the store to write it (or needed no store), so a
-   * device's rows are in the order its messages came, whichever was answered first.
-   */
-  private storeTurn(aor: string): { previous: Promise<void>; release(): void } {
-    const previous = this.storeTails.get(aor) ?? SETTLED;
-    let release!: () => void;
-    const own = new Promise<void>((resolve) => (release = resolve));
-    const mine = previous.then(() => own);
-    this.storeTails.set(aor, mine);
-    void mine.then(() => {
-      if (this.storeTails.get(aor) === mine) this.storeTails.delete(aor);
-    });
-    return { previous, release };
   }
 
   /** The flows of `device` of `aor` now, undefined when it is not registered. */
@@ -871,8 +836,7 @@ export class DeviceDelivery {
   private async sendStored(
     aor: string, id: number, device: string, message: SipMessage, flows: Flow[], taken: (id: number) => Promise<void> | void,
   ): Promise<SipMessage> {
-    const key = inFlightKey(id, device);
-    this.fly(key);
+    this.inFlight.fly(id, device);
     let took = false;
     try {
       const response = await this.send(message, flows);
@@ -886,21 +850,8 @@ export class DeviceDelivery {
       }
       return response;
     } finally {
-      this.land(key, took);
+      this.inFlight.land(id, device, took);
     }
-  }
-
-  /** A leg of a stored message is on its way (inFlight). */
-  private fly(key: string): void {
-    this.inFlight.set(key, { keys: [key] });
-  }
-
-  /** The leg `key` was answered, the message `taken` or not: the queues waiting for it go on. */
-  private land(key: string, taken: boolean): void {
-    const leg = this.inFlight.get(key);
-    if (!leg) return;
-    for (const other of leg.keys) if (this.inFlight.get(other) === leg) this.inFlight.delete(other);
-    if (leg.waiting) for (const resolve of leg.waiting) resolve(taken);
   }
 
   /**
@@ -952,12 +903,9 @@ export class DeviceDelivery {
         try {
           for (const { message, priority } of page) {
             cursor = { priority, messageId: message.id };
-            const key = inFlightKey(message.id, device);
-            const leg = this.inFlight.get(key);
-            // Its own send decides; one to a device it took over since, it waits for: that one may take it
-            // (not one of a message that came after it registered, whose row here is its own).
-            const handed = leg !== undefined && leg.keys[0] !== key && message.receivedAt < (leg.movedBefore ?? Infinity);
-            if (leg && (leg.keys[0] === key || (handed && (await new Promise<boolean>((resolve) => (leg.waiting ??= []).push(resolve)))))) continue;
+            // Its own send decides; one to a device it took over since, it waits for: that one may take it.
+            const left = this.inFlight.leaves(message.id, device, message.receivedAt);
+            if (left === true || (left !== false && (await left))) continue;
             const flows = this.flowsOf(aor, device);
             if (!flows) return;
             const response = await this.sendStored(aor, message.id, device, storedRequest(this.stack, message), flows, (id) => void taken.push(id));
@@ -1026,53 +974,6 @@ function priorityOf(message: SipMessage): number {
   return message.get('priority')?.trim().toLowerCase() === 'non-urgent' ? 1 : 0;
 }
 
-
-/**
- * A stored message on its way to a device (DeviceDelivery.inFlight): its keys there, its device's
- * and those of the devices that took that one over since (which wait for its answer rather than
- * sending it again), and what those wait with.
- */
-interface InFlightLeg {
-  keys: string[];
-  waiting?: Array<(taken: boolean) => void>;
-  /** Handed on with what was received before then only (a takeover with `receivedBefore`): a message received since is not waited for. */
-  movedBefore?: number;
-}
-
-/** The key of a stored message on its way to a device (DeviceDelivery.inFlight). */
-function inFlightKey(id: number, device: string): string {
-  return `${id}\n${device}`;
-}
-
-/**
- * The devices one message is on its way to the store for, counted in DeviceDelivery.storing (they
- * count as queued meanwhile): each device once, all released once.
- */
-class StoringMarks {
-  private readonly devices = new Set<string>();
-
-  constructor(
-    private readonly storing: Map<string, number>,
-    private readonly aor: string,
-  ) {}
-
-  mark(device: string): void {
-    if (this.devices.has(device)) return;
-    this.devices.add(device);
-    const queue = queueOf(this.aor, device);
-    this.storing.set(queue, (this.storing.get(queue) ?? 0) + 1);
-  }
-
-  release(): void {
-    for (const device of this.devices) {
-      const queue = queueOf(this.aor, device);
-      const left = this.storing.get(queue)! - 1;
-      if (left === 0) this.storing.delete(queue);
-      else this.storing.set(queue, left);
-    }
-    this.devices.clear();
-  }
-}
 
 /** What a message is for push: a receipt (IMDN, RFC 5438, also inside CPIM) or a message. */
 function deliveryKind(message: SipMessage): DeliveryKind {
