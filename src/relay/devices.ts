@@ -6,7 +6,7 @@
 // first, then non-urgent ones, each oldest first, a page at a time; one that refused it for good
 // does not. A device's messages never overtake what waits for it (see isQueued, store-turns.ts).
 import type { Logger } from 'pino';
-import { deviceKey, isContactOfDevice, isInstanceDevice, isStoreUnavailable, logBackgroundFailure, type Binding, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
+import { deviceKey, isContactOfDevice, isInstanceDevice, isStoreUnavailable, logBackgroundFailure, type Binding, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
 import { formatPeer, isMadeUp, parseNameAddr, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import { resendIdentity } from './resend.js';
@@ -15,6 +15,7 @@ import { Successors, type Successor } from './successors.js';
 import { Takeovers, queueOf } from './takeover.js';
 import { StoreTurns, Storing } from './store-turns.js';
 import { InFlightLegs } from './in-flight.js';
+import { DeviceQueues, UNREACHABLE } from './drain.js';
 import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
 import { IMDN_TYPE, mediaTypeOf } from '../util/media-types.js';
 
@@ -37,8 +38,7 @@ export interface DeliveryOutcome {
   response?: SipMessage;
 }
 
-/** Statuses after which a device keeps its delivery row: it was not reached, nothing was decided. */
-export const UNREACHABLE = new Set([408, 480, 503, 504]);
+export { UNREACHABLE } from './drain.js';
 
 /**
  * Once a device took a message, how long at least its user's other registered devices may still
@@ -49,8 +49,6 @@ export const UNREACHABLE = new Set([408, 480, 503, 504]);
  */
 const AFTER_TAKEN_MS = 50;
 
-/** Pending deliveries read at once for a device that registered. */
-const PAGE_SIZE = 100;
 /** Users whose remembered devices are kept in memory at most: past it they are all read again. */
 const MAX_CACHED_USERS = 100_000;
 /** Devices kept as silent at most (DeviceDelivery.silent): past it they are all forgotten. */
@@ -92,24 +90,14 @@ export interface DeviceSummary {
 
 export class DeviceDelivery {
   readonly stats: DeviceDeliveryStats = { stored: 0, delivered: 0, pending: 0 };
-  /**
-   * Devices whose queue is being delivered, "aor\ndevice": a new message for one of them joins its
-   * queue instead of overtaking it; `more` tells the drain to read again once it reached the end;
-   * `taken`, the messages of its page the device took, whose rows are not removed yet.
-   */
-  private readonly draining = new Map<string, { more: boolean; taken: number[] }>();
+  /** The devices' queues: what waits for each in the store, delivered in order (drain.ts). */
+  private readonly queues: DeviceQueues;
   /**
    * Deliveries sent now to a registered device: a queue being drained leaves them to that send. A
    * device taken over (recognise) hands its legs on to the one it became: that one's queue waits
    * for their answers.
    */
   private readonly inFlight = new InFlightLegs();
-  /**
-   * Devices known to have older deliveries waiting ("aor\ndevice": a send to them failed, their
-   * queue was not drained to its end, or they had some when Parley started): a new message goes
-   * through their queue, after those.
-   */
-  private readonly backlogged = new Set<string>();
   /**
    * Devices ("aor\ndevice") from whose address nothing came back to the last request they were sent
    * (a timeout, a transport error: no answer, not even 408 or 503), until they answer or register
@@ -160,43 +148,46 @@ export class DeviceDelivery {
   /** Counts what made remembered devices change: a read begun before one is not kept. */
   private deviceChanges = 0;
   /**
-   * Whether resume() has loaded what the store held at start (instanceUsers, backlogged). Until
-   * then every AOR is looked up, with what its devices have waiting, so that no message overtakes
-   * one stored before the restart.
+   * Whether resume() has loaded what the store held at start (deviceUsers, the queues with
+   * deliveries waiting). Until then every AOR is looked up, with what its devices have waiting, so
+   * that no message overtakes one stored before the restart.
    */
   private loaded = false;
 
   constructor(
     private readonly store: DeliveryStore,
     private readonly registrar: Registrar,
-    private readonly stack: SipStack,
+    stack: SipStack,
     private readonly send: SendToDevice,
     private readonly options: DeviceDeliveryOptions,
     private readonly log: Logger,
   ) {
+    this.queues = new DeviceQueues(store, this.inFlight, {
+      held: (aor, device) => (this.successors.size > 0 && this.successors.isHeld(aor, device)) || this.storedFirst.has(aor),
+      flowsOf: (aor, device) => this.flowsOf(aor, device),
+      request: (stored) => storedRequest(stack, stored),
+      sendStored: (aor, id, device, message, flows, taken) => this.sendStored(aor, id, device, message, flows, taken),
+      recordDone: (aor, ids, device) => this.recordDone(aor, ids, device),
+      delivered: () => void this.stats.delivered++,
+    }, log);
     this.successors = new Successors({
       wasThatDevice: (aor, old, successor, bindings) => this.wasThatDevice(aor, old, successor, bindings),
       released: (aor, device) => {
         const [now] = this.takeovers.followMoves(aor, [device]);
-        if (this.isQueued(aor, now!) && this.flowsOf(aor, now!)) void this.drain(aor, now!);
+        if (this.isQueued(aor, now!) && this.flowsOf(aor, now!)) void this.queues.drain(aor, now!);
       },
     }, (aor) => this.registrar.lookup(aor));
     this.takeovers = new Takeovers(store, {
-      recordTaken: (aor, from) => {
-        for (const old of from) {
-          const drain = this.draining.get(queueOf(aor, old));
-          if (drain && drain.taken.length > 0) void this.recordDone(aor, drain.taken.splice(0), old);
-        }
-      },
+      recordTaken: (aor, from) => this.queues.recordTaken(aor, from),
       handOnLegs: (from, device, receivedBefore) => this.inFlight.handOn(from, device, receivedBefore),
       devicesChanged: (aor) => this.devicesChanged(aor),
       moved: (aor, from, device) => {
         for (const old of from) {
-          this.backlogged.delete(queueOf(aor, old));
+          this.queues.forget(aor, old);
           this.silent.delete(queueOf(aor, old));
         }
         // It may have rows now: a new message goes after them.
-        this.backlogged.add(queueOf(aor, device));
+        this.queues.backlog(aor, device);
       },
     });
   }
@@ -320,7 +311,7 @@ export class DeviceDelivery {
       this.stats.pending++;
       this.log.debug({ aor, id, device }, 'message stored for the device that was not reached');
       if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, this.rememberedOf.get(aor) ?? []);
-      else if (!this.takenOver(aor, device)) this.backlogged.add(queueOf(aor, device));
+      else if (!this.takenOver(aor, device)) this.queues.backlog(aor, device);
       return ACCEPTED;
     } finally {
       marks.release();
@@ -364,7 +355,7 @@ export class DeviceDelivery {
   private async takeOverGone(aor: string, fresh: readonly Binding[], current: readonly Binding[]): Promise<Binding[]> {
     const remembered = await this.store.devicesOf(aor, Date.now() - this.options.remember * 1000);
     const known = new Set(remembered.map((d) => d.device));
-    const registered = stillRegistered(current, (binding) => this.registrar.isGone(binding) || this.backlogged.has(queueOf(aor, deviceKey(binding))));
+    const registered = stillRegistered(current, (binding) => this.registrar.isGone(binding) || this.queues.isBacklogged(aor, deviceKey(binding)));
     const replaced: Binding[] = [];
     for (const binding of fresh) {
       const device = deviceKey(binding);
@@ -399,7 +390,7 @@ export class DeviceDelivery {
     if (!this.silent.has(queueOf(aor, old)) || !current.every((b) => deviceKey(b) !== old || isDatagram(b))) return undefined;
     const upTo = await this.store.share(aor, old, device);
     if (upTo === 0) return undefined;
-    this.backlogged.add(queueOf(aor, device));
+    this.queues.backlog(aor, device);
     this.log.info({ aor, device, from: old }, 'device registered from a new port while one like it at its old port stopped answering: it gets what waits there first');
     return upTo;
   }
@@ -452,7 +443,7 @@ export class DeviceDelivery {
     const [all, waiting] = await Promise.all([this.rememberedDevices(aor), this.loaded ? [] : this.store.pendingCounts(aor)]);
     const remembered = all.filter((device) => device.lastSeen >= since);
     if (remembered.length === 0 || (instanceUsersOnly && !remembered.some((d) => isInstanceDevice(d.device)))) return undefined;
-    for (const { device } of waiting) this.backlogged.add(queueOf(aor, device));
+    for (const { device } of waiting) this.queues.backlog(aor, device);
     const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
     let devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
     if (this.takeovers.size > 0) devices = this.takeovers.followMoves(aor, devices);
@@ -575,7 +566,7 @@ export class DeviceDelivery {
       // it registered again meanwhile (that registration's drain came too early for it).
       for (const device of unreached) {
         if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, remembered);
-        else this.backlogged.add(queueOf(aor, device));
+        else this.queues.backlog(aor, device);
       }
       for (const device of notSent) this.deliverStored(aor, id, device, message, remembered);
       return taken ?? ACCEPTED;
@@ -652,7 +643,7 @@ export class DeviceDelivery {
       this.inFlight.land(id, device, false);
       if (this.takenOver(aor, device)) return;
       if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, remembered);
-      else this.backlogged.add(queueOf(aor, device));
+      else this.queues.backlog(aor, device);
     });
   }
 
@@ -664,8 +655,8 @@ export class DeviceDelivery {
     const flows = this.flowsOf(aor, device);
     if (!flows) return;
     if (this.isQueued(aor, device)) {
-      this.backlogged.add(queueOf(aor, device));
-      this.joinQueue(aor, device);
+      this.queues.backlog(aor, device);
+      this.queues.join(aor, device);
       return;
     }
     void this.sendStored(aor, id, device, message, flows, () => this.recordDone(aor, [id], device)).then((response) => {
@@ -693,19 +684,9 @@ export class DeviceDelivery {
    * (isHeld), or its user's messages from before devices were remembered are being delivered (storedFirst).
    */
   private isQueued(aor: string, device: string): boolean {
-    if (this.draining.size === 0 && this.backlogged.size === 0 && this.storing.size === 0 && this.successors.size === 0 && this.storedFirst.size === 0) return false;
+    if (this.queues.idle && this.storing.size === 0 && this.successors.size === 0 && this.storedFirst.size === 0) return false;
     const queue = queueOf(aor, device);
-    return this.draining.has(queue) || this.backlogged.has(queue) || this.storing.has(queue) || this.successors.isHeld(aor, device) || this.storedFirst.has(aor);
-  }
-
-  /** Has the device's queue deliver what was just stored for it, when it is queued; false when it is not. */
-  private joinQueue(aor: string, device: string): boolean {
-    const queue = queueOf(aor, device);
-    const drain = this.draining.get(queue);
-    if (drain) drain.more = true;
-    else if (this.backlogged.has(queue)) void this.drain(aor, device);
-    else return false;
-    return true;
+    return this.queues.has(queue) || this.storing.has(queue) || this.successors.isHeld(aor, device) || this.storedFirst.has(aor);
   }
 
   /** Counts the deliveries waiting in the store again (after each sweep). */
@@ -723,10 +704,10 @@ export class DeviceDelivery {
     // A user whose devices were forgotten may still have deliveries waiting for its others.
     for (const { aor } of counts) this.deviceUsers.set(aor, this.sweeps);
     this.stats.pending = counts.reduce((sum, { pending }) => sum + pending, 0);
-    for (const { aor, device } of counts) this.backlogged.add(queueOf(aor, device));
+    for (const { aor, device } of counts) this.queues.backlog(aor, device);
     this.loaded = true;
     for (const { aor, device } of counts) {
-      if (this.registrar.lookup(aor).length > 0) void this.drain(aor, device);
+      if (this.registrar.lookup(aor).length > 0) void this.queues.drain(aor, device);
     }
   }
 
@@ -791,7 +772,7 @@ export class DeviceDelivery {
   private drainRegistered(aor: string, devices: Flow[][]): void {
     for (const flows of devices) {
       const device = deviceKey(flows[0]!.binding);
-      if (this.isQueued(aor, device) || this.store.mayHaveWaiting(aor, device)) void this.drain(aor, device);
+      if (this.isQueued(aor, device) || this.store.mayHaveWaiting(aor, device)) void this.queues.drain(aor, device);
     }
   }
 
@@ -842,7 +823,7 @@ export class DeviceDelivery {
       const response = await this.send(message, flows);
       this.answeredBy(aor, device, response);
       if (UNREACHABLE.has(response.status)) {
-        if (!this.takenOver(aor, device)) this.backlogged.add(queueOf(aor, device));
+        if (!this.takenOver(aor, device)) this.queues.backlog(aor, device);
       } else {
         this.options.push?.cancel(String(id), device);
         await taken(id);
@@ -861,8 +842,8 @@ export class DeviceDelivery {
   private takenOver(aor: string, device: string): boolean {
     if (this.takeovers.size === 0 || !this.takeovers.has(aor, device)) return false;
     const [now] = this.takeovers.followMoves(aor, [device]);
-    this.backlogged.add(queueOf(aor, now!));
-    this.joinQueue(aor, now!);
+    this.queues.backlog(aor, now!);
+    this.queues.join(aor, now!);
     return true;
   }
 
@@ -875,65 +856,6 @@ export class DeviceDelivery {
       () => void (this.stats.pending -= ids.length),
       logBackgroundFailure(this.log, 'recording a delivery'),
     );
-  }
-
-  private async drain(aor: string, device: string): Promise<void> {
-    const queue = queueOf(aor, device);
-    if (this.draining.has(queue)) return;
-    if ((this.successors.size > 0 && this.successors.isHeld(aor, device)) || this.storedFirst.has(aor)) {
-      // Gone on once it is known whether it is the device at its old address (successors), or
-      // its user's older messages are delivered (deliverPending).
-      this.backlogged.add(queue);
-      return;
-    }
-    const drain = { more: false, taken: [] as number[] };
-    this.draining.set(queue, drain);
-    // Until it reaches the end of the queue: a drain cut short (device away, store unavailable)
-    // leaves rows that a new message must not overtake.
-    this.backlogged.add(queue);
-    try {
-      let cursor: DeliveryCursor | undefined;
-      for (;;) {
-        const page = await this.store.pendingFor(aor, device, Date.now(), cursor, PAGE_SIZE);
-        // One commit per page rather than per message: the rows of what the device took go together
-        // once the page is sent. No sender waits for them; a crash before re-sends them as the same
-        // requests (see storedRequest), which the device recognises.
-        // Kept with the drain: a takeover of this device records them first (TakeoverHost.recordTaken).
-        const taken = drain.taken;
-        try {
-          for (const { message, priority } of page) {
-            cursor = { priority, messageId: message.id };
-            // Its own send decides; one to a device it took over since, it waits for: that one may take it.
-            const left = this.inFlight.leaves(message.id, device, message.receivedAt);
-            if (left === true || (left !== false && (await left))) continue;
-            const flows = this.flowsOf(aor, device);
-            if (!flows) return;
-            const response = await this.sendStored(aor, message.id, device, storedRequest(this.stack, message), flows, (id) => void taken.push(id));
-            if (UNREACHABLE.has(response.status)) {
-              this.log.info({ aor, device, id: message.id, status: response.status }, 'delivery to a device failed; kept for its next registration');
-              return;
-            }
-            if (response.status < 300) this.stats.delivered++;
-          }
-        } finally {
-          if (taken.length > 0) await this.recordDone(aor, taken.splice(0), device);
-        }
-        if (page.length < PAGE_SIZE) {
-          if (!drain.more) {
-            this.backlogged.delete(queue);
-            return;
-          }
-          // Messages came while this page was delivered: a non-urgent one may sort before the cursor.
-          drain.more = false;
-          cursor = undefined;
-        }
-      }
-    } catch (error) {
-      if (isStoreUnavailable(error)) this.log.debug({ aor, device }, 'device delivery paused: store unavailable; kept for the next registration');
-      else this.log.error({ err: error, aor, device }, 'device delivery error');
-    } finally {
-      this.draining.delete(queue);
-    }
   }
 }
 
