@@ -29,8 +29,11 @@ export interface DeviceDeliveryOptions {
   push?: PushService;
 }
 
-/** Sends a request to one device over its flows, the next flow when one fails; never rejects. */
-export type SendToDevice = (message: SipMessage, flows: Flow[]) => Promise<SipMessage>;
+/**
+ * Sends a request to one device over its flows, the next flow when one fails; never rejects. `loop`:
+ * the request's loop key when the caller has it (every leg of a message shares it), else it is made.
+ */
+export type SendToDevice = (message: SipMessage, flows: Flow[], loop?: string) => Promise<SipMessage>;
 
 export interface DeliveryOutcome {
   status: number;
@@ -207,10 +210,11 @@ export class DeviceDelivery {
    * their answers (a copy of what a user sent: its sender's answer waits only for the store); not
    * kept (undefined) for a user without a device known by +sip.instance.
    * `except`: a device that is not to get it (the one that sent what this copies, relay/sync.ts).
+   * `loop`: the message's loop key, when the caller has it (SendToDevice).
    */
   async deliver(
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean, written?: (protocols: Protocol[]) => void,
-    { keptByCaller, storeFirst, except }: { keptByCaller?: { previous: Promise<void> }; storeFirst?: boolean; except?: string } = {},
+    { keptByCaller, storeFirst, except, loop }: { keptByCaller?: { previous: Promise<void> }; storeFirst?: boolean; except?: string; loop?: string } = {},
   ): Promise<DeliveryOutcome | undefined> {
     // A copy of what the user sent goes to users with a device known by +sip.instance only: a client
     // without one (a plain softphone) would show it as a message from its own user.
@@ -222,7 +226,7 @@ export class DeviceDelivery {
       if (known.devices.size === 0) return undefined;
     }
     if (storeFirst) return this.storeThenSend(aor, message, record, written, known);
-    return this.sendThenStore(aor, message, record, better, written, known, keptByCaller?.previous);
+    return this.sendThenStore(aor, message, record, better, written, known, keptByCaller?.previous, loop);
   }
 
   /** Whether `aor` may have messages kept per device: false only once it is known to have no remembered device. */
@@ -437,15 +441,30 @@ export class DeviceDelivery {
    * message is not to be kept per device (`instanceUsersOnly`: when none is known by +sip.instance).
    * A registered device is remembered (written with its binding).
    */
-  private async devicesOf(aor: string, instanceUsersOnly = false): Promise<KnownDevices | undefined> {
+  private devicesOf(aor: string, instanceUsersOnly = false): KnownDevices | undefined | Promise<KnownDevices | undefined> {
     if (!this.keepsPerDevice(aor)) return undefined;
+    // Most often every remembered device of the user is in memory: nothing to wait for.
+    const cached = this.loaded ? this.rememberedOf.get(aor) : undefined;
+    if (cached) return this.knownDevices(aor, cached, [], instanceUsersOnly);
+    return Promise.all([this.rememberedDevices(aor), this.loaded ? [] : this.store.pendingCounts(aor)]).then(
+      ([all, waiting]) => this.knownDevices(aor, all, waiting, instanceUsersOnly),
+    );
+  }
+
+  /** devicesOf, of `all` remembered devices of `aor`, and the devices with deliveries `waiting` in the store (read before resume()). */
+  private knownDevices(aor: string, all: readonly RememberedDevice[], waiting: ReadonlyArray<{ device: string }>, instanceUsersOnly: boolean): KnownDevices | undefined {
     const since = Date.now() - this.options.remember * 1000;
-    const [all, waiting] = await Promise.all([this.rememberedDevices(aor), this.loaded ? [] : this.store.pendingCounts(aor)]);
     const remembered = all.filter((device) => device.lastSeen >= since);
     if (remembered.length === 0 || (instanceUsersOnly && !remembered.some((d) => isInstanceDevice(d.device)))) return undefined;
     for (const { device } of waiting) this.queues.backlog(aor, device);
-    const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
-    let devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
+    const live = new Map<string, Flow[]>();
+    let devices = new Set<string>();
+    for (const { device } of remembered) devices.add(device);
+    for (const flows of this.registrar.flowsByDevice(this.registrar.lookup(aor))) {
+      const device = deviceKey(flows[0]!.binding);
+      live.set(device, flows);
+      devices.add(device);
+    }
     if (this.takeovers.size > 0) devices = this.takeovers.followMoves(aor, devices);
     return { remembered, live, devices };
   }
@@ -480,7 +499,7 @@ export class DeviceDelivery {
    */
   private async sendThenStore(
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean,
-    written: ((protocols: Protocol[]) => void) | undefined, { remembered, live, devices }: KnownDevices, previous?: Promise<void>,
+    written: ((protocols: Protocol[]) => void) | undefined, { remembered, live, devices }: KnownDevices, previous?: Promise<void>, loop?: string,
   ): Promise<DeliveryOutcome> {
     const turn = this.storeTurns.take(aor);
     const marks = this.storing.marks(aor);
@@ -499,7 +518,7 @@ export class DeviceDelivery {
       const sendingSince = Date.now();
       const answers = new Map<string, SipMessage>();
       let decided = false;
-      const sending = new Map(now.map(([device, flows]) => [device, this.send(message, flows).then((response) => {
+      const sending = new Map(now.map(([device, flows]) => [device, this.send(message, flows, loop).then((response) => {
         this.answeredBy(aor, device, response);
         if (decided) return response;
         answers.set(device, response);
@@ -509,7 +528,7 @@ export class DeviceDelivery {
       })]));
       written?.(now.map(([, flows]) => flows[0]!.peer.proto));
       // An outbox leg waits for every answer: nobody waits for it, and each answer spares a write.
-      if (sending.size > 0) await this.withinAcceptTimeout(previous ? Promise.all(sending.values()) : allOrSoonAfterTaken([...sending.values()], sendingSince));
+      if (sending.size > 0) await answersWithin(sending.values(), sending.size, sendingSince, this.options.acceptTimeout * 1000, !previous);
       decided = true;
       /** Sent and not answered yet. */
       const late: string[] = [];
@@ -621,13 +640,6 @@ export class DeviceDelivery {
     } finally {
       turn.release();
     }
-  }
-
-  /** Resolves once `answers` has, or devices.acceptTimeout passed. */
-  private async withinAcceptTimeout(answers: Promise<unknown>): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([answers, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.acceptTimeout * 1000)))]);
-    clearTimeout(timer);
   }
 
   /**
@@ -906,20 +918,27 @@ function deliveryKind(message: SipMessage): DeliveryKind {
 }
 
 /**
- * Resolves once every answer came, or AFTER_TAKEN_MS (or as long again as it took, if longer)
- * after the first 2xx.
+ * Resolves once the `count` `answers` came, or `acceptMs` after `since`, or, `soonAfterTaken`,
+ * AFTER_TAKEN_MS (or as long again as it took, if longer) after the first 2xx, whichever is first:
+ * one timer at a time, for every message to a user's devices.
  */
-function allOrSoonAfterTaken(answers: Array<Promise<SipMessage>>, since: number): Promise<void> {
+function answersWithin(answers: Iterable<Promise<SipMessage>>, count: number, since: number, acceptMs: number, soonAfterTaken: boolean): Promise<void> {
   return new Promise((resolve) => {
-    let waiting = answers.length;
-    let grace: NodeJS.Timeout | undefined;
+    let waiting = count;
+    let graced = false;
+    let timer = setTimeout(resolve, acceptMs);
     for (const answer of answers) {
       void answer.then((response) => {
         if (--waiting === 0) {
-          clearTimeout(grace);
+          clearTimeout(timer);
           resolve();
-        } else if (response.status < 300 && !grace) {
-          grace = setTimeout(resolve, Math.max(AFTER_TAKEN_MS, Date.now() - since));
+        } else if (soonAfterTaken && response.status < 300 && !graced) {
+          graced = true;
+          const now = Date.now();
+          const grace = Math.max(AFTER_TAKEN_MS, now - since);
+          if (now + grace >= since + acceptMs) return;
+          clearTimeout(timer);
+          timer = setTimeout(resolve, grace);
         }
       });
     }

@@ -223,7 +223,7 @@ export class Relay {
     private readonly log: Logger,
   ) {
     this.devices = new DeviceDelivery(
-      deliveries, registrar, stack, (message, flows) => this.sendToDevice(message, flows, loopKey(message)),
+      deliveries, registrar, stack, (message, flows, loop) => this.sendToDevice(message, flows, loop ?? loopKey(message)),
       { ...options.devices, maxPerUser: options.offline.maxPerUser }, log,
     );
     this.sentCopies = new SentCopies(registrar, this.devices, stack, {
@@ -436,7 +436,7 @@ export class Relay {
     const written = (protocols: Protocol[]) => turn?.sent(protocols.length > 0 ? this.windowOf(protocols) : this.options.deliveryWindow.stream);
     const kept = keptByOutbox && turn ? { previous: turn.previous } : undefined;
     let unavailable: unknown;
-    const outcome = await this.devices.deliver(aor, message, this.storedRecord(aor, message), betterFinal, written, { keptByCaller: kept }).catch((error: unknown) => {
+    const outcome = await this.devices.deliver(aor, message, this.storedRecord(aor, message), betterFinal, written, { keptByCaller: kept, loop }).catch((error: unknown) => {
       if (!isStoreUnavailable(error)) throw error;
       unavailable = error;
       return undefined;
