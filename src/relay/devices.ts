@@ -103,10 +103,11 @@ export class DeviceDelivery {
   private readonly inFlight = new InFlightLegs();
   /**
    * Devices ("aor\ndevice") from whose address nothing came back to the last request they were sent
-   * (a timeout, a transport error: no answer, not even 408 or 503), until they answer or register
-   * again: a device like one over UDP registering from a new port gets a copy of what waits there (shareBacklog).
+   * (a timeout, a transport error: no answer, not even 408 or 503), since when, until they answer: a
+   * device like one over UDP, not registered again since, registering from a new port gets a copy of
+   * what waits there (shareBacklog).
    */
-  private readonly silent = new Set<string>();
+  private readonly silent = new Map<string, number>();
   /** Devices with messages on their way to the store for them: they count as queued meanwhile. */
   private readonly storing = new Storing();
   /** The order in which the messages for each user are stored. */
@@ -391,8 +392,17 @@ export class DeviceDelivery {
    * highest message id shared, for `old`'s takeover should its binding expire unrefreshed (Successor.sharedUpTo).
    */
   private async shareBacklog(aor: string, old: string, device: string, current: readonly Binding[]): Promise<number | undefined> {
-    if (!this.silent.has(queueOf(aor, old)) || !current.every((b) => deviceKey(b) !== old || isDatagram(b))) return undefined;
-    const upTo = await this.store.share(aor, old, device);
+    const silentSince = this.silent.get(queueOf(aor, old));
+    // Registered again since, it is listening.
+    if (silentSince === undefined || !current.every((b) => deviceKey(b) !== old || (isDatagram(b) && b.updatedAt < silentSince))) return undefined;
+    let upTo;
+    try {
+      upTo = await this.store.share(aor, old, device);
+    } catch (error) {
+      // It registers without them, as a device of its own: they stay the old port's.
+      logBackgroundFailure(this.log, 'sharing what waits at a silent port with a device like it')(error);
+      return undefined;
+    }
     if (upTo === 0) return undefined;
     this.queues.backlog(aor, device);
     this.log.info({ aor, device, from: old }, 'device registered from a new port while one like it at its old port stopped answering: it gets what waits there first');
@@ -410,7 +420,7 @@ export class DeviceDelivery {
       const queue = queueOf(aor, device);
       if (this.silent.has(queue)) return;
       if (this.silent.size >= MAX_SILENT) this.silent.clear();
-      this.silent.add(queue);
+      this.silent.set(queue, Date.now());
       this.log.info({ aor, device, status: response.status }, 'nothing came back from the device\'s address');
     } else if (this.silent.size > 0) this.silent.delete(queueOf(aor, device));
   }
@@ -776,7 +786,6 @@ export class DeviceDelivery {
     const devices = this.registrar.flowsByDevice(bindings);
     // Registered again itself: it is no longer the one it was recognised as.
     if (this.takeovers.size > 0) for (const flows of devices) this.takeovers.registeredAgain(aor, deviceKey(flows[0]!.binding));
-    if (this.silent.size > 0) for (const flows of devices) this.silent.delete(queueOf(aor, deviceKey(flows[0]!.binding)));
     this.drainRegistered(aor, devices);
   }
 
