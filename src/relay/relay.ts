@@ -153,6 +153,42 @@ export class PreparedMessage {
   }
 }
 
+/** Writes a copy of a message for one device, given the Request-URI and Parley's Via, from bytes its copies share. */
+interface LegEncoder {
+  wire(request: SipMessage, requestUri: string, via: string): Buffer;
+}
+
+/**
+ * A MESSAGE that came in, forwarded to each device of its user (per-device delivery): the copy
+ * forwardCopy makes is made and encoded once, from its first header on, when a leg is first written;
+ * each leg writes only its request line and Via before those bytes, as a room post's legs do
+ * (PreparedMessage). Only for a message with Max-Forwards left.
+ */
+class ForwardedMessage implements LegEncoder {
+  private tail: Buffer | undefined;
+
+  constructor(
+    private readonly message: SipMessage,
+    private readonly realms: ReadonlySet<string>,
+  ) {}
+
+  wire(request: SipMessage, requestUri: string, via: string): Buffer {
+    const tail = (this.tail ??= this.encodeTail());
+    const head = `${request.method} ${requestUri} SIP/2.0\r\nVia: ${via}\r\n`;
+    // Written at once into room for any head (three UTF-8 bytes per UTF-16 unit at most), not measured first.
+    const out = Buffer.allocUnsafe(3 * head.length + tail.length);
+    const headBytes = out.write(head, 0, 'utf8');
+    tail.copy(out, headBytes);
+    return out.subarray(0, headBytes + tail.length);
+  }
+
+  /** The forwarded copy's wire form after its request line: what toBuffer writes after Parley's Via. */
+  private encodeTail(): Buffer {
+    const encoded = forwardCopy(this.message, PLACEHOLDER_URI, this.realms)!.toBuffer();
+    return encoded.subarray(encoded.indexOf('\r\n') + 2);
+  }
+}
+
 /** What a message delivered to a local user became: the final response, when there was one to a request sent. */
 type LocalOutcome = { status: number; reason: string; response?: SipMessage };
 /** A user's only device (DeviceDelivery.soleDevice) a message is forked to, and since when it was sent. */
@@ -211,6 +247,8 @@ export class Relay {
   private readonly outboxes = new Set<Pick<Outbox<unknown>, 'backlogWarning'>>();
   /** Per-device delivery of what is sent to a user with remembered devices. */
   readonly devices: DeviceDelivery;
+  /** Of each message being delivered per device, what writes its legs from shared bytes (deliverPerDevice). */
+  private readonly legEncoders = new WeakMap<SipMessage, LegEncoder>();
   /** Copies of what local users send, for their other devices (own-message sync). */
   readonly sentCopies: SentCopies;
 
@@ -223,7 +261,7 @@ export class Relay {
     private readonly log: Logger,
   ) {
     this.devices = new DeviceDelivery(
-      deliveries, registrar, stack, (message, flows, loop) => this.sendToDevice(message, flows, loop ?? loopKey(message)),
+      deliveries, registrar, stack, (message, flows, loop) => this.sendToDevice(message, flows, loop ?? loopKey(message), this.legEncoders.get(message)),
       { ...options.devices, maxPerUser: options.offline.maxPerUser }, log,
     );
     this.sentCopies = new SentCopies(registrar, this.devices, stack, {
@@ -435,6 +473,8 @@ export class Relay {
   private async deliverPerDevice(aor: string, message: SipMessage, loop: string, turn?: DeliveryTurn, keptByOutbox = false, prepared?: PreparedMessage): Promise<LocalOutcome> {
     const written = (protocols: Protocol[]) => turn?.sent(protocols.length > 0 ? this.windowOf(protocols) : this.options.deliveryWindow.stream);
     const kept = keptByOutbox && turn ? { previous: turn.previous } : undefined;
+    // Its legs share their bytes but for the request line and Via.
+    this.legEncoders.set(message, prepared ?? new ForwardedMessage(message, this.options.realms));
     let unavailable: unknown;
     const outcome = await this.devices.deliver(aor, message, this.storedRecord(aor, message), betterFinal, written, { keptByCaller: kept, loop }).catch((error: unknown) => {
       if (!isStoreUnavailable(error)) throw error;
@@ -560,7 +600,7 @@ export class Relay {
    * (RFC 5626 §5.3). A copy of a prepared message (without a Path to put in a Route) is written from
    * its shared bytes.
    */
-  private sendToDevice(message: SipMessage, flows: Flow[], loop: string, prepared?: PreparedMessage, from = 0): Promise<SipMessage> {
+  private sendToDevice(message: SipMessage, flows: Flow[], loop: string, prepared?: LegEncoder, from = 0): Promise<SipMessage> {
     const { binding, peer } = flows[from]!;
     // The push parameters are for the provider alone (RFC 8599 §4.1.2).
     const requestUri = binding.contact.includes(';pn-') ? stripPushParams(binding.contact) : binding.contact;
