@@ -302,12 +302,16 @@ export class DeviceDelivery {
    * is kept for it, and it gets it when it registers again. Stored when it failed, as the offline
    * store did: a message that must not overtake the recipient's earlier ones (an outbox leg) is
    * passed once they ended. It takes no store turn: one taken by a later message (StoreTurns) may be
-   * waiting for this one to end.
+   * waiting for this one to end. `answer`: what it answered, or what Parley made up when nothing did
+   * (absent when it was not sent: no longer registered).
    */
-  async storeUnreached(aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, device: string, sendingSince: number): Promise<DeliveryOutcome> {
+  async storeUnreached(
+    aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, device: string, sendingSince: number, answer?: SipMessage,
+  ): Promise<DeliveryOutcome> {
     const marks = this.storing.marks(aor);
     marks.mark(device);
-    if (this.successors.size > 0) this.successors.answered(aor, device, false);
+    if (answer) this.answeredBy(aor, device, answer);
+    else if (this.successors.size > 0) this.successors.answered(aor, device, false);
     try {
       const id = await this.store.add(record, [...this.takeovers.followMoves(aor, [device])], priorityOf(message), this.options.maxPerUser);
       marks.release();

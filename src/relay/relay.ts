@@ -521,7 +521,7 @@ export class Relay {
       }
       // What was meant for one device is not stored, to reach every device later.
       if (!UNREACHABLE.has(best.status) || device) return { status: best.status, reason: best.reason, response: best };
-      return this.storeWhenDue(aor, message, storeOffline, turn, sole);
+      return this.storeWhenDue(aor, message, storeOffline, turn, sole, best);
     });
   }
 
@@ -532,12 +532,15 @@ export class Relay {
     return this.storeWhenDue(aor, message, storeOffline, turn, sole);
   }
 
-  /** Stores the message offline once the recipient's earlier messages have ended (480 when it is not to be stored). */
-  private async storeWhenDue(aor: string, message: SipMessage, storeOffline: boolean, turn?: DeliveryTurn, sole?: SoleDevice): Promise<LocalOutcome> {
+  /**
+   * Stores the message offline once the recipient's earlier messages have ended (480 when it is not
+   * to be stored); `answer`, what the devices' fork ended with, when it was sent.
+   */
+  private async storeWhenDue(aor: string, message: SipMessage, storeOffline: boolean, turn?: DeliveryTurn, sole?: SoleDevice, answer?: SipMessage): Promise<LocalOutcome> {
     if (!storeOffline) return NOT_KEPT;
     await turn?.previous;
     if (sole === undefined) return this.store(aor, message);
-    const outcome = await this.devices.storeUnreached(aor, message, this.storedRecord(aor, message), sole.device, sole.since);
+    const outcome = await this.devices.storeUnreached(aor, message, this.storedRecord(aor, message), sole.device, sole.since, answer);
     if (outcome === ACCEPTED) this.stats.stored++;
     return outcome;
   }
