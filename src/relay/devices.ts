@@ -4,15 +4,18 @@
 // take it, before the sender is answered. One that could not be reached (408, 480, 503, 504, a flow
 // that failed) or was away keeps its row, and gets its rows when it registers again: normal ones
 // first, then non-urgent ones, each oldest first, a page at a time; one that refused it for good
-// does not. A device's messages never overtake what waits for it (see isQueued, storeTurn).
+// does not. A device's messages never overtake what waits for it (see isQueued, store-turns.ts).
 import type { Logger } from 'pino';
-import { deviceKey, isContactOfDevice, isInstanceDevice, isStoreUnavailable, logBackgroundFailure, type Binding, type DeliveryCursor, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
-import { formatPeer, parseNameAddr, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
+import { deviceKey, isContactOfDevice, isInstanceDevice, isStoreUnavailable, logBackgroundFailure, type Binding, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
+import { formatPeer, isMadeUp, parseNameAddr, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
 import { resendIdentity } from './resend.js';
-import { likeness, stillRegistered } from './device-recognition.js';
+import { isDatagram, likeness, stillRegistered } from './device-recognition.js';
 import { Successors, type Successor } from './successors.js';
 import { Takeovers, queueOf } from './takeover.js';
+import { StoreTurns, Storing } from './store-turns.js';
+import { InFlightLegs } from './in-flight.js';
+import { DeviceQueues, UNREACHABLE } from './drain.js';
 import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
 import { IMDN_TYPE, mediaTypeOf } from '../util/media-types.js';
 
@@ -26,8 +29,11 @@ export interface DeviceDeliveryOptions {
   push?: PushService;
 }
 
-/** Sends a request to one device over its flows, the next flow when one fails; never rejects. */
-export type SendToDevice = (message: SipMessage, flows: Flow[]) => Promise<SipMessage>;
+/**
+ * Sends a request to one device over its flows, the next flow when one fails; never rejects. `loop`:
+ * the request's loop key when the caller has it (every leg of a message shares it), else it is made.
+ */
+export type SendToDevice = (message: SipMessage, flows: Flow[], loop?: string) => Promise<SipMessage>;
 
 export interface DeliveryOutcome {
   status: number;
@@ -35,11 +41,8 @@ export interface DeliveryOutcome {
   response?: SipMessage;
 }
 
-/** Statuses after which a device keeps its delivery row: it was not reached, nothing was decided. */
-export const UNREACHABLE = new Set([408, 480, 503, 504]);
+export { UNREACHABLE } from './drain.js';
 
-/** What a store turn waits for when nothing is stored before it. */
-const SETTLED: Promise<void> = Promise.resolve();
 /**
  * Once a device took a message, how long at least its user's other registered devices may still
  * answer before it is stored for them (milliseconds; or as long again as the first one took, when
@@ -49,10 +52,10 @@ const SETTLED: Promise<void> = Promise.resolve();
  */
 const AFTER_TAKEN_MS = 50;
 
-/** Pending deliveries read at once for a device that registered. */
-const PAGE_SIZE = 100;
 /** Users whose remembered devices are kept in memory at most: past it they are all read again. */
 const MAX_CACHED_USERS = 100_000;
+/** Devices kept as silent at most (DeviceDelivery.silent): past it they are all forgotten. */
+const MAX_SILENT = 100_000;
 
 export const ACCEPTED: DeliveryOutcome = { status: 202, reason: 'Accepted (stored for offline delivery)' };
 const MAILBOX_FULL: DeliveryOutcome = { status: 486, reason: 'Busy Here (offline mailbox full)' };
@@ -90,28 +93,25 @@ export interface DeviceSummary {
 
 export class DeviceDelivery {
   readonly stats: DeviceDeliveryStats = { stored: 0, delivered: 0, pending: 0 };
+  /** The devices' queues: what waits for each in the store, delivered in order (drain.ts). */
+  private readonly queues: DeviceQueues;
   /**
-   * Devices whose queue is being delivered, "aor\ndevice": a new message for one of them joins its
-   * queue instead of overtaking it; `more` tells the drain to read again once it reached the end;
-   * `taken`, the messages of its page the device took, whose rows are not removed yet.
+   * Deliveries sent now to a registered device: a queue being drained leaves them to that send. A
+   * device taken over (recognise) hands its legs on to the one it became: that one's queue waits
+   * for their answers.
    */
-  private readonly draining = new Map<string, { more: boolean; taken: number[] }>();
+  private readonly inFlight = new InFlightLegs();
   /**
-   * Deliveries sent now to a registered device, "id\ndevice": a queue being drained leaves them to
-   * that send. A device taken over (recognise) hands its legs on to the one it became, under that
-   * one's key too: that one's queue waits for their answers (see InFlightLeg).
+   * Devices ("aor\ndevice") from whose address nothing came back to the last request they were sent
+   * (a timeout, a transport error: no answer, not even 408 or 503), since when, until they answer: a
+   * device like one over UDP, not registered again since, registering from a new port gets a copy of
+   * what waits there (shareBacklog).
    */
-  private readonly inFlight = new Map<string, InFlightLeg>();
-  /**
-   * Devices known to have older deliveries waiting ("aor\ndevice": a send to them failed, their
-   * queue was not drained to its end, or they had some when Parley started): a new message goes
-   * through their queue, after those.
-   */
-  private readonly backlogged = new Set<string>();
-  /** Devices ("aor\ndevice") with messages on their way to the store for them, how many: they count as queued meanwhile. */
-  private readonly storing = new Map<string, number>();
-  /** The latest store turn of each AOR with one under way (storeTurn). */
-  private readonly storeTails = new Map<string, Promise<void>>();
+  private readonly silent = new Map<string, number>();
+  /** Devices with messages on their way to the store for them: they count as queued meanwhile. */
+  private readonly storing = new Storing();
+  /** The order in which the messages for each user are stored. */
+  private readonly storeTurns = new StoreTurns();
   /**
    * The AORs with a remembered device (or registering since the start): only what is sent to them is
    * kept per device, and only theirs cost a store read for a message or a new address. Each with the
@@ -133,7 +133,7 @@ export class DeviceDelivery {
   private readonly storedFirst = new Map<string, Promise<void>>();
   /**
    * Messages forked the old way to a user's only device (soleDevice) and not ended yet, how many by
-   * AOR (all to that device: it is the only one). A count rather than a store turn each (storeTurn):
+   * AOR (all to that device: it is the only one). A count rather than a store turn each (StoreTurns):
    * a turn is taken for them only once a device that may be that one registers (soleTurns), and a
    * turn per message would cost every message to such a device about 700 bytes more (bench:hotpath relay).
    */
@@ -152,40 +152,46 @@ export class DeviceDelivery {
   /** Counts what made remembered devices change: a read begun before one is not kept. */
   private deviceChanges = 0;
   /**
-   * Whether resume() has loaded what the store held at start (instanceUsers, backlogged). Until
-   * then every AOR is looked up, with what its devices have waiting, so that no message overtakes
-   * one stored before the restart.
+   * Whether resume() has loaded what the store held at start (deviceUsers, the queues with
+   * deliveries waiting). Until then every AOR is looked up, with what its devices have waiting, so
+   * that no message overtakes one stored before the restart.
    */
   private loaded = false;
 
   constructor(
     private readonly store: DeliveryStore,
     private readonly registrar: Registrar,
-    private readonly stack: SipStack,
+    stack: SipStack,
     private readonly send: SendToDevice,
     private readonly options: DeviceDeliveryOptions,
     private readonly log: Logger,
   ) {
+    this.queues = new DeviceQueues(store, this.inFlight, {
+      held: (aor, device) => (this.successors.size > 0 && this.successors.isHeld(aor, device)) || this.storedFirst.has(aor),
+      flowsOf: (aor, device) => this.flowsOf(aor, device),
+      request: (stored) => storedRequest(stack, stored),
+      sendStored: (aor, id, device, message, flows, taken) => this.sendStored(aor, id, device, message, flows, taken),
+      recordDone: (aor, ids, device) => this.recordDone(aor, ids, device),
+      delivered: () => void this.stats.delivered++,
+    }, log);
     this.successors = new Successors({
       wasThatDevice: (aor, old, successor, bindings) => this.wasThatDevice(aor, old, successor, bindings),
       released: (aor, device) => {
         const [now] = this.takeovers.followMoves(aor, [device]);
-        if (this.isQueued(aor, now!) && this.flowsOf(aor, now!)) void this.drain(aor, now!);
+        if (this.isQueued(aor, now!) && this.flowsOf(aor, now!)) void this.queues.drain(aor, now!);
       },
     }, (aor) => this.registrar.lookup(aor));
     this.takeovers = new Takeovers(store, {
-      recordTaken: (aor, from) => {
-        for (const old of from) {
-          const drain = this.draining.get(queueOf(aor, old));
-          if (drain && drain.taken.length > 0) void this.recordDone(aor, drain.taken.splice(0), old);
-        }
-      },
-      handOnLegs: (from, device, receivedBefore) => this.handOnLegs(from, device, receivedBefore),
+      recordTaken: (aor, from) => this.queues.recordTaken(aor, from),
+      handOnLegs: (from, device, receivedBefore) => this.inFlight.handOn(from, device, receivedBefore),
       devicesChanged: (aor) => this.devicesChanged(aor),
       moved: (aor, from, device) => {
-        for (const old of from) this.backlogged.delete(queueOf(aor, old));
+        for (const old of from) {
+          this.queues.forget(aor, old);
+          this.silent.delete(queueOf(aor, old));
+        }
         // It may have rows now: a new message goes after them.
-        this.backlogged.add(queueOf(aor, device));
+        this.queues.backlog(aor, device);
       },
     });
   }
@@ -205,10 +211,11 @@ export class DeviceDelivery {
    * their answers (a copy of what a user sent: its sender's answer waits only for the store); not
    * kept (undefined) for a user without a device known by +sip.instance.
    * `except`: a device that is not to get it (the one that sent what this copies, relay/sync.ts).
+   * `loop`: the message's loop key, when the caller has it (SendToDevice).
    */
   async deliver(
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean, written?: (protocols: Protocol[]) => void,
-    { keptByCaller, storeFirst, except }: { keptByCaller?: { previous: Promise<void> }; storeFirst?: boolean; except?: string } = {},
+    { keptByCaller, storeFirst, except, loop }: { keptByCaller?: { previous: Promise<void> }; storeFirst?: boolean; except?: string; loop?: string } = {},
   ): Promise<DeliveryOutcome | undefined> {
     // A copy of what the user sent goes to users with a device known by +sip.instance only: a client
     // without one (a plain softphone) would show it as a message from its own user.
@@ -220,7 +227,7 @@ export class DeviceDelivery {
       if (known.devices.size === 0) return undefined;
     }
     if (storeFirst) return this.storeThenSend(aor, message, record, written, known);
-    return this.sendThenStore(aor, message, record, better, written, known, keptByCaller?.previous);
+    return this.sendThenStore(aor, message, record, better, written, known, keptByCaller?.previous, loop);
   }
 
   /** Whether `aor` may have messages kept per device: false only once it is known to have no remembered device. */
@@ -271,7 +278,7 @@ export class DeviceDelivery {
     // then rather than finally: a third of what finally allocates, for every message to such a device.
     return sending.then(
       (outcome) => {
-        if (outcome.response && this.successors.size > 0) this.successors.answered(aor, device, !UNREACHABLE.has(outcome.status));
+        if (outcome.response) this.answeredBy(aor, device, outcome.response);
         this.soleSendEnded(aor);
         return outcome;
       },
@@ -297,20 +304,24 @@ export class DeviceDelivery {
    * so that the new one gets its messages in the order they came.
    */
   private storeAfterSoleSends(aor: string): void {
-    if (this.soleSends.has(aor) && !this.soleTurns.has(aor)) this.soleTurns.set(aor, this.storeTurn(aor));
+    if (this.soleSends.has(aor) && !this.soleTurns.has(aor)) this.soleTurns.set(aor, this.storeTurns.take(aor));
   }
 
   /**
    * `device`, the only one of `aor` (soleDevice), was not reached (408, 480, 503, 504): the message
    * is kept for it, and it gets it when it registers again. Stored when it failed, as the offline
    * store did: a message that must not overtake the recipient's earlier ones (an outbox leg) is
-   * passed once they ended. It takes no store turn: one taken by a later message (storeTurn) may be
-   * waiting for this one to end.
+   * passed once they ended. It takes no store turn: one taken by a later message (StoreTurns) may be
+   * waiting for this one to end. `answer`: what it answered, or what Parley made up when nothing did
+   * (absent when it was not sent: no longer registered).
    */
-  async storeUnreached(aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, device: string, sendingSince: number): Promise<DeliveryOutcome> {
-    const marks = new StoringMarks(this.storing, aor);
+  async storeUnreached(
+    aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, device: string, sendingSince: number, answer?: SipMessage,
+  ): Promise<DeliveryOutcome> {
+    const marks = this.storing.marks(aor);
     marks.mark(device);
-    if (this.successors.size > 0) this.successors.answered(aor, device, false);
+    if (answer) this.answeredBy(aor, device, answer);
+    else if (this.successors.size > 0) this.successors.answered(aor, device, false);
     try {
       const id = await this.store.add(record, [...this.takeovers.followMoves(aor, [device])], priorityOf(message), this.options.maxPerUser);
       marks.release();
@@ -319,7 +330,7 @@ export class DeviceDelivery {
       this.stats.pending++;
       this.log.debug({ aor, id, device }, 'message stored for the device that was not reached');
       if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, this.rememberedOf.get(aor) ?? []);
-      else if (!this.takenOver(aor, device)) this.backlogged.add(queueOf(aor, device));
+      else if (!this.takenOver(aor, device)) this.queues.backlog(aor, device);
       return ACCEPTED;
     } finally {
       marks.release();
@@ -363,7 +374,7 @@ export class DeviceDelivery {
   private async takeOverGone(aor: string, fresh: readonly Binding[], current: readonly Binding[]): Promise<Binding[]> {
     const remembered = await this.store.devicesOf(aor, Date.now() - this.options.remember * 1000);
     const known = new Set(remembered.map((d) => d.device));
-    const registered = stillRegistered(current, (binding) => this.registrar.isGone(binding) || this.backlogged.has(queueOf(aor, deviceKey(binding))));
+    const registered = stillRegistered(current, (binding) => this.registrar.isGone(binding) || this.queues.isBacklogged(aor, deviceKey(binding)));
     const replaced: Binding[] = [];
     for (const binding of fresh) {
       const device = deviceKey(binding);
@@ -371,7 +382,7 @@ export class DeviceDelivery {
       const { was, mayBe } = likeness(binding, remembered, known, registered);
       if (was.length === 0) {
         // A device like it still registered may be another one (successors).
-        for (const old of mayBe) this.successors.note(aor, old, device, binding.updatedAt, current);
+        for (const old of mayBe) this.successors.note(aor, old, device, binding.updatedAt, current, await this.shareBacklog(aor, old, device, current));
         if (mayBe.length > 0) this.storeAfterSoleSends(aor);
         continue;
       }
@@ -385,21 +396,47 @@ export class DeviceDelivery {
     return replaced;
   }
 
-  /** The legs on their way to `from` are also `device`'s (see InFlightLeg), for the messages received before `receivedBefore` when given. */
-  private handOnLegs(from: readonly string[], device: string, receivedBefore?: number): void {
-    if (this.inFlight.size === 0) return;
-    const handed: Array<[string, InFlightLeg]> = [];
-    for (const [key, leg] of this.inFlight) {
-      const cut = key.indexOf('\n');
-      if (!from.includes(key.slice(cut + 1))) continue;
-      const theirs = inFlightKey(Number(key.slice(0, cut)), device);
-      if (!this.inFlight.has(theirs)) handed.push([theirs, leg]);
+  /**
+   * `old` of `aor`, registered over UDP only, like `device` that registers from a new port: when
+   * nothing came back from `old`'s address lately (silent: a softphone restarted on a new port
+   * without unregistering, or a phone out of coverage), `device` gets a copy of what waits for `old`,
+   * before anything that comes after it (its queue starts with them), while `old` keeps its own
+   * (two phones of one model behind one NAT stay two devices, each getting every message). A
+   * device answering, even 408 or 503, is listening: `device` gets none of its backlog. Returns the
+   * highest message id shared, for `old`'s takeover should its binding expire unrefreshed (Successor.sharedUpTo).
+   */
+  private async shareBacklog(aor: string, old: string, device: string, current: readonly Binding[]): Promise<number | undefined> {
+    const silentSince = this.silent.get(queueOf(aor, old));
+    // Registered again since, it is listening.
+    if (silentSince === undefined || !current.every((b) => deviceKey(b) !== old || (isDatagram(b) && b.updatedAt < silentSince))) return undefined;
+    let upTo;
+    try {
+      upTo = await this.store.share(aor, old, device);
+    } catch (error) {
+      // It registers without them, as a device of its own: they stay the old port's.
+      logBackgroundFailure(this.log, 'sharing what waits at a silent port with a device like it')(error);
+      return undefined;
     }
-    for (const [key, leg] of handed) {
-      leg.keys.push(key);
-      leg.movedBefore = receivedBefore;
-      this.inFlight.set(key, leg);
-    }
+    if (upTo === 0) return undefined;
+    this.queues.backlog(aor, device);
+    this.log.info({ aor, device, from: old }, 'device registered from a new port while one like it at its old port stopped answering: it gets what waits there first');
+    return upTo;
+  }
+
+  /**
+   * `device` of `aor` answered `response`, or Parley made it up (isMadeUp): nothing came back from
+   * its address. Successors are told whether it was reached; silent tells whether anything listens there.
+   */
+  private answeredBy(aor: string, device: string, response: SipMessage): void {
+    const reached = !UNREACHABLE.has(response.status);
+    if (this.successors.size > 0) this.successors.answered(aor, device, reached);
+    if (!reached && isMadeUp(response)) {
+      const queue = queueOf(aor, device);
+      if (this.silent.has(queue)) return;
+      if (this.silent.size >= MAX_SILENT) this.silent.clear();
+      this.silent.set(queue, Date.now());
+      this.log.info({ aor, device, status: response.status }, 'nothing came back from the device\'s address');
+    } else if (this.silent.size > 0) this.silent.delete(queueOf(aor, device));
   }
 
   /**
@@ -415,7 +452,7 @@ export class DeviceDelivery {
   private async wasThatDevice(aor: string, old: string, successor: Successor, bindings: readonly Binding[]): Promise<void> {
     const [device] = this.takeovers.followMoves(aor, [successor.device]);
     try {
-      await this.takeovers.takeOver(aor, [old], device!, successor.since);
+      await this.takeovers.takeOver(aor, [old], device!, successor.since, successor.sharedUpTo);
       this.log.info({ aor, device, was: old }, 'device recognised as one that registered since from a new address: it takes over what waited for it');
       if (bindings.length > 0) await this.registrar.drop(aor, bindings);
     } catch (error) {
@@ -428,15 +465,30 @@ export class DeviceDelivery {
    * message is not to be kept per device (`instanceUsersOnly`: when none is known by +sip.instance).
    * A registered device is remembered (written with its binding).
    */
-  private async devicesOf(aor: string, instanceUsersOnly = false): Promise<KnownDevices | undefined> {
+  private devicesOf(aor: string, instanceUsersOnly = false): KnownDevices | undefined | Promise<KnownDevices | undefined> {
     if (!this.keepsPerDevice(aor)) return undefined;
+    // Most often every remembered device of the user is in memory: nothing to wait for.
+    const cached = this.loaded ? this.rememberedOf.get(aor) : undefined;
+    if (cached) return this.knownDevices(aor, cached, [], instanceUsersOnly);
+    return Promise.all([this.rememberedDevices(aor), this.loaded ? [] : this.store.pendingCounts(aor)]).then(
+      ([all, waiting]) => this.knownDevices(aor, all, waiting, instanceUsersOnly),
+    );
+  }
+
+  /** devicesOf, of `all` remembered devices of `aor`, and the devices with deliveries `waiting` in the store (read before resume()). */
+  private knownDevices(aor: string, all: readonly RememberedDevice[], waiting: ReadonlyArray<{ device: string }>, instanceUsersOnly: boolean): KnownDevices | undefined {
     const since = Date.now() - this.options.remember * 1000;
-    const [all, waiting] = await Promise.all([this.rememberedDevices(aor), this.loaded ? [] : this.store.pendingCounts(aor)]);
     const remembered = all.filter((device) => device.lastSeen >= since);
     if (remembered.length === 0 || (instanceUsersOnly && !remembered.some((d) => isInstanceDevice(d.device)))) return undefined;
-    for (const { device } of waiting) this.backlogged.add(queueOf(aor, device));
-    const live = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((flows) => [deviceKey(flows[0]!.binding), flows]));
-    let devices = new Set([...remembered.map((d) => d.device), ...live.keys()]);
+    for (const { device } of waiting) this.queues.backlog(aor, device);
+    const live = new Map<string, Flow[]>();
+    let devices = new Set<string>();
+    for (const { device } of remembered) devices.add(device);
+    for (const flows of this.registrar.flowsByDevice(this.registrar.lookup(aor))) {
+      const device = deviceKey(flows[0]!.binding);
+      live.set(device, flows);
+      devices.add(device);
+    }
     if (this.takeovers.size > 0) devices = this.takeovers.followMoves(aor, devices);
     return { remembered, live, devices };
   }
@@ -464,17 +516,17 @@ export class DeviceDelivery {
   /**
    * Write-once delivery: the registered devices with nothing waiting get the message at once; once
    * they answered (within acceptTimeout: one still answering then gets a row, which goes when it
-   * takes the message) it is stored, in the order the user's messages came (storeTurn), only for
+   * takes the message) it is stored, in the order the user's messages came (StoreTurns), only for
    * the devices that did not take it. A device that refused it for good does not get it again.
    * While the message is on its way to the store, each device it is to be stored for counts as
    * queued (`storing`): no later message is sent to it live, overtaking it.
    */
   private async sendThenStore(
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean,
-    written: ((protocols: Protocol[]) => void) | undefined, { remembered, live, devices }: KnownDevices, previous?: Promise<void>,
+    written: ((protocols: Protocol[]) => void) | undefined, { remembered, live, devices }: KnownDevices, previous?: Promise<void>, loop?: string,
   ): Promise<DeliveryOutcome> {
-    const turn = this.storeTurn(aor);
-    const marks = new StoringMarks(this.storing, aor);
+    const turn = this.storeTurns.take(aor);
+    const marks = this.storing.marks(aor);
     try {
       const now: Array<[string, Flow[]]> = [];
       // Away, or with older messages waiting: should it register meanwhile, it still gets this one first.
@@ -490,8 +542,8 @@ export class DeviceDelivery {
       const sendingSince = Date.now();
       const answers = new Map<string, SipMessage>();
       let decided = false;
-      const sending = new Map(now.map(([device, flows]) => [device, this.send(message, flows).then((response) => {
-        if (this.successors.size > 0) this.successors.answered(aor, device, !UNREACHABLE.has(response.status));
+      const sending = new Map(now.map(([device, flows]) => [device, this.send(message, flows, loop).then((response) => {
+        this.answeredBy(aor, device, response);
         if (decided) return response;
         answers.set(device, response);
         // Not taken: from now on no later message overtakes it to this device.
@@ -500,7 +552,7 @@ export class DeviceDelivery {
       })]));
       written?.(now.map(([, flows]) => flows[0]!.peer.proto));
       // An outbox leg waits for every answer: nobody waits for it, and each answer spares a write.
-      if (sending.size > 0) await this.withinAcceptTimeout(previous ? Promise.all(sending.values()) : allOrSoonAfterTaken([...sending.values()], sendingSince));
+      if (sending.size > 0) await answersWithin(sending.values(), sending.size, sendingSince, this.options.acceptTimeout * 1000, !previous);
       decided = true;
       /** Sent and not answered yet. */
       const late: string[] = [];
@@ -527,12 +579,12 @@ export class DeviceDelivery {
       // it can be read. Written again alone (its batch failed), the message has another id.
       const inserted: number[] = [];
       const notInFlight = (ids: number[]) => {
-        for (const stored of ids) for (const device of late) this.land(inFlightKey(stored, device), false);
+        for (const stored of ids) for (const device of late) this.inFlight.land(stored, device, false);
       };
       try {
         id = await this.add(record, left, message, turn, (stored) => {
           inserted.push(stored);
-          for (const device of late) this.fly(inFlightKey(stored, device));
+          for (const device of late) this.inFlight.fly(stored, device);
         });
       } catch (error) {
         notInFlight(inserted);
@@ -557,7 +609,7 @@ export class DeviceDelivery {
       // it registered again meanwhile (that registration's drain came too early for it).
       for (const device of unreached) {
         if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, remembered);
-        else this.backlogged.add(queueOf(aor, device));
+        else this.queues.backlog(aor, device);
       }
       for (const device of notSent) this.deliverStored(aor, id, device, message, remembered);
       return taken ?? ACCEPTED;
@@ -574,8 +626,8 @@ export class DeviceDelivery {
   private async storeThenSend(
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, written: ((protocols: Protocol[]) => void) | undefined, { remembered, live, devices }: KnownDevices,
   ): Promise<DeliveryOutcome> {
-    const turn = this.storeTurn(aor);
-    const marks = new StoringMarks(this.storing, aor);
+    const turn = this.storeTurns.take(aor);
+    const marks = this.storing.marks(aor);
     let id;
     try {
       for (const device of live.keys()) marks.mark(device);
@@ -614,13 +666,6 @@ export class DeviceDelivery {
     }
   }
 
-  /** Resolves once `answers` has, or devices.acceptTimeout passed. */
-  private async withinAcceptTimeout(answers: Promise<unknown>): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([answers, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.acceptTimeout * 1000)))]);
-    clearTimeout(timer);
-  }
-
   /**
    * A device that had not answered when message `id` was stored for it: its row goes when it takes
    * the message; a drain meanwhile leaves the message to this send (inFlight, from the row's
@@ -629,13 +674,12 @@ export class DeviceDelivery {
   private takeLate(
     aor: string, id: number, device: string, message: SipMessage, answer: Promise<SipMessage>, sendingSince: number, remembered: RememberedDevice[],
   ): void {
-    const key = inFlightKey(id, device);
     void answer.then((response) => {
-      if (!UNREACHABLE.has(response.status)) return this.recordDone(aor, [id], device).finally(() => this.land(key, true));
-      this.land(key, false);
+      if (!UNREACHABLE.has(response.status)) return this.recordDone(aor, [id], device).finally(() => this.inFlight.land(id, device, true));
+      this.inFlight.land(id, device, false);
       if (this.takenOver(aor, device)) return;
       if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, remembered);
-      else this.backlogged.add(queueOf(aor, device));
+      else this.queues.backlog(aor, device);
     });
   }
 
@@ -647,31 +691,14 @@ export class DeviceDelivery {
     const flows = this.flowsOf(aor, device);
     if (!flows) return;
     if (this.isQueued(aor, device)) {
-      this.backlogged.add(queueOf(aor, device));
-      this.joinQueue(aor, device);
+      this.queues.backlog(aor, device);
+      this.queues.join(aor, device);
       return;
     }
     void this.sendStored(aor, id, device, message, flows, () => this.recordDone(aor, [id], device)).then((response) => {
       // Its flow failed: a device that can be woken is.
       if (UNREACHABLE.has(response.status)) this.wake(id, remembered.filter((d) => d.device === device), message);
     });
-  }
-
-  /**
-   * A place in the order in which messages for `aor` are stored: `previous` settles once every
-   * message for `aor` that came before has asked the store to write it (or needed no store), so a
-   * device's rows are in the order its messages came, whichever was answered first.
-   */
-  private storeTurn(aor: string): { previous: Promise<void>; release(): void } {
-    const previous = this.storeTails.get(aor) ?? SETTLED;
-    let release!: () => void;
-    const own = new Promise<void>((resolve) => (release = resolve));
-    const mine = previous.then(() => own);
-    this.storeTails.set(aor, mine);
-    void mine.then(() => {
-      if (this.storeTails.get(aor) === mine) this.storeTails.delete(aor);
-    });
-    return { previous, release };
   }
 
   /** The flows of `device` of `aor` now, undefined when it is not registered. */
@@ -693,19 +720,9 @@ export class DeviceDelivery {
    * (isHeld), or its user's messages from before devices were remembered are being delivered (storedFirst).
    */
   private isQueued(aor: string, device: string): boolean {
-    if (this.draining.size === 0 && this.backlogged.size === 0 && this.storing.size === 0 && this.successors.size === 0 && this.storedFirst.size === 0) return false;
+    if (this.queues.idle && this.storing.size === 0 && this.successors.size === 0 && this.storedFirst.size === 0) return false;
     const queue = queueOf(aor, device);
-    return this.draining.has(queue) || this.backlogged.has(queue) || this.storing.has(queue) || this.successors.isHeld(aor, device) || this.storedFirst.has(aor);
-  }
-
-  /** Has the device's queue deliver what was just stored for it, when it is queued; false when it is not. */
-  private joinQueue(aor: string, device: string): boolean {
-    const queue = queueOf(aor, device);
-    const drain = this.draining.get(queue);
-    if (drain) drain.more = true;
-    else if (this.backlogged.has(queue)) void this.drain(aor, device);
-    else return false;
-    return true;
+    return this.queues.has(queue) || this.storing.has(queue) || this.successors.isHeld(aor, device) || this.storedFirst.has(aor);
   }
 
   /** Counts the deliveries waiting in the store again (after each sweep). */
@@ -723,10 +740,10 @@ export class DeviceDelivery {
     // A user whose devices were forgotten may still have deliveries waiting for its others.
     for (const { aor } of counts) this.deviceUsers.set(aor, this.sweeps);
     this.stats.pending = counts.reduce((sum, { pending }) => sum + pending, 0);
-    for (const { aor, device } of counts) this.backlogged.add(queueOf(aor, device));
+    for (const { aor, device } of counts) this.queues.backlog(aor, device);
     this.loaded = true;
     for (const { aor, device } of counts) {
-      if (this.registrar.lookup(aor).length > 0) void this.drain(aor, device);
+      if (this.registrar.lookup(aor).length > 0) void this.queues.drain(aor, device);
     }
   }
 
@@ -790,7 +807,7 @@ export class DeviceDelivery {
   private drainRegistered(aor: string, devices: Flow[][]): void {
     for (const flows of devices) {
       const device = deviceKey(flows[0]!.binding);
-      if (this.isQueued(aor, device) || this.store.mayHaveWaiting(aor, device)) void this.drain(aor, device);
+      if (this.isQueued(aor, device) || this.store.mayHaveWaiting(aor, device)) void this.queues.drain(aor, device);
     }
   }
 
@@ -835,14 +852,13 @@ export class DeviceDelivery {
   private async sendStored(
     aor: string, id: number, device: string, message: SipMessage, flows: Flow[], taken: (id: number) => Promise<void> | void,
   ): Promise<SipMessage> {
-    const key = inFlightKey(id, device);
-    this.fly(key);
+    this.inFlight.fly(id, device);
     let took = false;
     try {
       const response = await this.send(message, flows);
-      if (this.successors.size > 0) this.successors.answered(aor, device, !UNREACHABLE.has(response.status));
+      this.answeredBy(aor, device, response);
       if (UNREACHABLE.has(response.status)) {
-        if (!this.takenOver(aor, device)) this.backlogged.add(queueOf(aor, device));
+        if (!this.takenOver(aor, device)) this.queues.backlog(aor, device);
       } else {
         this.options.push?.cancel(String(id), device);
         await taken(id);
@@ -850,21 +866,8 @@ export class DeviceDelivery {
       }
       return response;
     } finally {
-      this.land(key, took);
+      this.inFlight.land(id, device, took);
     }
-  }
-
-  /** A leg of a stored message is on its way (inFlight). */
-  private fly(key: string): void {
-    this.inFlight.set(key, { keys: [key] });
-  }
-
-  /** The leg `key` was answered, the message `taken` or not: the queues waiting for it go on. */
-  private land(key: string, taken: boolean): void {
-    const leg = this.inFlight.get(key);
-    if (!leg) return;
-    for (const other of leg.keys) if (this.inFlight.get(other) === leg) this.inFlight.delete(other);
-    if (leg.waiting) for (const resolve of leg.waiting) resolve(taken);
   }
 
   /**
@@ -874,8 +877,8 @@ export class DeviceDelivery {
   private takenOver(aor: string, device: string): boolean {
     if (this.takeovers.size === 0 || !this.takeovers.has(aor, device)) return false;
     const [now] = this.takeovers.followMoves(aor, [device]);
-    this.backlogged.add(queueOf(aor, now!));
-    this.joinQueue(aor, now!);
+    this.queues.backlog(aor, now!);
+    this.queues.join(aor, now!);
     return true;
   }
 
@@ -888,68 +891,6 @@ export class DeviceDelivery {
       () => void (this.stats.pending -= ids.length),
       logBackgroundFailure(this.log, 'recording a delivery'),
     );
-  }
-
-  private async drain(aor: string, device: string): Promise<void> {
-    const queue = queueOf(aor, device);
-    if (this.draining.has(queue)) return;
-    if ((this.successors.size > 0 && this.successors.isHeld(aor, device)) || this.storedFirst.has(aor)) {
-      // Gone on once it is known whether it is the device at its old address (successors), or
-      // its user's older messages are delivered (deliverPending).
-      this.backlogged.add(queue);
-      return;
-    }
-    const drain = { more: false, taken: [] as number[] };
-    this.draining.set(queue, drain);
-    // Until it reaches the end of the queue: a drain cut short (device away, store unavailable)
-    // leaves rows that a new message must not overtake.
-    this.backlogged.add(queue);
-    try {
-      let cursor: DeliveryCursor | undefined;
-      for (;;) {
-        const page = await this.store.pendingFor(aor, device, Date.now(), cursor, PAGE_SIZE);
-        // One commit per page rather than per message: the rows of what the device took go together
-        // once the page is sent. No sender waits for them; a crash before re-sends them as the same
-        // requests (see storedRequest), which the device recognises.
-        // Kept with the drain: a takeover of this device records them first (TakeoverHost.recordTaken).
-        const taken = drain.taken;
-        try {
-          for (const { message, priority } of page) {
-            cursor = { priority, messageId: message.id };
-            const key = inFlightKey(message.id, device);
-            const leg = this.inFlight.get(key);
-            // Its own send decides; one to a device it took over since, it waits for: that one may take it
-            // (not one of a message that came after it registered, whose row here is its own).
-            const handed = leg !== undefined && leg.keys[0] !== key && message.receivedAt < (leg.movedBefore ?? Infinity);
-            if (leg && (leg.keys[0] === key || (handed && (await new Promise<boolean>((resolve) => (leg.waiting ??= []).push(resolve)))))) continue;
-            const flows = this.flowsOf(aor, device);
-            if (!flows) return;
-            const response = await this.sendStored(aor, message.id, device, storedRequest(this.stack, message), flows, (id) => void taken.push(id));
-            if (UNREACHABLE.has(response.status)) {
-              this.log.info({ aor, device, id: message.id, status: response.status }, 'delivery to a device failed; kept for its next registration');
-              return;
-            }
-            if (response.status < 300) this.stats.delivered++;
-          }
-        } finally {
-          if (taken.length > 0) await this.recordDone(aor, taken.splice(0), device);
-        }
-        if (page.length < PAGE_SIZE) {
-          if (!drain.more) {
-            this.backlogged.delete(queue);
-            return;
-          }
-          // Messages came while this page was delivered: a non-urgent one may sort before the cursor.
-          drain.more = false;
-          cursor = undefined;
-        }
-      }
-    } catch (error) {
-      if (isStoreUnavailable(error)) this.log.debug({ aor, device }, 'device delivery paused: store unavailable; kept for the next registration');
-      else this.log.error({ err: error, aor, device }, 'device delivery error');
-    } finally {
-      this.draining.delete(queue);
-    }
   }
 }
 
@@ -991,53 +932,6 @@ function priorityOf(message: SipMessage): number {
 }
 
 
-/**
- * A stored message on its way to a device (DeviceDelivery.inFlight): its keys there, its device's
- * and those of the devices that took that one over since (which wait for its answer rather than
- * sending it again), and what those wait with.
- */
-interface InFlightLeg {
-  keys: string[];
-  waiting?: Array<(taken: boolean) => void>;
-  /** Handed on with what was received before then only (a takeover with `receivedBefore`): a message received since is not waited for. */
-  movedBefore?: number;
-}
-
-/** The key of a stored message on its way to a device (DeviceDelivery.inFlight). */
-function inFlightKey(id: number, device: string): string {
-  return `${id}\n${device}`;
-}
-
-/**
- * The devices one message is on its way to the store for, counted in DeviceDelivery.storing (they
- * count as queued meanwhile): each device once, all released once.
- */
-class StoringMarks {
-  private readonly devices = new Set<string>();
-
-  constructor(
-    private readonly storing: Map<string, number>,
-    private readonly aor: string,
-  ) {}
-
-  mark(device: string): void {
-    if (this.devices.has(device)) return;
-    this.devices.add(device);
-    const queue = queueOf(this.aor, device);
-    this.storing.set(queue, (this.storing.get(queue) ?? 0) + 1);
-  }
-
-  release(): void {
-    for (const device of this.devices) {
-      const queue = queueOf(this.aor, device);
-      const left = this.storing.get(queue)! - 1;
-      if (left === 0) this.storing.delete(queue);
-      else this.storing.set(queue, left);
-    }
-    this.devices.clear();
-  }
-}
-
 /** What a message is for push: a receipt (IMDN, RFC 5438, also inside CPIM) or a message. */
 function deliveryKind(message: SipMessage): DeliveryKind {
   const type = mediaTypeOf(message.get('content-type') ?? '');
@@ -1047,20 +941,27 @@ function deliveryKind(message: SipMessage): DeliveryKind {
 }
 
 /**
- * Resolves once every answer came, or AFTER_TAKEN_MS (or as long again as it took, if longer)
- * after the first 2xx.
+ * Resolves once the `count` `answers` came, or `acceptMs` after `since`, or, `soonAfterTaken`,
+ * AFTER_TAKEN_MS (or as long again as it took, if longer) after the first 2xx, whichever is first:
+ * one timer at a time, for every message to a user's devices.
  */
-function allOrSoonAfterTaken(answers: Array<Promise<SipMessage>>, since: number): Promise<void> {
+function answersWithin(answers: Iterable<Promise<SipMessage>>, count: number, since: number, acceptMs: number, soonAfterTaken: boolean): Promise<void> {
   return new Promise((resolve) => {
-    let waiting = answers.length;
-    let grace: NodeJS.Timeout | undefined;
+    let waiting = count;
+    let graced = false;
+    let timer = setTimeout(resolve, acceptMs);
     for (const answer of answers) {
       void answer.then((response) => {
         if (--waiting === 0) {
-          clearTimeout(grace);
+          clearTimeout(timer);
           resolve();
-        } else if (response.status < 300 && !grace) {
-          grace = setTimeout(resolve, Math.max(AFTER_TAKEN_MS, Date.now() - since));
+        } else if (soonAfterTaken && response.status < 300 && !graced) {
+          graced = true;
+          const now = Date.now();
+          const grace = Math.max(AFTER_TAKEN_MS, now - since);
+          if (now + grace >= since + acceptMs) return;
+          clearTimeout(timer);
+          timer = setTimeout(resolve, grace);
         }
       });
     }

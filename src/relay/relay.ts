@@ -153,13 +153,59 @@ export class PreparedMessage {
   }
 }
 
+/** Writes a copy of a message for one device, given the Request-URI and Parley's Via, from bytes its copies share. */
+interface LegEncoder {
+  wire(request: SipMessage, requestUri: string, via: string): Buffer;
+}
+
+/**
+ * A MESSAGE that came in, forwarded to each device of its user (per-device delivery): the copy
+ * forwardCopy makes is made and encoded once, from its first header on, when a leg is first written;
+ * each leg writes only its request line and Via before those bytes, as a room post's legs do
+ * (PreparedMessage). Only for a message with Max-Forwards left.
+ */
+class ForwardedMessage implements LegEncoder {
+  private tail: Buffer | undefined;
+
+  constructor(
+    private readonly message: SipMessage,
+    private readonly realms: ReadonlySet<string>,
+  ) {}
+
+  wire(request: SipMessage, requestUri: string, via: string): Buffer {
+    const tail = (this.tail ??= this.encodeTail());
+    const head = `${request.method} ${requestUri} SIP/2.0\r\nVia: ${via}\r\n`;
+    // Written at once into room for any head (three UTF-8 bytes per UTF-16 unit at most), not measured first.
+    const out = Buffer.allocUnsafe(3 * head.length + tail.length);
+    const headBytes = out.write(head, 0, 'utf8');
+    tail.copy(out, headBytes);
+    return out.subarray(0, headBytes + tail.length);
+  }
+
+  /** The forwarded copy's wire form after its request line: what toBuffer writes after Parley's Via. */
+  private encodeTail(): Buffer {
+    const encoded = forwardCopy(this.message, PLACEHOLDER_URI, this.realms)!.toBuffer();
+    return encoded.subarray(encoded.indexOf('\r\n') + 2);
+  }
+}
+
 /** What a message delivered to a local user became: the final response, when there was one to a request sent. */
 type LocalOutcome = { status: number; reason: string; response?: SipMessage };
 /** A user's only device (DeviceDelivery.soleDevice) a message is forked to, and since when it was sent. */
 type SoleDevice = { device: string; since: number };
 
-/** A message no device took, when it is not to be stored. */
+/** A message no device took, when it is not to be stored: told apart by identity (wouldHaveBeenStored). */
 const NOT_KEPT: LocalOutcome = { status: 480, reason: 'Temporarily Unavailable' };
+
+/**
+ * Whether `outcome`, of forkOrStore asked not to store, says the message would have been stored had
+ * it been asked to: a known user with no device registered, or none reached (408, 480, 503, 504).
+ * A device's own refusal and an unknown user's 404 are answers, not something left to keep; a
+ * device's own 480 is NOT_KEPT too (not reached), which is why this is NOT_KEPT itself, not its status.
+ */
+function wouldHaveBeenStored(outcome: LocalOutcome): boolean {
+  return outcome === NOT_KEPT;
+}
 
 /** What a message sent to a foreign domain became. */
 const foreignResult = (response: SipMessage): DeliveryResult => ({ status: response.status, reason: response.reason, stored: false });
@@ -201,6 +247,8 @@ export class Relay {
   private readonly outboxes = new Set<Pick<Outbox<unknown>, 'backlogWarning'>>();
   /** Per-device delivery of what is sent to a user with remembered devices. */
   readonly devices: DeviceDelivery;
+  /** Of each message being delivered per device, what writes its legs from shared bytes (deliverPerDevice). */
+  private readonly legEncoders = new WeakMap<SipMessage, LegEncoder>();
   /** Copies of what local users send, for their other devices (own-message sync). */
   readonly sentCopies: SentCopies;
 
@@ -213,7 +261,7 @@ export class Relay {
     private readonly log: Logger,
   ) {
     this.devices = new DeviceDelivery(
-      deliveries, registrar, stack, (message, flows) => this.sendToDevice(message, flows, loopKey(message)),
+      deliveries, registrar, stack, (message, flows, loop) => this.sendToDevice(message, flows, loop ?? loopKey(message), this.legEncoders.get(message)),
       { ...options.devices, maxPerUser: options.offline.maxPerUser }, log,
     );
     this.sentCopies = new SentCopies(registrar, this.devices, stack, {
@@ -425,8 +473,10 @@ export class Relay {
   private async deliverPerDevice(aor: string, message: SipMessage, loop: string, turn?: DeliveryTurn, keptByOutbox = false, prepared?: PreparedMessage): Promise<LocalOutcome> {
     const written = (protocols: Protocol[]) => turn?.sent(protocols.length > 0 ? this.windowOf(protocols) : this.options.deliveryWindow.stream);
     const kept = keptByOutbox && turn ? { previous: turn.previous } : undefined;
+    // Its legs share their bytes but for the request line and Via.
+    this.legEncoders.set(message, prepared ?? new ForwardedMessage(message, this.options.realms));
     let unavailable: unknown;
-    const outcome = await this.devices.deliver(aor, message, this.storedRecord(aor, message), betterFinal, written, { keptByCaller: kept }).catch((error: unknown) => {
+    const outcome = await this.devices.deliver(aor, message, this.storedRecord(aor, message), betterFinal, written, { keptByCaller: kept, loop }).catch((error: unknown) => {
       if (!isStoreUnavailable(error)) throw error;
       unavailable = error;
       return undefined;
@@ -442,7 +492,7 @@ export class Relay {
     // is refused as the outage is (503), not kept for whichever device registers, even should the
     // store be back by now: such a row is delivered before what already waits for each device.
     const forked = await this.forkOrStore(aor, undefined, message, loop, false, turn, prepared);
-    if (forked === NOT_KEPT) throw unavailable;
+    if (wouldHaveBeenStored(forked)) throw unavailable;
     return forked;
   }
 
@@ -471,7 +521,7 @@ export class Relay {
       }
       // What was meant for one device is not stored, to reach every device later.
       if (!UNREACHABLE.has(best.status) || device) return { status: best.status, reason: best.reason, response: best };
-      return this.storeWhenDue(aor, message, storeOffline, turn, sole);
+      return this.storeWhenDue(aor, message, storeOffline, turn, sole, best);
     });
   }
 
@@ -482,12 +532,15 @@ export class Relay {
     return this.storeWhenDue(aor, message, storeOffline, turn, sole);
   }
 
-  /** Stores the message offline once the recipient's earlier messages have ended (480 when it is not to be stored). */
-  private async storeWhenDue(aor: string, message: SipMessage, storeOffline: boolean, turn?: DeliveryTurn, sole?: SoleDevice): Promise<LocalOutcome> {
+  /**
+   * Stores the message offline once the recipient's earlier messages have ended (480 when it is not
+   * to be stored); `answer`, what the devices' fork ended with, when it was sent.
+   */
+  private async storeWhenDue(aor: string, message: SipMessage, storeOffline: boolean, turn?: DeliveryTurn, sole?: SoleDevice, answer?: SipMessage): Promise<LocalOutcome> {
     if (!storeOffline) return NOT_KEPT;
     await turn?.previous;
     if (sole === undefined) return this.store(aor, message);
-    const outcome = await this.devices.storeUnreached(aor, message, this.storedRecord(aor, message), sole.device, sole.since);
+    const outcome = await this.devices.storeUnreached(aor, message, this.storedRecord(aor, message), sole.device, sole.since, answer);
     if (outcome === ACCEPTED) this.stats.stored++;
     return outcome;
   }
@@ -550,7 +603,7 @@ export class Relay {
    * (RFC 5626 §5.3). A copy of a prepared message (without a Path to put in a Route) is written from
    * its shared bytes.
    */
-  private sendToDevice(message: SipMessage, flows: Flow[], loop: string, prepared?: PreparedMessage, from = 0): Promise<SipMessage> {
+  private sendToDevice(message: SipMessage, flows: Flow[], loop: string, prepared?: LegEncoder, from = 0): Promise<SipMessage> {
     const { binding, peer } = flows[from]!;
     // The push parameters are for the provider alone (RFC 8599 §4.1.2).
     const requestUri = binding.contact.includes(';pn-') ? stripPushParams(binding.contact) : binding.contact;

@@ -5,7 +5,9 @@
 // came back on a new port without unregistering) or, over a stream, a send to it failing makes it the
 // new one's former address, which the new one then takes over (takeover.ts). Meanwhile, when the old
 // address is a stream connection that looks open, the new one's messages wait in its queue (isHeld);
-// over UDP nothing waits: two phones of one model behind one NAT are as likely as one phone on a new port.
+// over UDP nothing waits: two phones of one model behind one NAT are as likely as one phone on a new port
+// (the new one may have been given a copy of the old one's backlog when nothing answered there: see
+// DeviceDelivery.shareBacklog; that part is not moved again).
 import { deviceKey, type Binding } from '../store/index.js';
 import { isDatagram } from './device-recognition.js';
 
@@ -18,6 +20,8 @@ export interface Successor {
   holds: boolean;
   /** Known to be that one: its takeover is under way. */
   settling?: boolean;
+  /** The highest id of the messages that one had waiting that it was given a copy of when it came (DeliveryStore.share). */
+  sharedUpTo?: number;
 }
 
 /** What is done once it is known which device a noted one is. */
@@ -49,15 +53,18 @@ export class Successors {
     return this.noted.size;
   }
 
-  /** Notes that `old` of `aor`, registered as `current` says, may be `device`, which registered from a new address `since`. */
-  note(aor: string, old: string, device: string, since: number, current: readonly Binding[]): void {
+  /**
+   * Notes that `old` of `aor`, registered as `current` says, may be `device`, which registered from
+   * a new address `since` (given a copy of what `old` had waiting up to `sharedUpTo`).
+   */
+  note(aor: string, old: string, device: string, since: number, current: readonly Binding[], sharedUpTo?: number): void {
     if (this.noted.size >= MAX_USERS) this.noted.clear();
     let noted = this.noted.get(aor);
     if (!noted) this.noted.set(aor, (noted = new Map()));
     const own = current.filter((b) => deviceKey(b) === old);
     const expiresAt = Math.max(...own.map((b) => b.expiresAt));
     // Over UDP, another device is as likely (one NAT, one model): neither waits for the other.
-    noted.set(old, { device, since, expiresAt, holds: !own.every(isDatagram) });
+    noted.set(old, { device, since, expiresAt, holds: !own.every(isDatagram), sharedUpTo });
   }
 
   /** Whether `device` of `aor` is noted as maybe another device that still looks alive over a stream connection: its messages wait in its queue. */

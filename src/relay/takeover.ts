@@ -63,9 +63,10 @@ export class Takeovers {
    * them is stored for it, what they answer is recorded for it too, and the legs they still await
    * an answer for are its own: its queue waits for them rather than sending them again (with
    * `receivedBefore`, those of the messages whose rows move: of what came since, it has its own
-   * rows, which wait for nothing at the address it left).
+   * rows, which wait for nothing at the address it left; with `sharedUpTo`, what share() gave it
+   * before is not moved again).
    */
-  async takeOver(aor: string, from: readonly string[], device: string, receivedBefore?: number): Promise<void> {
+  async takeOver(aor: string, from: readonly string[], device: string, receivedBefore?: number, sharedUpTo?: number): Promise<void> {
     this.host.recordTaken(aor, from);
     this.movedTo.delete(queueOf(aor, device));
     if (this.movedTo.size >= MAX_MOVES) this.movedTo.clear();
@@ -73,7 +74,7 @@ export class Takeovers {
     this.host.handOnLegs(from, device, receivedBefore);
     this.host.devicesChanged(aor);
     try {
-      await this.store.takeOver(aor, device, from, receivedBefore);
+      await this.store.takeOver(aor, device, from, receivedBefore, sharedUpTo);
     } catch (error) {
       for (const old of from) this.movedTo.delete(queueOf(aor, old));
       throw error;

@@ -9,4 +9,4 @@ export { parseUri, formatUri, aorOf, escapeUser, UriError, type SipUri } from '.
 export { TimerQueue, FakeClock, systemClock, type Clock, type TimerHandle } from './timers.js';
 export { TransportLayer, type TransportOptions, type TransportStats, type Refusal, type RefusalReason, REFUSAL_REASONS } from './transport/layer.js';
 export { type Protocol, type Peer, type Address, type ListenSpec, RELIABLE, formatPeer, parsePeer } from './transport/types.js';
-export { SipStack, BRANCH_COOKIE, type IncomingRequest, type ReplyOptions, type StackOptions } from './stack.js';
+export { SipStack, BRANCH_COOKIE, isMadeUp, type IncomingRequest, type ReplyOptions, type StackOptions } from './stack.js';

@@ -81,6 +81,18 @@ export type Encode = (via: string) => Buffer;
 /** What a client transaction settles with before request() gives it its promise's resolve. */
 const ignoreResponse = (): void => {};
 
+/** The final responses Parley made up for requests nothing answered (a timeout, a transport error): see isMadeUp. */
+const madeUp = new WeakSet<SipMessage>();
+
+/**
+ * Whether `response`, which request() resolved with, was made up by Parley because nothing came
+ * back (Timer F fired, the transport failed) rather than received from the peer: then nothing is
+ * known to listen at the peer's address.
+ */
+export function isMadeUp(response: SipMessage): boolean {
+  return madeUp.has(response);
+}
+
 /** A protocol as a Via names it: a table rather than a string made per request sent. */
 const VIA_TRANSPORT: Record<Protocol, string> = { udp: 'UDP', tcp: 'TCP', tls: 'TLS', ws: 'WS', wss: 'WSS' };
 
@@ -446,7 +458,10 @@ class ClientTransaction {
   }
 
   private fail(status: number, reason: string): void {
-    if (!this.done) this.complete(createResponse(this.message, status, reason));
+    if (this.done) return;
+    const response = createResponse(this.message, status, reason);
+    madeUp.add(response);
+    this.complete(response);
   }
 
   // Methods rather than arrow-function fields: a transaction per relayed request makes no closures it may never use.

@@ -66,9 +66,38 @@ export class DeliveryRepository implements DeliveryStore {
    * for before, and before those of its devices asked for after (done waits for it), on the writer's
    * connection, so never waiting for a lock the writer holds.
    */
-  takeOver(aor: string, device: string, from: readonly string[], receivedBefore?: number): Promise<void> {
+  takeOver(aor: string, device: string, from: readonly string[], receivedBefore?: number, sharedUpTo?: number): Promise<void> {
+    return this.writeForDevice(aor, device, from, this.takeOverStatements(aor, device, from, receivedBefore, sharedUpTo));
+  }
+
+  /**
+   * The rows of `from` up to its latest one now are copied for `device`, written as takeOver is (after
+   * the messages for `aor` asked for before), so that `device` reads them before anything stored after.
+   */
+  async share(aor: string, from: string, device: string): Promise<number> {
+    const latest = await this.db
+      .selectFrom('message_deliveries')
+      .select((eb) => eb.fn.max('message_id').as('id'))
+      .where('aor', '=', aor)
+      .where('device', '=', from)
+      .executeTakeFirst();
+    const upTo = Number(latest?.id ?? 0);
+    if (upTo === 0) return 0;
+    const copy = this.db
+      .insertInto('message_deliveries')
+      .columns(['message_id', 'aor', 'device', 'priority'])
+      .expression(
+        this.db.selectFrom('message_deliveries').select(['message_id', 'aor', sql.val(device).as('device'), 'priority']).where('aor', '=', aor).where('device', '=', from).where('message_id', '<=', upTo),
+      )
+      .onConflict((conflict) => conflict.columns(['message_id', 'device']).doNothing())
+      .compile();
+    await this.writeForDevice(aor, device, [from], [copy]);
+    return upTo;
+  }
+
+  /** Writes `statements` that give `device` rows of `from`, in the order writes of `aor` were asked for (see takeOver). */
+  private writeForDevice(aor: string, device: string, from: readonly string[], statements: CompiledQuery[]): Promise<void> {
     const stored = this.waitingDevices.storing(waitingKey(aor, device));
-    const statements = this.takeOverStatements(aor, device, from, receivedBefore);
     let written: Promise<unknown>;
     if (this.writer) {
       const { statements: writer, messages } = this.writer;
@@ -97,14 +126,16 @@ export class DeliveryRepository implements DeliveryStore {
     });
   }
 
-  private takeOverStatements(aor: string, device: string, from: readonly string[], receivedBefore: number | undefined): CompiledQuery[] {
+  private takeOverStatements(aor: string, device: string, from: readonly string[], receivedBefore: number | undefined, sharedUpTo = 0): CompiledQuery[] {
     const { db } = this;
     const statements = [
       db
         .insertInto('message_deliveries')
         .columns(['message_id', 'aor', 'device', 'priority'])
         .expression((eb) => {
-          const rows = eb.selectFrom('message_deliveries').select(['message_id', 'aor', sql.val(device).as('device'), 'priority']).where('aor', '=', aor).where('device', 'in', from);
+          let rows = eb.selectFrom('message_deliveries').select(['message_id', 'aor', sql.val(device).as('device'), 'priority']).where('aor', '=', aor).where('device', 'in', from);
+          // Shared before (share): `device` has them, or took them.
+          if (sharedUpTo > 0) rows = rows.where('message_id', '>', sharedUpTo);
           if (receivedBefore === undefined) return rows;
           return rows.where('message_id', 'in', eb.selectFrom('offline_messages').select('id').where('aor', '=', aor).where('received_at', '<', receivedBefore));
         })
@@ -112,7 +143,7 @@ export class DeliveryRepository implements DeliveryStore {
         .compile(),
       db.deleteFrom('message_deliveries').where('aor', '=', aor).where('device', 'in', from).compile(),
     ];
-    if (receivedBefore !== undefined) {
+    if (receivedBefore !== undefined || sharedUpTo > 0) {
       statements.push(
         db
           .deleteFrom('offline_messages')

@@ -198,11 +198,18 @@ export interface DeliveryStore {
   aorsWithDevices(since: number): Promise<string[]>;
   /**
    * `device` of `aor` (registering from a new address) is what `from` were: what waits for them
-   * waits for it (with `receivedBefore`, only what was received before then), and they are
+   * waits for it (with `receivedBefore`, only what was received before then; with `sharedUpTo`, only
+   * what came after the messages share() gave it already), and they are
    * forgotten (see relay/takeover.ts). Committed in the order writes were asked for: after the
    * messages and deliveries done asked for before, before the deliveries done asked for after.
    */
-  takeOver(aor: string, device: string, from: readonly string[], receivedBefore?: number): Promise<void>;
+  takeOver(aor: string, device: string, from: readonly string[], receivedBefore?: number, sharedUpTo?: number): Promise<void>;
+  /**
+   * What waits for `from` of `aor` waits for `device` too (a copy of each row; `from` keeps its own):
+   * returns the highest message id shared, 0 when nothing waited. A later takeOver of `from` by
+   * `device` given it as `sharedUpTo` moves only the rows of later messages, the others go.
+   */
+  share(aor: string, from: string, device: string): Promise<number>;
   /**
    * Whether the device may have deliveries waiting: false only once the store was read and nothing
    * was stored for it since a read of its queue found none. Exact while Parley is the store's only

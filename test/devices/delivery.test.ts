@@ -275,3 +275,24 @@ test('a device whose TCP flow broke gets what came meanwhile once it registers a
   assert.equal((await backlog).body.toString(), 'while the flow was down');
   assert.deepEqual(messages(again), ['while the flow was down']);
 });
+
+test('each device gets the message as a copy of its own: its contact as Request-URI, Parley\'s Via above the sender\'s, one hop fewer, the sender\'s other headers and body as sent', async () => {
+  const { phone, laptop, sender, aor } = await twoDevices('amos');
+  const arrived = [phone, laptop].map((ua) => ua.waitForRequest((m) => m.method === 'MESSAGE'));
+  const response = await sender.message(aor, 'to every device, héhé', [{ name: 'subject', value: 'copies' }, { name: 'p-asserted-identity', value: '<sip:ceo@localhost>' }]);
+  assert.equal(response.status, 200);
+  const [toPhone, toLaptop] = await Promise.all(arrived);
+  for (const [ua, leg] of [[phone, toPhone!], [laptop, toLaptop!]] as const) {
+    assert.equal(leg.uri, ua.contact);
+    const vias = leg.getAll('via');
+    assert.equal(vias.length, 2, leg.toString());
+    assert.match(vias[0]!, /^SIP\/2\.0\/UDP 127\.0\.0\.1:\d+;branch=z9hG4bK/);
+    assert.match(vias[1]!, new RegExp(`:${sender.localPort};`));
+    assert.equal(leg.get('max-forwards'), '69');
+    assert.equal(leg.get('subject'), 'copies');
+    assert.equal(leg.has('p-asserted-identity'), false);
+    assert.equal(leg.body.toString(), 'to every device, héhé');
+    assert.equal(leg.callId, toPhone!.callId);
+  }
+  assert.notEqual(toPhone!.getAll('via')[0], toLaptop!.getAll('via')[0], 'a branch each');
+});

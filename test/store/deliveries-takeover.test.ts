@@ -65,3 +65,31 @@ test('a delivery done by the device a takeover moves rows to, asked for while th
     await store.close();
   }
 });
+
+test('what the old address had waiting, shared with the new one when it came, is not moved to it again by a later takeover: only what the old address got since, from before the new one came, is', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'parley-share-'));
+  dirs.push(dir);
+  const store = await openStore(`sqlite:${join(dir, 'parley.db')}`);
+  try {
+    const deliveries = store.deliveries;
+    await deliveries.add(record('shared, taken'), [OLD], 0, 100);
+    await deliveries.add(record('shared, left'), [OLD], 0, 100);
+    const upTo = await deliveries.share(aor, OLD, NEW);
+    const shared = await deliveries.pendingFor(aor, NEW, Date.now(), undefined, 100);
+    assert.deepEqual(shared.map((d) => d.message.body.toString()), ['shared, taken', 'shared, left'], 'a copy, in order');
+    assert.equal(upTo, shared[1]!.message.id);
+    await deliveries.done([shared[0]!.message.id], NEW);
+    // Sent to the old address before the new one came, stored after the copy (its answer came late).
+    await deliveries.add(record('late'), [OLD], 0, 100);
+    const since = Date.now() + 1;
+    assert.equal((await deliveries.pendingFor(aor, OLD, Date.now(), undefined, 100)).length, 3, 'the old address keeps its own');
+
+    await deliveries.takeOver(aor, NEW, [OLD], since, upTo);
+    const waiting = await deliveries.pendingFor(aor, NEW, Date.now(), undefined, 100);
+    assert.deepEqual(waiting.map((d) => d.message.body.toString()), ['shared, left', 'late'], 'what it took not again');
+    assert.deepEqual(await deliveries.pendingFor(aor, OLD, Date.now(), undefined, 100), []);
+    assert.equal(await deliveries.share(aor, OLD, NEW), 0, 'nothing waits at the old address');
+  } finally {
+    await store.close();
+  }
+});

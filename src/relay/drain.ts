@@ -1,0 +1,156 @@
+// Device queues: what waits in the store for a device (its delivery rows) reaches it in order, a page
+// at a time, one message after the other (drain), normal messages before non-urgent ones, each oldest
+// first. A device being drained, or known to have rows waiting (backlogged), is queued: a message
+// stored for it joins its queue (join) rather than being sent at once, overtaking those.
+import type { Logger } from 'pino';
+import { isStoreUnavailable, type DeliveryCursor, type DeliveryStore, type StoredMessage } from '../store/index.js';
+import type { SipMessage } from '../sip/index.js';
+import type { Flow } from '../registrar/registrar.js';
+import type { InFlightLegs } from './in-flight.js';
+import { queueOf } from './takeover.js';
+
+/** Pending deliveries read at once for a device that registered. */
+const PAGE_SIZE = 100;
+
+/** Statuses after which a device keeps its delivery row: it was not reached, nothing was decided. */
+export const UNREACHABLE = new Set([408, 480, 503, 504]);
+
+/** What a drain needs of per-device delivery (devices.ts). */
+export interface DrainHost {
+  /** Whether the device's queue waits to be drained (it may be a device still registered at its old address, or its user's older messages are being delivered). */
+  held(aor: string, device: string): boolean;
+  /** The device's flows now; undefined when it is not registered. */
+  flowsOf(aor: string, device: string): Flow[] | undefined;
+  /** The MESSAGE that delivers a stored message. */
+  request(stored: StoredMessage): SipMessage;
+  /** Sends a stored message to the device; unless it was not reached, `taken` is told once it answered. */
+  sendStored(aor: string, id: number, device: string, message: SipMessage, flows: Flow[], taken: (id: number) => void): Promise<SipMessage>;
+  /** Removes the rows of what the device took (never rejects). */
+  recordDone(aor: string, ids: number[], device: string): Promise<void>;
+  /** The device took a stored message. */
+  delivered(): void;
+}
+
+export class DeviceQueues {
+  /**
+   * Devices whose queue is being delivered, "aor\ndevice": `more` tells the drain to read again once
+   * it reached the end; `taken`, the messages of its page the device took, whose rows are not removed yet.
+   */
+  private readonly draining = new Map<string, { more: boolean; taken: number[] }>();
+  /**
+   * Devices known to have older deliveries waiting ("aor\ndevice": a send to them failed, their
+   * queue was not drained to its end, or they had some when Parley started): a new message goes
+   * through their queue, after those.
+   */
+  private readonly backlogged = new Set<string>();
+
+  constructor(
+    private readonly store: DeliveryStore,
+    private readonly inFlight: InFlightLegs,
+    private readonly host: DrainHost,
+    private readonly log: Logger,
+  ) {}
+
+  /** Whether no device is queued here: when none is, nothing else here needs a look. */
+  get idle(): boolean {
+    return this.draining.size === 0 && this.backlogged.size === 0;
+  }
+
+  /** Whether the device (its queueOf key) is being drained or has deliveries waiting. */
+  has(queue: string): boolean {
+    return this.draining.has(queue) || this.backlogged.has(queue);
+  }
+
+  /** Whether `device` of `aor` is known to have deliveries waiting (a send to it failed, or its queue was not drained to its end). */
+  isBacklogged(aor: string, device: string): boolean {
+    return this.backlogged.has(queueOf(aor, device));
+  }
+
+  /** `device` of `aor` has deliveries waiting, or may have: a new message goes after them. */
+  backlog(aor: string, device: string): void {
+    this.backlogged.add(queueOf(aor, device));
+  }
+
+  /** What waited for `device` of `aor` is no longer its own (taken over by another device). */
+  forget(aor: string, device: string): void {
+    this.backlogged.delete(queueOf(aor, device));
+  }
+
+  /** Has the device's queue deliver what was just stored for it, when it is queued; false when it is not. */
+  join(aor: string, device: string): boolean {
+    const queue = queueOf(aor, device);
+    const drain = this.draining.get(queue);
+    if (drain) drain.more = true;
+    else if (this.backlogged.has(queue)) void this.drain(aor, device);
+    else return false;
+    return true;
+  }
+
+  /** Before the rows of `from` of `aor` move to another device: what their drains took is recorded first (TakeoverHost.recordTaken). */
+  recordTaken(aor: string, from: readonly string[]): void {
+    for (const old of from) {
+      const drain = this.draining.get(queueOf(aor, old));
+      if (drain && drain.taken.length > 0) void this.host.recordDone(aor, drain.taken.splice(0), old);
+    }
+  }
+
+  /** Delivers what waits for `device` of `aor`, in order, until the end of its queue or a message it is not reached with. */
+  async drain(aor: string, device: string): Promise<void> {
+    const queue = queueOf(aor, device);
+    if (this.draining.has(queue)) return;
+    if (this.host.held(aor, device)) {
+      // Gone on once it is known whether it is the device at its old address (successors), or
+      // its user's older messages are delivered (deliverPending).
+      this.backlogged.add(queue);
+      return;
+    }
+    const drain = { more: false, taken: [] as number[] };
+    this.draining.set(queue, drain);
+    // Until it reaches the end of the queue: a drain cut short (device away, store unavailable)
+    // leaves rows that a new message must not overtake.
+    this.backlogged.add(queue);
+    try {
+      let cursor: DeliveryCursor | undefined;
+      for (;;) {
+        const page = await this.store.pendingFor(aor, device, Date.now(), cursor, PAGE_SIZE);
+        // One commit per page rather than per message: the rows of what the device took go together
+        // once the page is sent. No sender waits for them; a crash before re-sends them as the same
+        // requests (see storedRequest), which the device recognises.
+        // Kept with the drain: a takeover of this device records them first (recordTaken).
+        const taken = drain.taken;
+        try {
+          for (const { message, priority } of page) {
+            cursor = { priority, messageId: message.id };
+            // Its own send decides; one to a device it took over since, it waits for: that one may take it.
+            const left = this.inFlight.leaves(message.id, device, message.receivedAt);
+            if (left === true || (left !== false && (await left))) continue;
+            const flows = this.host.flowsOf(aor, device);
+            if (!flows) return;
+            const response = await this.host.sendStored(aor, message.id, device, this.host.request(message), flows, (id) => void taken.push(id));
+            if (UNREACHABLE.has(response.status)) {
+              this.log.info({ aor, device, id: message.id, status: response.status }, 'delivery to a device failed; kept for its next registration');
+              return;
+            }
+            if (response.status < 300) this.host.delivered();
+          }
+        } finally {
+          if (taken.length > 0) await this.host.recordDone(aor, taken.splice(0), device);
+        }
+        if (page.length < PAGE_SIZE) {
+          if (!drain.more) {
+            this.backlogged.delete(queue);
+            return;
+          }
+          // Messages came while this page was delivered: a non-urgent one may sort before the cursor.
+          drain.more = false;
+          cursor = undefined;
+        }
+      }
+    } catch (error) {
+      if (isStoreUnavailable(error)) this.log.debug({ aor, device }, 'device delivery paused: store unavailable; kept for the next registration');
+      else this.log.error({ err: error, aor, device }, 'device delivery error');
+    } finally {
+      this.draining.delete(queue);
+    }
+  }
+}
