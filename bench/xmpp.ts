@@ -9,7 +9,9 @@
 //                                                       # one direction at one rate, Parley's CPU profile written as it stops
 //
 // One real Prosody (test/support/prosody.ts, test/fixtures/prosody/prosody.cfg.lua) on loopback with
-// the component registered; each server in turn connects to it as that component.
+// the component registered; each server in turn connects to it as that component. Prosody runs one
+// Lua thread and costs about as much CPU per message as the gateway: its garbage collector is paced
+// as Lua's default (the fixture's `gc`), as an operator of a busy gateway would.
 //
 // (1) SIP -> XMPP: sipp (bench/sipp/xmpp-message.xml) posts MESSAGEs from bench-sender@localhost to
 //     sip:bench-rx*xmpp.test@<component>, each answered 202; an @xmpp/client session of bench-rx
@@ -484,7 +486,8 @@ p50/p99    end-to-end latency in that step, sender to receiver: SIP -> XMPP from
            @xmpp/client sender's send time to the sipp UAS's log timestamp (us resolution)
 p50/p99 at ${LATENCY_RATE}/s  the same latencies in the fixed-rate phase; "all arrived once" as a step passes
 CPU        cores busy during that step: the server's (Kamailio: all its processes), then Prosody's;
-           srv us/msg: the server's CPU time in that step (its wait for the last arrivals included) per message
+           srv us/msg: the server's CPU time in that step (its wait for the last arrivals included) per message;
+           each step's line also gives Prosody's, sipp's and the XMPP client's (this process) CPU time per message
 The senders, the receivers (one Node.js process with @xmpp/client, one sipp) and Prosody share the
 ${cores} cores with the server; at the highest rates Prosody or the @xmpp/client side may be the limit.
 Parley: one Node.js process, SQLite, xmpp.backend component, max_queue ${1000} (default), relay.delivery_window_udp ${args['delivery-window-udp'] ?? `${defaultConfig().relay.delivery_window_udp} (default)`}.
