@@ -690,24 +690,17 @@ export class XmppSession {
     // @xmpp/connection decodes each TCP chunk on its own, garbling a character split between two.
     const onData = session._onData.bind(session);
     const decoder = new StringDecoder('utf8');
-    session._onData = (data) => onData(decoder.write(data));
+    // The <message/> stanzas are counted from the text rather than parsed into elements and
+    // emitted: the receivers share the cores with the servers measured, and @xmpp/client's parsing
+    // cost ~13 us of CPU per message (a receiver's ~25 us down to ~11). The rest of the stream
+    // (negotiation, iq, presence) goes to the client as before.
+    let held = '';
+    session._onData = (data) => {
+      const rest = self.takeMessages(held + decoder.write(data));
+      held = rest.held;
+      if (rest.text) onData(rest.text);
+    };
     session.on('error', () => {});
-    session.on('stanza', (stanza: xml.Element) => {
-      if (!stanza.is('message')) return;
-      if (stanza.attrs.type === 'error') {
-        self.errors++;
-        self.lastError = stanza.toString().slice(0, 300);
-        return;
-      }
-      const body = stanza.getChildText('body');
-      if (!body) return;
-      const fields = body.trim().split(/\s+/);
-      // SIP -> XMPP bodies end with sipp's epoch seconds (with microseconds).
-      const sentMs = Number(fields[fields.length - 1]) * 1000;
-      const list = self.arrivals.get(fields[0]!) ?? [];
-      list.push({ sentMs, atMs: epochMs() });
-      self.arrivals.set(fields[0]!, list);
-    });
     await session.start();
     // Neither side of the client's stream holds stanzas back, so latencies are those of the servers:
     // what it writes goes at once (no Nagle), and what Prosody writes, which keeps Nagle's algorithm,
@@ -726,6 +719,49 @@ export class XmppSession {
     });
     await session.send(xml('presence'));
     return self;
+  }
+
+  /**
+   * Records the whole <message/> stanzas of `text` (Prosody's serialisation: no nested <message>);
+   * returns the text around them, and the start of a stanza whose end is still to come.
+   */
+  private takeMessages(text: string): { text: string; held: string } {
+    let rest = '';
+    let at = 0;
+    for (;;) {
+      const start = text.indexOf('<message', at);
+      if (start < 0) {
+        // A chunk may end inside '<message': that much waits for the next one.
+        const lastTag = text.lastIndexOf('<');
+        const split = lastTag >= at && '<message'.startsWith(text.slice(lastTag)) ? lastTag : text.length;
+        return { text: rest + text.slice(at, split), held: text.slice(split) };
+      }
+      rest += text.slice(at, start);
+      const tagEnd = text.indexOf('>', start);
+      if (tagEnd < 0) return { text: rest, held: text.slice(start) };
+      // A self-closed <message/> carries no body.
+      const end = text[tagEnd - 1] === '/' ? tagEnd + 1 : text.indexOf('</message>', tagEnd) + '</message>'.length;
+      if (end < '</message>'.length) return { text: rest, held: text.slice(start) };
+      this.record(text.slice(start, end), text.slice(start, tagEnd));
+      at = end;
+    }
+  }
+
+  private record(stanza: string, openingTag: string): void {
+    if (/type=["']error["']/.test(openingTag)) {
+      this.errors++;
+      this.lastError = stanza.slice(0, 300);
+      return;
+    }
+    const bodyStart = stanza.indexOf('>', stanza.indexOf('<body') + 1) + 1;
+    const bodyEnd = stanza.indexOf('</body>', bodyStart);
+    if (bodyStart === 0 || bodyEnd < 0) return;
+    const fields = stanza.slice(bodyStart, bodyEnd).trim().split(/\s+/);
+    // SIP -> XMPP bodies end with sipp's epoch seconds (with microseconds).
+    const sentMs = Number(fields[fields.length - 1]) * 1000;
+    const list = this.arrivals.get(fields[0]!) ?? [];
+    list.push({ sentMs, atMs: epochMs() });
+    this.arrivals.set(fields[0]!, list);
   }
 
   count(tag: string): number {

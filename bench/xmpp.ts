@@ -9,7 +9,9 @@
 //                                                       # one direction at one rate, Parley's CPU profile written as it stops
 //
 // One real Prosody (test/support/prosody.ts, test/fixtures/prosody/prosody.cfg.lua) on loopback with
-// the component registered; each server in turn connects to it as that component.
+// the component registered; each server in turn connects to it as that component. Prosody runs one
+// Lua thread and costs about as much CPU per message as the gateway: its garbage collector is paced
+// as Lua's default (the fixture's `gc`), as an operator of a busy gateway would.
 //
 // (1) SIP -> XMPP: sipp (bench/sipp/xmpp-message.xml) posts MESSAGEs from bench-sender@localhost to
 //     sip:bench-rx*xmpp.test@<component>, each answered 202; an @xmpp/client session of bench-rx
@@ -149,6 +151,8 @@ interface Step extends Delivery {
   /** The server's CPU time per message sent in the step (its idle share included): steadier than rates on a shared machine. */
   serverCpuUs: number;
   prosodyCpu: number;
+  /** CPU time per message sent, in microseconds, of what surrounds the server: where a step's limit lies when the server is not busy. */
+  peersCpuUs: { prosody: number; sipp: number; client: number };
   drops: number;
   problem?: string;
 }
@@ -173,7 +177,24 @@ interface Runner {
   stop(): Promise<void>;
 }
 
-const meters = (server: Server) => ({ since: Date.now(), server: new CpuMeter(() => server.pids()), prosody: new CpuMeter(() => (prosody?.pid ? [prosody.pid] : [])) });
+/** The step's CPU meters: the server, Prosody, the step's sipp (`sippPids`, filled in once it runs) and this process, the XMPP client. */
+function meters(server: Server, sippPids: number[]) {
+  const since = Date.now();
+  const client = process.cpuUsage();
+  const serverMeter = new CpuMeter(() => server.pids());
+  const prosodyMeter = new CpuMeter(() => (prosody?.pid ? [prosody.pid] : []));
+  const sippMeter = new CpuMeter(() => sippPids);
+  return {
+    /** Stops the meters: the server's and Prosody's cores busy, and every part's CPU time per message. */
+    stop(messages: number) {
+      const serverCpu = serverMeter.stop();
+      const prosodyCpu = prosodyMeter.stop();
+      const { user, system } = process.cpuUsage(client);
+      const us = (cores: number) => cpuUsPerMessage(cores, since, messages);
+      return { serverCpu, serverCpuUs: us(serverCpu), prosodyCpu, peersCpuUs: { prosody: us(prosodyCpu), sipp: us(sippMeter.stop()), client: (user + system) / messages } };
+    },
+  };
+}
 
 /** CPU time per message, in microseconds, from cores busy since `since`. */
 const cpuUsPerMessage = (cores: number, since: number, messages: number) => (cores * (Date.now() - since) * 1000) / messages;
@@ -202,13 +223,13 @@ const sipToXmpp: Direction = {
       async step(rate, tag, seconds = STEP_S) {
         const calls = Math.round(rate * seconds);
         const dropsBefore = udpDrops();
-        const meter = meters(server);
+        const sippPids: number[] = [];
+        const meter = meters(server, sippPids);
         const sender = await sipp(rate, calls, tag, seconds + 10);
+        sippPids.push(sender.pid);
         const result: SippResult = await sender.done;
         await quiet(() => receiver.count(tag), 1000, Date.now() + 15_000);
-        const serverCpu = meter.server.stop();
-        const serverCpuUs = cpuUsPerMessage(serverCpu, meter.since, calls);
-        const prosodyCpu = meter.prosody.stop();
+        const cpu = meter.stop(calls);
         const arrivals = receiver.arrivals.get(tag) ?? [];
         const sipProblem = sippProblem(result, calls);
         const partial = {
@@ -218,9 +239,7 @@ const sipToXmpp: Direction = {
           received: arrivals.length,
           ...arrivalStats(arrivals, calls),
           rtts: result.rtts.map((r) => r.ms).sort((a, b) => a - b),
-          serverCpu,
-          serverCpuUs,
-          prosodyCpu,
+          ...cpu,
           drops: udpDrops() - dropsBefore,
         };
         const problem = deliveryProblem(partial, sipProblem);
@@ -311,7 +330,7 @@ const xmppToSip: Direction = {
         const total = Math.round(rate * seconds);
         const errorsBefore = sender.errors;
         const dropsBefore = udpDrops();
-        const meter = meters(server);
+        const meter = meters(server, [uas.pid]);
         // Paced by the clock: every 5 ms, as many as are due by then.
         const started = Date.now();
         let sent = 0;
@@ -325,9 +344,7 @@ const xmppToSip: Direction = {
         }
         const sentRate = (total - 1) / ((Date.now() - started) / 1000) || 0;
         await quiet(() => count(tag), 1000, Date.now() + 15_000);
-        const serverCpu = meter.server.stop();
-        const serverCpuUs = cpuUsPerMessage(serverCpu, meter.since, total);
-        const prosodyCpu = meter.prosody.stop();
+        const cpu = meter.stop(total);
         const got = arrivals.get(tag) ?? [];
         const errors = sender.errors - errorsBefore;
         const partial = {
@@ -337,9 +354,7 @@ const xmppToSip: Direction = {
           received: got.length,
           ...arrivalStats(got, total),
           rtts: [],
-          serverCpu,
-          serverCpuUs,
-          prosodyCpu,
+          ...cpu,
           drops: udpDrops() - dropsBefore,
         };
         const problem = deliveryProblem(partial, errors > 0 ? `${errors} XMPP errors back, e.g. ${sender.lastError}` : !uas.running ? 'the UAS exited' : undefined);
@@ -365,7 +380,8 @@ function logStep(server: Server, direction: Direction, step: Step, what = `${Str
     `  ${server.name.padEnd(8)} ${direction.key.padEnd(8)} ${what}  ${(step.problem ?? 'ok').padEnd(36)}` +
       ` sent ${Math.round(step.sentRate)}/s arrived ${Math.round(step.arrivedRate)}/s (${step.received}/${step.sent})` +
       `  latency p50 ${percentile(step.latencies, 50).toFixed(1)} p99 ${percentile(step.latencies, 99).toFixed(1)} ms` +
-      `  CPU server ${step.serverCpu.toFixed(2)} (${Math.round(step.serverCpuUs)} us/msg) prosody ${step.prosodyCpu.toFixed(2)}  UDP drops ${step.drops}`,
+      `  CPU server ${step.serverCpu.toFixed(2)} (${Math.round(step.serverCpuUs)} us/msg) prosody ${step.prosodyCpu.toFixed(2)}` +
+      `  us/msg prosody ${Math.round(step.peersCpuUs.prosody)} sipp ${Math.round(step.peersCpuUs.sipp)} client ${Math.round(step.peersCpuUs.client)}  UDP drops ${step.drops}`,
   );
 }
 
@@ -470,7 +486,8 @@ p50/p99    end-to-end latency in that step, sender to receiver: SIP -> XMPP from
            @xmpp/client sender's send time to the sipp UAS's log timestamp (us resolution)
 p50/p99 at ${LATENCY_RATE}/s  the same latencies in the fixed-rate phase; "all arrived once" as a step passes
 CPU        cores busy during that step: the server's (Kamailio: all its processes), then Prosody's;
-           srv us/msg: the server's CPU time in that step (its wait for the last arrivals included) per message
+           srv us/msg: the server's CPU time in that step (its wait for the last arrivals included) per message;
+           each step's line also gives Prosody's, sipp's and the XMPP client's (this process) CPU time per message
 The senders, the receivers (one Node.js process with @xmpp/client, one sipp) and Prosody share the
 ${cores} cores with the server; at the highest rates Prosody or the @xmpp/client side may be the limit.
 Parley: one Node.js process, SQLite, xmpp.backend component, max_queue ${1000} (default), relay.delivery_window_udp ${args['delivery-window-udp'] ?? `${defaultConfig().relay.delivery_window_udp} (default)`}.
