@@ -49,6 +49,8 @@ export interface Flow {
   peer: Peer;
 }
 
+/** What lookup() gives for an AOR with no bindings (every new user's REGISTER): one list, not one each time. */
+const NO_BINDINGS: readonly Binding[] = Object.freeze([]);
 /** Option tags of REGISTER extensions Parley implements, answered in Supported when the client names them. */
 const EXTENSIONS = ['gruu', 'path', 'outbound'];
 /** The name of the store's key that seals temporary GRUUs: one key for every start, so those handed out stay valid. */
@@ -115,7 +117,7 @@ export class Registrar extends EventEmitter {
    */
   lookup(aor: string, device?: Device): readonly Binding[] {
     const bindings = this.table.get(aor);
-    if (bindings === undefined) return [];
+    if (bindings === undefined) return NO_BINDINGS;
     const now = this.now();
     // Before the earliest expiry in the table, every binding is live: nothing to look at.
     if (device === undefined && (now < this.earliestExpiry || bindings.every((b) => b.expiresAt > now))) return bindings;
@@ -229,10 +231,8 @@ export class Registrar extends EventEmitter {
     // Nothing queued for the AOR, as nearly always: no hop through a resolved promise first.
     const next = previous ? previous.then(work) : work();
     // Whatever the outcome, the next REGISTER of the AOR may go; the last one settled leaves no entry.
-    const settled: Promise<void> = next.then(
-      () => this.dequeue(aor, settled),
-      () => this.dequeue(aor, settled),
-    );
+    const dequeue = () => this.dequeue(aor, settled);
+    const settled: Promise<void> = next.then(dequeue, dequeue);
     this.queues.set(aor, settled);
     return next;
   }
