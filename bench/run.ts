@@ -29,7 +29,7 @@
 // (bench/udp-responder.ts): what Node's datagram path alone sustains, the floor Parley's stateless
 // answer is compared with. The defaults take about 10 minutes for the three workloads.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -88,9 +88,12 @@ const work = mkdtempSync(join(tmpdir(), 'parley-bench-'));
 // ---------------------------------------------------------------------------------------------
 // Servers
 
+/** Each start an empty database of its own, deleted when the server stops. */
 async function startParley(): Promise<Server> {
+  const dir = mkdtempSync(join(work, 'parley-'));
   // No `status: 200` on the reply route: the schema takes 300-699 only, and 200 is the default.
-  return launchParley(work, `routes:\n  - { method: MESSAGE, user: "${REPLY_USER}", handler: reply }\n  - { handler: relay }\n`, PING);
+  const server = await launchParley(dir, `routes:\n  - { method: MESSAGE, user: "${REPLY_USER}", handler: reply }\n  - { handler: relay }\n`, PING);
+  return { ...server, stop: () => server.stop().then(() => rmSync(dir, { recursive: true, force: true })) };
 }
 
 /** The bare Node.js UDP responder (bench/udp-responder.ts), for workload (a) only. */
@@ -99,6 +102,17 @@ async function startBareResponder(): Promise<Server> {
   return startServer(BARE, process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'udp-responder.ts'), '--port', String(port)], port, PING);
 }
 
+/**
+ * Shared memory Kamailio keeps a registered user in (usrloc, db_mode 0): about 1.2 kB measured with
+ * bench/kamailio/kamailio.cfg (16 MB held 11,567 users, 64 MB 55,167), with room to spare. A save()
+ * that finds no memory left is answered 500 Server Internal Error at once: when the users of earlier
+ * steps had filled the 256 MB it was given, every REGISTER of the later steps failed that way, fast,
+ * with no drop and its workers far from busy.
+ */
+const KAMAILIO_BYTES_PER_USER = 2048;
+/** Shared memory for what Kamailio keeps besides the users: transactions, hash tables, modules (MB). */
+const KAMAILIO_BASE_SHM_MB = 256;
+
 async function startKamailio(): Promise<Server> {
   const port = await freePort();
   const runtime = join(work, 'kamailio');
@@ -106,16 +120,50 @@ async function startKamailio(): Promise<Server> {
   return startServer('Kamailio', KAMAILIO, [
     '-f', join(ROOT, 'bench', 'kamailio', 'kamailio.cfg'),
     '-DD', '-E', // foreground, log to stderr
-    '-m', '256', '-M', '16', // shared and per-process memory (MB): room for the registered users
+    // Shared and per-process memory (MB). Shared, room for the most users a REGISTER step registers
+    // (every step starts with a fresh Kamailio, see freshServers): Kamailio maps it all at start, but
+    // the pages it never writes cost nothing.
+    '-m', String(KAMAILIO_BASE_SHM_MB + Math.ceil((mostUsersPerStep() * KAMAILIO_BYTES_PER_USER) / (1 << 20))), '-M', '16',
     '-l', `udp:127.0.0.1:${port}`,
     '-Y', runtime,
   ], port, PING, { forks: true });
+}
+
+/** Calls that warm a server up before it is measured. */
+const WARM_UP_CALLS = 2000;
+
+/** The most users one REGISTER step registers with a server: its runs at the highest rate, after the warm-up. */
+function mostUsersPerStep(): number {
+  return REPEATS * Math.round(MAX_RATE * STEP_S) + WARM_UP_CALLS;
 }
 
 /** Waits until these processes are close to idle (under 5 % of a core over half a second), at most 40 s. */
 async function settle(pids: number[], deadline: number): Promise<void> {
   const until = Math.min(Date.now() + 40_000, deadline);
   while (Date.now() < until && (await cpuDuring(() => pids, sleep(500))) > 0.05);
+}
+
+/**
+ * Starts a server for a workload, pinned, with what the workload runs beside it, and warms it up;
+ * stops them again when that fails.
+ */
+async function launch(start: () => Promise<Server>, workload: Workload): Promise<{ server: Server; helper?: Helper }> {
+  const server = await start();
+  let helper: Helper | undefined;
+  try {
+    if (pinning) pinToCpus(server.pids(), pinning.server);
+    process.stderr.write(`${server.name} listening on udp:127.0.0.1:${server.port} for ${workload.key}\n`);
+    helper = await workload.prepare?.(server);
+    // Warm-up, not measured: JIT compilation (enough calls for V8's optimizing tier, or the first
+    // step of a search started high would measure Parley's interpreter), first database writes,
+    // socket buffers.
+    await runSipp(workload.sipp(server, 1000, WARM_UP_CALLS, -1));
+    return { server, helper };
+  } catch (error) {
+    await helper?.stop();
+    await server.stop();
+    throw error;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -132,6 +180,12 @@ interface Helper {
 interface Workload {
   key: string;
   label: string;
+  /**
+   * Every step starts with servers started afresh (and warmed up again): for REGISTER, empty
+   * location tables, so that no step pays for the users the earlier ones left registered (Parley's
+   * database, Kamailio's shared memory and hash chains).
+   */
+  freshServers?: boolean;
   /** Runs once per server before the steps: starts what the workload needs besides the sender. */
   prepare?(server: Server): Promise<Helper>;
   /** sipp options for one step; `step` numbers the steps, for fresh user names. */
@@ -195,6 +249,7 @@ const allWorkloads: Workload[] = [
   {
     key: 'register',
     label: '(c) REGISTER, distinct users, expires 3600',
+    freshServers: true,
     sipp: (server, rate, calls, step) => ({
       scenario: 'register.xml',
       remote: { host: '127.0.0.1', port: server.port },
@@ -238,6 +293,8 @@ interface Step {
 
 /** A server measured on a workload: what runs beside it, where its rate search stands, the steps it ran. */
 interface Contender {
+  /** Starts the server again (a workload's freshServers). */
+  start: () => Promise<Server>;
   server: Server;
   helper?: Helper;
   found: Found<Step>;
@@ -269,13 +326,20 @@ async function runOnce(contender: Contender, workload: Workload, rate: number): 
   const offered = offeredRate(result);
   let problem: string | undefined;
   if (!stats) problem = `no statistics (sipp exit ${result.exitCode ?? result.signal})`;
-  else if (stats.failed > 0 || stats.successful < calls) problem = `${calls - stats.successful} of ${calls} calls failed or unfinished`;
+  else if (stats.failed > 0 || stats.successful < calls) problem = `${calls - stats.successful} of ${calls} calls failed or unfinished${unexpectedAnswer(result.errors)}`;
   else if (stats.retransmissions > 0) problem = `${stats.retransmissions} retransmissions`;
   else if (achieved < 0.95 * rate) problem = offered < 0.95 * rate ? `sipp sent only ${Math.round(offered)}/s` : `achieved only ${Math.round(achieved)}/s`;
   // Lost datagrams are told by whose socket overflowed: the server's, or sipp's own (sipp reads one
   // datagram per turn of its loop, and a sipp that falls behind fails the step as much as the server).
   if (problem && serverSocket.drops + sippSocket.drops > 0) problem += ` (dropped at server ${serverSocket.drops}, at sipp ${sippSocket.drops})`;
   return { achieved, offered, result, serverCpu, sippCpu, drops, serverSocket, sippSocket, problem };
+}
+
+/** The first answer sipp did not expect (e.g. "500 Server Internal Error" from a server out of memory), as a suffix of a problem. */
+function unexpectedAnswer(errors: string): string {
+  // Not the answers to calls already over (sipp's "Dead call"): a retransmission's, harmless.
+  const status = /Aborting call on unexpected message[^\n]*?received 'SIP\/2\.0 ([0-9]{3}[^\r\n']*)/.exec(errors)?.[1];
+  return status ? `, answered ${status.trim()}` : '';
 }
 
 const kB = (bytes: number) => Math.round(bytes / 1024);
@@ -331,6 +395,14 @@ async function measure(contenders: Contender[], workload: Workload, deadline: nu
     if (Date.now() + round.length * REPEATS * (STEP_S + 3) * 1000 > deadline) {
       process.stderr.write(`  ${workload.key}: out of time budget before the round at ${round.map((r) => `${r.contender.server.name} ${r.rate}/s`).join(', ')}\n`);
       return;
+    }
+    if (workload.freshServers) {
+      for (const { contender } of round) {
+        if (contender.steps.length === 0) continue;
+        await contender.helper?.stop();
+        await contender.server.stop();
+        Object.assign(contender, await launch(contender.start, workload));
+      }
     }
     for (let undecided = round; undecided.length > 0; undecided = undecided.filter((r) => !decided(r.runs)), turn++) {
       for (let i = 0; i < undecided.length; i++) {
@@ -425,7 +497,7 @@ max/s   highest passing step: a majority of its ${REPEATS} runs passed (no faile
 p50/p99 sipp's response times in that step's runs, in whole milliseconds (its resolution: 0 means < 1 ms)
 CPU     cores busy during that step (median of its runs): the server's, then sipp's (sender, plus the UAS for (b))
 Parley: one Node.js process; SQLite, a REGISTER is committed and its log synced to disk before its 200.
-${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP workers), usrloc db_mode 0 (memory only), UDP buffers up to 4 MB as for Parley.\n' : ''}${withBare ? `${BARE}: bench/udp-responder.ts, one Node.js process answering every request 200 with no SIP stack, (a) only:\n        ${names[0]}/${BARE} is the share of Node's own datagram path Parley keeps (target >= 0.80).\n` : ''}by CPU  the same ratio from the servers' CPU time per answer at the highest rate both passed,
+${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP workers), usrloc db_mode 0 (memory only), UDP buffers up to 4 MB as for Parley.\n' : ''}${workloads.some((w) => w.freshServers) ? 'REGISTER: each step starts with every server started afresh and warmed up, no user registered (a new Parley database).\n' : ''}${withBare ? `${BARE}: bench/udp-responder.ts, one Node.js process answering every request 200 with no SIP stack, (a) only:\n        ${names[0]}/${BARE} is the share of Node's own datagram path Parley keeps (target >= 0.80).\n` : ''}by CPU  the same ratio from the servers' CPU time per answer at the highest rate both passed,
         what it would be were each held back by its own core alone.
 ${pinning ? `Each server has CPU ${pinning.server} to itself but for other work on the machine (Kamailio's two workers share it), sipp has the rest.` : `sipp runs on the same ${cores} cores: up to one core per sipp process, two processes in (b); at the\nhighest rates it competes with the server for CPU, so those numbers measure sipp as much as the server.`}
 
@@ -458,17 +530,9 @@ async function main(): Promise<void> {
       // what an overloaded step left behind (transactions kept for Timer J, queues, heap) must not
       // weigh on the next workload's figures.
       for (const { start } of servers.filter((s) => s.serves(workload))) {
-        const server = await start();
-        if (pinning) pinToCpus(server.pids(), pinning.server);
         const found: Found<Step> = {};
-        const contender: Contender = { server, found, steps: [], runs: 0, next: rateSearch(found, (step) => step.rate, START_RATE, (rate) => rate <= MAX_RATE, REFINE) };
-        contenders.push(contender);
-        process.stderr.write(`${server.name} listening on udp:127.0.0.1:${server.port} for ${workload.key}\n`);
-        contender.helper = await workload.prepare?.(server);
-        // Warm-up, not measured: JIT compilation (enough calls for V8's optimizing tier, or the first
-        // step of a search started high would measure Parley's interpreter), first database writes,
-        // socket buffers.
-        await runSipp(workload.sipp(server, 1000, 2000, -1));
+        const next = rateSearch(found, (step) => step.rate, START_RATE, (rate) => rate <= MAX_RATE, REFINE);
+        contenders.push({ start, ...(await launch(start, workload)), found, steps: [], runs: 0, next });
       }
       const share = ((deadline - Date.now()) * contenders.length) / serverRunsLeft;
       serverRunsLeft -= contenders.length;

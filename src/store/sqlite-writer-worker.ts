@@ -33,9 +33,13 @@ export interface WriterBatch {
   bytesAt?: number[];
 }
 
-interface Statement {
-  sql: number;
-  parameters: unknown[];
+/**
+ * A write of a batch: its statements, where they start in the batch's flat values (see ToWriter),
+ * which are read from there as they run rather than copied into an object per statement first.
+ */
+interface Write {
+  flat: readonly unknown[];
+  at: number;
 }
 
 /** A failed write, as it crosses threads: a driver error's code and message. */
@@ -93,7 +97,7 @@ database.pragma('synchronous = NORMAL');
 const texts: string[] = [];
 const prepared: Array<SqliteDatabase.Statement | undefined> = [];
 let log: number | undefined;
-let queued: Array<{ id: number; writes: Statement[][] }> = [];
+let queued: Array<{ id: number; writes: Write[] }> = [];
 const begin = database.prepare('BEGIN IMMEDIATE');
 const commitStatement = database.prepare('COMMIT');
 const rollback = database.prepare('ROLLBACK');
@@ -123,7 +127,7 @@ port.on('message', (message: ToWriter) => {
   stats.batches++;
   texts.push(...message.newSql);
   if (message.bytes) putBinaries(message.writes, message.bytes, message.bytesAt!);
-  queued.push({ id: message.id, writes: decode(message.count, message.writes) });
+  queued.push({ id: message.id, writes: writesOf(message.count, message.writes) });
   // While a sync runs, its end commits what came meanwhile (see commitAndSync).
   if (!flushScheduled && syncing === undefined) {
     flushScheduled = true;
@@ -178,7 +182,7 @@ function syncLog(): Promise<void> {
  * Commits `writes` in one transaction, setting `insertedIds` of those committed; when that fails,
  * each on its own, so one bad write fails only itself.
  */
-function commitAll(writes: Statement[][], insertedIds: number[]): WriteOutcome[] {
+function commitAll(writes: Write[], insertedIds: number[]): WriteOutcome[] {
   try {
     const committed = commit(writes);
     insertedIds.splice(0, writes.length, ...committed.insertedIds);
@@ -200,22 +204,27 @@ function commitAll(writes: Statement[][], insertedIds: number[]): WriteOutcome[]
 }
 
 /** Commits `writes` in one transaction. */
-function commit(writes: Statement[][]): Committed {
+function commit(writes: Write[]): Committed {
   stats.transactions++;
   stats.writes += writes.length;
   begin.run();
   try {
     const changed: number[] = [];
     const insertedIds: number[] = [];
-    for (const write of writes) {
+    for (const { flat, at: start } of writes) {
       let rows = 0;
       let insertedId = 0;
-      stats.statements += write.length;
-      write.forEach(({ sql, parameters }, i) => {
-        const result = (prepared[sql] ??= database.prepare(texts[sql]!)).run(parameters);
+      let at = start;
+      const statements = flat[at++] as number;
+      stats.statements += statements;
+      for (let i = 0; i < statements; i++) {
+        const sql = flat[at++] as number;
+        const end = at + 1 + (flat[at] as number);
+        const result = (prepared[sql] ??= database.prepare(texts[sql]!)).run(flat.slice(at + 1, end));
+        at = end;
         rows += result.changes;
         if (i === 0 && result.changes > 0) insertedId = Number(result.lastInsertRowid);
-      });
+      }
       changed.push(rows);
       insertedIds.push(insertedId);
     }
@@ -237,19 +246,14 @@ function putBinaries(flat: unknown[], bytes: ArrayBuffer, bytesAt: readonly numb
   }
 }
 
-/** The writes of a message (see ToWriter). */
-function decode(count: number, flat: readonly unknown[]): Statement[][] {
-  const writes: Statement[][] = [];
+/** The writes of a message (see ToWriter): where each starts in `flat`. */
+function writesOf(count: number, flat: readonly unknown[]): Write[] {
+  const writes: Write[] = [];
   let at = 0;
   for (let write = 0; write < count; write++) {
-    const statements: Statement[] = [];
-    for (let left = flat[at++] as number; left > 0; left--) {
-      const sql = flat[at++] as number;
-      const length = flat[at++] as number;
-      statements.push({ sql, parameters: flat.slice(at, at + length) });
-      at += length;
-    }
-    writes.push(statements);
+    writes.push({ flat, at });
+    // Past its statements: each is its text's number, its number of parameters and the parameters.
+    for (let left = flat[at++] as number; left > 0; left--) at += 2 + (flat[at + 1] as number);
   }
   return writes;
 }
