@@ -47,9 +47,10 @@ export class SipMessage {
    */
   constructor(init: { method?: string; uri?: string; status?: number; reason?: string; headers?: Header[]; body?: Buffer }) {
     this.method = init.method ?? '';
-    this.uri = safeHeaderValue(init.uri ?? '');
+    // The parser starts from an empty message: nothing to check in what is not given.
+    this.uri = init.uri === undefined ? '' : safeHeaderValue(init.uri);
     this.status = init.status ?? 0;
-    this.reason = safeHeaderValue(init.reason ?? '');
+    this.reason = init.reason === undefined ? '' : safeHeaderValue(init.reason);
     this.headers = init.headers ? safeHeaders(init.headers) : [];
     this.body = init.body ?? EMPTY;
   }
