@@ -134,11 +134,14 @@ export class SipMessage {
   /**
    * Puts `via` in place of the topmost Via, as removing that value and prepending the new one would,
    * and keeps it as the parsed top Via: the one edit a proxy makes to every request costs no re-parse.
-   * The message must have a Via. `text` is the new value when the caller has it as text already.
+   * The message must have a Via. `via` is the message's own top Via with addresses added (received,
+   * rport), and `text` its value when the caller has it as text already: made of the message's own
+   * values and of addresses, it is checked only when those values may hold what may not go out
+   * (uncheckedValues), not once more on every request.
    */
   replaceTopVia(via: Via, text = formatVia(via)): this {
     const at = this.indexOf('via');
-    const value = safeHeaderValue(text);
+    const value = this.uncheckedValues ? safeHeaderValue(text) : text;
     const line = this.headers[at]!.value;
     const values = line.includes(',') ? splitList(line) : undefined;
     if (!values || values.length <= 1) this.headers[at] = { name: 'via', value };
