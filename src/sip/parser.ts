@@ -286,9 +286,19 @@ function usualName(text: string, start: number, colon: number): string | undefin
   const first = text.charCodeAt(start);
   for (let i = 0; i < candidates.length; i++) {
     const candidate = candidates[i]!;
-    if (candidate.first === first && text.startsWith(candidate.spelling, start)) return candidate.name;
+    if (candidate.first === first && spelledAt(text, start, candidate.spelling)) return candidate.name;
   }
   return undefined;
+}
+
+/**
+ * Whether `text` holds `spelling` from `start` on, its first character known to match and all of it
+ * within `text`: compared here a character at a time, a few times faster for names this short than
+ * startsWith's call.
+ */
+function spelledAt(text: string, start: number, spelling: string): boolean {
+  for (let i = 1; i < spelling.length; i++) if (text.charCodeAt(start + i) !== spelling.charCodeAt(i)) return false;
+  return true;
 }
 
 /**
