@@ -47,9 +47,10 @@ export class SipMessage {
    */
   constructor(init: { method?: string; uri?: string; status?: number; reason?: string; headers?: Header[]; body?: Buffer }) {
     this.method = init.method ?? '';
-    this.uri = safeHeaderValue(init.uri ?? '');
+    // The parser starts from an empty message: nothing to check in what is not given.
+    this.uri = init.uri === undefined ? '' : safeHeaderValue(init.uri);
     this.status = init.status ?? 0;
-    this.reason = safeHeaderValue(init.reason ?? '');
+    this.reason = init.reason === undefined ? '' : safeHeaderValue(init.reason);
     this.headers = init.headers ? safeHeaders(init.headers) : [];
     this.body = init.body ?? EMPTY;
   }
@@ -133,11 +134,14 @@ export class SipMessage {
   /**
    * Puts `via` in place of the topmost Via, as removing that value and prepending the new one would,
    * and keeps it as the parsed top Via: the one edit a proxy makes to every request costs no re-parse.
-   * The message must have a Via. `text` is the new value when the caller has it as text already.
+   * The message must have a Via. `via` is the message's own top Via with addresses added (received,
+   * rport), and `text` its value when the caller has it as text already: made of the message's own
+   * values and of addresses, it is checked only when those values may hold what may not go out
+   * (uncheckedValues), not once more on every request.
    */
   replaceTopVia(via: Via, text = formatVia(via)): this {
     const at = this.indexOf('via');
-    const value = safeHeaderValue(text);
+    const value = this.uncheckedValues ? safeHeaderValue(text) : text;
     const line = this.headers[at]!.value;
     const values = line.includes(',') ? splitList(line) : undefined;
     if (!values || values.length <= 1) this.headers[at] = { name: 'via', value };

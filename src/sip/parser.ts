@@ -82,9 +82,21 @@ export function parseMessage(buf: Buffer): SipMessage {
 }
 
 export function parseContentLength(text: string, message?: SipMessage): number {
-  const trimmed = text.trim();
-  if (!/^[0-9]{1,10}$/.test(trimmed)) throw new SipParseError('Bad Content-Length', message);
-  return Number(trimmed);
+  const length = decimalValue(text.trim(), 10);
+  if (length < 0) throw new SipParseError('Bad Content-Length', message);
+  return length;
+}
+
+/** The number `text` writes in decimal digits, at least one and at most `maxDigits`, and nothing else; else -1. */
+function decimalValue(text: string, maxDigits = Infinity): number {
+  if (text.length === 0 || text.length > maxDigits) return -1;
+  let value = 0;
+  for (let i = 0; i < text.length; i++) {
+    const digit = text.charCodeAt(i) - 48;
+    if (!(digit >= 0 && digit <= 9)) return -1;
+    value = value * 10 + digit;
+  }
+  return value;
 }
 
 /**
@@ -259,10 +271,11 @@ const COMMON_NAMES = new Map(
 
 /**
  * The header names as nearly every sender spells them ("Call-ID", "v"), by their length, each with the
- * name it is stored under: usualName() finds them in the line itself, without cutting the name out.
+ * name it is stored under and the code of its first character: usualName() finds them in the line
+ * itself, without cutting the name out, and compares the whole spelling only when its first character matches.
  */
-const USUAL_NAMES: Array<Array<[spelling: string, name: string]>> = [];
-const usual = (spelling: string, name: string) => (USUAL_NAMES[spelling.length] ??= []).push([spelling, name]);
+const USUAL_NAMES: Array<Array<{ spelling: string; name: string; first: number }>> = [];
+const usual = (spelling: string, name: string) => (USUAL_NAMES[spelling.length] ??= []).push({ spelling, name, first: spelling.charCodeAt(0) });
 for (const name of COMMON_NAMES.keys()) usual(displayName(name), name);
 for (const [compact, name] of Object.entries(COMPACT_FORMS)) usual(compact, COMMON_NAMES.get(name) ?? name);
 
@@ -270,8 +283,22 @@ for (const [compact, name] of Object.entries(COMPACT_FORMS)) usual(compact, COMM
 function usualName(text: string, start: number, colon: number): string | undefined {
   const candidates = USUAL_NAMES[colon - start];
   if (candidates === undefined) return undefined;
-  for (const [spelling, name] of candidates) if (text.startsWith(spelling, start)) return name;
+  const first = text.charCodeAt(start);
+  for (let i = 0; i < candidates.length; i++) {
+    const candidate = candidates[i]!;
+    if (candidate.first === first && spelledAt(text, start, candidate.spelling)) return candidate.name;
+  }
   return undefined;
+}
+
+/**
+ * Whether `text` holds `spelling` from `start` on, its first character known to match and all of it
+ * within `text`: compared here a character at a time, a few times faster for names this short than
+ * startsWith's call.
+ */
+function spelledAt(text: string, start: number, spelling: string): boolean {
+  for (let i = 1; i < spelling.length; i++) if (text.charCodeAt(start + i) !== spelling.charCodeAt(i)) return false;
+  return true;
 }
 
 /**
@@ -351,9 +378,8 @@ export function validate(message: SipMessage): void {
     if (message.cseq.method !== message.method) throw new HeaderError('CSeq method does not match the request method');
     const maxForwards = message.get('max-forwards');
     // Leading zeros are allowed (RFC 4475 §3.1.1.1), values above 255 are not (RFC 3261 §20.22).
-    if (maxForwards !== undefined && !(/^[0-9]+$/.test(maxForwards) && Number(maxForwards) <= 255)) {
-      throw new HeaderError('bad Max-Forwards');
-    }
+    const hops = maxForwards === undefined ? 0 : decimalValue(maxForwards);
+    if (hops < 0 || hops > 255) throw new HeaderError('bad Max-Forwards');
     // A Request-URI may not carry headers (RFC 3261 §19.1.1; RFC 4475 §3.1.2.11).
     if (checked('Request-URI', requestUri, message).headers.size > 0) throw new UriError('headers in the Request-URI');
   } catch (error) {

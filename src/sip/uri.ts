@@ -193,11 +193,12 @@ export function isDigit(c: number): boolean {
 /** A port a socket can use (1-65535) from its decimal text, or undefined. Port 0 means "any" to a socket: not a destination. */
 export function portNumber(text: string): number | undefined {
   if (text.length === 0 || text.length > 5) return undefined;
+  let port = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c < 48 || c > 57) return undefined;
+    port = port * 10 + (c - 48);
   }
-  const port = Number(text);
   return port >= 1 && port <= 65535 ? port : undefined;
 }
 

@@ -53,6 +53,14 @@ describe('parsed header values', () => {
     assert.match(message.toString(), /^Via: SIP\/2\.0\/UDP 192\.0\.2\.4:5060;branch=z9hG4bKtop;rport;received=198\.51\.100\.7\r\nVia: SIP\/2\.0\/UDP 192\.0\.2\.9;branch=z9hG4bKbelow\r\n/m);
   });
 
+  it('a rewritten top Via of a request holding a control character has it replaced, as every value it sends', () => {
+    const message = parseMessage(Buffer.from(REQUEST.replace('branch=z9hG4bKtop', 'branch=z9hG4bKtop;note="a\x01b"')));
+    const top = message.via;
+    top.params.set('received', '198.51.100.7');
+    message.replaceTopVia(top);
+    assert.equal(names(message)[0], 'via: SIP/2.0/UDP 192.0.2.4:5060;branch=z9hG4bKtop;note="a b";rport;received=198.51.100.7');
+  });
+
   it('a response is answered on its Via and CSeq: a Contact URI of it that no socket could take is not read', () => {
     const response = parseMessage(
       Buffer.from(['SIP/2.0 200 OK', 'Via: SIP/2.0/UDP 192.0.2.4;branch=z9hG4bK1', 'From: <sip:a@example.com>;tag=1', 'To: <sip:b@example.com>;tag=2', 'Call-ID: c', 'CSeq: 1 MESSAGE', 'Contact: <sip:b@192.0.2.5:0>', '', ''].join('\r\n')),

@@ -235,6 +235,16 @@ describe('Via', () => {
     assert.throws(() => parseVia('SIP/2.0/UDP host.example;x="a\u2028b"'), /bad Via/);
   });
 
+  it('reads the parameters of each Via whose sent-by it read before, and refuses one of them as it would the first', () => {
+    const first = parseVia('SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bK1;rport');
+    const second = parseVia('SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bK2;received=192.0.2.8');
+    assert.deepEqual([second.transport, second.host, second.port, second.branch, [...second.params]], ['UDP', '192.0.2.7', 5062, 'z9hG4bK2', [['branch', 'z9hG4bK2'], ['received', '192.0.2.8']]]);
+    assert.deepEqual([...first.params], [['branch', 'z9hG4bK1'], ['rport', null]]);
+    assert.deepEqual(parseVia('SIP/2.0/UDP 192.0.2.7:5062').params.size, 0);
+    assert.throws(() => parseVia('SIP/2.0/UDP 192.0.2.7:5062;x="a\u2028b"'), /bad Via/);
+    assert.throws(() => parseVia('SIP/2.0/UDP 192.0.2.7:5062;received=evil.example.com'), /bad Via received/);
+  });
+
   const VIAS: Array<[value: string, transport: string, host: string, port: number | undefined, params: Record<string, string | null>]> = [
     ['SIP/2.0/UDP pc33.example.com;branch=z9hG4bK776asdhds', 'UDP', 'pc33.example.com', undefined, { branch: 'z9hG4bK776asdhds' }],
     ['sip/2.0/tcp PC33.Example.COM:5061', 'TCP', 'pc33.example.com', 5061, {}],
