@@ -523,13 +523,19 @@ export function lastStats(file: string): { count: number; atS: number } | undefi
   }
 }
 
-/** A line of bench/sipp/member.xml's log: when the sender sent the copy (absent from a MESSAGE without one) and when the receiver got it. */
-export const LEG_LINE = /sent=([0-9]+)(?:\.[0-9]*)?_([0-9]+)(?:\.[0-9]*)? received=([0-9]+)(?:\.[0-9]*)?_([0-9]+)/;
+/**
+ * The times in a line of bench/sipp/member.xml's log, seconds and microseconds as sipp prints a
+ * number ("%lf"): when the sender sent the copy (absent from a MESSAGE without one) and when the
+ * receiver got it.
+ */
+const SEND_TIME = /sent=([0-9]+)\.([0-9]{6}) /;
+const RECEIVE_TIME = /received=([0-9]+)\.([0-9]{6}) /;
+export const LEG_LINE = new RegExp(SEND_TIME.source + RECEIVE_TIME.source);
 
 /** What a timed receiver's log told of the MESSAGEs it received: the one-way latencies (ms) of the timed ones, the lines of the others. */
 export interface LegLog {
   latencies: number[];
-  /** Lines of MESSAGEs that carried no send time, as logged. */
+  /** Lines of MESSAGEs that could not be timed, as logged: no send time in the body, or no whole receive time. */
   untimed: string[];
 }
 
@@ -592,11 +598,18 @@ export async function loggedLegs(read: () => LegLog, expected: number, waitMs = 
   return { ...legs, unlogged: Math.max(0, expected - legs.latencies.length - legs.untimed.length) };
 }
 
-/** What a fan-out step's legs say against the `expected` count, if it fails on them: a leg never logged, or one without a send time. */
+/**
+ * What a fan-out step's legs say against the `expected` count, if it fails on them: a leg never
+ * logged, one without a send time, or one whose receive time was logged incomplete, quoting a line.
+ */
 export function legsProblem(legs: LoggedLegs, expected: number): string | undefined {
   if (legs.unlogged > 0) return `${legs.unlogged} of ${expected} legs counted by sipp never reached its log`;
-  if (legs.untimed.length > 0) return `${legs.untimed.length} of ${expected} legs carried no send time (${JSON.stringify(legs.untimed[0]!.trim())})`;
-  return undefined;
+  const faults: Array<[string, string[]]> = [
+    ['carried no send time', legs.untimed.filter((line) => !SEND_TIME.test(line))],
+    ['were logged without a whole receive time', legs.untimed.filter((line) => SEND_TIME.test(line))],
+  ];
+  const found = faults.filter(([, lines]) => lines.length > 0).map(([what, lines]) => `${lines.length} of ${expected} legs ${what} (${JSON.stringify(lines[0]!.trim())})`);
+  return found.length > 0 ? found.join('; ') : undefined;
 }
 
 /** What answers and times every MESSAGE of a fan-out bench's receivers (room members, a user's devices). */

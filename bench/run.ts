@@ -181,11 +181,13 @@ interface Workload {
   key: string;
   label: string;
   /**
-   * Every step starts with servers started afresh (and warmed up again): for REGISTER, empty
-   * location tables, so that no step pays for the users the earlier ones left registered (Parley's
-   * database, Kamailio's shared memory and hash chains).
+   * Every step starts with servers started afresh (and warmed up again, with what `prepare` runs
+   * beside them started again), so that no step inherits what the earlier ones left: for REGISTER,
+   * the users they registered (Parley's database, Kamailio's shared memory and hash chains); for the
+   * relay, the MESSAGEs an overloaded step stored for the UAS, whose full offline mailbox had every
+   * later step answered 486. Says so in the report's legend.
    */
-  freshServers?: boolean;
+  freshServers?: string;
   /** Runs once per server before the steps: starts what the workload needs besides the sender. */
   prepare?(server: Server): Promise<Helper>;
   /** sipp options for one step; `step` numbers the steps, for fresh user names. */
@@ -244,12 +246,13 @@ const allWorkloads: Workload[] = [
         },
       };
     },
+    freshServers: 'the UAS registered again, no MESSAGE stored for it (a new Parley database)',
     sipp: messageTo(RELAY_USER),
   },
   {
     key: 'register',
     label: '(c) REGISTER, distinct users, expires 3600',
-    freshServers: true,
+    freshServers: 'no user registered (a new Parley database)',
     sipp: (server, rate, calls, step) => ({
       scenario: 'register.xml',
       remote: { host: '127.0.0.1', port: server.port },
@@ -497,7 +500,7 @@ max/s   highest passing step: a majority of its ${REPEATS} runs passed (no faile
 p50/p99 sipp's response times in that step's runs, in whole milliseconds (its resolution: 0 means < 1 ms)
 CPU     cores busy during that step (median of its runs): the server's, then sipp's (sender, plus the UAS for (b))
 Parley: one Node.js process; SQLite, a REGISTER is committed and its log synced to disk before its 200.
-${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP workers), usrloc db_mode 0 (memory only), UDP buffers up to 4 MB as for Parley.\n' : ''}${workloads.some((w) => w.freshServers) ? 'REGISTER: each step starts with every server started afresh and warmed up, no user registered (a new Parley database).\n' : ''}${withBare ? `${BARE}: bench/udp-responder.ts, one Node.js process answering every request 200 with no SIP stack, (a) only:\n        ${names[0]}/${BARE} is the share of Node's own datagram path Parley keeps (target >= 0.80).\n` : ''}by CPU  the same ratio from the servers' CPU time per answer at the highest rate both passed,
+${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP workers), usrloc db_mode 0 (memory only), UDP buffers up to 4 MB as for Parley.\n' : ''}${workloads.flatMap((w) => (w.freshServers ? [`${w.label}: each step starts with every server started afresh and warmed up, ${w.freshServers}.\n`] : [])).join('')}${withBare ? `${BARE}: bench/udp-responder.ts, one Node.js process answering every request 200 with no SIP stack, (a) only:\n        ${names[0]}/${BARE} is the share of Node's own datagram path Parley keeps (target >= 0.80).\n` : ''}by CPU  the same ratio from the servers' CPU time per answer at the highest rate both passed,
         what it would be were each held back by its own core alone.
 ${pinning ? `Each server has CPU ${pinning.server} to itself but for other work on the machine (Kamailio's two workers share it), sipp has the rest.` : `sipp runs on the same ${cores} cores: up to one core per sipp process, two processes in (b); at the\nhighest rates it competes with the server for CPU, so those numbers measure sipp as much as the server.`}
 
