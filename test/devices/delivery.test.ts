@@ -163,6 +163,56 @@ test('1,000 deliveries waiting for one device are delivered in order, a page at 
   assert.deepEqual(messages(laptop), [], 'rows of one device are not another\'s');
 });
 
+test('a message that comes while the queue of a device that just registered is read gets 200: the device takes it after what waited, once', async () => {
+  const phone = await agent('ola', s.udp);
+  const sender = await agent('ola-friend', s.udp);
+  const phoneInstance = newInstance();
+  const aor = 'sip:ola@localhost';
+  assert.equal((await registerDevice(phone, { instance: phoneInstance })).status, 200);
+  assert.equal((await registerDevice(phone, { instance: phoneInstance, expires: 0 })).status, 200);
+  assert.equal((await sender.message(aor, 'older')).status, 202, 'away: stored');
+  const deliveries = s.server.store.deliveries;
+  const { pendingFor, add } = deliveries;
+  // The phone's queue read is held until the next message was asked to be stored behind it.
+  let reading!: () => void;
+  const read = new Promise<void>((resolve) => (reading = resolve));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  deliveries.pendingFor = async (...args) => {
+    if (args[1] !== phoneInstance) return pendingFor.apply(deliveries, args);
+    deliveries.pendingFor = pendingFor;
+    reading();
+    await released;
+    return pendingFor.apply(deliveries, args);
+  };
+  let asked!: () => void;
+  const adding = new Promise<void>((resolve) => (asked = resolve));
+  deliveries.add = (...args) => {
+    deliveries.add = add;
+    asked();
+    return add.apply(deliveries, args);
+  };
+  try {
+    assert.equal((await registerDevice(phone, { instance: phoneInstance })).status, 200);
+    await read;
+    const toPhone = phone.waitForRequest((m) => m.body.toString() === 'meanwhile');
+    const answered = sender.message(aor, 'meanwhile');
+    await adding;
+    release();
+    const [answer] = await Promise.all([answered, toPhone]);
+    assert.equal(answer.status, 200, `${answer.status} ${answer.reason}: the phone is online and took it`);
+  } finally {
+    deliveries.pendingFor = pendingFor;
+    deliveries.add = add;
+    release();
+  }
+  const next = phone.waitForRequest((m) => m.body.toString() === 'next');
+  assert.equal((await sender.message(aor, 'next')).status, 200);
+  await next;
+  assert.deepEqual(messages(phone), ['older', 'meanwhile', 'next'], 'in order, each once');
+  await eventually(async () => (await deliveries.pendingCounts('ola@localhost')).length === 0, 'every row taken gone');
+});
+
 test('the devices of a user are read from the store once, not for every message, and again once one of them registers', async () => {
   const { phone, laptop, sender, aor } = await twoDevices('hope');
   const deliveries = s.server.store.deliveries;
