@@ -534,15 +534,15 @@ export class DeviceDelivery {
       const now: Array<[string, Flow[]]> = [];
       // Away, or with older messages waiting: should it register meanwhile, it still gets this one first.
       const notSent: string[] = [];
-      /** Of those, the registered ones whose queue is being delivered now (isBeingDelivered): they take it in a moment. */
-      const throughQueue: string[] = [];
+      /** Of those, the registered ones whose queue is being delivered now (isBeingDelivered): they take it in a moment. Rare: made when needed. */
+      let throughQueue: string[] | undefined;
       for (const device of devices) {
         const flows = live.get(device);
         if (flows && !this.isQueued(aor, device)) now.push([device, flows]);
         else {
           notSent.push(device);
           marks.mark(device);
-          if (flows && !previous && this.isBeingDelivered(aor, device)) throughQueue.push(device);
+          if (flows && !previous && this.isBeingDelivered(aor, device)) (throughQueue ??= []).push(device);
         }
       }
       const sendingSince = Date.now();
@@ -618,7 +618,7 @@ export class DeviceDelivery {
         else this.queues.backlog(aor, device);
       }
       // Waited for before they are sent it: a device may answer at once.
-      const throughQueueTaken = taken || throughQueue.length === 0 ? undefined : this.takenThroughQueue(id, throughQueue, sendingSince, better);
+      const throughQueueTaken = taken || !throughQueue ? undefined : this.takenThroughQueue(id, throughQueue, sendingSince, better);
       for (const device of notSent) this.deliverStored(aor, id, device, message, remembered);
       if (throughQueueTaken) return (await throughQueueTaken) ?? ACCEPTED;
       return taken ?? ACCEPTED;
