@@ -14,7 +14,7 @@ import { isDatagram, likeness, stillRegistered } from './device-recognition.js';
 import { Successors, type Successor } from './successors.js';
 import { Takeovers, queueOf } from './takeover.js';
 import { StoreTurns, Storing } from './store-turns.js';
-import { InFlightLegs } from './in-flight.js';
+import { AwaitedLegs, InFlightLegs } from './in-flight.js';
 import { DeviceQueues, UNREACHABLE } from './drain.js';
 import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
 import { IMDN_TYPE, mediaTypeOf } from '../util/media-types.js';
@@ -101,6 +101,8 @@ export class DeviceDelivery {
    * for their answers.
    */
   private readonly inFlight = new InFlightLegs();
+  /** Senders waiting for their message to reach a device through its queue being delivered (sendThenStore). */
+  private readonly awaited = new AwaitedLegs();
   /**
    * Devices ("aor\ndevice") from whose address nothing came back to the last request they were sent
    * (a timeout, a transport error: no answer, not even 408 or 503), since when, until they answer: a
@@ -519,7 +521,8 @@ export class DeviceDelivery {
    * takes the message) it is stored, in the order the user's messages came (StoreTurns), only for
    * the devices that did not take it. A device that refused it for good does not get it again.
    * While the message is on its way to the store, each device it is to be stored for counts as
-   * queued (`storing`): no later message is sent to it live, overtaking it.
+   * queued (`storing`): no later message is sent to it live, overtaking it. A registered device
+   * whose queue is being delivered takes it through its queue, its sender waiting for that (takenThroughQueue).
    */
   private async sendThenStore(
     aor: string, message: SipMessage, record: Omit<StoredMessage, 'id'>, better: (a: number, b: number) => boolean,
@@ -531,12 +534,15 @@ export class DeviceDelivery {
       const now: Array<[string, Flow[]]> = [];
       // Away, or with older messages waiting: should it register meanwhile, it still gets this one first.
       const notSent: string[] = [];
+      /** Of those, the registered ones whose queue is being delivered now (isBeingDelivered): they take it in a moment. Rare: made when needed. */
+      let throughQueue: string[] | undefined;
       for (const device of devices) {
         const flows = live.get(device);
         if (flows && !this.isQueued(aor, device)) now.push([device, flows]);
         else {
           notSent.push(device);
           marks.mark(device);
+          if (flows && !previous && this.isBeingDelivered(aor, device)) (throughQueue ??= []).push(device);
         }
       }
       const sendingSince = Date.now();
@@ -611,12 +617,35 @@ export class DeviceDelivery {
         if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, remembered);
         else this.queues.backlog(aor, device);
       }
+      // Waited for before they are sent it: a device may answer at once.
+      const throughQueueTaken = taken || !throughQueue ? undefined : this.takenThroughQueue(id, throughQueue, sendingSince, better);
       for (const device of notSent) this.deliverStored(aor, id, device, message, remembered);
+      if (throughQueueTaken) return (await throughQueueTaken) ?? ACCEPTED;
       return taken ?? ACCEPTED;
     } finally {
       marks.release();
       turn.release();
     }
+  }
+
+  /**
+   * A message stored for `devices`, registered but with their queue being delivered (a device that
+   * just registered, whose queue is read because it may have deliveries waiting): each takes it
+   * through its queue, after what waited there, so that order and durability hold. Its sender waits
+   * for that as for a live send, within acceptTimeout since `since`, rather than being told "stored
+   * for offline delivery" (202) of a message to a user online who takes it at once. The best 2xx,
+   * as the device's status (not its response: it answered the stored request, not the sender's);
+   * undefined when none took it in time. Their answers are waited for from the call on.
+   */
+  private async takenThroughQueue(id: number, devices: string[], since: number, better: (a: number, b: number) => boolean): Promise<DeliveryOutcome | undefined> {
+    let best: SipMessage | undefined;
+    const noted = devices.map((device) => this.awaited.answer(id, device).then((response) => {
+      if (response.status < 300 && (!best || better(response.status, best.status))) best = response;
+      return response;
+    }));
+    await answersWithin(noted, noted.length, since, this.options.acceptTimeout * 1000, true);
+    for (const device of devices) this.awaited.forget(id, device);
+    return best && { status: best.status, reason: best.reason };
   }
 
   /**
@@ -723,6 +752,16 @@ export class DeviceDelivery {
     if (this.queues.idle && this.storing.size === 0 && this.successors.size === 0 && this.storedFirst.size === 0) return false;
     const queue = queueOf(aor, device);
     return this.queues.has(queue) || this.storing.has(queue) || this.successors.isHeld(aor, device) || this.storedFirst.has(aor);
+  }
+
+  /**
+   * Whether the queue of `device` of `aor` is being delivered now and will reach a message stored
+   * for it without waiting for anything else: it is being drained, or it waits only for its user's
+   * messages kept for whichever device registers (storedFirst), delivered since it registered; not
+   * while it may be a device still registered at its old address (isHeld: that may take long).
+   */
+  private isBeingDelivered(aor: string, device: string): boolean {
+    return (this.queues.isDraining(aor, device) || this.storedFirst.has(aor)) && !(this.successors.size > 0 && this.successors.isHeld(aor, device));
   }
 
   /** Counts the deliveries waiting in the store again (after each sweep). */
@@ -856,6 +895,7 @@ export class DeviceDelivery {
     let took = false;
     try {
       const response = await this.send(message, flows);
+      if (this.awaited.size > 0) this.awaited.answered(id, device, response);
       this.answeredBy(aor, device, response);
       if (UNREACHABLE.has(response.status)) {
         if (!this.takenOver(aor, device)) this.queues.backlog(aor, device);

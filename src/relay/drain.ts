@@ -61,6 +61,11 @@ export class DeviceQueues {
     return this.draining.has(queue) || this.backlogged.has(queue);
   }
 
+  /** Whether the queue of `device` of `aor` is being read and delivered now. */
+  isDraining(aor: string, device: string): boolean {
+    return this.draining.has(queueOf(aor, device));
+  }
+
   /** Whether `device` of `aor` is known to have deliveries waiting (a send to it failed, or its queue was not drained to its end). */
   isBacklogged(aor: string, device: string): boolean {
     return this.backlogged.has(queueOf(aor, device));

@@ -2,6 +2,7 @@
 // awaiting the device's answer. A drain of that device's queue leaves such a message to that send;
 // a device that took over the one a leg was sent to (takeover.ts) waits for the leg's answer rather
 // than sending the message again: the device at the old address may still take it.
+import type { SipMessage } from '../sip/index.js';
 
 /**
  * A stored message on its way to a device: its keys here, its device's and those of the devices
@@ -62,6 +63,37 @@ export class InFlightLegs {
       leg.movedBefore = receivedBefore;
       this.legs.set(key, leg);
     }
+  }
+}
+
+/**
+ * Senders waiting for a stored message to reach a device through its queue (DeviceDelivery.sendThenStore):
+ * each is told the device's answer once the message is sent to it.
+ */
+export class AwaitedLegs {
+  private readonly waiting = new Map<string, (response: SipMessage) => void>();
+
+  /** Whether any sender waits: when none does, nothing else here needs a look. */
+  get size(): number {
+    return this.waiting.size;
+  }
+
+  /** The answer of `device` to message `id` once it is sent it; forget it when no longer waited for. */
+  answer(id: number, device: string): Promise<SipMessage> {
+    return new Promise((resolve) => this.waiting.set(legKey(id, device), resolve));
+  }
+
+  /** `device` answered message `id` (or Parley made the answer up: it was not reached). */
+  answered(id: number, device: string, response: SipMessage): void {
+    const key = legKey(id, device);
+    const resolve = this.waiting.get(key);
+    if (!resolve) return;
+    this.waiting.delete(key);
+    resolve(response);
+  }
+
+  forget(id: number, device: string): void {
+    this.waiting.delete(legKey(id, device));
   }
 }
 

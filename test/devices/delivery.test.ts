@@ -163,6 +163,113 @@ test('1,000 deliveries waiting for one device are delivered in order, a page at 
   assert.deepEqual(messages(laptop), [], 'rows of one device are not another\'s');
 });
 
+/** A store read held until `release()`: `asked` settles once it was asked for; `restore` puts the store's own back. */
+interface HeldRead {
+  asked: Promise<void>;
+  release(): void;
+  restore(): void;
+}
+
+/** What holding a read needs: `hold` is awaited by the wrapper before the read it holds. */
+function heldRead(install: (hold: () => Promise<void>) => () => void): HeldRead {
+  let ask!: () => void;
+  const asked = new Promise<void>((resolve) => (ask = resolve));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const restore = install(() => {
+    ask();
+    return released;
+  });
+  return { asked, release, restore };
+}
+
+/**
+ * `user`'s phone, away with `older` waiting for it, registers; while the read of what waits (held
+ * by `holdRead`) is under way, a MESSAGE comes. Its sender gets 200 once the phone took it after
+ * `older`, each once.
+ */
+async function messageWhileQueueRead(user: string, keepOlder: (aor: string, phoneInstance: string) => Promise<void>, holdRead: (phoneInstance: string) => HeldRead) {
+  const phone = await agent(user, s.udp);
+  const sender = await agent(`${user}-friend`, s.udp);
+  const phoneInstance = newInstance();
+  const aor = `sip:${user}@localhost`;
+  assert.equal((await registerDevice(phone, { instance: phoneInstance })).status, 200);
+  assert.equal((await registerDevice(phone, { instance: phoneInstance, expires: 0 })).status, 200);
+  await keepOlder(aor, phoneInstance);
+  const deliveries = s.server.store.deliveries;
+  // The read is held until the MESSAGE was asked to be stored behind what it reads.
+  const read = holdRead(phoneInstance);
+  const storing = heldRead((hold) => {
+    const { add } = deliveries;
+    deliveries.add = async (...args) => {
+      deliveries.add = add;
+      await hold();
+      return add.apply(deliveries, args);
+    };
+    return () => (deliveries.add = add);
+  });
+  // Told, not held.
+  storing.release();
+  try {
+    assert.equal((await registerDevice(phone, { instance: phoneInstance })).status, 200);
+    await read.asked;
+    const toPhone = phone.waitForRequest((m) => m.body.toString() === 'meanwhile');
+    const answered = sender.message(aor, 'meanwhile');
+    await storing.asked;
+    read.release();
+    const [answer] = await Promise.all([answered, toPhone]);
+    assert.equal(answer.status, 200, `${answer.status} ${answer.reason}: the phone is online and took it`);
+  } finally {
+    read.restore();
+    storing.restore();
+    read.release();
+  }
+  const next = phone.waitForRequest((m) => m.body.toString() === 'next');
+  assert.equal((await sender.message(aor, 'next')).status, 200);
+  await next;
+  assert.deepEqual(messages(phone), ['older', 'meanwhile', 'next'], 'in order, each once');
+  await eventually(async () => (await deliveries.pendingCounts(`${user}@localhost`)).length === 0, 'every row taken gone');
+}
+
+test('a message that comes while the queue of a device that just registered is read gets 200: the device takes it after what waited, once', async () => {
+  const deliveries = s.server.store.deliveries;
+  await messageWhileQueueRead(
+    'ola',
+    async (aor) => assert.equal((await (await agent('ola-early', s.udp)).message(aor, 'older')).status, 202, 'away: stored'),
+    (phoneInstance) => heldRead((hold) => {
+      const { pendingFor } = deliveries;
+      deliveries.pendingFor = async (...args) => {
+        if (args[1] !== phoneInstance) return pendingFor.apply(deliveries, args);
+        deliveries.pendingFor = pendingFor;
+        await hold();
+        return pendingFor.apply(deliveries, args);
+      };
+      return () => (deliveries.pendingFor = pendingFor);
+    }),
+  );
+});
+
+test('a message that comes while a user\'s messages from before per-device delivery are read for the device that just registered gets 200, after them', async () => {
+  const offline = s.server.store.offline;
+  await messageWhileQueueRead(
+    'pia',
+    async () => {
+      const now = Date.now();
+      await offline.add({ aor: 'pia@localhost', fromHeader: '<sip:hal@localhost>', toHeader: '<sip:pia@localhost>', contentType: 'text/plain', body: Buffer.from('older'), receivedAt: now, expiresAt: now + 60_000 }, 10);
+    },
+    () => heldRead((hold) => {
+      const { listFor } = offline;
+      offline.listFor = async (...args) => {
+        if (args[0] !== 'pia@localhost') return listFor.apply(offline, args);
+        offline.listFor = listFor;
+        await hold();
+        return listFor.apply(offline, args);
+      };
+      return () => (offline.listFor = listFor);
+    }),
+  );
+});
+
 test('the devices of a user are read from the store once, not for every message, and again once one of them registers', async () => {
   const { phone, laptop, sender, aor } = await twoDevices('hope');
   const deliveries = s.server.store.deliveries;
