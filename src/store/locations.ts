@@ -63,18 +63,25 @@ export class LocationRepository implements LocationStore {
    */
   private bindingStatements(aor: string, bindings: readonly Binding[], known: boolean): CompiledQuery[] {
     const { statements, build } = this;
-    const compiled = [statements.compile('delete', [aor], build.delete)];
-    if (bindings.length > 0) {
-      const values: unknown[] = [];
-      for (const binding of bindings) pushLocationValues(values, aor, binding);
-      compiled.push(statements.compile(INSERT_SHAPES.of(bindings.length), values, build.insert));
+    if (bindings.length === 0) {
+      const compiled = [statements.compile('delete', [aor], build.delete)];
+      if (!known) compiled.push(statements.compile('known', [aor, Date.now()], build.known));
+      return compiled;
     }
+    // Only the bindings gone are deleted, and those kept are updated where they are: a refresh
+    // writes its row's page alone, where deleting and inserting it again would also write the
+    // primary key's index (and, its row moving to a new rowid, one more page of the table).
+    const kept: unknown[] = [aor];
+    const values: unknown[] = [];
+    for (const binding of bindings) {
+      kept.push(binding.contact);
+      pushLocationValues(values, aor, binding);
+    }
+    const compiled = [statements.compile(GONE_SHAPES.of(bindings.length), kept, build.gone), statements.compile(UPSERT_SHAPES.of(bindings.length), values, build.upsert)];
     if (!known) compiled.push(statements.compile('known', [aor, Date.now()], build.known));
-    if (bindings.length > 0) {
-      // Devices are remembered beyond their registration, for what is sent to them while away.
-      const deviceValues = deviceRowValues(aor, bindings);
-      compiled.push(statements.compile(DEVICES_SHAPES.of(deviceValues.length / DEVICE_COLUMNS), deviceValues, build.devices));
-    }
+    // Devices are remembered beyond their registration, for what is sent to them while away.
+    const deviceValues = deviceRowValues(aor, bindings);
+    compiled.push(statements.compile(DEVICES_SHAPES.of(deviceValues.length / DEVICE_COLUMNS), deviceValues, build.devices));
     return compiled;
   }
 
@@ -84,7 +91,26 @@ export class LocationRepository implements LocationStore {
    */
   private readonly build = {
     delete: ([aor]: readonly unknown[]) => this.db.deleteFrom('locations').where('aor', '=', aor as string),
-    insert: (values: readonly unknown[]) => this.db.insertInto('locations').values(rowsOf(values, LOCATION_COLUMNS, toLocationRow)),
+    gone: ([aor, ...contacts]: readonly unknown[]) => this.db.deleteFrom('locations').where('aor', '=', aor as string).where('contact', 'not in', contacts as string[]),
+    upsert: (values: readonly unknown[]) =>
+      this.db
+        .insertInto('locations')
+        .values(rowsOf(values, LOCATION_COLUMNS, toLocationRow))
+        .onConflict((conflict) =>
+          conflict.columns(['aor', 'contact']).doUpdateSet((eb) => ({
+            expires_at: eb.ref('excluded.expires_at'),
+            q: eb.ref('excluded.q'),
+            call_id: eb.ref('excluded.call_id'),
+            cseq: eb.ref('excluded.cseq'),
+            source: eb.ref('excluded.source'),
+            connection_id: eb.ref('excluded.connection_id'),
+            instance: eb.ref('excluded.instance'),
+            reg_id: eb.ref('excluded.reg_id'),
+            user_agent: eb.ref('excluded.user_agent'),
+            path: eb.ref('excluded.path'),
+            updated_at: eb.ref('excluded.updated_at'),
+          })),
+        ),
     known: ([aor, firstSeen]: readonly unknown[]) =>
       this.db
         .insertInto('known_aors')
@@ -113,7 +139,8 @@ class ShapeNames {
   }
 }
 
-const INSERT_SHAPES = new ShapeNames('insert');
+const GONE_SHAPES = new ShapeNames('gone');
+const UPSERT_SHAPES = new ShapeNames('upsert');
 const DEVICES_SHAPES = new ShapeNames('devices');
 
 /** The rows `values` hold, `columns` values each, as `toRow` makes them. */

@@ -212,8 +212,9 @@ for (const [driver, createBackend] of Object.entries(backends)) {
       test('replace is all or nothing', async () => {
         const original = binding(aor, 'sip:alice@192.0.2.1');
         await store.locations.replace(aor, [original]);
-        const duplicate = binding(aor, 'sip:alice@192.0.2.9');
-        await assert.rejects(store.locations.replace(aor, [duplicate, duplicate]));
+        // A binding without a Call-ID, which the store refuses: neither the binding before it, nor the removal of the original, is kept.
+        const refused = { ...binding(aor, 'sip:alice@192.0.2.9'), callId: null as unknown as string };
+        await assert.rejects(store.locations.replace(aor, [binding(aor, 'sip:alice@192.0.2.8'), refused]));
         assert.deepEqual(await store.locations.listAll(), [original]);
       });
 
@@ -508,6 +509,58 @@ for (const [driver, createBackend] of Object.entries(backends)) {
         assert.deepEqual((await migrated.deliveries.pendingCounts(aor)).map((c) => [c.device, c.pending]).sort(), [['sip:zoe@192.0.2.5:5060', 2], ['urn:uuid:z-1', 1]]);
       } finally {
         await migrated.close();
+      }
+    });
+
+    test('bindings, known users and remembered devices written before known users lost their rowid are all kept, and REGISTERs go on replacing them', async () => {
+      const { url: earlier, old } = await migratedBefore('015');
+      const bob = 'bob@a.example';
+      const carol = 'carol@a.example';
+      const location = (aor: string, contact: string, instance: string | null) => ({
+        aor, contact, expires_at: NOW + MINUTE, q: 0.5, call_id: `call-${contact}`, cseq: 7, source: 'udp:192.0.2.10:5060',
+        connection_id: null, instance, reg_id: instance ? 1 : null, user_agent: 'Phone/1', path: null, updated_at: NOW - MINUTE,
+      });
+      await old.insertInto('locations').values([
+        location(bob, 'sip:bob@192.0.2.10:5060', '<urn:uuid:b-1>'), location(bob, 'sip:bob@192.0.2.11:5060', null), location(carol, 'sip:carol@192.0.2.12:5060', null),
+      ]).execute();
+      await old.insertInto('known_aors').values([{ aor: bob, first_seen: NOW - 9 * MINUTE }, { aor: carol, first_seen: NOW - 8 * MINUTE }, { aor: 'dave@a.example', first_seen: NOW - 7 * MINUTE }]).execute();
+      await old.insertInto('devices').values([
+        { aor: bob, device: 'urn:uuid:b-1', contact: 'sip:bob@192.0.2.10:5060', user_agent: 'Phone/1', last_seen: NOW - MINUTE },
+        { aor: bob, device: 'sip:bob@192.0.2.11:5060', contact: 'sip:bob@192.0.2.11:5060', user_agent: null, last_seen: NOW - 2 * MINUTE },
+        { aor: 'dave@a.example', device: 'sip:dave@192.0.2.13', contact: 'sip:dave@192.0.2.13', user_agent: null, last_seen: NOW - 3 * MINUTE },
+      ]).execute();
+      await old.destroy();
+
+      const migrated = await openStore(earlier);
+      try {
+        const bindings = await migrated.locations.listAll();
+        assert.deepEqual(bindings.map((b) => [b.aor, b.contact, b.instance, b.q, b.cseq, b.userAgent, b.updatedAt]), [
+          [bob, 'sip:bob@192.0.2.10:5060', '<urn:uuid:b-1>', 0.5, 7, 'Phone/1', NOW - MINUTE],
+          [bob, 'sip:bob@192.0.2.11:5060', undefined, 0.5, 7, 'Phone/1', NOW - MINUTE],
+          [carol, 'sip:carol@192.0.2.12:5060', undefined, 0.5, 7, 'Phone/1', NOW - MINUTE],
+        ]);
+        for (const aor of [bob, carol, 'dave@a.example']) assert.equal(await migrated.locations.isKnown(aor), true, aor);
+        assert.equal(await migrated.locations.isKnown('eve@a.example'), false);
+        assert.deepEqual((await migrated.deliveries.devicesOf(bob, 0)).map((d) => [d.device, d.contact, d.lastSeen]), [
+          ['sip:bob@192.0.2.11:5060', 'sip:bob@192.0.2.11:5060', NOW - 2 * MINUTE], ['urn:uuid:b-1', 'sip:bob@192.0.2.10:5060', NOW - MINUTE],
+        ]);
+        assert.deepEqual(await migrated.deliveries.aorsWithDevices(NOW - 2 * MINUTE), [bob]);
+
+        await migrated.locations.replace(carol, [binding(carol, 'sip:carol@192.0.2.14:5060')]);
+        assert.deepEqual((await migrated.locations.listAll()).filter((b) => b.aor === carol).map((b) => b.contact), ['sip:carol@192.0.2.14:5060']);
+        assert.deepEqual((await migrated.deliveries.devicesOf(carol, 0)).map((d) => [d.device, d.lastSeen]), [['sip:carol@192.0.2.14:5060', NOW]]);
+      } finally {
+        await migrated.close();
+      }
+      if (driver === 'sqlite') {
+        // Each known user stored once, in its primary key's B-tree: SQLite reads no rowid of it.
+        const file = new SqliteDatabase(earlier.slice('sqlite:'.length), { readonly: true });
+        try {
+          assert.throws(() => file.prepare('select rowid from known_aors'), /no such column: rowid/);
+          assert.deepEqual(file.prepare(`select name from sqlite_master where type = 'index' and tbl_name = 'known_aors'`).pluck().all(), []);
+        } finally {
+          file.close();
+        }
       }
     });
 

@@ -16,6 +16,7 @@ import { originColumnsServerKeys } from './011_origin_columns_server_keys.js';
 import { offlineSentCopy } from './012_offline_sent_copy.js';
 import { receiptIds } from './013_receipt_ids.js';
 import { contactDevices } from './014_contact_devices.js';
+import { knownAorsWithoutRowid } from './015_known_aors_without_rowid.js';
 
 export interface StoreMigration {
   // Kysely<any>: a migration works on the schema as it was at its version, not on today's Database type.
@@ -37,4 +38,5 @@ export const migrations: Readonly<Record<string, StoreMigration>> = {
   '012_offline_sent_copy': offlineSentCopy,
   '013_receipt_ids': receiptIds,
   '014_contact_devices': contactDevices,
+  '015_known_aors_without_rowid': knownAorsWithoutRowid,
 };
