@@ -1,7 +1,7 @@
 // One timer structure for every transaction. SIP timers take a handful of distinct durations
 // (T1·2^n, 64·T1, T4), so each duration gets a FIFO whose entries expire in insertion order:
 // scheduling and cancelling are O(1) and one interval drives them all, instead of one
-// setTimeout per transaction.
+// setTimeout per transaction; it runs only while any timer is held.
 
 export interface Clock {
   now(): number;
@@ -89,6 +89,8 @@ const isLive = (entry: Entry) => entry.fire !== undefined;
 export class TimerQueue {
   private readonly queues = new Map<number, DurationQueue>();
   private interval: NodeJS.Timeout | undefined;
+  /** Between start() and stop(): the interval runs while any timer is held, and only then. */
+  private started = false;
 
   constructor(
     readonly clock: Clock = systemClock,
@@ -101,6 +103,7 @@ export class TimerQueue {
     if (!queue) this.queues.set(delay, (queue = new DurationQueue()));
     const entry = new Entry(this.clock.now() + delay, fire, queue);
     queue.push(entry);
+    if (this.started && this.interval === undefined) this.arm();
     return entry;
   }
 
@@ -115,6 +118,14 @@ export class TimerQueue {
         fire?.();
       }
     }
+    // Nothing held, as under requests answered statelessly: the event loop is not woken every
+    // `resolution` ms for nothing (each wake-up costs a loop turn and a callback into JavaScript).
+    if (this.interval !== undefined && this.pending === 0) this.disarm();
+  }
+
+  /** Whether the interval that looks for due timers is running: only while started and holding any. */
+  get running(): boolean {
+    return this.interval !== undefined;
   }
 
   /** Live plus cancelled-but-not-yet-dropped entries; for metrics. */
@@ -125,11 +136,20 @@ export class TimerQueue {
   }
 
   start(): void {
-    this.interval ??= setInterval(() => this.tick(), this.resolution);
-    this.interval.unref();
+    this.started = true;
+    if (this.interval === undefined && this.pending > 0) this.arm();
   }
 
   stop(): void {
+    this.started = false;
+    this.disarm();
+  }
+
+  private arm(): void {
+    this.interval = setInterval(() => this.tick(), this.resolution).unref();
+  }
+
+  private disarm(): void {
     clearInterval(this.interval);
     this.interval = undefined;
   }

@@ -17,3 +17,39 @@ test('cancelled timers are let go long before they would have been due; the othe
   assert.deepEqual(fired, handles.map((_, i) => i).filter((i) => i % 10 === 0 && i > 0));
   assert.equal(timers.pending, 0);
 });
+
+test('the queue looks for due timers only while it holds any: idle, it does not wake the event loop', (t) => {
+  const clock = new FakeClock();
+  const timers = new TimerQueue(clock);
+  t.after(() => timers.stop());
+  timers.start();
+  assert.equal(timers.running, false, 'nothing held, yet the interval runs');
+  const fired: string[] = [];
+  const retransmit = timers.schedule(500, () => fired.push('E'));
+  timers.schedule(32_000, () => fired.push('F'));
+  assert.equal(timers.running, true);
+  clock.advance(500, timers);
+  assert.deepEqual(fired, ['E']);
+  assert.equal(timers.running, true, 'Timer F is still held');
+  retransmit.cancel();
+  clock.advance(31_500, timers);
+  assert.deepEqual(fired, ['E', 'F']);
+  assert.equal(timers.running, false);
+  // A timer armed later starts it again, and still fires.
+  timers.schedule(500, () => fired.push('again'));
+  assert.equal(timers.running, true);
+  clock.advance(500, timers);
+  assert.deepEqual(fired, ['E', 'F', 'again']);
+  timers.stop();
+  assert.equal(timers.running, false);
+});
+
+test('timers held before start() are looked for once it is called', (t) => {
+  const clock = new FakeClock();
+  const timers = new TimerQueue(clock);
+  t.after(() => timers.stop());
+  timers.schedule(500, () => {});
+  assert.equal(timers.running, false, 'not started yet');
+  timers.start();
+  assert.equal(timers.running, true);
+});
