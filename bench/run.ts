@@ -48,7 +48,7 @@ const RELAY_USER = 'bench-uas';
 
 const { values: args } = parseArgs({
   options: {
-    ...stepOptions('3', '540'),
+    ...stepOptions('3', '900'),
     'start-rate': { type: 'string', default: '500' },
     'max-rate': { type: 'string', default: '64000' },
     /** Only these workloads (reply, relay, register), comma-separated. */
