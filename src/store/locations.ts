@@ -109,7 +109,8 @@ export class LocationRepository implements LocationStore {
             user_agent: eb.ref('excluded.user_agent'),
             path: eb.ref('excluded.path'),
             updated_at: eb.ref('excluded.updated_at'),
-          })),
+            // Every column but the key: one added to the table and not here is a compile error, not a stale value.
+          }) satisfies Record<Exclude<keyof LocationsTable, 'aor' | 'contact'>, unknown>),
         ),
     known: ([aor, firstSeen]: readonly unknown[]) =>
       this.db
