@@ -40,7 +40,7 @@ import { parseArgs } from 'node:util';
 import { SippProcess, freePort, percentile, runSipp, summarize, type SippOptions } from '../test/support/sipp.js';
 import {
   CpuMeter, DOMAIN, KAMAILIO, ROOT, achievedRate, cpuDuring, indent, launchParley, peers, runBounded, sleep, startServer,
-  legsProblem, loggedLegs, quiet, startTimedUas, stepOptions, stepSettings, table, udpDrops, wantKamailio, type Found, type Measured, type PingIds, type Server, type TimedUas,
+  legsProblem, loggedLegs, quiet, startTimedUas, stepOptions, stepSettings, table, udpDrops, wantKamailio, UdpReceiveWatch, type Found, type Measured, type PingIds, type Server, type TimedUas,
 } from './common.js';
 import { kneeSearch, type KneeSearch } from './knee.js';
 
@@ -222,6 +222,8 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
     extraArgs: ['-buff_size', String(4 << 20)],
   });
   const meteredFrom = Date.now();
+  // Whose socket overflows when datagrams are lost: the server's, or a sipp's that fell behind.
+  const sockets = new UdpReceiveWatch(() => [server.port, members.uas.port, sipp.port]);
   const serverMeter = new CpuMeter(() => server.pids());
   const sippMeter = new CpuMeter(() => [sipp.pid, members.uas.pid]);
   const result = await sipp.done;
@@ -247,6 +249,8 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
   const oneWay = { p50: percentile(latencies, 50), p99: percentile(latencies, 99), timed: latencies.length };
   const legsFault = legsProblem(legs, expected);
   const drops = udpDrops() - dropsBefore;
+  const socket = sockets.stop();
+  const [atServer, atMembers, atPoster] = [socket(server.port), socket(members.uas.port), socket(sipp.port)].map((counters) => counters.drops);
   const stats = result.stats;
   const postedRate = achievedRate(result);
   // From when the poster started (its own clock, not when it was spawned) to the dump that counted
@@ -262,6 +266,7 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
   else if (legsFault) problem = legsFault;
   else if (oneWay.p99 > MAX_P99_MS) problem = `one-way p99 ${oneWay.p99.toFixed(0)} ms > ${MAX_P99_MS} ms`;
   else if (postedRate < 0.95 * posts) problem = `posted only ${Math.round(postedRate)}/s`;
+  if (problem && atServer + atMembers + atPoster > 0) problem += ` (dropped at server ${atServer}, members ${atMembers}, poster ${atPoster})`;
   return { posts, deliveries: posts * (size - 1), postedRate, deliveredRate, received, expected, oneWay, cpuPerLegUs, result, serverCpu, sippCpu, drops, problem };
 }
 
