@@ -33,7 +33,7 @@
 // machine then weighs on both servers alike rather than on whichever ran during it: Kamailio's
 // figure at 10 members had swung from 8,100 to 14,400 deliveries/s between two runs, its two
 // workers getting about half a core when the machine was busy and one and a half when it was not.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -53,7 +53,7 @@ const POST_SCENARIO = join(ROOT, 'bench', 'sipp', 'timed-post.xml');
 const { values: args } = parseArgs({
   options: {
     rooms: { type: 'boolean' }, // accepted so that `bench/run.sh --rooms` can pass its arguments on
-    ...stepOptions('4', '900'),
+    ...stepOptions('4', '1200'),
     'no-parley': { type: 'boolean' }, // Kamailio only, e.g. to try bench/kamailio/imc.cfg
     // Kamailio's shared memory, MB: each copy is two tm transactions kept ~5 s after they end
     // (wt_timer); 256 MB ran out ("short of cell shmem") near 3000 deliveries/s.
@@ -74,6 +74,8 @@ const { values: args } = parseArgs({
     sizes: { type: 'string', default: '10,100' },
     /** Parley's relay.delivery_window_udp for this run; its default when absent. */
     'delivery-window-udp': { type: 'string' },
+    /** Seconds a run waits at most for the machine's other work to fall under QUIET_MACHINE_CORES (0: none). */
+    'quiet-wait': { type: 'string', default: '10' },
   },
 });
 const ROOM_SIZES = args.sizes!.split(',').map(Number);
@@ -85,6 +87,7 @@ const MAX_P99_MS = Number(args['max-p99-ms']);
 const GROW = Number(args.grow);
 const RESOLUTION = Number(args.resolution);
 const RETRIES = Number(args.retries);
+const QUIET_WAIT_S = Number(args['quiet-wait']);
 const withKamailio = wantKamailio(args, existsSync(KAMAILIO) && existsSync(IMC_MODULE), `${KAMAILIO} or ${IMC_MODULE}`);
 const REPEATS = Number(args.repeats ?? (withKamailio && !args['no-parley'] ? 3 : 1));
 if (!(Number.isInteger(REPEATS) && REPEATS >= 1)) throw new Error(`--repeats: a whole number of runs, at least 1, not ${args.repeats}`);
@@ -198,6 +201,8 @@ interface Step extends Measured {
   oneWay: { p50: number; p99: number; timed: number };
   /** The server's CPU time (all its threads) over the step, per leg received, µs: the posts' own cost spread over their legs. */
   cpuPerLegUs: number;
+  /** Cores busy with other work than the server's and sipp's over the step (the machine's less theirs). */
+  otherCpu: number;
   /** A decided step: its runs that passed, of those run ("2/3"). */
   verdict?: string;
 }
@@ -222,6 +227,7 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
     extraArgs: ['-buff_size', String(4 << 20)],
   });
   const meteredFrom = Date.now();
+  const machineFrom = machineTicks();
   // Whose socket overflows when datagrams are lost: the server's, or a sipp's that fell behind.
   const sockets = new UdpReceiveWatch(() => [server.port, members.uas.port, sipp.port]);
   const serverMeter = new CpuMeter(() => server.pids());
@@ -242,6 +248,7 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
   const serverCpu = serverMeter.stop();
   const meteredS = (Date.now() - meteredFrom) / 1000;
   const sippCpu = sippMeter.stop();
+  const otherCpu = Math.max(0, (machineTicks() - machineFrom) / 100 / meteredS - serverCpu - sippCpu);
   const received = (await members.quiet(600, Date.now() + 10_000)) - before;
   const cpuPerLegUs = received > 0 ? (serverCpu * meteredS * 1e6) / received : NaN;
   const legs = await loggedLegs(members.legs, received);
@@ -267,7 +274,7 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
   else if (oneWay.p99 > MAX_P99_MS) problem = `one-way p99 ${oneWay.p99.toFixed(0)} ms > ${MAX_P99_MS} ms`;
   else if (postedRate < 0.95 * posts) problem = `posted only ${Math.round(postedRate)}/s`;
   if (problem && atServer + atMembers + atPoster > 0) problem += ` (dropped at server ${atServer}, members ${atMembers}, poster ${atPoster})`;
-  return { posts, deliveries: posts * (size - 1), postedRate, deliveredRate, received, expected, oneWay, cpuPerLegUs, result, serverCpu, sippCpu, drops, problem };
+  return { posts, deliveries: posts * (size - 1), postedRate, deliveredRate, received, expected, oneWay, cpuPerLegUs, otherCpu, result, serverCpu, sippCpu, drops, problem };
 }
 
 /** A server set up for one room size: its members and room, and where its rate search stands. */
@@ -311,6 +318,32 @@ async function settle(pids: number[], deadline: number): Promise<void> {
   while (Date.now() < until && (await cpuDuring(() => pids, sleep(500))) > 0.05);
 }
 
+/** The machine's busy CPU time so far (all cores, in clock ticks, 1/100 s): /proc/stat's first line but idle and iowait. */
+function machineTicks(): number {
+  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return user! + nice! + system! + irq! + softirq! + steal!;
+}
+
+/** Cores the whole machine kept busy while `during` ran. */
+async function machineBusyDuring(during: Promise<unknown>): Promise<number> {
+  const [ticks, at] = [machineTicks(), Date.now()];
+  await during;
+  return (machineTicks() - ticks) / 100 / ((Date.now() - at) / 1000);
+}
+
+/** Other work on the machine (cores) below which a run starts at once. */
+const QUIET_MACHINE_CORES = 0.3;
+
+/**
+ * Waits, at most --quiet-wait seconds, until the machine's other work is light (under
+ * QUIET_MACHINE_CORES over a second, this script's processes being idle by now), so that a run
+ * starts with the machine as quiet as it gets; each server's runs wait alike.
+ */
+async function awaitQuietMachine(deadline: number): Promise<void> {
+  const until = Math.min(Date.now() + QUIET_WAIT_S * 1000, deadline);
+  while (Date.now() < until && (await machineBusyDuring(sleep(1000))) > QUIET_MACHINE_CORES);
+}
+
 /**
  * Runs the rate searches of the servers of one room size together, round by round: in a round each
  * server still searching runs its next rate, the servers taking turns run by run (a server's second
@@ -325,7 +358,7 @@ async function measure(contenders: Contender[], size: number, deadline: number):
       return posts === undefined ? [] : [{ contender, posts, runs: [] as Step[] }];
     });
     if (round.length === 0) return;
-    if (Date.now() + round.length * REPEATS * (STEP_S + 15) * 1000 > deadline) {
+    if (Date.now() + round.length * REPEATS * (STEP_S + 15 + QUIET_WAIT_S) * 1000 > deadline) {
       log(`  ${size} members: out of time budget before the round at ${round.map((r) => `${r.contender.server.name} ${r.posts} posts/s`).join(', ')}`);
       return;
     }
@@ -333,13 +366,14 @@ async function measure(contenders: Contender[], size: number, deadline: number):
       for (let i = 0; i < undecided.length; i++) {
         const { contender, posts, runs } = undecided[(i + turn) % undecided.length]!;
         const { server, members, room } = contender;
+        await awaitQuietMachine(deadline);
         const run = await runStep(server, members, room, posts);
         runs.push(run);
         const rtts = run.result.rtts.map((r) => r.ms);
         log(
           `  ${server.name.padEnd(8)} ${String(size).padStart(3)} members ${String(posts).padStart(5)} posts/s = ${String(run.deliveries).padStart(6)} deliveries/s  ` +
             `${(run.problem ?? 'ok').padEnd(40)} posted ${Math.round(run.postedRate)}/s delivered ${Math.round(run.deliveredRate)}/s (${run.received}/${run.expected})` +
-            `  one-way p50 ${run.oneWay.p50.toFixed(1)} ms p99 ${run.oneWay.p99.toFixed(1)} ms  post p50 ${percentile(rtts, 50)} ms p99 ${percentile(rtts, 99)} ms  CPU server ${run.serverCpu.toFixed(2)} (${run.cpuPerLegUs.toFixed(0)} µs/leg) sipp ${run.sippCpu.toFixed(2)}  UDP drops ${run.drops}`,
+            `  one-way p50 ${run.oneWay.p50.toFixed(1)} ms p99 ${run.oneWay.p99.toFixed(1)} ms  post p50 ${percentile(rtts, 50)} ms p99 ${percentile(rtts, 99)} ms  CPU server ${run.serverCpu.toFixed(2)} (${run.cpuPerLegUs.toFixed(0)} µs/leg) sipp ${run.sippCpu.toFixed(2)} other ${run.otherCpu.toFixed(2)}  UDP drops ${run.drops}`,
         );
         if (run.problem) {
           const errors = server.log().split('\n').filter((l) => /ERROR|CRITICAL|error/.test(l)).slice(-3);
@@ -361,7 +395,7 @@ async function measure(contenders: Contender[], size: number, deadline: number):
 
 function report(results: Map<string, Map<number, Search | string>>, loadBefore: number[]): string {
   const names = [...results.keys()];
-  const header = ['room', ...names.flatMap((n) => [`${n} deliveries/s`, 'posts/s', 'one-way p50 ms', 'one-way p99 ms', 'post p99 ms', 'CPU srv/sipp', 'srv µs/leg', 'runs ok'])];
+  const header = ['room', ...names.flatMap((n) => [`${n} deliveries/s`, 'posts/s', 'one-way p50 ms', 'one-way p99 ms', 'post p99 ms', 'CPU srv/sipp', 'srv µs/leg', 'runs ok', 'other CPU'])];
   if (names.length > 1) header.push(`${names[0]}/${names[1]}`);
   const rows = [header];
   const stops: string[] = [];
@@ -371,7 +405,7 @@ function report(results: Map<string, Map<number, Search | string>>, loadBefore: 
     for (const name of names) {
       const found = results.get(name)!.get(size);
       if (typeof found === 'string' || !found) {
-        row.push(found ? 'error' : 'not run', '-', '-', '-', '-', '-', '-', '-');
+        row.push(found ? 'error' : 'not run', '-', '-', '-', '-', '-', '-', '-', '-');
         maxima.push(NaN);
         stops.push(`  ${name}, ${size} members: ${found ?? 'not run'}`);
         continue;
@@ -382,9 +416,9 @@ function report(results: Map<string, Map<number, Search | string>>, loadBefore: 
         const rtts = best.result.rtts.map((r) => r.ms);
         row.push(
           String(best.deliveries), String(best.posts), best.oneWay.p50.toFixed(1), best.oneWay.p99.toFixed(1), String(percentile(rtts, 99)),
-          `${best.serverCpu.toFixed(2)}/${best.sippCpu.toFixed(2)}`, best.cpuPerLegUs.toFixed(0), best.verdict ?? '-',
+          `${best.serverCpu.toFixed(2)}/${best.sippCpu.toFixed(2)}`, best.cpuPerLegUs.toFixed(0), best.verdict ?? '-', best.otherCpu.toFixed(2),
         );
-      } else row.push(`< ${Math.max(1, Math.round(START / (size - 1))) * (size - 1)}`, '-', '-', '-', '-', '-', '-', '-');
+      } else row.push(`< ${Math.max(1, Math.round(START / (size - 1))) * (size - 1)}`, '-', '-', '-', '-', '-', '-', '-', '-');
       stops.push(`  ${name}, ${size} members: ${found.failed ? `${found.failed.deliveries}/s (${found.failed.posts} posts/s) failed: ${found.failed.problem}` : 'no step failed'}`);
     }
     if (names.length > 1) row.push(maxima.every(Number.isFinite) ? (maxima[0]! / maxima[1]!).toFixed(2) : '-');
@@ -409,6 +443,10 @@ ${starters().length > 1 ? `              Both servers run at once for each room 
               to fall idle between runs: other work on the machine weighs on both alike.
 ` : ''}runs ok       that step's runs that passed, of those run; the figures are those of its passing run
               of median one-way p99
+other CPU     cores the machine kept busy during that run besides the server and sipp: other work.
+              Each run first waits (up to ${QUIET_WAIT_S} s) for it to fall under ${QUIET_MACHINE_CORES} of a core; where it stays
+              high, every server's figure drops (Kamailio's two workers and Parley's event loop get
+              what is left of the cores).
 one-way       from the send time the poster put in the body to when the member's sipp received the
               copy, over every leg of that step (both clocks are this machine's)
 post p99      the poster's response time, whole ms (0 means < 1 ms). Parley answers a post before
