@@ -74,8 +74,8 @@ const { values: args } = parseArgs({
     sizes: { type: 'string', default: '10,100' },
     /** Parley's relay.delivery_window_udp for this run; its default when absent. */
     'delivery-window-udp': { type: 'string' },
-    /** Seconds a run waits at most for the machine's other work to fall under QUIET_MACHINE_CORES (0: none). */
-    'quiet-wait': { type: 'string', default: '10' },
+    /** Seconds a run waits at most for the machine's other work to fall under QUIET_MACHINE_CORES (0: none). Default: 10 with both servers, 0 with one. */
+    'quiet-wait': { type: 'string' },
   },
 });
 const ROOM_SIZES = args.sizes!.split(',').map(Number);
@@ -87,9 +87,11 @@ const MAX_P99_MS = Number(args['max-p99-ms']);
 const GROW = Number(args.grow);
 const RESOLUTION = Number(args.resolution);
 const RETRIES = Number(args.retries);
-const QUIET_WAIT_S = Number(args['quiet-wait']);
 const withKamailio = wantKamailio(args, existsSync(KAMAILIO) && existsSync(IMC_MODULE), `${KAMAILIO} or ${IMC_MODULE}`);
-const REPEATS = Number(args.repeats ?? (withKamailio && !args['no-parley'] ? 3 : 1));
+/** Both servers side by side: their runs are repeated and wait for a quiet machine, so that the ratio holds from run to run. */
+const sideBySide = withKamailio && !args['no-parley'];
+const REPEATS = Number(args.repeats ?? (sideBySide ? 3 : 1));
+const QUIET_WAIT_S = Number(args['quiet-wait'] ?? (sideBySide ? 10 : 0));
 if (!(Number.isInteger(REPEATS) && REPEATS >= 1)) throw new Error(`--repeats: a whole number of runs, at least 1, not ${args.repeats}`);
 
 const work = mkdtempSync(join(tmpdir(), 'parley-bench-rooms-'));
@@ -444,7 +446,7 @@ ${starters().length > 1 ? `              Both servers run at once for each room 
 ` : ''}runs ok       that step's runs that passed, of those run; the figures are those of its passing run
               of median one-way p99
 other CPU     cores the machine kept busy during that run besides the server and sipp: other work.
-              Each run first waits (up to ${QUIET_WAIT_S} s) for it to fall under ${QUIET_MACHINE_CORES} of a core; where it stays
+              ${QUIET_WAIT_S > 0 ? `Each run first waits (up to ${QUIET_WAIT_S} s) for it to fall under ${QUIET_MACHINE_CORES} of a core; where` : 'Where'} it stays
               high, every server's figure drops (Kamailio's two workers and Parley's event loop get
               what is left of the cores).
 one-way       from the send time the poster put in the body to when the member's sipp received the
