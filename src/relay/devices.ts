@@ -14,7 +14,7 @@ import { isDatagram, likeness, stillRegistered } from './device-recognition.js';
 import { Successors, type Successor } from './successors.js';
 import { Takeovers, queueOf } from './takeover.js';
 import { StoreTurns, Storing } from './store-turns.js';
-import { AwaitedLegs, InFlightLegs } from './in-flight.js';
+import { AwaitedLegs, FlowLegs, InFlightLegs } from './in-flight.js';
 import { DeviceQueues, UNREACHABLE } from './drain.js';
 import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
 import { IMDN_TYPE, mediaTypeOf } from '../util/media-types.js';
@@ -103,6 +103,8 @@ export class DeviceDelivery {
   private readonly inFlight = new InFlightLegs();
   /** Senders waiting for their message to reach a device through its queue being delivered (sendThenStore). */
   private readonly awaited = new AwaitedLegs();
+  /** Every request on its way to a device, sent again over its new flows should it register from others before it answers (sendTo). */
+  private readonly flowLegs = new FlowLegs();
   /**
    * Devices ("aor\ndevice") from whose address nothing came back to the last request they were sent
    * (a timeout, a transport error: no answer, not even 408 or 503), since when, until they answer: a
@@ -548,7 +550,7 @@ export class DeviceDelivery {
       const sendingSince = Date.now();
       const answers = new Map<string, SipMessage>();
       let decided = false;
-      const sending = new Map(now.map(([device, flows]) => [device, this.send(message, flows, loop).then((response) => {
+      const sending = new Map(now.map(([device, flows]) => [device, this.sendTo(aor, device, message, flows, loop).then((response) => {
         this.answeredBy(aor, device, response);
         if (decided) return response;
         answers.set(device, response);
@@ -839,6 +841,8 @@ export class DeviceDelivery {
     const devices = this.registrar.flowsByDevice(bindings);
     // Registered again itself: it is no longer the one it was recognised as.
     if (this.takeovers.size > 0) for (const flows of devices) this.takeovers.registeredAgain(aor, deviceKey(flows[0]!.binding));
+    // Restarted, from a new address: what it was sent at the old one goes again before its queue.
+    if (this.flowLegs.size > 0) for (const flows of devices) this.flowLegs.registered(aor, deviceKey(flows[0]!.binding), flows);
     this.drainRegistered(aor, devices);
   }
 
@@ -884,6 +888,14 @@ export class DeviceDelivery {
   }
 
   /**
+   * Sends `message` to `device` of `aor` over `flows`; should the device register from other flows
+   * before it answers (a restart), sent again over those at once, their answer being its (FlowLegs).
+   */
+  private sendTo(aor: string, device: string, message: SipMessage, flows: Flow[], loop?: string): Promise<SipMessage> {
+    return this.flowLegs.follow(aor, device, flows, this.send(message, flows, loop), (now) => this.send(message, now, loop));
+  }
+
+  /**
    * Sends a stored message to one device; unless the device was not reached, `taken` is told once
    * it answered (removing its row, or noting it for its page's removal). A drain does not send it
    * again meanwhile.
@@ -894,7 +906,7 @@ export class DeviceDelivery {
     this.inFlight.fly(id, device);
     let took = false;
     try {
-      const response = await this.send(message, flows);
+      const response = await this.sendTo(aor, device, message, flows);
       if (this.awaited.size > 0) this.awaited.answered(id, device, response);
       this.answeredBy(aor, device, response);
       if (UNREACHABLE.has(response.status)) {
