@@ -79,7 +79,8 @@ async function measure(): Promise<void> {
       `store writes per MESSAGE: ${((writes.stored - written.stored) / load.messages).toFixed(2)} stored, ${((writes.done - written.done) / load.messages).toFixed(2)} done` +
       (writerBefore && writerAfter
         ? `; the writer thread was sent ${((writerAfter.batches - writerBefore.batches) / load.messages).toFixed(2)} batches per MESSAGE (each a message between threads), ` +
-          `committed ${((writerAfter.transactions - writerBefore.transactions) / load.messages).toFixed(2)} transactions per MESSAGE`
+          `committed ${((writerAfter.transactions - writerBefore.transactions) / load.messages).toFixed(2)} transactions per MESSAGE, ` +
+          `its CPU ${((writerAfter.cpuMicros - writerBefore.cpuMicros) / load.messages).toFixed(1)} µs per MESSAGE`
         : ''),
     );
   } finally {

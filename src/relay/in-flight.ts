@@ -6,7 +6,6 @@
 // way over flows it no longer has (FlowLegs).
 import type { Peer, SipMessage } from '../sip/index.js';
 import type { Flow } from '../registrar/registrar.js';
-import { queueOf } from './takeover.js';
 
 /**
  * A stored message on its way to a device: its keys here, its device's and those of the devices
@@ -108,11 +107,12 @@ function legKey(id: number, device: string): string {
 
 /** A request on its way to a device over the flows it had then (FlowLegs.follow). */
 interface FlowLeg {
+  aor: string;
   flows: readonly Flow[];
   /** The same request sent over other flows of the device. */
   resend(flows: Flow[]): Promise<SipMessage>;
-  /** Tells the leg's answer: the one from the flows it is on now. */
-  answer(response: SipMessage): void;
+  /** Once sent again over other flows: the answer from those, which is the leg's. */
+  moved?: Promise<SipMessage>;
 }
 
 /**
@@ -124,8 +124,11 @@ interface FlowLeg {
  * device recognises a request it got twice: each is the same request (see storedRequest).
  */
 export class FlowLegs {
-  /** By device ("aor\ndevice"), in the order they were sent. */
-  private readonly legs = new Map<string, Set<FlowLeg>>();
+  /**
+   * By device, in the order they were sent, whatever their AOR (an instance may register for
+   * several): a leg costs no key made for it, and no more than an array once its device has one.
+   */
+  private readonly legs = new Map<string, FlowLeg[]>();
 
   /** Whether any request is on its way: when none is, nothing else here needs a look. */
   get size(): number {
@@ -137,36 +140,32 @@ export class FlowLegs {
    * from other flows before it is answered, the answer of the request sent again over those (`resend`).
    */
   follow(aor: string, device: string, flows: readonly Flow[], sent: Promise<SipMessage>, resend: (flows: Flow[]) => Promise<SipMessage>): Promise<SipMessage> {
-    const queue = queueOf(aor, device);
-    return new Promise((answer) => {
-      const leg: FlowLeg = { flows, resend, answer };
-      let legs = this.legs.get(queue);
-      if (!legs) this.legs.set(queue, (legs = new Set()));
-      legs.add(leg);
-      void sent.then((response) => {
-        if (this.end(queue, leg)) answer(response);
-      });
+    const leg: FlowLeg = { aor, flows, resend };
+    const legs = this.legs.get(device);
+    if (legs) legs.push(leg);
+    else this.legs.set(device, [leg]);
+    return sent.then((response) => {
+      if (leg.moved) return leg.moved;
+      this.end(device, leg);
+      return response;
     });
   }
 
   /** `device` of `aor` registered with `flows`: what is on its way over none of them is sent again over these, in order. */
   registered(aor: string, device: string, flows: Flow[]): void {
-    const queue = queueOf(aor, device);
-    const legs = this.legs.get(queue);
+    const legs = this.legs.get(device);
     if (!legs) return;
-    for (const leg of [...legs]) {
-      if (leg.flows.some((old) => flows.some((now) => sameFlow(old.peer, now.peer)))) continue;
-      this.end(queue, leg);
-      void this.follow(aor, device, flows, leg.resend(flows), leg.resend).then(leg.answer);
+    for (const leg of legs.slice()) {
+      if (leg.aor !== aor || leg.flows.some((old) => flows.some((now) => sameFlow(old.peer, now.peer)))) continue;
+      this.end(device, leg);
+      leg.moved = this.follow(aor, device, flows, leg.resend(flows), leg.resend);
     }
   }
 
-  /** Whether `leg` was still on its way (and is no longer). */
-  private end(queue: string, leg: FlowLeg): boolean {
-    const legs = this.legs.get(queue);
-    if (!legs?.delete(leg)) return false;
-    if (legs.size === 0) this.legs.delete(queue);
-    return true;
+  private end(device: string, leg: FlowLeg): void {
+    const legs = this.legs.get(device)!;
+    if (legs.length === 1) this.legs.delete(device);
+    else legs.splice(legs.indexOf(leg), 1);
   }
 }
 
