@@ -20,15 +20,17 @@ export class DevicePush {
   ) {}
 
   /**
-   * Pushes to each of `devices` that registered with push parameters that message `id` waits for
-   * it; an invalid token drops the device's push parameters. Receipts (IMDN) and copies of what
-   * the user sent (nothing new to read) wake no one.
+   * Pushes to each of `devices` it is `for` that registered with push parameters that message `id`
+   * waits for it; an invalid token drops the device's push parameters. Receipts (IMDN) and copies
+   * of what the user sent (nothing new to read) wake no one. With push off, nothing is looked at.
    */
-  wake(id: number, devices: RememberedDevice[], message: SipMessage): void {
+  wake(id: number, devices: readonly RememberedDevice[], message: SipMessage, isFor: (device: RememberedDevice) => boolean): void {
     const push = this.service;
+    if (!push) return;
     const kind = deliveryKind(message);
-    if (!push || kind !== 'message' || message.has(SENT_COPY.name)) return;
+    if (kind !== 'message' || message.has(SENT_COPY.name)) return;
     for (const device of devices) {
+      if (!isFor(device)) continue;
       let target;
       try {
         target = parsePushTarget(device.contact);

@@ -576,17 +576,15 @@ export class DeviceDelivery {
       let id: number | 'full';
       // A drain leaves the row of a device still answering to that answer (takeLate) from the moment
       // it can be read. Written again alone (its batch failed), the message has another id.
-      const inserted: number[] = [];
-      const notInFlight = (ids: number[]) => {
-        for (const stored of ids) for (const device of late) this.inFlight.land(stored, device, false);
-      };
+      // Only when some device is still answering (most often none is: nothing made for it).
+      const inserted: number[] | undefined = late.length > 0 ? [] : undefined;
       try {
-        id = await this.add(record, left, message, turn, (stored) => {
+        id = await this.add(record, left, message, turn, inserted && ((stored) => {
           inserted.push(stored);
           for (const device of late) this.inFlight.fly(stored, device);
-        });
+        }));
       } catch (error) {
-        notInFlight(inserted);
+        if (inserted) this.notInFlight(inserted, late);
         if (!isStoreUnavailable(error)) throw error;
         // An outbox leg is tried again later (the same request, recognised by the devices that took it).
         if (previous) return STORE_UNAVAILABLE;
@@ -595,14 +593,14 @@ export class DeviceDelivery {
         this.log.info({ aor, devices: left.length }, 'message not kept for the devices that did not take it: store unavailable');
         return taken;
       }
-      notInFlight(inserted.filter((stored) => stored !== id));
+      if (inserted) this.notInFlight(inserted.filter((stored) => stored !== id), late);
       // Before they are sent it below: they no longer count as queued for it.
       marks.release();
       if (id === 'full') return taken ?? MAILBOX_FULL;
       this.stats.stored++;
       this.stats.pending += left.length;
       this.log.debug({ aor, id, devices: left.length }, 'message stored for the devices that did not take it');
-      this.devicePush.wake(id, remembered.filter((d) => (!live.has(d.device) && notSent.includes(d.device)) || unreached.includes(d.device)), message);
+      this.devicePush.wake(id, remembered, message, (d) => (!live.has(d.device) && notSent.includes(d.device)) || unreached.includes(d.device));
       for (const device of late) this.takeLate(aor, id, device, message, sending.get(device)!, sendingSince, remembered);
       // Not reached: it gets it again when it registers, or with the next message; now only when
       // it registered again meanwhile (that registration's drain came too early for it).
@@ -619,6 +617,11 @@ export class DeviceDelivery {
       marks.release();
       turn.release();
     }
+  }
+
+  /** Messages `ids` were written for `devices` but are not theirs (a batch that failed, written again alone): no leg of them is on its way. */
+  private notInFlight(ids: number[], devices: string[]): void {
+    for (const stored of ids) for (const device of devices) this.inFlight.land(stored, device, false);
   }
 
   /**
@@ -666,7 +669,7 @@ export class DeviceDelivery {
     this.stats.stored++;
     this.stats.pending += devices.size;
     this.log.debug({ aor, id, devices: devices.size, registered: live.size }, 'message stored for each device');
-    this.devicePush.wake(id, remembered.filter((d) => !live.has(d.device)), message);
+    this.devicePush.wake(id, remembered, message, (d) => !live.has(d.device));
     for (const device of live.keys()) this.deliverStored(aor, id, device, message, remembered);
     written?.([...live.values()].map((flows) => flows[0]!.peer.proto));
     return ACCEPTED;
@@ -719,7 +722,7 @@ export class DeviceDelivery {
     }
     void this.sendStored(aor, id, device, message, flows, () => this.recordDone(aor, [id], device)).then((response) => {
       // Its flow failed: a device that can be woken is.
-      if (UNREACHABLE.has(response.status)) this.devicePush.wake(id, remembered.filter((d) => d.device === device), message);
+      if (UNREACHABLE.has(response.status)) this.devicePush.wake(id, remembered, message, (d) => d.device === device);
     });
   }
 
