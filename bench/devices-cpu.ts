@@ -3,7 +3,7 @@
 // other processes on the machine change it little. Parley runs on this thread; the devices and the
 // sender run on a worker thread. Reported: the CPU time of Parley's thread over the run
 // (process.threadCpuUsage) per delivery made to an awake device, and the store writes (messages
-// stored, deliveries recorded done) per MESSAGE; and apart, the CPU time of Parley's other threads
+// stored, deliveries recorded done) and the batches sent to the SQLite writer thread per MESSAGE; and apart, the CPU time of Parley's other threads
 // per delivery (the process's less this thread's and the load's worker): the SQLite writer thread
 // and the thread pool running its disk syncs, which share the machine's cores with the main thread.
 //
@@ -58,6 +58,7 @@ async function measure(): Promise<void> {
   try {
     await next(); // set up and warmed up
     const written = { ...writes };
+    const writerBefore = await s.server.store.writerStats?.();
     const before = process.threadCpuUsage();
     const processBefore = process.cpuUsage();
     const loadBefore = await worker.cpuUsage();
@@ -68,13 +69,19 @@ async function measure(): Promise<void> {
     const used = process.threadCpuUsage(before);
     const loadUsed = await worker.cpuUsage(loadBefore);
     const processUsed = process.cpuUsage(processBefore);
+    const writerAfter = await s.server.store.writerStats?.();
     const micros = ({ user, system }: NodeJS.CpuUsage) => user + system;
     const legs = load.messages * LEGS;
     console.log(
       `${load.messages} MESSAGEs to ${load.users} users (2 devices awake, 1 asleep), ${load.window} at once: ${Math.round(load.messages / seconds)} MESSAGEs/s, ` +
       `${failed} not answered 200; Parley's thread CPU ${(micros(used) / legs).toFixed(1)} µs per delivery, ` +
       `its other threads ${((micros(processUsed) - micros(used) - micros(loadUsed)) / legs).toFixed(1)} µs; ` +
-      `store writes per MESSAGE: ${((writes.stored - written.stored) / load.messages).toFixed(2)} stored, ${((writes.done - written.done) / load.messages).toFixed(2)} done`,
+      `store writes per MESSAGE: ${((writes.stored - written.stored) / load.messages).toFixed(2)} stored, ${((writes.done - written.done) / load.messages).toFixed(2)} done` +
+      (writerBefore && writerAfter
+        ? `; the writer thread was sent ${((writerAfter.batches - writerBefore.batches) / load.messages).toFixed(2)} batches per MESSAGE (each a message between threads), ` +
+          `committed ${((writerAfter.transactions - writerBefore.transactions) / load.messages).toFixed(2)} transactions per MESSAGE, ` +
+          `its CPU ${((writerAfter.cpuMicros - writerBefore.cpuMicros) / load.messages).toFixed(1)} µs per MESSAGE`
+        : ''),
     );
   } finally {
     await worker.terminate();

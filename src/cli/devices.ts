@@ -3,7 +3,7 @@
 import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_OPTIONS, callRpc, resolveAdminEndpoint } from './admin-client.js';
 import { listCommands, parseCommandLine, printHelp, runCommandGroup, UsageError, type Command } from './args.js';
 import { formatTable } from './rpc.js';
-import type { DeviceSummary } from '../relay/devices.js';
+import type { DeviceSummary } from '../relay/device-summary.js';
 
 const LIST_USAGE = `Usage: parley devices list USER [--admin URL] [--token TOKEN] [--config FILE]
 

@@ -7,17 +7,18 @@
 // does not. A device's messages never overtake what waits for it (see isQueued, store-turns.ts).
 import type { Logger } from 'pino';
 import { deviceKey, isContactOfDevice, isInstanceDevice, isStoreUnavailable, logBackgroundFailure, type Binding, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
-import { formatPeer, isMadeUp, parseNameAddr, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
+import { isMadeUp, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
 import type { Flow, Registrar } from '../registrar/registrar.js';
-import { resendIdentity } from './resend.js';
 import { isDatagram, likeness, stillRegistered } from './device-recognition.js';
 import { Successors, type Successor } from './successors.js';
 import { Takeovers, queueOf } from './takeover.js';
 import { StoreTurns, Storing } from './store-turns.js';
-import { AwaitedLegs, InFlightLegs } from './in-flight.js';
+import { AwaitedLegs, FlowLegs, InFlightLegs } from './in-flight.js';
 import { DeviceQueues, UNREACHABLE } from './drain.js';
-import { PushError, parsePushTarget, stripPushParams, type DeliveryKind, type PushService } from '../push/index.js';
-import { IMDN_TYPE, mediaTypeOf } from '../util/media-types.js';
+import { describeDevices, type DeviceSummary } from './device-summary.js';
+import { DevicePush } from './device-push.js';
+import type { PushService } from '../push/index.js';
+import { storedRequest } from './stored-request.js';
 
 export interface DeviceDeliveryOptions {
   /** Seconds a device is remembered after it last registered. */
@@ -42,6 +43,8 @@ export interface DeliveryOutcome {
 }
 
 export { UNREACHABLE } from './drain.js';
+// Where relay.ts takes them from.
+export { storedRequest, stripToUri } from './stored-request.js';
 
 /**
  * Once a device took a message, how long at least its user's other registered devices may still
@@ -76,21 +79,6 @@ export interface DeviceDeliveryStats {
   pending: number;
 }
 
-/** A device of a user as an operator sees it (RPC devices.list). */
-export interface DeviceSummary {
-  /** The instance URN, or the contact's address (URI without parameters) of a device registered without one. */
-  device: string;
-  instance: string | null;
-  contact: string;
-  userAgent: string | null;
-  /** When it last registered, ISO 8601. */
-  lastSeen: string;
-  /** The ways it is reached now, first one first; none when it is not registered. */
-  flows: Array<{ contact: string; source: string; regId: number | null; expires: number }>;
-  /** Messages it has still to take. */
-  pending: number;
-}
-
 export class DeviceDelivery {
   readonly stats: DeviceDeliveryStats = { stored: 0, delivered: 0, pending: 0 };
   /** The devices' queues: what waits for each in the store, delivered in order (drain.ts). */
@@ -103,6 +91,10 @@ export class DeviceDelivery {
   private readonly inFlight = new InFlightLegs();
   /** Senders waiting for their message to reach a device through its queue being delivered (sendThenStore). */
   private readonly awaited = new AwaitedLegs();
+  /** Every request on its way to a device, sent again over its new flows should it register from others before it answers (sendTo). */
+  private readonly flowLegs = new FlowLegs();
+  /** Wakes devices that are away and registered with push parameters. */
+  private readonly devicePush: DevicePush;
   /**
    * Devices ("aor\ndevice") from whose address nothing came back to the last request they were sent
    * (a timeout, a transport error: no answer, not even 408 or 503), since when, until they answer: a
@@ -168,6 +160,7 @@ export class DeviceDelivery {
     private readonly options: DeviceDeliveryOptions,
     private readonly log: Logger,
   ) {
+    this.devicePush = new DevicePush(options.push, store, (aor) => this.devicesChanged(aor), log);
     this.queues = new DeviceQueues(store, this.inFlight, {
       held: (aor, device) => (this.successors.size > 0 && this.successors.isHeld(aor, device)) || this.storedFirst.has(aor),
       flowsOf: (aor, device) => this.flowsOf(aor, device),
@@ -548,7 +541,7 @@ export class DeviceDelivery {
       const sendingSince = Date.now();
       const answers = new Map<string, SipMessage>();
       let decided = false;
-      const sending = new Map(now.map(([device, flows]) => [device, this.send(message, flows, loop).then((response) => {
+      const sending = new Map(now.map(([device, flows]) => [device, this.sendTo(aor, device, message, flows, loop).then((response) => {
         this.answeredBy(aor, device, response);
         if (decided) return response;
         answers.set(device, response);
@@ -583,17 +576,15 @@ export class DeviceDelivery {
       let id: number | 'full';
       // A drain leaves the row of a device still answering to that answer (takeLate) from the moment
       // it can be read. Written again alone (its batch failed), the message has another id.
-      const inserted: number[] = [];
-      const notInFlight = (ids: number[]) => {
-        for (const stored of ids) for (const device of late) this.inFlight.land(stored, device, false);
-      };
+      // Only when some device is still answering (most often none is: nothing made for it).
+      const inserted: number[] | undefined = late.length > 0 ? [] : undefined;
       try {
-        id = await this.add(record, left, message, turn, (stored) => {
+        id = await this.add(record, left, message, turn, inserted && ((stored) => {
           inserted.push(stored);
           for (const device of late) this.inFlight.fly(stored, device);
-        });
+        }));
       } catch (error) {
-        notInFlight(inserted);
+        if (inserted) this.notInFlight(inserted, late);
         if (!isStoreUnavailable(error)) throw error;
         // An outbox leg is tried again later (the same request, recognised by the devices that took it).
         if (previous) return STORE_UNAVAILABLE;
@@ -602,14 +593,14 @@ export class DeviceDelivery {
         this.log.info({ aor, devices: left.length }, 'message not kept for the devices that did not take it: store unavailable');
         return taken;
       }
-      notInFlight(inserted.filter((stored) => stored !== id));
+      if (inserted) this.notInFlight(inserted.filter((stored) => stored !== id), late);
       // Before they are sent it below: they no longer count as queued for it.
       marks.release();
       if (id === 'full') return taken ?? MAILBOX_FULL;
       this.stats.stored++;
       this.stats.pending += left.length;
       this.log.debug({ aor, id, devices: left.length }, 'message stored for the devices that did not take it');
-      this.wake(id, remembered.filter((d) => (!live.has(d.device) && notSent.includes(d.device)) || unreached.includes(d.device)), message);
+      this.devicePush.wake(id, remembered, message, (d) => (!live.has(d.device) && notSent.includes(d.device)) || unreached.includes(d.device));
       for (const device of late) this.takeLate(aor, id, device, message, sending.get(device)!, sendingSince, remembered);
       // Not reached: it gets it again when it registers, or with the next message; now only when
       // it registered again meanwhile (that registration's drain came too early for it).
@@ -626,6 +617,11 @@ export class DeviceDelivery {
       marks.release();
       turn.release();
     }
+  }
+
+  /** Messages `ids` were written for `devices` but are not theirs (a batch that failed, written again alone): no leg of them is on its way. */
+  private notInFlight(ids: number[], devices: string[]): void {
+    for (const stored of ids) for (const device of devices) this.inFlight.land(stored, device, false);
   }
 
   /**
@@ -673,7 +669,7 @@ export class DeviceDelivery {
     this.stats.stored++;
     this.stats.pending += devices.size;
     this.log.debug({ aor, id, devices: devices.size, registered: live.size }, 'message stored for each device');
-    this.wake(id, remembered.filter((d) => !live.has(d.device)), message);
+    this.devicePush.wake(id, remembered, message, (d) => !live.has(d.device));
     for (const device of live.keys()) this.deliverStored(aor, id, device, message, remembered);
     written?.([...live.values()].map((flows) => flows[0]!.peer.proto));
     return ACCEPTED;
@@ -726,7 +722,7 @@ export class DeviceDelivery {
     }
     void this.sendStored(aor, id, device, message, flows, () => this.recordDone(aor, [id], device)).then((response) => {
       // Its flow failed: a device that can be woken is.
-      if (UNREACHABLE.has(response.status)) this.wake(id, remembered.filter((d) => d.device === device), message);
+      if (UNREACHABLE.has(response.status)) this.devicePush.wake(id, remembered, message, (d) => d.device === device);
     });
   }
 
@@ -787,33 +783,8 @@ export class DeviceDelivery {
   }
 
   /** The devices of `aor`: remembered ones and registered ones, with their flows and what each has still to take. */
-  async describe(aor: string): Promise<DeviceSummary[]> {
-    const now = Date.now();
-    const [remembered, counts] = await Promise.all([this.store.devicesOf(aor, now - this.options.remember * 1000), this.store.pendingCounts(aor)]);
-    const flows = new Map(this.registrar.flowsByDevice(this.registrar.lookup(aor)).map((f) => [deviceKey(f[0]!.binding), f]));
-    const pending = new Map(counts.map((c) => [c.device, c.pending]));
-    const summaries = new Map<string, DeviceSummary>();
-    for (const device of remembered) {
-      summaries.set(device.device, {
-        device: device.device, instance: isInstanceDevice(device.device) ? device.device : null, contact: device.contact, userAgent: device.userAgent ?? null,
-        lastSeen: new Date(device.lastSeen).toISOString(), flows: [], pending: pending.get(device.device) ?? 0,
-      });
-    }
-    for (const [device, deviceFlows] of flows) {
-      const latest = deviceFlows.reduce((a, b) => (a.binding.updatedAt >= b.binding.updatedAt ? a : b)).binding;
-      const summary = summaries.get(device) ?? {
-        device, instance: isInstanceDevice(device) ? device : null, contact: latest.contact, userAgent: latest.userAgent ?? null,
-        lastSeen: new Date(latest.updatedAt).toISOString(), flows: [], pending: pending.get(device) ?? 0,
-      };
-      summary.flows = deviceFlows.map(({ binding }) => ({
-        contact: binding.contact,
-        source: formatPeer(binding.source),
-        regId: binding.regId ?? null,
-        expires: Math.max(0, Math.round((binding.expiresAt - now) / 1000)),
-      }));
-      summaries.set(device, summary);
-    }
-    return [...summaries.values()];
+  describe(aor: string): Promise<DeviceSummary[]> {
+    return describeDevices(aor, this.store, this.registrar, this.options.remember);
   }
 
   /**
@@ -839,6 +810,8 @@ export class DeviceDelivery {
     const devices = this.registrar.flowsByDevice(bindings);
     // Registered again itself: it is no longer the one it was recognised as.
     if (this.takeovers.size > 0) for (const flows of devices) this.takeovers.registeredAgain(aor, deviceKey(flows[0]!.binding));
+    // Restarted, from a new address: what it was sent at the old one goes again before its queue.
+    if (this.flowLegs.size > 0) for (const flows of devices) this.flowLegs.registered(aor, deviceKey(flows[0]!.binding), flows);
     this.drainRegistered(aor, devices);
   }
 
@@ -851,36 +824,11 @@ export class DeviceDelivery {
   }
 
   /**
-   * Pushes to each of `devices` that registered with push parameters that message `id` waits for
-   * it; an invalid token drops the device's push parameters. Receipts (IMDN) and copies of what
-   * the user sent (nothing new to read) wake no one.
+   * Sends `message` to `device` of `aor` over `flows`; should the device register from other flows
+   * before it answers (a restart), sent again over those at once, their answer being its (FlowLegs).
    */
-  private wake(id: number, devices: RememberedDevice[], message: SipMessage): void {
-    const push = this.options.push;
-    const kind = deliveryKind(message);
-    if (!push || kind !== 'message' || message.has(SENT_COPY.name)) return;
-    for (const device of devices) {
-      let target;
-      try {
-        target = parsePushTarget(device.contact);
-      } catch (error) {
-        this.log.debug({ aor: device.aor, device: device.device, reason: (error as Error).message }, 'device not pushed: bad push parameters');
-      }
-      if (!target) continue;
-      try {
-        void push.notify(target, { deliveryId: String(id), device: device.device, from: message.from.uri, callId: message.callId, kind }).then(async (outcome) => {
-          if (outcome.status !== 'invalid-token') return;
-          this.devicesChanged(device.aor);
-          await this.store.setContact(device.aor, device.device, stripPushParams(device.contact)).finally(() => this.devicesChanged(device.aor)).then(
-            () => this.log.info({ aor: device.aor, device: device.device }, 'push parameters of the device dropped: its token is no longer valid'),
-            logBackgroundFailure(this.log, 'dropping the push parameters of a device'),
-          );
-        });
-      } catch (error) {
-        if (!(error instanceof PushError)) throw error;
-        this.log.debug({ aor: device.aor, device: device.device, reason: error.message }, 'device not pushed');
-      }
-    }
+  private sendTo(aor: string, device: string, message: SipMessage, flows: Flow[], loop?: string): Promise<SipMessage> {
+    return this.flowLegs.follow(aor, device, flows, this.send(message, flows, loop), (now) => this.send(message, now, loop));
   }
 
   /**
@@ -894,7 +842,7 @@ export class DeviceDelivery {
     this.inFlight.fly(id, device);
     let took = false;
     try {
-      const response = await this.send(message, flows);
+      const response = await this.sendTo(aor, device, message, flows);
       if (this.awaited.size > 0) this.awaited.answered(id, device, response);
       this.answeredBy(aor, device, response);
       if (UNREACHABLE.has(response.status)) {
@@ -934,51 +882,11 @@ export class DeviceDelivery {
   }
 }
 
-/** What marks a copy of a message its user sent from another device (own-message sync, relay/sync.ts). */
-export const SENT_COPY = { name: 'x-parley-copy', value: 'sent' };
-
-/** The MESSAGE that delivers a stored message, with the Date it was sent (and, on a copy of the user's own, SENT_COPY). */
-export function storedRequest(stack: SipStack, stored: StoredMessage): SipMessage {
-  // Each time it is sent, the same Call-ID, From tag and CSeq as the request it came in as (the one
-  // a registered device was given at once): a UA given it twice sees one request again.
-  const identity = stored.origin ?? { ...resendIdentity(`offline.${stored.id}.${stored.receivedAt}.${stored.aor}`), cseq: undefined };
-  return stack.createRequest({
-    method: 'MESSAGE',
-    uri: stripToUri(stored.toHeader),
-    from: `${stored.fromHeader};tag=${identity.fromTag}`,
-    callId: identity.callId,
-    cseq: identity.cseq,
-    to: stored.toHeader,
-    headers: [{ name: 'date', value: new Date(stored.sentAt ?? stored.receivedAt).toUTCString() }, ...(stored.sentCopy ? [SENT_COPY] : [])],
-    body: stored.body,
-    contentType: stored.contentType,
-  });
-}
-
-/** The URI of a name-addr header value, or the value itself when it is a bare URI. */
-export function stripToUri(value: string): string {
-  // A bare URI without parameters (a room leg's "sip:user@domain") is its own URI: nothing to parse.
-  if (!/[<;"\s,]/.test(value)) return value;
-  try {
-    return parseNameAddr(value).uri;
-  } catch {
-    return value;
-  }
-}
-
 /** Priority: non-urgent messages wait behind the others in a device's queue. */
 function priorityOf(message: SipMessage): number {
   return message.get('priority')?.trim().toLowerCase() === 'non-urgent' ? 1 : 0;
 }
 
-
-/** What a message is for push: a receipt (IMDN, RFC 5438, also inside CPIM) or a message. */
-function deliveryKind(message: SipMessage): DeliveryKind {
-  const type = mediaTypeOf(message.get('content-type') ?? '');
-  if (type === IMDN_TYPE) return 'imdn';
-  if (type === 'message/cpim' && /content-type:\s*message\/imdn\+xml/i.test(message.body.toString('utf8'))) return 'imdn';
-  return 'message';
-}
 
 /**
  * Resolves once the `count` `answers` came, or `acceptMs` after `since`, or, `soonAfterTaken`,

@@ -1,8 +1,11 @@
 // In-flight legs: stored messages on their way to a device, a send of per-device delivery (devices.ts)
 // awaiting the device's answer. A drain of that device's queue leaves such a message to that send;
 // a device that took over the one a leg was sent to (takeover.ts) waits for the leg's answer rather
-// than sending the message again: the device at the old address may still take it.
-import type { SipMessage } from '../sip/index.js';
+// than sending the message again: the device at the old address may still take it. A device that
+// registers from new flows (a restart, the same +sip.instance) is sent again at once what is on its
+// way over flows it no longer has (FlowLegs).
+import type { Peer, SipMessage } from '../sip/index.js';
+import type { Flow } from '../registrar/registrar.js';
 
 /**
  * A stored message on its way to a device: its keys here, its device's and those of the devices
@@ -100,4 +103,72 @@ export class AwaitedLegs {
 /** The key of a stored message on its way to a device. */
 function legKey(id: number, device: string): string {
   return `${id}\n${device}`;
+}
+
+/** A request on its way to a device over the flows it had then (FlowLegs.follow). */
+interface FlowLeg {
+  aor: string;
+  flows: readonly Flow[];
+  /** The same request sent over other flows of the device. */
+  resend(flows: Flow[]): Promise<SipMessage>;
+  /** Once sent again over other flows: the answer from those, which is the leg's. */
+  moved?: Promise<SipMessage>;
+}
+
+/**
+ * Requests on their way to a device, by the flows they were sent over. A device that restarts
+ * (an app killed, a phone rebooting) registers again with its +sip.instance from a new address,
+ * and nothing answers at the old one until Timer F: what was sent there and not answered is sent
+ * again over its new flows as soon as it registers, in the order it was first sent, so that it
+ * reaches the device before anything sent after the registration (its queue stays in order). The
+ * device recognises a request it got twice: each is the same request (see storedRequest).
+ */
+export class FlowLegs {
+  /**
+   * By device, in the order they were sent, whatever their AOR (an instance may register for
+   * several): a leg costs no key made for it, and no more than an array once its device has one.
+   */
+  private readonly legs = new Map<string, FlowLeg[]>();
+
+  /** Whether any request is on its way: when none is, nothing else here needs a look. */
+  get size(): number {
+    return this.legs.size;
+  }
+
+  /**
+   * `sent`, a request to `device` of `aor` over `flows`, as its answer; should the device register
+   * from other flows before it is answered, the answer of the request sent again over those (`resend`).
+   */
+  follow(aor: string, device: string, flows: readonly Flow[], sent: Promise<SipMessage>, resend: (flows: Flow[]) => Promise<SipMessage>): Promise<SipMessage> {
+    const leg: FlowLeg = { aor, flows, resend };
+    const legs = this.legs.get(device);
+    if (legs) legs.push(leg);
+    else this.legs.set(device, [leg]);
+    return sent.then((response) => {
+      if (leg.moved) return leg.moved;
+      this.end(device, leg);
+      return response;
+    });
+  }
+
+  /** `device` of `aor` registered with `flows`: what is on its way over none of them is sent again over these, in order. */
+  registered(aor: string, device: string, flows: Flow[]): void {
+    const legs = this.legs.get(device);
+    if (!legs) return;
+    for (const leg of legs.slice()) {
+      if (leg.aor !== aor || leg.flows.some((old) => flows.some((now) => sameFlow(old.peer, now.peer)))) continue;
+      this.end(device, leg);
+      leg.moved = this.follow(aor, device, flows, leg.resend(flows), leg.resend);
+    }
+  }
+
+  private end(device: string, leg: FlowLeg): void {
+    const legs = this.legs.get(device)!;
+    if (legs.length === 1) this.legs.delete(device);
+    else legs.splice(legs.indexOf(leg), 1);
+  }
+}
+
+function sameFlow(a: Peer, b: Peer): boolean {
+  return a.port === b.port && a.host === b.host && a.proto === b.proto && a.connectionId === b.connectionId;
 }

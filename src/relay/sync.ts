@@ -12,7 +12,8 @@ import { type IncomingRequest, type Peer, type SipMessage, type SipStack, parseU
 import { deviceKey, instanceUrn, isStoreUnavailable, type Binding, type StoredMessage } from '../store/index.js';
 import type { Destination, Registrar } from '../registrar/registrar.js';
 import { IMDN_TYPE, ISCOMPOSING_TYPE, carriedMediaType } from '../util/media-types.js';
-import { type DeviceDelivery, storedRequest } from './devices.js';
+import type { DeviceDelivery } from './devices.js';
+import { storedRequest } from './stored-request.js';
 import { requestKey, resendIdentity } from './resend.js';
 
 export interface SentCopyOptions {

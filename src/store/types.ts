@@ -27,7 +27,14 @@ export interface UserStore {
 
 /** The instance URN of a `+sip.instance` value: `"<urn:uuid:...>"` loses its quotes and brackets, case does not matter. */
 export function instanceUrn(value: string): string {
-  return value.replace(/^"?<?|>?"?$/g, '').toLowerCase();
+  // Read for every device of every message kept per device: no regular expression.
+  let start = 0;
+  let end = value.length;
+  if (value.charCodeAt(start) === 34 /* " */) start++;
+  if (value.charCodeAt(start) === 60 /* < */) start++;
+  if (end > start && value.charCodeAt(end - 1) === 34 /* " */) end--;
+  if (end > start && value.charCodeAt(end - 1) === 62 /* > */) end--;
+  return value.slice(start, end).toLowerCase();
 }
 
 /**
