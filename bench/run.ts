@@ -192,15 +192,16 @@ interface Workload {
   key: string;
   label: string;
   /**
-   * Steps start with servers started afresh (and warmed up again, with what `prepare` runs beside
-   * them started again), so that no step inherits what the earlier ones left: for REGISTER, the
-   * users they registered (Parley's database, Kamailio's shared memory and hash chains), after every
-   * step; for the relay, the MESSAGEs an overloaded step stored for the UAS, whose full offline
-   * mailbox had every later step answered 486, after a failed step only (a passing one stored
-   * nothing: every MESSAGE was answered 200 by the UAS at the first try), which spares the restarts
-   * of the doubling. `what`: what the fresh servers hold, said in the report's legend.
+   * Servers started afresh (and warmed up again, with what `prepare` runs beside them started
+   * again), so that no run inherits what the earlier ones left: for REGISTER, the users they
+   * registered (Parley's database, Kamailio's shared memory and hash chains), before every step;
+   * for the relay, before a server's run that follows a failed run of it: what an overloaded run
+   * left goes on for half a minute after it (its MESSAGEs retransmitted, then stored for the UAS
+   * when their transactions time out, and the full offline mailbox had the next runs answered 486),
+   * while a passing run left nothing (every MESSAGE answered 200 by the UAS at the first try), which
+   * spares the restarts of the doubling. `what`: what the fresh servers hold, said in the report's legend.
    */
-  freshServers?: { after: 'every step' | 'a failed step'; what: string };
+  freshServers?: { before: 'every step' | 'a run after a failed one'; what: string };
   /** The first rate of its search when --start-rate is not given (500/s otherwise). */
   startRate?: number;
   /** Runs once per server before the steps: starts what the workload needs besides the sender. */
@@ -261,17 +262,17 @@ const allWorkloads: Workload[] = [
         },
       };
     },
-    freshServers: { after: 'a failed step', what: 'the UAS registered again, no MESSAGE stored for it (a new Parley database)' },
+    freshServers: { before: 'a run after a failed one', what: 'the UAS registered again, no MESSAGE stored for it (a new Parley database)' },
     // Both servers pass it with most of their core to spare (about 0.4 of it): the doubling spends
-    // two steps below the knee, not five, and the bisection gets the time (each step after a failed
-    // one starts the servers and the UAS again).
+    // two steps below the knee, not five, and the bisection gets the time (each run after a failed
+    // one starts the server and the UAS again).
     startRate: 4000,
     sipp: messageTo(RELAY_USER),
   },
   {
     key: 'register',
     label: '(c) REGISTER, distinct users, expires 3600',
-    freshServers: { after: 'every step', what: 'no user registered (a new Parley database)' },
+    freshServers: { before: 'every step', what: 'no user registered (a new Parley database)' },
     sipp: (server, rate, calls, step) => ({
       scenario: 'register.xml',
       remote: { host: '127.0.0.1', port: server.port },
@@ -325,6 +326,8 @@ interface Contender {
   next: () => number | undefined;
   /** Its runs so far, numbering each run's users (fresh names for REGISTER). */
   runs: number;
+  /** Whether its last run failed (freshServers before 'a run after a failed one'). */
+  lastRunFailed: boolean;
 }
 
 async function runOnce(contender: Contender, workload: Workload, rate: number): Promise<Run> {
@@ -399,6 +402,13 @@ function stepOf(rate: number, runs: Run[]): Step {
   };
 }
 
+/** Stops a contender's server and helper and starts them afresh (a workload's freshServers). */
+async function restart(contender: Contender, workload: Workload): Promise<void> {
+  await contender.helper?.stop();
+  await contender.server.stop();
+  Object.assign(contender, await launch(contender.start, workload));
+}
+
 /**
  * Runs the rate searches of all the servers of a workload together, round by round: in a round each
  * server still searching runs its next rate, the servers taking turns run by run (a server's second
@@ -419,19 +429,15 @@ async function measure(contenders: Contender[], workload: Workload, deadline: nu
       process.stderr.write(`  ${workload.key}: out of time budget before the round at ${round.map((r) => `${r.contender.server.name} ${r.rate}/s`).join(', ')}\n`);
       return;
     }
-    if (workload.freshServers) {
-      for (const { contender } of round) {
-        const last = contender.steps[contender.steps.length - 1];
-        if (!last || (workload.freshServers.after === 'a failed step' && !last.problem)) continue;
-        await contender.helper?.stop();
-        await contender.server.stop();
-        Object.assign(contender, await launch(contender.start, workload));
-      }
+    if (workload.freshServers?.before === 'every step') {
+      for (const { contender } of round) if (contender.steps.length > 0) await restart(contender, workload);
     }
     for (let undecided = round; undecided.length > 0; undecided = undecided.filter((r) => !decided(r.runs)), turn++) {
       for (let i = 0; i < undecided.length; i++) {
         const { contender, rate, runs } = undecided[(i + turn) % undecided.length]!;
+        if (workload.freshServers?.before === 'a run after a failed one' && contender.lastRunFailed) await restart(contender, workload);
         const run = await runOnce(contender, workload, rate);
+        contender.lastRunFailed = run.problem !== undefined;
         runs.push(run);
         process.stderr.write(
           `  ${contender.server.name.padEnd(9)} ${workload.key.padEnd(8)} ${String(rate).padStart(6)}/s  ${(run.problem ?? 'ok').padEnd(38)}` +
@@ -535,7 +541,7 @@ max/s   highest passing step: a majority of its ${REPEATS} runs passed (no faile
 p50/p99 sipp's response times in that step's runs, in whole milliseconds (its resolution: 0 means < 1 ms)
 CPU     cores busy during that step (median of its runs): the server's, then sipp's (sender, plus the UAS for (b))
 Parley: one Node.js process; SQLite, a REGISTER is committed and its log synced to disk before its 200.
-${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP workers), usrloc db_mode 0 (memory only), UDP buffers up to 4 MB as for Parley.\n' : ''}${workloads.flatMap((w) => (w.freshServers ? [`${w.label}: ${w.freshServers.after === 'every step' ? 'each step starts' : 'each step after a failed one starts'} with every server started afresh and warmed up, ${w.freshServers.what}.\n`] : [])).join('')}${withBare ? `${BARE}: bench/udp-responder.ts, one Node.js process answering every request 200 with no SIP stack, (a) only:\n        ${names[0]}/${BARE} is the share of Node's own datagram path Parley keeps (target >= 0.80).\n` : ''}by CPU  the same ratio from the servers' CPU time per answer at the highest rate both passed,
+${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP workers), usrloc db_mode 0 (memory only), UDP buffers up to 4 MB as for Parley.\n' : ''}${workloads.flatMap((w) => (w.freshServers ? [`${w.label}: ${w.freshServers.before === 'every step' ? 'each step starts with every server' : 'each run after a failed one starts with its server'} started afresh and warmed up, ${w.freshServers.what}.\n`] : [])).join('')}${withBare ? `${BARE}: bench/udp-responder.ts, one Node.js process answering every request 200 with no SIP stack, (a) only:\n        ${names[0]}/${BARE} is the share of Node's own datagram path Parley keeps (target >= 0.80).\n` : ''}by CPU  the same ratio from the servers' CPU time per answer at the highest rate both passed,
         what it would be were each held back by its own core alone.
 ${pinning ? `Each server has CPU ${pinning.server} to itself but for other work on the machine (Kamailio's two workers share it), sipp has the rest:
 in (b) the sender and the UAS share CPU ${pinning.sipp}, so sipp may be the limit as much as the server; a failing run says
@@ -572,7 +578,7 @@ async function main(): Promise<void> {
       for (const { start } of servers.filter((s) => s.serves(workload))) {
         const found: Found<Step> = {};
         const next = rateSearch(found, (step) => step.rate, startRateOf(workload), (rate) => rate <= MAX_RATE, REFINE);
-        contenders.push({ start, ...(await launch(start, workload)), found, steps: [], runs: 0, next });
+        contenders.push({ start, ...(await launch(start, workload)), found, steps: [], runs: 0, lastRunFailed: false, next });
       }
       const share = ((deadline - Date.now()) * contenders.length) / serverRunsLeft;
       serverRunsLeft -= contenders.length;
