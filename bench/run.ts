@@ -26,8 +26,9 @@
 //
 // The rate doubles from --start-rate (by default each workload's own: 500/s, the relay 4000/s, where
 // both servers pass far below their limits on a 2-core machine, so that its costlier steps go to the
-// bisection) until a step fails, then --refine bisection steps narrow the gap; the last passing step is the "max sustained rate", reported with the p50/p99 response times
-// sipp measured in its runs. Workload (a) is also run against a bare Node.js UDP responder
+// bisection) until a step fails, then --refine bisection steps (2, the relay 3) narrow the gap;
+// the last passing step is the "max sustained rate", reported with the p50/p99 response times sipp
+// measured in its runs. Workload (a) is also run against a bare Node.js UDP responder
 // (bench/udp-responder.ts): what Node's datagram path alone sustains, the floor Parley's stateless
 // answer is compared with. The defaults take about 10 minutes for the three workloads.
 import { execFileSync } from 'node:child_process';
@@ -51,6 +52,8 @@ const RELAY_USER = 'bench-uas';
 const { values: args } = parseArgs({
   options: {
     ...stepOptions('3', '900'),
+    /** Bisection steps of every workload's search; by default each workload's own (refine, else 2). */
+    refine: { type: 'string' },
     /** The first rate of every workload's search; by default each workload's own (startRate, else 500). */
     'start-rate': { type: 'string' },
     'max-rate': { type: 'string', default: '64000' },
@@ -64,10 +67,13 @@ const { values: args } = parseArgs({
     'no-pin': { type: 'boolean' },
   },
 });
-const { STEP_S, REFINE, BUDGET_S } = stepSettings(args);
+const { STEP_S, BUDGET_S } = stepSettings(args);
 /** Where a workload's search starts without --start-rate. */
 const DEFAULT_START_RATE = 500;
 const startRateOf = (workload: Workload) => (args['start-rate'] === undefined ? (workload.startRate ?? DEFAULT_START_RATE) : Number(args['start-rate']));
+/** Bisection steps when neither --refine nor the workload says. */
+const DEFAULT_REFINE = 2;
+const refineOf = (workload: Workload) => (args.refine === undefined ? (workload.refine ?? DEFAULT_REFINE) : Number(args.refine));
 const MAX_RATE = Number(args['max-rate']);
 const withKamailio = wantKamailio(args, existsSync(KAMAILIO), KAMAILIO);
 const withBare = !args['no-bare'];
@@ -204,6 +210,8 @@ interface Workload {
   freshServers?: { before: 'every step' | 'a run after a failed one'; what: string };
   /** The first rate of its search when --start-rate is not given (500/s otherwise). */
   startRate?: number;
+  /** Its bisection steps when --refine is not given (2 otherwise). */
+  refine?: number;
   /** Runs once per server before the steps: starts what the workload needs besides the sender. */
   prepare?(server: Server): Promise<Helper>;
   /** sipp options for one step; `step` numbers the steps, for fresh user names. */
@@ -265,8 +273,10 @@ const allWorkloads: Workload[] = [
     freshServers: { before: 'a run after a failed one', what: 'the UAS registered again, no MESSAGE stored for it (a new Parley database)' },
     // Both servers pass it with most of their core to spare (about 0.4 of it): the doubling spends
     // two steps below the knee, not five, and the bisection gets the time (each run after a failed
-    // one starts the server and the UAS again).
+    // one starts the server and the UAS again): three steps, so that the limits of both servers,
+    // between 8000/s and 16000/s on a 2-core machine, are known to 1000/s.
     startRate: 4000,
+    refine: 3,
     sipp: messageTo(RELAY_USER),
   },
   {
@@ -536,7 +546,7 @@ max/s   highest passing step: a majority of its ${REPEATS} runs passed (no faile
         >= 95 % of the rate achieved; "sipp sent only": sipp itself fell below the rate;
         "dropped at": whose socket overflowed)
         (${STEP_S} s runs, the servers taking turns run by run at each step; doubling from ${workloads.map((w) => `${startRateOf(w)}/s (${w.key})`).join(', ')} until a
-        step fails, then ${REFINE} bisection steps between the last passing and the lowest failing rate:
+        step fails, then ${workloads.map((w) => `${refineOf(w)} (${w.key})`).join(', ')} bisection steps between the last passing and the lowest failing rate:
         the limit lies between max/s and that failing rate)
 p50/p99 sipp's response times in that step's runs, in whole milliseconds (its resolution: 0 means < 1 ms)
 CPU     cores busy during that step (median of its runs): the server's, then sipp's (sender, plus the UAS for (b))
@@ -577,7 +587,7 @@ async function main(): Promise<void> {
       // weigh on the next workload's figures.
       for (const { start } of servers.filter((s) => s.serves(workload))) {
         const found: Found<Step> = {};
-        const next = rateSearch(found, (step) => step.rate, startRateOf(workload), (rate) => rate <= MAX_RATE, REFINE);
+        const next = rateSearch(found, (step) => step.rate, startRateOf(workload), (rate) => rate <= MAX_RATE, refineOf(workload));
         contenders.push({ start, ...(await launch(start, workload)), found, steps: [], runs: 0, lastRunFailed: false, next });
       }
       const share = ((deadline - Date.now()) * contenders.length) / serverRunsLeft;
