@@ -32,7 +32,7 @@
 // (bench/udp-responder.ts): what Node's datagram path alone sustains, the floor Parley's stateless
 // answer is compared with. The defaults take about 10 minutes for the three workloads.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -90,6 +90,22 @@ const pinning = pinningOff ? undefined : { server: String(cpus().length - 1), si
  * they are pinned to: the load, not only the server, may have been what fell behind.
  */
 const SIPP_SATURATED = 0.9;
+
+/**
+ * A failing run during which the server's CPU was this busy (a share of it) with anything but the
+ * server's processes (other processes, this script included, and interrupts) says so: that time may
+ * have been what the server lacked.
+ */
+const OTHER_WORK_ON_SERVER_CPU = 0.1;
+
+/** Busy and total time of one CPU so far (/proc/stat, clock ticks), for the share of it a run's other processes took. */
+function cpuTicks(cpu: string): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${cpu} `));
+  // user nice system idle iowait irq softirq steal: guest times, after them, are counted in user already.
+  const fields = line?.trim().split(/\s+/).slice(1, 9).map(Number) ?? [];
+  const total = fields.reduce((sum, ticks) => sum + ticks, 0);
+  return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
+}
 
 function hasTaskset(): boolean {
   try {
@@ -348,12 +364,18 @@ async function runOnce(contender: Contender, workload: Workload, rate: number): 
   const sipp = await SippProcess.start(workload.sipp(server, rate, calls, contender.runs++));
   if (pinning) pinToCpus([sipp.pid, ...(helper?.pids() ?? [])], pinning.sipp);
   const sockets = new UdpReceiveWatch(() => [server.port, sipp.port]);
+  const serverCpuBefore = pinning && cpuTicks(pinning.server);
   const [result, serverCpu, sippCpu] = await Promise.all([
     sipp.done,
     cpuDuring(() => server.pids(), sipp.done),
     cpuDuring(() => [sipp.pid, ...(helper?.pids() ?? [])], sipp.done),
   ]);
   const socket = sockets.stop();
+  const serverCpuAfter = pinning && cpuTicks(pinning.server);
+  /** The share of the server's CPU that other processes used meanwhile. */
+  const otherWork = serverCpuBefore && serverCpuAfter && serverCpuAfter.total > serverCpuBefore.total
+    ? Math.max(0, (serverCpuAfter.busy - serverCpuBefore.busy) / (serverCpuAfter.total - serverCpuBefore.total) - serverCpu)
+    : 0;
   const [serverSocket, sippSocket] = [socket(server.port), socket(sipp.port)];
   const drops = udpDrops() - dropsBefore;
   const stats = result.stats;
@@ -368,6 +390,7 @@ async function runOnce(contender: Contender, workload: Workload, rate: number): 
   // datagram per turn of its loop, and a sipp that falls behind fails the step as much as the server).
   if (problem && serverSocket.drops + sippSocket.drops > 0) problem += ` (dropped at server ${serverSocket.drops}, at sipp ${sippSocket.drops})`;
   if (problem && pinning && sippCpu >= SIPP_SATURATED * pinning.sippCores) problem += `, sipp busy ${Math.round((100 * sippCpu) / pinning.sippCores)} % of CPU ${pinning.sipp}`;
+  if (problem && pinning && otherWork >= OTHER_WORK_ON_SERVER_CPU) problem += `, CPU ${pinning.server} ${Math.round(100 * otherWork)} % busy besides the server`;
   return { achieved, offered, result, serverCpu, sippCpu, drops, serverSocket, sippSocket, problem };
 }
 
@@ -555,7 +578,8 @@ ${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP
         what it would be were each held back by its own core alone.
 ${pinning ? `Each server has CPU ${pinning.server} to itself but for other work on the machine (Kamailio's two workers share it), sipp has the rest:
 in (b) the sender and the UAS share CPU ${pinning.sipp}, so sipp may be the limit as much as the server; a failing run says
-"sipp busy" when they used ${SIPP_SATURATED * 100} % of it or more, and each search's last line gives where CPU per call puts either side's limit.` : `sipp runs on the same ${cores} cores: up to one core per sipp process, two processes in (b); at the\nhighest rates it competes with the server for CPU, so those numbers measure sipp as much as the server.`}
+"sipp busy" when they used ${SIPP_SATURATED * 100} % of it or more, and "CPU ${pinning.server} N % busy besides the server" when other
+processes or interrupts took that share of the server's CPU; each search's last line gives where CPU per call puts either side's limit.` : `sipp runs on the same ${cores} cores: up to one core per sipp process, two processes in (b); at the\nhighest rates it competes with the server for CPU, so those numbers measure sipp as much as the server.`}
 
 Every step (medians of its runs; µs CPU/answer: the server's CPU time over the answers it gave, telling
 only on passing steps, as a failing one also spends it on what it dropped or was sent again):
