@@ -216,18 +216,19 @@ export async function launchParley(work: string, config: string, ping: PingIds):
 }
 
 /**
- * A sipp UAS that registers `user` and answers every MESSAGE 200 for `holdS` seconds; resolves once
+ * A sipp UAS that registers `user` and answers every MESSAGE 200 at once (bench/sipp/answer-now.xml:
+ * nothing else, as it shares sipp's CPU with the sender) for `holdS` seconds; resolves once
  * `probe` (one MESSAGE to that user) gets its 200, which proves the registration took. `uasArgs`
  * go to that sipp too.
  */
 export async function startRelayUas(server: Server, user: string, holdS: number, probe: SippOptions, uasArgs: string[] = []): Promise<SippProcess> {
   const uas = await SippProcess.start({
     scenario: 'register.xml',
-    ooc: 'answer.xml',
+    ooc: join(ROOT, 'bench', 'sipp', 'answer-now.xml'),
     remote: { host: '127.0.0.1', port: server.port },
     users: [[user, DOMAIN, '-']],
     keys: { expires: 3600 },
-    vars: { expected: 200, hold_ms: holdS * 1000, answer_delay_ms: 0 },
+    vars: { expected: 200, hold_ms: holdS * 1000 },
     calls: 1,
     timeoutS: holdS + 60,
     traceErrors: false,

@@ -4,6 +4,7 @@
 //   npm run bench                                  # both servers when kamailio is installed
 //   npm run bench -- --no-kamailio                 # Parley only
 //   npm run bench -- --only relay                  # one workload (reply, relay, register)
+//   npm run bench -- --only relay --start-rate 8000 --max-rate 16000 --refine 3   # around the relay's knee
 //   npm run bench -- --no-bare                     # without the bare Node.js responder
 //   npm run bench -- --step-seconds 5 --start-rate 500 --refine 3 --repeats 5
 //   npm run bench -- --only reply --start-rate 20000 --max-rate 20000   # one rate: CPU per answer side by side
@@ -23,13 +24,15 @@
 // per answer, which compares the servers below saturation, where rates alone cannot; the summary
 // turns it into a ratio too ("by CPU"), at the highest rate both servers passed.
 //
-// The rate doubles from --start-rate until a step fails, then --refine bisection steps narrow the
-// gap; the last passing step is the "max sustained rate", reported with the p50/p99 response times
-// sipp measured in its runs. Workload (a) is also run against a bare Node.js UDP responder
+// The rate doubles from --start-rate (by default each workload's own: 500/s, the relay 4000/s, where
+// both servers pass far below their limits on a 2-core machine, so that its costlier steps go to the
+// bisection) until a step fails, then --refine bisection steps (2, the relay 3) narrow the gap;
+// the last passing step is the "max sustained rate", reported with the p50/p99 response times sipp
+// measured in its runs. Workload (a) is also run against a bare Node.js UDP responder
 // (bench/udp-responder.ts): what Node's datagram path alone sustains, the floor Parley's stateless
 // answer is compared with. The defaults take about 10 minutes for the three workloads.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -49,7 +52,10 @@ const RELAY_USER = 'bench-uas';
 const { values: args } = parseArgs({
   options: {
     ...stepOptions('3', '900'),
-    'start-rate': { type: 'string', default: '500' },
+    /** Bisection steps of every workload's search; by default each workload's own (refine, else 2). */
+    refine: { type: 'string' },
+    /** The first rate of every workload's search; by default each workload's own (startRate, else 500). */
+    'start-rate': { type: 'string' },
     'max-rate': { type: 'string', default: '64000' },
     /** Only these workloads (reply, relay, register), comma-separated. */
     only: { type: 'string' },
@@ -61,8 +67,13 @@ const { values: args } = parseArgs({
     'no-pin': { type: 'boolean' },
   },
 });
-const { STEP_S, REFINE, BUDGET_S } = stepSettings(args);
-const START_RATE = Number(args['start-rate']);
+const { STEP_S, BUDGET_S } = stepSettings(args);
+/** Where a workload's search starts without --start-rate. */
+const DEFAULT_START_RATE = 500;
+const startRateOf = (workload: Workload) => (args['start-rate'] === undefined ? (workload.startRate ?? DEFAULT_START_RATE) : Number(args['start-rate']));
+/** Bisection steps when neither --refine nor the workload says. */
+const DEFAULT_REFINE = 2;
+const refineOf = (workload: Workload) => (args.refine === undefined ? (workload.refine ?? DEFAULT_REFINE) : Number(args.refine));
 const MAX_RATE = Number(args['max-rate']);
 const withKamailio = wantKamailio(args, existsSync(KAMAILIO), KAMAILIO);
 const withBare = !args['no-bare'];
@@ -72,7 +83,29 @@ if (!(Number.isInteger(REPEATS) && REPEATS >= 1)) throw new Error(`--repeats: a 
 /** Why the servers and sipp run unpinned, or undefined when they are pinned. */
 const pinningOff = args['no-pin'] ? '--no-pin' : cpus().length < 2 ? 'one core' : !hasTaskset() ? 'taskset is missing (Debian package util-linux)' : undefined;
 /** The CPU list (taskset's syntax) each server is pinned to, and every sipp's. */
-const pinning = pinningOff ? undefined : { server: String(cpus().length - 1), sipp: cpus().length === 2 ? '0' : `0-${cpus().length - 2}` };
+const pinning = pinningOff ? undefined : { server: String(cpus().length - 1), sipp: cpus().length === 2 ? '0' : `0-${cpus().length - 2}`, sippCores: cpus().length - 1 };
+
+/**
+ * A step's sipp processes (sender, and the UAS for the relay) busy at least this share of the CPUs
+ * they are pinned to: the load, not only the server, may have been what fell behind.
+ */
+const SIPP_SATURATED = 0.9;
+
+/**
+ * A failing run during which the server's CPU was this busy (a share of it) with anything but the
+ * server's processes (other processes, this script included, and interrupts) says so: that time may
+ * have been what the server lacked.
+ */
+const OTHER_WORK_ON_SERVER_CPU = 0.1;
+
+/** Busy and total time of one CPU so far (/proc/stat, clock ticks), for the share of it a run's other processes took. */
+function cpuTicks(cpu: string): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${cpu} `));
+  // user nice system idle iowait irq softirq steal: guest times, after them, are counted in user already.
+  const fields = line?.trim().split(/\s+/).slice(1, 9).map(Number) ?? [];
+  const total = fields.reduce((sum, ticks) => sum + ticks, 0);
+  return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
+}
 
 function hasTaskset(): boolean {
   try {
@@ -181,13 +214,20 @@ interface Workload {
   key: string;
   label: string;
   /**
-   * Every step starts with servers started afresh (and warmed up again, with what `prepare` runs
-   * beside them started again), so that no step inherits what the earlier ones left: for REGISTER,
-   * the users they registered (Parley's database, Kamailio's shared memory and hash chains); for the
-   * relay, the MESSAGEs an overloaded step stored for the UAS, whose full offline mailbox had every
-   * later step answered 486. Says so in the report's legend.
+   * Servers started afresh (and warmed up again, with what `prepare` runs beside them started
+   * again), so that no run inherits what the earlier ones left: for REGISTER, the users they
+   * registered (Parley's database, Kamailio's shared memory and hash chains), before every step;
+   * for the relay, before a server's run that follows a failed run of it: what an overloaded run
+   * left goes on for half a minute after it (its MESSAGEs retransmitted, then stored for the UAS
+   * when their transactions time out, and the full offline mailbox had the next runs answered 486),
+   * while a passing run left nothing (every MESSAGE answered 200 by the UAS at the first try), which
+   * spares the restarts of the doubling. `what`: what the fresh servers hold, said in the report's legend.
    */
-  freshServers?: string;
+  freshServers?: { before: 'every step' | 'a run after a failed one'; what: string };
+  /** The first rate of its search when --start-rate is not given (500/s otherwise). */
+  startRate?: number;
+  /** Its bisection steps when --refine is not given (2 otherwise). */
+  refine?: number;
   /** Runs once per server before the steps: starts what the workload needs besides the sender. */
   prepare?(server: Server): Promise<Helper>;
   /** sipp options for one step; `step` numbers the steps, for fresh user names. */
@@ -246,13 +286,19 @@ const allWorkloads: Workload[] = [
         },
       };
     },
-    freshServers: 'the UAS registered again, no MESSAGE stored for it (a new Parley database)',
+    freshServers: { before: 'a run after a failed one', what: 'the UAS registered again, no MESSAGE stored for it (a new Parley database)' },
+    // Both servers pass it with most of their core to spare (about 0.4 of it): the doubling spends
+    // two steps below the knee, not five, and the bisection gets the time (each run after a failed
+    // one starts the server and the UAS again): three steps, so that the limits of both servers,
+    // between 8000/s and 16000/s on a 2-core machine, are known to 1000/s.
+    startRate: 4000,
+    refine: 3,
     sipp: messageTo(RELAY_USER),
   },
   {
     key: 'register',
     label: '(c) REGISTER, distinct users, expires 3600',
-    freshServers: 'no user registered (a new Parley database)',
+    freshServers: { before: 'every step', what: 'no user registered (a new Parley database)' },
     sipp: (server, rate, calls, step) => ({
       scenario: 'register.xml',
       remote: { host: '127.0.0.1', port: server.port },
@@ -306,6 +352,8 @@ interface Contender {
   next: () => number | undefined;
   /** Its runs so far, numbering each run's users (fresh names for REGISTER). */
   runs: number;
+  /** Whether its last run failed (freshServers before 'a run after a failed one'). */
+  lastRunFailed: boolean;
 }
 
 async function runOnce(contender: Contender, workload: Workload, rate: number): Promise<Run> {
@@ -316,12 +364,18 @@ async function runOnce(contender: Contender, workload: Workload, rate: number): 
   const sipp = await SippProcess.start(workload.sipp(server, rate, calls, contender.runs++));
   if (pinning) pinToCpus([sipp.pid, ...(helper?.pids() ?? [])], pinning.sipp);
   const sockets = new UdpReceiveWatch(() => [server.port, sipp.port]);
+  const serverCpuBefore = pinning && cpuTicks(pinning.server);
   const [result, serverCpu, sippCpu] = await Promise.all([
     sipp.done,
     cpuDuring(() => server.pids(), sipp.done),
     cpuDuring(() => [sipp.pid, ...(helper?.pids() ?? [])], sipp.done),
   ]);
   const socket = sockets.stop();
+  const serverCpuAfter = pinning && cpuTicks(pinning.server);
+  /** The share of the server's CPU that other processes used meanwhile. */
+  const otherWork = serverCpuBefore && serverCpuAfter && serverCpuAfter.total > serverCpuBefore.total
+    ? Math.max(0, (serverCpuAfter.busy - serverCpuBefore.busy) / (serverCpuAfter.total - serverCpuBefore.total) - serverCpu)
+    : 0;
   const [serverSocket, sippSocket] = [socket(server.port), socket(sipp.port)];
   const drops = udpDrops() - dropsBefore;
   const stats = result.stats;
@@ -335,6 +389,8 @@ async function runOnce(contender: Contender, workload: Workload, rate: number): 
   // Lost datagrams are told by whose socket overflowed: the server's, or sipp's own (sipp reads one
   // datagram per turn of its loop, and a sipp that falls behind fails the step as much as the server).
   if (problem && serverSocket.drops + sippSocket.drops > 0) problem += ` (dropped at server ${serverSocket.drops}, at sipp ${sippSocket.drops})`;
+  if (problem && pinning && sippCpu >= SIPP_SATURATED * pinning.sippCores) problem += `, sipp busy ${Math.round((100 * sippCpu) / pinning.sippCores)} % of CPU ${pinning.sipp}`;
+  if (problem && pinning && otherWork >= OTHER_WORK_ON_SERVER_CPU) problem += `, CPU ${pinning.server} ${Math.round(100 * otherWork)} % busy besides the server`;
   return { achieved, offered, result, serverCpu, sippCpu, drops, serverSocket, sippSocket, problem };
 }
 
@@ -379,6 +435,13 @@ function stepOf(rate: number, runs: Run[]): Step {
   };
 }
 
+/** Stops a contender's server and helper and starts them afresh (a workload's freshServers). */
+async function restart(contender: Contender, workload: Workload): Promise<void> {
+  await contender.helper?.stop();
+  await contender.server.stop();
+  Object.assign(contender, await launch(contender.start, workload));
+}
+
 /**
  * Runs the rate searches of all the servers of a workload together, round by round: in a round each
  * server still searching runs its next rate, the servers taking turns run by run (a server's second
@@ -399,18 +462,15 @@ async function measure(contenders: Contender[], workload: Workload, deadline: nu
       process.stderr.write(`  ${workload.key}: out of time budget before the round at ${round.map((r) => `${r.contender.server.name} ${r.rate}/s`).join(', ')}\n`);
       return;
     }
-    if (workload.freshServers) {
-      for (const { contender } of round) {
-        if (contender.steps.length === 0) continue;
-        await contender.helper?.stop();
-        await contender.server.stop();
-        Object.assign(contender, await launch(contender.start, workload));
-      }
+    if (workload.freshServers?.before === 'every step') {
+      for (const { contender } of round) if (contender.steps.length > 0) await restart(contender, workload);
     }
     for (let undecided = round; undecided.length > 0; undecided = undecided.filter((r) => !decided(r.runs)), turn++) {
       for (let i = 0; i < undecided.length; i++) {
         const { contender, rate, runs } = undecided[(i + turn) % undecided.length]!;
+        if (workload.freshServers?.before === 'a run after a failed one' && contender.lastRunFailed) await restart(contender, workload);
         const run = await runOnce(contender, workload, rate);
+        contender.lastRunFailed = run.problem !== undefined;
         runs.push(run);
         process.stderr.write(
           `  ${contender.server.name.padEnd(9)} ${workload.key.padEnd(8)} ${String(rate).padStart(6)}/s  ${(run.problem ?? 'ok').padEnd(38)}` +
@@ -448,6 +508,20 @@ function cpuRatio(first: Contender | undefined, other: Contender | undefined): s
   return `${(cpuPerAnswer(theirs.get(rate)!) / cpuPerAnswer(mine.get(rate)!)).toFixed(2)} at ${rate}/s`;
 }
 
+/**
+ * Where the CPU time per call of a passing step puts each side's limit when pinned: the server's
+ * one core over its CPU per answer, and sipp's cores (the sender, and the UAS for the relay, which
+ * share them) over theirs; the lower is what the search runs into first. Estimates: a side nearing
+ * its limit spends more per call (batches shrink, sipp's loop turns more often).
+ */
+function ceilings(step: Step): string {
+  if (!pinning || step.achieved <= 0) return '';
+  const perCall = (cpu: number) => cpu / step.achieved;
+  const server = Math.round(1 / perCall(step.serverCpu));
+  const sipp = Math.round(pinning.sippCores / perCall(step.sippCpu));
+  return `; at ${step.rate}/s, CPU per call puts the server's limit (CPU ${pinning.server}) near ${server}/s, sipp's (CPU ${pinning.sipp}) near ${sipp}/s`;
+}
+
 function report(results: Map<Workload, Contender[]>, loadBefore: number[]): string {
   const names = [...new Set([...results.values()].flatMap((contenders) => contenders.map((c) => c.server.name)))];
   const others = names.slice(1);
@@ -467,9 +541,9 @@ function report(results: Map<Workload, Contender[]>, loadBefore: number[]): stri
       maxima.push(best?.rate ?? NaN);
       if (best) {
         row.push(String(best.rate), String(percentile(best.rtts, 50)), String(percentile(best.rtts, 99)), `${best.serverCpu.toFixed(2)}/${best.sippCpu.toFixed(2)}`);
-      } else row.push(contender ? `< ${START_RATE}` : 'not run', '-', '-', '-');
+      } else row.push(contender ? `< ${startRateOf(workload)}` : 'not run', '-', '-', '-');
       const failed = contender?.found.failed;
-      if (contender) stops.push(`  ${name}, ${workload.label}: ${failed ? `${failed.rate}/s failed: ${failed.problem}` : 'no step failed'}`);
+      if (contender) stops.push(`  ${name}, ${workload.label}: ${failed ? `${failed.rate}/s failed: ${failed.problem}` : 'no step failed'}${best ? ceilings(best) : ''}`);
     }
     for (let i = 1; i < names.length; i++) row.push(Number.isFinite(maxima[0]!) && Number.isFinite(maxima[i]!) ? (maxima[0]! / maxima[i]!).toFixed(2) : '-');
     const first = contenders.find((c) => c.server.name === names[0]);
@@ -494,15 +568,18 @@ ${table(rows)}
 max/s   highest passing step: a majority of its ${REPEATS} runs passed (no failed call, no retransmission,
         >= 95 % of the rate achieved; "sipp sent only": sipp itself fell below the rate;
         "dropped at": whose socket overflowed)
-        (${STEP_S} s runs, the servers taking turns run by run at each step; doubling from ${START_RATE}/s until a
-        step fails, then ${REFINE} bisection steps between the last passing and the lowest failing rate:
+        (${STEP_S} s runs, the servers taking turns run by run at each step; doubling from ${workloads.map((w) => `${startRateOf(w)}/s (${w.key})`).join(', ')} until a
+        step fails, then ${workloads.map((w) => `${refineOf(w)} (${w.key})`).join(', ')} bisection steps between the last passing and the lowest failing rate:
         the limit lies between max/s and that failing rate)
 p50/p99 sipp's response times in that step's runs, in whole milliseconds (its resolution: 0 means < 1 ms)
 CPU     cores busy during that step (median of its runs): the server's, then sipp's (sender, plus the UAS for (b))
 Parley: one Node.js process; SQLite, a REGISTER is committed and its log synced to disk before its 200.
-${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP workers), usrloc db_mode 0 (memory only), UDP buffers up to 4 MB as for Parley.\n' : ''}${workloads.flatMap((w) => (w.freshServers ? [`${w.label}: each step starts with every server started afresh and warmed up, ${w.freshServers}.\n`] : [])).join('')}${withBare ? `${BARE}: bench/udp-responder.ts, one Node.js process answering every request 200 with no SIP stack, (a) only:\n        ${names[0]}/${BARE} is the share of Node's own datagram path Parley keeps (target >= 0.80).\n` : ''}by CPU  the same ratio from the servers' CPU time per answer at the highest rate both passed,
+${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP workers), usrloc db_mode 0 (memory only), UDP buffers up to 4 MB as for Parley.\n' : ''}${workloads.flatMap((w) => (w.freshServers ? [`${w.label}: ${w.freshServers.before === 'every step' ? 'each step starts with every server' : 'each run after a failed one starts with its server'} started afresh and warmed up, ${w.freshServers.what}.\n`] : [])).join('')}${withBare ? `${BARE}: bench/udp-responder.ts, one Node.js process answering every request 200 with no SIP stack, (a) only:\n        ${names[0]}/${BARE} is the share of Node's own datagram path Parley keeps (target >= 0.80).\n` : ''}by CPU  the same ratio from the servers' CPU time per answer at the highest rate both passed,
         what it would be were each held back by its own core alone.
-${pinning ? `Each server has CPU ${pinning.server} to itself but for other work on the machine (Kamailio's two workers share it), sipp has the rest.` : `sipp runs on the same ${cores} cores: up to one core per sipp process, two processes in (b); at the\nhighest rates it competes with the server for CPU, so those numbers measure sipp as much as the server.`}
+${pinning ? `Each server has CPU ${pinning.server} to itself but for other work on the machine (Kamailio's two workers share it), sipp has the rest:
+in (b) the sender and the UAS share CPU ${pinning.sipp}, so sipp may be the limit as much as the server; a failing run says
+"sipp busy" when they used ${SIPP_SATURATED * 100} % of it or more, and "CPU ${pinning.server} N % busy besides the server" when other
+processes or interrupts took that share of the server's CPU; each search's last line gives where CPU per call puts either side's limit.` : `sipp runs on the same ${cores} cores: up to one core per sipp process, two processes in (b); at the\nhighest rates it competes with the server for CPU, so those numbers measure sipp as much as the server.`}
 
 Every step (medians of its runs; µs CPU/answer: the server's CPU time over the answers it gave, telling
 only on passing steps, as a failing one also spends it on what it dropped or was sent again):
@@ -534,8 +611,8 @@ async function main(): Promise<void> {
       // weigh on the next workload's figures.
       for (const { start } of servers.filter((s) => s.serves(workload))) {
         const found: Found<Step> = {};
-        const next = rateSearch(found, (step) => step.rate, START_RATE, (rate) => rate <= MAX_RATE, REFINE);
-        contenders.push({ start, ...(await launch(start, workload)), found, steps: [], runs: 0, next });
+        const next = rateSearch(found, (step) => step.rate, startRateOf(workload), (rate) => rate <= MAX_RATE, refineOf(workload));
+        contenders.push({ start, ...(await launch(start, workload)), found, steps: [], runs: 0, lastRunFailed: false, next });
       }
       const share = ((deadline - Date.now()) * contenders.length) / serverRunsLeft;
       serverRunsLeft -= contenders.length;
