@@ -2,7 +2,7 @@
 // Nonces are self-validating (time + random, signed with a per-process key), so no nonce table
 // is needed to issue them; a bounded nonce-count table rejects replays within a nonce's life.
 // qop=auth is required: an RFC 2069 answer carries no nonce count, so it could be replayed.
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { quote } from '../sip/headers.js';
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256';
@@ -37,8 +37,8 @@ export interface DigestResponse {
 
 export type VerifyResult = { ok: true; username: string } | { ok: false; stale: boolean; reason: string };
 
-const hash = (algorithm: DigestAlgorithm, text: string) =>
-  createHash(algorithm === 'MD5' ? 'md5' : 'sha256').update(text, 'utf8').digest('hex');
+// One-shot: no Hash object made and dropped for each of a request's two digests.
+const digestOf = (algorithm: DigestAlgorithm, text: string) => hash(algorithm === 'MD5' ? 'md5' : 'sha256', text, 'hex');
 
 const NONCE_COUNT = /^[0-9a-f]{8}$/i;
 
@@ -109,8 +109,8 @@ export class DigestAuthenticator {
     const { qop, cnonce, nc } = credentials;
     if (qop !== 'auth' || !cnonce || nc === undefined || !NONCE_COUNT.test(nc)) return { ok: false, stale: false, reason: 'qop=auth with nc and cnonce required' };
     const ha1 = credentials.algorithm === 'MD5' ? stored.ha1Md5 : stored.ha1Sha256;
-    const ha2 = hash(credentials.algorithm, `${method}:${credentials.uri}`);
-    const expected = hash(credentials.algorithm, `${ha1}:${credentials.nonce}:${nc}:${cnonce}:auth:${ha2}`);
+    const ha2 = digestOf(credentials.algorithm, `${method}:${credentials.uri}`);
+    const expected = digestOf(credentials.algorithm, `${ha1}:${credentials.nonce}:${nc}:${cnonce}:auth:${ha2}`);
     const given = Buffer.from(credentials.response.toLowerCase());
     const want = Buffer.from(expected);
     if (given.length !== want.length || !timingSafeEqual(given, want)) return { ok: false, stale: false, reason: 'wrong password' };

@@ -3,7 +3,7 @@
 // its user part is the AOR, instance and a digest of the registration's Call-ID sealed with a key
 // Parley drew once and keeps in its store, so none is kept in memory and those handed out before a
 // restart still reach their device while the registration they came with lasts.
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hash, randomBytes } from 'node:crypto';
 import { aorOf, escapeUser, type SipUri } from '../sip/index.js';
 import { instanceUrn } from '../store/index.js';
 
@@ -20,7 +20,7 @@ export interface Device {
 
 /** Short digest of a Call-ID: a new Call-ID for an instance invalidates its temporary GRUUs (RFC 5627 §5.1). */
 export function callIdDigest(callId: string): string {
-  return createHash('sha256').update(callId).digest('base64url').slice(0, 12);
+  return hash('sha256', callId, 'base64url').slice(0, 12);
 }
 
 export class GruuIssuer {

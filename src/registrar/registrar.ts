@@ -84,6 +84,14 @@ export class Registrar extends EventEmitter {
    * look at among the tens of thousands of AORs, and lookup() none of an AOR's bindings.
    */
   private earliestExpiry = Infinity;
+  /**
+   * The AORs not in the table that may still have live rows in the store, with the latest expiry of
+   * those: left out at start as their connection is gone, or written by a write that failed (it may
+   * have been committed before it failed). Any other AOR not in the table has none, so that its
+   * first REGISTER, a new user's, writes its rows without a look for others to delete. Expired rows
+   * do not count: never taken for bindings, they go with the sweep.
+   */
+  private readonly storedOnly = new Map<string, number>();
 
   constructor(
     private readonly store: LocationStore,
@@ -99,8 +107,12 @@ export class Registrar extends EventEmitter {
     this.gruus = new GruuIssuer(await this.store.serverKey(TEMPORARY_GRUU_KEY));
     const now = this.now();
     for (const binding of await this.store.listAll()) {
+      if (binding.expiresAt <= now) continue;
       // Its connection did not survive the restart, and nothing else reaches it.
-      if (binding.expiresAt <= now || diesWithConnection(binding)) continue;
+      if (diesWithConnection(binding)) {
+        this.mayBeStored(binding.aor, binding.expiresAt);
+        continue;
+      }
       const { connectionId: _stale, ...rest } = binding;
       this.table.set(binding.aor, [...(this.table.get(binding.aor) ?? []), rest]);
       this.earliestExpiry = Math.min(this.earliestExpiry, binding.expiresAt);
@@ -266,8 +278,22 @@ export class Registrar extends EventEmitter {
   /** Writes the AOR's bindings to the store, then makes them the table's. */
   private async commit(aor: string, bindings: readonly Binding[]): Promise<void> {
     // An AOR with bindings has been marked known by the commit that stored them.
-    await this.store.replace(aor, bindings, this.table.has(aor));
+    const before = this.table.has(aor) ? 'bound' : this.storedOnly.has(aor) ? undefined : 'unbound';
+    try {
+      await this.store.replace(aor, bindings, before);
+    } catch (error) {
+      for (const binding of bindings) this.mayBeStored(aor, binding.expiresAt);
+      throw error;
+    }
+    // Rows of the AOR other than these, if it had any, were deleted with the write.
+    this.storedOnly.delete(aor);
     this.stored(aor, bindings);
+  }
+
+  /** The store may hold a row of the AOR, expiring at `expiresAt`, that the table does not. */
+  private mayBeStored(aor: string, expiresAt: number): void {
+    const latest = this.storedOnly.get(aor);
+    if (latest === undefined || latest < expiresAt) this.storedOnly.set(aor, expiresAt);
   }
 
   /** Makes the AOR's bindings those just stored. */
@@ -436,6 +462,7 @@ export class Registrar extends EventEmitter {
     if (now >= this.earliestExpiry) this.dropExpired(now);
     // Every time: the store may hold rows the table does not (those left out at start).
     await this.store.removeExpired(now);
+    for (const [aor, expiresAt] of this.storedOnly) if (expiresAt <= now) this.storedOnly.delete(aor);
   }
 
   /** Drops the expired bindings from the table, and works out when the next one expires. */

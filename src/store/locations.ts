@@ -5,7 +5,7 @@ import { GroupCommit, runAll, type DeferredSync } from './group-commit.js';
 import type { StatementWriter } from './sqlite-writer.js';
 import { deleteExpired, expiredRows, nullsAbsent } from './rows.js';
 import type { Database, DevicesTable, LocationsTable } from './schema.js';
-import { deviceKey, type Binding, type LocationStore } from './types.js';
+import { deviceKey, type Binding, type LocationStore, type StoredBefore } from './types.js';
 import { formatPeer, parsePeer } from '../sip/transport/types.js';
 
 export class LocationRepository implements LocationStore {
@@ -25,8 +25,8 @@ export class LocationRepository implements LocationStore {
    * Rows are stored under the aor argument, whatever the bindings' own aor field says. A burst of
    * REGISTERs is committed together (group commit), each resolving once its rows are durable.
    */
-  replace(aor: string, bindings: readonly Binding[], known = false): Promise<unknown> {
-    const statements = this.bindingStatements(aor, bindings, known);
+  replace(aor: string, bindings: readonly Binding[], before?: StoredBefore): Promise<unknown> {
+    const statements = this.bindingStatements(aor, bindings, before);
     // The writer's own promise (of the rows changed), rather than one more made of it for nothing.
     if (this.writer) return this.writer.write(statements);
     return this.commits.run((trx) => runAll(trx, statements));
@@ -61,23 +61,23 @@ export class LocationRepository implements LocationStore {
    * the writer runs them as they are; kysely, through its executor, cost several promises more per
    * statement than running it.
    */
-  private bindingStatements(aor: string, bindings: readonly Binding[], known: boolean): CompiledQuery[] {
+  private bindingStatements(aor: string, bindings: readonly Binding[], before: StoredBefore): CompiledQuery[] {
     const { statements, build } = this;
+    const known = before === 'bound';
     if (bindings.length === 0) {
-      const compiled = [statements.compile('delete', [aor], build.delete)];
+      const compiled = before === 'unbound' ? [] : [statements.compile('delete', [aor], build.delete)];
       if (!known) compiled.push(statements.compile('known', [aor, Date.now()], build.known));
       return compiled;
     }
-    // Only the bindings gone are deleted, and those kept are updated where they are: a refresh
-    // writes its row's page alone, where deleting and inserting it again would also write the
-    // primary key's index (and, its row moving to a new rowid, one more page of the table).
-    const kept: unknown[] = [aor];
+    // Only the bindings gone are deleted (none when no row is stored: a new user's REGISTER), and
+    // those kept are updated where they are: a refresh writes its row's page alone, where deleting
+    // and inserting it again would also write the primary key's index (and, its row moving to a
+    // new rowid, one more page of the table).
+    const compiled: CompiledQuery[] = [];
     const values: unknown[] = [];
-    for (const binding of bindings) {
-      kept.push(binding.contact);
-      pushLocationValues(values, aor, binding);
-    }
-    const compiled = [statements.compile(GONE_SHAPES.of(bindings.length), kept, build.gone), statements.compile(UPSERT_SHAPES.of(bindings.length), values, build.upsert)];
+    for (const binding of bindings) pushLocationValues(values, aor, binding);
+    if (before !== 'unbound') compiled.push(statements.compile(GONE_SHAPES.of(bindings.length), [aor, ...bindings.map((b) => b.contact)], build.gone));
+    compiled.push(statements.compile(UPSERT_SHAPES.of(bindings.length), values, build.upsert));
     if (!known) compiled.push(statements.compile('known', [aor, Date.now()], build.known));
     // Devices are remembered beyond their registration, for what is sent to them while away.
     const deviceValues = deviceRowValues(aor, bindings);

@@ -4,7 +4,10 @@
 // connection to the file (sqlite-writer-worker.ts), which commits those that arrive together in one
 // transaction and syncs the write-ahead log before answering: a write resolves only once it is
 // durable, so what is acknowledged survives kill -9 and a crash of the machine, and is seen by every
-// read made after it. Writes are committed in the order they were asked for.
+// read made after it. Writes are committed in the order they were asked for. One message is under
+// way at a time: what is asked for while the thread commits and syncs one goes in the next, sent
+// once it is answered, so that under load a message (which costs both threads, and wakes the
+// thread) carries more writes, and a transaction and its sync are shared by more of them.
 import { Worker } from 'node:worker_threads';
 import type { CompiledQuery } from 'kysely';
 import type { Answers, FromWriter, ToWriter, WriteFailure, WriterBatch, WriterData, WriterStats } from './sqlite-writer-worker.js';
@@ -151,11 +154,17 @@ export class SqliteWriter implements StatementWriter {
     if (refused) return Promise.reject(refused);
     return new Promise<number | undefined>((resolve, reject) => {
       this.pending.push({ statements, insert, resolve, reject });
-      if (this.sendScheduled) return;
-      this.sendScheduled = true;
-      // The writes asked for by the requests handled meanwhile go in the same message.
-      setImmediate(() => this.send());
+      // While the thread has writes of ours unanswered, it is committing or syncing them: the
+      // writes asked for meanwhile wait here, and go to it in one message once they are answered.
+      if (this.sent.size === 0) this.scheduleSend();
     });
+  }
+
+  /** Sends the pending writes once the requests handled meanwhile have asked for theirs: they go in the same message. */
+  private scheduleSend(): void {
+    if (this.sendScheduled) return;
+    this.sendScheduled = true;
+    setImmediate(() => this.send());
   }
 
   /** What the current thread has done since it started; undefined when none runs. */
@@ -272,7 +281,10 @@ export class SqliteWriter implements StatementWriter {
         at++;
       }
     }
-    if (this.sent.size === 0) this.worker?.unref();
+    if (this.sent.size === 0) {
+      if (this.pending.length > 0) this.scheduleSend();
+      else this.worker?.unref();
+    }
     if (this.isDrained()) this.drained?.();
   }
 

@@ -99,13 +99,17 @@ export interface Binding {
   updatedAt: number;
 }
 
+/** What a caller of LocationStore.replace knows of the AOR's rows in the store: see there. */
+export type StoredBefore = 'bound' | 'unbound' | undefined;
+
 export interface LocationStore {
   /**
    * Atomically replaces all bindings of an AOR (an empty list removes them) and marks the AOR as
-   * known; `known`: the caller knows it is already (it has bindings), which saves a statement.
-   * Resolves once that is durable (with nothing to read).
+   * known. `before`, what the caller knows of the AOR's rows, saves a statement: 'bound', it has
+   * bindings stored (so it is known already); 'unbound', it has no row stored (nothing to delete);
+   * undefined, nothing is known. Resolves once that is durable (with nothing to read).
    */
-  replace(aor: string, bindings: readonly Binding[], known?: boolean): Promise<unknown>;
+  replace(aor: string, bindings: readonly Binding[], before?: StoredBefore): Promise<unknown>;
   /** Every stored binding, to warm the in-memory location table at start. */
   listAll(): Promise<Binding[]>;
   /** Removes bindings whose expiresAt <= now; returns how many. */

@@ -208,3 +208,46 @@ test('a connection that closes while a REGISTER of its AOR is stored drops its b
   registrar.stop();
   await store.close();
 });
+
+test("a user's rows the table does not hold go when it registers again: a WebSocket binding after a restart, one whose write failed", async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'parley-reg-')), 'db.sqlite');
+  const store = await openStore(`sqlite:${path}`);
+  const first = new Registrar(store.locations, options, () => true, silent);
+  await first.start();
+  const browser = register(['<sip:alice@browser.invalid;transport=ws>'], [], 'browser', { proto: 'ws', host: '127.0.0.1', port: 5080, connectionId: 'ws-1' });
+  await first.handle(browser.request, 'alice@localhost');
+  assert.equal(browser.response().status, 200);
+  first.stop();
+
+  // A write that is committed and then fails, as when the disk sync after the commit does.
+  let failing = false;
+  const locations: LocationStore = {
+    replace: async (...args) => {
+      await store.locations.replace(...args);
+      if (failing) throw new Error('disk sync failed');
+    },
+    listAll: () => store.locations.listAll(),
+    removeExpired: (now) => store.locations.removeExpired(now),
+    isKnown: (aor) => store.locations.isKnown(aor),
+    serverKey: (name) => store.locations.serverKey(name),
+  };
+  const restarted = new Registrar(locations, options, () => false, silent);
+  await restarted.start();
+  assert.equal(restarted.lookup('alice@localhost').length, 0, 'the browser did not survive the restart');
+  await run(restarted, ['<sip:alice@127.0.0.1:5071>']);
+  assert.deepEqual((await store.locations.listAll()).map((b) => b.contact), ['sip:alice@127.0.0.1:5071'], "the browser's row went with the phone's REGISTER");
+
+  const bob = (contact: string) => register([contact], [], `bob-${contact}`).request;
+  failing = true;
+  await assert.rejects(restarted.handle(bob('<sip:bob@127.0.0.1:5072>'), 'bob@localhost'));
+  failing = false;
+  assert.equal(restarted.lookup('bob@localhost').length, 0, 'a failed write registers nothing');
+  await restarted.handle(bob('<sip:bob@127.0.0.1:5073>'), 'bob@localhost');
+  assert.deepEqual(
+    (await store.locations.listAll()).filter((b) => b.aor === 'bob@localhost').map((b) => b.contact),
+    ['sip:bob@127.0.0.1:5073'],
+    "the row of the failed write went with the next REGISTER's",
+  );
+  restarted.stop();
+  await store.close();
+});
