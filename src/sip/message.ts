@@ -439,9 +439,11 @@ export function createResponse(
  * from the request's header values as the parser read them: no response message, no header list.
  * Lines the caller adds and wireForm() complete it; the bytes are those of createResponse's toBuffer().
  */
-export function responseHead(request: SipMessage, status: number, reason = REASONS[status] ?? 'Unknown', toTag?: string): string {
+export function responseHead(request: SipMessage, status: number, reason?: string, toTag?: string): string {
   const append = request.uncheckedValues ? appendSafeLine : appendLine;
-  return copyToResponse(request, status, toTag, `SIP/2.0 ${status} ${safeHeaderValue(reason)}${CRLF}`, append);
+  // Only a phrase given is checked: REASONS' own are safe.
+  const phrase = reason === undefined ? (REASONS[status] ?? 'Unknown') : safeHeaderValue(reason);
+  return copyToResponse(request, status, toTag, `SIP/2.0 ${status} ${phrase}${CRLF}`, append);
 }
 
 function pushHeader(headers: Header[], name: string, value: string): Header[] {

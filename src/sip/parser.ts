@@ -54,9 +54,9 @@ export function parseMessage(buf: Buffer): SipMessage {
   let start = 0;
   while (buf[start] === CR || buf[start] === LF) start++;
   // One pass over the bytes finds where the head ends and what kinds of character it holds.
-  const { end: headEnd, separator, kinds } = scanHead(buf, start);
+  const { end: headEnd, separator, kinds, everyCrBeforeLf } = scanHead(buf, start);
   const head = buf.toString('utf8', start, headEnd);
-  const message = parseHead(head, (kinds & UNSAFE) !== 0 || (kinds !== PRINTABLE && UNSAFE_BESIDES_LINE_ENDS.test(head)));
+  const message = parseHead(head, (kinds & UNSAFE) !== 0 || (kinds !== PRINTABLE && UNSAFE_BESIDES_LINE_ENDS.test(head)), everyCrBeforeLf);
   // The body lies where the head ends and where Content-Length (if any) ends it; it is cut once read.
   const bodyStart = headEnd + separator;
   let bodyEnd = buf.length;
@@ -92,8 +92,9 @@ function decimalValue(text: string, maxDigits = Infinity): number {
 /**
  * Parses the start line and header lines; header values are unfolded and trimmed, nothing else is checked.
  * Lines end at LF or CRLF. They are read where they stand in `head`: a value is the one string cut from it.
+ * `unchecked` and `everyCrBeforeLf`, when the caller knows them, spare looking through `head` for them.
  */
-export function parseHead(head: string, unchecked = uncheckedText(head)): SipMessage {
+export function parseHead(head: string, unchecked = uncheckedText(head), everyCrBeforeLf = false): SipMessage {
   // RFC 3261 §7.5: leading CRLFs are ignored.
   let start = 0;
   for (let end = lineEnd(head, start); end.content === start && end.next <= head.length; end = lineEnd(head, start)) start = end.next;
@@ -105,7 +106,7 @@ export function parseHead(head: string, unchecked = uncheckedText(head)): SipMes
   // Told once for the whole head rather than once per value; set before the headers are read, so
   // that a message that fails there is flagged too.
   message.uncheckedValues = unchecked;
-  readHeaders(head, headersStart, message);
+  readHeaders(head, headersStart, message, everyCrBeforeLf);
   if (startLineError) throw startLineError;
   return message;
 }
@@ -134,22 +135,28 @@ const BYTE_KINDS = new Uint8Array(256).map((_, c) =>
 );
 
 /** What scanHead() found, refilled by each call: read it at once. */
-const headScan = { end: 0, separator: 0, kinds: PRINTABLE };
+const headScan = { end: 0, separator: 0, kinds: PRINTABLE, everyCrBeforeLf: true };
 
 /**
  * Where the head of the message in `buf` from `start` on ends: at the first CRLF CRLF or LF LF
- * (`end`, and the `separator`'s length), or at the end of `buf` with no separator; and, ORed,
- * the BYTE_KINDS of the bytes before it. One loop over the bytes, where a search for each separator
- * and a regular expression over the decoded head took twice as long.
+ * (`end`, and the `separator`'s length), or at the end of `buf` with no separator; ORed, the
+ * BYTE_KINDS of the bytes before it; and whether every CR of the head ends a line, followed by an LF
+ * within the head (then no line holds a bare CR). One loop over the bytes, where a search for each
+ * separator, a regular expression over the decoded head and a search for CRs line by line took twice as long.
  */
 function scanHead(buf: Buffer, start: number): typeof headScan {
   let kinds = PRINTABLE;
   let end = buf.length;
   let separator = 0;
+  let everyCrBeforeLf = true;
   // `start` holds no CR or LF (parseMessage skips them): no separator reaches before it.
   for (let i = start; i < buf.length; i++) {
     const c = buf[i]!;
     kinds |= BYTE_KINDS[c]!;
+    if (c === CR) {
+      if (buf[i + 1] !== LF) everyCrBeforeLf = false;
+      continue;
+    }
     if (c !== LF) continue;
     const before = buf[i - 1];
     if (before === LF) {
@@ -166,6 +173,8 @@ function scanHead(buf: Buffer, start: number): typeof headScan {
   headScan.end = end;
   headScan.separator = separator;
   headScan.kinds = kinds;
+  // An LF LF after a CR leaves that CR the head's last character, ending no line.
+  headScan.everyCrBeforeLf = everyCrBeforeLf && buf[end - 1] !== CR;
   return headScan;
 }
 
@@ -253,10 +262,13 @@ function usualStatus(line: string): number | undefined {
   return status >= 100 && status <= 699 ? status : undefined;
 }
 
-/** Appends the header fields of the lines of `head` from `start` on to `message`, unfolding continuation lines. */
-function readHeaders(head: string, start: number, message: SipMessage): void {
+/**
+ * Appends the header fields of the lines of `head` from `start` on to `message`, unfolding
+ * continuation lines. With `everyCrBeforeLf`, no line is looked through for a bare CR.
+ */
+function readHeaders(head: string, start: number, message: SipMessage, everyCrBeforeLf: boolean): void {
   // Where the next CR is, looked for again only once passed: a head of LF-ended lines is not scanned once per line.
-  let cr = head.indexOf('\r', start);
+  let cr = everyCrBeforeLf ? -1 : head.indexOf('\r', start);
   while (start <= head.length) {
     const line = lineEnd(head, start);
     const content = line.content;
