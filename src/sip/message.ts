@@ -23,7 +23,11 @@ export class SipMessage {
   status: number;
   reason: string;
   headers: Header[];
-  body: Buffer;
+  private bodyBytes: Buffer;
+  /** The datagram the body is still to be cut from (bodyWithin), or undefined once it is cut or set. */
+  private bodySource: Buffer | undefined = undefined;
+  private bodyStart = 0;
+  private bodyEnd = 0;
   // Structured values, parsed on first read and kept until their own header is edited.
   private cachedVias: Via[] | undefined = undefined;
   private cachedFrom: NameAddr | undefined = undefined;
@@ -52,7 +56,27 @@ export class SipMessage {
     this.status = init.status ?? 0;
     this.reason = init.reason === undefined ? '' : safeHeaderValue(init.reason);
     this.headers = init.headers ? safeHeaders(init.headers) : [];
-    this.body = init.body ?? EMPTY;
+    this.bodyBytes = init.body ?? EMPTY;
+  }
+
+  get body(): Buffer {
+    if (this.bodySource !== undefined) {
+      this.bodyBytes = this.bodySource.subarray(this.bodyStart, this.bodyEnd);
+      this.bodySource = undefined;
+    }
+    return this.bodyBytes;
+  }
+
+  set body(body: Buffer) {
+    this.bodyBytes = body;
+    this.bodySource = undefined;
+  }
+
+  /** Sets the body to the bytes of `source` from `start` to `end`, cut only when read: an answer that reads no body cuts none. */
+  bodyWithin(source: Buffer, start: number, end: number): void {
+    this.bodySource = source;
+    this.bodyStart = start;
+    this.bodyEnd = end;
   }
 
   get isRequest(): boolean {
@@ -415,9 +439,11 @@ export function createResponse(
  * from the request's header values as the parser read them: no response message, no header list.
  * Lines the caller adds and wireForm() complete it; the bytes are those of createResponse's toBuffer().
  */
-export function responseHead(request: SipMessage, status: number, reason = REASONS[status] ?? 'Unknown', toTag?: string): string {
+export function responseHead(request: SipMessage, status: number, reason?: string, toTag?: string): string {
   const append = request.uncheckedValues ? appendSafeLine : appendLine;
-  return copyToResponse(request, status, toTag, `SIP/2.0 ${status} ${safeHeaderValue(reason)}${CRLF}`, append);
+  // Only a phrase given is checked: REASONS' own are safe.
+  const phrase = reason === undefined ? (REASONS[status] ?? 'Unknown') : safeHeaderValue(reason);
+  return copyToResponse(request, status, toTag, `SIP/2.0 ${status} ${phrase}${CRLF}`, append);
 }
 
 function pushHeader(headers: Header[], name: string, value: string): Header[] {

@@ -2,7 +2,7 @@
 // Errors carry a reason phrase for the 400 and, when enough was read, the message itself,
 // so the transport layer can still answer instead of dropping.
 import { COMPACT_FORMS, HeaderError, TOKEN, displayName, parseNameAddr, parseVia, safeHeaderValue } from './headers.js';
-import { EMPTY, SipMessage } from './message.js';
+import { SipMessage } from './message.js';
 import { MAX_URI_LENGTH, type SipUri, UriError, parseUri } from './uri.js';
 
 export class SipParseError extends Error {
@@ -53,21 +53,11 @@ export function parseMessage(buf: Buffer): SipMessage {
   // Leading CRLFs (RFC 3261 §7.5) go before the end of the head is looked for, or they would be taken for it.
   let start = 0;
   while (buf[start] === CR || buf[start] === LF) start++;
-  // The head nearly always ends at a CRLF CRLF with no LF LF before it: that is one search of the
-  // bytes, the LF LF being looked for in the decoded head (an LF byte is an LF there too); only a
-  // head holding one is searched again for whichever comes first.
-  const crlf = buf.indexOf(SEPARATOR, start);
-  let headEnd = crlf < 0 ? buf.length : crlf;
-  let separator = crlf < 0 ? 0 : SEPARATOR.length;
-  let head = crlf < 0 ? undefined : buf.toString('utf8', start, headEnd);
-  if (head === undefined || head.includes('\n\n')) {
-    const end = findHeadEnd(buf, start);
-    headEnd = end ? end.at : buf.length;
-    separator = end ? end.length : 0;
-    head = buf.toString('utf8', start, headEnd);
-  }
-  const message = parseHead(head);
-  // The body is cut once, where it starts and where Content-Length (if any) ends it.
+  // One pass over the bytes finds where the head ends and what kinds of character it holds.
+  const { end: headEnd, separator, kinds, everyCrBeforeLf } = scanHead(buf, start);
+  const head = buf.toString('utf8', start, headEnd);
+  const message = parseHead(head, (kinds & UNSAFE) !== 0 || (kinds !== PRINTABLE && UNSAFE_BESIDES_LINE_ENDS.test(head)), everyCrBeforeLf);
+  // The body lies where the head ends and where Content-Length (if any) ends it; it is cut once read.
   const bodyStart = headEnd + separator;
   let bodyEnd = buf.length;
   const lengthText = message.get('content-length');
@@ -76,7 +66,7 @@ export function parseMessage(buf: Buffer): SipMessage {
     if (length > bodyEnd - bodyStart) throw new SipParseError('Content-Length larger than the body received', message);
     bodyEnd = bodyStart + length;
   }
-  message.body = bodyEnd > bodyStart ? buf.subarray(bodyStart, bodyEnd) : EMPTY;
+  if (bodyEnd > bodyStart) message.bodyWithin(buf, bodyStart, bodyEnd);
   validate(message);
   return message;
 }
@@ -102,8 +92,9 @@ function decimalValue(text: string, maxDigits = Infinity): number {
 /**
  * Parses the start line and header lines; header values are unfolded and trimmed, nothing else is checked.
  * Lines end at LF or CRLF. They are read where they stand in `head`: a value is the one string cut from it.
+ * `unchecked` and `everyCrBeforeLf`, when the caller knows them, spare looking through `head` for them.
  */
-export function parseHead(head: string): SipMessage {
+export function parseHead(head: string, unchecked = uncheckedText(head), everyCrBeforeLf = false): SipMessage {
   // RFC 3261 §7.5: leading CRLFs are ignored.
   let start = 0;
   for (let end = lineEnd(head, start); end.content === start && end.next <= head.length; end = lineEnd(head, start)) start = end.next;
@@ -112,18 +103,80 @@ export function parseHead(head: string): SipMessage {
   const message = new SipMessage({});
   // A start-line error is raised once the headers are read, so that it carries what a response needs.
   const startLineError = readStartLine(head.slice(start, startLineEnd), message);
-  // One pass over the head rather than one per value, for what the constructor would have replaced;
-  // before the headers are read, so that a message that fails there is flagged too.
-  message.uncheckedValues = !PRINTABLE_ASCII.test(head) && UNSAFE_BESIDES_LINE_ENDS.test(head);
-  readHeaders(head, headersStart, message);
+  // Told once for the whole head rather than once per value; set before the headers are read, so
+  // that a message that fails there is flagged too.
+  message.uncheckedValues = unchecked;
+  readHeaders(head, headersStart, message, everyCrBeforeLf);
   if (startLineError) throw startLineError;
   return message;
 }
 
+/**
+ * Whether `head` holds a character safeHeaderValue would replace, other than CR and LF (the lines of a
+ * head are made of those): then its values are SipMessage's uncheckedValues.
+ */
+function uncheckedText(head: string): boolean {
+  return !PRINTABLE_ASCII.test(head) && UNSAFE_BESIDES_LINE_ENDS.test(head);
+}
+
 /** A head of printable ASCII lines, as nearly every one is: nothing in it for safeHeaderValue to replace. */
 const PRINTABLE_ASCII = /^[\t\r\n\x20-\x7e]*$/;
-/** What safeHeaderValue replaces, but CR and LF: the lines of a head are made of those. */
+/** What safeHeaderValue replaces, but CR and LF. */
 const UNSAFE_BESIDES_LINE_ENDS = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]/;
+
+const PRINTABLE = 0;
+/** A control character safeHeaderValue replaces: in the decoded head too. */
+const UNSAFE = 1;
+/** A byte past ASCII: what it decodes to is told in the decoded head. */
+const BEYOND_ASCII = 2;
+/** What each byte of a head is, for scanHead(): PRINTABLE_ASCII's characters, UNSAFE_BESIDES_LINE_ENDS's below 0x80, and the rest. */
+const BYTE_KINDS = new Uint8Array(256).map((_, c) =>
+  c >= 0x80 ? BEYOND_ASCII : PRINTABLE_ASCII.test(String.fromCharCode(c)) ? PRINTABLE : UNSAFE,
+);
+
+/** What scanHead() found, refilled by each call: read it at once. */
+const headScan = { end: 0, separator: 0, kinds: PRINTABLE, everyCrBeforeLf: true };
+
+/**
+ * Where the head of the message in `buf` from `start` on ends: at the first CRLF CRLF or LF LF
+ * (`end`, and the `separator`'s length), or at the end of `buf` with no separator; ORed, the
+ * BYTE_KINDS of the bytes before it; and whether every CR of the head ends a line, followed by an LF
+ * within the head (then no line holds a bare CR). One loop over the bytes, where a search for each
+ * separator, a regular expression over the decoded head and a search for CRs line by line took twice as long.
+ */
+function scanHead(buf: Buffer, start: number): typeof headScan {
+  let kinds = PRINTABLE;
+  let end = buf.length;
+  let separator = 0;
+  let everyCrBeforeLf = true;
+  // `start` holds no CR or LF (parseMessage skips them): no separator reaches before it.
+  for (let i = start; i < buf.length; i++) {
+    const c = buf[i]!;
+    kinds |= BYTE_KINDS[c]!;
+    if (c === CR) {
+      if (buf[i + 1] !== LF) everyCrBeforeLf = false;
+      continue;
+    }
+    if (c !== LF) continue;
+    const before = buf[i - 1];
+    if (before === LF) {
+      end = i - 1;
+      separator = 2;
+      break;
+    }
+    if (before === CR && buf[i - 2] === LF && buf[i - 3] === CR) {
+      end = i - 3;
+      separator = 4;
+      break;
+    }
+  }
+  headScan.end = end;
+  headScan.separator = separator;
+  headScan.kinds = kinds;
+  // An LF LF after a CR leaves that CR the head's last character, ending no line.
+  headScan.everyCrBeforeLf = everyCrBeforeLf && buf[end - 1] !== CR;
+  return headScan;
+}
 
 /**
  * Where the line at `start` ends: its content (a CR before the LF left out), and where the next line
@@ -209,10 +262,13 @@ function usualStatus(line: string): number | undefined {
   return status >= 100 && status <= 699 ? status : undefined;
 }
 
-/** Appends the header fields of the lines of `head` from `start` on to `message`, unfolding continuation lines. */
-function readHeaders(head: string, start: number, message: SipMessage): void {
+/**
+ * Appends the header fields of the lines of `head` from `start` on to `message`, unfolding
+ * continuation lines. With `everyCrBeforeLf`, no line is looked through for a bare CR.
+ */
+function readHeaders(head: string, start: number, message: SipMessage, everyCrBeforeLf: boolean): void {
   // Where the next CR is, looked for again only once passed: a head of LF-ended lines is not scanned once per line.
-  let cr = head.indexOf('\r', start);
+  let cr = everyCrBeforeLf ? -1 : head.indexOf('\r', start);
   while (start <= head.length) {
     const line = lineEnd(head, start);
     const content = line.content;

@@ -500,11 +500,12 @@ class ClientTransaction {
 /**
  * The To tag of a stateless answer: the same for the same request, retransmissions included (RFC
  * 3261 §8.2.7), different for another one. Made of what tells requests apart (§16.11 hashes the same
- * for a stateless branch): Call-ID, From (its tag with it), CSeq and the top Via's branch, as they
- * arrived: a retransmission repeats them, and nothing needs parsing.
+ * for a stateless branch): Call-ID, From tag, CSeq and the top Via's branch, as they arrived (the
+ * parser read From and the Via): a retransmission repeats them. The From tag rather than the whole
+ * From: its URI tells no two requests apart that the rest does not, and is most of what would be hashed.
  */
 function statelessToTag(message: SipMessage): string {
-  return fnv1a(message.callId, message.get('from') ?? '', message.get('cseq') ?? '', message.via.branch ?? '');
+  return fnv1a(message.callId, message.from.params.get('tag') ?? '', message.get('cseq') ?? '', message.via.branch ?? '');
 }
 
 /** RFC 3261 §17.2.3 matching key; RFC 2543 peers without the magic cookie fall back to dialog fields. */

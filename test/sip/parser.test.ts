@@ -101,6 +101,13 @@ describe('header lines', () => {
     });
   }
 
+  it('refuses a bare CR at the end of a head that an LF LF ends, and one at the end of a datagram without a blank line', () => {
+    const headOf = (text: string) => Buffer.from(`${START}\r\n${CORE.join('\r\n')}\r\n${text}`);
+    assert.match(parseError(headOf('Subject: hi\r\n\nbody')).reason, /Bare CR/);
+    assert.match(parseError(headOf('Subject: hi\r')).reason, /Bare CR/);
+    assert.equal(parseMessage(headOf('Subject: hi\n\nbody')).get('subject'), 'hi');
+  });
+
   it('keeps control characters and line separators of the input out of the reason phrase', () => {
     const error = parseError(wire([...CORE, 'Bad\u2028Name\x00\x7f: x']));
     assert.equal(error.reason, 'Bad header name "Bad Name  "');

@@ -620,16 +620,25 @@ const SENT = Promise.resolve();
 /**
  * dgram resolves every destination before sending, even a literal IP, through dns.lookup and a
  * deferred callback; nearly every datagram Parley sends goes to a literal IP, answered here at once.
+ * The last literal is remembered: an answer goes where its request came from, often the same peer
+ * as the one before, and comparing the text is cheaper than reading it as an address again.
  */
 function resolveForSend(
   address: string,
   options: number | LookupOneOptions,
   callback: (error: NodeJS.ErrnoException | null, address: string, family: number) => void,
 ): void {
+  if (address === lastLiteral.address) return callback(null, address, lastLiteral.family);
   const literal = isIP(address);
-  if (literal) callback(null, address, literal);
-  else dnsLookup(address, typeof options === 'number' ? { family: options } : options, callback);
+  if (literal) {
+    lastLiteral.address = address;
+    lastLiteral.family = literal;
+    callback(null, address, literal);
+  } else dnsLookup(address, typeof options === 'number' ? { family: options } : options, callback);
 }
+
+/** The last address resolveForSend() found to be an IP literal, and its family. */
+const lastLiteral = { address: '', family: 0 };
 
 /**
  * Sends what was written (the 400 for a message that broke framing), then destroys the connection:
