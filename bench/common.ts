@@ -335,6 +335,26 @@ export async function cpuDuring(pids: () => number[], during: Promise<unknown>):
   return cores;
 }
 
+/** Waits until these processes are close to idle (under 5 % of a core over half a second), at most 40 s. */
+export async function settle(pids: number[], deadline: number): Promise<void> {
+  const until = Math.min(Date.now() + 40_000, deadline);
+  while (Date.now() < until && (await cpuDuring(() => pids, sleep(500))) > 0.05);
+}
+
+/** A server below this share of its core passed a step far from its limit: one run decides it. */
+export const FAR_BELOW_LIMIT_CPU = 0.5;
+
+/**
+ * Whether a step's runs so far settle it: a majority of `repeats` runs passed, or can no longer;
+ * or its first run passed with the server far below its limit (the low steps, where repeats would
+ * only cost time).
+ */
+export function stepDecided(runs: { problem?: string; serverCpu: number }[], repeats: number): boolean {
+  const passed = runs.filter((run) => !run.problem).length;
+  if (runs.length === 1 && passed === 1 && runs[0]!.serverCpu < FAR_BELOW_LIMIT_CPU) return true;
+  return runs.length >= repeats || passed * 2 > repeats || (runs.length - passed) * 2 >= repeats;
+}
+
 /** What /proc/net/udp tells of the UDP sockets bound to a port: drops for a full receive buffer, and bytes waiting to be read. */
 export interface UdpSocketCounters {
   drops: number;

@@ -39,7 +39,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SippProcess, freePort, percentile, runSipp, summarize, type SippOptions } from '../test/support/sipp.js';
 import {
-  CpuMeter, DOMAIN, KAMAILIO, ROOT, achievedRate, cpuDuring, indent, launchParley, peers, runBounded, sleep, startServer,
+  CpuMeter, DOMAIN, KAMAILIO, ROOT, achievedRate, FAR_BELOW_LIMIT_CPU, indent, launchParley, peers, runBounded, settle, sleep, startServer, stepDecided,
   legsProblem, loggedLegs, quiet, startTimedUas, stepOptions, stepSettings, table, udpDrops, wantKamailio, UdpReceiveWatch, type Found, type Measured, type PingIds, type Server, type TimedUas,
 } from './common.js';
 import { kneeSearch, type KneeSearch } from './knee.js';
@@ -287,19 +287,7 @@ interface Contender {
   search: KneeSearch<Step>;
 }
 
-/** A server at or above this much CPU (cores) in a passing run may be near its limit: one run does not decide its step. */
-const FAR_BELOW_LIMIT_CPU = 0.5;
 
-/**
- * Whether a step's runs so far settle it: a majority of the --repeats runs passed, or can no longer;
- * or its first run passed with the server far below its limit (the low steps, where repeats would
- * only cost time).
- */
-function decided(runs: Step[]): boolean {
-  const passed = runs.filter((run) => !run.problem).length;
-  if (runs.length === 1 && passed === 1 && runs[0]!.serverCpu < FAR_BELOW_LIMIT_CPU) return true;
-  return runs.length >= REPEATS || passed * 2 > REPEATS || (runs.length - passed) * 2 >= REPEATS;
-}
 
 /**
  * The step its runs decided: when a majority passed, the passing run of median one-way p99; else
@@ -314,11 +302,6 @@ function stepOf(runs: Step[]): Step {
   return { ...first, verdict, problem: runs.length > 1 ? `${failing.length} of ${runs.length} runs failed, first: ${first.problem}` : first.problem };
 }
 
-/** Waits until these processes are close to idle (under 5 % of a core over half a second), at most 40 s. */
-async function settle(pids: number[], deadline: number): Promise<void> {
-  const until = Math.min(Date.now() + 40_000, deadline);
-  while (Date.now() < until && (await cpuDuring(() => pids, sleep(500))) > 0.05);
-}
 
 /** The machine's busy CPU time so far (all cores, in clock ticks, 1/100 s): /proc/stat's first line but idle and iowait. */
 function machineTicks(): number {
@@ -364,7 +347,7 @@ async function measure(contenders: Contender[], size: number, deadline: number):
       log(`  ${size} members: out of time budget before the round at ${round.map((r) => `${r.contender.server.name} ${r.posts} posts/s`).join(', ')}`);
       return;
     }
-    for (let undecided = round; undecided.length > 0; undecided = undecided.filter((r) => !decided(r.runs)), turn++) {
+    for (let undecided = round; undecided.length > 0; undecided = undecided.filter((r) => !stepDecided(r.runs, REPEATS)), turn++) {
       for (let i = 0; i < undecided.length; i++) {
         const { contender, posts, runs } = undecided[(i + turn) % undecided.length]!;
         const { server, members, room } = contender;

@@ -38,8 +38,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SippProcess, freePort, percentile, runSipp, summarize, type SippOptions } from '../test/support/sipp.js';
 import {
-  DOMAIN, KAMAILIO, ROOT, achievedRate, cpuDuring, indent, launchParley, offeredRate, peers, pinToCpus, rateSearch, runBounded, sleep,
-  startRelayUas, startServer, stepOptions, stepSettings, table, udpDrops, wantKamailio, UdpReceiveWatch,
+  DOMAIN, KAMAILIO, ROOT, achievedRate, cpuDuring, indent, launchParley, offeredRate, peers, pinToCpus, rateSearch, runBounded, settle,
+  startRelayUas, startServer, stepDecided, stepOptions, stepSettings, table, udpDrops, wantKamailio, UdpReceiveWatch,
   type Found, type Measured, type PingIds, type Server, type UdpSocketCounters,
 } from './common.js';
 
@@ -170,11 +170,6 @@ function mostUsersPerStep(): number {
   return REPEATS * Math.round(MAX_RATE * STEP_S) + WARM_UP_CALLS;
 }
 
-/** Waits until these processes are close to idle (under 5 % of a core over half a second), at most 40 s. */
-async function settle(pids: number[], deadline: number): Promise<void> {
-  const until = Math.min(Date.now() + 40_000, deadline);
-  while (Date.now() < until && (await cpuDuring(() => pids, sleep(500))) > 0.05);
-}
 
 /**
  * Starts a server for a workload, pinned, with what the workload runs beside it, and warms it up;
@@ -405,19 +400,7 @@ const kB = (bytes: number) => Math.round(bytes / 1024);
 /** Server CPU time per answer, in microseconds. */
 const cpuPerAnswer = (step: { serverCpu: number; achieved: number }) => (step.achieved > 0 ? Math.round((step.serverCpu * 1e6) / step.achieved) : NaN);
 
-/** A server below this share of its core passed a step far from its limit: one run decides it. */
-const FAR_BELOW_LIMIT_CPU = 0.5;
 
-/**
- * Whether a step's runs so far settle it: a majority of the --repeats runs passed, or can no longer;
- * or its first run passed with the server far below its limit (the low steps, where repeats would
- * only cost time).
- */
-function decided(runs: Run[]): boolean {
-  const passed = runs.filter((run) => !run.problem).length;
-  if (runs.length === 1 && passed === 1 && runs[0]!.serverCpu < FAR_BELOW_LIMIT_CPU) return true;
-  return runs.length >= REPEATS || passed * 2 > REPEATS || (runs.length - passed) * 2 >= REPEATS;
-}
 
 function stepOf(rate: number, runs: Run[]): Step {
   const median = (pick: (run: Run) => number) => percentile(runs.map(pick), 50);
@@ -465,7 +448,7 @@ async function measure(contenders: Contender[], workload: Workload, deadline: nu
     if (workload.freshServers?.before === 'every step') {
       for (const { contender } of round) if (contender.steps.length > 0) await restart(contender, workload);
     }
-    for (let undecided = round; undecided.length > 0; undecided = undecided.filter((r) => !decided(r.runs)), turn++) {
+    for (let undecided = round; undecided.length > 0; undecided = undecided.filter((r) => !stepDecided(r.runs, REPEATS)), turn++) {
       for (let i = 0; i < undecided.length; i++) {
         const { contender, rate, runs } = undecided[(i + turn) % undecided.length]!;
         if (workload.freshServers?.before === 'a run after a failed one' && contender.lastRunFailed) await restart(contender, workload);
