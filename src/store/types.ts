@@ -107,7 +107,9 @@ export interface LocationStore {
    * Atomically replaces all bindings of an AOR (an empty list removes them) and marks the AOR as
    * known. `before`, what the caller knows of the AOR's rows, saves a statement: 'bound', it has
    * bindings stored (so it is known already); 'unbound', it has no row stored (nothing to delete);
-   * undefined, nothing is known. Resolves once that is durable (with nothing to read).
+   * undefined, nothing is known. Resolves once that is durable (with nothing to read). 'unbound'
+   * is only true of a store written by this process alone: with other writers (nodes sharing the
+   * database) the caller cannot know, and passes undefined.
    */
   replace(aor: string, bindings: readonly Binding[], before?: StoredBefore): Promise<unknown>;
   /** Every stored binding, to warm the in-memory location table at start. */
