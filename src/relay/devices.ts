@@ -44,7 +44,6 @@ export interface DeliveryOutcome {
 
 export { UNREACHABLE } from './drain.js';
 // Where relay.ts takes them from.
-export { storedRequest, stripToUri } from './stored-request.js';
 
 /**
  * Once a device took a message, how long at least its user's other registered devices may still

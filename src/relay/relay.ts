@@ -19,7 +19,8 @@ import { digestRealm } from '../registrar/digest.js';
 import type { Device } from '../registrar/gruu.js';
 import type { DeliveryTurn } from './ordered.js';
 import { stripPushParams, type PushService } from '../push/index.js';
-import { ACCEPTED, DeviceDelivery, STORE_UNAVAILABLE, UNREACHABLE, storedRequest, stripToUri } from './devices.js';
+import { ACCEPTED, DeviceDelivery, STORE_UNAVAILABLE, UNREACHABLE } from './devices.js';
+import { storedRequest, stripToUri } from './stored-request.js';
 import { SentCopies, syncsSent, type SyncSentSettings } from './sync.js';
 import { ISCOMPOSING_TYPE, mediaTypeOf } from '../util/media-types.js';
 
