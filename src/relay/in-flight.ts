@@ -111,8 +111,9 @@ interface FlowLeg {
   flows: readonly Flow[];
   /** The same request sent over other flows of the device. */
   resend(flows: Flow[]): Promise<SipMessage>;
-  /** Once sent again over other flows: the answer from those, which is the leg's. */
-  moved?: Promise<SipMessage>;
+  /** Tells the leg's answer: the old flows' or, once it is sent again (moved), the new ones'. */
+  answer(response: SipMessage): void;
+  moved: boolean;
 }
 
 /**
@@ -140,14 +141,17 @@ export class FlowLegs {
    * from other flows before it is answered, the answer of the request sent again over those (`resend`).
    */
   follow(aor: string, device: string, flows: readonly Flow[], sent: Promise<SipMessage>, resend: (flows: Flow[]) => Promise<SipMessage>): Promise<SipMessage> {
-    const leg: FlowLeg = { aor, flows, resend };
-    const legs = this.legs.get(device);
-    if (legs) legs.push(leg);
-    else this.legs.set(device, [leg]);
-    return sent.then((response) => {
-      if (leg.moved) return leg.moved;
-      this.end(device, leg);
-      return response;
+    return new Promise((answer) => {
+      const leg: FlowLeg = { aor, flows, resend, answer, moved: false };
+      const legs = this.legs.get(device);
+      if (legs) legs.push(leg);
+      else this.legs.set(device, [leg]);
+      // Once moved, the old flows' answer (Timer F's, most often) is not waited for.
+      void sent.then((response) => {
+        if (leg.moved) return;
+        this.end(device, leg);
+        answer(response);
+      });
     });
   }
 
@@ -158,7 +162,8 @@ export class FlowLegs {
     for (const leg of legs.slice()) {
       if (leg.aor !== aor || leg.flows.some((old) => flows.some((now) => sameFlow(old.peer, now.peer)))) continue;
       this.end(device, leg);
-      leg.moved = this.follow(aor, device, flows, leg.resend(flows), leg.resend);
+      leg.moved = true;
+      void this.follow(aor, device, flows, leg.resend(flows), leg.resend).then(leg.answer);
     }
   }
 
