@@ -355,6 +355,18 @@ export function stepDecided(runs: { problem?: string; serverCpu: number }[], rep
   return runs.length >= repeats || passed * 2 > repeats || (runs.length - passed) * 2 >= repeats;
 }
 
+/**
+ * Busy and total time so far of one CPU (`cpu`, its number) or of the whole machine (no `cpu`), in
+ * clock ticks (1/100 s), from /proc/stat: busy is all but idle and iowait.
+ */
+export function cpuTicks(cpu = ''): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${cpu} `));
+  // user nice system idle iowait irq softirq steal: guest times, after them, are counted in user already.
+  const fields = line?.trim().split(/\s+/).slice(1, 9).map(Number) ?? [];
+  const total = fields.reduce((sum, ticks) => sum + ticks, 0);
+  return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
+}
+
 /** What /proc/net/udp tells of the UDP sockets bound to a port: drops for a full receive buffer, and bytes waiting to be read. */
 export interface UdpSocketCounters {
   drops: number;

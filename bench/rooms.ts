@@ -33,13 +33,13 @@
 // machine then weighs on both servers alike rather than on whichever ran during it: Kamailio's
 // figure at 10 members had swung from 8,100 to 14,400 deliveries/s between two runs, its two
 // workers getting about half a core when the machine was busy and one and a half when it was not.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SippProcess, freePort, percentile, runSipp, summarize, type SippOptions } from '../test/support/sipp.js';
 import {
-  CpuMeter, DOMAIN, KAMAILIO, ROOT, achievedRate, FAR_BELOW_LIMIT_CPU, indent, launchParley, peers, runBounded, settle, sleep, startServer, stepDecided,
+  CpuMeter, DOMAIN, KAMAILIO, ROOT, achievedRate, FAR_BELOW_LIMIT_CPU, indent, launchParley, peers, runBounded, settle, cpuTicks, sleep, startServer, stepDecided,
   legsProblem, loggedLegs, quiet, startTimedUas, stepOptions, stepSettings, table, udpDrops, wantKamailio, UdpReceiveWatch, type Found, type Measured, type PingIds, type Server, type TimedUas,
 } from './common.js';
 import { kneeSearch, type KneeSearch } from './knee.js';
@@ -229,7 +229,7 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
     extraArgs: ['-buff_size', String(4 << 20)],
   });
   const meteredFrom = Date.now();
-  const machineFrom = machineTicks();
+  const machineFrom = cpuTicks().busy;
   // Whose socket overflows when datagrams are lost: the server's, or a sipp's that fell behind.
   const sockets = new UdpReceiveWatch(() => [server.port, members.uas.port, sipp.port]);
   const serverMeter = new CpuMeter(() => server.pids());
@@ -250,7 +250,7 @@ async function runStep(server: Server, members: Members, room: string, posts: nu
   const serverCpu = serverMeter.stop();
   const meteredS = (Date.now() - meteredFrom) / 1000;
   const sippCpu = sippMeter.stop();
-  const otherCpu = Math.max(0, (machineTicks() - machineFrom) / 100 / meteredS - serverCpu - sippCpu);
+  const otherCpu = Math.max(0, (cpuTicks().busy - machineFrom) / 100 / meteredS - serverCpu - sippCpu);
   const received = (await members.quiet(600, Date.now() + 10_000)) - before;
   const cpuPerLegUs = received > 0 ? (serverCpu * meteredS * 1e6) / received : NaN;
   const legs = await loggedLegs(members.legs, received);
@@ -303,17 +303,12 @@ function stepOf(runs: Step[]): Step {
 }
 
 
-/** The machine's busy CPU time so far (all cores, in clock ticks, 1/100 s): /proc/stat's first line but idle and iowait. */
-function machineTicks(): number {
-  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return user! + nice! + system! + irq! + softirq! + steal!;
-}
 
 /** Cores the whole machine kept busy while `during` ran. */
 async function machineBusyDuring(during: Promise<unknown>): Promise<number> {
-  const [ticks, at] = [machineTicks(), Date.now()];
+  const [ticks, at] = [cpuTicks().busy, Date.now()];
   await during;
-  return (machineTicks() - ticks) / 100 / ((Date.now() - at) / 1000);
+  return (cpuTicks().busy - ticks) / 100 / ((Date.now() - at) / 1000);
 }
 
 /** Other work on the machine (cores) below which a run starts at once. */

@@ -32,13 +32,13 @@
 // (bench/udp-responder.ts): what Node's datagram path alone sustains, the floor Parley's stateless
 // answer is compared with. The defaults take about 10 minutes for the three workloads.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SippProcess, freePort, percentile, runSipp, summarize, type SippOptions } from '../test/support/sipp.js';
 import {
-  DOMAIN, KAMAILIO, ROOT, achievedRate, cpuDuring, indent, launchParley, offeredRate, peers, pinToCpus, rateSearch, runBounded, settle,
+  DOMAIN, KAMAILIO, ROOT, achievedRate, cpuDuring, indent, launchParley, offeredRate, peers, pinToCpus, rateSearch, runBounded, settle, cpuTicks,
   startRelayUas, startServer, stepDecided, stepOptions, stepSettings, table, udpDrops, wantKamailio, UdpReceiveWatch,
   type Found, type Measured, type PingIds, type Server, type UdpSocketCounters,
 } from './common.js';
@@ -97,15 +97,6 @@ const SIPP_SATURATED = 0.9;
  * have been what the server lacked.
  */
 const OTHER_WORK_ON_SERVER_CPU = 0.1;
-
-/** Busy and total time of one CPU so far (/proc/stat, clock ticks), for the share of it a run's other processes took. */
-function cpuTicks(cpu: string): { busy: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${cpu} `));
-  // user nice system idle iowait irq softirq steal: guest times, after them, are counted in user already.
-  const fields = line?.trim().split(/\s+/).slice(1, 9).map(Number) ?? [];
-  const total = fields.reduce((sum, ticks) => sum + ticks, 0);
-  return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
-}
 
 function hasTaskset(): boolean {
   try {
