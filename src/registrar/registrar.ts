@@ -54,6 +54,8 @@ export interface Flow {
  * time. Read-only by its type, not frozen: V8 copies a frozen array (evaluate's slice) several times slower.
  */
 const NO_BINDINGS: readonly Binding[] = [];
+/** What process() gives for a REGISTER answered at once, with nothing to store: one settled promise for all of them. */
+const ANSWERED: Promise<void> = Promise.resolve();
 /** Option tags of REGISTER extensions Parley implements, answered in Supported when the client names them. */
 const EXTENSIONS = ['gruu', 'path', 'outbound'];
 /** The name of the store's key that seals temporary GRUUs: one key for every start, so those handed out stay valid. */
@@ -258,36 +260,48 @@ export class Registrar extends EventEmitter {
     if (this.queues.get(aor) === settled) this.queues.delete(aor);
   }
 
-  private async process(request: IncomingRequest, aor: string): Promise<void> {
+  private process(request: IncomingRequest, aor: string): Promise<void> {
     const outcome = this.evaluate(request, aor);
-    if ('bindings' in outcome) {
-      let bindings = outcome.bindings;
-      const recognised = outcome.fresh && this.recogniser?.(aor, outcome.fresh, outcome.current);
-      if (recognised) {
-        const replaced = await recognised;
-        if (replaced.length > 0) bindings = bindings.filter((binding) => !replaced.includes(binding));
-      }
-      await this.commit(aor, bindings);
-      request.reply(200, 'OK', { headers: this.okHeaders(aor, bindings, request.message, outcome.outbound) });
-      if (bindings.length > 0) this.emit('registered', aor, bindings);
-      return;
+    if (!('bindings' in outcome)) {
+      request.reply(outcome.status, outcome.reason, { headers: outcome.headers });
+      return ANSWERED;
     }
-    request.reply(outcome.status, outcome.reason, { headers: outcome.headers });
+    const { bindings, outbound } = outcome;
+    const recognised = outcome.fresh && this.recogniser?.(aor, outcome.fresh, outcome.current);
+    if (!recognised) return this.register(request, aor, bindings, outbound);
+    return recognised.then((replaced) =>
+      this.register(request, aor, replaced.length > 0 ? bindings.filter((binding) => !replaced.includes(binding)) : bindings, outbound),
+    );
+  }
+
+  /**
+   * Commits the AOR's bindings, then answers the REGISTER with them. Promises chained rather than
+   * async functions awaiting each other: every REGISTER goes through here, and each async frame
+   * suspended costs it an object of its registers and a promise more.
+   */
+  private register(request: IncomingRequest, aor: string, bindings: readonly Binding[], outbound: boolean): Promise<void> {
+    return this.commit(aor, bindings).then(() => {
+      request.reply(200, 'OK', { headers: this.okHeaders(aor, bindings, request.message, outbound) });
+      if (bindings.length > 0) this.emit('registered', aor, bindings);
+    });
   }
 
   /** Writes the AOR's bindings to the store, then makes them the table's. */
-  private async commit(aor: string, bindings: readonly Binding[]): Promise<void> {
+  private commit(aor: string, bindings: readonly Binding[]): Promise<void> {
     // An AOR with bindings has been marked known by the commit that stored them.
     const before = this.table.has(aor) ? 'bound' : this.storedOnly.has(aor) ? undefined : 'unbound';
-    try {
-      await this.store.replace(aor, bindings, before);
-    } catch (error) {
-      for (const binding of bindings) this.mayBeStored(aor, binding.expiresAt);
-      throw error;
-    }
-    // Rows of the AOR other than these, if it had any, were deleted with the write.
-    this.storedOnly.delete(aor);
-    this.stored(aor, bindings);
+    return this.store.replace(aor, bindings, before).then(
+      () => {
+        // Rows of the AOR other than these, if it had any, were deleted with the write.
+        this.storedOnly.delete(aor);
+        this.stored(aor, bindings);
+      },
+      (error: unknown) => {
+        // It may have been committed before it failed.
+        for (const binding of bindings) this.mayBeStored(aor, binding.expiresAt);
+        throw error;
+      },
+    );
   }
 
   /** The store may hold a row of the AOR, expiring at `expiresAt`, that the table does not. */
