@@ -137,13 +137,13 @@ function usualParams(text: string): Params {
 }
 
 /**
- * The value of parameter `name` (lower case) in `text` of the USUAL_PARAMS form, as the Map
+ * The value of parameter `name` (lower case) in `text` from `start` on, of the USUAL_PARAMS form, as the Map
  * usualParams makes of it would give it (the last of that name): null for one without a value,
  * undefined when there is none. Read where it stands: no Map, and no string but the value found.
  */
-function usualParam(text: string, name: string): string | null | undefined {
+function usualParam(text: string, start: number, name: string): string | null | undefined {
   let found: string | null | undefined;
-  for (let i = 1; i < text.length; ) {
+  for (let i = start + 1; i < text.length; ) {
     let end = text.indexOf(';', i);
     if (end < 0) end = text.length;
     const equals = text.indexOf('=', i);
@@ -161,7 +161,9 @@ function usualParam(text: string, name: string): string | null | undefined {
  * (paramOf), so that most requests make no Map.
  */
 class ReadParams {
+  /** The text the parameters stand in from `start` on, while they are not made a Map. */
   private text: string | undefined;
+  private start = 0;
   private parsed: Params | undefined;
 
   /** `text`: the parameters as read, from their first ";" on; parsed (and checked) at once unless of the USUAL_PARAMS form. */
@@ -171,7 +173,7 @@ class ReadParams {
   }
 
   get params(): Params {
-    return (this.parsed ??= usualParams(this.text!));
+    return (this.parsed ??= usualParams(this.start === 0 ? this.text! : this.text!.slice(this.start)));
   }
 
   set params(params: Params) {
@@ -179,16 +181,18 @@ class ReadParams {
   }
 
   param(name: string): string | null | undefined {
-    return this.parsed === undefined ? usualParam(this.text!, name) : this.parsed.get(name);
+    return this.parsed === undefined ? usualParam(this.text!, this.start, name) : this.parsed.get(name);
   }
 
   /**
-   * Takes `text` as the parameters when they are still text: the same parameters with some added or
-   * given a value (received, rport), still of the USUAL_PARAMS form. False when they were made a Map already.
+   * Takes the parameters as `text` has them from `start` on, when they are still text: the same
+   * parameters with some added or given a value (received, rport), still of the USUAL_PARAMS form.
+   * False when they were made a Map already.
    */
-  retext(text: string): boolean {
+  retext(text: string, start: number): boolean {
     if (this.parsed !== undefined) return false;
     this.text = text;
+    this.start = start;
     return true;
   }
 }
@@ -464,19 +468,22 @@ class ReadVia extends ReadParams implements Via {
     this.port = sentBy.port;
   }
 
-  /** Takes the parameters of `text`, this Via's text with received or rport added after its sent-by, as they now are (see ReadParams.retext). */
-  restamped(text: string): boolean {
-    return text.startsWith(this.sentByText) && this.retext(text.slice(this.paramsStart));
+  /**
+   * Takes the parameters of `text`, `value` (this Via's value) with received or rport added after its
+   * sent-by, as they now are (see ReadParams.retext).
+   */
+  restamped(value: string, text: string): boolean {
+    return value.startsWith(this.sentByText) && this.retext(text, this.paramsStart);
   }
 }
 
 /**
- * Takes the parameters of `text` as those of `via`, when it is a Via parseVia read whose parameters
- * are still text, and `text` that Via's own text with parameters added or given a value after its
- * sent-by; false otherwise (then its params are to be edited).
+ * Takes the parameters of `text` as those of `via`, when it is a Via parseVia read from `value`
+ * whose parameters are still text, and `text` is `value` with parameters added or given a value
+ * after its sent-by; false otherwise (then its params are to be edited).
  */
-export function restampVia(via: Via, text: string): boolean {
-  return via instanceof ReadVia && via.restamped(text);
+export function restampVia(via: Via, value: string, text: string): boolean {
+  return via instanceof ReadVia && via.restamped(value, text);
 }
 
 /** What a Via says before its parameters ("SIP/2.0/UDP host:port"), read and checked. Shared: never changed. */

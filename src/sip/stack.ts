@@ -530,7 +530,7 @@ function stampVia(message: SipMessage, via: Via, source: Peer): Peer {
   if (wantsRport || (via.host !== source.host && via.host !== `[${source.host}]`)) {
     const text = stampedViaText(message, via, source, wantsRport);
     // The parameters as the text now has them, or else edited as formatVia is to write them.
-    if (text === undefined || !restampVia(via, text)) {
+    if (text === undefined || !restampVia(via, message.get('via')!, text)) {
       via.params.set('received', source.host);
       if (wantsRport) via.params.set('rport', String(source.port));
     }
