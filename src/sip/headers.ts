@@ -137,6 +137,72 @@ function usualParams(text: string): Params {
 }
 
 /**
+ * The value of parameter `name` (lower case) in `text` from `start` on, of the USUAL_PARAMS form, as the Map
+ * usualParams makes of it would give it (the last of that name): null for one without a value,
+ * undefined when there is none. Read where it stands: no Map, and no string but the value found.
+ */
+function usualParam(text: string, start: number, name: string): string | null | undefined {
+  let found: string | null | undefined;
+  for (let i = start + 1; i < text.length; ) {
+    let end = text.indexOf(';', i);
+    if (end < 0) end = text.length;
+    const equals = text.indexOf('=', i);
+    const nameEnd = equals < 0 || equals > end ? end : equals;
+    if (nameEnd - i === name.length && text.startsWith(name, i)) found = nameEnd === end ? null : text.slice(nameEnd + 1, end);
+    i = end + 1;
+  }
+  return found;
+}
+
+/**
+ * What a header read from the wire (a Via, a name-addr) holds of parameters: when they are of the
+ * USUAL_PARAMS form (checked as read), their text, made a Map only once asked for as one; the few a
+ * request's way through Parley reads (branch, rport, received, tag) are read from the text
+ * (paramOf), so that most requests make no Map.
+ */
+class ReadParams {
+  /** The text the parameters stand in from `start` on, while they are not made a Map. */
+  private text: string | undefined;
+  private start = 0;
+  private parsed: Params | undefined;
+
+  /** `text`: the parameters as read, from their first ";" on; parsed (and checked) at once unless of the USUAL_PARAMS form. */
+  constructor(text: string) {
+    if (USUAL_PARAMS.test(text)) this.text = text;
+    else this.parsed = parseParams(text);
+  }
+
+  get params(): Params {
+    return (this.parsed ??= usualParams(this.start === 0 ? this.text! : this.text!.slice(this.start)));
+  }
+
+  set params(params: Params) {
+    this.parsed = params;
+  }
+
+  param(name: string): string | null | undefined {
+    return this.parsed === undefined ? usualParam(this.text!, this.start, name) : this.parsed.get(name);
+  }
+
+  /**
+   * Takes the parameters as `text` has them from `start` on, when they are still text: the same
+   * parameters with some added or given a value (received, rport), still of the USUAL_PARAMS form.
+   * False when they were made a Map already.
+   */
+  retext(text: string, start: number): boolean {
+    if (this.parsed !== undefined) return false;
+    this.text = text;
+    this.start = start;
+    return true;
+  }
+}
+
+/** Parameter `name` of a parsed header, as `params.get(name)` gives it, without making a Map of them when they are still text. */
+export function paramOf(of: { params: Params }, name: string): string | null | undefined {
+  return of instanceof ReadParams ? of.param(name) : of.params.get(name);
+}
+
+/**
  * The parameter names nearly every Via, From, To and Contact carries, by their length: one read from
  * the wire as one of them is stored as that literal, not as a new string to be hashed again.
  */
@@ -277,7 +343,18 @@ export function parseNameAddr(value: string): NameAddr {
     uri = uri.trim();
     if (!uri || /\s/.test(uri)) throw new HeaderError(`bad URI "${uri}"`);
   }
-  return { displayName, uri, params: parseParams(rest) };
+  return new ReadNameAddr(displayName, uri, rest);
+}
+
+/** A name-addr as parseNameAddr reads it: its parameters made a Map only when asked for as one (see ReadParams). */
+class ReadNameAddr extends ReadParams implements NameAddr {
+  constructor(
+    public displayName: string | undefined,
+    public uri: string,
+    params: string,
+  ) {
+    super(params);
+  }
 }
 
 export function formatParams(params: Params): string {
@@ -361,13 +438,52 @@ export function parseVia(value: string): Via {
     if (usual) rememberSentBy(sentByText, sentBy);
     paramsText = m[3]!;
   }
-  const params = parseParams(paramsText);
-  const received = params.get('received');
+  const via = new ReadVia(sentBy, sentByText, paramsText, text.length - paramsText.length);
+  const received = via.param('received');
   if (received !== undefined && !isIpLiteral(received)) throw new HeaderError('bad Via received');
-  const rport = params.get('rport');
+  const rport = via.param('rport');
   if (rport !== undefined && rport !== null && portNumber(rport) === undefined) throw new HeaderError(`bad Via rport ${rport}`);
-  const branch = params.get('branch');
-  return { transport: sentBy.transport, host: sentBy.host, port: sentBy.port, params, branch: branch ?? undefined };
+  via.branch = via.param('branch') ?? undefined;
+  return via;
+}
+
+/** A Via as parseVia reads it: its parameters made a Map only when asked for as one (see ReadParams). */
+class ReadVia extends ReadParams implements Via {
+  transport: string;
+  host: string;
+  port: number | undefined;
+  branch: string | undefined = undefined;
+
+  constructor(
+    sentBy: SentBy,
+    /** The Via's text up to its first ";". */
+    private readonly sentByText: string,
+    params: string,
+    /** Where the parameters start in the Via's text. */
+    private readonly paramsStart: number,
+  ) {
+    super(params);
+    this.transport = sentBy.transport;
+    this.host = sentBy.host;
+    this.port = sentBy.port;
+  }
+
+  /**
+   * Takes the parameters of `text`, `value` (this Via's value) with received or rport added after its
+   * sent-by, as they now are (see ReadParams.retext).
+   */
+  restamped(value: string, text: string): boolean {
+    return value.startsWith(this.sentByText) && this.retext(text, this.paramsStart);
+  }
+}
+
+/**
+ * Takes the parameters of `text` as those of `via`, when it is a Via parseVia read from `value`
+ * whose parameters are still text, and `text` is `value` with parameters added or given a value
+ * after its sent-by; false otherwise (then its params are to be edited).
+ */
+export function restampVia(via: Via, value: string, text: string): boolean {
+  return via instanceof ReadVia && via.restamped(value, text);
 }
 
 /** What a Via says before its parameters ("SIP/2.0/UDP host:port"), read and checked. Shared: never changed. */

@@ -2,7 +2,7 @@
 // parsed on first use and cached, so the hot path pays only for what it reads.
 import { randomFillSync } from 'node:crypto';
 import {
-  type CSeq, type NameAddr, type Via, LIST_HEADERS, displayName, formatVia, parseCSeq, parseNameAddr, parseVia, safeHeaderValue, splitList,
+  type CSeq, type NameAddr, type Via, LIST_HEADERS, displayName, formatVia, paramOf, parseCSeq, parseNameAddr, parseVia, safeHeaderValue, splitList,
 } from './headers.js';
 import { type SipUri, parseUri } from './uri.js';
 
@@ -197,9 +197,11 @@ export class SipMessage {
     return (this.cachedFromUri ??= parseUri(this.from.uri));
   }
 
-  /** The To URI, parsed. */
+  /** The To URI, parsed: the Request-URI's own parse when it is the same text, as it is on most requests to a user. */
   get toUri(): SipUri {
-    return (this.cachedToUri ??= parseUri(this.to.uri));
+    if (this.cachedToUri !== undefined) return this.cachedToUri;
+    const text = this.to.uri;
+    return (this.cachedToUri = text === this.uri && this.isRequest ? this.requestUri : parseUri(text));
   }
 
   /** The Contact values but "*", parsed. */
@@ -489,7 +491,7 @@ function toWithTag(request: SipMessage, status: number, toTag: string | undefine
 /** Whether the To carries a tag header parameter; a "tag" URI parameter inside <> is not one. */
 function hasToTag(request: SipMessage): boolean {
   try {
-    return request.to.params.has('tag');
+    return paramOf(request.to, 'tag') !== undefined;
   } catch {
     return false;
   }

@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { EMPTY, type Header, SipMessage, createResponse, fnv1a, headerLine, headerLines, randomToken, responseHead, wireForm } from './message.js';
 import { canAnswer, type SipParseError } from './parser.js';
-import { type Via, parseVia, topViaBranch } from './headers.js';
+import { type Via, paramOf, parseVia, restampVia, topViaBranch } from './headers.js';
 import { AnsweredTransactions } from './answered.js';
 import { type TimerHandle, type TimerQueue } from './timers.js';
 import type { TransportLayer } from './transport/layer.js';
@@ -505,14 +505,14 @@ class ClientTransaction {
  * From: its URI tells no two requests apart that the rest does not, and is most of what would be hashed.
  */
 function statelessToTag(message: SipMessage): string {
-  return fnv1a(message.callId, message.from.params.get('tag') ?? '', message.get('cseq') ?? '', message.via.branch ?? '');
+  return fnv1a(message.callId, paramOf(message.from, 'tag') ?? '', message.get('cseq') ?? '', message.via.branch ?? '');
 }
 
 /** RFC 3261 §17.2.3 matching key; RFC 2543 peers without the magic cookie fall back to dialog fields. */
 function transactionKey(message: SipMessage): string {
   const via = message.via;
   if (via.branch?.startsWith(BRANCH_COOKIE)) return branchKey(via, message.method);
-  return `${message.uri}|${message.from.params.get('tag') ?? ''}|${message.callId}|${message.get('cseq')}|${via.host}:${via.port ?? ''}`;
+  return `${message.uri}|${paramOf(message.from, 'tag') ?? ''}|${message.callId}|${message.get('cseq')}|${via.host}:${via.port ?? ''}`;
 }
 
 /** The key of a request whose top Via carries an RFC 3261 branch: the branch, the sent-by and the method. */
@@ -526,17 +526,23 @@ function branchKey(via: Via, method: string): string {
  * was asked for, else the source host with the Via port.
  */
 function stampVia(message: SipMessage, via: Via, source: Peer): Peer {
-  const wantsRport = via.params.has('rport');
+  const wantsRport = paramOf(via, 'rport') !== undefined;
   if (wantsRport || (via.host !== source.host && via.host !== `[${source.host}]`)) {
     const text = stampedViaText(message, via, source, wantsRport);
-    via.params.set('received', source.host);
-    if (wantsRport) via.params.set('rport', String(source.port));
+    // The parameters as the text now has them, or else edited as formatVia is to write them.
+    if (text === undefined || !restampVia(via, message.get('via')!, text)) {
+      via.params.set('received', source.host);
+      if (wantsRport) via.params.set('rport', String(source.port));
+    }
     message.replaceTopVia(via, text);
   }
   // Over UDP with rport, the source itself: no address of its own to keep through Timer J.
   if (RELIABLE[source.proto] || wantsRport) return source;
   return { proto: 'udp', host: source.host, port: via.port ?? 5060 };
 }
+
+const BARE_RPORT = ';rport';
+const ANY_RPORT = /rport/i;
 
 /** An rport parameter of a Via, with or without a value, and the blanks RFC 3261 §25.1 allows around it. */
 const RPORT_PARAM = /;[ \t]*rport[ \t]*(?:=[ \t]*[^; \t]*)?(?=[ \t]*(?:;|$))/i;
@@ -549,9 +555,11 @@ const RPORT_PARAM = /;[ \t]*rport[ \t]*(?:=[ \t]*[^; \t]*)?(?=[ \t]*(?:;|$))/i;
  */
 function stampedViaText(message: SipMessage, via: Via, source: Peer, wantsRport: boolean): string | undefined {
   const line = message.get('via')!;
-  if (via.params.has('received') || line.includes(',') || line.includes('"')) return undefined;
+  if (paramOf(via, 'received') !== undefined || line.includes(',') || line.includes('"')) return undefined;
   const received = `;received=${source.host}`;
   if (!wantsRport) return line + received;
+  // ";rport" last, as most clients write it, and "rport" nowhere before it: filled in without the regular expression.
+  if (line.endsWith(BARE_RPORT) && line.search(ANY_RPORT) === line.length - BARE_RPORT.length + 1) return `${line}=${source.port}${received}`;
   const rport = RPORT_PARAM.exec(line);
   if (!rport) return undefined;
   const after = line.slice(rport.index + rport[0].length);

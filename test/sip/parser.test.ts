@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { HeaderError, formatNameAddr, parseNameAddr, parseVia, quote, splitList, topViaBranch, unquote } from '../../src/sip/headers.js';
+import { HeaderError, formatNameAddr, paramOf, parseNameAddr, parseVia, quote, splitList, topViaBranch, unquote } from '../../src/sip/headers.js';
 import { SipMessage, createResponse } from '../../src/sip/message.js';
 import { canAnswer, findHeadEnd, parseMessage } from '../../src/sip/parser.js';
 import { parseError } from './expect-refusal.js';
@@ -231,8 +231,8 @@ describe('name-addr and addr-spec', () => {
 describe('Via', () => {
   it('reads a Via of the usual form as the same Via spelled with blanks and lower case', () => {
     const read = (value: string) => {
-      const via = parseVia(value);
-      return { ...via, params: [...via.params] };
+      const { transport, host, port, branch, params } = parseVia(value);
+      return { transport, host, port, branch, params: [...params] };
     };
     const usual = read('SIP/2.0/UDP host.example:5060;branch=z9hG4bKx;rport');
     assert.deepEqual(usual, { transport: 'UDP', host: 'host.example', port: 5060, branch: 'z9hG4bKx', params: [['branch', 'z9hG4bKx'], ['rport', null]] });
@@ -240,6 +240,21 @@ describe('Via', () => {
     assert.deepEqual(read('SIP/2.0/UDP host.example'), { transport: 'UDP', host: 'host.example', port: undefined, branch: undefined, params: [] });
     assert.throws(() => parseVia('SIP/2.0/UDP host.example:123456;branch=z9hG4bKx'), /expected ";"/);
     assert.throws(() => parseVia('SIP/2.0/UDP host.example;x="a\u2028b"'), /bad Via/);
+  });
+
+  it('gives each parameter of a Via and a name-addr as the Map of them does, before that Map is made and after', () => {
+    const names = ['branch', 'rport', 'x', 'received', 'tag', 'bran'];
+    const vias = ['SIP/2.0/UDP h.example;branch=z9hG4bK1;rport;x=1;x=2', 'SIP/2.0/UDP h.example ; branch = z9hG4bK1 ; RPORT', 'SIP/2.0/UDP h.example'];
+    const addrs = ['<sip:a@h.example>;tag=1;x;x=2', '<sip:a@h.example;tag=inside>', 'sip:a@h.example ; TAG = 3'];
+    for (const [read, values] of [[parseVia, vias], [parseNameAddr, addrs]] as const) {
+      for (const value of values) {
+        const expected = read(value).params;
+        const parsed = read(value);
+        for (const name of names) assert.equal(paramOf(parsed, name), expected.get(name), `${name} of ${value}`);
+        void parsed.params;
+        for (const name of names) assert.equal(paramOf(parsed, name), expected.get(name), `${name} of ${value}, its Map made`);
+      }
+    }
   });
 
   it('reads the parameters of each Via whose sent-by it read before, and refuses one of them as it would the first', () => {
