@@ -158,7 +158,8 @@ function usualParam(text: string, start: number, name: string): string | null | 
  * What a header read from the wire (a Via, a name-addr) holds of parameters: when they are of the
  * USUAL_PARAMS form (checked as read), their text, made a Map only once asked for as one; the few a
  * request's way through Parley reads (branch, rport, received, tag) are read from the text
- * (paramOf), so that most requests make no Map.
+ * (paramOf), so that most requests make no Map. `params` is an accessor, not an own property: a
+ * spread copy of a Via or name-addr ({...via}) has none, so copies name the fields they take.
  */
 class ReadParams {
   /** The text the parameters stand in from `start` on, while they are not made a Map. */
