@@ -363,6 +363,9 @@ const baseSchema = z
         .default(16)
         .describe('The same over UDP: their order holds unless a datagram is lost, when its retransmission arrives after the ones sent behind it. 1: strict order, one message per round trip (n: at most n per round trip to one recipient).'),
       accept_timeout: positiveInt.default(5).describe('Seconds a message kept for each device waits for the recipient\'s registered devices to answer before it is stored for those that did not take it (once one device took it, the others have 50 ms more, or as long again as it took); past them it is stored for those still answering too, and the sender gets 200 when a device took it, else 202 Accepted; the devices still get it.'),
+      redelivery_backoff: positiveInt
+        .default(30)
+        .describe('Seconds after a registered device was not reached with a message waiting for it (no answer within fork_timeout, 408, 480, 503, 504) during which a new message for the device does not start sending it what waits again (it is stored behind it); past them the next message does, and the device\'s registration always does at once. A device that missed a message while it stayed registered gets it, first, with the next one; one that stays silent is sent one waiting message at a time, at most once per this.'),
       sync_sent: z.boolean().default(true).describe('Own-message sync: a MESSAGE a user of a local domain sends from one device, once taken, is copied to the user\'s other devices (From the user, To the peer, with X-Parley-Copy: sent), through the per-device delivery: a device away gets it when it registers again. Receipts, is-composing states and Expires: 0 messages are not copied; a copy is never pushed. Needs offline.enabled. The default for every domain; sync_sent_domains overrides it per domain.'),
       sync_sent_domains: z
         .record(domain, z.boolean())

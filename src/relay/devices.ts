@@ -2,9 +2,10 @@
 // registering from within devices.remember, written once: the registered devices get it at once,
 // and it is stored (one message, one delivery row per device) only for the devices that did not
 // take it, before the sender is answered. One that could not be reached (408, 480, 503, 504, a flow
-// that failed) or was away keeps its row, and gets its rows when it registers again: normal ones
-// first, then non-urgent ones, each oldest first, a page at a time; one that refused it for good
-// does not. A device's messages never overtake what waits for it (see isQueued, store-turns.ts).
+// that failed) or was away keeps its row, and gets its rows when it registers again, or, registered,
+// with the next message for it (drain.ts, with a back-off after a drain it was not reached with):
+// normal ones first, then non-urgent ones, each oldest first, a page at a time; one that refused it
+// for good does not. A device's messages never overtake what waits for it (see isQueued, store-turns.ts).
 import type { Logger } from 'pino';
 import { deviceKey, isContactOfDevice, isInstanceDevice, isStoreUnavailable, logBackgroundFailure, type Binding, type DeliveryStore, type RememberedDevice, type StoredMessage } from '../store/index.js';
 import { isMadeUp, type Protocol, type SipMessage, type SipStack } from '../sip/index.js';
@@ -25,6 +26,8 @@ export interface DeviceDeliveryOptions {
   remember: number;
   /** Seconds the sender waits for a device to take the message before it gets 202. */
   acceptTimeout: number;
+  /** Seconds after a drain a registered device was not reached with during which a new message for it starts none (drain.ts). */
+  redeliveryBackoff: number;
   maxPerUser: number;
   /** Wakes devices that are away and registered with push parameters (RFC 8599); absent when push is off. */
   push?: PushService;
@@ -167,7 +170,7 @@ export class DeviceDelivery {
       sendStored: (aor, id, device, message, flows, taken) => this.sendStored(aor, id, device, message, flows, taken),
       recordDone: (aor, ids, device) => this.recordDone(aor, ids, device),
       delivered: () => void this.stats.delivered++,
-    }, log);
+    }, options.redeliveryBackoff * 1000, log);
     this.successors = new Successors({
       wasThatDevice: (aor, old, successor, bindings) => this.wasThatDevice(aor, old, successor, bindings),
       released: (aor, device) => {
@@ -595,7 +598,10 @@ export class DeviceDelivery {
       if (inserted) this.notInFlight(inserted.filter((stored) => stored !== id), late);
       // Before they are sent it below: they no longer count as queued for it.
       marks.release();
-      if (id === 'full') return taken ?? MAILBOX_FULL;
+      if (id === 'full') {
+        this.makeRoom(aor, notSent.filter((device) => live.has(device)));
+        return taken ?? MAILBOX_FULL;
+      }
       this.stats.stored++;
       this.stats.pending += left.length;
       this.log.debug({ aor, id, devices: left.length }, 'message stored for the devices that did not take it');
@@ -616,6 +622,15 @@ export class DeviceDelivery {
       marks.release();
       turn.release();
     }
+  }
+
+  /**
+   * The mailbox of `aor` refused a message for `devices`, registered: those with messages waiting
+   * are sent them now through their queue (its back-off permitting), rather than at their next
+   * registration, so that a device that answers again makes room for the messages after.
+   */
+  private makeRoom(aor: string, devices: Iterable<string>): void {
+    for (const device of devices) this.queues.join(aor, device);
   }
 
   /** Messages `ids` were written for `devices` but are not theirs (a batch that failed, written again alone): no leg of them is on its way. */
@@ -663,6 +678,7 @@ export class DeviceDelivery {
     }
     if (id === 'full') {
       written?.([]);
+      this.makeRoom(aor, live.keys());
       return MAILBOX_FULL;
     }
     this.stats.stored++;

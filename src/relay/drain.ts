@@ -1,7 +1,12 @@
 // Device queues: what waits in the store for a device (its delivery rows) reaches it in order, a page
 // at a time, one message after the other (drain), normal messages before non-urgent ones, each oldest
 // first. A device being drained, or known to have rows waiting (backlogged), is queued: a message
-// stored for it joins its queue (join) rather than being sent at once, overtaking those.
+// stored for it joins its queue (join) rather than being sent at once, overtaking those. A registered
+// device's queue is drained when it registers, and when a message for it comes while no drain of it
+// is under way (join; also a message the full mailbox refused), so that a device that missed one
+// while it stayed registered gets it with the next one; after a drain it was not reached with, a new
+// message starts none for relay.redelivery_backoff (its registration does at once): a device that
+// stays silent is sent one request at a time, at most once per back-off.
 import type { Logger } from 'pino';
 import { isStoreUnavailable, type DeliveryCursor, type DeliveryStore, type StoredMessage } from '../store/index.js';
 import type { SipMessage } from '../sip/index.js';
@@ -40,14 +45,16 @@ export class DeviceQueues {
   /**
    * Devices known to have older deliveries waiting ("aor\ndevice": a send to them failed, their
    * queue was not drained to its end, or they had some when Parley started): a new message goes
-   * through their queue, after those.
+   * through their queue, after those. Each with when its last drain was not reached with the device
+   * (0: none was), from when on a new message starts no drain for `backoffMs` (join).
    */
-  private readonly backlogged = new Set<string>();
+  private readonly backlogged = new Map<string, number>();
 
   constructor(
     private readonly store: DeliveryStore,
     private readonly inFlight: InFlightLegs,
     private readonly host: DrainHost,
+    private readonly backoffMs: number,
     private readonly log: Logger,
   ) {}
 
@@ -73,7 +80,11 @@ export class DeviceQueues {
 
   /** `device` of `aor` has deliveries waiting, or may have: a new message goes after them. */
   backlog(aor: string, device: string): void {
-    this.backlogged.add(queueOf(aor, device));
+    this.markBacklogged(queueOf(aor, device));
+  }
+
+  private markBacklogged(queue: string): void {
+    if (!this.backlogged.has(queue)) this.backlogged.set(queue, 0);
   }
 
   /** What waited for `device` of `aor` is no longer its own (taken over by another device). */
@@ -81,13 +92,21 @@ export class DeviceQueues {
     this.backlogged.delete(queueOf(aor, device));
   }
 
-  /** Has the device's queue deliver what was just stored for it, when it is queued; false when it is not. */
+  /**
+   * Has the device's queue deliver what was just stored for it (or what waits there, when the mailbox
+   * refused a message for it), when it is queued; false when it is not. A drain is started unless
+   * the last one was not reached with the device less than backoffMs ago: then what waits goes at
+   * the next message past it, or the device's next registration.
+   */
   join(aor: string, device: string): boolean {
     const queue = queueOf(aor, device);
     const drain = this.draining.get(queue);
     if (drain) drain.more = true;
-    else if (this.backlogged.has(queue)) void this.drain(aor, device);
-    else return false;
+    else {
+      const failedAt = this.backlogged.get(queue);
+      if (failedAt === undefined) return false;
+      if (Date.now() - failedAt >= this.backoffMs) void this.drain(aor, device);
+    }
     return true;
   }
 
@@ -106,14 +125,14 @@ export class DeviceQueues {
     if (this.host.held(aor, device)) {
       // Gone on once it is known whether it is the device at its old address (successors), or
       // its user's older messages are delivered (deliverPending).
-      this.backlogged.add(queue);
+      this.markBacklogged(queue);
       return;
     }
     const drain = { more: false, taken: [] as number[] };
     this.draining.set(queue, drain);
     // Until it reaches the end of the queue: a drain cut short (device away, store unavailable)
     // leaves rows that a new message must not overtake.
-    this.backlogged.add(queue);
+    this.markBacklogged(queue);
     try {
       let cursor: DeliveryCursor | undefined;
       for (;;) {
@@ -133,7 +152,8 @@ export class DeviceQueues {
             if (!flows) return;
             const response = await this.host.sendStored(aor, message.id, device, this.host.request(message), flows, (id) => void taken.push(id));
             if (UNREACHABLE.has(response.status)) {
-              this.log.info({ aor, device, id: message.id, status: response.status }, 'delivery to a device failed; kept for its next registration');
+              this.log.info({ aor, device, id: message.id, status: response.status }, 'delivery to a device failed; kept for its next registration or a later message');
+              this.backlogged.set(queue, Date.now());
               return;
             }
             if (response.status < 300) this.host.delivered();

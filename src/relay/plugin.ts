@@ -38,7 +38,7 @@ export function relayPlugin(): ParleyPlugin {
           isKnownUser: context.isKnownUser,
           offline: { enabled: config.offline.enabled, maxPerUser: config.offline.max_per_user, expires: config.offline.expires },
           deliveryWindow: { stream: config.relay.delivery_window, udp: config.relay.delivery_window_udp },
-          devices: { remember: config.devices.remember, acceptTimeout: config.relay.accept_timeout, push: context.find(PUSH) },
+          devices: { remember: config.devices.remember, acceptTimeout: config.relay.accept_timeout, redeliveryBackoff: config.relay.redelivery_backoff, push: context.find(PUSH) },
           syncSent: { enabled: config.relay.sync_sent, domains: config.relay.sync_sent_domains },
           overload: { maxInProgress: config.relay.max_in_progress, busyShare: config.relay.overload_busy_share },
         },

@@ -39,8 +39,11 @@ export interface RelayOptions {
   offline: { enabled: boolean; maxPerUser: number; expires: number };
   /** Ordered deliveries (OrderedDeliveries) under way at once to one recipient, by the transport their requests go over. */
   deliveryWindow: { stream: number; udp: number };
-  /** Seconds a device is remembered after it last registered, and the sender waits for one to take a message; push wakes away devices. */
-  devices: { remember: number; acceptTimeout: number; push?: PushService };
+  /**
+   * Seconds a device is remembered after it last registered, the sender waits for one to take a
+   * message, and a new message starts no redelivery to a registered device after one failed; push wakes away devices.
+   */
+  devices: { remember: number; acceptTimeout: number; redeliveryBackoff: number; push?: PushService };
   /** Own-message sync: whether a local domain's users get copies of what they send on their other devices, by default and per domain. */
   syncSent: SyncSentSettings;
   /**

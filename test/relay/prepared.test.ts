@@ -33,7 +33,7 @@ function setup({ paths = {}, outboundProxy }: { paths?: Record<string, string>; 
   });
   const options = {
     domains: new Set(['localhost']), realms: new Set(['localhost']), foreignDomainStatus: 403, maxBody: 65536, isKnownUser: () => Promise.resolve(true),
-    forkTimeout: 32, offline: { enabled: false, maxPerUser: 10, expires: 3600 }, deliveryWindow: { stream: 32, udp: 4 }, devices: { remember: 3600, acceptTimeout: 5 },
+    forkTimeout: 32, offline: { enabled: false, maxPerUser: 10, expires: 3600 }, deliveryWindow: { stream: 32, udp: 4 }, devices: { remember: 3600, acceptTimeout: 5, redeliveryBackoff: 30 },
     syncSent: { enabled: false, domains: {} }, outboundProxy,
   } as unknown as RelayOptions;
   const relay = new Relay(stack, registrar as unknown as Registrar, {} as OfflineStore, {} as DeliveryStore, options, pino({ enabled: false }));
