@@ -346,15 +346,6 @@ const baseSchema = z
         .default(403)
         .describe('Response (403 or 404) to a request for a foreign domain when there is no outbound_proxy.'),
       max_body: positiveInt.default(65536).describe('Largest MESSAGE body relayed, in bytes; larger ones get 413.'),
-      max_in_progress: positiveInt
-        .default(300)
-        .describe('MESSAGEs from the network relayed at once (sent to the recipient\'s devices or to the outbound proxy and not answered yet, or being stored), past which, while Parley is saturated (overload_busy_share), a new one gets 503 with Retry-After at once, neither sent nor stored. An overloaded Parley then refuses what it cannot carry instead of letting its UDP receive buffer overflow, which loses the devices\' answers too (each such MESSAGE then waits for fork_timeout and is stored though it was delivered, filling the mailbox, while senders retransmit). About the relay\'s rate times how long an answer may wait to be read (14,000/s × 20 ms): too low, a pause (a garbage collection, another process on the core) is taken for overload; too high, the buffer overflows first.'),
-      overload_busy_share: z
-        .number()
-        .min(0)
-        .max(1)
-        .default(0.95)
-        .describe('Share of the last tenth of a second the event loop was busy from which max_in_progress applies: below it, many MESSAGEs under way are slow devices, not overload, and are not refused. 0: max_in_progress applies always.'),
       fork_timeout: positiveInt.default(32).describe('Seconds to wait for a final response from the contacts a request is forked to (Timer F bound).'),
       delivery_window: positiveInt
         .default(32)

@@ -4,7 +4,6 @@
 // take it (devices.ts).
 // The same path serves messages Parley itself originates (rooms, gateways), so they too reach
 // WebSocket members and the offline store.
-import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { isStoreUnavailable, logBackgroundFailure, type DeliveryStore, type OfflineStore, type StoredMessage } from '../store/index.js';
 import {
@@ -46,12 +45,6 @@ export interface RelayOptions {
   devices: { remember: number; acceptTimeout: number; redeliveryBackoff: number; push?: PushService };
   /** Own-message sync: whether a local domain's users get copies of what they send on their other devices, by default and per domain. */
   syncSent: SyncSentSettings;
-  /**
-   * Overload: past `maxInProgress` MESSAGEs from the network relayed at once (handle() begun, not
-   * answered yet) while the event loop was busy at least `busyShare` of the last UTILIZATION_WINDOW_MS,
-   * new ones get 503 with Retry-After.
-   */
-  overload: { maxInProgress: number; busyShare: number };
 }
 
 /** What happened to a message Parley sent on someone's behalf. */
@@ -247,28 +240,10 @@ export interface RelayStats {
   stored: number;
   delivered: number;
   failed: number;
-  /** MESSAGEs refused 503 because the relay was overloaded (relay.max_in_progress, relay.overload_busy_share). */
-  overloaded: number;
 }
 
-/** Seconds an overloaded relay asks a sender to wait: long enough for what it is relaying to be answered. */
-const OVERLOAD_RETRY_AFTER_S = 1;
-/**
- * How often the event loop's busy share is measured (ms): short enough that overload is refused
- * before the UDP receive buffer (4 MiB by default) fills, which took under a second at 20,000
- * MESSAGEs/s offered, 250 ms windows still letting bursts overflow it. A pause as long (a garbage
- * collection, another process on the core) looks as busy: relay.max_in_progress under way is what
- * tells overload from it.
- */
-const UTILIZATION_WINDOW_MS = 100;
-
 export class Relay {
-  readonly stats: RelayStats = { relayed: 0, stored: 0, delivered: 0, failed: 0, overloaded: 0 };
-  /** MESSAGEs from the network being relayed now (handle() begun, not answered yet). */
-  private inProgress = 0;
-  /** The share of the last UTILIZATION_WINDOW_MS the event loop was busy (0 until start()). */
-  private busyShare = 0;
-  private utilizationTimer: NodeJS.Timeout | undefined;
+  readonly stats: RelayStats = { relayed: 0, stored: 0, delivered: 0, failed: 0 };
   /** The delivery of what is stored for whichever device of an AOR registers (deliverStored) under way, by AOR. */
   private readonly delivering = new Map<string, Promise<void>>();
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -321,29 +296,10 @@ export class Relay {
     };
     void this.devices.resume().catch(logBackgroundFailure(this.log, 'resuming deliveries to devices'));
     this.sweepTimer = setInterval(() => void sweep().catch(sweepFailed), 60_000).unref();
-    let previous = performance.eventLoopUtilization();
-    this.utilizationTimer = setInterval(() => {
-      const now = performance.eventLoopUtilization();
-      this.busyShare = performance.eventLoopUtilization(now, previous).utilization;
-      previous = now;
-    }, UTILIZATION_WINDOW_MS).unref();
   }
 
   stop(): void {
     clearInterval(this.sweepTimer);
-    clearInterval(this.utilizationTimer);
-  }
-
-  /**
-   * Whether a new MESSAGE would be more than Parley can carry: many are under way and the event loop
-   * is saturated. Then their answers wait in the receive buffer behind new requests, and once it
-   * overflows they are lost with them: each MESSAGE then waits for fork_timeout, is stored though
-   * it was delivered, and the sender retransmits meanwhile. Many under way with time to spare are
-   * slow devices, not overload.
-   */
-  private get overloaded(): boolean {
-    const { maxInProgress, busyShare } = this.options.overload;
-    return this.inProgress >= maxInProgress && this.busyShare >= busyShare;
   }
 
   /** Reports the backlog of `outbox` in the relay's health. */
@@ -371,21 +327,6 @@ export class Relay {
       request.reply(413, 'Request Entity Too Large', { headers: [{ name: 'retry-after', value: '0' }] });
       return;
     }
-    if (this.overloaded) {
-      this.stats.overloaded++;
-      request.reply(503, 'Service Unavailable (relay overloaded)', { headers: [{ name: 'retry-after', value: String(OVERLOAD_RETRY_AFTER_S) }], stateless: true });
-      return;
-    }
-    this.inProgress++;
-    try {
-      await this.relay(request);
-    } finally {
-      this.inProgress--;
-    }
-  }
-
-  private async relay(request: IncomingRequest): Promise<void> {
-    const message = request.message;
     const target = message.requestUri;
     if (!this.isLocal(target)) {
       await this.forwardForeign(request);
