@@ -528,9 +528,10 @@ function branchKey(via: Via, method: string): string {
 function stampVia(message: SipMessage, via: Via, source: Peer): Peer {
   const wantsRport = paramOf(via, 'rport') !== undefined;
   if (wantsRport || (via.host !== source.host && via.host !== `[${source.host}]`)) {
-    const text = stampedViaText(message, via, source, wantsRport);
+    const line = message.get('via')!;
+    const text = stampedViaText(line, via, source, wantsRport);
     // The parameters as the text now has them, or else edited as formatVia is to write them.
-    if (text === undefined || !restampVia(via, message.get('via')!, text)) {
+    if (text === undefined || !restampVia(via, line, text)) {
       via.params.set('received', source.host);
       if (wantsRport) via.params.set('rport', String(source.port));
     }
@@ -548,13 +549,12 @@ const ANY_RPORT = /rport/i;
 const RPORT_PARAM = /;[ \t]*rport[ \t]*(?:=[ \t]*[^; \t]*)?(?=[ \t]*(?:;|$))/i;
 
 /**
- * The top Via as the sender wrote it, with received and rport as stampVia sets them: rport filled in
+ * The top Via as the sender wrote it (`line`, the first Via header line), with received and rport as stampVia sets them: rport filled in
  * where it stands, received added at the end, as formatVia would write them. Undefined when the text
  * cannot simply be edited (several Vias on the line, a quoted value, a received or rport already
  * there twice): then formatVia writes the value anew.
  */
-function stampedViaText(message: SipMessage, via: Via, source: Peer, wantsRport: boolean): string | undefined {
-  const line = message.get('via')!;
+function stampedViaText(line: string, via: Via, source: Peer, wantsRport: boolean): string | undefined {
   if (paramOf(via, 'received') !== undefined || line.includes(',') || line.includes('"')) return undefined;
   const received = `;received=${source.host}`;
   if (!wantsRport) return line + received;
