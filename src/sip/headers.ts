@@ -177,10 +177,6 @@ class ReadParams {
     return (this.parsed ??= usualParams(this.start === 0 ? this.text! : this.text!.slice(this.start)));
   }
 
-  set params(params: Params) {
-    this.parsed = params;
-  }
-
   param(name: string): string | null | undefined {
     return this.parsed === undefined ? usualParam(this.text!, this.start, name) : this.parsed.get(name);
   }
