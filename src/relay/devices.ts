@@ -170,7 +170,9 @@ export class DeviceDelivery {
       sendStored: (aor, id, device, message, flows, taken) => this.sendStored(aor, id, device, message, flows, taken),
       recordDone: (aor, ids, device) => this.recordDone(aor, ids, device),
       delivered: () => void this.stats.delivered++,
-    }, options.redeliveryBackoff * 1000, log);
+    }, stack.timers, options.redeliveryBackoff * 1000, log);
+    // Its last binding removed: its devices are no longer drained on a timer (expired ones: bindingsExpired).
+    registrar.on('unregistered', (aor) => this.queues.stopRetryingGone(aor));
     this.successors = new Successors({
       wasThatDevice: (aor, old, successor, bindings) => this.wasThatDevice(aor, old, successor, bindings),
       released: (aor, device) => {
@@ -441,9 +443,13 @@ export class DeviceDelivery {
    * what it had waiting from before it came (what came since, that device has itself), in order
    * with those, and `old`'s `bindings` left are dropped.
    */
-  /** Bindings of `aor` expired: one of them may show a device was one that registered since from a new address (successors). */
+  /**
+   * Bindings of `aor` expired: one of them may show a device was one that registered since from a
+   * new address (successors); a device left without one is no longer drained on a timer.
+   */
   bindingsExpired(aor: string, expired: readonly Binding[]): void {
     this.successors.expired(aor, expired);
+    this.queues.stopRetryingGone(aor);
   }
 
   private async wasThatDevice(aor: string, old: string, successor: Successor, bindings: readonly Binding[]): Promise<void> {
@@ -810,6 +816,8 @@ export class DeviceDelivery {
    */
   deliverPending(aor: string, storedBefore?: Promise<void>): void {
     this.devicesChanged(aor);
+    // A device of the user may have removed its binding.
+    this.queues.stopRetryingGone(aor);
     const bindings = this.registrar.lookup(aor);
     if (bindings.length === 0) return;
     this.deviceUsers.set(aor, this.sweeps);

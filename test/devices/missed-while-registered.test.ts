@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { startServer, type TestServer } from '../support/server.js';
 import { udpAgents, type TestUA } from '../support/ua.js';
 import { eventually } from '../support/eventually.js';
-import { newInstance, registerDevice } from './devices.js';
+import { movableClock, newInstance, registerDevice } from './devices.js';
 
 // A request nothing answers is given up after a second (relay.fork_timeout).
 const SHORT = { accept_timeout: 1, fork_timeout: 1 };
@@ -16,16 +16,22 @@ let roomy: TestServer;
 let tight: TestServer;
 /** A new message starts no redelivery to a device within an hour of one it was not reached with. */
 let patient: TestServer;
+/** The default relay.redelivery_backoff, 30 s; its SIP timers' clock moved by hand. */
+let backingOff: TestServer;
+let clock: ReturnType<typeof movableClock>;
 const agent = udpAgents();
 before(async () => {
   roomy = await startServer({ relay: SHORT as never });
   tight = await startServer({ relay: SHORT as never, offline: { max_per_user: 1 } as never });
   patient = await startServer({ relay: { ...SHORT, redelivery_backoff: 3600 } as never });
+  backingOff = await startServer({ relay: SHORT as never });
+  clock = movableClock(backingOff.server.timers);
 });
 after(async () => {
   await roomy.stop();
   await tight.stop();
   await patient.stop();
+  await backingOff.stop();
 });
 
 /** The bodies of the MESSAGEs `ua` received from its `from`th request on, in the order they came. */
@@ -82,26 +88,38 @@ for (const plain of [false, true]) {
   });
 }
 
-test('a registered phone that stays silent is sent what waits for it once per relay.redelivery_backoff, not with each new message; its registration brings it at once', async () => {
-  const { phone, sender, aor, device, instance, since } = await phoneMissedOne(patient, 'fin', false, 'one');
-  const deliveries = patient.server.store.deliveries;
-  const { pendingFor } = deliveries;
-  let drains = 0;
-  deliveries.pendingFor = (...args) => {
-    if (args[1] === device) drains++;
-    return pendingFor.apply(deliveries, args);
+test('a registered phone that stays silent is sent what waits for it again on a timer, after relay.redelivery_backoff, then twice as long; back, it gets it all in order without registering again or a new message', async () => {
+  const { phone, sender, aor, device, since } = await phoneMissedOne(backingOff, 'fin', false, 'one');
+  const failures = () => backingOff.logs.filter((line) => line.includes('delivery to a device failed') && line.includes(device)).length;
+  /** The phone, silent, was sent the first waiting message a `count`th time; nothing comes back from it within fork_timeout. */
+  const missedAgain = async (count: number) => {
+    await eventually(() => bodiesSince(phone, since).length === count, `the first message sent to the phone a ${count}th time`);
+    clock.advance(1000);
+    await eventually(() => failures() === count - 1, 'that drain given up');
   };
-  try {
-    // Still silent: this message starts a drain (the first message, sent again), which fails.
-    assert.equal((await sender.message(aor, 'two')).status, 202);
-    assert.equal(drains, 1, 'the next message starts one drain');
-    await eventually(() => patient.logs.some((line) => line.includes('delivery to a device failed') && line.includes(device)), 'the drain given up');
-    phone.answer = 200;
-    assert.equal((await sender.message(aor, 'three')).status, 202, 'stored behind what waits');
-    assert.equal(drains, 1, 'no drain within the back-off after one the phone was not reached with');
-  } finally {
-    deliveries.pendingFor = pendingFor;
-  }
+  // Still silent: the next message starts a drain (the first message, sent again), which fails.
+  assert.equal((await sender.message(aor, 'two')).status, 202);
+  await missedAgain(2);
+  clock.advance(30_000);
+  await missedAgain(3);
+  phone.answer = 200;
+  clock.advance(30_000);
+  assert.equal((await sender.message(aor, 'three')).status, 202, 'stored behind what waits: no drain 30 s after the second one failed, nor with a new message');
+  assert.deepEqual(bodiesSince(phone, since), ['one', 'one', 'one'], 'sent once live, then by the drain and its retry; nothing since');
+  clock.advance(30_000);
+  await eventually(() => bodiesSince(phone, since).includes('three'), 'what waits reaches the phone 60 s after the second drain failed');
+  assert.deepEqual(bodiesSince(phone, since), ['one', 'one', 'one', 'one', 'two', 'three']);
+  assert.equal((await sender.message(aor, 'four')).status, 200, 'nothing waits for the phone any more: it takes the next message at once');
+});
+
+test('a registered phone that stays silent is not sent what waits for it again with each new message within relay.redelivery_backoff; its registration brings it at once', async () => {
+  const { phone, sender, aor, device, instance, since } = await phoneMissedOne(patient, 'gus', false, 'one');
+  // Still silent: this message starts a drain (the first message, sent again), which fails.
+  assert.equal((await sender.message(aor, 'two')).status, 202);
+  await eventually(() => patient.logs.some((line) => line.includes('delivery to a device failed') && line.includes(device)), 'the drain given up');
+  phone.answer = 200;
+  // A drain started by it would have the phone take it through its queue: 200.
+  assert.equal((await sender.message(aor, 'three')).status, 202, 'stored behind what waits: no drain within the back-off after one the phone was not reached with');
   const back = phone.received.length;
   assert.deepEqual(bodiesSince(phone, since), ['one', 'one'], 'sent once live, once by the drain; nothing since');
   const all = eventually(() => bodiesSince(phone, back).includes('three'), 'what waits reaches the phone');
