@@ -3,7 +3,8 @@
 // and it is stored (one message, one delivery row per device) only for the devices that did not
 // take it, before the sender is answered. One that could not be reached (408, 480, 503, 504, a flow
 // that failed) or was away keeps its row, and gets its rows when it registers again, or, registered,
-// with the next message for it (drain.ts, with a back-off after a drain it was not reached with):
+// with the next message for it or again on a timer (drain.ts, with a growing back-off after a drain
+// it was not reached with):
 // normal ones first, then non-urgent ones, each oldest first, a page at a time; one that refused it
 // for good does not. A device's messages never overtake what waits for it (see isQueued, store-turns.ts).
 import type { Logger } from 'pino';
@@ -26,7 +27,7 @@ export interface DeviceDeliveryOptions {
   remember: number;
   /** Seconds the sender waits for a device to take the message before it gets 202. */
   acceptTimeout: number;
-  /** Seconds after a drain a registered device was not reached with during which a new message for it starts none (drain.ts). */
+  /** Seconds after a drain a registered device was not reached with before the next (then twice as long each time, drain.ts); a new message meanwhile starts none. */
   redeliveryBackoff: number;
   maxPerUser: number;
   /** Wakes devices that are away and registered with push parameters (RFC 8599); absent when push is off. */
