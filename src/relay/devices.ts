@@ -330,7 +330,7 @@ export class DeviceDelivery {
       this.stats.pending++;
       this.log.debug({ aor, id, device }, 'message stored for the device that was not reached');
       if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, this.rememberedOf.get(aor) ?? []);
-      else if (!this.takenOver(aor, device)) this.queues.backlog(aor, device);
+      else if (!this.takenOver(aor, device)) this.queues.missed(aor, device);
       return ACCEPTED;
     } finally {
       marks.release();
@@ -618,7 +618,7 @@ export class DeviceDelivery {
       // it registered again meanwhile (that registration's drain came too early for it).
       for (const device of unreached) {
         if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, remembered);
-        else this.queues.backlog(aor, device);
+        else this.queues.missed(aor, device);
       }
       // Waited for before they are sent it: a device may answer at once.
       const throughQueueTaken = taken || !throughQueue ? undefined : this.takenThroughQueue(id, throughQueue, sendingSince, better);
@@ -726,7 +726,7 @@ export class DeviceDelivery {
       this.inFlight.land(id, device, false);
       if (this.takenOver(aor, device)) return;
       if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, remembered);
-      else this.queues.backlog(aor, device);
+      else this.queues.missed(aor, device);
     });
   }
 
@@ -870,7 +870,7 @@ export class DeviceDelivery {
       if (this.awaited.size > 0) this.awaited.answered(id, device, response);
       this.answeredBy(aor, device, response);
       if (UNREACHABLE.has(response.status)) {
-        if (!this.takenOver(aor, device)) this.queues.backlog(aor, device);
+        if (!this.takenOver(aor, device)) this.queues.missed(aor, device);
       } else {
         this.options.push?.cancel(String(id), device);
         await taken(id);

@@ -4,12 +4,12 @@
 // stored for it joins its queue (join) rather than being sent at once, overtaking those. A registered
 // device's queue is drained when it registers, and when a message for it comes while no drain of it
 // is under way (join; also a message the full mailbox refused), so that a device that missed one
-// while it stayed registered gets it with the next one. After a drain it was not reached with, its
-// queue is drained again on a timer while it stays registered (retries): after
-// relay.redelivery_backoff, then twice as long each time it is still not reached, up to
-// MAX_BACKOFF_MS; meanwhile a new message starts no drain (its registration does at once). A device
-// that stays silent is sent one request at a time, at most once per back-off; one back from a short
-// outage gets what waits without registering again or a new message.
+// while it stayed registered gets it with the next one. A registered device not reached with what
+// it was sent has its queue drained again on a timer while it stays registered (retries): after
+// relay.redelivery_backoff, then, after each drain it is still not reached with, twice as long, up
+// to MAX_BACKOFF_MS; after such a drain a new message starts none meanwhile (its registration does
+// at once). A device that stays silent is sent one request at a time, at most once per back-off;
+// one back from a short outage gets what waits without registering again or a new message.
 import type { Logger } from 'pino';
 import { isStoreUnavailable, type DeliveryCursor, type DeliveryStore, type StoredMessage } from '../store/index.js';
 import type { SipMessage, TimerHandle, TimerQueue } from '../sip/index.js';
@@ -42,9 +42,10 @@ export interface DrainHost {
   delivered(): void;
 }
 
-/** The next drain of a registered device whose last one was not reached with it: after `delayMs`, by `timer` while it is pending. */
+/** The next drain of a registered device not reached with what it was sent, by `timer` while it is pending. */
 interface Retry {
-  delayMs: number;
+  /** The back-off after the last drain it was not reached with; 0 when none was (a send outside a drain, missed). */
+  backoffMs: number;
   timer: TimerHandle | undefined;
 }
 
@@ -61,10 +62,11 @@ export class DeviceQueues {
    */
   private readonly backlogged = new Set<string>();
   /**
-   * Registered devices, by AOR then device, whose last drain was not reached with them: drained
-   * again on a timer, `backoffMs` after the first such drain, twice as long after each next one (up
-   * to MAX_BACKOFF_MS), until one reaches them. By AOR: a user's registration going drops its
-   * devices' (stopRetryingGone). While one's timer is pending, a new message starts no drain (join).
+   * Registered devices, by AOR then device, not reached with what they were last sent: drained
+   * again on a timer, `backoffMs` after a send or the first drain they were not reached with, twice
+   * as long after each next such drain (up to MAX_BACKOFF_MS), until one reaches them. By AOR: a
+   * user's registration going drops its devices' (stopRetryingGone). While one is pending after a
+   * drain, a new message starts no drain (join).
    */
   private readonly retries = new Map<string, Map<string, Retry>>();
   /** The longest back-off: MAX_BACKOFF_MS, or backoffMs when that is longer. */
@@ -129,9 +131,27 @@ export class DeviceQueues {
     if (drain) drain.more = true;
     else {
       if (!this.backlogged.has(queue)) return false;
-      if (this.retries.get(aor)?.get(device)?.timer === undefined) void this.drain(aor, device);
+      if (!this.backingOff(aor, device)) void this.drain(aor, device);
     }
     return true;
+  }
+
+  /** Whether a drain of `device` of `aor` is due on a timer after one it was not reached with. */
+  private backingOff(aor: string, device: string): boolean {
+    const retry = this.retries.get(aor)?.get(device);
+    return retry?.timer !== undefined && retry.backoffMs > 0;
+  }
+
+  /**
+   * `device` of `aor` was not reached with a stored message sent to it: it has deliveries waiting,
+   * and, while it stays registered, gets them after backoffMs should nothing else send them before
+   * (a drain under way, or due, does). A new message still drains it at once (join).
+   */
+  missed(aor: string, device: string): void {
+    const queue = queueOf(aor, device);
+    this.markBacklogged(queue);
+    if (this.draining.has(queue) || this.retries.get(aor)?.get(device)?.timer !== undefined || !this.host.flowsOf(aor, device)) return;
+    this.retryAfter(aor, device, this.backoffMs, 0);
   }
 
   /** Drains no longer on a timer the devices of `aor` that are not registered any more (their binding was removed, or expired). */
@@ -154,16 +174,21 @@ export class DeviceQueues {
   /**
    * A drain of `device` of `aor`, registered, was not reached with it: drained again after
    * backoffMs the first time, or when the device was `reached` earlier in that drain, else after
-   * twice the last back-off (up to maxBackoffMs); then only if it is still registered.
+   * twice the last back-off (up to maxBackoffMs).
    */
   private retryLater(aor: string, device: string, reached: boolean): void {
+    const last = this.retries.get(aor)?.get(device)?.backoffMs ?? 0;
+    // From a handful of durations: the timers keep a queue for each.
+    const backoffMs = last > 0 && !reached ? Math.min(last * 2, this.maxBackoffMs) : this.backoffMs;
+    this.retryAfter(aor, device, backoffMs, backoffMs);
+  }
+
+  /** Drains `device` of `aor` after `delayMs`, in place of any drain due, if it is still registered then (Retry.backoffMs: `backoffMs`). */
+  private retryAfter(aor: string, device: string, delayMs: number, backoffMs: number): void {
     let devices = this.retries.get(aor);
     if (!devices) this.retries.set(aor, (devices = new Map()));
-    const last = devices.get(device);
-    last?.timer?.cancel();
-    // From a handful of durations (the timers keep a queue for each).
-    const delayMs = last && !reached ? Math.min(last.delayMs * 2, this.maxBackoffMs) : this.backoffMs;
-    const retry: Retry = { delayMs, timer: undefined };
+    devices.get(device)?.timer?.cancel();
+    const retry: Retry = { backoffMs, timer: undefined };
     devices.set(device, retry);
     retry.timer = this.timers.schedule(delayMs, () => {
       retry.timer = undefined;

@@ -1,7 +1,8 @@
 // A device that stays registered through a short outage: the message it missed (sent, not
 // answered: stored for it) reaches it with the next message for its user, before that one, without
-// the device registering again, also when the missed ones filled the user's mailbox; a device that
-// stays silent is not sent what waits for it again with each new message (relay.redelivery_backoff).
+// the device registering again, also when the missed ones filled the user's mailbox, or, when none
+// comes, on a timer (relay.redelivery_backoff); a device that stays silent is sent what waits for it
+// again after a growing back-off, not with each new message.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, type TestServer } from '../support/server.js';
@@ -70,6 +71,19 @@ for (const plain of [false, true]) {
     assert.deepEqual(bodiesSince(phone, back), ['missed', 'next']);
     assert.equal((await sender.message(aor, 'third')).status, 200, 'nothing waits for the phone any more: it takes the third at once');
     assert.deepEqual(bodiesSince(phone, back), ['missed', 'next', 'third']);
+  });
+
+  test(`${kind} that missed a message and answers again gets it on a timer, without registering again or a new message`, async () => {
+    const { phone, sender, aor } = await phoneMissedOne(backingOff, plain ? 'ida' : 'jon', plain, 'missed');
+    phone.answer = 200;
+    const back = phone.received.length;
+    // Time goes by, a second at each look.
+    await eventually(() => {
+      clock.advance(1000);
+      return bodiesSince(phone, back).includes('missed');
+    }, 'the missed message reaches the phone');
+    assert.deepEqual(bodiesSince(phone, back), ['missed']);
+    assert.equal((await sender.message(aor, 'next')).status, 200, 'nothing waits for the phone any more: it takes the next message at once');
   });
 
   test(`${kind} whose missed messages filled the mailbox gets them when the next one is refused, and the messages after, without registering again`, async () => {
