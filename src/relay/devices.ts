@@ -27,7 +27,7 @@ export interface DeviceDeliveryOptions {
   remember: number;
   /** Seconds the sender waits for a device to take the message before it gets 202. */
   acceptTimeout: number;
-  /** Seconds after a drain a registered device was not reached with before the next (then twice as long each time, drain.ts); a new message meanwhile starts none. */
+  /** Seconds after a registered device was not reached with a stored message before it is drained again (twice as long after each drain it is not reached with, drain.ts). */
   redeliveryBackoff: number;
   maxPerUser: number;
   /** Wakes devices that are away and registered with push parameters (RFC 8599); absent when push is off. */
