@@ -58,6 +58,17 @@ async function phoneMissedOne(s: TestServer, user: string, plain: boolean, misse
   return { phone, sender, aor, device, instance, since };
 }
 
+/**
+ * `phone` of `device`, silent on backingOff, is sent the first message it missed a `count`th time
+ * (counting from `since`, the first live): nothing comes back within fork_timeout, that drain is given up.
+ */
+async function missedAgain(phone: TestUA, since: number, device: string, count: number) {
+  await eventually(() => bodiesSince(phone, since).length === count, `the first message sent to the phone a ${count}th time`);
+  clock.advance(1000);
+  const failures = () => backingOff.logs.filter((line) => line.includes('delivery to a device failed') && line.includes(device)).length;
+  await eventually(() => failures() === count - 1, 'that drain given up');
+}
+
 for (const plain of [false, true]) {
   const kind = plain ? 'a softphone without +sip.instance' : 'a phone with +sip.instance';
 
@@ -104,18 +115,11 @@ for (const plain of [false, true]) {
 
 test('a registered phone that stays silent is sent what waits for it again on a timer, after relay.redelivery_backoff, then twice as long; back, it gets it all in order without registering again or a new message', async () => {
   const { phone, sender, aor, device, since } = await phoneMissedOne(backingOff, 'fin', false, 'one');
-  const failures = () => backingOff.logs.filter((line) => line.includes('delivery to a device failed') && line.includes(device)).length;
-  /** The phone, silent, was sent the first waiting message a `count`th time; nothing comes back from it within fork_timeout. */
-  const missedAgain = async (count: number) => {
-    await eventually(() => bodiesSince(phone, since).length === count, `the first message sent to the phone a ${count}th time`);
-    clock.advance(1000);
-    await eventually(() => failures() === count - 1, 'that drain given up');
-  };
   // Still silent: the next message starts a drain (the first message, sent again), which fails.
   assert.equal((await sender.message(aor, 'two')).status, 202);
-  await missedAgain(2);
+  await missedAgain(phone, since, device, 2);
   clock.advance(30_000);
-  await missedAgain(3);
+  await missedAgain(phone, since, device, 3);
   phone.answer = 200;
   clock.advance(30_000);
   assert.equal((await sender.message(aor, 'three')).status, 202, 'stored behind what waits: no drain 30 s after the second one failed, nor with a new message');
@@ -124,6 +128,16 @@ test('a registered phone that stays silent is sent what waits for it again on a 
   await eventually(() => bodiesSince(phone, since).includes('three'), 'what waits reaches the phone 60 s after the second drain failed');
   assert.deepEqual(bodiesSince(phone, since), ['one', 'one', 'one', 'one', 'two', 'three']);
   assert.equal((await sender.message(aor, 'four')).status, 200, 'nothing waits for the phone any more: it takes the next message at once');
+});
+
+test('a registered phone that stays silent is sent what waits for it again at least once every 10 minutes, however long it stays silent', async () => {
+  const { phone, device, since } = await phoneMissedOne(backingOff, 'kim', false, 'one');
+  let sent = 1;
+  // After the message it missed, then after each drain it was not reached with.
+  for (const backoff of [30, 30, 60, 120, 240, 480, 600, 600]) {
+    clock.advance(backoff * 1000);
+    await missedAgain(phone, since, device, ++sent);
+  }
 });
 
 test('a registered phone that stays silent is not sent what waits for it again with each new message within relay.redelivery_backoff; its registration brings it at once', async () => {
