@@ -3,7 +3,8 @@
 // and it is stored (one message, one delivery row per device) only for the devices that did not
 // take it, before the sender is answered. One that could not be reached (408, 480, 503, 504, a flow
 // that failed) or was away keeps its row, and gets its rows when it registers again, or, registered,
-// with the next message for it (drain.ts, with a back-off after a drain it was not reached with):
+// with the next message for it or again on a timer (drain.ts, with a growing back-off after a drain
+// it was not reached with):
 // normal ones first, then non-urgent ones, each oldest first, a page at a time; one that refused it
 // for good does not. A device's messages never overtake what waits for it (see isQueued, store-turns.ts).
 import type { Logger } from 'pino';
@@ -26,7 +27,7 @@ export interface DeviceDeliveryOptions {
   remember: number;
   /** Seconds the sender waits for a device to take the message before it gets 202. */
   acceptTimeout: number;
-  /** Seconds after a drain a registered device was not reached with during which a new message for it starts none (drain.ts). */
+  /** Seconds after a registered device was not reached with a stored message before it is drained again (twice as long after each drain it is not reached with, drain.ts). */
   redeliveryBackoff: number;
   maxPerUser: number;
   /** Wakes devices that are away and registered with push parameters (RFC 8599); absent when push is off. */
@@ -170,7 +171,9 @@ export class DeviceDelivery {
       sendStored: (aor, id, device, message, flows, taken) => this.sendStored(aor, id, device, message, flows, taken),
       recordDone: (aor, ids, device) => this.recordDone(aor, ids, device),
       delivered: () => void this.stats.delivered++,
-    }, options.redeliveryBackoff * 1000, log);
+    }, stack.timers, options.redeliveryBackoff * 1000, log);
+    // Its last binding removed: its devices are no longer drained on a timer (expired ones: bindingsExpired).
+    registrar.on('unregistered', (aor) => this.queues.stopRetryingGone(aor));
     this.successors = new Successors({
       wasThatDevice: (aor, old, successor, bindings) => this.wasThatDevice(aor, old, successor, bindings),
       released: (aor, device) => {
@@ -327,7 +330,7 @@ export class DeviceDelivery {
       this.stats.pending++;
       this.log.debug({ aor, id, device }, 'message stored for the device that was not reached');
       if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, this.rememberedOf.get(aor) ?? []);
-      else if (!this.takenOver(aor, device)) this.queues.backlog(aor, device);
+      else if (!this.takenOver(aor, device)) this.queues.missed(aor, device);
       return ACCEPTED;
     } finally {
       marks.release();
@@ -441,9 +444,13 @@ export class DeviceDelivery {
    * what it had waiting from before it came (what came since, that device has itself), in order
    * with those, and `old`'s `bindings` left are dropped.
    */
-  /** Bindings of `aor` expired: one of them may show a device was one that registered since from a new address (successors). */
+  /**
+   * Bindings of `aor` expired: one of them may show a device was one that registered since from a
+   * new address (successors); a device left without one is no longer drained on a timer.
+   */
   bindingsExpired(aor: string, expired: readonly Binding[]): void {
     this.successors.expired(aor, expired);
+    this.queues.stopRetryingGone(aor);
   }
 
   private async wasThatDevice(aor: string, old: string, successor: Successor, bindings: readonly Binding[]): Promise<void> {
@@ -611,7 +618,7 @@ export class DeviceDelivery {
       // it registered again meanwhile (that registration's drain came too early for it).
       for (const device of unreached) {
         if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, remembered);
-        else this.queues.backlog(aor, device);
+        else this.queues.missed(aor, device);
       }
       // Waited for before they are sent it: a device may answer at once.
       const throughQueueTaken = taken || !throughQueue ? undefined : this.takenThroughQueue(id, throughQueue, sendingSince, better);
@@ -719,7 +726,7 @@ export class DeviceDelivery {
       this.inFlight.land(id, device, false);
       if (this.takenOver(aor, device)) return;
       if (this.registeredSince(aor, device, sendingSince)) this.deliverStored(aor, id, device, message, remembered);
-      else this.queues.backlog(aor, device);
+      else this.queues.missed(aor, device);
     });
   }
 
@@ -810,6 +817,8 @@ export class DeviceDelivery {
    */
   deliverPending(aor: string, storedBefore?: Promise<void>): void {
     this.devicesChanged(aor);
+    // A device of the user may have removed its binding.
+    this.queues.stopRetryingGone(aor);
     const bindings = this.registrar.lookup(aor);
     if (bindings.length === 0) return;
     this.deviceUsers.set(aor, this.sweeps);
@@ -861,7 +870,7 @@ export class DeviceDelivery {
       if (this.awaited.size > 0) this.awaited.answered(id, device, response);
       this.answeredBy(aor, device, response);
       if (UNREACHABLE.has(response.status)) {
-        if (!this.takenOver(aor, device)) this.queues.backlog(aor, device);
+        if (!this.takenOver(aor, device)) this.queues.missed(aor, device);
       } else {
         this.options.push?.cancel(String(id), device);
         await taken(id);

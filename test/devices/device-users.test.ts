@@ -26,7 +26,7 @@ test('a user whose last remembered device is forgotten costs no store read per m
     removeStale: async () => forgotten,
   } as unknown as DeliveryStore;
   let flows: Flow[][] = [];
-  const registrar = { lookup: () => flows.flat().map((flow) => flow.binding), flowsByDevice: () => flows } as unknown as Registrar;
+  const registrar = { lookup: () => flows.flat().map((flow) => flow.binding), flowsByDevice: () => flows, on: () => registrar } as unknown as Registrar;
   const devices = new DeviceDelivery(store, registrar, {} as SipStack, async () => { throw new Error('nothing is sent'); }, { remember: 60, acceptTimeout: 1, redeliveryBackoff: 30, maxPerUser: 10 }, createLogger('silent'));
   const message = parseMessage(Buffer.from(`MESSAGE sip:${AOR} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\nFrom: <sip:max@localhost>;tag=1\r\nTo: <sip:${AOR}>\r\nCall-ID: c1\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n`));
   const record = { aor: AOR, fromHeader: '<sip:max@localhost>', toHeader: `<sip:${AOR}>`, contentType: 'text/plain', body: Buffer.alloc(0), receivedAt: 0, expiresAt: 1 } satisfies Omit<StoredMessage, 'id'>;

@@ -1,7 +1,7 @@
 // Devices of one user for the tests of GRUUs and outbound flows: REGISTERs with +sip.instance,
 // reg-id and the option tags a phone names, and the GRUUs read from the 200.
 import { randomUUID } from 'node:crypto';
-import type { Header, SipMessage } from '../../src/sip/index.js';
+import type { Header, SipMessage, TimerQueue } from '../../src/sip/index.js';
 import type { TestUA } from '../support/ua.js';
 import type { StreamUA } from '../support/stream-ua.js';
 
@@ -40,4 +40,20 @@ export function registerDevice(ua: TestUA | StreamUA, options: DeviceRegistratio
 export function contactParam(response: SipMessage, contact: string, name: string): string | undefined {
   const value = response.getAll('contact').find((c) => c.startsWith(`<${contact}`));
   return value && new RegExp(`;${name}="([^"]+)"`).exec(value)?.[1];
+}
+
+/**
+ * Has `timers` (a server's SIP timers: its transactions, its devices' redeliveries) run on the wall
+ * clock plus what the test moved it forward by: what is due past a back-off is seen without waiting for it.
+ */
+export function movableClock(timers: TimerQueue): { advance(ms: number): void } {
+  let moved = 0;
+  // Replaced while it shows the same time: what is scheduled keeps its due time.
+  Object.assign(timers, { clock: { now: () => Date.now() + moved } });
+  return {
+    advance(ms: number) {
+      moved += ms;
+      timers.tick();
+    },
+  };
 }
