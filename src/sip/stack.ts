@@ -6,6 +6,7 @@ import { EMPTY, type Header, SipMessage, createResponse, fnv1a, headerLine, head
 import { canAnswer, type SipParseError } from './parser.js';
 import { type Via, paramOf, parseVia, restampVia, topViaBranch } from './headers.js';
 import { AnsweredTransactions } from './answered.js';
+import { ownString } from '../util/own-string.js';
 import { type TimerHandle, type TimerQueue } from './timers.js';
 import type { TransportLayer } from './transport/layer.js';
 import { type Peer, type Protocol, RELIABLE } from './transport/types.js';
@@ -101,7 +102,7 @@ const OVERLOAD_RETRY_AFTER_S = 5;
 
 export class SipStack extends EventEmitter {
   /** Requests being handled, and answered ones kept through Timer J: apart, so either is bounded on its own. */
-  private readonly inProgress = new Map<string, ServerTransaction>();
+  private readonly inProgress = new Map<string, InProgress>();
   private readonly answered: AnsweredTransactions;
   private readonly client = new Map<string, ClientTransaction>();
   private readonly sentByOf = new Map<Protocol, string>();
@@ -172,7 +173,7 @@ export class SipStack extends EventEmitter {
     const nothingKept = this.inProgress.size === 0 && this.answered.size === 0;
     const topVia = message.via;
     const key = nothingKept && topVia.branch?.startsWith(BRANCH_COOKIE) ? undefined : transactionKey(message);
-    const existing = key === undefined || nothingKept ? undefined : (this.inProgress.get(key) ?? this.answered.get(key));
+    const existing = key === undefined || nothingKept ? undefined : (this.inProgress.get(key)?.transaction ?? this.answered.get(key));
     if (existing) {
       this.stats.retransmissionsAbsorbed++;
       if (existing.lastResponse) this.transmit(existing.lastResponse, existing.responseTarget);
@@ -190,8 +191,8 @@ export class SipStack extends EventEmitter {
     // Kept as in progress only when not answered while handed over: nothing else runs meanwhile, so a
     // request answered at once, as most are, goes straight to the answered ones.
     if (transaction.replied) return;
-    transaction.kept = true;
-    this.inProgress.set(transaction.key, transaction);
+    transaction.kept = { transaction };
+    this.inProgress.set(transaction.key, transaction.kept);
   }
 
   /** Sends a server transaction's response; a final one ends it (RFC 3261 §17.2.2). For ServerTransaction only. */
@@ -200,7 +201,10 @@ export class SipStack extends EventEmitter {
     this.transmit(bytes, transaction.responseTarget);
     if (!transaction.replied) return;
     // A request answered while it is handed over was never kept in progress, nor its key written.
-    if (transaction.kept) this.inProgress.delete(transaction.key);
+    if (transaction.kept) {
+      transaction.kept.transaction = undefined;
+      this.inProgress.delete(transaction.key);
+    }
     if (transaction.stateless) this.stats.answeredStatelessly++;
     // Timer J: 64·T1 on unreliable transports, none on reliable ones.
     // Only the response is kept: the request goes with the transaction, now answered.
@@ -368,6 +372,16 @@ export class SipStack extends EventEmitter {
   }
 }
 
+/**
+ * What inProgress holds for a request being handled: a slot emptied once it is answered. A Map's
+ * entries stay in the hash tables it outgrew or rebuilt (V8 links each to the next) until a full
+ * collection, and one such table promoted keeps every later one alive through scavenges: a
+ * transaction held there would keep its whole parsed request, so it is held through the slot.
+ */
+interface InProgress {
+  transaction: ServerTransaction | undefined;
+}
+
 /** A request that arrived and its server transaction, until its final response. */
 class ServerTransaction implements IncomingRequest {
   identity?: string;
@@ -376,8 +390,8 @@ class ServerTransaction implements IncomingRequest {
   replied = false;
   /** Answered with the stateless option: the stack keeps nothing once the answer is sent. */
   stateless = false;
-  /** Kept in progress by the stack: not answered while it was handed over. */
-  kept = false;
+  /** Its slot in the stack's requests in progress: kept there as it was not answered while handed over. */
+  kept: InProgress | undefined = undefined;
 
   constructor(
     private readonly stack: SipStack,
@@ -508,16 +522,20 @@ function statelessToTag(message: SipMessage): string {
   return fnv1a(message.callId, paramOf(message.from, 'tag') ?? '', message.get('cseq') ?? '', message.via.branch ?? '');
 }
 
-/** RFC 3261 §17.2.3 matching key; RFC 2543 peers without the magic cookie fall back to dialog fields. */
+/**
+ * RFC 3261 §17.2.3 matching key; RFC 2543 peers without the magic cookie fall back to dialog fields.
+ * In a string of its own, as branchKey's: kept through Timer J, a key made of parts cut from the
+ * request would keep the request's whole text alive as long.
+ */
 function transactionKey(message: SipMessage): string {
   const via = message.via;
   if (via.branch?.startsWith(BRANCH_COOKIE)) return branchKey(via, message.method);
-  return `${message.uri}|${paramOf(message.from, 'tag') ?? ''}|${message.callId}|${message.get('cseq')}|${via.host}:${via.port ?? ''}`;
+  return ownString(`${message.uri}|${paramOf(message.from, 'tag') ?? ''}|${message.callId}|${message.get('cseq')}|${via.host}:${via.port ?? ''}`);
 }
 
 /** The key of a request whose top Via carries an RFC 3261 branch: the branch, the sent-by and the method. */
 function branchKey(via: Via, method: string): string {
-  return `${via.branch}|${via.host}:${via.port ?? ''}|${method}`;
+  return ownString(`${via.branch}|${via.host}:${via.port ?? ''}|${method}`);
 }
 
 /**
