@@ -346,6 +346,13 @@ const baseSchema = z
         .default(403)
         .describe('Response (403 or 404) to a request for a foreign domain when there is no outbound_proxy.'),
       max_body: positiveInt.default(65536).describe('Largest MESSAGE body relayed, in bytes; larger ones get 413.'),
+      overload_backlog: z
+        .number()
+        .gt(0)
+        .max(1)
+        .nullable()
+        .default(0.5)
+        .describe('Share of a UDP listener\'s kernel receive buffer (sip.udp_receive_buffer, as the kernel counts it) filled with datagrams waiting to be read from which a new MESSAGE gets 503 with Retry-After at once, neither relayed nor stored, while responses and retransmissions are read as before; measured every 50 ms, a listener that dropped datagrams since counting as full. The queue only grows while Parley is offered more than it carries: refusing then keeps the buffer from overflowing, which would lose the devices\' answers to what is under way too (each such MESSAGE then waits for fork_timeout and is stored though it was delivered, while its sender retransmits). Half the buffer is about 3,300 datagrams of 500 bytes with the default 4 MiB, a quarter of a second of the relay\'s work: no pause below its capacity fills it. null: never refused.'),
       fork_timeout: positiveInt.default(32).describe('Seconds to wait for a final response from the contacts a request is forked to (Timer F bound).'),
       delivery_window: positiveInt
         .default(32)

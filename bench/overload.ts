@@ -1,0 +1,104 @@
+// Overload probe (not a test): the relay workload of bench/run.ts offered more than Parley carries
+// for a while, then a moderate rate, to see how it comes out of it. Parley and a sipp UAS answering
+// every MESSAGE 200 at once, pinned as in npm run bench (Parley on the last CPU, sipp on the others).
+//
+//   flock /tmp/parley-bench.lock bash scripts/with-node.sh node --import tsx bench/overload.ts
+//   ... bench/overload.ts --rate 18000 --seconds 30 --after-rate 2000 --backlog null   # refusal off
+//
+// Reports for each phase what sipp's sender got (200s, 503s, other answers, calls that timed out,
+// its retransmissions), the datagrams the kernel dropped at Parley's socket and the most bytes queued
+// there, Parley's CPU; after the overload, once Parley is idle again (Timer F has run out for every
+// MESSAGE it was still waiting on), the messages it stored for the UAS: each was delivered (the UAS
+// answers all it receives) yet its answer never reached Parley.
+import { cpus } from 'node:os';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
+import { SippProcess, runSipp, type SippOptions } from '../test/support/sipp.js';
+import { DOMAIN, UdpReceiveWatch, cpuDuring, launchParley, peers, pinToCpus, runBounded, settle, startRelayUas } from './common.js';
+
+const { values: args } = parseArgs({
+  options: {
+    /** MESSAGEs/s offered during the overload, and for how long. */
+    rate: { type: 'string', default: '18000' },
+    seconds: { type: 'string', default: '30' },
+    /** The moderate rate that follows, for 10 s. */
+    'after-rate': { type: 'string', default: '2000' },
+    /** relay.overload_backlog for Parley ("null": never refuse); Parley's default when absent. */
+    backlog: { type: 'string' },
+  },
+});
+const RATE = Number(args.rate);
+const SECONDS = Number(args.seconds);
+const AFTER_RATE = Number(args['after-rate']);
+const AFTER_SECONDS = 10;
+const USER = 'bench-uas';
+const PING = { branch: 'overload', callId: 'overload-ping' };
+const pinning = cpus().length >= 2 ? { server: String(cpus().length - 1), sipp: cpus().length === 2 ? '0' : `0-${cpus().length - 2}` } : undefined;
+const work = mkdtempSync(join(tmpdir(), 'parley-overload-'));
+
+function messages(port: number, rate: number, calls: number): SippOptions {
+  return {
+    scenario: 'message.xml',
+    remote: { host: '127.0.0.1', port },
+    users: [['bench-sender', USER, DOMAIN]],
+    keys: { body: 'benchmark message' },
+    vars: { expected: 200 },
+    rate,
+    calls,
+    limit: Math.max(200, rate * 2),
+    // Long enough for sipp to give up on its unanswered calls (its retransmissions end by 32 s).
+    timeoutS: calls / rate + 40,
+    statsPeriodS: 1000,
+    extraArgs: ['-buff_size', String(4 << 20)],
+  };
+}
+
+/** One sipp run against Parley, and what it saw of Parley's socket. */
+async function phase(name: string, port: number, rate: number, seconds: number, uasPid: number, parleyPids: () => number[]): Promise<void> {
+  const sipp = await SippProcess.start(messages(port, rate, rate * seconds));
+  if (pinning) pinToCpus([sipp.pid, uasPid], pinning.sipp);
+  const socket = new UdpReceiveWatch(() => [port]);
+  const [result, cpu] = await Promise.all([sipp.done, cpuDuring(parleyPids, sipp.done)]);
+  const { drops, queued } = socket.stop()(port);
+  const stats = result.stats;
+  // Every call that failed on an answer it did not expect names that answer in the error file.
+  const answers = new Map<string, number>();
+  for (const match of result.errors.matchAll(/Aborting call on unexpected message[^\n]*?received 'SIP\/2\.0 ([0-9]{3})/g)) {
+    answers.set(match[1]!, (answers.get(match[1]!) ?? 0) + 1);
+  }
+  const other = [...answers].map(([status, count]) => `${status}: ${count}`).join(', ') || 'none';
+  console.log(
+    `${name}: ${rate}/s for ${seconds} s, ${stats?.outgoing ?? '?'} sent: 200 ${stats?.successful ?? '?'}, failed ${stats?.failed ?? '?'} ` +
+      `(other answers ${other}; timed out ${stats?.timeouts ?? '?'}), sipp retransmissions ${stats?.retransmissions ?? '?'}; ` +
+      `Parley's socket: ${drops} dropped, at most ${Math.round(queued / 1024)} kB queued; Parley CPU ${cpu.toFixed(2)}`,
+  );
+}
+
+async function main(): Promise<void> {
+  const overload = args.backlog === undefined ? '' : `relay:\n  overload_backlog: ${args.backlog}\n`;
+  const dir = mkdtempSync(join(work, 'parley-'));
+  const server = await launchParley(dir, `routes:\n  - { handler: relay }\n${overload}`, PING);
+  if (pinning) pinToCpus(server.pids(), pinning.server);
+  const uas = await startRelayUas(server, USER, SECONDS + AFTER_SECONDS + 300, { ...messages(server.port, 10, 1), timeoutS: 5 });
+  if (pinning) pinToCpus([uas.pid], pinning.sipp);
+  // Warm-up, as npm run bench does: V8's optimizing tier, socket buffers.
+  await runSipp(messages(server.port, 1000, 2000));
+  console.log(`Parley relay.overload_backlog ${args.backlog ?? '(default)'}, ${pinning ? `pinned to CPU ${pinning.server}, sipp to CPU ${pinning.sipp}` : 'not pinned'}`);
+  const everyPid = () => [...server.pids(), uas.pid];
+  await phase('overload', server.port, RATE, SECONDS, uas.pid, server.pids);
+  const idleFrom = Date.now();
+  await settle(everyPid(), Date.now() + 60_000);
+  const db = new Database(join(dir, 'parley', 'parley.db'), { readonly: true });
+  const stored = (db.prepare('SELECT count(*) AS n FROM offline_messages').get() as { n: number }).n;
+  db.close();
+  console.log(`after the overload: Parley idle again after ${((Date.now() - idleFrom) / 1000).toFixed(0)} s; ${stored} messages stored for the UAS (delivered, their answer lost)`);
+  await phase('after', server.port, AFTER_RATE, AFTER_SECONDS, uas.pid, server.pids);
+  peers.delete(uas);
+  await uas.stop();
+  await server.stop();
+}
+
+await runBounded(main, work, SECONDS + AFTER_SECONDS + 300);
