@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { SippProcess, runSipp, type SippOptions } from '../test/support/sipp.js';
-import { DOMAIN, UdpReceiveWatch, cpuDuring, launchParley, peers, pinToCpus, runBounded, settle, startRelayUas } from './common.js';
+import { DOMAIN, cpuDuring, cpuTicks, launchParley, peers, pinToCpus, runBounded, settle, startRelayUas, udpSocketCounters } from './common.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -56,13 +56,49 @@ function messages(port: number, rate: number, calls: number): SippOptions {
   };
 }
 
+/** Parley's socket sampled every 20 ms, told second by second: the most bytes queued, the datagrams dropped. */
+class SocketTimeline {
+  private readonly seconds: Array<{ queued: number; drops: number }> = [];
+  private readonly started = Date.now();
+  private readonly dropsAtStart: number;
+  private readonly timer: NodeJS.Timeout;
+  constructor(private readonly port: number) {
+    this.dropsAtStart = udpSocketCounters(port).drops;
+    this.timer = setInterval(() => this.sample(), 20);
+  }
+  private sample(): void {
+    const { drops, queued } = udpSocketCounters(this.port);
+    const second = Math.floor((Date.now() - this.started) / 1000);
+    const at = (this.seconds[second] ??= { queued: 0, drops: 0 });
+    at.queued = Math.max(at.queued, queued);
+    at.drops = Math.max(at.drops, drops - this.dropsAtStart);
+  }
+  /** Stops; the drops in all, the most queued, and a line per second (kB queued at most, drops in that second). */
+  stop(): { drops: number; queued: number; timeline: string } {
+    this.sample();
+    clearInterval(this.timer);
+    const filled = Array.from(this.seconds, (at) => at ?? { queued: 0, drops: 0 });
+    let before = 0;
+    const timeline = filled.map((at, second) => {
+      const dropped = Math.max(before, at.drops) - before;
+      before = Math.max(before, at.drops);
+      return `${second}s ${Math.round(at.queued / 1024)}kB${dropped > 0 ? ` -${dropped}` : ''}`;
+    }).join(', ');
+    return { drops: before, queued: Math.max(0, ...filled.map((at) => at.queued)), timeline };
+  }
+}
+
 /** One sipp run against Parley, and what it saw of Parley's socket. */
 async function phase(name: string, port: number, rate: number, seconds: number, uasPid: number, parleyPids: () => number[]): Promise<void> {
   const sipp = await SippProcess.start(messages(port, rate, rate * seconds));
   if (pinning) pinToCpus([sipp.pid, uasPid], pinning.sipp);
-  const socket = new UdpReceiveWatch(() => [port]);
+  const socket = new SocketTimeline(port);
+  const cpuBefore = pinning && cpuTicks(pinning.server);
   const [result, cpu] = await Promise.all([sipp.done, cpuDuring(parleyPids, sipp.done)]);
-  const { drops, queued } = socket.stop()(port);
+  const cpuAfter = pinning && cpuTicks(pinning.server);
+  // The share of Parley's CPU other processes took meanwhile: time Parley may have lacked.
+  const otherWork = cpuBefore && cpuAfter ? Math.max(0, (cpuAfter.busy - cpuBefore.busy) / (cpuAfter.total - cpuBefore.total) - cpu) : 0;
+  const { drops, queued, timeline } = socket.stop();
   const stats = result.stats;
   // Every call that failed on an answer it did not expect names that answer in the error file.
   const answers = new Map<string, number>();
@@ -73,7 +109,8 @@ async function phase(name: string, port: number, rate: number, seconds: number, 
   console.log(
     `${name}: ${rate}/s for ${seconds} s, ${stats?.outgoing ?? '?'} sent: 200 ${stats?.successful ?? '?'}, failed ${stats?.failed ?? '?'} ` +
       `(other answers ${other}; timed out ${stats?.timeouts ?? '?'}), sipp retransmissions ${stats?.retransmissions ?? '?'}; ` +
-      `Parley's socket: ${drops} dropped, at most ${Math.round(queued / 1024)} kB queued; Parley CPU ${cpu.toFixed(2)}`,
+      `Parley's socket: ${drops} dropped, at most ${Math.round(queued / 1024)} kB queued; Parley CPU ${cpu.toFixed(2)}, others ${otherWork.toFixed(2)} of it\n` +
+      `  Parley's socket each second (most queued, -dropped): ${timeline}`,
   );
 }
 

@@ -25,7 +25,7 @@ async function overloadable(t: TestContext, patch: ConfigPatch = {}) {
 
 const bodies = (ua: TestUA) => ua.received.filter((m) => m.method === 'MESSAGE').map((m) => m.body.toString());
 
-test('with the receive buffer past relay.overload_backlog a new MESSAGE gets 503 with Retry-After, neither relayed nor stored, while the answer to one under way still gets through', async (t) => {
+test('with the receive buffer past relay.overload_backlog a new MESSAGE gets 503 with Retry-After, neither relayed nor stored, while the answer to one under way still gets through; MESSAGEs are taken again once the backlog is under half the mark', async (t) => {
   const { s, backlog, alice, bob } = await overloadable(t);
   // Bob's phone answers only when told to, below: "one" is under way when the backlog builds up.
   bob.answer = null;
@@ -43,11 +43,20 @@ test('with the receive buffer past relay.overload_backlog a new MESSAGE gets 503
   assert.equal((await one).status, 200, 'the device\'s answer was read while refusing');
 
   backlog.share = 0.4;
+  assert.equal((await alice.message('sip:bob@localhost', 'three')).status, 503, 'under the mark but not yet under half of it');
+  backlog.share = 0.2;
   bob.answer = 200;
-  assert.equal((await alice.message('sip:bob@localhost', 'three')).status, 200);
-  assert.deepEqual(bodies(bob), ['one', 'three'], 'the refused message was neither delivered nor kept');
+  assert.equal((await alice.message('sip:bob@localhost', 'four')).status, 200);
+  assert.deepEqual(bodies(bob), ['one', 'four'], 'the refused messages were neither delivered nor kept');
   assert.equal(await s.server.store.offline.count('bob@localhost'), 0);
-  assert.equal(s.server.service(RELAY)!.stats.overloaded, 1);
+  assert.equal(s.server.service(RELAY)!.stats.overloaded, 2);
+});
+
+test('a backlog that never reached relay.overload_backlog refuses nothing', async (t) => {
+  const { alice, bob, backlog } = await overloadable(t);
+  backlog.share = 0.45;
+  assert.equal((await alice.message('sip:bob@localhost', 'busy')).status, 200);
+  assert.deepEqual(bodies(bob), ['busy']);
 });
 
 test('relay.overload_backlog null: a full receive buffer refuses nothing', async (t) => {
