@@ -6,10 +6,12 @@
 //   ... bench/overload.ts --rate 18000 --seconds 30 --after-rate 2000 --backlog null   # refusal off
 //
 // Reports for each phase what sipp's sender got (200s, 503s, other answers, calls that timed out,
-// its retransmissions), the datagrams the kernel dropped at Parley's socket and the most bytes queued
-// there, Parley's CPU; after the overload, once Parley is idle again (Timer F has run out for every
-// MESSAGE it was still waiting on), the messages it stored for the UAS: each was delivered (the UAS
-// answers all it receives) yet its answer never reached Parley.
+// its retransmissions), the datagrams the kernel dropped at Parley's socket (and second by second,
+// with the most bytes queued) and at the UAS's, Parley's CPU over the run (its tail included: sipp
+// waits for its last calls) and the share of that core other processes took; after the overload,
+// once Parley is idle again (Timer F has run out for every MESSAGE it was still waiting on), the
+// messages it stored for the UAS: each was delivered (the UAS answers all it receives) yet its
+// answer never reached Parley.
 import { cpus } from 'node:os';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -89,9 +91,10 @@ class SocketTimeline {
 }
 
 /** One sipp run against Parley, and what it saw of Parley's socket. */
-async function phase(name: string, port: number, rate: number, seconds: number, uasPid: number, parleyPids: () => number[]): Promise<void> {
+async function phase(name: string, port: number, rate: number, seconds: number, uas: SippProcess, parleyPids: () => number[]): Promise<void> {
   const sipp = await SippProcess.start(messages(port, rate, rate * seconds));
-  if (pinning) pinToCpus([sipp.pid, uasPid], pinning.sipp);
+  if (pinning) pinToCpus([sipp.pid, uas.pid], pinning.sipp);
+  const uasDropsBefore = udpSocketCounters(uas.port).drops;
   const socket = new SocketTimeline(port);
   const cpuBefore = pinning && cpuTicks(pinning.server);
   const [result, cpu] = await Promise.all([sipp.done, cpuDuring(parleyPids, sipp.done)]);
@@ -99,6 +102,7 @@ async function phase(name: string, port: number, rate: number, seconds: number, 
   // The share of Parley's CPU other processes took meanwhile: time Parley may have lacked.
   const otherWork = cpuBefore && cpuAfter ? Math.max(0, (cpuAfter.busy - cpuBefore.busy) / (cpuAfter.total - cpuBefore.total) - cpu) : 0;
   const { drops, queued, timeline } = socket.stop();
+  const uasDrops = udpSocketCounters(uas.port).drops - uasDropsBefore;
   const stats = result.stats;
   // Every call that failed on an answer it did not expect names that answer in the error file.
   const answers = new Map<string, number>();
@@ -109,7 +113,8 @@ async function phase(name: string, port: number, rate: number, seconds: number, 
   console.log(
     `${name}: ${rate}/s for ${seconds} s, ${stats?.outgoing ?? '?'} sent: 200 ${stats?.successful ?? '?'}, failed ${stats?.failed ?? '?'} ` +
       `(other answers ${other}; timed out ${stats?.timeouts ?? '?'}), sipp retransmissions ${stats?.retransmissions ?? '?'}; ` +
-      `Parley's socket: ${drops} dropped, at most ${Math.round(queued / 1024)} kB queued; Parley CPU ${cpu.toFixed(2)}, others ${otherWork.toFixed(2)} of it\n` +
+      `Parley's socket: ${drops} dropped, at most ${Math.round(queued / 1024)} kB queued; Parley CPU ${cpu.toFixed(2)}, others ${otherWork.toFixed(2)} of it; ` +
+      `the UAS's socket: ${uasDrops} dropped\n` +
       `  Parley's socket each second (most queued, -dropped): ${timeline}`,
   );
 }
@@ -125,14 +130,14 @@ async function main(): Promise<void> {
   await runSipp(messages(server.port, 1000, 2000));
   console.log(`Parley relay.overload_backlog ${args.backlog ?? '(default)'}, ${pinning ? `pinned to CPU ${pinning.server}, sipp to CPU ${pinning.sipp}` : 'not pinned'}`);
   const everyPid = () => [...server.pids(), uas.pid];
-  await phase('overload', server.port, RATE, SECONDS, uas.pid, server.pids);
+  await phase('overload', server.port, RATE, SECONDS, uas, server.pids);
   const idleFrom = Date.now();
   await settle(everyPid(), Date.now() + 60_000);
   const db = new Database(join(dir, 'parley', 'parley.db'), { readonly: true });
   const stored = (db.prepare('SELECT count(*) AS n FROM offline_messages').get() as { n: number }).n;
   db.close();
   console.log(`after the overload: Parley idle again after ${((Date.now() - idleFrom) / 1000).toFixed(0)} s; ${stored} messages stored for the UAS (delivered, their answer lost)`);
-  await phase('after', server.port, AFTER_RATE, AFTER_SECONDS, uas.pid, server.pids);
+  await phase('after', server.port, AFTER_RATE, AFTER_SECONDS, uas, server.pids);
   peers.delete(uas);
   await uas.stop();
   await server.stop();
