@@ -255,8 +255,8 @@ const OVERLOAD_RETRY_AFTER = [{ name: 'retry-after', value: '1' }];
 /**
  * How often the receive backlog is measured (ms). Offered twice what it relays (~18,000 MESSAGEs/s,
  * ~1.3 kB each as the kernel counts them), the queue grows by up to 0.5 MB between two samples (at
- * 50 ms it overshot relay.overload_backlog by 1-2 MB, and a garbage collection on top overflowed the
- * default 8 MiB); reading /proc/net/udp takes ~60 µs.
+ * 50 ms it overshot relay.overload_backlog by 1-2 MB, and a pause on top, such as a garbage
+ * collection, overflowed the default 8 MiB); reading /proc/net/udp takes ~60 µs.
  */
 const RECEIVE_BACKLOG_SAMPLE_MS = 20;
 /**
@@ -268,7 +268,7 @@ const OVERLOAD_RESUME_SHARE = 0.5;
 
 export class Relay {
   readonly stats: RelayStats = { relayed: 0, stored: 0, delivered: 0, failed: 0, overloaded: 0 };
-  /** Whether new MESSAGEs are being refused (see overloaded). */
+  /** Whether new MESSAGEs are being refused (see refusesNewMessages). */
   private refusing = false;
   /** The delivery of what is stored for whichever device of an AOR registers (deliverStored) under way, by AOR. */
   private readonly delivering = new Map<string, Promise<void>>();
@@ -330,13 +330,14 @@ export class Relay {
   }
 
   /**
-   * Whether Parley is offered more than it carries: its UDP receive buffer fills. Refusing new
-   * MESSAGEs then (cheap: no transaction, nothing sent on) leaves it the time to read the answers
-   * to those under way before the buffer overflows and the kernel drops them with the new requests;
-   * each MESSAGE whose answer was lost would wait for fork_timeout, be stored though it was
-   * delivered, and be retransmitted meanwhile by Parley and by its sender.
+   * Whether a new MESSAGE is to be refused: Parley is offered more than it carries, its UDP receive
+   * buffer filling past the mark (and, once refusing, not yet under OVERLOAD_RESUME_SHARE of it).
+   * Refusing new MESSAGEs then (cheap: no transaction, nothing sent on) leaves it the time to read
+   * the answers to those under way before the buffer overflows and the kernel drops them with the
+   * new requests; each MESSAGE whose answer was lost would wait for fork_timeout, be stored though
+   * it was delivered, and be retransmitted meanwhile by Parley and by its sender.
    */
-  private get overloaded(): boolean {
+  private refusesNewMessages(): boolean {
     const overload = this.options.overload;
     if (overload === undefined) return false;
     const share = overload.receiveBacklog.share;
@@ -369,7 +370,7 @@ export class Relay {
       request.reply(413, 'Request Entity Too Large', { headers: [{ name: 'retry-after', value: '0' }] });
       return;
     }
-    if (this.overloaded) {
+    if (this.refusesNewMessages()) {
       this.stats.overloaded++;
       request.reply(503, 'Service Unavailable (relay overloaded)', { headers: OVERLOAD_RETRY_AFTER, stateless: true });
       return;
