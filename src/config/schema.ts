@@ -346,6 +346,13 @@ const baseSchema = z
         .default(403)
         .describe('Response (403 or 404) to a request for a foreign domain when there is no outbound_proxy.'),
       max_body: positiveInt.default(65536).describe('Largest MESSAGE body relayed, in bytes; larger ones get 413.'),
+      overload_backlog: z
+        .number()
+        .gt(0)
+        .max(1)
+        .nullable()
+        .default(0.5)
+        .describe('Share of a UDP listener\'s kernel receive buffer (sip.udp_receive_buffer, as the kernel counts it) filled with datagrams waiting to be read from which a new MESSAGE gets 503 with Retry-After at once, neither relayed nor stored, until the backlog is under half of it again; responses and retransmissions are read as before. Measured every 20 ms (Linux: /proc/net/udp), a listener that dropped datagrams since counting as full. The queue grows only while Parley is offered more than it carries: refusing then keeps the buffer from overflowing, which would lose the devices\' answers to what is under way too (each such MESSAGE then waits for fork_timeout and is stored though it was delivered, while its sender retransmits). With the default 4 MiB buffer, a half is ~3,300 datagrams of 500 bytes, ~0.3 s of the relay\'s work at its limit, where senders\' retransmissions (500 ms) are near: in npm run bench, relaying 11,000 MESSAGEs/s (its highest passing step) left at most 42 % queued, 9,000/s under a quarter. null: never refused.'),
       fork_timeout: positiveInt.default(32).describe('Seconds to wait for a final response from the contacts a request is forked to (Timer F bound).'),
       delivery_window: positiveInt
         .default(32)

@@ -40,6 +40,7 @@ export function relayPlugin(): ParleyPlugin {
           deliveryWindow: { stream: config.relay.delivery_window, udp: config.relay.delivery_window_udp },
           devices: { remember: config.devices.remember, acceptTimeout: config.relay.accept_timeout, redeliveryBackoff: config.relay.redelivery_backoff, push: context.find(PUSH) },
           syncSent: { enabled: config.relay.sync_sent, domains: config.relay.sync_sent_domains },
+          overload: config.relay.overload_backlog === null ? undefined : { receiveBacklog: context.transports.receiveBacklog, refuseAt: config.relay.overload_backlog },
         },
         context.log,
       );
@@ -52,6 +53,7 @@ export function relayPlugin(): ParleyPlugin {
       { kind: 'counter', name: 'parley_relay_relayed_total', help: 'Requests a registered contact of a local user accepted.', read: () => started().stats.relayed },
       { kind: 'counter', name: 'parley_relay_stored_total', help: 'MESSAGE requests stored for offline delivery.', read: () => started().stats.stored },
       { kind: 'gauge', name: 'parley_relay_pending_deliveries', help: 'Stored messages waiting for a device of their recipient, one per device.', read: () => started().devices.stats.pending },
+      { kind: 'counter', name: 'parley_relay_overloaded_total', help: 'MESSAGE requests answered 503 because the UDP receive buffer was filling past relay.overload_backlog.', read: () => started().stats.overloaded },
       { kind: 'counter', name: 'parley_relay_delivered_total', help: 'Stored messages delivered after the recipient registered.', read: () => started().stats.delivered },
     ],
     status: () => ({ relay: { ...started().stats } }),

@@ -23,6 +23,7 @@ import { ACCEPTED, DeviceDelivery, STORE_UNAVAILABLE, UNREACHABLE } from './devi
 import { storedRequest, stripToUri } from './stored-request.js';
 import { SentCopies, syncsSent, type SyncSentSettings } from './sync.js';
 import { ISCOMPOSING_TYPE, mediaTypeOf } from '../util/media-types.js';
+import type { ReceiveBacklog } from '../sip/transport/receive-backlog.js';
 
 export interface RelayOptions {
   domains: Set<string>;
@@ -45,6 +46,11 @@ export interface RelayOptions {
   devices: { remember: number; acceptTimeout: number; redeliveryBackoff: number; push?: PushService };
   /** Own-message sync: whether a local domain's users get copies of what they send on their other devices, by default and per domain. */
   syncSent: SyncSentSettings;
+  /**
+   * Overload: while `receiveBacklog.share` (the fullest UDP listener's receive buffer waiting to be
+   * read) is at least `refuseAt`, new MESSAGEs get 503 with Retry-After; absent: never.
+   */
+  overload?: { receiveBacklog: Pick<ReceiveBacklog, 'share' | 'watch'>; refuseAt: number };
 }
 
 /** What happened to a message Parley sent on someone's behalf. */
@@ -240,10 +246,30 @@ export interface RelayStats {
   stored: number;
   delivered: number;
   failed: number;
+  /** MESSAGEs refused 503 because the UDP receive buffer was filling (relay.overload_backlog). */
+  overloaded: number;
 }
 
+/** Seconds an overloaded relay asks a sender to wait: long enough for the backlog to be read. */
+const OVERLOAD_RETRY_AFTER = [{ name: 'retry-after', value: '1' }];
+/**
+ * How often the receive backlog is measured (ms). Offered twice what it relays (~18,000 MESSAGEs/s,
+ * ~1.3 kB each as the kernel counts them), the queue grows by up to 0.5 MB between two samples (at
+ * 50 ms it overshot relay.overload_backlog by 1-2 MB, and a pause on top, such as a garbage
+ * collection, overflowed the default 8 MiB); reading /proc/net/udp takes ~60 µs.
+ */
+const RECEIVE_BACKLOG_SAMPLE_MS = 20;
+/**
+ * Once refusing, the share of relay.overload_backlog the backlog must fall under before MESSAGEs are
+ * taken again: the queue then swings below the mark rather than about it, leaving room for a pause
+ * (a garbage collection) while it is offered more than it carries.
+ */
+const OVERLOAD_RESUME_SHARE = 0.5;
+
 export class Relay {
-  readonly stats: RelayStats = { relayed: 0, stored: 0, delivered: 0, failed: 0 };
+  readonly stats: RelayStats = { relayed: 0, stored: 0, delivered: 0, failed: 0, overloaded: 0 };
+  /** Whether new MESSAGEs are being refused (see refusesNewMessages). */
+  private refusing = false;
   /** The delivery of what is stored for whichever device of an AOR registers (deliverStored) under way, by AOR. */
   private readonly delivering = new Map<string, Promise<void>>();
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -295,11 +321,28 @@ export class Relay {
       await this.devices.countPending();
     };
     void this.devices.resume().catch(logBackgroundFailure(this.log, 'resuming deliveries to devices'));
+    this.options.overload?.receiveBacklog.watch(RECEIVE_BACKLOG_SAMPLE_MS);
     this.sweepTimer = setInterval(() => void sweep().catch(sweepFailed), 60_000).unref();
   }
 
   stop(): void {
     clearInterval(this.sweepTimer);
+  }
+
+  /**
+   * Whether a new MESSAGE is to be refused: Parley is offered more than it carries, its UDP receive
+   * buffer filling past the mark (and, once refusing, not yet under OVERLOAD_RESUME_SHARE of it).
+   * Refusing new MESSAGEs then (cheap: no transaction, nothing sent on) leaves it the time to read
+   * the answers to those under way before the buffer overflows and the kernel drops them with the
+   * new requests; each MESSAGE whose answer was lost would wait for fork_timeout, be stored though
+   * it was delivered, and be retransmitted meanwhile by Parley and by its sender.
+   */
+  private refusesNewMessages(): boolean {
+    const overload = this.options.overload;
+    if (overload === undefined) return false;
+    const share = overload.receiveBacklog.share;
+    this.refusing = share >= overload.refuseAt || (this.refusing && share >= overload.refuseAt * OVERLOAD_RESUME_SHARE);
+    return this.refusing;
   }
 
   /** Reports the backlog of `outbox` in the relay's health. */
@@ -325,6 +368,11 @@ export class Relay {
     const message = request.message;
     if (message.body.length > this.options.maxBody) {
       request.reply(413, 'Request Entity Too Large', { headers: [{ name: 'retry-after', value: '0' }] });
+      return;
+    }
+    if (this.refusesNewMessages()) {
+      this.stats.overloaded++;
+      request.reply(503, 'Service Unavailable (relay overloaded)', { headers: OVERLOAD_RETRY_AFTER, stateless: true });
       return;
     }
     const target = message.requestUri;

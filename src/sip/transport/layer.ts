@@ -16,6 +16,7 @@ import { SipParseError, parseMessage } from '../parser.js';
 import { StreamFramer } from './framer.js';
 import { AddressRanges, PendingConnections, SourceRateLimiter } from './limits.js';
 import { isStun, stunBindingResponse } from './stun.js';
+import { ReceiveBacklog } from './receive-backlog.js';
 import {
   type Address, type ListenSpec, type Peer, type Protocol, type TlsFiles, TransportError, formatPeer,
 } from './types.js';
@@ -123,6 +124,10 @@ export class TransportLayer extends EventEmitter {
   /** Bound addresses, with real ports when port 0 was asked for. */
   readonly bound: ListenSpec[] = [];
   readonly stats: TransportStats = { refused: Object.fromEntries(REFUSAL_REASONS.map((reason) => [reason, 0])) as Record<RefusalReason, number> };
+  /** How full the UDP listeners' kernel receive buffers are, sampled once someone watches it. */
+  readonly receiveBacklog = new ReceiveBacklog(() =>
+    [...this.udpSockets.values()].map((socket) => ({ ...socket.address(), receiveBuffer: socket.getRecvBufferSize() })),
+  );
 
   constructor(private readonly options: TransportOptions) {
     super();
@@ -162,6 +167,7 @@ export class TransportLayer extends EventEmitter {
 
   async stop(): Promise<void> {
     clearInterval(this.idleSweep);
+    this.receiveBacklog.stop();
     for (const ws of this.wsServers) ws.close();
     for (const c of this.connections.values()) c.close();
     await Promise.all(this.servers.map((s) => new Promise<void>((done) => s.close(() => done()))));

@@ -1,0 +1,132 @@
+// How far Parley's UDP listeners are behind: the share of each socket's kernel receive buffer taken
+// by datagrams that arrived and wait to be read. Below the rate Parley carries it stays near empty
+// whatever the rate, a pause (a garbage collection) aside; past that rate it fills, and once full
+// the kernel drops whatever arrives, the answers to Parley's own requests with the new requests.
+// Read from /proc/net/udp and /proc/net/udp6 (Linux) on a timer, never per datagram: Node tells
+// nothing of a socket's queue, nor of when a datagram arrived.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { endianness } from 'node:os';
+
+/** A bound UDP socket as the backlog is measured for it. */
+export interface UdpSocketBuffer {
+  /** Its local address and port, as bound (socket.address()). */
+  address: string;
+  port: number;
+  /**
+   * The receive buffer in the kernel's accounting: SO_RCVBUF as the socket reports it (Linux: twice
+   * what was asked), what the kernel compares the queue with before it drops.
+   */
+  receiveBuffer: number;
+}
+
+/** What /proc/net/udp tells of one socket: bytes queued for reading (rx_queue) and datagrams dropped since it opened. */
+export interface ProcUdpRow {
+  queued: number;
+  drops: number;
+}
+
+/** The files a family's sockets are listed in: the text of each, or undefined where there is none (not Linux). */
+export type ProcNetReader = (family: 4 | 6) => string | undefined;
+
+const readProcNetUdp: ProcNetReader = (family) => {
+  try {
+    return readFileSync(family === 4 ? '/proc/net/udp' : '/proc/net/udp6', 'latin1');
+  } catch {
+    return undefined;
+  }
+};
+
+export class ReceiveBacklog {
+  private current = 0;
+  private timer: NodeJS.Timeout | undefined;
+  /** Each socket's drop count at the previous sample, by its key in /proc. */
+  private readonly dropsBefore = new Map<string, number>();
+
+  constructor(
+    private readonly sockets: () => UdpSocketBuffer[],
+    private readonly read: ProcNetReader = readProcNetUdp,
+  ) {}
+
+  /**
+   * The fullest socket's share of its receive buffer at the last sample, from 0 (nothing waits) to
+   * about 1 (full); 1 too for a socket that dropped datagrams since the sample before, as the queue
+   * may have drained between the two samples. 0 until watch() and where /proc cannot be read.
+   */
+  get share(): number {
+    return this.current;
+  }
+
+  /** Samples every `intervalMs` from now until stop(); a second call changes nothing. */
+  watch(intervalMs: number): void {
+    if (this.timer) return;
+    this.sample();
+    this.timer = setInterval(() => this.sample(), intervalMs).unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.current = 0;
+  }
+
+  /** Reads the queues now. */
+  sample(): void {
+    const texts = new Map<4 | 6, string | undefined>();
+    let fullest = 0;
+    for (const socket of this.sockets()) {
+      const family = isIP(socket.address) === 6 ? 6 : 4;
+      if (!texts.has(family)) texts.set(family, this.read(family));
+      const key = procSocketKey(socket.address, socket.port);
+      const row = findProcUdpRow(texts.get(family) ?? '', key);
+      if (!row) continue;
+      const dropped = row.drops > (this.dropsBefore.get(key) ?? row.drops);
+      this.dropsBefore.set(key, row.drops);
+      fullest = Math.max(fullest, dropped ? 1 : row.queued / socket.receiveBuffer);
+    }
+    this.current = fullest;
+  }
+}
+
+/**
+ * A socket's local_address column in /proc/net/udp[6]: the address as the kernel holds it, in 32-bit
+ * words each printed in the machine's byte order, then the port, in hex upper case.
+ */
+export function procSocketKey(address: string, port: number): string {
+  const bytes = isIP(address) === 6 ? ipv6Bytes(address) : address.split('.').map(Number);
+  let words = '';
+  for (let i = 0; i < bytes.length; i += 4) {
+    const word = bytes.slice(i, i + 4);
+    if (endianness() === 'LE') word.reverse();
+    words += word.map((byte) => byte.toString(16).padStart(2, '0')).join('');
+  }
+  return `${words.toUpperCase()}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+/** The 16 bytes of an IPv6 address as socket.address() writes it (compressed, maybe with a zone or an IPv4 tail). */
+function ipv6Bytes(address: string): number[] {
+  const [head = '', tail] = address.split('%')[0]!.split('::');
+  const groups = (part: string): number[] =>
+    part === '' ? [] : part.split(':').flatMap((group) => {
+      if (!group.includes('.')) return [parseInt(group, 16)];
+      const [a = 0, b = 0, c = 0, d = 0] = group.split('.').map(Number);
+      return [(a << 8) | b, (c << 8) | d];
+    });
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  const all = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  return all.flatMap((group) => [group >> 8, group & 0xff]);
+}
+
+/** The row of /proc/net/udp[6] whose local_address column is `key` (procSocketKey), read. */
+export function findProcUdpRow(text: string, key: string): ProcUdpRow | undefined {
+  // The column follows the row number ("  12: "), which tells it from rem_address (a connected
+  // socket's peer may be this socket): found by its text, not by splitting every row.
+  const at = text.indexOf(`: ${key} `);
+  if (at < 0) return undefined;
+  const end = text.indexOf('\n', at);
+  // local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ref pointer drops
+  const fields = text.slice(at + 1, end < 0 ? undefined : end).trim().split(/\s+/);
+  const queues = fields[3]?.split(':');
+  return { queued: parseInt(queues?.[1] ?? '0', 16), drops: Number(fields[fields.length - 1]) };
+}
