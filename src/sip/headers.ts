@@ -121,17 +121,12 @@ export function parseParams(text: string): Params {
  */
 const USUAL_PARAMS = /^(?:;[a-z0-9\-.!%*_+`'~]+(?:=[A-Za-z0-9\-.!%*_+`'~[\]:]+)?)*$/;
 
-/** What parseParams reads from `text` of the USUAL_PARAMS form, cut at its ";" and "=". */
-function usualParams(text: string): Params {
+/** What parseParams reads from `text` of the USUAL_PARAMS form from `start` on, cut at its ";" and "=". */
+function usualParams(text: string, start = 0): Params {
   const params: Params = new Map();
-  for (let i = 1; i < text.length; ) {
-    let end = text.indexOf(';', i);
-    if (end < 0) end = text.length;
-    const equals = text.indexOf('=', i);
-    const nameEnd = equals < 0 || equals > end ? end : equals;
-    const name = usualParamName(text, i, nameEnd) ?? text.slice(i, nameEnd);
-    params.set(name, nameEnd === end ? null : text.slice(nameEnd + 1, end));
-    i = end + 1;
+  for (let i = start + 1; i < text.length; i = paramBounds.end + 1) {
+    const { nameEnd, end } = usualParamAt(text, i);
+    params.set(usualParamName(text, i, nameEnd) ?? text.slice(i, nameEnd), usualParamValue(text, nameEnd, end));
   }
   return params;
 }
@@ -143,15 +138,33 @@ function usualParams(text: string): Params {
  */
 function usualParam(text: string, start: number, name: string): string | null | undefined {
   let found: string | null | undefined;
-  for (let i = start + 1; i < text.length; ) {
-    let end = text.indexOf(';', i);
-    if (end < 0) end = text.length;
-    const equals = text.indexOf('=', i);
-    const nameEnd = equals < 0 || equals > end ? end : equals;
-    if (nameEnd - i === name.length && text.startsWith(name, i)) found = nameEnd === end ? null : text.slice(nameEnd + 1, end);
-    i = end + 1;
+  for (let i = start + 1; i < text.length; i = paramBounds.end + 1) {
+    const { nameEnd, end } = usualParamAt(text, i);
+    if (nameEnd - i === name.length && text.startsWith(name, i)) found = usualParamValue(text, nameEnd, end);
   }
   return found;
+}
+
+/** Where a parameter of usual-form text ends, as usualParamAt() finds it: its name at `nameEnd`, the whole at `end`. */
+const paramBounds = { nameEnd: 0, end: 0 };
+
+/**
+ * Where the parameter whose name starts at `from` in `text` (of the USUAL_PARAMS form) ends: at the
+ * next ";" or the end of `text`, its name at its "=" if it has one. The one walker over parameters
+ * kept as text. One object, refilled by each call: read it at once.
+ */
+function usualParamAt(text: string, from: number): typeof paramBounds {
+  let end = text.indexOf(';', from);
+  if (end < 0) end = text.length;
+  const equals = text.indexOf('=', from);
+  paramBounds.nameEnd = equals < 0 || equals > end ? end : equals;
+  paramBounds.end = end;
+  return paramBounds;
+}
+
+/** The value of the parameter usualParamAt() found: null when it has none. */
+function usualParamValue(text: string, nameEnd: number, end: number): string | null {
+  return nameEnd === end ? null : text.slice(nameEnd + 1, end);
 }
 
 /**
@@ -174,7 +187,12 @@ class ReadParams {
   }
 
   get params(): Params {
-    return (this.parsed ??= usualParams(this.start === 0 ? this.text! : this.text!.slice(this.start)));
+    return (this.parsed ??= usualParams(this.text!, this.start));
+  }
+
+  /** Whether the parameters are still the text they were read as, not made a Map. */
+  protected get isText(): boolean {
+    return this.parsed === undefined;
   }
 
   param(name: string): string | null | undefined {
@@ -440,16 +458,24 @@ export function parseVia(value: string): Via {
   if (received !== undefined && !isIpLiteral(received)) throw new HeaderError('bad Via received');
   const rport = via.param('rport');
   if (rport !== undefined && rport !== null && portNumber(rport) === undefined) throw new HeaderError(`bad Via rport ${rport}`);
-  via.branch = via.param('branch') ?? undefined;
   return via;
 }
 
-/** A Via as parseVia reads it: its parameters made a Map only when asked for as one (see ReadParams). */
+/**
+ * A Via as parseVia reads it: its parameters made a Map only when asked for as one (see ReadParams),
+ * and the three read on every request's way in (branch, rport, received: checked by parseVia, then
+ * matched and stamped on by the stack) read from their text in one walk, as it is read.
+ */
 class ReadVia extends ReadParams implements Via {
   transport: string;
   host: string;
   port: number | undefined;
   branch: string | undefined = undefined;
+  /** Its rport and received as the text has them (see ReadParams.param), while `readAsText`. */
+  private rport: string | null | undefined = undefined;
+  private received: string | null | undefined = undefined;
+  /** Whether rport and received were read from the text the parameters are now (they change as it is stamped). */
+  private readAsText = false;
 
   constructor(
     sentBy: SentBy,
@@ -463,6 +489,28 @@ class ReadVia extends ReadParams implements Via {
     this.transport = sentBy.transport;
     this.host = sentBy.host;
     this.port = sentBy.port;
+    if (!this.isText) {
+      this.branch = this.param('branch') ?? undefined;
+      return;
+    }
+    for (let i = 1; i < params.length; i = paramBounds.end + 1) {
+      const { nameEnd, end } = usualParamAt(params, i);
+      const name = usualParamName(params, i, nameEnd);
+      // The names' own literals (usualParamName): told apart by reference.
+      if (name === BRANCH) this.branch = usualParamValue(params, nameEnd, end) ?? undefined;
+      else if (name === RPORT) this.rport = usualParamValue(params, nameEnd, end);
+      else if (name === RECEIVED) this.received = usualParamValue(params, nameEnd, end);
+    }
+    this.readAsText = true;
+  }
+
+  override param(name: string): string | null | undefined {
+    // Once made a Map, the parameters are what the Map says: the stack may have edited it.
+    if (this.readAsText && this.isText) {
+      if (name === RPORT) return this.rport;
+      if (name === RECEIVED) return this.received;
+    }
+    return super.param(name);
   }
 
   /**
@@ -470,9 +518,15 @@ class ReadVia extends ReadParams implements Via {
    * sent-by, as they now are (see ReadParams.retext).
    */
   restamped(value: string, text: string): boolean {
-    return value.startsWith(this.sentByText) && this.retext(text, this.paramsStart);
+    if (!value.startsWith(this.sentByText) || !this.retext(text, this.paramsStart)) return false;
+    // What was read of the parameters before they were stamped is no longer what they say.
+    this.readAsText = false;
+    return true;
   }
 }
+
+const RPORT = 'rport';
+const RECEIVED = 'received';
 
 /**
  * Takes the parameters of `text` as those of `via`, when it is a Via parseVia read from `value`

@@ -129,9 +129,14 @@ const PRINTABLE = 0;
 const UNSAFE = 1;
 /** A byte past ASCII: what it decodes to is told in the decoded head. */
 const BEYOND_ASCII = 2;
-/** What each byte of a head is, for scanHead(): PRINTABLE_ASCII's characters, UNSAFE_BESIDES_LINE_ENDS's below 0x80, and the rest. */
+/** A CR or an LF, which scanHead() looks at apart: lines end there, and the head. Not one of the kinds it ORs together. */
+const LINE_END = 4;
+/**
+ * What each byte of a head is, for scanHead(): PRINTABLE_ASCII's characters but CR and LF, which are
+ * LINE_END, UNSAFE_BESIDES_LINE_ENDS's below 0x80, and the rest.
+ */
 const BYTE_KINDS = new Uint8Array(256).map((_, c) =>
-  c >= 0x80 ? BEYOND_ASCII : PRINTABLE_ASCII.test(String.fromCharCode(c)) ? PRINTABLE : UNSAFE,
+  c === CR || c === LF ? LINE_END : c >= 0x80 ? BEYOND_ASCII : PRINTABLE_ASCII.test(String.fromCharCode(c)) ? PRINTABLE : UNSAFE,
 );
 
 /** What scanHead() found, refilled by each call: read it at once. */
@@ -140,24 +145,30 @@ const headScan = { end: 0, separator: 0, kinds: PRINTABLE, everyCrBeforeLf: true
 /**
  * Where the head of the message in `buf` from `start` on ends: at the first CRLF CRLF or LF LF
  * (`end`, and the `separator`'s length), or at the end of `buf` with no separator; ORed, the
- * BYTE_KINDS of the bytes before it; and whether every CR of the head ends a line, followed by an LF
- * within the head (then no line holds a bare CR). One loop over the bytes, where a search for each
- * separator, a regular expression over the decoded head and a search for CRs line by line took twice as long.
+ * BYTE_KINDS of the bytes before it but CR and LF; and whether every CR of the head ends a line,
+ * followed by an LF within the head (then no line holds a bare CR). One loop over the bytes, where a
+ * search for each separator, a regular expression over the decoded head and a search for CRs line
+ * by line took twice as long; a printable byte, nearly every one, costs it one look in BYTE_KINDS.
  */
 function scanHead(buf: Buffer, start: number): typeof headScan {
   let kinds = PRINTABLE;
-  let end = buf.length;
+  const length = buf.length;
+  let end = length;
   let separator = 0;
   let everyCrBeforeLf = true;
   // `start` holds no CR or LF (parseMessage skips them): no separator reaches before it.
-  for (let i = start; i < buf.length; i++) {
+  for (let i = start; i < length; i++) {
     const c = buf[i]!;
-    kinds |= BYTE_KINDS[c]!;
+    const kind = BYTE_KINDS[c]!;
+    if (kind === PRINTABLE) continue;
+    if (kind !== LINE_END) {
+      kinds |= kind;
+      continue;
+    }
     if (c === CR) {
       if (buf[i + 1] !== LF) everyCrBeforeLf = false;
       continue;
     }
-    if (c !== LF) continue;
     const before = buf[i - 1];
     if (before === LF) {
       end = i - 1;

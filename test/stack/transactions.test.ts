@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { FakeClock, SipStack, TimerQueue, parseMessage, createResponse, type Peer, type IncomingRequest, type SipMessage } from '../../src/sip/index.js';
 import type { TransportLayer } from '../../src/sip/transport/layer.js';
+import { paramOf, parseVia } from '../../src/sip/headers.js';
 
 class FakeTransport extends EventEmitter {
   sent: Array<{ message: SipMessage; target: Peer; at: number }> = [];
@@ -190,7 +191,13 @@ test('responses follow rport and received (RFC 3581)', () => {
 
 test('the stamped Via keeps the sender\'s parameters in their order: rport filled in where it stands, received last', () => {
   const { transport, stack } = setup();
-  stack.on('request', (r: IncomingRequest) => r.reply(200));
+  // What the handler reads of the top Via is what it was stamped with, parameter by parameter and as a whole.
+  const read: Array<[received: unknown, rport: unknown, params: unknown]> = [];
+  stack.on('request', (r: IncomingRequest) => {
+    const via = r.message.via;
+    read.push([paramOf(via, 'received'), paramOf(via, 'rport'), [...via.params]]);
+    r.reply(200);
+  });
   const natted: Peer = { proto: 'udp', host: '10.0.0.9', port: 33333 };
   const cases = [
     ['SIP/2.0/UDP 192.168.1.5:5060;rport;branch=z9hG4bKa1', 'SIP/2.0/UDP 192.168.1.5:5060;rport=33333;branch=z9hG4bKa1;received=10.0.0.9'],
@@ -204,6 +211,8 @@ test('the stamped Via keeps the sender\'s parameters in their order: rport fille
     message.set('via', sent!);
     transport.emit('message', message, natted);
     assert.equal(transport.sent.at(-1)!.message.get('via'), stamped);
+    const expected = parseVia(stamped!).params;
+    assert.deepEqual(read.at(-1), [expected.get('received'), expected.get('rport'), [...expected]]);
   }
   assert.equal(transport.sent.length, cases.length);
 });
