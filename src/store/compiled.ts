@@ -81,6 +81,11 @@ export interface GroupWrite {
 export class CompiledGroups {
   private readonly groups = new Map<string, StatementGroup>();
 
+  /** The group compiled for `shape`, if one was. */
+  get(shape: string): StatementGroup | undefined {
+    return this.groups.get(shape);
+  }
+
   /**
    * The group of the statements `build` makes of `values`, `shape` naming what else they depend on
    * (e.g. the number of rows): built with a marker in place of each value the first time, then

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { CompiledQuery, Insertable, Kysely, Selectable } from 'kysely';
-import { CompiledGroups, type GroupWrite } from './compiled.js';
+import { CompiledGroups, type GroupWrite, type StatementGroup } from './compiled.js';
 import { GroupCommit, runAll, type DeferredSync } from './group-commit.js';
 import type { StatementWriter } from './sqlite-writer.js';
 import { deleteExpired, expiredRows, nullsAbsent } from './rows.js';
@@ -76,7 +76,12 @@ export class LocationRepository implements LocationStore {
       bindings.length === 1
         ? ONE_BINDING_SHAPES[before ?? 'maybe'][devices[0]!.key === undefined ? 'contact' : 'key']
         : `${before ?? 'maybe'} ${bindings.length}: ${devices.map(({ binding, key }) => (key === undefined ? binding : `${binding} keyed`)).join()}`;
-    return { group: this.groups.group(shape, values, (markers) => this.buildBindingStatements(markers, bindings.length, devices, before)), values };
+    return { group: this.groups.get(shape) ?? this.compileBindingStatements(shape, values, bindings.length, devices, before), values };
+  }
+
+  /** The group of bindingStatements' shape, compiled: apart, so that a REGISTER of a shape compiled before makes no callback for it. */
+  private compileBindingStatements(shape: string, values: readonly unknown[], count: number, devices: readonly Device[], before: StoredBefore): StatementGroup {
+    return this.groups.group(shape, values, (markers) => this.buildBindingStatements(markers, count, devices, before));
   }
 
   /**
