@@ -48,7 +48,7 @@ const FROM_SOURCES = import.meta.url.endsWith('.ts');
 /** How long after the thread stopped a new one is started: from this, doubling while starts fail, to the most. */
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 5_000;
-/** Most values encode()'s array keeps between batches: a few hundred REGISTERs' worth. */
+/** Most values encode()'s array keeps between batches: about a thousand REGISTERs' worth. */
 const GATHERED_KEPT = 16_384;
 
 export class SqliteWriter implements StatementWriter {
