@@ -45,3 +45,66 @@ export class CompiledStatements {
     return { ...template.compiled, parameters };
   }
 }
+
+/** A statement of a StatementGroup: its compiled form, and for each of its parameters the index of the group's value it takes. */
+export interface GroupedStatement {
+  compiled: CompiledQuery;
+  sources: readonly number[];
+}
+
+/**
+ * Statements run together whose parameters are all drawn from one list of values, each taking the
+ * value at its index: a value several of them use (a REGISTER's AOR, its contact) is in the list
+ * once. A SqliteWriter hands the list to its thread rather than each statement's parameters: the
+ * copy between threads costs by the value.
+ */
+export class StatementGroup {
+  constructor(
+    readonly statements: readonly GroupedStatement[],
+    /** How many values the group takes. */
+    readonly valueCount: number,
+  ) {}
+
+  /** The group's statements with `values` as their parameters. */
+  expand(values: readonly unknown[]): CompiledQuery[] {
+    return this.statements.map(({ compiled, sources }) => ({ ...compiled, parameters: sources.map((source) => values[source]) }));
+  }
+}
+
+/** A group's statements with their values. */
+export interface GroupWrite {
+  group: StatementGroup;
+  values: readonly unknown[];
+}
+
+/** StatementGroups compiled once per shape. */
+export class CompiledGroups {
+  private readonly groups = new Map<string, StatementGroup>();
+
+  /** The group compiled for `shape`, if one was. */
+  get(shape: string): StatementGroup | undefined {
+    return this.groups.get(shape);
+  }
+
+  /**
+   * The group of the statements `build` makes of `values`, `shape` naming what else they depend on
+   * (e.g. the number of rows): built with a marker in place of each value the first time, then
+   * reused. Every parameter must be one of the values and every value a parameter: the SQL of a
+   * group is fixed, a statement whose SQL depends on a value (inlined in it) cannot be one.
+   */
+  group(shape: string, values: readonly unknown[], build: (values: readonly unknown[]) => ReadonlyArray<{ compile(): CompiledQuery }>): StatementGroup {
+    let group = this.groups.get(shape);
+    if (group === undefined) {
+      const markers = values.map((_, i) => marker(i));
+      const statements = build(markers).map((query) => {
+        const compiled = query.compile();
+        return { compiled, sources: compiled.parameters.map((parameter) => markers.indexOf(parameter as string)) };
+      });
+      const used = new Set(statements.flatMap(({ sources }) => sources));
+      if (used.has(-1) || used.size !== values.length) throw new Error(`The statements of ${shape} do not take each of their values as a parameter: they cannot be a group`);
+      group = new StatementGroup(statements, values.length);
+      this.groups.set(shape, group);
+    }
+    return group;
+  }
+}

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { CompiledQuery, Insertable, Kysely, Selectable } from 'kysely';
-import { CompiledStatements } from './compiled.js';
+import { CompiledGroups, type GroupWrite, type StatementGroup } from './compiled.js';
 import { GroupCommit, runAll, type DeferredSync } from './group-commit.js';
 import type { StatementWriter } from './sqlite-writer.js';
 import { deleteExpired, expiredRows, nullsAbsent } from './rows.js';
@@ -10,7 +10,7 @@ import { formatPeer, parsePeer } from '../sip/transport/types.js';
 
 export class LocationRepository implements LocationStore {
   private readonly commits: GroupCommit;
-  private readonly statements = new CompiledStatements();
+  private readonly groups = new CompiledGroups();
 
   /** With `writer` (SQLite in a file), bindings are written by it, off the event loop; else by a group commit of `db`'s. */
   constructor(
@@ -26,10 +26,10 @@ export class LocationRepository implements LocationStore {
    * REGISTERs is committed together (group commit), each resolving once its rows are durable.
    */
   replace(aor: string, bindings: readonly Binding[], before?: StoredBefore): Promise<unknown> {
-    const statements = this.bindingStatements(aor, bindings, before);
+    const write = this.bindingStatements(aor, bindings, before);
     // The writer's own promise (of the rows changed), rather than one more made of it for nothing.
-    if (this.writer) return this.writer.write(statements);
-    return this.commits.run((trx) => runAll(trx, statements));
+    if (this.writer) return this.writer.writeGroup(write);
+    return this.commits.run((trx) => runAll(trx, write.group.expand(write.values)));
   }
 
   async listAll(): Promise<Binding[]> {
@@ -57,37 +57,65 @@ export class LocationRepository implements LocationStore {
   }
 
   /**
-   * The statements of every REGISTER, compiled once per number of bindings (see CompiledStatements):
-   * the writer runs them as they are; kysely, through its executor, cost several promises more per
-   * statement than running it.
+   * The statements of every REGISTER, as one group compiled once per shape (see CompiledGroups): a
+   * value several of them take (the AOR; a binding's contact, User-Agent and time; a device's key
+   * when it is its contact) is in the group's values once. The writer runs them as they are; kysely,
+   * through its executor, cost several promises more per statement than running it.
    */
-  private bindingStatements(aor: string, bindings: readonly Binding[], before: StoredBefore): CompiledQuery[] {
-    const { statements, build } = this;
-    const known = before === 'bound';
-    if (bindings.length === 0) {
-      const compiled = before === 'unbound' ? [] : [statements.compile('delete', [aor], build.delete)];
-      if (!known) compiled.push(statements.compile('known', [aor, Date.now()], build.known));
-      return compiled;
-    }
-    // Only the bindings gone are deleted (none when no row is stored: a new user's REGISTER), and
-    // those kept are updated where they are: a refresh writes its row's page alone, where deleting
-    // and inserting it again would also write the primary key's index (and, its row moving to a
-    // new rowid, one more page of the table).
-    const compiled: CompiledQuery[] = [];
-    const values: unknown[] = [];
-    for (const binding of bindings) pushLocationValues(values, aor, binding);
-    if (before !== 'unbound') compiled.push(statements.compile(GONE_SHAPES.of(bindings.length), [aor, ...bindings.map((b) => b.contact)], build.gone));
-    compiled.push(statements.compile(UPSERT_SHAPES.of(bindings.length), values, build.upsert));
-    if (!known) compiled.push(statements.compile('known', [aor, Date.now()], build.known));
-    // Devices are remembered beyond their registration, for what is sent to them while away.
-    const deviceValues = deviceRowValues(aor, bindings);
-    compiled.push(statements.compile(DEVICES_SHAPES.of(deviceValues.length / DEVICE_COLUMNS), deviceValues, build.devices));
-    return compiled;
+  private bindingStatements(aor: string, bindings: readonly Binding[], before: StoredBefore): GroupWrite {
+    // The values: the AOR, each binding's (see pushBindingValues), the key of each device that is
+    // not its contact, and the time the AOR is first known when it may not be and no binding tells it.
+    const values: unknown[] = [aor];
+    for (const binding of bindings) pushBindingValues(values, binding);
+    // Devices are remembered beyond their registration, for what is sent to them while away: each
+    // row is of the binding its latest registration left.
+    const devices = latestOfEachDevice(bindings);
+    for (const { key } of devices) if (key !== undefined) values.push(key);
+    if (before !== 'bound' && bindings.length === 0) values.push(Date.now());
+    const shape =
+      bindings.length === 1
+        ? ONE_BINDING_SHAPES[before ?? 'maybe'][devices[0]!.key === undefined ? 'contact' : 'key']
+        : `${before ?? 'maybe'} ${bindings.length}: ${devices.map(({ binding, key }) => (key === undefined ? binding : `${binding} keyed`)).join()}`;
+    return { group: this.groups.get(shape) ?? this.compileBindingStatements(shape, values, bindings.length, devices, before), values };
+  }
+
+  /** The group of bindingStatements' shape, compiled: apart, so that a REGISTER of a shape compiled before makes no callback for it. */
+  private compileBindingStatements(shape: string, values: readonly unknown[], count: number, devices: readonly Device[], before: StoredBefore): StatementGroup {
+    return this.groups.group(shape, values, (markers) => this.buildBindingStatements(markers, count, devices, before));
   }
 
   /**
-   * The statements of bindingStatements, as kysely builds them from their values: made once, not
-   * for each REGISTER, as they are called only for a shape's first statement.
+   * The statements of bindingStatements, from `values` in its order. Only the bindings gone are
+   * deleted (none when no row is stored: a new user's REGISTER), and those kept are updated where
+   * they are: a refresh writes its row's page alone, where deleting and inserting it again would
+   * also write the primary key's index (and, its row moving to a new rowid, one more page of the table).
+   */
+  private buildBindingStatements(values: readonly unknown[], count: number, devices: readonly Device[], before: StoredBefore) {
+    const { build } = this;
+    const aor = values[0];
+    const bindings = Array.from({ length: count }, (_, index) => values.slice(1 + index * BINDING_VALUES, 1 + (index + 1) * BINDING_VALUES));
+    const keys = values.slice(1 + count * BINDING_VALUES);
+    const statements: Array<{ compile(): CompiledQuery }> = [];
+    if (before !== 'unbound') statements.push(count === 0 ? build.delete([aor]) : build.gone([aor, ...bindings.map(([contact]) => contact)]));
+    if (count > 0) statements.push(build.upsert(bindings.flatMap((binding) => [aor, ...binding])));
+    // First known when its first binding was updated: now.
+    if (before !== 'bound') statements.push(build.known([aor, count === 0 ? keys.shift() : bindings[0]![BINDING_VALUES - 1]]));
+    if (count > 0) {
+      statements.push(
+        build.devices(
+          devices.flatMap(({ binding, key }) => {
+            const [contact, , , , , , , , , userAgent, , updatedAt] = bindings[binding]!;
+            return [aor, key === undefined ? contact : keys.shift(), contact, userAgent, updatedAt];
+          }),
+        ),
+      );
+    }
+    return statements;
+  }
+
+  /**
+   * The statements of buildBindingStatements, as kysely builds them from their values: made once,
+   * not for each REGISTER, as they are called only for a shape's first group.
    */
   private readonly build = {
     delete: ([aor]: readonly unknown[]) => this.db.deleteFrom('locations').where('aor', '=', aor as string),
@@ -131,19 +159,6 @@ export class LocationRepository implements LocationStore {
   };
 }
 
-/** The names of a statement's shapes by its number of rows, each made once rather than for every REGISTER. */
-class ShapeNames {
-  private readonly names: string[] = [];
-  constructor(private readonly kind: string) {}
-  of(rows: number): string {
-    return (this.names[rows] ??= `${this.kind} ${rows}`);
-  }
-}
-
-const GONE_SHAPES = new ShapeNames('gone');
-const UPSERT_SHAPES = new ShapeNames('upsert');
-const DEVICES_SHAPES = new ShapeNames('devices');
-
 /** The rows `values` hold, `columns` values each, as `toRow` makes them. */
 function rowsOf<Row>(values: readonly unknown[], columns: number, toRow: (values: readonly unknown[]) => Row): Row[] {
   return Array.from({ length: values.length / columns }, (_, row) => toRow(values.slice(row * columns, (row + 1) * columns)));
@@ -156,40 +171,48 @@ function toDeviceRow(values: readonly unknown[]): Insertable<DevicesTable> {
   return { aor: aor as string, device: device as string, contact: contact as string, user_agent: userAgent as string | null, last_seen: lastSeen as number };
 }
 
-/**
- * The values of one row per device (a device's flows are several bindings), as its latest
- * registration left it, in toDeviceRow's order.
- */
-function deviceRowValues(aor: string, bindings: readonly Binding[]): unknown[] {
-  const values: unknown[] = [];
+/** A device of a REGISTER's bindings: the binding its latest registration left, and its key unless that is the binding's contact. */
+interface Device {
+  binding: number;
+  key: string | undefined;
+}
+
+/** Each device of `bindings` (a device's flows are several bindings), in the order first seen. */
+function latestOfEachDevice(bindings: readonly Binding[]): Device[] {
   // One binding, as nearly always: one device, nothing to group.
-  if (bindings.length === 1) {
-    pushDeviceValues(values, aor, deviceKey(bindings[0]!), bindings[0]!);
-    return values;
-  }
-  const latest = new Map<string, Binding>();
-  for (const binding of bindings) {
+  if (bindings.length === 1) return [deviceOf(bindings, 0)];
+  const latest = new Map<string, number>();
+  bindings.forEach((binding, index) => {
     const key = deviceKey(binding);
     const seen = latest.get(key);
-    if (!seen || seen.updatedAt < binding.updatedAt) latest.set(key, binding);
-  }
-  for (const [device, binding] of latest) pushDeviceValues(values, aor, device, binding);
-  return values;
+    if (seen === undefined || bindings[seen]!.updatedAt < binding.updatedAt) latest.set(key, index);
+  });
+  return Array.from(latest.values(), (index) => deviceOf(bindings, index));
 }
 
-/** Appends the values of a device's row to `values`, in toDeviceRow's order. */
-function pushDeviceValues(values: unknown[], aor: string, device: string, binding: Binding): void {
-  values.push(aor, device, binding.contact, binding.userAgent ?? null, binding.updatedAt);
+function deviceOf(bindings: readonly Binding[], index: number): Device {
+  const key = deviceKey(bindings[index]!);
+  return { binding: index, key: key === bindings[index]!.contact ? undefined : key };
 }
 
-/** Appends the values of a binding's row to `values`, in the order of toLocationRow's columns. */
-function pushLocationValues(values: unknown[], aor: string, binding: Binding): void {
+/** Appends the values of a binding's row but its AOR to `values`, in the order of toLocationRow's columns. */
+function pushBindingValues(values: unknown[], binding: Binding): void {
   values.push(
-    aor, binding.contact, binding.expiresAt, binding.q, binding.callId, binding.cseq, formatPeer(binding.source),
+    binding.contact, binding.expiresAt, binding.q, binding.callId, binding.cseq, formatPeer(binding.source),
     binding.connectionId ?? null, binding.instance ?? null, binding.regId ?? null, binding.userAgent ?? null,
     binding.path ?? null, binding.updatedAt,
   );
 }
+
+/** The shapes of a REGISTER of one binding, as they nearly all are: named once, not for each. */
+const ONE_BINDING_SHAPES = {
+  bound: { contact: 'bound 1', key: 'bound 1 keyed' },
+  unbound: { contact: 'unbound 1', key: 'unbound 1 keyed' },
+  maybe: { contact: 'maybe 1', key: 'maybe 1 keyed' },
+};
+
+/** A binding's values in a REGISTER's group (see pushBindingValues). */
+const BINDING_VALUES = 12;
 
 const LOCATION_COLUMNS = 13;
 

@@ -95,6 +95,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     // Its failures are the store's as those of any statement: an outage is told apart and logged once.
     write: (statements) => availability.run(() => writer.write(statements), true),
     insert: (statements) => availability.run(() => writer.insert(statements), true),
+    writeGroup: (write) => availability.run(() => writer.writeGroup(write), true),
   };
   const repositories = createRepositories(db, deferredSync, statementWriter, options.credentialsCache);
   const accountMaps = new Map<string, Promise<GatewayAccountRepository>>([['purplemap', Promise.resolve(repositories.gatewayAccounts)]]);

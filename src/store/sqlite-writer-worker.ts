@@ -18,9 +18,11 @@ export interface WriterData {
 /**
  * What the main thread sends: `count` writes, each statements that are committed together or not at
  * all; or the order to stop. `writes` is flat: for each write its number of statements, then for
- * each statement the number of its SQL text, its number of parameters and the parameters. A text is
- * numbered in the order it was first sent, in `newSql`. A binary value is in `bytes`, one after the
- * other: `bytesAt` are the places of `writes` that have their lengths instead.
+ * each statement the number of its SQL text, its number of parameters and the parameters; or, for
+ * a write of a group's statements (see StatementGroup), the group's number n as ~n (below zero),
+ * then the group's values. A text is numbered in the order it was first sent, in `newSql`, a group
+ * likewise in `newGroups`. A binary value is in `bytes`, one after the other: `bytesAt` are the
+ * places of `writes` that have their lengths instead.
  */
 export type ToWriter = WriterBatch | { close: true } | { stats: true };
 
@@ -28,9 +30,18 @@ export interface WriterBatch {
   id: number;
   newSql: string[];
   count: number;
+  newGroups?: SentGroup[];
   writes: unknown[];
   bytes?: ArrayBuffer;
   bytesAt?: number[];
+}
+
+/** A StatementGroup as the thread knows it: the number of each statement's SQL text, and the values each takes, by index. */
+export interface SentGroup {
+  sql: number[];
+  sources: number[][];
+  /** How many values a write of the group has. */
+  values: number;
 }
 
 /**
@@ -95,6 +106,7 @@ database.pragma(`busy_timeout = ${busyTimeoutMs}`);
 database.pragma('synchronous = NORMAL');
 /** The SQL texts by number (few: one per shape of statement), each prepared once, when first run. */
 const texts: string[] = [];
+const groups: SentGroup[] = [];
 const prepared: Array<SqliteDatabase.Statement | undefined> = [];
 let log: number | undefined;
 let queued: Array<{ id: number; writes: Write[] }> = [];
@@ -126,6 +138,7 @@ port.on('message', (message: ToWriter) => {
   }
   stats.batches++;
   texts.push(...message.newSql);
+  if (message.newGroups) groups.push(...message.newGroups);
   if (message.bytes) putBinaries(message.writes, message.bytes, message.bytesAt!);
   queued.push({ id: message.id, writes: writesOf(message.count, message.writes) });
   // While a sync runs, its end commits what came meanwhile (see commitAndSync).
@@ -215,13 +228,23 @@ function commit(writes: Write[]): Committed {
       let rows = 0;
       let insertedId = 0;
       let at = start;
-      const statements = flat[at++] as number;
+      const first = flat[at++] as number;
+      const group = first < 0 ? groups[~first]! : undefined;
+      const statements = group ? group.sql.length : first;
       stats.statements += statements;
       for (let i = 0; i < statements; i++) {
-        const sql = flat[at++] as number;
-        const end = at + 1 + (flat[at] as number);
-        const result = (prepared[sql] ??= database.prepare(texts[sql]!)).run(flat.slice(at + 1, end));
-        at = end;
+        let sql: number;
+        let parameters: unknown[];
+        if (group) {
+          sql = group.sql[i]!;
+          parameters = group.sources[i]!.map((source) => flat[at + source]);
+        } else {
+          sql = flat[at++] as number;
+          const end = at + 1 + (flat[at] as number);
+          parameters = flat.slice(at + 1, end);
+          at = end;
+        }
+        const result = (prepared[sql] ??= database.prepare(texts[sql]!)).run(parameters);
         rows += result.changes;
         if (i === 0 && result.changes > 0) insertedId = Number(result.lastInsertRowid);
       }
@@ -252,8 +275,11 @@ function writesOf(count: number, flat: readonly unknown[]): Write[] {
   let at = 0;
   for (let write = 0; write < count; write++) {
     writes.push({ flat, at });
+    const first = flat[at++] as number;
+    // Past a group's values.
+    if (first < 0) at += groups[~first]!.values;
     // Past its statements: each is its text's number, its number of parameters and the parameters.
-    for (let left = flat[at++] as number; left > 0; left--) at += 2 + (flat[at + 1] as number);
+    else for (let left = first; left > 0; left--) at += 2 + (flat[at + 1] as number);
   }
   return writes;
 }

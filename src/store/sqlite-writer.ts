@@ -10,7 +10,8 @@
 // thread) carries more writes, and a transaction and its sync are shared by more of them.
 import { Worker } from 'node:worker_threads';
 import type { CompiledQuery } from 'kysely';
-import type { Answers, FromWriter, ToWriter, WriteFailure, WriterBatch, WriterData, WriterStats } from './sqlite-writer-worker.js';
+import type { GroupWrite, StatementGroup } from './compiled.js';
+import type { Answers, FromWriter, SentGroup, ToWriter, WriteFailure, WriterBatch, WriterData, WriterStats } from './sqlite-writer-worker.js';
 import { Backoff } from '../util/backoff.js';
 import { WRITER_LOST } from './availability.js';
 
@@ -26,10 +27,15 @@ export interface StatementWriter {
    * as `last_insert_rowid()`, as long as no statement between inserted another.
    */
   insert(statements: readonly CompiledQuery[]): Promise<number | undefined>;
+  /**
+   * As write, the statements of a group with its values as their parameters: each value is handed
+   * to the thread once, however many statements take it.
+   */
+  writeGroup(write: GroupWrite): Promise<number>;
 }
 
 interface PendingWrite {
-  statements: readonly CompiledQuery[];
+  statements: readonly CompiledQuery[] | GroupWrite;
   /** Resolved with the row id its first statement inserted, rather than with the rows it changed. */
   insert: boolean;
   resolve(result: number | undefined): void;
@@ -42,7 +48,7 @@ const FROM_SOURCES = import.meta.url.endsWith('.ts');
 /** How long after the thread stopped a new one is started: from this, doubling while starts fail, to the most. */
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 5_000;
-/** Most values encode()'s array keeps between batches: a few hundred REGISTERs' worth. */
+/** Most values encode()'s array keeps between batches: about a thousand REGISTERs' worth. */
 const GATHERED_KEPT = 16_384;
 
 export class SqliteWriter implements StatementWriter {
@@ -53,6 +59,8 @@ export class SqliteWriter implements StatementWriter {
   private nextId = 0;
   /** The number the current thread knows each SQL text by, as they were first sent to it. */
   private readonly sqlNumbers = new Map<string, number>();
+  /** The number the current thread knows each group by, as they were first sent to it. */
+  private readonly groupNumbers = new Map<StatementGroup, number>();
   /**
    * Where encode() gathers a batch's values, then copies them out at their exact number: grown once
    * and kept, rather than grown again value by value for every batch (see GATHERED_KEPT).
@@ -98,6 +106,7 @@ export class SqliteWriter implements StatementWriter {
     });
     this.worker = worker;
     this.sqlNumbers.clear();
+    this.groupNumbers.clear();
     let failure: Error | undefined;
     const ready = new Promise<void>((resolve, reject) => {
       worker.on('message', (reply: FromWriter) => {
@@ -149,7 +158,11 @@ export class SqliteWriter implements StatementWriter {
     return this.ask(statements, true);
   }
 
-  private ask(statements: readonly CompiledQuery[], insert: boolean): Promise<number | undefined> {
+  writeGroup(write: GroupWrite): Promise<number> {
+    return this.ask(write, false) as Promise<number>;
+  }
+
+  private ask(statements: PendingWrite['statements'], insert: boolean): Promise<number | undefined> {
     const refused = this.ended ?? this.lost;
     if (refused) return Promise.reject(refused);
     return new Promise<number | undefined>((resolve, reject) => {
@@ -199,12 +212,14 @@ export class SqliteWriter implements StatementWriter {
     const batch = this.pending;
     this.pending = [];
     const id = this.nextId++;
-    const message = this.encode(id, batch);
+    const newGroups: StatementGroup[] = [];
+    const message = this.encode(id, batch, newGroups);
     try {
       worker.postMessage(message, message.bytes ? [message.bytes] : []);
     } catch (error) {
       // A value that cannot be sent to another thread: nothing of the batch was, its new texts included.
       for (const sql of message.newSql) this.sqlNumbers.delete(sql);
+      for (const group of newGroups) this.groupNumbers.delete(group);
       for (const write of batch) write.reject(error);
       if (this.isDrained()) this.drained?.();
       return;
@@ -214,39 +229,58 @@ export class SqliteWriter implements StatementWriter {
   }
 
   /**
-   * A batch as the thread reads it: flat, and each SQL text sent once, then named by its number.
-   * Copying a message between threads costs by the object: one array of numbers and values is
-   * much cheaper than an object per statement with its text. The bytes of every binary value (a
-   * message's body) are gathered in one buffer, handed over rather than copied: each sent on its own
-   * would cost a buffer of its own, and a small Buffer is a view of a pool shared by many, which
-   * would be copied with all the memory it views.
+   * A batch as the thread reads it: flat, and each SQL text and group sent once, then named by its
+   * number (the groups new to the thread are added to `newGroups`). Copying a message between
+   * threads costs by the object: one array of numbers and values is much cheaper than an object per
+   * statement with its text. The bytes of every binary value (a message's body) are gathered in one
+   * buffer, handed over rather than copied: each sent on its own would cost a buffer of its own, and
+   * a small Buffer is a view of a pool shared by many, which would be copied with all the memory it views.
    */
-  private encode(id: number, batch: readonly PendingWrite[]): WriterBatch {
+  private encode(id: number, batch: readonly PendingWrite[], newGroups: StatementGroup[]): WriterBatch {
     const newSql: string[] = [];
+    const sentGroups: SentGroup[] = [];
     const gathered = this.gathered;
     const binaries: Uint8Array[] = [];
     const bytesAt: number[] = [];
     let byteLength = 0;
     let at = 0;
+    const put = (value: unknown) => {
+      if (value instanceof Uint8Array) {
+        binaries.push(value);
+        bytesAt.push(at);
+        byteLength += value.byteLength;
+        gathered[at++] = value.byteLength;
+      } else gathered[at++] = value;
+    };
+    const sqlNumber = (sql: string) => {
+      let number = this.sqlNumbers.get(sql);
+      if (number === undefined) {
+        number = this.sqlNumbers.size;
+        this.sqlNumbers.set(sql, number);
+        newSql.push(sql);
+      }
+      return number;
+    };
     for (const { statements } of batch) {
-      gathered[at++] = statements.length;
-      for (const { sql, parameters } of statements) {
-        let number = this.sqlNumbers.get(sql);
+      if (!Array.isArray(statements)) {
+        const { group, values } = statements as GroupWrite;
+        let number = this.groupNumbers.get(group);
         if (number === undefined) {
-          number = this.sqlNumbers.size;
-          this.sqlNumbers.set(sql, number);
-          newSql.push(sql);
+          number = this.groupNumbers.size;
+          this.groupNumbers.set(group, number);
+          newGroups.push(group);
+          sentGroups.push({ sql: group.statements.map(({ compiled }) => sqlNumber(compiled.sql)), sources: group.statements.map(({ sources }) => [...sources]), values: group.valueCount });
         }
-        gathered[at++] = number;
+        // A group is told from a number of statements by its sign.
+        gathered[at++] = ~number;
+        for (const value of values) put(value);
+        continue;
+      }
+      gathered[at++] = statements.length;
+      for (const { sql, parameters } of statements as readonly CompiledQuery[]) {
+        gathered[at++] = sqlNumber(sql);
         gathered[at++] = parameters.length;
-        for (const parameter of parameters) {
-          if (parameter instanceof Uint8Array) {
-            binaries.push(parameter);
-            bytesAt.push(at);
-            byteLength += parameter.byteLength;
-            gathered[at++] = parameter.byteLength;
-          } else gathered[at++] = parameter;
-        }
+        for (const parameter of parameters) put(parameter);
       }
     }
     // A copy of a packed array (filled from its start, never sized beforehand) is packed too: an
@@ -255,7 +289,9 @@ export class SqliteWriter implements StatementWriter {
     const writes = gathered.slice(0, at);
     // What is kept past a burst's batch would hold that many values for as long.
     if (gathered.length > GATHERED_KEPT) this.gathered = [];
-    if (binaries.length === 0) return { id, newSql, count: batch.length, writes };
+    const message: WriterBatch = { id, newSql, count: batch.length, writes };
+    if (sentGroups.length > 0) message.newGroups = sentGroups;
+    if (binaries.length === 0) return message;
     // Not from the pool: the buffer handed over is the thread's alone.
     const bytes = Buffer.allocUnsafeSlow(byteLength);
     let offset = 0;
@@ -263,7 +299,9 @@ export class SqliteWriter implements StatementWriter {
       bytes.set(binary, offset);
       offset += binary.byteLength;
     }
-    return { id, newSql, count: batch.length, writes, bytes: bytes.buffer as ArrayBuffer, bytesAt };
+    message.bytes = bytes.buffer as ArrayBuffer;
+    message.bytesAt = bytesAt;
+    return message;
   }
 
   private answered({ ids, outcomes, insertedIds }: Answers): void {

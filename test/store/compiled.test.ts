@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
-import { CompiledStatements } from '../../src/store/compiled.js';
+import { CompiledGroups, CompiledStatements } from '../../src/store/compiled.js';
 import type { Database } from '../../src/store/schema.js';
 
 const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SqliteDatabase(':memory:') }) });
@@ -48,5 +48,36 @@ describe('statements compiled once per shape', () => {
     assert.match(second.sql, /limit 7$/);
     assert.deepEqual(second.parameters, ['bob@example.com']);
     assert.equal(built, 3, 'once with markers, then once for each call');
+  });
+});
+
+describe('statement groups compiled once per shape', () => {
+  const build = ([aor, contact, now]: readonly unknown[]) => [
+    db.deleteFrom('locations').where('aor', '=', aor as string).where('contact', '!=', contact as string),
+    db.insertInto('known_aors').values({ aor: aor as string, first_seen: now as number }),
+    db.insertInto('devices').values({ aor: aor as string, device: contact as string, contact: contact as string, user_agent: aor as string, last_seen: now as number }),
+  ];
+
+  it('gives each statement the values kysely would have, a value taken by several statements held once', () => {
+    const groups = new CompiledGroups();
+    let built = 0;
+    const counted = (values: readonly unknown[]) => (built++, build(values));
+    const first = groups.group('register', ['alice@example.com', 'sip:alice@192.0.2.1', 1], counted);
+    const second = groups.group('register', ['bob@example.com', 'sip:bob@192.0.2.2', 2], counted);
+    assert.equal(second, first, 'the same group');
+    assert.equal(built, 1, 'built once, with markers');
+    const values = ['bob@example.com', 'sip:bob@192.0.2.2', 2];
+    const direct = build(values).map((query) => query.compile());
+    const expanded = second.expand(values);
+    assert.deepEqual(expanded.map((query) => [query.sql, query.parameters]), direct.map((query) => [query.sql, query.parameters]));
+    assert.equal(second.valueCount, 3);
+  });
+
+  it('refuses statements whose SQL holds a value, or whose parameter is none of the values', () => {
+    const groups = new CompiledGroups();
+    const inlined = ([aor, limit]: readonly unknown[]) => [db.selectFrom('locations').selectAll().where('aor', '=', aor as string).limit(sql.lit(limit as number))];
+    assert.throws(() => groups.group('inlined', ['alice@example.com', 5], inlined), /cannot be a group/);
+    const constant = ([aor]: readonly unknown[]) => [db.selectFrom('offline_messages').selectAll().where('per_device', '=', 0).where('aor', '=', aor as string)];
+    assert.throws(() => groups.group('constant', ['alice@example.com'], constant), /cannot be a group/);
   });
 });

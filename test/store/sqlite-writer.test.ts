@@ -12,6 +12,7 @@ import SqliteDatabase from 'better-sqlite3';
 import { CompiledQuery } from 'kysely';
 import { fileURLToPath } from 'node:url';
 import { SqliteWriter } from '../../src/store/sqlite-writer.js';
+import { StatementGroup } from '../../src/store/compiled.js';
 import type { Worker } from 'node:worker_threads';
 import { WRITER_LOST, isSqliteUnavailableCode } from '../../src/store/availability.js';
 
@@ -44,6 +45,11 @@ async function withWriter(busyTimeoutMs: number, body: (writer: SqliteWriter, re
 }
 
 const insert = (n: unknown) => CompiledQuery.raw('insert into t (n) values (?)', [n]);
+/** A group of two inserts taking values [a, b]: a, then a + b. */
+const sums = new StatementGroup([
+  { compiled: CompiledQuery.raw('insert into t (n) values (?)', [0]), sources: [0] },
+  { compiled: CompiledQuery.raw('insert into t (n) values (? + ?)', [0, 0]), sources: [1, 0] },
+], 2);
 const rows = (reader: SqliteDatabase.Database) => (reader.prepare('select n from t order by n').all() as Array<{ n: number }>).map((row) => row.n);
 
 test('a write resolves once committed, with the rows it changed: another connection sees it, and several writes asked for together all land', () => withWriter(200, async (writer, reader) => {
@@ -61,6 +67,16 @@ test('an insert resolves with the id of the row its first statement inserted, wh
   assert.deepEqual([first, second, again], [1, 2, undefined], 'ids in the order asked for; undefined for the insert whose condition did not hold');
   const copied = reader.prepare('select message_id, n from copy order by message_id, n').all();
   assert.deepEqual(copied, [1, 2].flatMap((id) => [1, 2, 3].map((n) => ({ message_id: id, n }))), 'each copy row has its message\'s id');
+}));
+
+test('a group\'s statements each take the values it names, asked for together with other writes, in their order; a failing one fails its whole group alone', () => withWriter(200, async (writer, reader) => {
+  const written = await Promise.all([writer.writeGroup({ group: sums, values: [10, 5] }), writer.write([insert(1)]), writer.writeGroup({ group: sums, values: [20, 1] })]);
+  assert.deepEqual(written, [2, 1, 2], 'rows changed by each');
+  assert.deepEqual(rows(reader), [1, 10, 15, 20, 21]);
+  const [duplicate, fresh] = await Promise.allSettled([writer.writeGroup({ group: sums, values: [30, -10] }), writer.writeGroup({ group: sums, values: [40, 1] })]);
+  assert.equal(duplicate.status, 'rejected', 'its second statement inserts 20 again');
+  assert.equal(fresh.status, 'fulfilled');
+  assert.deepEqual(rows(reader), [1, 10, 15, 20, 21, 40, 41], 'nothing of the failed group');
 }));
 
 test('binary values asked for together land each with its own bytes: a small Buffer of the shared pool, a view into a larger array, an empty one', () => withWriter(200, async (writer, reader) => {
@@ -177,22 +193,23 @@ test('close completes in a process that has nothing else to do, and the write be
 });
 
 test('a thread that stops unasked fails the writes it had not answered as an outage, and a new one takes the writes after it', () => withWriter(200, async (writer, reader) => {
-  await writer.write([insert(1)]);
+  await writer.writeGroup({ group: sums, values: [1, 1] });
   // A fault inside the thread, as an uncaught error there would end it.
   const thread = (writer as unknown as { worker: Worker }).worker;
-  const unanswered = writer.write([insert(2)]);
+  const unanswered = writer.write([insert(3)]);
   await thread.terminate();
   const lost = (error: Error & { code?: string }) => error.code === WRITER_LOST && isSqliteUnavailableCode(error.code);
   await assert.rejects(unanswered, lost, 'the write the thread had not answered');
-  await assert.rejects(writer.write([insert(3)]), lost, 'a write while no thread runs');
+  await assert.rejects(writer.write([insert(6)]), lost, 'a write while no thread runs');
   // The next thread comes within its backoff (the first is 100 to 200 ms).
   let written = false;
   for (let attempt = 0; attempt < 100 && !written; attempt++) {
-    written = await writer.write([insert(4)]).then(() => true, () => false);
+    // The group the last thread knew: the new one is told it anew.
+    written = await writer.writeGroup({ group: sums, values: [4, 1] }).then(() => true, () => false);
     if (!written) await new Promise((resolve) => setTimeout(resolve, 20));
   }
   assert.ok(written, 'a write after the new thread started is committed');
-  assert.ok([[1, 4], [1, 2, 4]].some((expected) => JSON.stringify(rows(reader)) === JSON.stringify(expected)), `rows ${JSON.stringify(rows(reader))}`);
+  assert.ok([[1, 2, 4, 5], [1, 2, 3, 4, 5]].some((expected) => JSON.stringify(rows(reader)) === JSON.stringify(expected)), `rows ${JSON.stringify(rows(reader))}`);
 }));
 
 test('a file the thread cannot open fails opening the writer', async () => {
