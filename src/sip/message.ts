@@ -12,6 +12,9 @@ export interface Header {
   value: string;
 }
 
+/** The headers a response copies from its request (RFC 3261 §8.2.6): see copyToResponse. */
+export const RESPONSE_COPIES: ReadonlySet<string> = new Set(['via', 'from', 'to', 'call-id', 'cseq']);
+
 const CRLF = '\r\n';
 
 export class SipMessage {
@@ -43,6 +46,14 @@ export class SipMessage {
    * this message into another are checked again only when this is set.
    */
   uncheckedValues = false;
+  /**
+   * The datagram the parser read this message from, when its head is printable ASCII; and where the
+   * lines of the headers a response copies (RESPONSE_COPIES) stand in it, when they are there as a
+   * response writes them ("Name: value"): the header, the line's start and end (CRLF not included),
+   * in order. Those header objects alone stand there: a header edited is another object, written anew.
+   */
+  wireSource: Buffer | undefined = undefined;
+  wireLines: Array<Header | number> | undefined = undefined;
 
   /**
    * Every way a value gets into a message but the parser (which leaves no CR or LF in a value) goes
@@ -443,9 +454,101 @@ export function createResponse(
  */
 export function responseHead(request: SipMessage, status: number, reason?: string, toTag?: string): string {
   const append = request.uncheckedValues ? appendSafeLine : appendLine;
+  return copyToResponse(request, status, toTag, statusLine(status, reason), append);
+}
+
+/**
+ * The wire form of a response to `request` with no body, `lines` after the lines responseHead writes
+ * (the bytes of wireForm(responseHead(...) + lines, EMPTY), `tail` being those of lines and the
+ * Content-Length wireForm writes): the request's lines a response copies as they are, as the
+ * datagram has them (Header.lineStart), copied from it a run of adjacent ones at a time rather than
+ * written anew, and the others (the stamped top Via, the To with its tag) written. Undefined when the
+ * request was not read from a datagram of printable ASCII (SipMessage.wireSource): responseHead's then.
+ */
+export function responseFromWire(request: SipMessage, status: number, reason: string | undefined, toTag: string | undefined, tail: Buffer): Buffer | undefined {
+  const source = request.wireSource;
+  const lines = request.wireLines;
+  if (source === undefined || lines === undefined) return undefined;
+  const tag = responseToTag(request, status, toTag);
+  const lastTo = tag === undefined ? undefined : lastHeader(request, 'to');
+  const parts = responseParts;
+  parts.count = 0;
+  let length = addText(parts, statusLine(status, reason));
+  let toSeen = false;
+  // Where in `lines` the next header is looked for: they are in the same order as the headers.
+  let from = 0;
+  for (const h of request.headers) {
+    const name = h.name;
+    // The first To's place takes the last To, tagged (toWithTag).
+    let tagged = false;
+    if (name === 'to') {
+      tagged = !toSeen && lastTo !== undefined;
+      toSeen = true;
+    } else if (name !== 'via' && name !== 'from' && name !== 'call-id' && name !== 'cseq') continue;
+    const copied = tagged ? lastTo! : h;
+    const at = copied !== h ? -1 : lines[from] === h ? from : lines.indexOf(h, from);
+    if (at >= 0) from = at + 3;
+    // A line copied as it came is followed by its CRLF, copied with it: but for a To that takes a tag after it.
+    if (at >= 0 && source[lines[at + 2] as number] === CR) {
+      const start = lines[at + 1] as number;
+      const end = lines[at + 2] as number;
+      length += tagged ? addLine(parts, start, end) + addText(parts, `;tag=${tag}${CRLF}`) : addLine(parts, start, end + CRLF.length);
+    } else length += addText(parts, appendLine('', name, tagged ? `${copied.value};tag=${tag}` : h.value));
+  }
+  const out = Buffer.allocUnsafe(length + tail.length);
+  let at = 0;
+  const { count, list } = parts;
+  for (let i = 0; i < count; i += 2) {
+    const part = list[i]!;
+    at += typeof part === 'string' ? out.write(part, at, 'utf8') : source.copy(out, at, part, list[i + 1] as number);
+  }
+  tail.copy(out, at);
+  return out;
+}
+
+/** A response's status line, CRLF-ended: REASONS' phrase when no `reason` is given, made once for each status. */
+function statusLine(status: number, reason: string | undefined): string {
   // Only a phrase given is checked: REASONS' own are safe.
-  const phrase = reason === undefined ? (REASONS[status] ?? 'Unknown') : safeHeaderValue(reason);
-  return copyToResponse(request, status, toTag, `SIP/2.0 ${status} ${phrase}${CRLF}`, append);
+  if (reason !== undefined) return `SIP/2.0 ${status} ${safeHeaderValue(reason)}${CRLF}`;
+  return (usualStatusLines[status] ??= `SIP/2.0 ${status} ${REASONS[status] ?? 'Unknown'}${CRLF}`);
+}
+
+/** The status lines of REASONS' phrases, by status. */
+const usualStatusLines: string[] = [];
+
+/**
+ * What responseFromWire puts together, in order, two entries each: a range of the datagram's bytes
+ * (start and end), or a text and its length in bytes. Refilled by each call from the start (`count`
+ * entries), never shrunk: no list is made, nor grown, for each answer.
+ */
+const responseParts = { list: [] as Array<number | string>, count: 0 };
+
+function addLine(parts: typeof responseParts, start: number, end: number): number {
+  const { list, count } = parts;
+  // A line that starts where the one before ends is copied with it.
+  if (count > 0 && list[count - 1] === start) list[count - 1] = end;
+  else {
+    list[count] = start;
+    list[count + 1] = end;
+    parts.count = count + 2;
+  }
+  return end - start;
+}
+
+function addText(parts: typeof responseParts, text: string): number {
+  const length = Buffer.byteLength(text, 'utf8');
+  parts.list[parts.count] = text;
+  parts.list[parts.count + 1] = length;
+  parts.count += 2;
+  return length;
+}
+
+const CR = 0x0d;
+
+function lastHeader(request: SipMessage, name: string): Header | undefined {
+  let last: Header | undefined;
+  for (const h of request.headers) if (h.name === name) last = h;
+  return last;
 }
 
 function pushHeader(headers: Header[], name: string, value: string): Header[] {
@@ -481,11 +584,14 @@ function copyToResponse<T>(request: SipMessage, status: number, toTag: string | 
  * it has no To, or the response is a 100).
  */
 function toWithTag(request: SipMessage, status: number, toTag: string | undefined): string | undefined {
-  if (status <= 100 || hasToTag(request)) return undefined;
-  let toValue: string | undefined;
-  for (const h of request.headers) if (h.name === 'to') toValue = h.value;
-  if (toValue === undefined) return undefined;
-  return `${toValue};tag=${toTag === undefined ? randomToken() : safeHeaderValue(toTag)}`;
+  const tag = responseToTag(request, status, toTag);
+  return tag === undefined ? undefined : `${lastHeader(request, 'to')!.value};tag=${tag}`;
+}
+
+/** The tag a response adds to the request's To (see toWithTag), made safe; undefined when it adds none. */
+function responseToTag(request: SipMessage, status: number, toTag: string | undefined): string | undefined {
+  if (status <= 100 || !request.has('to') || hasToTag(request)) return undefined;
+  return toTag === undefined ? randomToken() : safeHeaderValue(toTag);
 }
 
 /** Whether the To carries a tag header parameter; a "tag" URI parameter inside <> is not one. */

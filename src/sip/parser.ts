@@ -2,7 +2,7 @@
 // Errors carry a reason phrase for the 400 and, when enough was read, the message itself,
 // so the transport layer can still answer instead of dropping.
 import { COMPACT_FORMS, HeaderError, TOKEN, displayName, parseNameAddr, parseVia, safeHeaderValue } from './headers.js';
-import { SipMessage } from './message.js';
+import { RESPONSE_COPIES, SipMessage } from './message.js';
 import { MAX_URI_LENGTH, type SipUri, UriError, parseUri } from './uri.js';
 
 export class SipParseError extends Error {
@@ -56,7 +56,10 @@ export function parseMessage(buf: Buffer): SipMessage {
   // One pass over the bytes finds where the head ends and what kinds of character it holds.
   const { end: headEnd, separator, kinds, everyCrBeforeLf } = scanHead(buf, start);
   const head = buf.toString('utf8', start, headEnd);
-  const message = parseHead(head, (kinds & UNSAFE) !== 0 || (kinds !== PRINTABLE && UNSAFE_BESIDES_LINE_ENDS.test(head)), everyCrBeforeLf);
+  // A head of printable ASCII, as nearly every one, is its own bytes a character each: where its lines stand in `buf` is known.
+  const printable = kinds === PRINTABLE;
+  const message = parseHead(head, !printable && ((kinds & UNSAFE) !== 0 || UNSAFE_BESIDES_LINE_ENDS.test(head)), everyCrBeforeLf, printable ? start : -1);
+  if (printable) message.wireSource = buf;
   // The body lies where the head ends and where Content-Length (if any) ends it; it is cut once read.
   const bodyStart = headEnd + separator;
   let bodyEnd = buf.length;
@@ -93,8 +96,10 @@ function decimalValue(text: string, maxDigits = Infinity): number {
  * Parses the start line and header lines; header values are unfolded and trimmed, nothing else is checked.
  * Lines end at LF or CRLF. They are read where they stand in `head`: a value is the one string cut from it.
  * `unchecked` and `everyCrBeforeLf`, when the caller knows them, spare looking through `head` for them.
+ * `bytesAt`, when `head` is bytes of a datagram a character each: where it starts there, so that
+ * where the lines a response copies stand there is kept (SipMessage.wireLines).
  */
-export function parseHead(head: string, unchecked = uncheckedText(head), everyCrBeforeLf = false): SipMessage {
+export function parseHead(head: string, unchecked = uncheckedText(head), everyCrBeforeLf = false, bytesAt = -1): SipMessage {
   // RFC 3261 §7.5: leading CRLFs are ignored.
   let start = 0;
   for (let end = lineEnd(head, start); end.content === start && end.next <= head.length; end = lineEnd(head, start)) start = end.next;
@@ -106,7 +111,8 @@ export function parseHead(head: string, unchecked = uncheckedText(head), everyCr
   // Told once for the whole head rather than once per value; set before the headers are read, so
   // that a message that fails there is flagged too.
   message.uncheckedValues = unchecked;
-  readHeaders(head, headersStart, message, everyCrBeforeLf);
+  if (bytesAt >= 0) message.wireLines = [];
+  readHeaders(head, headersStart, message, everyCrBeforeLf, bytesAt);
   if (startLineError) throw startLineError;
   return message;
 }
@@ -277,7 +283,7 @@ function usualStatus(line: string): number | undefined {
  * Appends the header fields of the lines of `head` from `start` on to `message`, unfolding
  * continuation lines. With `everyCrBeforeLf`, no line is looked through for a bare CR.
  */
-function readHeaders(head: string, start: number, message: SipMessage, everyCrBeforeLf: boolean): void {
+function readHeaders(head: string, start: number, message: SipMessage, everyCrBeforeLf: boolean, bytesAt: number): void {
   // Where the next CR is, looked for again only once passed: a head of LF-ended lines is not scanned once per line.
   let cr = everyCrBeforeLf ? -1 : head.indexOf('\r', start);
   while (start <= head.length) {
@@ -292,24 +298,28 @@ function readHeaders(head: string, start: number, message: SipMessage, everyCrBe
       folded += ' ' + trimWhitespace(head, next, continuation.content);
       next = continuation.next;
     }
-    if (folded !== undefined) readField(folded, 0, folded.length, folded.includes('\r'), message);
+    if (folded !== undefined) readField(folded, 0, folded.length, folded.includes('\r'), message, -1);
     else if (content > start) {
       if (cr >= 0 && cr < start) cr = head.indexOf('\r', start);
-      readField(head, start, content, cr >= start && cr < content, message);
+      readField(head, start, content, cr >= start && cr < content, message, bytesAt);
     }
     start = next;
   }
 }
 
-/** Appends the header field of `text` from `start` to `end` to `message`. */
-function readField(text: string, start: number, end: number, hasCr: boolean, message: SipMessage): void {
+/**
+ * Appends the header field of `text` from `start` to `end` to `message`; with where `text` starts in
+ * a datagram's bytes (`bytesAt`), where its line stands there when a response copies it as it is.
+ */
+function readField(text: string, start: number, end: number, hasCr: boolean, message: SipMessage, bytesAt: number): void {
   const headers = message.headers;
   // Some receivers end lines at a lone CR: passed on, it would inject a header field.
   if (hasCr) throw new SipParseError('Bare CR in a header field', message);
   if (headers.length === MAX_HEADERS) throw new SipParseError(`More than ${MAX_HEADERS} header fields`, message);
   const colon = text.indexOf(':', start);
   if (colon <= start || colon >= end) throw new SipParseError(`Malformed header line "${truncate(text.slice(start, end))}"`, message);
-  let name = usualName(text, start, colon);
+  const usual = usualName(text, start, colon);
+  let name = usual?.name;
   if (name === undefined) {
     const rawName = text.slice(start, colon).trimEnd();
     name = headerName(rawName);
@@ -319,7 +329,12 @@ function readField(text: string, start: number, end: number, hasCr: boolean, mes
   if (value.length > MAX_FIELD_LENGTH) {
     throw new SipParseError(`${truncate(text.slice(start, colon).trimEnd())} header longer than ${MAX_FIELD_LENGTH} characters`, message);
   }
-  headers.push({ name, value });
+  const header = { name, value };
+  headers.push(header);
+  // "Name: value", the name as displayName() spells it and one space before the value, the line being nothing else.
+  if (bytesAt >= 0 && usual !== undefined && usual.copiedAsWritten && text.charCodeAt(colon + 1) === 32 && value.length === end - colon - 2) {
+    message.wireLines!.push(header, bytesAt + start, bytesAt + end);
+  }
 }
 
 const headerNames = new Map<string, string>();
@@ -341,19 +356,27 @@ const COMMON_NAMES = new Map(
  * name it is stored under and the code of its first character: usualName() finds them in the line
  * itself, without cutting the name out, and compares the whole spelling only when its first character matches.
  */
-const USUAL_NAMES: Array<Array<{ spelling: string; name: string; first: number }>> = [];
-const usual = (spelling: string, name: string) => (USUAL_NAMES[spelling.length] ??= []).push({ spelling, name, first: spelling.charCodeAt(0) });
+interface UsualName {
+  spelling: string;
+  name: string;
+  first: number;
+  /** Whether a response copies it (RESPONSE_COPIES) and it is spelled as displayName() writes it: a line of it may be copied as it came. */
+  copiedAsWritten: boolean;
+}
+const USUAL_NAMES: UsualName[][] = [];
+const usual = (spelling: string, name: string) =>
+  (USUAL_NAMES[spelling.length] ??= []).push({ spelling, name, first: spelling.charCodeAt(0), copiedAsWritten: RESPONSE_COPIES.has(name) && spelling === displayName(name) });
 for (const name of COMMON_NAMES.keys()) usual(displayName(name), name);
 for (const [compact, name] of Object.entries(COMPACT_FORMS)) usual(compact, COMMON_NAMES.get(name) ?? name);
 
 /** The stored name of the header named from `start` to `colon` of `text`, when spelled as USUAL_NAMES has it. */
-function usualName(text: string, start: number, colon: number): string | undefined {
+function usualName(text: string, start: number, colon: number): UsualName | undefined {
   const candidates = USUAL_NAMES[colon - start];
   if (candidates === undefined) return undefined;
   const first = text.charCodeAt(start);
   for (let i = 0; i < candidates.length; i++) {
     const candidate = candidates[i]!;
-    if (candidate.first === first && spelledAt(text, start, candidate.spelling)) return candidate.name;
+    if (candidate.first === first && spelledAt(text, start, candidate.spelling)) return candidate;
   }
   return undefined;
 }
