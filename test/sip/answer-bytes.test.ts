@@ -4,8 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { FakeClock, SipStack, TimerQueue, parseMessage, type IncomingRequest, type Peer, type ReplyOptions } from '../../src/sip/index.js';
+import { FakeClock, SipParseError, SipStack, TimerQueue, parseMessage, type IncomingRequest, type Peer, type ReplyOptions, type SipMessage } from '../../src/sip/index.js';
+import { EMPTY, responseFromWire, responseHead, wireForm } from '../../src/sip/message.js';
+import { canAnswer } from '../../src/sip/parser.js';
 import type { TransportLayer } from '../../src/sip/transport/layer.js';
+import { corpus, describe, mutant } from '../robustness/mutate.js';
 
 interface AnswerCase {
   title: string;
@@ -207,3 +210,36 @@ for (const c of CASES) {
     assert.deepEqual(answer(c), first, 'a retransmission gets the same bytes');
   });
 }
+
+test('an answer copied from the datagram is the one written from the header values, for thousands of mutated requests, stamped or not', () => {
+  const seeds = corpus({ includeTorture: true });
+  const tail = wireForm('', EMPTY);
+  let copied = 0;
+  for (let index = 0; index < 3000; index++) {
+    const input = mutant(0xa45e, index, seeds);
+    let message: SipMessage | undefined;
+    try {
+      message = parseMessage(input.bytes);
+    } catch (error) {
+      if (error instanceof SipParseError) message = error.partial;
+      else throw error;
+    }
+    if (!canAnswer(message)) continue;
+    for (const stamp of [false, true]) {
+      if (stamp) {
+        try {
+          message.replaceTopVia(message.via, `${message.get('via')!.split(',')[0]!};received=192.0.2.1`);
+        } catch {
+          continue;
+        }
+      }
+      for (const [status, reason] of [[200, undefined], [480, 'Gone for now']] as const) {
+        const fromWire = responseFromWire(message, status, reason, 'a-tag', tail);
+        if (fromWire === undefined) continue;
+        copied++;
+        assert.equal(fromWire.toString('latin1'), wireForm(responseHead(message, status, reason, 'a-tag'), EMPTY).toString('latin1'), describe(input));
+      }
+    }
+  }
+  assert.ok(copied > 1000, `only ${copied} answers copied from the datagram`);
+});
