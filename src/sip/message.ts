@@ -460,49 +460,28 @@ export function createResponse(
  * Lines the caller adds and wireForm() complete it; the bytes are those of createResponse's toBuffer().
  */
 export function responseHead(request: SipMessage, status: number, reason?: string, toTag?: string): string {
-  const append = request.uncheckedValues ? appendSafeLine : appendLine;
-  return copyToResponse(request, status, toTag, statusLine(status, reason), append);
+  return copyToResponse(request, status, toTag, statusLine(status, reason), request.uncheckedValues ? writeSafeLine : writeLine);
 }
 
 /**
- * The wire form of a response to `request` with no body, `lines` after the lines responseHead writes
- * (the bytes of wireForm(responseHead(...) + lines, EMPTY), `tail` being those of lines and the
- * Content-Length wireForm writes): the request's lines a response copies as they are, as the
- * datagram has them (Header.lineStart), copied from it a run of adjacent ones at a time rather than
- * written anew, and the others (the stamped top Via, the To with its tag) written. Undefined when the
- * request was not read from a datagram of printable ASCII (SipMessage.wireSource): responseHead's then.
+ * The bytes of wireForm(responseHead(...) + lines, EMPTY) for a response to `request` with no body,
+ * `tail` being those of the lines and of the Content-Length wireForm writes; the lines the response
+ * copies that stand in the request's datagram as it writes them (SipMessage.wireLines) are copied
+ * from there, a run of adjacent ones at a time, rather than written anew: only the others (the
+ * stamped top Via, the To's tag) are written. Undefined when the request was not read from a
+ * datagram of printable ASCII: then responseHead writes it.
  */
 export function responseFromWire(request: SipMessage, status: number, reason: string | undefined, toTag: string | undefined, tail: Buffer): Buffer | undefined {
   const source = request.wireSource;
   const lines = request.wireLines;
   if (source === undefined || lines === undefined) return undefined;
-  const tag = responseToTag(request, status, toTag);
-  const lastTo = tag === undefined ? undefined : lastHeader(request, 'to');
   const parts = responseParts;
-  parts.count = 0;
-  let length = addText(parts, statusLine(status, reason));
-  let toSeen = false;
-  // Where in `lines` the next header is looked for: they are in the same order as the headers.
-  let from = 0;
-  for (const h of request.headers) {
-    const name = h.name;
-    // The first To's place takes the last To, tagged (toWithTag).
-    let tagged = false;
-    if (name === 'to') {
-      tagged = !toSeen && lastTo !== undefined;
-      toSeen = true;
-    } else if (name !== 'via' && name !== 'from' && name !== 'call-id' && name !== 'cseq') continue;
-    const copied = tagged ? lastTo! : h;
-    const at = copied !== h ? -1 : lines[from] === h ? from : lines.indexOf(h, from);
-    if (at >= 0) from = at + 3;
-    // A line copied as it came is followed by its CRLF, copied with it: but for a To that takes a tag after it.
-    if (at >= 0 && source[lines[at + 2] as number] === CR) {
-      const start = lines[at + 1] as number;
-      const end = lines[at + 2] as number;
-      length += tagged ? addLine(parts, start, end) + addText(parts, `;tag=${tag}${CRLF}`) : addLine(parts, start, end + CRLF.length);
-    } else length += addText(parts, appendLine('', name, tagged ? `${copied.value};tag=${tag}` : h.value));
-  }
-  const out = Buffer.allocUnsafe(length + tail.length);
+  parts.source = source;
+  parts.lines = lines;
+  parts.count = parts.length = parts.nextLine = 0;
+  addText(parts, statusLine(status, reason));
+  copyToResponse(request, status, toTag, parts, addCopied);
+  const out = Buffer.allocUnsafe(parts.length + tail.length);
   let at = 0;
   const { count, list } = parts;
   for (let i = 0; i < count; i += 2) {
@@ -510,6 +489,9 @@ export function responseFromWire(request: SipMessage, status: number, reason: st
     at += typeof part === 'string' ? out.write(part, at, 'utf8') : source.copy(out, at, part, list[i + 1] as number);
   }
   tail.copy(out, at);
+  // Nothing of this request is held once its answer is made.
+  parts.source = EMPTY;
+  parts.lines = NO_LINES;
   return out;
 }
 
@@ -523,14 +505,35 @@ function statusLine(status: number, reason: string | undefined): string {
 /** The status lines of REASONS' phrases, by status. */
 const usualStatusLines: string[] = [];
 
-/**
- * What responseFromWire puts together, in order, two entries each: a range of the datagram's bytes
- * (start and end), or a text and its length in bytes. Refilled by each call from the start (`count`
- * entries), never shrunk: no list is made, nor grown, for each answer.
- */
-const responseParts = { list: [] as Array<number | string>, count: 0 };
+const NO_LINES: Array<Header | number> = [];
 
-function addLine(parts: typeof responseParts, start: number, end: number): number {
+/**
+ * What responseFromWire puts together, in order, two entries each in `list`: a range of the
+ * datagram's bytes (start and end), or a text and its length in bytes; `length` bytes in all, and
+ * where in the datagram's `lines` the next header copied is looked for (they are in the headers'
+ * order). Refilled by each call from the start (`count` entries), never shrunk: no list is made, nor
+ * grown, for each answer.
+ */
+const responseParts = { list: [] as Array<number | string>, count: 0, length: 0, source: EMPTY as Buffer, lines: NO_LINES, nextLine: 0 };
+type ResponseParts = typeof responseParts;
+
+/** copyToResponse's `write` for responseFromWire: `h`'s line from the datagram when it stands there, else written. */
+function addCopied(parts: ResponseParts, h: Header, tag: string | undefined): ResponseParts {
+  const lines = parts.lines;
+  const at = lines[parts.nextLine] === h ? parts.nextLine : lines.indexOf(h, parts.nextLine);
+  if (at >= 0) parts.nextLine = at + 3;
+  const end = lines[at + 2] as number;
+  // A line copied as it came is followed by its CRLF, copied with it: but for a To that takes a tag after it.
+  if (at < 0 || parts.source[end] !== CR) addText(parts, writeLine('', h, tag));
+  else if (tag === undefined) addLine(parts, lines[at + 1] as number, end + CRLF.length);
+  else {
+    addLine(parts, lines[at + 1] as number, end);
+    addText(parts, `;tag=${tag}${CRLF}`);
+  }
+  return parts;
+}
+
+function addLine(parts: ResponseParts, start: number, end: number): void {
   const { list, count } = parts;
   // A line that starts where the one before ends is copied with it.
   if (count > 0 && list[count - 1] === start) list[count - 1] = end;
@@ -539,15 +542,15 @@ function addLine(parts: typeof responseParts, start: number, end: number): numbe
     list[count + 1] = end;
     parts.count = count + 2;
   }
-  return end - start;
+  parts.length += end - start;
 }
 
-function addText(parts: typeof responseParts, text: string): number {
+function addText(parts: ResponseParts, text: string): void {
   const length = Buffer.byteLength(text, 'utf8');
   parts.list[parts.count] = text;
   parts.list[parts.count + 1] = length;
   parts.count += 2;
-  return length;
+  parts.length += length;
 }
 
 const CR = 0x0d;
@@ -558,44 +561,61 @@ function lastHeader(request: SipMessage, name: string): Header | undefined {
   return last;
 }
 
-function pushHeader(headers: Header[], name: string, value: string): Header[] {
-  headers.push({ name, value });
+/** `h`'s value in a response, `tag` added when given (see copyToResponse). */
+function valueWith(h: Header, tag: string | undefined): string {
+  return tag === undefined ? h.value : `${h.value};tag=${tag}`;
+}
+
+function pushHeader(headers: Header[], h: Header, tag: string | undefined): Header[] {
+  headers.push({ name: h.name, value: valueWith(h, tag) });
   return headers;
+}
+
+function writeLine(head: string, h: Header, tag: string | undefined): string {
+  return appendLine(head, h.name, valueWith(h, tag));
+}
+
+function writeSafeLine(head: string, h: Header, tag: string | undefined): string {
+  return appendSafeLine(head, h.name, valueWith(h, tag));
 }
 
 /**
  * What a response to `request` copies from it (RFC 3261 §8.2.6), in the request's order: every Via,
- * the From, Call-ID and CSeq as they are, and the first To, tagged when it has no tag (toWithTag).
- * `write` takes each name and value after `into` and gives what the next one goes after: the one
- * choice of a response's headers, whether they are written straight as text (responseHead) or
- * listed for a message (createResponse).
+ * the From, Call-ID and CSeq as they are, and in the first To's place the last To, with a tag added
+ * when it has none (responseToTag). `write` takes each header, and the tag to add to it, after
+ * `into` and gives what the next one goes after: the one choice of a response's headers, whether
+ * they are written as text (responseHead), copied from the datagram (responseFromWire) or listed for
+ * a message (createResponse).
  */
-function copyToResponse<T>(request: SipMessage, status: number, toTag: string | undefined, into: T, write: (into: T, name: string, value: string) => T): T {
-  const taggedTo = toWithTag(request, status, toTag);
+function copyToResponse<T>(
+  request: SipMessage,
+  status: number,
+  toTag: string | undefined,
+  into: T,
+  write: (into: T, header: Header, tag: string | undefined) => T,
+): T {
+  const tag = responseToTag(request, status, toTag);
+  const lastTo = tag === undefined ? undefined : lastHeader(request, 'to');
   let toSeen = false;
   for (const h of request.headers) {
     const name = h.name;
-    let value = h.value;
     if (name === 'to') {
-      if (taggedTo !== undefined && !toSeen) value = taggedTo;
+      const first = !toSeen;
       toSeen = true;
+      if (first && lastTo !== undefined) {
+        into = write(into, lastTo, tag);
+        continue;
+      }
     } else if (name !== 'via' && name !== 'from' && name !== 'call-id' && name !== 'cseq') continue;
-    into = write(into, name, value);
+    into = write(into, h, undefined);
   }
   return into;
 }
 
 /**
- * The To value a response carries in place of the request's first To, with a tag added (RFC 3261
- * §8.2.6.2): the last To's value, tagged; undefined when the request's To needs no tag (it has one,
- * it has no To, or the response is a 100).
+ * The tag a response adds to the request's To (RFC 3261 §8.2.6.2): `toTag` made safe, or a fresh
+ * one; undefined when it adds none (the To has a tag, there is no To, or the response is a 100).
  */
-function toWithTag(request: SipMessage, status: number, toTag: string | undefined): string | undefined {
-  const tag = responseToTag(request, status, toTag);
-  return tag === undefined ? undefined : `${lastHeader(request, 'to')!.value};tag=${tag}`;
-}
-
-/** The tag a response adds to the request's To (see toWithTag), made safe; undefined when it adds none. */
 function responseToTag(request: SipMessage, status: number, toTag: string | undefined): string | undefined {
   if (status <= 100 || !request.has('to') || hasToTag(request)) return undefined;
   return toTag === undefined ? randomToken() : safeHeaderValue(toTag);
