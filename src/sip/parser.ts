@@ -59,7 +59,7 @@ export function parseMessage(buf: Buffer): SipMessage {
   // A head of printable ASCII, as nearly every one, is its own bytes a character each: where its lines stand in `buf` is known.
   const printable = kinds === PRINTABLE;
   const message = parseHead(head, !printable && ((kinds & UNSAFE) !== 0 || UNSAFE_BESIDES_LINE_ENDS.test(head)), everyCrBeforeLf, printable ? start : -1);
-  if (printable) message.wireSource = buf;
+  if (message.wireLines !== undefined) message.wireSource = buf;
   // The body lies where the head ends and where Content-Length (if any) ends it; it is cut once read.
   const bodyStart = headEnd + separator;
   let bodyEnd = buf.length;
@@ -111,8 +111,10 @@ export function parseHead(head: string, unchecked = uncheckedText(head), everyCr
   // Told once for the whole head rather than once per value; set before the headers are read, so
   // that a message that fails there is flagged too.
   message.uncheckedValues = unchecked;
-  if (bytesAt >= 0) message.wireLines = [];
-  readHeaders(head, headersStart, message, everyCrBeforeLf, bytesAt);
+  // Only a request is answered: a response's lines are not looked for.
+  const linesAt = message.isRequest ? bytesAt : -1;
+  if (linesAt >= 0) message.wireLines = [];
+  readHeaders(head, headersStart, message, everyCrBeforeLf, linesAt);
   if (startLineError) throw startLineError;
   return message;
 }
