@@ -47,7 +47,7 @@ export class SipMessage {
    */
   uncheckedValues = false;
   /**
-   * The datagram the parser read this message from, when its head is printable ASCII; and where the
+   * The datagram the parser read this request from, when its head is printable ASCII; and where the
    * lines of the headers a response copies (RESPONSE_COPIES) stand in it, when they are there as a
    * response writes them ("Name: value"): the header, the line's start and end (CRLF not included),
    * in order. Those header objects alone stand there: a header edited is another object, written anew.
