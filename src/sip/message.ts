@@ -521,10 +521,11 @@ type ResponseParts = typeof responseParts;
 function addCopied(parts: ResponseParts, h: Header, tag: string | undefined): ResponseParts {
   const lines = parts.lines;
   const at = lines[parts.nextLine] === h ? parts.nextLine : lines.indexOf(h, parts.nextLine);
+  const end = at < 0 ? -1 : (lines[at + 2] as number);
   if (at >= 0) parts.nextLine = at + 3;
-  const end = lines[at + 2] as number;
-  // A line copied as it came is followed by its CRLF, copied with it: but for a To that takes a tag after it.
+  // Written as responseHead writes it, unchecked: the request's head is printable ASCII (wireSource).
   if (at < 0 || parts.source[end] !== CR) addText(parts, writeLine('', h, tag));
+  // A line copied as it came is followed by its CRLF, copied with it: but for a To that takes a tag after it.
   else if (tag === undefined) addLine(parts, lines[at + 1] as number, end + CRLF.length);
   else {
     addLine(parts, lines[at + 1] as number, end);
