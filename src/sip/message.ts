@@ -464,17 +464,39 @@ export function responseHead(request: SipMessage, status: number, reason?: strin
 }
 
 /**
- * The bytes of wireForm(responseHead(...) + lines, EMPTY) for a response to `request` with no body,
- * `tail` being those of the lines and of the Content-Length wireForm writes; the lines the response
- * copies that stand in the request's datagram as it writes them (SipMessage.wireLines) are copied
- * from there, a run of adjacent ones at a time, rather than written anew: only the others (the
- * stamped top Via, the To's tag) are written. Undefined when the request was not read from a
- * datagram of printable ASCII: then responseHead writes it.
+ * The wire form of a response to `request` with `lines` (CRLF-ended) after those responseHead
+ * writes, and `body`: wireForm(responseHead(...) + lines, body). When the request was read from a
+ * datagram of printable ASCII, the lines the response copies that stand there as it writes them
+ * (SipMessage.wireLines) are copied from the datagram, a run of adjacent ones at a time, rather than
+ * written anew: only the others (the stamped top Via, the To's tag) are written, and what follows
+ * them is `tail`, the wire form of `lines` and `body` (wireForm(lines, body)), when the caller has
+ * it made already.
  */
-export function responseFromWire(request: SipMessage, status: number, reason: string | undefined, toTag: string | undefined, tail: Buffer): Buffer | undefined {
+export function responseWireForm(
+  request: SipMessage,
+  status: number,
+  reason: string | undefined,
+  toTag: string | undefined,
+  lines: string,
+  body: Buffer,
+  tail?: Buffer,
+): Buffer {
   const source = request.wireSource;
-  const lines = request.wireLines;
-  if (source === undefined || lines === undefined) return undefined;
+  const wireLines = request.wireLines;
+  if (source === undefined || wireLines === undefined) return wireForm(responseHead(request, status, reason, toTag) + lines, body);
+  return copiedResponse(request, status, reason, toTag, source, wireLines, tail ?? wireForm(lines, body));
+}
+
+/** responseWireForm's copy from the datagram. */
+function copiedResponse(
+  request: SipMessage,
+  status: number,
+  reason: string | undefined,
+  toTag: string | undefined,
+  source: Buffer,
+  lines: Array<Header | number>,
+  tail: Buffer,
+): Buffer {
   const parts = responseParts;
   parts.source = source;
   parts.lines = lines;
@@ -508,7 +530,7 @@ const usualStatusLines: string[] = [];
 const NO_LINES: Array<Header | number> = [];
 
 /**
- * What responseFromWire puts together, in order, two entries each in `list`: a range of the
+ * What copiedResponse puts together, in order, two entries each in `list`: a range of the
  * datagram's bytes (start and end), or a text and its length in bytes; `length` bytes in all, and
  * where in the datagram's `lines` the next header copied is looked for (they are in the headers'
  * order). Refilled by each call from the start (`count` entries), never shrunk: no list is made, nor
@@ -517,7 +539,7 @@ const NO_LINES: Array<Header | number> = [];
 const responseParts = { list: [] as Array<number | string>, count: 0, length: 0, source: EMPTY as Buffer, lines: NO_LINES, nextLine: 0 };
 type ResponseParts = typeof responseParts;
 
-/** copyToResponse's `write` for responseFromWire: `h`'s line from the datagram when it stands there, else written. */
+/** copyToResponse's `write` for copiedResponse: `h`'s line from the datagram when it stands there, else written. */
 function addCopied(parts: ResponseParts, h: Header, tag: string | undefined): ResponseParts {
   const lines = parts.lines;
   const at = lines[parts.nextLine] === h ? parts.nextLine : lines.indexOf(h, parts.nextLine);
@@ -585,7 +607,7 @@ function writeSafeLine(head: string, h: Header, tag: string | undefined): string
  * the From, Call-ID and CSeq as they are, and in the first To's place the last To, with a tag added
  * when it has none (responseToTag). `write` takes each header, and the tag to add to it, after
  * `into` and gives what the next one goes after: the one choice of a response's headers, whether
- * they are written as text (responseHead), copied from the datagram (responseFromWire) or listed for
+ * they are written as text (responseHead), copied from the datagram (responseWireForm) or listed for
  * a message (createResponse).
  */
 function copyToResponse<T>(
