@@ -558,8 +558,8 @@ function addCopied(parts: ResponseParts, h: Header, tag: string | undefined): Re
 
 function addLine(parts: ResponseParts, start: number, end: number): void {
   const { list, count } = parts;
-  // A line that starts where the one before ends is copied with it.
-  if (count > 0 && list[count - 1] === start) list[count - 1] = end;
+  // A line that starts where the one before it in the datagram ends is copied with it.
+  if (count > 0 && typeof list[count - 2] === 'number' && list[count - 1] === start) list[count - 1] = end;
   else {
     list[count] = start;
     list[count + 1] = end;
