@@ -12,9 +12,6 @@ export interface Header {
   value: string;
 }
 
-/** The headers a response copies from its request (RFC 3261 §8.2.6): see copyToResponse. */
-export const RESPONSE_COPIES: ReadonlySet<string> = new Set(['via', 'from', 'to', 'call-id', 'cseq']);
-
 const CRLF = '\r\n';
 
 export class SipMessage {
@@ -46,14 +43,6 @@ export class SipMessage {
    * this message into another are checked again only when this is set.
    */
   uncheckedValues = false;
-  /**
-   * The datagram the parser read this request from, when its head is printable ASCII; and where the
-   * lines of the headers a response copies (RESPONSE_COPIES) stand in it, when they are there as a
-   * response writes them ("Name: value"): the header, the line's start and end (CRLF not included),
-   * in order. Those header objects alone stand there: a header edited is another object, written anew.
-   */
-  wireSource: Buffer | undefined = undefined;
-  wireLines: Array<Header | number> | undefined = undefined;
 
   /**
    * Every way a value gets into a message but the parser (which leaves no CR or LF in a value) goes
@@ -460,188 +449,50 @@ export function createResponse(
  * Lines the caller adds and wireForm() complete it; the bytes are those of createResponse's toBuffer().
  */
 export function responseHead(request: SipMessage, status: number, reason?: string, toTag?: string): string {
-  return copyToResponse(request, status, toTag, statusLine(status, reason), request.uncheckedValues ? writeSafeLine : writeLine);
-}
-
-/**
- * The wire form of a response to `request` with `lines` (CRLF-ended) after those responseHead
- * writes, and `body`: wireForm(responseHead(...) + lines, body). When the request was read from a
- * datagram of printable ASCII, the lines the response copies that stand there as it writes them
- * (SipMessage.wireLines) are copied from the datagram, a run of adjacent ones at a time, rather than
- * written anew: only the others (the stamped top Via, the To's tag) are written, and what follows
- * them is `tail`, the wire form of `lines` and `body` (wireForm(lines, body)), when the caller has
- * it made already.
- */
-export function responseWireForm(
-  request: SipMessage,
-  status: number,
-  reason: string | undefined,
-  toTag: string | undefined,
-  lines: string,
-  body: Buffer,
-  tail?: Buffer,
-): Buffer {
-  const source = request.wireSource;
-  const wireLines = request.wireLines;
-  if (source === undefined || wireLines === undefined) return wireForm(responseHead(request, status, reason, toTag) + lines, body);
-  return copiedResponse(request, status, reason, toTag, source, wireLines, tail ?? wireForm(lines, body));
-}
-
-/** responseWireForm's copy from the datagram. */
-function copiedResponse(
-  request: SipMessage,
-  status: number,
-  reason: string | undefined,
-  toTag: string | undefined,
-  source: Buffer,
-  lines: Array<Header | number>,
-  tail: Buffer,
-): Buffer {
-  const parts = responseParts;
-  parts.source = source;
-  parts.lines = lines;
-  parts.count = parts.length = parts.nextLine = 0;
-  addText(parts, statusLine(status, reason));
-  copyToResponse(request, status, toTag, parts, addCopied);
-  const out = Buffer.allocUnsafe(parts.length + tail.length);
-  let at = 0;
-  const { count, list } = parts;
-  for (let i = 0; i < count; i += 2) {
-    const part = list[i]!;
-    at += typeof part === 'string' ? out.write(part, at, 'utf8') : source.copy(out, at, part, list[i + 1] as number);
-  }
-  tail.copy(out, at);
-  // Nothing of this request is held once its answer is made.
-  parts.source = EMPTY;
-  parts.lines = NO_LINES;
-  return out;
-}
-
-/** A response's status line, CRLF-ended: REASONS' phrase when no `reason` is given, made once for each status. */
-function statusLine(status: number, reason: string | undefined): string {
+  const append = request.uncheckedValues ? appendSafeLine : appendLine;
   // Only a phrase given is checked: REASONS' own are safe.
-  if (reason !== undefined) return `SIP/2.0 ${status} ${safeHeaderValue(reason)}${CRLF}`;
-  return (usualStatusLines[status] ??= `SIP/2.0 ${status} ${REASONS[status] ?? 'Unknown'}${CRLF}`);
+  const phrase = reason === undefined ? (REASONS[status] ?? 'Unknown') : safeHeaderValue(reason);
+  return copyToResponse(request, status, toTag, `SIP/2.0 ${status} ${phrase}${CRLF}`, append);
 }
 
-/** The status lines of REASONS' phrases, by status. */
-const usualStatusLines: string[] = [];
-
-const NO_LINES: Array<Header | number> = [];
-
-/**
- * What copiedResponse puts together, in order, two entries each in `list`: a range of the
- * datagram's bytes (start and end), or a text and its length in bytes; `length` bytes in all, and
- * where in the datagram's `lines` the next header copied is looked for (they are in the headers'
- * order). Refilled by each call from the start (`count` entries), never shrunk: no list is made, nor
- * grown, for each answer.
- */
-const responseParts = { list: [] as Array<number | string>, count: 0, length: 0, source: EMPTY as Buffer, lines: NO_LINES, nextLine: 0 };
-type ResponseParts = typeof responseParts;
-
-/** copyToResponse's `write` for copiedResponse: `h`'s line from the datagram when it stands there, else written. */
-function addCopied(parts: ResponseParts, h: Header, tag: string | undefined): ResponseParts {
-  const lines = parts.lines;
-  const at = lines[parts.nextLine] === h ? parts.nextLine : lines.indexOf(h, parts.nextLine);
-  const end = at < 0 ? -1 : (lines[at + 2] as number);
-  if (at >= 0) parts.nextLine = at + 3;
-  // Written as responseHead writes it, unchecked: the request's head is printable ASCII (wireSource).
-  if (at < 0 || parts.source[end] !== CR) addText(parts, writeLine('', h, tag));
-  // A line copied as it came is followed by its CRLF, copied with it: but for a To that takes a tag after it.
-  else if (tag === undefined) addLine(parts, lines[at + 1] as number, end + CRLF.length);
-  else {
-    addLine(parts, lines[at + 1] as number, end);
-    addText(parts, `;tag=${tag}${CRLF}`);
-  }
-  return parts;
-}
-
-function addLine(parts: ResponseParts, start: number, end: number): void {
-  const { list, count } = parts;
-  // A line that starts where the one before it in the datagram ends is copied with it.
-  if (count > 0 && typeof list[count - 2] === 'number' && list[count - 1] === start) list[count - 1] = end;
-  else {
-    list[count] = start;
-    list[count + 1] = end;
-    parts.count = count + 2;
-  }
-  parts.length += end - start;
-}
-
-function addText(parts: ResponseParts, text: string): void {
-  const length = Buffer.byteLength(text, 'utf8');
-  parts.list[parts.count] = text;
-  parts.list[parts.count + 1] = length;
-  parts.count += 2;
-  parts.length += length;
-}
-
-const CR = 0x0d;
-
-function lastHeader(request: SipMessage, name: string): Header | undefined {
-  let last: Header | undefined;
-  for (const h of request.headers) if (h.name === name) last = h;
-  return last;
-}
-
-/** `h`'s value in a response, `tag` added when given (see copyToResponse). */
-function valueWith(h: Header, tag: string | undefined): string {
-  return tag === undefined ? h.value : `${h.value};tag=${tag}`;
-}
-
-function pushHeader(headers: Header[], h: Header, tag: string | undefined): Header[] {
-  headers.push({ name: h.name, value: valueWith(h, tag) });
+function pushHeader(headers: Header[], name: string, value: string): Header[] {
+  headers.push({ name, value });
   return headers;
-}
-
-function writeLine(head: string, h: Header, tag: string | undefined): string {
-  return appendLine(head, h.name, valueWith(h, tag));
-}
-
-function writeSafeLine(head: string, h: Header, tag: string | undefined): string {
-  return appendSafeLine(head, h.name, valueWith(h, tag));
 }
 
 /**
  * What a response to `request` copies from it (RFC 3261 §8.2.6), in the request's order: every Via,
- * the From, Call-ID and CSeq as they are, and in the first To's place the last To, with a tag added
- * when it has none (responseToTag). `write` takes each header, and the tag to add to it, after
- * `into` and gives what the next one goes after: the one choice of a response's headers, whether
- * they are written as text (responseHead), copied from the datagram (responseWireForm) or listed for
- * a message (createResponse).
+ * the From, Call-ID and CSeq as they are, and the first To, tagged when it has no tag (toWithTag).
+ * `write` takes each name and value after `into` and gives what the next one goes after: the one
+ * choice of a response's headers, whether they are written straight as text (responseHead) or
+ * listed for a message (createResponse).
  */
-function copyToResponse<T>(
-  request: SipMessage,
-  status: number,
-  toTag: string | undefined,
-  into: T,
-  write: (into: T, header: Header, tag: string | undefined) => T,
-): T {
-  const tag = responseToTag(request, status, toTag);
-  const lastTo = tag === undefined ? undefined : lastHeader(request, 'to');
+function copyToResponse<T>(request: SipMessage, status: number, toTag: string | undefined, into: T, write: (into: T, name: string, value: string) => T): T {
+  const taggedTo = toWithTag(request, status, toTag);
   let toSeen = false;
   for (const h of request.headers) {
     const name = h.name;
+    let value = h.value;
     if (name === 'to') {
-      const first = !toSeen;
+      if (taggedTo !== undefined && !toSeen) value = taggedTo;
       toSeen = true;
-      if (first && lastTo !== undefined) {
-        into = write(into, lastTo, tag);
-        continue;
-      }
     } else if (name !== 'via' && name !== 'from' && name !== 'call-id' && name !== 'cseq') continue;
-    into = write(into, h, undefined);
+    into = write(into, name, value);
   }
   return into;
 }
 
 /**
- * The tag a response adds to the request's To (RFC 3261 §8.2.6.2): `toTag` made safe, or a fresh
- * one; undefined when it adds none (the To has a tag, there is no To, or the response is a 100).
+ * The To value a response carries in place of the request's first To, with a tag added (RFC 3261
+ * §8.2.6.2): the last To's value, tagged; undefined when the request's To needs no tag (it has one,
+ * it has no To, or the response is a 100).
  */
-function responseToTag(request: SipMessage, status: number, toTag: string | undefined): string | undefined {
-  if (status <= 100 || !request.has('to') || hasToTag(request)) return undefined;
-  return toTag === undefined ? randomToken() : safeHeaderValue(toTag);
+function toWithTag(request: SipMessage, status: number, toTag: string | undefined): string | undefined {
+  if (status <= 100 || hasToTag(request)) return undefined;
+  let toValue: string | undefined;
+  for (const h of request.headers) if (h.name === 'to') toValue = h.value;
+  if (toValue === undefined) return undefined;
+  return `${toValue};tag=${toTag === undefined ? randomToken() : safeHeaderValue(toTag)}`;
 }
 
 /** Whether the To carries a tag header parameter; a "tag" URI parameter inside <> is not one. */

@@ -2,7 +2,7 @@
 // Errors carry a reason phrase for the 400 and, when enough was read, the message itself,
 // so the transport layer can still answer instead of dropping.
 import { COMPACT_FORMS, HeaderError, TOKEN, displayName, parseNameAddr, parseVia, safeHeaderValue } from './headers.js';
-import { RESPONSE_COPIES, SipMessage } from './message.js';
+import { SipMessage } from './message.js';
 import { MAX_URI_LENGTH, type SipUri, UriError, parseUri } from './uri.js';
 
 export class SipParseError extends Error {
@@ -56,10 +56,7 @@ export function parseMessage(buf: Buffer): SipMessage {
   // One pass over the bytes finds where the head ends and what kinds of character it holds.
   const { end: headEnd, separator, kinds, everyCrBeforeLf } = scanHead(buf, start);
   const head = buf.toString('utf8', start, headEnd);
-  // A head of printable ASCII, as nearly every one, is its own bytes a character each: where its lines stand in `buf` is known.
-  const printable = kinds === PRINTABLE;
-  const message = parseHead(head, !printable && ((kinds & UNSAFE) !== 0 || UNSAFE_BESIDES_LINE_ENDS.test(head)), everyCrBeforeLf, printable ? start : -1);
-  if (message.wireLines !== undefined) message.wireSource = buf;
+  const message = parseHead(head, (kinds & UNSAFE) !== 0 || (kinds !== PRINTABLE && UNSAFE_BESIDES_LINE_ENDS.test(head)), everyCrBeforeLf);
   // The body lies where the head ends and where Content-Length (if any) ends it; it is cut once read.
   const bodyStart = headEnd + separator;
   let bodyEnd = buf.length;
@@ -96,10 +93,8 @@ function decimalValue(text: string, maxDigits = Infinity): number {
  * Parses the start line and header lines; header values are unfolded and trimmed, nothing else is checked.
  * Lines end at LF or CRLF. They are read where they stand in `head`: a value is the one string cut from it.
  * `unchecked` and `everyCrBeforeLf`, when the caller knows them, spare looking through `head` for them.
- * `bytesAt`, when `head` is bytes of a datagram a character each: where it starts there, so that
- * where the lines a response copies stand there is kept (SipMessage.wireLines).
  */
-export function parseHead(head: string, unchecked = uncheckedText(head), everyCrBeforeLf = false, bytesAt = -1): SipMessage {
+export function parseHead(head: string, unchecked = uncheckedText(head), everyCrBeforeLf = false): SipMessage {
   // RFC 3261 §7.5: leading CRLFs are ignored.
   let start = 0;
   for (let end = lineEnd(head, start); end.content === start && end.next <= head.length; end = lineEnd(head, start)) start = end.next;
@@ -111,10 +106,7 @@ export function parseHead(head: string, unchecked = uncheckedText(head), everyCr
   // Told once for the whole head rather than once per value; set before the headers are read, so
   // that a message that fails there is flagged too.
   message.uncheckedValues = unchecked;
-  // Only a request is answered: a response's lines are not looked for.
-  const linesAt = message.isRequest ? bytesAt : -1;
-  if (linesAt >= 0) message.wireLines = [];
-  readHeaders(head, headersStart, message, everyCrBeforeLf, linesAt);
+  readHeaders(head, headersStart, message, everyCrBeforeLf);
   if (startLineError) throw startLineError;
   return message;
 }
@@ -285,7 +277,7 @@ function usualStatus(line: string): number | undefined {
  * Appends the header fields of the lines of `head` from `start` on to `message`, unfolding
  * continuation lines. With `everyCrBeforeLf`, no line is looked through for a bare CR.
  */
-function readHeaders(head: string, start: number, message: SipMessage, everyCrBeforeLf: boolean, bytesAt: number): void {
+function readHeaders(head: string, start: number, message: SipMessage, everyCrBeforeLf: boolean): void {
   // Where the next CR is, looked for again only once passed: a head of LF-ended lines is not scanned once per line.
   let cr = everyCrBeforeLf ? -1 : head.indexOf('\r', start);
   while (start <= head.length) {
@@ -300,28 +292,24 @@ function readHeaders(head: string, start: number, message: SipMessage, everyCrBe
       folded += ' ' + trimWhitespace(head, next, continuation.content);
       next = continuation.next;
     }
-    if (folded !== undefined) readField(folded, 0, folded.length, folded.includes('\r'), message, -1);
+    if (folded !== undefined) readField(folded, 0, folded.length, folded.includes('\r'), message);
     else if (content > start) {
       if (cr >= 0 && cr < start) cr = head.indexOf('\r', start);
-      readField(head, start, content, cr >= start && cr < content, message, bytesAt);
+      readField(head, start, content, cr >= start && cr < content, message);
     }
     start = next;
   }
 }
 
-/**
- * Appends the header field of `text` from `start` to `end` to `message`; with where `text` starts in
- * a datagram's bytes (`bytesAt`), where its line stands there when a response copies it as it is.
- */
-function readField(text: string, start: number, end: number, hasCr: boolean, message: SipMessage, bytesAt: number): void {
+/** Appends the header field of `text` from `start` to `end` to `message`. */
+function readField(text: string, start: number, end: number, hasCr: boolean, message: SipMessage): void {
   const headers = message.headers;
   // Some receivers end lines at a lone CR: passed on, it would inject a header field.
   if (hasCr) throw new SipParseError('Bare CR in a header field', message);
   if (headers.length === MAX_HEADERS) throw new SipParseError(`More than ${MAX_HEADERS} header fields`, message);
   const colon = text.indexOf(':', start);
   if (colon <= start || colon >= end) throw new SipParseError(`Malformed header line "${truncate(text.slice(start, end))}"`, message);
-  const usual = usualName(text, start, colon);
-  let name = usual?.name;
+  let name = usualName(text, start, colon);
   if (name === undefined) {
     const rawName = text.slice(start, colon).trimEnd();
     name = headerName(rawName);
@@ -331,12 +319,7 @@ function readField(text: string, start: number, end: number, hasCr: boolean, mes
   if (value.length > MAX_FIELD_LENGTH) {
     throw new SipParseError(`${truncate(text.slice(start, colon).trimEnd())} header longer than ${MAX_FIELD_LENGTH} characters`, message);
   }
-  const header = { name, value };
-  headers.push(header);
-  // "Name: value", the name as displayName() spells it and one space before the value, the line being nothing else.
-  if (bytesAt >= 0 && usual !== undefined && usual.copiedAsWritten && text.charCodeAt(colon + 1) === 32 && value.length === end - colon - 2) {
-    message.wireLines!.push(header, bytesAt + start, bytesAt + end);
-  }
+  headers.push({ name, value });
 }
 
 const headerNames = new Map<string, string>();
@@ -358,27 +341,19 @@ const COMMON_NAMES = new Map(
  * name it is stored under and the code of its first character: usualName() finds them in the line
  * itself, without cutting the name out, and compares the whole spelling only when its first character matches.
  */
-interface UsualName {
-  spelling: string;
-  name: string;
-  first: number;
-  /** Whether a response copies it (RESPONSE_COPIES) and it is spelled as displayName() writes it: a line of it may be copied as it came. */
-  copiedAsWritten: boolean;
-}
-const USUAL_NAMES: UsualName[][] = [];
-const usual = (spelling: string, name: string) =>
-  (USUAL_NAMES[spelling.length] ??= []).push({ spelling, name, first: spelling.charCodeAt(0), copiedAsWritten: RESPONSE_COPIES.has(name) && spelling === displayName(name) });
+const USUAL_NAMES: Array<Array<{ spelling: string; name: string; first: number }>> = [];
+const usual = (spelling: string, name: string) => (USUAL_NAMES[spelling.length] ??= []).push({ spelling, name, first: spelling.charCodeAt(0) });
 for (const name of COMMON_NAMES.keys()) usual(displayName(name), name);
 for (const [compact, name] of Object.entries(COMPACT_FORMS)) usual(compact, COMMON_NAMES.get(name) ?? name);
 
 /** The stored name of the header named from `start` to `colon` of `text`, when spelled as USUAL_NAMES has it. */
-function usualName(text: string, start: number, colon: number): UsualName | undefined {
+function usualName(text: string, start: number, colon: number): string | undefined {
   const candidates = USUAL_NAMES[colon - start];
   if (candidates === undefined) return undefined;
   const first = text.charCodeAt(start);
   for (let i = 0; i < candidates.length; i++) {
     const candidate = candidates[i]!;
-    if (candidate.first === first && spelledAt(text, start, candidate.spelling)) return candidate;
+    if (candidate.first === first && spelledAt(text, start, candidate.spelling)) return candidate.name;
   }
   return undefined;
 }

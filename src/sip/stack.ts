@@ -2,7 +2,7 @@
 // stamping (RFC 3581) and response routing (§18.2.2). Everything above talks to the network
 // through this: `on('request')` for what arrives, `request()` for what Parley sends.
 import { EventEmitter } from 'node:events';
-import { EMPTY, type Header, SipMessage, createResponse, fnv1a, headerLine, headerLines, randomToken, responseWireForm, wireForm } from './message.js';
+import { EMPTY, type Header, SipMessage, createResponse, fnv1a, headerLine, headerLines, randomToken, responseHead, wireForm } from './message.js';
 import { canAnswer, type SipParseError } from './parser.js';
 import { type Via, paramOf, parseVia, restampVia, topViaBranch } from './headers.js';
 import { AnsweredTransactions } from './answered.js';
@@ -108,8 +108,6 @@ export class SipStack extends EventEmitter {
   private readonly sentByOf = new Map<Protocol, string>();
   /** The Server header line of every 2xx Parley sends, made once. */
   private readonly serverLine: string;
-  /** What ends an answer with no body and no header of the caller's (responseWireForm's `tail`): a 2xx's, with the Server line, and another's. */
-  private readonly bareTails: { success: Buffer; other: Buffer };
   readonly stats: StackStats;
 
   constructor(
@@ -130,7 +128,6 @@ export class SipStack extends EventEmitter {
       clientTransactions: 0, overloaded: 0,
     };
     this.serverLine = headerLine('server', options.userAgent);
-    this.bareTails = { success: wireForm(this.serverLine, EMPTY), other: wireForm('', EMPTY) };
     transports.on('message', (message, source) => {
       if (message.isRequest) this.onRequest(message, source);
       else this.onResponse(message);
@@ -216,16 +213,15 @@ export class SipStack extends EventEmitter {
 
   /** The wire form of the response a server transaction's reply() sends: a Server header on a 2xx, then what `options` adds. */
   responseBytes(request: SipMessage, status: number, reason?: string, options: ReplyOptions = NO_OPTIONS, toTag?: string): Buffer {
-    const success = status >= 200 && status < 300;
-    let lines = options.headers ? headerLines(options.headers, true) : '';
-    if (success) lines += this.serverLine;
+    let head = responseHead(request, status, reason, toTag);
+    if (options.headers) head += headerLines(options.headers, true);
+    if (status >= 200 && status < 300) head += this.serverLine;
     let body: Buffer = EMPTY;
     if (options.body !== undefined) {
       body = typeof options.body === 'string' ? Buffer.from(options.body, 'utf8') : options.body;
-      lines += headerLine('content-type', options.contentType ?? 'text/plain;charset=utf-8');
+      head += headerLine('content-type', options.contentType ?? 'text/plain;charset=utf-8');
     }
-    const bare = options.headers === undefined && options.body === undefined;
-    return responseWireForm(request, status, reason, toTag, lines, body, bare ? (success ? this.bareTails.success : this.bareTails.other) : undefined);
+    return wireForm(head, body);
   }
 
   private onMalformed(error: SipParseError, source: Peer): void {
