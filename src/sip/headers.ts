@@ -320,6 +320,12 @@ export interface NameAddr {
   params: Params;
 }
 
+// parseNameAddr's regular expressions, made once: a literal in its body is a new RegExp object on every call (two a request).
+const TOKEN_DISPLAY_NAME = /^[A-Za-z0-9\-.!%*_+`'~ \t]+$/;
+const BLANKS = /[ \t]+/g;
+const WHITESPACE = /\s/;
+const COMMA_OR_QUESTION_MARK = /[,?]/;
+
 export function parseNameAddr(value: string): NameAddr {
   const text = value.trim();
   let displayName: string | undefined;
@@ -338,15 +344,15 @@ export function parseNameAddr(value: string): NameAddr {
     if (displayName === undefined) {
       const name = text.slice(0, open).trim();
       if (name) {
-        if (!/^[A-Za-z0-9\-.!%*_+`'~ \t]+$/.test(name)) throw new HeaderError(`bad display name "${name}"`);
-        displayName = name.replace(/[ \t]+/g, ' ');
+        if (!TOKEN_DISPLAY_NAME.test(name)) throw new HeaderError(`bad display name "${name}"`);
+        displayName = name.replace(BLANKS, ' ');
       }
     }
     const close = text.indexOf('>', open);
     if (close < 0) throw new HeaderError('missing ">"');
     uri = text.slice(open + 1, close);
     // No LWS may follow "<" or precede ">" (LAQUOT/RAQUOT, RFC 3261 §25.1; RFC 4475 §3.1.2.14).
-    if (/\s/.test(uri)) throw new HeaderError(`whitespace in URI "${uri}"`);
+    if (WHITESPACE.test(uri)) throw new HeaderError(`whitespace in URI "${uri}"`);
     if (!uri) throw new HeaderError('bad URI ""');
     rest = text.slice(close + 1);
   } else {
@@ -354,9 +360,9 @@ export function parseNameAddr(value: string): NameAddr {
     const semi = text.indexOf(';');
     uri = semi >= 0 ? text.slice(0, semi) : text;
     rest = semi >= 0 ? text.slice(semi) : '';
-    if (/[,?]/.test(uri)) throw new HeaderError('URI with "," or "?" must be enclosed in "<>"');
+    if (COMMA_OR_QUESTION_MARK.test(uri)) throw new HeaderError('URI with "," or "?" must be enclosed in "<>"');
     uri = uri.trim();
-    if (!uri || /\s/.test(uri)) throw new HeaderError(`bad URI "${uri}"`);
+    if (!uri || WHITESPACE.test(uri)) throw new HeaderError(`bad URI "${uri}"`);
   }
   return new ReadNameAddr(displayName, uri, rest);
 }

@@ -90,14 +90,19 @@ export class SipMessage {
 
   /** Every value of a header, list headers split at their commas. */
   getAll(name: string): string[] {
-    const out: string[] = [];
+    return this.readAll(name, asIs);
+  }
+
+  /** What `read` makes of every value of a header, as getAll gives them: one list, not getAll's and another. */
+  private readAll<T>(name: string, read: (value: string) => T): T[] {
+    const out: T[] = [];
     const list = LIST_HEADERS.has(name);
     for (const h of this.headers) {
       if (h.name !== name) continue;
       // A list value without a comma, as nearly every one, is one value: no list is made for it.
-      if (!list) out.push(h.value);
-      else if (!h.value.includes(',')) out.push(h.value.trim());
-      else for (const value of splitList(h.value)) out.push(value);
+      if (!list) out.push(read(h.value));
+      else if (!h.value.includes(',')) out.push(read(h.value.trim()));
+      else for (const value of splitList(h.value)) out.push(read(value));
     }
     return out;
   }
@@ -175,7 +180,7 @@ export class SipMessage {
   }
 
   get vias(): Via[] {
-    return (this.cachedVias ??= this.getAll('via').map(parseVia));
+    return (this.cachedVias ??= this.readAll('via', parseVia));
   }
 
   get via(): Via {
@@ -277,6 +282,8 @@ export class SipMessage {
 }
 
 export const EMPTY = Buffer.alloc(0);
+
+const asIs = (value: string): string => value;
 
 /**
  * A message's bytes from its start line and header lines (`head`, each line CRLF-ended) and its body:
