@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { endianness } from 'node:os';
+import { addressBytes } from './address-bytes.js';
 
 /** A bound UDP socket as the backlog is measured for it. */
 export interface UdpSocketBuffer {
@@ -93,7 +94,7 @@ export class ReceiveBacklog {
  * words each printed in the machine's byte order, then the port, in hex upper case.
  */
 export function procSocketKey(address: string, port: number): string {
-  const bytes = isIP(address) === 6 ? ipv6Bytes(address) : address.split('.').map(Number);
+  const bytes = [...(addressBytes(address) ?? [])];
   let words = '';
   for (let i = 0; i < bytes.length; i += 4) {
     const word = bytes.slice(i, i + 4);
@@ -101,21 +102,6 @@ export function procSocketKey(address: string, port: number): string {
     words += word.map((byte) => byte.toString(16).padStart(2, '0')).join('');
   }
   return `${words.toUpperCase()}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-}
-
-/** The 16 bytes of an IPv6 address as socket.address() writes it (compressed, maybe with a zone or an IPv4 tail). */
-function ipv6Bytes(address: string): number[] {
-  const [head = '', tail] = address.split('%')[0]!.split('::');
-  const groups = (part: string): number[] =>
-    part === '' ? [] : part.split(':').flatMap((group) => {
-      if (!group.includes('.')) return [parseInt(group, 16)];
-      const [a = 0, b = 0, c = 0, d = 0] = group.split('.').map(Number);
-      return [(a << 8) | b, (c << 8) | d];
-    });
-  const left = groups(head);
-  const right = tail === undefined ? [] : groups(tail);
-  const all = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
-  return all.flatMap((group) => [group >> 8, group & 0xff]);
 }
 
 /** The row of /proc/net/udp[6] whose local_address column is `key` (procSocketKey), read. */

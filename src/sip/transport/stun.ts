@@ -1,6 +1,6 @@
 // STUN binding requests (RFC 5389) arriving on a SIP UDP port: the keep-alive clients use over
 // UDP (RFC 5626 §4.4.2), answered with the address the request came from.
-import { isIP } from 'node:net';
+import { addressBytes } from './address-bytes.js';
 
 const MAGIC_COOKIE = 0x2112a442;
 const HEADER_BYTES = 20;
@@ -19,7 +19,7 @@ export function isStun(data: Buffer): boolean {
 /** The success response to a binding request from host:port; undefined for any other STUN message. */
 export function stunBindingResponse(request: Buffer, host: string, port: number): Buffer | undefined {
   if (request.readUInt16BE(0) !== BINDING_REQUEST || request.readUInt16BE(2) !== request.length - HEADER_BYTES) return undefined;
-  const address = addressBytes(host);
+  const address = mappedAddressBytes(host);
   if (!address) return undefined;
   const transaction = request.subarray(8, HEADER_BYTES);
   // XOR-MAPPED-ADDRESS: the port with the cookie's top half, the address with the cookie (and, for IPv6, the transaction id).
@@ -39,22 +39,8 @@ export function stunBindingResponse(request: Buffer, host: string, port: number)
   return response;
 }
 
-/** The 4 or 16 bytes of an IP address in text form. */
-function addressBytes(host: string): Buffer | undefined {
-  // An IPv4 client of a dual-stack socket is told its IPv4 address, as it would read it.
+/** The bytes of the address a client is told: an IPv4 client of a dual-stack socket its IPv4 address, as it would read it. */
+function mappedAddressBytes(host: string): Buffer | undefined {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host);
-  if (mapped) return addressBytes(mapped[1]!);
-  const family = isIP(host);
-  if (family === 4) return Buffer.from(host.split('.').map(Number));
-  if (family !== 6) return undefined;
-  // An IPv4 tail (::ffff:127.0.0.1) becomes two groups; "::" stands for as many zero groups as are missing.
-  const text = host.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_, a: string, b: string, c: string, d: string) =>
-    `${((Number(a) << 8) | Number(b)).toString(16)}:${((Number(c) << 8) | Number(d)).toString(16)}`);
-  const [head, tail] = text.split('::') as [string, string | undefined];
-  const left = head ? head.split(':') : [];
-  const right = tail ? tail.split(':') : [];
-  const groups = [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  const bytes = Buffer.alloc(16);
-  groups.forEach((group, i) => bytes.writeUInt16BE(parseInt(group, 16), i * 2));
-  return bytes;
+  return addressBytes(mapped ? mapped[1]! : host);
 }
