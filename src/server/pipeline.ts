@@ -4,16 +4,13 @@
 // store unavailable → 503 with Retry-After, anything else → 500.
 import type { Logger } from 'pino';
 import { STORE_RETRY_AFTER_SECONDS, isStoreUnavailable } from '../store/index.js';
-import { type IncomingRequest, type SipUri, type SipStack, parseNameAddr, parseUri } from '../sip/index.js';
+import { type IncomingRequest, SIP_METHODS, type SipUri, type SipStack, parseNameAddr, parseUri } from '../sip/index.js';
 import type { AuthPolicy } from '../registrar/index.js';
 import { STORE_UNAVAILABLE_REASON, loopKey } from '../relay/index.js';
 import type { Router } from './router.js';
 
 /** Methods RFC 3261 and its extensions define; anything else is answered 501 rather than 405. */
-export const KNOWN_METHODS: ReadonlySet<string> = new Set([
-  'INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER',
-  'MESSAGE', 'UPDATE',
-]);
+export const KNOWN_METHODS: ReadonlySet<string> = new Set(SIP_METHODS);
 
 /** What the hooks consult. */
 export interface PipelineScope {

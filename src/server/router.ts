@@ -91,9 +91,12 @@ export class Router {
   private domainTest(match: DomainMatch): Test {
     const names = new Set(match.names?.map((name) => name.toLowerCase()));
     const served = match.served ? this.servedDomains : new Set<string>();
+    // A host as nearly every request writes it, in lower case already, is looked up without a lower-cased copy.
+    const known = (host: string) => names.has(host) || served.has(host);
     return (domain) => {
+      if (known(domain)) return true;
       const host = domain.toLowerCase();
-      return names.has(host) || served.has(host);
+      return host !== domain && known(host);
     };
   }
 }
@@ -101,7 +104,12 @@ export class Router {
 function userTest(match: UserMatch): Test {
   const names = new Set(match.names);
   const globs = (match.globs ?? []).map(globPattern);
-  return (user) => names.has(user) || globs.some((glob) => glob.test(user));
+  return (user) => {
+    if (names.has(user)) return true;
+    // A loop rather than globs.some(): no closure made per request routed.
+    for (const glob of globs) if (glob.test(user)) return true;
+    return false;
+  };
 }
 
 function regExpTest(pattern: RegExp): Test {

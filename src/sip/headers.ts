@@ -265,6 +265,28 @@ function endsParamValue(c: number): boolean {
 }
 
 export const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
+
+/** The methods RFC 3261 and its extensions define. */
+export const SIP_METHODS: readonly string[] = [
+  'INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER',
+  'MESSAGE', 'UPDATE',
+];
+const METHODS_BY_LENGTH: string[][] = [];
+for (const method of SIP_METHODS) (METHODS_BY_LENGTH[method.length] ??= []).push(method);
+
+/**
+ * The method of SIP_METHODS that `text` holds from `start` to `end`, as that very literal: a method
+ * read from the wire (request line, CSeq) is then compared with others and looked up in sets by
+ * identity, with no copy cut out to be hashed and compared character by character. Undefined for any
+ * other text. Methods are case-sensitive (RFC 3261 §7.1).
+ */
+export function knownMethodAt(text: string, start: number, end: number): string | undefined {
+  const candidates = METHODS_BY_LENGTH[end - start];
+  if (candidates === undefined) return undefined;
+  const first = text.charCodeAt(start);
+  for (const method of candidates) if (method.charCodeAt(0) === first && text.startsWith(method, start)) return method;
+  return undefined;
+}
 const PARAM_VALUE = /^[A-Za-z0-9\-.!%*_+`'~[\]:]+$/;
 
 const TOKEN_CHAR = 1;
@@ -627,12 +649,15 @@ function usualCSeq(value: string): CSeq | null {
   let seq = 0;
   for (let c = codeAt(value, 0); c >= 48 && c <= 57; c = codeAt(value, ++i)) seq = seq * 10 + (c - 48);
   if (i === 0 || i > 10 || codeAt(value, i) !== 32 || i + 1 === value.length) return null;
-  for (let j = i + 1; j < value.length; j++) {
-    const c = value.charCodeAt(j);
-    if (c >= 128 || !(CHAR_CLASSES[c]! & TOKEN_CHAR)) return null;
+  const known = knownMethodAt(value, i + 1, value.length);
+  if (known === undefined) {
+    for (let j = i + 1; j < value.length; j++) {
+      const c = value.charCodeAt(j);
+      if (c >= 128 || !(CHAR_CLASSES[c]! & TOKEN_CHAR)) return null;
+    }
   }
   if (seq > 0xffffffff) throw new HeaderError('CSeq number above 2**32-1');
-  return { seq, method: value.slice(i + 1) };
+  return { seq, method: known ?? value.slice(i + 1) };
 }
 
 function parseAnyCSeq(value: string): CSeq {

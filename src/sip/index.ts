@@ -2,7 +2,7 @@
 export { SipMessage, createResponse, randomToken, REASONS, EMPTY, type Header } from './message.js';
 export { parseMessage, SipParseError } from './parser.js';
 export {
-  parseNameAddr, formatNameAddr, parseVia, formatVia, parseParams, parseCSeq, splitList, quote, unquote,
+  parseNameAddr, formatNameAddr, parseVia, formatVia, parseParams, parseCSeq, splitList, quote, unquote, SIP_METHODS,
   type NameAddr, type Via, type CSeq, type Params,
 } from './headers.js';
 export { parseUri, formatUri, aorOf, escapeUser, UriError, type SipUri } from './uri.js';

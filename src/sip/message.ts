@@ -378,12 +378,14 @@ export const REASONS: Record<number, string> = {
   600: 'Busy Everywhere', 603: 'Decline', 604: 'Does Not Exist Anywhere',
 };
 
+/** The two 32-bit hashes fnvHashes() leaves, read at once. */
+const hashes = new Uint32Array(2);
+
 /**
- * A fast non-cryptographic hash as a token (two 32-bit FNV-1a-style hashes, base 36): for marks that
- * must tell requests apart and be the same for the same request, not resist forgery. Several parts
- * hash as their concatenation with "|" between, without it being made.
+ * Two 32-bit FNV-1a-style hashes of `parts` into `hashes`: several parts hash as their concatenation
+ * with "|" between, without it being made.
  */
-export function fnv1a(...parts: string[]): string {
+function fnvHashes(parts: readonly string[]): Uint32Array {
   let a = 0x811c9dc5;
   let b = 0x01000193;
   for (let p = 0; p < parts.length; p++) {
@@ -398,7 +400,30 @@ export function fnv1a(...parts: string[]): string {
       b = Math.imul(b ^ c, 0x5bd1e995);
     }
   }
-  return base36(a >>> 0) + base36(b >>> 0);
+  hashes[0] = a;
+  hashes[1] = b;
+  return hashes;
+}
+
+/**
+ * A fast non-cryptographic hash as a token (fnvHashes in base 36): for marks that must tell requests
+ * apart and be the same for the same request, not resist forgery; kept in this form where stored.
+ */
+export function fnv1a(...parts: string[]): string {
+  const hash = fnvHashes(parts);
+  return base36(hash[0]!) + base36(hash[1]!);
+}
+
+/** The same hashes as fnv1a in 16 hexadecimal digits: written from a table, less than half base 36's time. */
+export function fnv1aHex(...parts: string[]): string {
+  const hash = fnvHashes(parts);
+  return hexOf(hash[0]!) + hexOf(hash[1]!);
+}
+
+const HEX_BYTES = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'));
+
+function hexOf(u: number): string {
+  return HEX_BYTES[u >>> 24]! + HEX_BYTES[(u >>> 16) & 0xff]! + HEX_BYTES[(u >>> 8) & 0xff]! + HEX_BYTES[u & 0xff]!;
 }
 
 const BASE36_DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz';

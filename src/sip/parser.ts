@@ -1,7 +1,7 @@
 // Parses SIP messages from datagrams and from stream framing (RFC 3261 §7, §18.3, §25).
 // Errors carry a reason phrase for the 400 and, when enough was read, the message itself,
 // so the transport layer can still answer instead of dropping.
-import { COMPACT_FORMS, HeaderError, TOKEN, displayName, parseNameAddr, parseVia, safeHeaderValue } from './headers.js';
+import { COMPACT_FORMS, HeaderError, TOKEN, displayName, knownMethodAt, parseNameAddr, parseVia, safeHeaderValue } from './headers.js';
 import { SipMessage } from './message.js';
 import { MAX_URI_LENGTH, type SipUri, UriError, parseUri } from './uri.js';
 
@@ -235,8 +235,9 @@ function readStartLine(line: string, message: SipMessage): SipParseError | undef
   const uriEnd = line.length - REQUEST_LINE_END.length;
   const space = line.indexOf(' ');
   if (space > 0 && line.endsWith(REQUEST_LINE_END) && line.indexOf(' ', space + 1) === uriEnd && uriEnd > space + 1) {
-    const method = line.slice(0, space);
-    if (TOKEN.test(method)) {
+    const known = knownMethodAt(line, 0, space);
+    const method = known ?? line.slice(0, space);
+    if (known !== undefined || TOKEN.test(method)) {
       message.method = method;
       const uri = line.slice(space + 1, uriEnd);
       if (uri.length > MAX_URI_LENGTH) return new SipParseError('Request-URI Too Long', message, 414);

@@ -2,7 +2,7 @@
 // stamping (RFC 3581) and response routing (§18.2.2). Everything above talks to the network
 // through this: `on('request')` for what arrives, `request()` for what Parley sends.
 import { EventEmitter } from 'node:events';
-import { EMPTY, type Header, SipMessage, createResponse, fnv1a, headerLine, headerLines, randomToken, responseHead, wireForm } from './message.js';
+import { EMPTY, type Header, SipMessage, createResponse, fnv1aHex, headerLine, headerLines, randomToken, responseHead, wireForm } from './message.js';
 import { canAnswer, type SipParseError } from './parser.js';
 import { type Via, paramOf, parseVia, restampVia, topViaBranch } from './headers.js';
 import { AnsweredTransactions } from './answered.js';
@@ -519,7 +519,7 @@ class ClientTransaction {
  * From: its URI tells no two requests apart that the rest does not, and is most of what would be hashed.
  */
 function statelessToTag(message: SipMessage): string {
-  return fnv1a(message.callId, paramOf(message.from, 'tag') ?? '', message.get('cseq') ?? '', message.via.branch ?? '');
+  return fnv1aHex(message.callId, paramOf(message.from, 'tag') ?? '', message.get('cseq') ?? '', message.via.branch ?? '');
 }
 
 /**
