@@ -1,5 +1,6 @@
 // Parley for bench/gateway.ts, in a process of its own so that its memory and CPU are measured apart
-// from the load: forked with an IPC channel as `node --expose-gc bench/gateway-server.ts DIST CONFIG`.
+// from the load: forked with an IPC channel as
+// `node --expose-gc --experimental-strip-types bench/gateway-server.ts DIST CONFIG`.
 // Parley comes from DIST, the compiled JavaScript production runs (bench/common.ts compiledDist);
 // this file runs without tsx, through Node's own type stripping, so only erasable TypeScript here.
 // It starts the server from the configuration file, says { started: true }, then answers

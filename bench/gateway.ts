@@ -134,7 +134,8 @@ class Parley {
 
   /** Starts it and resolves once it has started (its SIP listener bound, the gateway running). */
   static async start(configFile: string): Promise<Parley> {
-    const launched = launch(process.execPath, ['--expose-gc', join(ROOT, 'bench', 'gateway-server.ts'), compiledDist(), configFile], ROOT, { ipc: true });
+    // --experimental-strip-types: the default from Node 22.18 on, needed before it (engines: >= 22.12).
+    const launched = launch(process.execPath, ['--expose-gc', '--experimental-strip-types', join(ROOT, 'bench', 'gateway-server.ts'), compiledDist(), configFile], ROOT, { ipc: true });
     const parley = new Parley(launched);
     await new Promise<void>((resolve, reject) => {
       launched.child.on('message', (message: { started?: boolean }) => message.started && resolve());
