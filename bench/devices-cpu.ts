@@ -1,7 +1,7 @@
 // Benchmark (not a test): the time Parley's thread spends per delivery of a MESSAGE to users with
 // two registered devices and one asleep (bench/devices.ts's phase 1), measured in-process, so that
-// other processes on the machine change it little. Parley runs on this thread; the devices and the
-// sender run on a worker thread. Reported: the CPU time of Parley's thread over the run
+// other processes on the machine change it little. Parley runs on this thread (its sources through
+// tsx, not the compiled dist/); the devices and the sender run on a worker thread. Reported: the CPU time of Parley's thread over the run
 // (process.threadCpuUsage) per delivery made to an awake device, and the store writes (messages
 // stored, deliveries recorded done) and the batches sent to the SQLite writer thread per MESSAGE; and apart, the CPU time of Parley's other threads
 // per delivery (the process's less this thread's and the load's worker): the SQLite writer thread

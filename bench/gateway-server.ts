@@ -1,13 +1,21 @@
 // Parley for bench/gateway.ts, in a process of its own so that its memory and CPU are measured apart
-// from the load: forked with an IPC channel as `node --expose-gc --import tsx bench/gateway-server.ts
-// CONFIG`. It starts the server from the configuration file, says { started: true }, then answers
+// from the load: forked with an IPC channel as
+// `node --expose-gc --experimental-strip-types bench/gateway-server.ts DIST CONFIG`.
+// Parley comes from DIST, the compiled JavaScript production runs (bench/common.ts compiledDist);
+// this file runs without tsx, through Node's own type stripping, so only erasable TypeScript here.
+// It starts the server from the configuration file, says { started: true }, then answers
 // requests { id, op }: `status` (the gateway's sessions by state and process.memoryUsage()), `gc`
 // (the same after two full collections), `snapshot` (a heap snapshot written to `file`) and `stop`
 // (a graceful stop, then exit). SIGTERM and the loss of the channel stop it too.
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { writeHeapSnapshot } from 'node:v8';
-import { loadConfig } from '../src/config/index.js';
-import { createLogger } from '../src/log/index.js';
-import { createServer } from '../src/server/index.js';
+
+const [dist, configFile] = process.argv.slice(2) as [string, string];
+const compiled = (module: string): Promise<unknown> => import(pathToFileURL(join(dist, module)).href);
+const { loadConfig } = (await compiled('config/index.js')) as typeof import('../src/config/index.js');
+const { createLogger } = (await compiled('log/index.js')) as typeof import('../src/log/index.js');
+const { createServer } = (await compiled('server/index.js')) as typeof import('../src/server/index.js');
 
 export type Operation = 'status' | 'gc' | 'snapshot' | 'stop';
 
@@ -16,7 +24,7 @@ export interface Status {
   memory: NodeJS.MemoryUsage;
 }
 
-const config = loadConfig(process.argv[2]);
+const config = loadConfig(configFile);
 const server = createServer(config, { logger: createLogger(config.log.level) });
 const send = (message: unknown) => process.send!(message);
 

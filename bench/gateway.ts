@@ -38,7 +38,7 @@ import { openStore } from '../src/store/index.js';
 import { Prosody } from '../test/support/prosody.js';
 import { freePort, percentile, runSipp } from '../test/support/sipp.js';
 import {
-  CpuMeter, DOMAIN, ROOT, XmppSession, achievedRate, arrivalStats, deliveryProblem, gatewayMessages, indent, launch, packageVersion, quiet,
+  CpuMeter, DOMAIN, ROOT, XmppSession, achievedRate, arrivalStats, compiledDist, deliveryProblem, gatewayMessages, indent, launch, packageVersion, quiet,
   rateSearch, runBounded, sippProblem, sleep, stepSettings, table, type Arrival, type Delivery, type Found,
 } from './common.js';
 import type { Operation, Status } from './gateway-server.js';
@@ -134,7 +134,8 @@ class Parley {
 
   /** Starts it and resolves once it has started (its SIP listener bound, the gateway running). */
   static async start(configFile: string): Promise<Parley> {
-    const launched = launch(process.execPath, ['--expose-gc', '--import', 'tsx', join(ROOT, 'bench', 'gateway-server.ts'), configFile], ROOT, { ipc: true });
+    // --experimental-strip-types: the default from Node 22.18 on, needed before it (engines: >= 22.12).
+    const launched = launch(process.execPath, ['--expose-gc', '--experimental-strip-types', join(ROOT, 'bench', 'gateway-server.ts'), compiledDist(), configFile], ROOT, { ipc: true });
     const parley = new Parley(launched);
     await new Promise<void>((resolve, reject) => {
       launched.child.on('message', (message: { started?: boolean }) => message.started && resolve());
@@ -470,7 +471,7 @@ ${table(rows)}
      time in the body to the receiver's arrival.${typeof search === 'string' ? '' : failed ? ` Stopped at ${failed.rate}/s: ${failed.problem}.` : ' No step failed.'}
 (3)  Parley stopped gracefully (its sessions closed) and started on the same SQLite database; the
      time runs from the new process's spawn, with no REGISTER sent.
-sipp, the receivers (this Node.js process), Prosody and Parley share the ${cpus().length} cores.${online.heap ? `\n\nHeap growth by object kind over (1), per session online (snapshots taken; RSS above includes them):\n${online.heap}` : ''}`;
+sipp, the receivers (this Node.js process), Prosody and Parley (compiled dist/) share the ${cpus().length} cores.${online.heap ? `\n\nHeap growth by object kind over (1), per session online (snapshots taken; RSS above includes them):\n${online.heap}` : ''}`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 // What bench/hotpath.ts and its cases (bench/hotpath-rooms.ts, bench/hotpath-xmpp.ts) run on: a
 // real Parley server on loopback UDP in this thread (the one measured), a client in a worker thread
-// that does what it is told, the runs of a workload and their table.
+// that does what it is told, the runs of a workload and their table. That server is Parley's
+// sources through tsx, as loaded in-process, not the compiled dist/ that production and the benches
+// starting Parley as a process run: compare its figures with each other, not with theirs.
 import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Writable } from 'node:stream';

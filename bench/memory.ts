@@ -1,8 +1,8 @@
 // `npm run bench:memory [-- --count N] [--room-size M]`: the memory Parley holds per registered
 // device and per room member.
 //
-// One Parley runs in this process (sqlite in a temporary directory, listening on loopback ephemeral
-// ports only). Its RSS is read once it has started, again after `--count` distinct devices have
+// One Parley runs in this process, from its sources through tsx (sqlite in a temporary directory,
+// listening on loopback ephemeral ports only). Its RSS is read once it has started, again after `--count` distinct devices have
 // registered (each REGISTER parsed from the bytes a phone would send over UDP and handed to the
 // registrar, which writes it through to the store before answering), and again after `--count`
 // room members have joined rooms of `--room-size` through the room model (written to the store

@@ -435,9 +435,9 @@ post p99      the poster's response time, whole ms (0 means < 1 ms). Parley answ
 CPU           cores busy during that step: the server's, then both sipp processes'
 srv µs/leg    the server's CPU time over that step divided by the legs delivered (the posts' own
               cost included): what a leg costs, which a busy machine changes less than the rates
-Parley: one Node.js process, SQLite; imc.max_rate/rate_burst raised to 1000000 (the default 20/s
-        limit would refuse the poster); history of 20 kept (written in batches). Copies go through
-        its relay to the registered contacts, each a client transaction.
+Parley: one Node.js process running the compiled dist/, SQLite; imc.max_rate/rate_burst raised to
+        1000000 (the default 20/s limit would refuse the poster); history of 20 kept (written in
+        batches). Copies go through its relay to the registered contacts, each a client transaction.
 ${withKamailio ? `Kamailio 5.6: bench/kamailio/imc.cfg, children=2, -m ${args['kamailio-shm']} MB shared memory, imc rooms in memory (db_text tables loaded at start),
         usrloc db_mode 0; imc sends each copy via its outbound_proxy, the server itself, which
         looks the member up and relays it: two transactions per copy, as a real imc setup does.

@@ -547,7 +547,7 @@ max/s   highest passing step: a majority of its ${REPEATS} runs passed (no faile
         the limit lies between max/s and that failing rate)
 p50/p99 sipp's response times in that step's runs, in whole milliseconds (its resolution: 0 means < 1 ms)
 CPU     cores busy during that step (median of its runs): the server's, then sipp's (sender, plus the UAS for (b))
-Parley: one Node.js process; SQLite, a REGISTER is committed and its log synced to disk before its 200.
+Parley: one Node.js process running the compiled dist/; SQLite, a REGISTER is committed and its log synced to disk before its 200.
 ${withKamailio ? 'Kamailio 5.6: bench/kamailio/kamailio.cfg, children=2 (two UDP workers), usrloc db_mode 0 (memory only), UDP buffers up to 4 MB as for Parley.\n' : ''}${workloads.flatMap((w) => (w.freshServers ? [`${w.label}: ${w.freshServers.before === 'every step' ? 'each step starts with every server' : 'each run after a failed one starts with its server'} started afresh and warmed up, ${w.freshServers.what}.\n`] : [])).join('')}${withBare ? `${BARE}: bench/udp-responder.ts, one Node.js process answering every request 200 with no SIP stack, (a) only:\n        ${names[0]}/${BARE} is the share of Node's own datagram path Parley keeps (target >= 0.80).\n` : ''}by CPU  the same ratio from the servers' CPU time per answer at the highest rate both passed,
         what it would be were each held back by its own core alone.
 ${pinning ? `Each server has CPU ${pinning.server} to itself but for other work on the machine (Kamailio's two workers share it), sipp has the rest:

@@ -490,7 +490,7 @@ CPU        cores busy during that step: the server's (Kamailio: all its processe
            each step's line also gives Prosody's, sipp's and the XMPP client's (this process) CPU time per message
 The senders, the receivers (one Node.js process with @xmpp/client, one sipp) and Prosody share the
 ${cores} cores with the server; at the highest rates Prosody or the @xmpp/client side may be the limit.
-Parley: one Node.js process, SQLite, xmpp.backend component, max_queue ${1000} (default), relay.delivery_window_udp ${args['delivery-window-udp'] ?? `${defaultConfig().relay.delivery_window_udp} (default)`}.
+Parley: one Node.js process running the compiled dist/, SQLite, xmpp.backend component, max_queue ${1000} (default), relay.delivery_window_udp ${args['delivery-window-udp'] ?? `${defaultConfig().relay.delivery_window_udp} (default)`}.
 ${names.includes('Kamailio') ? 'Kamailio 5.6: bench/kamailio/xmpp.cfg, children=2, xmpp module (component backend: one process for the XMPP link),\n           MESSAGEs from XMPP sent to its outbound_proxy, itself, then lookup + t_relay to the UAS.\n' : ''}Why each search stopped:
 ${stops.join('\n')}`;
 }
