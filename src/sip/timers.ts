@@ -1,7 +1,9 @@
 // One timer structure for every transaction. SIP timers take a handful of distinct durations
 // (T1·2^n, 64·T1, T4), so each duration gets a FIFO whose entries expire in insertion order:
-// scheduling and cancelling are O(1) and one interval drives them all, instead of one
-// setTimeout per transaction; it runs only while any timer is held.
+// scheduling and cancelling are O(1) and one Node timer drives them all, instead of one
+// setTimeout per transaction. It is set for the earliest timer held, no sooner than the queue's
+// resolution: none while nothing is held, and a queue holding only far timers (a redelivery
+// minutes away) sleeps until then rather than waking the event loop every few milliseconds.
 
 export interface Clock {
   now(): number;
@@ -86,15 +88,21 @@ class DurationQueue extends Fifo<Entry> {
 
 const isLive = (entry: Entry) => entry.fire !== undefined;
 
+/** The longest wait setTimeout takes. */
+const MAX_WAIT_MS = 2 ** 31 - 1;
+
 export class TimerQueue {
   private readonly queues = new Map<number, DurationQueue>();
-  private interval: NodeJS.Timeout | undefined;
-  /** Between start() and stop(): the interval runs while any timer is held, and only then. */
+  /** The Node timer that calls tick(), and when it is set to: only while started and holding any timer. */
+  private wakeUp: NodeJS.Timeout | undefined;
+  private wakeUpAt = Infinity;
   private started = false;
+  /** While tick() fires timers: what they schedule is waited for once it is done, not one wake-up each. */
+  private ticking = false;
 
   constructor(
     readonly clock: Clock = systemClock,
-    /** How often due timers are looked for, ms; SIP's shortest timer is T1 = 500 ms. */
+    /** The least wait between looks for due timers, ms; SIP's shortest timer is T1 = 500 ms. */
     private readonly resolution = 10,
   ) {}
 
@@ -103,29 +111,33 @@ export class TimerQueue {
     if (!queue) this.queues.set(delay, (queue = new DurationQueue()));
     const entry = new Entry(this.clock.now() + delay, fire, queue);
     queue.push(entry);
-    if (this.started && this.interval === undefined) this.arm();
+    // Under traffic nearly every new timer falls due after the one the wake-up is set for already.
+    if (this.started && !this.ticking && entry.due < this.wakeUpAt) this.wakeAt(entry.due);
     return entry;
   }
 
-  /** Fires every timer that is due. Called by the interval, or by tests after moving a fake clock. */
+  /** Fires every timer that is due. Called by the Node timer, or by tests after moving a fake clock. */
   tick(): void {
     const now = this.clock.now();
-    for (const queue of this.queues.values()) {
-      for (let entry = queue.first; entry && entry.due <= now; entry = queue.first) {
-        queue.take();
-        const fire = entry.fire;
-        entry.fire = undefined;
-        fire?.();
+    this.ticking = true;
+    try {
+      for (const queue of this.queues.values()) {
+        for (let entry = queue.first; entry && entry.due <= now; entry = queue.first) {
+          queue.take();
+          const fire = entry.fire;
+          entry.fire = undefined;
+          fire?.();
+        }
       }
+    } finally {
+      this.ticking = false;
+      if (this.started) this.wakeForNext();
     }
-    // Nothing held, as under requests answered statelessly: the event loop is not woken every
-    // `resolution` ms for nothing (each wake-up costs a loop turn and a callback into JavaScript).
-    if (this.interval !== undefined && this.pending === 0) this.disarm();
   }
 
-  /** Whether the interval that looks for due timers is running: only while started and holding any. */
+  /** Whether a wake-up is set to look for due timers: only while started and holding any. */
   get running(): boolean {
-    return this.interval !== undefined;
+    return this.wakeUp !== undefined;
   }
 
   /** Live plus cancelled-but-not-yet-dropped entries; for metrics. */
@@ -137,21 +149,44 @@ export class TimerQueue {
 
   start(): void {
     this.started = true;
-    if (this.interval === undefined && this.pending > 0) this.arm();
+    this.wakeForNext();
   }
 
   stop(): void {
     this.started = false;
-    this.disarm();
+    this.clearWakeUp();
   }
 
-  private arm(): void {
-    this.interval = setInterval(() => this.tick(), this.resolution).unref();
+  /**
+   * Sets the wake-up for the earliest timer held (a cancelled one first in its queue counts: waking
+   * for it early only drops it), or none when nothing is held, as under requests answered statelessly.
+   */
+  private wakeForNext(): void {
+    let earliest = Infinity;
+    for (const queue of this.queues.values()) {
+      const first = queue.first;
+      if (first !== undefined && first.due < earliest) earliest = first.due;
+    }
+    this.clearWakeUp();
+    if (earliest !== Infinity) this.wakeAt(earliest);
   }
 
-  private disarm(): void {
-    clearInterval(this.interval);
-    this.interval = undefined;
+  private wakeAt(due: number): void {
+    this.clearWakeUp();
+    this.wakeUpAt = due;
+    // Node takes no wait above 2^31-1 ms (it would fire at once): a later timer is waited for in steps.
+    const wait = Math.min(MAX_WAIT_MS, Math.max(this.resolution, due - this.clock.now()));
+    this.wakeUp = setTimeout(() => {
+      this.wakeUp = undefined;
+      this.wakeUpAt = Infinity;
+      this.tick();
+    }, wait).unref();
+  }
+
+  private clearWakeUp(): void {
+    clearTimeout(this.wakeUp);
+    this.wakeUp = undefined;
+    this.wakeUpAt = Infinity;
   }
 }
 

@@ -1,6 +1,7 @@
 // The timer queue of every transaction: one FIFO per duration, cancelled timers let go in batches.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { FakeClock, TimerQueue } from '../../src/sip/index.js';
 
 test('cancelled timers are let go long before they would have been due; the others still fire, in order', () => {
@@ -52,4 +53,22 @@ test('timers held before start() are looked for once it is called', (t) => {
   assert.equal(timers.running, false, 'not started yet');
   timers.start();
   assert.equal(timers.running, true);
+});
+
+test('a queue holding only a far timer sleeps until it falls due, and still wakes for a nearer one armed later', async (t) => {
+  // A real clock that counts how often the queue looks at it: once per timer armed, once per wake-up.
+  let looks = 0;
+  const timers = new TimerQueue({ now: () => (looks++, Date.now()) });
+  t.after(() => timers.stop());
+  timers.start();
+  const fired: string[] = [];
+  // As a redelivery to a device that missed a message, minutes away.
+  timers.schedule(600_000, () => fired.push('redelivery'));
+  const armed = looks;
+  await sleep(200);
+  assert.equal(looks - armed, 0, `the queue woke up ${looks - armed} times with nothing due`);
+  timers.schedule(50, () => fired.push('retransmission'));
+  await sleep(300);
+  assert.deepEqual(fired, ['retransmission']);
+  assert.equal(timers.running, true, 'the redelivery is still waited for');
 });
