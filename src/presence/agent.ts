@@ -395,11 +395,15 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     clearTimeout(subscription.expiry);
     // After the SUBSCRIBEs of the dialog under way: a refresh among them may have arrived in time.
     const expire = () => void this.serial.run(subscription.dialog, () => {
-      if (subscription.expiresAt > Date.now() || this.dialogs.get(subscription.dialog) !== subscription) return;
+      // A refresh set a timer of its own, or the subscription ended.
+      if (subscription.expiry !== timer || this.dialogs.get(subscription.dialog) !== subscription) return;
+      // Fired before Date.now() reached the expiry (Node's timers keep another clock): waited for again.
+      if (subscription.expiresAt > Date.now()) return this.expireAt(subscription);
       this.end(subscription, 'timeout');
       this.unstore(subscription);
     });
-    subscription.expiry = setTimeout(expire, Math.max(0, subscription.expiresAt - Date.now())).unref();
+    const timer = setTimeout(expire, Math.max(0, subscription.expiresAt - Date.now())).unref();
+    subscription.expiry = timer;
   }
 
   /** Removes an ended subscription from the store, in the background: left there, it is dropped once expired. */

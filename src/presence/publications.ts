@@ -173,12 +173,17 @@ export class PublicationStore {
     clearTimeout(publication.expiry);
     // After the PUBLISHes of the presentity under way: a refresh among them may have arrived in time.
     const expire = () => void this.serial.run(aor, () => {
-      if (publication.expiresAt > Date.now() || !this.byPresentity.get(aor)?.includes(publication)) return;
+      // A refresh set a timer of its own, or the publication is gone.
+      if (publication.expiry !== timer || !this.byPresentity.get(aor)?.includes(publication)) return;
+      // A Node timer may fire a little before Date.now() reaches the time it was set for (it keeps
+      // another clock): then it is waited for again, not left to never expire.
+      if (publication.expiresAt > Date.now()) return this.expireAt(aor, publication);
       this.remove(aor, publication);
       void this.store.removePublication(publication.id).catch(this.removalFailed);
       this.expired(aor);
     });
-    publication.expiry = setTimeout(expire, Math.max(0, publication.expiresAt - Date.now())).unref();
+    const timer = setTimeout(expire, Math.max(0, publication.expiresAt - Date.now())).unref();
+    publication.expiry = timer;
   }
 
   private remove(aor: string, publication: Publication): void {
