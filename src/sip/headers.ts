@@ -265,28 +265,6 @@ function endsParamValue(c: number): boolean {
 }
 
 export const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
-
-/** The methods RFC 3261 and its extensions define. */
-export const SIP_METHODS: readonly string[] = [
-  'INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER',
-  'MESSAGE', 'UPDATE',
-];
-const METHODS_BY_LENGTH: string[][] = [];
-for (const method of SIP_METHODS) (METHODS_BY_LENGTH[method.length] ??= []).push(method);
-
-/**
- * The method of SIP_METHODS that `text` holds from `start` to `end`, as that very literal: a method
- * read from the wire (request line, CSeq) is then compared with others and looked up in sets by
- * identity, with no copy cut out to be hashed and compared character by character. Undefined for any
- * other text. Methods are case-sensitive (RFC 3261 §7.1).
- */
-export function knownMethodAt(text: string, start: number, end: number): string | undefined {
-  const candidates = METHODS_BY_LENGTH[end - start];
-  if (candidates === undefined) return undefined;
-  const first = text.charCodeAt(start);
-  for (const method of candidates) if (method.charCodeAt(0) === first && text.startsWith(method, start)) return method;
-  return undefined;
-}
 const PARAM_VALUE = /^[A-Za-z0-9\-.!%*_+`'~[\]:]+$/;
 
 const TOKEN_CHAR = 1;
@@ -634,6 +612,28 @@ export function formatVia(via: Via): string {
 export interface CSeq {
   seq: number;
   method: string;
+}
+
+/** The methods RFC 3261 and its extensions define. */
+export const SIP_METHODS: readonly string[] = [
+  'INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER',
+  'MESSAGE', 'UPDATE',
+];
+const METHODS_BY_LENGTH: string[][] = [];
+for (const method of SIP_METHODS) (METHODS_BY_LENGTH[method.length] ??= []).push(method);
+
+/**
+ * The method of SIP_METHODS that `text` holds from `start` to `end`, as that very literal: a method
+ * read from the wire (request line, CSeq) is then compared with others and looked up in sets by
+ * identity, with no copy cut out to be hashed and compared character by character. Undefined for any
+ * other text. Methods are case-sensitive (RFC 3261 §7.1).
+ */
+export function knownMethodAt(text: string, start: number, end: number): string | undefined {
+  const candidates = METHODS_BY_LENGTH[end - start];
+  if (candidates === undefined) return undefined;
+  const first = text.charCodeAt(start);
+  for (const method of candidates) if (method.charCodeAt(0) === first && text.startsWith(method, start)) return method;
+  return undefined;
 }
 
 export function parseCSeq(value: string): CSeq {
