@@ -154,6 +154,25 @@ describe('publications (RFC 3903 entity tags and expiry)', () => {
     next.stop();
   });
 
+  test('an expiry timer that fires before Date.now() reaches the expiry is waited for again, and the publication still expires', async (t) => {
+    // Node's timers keep another clock than Date.now() and fire up to a millisecond early by it. Here the
+    // timers run on the mocked clock and Date.now() is the real one: the first tick fires the expiry
+    // while Date.now() is still a minute short of it.
+    mock.timers.reset();
+    mock.timers.enable({ apis: ['setTimeout'] });
+    await accepted(store.publish('bob@localhost', { body: body(OPEN), expires: 60 }));
+    mock.timers.tick(60_000);
+    await settled();
+    assert.deepEqual(expired, [], 'expired before its time');
+    assert.deepEqual(store.statesOf('bob@localhost'), [OPEN]);
+    const pastExpiry = Date.now() + 61_000;
+    t.mock.method(Date, 'now', () => pastExpiry);
+    mock.timers.tick(60_000);
+    await settled();
+    assert.deepEqual(expired, ['bob@localhost'], 'never expired');
+    assert.deepEqual(store.statesOf('bob@localhost'), []);
+  });
+
   test('a store that cannot take the write fails the PUBLISH and changes nothing', async () => {
     const etag = await tagOf(store.publish('bob@localhost', { body: body(BUSY) }));
     const down = Object.create(db.presence) as PresenceStore;
