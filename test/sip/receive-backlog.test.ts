@@ -9,6 +9,7 @@ import { endianness } from 'node:os';
 import { createInterface } from 'node:readline';
 import { ReceiveBacklog, procSocketKey, type UdpSocketBuffer } from '../../src/sip/transport/receive-backlog.js';
 import { eventually } from '../support/eventually.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const LE = endianness() === 'LE';
 
@@ -47,6 +48,34 @@ test('the backlog is the fullest socket\'s share of its receive buffer; one that
   table = procText([peer]);
   backlog.sample();
   assert.equal(backlog.share, 0, 'a socket not listed has no backlog');
+});
+
+test('sampling pauses while nobody reads the backlog and nothing waits; the next read samples at once, drops of the pause not counted', async (t) => {
+  const parley: UdpSocketBuffer = { address: '127.0.0.1', port: 5060, receiveBuffer: 8 << 20 };
+  const key = procSocketKey(parley.address, parley.port);
+  let drops = 0;
+  let reads = 0;
+  const backlog = new ReceiveBacklog(() => [parley], (family) => {
+    reads++;
+    return family === 4 ? procText([{ local: key, queued: 0, drops }]) : undefined;
+  });
+  t.after(() => backlog.stop());
+  backlog.watch(10);
+  await sleep(50);
+  const paused = reads;
+  assert.ok(paused <= 3, `${paused} reads with nobody asking: expected the first sample and one more at most`);
+  await sleep(100);
+  assert.equal(reads, paused, 'still reading /proc while paused');
+  // A flood dropped datagrams meanwhile, refused by nobody: not a reason to refuse the next request.
+  drops = 40;
+  assert.equal(backlog.share, 0, 'the drops of the pause were counted');
+  assert.equal(reads, paused + 1, 'no sample taken when the backlog was asked for again');
+  // Asked for on every request while traffic flows, it samples on its interval again.
+  for (let i = 0; i < 10; i++) {
+    await sleep(10);
+    void backlog.share;
+  }
+  assert.ok(reads >= paused + 5, `${reads - paused} reads over 100 ms of traffic`);
 });
 
 test('without /proc/net/udp (not Linux) the backlog reads 0', () => {

@@ -41,6 +41,15 @@ const readProcNetUdp: ProcNetReader = (family) => {
 export class ReceiveBacklog {
   private current = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** The sampling interval once watch() was called, 0 before. */
+  private intervalMs = 0;
+  /** Whether `share` was read since the last sample on the timer. */
+  private asked = false;
+  /**
+   * Sampling paused: nobody read `share` over a whole interval and nothing waited. An idle server
+   * then reads no /proc file 50 times a second; the next read of `share` samples at once and resumes.
+   */
+  private resting = false;
   /** Each socket's drop count at the previous sample, by its key in /proc. */
   private readonly dropsBefore = new Map<string, number>();
 
@@ -55,24 +64,58 @@ export class ReceiveBacklog {
    * may have drained between the two samples. 0 until watch() and where /proc cannot be read.
    */
   get share(): number {
+    this.asked = true;
+    if (this.resting) this.resume();
     return this.current;
   }
 
-  /** Samples every `intervalMs` from now until stop(); a second call changes nothing. */
+  /**
+   * Samples every `intervalMs` from now until stop(), pausing while nobody reads `share` and nothing
+   * waits; a second call changes nothing.
+   */
   watch(intervalMs: number): void {
-    if (this.timer) return;
+    if (this.intervalMs > 0) return;
+    this.intervalMs = intervalMs;
     this.sample();
-    this.timer = setInterval(() => this.sample(), intervalMs).unref();
+    this.run();
   }
 
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
+    this.intervalMs = 0;
+    this.resting = false;
     this.current = 0;
   }
 
-  /** Reads the queues now. */
-  sample(): void {
+  private run(): void {
+    this.asked = false;
+    this.timer = setInterval(() => this.onInterval(), this.intervalMs).unref();
+  }
+
+  private onInterval(): void {
+    this.sample();
+    if (this.asked || this.current > 0) {
+      this.asked = false;
+      return;
+    }
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.resting = true;
+  }
+
+  /**
+   * Samples again after a pause, drops counted from here on: those of the pause, when nobody was
+   * refused for them, are no reason to refuse anyone now.
+   */
+  private resume(): void {
+    this.resting = false;
+    this.sample(false);
+    this.run();
+  }
+
+  /** Reads the queues now; with `countDrops` false, datagrams dropped since the last sample do not count as a full buffer. */
+  sample(countDrops = true): void {
     const texts = new Map<4 | 6, string | undefined>();
     let fullest = 0;
     for (const socket of this.sockets()) {
@@ -81,7 +124,7 @@ export class ReceiveBacklog {
       const key = procSocketKey(socket.address, socket.port);
       const row = findProcUdpRow(texts.get(family) ?? '', key);
       if (!row) continue;
-      const dropped = row.drops > (this.dropsBefore.get(key) ?? row.drops);
+      const dropped = countDrops && row.drops > (this.dropsBefore.get(key) ?? row.drops);
       this.dropsBefore.set(key, row.drops);
       fullest = Math.max(fullest, dropped ? 1 : row.queued / socket.receiveBuffer);
     }
