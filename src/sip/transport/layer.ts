@@ -16,7 +16,7 @@ import { SipParseError, parseMessage } from '../parser.js';
 import { StreamFramer } from './framer.js';
 import { AddressRanges, PendingConnections, SourceRateLimiter } from './limits.js';
 import { isStun, stunBindingResponse } from './stun.js';
-import { ReceiveBacklog } from './receive-backlog.js';
+import { ReceiveBacklog, type UdpSocketBuffer } from './receive-backlog.js';
 import {
   type Address, type ListenSpec, type Peer, type Protocol, type TlsFiles, TransportError, formatPeer,
 } from './types.js';
@@ -124,10 +124,10 @@ export class TransportLayer extends EventEmitter {
   /** Bound addresses, with real ports when port 0 was asked for. */
   readonly bound: ListenSpec[] = [];
   readonly stats: TransportStats = { refused: Object.fromEntries(REFUSAL_REASONS.map((reason) => [reason, 0])) as Record<RefusalReason, number> };
+  /** The UDP listeners' addresses and receive buffers, as bound: what the receive backlog is measured for. */
+  private readonly udpBuffers: UdpSocketBuffer[] = [];
   /** How full the UDP listeners' kernel receive buffers are, sampled once someone watches it. */
-  readonly receiveBacklog = new ReceiveBacklog(() =>
-    [...this.udpSockets.values()].map((socket) => ({ ...socket.address(), receiveBuffer: socket.getRecvBufferSize() })),
-  );
+  readonly receiveBacklog = new ReceiveBacklog(() => this.udpBuffers);
 
   constructor(private readonly options: TransportOptions) {
     super();
@@ -173,6 +173,7 @@ export class TransportLayer extends EventEmitter {
     await Promise.all(this.servers.map((s) => new Promise<void>((done) => s.close(() => done()))));
     for (const socket of this.udpSockets.values()) socket.close();
     this.udpSockets.clear();
+    this.udpBuffers.length = 0;
     this.udp4 = this.udp6 = undefined;
     this.connections.clear();
     this.connectionByRemote.clear();
@@ -320,6 +321,7 @@ export class TransportLayer extends EventEmitter {
         if (receive < this.options.udpReceiveBuffer) this.emit('udpBufferCapped', { listener, buffer: 'receive', asked: this.options.udpReceiveBuffer, got: receive });
         if (send < this.options.udpSendBuffer) this.emit('udpBufferCapped', { listener, buffer: 'send', asked: this.options.udpSendBuffer, got: send });
         this.udpSockets.set(spec.host, socket);
+        this.udpBuffers.push({ ...socket.address(), receiveBuffer: socket.getRecvBufferSize() });
         if (isIP(spec.host) === 6) this.udp6 ??= socket;
         else this.udp4 ??= socket;
         resolve(socket.address().port);

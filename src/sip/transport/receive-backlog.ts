@@ -52,6 +52,8 @@ export class ReceiveBacklog {
   private resting = false;
   /** Each socket's drop count at the previous sample, by its key in /proc. */
   private readonly dropsBefore = new Map<string, number>();
+  /** Each socket's key in /proc and the family of the file it is listed in, worked out once. */
+  private readonly rows = new WeakMap<UdpSocketBuffer, { key: string; family: 4 | 6 }>();
 
   constructor(
     private readonly sockets: () => UdpSocketBuffer[],
@@ -119,9 +121,10 @@ export class ReceiveBacklog {
     const texts = new Map<4 | 6, string | undefined>();
     let fullest = 0;
     for (const socket of this.sockets()) {
-      const family = isIP(socket.address) === 6 ? 6 : 4;
+      let listed = this.rows.get(socket);
+      if (listed === undefined) this.rows.set(socket, (listed = { key: procSocketKey(socket.address, socket.port), family: isIP(socket.address) === 6 ? 6 : 4 }));
+      const { key, family } = listed;
       if (!texts.has(family)) texts.set(family, this.read(family));
-      const key = procSocketKey(socket.address, socket.port);
       const row = findProcUdpRow(texts.get(family) ?? '', key);
       if (!row) continue;
       const dropped = countDrops && row.drops > (this.dropsBefore.get(key) ?? row.drops);
