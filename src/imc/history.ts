@@ -1,5 +1,6 @@
 // The last messages of each room, which a member who joins is sent: written to the store in batches
-// (a post does not wait for its history row), kept in memory per room once read.
+// (a post does not wait for its history row), kept in memory per room once read. A batch is written
+// FLUSH_INTERVAL_MS after its first entry, by a timer set only then: an idle server is not woken.
 import type { Logger } from 'pino';
 import { isStoreUnavailable, type RoomHistoryEntry, type RoomStore } from '../store/index.js';
 import type { Room } from './rooms.js';
@@ -13,7 +14,10 @@ const MAX_UNSAVED_HISTORY = 2000;
 export class RoomHistory {
   private unsaved: RoomHistoryEntry[] = [];
   private flushing: Promise<void> | undefined;
+  /** The write of what waits, due FLUSH_INTERVAL_MS after the first entry of a batch. */
   private timer: NodeJS.Timeout | undefined;
+  /** Between start() and stop(): entries are written by the timer. */
+  private running = false;
 
   constructor(
     private readonly store: RoomStore,
@@ -23,11 +27,14 @@ export class RoomHistory {
   ) {}
 
   start(): void {
-    this.timer = setInterval(() => void this.flush(), FLUSH_INTERVAL_MS).unref();
+    this.running = true;
+    if (this.unsaved.length > 0) this.flushLater();
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
+    this.running = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
     await this.flush();
   }
 
@@ -41,6 +48,16 @@ export class RoomHistory {
     }
     // While a write is under way the next starts when it ends (flush() below), not one per post.
     if (this.unsaved.length >= BATCH && !this.flushing) void this.flush();
+    else this.flushLater();
+  }
+
+  /** Sets the timer that writes what waits, unless it is set (or the history is stopped: stop() writes it). */
+  private flushLater(): void {
+    if (!this.running || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, FLUSH_INTERVAL_MS).unref();
   }
 
   /** The last entries of a room, oldest first. */
@@ -53,7 +70,7 @@ export class RoomHistory {
     return room.history;
   }
 
-  /** Writes what is waiting; resolves once written (or kept for the next tick while the store is unavailable). */
+  /** Writes what is waiting; resolves once written (or kept for the next try while the store is unavailable). */
   flush(): Promise<void> {
     if (this.flushing) return this.flushing.then(() => this.flush());
     if (this.unsaved.length === 0) return Promise.resolve();
@@ -64,14 +81,15 @@ export class RoomHistory {
       .then(
         () => {
           this.flushing = undefined;
-          // What came in meanwhile, a batch or more: written now rather than at the next tick.
+          // What came in meanwhile, a batch or more: written now rather than by the timer.
           if (this.unsaved.length >= BATCH) void this.flush();
         },
         (error: unknown) => {
           this.flushing = undefined;
           if (!isStoreUnavailable(error)) return this.log.error({ err: error }, 'room history not saved');
-          // The store logs the outage; the batch waits for the next tick.
+          // The store logs the outage; the batch is tried again with the next.
           this.unsaved = [...batch, ...this.unsaved].slice(-MAX_UNSAVED_HISTORY);
+          this.flushLater();
         },
       );
     return this.flushing;

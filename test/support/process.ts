@@ -123,12 +123,12 @@ export function freeUdpPort(): Promise<number> {
   });
 }
 
-/** A port free on 127.0.0.1 for TCP (listened on with port 0, then released). */
-export function freeTcpPort(): Promise<number> {
+/** A port free on `host` (127.0.0.1 unless said) for TCP (listened on with port 0, then released). */
+export function freeTcpPort(host = HOST): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
-    server.listen(0, HOST, () => {
+    server.listen(0, host, () => {
       const address = server.address();
       const port = typeof address === 'object' && address ? address.port : 0;
       server.close(() => resolve(port));

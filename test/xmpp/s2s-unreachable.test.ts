@@ -13,6 +13,13 @@ import { type ScriptedConnection, ScriptedXmppServer } from '../support/xmpp-pee
 
 const PARLEY_DOMAIN = 'parley.test';
 
+/**
+ * The loopback address of the servers that never listen: no other test listens on it, so a port
+ * found free there stays refused, where one of 127.0.0.1 may be taken meanwhile by another test's
+ * server (the kernel hands out ports released as ephemeral ones again).
+ */
+const NOBODY_HOST = '127.0.0.201';
+
 const header = (domain: string) => `<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='${domain}' to='${PARLEY_DOMAIN}' id='remote-1' version='1.0'>`;
 
 /** What a remote XMPP server of `domain` that takes Parley's dialback key without checking it answers. */
@@ -66,8 +73,9 @@ describe('a remote XMPP server unreachable at first', () => {
     dns = await DnsServer.start({
       '_xmpp-server._tcp.late.test': [{ type: 'SRV', priority: 0, weight: 0, port: latePort, target: 'late.loopback.test' }],
       '_xmpp-server._tcp.tls.test': [{ type: 'SRV', priority: 0, weight: 0, port: await tlsFailingOnce.listen(), target: 'late.loopback.test' }],
-      '_xmpp-server._tcp.never.test': [{ type: 'SRV', priority: 0, weight: 0, port: await freeTcpPort(), target: 'late.loopback.test' }],
+      '_xmpp-server._tcp.never.test': [{ type: 'SRV', priority: 0, weight: 0, port: await freeTcpPort(NOBODY_HOST), target: 'nobody.loopback.test' }],
       'late.loopback.test': [{ type: 'A', address: '127.0.0.1' }],
+      'nobody.loopback.test': [{ type: 'A', address: NOBODY_HOST }],
     });
     ({ parley, alice } = await serverMode(dns, { s2s_dials_per_minute: 1000, delay_time: 3 }));
   });
@@ -112,7 +120,7 @@ describe('a remote XMPP server unreachable at first', () => {
     await eventually(() => srvQueries(dns, 'never.test') >= 2 || undefined, 'a second connection attempt');
     assert.deepEqual(noticesFrom(alice, romeo), [], 'no error notification before delay_time');
     const [notice] = await eventually(() => (noticesFrom(alice, romeo).length > 0 ? noticesFrom(alice, romeo) : undefined), 'an error notification');
-    assert.match(notice!.body.toString(), /^Your message to romeo@never\.test was not delivered: XMPP error remote-server-timeout \(no XMPP server of never\.test could be reached within 3 s \(connect ECONNREFUSED 127\.0\.0\.1:\d+\)\) \(408\)\.\n> into the void$/);
+    assert.match(notice!.body.toString(), /^Your message to romeo@never\.test was not delivered: XMPP error remote-server-timeout \(no XMPP server of never\.test could be reached within 3 s \(connect ECONNREFUSED 127\.0\.0\.201:\d+\)\) \(408\)\.\n> into the void$/);
   });
 });
 
@@ -123,8 +131,8 @@ describe('retries of an unreachable domain', () => {
 
   before(async () => {
     dns = await DnsServer.start({
-      '_xmpp-server._tcp.bounded.test': [{ type: 'SRV', priority: 0, weight: 0, port: await freeTcpPort(), target: 'bounded.loopback.test' }],
-      'bounded.loopback.test': [{ type: 'A', address: '127.0.0.1' }],
+      '_xmpp-server._tcp.bounded.test': [{ type: 'SRV', priority: 0, weight: 0, port: await freeTcpPort(NOBODY_HOST), target: 'bounded.loopback.test' }],
+      'bounded.loopback.test': [{ type: 'A', address: NOBODY_HOST }],
       '_xmpp-server._tcp.noservice.test': [{ type: 'SRV', priority: 0, weight: 0, port: 0, target: '.' }],
     });
     ({ parley, alice } = await serverMode(dns, { s2s_dials_per_minute: 2, delay_time: 1 }));
