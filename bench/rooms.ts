@@ -17,8 +17,11 @@
 // exactly posts x (N-1) MESSAGEs (none lost, none twice); and the one-way latency of the legs, from
 // the time the poster wrote in the body to the time the member received the copy (both sipp's
 // clock on this machine), has a p99 <= --max-p99-ms (500). Rates double from --start-deliveries
-// until a step fails, then --refine bisection steps narrow the gap, fewer once the failing rate is
-// within --resolution (a share, 0: none) of the passing one. --grow F makes the first move from the
+// until a step fails, then up to --refine (4) bisection steps narrow the gap, fewer once the failing
+// rate is within --resolution (0.1, a share; 0: none) of the passing one: each server's limit is
+// then known to about the same precision, and the ratio is given with the lowest and highest values
+// the two brackets allow (with 2 bisections and no resolution, one server's bracket had been left
+// twice as wide as the other's: 16,200-20,700 against 12,600-14,400). --grow F makes the first move from the
 // start a factor F (each next one the same way squares it, up to 2): bench/devices.ts starts at its
 // own highest passing rate, growing to its lowest failing one, and gives its --resolution; a rate
 // fails only when it failed --retries (0) times more, tried again at once (bench/knee.ts).
@@ -42,7 +45,7 @@ import {
   CpuMeter, DOMAIN, KAMAILIO, ROOT, achievedRate, FAR_BELOW_LIMIT_CPU, indent, launchParley, peers, runBounded, settle, cpuTicks, sleep, startServer, stepDecided,
   legsProblem, loggedLegs, quiet, startTimedUas, stepOptions, stepSettings, table, udpDrops, wantKamailio, UdpReceiveWatch, type Found, type Measured, type PingIds, type Server, type TimedUas,
 } from './common.js';
-import { kneeSearch, type KneeSearch } from './knee.js';
+import { type Bracket, kneeSearch, type KneeSearch, ratioOf } from './knee.js';
 
 const IMC_MODULE = '/usr/lib/x86_64-linux-gnu/kamailio/modules/imc.so';
 const DBTEXT_SCHEMA = '/usr/share/kamailio/dbtext/kamailio';
@@ -53,7 +56,8 @@ const POST_SCENARIO = join(ROOT, 'bench', 'sipp', 'timed-post.xml');
 const { values: args } = parseArgs({
   options: {
     rooms: { type: 'boolean' }, // accepted so that `bench/run.sh --rooms` can pass its arguments on
-    ...stepOptions('4', '1200'),
+    ...stepOptions('4', '1800'),
+    refine: { type: 'string', default: '4' },
     'no-parley': { type: 'boolean' }, // Kamailio only, e.g. to try bench/kamailio/imc.cfg
     // Kamailio's shared memory, MB: each copy is two tm transactions kept ~5 s after they end
     // (wt_timer); 256 MB ran out ("short of cell shmem") near 3000 deliveries/s.
@@ -63,7 +67,7 @@ const { values: args } = parseArgs({
     /** The factor of the first move from --start-deliveries, up or down (each next one the same way squares it, up to 2). */
     grow: { type: 'string', default: '2' },
     /** The search ends once the lowest failing rate is within this share of the highest passing one (0: after --refine bisections). */
-    resolution: { type: 'string', default: '0' },
+    resolution: { type: 'string', default: '0.1' },
     /** How many times a failing rate is tried again before it counts as failed (a stall of other work fails one step). */
     retries: { type: 'string', default: '0' },
     /** Runs that decide a step, by majority; the servers take turns run by run. Default: 3 with both servers, 1 with one. */
@@ -373,6 +377,13 @@ async function measure(contenders: Contender[], size: number, deadline: number):
 // ---------------------------------------------------------------------------------------------
 // Report
 
+/** What the first two servers' brackets allow of the ratio of their limits, e.g. " (1.31-1.64)"; '' when either is open. */
+function ratioRange(brackets: Bracket[]): string {
+  if (brackets.length < 2) return '';
+  const { low, high } = ratioOf(brackets[0]!, brackets[1]!);
+  return low !== undefined && high !== undefined ? ` (${low.toFixed(2)}-${high.toFixed(2)})` : '';
+}
+
 function report(results: Map<string, Map<number, Search | string>>, loadBefore: number[]): string {
   const names = [...results.keys()];
   const header = ['room', ...names.flatMap((n) => [`${n} deliveries/s`, 'posts/s', 'one-way p50 ms', 'one-way p99 ms', 'post p99 ms', 'CPU srv/sipp', 'srv µs/leg', 'runs ok', 'other CPU'])];
@@ -382,6 +393,7 @@ function report(results: Map<string, Map<number, Search | string>>, loadBefore: 
   for (const size of ROOM_SIZES) {
     const row = [`${size} members`];
     const maxima: number[] = [];
+    const brackets: Bracket[] = [];
     for (const name of names) {
       const found = results.get(name)!.get(size);
       if (typeof found === 'string' || !found) {
@@ -392,6 +404,7 @@ function report(results: Map<string, Map<number, Search | string>>, loadBefore: 
       }
       const best = found.best;
       maxima.push(best?.deliveries ?? NaN);
+      brackets.push({ passed: best?.deliveries, failed: found.failed?.deliveries });
       if (best) {
         const rtts = best.result.rtts.map((r) => r.ms);
         row.push(
@@ -401,7 +414,7 @@ function report(results: Map<string, Map<number, Search | string>>, loadBefore: 
       } else row.push(`< ${Math.max(1, Math.round(START / (size - 1))) * (size - 1)}`, '-', '-', '-', '-', '-', '-', '-', '-');
       stops.push(`  ${name}, ${size} members: ${found.failed ? `${found.failed.deliveries}/s (${found.failed.posts} posts/s) failed: ${found.failed.problem}` : 'no step failed'}`);
     }
-    if (names.length > 1) row.push(maxima.every(Number.isFinite) ? (maxima[0]! / maxima[1]!).toFixed(2) : '-');
+    if (names.length > 1) row.push(maxima.every(Number.isFinite) ? `${(maxima[0]! / maxima[1]!).toFixed(2)}${ratioRange(brackets)}` : '-');
     rows.push(row);
   }
   const cores = cpus().length;
@@ -435,7 +448,9 @@ post p99      the poster's response time, whole ms (0 means < 1 ms). Parley answ
 CPU           cores busy during that step: the server's, then both sipp processes'
 srv µs/leg    the server's CPU time over that step divided by the legs delivered (the posts' own
               cost included): what a leg costs, which a busy machine changes less than the rates
-Parley: one Node.js process running the compiled dist/, SQLite; imc.max_rate/rate_burst raised to
+${names.length > 1 ? `${`${names[0]}/${names[1]}`.padEnd(14)}the ratio of the highest passing rates; in brackets the lowest and highest the two brackets
+              allow (one's passing rate over the other's failing one, and the reverse)
+` : ''}Parley: one Node.js process running the compiled dist/, SQLite; imc.max_rate/rate_burst raised to
         1000000 (the default 20/s limit would refuse the poster); history of 20 kept (written in
         batches). Copies go through its relay to the registered contacts, each a client transaction.
 ${withKamailio ? `Kamailio 5.6: bench/kamailio/imc.cfg, children=2, -m ${args['kamailio-shm']} MB shared memory, imc rooms in memory (db_text tables loaded at start),
