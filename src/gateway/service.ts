@@ -24,7 +24,7 @@ import { type Address, type InstantMessage, SipBridge, type SipOrigin, TEXT_PLAI
 import { type LegContext, type LegOutcome, type Outbox, type Relay, repeatableId, requestKey } from '../relay/index.js';
 import type { PresenceService, PresenceState } from '../presence/index.js';
 import type { Registrar } from '../registrar/index.js';
-import { type IncomingRequest, type SipUri, aorOf, escapeUser, parseUri } from '../sip/index.js';
+import { type IncomingRequest, type SipUri, aorOf, parseUri, sipUriOfAor, splitAor } from '../sip/index.js';
 import { STORE_RETRY_AFTER_SECONDS, isStoreUnavailable, logBackgroundFailure, type GatewayAccount, type GatewayAccountStore, type GatewayRoomStore, type OutboxStore } from '../store/index.js';
 import type { NetworkAdapter, NetworkSession, RefusalCause, SessionState } from './adapter.js';
 import { AccountError, type AccountRequest, type PreparedAccount, prepareAccount, sessionSettings } from './accounts.js';
@@ -139,7 +139,7 @@ export class GatewayService {
   };
   private readonly onPresenceChange = (aor: string, state: PresenceState, source: string) => {
     if (source === PRESENCE_SOURCE) return;
-    for (const live of this.sessionsOf(sipAddressOfAor(aor))) live.session.setPresence(state);
+    for (const live of this.sessionsOf(sipUriOfAor(aor))) live.session.setPresence(state);
   };
   private readonly onWatch = (presentity: string, watcher: string) => void this.watch(presentity, watcher, true).catch((error: unknown) => this.log.error({ err: error, presentity }, 'gateway: watching a contact failed'));
   private readonly onUnwatch = (presentity: string, watcher: string) => void this.watch(presentity, watcher, false).catch((error: unknown) => this.log.error({ err: error, presentity }, 'gateway: unwatching a contact failed'));
@@ -255,7 +255,7 @@ export class GatewayService {
     if ('status' in sender) return this.refuse(request, sender.status, sender.reason);
     const target = message.requestUri;
     const aor = aorOf(sender);
-    const sipUser = sipAddressOfAor(aor);
+    const sipUser = sipUriOfAor(aor);
     const authenticated = request.identity === aor || this.options.allowUnauthenticated;
     const isCommand = target.host === this.options.registrar.host && target.user === this.options.registrar.user;
     const adapter = this.byAlias.get(target.host);
@@ -292,7 +292,7 @@ export class GatewayService {
     const roomCommand = /^#(join|leave)\s*$/i.exec(im.body.trim())?.[1]?.toLowerCase();
     if (roomCommand === 'join') {
       live.lastTraffic = Date.now();
-      live.session.join(contact, named?.nick ?? aorOf(parseUri(sipUser)).split('@')[0]!);
+      live.session.join(contact, named?.nick ?? splitAor(aorOfSipUser(sipUser)).user);
       this.counters.commands++;
       return request.reply(202, 'Accepted');
     }
@@ -313,7 +313,7 @@ export class GatewayService {
   private async toMappedUser(request: IncomingRequest, sipUser: string, target: SipUri): Promise<void> {
     const recipient = aorOf(target);
     if (!target.user || this.deps.registrar.lookup(recipient).length > 0) return this.deps.relay.handle(request);
-    const theirs = (await this.deps.accounts.listFor(sipAddressOfAor(recipient))).filter((a) => a.enabled);
+    const theirs = (await this.deps.accounts.listFor(sipUriOfAor(recipient))).filter((a) => a.enabled);
     if (theirs.length === 0) return this.deps.relay.handle(request);
     const mine = (await this.deps.accounts.listFor(sipUser)).filter((a) => a.enabled);
     for (const their of theirs) {
@@ -557,11 +557,11 @@ export class GatewayService {
 
   /** A SIP watcher came or went for a contact's address: the watcher's account on that network watches the contact. */
   private async watch(presentity: string, watcher: string, on: boolean): Promise<void> {
-    const target = parseUri(sipAddressOfAor(presentity));
+    const target = parseUri(sipUriOfAor(presentity));
     const adapter = this.byAlias.get(target.host);
     const contact = adapter?.contactOf(target);
     if (!adapter || !contact) return;
-    const account = (await this.deps.accounts.listFor(sipAddressOfAor(watcher))).find((a) => a.enabled && networkOf(a.extProt) === adapter.id);
+    const account = (await this.deps.accounts.listFor(sipUriOfAor(watcher))).find((a) => a.enabled && networkOf(a.extProt) === adapter.id);
     if (!account) return;
     if (!on) {
       const live = this.live.get(account.id);
@@ -824,12 +824,6 @@ function sentKey(live: Live, id: string): string {
 function upgraded(pending: Pending): Pending {
   const origin = pending.origin as SipOrigin & { contact?: string };
   return origin.contact === undefined ? pending : { ...pending, origin: { sender: origin.sender, target: origin.target, recipient: origin.contact, excerpt: origin.excerpt } };
-}
-
-/** "sip:alice@example.com" for the registrar's (and the presence agent's) "alice@example.com". */
-function sipAddressOfAor(aor: string): string {
-  const at = aor.lastIndexOf('@');
-  return `sip:${escapeUser(aor.slice(0, at))}@${aor.slice(at + 1)}`;
 }
 
 function aorOfSipUser(sipUser: string): string {

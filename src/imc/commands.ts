@@ -2,7 +2,7 @@
 // whitespace-separated arguments. Each command is an entry: its name and aliases (those of the
 // original imc module and of current Kamailio), argument syntax, help text, who may run it, and its
 // handler. A command's effect is committed to the store before it is confirmed.
-import { parseUri, UriError } from '../sip/index.js';
+import { parseUri, splitAor, UriError } from '../sip/index.js';
 import type { RoomRole } from '../store/index.js';
 import type { RoomFanOut } from './fanout.js';
 import type { RoomHistory } from './history.js';
@@ -255,9 +255,10 @@ function roomArg(arg: string | undefined, context: CommandContext, command: Comm
     return context.here;
   }
   const bare = arg.replace(/^sips?:/i, '');
-  const at = bare.lastIndexOf('@');
-  const name = at >= 0 ? bare.slice(0, at) : bare;
-  const domain = at >= 0 ? bare.slice(at + 1).toLowerCase() : context.domain;
+  // A room named without its domain is one of the domain the command was sent to.
+  const named = bare.includes('@') ? splitAor(bare) : undefined;
+  const name = named ? named.user : bare;
+  const domain = named ? named.domain.toLowerCase() : context.domain;
   const { domains } = context.actions.model;
   if (!domains.has(domain)) throw new Refusal(`rooms live only in ${[...domains].join(', ')}, not ${domain}`);
   context.actions.model.checkName(name);

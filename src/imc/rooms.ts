@@ -1,7 +1,7 @@
 // The room model (Kamailio's imc_mng): rooms and their members in memory, mirrored from the store
 // at start and kept in step with it (the store is written first, so what a command confirmed
 // survives a crash), and the rules of membership: names, capacity, who joins how, who removes whom.
-import { escapeUser } from '../sip/index.js';
+import { escapeUser, splitAor } from '../sip/index.js';
 import type { RoomHistoryEntry, RoomMemberRecord, RoomRecord, RoomRole, RoomStore } from '../store/types.js';
 
 export interface Member {
@@ -57,11 +57,6 @@ export function toRecord(room: Room): RoomRecord {
 
 export function toMemberRecord(room: Room, member: Member): RoomMemberRecord {
   return { roomName: room.name, roomDomain: room.domain, ...member };
-}
-
-export function splitAor(aor: string): [string, string] {
-  const at = aor.lastIndexOf('@');
-  return [aor.slice(0, at), aor.slice(at + 1)];
 }
 
 function escapeRegExp(text: string): string {
@@ -153,7 +148,7 @@ export class RoomModel {
       let owned = 0;
       for (const room of this.rooms.values()) if (room.members.get(ownerAor)?.role === 'owner') owned++;
       if (owned >= this.rules.maxRoomsPerUser) throw new Refusal(`you own ${owned} rooms, the most allowed`);
-      const [username, domain] = splitAor(ownerAor);
+      const { user: username, domain } = splitAor(ownerAor);
       const room: Room = { ...ref, private: isPrivate, createdAt: Date.now(), members: new Map(), history: [] };
       const owner: Member = { username, domain, role: 'owner', invited: false };
       await this.store.createRoom(toRecord(room), toMemberRecord(room, owner));
@@ -187,7 +182,7 @@ export class RoomModel {
   /** Makes a user an active member: new (if the room has space), or one whose invitation is accepted. */
   async admit(room: Room, aor: string, invitation: Member | undefined): Promise<Member> {
     if (!invitation) this.checkSpace(room);
-    const [username, domain] = splitAor(aor);
+    const { user: username, domain } = splitAor(aor);
     return this.put(room, aor, invitation ? { ...invitation, invited: false } : { username, domain, role: 'member', invited: false });
   }
 

@@ -6,13 +6,13 @@ import type { Logger } from 'pino';
 import { isStoreUnavailable, type OutboxStore, type RoomHistoryEntry, type RoomStore } from '../store/index.js';
 import { OutboxFull, type Relay, requestKey } from '../relay/index.js';
 import type { RequestHandler } from '../plugin/index.js';
-import { type IncomingRequest, type Header, type SipMessage, parseUri, UriError } from '../sip/index.js';
+import { type IncomingRequest, type Header, type SipMessage, domainOfAor, parseUri, UriError } from '../sip/index.js';
 import { AddressRanges, SourceRateLimiter } from '../sip/transport/limits.js';
 import { type Answer, RoomActions, runCommand, userArg } from './commands.js';
 import { RoomFanOut } from './fanout.js';
 import { RoomHistory } from './history.js';
 import {
-  type Member, type Room, type RoomRef, Refusal, RoomModel, activeMemberAors, activeMembers, aorOfMember, displayNick, roomUri, splitAor,
+  type Member, type Room, type RoomRef, Refusal, RoomModel, activeMemberAors, activeMembers, aorOfMember, displayNick, roomUri,
 } from './rooms.js';
 
 export interface ImcOptions {
@@ -206,7 +206,7 @@ export class RoomService {
    */
   private answerable(sender: string): boolean {
     if (this.options.requireIdentity) return true;
-    const [, domain] = splitAor(sender);
+    const domain = domainOfAor(sender);
     return this.options.domains.has(domain) && this.relay.hasContacts(sender);
   }
 

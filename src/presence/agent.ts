@@ -13,8 +13,8 @@ import type { Registrar } from '../registrar/index.js';
 import type { Relay } from '../relay/index.js';
 import { logBackgroundFailure, type PresenceStore } from '../store/index.js';
 import {
-  type Header, type IncomingRequest, type SipMessage, type SipStack, aorOf, createResponse, escapeUser, parseNameAddr,
-  parseUri, randomToken,
+  type Header, type IncomingRequest, type SipMessage, type SipStack, aorOf, createResponse, domainOfAor, escapeUser, parseNameAddr,
+  parseUri, randomToken, sipUriOfAor,
 } from '../sip/index.js';
 import { mediaTypeOf } from '../util/media-types.js';
 import { RETRY_WHEN_FULL, grantExpires, parseExpires } from './expires.js';
@@ -284,7 +284,7 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     const target = message.requestUri;
     const presentity = aorOf(target);
     if (!this.allows(watcher, presentity)) return request.reply(403, 'Forbidden (not allowed to watch this address)');
-    if (!this.relay.isLocalDomain(domainOf(watcher)) && !this.relay.reachesForeignDomains) {
+    if (!this.relay.isLocalDomain(domainOfAor(watcher)) && !this.relay.reachesForeignDomains) {
       const refusal = this.relay.foreignDomainRefusal();
       return request.reply(refusal.status, refusal.reason);
     }
@@ -374,7 +374,7 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
   }
 
   private allows(watcher: string, presentity: string): boolean {
-    return this.options.policy === 'open' || domainOf(watcher) === domainOf(presentity);
+    return this.options.policy === 'open' || domainOfAor(watcher) === domainOfAor(presentity);
   }
 
   /** Holds a subscription whose place was counted already, until it expires. */
@@ -505,7 +505,7 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
 
   /** The NOTIFY's final status; undefined when the subscriber cannot be reached. */
   private async sendNotify(subscription: Subscription): Promise<number | undefined> {
-    if (!this.relay.isLocalDomain(domainOf(subscription.watcher))) return (await this.relay.sendForeign(this.notifyRequest(subscription))).status;
+    if (!this.relay.isLocalDomain(domainOfAor(subscription.watcher))) return (await this.relay.sendForeign(this.notifyRequest(subscription))).status;
     const peer = this.registrar.targetOf({
       source: subscription.flow,
       connectionId: subscription.flow.connectionId,
@@ -529,7 +529,7 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
       callId: subscription.callId,
       cseq: ++subscription.localCSeq,
       headers,
-      body: Buffer.from(buildPidf(uriOf(subscription.presentity), this.stateOf(subscription.presentity)), 'utf8'),
+      body: Buffer.from(buildPidf(sipUriOfAor(subscription.presentity), this.stateOf(subscription.presentity)), 'utf8'),
       contentType: PIDF_TYPE,
     });
   }
@@ -570,16 +570,6 @@ function senderOf(request: IncomingRequest): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function domainOf(aor: string): string {
-  return aor.slice(aor.lastIndexOf('@') + 1);
-}
-
-/** The SIP URI of a "user@domain" address, the entity a PIDF document is about. */
-function uriOf(aor: string): string {
-  const at = aor.lastIndexOf('@');
-  return at < 0 ? `sip:${aor}` : `sip:${escapeUser(aor.slice(0, at))}@${aor.slice(at + 1)}`;
 }
 
 /** A state the store kept as JSON; undefined when it is not one (a row written by hand). */

@@ -4,7 +4,7 @@
 // Parley drew once and keeps in its store, so none is kept in memory and those handed out before a
 // restart still reach their device while the registration they came with lasts.
 import { createCipheriv, createDecipheriv, hash, randomBytes } from 'node:crypto';
-import { aorOf, escapeUser, type SipUri } from '../sip/index.js';
+import { aorOf, domainOfAor, sipUriOfAor, type SipUri } from '../sip/index.js';
 import { instanceUrn } from '../store/index.js';
 
 /** The user part that marks a temporary GRUU, before its sealed token. */
@@ -28,7 +28,7 @@ export class GruuIssuer {
   constructor(private readonly key: Buffer) {}
 
   publicGruu(aor: string, instance: string): string {
-    return `${sipUriOf(aor)};gr=${instance.replace(/[^A-Za-z0-9\-_.!~*'()[\]/:&+$]/g, encodeURIComponent)}`;
+    return `${sipUriOfAor(aor)};gr=${instance.replace(/[^A-Za-z0-9\-_.!~*'()[\]/:&+$]/g, encodeURIComponent)}`;
   }
 
   /** A new temporary GRUU at every call, each valid while the instance stays registered with that Call-ID. */
@@ -36,8 +36,7 @@ export class GruuIssuer {
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', this.key, iv);
     const sealed = Buffer.concat([cipher.update(`${aor}\n${instance}\n${callIdDigest(callId)}`, 'utf8'), cipher.final(), cipher.getAuthTag()]);
-    const domain = aor.slice(aor.lastIndexOf('@') + 1);
-    return `sip:${TEMPORARY_PREFIX}${Buffer.concat([iv, sealed]).toString('base64url')}@${domain};gr`;
+    return `sip:${TEMPORARY_PREFIX}${Buffer.concat([iv, sealed]).toString('base64url')}@${domainOfAor(aor)};gr`;
   }
 
   /**
@@ -61,9 +60,4 @@ export class GruuIssuer {
       return undefined; // forged, or sealed with another store's key
     }
   }
-}
-
-function sipUriOf(aor: string): string {
-  const at = aor.lastIndexOf('@');
-  return `sip:${escapeUser(aor.slice(0, at))}@${aor.slice(at + 1)}`;
 }

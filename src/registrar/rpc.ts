@@ -1,6 +1,6 @@
 // The registrar's RPC method: registrar.lookup, the live bindings of an address-of-record.
 import { invalidParams, type RpcMethods } from '../plugin/index.js';
-import { formatPeer } from '../sip/index.js';
+import { formatPeer, splitAor } from '../sip/index.js';
 import type { Binding } from '../store/index.js';
 import type { Registrar } from './registrar.js';
 
@@ -18,12 +18,9 @@ export function registrarMethods(registrar: () => Registrar): RpcMethods {
 
 /** "sip:alice@Example.com" or "alice@example.com" -> "alice@example.com", the registrar's key. */
 export function normalizeAor(text: string, param = 'aor'): string {
-  const bare = text.replace(/^sips?:/i, '');
-  const at = bare.lastIndexOf('@');
-  if (at <= 0 || at === bare.length - 1) {
-    throw invalidParams(`"${param}" must be user@domain, got "${text.slice(0, 80)}"`);
-  }
-  return `${bare.slice(0, at)}@${bare.slice(at + 1).toLowerCase()}`;
+  const { user, domain } = splitAor(text.replace(/^sips?:/i, ''));
+  if (user === '' || domain === '') throw invalidParams(`"${param}" must be user@domain, got "${text.slice(0, 80)}"`);
+  return `${user}@${domain.toLowerCase()}`;
 }
 
 /** What an operator needs to know about a binding; the registrar's bookkeeping (Call-ID, CSeq, connection id) stays inside. */

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { openStore, type Store } from '../store/index.js';
 import type { Config } from '../config/index.js';
 import { formatListener, openPolicyRisk, realmFor } from '../config/index.js';
-import { SipStack, TimerQueue, TransportLayer, type StackOptions, type TransportOptions } from '../sip/index.js';
+import { SipStack, TimerQueue, TransportLayer, splitAor, type StackOptions, type TransportOptions } from '../sip/index.js';
 import { AuthPolicy, type Registrar } from '../registrar/index.js';
 import type { Relay } from '../relay/index.js';
 import type { RoomService } from '../imc/index.js';
@@ -244,8 +244,8 @@ export class ParleyServer {
   /** A local user exists when provisioned (digest users) or when it has ever registered. */
   readonly isKnownUser = async (aor: string): Promise<boolean> => {
     if (await this.service(REGISTRAR)?.isKnown(aor)) return true;
-    const at = aor.lastIndexOf('@');
-    return (await this.store.users.get(aor.slice(0, at), aor.slice(at + 1))) !== undefined;
+    const { user, domain } = splitAor(aor);
+    return (await this.store.users.get(user, domain)) !== undefined;
   };
 }
 

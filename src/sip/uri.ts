@@ -251,3 +251,23 @@ export function formatUri(uri: SipUri): string {
 export function aorOf(uri: SipUri): string {
   return uri.user ? `${uri.user}@${uri.host}` : uri.host;
 }
+
+/**
+ * An AOR as aorOf writes it, cut into its user (unescaped, '' when it has none) and its domain: at
+ * its last "@", as a user part may hold an escaped one.
+ */
+export function splitAor(aor: string): { user: string; domain: string } {
+  const at = aor.lastIndexOf('@');
+  return at < 0 ? { user: '', domain: aor } : { user: aor.slice(0, at), domain: aor.slice(at + 1) };
+}
+
+/** The domain of an AOR as aorOf writes it. */
+export function domainOfAor(aor: string): string {
+  return aor.slice(aor.lastIndexOf('@') + 1);
+}
+
+/** The SIP URI of an AOR as aorOf writes it, its user escaped: the URI aorOf reads as that AOR again. */
+export function sipUriOfAor(aor: string): string {
+  const { user, domain } = splitAor(aor);
+  return user === '' ? `sip:${domain}` : `sip:${escapeUser(user)}@${domain}`;
+}

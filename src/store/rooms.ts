@@ -2,6 +2,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { CompiledStatements } from './compiled.js';
 import { GroupCommit, type DeferredSync } from './group-commit.js';
 import type { StatementWriter } from './sqlite-writer.js';
+import { splitAor } from '../sip/uri.js';
 import type { StoreDriver } from './types.js';
 import type { Database } from './schema.js';
 import type { RoomHistoryEntry, RoomMemberRecord, RoomRecord, RoomStore, RoomTables } from './types.js';
@@ -49,9 +50,8 @@ export async function readImcTables(db: Kysely<Database>, tables: RoomTables): P
 
 /** "sip:name@domain" -> [name, domain]. */
 function splitRoomUri(uri: string): [string, string] {
-  const bare = uri.replace(/^sips?:/, '');
-  const at = bare.lastIndexOf('@');
-  return [bare.slice(0, at), bare.slice(at + 1)];
+  const { user, domain } = splitAor(uri.replace(/^sips?:/, ''));
+  return [user, domain];
 }
 
 /**

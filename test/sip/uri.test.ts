@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_URI_LENGTH, UriError, aorOf, escapeUser, formatUri, parseHostPort, parseUri } from '../../src/sip/uri.js';
+import { MAX_URI_LENGTH, UriError, aorOf, domainOfAor, escapeUser, formatUri, parseHostPort, parseUri, sipUriOfAor, splitAor } from '../../src/sip/uri.js';
 
 type Fields = {
   scheme?: string;
@@ -137,6 +137,21 @@ describe('URI helpers', () => {
   it('takes the address of record from user and lower-cased host', () => {
     assert.equal(aorOf(parseUri('sip:Alice@AtLanta.com:5070;transport=tcp')), 'Alice@atlanta.com');
     assert.equal(aorOf(parseUri('sip:atlanta.com')), 'atlanta.com');
+  });
+
+  it('cuts an address of record at its last "@", and writes it back as the SIP URI it was read from', () => {
+    // A user part may hold an escaped "@": aorOf unescapes it, so the domain starts after the last one.
+    const aor = aorOf(parseUri('sip:bob%40home@Example.com'));
+    assert.equal(aor, 'bob@home@example.com');
+    assert.deepEqual(splitAor(aor), { user: 'bob@home', domain: 'example.com' });
+    assert.equal(domainOfAor(aor), 'example.com');
+    assert.equal(sipUriOfAor(aor), 'sip:bob%40home@example.com');
+    assert.equal(aorOf(parseUri(sipUriOfAor(aor))), aor);
+    // A URI without a user has its host as its address of record.
+    assert.deepEqual(splitAor('atlanta.com'), { user: '', domain: 'atlanta.com' });
+    assert.equal(domainOfAor('atlanta.com'), 'atlanta.com');
+    assert.equal(sipUriOfAor('atlanta.com'), 'sip:atlanta.com');
+    assert.equal(sipUriOfAor('a b@example.com'), 'sip:a%20b@example.com');
   });
 
   const HOSTPORTS: Array<[text: string, host: string, port?: number]> = [
