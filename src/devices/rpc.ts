@@ -1,6 +1,7 @@
 // The devices plugin's RPC method: devices.list, every device of a user with its flows and what it has still to take.
 import type { RpcMethods } from '../plugin/index.js';
 import { normalizeAor } from '../registrar/rpc.js';
+import { sipUriOfAor } from '../sip/index.js';
 import type { DeviceDelivery } from '../relay/devices.js';
 
 export function devicesMethods(devices: () => DeviceDelivery): RpcMethods {
@@ -9,7 +10,7 @@ export function devicesMethods(devices: () => DeviceDelivery): RpcMethods {
       params: [{ name: 'user' }],
       call: async ({ user }) => {
         const aor = normalizeAor(user!, 'user');
-        return { aor: `sip:${aor}`, devices: await devices().describe(aor) };
+        return { aor: sipUriOfAor(aor), devices: await devices().describe(aor) };
       },
     },
   };

@@ -135,7 +135,7 @@ export class GatewayService {
   private lastIdleCheck = 0;
   private readonly onRegistered = (aor: string) => void this.registered(aor).catch((error: unknown) => this.log.error({ err: error, aor }, 'gateway: bringing sessions online failed'));
   private readonly onUnregistered = (aor: string) => {
-    if (this.deps.registrar.lookup(aor).length === 0) void this.takeOffline(`sip:${aor}`, undefined, 'you unregistered');
+    if (this.deps.registrar.lookup(aor).length === 0) void this.takeOffline(sipUriOfAor(aor), undefined, 'you unregistered');
   };
   private readonly onPresenceChange = (aor: string, state: PresenceState, source: string) => {
     if (source === PRESENCE_SOURCE) return;
@@ -590,7 +590,7 @@ export class GatewayService {
   }
 
   private async registered(aor: string): Promise<void> {
-    const accounts = await this.deps.accounts.listFor(`sip:${aor}`);
+    const accounts = await this.deps.accounts.listFor(sipUriOfAor(aor));
     for (const account of accounts) {
       if (!account.enabled || this.live.has(account.id) || !this.byNetwork.has(networkOf(account.extProt)!)) continue;
       const live = this.bringOnline(account);

@@ -2,7 +2,7 @@
 // whitespace-separated arguments. Each command is an entry: its name and aliases (those of the
 // original imc module and of current Kamailio), argument syntax, help text, who may run it, and its
 // handler. A command's effect is committed to the store before it is confirmed.
-import { parseUri, splitAor, UriError } from '../sip/index.js';
+import { parseUri, sipUriOfAor, splitAor, UriError } from '../sip/index.js';
 import type { RoomRole } from '../store/index.js';
 import type { RoomFanOut } from './fanout.js';
 import type { RoomHistory } from './history.js';
@@ -36,7 +36,7 @@ export class RoomActions {
   /** Makes a user an active member, tells the room and, when `welcome`, sends the user the history. */
   async admit(room: Room, aor: string, invitation: Member | undefined, welcome: boolean): Promise<void> {
     const member = await this.model.admit(room, aor, invitation);
-    this.fanout.announce(room, `${displayNick(member)} (sip:${aor}) has joined the room`, aor);
+    this.fanout.announce(room, `${displayNick(member)} (${sipUriOfAor(aor)}) has joined the room`, aor);
     if (welcome) await this.sendHistory(room, aor);
   }
 
@@ -303,13 +303,13 @@ async function join(call: RoomCall): Promise<Answer> {
   const { actions, sender } = call;
   const room = actions.model.find(call.ref);
   if (!room) {
-    if (!actions.options.createOnJoin) throw new Refusal(`no room sip:${call.ref.name}@${call.ref.domain}`);
+    if (!actions.options.createOnJoin) throw new Refusal(`no room ${roomUri(call.ref)}`);
     return createRoom(call, call.ref, false);
   }
   // Knocking makes the room write to others: only a sender who could be answered, within its rate.
   if (actions.model.needsInvitation(room, sender) && call.answerable && call.takeToken()) {
     const start = actions.options.cmdStartChar;
-    actions.fanout.announceTo(room, actions.model.moderators(room), `sip:${sender} tried to join; ${start}invite sip:${sender} to let them in`);
+    actions.fanout.announceTo(room, actions.model.moderators(room), `${sipUriOfAor(sender)} tried to join; ${start}invite ${sipUriOfAor(sender)} to let them in`);
   }
   const invitation = actions.model.joining(room, sender);
   await actions.admit(room, sender, invitation, call.answerable);
@@ -324,13 +324,13 @@ async function enlist(call: MemberCall, invited: boolean): Promise<Answer> {
   if (invited) {
     const start = actions.options.cmdStartChar;
     actions.fanout.notify(room, aor, `*** ${displayNick(actor)} invites you to ${roomUri(room)}; reply ${start}accept or ${start}reject to this address`);
-    actions.fanout.announce(room, `${displayNick(actor)} invited sip:${aor}`);
-    return `invited sip:${aor} to ${roomUri(room)}`;
+    actions.fanout.announce(room, `${displayNick(actor)} invited ${sipUriOfAor(aor)}`);
+    return `invited ${sipUriOfAor(aor)} to ${roomUri(room)}`;
   }
   actions.fanout.notify(room, aor, `*** ${displayNick(actor)} added you to ${roomUri(room)}`);
-  actions.fanout.announce(room, `${displayNick(actor)} added sip:${aor}`, aor);
+  actions.fanout.announce(room, `${displayNick(actor)} added ${sipUriOfAor(aor)}`, aor);
   await actions.sendHistory(room, aor);
-  return `added sip:${aor} to ${roomUri(room)}`;
+  return `added ${sipUriOfAor(aor)} to ${roomUri(room)}`;
 }
 
 async function accept(call: RoomCall): Promise<Answer> {
@@ -344,7 +344,7 @@ async function reject(call: RoomCall): Promise<Answer> {
   const { actions, sender } = call;
   const room = actions.model.existing(call.ref);
   await actions.model.remove(room, actions.model.invitation(room, sender));
-  actions.fanout.announce(room, `sip:${sender} declined the invitation`);
+  actions.fanout.announce(room, `${sipUriOfAor(sender)} declined the invitation`);
   return `declined the invitation to ${roomUri(room)}`;
 }
 
@@ -352,12 +352,12 @@ async function remove(call: MemberCall): Promise<Answer> {
   const { actions, room, actor } = call;
   const aor = aorOfMember(userArg(call.command.args[0]!, room.domain));
   const member = room.members.get(aor);
-  if (!member) throw new Refusal(`sip:${aor} is not in ${roomUri(room)}`);
+  if (!member) throw new Refusal(`${sipUriOfAor(aor)} is not in ${roomUri(room)}`);
   actions.model.checkRemoval(actor, member);
   await actions.model.remove(room, member);
   actions.fanout.notify(room, aor, `*** you were removed from ${roomUri(room)} by ${displayNick(actor)}`);
   actions.fanout.announce(room, `${displayNick(member)} was removed by ${displayNick(actor)}`);
-  return `removed sip:${aor} from ${roomUri(room)}`;
+  return `removed ${sipUriOfAor(aor)} from ${roomUri(room)}`;
 }
 
 async function leave(call: MemberCall): Promise<Answer> {
@@ -371,7 +371,7 @@ async function leave(call: MemberCall): Promise<Answer> {
 function members(call: RoomCall): Answer {
   const room = call.actions.model.existing(call.ref);
   if (room.private && !room.members.has(call.sender)) throw new Refusal(`${roomUri(room)} is private`);
-  const lines = [...room.members.entries()].map(([aor, m]) => `${displayNick(m)} <sip:${aor}> ${m.invited ? 'invited' : m.role}`);
+  const lines = [...room.members.entries()].map(([aor, m]) => `${displayNick(m)} <${sipUriOfAor(aor)}> ${m.invited ? 'invited' : m.role}`);
   return [`members of ${roomUri(room)} (${lines.length}):`, ...lines].join('\n');
 }
 
@@ -389,7 +389,7 @@ async function modify(call: MemberCall): Promise<Answer> {
   const aor = aorOfMember(userArg(command.args[0]!, room.domain));
   const updated = await actions.model.setRole(room, aor, role);
   actions.fanout.announce(room, `${displayNick(updated)} is now ${role === 'admin' ? 'an admin' : 'a member'}`);
-  return `sip:${aor} is now ${role}`;
+  return `${sipUriOfAor(aor)} is now ${role}`;
 }
 
 async function nick(call: MemberCall): Promise<Answer> {

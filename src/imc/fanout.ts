@@ -13,7 +13,7 @@ import {
   type DeliveryResult, type LegContext, type LegOutcome, type MessageContent, Outbox, OrderedDeliveries, type PreparedMessage, type Relay,
   type ResendIdentity, STORE_UNAVAILABLE_REASON, bodyCodec, recipientIdentities, resendIdentity,
 } from '../relay/index.js';
-import { type Header, quote } from '../sip/index.js';
+import { type Header, quote, sipUriOfAor } from '../sip/index.js';
 import { type Room, type RoomRef, activeMembers, aorOfMember, roomUri } from './rooms.js';
 
 export interface FanOutOptions {
@@ -77,7 +77,7 @@ export class RoomFanOut {
   /** A history entry to a member who joined, in the member's queue after what it was sent before, with its original Date. */
   replay(entry: RoomHistoryEntry, recipient: string): void {
     const message = this.historyMessage(entry);
-    this.queues.add(recipient, async (turn) => this.count(entry, recipient, await this.relay.sendPrepared(message, { to: `sip:${recipient}` }, turn)));
+    this.queues.add(recipient, async (turn) => this.count(entry, recipient, await this.relay.sendPrepared(message, { to: sipUriOfAor(recipient) }, turn)));
   }
 
   /** The MESSAGE of a history entry: the room keeps its entries, so each is made once for every member who joins. */
@@ -114,7 +114,7 @@ export class RoomFanOut {
   }
 
   private send(message: PreparedMessage, to: string): void {
-    this.queues.add(to, (turn) => this.relay.sendPrepared(message, { to: `sip:${to}` }, turn).then(() => undefined));
+    this.queues.add(to, (turn) => this.relay.sendPrepared(message, { to: sipUriOfAor(to) }, turn).then(() => undefined));
   }
 
   /** One leg of a post: done once delivered, stored offline or refused for good; tried again while the offline store is unavailable. */
@@ -127,7 +127,7 @@ export class RoomFanOut {
     // Posts kept by an earlier version have no origin: their leg in the outbox names them.
     const { callId, fromTag } = built.identities ? built.identities(recipient) : resendIdentity(leg.key);
     // The outbox keeps the post until the leg is done.
-    return this.relay.sendPrepared(built.message, { to: `sip:${recipient}`, fromTag, callId, keptByOutbox: true }, leg.turn).then((result) => {
+    return this.relay.sendPrepared(built.message, { to: sipUriOfAor(recipient), fromTag, callId, keptByOutbox: true }, leg.turn).then((result) => {
       this.count(post, recipient, result);
       return result.status === 503 && result.reason === STORE_UNAVAILABLE_REASON ? 'retry' : 'done';
     });
@@ -152,7 +152,7 @@ export class RoomFanOut {
     const from = `${quote(entry.nick)} <${room}>`;
     if (this.options.cpim) {
       const head =
-        `From: ${quote(entry.nick)} <sip:${entry.sender}>\r\nTo: <${room}>\r\nDateTime: ${new Date(entry.at).toISOString()}\r\n\r\n` +
+        `From: ${quote(entry.nick)} <${sipUriOfAor(entry.sender)}>\r\nTo: <${room}>\r\nDateTime: ${new Date(entry.at).toISOString()}\r\n\r\n` +
         `Content-Type: ${entry.contentType}\r\n\r\n`;
       return { from, contentType: 'message/cpim', body: Buffer.concat([Buffer.from(head), entry.body]) };
     }

@@ -1,7 +1,7 @@
 // The room model (Kamailio's imc_mng): rooms and their members in memory, mirrored from the store
 // at start and kept in step with it (the store is written first, so what a command confirmed
 // survives a crash), and the rules of membership: names, capacity, who joins how, who removes whom.
-import { escapeUser, splitAor } from '../sip/index.js';
+import { escapeUser, sipUriOfAor, splitAor } from '../sip/index.js';
 import type { RoomHistoryEntry, RoomMemberRecord, RoomRecord, RoomRole, RoomStore } from '../store/types.js';
 
 export interface Member {
@@ -117,7 +117,7 @@ export class RoomModel {
 
   existing(ref: RoomRef): Room {
     const room = this.find(ref);
-    if (!room) throw new Refusal(`no room sip:${ref.name}@${ref.domain}`);
+    if (!room) throw new Refusal(`no room ${roomUri(ref)}`);
     return room;
   }
 
@@ -139,11 +139,11 @@ export class RoomModel {
     const key = roomKey(ref.name, ref.domain);
     // A room is in the map only once stored: two creations of one name in flight at once (the
     // store's write yields to the network) must not both get as far as the store.
-    if (this.find(ref) || this.creating.has(key)) throw new Refusal(`sip:${ref.name}@${ref.domain} exists already`);
+    if (this.find(ref) || this.creating.has(key)) throw new Refusal(`${roomUri(ref)} exists already`);
     this.creating.add(key);
     try {
       if (this.rules.checkOnCreate && (await this.isKnownUser(`${ref.name}@${ref.domain}`))) {
-        throw new Refusal(`sip:${ref.name}@${ref.domain} is a user's address`);
+        throw new Refusal(`${roomUri(ref)} is a user's address`);
       }
       let owned = 0;
       for (const room of this.rooms.values()) if (room.members.get(ownerAor)?.role === 'owner') owned++;
@@ -190,7 +190,7 @@ export class RoomModel {
   async enlist(room: Room, user: { username: string; domain: string }, invited: boolean): Promise<Member> {
     const aor = aorOfMember(user);
     const existing = room.members.get(aor);
-    if (existing) throw new Refusal(`sip:${aor} is ${existing.invited ? 'invited' : 'a member'} already`);
+    if (existing) throw new Refusal(`${sipUriOfAor(aor)} is ${existing.invited ? 'invited' : 'a member'} already`);
     this.checkSpace(room);
     return this.put(room, aor, { ...user, role: 'member', invited });
   }
@@ -208,7 +208,7 @@ export class RoomModel {
 
   async setRole(room: Room, aor: string, role: Exclude<RoomRole, 'owner'>): Promise<Member> {
     const member = room.members.get(aor);
-    if (!member || member.invited) throw new Refusal(`sip:${aor} is not a member of ${roomUri(room)}`);
+    if (!member || member.invited) throw new Refusal(`${sipUriOfAor(aor)} is not a member of ${roomUri(room)}`);
     if (member.role === 'owner') throw new Refusal("the owner's role cannot change");
     return this.put(room, aor, { ...member, role });
   }

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { isStoreUnavailable, type OutboxStore, type RoomHistoryEntry, type RoomStore } from '../store/index.js';
 import { OutboxFull, type Relay, requestKey } from '../relay/index.js';
 import type { RequestHandler } from '../plugin/index.js';
-import { type IncomingRequest, type Header, type SipMessage, domainOfAor, parseUri, UriError } from '../sip/index.js';
+import { type IncomingRequest, type Header, type SipMessage, domainOfAor, parseUri, sipUriOfAor, UriError } from '../sip/index.js';
 import { AddressRanges, SourceRateLimiter } from '../sip/transport/limits.js';
 import { type Answer, RoomActions, runCommand, userArg } from './commands.js';
 import { RoomFanOut } from './fanout.js';
@@ -223,7 +223,7 @@ export class RoomService {
 
   listMembers(roomText: string): Array<{ uri: string; role: string; nick: string }> | undefined {
     const room = this.findRoom(roomText);
-    return room && [...room.members.entries()].map(([aor, m]) => ({ uri: `sip:${aor}`, role: m.invited ? 'invited' : m.role, nick: displayNick(m) }));
+    return room && [...room.members.entries()].map(([aor, m]) => ({ uri: sipUriOfAor(aor), role: m.invited ? 'invited' : m.role, nick: displayNick(m) }));
   }
 
   findRoom(text: string): Room | undefined {
@@ -237,7 +237,7 @@ export class RoomService {
     const room = this.adminRoom(roomText);
     const aor = aorOfMember(userArg(userText, room.domain));
     const existing = room.members.get(aor);
-    if (existing?.invited === false) throw new Refusal(`sip:${aor} is a member already`);
+    if (existing?.invited === false) throw new Refusal(`${sipUriOfAor(aor)} is a member already`);
     await this.actions.admit(room, aor, existing, true);
     return `you joined ${roomUri(room)}${room.topic ? `; topic: ${room.topic}` : ''}`;
   }
@@ -246,11 +246,11 @@ export class RoomService {
     const room = this.adminRoom(roomText);
     const aor = aorOfMember(userArg(userText, room.domain));
     const member = room.members.get(aor);
-    if (!member) throw new Refusal(`sip:${aor} is not in ${roomUri(room)}`);
+    if (!member) throw new Refusal(`${sipUriOfAor(aor)} is not in ${roomUri(room)}`);
     if (member.role === 'owner') return this.actions.close(room, 'the room was closed by the operator');
     await this.model.remove(room, member);
     this.fanout.announce(room, `${displayNick(member)} was removed by the operator`);
-    return `removed sip:${aor}`;
+    return `removed ${sipUriOfAor(aor)}`;
   }
 
   async adminDestroyRoom(roomText: string): Promise<string> {

@@ -1,6 +1,6 @@
 // The registrar's RPC method: registrar.lookup, the live bindings of an address-of-record.
 import { invalidParams, type RpcMethods } from '../plugin/index.js';
-import { formatPeer, splitAor } from '../sip/index.js';
+import { formatPeer, sipUriOfAor, splitAor } from '../sip/index.js';
 import type { Binding } from '../store/index.js';
 import type { Registrar } from './registrar.js';
 
@@ -10,7 +10,7 @@ export function registrarMethods(registrar: () => Registrar): RpcMethods {
       params: [{ name: 'aor' }],
       call: ({ aor }) => {
         const key = normalizeAor(aor!);
-        return { aor: `sip:${key}`, bindings: registrar().lookup(key).map(describeBinding) };
+        return { aor: sipUriOfAor(key), bindings: registrar().lookup(key).map(describeBinding) };
       },
     },
   };

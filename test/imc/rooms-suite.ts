@@ -49,6 +49,18 @@ export function roomsSuite(driver: string, makeDatabase: () => Promise<string | 
         assert.equal(alice.received.filter((m) => m.body.toString().includes('hello team')).length, 0, 'the sender gets no copy');
       });
 
+      test('a member whose address holds an escaped "@" joins and gets what the room sends, addressed as registered', async () => {
+        const alice = await user('alice');
+        // Registered as sip:dora%40home@localhost: the user part is "dora@home".
+        const dora = await user('dora%40home');
+        assert.match(await command(alice, manager, '#create chat-escaped'), /created room sip:chat-escaped@localhost/);
+        assert.match(await command(dora, 'sip:chat-escaped@localhost', '#join'), /you joined sip:chat-escaped@localhost/);
+        const copy = dora.waitForRequest((m) => m.body.toString() === '<alice> hello dora');
+        assert.equal((await alice.message('sip:chat-escaped@localhost', 'hello dora')).status, 200);
+        assert.equal((await copy).get('to'), 'sip:dora%40home@localhost');
+        assert.match(await command(alice, 'sip:chat-escaped@localhost', '#members'), /sip:dora%40home@localhost/);
+      });
+
       test('a non-member writing to a room gets 403 and nothing is broadcast', async () => {
         const dave = await user('dave');
         const bob = await user('bob');
