@@ -1,6 +1,6 @@
 // The registrar's RPC method: registrar.lookup, the live bindings of an address-of-record.
 import { invalidParams, type RpcMethods } from '../plugin/index.js';
-import { formatPeer, sipUriOfAor, splitAor } from '../sip/index.js';
+import { type SipUri, aorOf, formatPeer, parseUri, sipUriOfAor, splitAor } from '../sip/index.js';
 import type { Binding } from '../store/index.js';
 import type { Registrar } from './registrar.js';
 
@@ -16,10 +16,25 @@ export function registrarMethods(registrar: () => Registrar): RpcMethods {
   };
 }
 
-/** "sip:alice@Example.com" or "alice@example.com" -> "alice@example.com", the registrar's key. */
+/**
+ * "sip:alice@Example.com" or "alice@example.com" -> "alice@example.com", the registrar's key: a URI is
+ * read as one (its escapes undone, its parameters left out, as the registrar reads a REGISTER's To);
+ * a bare address is taken as written.
+ */
 export function normalizeAor(text: string, param = 'aor'): string {
-  const { user, domain } = splitAor(text.replace(/^sips?:/i, ''));
-  if (user === '' || domain === '') throw invalidParams(`"${param}" must be user@domain, got "${text.slice(0, 80)}"`);
+  const refused = () => invalidParams(`"${param}" must be user@domain, got "${text.slice(0, 80)}"`);
+  if (/^sips?:/i.test(text)) {
+    let uri: SipUri;
+    try {
+      uri = parseUri(text);
+    } catch {
+      throw refused();
+    }
+    if (uri.user === '') throw refused();
+    return aorOf(uri);
+  }
+  const { user, domain } = splitAor(text);
+  if (user === '' || domain === '') throw refused();
   return `${user}@${domain.toLowerCase()}`;
 }
 

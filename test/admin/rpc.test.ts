@@ -137,6 +137,17 @@ describe('admin endpoint', () => {
       assert.deepEqual((await rpc(s, 'registrar.lookup', ['nobody@localhost'])).result, { aor: 'sip:nobody@localhost', bindings: [] });
     });
 
+    test('registrar.lookup: a URI is read as the registrar reads a REGISTER, escapes and parameters included', async () => {
+      const dora = await user('dora%40home');
+      for (const aor of ['sip:dora%40home@localhost', 'sip:dora%40home@localhost;transport=udp', 'dora@home@localhost']) {
+        const { result } = await rpc(s, 'registrar.lookup', { aor });
+        assert.equal(result.aor, 'sip:dora%40home@localhost', aor);
+        assert.deepEqual(result.bindings.map((binding: { contact: string }) => binding.contact), [dora.contact], aor);
+      }
+      // Gone again, so that the AORs counted by the metrics below are those of the other tests.
+      assert.equal((await dora.register(0)).status, 200);
+    });
+
     test('users.list: the users, without their hashes', async () => {
       await s.server.store.users.put({ username: 'erin', domain: 'localhost', ha1Md5: 'a'.repeat(32), ha1Sha256: 'b'.repeat(64) });
       const { result } = await rpc(s, 'users.list');
@@ -161,6 +172,8 @@ describe('admin endpoint', () => {
         ['imc.add_member', ['chat-x'], /"user" is required/],
         ['imc.list_rooms', 'chat-x', /object \(by name\) or an array/],
         ['registrar.lookup', ['alice'], /"aor" must be user@domain/],
+        ['registrar.lookup', ['sip:alice@'], /"aor" must be user@domain/],
+        ['registrar.lookup', ['sip:localhost'], /"aor" must be user@domain/],
       ];
       for (const [method, params, message] of cases) {
         const { error } = await rpc(s, method, params);
