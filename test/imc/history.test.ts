@@ -42,23 +42,27 @@ function countTimers(t: TestContext): { set: number } {
   return count;
 }
 
+/** A started history over a fake store, its timers on a mocked clock and counted. */
+function startedHistory(t: TestContext) {
+  const timers = countTimers(t);
+  const store = fakeStore();
+  const history = new RoomHistory(store as unknown as RoomStore, 20, pino({ level: 'silent' }));
+  history.start();
+  return { timers, store, history };
+}
+
 /** Lets the store's promises settle. */
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 test('a started history with nothing to write sets no timer', async (t) => {
-  const timers = countTimers(t);
-  const history = new RoomHistory(fakeStore() as unknown as RoomStore, 20, pino({ level: 'silent' }));
-  history.start();
+  const { timers, history } = startedHistory(t);
   t.mock.timers.tick(10_000);
   assert.equal(timers.set, 0);
   await history.stop();
 });
 
 test('posts are written together 200 ms after the first, and no timer is left once written', async (t) => {
-  const timers = countTimers(t);
-  const store = fakeStore();
-  const history = new RoomHistory(store as unknown as RoomStore, 20, pino({ level: 'silent' }));
-  history.start();
+  const { timers, store, history } = startedHistory(t);
   history.record(room, entry('one'));
   history.record(room, entry('two'));
   t.mock.timers.tick(199);
@@ -74,10 +78,7 @@ test('posts are written together 200 ms after the first, and no timer is left on
 });
 
 test('a batch the unavailable store refused is written once it is back, with no new post', async (t) => {
-  countTimers(t);
-  const store = fakeStore();
-  const history = new RoomHistory(store as unknown as RoomStore, 20, pino({ level: 'silent' }));
-  history.start();
+  const { store, history } = startedHistory(t);
   store.down = true;
   history.record(room, entry('kept'));
   t.mock.timers.tick(200);
@@ -91,10 +92,7 @@ test('a batch the unavailable store refused is written once it is back, with no 
 });
 
 test('stop() writes what waits', async (t) => {
-  countTimers(t);
-  const store = fakeStore();
-  const history = new RoomHistory(store as unknown as RoomStore, 20, pino({ level: 'silent' }));
-  history.start();
+  const { store, history } = startedHistory(t);
   history.record(room, entry('last words'));
   await history.stop();
   assert.deepEqual(store.batches, [['last words']]);
