@@ -17,7 +17,7 @@ import {
   parseUri, randomToken, sipUriOfAor,
 } from '../sip/index.js';
 import { mediaTypeOf } from '../util/media-types.js';
-import { RETRY_WHEN_FULL, grantExpires, parseExpires } from './expires.js';
+import { RETRY_WHEN_FULL, expireWhenDue, grantExpires, parseExpires } from './expires.js';
 import { CLOSED, OPEN, PIDF_TYPE, PidfError, type PresenceState, buildPidf, composeStates, parsePidf, sameState } from './pidf.js';
 import { type PublicationLimits, PublicationStore, type PublishedDocument } from './publications.js';
 import { type PresenceEvents, type PresenceService, REGISTRATION, SIP_PUBLICATION } from './service.js';
@@ -391,19 +391,12 @@ export class PresenceAgent extends EventEmitter<PresenceEvents> implements Prese
     else this.watching.delete(watcher);
   }
 
+  /** Ends the subscription with a timeout NOTIFY when it expires, after the SUBSCRIBEs of its dialog under way. */
   private expireAt(subscription: Subscription): void {
-    clearTimeout(subscription.expiry);
-    // After the SUBSCRIBEs of the dialog under way: a refresh among them may have arrived in time.
-    const expire = () => void this.serial.run(subscription.dialog, () => {
-      // A refresh set a timer of its own, or the subscription ended.
-      if (subscription.expiry !== timer || this.dialogs.get(subscription.dialog) !== subscription) return;
-      // Fired before Date.now() reached the expiry (Node's timers keep another clock): waited for again.
-      if (subscription.expiresAt > Date.now()) return this.expireAt(subscription);
+    expireWhenDue(subscription, this.serial, subscription.dialog, () => this.dialogs.get(subscription.dialog) === subscription, () => {
       this.end(subscription, 'timeout');
       this.unstore(subscription);
     });
-    const timer = setTimeout(expire, Math.max(0, subscription.expiresAt - Date.now())).unref();
-    subscription.expiry = timer;
   }
 
   /** Removes an ended subscription from the store, in the background: left there, it is dropped once expired. */

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { logBackgroundFailure, type PresenceStore, type StoredPublication } from '../store/index.js';
 import { randomToken } from '../sip/index.js';
-import { type ExpiryLimits, RETRY_WHEN_FULL, grantExpires } from './expires.js';
+import { type ExpiryLimits, RETRY_WHEN_FULL, expireWhenDue, grantExpires } from './expires.js';
 import { PidfError, type PresenceState, parsePidf } from './pidf.js';
 import { KeyedSerializer } from './serial.js';
 
@@ -169,21 +169,13 @@ export class PublicationStore {
     return publication;
   }
 
+  /** Ends the publication when it expires, after the PUBLISHes of the presentity under way. */
   private expireAt(aor: string, publication: Publication): void {
-    clearTimeout(publication.expiry);
-    // After the PUBLISHes of the presentity under way: a refresh among them may have arrived in time.
-    const expire = () => void this.serial.run(aor, () => {
-      // A refresh set a timer of its own, or the publication is gone.
-      if (publication.expiry !== timer || !this.byPresentity.get(aor)?.includes(publication)) return;
-      // A Node timer may fire a little before Date.now() reaches the time it was set for (it keeps
-      // another clock): then it is waited for again, not left to never expire.
-      if (publication.expiresAt > Date.now()) return this.expireAt(aor, publication);
+    expireWhenDue(publication, this.serial, aor, () => this.byPresentity.get(aor)?.includes(publication) === true, () => {
       this.remove(aor, publication);
       void this.store.removePublication(publication.id).catch(this.removalFailed);
       this.expired(aor);
     });
-    const timer = setTimeout(expire, Math.max(0, publication.expiresAt - Date.now())).unref();
-    publication.expiry = timer;
   }
 
   private remove(aor: string, publication: Publication): void {
