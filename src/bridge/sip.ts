@@ -2,7 +2,7 @@
 // isComposing state, an IMDN; or why it cannot cross), and a BridgeMessage written as the MESSAGE
 // the relay sends into SIP.
 import type { OutgoingMessage } from '../relay/index.js';
-import { type Header, type SipMessage, type SipUri, escapeUser, parseParams, parseUri, quote } from '../sip/index.js';
+import { type Header, type SipMessage, type SipUri, parseParams, parseUri, quote, sipAddress } from '../sip/index.js';
 import { CPIM_TYPE, ContentError } from '../util/cpim.js';
 import { IMDN_TYPE, ISCOMPOSING_TYPE, carriedContent, mediaTypeOf } from '../util/media-types.js';
 import { type CpimEnvelope, type ImdnRequest, type Notification, cpimAskingForImdn, cpimNotification, imdnRequestOf, readImdn } from './imdn.js';
@@ -32,7 +32,7 @@ export function senderOf(message: SipMessage): SipUri | Refusal {
 
 /** A SIP user's address as the gateways write it: "sip:user@domain", without port or parameters. */
 export function plainSipAddress(uri: SipUri): string {
-  return `sip:${escapeUser(uri.user)}@${uri.host}`;
+  return sipAddress(uri.user, uri.host);
 }
 
 /** What a SIP MESSAGE carries once its Content-Encoding and CPIM wrapper (RFC 3862) are undone. */

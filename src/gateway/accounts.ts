@@ -1,7 +1,7 @@
 // Linked accounts as the operator's tools and the #link command make them: checking what was given
 // (network, account, server, TLS mode) and sealing the password, the same way whoever asks; and
 // trying an account's password once against its network.
-import { type SipUri, escapeUser, parseUri } from '../sip/index.js';
+import { type SipUri, parseUri, sipAddress } from '../sip/index.js';
 import type { GatewayAccount, GatewayTlsMode, NewGatewayAccount } from '../store/types.js';
 import type { NetworkAdapter, SessionSettings } from './adapter.js';
 import type { GatewayOptions } from './options.js';
@@ -103,7 +103,7 @@ export function sipUserOf(address: string, localDomains: ReadonlySet<string>): s
   }
   const domain = uri.host.toLowerCase();
   if (!localDomains.has(domain)) throw new AccountError(`${domain} is not one of the domains served here (${[...localDomains].join(', ')})`, 'refused');
-  return `sip:${escapeUser(uri.user)}@${domain}`;
+  return sipAddress(uri.user, domain);
 }
 
 /** What may be shown of an account, to its user or an operator: everything but the password. */

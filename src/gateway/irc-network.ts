@@ -39,7 +39,7 @@ import { Client, type ChannelEvent, type IrcMessage, type MessageEvent } from 'i
 import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
 import { OPEN, type PresenceState } from '../presence/index.js';
-import { type SipUri, escapeUser } from '../sip/index.js';
+import { type SipUri, sipAddress } from '../sip/index.js';
 import { Backoff } from '../util/backoff.js';
 import type { InstantMessage } from '../bridge/index.js';
 import { type HttpProxy, ircTransportThrough } from './http-proxy.js';
@@ -190,7 +190,7 @@ export class IrcNetwork implements NetworkAdapter {
 
   private addressOf(id: string, form: RegExp): string | undefined {
     const parts = parseId(id);
-    return parts && form.test(parts.name) ? `sip:${escapeUser(`${parts.name}${this.delimiter}${parts.server}`)}@${this.alias}` : undefined;
+    return parts && form.test(parts.name) ? sipAddress(`${parts.name}${this.delimiter}${parts.server}`, this.alias) : undefined;
   }
 }
 

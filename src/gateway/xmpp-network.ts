@@ -14,7 +14,7 @@ import { client, type Client, type SaslAuthenticate } from '@xmpp/client';
 import xml from '@xmpp/xml';
 import type { Logger } from 'pino';
 import type { PresenceState } from '../presence/index.js';
-import { type SipUri, escapeUser } from '../sip/index.js';
+import { type SipUri, sipAddress } from '../sip/index.js';
 import { Backoff } from '../util/backoff.js';
 import { type Jid, addressMapping, escapeLocal, formatJid, parseJid, unescapeLocal } from '../xmpp/addresses.js';
 import { readStanzaError, statusForCondition } from '../xmpp/errors.js';
@@ -161,7 +161,7 @@ export class XmppNetwork implements NetworkAdapter {
     if (!jid) return undefined;
     const transportDelimiter = this.transports.get(jid.domain);
     if (transportDelimiter !== undefined && jid.local) {
-      return `sip:${escapeUser(unescapeLocal(jid.local).split(transportDelimiter).join(this.delimiter))}@${jid.domain}`;
+      return sipAddress(unescapeLocal(jid.local).split(transportDelimiter).join(this.delimiter), jid.domain);
     }
     return this.mapping.sipSender({ ...jid, resource: '' });
   }

@@ -1,7 +1,7 @@
 // The room model (Kamailio's imc_mng): rooms and their members in memory, mirrored from the store
 // at start and kept in step with it (the store is written first, so what a command confirmed
 // survives a crash), and the rules of membership: names, capacity, who joins how, who removes whom.
-import { escapeUser, sipUriOfAor, splitAor } from '../sip/index.js';
+import { sipAddress, sipUriOfAor, splitAor } from '../sip/index.js';
 import type { RoomHistoryEntry, RoomMemberRecord, RoomRecord, RoomRole, RoomStore } from '../store/types.js';
 
 export interface Member {
@@ -36,7 +36,7 @@ export class Refusal extends Error {}
 export const aorOfMember = (m: { username: string; domain: string }) => `${m.username}@${m.domain}`;
 export const roomKey = (name: string, domain: string) => `${name}@${domain}`;
 /** The room's address; a name taken from a command's text may hold what a URI user part must escape (`%`, spaces...). */
-export const roomUri = (room: RoomRef) => `sip:${escapeUser(room.name)}@${room.domain}`;
+export const roomUri = (room: RoomRef) => sipAddress(room.name, room.domain);
 export const displayNick = (m: Member) => m.nick ?? m.username;
 
 /** Members who take part in the room: everyone but those still invited. */

@@ -269,5 +269,10 @@ export function domainOfAor(aor: string): string {
 /** The SIP URI of an AOR as aorOf writes it, its user escaped: the URI aorOf reads as that AOR again. */
 export function sipUriOfAor(aor: string): string {
   const { user, domain } = splitAor(aor);
+  return sipAddress(user, domain);
+}
+
+/** "sip:user@domain" of an unescaped `user` ('': none) and a domain, without port or parameters: the user escaped. */
+export function sipAddress(user: string, domain: string): string {
   return user === '' ? `sip:${domain}` : `sip:${escapeUser(user)}@${domain}`;
 }

@@ -4,7 +4,7 @@
 // - rfc7247 (RFC 7247 §4-5): the same address on both sides, sip:romeo@x is romeo@x.
 // Either way a SIP user part becomes a JID localpart through XEP-0106 escaping, since a localpart
 // forbids characters (' / : & ...) a SIP user part may hold, and back through unescaping.
-import { escapeUser, type SipUri } from '../sip/index.js';
+import { type SipUri, sipAddress } from '../sip/index.js';
 
 export interface Jid {
   /** Localpart as it appears in the JID (escaped); '' for a domain JID. */
@@ -71,10 +71,6 @@ export function addressMapping(options: AddressOptions): AddressMapping {
   return options.convention === 'separator' ? separatorMapping(options) : directMapping(options);
 }
 
-function sipUri(user: string, domain: string): string {
-  return `sip:${escapeUser(user)}@${domain}`;
-}
-
 function separatorMapping({ separator, gatewayDomain, xmppDomain }: AddressOptions): AddressMapping {
   /** "user<sep>domain" split at the last separator, as a domain never holds one. */
   const split = (text: string): { user: string; domain: string } | undefined => {
@@ -95,10 +91,10 @@ function separatorMapping({ separator, gatewayDomain, xmppDomain }: AddressOptio
     },
     sipRecipient(recipient) {
       const parts = split(unescapeLocal(recipient.local));
-      return parts && sipUri(parts.user, parts.domain);
+      return parts && sipAddress(parts.user, parts.domain);
     },
     sipSender(sender) {
-      return sender.local ? sipUri(`${unescapeLocal(sender.local)}${separator}${sender.domain}`, gatewayDomain) : undefined;
+      return sender.local ? sipAddress(`${unescapeLocal(sender.local)}${separator}${sender.domain}`, gatewayDomain) : undefined;
     },
   };
 }
@@ -115,10 +111,10 @@ function directMapping({ xmppDomain }: AddressOptions): AddressMapping {
       return local ? { local, domain: xmppDomain, resource: '' } : undefined;
     },
     sipRecipient(recipient) {
-      return recipient.local ? sipUri(unescapeLocal(recipient.local), recipient.domain) : undefined;
+      return recipient.local ? sipAddress(unescapeLocal(recipient.local), recipient.domain) : undefined;
     },
     sipSender(sender) {
-      return sender.local ? sipUri(unescapeLocal(sender.local), sender.domain) : undefined;
+      return sender.local ? sipAddress(unescapeLocal(sender.local), sender.domain) : undefined;
     },
   };
 }

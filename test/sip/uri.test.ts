@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_URI_LENGTH, UriError, aorOf, domainOfAor, escapeUser, formatUri, parseHostPort, parseUri, sipUriOfAor, splitAor } from '../../src/sip/uri.js';
+import { MAX_URI_LENGTH, UriError, aorOf, domainOfAor, escapeUser, formatUri, parseHostPort, parseUri, sipAddress, sipUriOfAor, splitAor } from '../../src/sip/uri.js';
 
 type Fields = {
   scheme?: string;
@@ -152,6 +152,8 @@ describe('URI helpers', () => {
     assert.equal(domainOfAor('atlanta.com'), 'atlanta.com');
     assert.equal(sipUriOfAor('atlanta.com'), 'sip:atlanta.com');
     assert.equal(sipUriOfAor('a b@example.com'), 'sip:a%20b@example.com');
+    assert.equal(sipAddress('bob@home', 'example.com'), 'sip:bob%40home@example.com');
+    assert.equal(sipAddress('', 'example.com'), 'sip:example.com');
   });
 
   const HOSTPORTS: Array<[text: string, host: string, port?: number]> = [
