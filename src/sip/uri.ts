@@ -219,11 +219,17 @@ function parseUriParams(text: string): Map<string, string | null> {
   return params;
 }
 
-const USER_ESCAPE = /[^A-Za-z0-9\-_.!~*'()&=+$,;?/]/g;
+/** What a user part holds as it is (RFC 3261 §25.1 unreserved and user-unreserved), as a character class's contents. */
+const USER_LITERAL = "A-Za-z0-9\\-_.!~*'()&=+$,;?/";
+const USER_ESCAPE = new RegExp(`[^${USER_LITERAL}]`, 'g');
+/** A user part that needs no escaping, as nearly every one: nothing to replace. */
+const USER_AS_IS = new RegExp(`^[${USER_LITERAL}]*$`);
+/** An AOR whose user part needs no escaping and whose domain holds no "@": its URI is the AOR behind "sip:". */
+const AOR_AS_IS = new RegExp(`^[${USER_LITERAL}]+@[^@]*$`);
 const PARAM_ESCAPE = /[^A-Za-z0-9\-_.!~*'()[\]/:&+$]/g;
 
 export function escapeUser(user: string): string {
-  return user.replace(USER_ESCAPE, (c) => encodeURIComponent(c));
+  return USER_AS_IS.test(user) ? user : user.replace(USER_ESCAPE, (c) => encodeURIComponent(c));
 }
 
 /** Escapes what a uri-parameter may not hold literally, so that formatting then parsing gives the value back. */
@@ -268,6 +274,8 @@ export function domainOfAor(aor: string): string {
 
 /** The SIP URI of an AOR as aorOf writes it, its user escaped: the URI aorOf reads as that AOR again. */
 export function sipUriOfAor(aor: string): string {
+  // Each leg of a room post names its member this way: the usual AOR is not cut apart to be joined again.
+  if (AOR_AS_IS.test(aor)) return `sip:${aor}`;
   const { user, domain } = splitAor(aor);
   return sipAddress(user, domain);
 }

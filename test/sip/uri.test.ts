@@ -152,6 +152,8 @@ describe('URI helpers', () => {
     assert.equal(domainOfAor('atlanta.com'), 'atlanta.com');
     assert.equal(sipUriOfAor('atlanta.com'), 'sip:atlanta.com');
     assert.equal(sipUriOfAor('a b@example.com'), 'sip:a%20b@example.com');
+    assert.equal(sipUriOfAor("+1;isub=2?&=$,/!~*'()@example.com"), "sip:+1;isub=2?&=$,/!~*'()@example.com");
+    assert.equal(sipUriOfAor('alice@example.com'), 'sip:alice@example.com');
     assert.equal(sipAddress('bob@home', 'example.com'), 'sip:bob%40home@example.com');
     assert.equal(sipAddress('', 'example.com'), 'sip:example.com');
   });
