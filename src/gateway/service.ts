@@ -24,7 +24,7 @@ import { type Address, type InstantMessage, SipBridge, type SipOrigin, TEXT_PLAI
 import { type LegContext, type LegOutcome, type Outbox, type Relay, repeatableId, requestKey } from '../relay/index.js';
 import type { PresenceService, PresenceState } from '../presence/index.js';
 import type { Registrar } from '../registrar/index.js';
-import { type IncomingRequest, type SipUri, aorOf, parseUri, sipUriOfAor, splitAor } from '../sip/index.js';
+import { type IncomingRequest, type SipUri, aorOf, parseUri, sipUriOfAor } from '../sip/index.js';
 import { STORE_RETRY_AFTER_SECONDS, isStoreUnavailable, logBackgroundFailure, type GatewayAccount, type GatewayAccountStore, type GatewayRoomStore, type OutboxStore } from '../store/index.js';
 import type { NetworkAdapter, NetworkSession, RefusalCause, SessionState } from './adapter.js';
 import { AccountError, type AccountRequest, type PreparedAccount, prepareAccount, sessionSettings } from './accounts.js';
@@ -292,7 +292,7 @@ export class GatewayService {
     const roomCommand = /^#(join|leave)\s*$/i.exec(im.body.trim())?.[1]?.toLowerCase();
     if (roomCommand === 'join') {
       live.lastTraffic = Date.now();
-      live.session.join(contact, named?.nick ?? splitAor(aorOfSipUser(sipUser)).user);
+      live.session.join(contact, named?.nick ?? parseUri(sipUser).user);
       this.counters.commands++;
       return request.reply(202, 'Accepted');
     }

@@ -33,7 +33,7 @@ import type { Logger } from 'pino';
 import xml from '@xmpp/xml';
 import type { PresenceService, PresenceState } from '../presence/index.js';
 import type { PresenceStore } from '../store/index.js';
-import { type SipUri, aorOf, parseUri, sipUriOfAor, splitAor } from '../sip/index.js';
+import { type SipUri, aorOf, parseUri, sipUriOfAor } from '../sip/index.js';
 import { type AddressMapping, type Jid, formatJid, parseJid } from './addresses.js';
 import type { PendingRequest, PendingSubscriptions } from './pending.js';
 
@@ -540,9 +540,9 @@ function speakingState(resources: ResourceStates): PresenceState | undefined {
 
 /** The SIP URI of a "user@domain" address, as the agent keys them. */
 function uriOfAor(aor: string): SipUri | undefined {
-  if (splitAor(aor).user === '') return undefined;
   try {
-    return parseUri(sipUriOfAor(aor));
+    const uri = parseUri(sipUriOfAor(aor));
+    return uri.user === '' ? undefined : uri;
   } catch {
     return undefined;
   }
