@@ -140,11 +140,13 @@ test('1,000 deliveries waiting for one device are delivered in order, a page at 
   const { pendingFor, done } = deliveries;
   deliveries.pendingFor = async (...args) => {
     const page = await pendingFor.apply(deliveries, args);
-    pageSizes.push(page.length);
+    if (args[1] === phoneInstance) pageSizes.push(page.length);
     return page;
   };
   deliveries.done = (ids, device) => {
-    removals.push(ids.length);
+    // Only this device's: another test's device may still take a message it was sent, its transaction's retransmissions
+    // lasting up to 32 s (dot's phone answers again while this runs).
+    if (device === phoneInstance) removals.push(ids.length);
     return done.call(deliveries, ids, device);
   };
   try {
