@@ -431,7 +431,7 @@ const baseSchema = z
     imc: section({
       enabled: z.boolean().default(true).describe('Serve chat rooms: MESSAGEs to the manager and to room addresses of the local domains go to the room service.'),
       manager: z.string().regex(/^[A-Za-z0-9\-_.!~*'()&=+$,;?/]+$/, 'expected a SIP user part').default('chat-manager').describe('User part of the manager address, sip:<manager>@<domain>, which takes #create, #rooms and #help.'),
-      room_pattern: z.string().regex(/^[A-Za-z0-9\-_.!~'()&=+$,;?/*]+$/, 'expected a SIP user part with * wildcards').default('chat-*').describe('Room user parts, with * matching any characters; a room name must match it.'),
+      room_pattern: z.string().regex(/^[A-Za-z0-9\-_.!~'()&=+$,;?/*]+$/, 'expected a SIP user part with * wildcards').default('chat-*').describe('Room user parts, with * matching any characters; a room name must match it (its user part unescaped: `chat-a%20b` is the name `chat-a b`).'),
       cmd_start_char: z.string().length(1).default('#').describe('Character that starts a command line in a MESSAGE body (imc_cmd_start_char).'),
       create_on_join: z.boolean().default(true).describe('#join of a room that does not exist creates it.'),
       check_on_create: z.boolean().default(false).describe('Refuse to create a room whose address is that of a known user.'),

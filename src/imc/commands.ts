@@ -257,12 +257,10 @@ function roomArg(arg: string | undefined, context: CommandContext, command: Comm
   const bare = arg.replace(/^sips?:/i, '');
   // A room named without its domain is one of the domain the command was sent to.
   const named = bare.includes('@') ? splitAor(bare) : undefined;
-  const name = named ? named.user : bare;
   const domain = named ? named.domain.toLowerCase() : context.domain;
-  const { domains } = context.actions.model;
-  if (!domains.has(domain)) throw new Refusal(`rooms live only in ${[...domains].join(', ')}, not ${domain}`);
-  context.actions.model.checkName(name);
-  return { name, domain };
+  const { model } = context.actions;
+  if (!model.domains.has(domain)) throw new Refusal(`rooms live only in ${[...model.domains].join(', ')}, not ${domain}`);
+  return { name: model.nameOf(named ? named.user : bare), domain };
 }
 
 /** A user argument: sip:user@domain, user@domain, or a bare user of the room's domain. */

@@ -1,7 +1,7 @@
 // The room model (Kamailio's imc_mng): rooms and their members in memory, mirrored from the store
 // at start and kept in step with it (the store is written first, so what a command confirmed
 // survives a crash), and the rules of membership: names, capacity, who joins how, who removes whom.
-import { sipAddress, sipUriOfAor, splitAor } from '../sip/index.js';
+import { sipAddress, sipUriOfAor, splitAor, unescapeUriPart } from '../sip/index.js';
 import type { RoomHistoryEntry, RoomMemberRecord, RoomRecord, RoomRole, RoomStore } from '../store/types.js';
 
 export interface Member {
@@ -84,6 +84,8 @@ export const MAX_NAME = 64;
 const MAX_NICK = 32;
 const MAX_TOPIC = 256;
 const USER_PART = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$/;
+/** What no room name holds, though a user part may, escaped: it would break the lines rooms answer with. */
+const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
 
 export class RoomModel {
   readonly rooms = new Map<string, Room>();
@@ -128,9 +130,26 @@ export class RoomModel {
     return member;
   }
 
+  /**
+   * The name of the room a user part written as in a URI (`a%20b`) stands for: unescaped (`a b`), as
+   * the Request-URI of a MESSAGE to that room is read, so that both name the same room.
+   */
+  nameOf(written: string): string {
+    if (!USER_PART.test(written)) throw new Refusal(`"${written.slice(0, 80)}" has characters a SIP user part cannot have; write them escaped (%20 for a space)`);
+    let name: string;
+    try {
+      name = unescapeUriPart(written);
+    } catch {
+      throw new Refusal(`"${written.slice(0, 80)}" has an escape that is not UTF-8`);
+    }
+    this.checkName(name);
+    return name;
+  }
+
+  /** Refuses a room name (unescaped) no room may have; every room created is checked, whichever way it was named. */
   checkName(name: string): void {
     if (name.length === 0 || name.length > MAX_NAME) throw new Refusal(`a room name has 1 to ${MAX_NAME} characters`);
-    if (!USER_PART.test(name)) throw new Refusal(`"${name}" has characters a SIP user part cannot have`);
+    if (CONTROL.test(name)) throw new Refusal('a room name has no control characters');
     if (name === this.rules.manager) throw new Refusal('the manager address is not a room');
     if (!this.namePattern.test(name)) throw new Refusal(`room names must match ${this.rules.roomPattern}`);
   }
@@ -140,6 +159,8 @@ export class RoomModel {
     // A room is in the map only once stored: two creations of one name in flight at once (the
     // store's write yields to the network) must not both get as far as the store.
     if (this.find(ref) || this.creating.has(key)) throw new Refusal(`${roomUri(ref)} exists already`);
+    // A room created by writing to its address was named by the Request-URI, which the route matched against the pattern only.
+    this.checkName(ref.name);
     this.creating.add(key);
     try {
       if (this.rules.checkOnCreate && (await this.isKnownUser(`${ref.name}@${ref.domain}`))) {

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { isStoreUnavailable, type OutboxStore, type RoomHistoryEntry, type RoomStore } from '../store/index.js';
 import { OutboxFull, type Relay, requestKey } from '../relay/index.js';
 import type { RequestHandler } from '../plugin/index.js';
-import { type IncomingRequest, type Header, type SipMessage, domainOfAor, parseUri, sipUriOfAor, UriError } from '../sip/index.js';
+import { type IncomingRequest, type Header, type SipMessage, aorOf, domainOfAor, parseUri, sipUriOfAor, UriError } from '../sip/index.js';
 import { AddressRanges, SourceRateLimiter } from '../sip/transport/limits.js';
 import { type Answer, RoomActions, runCommand, userArg } from './commands.js';
 import { RoomFanOut } from './fanout.js';
@@ -106,8 +106,8 @@ export class RoomService {
     let sender: string;
     try {
       const from = parseUri(message.from.uri);
-      sender = `${from.user}@${from.host}`;
       if (!from.user) throw new UriError('no user');
+      sender = aorOf(from);
     } catch {
       return request.reply(400, 'Bad From URI');
     }

@@ -61,6 +61,24 @@ export function roomsSuite(driver: string, makeDatabase: () => Promise<string | 
         assert.match(await command(alice, 'sip:chat-escaped@localhost', '#members'), /sip:dora%40home@localhost/);
       });
 
+      test('a room named in a command with an escape is the room its address names', async () => {
+        const alice = await user('alice');
+        const bob = await user('bob');
+        const room = 'sip:chat-two%20words@localhost';
+        assert.equal(await command(alice, manager, '#create chat-two%20words'), `created room ${room}; you are its owner`);
+        assert.match(await command(bob, room, '#join'), /^you joined sip:chat-two%20words@localhost/);
+        assert.match(await command(bob, manager, `#join ${room}`), /^refused: you are already a member of sip:chat-two%20words@localhost$/);
+        const got = bob.waitForRequest((m) => m.body.toString() === '<alice> spaced out');
+        assert.equal((await alice.message(room, 'spaced out')).status, 200);
+        await got;
+        assert.ok(s.server.rooms!.listRooms().some((r) => r.uri === room), 'one room, written as its address');
+        assert.equal(await command(alice, manager, '#create chat-two words'), 'refused: unknown option "words"; usage: #create [room] [private]');
+        assert.equal(await command(alice, manager, '#create chat-line%0Abreak'), 'refused: a room name has no control characters');
+        assert.equal(await command(alice, manager, '#create chat-%FF'), 'refused: "chat-%FF" has an escape that is not UTF-8');
+        // Named by the address it is created at: checked as a command's name is.
+        assert.equal(await command(alice, `sip:chat-${'x'.repeat(70)}@localhost`, '#create'), 'refused: a room name has 1 to 64 characters');
+      });
+
       test('a non-member writing to a room gets 403 and nothing is broadcast', async () => {
         const dave = await user('dave');
         const bob = await user('bob');
