@@ -2,6 +2,7 @@
 // and the splitting of comma-separated header values (RFC 3261 §7.3.1).
 import { isIP } from 'node:net';
 import { ownString } from '../util/own-string.js';
+import { literals, spelledAt } from './spellings.js';
 import { isDigit, isLetter, isValidHost, portNumber } from './uri.js';
 
 export class HeaderError extends Error {
@@ -217,34 +218,12 @@ export function paramOf(of: { params: Params }, name: string): string | null | u
   return of instanceof ReadParams ? of.param(name) : of.params.get(name);
 }
 
-/** Words to recognise in text, by their length: see literalAt. */
-type LiteralsByLength = readonly (readonly string[] | undefined)[];
-
-function byLength(words: readonly string[]): LiteralsByLength {
-  const table: string[][] = [];
-  for (const word of words) (table[word.length] ??= []).push(word);
-  return table;
-}
-
-/**
- * The word of `table` that `text` holds from `start` to `end`, as that very literal: a name read from
- * the wire as one of them is then compared and looked up by identity, not hashed and compared
- * character by character as a new string cut out would be. Undefined for any other text.
- */
-function literalAt(table: LiteralsByLength, text: string, start: number, end: number): string | undefined {
-  const candidates = table[end - start];
-  if (candidates === undefined) return undefined;
-  const first = text.charCodeAt(start);
-  for (const word of candidates) if (word.charCodeAt(0) === first && text.startsWith(word, start)) return word;
-  return undefined;
-}
-
 /** The parameter names nearly every Via, From, To and Contact carries. */
-const USUAL_PARAM_NAMES = byLength(['branch', 'rport', 'received', 'tag', 'transport', 'lr', 'expires', 'q', 'maddr', 'ttl', '+sip.instance', 'reg-id']);
+const USUAL_PARAM_NAMES = literals(['branch', 'rport', 'received', 'tag', 'transport', 'lr', 'expires', 'q', 'maddr', 'ttl', '+sip.instance', 'reg-id']);
 
 /** The usual parameter name that `text` holds from `start` to `end`, if it is one. */
 function usualParamName(text: string, start: number, end: number): string | undefined {
-  return literalAt(USUAL_PARAM_NAMES, text, start, end);
+  return spelledAt(USUAL_PARAM_NAMES, text, start, end);
 }
 
 const SEMICOLON = 59;
@@ -632,15 +611,15 @@ export const SIP_METHODS: readonly string[] = [
   'INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER',
   'MESSAGE', 'UPDATE',
 ];
-const METHODS_BY_LENGTH = byLength(SIP_METHODS);
+const METHODS_BY_LENGTH = literals(SIP_METHODS);
 
 /**
  * The method of SIP_METHODS that `text` holds from `start` to `end`, as that very literal (see
- * literalAt), for the request line and CSeq; undefined for any other text. Methods are
+ * spelledAt), for the request line and CSeq; undefined for any other text. Methods are
  * case-sensitive (RFC 3261 §7.1).
  */
 export function knownMethodAt(text: string, start: number, end: number): string | undefined {
-  return literalAt(METHODS_BY_LENGTH, text, start, end);
+  return spelledAt(METHODS_BY_LENGTH, text, start, end);
 }
 
 export function parseCSeq(value: string): CSeq {

@@ -3,6 +3,7 @@
 // so the transport layer can still answer instead of dropping.
 import { COMPACT_FORMS, HeaderError, TOKEN, displayName, knownMethodAt, parseNameAddr, parseVia, safeHeaderValue } from './headers.js';
 import { SipMessage } from './message.js';
+import { spelledAt, spellings } from './spellings.js';
 import { MAX_URI_LENGTH, type SipUri, UriError, parseUri } from './uri.js';
 
 export class SipParseError extends Error {
@@ -310,7 +311,7 @@ function readField(text: string, start: number, end: number, hasCr: boolean, mes
   if (headers.length === MAX_HEADERS) throw new SipParseError(`More than ${MAX_HEADERS} header fields`, message);
   const colon = text.indexOf(':', start);
   if (colon <= start || colon >= end) throw new SipParseError(`Malformed header line "${truncate(text.slice(start, end))}"`, message);
-  let name = usualName(text, start, colon);
+  let name = spelledAt(USUAL_NAMES, text, start, colon);
   if (name === undefined) {
     const rawName = text.slice(start, colon).trimEnd();
     name = headerName(rawName);
@@ -338,36 +339,13 @@ const COMMON_NAMES = new Map(
 );
 
 /**
- * The header names as nearly every sender spells them ("Call-ID", "v"), by their length, each with the
- * name it is stored under and the code of its first character: usualName() finds them in the line
- * itself, without cutting the name out, and compares the whole spelling only when its first character matches.
+ * The header names as nearly every sender spells them ("Call-ID", "v"), each standing for the name
+ * it is stored under: found in the line itself, without cutting the name out.
  */
-const USUAL_NAMES: Array<Array<{ spelling: string; name: string; first: number }>> = [];
-const usual = (spelling: string, name: string) => (USUAL_NAMES[spelling.length] ??= []).push({ spelling, name, first: spelling.charCodeAt(0) });
-for (const name of COMMON_NAMES.keys()) usual(displayName(name), name);
-for (const [compact, name] of Object.entries(COMPACT_FORMS)) usual(compact, COMMON_NAMES.get(name) ?? name);
-
-/** The stored name of the header named from `start` to `colon` of `text`, when spelled as USUAL_NAMES has it. */
-function usualName(text: string, start: number, colon: number): string | undefined {
-  const candidates = USUAL_NAMES[colon - start];
-  if (candidates === undefined) return undefined;
-  const first = text.charCodeAt(start);
-  for (let i = 0; i < candidates.length; i++) {
-    const candidate = candidates[i]!;
-    if (candidate.first === first && spelledAt(text, start, candidate.spelling)) return candidate.name;
-  }
-  return undefined;
-}
-
-/**
- * Whether `text` holds `spelling` from `start` on, its first character known to match and all of it
- * within `text`: compared here a character at a time, a few times faster for names this short than
- * startsWith's call.
- */
-function spelledAt(text: string, start: number, spelling: string): boolean {
-  for (let i = 1; i < spelling.length; i++) if (text.charCodeAt(start + i) !== spelling.charCodeAt(i)) return false;
-  return true;
-}
+const USUAL_NAMES = spellings([
+  ...Array.from(COMMON_NAMES.keys(), (name) => [displayName(name), name] as const),
+  ...Object.entries(COMPACT_FORMS).map(([compact, name]) => [compact, COMMON_NAMES.get(name) ?? name] as const),
+]);
 
 /**
  * The name a header is stored under ("v" and "VIA" as "via"), or undefined when `raw` is no token.
