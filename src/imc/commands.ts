@@ -2,7 +2,7 @@
 // whitespace-separated arguments. Each command is an entry: its name and aliases (those of the
 // original imc module and of current Kamailio), argument syntax, help text, who may run it, and its
 // handler. A command's effect is committed to the store before it is confirmed.
-import { parseUri, sipUriOfAor, splitAor, UriError } from '../sip/index.js';
+import { parseUri, sipUriOfAor, UriError } from '../sip/index.js';
 import type { RoomRole } from '../store/index.js';
 import type { RoomFanOut } from './fanout.js';
 import type { RoomHistory } from './history.js';
@@ -254,13 +254,7 @@ function roomArg(arg: string | undefined, context: CommandContext, command: Comm
     if (!context.here) throw new Refusal(`name the room, or send the command to the room; usage: ${command.syntax}`);
     return context.here;
   }
-  const bare = arg.replace(/^sips?:/i, '');
-  // A room named without its domain is one of the domain the command was sent to.
-  const named = bare.includes('@') ? splitAor(bare) : undefined;
-  const domain = named ? named.domain.toLowerCase() : context.domain;
-  const { model } = context.actions;
-  if (!model.domains.has(domain)) throw new Refusal(`rooms live only in ${[...model.domains].join(', ')}, not ${domain}`);
-  return { name: model.nameOf(named ? named.user : bare), domain };
+  return context.actions.model.refOf(arg, context.domain);
 }
 
 /** A user argument: sip:user@domain, user@domain, or a bare user of the room's domain. */

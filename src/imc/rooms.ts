@@ -131,6 +131,19 @@ export class RoomModel {
   }
 
   /**
+   * The room `text` names: sip:name@domain (parameters left out), name@domain, or a bare name of
+   * `domain`, the name written as in a URI (see nameOf). Refused when it is no room's address.
+   */
+  refOf(text: string, domain: string): RoomRef {
+    const bare = text.replace(/^sips?:/i, '');
+    // A room named without its domain is one of the domain the command was sent to.
+    const named = bare.includes('@') ? splitAor(bare) : undefined;
+    const host = named ? named.domain.replace(/;.*/s, '').toLowerCase() : domain;
+    if (!this.domains.has(host)) throw new Refusal(`rooms live only in ${[...this.domains].join(', ')}, not ${host.slice(0, 80)}`);
+    return { name: this.nameOf(named ? named.user : bare), domain: host };
+  }
+
+  /**
    * The name of the room a user part written as in a URI (`a%20b`) stands for: unescaped (`a b`), as
    * the Request-URI of a MESSAGE to that room is read, so that both name the same room.
    */

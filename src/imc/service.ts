@@ -226,10 +226,16 @@ export class RoomService {
     return room && [...room.members.entries()].map(([aor, m]) => ({ uri: sipUriOfAor(aor), role: m.invited ? 'invited' : m.role, nick: displayNick(m) }));
   }
 
+  /** The room `text` names as a command names it (RoomModel.refOf), a bare name being one of the first domain; undefined when none. */
   findRoom(text: string): Room | undefined {
-    const bare = text.replace(/^sips?:/i, '');
-    const key = bare.includes('@') ? bare : `${bare}@${[...this.options.domains][0]}`;
-    return this.rooms.get(key);
+    let ref: RoomRef;
+    try {
+      ref = this.model.refOf(text, [...this.options.domains][0]!);
+    } catch (error) {
+      if (error instanceof Refusal) return undefined;
+      throw error;
+    }
+    return this.model.find(ref);
   }
 
   /** Operator commands: the same rules as users' minus permissions. */

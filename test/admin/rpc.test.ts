@@ -97,6 +97,24 @@ describe('admin endpoint', () => {
       assert.deepEqual((await rpc(s, 'imc.destroy_room', ['chat-nope'])).error, { code: RpcErrorCode.REFUSED, message: 'no room chat-nope' });
     });
 
+    test('a room whose name its address escapes is listed, and found by its address however it is written', async () => {
+      const alice = await user('alice');
+      assert.match(await command(alice, MANAGER, '#create chat-two%20words'), /created room sip:chat-two%20words@localhost/);
+      try {
+        const { result } = await rpc(s, 'imc.list_rooms');
+        assert.deepEqual(
+          result.find((room: { uri: string }) => room.uri === 'sip:chat-two%20words@localhost'),
+          { uri: 'sip:chat-two%20words@localhost', private: false, members: 1, owner: 'sip:alice@localhost' },
+        );
+        for (const room of ['sip:chat-two%20words@localhost', 'chat-two%20words', 'chat-two%20words@LOCALHOST', 'sip:chat-two%20words@localhost;transport=udp']) {
+          assert.deepEqual((await rpc(s, 'imc.list_members', { room })).result, [{ uri: 'sip:alice@localhost', role: 'owner', nick: 'alice' }], room);
+        }
+        assert.deepEqual((await rpc(s, 'imc.list_members', { room: 'chat-x@example.org' })).error, { code: RpcErrorCode.REFUSED, message: 'no room chat-x@example.org' });
+      } finally {
+        assert.equal((await rpc(s, 'imc.destroy_room', ['chat-two%20words'])).result, 'sip:chat-two%20words@localhost destroyed');
+      }
+    });
+
     test('imc.active_rooms counts rooms; imc.destroy_room removes one and its members are told', async () => {
       const alice = await user('alice');
       const bob = await user('bob');
