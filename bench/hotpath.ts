@@ -29,7 +29,7 @@ import { roomFanOutBench } from './hotpath-rooms.js';
 import { xmppGatewayBench } from './hotpath-xmpp.js';
 import { DOMAIN, okFor, startHotpathServer, type HotpathServer, type Sample } from './hotpath-server.js';
 import { computeHa1 } from '../src/registrar/index.js';
-import type { WriterStats } from '../src/store/sqlite-writer-worker.js';
+import type { WriterStats } from '../src/store/types.js';
 
 const REPLY_USER = 'bench-reply';
 const RELAY_USER = 'bench-relay';

@@ -9,6 +9,7 @@ import { closeSync, fsync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import SqliteDatabase from 'better-sqlite3';
 import { isSqliteUnavailableCode } from './availability.js';
+import type { WriterStats } from './types.js';
 
 export interface WriterData {
   path: string;
@@ -75,20 +76,6 @@ export interface Answers {
   ids: number[];
   outcomes: WriteOutcome[];
   insertedIds: number[];
-}
-
-/** What the thread has done since it started, to measure what its writes cost (bench/hotpath.ts). */
-export interface WriterStats {
-  /** CPU time of the thread itself (µs, user and system): not the syncs, which run on libuv's pool. */
-  cpuMicros: number;
-  /** Batches received from the main thread. */
-  batches: number;
-  /** Transactions committed, with every batch that arrived meanwhile. */
-  transactions: number;
-  writes: number;
-  statements: number;
-  /** Syncs of the log, each covering every transaction committed before it. */
-  syncs: number;
 }
 
 /** What a transaction's writes did, each: the rows its statements changed, and the row id its first statement inserted (0 when none). */

@@ -11,7 +11,8 @@
 import { Worker } from 'node:worker_threads';
 import type { CompiledQuery } from 'kysely';
 import type { GroupWrite, StatementGroup } from './compiled.js';
-import type { Answers, FromWriter, SentGroup, ToWriter, WriteFailure, WriterBatch, WriterData, WriterStats } from './sqlite-writer-worker.js';
+import type { Answers, FromWriter, SentGroup, ToWriter, WriteFailure, WriterBatch, WriterData } from './sqlite-writer-worker.js';
+import type { WriterStats } from './types.js';
 import { Backoff } from '../util/backoff.js';
 import { WRITER_LOST } from './availability.js';
 

@@ -1,7 +1,6 @@
 // The typed interfaces every Parley module uses to reach persistent state.
 // Protocol code depends on these only, never on the SQL behind them.
 import type { Address } from '../sip/transport/types.js';
-import type { WriterStats } from './sqlite-writer-worker.js';
 
 /** A digest user. HA1 values are stored, never the password. */
 export interface UserRecord {
@@ -559,6 +558,20 @@ export interface Store {
   /** What a SQLite file's writer thread has done since it started (bench/hotpath.ts); undefined without one. */
   writerStats?(): Promise<WriterStats | undefined>;
   close(): Promise<void>;
+}
+
+/** What a SQLite file's writer thread has done since it started, to measure what its writes cost (bench/hotpath.ts). */
+export interface WriterStats {
+  /** CPU time of the thread itself (µs, user and system): not the syncs, which run on libuv's pool. */
+  cpuMicros: number;
+  /** Batches received from the main thread. */
+  batches: number;
+  /** Transactions committed, with every batch that arrived meanwhile. */
+  transactions: number;
+  writes: number;
+  statements: number;
+  /** Syncs of the log, each covering every transaction committed before it. */
+  syncs: number;
 }
 
 /** UNAVAILABLE: the database is locked, restarting or unreachable for now; the same statement may succeed later. */

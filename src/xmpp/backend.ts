@@ -1,11 +1,8 @@
 // What the gateway needs of its connection to XMPP, whichever the backend: the component link
 // (link.ts, XEP-0114 to an XMPP server) or Parley's own server-to-server link (s2s/, server mode).
+// Both implement this contract; create-link.ts picks one.
 import type { EventEmitter } from 'node:events';
-import type { Logger } from 'pino';
 import type xml from '@xmpp/xml';
-import { ComponentLink, type LinkState, type PeerStatus } from './link.js';
-import type { XmppGatewayOptions } from './options.js';
-import { S2sLink } from './s2s/link.js';
 
 /**
  * What a link tells: it is up (again), a stanza came, and (for presence) a stream the stanzas of
@@ -21,6 +18,16 @@ export interface XmppLinkEvents {
 
 /** What a link writes: an element, or a stanza written as text already (messages.ts WrittenStanza). */
 export type OutboundStanza = Pick<xml.Element, 'name' | 'attrs' | 'is' | 'toString'>;
+
+export type LinkState = 'down' | 'online' | 'stopped';
+
+/** One XMPP server Parley has a stream with: the component's server, or an s2s peer domain. */
+export interface PeerStatus {
+  domain: string;
+  direction: 'in' | 'out';
+  state: string;
+  secure: boolean;
+}
 
 export interface XmppLink extends EventEmitter<XmppLinkEvents> {
   readonly state: LinkState;
@@ -38,12 +45,4 @@ export interface XmppLink extends EventEmitter<XmppLinkEvents> {
   send(stanza: OutboundStanza): boolean;
   /** Streams with XMPP servers and their state, for status and metrics. */
   peers(): PeerStatus[];
-}
-
-export function createLink(options: XmppGatewayOptions, log: Logger): XmppLink {
-  if (options.backend === 'server') {
-    if (!options.server) throw new Error('xmpp.backend server: no s2s options');
-    return new S2sLink(options.server, log);
-  }
-  return new ComponentLink(options.link, log);
 }

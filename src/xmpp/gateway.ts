@@ -17,8 +17,8 @@ import { type OutboxStore, type ReceiptIdStore, logBackgroundFailure } from '../
 import type { IncomingRequest, SipMessage } from '../sip/index.js';
 import { type AddressMapping, type Jid, addressMapping, formatJid, parseJid, unescapeLocal } from './addresses.js';
 import { type StanzaError, conditionForStatus, errorReply, readStanzaError, statusForCondition } from './errors.js';
-import { type OutboundStanza, type XmppLink, createLink } from './backend.js';
-import type { LinkState, PeerStatus } from './link.js';
+import type { LinkState, OutboundStanza, PeerStatus, XmppLink } from './backend.js';
+import { createLink } from './create-link.js';
 import { chatStateOf, chatStateOfComposing, chatStateStanza, composingOfChatState } from './chatstates.js';
 import { callIdOfThread, readStanza, writtenMessage } from './messages.js';
 import { Correlations, receiptStanza, receiptsOf } from './receipts.js';

@@ -2,4 +2,4 @@
 export { XmppGateway, type XmppStats } from './gateway.js';
 export { xmppGatewayOptions, gatewayDomainOf, type XmppGatewayOptions } from './options.js';
 export { addressMapping, escapeLocal, unescapeLocal, parseJid, formatJid, type AddressMapping, type Jid } from './addresses.js';
-export type { LinkState } from './link.js';
+export type { LinkState } from './backend.js';

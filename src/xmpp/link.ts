@@ -14,19 +14,9 @@ import { component, type Component, type XmppError } from '@xmpp/component';
 import { parseJid } from './addresses.js';
 import { PromptAcknowledgement } from './acknowledgement.js';
 import { WrittenStanza, escapeAttribute } from './messages.js';
-import type { OutboundStanza, XmppLinkEvents } from './backend.js';
+import type { LinkState, OutboundStanza, PeerStatus, XmppLinkEvents } from './backend.js';
 import { type XmlLimits, guardConnection } from './xml-guard.js';
 import { Backoff } from '../util/backoff.js';
-
-export type LinkState = 'down' | 'online' | 'stopped';
-
-/** One XMPP server Parley has a stream with: the component's server, or an s2s peer domain. */
-export interface PeerStatus {
-  domain: string;
-  direction: 'in' | 'out';
-  state: string;
-  secure: boolean;
-}
 
 export interface ComponentLinkOptions {
   host: string;

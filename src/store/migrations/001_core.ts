@@ -1,6 +1,6 @@
 // Users, registrations and offline messages.
 import type { Kysely } from 'kysely';
-import type { StoreMigration } from './index.js';
+import type { StoreMigration } from './migration.js';
 import type { StoreDriver } from '../types.js';
 import { blobType, withIdColumn } from './columns.js';
 

@@ -1,7 +1,7 @@
 // Parley's own room tables: topics, nicknames, history. The Kamailio-compatible imc_rooms and
 // imc_members tables are created by the room repository under their configured names.
 import type { Kysely } from 'kysely';
-import type { StoreMigration } from './index.js';
+import type { StoreMigration } from './migration.js';
 import type { StoreDriver } from '../types.js';
 import { blobType, withIdColumn } from './columns.js';
 

@@ -2,7 +2,7 @@
 // ext_prot, ext_pass) with Parley's own columns beside the seed's. ext_pass holds the password
 // sealed with AES-256-GCM (src/gateway/secrets.ts), never the password itself.
 import type { Kysely } from 'kysely';
-import type { StoreMigration } from './index.js';
+import type { StoreMigration } from './migration.js';
 import type { StoreDriver } from '../types.js';
 import { withIdColumn } from './columns.js';
 

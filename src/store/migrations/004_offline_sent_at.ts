@@ -3,7 +3,7 @@
 // kept the sender's Date in received_at, so it is copied over to keep what recipients are shown.
 // The (aor, id) index serves delivery page by page.
 import { sql, type Kysely } from 'kysely';
-import type { StoreMigration } from './index.js';
+import type { StoreMigration } from './migration.js';
 
 export const offlineSentAt: StoreMigration = {
   async up(db: Kysely<any>) {

@@ -1,7 +1,7 @@
 // The presence agent's publications (RFC 3903) and subscription dialogs (RFC 6665), kept so that a
 // restart neither forgets what users published nor leaves their watchers without NOTIFYs.
 import type { Kysely } from 'kysely';
-import type { StoreMigration } from './index.js';
+import type { StoreMigration } from './migration.js';
 import type { StoreDriver } from '../types.js';
 import { withIdColumn } from './columns.js';
 

@@ -3,7 +3,7 @@
 // delivers them. One row per message with its recipients; outbox_cursors holds, per recipient of a
 // row still pending for others, the last row delivered to it (each recipient gets rows in id order).
 import type { Kysely } from 'kysely';
-import type { StoreMigration } from './index.js';
+import type { StoreMigration } from './migration.js';
 import type { StoreDriver } from '../types.js';
 import { blobType, withIdColumn } from './columns.js';
 

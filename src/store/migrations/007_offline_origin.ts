@@ -2,7 +2,7 @@
 // identity of its delivery is derived, so that a retransmission stored again after a restart reaches
 // the recipient as the same request. Rows stored before have none and are delivered under their id.
 import type { Kysely } from 'kysely';
-import type { StoreMigration } from './index.js';
+import type { StoreMigration } from './migration.js';
 
 export const offlineOrigin: StoreMigration = {
   async up(db: Kysely<any>) {

@@ -1,7 +1,7 @@
 // The group chats (XMPP rooms, IRC channels) SIP users joined through their linked accounts, so
 // that the gateway joins them again after a restart. Keyed by the account's id in the account map.
 import type { Kysely } from 'kysely';
-import type { StoreMigration } from './index.js';
+import type { StoreMigration } from './migration.js';
 
 export const gatewayRooms: StoreMigration = {
   async up(db: Kysely<any>) {

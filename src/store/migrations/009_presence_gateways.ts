@@ -2,7 +2,7 @@
 // who on their networks watches SIP users, kept so that a restart neither forgets an XMPP contact's
 // "away" nor the XMPP watchers of a SIP user.
 import type { Kysely } from 'kysely';
-import type { StoreMigration } from './index.js';
+import type { StoreMigration } from './migration.js';
 
 export const presenceGateways: StoreMigration = {
   async up(db: Kysely<any>) {

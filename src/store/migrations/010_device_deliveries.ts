@@ -4,7 +4,7 @@
 // migration, and those for users without a remembered device) goes, as before, to whichever device
 // of the AOR registers next.
 import type { Kysely } from 'kysely';
-import type { StoreMigration } from './index.js';
+import type { StoreMigration } from './migration.js';
 
 export const deviceDeliveries: StoreMigration = {
   async up(db: Kysely<any>) {

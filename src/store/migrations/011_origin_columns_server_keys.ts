@@ -4,7 +4,7 @@
 // across restarts, such as the one sealing temporary GRUUs, so that what it handed out before a
 // restart (even kill -9) still opens after it.
 import type { Kysely } from 'kysely';
-import type { StoreMigration } from './index.js';
+import type { StoreMigration } from './migration.js';
 import type { StoreDriver } from '../types.js';
 import { blobType } from './columns.js';
 

@@ -3,7 +3,7 @@
 // too) still reaches the sender of the message it is about. `seq` orders a user's rows, oldest
 // first, for the per-user bound; rows expire with created_at.
 import type { Kysely } from 'kysely';
-import type { StoreMigration } from './index.js';
+import type { StoreMigration } from './migration.js';
 import { withIdColumn } from './columns.js';
 
 export const receiptIds: StoreMigration = {

@@ -3,7 +3,7 @@
 // address. Two contacts of one address become one device, last seen when the later was; a message
 // waiting for both waits once for it.
 import type { Kysely } from 'kysely';
-import type { StoreMigration } from './index.js';
+import type { StoreMigration } from './migration.js';
 
 /**
  * A contact's address as this migration defines it (contactDevice in store/types.ts when it was

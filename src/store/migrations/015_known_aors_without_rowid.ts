@@ -7,7 +7,7 @@
 // new one, dropped, and the new one renamed, every row kept, in one transaction. PostgreSQL has no
 // rowid: its table stays as it is.
 import { sql, type Kysely } from 'kysely';
-import type { StoreMigration } from './index.js';
+import type { StoreMigration } from './migration.js';
 
 export const knownAorsWithoutRowid: StoreMigration = {
   async up(db: Kysely<any>, driver) {

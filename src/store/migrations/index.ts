@@ -1,7 +1,6 @@
 // Every schema migration, in order. Names sort alphabetically into execution order,
 // so a new migration is a new "NNN_name" entry here; applied ones are never edited.
-import type { Kysely } from 'kysely';
-import type { StoreDriver } from '../types.js';
+import type { StoreMigration } from './migration.js';
 import { core } from './001_core.js';
 import { rooms } from './002_rooms.js';
 import { gateway } from './003_gateway.js';
@@ -17,11 +16,6 @@ import { offlineSentCopy } from './012_offline_sent_copy.js';
 import { receiptIds } from './013_receipt_ids.js';
 import { contactDevices } from './014_contact_devices.js';
 import { knownAorsWithoutRowid } from './015_known_aors_without_rowid.js';
-
-export interface StoreMigration {
-  // Kysely<any>: a migration works on the schema as it was at its version, not on today's Database type.
-  up(db: Kysely<any>, driver: StoreDriver): Promise<void>;
-}
 
 export const migrations: Readonly<Record<string, StoreMigration>> = {
   '001_core': core,
