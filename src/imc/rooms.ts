@@ -160,7 +160,7 @@ export class RoomModel {
   }
 
   /** Refuses a room name (unescaped) no room may have; every room created is checked, whichever way it was named. */
-  checkName(name: string): void {
+  private checkName(name: string): void {
     if (name.length === 0 || name.length > MAX_NAME) throw new Refusal(`a room name has 1 to ${MAX_NAME} characters`);
     if (CONTROL.test(name)) throw new Refusal('a room name has no control characters');
     if (name === this.rules.manager) throw new Refusal('the manager address is not a room');
