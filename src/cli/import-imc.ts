@@ -1,5 +1,6 @@
 // `parley import-imc`: copies the rooms and members of a Kamailio imc database into Parley's store.
 import { redactUrlPassword } from '../log/index.js';
+import { sipAddress } from '../sip/index.js';
 import type { RoomMemberRecord, RoomStore, RoomTables } from '../store/index.js';
 import { count, parseCommandLine, printHelp, UsageError, type Command } from './args.js';
 import { loadStoreConfig, STORE_OPTIONS, withForeignDatabase, withStore } from './store.js';
@@ -54,8 +55,9 @@ async function importRooms(source: RoomsAndMembers, target: RoomStore): Promise<
     const key = roomKey(room.name, room.domain);
     const members = membersByRoom.get(key) ?? [];
     const owner = members.find((member) => member.role === 'owner' && !member.invited);
-    if (existing.has(key)) report.skipped.push(`sip:${key}: Parley has this room already`);
-    else if (!owner) report.skipped.push(`sip:${key}: no owner`);
+    const address = sipAddress(room.name, room.domain);
+    if (existing.has(key)) report.skipped.push(`${address}: Parley has this room already`);
+    else if (!owner) report.skipped.push(`${address}: no owner`);
     else {
       // Kamailio keeps no creation time; the import is when the room arrived here.
       await target.createRoom({ ...room, createdAt: Date.now() }, owner);

@@ -2,7 +2,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { CompiledStatements } from './compiled.js';
 import { GroupCommit, type DeferredSync } from './group-commit.js';
 import type { StatementWriter } from './sqlite-writer.js';
-import { splitAor } from '../sip/uri.js';
+import { splitAor, unescapeUriPart } from '../sip/uri.js';
 import type { StoreDriver } from './types.js';
 import type { Database } from './schema.js';
 import type { RoomHistoryEntry, RoomMemberRecord, RoomRecord, RoomStore, RoomTables } from './types.js';
@@ -39,13 +39,33 @@ function memberFromRow(row: { username: string; domain: string; room: string; fl
   };
 }
 
-/** Rooms and members of bare Kamailio imc tables, such as another server's, to import them. */
+/**
+ * Rooms and members of bare Kamailio imc tables, such as another server's, to import them. Kamailio
+ * keeps a room's name and a member's user as their URIs write them (`chat-two%20words`,
+ * `dora%40home`); Parley names them unescaped, as it reads a Request-URI or a From, so that the room
+ * imported is the one its address reaches and each member is known by the address it sends from.
+ */
 export async function readImcTables(db: Kysely<Database>, tables: RoomTables): Promise<{ rooms: RoomRecord[]; members: RoomMemberRecord[] }> {
   const roomsTable = tables.rooms as 'imc_rooms';
   const membersTable = tables.members as 'imc_members';
   const roomRows = await db.selectFrom(roomsTable).select(['name', 'domain', 'flag']).orderBy('id').execute();
   const memberRows = await db.selectFrom(membersTable).select(['username', 'domain', 'room', 'flag']).orderBy('id').execute();
-  return { rooms: roomRows.map(roomFromRow), members: memberRows.map(memberFromRow) };
+  return {
+    rooms: roomRows.map((row) => ({ ...roomFromRow(row), name: unescapedUser(row.name) })),
+    members: memberRows.map((row) => {
+      const member = memberFromRow(row);
+      return { ...member, roomName: unescapedUser(member.roomName), username: unescapedUser(member.username) };
+    }),
+  };
+}
+
+/** A user part as a URI writes it, unescaped; as it is when an escape in it is broken (no URI could reach it either way). */
+function unescapedUser(user: string): string {
+  try {
+    return unescapeUriPart(user);
+  } catch {
+    return user;
+  }
 }
 
 /** "sip:name@domain" -> [name, domain]. */

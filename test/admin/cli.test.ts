@@ -53,7 +53,7 @@ describe('parley import-imc, then the management commands', () => {
       assert.equal(
         imported.stdout,
         [
-          `imported 2 rooms with 6 members from sqlite:${kamailio}; skipped 2 rooms`,
+          `imported 3 rooms with 7 members from sqlite:${kamailio}; skipped 2 rooms`,
           'skipped sip:chat-orphan@localhost: no owner',
           'skipped sip:chat-existing@localhost: Parley has this room already',
           '',
@@ -67,12 +67,14 @@ describe('parley import-imc, then the management commands', () => {
         const { rooms, members } = await (await store.rooms(IMC_TABLES)).loadAll();
         assert.deepEqual(
           rooms.map((r) => [r.name, r.private]).sort(),
-          [['chat-existing', false], ['chat-secret', true], ['chat-team', false]],
+          [['chat-existing', false], ['chat-secret', true], ['chat-team', false], ['chat-two words', false]],
         );
         const of = (room: string) => members.filter((m) => m.roomName === room).map((m) => [m.username, m.role, m.invited]);
         assert.deepEqual(of('chat-team'), [['alice', 'owner', false], ['bob', 'admin', false], ['carol', 'member', false], ['dave', 'member', true]]);
         assert.deepEqual(of('chat-secret'), [['erin', 'owner', false], ['frank', 'member', true]]);
         assert.deepEqual(of('chat-existing'), [['ivy', 'owner', false]]);
+        // Kamailio keeps a URI's user part escaped; Parley names a room and a member unescaped, as it reads their addresses.
+        assert.deepEqual(of('chat-two words'), [['dora@home', 'owner', false]]);
       } finally {
         await store.close();
       }
@@ -82,6 +84,7 @@ describe('parley import-imc, then the management commands', () => {
       assert.deepEqual((await rpc(s, 'imc.list_members', ['chat-team'])).result.map((m: { role: string }) => m.role), ['owner', 'admin', 'member', 'invited']);
       const secret = (await rpc(s, 'imc.list_rooms')).result.find((r: { uri: string }) => r.uri === 'sip:chat-secret@localhost');
       assert.deepEqual(secret, { uri: 'sip:chat-secret@localhost', private: true, members: 1, owner: 'sip:erin@localhost' });
+      assert.deepEqual((await rpc(s, 'imc.list_members', ['sip:chat-two%20words@localhost'])).result, [{ uri: 'sip:dora%40home@localhost', role: 'owner', nick: 'dora@home' }]);
     });
 
     test('the Kamailio database is only read', () => {
@@ -92,7 +95,8 @@ describe('parley import-imc, then the management commands', () => {
     test('a second run imports nothing', async () => {
       const again = await parley(['import-imc', '--from', `sqlite:${kamailio}`, '--db', database]);
       assert.equal(again.code, 0, again.stderr);
-      assert.match(again.stdout, /^imported 0 rooms with 0 members .*; skipped 4 rooms$/m);
+      assert.match(again.stdout, /^imported 0 rooms with 0 members .*; skipped 5 rooms$/m);
+      assert.match(again.stdout, /^skipped sip:chat-two%20words@localhost: Parley has this room already$/m, 'a room named by its address');
     });
 
     test('other table names', async () => {
@@ -101,7 +105,7 @@ describe('parley import-imc, then the management commands', () => {
       createKamailioDatabase(source, { rooms: 'kam_rooms', members: 'kam_members' });
       const outcome = await parley(['import-imc', '--from', `sqlite:${source}`, '--rooms-table', 'kam_rooms', '--members-table', 'kam_members', '--db', target]);
       assert.equal(outcome.code, 0, outcome.stderr);
-      assert.match(outcome.stdout, /^imported 3 rooms with 7 members /);
+      assert.match(outcome.stdout, /^imported 4 rooms with 8 members /);
     });
 
     test('a missing source or --from is an error', async () => {
@@ -126,6 +130,7 @@ describe('parley import-imc, then the management commands', () => {
         ['sip:chat-existing@localhost', 'no', '1', 'sip:ivy@localhost'],
         ['sip:chat-secret@localhost', 'yes', '1', 'sip:erin@localhost'],
         ['sip:chat-team@localhost', 'no', '3', 'sip:alice@localhost'],
+        ['sip:chat-two%20words@localhost', 'no', '1', 'sip:dora%40home@localhost'],
       ]);
     });
 
@@ -176,7 +181,7 @@ describe('parley import-imc, then the management commands', () => {
       writeFileSync(config, `database: ${database}\nadmin:\n  listen: 127.0.0.1:${s.server.admin!.port}\n`);
       const { code, stdout, stderr } = await parley(['rpc', 'imc.active_rooms', '--config', config]);
       assert.equal(code, 0, stderr);
-      assert.equal(stdout, '3\n');
+      assert.equal(stdout, '4\n');
     });
   });
 });

@@ -28,7 +28,7 @@ test('import-imc reads a Kamailio PostgreSQL database', async () => {
   const database = `sqlite:${join(dir, 'parley.db')}`;
   const outcome = await parley(['import-imc', '--from', source, '--db', database]);
   assert.equal(outcome.code, 0, outcome.stderr);
-  assert.match(outcome.stdout, /^imported 3 rooms with 7 members from postgres:\/\/.*; skipped 1 room\nskipped sip:chat-orphan@localhost: no owner\n$/);
+  assert.match(outcome.stdout, /^imported 4 rooms with 8 members from postgres:\/\/.*; skipped 1 room\nskipped sip:chat-orphan@localhost: no owner\n$/);
 
   const store = await openStore(database);
   try {
