@@ -84,8 +84,12 @@ export const MAX_NAME = 64;
 const MAX_NICK = 32;
 const MAX_TOPIC = 256;
 const USER_PART = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$/;
-/** What no room name holds, though a user part may, escaped: it would break the lines rooms answer with. */
-const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
+/**
+ * What no room name or nick holds, though a user part may, escaped: control characters and line
+ * separators would break the lines the room sends, and bidirectional overrides would make them read
+ * as something else (a nick that shows as another, a name whose text runs backwards).
+ */
+const UNSHOWABLE = /[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 export class RoomModel {
   readonly rooms = new Map<string, Room>();
@@ -162,7 +166,7 @@ export class RoomModel {
   /** Refuses a room name (unescaped) no room may have; every room created is checked, whichever way it was named. */
   private checkName(name: string): void {
     if (name.length === 0 || name.length > MAX_NAME) throw new Refusal(`a room name has 1 to ${MAX_NAME} characters`);
-    if (CONTROL.test(name)) throw new Refusal('a room name has no control characters');
+    if (UNSHOWABLE.test(name)) throw new Refusal('a room name has no control characters');
     if (name === this.rules.manager) throw new Refusal('the manager address is not a room');
     if (!this.namePattern.test(name)) throw new Refusal(`room names must match ${this.rules.roomPattern}`);
   }
@@ -248,7 +252,7 @@ export class RoomModel {
   }
 
   async setNick(room: Room, aor: string, nick: string): Promise<Member> {
-    if (nick.length > MAX_NICK || /[<>"\\\x00-\x1f]/.test(nick)) {
+    if (nick.length > MAX_NICK || /[<>"\\]/.test(nick) || UNSHOWABLE.test(nick)) {
       throw new Refusal(`a nick has at most ${MAX_NICK} characters and no <, >, " or control characters`);
     }
     for (const [other, member] of room.members) {

@@ -131,6 +131,8 @@ export function roomsSuite(driver: string, makeDatabase: () => Promise<string | 
       test('nick and topic show up in the room', async () => {
         const alice = await user('alice');
         const bob = await user('bob');
+        // A right-to-left override would show "<ecila> ..." lines as Alice's.
+        assert.equal(await command(bob, 'sip:chat-team@localhost', '#nick \u202eecila'), 'refused: a nick has at most 32 characters and no <, >, " or control characters');
         assert.match(await command(bob, 'sip:chat-team@localhost', '#nick bobby'), /your nick .* is bobby/);
         assert.match(await command(bob, 'sip:chat-team@localhost', '#topic plans for friday'), /refused: only the owner and admins/);
         assert.match(await command(alice, 'sip:chat-team@localhost', '#topic plans for friday'), /topic set/);
