@@ -1,7 +1,7 @@
 // The room model (Kamailio's imc_mng): rooms and their members in memory, mirrored from the store
 // at start and kept in step with it (the store is written first, so what a command confirmed
 // survives a crash), and the rules of membership: names, capacity, who joins how, who removes whom.
-import { sipAddress, sipUriOfAor, splitAor, unescapeUriPart } from '../sip/index.js';
+import { escapeUser, sipAddress, sipUriOfAor, splitAor, unescapeUriPart } from '../sip/index.js';
 import type { RoomHistoryEntry, RoomMemberRecord, RoomRecord, RoomRole, RoomStore } from '../store/types.js';
 
 export interface Member {
@@ -37,7 +37,8 @@ export const aorOfMember = (m: { username: string; domain: string }) => `${m.use
 export const roomKey = (name: string, domain: string) => `${name}@${domain}`;
 /** The room's address; a name taken from a command's text may hold what a URI user part must escape (`%`, spaces...). */
 export const roomUri = (room: RoomRef) => sipAddress(room.name, room.domain);
-export const displayNick = (m: Member) => m.nick ?? m.username;
+/** A member's nick, else the user part of its address: unescaped when it is a nick setNick would take, else as its URI writes it. */
+export const displayNick = (m: Member) => m.nick ?? (isShowableNick(m.username) ? m.username : escapeUser(m.username));
 
 /** Members who take part in the room: everyone but those still invited. */
 export function activeMembers(room: Room): Member[] {
@@ -90,6 +91,11 @@ const USER_PART = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$/;
  * as something else (a nick that shows as another, a name whose text runs backwards).
  */
 const UNSHOWABLE = /[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+/** Whether `nick` can stand as "<nick>" before a line and quoted as a display name. */
+function isShowableNick(nick: string): boolean {
+  return !/[<>"\\]/.test(nick) && !UNSHOWABLE.test(nick);
+}
 
 export class RoomModel {
   readonly rooms = new Map<string, Room>();
@@ -252,7 +258,7 @@ export class RoomModel {
   }
 
   async setNick(room: Room, aor: string, nick: string): Promise<Member> {
-    if (nick.length > MAX_NICK || /[<>"\\]/.test(nick) || UNSHOWABLE.test(nick)) {
+    if (nick.length > MAX_NICK || !isShowableNick(nick)) {
       throw new Refusal(`a nick has at most ${MAX_NICK} characters and no <, >, " or control characters`);
     }
     for (const [other, member] of room.members) {

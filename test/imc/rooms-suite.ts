@@ -144,6 +144,17 @@ export function roomsSuite(driver: string, makeDatabase: () => Promise<string | 
         assert.doesNotMatch(await command(alice, manager, '#rooms'), /chat-secret/);
       });
 
+      test('a user part that would show as someone else stands escaped as its default nick', async () => {
+        const alice = await user('alice');
+        // U+202E, a right-to-left override: unescaped, "<\u202eecila>" shows as "<alice>".
+        const mallory = await user('%E2%80%AEecila');
+        assert.match(await command(alice, manager, '#create chat-bidi'), /created room/);
+        assert.match(await command(mallory, 'sip:chat-bidi@localhost', '#join'), /you joined/);
+        const seen = alice.waitForRequest((m) => m.body.toString().endsWith('> trust me'));
+        assert.equal((await mallory.message('sip:chat-bidi@localhost', 'trust me')).status, 200);
+        assert.equal((await seen).body.toString(), '<%E2%80%AEecila> trust me');
+      });
+
       test('history: a member who joins gets the last messages with their original Date', async () => {
         const alice = await user('alice');
         for (const n of [1, 2, 3, 4]) await alice.message('sip:chat-team@localhost', `history ${n}`);
