@@ -1,7 +1,7 @@
 // The room model (Kamailio's imc_mng): rooms and their members in memory, mirrored from the store
 // at start and kept in step with it (the store is written first, so what a command confirmed
 // survives a crash), and the rules of membership: names, capacity, who joins how, who removes whom.
-import { escapeUser, sipAddress, sipUriOfAor, splitAor, unescapeUriPart } from '../sip/index.js';
+import { type SipUri, UriError, escapeUser, parseUri, sipAddress, sipUriOfAor, splitAor } from '../sip/index.js';
 import type { RoomHistoryEntry, RoomMemberRecord, RoomRecord, RoomRole, RoomStore } from '../store/types.js';
 
 export interface Member {
@@ -84,7 +84,6 @@ export interface RoomRules {
 export const MAX_NAME = 64;
 const MAX_NICK = 32;
 const MAX_TOPIC = 256;
-const USER_PART = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$/;
 /**
  * What no room name or nick holds, though a user part may, escaped: control characters and line
  * separators would break the lines the room sends, and bidirectional overrides would make them read
@@ -141,32 +140,23 @@ export class RoomModel {
   }
 
   /**
-   * The room `text` names: sip:name@domain (parameters left out), name@domain, or a bare name of
-   * `domain`, the name written as in a URI (see nameOf). Refused when it is no room's address.
+   * The room `text` names: sip:name@domain, name@domain, or a bare name of `domain`, read as a URI
+   * is (its name unescaped, as a MESSAGE's Request-URI names the room; parameters left out).
+   * Refused when it is no room's address.
    */
   refOf(text: string, domain: string): RoomRef {
     const bare = text.replace(/^sips?:/i, '');
-    // A room named without its domain is one of the domain the command was sent to.
-    const named = bare.includes('@') ? splitAor(bare) : undefined;
-    const host = named ? named.domain.replace(/;.*/s, '').toLowerCase() : domain;
-    if (!this.domains.has(host)) throw new Refusal(`rooms live only in ${[...this.domains].join(', ')}, not ${host.slice(0, 80)}`);
-    return { name: this.nameOf(named ? named.user : bare), domain: host };
-  }
-
-  /**
-   * The name of the room a user part written as in a URI (`a%20b`) stands for: unescaped (`a b`), as
-   * the Request-URI of a MESSAGE to that room is read, so that both name the same room.
-   */
-  nameOf(written: string): string {
-    if (!USER_PART.test(written)) throw new Refusal(`"${written.slice(0, 80)}" has characters a SIP user part cannot have; write them escaped (%20 for a space)`);
-    let name: string;
+    let uri: SipUri;
     try {
-      name = unescapeUriPart(written);
-    } catch {
-      throw new Refusal(`"${written.slice(0, 80)}" has an escape that is not UTF-8`);
+      // A room named without its domain is one of the domain the command was sent to.
+      uri = parseUri(`sip:${bare.includes('@') ? bare : `${bare}@${domain}`}`);
+    } catch (error) {
+      if (!(error instanceof UriError)) throw error;
+      throw new Refusal(`"${text.slice(0, 80)}" is no room's address (${error.message.slice(0, 120)}); characters a URI cannot hold are written escaped (%20 for a space)`);
     }
-    this.checkName(name);
-    return name;
+    if (!this.domains.has(uri.host)) throw new Refusal(`rooms live only in ${[...this.domains].join(', ')}, not ${uri.host.slice(0, 80)}`);
+    this.checkName(uri.user);
+    return { name: uri.user, domain: uri.host };
   }
 
   /** Refuses a room name (unescaped) no room may have; every room created is checked, whichever way it was named. */

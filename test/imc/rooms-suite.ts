@@ -74,7 +74,7 @@ export function roomsSuite(driver: string, makeDatabase: () => Promise<string | 
         assert.ok(s.server.rooms!.listRooms().some((r) => r.uri === room), 'one room, written as its address');
         assert.equal(await command(alice, manager, '#create chat-two words'), 'refused: unknown option "words"; usage: #create [room] [private]');
         assert.equal(await command(alice, manager, '#create chat-line%0Abreak'), 'refused: a room name has no control characters');
-        assert.equal(await command(alice, manager, '#create chat-%FF'), 'refused: "chat-%FF" has an escape that is not UTF-8');
+        assert.match(await command(alice, manager, '#create chat-%FF'), /^refused: "chat-%FF" is no room's address \(bad escape in "chat-%FF"\)/);
         // Named by the address it is created at: checked as a command's name is.
         assert.equal(await command(alice, `sip:chat-${'x'.repeat(70)}@localhost`, '#create'), 'refused: a room name has 1 to 64 characters');
       });
