@@ -2,7 +2,7 @@
 // users.list, and the SIP, transport and internal-error metrics.
 import { formatListener } from '../config/index.js';
 import { internalErrors } from '../log/index.js';
-import { REFUSAL_REASONS, sipUriOfAor } from '../sip/index.js';
+import { REFUSAL_REASONS, sipAddress } from '../sip/index.js';
 import type { Metric, PluginContext, PluginHealth, RpcMethods } from '../plugin/index.js';
 
 export function coreMethods(context: PluginContext, startedAt: number, statusFields: () => Record<string, unknown>): RpcMethods {
@@ -21,7 +21,7 @@ export function coreMethods(context: PluginContext, startedAt: number, statusFie
       params: [{ name: 'domain', optional: true }],
       call: async ({ domain }) => {
         const users = await context.store.users.list(domain?.toLowerCase());
-        return users.map((user) => ({ user: sipUriOfAor(`${user.username}@${user.domain}`), createdAt: new Date(user.createdAt).toISOString() }));
+        return users.map((user) => ({ user: sipAddress(user.username, user.domain), createdAt: new Date(user.createdAt).toISOString() }));
       },
     },
   };

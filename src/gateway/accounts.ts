@@ -1,7 +1,7 @@
 // Linked accounts as the operator's tools and the #link command make them: checking what was given
 // (network, account, server, TLS mode) and sealing the password, the same way whoever asks; and
 // trying an account's password once against its network.
-import { type SipUri, parseUri, sipAddress } from '../sip/index.js';
+import { type SipUri, parseTypedAddress, sipAddress } from '../sip/index.js';
 import type { GatewayAccount, GatewayTlsMode, NewGatewayAccount } from '../store/types.js';
 import type { NetworkAdapter, SessionSettings } from './adapter.js';
 import type { GatewayOptions } from './options.js';
@@ -94,7 +94,7 @@ function portOf(text: string): number {
 export function sipUserOf(address: string, localDomains: ReadonlySet<string>): string {
   let uri: SipUri | undefined;
   try {
-    uri = parseUri(/^sips?:/i.test(address) ? address.replace(/^sips?:/i, 'sip:') : `sip:${address}`);
+    uri = parseTypedAddress(address);
   } catch {
     // Reported below, as any other address that is not user@domain.
   }

@@ -2,7 +2,7 @@
 // whitespace-separated arguments. Each command is an entry: its name and aliases (those of the
 // original imc module and of current Kamailio), argument syntax, help text, who may run it, and its
 // handler. A command's effect is committed to the store before it is confirmed.
-import { parseUri, sipUriOfAor, UriError } from '../sip/index.js';
+import { parseTypedAddress, sipUriOfAor, UriError } from '../sip/index.js';
 import type { RoomRole } from '../store/index.js';
 import type { RoomFanOut } from './fanout.js';
 import type { RoomHistory } from './history.js';
@@ -259,9 +259,8 @@ function roomArg(arg: string | undefined, context: CommandContext, command: Comm
 
 /** A user argument: sip:user@domain, user@domain, or a bare user of the room's domain. */
 export function userArg(arg: string, domain: string): { username: string; domain: string } {
-  const text = /^sips?:/i.test(arg) ? arg : `sip:${arg.includes('@') ? arg : `${arg}@${domain}`}`;
   try {
-    const uri = parseUri(text);
+    const uri = parseTypedAddress(arg, domain);
     if (!uri.user) throw new UriError('no user part');
     if (uri.user.length > MAX_NAME || uri.host.length > MAX_NAME) throw new UriError('too long');
     return { username: uri.user, domain: uri.host };

@@ -1,7 +1,7 @@
 // The room model (Kamailio's imc_mng): rooms and their members in memory, mirrored from the store
 // at start and kept in step with it (the store is written first, so what a command confirmed
 // survives a crash), and the rules of membership: names, capacity, who joins how, who removes whom.
-import { type SipUri, UriError, escapeUser, parseUri, sipAddress, sipUriOfAor, splitAor } from '../sip/index.js';
+import { type SipUri, UriError, escapeUser, parseTypedAddress, sipAddress, sipUriOfAor, splitAor } from '../sip/index.js';
 import type { RoomHistoryEntry, RoomMemberRecord, RoomRecord, RoomRole, RoomStore } from '../store/types.js';
 
 export interface Member {
@@ -145,11 +145,10 @@ export class RoomModel {
    * Refused when it is no room's address.
    */
   refOf(text: string, domain: string): RoomRef {
-    const bare = text.replace(/^sips?:/i, '');
     let uri: SipUri;
     try {
-      // A room named without its domain is one of the domain the command was sent to.
-      uri = parseUri(`sip:${bare.includes('@') ? bare : `${bare}@${domain}`}`);
+      // A room named without its domain is one of the domain the command was sent to, "sip:" before its name or not.
+      uri = parseTypedAddress(text.replace(/^sips?:/i, ''), domain);
     } catch (error) {
       if (!(error instanceof UriError)) throw error;
       throw new Refusal(`"${text.slice(0, 80)}" is no room's address (${error.message.slice(0, 120)}); characters a URI cannot hold are written escaped (%20 for a space)`);

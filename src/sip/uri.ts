@@ -267,6 +267,15 @@ export function splitAor(aor: string): { user: string; domain: string } {
   return at < 0 ? { user: '', domain: aor } : { user: aor.slice(0, at), domain: aor.slice(at + 1) };
 }
 
+/**
+ * An address as a person types one, in a command or an RPC call: a SIP or SIPS URI (read as sip:),
+ * user@domain, or, given `defaultDomain`, a bare user of that domain. Throws UriError as parseUri does.
+ */
+export function parseTypedAddress(text: string, defaultDomain?: string): SipUri {
+  if (/^sips?:/i.test(text)) return parseUri(text.replace(/^sips?:/i, 'sip:'));
+  return parseUri(`sip:${text.includes('@') || defaultDomain === undefined ? text : `${text}@${defaultDomain}`}`);
+}
+
 /** The domain of an AOR as aorOf writes it. */
 export function domainOfAor(aor: string): string {
   return aor.slice(aor.lastIndexOf('@') + 1);

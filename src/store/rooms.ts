@@ -13,7 +13,8 @@ const MEMBER_ADMIN = 2;
 const MEMBER_INVITED = 4;
 const ROOM_PRIVATE = 1;
 
-const roomUri = (name: string, domain: string) => `sip:${name}@${domain}`;
+/** A room as the member and history rows name it: Kamailio's room column, `sip:name@domain`, the name as Parley keeps it. */
+const roomColumn = (name: string, domain: string) => `sip:${name}@${domain}`;
 
 function memberFlag(member: RoomMemberRecord): number {
   const role = member.role === 'owner' ? MEMBER_OWNER : member.role === 'admin' ? MEMBER_ADMIN : 0;
@@ -157,7 +158,7 @@ export class RoomRepository implements RoomStore {
   }
 
   async destroyRoom(name: string, domain: string): Promise<void> {
-    const uri = roomUri(name, domain);
+    const uri = roomColumn(name, domain);
     await this.db.transaction().execute(async (trx) => {
       await trx.deleteFrom(this.membersTable).where('room', '=', uri).execute();
       await trx.deleteFrom('parley_imc_members').where('room', '=', uri).execute();
@@ -172,7 +173,7 @@ export class RoomRepository implements RoomStore {
   }
 
   private async writeMember(trx: Transaction<Database>, member: RoomMemberRecord): Promise<void> {
-    const room = roomUri(member.roomName, member.roomDomain);
+    const room = roomColumn(member.roomName, member.roomDomain);
     const key = { username: member.username, domain: member.domain, room };
     await trx
       .insertInto(this.membersTable)
@@ -187,7 +188,7 @@ export class RoomRepository implements RoomStore {
   }
 
   async removeMember(roomName: string, roomDomain: string, username: string, domain: string): Promise<void> {
-    const room = roomUri(roomName, roomDomain);
+    const room = roomColumn(roomName, roomDomain);
     await this.db.transaction().execute(async (trx) => {
       for (const table of [this.membersTable, 'parley_imc_members'] as const) {
         await trx.deleteFrom(table).where('room', '=', room).where('username', '=', username).where('domain', '=', domain).execute();
@@ -203,7 +204,7 @@ export class RoomRepository implements RoomStore {
     if (entries.length === 0) return;
     if (this.writer) {
       // A statement per row, each compiled once (see CompiledStatements): the rows of a batch go to the thread in one message.
-      const rows = entries.map((e) => this.statements.compile('history row', [roomUri(e.roomName, e.roomDomain), e.sender, e.nick, e.contentType, e.body, e.at], this.insertHistoryRow));
+      const rows = entries.map((e) => this.statements.compile('history row', [roomColumn(e.roomName, e.roomDomain), e.sender, e.nick, e.contentType, e.body, e.at], this.insertHistoryRow));
       await this.writer.write(rows);
       return;
     }
@@ -212,7 +213,7 @@ export class RoomRepository implements RoomStore {
         .insertInto('parley_imc_history')
         .values(
           entries.map((e) => ({
-            room: roomUri(e.roomName, e.roomDomain),
+            room: roomColumn(e.roomName, e.roomDomain),
             sender: e.sender,
             nick: e.nick,
             content_type: e.contentType,
@@ -230,7 +231,7 @@ export class RoomRepository implements RoomStore {
     });
 
   async recentHistory(name: string, domain: string, limit: number): Promise<RoomHistoryEntry[]> {
-    const room = roomUri(name, domain);
+    const room = roomColumn(name, domain);
     const rows = await this.db.selectFrom('parley_imc_history').selectAll().where('room', '=', room).orderBy('id', 'desc').limit(limit).execute();
     const oldestKept = rows[rows.length - 1]?.id;
     if (oldestKept !== undefined && rows.length === limit) {

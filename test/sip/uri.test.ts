@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_URI_LENGTH, UriError, aorOf, domainOfAor, escapeUser, formatUri, parseHostPort, parseUri, sipAddress, sipUriOfAor, splitAor } from '../../src/sip/uri.js';
+import { MAX_URI_LENGTH, UriError, aorOf, domainOfAor, escapeUser, formatUri, parseHostPort, parseTypedAddress, parseUri, sipAddress, sipUriOfAor, splitAor } from '../../src/sip/uri.js';
 
 type Fields = {
   scheme?: string;
@@ -127,6 +127,18 @@ describe('formatUri', () => {
 });
 
 describe('URI helpers', () => {
+  it('parseTypedAddress reads a typed URI, user@domain, or a bare user of the default domain', () => {
+    const read = (text: string, domain?: string) => {
+      const uri = parseTypedAddress(text, domain);
+      return [uri.scheme, uri.user, uri.host];
+    };
+    assert.deepEqual(read('sips:Dora%40home@Example.com'), ['sip', 'Dora@home', 'example.com']);
+    assert.deepEqual(read('bob@example.com', 'localhost'), ['sip', 'bob', 'example.com']);
+    assert.deepEqual(read('bob', 'localhost'), ['sip', 'bob', 'localhost']);
+    assert.deepEqual(read('bob'), ['sip', '', 'bob'], 'no default domain: a bare word is a host');
+    assert.throws(() => parseTypedAddress('bad<user', 'localhost'), UriError);
+  });
+
   it('escapes what a user part may not hold literally', () => {
     assert.equal(escapeUser('I have spaces'), 'I%20have%20spaces');
     assert.equal(escapeUser('null-\0-null'), 'null-%00-null');
